@@ -1,0 +1,54 @@
+//! Packet sources: capture files (pcap, pcapng, gzip-compressed either way) and, with the `live`
+//! feature, network interfaces through libpcap.
+//!
+//! A source hands out borrowed [`Frame`]s: the bytes stay in the reader's buffer and only the TCP
+//! payloads the later stages keep are ever copied.
+
+mod file;
+mod timestamp;
+
+pub use file::{CaptureError, CaptureErrorKind, FileSource};
+pub use timestamp::Timestamp;
+
+/// A link-layer header type, as numbered by the tcpdump.org LINKTYPE registry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LinkType(pub u32);
+
+impl LinkType {
+    /// BSD loopback: a 4-byte address family in host byte order.
+    pub const NULL: LinkType = LinkType(0);
+    pub const ETHERNET: LinkType = LinkType(1);
+    /// Raw IP (IPv4 or IPv6, told apart by the version nibble).
+    pub const RAW: LinkType = LinkType(101);
+    /// OpenBSD loopback: like NULL, but the family is big-endian.
+    pub const LOOP: LinkType = LinkType(108);
+    pub const LINUX_SLL: LinkType = LinkType(113);
+    pub const IPV4: LinkType = LinkType(228);
+    pub const IPV6: LinkType = LinkType(229);
+    pub const LINUX_SLL2: LinkType = LinkType(276);
+    /// Some old captures store raw IP under the DLT_RAW values of BSD (12 and 14).
+    pub const RAW_BSD12: LinkType = LinkType(12);
+    pub const RAW_BSD14: LinkType = LinkType(14);
+}
+
+/// One captured frame, borrowed from the source's buffer.
+#[derive(Clone, Copy)]
+pub struct Frame<'a> {
+    pub ts: Timestamp,
+    pub link_type: LinkType,
+    /// Length of the frame on the wire (may exceed `data.len()` when the snaplen cut it).
+    pub orig_len: u32,
+    pub data: &'a [u8],
+}
+
+impl std::fmt::Debug for Frame<'_> {
+    /// Frames carry payload bytes, which may hold passwords: never print them.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Frame")
+            .field("ts", &self.ts)
+            .field("link_type", &self.link_type)
+            .field("orig_len", &self.orig_len)
+            .field("caplen", &self.data.len())
+            .finish()
+    }
+}

@@ -1,0 +1,11 @@
+//! TCP flows: a table of connections and, per direction, a bounded reassembler that turns
+//! segments into an ordered byte stream.
+
+mod key;
+pub mod reassembly;
+pub mod seq;
+mod table;
+
+pub use key::{Endpoint, FlowKey, Side};
+pub use reassembly::{ReassemblyLimits, ReassemblyStats, StreamChunk, StreamReassembler};
+pub use table::{CloseReason, FlowEvent, FlowInfo, FlowLimits, FlowStats, FlowTable};

@@ -1,0 +1,28 @@
+//! credwatch: find mail logins that cross the network in clear.
+//!
+//! Data flows through one module per stage:
+//!
+//! ```text
+//! capture ──Frame──▶ decode ──TcpPacket──▶ flow (table ▸ reassembly) ──StreamEvent──▶ proto (session ▸ parser)
+//!                                                                                     │ CredentialEvent (redacted)
+//!                                                                                     ▼
+//!                                                                   alert (model) ──▶ output (json, text)
+//! ```
+//!
+//! * [`capture`] reads frames from capture files (pure Rust) or, with the `live` feature, from libpcap.
+//! * [`decode`] peels link layers, VLAN tags and tunnels down to TCP segments, without copying.
+//! * [`flow`] keeps one entry per TCP connection and turns segments into an ordered byte stream per
+//!   direction, with bounded memory.
+//! * [`proto`] recognises POP3, IMAP and SMTP and runs one session state machine per flow. It is the only
+//!   module that ever sees a password; what leaves it is already redacted.
+//! * [`alert`] is the event model every output serialises; [`output`] writes it.
+//! * [`pipeline`] wires the stages together on one or more threads.
+
+pub mod alert;
+pub mod capture;
+pub mod decode;
+pub mod flow;
+pub mod output;
+pub mod pcapwriter;
+pub mod pipeline;
+pub mod proto;
