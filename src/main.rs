@@ -1,1 +1,95 @@
-fn main() {}
+//! The `credwatch` command: parse the command line, set up logging, run, map the result to an
+//! exit status (documented in `--help`).
+
+mod cli;
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+
+use clap::Parser;
+use tracing_subscriber::EnvFilter;
+
+use cli::{Cli, Command, Format, ReadArgs};
+use credwatch::output::{JsonSink, Sink, TextSink};
+use credwatch::pipeline::{self, RunError};
+
+const EXIT_FATAL: u8 = 1;
+const EXIT_PARTIAL: u8 = 3;
+const EXIT_ALERT: u8 = 10;
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose, cli.quiet);
+    let result = match &cli.command {
+        Command::Read(args) => read(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(error) => {
+            if is_broken_pipe(&error) {
+                return ExitCode::SUCCESS;
+            }
+            tracing::error!("{error:#}");
+            eprintln!("credwatch: {error:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+fn init_logging(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none())
+        .init();
+}
+
+fn read(args: &ReadArgs) -> anyhow::Result<ExitCode> {
+    let config = args.run_config()?;
+    let paths = pipeline::expand_inputs(&args.paths)?;
+    let stdout = std::io::stdout();
+    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
+    let mut sink: Box<dyn Sink> = match args.format {
+        Format::Json => Box::new(JsonSink::new(out)),
+        Format::Text => Box::new(TextSink::new(out, colour)),
+    };
+    let report = pipeline::read_files(&paths, &config, sink.as_mut())?;
+    drop(sink);
+    std::io::stdout().flush().ok();
+    tracing::info!(
+        files = report.files_read,
+        frames = report.frames,
+        bytes = report.bytes,
+        cleartext = report.cleartext_alerts,
+        weak = report.weak_alerts,
+        anomalies = report.anomalies,
+        flows = report.engine.flow.flows_created,
+        evicted = report.engine.flow.flows_evicted,
+        gaps = report.engine.flow.reassembly.gaps,
+        "done"
+    );
+    tracing::debug!(decode = ?report.decode, flow = ?report.engine.flow, proto = ?report.engine.proto, "counters");
+    Ok(if !report.file_errors.is_empty() {
+        ExitCode::from(EXIT_PARTIAL)
+    } else if args.fail_on_alert && report.cleartext_alerts > 0 {
+        ExitCode::from(EXIT_ALERT)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+fn is_broken_pipe(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(cause.downcast_ref::<RunError>(), Some(RunError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

@@ -2,13 +2,43 @@
 //! sections and interfaces), gzip-compressed either way, from a path or stdin. The format is
 //! sniffed from the first bytes, never taken from the file name.
 //!
-//! TO BE IMPLEMENTED (helper): see the interface below.
+//! Byte offsets in errors and logs count bytes of the *decompressed* stream: for a gzip file they
+//! point where `zcat file | tcpdump -r -` would be.
+//!
+//! pcap-parser's streaming readers own the read buffer and parse the file header, section headers
+//! and interface descriptions. This module frames every record itself before asking them to parse
+//! it: their `Incomplete` and `BufferTooSmall` do not say how long the record is, which is needed
+//! to grow the buffer for a jumbo block and to reject an absurd length as corrupt at once instead
+//! of buffering the rest of the file. pcapng packet blocks (EPB, SPB and the obsolete PB) are decoded
+//! here too, because pcap-parser collects EPB options into a `Vec` per packet and hands PBs out as
+//! unknown blocks.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Cursor, Read};
+use std::ops::Range;
 use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+use flate2::read::MultiGzDecoder;
+use pcap_parser::traits::PcapReaderIterator;
+use pcap_parser::{
+    Block, InterfaceDescriptionBlock, LegacyPcapReader, OptionCode, PcapBlockOwned, PcapError, PcapHeader,
+    PcapNGReader, BOM_MAGIC, CB_MAGIC, DCB_MAGIC, DSB_MAGIC, EPB_MAGIC, IDB_MAGIC, ISB_MAGIC, NRB_MAGIC, PIB_MAGIC,
+    SHB_MAGIC, SJE_MAGIC, SPB_MAGIC,
+};
 
 use super::{Frame, LinkType, Timestamp};
 
+#[cfg(test)]
+mod tests;
+
 /// Why a capture file could not be read (further), with the file and byte offset it happened at.
+///
+/// The offset is the start of the record being read, counted in the decompressed stream.
 #[derive(Debug, thiserror::Error)]
 #[error("{file}: at byte offset {offset}: {kind}")]
 pub struct CaptureError {
@@ -21,6 +51,8 @@ pub struct CaptureError {
 pub enum CaptureErrorKind {
     #[error("cannot read: {0}")]
     Io(#[from] std::io::Error),
+    #[error("file is empty, not a capture")]
+    Empty,
     #[error("not a pcap or pcapng capture (first bytes {0:02x?})")]
     UnknownFormat([u8; 4]),
     #[error("file ends inside a record (truncated capture)")]
@@ -29,42 +61,717 @@ pub enum CaptureErrorKind {
     Corrupt(String),
 }
 
+/// Starting size of the read buffer: large reads keep the per-packet cost close to a memcpy.
+const INITIAL_BUFFER_LEN: usize = 1 << 20;
+/// Longest record (classic pcap record or pcapng block) accepted; anything longer is corruption.
+const MAX_RECORD_LEN: usize = 256 << 20;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Enough leading bytes to tell the format and, for pcapng, the first block's length.
+const SNIFF_LEN: usize = 12;
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+const LEGACY_HEADER_LEN: usize = 24;
+/// Classic pcap magics, read little-endian: microsecond and nanosecond resolution in both byte
+/// orders, and the little-endian "modified" (Kuznetsov) format that pcap-parser also reads.
+const LEGACY_MAGICS: [u32; 5] = [0xa1b2_c3d4, 0xd4c3_b2a1, 0xa1b2_3c4d, 0x4d3c_b2a1, 0xa1b2_cd34];
+/// The obsolete pcapng Packet Block, which pcap-parser has no constant for.
+const PB_MAGIC: u32 = 0x0000_0002;
+/// pcapng blocks that carry no packets and are skipped without a warning.
+const NON_PACKET_BLOCKS: [u32; 7] = [NRB_MAGIC, ISB_MAGIC, SJE_MAGIC, DSB_MAGIC, CB_MAGIC, DCB_MAGIC, PIB_MAGIC];
+/// The link-type bits of a classic pcap header; the upper bits carry FCS information (libpcap's
+/// `LT_LINKTYPE`).
+const LEGACY_LINKTYPE_MASK: u32 = 0x03FF_FFFF;
+/// Warnings past this many per file go to the debug level, so one broken file cannot flood the log.
+const MAX_LOGGED_WARNINGS: u64 = 20;
+
 /// Reads frames from one capture file.
 pub struct FileSource {
-    _todo: (),
+    name: String,
+    buffer: RecordBuffer,
+    layout: Layout,
+    /// Timestamp of the latest packet, given to Simple Packet Blocks, which carry none.
+    last_ts: Timestamp,
+    warnings: u64,
+    finished: bool,
 }
 
 impl FileSource {
     /// Opens `path` (`-` reads standard input).
     pub fn open(path: &Path) -> Result<FileSource, CaptureError> {
-        let _ = path;
-        todo!()
+        let name = path.to_string_lossy().into_owned();
+        if path.as_os_str() == "-" {
+            return Self::from_reader(name, Box::new(io::stdin()));
+        }
+        match File::open(path) {
+            Ok(file) => Self::from_reader(name, Box::new(file)),
+            Err(error) => Err(CaptureError { file: name, offset: 0, kind: CaptureErrorKind::Io(error) }),
+        }
     }
 
     /// Reads a capture from any byte stream; `name` is used in errors and logs.
     pub fn from_reader(name: String, reader: Box<dyn std::io::Read + Send>) -> Result<FileSource, CaptureError> {
-        let _ = (name, reader);
-        todo!()
+        match open_capture(reader) {
+            Ok((buffer, layout)) => {
+                Ok(FileSource { name, buffer, layout, last_ts: Timestamp::default(), warnings: 0, finished: false })
+            }
+            Err(kind) => Err(CaptureError { file: name, offset: 0, kind }),
+        }
     }
 
     /// The next frame, `Ok(None)` at the end. After an error the source is finished.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        let _ = (LinkType::ETHERNET, Timestamp(0));
-        todo!()
+        if self.finished {
+            return Ok(None);
+        }
+        match self.next_packet() {
+            Ok(Some(packet)) => Ok(Some(Frame {
+                ts: packet.ts,
+                link_type: packet.link_type,
+                orig_len: packet.orig_len,
+                // The decoders only hand out ranges inside the record `next_record` buffered.
+                data: self.buffer.reader.data().get(packet.data).unwrap_or_default(),
+            })),
+            Ok(None) => {
+                self.finished = true;
+                Ok(None)
+            }
+            Err(kind) => {
+                self.finished = true;
+                Err(CaptureError { file: self.name.clone(), offset: self.buffer.offset(), kind })
+            }
+        }
     }
 
     /// The name given to the source (the path as the user wrote it, or `-`).
     pub fn name(&self) -> &str {
-        todo!()
+        &self.name
     }
 
     /// Compressed bytes consumed so far from the underlying file (for progress reporting).
     pub fn bytes_read(&self) -> u64 {
-        todo!()
+        self.buffer.input.compressed_bytes.load(Ordering::Relaxed)
     }
 
     /// Non-fatal problems met so far (unknown pcapng blocks, packets for an undeclared interface, …).
     pub fn warnings(&self) -> u64 {
-        todo!()
+        self.warnings
+    }
+
+    /// Reads records until one holds a packet; `None` at a clean end of file.
+    fn next_packet(&mut self) -> Result<Option<PacketLocation>, CaptureErrorKind> {
+        loop {
+            let outcome = match &mut self.layout {
+                Layout::Legacy(legacy) => {
+                    if self.buffer.next_record(|data| legacy.record_len(data))?.is_none() {
+                        return Ok(None);
+                    }
+                    legacy.decode_record(self.buffer.reader.as_mut())?
+                }
+                Layout::Ng(section) => {
+                    let section_big_endian = section.big_endian;
+                    let framed = self.buffer.next_record(|data| {
+                        Ok(ng_block_header(data, section_big_endian)?.map(|block| (block.len, block)))
+                    })?;
+                    let Some(block) = framed else {
+                        return Ok(None);
+                    };
+                    section.decode_block(self.buffer.reader.as_mut(), block, self.last_ts)?
+                }
+            };
+            match outcome {
+                RecordOutcome::Packet(packet) => {
+                    self.last_ts = packet.ts;
+                    return Ok(Some(packet));
+                }
+                RecordOutcome::Metadata => {}
+                RecordOutcome::Warning(warning) => self.note(&warning),
+            }
+        }
+    }
+
+    fn note(&mut self, warning: &Warning) {
+        self.warnings += 1;
+        let offset = self.buffer.offset();
+        if self.warnings <= MAX_LOGGED_WARNINGS {
+            tracing::warn!(file = %self.name, offset, "{warning}");
+        } else {
+            tracing::debug!(file = %self.name, offset, "{warning}");
+        }
+        if self.warnings == MAX_LOGGED_WARNINGS {
+            tracing::warn!(file = %self.name, "further warnings for this file are logged at debug level");
+        }
+    }
+}
+
+/// pcap-parser's reader, plus what it cannot tell: its buffer size and the I/O error behind a
+/// failed read.
+struct RecordBuffer {
+    reader: Box<dyn PcapReaderIterator + Send>,
+    input: Arc<InputState>,
+    capacity: usize,
+    /// Length of the record handed out last. It is consumed at the next call, so that the frame
+    /// returned meanwhile can borrow the buffer.
+    pending_consume: usize,
+}
+
+impl RecordBuffer {
+    fn new(reader: Box<dyn PcapReaderIterator + Send>, input: Arc<InputState>, capacity: usize) -> RecordBuffer {
+        RecordBuffer { reader, input, capacity, pending_consume: 0 }
+    }
+
+    /// Offset of the current record in the decompressed stream.
+    fn offset(&self) -> u64 {
+        self.reader.consumed() as u64
+    }
+
+    /// Steps past the previous record and makes sure the whole next one is in the buffer.
+    /// `frame` reads its length (and whatever else the caller needs) from the bytes buffered so
+    /// far, or returns `None` while even its header is incomplete. Returns `None` at a clean end of
+    /// file.
+    fn next_record<H>(
+        &mut self,
+        frame: impl Fn(&[u8]) -> Result<Option<(usize, H)>, CaptureErrorKind>,
+    ) -> Result<Option<H>, CaptureErrorKind> {
+        self.reader.consume_noshift(std::mem::take(&mut self.pending_consume));
+        loop {
+            let data = self.reader.data();
+            let available = data.len();
+            match frame(data)? {
+                Some((len, header)) if len <= available => {
+                    self.pending_consume = len;
+                    return Ok(Some(header));
+                }
+                Some((len, _)) => self.reserve(len),
+                None => {}
+            }
+            if self.reader.reader_exhausted() {
+                return if available == 0 { Ok(None) } else { Err(CaptureErrorKind::Truncated) };
+            }
+            if self.reader.refill().is_err() {
+                return Err(self.input.take_read_error());
+            }
+        }
+    }
+
+    /// Grows the buffer so that a record of `len` bytes fits (framing caps `len` at `MAX_RECORD_LEN`).
+    fn reserve(&mut self, len: usize) {
+        if len > self.capacity {
+            let capacity = len.next_power_of_two().min(MAX_RECORD_LEN);
+            self.reader.grow(capacity);
+            self.capacity = capacity;
+        }
+    }
+}
+
+/// Sniffs gzip, then the capture format, and reads the file header.
+fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
+    let input = Arc::new(InputState::default());
+    let SniffedStream { stream, head, head_len } = decompressed_stream(raw, &input)?;
+    let sniffed = head.get(..head_len).unwrap_or_default();
+    if sniffed.is_empty() {
+        return Err(CaptureErrorKind::Empty);
+    }
+    let Some(&magic) = sniffed.first_chunk::<4>() else {
+        let mut padded = [0u8; 4];
+        padded.iter_mut().zip(sniffed).for_each(|(to, from)| *to = *from);
+        return Err(CaptureErrorKind::UnknownFormat(padded));
+    };
+    let magic_le = u32::from_le_bytes(magic);
+    if LEGACY_MAGICS.contains(&magic_le) {
+        open_legacy(stream, input)
+    } else if magic_le == SHB_MAGIC {
+        open_ng(stream, input, sniffed)
+    } else {
+        Err(CaptureErrorKind::UnknownFormat(magic))
+    }
+}
+
+/// The capture stream, decompressed when it starts with the gzip magic, and its first bytes.
+struct SniffedStream {
+    /// The whole stream, including the bytes in `head`.
+    stream: Box<dyn Read + Send>,
+    /// The first `SNIFF_LEN` bytes, or fewer (`head_len`) when the stream is that short.
+    head: [u8; SNIFF_LEN],
+    head_len: usize,
+}
+
+fn decompressed_stream(raw: Box<dyn Read + Send>, input: &Arc<InputState>) -> Result<SniffedStream, CaptureErrorKind> {
+    let mut compressed = CountingReader { inner: raw, input: Arc::clone(input) };
+    let mut head = [0u8; SNIFF_LEN];
+    let head_len = read_up_to(&mut compressed, &mut head)?;
+    let already_read = Cursor::new(head).take(head_len as u64);
+    if !head.starts_with(&GZIP_MAGIC) {
+        let stream = Box::new(already_read.chain(compressed));
+        return Ok(SniffedStream { stream, head, head_len });
+    }
+    let mut decompressed = MultiGzDecoder::new(already_read.chain(compressed));
+    let mut head = [0u8; SNIFF_LEN];
+    let head_len = read_up_to(&mut decompressed, &mut head)?;
+    let already_read = Cursor::new(head).take(head_len as u64);
+    let stream = Box::new(already_read.chain(decompressed));
+    Ok(SniffedStream { stream, head, head_len })
+}
+
+fn open_legacy(
+    stream: Box<dyn Read + Send>,
+    input: Arc<InputState>,
+) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
+    let stream = InputReader::new(stream, Arc::clone(&input), LEGACY_HEADER_LEN);
+    let mut reader =
+        LegacyPcapReader::new(INITIAL_BUFFER_LEN, stream).map_err(|e| header_failure(&e, &input, "file header"))?;
+    let (header_len, layout) = match reader.next() {
+        Ok((len, PcapBlockOwned::LegacyHeader(header))) => (len, LegacyLayout::new(&header)),
+        _ => return Err(CaptureErrorKind::Corrupt("invalid file header".into())),
+    };
+    reader.consume(header_len);
+    let buffer = RecordBuffer::new(Box::new(reader), input, INITIAL_BUFFER_LEN);
+    Ok((buffer, Layout::Legacy(layout)))
+}
+
+/// Opens a pcapng stream whose first bytes are `sniffed`. The first Section Header Block stays in
+/// the buffer, to be read like any later one.
+fn open_ng(
+    stream: Box<dyn Read + Send>,
+    input: Arc<InputState>,
+    sniffed: &[u8],
+) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
+    let section = ng_block_header(sniffed, false)?.ok_or(CaptureErrorKind::Truncated)?;
+    let capacity = INITIAL_BUFFER_LEN.max(section.len.next_power_of_two());
+    let stream = InputReader::new(stream, Arc::clone(&input), section.len);
+    let reader = PcapNGReader::new(capacity, stream).map_err(|e| header_failure(&e, &input, "section header block"))?;
+    let layout = Layout::Ng(NgSection { big_endian: section.big_endian, interfaces: Vec::new() });
+    Ok((RecordBuffer::new(Box::new(reader), input, capacity), layout))
+}
+
+/// Maps a failure to read the first header. The reader's first read waited for the whole header,
+/// so "incomplete" means the file ends inside it.
+fn header_failure(error: &PcapError<&[u8]>, input: &InputState, what: &str) -> CaptureErrorKind {
+    match error {
+        PcapError::Eof | PcapError::UnexpectedEof | PcapError::Incomplete(_) => CaptureErrorKind::Truncated,
+        PcapError::ReadError => input.take_read_error(),
+        // Never format the parser error itself: it carries file bytes.
+        _ => CaptureErrorKind::Corrupt(format!("invalid {what}")),
+    }
+}
+
+/// How records are laid out, per container format.
+enum Layout {
+    Legacy(LegacyLayout),
+    Ng(NgSection),
+}
+
+/// What a record turned out to hold.
+enum RecordOutcome {
+    Packet(PacketLocation),
+    /// A header, an interface description or a block without packets.
+    Metadata,
+    Warning(Warning),
+}
+
+/// A packet found in the buffer: `data` is the range of its bytes in the reader's buffer.
+struct PacketLocation {
+    ts: Timestamp,
+    link_type: LinkType,
+    orig_len: u32,
+    data: Range<usize>,
+}
+
+/// Non-fatal oddities, counted in [`FileSource::warnings`]. They never hold file contents.
+enum Warning {
+    UnknownBlock(u32),
+    UndeclaredInterface(u32),
+    InvalidTsresol(u8),
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Warning::UnknownBlock(block_type) => write!(f, "skipped a pcapng block of unknown type {block_type:#010x}"),
+            Warning::UndeclaredInterface(id) => {
+                write!(f, "skipped a packet for undeclared pcapng interface {id}")
+            }
+            Warning::InvalidTsresol(tsresol) => {
+                write!(f, "invalid if_tsresol {tsresol:#04x}, assuming microseconds")
+            }
+        }
+    }
+}
+
+/// The record format of a classic pcap file, from its header.
+#[derive(Clone, Copy)]
+struct LegacyLayout {
+    link_type: LinkType,
+    big_endian: bool,
+    record_header_len: usize,
+    nanos_per_tick: u64,
+}
+
+impl LegacyLayout {
+    fn new(header: &PcapHeader) -> LegacyLayout {
+        LegacyLayout {
+            // The field is 32 bits on disk; the sign pcap-parser gives it is meaningless.
+            link_type: LinkType(header.network.0 as u32 & LEGACY_LINKTYPE_MASK),
+            big_endian: header.is_bigendian(),
+            record_header_len: if header.is_modified_format() { 24 } else { 16 },
+            nanos_per_tick: if header.is_nanosecond_precision() { 1 } else { 1_000 },
+        }
+    }
+
+    /// Length of the record starting `data`, once its header is buffered.
+    fn record_len(&self, data: &[u8]) -> Result<Option<(usize, ())>, CaptureErrorKind> {
+        let Some(caplen) = read_u32(data, 8, self.big_endian) else {
+            return Ok(None);
+        };
+        match usize::try_from(caplen) {
+            Ok(caplen) if caplen <= MAX_RECORD_LEN - self.record_header_len => {
+                Ok(Some((self.record_header_len + caplen, ())))
+            }
+            _ => Err(CaptureErrorKind::Corrupt(format!(
+                "record claims {caplen} captured bytes, more than the {MAX_RECORD_LEN} byte limit"
+            ))),
+        }
+    }
+
+    /// Decodes the buffered record at the reader's position.
+    fn decode_record(&self, reader: &mut dyn PcapReaderIterator) -> Result<RecordOutcome, CaptureErrorKind> {
+        match reader.next() {
+            Ok((_, PcapBlockOwned::Legacy(record))) => {
+                let ts = Timestamp(
+                    u64::from(record.ts_sec)
+                        .saturating_mul(NANOS_PER_SEC)
+                        .saturating_add(u64::from(record.ts_usec).saturating_mul(self.nanos_per_tick)),
+                );
+                let data_start = self.record_header_len;
+                Ok(RecordOutcome::Packet(PacketLocation {
+                    ts,
+                    link_type: self.link_type,
+                    orig_len: record.origlen,
+                    data: data_start..data_start + record.data.len(),
+                }))
+            }
+            _ => Err(CaptureErrorKind::Corrupt("unreadable packet record".into())),
+        }
+    }
+}
+
+/// The state of the current pcapng section: its byte order and the interfaces declared so far.
+struct NgSection {
+    big_endian: bool,
+    interfaces: Vec<Interface>,
+}
+
+/// A pcapng interface: its link type and how its timestamps count.
+struct Interface {
+    link_type: LinkType,
+    clock: Clock,
+}
+
+/// The type and length of a pcapng block, from its first bytes.
+#[derive(Clone, Copy)]
+struct NgBlockHeader {
+    block_type: u32,
+    len: usize,
+    big_endian: bool,
+}
+
+/// Reads the header of the pcapng block starting `data`, once enough of it is buffered, and checks
+/// its lengths. A Section Header Block carries its own byte order; other blocks use the section's.
+fn ng_block_header(data: &[u8], section_big_endian: bool) -> Result<Option<NgBlockHeader>, CaptureErrorKind> {
+    let Some(raw_type) = read_u32(data, 0, false) else {
+        return Ok(None);
+    };
+    let big_endian = if raw_type == SHB_MAGIC {
+        match read_u32(data, 8, false) {
+            None => return Ok(None),
+            Some(BOM_MAGIC) => false,
+            Some(bom) if bom == BOM_MAGIC.swap_bytes() => true,
+            Some(_) => return Err(CaptureErrorKind::Corrupt("section header with an invalid byte-order magic".into())),
+        }
+    } else {
+        section_big_endian
+    };
+    let Some(len_field) = read_u32(data, 4, big_endian) else {
+        return Ok(None);
+    };
+    let block_type = if big_endian { raw_type.swap_bytes() } else { raw_type };
+    let len = match usize::try_from(len_field) {
+        Ok(len) if (12..=MAX_RECORD_LEN).contains(&len) && len % 4 == 0 => len,
+        _ => {
+            return Err(CaptureErrorKind::Corrupt(format!(
+                "block of type {block_type:#010x} claims an invalid length of {len_field} bytes"
+            )))
+        }
+    };
+    if let Some(trailer) = read_u32(data, len - 4, big_endian) {
+        if trailer != len_field {
+            return Err(CaptureErrorKind::Corrupt(format!(
+                "block of type {block_type:#010x} has length {len_field} but trailer {trailer}"
+            )));
+        }
+    }
+    Ok(Some(NgBlockHeader { block_type, len, big_endian }))
+}
+
+impl NgSection {
+    /// Decodes the buffered block at the reader's position.
+    fn decode_block(
+        &mut self,
+        reader: &mut dyn PcapReaderIterator,
+        block: NgBlockHeader,
+        last_ts: Timestamp,
+    ) -> Result<RecordOutcome, CaptureErrorKind> {
+        match block.block_type {
+            SHB_MAGIC => {
+                let big_endian = match reader.next() {
+                    Ok((_, PcapBlockOwned::NG(Block::SectionHeader(shb)))) => shb.big_endian(),
+                    _ => return Err(CaptureErrorKind::Corrupt("invalid section header block".into())),
+                };
+                self.big_endian = big_endian;
+                self.interfaces.clear();
+                Ok(RecordOutcome::Metadata)
+            }
+            IDB_MAGIC => {
+                let (interface, warning) = match reader.next() {
+                    Ok((_, PcapBlockOwned::NG(Block::InterfaceDescription(idb)))) => {
+                        Interface::from_idb(&idb, self.big_endian)
+                    }
+                    _ => return Err(CaptureErrorKind::Corrupt("invalid interface description block".into())),
+                };
+                self.interfaces.push(interface);
+                Ok(warning.map_or(RecordOutcome::Metadata, RecordOutcome::Warning))
+            }
+            EPB_MAGIC | PB_MAGIC | SPB_MAGIC => {
+                let bytes = reader.data().get(..block.len).unwrap_or_default();
+                self.decode_packet(bytes, block, last_ts)
+            }
+            block_type if NON_PACKET_BLOCKS.contains(&block_type) => Ok(RecordOutcome::Metadata),
+            block_type => Ok(RecordOutcome::Warning(Warning::UnknownBlock(block_type))),
+        }
+    }
+
+    /// Decodes an Enhanced, Simple or obsolete Packet Block held whole in `bytes`.
+    fn decode_packet(
+        &self,
+        bytes: &[u8],
+        block: NgBlockHeader,
+        last_ts: Timestamp,
+    ) -> Result<RecordOutcome, CaptureErrorKind> {
+        let corrupt =
+            |what: &str| CaptureErrorKind::Corrupt(format!("{what} in block of type {:#010x}", block.block_type));
+        let big_endian = block.big_endian;
+        let field = |at: usize| read_u32(bytes, at, big_endian).ok_or_else(|| corrupt("block too short"));
+        let is_simple = block.block_type == SPB_MAGIC;
+        // Type, length, the fixed fields and the trailing length.
+        let min_len = if is_simple { 16 } else { 32 };
+        if block.len < min_len {
+            return Err(corrupt("block too short"));
+        }
+        // Packet bytes end where the trailing length field starts.
+        let data_limit = block.len - 4;
+        let (interface_id, ticks, orig_len, caplen, data_start) = if is_simple {
+            let orig_len = field(8)?;
+            // An SPB has no caplen: the packet fills the block, up to its original length.
+            let room = u32::try_from(data_limit.saturating_sub(12)).unwrap_or(u32::MAX);
+            (0, None, orig_len, orig_len.min(room), 12)
+        } else {
+            let interface_id = if block.block_type == PB_MAGIC {
+                // The obsolete PB has a 16-bit interface id followed by a drop count.
+                read_u16(bytes, 8, big_endian).map(u32::from).ok_or_else(|| corrupt("block too short"))?
+            } else {
+                field(8)?
+            };
+            let ticks = (u64::from(field(12)?) << 32) | u64::from(field(16)?);
+            (interface_id, Some(ticks), field(24)?, field(20)?, 28)
+        };
+        let data_end = usize::try_from(caplen).ok().and_then(|caplen| caplen.checked_add(data_start));
+        let data = match data_end {
+            Some(data_end) if data_end <= data_limit => data_start..data_end,
+            _ => return Err(corrupt(&format!("captured length {caplen} larger than the block"))),
+        };
+        let Some(interface) = usize::try_from(interface_id).ok().and_then(|id| self.interfaces.get(id)) else {
+            return Ok(RecordOutcome::Warning(Warning::UndeclaredInterface(interface_id)));
+        };
+        Ok(RecordOutcome::Packet(PacketLocation {
+            ts: ticks.map_or(last_ts, |ticks| interface.clock.timestamp(ticks)),
+            link_type: interface.link_type,
+            orig_len,
+            data,
+        }))
+    }
+}
+
+impl Interface {
+    /// The interface an IDB declares, and a warning when its resolution is unusable.
+    fn from_idb(idb: &InterfaceDescriptionBlock<'_>, big_endian: bool) -> (Interface, Option<Warning>) {
+        // pcap-parser reads if_tsoffset little-endian whatever the section's byte order.
+        let offset_secs = idb
+            .options
+            .iter()
+            .find(|option| option.code == OptionCode::IfTsoffset)
+            .and_then(|option| option.as_bytes().ok()?.first_chunk::<8>().copied())
+            .map_or(0, |bytes| if big_endian { i64::from_be_bytes(bytes) } else { i64::from_le_bytes(bytes) });
+        let (scale, warning) = match TickScale::from_tsresol(idb.if_tsresol) {
+            Some(scale) => (scale, None),
+            None => (TickScale::MICROSECONDS, Some(Warning::InvalidTsresol(idb.if_tsresol))),
+        };
+        let clock = Clock { scale, offset_nanos: offset_secs.saturating_mul(NANOS_PER_SEC as i64) };
+        // The IDB field is 16 bits, so the value is never negative.
+        (Interface { link_type: LinkType(idb.linktype.0 as u32), clock }, warning)
+    }
+}
+
+/// How an interface's timestamp ticks convert to nanoseconds since the epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Clock {
+    scale: TickScale,
+    /// `if_tsoffset`, which pcapng counts in whole seconds.
+    offset_nanos: i64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum TickScale {
+    /// Decimal resolutions down to the nanosecond: one multiplication per packet.
+    NanosPerTick(u64),
+    /// Finer decimal or binary resolutions.
+    TicksPerSec(u64),
+}
+
+impl TickScale {
+    /// The pcapng default resolution.
+    const MICROSECONDS: TickScale = TickScale::NanosPerTick(1_000);
+
+    /// From an `if_tsresol` value (bit 7 clear: 10^-n s, set: 2^-n s); `None` when the
+    /// resolution does not fit 64 bits.
+    fn from_tsresol(tsresol: u8) -> Option<TickScale> {
+        let exponent = u32::from(tsresol & 0x7f);
+        if tsresol & 0x80 == 0 {
+            match exponent {
+                0..=9 => Some(TickScale::NanosPerTick(10u64.pow(9 - exponent))),
+                10..=19 => Some(TickScale::TicksPerSec(10u64.pow(exponent))),
+                _ => None,
+            }
+        } else {
+            1u64.checked_shl(exponent).map(TickScale::TicksPerSec)
+        }
+    }
+}
+
+impl Clock {
+    fn timestamp(&self, ticks: u64) -> Timestamp {
+        let nanos = match self.scale {
+            TickScale::NanosPerTick(nanos_per_tick) => ticks.saturating_mul(nanos_per_tick),
+            TickScale::TicksPerSec(ticks_per_sec) => {
+                let secs = ticks / ticks_per_sec;
+                let fraction =
+                    u128::from(ticks % ticks_per_sec) * u128::from(NANOS_PER_SEC) / u128::from(ticks_per_sec);
+                // `fraction` is below one second's worth of nanoseconds.
+                secs.saturating_mul(NANOS_PER_SEC).saturating_add(fraction as u64)
+            }
+        };
+        Timestamp(nanos.saturating_add_signed(self.offset_nanos))
+    }
+}
+
+fn read_u32(data: &[u8], at: usize, big_endian: bool) -> Option<u32> {
+    let bytes = *data.get(at..)?.first_chunk::<4>()?;
+    Some(if big_endian { u32::from_be_bytes(bytes) } else { u32::from_le_bytes(bytes) })
+}
+
+fn read_u16(data: &[u8], at: usize, big_endian: bool) -> Option<u16> {
+    let bytes = *data.get(at..)?.first_chunk::<2>()?;
+    Some(if big_endian { u16::from_be_bytes(bytes) } else { u16::from_le_bytes(bytes) })
+}
+
+/// Reads until `buf` is full or the stream ends; returns how much was read.
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, CaptureErrorKind> {
+    let mut filled = 0;
+    while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
+        match reader.read(rest) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(io_failure(error)),
+        }
+    }
+    Ok(filled)
+}
+
+/// A gzip stream that stops early reports `UnexpectedEof`: that is a truncated capture.
+fn io_failure(error: io::Error) -> CaptureErrorKind {
+    if error.kind() == io::ErrorKind::UnexpectedEof {
+        CaptureErrorKind::Truncated
+    } else {
+        CaptureErrorKind::Io(error)
+    }
+}
+
+/// What the reader chain reports back to the source: pcap-parser owns the chain and turns every
+/// I/O error into a bare `ReadError`.
+#[derive(Default)]
+struct InputState {
+    compressed_bytes: AtomicU64,
+    read_error: Mutex<Option<io::Error>>,
+}
+
+impl InputState {
+    fn take_read_error(&self) -> CaptureErrorKind {
+        match self.read_error.lock().ok().and_then(|mut slot| slot.take()) {
+            Some(error) => io_failure(error),
+            None => CaptureErrorKind::Io(io::Error::other("read failed")),
+        }
+    }
+}
+
+/// Counts the bytes read from the file itself, before any decompression.
+struct CountingReader {
+    inner: Box<dyn Read + Send>,
+    input: Arc<InputState>,
+}
+
+impl Read for CountingReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.input.compressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// The (decompressed) stream as pcap-parser sees it: retries interrupted reads, keeps I/O errors
+/// for the source, and makes the first read wait for the whole file header, because pcap-parser
+/// gives up on a header that its first read did not complete. Later reads return what is there,
+/// so a capture piped in live is processed as it arrives.
+struct InputReader {
+    inner: Box<dyn Read + Send>,
+    input: Arc<InputState>,
+    first_read_min: usize,
+}
+
+impl InputReader {
+    fn new(inner: Box<dyn Read + Send>, input: Arc<InputState>, first_read_min: usize) -> InputReader {
+        InputReader { inner, input, first_read_min }
+    }
+}
+
+impl Read for InputReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let wanted = std::mem::take(&mut self.first_read_min).clamp(1, buf.len().max(1));
+        let mut filled = 0;
+        while filled < wanted {
+            let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {
+                break;
+            };
+            match self.inner.read(rest) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    let kind = error.kind();
+                    if let Ok(mut slot) = self.input.read_error.lock() {
+                        *slot = Some(error);
+                    }
+                    return Err(kind.into());
+                }
+            }
+        }
+        Ok(filled)
     }
 }

@@ -44,13 +44,7 @@ impl fmt::Display for Timestamp {
         let days = secs / 86_400;
         let rem = secs % 86_400;
         let (year, month, day) = civil_from_days(days as i64);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z",
-            rem / 3600,
-            (rem / 60) % 60,
-            rem % 60
-        )
+        write!(f, "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{micros:06}Z", rem / 3600, (rem / 60) % 60, rem % 60)
     }
 }
 

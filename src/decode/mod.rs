@@ -4,11 +4,46 @@
 //! Data problems are not errors: a frame that is not TCP, or is cut short, is [`Decoded::Skipped`]
 //! with a reason that is counted.
 //!
-//! TO BE IMPLEMENTED (helper): see the interface below.
+//! Layers are peeled in a loop (`link` → `ip` → `tunnel` → `ip` …) rather than by
+//! recursion, so that a crafted frame cannot nest deeper than [`MAX_ENCAPSULATIONS`].
+//!
+//! # VLANs and tunnels
+//!
+//! [`TcpPacket::vlan`] holds the VLAN tags of the innermost frame. When a tunnel is entered, the
+//! tags seen so far are folded into [`TcpPacket::tunnel`] together with the tunnel's own context
+//! (outer addresses, in an order that is the same for both directions, plus the VXLAN/GENEVE VNI,
+//! GRE key or ERSPAN session id), and the stack starts empty for the inner frame. MPLS labels are
+//! not folded in: a connection's two directions travel on different label-switched paths, so
+//! labels would split it in two.
+//!
+//! # Fragments
+//!
+//! IPv4 and IPv6 fragments are reassembled (`defrag`) within fixed memory; the reassembled
+//! datagram lives in the decoder, which is why [`Decoder::decode`] borrows the decoder for as long
+//! as the returned packet lives.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+mod defrag;
+mod ip;
+mod link;
+mod tunnel;
+
+#[cfg(test)]
+mod tests;
 
 use std::net::IpAddr;
 
-use crate::capture::LinkType;
+use crate::capture::Frame;
+
+pub use defrag::DefragLimits;
+use defrag::{DatagramKey, Defragmenter};
+use ip::IpPacket;
+use link::Layer;
+use tunnel::TunnelContext;
+
+/// Encapsulation layers (MPLS stack, GRE, ERSPAN, VXLAN, GENEVE, IP-in-IP) peeled before a frame
+/// is given up as [`SkipReason::TunnelTooDeep`].
+pub const MAX_ENCAPSULATIONS: u8 = 8;
 
 /// The VLAN ids a frame carried, outermost first (802.1Q, QinQ and deeper stacks, up to four).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -109,7 +144,8 @@ pub enum SkipReason {
     NotTcp,
     Truncated,
     Malformed,
-    /// A fragment of an IP datagram (reassembly not done here).
+    /// A fragment of an IP datagram that is not complete yet (it is kept for reassembly), or one
+    /// that could not be kept (memory bound, or a fragment inside a reassembled datagram).
     IpFragment,
     TunnelTooDeep,
 }
@@ -120,7 +156,7 @@ pub enum Decoded<'a> {
     Skipped(SkipReason),
 }
 
-/// Counters for everything decoding skipped.
+/// Counters for everything decoding produced or skipped.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DecodeStats {
     pub tcp: u64,
@@ -131,12 +167,34 @@ pub struct DecodeStats {
     pub malformed: u64,
     pub ip_fragments: u64,
     pub tunnel_too_deep: u64,
+    /// Datagrams completed from their fragments.
+    pub fragments_reassembled: u64,
+    /// Incomplete datagrams dropped to stay within [`DefragLimits`] (count, bytes or holes).
+    pub fragments_evicted: u64,
+    /// Incomplete datagrams dropped because their first fragment is older than the timeout.
+    pub fragments_timed_out: u64,
 }
 
-/// Decodes frames to TCP segments.
+impl DecodeStats {
+    fn count_skip(&mut self, reason: SkipReason) {
+        let counter = match reason {
+            SkipReason::UnsupportedLinkType => &mut self.unsupported_link_type,
+            SkipReason::NotIp => &mut self.not_ip,
+            SkipReason::NotTcp => &mut self.not_tcp,
+            SkipReason::Truncated => &mut self.truncated,
+            SkipReason::Malformed => &mut self.malformed,
+            SkipReason::IpFragment => &mut self.ip_fragments,
+            SkipReason::TunnelTooDeep => &mut self.tunnel_too_deep,
+        };
+        *counter += 1;
+    }
+}
+
+/// Decodes frames to TCP segments, reassembling IP fragments on the way.
 #[derive(Debug, Default)]
 pub struct Decoder {
     pub stats: DecodeStats,
+    defrag: Defragmenter,
 }
 
 impl Decoder {
@@ -144,9 +202,104 @@ impl Decoder {
         Self::default()
     }
 
-    /// Decodes one frame of the given link type.
-    pub fn decode<'a>(&mut self, link_type: LinkType, data: &'a [u8]) -> Decoded<'a> {
-        let _ = (link_type, data);
-        todo!()
+    /// A decoder whose fragment reassembly keeps to the given limits.
+    pub fn with_defrag_limits(limits: DefragLimits) -> Self {
+        Decoder { stats: DecodeStats::default(), defrag: Defragmenter::new(limits) }
     }
+
+    /// Decodes one frame. The packet borrows the frame's bytes, or the decoder's reassembly buffer
+    /// when the frame completed a fragmented datagram; hence `&'a mut self`.
+    pub fn decode<'a>(&'a mut self, frame: &Frame<'a>) -> Decoded<'a> {
+        let Decoder { stats, defrag } = self;
+        defrag.expire(frame.ts, stats);
+        match peel(frame, defrag, stats) {
+            Ok(packet) => {
+                stats.tcp += 1;
+                Decoded::Tcp(packet)
+            }
+            Err(reason) => {
+                stats.count_skip(reason);
+                Decoded::Skipped(reason)
+            }
+        }
+    }
+}
+
+/// Peels the frame layer by layer down to TCP. At most one datagram is reassembled per frame:
+/// the reassembly pool is taken out of its `Option` when used, which also lets the reassembled
+/// bytes borrow it for `'a`.
+fn peel<'a>(
+    frame: &Frame<'a>,
+    defrag: &'a mut Defragmenter,
+    stats: &mut DecodeStats,
+) -> Result<TcpPacket<'a>, SkipReason> {
+    let mut defrag = Some(defrag);
+    let mut context = TunnelContext::default();
+    let mut layer = link::first_layer(frame.link_type, frame.data)?;
+    loop {
+        let ip_bytes = match layer {
+            Layer::Ethernet(bytes) => {
+                layer = link::ethernet(bytes)?;
+                continue;
+            }
+            Layer::EtherType(ether_type, bytes) => {
+                layer = link::ether_type(ether_type, bytes, &mut context)?;
+                continue;
+            }
+            Layer::Ip(bytes) => bytes,
+        };
+        let mut packet = ip::parse(ip_bytes)?;
+        if !ip::may_carry_tcp(packet.protocol) {
+            return Err(SkipReason::NotTcp);
+        }
+        if let Some(fragment) = packet.fragment {
+            if packet.missing > 0 {
+                return Err(SkipReason::Truncated);
+            }
+            let pool = defrag.take().ok_or(SkipReason::IpFragment)?;
+            let key = DatagramKey::new(&packet, fragment, &context);
+            let datagram =
+                pool.insert(key, fragment, packet.payload, frame.ts, stats)?.ok_or(SkipReason::IpFragment)?;
+            packet = ip::reassembled(&packet, datagram)?;
+        }
+        layer = match packet.protocol {
+            ip::TCP => return tcp(&packet, &context),
+            ip::UDP => tunnel::udp(&packet, &mut context)?,
+            ip::GRE => tunnel::gre(&packet, &mut context)?,
+            ip::IPV4_IN_IP | ip::IPV6_IN_IP => tunnel::ip_in_ip(&packet, &mut context)?,
+            _ => return Err(SkipReason::NotTcp),
+        };
+    }
+}
+
+/// Reads the TCP header; the payload is whatever of the segment the capture holds.
+fn tcp<'a>(packet: &IpPacket<'a>, context: &TunnelContext) -> Result<TcpPacket<'a>, SkipReason> {
+    use etherparse::err::tcp::HeaderSliceError;
+    let header = etherparse::TcpHeaderSlice::from_slice(packet.payload).map_err(|err| match err {
+        HeaderSliceError::Len(_) => SkipReason::Truncated,
+        HeaderSliceError::Content(_) => SkipReason::Malformed,
+    })?;
+    let flag_bits = [
+        (header.fin(), TcpFlags::FIN),
+        (header.syn(), TcpFlags::SYN),
+        (header.rst(), TcpFlags::RST),
+        (header.psh(), TcpFlags::PSH),
+        (header.ack(), TcpFlags::ACK),
+        (header.urg(), TcpFlags::URG),
+    ];
+    let flags = flag_bits.iter().filter(|(set, _)| *set).fold(0, |bits, (_, bit)| bits | bit);
+    Ok(TcpPacket {
+        src: packet.src,
+        dst: packet.dst,
+        src_port: header.source_port(),
+        dst_port: header.destination_port(),
+        seq: header.sequence_number(),
+        ack: header.acknowledgment_number(),
+        flags: TcpFlags(flags),
+        window: header.window_size(),
+        vlan: context.vlan,
+        tunnel: context.tunnel,
+        payload: packet.payload.get(header.slice().len()..).unwrap_or_default(),
+        payload_missing: packet.missing,
+    })
 }

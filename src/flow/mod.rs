@@ -8,4 +8,4 @@ mod table;
 
 pub use key::{Endpoint, FlowKey, Side};
 pub use reassembly::{ReassemblyLimits, ReassemblyStats, StreamChunk, StreamReassembler};
-pub use table::{CloseReason, FlowEvent, FlowInfo, FlowLimits, FlowStats, FlowTable};
+pub use table::{CloseReason, FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect};

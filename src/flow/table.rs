@@ -1,18 +1,337 @@
-//! The flow table. (Being written.)
+//! The flow table: one entry per TCP connection, two reassemblers each, bounded in flows and in
+//! buffered bytes, expired on packet time.
+//!
+//! The table knows nothing of mail: a [`FlowHandler`] receives each flow's ordered byte streams
+//! and tells the table when it has seen enough, after which the flow keeps only its TCP state.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use super::{key::FlowKey, Side};
+use std::time::Duration;
 
+use rustc_hash::FxHashMap;
+
+use super::key::{FlowKey, Side};
+use super::reassembly::{ReassemblyLimits, ReassemblyStats, StreamChunk, StreamReassembler};
+use crate::capture::Timestamp;
+use crate::decode::TcpPacket;
+
+/// Bounds and timeouts of the flow table.
 #[derive(Clone, Copy, Debug)]
-pub struct FlowLimits;
-#[derive(Clone, Debug, Default)]
-pub struct FlowStats;
-#[derive(Debug)]
-pub enum CloseReason {}
-#[derive(Debug)]
-pub enum FlowEvent {}
-#[derive(Debug)]
-pub struct FlowInfo {
-    pub key: FlowKey,
-    pub client: Side,
+pub struct FlowLimits {
+    /// Flows tracked at once; past it the least recently seen are evicted.
+    pub max_flows: usize,
+    /// Bytes buffered out of order across all flows; past it the flow that overflows is skipped
+    /// ahead (its holes become gaps).
+    pub max_buffered_total: usize,
+    pub reassembly: ReassemblyLimits,
+    /// A flow that never carried data (a SYN scan, a refused connection).
+    pub embryonic_timeout: Duration,
+    pub idle_timeout: Duration,
+    /// After FIN from both sides or a RST: time left for stragglers.
+    pub closed_timeout: Duration,
 }
-pub struct FlowTable;
+
+impl Default for FlowLimits {
+    fn default() -> Self {
+        FlowLimits {
+            max_flows: 262_144,
+            max_buffered_total: 128 * 1024 * 1024,
+            reassembly: ReassemblyLimits::default(),
+            embryonic_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(600),
+            closed_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Counters of the flow table.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FlowStats {
+    pub flows_created: u64,
+    pub flows_closed: u64,
+    pub flows_timed_out: u64,
+    pub flows_evicted: u64,
+    /// Times the global buffer budget forced a flow to skip ahead.
+    pub memcap_skips: u64,
+    /// Packets for a flow not inspected any more (authentication over, TLS, not mail).
+    pub packets_bypassed: u64,
+    pub reassembly: ReassemblyStats,
+}
+
+/// Why a flow ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CloseReason {
+    Fin,
+    Reset,
+    Timeout,
+    Evicted,
+    EndOfInput,
+}
+
+/// What the table tells its handler about a flow.
+#[derive(Debug)]
+pub enum FlowEvent<'a> {
+    Data(Side, &'a [u8]),
+    Gap(Side, u64),
+    Closed(CloseReason),
+}
+
+/// What the handler tells the table back.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Inspect {
+    Continue,
+    /// Stop reassembling this flow: keep only its TCP state so it is not picked up again.
+    Stop,
+}
+
+/// Facts about a flow, for the handler.
+#[derive(Clone, Copy, Debug)]
+pub struct FlowInfo {
+    /// Stable for a given connection whatever the thread count: a hash of the key and start time.
+    pub id: u64,
+    pub key: FlowKey,
+    /// The side that sent the SYN, when the handshake was seen.
+    pub syn_from: Option<Side>,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
+}
+
+impl FlowInfo {
+    /// The connection was open before the capture started.
+    pub fn midstream(&self) -> bool {
+        self.syn_from.is_none()
+    }
+}
+
+/// Receives the streams of every flow.
+pub trait FlowHandler {
+    /// Per-flow state of the handler.
+    type App;
+    fn open(&mut self, info: &FlowInfo) -> Self::App;
+    fn event(&mut self, info: &FlowInfo, app: &mut Self::App, event: FlowEvent<'_>, ts: Timestamp) -> Inspect;
+    /// Bytes the handler holds for this flow (for memory accounting); zero by default.
+    fn buffered(&self, _app: &Self::App) -> usize {
+        0
+    }
+}
+
+struct Flow<A> {
+    info: FlowInfo,
+    /// `None` once inspection stopped: the buffers are freed, the entry stays small.
+    streams: Option<Box<[StreamReassembler; 2]>>,
+    app: A,
+    carried_data: bool,
+    fin: [bool; 2],
+    closing_since: Option<Timestamp>,
+}
+
+/// All flows of one worker.
+pub struct FlowTable<H: FlowHandler> {
+    flows: FxHashMap<FlowKey, Flow<H::App>>,
+    limits: FlowLimits,
+    buffered_total: usize,
+    pub stats: FlowStats,
+}
+
+impl<H: FlowHandler> FlowTable<H> {
+    pub fn new(limits: FlowLimits) -> Self {
+        FlowTable { flows: FxHashMap::default(), limits, buffered_total: 0, stats: FlowStats::default() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.flows.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.flows.is_empty()
+    }
+
+    /// Bytes buffered out of order across all flows.
+    pub fn buffered_bytes(&self) -> usize {
+        self.buffered_total
+    }
+
+    /// Feeds one packet to its flow.
+    pub fn process(&mut self, packet: &TcpPacket<'_>, ts: Timestamp, handler: &mut H) {
+        let (key, side) = FlowKey::of(packet);
+        let flags = packet.flags;
+        if let Some(flow) = self.flows.get(&key) {
+            // A new SYN on a finished connection: the port pair was reused.
+            if flags.syn() && !flags.ack() && flow.closing_since.is_some() {
+                self.close(&key, CloseReason::Fin, handler);
+            }
+        }
+        if !self.flows.contains_key(&key) {
+            if flags.rst() || (packet.payload.is_empty() && !flags.syn()) {
+                return;
+            }
+            self.make_room(ts, handler);
+            let syn_from = match (flags.syn(), flags.ack()) {
+                (true, false) => Some(side),
+                (true, true) => Some(side.other()),
+                _ => None,
+            };
+            let info = FlowInfo { id: flow_id(&key, ts), key, syn_from, first_seen: ts, last_seen: ts };
+            let app = handler.open(&info);
+            let streams = Some(Box::new([StreamReassembler::new(), StreamReassembler::new()]));
+            self.flows
+                .insert(key, Flow { info, streams, app, carried_data: false, fin: [false; 2], closing_since: None });
+            self.stats.flows_created += 1;
+        }
+        let Some(flow) = self.flows.get_mut(&key) else { return };
+        flow.info.last_seen = flow.info.last_seen.max(ts);
+        if flags.syn() && flow.info.syn_from.is_none() && !flow.carried_data {
+            flow.info.syn_from = Some(if flags.ack() { side.other() } else { side });
+        }
+        let Some(streams) = flow.streams.as_deref_mut() else {
+            self.stats.packets_bypassed += 1;
+            note_close_flags(flow, side, packet, ts);
+            return;
+        };
+        let [lo, hi] = streams;
+        let stream = match side {
+            Side::Lo => lo,
+            Side::Hi => hi,
+        };
+        if flags.syn() {
+            stream.on_syn(packet.seq);
+        }
+        let mut inspect = Inspect::Continue;
+        if !packet.payload.is_empty() {
+            flow.carried_data = true;
+            let before = stream.buffered_bytes();
+            let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
+            let (info, app) = (&flow.info, &mut flow.app);
+            stream.on_segment(seq, packet.payload, &self.limits.reassembly, &mut self.stats.reassembly, &mut |chunk| {
+                if inspect == Inspect::Continue {
+                    inspect = handler.event(info, app, chunk_event(side, chunk), ts);
+                }
+            });
+            let after = stream.buffered_bytes();
+            self.buffered_total = self.buffered_total.saturating_sub(before).saturating_add(after);
+            if self.buffered_total > self.limits.max_buffered_total && after > 0 {
+                self.stats.memcap_skips += 1;
+                stream.flush(&mut self.stats.reassembly, &mut |chunk| {
+                    if inspect == Inspect::Continue {
+                        inspect = handler.event(info, app, chunk_event(side, chunk), ts);
+                    }
+                });
+                self.buffered_total = self.buffered_total.saturating_sub(after);
+            }
+        }
+        note_close_flags(flow, side, packet, ts);
+        if inspect == Inspect::Stop {
+            self.stop_inspecting(&key);
+        }
+    }
+
+    /// Ends flows whose time is up, on packet time.
+    pub fn expire(&mut self, now: Timestamp, handler: &mut H) {
+        let limits = self.limits;
+        let expired: Vec<FlowKey> = self
+            .flows
+            .iter()
+            .filter(|(_, flow)| now.saturating_since(flow.info.last_seen) > timeout_of(flow, &limits))
+            .map(|(key, _)| *key)
+            .collect();
+        for key in expired {
+            self.stats.flows_timed_out += 1;
+            self.close(&key, CloseReason::Timeout, handler);
+        }
+    }
+
+    /// Ends every flow (end of input, shutdown).
+    pub fn close_all(&mut self, handler: &mut H) {
+        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
+        for key in keys {
+            self.close(&key, CloseReason::EndOfInput, handler);
+        }
+    }
+
+    fn stop_inspecting(&mut self, key: &FlowKey) {
+        if let Some(flow) = self.flows.get_mut(key) {
+            if let Some(streams) = flow.streams.take() {
+                let held: usize = streams.iter().map(StreamReassembler::buffered_bytes).sum();
+                self.buffered_total = self.buffered_total.saturating_sub(held);
+            }
+        }
+    }
+
+    fn close(&mut self, key: &FlowKey, reason: CloseReason, handler: &mut H) {
+        let Some(mut flow) = self.flows.remove(key) else { return };
+        let ts = flow.info.last_seen;
+        let info = flow.info;
+        if let Some(mut streams) = flow.streams.take() {
+            let held: usize = streams.iter().map(StreamReassembler::buffered_bytes).sum();
+            self.buffered_total = self.buffered_total.saturating_sub(held);
+            for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
+                let app = &mut flow.app;
+                let mut inspect = Inspect::Continue;
+                stream.flush(&mut self.stats.reassembly, &mut |chunk| {
+                    if inspect == Inspect::Continue {
+                        inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
+                    }
+                });
+            }
+        }
+        handler.event(&info, &mut flow.app, FlowEvent::Closed(reason), ts);
+        match reason {
+            CloseReason::Evicted => self.stats.flows_evicted += 1,
+            CloseReason::Fin | CloseReason::Reset => self.stats.flows_closed += 1,
+            CloseReason::Timeout | CloseReason::EndOfInput => {}
+        }
+    }
+
+    /// Keeps the table under its flow limit: first what has timed out, then the least recently
+    /// seen sixteenth (amortised O(1) per new flow, whatever the flood).
+    fn make_room(&mut self, now: Timestamp, handler: &mut H) {
+        if self.flows.len() < self.limits.max_flows {
+            return;
+        }
+        self.expire(now, handler);
+        if self.flows.len() < self.limits.max_flows {
+            return;
+        }
+        let mut by_age: Vec<(Timestamp, FlowKey)> = self.flows.iter().map(|(k, f)| (f.info.last_seen, *k)).collect();
+        let batch = (by_age.len() / 16).max(1);
+        if batch < by_age.len() {
+            by_age.select_nth_unstable_by_key(batch, |(seen, _)| *seen);
+        }
+        for (_, key) in by_age.into_iter().take(batch) {
+            self.close(&key, CloseReason::Evicted, handler);
+        }
+    }
+}
+
+fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
+    match chunk {
+        StreamChunk::Data(data) => FlowEvent::Data(side, data),
+        StreamChunk::Gap(len) => FlowEvent::Gap(side, len),
+    }
+}
+
+fn note_close_flags<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, ts: Timestamp) {
+    if packet.flags.fin() {
+        if let Some(fin) = flow.fin.get_mut(side.index()) {
+            *fin = true;
+        }
+    }
+    if packet.flags.rst() || flow.fin.iter().all(|fin| *fin) {
+        flow.closing_since.get_or_insert(ts);
+    }
+}
+
+fn timeout_of<A>(flow: &Flow<A>, limits: &FlowLimits) -> Duration {
+    if flow.closing_since.is_some() {
+        limits.closed_timeout
+    } else if flow.carried_data {
+        limits.idle_timeout
+    } else {
+        limits.embryonic_timeout
+    }
+}
+
+/// A flow id that does not depend on which worker saw the flow, kept below 2^53 so that JSON
+/// consumers that read numbers as doubles keep it exact.
+fn flow_id(key: &FlowKey, first_seen: Timestamp) -> u64 {
+    (key.symmetric_hash() ^ first_seen.as_nanos().wrapping_mul(0x9e37_79b9_7f4a_7c15)) & ((1 << 53) - 1)
+}

@@ -1,1 +1,48 @@
-//! (Being written.)
+//! Where events go: JSON lines for machines, aligned text for people, and the closing summary of
+//! servers at risk. Outputs only ever see redacted events.
+
+mod summary;
+mod text;
+
+use std::io::{self, Write};
+
+use crate::alert::Event;
+
+pub use summary::{ServerReport, ServerSummary};
+pub use text::TextSink;
+
+/// An output format.
+pub trait Sink {
+    fn event(&mut self, event: &Event) -> io::Result<()>;
+    /// End of the run: the servers that exposed credentials, most exposed first.
+    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()>;
+}
+
+/// One JSON object per line, nothing else (the native format).
+pub struct JsonSink<W: Write> {
+    out: W,
+}
+
+impl<W: Write> JsonSink<W> {
+    pub fn new(out: W) -> Self {
+        JsonSink { out }
+    }
+}
+
+impl<W: Write> Sink for JsonSink<W> {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        match event {
+            Event::Credential(alert) => serde_json::to_writer(&mut self.out, alert)?,
+            Event::Anomaly(alert) => serde_json::to_writer(&mut self.out, alert)?,
+        }
+        self.out.write_all(b"\n")
+    }
+
+    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+        for server in servers {
+            serde_json::to_writer(&mut self.out, server)?;
+            self.out.write_all(b"\n")?;
+        }
+        self.out.flush()
+    }
+}

@@ -1,1 +1,133 @@
-//! (Being written.)
+//! Wiring: capture → decode → engine → outputs, for files (one after another, in the order given;
+//! flows carry over from one file to the next, so a capture rotated into several files reads as
+//! one).
+
+mod engine;
+mod inputs;
+
+use std::path::PathBuf;
+
+use crate::alert::{Event, EventType};
+use crate::capture::{CaptureError, FileSource};
+use crate::decode::{DecodeStats, Decoded, Decoder};
+use crate::flow::FlowLimits;
+use crate::output::{ServerSummary, Sink};
+use crate::proto::ProtoConfig;
+
+pub use engine::{Engine, EngineStats};
+pub use inputs::{expand_inputs, InputError};
+
+/// Everything a run needs, resolved from the command line.
+#[derive(Clone, Debug, Default)]
+pub struct RunConfig {
+    pub flow: FlowLimits,
+    pub proto: ProtoConfig,
+}
+
+/// What a run did, for the exit status and the closing log line.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub files_read: usize,
+    /// Files that could not be read to the end (the message names file and offset).
+    pub file_errors: Vec<String>,
+    pub frames: u64,
+    pub bytes: u64,
+    pub cleartext_alerts: u64,
+    pub weak_alerts: u64,
+    pub anomalies: u64,
+    pub decode: DecodeStats,
+    pub engine: EngineStats,
+}
+
+/// An error that stops the whole run (the outputs failed).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("cannot write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Reads capture files one after another through one engine. A file that cannot be read (or
+/// not to its end) is reported and the run goes on with the next; what it held up to the error
+/// is kept.
+pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) -> Result<RunReport, RunError> {
+    let mut run = Run {
+        engine: Engine::new(config.flow, config.proto.clone()),
+        decoder: Decoder::new(),
+        summary: ServerSummary::default(),
+        report: RunReport::default(),
+        events: Vec::new(),
+        sink,
+    };
+    for path in paths {
+        let outcome = match FileSource::open(path) {
+            Ok(mut source) => run.read(&mut source)?,
+            Err(error) => Err(error),
+        };
+        run.report.files_read += 1;
+        if let Err(error) = outcome {
+            tracing::error!("{error}");
+            run.report.file_errors.push(error.to_string());
+        }
+    }
+    run.finish()
+}
+
+struct Run<'s> {
+    engine: Engine,
+    decoder: Decoder,
+    summary: ServerSummary,
+    report: RunReport,
+    events: Vec<Event>,
+    sink: &'s mut dyn Sink,
+}
+
+impl Run<'_> {
+    /// Reads one source to its end. The outer error is the outputs failing (fatal), the inner one
+    /// this file failing (the run goes on).
+    fn read(&mut self, source: &mut FileSource) -> Result<Result<(), CaptureError>, RunError> {
+        tracing::info!(file = source.name(), "reading");
+        loop {
+            let frame = match source.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(Ok(())),
+                Err(error) => return Ok(Err(error)),
+            };
+            self.report.frames += 1;
+            self.report.bytes += frame.data.len() as u64;
+            match self.decoder.decode(&frame) {
+                Decoded::Tcp(packet) => self.engine.process(&packet, frame.ts, &mut self.events),
+                Decoded::Skipped(_) => {
+                    self.engine.advance_time(frame.ts);
+                    self.engine.drain_events(&mut self.events);
+                }
+            }
+            if !self.events.is_empty() {
+                self.emit()?;
+            }
+        }
+    }
+
+    fn emit(&mut self) -> Result<(), RunError> {
+        for event in self.events.drain(..) {
+            match &event {
+                Event::Credential(alert) if alert.event_type == EventType::CleartextCredential => {
+                    self.report.cleartext_alerts += 1
+                }
+                Event::Credential(_) => self.report.weak_alerts += 1,
+                Event::Anomaly(_) => self.report.anomalies += 1,
+            }
+            self.summary.add(&event);
+            self.sink.event(&event)?;
+        }
+        Ok(())
+    }
+
+    fn finish(mut self) -> Result<RunReport, RunError> {
+        self.engine.finish(&mut self.events);
+        self.emit()?;
+        self.sink.finish(&self.summary.reports())?;
+        self.report.decode = self.decoder.stats.clone();
+        self.report.engine = self.engine.stats();
+        Ok(self.report)
+    }
+}

@@ -1,1 +1,408 @@
-//! (Being written.)
+//! Mail protocols: detection, one session state machine per flow, and the parsers they own.
+//!
+//! This is the only module that ever holds a password. Plaintext lives in
+//! [`secret::Secret`] (no `Debug` content, no `Serialize`, wiped on drop) and in transient line
+//! buffers; what leaves is a [`ProtoEvent`] whose credential is already redacted by the
+//! [`RedactionPolicy`]: user name masked or hashed, secret reduced to its kind, its length and an
+//! optional keyed fingerprint.
+//!
+//! Layers per protocol: [`framing`] turns stream chunks into lines; a pure parser reads one line;
+//! a session (sans-IO) tracks commands, replies and the authentication sub-state, and emits a
+//! credential when its outcome is known (or `unknown` when the flow ends first).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+mod auth;
+mod detect;
+pub mod framing;
+mod imap;
+mod pop3;
+pub mod sasl;
+pub mod secret;
+mod server;
+mod smtp;
+#[cfg(test)]
+mod tests;
+
+use crate::alert::{
+    AnomalyKind, AppProto, ClientIdentity, Outcome, RedactionPolicy, Remediation, SecretKind, ServerIdentity,
+};
+use crate::capture::Timestamp;
+use crate::flow::Side;
+
+pub use detect::PortMap;
+pub use server::ServerInfo;
+
+use framing::{LineFramer, Next, Piece};
+
+/// Settings the sessions need, resolved once from the command line.
+#[derive(Clone, Debug)]
+pub struct ProtoConfig {
+    pub ports: PortMap,
+    pub policy: RedactionPolicy,
+    /// Longest line kept (longer ones are dropped and counted). OAuth tokens need a few KiB.
+    pub max_line: usize,
+    /// Bytes of a flow inspected (both directions) before it is let go, if no login came by then.
+    pub inspection_depth: u64,
+    /// Commands awaiting a reply that a session remembers (pipelining); the oldest is dropped past it.
+    pub max_pending_commands: usize,
+    /// Largest IMAP literal kept for parsing; larger ones are skipped unread.
+    pub max_literal: usize,
+}
+
+impl Default for ProtoConfig {
+    fn default() -> Self {
+        ProtoConfig {
+            ports: PortMap::default(),
+            policy: RedactionPolicy::default(),
+            max_line: 16 * 1024,
+            inspection_depth: 256 * 1024,
+            max_pending_commands: 32,
+            max_literal: 16 * 1024,
+        }
+    }
+}
+
+/// A credential seen on a flow, redacted, without the flow's addressing (the caller adds it).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CredentialEvent {
+    pub ts: Timestamp,
+    pub app_proto: AppProto,
+    pub mechanism: String,
+    pub secret: SecretKind,
+    pub username: Option<String>,
+    pub outcome: Outcome,
+    pub secret_length: Option<usize>,
+    pub secret_fingerprint: Option<String>,
+    pub server: ServerIdentity,
+    pub client: ClientIdentity,
+    pub remediation: Remediation,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProtoEvent {
+    Credential(Box<CredentialEvent>),
+    Anomaly { ts: Timestamp, app_proto: Option<AppProto>, kind: AnomalyKind, detail: String },
+}
+
+/// Counters of what the sessions saw and could not use.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProtoStats {
+    pub sessions_pop3: u64,
+    pub sessions_imap: u64,
+    pub sessions_smtp: u64,
+    pub not_mail: u64,
+    pub tls_flows: u64,
+    pub starttls_upgrades: u64,
+    pub authenticated: u64,
+    pub depth_exceeded: u64,
+    pub overlong_lines: u64,
+    pub malformed_sasl: u64,
+    pub pending_dropped: u64,
+    pub gaps: u64,
+}
+
+/// What one call into a session may produce, and the context it needs.
+pub struct Ctx<'a> {
+    pub ts: Timestamp,
+    pub config: &'a ProtoConfig,
+    pub events: &'a mut Vec<ProtoEvent>,
+    pub stats: &'a mut ProtoStats,
+}
+
+/// Why a session stopped looking at its flow.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DoneReason {
+    /// Authentication succeeded: nothing more to learn.
+    Authenticated,
+    /// The rest of the flow is TLS (implicit, or after STARTTLS).
+    Tls,
+    /// The flow does not speak a mail protocol.
+    NotMail,
+    /// The inspection depth was reached.
+    DepthExceeded,
+}
+
+/// Which way a piece of the stream went, once the roles are known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    Client,
+    Server,
+}
+
+/// The per-protocol state machines, behind one enum so dispatch is static.
+enum Protocol {
+    Detecting(detect::Detector),
+    Pop3(Box<pop3::Pop3Session>),
+    Imap(Box<imap::ImapSession>),
+    Smtp(Box<smtp::SmtpSession>),
+    Done(DoneReason),
+}
+
+/// What a protocol session asks of the framers after a piece.
+pub(crate) struct Reply {
+    pub next: Next,
+    /// Change the other direction's framer too (e.g. a refused IMAP literal will not come).
+    pub other: Option<Next>,
+    pub done: Option<DoneReason>,
+}
+
+impl Reply {
+    pub fn next(next: Next) -> Reply {
+        Reply { next, other: None, done: None }
+    }
+    pub fn line() -> Reply {
+        Reply::next(Next::Line)
+    }
+    pub fn done(reason: DoneReason) -> Reply {
+        Reply { next: Next::Stop, other: Some(Next::Stop), done: Some(reason) }
+    }
+}
+
+/// One flow's application-layer state: detection, then a POP3, IMAP or SMTP session.
+pub struct Session {
+    /// Which side of the flow key is the client. Certain when the handshake was seen; otherwise
+    /// a guess from ports that the first lines may correct.
+    client: Side,
+    roles_certain: bool,
+    protocol: Protocol,
+    /// Framers by flow side (not by role, so a role swap needs no re-framing).
+    framers: [LineFramer; 2],
+    seen_data: [bool; 2],
+    inspected: u64,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("client", &self.client)
+            .field("app_proto", &self.app_proto())
+            .field("done", &self.done_reason())
+            .finish()
+    }
+}
+
+impl Session {
+    /// A session for a new flow. `client` is the side that sent the SYN when `roles_certain`,
+    /// else the guess from ports; `server_port` is that guess's server port.
+    pub fn new(client: Side, roles_certain: bool, server_port: u16, config: &ProtoConfig) -> Session {
+        let protocol = match config.ports.classify(server_port) {
+            detect::PortClass::ImplicitTls => Protocol::Done(DoneReason::Tls),
+            detect::PortClass::Hint(proto) => Protocol::Detecting(detect::Detector::new(Some(proto))),
+            detect::PortClass::Unknown => Protocol::Detecting(detect::Detector::new(None)),
+        };
+        Session {
+            client,
+            roles_certain,
+            protocol,
+            framers: [LineFramer::new(config.max_line), LineFramer::new(config.max_line)],
+            seen_data: [false, false],
+            inspected: 0,
+        }
+    }
+
+    /// The client side as currently understood.
+    pub fn client(&self) -> Side {
+        self.client
+    }
+
+    pub fn app_proto(&self) -> Option<AppProto> {
+        match &self.protocol {
+            Protocol::Pop3(_) => Some(AppProto::Pop3),
+            Protocol::Imap(_) => Some(AppProto::Imap),
+            Protocol::Smtp(_) => Some(AppProto::Smtp),
+            Protocol::Detecting(_) | Protocol::Done(_) => None,
+        }
+    }
+
+    /// Why the session stopped, or `None` while it still wants the flow's bytes.
+    pub fn done_reason(&self) -> Option<DoneReason> {
+        match self.protocol {
+            Protocol::Done(reason) => Some(reason),
+            _ => None,
+        }
+    }
+
+    /// Bytes the session holds (partial lines), for memory accounting.
+    pub fn buffered(&self) -> usize {
+        self.framers.iter().map(LineFramer::buffered).sum()
+    }
+
+    /// Reassembled bytes from one side of the flow.
+    pub fn on_data(&mut self, side: Side, data: &[u8], ctx: &mut Ctx<'_>) {
+        if self.done_reason().is_some() || data.is_empty() {
+            return;
+        }
+        let first_from_side = !self.seen_data.get(side.index()).copied().unwrap_or(true);
+        let first_in_flow = !self.seen_data.iter().any(|seen| *seen);
+        if let Some(seen) = self.seen_data.get_mut(side.index()) {
+            *seen = true;
+        }
+        if first_from_side && looks_like_tls(data) {
+            ctx.stats.tls_flows += 1;
+            self.finish(DoneReason::Tls, ctx);
+            return;
+        }
+        if first_in_flow && !self.roles_certain {
+            self.guess_roles_from_first_bytes(side, data);
+        }
+        self.inspected = self.inspected.saturating_add(data.len() as u64);
+        let Session { client, protocol, framers, .. } = self;
+        let role = if side == *client { Role::Client } else { Role::Server };
+        let [lo, hi] = framers;
+        let (framer, other_framer) = match side {
+            Side::Lo => (lo, hi),
+            Side::Hi => (hi, lo),
+        };
+        let mut other_next = None;
+        let mut done = None;
+        framer.feed(data, &mut |piece| {
+            let reply = dispatch(protocol, role, piece, ctx);
+            if reply.other.is_some() {
+                other_next = reply.other;
+            }
+            if let Some(reason) = reply.done {
+                done = Some(reason);
+                return Next::Stop;
+            }
+            reply.next
+        });
+        if let Some(next) = other_next {
+            other_framer.set_next(next);
+        }
+        if let Some(reason) = done {
+            self.finish(reason, ctx);
+        } else if self.inspected > ctx.config.inspection_depth {
+            ctx.stats.depth_exceeded += 1;
+            self.close(ctx);
+            self.protocol = Protocol::Done(DoneReason::DepthExceeded);
+        }
+    }
+
+    /// Bytes were lost on one side.
+    pub fn on_gap(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
+        ctx.stats.gaps += 1;
+        if let Some(framer) = self.framers.get_mut(side.index()) {
+            framer.gap(len);
+        }
+        let role = if side == self.client { Role::Client } else { Role::Server };
+        match &mut self.protocol {
+            Protocol::Pop3(session) => session.on_gap(role),
+            Protocol::Imap(session) => session.on_gap(role),
+            Protocol::Smtp(session) => session.on_gap(role),
+            Protocol::Detecting(_) | Protocol::Done(_) => {}
+        }
+    }
+
+    /// The flow ended (FIN, RST, timeout, eviction or end of input): credentials still waiting for
+    /// their outcome are reported as `unknown`.
+    pub fn close(&mut self, ctx: &mut Ctx<'_>) {
+        match &mut self.protocol {
+            Protocol::Pop3(session) => session.flush(ctx),
+            Protocol::Imap(session) => session.flush(ctx),
+            Protocol::Smtp(session) => session.flush(ctx),
+            Protocol::Detecting(_) | Protocol::Done(_) => {}
+        }
+    }
+
+    fn finish(&mut self, reason: DoneReason, ctx: &mut Ctx<'_>) {
+        match reason {
+            DoneReason::Authenticated => ctx.stats.authenticated += 1,
+            DoneReason::NotMail => ctx.stats.not_mail += 1,
+            DoneReason::Tls | DoneReason::DepthExceeded => {}
+        }
+        self.close(ctx);
+        self.protocol = Protocol::Done(reason);
+        for framer in &mut self.framers {
+            framer.set_next(Next::Stop);
+        }
+    }
+
+    /// Without a handshake the roles come from ports; a greeting-shaped first line from the
+    /// presumed client proves them wrong.
+    fn guess_roles_from_first_bytes(&mut self, side: Side, data: &[u8]) {
+        if side == self.client && detect::looks_like_greeting(data) {
+            self.client = self.client.other();
+        }
+    }
+
+    /// Statistics hook: count the protocol once it is known.
+    pub(crate) fn count_protocol(proto: AppProto, stats: &mut ProtoStats) {
+        match proto {
+            AppProto::Pop3 => stats.sessions_pop3 += 1,
+            AppProto::Imap => stats.sessions_imap += 1,
+            AppProto::Smtp => stats.sessions_smtp += 1,
+        }
+    }
+}
+
+fn dispatch(protocol: &mut Protocol, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
+    if let Piece::Overflow = piece {
+        ctx.stats.overlong_lines += 1;
+    }
+    match protocol {
+        Protocol::Detecting(detector) => match detector.on_piece(role, &piece, ctx) {
+            detect::Verdict::Undecided => Reply::line(),
+            detect::Verdict::NotMail => Reply::done(DoneReason::NotMail),
+            detect::Verdict::Protocol { proto, replay } => {
+                Session::count_protocol(proto, ctx.stats);
+                let mut session = match proto {
+                    AppProto::Pop3 => Protocol::Pop3(Box::default()),
+                    AppProto::Imap => Protocol::Imap(Box::default()),
+                    AppProto::Smtp => Protocol::Smtp(Box::default()),
+                };
+                if let Some(greeting) = replay {
+                    let reply = dispatch_to(
+                        &mut session,
+                        Role::Server,
+                        Piece::Line { line: &greeting, more_follows: false },
+                        ctx,
+                    );
+                    if reply.done.is_some() {
+                        *protocol = session;
+                        return reply;
+                    }
+                }
+                let reply = dispatch_to(&mut session, role, piece, ctx);
+                *protocol = session;
+                reply
+            }
+        },
+        other => dispatch_to(other, role, piece, ctx),
+    }
+}
+
+fn dispatch_to(protocol: &mut Protocol, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
+    match protocol {
+        Protocol::Pop3(session) => session.on_piece(role, piece, ctx),
+        Protocol::Imap(session) => session.on_piece(role, piece, ctx),
+        Protocol::Smtp(session) => session.on_piece(role, piece, ctx),
+        Protocol::Detecting(_) => Reply::line(),
+        Protocol::Done(reason) => Reply::done(*reason),
+    }
+}
+
+/// Splits a line at its first space: a verb (or tag) and the rest, spaces included (passwords
+/// and some user names contain spaces).
+pub(crate) fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
+    match memchr::memchr(b' ', line) {
+        Some(space) => (line.get(..space).unwrap_or(line), line.get(space + 1..).unwrap_or(&[])),
+        None => (line, &[]),
+    }
+}
+
+/// Cleartext commands pipelined behind STARTTLS in the same segment: a server that buffers them
+/// would run them as if they came over TLS (CVE-2011-0411 and its kin).
+pub(crate) fn starttls_injection(proto: AppProto, ctx: &mut Ctx<'_>) {
+    ctx.events.push(ProtoEvent::Anomaly {
+        ts: ctx.ts,
+        app_proto: Some(proto),
+        kind: AnomalyKind::StarttlsCommandInjection,
+        detail: "cleartext data followed the STARTTLS command in the same segment".into(),
+    });
+}
+
+/// A TLS record header (handshake, TLS 1.0–1.3) or an SSLv2-style hello.
+fn looks_like_tls(data: &[u8]) -> bool {
+    matches!(data, [0x16, 0x03, minor, ..] if *minor <= 0x04)
+        || matches!(data, [first, _, 0x01, 0x03 | 0x00, ..] if first & 0x80 != 0)
+}

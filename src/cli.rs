@@ -1,0 +1,214 @@
+//! The command line as the user typed it (clap), and its resolution into a run configuration.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use credwatch::alert::{RedactionPolicy, UsernamePolicy};
+use credwatch::flow::FlowLimits;
+use credwatch::pipeline::RunConfig;
+use credwatch::proto::{PortMap, ProtoConfig};
+
+/// Find mail logins (POP3, IMAP, SMTP) whose passwords cross the network in clear, and name the
+/// servers that accepted them. Passwords are never shown.
+#[derive(Debug, Parser)]
+#[command(name = "credwatch", version, propagate_version = true, after_help = EXIT_STATUS_HELP)]
+pub struct Cli {
+    /// More log output on stderr (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    pub verbose: u8,
+    /// Only errors on stderr.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+pub const EXIT_STATUS_HELP: &str = "\
+Exit status:
+  0   the run completed (whether or not credentials were found)
+  1   fatal error (bad input list, output failure)
+  2   bad command line
+  3   some capture files could not be read to the end (the alerts found are still printed)
+  10  with --fail-on-alert: a cleartext credential was found (and nothing failed)";
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Analyse capture files (pcap, pcapng, gzip-compressed or not; `-` for stdin; directories
+    /// are searched for captures). Files are read one after another, in the order given.
+    Read(ReadArgs),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// One line per alert and a table of the servers at risk, for people.
+    Text,
+    /// One JSON object per line on stdout, nothing else (alerts, then one server_report per server).
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UsernameMode {
+    /// First character and domain: b***@example.test.
+    Masked,
+    /// In full, for teams allowed to see them.
+    Full,
+    /// Keyed HMAC-SHA256 (needs --key-file or CREDWATCH_KEY).
+    Hashed,
+}
+
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// Capture files or directories; `-` reads standard input.
+    #[arg(required = true, value_name = "PATH")]
+    pub paths: Vec<PathBuf>,
+    /// Output format.
+    #[arg(short, long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// How user names appear in alerts.
+    #[arg(long, value_enum, default_value_t = UsernameMode::Masked, value_name = "MODE")]
+    pub usernames: UsernameMode,
+    /// Shortcut for --usernames full.
+    #[arg(long, conflicts_with = "usernames")]
+    pub show_usernames: bool,
+    /// File holding the secret key for --usernames hashed and --fingerprint-secrets (a key on the
+    /// command line would show in the process list). The CREDWATCH_KEY variable also works.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
+    /// Add a keyed fingerprint of each secret to alerts, to spot one password used on several
+    /// accounts without revealing it (needs a key).
+    #[arg(long)]
+    pub fingerprint_secrets: bool,
+    /// Exit with status 10 when a cleartext credential was found.
+    #[arg(long)]
+    pub fail_on_alert: bool,
+    #[command(flatten)]
+    pub ports: PortArgs,
+    #[command(flatten)]
+    pub limits: LimitArgs,
+}
+
+/// Ports are hints, not limits: mail protocols are also recognised on other ports by their
+/// greetings.
+#[derive(Debug, Args)]
+pub struct PortArgs {
+    /// POP3 ports.
+    #[arg(long, value_delimiter = ',', default_value = "110", value_name = "PORTS")]
+    pub pop3_ports: Vec<u16>,
+    /// IMAP ports.
+    #[arg(long, value_delimiter = ',', default_value = "143", value_name = "PORTS")]
+    pub imap_ports: Vec<u16>,
+    /// SMTP ports.
+    #[arg(long, value_delimiter = ',', default_value = "25,587,2525", value_name = "PORTS")]
+    pub smtp_ports: Vec<u16>,
+    /// Implicit-TLS ports (IMAPS, POP3S, SMTPS): counted as protected, never parsed.
+    #[arg(long, value_delimiter = ',', default_value = "993,995,465", value_name = "PORTS")]
+    pub tls_ports: Vec<u16>,
+}
+
+#[derive(Debug, Args)]
+pub struct LimitArgs {
+    /// Flows tracked at once; past it the least recently seen are evicted (and counted).
+    #[arg(long, default_value_t = FlowLimits::default().max_flows, value_name = "N")]
+    pub max_flows: usize,
+    /// Bytes of each flow inspected before it is let go, if no login came by then.
+    #[arg(long, default_value_t = ProtoConfig::default().inspection_depth, value_name = "BYTES")]
+    pub inspection_depth: u64,
+    /// Out-of-order bytes buffered per flow direction.
+    #[arg(long, default_value_t = FlowLimits::default().reassembly.max_buffered, value_name = "BYTES")]
+    pub max_buffered_per_flow: usize,
+    /// Out-of-order bytes buffered across all flows.
+    #[arg(long, default_value_t = FlowLimits::default().max_buffered_total, value_name = "BYTES")]
+    pub max_buffered_total: usize,
+    /// Seconds without packets after which a flow is closed (on capture time).
+    #[arg(long, default_value_t = FlowLimits::default().idle_timeout.as_secs(), value_name = "SECONDS")]
+    pub idle_timeout: u64,
+}
+
+impl ReadArgs {
+    /// The run configuration these flags ask for.
+    pub fn run_config(&self) -> anyhow::Result<RunConfig> {
+        let key = self.key()?;
+        let username = match (self.show_usernames, self.usernames) {
+            (true, _) | (false, UsernameMode::Full) => UsernamePolicy::Full,
+            (false, UsernameMode::Masked) => UsernamePolicy::Masked,
+            (false, UsernameMode::Hashed) => match &key {
+                Some(key) => UsernamePolicy::Hashed { key: key.clone() },
+                None => bail!("--usernames hashed needs a key: --key-file FILE or the CREDWATCH_KEY variable"),
+            },
+        };
+        if self.fingerprint_secrets && key.is_none() {
+            bail!("--fingerprint-secrets needs a key: --key-file FILE or the CREDWATCH_KEY variable");
+        }
+        let policy = RedactionPolicy { username, fingerprint_key: if self.fingerprint_secrets { key } else { None } };
+        let ports = PortMap {
+            pop3: self.ports.pop3_ports.clone(),
+            imap: self.ports.imap_ports.clone(),
+            smtp: self.ports.smtp_ports.clone(),
+            implicit_tls: self.ports.tls_ports.clone(),
+        };
+        let mut flow = FlowLimits {
+            max_flows: self.limits.max_flows.max(1),
+            max_buffered_total: self.limits.max_buffered_total,
+            idle_timeout: Duration::from_secs(self.limits.idle_timeout),
+            ..FlowLimits::default()
+        };
+        flow.reassembly.max_buffered = self.limits.max_buffered_per_flow;
+        let proto =
+            ProtoConfig { ports, policy, inspection_depth: self.limits.inspection_depth, ..ProtoConfig::default() };
+        Ok(RunConfig { flow, proto })
+    }
+
+    fn key(&self) -> anyhow::Result<Option<Vec<u8>>> {
+        let key = match &self.key_file {
+            Some(path) => {
+                Some(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?)
+            }
+            None => std::env::var_os("CREDWATCH_KEY").map(|k| k.into_encoded_bytes()),
+        };
+        let key = key.map(|k| k.trim_ascii().to_vec());
+        if key.as_ref().is_some_and(Vec::is_empty) {
+            bail!("the key is empty");
+        }
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("credwatch").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn read_defaults() {
+        let Command::Read(read) = parse(&["read", "a.pcap"]).unwrap().command;
+        assert_eq!(read.format, Format::Text);
+        let config = read.run_config().unwrap();
+        assert_eq!(config.proto.ports.smtp, [25, 587, 2525]);
+        assert_eq!(config.proto.policy.username, UsernamePolicy::Masked);
+    }
+
+    #[test]
+    fn ports_and_limits_parse() {
+        let Command::Read(read) =
+            parse(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "10", "x"]).unwrap().command;
+        let config = read.run_config().unwrap();
+        assert_eq!(config.proto.ports.pop3, [110, 1110]);
+        assert_eq!(config.flow.max_flows, 10);
+        assert!(parse(&["read", "--pop3-ports", "70000", "x"]).is_err());
+    }
+
+    #[test]
+    fn hashing_needs_a_key() {
+        let Command::Read(read) = parse(&["read", "--usernames", "hashed", "x"]).unwrap().command;
+        if std::env::var_os("CREDWATCH_KEY").is_none() {
+            assert!(read.run_config().is_err());
+        }
+        assert!(parse(&["read"]).is_err());
+    }
+}

@@ -1,0 +1,147 @@
+//! Link layers (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback), VLAN tags and MPLS label
+//! stacks, down to the IP packet they carry.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use etherparse::{Ethernet2HeaderSlice, SingleVlanHeaderSlice};
+
+use super::tunnel::{TunnelContext, TunnelKind};
+use super::SkipReason;
+use crate::capture::LinkType;
+
+pub(super) const ETHERTYPE_IPV4: u16 = 0x0800;
+pub(super) const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+/// Pre-standard QinQ tag protocol ids some switches still send.
+const ETHERTYPE_QINQ_LEGACY: [u16; 3] = [0x9100, 0x9200, 0x9300];
+const ETHERTYPE_MPLS_UNICAST: u16 = 0x8847;
+const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+
+const LINUX_SLL_HEADER_LEN: usize = 16;
+const LINUX_SLL_PROTOCOL_OFFSET: usize = 14;
+const LINUX_SLL2_HEADER_LEN: usize = 20;
+const NULL_HEADER_LEN: usize = 4;
+const MPLS_ENTRY_LEN: usize = 4;
+const MPLS_BOTTOM_OF_STACK: u8 = 0x01;
+const PSEUDOWIRE_CONTROL_WORD_LEN: usize = 4;
+
+/// BSD address families: AF_INET is 2 everywhere, AF_INET6 is 24 (NetBSD, OpenBSD), 28 (FreeBSD)
+/// or 30 (macOS).
+const AF_INET: u32 = 2;
+const AF_INET6: [u32; 3] = [24, 28, 30];
+
+/// The next thing to decode.
+#[derive(Clone, Copy, Debug)]
+pub(super) enum Layer<'a> {
+    /// An Ethernet II frame.
+    Ethernet(&'a [u8]),
+    /// The bytes following an ethertype (or a protocol field that uses ethertype values).
+    EtherType(u16, &'a [u8]),
+    /// An IPv4 or IPv6 packet.
+    Ip(&'a [u8]),
+}
+
+/// Reads a big-endian u16 at `offset`, if the data is long enough.
+pub(super) fn be_u16(data: &[u8], offset: usize) -> Option<u16> {
+    data.get(offset..)?.first_chunk::<2>().map(|bytes| u16::from_be_bytes(*bytes))
+}
+
+/// Reads a big-endian u32 at `offset`, if the data is long enough.
+pub(super) fn be_u32(data: &[u8], offset: usize) -> Option<u32> {
+    data.get(offset..)?.first_chunk::<4>().map(|bytes| u32::from_be_bytes(*bytes))
+}
+
+/// The first layer inside a frame of the given link type.
+pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    match link_type {
+        LinkType::ETHERNET => Ok(Layer::Ethernet(data)),
+        LinkType::RAW | LinkType::IPV4 | LinkType::IPV6 | LinkType::RAW_BSD12 | LinkType::RAW_BSD14 => {
+            Ok(Layer::Ip(data))
+        }
+        LinkType::LINUX_SLL => {
+            let protocol = be_u16(data, LINUX_SLL_PROTOCOL_OFFSET).ok_or(SkipReason::Truncated)?;
+            Ok(Layer::EtherType(protocol, data.get(LINUX_SLL_HEADER_LEN..).unwrap_or_default()))
+        }
+        LinkType::LINUX_SLL2 => {
+            let protocol = be_u16(data, 0).ok_or(SkipReason::Truncated)?;
+            let rest = data.get(LINUX_SLL2_HEADER_LEN..).ok_or(SkipReason::Truncated)?;
+            Ok(Layer::EtherType(protocol, rest))
+        }
+        LinkType::NULL => {
+            let family = data.first_chunk::<4>().ok_or(SkipReason::Truncated)?;
+            // The byte order is the capturing machine's, unknown here: try both.
+            loopback(u32::from_le_bytes(*family))
+                .or_else(|_| loopback(u32::from_be_bytes(*family)))
+                .map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
+        }
+        LinkType::LOOP => {
+            let family = data.first_chunk::<4>().ok_or(SkipReason::Truncated)?;
+            loopback(u32::from_be_bytes(*family)).map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
+        }
+        _ => Err(SkipReason::UnsupportedLinkType),
+    }
+}
+
+/// Accepts the BSD loopback address families of IPv4 and IPv6 (the IP version nibble tells which).
+fn loopback(family: u32) -> Result<(), SkipReason> {
+    if family == AF_INET || AF_INET6.contains(&family) {
+        Ok(())
+    } else {
+        Err(SkipReason::NotIp)
+    }
+}
+
+/// An Ethernet II header; 802.3 frames (a length where the ethertype would be) carry no IP we
+/// decode and fall out as [`SkipReason::NotIp`] in [`ether_type`].
+pub(super) fn ethernet(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let header = Ethernet2HeaderSlice::from_slice(data).map_err(|_| SkipReason::Truncated)?;
+    let rest = data.get(header.slice().len()..).unwrap_or_default();
+    Ok(Layer::EtherType(header.ether_type().0, rest))
+}
+
+/// What an ethertype leads to: a VLAN tag (recorded), an MPLS label stack, or IP.
+pub(super) fn ether_type<'a>(
+    ether_type: u16,
+    data: &'a [u8],
+    context: &mut TunnelContext,
+) -> Result<Layer<'a>, SkipReason> {
+    match ether_type {
+        ETHERTYPE_IPV4 | ETHERTYPE_IPV6 => Ok(Layer::Ip(data)),
+        ETHERTYPE_VLAN | ETHERTYPE_QINQ => vlan_tag(data, context),
+        tag if ETHERTYPE_QINQ_LEGACY.contains(&tag) => vlan_tag(data, context),
+        ETHERTYPE_MPLS_UNICAST | ETHERTYPE_MPLS_MULTICAST => mpls(data, context),
+        _ => Err(SkipReason::NotIp),
+    }
+}
+
+fn vlan_tag<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
+    let tag = SingleVlanHeaderSlice::from_slice(data).map_err(|_| SkipReason::Truncated)?;
+    context.vlan.push(tag.vlan_identifier().value());
+    let rest = data.get(tag.slice().len()..).unwrap_or_default();
+    Ok(Layer::EtherType(tag.ether_type().0, rest))
+}
+
+/// An MPLS label stack (one encapsulation layer however many labels). Below the bottom label the
+/// version nibble tells IPv4 and IPv6 apart; a zero nibble is a pseudowire control word followed
+/// by an Ethernet frame, a new layer 2 domain whose VLAN tags are kept apart from the outer ones.
+fn mpls<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
+    context.descend()?;
+    let mut rest = data;
+    loop {
+        let entry = rest.first_chunk::<MPLS_ENTRY_LEN>().ok_or(SkipReason::Truncated)?;
+        rest = rest.get(MPLS_ENTRY_LEN..).unwrap_or_default();
+        if entry[2] & MPLS_BOTTOM_OF_STACK != 0 {
+            break;
+        }
+    }
+    match rest.first().map(|byte| byte >> 4) {
+        None => Err(SkipReason::Truncated),
+        Some(4 | 6) => Ok(Layer::Ip(rest)),
+        Some(0) => {
+            context.fold(TunnelKind::MplsPseudowire, None, 0);
+            let frame = rest.get(PSEUDOWIRE_CONTROL_WORD_LEN..).ok_or(SkipReason::Truncated)?;
+            Ok(Layer::Ethernet(frame))
+        }
+        Some(_) => Err(SkipReason::NotIp),
+    }
+}

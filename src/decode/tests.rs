@@ -1,0 +1,975 @@
+//! Decoder tests. Frames are built in code: etherparse's `PacketBuilder` and header types where
+//! they exist, small byte builders below for the headers etherparse cannot write.
+
+use std::net::IpAddr;
+
+use etherparse::{
+    IpAuthHeader, IpFragOffset, IpNumber, Ipv4Header, Ipv4Options, Ipv6FragmentHeader, Ipv6Header, PacketBuilder,
+    TcpHeader, UdpHeader, VlanId,
+};
+use proptest::prelude::*;
+
+use super::*;
+use crate::capture::{LinkType, Timestamp};
+
+const CLIENT: [u8; 4] = [10, 0, 0, 1];
+const SERVER: [u8; 4] = [10, 0, 0, 2];
+const CLIENT6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+const SERVER6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2];
+const TUNNEL_A: [u8; 4] = [192, 0, 2, 1];
+const TUNNEL_B: [u8; 4] = [192, 0, 2, 2];
+const TUNNEL_C: [u8; 4] = [192, 0, 2, 3];
+const LINE: &[u8] = b"a01 LOGIN alice canary-pw\r\n";
+const CLIENT_PORT: u16 = 40_000;
+const IMAP_PORT: u16 = 143;
+
+/// What a decoded packet said, owned so that tests can compare it after the decoder moves on.
+#[derive(Debug, PartialEq)]
+struct Seen {
+    src: IpAddr,
+    dst: IpAddr,
+    src_port: u16,
+    dst_port: u16,
+    seq: u32,
+    ack: u32,
+    flags: u8,
+    window: u16,
+    vlan: Vec<u16>,
+    tunnel: u64,
+    payload: Vec<u8>,
+    missing: u32,
+}
+
+fn frame_at(link_type: LinkType, data: &[u8], secs: u64) -> Frame<'_> {
+    Frame { ts: Timestamp::from_secs_nanos(1_700_000_000 + secs, 0), link_type, orig_len: data.len() as u32, data }
+}
+
+fn decode_at(decoder: &mut Decoder, link_type: LinkType, data: &[u8], secs: u64) -> Result<Seen, SkipReason> {
+    match decoder.decode(&frame_at(link_type, data, secs)) {
+        Decoded::Tcp(packet) => Ok(Seen {
+            src: packet.src,
+            dst: packet.dst,
+            src_port: packet.src_port,
+            dst_port: packet.dst_port,
+            seq: packet.seq,
+            ack: packet.ack,
+            flags: packet.flags.0,
+            window: packet.window,
+            vlan: packet.vlan.as_slice().to_vec(),
+            tunnel: packet.tunnel,
+            payload: packet.payload.to_vec(),
+            missing: packet.payload_missing,
+        }),
+        Decoded::Skipped(reason) => Err(reason),
+    }
+}
+
+fn decode(link_type: LinkType, data: &[u8]) -> Result<Seen, SkipReason> {
+    decode_at(&mut Decoder::new(), link_type, data, 0)
+}
+
+fn decode_tcp(link_type: LinkType, data: &[u8]) -> Seen {
+    match decode(link_type, data) {
+        Ok(seen) => seen,
+        Err(reason) => panic!("expected TCP, got {reason:?}"),
+    }
+}
+
+// ---- builders ----
+
+fn ipv4_tcp(src: [u8; 4], dst: [u8; 4], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv4(src, dst, 64)
+        .tcp(CLIENT_PORT, IMAP_PORT, 1000, 512)
+        .ack(2000)
+        .psh()
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+fn ipv6_tcp(src: [u8; 16], dst: [u8; 16], payload: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    PacketBuilder::ipv6(src, dst, 64)
+        .tcp(CLIENT_PORT, IMAP_PORT, 1000, 512)
+        .ack(2000)
+        .psh()
+        .write(&mut out, payload)
+        .unwrap();
+    out
+}
+
+/// A TCP header plus payload, for packets assembled from separate headers.
+fn tcp_segment(payload: &[u8]) -> Vec<u8> {
+    let mut header = TcpHeader::new(CLIENT_PORT, IMAP_PORT, 1000, 512);
+    header.ack = true;
+    header.acknowledgment_number = 2000;
+    let mut out = Vec::new();
+    header.write(&mut out).unwrap();
+    out.extend_from_slice(payload);
+    out
+}
+
+fn ethernet(ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x02, 0, 0, 0, 0, 0x01, 0x02, 0, 0, 0, 0, 0x02];
+    out.extend_from_slice(&ether_type.to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+/// An Ethernet frame with VLAN tags given as (tag protocol id, VLAN id), outermost first.
+fn tagged(tags: &[(u16, u16)], ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    for (index, &(_, id)) in tags.iter().enumerate() {
+        body.extend_from_slice(&id.to_be_bytes());
+        let next = tags.get(index + 1).map_or(ether_type, |&(tpid, _)| tpid);
+        body.extend_from_slice(&next.to_be_bytes());
+    }
+    body.extend_from_slice(inner);
+    ethernet(tags[0].0, &body)
+}
+
+fn ipv4_outer(protocol: u8, src: [u8; 4], dst: [u8; 4], inner: &[u8]) -> Vec<u8> {
+    let mut header = Ipv4Header::new(inner.len() as u16, 64, IpNumber(protocol), src, dst).unwrap();
+    header.header_checksum = header.calc_header_checksum();
+    let mut out = Vec::new();
+    header.write(&mut out).unwrap();
+    out.extend_from_slice(inner);
+    out
+}
+
+fn ipv6_outer(next_header: u8, inner: &[u8]) -> Vec<u8> {
+    let header = Ipv6Header {
+        payload_length: inner.len() as u16,
+        next_header: IpNumber(next_header),
+        hop_limit: 64,
+        source: CLIENT6,
+        destination: SERVER6,
+        ..Default::default()
+    };
+    let mut out = Vec::new();
+    header.write(&mut out).unwrap();
+    out.extend_from_slice(inner);
+    out
+}
+
+fn udp(destination_port: u16, inner: &[u8]) -> Vec<u8> {
+    let header = UdpHeader { source_port: 50_000, destination_port, length: (8 + inner.len()) as u16, checksum: 0 };
+    let mut out = Vec::new();
+    header.write(&mut out).unwrap();
+    out.extend_from_slice(inner);
+    out
+}
+
+const GRE_CHECKSUM: u16 = 0x8000;
+const GRE_KEY: u16 = 0x2000;
+const GRE_SEQUENCE: u16 = 0x1000;
+
+/// A GRE header with the given flags; `fields` are the optional words in wire order.
+fn gre(flags: u16, protocol: u16, fields: &[u32], inner: &[u8]) -> Vec<u8> {
+    let mut out = flags.to_be_bytes().to_vec();
+    out.extend_from_slice(&protocol.to_be_bytes());
+    for field in fields {
+        out.extend_from_slice(&field.to_be_bytes());
+    }
+    out.extend_from_slice(inner);
+    out
+}
+
+fn erspan_ii(session: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x10, 0x00];
+    out.extend_from_slice(&(session & 0x3ff).to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]);
+    out.extend_from_slice(inner);
+    out
+}
+
+fn erspan_iii(session: u16, platform_subheader: bool, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x20, 0x00];
+    out.extend_from_slice(&(session & 0x3ff).to_be_bytes());
+    out.extend_from_slice(&[0x11, 0x22, 0x33, 0x44, 0, 0, 0, u8::from(platform_subheader)]);
+    if platform_subheader {
+        out.extend_from_slice(&[0xee; 8]);
+    }
+    out.extend_from_slice(inner);
+    out
+}
+
+fn vxlan(vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x08, 0, 0, 0];
+    out.extend_from_slice(&(vni << 8).to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+fn geneve(vni: u32, protocol: u16, option_words: u8, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![option_words & 0x3f, 0];
+    out.extend_from_slice(&protocol.to_be_bytes());
+    out.extend_from_slice(&(vni << 8).to_be_bytes());
+    out.extend(std::iter::repeat_n(0xab, usize::from(option_words) * 4));
+    out.extend_from_slice(inner);
+    out
+}
+
+fn mpls(labels: &[u32], inner: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (index, label) in labels.iter().enumerate() {
+        let bottom = u32::from(index + 1 == labels.len());
+        out.extend_from_slice(&((label << 12) | (bottom << 8) | 64).to_be_bytes());
+    }
+    out.extend_from_slice(inner);
+    out
+}
+
+fn linux_sll(protocol: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0];
+    out.extend_from_slice(&protocol.to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+fn linux_sll2(protocol: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = protocol.to_be_bytes().to_vec();
+    out.extend_from_slice(&[0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0]);
+    out.extend_from_slice(inner);
+    out
+}
+
+fn with_prefix(prefix: [u8; 4], inner: &[u8]) -> Vec<u8> {
+    let mut out = prefix.to_vec();
+    out.extend_from_slice(inner);
+    out
+}
+
+/// Splits an IPv4 packet into fragments of `chunk` payload bytes (a multiple of 8).
+fn ipv4_fragments(packet: &[u8], id: u16, chunk: usize) -> Vec<Vec<u8>> {
+    let (header, payload) = Ipv4Header::from_slice(packet).unwrap();
+    let payload = &payload[..usize::from(header.total_len) - header.header_len()];
+    payload
+        .chunks(chunk)
+        .enumerate()
+        .map(|(index, piece)| {
+            let offset = index * chunk;
+            ipv4_fragment(&header, id, offset, offset + piece.len() < payload.len(), piece)
+        })
+        .collect()
+}
+
+fn ipv4_fragment(header: &Ipv4Header, id: u16, offset: usize, more: bool, piece: &[u8]) -> Vec<u8> {
+    let mut header = header.clone();
+    header.identification = id;
+    header.fragment_offset = IpFragOffset::try_new((offset / 8) as u16).unwrap();
+    header.more_fragments = more;
+    header.set_payload_len(piece.len()).unwrap();
+    header.header_checksum = header.calc_header_checksum();
+    let mut out = Vec::new();
+    header.write(&mut out).unwrap();
+    out.extend_from_slice(piece);
+    out
+}
+
+/// Splits an IPv6 packet without extension headers into fragments of `chunk` payload bytes.
+fn ipv6_fragments(packet: &[u8], id: u32, chunk: usize) -> Vec<Vec<u8>> {
+    let (header, payload) = Ipv6Header::from_slice(packet).unwrap();
+    payload
+        .chunks(chunk)
+        .enumerate()
+        .map(|(index, piece)| {
+            let offset = index * chunk;
+            let fragment = Ipv6FragmentHeader::new(
+                header.next_header,
+                IpFragOffset::try_new((offset / 8) as u16).unwrap(),
+                offset + piece.len() < payload.len(),
+                id,
+            );
+            let mut outer = header.clone();
+            outer.next_header = IpNumber::IPV6_FRAGMENTATION_HEADER;
+            outer.payload_length = (8 + piece.len()) as u16;
+            let mut out = Vec::new();
+            outer.write(&mut out).unwrap();
+            fragment.write(&mut out).unwrap();
+            out.extend_from_slice(piece);
+            out
+        })
+        .collect()
+}
+
+/// An IPv6 extension header of the generic kind (hop-by-hop, routing, destination options):
+/// next header, length in 8-octet units beyond the first, padding.
+fn ipv6_extension(next_header: u8, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![next_header, 0, 0, 0, 0, 0, 0, 0];
+    out.extend_from_slice(inner);
+    out
+}
+
+fn auth_header(next_header: u8, inner: &[u8]) -> Vec<u8> {
+    let header = IpAuthHeader::new(IpNumber(next_header), 0x1234, 7, &[0; 4]).unwrap();
+    let mut out = Vec::new();
+    header.write(&mut out).unwrap();
+    out.extend_from_slice(inner);
+    out
+}
+
+fn long_line(len: usize) -> Vec<u8> {
+    (0..len).map(|index| b'a' + (index % 26) as u8).collect()
+}
+
+// ---- link layers ----
+
+#[test]
+fn ethernet_ipv4_tcp_fields() {
+    let seen = decode_tcp(LinkType::ETHERNET, &ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE)));
+    assert_eq!(
+        seen,
+        Seen {
+            src: IpAddr::from(CLIENT),
+            dst: IpAddr::from(SERVER),
+            src_port: CLIENT_PORT,
+            dst_port: IMAP_PORT,
+            seq: 1000,
+            ack: 2000,
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            window: 512,
+            vlan: vec![],
+            tunnel: 0,
+            payload: LINE.to_vec(),
+            missing: 0,
+        }
+    );
+}
+
+#[test]
+fn ethernet_ipv6_tcp_and_flags() {
+    let mut packet = Vec::new();
+    PacketBuilder::ipv6(CLIENT6, SERVER6, 64)
+        .tcp(CLIENT_PORT, IMAP_PORT, 7, 100)
+        .syn()
+        .fin()
+        .rst()
+        .urg(1)
+        .write(&mut packet, &[])
+        .unwrap();
+    let seen = decode_tcp(LinkType::ETHERNET, &ethernet(0x86dd, &packet));
+    assert_eq!(seen.src, IpAddr::from(CLIENT6));
+    assert_eq!(seen.flags, TcpFlags::SYN | TcpFlags::FIN | TcpFlags::RST | TcpFlags::URG);
+    assert!(seen.payload.is_empty());
+}
+
+#[test]
+fn ethernet_trailer_padding_is_not_payload() {
+    let mut frame = ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, b"hi"));
+    frame.extend_from_slice(&[0; 12]);
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &frame).payload, b"hi");
+}
+
+#[test]
+fn single_vlan_tag() {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2([1; 6], [2; 6])
+        .single_vlan(VlanId::try_new(42).unwrap())
+        .ipv4(CLIENT, SERVER, 64)
+        .tcp(CLIENT_PORT, IMAP_PORT, 1, 1)
+        .write(&mut frame, LINE)
+        .unwrap();
+    let seen = decode_tcp(LinkType::ETHERNET, &frame);
+    assert_eq!(seen.vlan, [42]);
+    assert_eq!(seen.payload, LINE);
+}
+
+#[test]
+fn qinq_tags_outermost_first() {
+    let mut frame = Vec::new();
+    PacketBuilder::ethernet2([1; 6], [2; 6])
+        .double_vlan(VlanId::try_new(100).unwrap(), VlanId::try_new(200).unwrap())
+        .ipv6(CLIENT6, SERVER6, 64)
+        .tcp(CLIENT_PORT, IMAP_PORT, 1, 1)
+        .write(&mut frame, LINE)
+        .unwrap();
+    assert_eq!(frame[12..14], [0x88, 0xa8]);
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &frame).vlan, [100, 200]);
+}
+
+#[test]
+fn stacked_tags_keep_the_first_four() {
+    let tags = [(0x9100, 1), (0x88a8, 2), (0x8100, 3), (0x8100, 4), (0x8100, 5)];
+    let frame = tagged(&tags, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let seen = decode_tcp(LinkType::ETHERNET, &frame);
+    assert_eq!(seen.vlan, [1, 2, 3, 4]);
+    assert_eq!(seen.payload, LINE);
+}
+
+#[test]
+fn linux_cooked_v1_and_v2() {
+    let packet = ipv4_tcp(CLIENT, SERVER, LINE);
+    assert_eq!(decode_tcp(LinkType::LINUX_SLL, &linux_sll(0x0800, &packet)).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::LINUX_SLL2, &linux_sll2(0x0800, &packet)).payload, LINE);
+    let tagged_inner = [&[0x00, 0x07, 0x08, 0x00][..], &packet].concat();
+    assert_eq!(decode_tcp(LinkType::LINUX_SLL, &linux_sll(0x8100, &tagged_inner)).vlan, [7]);
+    assert_eq!(decode(LinkType::LINUX_SLL2, &linux_sll2(0x0806, &[0; 28])), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::LINUX_SLL2, &[0x08, 0x00, 0, 0]), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn raw_ip_link_types() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    for link_type in [LinkType::RAW, LinkType::RAW_BSD12, LinkType::RAW_BSD14, LinkType::IPV4] {
+        assert_eq!(decode_tcp(link_type, &v4).src, IpAddr::from(CLIENT), "{link_type:?}");
+    }
+    for link_type in [LinkType::RAW, LinkType::RAW_BSD12, LinkType::RAW_BSD14, LinkType::IPV6] {
+        assert_eq!(decode_tcp(link_type, &v6).src, IpAddr::from(CLIENT6), "{link_type:?}");
+    }
+}
+
+#[test]
+fn bsd_null_loopback_in_both_byte_orders() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    for family in [2u32] {
+        for prefix in [family.to_le_bytes(), family.to_be_bytes()] {
+            assert_eq!(decode_tcp(LinkType::NULL, &with_prefix(prefix, &v4)).payload, LINE);
+        }
+    }
+    for family in [24u32, 28, 30] {
+        for prefix in [family.to_le_bytes(), family.to_be_bytes()] {
+            assert_eq!(decode_tcp(LinkType::NULL, &with_prefix(prefix, &v6)).payload, LINE);
+        }
+    }
+    assert_eq!(decode(LinkType::NULL, &with_prefix(7u32.to_le_bytes(), &v4)), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::NULL, &[2, 0]), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn openbsd_loop_is_big_endian() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    assert_eq!(decode_tcp(LinkType::LOOP, &with_prefix(2u32.to_be_bytes(), &v4)).payload, LINE);
+    assert_eq!(decode(LinkType::LOOP, &with_prefix(2u32.to_le_bytes(), &v4)), Err(SkipReason::NotIp));
+}
+
+#[test]
+fn unsupported_link_type_is_counted() {
+    let mut decoder = Decoder::new();
+    let result = decode_at(&mut decoder, LinkType(147), &[0; 40], 0);
+    assert_eq!(result, Err(SkipReason::UnsupportedLinkType));
+    assert_eq!(decoder.stats.unsupported_link_type, 1);
+}
+
+// ---- IP ----
+
+#[test]
+fn ipv4_options_and_authentication_header() {
+    let segment = tcp_segment(LINE);
+    let inner = auth_header(6, &segment);
+    let mut header = Ipv4Header::new(0, 64, IpNumber::AUTHENTICATION_HEADER, CLIENT, SERVER).unwrap();
+    header.options = Ipv4Options::try_from(&[1u8, 1, 1, 0][..]).unwrap();
+    header.set_payload_len(inner.len()).unwrap();
+    let mut packet = Vec::new();
+    header.write(&mut packet).unwrap();
+    packet.extend_from_slice(&inner);
+    let seen = decode_tcp(LinkType::RAW, &packet);
+    assert_eq!(seen.payload, LINE);
+    assert_eq!(seen.dst_port, IMAP_PORT);
+}
+
+#[test]
+fn ipv6_extension_headers() {
+    const HOP_BY_HOP: u8 = 0;
+    const ROUTING: u8 = 43;
+    const FRAGMENT: u8 = 44;
+    const DESTINATION: u8 = 60;
+    const AUTH: u8 = 51;
+    // hop-by-hop → routing → atomic fragment (offset 0, no more) → AH → destination → TCP
+    let destination = ipv6_extension(6, &tcp_segment(LINE));
+    let auth = auth_header(DESTINATION, &destination);
+    let mut atomic_fragment = Vec::new();
+    Ipv6FragmentHeader::new(IpNumber(AUTH), IpFragOffset::ZERO, false, 9).write(&mut atomic_fragment).unwrap();
+    atomic_fragment.extend_from_slice(&auth);
+    let routing = ipv6_extension(FRAGMENT, &atomic_fragment);
+    let hop_by_hop = ipv6_extension(ROUTING, &routing);
+    let packet = ipv6_outer(HOP_BY_HOP, &hop_by_hop);
+    let seen = decode_tcp(LinkType::RAW, &packet);
+    assert_eq!(seen.payload, LINE);
+    assert_eq!(seen.src, IpAddr::from(CLIENT6));
+}
+
+#[test]
+fn non_tcp_is_rejected_and_counted() {
+    let mut decoder = Decoder::new();
+    let mut udp_packet = Vec::new();
+    PacketBuilder::ipv4(CLIENT, SERVER, 64).udp(53, 53).write(&mut udp_packet, b"q").unwrap();
+    let icmp = ipv4_outer(1, CLIENT, SERVER, &[8, 0, 0, 0, 0, 0, 0, 0]);
+    let esp = ipv6_outer(50, &[0; 16]);
+    for packet in [&udp_packet, &icmp, &esp] {
+        assert_eq!(decode_at(&mut decoder, LinkType::RAW, packet, 0), Err(SkipReason::NotTcp));
+    }
+    let arp = ethernet(0x0806, &[0; 28]);
+    assert_eq!(decode_at(&mut decoder, LinkType::ETHERNET, &arp, 0), Err(SkipReason::NotIp));
+    let garbage_version = [0x50; 40];
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &garbage_version, 0), Err(SkipReason::Malformed));
+    assert_eq!(decoder.stats.not_tcp, 3);
+    assert_eq!(decoder.stats.not_ip, 1);
+    assert_eq!(decoder.stats.malformed, 1);
+    assert_eq!(decoder.stats.tcp, 0);
+}
+
+#[test]
+fn snaplen_cut_frame_reports_missing_payload() {
+    let line = long_line(400);
+    let frame = ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, &line));
+    let snaplen = 14 + 20 + 20 + 100;
+    let mut decoder = Decoder::new();
+    let seen = decode_at(&mut decoder, LinkType::ETHERNET, &frame[..snaplen], 0).unwrap();
+    assert_eq!(seen.payload, line[..100]);
+    assert_eq!(seen.missing, 300);
+
+    let frame6 = ethernet(0x86dd, &ipv6_tcp(CLIENT6, SERVER6, &line));
+    let seen = decode_at(&mut decoder, LinkType::ETHERNET, &frame6[..14 + 40 + 20 + 10], 0).unwrap();
+    assert_eq!((seen.payload.len(), seen.missing), (10, 390));
+
+    let cut_in_tcp_header = &frame[..14 + 20 + 10];
+    assert_eq!(decode_at(&mut decoder, LinkType::ETHERNET, cut_in_tcp_header, 0), Err(SkipReason::Truncated));
+    assert_eq!(decoder.stats.truncated, 1);
+    assert_eq!(decoder.stats.tcp, 2);
+}
+
+#[test]
+fn segmentation_offload_zero_length_uses_the_capture() {
+    let mut packet = ipv4_tcp(CLIENT, SERVER, LINE);
+    packet[2..4].copy_from_slice(&[0, 0]);
+    let seen = decode_tcp(LinkType::RAW, &packet);
+    assert_eq!((seen.payload.as_slice(), seen.missing), (LINE, 0));
+}
+
+// ---- tunnels ----
+
+fn inner_frame() -> Vec<u8> {
+    ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE))
+}
+
+fn gre_over(outer_src: [u8; 4], outer_dst: [u8; 4], gre_packet: &[u8]) -> Vec<u8> {
+    ethernet(0x0800, &ipv4_outer(47, outer_src, outer_dst, gre_packet))
+}
+
+fn assert_inner(seen: &Seen) {
+    assert_eq!(seen.src, IpAddr::from(CLIENT));
+    assert_eq!(seen.dst, IpAddr::from(SERVER));
+    assert_eq!(seen.payload, LINE);
+    assert_ne!(seen.tunnel, 0);
+}
+
+#[test]
+fn mpls_label_stack_to_ip() {
+    let v4 = ethernet(0x8847, &mpls(&[16, 17, 18], &ipv4_tcp(CLIENT, SERVER, LINE)));
+    let seen = decode_tcp(LinkType::ETHERNET, &v4);
+    assert_eq!((seen.payload.as_slice(), seen.tunnel), (LINE, 0));
+    let v6 = tagged(&[(0x8100, 5)], 0x8848, &mpls(&[100], &ipv6_tcp(CLIENT6, SERVER6, LINE)));
+    let seen = decode_tcp(LinkType::ETHERNET, &v6);
+    assert_eq!((seen.vlan.as_slice(), seen.tunnel), (&[5][..], 0));
+    assert_eq!(decode(LinkType::ETHERNET, &ethernet(0x8847, &mpls(&[16], &[0x90; 20]))), Err(SkipReason::NotIp));
+}
+
+#[test]
+fn mpls_pseudowire_with_control_word() {
+    let inner = tagged(&[(0x8100, 30)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let frame = tagged(&[(0x8100, 9)], 0x8847, &mpls(&[16, 17], &with_prefix([0; 4], &inner)));
+    let seen = decode_tcp(LinkType::ETHERNET, &frame);
+    assert_inner(&seen);
+    assert_eq!(seen.vlan, [30]);
+}
+
+#[test]
+fn gre_carrying_ip_with_optional_fields() {
+    let inner = ipv4_tcp(CLIENT, SERVER, LINE);
+    let plain = decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &gre(0, 0x0800, &[], &inner)));
+    assert_inner(&plain);
+    let all_fields = gre(GRE_CHECKSUM | GRE_KEY | GRE_SEQUENCE, 0x0800, &[0, 77, 5], &inner);
+    let keyed = decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &all_fields));
+    assert_inner(&keyed);
+    assert_ne!(keyed.tunnel, plain.tunnel, "the GRE key is part of the tunnel identity");
+    let v6 = gre(0, 0x86dd, &[], &ipv6_tcp(CLIENT6, SERVER6, LINE));
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &v6)).payload, LINE);
+}
+
+#[test]
+fn gre_with_source_routes() {
+    let routes = [0x0800u16.to_be_bytes(), [0, 4]].concat();
+    let mut body = routes;
+    body.extend_from_slice(&[1, 2, 3, 4, 0, 0, 0, 0]);
+    body.extend_from_slice(&ipv4_tcp(CLIENT, SERVER, LINE));
+    let packet = gre(0x4000, 0x0800, &[0], &body);
+    assert_inner(&decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &packet)));
+}
+
+#[test]
+fn gre_version_one_is_not_ip() {
+    let packet = gre(0x2001, 0x880b, &[0], &[0xff, 0x03, 0, 0x21]);
+    assert_eq!(decode(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &packet)), Err(SkipReason::NotIp));
+}
+
+#[test]
+fn gre_transparent_ethernet_records_inner_vlan() {
+    let inner = tagged(&[(0x8100, 12)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let frame = gre_over(TUNNEL_A, TUNNEL_B, &gre(GRE_KEY, 0x6558, &[1], &inner));
+    let seen = decode_tcp(LinkType::ETHERNET, &frame);
+    assert_inner(&seen);
+    assert_eq!(seen.vlan, [12]);
+}
+
+#[test]
+fn erspan_types_one_two_three() {
+    let type_one = gre(0, 0x88be, &[], &inner_frame());
+    let type_two_a = gre(GRE_SEQUENCE, 0x88be, &[1], &erspan_ii(10, &inner_frame()));
+    let type_two_b = gre(GRE_SEQUENCE, 0x88be, &[2], &erspan_ii(11, &inner_frame()));
+    let type_three = gre(GRE_SEQUENCE, 0x22eb, &[3], &erspan_iii(10, false, &inner_frame()));
+    let type_three_sub = gre(GRE_SEQUENCE, 0x22eb, &[4], &erspan_iii(10, true, &inner_frame()));
+    let mut tunnels = Vec::new();
+    for packet in [type_one, type_two_a, type_two_b, type_three, type_three_sub] {
+        let seen = decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &packet));
+        assert_inner(&seen);
+        tunnels.push(seen.tunnel);
+    }
+    assert_ne!(tunnels[1], tunnels[2], "sessions 10 and 11 differ");
+    assert_eq!(tunnels[1], tunnels[3], "same session and outer addresses");
+    assert_eq!(tunnels[3], tunnels[4]);
+    let wrong_version = gre(GRE_SEQUENCE, 0x22eb, &[3], &erspan_ii(10, &inner_frame()));
+    assert_eq!(decode(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &wrong_version)), Err(SkipReason::Malformed));
+}
+
+#[test]
+fn vxlan_with_inner_vlan() {
+    let inner = tagged(&[(0x8100, 33)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let outer = |vni| ethernet(0x0800, &ipv4_outer(17, TUNNEL_A, TUNNEL_B, &udp(4789, &vxlan(vni, &inner))));
+    let first = decode_tcp(LinkType::ETHERNET, &outer(5000));
+    assert_inner(&first);
+    assert_eq!(first.vlan, [33]);
+    let other_vni = decode_tcp(LinkType::ETHERNET, &outer(5001));
+    assert_ne!(first.tunnel, other_vni.tunnel);
+    let not_a_tunnel = ethernet(0x0800, &ipv4_outer(17, TUNNEL_A, TUNNEL_B, &udp(4788, &vxlan(1, &inner))));
+    assert_eq!(decode(LinkType::ETHERNET, &not_a_tunnel), Err(SkipReason::NotTcp));
+}
+
+#[test]
+fn geneve_by_protocol_type() {
+    let ip_inner = geneve(7, 0x0800, 2, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let ethernet_inner = geneve(7, 0x6558, 0, &inner_frame());
+    for payload in [ip_inner, ethernet_inner] {
+        let frame = ipv6_outer(17, &udp(6081, &payload));
+        assert_inner(&decode_tcp(LinkType::RAW, &frame));
+    }
+    let bad_version = [&[0x40u8, 0, 0x08, 0, 0, 0, 7, 0][..], &ipv4_tcp(CLIENT, SERVER, LINE)].concat();
+    assert_eq!(decode(LinkType::RAW, &ipv6_outer(17, &udp(6081, &bad_version))), Err(SkipReason::Malformed));
+}
+
+#[test]
+fn ip_in_ip_and_6in4() {
+    let four_in_four = ipv4_outer(4, TUNNEL_A, TUNNEL_B, &ipv4_tcp(CLIENT, SERVER, LINE));
+    assert_inner(&decode_tcp(LinkType::RAW, &four_in_four));
+    let six_in_four = ipv4_outer(41, TUNNEL_A, TUNNEL_B, &ipv6_tcp(CLIENT6, SERVER6, LINE));
+    let seen = decode_tcp(LinkType::RAW, &six_in_four);
+    assert_eq!((seen.src, seen.payload.as_slice()), (IpAddr::from(CLIENT6), LINE));
+    assert_ne!(seen.tunnel, 0);
+}
+
+#[test]
+fn same_inner_addresses_in_different_tunnels_do_not_mix() {
+    let inner = ipv4_tcp(CLIENT, SERVER, LINE);
+    let via = |src, dst| decode_tcp(LinkType::RAW, &ipv4_outer(4, src, dst, &inner)).tunnel;
+    assert_ne!(via(TUNNEL_A, TUNNEL_B), via(TUNNEL_A, TUNNEL_C));
+    assert_eq!(via(TUNNEL_A, TUNNEL_B), via(TUNNEL_B, TUNNEL_A), "both directions of one tunnel");
+    let gre_ip = gre(0, 0x0800, &[], &inner);
+    let over_gre = decode_tcp(LinkType::RAW, &ipv4_outer(47, TUNNEL_A, TUNNEL_B, &gre_ip)).tunnel;
+    assert_ne!(over_gre, via(TUNNEL_A, TUNNEL_B), "GRE and IP-in-IP between the same hosts");
+}
+
+#[test]
+fn outer_vlan_is_folded_into_the_tunnel() {
+    let tunnel = ipv4_outer(4, TUNNEL_A, TUNNEL_B, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let on_vlan = |id| decode_tcp(LinkType::ETHERNET, &tagged(&[(0x8100, id)], 0x0800, &tunnel));
+    let (ten, eleven) = (on_vlan(10), on_vlan(11));
+    assert!(ten.vlan.is_empty());
+    assert_ne!(ten.tunnel, eleven.tunnel);
+}
+
+/// `depth` IP-in-IP layers around a TCP packet.
+fn nested_ip_in_ip(depth: usize) -> Vec<u8> {
+    (0..depth).fold(ipv4_tcp(CLIENT, SERVER, LINE), |inner, _| ipv4_outer(4, TUNNEL_A, TUNNEL_B, &inner))
+}
+
+#[test]
+fn tunnel_depth_is_capped() {
+    let mut decoder = Decoder::new();
+    let deepest = nested_ip_in_ip(usize::from(MAX_ENCAPSULATIONS));
+    assert_inner(&decode_at(&mut decoder, LinkType::RAW, &deepest, 0).unwrap());
+    let too_deep = nested_ip_in_ip(usize::from(MAX_ENCAPSULATIONS) + 1);
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &too_deep, 0), Err(SkipReason::TunnelTooDeep));
+    let mixed = (0..MAX_ENCAPSULATIONS).fold(inner_frame(), |inner, _| {
+        ethernet(0x0800, &ipv4_outer(17, TUNNEL_A, TUNNEL_B, &udp(4789, &vxlan(1, &inner))))
+    });
+    let mixed_too_deep = ethernet(0x8847, &mpls(&[16], &mixed[14..]));
+    assert_eq!(decode_at(&mut decoder, LinkType::ETHERNET, &mixed_too_deep, 0), Err(SkipReason::TunnelTooDeep));
+    assert_eq!(decoder.stats.tunnel_too_deep, 2);
+}
+
+// ---- fragments ----
+
+fn feed(decoder: &mut Decoder, fragments: &[Vec<u8>], secs: u64) -> Vec<Result<Seen, SkipReason>> {
+    fragments.iter().map(|fragment| decode_at(decoder, LinkType::RAW, fragment, secs)).collect()
+}
+
+#[test]
+fn ipv4_fragments_in_order() {
+    let line = long_line(300);
+    let fragments = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &line), 1, 96);
+    assert_eq!(fragments.len(), 4);
+    let mut decoder = Decoder::new();
+    let results = feed(&mut decoder, &fragments, 0);
+    assert!(results[..3].iter().all(|result| *result == Err(SkipReason::IpFragment)));
+    let seen = results[3].as_ref().unwrap();
+    assert_eq!((seen.payload.as_slice(), seen.dst_port), (line.as_slice(), IMAP_PORT));
+    assert_eq!(decoder.stats.fragments_reassembled, 1);
+    assert_eq!(decoder.stats.ip_fragments, 3);
+    assert_eq!(decoder.stats.tcp, 1);
+}
+
+#[test]
+fn ipv4_fragments_out_of_order_and_duplicated() {
+    let line = long_line(300);
+    let mut fragments = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &line), 2, 64);
+    fragments.reverse();
+    fragments.insert(2, fragments[1].clone());
+    let mut decoder = Decoder::new();
+    let results = feed(&mut decoder, &fragments, 0);
+    let last = results.last().unwrap().as_ref().unwrap();
+    assert_eq!(last.payload, line);
+    assert_eq!(results.iter().filter(|result| result.is_ok()).count(), 1);
+}
+
+#[test]
+fn ipv4_overlapping_fragment_cannot_rewrite_earlier_bytes() {
+    let line = long_line(200);
+    let packet = ipv4_tcp(CLIENT, SERVER, &line);
+    let fragments = ipv4_fragments(&packet, 3, 64);
+    let (header, _) = Ipv4Header::from_slice(&packet).unwrap();
+    let forged = ipv4_fragment(&header, 3, 64, true, &[b'X'; 64]);
+    let mut decoder = Decoder::new();
+    // The genuine second fragment, then a forged copy of its range, then the others.
+    let sequence = [&fragments[1], &forged, &fragments[0], &fragments[2], &fragments[3]].map(|bytes| bytes.clone());
+    let results = feed(&mut decoder, &sequence, 0);
+    let seen = results.iter().find_map(|result| result.as_ref().ok()).unwrap();
+    assert_eq!(seen.payload, line);
+}
+
+#[test]
+fn ipv6_fragments_in_and_out_of_order() {
+    let line = long_line(500);
+    let fragments = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &line), 0xdead_beef, 128);
+    let mut decoder = Decoder::new();
+    let results = feed(&mut decoder, &fragments, 0);
+    assert_eq!(results.last().unwrap().as_ref().unwrap().payload, line);
+
+    let mut shuffled = fragments.clone();
+    shuffled.swap(0, 2);
+    shuffled.reverse();
+    let results = feed(&mut decoder, &shuffled, 1);
+    assert_eq!(results.last().unwrap().as_ref().unwrap().payload, line);
+    assert_eq!(decoder.stats.fragments_reassembled, 2);
+}
+
+#[test]
+fn fragmented_tunnel_outer_is_reassembled_then_peeled() {
+    let gre_packet = gre(0, 0x0800, &[], &ipv4_tcp(CLIENT, SERVER, &long_line(200)));
+    let outer = ipv4_outer(47, TUNNEL_A, TUNNEL_B, &gre_packet);
+    let fragments = ipv4_fragments(&outer, 4, 80);
+    let results = feed(&mut Decoder::new(), &fragments, 0);
+    let seen = results.last().unwrap().as_ref().unwrap();
+    assert_eq!(seen.payload, long_line(200));
+    assert_ne!(seen.tunnel, 0);
+}
+
+#[test]
+fn fragments_of_different_vlans_do_not_mix() {
+    let line = long_line(100);
+    let fragments = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &line), 5, 64);
+    let on_vlan = |id, fragment: &[u8]| tagged(&[(0x8100, id)], 0x0800, fragment);
+    let mut decoder = Decoder::new();
+    let first = decode_at(&mut decoder, LinkType::ETHERNET, &on_vlan(1, &fragments[0]), 0);
+    let second = decode_at(&mut decoder, LinkType::ETHERNET, &on_vlan(2, &fragments[1]), 0);
+    assert_eq!((first, second), (Err(SkipReason::IpFragment), Err(SkipReason::IpFragment)));
+    let done = decode_at(&mut decoder, LinkType::ETHERNET, &on_vlan(1, &fragments[1]), 0).unwrap();
+    assert_eq!((done.payload, done.vlan), (line, vec![1]));
+}
+
+#[test]
+fn fragment_reassembly_times_out_on_packet_time() {
+    let fragments = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 6, 64);
+    let mut decoder = Decoder::new();
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &fragments[0], 0), Err(SkipReason::IpFragment));
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &fragments[1], 31), Err(SkipReason::IpFragment));
+    assert_eq!(decoder.stats.fragments_timed_out, 1);
+    assert_eq!(decoder.stats.fragments_reassembled, 0);
+}
+
+#[test]
+fn fragment_memory_is_bounded() {
+    let limits = DefragLimits { max_datagrams: 3, max_bytes: 700, ..DefragLimits::default() };
+    let mut decoder = Decoder::with_defrag_limits(limits);
+    let line = long_line(600);
+    let packet = ipv4_tcp(CLIENT, SERVER, &line);
+    // First fragments of datagrams 1..=5: 104 buffered bytes each, so only three fit at once.
+    for id in 1..=5 {
+        let first = &ipv4_fragments(&packet, id, 104)[0];
+        assert_eq!(decode_at(&mut decoder, LinkType::RAW, first, 0), Err(SkipReason::IpFragment));
+    }
+    assert_eq!(decoder.stats.fragments_evicted, 2);
+    assert_eq!(decoder.defrag.pending.len(), 3);
+    // The last fragment of datagram 5 needs 620 bytes: older datagrams make way.
+    let last = ipv4_fragments(&packet, 5, 104).pop().unwrap();
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &last, 0), Err(SkipReason::IpFragment));
+    assert!(decoder.defrag.buffered_bytes <= limits.max_bytes);
+    assert_eq!(decoder.stats.fragments_evicted, 4);
+    // Datagram 5 can still complete.
+    let results = feed(&mut decoder, &ipv4_fragments(&packet, 5, 104)[1..5], 0);
+    assert_eq!(results.last().unwrap().as_ref().unwrap().payload, line);
+    assert_eq!(decoder.defrag.buffered_bytes, 0);
+}
+
+#[test]
+fn scattered_fragments_hit_the_range_limit() {
+    let limits = DefragLimits { max_ranges: 4, ..DefragLimits::default() };
+    let mut decoder = Decoder::with_defrag_limits(limits);
+    let packet = ipv4_tcp(CLIENT, SERVER, &long_line(400));
+    let fragments = ipv4_fragments(&packet, 8, 16);
+    let every_other: Vec<_> = fragments.iter().step_by(2).take(5).cloned().collect();
+    feed(&mut decoder, &every_other, 0);
+    assert_eq!(decoder.stats.fragments_evicted, 1);
+    assert!(decoder.defrag.pending.is_empty());
+}
+
+#[test]
+fn malformed_and_truncated_fragments() {
+    let packet = ipv4_tcp(CLIENT, SERVER, &long_line(100));
+    let (header, payload) = Ipv4Header::from_slice(&packet).unwrap();
+    let misaligned = ipv4_fragment(&header, 9, 0, true, &payload[..20]);
+    let beyond_max = ipv4_fragment(&header, 9, 65_528, false, &payload[..16]);
+    let whole = &ipv4_fragments(&packet, 9, 64)[0];
+    let mut decoder = Decoder::new();
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &misaligned, 0), Err(SkipReason::Malformed));
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &beyond_max, 0), Err(SkipReason::Malformed));
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &whole[..whole.len() - 1], 0), Err(SkipReason::Truncated));
+    let mut icmp = ipv4_fragment(&header, 9, 0, true, &payload[..16]);
+    icmp[9] = 1;
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &icmp, 0), Err(SkipReason::NotTcp));
+    assert!(decoder.defrag.pending.is_empty());
+}
+
+#[test]
+fn debug_output_hides_payload() {
+    let mut decoder = Decoder::new();
+    let fragments = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
+    feed(&mut decoder, &fragments[..1], 0);
+    let packet = ipv4_tcp(CLIENT, SERVER, LINE);
+    let printed = match decoder.decode(&frame_at(LinkType::RAW, &packet, 0)) {
+        Decoded::Tcp(packet) => format!("{packet:?}"),
+        Decoded::Skipped(reason) => panic!("expected TCP, got {reason:?}"),
+    };
+    let debug = format!("{printed} {decoder:?}");
+    assert!(!debug.contains("canary") && !debug.contains("abcdefgh"), "{debug}");
+}
+
+// ---- robustness ----
+
+/// Every frame the tests above build, with its link type.
+fn corpus() -> Vec<(LinkType, Vec<u8>)> {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let inner = inner_frame();
+    let mut frames = vec![
+        (LinkType::ETHERNET, ethernet(0x0800, &v4)),
+        (LinkType::ETHERNET, tagged(&[(0x88a8, 1), (0x8100, 2)], 0x86dd, &v6)),
+        (LinkType::LINUX_SLL, linux_sll(0x0800, &v4)),
+        (LinkType::LINUX_SLL2, linux_sll2(0x86dd, &v6)),
+        (LinkType::RAW, v4.clone()),
+        (LinkType::NULL, with_prefix(30u32.to_le_bytes(), &v6)),
+        (LinkType::LOOP, with_prefix(2u32.to_be_bytes(), &v4)),
+        (LinkType::ETHERNET, ethernet(0x8847, &mpls(&[16, 17], &v4))),
+        (LinkType::ETHERNET, ethernet(0x8847, &mpls(&[16], &with_prefix([0; 4], &inner)))),
+        (LinkType::ETHERNET, gre_over(TUNNEL_A, TUNNEL_B, &gre(GRE_CHECKSUM | GRE_KEY, 0x0800, &[0, 1], &v4))),
+        (LinkType::ETHERNET, gre_over(TUNNEL_A, TUNNEL_B, &gre(0, 0x88be, &[], &inner))),
+        (LinkType::ETHERNET, gre_over(TUNNEL_A, TUNNEL_B, &gre(GRE_SEQUENCE, 0x88be, &[1], &erspan_ii(3, &inner)))),
+        (
+            LinkType::ETHERNET,
+            gre_over(TUNNEL_A, TUNNEL_B, &gre(GRE_SEQUENCE, 0x22eb, &[1], &erspan_iii(3, true, &inner))),
+        ),
+        (LinkType::RAW, ipv4_outer(17, TUNNEL_A, TUNNEL_B, &udp(4789, &vxlan(9, &inner)))),
+        (LinkType::RAW, ipv6_outer(17, &udp(6081, &geneve(9, 0x6558, 1, &inner)))),
+        (LinkType::RAW, ipv4_outer(41, TUNNEL_A, TUNNEL_B, &v6)),
+        (LinkType::RAW, ipv6_outer(0, &ipv6_extension(51, &auth_header(6, &tcp_segment(LINE))))),
+    ];
+    let fragmented = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
+    let fragmented6 = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &long_line(100)), 1, 64);
+    frames.extend(fragmented.into_iter().chain(fragmented6).map(|fragment| (LinkType::RAW, fragment)));
+    frames
+}
+
+#[test]
+fn corpus_frames_decode() {
+    let mut decoder = Decoder::new();
+    for (index, (link_type, frame)) in corpus().iter().enumerate() {
+        let result = decode_at(&mut decoder, *link_type, frame, 0);
+        assert!(matches!(result, Ok(_) | Err(SkipReason::IpFragment)), "frame {index}: {result:?}");
+    }
+    assert_eq!(decoder.stats.fragments_reassembled, 2);
+}
+
+#[test]
+fn every_truncation_of_every_corpus_frame_is_handled() {
+    let mut decoder = Decoder::new();
+    for (link_type, frame) in corpus() {
+        for len in 0..frame.len() {
+            let _ = decode_at(&mut decoder, link_type, &frame[..len], 0);
+        }
+    }
+    assert!(decoder.stats.truncated > 0);
+}
+
+/// How many frames the counters account for (each frame ends in exactly one of them).
+fn outcomes(stats: &DecodeStats) -> u64 {
+    stats.tcp
+        + stats.unsupported_link_type
+        + stats.not_ip
+        + stats.not_tcp
+        + stats.truncated
+        + stats.malformed
+        + stats.ip_fragments
+        + stats.tunnel_too_deep
+}
+
+proptest! {
+    #[test]
+    fn random_bytes_never_panic(
+        data in proptest::collection::vec(any::<u8>(), 0..200),
+        link in prop::sample::select(vec![0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276]),
+    ) {
+        let mut decoder = Decoder::new();
+        let _ = decode_at(&mut decoder, LinkType(link), &data, 0);
+        prop_assert_eq!(outcomes(&decoder.stats), 1);
+    }
+
+    #[test]
+    fn corrupted_corpus_frames_never_panic(
+        pick in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+    ) {
+        let corpus = corpus();
+        let (link_type, mut frame) = corpus[pick.index(corpus.len())].clone();
+        for (position, byte) in edits {
+            let at = position.index(frame.len());
+            frame[at] = byte;
+        }
+        let mut decoder = Decoder::new();
+        for len in [frame.len(), frame.len() / 2] {
+            let _ = decode_at(&mut decoder, link_type, &frame[..len], 0);
+        }
+        prop_assert_eq!(outcomes(&decoder.stats), 2);
+    }
+}

@@ -1,0 +1,331 @@
+//! Link-layer headers in front of a scripted packet: Ethernet (with a VLAN stack), Linux cooked
+//! capture v1 and v2, raw IP, and the BSD loopback headers.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use etherparse::{
+    ArpHardwareId, EtherType, Ethernet2Header, LinuxSllHeader, LinuxSllPacketType, LinuxSllProtocolType,
+    SingleVlanHeader, VlanId, VlanPcp,
+};
+
+use super::conversation::{ScriptError, Side};
+use super::tunnel::{Packet, PacketKind};
+use crate::capture::LinkType;
+
+/// The link layer a conversation is captured on.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Link {
+    /// Ethernet II, with the conversation's VLAN tags if any.
+    #[default]
+    Ethernet,
+    /// Linux "any" device, cooked header v1 (16 bytes).
+    LinuxSll,
+    /// Linux cooked header v2 (20 bytes, with the interface index).
+    LinuxSll2,
+    /// No link header: the IP packet itself.
+    RawIp,
+    /// BSD loopback: a 4-byte address family, little-endian (as captured on x86 macOS, whose
+    /// AF_INET6 is 30).
+    Null,
+    /// OpenBSD loopback: a 4-byte address family, big-endian (OpenBSD's AF_INET6 is 24).
+    Loop,
+}
+
+/// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
+const TPID_8021Q: u16 = 0x8100;
+/// 802.1ad (QinQ) tag protocol id, used for the outer tag of a stack.
+const TPID_8021AD: u16 = 0x88A8;
+const AF_INET: u32 = 2;
+const AF_INET6_DARWIN: u32 = 30;
+const AF_INET6_OPENBSD: u32 = 24;
+/// Interface index written in SLL2 headers.
+const SLL2_INTERFACE_INDEX: u32 = 2;
+
+impl Link {
+    pub fn link_type(self) -> LinkType {
+        match self {
+            Link::Ethernet => LinkType::ETHERNET,
+            Link::LinuxSll => LinkType::LINUX_SLL,
+            Link::LinuxSll2 => LinkType::LINUX_SLL2,
+            Link::RawIp => LinkType::RAW,
+            Link::Null => LinkType::NULL,
+            Link::Loop => LinkType::LOOP,
+        }
+    }
+
+    /// Puts this link's header in front of `packet`, sent by `from` (which picks the source MAC
+    /// and, for cooked captures, the packet type as seen on the client host).
+    pub(super) fn frame(self, packet: &Packet, from: Side, macs: Macs, vlans: &[u16]) -> Result<Vec<u8>, ScriptError> {
+        if !vlans.is_empty() && self != Link::Ethernet {
+            return Err(ScriptError::VlanNeedsEthernet);
+        }
+        let (source, destination) = macs.oriented(from);
+        let mut frame = Vec::with_capacity(packet.bytes.len().saturating_add(32));
+        match self {
+            Link::Ethernet => {
+                let ether_type = ether_type(packet.kind, "Ethernet")?;
+                push_ethernet(&mut frame, source, destination, vlans, ether_type)?;
+            }
+            Link::LinuxSll => {
+                let ether_type = ether_type(packet.kind, "Linux SLL")?;
+                let header = LinuxSllHeader {
+                    packet_type: sll_packet_type(from),
+                    arp_hrd_type: ArpHardwareId::ETHERNET,
+                    sender_address_valid_length: 6,
+                    sender_address: padded_mac(source),
+                    protocol_type: LinuxSllProtocolType::EtherType(EtherType(ether_type)),
+                };
+                frame.extend_from_slice(&header.to_bytes());
+            }
+            Link::LinuxSll2 => {
+                let ether_type = ether_type(packet.kind, "Linux SLL2")?;
+                frame.extend_from_slice(&ether_type.to_be_bytes());
+                frame.extend_from_slice(&[0, 0]);
+                frame.extend_from_slice(&SLL2_INTERFACE_INDEX.to_be_bytes());
+                frame.extend_from_slice(&ArpHardwareId::ETHERNET.0.to_be_bytes());
+                let [_, packet_type] = u16::from(sll_packet_type(from)).to_be_bytes();
+                frame.push(packet_type);
+                frame.push(6);
+                frame.extend_from_slice(&padded_mac(source));
+            }
+            Link::RawIp => {
+                ip_only(packet.kind, "raw IP")?;
+            }
+            Link::Null => {
+                let family = if ip_only(packet.kind, "BSD NULL")? { AF_INET6_DARWIN } else { AF_INET };
+                frame.extend_from_slice(&family.to_le_bytes());
+            }
+            Link::Loop => {
+                let family = if ip_only(packet.kind, "OpenBSD LOOP")? { AF_INET6_OPENBSD } else { AF_INET };
+                frame.extend_from_slice(&family.to_be_bytes());
+            }
+        }
+        frame.extend_from_slice(&packet.bytes);
+        Ok(frame)
+    }
+}
+
+/// The MAC addresses of the two ends of a conversation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Macs {
+    pub client: [u8; 6],
+    pub server: [u8; 6],
+}
+
+impl Macs {
+    /// (source, destination) of a frame sent by `from`.
+    pub fn oriented(self, from: Side) -> ([u8; 6], [u8; 6]) {
+        match from {
+            Side::Client => (self.client, self.server),
+            Side::Server => (self.server, self.client),
+        }
+    }
+}
+
+/// Appends an Ethernet II header and the VLAN tags (outermost first) announcing `ether_type`.
+/// A stack of two or more tags starts with an 802.1ad tag, as QinQ switches send it.
+pub(super) fn push_ethernet(
+    frame: &mut Vec<u8>,
+    source: [u8; 6],
+    destination: [u8; 6],
+    vlans: &[u16],
+    ether_type: u16,
+) -> Result<(), ScriptError> {
+    let first_type = match vlans.len() {
+        0 => ether_type,
+        1 => TPID_8021Q,
+        _ => TPID_8021AD,
+    };
+    frame.extend_from_slice(&Ethernet2Header { source, destination, ether_type: EtherType(first_type) }.to_bytes());
+    let mut rest = vlans.iter().peekable();
+    while let Some(&id) = rest.next() {
+        let vlan_id =
+            VlanId::try_new(id).map_err(|_| ScriptError::OutOfRange { field: "VLAN id", value: id.into() })?;
+        let next_type = if rest.peek().is_some() { TPID_8021Q } else { ether_type };
+        let tag = SingleVlanHeader {
+            pcp: VlanPcp::ZERO,
+            drop_eligible_indicator: false,
+            vlan_id,
+            ether_type: EtherType(next_type),
+        };
+        frame.extend_from_slice(&tag.to_bytes());
+    }
+    Ok(())
+}
+
+fn ether_type(kind: PacketKind, link: &'static str) -> Result<u16, ScriptError> {
+    match kind {
+        PacketKind::Ipv4 => Ok(0x0800),
+        PacketKind::Ipv6 => Ok(0x86DD),
+        PacketKind::Mpls => Ok(0x8847),
+        PacketKind::Ethernet => Err(ScriptError::CannotCarry { layer: link, kind }),
+    }
+}
+
+/// Whether the packet is IPv6; an error if it is not IP at all.
+fn ip_only(kind: PacketKind, link: &'static str) -> Result<bool, ScriptError> {
+    match kind {
+        PacketKind::Ipv4 => Ok(false),
+        PacketKind::Ipv6 => Ok(true),
+        PacketKind::Ethernet | PacketKind::Mpls => Err(ScriptError::CannotCarry { layer: link, kind }),
+    }
+}
+
+/// Cooked captures are taken on the client host: its frames go out, the server's come in.
+fn sll_packet_type(from: Side) -> LinuxSllPacketType {
+    match from {
+        Side::Client => LinuxSllPacketType::OUTGOING,
+        Side::Server => LinuxSllPacketType::HOST,
+    }
+}
+
+fn padded_mac(mac: [u8; 6]) -> [u8; 8] {
+    let [a, b, c, d, e, f] = mac;
+    [a, b, c, d, e, f, 0, 0]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcapwriter::test_support::{slice, tcp_of};
+    use crate::pcapwriter::{CapturedFrame, Conversation};
+    use etherparse::{LinkSlice, NetSlice};
+
+    const CLIENT_MAC: [u8; 6] = [0x02, 0xaa, 0, 0, 0, 1];
+    const SERVER_MAC: [u8; 6] = [0x02, 0xbb, 0, 0, 0, 2];
+
+    /// A client line and a server line, on `link`, over IPv4 or IPv6.
+    fn exchange(link: Link, ipv6: bool, vlans: &[u16]) -> Vec<CapturedFrame> {
+        let (client, server): (std::net::SocketAddr, std::net::SocketAddr) = if ipv6 {
+            ("[2001:db8::1]:40000".parse().unwrap(), "[2001:db8::2]:110".parse().unwrap())
+        } else {
+            (([10, 0, 0, 1], 40000).into(), ([10, 0, 0, 2], 110).into())
+        };
+        Conversation::new(client, server)
+            .link(link)
+            .vlans(vlans)
+            .macs(CLIENT_MAC, SERVER_MAC)
+            .client(b"CAPA\r\n")
+            .server(b"+OK\r\n")
+            .frames()
+            .unwrap()
+    }
+
+    fn assert_tcp_payloads(frames: &[CapturedFrame]) {
+        assert_eq!(tcp_of(&slice(&frames[0])).payload, b"CAPA\r\n");
+        assert_eq!(tcp_of(&slice(&frames[1])).payload, b"+OK\r\n");
+    }
+
+    #[test]
+    fn ethernet_orients_macs_and_announces_ip_version() {
+        for (ipv6, ether_type) in [(false, 0x0800), (true, 0x86DD)] {
+            let frames = exchange(Link::Ethernet, ipv6, &[]);
+            assert!(frames.iter().all(|frame| frame.link_type == LinkType::ETHERNET));
+            let packet = slice(&frames[0]);
+            let Some(LinkSlice::Ethernet2(ethernet)) = &packet.link else { panic!("no Ethernet") };
+            assert_eq!((ethernet.source(), ethernet.destination()), (CLIENT_MAC, SERVER_MAC));
+            assert_eq!(ethernet.ether_type(), EtherType(ether_type));
+            let reply = slice(&frames[1]);
+            let Some(LinkSlice::Ethernet2(ethernet)) = &reply.link else { panic!("no Ethernet") };
+            assert_eq!((ethernet.source(), ethernet.destination()), (SERVER_MAC, CLIENT_MAC));
+            assert_tcp_payloads(&frames);
+        }
+    }
+
+    #[test]
+    fn vlan_stacks_use_8021q_and_8021ad() {
+        let single = exchange(Link::Ethernet, false, &[42]);
+        assert_eq!(single[0].data[12..16], [0x81, 0x00, 0x00, 42]);
+        assert_eq!(single[0].data[16..18], [0x08, 0x00]);
+
+        let qinq = exchange(Link::Ethernet, true, &[100, 0xfff]);
+        assert_eq!(qinq[0].data[12..14], [0x88, 0xA8]);
+        assert_eq!(qinq[0].data[16..18], [0x81, 0x00]);
+        assert_eq!(qinq[0].data[20..22], [0x86, 0xDD]);
+
+        let triple = exchange(Link::Ethernet, false, &[1, 2, 3]);
+        let packet = slice(&triple[1]);
+        let ids: Vec<u16> = packet.vlan_ids().iter().map(|id| id.value()).collect();
+        assert_eq!(ids, vec![1, 2, 3]);
+        assert_tcp_payloads(&triple);
+    }
+
+    #[test]
+    fn linux_sll_marks_outgoing_and_incoming() {
+        let frames = exchange(Link::LinuxSll, false, &[]);
+        assert_eq!(frames[0].link_type, LinkType::LINUX_SLL);
+        for (frame, packet_type, mac) in
+            [(&frames[0], LinuxSllPacketType::OUTGOING, CLIENT_MAC), (&frames[1], LinuxSllPacketType::HOST, SERVER_MAC)]
+        {
+            let packet = slice(frame);
+            let Some(LinkSlice::LinuxSll(sll)) = &packet.link else { panic!("no SLL") };
+            assert_eq!(sll.packet_type(), packet_type);
+            assert_eq!(sll.arp_hardware_type(), ArpHardwareId::ETHERNET);
+            assert_eq!(sll.sender_address(), mac);
+            assert_eq!(sll.protocol_type(), LinuxSllProtocolType::EtherType(EtherType::IPV4));
+        }
+        assert_tcp_payloads(&frames);
+    }
+
+    #[test]
+    fn linux_sll2_fields_sit_at_their_offsets() {
+        let frames = exchange(Link::LinuxSll2, true, &[]);
+        assert_eq!(frames[0].link_type, LinkType::LINUX_SLL2);
+        let header = &frames[0].data[..20];
+        assert_eq!(header[0..2], [0x86, 0xDD], "protocol");
+        assert_eq!(header[2..4], [0, 0], "reserved");
+        assert_eq!(header[4..8], SLL2_INTERFACE_INDEX.to_be_bytes(), "interface index");
+        assert_eq!(header[8..10], [0, 1], "ARPHRD_ETHER");
+        assert_eq!(header[10], 4, "outgoing");
+        assert_eq!(header[11], 6, "address length");
+        assert_eq!(header[12..20], padded_mac(CLIENT_MAC));
+        assert_eq!(frames[1].data[10], 0, "incoming to this host");
+        assert_tcp_payloads(&frames);
+    }
+
+    #[test]
+    fn raw_ip_has_no_link_header() {
+        for ipv6 in [false, true] {
+            let frames = exchange(Link::RawIp, ipv6, &[]);
+            assert_eq!(frames[0].link_type, LinkType::RAW);
+            assert_eq!(frames[0].data[0] >> 4, if ipv6 { 6 } else { 4 });
+            assert!(matches!(slice(&frames[0]).net, Some(NetSlice::Ipv4(_) | NetSlice::Ipv6(_))));
+            assert_tcp_payloads(&frames);
+        }
+    }
+
+    #[test]
+    fn bsd_loopback_families_follow_their_byte_order() {
+        let cases = [
+            (Link::Null, false, [2, 0, 0, 0]),
+            (Link::Null, true, [30, 0, 0, 0]),
+            (Link::Loop, false, [0, 0, 0, 2]),
+            (Link::Loop, true, [0, 0, 0, 24]),
+        ];
+        for (link, ipv6, family) in cases {
+            let frames = exchange(link, ipv6, &[]);
+            assert_eq!(frames[0].link_type, link.link_type());
+            assert_eq!(frames[0].data[..4], family, "{link:?} ipv6={ipv6}");
+            assert_tcp_payloads(&frames);
+        }
+    }
+
+    #[test]
+    fn links_refuse_what_they_cannot_carry() {
+        let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
+        let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
+        for link in [Link::Ethernet, Link::LinuxSll, Link::LinuxSll2, Link::RawIp, Link::Null, Link::Loop] {
+            assert!(matches!(
+                link.frame(&frame, Side::Client, macs, &[]),
+                Err(ScriptError::CannotCarry { kind: PacketKind::Ethernet, .. })
+            ));
+        }
+        let mpls = Packet { kind: PacketKind::Mpls, bytes: vec![0; 4] };
+        assert!(link_frame_ok(Link::Ethernet, &mpls));
+        assert!(!link_frame_ok(Link::RawIp, &mpls));
+    }
+
+    fn link_frame_ok(link: Link, packet: &Packet) -> bool {
+        let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
+        link.frame(packet, Side::Client, macs, &[]).is_ok()
+    }
+}

@@ -1,0 +1,560 @@
+//! Tunnel encapsulations for decoder tests. Each [`Encap`] wraps a [`Packet`] into a new outer
+//! packet; a conversation applies its steps innermost first. Header layouts follow VXLAN (RFC 7348),
+//! GENEVE (RFC 8926), GRE (RFC 2784 with the key and sequence extensions of RFC 2890), ERSPAN
+//! types II and III (draft-foschiano-erspan, as Wireshark dissects them), MPLS (RFC 3032) and
+//! IP-in-IP (protocols 4 and 41).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use std::fmt;
+use std::net::{IpAddr, Ipv6Addr};
+
+use etherparse::checksum::Sum16BitWords;
+use etherparse::{IpHeaders, IpNumber, PacketBuilder, PacketBuilderStep};
+
+use super::conversation::{ScriptError, Side};
+use super::link::{push_ethernet, Macs};
+
+/// What a [`Packet`] starts with, which tells the next layer out how to announce it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PacketKind {
+    Ipv4,
+    Ipv6,
+    Ethernet,
+    /// An MPLS label stack followed by an IP packet.
+    Mpls,
+}
+
+impl PacketKind {
+    /// EtherType announcing this kind (GRE and GENEVE reuse EtherTypes as protocol types).
+    fn ether_type(self) -> u16 {
+        match self {
+            PacketKind::Ipv4 => 0x0800,
+            PacketKind::Ipv6 => 0x86DD,
+            PacketKind::Ethernet => TRANSPARENT_ETHERNET_BRIDGING,
+            PacketKind::Mpls => 0x8847,
+        }
+    }
+}
+
+/// A packet on its way out through the encapsulation steps.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Packet {
+    pub kind: PacketKind,
+    pub bytes: Vec<u8>,
+}
+
+impl fmt::Debug for Packet {
+    /// The bytes may hold test passwords: print only the length.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Packet").field("kind", &self.kind).field("len", &self.bytes.len()).finish()
+    }
+}
+
+/// Outer addresses of a tunnel. Packets the client sends travel from `client_side` to
+/// `server_side`, the server's the other way. Mixed families are written as IPv6, with the IPv4
+/// end mapped (`::ffff:a.b.c.d`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TunnelEnds {
+    pub client_side: IpAddr,
+    pub server_side: IpAddr,
+}
+
+impl TunnelEnds {
+    pub fn new(client_side: impl Into<IpAddr>, server_side: impl Into<IpAddr>) -> Self {
+        TunnelEnds { client_side: client_side.into(), server_side: server_side.into() }
+    }
+
+    fn oriented(self, from: Side) -> (IpAddr, IpAddr) {
+        match from {
+            Side::Client => (self.client_side, self.server_side),
+            Side::Server => (self.server_side, self.client_side),
+        }
+    }
+}
+
+/// One GENEVE option (RFC 8926 §3.5); `data` must be a multiple of 4 bytes, at most 124.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GeneveOption {
+    pub class: u16,
+    pub option_type: u8,
+    pub data: Vec<u8>,
+}
+
+/// One encapsulation step.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Encap {
+    /// An Ethernet header with fixed inner MACs, for tunnels that carry frames (VXLAN, ERSPAN,
+    /// GRE or GENEVE in Ethernet mode).
+    Ethernet,
+    /// VXLAN over UDP port 4789; carries Ethernet.
+    Vxlan { ends: TunnelEnds, vni: u32 },
+    /// GENEVE over UDP port 6081; carries anything, announced by EtherType.
+    Geneve { ends: TunnelEnds, vni: u32, options: Vec<GeneveOption> },
+    /// GRE; carries IPv4, IPv6, MPLS or Ethernet (transparent Ethernet bridging). With `sequence`,
+    /// the GRE sequence number is the packet's number in the conversation.
+    Gre { ends: TunnelEnds, key: Option<u32>, sequence: bool, checksum: bool },
+    /// ERSPAN type II: GRE (with sequence number) protocol 0x88BE, 8-byte header; carries Ethernet.
+    /// A mirror sends one way only: always from `client_side` (the switch) to `server_side`.
+    ErspanII { ends: TunnelEnds, session: u16, vlan: u16, index: u32 },
+    /// ERSPAN type III: GRE (with sequence number) protocol 0x22EB, 12-byte header without the
+    /// optional platform subheader, timestamp zero; carries Ethernet, one way like type II.
+    ErspanIII { ends: TunnelEnds, session: u16, vlan: u16, hardware_id: u8 },
+    /// An MPLS label stack (outermost first, TTL 64); carries IP.
+    Mpls { labels: Vec<u32> },
+    /// IPv4 (protocol 4) or IPv6 (protocol 41) inside IP.
+    IpInIp { ends: TunnelEnds },
+}
+
+pub const VXLAN_PORT: u16 = 4789;
+pub const GENEVE_PORT: u16 = 6081;
+const ERSPAN_II_PROTOCOL: u16 = 0x88BE;
+const ERSPAN_III_PROTOCOL: u16 = 0x22EB;
+const TRANSPARENT_ETHERNET_BRIDGING: u16 = 0x6558;
+/// UDP tunnels pick their source port from a flow hash; a fixed one keeps captures reproducible.
+const TUNNEL_SOURCE_PORT: u16 = 49152;
+const TTL: u8 = 64;
+const INNER_MACS: Macs = Macs { client: [0x02, 0, 0, 0, 0x01, 0x01], server: [0x02, 0, 0, 0, 0x01, 0x02] };
+
+impl Encap {
+    /// Wraps `inner`, sent by `from`; `number` is the packet's index in its conversation (used as
+    /// GRE sequence number).
+    pub fn wrap(&self, inner: Packet, from: Side, number: u32) -> Result<Packet, ScriptError> {
+        match self {
+            Encap::Ethernet => {
+                let (source, destination) = INNER_MACS.oriented(from);
+                let mut bytes = Vec::with_capacity(inner.bytes.len().saturating_add(14));
+                let ether_type = match inner.kind {
+                    PacketKind::Ethernet => return Err(cannot_carry("Ethernet", inner.kind)),
+                    kind => kind.ether_type(),
+                };
+                push_ethernet(&mut bytes, source, destination, &[], ether_type)?;
+                bytes.extend_from_slice(&inner.bytes);
+                Ok(Packet { kind: PacketKind::Ethernet, bytes })
+            }
+            Encap::Vxlan { ends, vni } => {
+                require_ethernet(&inner, "VXLAN")?;
+                let mut payload = vec![0x08, 0, 0, 0]; // flags: VNI present
+                payload.extend_from_slice(&(fits(*vni, 24, "VXLAN VNI")? << 8).to_be_bytes());
+                payload.extend_from_slice(&inner.bytes);
+                outer_udp(*ends, from, VXLAN_PORT, &payload)
+            }
+            Encap::Geneve { ends, vni, options } => {
+                let options = geneve_options(options)?;
+                let words = u8::try_from(options.len() / 4)
+                    .ok()
+                    .filter(|words| *words < 64)
+                    .ok_or(ScriptError::OutOfRange { field: "GENEVE options length", value: options.len() as u64 })?;
+                let mut payload = vec![words, 0]; // version 0, no O or C bit
+                payload.extend_from_slice(&inner.kind.ether_type().to_be_bytes());
+                payload.extend_from_slice(&(fits(*vni, 24, "GENEVE VNI")? << 8).to_be_bytes());
+                payload.extend_from_slice(&options);
+                payload.extend_from_slice(&inner.bytes);
+                outer_udp(*ends, from, GENEVE_PORT, &payload)
+            }
+            Encap::Gre { ends, key, sequence, checksum } => {
+                let sequence = sequence.then_some(number);
+                let gre = gre(inner.kind.ether_type(), *key, sequence, *checksum, &inner.bytes);
+                outer_ip(*ends, from, IpNumber::GRE, &gre)
+            }
+            Encap::ErspanII { ends, session, vlan, index } => {
+                require_ethernet(&inner, "ERSPAN")?;
+                let mut erspan = Vec::with_capacity(inner.bytes.len().saturating_add(8));
+                erspan.extend_from_slice(&(0x1000 | fits16(*vlan, 12, "ERSPAN VLAN")?).to_be_bytes());
+                // COS 0, encapsulation type 0 (untagged), not truncated.
+                erspan.extend_from_slice(&fits16(*session, 10, "ERSPAN session")?.to_be_bytes());
+                erspan.extend_from_slice(&fits(*index, 20, "ERSPAN index")?.to_be_bytes());
+                erspan.extend_from_slice(&inner.bytes);
+                let gre = gre(ERSPAN_II_PROTOCOL, None, Some(number), false, &erspan);
+                outer_ip(*ends, Side::Client, IpNumber::GRE, &gre)
+            }
+            Encap::ErspanIII { ends, session, vlan, hardware_id } => {
+                require_ethernet(&inner, "ERSPAN")?;
+                let mut erspan = Vec::with_capacity(inner.bytes.len().saturating_add(12));
+                erspan.extend_from_slice(&(0x2000 | fits16(*vlan, 12, "ERSPAN VLAN")?).to_be_bytes());
+                // COS 0, BSO 0, not truncated.
+                erspan.extend_from_slice(&fits16(*session, 10, "ERSPAN session")?.to_be_bytes());
+                // Timestamp and security group tag.
+                erspan.extend_from_slice(&[0; 6]);
+                // P 0, frame type 0 (Ethernet), hardware id in bits 9..4, D 0, granularity 0, O 0.
+                let hardware_id = fits16(u16::from(*hardware_id), 6, "ERSPAN hardware id")?;
+                erspan.extend_from_slice(&(hardware_id << 4).to_be_bytes());
+                erspan.extend_from_slice(&inner.bytes);
+                let gre = gre(ERSPAN_III_PROTOCOL, None, Some(number), false, &erspan);
+                outer_ip(*ends, Side::Client, IpNumber::GRE, &gre)
+            }
+            Encap::Mpls { labels } => {
+                if !matches!(inner.kind, PacketKind::Ipv4 | PacketKind::Ipv6) {
+                    return Err(cannot_carry("MPLS", inner.kind));
+                }
+                let mut bytes = Vec::with_capacity(inner.bytes.len().saturating_add(labels.len().saturating_mul(4)));
+                let mut rest = labels.iter().peekable();
+                while let Some(&label) = rest.next() {
+                    let bottom_of_stack = if rest.peek().is_none() { 1 << 8 } else { 0 };
+                    let entry = fits(label, 20, "MPLS label")? << 12 | bottom_of_stack | u32::from(TTL);
+                    bytes.extend_from_slice(&entry.to_be_bytes());
+                }
+                bytes.extend_from_slice(&inner.bytes);
+                Ok(Packet { kind: PacketKind::Mpls, bytes })
+            }
+            Encap::IpInIp { ends } => {
+                let protocol = match inner.kind {
+                    PacketKind::Ipv4 => IpNumber::IPV4,
+                    PacketKind::Ipv6 => IpNumber::IPV6,
+                    kind => return Err(cannot_carry("IP-in-IP", kind)),
+                };
+                outer_ip(*ends, from, protocol, &inner.bytes)
+            }
+        }
+    }
+}
+
+/// A packet builder for `source` → `destination`, IPv6 with mapped addresses if the families differ.
+pub(super) fn ip_builder(source: IpAddr, destination: IpAddr) -> (PacketBuilderStep<IpHeaders>, PacketKind) {
+    match (source, destination) {
+        (IpAddr::V4(source), IpAddr::V4(destination)) => {
+            (PacketBuilder::ipv4(source.octets(), destination.octets(), TTL), PacketKind::Ipv4)
+        }
+        (source, destination) => {
+            (PacketBuilder::ipv6(as_ipv6(source).octets(), as_ipv6(destination).octets(), TTL), PacketKind::Ipv6)
+        }
+    }
+}
+
+pub(super) fn as_ipv6(address: IpAddr) -> Ipv6Addr {
+    match address {
+        IpAddr::V4(v4) => v4.to_ipv6_mapped(),
+        IpAddr::V6(v6) => v6,
+    }
+}
+
+fn outer_ip(ends: TunnelEnds, from: Side, protocol: IpNumber, payload: &[u8]) -> Result<Packet, ScriptError> {
+    let (source, destination) = ends.oriented(from);
+    let (builder, kind) = ip_builder(source, destination);
+    let mut bytes = Vec::with_capacity(builder.size(payload.len()));
+    builder.write_to_vec(&mut bytes, protocol, payload).map_err(|e| ScriptError::Build(e.to_string()))?;
+    Ok(Packet { kind, bytes })
+}
+
+fn outer_udp(ends: TunnelEnds, from: Side, destination_port: u16, payload: &[u8]) -> Result<Packet, ScriptError> {
+    let (source, destination) = ends.oriented(from);
+    let (builder, kind) = ip_builder(source, destination);
+    let builder = builder.udp(TUNNEL_SOURCE_PORT, destination_port);
+    let mut bytes = Vec::with_capacity(builder.size(payload.len()));
+    builder.write_to_vec(&mut bytes, payload).map_err(|e| ScriptError::Build(e.to_string()))?;
+    Ok(Packet { kind, bytes })
+}
+
+/// A GRE header (RFC 2784/2890) followed by `payload`, the checksum covering both.
+fn gre(protocol: u16, key: Option<u32>, sequence: Option<u32>, checksum: bool, payload: &[u8]) -> Vec<u8> {
+    let mut flags = 0u16;
+    if checksum {
+        flags |= 0x8000;
+    }
+    if key.is_some() {
+        flags |= 0x2000;
+    }
+    if sequence.is_some() {
+        flags |= 0x1000;
+    }
+    let mut gre = Vec::with_capacity(payload.len().saturating_add(16));
+    gre.extend_from_slice(&flags.to_be_bytes());
+    gre.extend_from_slice(&protocol.to_be_bytes());
+    if checksum {
+        gre.extend_from_slice(&[0; 4]); // checksum, filled below, and reserved
+    }
+    for value in [key, sequence].into_iter().flatten() {
+        gre.extend_from_slice(&value.to_be_bytes());
+    }
+    gre.extend_from_slice(payload);
+    if checksum {
+        let sum = Sum16BitWords::new().add_slice(&gre).ones_complement().to_be();
+        if let Some(field) = gre.get_mut(4..6) {
+            field.copy_from_slice(&sum.to_be_bytes());
+        }
+    }
+    gre
+}
+
+fn geneve_options(options: &[GeneveOption]) -> Result<Vec<u8>, ScriptError> {
+    let mut bytes = Vec::new();
+    for option in options {
+        let words = Some(option.data.len())
+            .filter(|len| len % 4 == 0)
+            .and_then(|len| u8::try_from(len / 4).ok())
+            .filter(|words| *words < 32)
+            .ok_or(ScriptError::OutOfRange { field: "GENEVE option length", value: option.data.len() as u64 })?;
+        bytes.extend_from_slice(&option.class.to_be_bytes());
+        bytes.push(option.option_type);
+        bytes.push(words); // the 3 reserved bits stay zero
+        bytes.extend_from_slice(&option.data);
+    }
+    Ok(bytes)
+}
+
+fn require_ethernet(inner: &Packet, layer: &'static str) -> Result<(), ScriptError> {
+    match inner.kind {
+        PacketKind::Ethernet => Ok(()),
+        kind => Err(cannot_carry(layer, kind)),
+    }
+}
+
+fn cannot_carry(layer: &'static str, kind: PacketKind) -> ScriptError {
+    ScriptError::CannotCarry { layer, kind }
+}
+
+/// `value` if it fits in `bits` bits.
+fn fits(value: u32, bits: u32, field: &'static str) -> Result<u32, ScriptError> {
+    if value >> bits == 0 {
+        Ok(value)
+    } else {
+        Err(ScriptError::OutOfRange { field, value: value.into() })
+    }
+}
+
+fn fits16(value: u16, bits: u32, field: &'static str) -> Result<u16, ScriptError> {
+    fits(value.into(), bits, field).map(|_| value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcapwriter::test_support::{slice, tcp_of};
+    use crate::pcapwriter::{CapturedFrame, Conversation};
+    use etherparse::{NetSlice, SlicedPacket, TransportSlice};
+
+    const CLIENT_PORT: u16 = 40_000;
+
+    fn ends() -> TunnelEnds {
+        TunnelEnds::new([192, 0, 2, 1], [198, 51, 100, 1])
+    }
+
+    /// One client segment and one server segment, wrapped in `steps` (innermost first), over Ethernet.
+    fn wrapped(steps: &[Encap]) -> Vec<CapturedFrame> {
+        let mut conversation = Conversation::new(([10, 0, 0, 1], CLIENT_PORT), ([10, 0, 0, 2], 143));
+        for step in steps {
+            conversation.encap(step.clone());
+        }
+        conversation.client(b"a LOGIN u p\r\n").server(b"a OK\r\n").frames().unwrap()
+    }
+
+    fn wrap_error(steps: &[Encap]) -> ScriptError {
+        let mut conversation = Conversation::new(([10, 0, 0, 1], CLIENT_PORT), ([10, 0, 0, 2], 143));
+        for step in steps {
+            conversation.encap(step.clone());
+        }
+        conversation.client(b"x").frames().unwrap_err()
+    }
+
+    /// Outer IPv4 addresses, IP protocol and payload of a frame.
+    fn outer_ipv4(frame: &CapturedFrame) -> ([u8; 4], [u8; 4], IpNumber, Vec<u8>) {
+        let packet = slice(frame);
+        let Some(NetSlice::Ipv4(ip)) = &packet.net else { panic!("outer is not IPv4") };
+        let header = ip.header();
+        (header.source(), header.destination(), ip.payload().ip_number, ip.payload().payload.to_vec())
+    }
+
+    /// Destination port and payload of the outer UDP datagram.
+    fn outer_udp(frame: &CapturedFrame) -> (u16, Vec<u8>) {
+        let packet = slice(frame);
+        let Some(TransportSlice::Udp(udp)) = &packet.transport else { panic!("outer is not UDP") };
+        (udp.destination_port(), udp.payload().to_vec())
+    }
+
+    fn assert_inner_tcp(inner: SlicedPacket<'_>, src_port: u16, payload: &[u8]) {
+        let tcp = tcp_of(&inner);
+        assert_eq!((tcp.src_port, tcp.payload.as_slice()), (src_port, payload));
+    }
+
+    fn u16_at(bytes: &[u8], offset: usize) -> u16 {
+        u16::from_be_bytes([bytes[offset], bytes[offset + 1]])
+    }
+
+    fn u32_at(bytes: &[u8], offset: usize) -> u32 {
+        u32::from_be_bytes([bytes[offset], bytes[offset + 1], bytes[offset + 2], bytes[offset + 3]])
+    }
+
+    #[test]
+    fn vxlan_carries_ethernet_over_udp_4789_both_ways() {
+        let frames = wrapped(&[Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 0xABCDEF }]);
+        let (source, destination, protocol, _) = outer_ipv4(&frames[0]);
+        assert_eq!((source, destination, protocol), ([192, 0, 2, 1], [198, 51, 100, 1], IpNumber::UDP));
+        let (source, destination, _, _) = outer_ipv4(&frames[1]);
+        assert_eq!((source, destination), ([198, 51, 100, 1], [192, 0, 2, 1]), "replies go back through the tunnel");
+
+        let (port, vxlan) = outer_udp(&frames[0]);
+        assert_eq!(port, VXLAN_PORT);
+        assert_eq!(vxlan[0], 0x08, "I flag");
+        assert_eq!(vxlan[1..4], [0, 0, 0]);
+        assert_eq!(u32_at(&vxlan, 4) >> 8, 0xABCDEF);
+        assert_eq!(vxlan[7], 0);
+        let inner = SlicedPacket::from_ethernet(&vxlan[8..]).unwrap();
+        assert_inner_tcp(inner, CLIENT_PORT, b"a LOGIN u p\r\n");
+        let (_, reply) = outer_udp(&frames[1]);
+        assert_inner_tcp(SlicedPacket::from_ethernet(&reply[8..]).unwrap(), 143, b"a OK\r\n");
+    }
+
+    #[test]
+    fn geneve_announces_its_payload_and_options() {
+        let option = GeneveOption { class: 0x0102, option_type: 0x80, data: vec![1, 2, 3, 4, 5, 6, 7, 8] };
+        let frames = wrapped(&[Encap::Geneve { ends: ends(), vni: 7, options: vec![option] }]);
+        let (port, geneve) = outer_udp(&frames[0]);
+        assert_eq!(port, GENEVE_PORT);
+        assert_eq!(geneve[0] >> 6, 0, "version");
+        assert_eq!(geneve[0] & 0x3f, 3, "options length in 4-byte words");
+        assert_eq!(geneve[1], 0, "no O or C flag");
+        assert_eq!(u16_at(&geneve, 2), 0x0800, "IPv4 payload");
+        assert_eq!(u32_at(&geneve, 4), 7 << 8);
+        assert_eq!(u16_at(&geneve, 8), 0x0102, "option class");
+        assert_eq!((geneve[10], geneve[11]), (0x80, 2), "option type and length");
+        assert_eq!(geneve[12..20], [1, 2, 3, 4, 5, 6, 7, 8]);
+        assert_inner_tcp(SlicedPacket::from_ip(&geneve[20..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+
+        let frames = wrapped(&[Encap::Ethernet, Encap::Geneve { ends: ends(), vni: 7, options: vec![] }]);
+        let (_, geneve) = outer_udp(&frames[0]);
+        assert_eq!((geneve[0], u16_at(&geneve, 2)), (0, 0x6558), "no options, Ethernet payload");
+        assert_inner_tcp(SlicedPacket::from_ethernet(&geneve[8..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+    }
+
+    #[test]
+    fn gre_with_checksum_key_and_sequence() {
+        let gre = Encap::Gre { ends: ends(), key: Some(0xDEAD_BEEF), sequence: true, checksum: true };
+        let frames = wrapped(&[gre]);
+        for (number, frame) in frames.iter().enumerate() {
+            let (_, _, protocol, gre) = outer_ipv4(frame);
+            assert_eq!(protocol, IpNumber::GRE);
+            assert_eq!(u16_at(&gre, 0), 0xB000, "C, K and S flags, version 0");
+            assert_eq!(u16_at(&gre, 2), 0x0800);
+            assert_eq!(Sum16BitWords::new().add_slice(&gre).ones_complement(), 0, "checksum verifies");
+            assert_eq!(u16_at(&gre, 6), 0, "reserved");
+            assert_eq!(u32_at(&gre, 8), 0xDEAD_BEEF);
+            assert_eq!(u32_at(&gre, 12), number as u32);
+        }
+        let (_, _, _, gre) = outer_ipv4(&frames[0]);
+        assert_inner_tcp(SlicedPacket::from_ip(&gre[16..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+    }
+
+    #[test]
+    fn gre_over_ipv6_and_transparent_ethernet() {
+        let ends_v6 =
+            TunnelEnds::new("2001:db8::a".parse::<Ipv6Addr>().unwrap(), "2001:db8::b".parse::<Ipv6Addr>().unwrap());
+        let frames = wrapped(&[Encap::Gre { ends: ends_v6, key: None, sequence: false, checksum: false }]);
+        let packet = slice(&frames[0]);
+        let Some(NetSlice::Ipv6(ip)) = &packet.net else { panic!("outer is not IPv6") };
+        assert_eq!(ip.payload().ip_number, IpNumber::GRE);
+        let gre = ip.payload().payload;
+        assert_eq!((u16_at(gre, 0), u16_at(gre, 2)), (0, 0x0800), "no optional fields");
+        assert_inner_tcp(SlicedPacket::from_ip(&gre[4..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+
+        let frames =
+            wrapped(&[Encap::Ethernet, Encap::Gre { ends: ends(), key: Some(9), sequence: false, checksum: false }]);
+        let (_, _, _, gre) = outer_ipv4(&frames[1]);
+        assert_eq!((u16_at(&gre, 0), u16_at(&gre, 2), u32_at(&gre, 4)), (0x2000, 0x6558, 9));
+        assert_inner_tcp(SlicedPacket::from_ethernet(&gre[8..]).unwrap(), 143, b"a OK\r\n");
+    }
+
+    #[test]
+    fn erspan_ii_header_fields() {
+        let erspan = Encap::ErspanII { ends: ends(), session: 0x3FF, vlan: 0xABC, index: 0xFFFFF };
+        let frames = wrapped(&[Encap::Ethernet, erspan]);
+        for (number, frame) in frames.iter().enumerate() {
+            let (source, _, protocol, gre) = outer_ipv4(frame);
+            assert_eq!(source, [192, 0, 2, 1], "mirrored copies always leave the switch");
+            assert_eq!(protocol, IpNumber::GRE);
+            assert_eq!((u16_at(&gre, 0), u16_at(&gre, 2)), (0x1000, 0x88BE));
+            assert_eq!(u32_at(&gre, 4), number as u32);
+            let header = &gre[8..16];
+            assert_eq!(u16_at(header, 0) >> 12, 1, "version: type II");
+            assert_eq!(u16_at(header, 0) & 0xFFF, 0xABC);
+            assert_eq!(u16_at(header, 2) & 0x3FF, 0x3FF, "session id");
+            assert_eq!(u16_at(header, 2) >> 10, 0, "COS, encapsulation type, truncated");
+            assert_eq!(u32_at(header, 4), 0xFFFFF, "index, reserved bits zero");
+        }
+        let (_, _, _, gre) = outer_ipv4(&frames[1]);
+        assert_inner_tcp(SlicedPacket::from_ethernet(&gre[16..]).unwrap(), 143, b"a OK\r\n");
+    }
+
+    #[test]
+    fn erspan_iii_header_fields() {
+        let erspan = Encap::ErspanIII { ends: ends(), session: 5, vlan: 10, hardware_id: 0x3F };
+        let frames = wrapped(&[Encap::Ethernet, erspan]);
+        let (_, _, _, gre) = outer_ipv4(&frames[0]);
+        assert_eq!((u16_at(&gre, 0), u16_at(&gre, 2)), (0x1000, 0x22EB));
+        let header = &gre[8..20];
+        assert_eq!(u16_at(header, 0), 0x2000 | 10, "version 2 (type III), VLAN");
+        assert_eq!(u16_at(header, 2), 5, "session id");
+        assert_eq!(u32_at(header, 4), 0, "timestamp");
+        assert_eq!(u16_at(header, 8), 0, "security group tag");
+        let flags = u16_at(header, 10);
+        assert_eq!((flags >> 4) & 0x3F, 0x3F, "hardware id");
+        assert_eq!(flags & 0xFC0F, 0, "P, frame type, D, granularity, O all zero");
+        assert_inner_tcp(SlicedPacket::from_ethernet(&gre[20..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+    }
+
+    #[test]
+    fn mpls_stack_over_ethernet_and_inside_gre() {
+        let frames = wrapped(&[Encap::Mpls { labels: vec![16, 0xFFFFF] }]);
+        let data = &frames[0].data;
+        assert_eq!(u16_at(data, 12), 0x8847);
+        let (first, second) = (u32_at(data, 14), u32_at(data, 18));
+        assert_eq!((first >> 12, (first >> 8) & 1, first & 0xFF), (16, 0, 64));
+        assert_eq!((second >> 12, (second >> 8) & 1, second & 0xFF), (0xFFFFF, 1, 64), "bottom of stack");
+        assert_inner_tcp(SlicedPacket::from_ip(&data[22..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+
+        let frames = wrapped(&[
+            Encap::Mpls { labels: vec![100] },
+            Encap::Gre { ends: ends(), key: None, sequence: false, checksum: false },
+        ]);
+        let (_, _, _, gre) = outer_ipv4(&frames[0]);
+        assert_eq!(u16_at(&gre, 2), 0x8847);
+        assert_eq!(u32_at(&gre, 4) >> 12, 100);
+        assert_inner_tcp(SlicedPacket::from_ip(&gre[8..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+    }
+
+    #[test]
+    fn ip_in_ip_uses_protocols_4_and_41() {
+        let frames = wrapped(&[Encap::IpInIp { ends: ends() }]);
+        let (source, _, protocol, inner) = outer_ipv4(&frames[0]);
+        assert_eq!((source, protocol), ([192, 0, 2, 1], IpNumber::IPV4));
+        assert_inner_tcp(SlicedPacket::from_ip(&inner).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+
+        let frames = Conversation::new(
+            ("2001:db8::1".parse::<Ipv6Addr>().unwrap(), 40000),
+            ("2001:db8::2".parse::<Ipv6Addr>().unwrap(), 110),
+        )
+        .encap(Encap::IpInIp { ends: ends() })
+        .client(b"x")
+        .frames()
+        .unwrap();
+        let (_, _, protocol, inner) = outer_ipv4(&frames[0]);
+        assert_eq!(protocol, IpNumber::IPV6);
+        assert_inner_tcp(SlicedPacket::from_ip(&inner).unwrap(), 40000, b"x");
+    }
+
+    #[test]
+    fn mismatched_payloads_and_oversized_fields_are_refused() {
+        use PacketKind::{Ethernet, Ipv4, Mpls};
+        let carry = |layer, kind| ScriptError::CannotCarry { layer, kind };
+        let range = |field, value| ScriptError::OutOfRange { field, value };
+        let vxlan = |vni| Encap::Vxlan { ends: ends(), vni };
+        let erspan2 = |session| Encap::ErspanII { ends: ends(), session, vlan: 0, index: 0 };
+        let erspan3 = |hardware_id| Encap::ErspanIII { ends: ends(), session: 0, vlan: 0, hardware_id };
+        let mpls = |label| Encap::Mpls { labels: vec![label] };
+
+        assert_eq!(wrap_error(&[vxlan(1)]), carry("VXLAN", Ipv4));
+        assert_eq!(wrap_error(&[mpls(1), vxlan(1)]), carry("VXLAN", Mpls));
+        assert_eq!(wrap_error(&[erspan2(1)]), carry("ERSPAN", Ipv4));
+        assert_eq!(wrap_error(&[Encap::Ethernet]), carry("Ethernet", Ethernet));
+        assert_eq!(wrap_error(&[Encap::Ethernet, Encap::Ethernet]), carry("Ethernet", Ethernet));
+        assert_eq!(wrap_error(&[Encap::Ethernet, mpls(1)]), carry("MPLS", Ethernet));
+        let ip_in_ip = Encap::IpInIp { ends: ends() };
+        assert_eq!(wrap_error(&[Encap::Ethernet, ip_in_ip]), carry("IP-in-IP", Ethernet));
+
+        assert_eq!(wrap_error(&[Encap::Ethernet, vxlan(1 << 24)]), range("VXLAN VNI", 1 << 24));
+        assert_eq!(wrap_error(&[mpls(1 << 20)]), range("MPLS label", 1 << 20));
+        assert_eq!(wrap_error(&[Encap::Ethernet, erspan2(1024)]), range("ERSPAN session", 1024));
+        assert_eq!(wrap_error(&[Encap::Ethernet, erspan3(64)]), range("ERSPAN hardware id", 64));
+        let odd_option = GeneveOption { class: 0, option_type: 0, data: vec![0; 3] };
+        let geneve = Encap::Geneve { ends: ends(), vni: 0, options: vec![odd_option] };
+        assert_eq!(wrap_error(&[geneve]), range("GENEVE option length", 3));
+    }
+}

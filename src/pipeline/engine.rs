@@ -1,0 +1,197 @@
+//! One worker's analysis: the flow table feeding protocol sessions, and redacted events out.
+
+use std::time::Duration;
+
+use crate::alert::{AnomalyAlert, AnomalyInfo, Credential, CredentialAlert, Event, FlowMeta, SCHEMA_VERSION};
+use crate::capture::Timestamp;
+use crate::decode::TcpPacket;
+use crate::flow::{FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect, Side};
+use crate::proto::{Ctx, ProtoConfig, ProtoEvent, ProtoStats, Session};
+
+/// How often (in packet time) idle flows are looked for.
+const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
+
+/// The flow table's view of the protocol layer.
+struct Inspector {
+    config: ProtoConfig,
+    stats: ProtoStats,
+    scratch: Vec<ProtoEvent>,
+    events: Vec<Event>,
+}
+
+impl FlowHandler for Inspector {
+    /// Created at the first payload byte, so a SYN flood costs no session memory.
+    type App = Option<Box<Session>>;
+
+    fn open(&mut self, _info: &FlowInfo) -> Self::App {
+        None
+    }
+
+    fn event(&mut self, info: &FlowInfo, app: &mut Self::App, event: FlowEvent<'_>, ts: Timestamp) -> Inspect {
+        let mut ctx = Ctx { ts, config: &self.config, events: &mut self.scratch, stats: &mut self.stats };
+        let session = match (app.as_deref_mut(), &event) {
+            (Some(session), _) => session,
+            (None, FlowEvent::Data(..)) => {
+                let (client, certain) = roles(info, &self.config);
+                let server_port = info.key.endpoint(client.other()).port;
+                app.insert(Box::new(Session::new(client, certain, server_port, &self.config)))
+            }
+            (None, FlowEvent::Gap(..) | FlowEvent::Closed(_)) => return Inspect::Continue,
+        };
+        match event {
+            FlowEvent::Data(side, data) => session.on_data(side, data, &mut ctx),
+            FlowEvent::Gap(side, len) => session.on_gap(side, len, &mut ctx),
+            FlowEvent::Closed(_) => session.close(&mut ctx),
+        }
+        let client = session.client();
+        let done = session.done_reason().is_some();
+        for proto_event in self.scratch.drain(..) {
+            self.events.push(to_event(proto_event, info, client));
+        }
+        if done {
+            Inspect::Stop
+        } else {
+            Inspect::Continue
+        }
+    }
+
+    fn buffered(&self, app: &Self::App) -> usize {
+        app.as_ref().map_or(0, |session| session.buffered())
+    }
+}
+
+/// Who is the client: the SYN's sender when the handshake was seen; else the side talking to a
+/// configured mail port; else the side with the higher (ephemeral-looking) port.
+fn roles(info: &FlowInfo, config: &ProtoConfig) -> (Side, bool) {
+    if let Some(side) = info.syn_from {
+        return (side, true);
+    }
+    let (lo, hi) = (info.key.lo.port, info.key.hi.port);
+    let client = match (config.ports.is_mail_port(lo), config.ports.is_mail_port(hi)) {
+        (true, false) => Side::Hi,
+        (false, true) => Side::Lo,
+        _ if lo < hi => Side::Hi,
+        _ => Side::Lo,
+    };
+    (client, false)
+}
+
+fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
+    let client_end = info.key.endpoint(client);
+    let server_end = info.key.endpoint(client.other());
+    let flow = FlowMeta {
+        flow_id: info.id,
+        src_ip: client_end.ip,
+        src_port: client_end.port,
+        dest_ip: server_end.ip,
+        dest_port: server_end.port,
+        proto: "TCP",
+        vlan: info.key.vlan.as_slice().to_vec(),
+        midstream: info.midstream(),
+    };
+    match event {
+        ProtoEvent::Credential(credential) => {
+            let event_type = credential.secret.event_type();
+            let credential = *credential;
+            let mut server = credential.server;
+            server.ip = Some(server_end.ip);
+            server.port = server_end.port;
+            Event::Credential(Box::new(CredentialAlert {
+                timestamp: Event::timestamp_of(credential.ts),
+                event_type,
+                severity: event_type.severity(),
+                flow,
+                app_proto: credential.app_proto,
+                credential: Credential {
+                    mechanism: credential.mechanism,
+                    secret: credential.secret,
+                    username: credential.username,
+                    outcome: credential.outcome,
+                    secret_length: credential.secret_length,
+                    secret_fingerprint: credential.secret_fingerprint,
+                },
+                server,
+                client: credential.client,
+                remediation: credential.remediation,
+                schema_version: SCHEMA_VERSION,
+            }))
+        }
+        ProtoEvent::Anomaly { ts, app_proto, kind, detail } => {
+            let event_type = crate::alert::EventType::Anomaly;
+            Event::Anomaly(Box::new(AnomalyAlert {
+                timestamp: Event::timestamp_of(ts),
+                event_type,
+                severity: event_type.severity(),
+                flow,
+                app_proto,
+                anomaly: AnomalyInfo { kind, detail },
+                schema_version: SCHEMA_VERSION,
+            }))
+        }
+    }
+}
+
+/// Counters of one engine.
+#[derive(Clone, Debug, Default)]
+pub struct EngineStats {
+    pub flow: FlowStats,
+    pub proto: ProtoStats,
+    pub active_flows: usize,
+    pub buffered_bytes: usize,
+}
+
+/// Flow table plus protocol sessions: packets in, events out.
+pub struct Engine {
+    table: FlowTable<Inspector>,
+    inspector: Inspector,
+    next_expiry: Option<Timestamp>,
+}
+
+impl Engine {
+    pub fn new(limits: FlowLimits, config: ProtoConfig) -> Self {
+        Engine {
+            table: FlowTable::new(limits),
+            inspector: Inspector { config, stats: ProtoStats::default(), scratch: Vec::new(), events: Vec::new() },
+            next_expiry: None,
+        }
+    }
+
+    /// Feeds one TCP packet; events it completes are appended to `events`.
+    pub fn process(&mut self, packet: &TcpPacket<'_>, ts: Timestamp, events: &mut Vec<Event>) {
+        self.advance_time(ts);
+        self.table.process(packet, ts, &mut self.inspector);
+        events.append(&mut self.inspector.events);
+    }
+
+    /// Packet time moved on (also called by idle workers so their flows expire).
+    pub fn advance_time(&mut self, now: Timestamp) {
+        match self.next_expiry {
+            Some(due) if now < due => {}
+            Some(_) => {
+                self.table.expire(now, &mut self.inspector);
+                self.next_expiry = Some(now.saturating_add(EXPIRY_INTERVAL));
+            }
+            None => self.next_expiry = Some(now.saturating_add(EXPIRY_INTERVAL)),
+        }
+    }
+
+    /// Takes events produced outside `process` (by expiry in `advance_time`).
+    pub fn drain_events(&mut self, events: &mut Vec<Event>) {
+        events.append(&mut self.inspector.events);
+    }
+
+    /// End of input: every flow is closed and its pending credentials reported.
+    pub fn finish(&mut self, events: &mut Vec<Event>) {
+        self.table.close_all(&mut self.inspector);
+        events.append(&mut self.inspector.events);
+    }
+
+    pub fn stats(&self) -> EngineStats {
+        EngineStats {
+            flow: self.table.stats.clone(),
+            proto: self.inspector.stats.clone(),
+            active_flows: self.table.len(),
+            buffered_bytes: self.table.buffered_bytes(),
+        }
+    }
+}

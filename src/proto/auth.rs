@@ -1,0 +1,312 @@
+//! Authentication bookkeeping shared by POP3, IMAP and SMTP: the SASL exchange state machine, and
+//! credentials waiting for the server's verdict.
+//!
+//! Secrets are reduced here, at the moment they are complete, to what may leave this module:
+//! their kind, their length and (only with a key) a keyed fingerprint.
+
+use zeroize::Zeroizing;
+
+use super::sasl::{self, Mechanism, NtlmMessage};
+use super::secret::Secret;
+use super::server::ServerInfo;
+use super::{CredentialEvent, Ctx, ProtoEvent};
+use crate::alert::{AppProto, Outcome, SecretKind};
+use crate::capture::Timestamp;
+
+/// A credential whose secret was complete, reduced to what may be reported.
+#[derive(Debug)]
+pub(crate) struct Captured {
+    pub user: Option<Vec<u8>>,
+    pub kind: SecretKind,
+    pub secret_length: Option<usize>,
+    pub fingerprint: Option<String>,
+}
+
+impl Captured {
+    /// Reduces a reusable secret (password or token) to its length and optional fingerprint;
+    /// the secret itself is wiped when it goes out of scope.
+    pub fn reusable(user: Option<Vec<u8>>, kind: SecretKind, secret: &Secret, ctx: &Ctx<'_>) -> Captured {
+        Captured {
+            user,
+            kind,
+            secret_length: Some(secret.len()),
+            fingerprint: ctx.config.policy.fingerprint_key.as_deref().map(|key| secret.fingerprint(key)),
+        }
+    }
+
+    pub fn challenge_response(user: Option<Vec<u8>>) -> Captured {
+        Captured { user, kind: SecretKind::ChallengeResponse, secret_length: None, fingerprint: None }
+    }
+}
+
+/// A credential sent by the client, waiting for the server's verdict.
+#[derive(Debug)]
+pub(crate) struct PendingCredential {
+    /// Capture time of the packet that completed the credential.
+    pub ts: Timestamp,
+    pub mechanism: String,
+    pub captured: Captured,
+}
+
+impl PendingCredential {
+    pub fn new(mechanism: String, captured: Captured, ctx: &Ctx<'_>) -> Self {
+        PendingCredential { ts: ctx.ts, mechanism, captured }
+    }
+
+    /// Reports the credential with its outcome.
+    pub fn emit(self, proto: AppProto, outcome: Outcome, info: &ServerInfo, ctx: &mut Ctx<'_>) {
+        let username = self.captured.user.as_deref().map(|user| ctx.config.policy.render_username(user));
+        ctx.events.push(ProtoEvent::Credential(Box::new(CredentialEvent {
+            ts: self.ts,
+            app_proto: proto,
+            mechanism: self.mechanism,
+            secret: self.captured.kind,
+            username,
+            outcome,
+            secret_length: self.captured.secret_length,
+            secret_fingerprint: self.captured.fingerprint,
+            server: info.identity(),
+            client: info.client_identity(),
+            remediation: info.remediation(outcome),
+        })));
+    }
+}
+
+/// What a SASL client response did to the exchange.
+#[derive(Debug)]
+pub(crate) enum SaslStep {
+    /// More steps may follow; nothing to report yet.
+    Continue,
+    /// The response completed a credential.
+    Captured(Captured),
+    /// The client cancelled the exchange (`*`).
+    Cancelled,
+    /// Not valid base64, or not of the mechanism's shape (counted, never fatal).
+    Malformed,
+}
+
+/// Which LOGIN step the server's last prompt asked for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LoginPrompt {
+    None,
+    Username,
+    Password,
+}
+
+/// One SASL exchange (RFC 4422) on any of the three protocols.
+#[derive(Debug)]
+pub(crate) struct SaslExchange {
+    mechanism: Mechanism,
+    /// LOGIN: the user name from the first step.
+    login_user: Option<Vec<u8>>,
+    login_prompt: LoginPrompt,
+    captured: bool,
+}
+
+impl SaslExchange {
+    pub fn new(mechanism_name: &[u8]) -> Self {
+        SaslExchange {
+            mechanism: Mechanism::from_name(mechanism_name),
+            login_user: None,
+            login_prompt: LoginPrompt::None,
+            captured: false,
+        }
+    }
+
+    pub fn mechanism(&self) -> &Mechanism {
+        &self.mechanism
+    }
+
+    /// A server challenge (the base64 text after `+ ` or `334 `). Only LOGIN's prompts matter:
+    /// they tell whether the next response is the user name or the password.
+    pub fn on_challenge(&mut self, text: &[u8]) {
+        if self.mechanism != Mechanism::Login {
+            return;
+        }
+        let decoded = sasl::decode_base64(text).unwrap_or_else(|_| text.to_vec());
+        let lower = decoded.to_ascii_lowercase();
+        self.login_prompt = if lower.windows(4).any(|w| w == b"pass") {
+            LoginPrompt::Password
+        } else if lower.windows(4).any(|w| w == b"user") {
+            LoginPrompt::Username
+        } else {
+            LoginPrompt::None
+        };
+    }
+
+    /// A client response line (base64, `=` for empty, `*` to cancel).
+    pub fn on_response(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> SaslStep {
+        let line = line.trim_ascii();
+        if line == b"*" {
+            return SaslStep::Cancelled;
+        }
+        let Ok(decoded) = sasl::decode_base64(line).map(Zeroizing::new) else {
+            ctx.stats.malformed_sasl += 1;
+            return SaslStep::Malformed;
+        };
+        if self.captured {
+            return SaslStep::Continue;
+        }
+        let step = self.step(&decoded, ctx);
+        if matches!(step, SaslStep::Captured(_)) {
+            self.captured = true;
+        } else if matches!(step, SaslStep::Malformed) {
+            ctx.stats.malformed_sasl += 1;
+        }
+        step
+    }
+
+    fn step(&mut self, decoded: &[u8], ctx: &Ctx<'_>) -> SaslStep {
+        match &self.mechanism {
+            Mechanism::Plain if decoded.is_empty() => SaslStep::Continue,
+            Mechanism::Plain => match sasl::parse_plain(decoded) {
+                Some(plain) => SaslStep::Captured(Captured::reusable(
+                    Some(plain.authcid),
+                    SecretKind::Password,
+                    &plain.password,
+                    ctx,
+                )),
+                None => SaslStep::Malformed,
+            },
+            Mechanism::Login => self.login_step(decoded, ctx),
+            Mechanism::XOAuth2 if decoded.is_empty() => SaslStep::Continue,
+            Mechanism::XOAuth2 => match sasl::parse_xoauth2(decoded) {
+                Some((user, token)) => {
+                    SaslStep::Captured(Captured::reusable(Some(user), SecretKind::Token, &token, ctx))
+                }
+                None => SaslStep::Malformed,
+            },
+            Mechanism::OAuthBearer if decoded.iter().all(|b| *b == 0x01) => SaslStep::Continue,
+            Mechanism::OAuthBearer => match sasl::parse_oauthbearer(decoded) {
+                Some((user, token)) => SaslStep::Captured(Captured::reusable(user, SecretKind::Token, &token, ctx)),
+                None => SaslStep::Malformed,
+            },
+            Mechanism::CramMd5 => match sasl::parse_cram_md5_response(decoded) {
+                Some(user) => SaslStep::Captured(Captured::challenge_response(Some(user))),
+                None => SaslStep::Malformed,
+            },
+            Mechanism::DigestMd5 => match sasl::parse_digest_md5_response(decoded) {
+                Some(user) => SaslStep::Captured(Captured::challenge_response(Some(user))),
+                None => SaslStep::Continue,
+            },
+            Mechanism::Ntlm => match sasl::parse_ntlm(decoded) {
+                NtlmMessage::Authenticate { user, .. } => SaslStep::Captured(Captured::challenge_response(Some(user))),
+                NtlmMessage::Negotiate | NtlmMessage::Challenge => SaslStep::Continue,
+                NtlmMessage::Invalid => SaslStep::Malformed,
+            },
+            Mechanism::Scram(_)
+            | Mechanism::GssApi
+            | Mechanism::External
+            | Mechanism::Anonymous
+            | Mechanism::Other(_) => SaslStep::Continue,
+        }
+    }
+
+    /// LOGIN: two bare base64 strings; the prompts (when they say anything) give their order,
+    /// else the user name comes first.
+    fn login_step(&mut self, decoded: &[u8], ctx: &Ctx<'_>) -> SaslStep {
+        let is_password = match self.login_prompt {
+            LoginPrompt::Password => true,
+            LoginPrompt::Username => false,
+            LoginPrompt::None => self.login_user.is_some(),
+        };
+        self.login_prompt = LoginPrompt::None;
+        if is_password {
+            let password = Secret::new(decoded.to_vec());
+            SaslStep::Captured(Captured::reusable(self.login_user.take(), SecretKind::Password, &password, ctx))
+        } else {
+            self.login_user = Some(decoded.to_vec());
+            SaslStep::Continue
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::proto::{ProtoConfig, ProtoStats};
+    use base64::Engine;
+
+    fn b64(bytes: &[u8]) -> Vec<u8> {
+        base64::engine::general_purpose::STANDARD.encode(bytes).into_bytes()
+    }
+
+    fn run(mechanism: &str, challenges_and_responses: &[(Option<&[u8]>, &[u8])]) -> Vec<String> {
+        let config = ProtoConfig::default();
+        let mut events = Vec::new();
+        let mut stats = ProtoStats::default();
+        let mut ctx = Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats };
+        let mut exchange = SaslExchange::new(mechanism.as_bytes());
+        challenges_and_responses
+            .iter()
+            .map(|(challenge, response)| {
+                if let Some(challenge) = challenge {
+                    exchange.on_challenge(challenge);
+                }
+                match exchange.on_response(response, &mut ctx) {
+                    SaslStep::Continue => "continue".to_string(),
+                    SaslStep::Cancelled => "cancelled".to_string(),
+                    SaslStep::Malformed => "malformed".to_string(),
+                    SaslStep::Captured(c) => format!(
+                        "{:?} user={} len={:?}",
+                        c.kind,
+                        String::from_utf8_lossy(c.user.as_deref().unwrap_or(b"-")),
+                        c.secret_length
+                    ),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn plain_reports_the_authentication_identity() {
+        assert_eq!(run("plain", &[(None, &b64(b"admin\0alice\0pw123"))]), ["Password user=alice len=Some(5)"]);
+        assert_eq!(
+            run("PLAIN", &[(None, b"="), (Some(b""), &b64(b"\0bob\0x"))]),
+            ["continue", "Password user=bob len=Some(1)"]
+        );
+    }
+
+    #[test]
+    fn login_follows_prompts_in_either_order() {
+        let user_prompt = b64(b"Username:");
+        let pass_prompt = b64(b"Password:");
+        assert_eq!(
+            run("LOGIN", &[(Some(&user_prompt), &b64(b"alice")), (Some(&pass_prompt), &b64(b"secret"))]),
+            ["continue", "Password user=alice len=Some(6)"]
+        );
+        assert_eq!(
+            run("LOGIN", &[(Some(&pass_prompt), &b64(b"secret")), (Some(&user_prompt), &b64(b"alice"))])[0],
+            "Password user=- len=Some(6)"
+        );
+        assert_eq!(
+            run("LOGIN", &[(None, &b64(b"carol")), (None, &b64(b"pw"))]),
+            ["continue", "Password user=carol len=Some(2)"]
+        );
+    }
+
+    #[test]
+    fn cancel_and_bad_base64() {
+        assert_eq!(run("LOGIN", &[(None, &b64(b"alice")), (None, b"*")]), ["continue", "cancelled"]);
+        assert_eq!(run("PLAIN", &[(None, b"!!notbase64!!")]), ["malformed"]);
+    }
+
+    #[test]
+    fn tokens_and_challenge_responses() {
+        assert_eq!(
+            run("XOAUTH2", &[(None, &b64(b"user=u@example.test\x01auth=Bearer ya29.tok\x01\x01")), (None, b"")]),
+            ["Token user=u@example.test len=Some(8)", "continue"]
+        );
+        assert_eq!(
+            run(
+                "CRAM-MD5",
+                &[(
+                    Some(b"PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2UucmVzdG9uLm1jaS5uZXQ+"),
+                    &b64(b"tim b913a602c7eda7a495b4e6e7334d3890")
+                )]
+            ),
+            ["ChallengeResponse user=tim len=None"]
+        );
+        assert_eq!(run("SCRAM-SHA-256", &[(None, &b64(b"n,,n=user,r=abc"))]), ["continue"]);
+    }
+}

@@ -1,0 +1,274 @@
+//! Line framing shared by every protocol: stream chunks in, complete lines (or counted raw bytes,
+//! for IMAP literals and SMTP BDAT chunks) out. All incompleteness is handled here, once.
+//!
+//! A line longer than the limit is dropped whole (the framer skips to the next LF) and reported,
+//! so a peer that never sends CRLF costs at most `max_line` bytes.
+
+use zeroize::Zeroize;
+
+/// What the framer hands to a session.
+#[derive(Debug)]
+pub enum Piece<'a> {
+    /// A complete line without its CRLF (a bare LF also ends a line). `more_follows` is true when
+    /// the same chunk of stream held bytes after this line (used to spot STARTTLS injection).
+    Line { line: &'a [u8], more_follows: bool },
+    /// Part of a raw run the session asked for; `last` marks its final part.
+    Raw { data: &'a [u8], last: bool },
+    /// A line exceeded the limit and was dropped.
+    Overflow,
+}
+
+/// What the session wants next from this direction.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Line,
+    /// The next `n` bytes are raw data (a literal or a BDAT chunk), whatever they hold.
+    Raw(u64),
+    /// Nothing more from this direction is of interest.
+    Stop,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Line,
+    Raw(u64),
+    Stopped,
+}
+
+/// Frames one direction of a stream.
+#[derive(Debug)]
+pub struct LineFramer {
+    /// A partial line carried over from the previous chunk. It may hold a partial password, so it
+    /// is wiped, not just truncated.
+    partial: Vec<u8>,
+    max_line: usize,
+    mode: Mode,
+    /// Dropping the rest of an overlong line, or resynchronising after a gap.
+    skipping_to_eol: bool,
+}
+
+impl Drop for LineFramer {
+    fn drop(&mut self) {
+        self.partial.zeroize();
+    }
+}
+
+impl LineFramer {
+    pub fn new(max_line: usize) -> Self {
+        LineFramer { partial: Vec::new(), max_line, mode: Mode::Line, skipping_to_eol: false }
+    }
+
+    /// Bytes held for a partial line (for memory accounting).
+    pub fn buffered(&self) -> usize {
+        self.partial.len()
+    }
+
+    pub fn is_stopped(&self) -> bool {
+        self.mode == Mode::Stopped
+    }
+
+    /// Switch mode from outside a callback (e.g. a literal the server refused will never come).
+    pub fn set_next(&mut self, next: Next) {
+        self.mode = match next {
+            Next::Line => Mode::Line,
+            Next::Raw(0) => Mode::Line,
+            Next::Raw(n) => Mode::Raw(n),
+            Next::Stop => Mode::Stopped,
+        };
+        if self.mode == Mode::Stopped {
+            self.partial.zeroize();
+        }
+    }
+
+    /// Raw bytes still expected, if a raw run is in progress.
+    pub fn raw_remaining(&self) -> Option<u64> {
+        match self.mode {
+            Mode::Raw(n) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// Bytes were lost. A raw run absorbs the gap; in line mode the partial line is dropped and
+    /// the framer resynchronises on the next line end.
+    pub fn gap(&mut self, len: u64) {
+        match self.mode {
+            Mode::Raw(n) if len < n => self.mode = Mode::Raw(n - len),
+            Mode::Raw(_) => {
+                self.mode = Mode::Line;
+                self.skipping_to_eol = true;
+            }
+            Mode::Line => {
+                self.partial.zeroize();
+                self.skipping_to_eol = true;
+            }
+            Mode::Stopped => {}
+        }
+    }
+
+    /// Frames `data`, calling `on_piece` for every piece; the callback's answer sets the mode for
+    /// the bytes that follow.
+    pub fn feed(&mut self, mut data: &[u8], on_piece: &mut dyn FnMut(Piece<'_>) -> Next) {
+        while !data.is_empty() {
+            match self.mode {
+                Mode::Stopped => return,
+                Mode::Raw(remaining) => {
+                    let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(data.len());
+                    let (raw, rest) = data.split_at(take);
+                    data = rest;
+                    let left = remaining - take as u64;
+                    self.mode = Mode::Raw(left);
+                    let next = on_piece(Piece::Raw { data: raw, last: left == 0 });
+                    if left == 0 {
+                        self.set_next(next);
+                    }
+                }
+                Mode::Line => {
+                    let Some(eol) = memchr::memchr(b'\n', data) else {
+                        self.keep_partial(data, on_piece);
+                        return;
+                    };
+                    let (head, rest) = data.split_at(eol);
+                    data = rest.get(1..).unwrap_or(&[]);
+                    if self.skipping_to_eol {
+                        self.skipping_to_eol = false;
+                        continue;
+                    }
+                    let more_follows = !data.is_empty();
+                    let next = if self.partial.is_empty() {
+                        on_piece(Piece::Line { line: trim_cr(head), more_follows })
+                    } else if self.partial.len() + head.len() > self.max_line {
+                        self.partial.zeroize();
+                        on_piece(Piece::Overflow)
+                    } else {
+                        self.partial.extend_from_slice(head);
+                        let next = on_piece(Piece::Line { line: trim_cr(&self.partial), more_follows });
+                        self.partial.zeroize();
+                        next
+                    };
+                    self.set_next(next);
+                }
+            }
+        }
+    }
+
+    fn keep_partial(&mut self, data: &[u8], on_piece: &mut dyn FnMut(Piece<'_>) -> Next) {
+        if self.skipping_to_eol {
+            return;
+        }
+        if self.partial.len() + data.len() > self.max_line {
+            self.partial.zeroize();
+            self.skipping_to_eol = true;
+            let next = on_piece(Piece::Overflow);
+            if next == Next::Stop {
+                self.set_next(next);
+            }
+        } else {
+            self.partial.extend_from_slice(data);
+        }
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq)]
+    enum Got {
+        Line(Vec<u8>, bool),
+        Raw(Vec<u8>, bool),
+        Overflow,
+    }
+
+    fn run(framer: &mut LineFramer, chunks: &[&[u8]], mut answer: impl FnMut(&Got) -> Next) -> Vec<Got> {
+        let mut got = Vec::new();
+        for chunk in chunks {
+            framer.feed(chunk, &mut |piece| {
+                let item = match piece {
+                    Piece::Line { line, more_follows } => Got::Line(line.to_vec(), more_follows),
+                    Piece::Raw { data, last } => Got::Raw(data.to_vec(), last),
+                    Piece::Overflow => Got::Overflow,
+                };
+                let next = answer(&item);
+                got.push(item);
+                next
+            });
+        }
+        got
+    }
+
+    #[test]
+    fn joins_lines_split_anywhere() {
+        let mut framer = LineFramer::new(100);
+        let got = run(&mut framer, &[b"US", b"ER a", b"lice\r", b"\nPASS x\r\nQU"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Line(b"USER alice".to_vec(), true), Got::Line(b"PASS x".to_vec(), true)]);
+        assert_eq!(framer.buffered(), 2);
+    }
+
+    #[test]
+    fn bare_lf_ends_a_line_and_empty_lines_are_kept() {
+        let mut framer = LineFramer::new(100);
+        let got = run(&mut framer, &[b"a\n\r\nb\n"], |_| Next::Line);
+        assert_eq!(
+            got,
+            vec![Got::Line(b"a".to_vec(), true), Got::Line(b"".to_vec(), true), Got::Line(b"b".to_vec(), false)]
+        );
+    }
+
+    #[test]
+    fn raw_runs_cross_chunks_then_lines_resume() {
+        let mut framer = LineFramer::new(100);
+        let got = run(&mut framer, &[b"a LOGIN {5}\r\nab", b"c\r\n", b"de rest\r\n"], |item| match item {
+            Got::Line(line, _) if line.ends_with(b"{5}") => Next::Raw(5),
+            _ => Next::Line,
+        });
+        assert_eq!(
+            got,
+            vec![
+                Got::Line(b"a LOGIN {5}".to_vec(), true),
+                Got::Raw(b"ab".to_vec(), false),
+                Got::Raw(b"c\r\n".to_vec(), true),
+                Got::Line(b"de rest".to_vec(), false),
+            ]
+        );
+    }
+
+    #[test]
+    fn overlong_lines_are_dropped_and_framing_recovers() {
+        let mut framer = LineFramer::new(8);
+        let got = run(&mut framer, &[b"0123456", b"789abc", b"def\r\nok\r\n"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Overflow, Got::Line(b"ok".to_vec(), false)]);
+        let got = run(&mut framer, &[b"0123456789\r\nok\r\n"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Line(b"0123456789".to_vec(), true), Got::Line(b"ok".to_vec(), false)]);
+    }
+
+    #[test]
+    fn a_gap_drops_the_partial_line_and_resyncs() {
+        let mut framer = LineFramer::new(100);
+        run(&mut framer, &[b"PASS sec"], |_| Next::Line);
+        framer.gap(10);
+        let got = run(&mut framer, &[b"ret\r\nNOOP\r\n"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Line(b"NOOP".to_vec(), false)]);
+    }
+
+    #[test]
+    fn a_gap_inside_a_raw_run_shortens_it() {
+        let mut framer = LineFramer::new(100);
+        framer.set_next(Next::Raw(10));
+        framer.gap(4);
+        assert_eq!(framer.raw_remaining(), Some(6));
+        let got = run(&mut framer, &[b"123456x\r\n"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Raw(b"123456".to_vec(), true), Got::Line(b"x".to_vec(), false)]);
+    }
+
+    #[test]
+    fn stop_ignores_everything_after() {
+        let mut framer = LineFramer::new(100);
+        let got = run(&mut framer, &[b"STLS\r\n\x16\x03\x01junk\r\n"], |_| Next::Stop);
+        assert_eq!(got, vec![Got::Line(b"STLS".to_vec(), true)]);
+        assert!(framer.is_stopped());
+    }
+}

@@ -1,0 +1,343 @@
+//! IMAP (RFC 3501, RFC 9051; SASL-IR RFC 4959; LITERAL+ RFC 7888; ID RFC 2971).
+//!
+//! Client commands are assembled across literals: a line ending in `{n}` or `{n+}` is followed by
+//! `n` raw bytes, then the rest of the command. Outcomes come from the tagged `OK`/`NO`/`BAD` of
+//! the command's tag, so pipelined commands need no ordering.
+
+mod parser;
+
+use std::collections::VecDeque;
+
+use zeroize::Zeroizing;
+
+use super::auth::{Captured, PendingCredential, SaslExchange, SaslStep};
+use super::framing::{Next, Piece};
+use super::secret::Secret;
+use super::server::ServerInfo;
+use super::{split_word, starttls_injection, Ctx, DoneReason, Reply, Role};
+use crate::alert::{AppProto, Outcome, SecretKind};
+use parser::{LineEnd, Token};
+
+/// Commands whose arguments the session reads; the others are only followed for their literals.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Login,
+    Authenticate,
+    StartTls,
+    Id,
+    Capability,
+    Other,
+}
+
+impl Command {
+    fn of(name: &[u8]) -> Command {
+        const NAMES: &[(&[u8], Command)] = &[
+            (b"LOGIN", Command::Login),
+            (b"AUTHENTICATE", Command::Authenticate),
+            (b"STARTTLS", Command::StartTls),
+            (b"ID", Command::Id),
+            (b"CAPABILITY", Command::Capability),
+        ];
+        NAMES.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)).map_or(Command::Other, |(_, c)| *c)
+    }
+
+    fn keeps_arguments(self) -> bool {
+        matches!(self, Command::Login | Command::Authenticate | Command::Id)
+    }
+}
+
+/// One argument of an assembled command; wiped on drop since LOGIN's second one is a password.
+#[derive(Debug)]
+enum Arg {
+    String(Zeroizing<Vec<u8>>),
+    Nil,
+    ListOpen,
+    ListClose,
+}
+
+impl Arg {
+    fn string(&self) -> Option<&[u8]> {
+        match self {
+            Arg::String(bytes) => Some(bytes),
+            Arg::Nil | Arg::ListOpen | Arg::ListClose => None,
+        }
+    }
+}
+
+/// A client command being assembled across literals.
+#[derive(Debug)]
+struct Assembly {
+    tag: Vec<u8>,
+    command: Command,
+    args: Vec<Arg>,
+    /// A literal was too large to keep: the command cannot be read.
+    truncated: bool,
+    /// The announced literal is being received.
+    literal: Option<Zeroizing<Vec<u8>>>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ImapSession {
+    info: ServerInfo,
+    greeting_seen: bool,
+    client_spoke: bool,
+    assembly: Option<Assembly>,
+    /// Tags of commands whose tagged reply matters.
+    pending: VecDeque<(Vec<u8>, Command)>,
+    awaiting_verdict: VecDeque<(Vec<u8>, PendingCredential)>,
+    /// AUTHENTICATE in progress (its tag): client lines are SASL responses until its tagged reply.
+    sasl: Option<(Vec<u8>, SaslExchange)>,
+}
+
+impl ImapSession {
+    pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
+        match (role, piece) {
+            (Role::Client, Piece::Line { line, more_follows }) => self.on_client_line(line, more_follows, ctx),
+            (Role::Client, Piece::Raw { data, last }) => self.on_client_literal(data, last),
+            (Role::Server, Piece::Line { line, .. }) => self.on_server_line(line, ctx),
+            (Role::Server, Piece::Raw { .. }) | (_, Piece::Overflow) => Reply::line(),
+        }
+    }
+
+    pub fn on_gap(&mut self, role: Role) {
+        if role == Role::Client {
+            self.assembly = None;
+        }
+    }
+
+    pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
+            pending.emit(AppProto::Imap, Outcome::Unknown, &self.info, ctx);
+        }
+    }
+
+    fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
+        self.client_spoke = true;
+        if self.assembly.is_none() {
+            if let Some((_, sasl)) = &mut self.sasl {
+                let mechanism = format!("AUTHENTICATE {}", sasl.mechanism().name());
+                let step = sasl.on_response(line, ctx);
+                self.sasl_step(step, mechanism, ctx);
+                return Reply::line();
+            }
+        }
+        let Ok(tokenized) = parser::tokenize(line) else {
+            self.assembly = None;
+            return Reply::line();
+        };
+        let mut tokens = tokenized.tokens.into_iter();
+        if self.assembly.is_none() {
+            let tag = tokens.next().and_then(|t| t.string().map(<[u8]>::to_vec)).unwrap_or_default();
+            let command = tokens.next().and_then(|t| t.string().map(Command::of)).unwrap_or(Command::Other);
+            if command == Command::StartTls && more_follows {
+                starttls_injection(AppProto::Imap, ctx);
+            }
+            self.assembly = Some(Assembly { tag, command, args: Vec::new(), truncated: false, literal: None });
+        }
+        let Some(assembly) = &mut self.assembly else { return Reply::line() };
+        if assembly.command.keeps_arguments() {
+            assembly.args.extend(tokens.map(|token| match token {
+                Token::Atom(atom) => Arg::String(Zeroizing::new(atom.to_vec())),
+                Token::Quoted(text) => Arg::String(Zeroizing::new(text.into_owned())),
+                Token::Nil => Arg::Nil,
+                Token::ListOpen => Arg::ListOpen,
+                Token::ListClose => Arg::ListClose,
+            }));
+        }
+        match tokenized.end {
+            LineEnd::Literal { len, .. } => {
+                let keep = assembly.command.keeps_arguments() && len <= ctx.config.max_literal as u64;
+                if !keep {
+                    assembly.truncated = true;
+                    return Reply::next(Next::Raw(len));
+                }
+                if len == 0 {
+                    // Nothing to wait for: an empty argument, and the line goes on.
+                    assembly.args.push(Arg::String(Zeroizing::new(Vec::new())));
+                    return Reply::line();
+                }
+                assembly.literal = Some(Zeroizing::new(Vec::with_capacity(len as usize)));
+                Reply::next(Next::Raw(len))
+            }
+            LineEnd::Complete => {
+                if let Some(assembly) = self.assembly.take() {
+                    return self.execute(assembly, ctx);
+                }
+                Reply::line()
+            }
+        }
+    }
+
+    fn on_client_literal(&mut self, data: &[u8], last: bool) -> Reply {
+        if let Some(assembly) = &mut self.assembly {
+            if let Some(literal) = &mut assembly.literal {
+                literal.extend_from_slice(data);
+            }
+            if last {
+                if let Some(literal) = assembly.literal.take() {
+                    assembly.args.push(Arg::String(literal));
+                }
+            }
+        }
+        Reply::line()
+    }
+
+    fn execute(&mut self, assembly: Assembly, ctx: &mut Ctx<'_>) -> Reply {
+        let Assembly { tag, command, args, truncated, .. } = assembly;
+        match command {
+            Command::Login if !truncated => {
+                let mut strings = args.iter().filter_map(Arg::string);
+                if let (Some(user), Some(password)) = (strings.next(), strings.next()) {
+                    let password = Secret::new(password.to_vec());
+                    let captured = Captured::reusable(Some(user.to_vec()), SecretKind::Password, &password, ctx);
+                    self.awaiting_verdict
+                        .push_back((tag.clone(), PendingCredential::new("LOGIN".into(), captured, ctx)));
+                }
+            }
+            Command::Authenticate => {
+                let mut strings = args.iter().filter_map(Arg::string);
+                let mechanism = strings.next().unwrap_or_default();
+                let mut sasl = SaslExchange::new(mechanism);
+                if let Some(initial_response) = strings.next() {
+                    let name = format!("AUTHENTICATE {}", sasl.mechanism().name());
+                    let step = sasl.on_response(initial_response, ctx);
+                    self.sasl = Some((tag.clone(), sasl));
+                    self.sasl_step(step, name, ctx);
+                } else {
+                    self.sasl = Some((tag.clone(), sasl));
+                }
+            }
+            Command::Id => self.client_id(&args),
+            Command::Login | Command::StartTls | Command::Capability | Command::Other => {}
+        }
+        if command != Command::Other {
+            if self.pending.len() >= ctx.config.max_pending_commands {
+                self.pending.pop_front();
+                ctx.stats.pending_dropped += 1;
+            }
+            self.pending.push_back((tag, command));
+        }
+        Reply::line()
+    }
+
+    fn sasl_step(&mut self, step: SaslStep, mechanism: String, ctx: &mut Ctx<'_>) {
+        match step {
+            SaslStep::Captured(captured) => {
+                if let Some((tag, _)) = &self.sasl {
+                    self.awaiting_verdict.push_back((tag.clone(), PendingCredential::new(mechanism, captured, ctx)));
+                }
+            }
+            SaslStep::Cancelled => self.sasl = None,
+            SaslStep::Continue | SaslStep::Malformed => {}
+        }
+    }
+
+    /// `ID ("name" "Thunderbird" "version" "115.3")`: the client software, for the help desk.
+    fn client_id(&mut self, args: &[Arg]) {
+        let strings: Vec<Option<&[u8]>> =
+            args.iter().filter(|a| !matches!(a, Arg::ListOpen | Arg::ListClose)).map(Arg::string).collect();
+        let field = |key: &[u8]| {
+            strings.chunks(2).find_map(|pair| match pair {
+                [Some(k), Some(v)] if k.eq_ignore_ascii_case(key) => Some(*v),
+                _ => None,
+            })
+        };
+        let software = match (field(b"name"), field(b"version")) {
+            (Some(name), Some(version)) => [name, b" ", version].concat(),
+            (Some(name), None) => name.to_vec(),
+            (None, _) => return,
+        };
+        self.info.set_client_software(&software);
+    }
+
+    fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        let next = match parser::tokenize(line).map(|t| t.end) {
+            Ok(LineEnd::Literal { len, .. }) if len > 0 => Next::Raw(len),
+            _ => Next::Line,
+        };
+        let (tag, rest) = split_word(line);
+        let (status, text) = split_word(rest);
+        if tag == b"*" {
+            let greeting = !self.greeting_seen && !self.client_spoke;
+            self.on_untagged(status, text, line);
+            if greeting && status.eq_ignore_ascii_case(b"PREAUTH") {
+                return Reply::done(DoneReason::Authenticated);
+            }
+        } else if tag == b"+" {
+            if let Some((_, sasl)) = &mut self.sasl {
+                sasl.on_challenge(rest);
+            }
+        } else if !tag.is_empty() {
+            return self.on_tagged(tag, status, text, ctx);
+        }
+        Reply::next(next)
+    }
+
+    fn on_untagged(&mut self, status: &[u8], text: &[u8], line: &[u8]) {
+        let first_line = !self.greeting_seen && !self.client_spoke;
+        if first_line {
+            self.greeting_seen = true;
+            self.info.set_greeting(line, false);
+        }
+        if status.eq_ignore_ascii_case(b"CAPABILITY") {
+            self.capabilities(text);
+        } else if status.eq_ignore_ascii_case(b"OK") {
+            if let Some(code) = parser::response_code(text) {
+                let (name, list) = split_word(code);
+                if name.eq_ignore_ascii_case(b"CAPABILITY") {
+                    self.capabilities(list);
+                }
+            }
+        }
+    }
+
+    fn capabilities(&mut self, list: &[u8]) {
+        self.info.begin_capabilities(true);
+        for capability in list.split(|b| *b == b' ').filter(|c| !c.is_empty()) {
+            self.info.add_capability(capability);
+        }
+    }
+
+    fn on_tagged(&mut self, tag: &[u8], status: &[u8], text: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        let ok = status.eq_ignore_ascii_case(b"OK");
+        if !ok && !status.eq_ignore_ascii_case(b"NO") && !status.eq_ignore_ascii_case(b"BAD") {
+            return Reply::line();
+        }
+        if let Some(code) = parser::response_code(text) {
+            let (name, list) = split_word(code);
+            if name.eq_ignore_ascii_case(b"CAPABILITY") {
+                self.capabilities(list);
+            }
+        }
+        let mut reply = Reply::line();
+        // The server finished a command whose literal is still awaited: it refused it, and the
+        // client will not send it.
+        if self.assembly.as_ref().is_some_and(|a| a.tag == tag) {
+            self.assembly = None;
+            reply.other = Some(Next::Line);
+        }
+        if self.sasl.as_ref().is_some_and(|(t, _)| t == tag) {
+            self.sasl = None;
+        }
+        let command =
+            self.pending.iter().position(|(t, _)| t == tag).and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
+        let outcome = if ok { Outcome::Success } else { Outcome::Failure };
+        if let Some(i) = self.awaiting_verdict.iter().position(|(t, _)| t == tag) {
+            if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
+                pending.emit(AppProto::Imap, outcome, &self.info, ctx);
+            }
+        }
+        match command {
+            Some(Command::Login | Command::Authenticate) if ok => Reply::done(DoneReason::Authenticated),
+            Some(Command::StartTls) if ok => {
+                ctx.stats.starttls_upgrades += 1;
+                Reply::done(DoneReason::Tls)
+            }
+            Some(Command::StartTls) => {
+                self.info.starttls_refused = true;
+                reply
+            }
+            _ => reply,
+        }
+    }
+}

@@ -1,0 +1,218 @@
+//! IMAP line tokenizer (RFC 3501 §9, RFC 9051, LITERAL+ RFC 7888): a pure function from one line
+//! to its tokens, and whether the line ends by announcing a literal.
+//!
+//! Only what the session needs: atoms, quoted strings with `\"` and `\\` escapes, `NIL`,
+//! parentheses, and a literal marker `{n}` (synchronising) or `{n+}` (non-synchronising) at the
+//! very end of the line. A brace anywhere else, or inside quotes (`"trick{7}"`), is just text.
+
+use std::borrow::Cow;
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Token<'a> {
+    Atom(&'a [u8]),
+    /// A quoted string, unescaped.
+    Quoted(Cow<'a, [u8]>),
+    Nil,
+    ListOpen,
+    ListClose,
+}
+
+impl Token<'_> {
+    /// The value of an astring/nstring token (atom or quoted), if it is one.
+    pub fn string(&self) -> Option<&[u8]> {
+        match self {
+            Token::Atom(atom) => Some(atom),
+            Token::Quoted(text) => Some(text),
+            Token::Nil | Token::ListOpen | Token::ListClose => None,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LineEnd {
+    Complete,
+    /// The line ends with `{len}` (`synchronizing`: the sender waits for a `+` continuation) or
+    /// `{len+}`: the next `len` bytes of the stream are a literal, then the line continues.
+    Literal {
+        len: u64,
+        synchronizing: bool,
+    },
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub struct Tokenized<'a> {
+    pub tokens: Vec<Token<'a>>,
+    pub end: LineEnd,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum TokenizeError {
+    UnterminatedQuote,
+}
+
+/// Splits one line (without CRLF) into tokens.
+pub fn tokenize(line: &[u8]) -> Result<Tokenized<'_>, TokenizeError> {
+    let mut tokens = Vec::new();
+    let mut rest = line;
+    loop {
+        rest = rest.trim_ascii_start();
+        let Some(&first) = rest.first() else {
+            return Ok(Tokenized { tokens, end: LineEnd::Complete });
+        };
+        match first {
+            b'(' => {
+                tokens.push(Token::ListOpen);
+                rest = rest.get(1..).unwrap_or(&[]);
+            }
+            b')' => {
+                tokens.push(Token::ListClose);
+                rest = rest.get(1..).unwrap_or(&[]);
+            }
+            b'"' => {
+                let (text, after) = quoted(rest.get(1..).unwrap_or(&[]))?;
+                tokens.push(Token::Quoted(text));
+                rest = after;
+            }
+            b'{' => {
+                if let Some(end) = literal_marker(rest) {
+                    return Ok(Tokenized { tokens, end });
+                }
+                let (atom, after) = atom(rest);
+                tokens.push(Token::Atom(atom));
+                rest = after;
+            }
+            _ => {
+                let (atom, after) = atom(rest);
+                tokens.push(if atom.eq_ignore_ascii_case(b"NIL") { Token::Nil } else { Token::Atom(atom) });
+                rest = after;
+            }
+        }
+    }
+}
+
+/// An atom runs to the next space, parenthesis or quote; a `{` at its start is kept as text
+/// when it is not an end-of-line literal marker.
+fn atom(text: &[u8]) -> (&[u8], &[u8]) {
+    let end = text
+        .iter()
+        .enumerate()
+        .position(|(i, b)| matches!(b, b' ' | b'(' | b')') || (*b == b'"' && i > 0))
+        .unwrap_or(text.len())
+        .max(1);
+    (text.get(..end).unwrap_or(text), text.get(end..).unwrap_or(&[]))
+}
+
+/// The body of a quoted string (after the opening quote): its unescaped text and what follows.
+fn quoted(text: &[u8]) -> Result<(Cow<'_, [u8]>, &[u8]), TokenizeError> {
+    let mut owned: Option<Vec<u8>> = None;
+    let mut i = 0;
+    while let Some(&byte) = text.get(i) {
+        match byte {
+            b'"' => {
+                let value = match owned {
+                    Some(buf) => Cow::Owned(buf),
+                    None => Cow::Borrowed(text.get(..i).unwrap_or(&[])),
+                };
+                return Ok((value, text.get(i + 1..).unwrap_or(&[])));
+            }
+            b'\\' => {
+                let buf = owned.get_or_insert_with(|| text.get(..i).unwrap_or(&[]).to_vec());
+                if let Some(&escaped) = text.get(i + 1) {
+                    buf.push(escaped);
+                }
+                i += 2;
+            }
+            _ => {
+                if let Some(buf) = &mut owned {
+                    buf.push(byte);
+                }
+                i += 1;
+            }
+        }
+    }
+    Err(TokenizeError::UnterminatedQuote)
+}
+
+/// `{digits}` or `{digits+}` as the last thing on the line.
+fn literal_marker(text: &[u8]) -> Option<LineEnd> {
+    let inner = text.strip_prefix(b"{")?.strip_suffix(b"}")?;
+    let (digits, synchronizing) = match inner.strip_suffix(b"+") {
+        Some(digits) => (digits, false),
+        None => (inner, true),
+    };
+    if digits.is_empty() || digits.len() > 19 || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let len = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    Some(LineEnd::Literal { len, synchronizing })
+}
+
+/// The response code of a status response, e.g. `CAPABILITY IMAP4rev1 STARTTLS` from
+/// `OK [CAPABILITY IMAP4rev1 STARTTLS] ready`.
+pub fn response_code(text: &[u8]) -> Option<&[u8]> {
+    let start = memchr::memchr(b'[', text)?;
+    let after = text.get(start + 1..)?;
+    let end = memchr::memchr(b']', after)?;
+    after.get(..end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(line: &[u8]) -> Vec<Vec<u8>> {
+        tokenize(line).unwrap().tokens.iter().filter_map(|t| t.string().map(<[u8]>::to_vec)).collect()
+    }
+
+    #[test]
+    fn atoms_quoted_and_escapes() {
+        assert_eq!(strings(b"a1 LOGIN alice s3cret"), [&b"a1"[..], b"LOGIN", b"alice", b"s3cret"]);
+        assert_eq!(
+            strings(br#"A001 login "bob@example.test" "b0b says \"hi\" \\o/""#),
+            [&b"A001"[..], b"login", b"bob@example.test", br#"b0b says "hi" \o/"#]
+        );
+        assert_eq!(strings(br#"x LOGIN "" """#), [&b"x"[..], b"LOGIN", b"", b""]);
+    }
+
+    #[test]
+    fn literal_markers_only_at_end_of_line() {
+        let t = tokenize(b"a LOGIN {5}").unwrap();
+        assert_eq!(t.end, LineEnd::Literal { len: 5, synchronizing: true });
+        assert_eq!(t.tokens.len(), 2);
+        let t = tokenize(b"a LOGIN alice {12+}").unwrap();
+        assert_eq!(t.end, LineEnd::Literal { len: 12, synchronizing: false });
+        let t = tokenize(br#"a LOGIN alice "trick{7}""#).unwrap();
+        assert_eq!(t.end, LineEnd::Complete);
+        assert_eq!(t.tokens.get(3).and_then(Token::string), Some(&b"trick{7}"[..]));
+        let t = tokenize(b"a LOGIN alice trick{7}").unwrap();
+        assert_eq!(t.end, LineEnd::Complete);
+        assert_eq!(tokenize(b"a LOGIN {99999999999999999999}").unwrap().end, LineEnd::Complete);
+        assert_eq!(
+            tokenize(b"a LOGIN {4294967296}").unwrap().end,
+            LineEnd::Literal { len: 4_294_967_296, synchronizing: true }
+        );
+    }
+
+    #[test]
+    fn lists_and_nil() {
+        let t = tokenize(br#"i ID ("name" "Thunderbird" "version" NIL)"#).unwrap();
+        assert_eq!(t.tokens.get(2), Some(&Token::ListOpen));
+        assert_eq!(t.tokens.get(6), Some(&Token::Nil));
+        assert_eq!(t.tokens.last(), Some(&Token::ListClose));
+    }
+
+    #[test]
+    fn unterminated_quote_is_an_error() {
+        assert_eq!(tokenize(br#"a LOGIN "alice"#), Err(TokenizeError::UnterminatedQuote));
+        assert_eq!(tokenize(br#"a LOGIN "ali\"#), Err(TokenizeError::UnterminatedQuote));
+    }
+
+    #[test]
+    fn response_codes() {
+        assert_eq!(
+            response_code(b"OK [CAPABILITY IMAP4rev1 STARTTLS] ready"),
+            Some(&b"CAPABILITY IMAP4rev1 STARTTLS"[..])
+        );
+        assert_eq!(response_code(b"OK ready"), None);
+    }
+}

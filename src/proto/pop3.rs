@@ -1,0 +1,237 @@
+//! POP3 (RFC 1939, CAPA RFC 2449, STLS RFC 2595, AUTH RFC 5034).
+//!
+//! Replies come in command order, so the session keeps a bounded queue of commands awaiting a
+//! status line (`+OK`/`-ERR`) and knows which of them answer with a multi-line body. The
+//! credential of `PASS`, `APOP` or `AUTH` is reported when its status line arrives.
+
+use std::collections::VecDeque;
+
+use super::auth::{Captured, PendingCredential, SaslExchange, SaslStep};
+use super::framing::Piece;
+use super::secret::Secret;
+use super::server::ServerInfo;
+use super::{split_word, starttls_injection, Ctx, DoneReason, Reply, Role};
+use crate::alert::{AppProto, Outcome, SecretKind};
+
+/// Unknown commands in a row after which the flow is taken for something else.
+const MAX_UNKNOWN_COMMANDS: u32 = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    User,
+    Pass,
+    Apop,
+    Auth,
+    Stls,
+    Capa,
+    /// Any other command; `multiline` when a positive reply carries a body.
+    Other {
+        multiline: bool,
+    },
+}
+
+#[derive(Debug)]
+enum Status {
+    Ok,
+    Err,
+    /// A SASL continuation (`+ base64` or a bare `+`).
+    Continue,
+}
+
+fn status_of(line: &[u8]) -> Option<Status> {
+    let head = line.get(..3).unwrap_or(line);
+    if head.eq_ignore_ascii_case(b"+OK") {
+        Some(Status::Ok)
+    } else if line.get(..4).is_some_and(|h| h.eq_ignore_ascii_case(b"-ERR")) {
+        Some(Status::Err)
+    } else if line == b"+" || line.starts_with(b"+ ") {
+        Some(Status::Continue)
+    } else {
+        None
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Pop3Session {
+    info: ServerInfo,
+    greeting_seen: bool,
+    client_spoke: bool,
+    pending_commands: VecDeque<Command>,
+    /// Inside a multi-line reply body (until the `.` line), and whether it is a CAPA list.
+    in_body: Option<Command>,
+    user: Option<Vec<u8>>,
+    /// An AUTH exchange in progress: client lines are SASL responses until its status line.
+    sasl: Option<SaslExchange>,
+    awaiting_verdict: VecDeque<(Command, PendingCredential)>,
+    unknown_in_a_row: u32,
+}
+
+impl Pop3Session {
+    pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
+        let Piece::Line { line, more_follows } = piece else {
+            return Reply::line();
+        };
+        match role {
+            Role::Client => self.on_client_line(line, more_follows, ctx),
+            Role::Server => self.on_server_line(line, ctx),
+        }
+    }
+
+    pub fn on_gap(&mut self, role: Role) {
+        if role == Role::Server {
+            self.in_body = None;
+        }
+    }
+
+    /// The flow ended: report what still waits for a verdict.
+    pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
+            pending.emit(AppProto::Pop3, Outcome::Unknown, &self.info, ctx);
+        }
+    }
+
+    fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
+        self.client_spoke = true;
+        if self.sasl.is_some() {
+            self.sasl_response(line, ctx);
+            return Reply::line();
+        }
+        let (verb, argument) = split_word(line);
+        let command = if verb.eq_ignore_ascii_case(b"USER") {
+            self.user = Some(argument.to_vec());
+            Command::User
+        } else if verb.eq_ignore_ascii_case(b"PASS") {
+            let password = Secret::new(argument.to_vec());
+            let captured = Captured::reusable(self.user.clone(), SecretKind::Password, &password, ctx);
+            self.await_verdict(Command::Pass, PendingCredential::new("USER/PASS".into(), captured, ctx));
+            Command::Pass
+        } else if verb.eq_ignore_ascii_case(b"APOP") {
+            let name = before_last_word(argument);
+            let captured = Captured::challenge_response(Some(name.to_vec()));
+            self.await_verdict(Command::Apop, PendingCredential::new("APOP".into(), captured, ctx));
+            Command::Apop
+        } else if verb.eq_ignore_ascii_case(b"AUTH") {
+            if argument.is_empty() {
+                Command::Other { multiline: true }
+            } else {
+                let (mechanism, initial_response) = split_word(argument);
+                self.sasl = Some(SaslExchange::new(mechanism));
+                if !initial_response.is_empty() {
+                    self.sasl_response(initial_response, ctx);
+                }
+                Command::Auth
+            }
+        } else if verb.eq_ignore_ascii_case(b"STLS") {
+            if more_follows {
+                starttls_injection(AppProto::Pop3, ctx);
+            }
+            Command::Stls
+        } else if verb.eq_ignore_ascii_case(b"CAPA") {
+            Command::Capa
+        } else {
+            self.other_command(verb, argument)
+        };
+        self.push_command(command, ctx);
+        if self.unknown_in_a_row > MAX_UNKNOWN_COMMANDS {
+            return Reply::done(DoneReason::NotMail);
+        }
+        Reply::line()
+    }
+
+    fn sasl_response(&mut self, line: &[u8], ctx: &mut Ctx<'_>) {
+        let Some(sasl) = &mut self.sasl else { return };
+        match sasl.on_response(line, ctx) {
+            SaslStep::Captured(captured) => {
+                let mechanism = format!("AUTH {}", sasl.mechanism().name());
+                self.await_verdict(Command::Auth, PendingCredential::new(mechanism, captured, ctx));
+            }
+            SaslStep::Cancelled => self.sasl = None,
+            SaslStep::Continue | SaslStep::Malformed => {}
+        }
+    }
+
+    fn other_command(&mut self, verb: &[u8], argument: &[u8]) -> Command {
+        const KNOWN: &[&[u8]] = &[
+            b"QUIT", b"STAT", b"LIST", b"RETR", b"DELE", b"NOOP", b"RSET", b"TOP", b"UIDL", b"UTF8", b"LANG", b"XTND",
+        ];
+        if KNOWN.iter().any(|known| verb.eq_ignore_ascii_case(known)) {
+            self.unknown_in_a_row = 0;
+        } else {
+            self.unknown_in_a_row += 1;
+        }
+        let multiline = verb.eq_ignore_ascii_case(b"RETR")
+            || verb.eq_ignore_ascii_case(b"TOP")
+            || ((verb.eq_ignore_ascii_case(b"LIST") || verb.eq_ignore_ascii_case(b"UIDL")) && argument.is_empty());
+        Command::Other { multiline }
+    }
+
+    fn push_command(&mut self, command: Command, ctx: &mut Ctx<'_>) {
+        if self.pending_commands.len() >= ctx.config.max_pending_commands {
+            self.pending_commands.pop_front();
+            ctx.stats.pending_dropped += 1;
+        }
+        self.pending_commands.push_back(command);
+    }
+
+    fn await_verdict(&mut self, command: Command, pending: PendingCredential) {
+        self.awaiting_verdict.push_back((command, pending));
+    }
+
+    fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        if let Some(body_of) = self.in_body {
+            if line == b"." {
+                self.in_body = None;
+            } else if body_of == Command::Capa {
+                self.info.add_capability(line);
+            }
+            return Reply::line();
+        }
+        let Some(status) = status_of(line) else {
+            return Reply::line();
+        };
+        if !self.greeting_seen && !self.client_spoke {
+            self.greeting_seen = true;
+            self.info.set_greeting(line, false);
+            return Reply::line();
+        }
+        if let Status::Continue = status {
+            if let Some(sasl) = &mut self.sasl {
+                sasl.on_challenge(line.get(2..).unwrap_or(&[]));
+            }
+            return Reply::line();
+        }
+        let ok = matches!(status, Status::Ok);
+        let command = self.pending_commands.pop_front();
+        match command {
+            Some(Command::Capa) if ok => {
+                self.info.begin_capabilities(false);
+                self.in_body = Some(Command::Capa);
+            }
+            Some(Command::Other { multiline: true }) if ok => self.in_body = command,
+            Some(Command::Stls) if ok => {
+                ctx.stats.starttls_upgrades += 1;
+                return Reply::done(DoneReason::Tls);
+            }
+            Some(Command::Stls) => self.info.starttls_refused = true,
+            Some(Command::Auth) => self.sasl = None,
+            _ => {}
+        }
+        if let Some(command @ (Command::Pass | Command::Apop | Command::Auth)) = command {
+            let outcome = if ok { Outcome::Success } else { Outcome::Failure };
+            if let Some(position) = self.awaiting_verdict.iter().position(|(c, _)| *c == command) {
+                if let Some((_, pending)) = self.awaiting_verdict.remove(position) {
+                    pending.emit(AppProto::Pop3, outcome, &self.info, ctx);
+                }
+            }
+            if ok {
+                return Reply::done(DoneReason::Authenticated);
+            }
+        }
+        Reply::line()
+    }
+}
+
+/// Everything before the last space (`APOP name digest`: the name may hold spaces).
+fn before_last_word(argument: &[u8]) -> &[u8] {
+    memchr::memrchr(b' ', argument).and_then(|space| argument.get(..space)).unwrap_or(argument)
+}

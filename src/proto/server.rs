@@ -1,0 +1,249 @@
+//! What a flow reveals about its server (greeting, software, capabilities, TLS offer) and its
+//! client (IMAP ID), and who must fix a cleartext login given that.
+
+use crate::alert::{ClientIdentity, Outcome, Remediation, ServerIdentity};
+
+/// Longest greeting or identity string kept (longer ones are cut, marked with `…`).
+const MAX_TEXT: usize = 256;
+/// Capabilities remembered per flow.
+const MAX_CAPABILITIES: usize = 64;
+
+/// Known mail server software, recognised in greetings: (lower-case needle, display name).
+const SOFTWARE: &[(&str, &str)] = &[
+    ("dovecot", "Dovecot"),
+    ("courier", "Courier"),
+    ("cyrus", "Cyrus"),
+    ("microsoft exchange", "Microsoft Exchange"),
+    ("exchange server", "Microsoft Exchange"),
+    ("zimbra", "Zimbra"),
+    ("postfix", "Postfix"),
+    ("exim", "Exim"),
+    ("qmail", "qmail"),
+    ("sendmail", "Sendmail"),
+    ("hmailserver", "hMailServer"),
+    ("mdaemon", "MDaemon"),
+    ("kerio", "Kerio Connect"),
+    ("communigate", "CommuniGate Pro"),
+    ("uw imap", "UW IMAP"),
+    ("gimap", "Gmail"),
+    ("gpop", "Gmail"),
+    ("gsmtp", "Gmail"),
+    ("opensmtpd", "OpenSMTPD"),
+    ("haraka", "Haraka"),
+    ("icewarp", "IceWarp"),
+    ("imail", "IMail"),
+    ("smartermail", "SmarterMail"),
+    ("axigen", "Axigen"),
+    ("stalwart", "Stalwart"),
+    ("james", "Apache James"),
+];
+
+/// Server facts accumulated over one flow.
+#[derive(Clone, Debug, Default)]
+pub struct ServerInfo {
+    pub greeting: Option<String>,
+    pub software: Option<String>,
+    pub hostname: Option<String>,
+    pub capabilities: Vec<String>,
+    pub starttls_offered: Option<bool>,
+    pub login_disabled: Option<bool>,
+    /// The client asked for STARTTLS and the server refused.
+    pub starttls_refused: bool,
+    pub client_software: Option<String>,
+}
+
+impl ServerInfo {
+    /// Records the server's first line. `hostname_first` is true for SMTP, whose greeting starts
+    /// with the host name (RFC 5321 §4.2).
+    pub fn set_greeting(&mut self, line: &[u8], hostname_first: bool) {
+        let text = printable(line);
+        let lower = text.to_ascii_lowercase();
+        self.software = software_in(&text, &lower);
+        self.hostname = hostname_in(&text, hostname_first);
+        self.greeting = Some(text);
+    }
+
+    /// A new capability list starts: it replaces any earlier one. Only IMAP has LOGINDISABLED,
+    /// so only there does its absence mean `false`.
+    pub fn begin_capabilities(&mut self, imap: bool) {
+        self.capabilities.clear();
+        self.starttls_offered = Some(false);
+        self.login_disabled = imap.then_some(false);
+    }
+
+    /// One capability (a CAPA line, an IMAP capability atom, an EHLO keyword line).
+    pub fn add_capability(&mut self, capability: &[u8]) {
+        let text = printable(capability).to_ascii_uppercase();
+        let keyword = text.split(' ').next().unwrap_or("");
+        match keyword {
+            "STLS" | "STARTTLS" => self.starttls_offered = Some(true),
+            "LOGINDISABLED" => self.login_disabled = Some(true),
+            _ => {}
+        }
+        if self.starttls_offered.is_none() {
+            self.starttls_offered = Some(false);
+        }
+        if self.capabilities.len() < MAX_CAPABILITIES && !text.is_empty() && !self.capabilities.contains(&text) {
+            self.capabilities.push(text);
+        }
+    }
+
+    pub fn set_client_software(&mut self, software: &[u8]) {
+        self.client_software = Some(printable(software));
+    }
+
+    pub fn identity(&self) -> ServerIdentity {
+        ServerIdentity {
+            ip: None,
+            port: 0,
+            greeting: self.greeting.clone(),
+            software: self.software.clone(),
+            hostname: self.hostname.clone(),
+            capabilities: self.capabilities.clone(),
+            starttls_offered: self.starttls_offered,
+            login_disabled: self.login_disabled,
+        }
+    }
+
+    pub fn client_identity(&self) -> ClientIdentity {
+        ClientIdentity { software: self.client_software.clone() }
+    }
+
+    /// Who must act, from what this flow showed.
+    pub fn remediation(&self, outcome: Outcome) -> Remediation {
+        if self.starttls_refused {
+            Remediation::StarttlsFailed
+        } else if self.login_disabled == Some(true) && outcome != Outcome::Failure {
+            Remediation::ServerIgnoresLogindisabled
+        } else {
+            match self.starttls_offered {
+                Some(true) => Remediation::ClientSkippedStarttls,
+                Some(false) => Remediation::ServerOffersNoTls,
+                None => Remediation::Unknown,
+            }
+        }
+    }
+}
+
+/// Text for people: trimmed, control bytes and invalid UTF-8 escaped, length-capped.
+pub fn printable(raw: &[u8]) -> String {
+    let mut out = String::new();
+    for chunk in raw.trim_ascii().utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if c.is_control() {
+                out.push_str(&format!("\\x{:02x}", u32::from(c)));
+            } else {
+                out.push(c);
+            }
+        }
+        for byte in chunk.invalid() {
+            out.push_str(&format!("\\x{byte:02x}"));
+        }
+        if out.len() > MAX_TEXT {
+            break;
+        }
+    }
+    if out.len() > MAX_TEXT {
+        let mut cut = MAX_TEXT;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
+}
+
+fn software_in(text: &str, lower: &str) -> Option<String> {
+    let (needle, name) = SOFTWARE.iter().find(|(needle, _)| lower.contains(needle))?;
+    let start = lower.find(needle)? + needle.len();
+    let version = text
+        .get(start..)?
+        .split_whitespace()
+        .next()
+        .filter(|token| token.starts_with(|c: char| c.is_ascii_digit()))
+        .map(|token| token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()));
+    Some(match version {
+        Some(version) if !version.is_empty() => format!("{name} {version}"),
+        _ => (*name).to_string(),
+    })
+}
+
+fn hostname_in(text: &str, hostname_first: bool) -> Option<String> {
+    let punctuation: &[char] = &['(', ')', '<', '>', '[', ']', ',', ';', ':'];
+    if hostname_first {
+        let after_code =
+            text.get(4..).filter(|_| text.get(..3).is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit())))?;
+        let first = after_code.split_whitespace().next()?.trim_matches(punctuation);
+        return looks_like_hostname(first).then(|| first.to_string());
+    }
+    text.split_whitespace()
+        .map(|token| token.trim_matches(punctuation))
+        .find(|token| looks_like_hostname(token))
+        .map(str::to_string)
+}
+
+fn looks_like_hostname(token: &str) -> bool {
+    let token = token.trim_end_matches('.');
+    token.contains('.')
+        && token.len() <= 253
+        && token
+            .split('.')
+            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && token.chars().any(|c| c.is_ascii_alphabetic())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recognises_software_and_hostname() {
+        let mut info = ServerInfo::default();
+        info.set_greeting(b"220 mail.example.test ESMTP Postfix (Debian/GNU)", true);
+        assert_eq!(info.software.as_deref(), Some("Postfix"));
+        assert_eq!(info.hostname.as_deref(), Some("mail.example.test"));
+
+        info.set_greeting(b"220 mx.example.test ESMTP Exim 4.96 Mon, 27 Nov 2026", true);
+        assert_eq!(info.software.as_deref(), Some("Exim 4.96"));
+
+        info.set_greeting(b"+OK Dovecot (Debian) ready.", false);
+        assert_eq!(info.software.as_deref(), Some("Dovecot"));
+        assert_eq!(info.hostname, None);
+
+        info.set_greeting(
+            b"* OK Microsoft Exchange Server 2003 IMAP4rev1 server version 6.5.7638.1 (xc.example.edu) ready.",
+            false,
+        );
+        assert_eq!(info.software.as_deref(), Some("Microsoft Exchange"));
+        assert_eq!(info.hostname.as_deref(), Some("xc.example.edu"));
+
+        info.set_greeting(b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>", false);
+        assert_eq!(info.hostname, None);
+    }
+
+    #[test]
+    fn greeting_is_trimmed_escaped_and_capped() {
+        let mut info = ServerInfo::default();
+        info.set_greeting(b"  +OK hi\x01there\xff  ", false);
+        assert_eq!(info.greeting.as_deref(), Some("+OK hi\\x01there\\xff"));
+        info.set_greeting(&[b'a'; 1000], false);
+        assert!(info.greeting.as_deref().is_some_and(|g| g.ends_with('…') && g.len() <= MAX_TEXT + 3));
+    }
+
+    #[test]
+    fn starttls_and_logindisabled_drive_remediation() {
+        let mut info = ServerInfo::default();
+        assert_eq!(info.remediation(Outcome::Success), Remediation::Unknown);
+        info.begin_capabilities(true);
+        info.add_capability(b"IMAP4rev1");
+        assert_eq!(info.remediation(Outcome::Success), Remediation::ServerOffersNoTls);
+        info.add_capability(b"starttls");
+        assert_eq!(info.remediation(Outcome::Success), Remediation::ClientSkippedStarttls);
+        info.add_capability(b"LOGINDISABLED");
+        assert_eq!(info.remediation(Outcome::Success), Remediation::ServerIgnoresLogindisabled);
+        info.starttls_refused = true;
+        assert_eq!(info.remediation(Outcome::Success), Remediation::StarttlsFailed);
+        assert_eq!(info.capabilities, vec!["IMAP4REV1", "STARTTLS", "LOGINDISABLED"]);
+    }
+}

@@ -1,0 +1,229 @@
+//! SMTP submission and relay (RFC 5321; AUTH RFC 4954; STARTTLS RFC 3207; CHUNKING RFC 3030).
+//!
+//! Replies come in command order (RFC 2920 pipelining keeps it), multi-line replies end at the line
+//! whose code is followed by a space. Message data (`DATA` up to the lone `.`, `BDAT` chunks) is
+//! skipped unread: a `PASS` or `AUTH` line inside a mail body is not a login.
+
+use std::collections::VecDeque;
+
+use super::auth::{PendingCredential, SaslExchange, SaslStep};
+use super::framing::{Next, Piece};
+use super::server::ServerInfo;
+use super::{split_word, starttls_injection, Ctx, DoneReason, Reply, Role};
+use crate::alert::{AppProto, Outcome};
+
+/// Unknown commands in a row after which the flow is taken for something else.
+const MAX_UNKNOWN_COMMANDS: u32 = 8;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Ehlo,
+    Auth,
+    StartTls,
+    Data,
+    Other,
+}
+
+/// A reply line: its code and whether more lines of the same reply follow.
+fn parse_reply(line: &[u8]) -> Option<(u16, bool, &[u8])> {
+    let code = line.get(..3)?;
+    if !code.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let code = code.iter().fold(0u16, |acc, digit| acc * 10 + u16::from(digit - b'0'));
+    let continues = line.get(3) == Some(&b'-');
+    Some((code, continues, line.get(4..).unwrap_or(&[])))
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct SmtpSession {
+    info: ServerInfo,
+    greeting_seen: bool,
+    client_spoke: bool,
+    pending: VecDeque<Command>,
+    /// Lines of the current multi-line reply seen so far.
+    reply_line: usize,
+    sasl: Option<SaslExchange>,
+    awaiting_verdict: Option<PendingCredential>,
+    /// The client is sending message data (after DATA, until the lone `.`).
+    in_data: bool,
+    unknown_in_a_row: u32,
+}
+
+impl SmtpSession {
+    pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
+        match (role, piece) {
+            (Role::Client, Piece::Line { line, more_follows }) => self.on_client_line(line, more_follows, ctx),
+            (Role::Server, Piece::Line { line, .. }) => self.on_server_line(line, ctx),
+            (_, Piece::Raw { .. } | Piece::Overflow) => Reply::line(),
+        }
+    }
+
+    pub fn on_gap(&mut self, role: Role) {
+        if role == Role::Server {
+            self.reply_line = 0;
+        }
+    }
+
+    pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(pending) = self.awaiting_verdict.take() {
+            pending.emit(AppProto::Smtp, Outcome::Unknown, &self.info, ctx);
+        }
+    }
+
+    fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
+        self.client_spoke = true;
+        if self.in_data {
+            if line == b"." {
+                self.in_data = false;
+            }
+            return Reply::line();
+        }
+        if let Some(sasl) = &mut self.sasl {
+            let mechanism = format!("AUTH {}", sasl.mechanism().name());
+            let step = sasl.on_response(line, ctx);
+            self.sasl_step(step, mechanism, ctx);
+            return Reply::line();
+        }
+        let (verb, argument) = split_word(line);
+        let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
+        let mut next = Next::Line;
+        let command = if is(b"EHLO") || is(b"HELO") || is(b"LHLO") {
+            Command::Ehlo
+        } else if is(b"AUTH") {
+            let (mechanism, initial_response) = split_word(argument);
+            let mut sasl = SaslExchange::new(mechanism);
+            let name = format!("AUTH {}", sasl.mechanism().name());
+            let step = (!initial_response.is_empty()).then(|| sasl.on_response(initial_response, ctx));
+            self.sasl = Some(sasl);
+            if let Some(step) = step {
+                self.sasl_step(step, name, ctx);
+            }
+            Command::Auth
+        } else if is(b"STARTTLS") {
+            if more_follows {
+                starttls_injection(AppProto::Smtp, ctx);
+            }
+            Command::StartTls
+        } else if is(b"DATA") {
+            self.in_data = true;
+            Command::Data
+        } else if is(b"BDAT") {
+            let size = split_word(argument).0;
+            let size = std::str::from_utf8(size).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+            next = Next::Raw(size);
+            Command::Other
+        } else {
+            const KNOWN: &[&[u8]] = &[
+                b"MAIL",
+                b"RCPT",
+                b"RSET",
+                b"NOOP",
+                b"QUIT",
+                b"VRFY",
+                b"EXPN",
+                b"HELP",
+                b"ETRN",
+                b"XCLIENT",
+                b"XFORWARD",
+            ];
+            if KNOWN.iter().any(|known| is(known)) {
+                self.unknown_in_a_row = 0;
+            } else {
+                self.unknown_in_a_row += 1;
+            }
+            Command::Other
+        };
+        if self.pending.len() >= ctx.config.max_pending_commands {
+            self.pending.pop_front();
+            ctx.stats.pending_dropped += 1;
+        }
+        self.pending.push_back(command);
+        if self.unknown_in_a_row > MAX_UNKNOWN_COMMANDS {
+            return Reply::done(DoneReason::NotMail);
+        }
+        Reply::next(next)
+    }
+
+    fn sasl_step(&mut self, step: SaslStep, mechanism: String, ctx: &mut Ctx<'_>) {
+        match step {
+            SaslStep::Captured(captured) => {
+                self.awaiting_verdict = Some(PendingCredential::new(mechanism, captured, ctx));
+            }
+            SaslStep::Cancelled => self.sasl = None,
+            SaslStep::Continue | SaslStep::Malformed => {}
+        }
+    }
+
+    fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        let Some((code, continues, text)) = parse_reply(line) else {
+            return Reply::line();
+        };
+        let first_of_reply = self.reply_line == 0;
+        self.reply_line = if continues { self.reply_line + 1 } else { 0 };
+        if !self.greeting_seen && !self.client_spoke {
+            if first_of_reply {
+                self.greeting_seen = true;
+                self.info.set_greeting(line, true);
+            }
+            return Reply::line();
+        }
+        let front = self.pending.front().copied();
+        if front == Some(Command::Ehlo) {
+            if first_of_reply && code == 250 {
+                self.info.begin_capabilities(false);
+            } else if code == 250 {
+                self.info.add_capability(text);
+            }
+        }
+        if continues {
+            return Reply::line();
+        }
+        match (front, code) {
+            (Some(Command::Auth), 334) => {
+                if let Some(sasl) = &mut self.sasl {
+                    sasl.on_challenge(text);
+                }
+                return Reply::line();
+            }
+            (Some(Command::Data), 354) => return Reply::line(),
+            _ => {}
+        }
+        self.pending.pop_front();
+        let positive = (200..400).contains(&code);
+        match front {
+            Some(Command::Auth) => {
+                self.sasl = None;
+                if let Some(pending) = self.awaiting_verdict.take() {
+                    let outcome = if code == 235 { Outcome::Success } else { Outcome::Failure };
+                    pending.emit(AppProto::Smtp, outcome, &self.info, ctx);
+                }
+                if code == 235 {
+                    return Reply::done(DoneReason::Authenticated);
+                }
+            }
+            Some(Command::StartTls) if code == 220 => {
+                ctx.stats.starttls_upgrades += 1;
+                return Reply::done(DoneReason::Tls);
+            }
+            Some(Command::StartTls) => self.info.starttls_refused = true,
+            Some(Command::Data) if !positive => self.in_data = false,
+            _ => {}
+        }
+        Reply::line()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reply_lines() {
+        assert_eq!(parse_reply(b"250-PIPELINING"), Some((250, true, &b"PIPELINING"[..])));
+        assert_eq!(parse_reply(b"235 2.7.0 ok"), Some((235, false, &b"2.7.0 ok"[..])));
+        assert_eq!(parse_reply(b"334"), Some((334, false, &b""[..])));
+        assert_eq!(parse_reply(b"23x"), None);
+        assert_eq!(parse_reply(b"OK"), None);
+    }
+}

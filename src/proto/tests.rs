@@ -1,0 +1,465 @@
+//! Session tests on transcripts: what each protocol reports for a conversation, and that any
+//! way of cutting the conversation into chunks reports the same.
+
+use base64::Engine as _;
+use proptest::prelude::*;
+
+use super::*;
+use crate::alert::{AnomalyKind, Outcome, SecretKind};
+
+/// One step of a conversation: who speaks and what.
+#[derive(Clone, Debug)]
+enum Says {
+    C(Vec<u8>),
+    S(Vec<u8>),
+}
+use Says::{C, S};
+
+fn c(text: &str) -> Says {
+    C(text.as_bytes().to_vec())
+}
+fn s(text: &str) -> Says {
+    S(text.as_bytes().to_vec())
+}
+fn b64(text: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(text)
+}
+
+/// Plays a transcript on a session whose client is `Side::Lo`, cutting each step into chunks of
+/// `chunk` bytes, and returns the events.
+fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: bool) -> Vec<ProtoEvent> {
+    let config = ProtoConfig::default();
+    let mut events = Vec::new();
+    let mut stats = ProtoStats::default();
+    let mut session = Session::new(Side::Lo, roles_certain, server_port, &config);
+    for (i, step) in steps.iter().enumerate() {
+        let (side, bytes) = match step {
+            C(bytes) => (Side::Lo, bytes),
+            S(bytes) => (Side::Hi, bytes),
+        };
+        for piece in bytes.chunks(chunk.max(1)) {
+            let mut ctx = Ctx { ts: Timestamp(i as u64), config: &config, events: &mut events, stats: &mut stats };
+            session.on_data(side, piece, &mut ctx);
+        }
+    }
+    let mut ctx = Ctx { ts: Timestamp(999), config: &config, events: &mut events, stats: &mut stats };
+    session.close(&mut ctx);
+    events
+}
+
+fn play(server_port: u16, steps: &[Says]) -> Vec<ProtoEvent> {
+    play_chunked(server_port, steps, usize::MAX, true)
+}
+
+fn credentials(events: &[ProtoEvent]) -> Vec<&CredentialEvent> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            ProtoEvent::Credential(c) => Some(&**c),
+            ProtoEvent::Anomaly { .. } => None,
+        })
+        .collect()
+}
+
+/// `(mechanism, masked user, outcome, kind)` of each credential.
+fn summary(events: &[ProtoEvent]) -> Vec<(String, Option<String>, Outcome, SecretKind)> {
+    credentials(events).iter().map(|c| (c.mechanism.clone(), c.username.clone(), c.outcome, c.secret)).collect()
+}
+
+fn one(
+    mechanism: &str,
+    user: &str,
+    outcome: Outcome,
+    kind: SecretKind,
+) -> Vec<(String, Option<String>, Outcome, SecretKind)> {
+    vec![(mechanism.to_string(), Some(user.to_string()), outcome, kind)]
+}
+
+fn pop3_user_pass() -> Vec<Says> {
+    vec![
+        s("+OK Dovecot (Debian) ready.\r\n"),
+        c("CAPA\r\n"),
+        s("+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN LOGIN\r\n.\r\n"),
+        c("USER alice\r\n"),
+        s("+OK\r\n"),
+        c("PASS Sunny Day 2024\r\n"),
+        s("+OK Logged in.\r\n"),
+        c("STAT\r\n"),
+    ]
+}
+
+#[test]
+fn pop3_user_pass_success_with_server_identity() {
+    let events = play(110, &pop3_user_pass());
+    assert_eq!(summary(&events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
+    let alert = credentials(&events)[0];
+    assert_eq!(alert.secret_length, Some(14));
+    assert_eq!(alert.server.greeting.as_deref(), Some("+OK Dovecot (Debian) ready."));
+    assert_eq!(alert.server.software.as_deref(), Some("Dovecot"));
+    assert_eq!(alert.server.starttls_offered, Some(false));
+    assert_eq!(alert.remediation, Remediation::ServerOffersNoTls);
+    assert_eq!(alert.ts, Timestamp(5), "timestamp of the packet that completed the credential");
+}
+
+#[test]
+fn pop3_failure_lowercase_and_pipelined() {
+    let events = play(
+        110,
+        &[
+            s("+OK ready\r\n"),
+            c("user bob@example.test\r\npass x y\r\n"),
+            s("+OK\r\n-ERR [AUTH] Authentication failed.\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("USER/PASS", "b***@example.test", Outcome::Failure, SecretKind::Password));
+}
+
+#[test]
+fn pop3_outcome_unknown_when_the_flow_ends_first() {
+    let events = play(110, &[s("+OK ready\r\n"), c("USER carol\r\n"), s("+OK\r\n"), c("PASS pw\r\n")]);
+    assert_eq!(summary(&events), one("USER/PASS", "c***", Outcome::Unknown, SecretKind::Password));
+}
+
+#[test]
+fn pop3_apop_is_weak_not_cleartext() {
+    let events = play(
+        110,
+        &[
+            s("+OK ready <1896.697170952@dbc.mtview.ca.us>\r\n"),
+            c("APOP mrose c4c9334bac560ecc979e58001b3e22fb\r\n"),
+            s("+OK\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("APOP", "m***", Outcome::Success, SecretKind::ChallengeResponse));
+}
+
+#[test]
+fn pop3_auth_plain_with_and_without_initial_response() {
+    let blob = b64(b"\0digitalinvestigator@networksims.com\0napier123");
+    let with_ir = play(110, &[s("+OK\r\n"), C(format!("AUTH PLAIN {blob}\r\n").into_bytes()), s("+OK\r\n")]);
+    assert_eq!(summary(&with_ir), one("AUTH PLAIN", "d***@networksims.com", Outcome::Success, SecretKind::Password));
+    let without = play(
+        110,
+        &[s("+OK\r\n"), c("AUTH PLAIN\r\n"), s("+ \r\n"), C(format!("{blob}\r\n").into_bytes()), s("-ERR no\r\n")],
+    );
+    assert_eq!(summary(&without), one("AUTH PLAIN", "d***@networksims.com", Outcome::Failure, SecretKind::Password));
+}
+
+#[test]
+fn pop3_auth_cancelled_reports_nothing() {
+    let events = play(
+        110,
+        &[
+            s("+OK\r\n"),
+            c("AUTH LOGIN\r\n"),
+            s("+ VXNlcm5hbWU6\r\n"),
+            C(format!("{}\r\n", b64(b"alice")).into_bytes()),
+            s("+ UGFzc3dvcmQ6\r\n"),
+            c("*\r\n"),
+            s("-ERR cancelled\r\n"),
+        ],
+    );
+    assert!(summary(&events).is_empty());
+}
+
+#[test]
+fn pop3_stls_stops_parsing_and_injection_is_flagged() {
+    let events = play(
+        110,
+        &[s("+OK\r\n"), c("STLS\r\n"), s("+OK Begin TLS\r\n"), c("USER alice\r\nPASS secret\r\n"), s("+OK\r\n+OK\r\n")],
+    );
+    assert!(summary(&events).is_empty(), "data after STLS is never cleartext");
+    let injected = play(110, &[s("+OK\r\n"), c("STLS\r\nUSER alice\r\n"), s("+OK Begin TLS\r\n")]);
+    assert!(injected
+        .iter()
+        .any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::StarttlsCommandInjection, .. })));
+}
+
+#[test]
+fn pop3_refused_stls_then_login_is_starttls_failed() {
+    let events = play(
+        110,
+        &[
+            s("+OK\r\n"),
+            c("CAPA\r\n"),
+            s("+OK\r\nSTLS\r\nUSER\r\n.\r\n"),
+            c("STLS\r\n"),
+            s("-ERR TLS unavailable\r\n"),
+            c("USER a\r\n"),
+            s("+OK\r\n"),
+            c("PASS b\r\n"),
+            s("+OK\r\n"),
+        ],
+    );
+    assert_eq!(credentials(&events)[0].remediation, Remediation::StarttlsFailed);
+}
+
+#[test]
+fn imap_login_every_astring_form() {
+    for (login, user) in [
+        ("a1 LOGIN alice s3cret\r\n", "a***"),
+        ("a1 login \"bob@example.test\" \"b0b says \\\"hi\\\" \\\\o/\"\r\n", "b***@example.test"),
+        ("a1 LOGIN {5}\r\nalice {8+}\r\ntrick{7}\r\n", "a***"),
+        ("a1 LOGIN \"alice\" \"trick{7}\"\r\n", "a***"),
+    ] {
+        let events = play(
+            143,
+            &[s("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n"), c(login), s("a1 OK done\r\n")],
+        );
+        assert_eq!(summary(&events), one("LOGIN", user, Outcome::Success, SecretKind::Password), "{login:?}");
+    }
+}
+
+#[test]
+fn imap_synchronising_literal_waits_for_continuation() {
+    let events = play(
+        143,
+        &[
+            s("* OK ready\r\n"),
+            c("x7 LOGIN {5}\r\n"),
+            s("+ OK\r\n"),
+            c("carol {4}\r\n"),
+            s("+ OK\r\n"),
+            c("p w!\r\n"),
+            s("x7 NO [AUTHENTICATIONFAILED] bad\r\n"),
+        ],
+    );
+    let alerts = credentials(&events);
+    assert_eq!(summary(&events), one("LOGIN", "c***", Outcome::Failure, SecretKind::Password));
+    assert_eq!(alerts[0].secret_length, Some(4));
+    assert_eq!(alerts[0].remediation, Remediation::Unknown, "no capability list was seen");
+}
+
+#[test]
+fn imap_refused_literal_does_not_swallow_the_next_command() {
+    let events = play(
+        143,
+        &[
+            s("* OK ready\r\n"),
+            c("a LOGIN {4294967296}\r\n"),
+            s("a BAD literal too big\r\n"),
+            c("b LOGIN alice pw\r\n"),
+            s("b OK\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+}
+
+#[test]
+fn imap_authenticate_with_and_without_sasl_ir_and_id() {
+    let blob = b64("\0josé.müller@example.test\0pässwörd".as_bytes());
+    let events = play(
+        143,
+        &[
+            s("* OK [CAPABILITY IMAP4rev1 SASL-IR ID AUTH=PLAIN] ready\r\n"),
+            c("1 ID (\"name\" \"Thunderbird\" \"version\" \"115.3\")\r\n"),
+            s("* ID NIL\r\n1 OK\r\n"),
+            C(format!("2 AUTHENTICATE PLAIN {blob}\r\n").into_bytes()),
+            s("2 OK done\r\n"),
+        ],
+    );
+    assert_eq!(
+        summary(&events),
+        one("AUTHENTICATE PLAIN", "j***@example.test", Outcome::Success, SecretKind::Password)
+    );
+    assert_eq!(credentials(&events)[0].client.software.as_deref(), Some("Thunderbird 115.3"));
+    let events = play(
+        143,
+        &[
+            s("* OK ready\r\n"),
+            c("2 AUTHENTICATE PLAIN\r\n"),
+            s("+ \r\n"),
+            C(format!("{blob}\r\n").into_bytes()),
+            s("2 NO bad\r\n"),
+        ],
+    );
+    assert_eq!(
+        summary(&events),
+        one("AUTHENTICATE PLAIN", "j***@example.test", Outcome::Failure, SecretKind::Password)
+    );
+}
+
+#[test]
+fn imap_cram_md5_is_weak_and_starttls_stops() {
+    let events = play(
+        143,
+        &[
+            s("* OK ready\r\n"),
+            c("a AUTHENTICATE CRAM-MD5\r\n"),
+            s("+ PDE4OTYuNjk3MTcwOTUyQHBvc3RvZmZpY2U+\r\n"),
+            C(format!("{}\r\n", b64(b"tim b913a602c7eda7a495b4e6e7334d3890")).into_bytes()),
+            s("a OK\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("AUTHENTICATE CRAM-MD5", "t***", Outcome::Success, SecretKind::ChallengeResponse));
+    let events = play(
+        143,
+        &[s("* OK ready\r\n"), c("a STARTTLS\r\n"), s("a OK go\r\n"), c("b LOGIN alice pw\r\n"), s("b OK\r\n")],
+    );
+    assert!(summary(&events).is_empty());
+}
+
+#[test]
+fn imap_preauth_has_nothing_to_report() {
+    let events = play(143, &[s("* PREAUTH welcome\r\n"), c("a LOGIN alice pw\r\n"), s("a OK\r\n")]);
+    assert!(events.is_empty());
+}
+
+fn smtp_auth_login() -> Vec<Says> {
+    vec![
+        s("220 mx.example.test ESMTP Postfix (Debian/GNU)\r\n"),
+        c("EHLO client\r\n"),
+        s("250-mx.example.test\r\n250-PIPELINING\r\n250-STARTTLS\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n"),
+        c("AUTH LOGIN\r\n"),
+        s("334 VXNlcm5hbWU6\r\n"),
+        C(format!("{}\r\n", b64(b"gurpartap@patriots.in")).into_bytes()),
+        s("334 UGFzc3dvcmQ6\r\n"),
+        C(format!("{}\r\n", b64(b"punjab@123")).into_bytes()),
+        s("235 2.7.0 Authentication successful\r\n"),
+        c("MAIL FROM:<a@b>\r\n"),
+    ]
+}
+
+#[test]
+fn smtp_auth_login_with_capabilities() {
+    let events = play(587, &smtp_auth_login());
+    assert_eq!(summary(&events), one("AUTH LOGIN", "g***@patriots.in", Outcome::Success, SecretKind::Password));
+    let alert = credentials(&events)[0];
+    assert_eq!(alert.server.starttls_offered, Some(true));
+    assert_eq!(alert.remediation, Remediation::ClientSkippedStarttls);
+    assert_eq!(alert.server.hostname.as_deref(), Some("mx.example.test"));
+    assert!(alert.server.capabilities.iter().any(|c| c == "AUTH PLAIN LOGIN"));
+}
+
+#[test]
+fn smtp_mail_bodies_are_not_logins() {
+    let events = play(
+        25,
+        &[
+            s("220 mx ESMTP\r\n"),
+            c("EHLO c\r\n"),
+            s("250 mx\r\n"),
+            c("MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
+            s("250 ok\r\n250 ok\r\n354 go ahead\r\n"),
+            c("Subject: test\r\n\r\nAUTH PLAIN AGFsaWNlAHNlY3JldA==\r\nPASS secret\r\n.\r\n"),
+            s("250 queued\r\n"),
+            c("BDAT 30 LAST\r\nAUTH LOGIN\r\nUSER a\r\nPASS b\r\n"),
+            s("250 ok\r\n"),
+            c("QUIT\r\n"),
+        ],
+    );
+    assert!(events.is_empty(), "{events:?}");
+}
+
+#[test]
+fn smtp_auth_plain_initial_response_failure() {
+    let blob = b64(b"\0eve\0wrong");
+    let events = play(
+        25,
+        &[
+            s("220 mx ESMTP\r\n"),
+            c("EHLO c\r\n"),
+            s("250 mx\r\n"),
+            C(format!("AUTH PLAIN {blob}\r\n").into_bytes()),
+            s("535 5.7.8 failed\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("AUTH PLAIN", "e***", Outcome::Failure, SecretKind::Password));
+}
+
+#[test]
+fn any_port_needs_a_mail_greeting() {
+    let pop3_on_1110 = play(1110, &pop3_user_pass());
+    assert_eq!(summary(&pop3_on_1110).len(), 1);
+    let redis = play(6379, &[c("AUTH hunter2\r\n"), s("+OK\r\n"), c("USER x\r\n"), c("PASS y\r\n"), s("+OK\r\n")]);
+    assert!(redis.is_empty());
+    let ftp = play(
+        21,
+        &[
+            s("220 ProFTPD ready\r\n"),
+            c("USER alice\r\n"),
+            s("331 Password required\r\n"),
+            c("PASS secret\r\n"),
+            s("230 ok\r\n"),
+        ],
+    );
+    assert!(ftp.is_empty());
+    let smtp_on_10025 = play(10025, &smtp_auth_login());
+    assert_eq!(summary(&smtp_on_10025).len(), 1);
+    assert_eq!(
+        credentials(&smtp_on_10025)[0].server.greeting.as_deref(),
+        Some("220 mx.example.test ESMTP Postfix (Debian/GNU)")
+    );
+}
+
+#[test]
+fn implicit_tls_is_never_parsed() {
+    let events = play(995, &[s("+OK\r\n"), c("USER a\r\n"), s("+OK\r\n"), c("PASS b\r\n"), s("+OK\r\n")]);
+    assert!(events.is_empty());
+    let tls_on_110 = play(110, &[C(vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3]), c("USER a\r\nPASS b\r\n")]);
+    assert!(tls_on_110.is_empty());
+}
+
+#[test]
+fn roles_are_corrected_by_the_greeting_when_the_handshake_was_missed() {
+    // Side::Lo speaks the greeting: the port-based guess that Lo is the client was wrong.
+    let config = ProtoConfig::default();
+    let mut events = Vec::new();
+    let mut stats = ProtoStats::default();
+    let mut session = Session::new(Side::Lo, false, 40000, &config);
+    let mut ctx = Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats };
+    session.on_data(Side::Lo, b"+OK POP3 ready\r\n", &mut ctx);
+    session.on_data(Side::Hi, b"USER alice\r\nPASS pw\r\n", &mut ctx);
+    session.on_data(Side::Lo, b"+OK\r\n+OK\r\n", &mut ctx);
+    assert_eq!(session.client(), Side::Hi);
+    assert_eq!(summary(&events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
+}
+
+#[test]
+fn secrets_never_appear_in_debug_output() {
+    for transcript in [pop3_user_pass(), smtp_auth_login()] {
+        let events = play(110, &transcript);
+        let debug = format!("{events:?}");
+        for secret in ["Sunny Day 2024", "punjab@123", &b64(b"punjab@123")] {
+            assert!(!debug.contains(secret));
+        }
+    }
+}
+
+fn transcripts() -> Vec<(u16, Vec<Says>)> {
+    let blob = b64(b"\0digitalinvestigator@networksims.com\0napier123");
+    vec![
+        (110, pop3_user_pass()),
+        (587, smtp_auth_login()),
+        (143, vec![s("* OK ready\r\n"), c("a1 LOGIN {5}\r\nalice {8+}\r\ntrick{7}\r\n"), s("a1 OK\r\n")]),
+        (
+            143,
+            vec![
+                s("* OK ready\r\n"),
+                c("a AUTHENTICATE PLAIN\r\n"),
+                s("+ \r\n"),
+                C(format!("{blob}\r\n").into_bytes()),
+                s("a NO\r\n"),
+            ],
+        ),
+        (110, vec![s("+OK\r\n"), C(format!("AUTH PLAIN {blob}\r\n").into_bytes()), s("+OK\r\n")]),
+    ]
+}
+
+proptest! {
+    /// Any split of a conversation into chunks, down to one byte each, reports the same.
+    #[test]
+    fn any_split_same_events(chunk in 1usize..64, which in 0usize..5) {
+        let (port, steps) = transcripts().swap_remove(which);
+        let whole: Vec<_> = summary(&play(port, &steps));
+        let split: Vec<_> = summary(&play_chunked(port, &steps, chunk, true));
+        prop_assert_eq!(whole, split);
+    }
+
+    /// Sessions take any bytes from either side without panicking.
+    #[test]
+    fn sessions_are_total(port in prop::sample::select(vec![110u16, 143, 25, 4000]), chunks in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..200)), 0..20)) {
+        let steps: Vec<Says> = chunks.into_iter().map(|(client, bytes)| if client { C(bytes) } else { S(bytes) }).collect();
+        let _ = play_chunked(port, &steps, 7, false);
+    }
+}
