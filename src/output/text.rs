@@ -78,9 +78,14 @@ impl<W: Write> Sink for TextSink<W> {
             writeln!(self.out, "No credential crossed in clear.")?;
             return self.out.flush();
         }
-        let at_risk = servers.iter().filter(|s| s.cleartext > 0).count();
+        let in_clear = servers.iter().filter(|s| s.cleartext > 0).count();
         writeln!(self.out)?;
-        writeln!(self.out, "{at_risk} server(s) accepted credentials in clear:")?;
+        writeln!(
+            self.out,
+            "{} server(s) exposed credentials: {in_clear} took passwords or tokens in clear, {} only crackable challenge-responses.",
+            servers.len(),
+            servers.len() - in_clear
+        )?;
         writeln!(
             self.out,
             "  {:<5} {:<40} {:>9} {:>5} {:>5} {:>7}  {:<9} {:<24} SOFTWARE / GREETING",

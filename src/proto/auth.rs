@@ -46,15 +46,19 @@ pub(crate) struct PendingCredential {
     pub ts: Timestamp,
     pub mechanism: String,
     pub captured: Captured,
+    /// What the client had seen of the server when it sent the secret: the alert describes that,
+    /// not the capabilities a server announces after the login.
+    server: ServerInfo,
 }
 
 impl PendingCredential {
-    pub fn new(mechanism: String, captured: Captured, ctx: &Ctx<'_>) -> Self {
-        PendingCredential { ts: ctx.ts, mechanism, captured }
+    pub fn new(mechanism: String, captured: Captured, server: &ServerInfo, ctx: &Ctx<'_>) -> Self {
+        PendingCredential { ts: ctx.ts, mechanism, captured, server: server.clone() }
     }
 
     /// Reports the credential with its outcome.
-    pub fn emit(self, proto: AppProto, outcome: Outcome, info: &ServerInfo, ctx: &mut Ctx<'_>) {
+    pub fn emit(self, proto: AppProto, outcome: Outcome, ctx: &mut Ctx<'_>) {
+        let info = &self.server;
         let username = self.captured.user.as_deref().map(|user| ctx.config.policy.render_username(user));
         ctx.events.push(ProtoEvent::Credential(Box::new(CredentialEvent {
             ts: self.ts,
@@ -190,7 +194,11 @@ impl SaslExchange {
                 None => SaslStep::Continue,
             },
             Mechanism::Ntlm => match sasl::parse_ntlm(decoded) {
-                NtlmMessage::Authenticate { user, .. } => SaslStep::Captured(Captured::challenge_response(Some(user))),
+                NtlmMessage::Authenticate { user, domain, .. } => {
+                    // Reported as Windows writes it: DOMAIN\user.
+                    let account = if domain.is_empty() { user } else { [domain.as_slice(), b"\\", &user].concat() };
+                    SaslStep::Captured(Captured::challenge_response(Some(account)))
+                }
                 NtlmMessage::Negotiate | NtlmMessage::Challenge => SaslStep::Continue,
                 NtlmMessage::Invalid => SaslStep::Malformed,
             },

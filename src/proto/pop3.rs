@@ -86,7 +86,7 @@ impl Pop3Session {
     /// The flow ended: report what still waits for a verdict.
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
-            pending.emit(AppProto::Pop3, Outcome::Unknown, &self.info, ctx);
+            pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
         }
     }
 
@@ -103,12 +103,12 @@ impl Pop3Session {
         } else if verb.eq_ignore_ascii_case(b"PASS") {
             let password = Secret::new(argument.to_vec());
             let captured = Captured::reusable(self.user.clone(), SecretKind::Password, &password, ctx);
-            self.await_verdict(Command::Pass, PendingCredential::new("USER/PASS".into(), captured, ctx));
+            self.await_verdict(Command::Pass, PendingCredential::new("USER/PASS".into(), captured, &self.info, ctx));
             Command::Pass
         } else if verb.eq_ignore_ascii_case(b"APOP") {
             let name = before_last_word(argument);
             let captured = Captured::challenge_response(Some(name.to_vec()));
-            self.await_verdict(Command::Apop, PendingCredential::new("APOP".into(), captured, ctx));
+            self.await_verdict(Command::Apop, PendingCredential::new("APOP".into(), captured, &self.info, ctx));
             Command::Apop
         } else if verb.eq_ignore_ascii_case(b"AUTH") {
             if argument.is_empty() {
@@ -143,7 +143,7 @@ impl Pop3Session {
         match sasl.on_response(line, ctx) {
             SaslStep::Captured(captured) => {
                 let mechanism = format!("AUTH {}", sasl.mechanism().name());
-                self.await_verdict(Command::Auth, PendingCredential::new(mechanism, captured, ctx));
+                self.await_verdict(Command::Auth, PendingCredential::new(mechanism, captured, &self.info, ctx));
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}
@@ -220,7 +220,7 @@ impl Pop3Session {
             let outcome = if ok { Outcome::Success } else { Outcome::Failure };
             if let Some(position) = self.awaiting_verdict.iter().position(|(c, _)| *c == command) {
                 if let Some((_, pending)) = self.awaiting_verdict.remove(position) {
-                    pending.emit(AppProto::Pop3, outcome, &self.info, ctx);
+                    pending.emit(AppProto::Pop3, outcome, ctx);
                 }
             }
             if ok {

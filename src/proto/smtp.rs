@@ -67,7 +67,7 @@ impl SmtpSession {
 
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pending) = self.awaiting_verdict.take() {
-            pending.emit(AppProto::Smtp, Outcome::Unknown, &self.info, ctx);
+            pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
         }
     }
 
@@ -148,7 +148,7 @@ impl SmtpSession {
     fn sasl_step(&mut self, step: SaslStep, mechanism: String, ctx: &mut Ctx<'_>) {
         match step {
             SaslStep::Captured(captured) => {
-                self.awaiting_verdict = Some(PendingCredential::new(mechanism, captured, ctx));
+                self.awaiting_verdict = Some(PendingCredential::new(mechanism, captured, &self.info, ctx));
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}
@@ -196,7 +196,7 @@ impl SmtpSession {
                 self.sasl = None;
                 if let Some(pending) = self.awaiting_verdict.take() {
                     let outcome = if code == 235 { Outcome::Success } else { Outcome::Failure };
-                    pending.emit(AppProto::Smtp, outcome, &self.info, ctx);
+                    pending.emit(AppProto::Smtp, outcome, ctx);
                 }
                 if code == 235 {
                     return Reply::done(DoneReason::Authenticated);

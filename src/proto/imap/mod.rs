@@ -107,7 +107,7 @@ impl ImapSession {
 
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
-            pending.emit(AppProto::Imap, Outcome::Unknown, &self.info, ctx);
+            pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
         }
     }
 
@@ -191,7 +191,7 @@ impl ImapSession {
                     let password = Secret::new(password.to_vec());
                     let captured = Captured::reusable(Some(user.to_vec()), SecretKind::Password, &password, ctx);
                     self.awaiting_verdict
-                        .push_back((tag.clone(), PendingCredential::new("LOGIN".into(), captured, ctx)));
+                        .push_back((tag.clone(), PendingCredential::new("LOGIN".into(), captured, &self.info, ctx)));
                 }
             }
             Command::Authenticate => {
@@ -224,7 +224,7 @@ impl ImapSession {
         match step {
             SaslStep::Captured(captured) => {
                 if let Some((tag, _)) = &self.sasl {
-                    self.awaiting_verdict.push_back((tag.clone(), PendingCredential::new(mechanism, captured, ctx)));
+                    self.awaiting_verdict.push_back((tag.clone(), PendingCredential::new(mechanism, captured, &self.info, ctx)));
                 }
             }
             SaslStep::Cancelled => self.sasl = None,
@@ -303,12 +303,6 @@ impl ImapSession {
         if !ok && !status.eq_ignore_ascii_case(b"NO") && !status.eq_ignore_ascii_case(b"BAD") {
             return Reply::line();
         }
-        if let Some(code) = parser::response_code(text) {
-            let (name, list) = split_word(code);
-            if name.eq_ignore_ascii_case(b"CAPABILITY") {
-                self.capabilities(list);
-            }
-        }
         let mut reply = Reply::line();
         // The server finished a command whose literal is still awaited: it refused it, and the
         // client will not send it.
@@ -324,7 +318,15 @@ impl ImapSession {
         let outcome = if ok { Outcome::Success } else { Outcome::Failure };
         if let Some(i) = self.awaiting_verdict.iter().position(|(t, _)| t == tag) {
             if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
-                pending.emit(AppProto::Imap, outcome, &self.info, ctx);
+                pending.emit(AppProto::Imap, outcome, ctx);
+            }
+        }
+        // Capabilities announced with the verdict describe the session after it; the alert above
+        // keeps those the client saw before logging in.
+        if let Some(code) = parser::response_code(text) {
+            let (name, list) = split_word(code);
+            if name.eq_ignore_ascii_case(b"CAPABILITY") {
+                self.capabilities(list);
             }
         }
         match command {
