@@ -6,7 +6,7 @@ use crate::alert::{AnomalyAlert, AnomalyInfo, Credential, CredentialAlert, Event
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
 use crate::flow::{FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect, Side};
-use crate::proto::{Ctx, ProtoConfig, ProtoEvent, ProtoStats, Session};
+use crate::proto::{Ctx, DoneReason, ProtoConfig, ProtoEvent, ProtoStats, Session};
 
 /// How often (in packet time) idle flows are looked for.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,7 +34,11 @@ impl FlowHandler for Inspector {
             (None, FlowEvent::Data(..)) => {
                 let (client, certain) = roles(info, &self.config);
                 let server_port = info.key.endpoint(client.other()).port;
-                app.insert(Box::new(Session::new(client, certain, server_port, &self.config)))
+                let session = Session::new(client, certain, server_port, &self.config);
+                if session.done_reason() == Some(DoneReason::Tls) {
+                    ctx.stats.tls_flows += 1;
+                }
+                app.insert(Box::new(session))
             }
             (None, FlowEvent::Gap(..) | FlowEvent::Closed(_)) => return Inspect::Continue,
         };

@@ -56,6 +56,9 @@ pub(crate) struct Pop3Session {
     info: ServerInfo,
     greeting_seen: bool,
     client_spoke: bool,
+    /// STARTTLS was asked for and not yet answered: what the client sends meanwhile is meant for
+    /// TLS (or is an injection attempt), not a cleartext login.
+    starttls_pending: bool,
     pending_commands: VecDeque<Command>,
     /// Inside a multi-line reply body (until the `.` line), and whether it is a CAPA list.
     in_body: Option<Command>,
@@ -92,6 +95,9 @@ impl Pop3Session {
 
     fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
+        if self.starttls_pending {
+            return Reply::line();
+        }
         if self.sasl.is_some() {
             self.sasl_response(line, ctx);
             return Reply::line();
@@ -125,6 +131,7 @@ impl Pop3Session {
             if more_follows {
                 starttls_injection(AppProto::Pop3, ctx);
             }
+            self.starttls_pending = true;
             Command::Stls
         } else if verb.eq_ignore_ascii_case(b"CAPA") {
             Command::Capa
@@ -212,7 +219,10 @@ impl Pop3Session {
                 ctx.stats.starttls_upgrades += 1;
                 return Reply::done(DoneReason::Tls);
             }
-            Some(Command::Stls) => self.info.starttls_refused = true,
+            Some(Command::Stls) => {
+                self.info.starttls_refused = true;
+                self.starttls_pending = false;
+            }
             Some(Command::Auth) => self.sasl = None,
             _ => {}
         }

@@ -40,6 +40,9 @@ pub(crate) struct SmtpSession {
     info: ServerInfo,
     greeting_seen: bool,
     client_spoke: bool,
+    /// STARTTLS was asked for and not yet answered: what the client sends meanwhile is meant for
+    /// TLS (or is an injection attempt), not a cleartext login.
+    starttls_pending: bool,
     pending: VecDeque<Command>,
     /// Lines of the current multi-line reply seen so far.
     reply_line: usize,
@@ -73,6 +76,9 @@ impl SmtpSession {
 
     fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
+        if self.starttls_pending {
+            return Reply::line();
+        }
         if self.in_data {
             if line == b"." {
                 self.in_data = false;
@@ -104,6 +110,7 @@ impl SmtpSession {
             if more_follows {
                 starttls_injection(AppProto::Smtp, ctx);
             }
+            self.starttls_pending = true;
             Command::StartTls
         } else if is(b"DATA") {
             self.in_data = true;
@@ -206,7 +213,10 @@ impl SmtpSession {
                 ctx.stats.starttls_upgrades += 1;
                 return Reply::done(DoneReason::Tls);
             }
-            Some(Command::StartTls) => self.info.starttls_refused = true,
+            Some(Command::StartTls) => {
+                self.info.starttls_refused = true;
+                self.starttls_pending = false;
+            }
             Some(Command::Data) if !positive => self.in_data = false,
             _ => {}
         }

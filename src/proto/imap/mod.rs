@@ -81,6 +81,9 @@ pub(crate) struct ImapSession {
     info: ServerInfo,
     greeting_seen: bool,
     client_spoke: bool,
+    /// STARTTLS was asked for and not yet answered: what the client sends meanwhile is meant for
+    /// TLS (or is an injection attempt), not a cleartext login.
+    starttls_pending: bool,
     assembly: Option<Assembly>,
     /// Tags of commands whose tagged reply matters.
     pending: VecDeque<(Vec<u8>, Command)>,
@@ -113,6 +116,9 @@ impl ImapSession {
 
     fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
+        if self.starttls_pending {
+            return Reply::line();
+        }
         if self.assembly.is_none() {
             if let Some((_, sasl)) = &mut self.sasl {
                 let mechanism = format!("AUTHENTICATE {}", sasl.mechanism().name());
@@ -208,7 +214,8 @@ impl ImapSession {
                 }
             }
             Command::Id => self.client_id(&args),
-            Command::Login | Command::StartTls | Command::Capability | Command::Other => {}
+            Command::StartTls => self.starttls_pending = true,
+            Command::Login | Command::Capability | Command::Other => {}
         }
         if command != Command::Other {
             if self.pending.len() >= ctx.config.max_pending_commands {
@@ -224,7 +231,8 @@ impl ImapSession {
         match step {
             SaslStep::Captured(captured) => {
                 if let Some((tag, _)) = &self.sasl {
-                    self.awaiting_verdict.push_back((tag.clone(), PendingCredential::new(mechanism, captured, &self.info, ctx)));
+                    self.awaiting_verdict
+                        .push_back((tag.clone(), PendingCredential::new(mechanism, captured, &self.info, ctx)));
                 }
             }
             SaslStep::Cancelled => self.sasl = None,
@@ -337,6 +345,7 @@ impl ImapSession {
             }
             Some(Command::StartTls) => {
                 self.info.starttls_refused = true;
+                self.starttls_pending = false;
                 reply
             }
             _ => reply,
