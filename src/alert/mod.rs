@@ -214,11 +214,25 @@ pub enum AnomalyKind {
     MalformedSasl,
 }
 
+/// What one mail session showed of its server, logins or not: internal material for the server
+/// inventory, not printed as such.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionObservation {
+    pub timestamp: String,
+    pub flow: FlowMeta,
+    pub app_proto: Option<AppProto>,
+    pub server: ServerIdentity,
+    pub upgraded_to_tls: bool,
+    pub implicit_tls: bool,
+    pub starttls_refused: bool,
+}
+
 /// Every event the pipeline hands to the outputs.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Event {
     Credential(Box<CredentialAlert>),
     Anomaly(Box<AnomalyAlert>),
+    Session(Box<SessionObservation>),
 }
 
 impl Event {
@@ -226,12 +240,12 @@ impl Event {
         ts.rfc3339_micros()
     }
 
-    /// The event as one JSON object (the native format).
-    pub fn to_json(&self) -> serde_json::Value {
-        let value = match self {
-            Event::Credential(alert) => serde_json::to_value(alert),
-            Event::Anomaly(alert) => serde_json::to_value(alert),
-        };
-        value.unwrap_or(serde_json::Value::Null)
+    /// The event as one JSON object (the native format); `None` for internal events.
+    pub fn to_json(&self) -> Option<serde_json::Value> {
+        match self {
+            Event::Credential(alert) => serde_json::to_value(alert).ok(),
+            Event::Anomaly(alert) => serde_json::to_value(alert).ok(),
+            Event::Session(_) => None,
+        }
     }
 }

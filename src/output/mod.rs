@@ -34,6 +34,7 @@ impl<W: Write> Sink for JsonSink<W> {
         match event {
             Event::Credential(alert) => serde_json::to_writer(&mut self.out, alert)?,
             Event::Anomaly(alert) => serde_json::to_writer(&mut self.out, alert)?,
+            Event::Session(_) => return Ok(()),
         }
         self.out.write_all(b"\n")
     }

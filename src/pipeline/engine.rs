@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
-use crate::alert::{AnomalyAlert, AnomalyInfo, Credential, CredentialAlert, Event, FlowMeta, SCHEMA_VERSION};
+use crate::alert::{
+    AnomalyAlert, AnomalyInfo, Credential, CredentialAlert, Event, FlowMeta, SessionObservation, SCHEMA_VERSION,
+};
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
 use crate::flow::{FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect, Side};
-use crate::proto::{Ctx, DoneReason, ProtoConfig, ProtoEvent, ProtoStats, Session};
+use crate::proto::{Ctx, ProtoConfig, ProtoEvent, ProtoStats, Session};
 
 /// How often (in packet time) idle flows are looked for.
 const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
@@ -34,11 +36,7 @@ impl FlowHandler for Inspector {
             (None, FlowEvent::Data(..)) => {
                 let (client, certain) = roles(info, &self.config);
                 let server_port = info.key.endpoint(client.other()).port;
-                let session = Session::new(client, certain, server_port, &self.config);
-                if session.done_reason() == Some(DoneReason::Tls) {
-                    ctx.stats.tls_flows += 1;
-                }
-                app.insert(Box::new(session))
+                app.insert(Box::new(Session::new(client, certain, server_port, &self.config)))
             }
             (None, FlowEvent::Gap(..) | FlowEvent::Closed(_)) => return Inspect::Continue,
         };
@@ -118,6 +116,21 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
                 client: credential.client,
                 remediation: credential.remediation,
                 schema_version: SCHEMA_VERSION,
+            }))
+        }
+        ProtoEvent::SessionEnd(record) => {
+            let record = *record;
+            let mut server = record.server;
+            server.ip = Some(server_end.ip);
+            server.port = server_end.port;
+            Event::Session(Box::new(SessionObservation {
+                timestamp: Event::timestamp_of(record.ts),
+                flow,
+                app_proto: record.app_proto,
+                server,
+                upgraded_to_tls: record.upgraded_to_tls,
+                implicit_tls: record.implicit_tls,
+                starttls_refused: record.starttls_refused,
             }))
         }
         ProtoEvent::Anomaly { ts, app_proto, kind, detail } => {

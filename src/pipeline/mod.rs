@@ -115,6 +115,7 @@ impl Run<'_> {
                 }
                 Event::Credential(_) => self.report.weak_alerts += 1,
                 Event::Anomaly(_) => self.report.anomalies += 1,
+                Event::Session(_) => continue,
             }
             self.summary.add(&event);
             self.sink.event(&event)?;

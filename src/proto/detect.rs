@@ -53,6 +53,16 @@ impl PortMap {
     }
 }
 
+/// The protocol an implicit-TLS port conventionally carries (RFC 8314).
+pub(crate) fn implicit_tls_protocol(port: u16) -> Option<AppProto> {
+    match port {
+        993 => Some(AppProto::Imap),
+        995 => Some(AppProto::Pop3),
+        465 => Some(AppProto::Smtp),
+        _ => None,
+    }
+}
+
 pub(crate) enum Verdict {
     Undecided,
     NotMail,

@@ -78,9 +78,25 @@ pub struct CredentialEvent {
     pub remediation: Remediation,
 }
 
+/// What one mail session showed of its server, reported once when the session ends: the raw
+/// material of the server inventory (TLS posture), whether or not anyone logged in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub ts: Timestamp,
+    /// `None` for implicit TLS on a port that does not say which protocol it carries.
+    pub app_proto: Option<AppProto>,
+    pub server: ServerIdentity,
+    /// The session switched to TLS with STARTTLS/STLS.
+    pub upgraded_to_tls: bool,
+    /// The session was TLS from its first byte.
+    pub implicit_tls: bool,
+    pub starttls_refused: bool,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProtoEvent {
     Credential(Box<CredentialEvent>),
+    SessionEnd(Box<SessionRecord>),
     Anomaly { ts: Timestamp, app_proto: Option<AppProto>, kind: AnomalyKind, detail: String },
 }
 
@@ -120,6 +136,8 @@ pub enum DoneReason {
     NotMail,
     /// The inspection depth was reached.
     DepthExceeded,
+    /// The flow ended.
+    Closed,
 }
 
 /// Which way a piece of the stream went, once the roles are known.
@@ -169,6 +187,14 @@ pub struct Session {
     framers: [LineFramer; 2],
     seen_data: [bool; 2],
     inspected: u64,
+    /// The server port is an implicit-TLS port: whatever comes is TLS.
+    implicit_tls: Option<ImplicitTls>,
+}
+
+/// An implicit-TLS port and the protocol it conventionally carries.
+#[derive(Clone, Copy, Debug)]
+struct ImplicitTls {
+    proto: Option<AppProto>,
 }
 
 impl std::fmt::Debug for Session {
@@ -185,11 +211,14 @@ impl Session {
     /// A session for a new flow. `client` is the side that sent the SYN when `roles_certain`,
     /// else the guess from ports; `server_port` is that guess's server port.
     pub fn new(client: Side, roles_certain: bool, server_port: u16, config: &ProtoConfig) -> Session {
-        let protocol = match config.ports.classify(server_port) {
-            detect::PortClass::ImplicitTls => Protocol::Done(DoneReason::Tls),
-            detect::PortClass::Hint(proto) => Protocol::Detecting(detect::Detector::new(Some(proto))),
-            detect::PortClass::Unknown => Protocol::Detecting(detect::Detector::new(None)),
+        let (hint, implicit_tls) = match config.ports.classify(server_port) {
+            detect::PortClass::ImplicitTls => {
+                (None, Some(ImplicitTls { proto: detect::implicit_tls_protocol(server_port) }))
+            }
+            detect::PortClass::Hint(proto) => (Some(proto), None),
+            detect::PortClass::Unknown => (None, None),
         };
+        let protocol = Protocol::Detecting(detect::Detector::new(hint));
         Session {
             client,
             roles_certain,
@@ -197,6 +226,7 @@ impl Session {
             framers: [LineFramer::new(config.max_line), LineFramer::new(config.max_line)],
             seen_data: [false, false],
             inspected: 0,
+            implicit_tls,
         }
     }
 
@@ -237,8 +267,16 @@ impl Session {
         if let Some(seen) = self.seen_data.get_mut(side.index()) {
             *seen = true;
         }
-        if first_from_side && looks_like_tls(data) {
+        if self.implicit_tls.is_some() || (first_from_side && looks_like_tls(data)) {
             ctx.stats.tls_flows += 1;
+            ctx.events.push(ProtoEvent::SessionEnd(Box::new(SessionRecord {
+                ts: ctx.ts,
+                app_proto: self.implicit_tls.and_then(|tls| tls.proto).or(self.app_proto()),
+                server: ServerIdentity::default(),
+                upgraded_to_tls: false,
+                implicit_tls: true,
+                starttls_refused: false,
+            })));
             self.finish(DoneReason::Tls, ctx);
             return;
         }
@@ -273,8 +311,7 @@ impl Session {
             self.finish(reason, ctx);
         } else if self.inspected > ctx.config.inspection_depth {
             ctx.stats.depth_exceeded += 1;
-            self.close(ctx);
-            self.protocol = Protocol::Done(DoneReason::DepthExceeded);
+            self.finish(DoneReason::DepthExceeded, ctx);
         }
     }
 
@@ -296,21 +333,44 @@ impl Session {
     /// The flow ended (FIN, RST, timeout, eviction or end of input): credentials still waiting for
     /// their outcome are reported as `unknown`.
     pub fn close(&mut self, ctx: &mut Ctx<'_>) {
-        match &mut self.protocol {
-            Protocol::Pop3(session) => session.flush(ctx),
-            Protocol::Imap(session) => session.flush(ctx),
-            Protocol::Smtp(session) => session.flush(ctx),
-            Protocol::Detecting(_) | Protocol::Done(_) => {}
-        }
+        self.end(None, ctx);
+    }
+
+    /// Reports what is pending and what the session showed of its server, once.
+    fn end(&mut self, reason: Option<DoneReason>, ctx: &mut Ctx<'_>) {
+        let (proto, info) = match &mut self.protocol {
+            Protocol::Pop3(session) => {
+                session.flush(ctx);
+                (AppProto::Pop3, session.info())
+            }
+            Protocol::Imap(session) => {
+                session.flush(ctx);
+                (AppProto::Imap, session.info())
+            }
+            Protocol::Smtp(session) => {
+                session.flush(ctx);
+                (AppProto::Smtp, session.info())
+            }
+            Protocol::Detecting(_) | Protocol::Done(_) => return,
+        };
+        ctx.events.push(ProtoEvent::SessionEnd(Box::new(SessionRecord {
+            ts: ctx.ts,
+            app_proto: Some(proto),
+            server: info.identity(),
+            upgraded_to_tls: reason == Some(DoneReason::Tls),
+            implicit_tls: false,
+            starttls_refused: info.starttls_refused,
+        })));
+        self.protocol = Protocol::Done(reason.unwrap_or(DoneReason::Closed));
     }
 
     fn finish(&mut self, reason: DoneReason, ctx: &mut Ctx<'_>) {
         match reason {
             DoneReason::Authenticated => ctx.stats.authenticated += 1,
             DoneReason::NotMail => ctx.stats.not_mail += 1,
-            DoneReason::Tls | DoneReason::DepthExceeded => {}
+            DoneReason::Tls | DoneReason::DepthExceeded | DoneReason::Closed => {}
         }
-        self.close(ctx);
+        self.end(Some(reason), ctx);
         self.protocol = Protocol::Done(reason);
         for framer in &mut self.framers {
             framer.set_next(Next::Stop);

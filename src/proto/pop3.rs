@@ -87,6 +87,10 @@ impl Pop3Session {
     }
 
     /// The flow ended: report what still waits for a verdict.
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);

@@ -68,6 +68,10 @@ impl SmtpSession {
         }
     }
 
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);

@@ -56,7 +56,7 @@ fn credentials(events: &[ProtoEvent]) -> Vec<&CredentialEvent> {
         .iter()
         .filter_map(|e| match e {
             ProtoEvent::Credential(c) => Some(&**c),
-            ProtoEvent::Anomaly { .. } => None,
+            ProtoEvent::Anomaly { .. } | ProtoEvent::SessionEnd(_) => None,
         })
         .collect()
 }
@@ -302,7 +302,7 @@ fn imap_cram_md5_is_weak_and_starttls_stops() {
 #[test]
 fn imap_preauth_has_nothing_to_report() {
     let events = play(143, &[s("* PREAUTH welcome\r\n"), c("a LOGIN alice pw\r\n"), s("a OK\r\n")]);
-    assert!(events.is_empty());
+    assert!(credentials(&events).is_empty());
 }
 
 fn smtp_auth_login() -> Vec<Says> {
@@ -348,7 +348,7 @@ fn smtp_mail_bodies_are_not_logins() {
             c("QUIT\r\n"),
         ],
     );
-    assert!(events.is_empty(), "{events:?}");
+    assert!(credentials(&events).is_empty(), "{events:?}");
 }
 
 #[test]
@@ -395,9 +395,12 @@ fn any_port_needs_a_mail_greeting() {
 #[test]
 fn implicit_tls_is_never_parsed() {
     let events = play(995, &[s("+OK\r\n"), c("USER a\r\n"), s("+OK\r\n"), c("PASS b\r\n"), s("+OK\r\n")]);
-    assert!(events.is_empty());
+    assert!(credentials(&events).is_empty());
+    let [ProtoEvent::SessionEnd(record)] = events.as_slice() else { panic!("{events:?}") };
+    assert!(record.implicit_tls);
+    assert_eq!(record.app_proto, Some(AppProto::Pop3));
     let tls_on_110 = play(110, &[C(vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3]), c("USER a\r\nPASS b\r\n")]);
-    assert!(tls_on_110.is_empty());
+    assert!(credentials(&tls_on_110).is_empty());
 }
 
 #[test]
@@ -413,6 +416,30 @@ fn roles_are_corrected_by_the_greeting_when_the_handshake_was_missed() {
     session.on_data(Side::Lo, b"+OK\r\n+OK\r\n", &mut ctx);
     assert_eq!(session.client(), Side::Hi);
     assert_eq!(summary(&events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
+}
+
+/// One record per session, logins or not, with what it showed of the server.
+#[test]
+fn every_session_leaves_a_record_of_its_server() {
+    let records = |events: &[ProtoEvent]| -> Vec<SessionRecord> {
+        events
+            .iter()
+            .filter_map(|e| match e {
+                ProtoEvent::SessionEnd(record) => Some((**record).clone()),
+                _ => None,
+            })
+            .collect()
+    };
+    let upgraded = play(143, &[s("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi\r\n"), c("a STARTTLS\r\n"), s("a OK\r\n")]);
+    let [record] = records(&upgraded).try_into().unwrap();
+    assert!(record.upgraded_to_tls && !record.implicit_tls);
+    assert_eq!(record.server.starttls_offered, Some(true));
+    assert_eq!(record.server.login_disabled, Some(true));
+    let plain = play(110, &pop3_user_pass());
+    let [record] = records(&plain).try_into().unwrap();
+    assert_eq!((record.app_proto, record.upgraded_to_tls), (Some(AppProto::Pop3), false));
+    assert_eq!(record.server.greeting.as_deref(), Some("+OK Dovecot (Debian) ready."));
+    assert!(records(&play(6379, &[c("PING\r\n"), s("+PONG\r\n")])).is_empty(), "not mail, no record");
 }
 
 #[test]

@@ -108,6 +108,10 @@ impl ImapSession {
         }
     }
 
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
