@@ -39,6 +39,10 @@ pub enum Command {
     /// Analyse capture files (pcap, pcapng, gzip-compressed or not; `-` for stdin; directories
     /// are searched for captures). Files are read one after another, in the order given.
     Read(ReadArgs),
+    /// The mail-server TLS posture inventory: every POP3, IMAP and SMTP server seen in the
+    /// captures (logins or not), whether it offers and requires TLS, most exposed first.
+    /// Takes the same inputs and options as `read`; `--format json` prints `server_posture` events.
+    Posture(ReadArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -184,9 +188,15 @@ mod tests {
         Cli::try_parse_from(std::iter::once("credwatch").chain(args.iter().copied()))
     }
 
+    fn read_args(args: &[&str]) -> ReadArgs {
+        match parse(args).unwrap().command {
+            Command::Read(read) | Command::Posture(read) => read,
+        }
+    }
+
     #[test]
     fn read_defaults() {
-        let Command::Read(read) = parse(&["read", "a.pcap"]).unwrap().command;
+        let read = read_args(&["read", "a.pcap"]);
         assert_eq!(read.format, Format::Text);
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.smtp, [25, 587, 2525]);
@@ -195,8 +205,7 @@ mod tests {
 
     #[test]
     fn ports_and_limits_parse() {
-        let Command::Read(read) =
-            parse(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "10", "x"]).unwrap().command;
+        let read = read_args(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "10", "x"]);
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.pop3, [110, 1110]);
         assert_eq!(config.flow.max_flows, 10);
@@ -205,7 +214,7 @@ mod tests {
 
     #[test]
     fn hashing_needs_a_key() {
-        let Command::Read(read) = parse(&["read", "--usernames", "hashed", "x"]).unwrap().command;
+        let read = read_args(&["read", "--usernames", "hashed", "x"]);
         if std::env::var_os("CREDWATCH_KEY").is_none() {
             assert!(read.run_config().is_err());
         }

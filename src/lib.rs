@@ -16,6 +16,7 @@
 //! * [`proto`] recognises POP3, IMAP and SMTP and runs one session state machine per flow. It is the only
 //!   module that ever sees a password; what leaves it is already redacted.
 //! * [`alert`] is the event model every output serialises; [`output`] writes it.
+//! * [`posture`] turns what sessions showed of their servers into a TLS-posture inventory.
 //! * [`pipeline`] wires the stages together on one or more threads.
 
 pub mod alert;
@@ -25,4 +26,5 @@ pub mod flow;
 pub mod output;
 pub mod pcapwriter;
 pub mod pipeline;
+pub mod posture;
 pub mod proto;

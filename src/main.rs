@@ -10,7 +10,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, Format, ReadArgs};
-use credwatch::output::{JsonSink, Sink, TextSink};
+use credwatch::output::{JsonSink, PostureTable, Sink, TextSink};
 use credwatch::pipeline::{self, RunError};
 
 const EXIT_FATAL: u8 = 1;
@@ -21,7 +21,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logging(cli.verbose, cli.quiet);
     let result = match &cli.command {
-        Command::Read(args) => read(args),
+        Command::Read(args) => read(args, false),
+        Command::Posture(args) => read(args, true),
     };
     match result {
         Ok(code) => code,
@@ -52,15 +53,18 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
-fn read(args: &ReadArgs) -> anyhow::Result<ExitCode> {
+/// Runs `read`, or with `posture_only` the posture inventory over the same pipeline.
+fn read(args: &ReadArgs, posture_only: bool) -> anyhow::Result<ExitCode> {
     let config = args.run_config()?;
     let paths = pipeline::expand_inputs(&args.paths)?;
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut sink: Box<dyn Sink> = match args.format {
-        Format::Json => Box::new(JsonSink::new(out)),
-        Format::Text => Box::new(TextSink::new(out, colour)),
+    let mut sink: Box<dyn Sink> = match (posture_only, args.format) {
+        (false, Format::Json) => Box::new(JsonSink::new(out)),
+        (false, Format::Text) => Box::new(TextSink::new(out, colour)),
+        (true, Format::Json) => Box::new(JsonSink::postures_only(out)),
+        (true, Format::Text) => Box::new(PostureTable::new(out)),
     };
     let report = pipeline::read_files(&paths, &config, sink.as_mut())?;
     drop(sink);

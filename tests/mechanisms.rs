@@ -390,7 +390,9 @@ fn implicit_tls_ports_are_not_parsed() {
         ],
         &[],
     );
-    assert!(events.is_empty());
+    assert!(credentials(&events).is_empty());
+    let [posture] = common::of_type(&events, "server_posture")[..] else { panic!("{events:?}") };
+    assert_eq!((posture["class"].as_str(), posture["sessions_tls"].as_u64()), (Some("tls_required"), Some(1)));
 }
 
 #[test]

@@ -212,6 +212,9 @@ pub enum AnomalyKind {
     OverlapDifferentData,
     /// A SASL message that was not valid base64 or not of its mechanism's shape.
     MalformedSasl,
+    /// A server seen offering STARTTLS in some sessions and not in others: something between
+    /// client and server may strip it.
+    StarttlsStripping,
 }
 
 /// What one mail session showed of its server, logins or not: internal material for the server
@@ -233,6 +236,8 @@ pub enum Event {
     Credential(Box<CredentialAlert>),
     Anomaly(Box<AnomalyAlert>),
     Session(Box<SessionObservation>),
+    /// A server's TLS posture (see [`crate::posture`]).
+    Posture(Box<crate::posture::ServerPosture>),
 }
 
 impl Event {
@@ -245,6 +250,7 @@ impl Event {
         match self {
             Event::Credential(alert) => serde_json::to_value(alert).ok(),
             Event::Anomaly(alert) => serde_json::to_value(alert).ok(),
+            Event::Posture(posture) => serde_json::to_value(posture).ok(),
             Event::Session(_) => None,
         }
     }

@@ -59,7 +59,7 @@ impl<W: Write> Sink for TextSink<W> {
                     greeting = alert.server.greeting.as_deref().unwrap_or(""),
                 )
             }
-            Event::Session(_) => Ok(()),
+            Event::Session(_) | Event::Posture(_) => Ok(()),
             Event::Anomaly(alert) => writeln!(
                 self.out,
                 "{}  {}ANOMALY{}    {:?}: {}  {} -> {}",

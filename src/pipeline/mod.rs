@@ -12,6 +12,7 @@ use crate::capture::{CaptureError, FileSource};
 use crate::decode::{DecodeStats, Decoded, Decoder};
 use crate::flow::FlowLimits;
 use crate::output::{ServerSummary, Sink};
+use crate::posture::PostureTracker;
 use crate::proto::ProtoConfig;
 
 pub use engine::{Engine, EngineStats};
@@ -54,6 +55,7 @@ pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) ->
         engine: Engine::new(config.flow, config.proto.clone()),
         decoder: Decoder::new(),
         summary: ServerSummary::default(),
+        posture: PostureTracker::default(),
         report: RunReport::default(),
         events: Vec::new(),
         sink,
@@ -76,6 +78,7 @@ struct Run<'s> {
     engine: Engine,
     decoder: Decoder,
     summary: ServerSummary,
+    posture: PostureTracker,
     report: RunReport,
     events: Vec<Event>,
     sink: &'s mut dyn Sink,
@@ -108,6 +111,11 @@ impl Run<'_> {
     }
 
     fn emit(&mut self) -> Result<(), RunError> {
+        let mut follow_ups = Vec::new();
+        for event in &self.events {
+            follow_ups.extend(self.posture.observe(event, false));
+        }
+        self.events.append(&mut follow_ups);
         for event in self.events.drain(..) {
             match &event {
                 Event::Credential(alert) if alert.event_type == EventType::CleartextCredential => {
@@ -116,6 +124,7 @@ impl Run<'_> {
                 Event::Credential(_) => self.report.weak_alerts += 1,
                 Event::Anomaly(_) => self.report.anomalies += 1,
                 Event::Session(_) => continue,
+                Event::Posture(_) => {}
             }
             self.summary.add(&event);
             self.sink.event(&event)?;
@@ -126,6 +135,9 @@ impl Run<'_> {
     fn finish(mut self) -> Result<RunReport, RunError> {
         self.engine.finish(&mut self.events);
         self.emit()?;
+        for posture in self.posture.snapshot() {
+            self.sink.event(&Event::Posture(Box::new(posture)))?;
+        }
         self.sink.finish(&self.summary.reports())?;
         self.report.decode = self.decoder.stats.clone();
         self.report.engine = self.engine.stats();

@@ -430,7 +430,10 @@ fn every_session_leaves_a_record_of_its_server() {
             })
             .collect()
     };
-    let upgraded = play(143, &[s("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi\r\n"), c("a STARTTLS\r\n"), s("a OK\r\n")]);
+    let upgraded = play(
+        143,
+        &[s("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] hi\r\n"), c("a STARTTLS\r\n"), s("a OK\r\n")],
+    );
     let [record] = records(&upgraded).try_into().unwrap();
     assert!(record.upgraded_to_tls && !record.implicit_tls);
     assert_eq!(record.server.starttls_offered, Some(true));

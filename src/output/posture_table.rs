@@ -1,0 +1,81 @@
+//! The server inventory for people (`credwatch posture`): every mail server seen, by TLS posture,
+//! most exposed first, and a headline like a scan report's.
+
+use std::io::{self, Write};
+
+use super::{ServerReport, Sink};
+use crate::alert::Event;
+use crate::posture::{PostureClass, ServerPosture};
+
+pub struct PostureTable<W: Write> {
+    out: W,
+    servers: Vec<ServerPosture>,
+}
+
+impl<W: Write> PostureTable<W> {
+    pub fn new(out: W) -> Self {
+        PostureTable { out, servers: Vec::new() }
+    }
+}
+
+impl<W: Write> Sink for PostureTable<W> {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        if let Event::Posture(posture) = event {
+            self.servers.push((**posture).clone());
+        }
+        Ok(())
+    }
+
+    fn finish(&mut self, _servers: &[ServerReport]) -> io::Result<()> {
+        let count = |class| self.servers.iter().filter(|s| s.class == class).count();
+        let accepting =
+            self.servers.iter().filter(|s| s.class == PostureClass::NoTls || s.cleartext_logins > 0).count();
+        writeln!(
+            self.out,
+            "{} mail server(s) seen; {accepting} accept passwords without TLS. no_tls: {}, tls_optional: {}, tls_required: {}, unknown: {}",
+            self.servers.len(),
+            count(PostureClass::NoTls),
+            count(PostureClass::TlsOptional),
+            count(PostureClass::TlsRequired),
+            count(PostureClass::Unknown),
+        )?;
+        if self.servers.is_empty() {
+            return self.out.flush();
+        }
+        writeln!(
+            self.out,
+            "  {:<13} {:<5} {:<40} {:<8} {:<13} {:<24} {:>8} {:>4} {:>9}  SOFTWARE / GREETING",
+            "CLASS",
+            "PROTO",
+            "SERVER",
+            "STARTTLS",
+            "LOGINDISABLED",
+            "PLAINTEXT MECHANISMS",
+            "SESSIONS",
+            "TLS",
+            "CLEARTEXT"
+        )?;
+        for server in &self.servers {
+            let starttls = match server.starttls_offered {
+                Some(true) => "offered",
+                Some(false) => "no",
+                None => "?",
+            };
+            writeln!(
+                self.out,
+                "  {:<13} {:<5} {:<40} {:<8} {:<13} {:<24} {:>8} {:>4} {:>9}  {}",
+                server.class.name(),
+                server.app_proto.name(),
+                std::net::SocketAddr::new(server.ip, server.port).to_string(),
+                starttls,
+                if server.login_disabled { "yes" } else { "no" },
+                server.plaintext_mechanisms.join(","),
+                server.sessions,
+                server.sessions_tls,
+                server.cleartext_logins,
+                server.software.as_deref().or(server.greeting.as_deref()).unwrap_or(""),
+            )?;
+        }
+        self.out.flush()
+    }
+}

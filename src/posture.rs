@@ -1,0 +1,391 @@
+//! Mail-server TLS posture from traffic alone: for every POP3, IMAP and SMTP server seen (any port,
+//! logins or not), whether it offers TLS, whether it insists on it, and what crossed in clear.
+//!
+//! Built from the session records every mail session leaves ([`Event::Session`]) and from the
+//! credential alerts. Classes:
+//! * `tls_required`: LOGINDISABLED advertised, or STARTTLS offered and no plaintext mechanism
+//!   before it (and no cleartext login seen), or implicit TLS;
+//! * `tls_optional`: STARTTLS offered, but plaintext mechanisms advertised or a cleartext login seen;
+//! * `no_tls`: capability lists seen, none offering STARTTLS;
+//! * `unknown`: no capability list seen (e.g. POP3 clients that never send CAPA).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+
+use serde::Serialize;
+
+use crate::alert::{
+    AnomalyAlert, AnomalyInfo, AnomalyKind, AppProto, Event, EventType, Outcome, SecretKind, SessionObservation,
+    SCHEMA_VERSION,
+};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PostureClass {
+    /// Ordered by risk: most exposed first.
+    NoTls,
+    TlsOptional,
+    Unknown,
+    TlsRequired,
+}
+
+impl PostureClass {
+    pub fn name(self) -> &'static str {
+        match self {
+            PostureClass::NoTls => "no_tls",
+            PostureClass::TlsOptional => "tls_optional",
+            PostureClass::Unknown => "unknown",
+            PostureClass::TlsRequired => "tls_required",
+        }
+    }
+
+    /// What the administrator should do (see docs/posture.md for the server settings).
+    pub fn remediation(self) -> &'static str {
+        match self {
+            PostureClass::NoTls => "enable TLS (STARTTLS or implicit TLS), then require it before authentication",
+            PostureClass::TlsOptional => "require TLS before authentication (Dovecot disable_plaintext_auth / ssl = required, Postfix smtpd_tls_auth_only = yes)",
+            PostureClass::Unknown => "check the server's configuration: the capture does not show its capabilities",
+            PostureClass::TlsRequired => "none",
+        }
+    }
+}
+
+/// One server's posture, as the `server_posture` event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ServerPosture {
+    pub timestamp: String,
+    pub event_type: &'static str,
+    pub app_proto: AppProto,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub class: PostureClass,
+    pub remediation: &'static str,
+    pub greeting: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub software: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// STARTTLS/STLS offered in some session (`null`: no capability list seen).
+    pub starttls_offered: Option<bool>,
+    pub login_disabled: bool,
+    /// Plaintext mechanisms the server advertised before TLS (`USER`, `LOGIN`, `AUTH=PLAIN`, …).
+    pub plaintext_mechanisms: Vec<String>,
+    /// Implicit-TLS ports (993, 995, 465, …) seen on the same host.
+    pub implicit_tls_ports: Vec<u16>,
+    pub sessions: u64,
+    /// Sessions that switched to TLS with STARTTLS (or were implicit TLS).
+    pub sessions_tls: u64,
+    pub cleartext_logins: u64,
+    pub distinct_users: usize,
+    /// Why the class: the capability lines and session counts it rests on.
+    pub evidence: Vec<String>,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub schema_version: u32,
+}
+
+#[derive(Default)]
+struct Entry {
+    greeting: Option<String>,
+    software: Option<String>,
+    hostname: Option<String>,
+    sessions: u64,
+    sessions_tls: u64,
+    implicit: bool,
+    sessions_offering: u64,
+    sessions_not_offering: u64,
+    login_disabled: bool,
+    plaintext: BTreeSet<String>,
+    capability_lines: BTreeSet<String>,
+    cleartext_logins: u64,
+    users: BTreeSet<String>,
+    first_seen: String,
+    last_seen: String,
+    /// The class last reported, to report changes only.
+    reported: Option<(PostureClass, Option<bool>)>,
+}
+
+type ServerKey = (AppProto, IpAddr, u16);
+
+/// Accumulates the posture of every server over a run.
+#[derive(Default)]
+pub struct PostureTracker {
+    servers: BTreeMap<ServerKey, Entry>,
+    implicit_tls_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
+}
+
+impl PostureTracker {
+    /// Takes one event into account. Returns what should be reported now: the server's posture
+    /// when it is first known or has changed (`report_changes`), and a STARTTLS-stripping anomaly
+    /// when a server that offered STARTTLS stops offering it (or the reverse) between sessions.
+    pub fn observe(&mut self, event: &Event, report_changes: bool) -> Vec<Event> {
+        match event {
+            Event::Session(session) => self.observe_session(session, report_changes),
+            Event::Credential(alert) => {
+                // Credentials come before the record of their session (which ends later).
+                let entry =
+                    self.servers.entry((alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port)).or_default();
+                if entry.first_seen.is_empty() {
+                    entry.first_seen.clone_from(&alert.timestamp);
+                }
+                if matches!(alert.credential.secret, SecretKind::Password | SecretKind::Token)
+                    && alert.credential.outcome != Outcome::Failure
+                {
+                    entry.cleartext_logins += 1;
+                }
+                if let Some(user) = &alert.credential.username {
+                    entry.users.insert(user.clone());
+                }
+                Vec::new()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn observe_session(&mut self, session: &SessionObservation, report_changes: bool) -> Vec<Event> {
+        let ip = session.flow.dest_ip;
+        let port = session.flow.dest_port;
+        if session.implicit_tls {
+            self.implicit_tls_ports.entry(ip).or_default().insert(port);
+        }
+        let Some(proto) = session.app_proto else { return Vec::new() };
+        let entry = self.servers.entry((proto, ip, port)).or_default();
+        if entry.first_seen.is_empty() {
+            entry.first_seen.clone_from(&session.timestamp);
+        }
+        entry.last_seen.clone_from(&session.timestamp);
+        entry.sessions += 1;
+        if session.upgraded_to_tls || session.implicit_tls {
+            entry.sessions_tls += 1;
+        }
+        entry.implicit |= session.implicit_tls;
+        let server = &session.server;
+        if server.greeting.is_some() {
+            entry.greeting.clone_from(&server.greeting);
+            entry.software.clone_from(&server.software);
+            entry.hostname.clone_from(&server.hostname);
+        }
+        let mut out = Vec::new();
+        match server.starttls_offered {
+            Some(true) => {
+                if entry.sessions_not_offering > 0 && entry.sessions_offering == 0 {
+                    out.push(stripping(session, proto, "now offers STARTTLS after sessions that did not see it"));
+                }
+                entry.sessions_offering += 1;
+            }
+            Some(false) => {
+                if entry.sessions_offering > 0 {
+                    out.push(stripping(
+                        session,
+                        proto,
+                        "this session saw no STARTTLS although earlier sessions did: possible STARTTLS stripping",
+                    ));
+                }
+                entry.sessions_not_offering += 1;
+            }
+            None => {}
+        }
+        entry.login_disabled |= server.login_disabled == Some(true);
+        if !server.capabilities.is_empty() {
+            entry.capability_lines.insert(server.capabilities.join(" "));
+            entry.plaintext.extend(plaintext_mechanisms(proto, &server.capabilities, server.login_disabled));
+        }
+        let now = (classify(entry), offered(entry));
+        if report_changes && entry.reported != Some(now) {
+            entry.reported = Some(now);
+            out.push(Event::Posture(Box::new(self.posture(proto, ip, port))));
+        }
+        out
+    }
+
+    /// Every server's posture, most exposed first.
+    pub fn snapshot(&self) -> Vec<ServerPosture> {
+        let mut all: Vec<ServerPosture> =
+            self.servers.keys().map(|(proto, ip, port)| self.posture(*proto, *ip, *port)).collect();
+        all.sort_by_key(|p| (p.class, std::cmp::Reverse(p.cleartext_logins), p.ip, p.port));
+        all
+    }
+
+    fn posture(&self, proto: AppProto, ip: IpAddr, port: u16) -> ServerPosture {
+        let entry = self.servers.get(&(proto, ip, port));
+        let empty = Entry::default();
+        let entry = entry.unwrap_or(&empty);
+        let class = classify(entry);
+        let mut evidence: Vec<String> =
+            entry.capability_lines.iter().map(|line| format!("capabilities: {line}")).collect();
+        evidence.push(format!(
+            "{} session(s): {} offered STARTTLS, {} did not, {} used TLS",
+            entry.sessions, entry.sessions_offering, entry.sessions_not_offering, entry.sessions_tls
+        ));
+        if entry.cleartext_logins > 0 {
+            evidence.push(format!("{} cleartext login(s) accepted or unanswered", entry.cleartext_logins));
+        }
+        ServerPosture {
+            timestamp: entry.last_seen.clone(),
+            event_type: "server_posture",
+            app_proto: proto,
+            ip,
+            port,
+            class,
+            remediation: class.remediation(),
+            greeting: entry.greeting.clone(),
+            software: entry.software.clone(),
+            hostname: entry.hostname.clone(),
+            starttls_offered: offered(entry),
+            login_disabled: entry.login_disabled,
+            plaintext_mechanisms: entry.plaintext.iter().cloned().collect(),
+            implicit_tls_ports: self
+                .implicit_tls_ports
+                .get(&ip)
+                .map(|ports| ports.iter().copied().collect())
+                .unwrap_or_default(),
+            sessions: entry.sessions,
+            sessions_tls: entry.sessions_tls,
+            cleartext_logins: entry.cleartext_logins,
+            distinct_users: entry.users.len(),
+            evidence,
+            first_seen: entry.first_seen.clone(),
+            last_seen: entry.last_seen.clone(),
+            schema_version: SCHEMA_VERSION,
+        }
+    }
+}
+
+fn offered(entry: &Entry) -> Option<bool> {
+    match (entry.sessions_offering, entry.sessions_not_offering) {
+        (0, 0) => None,
+        (0, _) => Some(false),
+        _ => Some(true),
+    }
+}
+
+fn classify(entry: &Entry) -> PostureClass {
+    if entry.implicit {
+        return PostureClass::TlsRequired;
+    }
+    match offered(entry) {
+        None if entry.login_disabled => PostureClass::TlsRequired,
+        None => PostureClass::Unknown,
+        Some(false) => PostureClass::NoTls,
+        Some(true) if entry.cleartext_logins > 0 || !entry.plaintext.is_empty() => PostureClass::TlsOptional,
+        Some(true) => PostureClass::TlsRequired,
+    }
+}
+
+/// Plaintext mechanisms a capability list offers before TLS.
+fn plaintext_mechanisms(proto: AppProto, capabilities: &[String], login_disabled: Option<bool>) -> Vec<String> {
+    let mut found = Vec::new();
+    for capability in capabilities {
+        let words: Vec<&str> = capability.split([' ', '=']).collect();
+        match (proto, words.as_slice()) {
+            (AppProto::Pop3, ["USER"]) => found.push("USER".to_string()),
+            (AppProto::Pop3, ["SASL", mechanisms @ ..]) | (AppProto::Smtp, ["AUTH", mechanisms @ ..]) => found
+                .extend(mechanisms.iter().filter(|m| matches!(**m, "PLAIN" | "LOGIN")).map(|m| format!("AUTH {m}"))),
+            (AppProto::Imap, ["AUTH", mechanism]) if matches!(*mechanism, "PLAIN" | "LOGIN") => {
+                found.push(format!("AUTH={mechanism}"))
+            }
+            _ => {}
+        }
+    }
+    if proto == AppProto::Imap && login_disabled == Some(false) {
+        found.push("LOGIN".to_string());
+    }
+    found
+}
+
+fn stripping(session: &SessionObservation, proto: AppProto, detail: &str) -> Event {
+    Event::Anomaly(Box::new(AnomalyAlert {
+        timestamp: session.timestamp.clone(),
+        event_type: EventType::Anomaly,
+        severity: EventType::Anomaly.severity(),
+        flow: session.flow.clone(),
+        app_proto: Some(proto),
+        anomaly: AnomalyInfo { kind: AnomalyKind::StarttlsStripping, detail: detail.to_string() },
+        schema_version: SCHEMA_VERSION,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::{FlowMeta, ServerIdentity};
+
+    fn session(port: u16, capabilities: &[&str], starttls: Option<bool>, upgraded: bool) -> Event {
+        let ip: IpAddr = [198, 51, 100, 1].into();
+        Event::Session(Box::new(SessionObservation {
+            timestamp: format!("2026-01-01T00:00:0{}.000000Z", capabilities.len()),
+            flow: FlowMeta {
+                flow_id: 1,
+                src_ip: [192, 0, 2, 1].into(),
+                src_port: 40000,
+                dest_ip: ip,
+                dest_port: port,
+                proto: "TCP",
+                vlan: Vec::new(),
+                midstream: false,
+            },
+            app_proto: Some(match port {
+                110 => AppProto::Pop3,
+                143 => AppProto::Imap,
+                _ => AppProto::Smtp,
+            }),
+            server: ServerIdentity {
+                ip: Some(ip),
+                port,
+                greeting: Some("hello".into()),
+                capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+                starttls_offered: starttls,
+                login_disabled: (port == 143).then_some(capabilities.contains(&"LOGINDISABLED")),
+                ..ServerIdentity::default()
+            },
+            upgraded_to_tls: upgraded,
+            implicit_tls: false,
+            starttls_refused: false,
+        }))
+    }
+
+    fn class_after(events: &[Event]) -> PostureClass {
+        let mut tracker = PostureTracker::default();
+        for event in events {
+            tracker.observe(event, false);
+        }
+        tracker.snapshot()[0].class
+    }
+
+    #[test]
+    fn classes_follow_the_capabilities() {
+        assert_eq!(
+            class_after(&[session(143, &["IMAP4REV1", "STARTTLS", "LOGINDISABLED"], Some(true), true)]),
+            PostureClass::TlsRequired
+        );
+        assert_eq!(
+            class_after(&[session(143, &["IMAP4REV1", "STARTTLS", "AUTH=PLAIN"], Some(true), false)]),
+            PostureClass::TlsOptional
+        );
+        assert_eq!(
+            class_after(&[session(25, &["PIPELINING", "AUTH PLAIN LOGIN"], Some(false), false)]),
+            PostureClass::NoTls
+        );
+        assert_eq!(
+            class_after(&[session(25, &["PIPELINING", "STARTTLS"], Some(true), true)]),
+            PostureClass::TlsRequired
+        );
+        assert_eq!(class_after(&[session(110, &[], None, false)]), PostureClass::Unknown);
+    }
+
+    #[test]
+    fn a_server_that_stops_offering_starttls_raises_an_anomaly_and_a_new_posture() {
+        let mut tracker = PostureTracker::default();
+        let first = tracker.observe(&session(25, &["STARTTLS", "AUTH PLAIN"], Some(true), false), true);
+        assert!(matches!(first.as_slice(), [Event::Posture(p)] if p.class == PostureClass::TlsOptional));
+        let second = tracker.observe(&session(25, &["AUTH PLAIN LOGIN"], Some(false), false), true);
+        assert!(second
+            .iter()
+            .any(|e| matches!(e, Event::Anomaly(a) if a.anomaly.kind == AnomalyKind::StarttlsStripping)));
+        let unchanged = tracker.observe(&session(25, &["STARTTLS", "AUTH PLAIN"], Some(true), false), true);
+        assert!(unchanged.is_empty(), "same class and offer: nothing new to report");
+        let posture = &tracker.snapshot()[0];
+        assert_eq!((posture.sessions, posture.starttls_offered), (3, Some(true)));
+        assert!(posture.evidence.iter().any(|e| e.contains("2 offered STARTTLS, 1 did not")));
+    }
+}
