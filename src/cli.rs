@@ -36,12 +36,16 @@ Exit status:
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Analyse capture files (pcap, pcapng, gzip-compressed or not; `-` for stdin; directories
-    /// are searched for captures). Files are read one after another, in the order given.
+    /// Report the logins that crossed in clear in capture files
+    ///
+    /// Captures are pcap or pcapng, gzip-compressed or not; `-` reads standard input; directories
+    /// are searched for captures. Files are read one after another, in the order given.
     Read(ReadArgs),
-    /// The mail-server TLS posture inventory: every POP3, IMAP and SMTP server seen in the
-    /// captures (logins or not), whether it offers and requires TLS, most exposed first.
-    /// Takes the same inputs and options as `read`; `--format json` prints `server_posture` events.
+    /// List every mail server seen and its TLS posture, most exposed first
+    ///
+    /// Every POP3, IMAP and SMTP server in the captures (logins or not): whether it offers and
+    /// requires TLS, with the evidence. Takes the same inputs and options as `read`;
+    /// `--format json` prints `server_posture` events.
     Posture(ReadArgs),
 }
 

@@ -1,0 +1,143 @@
+//! `credwatch read` as a user meets it: inputs (files, directories, stdin, gzip, several files),
+//! formats, broken files, exit statuses.
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use flate2::write::GzEncoder;
+
+fn demo() -> std::path::PathBuf {
+    common::repo_path("fixtures/demo.pcap")
+}
+
+fn alerts(events: &[serde_json::Value]) -> usize {
+    common::of_type(events, "cleartext_credential").len()
+}
+
+#[test]
+fn stdin_gzip_and_directories_give_the_same_alerts() {
+    let direct = common::read_json(&[&demo()], &[]);
+    assert_eq!(alerts(&direct), 4);
+
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(["read", "--format", "json", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(&std::fs::read(demo()).unwrap()).unwrap();
+    let output = child.wait_with_output().unwrap();
+    assert!(output.status.success());
+    assert_eq!(common::parse_lines(&output.stdout), direct);
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut gz = GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&std::fs::read(demo()).unwrap()).unwrap();
+    // The name lies about the format: content decides.
+    std::fs::write(dir.path().join("capture.txt"), gz.finish().unwrap()).unwrap();
+    std::fs::write(dir.path().join("README"), b"not a capture").unwrap();
+    let from_dir = common::read_json(&[dir.path()], &[]);
+    assert_eq!(from_dir, direct);
+}
+
+#[test]
+fn a_broken_file_is_named_and_the_others_are_still_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let whole = std::fs::read(demo()).unwrap();
+    let truncated = dir.path().join("truncated.pcap");
+    std::fs::write(&truncated, &whole[..whole.len() * 2 / 3]).unwrap();
+    let garbage = dir.path().join("garbage.pcap");
+    std::fs::write(&garbage, b"this is not a capture file at all").unwrap();
+    let output = common::credwatch(
+        &["read", "--format", "json", truncated.to_str().unwrap(), garbage.to_str().unwrap(), demo().to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("truncated.pcap: at byte offset"), "{stderr}");
+    assert!(stderr.contains("garbage.pcap"), "{stderr}");
+    let events = common::parse_lines(&output.stdout);
+    // What the truncated copy held before the cut, plus everything of the intact file.
+    assert!(alerts(&events) > 4, "{}", alerts(&events));
+}
+
+#[test]
+fn missing_files_and_bad_flags_have_their_own_statuses() {
+    let missing = common::credwatch(&["read", "/nonexistent/capture.pcap"], &[]);
+    assert_eq!(missing.status.code(), Some(3));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/capture.pcap"));
+    let bad_flag = common::credwatch(&["read", "--format", "xml", "x.pcap"], &[]);
+    assert_eq!(bad_flag.status.code(), Some(2));
+    let no_key = common::credwatch(&["read", "--usernames", "hashed", demo().to_str().unwrap()], &[]);
+    assert_eq!(no_key.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&no_key.stderr).contains("needs a key"));
+}
+
+#[test]
+fn fail_on_alert_is_for_scripts() {
+    let found = common::credwatch(&["read", "--fail-on-alert", demo().to_str().unwrap()], &[]);
+    assert_eq!(found.status.code(), Some(10));
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pcap");
+    credwatch::pcapwriter::write_pcap_file(&empty, &[]).unwrap();
+    let nothing = common::credwatch(&["read", "--fail-on-alert", empty.to_str().unwrap()], &[]);
+    assert_eq!(nothing.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&nothing.stdout).contains("No credential crossed in clear."));
+}
+
+#[test]
+fn json_output_is_only_json_objects_with_the_contract_fields() {
+    let events = common::read_json(&[&demo()], &[]);
+    for alert in common::of_type(&events, "cleartext_credential") {
+        for field in [
+            "timestamp",
+            "severity",
+            "flow_id",
+            "src_ip",
+            "src_port",
+            "dest_ip",
+            "dest_port",
+            "proto",
+            "app_proto",
+            "credential",
+            "server",
+            "remediation",
+            "schema_version",
+        ] {
+            assert!(alert.get(field).is_some(), "{field} missing in {alert}");
+        }
+        for field in ["mechanism", "secret", "username", "outcome"] {
+            assert!(alert["credential"].get(field).is_some(), "credential.{field} missing");
+        }
+        for field in ["ip", "port", "greeting", "starttls_offered"] {
+            assert!(alert["server"].get(field).is_some(), "server.{field} missing");
+        }
+    }
+}
+
+#[test]
+fn usernames_can_be_shown_or_hashed_with_a_key() {
+    let full = common::read_json(&[&demo()], &["--show-usernames"]);
+    assert_eq!(full[0]["credential"]["username"], "alice");
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key");
+    std::fs::write(&key, b"a secret key\n").unwrap();
+    let hashed = common::read_json(
+        &[&demo()],
+        &["--usernames", "hashed", "--key-file", key.to_str().unwrap(), "--fingerprint-secrets"],
+    );
+    let name = hashed[0]["credential"]["username"].as_str().unwrap();
+    assert!(name.starts_with("hmac-sha256:") && !name.contains("alice"));
+    assert_eq!(hashed[0]["credential"]["secret_fingerprint"].as_str().map(str::len), Some(16));
+}
+
+#[test]
+fn text_output_reads_as_a_report() {
+    let output = common::credwatch(&["read", demo().to_str().unwrap()], &[]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert!(text.lines().next().unwrap().contains("CLEARTEXT  pop3  USER/PASS"));
+    assert!(text.contains("4 server(s) exposed credentials"));
+    assert!(!text.contains('\x1b'), "no colour when not a terminal");
+}
