@@ -34,7 +34,9 @@ import pcapfile
 WEAK_MECHANISMS = {"APOP", "SASL-CRAM-MD5"}
 # What the bed configures the servers to say in their greetings (run.sh).
 GREETING_TEXT = {"pop3": "Dovecot e2e ready.", "imap": "Dovecot e2e ready.", "smtp": "ESMTP e2e"}
-STARTTLS_ADVERTISED = {"pop3": b"\r\nSTLS\r\n", "imap": b" STARTTLS", "smtp": b"-STARTTLS\r\n"}
+# How each server advertises STARTTLS in clear: CAPA reply, CAPABILITY list, EHLO reply.
+STARTTLS_ADVERTISED = {"pop3": (b"\r\nSTLS\r\n",), "imap": (b" STARTTLS",),
+                       "smtp": (b"250-STARTTLS\r\n", b"250 STARTTLS\r\n")}
 TIMESTAMP_SLACK = 1.0
 
 
@@ -167,7 +169,7 @@ def row_problems(row, alert, conn, show_usernames):
         ("server.ip", normal_ip(server.get("ip")), normal_ip(row["server_ip"])),
         ("server.port", server.get("port"), row["server_port"]),
         ("server.starttls_offered", server.get("starttls_offered"),
-         STARTTLS_ADVERTISED[row["protocol"]] in server_stream),
+         any(form in server_stream for form in STARTTLS_ADVERTISED[row["protocol"]])),
     ]
     problems = [f"{name} is {got!r}, expected {want!r}" for name, got, want in checks
                 if got != want]

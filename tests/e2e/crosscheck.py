@@ -37,8 +37,9 @@ class Problems:
         self.lines = []
 
     def add(self, row, text):
-        where = f"{row['scenario']} {row['client']} {row['protocol']} {row['mechanism']} " \
-                f"{row['client_ip']}:{row['client_port']} -> {row['server_ip']}:{row['server_port']}"
+        where = (f"{row['scenario']} {row['client']} {row['protocol']} {row['mechanism']} "
+                 f"{row['client_ip']}:{row['client_port']} -> "
+                 f"{row['server_ip']}:{row['server_port']}")
         self.lines.append(f"{where}: {text}")
 
 
@@ -111,8 +112,8 @@ def assign_fetchmail_ports(rows, dovecot, problems):
 
 def check_dovecot(row, dovecot, problems):
     key = row_key(row)
-    matches = [e for e in dovecot
-               if pcapfile.connection_key(e["rip"], e["rport"], row["server_ip"], e["lport"]) == key]
+    matches = [e for e in dovecot if key == pcapfile.connection_key(
+        e["rip"], e["rport"], row["server_ip"], e["lport"])]
     if len(matches) != 1:
         problems.add(row, f"{len(matches)} Dovecot log lines for this connection, expected 1")
         return

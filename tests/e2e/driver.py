@@ -90,11 +90,14 @@ def imap_astring(text):
 
 
 def plain_blob(account):
+    """SASL PLAIN message with an empty authorisation identity, as most clients send it."""
     return f"\0{account.name}\0{account.password}".encode()
 
 
 @dataclasses.dataclass
 class Endpoint:
+    """Server and client address of one IP family."""
+
     family: int
     server_ip: str
     client_ip: str
@@ -339,6 +342,8 @@ class Driver:
         fetchmail upgrades by itself because the server offers it. fetchmail does not tell its
         client port: crosscheck.py takes it from the server log.
         """
+        if any(c in account.name + account.password for c in '"\\'):
+            raise BedError("fetchmailrc strings here are written without escapes")
         self.fetchmail_runs += 1
         home = os.path.join(self.work, "client", f"fetchmail{self.fetchmail_runs}")
         os.makedirs(home, exist_ok=True)
@@ -346,9 +351,9 @@ class Driver:
         tls_options = "no sslcertck" if tls else "sslproto ''"
         with open(rc_file, "w", encoding="utf-8") as rc:
             rc.write(
-                f"set no syslog\n"
                 f"poll {ep.server_ip} with proto {protocol.upper()} port {port} auth password\n"
-                f"  user \"{account.name}\" there with password \"{account.password}\" is root here\n"
+                f"  user \"{account.name}\" there with password \"{account.password}\"\n"
+                f"  is root here\n"
                 f"  keep fetchall {tls_options} mda \"/bin/cat >/dev/null\"\n")
         os.chmod(rc_file, 0o600)
         env = dict(os.environ, HOME=home)
@@ -524,8 +529,8 @@ def prepare(args):
         for root, dirs, files in os.walk(home):
             for name in [root] + [os.path.join(root, n) for n in dirs + files]:
                 os.chown(name, owner.pw_uid, owner.pw_gid)
-        lines.append(f"{dovecot_escape(account.name)}:{{PLAIN}}{account.password}:{owner.pw_uid}:{owner.pw_gid}"
-                     f"::{home}::\n")
+        lines.append(f"{dovecot_escape(account.name)}:{{PLAIN}}{account.password}:"
+                     f"{owner.pw_uid}:{owner.pw_gid}::{home}::\n")
     with open(os.path.join(dovecot_dir, "users"), "w", encoding="utf-8") as users:
         users.writelines(lines)
     # Dovecot's auth process runs as the dovecot user; the file stays unreadable to others.

@@ -83,38 +83,62 @@ readonly WORK
 chmod 755 "$WORK"
 created_namespaces=()
 tcpdump_pid=
+background_pid=
 dovecot_pid_file=$WORK/dovecot/run/master.pid
 postfix_pid_file=$WORK/postfix/spool/pid/master.pid
+
+# Runs a long step in the background and waits for it, so that a signal is handled at once
+# (bash defers traps while a foreground command runs) and cleanup ends the step by its pid.
+# The step must be a program, not a shell function, for $! to be the program's pid.
+interruptible() {
+    local status=0
+    "$@" &
+    background_pid=$!
+    wait "$background_pid" || status=$?
+    background_pid=
+    return "$status"
+}
 
 in_server() { ip netns exec "$NS_SERVER" "$@"; }
 in_client() { ip netns exec "$NS_CLIENT" "$@"; }
 
-# Ends a process we started, by its id: SIGTERM, then SIGKILL if it is still there after 5 s.
-stop_pid() {
-    local pid=$1 i
-    [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null || true
+# Ends processes we started, by their ids: SIGTERM to all, then SIGKILL to what is left after 5 s.
+stop_pids() {
+    local pids=() pid i
+    for pid in "$@"; do
+        [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && pids+=("$pid")
+    done
+    [[ ${#pids[@]} -gt 0 ]] || return 0
+    kill -TERM "${pids[@]}" 2>/dev/null || true
     for i in $(seq 50); do
-        kill -0 "$pid" 2>/dev/null || return 0
+        any_running "${pids[@]}" || return 0
         sleep 0.1
     done
-    kill -KILL "$pid" 2>/dev/null || true
+    kill -KILL "${pids[@]}" 2>/dev/null || true
+}
+
+# True while one of the processes runs; a zombie (exited, not yet reaped) counts as ended.
+any_running() {
+    local pid stat state
+    for pid in "$@"; do
+        stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+        state=${stat##*) }
+        [[ ${state:0:1} == Z ]] || return 0
+    done
+    return 1
 }
 
 pid_from_file() { [[ -s $1 ]] && tr -dc '0-9' <"$1" || true; }
 
 cleanup() {
-    local status=$? ns pid
+    local status=$? ns
     trap - EXIT INT TERM
     set +e
-    stop_pid "$tcpdump_pid"
-    stop_pid "$(pid_from_file "$dovecot_pid_file")"
-    stop_pid "$(pid_from_file "$postfix_pid_file")"
+    stop_pids "$background_pid" "$tcpdump_pid" "$(pid_from_file "$dovecot_pid_file")" \
+        "$(pid_from_file "$postfix_pid_file")"
     for ns in "${created_namespaces[@]}"; do
-        # Whatever is still running inside our own namespaces was started by this run.
-        for pid in $(ip netns pids "$ns" 2>/dev/null); do
-            stop_pid "$pid"
-        done
+        # Whatever still runs inside our own namespaces was started by this run.
+        stop_pids $(ip netns pids "$ns" 2>/dev/null)
         ip netns delete "$ns" 2>/dev/null
     done
     rm -rf "$WORK"
@@ -140,7 +164,7 @@ setup_network() {
     in_server ip link set "$VETH_SERVER" up
     in_client ip link set "$VETH_CLIENT" up
     # curl's pinned client ports (driver.py) sit below this ephemeral range, so they never collide.
-    in_client sysctl -q -w net.ipv4.ip_local_port_range="50000 59999"
+    in_client sh -c 'echo "50000 59999" >/proc/sys/net/ipv4/ip_local_port_range'
 }
 
 make_certificate() {
@@ -314,7 +338,8 @@ start_servers() {
 
 start_tcpdump() {
     local i
-    in_client tcpdump -i "$VETH_CLIENT" -s 0 -U -Z root -w "$WORK/all.pcap" \
+    # Called directly, not through in_client, so that $! is tcpdump's own pid.
+    ip netns exec "$NS_CLIENT" tcpdump -i "$VETH_CLIENT" -s 0 -U -Z root -w "$WORK/all.pcap" \
         2>"$WORK/logs/tcpdump.log" &
     tcpdump_pid=$!
     for i in $(seq 100); do
@@ -327,12 +352,11 @@ start_tcpdump() {
 
 stop_capture_and_servers() {
     sleep 1
-    stop_pid "$tcpdump_pid"
+    stop_pids "$tcpdump_pid"
     wait "$tcpdump_pid" 2>/dev/null || true
     tcpdump_pid=
     # Stopping the servers flushes their last log lines (disconnects) before the cross-check.
-    stop_pid "$(pid_from_file "$dovecot_pid_file")"
-    stop_pid "$(pid_from_file "$postfix_pid_file")"
+    stop_pids "$(pid_from_file "$dovecot_pid_file")" "$(pid_from_file "$postfix_pid_file")"
     sleep 0.5
 }
 
@@ -340,23 +364,23 @@ setup_network
 make_certificate
 write_dovecot_config
 write_postfix_config
-python3 "$HERE/driver.py" prepare --dir "$WORK" --home-owner nobody --passwd-group dovecot
+python3 -B "$HERE/driver.py" prepare --dir "$WORK" --home-owner nobody --passwd-group dovecot
 start_servers
 start_tcpdump
 
 log "running the scenarios"
-in_client python3 "$HERE/driver.py" run --dir "$WORK" --out "$WORK/scenarios.jsonl" \
+interruptible ip netns exec "$NS_CLIENT" python3 -B "$HERE/driver.py" run --dir "$WORK" --out "$WORK/scenarios.jsonl" \
     --server-v4 "$SERVER_V4" --client-v4 "$CLIENT_V4" --server-v6 "$SERVER_V6" --client-v6 "$CLIENT_V6"
 stop_capture_and_servers
 
 log "cross-checking the scenario rows against the server logs and the capture"
-python3 "$HERE/crosscheck.py" --rows "$WORK/scenarios.jsonl" --capture "$WORK/all.pcap" \
+python3 -B "$HERE/crosscheck.py" --rows "$WORK/scenarios.jsonl" --capture "$WORK/all.pcap" \
     --dovecot-log "$WORK/logs/dovecot.log" --postfix-log "$WORK/logs/postfix.log" --out "$WORK/out"
 
 status=0
 if [[ $run_check -eq 1 ]]; then
     log "checking credwatch's alerts ($binary)"
-    python3 "$HERE/check.py" --bin "$binary" --whole "$WORK/all.pcap" "$WORK/out" || status=$?
+    interruptible python3 -B "$HERE/check.py" --bin "$binary" --whole "$WORK/all.pcap" "$WORK/out" || status=$?
 fi
 
 if [[ -n $keep_dir ]]; then
