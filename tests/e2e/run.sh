@@ -19,8 +19,9 @@ set -euo pipefail
 readonly PREREQUISITES_MISSING=77
 readonly SERVER_V4=10.77.9.1 CLIENT_V4=10.77.9.2 PREFIX_V4=24
 readonly SERVER_V6=fd77:9::1 CLIENT_V6=fd77:9::2 PREFIX_V6=64
-readonly HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-readonly REPO=$(cd "$HERE/../.." && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO=$(cd "$HERE/../.." && pwd)
+readonly HERE REPO
 
 binary=${CREDWATCH_BIN:-$REPO/target/debug/credwatch}
 keep_dir=${CREDWATCH_E2E_KEEP:-}
@@ -104,13 +105,13 @@ in_client() { ip netns exec "$NS_CLIENT" "$@"; }
 
 # Ends processes we started, by their ids: SIGTERM to all, then SIGKILL to what is left after 5 s.
 stop_pids() {
-    local pids=() pid i
+    local pids=() pid
     for pid in "$@"; do
         [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && pids+=("$pid")
     done
     [[ ${#pids[@]} -gt 0 ]] || return 0
     kill -TERM "${pids[@]}" 2>/dev/null || true
-    for i in $(seq 50); do
+    for _ in $(seq 50); do
         any_running "${pids[@]}" || return 0
         sleep 0.1
     done
@@ -128,17 +129,23 @@ any_running() {
     return 1
 }
 
-pid_from_file() { [[ -s $1 ]] && tr -dc '0-9' <"$1" || true; }
+pid_from_file() {
+    if [[ -s $1 ]]; then
+        tr -dc '0-9' <"$1"
+    fi
+}
 
+# shellcheck disable=SC2317  # reached through the EXIT trap
 cleanup() {
-    local status=$? ns
+    local status=$? ns pids
     trap - EXIT INT TERM
     set +e
     stop_pids "$background_pid" "$tcpdump_pid" "$(pid_from_file "$dovecot_pid_file")" \
         "$(pid_from_file "$postfix_pid_file")"
     for ns in "${created_namespaces[@]}"; do
         # Whatever still runs inside our own namespaces was started by this run.
-        stop_pids $(ip netns pids "$ns" 2>/dev/null)
+        mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null)
+        stop_pids "${pids[@]}"
         ip netns delete "$ns" 2>/dev/null
     done
     rm -rf "$WORK"
@@ -317,8 +324,8 @@ EOF
 
 # Waits until every given TCP port listens in the server namespace.
 wait_for_ports() {
-    local port i listening
-    for i in $(seq 100); do
+    local port listening
+    for _ in $(seq 100); do
         listening=$(in_server ss -Hltn | awk '{print $4}')
         for port in "$@"; do
             grep -q "[:.]$port\$" <<<"$listening" || { sleep 0.1; continue 2; }
@@ -337,12 +344,11 @@ start_servers() {
 }
 
 start_tcpdump() {
-    local i
     # Called directly, not through in_client, so that $! is tcpdump's own pid.
     ip netns exec "$NS_CLIENT" tcpdump -i "$VETH_CLIENT" -s 0 -U -Z root -w "$WORK/all.pcap" \
         2>"$WORK/logs/tcpdump.log" &
     tcpdump_pid=$!
-    for i in $(seq 100); do
+    for _ in $(seq 100); do
         grep -qs "listening on" "$WORK/logs/tcpdump.log" && return 0
         kill -0 "$tcpdump_pid" 2>/dev/null || break
         sleep 0.1
