@@ -26,10 +26,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// Reports a missing prerequisite: a failure under CREDWATCH_E2E=1, a printed skip otherwise.
 fn skip_or_fail(reason: &str) {
-    assert!(
-        !required(),
-        "CREDWATCH_E2E=1 but the e2e bed cannot run: {reason}"
-    );
+    assert!(!required(), "CREDWATCH_E2E=1 but the e2e bed cannot run: {reason}");
     println!("skipped: e2e bed not run: {reason} (set CREDWATCH_E2E=1 to make this a failure)");
 }
 
@@ -49,13 +46,8 @@ fn real_servers_bed() {
         text(&preflight.stderr)
     );
 
-    let bed =
-        run_script(&["--bin", env!("CARGO_BIN_EXE_credwatch")]).expect("run tests/e2e/run.sh");
+    let bed = run_script(&["--bin", env!("CARGO_BIN_EXE_credwatch")]).expect("run tests/e2e/run.sh");
     print!("{}", text(&bed.stdout));
     eprint!("{}", text(&bed.stderr));
-    assert!(
-        bed.status.success(),
-        "tests/e2e/run.sh failed with {}: see its output above",
-        bed.status
-    );
+    assert!(bed.status.success(), "tests/e2e/run.sh failed with {}: see its output above", bed.status);
 }

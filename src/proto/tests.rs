@@ -438,6 +438,17 @@ fn every_session_leaves_a_record_of_its_server() {
     assert!(record.upgraded_to_tls && !record.implicit_tls);
     assert_eq!(record.server.starttls_offered, Some(true));
     assert_eq!(record.server.login_disabled, Some(true));
+    let logged_in = play(
+        143,
+        &[
+            s("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] hi\r\n"),
+            c("a LOGIN alice pw\r\n"),
+            s("* CAPABILITY IMAP4rev1 IDLE\r\na OK [CAPABILITY IMAP4rev1 IDLE MOVE] in\r\n"),
+        ],
+    );
+    let [record] = records(&logged_in).try_into().unwrap();
+    assert_eq!(record.server.starttls_offered, Some(true), "post-login capabilities are not the posture");
+    assert!(record.server.capabilities.contains(&"AUTH=PLAIN".to_string()));
     let plain = play(110, &pop3_user_pass());
     let [record] = records(&plain).try_into().unwrap();
     assert_eq!((record.app_proto, record.upgraded_to_tls), (Some(AppProto::Pop3), false));

@@ -37,6 +37,11 @@ GREETING_TEXT = {"pop3": "Dovecot e2e ready.", "imap": "Dovecot e2e ready.", "sm
 # How each server advertises STARTTLS in clear: CAPA reply, CAPABILITY list, EHLO reply.
 STARTTLS_ADVERTISED = {"pop3": (b"\r\nSTLS\r\n",), "imap": (b" STARTTLS",),
                        "smtp": (b"250-STARTTLS\r\n", b"250 STARTTLS\r\n")}
+# Whether a capability list crossed in clear at all: without one, starttls_offered is null.
+CAPABILITIES_SEEN = {"pop3": lambda client, server: b"CAPA\r\n" in client.upper(),
+                     "imap": lambda client, server: b"CAPABILITY" in server.upper(),
+                     "smtp": lambda client, server: b"EHLO" in client.upper()}
+CREDENTIAL_EVENTS = ("cleartext_credential", "weak_credential")
 TIMESTAMP_SLACK = 1.0
 
 
@@ -147,8 +152,8 @@ def schema_problems(alert):
         problems.append("severity missing")
     if parse_timestamp(alert.get("timestamp")) is None:
         problems.append(f"timestamp {alert.get('timestamp')!r} is not RFC 3339 UTC")
-    if not isinstance(server.get("starttls_offered"), bool):
-        problems.append("server.starttls_offered is not a boolean")
+    if server.get("starttls_offered") not in (True, False, None):
+        problems.append("server.starttls_offered is not a boolean or null")
     for field in ("mechanism", "secret", "username", "outcome"):
         if not isinstance(credential.get(field), str):
             problems.append(f"credential.{field} missing")
@@ -160,6 +165,8 @@ def row_problems(row, alert, conn, show_usernames):
     want_user = row["username"] if show_usernames else masked(row["username"])
     want_secret = "challenge_response" if row["mechanism"] in WEAK_MECHANISMS else "password"
     server_stream = conn.server_stream()
+    advertised = any(form in server_stream for form in STARTTLS_ADVERTISED[row["protocol"]])
+    listed = CAPABILITIES_SEEN[row["protocol"]](conn.client_stream(), server_stream)
     checks = [
         ("app_proto", alert.get("app_proto"), row["protocol"]),
         ("credential.mechanism", credential.get("mechanism"), expected_mechanism(row)),
@@ -169,7 +176,7 @@ def row_problems(row, alert, conn, show_usernames):
         ("server.ip", normal_ip(server.get("ip")), normal_ip(row["server_ip"])),
         ("server.port", server.get("port"), row["server_port"]),
         ("server.starttls_offered", server.get("starttls_offered"),
-         any(form in server_stream for form in STARTTLS_ADVERTISED[row["protocol"]])),
+         advertised if listed or advertised else None),
     ]
     problems = [f"{name} is {got!r}, expected {want!r}" for name, got, want in checks
                 if got != want]
@@ -201,6 +208,10 @@ def check_capture(report, binary, capture_path, rows, show_usernames=False):
         if not isinstance(alert, dict):
             schema.append(f"stdout line is not a JSON object: {line[:100]!r}")
             continue
+        if alert.get("event_type") == "anomaly":
+            schema.append(f"anomaly on clean traffic: {alert.get('anomaly')}")
+        if alert.get("event_type") not in CREDENTIAL_EVENTS:
+            continue  # server reports and postures are not about one login
         schema += schema_problems(alert)
         alerts.append(alert)
     report.check(f"{name}: alert schema", schema)

@@ -303,7 +303,12 @@ impl ImapSession {
         }
     }
 
+    /// A capability list. Those sent while a login awaits its verdict describe the session after
+    /// it (servers announce post-login capabilities with it) and are not the server's posture.
     fn capabilities(&mut self, list: &[u8]) {
+        if !self.awaiting_verdict.is_empty() || self.sasl.is_some() {
+            return;
+        }
         self.info.begin_capabilities(true);
         for capability in list.split(|b| *b == b' ').filter(|c| !c.is_empty()) {
             self.info.add_capability(capability);
@@ -333,9 +338,9 @@ impl ImapSession {
                 pending.emit(AppProto::Imap, outcome, ctx);
             }
         }
-        // Capabilities announced with the verdict describe the session after it; the alert above
-        // keeps those the client saw before logging in.
-        if let Some(code) = parser::response_code(text) {
+        // Capabilities announced with a login's verdict describe the session after it.
+        let login = matches!(command, Some(Command::Login | Command::Authenticate));
+        if let Some(code) = parser::response_code(text).filter(|_| !login) {
             let (name, list) = split_word(code);
             if name.eq_ignore_ascii_case(b"CAPABILITY") {
                 self.capabilities(list);
