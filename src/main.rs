@@ -9,8 +9,8 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, Format, ReadArgs};
-use credwatch::output::{JsonSink, Sink, TextSink};
+use cli::{Cli, Command, ReadArgs};
+use credwatch::output::{Dedup, Observer, OutputSpec, Outputs, Sink};
 use credwatch::pipeline::{self, RunError};
 
 const EXIT_FATAL: u8 = 1;
@@ -57,10 +57,13 @@ fn read(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     let paths = pipeline::expand_inputs(&args.paths)?;
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut sink: Box<dyn Sink> = match args.format {
-        Format::Json => Box::new(JsonSink::new(out)),
-        Format::Text => Box::new(TextSink::new(out, colour)),
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout);
+    let specs = if args.outputs.is_empty() { vec![OutputSpec::stdout(None)] } else { args.outputs.clone() };
+    let outputs =
+        Outputs::open(&specs, args.format.output_format(), std::sync::Arc::new(Observer::local()), out, colour)?;
+    let mut sink: Box<dyn Sink> = match args.dedup_window {
+        Some(window) => Box::new(Dedup::new(outputs, window)),
+        None => Box::new(outputs),
     };
     let report = pipeline::read_files(&paths, &config, sink.as_mut())?;
     drop(sink);

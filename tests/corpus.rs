@@ -26,7 +26,12 @@ fn connection(client_ip: &Value, client_port: &Value, server_ip: &Value, server_
 fn truth(dir: &Path) -> Vec<Value> {
     let jsonl = dir.join("truth.jsonl");
     if jsonl.exists() {
-        std::fs::read_to_string(jsonl).unwrap().lines().filter(|l| !l.trim().is_empty()).map(|l| serde_json::from_str(l).unwrap()).collect()
+        std::fs::read_to_string(jsonl)
+            .unwrap()
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
     } else {
         serde_json::from_str::<Vec<Value>>(&std::fs::read_to_string(dir.join("expected.json")).unwrap()).unwrap()
     }
@@ -105,7 +110,10 @@ fn check_corpus(sub: &str) {
                 problems.push(format!("{file}: {key:?}: outcome {} != {outcome}", alert["credential"]["outcome"]));
             }
             if alert["credential"]["mechanism"] != expected_mechanism.as_str() {
-                problems.push(format!("{file}: {key:?}: mechanism {} != {expected_mechanism}", alert["credential"]["mechanism"]));
+                problems.push(format!(
+                    "{file}: {key:?}: mechanism {} != {expected_mechanism}",
+                    alert["credential"]["mechanism"]
+                ));
             }
             if alert["app_proto"] != row["protocol"] {
                 problems.push(format!("{file}: {key:?}: app_proto {}", alert["app_proto"]));

@@ -13,7 +13,8 @@ use credwatch::capture::Timestamp;
 use credwatch::pcapwriter::{interleave, write_pcap, CapturedFrame, Conversation, Side};
 
 /// Passwords planted in the demo; the canary test proves none of them is ever printed.
-pub const DEMO_SECRETS: &[&str] = &["Demo-Pop3-Secret", "Demo imap {secret}", "Demo-Smtp-Secret", "Demo-Tls-Secret", "ya29.Demo-Token"];
+pub const DEMO_SECRETS: &[&str] =
+    &["Demo-Pop3-Secret", "Demo imap {secret}", "Demo-Smtp-Secret", "Demo-Tls-Secret", "ya29.Demo-Token"];
 
 fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
@@ -104,7 +105,8 @@ fn demo_frames() -> Vec<CapturedFrame> {
     .server(b"x1 OK Logged in\r\n")
     .fin(Side::Client)
     .frames();
-    let conversations = [pop3, imap, smtp, starttls, apop, odd_port].map(|frames| frames.expect("scripted conversation"));
+    let conversations =
+        [pop3, imap, smtp, starttls, apop, odd_port].map(|frames| frames.expect("scripted conversation"));
     interleave(conversations)
 }
 

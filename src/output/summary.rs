@@ -1,4 +1,5 @@
-//! The servers at risk: one entry per server that exposed a credential, built from the alerts.
+//! The servers at risk: one entry per server that exposed a credential, built from the alerts
+//! (all of them: deduplication only thins what is printed, never what is counted).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -6,6 +7,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, SCHEMA_VERSION};
+
+/// How many user names a report lists, so that one busy server does not make a huge event.
+pub const MAX_LISTED_USERS: usize = 50;
 
 /// A server and what crossed in clear to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -25,8 +29,13 @@ pub struct ServerReport {
     pub weak: u64,
     pub successes: u64,
     pub failures: u64,
+    /// Logins whose outcome the capture did not show.
+    pub unknown_outcomes: u64,
     /// Distinct user names as reported (masked, hashed or full, per policy).
     pub users: usize,
+    /// Those names, sorted, at most [`MAX_LISTED_USERS`] of them (`users` is the full count).
+    pub user_names: Vec<String>,
+    /// Distinct client addresses.
     pub clients: usize,
     pub mechanisms: Vec<String>,
     pub first_seen: String,
@@ -44,6 +53,7 @@ struct Entry {
     weak: u64,
     successes: u64,
     failures: u64,
+    unknown_outcomes: u64,
     users: BTreeSet<String>,
     clients: BTreeSet<IpAddr>,
     mechanisms: BTreeSet<String>,
@@ -80,7 +90,7 @@ impl ServerSummary {
         match alert.credential.outcome {
             Outcome::Success => entry.successes += 1,
             Outcome::Failure => entry.failures += 1,
-            Outcome::Unknown => {}
+            Outcome::Unknown => entry.unknown_outcomes += 1,
         }
         if let Some(user) = &alert.credential.username {
             entry.users.insert(user.clone());
@@ -113,7 +123,9 @@ impl ServerSummary {
                 weak: entry.weak,
                 successes: entry.successes,
                 failures: entry.failures,
+                unknown_outcomes: entry.unknown_outcomes,
                 users: entry.users.len(),
+                user_names: entry.users.iter().take(MAX_LISTED_USERS).cloned().collect(),
                 clients: entry.clients.len(),
                 mechanisms: entry.mechanisms.iter().cloned().collect(),
                 first_seen: entry.first_seen.clone().unwrap_or_default(),

@@ -224,7 +224,8 @@ impl ImapSession {
         match step {
             SaslStep::Captured(captured) => {
                 if let Some((tag, _)) = &self.sasl {
-                    self.awaiting_verdict.push_back((tag.clone(), PendingCredential::new(mechanism, captured, &self.info, ctx)));
+                    self.awaiting_verdict
+                        .push_back((tag.clone(), PendingCredential::new(mechanism, captured, &self.info, ctx)));
                 }
             }
             SaslStep::Cancelled => self.sasl = None,
