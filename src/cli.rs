@@ -77,9 +77,10 @@ pub struct ReadArgs {
     /// Capture files or directories; `-` reads standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Output format (of every --output that names none).
-    #[arg(short, long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format of every --output that names none [default: text on stdout, json in files
+    /// and syslog].
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
     /// Where events go; repeat for several at once (default: stdout). SINK is one of
     /// `stdout`, `file:PATH` (appended to, flushed every second, reopened on SIGHUP when live),
     /// `syslog+udp://HOST:PORT` or `syslog+tcp://HOST:PORT` (RFC 5424; TCP with octet counting),
@@ -234,7 +235,7 @@ mod tests {
     #[test]
     fn read_defaults() {
         let Command::Read(read) = parse(&["read", "a.pcap"]).unwrap().command;
-        assert_eq!(read.format, Format::Text);
+        assert_eq!(read.format, None);
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.smtp, [25, 587, 2525]);
         assert_eq!(config.proto.policy.username, UsernamePolicy::Masked);

@@ -9,7 +9,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, ReadArgs};
+use cli::{Cli, Command, Format, ReadArgs};
 use credwatch::output::{Dedup, Observer, OutputSpec, Outputs, Sink};
 use credwatch::pipeline::{self, RunError};
 
@@ -59,8 +59,13 @@ fn read(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let out = std::io::BufWriter::with_capacity(64 * 1024, stdout);
     let specs = if args.outputs.is_empty() { vec![OutputSpec::stdout(None)] } else { args.outputs.clone() };
-    let outputs =
-        Outputs::open(&specs, args.format.output_format(), std::sync::Arc::new(Observer::local()), out, colour)?;
+    let outputs = Outputs::open(
+        &specs,
+        args.format.map(Format::output_format),
+        std::sync::Arc::new(Observer::local()),
+        out,
+        colour,
+    )?;
     let mut sink: Box<dyn Sink> = match args.dedup_window {
         Some(window) => Box::new(Dedup::new(outputs, window)),
         None => Box::new(outputs),

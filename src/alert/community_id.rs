@@ -1,6 +1,8 @@
 //! Community ID v1 (corelight's community-id-spec): one flow hash that Zeek, Suricata, Arkime and
 //! Elastic all compute the same way, so an alert joins their records of the same connection.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 use std::net::IpAddr;
 
 use base64::Engine as _;

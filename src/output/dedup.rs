@@ -4,6 +4,8 @@
 //! others are counted, and when the window closes (or at exit) one `repeat_summary` reports how
 //! many there were and when. Nothing is dropped without being counted in a summary.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::IpAddr;
@@ -152,7 +154,7 @@ impl<S: Sink> Dedup<S> {
             }
             if at >= window.last_seen.0 {
                 window.last_seen = (at, alert.timestamp.clone());
-                window.last = Box::new(alert.clone());
+                *window.last = alert.clone();
             }
             return Ok(());
         }
@@ -178,7 +180,7 @@ impl<S: Sink> Dedup<S> {
     fn close_all(&mut self) -> io::Result<()> {
         let mut windows: Vec<(Key, Window)> = self.open.drain().collect();
         self.closing.clear();
-        windows.sort_by(|(_, a), (_, b)| (a.first_seen.0, a.closes_at).cmp(&(b.first_seen.0, b.closes_at)));
+        windows.sort_by_key(|(_, window)| (window.first_seen.0, window.closes_at));
         for (_, window) in windows {
             if window.count > 1 {
                 self.inner.repeat(&window.summary())?;

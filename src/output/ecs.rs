@@ -3,6 +3,8 @@
 //! everything ECS has no field for under the custom `credwatch.*` namespace, with the native names.
 //! Fields the event does not know are left out, never sent as null.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 use std::net::IpAddr;
 
 use serde_json::{json, Value};

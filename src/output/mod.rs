@@ -12,6 +12,8 @@
 //!
 //! Outputs only ever see redacted events.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 mod dedup;
 mod ecs;
 mod queued;
@@ -210,13 +212,14 @@ pub struct Outputs {
 }
 
 impl Outputs {
-    /// Opens every sink the specs name. `stdout` is the writer for a `stdout` spec; `colour` says
-    /// whether text on it may be colourised. Network and file sinks start their threads here;
+    /// Opens every sink the specs name. A spec without `format=` takes `default_format`, or when
+    /// that is unset text on standard output and JSON elsewhere. `stdout` is the writer for a
+    /// `stdout` spec; `colour` says whether text on it may be colourised. Network and file sinks start their threads here;
     /// nothing connects or opens a file yet, so a destination down at start-up is retried like one
     /// that fails later.
     pub fn open<W: Write + Send + 'static>(
         specs: &[OutputSpec],
-        default_format: Format,
+        default_format: Option<Format>,
         observer: Arc<Observer>,
         stdout: W,
         colour: bool,
@@ -224,7 +227,8 @@ impl Outputs {
         let mut outputs = Outputs::default();
         let mut stdout = Some(stdout);
         for spec in specs {
-            let format = spec.format.unwrap_or(default_format);
+            let fallback = if spec.destination == Destination::Stdout { Format::Text } else { Format::Json };
+            let format = spec.format.or(default_format).unwrap_or(fallback);
             let encoder = Encoder { format, observer: Arc::clone(&observer) };
             match &spec.destination {
                 Destination::Stdout => {
@@ -348,7 +352,7 @@ mod tests {
     #[test]
     fn stdout_cannot_be_named_twice() {
         let specs = [OutputSpec::stdout(None), OutputSpec::stdout(Some(Format::Ecs))];
-        let opened = Outputs::open(&specs, Format::Json, Arc::new(Observer::default()), Vec::new(), false);
+        let opened = Outputs::open(&specs, None, Arc::new(Observer::default()), Vec::new(), false);
         assert!(opened.is_err());
     }
 }

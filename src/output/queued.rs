@@ -7,6 +7,8 @@
 //! the sensor stall. At exit the thread gets one more try; what it still cannot deliver is
 //! dropped and counted. Files are written in batches, flushed at least every second and at exit.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
@@ -432,4 +434,203 @@ fn resolve(target: &str) -> io::Result<std::net::SocketAddr> {
         .to_socket_addrs()?
         .next()
         .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{target}: no address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::output::text::tests::sample_alert;
+    use crate::output::{Format, Observer};
+
+    fn encoder(format: Format) -> Encoder {
+        Encoder { format, observer: Arc::new(Observer { hostname: "sensor1".to_string() }) }
+    }
+
+    /// A sink as `Outputs::open` makes it: the spec's format, else `default`.
+    fn sink(spec: &str, default: Format) -> QueuedSink {
+        let spec = OutputSpec::parse(spec).unwrap();
+        QueuedSink::start(&spec, encoder(spec.format.unwrap_or(default))).unwrap()
+    }
+
+    /// Waits (a few seconds at most) until `done` holds.
+    fn eventually(mut done: impl FnMut() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done()
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn file_appends_flushes_within_a_second_and_reopens_after_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credwatch.json");
+        std::fs::write(&path, "{\"kept\":true}\n").unwrap();
+        let mut sink = sink(&format!("file:{}", path.display()), Format::Json);
+        sink.event(&sample_alert()).unwrap();
+        assert!(eventually(|| lines(&path).len() == 2), "not flushed within the interval");
+        let rotated = dir.path().join("credwatch.json.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        sink.reopen().unwrap();
+        sink.event(&sample_alert()).unwrap();
+        sink.event(&sample_alert()).unwrap();
+        sink.finish(&[]).unwrap();
+        let old = lines(&rotated);
+        assert_eq!(old.len(), 2);
+        assert_eq!(old[0]["kept"], true);
+        assert_eq!(old[1]["event_type"], "cleartext_credential");
+        let new = lines(&path);
+        assert_eq!(new.len(), 2);
+        assert!(new.iter().all(|line| line["credential"]["mechanism"] == "USER/PASS"));
+        assert_eq!(sink.stats(), SinkStats { written: 3, ..SinkStats::default() });
+    }
+
+    #[test]
+    fn a_full_disk_is_counted_not_fatal() {
+        if !std::path::Path::new("/dev/full").exists() {
+            return;
+        }
+        let mut sink = sink("file:/dev/full", Format::Json);
+        for _ in 0..3 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        let started = Instant::now();
+        sink.finish(&[]).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let stats = sink.stats();
+        assert!(stats.errors >= 1, "{stats:?}");
+        assert_eq!(stats.lost, 3, "{stats:?}");
+    }
+
+    #[test]
+    fn a_missing_directory_is_refused_at_start() {
+        let spec = OutputSpec::parse("file:/nonexistent-credwatch-dir/x.json").unwrap();
+        assert!(QueuedSink::start(&spec, encoder(Format::Json)).is_err());
+    }
+
+    #[test]
+    fn syslog_udp_sends_one_rfc5424_datagram_per_record() {
+        let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+        listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut sink = sink(&format!("syslog+udp://{address},format=ecs,facility=auth"), Format::Json);
+        sink.event(&sample_alert()).unwrap();
+        sink.finish(&[]).unwrap();
+        let mut datagram = vec![0u8; 65_536];
+        let len = listener.recv(&mut datagram).unwrap();
+        let message = std::str::from_utf8(&datagram[..len]).unwrap();
+        let pid = std::process::id();
+        let header = format!("<35>1 2026-11-27T09:00:00.039000Z sensor1 credwatch {pid} cleartext_credential - ");
+        assert!(message.starts_with(&header), "{message}");
+        let document: serde_json::Value = serde_json::from_str(&message[header.len()..]).unwrap();
+        assert_eq!(document["event"]["kind"], "alert");
+        assert_eq!(sink.stats().written, 1);
+    }
+
+    /// Reads RFC 6587 octet-counted frames until the connection closes.
+    fn read_frames(stream: TcpStream) -> Vec<String> {
+        let mut reader = BufReader::new(stream);
+        let mut frames = Vec::new();
+        loop {
+            let mut length = Vec::new();
+            if reader.read_until(b' ', &mut length).unwrap() == 0 {
+                return frames;
+            }
+            let length: usize = std::str::from_utf8(&length).unwrap().trim_end().parse().unwrap();
+            let mut frame = vec![0u8; length];
+            reader.read_exact(&mut frame).unwrap();
+            frames.push(String::from_utf8(frame).unwrap());
+        }
+    }
+
+    #[test]
+    fn syslog_tcp_uses_octet_counting() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || read_frames(listener.accept().unwrap().0));
+        let mut sink = sink(&format!("syslog+tcp://{address}"), Format::Json);
+        sink.event(&sample_alert()).unwrap();
+        sink.event(&sample_alert()).unwrap();
+        sink.finish(&[]).unwrap();
+        drop(sink);
+        let frames = server.join().unwrap();
+        assert_eq!(frames.len(), 2);
+        for frame in frames {
+            assert!(frame.starts_with("<131>1 2026-11-27T09:00:00.039000Z sensor1 credwatch "), "{frame}");
+            let json = frame.split_once(" cleartext_credential - ").unwrap().1;
+            let event: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(event["dest_port"], 110);
+        }
+    }
+
+    #[test]
+    fn a_server_down_is_retried_and_what_it_missed_is_counted() {
+        let address = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut sink = sink(&format!("syslog+tcp://{address}"), Format::Json);
+        let started = Instant::now();
+        for _ in 0..3 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_millis(500), "the caller must never wait for the server");
+        assert!(eventually(|| sink.stats().errors >= 2), "retries expected: {:?}", sink.stats());
+        sink.finish(&[]).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let stats = sink.stats();
+        assert_eq!((stats.written, stats.lost), (0, 3), "{stats:?}");
+    }
+
+    #[test]
+    fn a_server_that_comes_back_gets_what_was_queued() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let mut sink = sink(&format!("syslog+tcp://{address}"), Format::Json);
+        sink.event(&sample_alert()).unwrap();
+        sink.event(&sample_alert()).unwrap();
+        assert!(eventually(|| sink.stats().errors >= 1));
+        let listener = TcpListener::bind(address).unwrap();
+        let server = std::thread::spawn(move || read_frames(listener.accept().unwrap().0));
+        assert!(eventually(|| sink.stats().written == 2), "{:?}", sink.stats());
+        sink.finish(&[]).unwrap();
+        drop(sink);
+        assert_eq!(server.join().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        /// A destination that never accepts anything.
+        struct Stuck;
+        impl Transport for Stuck {
+            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
+            }
+            fn close(&mut self) {}
+        }
+        let mut sink =
+            QueuedSink::with_transport("stuck".to_string(), Box::new(Stuck), encoder(Format::Json), None, 4).unwrap();
+        let started = Instant::now();
+        for _ in 0..20 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_millis(500));
+        sink.finish(&[]).unwrap();
+        let stats = sink.stats();
+        assert_eq!(stats.written, 0);
+        assert_eq!(stats.dropped_queue_full + stats.lost, 20, "{stats:?}");
+        assert!(stats.dropped_queue_full >= 15, "{stats:?}");
+    }
 }

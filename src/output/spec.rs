@@ -9,6 +9,8 @@
 //!
 //! Options are parsed from the right, so a file path may itself hold commas.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 use std::fmt;
 use std::path::PathBuf;
 

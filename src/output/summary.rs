@@ -1,6 +1,8 @@
 //! The servers at risk: one entry per server that exposed a credential, built from the alerts
 //! (all of them: deduplication only thins what is printed, never what is counted).
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 

@@ -2,6 +2,8 @@
 //! record in the sink's format as MSG. Framing (one datagram, or octet counting on TCP) is the
 //! transport's job.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 use super::{Encoder, Record};
 
 /// Syslog facility (RFC 5424 table 1); PRI = facility × 8 + severity.

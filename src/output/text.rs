@@ -1,5 +1,7 @@
 //! Text for people: one aligned line per event, then a table of the servers at risk.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
