@@ -11,7 +11,8 @@ use serde_json::{json, Value};
 
 use super::{Record, RepeatSummary, ServerReport};
 use crate::alert::{
-    AnomalyAlert, Credential, CredentialAlert, Event, EventType, FlowMeta, Outcome, Remediation, ServerIdentity,
+    AnomalyAlert, Credential, CredentialAlert, Event, EventType, FlowMeta, Outcome, Remediation, SecretKind,
+    ServerIdentity,
 };
 
 /// The ECS release whose field names these documents follow.
@@ -203,7 +204,12 @@ fn credential(alert: &CredentialAlert) -> Value {
         "dataset": "credwatch.alert",
         "severity": numeric_severity(alert.severity),
     });
-    let message = format!("{} in clear: {}", alert.event_type.name().replace('_', " "), describe(&view));
+    let what = match alert.credential.secret {
+        SecretKind::Password => "Password",
+        SecretKind::Token => "Bearer token",
+        SecretKind::ChallengeResponse => "Crackable challenge-response",
+    };
+    let message = format!("{what} sent in clear: {}", describe(&view));
     credential_document(&view, event, message)
 }
 
@@ -391,7 +397,10 @@ mod tests {
         assert_eq!(doc["credwatch"]["flow_id"], 42);
         assert!(doc["credwatch"].get("midstream").is_none());
         let message = doc["message"].as_str().unwrap();
-        assert_eq!(message, "cleartext credential in clear: POP3 USER/PASS login (success) for a*** from 192.0.2.10 to 198.51.100.5:110");
+        assert_eq!(
+            message,
+            "Password sent in clear: POP3 USER/PASS login (success) for a*** from 192.0.2.10 to 198.51.100.5:110"
+        );
     }
 
     #[test]
