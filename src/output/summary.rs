@@ -139,3 +139,49 @@ impl ServerSummary {
         reports
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::text::tests::sample_alert;
+
+    fn login(user: &str, client: &str, outcome: Outcome, timestamp: &str) -> Event {
+        let mut event = sample_alert();
+        if let Event::Credential(alert) = &mut event {
+            alert.credential.username = Some(user.to_string());
+            alert.credential.outcome = outcome;
+            alert.flow.src_ip = client.parse().unwrap();
+            alert.timestamp = timestamp.to_string();
+        }
+        event
+    }
+
+    #[test]
+    fn report_counts_users_clients_outcomes_and_keeps_first_and_last_seen() {
+        let mut summary = ServerSummary::default();
+        summary.add(&login("b***", "192.0.2.1", Outcome::Success, "2026-11-27T09:00:02.000000Z"));
+        summary.add(&login("a***", "192.0.2.2", Outcome::Failure, "2026-11-27T09:00:01.000000Z"));
+        summary.add(&login("a***", "192.0.2.2", Outcome::Unknown, "2026-11-27T09:00:03.000000Z"));
+        let [report] = summary.reports().try_into().unwrap();
+        assert_eq!((report.cleartext, report.weak), (3, 0));
+        assert_eq!((report.successes, report.failures, report.unknown_outcomes), (1, 1, 1));
+        assert_eq!((report.users, report.clients), (2, 2));
+        assert_eq!(report.user_names, ["a***", "b***"]);
+        assert_eq!(report.first_seen, "2026-11-27T09:00:01.000000Z");
+        assert_eq!(report.last_seen, "2026-11-27T09:00:03.000000Z");
+        assert_eq!(report.remediation, Remediation::ServerOffersNoTls);
+        assert_eq!(report.software.as_deref(), Some("Dovecot"));
+        assert_eq!(report.starttls_offered, Some(false));
+    }
+
+    #[test]
+    fn user_names_are_capped_but_counted() {
+        let mut summary = ServerSummary::default();
+        for n in 0..MAX_LISTED_USERS + 10 {
+            summary.add(&login(&format!("u{n:03}***"), "192.0.2.1", Outcome::Success, "2026-11-27T09:00:00.000000Z"));
+        }
+        let report = &summary.reports()[0];
+        assert_eq!(report.users, MAX_LISTED_USERS + 10);
+        assert_eq!(report.user_names.len(), MAX_LISTED_USERS);
+    }
+}
