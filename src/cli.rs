@@ -8,6 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use credwatch::alert::{RedactionPolicy, UsernamePolicy};
 use credwatch::flow::FlowLimits;
+use credwatch::output::{self, OutputSpec};
 use credwatch::pipeline::RunConfig;
 use credwatch::proto::{PortMap, ProtoConfig};
 
@@ -53,8 +54,20 @@ pub enum Command {
 pub enum Format {
     /// One line per alert and a table of the servers at risk, for people.
     Text,
-    /// One JSON object per line on stdout, nothing else (alerts, then one server_report per server).
+    /// One JSON object per line, nothing else (alerts, then one server_report per server).
     Json,
+    /// Elastic Common Schema 8.x documents, one per line.
+    Ecs,
+}
+
+impl Format {
+    pub fn output_format(self) -> output::Format {
+        match self {
+            Format::Text => output::Format::Text,
+            Format::Json => output::Format::Json,
+            Format::Ecs => output::Format::Ecs,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -72,9 +85,25 @@ pub struct ReadArgs {
     /// Capture files or directories; `-` reads standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
-    /// Output format.
-    #[arg(short, long, value_enum, default_value_t = Format::Text)]
-    pub format: Format,
+    /// Output format of every --output that names none [default: text on stdout, json in files
+    /// and syslog].
+    #[arg(short, long, value_enum)]
+    pub format: Option<Format>,
+    /// Where events go; repeat for several at once (default: stdout). SINK is one of
+    /// `stdout`, `file:PATH` (appended to, flushed every second, reopened on SIGHUP when live),
+    /// `syslog+udp://HOST:PORT` or `syslog+tcp://HOST:PORT` (RFC 5424; TCP with octet counting),
+    /// each optionally followed by `,format=json|ecs|text` and, for syslog, `,facility=NAME`
+    /// (default local0). Example: --output stdout --output file:/var/log/credwatch.json,format=ecs
+    /// --output syslog+udp://127.0.0.1:514. A file or syslog destination that fails is retried in
+    /// the background; what it cannot take is dropped and counted, never holding up the run.
+    #[arg(short, long = "output", value_name = "SINK", value_parser = OutputSpec::parse)]
+    pub outputs: Vec<OutputSpec>,
+    /// Report repeats of the same login (same server, user, mechanism and outcome) within this
+    /// window (on capture time) once, as a repeat_summary with repeat_count, first_seen and
+    /// last_seen, instead of one alert each: e.g. 10m, 1h, 1d. Off by default for `read`, so a
+    /// forensic reading shows every login; live capture defaults to 1h.
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub dedup_window: Option<Duration>,
     /// How user names appear in alerts.
     #[arg(long, value_enum, default_value_t = UsernameMode::Masked, value_name = "MODE")]
     pub usernames: UsernameMode,
@@ -133,6 +162,25 @@ pub struct LimitArgs {
     /// Seconds without packets after which a flow is closed (on capture time).
     #[arg(long, default_value_t = FlowLimits::default().idle_timeout.as_secs(), value_name = "SECONDS")]
     pub idle_timeout: u64,
+}
+
+/// A duration as a number and a unit: `90s`, `10m`, `1h`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number and a unit, e.g. 10m"))?;
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    match number.checked_mul(unit_seconds) {
+        Some(0) => Err(format!("{text:?}: the duration must be positive")),
+        Some(seconds) => Ok(Duration::from_secs(seconds)),
+        None => Err(format!("{text:?}: too long")),
+    }
 }
 
 impl ReadArgs {
@@ -201,7 +249,7 @@ mod tests {
     #[test]
     fn read_defaults() {
         let read = read_args(&["read", "a.pcap"]);
-        assert_eq!(read.format, Format::Text);
+        assert_eq!(read.format, None);
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.smtp, [25, 587, 2525]);
         assert_eq!(config.proto.policy.username, UsernamePolicy::Masked);
@@ -214,6 +262,39 @@ mod tests {
         assert_eq!(config.proto.ports.pop3, [110, 1110]);
         assert_eq!(config.flow.max_flows, 10);
         assert!(parse(&["read", "--pop3-ports", "70000", "x"]).is_err());
+    }
+
+    #[test]
+    fn outputs_and_dedup_window_parse() {
+        let read = read_args(&[
+            "read",
+            "--output",
+            "stdout",
+            "-o",
+            "file:alerts.json,format=ecs",
+            "--output",
+            "syslog+tcp://127.0.0.1:601,facility=auth",
+            "--dedup-window",
+            "10m",
+            "x",
+        ]);
+        assert_eq!(read.outputs.len(), 3);
+        assert_eq!(read.outputs[1].format, Some(output::Format::Ecs));
+        assert_eq!(read.dedup_window, Some(Duration::from_secs(600)));
+        let read = read_args(&["read", "x"]);
+        assert!(read.outputs.is_empty() && read.dedup_window.is_none());
+        assert!(parse(&["read", "--output", "syslog+udp://nowhere", "x"]).is_err());
+        assert!(parse(&["read", "--dedup-window", "10", "x"]).is_err());
+    }
+
+    #[test]
+    fn durations_parse() {
+        assert_eq!(parse_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_duration("1h"), Ok(Duration::from_secs(3600)));
+        assert_eq!(parse_duration("2d"), Ok(Duration::from_secs(172_800)));
+        for bad in ["", "m", "0m", "10", "10x", "1.5h", "-1h", "99999999999999999999d"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

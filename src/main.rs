@@ -10,7 +10,7 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cli::{Cli, Command, Format, ReadArgs};
-use credwatch::output::{JsonSink, PostureTable, Sink, TextSink};
+use credwatch::output::{Dedup, Observer, OutputSpec, Outputs, PostureTable, Sink};
 use credwatch::pipeline::{self, RunError};
 
 const EXIT_FATAL: u8 = 1;
@@ -59,12 +59,25 @@ fn read(args: &ReadArgs, posture_only: bool) -> anyhow::Result<ExitCode> {
     let paths = pipeline::expand_inputs(&args.paths)?;
     let stdout = std::io::stdout();
     let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut sink: Box<dyn Sink> = match (posture_only, args.format) {
-        (false, Format::Json) => Box::new(JsonSink::new(out)),
-        (false, Format::Text) => Box::new(TextSink::new(out, colour)),
-        (true, Format::Json) => Box::new(JsonSink::postures_only(out)),
-        (true, Format::Text) => Box::new(PostureTable::new(out)),
+    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout);
+    let mut sink: Box<dyn Sink> = if posture_only {
+        match args.format {
+            Some(Format::Json) => Box::new(PostureTable::json(out)),
+            _ => Box::new(PostureTable::new(out)),
+        }
+    } else {
+        let specs = if args.outputs.is_empty() { vec![OutputSpec::stdout(None)] } else { args.outputs.clone() };
+        let outputs = Outputs::open(
+            &specs,
+            args.format.map(Format::output_format),
+            std::sync::Arc::new(Observer::local()),
+            out,
+            colour,
+        )?;
+        match args.dedup_window {
+            Some(window) => Box::new(Dedup::new(outputs, window)),
+            None => Box::new(outputs),
+        }
     };
     let report = pipeline::read_files(&paths, &config, sink.as_mut())?;
     drop(sink);

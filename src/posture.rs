@@ -107,6 +107,14 @@ struct Entry {
 
 type ServerKey = (AppProto, IpAddr, u16);
 
+/// What one observation brings to report now.
+#[derive(Debug, Default)]
+pub struct Findings {
+    pub anomalies: Vec<Event>,
+    /// Postures first known or changed (only when asked for).
+    pub changed: Vec<ServerPosture>,
+}
+
 /// Accumulates the posture of every server over a run.
 #[derive(Default)]
 pub struct PostureTracker {
@@ -115,10 +123,10 @@ pub struct PostureTracker {
 }
 
 impl PostureTracker {
-    /// Takes one event into account. Returns what should be reported now: the server's posture
-    /// when it is first known or has changed (`report_changes`), and a STARTTLS-stripping anomaly
-    /// when a server that offered STARTTLS stops offering it (or the reverse) between sessions.
-    pub fn observe(&mut self, event: &Event, report_changes: bool) -> Vec<Event> {
+    /// Takes one event into account. Returns what should be reported now: a STARTTLS-stripping
+    /// anomaly when a server that offered STARTTLS stops offering it (or the reverse) between
+    /// sessions, and with `report_changes` the server's posture when it is first known or changed.
+    pub fn observe(&mut self, event: &Event, report_changes: bool) -> Findings {
         match event {
             Event::Session(session) => self.observe_session(session, report_changes),
             Event::Credential(alert) => {
@@ -136,19 +144,19 @@ impl PostureTracker {
                 if let Some(user) = &alert.credential.username {
                     entry.users.insert(user.clone());
                 }
-                Vec::new()
+                Findings::default()
             }
-            _ => Vec::new(),
+            Event::Anomaly(_) => Findings::default(),
         }
     }
 
-    fn observe_session(&mut self, session: &SessionObservation, report_changes: bool) -> Vec<Event> {
+    fn observe_session(&mut self, session: &SessionObservation, report_changes: bool) -> Findings {
         let ip = session.flow.dest_ip;
         let port = session.flow.dest_port;
         if session.implicit_tls {
             self.implicit_tls_ports.entry(ip).or_default().insert(port);
         }
-        let Some(proto) = session.app_proto else { return Vec::new() };
+        let Some(proto) = session.app_proto else { return Findings::default() };
         let entry = self.servers.entry((proto, ip, port)).or_default();
         if entry.first_seen.is_empty() {
             entry.first_seen.clone_from(&session.timestamp);
@@ -165,17 +173,21 @@ impl PostureTracker {
             entry.software.clone_from(&server.software);
             entry.hostname.clone_from(&server.hostname);
         }
-        let mut out = Vec::new();
+        let mut out = Findings::default();
         match server.starttls_offered {
             Some(true) => {
                 if entry.sessions_not_offering > 0 && entry.sessions_offering == 0 {
-                    out.push(stripping(session, proto, "now offers STARTTLS after sessions that did not see it"));
+                    out.anomalies.push(stripping(
+                        session,
+                        proto,
+                        "now offers STARTTLS after sessions that did not see it",
+                    ));
                 }
                 entry.sessions_offering += 1;
             }
             Some(false) => {
                 if entry.sessions_offering > 0 {
-                    out.push(stripping(
+                    out.anomalies.push(stripping(
                         session,
                         proto,
                         "this session saw no STARTTLS although earlier sessions did: possible STARTTLS stripping",
@@ -193,7 +205,7 @@ impl PostureTracker {
         let now = (classify(entry), offered(entry));
         if report_changes && entry.reported != Some(now) {
             entry.reported = Some(now);
-            out.push(Event::Posture(Box::new(self.posture(proto, ip, port))));
+            out.changed.push(self.posture(proto, ip, port));
         }
         out
     }
@@ -377,13 +389,15 @@ mod tests {
     fn a_server_that_stops_offering_starttls_raises_an_anomaly_and_a_new_posture() {
         let mut tracker = PostureTracker::default();
         let first = tracker.observe(&session(25, &["STARTTLS", "AUTH PLAIN"], Some(true), false), true);
-        assert!(matches!(first.as_slice(), [Event::Posture(p)] if p.class == PostureClass::TlsOptional));
+        assert!(matches!(first.changed.as_slice(), [p] if p.class == PostureClass::TlsOptional));
+        assert!(first.anomalies.is_empty());
         let second = tracker.observe(&session(25, &["AUTH PLAIN LOGIN"], Some(false), false), true);
         assert!(second
+            .anomalies
             .iter()
             .any(|e| matches!(e, Event::Anomaly(a) if a.anomaly.kind == AnomalyKind::StarttlsStripping)));
         let unchanged = tracker.observe(&session(25, &["STARTTLS", "AUTH PLAIN"], Some(true), false), true);
-        assert!(unchanged.is_empty(), "same class and offer: nothing new to report");
+        assert!(unchanged.anomalies.is_empty() && unchanged.changed.is_empty(), "nothing new to report");
         let posture = &tracker.snapshot()[0];
         assert_eq!((posture.sessions, posture.starttls_offered), (3, Some(true)));
         assert!(posture.evidence.iter().any(|e| e.contains("2 offered STARTTLS, 1 did not")));

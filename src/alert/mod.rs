@@ -3,14 +3,16 @@
 //! Nothing in here can hold a password: credentials arrive from [`crate::proto`] already
 //! redacted (a secret *kind*, an optional keyed fingerprint, a masked or hashed user name).
 
+mod community_id;
 mod redact;
 
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Serialize, Serializer};
 
 use crate::capture::Timestamp;
 
+pub use community_id::{community_id_v1, PROTO_TCP};
 pub(crate) use redact::keyed_hex;
 pub use redact::{RedactionPolicy, UsernamePolicy};
 
@@ -78,6 +80,15 @@ impl EventType {
             EventType::CleartextCredential => "high",
             EventType::WeakCredential => "medium",
             EventType::Anomaly => "low",
+        }
+    }
+
+    /// The `event_type` value on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::CleartextCredential => "cleartext_credential",
+            EventType::WeakCredential => "weak_credential",
+            EventType::Anomaly => "anomaly",
         }
     }
 }
@@ -149,8 +160,10 @@ impl ClientIdentity {
     }
 }
 
-/// The connection an event belongs to; `src` is always the client, `dest` the server.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+/// The connection an event belongs to; `src` is always the client, `dest` the server. Serialised
+/// with its Community ID, so every event that carries a flow can be joined with Zeek's and
+/// Suricata's records of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FlowMeta {
     pub flow_id: u64,
     pub src_ip: IpAddr,
@@ -158,11 +171,50 @@ pub struct FlowMeta {
     pub dest_ip: IpAddr,
     pub dest_port: u16,
     pub proto: &'static str,
-    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub vlan: Vec<u16>,
     /// The connection was already open when the capture started (no handshake seen).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub midstream: bool,
+}
+
+impl FlowMeta {
+    /// Community ID v1 with the default seed (0), as Zeek and Suricata log it by default.
+    pub fn community_id(&self) -> String {
+        let proto = if self.proto.eq_ignore_ascii_case("udp") { 17 } else { PROTO_TCP };
+        community_id_v1(0, (self.src_ip, self.src_port), (self.dest_ip, self.dest_port), proto)
+    }
+}
+
+/// The wire form of [`FlowMeta`]: its fields plus the derived `community_id`.
+#[derive(Serialize)]
+struct FlowMetaWire<'a> {
+    flow_id: u64,
+    src_ip: IpAddr,
+    src_port: u16,
+    dest_ip: IpAddr,
+    dest_port: u16,
+    proto: &'static str,
+    #[serde(skip_serializing_if = "<[u16]>::is_empty")]
+    vlan: &'a [u16],
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    midstream: bool,
+    community_id: String,
+}
+
+impl Serialize for FlowMeta {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        FlowMetaWire {
+            flow_id: self.flow_id,
+            src_ip: self.src_ip,
+            src_port: self.src_port,
+            dest_ip: self.dest_ip,
+            dest_port: self.dest_port,
+            proto: self.proto,
+            vlan: &self.vlan,
+            midstream: self.midstream,
+            community_id: self.community_id(),
+        }
+        .serialize(serializer)
+    }
 }
 
 /// A credential seen in clear (or a crackable challenge-response).
@@ -236,8 +288,6 @@ pub enum Event {
     Credential(Box<CredentialAlert>),
     Anomaly(Box<AnomalyAlert>),
     Session(Box<SessionObservation>),
-    /// A server's TLS posture (see [`crate::posture`]).
-    Posture(Box<crate::posture::ServerPosture>),
 }
 
 impl Event {
@@ -250,7 +300,6 @@ impl Event {
         match self {
             Event::Credential(alert) => serde_json::to_value(alert).ok(),
             Event::Anomaly(alert) => serde_json::to_value(alert).ok(),
-            Event::Posture(posture) => serde_json::to_value(posture).ok(),
             Event::Session(_) => None,
         }
     }

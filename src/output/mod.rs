@@ -1,61 +1,388 @@
-//! Where events go: JSON lines for machines, aligned text for people, and the closing summary of
-//! servers at risk. Outputs only ever see redacted events.
+//! Where events go, and in what shape.
+//!
+//! * Formats ([`Format`]): the native JSON contract, ECS for Elastic-style SIEMs, and text for
+//!   people.
+//! * Sinks: standard output, files and syslog (RFC 5424 over UDP, or TCP with octet counting), any
+//!   number at once ([`Outputs`], built from `--output` specs, see [`OutputSpec`]). Files and
+//!   syslog write from a thread of their own behind a bounded queue ([`QueuedSink`]), so a slow or
+//!   dead destination never holds up packet processing: it is retried with backoff, and what it
+//!   cannot take is dropped and counted.
+//! * [`Dedup`] collapses repeated logins into one alert plus a [`RepeatSummary`].
+//! * [`ServerSummary`] builds the closing `server_report` inventory.
+//!
+//! Outputs only ever see redacted events.
 
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+mod dedup;
+mod ecs;
 mod posture_table;
+mod queued;
+mod spec;
 mod summary;
+mod syslog;
 mod text;
 
 use std::io::{self, Write};
+use std::sync::Arc;
 
 use crate::alert::Event;
+use crate::capture::Timestamp;
+use crate::posture::ServerPosture;
 
+pub use dedup::{Dedup, RepeatSummary};
+pub use ecs::{Observer, ECS_VERSION};
 pub use posture_table::PostureTable;
+pub use queued::{QueuedSink, SinkStats};
+pub use spec::{Destination, OutputSpec};
 pub use summary::{ServerReport, ServerSummary};
+pub use syslog::Facility;
 pub use text::TextSink;
 
-/// An output format.
+/// A destination for events. The pipeline calls `event` for each event and `finish` once at the
+/// end; the other calls have defaults for sinks that need nothing more.
 pub trait Sink {
     fn event(&mut self, event: &Event) -> io::Result<()>;
+    /// Repeats of one alert that [`Dedup`] held back, reported when their window closed.
+    fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()>;
+    /// A server's TLS posture: at the end of a run, and when it changes in live capture.
+    fn posture(&mut self, _posture: &ServerPosture) -> io::Result<()> {
+        Ok(())
+    }
     /// End of the run: the servers that exposed credentials, most exposed first.
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()>;
+    /// Event time moved on (live capture calls this periodically, so dedup windows close even
+    /// when no new event arrives).
+    fn tick(&mut self, _now: Timestamp) -> io::Result<()> {
+        Ok(())
+    }
+    /// Pushes out what is buffered.
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+    /// Reopens output files (after log rotation; the live pipeline calls this on SIGHUP).
+    fn reopen(&mut self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
-/// One JSON object per line, nothing else (the native format).
-pub struct JsonSink<W: Write> {
+/// The shape of each event on the wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// The native JSON contract (one object per line; `docs/schema/`).
+    Json,
+    /// Elastic Common Schema 8.x documents (one per line).
+    Ecs,
+    /// Aligned text for people.
+    Text,
+}
+
+impl Format {
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Json => "json",
+            Format::Ecs => "ecs",
+            Format::Text => "text",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Format> {
+        match name {
+            "json" => Some(Format::Json),
+            "ecs" => Some(Format::Ecs),
+            "text" => Some(Format::Text),
+            _ => None,
+        }
+    }
+}
+
+/// Anything a sink writes: the three kinds of records, borrowed.
+#[derive(Clone, Copy, Debug)]
+pub enum Record<'a> {
+    Event(&'a Event),
+    Repeat(&'a RepeatSummary),
+    Server(&'a ServerReport),
+    Posture(&'a ServerPosture),
+}
+
+impl Record<'_> {
+    /// When the record happened: the event's time, or the last sighting for summaries.
+    pub fn timestamp(&self) -> &str {
+        match self {
+            Record::Event(Event::Credential(alert)) => &alert.timestamp,
+            Record::Event(Event::Anomaly(alert)) => &alert.timestamp,
+            Record::Event(Event::Session(session)) => &session.timestamp,
+            Record::Repeat(summary) => &summary.last_seen,
+            Record::Server(report) => &report.last_seen,
+            Record::Posture(posture) => &posture.last_seen,
+        }
+    }
+
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            Record::Event(Event::Credential(alert)) => alert.event_type.name(),
+            Record::Event(Event::Anomaly(alert)) => alert.event_type.name(),
+            Record::Event(Event::Session(_)) => "session",
+            Record::Repeat(summary) => summary.event_type,
+            Record::Server(report) => report.event_type,
+            Record::Posture(posture) => posture.event_type,
+        }
+    }
+
+    /// `high`, `medium`, `low` for alerts; `info` for the inventory.
+    pub fn severity(&self) -> &'static str {
+        match self {
+            Record::Event(Event::Credential(alert)) => alert.severity,
+            Record::Event(Event::Anomaly(alert)) => alert.severity,
+            Record::Repeat(summary) => summary.severity,
+            Record::Event(Event::Session(_)) | Record::Server(_) | Record::Posture(_) => "info",
+        }
+    }
+}
+
+/// Turns records into one line each (without the newline) in a format.
+#[derive(Clone, Debug)]
+pub struct Encoder {
+    pub format: Format,
+    pub observer: Arc<Observer>,
+}
+
+impl Encoder {
+    /// The record's line; empty for what has no line in this format (session records, which are
+    /// internal, and postures in text, which `credwatch posture` tabulates instead).
+    pub fn encode(&self, record: Record<'_>) -> Vec<u8> {
+        if matches!(record, Record::Event(Event::Session(_))) {
+            return Vec::new();
+        }
+        match self.format {
+            Format::Json => native_json(record),
+            Format::Ecs => serde_json::to_vec(&ecs::document(record, &self.observer)).unwrap_or_default(),
+            Format::Text => text::line(record, &text::PLAIN).into_bytes(),
+        }
+    }
+}
+
+fn native_json(record: Record<'_>) -> Vec<u8> {
+    let encoded = match record {
+        Record::Event(Event::Credential(alert)) => serde_json::to_vec(alert),
+        Record::Event(Event::Anomaly(alert)) => serde_json::to_vec(alert),
+        Record::Repeat(summary) => serde_json::to_vec(summary),
+        Record::Server(report) => serde_json::to_vec(report),
+        Record::Posture(posture) => serde_json::to_vec(posture),
+        Record::Event(Event::Session(_)) => Ok(Vec::new()),
+    };
+    encoded.unwrap_or_default()
+}
+
+/// One encoded record per line on a writer (standard output, or any `Write` in tests).
+pub struct LineSink<W: Write> {
     out: W,
-    postures_only: bool,
+    encoder: Encoder,
 }
 
-impl<W: Write> JsonSink<W> {
+/// The native format on a writer, as before several formats existed.
+pub type JsonSink<W> = LineSink<W>;
+
+impl<W: Write> LineSink<W> {
+    /// Native JSON lines.
     pub fn new(out: W) -> Self {
-        JsonSink { out, postures_only: false }
+        LineSink::with_encoder(out, Encoder { format: Format::Json, observer: Arc::new(Observer::default()) })
     }
 
-    /// Only `server_posture` events (for `credwatch posture --format json`).
-    pub fn postures_only(out: W) -> Self {
-        JsonSink { out, postures_only: true }
+    pub fn with_encoder(out: W, encoder: Encoder) -> Self {
+        LineSink { out, encoder }
     }
-}
 
-impl<W: Write> Sink for JsonSink<W> {
-    fn event(&mut self, event: &Event) -> io::Result<()> {
-        if self.postures_only && !matches!(event, Event::Posture(_)) {
+    fn write(&mut self, record: Record<'_>) -> io::Result<()> {
+        let mut line = self.encoder.encode(record);
+        if line.is_empty() {
             return Ok(());
         }
-        match event {
-            Event::Credential(alert) => serde_json::to_writer(&mut self.out, alert)?,
-            Event::Anomaly(alert) => serde_json::to_writer(&mut self.out, alert)?,
-            Event::Posture(posture) => serde_json::to_writer(&mut self.out, posture)?,
-            Event::Session(_) => return Ok(()),
-        }
-        self.out.write_all(b"\n")
+        line.push(b'\n');
+        self.out.write_all(&line)
+    }
+}
+
+impl<W: Write> Sink for LineSink<W> {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        self.write(Record::Event(event))
+    }
+
+    fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
+        self.write(Record::Repeat(summary))
+    }
+
+    fn posture(&mut self, posture: &ServerPosture) -> io::Result<()> {
+        self.write(Record::Posture(posture))
     }
 
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
-        for server in servers.iter().filter(|_| !self.postures_only) {
-            serde_json::to_writer(&mut self.out, server)?;
-            self.out.write_all(b"\n")?;
+        for server in servers {
+            self.write(Record::Server(server))?;
         }
         self.out.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+/// Every sink the user asked for, fed in turn. A queued sink (file, syslog) never fails here: it
+/// counts its own trouble. Standard output failing (e.g. a closed pipe) stops the run, as a
+/// command line tool should.
+#[derive(Default)]
+pub struct Outputs {
+    sinks: Vec<Box<dyn Sink + Send>>,
+    queued: Vec<QueuedSink>,
+}
+
+impl Outputs {
+    /// Opens every sink the specs name. A spec without `format=` takes `default_format`, or when
+    /// that is unset text on standard output and JSON elsewhere. `stdout` is the writer for a
+    /// `stdout` spec; `colour` says whether text on it may be colourised. Network and file sinks start their threads here;
+    /// nothing connects or opens a file yet, so a destination down at start-up is retried like one
+    /// that fails later.
+    pub fn open<W: Write + Send + 'static>(
+        specs: &[OutputSpec],
+        default_format: Option<Format>,
+        observer: Arc<Observer>,
+        stdout: W,
+        colour: bool,
+    ) -> io::Result<Outputs> {
+        let mut outputs = Outputs::default();
+        let mut stdout = Some(stdout);
+        for spec in specs {
+            let fallback = if spec.destination == Destination::Stdout { Format::Text } else { Format::Json };
+            let format = spec.format.or(default_format).unwrap_or(fallback);
+            let encoder = Encoder { format, observer: Arc::clone(&observer) };
+            match &spec.destination {
+                Destination::Stdout => {
+                    let Some(out) = stdout.take() else {
+                        return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdout named twice in --output"));
+                    };
+                    outputs.sinks.push(match format {
+                        Format::Text => Box::new(TextSink::new(out, colour)),
+                        Format::Json | Format::Ecs => Box::new(LineSink::with_encoder(out, encoder)),
+                    });
+                }
+                Destination::File(_) | Destination::SyslogUdp(_) | Destination::SyslogTcp(_) => {
+                    let sink = QueuedSink::start(spec, encoder)
+                        .map_err(|error| io::Error::new(error.kind(), format!("{spec}: {error}")))?;
+                    outputs.queued.push(sink)
+                }
+            }
+        }
+        Ok(outputs)
+    }
+
+    /// Adds a sink (tests, or a library user's own destination).
+    pub fn push(&mut self, sink: Box<dyn Sink + Send>) {
+        self.sinks.push(sink);
+    }
+
+    /// Counters of the file and syslog sinks, named by their spec.
+    pub fn stats(&self) -> Vec<(String, SinkStats)> {
+        self.queued.iter().map(|sink| (sink.name().to_string(), sink.stats())).collect()
+    }
+
+    fn each(&mut self, mut call: impl FnMut(&mut dyn Sink) -> io::Result<()>) -> io::Result<()> {
+        for sink in &mut self.queued {
+            call(sink)?;
+        }
+        for sink in &mut self.sinks {
+            call(sink.as_mut())?;
+        }
+        Ok(())
+    }
+}
+
+impl Sink for Outputs {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        self.each(|sink| sink.event(event))
+    }
+
+    fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
+        self.each(|sink| sink.repeat(summary))
+    }
+
+    fn posture(&mut self, posture: &ServerPosture) -> io::Result<()> {
+        self.each(|sink| sink.posture(posture))
+    }
+
+    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+        self.each(|sink| sink.finish(servers))
+    }
+
+    fn tick(&mut self, now: Timestamp) -> io::Result<()> {
+        self.each(|sink| sink.tick(now))
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.each(|sink| sink.flush())
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.each(|sink| sink.reopen())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::text::tests::sample_alert;
+
+    #[test]
+    fn native_json_line_keeps_the_contract_and_adds_community_id() {
+        let event = sample_alert();
+        let mut sink = JsonSink::new(Vec::new());
+        sink.event(&event).unwrap();
+        let line = String::from_utf8(sink.out).unwrap();
+        assert!(line.ends_with('\n') && line.matches('\n').count() == 1);
+        let value: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(value["event_type"], "cleartext_credential");
+        assert_eq!(value["src_ip"], "192.0.2.10");
+        assert_eq!(value["credential"]["mechanism"], "USER/PASS");
+        assert_eq!(value["schema_version"], 1);
+        let expected = crate::alert::community_id_v1(
+            0,
+            ("192.0.2.10".parse().unwrap(), 50110),
+            ("198.51.100.5".parse().unwrap(), 110),
+            6,
+        );
+        assert_eq!(value["community_id"], expected.as_str());
+    }
+
+    #[test]
+    fn outputs_fan_out_to_every_sink() {
+        let shared = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Shared {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut outputs = Outputs::default();
+        outputs.push(Box::new(JsonSink::new(Shared(shared.clone()))));
+        let ecs = Encoder { format: Format::Ecs, observer: Arc::new(Observer::default()) };
+        outputs.push(Box::new(LineSink::with_encoder(Shared(shared.clone()), ecs)));
+        outputs.event(&sample_alert()).unwrap();
+        outputs.finish(&[]).unwrap();
+        let written = String::from_utf8(shared.lock().unwrap().clone()).unwrap();
+        let lines: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[0]["event_type"], "cleartext_credential");
+        assert_eq!(lines[1]["event"]["kind"], "alert");
+    }
+
+    #[test]
+    fn stdout_cannot_be_named_twice() {
+        let specs = [OutputSpec::stdout(None), OutputSpec::stdout(Some(Format::Ecs))];
+        let opened = Outputs::open(&specs, None, Arc::new(Observer::default()), Vec::new(), false);
+        assert!(opened.is_err());
     }
 }

@@ -3,30 +3,50 @@
 
 use std::io::{self, Write};
 
-use super::{ServerReport, Sink};
+use super::{RepeatSummary, ServerReport, Sink};
 use crate::alert::Event;
 use crate::posture::{PostureClass, ServerPosture};
 
 pub struct PostureTable<W: Write> {
     out: W,
     servers: Vec<ServerPosture>,
+    json: bool,
 }
 
 impl<W: Write> PostureTable<W> {
+    /// The table for people.
     pub fn new(out: W) -> Self {
-        PostureTable { out, servers: Vec::new() }
+        PostureTable { out, servers: Vec::new(), json: false }
+    }
+
+    /// One `server_posture` object per line, and nothing else.
+    pub fn json(out: W) -> Self {
+        PostureTable { out, servers: Vec::new(), json: true }
     }
 }
 
 impl<W: Write> Sink for PostureTable<W> {
-    fn event(&mut self, event: &Event) -> io::Result<()> {
-        if let Event::Posture(posture) = event {
-            self.servers.push((**posture).clone());
-        }
+    fn event(&mut self, _event: &Event) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn repeat(&mut self, _summary: &RepeatSummary) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn posture(&mut self, posture: &ServerPosture) -> io::Result<()> {
+        self.servers.push(posture.clone());
         Ok(())
     }
 
     fn finish(&mut self, _servers: &[ServerReport]) -> io::Result<()> {
+        if self.json {
+            for server in &self.servers {
+                serde_json::to_writer(&mut self.out, server)?;
+                self.out.write_all(b"\n")?;
+            }
+            return self.out.flush();
+        }
         let count = |class| self.servers.iter().filter(|s| s.class == class).count();
         let accepting =
             self.servers.iter().filter(|s| s.class == PostureClass::NoTls || s.cleartext_logins > 0).count();

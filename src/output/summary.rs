@@ -1,4 +1,7 @@
-//! The servers at risk: one entry per server that exposed a credential, built from the alerts.
+//! The servers at risk: one entry per server that exposed a credential, built from the alerts
+//! (all of them: deduplication only thins what is printed, never what is counted).
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -6,6 +9,9 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, SCHEMA_VERSION};
+
+/// How many user names a report lists, so that one busy server does not make a huge event.
+pub const MAX_LISTED_USERS: usize = 50;
 
 /// A server and what crossed in clear to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -25,8 +31,13 @@ pub struct ServerReport {
     pub weak: u64,
     pub successes: u64,
     pub failures: u64,
+    /// Logins whose outcome the capture did not show.
+    pub unknown_outcomes: u64,
     /// Distinct user names as reported (masked, hashed or full, per policy).
     pub users: usize,
+    /// Those names, sorted, at most [`MAX_LISTED_USERS`] of them (`users` is the full count).
+    pub user_names: Vec<String>,
+    /// Distinct client addresses.
     pub clients: usize,
     pub mechanisms: Vec<String>,
     pub first_seen: String,
@@ -44,6 +55,7 @@ struct Entry {
     weak: u64,
     successes: u64,
     failures: u64,
+    unknown_outcomes: u64,
     users: BTreeSet<String>,
     clients: BTreeSet<IpAddr>,
     mechanisms: BTreeSet<String>,
@@ -80,7 +92,7 @@ impl ServerSummary {
         match alert.credential.outcome {
             Outcome::Success => entry.successes += 1,
             Outcome::Failure => entry.failures += 1,
-            Outcome::Unknown => {}
+            Outcome::Unknown => entry.unknown_outcomes += 1,
         }
         if let Some(user) = &alert.credential.username {
             entry.users.insert(user.clone());
@@ -113,7 +125,9 @@ impl ServerSummary {
                 weak: entry.weak,
                 successes: entry.successes,
                 failures: entry.failures,
+                unknown_outcomes: entry.unknown_outcomes,
                 users: entry.users.len(),
+                user_names: entry.users.iter().take(MAX_LISTED_USERS).cloned().collect(),
                 clients: entry.clients.len(),
                 mechanisms: entry.mechanisms.iter().cloned().collect(),
                 first_seen: entry.first_seen.clone().unwrap_or_default(),
@@ -123,5 +137,51 @@ impl ServerSummary {
             .collect();
         reports.sort_by_key(|r| std::cmp::Reverse((r.cleartext, r.users, r.weak)));
         reports
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::text::tests::sample_alert;
+
+    fn login(user: &str, client: &str, outcome: Outcome, timestamp: &str) -> Event {
+        let mut event = sample_alert();
+        if let Event::Credential(alert) = &mut event {
+            alert.credential.username = Some(user.to_string());
+            alert.credential.outcome = outcome;
+            alert.flow.src_ip = client.parse().unwrap();
+            alert.timestamp = timestamp.to_string();
+        }
+        event
+    }
+
+    #[test]
+    fn report_counts_users_clients_outcomes_and_keeps_first_and_last_seen() {
+        let mut summary = ServerSummary::default();
+        summary.add(&login("b***", "192.0.2.1", Outcome::Success, "2026-11-27T09:00:02.000000Z"));
+        summary.add(&login("a***", "192.0.2.2", Outcome::Failure, "2026-11-27T09:00:01.000000Z"));
+        summary.add(&login("a***", "192.0.2.2", Outcome::Unknown, "2026-11-27T09:00:03.000000Z"));
+        let [report] = summary.reports().try_into().unwrap();
+        assert_eq!((report.cleartext, report.weak), (3, 0));
+        assert_eq!((report.successes, report.failures, report.unknown_outcomes), (1, 1, 1));
+        assert_eq!((report.users, report.clients), (2, 2));
+        assert_eq!(report.user_names, ["a***", "b***"]);
+        assert_eq!(report.first_seen, "2026-11-27T09:00:01.000000Z");
+        assert_eq!(report.last_seen, "2026-11-27T09:00:03.000000Z");
+        assert_eq!(report.remediation, Remediation::ServerOffersNoTls);
+        assert_eq!(report.software.as_deref(), Some("Dovecot"));
+        assert_eq!(report.starttls_offered, Some(false));
+    }
+
+    #[test]
+    fn user_names_are_capped_but_counted() {
+        let mut summary = ServerSummary::default();
+        for n in 0..MAX_LISTED_USERS + 10 {
+            summary.add(&login(&format!("u{n:03}***"), "192.0.2.1", Outcome::Success, "2026-11-27T09:00:00.000000Z"));
+        }
+        let report = &summary.reports()[0];
+        assert_eq!(report.users, MAX_LISTED_USERS + 10);
+        assert_eq!(report.user_names.len(), MAX_LISTED_USERS);
     }
 }

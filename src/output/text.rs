@@ -1,12 +1,15 @@
 //! Text for people: one aligned line per event, then a table of the servers at risk.
 
-use std::io::{self, Write};
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use super::{ServerReport, Sink};
-use crate::alert::{Event, EventType, Outcome};
+use std::io::{self, Write};
+use std::net::SocketAddr;
+
+use super::{Record, RepeatSummary, ServerReport, Sink};
+use crate::alert::{CredentialAlert, Event, EventType, Outcome, Remediation};
 
 /// ANSI colours, used only when the output is a terminal and `NO_COLOR` is unset.
-struct Palette {
+pub(super) struct Palette {
     high: &'static str,
     medium: &'static str,
     dim: &'static str,
@@ -14,7 +17,7 @@ struct Palette {
 }
 
 const COLOURS: Palette = Palette { high: "\x1b[1;31m", medium: "\x1b[33m", dim: "\x1b[2m", reset: "\x1b[0m" };
-const PLAIN: Palette = Palette { high: "", medium: "", dim: "", reset: "" };
+pub(super) const PLAIN: Palette = Palette { high: "", medium: "", dim: "", reset: "" };
 
 pub struct TextSink<W: Write> {
     out: W,
@@ -35,43 +38,142 @@ fn outcome_word(outcome: Outcome) -> &'static str {
     }
 }
 
+/// One line for a record, as the text format prints it (server reports get their own line form
+/// for file and syslog sinks, where no table can be drawn).
+pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
+    match record {
+        Record::Event(Event::Credential(alert)) => {
+            let label = match alert.event_type {
+                EventType::CleartextCredential => "CLEARTEXT",
+                _ => "WEAK     ",
+            };
+            credential_line(&alert.timestamp, label, alert.event_type, &CredentialView::of(alert), p)
+        }
+        Record::Event(Event::Anomaly(alert)) => format!(
+            "{}  {}ANOMALY{}    {:?}: {}  {} -> {}",
+            alert.timestamp,
+            p.medium,
+            p.reset,
+            alert.anomaly.kind,
+            alert.anomaly.detail,
+            SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
+            SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
+        ),
+        Record::Repeat(summary) => {
+            let view = CredentialView {
+                proto: summary.app_proto.name(),
+                mechanism: &summary.credential.mechanism,
+                username: summary.credential.username.as_deref(),
+                outcome: summary.credential.outcome,
+                client: SocketAddr::new(summary.flow.src_ip, summary.flow.src_port),
+                server: SocketAddr::new(summary.flow.dest_ip, summary.flow.dest_port),
+                greeting: summary.server.greeting.as_deref(),
+            };
+            let label = format!("REPEAT x{:<3}", summary.repeat_count);
+            let line = credential_line(&summary.last_seen, &label, summary.repeated_event_type, &view, p);
+            format!("{line}  (since {})", summary.first_seen)
+        }
+        Record::Server(server) => format!(
+            "{}  SERVER     {:<4}  {}  cleartext={} weak={} users={} clients={} starttls={} remediation={}  {}",
+            server.last_seen,
+            server.app_proto.name(),
+            SocketAddr::new(server.ip, server.port),
+            server.cleartext,
+            server.weak,
+            server.users,
+            server.clients,
+            starttls_word(server.starttls_offered),
+            remediation_word(server.remediation),
+            server.software.as_deref().or(server.greeting.as_deref()).unwrap_or(""),
+        ),
+        Record::Posture(posture) => format!(
+            "{}  POSTURE    {:<4}  {}  class={} starttls={} sessions={} tls={} cleartext_logins={}  {}",
+            posture.last_seen,
+            posture.app_proto.name(),
+            SocketAddr::new(posture.ip, posture.port),
+            posture.class.name(),
+            starttls_word(posture.starttls_offered),
+            posture.sessions,
+            posture.sessions_tls,
+            posture.cleartext_logins,
+            posture.software.as_deref().or(posture.greeting.as_deref()).unwrap_or(""),
+        ),
+        Record::Event(Event::Session(_)) => String::new(),
+    }
+}
+
+/// The fields a credential line shows, shared by alerts and repeat summaries.
+struct CredentialView<'a> {
+    proto: &'static str,
+    mechanism: &'a str,
+    username: Option<&'a str>,
+    outcome: Outcome,
+    client: SocketAddr,
+    server: SocketAddr,
+    greeting: Option<&'a str>,
+}
+
+impl<'a> CredentialView<'a> {
+    fn of(alert: &'a CredentialAlert) -> Self {
+        CredentialView {
+            proto: alert.app_proto.name(),
+            mechanism: &alert.credential.mechanism,
+            username: alert.credential.username.as_deref(),
+            outcome: alert.credential.outcome,
+            client: SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
+            server: SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
+            greeting: alert.server.greeting.as_deref(),
+        }
+    }
+}
+
+fn credential_line(
+    timestamp: &str,
+    label: &str,
+    event_type: EventType,
+    view: &CredentialView<'_>,
+    p: &Palette,
+) -> String {
+    let colour = match event_type {
+        EventType::CleartextCredential => p.high,
+        _ => p.medium,
+    };
+    format!(
+        "{timestamp}  {colour}{label}{reset}  {proto:<4}  {mech:<20} {user:<24} {outcome:<7}  {client} -> {server}  {dim}{greeting}{reset}",
+        reset = p.reset,
+        dim = p.dim,
+        proto = view.proto,
+        mech = view.mechanism,
+        user = view.username.unwrap_or("(unseen)"),
+        outcome = outcome_word(view.outcome),
+        client = view.client,
+        server = view.server,
+        greeting = view.greeting.unwrap_or(""),
+    )
+}
+
+fn starttls_word(offered: Option<bool>) -> &'static str {
+    match offered {
+        Some(true) => "offered",
+        Some(false) => "no",
+        None => "?",
+    }
+}
+
+fn remediation_word(remediation: Remediation) -> String {
+    serde_json::to_value(remediation).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
 impl<W: Write> Sink for TextSink<W> {
     fn event(&mut self, event: &Event) -> io::Result<()> {
-        let p = self.palette;
-        match event {
-            Event::Credential(alert) => {
-                let (label, colour) = match alert.event_type {
-                    EventType::CleartextCredential => ("CLEARTEXT", p.high),
-                    _ => ("WEAK     ", p.medium),
-                };
-                let client = std::net::SocketAddr::new(alert.flow.src_ip, alert.flow.src_port);
-                let server = std::net::SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port);
-                writeln!(
-                    self.out,
-                    "{ts}  {colour}{label}{reset}  {proto:<4}  {mech:<20} {user:<24} {outcome:<7}  {client} -> {server}  {dim}{greeting}{reset}",
-                    ts = alert.timestamp,
-                    reset = p.reset,
-                    dim = p.dim,
-                    proto = alert.app_proto.name(),
-                    mech = alert.credential.mechanism,
-                    user = alert.credential.username.as_deref().unwrap_or("(unseen)"),
-                    outcome = outcome_word(alert.credential.outcome),
-                    greeting = alert.server.greeting.as_deref().unwrap_or(""),
-                )
-            }
-            Event::Session(_) | Event::Posture(_) => Ok(()),
-            Event::Anomaly(alert) => writeln!(
-                self.out,
-                "{}  {}ANOMALY{}    {:?}: {}  {} -> {}",
-                alert.timestamp,
-                p.medium,
-                p.reset,
-                alert.anomaly.kind,
-                alert.anomaly.detail,
-                std::net::SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
-                std::net::SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
-            ),
+        if matches!(event, Event::Session(_)) {
+            return Ok(());
         }
+        writeln!(self.out, "{}", line(Record::Event(event), self.palette))
+    }
+
+    fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
+        writeln!(self.out, "{}", line(Record::Repeat(summary), self.palette))
     }
 
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
@@ -93,16 +195,9 @@ impl<W: Write> Sink for TextSink<W> {
             "PROTO", "SERVER", "CLEARTEXT", "WEAK", "USERS", "CLIENTS", "STARTTLS", "REMEDIATION"
         )?;
         for server in servers {
-            let address = std::net::SocketAddr::new(server.ip, server.port).to_string();
-            let starttls = match server.starttls_offered {
-                Some(true) => "offered",
-                Some(false) => "no",
-                None => "?",
-            };
-            let remediation = serde_json::to_value(server.remediation)
-                .ok()
-                .and_then(|v| v.as_str().map(str::to_string))
-                .unwrap_or_default();
+            let address = SocketAddr::new(server.ip, server.port).to_string();
+            let starttls = starttls_word(server.starttls_offered);
+            let remediation = remediation_word(server.remediation);
             let identity = server.software.as_deref().or(server.greeting.as_deref()).unwrap_or("");
             writeln!(
                 self.out,
@@ -119,5 +214,75 @@ impl<W: Write> Sink for TextSink<W> {
             )?;
         }
         self.out.flush()
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
+    }
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::alert::{AppProto, ClientIdentity, Credential, FlowMeta, SecretKind, ServerIdentity, SCHEMA_VERSION};
+
+    /// A POP3 USER/PASS alert like the demo capture's first one.
+    pub(crate) fn sample_alert() -> Event {
+        let client_ip = "192.0.2.10".parse().unwrap();
+        let server_ip = "198.51.100.5".parse().unwrap();
+        Event::Credential(Box::new(CredentialAlert {
+            timestamp: "2026-11-27T09:00:00.039000Z".to_string(),
+            event_type: EventType::CleartextCredential,
+            severity: "high",
+            flow: FlowMeta {
+                flow_id: 42,
+                src_ip: client_ip,
+                src_port: 50110,
+                dest_ip: server_ip,
+                dest_port: 110,
+                proto: "TCP",
+                vlan: vec![100, 200],
+                midstream: false,
+            },
+            app_proto: AppProto::Pop3,
+            credential: Credential {
+                mechanism: "USER/PASS".to_string(),
+                secret: SecretKind::Password,
+                username: Some("a***".to_string()),
+                outcome: Outcome::Success,
+                secret_length: Some(16),
+                secret_fingerprint: None,
+            },
+            server: ServerIdentity {
+                ip: Some(server_ip),
+                port: 110,
+                greeting: Some("+OK Dovecot (Debian) ready.".to_string()),
+                software: Some("Dovecot".to_string()),
+                hostname: None,
+                capabilities: vec!["USER".to_string()],
+                starttls_offered: Some(false),
+                login_disabled: None,
+            },
+            client: ClientIdentity { software: Some("Thunderbird 128.4".to_string()) },
+            remediation: Remediation::ServerOffersNoTls,
+            schema_version: SCHEMA_VERSION,
+        }))
+    }
+
+    #[test]
+    fn alert_line_is_plain_without_colour_and_shows_no_secret_material() {
+        let mut sink = TextSink::new(Vec::new(), false);
+        sink.event(&sample_alert()).unwrap();
+        let text = String::from_utf8(sink.out).unwrap();
+        assert!(text.starts_with("2026-11-27T09:00:00.039000Z  CLEARTEXT  pop3  USER/PASS"), "{text}");
+        assert!(text.contains("a***") && text.contains("192.0.2.10:50110 -> 198.51.100.5:110"));
+        assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        let mut sink = TextSink::new(Vec::new(), true);
+        sink.event(&sample_alert()).unwrap();
+        assert!(String::from_utf8(sink.out).unwrap().contains("\x1b[1;31mCLEARTEXT\x1b[0m"));
     }
 }

@@ -113,7 +113,7 @@ impl Run<'_> {
     fn emit(&mut self) -> Result<(), RunError> {
         let mut follow_ups = Vec::new();
         for event in &self.events {
-            follow_ups.extend(self.posture.observe(event, false));
+            follow_ups.extend(self.posture.observe(event, false).anomalies);
         }
         self.events.append(&mut follow_ups);
         for event in self.events.drain(..) {
@@ -124,7 +124,6 @@ impl Run<'_> {
                 Event::Credential(_) => self.report.weak_alerts += 1,
                 Event::Anomaly(_) => self.report.anomalies += 1,
                 Event::Session(_) => continue,
-                Event::Posture(_) => {}
             }
             self.summary.add(&event);
             self.sink.event(&event)?;
@@ -136,7 +135,7 @@ impl Run<'_> {
         self.engine.finish(&mut self.events);
         self.emit()?;
         for posture in self.posture.snapshot() {
-            self.sink.event(&Event::Posture(Box::new(posture)))?;
+            self.sink.posture(&posture)?;
         }
         self.sink.finish(&self.summary.reports())?;
         self.report.decode = self.decoder.stats.clone();

@@ -1,0 +1,389 @@
+//! No alert floods: a mail client polling every few minutes with a stored password raises the
+//! same alert all day. Within a window (on event time), alerts with the same server (address,
+//! port, protocol), user, mechanism and outcome are collapsed: the first goes out at once, the
+//! others are counted, and when the window closes (or at exit) one `repeat_summary` reports how
+//! many there were and when. Nothing is dropped without being counted in a summary.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use std::collections::{BTreeSet, HashMap};
+use std::io;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::{ServerReport, Sink};
+use crate::alert::{
+    AppProto, ClientIdentity, Credential, CredentialAlert, Event, EventType, FlowMeta, Outcome, Remediation,
+    ServerIdentity, SCHEMA_VERSION,
+};
+use crate::capture::Timestamp;
+
+/// Windows tracked at once; past this, new alerts go out undeduplicated (never dropped), so memory
+/// stays bounded whatever the traffic.
+pub const MAX_TRACKED: usize = 65_536;
+
+/// Repeats of one alert within a dedup window. Carries the last repeat's connection and details;
+/// `repeat_count` counts every alert of the window, the first (already sent) included.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RepeatSummary {
+    /// When the last repeat was seen.
+    pub timestamp: String,
+    pub event_type: &'static str,
+    pub severity: &'static str,
+    /// The `event_type` of the alerts this summary stands for.
+    pub repeated_event_type: EventType,
+    #[serde(flatten)]
+    pub flow: FlowMeta,
+    pub app_proto: AppProto,
+    pub credential: Credential,
+    pub server: ServerIdentity,
+    #[serde(skip_serializing_if = "ClientIdentity::is_empty")]
+    pub client: ClientIdentity,
+    pub remediation: Remediation,
+    pub repeat_count: u64,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub schema_version: u32,
+}
+
+/// What makes two alerts "the same" for deduplication.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+struct Key {
+    server: IpAddr,
+    port: u16,
+    app_proto: AppProto,
+    username: Option<String>,
+    mechanism: String,
+    outcome: Outcome,
+}
+
+impl Key {
+    fn of(alert: &CredentialAlert) -> Key {
+        Key {
+            server: alert.flow.dest_ip,
+            port: alert.flow.dest_port,
+            app_proto: alert.app_proto,
+            username: alert.credential.username.clone(),
+            mechanism: alert.credential.mechanism.clone(),
+            outcome: alert.credential.outcome,
+        }
+    }
+}
+
+struct Window {
+    closes_at: Timestamp,
+    count: u64,
+    first_seen: (Timestamp, String),
+    last_seen: (Timestamp, String),
+    last: Box<CredentialAlert>,
+}
+
+impl Window {
+    fn summary(self) -> RepeatSummary {
+        let last = *self.last;
+        RepeatSummary {
+            timestamp: self.last_seen.1.clone(),
+            event_type: "repeat_summary",
+            severity: last.severity,
+            repeated_event_type: last.event_type,
+            flow: last.flow,
+            app_proto: last.app_proto,
+            credential: last.credential,
+            server: last.server,
+            client: last.client,
+            remediation: last.remediation,
+            repeat_count: self.count,
+            first_seen: self.first_seen.1,
+            last_seen: self.last_seen.1,
+            schema_version: SCHEMA_VERSION,
+        }
+    }
+}
+
+/// Deduplicates credential alerts in front of another sink (anomalies pass straight through).
+pub struct Dedup<S: Sink> {
+    inner: S,
+    window: Duration,
+    open: HashMap<Key, Window>,
+    /// Open windows by closing time, to close them in order without scanning.
+    closing: BTreeSet<(Timestamp, Key)>,
+    /// Latest event time seen: time only moves forward here, even when captures are not sorted.
+    now: Timestamp,
+}
+
+impl<S: Sink> Dedup<S> {
+    pub fn new(inner: S, window: Duration) -> Self {
+        Dedup { inner, window, open: HashMap::new(), closing: BTreeSet::new(), now: Timestamp(0) }
+    }
+
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+
+    /// Closes the windows that ended by `now`, reporting those that saw repeats.
+    fn close_until(&mut self, now: Timestamp) -> io::Result<()> {
+        self.now = self.now.max(now);
+        while let Some((closes_at, _)) = self.closing.first() {
+            if *closes_at > self.now {
+                break;
+            }
+            if let Some((_, key)) = self.closing.pop_first() {
+                self.close(&key)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn close(&mut self, key: &Key) -> io::Result<()> {
+        match self.open.remove(key) {
+            Some(window) if window.count > 1 => self.inner.repeat(&window.summary()),
+            _ => Ok(()),
+        }
+    }
+
+    fn credential(&mut self, event: &Event, alert: &CredentialAlert) -> io::Result<()> {
+        let at = parse_rfc3339(&alert.timestamp).unwrap_or(self.now);
+        self.close_until(at)?;
+        let key = Key::of(alert);
+        if let Some(window) = self.open.get_mut(&key) {
+            window.count += 1;
+            if at < window.first_seen.0 {
+                window.first_seen = (at, alert.timestamp.clone());
+            }
+            if at >= window.last_seen.0 {
+                window.last_seen = (at, alert.timestamp.clone());
+                *window.last = alert.clone();
+            }
+            return Ok(());
+        }
+        if self.open.len() < MAX_TRACKED {
+            let closes_at = at.saturating_add(self.window);
+            let seen = (at, alert.timestamp.clone());
+            self.closing.insert((closes_at, key.clone()));
+            self.open.insert(
+                key,
+                Window {
+                    closes_at,
+                    count: 1,
+                    first_seen: seen.clone(),
+                    last_seen: seen,
+                    last: Box::new(alert.clone()),
+                },
+            );
+        }
+        self.inner.event(event)
+    }
+
+    /// Closes every window, in the order they opened.
+    fn close_all(&mut self) -> io::Result<()> {
+        let mut windows: Vec<(Key, Window)> = self.open.drain().collect();
+        self.closing.clear();
+        windows.sort_by_key(|(_, window)| (window.first_seen.0, window.closes_at));
+        for (_, window) in windows {
+            if window.count > 1 {
+                self.inner.repeat(&window.summary())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<S: Sink> Sink for Dedup<S> {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        match event {
+            Event::Credential(alert) => self.credential(event, alert),
+            Event::Anomaly(alert) => {
+                if let Some(at) = parse_rfc3339(&alert.timestamp) {
+                    self.close_until(at)?;
+                }
+                self.inner.event(event)
+            }
+            Event::Session(_) => self.inner.event(event),
+        }
+    }
+
+    fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
+        self.inner.repeat(summary)
+    }
+
+    /// Postures come at the end of a run: repeats held back until then go out first.
+    fn posture(&mut self, posture: &crate::posture::ServerPosture) -> io::Result<()> {
+        self.close_all()?;
+        self.inner.posture(posture)
+    }
+
+    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+        self.close_all()?;
+        self.inner.finish(servers)
+    }
+
+    fn tick(&mut self, now: Timestamp) -> io::Result<()> {
+        self.close_until(now)?;
+        self.inner.tick(now)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.inner.reopen()
+    }
+}
+
+/// Reads back the `YYYY-MM-DDTHH:MM:SS.ffffffZ` timestamps events carry (see
+/// [`Timestamp::rfc3339_micros`]); `None` for anything else.
+fn parse_rfc3339(text: &str) -> Option<Timestamp> {
+    let bytes = text.as_bytes();
+    let shape_ok = bytes.len() == 27
+        && bytes.get(4) == Some(&b'-')
+        && bytes.get(7) == Some(&b'-')
+        && bytes.get(10) == Some(&b'T')
+        && bytes.get(13) == Some(&b':')
+        && bytes.get(16) == Some(&b':')
+        && bytes.get(19) == Some(&b'.')
+        && bytes.get(26) == Some(&b'Z');
+    if !shape_ok {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<u64> {
+        let digits = text.get(range)?;
+        digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
+    };
+    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
+    let (hour, minute, second, micros) = (number(11..13)?, number(14..16)?, number(17..19)?, number(20..26)?);
+    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day)?;
+    let seconds = days.checked_mul(86_400)?.checked_add(hour * 3600 + minute * 60 + second)?;
+    let nanos = u32::try_from(micros * 1000).ok()?;
+    Some(Timestamp::from_secs_nanos(seconds, nanos))
+}
+
+/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`), for
+/// dates from 1970 on.
+fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
+    let year = if month <= 2 { year.checked_sub(1)? } else { year };
+    let era = year / 400;
+    let year_of_era = year - era * 400;
+    let month_index = if month > 2 { month - 3 } else { month + 9 };
+    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
+    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
+    (era * 146_097 + day_of_era).checked_sub(719_468)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::text::tests::sample_alert;
+
+    /// Records what reaches it.
+    #[derive(Default)]
+    struct Recorder {
+        alerts: Vec<String>,
+        repeats: Vec<RepeatSummary>,
+        finished: bool,
+    }
+
+    impl Sink for Recorder {
+        fn event(&mut self, event: &Event) -> io::Result<()> {
+            if let Event::Credential(alert) = event {
+                self.alerts.push(alert.timestamp.clone());
+            }
+            Ok(())
+        }
+        fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
+            self.repeats.push(summary.clone());
+            Ok(())
+        }
+        fn finish(&mut self, _servers: &[ServerReport]) -> io::Result<()> {
+            self.finished = true;
+            Ok(())
+        }
+    }
+
+    fn login_at(seconds: u64, user: &str) -> Event {
+        let mut event = sample_alert();
+        if let Event::Credential(alert) = &mut event {
+            alert.timestamp = Timestamp::from_secs_nanos(1_795_770_000 + seconds, 0).rfc3339_micros();
+            alert.credential.username = Some(user.to_string());
+            alert.flow.src_port = 40_000 + u16::try_from(seconds % 1000).unwrap();
+        }
+        event
+    }
+
+    #[test]
+    fn timestamps_read_back_exactly() {
+        for ts in [
+            Timestamp(0),
+            Timestamp::from_secs_nanos(1_795_770_902, 123_456_000),
+            Timestamp::from_secs_nanos(951_782_400, 1_000),
+        ] {
+            assert_eq!(parse_rfc3339(&ts.rfc3339_micros()), Some(ts));
+        }
+        for bad in [
+            "",
+            "2026-11-27T09:15:02Z",
+            "2026-13-27T09:15:02.123456Z",
+            "2026-11-27T09:15:02.12345xZ",
+            "1969-12-31T23:59:59.000000Z",
+        ] {
+            assert_eq!(parse_rfc3339(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn first_alert_goes_out_repeats_are_summarised_at_exit() {
+        let mut dedup = Dedup::new(Recorder::default(), Duration::from_secs(600));
+        for second in 0..5 {
+            dedup.event(&login_at(second * 60, "f***")).unwrap();
+        }
+        assert_eq!(dedup.inner.alerts.len(), 1);
+        assert!(dedup.inner.repeats.is_empty());
+        dedup.finish(&[]).unwrap();
+        let recorder = dedup.into_inner();
+        assert!(recorder.finished);
+        let [summary] = recorder.repeats.as_slice() else { panic!("one summary expected") };
+        assert_eq!(summary.repeat_count, 5);
+        assert_eq!(summary.first_seen, recorder.alerts[0]);
+        assert_eq!(summary.last_seen, Timestamp::from_secs_nanos(1_795_770_240, 0).rfc3339_micros());
+        assert_eq!(summary.timestamp, summary.last_seen);
+        assert_eq!(summary.flow.src_port, 40_240);
+        assert_eq!(summary.repeated_event_type, EventType::CleartextCredential);
+    }
+
+    #[test]
+    fn window_closes_on_event_time_and_a_new_one_opens() {
+        let mut dedup = Dedup::new(Recorder::default(), Duration::from_secs(600));
+        dedup.event(&login_at(0, "f***")).unwrap();
+        dedup.event(&login_at(300, "f***")).unwrap();
+        dedup.event(&login_at(700, "f***")).unwrap();
+        assert_eq!(dedup.inner.alerts.len(), 2, "the window closed at 600 s: a new alert at 700 s");
+        assert_eq!(dedup.inner.repeats.len(), 1);
+        assert_eq!(dedup.inner.repeats[0].repeat_count, 2);
+        dedup.tick(Timestamp::from_secs_nanos(1_795_770_000 + 1400, 0)).unwrap();
+        assert_eq!(dedup.inner.repeats.len(), 1, "a window without repeats closes silently");
+        dedup.finish(&[]).unwrap();
+        assert_eq!(dedup.inner.repeats.len(), 1);
+    }
+
+    #[test]
+    fn key_tells_users_and_outcomes_apart() {
+        let mut dedup = Dedup::new(Recorder::default(), Duration::from_secs(600));
+        dedup.event(&login_at(0, "a***")).unwrap();
+        dedup.event(&login_at(1, "b***")).unwrap();
+        let mut failed = login_at(2, "a***");
+        if let Event::Credential(alert) = &mut failed {
+            alert.credential.outcome = Outcome::Failure;
+        }
+        dedup.event(&failed).unwrap();
+        dedup.event(&login_at(3, "a***")).unwrap();
+        assert_eq!(dedup.inner.alerts.len(), 3);
+        dedup.finish(&[]).unwrap();
+        assert_eq!(dedup.inner.repeats.len(), 1);
+        assert_eq!(dedup.inner.repeats[0].credential.username.as_deref(), Some("a***"));
+    }
+}

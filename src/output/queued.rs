@@ -1,0 +1,642 @@
+//! Sinks that write from a thread of their own: files and syslog.
+//!
+//! The pipeline encodes each record and hands it to a bounded queue without waiting; the sink's
+//! thread delivers it. When the destination fails (server down, disk full), the thread keeps the
+//! message, retries with exponential backoff (0.1 s up to 30 s) and counts the errors; meanwhile
+//! the queue fills, and once it is full new records are dropped and counted rather than letting
+//! the sensor stall. At exit the thread gets one more try; what it still cannot deliver is
+//! dropped and counted. Files are written in batches, flushed at least every second and at exit.
+
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::net::{TcpStream, ToSocketAddrs, UdpSocket};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+
+use super::syslog::Header;
+use super::{Destination, Encoder, OutputSpec, Record, RepeatSummary, ServerReport, Sink};
+use crate::alert::Event;
+use crate::posture::ServerPosture;
+
+/// Records a sink holds while its destination is slow or down (about 10 MB of typical alerts).
+pub const QUEUE_CAPACITY: usize = 10_000;
+/// Longest time a record written to a file stays in memory.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
+/// A file batch is written out early past this size.
+const FLUSH_BYTES: usize = 64 * 1024;
+const BACKOFF_FIRST: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A TCP server that stops reading holds the sink's thread no longer than this per message.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Largest UDP payload over IPv4; longer messages are truncated, as RFC 5426 allows.
+const MAX_DATAGRAM: usize = 65_507;
+
+/// What a queued sink did so far.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SinkStats {
+    /// Records handed to the destination (written to the file, sent on the socket).
+    pub written: u64,
+    /// Records dropped because the queue was full (destination down or too slow for too long).
+    pub dropped_queue_full: u64,
+    /// Records lost to a failure: a file batch whose write failed, or what was still queued at
+    /// exit while the destination was down.
+    pub lost: u64,
+    /// Failed attempts (open, connect, write); each is retried after a backoff.
+    pub errors: u64,
+}
+
+#[derive(Default)]
+struct Shared {
+    written: AtomicU64,
+    dropped_queue_full: AtomicU64,
+    lost: AtomicU64,
+    errors: AtomicU64,
+    closing: AtomicBool,
+    reopen: AtomicBool,
+}
+
+impl Shared {
+    fn stats(&self) -> SinkStats {
+        SinkStats {
+            written: self.written.load(Ordering::Relaxed),
+            dropped_queue_full: self.dropped_queue_full.load(Ordering::Relaxed),
+            lost: self.lost.load(Ordering::Relaxed),
+            errors: self.errors.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A file or syslog sink: encodes on the caller's thread, delivers on its own.
+pub struct QueuedSink {
+    name: String,
+    encoder: Encoder,
+    syslog: Option<Header>,
+    sender: Option<Sender<Vec<u8>>>,
+    shared: Arc<Shared>,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl QueuedSink {
+    /// Starts the sink for a file or syslog destination. A file that cannot be opened is an error
+    /// here (most likely a wrong path); a syslog server that is down is not (it is retried).
+    pub fn start(spec: &OutputSpec, encoder: Encoder) -> io::Result<QueuedSink> {
+        let header = Header::new(spec.facility, &encoder.observer.hostname);
+        let (transport, syslog): (Box<dyn Transport>, _) = match &spec.destination {
+            Destination::File(path) => (Box::new(FileTransport::open(path.clone())?), None),
+            Destination::SyslogUdp(target) => {
+                (Box::new(UdpTransport { target: target.clone(), socket: None }), Some(header))
+            }
+            Destination::SyslogTcp(target) => {
+                (Box::new(TcpTransport { target: target.clone(), stream: None }), Some(header))
+            }
+            Destination::Stdout => {
+                return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdout is not a queued sink"));
+            }
+        };
+        QueuedSink::with_transport(spec.to_string(), transport, encoder, syslog, QUEUE_CAPACITY)
+    }
+
+    fn with_transport(
+        name: String,
+        transport: Box<dyn Transport>,
+        encoder: Encoder,
+        syslog: Option<Header>,
+        capacity: usize,
+    ) -> io::Result<QueuedSink> {
+        let (sender, receiver) = crossbeam_channel::bounded(capacity);
+        let shared = Arc::new(Shared::default());
+        let worker = Worker { name: name.clone(), transport, receiver, shared: Arc::clone(&shared) };
+        let worker = std::thread::Builder::new().name("credwatch-output".to_string()).spawn(move || worker.run())?;
+        Ok(QueuedSink { name, encoder, syslog, sender: Some(sender), shared, worker: Some(worker) })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn stats(&self) -> SinkStats {
+        self.shared.stats()
+    }
+
+    fn push(&mut self, record: Record<'_>) {
+        let Some(sender) = &self.sender else { return };
+        let message = match &self.syslog {
+            Some(header) => header.message(record, &self.encoder),
+            None => self.encoder.encode(record),
+        };
+        match sender.try_send(message) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_)) => {
+                if self.shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed) == 0 {
+                    tracing::warn!(sink = %self.name, capacity = QUEUE_CAPACITY, "output queue full: dropping records");
+                }
+            }
+            Err(TrySendError::Disconnected(_)) => {
+                self.shared.lost.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Lets the thread deliver what is queued (one last try if the destination is down) and waits
+    /// for it.
+    fn close(&mut self) {
+        self.shared.closing.store(true, Ordering::Relaxed);
+        self.sender = None;
+        if let Some(worker) = self.worker.take() {
+            if worker.join().is_err() {
+                tracing::error!(sink = %self.name, "output thread panicked");
+            }
+        }
+        let stats = self.stats();
+        if stats.dropped_queue_full > 0 || stats.lost > 0 {
+            tracing::warn!(sink = %self.name, ?stats, "some records did not reach this output");
+        } else {
+            tracing::debug!(sink = %self.name, ?stats, "output closed");
+        }
+    }
+}
+
+impl Sink for QueuedSink {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        self.push(Record::Event(event));
+        Ok(())
+    }
+
+    fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
+        self.push(Record::Repeat(summary));
+        Ok(())
+    }
+
+    fn posture(&mut self, posture: &ServerPosture) -> io::Result<()> {
+        self.push(Record::Posture(posture));
+        Ok(())
+    }
+
+    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+        for server in servers {
+            self.push(Record::Server(server));
+        }
+        self.close();
+        Ok(())
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.shared.reopen.store(true, Ordering::Relaxed);
+        Ok(())
+    }
+}
+
+impl Drop for QueuedSink {
+    fn drop(&mut self) {
+        if self.worker.is_some() {
+            self.close();
+        }
+    }
+}
+
+/// How a sink's thread reaches its destination.
+trait Transport: Send {
+    /// Delivers (or, for files, buffers) one message, opening or connecting first if needed.
+    fn send(&mut self, message: &[u8]) -> io::Result<()>;
+    /// Bytes waiting for the next flush.
+    fn buffered(&self) -> usize {
+        0
+    }
+    /// Writes out the buffer; on error, says how many messages were lost with it.
+    fn flush(&mut self) -> Result<(), (io::Error, u64)> {
+        Ok(())
+    }
+    /// Drops the file or connection; the next `send` opens a new one.
+    fn close(&mut self);
+}
+
+struct Worker {
+    name: String,
+    transport: Box<dyn Transport>,
+    receiver: Receiver<Vec<u8>>,
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    fn run(mut self) {
+        let mut backoff = BACKOFF_FIRST;
+        let mut failing = false;
+        let mut pending: Option<Vec<u8>> = None;
+        let mut last_flush = Instant::now();
+        loop {
+            if self.shared.reopen.swap(false, Ordering::Relaxed) {
+                self.flush();
+                self.transport.close();
+            }
+            if let Some(message) = pending.take() {
+                match self.transport.send(&message) {
+                    Ok(()) => {
+                        self.shared.written.fetch_add(1, Ordering::Relaxed);
+                        if failing {
+                            tracing::info!(sink = %self.name, "output recovered");
+                            failing = false;
+                        }
+                        backoff = BACKOFF_FIRST;
+                    }
+                    Err(error) => {
+                        self.shared.errors.fetch_add(1, Ordering::Relaxed);
+                        if !failing {
+                            tracing::warn!(sink = %self.name, %error, "output failing; retrying with backoff");
+                            failing = true;
+                        }
+                        self.transport.close();
+                        if self.shared.closing.load(Ordering::Relaxed) {
+                            let left = 1 + self.receiver.try_iter().count() as u64;
+                            self.shared.lost.fetch_add(left, Ordering::Relaxed);
+                            return;
+                        }
+                        pending = Some(message);
+                        self.sleep(backoff);
+                        backoff = (backoff * 2).min(BACKOFF_MAX);
+                        continue;
+                    }
+                }
+            }
+            if self.transport.buffered() >= FLUSH_BYTES || last_flush.elapsed() >= FLUSH_INTERVAL {
+                self.flush();
+                last_flush = Instant::now();
+            }
+            match self.receiver.recv_timeout(FLUSH_INTERVAL) {
+                Ok(message) => pending = Some(message),
+                Err(RecvTimeoutError::Timeout) => {}
+                Err(RecvTimeoutError::Disconnected) => {
+                    self.flush();
+                    return;
+                }
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Err((error, lost)) = self.transport.flush() {
+            self.shared.errors.fetch_add(1, Ordering::Relaxed);
+            self.shared.lost.fetch_add(lost, Ordering::Relaxed);
+            tracing::warn!(sink = %self.name, %error, lost, "output write failed");
+            self.transport.close();
+        }
+    }
+
+    /// Waits out a backoff, cut short when the sink is closing.
+    fn sleep(&self, duration: Duration) {
+        let until = Instant::now() + duration;
+        while !self.shared.closing.load(Ordering::Relaxed) {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return;
+            }
+            std::thread::sleep(left.min(Duration::from_millis(50)));
+        }
+    }
+}
+
+/// Appends lines to a file, in batches.
+struct FileTransport {
+    path: PathBuf,
+    file: Option<File>,
+    buffer: Vec<u8>,
+    lines: u64,
+}
+
+impl FileTransport {
+    fn open(path: PathBuf) -> io::Result<FileTransport> {
+        let mut transport = FileTransport { path, file: None, buffer: Vec::new(), lines: 0 };
+        transport.ensure_open()?;
+        Ok(transport)
+    }
+
+    fn ensure_open(&mut self) -> io::Result<&mut File> {
+        match &mut self.file {
+            Some(file) => Ok(file),
+            slot => Ok(slot.insert(OpenOptions::new().create(true).append(true).open(&self.path)?)),
+        }
+    }
+}
+
+impl Transport for FileTransport {
+    fn send(&mut self, message: &[u8]) -> io::Result<()> {
+        self.ensure_open()?;
+        self.buffer.extend_from_slice(message);
+        self.buffer.push(b'\n');
+        self.lines += 1;
+        Ok(())
+    }
+
+    fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    fn flush(&mut self) -> Result<(), (io::Error, u64)> {
+        if self.buffer.is_empty() {
+            return Ok(());
+        }
+        let lines = std::mem::take(&mut self.lines);
+        let buffer = std::mem::take(&mut self.buffer);
+        let file = self.ensure_open().map_err(|error| (error, lines))?;
+        file.write_all(&buffer).and_then(|()| file.flush()).map_err(|error| (error, lines))
+    }
+
+    fn close(&mut self) {
+        self.file = None;
+    }
+}
+
+/// RFC 5426: one message per datagram.
+struct UdpTransport {
+    target: String,
+    socket: Option<UdpSocket>,
+}
+
+impl Transport for UdpTransport {
+    fn send(&mut self, message: &[u8]) -> io::Result<()> {
+        let socket = match &mut self.socket {
+            Some(socket) => socket,
+            slot => {
+                let address = resolve(&self.target)?;
+                let local = if address.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" };
+                let socket = UdpSocket::bind(local)?;
+                socket.connect(address)?;
+                slot.insert(socket)
+            }
+        };
+        socket.send(message.get(..MAX_DATAGRAM).unwrap_or(message)).map(drop)
+    }
+
+    fn close(&mut self) {
+        self.socket = None;
+    }
+}
+
+/// RFC 6587 octet counting: `LENGTH SP MESSAGE`, so messages may hold newlines.
+struct TcpTransport {
+    target: String,
+    stream: Option<TcpStream>,
+}
+
+impl TcpTransport {
+    fn connect(target: &str) -> io::Result<TcpStream> {
+        let mut last_error = io::Error::new(io::ErrorKind::NotFound, "no address");
+        for address in target.to_socket_addrs()? {
+            match TcpStream::connect_timeout(&address, CONNECT_TIMEOUT) {
+                Ok(stream) => {
+                    stream.set_write_timeout(Some(WRITE_TIMEOUT))?;
+                    stream.set_nodelay(true)?;
+                    return Ok(stream);
+                }
+                Err(error) => last_error = error,
+            }
+        }
+        Err(last_error)
+    }
+}
+
+/// Whether the server closed (or reset) the connection: writing would then lose the message
+/// silently into a dead socket, so reconnect first.
+fn peer_closed(stream: &TcpStream) -> bool {
+    if stream.set_nonblocking(true).is_err() {
+        return true;
+    }
+    let closed = match stream.peek(&mut [0u8; 1]) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) => error.kind() != io::ErrorKind::WouldBlock,
+    };
+    closed || stream.set_nonblocking(false).is_err()
+}
+
+impl Transport for TcpTransport {
+    fn send(&mut self, message: &[u8]) -> io::Result<()> {
+        if self.stream.as_ref().is_some_and(peer_closed) {
+            self.stream = None;
+        }
+        let stream = match &mut self.stream {
+            Some(stream) => stream,
+            slot => slot.insert(TcpTransport::connect(&self.target)?),
+        };
+        let mut frame = format!("{} ", message.len()).into_bytes();
+        frame.extend_from_slice(message);
+        stream.write_all(&frame)
+    }
+
+    fn close(&mut self) {
+        self.stream = None;
+    }
+}
+
+fn resolve(target: &str) -> io::Result<std::net::SocketAddr> {
+    target
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, format!("{target}: no address")))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{BufRead, BufReader, Read};
+    use std::net::TcpListener;
+
+    use super::*;
+    use crate::output::text::tests::sample_alert;
+    use crate::output::{Format, Observer};
+
+    fn encoder(format: Format) -> Encoder {
+        Encoder { format, observer: Arc::new(Observer { hostname: "sensor1".to_string() }) }
+    }
+
+    /// A sink as `Outputs::open` makes it: the spec's format, else `default`.
+    fn sink(spec: &str, default: Format) -> QueuedSink {
+        let spec = OutputSpec::parse(spec).unwrap();
+        QueuedSink::start(&spec, encoder(spec.format.unwrap_or(default))).unwrap()
+    }
+
+    /// Waits (a few seconds at most) until `done` holds.
+    fn eventually(mut done: impl FnMut() -> bool) -> bool {
+        let until = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < until {
+            if done() {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        done()
+    }
+
+    fn lines(path: &std::path::Path) -> Vec<serde_json::Value> {
+        std::fs::read_to_string(path)
+            .unwrap_or_default()
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .collect()
+    }
+
+    #[test]
+    fn file_appends_flushes_within_a_second_and_reopens_after_rotation() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("credwatch.json");
+        std::fs::write(&path, "{\"kept\":true}\n").unwrap();
+        let mut sink = sink(&format!("file:{}", path.display()), Format::Json);
+        sink.event(&sample_alert()).unwrap();
+        assert!(eventually(|| lines(&path).len() == 2), "not flushed within the interval");
+        let rotated = dir.path().join("credwatch.json.1");
+        std::fs::rename(&path, &rotated).unwrap();
+        sink.reopen().unwrap();
+        sink.event(&sample_alert()).unwrap();
+        sink.event(&sample_alert()).unwrap();
+        sink.finish(&[]).unwrap();
+        let old = lines(&rotated);
+        assert_eq!(old.len(), 2);
+        assert_eq!(old[0]["kept"], true);
+        assert_eq!(old[1]["event_type"], "cleartext_credential");
+        let new = lines(&path);
+        assert_eq!(new.len(), 2);
+        assert!(new.iter().all(|line| line["credential"]["mechanism"] == "USER/PASS"));
+        assert_eq!(sink.stats(), SinkStats { written: 3, ..SinkStats::default() });
+    }
+
+    #[test]
+    fn a_full_disk_is_counted_not_fatal() {
+        if !std::path::Path::new("/dev/full").exists() {
+            return;
+        }
+        let mut sink = sink("file:/dev/full", Format::Json);
+        for _ in 0..3 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        let started = Instant::now();
+        sink.finish(&[]).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let stats = sink.stats();
+        assert!(stats.errors >= 1, "{stats:?}");
+        assert_eq!(stats.lost, 3, "{stats:?}");
+    }
+
+    #[test]
+    fn a_missing_directory_is_refused_at_start() {
+        let spec = OutputSpec::parse("file:/nonexistent-credwatch-dir/x.json").unwrap();
+        assert!(QueuedSink::start(&spec, encoder(Format::Json)).is_err());
+    }
+
+    #[test]
+    fn syslog_udp_sends_one_rfc5424_datagram_per_record() {
+        let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+        listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        let address = listener.local_addr().unwrap();
+        let mut sink = sink(&format!("syslog+udp://{address},format=ecs,facility=auth"), Format::Json);
+        sink.event(&sample_alert()).unwrap();
+        sink.finish(&[]).unwrap();
+        let mut datagram = vec![0u8; 65_536];
+        let len = listener.recv(&mut datagram).unwrap();
+        let message = std::str::from_utf8(&datagram[..len]).unwrap();
+        let pid = std::process::id();
+        let header = format!("<35>1 2026-11-27T09:00:00.039000Z sensor1 credwatch {pid} cleartext_credential - ");
+        assert!(message.starts_with(&header), "{message}");
+        let document: serde_json::Value = serde_json::from_str(&message[header.len()..]).unwrap();
+        assert_eq!(document["event"]["kind"], "alert");
+        assert_eq!(sink.stats().written, 1);
+    }
+
+    /// Reads RFC 6587 octet-counted frames until the connection closes.
+    fn read_frames(stream: TcpStream) -> Vec<String> {
+        let mut reader = BufReader::new(stream);
+        let mut frames = Vec::new();
+        loop {
+            let mut length = Vec::new();
+            if reader.read_until(b' ', &mut length).unwrap() == 0 {
+                return frames;
+            }
+            let length: usize = std::str::from_utf8(&length).unwrap().trim_end().parse().unwrap();
+            let mut frame = vec![0u8; length];
+            reader.read_exact(&mut frame).unwrap();
+            frames.push(String::from_utf8(frame).unwrap());
+        }
+    }
+
+    #[test]
+    fn syslog_tcp_uses_octet_counting() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = std::thread::spawn(move || read_frames(listener.accept().unwrap().0));
+        let mut sink = sink(&format!("syslog+tcp://{address}"), Format::Json);
+        sink.event(&sample_alert()).unwrap();
+        sink.event(&sample_alert()).unwrap();
+        sink.finish(&[]).unwrap();
+        drop(sink);
+        let frames = server.join().unwrap();
+        assert_eq!(frames.len(), 2);
+        for frame in frames {
+            assert!(frame.starts_with("<131>1 2026-11-27T09:00:00.039000Z sensor1 credwatch "), "{frame}");
+            let json = frame.split_once(" cleartext_credential - ").unwrap().1;
+            let event: serde_json::Value = serde_json::from_str(json).unwrap();
+            assert_eq!(event["dest_port"], 110);
+        }
+    }
+
+    #[test]
+    fn a_server_down_is_retried_and_what_it_missed_is_counted() {
+        let address = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+        let mut sink = sink(&format!("syslog+tcp://{address}"), Format::Json);
+        let started = Instant::now();
+        for _ in 0..3 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_millis(500), "the caller must never wait for the server");
+        assert!(eventually(|| sink.stats().errors >= 2), "retries expected: {:?}", sink.stats());
+        sink.finish(&[]).unwrap();
+        assert!(started.elapsed() < Duration::from_secs(10));
+        let stats = sink.stats();
+        assert_eq!((stats.written, stats.lost), (0, 3), "{stats:?}");
+    }
+
+    #[test]
+    fn a_server_that_comes_back_gets_what_was_queued() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        drop(listener);
+        let mut sink = sink(&format!("syslog+tcp://{address}"), Format::Json);
+        sink.event(&sample_alert()).unwrap();
+        sink.event(&sample_alert()).unwrap();
+        assert!(eventually(|| sink.stats().errors >= 1));
+        let listener = TcpListener::bind(address).unwrap();
+        let server = std::thread::spawn(move || read_frames(listener.accept().unwrap().0));
+        assert!(eventually(|| sink.stats().written == 2), "{:?}", sink.stats());
+        sink.finish(&[]).unwrap();
+        drop(sink);
+        assert_eq!(server.join().unwrap().len(), 2);
+    }
+
+    #[test]
+    fn a_full_queue_drops_and_counts_instead_of_blocking() {
+        /// A destination that never accepts anything.
+        struct Stuck;
+        impl Transport for Stuck {
+            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
+            }
+            fn close(&mut self) {}
+        }
+        let mut sink =
+            QueuedSink::with_transport("stuck".to_string(), Box::new(Stuck), encoder(Format::Json), None, 4).unwrap();
+        let started = Instant::now();
+        for _ in 0..20 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_millis(500));
+        sink.finish(&[]).unwrap();
+        let stats = sink.stats();
+        assert_eq!(stats.written, 0);
+        assert_eq!(stats.dropped_queue_full + stats.lost, 20, "{stats:?}");
+        assert!(stats.dropped_queue_full >= 15, "{stats:?}");
+    }
+}

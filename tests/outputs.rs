@@ -1,0 +1,226 @@
+//! The SIEM-facing outputs, through the binary: every emitted line validates against the JSON
+//! Schemas in `docs/schema/`, dedup collapses a polling client, several sinks run at once, and
+//! syslog reaches a real listener on loopback.
+
+mod common;
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde_json::Value;
+
+fn schema(name: &str) -> jsonschema::Validator {
+    let text = std::fs::read_to_string(common::repo_path(&format!("docs/schema/{name}"))).unwrap();
+    let schema: Value = serde_json::from_str(&text).unwrap();
+    jsonschema::meta::validate(&schema).unwrap_or_else(|e| panic!("{name} is not a valid schema: {e}"));
+    jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
+}
+
+fn assert_valid(validator: &jsonschema::Validator, line: &Value, origin: &str) {
+    let errors: Vec<String> = validator.iter_errors(line).map(|e| format!("{} at {}", e, e.instance_path())).collect();
+    assert!(errors.is_empty(), "{origin}: {line}\n{}", errors.join("\n"));
+}
+
+/// The demo fixture and every capture of the shared corpora that are present.
+fn captures() -> Vec<PathBuf> {
+    let mut files = vec![common::repo_path("fixtures/demo.pcap")];
+    for corpus in ["real", "public"] {
+        if let Some(dir) = common::shared_corpus(corpus) {
+            files.push(dir);
+        }
+    }
+    files
+}
+
+fn run_json(capture: &Path, extra: &[&str]) -> Vec<Value> {
+    common::read_json(&[capture], extra)
+}
+
+#[test]
+fn every_native_line_matches_the_schema() {
+    let validator = schema("events.schema.json");
+    let mut seen = std::collections::BTreeSet::new();
+    for extra in [&[][..], &["--show-usernames", "--dedup-window", "1h"][..]] {
+        for capture in captures() {
+            for line in run_json(&capture, extra) {
+                assert_valid(&validator, &line, &format!("{} {extra:?}", capture.display()));
+                seen.insert(line["event_type"].as_str().unwrap_or_default().to_string());
+            }
+        }
+    }
+    for event_type in ["cleartext_credential", "weak_credential", "server_report"] {
+        assert!(seen.contains(event_type), "no {event_type} was checked: {seen:?}");
+    }
+    if common::shared_corpus("real").is_some() {
+        assert!(seen.contains("repeat_summary"), "no repeat_summary was checked: {seen:?}");
+    }
+}
+
+#[test]
+fn every_ecs_line_matches_the_ecs_schema() {
+    let validator = schema("ecs.schema.json");
+    let mut kinds = std::collections::BTreeSet::new();
+    for capture in captures() {
+        for line in run_json(&capture, &["--output", "stdout,format=ecs", "--dedup-window", "1h"]) {
+            assert_valid(&validator, &line, &capture.display().to_string());
+            kinds.insert(line["event"]["kind"].as_str().unwrap_or_default().to_string());
+        }
+    }
+    assert!(kinds.contains("alert") && kinds.contains("state"), "{kinds:?}");
+}
+
+#[test]
+fn schema_rejects_what_the_contract_forbids() {
+    let validator = schema("events.schema.json");
+    let mut line = run_json(&common::repo_path("fixtures/demo.pcap"), &[]).remove(0);
+    assert!(validator.is_valid(&line));
+    line["credential"]["password"] = Value::from("hunter2");
+    assert!(!validator.is_valid(&line), "an unknown field must fail validation");
+    line["credential"].as_object_mut().unwrap().remove("password");
+    line["community_id"] = Value::from("1:not-a-hash");
+    assert!(!validator.is_valid(&line));
+}
+
+fn polling() -> Option<PathBuf> {
+    common::shared_corpus("real").map(|dir| dir.join("pop3-polling.pcap"))
+}
+
+#[test]
+fn a_polling_client_raises_five_alerts_without_a_window() {
+    let Some(capture) = polling() else { return };
+    let events = run_json(&capture, &[]);
+    assert_eq!(common::of_type(&events, "cleartext_credential").len(), 5);
+    assert!(common::of_type(&events, "repeat_summary").is_empty());
+}
+
+#[test]
+fn a_polling_client_raises_one_alert_and_one_repeat_summary_with_a_window() {
+    let Some(capture) = polling() else { return };
+    let events = run_json(&capture, &["--dedup-window", "10m"]);
+    let alerts = common::of_type(&events, "cleartext_credential");
+    let repeats = common::of_type(&events, "repeat_summary");
+    assert_eq!((alerts.len(), repeats.len()), (1, 1), "{events:#?}");
+    let (alert, repeat) = (alerts[0], repeats[0]);
+    assert_eq!(repeat["repeat_count"], 5);
+    assert_eq!(repeat["first_seen"], alert["timestamp"]);
+    assert!(repeat["last_seen"].as_str() > repeat["first_seen"].as_str());
+    assert_eq!(repeat["timestamp"], repeat["last_seen"]);
+    assert_eq!(repeat["repeated_event_type"], "cleartext_credential");
+    for field in ["dest_ip", "dest_port", "app_proto", "severity"] {
+        assert_eq!(repeat[field], alert[field], "{field}");
+    }
+    for field in ["mechanism", "username", "outcome"] {
+        assert_eq!(repeat["credential"][field], alert["credential"][field], "{field}");
+    }
+    let order: Vec<&str> = events.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(order, ["cleartext_credential", "repeat_summary", "server_posture", "server_report"]);
+    let report = common::of_type(&events, "server_report")[0];
+    assert_eq!(report["cleartext"], 5, "the inventory counts every login, deduplicated or not");
+    assert_eq!(report["successes"], 5);
+    assert_eq!(report["user_names"], serde_json::json!([alert["credential"]["username"]]));
+}
+
+#[test]
+fn a_short_window_closes_between_polls() {
+    let Some(capture) = polling() else { return };
+    let events = run_json(&capture, &["--dedup-window", "1s"]);
+    let alerts = common::of_type(&events, "cleartext_credential").len();
+    let repeated: u64 =
+        common::of_type(&events, "repeat_summary").iter().map(|r| r["repeat_count"].as_u64().unwrap() - 1).sum();
+    assert!(alerts > 1, "polls about a second apart must open new windows");
+    assert_eq!(alerts as u64 + repeated, 5, "nothing is lost: alerts plus held-back repeats make five");
+}
+
+#[test]
+fn several_outputs_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("alerts.ecs.json");
+    let text = dir.path().join("alerts.txt");
+    let output = common::credwatch(
+        &[
+            "read",
+            "--format",
+            "json",
+            "--output",
+            "stdout",
+            "--output",
+            &format!("file:{},format=ecs", file.display()),
+            "--output",
+            &format!("file:{},format=text", text.display()),
+            "fixtures/demo.pcap",
+        ],
+        &[],
+    );
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let native = common::parse_lines(&output.stdout);
+    let ecs = common::parse_lines(&std::fs::read(&file).unwrap());
+    assert_eq!(native.len(), ecs.len());
+    assert!(native.len() >= 6);
+    for (native, ecs) in native.iter().zip(&ecs) {
+        assert_eq!(native["event_type"], ecs["credwatch"]["event_type"]);
+        if let Some(community_id) = native.get("community_id") {
+            assert_eq!(community_id, &ecs["network"]["community_id"]);
+        }
+    }
+    let text = std::fs::read_to_string(&text).unwrap();
+    assert_eq!(text.lines().count(), native.len());
+    assert!(text.lines().any(|line| line.contains("CLEARTEXT") && line.contains("USER/PASS")));
+}
+
+#[test]
+fn syslog_over_udp_from_the_binary() {
+    let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+    listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let target = format!("syslog+udp://{},facility=local3", listener.local_addr().unwrap());
+    let output = common::credwatch(&["read", "--output", &target, "fixtures/demo.pcap"], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    assert!(output.stdout.is_empty(), "stdout is not an output unless named");
+    let expected = run_json(&common::repo_path("fixtures/demo.pcap"), &[]);
+    let validator = schema("events.schema.json");
+    let mut buffer = vec![0u8; 65_536];
+    for want in &expected {
+        let len = listener.recv(&mut buffer).unwrap();
+        let message = std::str::from_utf8(&buffer[..len]).unwrap();
+        let (header, json) = message.split_once(" - ").unwrap();
+        let fields: Vec<&str> = header.split(' ').collect();
+        let pri = fields[0].strip_prefix('<').unwrap().split_once(">1").unwrap().0;
+        let severity = match want["event_type"].as_str().unwrap() {
+            "cleartext_credential" => 3,
+            "weak_credential" => 4,
+            "anomaly" => 5,
+            _ => 6,
+        };
+        assert_eq!(pri.parse::<u32>().unwrap(), 19 * 8 + severity, "{message}");
+        assert_eq!(fields[3], "credwatch");
+        assert_eq!(fields[5], want["event_type"]);
+        let got: Value = serde_json::from_str(json).unwrap();
+        assert_valid(&validator, &got, "syslog");
+        assert_eq!(got["event_type"], want["event_type"]);
+        assert_eq!(got["timestamp"].as_str().or(got["last_seen"].as_str()), Some(fields[1]));
+    }
+}
+
+#[test]
+fn an_unreachable_syslog_server_does_not_fail_the_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let started = std::time::Instant::now();
+    let output = common::credwatch(
+        &[
+            "read",
+            "--format",
+            "json",
+            "--output",
+            "stdout",
+            "--output",
+            &format!("syslog+tcp://127.0.0.1:{port}"),
+            "fixtures/demo.pcap",
+        ],
+        &[],
+    );
+    assert!(output.status.success());
+    assert!(started.elapsed() < Duration::from_secs(15));
+    assert!(!common::parse_lines(&output.stdout).is_empty(), "stdout still gets everything");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("did not reach"), "the loss is reported: {stderr}");
+}
