@@ -481,8 +481,8 @@ fn send_mangled(conversation: &mut Conversation, from: Side, message: &[u8], how
     wanted.sort_by_key(|segment| how.order[segment % how.order.len()]);
     // `batch[i]` is the segment now at position i; swaps keep capture times in order.
     let mut batch: Vec<usize> = (0..count).collect();
-    for target in 0..count {
-        let position = (target..count).find(|&i| batch[i] == wanted[target]).unwrap();
+    for (target, segment) in wanted.iter().enumerate() {
+        let position = (target..count).find(|&i| batch[i] == *segment).unwrap();
         if position != target {
             conversation.swap_last(target, position);
             batch.swap(target, position);

@@ -12,7 +12,7 @@ use std::io::Cursor;
 use std::time::Duration;
 
 use credwatch::capture::{FileSource, Frame, LinkType, Timestamp};
-use credwatch::decode::{DefragLimits, Decoded, Decoder};
+use credwatch::decode::{Decoded, Decoder, DefragLimits};
 use credwatch::flow::{seq, FlowLimits, ReassemblyLimits, ReassemblyStats, Side, StreamChunk, StreamReassembler};
 use credwatch::pipeline::Engine;
 use credwatch::proto::{Ctx, ProtoConfig, ProtoStats, Session};
@@ -104,8 +104,13 @@ pub fn encode_frames(link_type: LinkType, frames: &[&[u8]]) -> Vec<u8> {
 }
 
 /// Reassembly limits small enough for a fuzzer to reach every overflow path.
-pub const TIGHT_REASSEMBLY: ReassemblyLimits =
-    ReassemblyLimits { max_buffered: 64, max_segments: 4, max_ahead: 512, max_ahead_unconfirmed: 128, compare_tail: 16 };
+pub const TIGHT_REASSEMBLY: ReassemblyLimits = ReassemblyLimits {
+    max_buffered: 64,
+    max_segments: 4,
+    max_ahead: 512,
+    max_ahead_unconfirmed: 128,
+    compare_tail: 16,
+};
 
 /// TCP reassembly of one direction, checked against a model.
 ///
@@ -198,7 +203,12 @@ impl FirstCopyModel {
                 Delivered::Data(bytes) => {
                     for byte in bytes {
                         let expected = self.first_copy.get(&self.next_offset);
-                        assert_eq!(expected, Some(byte), "byte at stream offset {} is not the first copy", self.next_offset);
+                        assert_eq!(
+                            expected,
+                            Some(byte),
+                            "byte at stream offset {} is not the first copy",
+                            self.next_offset
+                        );
                         self.next_offset += 1;
                     }
                 }
@@ -262,8 +272,12 @@ pub fn session(target: SessionTarget, data: &[u8]) {
     let mut tick = 0;
     while let [header, tail @ ..] = rest {
         tick += 1;
-        let mut ctx =
-            Ctx { ts: Timestamp::from_secs_nanos(1_700_000_000, tick), config: &config, events: &mut events, stats: &mut stats };
+        let mut ctx = Ctx {
+            ts: Timestamp::from_secs_nanos(1_700_000_000, tick),
+            config: &config,
+            events: &mut events,
+            stats: &mut stats,
+        };
         if *header == GAP_RECORD {
             let Some((&gap, tail)) = tail.split_first() else { break };
             session.on_gap(if gap & 1 == 0 { Side::Lo } else { Side::Hi }, u64::from(gap), &mut ctx);
@@ -276,7 +290,12 @@ pub fn session(target: SessionTarget, data: &[u8]) {
         rest = tail;
         assert!(session.buffered() <= 2 * (config.max_line + 1), "framers hold more than a line each");
     }
-    let mut ctx = Ctx { ts: Timestamp::from_secs_nanos(1_700_000_001, 0), config: &config, events: &mut events, stats: &mut stats };
+    let mut ctx = Ctx {
+        ts: Timestamp::from_secs_nanos(1_700_000_001, 0),
+        config: &config,
+        events: &mut events,
+        stats: &mut stats,
+    };
     session.close(&mut ctx);
 }
 
