@@ -240,7 +240,7 @@ impl RecordBuffer {
                     self.pending_consume = len;
                     return Ok(Some(header));
                 }
-                Some((len, _)) => self.reserve(len),
+                Some((len, _)) => self.grow_towards(len, available),
                 None => {}
             }
             if self.reader.reader_exhausted() {
@@ -252,10 +252,12 @@ impl RecordBuffer {
         }
     }
 
-    /// Grows the buffer so that a record of `len` bytes fits (framing caps `len` at `MAX_RECORD_LEN`).
-    fn reserve(&mut self, len: usize) {
-        if len > self.capacity {
-            let capacity = len.next_power_of_two().min(MAX_RECORD_LEN);
+    /// Grows the buffer towards a record of `len` bytes (framing caps `len` at `MAX_RECORD_LEN`),
+    /// doubling only once the buffer is full: a record header claiming far more bytes than the
+    /// file holds then costs the memory of the bytes really there, not of the claim.
+    fn grow_towards(&mut self, len: usize, available: usize) {
+        if len > self.capacity && available >= self.capacity {
+            let capacity = self.capacity.saturating_mul(2).min(len.next_power_of_two()).min(MAX_RECORD_LEN);
             self.reader.grow(capacity);
             self.capacity = capacity;
         }

@@ -1,5 +1,6 @@
 //! Capture timestamps: nanoseconds since the Unix epoch, on packet time (never the wall clock in
 //! file mode, so that runs are deterministic).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::fmt;
 

@@ -1,4 +1,5 @@
 //! Canonical flow keys: both directions of a connection map to one key.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::net::IpAddr;
 

@@ -1,5 +1,6 @@
 //! TCP flows: a table of connections and, per direction, a bounded reassembler that turns
 //! segments into an ordered byte stream.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 mod key;
 pub mod reassembly;

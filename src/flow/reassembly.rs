@@ -59,6 +59,13 @@
 //!   garbage, an injected packet or another connection's epoch than a real hole that large, and
 //!   skipping to it would blind the stream. The cost: a genuine capture loss of more than
 //!   `max_ahead` bytes stalls the direction (every later segment is dropped too).
+//! * **Far ahead, unconfirmed.** A segment starting more than `max_ahead_unconfirmed` bytes
+//!   ahead (but within `max_ahead`) would force a gap longer than the reorder window: one
+//!   injected segment could make the stream skip over a login still to come. Such a segment is
+//!   dropped (counted in `dropped_out_of_window`) until [`FAR_SEGMENTS_TO_CONFIRM`] of them came
+//!   in a row with nothing nearer in between: by then the hole is more likely a genuine capture
+//!   loss, and the next one is accepted (forcing the gap). The cost of a genuine loss: those few
+//!   segments.
 //! * **Before the start.** Bytes before offset 0 are cut off; a segment wholly before it is
 //!   ignored and counted in `before_start` (mid-stream, these are retransmissions of bytes we
 //!   never saw).
@@ -86,13 +93,26 @@ pub struct ReassemblyLimits {
     /// bytes; further ahead it is dropped. Values of 2^31 or more disable the check (sequence
     /// distances are only meaningful below 2^31).
     pub max_ahead: u32,
+    /// How far ahead a segment may start and be accepted at once; further (up to `max_ahead`)
+    /// it needs confirming by more segments as far ahead (see the module documentation).
+    pub max_ahead_unconfirmed: u32,
     /// Recently delivered bytes kept to compare retransmissions against; 0 keeps none.
     pub compare_tail: usize,
 }
 
+/// Consecutive segments far ahead of the stream (past `max_ahead_unconfirmed`) dropped before the
+/// next one is taken as proof of a genuine loss.
+pub const FAR_SEGMENTS_TO_CONFIRM: u32 = 8;
+
 impl Default for ReassemblyLimits {
     fn default() -> Self {
-        ReassemblyLimits { max_buffered: 64 * 1024, max_segments: 64, max_ahead: 1 << 20, compare_tail: 2 * 1024 }
+        ReassemblyLimits {
+            max_buffered: 64 * 1024,
+            max_segments: 64,
+            max_ahead: 1 << 20,
+            max_ahead_unconfirmed: 64 * 1024,
+            compare_tail: 2 * 1024,
+        }
     }
 }
 
@@ -151,6 +171,8 @@ pub struct StreamReassembler {
     runs: Vec<Run>,
     /// Last delivered bytes, to compare retransmissions against (invariant 5).
     tail: VecDeque<u8>,
+    /// Segments dropped in a row for starting past `max_ahead_unconfirmed`.
+    far_in_a_row: u32,
 }
 
 /// Shows positions and sizes only: the bytes may hold credentials.
@@ -162,6 +184,7 @@ impl fmt::Debug for StreamReassembler {
             .field("window_len", &self.window.len())
             .field("runs", &self.runs)
             .field("tail_len", &self.tail.len())
+            .field("far_in_a_row", &self.far_in_a_row)
             .finish()
     }
 }
@@ -223,6 +246,12 @@ impl StreamReassembler {
             stats.dropped_out_of_window += len_u64(payload.len());
             return;
         }
+        if ahead > i64::from(limits.max_ahead_unconfirmed) && self.far_in_a_row < FAR_SEGMENTS_TO_CONFIRM {
+            self.far_in_a_row += 1;
+            stats.dropped_out_of_window += len_u64(payload.len());
+            return;
+        }
+        self.far_in_a_row = 0;
         let Some((start, payload)) = self.place(ahead, payload) else {
             stats.before_start += 1;
             return;
@@ -895,6 +924,22 @@ mod tests {
     }
 
     #[test]
+    fn a_lone_segment_far_ahead_is_dropped_until_confirmed() {
+        let mut h = started(ReassemblyLimits { max_buffered: 100, max_ahead_unconfirmed: 100, ..Default::default() });
+        h.seg(at(500), b"fake");
+        h.seg(at(0), b"real");
+        assert_eq!(h.take(), [data(b"real")], "the injected segment did not make the stream skip");
+        assert_eq!(h.stats.dropped_out_of_window, 4);
+        for n in 0..FAR_SEGMENTS_TO_CONFIRM {
+            h.seg(at(1000 + n), b"x");
+        }
+        assert_eq!(h.take(), [], "not confirmed yet");
+        h.seg(at(2000), b"lost-before");
+        assert_eq!(h.take(), [Out::Gap(1996), data(b"lost-before")], "a genuine loss skips ahead");
+        assert_eq!(h.stats.gaps, 1);
+    }
+
+    #[test]
     fn debug_output_shows_no_payload() {
         let chunk = format!("{:?}", StreamChunk::Data(b"hunter2"));
         assert_eq!(chunk, "Data { len: 7 }");
@@ -1075,9 +1120,10 @@ mod tests {
             max_buffered in 0usize..1024,
             max_segments in 0usize..8,
             max_ahead in prop_oneof![0u32..4096, Just(u32::MAX)],
+            max_ahead_unconfirmed in prop_oneof![0u32..4096, Just(u32::MAX)],
             compare_tail in 0usize..64,
         ) {
-            let limits = ReassemblyLimits { max_buffered, max_segments, max_ahead, compare_tail };
+            let limits = ReassemblyLimits { max_buffered, max_segments, max_ahead, max_ahead_unconfirmed, compare_tail };
             let mut h = Harness::new(limits);
             if syn {
                 h.reassembler.on_syn(isn);

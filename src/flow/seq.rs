@@ -1,5 +1,6 @@
 //! TCP sequence-number arithmetic modulo 2^32 (RFC 793 §3.3, RFC 1982): comparisons by signed
 //! difference, never panicking on wrap.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 /// `a - b` as a signed distance, correct when the two are less than 2^31 apart.
 pub fn diff(a: u32, b: u32) -> i64 {

@@ -72,6 +72,10 @@ pub enum CloseReason {
 pub enum FlowEvent<'a> {
     Data(Side, &'a [u8]),
     Gap(Side, u64),
+    /// A segment from this side overlapped bytes already held with different content (the first
+    /// copy was kept). Told once per flow, the first time; every one is counted in
+    /// [`ReassemblyStats::overlaps_differing`].
+    OverlapDifferentData(Side),
     Closed(CloseReason),
 }
 
@@ -122,6 +126,8 @@ struct Flow<A> {
     carried_data: bool,
     fin: [bool; 2],
     closing_since: Option<Timestamp>,
+    /// The handler was told of a differing overlap already (once per flow is enough to alert).
+    overlap_reported: bool,
 }
 
 /// All flows of one worker.
@@ -173,8 +179,18 @@ impl<H: FlowHandler> FlowTable<H> {
             let info = FlowInfo { id: flow_id(&key, ts), key, syn_from, first_seen: ts, last_seen: ts };
             let app = handler.open(&info);
             let streams = Some(Box::new([StreamReassembler::new(), StreamReassembler::new()]));
-            self.flows
-                .insert(key, Flow { info, streams, app, carried_data: false, fin: [false; 2], closing_since: None });
+            self.flows.insert(
+                key,
+                Flow {
+                    info,
+                    streams,
+                    app,
+                    carried_data: false,
+                    fin: [false; 2],
+                    closing_since: None,
+                    overlap_reported: false,
+                },
+            );
             self.stats.flows_created += 1;
         }
         let Some(flow) = self.flows.get_mut(&key) else { return };
@@ -199,6 +215,7 @@ impl<H: FlowHandler> FlowTable<H> {
         if !packet.payload.is_empty() {
             flow.carried_data = true;
             let before = stream.buffered_bytes();
+            let differing_before = self.stats.reassembly.overlaps_differing;
             let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
             let (info, app) = (&flow.info, &mut flow.app);
             stream.on_segment(seq, packet.payload, &self.limits.reassembly, &mut self.stats.reassembly, &mut |chunk| {
@@ -206,6 +223,12 @@ impl<H: FlowHandler> FlowTable<H> {
                     inspect = handler.event(info, app, chunk_event(side, chunk), ts);
                 }
             });
+            if self.stats.reassembly.overlaps_differing > differing_before && !flow.overlap_reported {
+                flow.overlap_reported = true;
+                if inspect == Inspect::Continue {
+                    inspect = handler.event(info, app, FlowEvent::OverlapDifferentData(side), ts);
+                }
+            }
             let after = stream.buffered_bytes();
             self.buffered_total = self.buffered_total.saturating_sub(before).saturating_add(after);
             if self.buffered_total > self.limits.max_buffered_total && after > 0 {

@@ -3,7 +3,8 @@
 use std::time::Duration;
 
 use crate::alert::{
-    AnomalyAlert, AnomalyInfo, Credential, CredentialAlert, Event, FlowMeta, SessionObservation, SCHEMA_VERSION,
+    AnomalyAlert, AnomalyInfo, AnomalyKind, Credential, CredentialAlert, Event, FlowMeta, SessionObservation,
+    SCHEMA_VERSION,
 };
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
@@ -30,6 +31,10 @@ impl FlowHandler for Inspector {
     }
 
     fn event(&mut self, info: &FlowInfo, app: &mut Self::App, event: FlowEvent<'_>, ts: Timestamp) -> Inspect {
+        if let FlowEvent::OverlapDifferentData(side) = event {
+            self.report_overlap(info, app.as_deref(), side, ts);
+            return Inspect::Continue;
+        }
         let mut ctx = Ctx { ts, config: &self.config, events: &mut self.scratch, stats: &mut self.stats };
         let session = match (app.as_deref_mut(), &event) {
             (Some(session), _) => session,
@@ -38,12 +43,15 @@ impl FlowHandler for Inspector {
                 let server_port = info.key.endpoint(client.other()).port;
                 app.insert(Box::new(Session::new(client, certain, server_port, &self.config)))
             }
-            (None, FlowEvent::Gap(..) | FlowEvent::Closed(_)) => return Inspect::Continue,
+            (None, FlowEvent::Gap(..) | FlowEvent::Closed(_) | FlowEvent::OverlapDifferentData(_)) => {
+                return Inspect::Continue
+            }
         };
         match event {
             FlowEvent::Data(side, data) => session.on_data(side, data, &mut ctx),
             FlowEvent::Gap(side, len) => session.on_gap(side, len, &mut ctx),
             FlowEvent::Closed(_) => session.close(&mut ctx),
+            FlowEvent::OverlapDifferentData(_) => {}
         }
         let client = session.client();
         let done = session.done_reason().is_some();
@@ -59,6 +67,23 @@ impl FlowHandler for Inspector {
 
     fn buffered(&self, app: &Self::App) -> usize {
         app.as_ref().map_or(0, |session| session.buffered())
+    }
+}
+
+impl Inspector {
+    /// Overlapping segments with different bytes: the first copy was kept, but an endpoint may
+    /// have kept the other, so a detector must not be fooled silently. Raised even before the
+    /// protocol is known (the overlap may come before any byte was delivered).
+    fn report_overlap(&mut self, info: &FlowInfo, session: Option<&Session>, side: Side, ts: Timestamp) {
+        let client = session.map_or_else(|| roles(info, &self.config).0, Session::client);
+        let sender = if side == client { "client" } else { "server" };
+        let anomaly = ProtoEvent::Anomaly {
+            ts,
+            app_proto: session.and_then(Session::app_proto),
+            kind: AnomalyKind::OverlapDifferentData,
+            detail: format!("{sender} segments overlapped with different bytes; the first copy was kept"),
+        };
+        self.events.push(to_event(anomaly, info, client));
     }
 }
 

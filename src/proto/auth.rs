@@ -3,6 +3,7 @@
 //!
 //! Secrets are reduced here, at the moment they are complete, to what may leave this module:
 //! their kind, their length and (only with a key) a keyed fingerprint.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use zeroize::Zeroizing;
 

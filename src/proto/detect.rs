@@ -6,6 +6,7 @@
 //! `EHLO`/`HELO`/`LHLO` (SMTP; FTP also greets with 220, and its client answers `USER`). A client
 //! that speaks first (HTTP, Redis, TLS, …) rules the flow out at its first line, so the cost of
 //! any-port detection is one line per non-mail flow.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::framing::Piece;
 use super::{Ctx, Role};

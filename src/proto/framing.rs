@@ -3,6 +3,7 @@
 //!
 //! A line longer than the limit is dropped whole (the framer skips to the next LF) and reported,
 //! so a peer that never sends CRLF costs at most `max_line` bytes.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use zeroize::Zeroize;
 

@@ -3,6 +3,7 @@
 //! Replies come in command order, so the session keeps a bounded queue of commands awaiting a
 //! status line (`+OK`/`-ERR`) and knows which of them answer with a multi-line body. The
 //! credential of `PASS`, `APOP` or `AUTH` is reported when its status line arrives.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::collections::VecDeque;
 

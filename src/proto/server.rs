@@ -1,5 +1,6 @@
 //! What a flow reveals about its server (greeting, software, capabilities, TLS offer) and its
 //! client (IMAP ID), and who must fix a cleartext login given that.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use crate::alert::{ClientIdentity, Outcome, Remediation, ServerIdentity};
 

@@ -3,6 +3,7 @@
 //! Replies come in command order (RFC 2920 pipelining keeps it), multi-line replies end at the line
 //! whose code is followed by a space. Message data (`DATA` up to the lone `.`, `BDAT` chunks) is
 //! skipped unread: a `PASS` or `AUTH` line inside a mail body is not a login.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::collections::VecDeque;
 

@@ -608,6 +608,18 @@ fn a_huge_caplen_is_corruption() {
 }
 
 #[test]
+fn a_record_claiming_more_than_the_file_holds_costs_no_memory() {
+    let mut file = PcapFile::new(false, false, 1);
+    file.record(1, 0, 4, &[1, 2, 3, 4]).record_header(2, 0, 200 << 20, 200 << 20);
+    file.bytes.extend_from_slice(&[0; 100]);
+    let mut source = open_bytes(file.bytes).unwrap();
+    let (frames, error) = read_all(&mut source);
+    assert_eq!(frames.len(), 1);
+    assert!(matches!(error.map(|e| e.kind), Some(CaptureErrorKind::Truncated)));
+    assert_eq!(source.buffer.capacity, INITIAL_BUFFER_LEN, "the buffer did not grow for the claim");
+}
+
+#[test]
 fn corrupt_pcapng_block_lengths_are_reported() {
     let mut ng = PcapNgFile::default();
     ng.section(false).interface(1, &[]).epb(0, 1, 1, &[1]);

@@ -3,6 +3,7 @@
 //! Client commands are assembled across literals: a line ending in `{n}` or `{n+}` is followed by
 //! `n` raw bytes, then the rest of the command. Outcomes come from the tagged `OK`/`NO`/`BAD` of
 //! the command's tag, so pipelined commands need no ordering.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 mod parser;
 

@@ -4,6 +4,7 @@
 //! Only what the session needs: atoms, quoted strings with `\"` and `\\` escapes, `NIL`,
 //! parentheses, and a literal marker `{n}` (synchronising) or `{n+}` (non-synchronising) at the
 //! very end of the line. A brace anywhere else, or inside quotes (`"trick{7}"`), is just text.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::borrow::Cow;
 

@@ -1,0 +1,329 @@
+//! Fuzz harnesses for credwatch, shared by the libFuzzer targets (`fuzz_targets/`) and by the main
+//! crate's regression tests (`tests/regressions.rs` includes this file), so that a crashing input
+//! kept in `tests/regressions/` replays through exactly the code that found it.
+//!
+//! Each harness takes arbitrary bytes and must never panic; the reassembly harness also checks the
+//! reassembler against a simple model (first copy wins, bounded memory) and panics on a mismatch,
+//! which the fuzzer reports like a crash. The `encode_*` functions write inputs in the harnesses'
+//! formats, for seed corpora and tests.
+
+use std::collections::HashMap;
+use std::io::Cursor;
+use std::time::Duration;
+
+use credwatch::capture::{FileSource, Frame, LinkType, Timestamp};
+use credwatch::decode::{Decoded, Decoder, DefragLimits};
+use credwatch::flow::{seq, FlowLimits, ReassemblyLimits, ReassemblyStats, Side, StreamChunk, StreamReassembler};
+use credwatch::pipeline::Engine;
+use credwatch::proto::{Ctx, ProtoConfig, ProtoStats, Session};
+
+/// Frames a capture may hold at most before the harness stops reading (keeps runs fast on inputs
+/// that decompress to a lot).
+const MAX_FRAMES: usize = 10_000;
+
+/// Capture-file reader, then decoder and engine: the whole offline pipeline on a file's bytes.
+pub fn capture_file(data: &[u8]) {
+    let Ok(mut source) = FileSource::from_reader("fuzz-input".into(), Box::new(Cursor::new(data.to_vec()))) else {
+        return;
+    };
+    let mut decoder = Decoder::new();
+    let mut engine = Engine::new(small_flow_limits(), small_proto_config());
+    let mut events = Vec::new();
+    for _ in 0..MAX_FRAMES {
+        let Ok(Some(frame)) = source.next_frame() else { break };
+        match decoder.decode(&frame) {
+            Decoded::Tcp(packet) => engine.process(&packet, frame.ts, &mut events),
+            Decoded::Skipped(_) => engine.advance_time(frame.ts),
+        }
+        events.clear();
+    }
+    engine.finish(&mut events);
+}
+
+/// Link types the decode harness picks from with the input's first byte: every supported one,
+/// plus one it does not know.
+pub const LINK_TYPES: [LinkType; 11] = [
+    LinkType::NULL,
+    LinkType::ETHERNET,
+    LinkType::RAW,
+    LinkType::LOOP,
+    LinkType::LINUX_SLL,
+    LinkType::IPV4,
+    LinkType::IPV6,
+    LinkType::LINUX_SLL2,
+    LinkType::RAW_BSD12,
+    LinkType::RAW_BSD14,
+    LinkType(147),
+];
+
+/// Frame decoding: byte 0 selects the link type ([`LINK_TYPES`]), then frames follow, each a
+/// little-endian `u16` length and that many bytes (the last one takes what is left). One decoder
+/// sees them all, so fragments can meet; its fragment pool is small so that limits are reached.
+pub fn decode_frames(data: &[u8]) {
+    let Some((&selector, mut rest)) = data.split_first() else { return };
+    let link_type = LINK_TYPES.get(usize::from(selector) % LINK_TYPES.len()).copied().unwrap_or(LinkType::ETHERNET);
+    let limits = DefragLimits { max_datagrams: 4, max_bytes: 4096, max_ranges: 8, timeout: Duration::from_secs(2) };
+    let mut decoder = Decoder::with_defrag_limits(limits);
+    let mut second = 0;
+    while !rest.is_empty() {
+        let (frame, tail) = take_record(rest);
+        rest = tail;
+        second += 1;
+        let frame = Frame {
+            ts: Timestamp::from_secs_nanos(1_700_000_000 + second, 0),
+            link_type,
+            orig_len: u32::try_from(frame.len()).unwrap_or(u32::MAX),
+            data: frame,
+        };
+        if let Decoded::Tcp(packet) = decoder.decode(&frame) {
+            assert!(packet.payload.len() <= frame.data.len() || decoder.stats.fragments_reassembled > 0);
+        }
+    }
+}
+
+/// Splits a `u16`-length-prefixed record off the front; a short prefix or body takes what is left.
+fn take_record(data: &[u8]) -> (&[u8], &[u8]) {
+    let (len, body) = match data {
+        [lo, hi, body @ ..] => (usize::from(u16::from_le_bytes([*lo, *hi])), body),
+        _ => return (data, &[]),
+    };
+    body.split_at(len.min(body.len()))
+}
+
+/// Encodes frames for [`decode_frames`]: the link type's index in [`LINK_TYPES`], then each frame
+/// with its length.
+pub fn encode_frames(link_type: LinkType, frames: &[&[u8]]) -> Vec<u8> {
+    let selector = LINK_TYPES.iter().position(|known| *known == link_type).unwrap_or(0);
+    let mut out = vec![u8::try_from(selector).unwrap_or(0)];
+    for frame in frames {
+        let len = u16::try_from(frame.len()).unwrap_or(u16::MAX);
+        out.extend_from_slice(&len.to_le_bytes());
+        out.extend_from_slice(frame.get(..usize::from(len)).unwrap_or(frame));
+    }
+    out
+}
+
+/// Reassembly limits small enough for a fuzzer to reach every overflow path.
+pub const TIGHT_REASSEMBLY: ReassemblyLimits = ReassemblyLimits {
+    max_buffered: 64,
+    max_segments: 4,
+    max_ahead: 512,
+    max_ahead_unconfirmed: 128,
+    compare_tail: 16,
+};
+
+/// TCP reassembly of one direction, checked against a model.
+///
+/// Input: byte 0 picks the limits (even: [`TIGHT_REASSEMBLY`], odd: the defaults), bytes 1–4 are
+/// the initial sequence number (little-endian, so wraparound is reachable); then records of a
+/// flag byte, a `u16` offset from that ISN and a `u8` length, followed by the payload. Flag bit 0
+/// sends a SYN first, bit 1 flushes after the segment.
+///
+/// The model: the byte delivered at a stream offset is the first copy of that offset received
+/// (segments the reassembler counted as dropped out of window do not count); gaps and data together advance the stream
+/// exactly as far as [`StreamReassembler::next_seq`] says; the window and compare tail stay within
+/// the limits.
+pub fn reassembly(data: &[u8]) {
+    let Some((&selector, rest)) = data.split_first() else { return };
+    let limits = if selector % 2 == 0 { TIGHT_REASSEMBLY } else { ReassemblyLimits::default() };
+    let (isn, mut rest) = match rest {
+        [a, b, c, d, tail @ ..] => (u32::from_le_bytes([*a, *b, *c, *d]), tail),
+        _ => return,
+    };
+    let mut reassembler = StreamReassembler::new();
+    let mut stats = ReassemblyStats::default();
+    let mut model = FirstCopyModel::default();
+    while let [flags, off_lo, off_hi, len, tail @ ..] = rest {
+        let (payload, tail) = tail.split_at(usize::from(*len).min(tail.len()));
+        rest = tail;
+        let seq = isn.wrapping_add(u32::from(u16::from_le_bytes([*off_lo, *off_hi])));
+        if flags & 1 != 0 {
+            reassembler.on_syn(isn.wrapping_sub(1));
+        }
+        let next_seq = reassembler.next_seq();
+        let dropped_before = stats.dropped_out_of_window;
+        let mut delivered = Vec::new();
+        reassembler.on_segment(seq, payload, &limits, &mut stats, &mut |chunk| delivered.push(owned(chunk)));
+        if stats.dropped_out_of_window == dropped_before {
+            model.receive(next_seq, seq, payload);
+        }
+        if flags & 2 != 0 {
+            reassembler.flush(&mut stats, &mut |chunk| delivered.push(owned(chunk)));
+        }
+        model.check(&reassembler, &delivered, &limits);
+    }
+}
+
+/// A delivered chunk, copied out of the reassembler for checking.
+enum Delivered {
+    Data(Vec<u8>),
+    Gap(u64),
+}
+
+fn owned(chunk: StreamChunk<'_>) -> Delivered {
+    match chunk {
+        StreamChunk::Data(bytes) => Delivered::Data(bytes.to_vec()),
+        StreamChunk::Gap(len) => Delivered::Gap(len),
+    }
+}
+
+/// What the reassembler must deliver: the first copy of each stream offset.
+#[derive(Default)]
+struct FirstCopyModel {
+    /// Sequence number of stream offset 0, once known.
+    origin: Option<u32>,
+    /// Stream offset of the next byte to deliver.
+    next_offset: u64,
+    first_copy: HashMap<u64, u8>,
+}
+
+impl FirstCopyModel {
+    /// Records the bytes of a segment the reassembler took (not dropped as too far ahead), given
+    /// its next expected sequence number before the segment.
+    fn receive(&mut self, next_seq: Option<u32>, seq: u32, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        let next_seq = next_seq.unwrap_or(seq);
+        let ahead = seq::diff(seq, next_seq);
+        let origin = *self.origin.get_or_insert(next_seq);
+        assert_eq!(origin.wrapping_add(self.next_offset as u32), next_seq, "model and reassembler disagree");
+        for (index, byte) in payload.iter().enumerate() {
+            let Some(offset) = (self.next_offset as i64).checked_add(ahead + index as i64) else { continue };
+            if let Ok(offset) = u64::try_from(offset) {
+                self.first_copy.entry(offset).or_insert(*byte);
+            }
+        }
+    }
+
+    fn check(&mut self, reassembler: &StreamReassembler, delivered: &[Delivered], limits: &ReassemblyLimits) {
+        for chunk in delivered {
+            match chunk {
+                Delivered::Gap(len) => self.next_offset += len,
+                Delivered::Data(bytes) => {
+                    for byte in bytes {
+                        let expected = self.first_copy.get(&self.next_offset);
+                        assert_eq!(
+                            expected,
+                            Some(byte),
+                            "byte at stream offset {} is not the first copy",
+                            self.next_offset
+                        );
+                        self.next_offset += 1;
+                    }
+                }
+            }
+        }
+        if let (Some(origin), Some(next_seq)) = (self.origin, reassembler.next_seq()) {
+            assert_eq!(origin.wrapping_add(self.next_offset as u32), next_seq, "stream position diverged");
+        }
+        assert!(reassembler.buffered_bytes() <= limits.max_buffered, "window over its limit");
+        assert!(reassembler.compare_tail_bytes() <= limits.compare_tail, "compare tail over its limit");
+    }
+}
+
+/// Encodes segments for [`reassembly`] (tight limits): `(flags, offset from isn, payload)`.
+pub fn encode_segments(isn: u32, segments: &[(u8, u16, &[u8])]) -> Vec<u8> {
+    let mut out = vec![0];
+    out.extend_from_slice(&isn.to_le_bytes());
+    for (flags, offset, payload) in segments {
+        let payload = payload.get(..255).unwrap_or(payload);
+        out.push(*flags);
+        out.extend_from_slice(&offset.to_le_bytes());
+        out.push(u8::try_from(payload.len()).unwrap_or(u8::MAX));
+        out.extend_from_slice(payload);
+    }
+    out
+}
+
+/// The protocol a session harness starts with, through the port hint.
+#[derive(Clone, Copy, Debug)]
+pub enum SessionTarget {
+    Pop3,
+    Imap,
+    Smtp,
+}
+
+impl SessionTarget {
+    fn server_port(self) -> u16 {
+        match self {
+            SessionTarget::Pop3 => 110,
+            SessionTarget::Imap => 143,
+            SessionTarget::Smtp => 587,
+        }
+    }
+}
+
+/// Header byte of a session record announcing a gap rather than data.
+const GAP_RECORD: u8 = 0xff;
+
+/// A protocol session (client on the flow's low side, server on the high side) fed chunks in
+/// either direction, then closed.
+///
+/// Input: records of one header byte, then data. Header `0xff` is a gap: the next byte's low bit
+/// is the side, its value the gap length. Otherwise bit 7 is the side (0: client, 1: server) and
+/// bits 0–6 the chunk length (a short chunk takes what is left).
+pub fn session(target: SessionTarget, data: &[u8]) {
+    let config = small_proto_config();
+    let mut events = Vec::new();
+    let mut stats = ProtoStats::default();
+    let mut session = Session::new(Side::Lo, true, target.server_port(), &config);
+    let mut rest = data;
+    let mut tick = 0;
+    while let [header, tail @ ..] = rest {
+        tick += 1;
+        let mut ctx = Ctx {
+            ts: Timestamp::from_secs_nanos(1_700_000_000, tick),
+            config: &config,
+            events: &mut events,
+            stats: &mut stats,
+        };
+        if *header == GAP_RECORD {
+            let Some((&gap, tail)) = tail.split_first() else { break };
+            session.on_gap(if gap & 1 == 0 { Side::Lo } else { Side::Hi }, u64::from(gap), &mut ctx);
+            rest = tail;
+            continue;
+        }
+        let side = if header & 0x80 == 0 { Side::Lo } else { Side::Hi };
+        let (chunk, tail) = tail.split_at(usize::from(header & 0x7f).min(tail.len()));
+        session.on_data(side, chunk, &mut ctx);
+        rest = tail;
+        assert!(session.buffered() <= 2 * (config.max_line + 1), "framers hold more than a line each");
+    }
+    let mut ctx = Ctx {
+        ts: Timestamp::from_secs_nanos(1_700_000_001, 0),
+        config: &config,
+        events: &mut events,
+        stats: &mut stats,
+    };
+    session.close(&mut ctx);
+}
+
+/// Encodes a conversation for [`session`]: `(from_server, bytes)` in order, split into records.
+pub fn encode_session(chunks: &[(bool, &[u8])]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (from_server, bytes) in chunks {
+        for piece in bytes.chunks(0x7f) {
+            let len = u8::try_from(piece.len()).unwrap_or(0x7f);
+            out.push(if *from_server { 0x80 | len } else { len });
+            out.extend_from_slice(piece);
+        }
+    }
+    out
+}
+
+/// Protocol limits small enough for a fuzzer to reach their overflow paths.
+pub fn small_proto_config() -> ProtoConfig {
+    ProtoConfig {
+        max_line: 512,
+        inspection_depth: 64 * 1024,
+        max_pending_commands: 4,
+        max_literal: 256,
+        ..ProtoConfig::default()
+    }
+}
+
+/// Flow limits small enough for a fuzzer to reach eviction and the buffer budget.
+pub fn small_flow_limits() -> FlowLimits {
+    FlowLimits { max_flows: 8, max_buffered_total: 1024, reassembly: TIGHT_REASSEMBLY, ..FlowLimits::default() }
+}
