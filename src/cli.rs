@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use credwatch::alert::{RedactionPolicy, UsernamePolicy};
 use credwatch::flow::FlowLimits;
-use credwatch::pipeline::RunConfig;
+use credwatch::pipeline::{RunConfig, DEFAULT_QUEUE_SEGMENTS};
 use credwatch::proto::{PortMap, ProtoConfig};
 
 /// Find mail logins (POP3, IMAP, SMTP) whose passwords cross the network in clear, and name the
@@ -39,6 +39,10 @@ pub enum Command {
     /// Analyse capture files (pcap, pcapng, gzip-compressed or not; `-` for stdin; directories
     /// are searched for captures). Files are read one after another, in the order given.
     Read(ReadArgs),
+    /// Watch network interfaces (a SPAN/mirror port, a TAP, a cloud traffic-mirroring target)
+    /// until SIGINT or SIGTERM. Needs the `live` build feature and CAP_NET_RAW + CAP_NET_ADMIN
+    /// (or root with --user to drop it). SIGHUP reopens output files.
+    Live(LiveArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,6 +68,74 @@ pub struct ReadArgs {
     /// Capture files or directories; `-` reads standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Exit with status 10 when a cleartext credential was found.
+    #[arg(long)]
+    pub fail_on_alert: bool,
+    /// Worker threads analysing flows (default: the cores available). With 1, everything runs
+    /// on one thread. The output is the same whatever the number.
+    #[arg(long, default_value_t = default_threads(), value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
+    /// Also write the closing counters as a `stats` event (they are always logged with -v).
+    #[arg(long)]
+    pub stats: bool,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture (repeat for several; `any`: all interfaces, Linux cooked headers,
+    /// no VLAN tags in the filter).
+    #[arg(short, long = "interface", required = true, value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// BPF filter (tcpdump syntax) instead of the default built from the mail ports; VLAN-tagged
+    /// and tunnelled traffic needs `vlan and ...` and the tunnel carriers (see docs/deployment.md).
+    #[arg(long, value_name = "EXPR", conflicts_with = "any_port")]
+    pub filter: Option<String>,
+    /// Default filter on every TCP port instead of the mail ports: finds mail servers on
+    /// unusual ports, at the cost of copying all TCP traffic to the workers.
+    #[arg(long)]
+    pub any_port: bool,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Bytes kept of each frame.
+    #[arg(long, default_value_t = 65_535, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(128..=262_144))]
+    pub snaplen: u32,
+    /// Kernel capture buffer per interface, in MiB (default: libpcap's, about 2 MiB; raise it
+    /// when kernel_drops grow).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=2047))]
+    pub buffer_size: Option<u32>,
+    /// Hand each packet over at once instead of in blocks (lower latency, more CPU).
+    #[arg(long)]
+    pub immediate: bool,
+    /// Worker threads analysing flows (default: the cores available); each interface also has a
+    /// capture thread, and there is one output thread.
+    #[arg(long, default_value_t = default_threads(), value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
+    /// Segments each worker's queue holds; past it the capture drops (counted as queue_drops).
+    #[arg(long, default_value_t = DEFAULT_QUEUE_SEGMENTS, value_name = "N")]
+    pub queue_size: usize,
+    /// Seconds between `stats` events (and log lines); 0: only at exit.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub stats_interval: u64,
+    /// After opening the interfaces, switch to this user (and its group, unless --group).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// After opening the interfaces, switch to this group (with --user).
+    #[arg(long, value_name = "NAME", requires = "user")]
+    pub group: Option<String>,
+    /// Analyse packets as root (not recommended: drop with --user, or run unprivileged with
+    /// CAP_NET_RAW and CAP_NET_ADMIN).
+    #[arg(long)]
+    pub allow_root: bool,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+/// What both commands share: how to analyse and how to report.
+#[derive(Debug, Args)]
+pub struct AnalysisArgs {
     /// Output format.
     #[arg(short, long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -81,13 +153,14 @@ pub struct ReadArgs {
     /// accounts without revealing it (needs a key).
     #[arg(long)]
     pub fingerprint_secrets: bool,
-    /// Exit with status 10 when a cleartext credential was found.
-    #[arg(long)]
-    pub fail_on_alert: bool,
     #[command(flatten)]
     pub ports: PortArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+fn default_threads() -> u16 {
+    std::thread::available_parallelism().map_or(1, |n| u16::try_from(n.get()).unwrap_or(1024).min(1024))
 }
 
 /// Ports are hints, not limits: mail protocols are also recognised on other ports by their
@@ -130,6 +203,26 @@ pub struct LimitArgs {
 impl ReadArgs {
     /// The run configuration these flags ask for.
     pub fn run_config(&self) -> anyhow::Result<RunConfig> {
+        Ok(RunConfig { threads: self.threads.into(), stats_event: self.stats, ..self.analysis.run_config()? })
+    }
+}
+
+impl LiveArgs {
+    /// The run configuration these flags ask for (only builds with the `live` feature use it).
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub fn run_config(&self) -> anyhow::Result<RunConfig> {
+        Ok(RunConfig {
+            threads: self.threads.into(),
+            queue_segments: self.queue_size.max(1),
+            stats_event: true,
+            ..self.analysis.run_config()?
+        })
+    }
+}
+
+impl AnalysisArgs {
+    /// The analysis part of the run configuration.
+    fn run_config(&self) -> anyhow::Result<RunConfig> {
         let key = self.key()?;
         let username = match (self.show_usernames, self.usernames) {
             (true, _) | (false, UsernameMode::Full) => UsernamePolicy::Full,
@@ -158,7 +251,7 @@ impl ReadArgs {
         flow.reassembly.max_buffered = self.limits.max_buffered_per_flow;
         let proto =
             ProtoConfig { ports, policy, inspection_depth: self.limits.inspection_depth, ..ProtoConfig::default() };
-        Ok(RunConfig { flow, proto })
+        Ok(RunConfig { flow, proto, ..RunConfig::default() })
     }
 
     fn key(&self) -> anyhow::Result<Option<Vec<u8>>> {
@@ -186,8 +279,10 @@ mod tests {
 
     #[test]
     fn read_defaults() {
-        let Command::Read(read) = parse(&["read", "a.pcap"]).unwrap().command;
-        assert_eq!(read.format, Format::Text);
+        let Command::Read(read) = parse(&["read", "a.pcap"]).unwrap().command else { panic!("not read") };
+        assert_eq!(read.analysis.format, Format::Text);
+        assert_eq!(read.threads, default_threads());
+        assert!(!read.stats);
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.smtp, [25, 587, 2525]);
         assert_eq!(config.proto.policy.username, UsernamePolicy::Masked);
@@ -196,19 +291,64 @@ mod tests {
     #[test]
     fn ports_and_limits_parse() {
         let Command::Read(read) =
-            parse(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "10", "x"]).unwrap().command;
+            parse(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "10", "--threads", "4", "x"])
+                .unwrap()
+                .command
+        else {
+            panic!("not read")
+        };
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.pop3, [110, 1110]);
         assert_eq!(config.flow.max_flows, 10);
+        assert_eq!(config.threads, 4);
         assert!(parse(&["read", "--pop3-ports", "70000", "x"]).is_err());
+        assert!(parse(&["read", "--threads", "0", "x"]).is_err());
     }
 
     #[test]
     fn hashing_needs_a_key() {
-        let Command::Read(read) = parse(&["read", "--usernames", "hashed", "x"]).unwrap().command;
+        let Command::Read(read) = parse(&["read", "--usernames", "hashed", "x"]).unwrap().command else {
+            panic!("not read")
+        };
         if std::env::var_os("CREDWATCH_KEY").is_none() {
             assert!(read.run_config().is_err());
         }
         assert!(parse(&["read"]).is_err());
+    }
+
+    #[test]
+    fn live_options_parse() {
+        let Command::Live(live) = parse(&[
+            "live",
+            "-i",
+            "eth1",
+            "-i",
+            "eth2",
+            "--no-promisc",
+            "--buffer-size",
+            "64",
+            "--threads",
+            "2",
+            "--stats-interval",
+            "10",
+            "--user",
+            "credwatch",
+            "-f",
+            "json",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not live")
+        };
+        assert_eq!(live.interfaces, ["eth1", "eth2"]);
+        assert!(live.no_promisc && !live.any_port && !live.allow_root);
+        assert_eq!((live.buffer_size, live.snaplen, live.stats_interval), (Some(64), 65_535, 10));
+        assert_eq!(live.analysis.format, Format::Json);
+        let config = live.run_config().unwrap();
+        assert_eq!((config.threads, config.stats_event), (2, true));
+        assert!(parse(&["live"]).is_err(), "an interface is required");
+        assert!(parse(&["live", "-i", "x", "--any-port", "--filter", "tcp"]).is_err());
+        assert!(parse(&["live", "-i", "x", "--group", "g"]).is_err(), "--group goes with --user");
     }
 }

@@ -2,6 +2,8 @@
 //! exit status (documented in `--help`).
 
 mod cli;
+#[cfg(feature = "live")]
+mod privileges;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -9,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, Format, ReadArgs};
+use cli::{AnalysisArgs, Cli, Command, Format, LiveArgs, ReadArgs};
 use credwatch::output::{JsonSink, Sink, TextSink};
 use credwatch::pipeline::{self, RunError};
 
@@ -19,9 +21,12 @@ const EXIT_ALERT: u8 = 10;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    // A daemon's log is its only voice: live capture logs at info (stats, interface trouble).
+    let daemon = matches!(cli.command, Command::Live(_));
+    init_logging(cli.verbose, cli.quiet, daemon);
     let result = match &cli.command {
         Command::Read(args) => read(args),
+        Command::Live(args) => live(args),
     };
     match result {
         Ok(code) => code,
@@ -36,8 +41,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
+fn init_logging(verbose: u8, quiet: bool, daemon: bool) {
+    let default = match (quiet, verbose + u8::from(daemon)) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -52,31 +57,24 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// Standard output in the chosen format. Not locked: the sink moves to the output thread.
+fn stdout_sink(analysis: &AnalysisArgs) -> Box<dyn Sink> {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout());
+    match analysis.format {
+        Format::Json => Box::new(JsonSink::new(out)),
+        Format::Text => Box::new(TextSink::new(out, colour)),
+    }
+}
+
 fn read(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     let config = args.run_config()?;
     let paths = pipeline::expand_inputs(&args.paths)?;
-    let stdout = std::io::stdout();
-    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout.lock());
-    let mut sink: Box<dyn Sink> = match args.format {
-        Format::Json => Box::new(JsonSink::new(out)),
-        Format::Text => Box::new(TextSink::new(out, colour)),
-    };
+    let mut sink = stdout_sink(&args.analysis);
     let report = pipeline::read_files(&paths, &config, sink.as_mut())?;
     drop(sink);
     std::io::stdout().flush().ok();
-    tracing::info!(
-        files = report.files_read,
-        frames = report.frames,
-        bytes = report.bytes,
-        cleartext = report.cleartext_alerts,
-        weak = report.weak_alerts,
-        anomalies = report.anomalies,
-        flows = report.engine.flow.flows_created,
-        evicted = report.engine.flow.flows_evicted,
-        gaps = report.engine.flow.reassembly.gaps,
-        "done"
-    );
+    tracing::info!(files = report.files_read, "done");
     tracing::debug!(decode = ?report.decode, flow = ?report.engine.flow, proto = ?report.engine.proto, "counters");
     Ok(if !report.file_errors.is_empty() {
         ExitCode::from(EXIT_PARTIAL)
@@ -85,6 +83,79 @@ fn read(args: &ReadArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(not(feature = "live"))]
+fn live(_: &LiveArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this credwatch was built without live capture: rebuild it with `cargo build --release --features live` \
+         (needs libpcap-dev), or capture with tcpdump and use `credwatch read`"
+    )
+}
+
+#[cfg(feature = "live")]
+fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
+    use std::time::Duration;
+
+    use anyhow::Context;
+    use credwatch::capture::live::{Filter, LiveOptions, LiveSource};
+    use credwatch::pipeline::live::Control;
+
+    let config = args.run_config()?;
+    if privileges::is_root() && args.user.is_none() && !args.allow_root {
+        anyhow::bail!(
+            "refusing to analyse packets as root: pass --user NAME to drop root once the interfaces are open, \
+             run as an unprivileged user with CAP_NET_RAW and CAP_NET_ADMIN, or pass --allow-root"
+        );
+    }
+    let control = Control::default();
+    install_signal_handlers(&control)?;
+    let filter = match &args.filter {
+        Some(expression) => Filter::Expression(expression.clone()),
+        None => Filter::Mail { ports: config.proto.ports.clone(), any_port: args.any_port },
+    };
+    let options = LiveOptions {
+        promiscuous: !args.no_promisc,
+        snaplen: args.snaplen,
+        buffer_size: args.buffer_size.map(|mib| mib.saturating_mul(1024 * 1024)),
+        immediate: args.immediate,
+        read_timeout: Duration::from_millis(250),
+        filter,
+    };
+    let sources = args
+        .interfaces
+        .iter()
+        .map(|interface| LiveSource::open(interface, &options))
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot open the capture (it needs root, or CAP_NET_RAW and CAP_NET_ADMIN)")?;
+    if let Some(user) = &args.user {
+        privileges::drop_to(user, args.group.as_deref())?;
+    }
+    let stats_interval = match args.stats_interval {
+        0 => Duration::MAX,
+        secs => Duration::from_secs(secs),
+    };
+    let mut sink = stdout_sink(&args.analysis);
+    let report = pipeline::live::run(sources, &config, stats_interval, &control, sink.as_mut())?;
+    drop(sink);
+    std::io::stdout().flush().ok();
+    tracing::info!(cleartext = report.cleartext_alerts, "stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT/SIGTERM ask for a clean stop (a second one exits at once), SIGHUP for reopening the
+/// outputs.
+#[cfg(feature = "live")]
+fn install_signal_handlers(control: &credwatch::pipeline::live::Control) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::flag;
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag of an earlier signal before this one sets it.
+        flag::register_conditional_shutdown(signal, EXIT_FATAL.into(), control.stop.clone())?;
+        flag::register(signal, control.stop.clone())?;
+    }
+    flag::register(SIGHUP, control.reopen.clone())?;
+    Ok(())
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -4,6 +4,7 @@
 //! redacted (a secret *kind*, an optional keyed fingerprint, a masked or hashed user name).
 
 mod redact;
+mod stats;
 
 use std::net::IpAddr;
 
@@ -13,6 +14,7 @@ use crate::capture::Timestamp;
 
 pub(crate) use redact::keyed_hex;
 pub use redact::{RedactionPolicy, UsernamePolicy};
+pub use stats::{AlertCounts, InterfaceStats, StatsEvent};
 
 /// Version of the JSON event contract; bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -219,6 +221,8 @@ pub enum AnomalyKind {
 pub enum Event {
     Credential(Box<CredentialAlert>),
     Anomaly(Box<AnomalyAlert>),
+    /// Counters of the run (periodic in live mode, and at exit).
+    Stats(Box<StatsEvent>),
 }
 
 impl Event {
@@ -231,6 +235,7 @@ impl Event {
         let value = match self {
             Event::Credential(alert) => serde_json::to_value(alert),
             Event::Anomaly(alert) => serde_json::to_value(alert),
+            Event::Stats(stats) => serde_json::to_value(stats),
         };
         value.unwrap_or(serde_json::Value::Null)
     }

@@ -35,7 +35,7 @@ fn outcome_word(outcome: Outcome) -> &'static str {
     }
 }
 
-impl<W: Write> Sink for TextSink<W> {
+impl<W: Write + Send> Sink for TextSink<W> {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         let p = self.palette;
         match event {
@@ -70,7 +70,29 @@ impl<W: Write> Sink for TextSink<W> {
                 std::net::SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
                 std::net::SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
             ),
+            Event::Stats(stats) => writeln!(
+                self.out,
+                "{}  {}STATS{}      packets {} bytes {} drops kernel {} interface {} queue {}  flows {} evicted {}  gaps {}  alerts {}/{}/{}",
+                stats.timestamp,
+                p.dim,
+                p.reset,
+                stats.packets,
+                stats.bytes,
+                stats.kernel_drops,
+                stats.interface_drops,
+                stats.queue_drops,
+                stats.flows_active,
+                stats.flows_evicted,
+                stats.gaps,
+                stats.alerts.cleartext_credential,
+                stats.alerts.weak_credential,
+                stats.alerts.anomaly,
+            ),
         }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.out.flush()
     }
 
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {

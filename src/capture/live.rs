@@ -1,0 +1,288 @@
+//! Live capture from network interfaces through libpcap (the `live` feature).
+//!
+//! A [`LiveSource`] is opened with root or `CAP_NET_RAW`/`CAP_NET_ADMIN`, before privileges are
+//! dropped; it keeps its settings so that it can be reopened when the interface goes away and
+//! comes back. Kernel and interface drop counters survive a reopen (they are accumulated here,
+//! since libpcap's restart from zero with each handle).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use std::time::Duration;
+
+use pcap::{Active, Capture, Stat};
+
+use super::{Frame, LinkType, Timestamp};
+use crate::proto::PortMap;
+
+/// How an interface is opened: the options a tcpdump user expects.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// See every frame on the wire, not only those addressed to this host (a SPAN port delivers
+    /// other hosts' traffic).
+    pub promiscuous: bool,
+    /// Bytes kept of each frame.
+    pub snaplen: u32,
+    /// Kernel capture buffer in bytes (libpcap's default, about 2 MiB, when `None`).
+    pub buffer_size: Option<u32>,
+    /// Deliver each packet at once instead of in blocks (lower latency, more wakeups).
+    pub immediate: bool,
+    /// How long a read waits for packets before the capture thread looks at the clock and the
+    /// stop flag.
+    pub read_timeout: Duration,
+    pub filter: Filter,
+}
+
+/// Which packets the kernel hands over.
+#[derive(Clone, Debug)]
+pub enum Filter {
+    /// Built for the interface's link type by [`mail_filter`].
+    Mail { ports: PortMap, any_port: bool },
+    /// A BPF expression as the user wrote it (empty: everything).
+    Expression(String),
+}
+
+impl Filter {
+    /// The BPF expression for an interface of `link_type`.
+    pub fn expression(&self, link_type: LinkType) -> String {
+        match self {
+            Filter::Mail { ports, any_port } => mail_filter(ports, *any_port, link_type),
+            Filter::Expression(expression) => expression.clone(),
+        }
+    }
+}
+
+/// Opening or reading an interface failed. Messages come from libpcap (no packet bytes).
+#[derive(Debug, thiserror::Error)]
+#[error("{interface}: {message}")]
+pub struct LiveError {
+    pub interface: String,
+    pub message: String,
+}
+
+/// Kernel and interface drops since the source was first opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    pub kernel: u64,
+    pub interface: u64,
+}
+
+/// One interface being captured.
+pub struct LiveSource {
+    interface: String,
+    options: LiveOptions,
+    capture: Capture<Active>,
+    link_type: LinkType,
+    /// Drops of the handles closed before this one.
+    earlier: Drops,
+    /// The current handle's last counters (u32 in libpcap: wrapping differences are taken).
+    last: Stat,
+    current: Drops,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource").field("interface", &self.interface).field("link_type", &self.link_type).finish()
+    }
+}
+
+impl LiveSource {
+    /// Opens and activates `interface` (`any`: all interfaces, Linux cooked headers) and installs
+    /// the filter.
+    pub fn open(interface: &str, options: &LiveOptions) -> Result<LiveSource, LiveError> {
+        let capture = activate(interface, options)?;
+        let link_type = link_type_of(&capture);
+        Ok(LiveSource {
+            interface: interface.to_string(),
+            options: options.clone(),
+            capture,
+            link_type,
+            earlier: Drops::default(),
+            last: Stat { received: 0, dropped: 0, if_dropped: 0 },
+            current: Drops::default(),
+        })
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    pub fn link_type(&self) -> LinkType {
+        self.link_type
+    }
+
+    /// The next frame, or `None` when the read timeout passed without one.
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
+        let interface = &self.interface;
+        match self.capture.next_packet() {
+            Ok(packet) => {
+                let secs = u64::try_from(packet.header.ts.tv_sec).unwrap_or(0);
+                let micros = u32::try_from(packet.header.ts.tv_usec).unwrap_or(0).min(999_999);
+                Ok(Some(Frame {
+                    ts: Timestamp::from_secs_nanos(secs, micros * 1000),
+                    link_type: self.link_type,
+                    orig_len: packet.header.len,
+                    data: packet.data,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(error) => Err(LiveError { interface: interface.clone(), message: error.to_string() }),
+        }
+    }
+
+    /// Drops since the source was first opened (reading libpcap's counters).
+    pub fn drops(&mut self) -> Drops {
+        if let Ok(stat) = self.capture.stats() {
+            self.current.kernel += u64::from(stat.dropped.wrapping_sub(self.last.dropped));
+            self.current.interface += u64::from(stat.if_dropped.wrapping_sub(self.last.if_dropped));
+            self.last = stat;
+        }
+        Drops {
+            kernel: self.earlier.kernel + self.current.kernel,
+            interface: self.earlier.interface + self.current.interface,
+        }
+    }
+
+    /// Opens the interface again with the same settings (after it went down or away). On failure
+    /// the old handle stays, and may recover by itself when the interface comes back up.
+    pub fn reopen(&mut self) -> Result<(), LiveError> {
+        let capture = activate(&self.interface, &self.options)?;
+        let drops = self.drops();
+        self.earlier = drops;
+        self.current = Drops::default();
+        self.last = Stat { received: 0, dropped: 0, if_dropped: 0 };
+        self.link_type = link_type_of(&capture);
+        self.capture = capture;
+        Ok(())
+    }
+}
+
+fn activate(interface: &str, options: &LiveOptions) -> Result<Capture<Active>, LiveError> {
+    let error = |error: pcap::Error| LiveError { interface: interface.to_string(), message: error.to_string() };
+    let timeout_ms = i32::try_from(options.read_timeout.as_millis()).unwrap_or(i32::MAX).max(1);
+    let mut inactive = Capture::from_device(interface)
+        .map_err(error)?
+        .promisc(options.promiscuous)
+        .snaplen(i32::try_from(options.snaplen).unwrap_or(i32::MAX))
+        .immediate_mode(options.immediate)
+        .timeout(timeout_ms);
+    if let Some(size) = options.buffer_size {
+        inactive = inactive.buffer_size(i32::try_from(size).unwrap_or(i32::MAX));
+    }
+    let mut capture = inactive.open().map_err(error)?;
+    let filter = options.filter.expression(link_type_of(&capture));
+    if !filter.is_empty() {
+        capture.filter(&filter, true).map_err(|e| LiveError {
+            interface: interface.to_string(),
+            message: format!("bad filter {filter:?}: {e}"),
+        })?;
+    }
+    tracing::info!(interface, filter, "capture opened");
+    Ok(capture)
+}
+
+fn link_type_of(capture: &Capture<Active>) -> LinkType {
+    LinkType(u32::try_from(capture.get_datalink().0).unwrap_or(u32::MAX))
+}
+
+/// UDP ports and IP protocols of the mirror encapsulations the decoder peels (VXLAN, GENEVE, GRE
+/// and ERSPAN, IP-in-IP): their inner packets cannot be filtered by port in BPF, so the carriers
+/// are let through whole.
+const TUNNEL_CARRIERS: &str =
+    "udp port 4789 or udp port 6081 or ip proto 47 or ip6 proto 47 or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41";
+
+/// The default BPF filter. With `any_port`, every TCP segment (mail protocols are recognised on
+/// any port by their greetings, at the cost of copying all TCP to the workers); otherwise the
+/// configured mail ports (implicit-TLS ports are left out: they are never parsed). On Ethernet,
+/// 802.1Q and QinQ frames and one MPLS label are included, because a plain `tcp port 110` reads
+/// the EtherType at a fixed offset and misses them (libpcap has no VLAN or MPLS keywords for
+/// other link types, such as the Linux cooked headers of `-i any`). The tunnel carriers are
+/// always let through.
+pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> String {
+    let mut all: Vec<u16> = ports.pop3.iter().chain(&ports.imap).chain(&ports.smtp).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let tcp = if any_port || all.is_empty() {
+        "tcp".to_string()
+    } else {
+        all.iter().map(|port| format!("tcp port {port}")).collect::<Vec<_>>().join(" or ")
+    };
+    if link_type == LinkType::ETHERNET {
+        format!(
+            "({tcp}) or (vlan and ({tcp})) or (vlan and vlan and ({tcp})) or (mpls and ({tcp})) or {TUNNEL_CARRIERS}"
+        )
+    } else {
+        format!("({tcp}) or {TUNNEL_CARRIERS}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcapwriter::{CapturedFrame, Conversation, Encap, Link, Side, TunnelEnds};
+
+    fn mail_ports() -> PortMap {
+        PortMap { pop3: vec![110], imap: vec![143], smtp: vec![25, 587], implicit_tls: vec![993] }
+    }
+
+    fn login(server_port: u16, link: Link, vlans: &[u16], encap: Option<Encap>) -> Vec<CapturedFrame> {
+        let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], server_port));
+        conversation.link(link).vlans(vlans);
+        if let Some(encap) = encap {
+            conversation.encap(encap);
+        }
+        conversation.handshake().client(b"USER a\r\n").frames().unwrap()
+    }
+
+    fn matches(filter: &str, link: pcap::Linktype, frames: &[CapturedFrame]) -> bool {
+        let program = Capture::dead(link).unwrap().compile(filter, true).unwrap();
+        frames.iter().all(|frame| program.filter(&frame.data))
+    }
+
+    fn default_filter(ports: &PortMap, any_port: bool) -> String {
+        mail_filter(ports, any_port, LinkType::ETHERNET)
+    }
+
+    #[test]
+    fn the_default_filter_lists_the_mail_ports_once_and_skips_implicit_tls() {
+        let filter = default_filter(&mail_ports(), false);
+        assert!(filter.starts_with("(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587) or (vlan and"));
+        assert!(!filter.contains("993"));
+        assert!(default_filter(&mail_ports(), true).starts_with("(tcp) or (vlan and (tcp))"));
+        assert_eq!(
+            mail_filter(&mail_ports(), false, LinkType::LINUX_SLL),
+            format!("(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587) or {TUNNEL_CARRIERS}")
+        );
+        let expression = Filter::Expression("host 192.0.2.1".into());
+        assert_eq!(expression.expression(LinkType::ETHERNET), "host 192.0.2.1");
+    }
+
+    #[test]
+    fn the_default_filter_passes_mail_in_vlans_and_tunnels_and_nothing_else() {
+        let ethernet = pcap::Linktype::ETHERNET;
+        let filter = default_filter(&mail_ports(), false);
+        let ends = TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 2]);
+        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[], None)));
+        assert!(matches(&filter, ethernet, &login(143, Link::Ethernet, &[10], None)));
+        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[10, 20], None)));
+        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[], Some(Encap::Vxlan { ends, vni: 7 }))));
+        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[], Some(Encap::IpInIp { ends }))));
+        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[], Some(Encap::Mpls { labels: vec![16] }))));
+        let web = login(80, Link::Ethernet, &[], None);
+        assert!(!web.iter().any(|frame| Capture::dead(ethernet)
+            .unwrap()
+            .compile(&filter, true)
+            .unwrap()
+            .filter(&frame.data)));
+        assert!(matches(&default_filter(&mail_ports(), true), ethernet, &web));
+        assert!(!matches(&filter, ethernet, &login(993, Link::Ethernet, &[], None)));
+    }
+
+    #[test]
+    fn the_filter_of_cooked_and_raw_captures_compiles_and_passes_mail() {
+        for (link, link_type) in [(Link::LinuxSll, LinkType::LINUX_SLL), (Link::RawIp, LinkType::RAW)] {
+            let filter = mail_filter(&mail_ports(), false, link_type);
+            let pcap_link = pcap::Linktype(i32::try_from(link_type.0).unwrap());
+            assert!(matches(&filter, pcap_link, &login(110, link, &[], None)), "{link:?}");
+            assert!(!matches(&filter, pcap_link, &login(80, link, &[], None)), "{link:?}");
+        }
+    }
+}
