@@ -183,19 +183,20 @@ fn link_type_of(capture: &Capture<Active>) -> LinkType {
     LinkType(u32::try_from(capture.get_datalink().0).unwrap_or(u32::MAX))
 }
 
-/// UDP ports and IP protocols of the mirror encapsulations the decoder peels (VXLAN, GENEVE, GRE
-/// and ERSPAN, IP-in-IP): their inner packets cannot be filtered by port in BPF, so the carriers
-/// are let through whole.
-const TUNNEL_CARRIERS: &str =
-    "udp port 4789 or udp port 6081 or ip proto 47 or ip6 proto 47 or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41";
+/// The carriers of the mirror encapsulations the decoder peels: VXLAN and GENEVE (UDP 4789,
+/// 6081), GRE and ERSPAN (IP protocol 47), IP-in-IP (4, 41) and MPLS (EtherType 0x8847). Their
+/// inner packets cannot be filtered by port in BPF (libpcap's `mpls` keyword, for one, cannot be
+/// combined with `vlan`), so the carriers are let through whole.
+const TUNNEL_CARRIERS: &str = "udp port 4789 or udp port 6081 or ip proto 47 or ip6 proto 47 or ip proto 4 \
+    or ip proto 41 or ip6 proto 4 or ip6 proto 41 or ether proto 0x8847";
 
 /// The default BPF filter. With `any_port`, every TCP segment (mail protocols are recognised on
 /// any port by their greetings, at the cost of copying all TCP to the workers); otherwise the
-/// configured mail ports (implicit-TLS ports are left out: they are never parsed). On Ethernet,
-/// 802.1Q and QinQ frames and one MPLS label are included, because a plain `tcp port 110` reads
-/// the EtherType at a fixed offset and misses them (libpcap has no VLAN or MPLS keywords for
-/// other link types, such as the Linux cooked headers of `-i any`). The tunnel carriers are
-/// always let through.
+/// configured mail ports (implicit-TLS ports are left out: they are never parsed). The tunnel
+/// carriers are always let through. On Ethernet, 802.1Q and QinQ frames are included too: a
+/// plain `tcp port 110` reads the EtherType at a fixed offset and misses them. The VLAN part is
+/// nested because each `vlan` keyword shifts the offsets for the rest of the expression; libpcap
+/// has no `vlan` keyword for other link types (such as the Linux cooked headers of `-i any`).
 pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> String {
     let mut all: Vec<u16> = ports.pop3.iter().chain(&ports.imap).chain(&ports.smtp).copied().collect();
     all.sort_unstable();
@@ -205,12 +206,11 @@ pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> Stri
     } else {
         all.iter().map(|port| format!("tcp port {port}")).collect::<Vec<_>>().join(" or ")
     };
+    let untagged = format!("({tcp}) or {TUNNEL_CARRIERS}");
     if link_type == LinkType::ETHERNET {
-        format!(
-            "({tcp}) or (vlan and ({tcp})) or (vlan and vlan and ({tcp})) or (mpls and ({tcp})) or {TUNNEL_CARRIERS}"
-        )
+        format!("{untagged} or (vlan and ({untagged} or (vlan and ({untagged}))))")
     } else {
-        format!("({tcp}) or {TUNNEL_CARRIERS}")
+        untagged
     }
 }
 
@@ -223,18 +223,13 @@ mod tests {
         PortMap { pop3: vec![110], imap: vec![143], smtp: vec![25, 587], implicit_tls: vec![993] }
     }
 
-    fn login(server_port: u16, link: Link, vlans: &[u16], encap: Option<Encap>) -> Vec<CapturedFrame> {
+    fn login(server_port: u16, link: Link, vlans: &[u16], encaps: &[Encap]) -> Vec<CapturedFrame> {
         let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], server_port));
         conversation.link(link).vlans(vlans);
-        if let Some(encap) = encap {
-            conversation.encap(encap);
+        for encap in encaps {
+            conversation.encap(encap.clone());
         }
         conversation.handshake().client(b"USER a\r\n").frames().unwrap()
-    }
-
-    fn matches(filter: &str, link: pcap::Linktype, frames: &[CapturedFrame]) -> bool {
-        let program = Capture::dead(link).unwrap().compile(filter, true).unwrap();
-        frames.iter().all(|frame| program.filter(&frame.data))
     }
 
     fn default_filter(ports: &PortMap, any_port: bool) -> String {
@@ -244,9 +239,10 @@ mod tests {
     #[test]
     fn the_default_filter_lists_the_mail_ports_once_and_skips_implicit_tls() {
         let filter = default_filter(&mail_ports(), false);
-        assert!(filter.starts_with("(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587) or (vlan and"));
+        assert!(filter.starts_with("(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587) or udp port 4789"));
+        assert!(filter.contains(" or (vlan and ((tcp port 25 "));
         assert!(!filter.contains("993"));
-        assert!(default_filter(&mail_ports(), true).starts_with("(tcp) or (vlan and (tcp))"));
+        assert!(default_filter(&mail_ports(), true).starts_with("(tcp) or udp port 4789"));
         assert_eq!(
             mail_filter(&mail_ports(), false, LinkType::LINUX_SLL),
             format!("(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587) or {TUNNEL_CARRIERS}")
@@ -255,34 +251,48 @@ mod tests {
         assert_eq!(expression.expression(LinkType::ETHERNET), "host 192.0.2.1");
     }
 
+    /// Every frame of the conversation passes the filter (`true`), or none does (`false`).
+    fn passes(filter: &str, link: pcap::Linktype, frames: &[CapturedFrame]) -> bool {
+        let program = Capture::dead(link).unwrap().compile(filter, true).unwrap();
+        let passed = frames.iter().filter(|frame| program.filter(&frame.data)).count();
+        assert!(passed == 0 || passed == frames.len(), "{passed} of {} frames passed", frames.len());
+        passed == frames.len()
+    }
+
     #[test]
     fn the_default_filter_passes_mail_in_vlans_and_tunnels_and_nothing_else() {
         let ethernet = pcap::Linktype::ETHERNET;
         let filter = default_filter(&mail_ports(), false);
         let ends = TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 2]);
-        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[], None)));
-        assert!(matches(&filter, ethernet, &login(143, Link::Ethernet, &[10], None)));
-        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[10, 20], None)));
-        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[], Some(Encap::Vxlan { ends, vni: 7 }))));
-        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[], Some(Encap::IpInIp { ends }))));
-        assert!(matches(&filter, ethernet, &login(110, Link::Ethernet, &[], Some(Encap::Mpls { labels: vec![16] }))));
-        let web = login(80, Link::Ethernet, &[], None);
-        assert!(!web.iter().any(|frame| Capture::dead(ethernet)
-            .unwrap()
-            .compile(&filter, true)
-            .unwrap()
-            .filter(&frame.data)));
-        assert!(matches(&default_filter(&mail_ports(), true), ethernet, &web));
-        assert!(!matches(&filter, ethernet, &login(993, Link::Ethernet, &[], None)));
+        let vxlan = [Encap::Ethernet, Encap::Vxlan { ends, vni: 7 }];
+        let gre = [Encap::Gre { ends, key: Some(3), sequence: false, checksum: false }];
+        let mpls = [Encap::Mpls { labels: vec![16, 17] }];
+        let ip_in_ip = [Encap::IpInIp { ends }];
+        for (name, vlans, encaps) in [
+            ("plain", &[][..], &[][..]),
+            ("802.1Q", &[10], &[]),
+            ("QinQ", &[10, 20], &[]),
+            ("VXLAN", &[], &vxlan),
+            ("VXLAN in a VLAN", &[5], &vxlan),
+            ("GRE", &[], &gre),
+            ("MPLS", &[], &mpls),
+            ("MPLS in a VLAN", &[5], &mpls),
+            ("IP-in-IP", &[], &ip_in_ip),
+        ] {
+            assert!(passes(&filter, ethernet, &login(110, Link::Ethernet, vlans, encaps)), "{name}");
+            assert!(!passes(&filter, ethernet, &login(80, Link::Ethernet, vlans, &[])), "web, {name}");
+        }
+        assert!(!passes(&filter, ethernet, &login(993, Link::Ethernet, &[], &[])));
+        assert!(passes(&default_filter(&mail_ports(), true), ethernet, &login(80, Link::Ethernet, &[10], &[])));
     }
 
     #[test]
     fn the_filter_of_cooked_and_raw_captures_compiles_and_passes_mail() {
-        for (link, link_type) in [(Link::LinuxSll, LinkType::LINUX_SLL), (Link::RawIp, LinkType::RAW)] {
+        // libpcap compiles for DLT values: raw IP is DLT_RAW (12 on Linux), not LINKTYPE_RAW.
+        for (link, link_type, dlt) in [(Link::LinuxSll, LinkType::LINUX_SLL, 113), (Link::RawIp, LinkType::RAW, 12)] {
             let filter = mail_filter(&mail_ports(), false, link_type);
-            let pcap_link = pcap::Linktype(i32::try_from(link_type.0).unwrap());
-            assert!(matches(&filter, pcap_link, &login(110, link, &[], None)), "{link:?}");
-            assert!(!matches(&filter, pcap_link, &login(80, link, &[], None)), "{link:?}");
+            assert!(passes(&filter, pcap::Linktype(dlt), &login(143, link, &[], &[])), "{link:?}");
+            assert!(!passes(&filter, pcap::Linktype(dlt), &login(80, link, &[], &[])), "{link:?}");
         }
     }
 }

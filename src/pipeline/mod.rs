@@ -342,3 +342,6 @@ impl From<Disconnected> for RunError {
         RunError::Output(std::io::Error::other("the output thread stopped"))
     }
 }
+
+#[cfg(test)]
+mod tests;
