@@ -7,8 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use credwatch::pcapwriter::{
-    interleave, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption, Side,
-    TunnelEnds,
+    interleave, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption, Side, TunnelEnds,
 };
 use serde_json::Value;
 
@@ -94,7 +93,11 @@ fn encapsulations() -> Vec<(&'static str, Vec<u16>, Vec<Encap>)> {
         ("QinQ", vec![10, 20], vec![]),
         ("VXLAN", vec![], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 4242 }]),
         ("GENEVE carrying IP", vec![], vec![Encap::Geneve { ends: ends(), vni: 7, options: vec![option] }]),
-        ("GENEVE carrying Ethernet", vec![], vec![Encap::Ethernet, Encap::Geneve { ends: ends(), vni: 7, options: vec![] }]),
+        (
+            "GENEVE carrying Ethernet",
+            vec![],
+            vec![Encap::Ethernet, Encap::Geneve { ends: ends(), vni: 7, options: vec![] }],
+        ),
         ("GRE", vec![], vec![gre(None)]),
         ("GRE with a key, carrying Ethernet", vec![], vec![Encap::Ethernet, gre(Some(99))]),
         ("ERSPAN II", vec![], vec![Encap::Ethernet, Encap::ErspanII { ends: ends(), session: 3, vlan: 0, index: 1 }]),
@@ -109,7 +112,12 @@ fn encapsulations() -> Vec<(&'static str, Vec<u16>, Vec<Encap>)> {
         (
             "IPv4 in IPv6",
             vec![],
-            vec![Encap::IpInIp { ends: TunnelEnds::new("2001:db8::1".parse::<IpAddr>().unwrap(), "2001:db8::2".parse::<IpAddr>().unwrap()) }],
+            vec![Encap::IpInIp {
+                ends: TunnelEnds::new(
+                    "2001:db8::1".parse::<IpAddr>().unwrap(),
+                    "2001:db8::2".parse::<IpAddr>().unwrap(),
+                ),
+            }],
         ),
         ("VXLAN in QinQ", vec![100, 200], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }]),
     ]
@@ -169,11 +177,7 @@ fn the_same_inner_connection_in_two_tunnels_or_vlans_gives_two_logins() {
             (vec![], vec![Encap::IpInIp { ends: ends() }]),
             (vec![], vec![Encap::IpInIp { ends: other_ends }]),
         ),
-        (
-            "tunnelled or not",
-            (vec![], vec![]),
-            (vec![], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }]),
-        ),
+        ("tunnelled or not", (vec![], vec![]), (vec![], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }])),
     ];
     for (name, (vlans_a, encaps_a), (vlans_b, encaps_b)) in pairs {
         // Same addresses, ports, sequence numbers and timing; only the user names differ.
@@ -252,7 +256,10 @@ fn one_thread_or_four_give_the_same_output_on_a_mixed_capture() {
     let path = dir.path().join("mixed.pcapng");
     write_pcapng_file(&path, &interleave(conversations)).unwrap();
     let one = read_json(&path, 1);
-    assert_eq!(one.lines().filter(|line| line.contains("\"cleartext_credential\"")).count(), encapsulations().len() * 2);
+    assert_eq!(
+        one.lines().filter(|line| line.contains("\"cleartext_credential\"")).count(),
+        encapsulations().len() * 2
+    );
     assert_eq!(read_json(&path, 4), one);
 }
 

@@ -6,8 +6,10 @@
 //! since libpcap's restart from zero with each handle).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::os::fd::{AsFd, OwnedFd};
 use std::time::Duration;
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use pcap::{Active, Capture, Stat};
 
 use super::{Frame, LinkType, Timestamp};
@@ -26,7 +28,7 @@ pub struct LiveOptions {
     /// Deliver each packet at once instead of in blocks (lower latency, more wakeups).
     pub immediate: bool,
     /// How long a read waits for packets before the capture thread looks at the clock and the
-    /// stop flag.
+    /// stop flag (also libpcap's buffer timeout: how long packets may wait in a kernel block).
     pub read_timeout: Duration,
     pub filter: Filter,
 }
@@ -66,10 +68,16 @@ pub struct Drops {
 }
 
 /// One interface being captured.
+///
+/// The handle is non-blocking and waited for with `poll` on a duplicate of its descriptor:
+/// libpcap's own read timeout does not start until a first packet arrives (Linux TPACKET_V3), so
+/// a blocking read on a quiet interface would never let the thread see a stop request.
 pub struct LiveSource {
     interface: String,
     options: LiveOptions,
     capture: Capture<Active>,
+    /// The same socket as `capture`'s, for `poll` while the handle is borrowed by a frame.
+    readiness: OwnedFd,
     link_type: LinkType,
     /// Drops of the handles closed before this one.
     earlier: Drops,
@@ -88,12 +96,13 @@ impl LiveSource {
     /// Opens and activates `interface` (`any`: all interfaces, Linux cooked headers) and installs
     /// the filter.
     pub fn open(interface: &str, options: &LiveOptions) -> Result<LiveSource, LiveError> {
-        let capture = activate(interface, options)?;
+        let (capture, readiness) = activate(interface, options)?;
         let link_type = link_type_of(&capture);
         Ok(LiveSource {
             interface: interface.to_string(),
             options: options.clone(),
             capture,
+            readiness,
             link_type,
             earlier: Drops::default(),
             last: Stat { received: 0, dropped: 0, if_dropped: 0 },
@@ -109,9 +118,10 @@ impl LiveSource {
         self.link_type
     }
 
-    /// The next frame, or `None` when the read timeout passed without one.
+    /// The next frame, or `None` when the read timeout passed without one (or a signal came).
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
         let interface = &self.interface;
+        let (readiness, timeout) = (&self.readiness, self.options.read_timeout);
         match self.capture.next_packet() {
             Ok(packet) => {
                 let secs = u64::try_from(packet.header.ts.tv_sec).unwrap_or(0);
@@ -123,7 +133,14 @@ impl LiveSource {
                     data: packet.data,
                 }))
             }
-            Err(pcap::Error::TimeoutExpired) => Ok(None),
+            Err(pcap::Error::TimeoutExpired) => {
+                let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(readiness.as_fd(), PollFlags::POLLIN)];
+                // An interrupted wait (EINTR: a signal) is a timeout like any other; an error
+                // condition on the socket shows up in the next read.
+                let _ = poll(&mut fds, timeout);
+                Ok(None)
+            }
             Err(error) => Err(LiveError { interface: interface.clone(), message: error.to_string() }),
         }
     }
@@ -144,18 +161,20 @@ impl LiveSource {
     /// Opens the interface again with the same settings (after it went down or away). On failure
     /// the old handle stays, and may recover by itself when the interface comes back up.
     pub fn reopen(&mut self) -> Result<(), LiveError> {
-        let capture = activate(&self.interface, &self.options)?;
+        let (capture, readiness) = activate(&self.interface, &self.options)?;
         let drops = self.drops();
         self.earlier = drops;
         self.current = Drops::default();
         self.last = Stat { received: 0, dropped: 0, if_dropped: 0 };
         self.link_type = link_type_of(&capture);
         self.capture = capture;
+        self.readiness = readiness;
         Ok(())
     }
 }
 
-fn activate(interface: &str, options: &LiveOptions) -> Result<Capture<Active>, LiveError> {
+/// An open, filtered, non-blocking handle and a duplicate of its descriptor to wait on.
+fn activate(interface: &str, options: &LiveOptions) -> Result<(Capture<Active>, OwnedFd), LiveError> {
     let error = |error: pcap::Error| LiveError { interface: interface.to_string(), message: error.to_string() };
     let timeout_ms = i32::try_from(options.read_timeout.as_millis()).unwrap_or(i32::MAX).max(1);
     let mut inactive = Capture::from_device(interface)
@@ -167,7 +186,7 @@ fn activate(interface: &str, options: &LiveOptions) -> Result<Capture<Active>, L
     if let Some(size) = options.buffer_size {
         inactive = inactive.buffer_size(i32::try_from(size).unwrap_or(i32::MAX));
     }
-    let mut capture = inactive.open().map_err(error)?;
+    let mut capture = inactive.open().map_err(error)?.setnonblock().map_err(error)?;
     let filter = options.filter.expression(link_type_of(&capture));
     if !filter.is_empty() {
         capture.filter(&filter, true).map_err(|e| LiveError {
@@ -175,8 +194,12 @@ fn activate(interface: &str, options: &LiveOptions) -> Result<Capture<Active>, L
             message: format!("bad filter {filter:?}: {e}"),
         })?;
     }
+    let readiness = capture.as_fd().try_clone_to_owned().map_err(|e| LiveError {
+        interface: interface.to_string(),
+        message: format!("cannot duplicate the capture descriptor: {e}"),
+    })?;
     tracing::info!(interface, filter, "capture opened");
-    Ok(capture)
+    Ok((capture, readiness))
 }
 
 fn link_type_of(capture: &Capture<Active>) -> LinkType {
