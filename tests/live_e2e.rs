@@ -1,6 +1,7 @@
 //! `credwatch live` end to end: `tests/e2e/live.sh` runs a real Dovecot and real clients in two
 //! network namespaces joined by a veth pair, captures on the veth, and stops credwatch with
-//! SIGTERM; this test checks what credwatch wrote and how it ended.
+//! SIGTERM; this test checks what credwatch wrote and how it ended. Between the clients' rounds
+//! the captured interface goes down and up again: credwatch must keep capturing.
 //!
 //! It needs root, Dovecot, curl, openssl and libpcap, and the `live` build feature. Without them
 //! it says why and passes as skipped, unless `CREDWATCH_E2E=1` (set by CI) makes that a failure.
@@ -89,6 +90,8 @@ fn live_capture_on_a_veth_reports_exactly_the_cleartext_logins_and_stops_cleanly
         ("imap", "bob", "failure"),
         ("imap", "bob", "success"),
         ("pop3", "bob", "success"),
+        // After the captured interface went down and came back up.
+        ("imap", "carol", "success"),
     ]
     .iter()
     .map(|(proto, user, outcome)| (proto.to_string(), user.to_string(), outcome.to_string()))
@@ -101,7 +104,7 @@ fn live_capture_on_a_veth_reports_exactly_the_cleartext_logins_and_stops_cleanly
     assert_eq!(last["final"], true, "the final stats come last: {last}");
     assert_eq!(stats.iter().filter(|s| s["final"] == true).count(), 1);
     assert!(stats.len() >= 2, "periodic stats every second, then the final ones");
-    assert_eq!(last["alerts"]["cleartext_credential"], 6);
+    assert_eq!(last["alerts"]["cleartext_credential"], 7);
     assert_eq!(last["flows_active"], 0, "every flow closed at shutdown");
     assert!(last["packets"].as_u64().unwrap() > 100, "{last}");
     assert_eq!(last["queue_drops"], 0);

@@ -148,12 +148,15 @@ fn a_login_inside_each_encapsulation_gives_one_alert_with_the_inner_endpoints() 
     }
 }
 
+/// VLAN ids and encapsulation steps around a conversation.
+type Carrier = (Vec<u16>, Vec<Encap>);
+
 #[test]
 fn the_same_inner_connection_in_two_tunnels_or_vlans_gives_two_logins() {
     let dir = tempfile::tempdir().unwrap();
     let gre = |key| Encap::Gre { ends: ends(), key: Some(key), sequence: false, checksum: false };
     let other_ends = TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 3]);
-    let pairs: Vec<(&str, (Vec<u16>, Vec<Encap>), (Vec<u16>, Vec<Encap>))> = vec![
+    let pairs: Vec<(&str, Carrier, Carrier)> = vec![
         ("VLAN ids", (vec![10], vec![]), (vec![11], vec![])),
         ("QinQ outer ids", (vec![10, 20], vec![]), (vec![11, 20], vec![])),
         (

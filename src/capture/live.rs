@@ -240,7 +240,7 @@ pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pcapwriter::{CapturedFrame, Conversation, Encap, Link, Side, TunnelEnds};
+    use crate::pcapwriter::{CapturedFrame, Conversation, Encap, Link, TunnelEnds};
 
     fn mail_ports() -> PortMap {
         PortMap { pop3: vec![110], imap: vec![143], smtp: vec![25, 587], implicit_tls: vec![993] }

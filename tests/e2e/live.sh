@@ -142,7 +142,8 @@ setup_network() {
 
 setup_dovecot() {
     local d=$WORK/dovecot dh="" nobody_uid nobody_gid
-    mkdir -p "$d/run" "$d/state" "$WORK/tls" "$WORK/home/alice/Maildir"/{cur,new,tmp} "$WORK/home/bob/Maildir"/{cur,new,tmp}
+    mkdir -p "$d/run" "$d/state" "$WORK/tls" "$WORK/home/alice/Maildir"/{cur,new,tmp} "$WORK/home/bob/Maildir"/{cur,new,tmp} \
+        "$WORK/home/carol/Maildir"/{cur,new,tmp}
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
         -subj /CN=mail.live-e2e.test -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" 2>/dev/null
     chmod 644 "$WORK/tls/cert.pem"
@@ -154,6 +155,7 @@ setup_dovecot() {
     cat >"$d/users" <<EOF
 alice:{PLAIN}Alice-Live-Pw-1:$nobody_uid:$nobody_gid::$WORK/home/alice::
 bob:{PLAIN}Bob-Live-Pw-2:$nobody_uid:$nobody_gid::$WORK/home/bob::
+carol:{PLAIN}Carol-Live-Pw-3:$nobody_uid:$nobody_gid::$WORK/home/carol::
 EOF
     chown root:dovecot "$d/users"
     chmod 640 "$d/users"
@@ -236,4 +238,15 @@ start_credwatch
 log "running the clients"
 in_client python3 -B "$HERE/live_clients.py" --server "$SERVER_V4" >"$out_dir/clients.log" 2>&1 ||
     die "the clients failed: $(cat "$out_dir/clients.log")"
+# The captured interface goes down and comes back: credwatch must log it, retry and go on.
+log "taking $VETH_SERVER down for 3 s"
+in_server ip link set "$VETH_SERVER" down
+sleep 3
+in_server ip link set "$VETH_SERVER" up
+for _ in $(seq 50); do
+    in_server ip -br link show "$VETH_SERVER" | grep -q ' UP ' && break
+    sleep 0.1
+done
+in_client python3 -B "$HERE/live_clients.py" --server "$SERVER_V4" --after-link-flap >>"$out_dir/clients.log" 2>&1 ||
+    die "the client after the link flap failed: $(cat "$out_dir/clients.log")"
 stop_credwatch

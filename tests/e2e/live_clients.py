@@ -15,6 +15,7 @@ import sys
 TIMEOUT = 20
 ALICE = ("alice", "Alice-Live-Pw-1")
 BOB = ("bob", "Bob-Live-Pw-2")
+CAROL = ("carol", "Carol-Live-Pw-3")
 WRONG = "Not-The-Password-9"
 
 
@@ -67,7 +68,13 @@ def curl(url, account, starttls=False):
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--server", required=True)
-    server = parser.parse_args().server
+    parser.add_argument("--after-link-flap", action="store_true",
+                        help="only the login made after the capture interface went down and up")
+    args = parser.parse_args()
+    server = args.server
+    if args.after_link_flap:
+        scenarios = [("imaplib LOGIN, carol, accepted, after the link flap", lambda: imap(server, *CAROL))]
+        return run(scenarios)
     scenarios = [
         ("poplib USER/PASS, alice, accepted", lambda: pop3(server, *ALICE)),
         ("poplib USER/PASS, bob, refused", lambda: pop3(server, BOB[0], WRONG, expect_ok=False)),
@@ -80,6 +87,10 @@ def main():
         ("curl IMAP STARTTLS, alice", lambda: curl(f"imap://{server}/", ALICE, starttls=True)),
         ("curl POP3 STLS, alice", lambda: curl(f"pop3://{server}/", ALICE, starttls=True)),
     ]
+    return run(scenarios)
+
+
+def run(scenarios):
     for name, scenario in scenarios:
         try:
             scenario()
