@@ -198,4 +198,50 @@ mod tests {
         assert_eq!(packets(&last), [98, 99], "once every worker is done, everything goes, by flow");
         assert!(reorder.drain().is_empty());
     }
+
+    /// Counts what the output thread asks of its sink.
+    #[derive(Default)]
+    struct Probe {
+        events: usize,
+        reopened: usize,
+        flushed: usize,
+        finished: bool,
+    }
+
+    impl Sink for Probe {
+        fn event(&mut self, _: &Event) -> io::Result<()> {
+            self.events += 1;
+            Ok(())
+        }
+        fn finish(&mut self, _: &[crate::output::ServerReport]) -> io::Result<()> {
+            self.finished = true;
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.flushed += 1;
+            Ok(())
+        }
+        fn reopen(&mut self) -> io::Result<()> {
+            self.reopened += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_output_thread_reopens_on_request_writes_stats_and_finishes() {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        sender.send(OutputMsg::Reopen).unwrap();
+        let events = vec![(order(1, Phase::Packet, 1, 0, 0), stats_event(1))];
+        sender.send(OutputMsg::Events { worker: 0, events, done_below: 2 }).unwrap();
+        sender.send(OutputMsg::Stats { stats: Box::new(StatsEvent::default()), write: true }).unwrap();
+        sender.send(OutputMsg::Stats { stats: Box::new(StatsEvent::default()), write: false }).unwrap();
+        drop(sender);
+        let mut probe = Probe::default();
+        let mode = OutputMode { workers: 1, ordered: false, flush_when_idle: true };
+        run(receiver, &mut probe, mode).unwrap();
+        assert_eq!(probe.reopened, 1);
+        assert_eq!(probe.events, 2, "one event, one stats report written, one only logged");
+        assert!(probe.finished);
+        assert!(probe.flushed >= 1);
+    }
 }
