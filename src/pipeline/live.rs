@@ -36,7 +36,8 @@ pub struct Control {
 }
 
 /// Captures until `control.stop` is set, then drains the queues, closes every flow (pending
-/// credentials come out with outcome `unknown`), writes the final stats and the summary.
+/// credentials come out with outcome `unknown`), writes the final stats and the summary. Stats
+/// are also written every `stats_interval` (`Duration::MAX`: only at the end).
 pub fn run(
     sources: Vec<LiveSource>,
     config: &RunConfig,
@@ -65,14 +66,15 @@ pub fn run(
             }
         }
         drop(queues);
-        let mut next_report = Instant::now() + stats_interval;
+        // `None`: no periodic reports (an interval too long to add to a clock).
+        let mut next_report = Instant::now().checked_add(stats_interval);
         while !control.stop.load(Ordering::SeqCst) && captures.iter().any(|c| !c.is_finished()) {
             std::thread::sleep(POLL);
             if control.reopen.swap(false, Ordering::SeqCst) {
                 let _ = threads.output.send(OutputMsg::Reopen);
             }
-            if Instant::now() >= next_report {
-                next_report += stats_interval;
+            if let Some(due) = next_report.filter(|due| Instant::now() >= *due) {
+                next_report = due.checked_add(stats_interval);
                 let stats = Box::new(shared.event(wall_clock(), false, true));
                 let _ = threads.output.send(OutputMsg::Stats { stats, write: true });
             }

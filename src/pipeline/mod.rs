@@ -23,6 +23,7 @@
 //!
 //! Flows carry over from one file to the next, so a capture rotated into several files reads as
 //! one. The flow limits are split evenly between workers.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 mod dispatch;
 mod engine;

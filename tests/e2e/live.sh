@@ -16,7 +16,8 @@ set -euo pipefail
 
 readonly PREREQUISITES_MISSING=77
 readonly SERVER_V4=10.78.4.1 CLIENT_V4=10.78.4.2 PREFIX_V4=24
-readonly HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+readonly HERE
 
 binary=
 out_dir=
