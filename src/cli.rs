@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use credwatch::alert::{RedactionPolicy, UsernamePolicy};
 use credwatch::flow::FlowLimits;
 use credwatch::output::{self, OutputSpec};
-use credwatch::pipeline::RunConfig;
+use credwatch::pipeline::{RunConfig, DEFAULT_QUEUE_SEGMENTS};
 use credwatch::proto::{PortMap, ProtoConfig};
 
 /// Find mail logins (POP3, IMAP, SMTP) whose passwords cross the network in clear, and name the
@@ -48,13 +48,19 @@ pub enum Command {
     /// requires TLS, with the evidence. Takes the same inputs and options as `read`;
     /// `--format json` prints `server_posture` events.
     Posture(ReadArgs),
+    /// Watch network interfaces live until SIGINT or SIGTERM
+    ///
+    /// For a SPAN/mirror port, a TAP or a cloud traffic-mirroring target. Needs the `live` build
+    /// feature and CAP_NET_RAW + CAP_NET_ADMIN (or root with --user to drop it). SIGHUP reopens
+    /// output files.
+    Live(LiveArgs),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     /// One line per alert and a table of the servers at risk, for people.
     Text,
-    /// One JSON object per line, nothing else (alerts, then one server_report per server).
+    /// One JSON object per line, nothing else: the native contract (docs/schema/).
     Json,
     /// Elastic Common Schema 8.x documents, one per line.
     Ecs,
@@ -85,6 +91,78 @@ pub struct ReadArgs {
     /// Capture files or directories; `-` reads standard input.
     #[arg(required = true, value_name = "PATH")]
     pub paths: Vec<PathBuf>,
+    /// Exit with status 10 when a cleartext credential was found.
+    #[arg(long)]
+    pub fail_on_alert: bool,
+    /// Worker threads analysing flows (default: the cores available). With 1, everything runs
+    /// on one thread. The output is the same whatever the number.
+    #[arg(long, default_value_t = default_threads(), value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
+    /// Also write the closing counters as a `stats` event (they are always logged with -v).
+    #[arg(long)]
+    pub stats: bool,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LiveArgs {
+    /// Interface to capture (repeat for several; `any`: all interfaces, Linux cooked headers,
+    /// no VLAN tags in the filter).
+    #[arg(short, long = "interface", required = true, value_name = "IFACE")]
+    pub interfaces: Vec<String>,
+    /// BPF filter (tcpdump syntax) instead of the default built from the mail ports; VLAN-tagged
+    /// and tunnelled traffic needs `vlan and ...` and the tunnel carriers (see docs/deployment.md).
+    #[arg(long, value_name = "EXPR", conflicts_with = "any_port")]
+    pub filter: Option<String>,
+    /// Default filter on every TCP port instead of the mail ports: finds mail servers on
+    /// unusual ports, at the cost of copying all TCP traffic to the workers.
+    #[arg(long)]
+    pub any_port: bool,
+    /// Do not put the interfaces in promiscuous mode.
+    #[arg(long)]
+    pub no_promisc: bool,
+    /// Bytes kept of each frame.
+    #[arg(long, default_value_t = 65_535, value_name = "BYTES", value_parser = clap::value_parser!(u32).range(128..=262_144))]
+    pub snaplen: u32,
+    /// Kernel capture buffer per interface, in MiB (default: libpcap's, about 2 MiB; raise it
+    /// when kernel_drops grow).
+    #[arg(long, value_name = "MIB", value_parser = clap::value_parser!(u32).range(1..=2047))]
+    pub buffer_size: Option<u32>,
+    /// Hand each packet over at once instead of in blocks (lower latency, more CPU).
+    #[arg(long)]
+    pub immediate: bool,
+    /// Worker threads analysing flows (default: the cores available); each interface also has a
+    /// capture thread, and there is one output thread.
+    #[arg(long, default_value_t = default_threads(), value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: u16,
+    /// Segments each worker's queue holds; past it the capture drops (counted as queue_drops).
+    #[arg(long, default_value_t = DEFAULT_QUEUE_SEGMENTS, value_name = "N")]
+    pub queue_size: usize,
+    /// Seconds between `stats` events (and log lines); 0: only at exit.
+    #[arg(long, default_value_t = 60, value_name = "SECONDS")]
+    pub stats_interval: u64,
+    /// After opening the interfaces, switch to this user (and its group, unless --group).
+    #[arg(long, value_name = "NAME")]
+    pub user: Option<String>,
+    /// After opening the interfaces, switch to this group (with --user).
+    #[arg(long, value_name = "NAME", requires = "user")]
+    pub group: Option<String>,
+    /// Analyse packets as root (not recommended: drop with --user, or run unprivileged with
+    /// CAP_NET_RAW and CAP_NET_ADMIN).
+    #[arg(long)]
+    pub allow_root: bool,
+    /// Report every login, even the repeats of a polling client (live deduplicates within 1h
+    /// by default; see --dedup-window).
+    #[arg(long, conflicts_with = "dedup_window")]
+    pub no_dedup: bool,
+    #[command(flatten)]
+    pub analysis: AnalysisArgs,
+}
+
+/// What both commands share: how to analyse and how to report.
+#[derive(Debug, Args)]
+pub struct AnalysisArgs {
     /// Output format of every --output that names none [default: text on stdout, json in files
     /// and syslog].
     #[arg(short, long, value_enum)]
@@ -101,7 +179,7 @@ pub struct ReadArgs {
     /// Report repeats of the same login (same server, user, mechanism and outcome) within this
     /// window (on capture time) once, as a repeat_summary with repeat_count, first_seen and
     /// last_seen, instead of one alert each: e.g. 10m, 1h, 1d. Off by default for `read`, so a
-    /// forensic reading shows every login; live capture defaults to 1h.
+    /// forensic reading shows every login; `live` defaults to 1h (`--no-dedup` turns it off).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub dedup_window: Option<Duration>,
     /// How user names appear in alerts.
@@ -118,13 +196,33 @@ pub struct ReadArgs {
     /// accounts without revealing it (needs a key).
     #[arg(long)]
     pub fingerprint_secrets: bool,
-    /// Exit with status 10 when a cleartext credential was found.
-    #[arg(long)]
-    pub fail_on_alert: bool,
     #[command(flatten)]
     pub ports: PortArgs,
     #[command(flatten)]
     pub limits: LimitArgs,
+}
+
+/// A duration as a number and a unit: `90s`, `10m`, `1h`, `1d`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number and a unit, e.g. 10m"))?;
+    let unit_seconds = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
+    };
+    match number.checked_mul(unit_seconds) {
+        Some(0) => Err(format!("{text:?}: the duration must be positive")),
+        Some(seconds) => Ok(Duration::from_secs(seconds)),
+        None => Err(format!("{text:?}: too long")),
+    }
+}
+
+fn default_threads() -> u16 {
+    std::thread::available_parallelism().map_or(1, |n| u16::try_from(n.get()).unwrap_or(1024).min(1024))
 }
 
 /// Ports are hints, not limits: mail protocols are also recognised on other ports by their
@@ -164,28 +262,39 @@ pub struct LimitArgs {
     pub idle_timeout: u64,
 }
 
-/// A duration as a number and a unit: `90s`, `10m`, `1h`, `1d`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number and a unit, e.g. 10m"))?;
-    let unit_seconds = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("{text:?}: the unit must be s, m, h or d")),
-    };
-    match number.checked_mul(unit_seconds) {
-        Some(0) => Err(format!("{text:?}: the duration must be positive")),
-        Some(seconds) => Ok(Duration::from_secs(seconds)),
-        None => Err(format!("{text:?}: too long")),
-    }
-}
-
 impl ReadArgs {
     /// The run configuration these flags ask for.
     pub fn run_config(&self) -> anyhow::Result<RunConfig> {
+        Ok(RunConfig { threads: self.threads.into(), stats_event: self.stats, ..self.analysis.run_config()? })
+    }
+}
+
+/// Live capture deduplicates within this window unless told otherwise: a mail client polling
+/// every few minutes would otherwise raise hundreds of identical alerts a day.
+pub const LIVE_DEDUP_WINDOW: Duration = Duration::from_secs(3600);
+
+impl LiveArgs {
+    /// The dedup window live capture uses.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub fn dedup_window(&self) -> Option<Duration> {
+        (!self.no_dedup).then(|| self.analysis.dedup_window.unwrap_or(LIVE_DEDUP_WINDOW))
+    }
+
+    /// The run configuration these flags ask for (only builds with the `live` feature use it).
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub fn run_config(&self) -> anyhow::Result<RunConfig> {
+        Ok(RunConfig {
+            threads: self.threads.into(),
+            queue_segments: self.queue_size.max(1),
+            stats_event: true,
+            ..self.analysis.run_config()?
+        })
+    }
+}
+
+impl AnalysisArgs {
+    /// The analysis part of the run configuration.
+    fn run_config(&self) -> anyhow::Result<RunConfig> {
         let key = self.key()?;
         let username = match (self.show_usernames, self.usernames) {
             (true, _) | (false, UsernameMode::Full) => UsernamePolicy::Full,
@@ -214,7 +323,7 @@ impl ReadArgs {
         flow.reassembly.max_buffered = self.limits.max_buffered_per_flow;
         let proto =
             ProtoConfig { ports, policy, inspection_depth: self.limits.inspection_depth, ..ProtoConfig::default() };
-        Ok(RunConfig { flow, proto })
+        Ok(RunConfig { flow, proto, ..RunConfig::default() })
     }
 
     fn key(&self) -> anyhow::Result<Option<Vec<u8>>> {
@@ -243,13 +352,16 @@ mod tests {
     fn read_args(args: &[&str]) -> ReadArgs {
         match parse(args).unwrap().command {
             Command::Read(read) | Command::Posture(read) => read,
+            Command::Live(_) => panic!("not read"),
         }
     }
 
     #[test]
     fn read_defaults() {
         let read = read_args(&["read", "a.pcap"]);
-        assert_eq!(read.format, None);
+        assert_eq!(read.analysis.format, None);
+        assert_eq!(read.threads, default_threads());
+        assert!(!read.stats);
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.smtp, [25, 587, 2525]);
         assert_eq!(config.proto.policy.username, UsernamePolicy::Masked);
@@ -257,11 +369,14 @@ mod tests {
 
     #[test]
     fn ports_and_limits_parse() {
-        let read = read_args(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "10", "x"]);
+        let read =
+            read_args(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "10", "--threads", "4", "x"]);
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.pop3, [110, 1110]);
         assert_eq!(config.flow.max_flows, 10);
+        assert_eq!(config.threads, 4);
         assert!(parse(&["read", "--pop3-ports", "70000", "x"]).is_err());
+        assert!(parse(&["read", "--threads", "0", "x"]).is_err());
     }
 
     #[test]
@@ -278,11 +393,11 @@ mod tests {
             "10m",
             "x",
         ]);
-        assert_eq!(read.outputs.len(), 3);
-        assert_eq!(read.outputs[1].format, Some(output::Format::Ecs));
-        assert_eq!(read.dedup_window, Some(Duration::from_secs(600)));
+        assert_eq!(read.analysis.outputs.len(), 3);
+        assert_eq!(read.analysis.outputs[1].format, Some(output::Format::Ecs));
+        assert_eq!(read.analysis.dedup_window, Some(Duration::from_secs(600)));
         let read = read_args(&["read", "x"]);
-        assert!(read.outputs.is_empty() && read.dedup_window.is_none());
+        assert!(read.analysis.outputs.is_empty() && read.analysis.dedup_window.is_none());
         assert!(parse(&["read", "--output", "syslog+udp://nowhere", "x"]).is_err());
         assert!(parse(&["read", "--dedup-window", "10", "x"]).is_err());
     }
@@ -304,5 +419,42 @@ mod tests {
             assert!(read.run_config().is_err());
         }
         assert!(parse(&["read"]).is_err());
+    }
+
+    #[test]
+    fn live_options_parse() {
+        let Command::Live(live) = parse(&[
+            "live",
+            "-i",
+            "eth1",
+            "-i",
+            "eth2",
+            "--no-promisc",
+            "--buffer-size",
+            "64",
+            "--threads",
+            "2",
+            "--stats-interval",
+            "10",
+            "--user",
+            "credwatch",
+            "-f",
+            "json",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not live")
+        };
+        assert_eq!(live.interfaces, ["eth1", "eth2"]);
+        assert!(live.no_promisc && !live.any_port && !live.allow_root);
+        assert_eq!((live.buffer_size, live.snaplen, live.stats_interval), (Some(64), 65_535, 10));
+        assert_eq!(live.analysis.format, Some(Format::Json));
+        assert_eq!(live.dedup_window(), Some(LIVE_DEDUP_WINDOW));
+        let config = live.run_config().unwrap();
+        assert_eq!((config.threads, config.stats_event), (2, true));
+        assert!(parse(&["live"]).is_err(), "an interface is required");
+        assert!(parse(&["live", "-i", "x", "--any-port", "--filter", "tcp"]).is_err());
+        assert!(parse(&["live", "-i", "x", "--group", "g"]).is_err(), "--group goes with --user");
     }
 }

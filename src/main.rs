@@ -2,6 +2,8 @@
 //! exit status (documented in `--help`).
 
 mod cli;
+#[cfg(feature = "live")]
+mod privileges;
 
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
@@ -9,7 +11,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
-use cli::{Cli, Command, Format, ReadArgs};
+use cli::{AnalysisArgs, Cli, Command, Format, LiveArgs, ReadArgs};
 use credwatch::output::{Dedup, Observer, OutputSpec, Outputs, PostureTable, Sink};
 use credwatch::pipeline::{self, RunError};
 
@@ -19,10 +21,13 @@ const EXIT_ALERT: u8 = 10;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.verbose, cli.quiet);
+    // A daemon's log is its only voice: live capture logs at info (stats, interface trouble).
+    let daemon = matches!(cli.command, Command::Live(_));
+    init_logging(cli.verbose, cli.quiet, daemon);
     let result = match &cli.command {
         Command::Read(args) => read(args, false),
         Command::Posture(args) => read(args, true),
+        Command::Live(args) => live(args),
     };
     match result {
         Ok(code) => code,
@@ -37,8 +42,8 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(verbose: u8, quiet: bool) {
-    let default = match (quiet, verbose) {
+fn init_logging(verbose: u8, quiet: bool, daemon: bool) {
+    let default = match (quiet, verbose + u8::from(daemon)) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -53,47 +58,41 @@ fn init_logging(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// Standard output, not locked: the sink moves to the output thread.
+fn stdout() -> std::io::BufWriter<std::io::Stdout> {
+    std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())
+}
+
+/// Every sink `--output` names (standard output by default), behind the dedup window if any.
+fn sinks(analysis: &AnalysisArgs, dedup_window: Option<std::time::Duration>) -> anyhow::Result<Box<dyn Sink>> {
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let specs = if analysis.outputs.is_empty() { vec![OutputSpec::stdout(None)] } else { analysis.outputs.clone() };
+    let outputs = Outputs::open(
+        &specs,
+        analysis.format.map(Format::output_format),
+        std::sync::Arc::new(Observer::local()),
+        stdout(),
+        colour,
+    )?;
+    Ok(match dedup_window {
+        Some(window) => Box::new(Dedup::new(outputs, window)),
+        None => Box::new(outputs),
+    })
+}
+
 /// Runs `read`, or with `posture_only` the posture inventory over the same pipeline.
 fn read(args: &ReadArgs, posture_only: bool) -> anyhow::Result<ExitCode> {
     let config = args.run_config()?;
     let paths = pipeline::expand_inputs(&args.paths)?;
-    let stdout = std::io::stdout();
-    let colour = stdout.is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let out = std::io::BufWriter::with_capacity(64 * 1024, stdout);
-    let mut sink: Box<dyn Sink> = if posture_only {
-        match args.format {
-            Some(Format::Json) => Box::new(PostureTable::json(out)),
-            _ => Box::new(PostureTable::new(out)),
-        }
-    } else {
-        let specs = if args.outputs.is_empty() { vec![OutputSpec::stdout(None)] } else { args.outputs.clone() };
-        let outputs = Outputs::open(
-            &specs,
-            args.format.map(Format::output_format),
-            std::sync::Arc::new(Observer::local()),
-            out,
-            colour,
-        )?;
-        match args.dedup_window {
-            Some(window) => Box::new(Dedup::new(outputs, window)),
-            None => Box::new(outputs),
-        }
+    let mut sink: Box<dyn Sink> = match (posture_only, args.analysis.format) {
+        (true, Some(Format::Json)) => Box::new(PostureTable::json(stdout())),
+        (true, _) => Box::new(PostureTable::new(stdout())),
+        (false, _) => sinks(&args.analysis, args.analysis.dedup_window)?,
     };
     let report = pipeline::read_files(&paths, &config, sink.as_mut())?;
     drop(sink);
     std::io::stdout().flush().ok();
-    tracing::info!(
-        files = report.files_read,
-        frames = report.frames,
-        bytes = report.bytes,
-        cleartext = report.cleartext_alerts,
-        weak = report.weak_alerts,
-        anomalies = report.anomalies,
-        flows = report.engine.flow.flows_created,
-        evicted = report.engine.flow.flows_evicted,
-        gaps = report.engine.flow.reassembly.gaps,
-        "done"
-    );
+    tracing::info!(files = report.files_read, "done");
     tracing::debug!(decode = ?report.decode, flow = ?report.engine.flow, proto = ?report.engine.proto, "counters");
     Ok(if !report.file_errors.is_empty() {
         ExitCode::from(EXIT_PARTIAL)
@@ -102,6 +101,79 @@ fn read(args: &ReadArgs, posture_only: bool) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(not(feature = "live"))]
+fn live(_: &LiveArgs) -> anyhow::Result<ExitCode> {
+    anyhow::bail!(
+        "this credwatch was built without live capture: rebuild it with `cargo build --release --features live` \
+         (needs libpcap-dev), or capture with tcpdump and use `credwatch read`"
+    )
+}
+
+#[cfg(feature = "live")]
+fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
+    use std::time::Duration;
+
+    use anyhow::Context;
+    use credwatch::capture::live::{Filter, LiveOptions, LiveSource};
+    use credwatch::pipeline::live::Control;
+
+    let config = args.run_config()?;
+    if privileges::is_root() && args.user.is_none() && !args.allow_root {
+        anyhow::bail!(
+            "refusing to analyse packets as root: pass --user NAME to drop root once the interfaces are open, \
+             run as an unprivileged user with CAP_NET_RAW and CAP_NET_ADMIN, or pass --allow-root"
+        );
+    }
+    let control = Control::default();
+    install_signal_handlers(&control)?;
+    let filter = match &args.filter {
+        Some(expression) => Filter::Expression(expression.clone()),
+        None => Filter::Mail { ports: config.proto.ports.clone(), any_port: args.any_port },
+    };
+    let options = LiveOptions {
+        promiscuous: !args.no_promisc,
+        snaplen: args.snaplen,
+        buffer_size: args.buffer_size.map(|mib| mib.saturating_mul(1024 * 1024)),
+        immediate: args.immediate,
+        read_timeout: Duration::from_millis(250),
+        filter,
+    };
+    let sources = args
+        .interfaces
+        .iter()
+        .map(|interface| LiveSource::open(interface, &options))
+        .collect::<Result<Vec<_>, _>>()
+        .context("cannot open the capture (it needs root, or CAP_NET_RAW and CAP_NET_ADMIN)")?;
+    if let Some(user) = &args.user {
+        privileges::drop_to(user, args.group.as_deref())?;
+    }
+    let stats_interval = match args.stats_interval {
+        0 => Duration::MAX,
+        secs => Duration::from_secs(secs),
+    };
+    let mut sink = sinks(&args.analysis, args.dedup_window())?;
+    let report = pipeline::live::run(sources, &config, stats_interval, &control, sink.as_mut())?;
+    drop(sink);
+    std::io::stdout().flush().ok();
+    tracing::info!(cleartext = report.cleartext_alerts, "stopped");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// SIGINT/SIGTERM ask for a clean stop (a second one exits at once), SIGHUP for reopening the
+/// outputs.
+#[cfg(feature = "live")]
+fn install_signal_handlers(control: &credwatch::pipeline::live::Control) -> anyhow::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    use signal_hook::flag;
+    for signal in [SIGINT, SIGTERM] {
+        // Registered first, so it sees the flag of an earlier signal before this one sets it.
+        flag::register_conditional_shutdown(signal, EXIT_FATAL.into(), control.stop.clone())?;
+        flag::register(signal, control.stop.clone())?;
+    }
+    flag::register(SIGHUP, control.reopen.clone())?;
+    Ok(())
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

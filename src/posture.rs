@@ -146,7 +146,7 @@ impl PostureTracker {
                 }
                 Findings::default()
             }
-            Event::Anomaly(_) => Findings::default(),
+            Event::Anomaly(_) | Event::Stats(_) => Findings::default(),
         }
     }
 

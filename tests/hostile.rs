@@ -421,7 +421,7 @@ fn binary_under_a_syn_flood_stays_small_and_finds_the_login() {
     assert!(stdout.contains("\"username\":\"alice\""), "{stdout}");
     let evicted: u64 = stderr
         .split_whitespace()
-        .find_map(|word| word.strip_prefix("evicted="))
+        .find_map(|word| word.strip_prefix("flows_evicted="))
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no eviction count in {stderr}"));
     assert!(evicted >= u64::from(SYNS) - 1000 - 1, "evicted {evicted}");

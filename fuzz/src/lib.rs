@@ -29,11 +29,16 @@ pub fn capture_file(data: &[u8]) {
     let mut decoder = Decoder::new();
     let mut engine = Engine::new(small_flow_limits(), small_proto_config());
     let mut events = Vec::new();
+    let mut second = 0;
     for _ in 0..MAX_FRAMES {
         let Ok(Some(frame)) = source.next_frame() else { break };
-        match decoder.decode(&frame) {
-            Decoded::Tcp(packet) => engine.process(&packet, frame.ts, &mut events),
-            Decoded::Skipped(_) => engine.advance_time(frame.ts),
+        // Flows expire on packet time, once per second of it, as the pipeline does.
+        if frame.ts.secs() != second {
+            second = frame.ts.secs();
+            engine.expire(frame.ts, &mut events);
+        }
+        if let Decoded::Tcp(packet) = decoder.decode(&frame) {
+            engine.process(&packet, frame.ts, &mut events);
         }
         events.clear();
     }

@@ -5,6 +5,7 @@
 
 mod community_id;
 mod redact;
+mod stats;
 
 use std::net::IpAddr;
 
@@ -15,6 +16,7 @@ use crate::capture::Timestamp;
 pub use community_id::{community_id_v1, PROTO_TCP};
 pub(crate) use redact::keyed_hex;
 pub use redact::{RedactionPolicy, UsernamePolicy};
+pub use stats::{AlertCounts, InterfaceStats, StatsEvent};
 
 /// Version of the JSON event contract; bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -288,6 +290,8 @@ pub enum Event {
     Credential(Box<CredentialAlert>),
     Anomaly(Box<AnomalyAlert>),
     Session(Box<SessionObservation>),
+    /// Counters of the run (periodic in live mode, and at exit).
+    Stats(Box<StatsEvent>),
 }
 
 impl Event {
@@ -300,6 +304,7 @@ impl Event {
         match self {
             Event::Credential(alert) => serde_json::to_value(alert).ok(),
             Event::Anomaly(alert) => serde_json::to_value(alert).ok(),
+            Event::Stats(stats) => serde_json::to_value(stats).ok(),
             Event::Session(_) => None,
         }
     }

@@ -5,6 +5,8 @@
 //! payloads the later stages keep are ever copied.
 
 mod file;
+#[cfg(feature = "live")]
+pub mod live;
 mod timestamp;
 
 pub use file::{CaptureError, CaptureErrorKind, FileSource};

@@ -200,7 +200,7 @@ impl<S: Sink> Sink for Dedup<S> {
                 }
                 self.inner.event(event)
             }
-            Event::Session(_) => self.inner.event(event),
+            Event::Session(_) | Event::Stats(_) => self.inner.event(event),
         }
     }
 

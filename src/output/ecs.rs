@@ -9,6 +9,7 @@ use std::net::IpAddr;
 
 use serde_json::{json, Value};
 
+use crate::alert::StatsEvent;
 use crate::posture::ServerPosture;
 
 use super::{Record, RepeatSummary, ServerReport};
@@ -47,6 +48,7 @@ pub fn document(record: Record<'_>, observer: &Observer) -> Value {
         Record::Repeat(summary) => repeat(summary),
         Record::Server(report) => server_report(report),
         Record::Posture(posture) => server_posture(posture),
+        Record::Event(Event::Stats(stats)) => stats_document(stats),
         Record::Event(Event::Session(_)) => Value::Null,
     };
     if let Value::Object(fields) = &mut document {
@@ -327,6 +329,29 @@ fn server_report(report: &ServerReport) -> Value {
             "event_type": report.event_type,
             "server_report": report,
             "schema_version": report.schema_version,
+        },
+    })
+}
+
+fn stats_document(stats: &StatsEvent) -> Value {
+    json!({
+        "@timestamp": stats.timestamp,
+        "message": format!(
+            "{} packets, {} kernel drops, {} queue drops, {} active flows, {} cleartext credential(s)",
+            stats.packets, stats.kernel_drops, stats.queue_drops, stats.flows_active, stats.alerts.cleartext_credential
+        ),
+        "event": {
+            "kind": "metric",
+            "category": ["network"],
+            "type": ["info"],
+            "action": stats.event_type,
+            "module": "credwatch",
+            "dataset": "credwatch.stats",
+        },
+        "credwatch": {
+            "event_type": stats.event_type,
+            "stats": stats,
+            "schema_version": stats.schema_version,
         },
     })
 }

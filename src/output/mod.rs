@@ -40,8 +40,9 @@ pub use syslog::Facility;
 pub use text::TextSink;
 
 /// A destination for events. The pipeline calls `event` for each event and `finish` once at the
-/// end; the other calls have defaults for sinks that need nothing more.
-pub trait Sink {
+/// end; the other calls have defaults for sinks that need nothing more. Sinks are `Send`: the
+/// pipeline's output thread owns them.
+pub trait Sink: Send {
     fn event(&mut self, event: &Event) -> io::Result<()>;
     /// Repeats of one alert that [`Dedup`] held back, reported when their window closed.
     fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()>;
@@ -112,6 +113,7 @@ impl Record<'_> {
             Record::Event(Event::Credential(alert)) => &alert.timestamp,
             Record::Event(Event::Anomaly(alert)) => &alert.timestamp,
             Record::Event(Event::Session(session)) => &session.timestamp,
+            Record::Event(Event::Stats(stats)) => &stats.timestamp,
             Record::Repeat(summary) => &summary.last_seen,
             Record::Server(report) => &report.last_seen,
             Record::Posture(posture) => &posture.last_seen,
@@ -123,6 +125,7 @@ impl Record<'_> {
             Record::Event(Event::Credential(alert)) => alert.event_type.name(),
             Record::Event(Event::Anomaly(alert)) => alert.event_type.name(),
             Record::Event(Event::Session(_)) => "session",
+            Record::Event(Event::Stats(stats)) => stats.event_type,
             Record::Repeat(summary) => summary.event_type,
             Record::Server(report) => report.event_type,
             Record::Posture(posture) => posture.event_type,
@@ -135,7 +138,7 @@ impl Record<'_> {
             Record::Event(Event::Credential(alert)) => alert.severity,
             Record::Event(Event::Anomaly(alert)) => alert.severity,
             Record::Repeat(summary) => summary.severity,
-            Record::Event(Event::Session(_)) | Record::Server(_) | Record::Posture(_) => "info",
+            Record::Event(Event::Session(_) | Event::Stats(_)) | Record::Server(_) | Record::Posture(_) => "info",
         }
     }
 }
@@ -169,6 +172,7 @@ fn native_json(record: Record<'_>) -> Vec<u8> {
         Record::Repeat(summary) => serde_json::to_vec(summary),
         Record::Server(report) => serde_json::to_vec(report),
         Record::Posture(posture) => serde_json::to_vec(posture),
+        Record::Event(Event::Stats(stats)) => serde_json::to_vec(stats),
         Record::Event(Event::Session(_)) => Ok(Vec::new()),
     };
     encoded.unwrap_or_default()
@@ -203,7 +207,7 @@ impl<W: Write> LineSink<W> {
     }
 }
 
-impl<W: Write> Sink for LineSink<W> {
+impl<W: Write + Send> Sink for LineSink<W> {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         self.write(Record::Event(event))
     }

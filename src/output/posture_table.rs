@@ -25,7 +25,7 @@ impl<W: Write> PostureTable<W> {
     }
 }
 
-impl<W: Write> Sink for PostureTable<W> {
+impl<W: Write + Send> Sink for PostureTable<W> {
     fn event(&mut self, _event: &Event) -> io::Result<()> {
         Ok(())
     }

@@ -98,6 +98,23 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             posture.cleartext_logins,
             posture.software.as_deref().or(posture.greeting.as_deref()).unwrap_or(""),
         ),
+        Record::Event(Event::Stats(stats)) => format!(
+            "{}  {}STATS{}      packets {} bytes {} drops kernel {} interface {} queue {}  flows {} evicted {}  gaps {}  alerts {}/{}/{}",
+            stats.timestamp,
+            p.dim,
+            p.reset,
+            stats.packets,
+            stats.bytes,
+            stats.kernel_drops,
+            stats.interface_drops,
+            stats.queue_drops,
+            stats.flows_active,
+            stats.flows_evicted,
+            stats.gaps,
+            stats.alerts.cleartext_credential,
+            stats.alerts.weak_credential,
+            stats.alerts.anomaly,
+        ),
         Record::Event(Event::Session(_)) => String::new(),
     }
 }
@@ -164,7 +181,7 @@ fn remediation_word(remediation: Remediation) -> String {
     serde_json::to_value(remediation).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
-impl<W: Write> Sink for TextSink<W> {
+impl<W: Write + Send> Sink for TextSink<W> {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         if matches!(event, Event::Session(_)) {
             return Ok(());

@@ -1,7 +1,5 @@
 //! One worker's analysis: the flow table feeding protocol sessions, and redacted events out.
 
-use std::time::Duration;
-
 use crate::alert::{
     AnomalyAlert, AnomalyInfo, AnomalyKind, Credential, CredentialAlert, Event, FlowMeta, SessionObservation,
     SCHEMA_VERSION,
@@ -10,9 +8,6 @@ use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
 use crate::flow::{FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect, Side};
 use crate::proto::{Ctx, ProtoConfig, ProtoEvent, ProtoStats, Session};
-
-/// How often (in packet time) idle flows are looked for.
-const EXPIRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// The flow table's view of the protocol layer.
 struct Inspector {
@@ -182,11 +177,12 @@ pub struct EngineStats {
     pub buffered_bytes: usize,
 }
 
-/// Flow table plus protocol sessions: packets in, events out.
+/// Flow table plus protocol sessions: packets in, events out. Time moves only when the caller
+/// says so ([`Engine::expire`]), so that every worker of a run expires flows at the same points of
+/// packet time whatever the thread count.
 pub struct Engine {
     table: FlowTable<Inspector>,
     inspector: Inspector,
-    next_expiry: Option<Timestamp>,
 }
 
 impl Engine {
@@ -194,31 +190,18 @@ impl Engine {
         Engine {
             table: FlowTable::new(limits),
             inspector: Inspector { config, stats: ProtoStats::default(), scratch: Vec::new(), events: Vec::new() },
-            next_expiry: None,
         }
     }
 
     /// Feeds one TCP packet; events it completes are appended to `events`.
     pub fn process(&mut self, packet: &TcpPacket<'_>, ts: Timestamp, events: &mut Vec<Event>) {
-        self.advance_time(ts);
         self.table.process(packet, ts, &mut self.inspector);
         events.append(&mut self.inspector.events);
     }
 
-    /// Packet time moved on (also called by idle workers so their flows expire).
-    pub fn advance_time(&mut self, now: Timestamp) {
-        match self.next_expiry {
-            Some(due) if now < due => {}
-            Some(_) => {
-                self.table.expire(now, &mut self.inspector);
-                self.next_expiry = Some(now.saturating_add(EXPIRY_INTERVAL));
-            }
-            None => self.next_expiry = Some(now.saturating_add(EXPIRY_INTERVAL)),
-        }
-    }
-
-    /// Takes events produced outside `process` (by expiry in `advance_time`).
-    pub fn drain_events(&mut self, events: &mut Vec<Event>) {
+    /// Closes the flows idle for longer than their timeout at `now`; their events are appended.
+    pub fn expire(&mut self, now: Timestamp, events: &mut Vec<Event>) {
+        self.table.expire(now, &mut self.inspector);
         events.append(&mut self.inspector.events);
     }
 

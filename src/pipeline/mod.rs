@@ -1,28 +1,106 @@
-//! Wiring: capture → decode → engine → outputs, for files (one after another, in the order given;
-//! flows carry over from one file to the next, so a capture rotated into several files reads as
-//! one).
+//! Wiring: capture → decode → engine → outputs, for files and (with the `live` feature) network
+//! interfaces.
+//!
+//! # Threads
+//!
+//! ```text
+//! capture+decode ──batches──▶ worker 0..N (engine) ──events──▶ output (sinks, summary)
+//!      (one per source)   bounded queues,          bounded queue
+//!                         sharded by flow
+//! ```
+//!
+//! A capture thread decodes each frame, copies the TCP segments (only those) into owned
+//! [`dispatch::Segment`]s and sends them, in batches, to the worker the flow's symmetric hash
+//! names, so that both directions of a connection meet in one flow table without locks. When
+//! packet time enters a new second, every worker gets a tick so that idle workers expire flows on
+//! packet time too. The output thread alone owns the sinks.
+//!
+//! Files never lose a packet: a full queue makes the reader wait. Their output is put back into
+//! the order a single engine produces (by frame, flow and production order), so `read` writes the
+//! same lines in the same order whatever `--threads` says. With one thread, `read` runs
+//! everything on the calling thread, without queues or copies. Live capture never waits: a full
+//! queue drops the batch and counts it (see [`live`]).
+//!
+//! Flows carry over from one file to the next, so a capture rotated into several files reads as
+//! one. The flow limits are split evenly between workers.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+mod dispatch;
 mod engine;
 mod inputs;
+#[cfg(feature = "live")]
+pub mod live;
+mod output;
+mod stats;
+mod worker;
 
 use std::path::PathBuf;
+use std::thread::{Scope, ScopedJoinHandle};
 
-use crate::alert::{Event, EventType};
-use crate::capture::{CaptureError, FileSource};
-use crate::decode::{DecodeStats, Decoded, Decoder};
+use crossbeam_channel::Sender;
+
+use crate::alert::{Event, StatsEvent};
+use crate::capture::{CaptureError, FileSource, Timestamp};
+use crate::decode::{DecodeStats, Decoded, Decoder, TcpPacket};
 use crate::flow::FlowLimits;
-use crate::output::{ServerSummary, Sink};
-use crate::posture::PostureTracker;
+use crate::output::Sink;
 use crate::proto::ProtoConfig;
 
+use dispatch::{sort_by_flow, Clock, Disconnected, Dispatcher, Job, QueuePolicy, BATCH_SIZE};
 pub use engine::{Engine, EngineStats};
 pub use inputs::{expand_inputs, InputError};
+use output::{Output, OutputMode, OutputMsg};
+use stats::{CaptureCounters, SharedStats};
+
+/// Segments each worker's queue holds by default: about a second of a busy mail SPAN per worker.
+pub const DEFAULT_QUEUE_SEGMENTS: usize = 65_536;
+/// Event batches the output queue holds before workers wait for it.
+const OUTPUT_QUEUE: usize = 1024;
 
 /// Everything a run needs, resolved from the command line.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct RunConfig {
     pub flow: FlowLimits,
     pub proto: ProtoConfig,
+    /// Worker threads. With one, `read` runs on the calling thread; live capture always keeps its
+    /// capture thread apart from the workers.
+    pub threads: usize,
+    /// Segments each worker's queue holds.
+    pub queue_segments: usize,
+    /// Write the closing stats as a `stats` event (live capture always writes them).
+    pub stats_event: bool,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        RunConfig {
+            flow: FlowLimits::default(),
+            proto: ProtoConfig::default(),
+            threads: 1,
+            queue_segments: DEFAULT_QUEUE_SEGMENTS,
+            stats_event: false,
+        }
+    }
+}
+
+impl RunConfig {
+    fn workers(&self) -> usize {
+        self.threads.max(1)
+    }
+
+    /// One worker's share of the flow limits.
+    fn worker_limits(&self) -> FlowLimits {
+        let workers = self.workers();
+        FlowLimits {
+            max_flows: (self.flow.max_flows / workers).max(1),
+            max_buffered_total: self.flow.max_buffered_total / workers,
+            ..self.flow
+        }
+    }
+
+    fn queue_batches(&self) -> usize {
+        self.queue_segments.div_ceil(BATCH_SIZE).max(1)
+    }
 }
 
 /// What a run did, for the exit status and the closing log line.
@@ -38,6 +116,8 @@ pub struct RunReport {
     pub anomalies: u64,
     pub decode: DecodeStats,
     pub engine: EngineStats,
+    /// The closing stats report (as logged, and written when asked).
+    pub stats: StatsEvent,
 }
 
 /// An error that stops the whole run (the outputs failed).
@@ -47,99 +127,222 @@ pub enum RunError {
     Output(#[from] std::io::Error),
 }
 
-/// Reads capture files one after another through one engine. A file that cannot be read (or
-/// not to its end) is reported and the run goes on with the next; what it held up to the error
-/// is kept.
+/// Reads capture files one after another. A file that cannot be read (or not to its end) is
+/// reported and the run goes on with the next; what it held up to the error is kept.
 pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) -> Result<RunReport, RunError> {
-    let mut run = Run {
-        engine: Engine::new(config.flow, config.proto.clone()),
-        decoder: Decoder::new(),
-        summary: ServerSummary::default(),
-        posture: PostureTracker::default(),
-        report: RunReport::default(),
-        events: Vec::new(),
-        sink,
-    };
-    for path in paths {
-        let outcome = match FileSource::open(path) {
-            Ok(mut source) => run.read(&mut source)?,
-            Err(error) => Err(error),
+    let shared = SharedStats::new(["files".to_string()], config.workers());
+    let mut report = RunReport::default();
+    let mut counters = CaptureCounters { name: "files".to_string(), ..CaptureCounters::default() };
+    let mut decoder = Decoder::new();
+    if config.workers() == 1 {
+        let mut inline = Inline {
+            engine: Engine::new(config.flow, config.proto.clone()),
+            clock: Clock::default(),
+            output: Output::new(sink, false),
+            events: Vec::new(),
         };
-        run.report.files_read += 1;
+        read_all(paths, &mut report, &mut decoder, &mut counters, |ts, packet| inline.frame(ts, packet))?;
+        inline.finish()?;
+        counters.decode = decoder.stats.clone();
+        shared.publish_capture(0, &counters);
+        shared.publish_worker(0, inline.engine.stats());
+        let stats = inline.output.stats(shared.event(counters.last_ts, true, false), config.stats_event)?;
+        inline.output.finish()?;
+        return Ok(report.completed(&shared, stats));
+    }
+    let mode = OutputMode { workers: config.workers(), ordered: true, flush_when_idle: false };
+    std::thread::scope(|scope| {
+        let (threads, queues) = Threads::start(scope, config, sink, &shared, mode);
+        let mut dispatcher = Dispatcher::new(queues, QueuePolicy::Block);
+        // The workers being gone means the output failed: `finish` reports why.
+        let _ = read_all(paths, &mut report, &mut decoder, &mut counters, |ts, packet| {
+            dispatcher.frame(ts, packet).map(drop)
+        })
+        .and_then(|()| dispatcher.flush());
+        drop(dispatcher);
+        counters.decode = decoder.stats.clone();
+        shared.publish_capture(0, &counters);
+        let stats = threads.finish(&shared, counters.last_ts, false, config.stats_event)?;
+        Ok(report.completed(&shared, stats))
+    })
+}
+
+impl RunReport {
+    /// Fills in the totals from the threads' counters and the closing stats.
+    fn completed(mut self, shared: &SharedStats, stats: StatsEvent) -> RunReport {
+        for capture in shared.captures() {
+            self.frames += capture.frames;
+            self.bytes += capture.bytes;
+            stats::add_decode(&mut self.decode, &capture.decode);
+        }
+        self.engine = shared.engine();
+        self.cleartext_alerts = stats.alerts.cleartext_credential;
+        self.weak_alerts = stats.alerts.weak_credential;
+        self.anomalies = stats.alerts.anomaly;
+        self.stats = stats;
+        self
+    }
+}
+
+/// Reads every file into `feed`; stops early only when `feed` fails.
+fn read_all<E>(
+    paths: &[PathBuf],
+    report: &mut RunReport,
+    decoder: &mut Decoder,
+    counters: &mut CaptureCounters,
+    mut feed: impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
+) -> Result<(), E> {
+    for path in paths {
+        let mut source = match FileSource::open(path) {
+            Ok(source) => source,
+            Err(error) => {
+                report.files_read += 1;
+                tracing::error!("{error}");
+                report.file_errors.push(error.to_string());
+                continue;
+            }
+        };
+        tracing::info!(file = source.name(), "reading");
+        let outcome = read_one(&mut source, decoder, counters, &mut feed)?;
+        report.files_read += 1;
         if let Err(error) = outcome {
             tracing::error!("{error}");
-            run.report.file_errors.push(error.to_string());
+            report.file_errors.push(error.to_string());
         }
     }
-    run.finish()
+    Ok(())
 }
 
-struct Run<'s> {
+/// Reads one source to its end. The outer error is `feed` failing (fatal), the inner one this
+/// file failing (the run goes on).
+fn read_one<E>(
+    source: &mut FileSource,
+    decoder: &mut Decoder,
+    counters: &mut CaptureCounters,
+    feed: &mut impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
+) -> Result<Result<(), CaptureError>, E> {
+    loop {
+        let frame = match source.next_frame() {
+            Ok(Some(frame)) => frame,
+            Ok(None) => return Ok(Ok(())),
+            Err(error) => return Ok(Err(error)),
+        };
+        counters.frames += 1;
+        counters.bytes += frame.data.len() as u64;
+        counters.last_ts = counters.last_ts.max(frame.ts);
+        match decoder.decode(&frame) {
+            Decoded::Tcp(packet) => feed(frame.ts, Some(&packet))?,
+            Decoded::Skipped(_) => feed(frame.ts, None)?,
+        }
+    }
+}
+
+/// `--threads 1` for files: the engine on the calling thread, in the same order the threaded
+/// pipeline restores.
+struct Inline<'s> {
     engine: Engine,
-    decoder: Decoder,
-    summary: ServerSummary,
-    posture: PostureTracker,
-    report: RunReport,
+    clock: Clock,
+    output: Output<'s>,
     events: Vec<Event>,
-    sink: &'s mut dyn Sink,
 }
 
-impl Run<'_> {
-    /// Reads one source to its end. The outer error is the outputs failing (fatal), the inner one
-    /// this file failing (the run goes on).
-    fn read(&mut self, source: &mut FileSource) -> Result<Result<(), CaptureError>, RunError> {
-        tracing::info!(file = source.name(), "reading");
-        loop {
-            let frame = match source.next_frame() {
-                Ok(Some(frame)) => frame,
-                Ok(None) => return Ok(Ok(())),
-                Err(error) => return Ok(Err(error)),
-            };
-            self.report.frames += 1;
-            self.report.bytes += frame.data.len() as u64;
-            match self.decoder.decode(&frame) {
-                Decoded::Tcp(packet) => self.engine.process(&packet, frame.ts, &mut self.events),
-                Decoded::Skipped(_) => {
-                    self.engine.advance_time(frame.ts);
-                    self.engine.drain_events(&mut self.events);
-                }
-            }
-            if !self.events.is_empty() {
-                self.emit()?;
-            }
+impl Inline<'_> {
+    fn frame(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>) -> Result<(), RunError> {
+        if self.clock.tick_due(ts) {
+            self.engine.expire(ts, &mut self.events);
+            self.emit()?;
         }
-    }
-
-    fn emit(&mut self) -> Result<(), RunError> {
-        let mut follow_ups = Vec::new();
-        for event in &self.events {
-            follow_ups.extend(self.posture.observe(event, false).anomalies);
-        }
-        self.events.append(&mut follow_ups);
-        for event in self.events.drain(..) {
-            match &event {
-                Event::Credential(alert) if alert.event_type == EventType::CleartextCredential => {
-                    self.report.cleartext_alerts += 1
-                }
-                Event::Credential(_) => self.report.weak_alerts += 1,
-                Event::Anomaly(_) => self.report.anomalies += 1,
-                Event::Session(_) => continue,
-            }
-            self.summary.add(&event);
-            self.sink.event(&event)?;
+        if let Some(packet) = packet {
+            self.engine.process(packet, ts, &mut self.events);
+            self.emit()?;
         }
         Ok(())
     }
 
-    fn finish(mut self) -> Result<RunReport, RunError> {
-        self.engine.finish(&mut self.events);
-        self.emit()?;
-        for posture in self.posture.snapshot() {
-            self.sink.posture(&posture)?;
+    fn emit(&mut self) -> Result<(), RunError> {
+        sort_by_flow(&mut self.events);
+        for event in self.events.drain(..) {
+            self.output.event(&event)?;
         }
-        self.sink.finish(&self.summary.reports())?;
-        self.report.decode = self.decoder.stats.clone();
-        self.report.engine = self.engine.stats();
-        Ok(self.report)
+        Ok(())
+    }
+
+    fn finish(&mut self) -> Result<(), RunError> {
+        self.engine.finish(&mut self.events);
+        self.emit()
     }
 }
+
+/// The workers and the output thread of a threaded run.
+struct Threads<'scope> {
+    output: Sender<OutputMsg>,
+    workers: Vec<ScopedJoinHandle<'scope, ()>>,
+    writer: ScopedJoinHandle<'scope, std::io::Result<crate::alert::AlertCounts>>,
+}
+
+impl<'scope> Threads<'scope> {
+    /// Starts the output thread and the workers; returns them with the workers' queues, to be
+    /// handed to the capture side (the workers finish when every copy of them is dropped).
+    fn start<'env>(
+        scope: &'scope Scope<'scope, 'env>,
+        config: &'env RunConfig,
+        sink: &'env mut dyn Sink,
+        shared: &'env SharedStats,
+        mode: OutputMode,
+    ) -> (Self, Vec<Sender<Vec<Job>>>) {
+        let (output, output_queue) = crossbeam_channel::bounded(OUTPUT_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("output".to_string())
+            .spawn_scoped(scope, move || output::run(output_queue, sink, mode));
+        let writer = match writer {
+            Ok(handle) => handle,
+            Err(error) => scope.spawn(move || Err(error)),
+        };
+        let mut queues = Vec::new();
+        let mut workers = Vec::new();
+        for id in 0..config.workers() {
+            let (queue, jobs) = crossbeam_channel::bounded(config.queue_batches());
+            queues.push(queue);
+            let engine = Engine::new(config.worker_limits(), config.proto.clone());
+            let events = output.clone();
+            let ordered = mode.ordered;
+            workers.push(scope.spawn(move || worker::run(id, engine, jobs, events, shared, ordered)));
+        }
+        (Threads { output, workers, writer }, queues)
+    }
+
+    /// Waits for the workers (the capture side must have dropped its queues), has the output
+    /// thread log the closing stats (and write them when `write_stats`), waits for it and returns
+    /// those stats.
+    fn finish(
+        self,
+        shared: &SharedStats,
+        now: Timestamp,
+        per_interface: bool,
+        write_stats: bool,
+    ) -> Result<StatsEvent, RunError> {
+        for worker in self.workers {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        let mut stats = shared.event(now, true, per_interface);
+        // If the output thread is gone, joining it below says why.
+        let _ = self.output.send(OutputMsg::Stats { stats: Box::new(stats.clone()), write: write_stats });
+        drop(self.output);
+        match self.writer.join() {
+            Ok(counts) => stats.alerts = counts?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        Ok(stats)
+    }
+}
+
+impl From<Disconnected> for RunError {
+    fn from(_: Disconnected) -> Self {
+        RunError::Output(std::io::Error::other("the output thread stopped"))
+    }
+}
+
+#[cfg(test)]
+mod tests;

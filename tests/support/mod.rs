@@ -56,7 +56,7 @@ pub fn logins(events: &[Event]) -> Vec<Login> {
                 outcome: alert.credential.outcome,
                 secret_length: alert.credential.secret_length,
             }),
-            Event::Anomaly(_) | Event::Session(_) => None,
+            Event::Anomaly(_) | Event::Session(_) | Event::Stats(_) => None,
         })
         .collect();
     logins.sort();
@@ -69,7 +69,7 @@ pub fn anomalies(events: &[Event]) -> Vec<String> {
         .iter()
         .filter_map(|event| match event {
             Event::Anomaly(alert) => Some(alert.anomaly.kind),
-            Event::Credential(_) | Event::Session(_) => None,
+            Event::Credential(_) | Event::Session(_) | Event::Stats(_) => None,
         })
         .map(|kind| serde_json::to_value(kind).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default())
         .collect()

@@ -1,0 +1,60 @@
+//! The `stats` event: what a run has seen and dropped so far, written periodically in live mode
+//! and at the end of a run, so that a SIEM can tell "no alerts" from "blind".
+
+use serde::Serialize;
+
+/// Counters of a whole run (all interfaces, all workers), cumulative since it started.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct StatsEvent {
+    /// Wall-clock time in live mode; the last packet's time when reading files.
+    pub timestamp: String,
+    pub event_type: &'static str,
+    /// The closing report of the run (the others are periodic).
+    #[serde(rename = "final")]
+    pub is_final: bool,
+    /// Frames captured and their bytes (as captured, after the snaplen).
+    pub packets: u64,
+    pub bytes: u64,
+    /// Frames that decoded to a TCP segment (the rest is counted by decode reason in the logs).
+    pub tcp_segments: u64,
+    /// Dropped by the kernel because the capture buffer was full (pcap `ps_drop`).
+    pub kernel_drops: u64,
+    /// Dropped by the interface or its driver (pcap `ps_ifdrop`).
+    pub interface_drops: u64,
+    /// Segments dropped because a worker's queue was full (live mode only; files never drop).
+    pub queue_drops: u64,
+    pub flows_active: u64,
+    pub flows_created: u64,
+    pub flows_evicted: u64,
+    pub flows_timed_out: u64,
+    /// Bytes held out of order by the reassemblers, across all workers.
+    pub reassembly_bytes: u64,
+    /// Holes the reassemblers gave up waiting for (lost or dropped packets).
+    pub gaps: u64,
+    pub alerts: AlertCounts,
+    /// Per-interface capture counters (live mode).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub interfaces: Vec<InterfaceStats>,
+    pub schema_version: u32,
+}
+
+/// Events written so far, by event type.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct AlertCounts {
+    pub cleartext_credential: u64,
+    pub weak_credential: u64,
+    pub anomaly: u64,
+}
+
+/// Capture counters of one interface.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct InterfaceStats {
+    pub name: String,
+    pub packets: u64,
+    pub bytes: u64,
+    pub kernel_drops: u64,
+    pub interface_drops: u64,
+    pub queue_drops: u64,
+    /// Times the capture failed (interface down, device gone) and was retried.
+    pub capture_errors: u64,
+}

@@ -1,0 +1,321 @@
+//! Live capture from network interfaces through libpcap (the `live` feature).
+//!
+//! A [`LiveSource`] is opened with root or `CAP_NET_RAW`/`CAP_NET_ADMIN`, before privileges are
+//! dropped; it keeps its settings so that it can be reopened when the interface goes away and
+//! comes back. Kernel and interface drop counters survive a reopen (they are accumulated here,
+//! since libpcap's restart from zero with each handle).
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use std::os::fd::{AsFd, OwnedFd};
+use std::time::Duration;
+
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use pcap::{Active, Capture, Stat};
+
+use super::{Frame, LinkType, Timestamp};
+use crate::proto::PortMap;
+
+/// How an interface is opened: the options a tcpdump user expects.
+#[derive(Clone, Debug)]
+pub struct LiveOptions {
+    /// See every frame on the wire, not only those addressed to this host (a SPAN port delivers
+    /// other hosts' traffic).
+    pub promiscuous: bool,
+    /// Bytes kept of each frame.
+    pub snaplen: u32,
+    /// Kernel capture buffer in bytes (libpcap's default, about 2 MiB, when `None`).
+    pub buffer_size: Option<u32>,
+    /// Deliver each packet at once instead of in blocks (lower latency, more wakeups).
+    pub immediate: bool,
+    /// How long a read waits for packets before the capture thread looks at the clock and the
+    /// stop flag (also libpcap's buffer timeout: how long packets may wait in a kernel block).
+    pub read_timeout: Duration,
+    pub filter: Filter,
+}
+
+/// Which packets the kernel hands over.
+#[derive(Clone, Debug)]
+pub enum Filter {
+    /// Built for the interface's link type by [`mail_filter`].
+    Mail { ports: PortMap, any_port: bool },
+    /// A BPF expression as the user wrote it (empty: everything).
+    Expression(String),
+}
+
+impl Filter {
+    /// The BPF expression for an interface of `link_type`.
+    pub fn expression(&self, link_type: LinkType) -> String {
+        match self {
+            Filter::Mail { ports, any_port } => mail_filter(ports, *any_port, link_type),
+            Filter::Expression(expression) => expression.clone(),
+        }
+    }
+}
+
+/// Opening or reading an interface failed. Messages come from libpcap (no packet bytes).
+#[derive(Debug, thiserror::Error)]
+#[error("{interface}: {message}")]
+pub struct LiveError {
+    pub interface: String,
+    pub message: String,
+}
+
+/// Kernel and interface drops since the source was first opened.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Drops {
+    pub kernel: u64,
+    pub interface: u64,
+}
+
+/// One interface being captured.
+///
+/// The handle is non-blocking and waited for with `poll` on a duplicate of its descriptor:
+/// libpcap's own read timeout does not start until a first packet arrives (Linux TPACKET_V3), so
+/// a blocking read on a quiet interface would never let the thread see a stop request.
+pub struct LiveSource {
+    interface: String,
+    options: LiveOptions,
+    capture: Capture<Active>,
+    /// The same socket as `capture`'s, for `poll` while the handle is borrowed by a frame.
+    readiness: OwnedFd,
+    link_type: LinkType,
+    /// Drops of the handles closed before this one.
+    earlier: Drops,
+    /// The current handle's last counters (u32 in libpcap: wrapping differences are taken).
+    last: Stat,
+    current: Drops,
+}
+
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LiveSource").field("interface", &self.interface).field("link_type", &self.link_type).finish()
+    }
+}
+
+impl LiveSource {
+    /// Opens and activates `interface` (`any`: all interfaces, Linux cooked headers) and installs
+    /// the filter.
+    pub fn open(interface: &str, options: &LiveOptions) -> Result<LiveSource, LiveError> {
+        let (capture, readiness) = activate(interface, options)?;
+        let link_type = link_type_of(&capture);
+        Ok(LiveSource {
+            interface: interface.to_string(),
+            options: options.clone(),
+            capture,
+            readiness,
+            link_type,
+            earlier: Drops::default(),
+            last: Stat { received: 0, dropped: 0, if_dropped: 0 },
+            current: Drops::default(),
+        })
+    }
+
+    pub fn interface(&self) -> &str {
+        &self.interface
+    }
+
+    pub fn link_type(&self) -> LinkType {
+        self.link_type
+    }
+
+    /// The next frame, or `None` when the read timeout passed without one (or a signal came).
+    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
+        let interface = &self.interface;
+        let (readiness, timeout) = (&self.readiness, self.options.read_timeout);
+        match self.capture.next_packet() {
+            Ok(packet) => {
+                let secs = u64::try_from(packet.header.ts.tv_sec).unwrap_or(0);
+                let micros = u32::try_from(packet.header.ts.tv_usec).unwrap_or(0).min(999_999);
+                Ok(Some(Frame {
+                    ts: Timestamp::from_secs_nanos(secs, micros * 1000),
+                    link_type: self.link_type,
+                    orig_len: packet.header.len,
+                    data: packet.data,
+                }))
+            }
+            Err(pcap::Error::TimeoutExpired) => {
+                let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
+                let mut fds = [PollFd::new(readiness.as_fd(), PollFlags::POLLIN)];
+                // An interrupted wait (EINTR: a signal) is a timeout like any other; an error
+                // condition on the socket shows up in the next read.
+                let _ = poll(&mut fds, timeout);
+                Ok(None)
+            }
+            Err(error) => Err(LiveError { interface: interface.clone(), message: error.to_string() }),
+        }
+    }
+
+    /// Drops since the source was first opened (reading libpcap's counters).
+    pub fn drops(&mut self) -> Drops {
+        if let Ok(stat) = self.capture.stats() {
+            self.current.kernel += u64::from(stat.dropped.wrapping_sub(self.last.dropped));
+            self.current.interface += u64::from(stat.if_dropped.wrapping_sub(self.last.if_dropped));
+            self.last = stat;
+        }
+        Drops {
+            kernel: self.earlier.kernel + self.current.kernel,
+            interface: self.earlier.interface + self.current.interface,
+        }
+    }
+
+    /// Opens the interface again with the same settings (after it went down or away). On failure
+    /// the old handle stays, and may recover by itself when the interface comes back up.
+    pub fn reopen(&mut self) -> Result<(), LiveError> {
+        let (capture, readiness) = activate(&self.interface, &self.options)?;
+        let drops = self.drops();
+        self.earlier = drops;
+        self.current = Drops::default();
+        self.last = Stat { received: 0, dropped: 0, if_dropped: 0 };
+        self.link_type = link_type_of(&capture);
+        self.capture = capture;
+        self.readiness = readiness;
+        Ok(())
+    }
+}
+
+/// An open, filtered, non-blocking handle and a duplicate of its descriptor to wait on.
+fn activate(interface: &str, options: &LiveOptions) -> Result<(Capture<Active>, OwnedFd), LiveError> {
+    let error = |error: pcap::Error| LiveError { interface: interface.to_string(), message: error.to_string() };
+    let timeout_ms = i32::try_from(options.read_timeout.as_millis()).unwrap_or(i32::MAX).max(1);
+    let mut inactive = Capture::from_device(interface)
+        .map_err(error)?
+        .promisc(options.promiscuous)
+        .snaplen(i32::try_from(options.snaplen).unwrap_or(i32::MAX))
+        .immediate_mode(options.immediate)
+        .timeout(timeout_ms);
+    if let Some(size) = options.buffer_size {
+        inactive = inactive.buffer_size(i32::try_from(size).unwrap_or(i32::MAX));
+    }
+    let mut capture = inactive.open().map_err(error)?.setnonblock().map_err(error)?;
+    let filter = options.filter.expression(link_type_of(&capture));
+    if !filter.is_empty() {
+        capture.filter(&filter, true).map_err(|e| LiveError {
+            interface: interface.to_string(),
+            message: format!("bad filter {filter:?}: {e}"),
+        })?;
+    }
+    let readiness = capture.as_fd().try_clone_to_owned().map_err(|e| LiveError {
+        interface: interface.to_string(),
+        message: format!("cannot duplicate the capture descriptor: {e}"),
+    })?;
+    tracing::info!(interface, filter, "capture opened");
+    Ok((capture, readiness))
+}
+
+fn link_type_of(capture: &Capture<Active>) -> LinkType {
+    LinkType(u32::try_from(capture.get_datalink().0).unwrap_or(u32::MAX))
+}
+
+/// The carriers of the mirror encapsulations the decoder peels: VXLAN and GENEVE (UDP 4789,
+/// 6081), GRE and ERSPAN (IP protocol 47), IP-in-IP (4, 41) and MPLS (EtherType 0x8847). Their
+/// inner packets cannot be filtered by port in BPF (libpcap's `mpls` keyword, for one, cannot be
+/// combined with `vlan`), so the carriers are let through whole.
+const TUNNEL_CARRIERS: &str = "udp port 4789 or udp port 6081 or ip proto 47 or ip6 proto 47 or ip proto 4 \
+    or ip proto 41 or ip6 proto 4 or ip6 proto 41 or ether proto 0x8847";
+
+/// The default BPF filter. With `any_port`, every TCP segment (mail protocols are recognised on
+/// any port by their greetings, at the cost of copying all TCP to the workers); otherwise the
+/// configured mail ports (implicit-TLS ports are left out: they are never parsed). The tunnel
+/// carriers are always let through. On Ethernet, 802.1Q and QinQ frames are included too: a
+/// plain `tcp port 110` reads the EtherType at a fixed offset and misses them. The VLAN part is
+/// nested because each `vlan` keyword shifts the offsets for the rest of the expression; libpcap
+/// has no `vlan` keyword for other link types (such as the Linux cooked headers of `-i any`).
+pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> String {
+    let mut all: Vec<u16> = ports.pop3.iter().chain(&ports.imap).chain(&ports.smtp).copied().collect();
+    all.sort_unstable();
+    all.dedup();
+    let tcp = if any_port || all.is_empty() {
+        "tcp".to_string()
+    } else {
+        all.iter().map(|port| format!("tcp port {port}")).collect::<Vec<_>>().join(" or ")
+    };
+    let untagged = format!("({tcp}) or {TUNNEL_CARRIERS}");
+    if link_type == LinkType::ETHERNET {
+        format!("{untagged} or (vlan and ({untagged} or (vlan and ({untagged}))))")
+    } else {
+        untagged
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pcapwriter::{CapturedFrame, Conversation, Encap, Link, TunnelEnds};
+
+    fn mail_ports() -> PortMap {
+        PortMap { pop3: vec![110], imap: vec![143], smtp: vec![25, 587], implicit_tls: vec![993] }
+    }
+
+    fn login(server_port: u16, link: Link, vlans: &[u16], encaps: &[Encap]) -> Vec<CapturedFrame> {
+        let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], server_port));
+        conversation.link(link).vlans(vlans);
+        for encap in encaps {
+            conversation.encap(encap.clone());
+        }
+        conversation.handshake().client(b"USER a\r\n").frames().unwrap()
+    }
+
+    fn default_filter(ports: &PortMap, any_port: bool) -> String {
+        mail_filter(ports, any_port, LinkType::ETHERNET)
+    }
+
+    #[test]
+    fn the_default_filter_lists_the_mail_ports_once_and_skips_implicit_tls() {
+        let filter = default_filter(&mail_ports(), false);
+        assert!(filter.starts_with("(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587) or udp port 4789"));
+        assert!(filter.contains(" or (vlan and ((tcp port 25 "));
+        assert!(!filter.contains("993"));
+        assert!(default_filter(&mail_ports(), true).starts_with("(tcp) or udp port 4789"));
+        assert_eq!(
+            mail_filter(&mail_ports(), false, LinkType::LINUX_SLL),
+            format!("(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587) or {TUNNEL_CARRIERS}")
+        );
+        let expression = Filter::Expression("host 192.0.2.1".into());
+        assert_eq!(expression.expression(LinkType::ETHERNET), "host 192.0.2.1");
+    }
+
+    /// Every frame of the conversation passes the filter (`true`), or none does (`false`).
+    fn passes(filter: &str, link: pcap::Linktype, frames: &[CapturedFrame]) -> bool {
+        let program = Capture::dead(link).unwrap().compile(filter, true).unwrap();
+        let passed = frames.iter().filter(|frame| program.filter(&frame.data)).count();
+        assert!(passed == 0 || passed == frames.len(), "{passed} of {} frames passed", frames.len());
+        passed == frames.len()
+    }
+
+    #[test]
+    fn the_default_filter_passes_mail_in_vlans_and_tunnels_and_nothing_else() {
+        let ethernet = pcap::Linktype::ETHERNET;
+        let filter = default_filter(&mail_ports(), false);
+        let ends = TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 2]);
+        let vxlan = [Encap::Ethernet, Encap::Vxlan { ends, vni: 7 }];
+        let gre = [Encap::Gre { ends, key: Some(3), sequence: false, checksum: false }];
+        let mpls = [Encap::Mpls { labels: vec![16, 17] }];
+        let ip_in_ip = [Encap::IpInIp { ends }];
+        for (name, vlans, encaps) in [
+            ("plain", &[][..], &[][..]),
+            ("802.1Q", &[10], &[]),
+            ("QinQ", &[10, 20], &[]),
+            ("VXLAN", &[], &vxlan),
+            ("VXLAN in a VLAN", &[5], &vxlan),
+            ("GRE", &[], &gre),
+            ("MPLS", &[], &mpls),
+            ("MPLS in a VLAN", &[5], &mpls),
+            ("IP-in-IP", &[], &ip_in_ip),
+        ] {
+            assert!(passes(&filter, ethernet, &login(110, Link::Ethernet, vlans, encaps)), "{name}");
+            assert!(!passes(&filter, ethernet, &login(80, Link::Ethernet, vlans, &[])), "web, {name}");
+        }
+        assert!(!passes(&filter, ethernet, &login(993, Link::Ethernet, &[], &[])));
+        assert!(passes(&default_filter(&mail_ports(), true), ethernet, &login(80, Link::Ethernet, &[10], &[])));
+    }
+
+    #[test]
+    fn the_filter_of_cooked_and_raw_captures_compiles_and_passes_mail() {
+        // libpcap compiles for DLT values: raw IP is DLT_RAW (12 on Linux), not LINKTYPE_RAW.
+        for (link, link_type, dlt) in [(Link::LinuxSll, LinkType::LINUX_SLL, 113), (Link::RawIp, LinkType::RAW, 12)] {
+            let filter = mail_filter(&mail_ports(), false, link_type);
+            assert!(passes(&filter, pcap::Linktype(dlt), &login(143, link, &[], &[])), "{link:?}");
+            assert!(!passes(&filter, pcap::Linktype(dlt), &login(80, link, &[], &[])), "{link:?}");
+        }
+    }
+}

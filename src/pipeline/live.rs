@@ -1,0 +1,166 @@
+//! Live capture (the `live` feature): one capture thread per interface feeding the shared
+//! workers, a control loop on the calling thread for stats, SIGHUP and shutdown.
+//!
+//! Capture never waits for analysis: when a worker's queue is full the batch is dropped and
+//! counted (`queue_drops`), because a capture thread that waits only moves the loss into the
+//! kernel buffer, where it is blind to flows. A failing interface (down, removed) is logged and
+//! retried with backoff; the run goes on with the others.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::capture::live::LiveSource;
+use crate::capture::Timestamp;
+use crate::decode::{Decoded, Decoder};
+use crate::output::Sink;
+
+use super::dispatch::{Disconnected, Dispatcher, QueuePolicy};
+use super::output::{OutputMode, OutputMsg};
+use super::stats::{CaptureCounters, SharedStats};
+use super::{RunConfig, RunError, RunReport, Threads};
+
+/// First wait before retrying a failed interface; doubled up to [`MAX_BACKOFF`].
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+/// How often the control loop looks at the flags, and capture threads publish their counters.
+const POLL: Duration = Duration::from_millis(100);
+
+/// Flags set from outside the run (signal handlers).
+#[derive(Clone, Debug, Default)]
+pub struct Control {
+    /// SIGINT/SIGTERM: stop capturing, drain, flush, report, return.
+    pub stop: Arc<AtomicBool>,
+    /// SIGHUP: reopen the outputs.
+    pub reopen: Arc<AtomicBool>,
+}
+
+/// Captures until `control.stop` is set, then drains the queues, closes every flow (pending
+/// credentials come out with outcome `unknown`), writes the final stats and the summary. Stats
+/// are also written every `stats_interval` (`Duration::MAX`: only at the end).
+pub fn run(
+    sources: Vec<LiveSource>,
+    config: &RunConfig,
+    stats_interval: Duration,
+    control: &Control,
+    sink: &mut dyn Sink,
+) -> Result<RunReport, RunError> {
+    let shared = SharedStats::new(sources.iter().map(|s| s.interface().to_string()), config.workers());
+    let mode = OutputMode { workers: config.workers(), ordered: false, flush_when_idle: true };
+    let stats = std::thread::scope(|scope| {
+        let (threads, queues) = Threads::start(scope, config, sink, &shared, mode);
+        let mut captures = Vec::new();
+        for (id, source) in sources.into_iter().enumerate() {
+            let dispatcher = Dispatcher::new(queues.clone(), QueuePolicy::Drop);
+            let (shared, stop) = (&shared, &control.stop);
+            let name = format!("capture-{}", source.interface());
+            let spawned = std::thread::Builder::new()
+                .name(name)
+                .spawn_scoped(scope, move || capture(id, source, dispatcher, shared, stop));
+            match spawned {
+                Ok(handle) => captures.push(handle),
+                Err(error) => {
+                    tracing::error!("cannot start a capture thread: {error}");
+                    control.stop.store(true, Ordering::SeqCst);
+                }
+            }
+        }
+        drop(queues);
+        // `None`: no periodic reports (an interval too long to add to a clock).
+        let mut next_report = Instant::now().checked_add(stats_interval);
+        while !control.stop.load(Ordering::SeqCst) && captures.iter().any(|c| !c.is_finished()) {
+            std::thread::sleep(POLL);
+            if control.reopen.swap(false, Ordering::SeqCst) {
+                let _ = threads.output.send(OutputMsg::Reopen);
+            }
+            if let Some(due) = next_report.filter(|due| Instant::now() >= *due) {
+                next_report = due.checked_add(stats_interval);
+                let stats = Box::new(shared.event(wall_clock(), false, true));
+                let _ = threads.output.send(OutputMsg::Stats { stats, write: true });
+            }
+        }
+        tracing::info!("stopping: draining the queues");
+        control.stop.store(true, Ordering::SeqCst);
+        for handle in captures {
+            if let Err(panic) = handle.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        threads.finish(&shared, wall_clock(), true, true)
+    })?;
+    let report = RunReport::default();
+    Ok(report.completed(&shared, stats))
+}
+
+fn wall_clock() -> Timestamp {
+    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_secs_nanos(since_epoch.as_secs(), since_epoch.subsec_nanos())
+}
+
+/// One interface's capture thread.
+fn capture(id: usize, mut source: LiveSource, mut dispatcher: Dispatcher, shared: &SharedStats, stop: &AtomicBool) {
+    let mut decoder = Decoder::new();
+    let mut counters = CaptureCounters { name: source.interface().to_string(), ..CaptureCounters::default() };
+    let mut backoff = MIN_BACKOFF;
+    let mut last_publish = Instant::now();
+    while !stop.load(Ordering::Relaxed) {
+        let outcome = match source.next_frame() {
+            Ok(Some(frame)) => {
+                backoff = MIN_BACKOFF;
+                counters.frames += 1;
+                counters.bytes += frame.data.len() as u64;
+                counters.last_ts = counters.last_ts.max(frame.ts);
+                match decoder.decode(&frame) {
+                    Decoded::Tcp(packet) => dispatcher.frame(frame.ts, Some(&packet)),
+                    Decoded::Skipped(_) => dispatcher.frame(frame.ts, None),
+                }
+            }
+            Ok(None) => dispatcher.idle(wall_clock()),
+            Err(error) => {
+                counters.capture_errors += 1;
+                tracing::warn!("capture failed: {error}; retrying in {}s", backoff.as_secs());
+                sleep_unless_stopped(backoff, stop);
+                backoff = (backoff * 2).min(MAX_BACKOFF);
+                match source.reopen() {
+                    Ok(()) => tracing::info!(interface = source.interface(), "capture reopened"),
+                    Err(error) => tracing::warn!("cannot reopen the capture yet: {error}"),
+                }
+                Ok(false)
+            }
+        };
+        match outcome {
+            Err(Disconnected) => break,
+            Ok(ticked) if ticked || last_publish.elapsed() >= POLL => {
+                publish(id, &mut source, &decoder, &mut counters, &dispatcher, shared);
+                last_publish = Instant::now();
+            }
+            Ok(_) => {}
+        }
+    }
+    // The workers drain what is queued once every capture thread has dropped its dispatcher.
+    let _ = dispatcher.flush();
+    publish(id, &mut source, &decoder, &mut counters, &dispatcher, shared);
+}
+
+fn publish(
+    id: usize,
+    source: &mut LiveSource,
+    decoder: &Decoder,
+    counters: &mut CaptureCounters,
+    dispatcher: &Dispatcher,
+    shared: &SharedStats,
+) {
+    let drops = source.drops();
+    counters.kernel_drops = drops.kernel;
+    counters.interface_drops = drops.interface;
+    counters.queue_drops = dispatcher.queue_drops;
+    counters.decode.clone_from(&decoder.stats);
+    shared.publish_capture(id, counters);
+}
+
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
+    let until = Instant::now() + duration;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < until {
+        std::thread::sleep(POLL);
+    }
+}

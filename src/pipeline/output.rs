@@ -1,0 +1,280 @@
+//! The output side: the one place that owns the sinks, counts what was written and builds the
+//! closing summary of servers. In the threaded pipeline it runs on its own thread; file runs put
+//! the workers' events back into the single-engine order before writing them.
+
+use std::collections::BTreeMap;
+use std::io;
+
+use crossbeam_channel::Receiver;
+
+use crate::alert::{AlertCounts, Event, EventType, StatsEvent};
+use crate::output::{ServerSummary, Sink};
+use crate::posture::PostureTracker;
+
+use super::dispatch::{Order, END_OF_INPUT};
+use super::stats;
+
+/// What the workers and the control thread send the output thread.
+pub enum OutputMsg {
+    /// Events of one batch, and the worker's progress: it will send nothing more below
+    /// `done_below` (a frame index).
+    Events { worker: usize, events: Vec<(Order, Event)>, done_below: u64 },
+    /// A stats report to log, and to write as an event when `write` (alert counts are filled in).
+    Stats { stats: Box<StatsEvent>, write: bool },
+    /// SIGHUP: reopen output files.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    Reopen,
+}
+
+/// A sink plus what the run needs to know of what went into it: the alert counts, the server
+/// summary and the servers' TLS posture.
+pub struct Output<'s> {
+    sink: &'s mut dyn Sink,
+    summary: ServerSummary,
+    posture: PostureTracker,
+    /// Live: report a server's posture when it is first known or changes (files report them all
+    /// at the end).
+    posture_changes: bool,
+    pub counts: AlertCounts,
+}
+
+impl<'s> Output<'s> {
+    pub fn new(sink: &'s mut dyn Sink, posture_changes: bool) -> Self {
+        Output {
+            sink,
+            summary: ServerSummary::default(),
+            posture: PostureTracker::default(),
+            posture_changes,
+            counts: AlertCounts::default(),
+        }
+    }
+
+    pub fn event(&mut self, event: &Event) -> io::Result<()> {
+        let findings = self.posture.observe(event, self.posture_changes);
+        if !matches!(event, Event::Session(_)) {
+            self.write(event)?;
+        }
+        for anomaly in &findings.anomalies {
+            self.write(anomaly)?;
+        }
+        for posture in &findings.changed {
+            self.sink.posture(posture)?;
+        }
+        Ok(())
+    }
+
+    /// Counts and writes one event (session records, the posture's raw material, are never written).
+    fn write(&mut self, event: &Event) -> io::Result<()> {
+        match event {
+            Event::Credential(alert) if alert.event_type == EventType::CleartextCredential => {
+                self.counts.cleartext_credential += 1
+            }
+            Event::Credential(_) => self.counts.weak_credential += 1,
+            Event::Anomaly(_) => self.counts.anomaly += 1,
+            Event::Stats(_) | Event::Session(_) => {}
+        }
+        self.summary.add(event);
+        self.sink.event(event)
+    }
+
+    /// Logs a stats report with this output's alert counts, and writes it when asked; returns
+    /// it completed.
+    pub fn stats(&mut self, mut stats: StatsEvent, write: bool) -> io::Result<StatsEvent> {
+        stats.alerts = self.counts;
+        stats::log(&stats);
+        if write {
+            self.sink.event(&Event::Stats(Box::new(stats.clone())))?;
+        }
+        Ok(stats)
+    }
+
+    /// End of the run: every server's posture, the summary of servers, and everything flushed.
+    pub fn finish(&mut self) -> io::Result<()> {
+        for posture in self.posture.snapshot() {
+            self.sink.posture(&posture)?;
+        }
+        self.sink.finish(&self.summary.reports())?;
+        self.sink.flush()
+    }
+}
+
+/// How the output thread writes.
+#[derive(Clone, Copy, Debug)]
+pub struct OutputMode {
+    pub workers: usize,
+    /// Files: restore the single-engine order (deterministic output whatever the thread count).
+    /// Live: write events as they come.
+    pub ordered: bool,
+    /// Live: flush the sink whenever nothing is waiting, so alerts appear at once.
+    pub flush_when_idle: bool,
+}
+
+/// Holds events until every worker has moved past their frame.
+struct Reorder {
+    pending: BTreeMap<Order, Event>,
+    done_below: Vec<u64>,
+}
+
+impl Reorder {
+    fn new(workers: usize) -> Self {
+        Reorder { pending: BTreeMap::new(), done_below: vec![0; workers] }
+    }
+
+    /// Takes a worker's events; returns those no later event can precede any more.
+    fn add(&mut self, worker: usize, events: Vec<(Order, Event)>, done_below: u64) -> Vec<Event> {
+        self.pending.extend(events);
+        if let Some(progress) = self.done_below.get_mut(worker) {
+            *progress = (*progress).max(done_below);
+        }
+        let safe_below = self.done_below.iter().copied().min().unwrap_or(END_OF_INPUT);
+        if safe_below == END_OF_INPUT {
+            return self.drain();
+        }
+        let first_held =
+            Order { index: safe_below, phase: super::dispatch::Phase::Expiry, flow_id: 0, worker: 0, serial: 0 };
+        let held = self.pending.split_off(&first_held);
+        std::mem::replace(&mut self.pending, held).into_values().collect()
+    }
+
+    /// Everything left, in order (all workers are done).
+    fn drain(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.pending).into_values().collect()
+    }
+}
+
+/// The output thread: writes until every sender is gone, then the summary. Returns the counts of
+/// what it wrote.
+pub fn run(receiver: Receiver<OutputMsg>, sink: &mut dyn Sink, mode: OutputMode) -> io::Result<AlertCounts> {
+    let mut output = Output::new(sink, !mode.ordered);
+    let mut reorder = Reorder::new(mode.workers);
+    loop {
+        let message = match receiver.try_recv() {
+            Ok(message) => message,
+            Err(_) => {
+                if mode.flush_when_idle {
+                    output.sink.flush()?;
+                }
+                match receiver.recv() {
+                    Ok(message) => message,
+                    Err(_) => break,
+                }
+            }
+        };
+        match message {
+            OutputMsg::Events { worker, events, done_below } => {
+                let ready = if mode.ordered {
+                    reorder.add(worker, events, done_below)
+                } else {
+                    events.into_iter().map(|(_, event)| event).collect()
+                };
+                for event in &ready {
+                    output.event(event)?;
+                }
+            }
+            OutputMsg::Stats { stats, write } => drop(output.stats(*stats, write)?),
+            OutputMsg::Reopen => {
+                tracing::info!("reopening outputs");
+                output.sink.reopen()?;
+            }
+        }
+    }
+    for event in &reorder.drain() {
+        output.event(event)?;
+    }
+    output.finish()?;
+    Ok(output.counts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pipeline::dispatch::Phase;
+
+    fn stats_event(n: u64) -> Event {
+        Event::Stats(Box::new(StatsEvent { packets: n, ..StatsEvent::default() }))
+    }
+
+    fn order(index: u64, phase: Phase, flow_id: u64, worker: usize, serial: u64) -> Order {
+        Order { index, phase, flow_id, worker, serial }
+    }
+
+    fn packets(events: &[Event]) -> Vec<u64> {
+        events
+            .iter()
+            .map(|event| match event {
+                Event::Stats(stats) => stats.packets,
+                _ => u64::MAX,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn events_wait_until_every_worker_has_passed_their_frame() {
+        let mut reorder = Reorder::new(2);
+        let first = reorder.add(1, vec![(order(5, Phase::Packet, 9, 1, 0), stats_event(5))], 6);
+        assert!(first.is_empty(), "worker 0 may still send events of frames below 6");
+        let second = reorder.add(
+            0,
+            vec![
+                (order(5, Phase::Expiry, 3, 0, 1), stats_event(4)),
+                (order(7, Phase::Packet, 1, 0, 2), stats_event(7)),
+            ],
+            8,
+        );
+        assert_eq!(packets(&second), [4, 5], "expiry before the frame's own events; frame 7 is held");
+        let end = reorder.add(1, vec![(order(END_OF_INPUT, Phase::Expiry, 2, 1, 3), stats_event(99))], END_OF_INPUT);
+        assert_eq!(packets(&end), [7]);
+        let last = reorder.add(0, vec![(order(END_OF_INPUT, Phase::Expiry, 1, 0, 4), stats_event(98))], END_OF_INPUT);
+        assert_eq!(packets(&last), [98, 99], "once every worker is done, everything goes, by flow");
+        assert!(reorder.drain().is_empty());
+    }
+
+    /// Counts what the output thread asks of its sink.
+    #[derive(Default)]
+    struct Probe {
+        events: usize,
+        reopened: usize,
+        flushed: usize,
+        finished: bool,
+    }
+
+    impl Sink for Probe {
+        fn event(&mut self, _: &Event) -> io::Result<()> {
+            self.events += 1;
+            Ok(())
+        }
+        fn repeat(&mut self, _: &crate::output::RepeatSummary) -> io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self, _: &[crate::output::ServerReport]) -> io::Result<()> {
+            self.finished = true;
+            Ok(())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            self.flushed += 1;
+            Ok(())
+        }
+        fn reopen(&mut self) -> io::Result<()> {
+            self.reopened += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_output_thread_reopens_on_request_writes_stats_and_finishes() {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        sender.send(OutputMsg::Reopen).unwrap();
+        let events = vec![(order(1, Phase::Packet, 1, 0, 0), stats_event(1))];
+        sender.send(OutputMsg::Events { worker: 0, events, done_below: 2 }).unwrap();
+        sender.send(OutputMsg::Stats { stats: Box::new(StatsEvent::default()), write: true }).unwrap();
+        sender.send(OutputMsg::Stats { stats: Box::new(StatsEvent::default()), write: false }).unwrap();
+        drop(sender);
+        let mut probe = Probe::default();
+        let mode = OutputMode { workers: 1, ordered: false, flush_when_idle: true };
+        run(receiver, &mut probe, mode).unwrap();
+        assert_eq!(probe.reopened, 1);
+        assert_eq!(probe.events, 2, "one event, one stats report written, one only logged");
+        assert!(probe.finished);
+        assert!(probe.flushed >= 1);
+    }
+}

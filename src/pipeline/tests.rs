@@ -1,0 +1,186 @@
+//! The pipeline end to end on written captures: the thread count changes nothing in the output.
+
+use std::io;
+use std::time::Duration;
+
+use super::*;
+use crate::alert::Outcome;
+use crate::output::{RepeatSummary, ServerReport};
+use crate::pcapwriter::{interleave, write_pcap_file, CapturedFrame, Conversation, Side};
+
+/// Keeps what the pipeline wrote, as JSON lines.
+#[derive(Default)]
+struct Collect {
+    lines: Vec<String>,
+    events: Vec<Event>,
+    servers: Vec<ServerReport>,
+}
+
+impl Sink for Collect {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        if let Some(line) = event.to_json() {
+            self.lines.push(line.to_string());
+        }
+        self.events.push(event.clone());
+        Ok(())
+    }
+
+    fn repeat(&mut self, _: &RepeatSummary) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+        self.servers = servers.to_vec();
+        Ok(())
+    }
+}
+
+const START_SECS: u64 = 1_700_000_000;
+
+/// One mail login of the workload; `shape` picks protocol, outcome and ending.
+fn session(i: u16) -> Vec<CapturedFrame> {
+    let client = ([10, 1, (i / 200) as u8, (i % 200) as u8 + 1], 40_000 + i);
+    let pop3 = i % 2 == 0;
+    let server = ([10, 0, 0, (i % 5) as u8 + 1], if pop3 { 110 } else { 143 });
+    let mut conversation = Conversation::new(client, server);
+    conversation.start_at(Timestamp::from_secs_nanos(START_SECS + u64::from(i) * 3, u32::from(i) * 7_919));
+    conversation.handshake();
+    let user = format!("user{i}");
+    if pop3 {
+        conversation.server(b"+OK ready\r\n").client(format!("USER {user}\r\n").as_bytes()).server(b"+OK\r\n");
+        conversation.client(format!("PASS pw-{i}\r\n").as_bytes());
+    } else {
+        conversation.server(b"* OK IMAP ready\r\n").client(format!("a1 LOGIN {user} pw-{i}\r\n").as_bytes());
+    }
+    match i % 4 {
+        // Answered, closed.
+        0 | 1 => {
+            conversation.server(if pop3 { b"+OK in\r\n" } else { b"a1 OK in\r\n" });
+            conversation.fin(Side::Client);
+        }
+        // Refused, then silence long enough for the idle timeout.
+        2 => {
+            conversation.server(if pop3 { b"-ERR no\r\n" } else { b"a1 NO no\r\n" });
+            conversation.wait(Duration::from_secs(700)).client(b"QUIT\r\n");
+        }
+        // Never answered, never closed: pending until the end of input.
+        _ => {}
+    }
+    conversation.frames().unwrap()
+}
+
+fn workload(sessions: u16) -> Vec<CapturedFrame> {
+    interleave((0..sessions).map(session))
+}
+
+fn run(path: &std::path::Path, threads: usize, queue_segments: usize, stats_event: bool) -> (Collect, RunReport) {
+    let config = RunConfig { threads, queue_segments, stats_event, ..RunConfig::default() };
+    let mut sink = Collect::default();
+    let report = read_files(&[path.to_path_buf()], &config, &mut sink).unwrap();
+    (sink, report)
+}
+
+#[test]
+fn one_worker_or_many_write_the_same_lines_in_the_same_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("many.pcap");
+    write_pcap_file(&path, &workload(120)).unwrap();
+    let (single, single_report) = run(&path, 1, DEFAULT_QUEUE_SEGMENTS, false);
+    assert_eq!(single.lines.len(), 120, "one credential per session");
+    let outcomes = |collect: &Collect, outcome: Outcome| {
+        collect
+            .events
+            .iter()
+            .filter(|event| matches!(event, Event::Credential(alert) if alert.credential.outcome == outcome))
+            .count()
+    };
+    assert_eq!(outcomes(&single, Outcome::Success), 60);
+    assert_eq!(outcomes(&single, Outcome::Failure), 30);
+    assert_eq!(outcomes(&single, Outcome::Unknown), 30);
+    assert!(single_report.engine.flow.flows_timed_out >= 30, "the idle sessions expired on packet time");
+    for threads in [2, 4, 7] {
+        let (many, report) = run(&path, threads, DEFAULT_QUEUE_SEGMENTS, false);
+        assert_eq!(many.lines, single.lines, "{threads} threads");
+        assert_eq!(many.servers, single.servers, "{threads} threads");
+        assert_eq!(report.frames, single_report.frames);
+        assert_eq!(report.engine.flow.flows_created, single_report.engine.flow.flows_created);
+        assert_eq!(report.engine.flow.flows_timed_out, single_report.engine.flow.flows_timed_out);
+        assert_eq!(report.cleartext_alerts, 120);
+    }
+}
+
+#[test]
+fn files_never_drop_even_with_tiny_queues() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tiny-queues.pcap");
+    write_pcap_file(&path, &workload(40)).unwrap();
+    let (single, single_report) = run(&path, 1, DEFAULT_QUEUE_SEGMENTS, false);
+    let (many, report) = run(&path, 3, 1, false);
+    assert_eq!(many.lines, single.lines);
+    assert_eq!(report.stats.queue_drops, 0);
+    assert_eq!(report.engine.flow.reassembly.segments, single_report.engine.flow.reassembly.segments);
+}
+
+#[test]
+fn the_closing_stats_are_written_only_when_asked_and_count_what_was_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("stats.pcap");
+    let frames = workload(8);
+    write_pcap_file(&path, &frames).unwrap();
+    for threads in [1, 2] {
+        let (quiet, _) = run(&path, threads, DEFAULT_QUEUE_SEGMENTS, false);
+        assert!(!quiet.events.iter().any(|event| matches!(event, Event::Stats(_))));
+        let (loud, report) = run(&path, threads, DEFAULT_QUEUE_SEGMENTS, true);
+        let Some(Event::Stats(stats)) = loud.events.last() else { panic!("the stats come last: {:?}", loud.lines) };
+        assert!(stats.is_final);
+        assert_eq!(stats.packets, frames.len() as u64);
+        assert_eq!(stats.alerts.cleartext_credential, 8);
+        assert_eq!(stats.flows_created, 8 + 2, "the two sessions that idled out come back mid-stream");
+        assert_eq!(stats.timestamp, frames.iter().map(|f| f.ts).max().unwrap().rfc3339_micros());
+        assert_eq!(report.stats, **stats);
+        assert_eq!(loud.lines.len(), quiet.lines.len() + 1);
+    }
+}
+
+#[test]
+fn a_missing_file_is_reported_and_the_others_are_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("one.pcap");
+    write_pcap_file(&path, &session(0)).unwrap();
+    let config = RunConfig { threads: 2, ..RunConfig::default() };
+    let mut sink = Collect::default();
+    let report = read_files(&[dir.path().join("absent.pcap"), path], &config, &mut sink).unwrap();
+    assert_eq!(report.files_read, 2);
+    assert_eq!(report.file_errors.len(), 1);
+    assert_eq!(sink.lines.len(), 1);
+}
+
+/// A sink that fails: the run must stop with the error, not hang on full queues.
+struct Broken;
+
+impl Sink for Broken {
+    fn event(&mut self, _: &Event) -> io::Result<()> {
+        Err(io::ErrorKind::BrokenPipe.into())
+    }
+
+    fn repeat(&mut self, _: &RepeatSummary) -> io::Result<()> {
+        Err(io::ErrorKind::BrokenPipe.into())
+    }
+
+    fn finish(&mut self, _: &[ServerReport]) -> io::Result<()> {
+        Err(io::ErrorKind::BrokenPipe.into())
+    }
+}
+
+#[test]
+fn an_output_failure_ends_the_run_with_its_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.pcap");
+    write_pcap_file(&path, &workload(60)).unwrap();
+    for threads in [1, 4] {
+        let config = RunConfig { threads, queue_segments: 1, ..RunConfig::default() };
+        let error = read_files(std::slice::from_ref(&path), &config, &mut Broken).unwrap_err();
+        let RunError::Output(error) = error;
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe, "{threads} threads");
+    }
+}

@@ -1,0 +1,293 @@
+//! The pipeline end to end through the command line, on captures written by the repository's
+//! pcap writer: mirror encapsulations, SPAN duplicates, tunnels that must not mix, and the
+//! thread count changing nothing (on written captures and on the real corpus).
+
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use credwatch::pcapwriter::{
+    interleave, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption, Side, TunnelEnds,
+};
+use serde_json::Value;
+
+const CLIENT: [u8; 4] = [10, 20, 0, 5];
+const SERVER: [u8; 4] = [10, 20, 0, 9];
+
+/// `credwatch read -f json --threads N` on `path`: its stdout, checked to have succeeded.
+fn read_json(path: &Path, threads: usize) -> String {
+    let output = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(["read", "-f", "json", "--show-usernames", "--threads", &threads.to_string()])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "credwatch failed: {}", String::from_utf8_lossy(&output.stderr));
+    String::from_utf8(output.stdout).unwrap()
+}
+
+/// The alerts (not the server reports and postures) of a run.
+fn alerts(path: &Path, threads: usize) -> Vec<Value> {
+    read_json(path, threads)
+        .lines()
+        .map(|line| serde_json::from_str::<Value>(line).unwrap())
+        .filter(|event| !matches!(event["event_type"].as_str(), Some("server_report" | "server_posture")))
+        .collect()
+}
+
+/// A POP3 login, accepted, from CLIENT to SERVER.
+fn pop3_login(user: &str) -> Conversation {
+    let mut conversation = Conversation::new((CLIENT, 40_110), (SERVER, 110));
+    conversation
+        .handshake()
+        .server(b"+OK POP3 ready\r\n")
+        .client(format!("USER {user}\r\n").as_bytes())
+        .server(b"+OK\r\n")
+        .client(b"PASS not-a-real-password\r\n")
+        .server(b"+OK logged in\r\n")
+        .fin(Side::Client);
+    conversation
+}
+
+/// An IMAP login, refused.
+fn imap_login(user: &str) -> Conversation {
+    let mut conversation = Conversation::new((CLIENT, 40_143), (SERVER, 143));
+    conversation
+        .handshake()
+        .server(b"* OK IMAP ready\r\n")
+        .client(format!("a1 LOGIN {user} not-a-real-password\r\n").as_bytes())
+        .server(b"a1 NO wrong\r\n")
+        .fin(Side::Client);
+    conversation
+}
+
+fn write(dir: &Path, name: &str, frames: &[CapturedFrame]) -> PathBuf {
+    let path = dir.join(name);
+    write_pcap_file(&path, frames).unwrap();
+    path
+}
+
+fn ip(value: &Value) -> IpAddr {
+    value.as_str().unwrap().parse().unwrap()
+}
+
+/// Exactly one credential alert, for the inner endpoints, with the expected outcome.
+fn assert_one_login(alerts: &[Value], port: u16, outcome: &str, what: &str) {
+    assert_eq!(alerts.len(), 1, "{what}: {alerts:#?}");
+    let alert = &alerts[0];
+    assert_eq!(alert["event_type"], "cleartext_credential", "{what}");
+    assert_eq!((ip(&alert["src_ip"]), ip(&alert["dest_ip"])), (IpAddr::from(CLIENT), IpAddr::from(SERVER)), "{what}");
+    assert_eq!(alert["dest_port"], port, "{what}");
+    assert_eq!(alert["credential"]["outcome"], outcome, "{what}");
+}
+
+fn ends() -> TunnelEnds {
+    TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 2])
+}
+
+/// Every encapsulation the decoder peels, as (name, VLAN ids, steps innermost first).
+fn encapsulations() -> Vec<(&'static str, Vec<u16>, Vec<Encap>)> {
+    let gre = |key| Encap::Gre { ends: ends(), key, sequence: true, checksum: false };
+    let option = GeneveOption { class: 0x0103, option_type: 1, data: vec![0, 0, 0, 42] };
+    vec![
+        ("802.1Q", vec![10], vec![]),
+        ("QinQ", vec![10, 20], vec![]),
+        ("VXLAN", vec![], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 4242 }]),
+        ("GENEVE carrying IP", vec![], vec![Encap::Geneve { ends: ends(), vni: 7, options: vec![option] }]),
+        (
+            "GENEVE carrying Ethernet",
+            vec![],
+            vec![Encap::Ethernet, Encap::Geneve { ends: ends(), vni: 7, options: vec![] }],
+        ),
+        ("GRE", vec![], vec![gre(None)]),
+        ("GRE with a key, carrying Ethernet", vec![], vec![Encap::Ethernet, gre(Some(99))]),
+        ("ERSPAN II", vec![], vec![Encap::Ethernet, Encap::ErspanII { ends: ends(), session: 3, vlan: 0, index: 1 }]),
+        (
+            "ERSPAN III",
+            vec![],
+            vec![Encap::Ethernet, Encap::ErspanIII { ends: ends(), session: 3, vlan: 0, hardware_id: 2 }],
+        ),
+        ("MPLS", vec![], vec![Encap::Mpls { labels: vec![16, 1000] }]),
+        ("MPLS inside GRE", vec![], vec![Encap::Mpls { labels: vec![16] }, gre(None)]),
+        ("IPv4 in IPv4", vec![], vec![Encap::IpInIp { ends: ends() }]),
+        (
+            "IPv4 in IPv6",
+            vec![],
+            vec![Encap::IpInIp {
+                ends: TunnelEnds::new(
+                    "2001:db8::1".parse::<IpAddr>().unwrap(),
+                    "2001:db8::2".parse::<IpAddr>().unwrap(),
+                ),
+            }],
+        ),
+        ("VXLAN in QinQ", vec![100, 200], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }]),
+    ]
+}
+
+fn wrapped(mut conversation: Conversation, vlans: &[u16], encaps: &[Encap]) -> Vec<CapturedFrame> {
+    conversation.vlans(vlans);
+    for encap in encaps {
+        conversation.encap(encap.clone());
+    }
+    conversation.frames().unwrap()
+}
+
+#[test]
+fn a_login_inside_each_encapsulation_gives_one_alert_with_the_inner_endpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    for (name, vlans, encaps) in encapsulations() {
+        for (login, port, outcome) in [(pop3_login("alice"), 110, "success"), (imap_login("bob"), 143, "failure")] {
+            let path = write(dir.path(), "tunnel.pcap", &wrapped(login, &vlans, &encaps));
+            let alerts = alerts(&path, 2);
+            assert_one_login(&alerts, port, outcome, name);
+            if encaps.is_empty() {
+                assert_eq!(alerts[0]["vlan"], serde_json::json!(vlans), "{name}");
+            } else {
+                assert!(alerts[0].get("vlan").is_none(), "{name}: tags outside a tunnel are not the inner flow's");
+            }
+        }
+    }
+}
+
+/// VLAN ids and encapsulation steps around a conversation.
+type Carrier = (Vec<u16>, Vec<Encap>);
+
+#[test]
+fn the_same_inner_connection_in_two_tunnels_or_vlans_gives_two_logins() {
+    let dir = tempfile::tempdir().unwrap();
+    let gre = |key| Encap::Gre { ends: ends(), key: Some(key), sequence: false, checksum: false };
+    let other_ends = TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 3]);
+    let pairs: Vec<(&str, Carrier, Carrier)> = vec![
+        ("VLAN ids", (vec![10], vec![]), (vec![11], vec![])),
+        ("QinQ outer ids", (vec![10, 20], vec![]), (vec![11, 20], vec![])),
+        (
+            "VXLAN VNIs",
+            (vec![], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }]),
+            (vec![], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 2 }]),
+        ),
+        (
+            "GENEVE VNIs",
+            (vec![], vec![Encap::Geneve { ends: ends(), vni: 1, options: vec![] }]),
+            (vec![], vec![Encap::Geneve { ends: ends(), vni: 2, options: vec![] }]),
+        ),
+        ("GRE keys", (vec![], vec![gre(1)]), (vec![], vec![gre(2)])),
+        (
+            "ERSPAN sessions",
+            (vec![], vec![Encap::Ethernet, Encap::ErspanII { ends: ends(), session: 1, vlan: 0, index: 0 }]),
+            (vec![], vec![Encap::Ethernet, Encap::ErspanII { ends: ends(), session: 2, vlan: 0, index: 0 }]),
+        ),
+        (
+            "IP-in-IP outer addresses",
+            (vec![], vec![Encap::IpInIp { ends: ends() }]),
+            (vec![], vec![Encap::IpInIp { ends: other_ends }]),
+        ),
+        ("tunnelled or not", (vec![], vec![]), (vec![], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }])),
+    ];
+    for (name, (vlans_a, encaps_a), (vlans_b, encaps_b)) in pairs {
+        // Same addresses, ports, sequence numbers and timing; only the user names differ.
+        let frames = interleave([
+            wrapped(pop3_login("alice"), &vlans_a, &encaps_a),
+            wrapped(pop3_login("bobby"), &vlans_b, &encaps_b),
+        ]);
+        let path = write(dir.path(), "two.pcap", &frames);
+        for threads in [1, 3] {
+            let alerts = alerts(&path, threads);
+            let mut users: Vec<&str> = alerts.iter().map(|a| a["credential"]["username"].as_str().unwrap()).collect();
+            users.sort_unstable();
+            assert_eq!(users, ["alice", "bobby"], "{name}, {threads} threads: {alerts:#?}");
+            assert!(alerts.iter().all(|a| a["credential"]["outcome"] == "success"), "{name}");
+        }
+    }
+}
+
+/// Every frame twice, as a SPAN port mirroring both the ingress and the egress of a switch
+/// delivers them; `delay` frames later for the second copy (0: right behind the first).
+fn duplicated(frames: &[CapturedFrame], delay: usize) -> Vec<CapturedFrame> {
+    let mut out: Vec<CapturedFrame> = Vec::with_capacity(frames.len() * 2);
+    for (i, frame) in frames.iter().enumerate() {
+        out.push(frame.clone());
+        if let Some(earlier) = i.checked_sub(delay).and_then(|j| frames.get(j)) {
+            out.push(CapturedFrame { ts: frame.ts, ..earlier.clone() });
+        }
+    }
+    for earlier in frames.iter().skip(frames.len().saturating_sub(delay)) {
+        let ts = frames.last().unwrap().ts;
+        out.push(CapturedFrame { ts, ..earlier.clone() });
+    }
+    out
+}
+
+#[test]
+fn span_duplicates_give_no_duplicate_alerts() {
+    let dir = tempfile::tempdir().unwrap();
+    let single = interleave([pop3_login("alice").frames().unwrap(), imap_login("bob").frames().unwrap()]);
+    let path = write(dir.path(), "once.pcap", &single);
+    let expected = alerts(&path, 1);
+    assert_eq!(expected.len(), 2);
+    for delay in [0, 1, 3] {
+        let twice = duplicated(&single, delay);
+        assert_eq!(twice.len(), single.len() * 2);
+        let path = write(dir.path(), "twice.pcap", &twice);
+        for threads in [1, 4] {
+            let alerts = alerts(&path, threads);
+            assert_eq!(alerts, expected, "delay {delay}, {threads} threads");
+        }
+    }
+    // Also through a tunnel: a cloud mirror session can deliver both directions twice too.
+    let vxlan = [Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 9 }];
+    let path = write(dir.path(), "twice-vxlan.pcap", &duplicated(&wrapped(pop3_login("alice"), &[], &vxlan), 0));
+    assert_one_login(&alerts(&path, 2), 110, "success", "duplicated VXLAN");
+}
+
+/// Many conversations of every kind in one capture (pcapng). Each has its own client port: some
+/// encapsulations share a tunnel context (MPLS labels are not part of it, by design).
+#[test]
+fn one_thread_or_four_give_the_same_output_on_a_mixed_capture() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conversations = Vec::new();
+    for (i, (_, vlans, encaps)) in encapsulations().into_iter().enumerate() {
+        let start = credwatch::capture::Timestamp::from_secs_nanos(1_700_000_000 + i as u64, 0);
+        let port = 41_000 + 2 * i as u16;
+        let mut pop3 = Conversation::new((CLIENT, port), (SERVER, 110));
+        pop3.start_at(start).handshake().server(b"+OK\r\n").client(format!("USER u{i}\r\nPASS p\r\n").as_bytes());
+        pop3.server(b"+OK\r\n+OK\r\n").fin(Side::Server);
+        let mut imap = Conversation::new((CLIENT, port + 1), (SERVER, 143));
+        imap.start_at(start).handshake().server(b"* OK\r\n").client(format!("a LOGIN i{i} p\r\n").as_bytes());
+        imap.server(b"a NO\r\n").fin(Side::Client);
+        conversations.push(wrapped(pop3, &vlans, &encaps));
+        conversations.push(wrapped(imap, &vlans, &encaps));
+    }
+    let path = dir.path().join("mixed.pcapng");
+    write_pcapng_file(&path, &interleave(conversations)).unwrap();
+    let one = read_json(&path, 1);
+    assert_eq!(
+        one.lines().filter(|line| line.contains("\"cleartext_credential\"")).count(),
+        encapsulations().len() * 2
+    );
+    assert_eq!(read_json(&path, 4), one);
+}
+
+/// The real captures: every file gives the same output with one thread and with four. They live
+/// outside the repository (CREDWATCH_CORPUS, or `../shared/corpus/real` next to the checkout).
+#[test]
+fn one_thread_or_four_give_the_same_output_on_every_corpus_file() {
+    let dir = std::env::var_os("CREDWATCH_CORPUS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/real"));
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        eprintln!("skipped: no corpus at {} (set CREDWATCH_CORPUS)", dir.display());
+        return;
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "pcap" || ext == "pcapng"))
+        .collect();
+    files.sort();
+    assert!(!files.is_empty(), "no captures in {}", dir.display());
+    let mut alerts_seen = 0;
+    for file in &files {
+        let one = read_json(file, 1);
+        alerts_seen += one.lines().filter(|line| line.contains("_credential\"")).count();
+        assert_eq!(read_json(file, 4), one, "{}", file.display());
+    }
+    assert!(alerts_seen > 0, "the corpus holds logins");
+}
