@@ -142,6 +142,10 @@ pub struct LiveArgs {
     /// Seconds between `stats` events (and log lines); 0: only at exit.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
     pub stats_interval: u64,
+    /// Seconds between server inventories (`server_report` per exposed server and
+    /// `server_posture` per mail server); 0: only at exit.
+    #[arg(long, default_value_t = 3600, value_name = "SECONDS")]
+    pub report_interval: u64,
     /// After opening the interfaces, switch to this user (and its group, unless --group).
     #[arg(long, value_name = "NAME")]
     pub user: Option<String>,

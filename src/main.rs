@@ -117,7 +117,7 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
 
     use anyhow::Context;
     use credwatch::capture::live::{Filter, LiveOptions, LiveSource};
-    use credwatch::pipeline::live::Control;
+    use credwatch::pipeline::live::{Control, Intervals};
 
     let config = args.run_config()?;
     if privileges::is_root() && args.user.is_none() && !args.allow_root {
@@ -149,12 +149,13 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     if let Some(user) = &args.user {
         privileges::drop_to(user, args.group.as_deref())?;
     }
-    let stats_interval = match args.stats_interval {
+    let interval = |seconds| match seconds {
         0 => Duration::MAX,
         secs => Duration::from_secs(secs),
     };
+    let intervals = Intervals { stats: interval(args.stats_interval), inventory: interval(args.report_interval) };
     let mut sink = sinks(&args.analysis, args.dedup_window())?;
-    let report = pipeline::live::run(sources, &config, stats_interval, &control, sink.as_mut())?;
+    let report = pipeline::live::run(sources, &config, intervals, &control, sink.as_mut())?;
     drop(sink);
     std::io::stdout().flush().ok();
     tracing::info!(cleartext = report.cleartext_alerts, "stopped");

@@ -209,6 +209,10 @@ impl<S: Sink> Sink for Dedup<S> {
     }
 
     /// Postures come at the end of a run: repeats held back until then go out first.
+    fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
+        self.inner.server_report(report)
+    }
+
     fn posture(&mut self, posture: &crate::posture::ServerPosture) -> io::Result<()> {
         self.close_all()?;
         self.inner.posture(posture)

@@ -21,7 +21,7 @@ mod queued;
 mod spec;
 mod summary;
 mod syslog;
-mod text;
+pub(crate) mod text;
 
 use std::io::{self, Write};
 use std::sync::Arc;
@@ -48,6 +48,11 @@ pub trait Sink: Send {
     fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()>;
     /// A server's TLS posture: at the end of a run, and when it changes in live capture.
     fn posture(&mut self, _posture: &ServerPosture) -> io::Result<()> {
+        Ok(())
+    }
+    /// One server of the inventory while the run goes on (live capture, every
+    /// `--report-interval`); the closing inventory comes with `finish`.
+    fn server_report(&mut self, _report: &ServerReport) -> io::Result<()> {
         Ok(())
     }
     /// End of the run: the servers that exposed credentials, most exposed first.
@@ -220,6 +225,10 @@ impl<W: Write + Send> Sink for LineSink<W> {
         self.write(Record::Posture(posture))
     }
 
+    fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
+        self.write(Record::Server(report))
+    }
+
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
         for server in servers {
             self.write(Record::Server(server))?;
@@ -312,6 +321,10 @@ impl Sink for Outputs {
 
     fn posture(&mut self, posture: &ServerPosture) -> io::Result<()> {
         self.each(|sink| sink.posture(posture))
+    }
+
+    fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
+        self.each(|sink| sink.server_report(report))
     }
 
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {

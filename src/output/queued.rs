@@ -180,6 +180,11 @@ impl Sink for QueuedSink {
         Ok(())
     }
 
+    fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
+        self.push(Record::Server(report));
+        Ok(())
+    }
+
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
         for server in servers {
             self.push(Record::Server(server));

@@ -193,6 +193,10 @@ impl<W: Write + Send> Sink for TextSink<W> {
         writeln!(self.out, "{}", line(Record::Repeat(summary), self.palette))
     }
 
+    fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
+        writeln!(self.out, "{}", line(Record::Server(report), self.palette))
+    }
+
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
         if servers.is_empty() {
             writeln!(self.out, "No credential crossed in clear.")?;

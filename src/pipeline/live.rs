@@ -25,6 +25,8 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 const MAX_BACKOFF: Duration = Duration::from_secs(60);
 /// How often the control loop looks at the flags, and capture threads publish their counters.
 const POLL: Duration = Duration::from_millis(100);
+/// How often the outputs learn the time (dedup windows close on it).
+const TICK: Duration = Duration::from_secs(1);
 
 /// Flags set from outside the run (signal handlers).
 #[derive(Clone, Debug, Default)]
@@ -35,13 +37,22 @@ pub struct Control {
     pub reopen: Arc<AtomicBool>,
 }
 
+/// How often live capture reports while it runs (`Duration::MAX`: only at the end).
+#[derive(Clone, Copy, Debug)]
+pub struct Intervals {
+    /// `stats` events.
+    pub stats: Duration,
+    /// The server inventory (`server_report`s and postures).
+    pub inventory: Duration,
+}
+
 /// Captures until `control.stop` is set, then drains the queues, closes every flow (pending
 /// credentials come out with outcome `unknown`), writes the final stats and the summary. Stats
-/// are also written every `stats_interval` (`Duration::MAX`: only at the end).
+/// and the inventory are also written at their `intervals`.
 pub fn run(
     sources: Vec<LiveSource>,
     config: &RunConfig,
-    stats_interval: Duration,
+    intervals: Intervals,
     control: &Control,
     sink: &mut dyn Sink,
 ) -> Result<RunReport, RunError> {
@@ -67,16 +78,27 @@ pub fn run(
         }
         drop(queues);
         // `None`: no periodic reports (an interval too long to add to a clock).
-        let mut next_report = Instant::now().checked_add(stats_interval);
+        let mut next_report = Instant::now().checked_add(intervals.stats);
+        let mut next_inventory = Instant::now().checked_add(intervals.inventory);
+        let mut next_tick = Instant::now();
         while !control.stop.load(Ordering::SeqCst) && captures.iter().any(|c| !c.is_finished()) {
             std::thread::sleep(POLL);
             if control.reopen.swap(false, Ordering::SeqCst) {
                 let _ = threads.output.send(OutputMsg::Reopen);
             }
-            if let Some(due) = next_report.filter(|due| Instant::now() >= *due) {
-                next_report = due.checked_add(stats_interval);
+            let now = Instant::now();
+            if now >= next_tick {
+                next_tick = now + TICK;
+                let _ = threads.output.send(OutputMsg::Tick(wall_clock()));
+            }
+            if let Some(due) = next_report.filter(|due| now >= *due) {
+                next_report = due.checked_add(intervals.stats);
                 let stats = Box::new(shared.event(wall_clock(), false, true));
                 let _ = threads.output.send(OutputMsg::Stats { stats, write: true });
+            }
+            if let Some(due) = next_inventory.filter(|due| now >= *due) {
+                next_inventory = due.checked_add(intervals.inventory);
+                let _ = threads.output.send(OutputMsg::Inventory);
             }
         }
         tracing::info!("stopping: draining the queues");

@@ -8,6 +8,7 @@ use std::io;
 use crossbeam_channel::Receiver;
 
 use crate::alert::{AlertCounts, Event, EventType, StatsEvent};
+use crate::capture::Timestamp;
 use crate::output::{ServerSummary, Sink};
 use crate::posture::PostureTracker;
 
@@ -24,6 +25,12 @@ pub enum OutputMsg {
     /// SIGHUP: reopen output files.
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
     Reopen,
+    /// Live: time goes on (closes dedup windows even when no event arrives).
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    Tick(Timestamp),
+    /// Live, every `--report-interval`: the server inventory and every posture so far.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    Inventory,
 }
 
 /// A sink plus what the run needs to know of what went into it: the alert counts, the server
@@ -86,6 +93,17 @@ impl<'s> Output<'s> {
             self.sink.event(&Event::Stats(Box::new(stats.clone())))?;
         }
         Ok(stats)
+    }
+
+    /// The inventory so far: one `server_report` per exposed server, one posture per server.
+    fn inventory(&mut self) -> io::Result<()> {
+        for report in self.summary.reports() {
+            self.sink.server_report(&report)?;
+        }
+        for posture in self.posture.snapshot() {
+            self.sink.posture(&posture)?;
+        }
+        Ok(())
     }
 
     /// End of the run: every server's posture, the summary of servers, and everything flushed.
@@ -176,6 +194,8 @@ pub fn run(receiver: Receiver<OutputMsg>, sink: &mut dyn Sink, mode: OutputMode)
                 tracing::info!("reopening outputs");
                 output.sink.reopen()?;
             }
+            OutputMsg::Tick(now) => output.sink.tick(now)?,
+            OutputMsg::Inventory => output.inventory()?,
         }
     }
     for event in &reorder.drain() {
@@ -236,6 +256,9 @@ mod tests {
         reopened: usize,
         flushed: usize,
         finished: bool,
+        reports: usize,
+        postures: usize,
+        ticks: usize,
     }
 
     impl Sink for Probe {
@@ -258,6 +281,40 @@ mod tests {
             self.reopened += 1;
             Ok(())
         }
+        fn server_report(&mut self, _: &crate::output::ServerReport) -> io::Result<()> {
+            self.reports += 1;
+            Ok(())
+        }
+        fn posture(&mut self, _: &crate::posture::ServerPosture) -> io::Result<()> {
+            self.postures += 1;
+            Ok(())
+        }
+        fn tick(&mut self, _: Timestamp) -> io::Result<()> {
+            self.ticks += 1;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn live_inventories_come_on_request_and_time_reaches_the_sinks() {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let alert = crate::output::text::tests::sample_alert();
+        sender
+            .send(OutputMsg::Events {
+                worker: 0,
+                events: vec![(order(1, Phase::Packet, 1, 0, 0), alert)],
+                done_below: 2,
+            })
+            .unwrap();
+        sender.send(OutputMsg::Inventory).unwrap();
+        sender.send(OutputMsg::Tick(Timestamp(5))).unwrap();
+        sender.send(OutputMsg::Inventory).unwrap();
+        drop(sender);
+        let mut probe = Probe::default();
+        run(receiver, &mut probe, OutputMode { workers: 1, ordered: false, flush_when_idle: true }).unwrap();
+        assert_eq!(probe.reports, 2, "the exposed server, once per inventory");
+        assert_eq!(probe.ticks, 1);
+        assert!(probe.finished);
     }
 
     #[test]
