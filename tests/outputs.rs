@@ -41,7 +41,7 @@ fn run_json(capture: &Path, extra: &[&str]) -> Vec<Value> {
 fn every_native_line_matches_the_schema() {
     let validator = schema("events.schema.json");
     let mut seen = std::collections::BTreeSet::new();
-    for extra in [&[][..], &["--show-usernames", "--dedup-window", "1h"][..]] {
+    for extra in [&[][..], &["--show-usernames", "--dedup-window", "1h", "--stats"][..]] {
         for capture in captures() {
             for line in run_json(&capture, extra) {
                 assert_valid(&validator, &line, &format!("{} {extra:?}", capture.display()));
@@ -49,7 +49,7 @@ fn every_native_line_matches_the_schema() {
             }
         }
     }
-    for event_type in ["cleartext_credential", "weak_credential", "server_report"] {
+    for event_type in ["cleartext_credential", "weak_credential", "server_report", "server_posture", "stats"] {
         assert!(seen.contains(event_type), "no {event_type} was checked: {seen:?}");
     }
     if common::shared_corpus("real").is_some() {
@@ -62,12 +62,12 @@ fn every_ecs_line_matches_the_ecs_schema() {
     let validator = schema("ecs.schema.json");
     let mut kinds = std::collections::BTreeSet::new();
     for capture in captures() {
-        for line in run_json(&capture, &["--output", "stdout,format=ecs", "--dedup-window", "1h"]) {
+        for line in run_json(&capture, &["--output", "stdout,format=ecs", "--dedup-window", "1h", "--stats"]) {
             assert_valid(&validator, &line, &capture.display().to_string());
             kinds.insert(line["event"]["kind"].as_str().unwrap_or_default().to_string());
         }
     }
-    assert!(kinds.contains("alert") && kinds.contains("state"), "{kinds:?}");
+    assert!(kinds.contains("alert") && kinds.contains("state") && kinds.contains("metric"), "{kinds:?}");
 }
 
 #[test]
