@@ -13,6 +13,7 @@ use crate::decode::{DecodeStats, Decoded, Decoder};
 use crate::flow::FlowLimits;
 use crate::output::{ServerSummary, Sink};
 use crate::posture::PostureTracker;
+use crate::progress::{Progress, ReadProgress};
 use crate::proto::ProtoConfig;
 
 pub use engine::{Engine, EngineStats};
@@ -51,7 +52,22 @@ pub enum RunError {
 /// not to its end) is reported and the run goes on with the next; what it held up to the error
 /// is kept.
 pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) -> Result<RunReport, RunError> {
+    read_files_with_progress(paths, config, sink, None)
+}
+
+/// Frames between two progress updates: often enough for a smooth bar, rare enough to cost nothing.
+const PROGRESS_EVERY_FRAMES: u64 = 4096;
+
+/// [`read_files`], telling `progress` how far it got every few thousand frames.
+pub fn read_files_with_progress<'s>(
+    paths: &[PathBuf],
+    config: &RunConfig,
+    sink: &'s mut dyn Sink,
+    progress: Option<&'s mut dyn Progress>,
+) -> Result<RunReport, RunError> {
     let mut run = Run {
+        progress,
+        bytes_of_finished_files: 0,
         engine: Engine::new(config.flow, config.proto.clone()),
         decoder: Decoder::new(),
         summary: ServerSummary::default(),
@@ -62,11 +78,16 @@ pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) ->
     };
     for path in paths {
         let outcome = match FileSource::open(path) {
-            Ok(mut source) => run.read(&mut source)?,
+            Ok(mut source) => {
+                let outcome = run.read(&mut source)?;
+                run.bytes_of_finished_files += source.bytes_read();
+                outcome
+            }
             Err(error) => Err(error),
         };
         run.report.files_read += 1;
         if let Err(error) = outcome {
+            run.clear_progress();
             tracing::error!("{error}");
             run.report.file_errors.push(error.to_string());
         }
@@ -82,6 +103,9 @@ struct Run<'s> {
     report: RunReport,
     events: Vec<Event>,
     sink: &'s mut dyn Sink,
+    progress: Option<&'s mut dyn Progress>,
+    /// Input bytes of the files already read, for progress over all of them.
+    bytes_of_finished_files: u64,
 }
 
 impl Run<'_> {
@@ -107,6 +131,25 @@ impl Run<'_> {
             if !self.events.is_empty() {
                 self.emit()?;
             }
+            if self.report.frames % PROGRESS_EVERY_FRAMES == 0 {
+                self.show_progress(source);
+            }
+        }
+    }
+
+    fn show_progress(&mut self, source: &FileSource) {
+        if let Some(progress) = self.progress.as_deref_mut() {
+            progress.update(&ReadProgress {
+                file: source.name(),
+                bytes: self.bytes_of_finished_files + source.bytes_read(),
+                alerts: self.report.cleartext_alerts + self.report.weak_alerts,
+            });
+        }
+    }
+
+    fn clear_progress(&mut self) {
+        if let Some(progress) = self.progress.as_deref_mut() {
+            progress.clear();
         }
     }
 
@@ -132,6 +175,7 @@ impl Run<'_> {
     }
 
     fn finish(mut self) -> Result<RunReport, RunError> {
+        self.clear_progress();
         self.engine.finish(&mut self.events);
         self.emit()?;
         for posture in self.posture.snapshot() {
