@@ -274,7 +274,7 @@ impl<W: Write> Page<'_, W> {
         let seen = seen.chain(self.report.postures.iter().flat_map(|p| [&p.first_seen, &p.last_seen]));
         let seen: Vec<&String> = seen.filter(|t| !t.is_empty()).collect();
         if let (Some(first), Some(last)) = (seen.iter().min(), seen.iter().max()) {
-            write!(html, "<p>Traffic from {} to {} UTC</p>\n", short_time(first), short_time(last))?;
+            writeln!(html, "<p>Traffic from {} to {} UTC</p>", short_time(first), short_time(last))?;
         }
         html.push_str("</header>\n");
         Ok(())
@@ -303,9 +303,9 @@ impl<W: Write> Page<'_, W> {
             ),
         ];
         for (class, value, label) in cards {
-            write!(
+            writeln!(
                 html,
-                "<div class=\"card {class}\"><div class=\"value\">{value}</div><div class=\"label\">{label}</div></div>\n"
+                "<div class=\"card {class}\"><div class=\"value\">{value}</div><div class=\"label\">{label}</div></div>"
             )?;
         }
         html.push_str("</div>\n");
@@ -494,10 +494,10 @@ impl<W: Write> Page<'_, W> {
         for alert in &report.anomalies {
             let kind = serde_json::to_value(alert.anomaly.kind).ok();
             let kind = kind.as_ref().and_then(|v| v.as_str()).unwrap_or("anomaly");
-            write!(
+            writeln!(
                 html,
                 "<tr><td class=\"when\">{}</td><td><span class=\"badge amber\">{}</span></td><td class=\"mono\">{}</td>\
-                 <td class=\"mono\">{}</td><td>{}</td></tr>\n",
+                 <td class=\"mono\">{}</td><td>{}</td></tr>",
                 short_time(&alert.timestamp),
                 escape(kind),
                 SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
@@ -667,18 +667,18 @@ impl Chart {
         let step = nice_step(peak.max(4).div_ceil(4));
         let top = peak.max(4).div_ceil(step).saturating_mul(step);
         let y_of = |count: u64| bottom - count as f64 / top as f64 * plot_height;
-        write!(
+        writeln!(
             html,
             "<svg class=\"chart\" viewBox=\"0 0 {SVG_WIDTH} {SVG_HEIGHT}\" role=\"img\" \
-             aria-label=\"Credential alerts over time, at most {peak} per bucket\">\n"
+             aria-label=\"Credential alerts over time, at most {peak} per bucket\">"
         )?;
         let mut tick = 0;
         while tick <= top {
             let y = y_of(tick);
-            write!(
+            writeln!(
                 html,
                 "<line class=\"grid\" x1=\"{PLOT_LEFT}\" x2=\"{}\" y1=\"{y:.1}\" y2=\"{y:.1}\"/>\
-                 <text class=\"axis\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text>\n",
+                 <text class=\"axis\" x=\"{}\" y=\"{:.1}\" text-anchor=\"end\">{tick}</text>",
                 SVG_WIDTH - PLOT_RIGHT,
                 PLOT_LEFT - 8,
                 y + 4.0
@@ -715,9 +715,9 @@ impl Chart {
                 html.push_str("</g>\n");
             }
             if index % label_every == 0 {
-                write!(
+                writeln!(
                     html,
-                    "<text class=\"axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>\n",
+                    "<text class=\"axis\" x=\"{:.1}\" y=\"{}\" text-anchor=\"middle\">{}</text>",
                     x + bar / 2.0,
                     SVG_HEIGHT - PLOT_BOTTOM + 18,
                     self.axis_label(from)
