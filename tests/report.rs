@@ -246,8 +246,16 @@ fn chromium_renders_the_demo_report_without_network() {
     assert!(loaded.dom.contains("<svg class=\"chart\""), "the chart is in the DOM");
     assert_eq!(loaded.dom.matches("<rect class=\"cleartext\"").count(), 4, "one red bar per second with logins");
 
+    // The screenshot (docs/report.png) shows the page as the README's quick start makes it, with
+    // the path relative to the repository.
+    let output = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .current_dir(common::repo_path(""))
+        .args(["report", "--html", html.to_str().unwrap(), "fixtures/demo.pcap"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
     let screenshot = dir.path().join("report.png");
-    let output = headless(&chromium, &dir.path().join("profile"), &["--window-size=1280,1500"])
+    let output = headless(&chromium, &dir.path().join("profile"), &["--window-size=1280,2000", "--hide-scrollbars"])
         .arg(format!("--screenshot={}", screenshot.display()))
         .arg(file_url(&html))
         .output()
@@ -255,7 +263,7 @@ fn chromium_renders_the_demo_report_without_network() {
     assert!(output.status.success(), "chromium failed: {}", String::from_utf8_lossy(&output.stderr));
     let png = std::fs::read(&screenshot).unwrap();
     assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    assert_eq!(png.get(16..24), Some(&[0, 0, 5, 0, 0, 0, 5, 220][..]), "1280 x 1500 pixels");
+    assert_eq!(png.get(16..24), Some(&[0, 0, 5, 0, 0, 0, 7, 208][..]), "1280 x 2000 pixels");
     assert!(png.len() > 50_000, "a page, not a blank ({} bytes)", png.len());
     if std::env::var_os("CREDWATCH_WRITE_SCREENSHOT").is_some() {
         std::fs::write(common::repo_path("docs/report.png"), &png).unwrap();

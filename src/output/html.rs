@@ -187,7 +187,7 @@ tbody tr:nth-child(even) { background: #fafbfc; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .mono { font-family: ui-monospace, "SFMono-Regular", Menlo, Consolas, "Liberation Mono", monospace; font-size: 12.5px; }
 .sub { display: block; color: var(--muted); font-size: 12px; margin-top: 2px; word-break: break-word; }
-.names { display: block; color: var(--muted); font-size: 12px; margin-top: 2px; overflow-wrap: anywhere; }
+.names { display: block; color: var(--muted); font-size: 12px; margin-top: 2px; overflow-wrap: break-word; }
 td.server { min-width: 220px; } td.users { min-width: 120px; max-width: 240px; } td.fix { min-width: 180px; }
 td.logins { min-width: 150px; }
 .scroll { overflow-x: auto; } .nowrap { white-space: nowrap; }
