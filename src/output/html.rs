@@ -51,7 +51,8 @@ impl Exposures {
     fn add(&mut self, kind: EventType, count: u64) {
         match kind {
             EventType::CleartextCredential => self.cleartext = self.cleartext.saturating_add(count),
-            EventType::WeakCredential | EventType::Anomaly => self.weak = self.weak.saturating_add(count),
+            EventType::WeakCredential => self.weak = self.weak.saturating_add(count),
+            EventType::Anomaly => {}
         }
     }
 }
