@@ -54,6 +54,23 @@ pub enum Command {
     /// feature and CAP_NET_RAW + CAP_NET_ADMIN (or root with --user to drop it). SIGHUP reopens
     /// output files.
     Live(LiveArgs),
+    /// Write the servers at risk as one self-contained HTML page
+    ///
+    /// A page for people who would rather look than read: headline figures, a chart of
+    /// exposures over time, the servers that exposed credentials (most exposed first, with who
+    /// must act) and the TLS posture of every mail server. One file, no script, nothing fetched
+    /// from the network. Takes the same inputs and options as `read`; events go to the --output
+    /// sinks only when some are named.
+    Report(ReportArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The HTML file to write (replaced if it exists).
+    #[arg(long, value_name = "FILE")]
+    pub html: PathBuf,
+    #[command(flatten)]
+    pub read: ReadArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -356,6 +373,7 @@ mod tests {
     fn read_args(args: &[&str]) -> ReadArgs {
         match parse(args).unwrap().command {
             Command::Read(read) | Command::Posture(read) => read,
+            Command::Report(report) => report.read,
             Command::Live(_) => panic!("not read"),
         }
     }
@@ -460,5 +478,17 @@ mod tests {
         assert!(parse(&["live"]).is_err(), "an interface is required");
         assert!(parse(&["live", "-i", "x", "--any-port", "--filter", "tcp"]).is_err());
         assert!(parse(&["live", "-i", "x", "--group", "g"]).is_err(), "--group goes with --user");
+    }
+
+    #[test]
+    fn report_needs_an_html_file() {
+        let Command::Report(report) = parse(&["report", "--html", "out.html", "-f", "json", "a.pcap"]).unwrap().command
+        else {
+            panic!("report parses as Report");
+        };
+        assert_eq!(report.html, PathBuf::from("out.html"));
+        assert_eq!(report.read.paths, [PathBuf::from("a.pcap")]);
+        assert!(report.read.analysis.outputs.is_empty());
+        assert!(parse(&["report", "a.pcap"]).is_err(), "--html is required");
     }
 }

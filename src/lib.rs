@@ -17,7 +17,8 @@
 //!   module that ever sees a password; what leaves it is already redacted.
 //! * [`alert`] is the event model every output serialises; [`output`] writes it.
 //! * [`posture`] turns what sessions showed of their servers into a TLS-posture inventory.
-//! * [`pipeline`] wires the stages together on one or more threads.
+//! * [`pipeline`] wires the stages together on one or more threads; [`progress`] shows how far a long
+//!   read got.
 
 pub mod alert;
 pub mod capture;
@@ -27,4 +28,5 @@ pub mod output;
 pub mod pcapwriter;
 pub mod pipeline;
 pub mod posture;
+pub mod progress;
 pub mod proto;

@@ -6,14 +6,18 @@ mod cli;
 mod privileges;
 
 use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+
+use anyhow::Context;
 
 use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cli::{AnalysisArgs, Cli, Command, Format, LiveArgs, ReadArgs};
-use credwatch::output::{Dedup, Observer, OutputSpec, Outputs, PostureTable, Sink};
+use credwatch::output::{Dedup, Destination, HtmlReport, Observer, OutputSpec, Outputs, PostureTable, Sink};
 use credwatch::pipeline::{self, RunError};
+use credwatch::progress::{Progress, TerminalProgress};
 
 const EXIT_FATAL: u8 = 1;
 const EXIT_PARTIAL: u8 = 3;
@@ -24,9 +28,12 @@ fn main() -> ExitCode {
     // A daemon's log is its only voice: live capture logs at info (stats, interface trouble).
     let daemon = matches!(cli.command, Command::Live(_));
     init_logging(cli.verbose, cli.quiet, daemon);
+    // Log lines on stderr would tangle with a progress bar redrawn there.
+    let progress_allowed = !cli.quiet && cli.verbose == 0;
     let result = match &cli.command {
-        Command::Read(args) => read(args, false),
-        Command::Posture(args) => read(args, true),
+        Command::Read(args) => read(args, Mode::Read, progress_allowed),
+        Command::Posture(args) => read(args, Mode::Posture, progress_allowed),
+        Command::Report(report) => read(&report.read, Mode::Report(&report.html), progress_allowed),
         Command::Live(args) => live(args),
     };
     match result {
@@ -63,10 +70,14 @@ fn stdout() -> std::io::BufWriter<std::io::Stdout> {
     std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout())
 }
 
-/// Every sink `--output` names (standard output by default), behind the dedup window if any.
-fn sinks(analysis: &AnalysisArgs, dedup_window: Option<std::time::Duration>) -> anyhow::Result<Box<dyn Sink>> {
+/// Every sink `--output` names (`default_specs` when none is named), behind the dedup window if any.
+fn sinks(
+    analysis: &AnalysisArgs,
+    default_specs: Vec<OutputSpec>,
+    dedup_window: Option<std::time::Duration>,
+) -> anyhow::Result<Box<dyn Sink>> {
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-    let specs = if analysis.outputs.is_empty() { vec![OutputSpec::stdout(None)] } else { analysis.outputs.clone() };
+    let specs = if analysis.outputs.is_empty() { default_specs } else { analysis.outputs.clone() };
     let outputs = Outputs::open(
         &specs,
         analysis.format.map(Format::output_format),
@@ -80,16 +91,50 @@ fn sinks(analysis: &AnalysisArgs, dedup_window: Option<std::time::Duration>) -> 
     })
 }
 
-/// Runs `read`, or with `posture_only` the posture inventory over the same pipeline.
-fn read(args: &ReadArgs, posture_only: bool) -> anyhow::Result<ExitCode> {
+/// What a run over the file pipeline produces.
+#[derive(Clone, Copy)]
+enum Mode<'a> {
+    /// Events on the --output sinks (standard output by default).
+    Read,
+    /// The posture inventory on standard output.
+    Posture,
+    /// The HTML page in this file, and events on the --output sinks named.
+    Report(&'a Path),
+}
+
+/// Runs `read`, `posture` or `report` over the same pipeline.
+fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Result<ExitCode> {
     let config = args.run_config()?;
     let paths = pipeline::expand_inputs(&args.paths)?;
-    let mut sink: Box<dyn Sink> = match (posture_only, args.analysis.format) {
-        (true, Some(Format::Json)) => Box::new(PostureTable::json(stdout())),
-        (true, _) => Box::new(PostureTable::new(stdout())),
-        (false, _) => sinks(&args.analysis, args.analysis.dedup_window)?,
+    let analysis = &args.analysis;
+    let mut sink: Box<dyn Sink> = match mode {
+        Mode::Posture => match analysis.format {
+            Some(Format::Json) => Box::new(PostureTable::json(stdout())),
+            _ => Box::new(PostureTable::new(stdout())),
+        },
+        Mode::Read => sinks(analysis, vec![OutputSpec::stdout(None)], analysis.dedup_window)?,
+        Mode::Report(html) => {
+            let file = std::fs::File::create(html).with_context(|| format!("cannot create {}", html.display()))?;
+            let inputs = paths.iter().map(|path| path.display().to_string()).collect();
+            let mut both = Outputs::default();
+            both.push(sinks(analysis, Vec::new(), analysis.dedup_window)?);
+            // Beside the deduplication, not behind it: the chart counts every alert.
+            both.push(Box::new(HtmlReport::new(std::io::BufWriter::new(file), inputs)));
+            Box::new(both)
+        }
     };
-    let report = pipeline::read_files(&paths, &config, sink.as_mut())?;
+    // Alerts streaming to the same terminal would break a bar redrawn in place.
+    let alerts_on_terminal = matches!(mode, Mode::Read)
+        && std::io::stdout().is_terminal()
+        && (analysis.outputs.is_empty() || analysis.outputs.iter().any(|spec| spec.destination == Destination::Stdout));
+    let mut progress =
+        if progress_allowed && !alerts_on_terminal { TerminalProgress::on_stderr(input_size(&paths)) } else { None };
+    let report = pipeline::read_files_with_progress(
+        &paths,
+        &config,
+        sink.as_mut(),
+        progress.as_mut().map(|bar| bar as &mut dyn Progress),
+    )?;
     drop(sink);
     std::io::stdout().flush().ok();
     tracing::info!(files = report.files_read, "done");
@@ -115,7 +160,6 @@ fn live(_: &LiveArgs) -> anyhow::Result<ExitCode> {
 fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     use std::time::Duration;
 
-    use anyhow::Context;
     use credwatch::capture::live::{Filter, LiveOptions, LiveSource};
     use credwatch::pipeline::live::{Control, Intervals};
 
@@ -154,7 +198,7 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         secs => Duration::from_secs(secs),
     };
     let intervals = Intervals { stats: interval(args.stats_interval), inventory: interval(args.report_interval) };
-    let mut sink = sinks(&args.analysis, args.dedup_window())?;
+    let mut sink = sinks(&args.analysis, vec![OutputSpec::stdout(None)], args.dedup_window())?;
     let report = pipeline::live::run(sources, &config, intervals, &control, sink.as_mut())?;
     drop(sink);
     std::io::stdout().flush().ok();
@@ -175,6 +219,14 @@ fn install_signal_handlers(control: &credwatch::pipeline::live::Control) -> anyh
     }
     flag::register(SIGHUP, control.reopen.clone())?;
     Ok(())
+}
+
+/// Total bytes of the inputs, for the progress bar; `None` when unknown (standard input).
+fn input_size(paths: &[PathBuf]) -> Option<u64> {
+    paths
+        .iter()
+        .map(|path| if path.as_os_str() == "-" { None } else { std::fs::metadata(path).ok().map(|m| m.len()) })
+        .sum()
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

@@ -84,6 +84,14 @@ pub struct ServerPosture {
     pub schema_version: u32,
 }
 
+impl ServerPosture {
+    /// The headline of a posture report: the server takes passwords without TLS (it offers none,
+    /// or a cleartext login to it was accepted or went unanswered).
+    pub fn accepts_passwords_in_clear(&self) -> bool {
+        self.class == PostureClass::NoTls || self.cleartext_logins > 0
+    }
+}
+
 #[derive(Default)]
 struct Entry {
     greeting: Option<String>,

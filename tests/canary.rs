@@ -23,6 +23,7 @@ const FORMATS: &[&[&str]] = &[
     &["read", "--output", "file:{out},format=ecs", "--output", "file:{out}.txt,format=text", "--dedup-window", "1h"],
     &["posture", "--format", "text"],
     &["posture", "--format", "json"],
+    &["report", "--html", "{out}", "--show-usernames"],
 ];
 
 /// A login planted in a capture: the user and the secret that must never be shown.

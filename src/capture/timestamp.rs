@@ -36,6 +36,29 @@ impl Timestamp {
     pub fn rfc3339_micros(self) -> String {
         self.to_string()
     }
+
+    /// Reads back what [`Timestamp::rfc3339_micros`] writes (`YYYY-MM-DDTHH:MM:SS[.fraction]Z`, UTC,
+    /// 1970 or later), for outputs that receive events with their time as text.
+    pub fn from_rfc3339(text: &str) -> Option<Timestamp> {
+        let text = text.strip_suffix('Z')?;
+        let (date, time) = text.split_once('T')?;
+        let mut date_parts = date.splitn(3, '-').map(|part| part.parse::<u32>().ok());
+        let (year, month, day) = (date_parts.next()??, date_parts.next()??, date_parts.next()??);
+        let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+        let mut clock_parts = clock.splitn(3, ':').map(|part| part.parse::<u64>().ok());
+        let (hour, minute, second) = (clock_parts.next()??, clock_parts.next()??, clock_parts.next()??);
+        if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+            return None;
+        }
+        if fraction.len() > 9 || !fraction.bytes().all(|b| b.is_ascii_digit()) {
+            return None;
+        }
+        let nanos =
+            fraction.bytes().chain(std::iter::repeat(b'0')).take(9).fold(0u32, |n, b| n * 10 + u32::from(b - b'0'));
+        let days = u64::try_from(days_from_civil(i64::from(year), month, day)).ok()?;
+        let secs = days.checked_mul(86_400)?.checked_add(hour * 3600 + minute * 60 + second)?;
+        Some(Timestamp::from_secs_nanos(secs, nanos))
+    }
 }
 
 impl fmt::Display for Timestamp {
@@ -63,6 +86,17 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (if m <= 2 { y + 1 } else { y }, m, d)
 }
 
+/// A proleptic Gregorian date to days since the epoch (Howard Hinnant's `days_from_civil`).
+fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
+    let y = if month <= 2 { year - 1 } else { year };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = i64::from(if month > 2 { month - 3 } else { month + 9 });
+    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,5 +107,32 @@ mod tests {
         assert_eq!(ts.to_string(), "2026-11-27T09:15:02.123456Z");
         assert_eq!(Timestamp(0).to_string(), "1970-01-01T00:00:00.000000Z");
         assert_eq!(Timestamp::from_secs_nanos(951_782_400, 0).to_string(), "2000-02-29T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn rfc3339_reads_back_what_it_writes() {
+        for ts in [
+            Timestamp(0),
+            Timestamp::from_secs_nanos(1_795_770_902, 123_456_000),
+            Timestamp::from_secs_nanos(951_782_400, 0),
+        ] {
+            assert_eq!(Timestamp::from_rfc3339(&ts.to_string()), Some(ts));
+        }
+        assert_eq!(Timestamp::from_rfc3339("2026-11-27T09:15:02Z"), Some(Timestamp::from_secs_nanos(1_795_770_902, 0)));
+        assert_eq!(
+            Timestamp::from_rfc3339("2026-11-27T09:15:02.5Z"),
+            Some(Timestamp::from_secs_nanos(1_795_770_902, 500_000_000))
+        );
+        for bad in [
+            "",
+            "2026-11-27T09:15:02",
+            "2026-13-01T00:00:00Z",
+            "1969-12-31T23:59:59Z",
+            "2026-11-27T09:15:02.x1Z",
+            "2026-11-27 09:15:02Z",
+            "2026-11-27T25:00:00Z",
+        ] {
+            assert_eq!(Timestamp::from_rfc3339(bad), None, "{bad:?}");
+        }
     }
 }

@@ -8,7 +8,8 @@
 //!   dead destination never holds up packet processing: it is retried with backoff, and what it
 //!   cannot take is dropped and counted.
 //! * [`Dedup`] collapses repeated logins into one alert plus a [`RepeatSummary`].
-//! * [`ServerSummary`] builds the closing `server_report` inventory.
+//! * [`ServerSummary`] builds the closing `server_report` inventory; [`HtmlReport`] renders it, with
+//!   the TLS posture of every server and a chart of exposures over time, as one HTML page.
 //!
 //! Outputs only ever see redacted events.
 
@@ -16,6 +17,7 @@
 
 mod dedup;
 mod ecs;
+mod html;
 mod posture_table;
 mod queued;
 mod spec;
@@ -32,6 +34,7 @@ use crate::posture::ServerPosture;
 
 pub use dedup::{Dedup, RepeatSummary};
 pub use ecs::{Observer, ECS_VERSION};
+pub use html::HtmlReport;
 pub use posture_table::PostureTable;
 pub use queued::{QueuedSink, SinkStats};
 pub use spec::{Destination, OutputSpec};

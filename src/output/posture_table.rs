@@ -48,8 +48,7 @@ impl<W: Write + Send> Sink for PostureTable<W> {
             return self.out.flush();
         }
         let count = |class| self.servers.iter().filter(|s| s.class == class).count();
-        let accepting =
-            self.servers.iter().filter(|s| s.class == PostureClass::NoTls || s.cleartext_logins > 0).count();
+        let accepting = self.servers.iter().filter(|s| s.accepts_passwords_in_clear()).count();
         writeln!(
             self.out,
             "{} mail server(s) seen; {accepting} accept passwords without TLS. no_tls: {}, tls_optional: {}, tls_required: {}, unknown: {}",

@@ -44,6 +44,7 @@ use crate::capture::{CaptureError, FileSource, Timestamp};
 use crate::decode::{DecodeStats, Decoded, Decoder, TcpPacket};
 use crate::flow::FlowLimits;
 use crate::output::Sink;
+use crate::progress::{Progress, ReadProgress};
 use crate::proto::ProtoConfig;
 
 use dispatch::{sort_by_flow, Clock, Disconnected, Dispatcher, Job, QueuePolicy, BATCH_SIZE};
@@ -130,6 +131,19 @@ pub enum RunError {
 /// Reads capture files one after another. A file that cannot be read (or not to its end) is
 /// reported and the run goes on with the next; what it held up to the error is kept.
 pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) -> Result<RunReport, RunError> {
+    read_files_with_progress(paths, config, sink, None)
+}
+
+/// Frames between two progress updates: often enough for a smooth bar, rare enough to cost nothing.
+const PROGRESS_EVERY: u64 = 4096;
+
+/// [`read_files`], telling `progress` how far it got every few thousand frames.
+pub fn read_files_with_progress(
+    paths: &[PathBuf],
+    config: &RunConfig,
+    sink: &mut dyn Sink,
+    mut progress: Option<&mut dyn Progress>,
+) -> Result<RunReport, RunError> {
     let shared = SharedStats::new(["files".to_string()], config.workers());
     let mut report = RunReport::default();
     let mut counters = CaptureCounters { name: "files".to_string(), ..CaptureCounters::default() };
@@ -140,8 +154,15 @@ pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) ->
             clock: Clock::default(),
             output: Output::new(sink, false),
             events: Vec::new(),
+            shared: &shared,
         };
-        read_all(paths, &mut report, &mut decoder, &mut counters, |ts, packet| inline.frame(ts, packet))?;
+        let reader = Reader {
+            decoder: &mut decoder,
+            counters: &mut counters,
+            progress: progress.as_deref_mut(),
+            shared: &shared,
+        };
+        reader.read_all(paths, &mut report, |ts, packet| inline.frame(ts, packet))?;
         inline.finish()?;
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
@@ -155,10 +176,10 @@ pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) ->
         let (threads, queues) = Threads::start(scope, config, sink, &shared, mode);
         let mut dispatcher = Dispatcher::new(queues, QueuePolicy::Block);
         // The workers being gone means the output failed: `finish` reports why.
-        let _ = read_all(paths, &mut report, &mut decoder, &mut counters, |ts, packet| {
-            dispatcher.frame(ts, packet).map(drop)
-        })
-        .and_then(|()| dispatcher.flush());
+        let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared: &shared };
+        let _ = reader
+            .read_all(paths, &mut report, |ts, packet| dispatcher.frame(ts, packet).map(drop))
+            .and_then(|()| dispatcher.flush());
         drop(dispatcher);
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
@@ -184,55 +205,88 @@ impl RunReport {
     }
 }
 
-/// Reads every file into `feed`; stops early only when `feed` fails.
-fn read_all<E>(
-    paths: &[PathBuf],
-    report: &mut RunReport,
-    decoder: &mut Decoder,
-    counters: &mut CaptureCounters,
-    mut feed: impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
-) -> Result<(), E> {
-    for path in paths {
-        let mut source = match FileSource::open(path) {
-            Ok(source) => source,
-            Err(error) => {
-                report.files_read += 1;
-                tracing::error!("{error}");
-                report.file_errors.push(error.to_string());
-                continue;
-            }
-        };
-        tracing::info!(file = source.name(), "reading");
-        let outcome = read_one(&mut source, decoder, counters, &mut feed)?;
-        report.files_read += 1;
-        if let Err(error) = outcome {
-            tracing::error!("{error}");
-            report.file_errors.push(error.to_string());
-        }
-    }
-    Ok(())
+/// The capture side of a file run: files in, decoded frames to `feed`, progress out.
+struct Reader<'r, 'p> {
+    decoder: &'r mut Decoder,
+    counters: &'r mut CaptureCounters,
+    progress: Option<&'r mut (dyn Progress + 'p)>,
+    shared: &'r SharedStats,
 }
 
-/// Reads one source to its end. The outer error is `feed` failing (fatal), the inner one this
-/// file failing (the run goes on).
-fn read_one<E>(
-    source: &mut FileSource,
-    decoder: &mut Decoder,
-    counters: &mut CaptureCounters,
-    feed: &mut impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
-) -> Result<Result<(), CaptureError>, E> {
-    loop {
-        let frame = match source.next_frame() {
-            Ok(Some(frame)) => frame,
-            Ok(None) => return Ok(Ok(())),
-            Err(error) => return Ok(Err(error)),
-        };
-        counters.frames += 1;
-        counters.bytes += frame.data.len() as u64;
-        counters.last_ts = counters.last_ts.max(frame.ts);
-        match decoder.decode(&frame) {
-            Decoded::Tcp(packet) => feed(frame.ts, Some(&packet))?,
-            Decoded::Skipped(_) => feed(frame.ts, None)?,
+impl Reader<'_, '_> {
+    /// Reads every file into `feed`; stops early only when `feed` fails.
+    fn read_all<E>(
+        mut self,
+        paths: &[PathBuf],
+        report: &mut RunReport,
+        mut feed: impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut bytes_of_finished_files = 0;
+        for path in paths {
+            let mut source = match FileSource::open(path) {
+                Ok(source) => source,
+                Err(error) => {
+                    report.files_read += 1;
+                    self.clear_progress();
+                    tracing::error!("{error}");
+                    report.file_errors.push(error.to_string());
+                    continue;
+                }
+            };
+            tracing::info!(file = source.name(), "reading");
+            let outcome = self.read_one(&mut source, bytes_of_finished_files, &mut feed)?;
+            bytes_of_finished_files += source.bytes_read();
+            report.files_read += 1;
+            if let Err(error) = outcome {
+                self.clear_progress();
+                tracing::error!("{error}");
+                report.file_errors.push(error.to_string());
+            }
+        }
+        self.clear_progress();
+        Ok(())
+    }
+
+    /// Reads one source to its end. The outer error is `feed` failing (fatal), the inner one this
+    /// file failing (the run goes on).
+    fn read_one<E>(
+        &mut self,
+        source: &mut FileSource,
+        bytes_before: u64,
+        feed: &mut impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
+    ) -> Result<Result<(), CaptureError>, E> {
+        loop {
+            if self.counters.frames % PROGRESS_EVERY == 0 {
+                self.show_progress(source, bytes_before);
+            }
+            let frame = match source.next_frame() {
+                Ok(Some(frame)) => frame,
+                Ok(None) => return Ok(Ok(())),
+                Err(error) => return Ok(Err(error)),
+            };
+            self.counters.frames += 1;
+            self.counters.bytes += frame.data.len() as u64;
+            self.counters.last_ts = self.counters.last_ts.max(frame.ts);
+            match self.decoder.decode(&frame) {
+                Decoded::Tcp(packet) => feed(frame.ts, Some(&packet))?,
+                Decoded::Skipped(_) => feed(frame.ts, None)?,
+            }
+        }
+    }
+
+    fn show_progress(&mut self, source: &FileSource, bytes_before: u64) {
+        if let Some(progress) = self.progress.as_deref_mut() {
+            progress.update(&ReadProgress {
+                file: source.name(),
+                bytes: bytes_before + source.bytes_read(),
+                alerts: self.shared.credentials_written(),
+            });
+        }
+    }
+
+    fn clear_progress(&mut self) {
+        if let Some(progress) = self.progress.as_deref_mut() {
+            progress.clear();
         }
     }
 }
@@ -244,6 +298,7 @@ struct Inline<'s> {
     clock: Clock,
     output: Output<'s>,
     events: Vec<Event>,
+    shared: &'s SharedStats,
 }
 
 impl Inline<'_> {
@@ -264,6 +319,7 @@ impl Inline<'_> {
         for event in self.events.drain(..) {
             self.output.event(&event)?;
         }
+        self.shared.publish_alerts(&self.output.counts);
         Ok(())
     }
 
@@ -293,7 +349,7 @@ impl<'scope> Threads<'scope> {
         let (output, output_queue) = crossbeam_channel::bounded(OUTPUT_QUEUE);
         let writer = std::thread::Builder::new()
             .name("output".to_string())
-            .spawn_scoped(scope, move || output::run(output_queue, sink, mode));
+            .spawn_scoped(scope, move || output::run(output_queue, sink, mode, shared));
         let writer = match writer {
             Ok(handle) => handle,
             Err(error) => scope.spawn(move || Err(error)),

@@ -13,7 +13,7 @@ use crate::output::{ServerSummary, Sink};
 use crate::posture::PostureTracker;
 
 use super::dispatch::{Order, END_OF_INPUT};
-use super::stats;
+use super::stats::{self, SharedStats};
 
 /// What the workers and the control thread send the output thread.
 pub enum OutputMsg {
@@ -162,7 +162,12 @@ impl Reorder {
 
 /// The output thread: writes until every sender is gone, then the summary. Returns the counts of
 /// what it wrote.
-pub fn run(receiver: Receiver<OutputMsg>, sink: &mut dyn Sink, mode: OutputMode) -> io::Result<AlertCounts> {
+pub fn run(
+    receiver: Receiver<OutputMsg>,
+    sink: &mut dyn Sink,
+    mode: OutputMode,
+    shared: &SharedStats,
+) -> io::Result<AlertCounts> {
     let mut output = Output::new(sink, !mode.ordered);
     let mut reorder = Reorder::new(mode.workers);
     loop {
@@ -188,6 +193,7 @@ pub fn run(receiver: Receiver<OutputMsg>, sink: &mut dyn Sink, mode: OutputMode)
                 for event in &ready {
                     output.event(event)?;
                 }
+                shared.publish_alerts(&output.counts);
             }
             OutputMsg::Stats { stats, write } => drop(output.stats(*stats, write)?),
             OutputMsg::Reopen => {
@@ -311,7 +317,13 @@ mod tests {
         sender.send(OutputMsg::Inventory).unwrap();
         drop(sender);
         let mut probe = Probe::default();
-        run(receiver, &mut probe, OutputMode { workers: 1, ordered: false, flush_when_idle: true }).unwrap();
+        run(
+            receiver,
+            &mut probe,
+            OutputMode { workers: 1, ordered: false, flush_when_idle: true },
+            &SharedStats::new([], 1),
+        )
+        .unwrap();
         assert_eq!(probe.reports, 2, "the exposed server, once per inventory");
         assert_eq!(probe.ticks, 1);
         assert!(probe.finished);
@@ -328,7 +340,7 @@ mod tests {
         drop(sender);
         let mut probe = Probe::default();
         let mode = OutputMode { workers: 1, ordered: false, flush_when_idle: true };
-        run(receiver, &mut probe, mode).unwrap();
+        run(receiver, &mut probe, mode, &SharedStats::new([], 1)).unwrap();
         assert_eq!(probe.reopened, 1);
         assert_eq!(probe.events, 2, "one event, one stats report written, one only logged");
         assert!(probe.finished);

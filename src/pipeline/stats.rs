@@ -4,6 +4,7 @@
 //! tick, a worker after every batch) into its own slot; whoever reports reads all slots. Nothing
 //! is shared per packet.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use crate::alert::{AlertCounts, InterfaceStats, StatsEvent, SCHEMA_VERSION};
@@ -34,6 +35,8 @@ pub struct CaptureCounters {
 pub struct SharedStats {
     captures: Vec<Mutex<CaptureCounters>>,
     workers: Vec<Mutex<EngineStats>>,
+    /// Credential alerts written so far (cleartext and weak), for the progress bar.
+    credentials_written: AtomicU64,
 }
 
 fn lock<T>(slot: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -49,7 +52,18 @@ impl SharedStats {
                 .map(|name| Mutex::new(CaptureCounters { name, ..CaptureCounters::default() }))
                 .collect(),
             workers: (0..workers).map(|_| Mutex::new(EngineStats::default())).collect(),
+            credentials_written: AtomicU64::new(0),
         }
+    }
+
+    /// The output stage tells how many credential alerts it has written.
+    pub fn publish_alerts(&self, counts: &AlertCounts) {
+        let written = counts.cleartext_credential.saturating_add(counts.weak_credential);
+        self.credentials_written.store(written, Ordering::Relaxed);
+    }
+
+    pub fn credentials_written(&self) -> u64 {
+        self.credentials_written.load(Ordering::Relaxed)
     }
 
     pub fn publish_capture(&self, source: usize, counters: &CaptureCounters) {
