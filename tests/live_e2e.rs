@@ -3,8 +3,9 @@
 //! SIGTERM; this test checks what credwatch wrote and how it ended. Between the clients' rounds
 //! the captured interface goes down and up again: credwatch must keep capturing.
 //!
-//! It needs root, Dovecot, curl, openssl and libpcap, and the `live` build feature. Without them
-//! it says why and passes as skipped, unless `CREDWATCH_E2E=1` (set by CI) makes that a failure.
+//! It needs the `live` build feature (without it, it passes as skipped), and root, Dovecot, curl,
+//! openssl and libpcap: without those it says why and passes as skipped, unless `CREDWATCH_E2E=1`
+//! (set by CI) makes that a failure.
 #![cfg(target_os = "linux")]
 
 use std::collections::BTreeSet;
@@ -39,7 +40,10 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn live_capture_on_a_veth_reports_exactly_the_cleartext_logins_and_stops_cleanly_on_sigterm() {
     if !cfg!(feature = "live") {
-        return skip_or_fail("credwatch was built without the `live` feature (cargo test --features live)");
+        // A build without the feature is not a missing prerequisite: CI runs the suite again
+        // with `--features live`, where this test is mandatory.
+        println!("skipped: live e2e bed not run: credwatch was built without the `live` feature");
+        return;
     }
     let preflight = match run_script(&["--preflight"]) {
         Ok(output) => output,
