@@ -437,7 +437,8 @@ impl LegacyLayout {
                 .saturating_add(u64::from(ts_frac).saturating_mul(self.nanos_per_tick)),
         );
         let data_start = self.record_header_len;
-        let location = PacketLocation { ts, link_type: self.link_type, orig_len, data: data_start..data_start + caplen };
+        let location =
+            PacketLocation { ts, link_type: self.link_type, orig_len, data: data_start..data_start + caplen };
         Ok(Some((data_start + caplen, location)))
     }
 }
