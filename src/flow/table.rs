@@ -14,6 +14,9 @@ use super::reassembly::{ReassemblyLimits, ReassemblyStats, StreamChunk, StreamRe
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
 
+/// Expiry passes over the whole table are at least this far apart in packet time.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Bounds and timeouts of the flow table.
 #[derive(Clone, Copy, Debug)]
 pub struct FlowLimits {
@@ -129,6 +132,8 @@ pub struct FlowTable<H: FlowHandler> {
     flows: FxHashMap<FlowKey, Flow<H::App>>,
     /// Scratch space of `make_room`: whether timed out, last seen, key.
     by_age: Vec<(bool, Timestamp, FlowKey)>,
+    /// When the latest pass over the whole table looked for timed-out flows.
+    swept_at: Option<Timestamp>,
     limits: FlowLimits,
     buffered_total: usize,
     pub stats: FlowStats,
@@ -139,6 +144,7 @@ impl<H: FlowHandler> FlowTable<H> {
         FlowTable {
             flows: FxHashMap::default(),
             by_age: Vec::new(),
+            swept_at: None,
             limits,
             buffered_total: 0,
             stats: FlowStats::default(),
@@ -241,8 +247,14 @@ impl<H: FlowHandler> FlowTable<H> {
         }
     }
 
-    /// Ends flows whose time is up, on packet time.
+    /// Ends flows whose time is up, on packet time. A pass over the table made less than
+    /// [`SWEEP_INTERVAL`] ago (by `make_room` under a flood) counts as done: flows may outlive
+    /// their timeout by that much, and a flood costs one pass per interval, not two.
     pub fn expire(&mut self, now: Timestamp, handler: &mut H) {
+        if self.swept_at.is_some_and(|at| now.saturating_since(at) < SWEEP_INTERVAL) {
+            return;
+        }
+        self.swept_at = Some(now);
         let limits = self.limits;
         let expired: Vec<FlowKey> = self
             .flows
@@ -307,6 +319,7 @@ impl<H: FlowHandler> FlowTable<H> {
             return;
         }
         let limits = self.limits;
+        self.swept_at = Some(now);
         let mut by_age = std::mem::take(&mut self.by_age);
         by_age.clear();
         by_age.extend(self.flows.iter().map(|(key, flow)| {
@@ -465,6 +478,23 @@ mod tests {
         let (survivor, _) = FlowKey::of(&packet(999, true, SYN, 1, b""));
         let (newest, _) = FlowKey::of(&packet(1_999, true, SYN, 1, b""));
         assert!(table.flows.contains_key(&survivor) && table.flows.contains_key(&newest));
+    }
+
+    #[test]
+    fn expiry_passes_are_a_sweep_interval_apart() {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = StopAtData::default();
+        table.process(&packet(5_000, true, SYN, 1, b""), at(0), &mut handler);
+        table.expire(at(20), &mut handler);
+        assert_eq!(table.len(), 1, "embryonic timeout is 30 s");
+        let just_after = Timestamp::from_secs_nanos(1_031, 0);
+        table.expire(just_after, &mut handler);
+        assert_eq!(table.len(), 0);
+        table.process(&packet(5_001, true, SYN, 1, b""), at(0), &mut handler);
+        table.expire(Timestamp::from_secs_nanos(1_031, 500_000_000), &mut handler);
+        assert_eq!(table.len(), 1, "within a second of the last pass: skipped");
+        table.expire(Timestamp::from_secs_nanos(1_032, 0), &mut handler);
+        assert_eq!(table.len(), 0);
     }
 
     #[test]
