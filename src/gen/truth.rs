@@ -139,7 +139,9 @@ pub fn score(rows: &[TruthRow], file: &str, alerts: impl BufRead) -> io::Result<
     let rows: Vec<&TruthRow> = rows.iter().filter(|row| row.file == file).collect();
     let expected: HashMap<Connection, &TruthRow> =
         rows.iter().filter(|row| row.expect_alert).map(|row| (row.connection(), *row)).collect();
-    let passwords: Vec<&str> = rows.iter().map(|row| row.password.as_str()).filter(|pw| pw.len() >= 6).collect();
+    // Tens of thousands of passwords against every line: one automaton, not one search each.
+    let passwords = rows.iter().map(|row| row.password.as_str()).filter(|pw| pw.len() >= 6);
+    let passwords = aho_corasick::AhoCorasick::new(passwords).map_err(io::Error::other)?;
     let mut score = Score { expected: expected.len(), ..Score::default() };
     let mut matched: HashMap<Connection, usize> = HashMap::new();
     for line in alerts.lines() {
@@ -147,7 +149,7 @@ pub fn score(rows: &[TruthRow], file: &str, alerts: impl BufRead) -> io::Result<
         if line.trim().is_empty() {
             continue;
         }
-        if passwords.iter().any(|pw| line.contains(pw)) {
+        if passwords.is_match(&line) {
             score.leaks += 1;
         }
         let Ok(alert) = serde_json::from_str::<serde_json::Value>(&line) else {
