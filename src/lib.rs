@@ -24,6 +24,7 @@ pub mod alert;
 pub mod capture;
 pub mod decode;
 pub mod flow;
+pub mod gen;
 pub mod output;
 pub mod pcapwriter;
 pub mod pipeline;

@@ -9,4 +9,6 @@ mod table;
 
 pub use key::{Endpoint, FlowKey, Side};
 pub use reassembly::{ReassemblyLimits, ReassemblyStats, StreamChunk, StreamReassembler};
-pub use table::{CloseReason, FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect};
+pub use table::{
+    CloseReason, FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect, SWEEP_INTERVAL,
+};

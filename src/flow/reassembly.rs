@@ -483,7 +483,8 @@ fn emit(
 }
 
 /// Appends delivered bytes to the tail, keeping at most `cap` of the most recent ones. The
-/// tail's allocation is made once, at exactly `cap`.
+/// tail's allocation grows by doubling up to exactly `cap`: a mail login delivers a few hundred
+/// bytes, and allocating the whole tail at once made it most of a live flow's memory.
 fn remember(tail: &mut VecDeque<u8>, cap: usize, bytes: &[u8]) {
     if cap == 0 {
         *tail = VecDeque::new();
@@ -492,8 +493,10 @@ fn remember(tail: &mut VecDeque<u8>, cap: usize, bytes: &[u8]) {
     let kept = bytes.get(bytes.len().saturating_sub(cap)..).unwrap_or_default();
     let overflow = (tail.len() + kept.len()).saturating_sub(cap);
     tail.drain(..overflow.min(tail.len()));
-    if tail.capacity() < cap {
-        tail.reserve_exact(cap - tail.len());
+    let needed = tail.len() + kept.len();
+    if needed > tail.capacity() {
+        let target = tail.capacity().saturating_mul(2).max(needed).min(cap);
+        tail.reserve_exact(target.saturating_sub(tail.len()));
     }
     tail.extend(kept);
 }
@@ -579,6 +582,27 @@ mod tests {
                 out.push(Out::Gap(len));
             }
         }
+    }
+
+    #[test]
+    fn compare_tail_grows_with_what_was_delivered_up_to_its_cap() {
+        let limits = ReassemblyLimits::default();
+        let mut stats = ReassemblyStats::default();
+        let mut r = StreamReassembler::new();
+        r.on_syn(0);
+        let mut seq = 1u32;
+        let mut send = |r: &mut StreamReassembler, len: usize| {
+            r.on_segment(seq, &vec![b'a'; len], &limits, &mut stats, &mut |_| {});
+            seq = seq.wrapping_add(len as u32);
+        };
+        send(&mut r, 40);
+        assert!(r.tail.capacity() < 128, "a short login keeps a short tail: {}", r.tail.capacity());
+        for _ in 0..100 {
+            send(&mut r, 70);
+            assert!(r.tail.capacity() <= limits.compare_tail);
+        }
+        assert_eq!(r.compare_tail_bytes(), limits.compare_tail);
+        assert_eq!(r.tail.capacity(), limits.compare_tail);
     }
 
     struct Harness {

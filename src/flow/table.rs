@@ -14,6 +14,9 @@ use super::reassembly::{ReassemblyLimits, ReassemblyStats, StreamChunk, StreamRe
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
 
+/// Expiry passes over the whole table are at least this far apart in packet time.
+pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+
 /// Bounds and timeouts of the flow table.
 #[derive(Clone, Copy, Debug)]
 pub struct FlowLimits {
@@ -133,6 +136,10 @@ struct Flow<A> {
 /// All flows of one worker.
 pub struct FlowTable<H: FlowHandler> {
     flows: FxHashMap<FlowKey, Flow<H::App>>,
+    /// Scratch space of `make_room`: whether timed out, last seen, key.
+    by_age: Vec<(bool, Timestamp, FlowKey)>,
+    /// When the latest pass over the whole table looked for timed-out flows.
+    swept_at: Option<Timestamp>,
     limits: FlowLimits,
     buffered_total: usize,
     pub stats: FlowStats,
@@ -140,7 +147,14 @@ pub struct FlowTable<H: FlowHandler> {
 
 impl<H: FlowHandler> FlowTable<H> {
     pub fn new(limits: FlowLimits) -> Self {
-        FlowTable { flows: FxHashMap::default(), limits, buffered_total: 0, stats: FlowStats::default() }
+        FlowTable {
+            flows: FxHashMap::default(),
+            by_age: Vec::new(),
+            swept_at: None,
+            limits,
+            buffered_total: 0,
+            stats: FlowStats::default(),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -160,9 +174,18 @@ impl<H: FlowHandler> FlowTable<H> {
     pub fn process(&mut self, packet: &TcpPacket<'_>, ts: Timestamp, handler: &mut H) {
         let (key, side) = FlowKey::of(packet);
         let flags = packet.flags;
-        if let Some(flow) = self.flows.get(&key) {
+        if let Some(flow) = self.flows.get_mut(&key) {
             // A new SYN on a finished connection: the port pair was reused.
-            if flags.syn() && !flags.ack() && flow.closing_since.is_some() {
+            let reused = flags.syn() && !flags.ack() && flow.closing_since.is_some();
+            if !reused && flow.streams.is_none() {
+                // Most packets of a capture belong to flows no longer inspected (bulk transfers,
+                // TLS, mail after the login): one lookup, timestamps and close flags, done.
+                flow.info.last_seen = flow.info.last_seen.max(ts);
+                self.stats.packets_bypassed += 1;
+                note_close_flags(flow, side, packet, ts);
+                return;
+            }
+            if reused {
                 self.close(&key, CloseReason::Fin, handler);
             }
         }
@@ -247,8 +270,14 @@ impl<H: FlowHandler> FlowTable<H> {
         }
     }
 
-    /// Ends flows whose time is up, on packet time.
+    /// Ends flows whose time is up, on packet time. A pass over the table made less than
+    /// [`SWEEP_INTERVAL`] ago (by `make_room` under a flood) counts as done: flows may outlive
+    /// their timeout by that much, and a flood costs one pass per interval, not two.
     pub fn expire(&mut self, now: Timestamp, handler: &mut H) {
+        if self.swept_at.is_some_and(|at| now.saturating_since(at) < SWEEP_INTERVAL) {
+            return;
+        }
+        self.swept_at = Some(now);
         let limits = self.limits;
         let expired: Vec<FlowKey> = self
             .flows
@@ -305,23 +334,36 @@ impl<H: FlowHandler> FlowTable<H> {
     }
 
     /// Keeps the table under its flow limit: first what has timed out, then the least recently
-    /// seen sixteenth (amortised O(1) per new flow, whatever the flood).
+    /// seen sixteenth (amortised O(1) per new flow, whatever the flood). One pass over the table
+    /// finds both, into a buffer kept from one call to the next: under a flood this runs every
+    /// sixteenth of the table's size, and the pass is its whole cost.
     fn make_room(&mut self, now: Timestamp, handler: &mut H) {
         if self.flows.len() < self.limits.max_flows {
             return;
         }
-        self.expire(now, handler);
-        if self.flows.len() < self.limits.max_flows {
-            return;
-        }
-        let mut by_age: Vec<(Timestamp, FlowKey)> = self.flows.iter().map(|(k, f)| (f.info.last_seen, *k)).collect();
-        let batch = (by_age.len() / 16).max(1);
+        let limits = self.limits;
+        self.swept_at = Some(now);
+        let mut by_age = std::mem::take(&mut self.by_age);
+        by_age.clear();
+        by_age.extend(self.flows.iter().map(|(key, flow)| {
+            let timed_out = now.saturating_since(flow.info.last_seen) > timeout_of(flow, &limits);
+            (timed_out, flow.info.last_seen, *key)
+        }));
+        // Timed-out flows sort first, then by age.
+        let timed_out = by_age.iter().filter(|(timed_out, _, _)| *timed_out).count();
+        let batch = (by_age.len() / 16).max(1).max(timed_out);
         if batch < by_age.len() {
-            by_age.select_nth_unstable_by_key(batch, |(seen, _)| *seen);
+            by_age.select_nth_unstable_by_key(batch, |(timed_out, seen, _)| (!*timed_out, *seen));
         }
-        for (_, key) in by_age.into_iter().take(batch) {
-            self.close(&key, CloseReason::Evicted, handler);
+        for (timed_out, _, key) in by_age.drain(..).take(batch) {
+            if timed_out {
+                self.stats.flows_timed_out += 1;
+                self.close(&key, CloseReason::Timeout, handler);
+            } else {
+                self.close(&key, CloseReason::Evicted, handler);
+            }
         }
+        self.by_age = by_age;
     }
 }
 
@@ -357,4 +399,141 @@ fn timeout_of<A>(flow: &Flow<A>, limits: &FlowLimits) -> Duration {
 /// consumers that read numbers as doubles keep it exact.
 fn flow_id(key: &FlowKey, first_seen: Timestamp) -> u64 {
     (key.symmetric_hash() ^ first_seen.as_nanos().wrapping_mul(0x9e37_79b9_7f4a_7c15)) & ((1 << 53) - 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::decode::{TcpFlags, VlanStack};
+    use std::net::IpAddr;
+
+    /// Stops inspecting at the first data, and records how flows ended.
+    #[derive(Default)]
+    struct StopAtData {
+        data_events: usize,
+        closed: Vec<CloseReason>,
+    }
+
+    impl FlowHandler for StopAtData {
+        type App = ();
+        fn open(&mut self, _info: &FlowInfo) {}
+        fn event(&mut self, _info: &FlowInfo, _app: &mut (), event: FlowEvent<'_>, _ts: Timestamp) -> Inspect {
+            match event {
+                FlowEvent::Data(..) => {
+                    self.data_events += 1;
+                    Inspect::Stop
+                }
+                FlowEvent::Closed(reason) => {
+                    self.closed.push(reason);
+                    Inspect::Continue
+                }
+                FlowEvent::Gap(..) | FlowEvent::OverlapDifferentData(_) => Inspect::Continue,
+            }
+        }
+    }
+
+    fn at(secs: u64) -> Timestamp {
+        Timestamp::from_secs_nanos(1_000 + secs, 0)
+    }
+
+    fn packet(client_port: u16, from_client: bool, flags: u8, seq: u32, payload: &'static [u8]) -> TcpPacket<'static> {
+        let (client, server): (IpAddr, IpAddr) = ([10, 0, 0, 1].into(), [10, 0, 0, 2].into());
+        let ((src, src_port), (dst, dst_port)) =
+            if from_client { ((client, client_port), (server, 80)) } else { ((server, 80), (client, client_port)) };
+        TcpPacket {
+            src,
+            dst,
+            src_port,
+            dst_port,
+            seq,
+            ack: 0,
+            flags: TcpFlags(flags),
+            window: 0,
+            vlan: VlanStack::default(),
+            tunnel: 0,
+            payload,
+            payload_missing: 0,
+        }
+    }
+
+    const SYN: u8 = TcpFlags::SYN;
+    const ACK: u8 = TcpFlags::ACK;
+    const FIN_ACK: u8 = TcpFlags::FIN | TcpFlags::ACK;
+
+    #[test]
+    fn flows_no_longer_inspected_are_bypassed_but_still_close_and_reopen() {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = StopAtData::default();
+        table.process(&packet(40_000, true, SYN, 99, b""), at(0), &mut handler);
+        table.process(&packet(40_000, true, ACK, 100, b"GET /"), at(1), &mut handler);
+        for (offset, secs) in [(5, 2), (10, 3), (15, 4)] {
+            table.process(&packet(40_000, true, ACK, 100 + offset, b"more!"), at(secs), &mut handler);
+        }
+        assert_eq!(handler.data_events, 1);
+        assert_eq!(table.stats.packets_bypassed, 3);
+        table.process(&packet(40_000, true, FIN_ACK, 120, b""), at(5), &mut handler);
+        table.process(&packet(40_000, false, FIN_ACK, 500, b""), at(5), &mut handler);
+        assert_eq!(table.stats.packets_bypassed, 5);
+        // Closed but within its closing time: it still counts, and last_seen moved on.
+        table.expire(at(14), &mut handler);
+        assert_eq!(table.len(), 1);
+        // The port pair reused by a new SYN: the old flow ends, a new one starts and is inspected.
+        table.process(&packet(40_000, true, SYN, 7_000, b""), at(15), &mut handler);
+        table.process(&packet(40_000, true, ACK, 7_001, b"GET /"), at(15), &mut handler);
+        assert_eq!(handler.closed, [CloseReason::Fin]);
+        assert_eq!((table.stats.flows_created, handler.data_events), (2, 2));
+    }
+
+    #[test]
+    fn a_flood_stays_under_the_limit_and_evicts_the_least_recently_seen() {
+        let limits = FlowLimits { max_flows: 64, ..FlowLimits::default() };
+        let mut table = FlowTable::new(limits);
+        let mut handler = StopAtData::default();
+        for n in 0..1_000u16 {
+            let now = Timestamp::from_secs_nanos(1_000, u32::from(n) * 1_000);
+            table.process(&packet(1_000 + n, true, SYN, 1, b""), now, &mut handler);
+            // Port 999 keeps talking, so it is never the least recently seen.
+            table.process(&packet(999, true, SYN, 1, b""), now, &mut handler);
+            assert!(table.len() <= 64);
+        }
+        assert!(table.stats.flows_evicted >= 1_000 - 64);
+        assert_eq!(table.stats.flows_timed_out, 0);
+        let (survivor, _) = FlowKey::of(&packet(999, true, SYN, 1, b""));
+        let (newest, _) = FlowKey::of(&packet(1_999, true, SYN, 1, b""));
+        assert!(table.flows.contains_key(&survivor) && table.flows.contains_key(&newest));
+    }
+
+    #[test]
+    fn expiry_passes_are_a_sweep_interval_apart() {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = StopAtData::default();
+        table.process(&packet(5_000, true, SYN, 1, b""), at(0), &mut handler);
+        table.expire(at(20), &mut handler);
+        assert_eq!(table.len(), 1, "embryonic timeout is 30 s");
+        let just_after = Timestamp::from_secs_nanos(1_031, 0);
+        table.expire(just_after, &mut handler);
+        assert_eq!(table.len(), 0);
+        table.process(&packet(5_001, true, SYN, 1, b""), at(0), &mut handler);
+        table.expire(Timestamp::from_secs_nanos(1_031, 500_000_000), &mut handler);
+        assert_eq!(table.len(), 1, "within a second of the last pass: skipped");
+        table.expire(Timestamp::from_secs_nanos(1_032, 0), &mut handler);
+        assert_eq!(table.len(), 0);
+    }
+
+    #[test]
+    fn timed_out_flows_make_room_before_live_ones_are_evicted() {
+        let limits = FlowLimits { max_flows: 16, ..FlowLimits::default() };
+        let mut table = FlowTable::new(limits);
+        let mut handler = StopAtData::default();
+        for n in 0..8 {
+            table.process(&packet(2_000 + n, true, SYN, 1, b""), at(0), &mut handler);
+        }
+        for n in 0..8 {
+            table.process(&packet(3_000 + n, true, SYN, 1, b""), at(100), &mut handler);
+        }
+        table.process(&packet(4_000, true, SYN, 1, b""), at(101), &mut handler);
+        assert_eq!((table.stats.flows_timed_out, table.stats.flows_evicted), (8, 0));
+        assert_eq!(table.len(), 9);
+        assert!(handler.closed.iter().all(|reason| *reason == CloseReason::Timeout));
+    }
 }

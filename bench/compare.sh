@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# Times credwatch against tcpdump (and tshark when installed) on three generated captures and
+# checks credwatch's recall against the generator's ground truth. See bench/README.md.
+#
+#   bench/compare.sh [SIZE] [--rounds N] [--dir DIR] [--seed N]
+#
+# SIZE defaults to 1GB per capture (binary units: 100MB, 1GB). Captures are generated once per
+# size and seed into DIR (default target/bench-captures) and reused. Installs nothing: tcpdump
+# (Debian/Ubuntu package `tcpdump`) and GNU time (`/usr/bin/time`, package `time`) must be there;
+# tshark is optional.
+set -euo pipefail
+
+size=1GB
+rounds=5
+seed=1
+repo=$(cd "$(dirname "$0")/.." && pwd)
+dir=$repo/target/bench-captures
+while [ $# -gt 0 ]; do
+    case $1 in
+        --rounds) rounds=$2; shift 2 ;;
+        --dir) dir=$2; shift 2 ;;
+        --seed) seed=$2; shift 2 ;;
+        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        *) size=$1; shift ;;
+    esac
+done
+
+filter='tcp port 110 or tcp port 143'
+for tool in tcpdump /usr/bin/time; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "compare.sh: $tool is needed (apt-get install tcpdump time)" >&2
+        exit 2
+    fi
+done
+have_tshark=$(command -v tshark >/dev/null && echo yes || echo no)
+
+echo "building credwatch (release)…" >&2
+(cd "$repo" && cargo build --release --quiet --bins)
+credwatch=$repo/target/release/credwatch
+gen=$repo/target/release/credwatch-gen
+
+mkdir -p "$dir"
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+
+kinds=(mixed mail-heavy many-flows)
+declare -A capture
+for kind in "${kinds[@]}"; do
+    capture[$kind]=$dir/$kind-$size-s$seed.pcap
+    if [ ! -s "${capture[$kind]}" ]; then
+        "$gen" generate --kind "$kind" --size "$size" --seed "$seed" --out "${capture[$kind]}"
+    fi
+done
+
+# Runs a command with its output to $1; prints "user_ms sys_ms wall_ms peak_rss_kib". CPU time
+# comes from bash's `times` (getrusage of the children, millisecond precision), peak RSS from
+# GNU time, wall time from the clock.
+measure() {
+    local out=$1
+    shift
+    local start end cpu
+    start=$(date +%s%N)
+    cpu=$({ /usr/bin/time -f '%M' -o "$scratch/rss" "$@" >"$out" 2>"$scratch/stderr"; times; } | tail -1)
+    end=$(date +%s%N)
+    echo "$cpu" | awk -v wall=$(((end - start) / 1000000)) -v rss="$(tail -1 "$scratch/rss")" '
+        function ms(t,  m, s) { m = t; sub(/m.*/, "", m); s = t; sub(/^[0-9]+m/, "", s); sub(/s$/, "", s); return int((m * 60 + s) * 1000 + 0.5) }
+        { print ms($1), ms($2), wall, rss }'
+}
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+
+echo "warming the page cache…" >&2
+for kind in "${kinds[@]}"; do cat "${capture[$kind]}" >/dev/null; done
+
+cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
+echo "machine: $(nproc) CPUs, $cpu_model; $(uname -sr)"
+echo "tools:   $("$credwatch" --version), $(tcpdump --version 2>&1 | head -1)$([ "$have_tshark" = yes ] && echo ", $(tshark --version | head -1)")"
+echo "command: bench/compare.sh $size --rounds $rounds --seed $seed"
+echo "timing:  CPU = user+sys, median of $rounds alternating rounds; credwatch read --format json FILE >/dev/null"
+echo "         vs tcpdump -nr FILE -w /dev/null '$filter'"
+echo
+printf '%-11s %9s %12s %14s %7s %7s %11s %12s  %s\n' capture size tcpdump_cpu credwatch_cpu ratio target wall_ratio credwatch_rss recall
+declare -A target=([mixed]=0.8 [mail-heavy]=1.5 [many-flows]=3.0)
+for kind in "${kinds[@]}"; do
+    file=${capture[$kind]}
+    : >"$scratch/td" && : >"$scratch/cw"
+    for round in $(seq "$rounds"); do
+        if [ $((round % 2)) -eq 1 ]; then order="td cw"; else order="cw td"; fi
+        for tool in $order; do
+            if [ "$tool" = td ]; then
+                measure /dev/null tcpdump -nr "$file" -w /dev/null "$filter" >>"$scratch/td"
+            else
+                measure "$scratch/alerts" "$credwatch" read --format json "$file" >>"$scratch/cw"
+            fi
+        done
+    done
+    td_cpu=$(awk '{ print $1 + $2 }' "$scratch/td" | median)
+    cw_cpu=$(awk '{ print $1 + $2 }' "$scratch/cw" | median)
+    td_wall=$(awk '{ print $3 }' "$scratch/td" | median)
+    cw_wall=$(awk '{ print $3 }' "$scratch/cw" | median)
+    cw_rss=$(awk '{ print $4 }' "$scratch/cw" | sort -n | tail -1)
+    recall=$("$gen" score --truth "$dir/truth.jsonl" --file "$(basename "$file")" "$scratch/alerts" | tail -1 | sed 's/^[^:]*: //')
+    printf '%-11s %8sM %10sms %12sms %6.2fx %6sx %10.2fx %9sMiB  %s\n' "$kind" $(($(stat -c %s "$file") >> 20)) \
+        "$td_cpu" "$cw_cpu" "$(echo "$cw_cpu $td_cpu" | awk '{ print $1 / $2 }')" "≤${target[$kind]}" \
+        "$(echo "$cw_wall $td_wall" | awk '{ print $1 / $2 }')" $((cw_rss >> 10)) "$recall"
+    if [ "$have_tshark" = yes ]; then
+        ts=$(measure /dev/null tshark -n -r "$file" -Y 'pop or imap' | awk '{ print $1 + $2 }')
+        printf '%-11s %9s %12s  tshark -Y "pop or imap": %sms CPU (one round), %.2fx credwatch\n' "" "" "" "$ts" \
+            "$(echo "$ts $cw_cpu" | awk '{ print $1 / $2 }')"
+    fi
+done
+
+echo
+mail=${capture[mail-heavy]}
+if "$credwatch" read --help 2>/dev/null | grep -q -- '--threads'; then
+    : >"$scratch/t1" && : >"$scratch/t2"
+    for round in $(seq "$rounds"); do
+        measure /dev/null "$credwatch" read --threads 1 --format json "$mail" >>"$scratch/t1"
+        measure /dev/null "$credwatch" read --threads 2 --format json "$mail" >>"$scratch/t2"
+    done
+    t1=$(awk '{ print $3 }' "$scratch/t1" | median)
+    t2=$(awk '{ print $3 }' "$scratch/t2" | median)
+    printf 'threads    mail-heavy wall time: --threads 1 %sms, --threads 2 %sms, ratio %.2fx (target ≤0.6x)\n' \
+        "$t1" "$t2" "$(echo "$t2 $t1" | awk '{ print $1 / $2 }')"
+else
+    echo "threads    skipped: this credwatch has no --threads option (the threaded pipeline has not landed)"
+fi
