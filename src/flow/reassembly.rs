@@ -288,6 +288,12 @@ impl StreamReassembler {
         self.tail.len()
     }
 
+    /// Frees the compare tail under memory pressure: retransmissions of the bytes it held can no
+    /// longer be compared (invariant 5 holds: an empty tail is a valid tail).
+    pub fn release_compare_tail(&mut self) {
+        self.tail = VecDeque::new();
+    }
+
     /// Stream offset of the segment's first byte, given its distance `ahead` of the next
     /// expected byte, with any bytes before the stream start cut off; `None` when the whole
     /// segment lies before the start.

@@ -22,8 +22,9 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 pub struct FlowLimits {
     /// Flows tracked at once; past it the least recently seen are evicted.
     pub max_flows: usize,
-    /// Bytes buffered out of order across all flows; past it the flow that overflows is skipped
-    /// ahead (its holes become gaps).
+    /// Bytes buffered across all flows: out-of-order data, partial lines and literals, and the
+    /// tails kept to compare retransmissions. Past it the flow that overflows drops its partial
+    /// line and tails, then skips ahead (its holes become gaps).
     pub max_buffered_total: usize,
     pub reassembly: ReassemblyLimits,
     /// A flow that never carried data (a SYN scan, a refused connection).
@@ -55,6 +56,8 @@ pub struct FlowStats {
     pub flows_evicted: u64,
     /// Times the global buffer budget forced a flow to skip ahead.
     pub memcap_skips: u64,
+    /// Times the global buffer budget made a flow drop its partial lines and compare tails.
+    pub memcap_sheds: u64,
     /// Packets for a flow not inspected any more (authentication over, TLS, not mail).
     pub packets_bypassed: u64,
     pub reassembly: ReassemblyStats,
@@ -119,6 +122,8 @@ pub trait FlowHandler {
     fn buffered(&self, _app: &Self::App) -> usize {
         0
     }
+    /// Memory is short: drop what the flow holds (partial lines, literals), as after a gap.
+    fn shed(&mut self, _app: &mut Self::App) {}
 }
 
 struct Flow<A> {
@@ -131,6 +136,9 @@ struct Flow<A> {
     closing_since: Option<Timestamp>,
     /// The handler was told of a differing overlap already (once per flow is enough to alert).
     overlap_reported: bool,
+    /// Bytes held besides the reorder windows (compare tails, the handler's partial lines),
+    /// as last counted into the table's total.
+    held: usize,
 }
 
 /// All flows of one worker.
@@ -212,6 +220,7 @@ impl<H: FlowHandler> FlowTable<H> {
                     fin: [false; 2],
                     closing_since: None,
                     overlap_reported: false,
+                    held: 0,
                 },
             );
             self.stats.flows_created += 1;
@@ -264,6 +273,9 @@ impl<H: FlowHandler> FlowTable<H> {
                 self.buffered_total = self.buffered_total.saturating_sub(after);
             }
         }
+        if !packet.payload.is_empty() {
+            account_held(flow, handler, &mut self.buffered_total, self.limits.max_buffered_total, &mut self.stats);
+        }
         note_close_flags(flow, side, packet, ts);
         if inspect == Inspect::Stop {
             self.stop_inspecting(&key);
@@ -302,8 +314,9 @@ impl<H: FlowHandler> FlowTable<H> {
     fn stop_inspecting(&mut self, key: &FlowKey) {
         if let Some(flow) = self.flows.get_mut(key) {
             if let Some(streams) = flow.streams.take() {
-                let held: usize = streams.iter().map(StreamReassembler::buffered_bytes).sum();
-                self.buffered_total = self.buffered_total.saturating_sub(held);
+                let windows: usize = streams.iter().map(StreamReassembler::buffered_bytes).sum();
+                self.buffered_total = self.buffered_total.saturating_sub(windows + flow.held);
+                flow.held = 0;
             }
         }
     }
@@ -313,8 +326,8 @@ impl<H: FlowHandler> FlowTable<H> {
         let ts = flow.info.last_seen;
         let info = flow.info;
         if let Some(mut streams) = flow.streams.take() {
-            let held: usize = streams.iter().map(StreamReassembler::buffered_bytes).sum();
-            self.buffered_total = self.buffered_total.saturating_sub(held);
+            let windows: usize = streams.iter().map(StreamReassembler::buffered_bytes).sum();
+            self.buffered_total = self.buffered_total.saturating_sub(windows + flow.held);
             for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
                 let app = &mut flow.app;
                 let mut inspect = Inspect::Continue;
@@ -365,6 +378,32 @@ impl<H: FlowHandler> FlowTable<H> {
         }
         self.by_age = by_age;
     }
+}
+
+/// Counts what a flow holds besides its reorder windows into the global budget; past the budget
+/// the flow sheds it (its partial line is lost, as after a gap), so that a flood of flows that
+/// never finish a line stays within `max_buffered_total` too.
+fn account_held<H: FlowHandler>(
+    flow: &mut Flow<H::App>,
+    handler: &mut H,
+    buffered_total: &mut usize,
+    budget: usize,
+    stats: &mut FlowStats,
+) {
+    let tails = |flow: &Flow<H::App>| {
+        flow.streams.as_deref().map_or(0, |streams| streams.iter().map(StreamReassembler::compare_tail_bytes).sum())
+    };
+    let mut held = tails(flow) + handler.buffered(&flow.app);
+    if held > 0 && buffered_total.saturating_sub(flow.held).saturating_add(held) > budget {
+        stats.memcap_sheds += 1;
+        handler.shed(&mut flow.app);
+        if let Some(streams) = flow.streams.as_deref_mut() {
+            streams.iter_mut().for_each(StreamReassembler::release_compare_tail);
+        }
+        held = tails(flow) + handler.buffered(&flow.app);
+    }
+    *buffered_total = buffered_total.saturating_sub(flow.held).saturating_add(held);
+    flow.held = held;
 }
 
 fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
@@ -459,6 +498,54 @@ mod tests {
     const SYN: u8 = TcpFlags::SYN;
     const ACK: u8 = TcpFlags::ACK;
     const FIN_ACK: u8 = TcpFlags::FIN | TcpFlags::ACK;
+
+    /// Holds every byte it is given (like a session waiting for a line end) until told to shed.
+    #[derive(Default)]
+    struct Hoarder {
+        sheds: usize,
+    }
+
+    impl FlowHandler for Hoarder {
+        type App = Vec<u8>;
+        fn open(&mut self, _info: &FlowInfo) -> Vec<u8> {
+            Vec::new()
+        }
+        fn event(&mut self, _info: &FlowInfo, app: &mut Vec<u8>, event: FlowEvent<'_>, _ts: Timestamp) -> Inspect {
+            if let FlowEvent::Data(_, data) = event {
+                app.extend_from_slice(data);
+            }
+            Inspect::Continue
+        }
+        fn buffered(&self, app: &Vec<u8>) -> usize {
+            app.len()
+        }
+        fn shed(&mut self, app: &mut Vec<u8>) {
+            self.sheds += 1;
+            app.clear();
+        }
+    }
+
+    #[test]
+    fn partial_lines_count_against_the_global_budget_and_are_shed_past_it() {
+        let limits = FlowLimits { max_buffered_total: 4_000, ..FlowLimits::default() };
+        let mut table = FlowTable::new(limits);
+        let mut handler = Hoarder::default();
+        const LINE: &[u8] = &[b'x'; 300];
+        for port in 0..50 {
+            table.process(&packet(40_000 + port, true, SYN, 0, b""), at(0), &mut handler);
+            table.process(&packet(40_000 + port, true, ACK, 1, LINE), at(0), &mut handler);
+            assert!(table.buffered_bytes() <= limits.max_buffered_total, "{}", table.buffered_bytes());
+        }
+        assert!(handler.sheds > 0 && table.stats.memcap_sheds == handler.sheds as u64);
+        // What is counted is exactly what is held (flows' bytes plus their compare tails).
+        let tails = |flow: &Flow<Vec<u8>>| {
+            flow.streams.as_deref().map_or(0, |streams| streams.iter().map(StreamReassembler::compare_tail_bytes).sum())
+        };
+        let held: usize = table.flows.values().map(|flow| flow.app.len() + tails(flow)).sum();
+        assert_eq!(table.buffered_bytes(), held);
+        table.close_all(&mut handler);
+        assert_eq!(table.buffered_bytes(), 0, "closing flows gives their bytes back");
+    }
 
     #[test]
     fn flows_no_longer_inspected_are_bypassed_but_still_close_and_reopen() {

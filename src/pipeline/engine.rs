@@ -54,6 +54,8 @@ impl FlowHandler for Inspector {
             self.events.push(to_event(proto_event, info, client));
         }
         if done {
+            // Everything the session had to say is said: the flow keeps only its TCP state.
+            *app = None;
             Inspect::Stop
         } else {
             Inspect::Continue
@@ -62,6 +64,12 @@ impl FlowHandler for Inspector {
 
     fn buffered(&self, app: &Self::App) -> usize {
         app.as_ref().map_or(0, |session| session.buffered())
+    }
+
+    fn shed(&mut self, app: &mut Self::App) {
+        if let Some(session) = app {
+            session.shed();
+        }
     }
 }
 

@@ -153,6 +153,7 @@ fn add_flow(total: &mut FlowStats, more: &FlowStats) {
         flows_timed_out,
         flows_evicted,
         memcap_skips,
+        memcap_sheds,
         packets_bypassed,
         reassembly,
     } = more;
@@ -161,6 +162,7 @@ fn add_flow(total: &mut FlowStats, more: &FlowStats) {
     total.flows_timed_out += flows_timed_out;
     total.flows_evicted += flows_evicted;
     total.memcap_skips += memcap_skips;
+    total.memcap_sheds += memcap_sheds;
     total.packets_bypassed += packets_bypassed;
     add_reassembly(&mut total.reassembly, reassembly);
 }

@@ -254,7 +254,22 @@ impl Session {
 
     /// Bytes the session holds (partial lines), for memory accounting.
     pub fn buffered(&self) -> usize {
-        self.framers.iter().map(LineFramer::buffered).sum()
+        let assembling = match &self.protocol {
+            Protocol::Imap(session) => session.buffered(),
+            _ => 0,
+        };
+        self.framers.iter().map(LineFramer::buffered).sum::<usize>() + assembling
+    }
+
+    /// Memory is short: drop partial lines and a literal being assembled, as if bytes were lost
+    /// (parsing resumes at the next line).
+    pub fn shed(&mut self) {
+        for framer in &mut self.framers {
+            framer.gap(0);
+        }
+        if let Protocol::Imap(session) = &mut self.protocol {
+            session.shed();
+        }
     }
 
     /// Reassembled bytes from one side of the flow.

@@ -356,9 +356,12 @@ class Driver:
                 f"  is root here\n"
                 f"  keep fetchall {tls_options} mda \"/bin/cat >/dev/null\"\n")
         os.chmod(rc_file, 0o600)
-        env = dict(os.environ, HOME=home)
+        # As root, fetchmail's lock file is system-wide (/var/run): a bed of its own keeps
+        # concurrent runs (two checkouts testing at once) from refusing each other.
+        env = dict(os.environ, HOME=home, FETCHMAILHOME=home)
+        pidfile = os.path.join(home, "fetchmail.pid")
         for poll in range(1, polls + 1):
-            result = subprocess.run(["fetchmail", "-f", rc_file, "--nosyslog"], env=env,
+            result = subprocess.run(["fetchmail", "-f", rc_file, "--nosyslog", "--pidfile", pidfile], env=env,
                                     capture_output=True, text=True, timeout=TIMEOUT + 10)
             if result.returncode not in (0, 1):  # 0: mail fetched, 1: no mail
                 raise BedError(f"fetchmail exit {result.returncode}: {result.stderr.strip()}")

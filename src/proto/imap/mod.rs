@@ -103,6 +103,23 @@ impl ImapSession {
         }
     }
 
+    /// Bytes held for a command being assembled across literals.
+    pub fn buffered(&self) -> usize {
+        self.assembly.as_ref().map_or(0, |assembly| {
+            assembly.literal.as_ref().map_or(0, |literal| literal.capacity())
+                + assembly.args.iter().map(|arg| arg.string().map_or(0, <[u8]>::len)).sum::<usize>()
+        })
+    }
+
+    /// Drops the literal being collected: the command it belongs to cannot be read any more.
+    pub fn shed(&mut self) {
+        if let Some(assembly) = &mut self.assembly {
+            assembly.literal = None;
+            assembly.args.clear();
+            assembly.truncated = true;
+        }
+    }
+
     pub fn on_gap(&mut self, role: Role) {
         if role == Role::Client {
             self.assembly = None;
