@@ -72,7 +72,7 @@ fn live_capture_on_a_veth_reports_exactly_the_cleartext_logins_and_stops_cleanly
     let events: Vec<Value> = read("stdout.jsonl").lines().map(|line| serde_json::from_str(line).unwrap()).collect();
     let alerts: Vec<&Value> = events
         .iter()
-        .filter(|event| !matches!(event["event_type"].as_str(), Some("stats" | "server_report")))
+        .filter(|event| !matches!(event["event_type"].as_str(), Some("stats" | "server_report" | "server_posture")))
         .collect();
     let seen: Vec<(String, String, String)> = alerts
         .iter()
@@ -116,4 +116,12 @@ fn live_capture_on_a_veth_reports_exactly_the_cleartext_logins_and_stops_cleanly
     assert!(stderr.contains("final_report=true"), "the final stats line in the log: {stderr}");
     assert!(stderr.contains("dropped root"), "{stderr}");
     assert_eq!(events.iter().filter(|event| event["event_type"] == "server_report").count(), 2);
+    // Dovecot offers STARTTLS and accepts plaintext logins: the last word on its IMAP posture.
+    let imap_posture = events
+        .iter()
+        .filter(|event| event["event_type"] == "server_posture" && event["port"] == 143)
+        .last()
+        .expect("a posture for the IMAP server");
+    assert_eq!(imap_posture["class"], "tls_optional", "{imap_posture}");
+    assert_eq!(imap_posture["starttls_offered"], true, "{imap_posture}");
 }
