@@ -119,8 +119,7 @@ fn live_capture_on_a_veth_reports_exactly_the_cleartext_logins_and_stops_cleanly
     // Dovecot offers STARTTLS and accepts plaintext logins: the last word on its IMAP posture.
     let imap_posture = events
         .iter()
-        .filter(|event| event["event_type"] == "server_posture" && event["port"] == 143)
-        .last()
+        .rfind(|event| event["event_type"] == "server_posture" && event["port"] == 143)
         .expect("a posture for the IMAP server");
     assert_eq!(imap_posture["class"], "tls_optional", "{imap_posture}");
     assert_eq!(imap_posture["starttls_offered"], true, "{imap_posture}");
