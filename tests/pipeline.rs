@@ -266,23 +266,29 @@ fn one_thread_or_four_give_the_same_output_on_a_mixed_capture() {
     assert_eq!(read_json(&path, 4), one);
 }
 
-/// The real captures: every file gives the same output with one thread and with four. They live
-/// outside the repository (CREDWATCH_CORPUS, or `../shared/corpus/real` next to the checkout).
+/// The real captures: every file gives the same output with one thread and with four. They are
+/// the repository's own real captures (`fixtures/e2e`) and the shared corpora next to the checkout
+/// (CREDWATCH_CORPUS names another folder), searched recursively.
 #[test]
 fn one_thread_or_four_give_the_same_output_on_every_corpus_file() {
-    let dir = std::env::var_os("CREDWATCH_CORPUS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/real"));
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipped: no corpus at {} (set CREDWATCH_CORPUS)", dir.display());
-        return;
-    };
-    let mut files: Vec<PathBuf> = entries
-        .filter_map(|entry| entry.ok().map(|e| e.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "pcap" || ext == "pcapng"))
+    let repo = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut dirs = vec![repo.join("fixtures/e2e")];
+    match std::env::var_os("CREDWATCH_CORPUS") {
+        Some(dir) => dirs.push(PathBuf::from(dir)),
+        None => dirs.extend(["real", "public"].map(|sub| repo.join("../shared/corpus").join(sub))),
+    }
+    let dirs: Vec<PathBuf> = dirs
+        .into_iter()
+        .filter(|dir| {
+            let present = dir.is_dir();
+            if !present {
+                eprintln!("skipped: no corpus at {}", dir.display());
+            }
+            present
+        })
         .collect();
-    files.sort();
-    assert!(!files.is_empty(), "no captures in {}", dir.display());
+    let files = credwatch::pipeline::expand_inputs(&dirs).unwrap();
+    assert!(!files.is_empty(), "no captures in {dirs:?}");
     let mut alerts_seen = 0;
     for file in &files {
         let one = read_json(file, 1);
