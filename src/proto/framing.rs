@@ -8,7 +8,6 @@
 use zeroize::Zeroize;
 
 /// What the framer hands to a session.
-#[derive(Debug)]
 pub enum Piece<'a> {
     /// A complete line without its CRLF (a bare LF also ends a line). `more_follows` is true when
     /// the same chunk of stream held bytes after this line (used to spot STARTTLS injection).
@@ -37,7 +36,6 @@ enum Mode {
 }
 
 /// Frames one direction of a stream.
-#[derive(Debug)]
 pub struct LineFramer {
     /// A partial line carried over from the previous chunk. It may hold a partial password, so it
     /// is wiped, not just truncated.
@@ -46,6 +44,30 @@ pub struct LineFramer {
     mode: Mode,
     /// Dropping the rest of an overlong line, or resynchronising after a gap.
     skipping_to_eol: bool,
+}
+
+/// Lines may hold passwords: `Debug` shows lengths, never bytes.
+impl std::fmt::Debug for Piece<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Piece::Line { line, more_follows } => {
+                f.debug_struct("Line").field("len", &line.len()).field("more_follows", more_follows).finish()
+            }
+            Piece::Raw { data, last } => f.debug_struct("Raw").field("len", &data.len()).field("last", last).finish(),
+            Piece::Overflow => f.write_str("Overflow"),
+        }
+    }
+}
+
+impl std::fmt::Debug for LineFramer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LineFramer")
+            .field("partial_len", &self.partial.len())
+            .field("max_line", &self.max_line)
+            .field("mode", &self.mode)
+            .field("skipping_to_eol", &self.skipping_to_eol)
+            .finish()
+    }
 }
 
 impl Drop for LineFramer {

@@ -504,3 +504,32 @@ proptest! {
         let _ = play_chunked(port, &steps, 7, false);
     }
 }
+
+/// Sessions caught mid-login (a partial line, a literal half received, tokens assembled) print
+/// no byte of the password in their `Debug` output.
+#[test]
+fn sessions_mid_login_debug_without_secrets() {
+    let config = ProtoConfig::default();
+    let mut events = Vec::new();
+    let mut stats = ProtoStats::default();
+    let mut ctx = Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats };
+    let mut imap = imap::ImapSession::default();
+    imap.on_piece(Role::Server, framing::Piece::Line { line: b"* OK hi", more_follows: false }, &mut ctx);
+    imap.on_piece(
+        Role::Client,
+        framing::Piece::Line { line: b"a LOGIN \"Canary-User\" {20}", more_follows: false },
+        &mut ctx,
+    );
+    imap.on_piece(Role::Client, framing::Piece::Raw { data: b"Canary-Secret-", last: false }, &mut ctx);
+    let mut framer = framing::LineFramer::new(100);
+    framer.feed(b"PASS Canary-Secret-2", &mut |_| framing::Next::Line);
+    let piece = framing::Piece::Line { line: b"PASS Canary-Secret-3", more_follows: false };
+    let token = imap_tokens_debug(b"a LOGIN alice Canary-Secret-4");
+    for debug in [format!("{imap:?}"), format!("{framer:?}"), format!("{piece:?}"), token] {
+        assert!(!debug.contains("Canary-Secret"), "{debug}");
+    }
+}
+
+fn imap_tokens_debug(line: &[u8]) -> String {
+    format!("{:?}", imap::parser_tokens(line))
+}

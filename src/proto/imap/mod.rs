@@ -7,6 +7,12 @@
 
 mod parser;
 
+/// The tokens of a line, for tests elsewhere in `proto` that check their `Debug` output.
+#[cfg(test)]
+pub(crate) fn parser_tokens(line: &[u8]) -> Result<parser::Tokenized<'_>, parser::TokenizeError> {
+    parser::tokenize(line)
+}
+
 use std::collections::VecDeque;
 
 use zeroize::Zeroizing;
@@ -48,12 +54,23 @@ impl Command {
 }
 
 /// One argument of an assembled command; wiped on drop since LOGIN's second one is a password.
-#[derive(Debug)]
 enum Arg {
     String(Zeroizing<Vec<u8>>),
     Nil,
     ListOpen,
     ListClose,
+}
+
+/// Arguments may be passwords: `Debug` shows their length only.
+impl std::fmt::Debug for Arg {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Arg::String(bytes) => write!(f, "String(len={})", bytes.len()),
+            Arg::Nil => f.write_str("Nil"),
+            Arg::ListOpen => f.write_str("ListOpen"),
+            Arg::ListClose => f.write_str("ListClose"),
+        }
+    }
 }
 
 impl Arg {
@@ -66,7 +83,6 @@ impl Arg {
 }
 
 /// A client command being assembled across literals.
-#[derive(Debug)]
 struct Assembly {
     tag: Vec<u8>,
     command: Command,
@@ -75,6 +91,18 @@ struct Assembly {
     truncated: bool,
     /// The announced literal is being received.
     literal: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// The literal may be a password: `Debug` shows its length only.
+impl std::fmt::Debug for Assembly {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Assembly")
+            .field("command", &self.command)
+            .field("args", &self.args)
+            .field("truncated", &self.truncated)
+            .field("literal_len", &self.literal.as_ref().map(|literal| literal.len()))
+            .finish()
+    }
 }
 
 #[derive(Debug, Default)]

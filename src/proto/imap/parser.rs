@@ -8,7 +8,7 @@
 
 use std::borrow::Cow;
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(PartialEq, Eq)]
 pub enum Token<'a> {
     Atom(&'a [u8]),
     /// A quoted string, unescaped.
@@ -16,6 +16,19 @@ pub enum Token<'a> {
     Nil,
     ListOpen,
     ListClose,
+}
+
+/// Tokens may be passwords: `Debug` shows their kind and length only.
+impl std::fmt::Debug for Token<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Token::Atom(atom) => write!(f, "Atom(len={})", atom.len()),
+            Token::Quoted(text) => write!(f, "Quoted(len={})", text.len()),
+            Token::Nil => f.write_str("Nil"),
+            Token::ListOpen => f.write_str("ListOpen"),
+            Token::ListClose => f.write_str("ListClose"),
+        }
+    }
 }
 
 impl Token<'_> {
