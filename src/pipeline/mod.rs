@@ -315,6 +315,9 @@ impl Inline<'_> {
     }
 
     fn emit(&mut self) -> Result<(), RunError> {
+        if self.events.is_empty() {
+            return Ok(());
+        }
         sort_by_flow(&mut self.events);
         for event in self.events.drain(..) {
             self.output.event(&event)?;
