@@ -146,6 +146,17 @@ fn tricky(conv: &mut Conversation, rng: &mut Rng, line: &[u8]) {
     }
 }
 
+/// A SASL LOGIN exchange without initial response: the command, then the user name and the
+/// password each after the server's base64 prompt (`continuation` is `+ ` for POP3 and IMAP, `334 `
+/// for SMTP); the password line goes through [`tricky`].
+fn sasl_login(conv: &mut Conversation, rng: &mut Rng, command: &str, continuation: &[u8], user: &str, password: &str) {
+    conv.client(&line(command));
+    conv.server(&[continuation, USERNAME_PROMPT, b"\r\n"].concat());
+    conv.client(&line(&b64(user)));
+    conv.server(&[continuation, PASSWORD_PROMPT, b"\r\n"].concat());
+    tricky(conv, rng, &line(&b64(password)));
+}
+
 fn line(text: &str) -> Vec<u8> {
     format!("{text}\r\n").into_bytes()
 }
@@ -269,11 +280,7 @@ fn pop3(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         }
         2 => {
             planted.mechanism = "SASL-LOGIN";
-            conv.client(&line(&style.verb("AUTH LOGIN")));
-            conv.server(&[b"+ ", USERNAME_PROMPT, b"\r\n"].concat());
-            conv.client(&line(&b64(&user)));
-            conv.server(&[b"+ ", PASSWORD_PROMPT, b"\r\n"].concat());
-            tricky(conv, rng, &line(&b64(&password)));
+            sasl_login(conv, rng, &style.verb("AUTH LOGIN"), b"+ ", &user, &password);
         }
         3 => {
             planted.mechanism = "SASL-XOAUTH2";
@@ -363,11 +370,7 @@ fn imap(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         }
         2 => {
             planted.mechanism = "SASL-LOGIN";
-            conv.client(&line(&format!("{tag} {authenticate} LOGIN")));
-            conv.server(&[b"+ ", USERNAME_PROMPT, b"\r\n"].concat());
-            conv.client(&line(&b64(&user)));
-            conv.server(&[b"+ ", PASSWORD_PROMPT, b"\r\n"].concat());
-            tricky(conv, rng, &line(&b64(&password)));
+            sasl_login(conv, rng, &format!("{tag} {authenticate} LOGIN"), b"+ ", &user, &password);
         }
         3 => {
             planted.mechanism = "SASL-XOAUTH2";
@@ -463,11 +466,7 @@ fn smtp(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         }
         2 => {
             planted.mechanism = "SASL-LOGIN";
-            conv.client(&line(&format!("{auth} LOGIN")));
-            conv.server(&[b"334 ", USERNAME_PROMPT, b"\r\n"].concat());
-            conv.client(&line(&b64(&user)));
-            conv.server(&[b"334 ", PASSWORD_PROMPT, b"\r\n"].concat());
-            tricky(conv, rng, &line(&b64(&password)));
+            sasl_login(conv, rng, &format!("{auth} LOGIN"), b"334 ", &user, &password);
         }
         3 => {
             planted.mechanism = "SASL-LOGIN";

@@ -83,42 +83,16 @@ created_namespaces=()
 credwatch_pid=
 dovecot_pid_file=$WORK/dovecot/run/master.pid
 
-in_server() { ip netns exec "$NS_SERVER" "$@"; }
-in_client() { ip netns exec "$NS_CLIENT" "$@"; }
-
-# Ends processes we started, by their ids: SIGTERM, then SIGKILL to what is left after 5 s.
-stop_pids() {
-    local pids=() pid
-    for pid in "$@"; do
-        [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null && pids+=("$pid")
-    done
-    [[ ${#pids[@]} -gt 0 ]] || return 0
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    for _ in $(seq 50); do
-        kill -0 "${pids[@]}" 2>/dev/null || return 0
-        sleep 0.1
-    done
-    kill -KILL "${pids[@]}" 2>/dev/null || true
-}
-
-pid_from_file() {
-    if [[ -s $1 ]]; then
-        tr -dc '0-9' <"$1"
-    fi
-}
+# shellcheck source=tests/e2e/netns.sh
+source "$(dirname "${BASH_SOURCE[0]}")/netns.sh"
 
 # shellcheck disable=SC2317  # reached through the EXIT trap
 cleanup() {
-    local status=$? ns pids
+    local status=$?
     trap - EXIT INT TERM
     set +e
     stop_pids "$credwatch_pid" "$(pid_from_file "$dovecot_pid_file")"
-    for ns in "${created_namespaces[@]}"; do
-        # Whatever still runs inside our own namespaces was started by this run.
-        mapfile -t pids < <(ip netns pids "$ns" 2>/dev/null)
-        stop_pids "${pids[@]}"
-        ip netns delete "$ns" 2>/dev/null
-    done
+    remove_namespaces
     rm -rf "$WORK"
     exit "$status"
 }
@@ -127,18 +101,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 setup_network() {
-    log "namespaces $NS_SERVER and $NS_CLIENT"
-    ip netns add "$NS_SERVER"
-    created_namespaces+=("$NS_SERVER")
-    ip netns add "$NS_CLIENT"
-    created_namespaces+=("$NS_CLIENT")
-    ip link add "$VETH_SERVER" netns "$NS_SERVER" type veth peer name "$VETH_CLIENT" netns "$NS_CLIENT"
-    in_server ip link set lo up
-    in_client ip link set lo up
-    in_server ip addr add "$SERVER_V4/$PREFIX_V4" dev "$VETH_SERVER"
-    in_client ip addr add "$CLIENT_V4/$PREFIX_V4" dev "$VETH_CLIENT"
-    in_server ip link set "$VETH_SERVER" up
-    in_client ip link set "$VETH_CLIENT" up
+    add_namespace_pair
 }
 
 setup_dovecot() {
