@@ -191,7 +191,7 @@ impl Defragmenter {
     ) -> Result<Option<&[u8]>, SkipReason> {
         let payload_len = u32::try_from(payload.len()).map_err(|_| SkipReason::Malformed)?;
         let end = fragment.offset.saturating_add(payload_len);
-        let misaligned = fragment.more && (payload.is_empty() || payload.len() % FRAGMENT_UNIT != 0);
+        let misaligned = fragment.more && (payload.is_empty() || !payload.len().is_multiple_of(FRAGMENT_UNIT));
         if end > MAX_DATAGRAM_LEN || misaligned {
             return Err(SkipReason::Malformed);
         }

@@ -126,26 +126,78 @@ pub trait FlowHandler {
     fn shed(&mut self, _app: &mut Self::App) {}
 }
 
+/// How far a flow's reassembly got.
+enum Streams {
+    /// No payload yet: only the initial sequence numbers, by side. A SYN scan or a connection
+    /// that never speaks costs no buffers.
+    Embryonic {
+        isn: [Option<u32>; 2],
+    },
+    Inspecting(Box<Inspection>),
+    /// Inspection stopped: the buffers are freed, the entry stays small.
+    Bypassed,
+}
+
+/// The reassembly state of a flow whose streams are being inspected.
+struct Inspection {
+    streams: [StreamReassembler; 2],
+    /// Bytes held besides the reorder windows (compare tails, the handler's partial lines), as
+    /// last counted into the table's total.
+    held: usize,
+}
+
+/// One table entry. Kept small (the key lives beside it in the table, the buffers behind a box)
+/// because every packet of a capture reads one entry at random: the smaller the entries, the
+/// more of them stay in the CPU caches.
 struct Flow<A> {
-    info: FlowInfo,
-    /// `None` once inspection stopped: the buffers are freed, the entry stays small.
-    streams: Option<Box<[StreamReassembler; 2]>>,
+    first_seen: Timestamp,
+    last_seen: Timestamp,
+    closing_since: Option<Timestamp>,
+    streams: Streams,
     app: A,
+    /// The side that sent the SYN, when the handshake was seen.
+    syn_from: Option<Side>,
     carried_data: bool,
     fin: [bool; 2],
-    closing_since: Option<Timestamp>,
     /// The handler was told of a differing overlap already (once per flow is enough to alert).
     overlap_reported: bool,
-    /// Bytes held besides the reorder windows (compare tails, the handler's partial lines),
-    /// as last counted into the table's total.
-    held: usize,
+}
+
+impl<A> Flow<A> {
+    fn info(&self, key: &FlowKey) -> FlowInfo {
+        FlowInfo {
+            id: flow_id(key, self.first_seen),
+            key: *key,
+            syn_from: self.syn_from,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
+        }
+    }
+
+    /// Bytes of the flow counted in the table's total: reorder windows, compare tails and what
+    /// the handler holds.
+    fn counted_bytes(&self) -> usize {
+        match &self.streams {
+            Streams::Inspecting(inspection) => {
+                inspection.streams.iter().map(StreamReassembler::buffered_bytes).sum::<usize>() + inspection.held
+            }
+            Streams::Embryonic { .. } | Streams::Bypassed => 0,
+        }
+    }
+}
+
+/// The table's state that a packet's flow step updates besides the flow itself.
+struct Budget<'t> {
+    limits: &'t FlowLimits,
+    buffered_total: &'t mut usize,
+    stats: &'t mut FlowStats,
 }
 
 /// All flows of one worker.
 pub struct FlowTable<H: FlowHandler> {
     flows: FxHashMap<FlowKey, Flow<H::App>>,
-    /// Scratch space of `make_room`: whether timed out, last seen, key.
-    by_age: Vec<(bool, Timestamp, FlowKey)>,
+    /// Scratch space of `make_room`: last seen times of the flows not timed out.
+    ages: Vec<Timestamp>,
     /// When the latest pass over the whole table looked for timed-out flows.
     swept_at: Option<Timestamp>,
     limits: FlowLimits,
@@ -157,7 +209,7 @@ impl<H: FlowHandler> FlowTable<H> {
     pub fn new(limits: FlowLimits) -> Self {
         FlowTable {
             flows: FxHashMap::default(),
-            by_age: Vec::new(),
+            ages: Vec::new(),
             swept_at: None,
             limits,
             buffered_total: 0,
@@ -178,108 +230,47 @@ impl<H: FlowHandler> FlowTable<H> {
         self.buffered_total
     }
 
-    /// Feeds one packet to its flow.
+    /// Feeds one packet to its flow. A packet of a known flow costs one table lookup.
     pub fn process(&mut self, packet: &TcpPacket<'_>, ts: Timestamp, handler: &mut H) {
         let (key, side) = FlowKey::of(packet);
         let flags = packet.flags;
         if let Some(flow) = self.flows.get_mut(&key) {
             // A new SYN on a finished connection: the port pair was reused.
             let reused = flags.syn() && !flags.ack() && flow.closing_since.is_some();
-            if !reused && flow.streams.is_none() {
-                // Most packets of a capture belong to flows no longer inspected (bulk transfers,
-                // TLS, mail after the login): one lookup, timestamps and close flags, done.
-                flow.info.last_seen = flow.info.last_seen.max(ts);
-                self.stats.packets_bypassed += 1;
-                note_close_flags(flow, side, packet, ts);
+            if !reused {
+                let mut budget =
+                    Budget { limits: &self.limits, buffered_total: &mut self.buffered_total, stats: &mut self.stats };
+                step(flow, &key, side, packet, ts, handler, &mut budget);
                 return;
             }
-            if reused {
-                self.close(&key, CloseReason::Fin, handler);
-            }
+            self.close(&key, CloseReason::Fin, handler);
         }
-        if !self.flows.contains_key(&key) {
-            if flags.rst() || (packet.payload.is_empty() && !flags.syn()) {
-                return;
-            }
-            self.make_room(ts, handler);
-            let syn_from = match (flags.syn(), flags.ack()) {
-                (true, false) => Some(side),
-                (true, true) => Some(side.other()),
-                _ => None,
-            };
-            let info = FlowInfo { id: flow_id(&key, ts), key, syn_from, first_seen: ts, last_seen: ts };
-            let app = handler.open(&info);
-            let streams = Some(Box::new([StreamReassembler::new(), StreamReassembler::new()]));
-            self.flows.insert(
-                key,
-                Flow {
-                    info,
-                    streams,
-                    app,
-                    carried_data: false,
-                    fin: [false; 2],
-                    closing_since: None,
-                    overlap_reported: false,
-                    held: 0,
-                },
-            );
-            self.stats.flows_created += 1;
-        }
-        let Some(flow) = self.flows.get_mut(&key) else { return };
-        flow.info.last_seen = flow.info.last_seen.max(ts);
-        if flags.syn() && flow.info.syn_from.is_none() && !flow.carried_data {
-            flow.info.syn_from = Some(if flags.ack() { side.other() } else { side });
-        }
-        let Some(streams) = flow.streams.as_deref_mut() else {
-            self.stats.packets_bypassed += 1;
-            note_close_flags(flow, side, packet, ts);
+        if flags.rst() || (packet.payload.is_empty() && !flags.syn()) {
             return;
+        }
+        self.make_room(ts, handler);
+        let syn_from = match (flags.syn(), flags.ack()) {
+            (true, false) => Some(side),
+            (true, true) => Some(side.other()),
+            _ => None,
         };
-        let [lo, hi] = streams;
-        let stream = match side {
-            Side::Lo => lo,
-            Side::Hi => hi,
+        let info = FlowInfo { id: flow_id(&key, ts), key, syn_from, first_seen: ts, last_seen: ts };
+        let flow = Flow {
+            first_seen: ts,
+            last_seen: ts,
+            closing_since: None,
+            streams: Streams::Embryonic { isn: [None; 2] },
+            app: handler.open(&info),
+            syn_from,
+            carried_data: false,
+            fin: [false; 2],
+            overlap_reported: false,
         };
-        if flags.syn() {
-            stream.on_syn(packet.seq);
-        }
-        let mut inspect = Inspect::Continue;
-        if !packet.payload.is_empty() {
-            flow.carried_data = true;
-            let before = stream.buffered_bytes();
-            let differing_before = self.stats.reassembly.overlaps_differing;
-            let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
-            let (info, app) = (&flow.info, &mut flow.app);
-            stream.on_segment(seq, packet.payload, &self.limits.reassembly, &mut self.stats.reassembly, &mut |chunk| {
-                if inspect == Inspect::Continue {
-                    inspect = handler.event(info, app, chunk_event(side, chunk), ts);
-                }
-            });
-            if self.stats.reassembly.overlaps_differing > differing_before && !flow.overlap_reported {
-                flow.overlap_reported = true;
-                if inspect == Inspect::Continue {
-                    inspect = handler.event(info, app, FlowEvent::OverlapDifferentData(side), ts);
-                }
-            }
-            let after = stream.buffered_bytes();
-            self.buffered_total = self.buffered_total.saturating_sub(before).saturating_add(after);
-            if self.buffered_total > self.limits.max_buffered_total && after > 0 {
-                self.stats.memcap_skips += 1;
-                stream.flush(&mut self.stats.reassembly, &mut |chunk| {
-                    if inspect == Inspect::Continue {
-                        inspect = handler.event(info, app, chunk_event(side, chunk), ts);
-                    }
-                });
-                self.buffered_total = self.buffered_total.saturating_sub(after);
-            }
-        }
-        if !packet.payload.is_empty() {
-            account_held(flow, handler, &mut self.buffered_total, self.limits.max_buffered_total, &mut self.stats);
-        }
-        note_close_flags(flow, side, packet, ts);
-        if inspect == Inspect::Stop {
-            self.stop_inspecting(&key);
-        }
+        let flow = self.flows.entry(key).or_insert(flow);
+        self.stats.flows_created += 1;
+        let mut budget =
+            Budget { limits: &self.limits, buffered_total: &mut self.buffered_total, stats: &mut self.stats };
+        step(flow, &key, side, packet, ts, handler, &mut budget);
     }
 
     /// Ends flows whose time is up, on packet time. A pass over the table made less than
@@ -291,44 +282,36 @@ impl<H: FlowHandler> FlowTable<H> {
         }
         self.swept_at = Some(now);
         let limits = self.limits;
-        let expired: Vec<FlowKey> = self
-            .flows
-            .iter()
-            .filter(|(_, flow)| now.saturating_since(flow.info.last_seen) > timeout_of(flow, &limits))
-            .map(|(key, _)| *key)
-            .collect();
-        for key in expired {
+        let expired: Vec<(FlowKey, Flow<H::App>)> =
+            self.flows.extract_if(|_, flow| timed_out(flow, now, &limits)).collect();
+        for (key, flow) in expired {
             self.stats.flows_timed_out += 1;
-            self.close(&key, CloseReason::Timeout, handler);
+            self.end(&key, flow, CloseReason::Timeout, handler);
         }
     }
 
     /// Ends every flow (end of input, shutdown).
     pub fn close_all(&mut self, handler: &mut H) {
-        let keys: Vec<FlowKey> = self.flows.keys().copied().collect();
-        for key in keys {
-            self.close(&key, CloseReason::EndOfInput, handler);
-        }
-    }
-
-    fn stop_inspecting(&mut self, key: &FlowKey) {
-        if let Some(flow) = self.flows.get_mut(key) {
-            if let Some(streams) = flow.streams.take() {
-                let windows: usize = streams.iter().map(StreamReassembler::buffered_bytes).sum();
-                self.buffered_total = self.buffered_total.saturating_sub(windows + flow.held);
-                flow.held = 0;
-            }
+        let flows = std::mem::take(&mut self.flows);
+        for (key, flow) in flows {
+            self.end(&key, flow, CloseReason::EndOfInput, handler);
         }
     }
 
     fn close(&mut self, key: &FlowKey, reason: CloseReason, handler: &mut H) {
-        let Some(mut flow) = self.flows.remove(key) else { return };
-        let ts = flow.info.last_seen;
-        let info = flow.info;
-        if let Some(mut streams) = flow.streams.take() {
-            let windows: usize = streams.iter().map(StreamReassembler::buffered_bytes).sum();
-            self.buffered_total = self.buffered_total.saturating_sub(windows + flow.held);
-            for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
+        if let Some(flow) = self.flows.remove(key) {
+            self.end(key, flow, reason, handler);
+        }
+    }
+
+    /// A flow taken out of the table: what its streams still buffer is delivered, then the
+    /// handler hears it closed.
+    fn end(&mut self, key: &FlowKey, mut flow: Flow<H::App>, reason: CloseReason, handler: &mut H) {
+        self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
+        let info = flow.info(key);
+        let ts = flow.last_seen;
+        if let Streams::Inspecting(inspection) = &mut flow.streams {
+            for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(inspection.streams.iter_mut()) {
                 let app = &mut flow.app;
                 let mut inspect = Inspect::Continue;
                 stream.flush(&mut self.stats.reassembly, &mut |chunk| {
@@ -348,35 +331,141 @@ impl<H: FlowHandler> FlowTable<H> {
 
     /// Keeps the table under its flow limit: first what has timed out, then the least recently
     /// seen sixteenth (amortised O(1) per new flow, whatever the flood). One pass over the table
-    /// finds both, into a buffer kept from one call to the next: under a flood this runs every
-    /// sixteenth of the table's size, and the pass is its whole cost.
+    /// finds the age that splits off that sixteenth (into a buffer kept from one call to the
+    /// next) and a second takes the flows out: under a flood this runs every sixteenth of the
+    /// table's size, and the two passes are its whole cost.
     fn make_room(&mut self, now: Timestamp, handler: &mut H) {
         if self.flows.len() < self.limits.max_flows {
             return;
         }
         let limits = self.limits;
         self.swept_at = Some(now);
-        let mut by_age = std::mem::take(&mut self.by_age);
-        by_age.clear();
-        by_age.extend(self.flows.iter().map(|(key, flow)| {
-            let timed_out = now.saturating_since(flow.info.last_seen) > timeout_of(flow, &limits);
-            (timed_out, flow.info.last_seen, *key)
-        }));
-        // Timed-out flows sort first, then by age.
-        let timed_out = by_age.iter().filter(|(timed_out, _, _)| *timed_out).count();
-        let batch = (by_age.len() / 16).max(1).max(timed_out);
-        if batch < by_age.len() {
-            by_age.select_nth_unstable_by_key(batch, |(timed_out, seen, _)| (!*timed_out, *seen));
-        }
-        for (timed_out, _, key) in by_age.drain(..).take(batch) {
-            if timed_out {
+        let mut ages = std::mem::take(&mut self.ages);
+        ages.clear();
+        ages.extend(self.flows.values().filter(|flow| !timed_out(flow, now, &limits)).map(|flow| flow.last_seen));
+        let timed_out_count = self.flows.len() - ages.len();
+        // Live flows go too, the least recently seen first, when timed-out ones are not enough.
+        let to_evict = (self.flows.len() / 16).max(1).saturating_sub(timed_out_count);
+        let cutoff = match to_evict.checked_sub(1) {
+            Some(nth) if nth < ages.len() => Some(*ages.select_nth_unstable(nth).1),
+            _ => None,
+        };
+        self.ages = ages;
+        let mut evicted = 0;
+        let leaving: Vec<(FlowKey, Flow<H::App>)> = self
+            .flows
+            .extract_if(|_, flow| {
+                if timed_out(flow, now, &limits) {
+                    return true;
+                }
+                // Several flows may have been seen at the cutoff time itself: stop at the count.
+                let evict = evicted < to_evict && cutoff.is_some_and(|cutoff| flow.last_seen <= cutoff);
+                evicted += usize::from(evict);
+                evict
+            })
+            .collect();
+        for (key, flow) in leaving {
+            if timed_out(&flow, now, &limits) {
                 self.stats.flows_timed_out += 1;
-                self.close(&key, CloseReason::Timeout, handler);
+                self.end(&key, flow, CloseReason::Timeout, handler);
             } else {
-                self.close(&key, CloseReason::Evicted, handler);
+                self.end(&key, flow, CloseReason::Evicted, handler);
             }
         }
-        self.by_age = by_age;
+    }
+}
+
+/// One packet of a known flow: timestamps, handshake, reassembly and the handler, close flags.
+fn step<H: FlowHandler>(
+    flow: &mut Flow<H::App>,
+    key: &FlowKey,
+    side: Side,
+    packet: &TcpPacket<'_>,
+    ts: Timestamp,
+    handler: &mut H,
+    budget: &mut Budget<'_>,
+) {
+    let flags = packet.flags;
+    flow.last_seen = flow.last_seen.max(ts);
+    if let Streams::Bypassed = flow.streams {
+        // Most packets of a capture belong to flows no longer inspected (bulk transfers, TLS,
+        // mail after the login): timestamps and close flags, done.
+        budget.stats.packets_bypassed += 1;
+        note_close_flags(flow, side, packet, ts);
+        return;
+    }
+    if flags.syn() && flow.syn_from.is_none() && !flow.carried_data {
+        flow.syn_from = Some(if flags.ack() { side.other() } else { side });
+    }
+    match &mut flow.streams {
+        Streams::Embryonic { isn } if flags.syn() => {
+            if let Some(isn) = isn.get_mut(side.index()) {
+                isn.get_or_insert(packet.seq);
+            }
+        }
+        Streams::Inspecting(inspection) if flags.syn() => stream_of(&mut inspection.streams, side).on_syn(packet.seq),
+        _ => {}
+    }
+    if packet.payload.is_empty() {
+        note_close_flags(flow, side, packet, ts);
+        return;
+    }
+    if let Streams::Embryonic { isn } = flow.streams {
+        let mut streams = [StreamReassembler::new(), StreamReassembler::new()];
+        for (stream, isn) in streams.iter_mut().zip(isn) {
+            if let Some(isn) = isn {
+                stream.on_syn(isn);
+            }
+        }
+        flow.streams = Streams::Inspecting(Box::new(Inspection { streams, held: 0 }));
+    }
+    flow.carried_data = true;
+    let info = flow.info(key);
+    let Streams::Inspecting(inspection) = &mut flow.streams else { return };
+    let stream = stream_of(&mut inspection.streams, side);
+    let mut inspect = Inspect::Continue;
+    let before = stream.buffered_bytes();
+    let stats = &mut *budget.stats;
+    let differing_before = stats.reassembly.overlaps_differing;
+    let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
+    let app = &mut flow.app;
+    stream.on_segment(seq, packet.payload, &budget.limits.reassembly, &mut stats.reassembly, &mut |chunk| {
+        if inspect == Inspect::Continue {
+            inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
+        }
+    });
+    if stats.reassembly.overlaps_differing > differing_before && !flow.overlap_reported {
+        flow.overlap_reported = true;
+        if inspect == Inspect::Continue {
+            inspect = handler.event(&info, app, FlowEvent::OverlapDifferentData(side), ts);
+        }
+    }
+    let after = stream.buffered_bytes();
+    let total = budget.buffered_total.saturating_sub(before).saturating_add(after);
+    *budget.buffered_total = total;
+    if total > budget.limits.max_buffered_total && after > 0 {
+        stats.memcap_skips += 1;
+        stream.flush(&mut stats.reassembly, &mut |chunk| {
+            if inspect == Inspect::Continue {
+                inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
+            }
+        });
+        *budget.buffered_total = budget.buffered_total.saturating_sub(after);
+    }
+    account_held(inspection, app, handler, budget);
+    note_close_flags(flow, side, packet, ts);
+    if inspect == Inspect::Stop {
+        // Everything the handler wanted is seen: the flow keeps only its TCP state.
+        *budget.buffered_total = budget.buffered_total.saturating_sub(flow.counted_bytes());
+        flow.streams = Streams::Bypassed;
+    }
+}
+
+fn stream_of(streams: &mut [StreamReassembler; 2], side: Side) -> &mut StreamReassembler {
+    let [lo, hi] = streams;
+    match side {
+        Side::Lo => lo,
+        Side::Hi => hi,
     }
 }
 
@@ -384,26 +473,23 @@ impl<H: FlowHandler> FlowTable<H> {
 /// the flow sheds it (its partial line is lost, as after a gap), so that a flood of flows that
 /// never finish a line stays within `max_buffered_total` too.
 fn account_held<H: FlowHandler>(
-    flow: &mut Flow<H::App>,
+    inspection: &mut Inspection,
+    app: &mut H::App,
     handler: &mut H,
-    buffered_total: &mut usize,
-    budget: usize,
-    stats: &mut FlowStats,
+    budget: &mut Budget<'_>,
 ) {
-    let tails = |flow: &Flow<H::App>| {
-        flow.streams.as_deref().map_or(0, |streams| streams.iter().map(StreamReassembler::compare_tail_bytes).sum())
-    };
-    let mut held = tails(flow) + handler.buffered(&flow.app);
-    if held > 0 && buffered_total.saturating_sub(flow.held).saturating_add(held) > budget {
-        stats.memcap_sheds += 1;
-        handler.shed(&mut flow.app);
-        if let Some(streams) = flow.streams.as_deref_mut() {
-            streams.iter_mut().for_each(StreamReassembler::release_compare_tail);
-        }
-        held = tails(flow) + handler.buffered(&flow.app);
+    let tails =
+        |inspection: &Inspection| inspection.streams.iter().map(StreamReassembler::compare_tail_bytes).sum::<usize>();
+    let mut held = tails(inspection) + handler.buffered(app);
+    let total = &mut *budget.buffered_total;
+    if held > 0 && total.saturating_sub(inspection.held).saturating_add(held) > budget.limits.max_buffered_total {
+        budget.stats.memcap_sheds += 1;
+        handler.shed(app);
+        inspection.streams.iter_mut().for_each(StreamReassembler::release_compare_tail);
+        held = tails(inspection) + handler.buffered(app);
     }
-    *buffered_total = buffered_total.saturating_sub(flow.held).saturating_add(held);
-    flow.held = held;
+    *total = total.saturating_sub(inspection.held).saturating_add(held);
+    inspection.held = held;
 }
 
 fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
@@ -424,14 +510,15 @@ fn note_close_flags<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, t
     }
 }
 
-fn timeout_of<A>(flow: &Flow<A>, limits: &FlowLimits) -> Duration {
-    if flow.closing_since.is_some() {
+fn timed_out<A>(flow: &Flow<A>, now: Timestamp, limits: &FlowLimits) -> bool {
+    let timeout = if flow.closing_since.is_some() {
         limits.closed_timeout
     } else if flow.carried_data {
         limits.idle_timeout
     } else {
         limits.embryonic_timeout
-    }
+    };
+    now.saturating_since(flow.last_seen) > timeout
 }
 
 /// A flow id that does not depend on which worker saw the flow, kept below 2^53 so that JSON
@@ -538,8 +625,11 @@ mod tests {
         }
         assert!(handler.sheds > 0 && table.stats.memcap_sheds == handler.sheds as u64);
         // What is counted is exactly what is held (flows' bytes plus their compare tails).
-        let tails = |flow: &Flow<Vec<u8>>| {
-            flow.streams.as_deref().map_or(0, |streams| streams.iter().map(StreamReassembler::compare_tail_bytes).sum())
+        let tails = |flow: &Flow<Vec<u8>>| match &flow.streams {
+            Streams::Inspecting(inspection) => {
+                inspection.streams.iter().map(StreamReassembler::compare_tail_bytes).sum::<usize>()
+            }
+            Streams::Embryonic { .. } | Streams::Bypassed => 0,
         };
         let held: usize = table.flows.values().map(|flow| flow.app.len() + tails(flow)).sum();
         assert_eq!(table.buffered_bytes(), held);

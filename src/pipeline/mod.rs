@@ -256,7 +256,7 @@ impl Reader<'_, '_> {
         feed: &mut impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
     ) -> Result<Result<(), CaptureError>, E> {
         loop {
-            if self.counters.frames % PROGRESS_EVERY == 0 {
+            if self.counters.frames.is_multiple_of(PROGRESS_EVERY) {
                 self.show_progress(source, bytes_before);
             }
             let frame = match source.next_frame() {

@@ -40,7 +40,7 @@ const START_SECS: u64 = 1_700_000_000;
 /// One mail login of the workload; `shape` picks protocol, outcome and ending.
 fn session(i: u16) -> Vec<CapturedFrame> {
     let client = ([10, 1, (i / 200) as u8, (i % 200) as u8 + 1], 40_000 + i);
-    let pop3 = i % 2 == 0;
+    let pop3 = i.is_multiple_of(2);
     let server = ([10, 0, 0, (i % 5) as u8 + 1], if pop3 { 110 } else { 143 });
     let mut conversation = Conversation::new(client, server);
     conversation.start_at(Timestamp::from_secs_nanos(START_SECS + u64::from(i) * 3, u32::from(i) * 7_919));
