@@ -7,8 +7,9 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::net::IpAddr;
+use std::ops::Range;
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::alert::Event;
 use crate::capture::Timestamp;
@@ -17,11 +18,15 @@ use crate::flow::FlowKey;
 
 /// Packet time ticks (idle flows are looked for) when it enters a new second.
 const TICK_PERIOD_SECS: u64 = 1;
-/// Jobs per batch: amortises the queue's synchronisation over many segments.
-pub const BATCH_SIZE: usize = 64;
+/// A batch goes out when it holds this many jobs...
+pub const BATCH_JOBS: usize = 1024;
+/// ...or this many payload bytes. Large batches amortise the queue's synchronisation and the
+/// threads' wake-ups; the bytes bound what a worker's queue can hold (see [`Queues`]).
+pub const BATCH_BYTES: usize = 256 * 1024;
 
-/// A TCP segment owning its payload, on its way from the capture thread to a worker (the capture
-/// buffer it was decoded from is reused for the next frame). No `Debug`: it holds payload bytes.
+/// A TCP segment on its way from the capture thread to a worker, its payload copied into its
+/// batch's buffer (the capture buffer it was decoded from is reused for the next frame). No
+/// `Debug`: it leads to payload bytes.
 pub struct Segment {
     ts: Timestamp,
     src: IpAddr,
@@ -34,49 +39,13 @@ pub struct Segment {
     window: u16,
     vlan: VlanStack,
     tunnel: u64,
-    payload: Vec<u8>,
+    payload: Range<usize>,
     payload_missing: u32,
 }
 
 impl Segment {
-    pub fn new(packet: &TcpPacket<'_>, ts: Timestamp) -> Self {
-        Segment {
-            ts,
-            src: packet.src,
-            dst: packet.dst,
-            src_port: packet.src_port,
-            dst_port: packet.dst_port,
-            seq: packet.seq,
-            ack: packet.ack,
-            flags: packet.flags,
-            window: packet.window,
-            vlan: packet.vlan,
-            tunnel: packet.tunnel,
-            payload: packet.payload.to_vec(),
-            payload_missing: packet.payload_missing,
-        }
-    }
-
     pub fn ts(&self) -> Timestamp {
         self.ts
-    }
-
-    /// The segment as the decoder produced it, borrowing the owned payload.
-    pub fn packet(&self) -> TcpPacket<'_> {
-        TcpPacket {
-            src: self.src,
-            dst: self.dst,
-            src_port: self.src_port,
-            dst_port: self.dst_port,
-            seq: self.seq,
-            ack: self.ack,
-            flags: self.flags,
-            window: self.window,
-            vlan: self.vlan,
-            tunnel: self.tunnel,
-            payload: &self.payload,
-            payload_missing: self.payload_missing,
-        }
     }
 }
 
@@ -91,6 +60,90 @@ pub enum Job {
         index: u64,
         segment: Segment,
     },
+}
+
+/// Jobs for one worker, with the payloads of their segments in one buffer: a batch costs no
+/// allocation per segment, and its buffers are handed back to the capture side for reuse.
+#[derive(Default)]
+pub struct Batch {
+    jobs: Vec<Job>,
+    payloads: Vec<u8>,
+}
+
+impl Batch {
+    fn with_capacity() -> Batch {
+        Batch { jobs: Vec::with_capacity(BATCH_JOBS), payloads: Vec::with_capacity(BATCH_BYTES) }
+    }
+
+    fn push_segment(&mut self, index: u64, packet: &TcpPacket<'_>, ts: Timestamp) {
+        let start = self.payloads.len();
+        self.payloads.extend_from_slice(packet.payload);
+        let segment = Segment {
+            ts,
+            src: packet.src,
+            dst: packet.dst,
+            src_port: packet.src_port,
+            dst_port: packet.dst_port,
+            seq: packet.seq,
+            ack: packet.ack,
+            flags: packet.flags,
+            window: packet.window,
+            vlan: packet.vlan,
+            tunnel: packet.tunnel,
+            payload: start..self.payloads.len(),
+            payload_missing: packet.payload_missing,
+        };
+        self.jobs.push(Job::Segment { index, segment });
+    }
+
+    fn is_full(&self) -> bool {
+        self.jobs.len() >= BATCH_JOBS || self.payloads.len() >= BATCH_BYTES
+    }
+
+    fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    fn segments(&self) -> usize {
+        self.jobs.iter().filter(|job| matches!(job, Job::Segment { .. })).count()
+    }
+
+    /// Empties the batch, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.jobs.clear();
+        self.payloads.clear();
+    }
+
+    pub fn jobs(&self) -> &[Job] {
+        &self.jobs
+    }
+
+    /// A segment of this batch as the decoder produced it, borrowing the batch's buffer.
+    pub fn packet(&self, segment: &Segment) -> TcpPacket<'_> {
+        TcpPacket {
+            src: segment.src,
+            dst: segment.dst,
+            src_port: segment.src_port,
+            dst_port: segment.dst_port,
+            seq: segment.seq,
+            ack: segment.ack,
+            flags: segment.flags,
+            window: segment.window,
+            vlan: segment.vlan,
+            tunnel: segment.tunnel,
+            payload: self.payloads.get(segment.payload.clone()).unwrap_or_default(),
+            payload_missing: segment.payload_missing,
+        }
+    }
+}
+
+/// The capture side's ends of the workers' queues: one bounded queue per worker, and the batches
+/// the workers are done with, to reuse. A worker's queue holds at most its capacity in batches,
+/// each at most [`BATCH_JOBS`] jobs and [`BATCH_BYTES`] of payload plus one segment.
+#[derive(Clone)]
+pub struct Queues {
+    pub workers: Vec<Sender<Batch>>,
+    pub spare: Receiver<Batch>,
 }
 
 /// Whether an event came from expiring flows before a frame, or from the frame itself.
@@ -180,8 +233,8 @@ pub struct Disconnected;
 
 /// Feeds the workers from one capture thread.
 pub struct Dispatcher {
-    queues: Vec<Sender<Vec<Job>>>,
-    batches: Vec<Vec<Job>>,
+    queues: Queues,
+    batches: Vec<Batch>,
     policy: QueuePolicy,
     clock: Clock,
     next_index: u64,
@@ -190,8 +243,8 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(queues: Vec<Sender<Vec<Job>>>, policy: QueuePolicy) -> Self {
-        let batches = queues.iter().map(|_| Vec::with_capacity(BATCH_SIZE)).collect();
+    pub fn new(queues: Queues, policy: QueuePolicy) -> Self {
+        let batches = queues.workers.iter().map(|_| Batch::with_capacity()).collect();
         Dispatcher { queues, batches, policy, clock: Clock::default(), next_index: 0, queue_drops: 0 }
     }
 
@@ -204,11 +257,11 @@ impl Dispatcher {
             self.tick(index, ts)?;
         }
         if let Some(packet) = packet {
-            let worker = shard(FlowKey::of(packet).0.symmetric_hash(), self.queues.len());
+            let worker = shard(FlowKey::of(packet).0.symmetric_hash(), self.batches.len());
             let full = match self.batches.get_mut(worker) {
                 Some(batch) => {
-                    batch.push(Job::Segment { index, segment: Segment::new(packet, ts) });
-                    batch.len() >= BATCH_SIZE
+                    batch.push_segment(index, packet, ts);
+                    batch.is_full()
                 }
                 None => false,
             };
@@ -235,7 +288,7 @@ impl Dispatcher {
     /// Every worker gets the tick, then every batch goes out so that all workers move on together.
     fn tick(&mut self, index: u64, now: Timestamp) -> Result<(), Disconnected> {
         for batch in &mut self.batches {
-            batch.push(Job::Tick { index, now });
+            batch.jobs.push(Job::Tick { index, now });
         }
         self.flush()
     }
@@ -251,17 +304,17 @@ impl Dispatcher {
     }
 
     fn send(&mut self, worker: usize) -> Result<(), Disconnected> {
-        let (Some(batch), Some(queue)) = (self.batches.get_mut(worker), self.queues.get(worker)) else {
+        let (Some(batch), Some(queue)) = (self.batches.get_mut(worker), self.queues.workers.get(worker)) else {
             return Ok(());
         };
-        let batch = std::mem::replace(batch, Vec::with_capacity(BATCH_SIZE));
+        let spare = self.queues.spare.try_recv().unwrap_or_else(|_| Batch::with_capacity());
+        let batch = std::mem::replace(batch, spare);
         match self.policy {
             QueuePolicy::Block => queue.send(batch).map_err(|_| Disconnected),
             QueuePolicy::Drop => match queue.try_send(batch) {
                 Ok(()) => Ok(()),
                 Err(TrySendError::Full(batch)) => {
-                    let segments = batch.iter().filter(|job| matches!(job, Job::Segment { .. })).count();
-                    self.queue_drops = self.queue_drops.saturating_add(segments as u64);
+                    self.queue_drops = self.queue_drops.saturating_add(batch.segments() as u64);
                     Ok(())
                 }
                 Err(TrySendError::Disconnected(_)) => Err(Disconnected),
@@ -313,10 +366,14 @@ mod tests {
             .unwrap()
     }
 
+    fn queues(workers: Vec<Sender<Batch>>) -> Queues {
+        Queues { workers, spare: crossbeam_channel::never() }
+    }
+
     #[test]
     fn both_directions_of_a_flow_go_to_one_worker_and_segments_own_their_payload() {
         let (senders, receivers): (Vec<_>, Vec<_>) = (0..4).map(|_| crossbeam_channel::unbounded()).unzip();
-        let mut dispatcher = Dispatcher::new(senders, QueuePolicy::Block);
+        let mut dispatcher = Dispatcher::new(queues(senders), QueuePolicy::Block);
         let mut decoder = Decoder::new();
         let frames = frames();
         for frame in &frames {
@@ -328,43 +385,57 @@ mod tests {
         }
         dispatcher.flush().unwrap();
         drop(dispatcher);
-        let per_worker: Vec<Vec<Job>> = receivers.iter().map(|rx| rx.iter().flatten().collect()).collect();
-        let busy: Vec<&Vec<Job>> = per_worker.iter().filter(|jobs| !jobs.is_empty()).collect();
+        let per_worker: Vec<Vec<Batch>> = receivers.iter().map(|rx| rx.iter().collect()).collect();
+        let busy: Vec<&Vec<Batch>> = per_worker.iter().filter(|batches| !batches.is_empty()).collect();
         assert_eq!(busy.len(), 1, "one flow, one worker");
-        let payloads: Vec<&[u8]> = busy[0]
-            .iter()
-            .filter_map(|job| match job {
-                Job::Segment { segment, .. } => Some(segment.packet().payload),
-                Job::Tick { .. } => None,
-            })
-            .filter(|payload| !payload.is_empty())
-            .collect();
+        let mut payloads = Vec::new();
+        let mut indexes = Vec::new();
+        for batch in busy[0] {
+            for job in batch.jobs() {
+                if let Job::Segment { index, segment } = job {
+                    indexes.push(*index);
+                    payloads.push(batch.packet(segment).payload.to_vec());
+                }
+            }
+        }
+        payloads.retain(|payload| !payload.is_empty());
         assert_eq!(payloads, [&b"+OK\r\n"[..], b"USER a\r\n"]);
-        let indexes: Vec<u64> = busy[0]
-            .iter()
-            .filter_map(|job| match job {
-                Job::Segment { index, .. } => Some(*index),
-                Job::Tick { .. } => None,
-            })
-            .collect();
         assert_eq!(indexes, (0..frames.len() as u64).collect::<Vec<_>>());
+    }
+
+    #[test]
+    fn a_batch_goes_out_when_its_payload_bytes_reach_the_limit() {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut dispatcher = Dispatcher::new(queues(vec![sender]), QueuePolicy::Block);
+        let mut decoder = Decoder::new();
+        let frames = frames();
+        let data = frames.iter().find(|f| f.data.len() > 60).unwrap().as_frame();
+        let Decoded::Tcp(packet) = decoder.decode(&data) else { panic!("not tcp") };
+        let big = vec![b'x'; 64 * 1024];
+        let big = TcpPacket { payload: &big, ..packet };
+        for _ in 0..BATCH_BYTES / big.payload.len() {
+            dispatcher.frame(data.ts, Some(&big)).unwrap();
+        }
+        let batch = receiver.try_recv().expect("a full batch was sent");
+        assert_eq!(batch.jobs().len(), BATCH_BYTES / big.payload.len());
+        assert!(receiver.try_recv().is_err());
     }
 
     #[test]
     fn a_full_queue_drops_and_counts_in_live_mode() {
         let (sender, receiver) = crossbeam_channel::bounded(1);
-        let mut dispatcher = Dispatcher::new(vec![sender], QueuePolicy::Drop);
+        let mut dispatcher = Dispatcher::new(queues(vec![sender]), QueuePolicy::Drop);
         let mut decoder = Decoder::new();
         let frames = frames();
         let data = frames.iter().find(|f| f.data.len() > 60).unwrap().as_frame();
         let Decoded::Tcp(packet) = decoder.decode(&data) else { panic!("not tcp") };
-        for _ in 0..BATCH_SIZE * 3 {
+        for _ in 0..BATCH_JOBS * 3 {
             dispatcher.frame(data.ts, Some(&packet)).unwrap();
         }
-        assert_eq!(dispatcher.queue_drops, 2 * BATCH_SIZE as u64);
+        assert_eq!(dispatcher.queue_drops, 2 * BATCH_JOBS as u64);
         assert_eq!(receiver.len(), 1);
         drop(receiver);
-        for _ in 0..BATCH_SIZE {
+        for _ in 0..BATCH_JOBS {
             if dispatcher.frame(data.ts, Some(&packet)).is_err() {
                 return;
             }

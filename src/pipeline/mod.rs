@@ -47,7 +47,7 @@ use crate::output::Sink;
 use crate::progress::{Progress, ReadProgress};
 use crate::proto::ProtoConfig;
 
-use dispatch::{sort_by_flow, Clock, Disconnected, Dispatcher, Job, QueuePolicy, BATCH_SIZE};
+use dispatch::{sort_by_flow, Clock, Disconnected, Dispatcher, QueuePolicy, Queues, BATCH_JOBS};
 pub use engine::{Engine, EngineStats};
 pub use inputs::{expand_inputs, InputError};
 use output::{Output, OutputMode, OutputMsg};
@@ -55,6 +55,9 @@ use stats::{CaptureCounters, SharedStats};
 
 /// Segments each worker's queue holds by default: about a second of a busy mail SPAN per worker.
 pub const DEFAULT_QUEUE_SEGMENTS: usize = 65_536;
+/// Batches each worker's queue holds when reading files: enough to keep the worker busy while the
+/// reader fills the next; a deeper queue only costs memory, since the reader waits anyway.
+const FILE_QUEUE_BATCHES: usize = 4;
 /// Event batches the output queue holds before workers wait for it.
 const OUTPUT_QUEUE: usize = 1024;
 
@@ -99,8 +102,9 @@ impl RunConfig {
         }
     }
 
+    /// Batches each worker's queue holds live: `queue_segments` worth, to ride out bursts.
     fn queue_batches(&self) -> usize {
-        self.queue_segments.div_ceil(BATCH_SIZE).max(1)
+        self.queue_segments.div_ceil(BATCH_JOBS).max(1)
     }
 }
 
@@ -126,6 +130,8 @@ pub struct RunReport {
 pub enum RunError {
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    #[error("cannot start a thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// Reads capture files one after another. A file that cannot be read (or not to its end) is
@@ -173,7 +179,8 @@ pub fn read_files_with_progress(
     }
     let mode = OutputMode { workers: config.workers(), ordered: true, flush_when_idle: false };
     std::thread::scope(|scope| {
-        let (threads, queues) = Threads::start(scope, config, sink, &shared, mode);
+        let depth = config.queue_batches().min(FILE_QUEUE_BATCHES);
+        let (threads, queues) = Threads::start(scope, config, depth, sink, &shared, mode)?;
         let mut dispatcher = Dispatcher::new(queues, QueuePolicy::Block);
         // The workers being gone means the output failed: `finish` reports why.
         let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared: &shared };
@@ -340,34 +347,37 @@ struct Threads<'scope> {
 }
 
 impl<'scope> Threads<'scope> {
-    /// Starts the output thread and the workers; returns them with the workers' queues, to be
+    /// Starts the output thread and the workers (each with a queue of `queue_batches` batches);
+    /// returns them with the workers' queues, to be
     /// handed to the capture side (the workers finish when every copy of them is dropped).
     fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         config: &'env RunConfig,
+        queue_batches: usize,
         sink: &'env mut dyn Sink,
         shared: &'env SharedStats,
         mode: OutputMode,
-    ) -> (Self, Vec<Sender<Vec<Job>>>) {
+    ) -> Result<(Self, Queues), RunError> {
         let (output, output_queue) = crossbeam_channel::bounded(OUTPUT_QUEUE);
         let writer = std::thread::Builder::new()
             .name("output".to_string())
-            .spawn_scoped(scope, move || output::run(output_queue, sink, mode, shared));
-        let writer = match writer {
-            Ok(handle) => handle,
-            Err(error) => scope.spawn(move || Err(error)),
-        };
-        let mut queues = Vec::new();
+            .spawn_scoped(scope, move || output::run(output_queue, sink, mode, shared))
+            .map_err(RunError::Thread)?;
+        let (spare, spares) = crossbeam_channel::unbounded();
+        let mut queues = Queues { workers: Vec::new(), spare: spares };
         let mut workers = Vec::new();
         for id in 0..config.workers() {
-            let (queue, jobs) = crossbeam_channel::bounded(config.queue_batches());
-            queues.push(queue);
+            let (queue, batches) = crossbeam_channel::bounded(queue_batches);
+            queues.workers.push(queue);
             let engine = Engine::new(config.worker_limits(), config.proto.clone());
-            let events = output.clone();
+            let (events, spare) = (output.clone(), spare.clone());
             let ordered = mode.ordered;
-            workers.push(scope.spawn(move || worker::run(id, engine, jobs, events, shared, ordered)));
+            let run = move || worker::run(id, engine, batches, spare, events, shared, ordered);
+            // On failure the threads started so far end as their queues are dropped.
+            let worker = std::thread::Builder::new().name(format!("worker-{id}")).spawn_scoped(scope, run);
+            workers.push(worker.map_err(RunError::Thread)?);
         }
-        (Threads { output, workers, writer }, queues)
+        Ok((Threads { output, workers, writer }, queues))
     }
 
     /// Waits for the workers (the capture side must have dropped its queues), has the output

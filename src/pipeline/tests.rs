@@ -180,7 +180,7 @@ fn an_output_failure_ends_the_run_with_its_error() {
     for threads in [1, 4] {
         let config = RunConfig { threads, queue_segments: 1, ..RunConfig::default() };
         let error = read_files(std::slice::from_ref(&path), &config, &mut Broken).unwrap_err();
-        let RunError::Output(error) = error;
+        let RunError::Output(error) = error else { panic!("not an output error: {error}") };
         assert_eq!(error.kind(), io::ErrorKind::BrokenPipe, "{threads} threads");
     }
 }

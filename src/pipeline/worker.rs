@@ -5,7 +5,7 @@ use crossbeam_channel::{Receiver, Sender};
 
 use crate::alert::Event;
 
-use super::dispatch::{flow_id_of, Job, Order, Phase, END_OF_INPUT};
+use super::dispatch::{flow_id_of, Batch, Job, Order, Phase, END_OF_INPUT};
 use super::output::OutputMsg;
 use super::stats::SharedStats;
 use super::Engine;
@@ -15,30 +15,34 @@ use super::Engine;
 pub fn run(
     id: usize,
     mut engine: Engine,
-    jobs: Receiver<Vec<Job>>,
+    batches: Receiver<Batch>,
+    spare: Sender<Batch>,
     output: Sender<OutputMsg>,
     stats: &SharedStats,
     ordered: bool,
 ) {
     let mut tagger = Tagger { worker: id, serial: 0, scratch: Vec::new() };
-    for batch in jobs {
+    for mut batch in batches {
         let mut events = Vec::new();
         let mut done_below = 0;
-        for job in batch {
+        for job in batch.jobs() {
             let index = match job {
                 Job::Tick { index, now } => {
-                    engine.expire(now, &mut tagger.scratch);
-                    tagger.tag(index, Phase::Expiry, &mut events);
-                    index
+                    engine.expire(*now, &mut tagger.scratch);
+                    tagger.tag(*index, Phase::Expiry, &mut events);
+                    *index
                 }
                 Job::Segment { index, segment } => {
-                    engine.process(&segment.packet(), segment.ts(), &mut tagger.scratch);
-                    tagger.tag(index, Phase::Packet, &mut events);
-                    index
+                    engine.process(&batch.packet(segment), segment.ts(), &mut tagger.scratch);
+                    tagger.tag(*index, Phase::Packet, &mut events);
+                    *index
                 }
             };
             done_below = index.saturating_add(1);
         }
+        batch.clear();
+        // The capture side may be gone already (end of input): the batch is then just freed.
+        let _ = spare.send(batch);
         stats.publish_worker(id, engine.stats());
         // In ordered mode progress matters even without events: the output waits for it.
         if (ordered || !events.is_empty()) && output.send(OutputMsg::Events { worker: id, events, done_below }).is_err()
