@@ -162,34 +162,50 @@ impl Encoder {
     /// The record's line; empty for what has no line in this format (session records, which are
     /// internal, and postures in text, which `credwatch posture` tabulates instead).
     pub fn encode(&self, record: Record<'_>) -> Vec<u8> {
+        let mut line = Vec::new();
+        self.encode_into(record, &mut line);
+        line
+    }
+
+    /// [`encode`](Self::encode), appending to `line` (a buffer reused from record to record).
+    pub fn encode_into(&self, record: Record<'_>, line: &mut Vec<u8>) {
         if matches!(record, Record::Event(Event::Session(_))) {
-            return Vec::new();
+            return;
         }
-        match self.format {
-            Format::Json => native_json(record),
-            Format::Ecs => serde_json::to_vec(&ecs::document(record, &self.observer)).unwrap_or_default(),
-            Format::Text => text::line(record, &text::PLAIN).into_bytes(),
+        let start = line.len();
+        let encoded = match self.format {
+            Format::Json => native_json(record, line),
+            Format::Ecs => serde_json::to_writer(&mut *line, &ecs::document(record, &self.observer)),
+            Format::Text => {
+                line.extend_from_slice(text::line(record, &text::PLAIN).as_bytes());
+                Ok(())
+            }
+        };
+        // Our records always serialise; should one not, it leaves no half line behind.
+        if encoded.is_err() {
+            line.truncate(start);
         }
     }
 }
 
-fn native_json(record: Record<'_>) -> Vec<u8> {
-    let encoded = match record {
-        Record::Event(Event::Credential(alert)) => serde_json::to_vec(alert),
-        Record::Event(Event::Anomaly(alert)) => serde_json::to_vec(alert),
-        Record::Repeat(summary) => serde_json::to_vec(summary),
-        Record::Server(report) => serde_json::to_vec(report),
-        Record::Posture(posture) => serde_json::to_vec(posture),
-        Record::Event(Event::Stats(stats)) => serde_json::to_vec(stats),
-        Record::Event(Event::Session(_)) => Ok(Vec::new()),
-    };
-    encoded.unwrap_or_default()
+fn native_json(record: Record<'_>, line: &mut Vec<u8>) -> serde_json::Result<()> {
+    match record {
+        Record::Event(Event::Credential(alert)) => serde_json::to_writer(line, alert),
+        Record::Event(Event::Anomaly(alert)) => serde_json::to_writer(line, alert),
+        Record::Repeat(summary) => serde_json::to_writer(line, summary),
+        Record::Server(report) => serde_json::to_writer(line, report),
+        Record::Posture(posture) => serde_json::to_writer(line, posture),
+        Record::Event(Event::Stats(stats)) => serde_json::to_writer(line, stats),
+        Record::Event(Event::Session(_)) => Ok(()),
+    }
 }
 
 /// One encoded record per line on a writer (standard output, or any `Write` in tests).
 pub struct LineSink<W: Write> {
     out: W,
     encoder: Encoder,
+    /// The line being written, its allocation kept from one record to the next.
+    line: Vec<u8>,
 }
 
 /// The native format on a writer, as before several formats existed.
@@ -202,16 +218,17 @@ impl<W: Write> LineSink<W> {
     }
 
     pub fn with_encoder(out: W, encoder: Encoder) -> Self {
-        LineSink { out, encoder }
+        LineSink { out, encoder, line: Vec::new() }
     }
 
     fn write(&mut self, record: Record<'_>) -> io::Result<()> {
-        let mut line = self.encoder.encode(record);
-        if line.is_empty() {
+        self.line.clear();
+        self.encoder.encode_into(record, &mut self.line);
+        if self.line.is_empty() {
             return Ok(());
         }
-        line.push(b'\n');
-        self.out.write_all(&line)
+        self.line.push(b'\n');
+        self.out.write_all(&self.line)
     }
 }
 

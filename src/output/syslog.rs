@@ -66,7 +66,7 @@ impl Header {
         let msgid = header_field(record.event_type(), 32);
         let mut message =
             format!("<{pri}>1 {timestamp} {} credwatch {} {msgid} - ", self.hostname, self.procid).into_bytes();
-        message.extend_from_slice(&encoder.encode(record));
+        encoder.encode_into(record, &mut message);
         message
     }
 }

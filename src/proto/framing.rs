@@ -72,7 +72,7 @@ impl std::fmt::Debug for LineFramer {
 
 impl Drop for LineFramer {
     fn drop(&mut self) {
-        self.partial.zeroize();
+        wipe(&mut self.partial);
     }
 }
 
@@ -99,7 +99,7 @@ impl LineFramer {
             Next::Stop => Mode::Stopped,
         };
         if self.mode == Mode::Stopped {
-            self.partial.zeroize();
+            wipe(&mut self.partial);
         }
     }
 
@@ -121,7 +121,7 @@ impl LineFramer {
                 self.skipping_to_eol = true;
             }
             Mode::Line => {
-                self.partial.zeroize();
+                wipe(&mut self.partial);
                 self.skipping_to_eol = true;
             }
             Mode::Stopped => {}
@@ -160,12 +160,12 @@ impl LineFramer {
                     let next = if self.partial.is_empty() {
                         on_piece(Piece::Line { line: trim_cr(head), more_follows })
                     } else if self.partial.len() + head.len() > self.max_line {
-                        self.partial.zeroize();
+                        wipe(&mut self.partial);
                         on_piece(Piece::Overflow)
                     } else {
                         self.partial.extend_from_slice(head);
                         let next = on_piece(Piece::Line { line: trim_cr(&self.partial), more_follows });
-                        self.partial.zeroize();
+                        wipe(&mut self.partial);
                         next
                     };
                     self.set_next(next);
@@ -179,7 +179,7 @@ impl LineFramer {
             return;
         }
         if self.partial.len() + data.len() > self.max_line {
-            self.partial.zeroize();
+            wipe(&mut self.partial);
             self.skipping_to_eol = true;
             let next = on_piece(Piece::Overflow);
             if next == Next::Stop {
@@ -189,6 +189,14 @@ impl LineFramer {
             self.partial.extend_from_slice(data);
         }
     }
+}
+
+/// Empties a partial line, overwriting the bytes it held first. Every byte past the length was
+/// wiped this way before (or never written), so the spare capacity needs no second pass: a
+/// framer that once held a long line does not pay for it at every line after.
+fn wipe(partial: &mut Vec<u8>) {
+    partial.as_mut_slice().zeroize();
+    partial.clear();
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
