@@ -231,10 +231,23 @@ pub enum QueuePolicy {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Disconnected;
 
+/// Where a frame went.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Routed {
+    /// The frame's index in the capture.
+    pub index: u64,
+    /// Packet time ticked at this frame (before its segment).
+    pub ticked: bool,
+    /// The segment belongs to the capture thread's own share of the flows.
+    pub local: bool,
+}
+
 /// Feeds the workers from one capture thread.
 pub struct Dispatcher {
     queues: Queues,
     batches: Vec<Batch>,
+    /// The capture thread keeps the first share of the flows (shard 0) for a worker of its own.
+    local_share: bool,
     policy: QueuePolicy,
     clock: Clock,
     next_index: u64,
@@ -243,33 +256,65 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// Every flow goes to a worker behind `queues`.
     pub fn new(queues: Queues, policy: QueuePolicy) -> Self {
         let batches = queues.workers.iter().map(|_| Batch::with_capacity()).collect();
-        Dispatcher { queues, batches, policy, clock: Clock::default(), next_index: 0, queue_drops: 0 }
+        Dispatcher {
+            queues,
+            batches,
+            local_share: false,
+            policy,
+            clock: Clock::default(),
+            next_index: 0,
+            queue_drops: 0,
+        }
+    }
+
+    /// The capture thread works too: a share of the flows stays with it (see [`Routed::local`]),
+    /// and it expires them on the ticks [`route`](Self::route) reports.
+    pub fn with_local_share(queues: Queues, policy: QueuePolicy) -> Self {
+        Dispatcher { local_share: true, ..Dispatcher::new(queues, policy) }
     }
 
     /// One captured frame, with its TCP segment if it had one. Returns whether time ticked.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
     pub fn frame(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>) -> Result<bool, Disconnected> {
+        self.route(ts, packet).map(|routed| routed.ticked)
+    }
+
+    /// [`frame`](Self::frame), telling where the segment went.
+    pub fn route(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>) -> Result<Routed, Disconnected> {
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1);
         let ticked = self.clock.tick_due(ts);
         if ticked {
             self.tick(index, ts)?;
         }
+        let mut local = false;
         if let Some(packet) = packet {
-            let worker = shard(FlowKey::of(packet).0.symmetric_hash(), self.batches.len());
-            let full = match self.batches.get_mut(worker) {
+            let hash = FlowKey::of(packet).0.symmetric_hash();
+            let remote = if self.local_share {
+                // The capture thread also reads and decodes every frame: its share is half of a
+                // worker thread's (one slot in 2N - 1), which evens out the threads' loads.
+                shard(hash, 2 * self.batches.len() + 1).checked_sub(1).map(|slot| slot / 2)
+            } else {
+                Some(shard(hash, self.batches.len()))
+            };
+            let full = match remote.and_then(|worker| self.batches.get_mut(worker)) {
                 Some(batch) => {
                     batch.push_segment(index, packet, ts);
                     batch.is_full()
                 }
-                None => false,
+                None => {
+                    local = true;
+                    false
+                }
             };
-            if full {
+            if let (true, Some(worker)) = (full, remote) {
                 self.send(worker)?;
             }
         }
-        Ok(ticked)
+        Ok(Routed { index, ticked, local })
     }
 
     #[cfg_attr(not(feature = "live"), allow(dead_code))]

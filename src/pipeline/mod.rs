@@ -9,11 +9,13 @@
 //!                         sharded by flow
 //! ```
 //!
-//! A capture thread decodes each frame, copies the TCP segments (only those) into owned
-//! [`dispatch::Segment`]s and sends them, in batches, to the worker the flow's symmetric hash
+//! A capture thread decodes each frame, copies the TCP segments (only those) into batches (one
+//! payload buffer per batch, reused) and sends them to the worker the flow's symmetric hash
 //! names, so that both directions of a connection meet in one flow table without locks. When
 //! packet time enters a new second, every worker gets a tick so that idle workers expire flows on
-//! packet time too. The output thread alone owns the sinks.
+//! packet time too. The output thread alone owns the sinks. Reading files, the capture thread is
+//! a worker as well: it keeps a share of the flows (half a worker thread's, since it also reads
+//! and decodes everything) and analyses them without copying.
 //!
 //! Files never lose a packet: a full queue makes the reader wait. Their output is put back into
 //! the order a single engine produces (by frame, flow and production order), so `read` writes the
@@ -52,12 +54,16 @@ pub use engine::{Engine, EngineStats};
 pub use inputs::{expand_inputs, InputError};
 use output::{Output, OutputMode, OutputMsg};
 use stats::{CaptureCounters, SharedStats};
+use worker::Shard;
 
 /// Segments each worker's queue holds by default: about a second of a busy mail SPAN per worker.
 pub const DEFAULT_QUEUE_SEGMENTS: usize = 65_536;
 /// Batches each worker's queue holds when reading files: enough to keep the worker busy while the
 /// reader fills the next; a deeper queue only costs memory, since the reader waits anyway.
 const FILE_QUEUE_BATCHES: usize = 4;
+/// Frames between two reports of the reading thread's own worker to the output thread (which
+/// holds other workers' events until every worker is past them).
+const LOCAL_PUBLISH_EVERY: u64 = 1024;
 /// Event batches the output queue holds before workers wait for it.
 const OUTPUT_QUEUE: usize = 1024;
 
@@ -179,15 +185,32 @@ pub fn read_files_with_progress(
     }
     let mode = OutputMode { workers: config.workers(), ordered: true, flush_when_idle: false };
     std::thread::scope(|scope| {
+        // The reading thread is a worker too: it keeps one share of the flows, the other
+        // `threads - 1` shares go to worker threads.
         let depth = config.queue_batches().min(FILE_QUEUE_BATCHES);
-        let (threads, queues) = Threads::start(scope, config, depth, sink, &shared, mode)?;
-        let mut dispatcher = Dispatcher::new(queues, QueuePolicy::Block);
+        let (threads, queues) = Threads::start(scope, config, 1, depth, sink, &shared, mode)?;
+        let mut local = threads.local_shard(config, &shared);
+        let mut dispatcher = Dispatcher::with_local_share(queues, QueuePolicy::Block);
         // The workers being gone means the output failed: `finish` reports why.
         let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared: &shared };
         let _ = reader
-            .read_all(paths, &mut report, |ts, packet| dispatcher.frame(ts, packet).map(drop))
+            .read_all(paths, &mut report, |ts, packet| {
+                let routed = dispatcher.route(ts, packet)?;
+                if routed.ticked {
+                    local.tick(routed.index, ts);
+                }
+                match packet {
+                    Some(packet) if routed.local => local.segment(routed.index, packet, ts),
+                    _ => local.done_up_to(routed.index),
+                }
+                if routed.index % LOCAL_PUBLISH_EVERY == 0 {
+                    local.publish()?;
+                }
+                Ok::<(), Disconnected>(())
+            })
             .and_then(|()| dispatcher.flush());
         drop(dispatcher);
+        local.finish();
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
         let stats = threads.finish(&shared, counters.last_ts, false, config.stats_event)?;
@@ -347,12 +370,14 @@ struct Threads<'scope> {
 }
 
 impl<'scope> Threads<'scope> {
-    /// Starts the output thread and the workers (each with a queue of `queue_batches` batches);
-    /// returns them with the workers' queues, to be
+    /// Starts the output thread and the worker threads, numbered from `first_worker` (lower
+    /// numbers are the capture side's own, see [`Threads::local_shard`]) to the configured count,
+    /// each with a queue of `queue_batches` batches; returns them with the workers' queues, to be
     /// handed to the capture side (the workers finish when every copy of them is dropped).
     fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         config: &'env RunConfig,
+        first_worker: usize,
         queue_batches: usize,
         sink: &'env mut dyn Sink,
         shared: &'env SharedStats,
@@ -366,18 +391,25 @@ impl<'scope> Threads<'scope> {
         let (spare, spares) = crossbeam_channel::unbounded();
         let mut queues = Queues { workers: Vec::new(), spare: spares };
         let mut workers = Vec::new();
-        for id in 0..config.workers() {
+        for id in first_worker..config.workers() {
             let (queue, batches) = crossbeam_channel::bounded(queue_batches);
             queues.workers.push(queue);
             let engine = Engine::new(config.worker_limits(), config.proto.clone());
-            let (events, spare) = (output.clone(), spare.clone());
-            let ordered = mode.ordered;
-            let run = move || worker::run(id, engine, batches, spare, events, shared, ordered);
+            let shard = Shard::new(id, engine, output.clone(), shared, mode.ordered);
+            let spare = spare.clone();
             // On failure the threads started so far end as their queues are dropped.
-            let worker = std::thread::Builder::new().name(format!("worker-{id}")).spawn_scoped(scope, run);
+            let worker = std::thread::Builder::new()
+                .name(format!("worker-{id}"))
+                .spawn_scoped(scope, move || worker::run(shard, batches, spare));
             workers.push(worker.map_err(RunError::Thread)?);
         }
         Ok((Threads { output, workers, writer }, queues))
+    }
+
+    /// Worker 0 for the capture thread to run itself (file runs).
+    fn local_shard<'s>(&self, config: &RunConfig, shared: &'s SharedStats) -> Shard<'s> {
+        let engine = Engine::new(config.worker_limits(), config.proto.clone());
+        Shard::new(0, engine, self.output.clone(), shared, true)
     }
 
     /// Waits for the workers (the capture side must have dropped its queues), has the output

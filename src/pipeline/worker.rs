@@ -1,76 +1,104 @@
-//! A worker thread: one engine, fed batches of segments and ticks, its events tagged with their
-//! place in the canonical order and passed on to the output thread.
+//! A worker: one engine, fed segments and ticks, its events tagged with their place in the
+//! canonical order and passed on to the output thread. It runs on a thread of its own, or (file
+//! runs) on the capture thread for the capture thread's own share of the flows.
 
 use crossbeam_channel::{Receiver, Sender};
 
 use crate::alert::Event;
+use crate::capture::Timestamp;
+use crate::decode::TcpPacket;
 
-use super::dispatch::{flow_id_of, Batch, Job, Order, Phase, END_OF_INPUT};
+use super::dispatch::{flow_id_of, Batch, Disconnected, Job, Order, Phase, END_OF_INPUT};
 use super::output::OutputMsg;
 use super::stats::SharedStats;
 use super::Engine;
 
-/// Runs until the capture side closes the queue, then closes every flow (pending credentials
-/// come out with outcome `unknown`). Returns early if the output thread is gone.
-pub fn run(
-    id: usize,
-    mut engine: Engine,
-    batches: Receiver<Batch>,
-    spare: Sender<Batch>,
-    output: Sender<OutputMsg>,
-    stats: &SharedStats,
-    ordered: bool,
-) {
-    let mut tagger = Tagger { worker: id, serial: 0, scratch: Vec::new() };
+/// A worker thread: runs until the capture side closes the queue, then closes every flow
+/// (pending credentials come out with outcome `unknown`). Returns early if the output thread is
+/// gone. Each batch, emptied, goes back to the capture side through `spare`.
+pub fn run(mut shard: Shard<'_>, batches: Receiver<Batch>, spare: Sender<Batch>) {
     for mut batch in batches {
-        let mut events = Vec::new();
-        let mut done_below = 0;
         for job in batch.jobs() {
-            let index = match job {
-                Job::Tick { index, now } => {
-                    engine.expire(*now, &mut tagger.scratch);
-                    tagger.tag(*index, Phase::Expiry, &mut events);
-                    *index
-                }
-                Job::Segment { index, segment } => {
-                    engine.process(&batch.packet(segment), segment.ts(), &mut tagger.scratch);
-                    tagger.tag(*index, Phase::Packet, &mut events);
-                    *index
-                }
-            };
-            done_below = index.saturating_add(1);
+            match job {
+                Job::Tick { index, now } => shard.tick(*index, *now),
+                Job::Segment { index, segment } => shard.segment(*index, &batch.packet(segment), segment.ts()),
+            }
         }
         batch.clear();
         // The capture side may be gone already (end of input): the batch is then just freed.
         let _ = spare.send(batch);
-        stats.publish_worker(id, engine.stats());
-        // In ordered mode progress matters even without events: the output waits for it.
-        if (ordered || !events.is_empty()) && output.send(OutputMsg::Events { worker: id, events, done_below }).is_err()
-        {
+        if shard.publish().is_err() {
             return;
         }
     }
-    engine.finish(&mut tagger.scratch);
-    let mut events = Vec::new();
-    tagger.tag(END_OF_INPUT, Phase::Expiry, &mut events);
-    stats.publish_worker(id, engine.stats());
-    // The output thread may be gone already (it failed): nothing left to do either way.
-    let _ = output.send(OutputMsg::Events { worker: id, events, done_below: END_OF_INPUT });
+    shard.finish();
 }
 
-/// Gives each event its [`Order`].
-struct Tagger {
-    worker: usize,
-    serial: u64,
+/// One worker's engine and what it owes the output thread.
+pub struct Shard<'s> {
+    id: usize,
+    engine: Engine,
+    output: Sender<OutputMsg>,
+    stats: &'s SharedStats,
+    /// File runs: progress matters even without events (the output waits for it).
+    ordered: bool,
+    /// Events of the engine's latest step, to be tagged.
     scratch: Vec<Event>,
+    /// Tagged events not sent yet.
+    events: Vec<(Order, Event)>,
+    serial: u64,
+    /// Frame index below which everything is done.
+    done_below: u64,
 }
 
-impl Tagger {
-    fn tag(&mut self, index: u64, phase: Phase, into: &mut Vec<(Order, Event)>) {
+impl<'s> Shard<'s> {
+    pub fn new(id: usize, engine: Engine, output: Sender<OutputMsg>, stats: &'s SharedStats, ordered: bool) -> Self {
+        Shard { id, engine, output, stats, ordered, scratch: Vec::new(), events: Vec::new(), serial: 0, done_below: 0 }
+    }
+
+    /// Packet time reached `now` at frame `index`: expire idle flows.
+    pub fn tick(&mut self, index: u64, now: Timestamp) {
+        self.engine.expire(now, &mut self.scratch);
+        self.tag(index, Phase::Expiry);
+    }
+
+    /// Frame `index` carried this segment of one of the shard's flows.
+    pub fn segment(&mut self, index: u64, packet: &TcpPacket<'_>, ts: Timestamp) {
+        self.engine.process(packet, ts, &mut self.scratch);
+        self.tag(index, Phase::Packet);
+    }
+
+    /// Everything up to frame `index` is done (the frames in between were other shards').
+    pub fn done_up_to(&mut self, index: u64) {
+        self.done_below = self.done_below.max(index.saturating_add(1));
+    }
+
+    /// Hands the events so far and the progress to the output thread, and publishes the counters.
+    pub fn publish(&mut self) -> Result<(), Disconnected> {
+        self.stats.publish_worker(self.id, self.engine.stats());
+        if !self.ordered && self.events.is_empty() {
+            return Ok(());
+        }
+        let events = std::mem::take(&mut self.events);
+        let message = OutputMsg::Events { worker: self.id, events, done_below: self.done_below };
+        self.output.send(message).map_err(|_| Disconnected)
+    }
+
+    /// End of input: every flow closes, and the last events go out.
+    pub fn finish(mut self) {
+        self.engine.finish(&mut self.scratch);
+        self.tag(END_OF_INPUT, Phase::Expiry);
+        self.done_below = END_OF_INPUT;
+        // The output thread may be gone already (it failed): nothing left to do either way.
+        let _ = self.publish();
+    }
+
+    fn tag(&mut self, index: u64, phase: Phase) {
         for event in self.scratch.drain(..) {
             self.serial += 1;
-            let order = Order { index, phase, flow_id: flow_id_of(&event), worker: self.worker, serial: self.serial };
-            into.push((order, event));
+            let order = Order { index, phase, flow_id: flow_id_of(&event), worker: self.id, serial: self.serial };
+            self.events.push((order, event));
         }
+        self.done_up_to(index);
     }
 }
