@@ -152,7 +152,8 @@ struct Inspection {
 struct Flow<A> {
     first_seen: Timestamp,
     last_seen: Timestamp,
-    closing_since: Option<Timestamp>,
+    /// Both sides sent FIN, or one sent RST: only stragglers are left to come.
+    closing: bool,
     streams: Streams,
     app: A,
     /// The side that sent the SYN, when the handshake was seen.
@@ -236,7 +237,7 @@ impl<H: FlowHandler> FlowTable<H> {
         let flags = packet.flags;
         if let Some(flow) = self.flows.get_mut(&key) {
             // A new SYN on a finished connection: the port pair was reused.
-            let reused = flags.syn() && !flags.ack() && flow.closing_since.is_some();
+            let reused = flags.syn() && !flags.ack() && flow.closing;
             if !reused {
                 let mut budget =
                     Budget { limits: &self.limits, buffered_total: &mut self.buffered_total, stats: &mut self.stats };
@@ -258,7 +259,7 @@ impl<H: FlowHandler> FlowTable<H> {
         let flow = Flow {
             first_seen: ts,
             last_seen: ts,
-            closing_since: None,
+            closing: false,
             streams: Streams::Embryonic { isn: [None; 2] },
             app: handler.open(&info),
             syn_from,
@@ -391,7 +392,7 @@ fn step<H: FlowHandler>(
         // Most packets of a capture belong to flows no longer inspected (bulk transfers, TLS,
         // mail after the login): timestamps and close flags, done.
         budget.stats.packets_bypassed += 1;
-        note_close_flags(flow, side, packet, ts);
+        note_close_flags(flow, side, packet);
         return;
     }
     if flags.syn() && flow.syn_from.is_none() && !flow.carried_data {
@@ -407,7 +408,7 @@ fn step<H: FlowHandler>(
         _ => {}
     }
     if packet.payload.is_empty() {
-        note_close_flags(flow, side, packet, ts);
+        note_close_flags(flow, side, packet);
         return;
     }
     if let Streams::Embryonic { isn } = flow.streams {
@@ -453,7 +454,7 @@ fn step<H: FlowHandler>(
         *budget.buffered_total = budget.buffered_total.saturating_sub(after);
     }
     account_held(inspection, app, handler, budget);
-    note_close_flags(flow, side, packet, ts);
+    note_close_flags(flow, side, packet);
     if inspect == Inspect::Stop {
         // Everything the handler wanted is seen: the flow keeps only its TCP state.
         *budget.buffered_total = budget.buffered_total.saturating_sub(flow.counted_bytes());
@@ -499,19 +500,19 @@ fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
     }
 }
 
-fn note_close_flags<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, ts: Timestamp) {
+fn note_close_flags<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>) {
     if packet.flags.fin() {
         if let Some(fin) = flow.fin.get_mut(side.index()) {
             *fin = true;
         }
     }
     if packet.flags.rst() || flow.fin.iter().all(|fin| *fin) {
-        flow.closing_since.get_or_insert(ts);
+        flow.closing = true;
     }
 }
 
 fn timed_out<A>(flow: &Flow<A>, now: Timestamp, limits: &FlowLimits) -> bool {
-    let timeout = if flow.closing_since.is_some() {
+    let timeout = if flow.closing {
         limits.closed_timeout
     } else if flow.carried_data {
         limits.idle_timeout
