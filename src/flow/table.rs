@@ -114,7 +114,8 @@ impl FlowInfo {
 
 /// Receives the streams of every flow.
 pub trait FlowHandler {
-    /// Per-flow state of the handler.
+    /// Per-flow state of the handler, from the flow's first payload byte until the handler says
+    /// [`Inspect::Stop`] (after which it hears nothing more of the flow) or the flow ends.
     type App;
     fn open(&mut self, info: &FlowInfo) -> Self::App;
     fn event(&mut self, info: &FlowInfo, app: &mut Self::App, event: FlowEvent<'_>, ts: Timestamp) -> Inspect;
@@ -127,20 +128,22 @@ pub trait FlowHandler {
 }
 
 /// How far a flow's reassembly got.
-enum Streams {
+enum Streams<A> {
     /// No payload yet: only the initial sequence numbers, by side. A SYN scan or a connection
     /// that never speaks costs no buffers.
     Embryonic {
         isn: [Option<u32>; 2],
     },
-    Inspecting(Box<Inspection>),
+    Inspecting(Box<Inspection<A>>),
     /// Inspection stopped: the buffers are freed, the entry stays small.
     Bypassed,
 }
 
-/// The reassembly state of a flow whose streams are being inspected.
-struct Inspection {
+/// What a flow whose streams are being inspected holds: its reassembly and the handler's state,
+/// in one allocation.
+struct Inspection<A> {
     streams: [StreamReassembler; 2],
+    app: A,
     /// Bytes held besides the reorder windows (compare tails, the handler's partial lines), as
     /// last counted into the table's total.
     held: usize,
@@ -154,8 +157,7 @@ struct Flow<A> {
     last_seen: Timestamp,
     /// Both sides sent FIN, or one sent RST: only stragglers are left to come.
     closing: bool,
-    streams: Streams,
-    app: A,
+    streams: Streams<A>,
     /// The side that sent the SYN, when the handshake was seen.
     syn_from: Option<Side>,
     carried_data: bool,
@@ -255,13 +257,11 @@ impl<H: FlowHandler> FlowTable<H> {
             (true, true) => Some(side.other()),
             _ => None,
         };
-        let info = FlowInfo { id: flow_id(&key, ts), key, syn_from, first_seen: ts, last_seen: ts };
         let flow = Flow {
             first_seen: ts,
             last_seen: ts,
             closing: false,
             streams: Streams::Embryonic { isn: [None; 2] },
-            app: handler.open(&info),
             syn_from,
             carried_data: false,
             fin: [false; 2],
@@ -306,14 +306,14 @@ impl<H: FlowHandler> FlowTable<H> {
     }
 
     /// A flow taken out of the table: what its streams still buffer is delivered, then the
-    /// handler hears it closed.
+    /// handler hears it closed (if it was still inspecting it).
     fn end(&mut self, key: &FlowKey, mut flow: Flow<H::App>, reason: CloseReason, handler: &mut H) {
         self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
         let info = flow.info(key);
         let ts = flow.last_seen;
         if let Streams::Inspecting(inspection) = &mut flow.streams {
-            for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(inspection.streams.iter_mut()) {
-                let app = &mut flow.app;
+            let Inspection { streams, app, .. } = &mut **inspection;
+            for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
                 let mut inspect = Inspect::Continue;
                 stream.flush(&mut self.stats.reassembly, &mut |chunk| {
                     if inspect == Inspect::Continue {
@@ -321,8 +321,8 @@ impl<H: FlowHandler> FlowTable<H> {
                     }
                 });
             }
+            handler.event(&info, app, FlowEvent::Closed(reason), ts);
         }
-        handler.event(&info, &mut flow.app, FlowEvent::Closed(reason), ts);
         match reason {
             CloseReason::Evicted => self.stats.flows_evicted += 1,
             CloseReason::Fin | CloseReason::Reset => self.stats.flows_closed += 1,
@@ -411,6 +411,8 @@ fn step<H: FlowHandler>(
         note_close_flags(flow, side, packet);
         return;
     }
+    flow.carried_data = true;
+    let info = flow.info(key);
     if let Streams::Embryonic { isn } = flow.streams {
         let mut streams = [StreamReassembler::new(), StreamReassembler::new()];
         for (stream, isn) in streams.iter_mut().zip(isn) {
@@ -418,18 +420,17 @@ fn step<H: FlowHandler>(
                 stream.on_syn(isn);
             }
         }
-        flow.streams = Streams::Inspecting(Box::new(Inspection { streams, held: 0 }));
+        let app = handler.open(&info);
+        flow.streams = Streams::Inspecting(Box::new(Inspection { streams, app, held: 0 }));
     }
-    flow.carried_data = true;
-    let info = flow.info(key);
     let Streams::Inspecting(inspection) = &mut flow.streams else { return };
-    let stream = stream_of(&mut inspection.streams, side);
+    let Inspection { streams, app, held } = &mut **inspection;
+    let stream = stream_of(streams, side);
     let mut inspect = Inspect::Continue;
     let before = stream.buffered_bytes();
     let stats = &mut *budget.stats;
     let differing_before = stats.reassembly.overlaps_differing;
     let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
-    let app = &mut flow.app;
     stream.on_segment(seq, packet.payload, &budget.limits.reassembly, &mut stats.reassembly, &mut |chunk| {
         if inspect == Inspect::Continue {
             inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
@@ -453,7 +454,7 @@ fn step<H: FlowHandler>(
         });
         *budget.buffered_total = budget.buffered_total.saturating_sub(after);
     }
-    account_held(inspection, app, handler, budget);
+    account_held(streams, held, app, handler, budget);
     note_close_flags(flow, side, packet);
     if inspect == Inspect::Stop {
         // Everything the handler wanted is seen: the flow keeps only its TCP state.
@@ -474,23 +475,24 @@ fn stream_of(streams: &mut [StreamReassembler; 2], side: Side) -> &mut StreamRea
 /// the flow sheds it (its partial line is lost, as after a gap), so that a flood of flows that
 /// never finish a line stays within `max_buffered_total` too.
 fn account_held<H: FlowHandler>(
-    inspection: &mut Inspection,
+    streams: &mut [StreamReassembler; 2],
+    counted: &mut usize,
     app: &mut H::App,
     handler: &mut H,
     budget: &mut Budget<'_>,
 ) {
     let tails =
-        |inspection: &Inspection| inspection.streams.iter().map(StreamReassembler::compare_tail_bytes).sum::<usize>();
-    let mut held = tails(inspection) + handler.buffered(app);
+        |streams: &[StreamReassembler; 2]| streams.iter().map(StreamReassembler::compare_tail_bytes).sum::<usize>();
+    let mut held = tails(streams) + handler.buffered(app);
     let total = &mut *budget.buffered_total;
-    if held > 0 && total.saturating_sub(inspection.held).saturating_add(held) > budget.limits.max_buffered_total {
+    if held > 0 && total.saturating_sub(*counted).saturating_add(held) > budget.limits.max_buffered_total {
         budget.stats.memcap_sheds += 1;
         handler.shed(app);
-        inspection.streams.iter_mut().for_each(StreamReassembler::release_compare_tail);
-        held = tails(inspection) + handler.buffered(app);
+        streams.iter_mut().for_each(StreamReassembler::release_compare_tail);
+        held = tails(streams) + handler.buffered(app);
     }
-    *total = total.saturating_sub(inspection.held).saturating_add(held);
-    inspection.held = held;
+    *total = total.saturating_sub(*counted).saturating_add(held);
+    *counted = held;
 }
 
 fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
@@ -632,7 +634,11 @@ mod tests {
             }
             Streams::Embryonic { .. } | Streams::Bypassed => 0,
         };
-        let held: usize = table.flows.values().map(|flow| flow.app.len() + tails(flow)).sum();
+        let app_len = |flow: &Flow<Vec<u8>>| match &flow.streams {
+            Streams::Inspecting(inspection) => inspection.app.len(),
+            Streams::Embryonic { .. } | Streams::Bypassed => 0,
+        };
+        let held: usize = table.flows.values().map(|flow| app_len(flow) + tails(flow)).sum();
         assert_eq!(table.buffered_bytes(), held);
         table.close_all(&mut handler);
         assert_eq!(table.buffered_bytes(), 0, "closing flows gives their bytes back");
@@ -658,7 +664,8 @@ mod tests {
         // The port pair reused by a new SYN: the old flow ends, a new one starts and is inspected.
         table.process(&packet(40_000, true, SYN, 7_000, b""), at(15), &mut handler);
         table.process(&packet(40_000, true, ACK, 7_001, b"GET /"), at(15), &mut handler);
-        assert_eq!(handler.closed, [CloseReason::Fin]);
+        assert_eq!(table.stats.flows_closed, 1);
+        assert!(handler.closed.is_empty(), "a handler that stopped hears nothing more of the flow");
         assert_eq!((table.stats.flows_created, handler.data_events), (2, 2));
     }
 

@@ -18,8 +18,8 @@ struct Inspector {
 }
 
 impl FlowHandler for Inspector {
-    /// Created at the first payload byte, so a SYN flood costs no session memory.
-    type App = Option<Box<Session>>;
+    /// Created at the first byte delivered in order.
+    type App = Option<Session>;
 
     fn open(&mut self, _info: &FlowInfo) -> Self::App {
         None
@@ -27,16 +27,16 @@ impl FlowHandler for Inspector {
 
     fn event(&mut self, info: &FlowInfo, app: &mut Self::App, event: FlowEvent<'_>, ts: Timestamp) -> Inspect {
         if let FlowEvent::OverlapDifferentData(side) = event {
-            self.report_overlap(info, app.as_deref(), side, ts);
+            self.report_overlap(info, app.as_ref(), side, ts);
             return Inspect::Continue;
         }
         let mut ctx = Ctx { ts, config: &self.config, events: &mut self.scratch, stats: &mut self.stats };
-        let session = match (app.as_deref_mut(), &event) {
+        let session = match (app.as_mut(), &event) {
             (Some(session), _) => session,
             (None, FlowEvent::Data(..)) => {
                 let (client, certain) = roles(info, &self.config);
                 let server_port = info.key.endpoint(client.other()).port;
-                app.insert(Box::new(Session::new(client, certain, server_port, &self.config)))
+                app.insert(Session::new(client, certain, server_port, &self.config))
             }
             (None, FlowEvent::Gap(..) | FlowEvent::Closed(_) | FlowEvent::OverlapDifferentData(_)) => {
                 return Inspect::Continue
