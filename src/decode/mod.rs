@@ -24,6 +24,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 mod defrag;
+mod fast;
 mod ip;
 mod link;
 mod tunnel;
@@ -33,7 +34,7 @@ mod tests;
 
 use std::net::IpAddr;
 
-use crate::capture::Frame;
+use crate::capture::{Frame, LinkType};
 
 pub use defrag::DefragLimits;
 use defrag::{DatagramKey, Defragmenter};
@@ -212,6 +213,12 @@ impl Decoder {
     pub fn decode<'a>(&'a mut self, frame: &Frame<'a>) -> Decoded<'a> {
         let Decoder { stats, defrag } = self;
         defrag.expire(frame.ts, stats);
+        if frame.link_type == LinkType::ETHERNET {
+            if let Some(packet) = fast::ethernet_tcp(frame.data) {
+                stats.tcp += 1;
+                return Decoded::Tcp(packet);
+            }
+        }
         match peel(frame, defrag, stats) {
             Ok(packet) => {
                 stats.tcp += 1;

@@ -44,23 +44,42 @@ fn frame_at(link_type: LinkType, data: &[u8], secs: u64) -> Frame<'_> {
     Frame { ts: Timestamp::from_secs_nanos(1_700_000_000 + secs, 0), link_type, orig_len: data.len() as u32, data }
 }
 
+fn seen(packet: &TcpPacket<'_>) -> Seen {
+    Seen {
+        src: packet.src,
+        dst: packet.dst,
+        src_port: packet.src_port,
+        dst_port: packet.dst_port,
+        seq: packet.seq,
+        ack: packet.ack,
+        flags: packet.flags.0,
+        window: packet.window,
+        vlan: packet.vlan.as_slice().to_vec(),
+        tunnel: packet.tunnel,
+        payload: packet.payload.to_vec(),
+        missing: packet.payload_missing,
+    }
+}
+
 fn decode_at(decoder: &mut Decoder, link_type: LinkType, data: &[u8], secs: u64) -> Result<Seen, SkipReason> {
     match decoder.decode(&frame_at(link_type, data, secs)) {
-        Decoded::Tcp(packet) => Ok(Seen {
-            src: packet.src,
-            dst: packet.dst,
-            src_port: packet.src_port,
-            dst_port: packet.dst_port,
-            seq: packet.seq,
-            ack: packet.ack,
-            flags: packet.flags.0,
-            window: packet.window,
-            vlan: packet.vlan.as_slice().to_vec(),
-            tunnel: packet.tunnel,
-            payload: packet.payload.to_vec(),
-            missing: packet.payload_missing,
-        }),
+        Decoded::Tcp(packet) => Ok(seen(&packet)),
         Decoded::Skipped(reason) => Err(reason),
+    }
+}
+
+/// What the general walk makes of an Ethernet frame, without the fast path.
+fn general_walk(data: &[u8]) -> Result<Seen, SkipReason> {
+    let mut defrag = Defragmenter::default();
+    let mut stats = DecodeStats::default();
+    peel(&frame_at(LinkType::ETHERNET, data, 0), &mut defrag, &mut stats).map(|packet| seen(&packet))
+}
+
+/// The fast path answers only where the general walk finds TCP, and then with the same packet.
+fn fast_path_agrees(data: &[u8]) -> bool {
+    match fast::ethernet_tcp(data) {
+        Some(packet) => general_walk(data) == Ok(seen(&packet)),
+        None => true,
     }
 }
 
@@ -944,7 +963,53 @@ fn outcomes(stats: &DecodeStats) -> u64 {
         + stats.tunnel_too_deep
 }
 
+#[test]
+fn the_fast_path_takes_the_common_frames_and_agrees_with_the_general_walk() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let common = [
+        ethernet(0x0800, &v4),
+        ethernet(0x86dd, &v6),
+        tagged(&[(0x8100, 7)], 0x0800, &v4),
+        tagged(&[(0x88a8, 1), (0x8100, 2)], 0x86dd, &v6),
+    ];
+    for frame in &common {
+        let fast = fast::ethernet_tcp(frame).map(|packet| seen(&packet));
+        assert!(fast.is_some(), "a common frame left to the general walk");
+        assert_eq!(fast.ok_or(SkipReason::NotTcp), general_walk(frame));
+    }
+    // Three tags, a legacy QinQ tag, a padded IPv4 packet: fast or not, the same answer.
+    let padded = ethernet(0x0800, &[v4.as_slice(), &[0; 16]].concat());
+    for frame in
+        [tagged(&[(0x8100, 1), (0x8100, 2), (0x8100, 3)], 0x0800, &v4), tagged(&[(0x9100, 5)], 0x0800, &v4), padded]
+    {
+        assert!(fast_path_agrees(&frame));
+    }
+    for (link_type, frame) in corpus() {
+        if link_type == LinkType::ETHERNET {
+            for len in 0..=frame.len() {
+                assert!(fast_path_agrees(&frame[..len]), "corpus frame cut at {len}");
+            }
+        }
+    }
+}
+
 proptest! {
+    #[test]
+    fn the_fast_path_agrees_with_the_general_walk_on_corrupted_frames(
+        pick in any::<prop::sample::Index>(),
+        edits in proptest::collection::vec((0usize..80, any::<u8>()), 1..6),
+    ) {
+        let ethernet_frames: Vec<Vec<u8>> =
+            corpus().into_iter().filter(|(link, _)| *link == LinkType::ETHERNET).map(|(_, frame)| frame).collect();
+        let mut frame = ethernet_frames[pick.index(ethernet_frames.len())].clone();
+        for (position, byte) in edits {
+            let at = position % frame.len();
+            frame[at] = byte;
+        }
+        prop_assert!(fast_path_agrees(&frame));
+    }
+
     #[test]
     fn random_bytes_never_panic(
         data in proptest::collection::vec(any::<u8>(), 0..200),
