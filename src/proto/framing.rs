@@ -195,8 +195,11 @@ impl LineFramer {
 /// wiped this way before (or never written), so the spare capacity needs no second pass: a
 /// framer that once held a long line does not pay for it at every line after.
 fn wipe(partial: &mut Vec<u8>) {
-    partial.as_mut_slice().zeroize();
-    partial.clear();
+    // Most calls find nothing to wipe; zeroize would still call memset (behind its barrier).
+    if !partial.is_empty() {
+        partial.as_mut_slice().zeroize();
+        partial.clear();
+    }
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
