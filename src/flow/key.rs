@@ -12,6 +12,18 @@ pub struct Endpoint {
     pub port: u16,
 }
 
+impl Endpoint {
+    /// `self <= other`, as integers when both are of one family (every packet's two are): the
+    /// derived order compares an enum and byte arrays, on every packet.
+    fn precedes(&self, other: &Endpoint) -> bool {
+        match (self.ip, other.ip) {
+            (IpAddr::V4(a), IpAddr::V4(b)) => (u32::from(a), self.port) <= (u32::from(b), other.port),
+            (IpAddr::V6(a), IpAddr::V6(b)) => (u128::from(a), self.port) <= (u128::from(b), other.port),
+            _ => self <= other,
+        }
+    }
+}
+
 /// Which endpoint of a canonical key sent a packet: `Lo` is the lower endpoint of the key.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Side {
@@ -72,7 +84,7 @@ impl FlowKey {
     pub fn of(packet: &TcpPacket<'_>) -> (FlowKey, Side) {
         let src = Endpoint { ip: packet.src, port: packet.src_port };
         let dst = Endpoint { ip: packet.dst, port: packet.dst_port };
-        let (lo, hi, side) = if src <= dst { (src, dst, Side::Lo) } else { (dst, src, Side::Hi) };
+        let (lo, hi, side) = if src.precedes(&dst) { (src, dst, Side::Lo) } else { (dst, src, Side::Hi) };
         (FlowKey { lo, hi, vlan: packet.vlan, tunnel: packet.tunnel }, side)
     }
 
@@ -120,6 +132,20 @@ mod tests {
             tunnel,
             payload: &[],
             payload_missing: 0,
+        }
+    }
+
+    #[test]
+    fn endpoints_order_as_the_derived_order_says() {
+        let endpoints: Vec<Endpoint> =
+            ["10.0.0.1", "10.0.0.2", "9.255.255.255", "fd00::1", "::ffff:10.0.0.1", "fd00::1:0"]
+                .iter()
+                .flat_map(|ip| [0u16, 110, 40_000].map(|port| Endpoint { ip: ip.parse().unwrap(), port }))
+                .collect();
+        for a in &endpoints {
+            for b in &endpoints {
+                assert_eq!(a.precedes(b), a <= b, "{a:?} {b:?}");
+            }
         }
     }
 
