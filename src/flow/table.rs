@@ -33,7 +33,9 @@ pub struct FlowLimits {
     /// A flow that never carried data (a SYN scan, a refused connection).
     pub embryonic_timeout: Duration,
     pub idle_timeout: Duration,
-    /// After FIN from both sides or a RST: time left for stragglers.
+    /// After FIN from both sides or a RST: time left for stragglers (a retransmitted FIN, the
+    /// last ACK). Short, because a busy link closes thousands of connections a second and a
+    /// closed flow kept longer only crowds the table.
     pub closed_timeout: Duration,
 }
 
@@ -45,7 +47,7 @@ impl Default for FlowLimits {
             reassembly: ReassemblyLimits::default(),
             embryonic_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(600),
-            closed_timeout: Duration::from_secs(10),
+            closed_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -678,11 +680,11 @@ mod tests {
         table.process(&packet(40_000, false, FIN_ACK, 500, b""), at(5), &mut handler);
         assert_eq!(table.stats.packets_bypassed, 5);
         // Closed but within its closing time: it still counts, and last_seen moved on.
-        table.expire(at(14), &mut handler);
+        table.expire(at(6), &mut handler);
         assert_eq!(table.len(), 1);
         // The port pair reused by a new SYN: the old flow ends, a new one starts and is inspected.
-        table.process(&packet(40_000, true, SYN, 7_000, b""), at(15), &mut handler);
-        table.process(&packet(40_000, true, ACK, 7_001, b"GET /"), at(15), &mut handler);
+        table.process(&packet(40_000, true, SYN, 7_000, b""), at(6), &mut handler);
+        table.process(&packet(40_000, true, ACK, 7_001, b"GET /"), at(6), &mut handler);
         assert_eq!(table.stats.flows_closed, 1);
         assert!(handler.closed.is_empty(), "a handler that stopped hears nothing more of the flow");
         assert_eq!((table.stats.flows_created, handler.data_events), (2, 2));
