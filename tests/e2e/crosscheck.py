@@ -91,20 +91,23 @@ def read_postfix_log(path):
 
 
 def assign_fetchmail_ports(rows, dovecot, problems):
-    """fetchmail rows get the client port of the next unclaimed Dovecot line of their user."""
-    claimed = {(r["client_ip"], r["client_port"]) for r in rows if r["client_port"] is not None}
+    """fetchmail rows get the client port of the next unclaimed Dovecot line of their user.
+
+    A line is claimed by its whole connection (both addresses and ports): the kernel reuses
+    ephemeral client ports, so a fetchmail connection may share its client port with an earlier
+    connection of another row to another server port.
+    """
+    claimed = {row_key(r) for r in rows if r["client_port"] is not None}
     for row in rows:
         if row["client_port"] is not None:
             continue
         for entry in dovecot:
-            endpoint = (pcapfile.connection_key(entry["rip"], entry["rport"], entry["rip"], 0)[0],
-                        entry["rport"])
-            if (endpoint not in claimed and entry["user"] == row["username"]
+            key = pcapfile.connection_key(entry["rip"], entry["rport"], row["server_ip"], entry["lport"])
+            if (key not in claimed and entry["user"] == row["username"]
                     and entry["lport"] == row["server_port"]
-                    and endpoint[0] == pcapfile.connection_key(row["client_ip"], 0,
-                                                               row["client_ip"], 0)[0]):
+                    and key[0] == pcapfile.connection_key(row["client_ip"], 0, row["server_ip"], 0)[0]):
                 row["client_port"] = entry["rport"]
-                claimed.add(endpoint)
+                claimed.add(key)
                 break
         else:
             problems.add(row, "no Dovecot log line left for this fetchmail login")
