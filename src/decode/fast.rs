@@ -11,17 +11,15 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::link::{be_u16, be_u32, ETHERTYPE_IPV4, ETHERTYPE_IPV6};
+use super::ip::TCP as PROTOCOL_TCP;
+use super::link::{be_u16, be_u32, ETHERTYPE_IPV4, ETHERTYPE_IPV6, ETHERTYPE_QINQ, ETHERTYPE_VLAN};
 use super::{TcpFlags, TcpPacket, VlanStack};
 
 const ETHERNET_HEADER_LEN: usize = 14;
 const VLAN_TAG_LEN: usize = 4;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
 const IPV4_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 const TCP_HEADER_LEN: usize = 20;
-const PROTOCOL_TCP: u8 = 6;
 /// IPv4's more-fragments flag and fragment offset.
 const IPV4_FRAGMENTING: u16 = 0x3fff;
 const TCP_FLAG_BITS: u8 = TcpFlags::FIN | TcpFlags::SYN | TcpFlags::RST | TcpFlags::PSH | TcpFlags::ACK | TcpFlags::URG;

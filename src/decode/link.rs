@@ -10,8 +10,8 @@ use crate::capture::LinkType;
 
 pub(super) const ETHERTYPE_IPV4: u16 = 0x0800;
 pub(super) const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
+pub(super) const ETHERTYPE_VLAN: u16 = 0x8100;
+pub(super) const ETHERTYPE_QINQ: u16 = 0x88a8;
 /// Pre-standard QinQ tag protocol ids some switches still send.
 const ETHERTYPE_QINQ_LEGACY: [u16; 3] = [0x9100, 0x9200, 0x9300];
 const ETHERTYPE_MPLS_UNICAST: u16 = 0x8847;

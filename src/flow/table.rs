@@ -106,8 +106,6 @@ pub struct FlowInfo {
     pub key: FlowKey,
     /// The side that sent the SYN, when the handshake was seen.
     pub syn_from: Option<Side>,
-    pub first_seen: Timestamp,
-    pub last_seen: Timestamp,
 }
 
 impl FlowInfo {
@@ -158,7 +156,8 @@ struct Inspection<A> {
 /// because every packet of a capture reads one entry at random: the smaller the entries, the
 /// more of them stay in the CPU caches.
 struct Flow<A> {
-    first_seen: Timestamp,
+    /// [`FlowInfo::id`], computed once when the flow starts.
+    id: u64,
     last_seen: Timestamp,
     /// Both sides sent FIN, or one sent RST: only stragglers are left to come.
     closing: bool,
@@ -173,13 +172,7 @@ struct Flow<A> {
 
 impl<A> Flow<A> {
     fn info(&self, key: &FlowKey) -> FlowInfo {
-        FlowInfo {
-            id: flow_id(key, self.first_seen),
-            key: *key,
-            syn_from: self.syn_from,
-            first_seen: self.first_seen,
-            last_seen: self.last_seen,
-        }
+        FlowInfo { id: self.id, key: *key, syn_from: self.syn_from }
     }
 
     /// Bytes of the flow counted in the table's total: reorder windows, compare tails and what
@@ -263,7 +256,7 @@ impl<H: FlowHandler> FlowTable<H> {
             _ => None,
         };
         let flow = Flow {
-            first_seen: ts,
+            id: flow_id(&key, ts),
             last_seen: ts,
             closing: false,
             streams: Streams::Embryonic { isn: [None; 2] },
@@ -314,8 +307,7 @@ impl<H: FlowHandler> FlowTable<H> {
     /// handler hears it closed (if it was still inspecting it).
     fn end(&mut self, key: &FlowKey, mut flow: Flow<H::App>, reason: CloseReason, handler: &mut H) {
         self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
-        let info = flow.info(key);
-        let ts = flow.last_seen;
+        let (info, ts) = (flow.info(key), flow.last_seen);
         if let Streams::Inspecting(inspection) = &mut flow.streams {
             let Inspection { streams, app, .. } = &mut **inspection;
             for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
