@@ -2,6 +2,11 @@
 //! client (IMAP ID), and who must fix a cleartext login given that.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::fmt::Write as _;
+use std::sync::LazyLock;
+
+use aho_corasick::AhoCorasick;
+
 use crate::alert::{ClientIdentity, Outcome, Remediation, ServerIdentity};
 
 /// Longest greeting or identity string kept (longer ones are cut, marked with `…`).
@@ -39,6 +44,12 @@ const SOFTWARE: &[(&str, &str)] = &[
     ("james", "Apache James"),
 ];
 
+/// The needles of [`SOFTWARE`], searched in one pass, case-insensitively: greetings arrive once
+/// per mail flow, and one pass over the text costs less than a search per name.
+static SOFTWARE_NEEDLES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
+    AhoCorasick::builder().ascii_case_insensitive(true).build(SOFTWARE.iter().map(|(needle, _)| needle)).ok()
+});
+
 /// Server facts accumulated over one flow.
 #[derive(Clone, Debug, Default)]
 pub struct ServerInfo {
@@ -58,8 +69,7 @@ impl ServerInfo {
     /// with the host name (RFC 5321 §4.2).
     pub fn set_greeting(&mut self, line: &[u8], hostname_first: bool) {
         let text = printable(line);
-        let lower = text.to_ascii_lowercase();
-        self.software = software_in(&text, &lower);
+        self.software = software_in(&text);
         self.hostname = hostname_in(&text, hostname_first);
         self.greeting = Some(text);
     }
@@ -74,7 +84,8 @@ impl ServerInfo {
 
     /// One capability (a CAPA line, an IMAP capability atom, an EHLO keyword line).
     pub fn add_capability(&mut self, capability: &[u8]) {
-        let text = printable(capability).to_ascii_uppercase();
+        let mut text = printable(capability);
+        text.make_ascii_uppercase();
         let keyword = text.split(' ').next().unwrap_or("");
         match keyword {
             "STLS" | "STARTTLS" => self.starttls_offered = Some(true),
@@ -128,17 +139,25 @@ impl ServerInfo {
 
 /// Text for people: trimmed, control bytes and invalid UTF-8 escaped, length-capped.
 pub fn printable(raw: &[u8]) -> String {
+    let raw = raw.trim_ascii();
+    if raw.len() <= MAX_TEXT && raw.iter().all(|byte| matches!(byte, b' '..=b'~')) {
+        // Printable ASCII, the usual greeting or capability: nothing to escape or cut.
+        if let Ok(text) = std::str::from_utf8(raw) {
+            return text.to_owned();
+        }
+    }
     let mut out = String::new();
-    for chunk in raw.trim_ascii().utf8_chunks() {
+    for chunk in raw.utf8_chunks() {
         for c in chunk.valid().chars() {
             if c.is_control() {
-                out.push_str(&format!("\\x{:02x}", u32::from(c)));
+                // Writing to a String cannot fail.
+                let _ = write!(out, "\\x{:02x}", u32::from(c));
             } else {
                 out.push(c);
             }
         }
         for byte in chunk.invalid() {
-            out.push_str(&format!("\\x{byte:02x}"));
+            let _ = write!(out, "\\x{byte:02x}");
         }
         if out.len() > MAX_TEXT {
             break;
@@ -155,9 +174,14 @@ pub fn printable(raw: &[u8]) -> String {
     out
 }
 
-fn software_in(text: &str, lower: &str) -> Option<String> {
-    let (needle, name) = SOFTWARE.iter().find(|(needle, _)| lower.contains(needle))?;
-    let start = lower.find(needle)? + needle.len();
+/// The software named in a greeting: of the names it holds, the first in [`SOFTWARE`] (at its
+/// first occurrence), with the version that follows it when there is one.
+fn software_in(text: &str) -> Option<String> {
+    let needles = SOFTWARE_NEEDLES.as_ref()?;
+    // Every occurrence of every name, in order of its end; of one name the first comes first.
+    let found = needles.find_overlapping_iter(text).min_by_key(|found| found.pattern())?;
+    let (_, name) = SOFTWARE.get(found.pattern().as_usize())?;
+    let start = found.end();
     let version = text
         .get(start..)?
         .split_whitespace()
@@ -171,7 +195,7 @@ fn software_in(text: &str, lower: &str) -> Option<String> {
 }
 
 fn hostname_in(text: &str, hostname_first: bool) -> Option<String> {
-    let punctuation: &[char] = &['(', ')', '<', '>', '[', ']', ',', ';', ':'];
+    let punctuation = |c: char| matches!(c, '(' | ')' | '<' | '>' | '[' | ']' | ',' | ';' | ':');
     if hostname_first {
         let after_code =
             text.get(4..).filter(|_| text.get(..3).is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit())))?;
@@ -179,6 +203,7 @@ fn hostname_in(text: &str, hostname_first: bool) -> Option<String> {
         return looks_like_hostname(first).then(|| first.to_string());
     }
     text.split_whitespace()
+        .filter(|token| token.contains('.'))
         .map(|token| token.trim_matches(punctuation))
         .find(|token| looks_like_hostname(token))
         .map(str::to_string)
@@ -221,6 +246,19 @@ mod tests {
 
         info.set_greeting(b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>", false);
         assert_eq!(info.hostname, None);
+
+        // Case does not matter; of two names the one earlier in the list wins, with its version.
+        info.set_greeting(b"220 relay ESMTP POSTFIX via DOVECOT 2.3.19 (dovecot 2.4)", true);
+        assert_eq!(info.software.as_deref(), Some("Dovecot 2.3.19"));
+        info.set_greeting(b"* OK IMAP4rev1 server ready", false);
+        assert_eq!(info.software, None);
+    }
+
+    #[test]
+    fn printable_ascii_is_kept_as_is_and_delete_is_escaped() {
+        assert_eq!(printable(b" A1 ~!{}|<>@ z "), "A1 ~!{}|<>@ z");
+        assert_eq!(printable(b"ok\x7fthere"), "ok\\x7fthere");
+        assert_eq!(printable("caf\u{e9}".as_bytes()), "caf\u{e9}");
     }
 
     #[test]
