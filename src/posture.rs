@@ -15,8 +15,8 @@ use std::net::IpAddr;
 use serde::Serialize;
 
 use crate::alert::{
-    AnomalyAlert, AnomalyInfo, AnomalyKind, AppProto, Event, EventType, Outcome, SecretKind, SessionObservation,
-    SCHEMA_VERSION,
+    AnomalyAlert, AnomalyInfo, AnomalyKind, AppProto, Capabilities, Event, EventType, Outcome, SecretKind,
+    SessionObservation, SCHEMA_VERSION,
 };
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -207,7 +207,7 @@ impl PostureTracker {
         }
         entry.login_disabled |= server.login_disabled == Some(true);
         if !server.capabilities.is_empty() {
-            entry.capability_lines.insert(server.capabilities.join(" "));
+            entry.capability_lines.insert(server.capabilities.to_line());
             entry.plaintext.extend(plaintext_mechanisms(proto, &server.capabilities, server.login_disabled));
         }
         let now = (classify(entry), offered(entry));
@@ -293,9 +293,9 @@ fn classify(entry: &Entry) -> PostureClass {
 }
 
 /// Plaintext mechanisms a capability list offers before TLS.
-fn plaintext_mechanisms(proto: AppProto, capabilities: &[String], login_disabled: Option<bool>) -> Vec<String> {
+fn plaintext_mechanisms(proto: AppProto, capabilities: &Capabilities, login_disabled: Option<bool>) -> Vec<String> {
     let mut found = Vec::new();
-    for capability in capabilities {
+    for capability in capabilities.iter() {
         let words: Vec<&str> = capability.split([' ', '=']).collect();
         match (proto, words.as_slice()) {
             (AppProto::Pop3, ["USER"]) => found.push("USER".to_string()),
@@ -353,7 +353,7 @@ mod tests {
                 ip: Some(ip),
                 port,
                 greeting: Some("hello".into()),
-                capabilities: capabilities.iter().map(|c| c.to_string()).collect(),
+                capabilities: capabilities.iter().collect(),
                 starttls_offered: starttls,
                 login_disabled: (port == 143).then_some(capabilities.contains(&"LOGINDISABLED")),
                 ..ServerIdentity::default()

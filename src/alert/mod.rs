@@ -8,8 +8,9 @@ mod redact;
 mod stats;
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
-use serde::ser::SerializeStruct;
+use serde::ser::{SerializeSeq, SerializeStruct};
 use serde::{Serialize, Serializer};
 
 use crate::capture::Timestamp;
@@ -141,13 +142,79 @@ pub struct ServerIdentity {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub hostname: Option<String>,
     /// Capabilities seen (CAPA, CAPABILITY, EHLO), upper-cased, in order of appearance.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub capabilities: Vec<String>,
+    #[serde(skip_serializing_if = "Capabilities::is_empty")]
+    pub capabilities: Capabilities,
     /// STARTTLS/STLS offered in the greeting or a capability list; null when no list was seen.
     pub starttls_offered: Option<bool>,
     /// LOGINDISABLED advertised (IMAP); null when no capability list was seen.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub login_disabled: Option<bool>,
+}
+
+/// The capabilities a server announced, upper-cased, each once, in order of appearance;
+/// serialised as an array of strings. Every event of a flow carries its server's list, so the
+/// list is shared: a copy costs a reference count, not an allocation per capability.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Capabilities(Arc<Vec<String>>);
+
+impl Capabilities {
+    pub fn iter(&self) -> impl Iterator<Item = &str> {
+        self.0.iter().map(String::as_str)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether the list holds `capability`, in any case.
+    pub fn contains(&self, capability: &str) -> bool {
+        self.iter().any(|held| held.eq_ignore_ascii_case(capability))
+    }
+
+    /// Appends `capability`, upper-cased, unless it is empty or the list holds it already.
+    pub fn push(&mut self, capability: &str) {
+        if !capability.is_empty() && !self.contains(capability) {
+            Arc::make_mut(&mut self.0).push(capability.to_ascii_uppercase());
+        }
+    }
+
+    /// The capabilities on one line, separated by spaces.
+    pub fn to_line(&self) -> String {
+        self.0.join(" ")
+    }
+
+    /// Empties the list (a new capability list replaces the old one); events holding the old
+    /// list keep it.
+    pub fn clear(&mut self) {
+        match Arc::get_mut(&mut self.0) {
+            Some(list) => list.clear(),
+            None => self.0 = Arc::default(),
+        }
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Capabilities {
+    fn from_iter<I: IntoIterator<Item = S>>(capabilities: I) -> Self {
+        let mut list = Capabilities::default();
+        for capability in capabilities {
+            list.push(capability.as_ref());
+        }
+        list
+    }
+}
+
+impl Serialize for Capabilities {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut sequence = serializer.serialize_seq(None)?;
+        for capability in self.iter() {
+            sequence.serialize_element(capability)?;
+        }
+        sequence.end()
+    }
 }
 
 /// What the flow revealed about the client software (IMAP ID, RFC 2971).
@@ -345,5 +412,31 @@ impl Event {
             Event::Stats(stats) => serde_json::to_value(stats).ok(),
             Event::Session(_) => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capabilities_are_upper_cased_once_each_and_shared_until_changed() {
+        let mut list: Capabilities = ["imap4rev1", "AUTH=PLAIN", "Imap4Rev1", "", "starttls"].into_iter().collect();
+        assert_eq!(list.iter().collect::<Vec<_>>(), ["IMAP4REV1", "AUTH=PLAIN", "STARTTLS"]);
+        assert_eq!(list.len(), 3);
+        assert!(list.contains("auth=plain"));
+        assert_eq!(list.to_line(), "IMAP4REV1 AUTH=PLAIN STARTTLS");
+        assert_eq!(serde_json::to_string(&list).ok().as_deref(), Some(r#"["IMAP4REV1","AUTH=PLAIN","STARTTLS"]"#));
+
+        let event_copy = list.clone();
+        list.clear();
+        list.push("SASL PLAIN");
+        assert_eq!(list.iter().collect::<Vec<_>>(), ["SASL PLAIN"]);
+        assert_eq!(event_copy.len(), 3, "a copy held by an event keeps the list it was given");
+
+        list.clear();
+        assert!(list.is_empty());
+        assert_eq!(list.iter().count(), 0);
+        assert_eq!(serde_json::to_string(&list).ok().as_deref(), Some("[]"));
     }
 }

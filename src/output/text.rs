@@ -280,7 +280,7 @@ pub(crate) mod tests {
                 greeting: Some("+OK Dovecot (Debian) ready.".to_string()),
                 software: Some("Dovecot".to_string()),
                 hostname: None,
-                capabilities: vec!["USER".to_string()],
+                capabilities: ["USER"].into_iter().collect(),
                 starttls_offered: Some(false),
                 login_disabled: None,
             },

@@ -7,7 +7,7 @@ use std::sync::LazyLock;
 
 use aho_corasick::AhoCorasick;
 
-use crate::alert::{ClientIdentity, Outcome, Remediation, ServerIdentity};
+use crate::alert::{Capabilities, ClientIdentity, Outcome, Remediation, ServerIdentity};
 
 /// Longest greeting or identity string kept (longer ones are cut, marked with `…`).
 const MAX_TEXT: usize = 256;
@@ -56,7 +56,7 @@ pub struct ServerInfo {
     pub greeting: Option<String>,
     pub software: Option<String>,
     pub hostname: Option<String>,
-    pub capabilities: Vec<String>,
+    pub capabilities: Capabilities,
     pub starttls_offered: Option<bool>,
     pub login_disabled: Option<bool>,
     /// The client asked for STARTTLS and the server refused.
@@ -84,18 +84,24 @@ impl ServerInfo {
 
     /// One capability (a CAPA line, an IMAP capability atom, an EHLO keyword line).
     pub fn add_capability(&mut self, capability: &[u8]) {
-        let mut text = printable(capability);
-        text.make_ascii_uppercase();
+        let escaped;
+        let text = match plain_ascii(capability) {
+            Some(text) => text,
+            None => {
+                escaped = printable(capability);
+                escaped.as_str()
+            }
+        };
         let keyword = text.split(' ').next().unwrap_or("");
-        match keyword {
-            "STLS" | "STARTTLS" => self.starttls_offered = Some(true),
-            "LOGINDISABLED" => self.login_disabled = Some(true),
-            _ => {}
+        if keyword.eq_ignore_ascii_case("STLS") || keyword.eq_ignore_ascii_case("STARTTLS") {
+            self.starttls_offered = Some(true);
+        } else if keyword.eq_ignore_ascii_case("LOGINDISABLED") {
+            self.login_disabled = Some(true);
         }
         if self.starttls_offered.is_none() {
             self.starttls_offered = Some(false);
         }
-        if self.capabilities.len() < MAX_CAPABILITIES && !text.is_empty() && !self.capabilities.contains(&text) {
+        if self.capabilities.len() < MAX_CAPABILITIES {
             self.capabilities.push(text);
         }
     }
@@ -139,13 +145,10 @@ impl ServerInfo {
 
 /// Text for people: trimmed, control bytes and invalid UTF-8 escaped, length-capped.
 pub fn printable(raw: &[u8]) -> String {
-    let raw = raw.trim_ascii();
-    if raw.len() <= MAX_TEXT && raw.iter().all(|byte| matches!(byte, b' '..=b'~')) {
-        // Printable ASCII, the usual greeting or capability: nothing to escape or cut.
-        if let Ok(text) = std::str::from_utf8(raw) {
-            return text.to_owned();
-        }
+    if let Some(text) = plain_ascii(raw) {
+        return text.to_owned();
     }
+    let raw = raw.trim_ascii();
     let mut out = String::new();
     for chunk in raw.utf8_chunks() {
         for c in chunk.valid().chars() {
@@ -176,6 +179,17 @@ pub fn printable(raw: &[u8]) -> String {
 
 /// The software named in a greeting: of the names it holds, the first in [`SOFTWARE`] (at its
 /// first occurrence), with the version that follows it when there is one.
+/// `raw` trimmed, when that is printable ASCII within the length cap (the usual greeting or
+/// capability): [`printable`] would give it back unchanged.
+fn plain_ascii(raw: &[u8]) -> Option<&str> {
+    let raw = raw.trim_ascii();
+    if raw.len() <= MAX_TEXT && raw.iter().all(|byte| matches!(byte, b' '..=b'~')) {
+        std::str::from_utf8(raw).ok()
+    } else {
+        None
+    }
+}
+
 fn software_in(text: &str) -> Option<String> {
     let needles = SOFTWARE_NEEDLES.as_ref()?;
     // Every occurrence of every name, in order of its end; of one name the first comes first.
@@ -283,6 +297,8 @@ mod tests {
         assert_eq!(info.remediation(Outcome::Success), Remediation::ServerIgnoresLogindisabled);
         info.starttls_refused = true;
         assert_eq!(info.remediation(Outcome::Success), Remediation::StarttlsFailed);
-        assert_eq!(info.capabilities, vec!["IMAP4REV1", "STARTTLS", "LOGINDISABLED"]);
+        info.add_capability(b"StartTLS");
+        info.add_capability(b"x-\x01");
+        assert_eq!(info.capabilities.iter().collect::<Vec<_>>(), ["IMAP4REV1", "STARTTLS", "LOGINDISABLED", "X-\\X01"]);
     }
 }

@@ -448,7 +448,7 @@ fn every_session_leaves_a_record_of_its_server() {
     );
     let [record] = records(&logged_in).try_into().unwrap();
     assert_eq!(record.server.starttls_offered, Some(true), "post-login capabilities are not the posture");
-    assert!(record.server.capabilities.contains(&"AUTH=PLAIN".to_string()));
+    assert!(record.server.capabilities.contains("AUTH=PLAIN"));
     let plain = play(110, &pop3_user_pass());
     let [record] = records(&plain).try_into().unwrap();
     assert_eq!((record.app_proto, record.upgraded_to_tls), (Some(AppProto::Pop3), false));
