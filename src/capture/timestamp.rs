@@ -34,7 +34,9 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with microseconds, e.g. `2026-11-27T09:15:02.123456Z`.
     pub fn rfc3339_micros(self) -> String {
-        self.rfc3339_digits().iter().map(|&byte| char::from(byte)).collect()
+        let digits = self.rfc3339_digits();
+        // Digits and separators only: always UTF-8.
+        std::str::from_utf8(&digits).unwrap_or_default().to_owned()
     }
 
     /// The text of [`Timestamp::rfc3339_micros`], written digit by digit: every event carries a

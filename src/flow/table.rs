@@ -197,6 +197,12 @@ struct Budget<'t> {
 /// All flows of one worker.
 pub struct FlowTable<H: FlowHandler> {
     flows: FxHashMap<FlowKey, Flow<H::App>>,
+    /// Flows that ended (FIN both ways, or RST) with their inspection over: only the time of
+    /// their latest packet, until `closed_timeout` passes, so that stragglers (the last ACK, a
+    /// retransmitted FIN) do not start a new flow. Kept apart because on a busy link they
+    /// outnumber the live flows several times over, and every packet looks up a live flow: in a
+    /// table of live flows only, its entry is far more likely to be in the CPU caches.
+    closed: FxHashMap<FlowKey, Timestamp>,
     /// Scratch space of `make_room`: last seen times of the sampled flows not timed out.
     ages: Vec<Timestamp>,
     /// When the latest pass over the whole table looked for timed-out flows.
@@ -210,6 +216,7 @@ impl<H: FlowHandler> FlowTable<H> {
     pub fn new(limits: FlowLimits) -> Self {
         FlowTable {
             flows: FxHashMap::default(),
+            closed: FxHashMap::default(),
             ages: Vec::new(),
             swept_at: None,
             limits,
@@ -218,12 +225,13 @@ impl<H: FlowHandler> FlowTable<H> {
         }
     }
 
+    /// Flows tracked, closed ones waiting for their stragglers included.
     pub fn len(&self) -> usize {
-        self.flows.len()
+        self.flows.len() + self.closed.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.flows.is_empty()
+        self.flows.is_empty() && self.closed.is_empty()
     }
 
     /// Bytes buffered out of order across all flows.
@@ -235,16 +243,29 @@ impl<H: FlowHandler> FlowTable<H> {
     pub fn process(&mut self, packet: &TcpPacket<'_>, ts: Timestamp, handler: &mut H) {
         let (key, side) = FlowKey::of(packet);
         let flags = packet.flags;
+        // A new SYN on a finished connection: the port pair was reused.
+        let new_connection = flags.syn() && !flags.ack();
         if let Some(flow) = self.flows.get_mut(&key) {
-            // A new SYN on a finished connection: the port pair was reused.
-            let reused = flags.syn() && !flags.ack() && flow.closing;
-            if !reused {
+            if !(new_connection && flow.closing) {
                 let mut budget =
                     Budget { limits: &self.limits, buffered_total: &mut self.buffered_total, stats: &mut self.stats };
                 step(flow, &key, side, packet, ts, handler, &mut budget);
+                if flow.closing && matches!(flow.streams, Streams::Bypassed) {
+                    let last_seen = flow.last_seen;
+                    self.flows.remove(&key);
+                    self.closed.insert(key, last_seen);
+                }
                 return;
             }
             self.close(&key, CloseReason::Fin, handler);
+        } else if let Some(last_seen) = self.closed.get_mut(&key) {
+            if !new_connection {
+                *last_seen = (*last_seen).max(ts);
+                self.stats.packets_bypassed += 1;
+                return;
+            }
+            self.closed.remove(&key);
+            self.stats.flows_closed += 1;
         }
         if flags.rst() || (packet.payload.is_empty() && !flags.syn()) {
             return;
@@ -287,10 +308,20 @@ impl<H: FlowHandler> FlowTable<H> {
             self.stats.flows_timed_out += 1;
             self.end(&key, flow, CloseReason::Timeout, handler);
         }
+        self.expire_closed(now);
+    }
+
+    /// Forgets the closed flows whose stragglers had `closed_timeout` to come.
+    fn expire_closed(&mut self, now: Timestamp) {
+        let before = self.closed.len();
+        let timeout = self.limits.closed_timeout;
+        self.closed.retain(|_, last_seen| now.saturating_since(*last_seen) <= timeout);
+        self.stats.flows_timed_out += (before - self.closed.len()) as u64;
     }
 
     /// Ends every flow (end of input, shutdown).
     pub fn close_all(&mut self, handler: &mut H) {
+        self.closed.clear();
         let flows = std::mem::take(&mut self.flows);
         for (key, flow) in flows {
             self.end(&key, flow, CloseReason::EndOfInput, handler);
@@ -327,16 +358,25 @@ impl<H: FlowHandler> FlowTable<H> {
         }
     }
 
-    /// Keeps the table under its flow limit: first what has timed out, then the least recently
-    /// seen of the rest, up to an eighth of the table in all (amortised O(1) per new flow,
+    /// Keeps the table under its flow limit: first closed flows waiting for stragglers (all of
+    /// them: nothing is inspected there any more), then what has timed out, then the least
+    /// recently seen of the rest, up to an eighth of the table in all (amortised O(1) per new flow,
     /// whatever the flood). A sample of the table (its iteration order is the hash order,
     /// unrelated to age) tells how many flows have timed out and the age below which the others
     /// to evict lie, so that one pass over the table takes them out: under a flood this runs about
     /// every eighth of the table's size, and that pass is its whole cost. The cutoff is an
     /// estimate: a few of the oldest flows may outlive one round, never the newest.
     fn make_room(&mut self, now: Timestamp, handler: &mut H) {
-        if self.flows.len() < self.limits.max_flows {
+        if self.len() < self.limits.max_flows {
             return;
+        }
+        if !self.closed.is_empty() {
+            self.expire_closed(now);
+            self.stats.flows_evicted += self.closed.len() as u64;
+            self.closed.clear();
+            if self.len() < self.limits.max_flows {
+                return;
+            }
         }
         let limits = self.limits;
         self.swept_at = Some(now);
@@ -656,6 +696,8 @@ mod tests {
         // Every packet reads one entry at random: growing it past 128 bytes costs every packet.
         let entry = std::mem::size_of::<(FlowKey, Flow<Vec<u8>>)>();
         assert!(entry <= 128, "{entry} bytes");
+        let closed = std::mem::size_of::<(FlowKey, Timestamp)>();
+        assert!(closed <= 72, "a closed flow keeps only its key and a time: {closed} bytes");
     }
 
     #[test]
@@ -681,6 +723,39 @@ mod tests {
         assert_eq!(table.stats.flows_closed, 1);
         assert!(handler.closed.is_empty(), "a handler that stopped hears nothing more of the flow");
         assert_eq!((table.stats.flows_created, handler.data_events), (2, 2));
+    }
+
+    #[test]
+    fn closed_flows_wait_apart_for_their_stragglers_and_go_first_when_room_is_short() {
+        let limits = FlowLimits { max_flows: 4, ..FlowLimits::default() };
+        let mut table = FlowTable::new(limits);
+        let mut handler = StopAtData::default();
+        for port in [1, 2, 3] {
+            table.process(&packet(port, true, SYN, 0, b""), at(0), &mut handler);
+            table.process(&packet(port, true, ACK, 1, b"HELO"), at(0), &mut handler);
+            table.process(&packet(port, true, FIN_ACK, 5, b""), at(1), &mut handler);
+            table.process(&packet(port, false, FIN_ACK, 900, b""), at(1), &mut handler);
+        }
+        assert_eq!((table.flows.len(), table.closed.len(), table.len()), (0, 3, 3));
+        // Stragglers, a late retransmission with data included, start nothing new.
+        table.process(&packet(1, true, ACK, 6, b""), at(2), &mut handler);
+        table.process(&packet(2, false, FIN_ACK, 1, b"late"), at(2), &mut handler);
+        assert_eq!((table.stats.flows_created, table.len(), handler.data_events), (3, 3, 3));
+        // Still inspecting when it closes: the flow stays live, for its session to hear it end.
+        let mut hoarder = Hoarder::default();
+        let mut inspected = FlowTable::new(limits);
+        inspected.process(&packet(7, true, ACK, 1, b"USER"), at(0), &mut hoarder);
+        inspected.process(&packet(7, true, FIN_ACK, 5, b""), at(0), &mut hoarder);
+        inspected.process(&packet(7, false, FIN_ACK, 1, b""), at(0), &mut hoarder);
+        assert_eq!((inspected.flows.len(), inspected.closed.len()), (1, 0));
+        // Closed flows leave `closed_timeout` after their latest packet, counted as timed out.
+        table.expire(Timestamp::from_secs_nanos(1_003, 500_000_000), &mut handler);
+        assert_eq!((table.len(), table.stats.flows_timed_out), (2, 1), "ports 1 and 2 were seen at 2 s");
+        // A full table drops its closed flows before any live one.
+        for port in [10, 11, 12, 13] {
+            table.process(&packet(port, true, SYN, 0, b""), at(4), &mut handler);
+        }
+        assert_eq!((table.flows.len(), table.closed.len(), table.stats.flows_evicted), (4, 0, 2));
     }
 
     #[test]
