@@ -11,6 +11,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -60,11 +61,11 @@ pub struct ServerPosture {
     pub port: u16,
     pub class: PostureClass,
     pub remediation: &'static str,
-    pub greeting: Option<String>,
+    pub greeting: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub software: Option<String>,
+    pub software: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    pub hostname: Option<Arc<str>>,
     /// STARTTLS/STLS offered in some session (`null`: no capability list seen).
     pub starttls_offered: Option<bool>,
     pub login_disabled: bool,
@@ -94,9 +95,9 @@ impl ServerPosture {
 
 #[derive(Default)]
 struct Entry {
-    greeting: Option<String>,
-    software: Option<String>,
-    hostname: Option<String>,
+    greeting: Option<Arc<str>>,
+    software: Option<Arc<str>>,
+    hostname: Option<Arc<str>>,
     sessions: u64,
     sessions_tls: u64,
     implicit: bool,

@@ -136,11 +136,11 @@ pub struct ServerIdentity {
     pub ip: Option<IpAddr>,
     pub port: u16,
     /// The server's first line, trimmed, control bytes escaped; null when the capture holds none.
-    pub greeting: Option<String>,
+    pub greeting: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub software: Option<String>,
+    pub software: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub hostname: Option<String>,
+    pub hostname: Option<Arc<str>>,
     /// Capabilities seen (CAPA, CAPABILITY, EHLO), upper-cased, in order of appearance.
     #[serde(skip_serializing_if = "Capabilities::is_empty")]
     pub capabilities: Capabilities,
@@ -221,7 +221,7 @@ impl Serialize for Capabilities {
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ClientIdentity {
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub software: Option<String>,
+    pub software: Option<Arc<str>>,
 }
 
 impl ClientIdentity {

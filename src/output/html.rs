@@ -356,7 +356,14 @@ impl<W: Write> Page<'_, W> {
                 write!(html, "<span class=\"badge amber\">{} weak</span>", server.weak)?;
             }
             html.push_str("</td>");
-            server_cell(html, server.app_proto, server.ip, server.port, &server.software, &server.greeting)?;
+            server_cell(
+                html,
+                server.app_proto,
+                server.ip,
+                server.port,
+                server.software.as_deref(),
+                server.greeting.as_deref(),
+            )?;
             html.push_str(match server.starttls_offered {
                 Some(true) => "<td><span class=\"badge amber\">offered, not used</span></td>",
                 Some(false) => "<td><span class=\"badge red\">not offered</span></td>",
@@ -427,7 +434,14 @@ impl<W: Write> Page<'_, W> {
                 class_colour(posture.class),
                 class_words(posture.class)
             )?;
-            server_cell(html, posture.app_proto, posture.ip, posture.port, &posture.software, &posture.greeting)?;
+            server_cell(
+                html,
+                posture.app_proto,
+                posture.ip,
+                posture.port,
+                posture.software.as_deref(),
+                posture.greeting.as_deref(),
+            )?;
             html.push_str(match posture.starttls_offered {
                 Some(true) => "<td class=\"nowrap\">offered",
                 Some(false) => "<td class=\"nowrap\">not offered",
@@ -517,8 +531,8 @@ fn server_cell(
     proto: AppProto,
     ip: IpAddr,
     port: u16,
-    software: &Option<String>,
-    greeting: &Option<String>,
+    software: Option<&str>,
+    greeting: Option<&str>,
 ) -> fmt::Result {
     write!(
         html,
@@ -771,7 +785,7 @@ mod tests {
         if let Event::Credential(alert) = &mut event {
             alert.timestamp = timestamp.to_string();
             alert.credential.username = Some(user.to_string());
-            alert.server.greeting = Some(greeting.to_string());
+            alert.server.greeting = Some(greeting.into());
             alert.server.software = None;
         }
         event

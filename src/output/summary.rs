@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use serde::Serialize;
 
@@ -20,9 +21,9 @@ pub struct ServerReport {
     pub app_proto: AppProto,
     pub ip: IpAddr,
     pub port: u16,
-    pub greeting: Option<String>,
+    pub greeting: Option<Arc<str>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub software: Option<String>,
+    pub software: Option<Arc<str>>,
     pub starttls_offered: Option<bool>,
     pub remediation: Remediation,
     /// Cleartext credentials (passwords and tokens).
@@ -47,8 +48,8 @@ pub struct ServerReport {
 
 #[derive(Default)]
 struct Entry {
-    greeting: Option<String>,
-    software: Option<String>,
+    greeting: Option<Arc<str>>,
+    software: Option<Arc<str>>,
     starttls_offered: Option<bool>,
     remediation: Option<Remediation>,
     cleartext: u64,
@@ -94,16 +95,21 @@ impl ServerSummary {
             Outcome::Failure => entry.failures += 1,
             Outcome::Unknown => entry.unknown_outcomes += 1,
         }
-        if let Some(user) = &alert.credential.username {
+        // Looked up before copied: most alerts repeat a user and a mechanism already counted.
+        if let Some(user) = alert.credential.username.as_ref().filter(|user| !entry.users.contains(*user)) {
             entry.users.insert(user.clone());
         }
         entry.clients.insert(alert.flow.src_ip);
-        entry.mechanisms.insert(alert.credential.mechanism.clone());
+        if !entry.mechanisms.contains(&alert.credential.mechanism) {
+            entry.mechanisms.insert(alert.credential.mechanism.clone());
+        }
         if entry.first_seen.as_ref().is_none_or(|first| alert.timestamp < *first) {
             entry.first_seen = Some(alert.timestamp.clone());
         }
-        if entry.last_seen.as_ref().is_none_or(|last| alert.timestamp > *last) {
-            entry.last_seen = Some(alert.timestamp.clone());
+        match &mut entry.last_seen {
+            Some(last) if alert.timestamp > *last => last.clone_from(&alert.timestamp),
+            Some(_) => {}
+            None => entry.last_seen = Some(alert.timestamp.clone()),
         }
     }
 

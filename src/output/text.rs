@@ -277,14 +277,14 @@ pub(crate) mod tests {
             server: ServerIdentity {
                 ip: Some(server_ip),
                 port: 110,
-                greeting: Some("+OK Dovecot (Debian) ready.".to_string()),
-                software: Some("Dovecot".to_string()),
+                greeting: Some("+OK Dovecot (Debian) ready.".into()),
+                software: Some("Dovecot".into()),
                 hostname: None,
                 capabilities: ["USER"].into_iter().collect(),
                 starttls_offered: Some(false),
                 login_disabled: None,
             },
-            client: ClientIdentity { software: Some("Thunderbird 128.4".to_string()) },
+            client: ClientIdentity { software: Some("Thunderbird 128.4".into()) },
             remediation: Remediation::ServerOffersNoTls,
             schema_version: SCHEMA_VERSION,
         }))

@@ -3,7 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::fmt::Write as _;
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use aho_corasick::AhoCorasick;
 
@@ -53,15 +53,15 @@ static SOFTWARE_NEEDLES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
 /// Server facts accumulated over one flow.
 #[derive(Clone, Debug, Default)]
 pub struct ServerInfo {
-    pub greeting: Option<String>,
-    pub software: Option<String>,
-    pub hostname: Option<String>,
+    pub greeting: Option<Arc<str>>,
+    pub software: Option<Arc<str>>,
+    pub hostname: Option<Arc<str>>,
     pub capabilities: Capabilities,
     pub starttls_offered: Option<bool>,
     pub login_disabled: Option<bool>,
     /// The client asked for STARTTLS and the server refused.
     pub starttls_refused: bool,
-    pub client_software: Option<String>,
+    pub client_software: Option<Arc<str>>,
 }
 
 impl ServerInfo {
@@ -69,9 +69,9 @@ impl ServerInfo {
     /// with the host name (RFC 5321 §4.2).
     pub fn set_greeting(&mut self, line: &[u8], hostname_first: bool) {
         let text = printable(line);
-        self.software = software_in(&text);
-        self.hostname = hostname_in(&text, hostname_first);
-        self.greeting = Some(text);
+        self.software = software_in(&text).map(Arc::from);
+        self.hostname = hostname_in(&text, hostname_first).map(Arc::from);
+        self.greeting = Some(text.into());
     }
 
     /// A new capability list starts: it replaces any earlier one. Only IMAP has LOGINDISABLED,
@@ -107,7 +107,7 @@ impl ServerInfo {
     }
 
     pub fn set_client_software(&mut self, software: &[u8]) {
-        self.client_software = Some(printable(software));
+        self.client_software = Some(printable(software).into());
     }
 
     pub fn identity(&self) -> ServerIdentity {
