@@ -68,10 +68,11 @@ impl ServerInfo {
     /// Records the server's first line. `hostname_first` is true for SMTP, whose greeting starts
     /// with the host name (RFC 5321 §4.2).
     pub fn set_greeting(&mut self, line: &[u8], hostname_first: bool) {
-        let text = printable(line);
-        self.software = software_in(&text).map(Arc::from);
-        self.hostname = hostname_in(&text, hostname_first).map(Arc::from);
-        self.greeting = Some(text.into());
+        with_printable(line, |text| {
+            self.software = software_in(text).map(Arc::from);
+            self.hostname = hostname_in(text, hostname_first).map(Arc::from);
+            self.greeting = Some(Arc::from(text));
+        });
     }
 
     /// A new capability list starts: it replaces any earlier one. Only IMAP has LOGINDISABLED,
@@ -84,26 +85,20 @@ impl ServerInfo {
 
     /// One capability (a CAPA line, an IMAP capability atom, an EHLO keyword line).
     pub fn add_capability(&mut self, capability: &[u8]) {
-        let escaped;
-        let text = match plain_ascii(capability) {
-            Some(text) => text,
-            None => {
-                escaped = printable(capability);
-                escaped.as_str()
+        with_printable(capability, |text| {
+            let keyword = text.split(' ').next().unwrap_or("");
+            if keyword.eq_ignore_ascii_case("STLS") || keyword.eq_ignore_ascii_case("STARTTLS") {
+                self.starttls_offered = Some(true);
+            } else if keyword.eq_ignore_ascii_case("LOGINDISABLED") {
+                self.login_disabled = Some(true);
             }
-        };
-        let keyword = text.split(' ').next().unwrap_or("");
-        if keyword.eq_ignore_ascii_case("STLS") || keyword.eq_ignore_ascii_case("STARTTLS") {
-            self.starttls_offered = Some(true);
-        } else if keyword.eq_ignore_ascii_case("LOGINDISABLED") {
-            self.login_disabled = Some(true);
-        }
-        if self.starttls_offered.is_none() {
-            self.starttls_offered = Some(false);
-        }
-        if self.capabilities.len() < MAX_CAPABILITIES {
-            self.capabilities.push(text);
-        }
+            if self.starttls_offered.is_none() {
+                self.starttls_offered = Some(false);
+            }
+            if self.capabilities.len() < MAX_CAPABILITIES {
+                self.capabilities.push(text);
+            }
+        });
     }
 
     pub fn set_client_software(&mut self, software: &[u8]) {
@@ -179,6 +174,15 @@ pub fn printable(raw: &[u8]) -> String {
 
 /// The software named in a greeting: of the names it holds, the first in [`SOFTWARE`] (at its
 /// first occurrence), with the version that follows it when there is one.
+/// Hands `f` the [`printable`] text of `raw`, without copying it when it is printable ASCII
+/// already (the usual greeting or capability).
+fn with_printable<R>(raw: &[u8], f: impl FnOnce(&str) -> R) -> R {
+    match plain_ascii(raw) {
+        Some(text) => f(text),
+        None => f(&printable(raw)),
+    }
+}
+
 /// `raw` trimmed, when that is printable ASCII within the length cap (the usual greeting or
 /// capability): [`printable`] would give it back unchanged.
 fn plain_ascii(raw: &[u8]) -> Option<&str> {

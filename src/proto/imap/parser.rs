@@ -66,7 +66,8 @@ pub enum TokenizeError {
 
 /// Splits one line (without CRLF) into tokens.
 pub fn tokenize(line: &[u8]) -> Result<Tokenized<'_>, TokenizeError> {
-    let mut tokens = Vec::new();
+    // A client command is a tag, a verb and a few arguments: room for them in one allocation.
+    let mut tokens = Vec::with_capacity(8);
     let mut rest = line;
     loop {
         rest = rest.trim_ascii_start();
