@@ -10,7 +10,7 @@ mod stats;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use serde::ser::{SerializeSeq, SerializeStruct};
+use serde::ser::SerializeStruct;
 use serde::{Serialize, Serializer};
 
 use crate::capture::Timestamp;
@@ -209,11 +209,7 @@ impl<S: AsRef<str>> FromIterator<S> for Capabilities {
 
 impl Serialize for Capabilities {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut sequence = serializer.serialize_seq(None)?;
-        for capability in self.iter() {
-            sequence.serialize_element(capability)?;
-        }
-        sequence.end()
+        self.0.as_slice().serialize(serializer)
     }
 }
 
