@@ -581,6 +581,7 @@ fn flow_id(key: &FlowKey, first_seen: Timestamp) -> u64 {
 mod tests {
     use super::*;
     use crate::decode::{TcpFlags, VlanStack};
+    use proptest::prelude::*;
     use std::net::IpAddr;
 
     /// Stops inspecting at the first data, and records how flows ended.
@@ -835,5 +836,87 @@ mod tests {
         assert_eq!((table.stats.flows_timed_out, table.stats.flows_evicted), (8, 0));
         assert_eq!(table.len(), 9);
         assert!(handler.closed.iter().all(|reason| *reason == CloseReason::Timeout));
+    }
+
+    /// One step of a random run: a packet of one of a few connections, or an expiry pass.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Packet { port: u16, from_client: bool, flags: u8, seq: u32, data: bool, millis: u64 },
+        Expire { millis: u64 },
+    }
+
+    /// Stops inspecting some flows at their first data (those whose client port is odd) and
+    /// holds every byte of the others, so that runs mix bypassed and inspected flows.
+    struct StopOdd;
+
+    impl FlowHandler for StopOdd {
+        type App = Vec<u8>;
+        fn open(&mut self, _info: &FlowInfo) -> Vec<u8> {
+            Vec::new()
+        }
+        fn event(&mut self, info: &FlowInfo, app: &mut Vec<u8>, event: FlowEvent<'_>, _ts: Timestamp) -> Inspect {
+            match event {
+                FlowEvent::Data(_, _) if info.key.lo.port % 2 == 1 => Inspect::Stop,
+                FlowEvent::Data(_, data) => {
+                    app.extend_from_slice(data);
+                    Inspect::Continue
+                }
+                _ => Inspect::Continue,
+            }
+        }
+        fn buffered(&self, app: &Vec<u8>) -> usize {
+            app.len()
+        }
+    }
+
+    fn arb_step() -> impl Strategy<Value = Step> {
+        let flags = prop::sample::select(vec![SYN, SYN | ACK, ACK, FIN_ACK, TcpFlags::RST, TcpFlags::RST | ACK]);
+        prop_oneof![
+            8 => (1u16..7, any::<bool>(), flags, 0u32..64, any::<bool>(), 0u64..1_500).prop_map(
+                |(port, from_client, flags, seq, data, millis)| Step::Packet { port, from_client, flags, seq, data, millis }
+            ),
+            1 => (0u64..4_000).prop_map(|millis| Step::Expire { millis }),
+        ]
+    }
+
+    proptest! {
+        /// Whatever the packets, every flow created is in exactly one place: live, closed and
+        /// waiting for stragglers, or counted as closed, timed out or evicted; the table stays
+        /// within its limit and its buffered total is what its flows hold.
+        #[test]
+        fn every_flow_is_accounted_for_once(steps in prop::collection::vec(arb_step(), 1..120), max_flows in 1usize..5) {
+            let limits = FlowLimits { max_flows, ..FlowLimits::default() };
+            let mut table = FlowTable::new(limits);
+            let mut handler = StopOdd;
+            let mut now = Timestamp::from_secs_nanos(1_000, 0);
+            for step in steps {
+                match step {
+                    Step::Packet { port, from_client, flags, seq, data, millis } => {
+                        now = now.saturating_add(Duration::from_millis(millis));
+                        let payload: &'static [u8] = if data { b"A1 LOGIN" } else { b"" };
+                        table.process(&packet(port, from_client, flags, seq, payload), now, &mut handler);
+                    }
+                    Step::Expire { millis } => {
+                        now = now.saturating_add(Duration::from_millis(millis));
+                        table.expire(now, &mut handler);
+                    }
+                }
+                let stats = &table.stats;
+                prop_assert!(table.len() <= max_flows);
+                prop_assert!(table.flows.keys().all(|key| !table.closed.contains_key(key)));
+                prop_assert_eq!(
+                    stats.flows_created,
+                    (table.flows.len() + table.closed.len()) as u64
+                        + stats.flows_closed
+                        + stats.flows_timed_out
+                        + stats.flows_evicted
+                );
+                let held: usize = table.flows.values().map(Flow::counted_bytes).sum();
+                prop_assert_eq!(table.buffered_bytes(), held);
+            }
+            table.close_all(&mut handler);
+            prop_assert!(table.is_empty());
+            prop_assert_eq!(table.buffered_bytes(), 0);
+        }
     }
 }
