@@ -19,6 +19,7 @@ use crate::alert::{
     AnomalyAlert, AnomalyInfo, AnomalyKind, AppProto, Capabilities, Event, EventType, Outcome, SecretKind,
     SessionObservation, SCHEMA_VERSION,
 };
+use crate::capture::Timestamp;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -108,8 +109,8 @@ struct Entry {
     capability_lines: BTreeSet<String>,
     cleartext_logins: u64,
     users: BTreeSet<String>,
-    first_seen: String,
-    last_seen: String,
+    first_seen: Option<Timestamp>,
+    last_seen: Option<Timestamp>,
     /// The class last reported, to report changes only.
     reported: Option<(PostureClass, Option<bool>)>,
 }
@@ -142,9 +143,7 @@ impl PostureTracker {
                 // Credentials come before the record of their session (which ends later).
                 let entry =
                     self.servers.entry((alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port)).or_default();
-                if entry.first_seen.is_empty() {
-                    entry.first_seen.clone_from(&alert.timestamp);
-                }
+                entry.first_seen.get_or_insert(alert.timestamp);
                 if matches!(alert.credential.secret, SecretKind::Password | SecretKind::Token)
                     && alert.credential.outcome != Outcome::Failure
                 {
@@ -167,10 +166,8 @@ impl PostureTracker {
         }
         let Some(proto) = session.app_proto else { return Findings::default() };
         let entry = self.servers.entry((proto, ip, port)).or_default();
-        if entry.first_seen.is_empty() {
-            entry.first_seen.clone_from(&session.timestamp);
-        }
-        entry.last_seen.clone_from(&session.timestamp);
+        entry.first_seen.get_or_insert(session.timestamp);
+        entry.last_seen = Some(session.timestamp);
         entry.sessions += 1;
         if session.upgraded_to_tls || session.implicit_tls {
             entry.sessions_tls += 1;
@@ -242,7 +239,7 @@ impl PostureTracker {
             evidence.push(format!("{} cleartext login(s) accepted or unanswered", entry.cleartext_logins));
         }
         ServerPosture {
-            timestamp: entry.last_seen.clone(),
+            timestamp: text_of(entry.last_seen),
             event_type: "server_posture",
             app_proto: proto,
             ip,
@@ -265,8 +262,8 @@ impl PostureTracker {
             cleartext_logins: entry.cleartext_logins,
             distinct_users: entry.users.len(),
             evidence,
-            first_seen: entry.first_seen.clone(),
-            last_seen: entry.last_seen.clone(),
+            first_seen: text_of(entry.first_seen),
+            last_seen: text_of(entry.last_seen),
             schema_version: SCHEMA_VERSION,
         }
     }
@@ -293,6 +290,11 @@ fn classify(entry: &Entry) -> PostureClass {
     }
 }
 
+/// A time as the posture reports it: empty when none was seen.
+fn text_of(time: Option<Timestamp>) -> String {
+    time.map(Timestamp::rfc3339_micros).unwrap_or_default()
+}
+
 /// Plaintext mechanisms a capability list offers before TLS.
 fn plaintext_mechanisms(proto: AppProto, capabilities: &Capabilities, login_disabled: Option<bool>) -> Vec<String> {
     let mut found = Vec::new();
@@ -316,7 +318,7 @@ fn plaintext_mechanisms(proto: AppProto, capabilities: &Capabilities, login_disa
 
 fn stripping(session: &SessionObservation, proto: AppProto, detail: &str) -> Event {
     Event::Anomaly(Box::new(AnomalyAlert {
-        timestamp: session.timestamp.clone(),
+        timestamp: session.timestamp,
         event_type: EventType::Anomaly,
         severity: EventType::Anomaly.severity(),
         flow: session.flow.clone(),
@@ -334,7 +336,7 @@ mod tests {
     fn session(port: u16, capabilities: &[&str], starttls: Option<bool>, upgraded: bool) -> Event {
         let ip: IpAddr = [198, 51, 100, 1].into();
         Event::Session(Box::new(SessionObservation {
-            timestamp: format!("2026-01-01T00:00:0{}.000000Z", capabilities.len()),
+            timestamp: Timestamp::from_secs_nanos(1_767_225_600 + capabilities.len() as u64, 0),
             flow: FlowMeta {
                 flow_id: 1,
                 src_ip: [192, 0, 2, 1].into(),

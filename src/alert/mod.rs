@@ -287,7 +287,7 @@ impl Serialize for FlowMeta {
 /// fields at the top level.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CredentialAlert {
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     pub event_type: EventType,
     pub severity: &'static str,
     pub flow: FlowMeta,
@@ -325,7 +325,7 @@ impl Serialize for CredentialAlert {
 /// with different bytes, undecodable SASL. Serialised with the flow's fields at the top level.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AnomalyAlert {
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     pub event_type: EventType,
     pub severity: &'static str,
     pub flow: FlowMeta,
@@ -376,7 +376,7 @@ pub enum AnomalyKind {
 /// inventory, not printed as such.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionObservation {
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     pub flow: FlowMeta,
     pub app_proto: Option<AppProto>,
     pub server: ServerIdentity,
@@ -396,10 +396,6 @@ pub enum Event {
 }
 
 impl Event {
-    pub fn timestamp_of(ts: Timestamp) -> String {
-        ts.rfc3339_micros()
-    }
-
     /// The event as one JSON object (the native format); `None` for internal events.
     pub fn to_json(&self) -> Option<serde_json::Value> {
         match self {

@@ -4,6 +4,8 @@
 
 use std::fmt;
 
+use serde::{Serialize, Serializer};
+
 /// Nanoseconds since 1970-01-01T00:00:00Z.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub u64);
@@ -92,6 +94,14 @@ impl Timestamp {
         let days = u64::try_from(days_from_civil(i64::from(year), month, day)).ok()?;
         let secs = days.checked_mul(86_400)?.checked_add(hour * 3600 + minute * 60 + second)?;
         Some(Timestamp::from_secs_nanos(secs, nanos))
+    }
+}
+
+/// As its RFC 3339 text ([`Timestamp::rfc3339_micros`]), written without an allocation.
+impl Serialize for Timestamp {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let digits = self.rfc3339_digits();
+        serializer.serialize_str(std::str::from_utf8(&digits).unwrap_or_default())
     }
 }
 

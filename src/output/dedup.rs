@@ -29,7 +29,7 @@ pub const MAX_TRACKED: usize = 65_536;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct RepeatSummary {
     /// When the last repeat was seen.
-    pub timestamp: String,
+    pub timestamp: Timestamp,
     pub event_type: &'static str,
     pub severity: &'static str,
     /// The `event_type` of the alerts this summary stands for.
@@ -43,8 +43,8 @@ pub struct RepeatSummary {
     pub client: ClientIdentity,
     pub remediation: Remediation,
     pub repeat_count: u64,
-    pub first_seen: String,
-    pub last_seen: String,
+    pub first_seen: Timestamp,
+    pub last_seen: Timestamp,
     pub schema_version: u32,
 }
 
@@ -75,8 +75,8 @@ impl Key {
 struct Window {
     closes_at: Timestamp,
     count: u64,
-    first_seen: (Timestamp, String),
-    last_seen: (Timestamp, String),
+    first_seen: Timestamp,
+    last_seen: Timestamp,
     last: Box<CredentialAlert>,
 }
 
@@ -84,7 +84,7 @@ impl Window {
     fn summary(self) -> RepeatSummary {
         let last = *self.last;
         RepeatSummary {
-            timestamp: self.last_seen.1.clone(),
+            timestamp: self.last_seen,
             event_type: "repeat_summary",
             severity: last.severity,
             repeated_event_type: last.event_type,
@@ -95,8 +95,8 @@ impl Window {
             client: last.client,
             remediation: last.remediation,
             repeat_count: self.count,
-            first_seen: self.first_seen.1,
-            last_seen: self.last_seen.1,
+            first_seen: self.first_seen,
+            last_seen: self.last_seen,
             schema_version: SCHEMA_VERSION,
         }
     }
@@ -144,33 +144,24 @@ impl<S: Sink> Dedup<S> {
     }
 
     fn credential(&mut self, event: &Event, alert: &CredentialAlert) -> io::Result<()> {
-        let at = parse_rfc3339(&alert.timestamp).unwrap_or(self.now);
+        let at = alert.timestamp;
         self.close_until(at)?;
         let key = Key::of(alert);
         if let Some(window) = self.open.get_mut(&key) {
             window.count += 1;
-            if at < window.first_seen.0 {
-                window.first_seen = (at, alert.timestamp.clone());
-            }
-            if at >= window.last_seen.0 {
-                window.last_seen = (at, alert.timestamp.clone());
+            window.first_seen = window.first_seen.min(at);
+            if at >= window.last_seen {
+                window.last_seen = at;
                 *window.last = alert.clone();
             }
             return Ok(());
         }
         if self.open.len() < MAX_TRACKED {
             let closes_at = at.saturating_add(self.window);
-            let seen = (at, alert.timestamp.clone());
             self.closing.insert((closes_at, key.clone()));
             self.open.insert(
                 key,
-                Window {
-                    closes_at,
-                    count: 1,
-                    first_seen: seen.clone(),
-                    last_seen: seen,
-                    last: Box::new(alert.clone()),
-                },
+                Window { closes_at, count: 1, first_seen: at, last_seen: at, last: Box::new(alert.clone()) },
             );
         }
         self.inner.event(event)
@@ -180,7 +171,7 @@ impl<S: Sink> Dedup<S> {
     fn close_all(&mut self) -> io::Result<()> {
         let mut windows: Vec<(Key, Window)> = self.open.drain().collect();
         self.closing.clear();
-        windows.sort_by_key(|(_, window)| (window.first_seen.0, window.closes_at));
+        windows.sort_by_key(|(_, window)| (window.first_seen, window.closes_at));
         for (_, window) in windows {
             if window.count > 1 {
                 self.inner.repeat(&window.summary())?;
@@ -195,9 +186,7 @@ impl<S: Sink> Sink for Dedup<S> {
         match event {
             Event::Credential(alert) => self.credential(event, alert),
             Event::Anomaly(alert) => {
-                if let Some(at) = parse_rfc3339(&alert.timestamp) {
-                    self.close_until(at)?;
-                }
+                self.close_until(alert.timestamp)?;
                 self.inner.event(event)
             }
             Event::Session(_) | Event::Stats(_) => self.inner.event(event),
@@ -237,48 +226,6 @@ impl<S: Sink> Sink for Dedup<S> {
     }
 }
 
-/// Reads back the `YYYY-MM-DDTHH:MM:SS.ffffffZ` timestamps events carry (see
-/// [`Timestamp::rfc3339_micros`]); `None` for anything else.
-fn parse_rfc3339(text: &str) -> Option<Timestamp> {
-    let bytes = text.as_bytes();
-    let shape_ok = bytes.len() == 27
-        && bytes.get(4) == Some(&b'-')
-        && bytes.get(7) == Some(&b'-')
-        && bytes.get(10) == Some(&b'T')
-        && bytes.get(13) == Some(&b':')
-        && bytes.get(16) == Some(&b':')
-        && bytes.get(19) == Some(&b'.')
-        && bytes.get(26) == Some(&b'Z');
-    if !shape_ok {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<u64> {
-        let digits = text.get(range)?;
-        digits.bytes().all(|b| b.is_ascii_digit()).then(|| digits.parse().ok())?
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second, micros) = (number(11..13)?, number(14..16)?, number(17..19)?, number(20..26)?);
-    if !(1..=12).contains(&month) || !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
-        return None;
-    }
-    let days = days_from_civil(year, month, day)?;
-    let seconds = days.checked_mul(86_400)?.checked_add(hour * 3600 + minute * 60 + second)?;
-    let nanos = u32::try_from(micros * 1000).ok()?;
-    Some(Timestamp::from_secs_nanos(seconds, nanos))
-}
-
-/// Days from 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's `days_from_civil`), for
-/// dates from 1970 on.
-fn days_from_civil(year: u64, month: u64, day: u64) -> Option<u64> {
-    let year = if month <= 2 { year.checked_sub(1)? } else { year };
-    let era = year / 400;
-    let year_of_era = year - era * 400;
-    let month_index = if month > 2 { month - 3 } else { month + 9 };
-    let day_of_year = (153 * month_index + 2) / 5 + day - 1;
-    let day_of_era = year_of_era * 365 + year_of_era / 4 - year_of_era / 100 + day_of_year;
-    (era * 146_097 + day_of_era).checked_sub(719_468)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,7 +234,7 @@ mod tests {
     /// Records what reaches it.
     #[derive(Default)]
     struct Recorder {
-        alerts: Vec<String>,
+        alerts: Vec<Timestamp>,
         repeats: Vec<RepeatSummary>,
         finished: bool,
     }
@@ -295,7 +242,7 @@ mod tests {
     impl Sink for Recorder {
         fn event(&mut self, event: &Event) -> io::Result<()> {
             if let Event::Credential(alert) = event {
-                self.alerts.push(alert.timestamp.clone());
+                self.alerts.push(alert.timestamp);
             }
             Ok(())
         }
@@ -312,31 +259,11 @@ mod tests {
     fn login_at(seconds: u64, user: &str) -> Event {
         let mut event = sample_alert();
         if let Event::Credential(alert) = &mut event {
-            alert.timestamp = Timestamp::from_secs_nanos(1_795_770_000 + seconds, 0).rfc3339_micros();
+            alert.timestamp = Timestamp::from_secs_nanos(1_795_770_000 + seconds, 0);
             alert.credential.username = Some(user.to_string());
             alert.flow.src_port = 40_000 + u16::try_from(seconds % 1000).unwrap();
         }
         event
-    }
-
-    #[test]
-    fn timestamps_read_back_exactly() {
-        for ts in [
-            Timestamp(0),
-            Timestamp::from_secs_nanos(1_795_770_902, 123_456_000),
-            Timestamp::from_secs_nanos(951_782_400, 1_000),
-        ] {
-            assert_eq!(parse_rfc3339(&ts.rfc3339_micros()), Some(ts));
-        }
-        for bad in [
-            "",
-            "2026-11-27T09:15:02Z",
-            "2026-13-27T09:15:02.123456Z",
-            "2026-11-27T09:15:02.12345xZ",
-            "1969-12-31T23:59:59.000000Z",
-        ] {
-            assert_eq!(parse_rfc3339(bad), None, "{bad}");
-        }
     }
 
     #[test]
@@ -353,7 +280,7 @@ mod tests {
         let [summary] = recorder.repeats.as_slice() else { panic!("one summary expected") };
         assert_eq!(summary.repeat_count, 5);
         assert_eq!(summary.first_seen, recorder.alerts[0]);
-        assert_eq!(summary.last_seen, Timestamp::from_secs_nanos(1_795_770_240, 0).rfc3339_micros());
+        assert_eq!(summary.last_seen, Timestamp::from_secs_nanos(1_795_770_240, 0));
         assert_eq!(summary.timestamp, summary.last_seen);
         assert_eq!(summary.flow.src_port, 40_240);
         assert_eq!(summary.repeated_event_type, EventType::CleartextCredential);

@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use serde_json::{json, Value};
 
 use crate::alert::StatsEvent;
+use crate::capture::Timestamp;
 use crate::posture::ServerPosture;
 
 use super::{Record, RepeatSummary, ServerReport};
@@ -158,7 +159,7 @@ fn credential_document(alert: &CredentialView<'_>, event: Value, message: String
 
 /// The parts of an alert an ECS credential document needs (shared by alerts and summaries).
 struct CredentialView<'a> {
-    timestamp: &'a str,
+    timestamp: Timestamp,
     event_type: EventType,
     severity: &'a str,
     flow: &'a FlowMeta,
@@ -189,7 +190,7 @@ fn describe(view: &CredentialView<'_>) -> String {
 
 fn credential(alert: &CredentialAlert) -> Value {
     let view = CredentialView {
-        timestamp: &alert.timestamp,
+        timestamp: alert.timestamp,
         event_type: alert.event_type,
         severity: alert.severity,
         flow: &alert.flow,
@@ -221,7 +222,7 @@ fn credential(alert: &CredentialAlert) -> Value {
 
 fn repeat(summary: &RepeatSummary) -> Value {
     let view = CredentialView {
-        timestamp: &summary.last_seen,
+        timestamp: summary.last_seen,
         event_type: summary.repeated_event_type,
         severity: summary.severity,
         flow: &summary.flow,

@@ -85,18 +85,16 @@ impl<W: Write> HtmlReport<W> {
         }
     }
 
-    fn count(&mut self, timestamp: &str, kind: EventType, count: u64) {
+    fn count(&mut self, timestamp: Timestamp, kind: EventType, count: u64) {
         self.totals.add(kind, count);
-        if let Some(ts) = Timestamp::from_rfc3339(timestamp) {
-            self.timeline.entry(ts.secs()).or_default().add(kind, count);
-        }
+        self.timeline.entry(timestamp.secs()).or_default().add(kind, count);
     }
 }
 
 impl<W: Write + Send> Sink for HtmlReport<W> {
     fn event(&mut self, event: &Event) -> io::Result<()> {
         match event {
-            Event::Credential(alert) => self.count(&alert.timestamp, alert.event_type, 1),
+            Event::Credential(alert) => self.count(alert.timestamp, alert.event_type, 1),
             Event::Anomaly(alert) => {
                 self.anomaly_count = self.anomaly_count.saturating_add(1);
                 if self.anomalies.len() < MAX_LISTED_ANOMALIES {
@@ -110,7 +108,7 @@ impl<W: Write + Send> Sink for HtmlReport<W> {
 
     fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
         // The first alert of the window already came through `event`.
-        self.count(&summary.last_seen, summary.repeated_event_type, summary.repeat_count.saturating_sub(1));
+        self.count(summary.last_seen, summary.repeated_event_type, summary.repeat_count.saturating_sub(1));
         Ok(())
     }
 
@@ -513,7 +511,7 @@ impl<W: Write> Page<'_, W> {
                 html,
                 "<tr><td class=\"when\">{}</td><td><span class=\"badge amber\">{}</span></td><td class=\"mono\">{}</td>\
                  <td class=\"mono\">{}</td><td>{}</td></tr>",
-                short_time(&alert.timestamp),
+                short_time(&alert.timestamp.rfc3339_micros()),
                 escape(kind),
                 SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
                 SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
@@ -783,7 +781,7 @@ mod tests {
     fn alert_at(timestamp: &str, user: &str, greeting: &str) -> Event {
         let mut event = sample_alert();
         if let Event::Credential(alert) = &mut event {
-            alert.timestamp = timestamp.to_string();
+            alert.timestamp = Timestamp::from_rfc3339(timestamp).unwrap();
             alert.credential.username = Some(user.to_string());
             alert.server.greeting = Some(greeting.into());
             alert.server.software = None;
@@ -887,7 +885,7 @@ mod tests {
         report.event(&first).unwrap();
         let Event::Credential(alert) = first else { unreachable!() };
         let summary = RepeatSummary {
-            timestamp: "2026-11-27T09:10:00.000000Z".into(),
+            timestamp: Timestamp::from_rfc3339("2026-11-27T09:10:00Z").unwrap(),
             event_type: "repeat_summary",
             severity: "high",
             repeated_event_type: EventType::CleartextCredential,
@@ -898,8 +896,8 @@ mod tests {
             client: alert.client.clone(),
             remediation: alert.remediation,
             repeat_count: 5,
-            first_seen: alert.timestamp.clone(),
-            last_seen: "2026-11-27T09:10:00.000000Z".into(),
+            first_seen: alert.timestamp,
+            last_seen: Timestamp::from_rfc3339("2026-11-27T09:10:00Z").unwrap(),
             schema_version: crate::alert::SCHEMA_VERSION,
         };
         report.repeat(&summary).unwrap();

@@ -25,6 +25,7 @@ mod summary;
 mod syslog;
 pub(crate) mod text;
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::Arc;
 
@@ -115,16 +116,16 @@ pub enum Record<'a> {
 }
 
 impl Record<'_> {
-    /// When the record happened: the event's time, or the last sighting for summaries.
-    pub fn timestamp(&self) -> &str {
+    /// When the record happened (RFC 3339): the event's time, or the last sighting for summaries.
+    pub fn timestamp(&self) -> Cow<'_, str> {
         match self {
-            Record::Event(Event::Credential(alert)) => &alert.timestamp,
-            Record::Event(Event::Anomaly(alert)) => &alert.timestamp,
-            Record::Event(Event::Session(session)) => &session.timestamp,
-            Record::Event(Event::Stats(stats)) => &stats.timestamp,
-            Record::Repeat(summary) => &summary.last_seen,
-            Record::Server(report) => &report.last_seen,
-            Record::Posture(posture) => &posture.last_seen,
+            Record::Event(Event::Credential(alert)) => alert.timestamp.rfc3339_micros().into(),
+            Record::Event(Event::Anomaly(alert)) => alert.timestamp.rfc3339_micros().into(),
+            Record::Event(Event::Session(session)) => session.timestamp.rfc3339_micros().into(),
+            Record::Event(Event::Stats(stats)) => stats.timestamp.as_str().into(),
+            Record::Repeat(summary) => summary.last_seen.rfc3339_micros().into(),
+            Record::Server(report) => report.last_seen.as_str().into(),
+            Record::Posture(posture) => posture.last_seen.as_str().into(),
         }
     }
 

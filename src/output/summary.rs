@@ -10,6 +10,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, SCHEMA_VERSION};
+use crate::capture::Timestamp;
 
 /// How many user names a report lists, so that one busy server does not make a huge event.
 pub const MAX_LISTED_USERS: usize = 50;
@@ -60,8 +61,8 @@ struct Entry {
     users: BTreeSet<String>,
     clients: BTreeSet<IpAddr>,
     mechanisms: BTreeSet<String>,
-    first_seen: Option<String>,
-    last_seen: Option<String>,
+    first_seen: Option<Timestamp>,
+    last_seen: Option<Timestamp>,
 }
 
 /// Accumulates the per-server summary over a run.
@@ -103,14 +104,8 @@ impl ServerSummary {
         if !entry.mechanisms.contains(&alert.credential.mechanism) {
             entry.mechanisms.insert(alert.credential.mechanism.clone());
         }
-        if entry.first_seen.as_ref().is_none_or(|first| alert.timestamp < *first) {
-            entry.first_seen = Some(alert.timestamp.clone());
-        }
-        match &mut entry.last_seen {
-            Some(last) if alert.timestamp > *last => last.clone_from(&alert.timestamp),
-            Some(_) => {}
-            None => entry.last_seen = Some(alert.timestamp.clone()),
-        }
+        entry.first_seen = Some(entry.first_seen.map_or(alert.timestamp, |first| first.min(alert.timestamp)));
+        entry.last_seen = Some(entry.last_seen.map_or(alert.timestamp, |last| last.max(alert.timestamp)));
     }
 
     /// Servers that exposed a cleartext credential, or a weak one, most exposed first.
@@ -136,8 +131,8 @@ impl ServerSummary {
                 user_names: entry.users.iter().take(MAX_LISTED_USERS).cloned().collect(),
                 clients: entry.clients.len(),
                 mechanisms: entry.mechanisms.iter().cloned().collect(),
-                first_seen: entry.first_seen.clone().unwrap_or_default(),
-                last_seen: entry.last_seen.clone().unwrap_or_default(),
+                first_seen: entry.first_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
+                last_seen: entry.last_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
                 schema_version: SCHEMA_VERSION,
             })
             .collect();
@@ -157,7 +152,7 @@ mod tests {
             alert.credential.username = Some(user.to_string());
             alert.credential.outcome = outcome;
             alert.flow.src_ip = client.parse().unwrap();
-            alert.timestamp = timestamp.to_string();
+            alert.timestamp = Timestamp::from_rfc3339(timestamp).unwrap();
         }
         event
     }

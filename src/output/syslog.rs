@@ -62,7 +62,7 @@ impl Header {
     /// The full message for one record.
     pub fn message(&self, record: Record<'_>, encoder: &Encoder) -> Vec<u8> {
         let pri = u16::from(self.facility.code()) * 8 + u16::from(severity(&record));
-        let timestamp = header_field(record.timestamp(), 32);
+        let timestamp = header_field(&record.timestamp(), 32);
         let msgid = header_field(record.event_type(), 32);
         let mut message =
             format!("<{pri}>1 {timestamp} {} credwatch {} {msgid} - ", self.hostname, self.procid).into_bytes();

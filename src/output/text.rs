@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use super::{Record, RepeatSummary, ServerReport, Sink};
 use crate::alert::{CredentialAlert, Event, EventType, Outcome, Remediation};
+use crate::capture::Timestamp;
 
 /// ANSI colours, used only when the output is a terminal and `NO_COLOR` is unset.
 pub(super) struct Palette {
@@ -47,7 +48,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
                 EventType::CleartextCredential => "CLEARTEXT",
                 _ => "WEAK     ",
             };
-            credential_line(&alert.timestamp, label, alert.event_type, &CredentialView::of(alert), p)
+            credential_line(alert.timestamp, label, alert.event_type, &CredentialView::of(alert), p)
         }
         Record::Event(Event::Anomaly(alert)) => format!(
             "{}  {}ANOMALY{}    {:?}: {}  {} -> {}",
@@ -70,7 +71,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
                 greeting: summary.server.greeting.as_deref(),
             };
             let label = format!("REPEAT x{:<3}", summary.repeat_count);
-            let line = credential_line(&summary.last_seen, &label, summary.repeated_event_type, &view, p);
+            let line = credential_line(summary.last_seen, &label, summary.repeated_event_type, &view, p);
             format!("{line}  (since {})", summary.first_seen)
         }
         Record::Server(server) => format!(
@@ -145,7 +146,7 @@ impl<'a> CredentialView<'a> {
 }
 
 fn credential_line(
-    timestamp: &str,
+    timestamp: Timestamp,
     label: &str,
     event_type: EventType,
     view: &CredentialView<'_>,
@@ -252,7 +253,7 @@ pub(crate) mod tests {
         let client_ip = "192.0.2.10".parse().unwrap();
         let server_ip = "198.51.100.5".parse().unwrap();
         Event::Credential(Box::new(CredentialAlert {
-            timestamp: "2026-11-27T09:00:00.039000Z".to_string(),
+            timestamp: Timestamp::from_rfc3339("2026-11-27T09:00:00.039000Z").unwrap(),
             event_type: EventType::CleartextCredential,
             severity: "high",
             flow: FlowMeta {

@@ -127,7 +127,7 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
             server.ip = Some(server_end.ip);
             server.port = server_end.port;
             Event::Credential(Box::new(CredentialAlert {
-                timestamp: Event::timestamp_of(credential.ts),
+                timestamp: credential.ts,
                 event_type,
                 severity: event_type.severity(),
                 flow,
@@ -152,7 +152,7 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
             server.ip = Some(server_end.ip);
             server.port = server_end.port;
             Event::Session(Box::new(SessionObservation {
-                timestamp: Event::timestamp_of(record.ts),
+                timestamp: record.ts,
                 flow,
                 app_proto: record.app_proto,
                 server,
@@ -164,7 +164,7 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
         ProtoEvent::Anomaly { ts, app_proto, kind, detail } => {
             let event_type = crate::alert::EventType::Anomaly;
             Event::Anomaly(Box::new(AnomalyAlert {
-                timestamp: Event::timestamp_of(ts),
+                timestamp: ts,
                 event_type,
                 severity: event_type.severity(),
                 flow,
