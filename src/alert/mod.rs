@@ -283,6 +283,20 @@ impl Serialize for FlowMeta {
     }
 }
 
+/// The fields every alert starts with: when, what, how bad, and its flow's fields.
+fn serialize_alert_head<S: SerializeStruct>(
+    fields: &mut S,
+    timestamp: Timestamp,
+    event_type: EventType,
+    severity: &str,
+    flow: &FlowMeta,
+) -> Result<(), S::Error> {
+    fields.serialize_field("timestamp", &timestamp)?;
+    fields.serialize_field("event_type", &event_type)?;
+    fields.serialize_field("severity", severity)?;
+    flow.serialize_fields(fields)
+}
+
 /// A credential seen in clear (or a crackable challenge-response). Serialised with the flow's
 /// fields at the top level.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -303,10 +317,7 @@ pub struct CredentialAlert {
 impl Serialize for CredentialAlert {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut fields = serializer.serialize_struct("CredentialAlert", 18)?;
-        fields.serialize_field("timestamp", &self.timestamp)?;
-        fields.serialize_field("event_type", &self.event_type)?;
-        fields.serialize_field("severity", self.severity)?;
-        self.flow.serialize_fields(&mut fields)?;
+        serialize_alert_head(&mut fields, self.timestamp, self.event_type, self.severity, &self.flow)?;
         fields.serialize_field("app_proto", &self.app_proto)?;
         fields.serialize_field("credential", &self.credential)?;
         fields.serialize_field("server", &self.server)?;
@@ -338,10 +349,7 @@ pub struct AnomalyAlert {
 impl Serialize for AnomalyAlert {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let mut fields = serializer.serialize_struct("AnomalyAlert", 15)?;
-        fields.serialize_field("timestamp", &self.timestamp)?;
-        fields.serialize_field("event_type", &self.event_type)?;
-        fields.serialize_field("severity", self.severity)?;
-        self.flow.serialize_fields(&mut fields)?;
+        serialize_alert_head(&mut fields, self.timestamp, self.event_type, self.severity, &self.flow)?;
         match &self.app_proto {
             Some(app_proto) => fields.serialize_field("app_proto", app_proto)?,
             None => fields.skip_field("app_proto")?,

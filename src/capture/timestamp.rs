@@ -36,9 +36,14 @@ impl Timestamp {
 
     /// RFC 3339 in UTC with microseconds, e.g. `2026-11-27T09:15:02.123456Z`.
     pub fn rfc3339_micros(self) -> String {
+        self.with_rfc3339(str::to_owned)
+    }
+
+    /// Hands `f` the text of [`Timestamp::rfc3339_micros`] from the stack, without allocating.
+    fn with_rfc3339<R>(self, f: impl FnOnce(&str) -> R) -> R {
         let digits = self.rfc3339_digits();
         // Digits and separators only: always UTF-8.
-        std::str::from_utf8(&digits).unwrap_or_default().to_owned()
+        f(std::str::from_utf8(&digits).unwrap_or_default())
     }
 
     /// The text of [`Timestamp::rfc3339_micros`], written digit by digit: every event carries a
@@ -100,14 +105,13 @@ impl Timestamp {
 /// As its RFC 3339 text ([`Timestamp::rfc3339_micros`]), written without an allocation.
 impl Serialize for Timestamp {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let digits = self.rfc3339_digits();
-        serializer.serialize_str(std::str::from_utf8(&digits).unwrap_or_default())
+        self.with_rfc3339(|text| serializer.serialize_str(text))
     }
 }
 
 impl fmt::Display for Timestamp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.rfc3339_micros())
+        self.with_rfc3339(|text| f.write_str(text))
     }
 }
 

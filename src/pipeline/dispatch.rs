@@ -64,7 +64,6 @@ pub enum Job {
 
 /// Jobs for one worker, with the payloads of their segments in one buffer: a batch costs no
 /// allocation per segment, and its buffers are handed back to the capture side for reuse.
-#[derive(Default)]
 pub struct Batch {
     jobs: Vec<Job>,
     payloads: Vec<u8>,
