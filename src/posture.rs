@@ -107,6 +107,9 @@ struct Entry {
     login_disabled: bool,
     plaintext: BTreeSet<String>,
     capability_lines: BTreeSet<String>,
+    /// The capability list (and LOGINDISABLED) the last session brought: a server repeats its
+    /// list to every session, and taking in the same list again changes nothing.
+    last_capabilities: Option<(Capabilities, Option<bool>)>,
     cleartext_logins: u64,
     users: BTreeSet<String>,
     first_seen: Option<Timestamp>,
@@ -204,9 +207,11 @@ impl PostureTracker {
             None => {}
         }
         entry.login_disabled |= server.login_disabled == Some(true);
-        if !server.capabilities.is_empty() {
+        let capabilities = (server.capabilities.clone(), server.login_disabled);
+        if !server.capabilities.is_empty() && entry.last_capabilities.as_ref() != Some(&capabilities) {
             entry.capability_lines.insert(server.capabilities.to_line());
             entry.plaintext.extend(plaintext_mechanisms(proto, &server.capabilities, server.login_disabled));
+            entry.last_capabilities = Some(capabilities);
         }
         let now = (classify(entry), offered(entry));
         if report_changes && entry.reported != Some(now) {

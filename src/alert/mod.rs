@@ -15,7 +15,7 @@ use serde::{Serialize, Serializer};
 
 use crate::capture::Timestamp;
 
-pub use community_id::{community_id_v1, PROTO_TCP};
+pub use community_id::{community_id_v1, CommunityId, PROTO_TCP};
 pub(crate) use redact::keyed_hex;
 pub use redact::{RedactionPolicy, UsernamePolicy};
 pub use stats::{AlertCounts, InterfaceStats, StatsEvent};
@@ -153,21 +153,33 @@ pub struct ServerIdentity {
 
 /// The capabilities a server announced, upper-cased, each once, in order of appearance;
 /// serialised as an array of strings. Every event of a flow carries its server's list, so the
-/// list is shared: a copy costs a reference count, not an allocation per capability.
+/// list is shared: a copy costs a reference count. The capabilities are kept in one text, each
+/// ended by a newline (capability text is printable: a newline cannot occur in one), which costs
+/// a flow one or two allocations for its whole list rather than one per capability.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Capabilities(Arc<Vec<String>>);
+pub struct Capabilities(Arc<CapabilityText>);
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct CapabilityText {
+    /// Every capability followed by `\n`.
+    text: String,
+    len: usize,
+}
+
+/// Room for a usual capability list (an IMAP CAPABILITY line or an EHLO reply) at the first push.
+const CAPABILITY_TEXT_START: usize = 128;
 
 impl Capabilities {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.iter().map(String::as_str)
+        self.0.text.split_terminator('\n')
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.0.len == 0
     }
 
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.0.len
     }
 
     /// Whether the list holds `capability`, in any case.
@@ -175,23 +187,36 @@ impl Capabilities {
         self.iter().any(|held| held.eq_ignore_ascii_case(capability))
     }
 
-    /// Appends `capability`, upper-cased, unless it is empty or the list holds it already.
+    /// Appends `capability`, upper-cased, unless it is empty or the list holds it already. A
+    /// newline in it (never in printable text) becomes a space.
     pub fn push(&mut self, capability: &str) {
-        if !capability.is_empty() && !self.contains(capability) {
-            Arc::make_mut(&mut self.0).push(capability.to_ascii_uppercase());
+        if capability.is_empty() || self.contains(capability) {
+            return;
         }
+        let list = Arc::make_mut(&mut self.0);
+        if list.text.capacity() == 0 {
+            list.text.reserve(CAPABILITY_TEXT_START.max(capability.len() + 1));
+        }
+        list.text.extend(capability.chars().map(|c| if c == '\n' { ' ' } else { c.to_ascii_uppercase() }));
+        list.text.push('\n');
+        list.len += 1;
     }
 
     /// The capabilities on one line, separated by spaces.
     pub fn to_line(&self) -> String {
-        self.0.join(" ")
+        let mut line = self.0.text.replace('\n', " ");
+        line.pop();
+        line
     }
 
     /// Empties the list (a new capability list replaces the old one); events holding the old
     /// list keep it.
     pub fn clear(&mut self) {
         match Arc::get_mut(&mut self.0) {
-            Some(list) => list.clear(),
+            Some(list) => {
+                list.text.clear();
+                list.len = 0;
+            }
             None => self.0 = Arc::default(),
         }
     }
@@ -209,7 +234,7 @@ impl<S: AsRef<str>> FromIterator<S> for Capabilities {
 
 impl Serialize for Capabilities {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.as_slice().serialize(serializer)
+        serializer.collect_seq(self.iter())
     }
 }
 
@@ -244,7 +269,7 @@ pub struct FlowMeta {
 
 impl FlowMeta {
     /// Community ID v1 with the default seed (0), as Zeek and Suricata log it by default.
-    pub fn community_id(&self) -> String {
+    pub fn community_id(&self) -> CommunityId {
         let proto = if self.proto.eq_ignore_ascii_case("udp") { 17 } else { PROTO_TCP };
         community_id_v1(0, (self.src_ip, self.src_port), (self.dest_ip, self.dest_port), proto)
     }
@@ -434,9 +459,18 @@ mod tests {
         assert_eq!(list.iter().collect::<Vec<_>>(), ["SASL PLAIN"]);
         assert_eq!(event_copy.len(), 3, "a copy held by an event keeps the list it was given");
 
+        list.push("x-two\nlines");
+        assert_eq!(
+            list.iter().collect::<Vec<_>>(),
+            ["SASL PLAIN", "X-TWO LINES"],
+            "a newline cannot split a capability"
+        );
+        assert_eq!(list.len(), 2);
+
         list.clear();
         assert!(list.is_empty());
         assert_eq!(list.iter().count(), 0);
+        assert_eq!(list.to_line(), "");
         assert_eq!(serde_json::to_string(&list).ok().as_deref(), Some("[]"));
     }
 }

@@ -309,7 +309,7 @@ impl ImapSession {
     }
 
     fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
-        let next = match parser::tokenize(line).map(|t| t.end) {
+        let next = match parser::line_end(line) {
             Ok(LineEnd::Literal { len, .. }) if len > 0 => Next::Raw(len),
             _ => Next::Line,
         };

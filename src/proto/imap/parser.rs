@@ -68,37 +68,49 @@ pub enum TokenizeError {
 pub fn tokenize(line: &[u8]) -> Result<Tokenized<'_>, TokenizeError> {
     // A client command is a tag, a verb and a few arguments: room for them in one allocation.
     let mut tokens = Vec::with_capacity(8);
+    let end = scan(line, |token| tokens.push(token))?;
+    Ok(Tokenized { tokens, end })
+}
+
+/// How a line ends, without keeping its tokens (server lines are only followed for their
+/// literals).
+pub fn line_end(line: &[u8]) -> Result<LineEnd, TokenizeError> {
+    scan(line, drop)
+}
+
+/// Walks the tokens of one line, handing each to `on_token`, and tells how the line ends.
+fn scan<'a>(line: &'a [u8], mut on_token: impl FnMut(Token<'a>)) -> Result<LineEnd, TokenizeError> {
     let mut rest = line;
     loop {
         rest = rest.trim_ascii_start();
         let Some(&first) = rest.first() else {
-            return Ok(Tokenized { tokens, end: LineEnd::Complete });
+            return Ok(LineEnd::Complete);
         };
         match first {
             b'(' => {
-                tokens.push(Token::ListOpen);
+                on_token(Token::ListOpen);
                 rest = rest.get(1..).unwrap_or(&[]);
             }
             b')' => {
-                tokens.push(Token::ListClose);
+                on_token(Token::ListClose);
                 rest = rest.get(1..).unwrap_or(&[]);
             }
             b'"' => {
                 let (text, after) = quoted(rest.get(1..).unwrap_or(&[]))?;
-                tokens.push(Token::Quoted(text));
+                on_token(Token::Quoted(text));
                 rest = after;
             }
             b'{' => {
                 if let Some(end) = literal_marker(rest) {
-                    return Ok(Tokenized { tokens, end });
+                    return Ok(end);
                 }
                 let (atom, after) = atom(rest);
-                tokens.push(Token::Atom(atom));
+                on_token(Token::Atom(atom));
                 rest = after;
             }
             _ => {
                 let (atom, after) = atom(rest);
-                tokens.push(if atom.eq_ignore_ascii_case(b"NIL") { Token::Nil } else { Token::Atom(atom) });
+                on_token(if atom.eq_ignore_ascii_case(b"NIL") { Token::Nil } else { Token::Atom(atom) });
                 rest = after;
             }
         }
@@ -220,6 +232,21 @@ mod tests {
     fn unterminated_quote_is_an_error() {
         assert_eq!(tokenize(br#"a LOGIN "alice"#), Err(TokenizeError::UnterminatedQuote));
         assert_eq!(tokenize(br#"a LOGIN "ali\"#), Err(TokenizeError::UnterminatedQuote));
+    }
+
+    #[test]
+    fn line_end_is_the_end_tokenize_finds() {
+        for line in [
+            &b"* 1 FETCH (BODY[] {342}"[..],
+            b"* 2 FETCH (FLAGS (\\Seen) BODY[HEADER] {12+}",
+            b"* OK [CAPABILITY IMAP4rev1] ready",
+            br#"* LIST () "/" "{5}""#,
+            br#"* LIST () "/" "unterminated"#,
+            b"",
+        ] {
+            assert_eq!(line_end(line), tokenize(line).map(|t| t.end));
+        }
+        assert_eq!(line_end(b"* 1 FETCH (BODY[] {342}"), Ok(LineEnd::Literal { len: 342, synchronizing: true }));
     }
 
     #[test]
