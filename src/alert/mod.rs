@@ -171,7 +171,15 @@ const CAPABILITY_TEXT_START: usize = 128;
 
 impl Capabilities {
     pub fn iter(&self) -> impl Iterator<Item = &str> {
-        self.0.text.split_terminator('\n')
+        // A byte loop: the capabilities are a few bytes each, too short for `split`'s searcher
+        // to pay for itself (every push looks through the list).
+        let mut rest = self.0.text.as_str();
+        std::iter::from_fn(move || {
+            let end = rest.bytes().position(|byte| byte == b'\n')?;
+            let capability = rest.get(..end)?;
+            rest = rest.get(end + 1..)?;
+            Some(capability)
+        })
     }
 
     pub fn is_empty(&self) -> bool {
