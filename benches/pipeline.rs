@@ -17,7 +17,7 @@ use credwatch::flow::{
 use credwatch::gen::{generate, GenConfig, TrafficKind};
 use credwatch::pcapwriter::{CapturedFrame, Conversation};
 use credwatch::pipeline::Engine;
-use credwatch::proto::{Ctx, ProtoConfig, ProtoStats, Session};
+use credwatch::proto::{Ctx, GreetingCache, ProtoConfig, ProtoStats, Session};
 
 /// One data segment each way of a mid-stream connection, in the given VLANs.
 fn frames(client: IpAddr, server: IpAddr, vlans: &[u16]) -> Vec<CapturedFrame> {
@@ -209,8 +209,16 @@ fn bench_sessions(c: &mut Criterion) {
         group.bench_function(name, |b| {
             let mut events = Vec::new();
             let mut stats = ProtoStats::default();
+            // Shared by the iterations, as an engine shares it between flows.
+            let mut greetings = GreetingCache::default();
             b.iter(|| {
-                let mut ctx = Ctx { ts: Timestamp::default(), config: &config, events: &mut events, stats: &mut stats };
+                let mut ctx = Ctx {
+                    ts: Timestamp::default(),
+                    config: &config,
+                    events: &mut events,
+                    stats: &mut stats,
+                    greetings: &mut greetings,
+                };
                 let mut session = Session::new(Side::Hi, true, port, &config);
                 for (from_client, data) in &script {
                     let side = if *from_client { Side::Hi } else { Side::Lo };

@@ -7,7 +7,7 @@ use crate::alert::{
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
 use crate::flow::{FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect, Side};
-use crate::proto::{Ctx, ProtoConfig, ProtoEvent, ProtoStats, Session};
+use crate::proto::{Ctx, GreetingCache, ProtoConfig, ProtoEvent, ProtoStats, Session};
 
 /// The flow table's view of the protocol layer.
 struct Inspector {
@@ -15,6 +15,7 @@ struct Inspector {
     stats: ProtoStats,
     scratch: Vec<ProtoEvent>,
     events: Vec<Event>,
+    greetings: GreetingCache,
 }
 
 impl FlowHandler for Inspector {
@@ -30,7 +31,13 @@ impl FlowHandler for Inspector {
             self.report_overlap(info, app.as_ref(), side, ts);
             return Inspect::Continue;
         }
-        let mut ctx = Ctx { ts, config: &self.config, events: &mut self.scratch, stats: &mut self.stats };
+        let mut ctx = Ctx {
+            ts,
+            config: &self.config,
+            events: &mut self.scratch,
+            stats: &mut self.stats,
+            greetings: &mut self.greetings,
+        };
         let session = match (app.as_mut(), &event) {
             (Some(session), _) => session,
             (None, FlowEvent::Data(..)) => {
@@ -197,7 +204,13 @@ impl Engine {
     pub fn new(limits: FlowLimits, config: ProtoConfig) -> Self {
         Engine {
             table: FlowTable::new(limits),
-            inspector: Inspector { config, stats: ProtoStats::default(), scratch: Vec::new(), events: Vec::new() },
+            inspector: Inspector {
+                config,
+                stats: ProtoStats::default(),
+                scratch: Vec::new(),
+                events: Vec::new(),
+                greetings: GreetingCache::default(),
+            },
         }
     }
 

@@ -233,7 +233,7 @@ impl SaslExchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{ProtoConfig, ProtoStats};
+    use crate::proto::{GreetingCache, ProtoConfig, ProtoStats};
     use base64::Engine;
 
     fn b64(bytes: &[u8]) -> Vec<u8> {
@@ -244,7 +244,14 @@ mod tests {
         let config = ProtoConfig::default();
         let mut events = Vec::new();
         let mut stats = ProtoStats::default();
-        let mut ctx = Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats };
+        let mut greetings = GreetingCache::default();
+        let mut ctx = Ctx {
+            ts: Timestamp(0),
+            config: &config,
+            events: &mut events,
+            stats: &mut stats,
+            greetings: &mut greetings,
+        };
         let mut exchange = SaslExchange::new(mechanism.as_bytes());
         challenges_and_responses
             .iter()

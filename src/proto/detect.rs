@@ -170,13 +170,20 @@ pub(crate) fn looks_like_greeting(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{ProtoConfig, ProtoStats};
+    use crate::proto::{GreetingCache, ProtoConfig, ProtoStats};
 
     fn verdicts(hint: Option<AppProto>, lines: &[(Role, &[u8])]) -> Vec<String> {
         let config = ProtoConfig::default();
         let mut events = Vec::new();
         let mut stats = ProtoStats::default();
-        let mut ctx = Ctx { ts: Default::default(), config: &config, events: &mut events, stats: &mut stats };
+        let mut greetings = GreetingCache::default();
+        let mut ctx = Ctx {
+            ts: Default::default(),
+            config: &config,
+            events: &mut events,
+            stats: &mut stats,
+            greetings: &mut greetings,
+        };
         let mut detector = Detector::new(hint);
         lines
             .iter()

@@ -30,7 +30,7 @@ use crate::capture::Timestamp;
 use crate::flow::Side;
 
 pub use detect::PortMap;
-pub use server::ServerInfo;
+pub use server::{GreetingCache, ServerInfo};
 
 use framing::{LineFramer, Next, Piece};
 
@@ -123,6 +123,7 @@ pub struct Ctx<'a> {
     pub config: &'a ProtoConfig,
     pub events: &'a mut Vec<ProtoEvent>,
     pub stats: &'a mut ProtoStats,
+    pub greetings: &'a mut GreetingCache,
 }
 
 /// Why a session stopped looking at its flow.

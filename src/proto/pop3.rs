@@ -203,7 +203,7 @@ impl Pop3Session {
         };
         if !self.greeting_seen && !self.client_spoke {
             self.greeting_seen = true;
-            self.info.set_greeting(line, false);
+            self.info.set_greeting(line, false, ctx.greetings);
             return Reply::line();
         }
         if let Status::Continue = status {

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::sync::{Arc, LazyLock};
 
 use aho_corasick::AhoCorasick;
+use rustc_hash::FxHashMap;
 
 use crate::alert::{Capabilities, ClientIdentity, Outcome, Remediation, ServerIdentity};
 
@@ -50,6 +51,54 @@ static SOFTWARE_NEEDLES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasick::builder().ascii_case_insensitive(true).build(SOFTWARE.iter().map(|(needle, _)| needle)).ok()
 });
 
+/// Distinct greetings remembered by a [`GreetingCache`] before it starts over.
+const GREETINGS_KEPT: usize = 1024;
+/// Longer greeting lines are worked out every time (they are rare, and would make the cache big).
+const LONGEST_GREETING_KEPT: usize = 512;
+
+/// What a greeting line says about its server, worked out once per distinct line: a server
+/// greets every connection with the same line (or nearly: some add a time or an APOP challenge,
+/// and then nothing is gained), and finding the software and host name in it cost more than the
+/// rest of a usual mail session's parsing. Flows of one server share the texts. Bounded: full, it
+/// starts over.
+#[derive(Default)]
+pub struct GreetingCache {
+    /// By `hostname_first` (SMTP or not), then by line.
+    known: [FxHashMap<Box<[u8]>, GreetingFacts>; 2],
+}
+
+#[derive(Clone)]
+struct GreetingFacts {
+    greeting: Arc<str>,
+    software: Option<Arc<str>>,
+    hostname: Option<Arc<str>>,
+}
+
+impl GreetingCache {
+    fn facts(&mut self, line: &[u8], hostname_first: bool) -> GreetingFacts {
+        let work_out = || {
+            with_printable(line, |text| GreetingFacts {
+                greeting: Arc::from(text),
+                software: software_in(text).map(Arc::from),
+                hostname: hostname_in(text, hostname_first).map(Arc::from),
+            })
+        };
+        let Some(known) = self.known.get_mut(usize::from(hostname_first)) else { return work_out() };
+        if line.len() > LONGEST_GREETING_KEPT {
+            return work_out();
+        }
+        if let Some(facts) = known.get(line) {
+            return facts.clone();
+        }
+        if known.len() >= GREETINGS_KEPT {
+            known.clear();
+        }
+        let facts = work_out();
+        known.insert(line.into(), facts.clone());
+        facts
+    }
+}
+
 /// Server facts accumulated over one flow.
 #[derive(Clone, Debug, Default)]
 pub struct ServerInfo {
@@ -67,12 +116,11 @@ pub struct ServerInfo {
 impl ServerInfo {
     /// Records the server's first line. `hostname_first` is true for SMTP, whose greeting starts
     /// with the host name (RFC 5321 §4.2).
-    pub fn set_greeting(&mut self, line: &[u8], hostname_first: bool) {
-        with_printable(line, |text| {
-            self.software = software_in(text).map(Arc::from);
-            self.hostname = hostname_in(text, hostname_first).map(Arc::from);
-            self.greeting = Some(Arc::from(text));
-        });
+    pub fn set_greeting(&mut self, line: &[u8], hostname_first: bool, known: &mut GreetingCache) {
+        let facts = known.facts(line, hostname_first);
+        self.greeting = Some(facts.greeting);
+        self.software = facts.software;
+        self.hostname = facts.hostname;
     }
 
     /// A new capability list starts: it replaces any earlier one. Only IMAP has LOGINDISABLED,
@@ -244,32 +292,58 @@ mod tests {
     #[test]
     fn recognises_software_and_hostname() {
         let mut info = ServerInfo::default();
-        info.set_greeting(b"220 mail.example.test ESMTP Postfix (Debian/GNU)", true);
+        let mut known = GreetingCache::default();
+        info.set_greeting(b"220 mail.example.test ESMTP Postfix (Debian/GNU)", true, &mut known);
         assert_eq!(info.software.as_deref(), Some("Postfix"));
         assert_eq!(info.hostname.as_deref(), Some("mail.example.test"));
 
-        info.set_greeting(b"220 mx.example.test ESMTP Exim 4.96 Mon, 27 Nov 2026", true);
+        info.set_greeting(b"220 mx.example.test ESMTP Exim 4.96 Mon, 27 Nov 2026", true, &mut known);
         assert_eq!(info.software.as_deref(), Some("Exim 4.96"));
 
-        info.set_greeting(b"+OK Dovecot (Debian) ready.", false);
+        info.set_greeting(b"+OK Dovecot (Debian) ready.", false, &mut known);
         assert_eq!(info.software.as_deref(), Some("Dovecot"));
         assert_eq!(info.hostname, None);
 
         info.set_greeting(
             b"* OK Microsoft Exchange Server 2003 IMAP4rev1 server version 6.5.7638.1 (xc.example.edu) ready.",
             false,
+            &mut known,
         );
         assert_eq!(info.software.as_deref(), Some("Microsoft Exchange"));
         assert_eq!(info.hostname.as_deref(), Some("xc.example.edu"));
 
-        info.set_greeting(b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>", false);
+        info.set_greeting(b"+OK POP3 ready <1896.697170952@dbc.mtview.ca.us>", false, &mut known);
         assert_eq!(info.hostname, None);
 
         // Case does not matter; of two names the one earlier in the list wins, with its version.
-        info.set_greeting(b"220 relay ESMTP POSTFIX via DOVECOT 2.3.19 (dovecot 2.4)", true);
+        info.set_greeting(b"220 relay ESMTP POSTFIX via DOVECOT 2.3.19 (dovecot 2.4)", true, &mut known);
         assert_eq!(info.software.as_deref(), Some("Dovecot 2.3.19"));
-        info.set_greeting(b"* OK IMAP4rev1 server ready", false);
+        info.set_greeting(b"* OK IMAP4rev1 server ready", false, &mut known);
         assert_eq!(info.software, None);
+    }
+
+    #[test]
+    fn a_greeting_seen_again_shares_its_facts_and_the_cache_stays_bounded() {
+        let mut known = GreetingCache::default();
+        let line = b"220 relay ESMTP Postfix (mx.example.test)";
+        let (mut first, mut second) = (ServerInfo::default(), ServerInfo::default());
+        first.set_greeting(line, true, &mut known);
+        second.set_greeting(line, true, &mut known);
+        assert_eq!(second.software.as_deref(), Some("Postfix"));
+        assert_eq!(second.hostname, None, "SMTP: the host name is the first word or none");
+        assert!(first.greeting.as_ref().zip(second.greeting.as_ref()).is_some_and(|(a, b)| Arc::ptr_eq(a, b)));
+
+        // The same line as a POP3 or IMAP greeting, where the host name may be anywhere.
+        let mut other_protocol = ServerInfo::default();
+        other_protocol.set_greeting(line, false, &mut known);
+        assert_eq!(other_protocol.hostname.as_deref(), Some("mx.example.test"));
+
+        for n in 0..3 * GREETINGS_KEPT {
+            let mut info = ServerInfo::default();
+            info.set_greeting(format!("+OK ready <{n}.1@host.example.test>").as_bytes(), false, &mut known);
+            assert!(info.greeting.as_deref().is_some_and(|g| g.ends_with(&format!("<{n}.1@host.example.test>"))));
+        }
+        assert!(known.known.iter().all(|lines| lines.len() <= GREETINGS_KEPT));
     }
 
     #[test]
@@ -282,9 +356,10 @@ mod tests {
     #[test]
     fn greeting_is_trimmed_escaped_and_capped() {
         let mut info = ServerInfo::default();
-        info.set_greeting(b"  +OK hi\x01there\xff  ", false);
+        let mut known = GreetingCache::default();
+        info.set_greeting(b"  +OK hi\x01there\xff  ", false, &mut known);
         assert_eq!(info.greeting.as_deref(), Some("+OK hi\\x01there\\xff"));
-        info.set_greeting(&[b'a'; 1000], false);
+        info.set_greeting(&[b'a'; 1000], false, &mut known);
         assert!(info.greeting.as_deref().is_some_and(|g| g.ends_with('…') && g.len() <= MAX_TEXT + 3));
     }
 

@@ -31,6 +31,7 @@ fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: b
     let config = ProtoConfig::default();
     let mut events = Vec::new();
     let mut stats = ProtoStats::default();
+    let mut greetings = GreetingCache::default();
     let mut session = Session::new(Side::Lo, roles_certain, server_port, &config);
     for (i, step) in steps.iter().enumerate() {
         let (side, bytes) = match step {
@@ -38,11 +39,18 @@ fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: b
             S(bytes) => (Side::Hi, bytes),
         };
         for piece in bytes.chunks(chunk.max(1)) {
-            let mut ctx = Ctx { ts: Timestamp(i as u64), config: &config, events: &mut events, stats: &mut stats };
+            let mut ctx = Ctx {
+                ts: Timestamp(i as u64),
+                config: &config,
+                events: &mut events,
+                stats: &mut stats,
+                greetings: &mut greetings,
+            };
             session.on_data(side, piece, &mut ctx);
         }
     }
-    let mut ctx = Ctx { ts: Timestamp(999), config: &config, events: &mut events, stats: &mut stats };
+    let mut ctx =
+        Ctx { ts: Timestamp(999), config: &config, events: &mut events, stats: &mut stats, greetings: &mut greetings };
     session.close(&mut ctx);
     events
 }
@@ -409,8 +417,10 @@ fn roles_are_corrected_by_the_greeting_when_the_handshake_was_missed() {
     let config = ProtoConfig::default();
     let mut events = Vec::new();
     let mut stats = ProtoStats::default();
+    let mut greetings = GreetingCache::default();
     let mut session = Session::new(Side::Lo, false, 40000, &config);
-    let mut ctx = Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats };
+    let mut ctx =
+        Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats, greetings: &mut greetings };
     session.on_data(Side::Lo, b"+OK POP3 ready\r\n", &mut ctx);
     session.on_data(Side::Hi, b"USER alice\r\nPASS pw\r\n", &mut ctx);
     session.on_data(Side::Lo, b"+OK\r\n+OK\r\n", &mut ctx);
@@ -512,7 +522,9 @@ fn sessions_mid_login_debug_without_secrets() {
     let config = ProtoConfig::default();
     let mut events = Vec::new();
     let mut stats = ProtoStats::default();
-    let mut ctx = Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats };
+    let mut greetings = GreetingCache::default();
+    let mut ctx =
+        Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats, greetings: &mut greetings };
     let mut imap = imap::ImapSession::default();
     imap.on_piece(Role::Server, framing::Piece::Line { line: b"* OK hi", more_follows: false }, &mut ctx);
     imap.on_piece(

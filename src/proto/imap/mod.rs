@@ -317,7 +317,7 @@ impl ImapSession {
         let (status, text) = split_word(rest);
         if tag == b"*" {
             let greeting = !self.greeting_seen && !self.client_spoke;
-            self.on_untagged(status, text, line);
+            self.on_untagged(status, text, line, ctx);
             if greeting && status.eq_ignore_ascii_case(b"PREAUTH") {
                 return Reply::done(DoneReason::Authenticated);
             }
@@ -331,11 +331,11 @@ impl ImapSession {
         Reply::next(next)
     }
 
-    fn on_untagged(&mut self, status: &[u8], text: &[u8], line: &[u8]) {
+    fn on_untagged(&mut self, status: &[u8], text: &[u8], line: &[u8], ctx: &mut Ctx<'_>) {
         let first_line = !self.greeting_seen && !self.client_spoke;
         if first_line {
             self.greeting_seen = true;
-            self.info.set_greeting(line, false);
+            self.info.set_greeting(line, false, ctx.greetings);
         }
         if status.eq_ignore_ascii_case(b"CAPABILITY") {
             self.capabilities(text);
