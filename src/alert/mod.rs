@@ -205,7 +205,15 @@ impl Capabilities {
         if list.text.capacity() == 0 {
             list.text.reserve(CAPABILITY_TEXT_START.max(capability.len() + 1));
         }
-        list.text.extend(capability.chars().map(|c| if c == '\n' { ' ' } else { c.to_ascii_uppercase() }));
+        let start = list.text.len();
+        if capability.contains('\n') {
+            list.text.push_str(&capability.replace('\n', " "));
+        } else {
+            list.text.push_str(capability);
+        }
+        if let Some(appended) = list.text.get_mut(start..) {
+            appended.make_ascii_uppercase();
+        }
         list.text.push('\n');
         list.len += 1;
     }
