@@ -13,6 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use crate::alert::{
@@ -111,7 +112,8 @@ struct Entry {
     /// list to every session, and taking in the same list again changes nothing.
     last_capabilities: Option<(Capabilities, Option<bool>)>,
     cleartext_logins: u64,
-    users: BTreeSet<String>,
+    /// Hashed, not ordered: looked up for every alert, only counted.
+    users: FxHashSet<String>,
     first_seen: Option<Timestamp>,
     last_seen: Option<Timestamp>,
     /// The class last reported, to report changes only.
@@ -152,7 +154,7 @@ impl PostureTracker {
                 {
                     entry.cleartext_logins += 1;
                 }
-                if let Some(user) = &alert.credential.username {
+                if let Some(user) = alert.credential.username.as_ref().filter(|user| !entry.users.contains(*user)) {
                     entry.users.insert(user.clone());
                 }
                 Findings::default()

@@ -7,6 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, SCHEMA_VERSION};
@@ -58,11 +59,19 @@ struct Entry {
     successes: u64,
     failures: u64,
     unknown_outcomes: u64,
-    users: BTreeSet<String>,
+    /// Hashed, not ordered: looked up for every alert, sorted once per report.
+    users: FxHashSet<String>,
     clients: BTreeSet<IpAddr>,
     mechanisms: BTreeSet<String>,
     first_seen: Option<Timestamp>,
     last_seen: Option<Timestamp>,
+}
+
+/// The first [`MAX_LISTED_USERS`] names in sorted order.
+fn first_names(users: &FxHashSet<String>) -> Vec<String> {
+    let mut names: Vec<&String> = users.iter().collect();
+    names.sort_unstable();
+    names.into_iter().take(MAX_LISTED_USERS).cloned().collect()
 }
 
 /// Accumulates the per-server summary over a run.
@@ -128,7 +137,7 @@ impl ServerSummary {
                 failures: entry.failures,
                 unknown_outcomes: entry.unknown_outcomes,
                 users: entry.users.len(),
-                user_names: entry.users.iter().take(MAX_LISTED_USERS).cloned().collect(),
+                user_names: first_names(&entry.users),
                 clients: entry.clients.len(),
                 mechanisms: entry.mechanisms.iter().cloned().collect(),
                 first_seen: entry.first_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
