@@ -215,6 +215,11 @@ pub fn shard(key_hash: u64, workers: usize) -> usize {
     usize::try_from(mixed.wrapping_mul(workers) >> 32).unwrap_or(0)
 }
 
+/// A worker thread's share of the flows against the capture thread's, which keeps one slot:
+/// reading, decoding and routing every frame take most of a core on mail-heavy traffic
+/// (measured: with 2 the capture thread held the others up, 3 took 7 % less wall time).
+const WORKER_SLOTS: usize = 3;
+
 /// What to do when a worker's queue is full.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum QueuePolicy {
@@ -293,9 +298,9 @@ impl Dispatcher {
         if let Some(packet) = packet {
             let hash = FlowKey::of(packet).0.symmetric_hash();
             let remote = if self.local_share {
-                // The capture thread also reads and decodes every frame: its share is half of a
-                // worker thread's (one slot in 2N - 1), which evens out the threads' loads.
-                shard(hash, 2 * self.batches.len() + 1).checked_sub(1).map(|slot| slot / 2)
+                // The capture thread also reads, decodes and routes every frame: its share is
+                // one slot in WORKER_SLOTS * N + 1, which evens out the threads' loads.
+                shard(hash, WORKER_SLOTS * self.batches.len() + 1).checked_sub(1).map(|slot| slot / WORKER_SLOTS)
             } else {
                 Some(shard(hash, self.batches.len()))
             };

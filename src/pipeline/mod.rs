@@ -14,8 +14,8 @@
 //! names, so that both directions of a connection meet in one flow table without locks. When
 //! packet time enters a new second, every worker gets a tick so that idle workers expire flows on
 //! packet time too. The output thread alone owns the sinks. Reading files, the capture thread is
-//! a worker as well: it keeps a share of the flows (half a worker thread's, since it also reads
-//! and decodes everything) and analyses them without copying.
+//! a worker as well: it keeps a share of the flows (a third of a worker thread's, since it also
+//! reads and decodes everything) and analyses them without copying.
 //!
 //! Files never lose a packet: a full queue makes the reader wait. Their output is put back into
 //! the order a single engine produces (by frame, flow and production order), so `read` writes the
