@@ -17,7 +17,7 @@ use credwatch::flow::{
 use credwatch::gen::{generate, GenConfig, TrafficKind};
 use credwatch::pcapwriter::{CapturedFrame, Conversation};
 use credwatch::pipeline::Engine;
-use credwatch::proto::{Ctx, GreetingCache, ProtoConfig, ProtoStats, Session};
+use credwatch::proto::{Ctx, ProtoConfig, ProtoStats, ServerLines, Session};
 
 /// One data segment each way of a mid-stream connection, in the given VLANs.
 fn frames(client: IpAddr, server: IpAddr, vlans: &[u16]) -> Vec<CapturedFrame> {
@@ -210,14 +210,14 @@ fn bench_sessions(c: &mut Criterion) {
             let mut events = Vec::new();
             let mut stats = ProtoStats::default();
             // Shared by the iterations, as an engine shares it between flows.
-            let mut greetings = GreetingCache::default();
+            let mut server_lines = ServerLines::default();
             b.iter(|| {
                 let mut ctx = Ctx {
                     ts: Timestamp::default(),
                     config: &config,
                     events: &mut events,
                     stats: &mut stats,
-                    greetings: &mut greetings,
+                    server_lines: &mut server_lines,
                 };
                 let mut session = Session::new(Side::Hi, true, port, &config);
                 for (from_client, data) in &script {

@@ -15,7 +15,7 @@ use credwatch::capture::{FileSource, Frame, LinkType, Timestamp};
 use credwatch::decode::{Decoded, Decoder, DefragLimits};
 use credwatch::flow::{seq, FlowLimits, ReassemblyLimits, ReassemblyStats, Side, StreamChunk, StreamReassembler};
 use credwatch::pipeline::Engine;
-use credwatch::proto::{Ctx, GreetingCache, ProtoConfig, ProtoStats, Session};
+use credwatch::proto::{Ctx, ProtoConfig, ProtoStats, ServerLines, Session};
 
 /// Frames a capture may hold at most before the harness stops reading (keeps runs fast on inputs
 /// that decompress to a lot).
@@ -272,7 +272,7 @@ pub fn session(target: SessionTarget, data: &[u8]) {
     let config = small_proto_config();
     let mut events = Vec::new();
     let mut stats = ProtoStats::default();
-    let mut greetings = GreetingCache::default();
+    let mut server_lines = ServerLines::default();
     let mut session = Session::new(Side::Lo, true, target.server_port(), &config);
     let mut rest = data;
     let mut tick = 0;
@@ -283,7 +283,7 @@ pub fn session(target: SessionTarget, data: &[u8]) {
             config: &config,
             events: &mut events,
             stats: &mut stats,
-            greetings: &mut greetings,
+            server_lines: &mut server_lines,
         };
         if *header == GAP_RECORD {
             let Some((&gap, tail)) = tail.split_first() else { break };
@@ -302,7 +302,7 @@ pub fn session(target: SessionTarget, data: &[u8]) {
         config: &config,
         events: &mut events,
         stats: &mut stats,
-        greetings: &mut greetings,
+        server_lines: &mut server_lines,
     };
     session.close(&mut ctx);
 }

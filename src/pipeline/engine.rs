@@ -7,7 +7,7 @@ use crate::alert::{
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
 use crate::flow::{FlowEvent, FlowHandler, FlowInfo, FlowLimits, FlowStats, FlowTable, Inspect, Side};
-use crate::proto::{Ctx, GreetingCache, ProtoConfig, ProtoEvent, ProtoStats, Session};
+use crate::proto::{Ctx, ProtoConfig, ProtoEvent, ProtoStats, ServerLines, Session};
 
 /// The flow table's view of the protocol layer.
 struct Inspector {
@@ -15,7 +15,7 @@ struct Inspector {
     stats: ProtoStats,
     scratch: Vec<ProtoEvent>,
     events: Vec<Event>,
-    greetings: GreetingCache,
+    server_lines: ServerLines,
 }
 
 impl FlowHandler for Inspector {
@@ -36,7 +36,7 @@ impl FlowHandler for Inspector {
             config: &self.config,
             events: &mut self.scratch,
             stats: &mut self.stats,
-            greetings: &mut self.greetings,
+            server_lines: &mut self.server_lines,
         };
         let session = match (app.as_mut(), &event) {
             (Some(session), _) => session,
@@ -209,7 +209,7 @@ impl Engine {
                 stats: ProtoStats::default(),
                 scratch: Vec::new(),
                 events: Vec::new(),
-                greetings: GreetingCache::default(),
+                server_lines: ServerLines::default(),
             },
         }
     }

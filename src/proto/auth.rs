@@ -233,7 +233,7 @@ impl SaslExchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{GreetingCache, ProtoConfig, ProtoStats};
+    use crate::proto::{ProtoConfig, ProtoStats, ServerLines};
     use base64::Engine;
 
     fn b64(bytes: &[u8]) -> Vec<u8> {
@@ -244,13 +244,13 @@ mod tests {
         let config = ProtoConfig::default();
         let mut events = Vec::new();
         let mut stats = ProtoStats::default();
-        let mut greetings = GreetingCache::default();
+        let mut server_lines = ServerLines::default();
         let mut ctx = Ctx {
             ts: Timestamp(0),
             config: &config,
             events: &mut events,
             stats: &mut stats,
-            greetings: &mut greetings,
+            server_lines: &mut server_lines,
         };
         let mut exchange = SaslExchange::new(mechanism.as_bytes());
         challenges_and_responses

@@ -170,19 +170,19 @@ pub(crate) fn looks_like_greeting(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{GreetingCache, ProtoConfig, ProtoStats};
+    use crate::proto::{ProtoConfig, ProtoStats, ServerLines};
 
     fn verdicts(hint: Option<AppProto>, lines: &[(Role, &[u8])]) -> Vec<String> {
         let config = ProtoConfig::default();
         let mut events = Vec::new();
         let mut stats = ProtoStats::default();
-        let mut greetings = GreetingCache::default();
+        let mut server_lines = ServerLines::default();
         let mut ctx = Ctx {
             ts: Default::default(),
             config: &config,
             events: &mut events,
             stats: &mut stats,
-            greetings: &mut greetings,
+            server_lines: &mut server_lines,
         };
         let mut detector = Detector::new(hint);
         lines

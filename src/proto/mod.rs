@@ -30,7 +30,7 @@ use crate::capture::Timestamp;
 use crate::flow::Side;
 
 pub use detect::PortMap;
-pub use server::{GreetingCache, ServerInfo};
+pub use server::{ServerInfo, ServerLines};
 
 use framing::{LineFramer, Next, Piece};
 
@@ -123,7 +123,7 @@ pub struct Ctx<'a> {
     pub config: &'a ProtoConfig,
     pub events: &'a mut Vec<ProtoEvent>,
     pub stats: &'a mut ProtoStats,
-    pub greetings: &'a mut GreetingCache,
+    pub server_lines: &'a mut ServerLines,
 }
 
 /// Why a session stopped looking at its flow.

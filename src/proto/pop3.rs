@@ -203,7 +203,7 @@ impl Pop3Session {
         };
         if !self.greeting_seen && !self.client_spoke {
             self.greeting_seen = true;
-            self.info.set_greeting(line, false, ctx.greetings);
+            self.info.set_greeting(line, false, ctx.server_lines);
             return Reply::line();
         }
         if let Status::Continue = status {

@@ -51,20 +51,22 @@ static SOFTWARE_NEEDLES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
     AhoCorasick::builder().ascii_case_insensitive(true).build(SOFTWARE.iter().map(|(needle, _)| needle)).ok()
 });
 
-/// Distinct greetings remembered by a [`GreetingCache`] before it starts over.
-const GREETINGS_KEPT: usize = 1024;
-/// Longer greeting lines are worked out every time (they are rare, and would make the cache big).
-const LONGEST_GREETING_KEPT: usize = 512;
+/// Distinct lines of each kind a [`ServerLines`] remembers before it starts over.
+const LINES_KEPT: usize = 1024;
+/// Longer lines are worked out every time (they are rare, and would make the cache big).
+const LONGEST_LINE_KEPT: usize = 512;
 
-/// What a greeting line says about its server, worked out once per distinct line: a server
-/// greets every connection with the same line (or nearly: some add a time or an APOP challenge,
-/// and then nothing is gained), and finding the software and host name in it cost more than the
-/// rest of a usual mail session's parsing. Flows of one server share the texts. Bounded: full, it
-/// starts over.
+/// What server lines said, worked out once per distinct line: a server greets every connection
+/// with the same line (or nearly: some add a time or an APOP challenge, and then nothing is
+/// gained) and an IMAP server lists the same capabilities, and finding the software and host name
+/// in a greeting or going through a capability list cost more than the rest of a usual mail
+/// session's parsing. Flows of one server share the texts. Bounded: a full map starts over.
 #[derive(Default)]
-pub struct GreetingCache {
-    /// By `hostname_first` (SMTP or not), then by line.
-    known: [FxHashMap<Box<[u8]>, GreetingFacts>; 2],
+pub struct ServerLines {
+    /// Greetings by `hostname_first` (SMTP or not), then by line.
+    greetings: [FxHashMap<Box<[u8]>, GreetingFacts>; 2],
+    /// IMAP capability lists (the words of a CAPABILITY response or response code).
+    imap_capabilities: FxHashMap<Box<[u8]>, CapabilityFacts>,
 }
 
 #[derive(Clone)]
@@ -74,8 +76,15 @@ struct GreetingFacts {
     hostname: Option<Arc<str>>,
 }
 
-impl GreetingCache {
-    fn facts(&mut self, line: &[u8], hostname_first: bool) -> GreetingFacts {
+#[derive(Clone)]
+struct CapabilityFacts {
+    capabilities: Capabilities,
+    starttls_offered: Option<bool>,
+    login_disabled: Option<bool>,
+}
+
+impl ServerLines {
+    fn greeting(&mut self, line: &[u8], hostname_first: bool) -> GreetingFacts {
         let work_out = || {
             with_printable(line, |text| GreetingFacts {
                 greeting: Arc::from(text),
@@ -83,20 +92,42 @@ impl GreetingCache {
                 hostname: hostname_in(text, hostname_first).map(Arc::from),
             })
         };
-        let Some(known) = self.known.get_mut(usize::from(hostname_first)) else { return work_out() };
-        if line.len() > LONGEST_GREETING_KEPT {
-            return work_out();
+        match self.greetings.get_mut(usize::from(hostname_first)) {
+            Some(known) => remembered(known, line, work_out),
+            None => work_out(),
         }
-        if let Some(facts) = known.get(line) {
-            return facts.clone();
-        }
-        if known.len() >= GREETINGS_KEPT {
-            known.clear();
-        }
-        let facts = work_out();
-        known.insert(line.into(), facts.clone());
-        facts
     }
+
+    fn imap_capabilities(&mut self, list: &[u8]) -> CapabilityFacts {
+        remembered(&mut self.imap_capabilities, list, || {
+            let mut info = ServerInfo::default();
+            info.begin_capabilities(true);
+            for capability in list.split(|b| *b == b' ').filter(|c| !c.is_empty()) {
+                info.add_capability(capability);
+            }
+            CapabilityFacts {
+                capabilities: info.capabilities,
+                starttls_offered: info.starttls_offered,
+                login_disabled: info.login_disabled,
+            }
+        })
+    }
+}
+
+/// What `work_out` makes of `line`, from `known` when it is there.
+fn remembered<V: Clone>(known: &mut FxHashMap<Box<[u8]>, V>, line: &[u8], work_out: impl FnOnce() -> V) -> V {
+    if line.len() > LONGEST_LINE_KEPT {
+        return work_out();
+    }
+    if let Some(facts) = known.get(line) {
+        return facts.clone();
+    }
+    if known.len() >= LINES_KEPT {
+        known.clear();
+    }
+    let facts = work_out();
+    known.insert(line.into(), facts.clone());
+    facts
 }
 
 /// Server facts accumulated over one flow.
@@ -116,8 +147,8 @@ pub struct ServerInfo {
 impl ServerInfo {
     /// Records the server's first line. `hostname_first` is true for SMTP, whose greeting starts
     /// with the host name (RFC 5321 §4.2).
-    pub fn set_greeting(&mut self, line: &[u8], hostname_first: bool, known: &mut GreetingCache) {
-        let facts = known.facts(line, hostname_first);
+    pub fn set_greeting(&mut self, line: &[u8], hostname_first: bool, known: &mut ServerLines) {
+        let facts = known.greeting(line, hostname_first);
         self.greeting = Some(facts.greeting);
         self.software = facts.software;
         self.hostname = facts.hostname;
@@ -129,6 +160,14 @@ impl ServerInfo {
         self.capabilities.clear();
         self.starttls_offered = Some(false);
         self.login_disabled = imap.then_some(false);
+    }
+
+    /// An IMAP capability list (its words separated by spaces): it replaces any earlier one.
+    pub fn set_imap_capabilities(&mut self, list: &[u8], known: &mut ServerLines) {
+        let facts = known.imap_capabilities(list);
+        self.capabilities = facts.capabilities;
+        self.starttls_offered = facts.starttls_offered;
+        self.login_disabled = facts.login_disabled;
     }
 
     /// One capability (a CAPA line, an IMAP capability atom, an EHLO keyword line).
@@ -292,7 +331,7 @@ mod tests {
     #[test]
     fn recognises_software_and_hostname() {
         let mut info = ServerInfo::default();
-        let mut known = GreetingCache::default();
+        let mut known = ServerLines::default();
         info.set_greeting(b"220 mail.example.test ESMTP Postfix (Debian/GNU)", true, &mut known);
         assert_eq!(info.software.as_deref(), Some("Postfix"));
         assert_eq!(info.hostname.as_deref(), Some("mail.example.test"));
@@ -324,7 +363,7 @@ mod tests {
 
     #[test]
     fn a_greeting_seen_again_shares_its_facts_and_the_cache_stays_bounded() {
-        let mut known = GreetingCache::default();
+        let mut known = ServerLines::default();
         let line = b"220 relay ESMTP Postfix (mx.example.test)";
         let (mut first, mut second) = (ServerInfo::default(), ServerInfo::default());
         first.set_greeting(line, true, &mut known);
@@ -338,12 +377,28 @@ mod tests {
         other_protocol.set_greeting(line, false, &mut known);
         assert_eq!(other_protocol.hostname.as_deref(), Some("mx.example.test"));
 
-        for n in 0..3 * GREETINGS_KEPT {
+        for n in 0..3 * LINES_KEPT {
             let mut info = ServerInfo::default();
             info.set_greeting(format!("+OK ready <{n}.1@host.example.test>").as_bytes(), false, &mut known);
             assert!(info.greeting.as_deref().is_some_and(|g| g.ends_with(&format!("<{n}.1@host.example.test>"))));
         }
-        assert!(known.known.iter().all(|lines| lines.len() <= GREETINGS_KEPT));
+        assert!(known.greetings.iter().all(|lines| lines.len() <= LINES_KEPT));
+    }
+
+    #[test]
+    fn an_imap_capability_list_seen_again_is_shared_and_replaces_the_earlier_one() {
+        let mut known = ServerLines::default();
+        let (mut first, mut second) = (ServerInfo::default(), ServerInfo::default());
+        first.set_imap_capabilities(b"IMAP4rev1 STARTTLS  auth=PLAIN imap4rev1", &mut known);
+        second.set_imap_capabilities(b"IMAP4rev1 STARTTLS  auth=PLAIN imap4rev1", &mut known);
+        assert_eq!(second.capabilities.iter().collect::<Vec<_>>(), ["IMAP4REV1", "STARTTLS", "AUTH=PLAIN"]);
+        assert_eq!((second.starttls_offered, second.login_disabled), (Some(true), Some(false)));
+        assert_eq!(first.capabilities, second.capabilities);
+
+        second.set_imap_capabilities(b"IMAP4rev1 LOGINDISABLED", &mut known);
+        assert_eq!(second.capabilities.iter().collect::<Vec<_>>(), ["IMAP4REV1", "LOGINDISABLED"]);
+        assert_eq!((second.starttls_offered, second.login_disabled), (Some(false), Some(true)));
+        assert_eq!(first.capabilities.len(), 3, "the first flow keeps its own list");
     }
 
     #[test]
@@ -356,7 +411,7 @@ mod tests {
     #[test]
     fn greeting_is_trimmed_escaped_and_capped() {
         let mut info = ServerInfo::default();
-        let mut known = GreetingCache::default();
+        let mut known = ServerLines::default();
         info.set_greeting(b"  +OK hi\x01there\xff  ", false, &mut known);
         assert_eq!(info.greeting.as_deref(), Some("+OK hi\\x01there\\xff"));
         info.set_greeting(&[b'a'; 1000], false, &mut known);

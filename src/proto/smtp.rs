@@ -176,7 +176,7 @@ impl SmtpSession {
         if !self.greeting_seen && !self.client_spoke {
             if first_of_reply {
                 self.greeting_seen = true;
-                self.info.set_greeting(line, true, ctx.greetings);
+                self.info.set_greeting(line, true, ctx.server_lines);
             }
             return Reply::line();
         }

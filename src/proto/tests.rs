@@ -31,7 +31,7 @@ fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: b
     let config = ProtoConfig::default();
     let mut events = Vec::new();
     let mut stats = ProtoStats::default();
-    let mut greetings = GreetingCache::default();
+    let mut server_lines = ServerLines::default();
     let mut session = Session::new(Side::Lo, roles_certain, server_port, &config);
     for (i, step) in steps.iter().enumerate() {
         let (side, bytes) = match step {
@@ -44,13 +44,18 @@ fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: b
                 config: &config,
                 events: &mut events,
                 stats: &mut stats,
-                greetings: &mut greetings,
+                server_lines: &mut server_lines,
             };
             session.on_data(side, piece, &mut ctx);
         }
     }
-    let mut ctx =
-        Ctx { ts: Timestamp(999), config: &config, events: &mut events, stats: &mut stats, greetings: &mut greetings };
+    let mut ctx = Ctx {
+        ts: Timestamp(999),
+        config: &config,
+        events: &mut events,
+        stats: &mut stats,
+        server_lines: &mut server_lines,
+    };
     session.close(&mut ctx);
     events
 }
@@ -417,10 +422,15 @@ fn roles_are_corrected_by_the_greeting_when_the_handshake_was_missed() {
     let config = ProtoConfig::default();
     let mut events = Vec::new();
     let mut stats = ProtoStats::default();
-    let mut greetings = GreetingCache::default();
+    let mut server_lines = ServerLines::default();
     let mut session = Session::new(Side::Lo, false, 40000, &config);
-    let mut ctx =
-        Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats, greetings: &mut greetings };
+    let mut ctx = Ctx {
+        ts: Timestamp(0),
+        config: &config,
+        events: &mut events,
+        stats: &mut stats,
+        server_lines: &mut server_lines,
+    };
     session.on_data(Side::Lo, b"+OK POP3 ready\r\n", &mut ctx);
     session.on_data(Side::Hi, b"USER alice\r\nPASS pw\r\n", &mut ctx);
     session.on_data(Side::Lo, b"+OK\r\n+OK\r\n", &mut ctx);
@@ -522,9 +532,14 @@ fn sessions_mid_login_debug_without_secrets() {
     let config = ProtoConfig::default();
     let mut events = Vec::new();
     let mut stats = ProtoStats::default();
-    let mut greetings = GreetingCache::default();
-    let mut ctx =
-        Ctx { ts: Timestamp(0), config: &config, events: &mut events, stats: &mut stats, greetings: &mut greetings };
+    let mut server_lines = ServerLines::default();
+    let mut ctx = Ctx {
+        ts: Timestamp(0),
+        config: &config,
+        events: &mut events,
+        stats: &mut stats,
+        server_lines: &mut server_lines,
+    };
     let mut imap = imap::ImapSession::default();
     imap.on_piece(Role::Server, framing::Piece::Line { line: b"* OK hi", more_follows: false }, &mut ctx);
     imap.on_piece(

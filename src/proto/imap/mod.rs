@@ -335,15 +335,15 @@ impl ImapSession {
         let first_line = !self.greeting_seen && !self.client_spoke;
         if first_line {
             self.greeting_seen = true;
-            self.info.set_greeting(line, false, ctx.greetings);
+            self.info.set_greeting(line, false, ctx.server_lines);
         }
         if status.eq_ignore_ascii_case(b"CAPABILITY") {
-            self.capabilities(text);
+            self.capabilities(text, ctx);
         } else if status.eq_ignore_ascii_case(b"OK") {
             if let Some(code) = parser::response_code(text) {
                 let (name, list) = split_word(code);
                 if name.eq_ignore_ascii_case(b"CAPABILITY") {
-                    self.capabilities(list);
+                    self.capabilities(list, ctx);
                 }
             }
         }
@@ -351,14 +351,11 @@ impl ImapSession {
 
     /// A capability list. Those sent while a login awaits its verdict describe the session after
     /// it (servers announce post-login capabilities with it) and are not the server's posture.
-    fn capabilities(&mut self, list: &[u8]) {
+    fn capabilities(&mut self, list: &[u8], ctx: &mut Ctx<'_>) {
         if !self.awaiting_verdict.is_empty() || self.sasl.is_some() {
             return;
         }
-        self.info.begin_capabilities(true);
-        for capability in list.split(|b| *b == b' ').filter(|c| !c.is_empty()) {
-            self.info.add_capability(capability);
-        }
+        self.info.set_imap_capabilities(list, ctx.server_lines);
     }
 
     fn on_tagged(&mut self, tag: &[u8], status: &[u8], text: &[u8], ctx: &mut Ctx<'_>) -> Reply {
@@ -389,7 +386,7 @@ impl ImapSession {
         if let Some(code) = parser::response_code(text).filter(|_| !login) {
             let (name, list) = split_word(code);
             if name.eq_ignore_ascii_case(b"CAPABILITY") {
-                self.capabilities(list);
+                self.capabilities(list, ctx);
             }
         }
         match command {
