@@ -399,6 +399,12 @@ mod tests {
         assert_eq!(second.capabilities.iter().collect::<Vec<_>>(), ["IMAP4REV1", "LOGINDISABLED"]);
         assert_eq!((second.starttls_offered, second.login_disabled), (Some(false), Some(true)));
         assert_eq!(first.capabilities.len(), 3, "the first flow keeps its own list");
+
+        for n in 0..3 * LINES_KEPT {
+            second.set_imap_capabilities(format!("IMAP4rev1 X-N{n}").as_bytes(), &mut known);
+            assert!(second.capabilities.contains(&format!("X-N{n}")));
+        }
+        assert!(known.imap_capabilities.len() <= LINES_KEPT);
     }
 
     #[test]
