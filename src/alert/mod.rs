@@ -198,6 +198,9 @@ impl Capabilities {
     /// Appends `capability`, upper-cased, unless it is empty or the list holds it already. A
     /// newline in it (never in printable text) becomes a space.
     pub fn push(&mut self, capability: &str) {
+        if capability.contains('\n') {
+            return self.push(&capability.replace('\n', " "));
+        }
         if capability.is_empty() || self.contains(capability) {
             return;
         }
@@ -206,11 +209,7 @@ impl Capabilities {
             list.text.reserve(CAPABILITY_TEXT_START.max(capability.len() + 1));
         }
         let start = list.text.len();
-        if capability.contains('\n') {
-            list.text.push_str(&capability.replace('\n', " "));
-        } else {
-            list.text.push_str(capability);
-        }
+        list.text.push_str(capability);
         if let Some(appended) = list.text.get_mut(start..) {
             appended.make_ascii_uppercase();
         }
@@ -476,6 +475,7 @@ mod tests {
         assert_eq!(event_copy.len(), 3, "a copy held by an event keeps the list it was given");
 
         list.push("x-two\nlines");
+        list.push("X-TWO\nLINES");
         assert_eq!(
             list.iter().collect::<Vec<_>>(),
             ["SASL PLAIN", "X-TWO LINES"],

@@ -453,6 +453,37 @@ mod tests {
     }
 
     #[test]
+    fn the_reading_thread_keeps_one_slot_against_each_workers_three() {
+        let frames = frames();
+        let data = frames.iter().find(|f| f.data.len() > 60).unwrap().as_frame();
+        let mut decoder = Decoder::new();
+        let Decoded::Tcp(packet) = decoder.decode(&data) else { panic!("not tcp") };
+        for workers in [1usize, 3] {
+            let (senders, _receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| crossbeam_channel::unbounded()).unzip();
+            let mut dispatcher = Dispatcher::with_local_share(queues(senders), QueuePolicy::Block);
+            let flows = 20_000u16;
+            let mut local = 0u32;
+            for port in 1..=flows {
+                let forward = TcpPacket { src_port: port, ..packet };
+                let routed = dispatcher.route(data.ts, Some(&forward)).unwrap();
+                let reply = TcpPacket { src: forward.dst, dst: forward.src, src_port: 110, dst_port: port, ..packet };
+                assert_eq!(
+                    dispatcher.route(data.ts, Some(&reply)).unwrap().local,
+                    routed.local,
+                    "one flow, one thread"
+                );
+                local += u32::from(routed.local);
+            }
+            let expected = f64::from(flows) / (3 * workers + 1) as f64;
+            let share = f64::from(local);
+            assert!(
+                (share - expected).abs() < expected * 0.1,
+                "{workers} worker(s): {local} local flows, {expected} expected"
+            );
+        }
+    }
+
+    #[test]
     fn a_batch_goes_out_when_its_payload_bytes_reach_the_limit() {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let mut dispatcher = Dispatcher::new(queues(vec![sender]), QueuePolicy::Block);
