@@ -233,7 +233,7 @@ impl SaslExchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{ProtoConfig, ProtoStats, ServerLines};
+    use crate::proto::CtxParts;
     use base64::Engine;
 
     fn b64(bytes: &[u8]) -> Vec<u8> {
@@ -241,17 +241,8 @@ mod tests {
     }
 
     fn run(mechanism: &str, challenges_and_responses: &[(Option<&[u8]>, &[u8])]) -> Vec<String> {
-        let config = ProtoConfig::default();
-        let mut events = Vec::new();
-        let mut stats = ProtoStats::default();
-        let mut server_lines = ServerLines::default();
-        let mut ctx = Ctx {
-            ts: Timestamp(0),
-            config: &config,
-            events: &mut events,
-            stats: &mut stats,
-            server_lines: &mut server_lines,
-        };
+        let mut parts = CtxParts::default();
+        let mut ctx = parts.ctx(Timestamp(0));
         let mut exchange = SaslExchange::new(mechanism.as_bytes());
         challenges_and_responses
             .iter()

@@ -170,20 +170,11 @@ pub(crate) fn looks_like_greeting(data: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::{ProtoConfig, ProtoStats, ServerLines};
+    use crate::proto::CtxParts;
 
     fn verdicts(hint: Option<AppProto>, lines: &[(Role, &[u8])]) -> Vec<String> {
-        let config = ProtoConfig::default();
-        let mut events = Vec::new();
-        let mut stats = ProtoStats::default();
-        let mut server_lines = ServerLines::default();
-        let mut ctx = Ctx {
-            ts: Default::default(),
-            config: &config,
-            events: &mut events,
-            stats: &mut stats,
-            server_lines: &mut server_lines,
-        };
+        let mut parts = CtxParts::default();
+        let mut ctx = parts.ctx(Default::default());
         let mut detector = Detector::new(hint);
         lines
             .iter()

@@ -126,6 +126,29 @@ pub struct Ctx<'a> {
     pub server_lines: &'a mut ServerLines,
 }
 
+/// What a [`Ctx`] borrows, owned in one place, for tests that drive sessions by hand.
+#[cfg(test)]
+#[derive(Default)]
+pub(crate) struct CtxParts {
+    pub config: ProtoConfig,
+    pub events: Vec<ProtoEvent>,
+    pub stats: ProtoStats,
+    pub server_lines: ServerLines,
+}
+
+#[cfg(test)]
+impl CtxParts {
+    pub fn ctx(&mut self, ts: Timestamp) -> Ctx<'_> {
+        Ctx {
+            ts,
+            config: &self.config,
+            events: &mut self.events,
+            stats: &mut self.stats,
+            server_lines: &mut self.server_lines,
+        }
+    }
+}
+
 /// Why a session stopped looking at its flow.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DoneReason {

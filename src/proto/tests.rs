@@ -28,36 +28,20 @@ fn b64(text: &[u8]) -> String {
 /// Plays a transcript on a session whose client is `Side::Lo`, cutting each step into chunks of
 /// `chunk` bytes, and returns the events.
 fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: bool) -> Vec<ProtoEvent> {
-    let config = ProtoConfig::default();
-    let mut events = Vec::new();
-    let mut stats = ProtoStats::default();
-    let mut server_lines = ServerLines::default();
-    let mut session = Session::new(Side::Lo, roles_certain, server_port, &config);
+    let mut parts = CtxParts::default();
+    let mut session = Session::new(Side::Lo, roles_certain, server_port, &parts.config);
     for (i, step) in steps.iter().enumerate() {
         let (side, bytes) = match step {
             C(bytes) => (Side::Lo, bytes),
             S(bytes) => (Side::Hi, bytes),
         };
         for piece in bytes.chunks(chunk.max(1)) {
-            let mut ctx = Ctx {
-                ts: Timestamp(i as u64),
-                config: &config,
-                events: &mut events,
-                stats: &mut stats,
-                server_lines: &mut server_lines,
-            };
+            let mut ctx = parts.ctx(Timestamp(i as u64));
             session.on_data(side, piece, &mut ctx);
         }
     }
-    let mut ctx = Ctx {
-        ts: Timestamp(999),
-        config: &config,
-        events: &mut events,
-        stats: &mut stats,
-        server_lines: &mut server_lines,
-    };
-    session.close(&mut ctx);
-    events
+    session.close(&mut parts.ctx(Timestamp(999)));
+    parts.events
 }
 
 fn play(server_port: u16, steps: &[Says]) -> Vec<ProtoEvent> {
@@ -419,23 +403,14 @@ fn implicit_tls_is_never_parsed() {
 #[test]
 fn roles_are_corrected_by_the_greeting_when_the_handshake_was_missed() {
     // Side::Lo speaks the greeting: the port-based guess that Lo is the client was wrong.
-    let config = ProtoConfig::default();
-    let mut events = Vec::new();
-    let mut stats = ProtoStats::default();
-    let mut server_lines = ServerLines::default();
-    let mut session = Session::new(Side::Lo, false, 40000, &config);
-    let mut ctx = Ctx {
-        ts: Timestamp(0),
-        config: &config,
-        events: &mut events,
-        stats: &mut stats,
-        server_lines: &mut server_lines,
-    };
+    let mut parts = CtxParts::default();
+    let mut session = Session::new(Side::Lo, false, 40000, &parts.config);
+    let mut ctx = parts.ctx(Timestamp(0));
     session.on_data(Side::Lo, b"+OK POP3 ready\r\n", &mut ctx);
     session.on_data(Side::Hi, b"USER alice\r\nPASS pw\r\n", &mut ctx);
     session.on_data(Side::Lo, b"+OK\r\n+OK\r\n", &mut ctx);
     assert_eq!(session.client(), Side::Hi);
-    assert_eq!(summary(&events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
+    assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
 }
 
 /// One record per session, logins or not, with what it showed of the server.
@@ -529,17 +504,8 @@ proptest! {
 /// no byte of the password in their `Debug` output.
 #[test]
 fn sessions_mid_login_debug_without_secrets() {
-    let config = ProtoConfig::default();
-    let mut events = Vec::new();
-    let mut stats = ProtoStats::default();
-    let mut server_lines = ServerLines::default();
-    let mut ctx = Ctx {
-        ts: Timestamp(0),
-        config: &config,
-        events: &mut events,
-        stats: &mut stats,
-        server_lines: &mut server_lines,
-    };
+    let mut parts = CtxParts::default();
+    let mut ctx = parts.ctx(Timestamp(0));
     let mut imap = imap::ImapSession::default();
     imap.on_piece(Role::Server, framing::Piece::Line { line: b"* OK hi", more_follows: false }, &mut ctx);
     imap.on_piece(
