@@ -122,14 +122,23 @@ impl FileSource {
         if self.finished {
             return Ok(None);
         }
+        // The common case, a classic pcap record already buffered whole, without the general
+        // loop (which reads, grows the buffer and reports errors).
+        if let Layout::Legacy(legacy) = &self.layout {
+            self.buffer.reader.consume_noshift(std::mem::take(&mut self.buffer.pending_consume));
+            let data = self.buffer.reader.data();
+            let buffered = data
+                .get(..legacy.record_header_len)
+                .and_then(|header| legacy.frame_record(header).ok().flatten())
+                .filter(|(len, _)| *len <= data.len());
+            if let Some((len, packet)) = buffered {
+                self.buffer.pending_consume = len;
+                self.last_ts = packet.ts;
+                return Ok(Some(self.frame_at(packet)));
+            }
+        }
         match self.next_packet() {
-            Ok(Some(packet)) => Ok(Some(Frame {
-                ts: packet.ts,
-                link_type: packet.link_type,
-                orig_len: packet.orig_len,
-                // The decoders only hand out ranges inside the record `next_record` buffered.
-                data: self.buffer.reader.data().get(packet.data).unwrap_or_default(),
-            })),
+            Ok(Some(packet)) => Ok(Some(self.frame_at(packet))),
             Ok(None) => {
                 self.finished = true;
                 Ok(None)
@@ -149,6 +158,16 @@ impl FileSource {
     /// Compressed bytes consumed so far from the underlying file (for progress reporting).
     pub fn bytes_read(&self) -> u64 {
         self.buffer.input.compressed_bytes.load(Ordering::Relaxed)
+    }
+
+    fn frame_at(&self, packet: PacketLocation) -> Frame<'_> {
+        Frame {
+            ts: packet.ts,
+            link_type: packet.link_type,
+            orig_len: packet.orig_len,
+            // The decoders only hand out ranges inside the record `next_record` buffered.
+            data: self.buffer.reader.data().get(packet.data).unwrap_or_default(),
+        }
     }
 
     /// Non-fatal problems met so far (unknown pcapng blocks, packets for an undeclared interface, …).

@@ -689,6 +689,25 @@ fn reads_from_a_stream_that_trickles_and_gets_interrupted() {
     }
 }
 
+/// Classic pcap records come the quick way when buffered whole and the general way when a read
+/// is needed: a stream trickling in at any pace gives the same frames as the whole file.
+#[test]
+fn classic_pcap_frames_are_the_same_whatever_the_reads() {
+    let mut file = PcapFile::new(false, true, 1);
+    for n in 0..40u32 {
+        let len = (n as usize * 37) % 300 + 1;
+        file.record(n, n * 1_000, len as u32 + n % 3, &payload(len, n as u8));
+    }
+    let (whole, _) = read_ok(file.bytes.clone());
+    assert_eq!(whole.len(), 40);
+    for chunk in [1, 3, 7, 100, 1_000] {
+        let source = FileSource::from_reader(NAME.into(), Box::new(Trickle::new(file.bytes.clone(), chunk)));
+        let (frames, error) = read_all(&mut source.expect("capture opens"));
+        assert!(error.is_none(), "chunk {chunk}: {error:?}");
+        assert_eq!(frames, whole, "chunk {chunk}");
+    }
+}
+
 #[test]
 fn a_read_error_names_the_cause_and_ends_the_source() {
     let mut file = PcapFile::new(false, false, 1);
