@@ -296,7 +296,7 @@ impl Dispatcher {
         }
         let mut local = false;
         if let Some(packet) = packet {
-            let hash = FlowKey::of(packet).0.symmetric_hash();
+            let hash = FlowKey::route_hash(packet);
             let remote = if self.local_share {
                 // The capture thread also reads, decodes and routes every frame: its share is
                 // one slot in WORKER_SLOTS * N + 1, which evens out the threads' loads.
