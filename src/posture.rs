@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::alert::{
@@ -133,7 +133,8 @@ pub struct Findings {
 /// Accumulates the posture of every server over a run.
 #[derive(Default)]
 pub struct PostureTracker {
-    servers: BTreeMap<ServerKey, Entry>,
+    /// Looked up for every session and credential: a hash map (reports sort what they list).
+    servers: FxHashMap<ServerKey, Entry>,
     implicit_tls_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
 }
 
@@ -227,7 +228,7 @@ impl PostureTracker {
     pub fn snapshot(&self) -> Vec<ServerPosture> {
         let mut all: Vec<ServerPosture> =
             self.servers.keys().map(|(proto, ip, port)| self.posture(*proto, *ip, *port)).collect();
-        all.sort_by_key(|p| (p.class, std::cmp::Reverse(p.cleartext_logins), p.ip, p.port));
+        all.sort_by_key(|p| (p.class, std::cmp::Reverse(p.cleartext_logins), p.ip, p.port, p.app_proto));
         all
     }
 

@@ -3,11 +3,11 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustc_hash::FxHashSet;
+use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, SCHEMA_VERSION};
@@ -77,7 +77,8 @@ fn first_names(users: &FxHashSet<String>) -> Vec<String> {
 /// Accumulates the per-server summary over a run.
 #[derive(Default)]
 pub struct ServerSummary {
-    servers: BTreeMap<(AppProto, IpAddr, u16), Entry>,
+    /// Looked up for every alert: a hash map (`reports` sorts what it lists).
+    servers: FxHashMap<(AppProto, IpAddr, u16), Entry>,
 }
 
 impl ServerSummary {
@@ -145,7 +146,7 @@ impl ServerSummary {
                 schema_version: SCHEMA_VERSION,
             })
             .collect();
-        reports.sort_by_key(|r| std::cmp::Reverse((r.cleartext, r.users, r.weak)));
+        reports.sort_by_key(|r| (std::cmp::Reverse((r.cleartext, r.users, r.weak)), r.app_proto, r.ip, r.port));
         reports
     }
 }
@@ -182,6 +183,29 @@ mod tests {
         assert_eq!(report.remediation, Remediation::ServerOffersNoTls);
         assert_eq!(report.software.as_deref(), Some("Dovecot"));
         assert_eq!(report.starttls_offered, Some(false));
+    }
+
+    /// The servers are kept in a hash map: the list must not depend on its order.
+    #[test]
+    fn reports_list_the_most_exposed_first_then_by_server() {
+        let on = |server: &str, port: u16, user: &str| {
+            let mut event = login(user, "192.0.2.1", Outcome::Success, "2026-11-27T09:00:00.000000Z");
+            if let Event::Credential(alert) = &mut event {
+                alert.flow.dest_ip = server.parse().unwrap();
+                alert.flow.dest_port = port;
+            }
+            event
+        };
+        let servers = [("198.51.100.9", 110), ("198.51.100.2", 143), ("198.51.100.2", 110), ("198.51.100.30", 110)];
+        let mut summary = ServerSummary::default();
+        for (n, (server, port)) in servers.iter().enumerate() {
+            summary.add(&on(server, *port, &format!("u{n}***")));
+        }
+        summary.add(&on("198.51.100.30", 110, "extra***"));
+        let listed: Vec<(String, u16)> =
+            summary.reports().iter().map(|report| (report.ip.to_string(), report.port)).collect();
+        let expected = [("198.51.100.30", 110), ("198.51.100.2", 110), ("198.51.100.2", 143), ("198.51.100.9", 110)];
+        assert_eq!(listed, expected.map(|(ip, port)| (ip.to_string(), port)));
     }
 
     #[test]
