@@ -154,7 +154,7 @@ impl Pop3Session {
         let Some(sasl) = &mut self.sasl else { return };
         match sasl.on_response(line, ctx) {
             SaslStep::Captured(captured) => {
-                let mechanism = format!("AUTH {}", sasl.mechanism().name());
+                let mechanism = ["AUTH ", sasl.mechanism().name()].concat();
                 self.await_verdict(Command::Auth, PendingCredential::new(mechanism, captured, &self.info, ctx));
             }
             SaslStep::Cancelled => self.sasl = None,

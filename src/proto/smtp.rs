@@ -91,7 +91,7 @@ impl SmtpSession {
             return Reply::line();
         }
         if let Some(sasl) = &mut self.sasl {
-            let mechanism = format!("AUTH {}", sasl.mechanism().name());
+            let mechanism = ["AUTH ", sasl.mechanism().name()].concat();
             let step = sasl.on_response(line, ctx);
             self.sasl_step(step, mechanism, ctx);
             return Reply::line();
@@ -104,7 +104,7 @@ impl SmtpSession {
         } else if is(b"AUTH") {
             let (mechanism, initial_response) = split_word(argument);
             let mut sasl = SaslExchange::new(mechanism);
-            let name = format!("AUTH {}", sasl.mechanism().name());
+            let name = ["AUTH ", sasl.mechanism().name()].concat();
             let step = (!initial_response.is_empty()).then(|| sasl.on_response(initial_response, ctx));
             self.sasl = Some(sasl);
             if let Some(step) = step {

@@ -171,7 +171,7 @@ impl ImapSession {
         }
         if self.assembly.is_none() {
             if let Some((_, sasl)) = &mut self.sasl {
-                let mechanism = format!("AUTHENTICATE {}", sasl.mechanism().name());
+                let mechanism = ["AUTHENTICATE ", sasl.mechanism().name()].concat();
                 let step = sasl.on_response(line, ctx);
                 self.sasl_step(step, mechanism, ctx);
                 return Reply::line();
@@ -255,7 +255,7 @@ impl ImapSession {
                 let mechanism = strings.next().unwrap_or_default();
                 let mut sasl = SaslExchange::new(mechanism);
                 if let Some(initial_response) = strings.next() {
-                    let name = format!("AUTHENTICATE {}", sasl.mechanism().name());
+                    let name = ["AUTHENTICATE ", sasl.mechanism().name()].concat();
                     let step = sasl.on_response(initial_response, ctx);
                     self.sasl = Some((tag.clone(), sasl));
                     self.sasl_step(step, name, ctx);
