@@ -40,7 +40,7 @@ impl Timestamp {
     }
 
     /// Hands `f` the text of [`Timestamp::rfc3339_micros`] from the stack, without allocating.
-    fn with_rfc3339<R>(self, f: impl FnOnce(&str) -> R) -> R {
+    pub(crate) fn with_rfc3339<R>(self, f: impl FnOnce(&str) -> R) -> R {
         let digits = self.rfc3339_digits();
         // Digits and separators only: always UTF-8.
         f(std::str::from_utf8(&digits).unwrap_or_default())

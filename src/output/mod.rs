@@ -15,6 +15,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+mod alert_json;
 mod dedup;
 mod ecs;
 mod html;
@@ -191,7 +192,10 @@ impl Encoder {
 
 fn native_json(record: Record<'_>, line: &mut Vec<u8>) -> serde_json::Result<()> {
     match record {
-        Record::Event(Event::Credential(alert)) => serde_json::to_writer(line, alert),
+        Record::Event(Event::Credential(alert)) => {
+            alert_json::write_credential_alert(alert, line);
+            Ok(())
+        }
         Record::Event(Event::Anomaly(alert)) => serde_json::to_writer(line, alert),
         Record::Repeat(summary) => serde_json::to_writer(line, summary),
         Record::Server(report) => serde_json::to_writer(line, report),
