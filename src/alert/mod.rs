@@ -155,11 +155,12 @@ pub struct ServerIdentity {
 /// serialised as an array of strings. Every event of a flow carries its server's list, so the
 /// list is shared: a copy costs a reference count. The capabilities are kept in one text, each
 /// ended by a newline (capability text is printable: a newline cannot occur in one), which costs
-/// a flow one or two allocations for its whole list rather than one per capability.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Capabilities(Arc<CapabilityText>);
+/// a flow one or two allocations for its whole list rather than one per capability, and an
+/// empty list (most flows' lists until the server lists them, if ever) none.
+#[derive(Clone, Debug, Default)]
+pub struct Capabilities(Option<Arc<CapabilityText>>);
 
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default)]
 struct CapabilityText {
     /// Every capability followed by `\n`.
     text: String,
@@ -170,10 +171,15 @@ struct CapabilityText {
 const CAPABILITY_TEXT_START: usize = 128;
 
 impl Capabilities {
+    /// Every capability followed by `\n`.
+    fn text(&self) -> &str {
+        self.0.as_deref().map_or("", |list| list.text.as_str())
+    }
+
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         // A byte loop: the capabilities are a few bytes each, too short for `split`'s searcher
         // to pay for itself (every push looks through the list).
-        let mut rest = self.0.text.as_str();
+        let mut rest = self.text();
         std::iter::from_fn(move || {
             let end = rest.bytes().position(|byte| byte == b'\n')?;
             let capability = rest.get(..end)?;
@@ -183,11 +189,11 @@ impl Capabilities {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.0.len == 0
+        self.len() == 0
     }
 
     pub fn len(&self) -> usize {
-        self.0.len
+        self.0.as_deref().map_or(0, |list| list.len)
     }
 
     /// Whether the list holds `capability`, in any case.
@@ -204,7 +210,7 @@ impl Capabilities {
         if capability.is_empty() || self.contains(capability) {
             return;
         }
-        let list = Arc::make_mut(&mut self.0);
+        let list = Arc::make_mut(self.0.get_or_insert_with(Arc::default));
         if list.text.capacity() == 0 {
             list.text.reserve(CAPABILITY_TEXT_START.max(capability.len() + 1));
         }
@@ -219,7 +225,7 @@ impl Capabilities {
 
     /// The capabilities on one line, separated by spaces.
     pub fn to_line(&self) -> String {
-        let mut line = self.0.text.replace('\n', " ");
+        let mut line = self.text().replace('\n', " ");
         line.pop();
         line
     }
@@ -227,15 +233,28 @@ impl Capabilities {
     /// Empties the list (a new capability list replaces the old one); events holding the old
     /// list keep it.
     pub fn clear(&mut self) {
-        match Arc::get_mut(&mut self.0) {
+        match self.0.as_mut().and_then(Arc::get_mut) {
             Some(list) => {
                 list.text.clear();
                 list.len = 0;
             }
-            None => self.0 = Arc::default(),
+            None => self.0 = None,
         }
     }
 }
+
+/// Equal lists hold the same capabilities in the same order, however they are stored (an emptied
+/// list may keep its allocation).
+impl PartialEq for Capabilities {
+    fn eq(&self, other: &Capabilities) -> bool {
+        match (&self.0, &other.0) {
+            (Some(mine), Some(theirs)) if Arc::ptr_eq(mine, theirs) => true,
+            _ => self.text() == other.text(),
+        }
+    }
+}
+
+impl Eq for Capabilities {}
 
 impl<S: AsRef<str>> FromIterator<S> for Capabilities {
     fn from_iter<I: IntoIterator<Item = S>>(capabilities: I) -> Self {
@@ -488,5 +507,19 @@ mod tests {
         assert_eq!(list.iter().count(), 0);
         assert_eq!(list.to_line(), "");
         assert_eq!(serde_json::to_string(&list).ok().as_deref(), Some("[]"));
+    }
+
+    #[test]
+    fn lists_are_equal_by_content_however_stored() {
+        let empty = Capabilities::default();
+        let mut emptied: Capabilities = ["STARTTLS"].into_iter().collect();
+        emptied.clear();
+        assert_eq!(emptied, empty, "an emptied list that kept its allocation is still empty");
+        let mut shared: Capabilities = ["STARTTLS"].into_iter().collect();
+        let held = shared.clone();
+        shared.clear();
+        assert_eq!(shared, empty, "a list emptied while an event held it");
+        assert_eq!(held, ["starttls"].into_iter().collect::<Capabilities>());
+        assert_ne!(held, empty);
     }
 }

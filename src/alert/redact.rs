@@ -1,6 +1,8 @@
 //! Redaction policy for what is not secret but still personal: user names. Passwords never get
 //! here at all (see [`crate::proto`]).
 
+use std::borrow::Cow;
+
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
@@ -29,7 +31,7 @@ impl RedactionPolicy {
     /// nothing is lost or silently replaced.
     pub fn render_username(&self, raw: &[u8]) -> String {
         match &self.username {
-            UsernamePolicy::Full => escape_non_utf8(raw),
+            UsernamePolicy::Full => escape_non_utf8(raw).into_owned(),
             UsernamePolicy::Masked => mask(raw),
             UsernamePolicy::Hashed { key } => format!("hmac-sha256:{}", keyed_hex(key, raw)),
         }
@@ -52,7 +54,7 @@ fn mask(raw: &[u8]) -> String {
     let text = escape_non_utf8(raw);
     let (local, domain) = match text.rfind('@') {
         Some(at) => text.split_at(at),
-        None => (text.as_str(), ""),
+        None => (&*text, ""),
     };
     // The first character, or the first escaped byte (`\xNN`); built without `format!`, which
     // costs more than the rest of an alert's user name.
@@ -65,8 +67,12 @@ fn mask(raw: &[u8]) -> String {
     masked
 }
 
-/// Valid UTF-8 passes through; each invalid byte becomes `\xNN`.
-fn escape_non_utf8(raw: &[u8]) -> String {
+/// Valid UTF-8 passes through (borrowed: the usual case costs no copy); each invalid byte
+/// becomes `\xNN`.
+fn escape_non_utf8(raw: &[u8]) -> Cow<'_, str> {
+    if let Ok(text) = std::str::from_utf8(raw) {
+        return Cow::Borrowed(text);
+    }
     let mut out = String::with_capacity(raw.len());
     for chunk in raw.utf8_chunks() {
         out.push_str(chunk.valid());
@@ -74,7 +80,7 @@ fn escape_non_utf8(raw: &[u8]) -> String {
             out.push_str(&format!("\\x{byte:02x}"));
         }
     }
-    out
+    Cow::Owned(out)
 }
 
 #[cfg(test)]
