@@ -49,6 +49,17 @@ pub enum Outcome {
     Unknown,
 }
 
+impl Outcome {
+    /// The `outcome` value on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Outcome::Success => "success",
+            Outcome::Failure => "failure",
+            Outcome::Unknown => "unknown",
+        }
+    }
+}
+
 /// What a passive observer obtained from an authentication exchange.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -62,6 +73,15 @@ pub enum SecretKind {
 }
 
 impl SecretKind {
+    /// The `secret` value on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            SecretKind::Password => "password",
+            SecretKind::Token => "token",
+            SecretKind::ChallengeResponse => "challenge_response",
+        }
+    }
+
     pub fn event_type(self) -> EventType {
         match self {
             SecretKind::Password | SecretKind::Token => EventType::CleartextCredential,
@@ -111,6 +131,19 @@ pub enum Remediation {
     ServerIgnoresLogindisabled,
     /// The capture does not show whether TLS was offered (e.g. the flow was picked up mid-stream).
     Unknown,
+}
+
+impl Remediation {
+    /// The `remediation` value on the wire.
+    pub fn name(self) -> &'static str {
+        match self {
+            Remediation::ServerOffersNoTls => "server_offers_no_tls",
+            Remediation::ClientSkippedStarttls => "client_skipped_starttls",
+            Remediation::StarttlsFailed => "starttls_failed",
+            Remediation::ServerIgnoresLogindisabled => "server_ignores_logindisabled",
+            Remediation::Unknown => "unknown",
+        }
+    }
 }
 
 /// The redacted credential of an alert.

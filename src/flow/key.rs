@@ -57,6 +57,13 @@ pub struct FlowKey {
     pub tunnel: u64,
 }
 
+/// The VLAN ids, 12 bits each, below their count: one word per stack, a different one for every
+/// stack.
+fn vlan_word(vlan: &VlanStack) -> u64 {
+    let ids = vlan.as_slice();
+    ids.iter().fold(ids.len() as u64, |word, id| word << 12 | u64::from(*id))
+}
+
 impl Hash for FlowKey {
     /// Hashed once or twice per packet, so as a few whole words (an IPv4 endpoint is one) rather
     /// than field by field, which costs a hasher round per field and per length prefix.
@@ -72,9 +79,7 @@ impl Hash for FlowKey {
                 }
             }
         }
-        let vlans = self.vlan.as_slice();
-        let vlan_word = vlans.iter().fold(vlans.len() as u64, |word, id| word << 12 | u64::from(*id));
-        state.write_u64(vlan_word);
+        state.write_u64(vlan_word(&self.vlan));
         state.write_u64(self.tunnel);
     }
 }
@@ -110,13 +115,11 @@ impl FlowKey {
             address.rotate_left(16) ^ u64::from(port)
         };
         let (src, dst) = (endpoint(packet.src, packet.src_port), endpoint(packet.dst, packet.dst_port));
-        let vlans = packet.vlan.as_slice();
-        let vlan_word = vlans.iter().fold(vlans.len() as u64, |word, id| word << 12 | u64::from(*id));
         let mut hasher = rustc_hash::FxHasher::default();
         // Sum and product of the endpoints: both orders give the same pair.
         hasher.write_u64(src.wrapping_add(dst));
         hasher.write_u64(src.wrapping_mul(dst));
-        hasher.write_u64(vlan_word);
+        hasher.write_u64(vlan_word(&packet.vlan));
         hasher.write_u64(packet.tunnel);
         hasher.finish()
     }

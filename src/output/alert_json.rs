@@ -12,7 +12,7 @@
 use std::fmt::Write;
 use std::net::IpAddr;
 
-use crate::alert::{CredentialAlert, Outcome, Remediation, SecretKind};
+use crate::alert::CredentialAlert;
 
 /// Writes `alert` as serde_json would (compact), appended to `out`.
 pub fn write_credential_alert(alert: &CredentialAlert, out: &mut Vec<u8>) {
@@ -39,9 +39,9 @@ pub fn write_credential_alert(alert: &CredentialAlert, out: &mut Vec<u8>) {
     let credential = &alert.credential;
     let mut inner = object.key("credential").open();
     inner.key("mechanism").string(&credential.mechanism);
-    inner.key("secret").string(secret_name(credential.secret));
+    inner.key("secret").string(credential.secret.name());
     inner.key("username").optional_string(credential.username.as_deref());
-    inner.key("outcome").string(outcome_name(credential.outcome));
+    inner.key("outcome").string(credential.outcome.name());
     if let Some(length) = credential.secret_length {
         inner.key("secret_length").number(length as u64);
     }
@@ -78,35 +78,9 @@ pub fn write_credential_alert(alert: &CredentialAlert, out: &mut Vec<u8>) {
         inner.key("software").string(software);
         inner.close();
     }
-    object.key("remediation").string(remediation_name(alert.remediation));
+    object.key("remediation").string(alert.remediation.name());
     object.key("schema_version").number(u64::from(alert.schema_version));
     object.close();
-}
-
-fn secret_name(secret: SecretKind) -> &'static str {
-    match secret {
-        SecretKind::Password => "password",
-        SecretKind::Token => "token",
-        SecretKind::ChallengeResponse => "challenge_response",
-    }
-}
-
-fn outcome_name(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Success => "success",
-        Outcome::Failure => "failure",
-        Outcome::Unknown => "unknown",
-    }
-}
-
-fn remediation_name(remediation: Remediation) -> &'static str {
-    match remediation {
-        Remediation::ServerOffersNoTls => "server_offers_no_tls",
-        Remediation::ClientSkippedStarttls => "client_skipped_starttls",
-        Remediation::StarttlsFailed => "starttls_failed",
-        Remediation::ServerIgnoresLogindisabled => "server_ignores_logindisabled",
-        Remediation::Unknown => "unknown",
-    }
 }
 
 /// A JSON object being written: puts the commas between its fields.
@@ -203,23 +177,20 @@ impl<'v> Value<'v> {
     }
 
     fn numbers(self, values: impl Iterator<Item = u64>) {
-        self.out.push(b'[');
-        for (index, value) in values.enumerate() {
-            if index > 0 {
-                self.out.push(b',');
-            }
-            write_number(self.out, value);
-        }
-        self.out.push(b']');
+        self.array(values, write_number);
     }
 
     fn strings<'s>(self, values: impl Iterator<Item = &'s str>) {
+        self.array(values, write_string);
+    }
+
+    fn array<T>(self, values: impl Iterator<Item = T>, write_item: fn(&mut Vec<u8>, T)) {
         self.out.push(b'[');
         for (index, value) in values.enumerate() {
             if index > 0 {
                 self.out.push(b',');
             }
-            write_string(self.out, value);
+            write_item(self.out, value);
         }
         self.out.push(b']');
     }
@@ -320,7 +291,10 @@ fn write_string(out: &mut Vec<u8>, text: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::alert::{AppProto, Capabilities, ClientIdentity, Credential, FlowMeta, ServerIdentity, SCHEMA_VERSION};
+    use crate::alert::{
+        AppProto, Capabilities, ClientIdentity, Credential, FlowMeta, Outcome, Remediation, SecretKind, ServerIdentity,
+        SCHEMA_VERSION,
+    };
     use crate::capture::Timestamp;
     use proptest::prelude::*;
     use std::sync::Arc;

@@ -31,14 +31,6 @@ impl<W: Write> TextSink<W> {
     }
 }
 
-fn outcome_word(outcome: Outcome) -> &'static str {
-    match outcome {
-        Outcome::Success => "success",
-        Outcome::Failure => "failure",
-        Outcome::Unknown => "unknown",
-    }
-}
-
 /// One line for a record, as the text format prints it (server reports get their own line form
 /// for file and syslog sinks, where no table can be drawn).
 pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
@@ -163,7 +155,7 @@ fn credential_line(
         proto = view.proto,
         mech = view.mechanism,
         user = view.username.unwrap_or("(unseen)"),
-        outcome = outcome_word(view.outcome),
+        outcome = view.outcome.name(),
         client = view.client,
         server = view.server,
         greeting = view.greeting.unwrap_or(""),
