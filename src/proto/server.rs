@@ -3,10 +3,11 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::fmt::Write as _;
+use std::hash::BuildHasher;
 use std::sync::{Arc, LazyLock};
 
 use aho_corasick::AhoCorasick;
-use rustc_hash::FxHashMap;
+use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::alert::{Capabilities, ClientIdentity, Outcome, Remediation, ServerIdentity};
 
@@ -53,20 +54,22 @@ static SOFTWARE_NEEDLES: LazyLock<Option<AhoCorasick>> = LazyLock::new(|| {
 
 /// Distinct lines of each kind a [`ServerLines`] remembers before it starts over.
 const LINES_KEPT: usize = 1024;
+/// Lines of each kind seen once that a [`ServerLines`] keeps track of before it starts over.
+const SIGHTINGS_KEPT: usize = 4096;
 /// Longer lines are worked out every time (they are rare, and would make the cache big).
 const LONGEST_LINE_KEPT: usize = 512;
 
 /// What server lines said, worked out once per distinct line: a server greets every connection
-/// with the same line (or nearly: some add a time or an APOP challenge, and then nothing is
-/// gained) and an IMAP server lists the same capabilities, and finding the software and host name
-/// in a greeting or going through a capability list cost more than the rest of a usual mail
-/// session's parsing. Flows of one server share the texts. Bounded: a full map starts over.
+/// with the same line and an IMAP server lists the same capabilities, and finding the software
+/// and host name in a greeting or going through a capability list cost more than the rest of a
+/// usual mail session's parsing. Flows of one server share the texts. Bounded: a full map starts
+/// over.
 #[derive(Default)]
 pub struct ServerLines {
     /// Greetings by `hostname_first` (SMTP or not), then by line.
-    greetings: [FxHashMap<Box<[u8]>, GreetingFacts>; 2],
+    greetings: [LineFacts<GreetingFacts>; 2],
     /// IMAP capability lists (the words of a CAPABILITY response or response code).
-    imap_capabilities: FxHashMap<Box<[u8]>, CapabilityFacts>,
+    imap_capabilities: LineFacts<CapabilityFacts>,
 }
 
 #[derive(Clone)]
@@ -88,18 +91,18 @@ impl ServerLines {
         let work_out = || {
             with_printable(line, |text| GreetingFacts {
                 greeting: Arc::from(text),
-                software: software_in(text).map(Arc::from),
+                software: software_in(text),
                 hostname: hostname_in(text, hostname_first).map(Arc::from),
             })
         };
         match self.greetings.get_mut(usize::from(hostname_first)) {
-            Some(known) => remembered(known, line, work_out),
+            Some(known) => known.of(line, work_out),
             None => work_out(),
         }
     }
 
     fn imap_capabilities(&mut self, list: &[u8]) -> CapabilityFacts {
-        remembered(&mut self.imap_capabilities, list, || {
+        self.imap_capabilities.of(list, || {
             let mut info = ServerInfo::default();
             info.begin_capabilities(true);
             for capability in list.split(|b| *b == b' ').filter(|c| !c.is_empty()) {
@@ -114,20 +117,44 @@ impl ServerLines {
     }
 }
 
-/// What `work_out` makes of `line`, from `known` when it is there.
-fn remembered<V: Clone>(known: &mut FxHashMap<Box<[u8]>, V>, line: &[u8], work_out: impl FnOnce() -> V) -> V {
-    if line.len() > LONGEST_LINE_KEPT {
-        return work_out();
+/// Facts worked out from lines of one kind, remembered for the lines that come back. A line is
+/// remembered at its second sighting: many servers make every greeting unique (a time, an APOP
+/// challenge), and remembering those would cost a copy each and push out the lines that repeat.
+struct LineFacts<V> {
+    known: FxHashMap<Box<[u8]>, V>,
+    /// Hashes of lines seen once (a line whose hash collides with an earlier one's is remembered
+    /// a sighting early: harmless).
+    seen_once: FxHashSet<u64>,
+}
+
+impl<V> Default for LineFacts<V> {
+    fn default() -> Self {
+        LineFacts { known: FxHashMap::default(), seen_once: FxHashSet::default() }
     }
-    if let Some(facts) = known.get(line) {
-        return facts.clone();
+}
+
+impl<V: Clone> LineFacts<V> {
+    /// What `work_out` makes of `line`, remembered when the line was seen before.
+    fn of(&mut self, line: &[u8], work_out: impl FnOnce() -> V) -> V {
+        if line.len() > LONGEST_LINE_KEPT {
+            return work_out();
+        }
+        if let Some(facts) = self.known.get(line) {
+            return facts.clone();
+        }
+        if self.seen_once.len() >= SIGHTINGS_KEPT {
+            self.seen_once.clear();
+        }
+        if self.seen_once.insert(FxBuildHasher.hash_one(line)) {
+            return work_out();
+        }
+        if self.known.len() >= LINES_KEPT {
+            self.known.clear();
+        }
+        let facts = work_out();
+        self.known.insert(line.into(), facts.clone());
+        facts
     }
-    if known.len() >= LINES_KEPT {
-        known.clear();
-    }
-    let facts = work_out();
-    known.insert(line.into(), facts.clone());
-    facts
 }
 
 /// Server facts accumulated over one flow.
@@ -281,47 +308,64 @@ fn plain_ascii(raw: &[u8]) -> Option<&str> {
     }
 }
 
-fn software_in(text: &str) -> Option<String> {
+fn software_in(text: &str) -> Option<Arc<str>> {
     let needles = SOFTWARE_NEEDLES.as_ref()?;
     // Every occurrence of every name, in order of its end; of one name the first comes first.
     let found = needles.find_overlapping_iter(text).min_by_key(|found| found.pattern())?;
     let (_, name) = SOFTWARE.get(found.pattern().as_usize())?;
-    let start = found.end();
-    let version = text
-        .get(start..)?
-        .split_whitespace()
-        .next()
+    let version = first_word(text.get(found.end()..)?)
         .filter(|token| token.starts_with(|c: char| c.is_ascii_digit()))
         .map(|token| token.trim_end_matches(|c: char| !c.is_ascii_alphanumeric()));
     Some(match version {
-        Some(version) if !version.is_empty() => format!("{name} {version}"),
-        _ => (*name).to_string(),
+        Some(version) if !version.is_empty() => Arc::from(format!("{name} {version}")),
+        _ => Arc::from(*name),
     })
 }
 
-fn hostname_in(text: &str, hostname_first: bool) -> Option<String> {
-    let punctuation = |c: char| matches!(c, '(' | ')' | '<' | '>' | '[' | ']' | ',' | ';' | ':');
+fn hostname_in(text: &str, hostname_first: bool) -> Option<&str> {
     if hostname_first {
         let after_code =
             text.get(4..).filter(|_| text.get(..3).is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit())))?;
-        let first = after_code.split_whitespace().next()?.trim_matches(punctuation);
-        return looks_like_hostname(first).then(|| first.to_string());
+        let first = first_word(after_code)?.trim_matches(hostname_punctuation);
+        return looks_like_hostname(first).then_some(first);
     }
-    text.split_whitespace()
-        .filter(|token| token.contains('.'))
-        .map(|token| token.trim_matches(punctuation))
-        .find(|token| looks_like_hostname(token))
-        .map(str::to_string)
+    if text.is_ascii() {
+        first_hostname(text.split_ascii_whitespace())
+    } else {
+        first_hostname(text.split_whitespace())
+    }
+}
+
+fn hostname_punctuation(c: char) -> bool {
+    matches!(c, '(' | ')' | '<' | '>' | '[' | ']' | ',' | ';' | ':')
+}
+
+fn first_hostname<'t>(words: impl Iterator<Item = &'t str>) -> Option<&'t str> {
+    words
+        .filter(|word| word.contains('.'))
+        .map(|word| word.trim_matches(hostname_punctuation))
+        .find(|word| looks_like_hostname(word))
+}
+
+/// The first word of `text`. Text for people is ASCII nearly always, and has no control bytes
+/// (so no vertical tab, the one character that only `split_whitespace` takes for a space): there
+/// the words are found by bytes, without decoding characters.
+fn first_word(text: &str) -> Option<&str> {
+    if text.is_ascii() {
+        text.split_ascii_whitespace().next()
+    } else {
+        text.split_whitespace().next()
+    }
 }
 
 fn looks_like_hostname(token: &str) -> bool {
-    let token = token.trim_end_matches('.');
-    token.contains('.')
+    let token = token.trim_end_matches('.').as_bytes();
+    token.contains(&b'.')
         && token.len() <= 253
         && token
-            .split('.')
-            .all(|label| !label.is_empty() && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
-        && token.chars().any(|c| c.is_ascii_alphabetic())
+            .split(|byte| *byte == b'.')
+            .all(|label| !label.is_empty() && label.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-'))
+        && token.iter().any(u8::is_ascii_alphabetic)
 }
 
 #[cfg(test)]
@@ -365,24 +409,57 @@ mod tests {
     fn a_greeting_seen_again_shares_its_facts_and_the_cache_stays_bounded() {
         let mut known = ServerLines::default();
         let line = b"220 relay ESMTP Postfix (mx.example.test)";
-        let (mut first, mut second) = (ServerInfo::default(), ServerInfo::default());
-        first.set_greeting(line, true, &mut known);
-        second.set_greeting(line, true, &mut known);
-        assert_eq!(second.software.as_deref(), Some("Postfix"));
-        assert_eq!(second.hostname, None, "SMTP: the host name is the first word or none");
-        assert!(first.greeting.as_ref().zip(second.greeting.as_ref()).is_some_and(|(a, b)| Arc::ptr_eq(a, b)));
+        let sightings: Vec<ServerInfo> = (0..3)
+            .map(|_| {
+                let mut info = ServerInfo::default();
+                info.set_greeting(line, true, &mut known);
+                info
+            })
+            .collect();
+        assert!(sightings.iter().all(|info| info.software.as_deref() == Some("Postfix")));
+        assert!(sightings.iter().all(|info| info.hostname.is_none()), "SMTP: the host name is the first word or none");
+        let shared = |a: &ServerInfo, b: &ServerInfo| {
+            a.greeting.as_ref().zip(b.greeting.as_ref()).is_some_and(|(a, b)| Arc::ptr_eq(a, b))
+        };
+        assert!(!shared(&sightings[0], &sightings[1]), "a line is remembered at its second sighting");
+        assert!(shared(&sightings[1], &sightings[2]));
 
         // The same line as a POP3 or IMAP greeting, where the host name may be anywhere.
         let mut other_protocol = ServerInfo::default();
         other_protocol.set_greeting(line, false, &mut known);
         assert_eq!(other_protocol.hostname.as_deref(), Some("mx.example.test"));
 
-        for n in 0..3 * LINES_KEPT {
+        // Lines unique to their connection are worked out and not remembered.
+        for n in 0..3 * SIGHTINGS_KEPT {
             let mut info = ServerInfo::default();
             info.set_greeting(format!("+OK ready <{n}.1@host.example.test>").as_bytes(), false, &mut known);
             assert!(info.greeting.as_deref().is_some_and(|g| g.ends_with(&format!("<{n}.1@host.example.test>"))));
         }
-        assert!(known.greetings.iter().all(|lines| lines.len() <= LINES_KEPT));
+        assert_eq!(known.greetings.iter().map(|lines| lines.known.len()).sum::<usize>(), 1, "the SMTP line only");
+        assert!(known.greetings.iter().all(|lines| lines.seen_once.len() <= SIGHTINGS_KEPT));
+
+        // Lines that repeat are remembered, up to the bound.
+        for n in 0..3 * LINES_KEPT {
+            for _ in 0..2 {
+                let mut info = ServerInfo::default();
+                info.set_greeting(format!("+OK ready {n}").as_bytes(), false, &mut known);
+                assert!(info.greeting.as_deref().is_some_and(|g| g.ends_with(&format!(" {n}"))));
+            }
+        }
+        assert!(known.greetings.iter().all(|lines| (1..=LINES_KEPT).contains(&lines.known.len())));
+    }
+
+    #[test]
+    fn a_host_name_is_found_beside_any_white_space() {
+        // Control bytes (tabs included) are escaped before the search; other white space stays.
+        let mut known = ServerLines::default();
+        let mut info = ServerInfo::default();
+        info.set_greeting("* OK serveur prêt\u{a0}imap.example.test\u{3000}Dovecot".as_bytes(), false, &mut known);
+        assert_eq!(info.hostname.as_deref(), Some("imap.example.test"));
+        assert_eq!(info.software.as_deref(), Some("Dovecot"));
+        info.set_greeting("220 smtp.example.test\u{a0}ESMTP Exim\u{a0}4.97".as_bytes(), true, &mut known);
+        assert_eq!(info.hostname.as_deref(), Some("smtp.example.test"));
+        assert_eq!(info.software.as_deref(), Some("Exim 4.97"));
     }
 
     #[test]
@@ -404,7 +481,7 @@ mod tests {
             second.set_imap_capabilities(format!("IMAP4rev1 X-N{n}").as_bytes(), &mut known);
             assert!(second.capabilities.contains(&format!("X-N{n}")));
         }
-        assert!(known.imap_capabilities.len() <= LINES_KEPT);
+        assert!(known.imap_capabilities.known.len() <= LINES_KEPT);
     }
 
     #[test]
