@@ -129,7 +129,6 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
     match event {
         ProtoEvent::Credential(credential) => {
             let event_type = credential.secret.event_type();
-            let credential = *credential;
             let mut server = credential.server;
             server.ip = Some(server_end.ip);
             server.port = server_end.port;
@@ -154,7 +153,6 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
             }))
         }
         ProtoEvent::SessionEnd(record) => {
-            let record = *record;
             let mut server = record.server;
             server.ip = Some(server_end.ip);
             server.port = server_end.port;

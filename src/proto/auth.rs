@@ -61,7 +61,7 @@ impl PendingCredential {
     pub fn emit(self, proto: AppProto, outcome: Outcome, ctx: &mut Ctx<'_>) {
         let info = &self.server;
         let username = self.captured.user.as_deref().map(|user| ctx.config.policy.render_username(user));
-        ctx.events.push(ProtoEvent::Credential(Box::new(CredentialEvent {
+        ctx.events.push(ProtoEvent::Credential(CredentialEvent {
             ts: self.ts,
             app_proto: proto,
             mechanism: self.mechanism,
@@ -73,7 +73,7 @@ impl PendingCredential {
             server: info.identity(),
             client: info.client_identity(),
             remediation: info.remediation(outcome),
-        })));
+        }));
     }
 }
 

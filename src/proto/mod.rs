@@ -93,10 +93,12 @@ pub struct SessionRecord {
     pub starttls_refused: bool,
 }
 
+/// What a session reports. Not boxed: these pass through a reused buffer on their way to becoming
+/// [`crate::alert::Event`]s (boxed there), and boxing them here too cost an allocation per event.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ProtoEvent {
-    Credential(Box<CredentialEvent>),
-    SessionEnd(Box<SessionRecord>),
+    Credential(CredentialEvent),
+    SessionEnd(SessionRecord),
     Anomaly { ts: Timestamp, app_proto: Option<AppProto>, kind: AnomalyKind, detail: String },
 }
 
@@ -174,7 +176,6 @@ pub(crate) enum Role {
 /// The per-protocol state machines, behind one enum so dispatch is static. Held inline, not
 /// boxed: a session lives in its flow's inspection box already, and a second allocation cost
 /// every inspected segment one more cache miss to reach it.
-#[allow(clippy::large_enum_variant)]
 enum Protocol {
     Detecting(detect::Detector),
     Pop3(pop3::Pop3Session),
@@ -311,14 +312,14 @@ impl Session {
         }
         if self.implicit_tls.is_some() || (first_from_side && looks_like_tls(data)) {
             ctx.stats.tls_flows += 1;
-            ctx.events.push(ProtoEvent::SessionEnd(Box::new(SessionRecord {
+            ctx.events.push(ProtoEvent::SessionEnd(SessionRecord {
                 ts: ctx.ts,
                 app_proto: self.implicit_tls.and_then(|tls| tls.proto).or(self.app_proto()),
                 server: ServerIdentity::default(),
                 upgraded_to_tls: false,
                 implicit_tls: true,
                 starttls_refused: false,
-            })));
+            }));
             self.finish(DoneReason::Tls, ctx);
             return;
         }
@@ -395,14 +396,14 @@ impl Session {
             }
             Protocol::Detecting(_) | Protocol::Done(_) => return,
         };
-        ctx.events.push(ProtoEvent::SessionEnd(Box::new(SessionRecord {
+        ctx.events.push(ProtoEvent::SessionEnd(SessionRecord {
             ts: ctx.ts,
             app_proto: Some(proto),
             server: info.identity(),
             upgraded_to_tls: reason == Some(DoneReason::Tls),
             implicit_tls: false,
             starttls_refused: info.starttls_refused,
-        })));
+        }));
         self.protocol = Protocol::Done(reason.unwrap_or(DoneReason::Closed));
     }
 

@@ -52,7 +52,7 @@ fn credentials(events: &[ProtoEvent]) -> Vec<&CredentialEvent> {
     events
         .iter()
         .filter_map(|e| match e {
-            ProtoEvent::Credential(c) => Some(&**c),
+            ProtoEvent::Credential(c) => Some(c),
             ProtoEvent::Anomaly { .. } | ProtoEvent::SessionEnd(_) => None,
         })
         .collect()
@@ -420,7 +420,7 @@ fn every_session_leaves_a_record_of_its_server() {
         events
             .iter()
             .filter_map(|e| match e {
-                ProtoEvent::SessionEnd(record) => Some((**record).clone()),
+                ProtoEvent::SessionEnd(record) => Some(record.clone()),
                 _ => None,
             })
             .collect()
