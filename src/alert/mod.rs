@@ -7,6 +7,7 @@ mod community_id;
 mod redact;
 mod stats;
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 use std::sync::Arc;
 
@@ -150,7 +151,7 @@ impl Remediation {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Credential {
     /// The protocol's own verb: `USER/PASS`, `LOGIN`, `APOP`, `AUTH PLAIN`, `AUTHENTICATE PLAIN`, ….
-    pub mechanism: String,
+    pub mechanism: Cow<'static, str>,
     pub secret: SecretKind,
     /// The user name after the redaction policy (masked by default); null when the capture did not show it.
     pub username: Option<String>,

@@ -6,6 +6,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::borrow::Cow;
 use std::collections::{BTreeSet, HashMap};
 use std::io;
 use std::net::IpAddr;
@@ -55,7 +56,7 @@ struct Key {
     port: u16,
     app_proto: AppProto,
     username: Option<String>,
-    mechanism: String,
+    mechanism: Cow<'static, str>,
     outcome: Outcome,
 }
 

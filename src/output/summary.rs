@@ -111,8 +111,8 @@ impl ServerSummary {
             entry.users.insert(user.clone());
         }
         entry.clients.insert(alert.flow.src_ip);
-        if !entry.mechanisms.contains(&alert.credential.mechanism) {
-            entry.mechanisms.insert(alert.credential.mechanism.clone());
+        if !entry.mechanisms.contains(alert.credential.mechanism.as_ref()) {
+            entry.mechanisms.insert(alert.credential.mechanism.to_string());
         }
         entry.first_seen = Some(entry.first_seen.map_or(alert.timestamp, |first| first.min(alert.timestamp)));
         entry.last_seen = Some(entry.last_seen.map_or(alert.timestamp, |last| last.max(alert.timestamp)));

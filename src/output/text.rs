@@ -260,7 +260,7 @@ pub(crate) mod tests {
             },
             app_proto: AppProto::Pop3,
             credential: Credential {
-                mechanism: "USER/PASS".to_string(),
+                mechanism: "USER/PASS".into(),
                 secret: SecretKind::Password,
                 username: Some("a***".to_string()),
                 outcome: Outcome::Success,

@@ -5,6 +5,8 @@
 //! their kind, their length and (only with a key) a keyed fingerprint.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::borrow::Cow;
+
 use zeroize::Zeroizing;
 
 use super::sasl::{self, Mechanism, NtlmMessage};
@@ -45,7 +47,7 @@ impl Captured {
 pub(crate) struct PendingCredential {
     /// Capture time of the packet that completed the credential.
     pub ts: Timestamp,
-    pub mechanism: String,
+    pub mechanism: Cow<'static, str>,
     pub captured: Captured,
     /// What the client had seen of the server when it sent the secret: the alert describes that,
     /// not the capabilities a server announces after the login.
@@ -53,8 +55,13 @@ pub(crate) struct PendingCredential {
 }
 
 impl PendingCredential {
-    pub fn new(mechanism: String, captured: Captured, server: &ServerInfo, ctx: &Ctx<'_>) -> Self {
-        PendingCredential { ts: ctx.ts, mechanism, captured, server: server.clone() }
+    pub fn new(
+        mechanism: impl Into<Cow<'static, str>>,
+        captured: Captured,
+        server: &ServerInfo,
+        ctx: &Ctx<'_>,
+    ) -> Self {
+        PendingCredential { ts: ctx.ts, mechanism: mechanism.into(), captured, server: server.clone() }
     }
 
     /// Reports the credential with its outcome.

@@ -23,6 +23,8 @@ mod smtp;
 #[cfg(test)]
 mod tests;
 
+use std::borrow::Cow;
+
 use crate::alert::{
     AnomalyKind, AppProto, ClientIdentity, Outcome, RedactionPolicy, Remediation, SecretKind, ServerIdentity,
 };
@@ -67,7 +69,7 @@ impl Default for ProtoConfig {
 pub struct CredentialEvent {
     pub ts: Timestamp,
     pub app_proto: AppProto,
-    pub mechanism: String,
+    pub mechanism: Cow<'static, str>,
     pub secret: SecretKind,
     pub username: Option<String>,
     pub outcome: Outcome,

@@ -114,12 +114,12 @@ impl Pop3Session {
         } else if verb.eq_ignore_ascii_case(b"PASS") {
             let password = Secret::new(argument.to_vec());
             let captured = Captured::reusable(self.user.clone(), SecretKind::Password, &password, ctx);
-            self.await_verdict(Command::Pass, PendingCredential::new("USER/PASS".into(), captured, &self.info, ctx));
+            self.await_verdict(Command::Pass, PendingCredential::new("USER/PASS", captured, &self.info, ctx));
             Command::Pass
         } else if verb.eq_ignore_ascii_case(b"APOP") {
             let name = before_last_word(argument);
             let captured = Captured::challenge_response(Some(name.to_vec()));
-            self.await_verdict(Command::Apop, PendingCredential::new("APOP".into(), captured, &self.info, ctx));
+            self.await_verdict(Command::Apop, PendingCredential::new("APOP", captured, &self.info, ctx));
             Command::Apop
         } else if verb.eq_ignore_ascii_case(b"AUTH") {
             if argument.is_empty() {
@@ -154,7 +154,7 @@ impl Pop3Session {
         let Some(sasl) = &mut self.sasl else { return };
         match sasl.on_response(line, ctx) {
             SaslStep::Captured(captured) => {
-                let mechanism = ["AUTH ", sasl.mechanism().name()].concat();
+                let mechanism = sasl.mechanism().label("AUTH");
                 self.await_verdict(Command::Auth, PendingCredential::new(mechanism, captured, &self.info, ctx));
             }
             SaslStep::Cancelled => self.sasl = None,

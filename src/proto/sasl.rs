@@ -91,13 +91,15 @@ pub enum Mechanism {
 impl Mechanism {
     /// Recognises a mechanism name case-insensitively, ignoring surrounding whitespace.
     pub fn from_name(name: &[u8]) -> Self {
-        let name: String = name
-            .trim_ascii()
-            .iter()
-            .take(MAX_MECHANISM_NAME_CHARS)
-            .map(|&byte| if byte.is_ascii_graphic() { char::from(byte.to_ascii_uppercase()) } else { '?' })
-            .collect();
-        match name.as_str() {
+        // Upper-cased on the stack: only a name not in the list is kept as a `String`.
+        let mut upper = [0u8; MAX_MECHANISM_NAME_CHARS];
+        let mut len = 0;
+        for (to, &byte) in upper.iter_mut().zip(name.trim_ascii()) {
+            *to = if byte.is_ascii_graphic() { byte.to_ascii_uppercase() } else { b'?' };
+            len += 1;
+        }
+        let name = std::str::from_utf8(upper.get(..len).unwrap_or_default()).unwrap_or_default();
+        match name {
             "PLAIN" => Self::Plain,
             "LOGIN" => Self::Login,
             "XOAUTH2" => Self::XOAuth2,
@@ -108,9 +110,15 @@ impl Mechanism {
             "GSSAPI" => Self::GssApi,
             "EXTERNAL" => Self::External,
             "ANONYMOUS" => Self::Anonymous,
-            _ if name.starts_with("SCRAM-") => Self::Scram(name),
-            _ => Self::Other(name),
+            _ if name.starts_with("SCRAM-") => Self::Scram(name.to_string()),
+            _ => Self::Other(name.to_string()),
         }
+    }
+
+    /// What an alert calls a credential sent with this mechanism after `verb` (`AUTH`,
+    /// `AUTHENTICATE`): `AUTH PLAIN`.
+    pub fn label(&self, verb: &str) -> String {
+        [verb, " ", self.name()].concat()
     }
 
     /// The canonical upper-case name, e.g. `PLAIN`, `XOAUTH2`, `SCRAM-SHA-1`.

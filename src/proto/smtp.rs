@@ -91,9 +91,8 @@ impl SmtpSession {
             return Reply::line();
         }
         if let Some(sasl) = &mut self.sasl {
-            let mechanism = ["AUTH ", sasl.mechanism().name()].concat();
             let step = sasl.on_response(line, ctx);
-            self.sasl_step(step, mechanism, ctx);
+            self.sasl_step(step, ctx);
             return Reply::line();
         }
         let (verb, argument) = split_word(line);
@@ -104,11 +103,10 @@ impl SmtpSession {
         } else if is(b"AUTH") {
             let (mechanism, initial_response) = split_word(argument);
             let mut sasl = SaslExchange::new(mechanism);
-            let name = ["AUTH ", sasl.mechanism().name()].concat();
             let step = (!initial_response.is_empty()).then(|| sasl.on_response(initial_response, ctx));
             self.sasl = Some(sasl);
             if let Some(step) = step {
-                self.sasl_step(step, name, ctx);
+                self.sasl_step(step, ctx);
             }
             Command::Auth
         } else if is(b"STARTTLS") {
@@ -157,10 +155,14 @@ impl SmtpSession {
         Reply::next(next)
     }
 
-    fn sasl_step(&mut self, step: SaslStep, mechanism: String, ctx: &mut Ctx<'_>) {
+    /// What a step of the exchange in `self.sasl` did.
+    fn sasl_step(&mut self, step: SaslStep, ctx: &mut Ctx<'_>) {
         match step {
             SaslStep::Captured(captured) => {
-                self.awaiting_verdict = Some(PendingCredential::new(mechanism, captured, &self.info, ctx));
+                if let Some(sasl) = &self.sasl {
+                    let mechanism = sasl.mechanism().label("AUTH");
+                    self.awaiting_verdict = Some(PendingCredential::new(mechanism, captured, &self.info, ctx));
+                }
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}

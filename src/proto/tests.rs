@@ -60,7 +60,7 @@ fn credentials(events: &[ProtoEvent]) -> Vec<&CredentialEvent> {
 
 /// `(mechanism, masked user, outcome, kind)` of each credential.
 fn summary(events: &[ProtoEvent]) -> Vec<(String, Option<String>, Outcome, SecretKind)> {
-    credentials(events).iter().map(|c| (c.mechanism.clone(), c.username.clone(), c.outcome, c.secret)).collect()
+    credentials(events).iter().map(|c| (c.mechanism.to_string(), c.username.clone(), c.outcome, c.secret)).collect()
 }
 
 fn one(

@@ -51,7 +51,7 @@ pub fn logins(events: &[Event]) -> Vec<Login> {
         .filter_map(|event| match event {
             Event::Credential(alert) => Some(Login {
                 proto: alert.app_proto.name(),
-                mechanism: alert.credential.mechanism.clone(),
+                mechanism: alert.credential.mechanism.to_string(),
                 username: alert.credential.username.clone(),
                 outcome: alert.credential.outcome,
                 secret_length: alert.credential.secret_length,

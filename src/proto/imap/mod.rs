@@ -171,9 +171,8 @@ impl ImapSession {
         }
         if self.assembly.is_none() {
             if let Some((_, sasl)) = &mut self.sasl {
-                let mechanism = ["AUTHENTICATE ", sasl.mechanism().name()].concat();
                 let step = sasl.on_response(line, ctx);
-                self.sasl_step(step, mechanism, ctx);
+                self.sasl_step(step, ctx);
                 return Reply::line();
             }
         }
@@ -247,7 +246,7 @@ impl ImapSession {
                     let password = Secret::new(password.to_vec());
                     let captured = Captured::reusable(Some(user.to_vec()), SecretKind::Password, &password, ctx);
                     self.awaiting_verdict
-                        .push_back((tag.clone(), PendingCredential::new("LOGIN".into(), captured, &self.info, ctx)));
+                        .push_back((tag.clone(), PendingCredential::new("LOGIN", captured, &self.info, ctx)));
                 }
             }
             Command::Authenticate => {
@@ -255,10 +254,9 @@ impl ImapSession {
                 let mechanism = strings.next().unwrap_or_default();
                 let mut sasl = SaslExchange::new(mechanism);
                 if let Some(initial_response) = strings.next() {
-                    let name = ["AUTHENTICATE ", sasl.mechanism().name()].concat();
                     let step = sasl.on_response(initial_response, ctx);
                     self.sasl = Some((tag.clone(), sasl));
-                    self.sasl_step(step, name, ctx);
+                    self.sasl_step(step, ctx);
                 } else {
                     self.sasl = Some((tag.clone(), sasl));
                 }
@@ -277,10 +275,12 @@ impl ImapSession {
         Reply::line()
     }
 
-    fn sasl_step(&mut self, step: SaslStep, mechanism: String, ctx: &mut Ctx<'_>) {
+    /// What a step of the exchange in `self.sasl` did.
+    fn sasl_step(&mut self, step: SaslStep, ctx: &mut Ctx<'_>) {
         match step {
             SaslStep::Captured(captured) => {
-                if let Some((tag, _)) = &self.sasl {
+                if let Some((tag, sasl)) = &self.sasl {
+                    let mechanism = sasl.mechanism().label("AUTHENTICATE");
                     self.awaiting_verdict
                         .push_back((tag.clone(), PendingCredential::new(mechanism, captured, &self.info, ctx)));
                 }
