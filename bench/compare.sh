@@ -69,6 +69,17 @@ measure() {
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
 
+# The median of the rounds' own ratios: column $3 of file $2 over column $3 of file $1, line by
+# line (a round's two runs are back to back, so a slow minute of the machine slows both).
+# Columns: 1 user ms, 2 sys ms, 3 wall ms; "cpu" adds the first two.
+paired() {
+    local field=$3
+    paste -d' ' "$1" "$2" | awk -v field="$field" '
+        function value(offset) { return field == "cpu" ? $(offset + 1) + $(offset + 2) : $(offset + 3) }
+        value(0) > 0 { print value(4) / value(0) }' | sort -g |
+        awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
 echo "warming the page cache…" >&2
 for kind in "${kinds[@]}"; do cat "${capture[$kind]}" >/dev/null; done
 
@@ -77,9 +88,11 @@ echo "machine: $(nproc) CPUs, $cpu_model; $(uname -sr)"
 echo "tools:   $("$credwatch" --version), $(tcpdump --version 2>&1 | head -1)$([ "$have_tshark" = yes ] && echo ", $(tshark --version | head -1)")"
 echo "command: bench/compare.sh $size --rounds $rounds --seed $seed"
 echo "timing:  CPU = user+sys, median of $rounds alternating rounds; credwatch read --format json FILE >/dev/null"
+echo "         (ratio: of the medians; paired: median of each round's own ratio)"
 echo "         vs tcpdump -nr FILE -w /dev/null '$filter'"
 echo
-printf '%-11s %9s %12s %14s %7s %7s %11s %12s  %s\n' capture size tcpdump_cpu credwatch_cpu ratio target wall_ratio credwatch_rss recall
+printf '%-11s %9s %12s %14s %7s %7s %7s %11s %12s  %s\n' capture size tcpdump_cpu credwatch_cpu ratio paired target \
+    wall_ratio credwatch_rss recall
 declare -A target=([mixed]=0.8 [mail-heavy]=1.5 [many-flows]=3.0)
 for kind in "${kinds[@]}"; do
     file=${capture[$kind]}
@@ -100,8 +113,9 @@ for kind in "${kinds[@]}"; do
     cw_wall=$(awk '{ print $3 }' "$scratch/cw" | median)
     cw_rss=$(awk '{ print $4 }' "$scratch/cw" | sort -n | tail -1)
     recall=$("$gen" score --truth "$dir/truth.jsonl" --file "$(basename "$file")" "$scratch/alerts" | tail -1 | sed 's/^[^:]*: //')
-    printf '%-11s %8sM %10sms %12sms %6.2fx %6sx %10.2fx %9sMiB  %s\n' "$kind" $(($(stat -c %s "$file") >> 20)) \
-        "$td_cpu" "$cw_cpu" "$(echo "$cw_cpu $td_cpu" | awk '{ print $1 / $2 }')" "≤${target[$kind]}" \
+    printf '%-11s %8sM %10sms %12sms %6.2fx %6sx %6sx %10.2fx %9sMiB  %s\n' "$kind" $(($(stat -c %s "$file") >> 20)) \
+        "$td_cpu" "$cw_cpu" "$(echo "$cw_cpu $td_cpu" | awk '{ print $1 / $2 }')" \
+        "$(paired "$scratch/td" "$scratch/cw" cpu)" "≤${target[$kind]}" \
         "$(echo "$cw_wall $td_wall" | awk '{ print $1 / $2 }')" $((cw_rss >> 10)) "$recall"
     if [ "$have_tshark" = yes ]; then
         ts=$(measure /dev/null tshark -n -r "$file" -Y 'pop or imap' | awk '{ print $1 + $2 }')
@@ -115,13 +129,15 @@ mail=${capture[mail-heavy]}
 if "$credwatch" read --help 2>/dev/null | grep -q -- '--threads'; then
     : >"$scratch/t1" && : >"$scratch/t2"
     for round in $(seq "$rounds"); do
-        measure /dev/null "$credwatch" read --threads 1 --format json "$mail" >>"$scratch/t1"
-        measure /dev/null "$credwatch" read --threads 2 --format json "$mail" >>"$scratch/t2"
+        if [ $((round % 2)) -eq 1 ]; then order="1 2"; else order="2 1"; fi
+        for threads in $order; do
+            measure /dev/null "$credwatch" read --threads "$threads" --format json "$mail" >>"$scratch/t$threads"
+        done
     done
     t1=$(awk '{ print $3 }' "$scratch/t1" | median)
     t2=$(awk '{ print $3 }' "$scratch/t2" | median)
-    printf 'threads    mail-heavy wall time: --threads 1 %sms, --threads 2 %sms, ratio %.2fx (target ≤0.6x)\n' \
-        "$t1" "$t2" "$(echo "$t2 $t1" | awk '{ print $1 / $2 }')"
+    printf 'threads    mail-heavy wall time: --threads 1 %sms, --threads 2 %sms, ratio %.2fx, paired %sx (target ≤0.6x)\n' \
+        "$t1" "$t2" "$(echo "$t2 $t1" | awk '{ print $1 / $2 }')" "$(paired "$scratch/t1" "$scratch/t2" wall)"
 else
     echo "threads    skipped: this credwatch has no --threads option (the threaded pipeline has not landed)"
 fi
