@@ -163,7 +163,7 @@ impl LineFramer {
                         wipe(&mut self.partial);
                         on_piece(Piece::Overflow)
                     } else {
-                        self.partial.extend_from_slice(head);
+                        append(&mut self.partial, head, self.max_line);
                         let next = on_piece(Piece::Line { line: trim_cr(&self.partial), more_follows });
                         wipe(&mut self.partial);
                         next
@@ -186,9 +186,29 @@ impl LineFramer {
                 self.set_next(next);
             }
         } else {
-            self.partial.extend_from_slice(data);
+            append(&mut self.partial, data, self.max_line);
         }
     }
+}
+
+/// First allocation of a partial line: most lines split by a segment boundary fit.
+const FIRST_PARTIAL_CAPACITY: usize = 128;
+
+/// Appends `bytes` to a partial line (the caller keeps it within `max_line`). A line that
+/// outgrows its allocation moves to one twice as large, at least [`FIRST_PARTIAL_CAPACITY`] and
+/// at most `max_line` (unless it needs more), and the old one is wiped before it is freed: a
+/// plain reallocation would leave a copy of a partial password behind, and growing from the
+/// first piece's size took a reallocation for nearly every split line.
+fn append(partial: &mut Vec<u8>, bytes: &[u8], max_line: usize) {
+    let needed = partial.len() + bytes.len();
+    if needed > partial.capacity() {
+        let capacity = partial.capacity().saturating_mul(2).max(FIRST_PARTIAL_CAPACITY).min(max_line).max(needed);
+        let mut grown = Vec::with_capacity(capacity);
+        grown.extend_from_slice(partial);
+        wipe(partial);
+        *partial = grown;
+    }
+    partial.extend_from_slice(bytes);
 }
 
 /// Empties a partial line, overwriting the bytes it held first. Every byte past the length was
@@ -240,6 +260,26 @@ mod tests {
         let got = run(&mut framer, &[b"US", b"ER a", b"lice\r", b"\nPASS x\r\nQU"], |_| Next::Line);
         assert_eq!(got, vec![Got::Line(b"USER alice".to_vec(), true), Got::Line(b"PASS x".to_vec(), true)]);
         assert_eq!(framer.buffered(), 2);
+    }
+
+    #[test]
+    fn a_partial_line_grows_by_doubling_within_the_line_limit() {
+        let mut framer = LineFramer::new(1000);
+        let mut capacities = Vec::new();
+        for _ in 0..30 {
+            run(&mut framer, &[&[b'a'; 30]], |_| Next::Line);
+            if capacities.last() != Some(&framer.partial.capacity()) {
+                capacities.push(framer.partial.capacity());
+            }
+        }
+        assert_eq!(capacities, [FIRST_PARTIAL_CAPACITY, 256, 512, 1000]);
+        let got = run(&mut framer, &[b"b\r\n"], |_| Next::Line);
+        assert_eq!(got, [Got::Line([&[b'a'; 900][..], b"b"].concat(), false)]);
+        assert_eq!(framer.buffered(), 0, "the line was wiped once framed");
+
+        let mut small = LineFramer::new(50);
+        run(&mut small, &[b"USER alice"], |_| Next::Line);
+        assert_eq!(small.partial.capacity(), 50, "never more than a line may hold");
     }
 
     #[test]
