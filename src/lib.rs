@@ -19,12 +19,15 @@
 //! * [`posture`] turns what sessions showed of their servers into a TLS-posture inventory.
 //! * [`pipeline`] wires the stages together on one or more threads; [`progress`] shows how far a long
 //!   read got.
+//! * [`keyed_hash`] gives every map keyed by traffic a secret seed, so that crafted traffic cannot
+//!   make its keys collide.
 
 pub mod alert;
 pub mod capture;
 pub mod decode;
 pub mod flow;
 pub mod gen;
+pub mod keyed_hash;
 pub mod output;
 pub mod pcapwriter;
 pub mod pipeline;

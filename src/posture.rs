@@ -13,7 +13,6 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::alert::{
@@ -21,6 +20,7 @@ use crate::alert::{
     SessionObservation, SCHEMA_VERSION,
 };
 use crate::capture::Timestamp;
+use crate::keyed_hash::{KeyedMap, KeyedSet};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -113,7 +113,7 @@ struct Entry {
     last_capabilities: Option<(Capabilities, Option<bool>)>,
     cleartext_logins: u64,
     /// Hashed, not ordered: looked up for every alert, only counted.
-    users: FxHashSet<String>,
+    users: KeyedSet<String>,
     first_seen: Option<Timestamp>,
     last_seen: Option<Timestamp>,
     /// The class last reported, to report changes only.
@@ -134,7 +134,7 @@ pub struct Findings {
 #[derive(Default)]
 pub struct PostureTracker {
     /// Looked up for every session and credential: a hash map (reports sort what they list).
-    servers: FxHashMap<ServerKey, Entry>,
+    servers: KeyedMap<ServerKey, Entry>,
     implicit_tls_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
 }
 

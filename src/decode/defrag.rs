@@ -11,12 +11,11 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
-
 use super::ip::{Fragment, IpPacket};
 use super::tunnel::TunnelContext;
 use super::{DecodeStats, SkipReason, VlanStack};
 use crate::capture::Timestamp;
+use crate::keyed_hash::KeyedMap;
 
 /// The largest datagram payload IP can describe.
 const MAX_DATAGRAM_LEN: u32 = 65_535;
@@ -134,7 +133,7 @@ fn copy_range(data: &mut [u8], payload: &[u8], offset: u32, from: u32, to: u32) 
 #[derive(Default)]
 pub(super) struct Defragmenter {
     limits: DefragLimits,
-    pub(super) pending: FxHashMap<DatagramKey, Datagram>,
+    pub(super) pending: KeyedMap<DatagramKey, Datagram>,
     /// Sum of `data.len()` over `pending`.
     pub(super) buffered_bytes: usize,
     /// The last completed datagram, lent out by [`Defragmenter::insert`].

@@ -7,12 +7,11 @@
 
 use std::time::Duration;
 
-use rustc_hash::FxHashMap;
-
 use super::key::{FlowKey, Side};
 use super::reassembly::{ReassemblyLimits, ReassemblyStats, StreamChunk, StreamReassembler};
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
+use crate::keyed_hash::KeyedMap;
 
 /// Expiry passes over the whole table are at least this far apart in packet time.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
@@ -196,13 +195,14 @@ struct Budget<'t> {
 
 /// All flows of one worker.
 pub struct FlowTable<H: FlowHandler> {
-    flows: FxHashMap<FlowKey, Flow<H::App>>,
+    /// Keyed with a secret seed: the keys come from the traffic (see [`crate::keyed_hash`]).
+    flows: KeyedMap<FlowKey, Flow<H::App>>,
     /// Flows that ended (FIN both ways, or RST) with their inspection over: only the time of
     /// their latest packet, until `closed_timeout` passes, so that stragglers (the last ACK, a
     /// retransmitted FIN) do not start a new flow. Kept apart because on a busy link they
     /// outnumber the live flows several times over, and every packet looks up a live flow: in a
     /// table of live flows only, its entry is far more likely to be in the CPU caches.
-    closed: FxHashMap<FlowKey, Timestamp>,
+    closed: KeyedMap<FlowKey, Timestamp>,
     /// Scratch space of `make_room`: last seen times of the sampled flows not timed out.
     ages: Vec<Timestamp>,
     /// When the latest pass over the whole table looked for timed-out flows.
@@ -215,8 +215,8 @@ pub struct FlowTable<H: FlowHandler> {
 impl<H: FlowHandler> FlowTable<H> {
     pub fn new(limits: FlowLimits) -> Self {
         FlowTable {
-            flows: FxHashMap::default(),
-            closed: FxHashMap::default(),
+            flows: KeyedMap::default(),
+            closed: KeyedMap::default(),
             ages: Vec::new(),
             swept_at: None,
             limits,
@@ -582,6 +582,7 @@ mod tests {
     use super::*;
     use crate::decode::{TcpFlags, VlanStack};
     use proptest::prelude::*;
+    use std::hash::BuildHasher;
     use std::net::IpAddr;
 
     /// Stops inspecting at the first data, and records how flows ended.
@@ -636,6 +637,66 @@ mod tests {
     const SYN: u8 = TcpFlags::SYN;
     const ACK: u8 = TcpFlags::ACK;
     const FIN_ACK: u8 = TcpFlags::FIN | TcpFlags::ACK;
+
+    /// SYNs from `count` IPv6 clients to [::1]:110 whose flow keys all have the same FxHash: the
+    /// second word of each client address undoes what the first did to the hasher's state.
+    fn fx_colliding_syns(count: u64) -> Vec<TcpPacket<'static>> {
+        use rustc_hash::FxHasher;
+        use std::hash::Hasher;
+        const FX_ROTATE: u32 = 26;
+        const TARGET: u64 = 0x5eed_5eed_5eed_5eed;
+        let server: IpAddr = std::net::Ipv6Addr::LOCALHOST.into();
+        let server_bits = 1u128;
+        (1..=count)
+            .map(|n| {
+                let client_port = 40_000;
+                // The words FlowKey::hash writes for the server (the lower endpoint), then the
+                // client address's low word: the hasher's state is what `finish` rotated.
+                let mut fx = FxHasher::default();
+                fx.write_u64(server_bits as u64);
+                fx.write_u64((server_bits >> 64) as u64 ^ 110 << 48 ^ 1);
+                let low = n.wrapping_mul(0x9e37_79b9_7f4a_7c15);
+                fx.write_u64(low);
+                let state = fx.finish().rotate_right(FX_ROTATE);
+                let high = TARGET.wrapping_sub(state) ^ u64::from(client_port) << 48 ^ 1;
+                let client = std::net::Ipv6Addr::from(u128::from(high) << 64 | u128::from(low));
+                TcpPacket {
+                    src: client.into(),
+                    dst: server,
+                    src_port: client_port,
+                    dst_port: 110,
+                    ..packet(0, true, SYN, 0, b"")
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn connections_crafted_to_collide_in_fxhash_do_not_collide_in_the_table() {
+        let syns = fx_colliding_syns(5_000);
+        let keys: Vec<FlowKey> = syns.iter().map(|syn| FlowKey::of(syn).0).collect();
+        let fx: std::collections::HashSet<u64> =
+            keys.iter().map(|key| rustc_hash::FxBuildHasher.hash_one(key)).collect();
+        assert_eq!(fx.len(), 1, "the crafted keys all collide under FxHash");
+
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = StopAtData::default();
+        for syn in &syns {
+            table.process(syn, at(0), &mut handler);
+        }
+        assert_eq!(table.len(), keys.len());
+        let hashes: std::collections::HashSet<u64> =
+            keys.iter().map(|key| table.flows.hasher().hash_one(key)).collect();
+        assert_eq!(hashes.len(), keys.len(), "the table's hasher tells every crafted key apart");
+
+        let other = FlowTable::<StopAtData>::new(FlowLimits::default());
+        let key = keys.first().expect("keys");
+        assert_ne!(
+            table.flows.hasher().hash_one(key),
+            other.flows.hasher().hash_one(key),
+            "each table has its own seed"
+        );
+    }
 
     /// Holds every byte it is given (like a session waiting for a line end) until told to shed.
     #[derive(Default)]

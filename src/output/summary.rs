@@ -7,11 +7,11 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use rustc_hash::{FxHashMap, FxHashSet};
 use serde::Serialize;
 
 use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, SCHEMA_VERSION};
 use crate::capture::Timestamp;
+use crate::keyed_hash::{KeyedMap, KeyedSet};
 
 /// How many user names a report lists, so that one busy server does not make a huge event.
 pub const MAX_LISTED_USERS: usize = 50;
@@ -60,7 +60,7 @@ struct Entry {
     failures: u64,
     unknown_outcomes: u64,
     /// Hashed, not ordered: looked up for every alert, sorted once per report.
-    users: FxHashSet<String>,
+    users: KeyedSet<String>,
     clients: BTreeSet<IpAddr>,
     mechanisms: BTreeSet<String>,
     first_seen: Option<Timestamp>,
@@ -68,7 +68,7 @@ struct Entry {
 }
 
 /// The first [`MAX_LISTED_USERS`] names in sorted order.
-fn first_names(users: &FxHashSet<String>) -> Vec<String> {
+fn first_names(users: &KeyedSet<String>) -> Vec<String> {
     let mut names: Vec<&String> = users.iter().collect();
     names.sort_unstable();
     names.into_iter().take(MAX_LISTED_USERS).cloned().collect()
@@ -78,7 +78,7 @@ fn first_names(users: &FxHashSet<String>) -> Vec<String> {
 #[derive(Default)]
 pub struct ServerSummary {
     /// Looked up for every alert: a hash map (`reports` sorts what it lists).
-    servers: FxHashMap<(AppProto, IpAddr, u16), Entry>,
+    servers: KeyedMap<(AppProto, IpAddr, u16), Entry>,
 }
 
 impl ServerSummary {

@@ -7,9 +7,9 @@ use std::hash::BuildHasher;
 use std::sync::{Arc, LazyLock};
 
 use aho_corasick::AhoCorasick;
-use rustc_hash::{FxBuildHasher, FxHashMap, FxHashSet};
 
 use crate::alert::{Capabilities, ClientIdentity, Outcome, Remediation, ServerIdentity};
+use crate::keyed_hash::{KeyedMap, KeyedSet};
 
 /// Longest greeting or identity string kept (longer ones are cut, marked with `…`).
 const MAX_TEXT: usize = 256;
@@ -121,15 +121,15 @@ impl ServerLines {
 /// remembered at its second sighting: many servers make every greeting unique (a time, an APOP
 /// challenge), and remembering those would cost a copy each and push out the lines that repeat.
 struct LineFacts<V> {
-    known: FxHashMap<Box<[u8]>, V>,
+    known: KeyedMap<Box<[u8]>, V>,
     /// Hashes of lines seen once (a line whose hash collides with an earlier one's is remembered
     /// a sighting early: harmless).
-    seen_once: FxHashSet<u64>,
+    seen_once: KeyedSet<u64>,
 }
 
 impl<V> Default for LineFacts<V> {
     fn default() -> Self {
-        LineFacts { known: FxHashMap::default(), seen_once: FxHashSet::default() }
+        LineFacts { known: KeyedMap::default(), seen_once: KeyedSet::default() }
     }
 }
 
@@ -145,7 +145,7 @@ impl<V: Clone> LineFacts<V> {
         if self.seen_once.len() >= SIGHTINGS_KEPT {
             self.seen_once.clear();
         }
-        if self.seen_once.insert(FxBuildHasher.hash_one(line)) {
+        if self.seen_once.insert(self.seen_once.hasher().hash_one(line)) {
             return work_out();
         }
         if self.known.len() >= LINES_KEPT {
