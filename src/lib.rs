@@ -34,3 +34,4 @@ pub mod pipeline;
 pub mod posture;
 pub mod progress;
 pub mod proto;
+pub mod tracker_limits;

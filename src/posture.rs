@@ -21,6 +21,7 @@ use crate::alert::{
 };
 use crate::capture::Timestamp;
 use crate::keyed_hash::{KeyedMap, KeyedSet};
+use crate::tracker_limits::{Holdings, TrackerLimits};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -80,6 +81,10 @@ pub struct ServerPosture {
     pub sessions_tls: u64,
     pub cleartext_logins: u64,
     pub distinct_users: usize,
+    /// The tracker filled up ([`TrackerLimits`]): `distinct_users`, the mechanisms, ports and
+    /// evidence list what was kept, and there was more.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     /// Why the class: the capability lines and session counts it rests on.
     pub evidence: Vec<String>,
     pub first_seen: String,
@@ -114,6 +119,8 @@ struct Entry {
     cleartext_logins: u64,
     /// Hashed, not ordered: looked up for every alert, only counted.
     users: KeyedSet<String>,
+    /// A user name, mechanism or capability list was not kept: the tracker was full.
+    truncated: bool,
     first_seen: Option<Timestamp>,
     last_seen: Option<Timestamp>,
     /// The class last reported, to report changes only.
@@ -130,15 +137,53 @@ pub struct Findings {
     pub changed: Vec<ServerPosture>,
 }
 
-/// Accumulates the posture of every server over a run.
-#[derive(Default)]
+/// Accumulates the posture of every server over a run, within [`TrackerLimits`].
 pub struct PostureTracker {
     /// Looked up for every session and credential: a hash map (reports sort what they list).
     servers: KeyedMap<ServerKey, Entry>,
+    /// Each port kept counts as a value, each address as a server.
     implicit_tls_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
+    holdings: Holdings,
+    /// Sessions and credentials of servers past the limit, not taken into account.
+    pub untracked_events: u64,
+}
+
+impl Default for PostureTracker {
+    fn default() -> Self {
+        PostureTracker::with_limits(TrackerLimits::default())
+    }
 }
 
 impl PostureTracker {
+    pub fn with_limits(limits: TrackerLimits) -> Self {
+        PostureTracker {
+            servers: KeyedMap::default(),
+            implicit_tls_ports: BTreeMap::new(),
+            holdings: Holdings::new("posture", limits),
+            untracked_events: 0,
+        }
+    }
+
+    /// The entry of `key`, and the holdings to keep its values within, unless the server is new
+    /// and the tracker is full.
+    fn entry(&mut self, key: ServerKey) -> Option<(&mut Entry, &mut Holdings)> {
+        if !self.servers.contains_key(&key) && !self.holdings.admit_server(self.servers.len()) {
+            self.untracked_events += 1;
+            return None;
+        }
+        Some((self.servers.entry(key).or_default(), &mut self.holdings))
+    }
+
+    fn note_implicit_tls(&mut self, ip: IpAddr, port: u16) {
+        let known_ip = self.implicit_tls_ports.contains_key(&ip);
+        if known_ip && self.implicit_tls_ports.get(&ip).is_some_and(|ports| ports.contains(&port)) {
+            return;
+        }
+        if (known_ip || self.holdings.admit_server(self.implicit_tls_ports.len())) && self.holdings.admit_value() {
+            self.implicit_tls_ports.entry(ip).or_default().insert(port);
+        }
+    }
+
     /// Takes one event into account. Returns what should be reported now: a STARTTLS-stripping
     /// anomaly when a server that offered STARTTLS stops offering it (or the reverse) between
     /// sessions, and with `report_changes` the server's posture when it is first known or changed.
@@ -147,8 +192,10 @@ impl PostureTracker {
             Event::Session(session) => self.observe_session(session, report_changes),
             Event::Credential(alert) => {
                 // Credentials come before the record of their session (which ends later).
-                let entry =
-                    self.servers.entry((alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port)).or_default();
+                let Some((entry, holdings)) = self.entry((alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port))
+                else {
+                    return Findings::default();
+                };
                 entry.first_seen.get_or_insert(alert.timestamp);
                 if matches!(alert.credential.secret, SecretKind::Password | SecretKind::Token)
                     && alert.credential.outcome != Outcome::Failure
@@ -156,7 +203,11 @@ impl PostureTracker {
                     entry.cleartext_logins += 1;
                 }
                 if let Some(user) = alert.credential.username.as_ref().filter(|user| !entry.users.contains(*user)) {
-                    entry.users.insert(user.clone());
+                    if holdings.admit_value() {
+                        entry.users.insert(user.clone());
+                    } else {
+                        entry.truncated = true;
+                    }
                 }
                 Findings::default()
             }
@@ -168,10 +219,10 @@ impl PostureTracker {
         let ip = session.flow.dest_ip;
         let port = session.flow.dest_port;
         if session.implicit_tls {
-            self.implicit_tls_ports.entry(ip).or_default().insert(port);
+            self.note_implicit_tls(ip, port);
         }
         let Some(proto) = session.app_proto else { return Findings::default() };
-        let entry = self.servers.entry((proto, ip, port)).or_default();
+        let Some((entry, holdings)) = self.entry((proto, ip, port)) else { return Findings::default() };
         entry.first_seen.get_or_insert(session.timestamp);
         entry.last_seen = Some(session.timestamp);
         entry.sessions += 1;
@@ -212,8 +263,20 @@ impl PostureTracker {
         entry.login_disabled |= server.login_disabled == Some(true);
         let capabilities = (server.capabilities.clone(), server.login_disabled);
         if !server.capabilities.is_empty() && entry.last_capabilities.as_ref() != Some(&capabilities) {
-            entry.capability_lines.insert(server.capabilities.to_line());
-            entry.plaintext.extend(plaintext_mechanisms(proto, &server.capabilities, server.login_disabled));
+            let mut keep = |entry: &mut Entry| {
+                let admitted = holdings.admit_value();
+                entry.truncated |= !admitted;
+                admitted
+            };
+            let line = server.capabilities.to_line();
+            if !entry.capability_lines.contains(&line) && keep(entry) {
+                entry.capability_lines.insert(line);
+            }
+            for mechanism in plaintext_mechanisms(proto, &server.capabilities, server.login_disabled) {
+                if !entry.plaintext.contains(&mechanism) && keep(entry) {
+                    entry.plaintext.insert(mechanism);
+                }
+            }
             entry.last_capabilities = Some(capabilities);
         }
         let now = (classify(entry), offered(entry));
@@ -269,6 +332,7 @@ impl PostureTracker {
             sessions_tls: entry.sessions_tls,
             cleartext_logins: entry.cleartext_logins,
             distinct_users: entry.users.len(),
+            truncated: entry.truncated,
             evidence,
             first_seen: text_of(entry.first_seen),
             last_seen: text_of(entry.last_seen),
@@ -373,6 +437,40 @@ mod tests {
             implicit_tls: false,
             starttls_refused: false,
         }))
+    }
+
+    /// Sessions to ever new servers, with ever new capability lists, and implicit-TLS sessions
+    /// to ever new addresses fill the tracker up to its limits and no further.
+    #[test]
+    fn a_spray_of_sessions_is_kept_within_the_limits() {
+        let limits = TrackerLimits { servers: 4, values: 50 };
+        let mut tracker = PostureTracker::with_limits(limits);
+        for n in 0..500u32 {
+            let capability = format!("X-{n}");
+            let mut event = session(110, &["USER", &capability], Some(false), false);
+            if let Event::Session(observation) = &mut event {
+                observation.flow.dest_ip = std::net::Ipv4Addr::from(0xc633_6400 + n % 8).into();
+            }
+            tracker.observe(&event, false);
+            let mut tls = session(995, &[], None, false);
+            if let Event::Session(observation) = &mut tls {
+                observation.flow.dest_ip = std::net::Ipv4Addr::from(0xcb00_7100 + n).into();
+                observation.implicit_tls = true;
+                observation.app_proto = None;
+            }
+            tracker.observe(&tls, false);
+        }
+        let postures = tracker.snapshot();
+        assert_eq!(postures.len(), limits.servers);
+        assert_eq!(tracker.untracked_events, 248, "4 of the 8 servers (62 sessions each) were past the limit");
+        assert_eq!(postures.iter().map(|posture| posture.sessions).sum::<u64>(), 252);
+        assert!(tracker.implicit_tls_ports.len() <= limits.servers);
+        let lines = postures.iter().map(|posture| posture.evidence.len() - 1).sum::<usize>();
+        let ports = tracker.implicit_tls_ports.values().map(BTreeSet::len).sum::<usize>();
+        let plaintext = postures.iter().map(|posture| posture.plaintext_mechanisms.len()).sum::<usize>();
+        assert_eq!(lines + ports + plaintext, limits.values);
+        assert!(postures.iter().all(|posture| posture.truncated));
+        crate::tracker_limits::assert_matches_event_schema(&serde_json::to_value(&postures[0]).unwrap());
     }
 
     fn class_after(events: &[Event]) -> PostureClass {

@@ -310,7 +310,7 @@ fn server_report(report: &ServerReport) -> Value {
             report.port,
             report.cleartext,
             report.weak,
-            report.users,
+            report.shown(report.users),
         ),
         "event": {
             "kind": "state",

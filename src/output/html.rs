@@ -369,7 +369,7 @@ impl<W: Write> Page<'_, W> {
             });
             let (label, hint) = remediation_words(server.remediation);
             write!(html, "<td class=\"fix\"><span class=\"fix\">{label}</span><span class=\"sub\">{hint}</span></td>")?;
-            write!(html, "<td class=\"users\"><strong>{}</strong>", server.users)?;
+            write!(html, "<td class=\"users\"><strong>{}</strong>", server.shown(server.users))?;
             if !server.user_names.is_empty() {
                 let names: Vec<String> = server.user_names.iter().map(|name| escape(name)).collect();
                 write!(html, "<span class=\"names mono\">{}", names.join(", "))?;

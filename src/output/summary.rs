@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, SCHEMA_VERSION};
 use crate::capture::Timestamp;
 use crate::keyed_hash::{KeyedMap, KeyedSet};
+use crate::tracker_limits::{Holdings, TrackerLimits};
 
 /// How many user names a report lists, so that one busy server does not make a huge event.
 pub const MAX_LISTED_USERS: usize = 50;
@@ -43,6 +44,10 @@ pub struct ServerReport {
     /// Distinct client addresses.
     pub clients: usize,
     pub mechanisms: Vec<String>,
+    /// The summary filled up ([`TrackerLimits`]): `users`, `clients` and `mechanisms` count what
+    /// was kept, and there were more.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub truncated: bool,
     pub first_seen: String,
     pub last_seen: String,
     pub schema_version: u32,
@@ -63,8 +68,21 @@ struct Entry {
     users: KeyedSet<String>,
     clients: BTreeSet<IpAddr>,
     mechanisms: BTreeSet<String>,
+    /// A user name, client or mechanism was not kept: the tracker was full.
+    truncated: bool,
     first_seen: Option<Timestamp>,
     last_seen: Option<Timestamp>,
+}
+
+impl ServerReport {
+    /// The distinct counts for people: `12+` when the summary was full and there were more.
+    pub fn shown(&self, count: usize) -> String {
+        if self.truncated {
+            format!("{count}+")
+        } else {
+            count.to_string()
+        }
+    }
 }
 
 /// The first [`MAX_LISTED_USERS`] names in sorted order.
@@ -74,17 +92,39 @@ fn first_names(users: &KeyedSet<String>) -> Vec<String> {
     names.into_iter().take(MAX_LISTED_USERS).cloned().collect()
 }
 
-/// Accumulates the per-server summary over a run.
-#[derive(Default)]
+/// Accumulates the per-server summary over a run, within [`TrackerLimits`].
 pub struct ServerSummary {
     /// Looked up for every alert: a hash map (`reports` sorts what it lists).
     servers: KeyedMap<(AppProto, IpAddr, u16), Entry>,
+    holdings: Holdings,
+    /// Alerts for servers past the limit, not summarised.
+    pub untracked_alerts: u64,
+}
+
+impl Default for ServerSummary {
+    fn default() -> Self {
+        ServerSummary::with_limits(TrackerLimits::default())
+    }
 }
 
 impl ServerSummary {
+    pub fn with_limits(limits: TrackerLimits) -> Self {
+        ServerSummary {
+            servers: KeyedMap::default(),
+            holdings: Holdings::new("server summary", limits),
+            untracked_alerts: 0,
+        }
+    }
+
     pub fn add(&mut self, event: &Event) {
         let Event::Credential(alert) = event else { return };
-        let entry = self.servers.entry((alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port)).or_default();
+        let key = (alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port);
+        if !self.servers.contains_key(&key) && !self.holdings.admit_server(self.servers.len()) {
+            self.untracked_alerts += 1;
+            return;
+        }
+        let holdings = &mut self.holdings;
+        let entry = self.servers.entry(key).or_default();
         if alert.server.greeting.is_some() {
             entry.greeting.clone_from(&alert.server.greeting);
         }
@@ -107,11 +147,20 @@ impl ServerSummary {
             Outcome::Unknown => entry.unknown_outcomes += 1,
         }
         // Looked up before copied: most alerts repeat a user and a mechanism already counted.
+        let mut keep = |entry: &mut Entry| {
+            let admitted = holdings.admit_value();
+            entry.truncated |= !admitted;
+            admitted
+        };
         if let Some(user) = alert.credential.username.as_ref().filter(|user| !entry.users.contains(*user)) {
-            entry.users.insert(user.clone());
+            if keep(entry) {
+                entry.users.insert(user.clone());
+            }
         }
-        entry.clients.insert(alert.flow.src_ip);
-        if !entry.mechanisms.contains(alert.credential.mechanism.as_ref()) {
+        if !entry.clients.contains(&alert.flow.src_ip) && keep(entry) {
+            entry.clients.insert(alert.flow.src_ip);
+        }
+        if !entry.mechanisms.contains(alert.credential.mechanism.as_ref()) && keep(entry) {
             entry.mechanisms.insert(alert.credential.mechanism.to_string());
         }
         entry.first_seen = Some(entry.first_seen.map_or(alert.timestamp, |first| first.min(alert.timestamp)));
@@ -141,6 +190,7 @@ impl ServerSummary {
                 user_names: first_names(&entry.users),
                 clients: entry.clients.len(),
                 mechanisms: entry.mechanisms.iter().cloned().collect(),
+                truncated: entry.truncated,
                 first_seen: entry.first_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
                 last_seen: entry.last_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
                 schema_version: SCHEMA_VERSION,
@@ -217,5 +267,36 @@ mod tests {
         let report = &summary.reports()[0];
         assert_eq!(report.users, MAX_LISTED_USERS + 10);
         assert_eq!(report.user_names.len(), MAX_LISTED_USERS);
+        assert!(!report.truncated);
+        assert!(!serde_json::to_string(report).unwrap().contains("truncated"));
+    }
+
+    /// A spray of logins to ever new servers with ever new names fills the summary up to its
+    /// limits and no further; the counts go on.
+    #[test]
+    fn a_spray_of_logins_is_kept_within_the_limits() {
+        let limits = TrackerLimits { servers: 3, values: 100 };
+        let mut summary = ServerSummary::with_limits(limits);
+        for n in 0..1_000u32 {
+            let mut event = login(&format!("u{n}***"), "192.0.2.1", Outcome::Success, "2026-11-27T09:00:00.000000Z");
+            if let Event::Credential(alert) = &mut event {
+                alert.flow.dest_ip = std::net::Ipv4Addr::from(0xc633_6400 + n % 10).into();
+            }
+            summary.add(&event);
+        }
+        let reports = summary.reports();
+        assert_eq!(reports.len(), limits.servers);
+        assert_eq!(summary.untracked_alerts, 700, "7 of the 10 servers were past the limit");
+        assert_eq!(
+            reports.iter().map(|report| report.cleartext).sum::<u64>(),
+            300,
+            "every alert of a kept server counts"
+        );
+        let kept = reports.iter().map(|report| report.users + report.clients + report.mechanisms.len()).sum::<usize>();
+        assert_eq!(kept, limits.values);
+        assert!(reports.iter().all(|report| report.truncated));
+        assert!(serde_json::to_string(&reports[0]).unwrap().contains(r#""truncated":true"#));
+        assert_eq!(reports[0].shown(reports[0].users), format!("{}+", reports[0].users), "people see a lower bound");
+        crate::tracker_limits::assert_matches_event_schema(&serde_json::to_value(&reports[0]).unwrap());
     }
 }
