@@ -141,7 +141,7 @@ pub struct Findings {
 pub struct PostureTracker {
     /// Looked up for every session and credential: a hash map (reports sort what they list).
     servers: KeyedMap<ServerKey, Entry>,
-    /// Each port kept counts as a value, each address as a server.
+    /// Implicit-TLS ports by address (see [`Self::note_implicit_tls`]).
     implicit_tls_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
     holdings: Holdings,
     /// Sessions and credentials of servers past the limit, not taken into account.
@@ -174,12 +174,15 @@ impl PostureTracker {
         Some((self.servers.entry(key).or_default(), &mut self.holdings))
     }
 
+    /// An implicit-TLS session to `ip`:`port`. The addresses count against the server limit
+    /// apart from the servers themselves, the ports as values.
     fn note_implicit_tls(&mut self, ip: IpAddr, port: u16) {
-        let known_ip = self.implicit_tls_ports.contains_key(&ip);
-        if known_ip && self.implicit_tls_ports.get(&ip).is_some_and(|ports| ports.contains(&port)) {
-            return;
-        }
-        if (known_ip || self.holdings.admit_server(self.implicit_tls_ports.len())) && self.holdings.admit_value() {
+        let admitted = match self.implicit_tls_ports.get(&ip) {
+            Some(ports) if ports.contains(&port) => return,
+            Some(_) => true,
+            None => self.holdings.admit_server(self.implicit_tls_ports.len()),
+        };
+        if admitted && self.holdings.admit_value() {
             self.implicit_tls_ports.entry(ip).or_default().insert(port);
         }
     }
