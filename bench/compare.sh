@@ -88,9 +88,9 @@ echo "machine: $(nproc) CPUs, $cpu_model; $(uname -sr)"
 echo "tools:   $("$credwatch" --version), $(tcpdump --version 2>&1 | head -1)$([ "$have_tshark" = yes ] && echo ", $(tshark --version | head -1)")"
 echo "command: bench/compare.sh $size --rounds $rounds --seed $seed"
 echo "timing:  CPU = user+sys, median of $rounds alternating rounds; credwatch read --format json FILE >/dev/null"
-echo "         (recall scored on one more run, whose alerts go to a file)"
-echo "         (ratio: of the medians; paired: median of each round's own ratio)"
 echo "         vs tcpdump -nr FILE -w /dev/null '$filter'"
+echo "         (ratio: of the medians; paired: median of each round's own ratio; recall scored on"
+echo "         one more credwatch run, whose alerts go to a file)"
 echo
 printf '%-11s %9s %12s %14s %7s %7s %7s %11s %12s  %s\n' capture size tcpdump_cpu credwatch_cpu ratio paired target \
     wall_ratio credwatch_rss recall
