@@ -206,10 +206,8 @@ impl PostureTracker {
                     entry.cleartext_logins += 1;
                 }
                 if let Some(user) = alert.credential.username.as_ref().filter(|user| !entry.users.contains(*user)) {
-                    if holdings.admit_value() {
+                    if holdings.keep_value(&mut entry.truncated) {
                         entry.users.insert(user.clone());
-                    } else {
-                        entry.truncated = true;
                     }
                 }
                 Findings::default()
@@ -266,17 +264,12 @@ impl PostureTracker {
         entry.login_disabled |= server.login_disabled == Some(true);
         let capabilities = (server.capabilities.clone(), server.login_disabled);
         if !server.capabilities.is_empty() && entry.last_capabilities.as_ref() != Some(&capabilities) {
-            let mut keep = |entry: &mut Entry| {
-                let admitted = holdings.admit_value();
-                entry.truncated |= !admitted;
-                admitted
-            };
             let line = server.capabilities.to_line();
-            if !entry.capability_lines.contains(&line) && keep(entry) {
+            if !entry.capability_lines.contains(&line) && holdings.keep_value(&mut entry.truncated) {
                 entry.capability_lines.insert(line);
             }
             for mechanism in plaintext_mechanisms(proto, &server.capabilities, server.login_disabled) {
-                if !entry.plaintext.contains(&mechanism) && keep(entry) {
+                if !entry.plaintext.contains(&mechanism) && holdings.keep_value(&mut entry.truncated) {
                     entry.plaintext.insert(mechanism);
                 }
             }

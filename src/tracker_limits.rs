@@ -48,6 +48,14 @@ impl Holdings {
         admitted
     }
 
+    /// Whether one more distinct value of a server may be kept (it is then counted); if not,
+    /// the server's `truncated` is set.
+    pub fn keep_value(&mut self, truncated: &mut bool) -> bool {
+        let admitted = self.admit_value();
+        *truncated |= !admitted;
+        admitted
+    }
+
     /// Whether one more distinct value may be kept (it is then counted).
     pub fn admit_value(&mut self) -> bool {
         let admitted = self.values < self.limits.values;
@@ -91,7 +99,9 @@ mod tests {
         let mut holdings = Holdings::new("test", TrackerLimits { servers: 2, values: 3 });
         assert!(holdings.admit_server(0) && holdings.admit_server(1));
         assert!(!holdings.admit_server(2));
-        assert_eq!((0..5).map(|_| holdings.admit_value()).collect::<Vec<_>>(), [true, true, true, false, false]);
+        assert_eq!((0..4).map(|_| holdings.admit_value()).collect::<Vec<_>>(), [true, true, true, false]);
         assert!(holdings.warned);
+        let mut truncated = false;
+        assert!(!holdings.keep_value(&mut truncated) && truncated, "a value not kept marks its server");
     }
 }

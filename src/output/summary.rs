@@ -147,20 +147,16 @@ impl ServerSummary {
             Outcome::Unknown => entry.unknown_outcomes += 1,
         }
         // Looked up before copied: most alerts repeat a user and a mechanism already counted.
-        let mut keep = |entry: &mut Entry| {
-            let admitted = holdings.admit_value();
-            entry.truncated |= !admitted;
-            admitted
-        };
         if let Some(user) = alert.credential.username.as_ref().filter(|user| !entry.users.contains(*user)) {
-            if keep(entry) {
+            if holdings.keep_value(&mut entry.truncated) {
                 entry.users.insert(user.clone());
             }
         }
-        if !entry.clients.contains(&alert.flow.src_ip) && keep(entry) {
+        if !entry.clients.contains(&alert.flow.src_ip) && holdings.keep_value(&mut entry.truncated) {
             entry.clients.insert(alert.flow.src_ip);
         }
-        if !entry.mechanisms.contains(alert.credential.mechanism.as_ref()) && keep(entry) {
+        if !entry.mechanisms.contains(alert.credential.mechanism.as_ref()) && holdings.keep_value(&mut entry.truncated)
+        {
             entry.mechanisms.insert(alert.credential.mechanism.to_string());
         }
         entry.first_seen = Some(entry.first_seen.map_or(alert.timestamp, |first| first.min(alert.timestamp)));
