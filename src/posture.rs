@@ -144,8 +144,6 @@ pub struct PostureTracker {
     /// Implicit-TLS ports by address (see [`Self::note_implicit_tls`]).
     implicit_tls_ports: BTreeMap<IpAddr, BTreeSet<u16>>,
     holdings: Holdings,
-    /// Sessions and credentials of servers past the limit, not taken into account.
-    pub untracked_events: u64,
 }
 
 impl Default for PostureTracker {
@@ -160,18 +158,12 @@ impl PostureTracker {
             servers: KeyedMap::default(),
             implicit_tls_ports: BTreeMap::new(),
             holdings: Holdings::new("posture", limits),
-            untracked_events: 0,
         }
     }
 
-    /// The entry of `key`, and the holdings to keep its values within, unless the server is new
-    /// and the tracker is full.
-    fn entry(&mut self, key: ServerKey) -> Option<(&mut Entry, &mut Holdings)> {
-        if !self.servers.contains_key(&key) && !self.holdings.admit_server(self.servers.len()) {
-            self.untracked_events += 1;
-            return None;
-        }
-        Some((self.servers.entry(key).or_default(), &mut self.holdings))
+    /// Sessions and credentials of servers past the limit, not taken into account.
+    pub fn untracked_events(&self) -> u64 {
+        self.holdings.untracked()
     }
 
     /// An implicit-TLS session to `ip`:`port`. The addresses count against the server limit
@@ -195,10 +187,9 @@ impl PostureTracker {
             Event::Session(session) => self.observe_session(session, report_changes),
             Event::Credential(alert) => {
                 // Credentials come before the record of their session (which ends later).
-                let Some((entry, holdings)) = self.entry((alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port))
-                else {
-                    return Findings::default();
-                };
+                let key = (alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port);
+                let Some(entry) = self.holdings.entry(&mut self.servers, key) else { return Findings::default() };
+                let holdings = &mut self.holdings;
                 entry.first_seen.get_or_insert(alert.timestamp);
                 if matches!(alert.credential.secret, SecretKind::Password | SecretKind::Token)
                     && alert.credential.outcome != Outcome::Failure
@@ -223,7 +214,8 @@ impl PostureTracker {
             self.note_implicit_tls(ip, port);
         }
         let Some(proto) = session.app_proto else { return Findings::default() };
-        let Some((entry, holdings)) = self.entry((proto, ip, port)) else { return Findings::default() };
+        let Some(entry) = self.holdings.entry(&mut self.servers, (proto, ip, port)) else { return Findings::default() };
+        let holdings = &mut self.holdings;
         entry.first_seen.get_or_insert(session.timestamp);
         entry.last_seen = Some(session.timestamp);
         entry.sessions += 1;
@@ -458,7 +450,7 @@ mod tests {
         }
         let postures = tracker.snapshot();
         assert_eq!(postures.len(), limits.servers);
-        assert_eq!(tracker.untracked_events, 248, "4 of the 8 servers (62 sessions each) were past the limit");
+        assert_eq!(tracker.untracked_events(), 248, "4 of the 8 servers (62 sessions each) were past the limit");
         assert_eq!(postures.iter().map(|posture| posture.sessions).sum::<u64>(), 252);
         assert!(tracker.implicit_tls_ports.len() <= limits.servers);
         let lines = postures.iter().map(|posture| posture.evidence.len() - 1).sum::<usize>();

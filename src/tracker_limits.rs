@@ -7,6 +7,10 @@
 //! say so (`truncated`), and a warning says which tracker filled up.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::hash::Hash;
+
+use crate::keyed_hash::KeyedMap;
+
 /// How much one tracker keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TrackerLimits {
@@ -31,12 +35,33 @@ pub struct Holdings {
     /// Names the tracker in the warning.
     tracker: &'static str,
     values: usize,
+    /// Events of servers past the limit, left out.
+    untracked: u64,
     warned: bool,
 }
 
 impl Holdings {
     pub fn new(tracker: &'static str, limits: TrackerLimits) -> Self {
-        Holdings { limits, tracker, values: 0, warned: false }
+        Holdings { limits, tracker, values: 0, untracked: 0, warned: false }
+    }
+
+    /// The entry of the server `key` in `servers`, created if the tracker has room for one more;
+    /// `None` (the event counted as left out) when it has not.
+    pub fn entry<'m, K: Hash + Eq, V: Default>(
+        &mut self,
+        servers: &'m mut KeyedMap<K, V>,
+        key: K,
+    ) -> Option<&'m mut V> {
+        if !servers.contains_key(&key) && !self.admit_server(servers.len()) {
+            self.untracked += 1;
+            return None;
+        }
+        Some(servers.entry(key).or_default())
+    }
+
+    /// Events of servers past the limit, left out.
+    pub fn untracked(&self) -> u64 {
+        self.untracked
     }
 
     /// Whether a new server may be tracked beside the `tracked` ones.

@@ -97,8 +97,6 @@ pub struct ServerSummary {
     /// Looked up for every alert: a hash map (`reports` sorts what it lists).
     servers: KeyedMap<(AppProto, IpAddr, u16), Entry>,
     holdings: Holdings,
-    /// Alerts for servers past the limit, not summarised.
-    pub untracked_alerts: u64,
 }
 
 impl Default for ServerSummary {
@@ -109,22 +107,19 @@ impl Default for ServerSummary {
 
 impl ServerSummary {
     pub fn with_limits(limits: TrackerLimits) -> Self {
-        ServerSummary {
-            servers: KeyedMap::default(),
-            holdings: Holdings::new("server summary", limits),
-            untracked_alerts: 0,
-        }
+        ServerSummary { servers: KeyedMap::default(), holdings: Holdings::new("server summary", limits) }
+    }
+
+    /// Alerts for servers past the limit, not summarised.
+    pub fn untracked_alerts(&self) -> u64 {
+        self.holdings.untracked()
     }
 
     pub fn add(&mut self, event: &Event) {
         let Event::Credential(alert) = event else { return };
         let key = (alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port);
-        if !self.servers.contains_key(&key) && !self.holdings.admit_server(self.servers.len()) {
-            self.untracked_alerts += 1;
-            return;
-        }
+        let Some(entry) = self.holdings.entry(&mut self.servers, key) else { return };
         let holdings = &mut self.holdings;
-        let entry = self.servers.entry(key).or_default();
         if alert.server.greeting.is_some() {
             entry.greeting.clone_from(&alert.server.greeting);
         }
@@ -282,7 +277,7 @@ mod tests {
         }
         let reports = summary.reports();
         assert_eq!(reports.len(), limits.servers);
-        assert_eq!(summary.untracked_alerts, 700, "7 of the 10 servers were past the limit");
+        assert_eq!(summary.untracked_alerts(), 700, "7 of the 10 servers were past the limit");
         assert_eq!(
             reports.iter().map(|report| report.cleartext).sum::<u64>(),
             300,

@@ -108,10 +108,10 @@ impl<'s> Output<'s> {
 
     /// End of the run: every server's posture, the summary of servers, and everything flushed.
     pub fn finish(&mut self) -> io::Result<()> {
-        if self.summary.untracked_alerts > 0 || self.posture.untracked_events > 0 {
+        if self.summary.untracked_alerts() > 0 || self.posture.untracked_events() > 0 {
             tracing::warn!(
-                summary_alerts = self.summary.untracked_alerts,
-                posture_events = self.posture.untracked_events,
+                summary_alerts = self.summary.untracked_alerts(),
+                posture_events = self.posture.untracked_events(),
                 "events of servers past the trackers' limit were left out of the server summary and posture"
             );
         }
