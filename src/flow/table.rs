@@ -15,9 +15,6 @@ use crate::keyed_hash::KeyedMap;
 
 /// Expiry passes over the whole table are at least this far apart in packet time.
 pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// Flows looked at to choose which to evict when the table is full (all of them in a smaller
-/// table).
-const EVICTION_SAMPLE: usize = 1024;
 
 /// Bounds and timeouts of the flow table.
 #[derive(Clone, Copy, Debug)]
@@ -203,8 +200,6 @@ pub struct FlowTable<H: FlowHandler> {
     /// outnumber the live flows several times over, and every packet looks up a live flow: in a
     /// table of live flows only, its entry is far more likely to be in the CPU caches.
     closed: KeyedMap<FlowKey, Timestamp>,
-    /// Scratch space of `make_room`: last seen times of the sampled flows not timed out.
-    ages: Vec<Timestamp>,
     /// When the latest pass over the whole table looked for timed-out flows.
     swept_at: Option<Timestamp>,
     limits: FlowLimits,
@@ -217,7 +212,6 @@ impl<H: FlowHandler> FlowTable<H> {
         FlowTable {
             flows: KeyedMap::default(),
             closed: KeyedMap::default(),
-            ages: Vec::new(),
             swept_at: None,
             limits,
             buffered_total: 0,
@@ -361,11 +355,11 @@ impl<H: FlowHandler> FlowTable<H> {
     /// Keeps the table under its flow limit: first closed flows waiting for stragglers (all of
     /// them: nothing is inspected there any more), then what has timed out, then the least
     /// recently seen of the rest, up to an eighth of the table in all (amortised O(1) per new flow,
-    /// whatever the flood). A sample of the table (its iteration order is the hash order,
-    /// unrelated to age) tells how many flows have timed out and the age below which the others
-    /// to evict lie, so that one pass over the table takes them out: under a flood this runs about
-    /// every eighth of the table's size, and that pass is its whole cost. The cutoff is an
-    /// estimate: a few of the oldest flows may outlive one round, never the newest.
+    /// whatever the flood). One pass over the table finds what has timed out and the age (with
+    /// the flow id to break ties) of the newest live flow to evict, a second takes them out:
+    /// under a flood this runs about every eighth of the table's size. The choice depends only
+    /// on what the table holds, never on the order the map keeps it in (which changes with the
+    /// map's seed from run to run), so a capture read twice evicts the same flows.
     fn make_room(&mut self, now: Timestamp, handler: &mut H) {
         if self.len() < self.limits.max_flows {
             return;
@@ -381,35 +375,23 @@ impl<H: FlowHandler> FlowTable<H> {
         let limits = self.limits;
         self.swept_at = Some(now);
         let flows = self.flows.len();
-        let mut ages = std::mem::take(&mut self.ages);
-        ages.clear();
-        let mut sampled = 0;
-        for flow in self.flows.values().take(EVICTION_SAMPLE) {
-            sampled += 1;
-            if !timed_out(flow, now, &limits) {
-                ages.push(flow.last_seen);
-            }
-        }
-        let timed_out_estimate = (sampled - ages.len()) * flows / sampled.max(1);
+        let mut ages: Vec<(Timestamp, u64)> = self
+            .flows
+            .values()
+            .filter(|flow| !timed_out(flow, now, &limits))
+            .map(|flow| (flow.last_seen, flow.id))
+            .collect();
         // Live flows go too, the least recently seen first, when timed-out ones are not enough.
-        let to_evict = (flows / 8).max(1).saturating_sub(timed_out_estimate);
-        let live_estimate = flows.saturating_sub(timed_out_estimate).max(1);
-        let cutoff = match (to_evict * ages.len() / live_estimate).min(ages.len().saturating_sub(1)) {
-            _ if to_evict == 0 || ages.is_empty() => None,
-            nth => Some(*ages.select_nth_unstable(nth).1),
+        let to_evict = (flows / 8).max(1).saturating_sub(flows - ages.len());
+        let cutoff = match to_evict.checked_sub(1) {
+            Some(nth) if nth < ages.len() => Some(*ages.select_nth_unstable(nth).1),
+            _ => None,
         };
-        self.ages = ages;
-        let mut evicted = 0;
+        drop(ages); // Up to 16 bytes per flow: gone before the flows' ends are reported.
         let leaving: Vec<(FlowKey, Flow<H::App>)> = self
             .flows
             .extract_if(|_, flow| {
-                if timed_out(flow, now, &limits) {
-                    return true;
-                }
-                // Several flows may have been seen at the cutoff time itself: stop at the count.
-                let evict = evicted < to_evict && cutoff.is_some_and(|cutoff| flow.last_seen <= cutoff);
-                evicted += usize::from(evict);
-                evict
+                timed_out(flow, now, &limits) || cutoff.is_some_and(|cutoff| (flow.last_seen, flow.id) <= cutoff)
             })
             .collect();
         for (key, flow) in leaving {
@@ -840,8 +822,8 @@ mod tests {
     }
 
     #[test]
-    fn a_table_larger_than_the_eviction_sample_evicts_about_the_oldest_eighth() {
-        const MAX: usize = 8 * EVICTION_SAMPLE;
+    fn a_full_table_evicts_about_the_oldest_eighth() {
+        const MAX: usize = 8 * 1024;
         let limits = FlowLimits { max_flows: MAX, ..FlowLimits::default() };
         let mut table = FlowTable::new(limits);
         let mut handler = StopAtData::default();
@@ -855,8 +837,8 @@ mod tests {
             table.process(&syn(n), Timestamp::from_secs_nanos(1_000, n * 1_000), &mut handler);
             assert!(table.len() <= MAX);
         }
-        // The flow that overflowed the table made room for up to an eighth, chosen by an age
-        // cutoff estimated from a sample: nearly an eighth went, all of them among the oldest.
+        // The flow that overflowed the table made room for up to an eighth, the least recently
+        // seen: nearly an eighth went, all of them among the oldest.
         let evicted = table.stats.flows_evicted as usize;
         assert!((MAX / 10..=MAX / 8).contains(&evicted), "{evicted} evicted");
         let kept = |n: u32| table.flows.contains_key(&FlowKey::of(&syn(n)).0);
