@@ -5,33 +5,33 @@
 //! Byte offsets in errors and logs count bytes of the *decompressed* stream: for a gzip file they
 //! point where `zcat file | tcpdump -r -` would be.
 //!
-//! pcap-parser's streaming readers own the read buffer and parse the file header, section headers
-//! and interface descriptions. This module frames every record itself before asking them to parse
-//! it: their `Incomplete` and `BufferTooSmall` do not say how long the record is, which is needed
-//! to grow the buffer for a jumbo block and to reject an absurd length as corrupt at once instead
-//! of buffering the rest of the file. pcapng packet blocks (EPB, SPB and the obsolete PB) are decoded
-//! here too, because pcap-parser collects EPB options into a `Vec` per packet and hands PBs out as
-//! unknown blocks.
+//! This module owns the read buffer and frames every record itself: it must know how long a record
+//! is to grow the buffer for a jumbo block and to reject an absurd length as corrupt at once
+//! instead of buffering the rest of the file, and the buffer is a [`SharedBlock`] that threaded
+//! runs hand to their workers instead of copying payloads. pcap-parser parses the file header,
+//! section headers and interface descriptions. pcapng packet blocks (EPB, SPB and the obsolete PB)
+//! are decoded here, because pcap-parser collects EPB options into a `Vec` per packet and hands
+//! PBs out as unknown blocks.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::collections::VecDeque;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Cursor, Read};
 use std::ops::Range;
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use flate2::read::MultiGzDecoder;
-use pcap_parser::traits::PcapReaderIterator;
 use pcap_parser::{
-    Block, InterfaceDescriptionBlock, LegacyPcapReader, OptionCode, PcapBlockOwned, PcapError, PcapHeader,
-    PcapNGReader, BOM_MAGIC, CB_MAGIC, DCB_MAGIC, DSB_MAGIC, EPB_MAGIC, IDB_MAGIC, ISB_MAGIC, NRB_MAGIC, PIB_MAGIC,
-    SHB_MAGIC, SJE_MAGIC, SPB_MAGIC,
+    parse_interfacedescriptionblock_be, parse_interfacedescriptionblock_le, parse_pcap_header,
+    parse_sectionheaderblock, InterfaceDescriptionBlock, OptionCode, PcapHeader, BOM_MAGIC, CB_MAGIC, DCB_MAGIC,
+    DSB_MAGIC, EPB_MAGIC, IDB_MAGIC, ISB_MAGIC, NRB_MAGIC, PIB_MAGIC, SHB_MAGIC, SJE_MAGIC, SPB_MAGIC,
 };
 
-use super::{Frame, LinkType, Timestamp};
+use super::{Frame, LinkType, SharedBlock, Timestamp};
 
 #[cfg(test)]
 mod tests;
@@ -80,6 +80,9 @@ const NON_PACKET_BLOCKS: [u32; 7] = [NRB_MAGIC, ISB_MAGIC, SJE_MAGIC, DSB_MAGIC,
 /// The link-type bits of a classic pcap header; the upper bits carry FCS information (libpcap's
 /// `LT_LINKTYPE`).
 const LEGACY_LINKTYPE_MASK: u32 = 0x03FF_FFFF;
+/// Blocks kept for reuse while workers may still hold them: about the blocks a threaded run has in
+/// flight, so that reading settles on a fixed set of blocks.
+const RETIRED_BLOCKS_KEPT: usize = 8;
 /// Warnings past this many per file go to the debug level, so one broken file cannot flood the log.
 const MAX_LOGGED_WARNINGS: u64 = 20;
 
@@ -119,14 +122,23 @@ impl FileSource {
 
     /// The next frame, `Ok(None)` at the end. After an error the source is finished.
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
+        self.next_frame_in_block().map(|next| next.map(|(frame, _)| frame))
+    }
+
+    /// [`next_frame`](Self::next_frame), with the block its bytes lie in when it may be shared:
+    /// slices of the frame can then be handed on as places in the block (see
+    /// [`SharedBlock::range_of`]) instead of copies. Only blocks of the standard size are shared,
+    /// so that what holders keep is bounded by their number; a buffer grown for a jumbo record
+    /// is not.
+    pub fn next_frame_in_block(&mut self) -> Result<Option<(Frame<'_>, Option<&SharedBlock>)>, CaptureError> {
         if self.finished {
             return Ok(None);
         }
         // The common case, a classic pcap record already buffered whole, without the general
         // loop (which reads, grows the buffer and reports errors).
         if let Layout::Legacy(legacy) = &self.layout {
-            self.buffer.reader.consume_noshift(std::mem::take(&mut self.buffer.pending_consume));
-            let data = self.buffer.reader.data();
+            self.buffer.consume_pending();
+            let data = self.buffer.data();
             let buffered = data
                 .get(..legacy.record_header_len)
                 .and_then(|header| legacy.frame_record(header).ok().flatten())
@@ -134,13 +146,14 @@ impl FileSource {
             if let Some((len, packet)) = buffered {
                 self.buffer.pending_consume = len;
                 self.last_ts = packet.ts;
-                return Ok(Some(self.frame_at(packet)));
+                return Ok(Some((self.frame_at(packet), self.buffer.shareable_block())));
             }
         }
         match self.next_packet() {
-            Ok(Some(packet)) => Ok(Some(self.frame_at(packet))),
+            Ok(Some(packet)) => Ok(Some((self.frame_at(packet), self.buffer.shareable_block()))),
             Ok(None) => {
                 self.finished = true;
+                tracing::debug!(file = %self.name, blocks = self.buffer.blocks_made, "read to the end");
                 Ok(None)
             }
             Err(kind) => {
@@ -166,7 +179,7 @@ impl FileSource {
             link_type: packet.link_type,
             orig_len: packet.orig_len,
             // The decoders only hand out ranges inside the record `next_record` buffered.
-            data: self.buffer.reader.data().get(packet.data).unwrap_or_default(),
+            data: self.buffer.data().get(packet.data).unwrap_or_default(),
         }
     }
 
@@ -191,7 +204,7 @@ impl FileSource {
                     let Some(block) = framed else {
                         return Ok(None);
                     };
-                    section.decode_block(self.buffer.reader.as_mut(), block, self.last_ts)?
+                    section.decode_block(self.buffer.data(), block, self.last_ts)?
                 }
             };
             match outcome {
@@ -219,25 +232,74 @@ impl FileSource {
     }
 }
 
-/// pcap-parser's reader, plus what it cannot tell: its buffer size and the I/O error behind a
-/// failed read.
+/// The read buffer: the bytes `start..end` of the current block, refilled from the stream. Frames
+/// borrow the block; a threaded run also shares it with workers (their segments point into it),
+/// and then reading goes on in another block: the oldest retired one when its holders are all
+/// done with it, else a new one. A block nobody else holds is reused in place, as a plain buffer.
 struct RecordBuffer {
-    reader: Box<dyn PcapReaderIterator + Send>,
+    stream: Box<dyn Read + Send>,
     input: Arc<InputState>,
-    capacity: usize,
+    block: SharedBlock,
+    start: usize,
+    end: usize,
+    /// Offset of `start` in the decompressed stream.
+    offset: u64,
     /// Length of the record handed out last. It is consumed at the next call, so that the frame
     /// returned meanwhile can borrow the buffer.
     pending_consume: usize,
+    /// Blocks read before the current one, oldest first, to be reused once free.
+    retired: VecDeque<SharedBlock>,
+    /// Blocks allocated so far (logged at the end: a number growing with the file means blocks
+    /// are not coming back).
+    blocks_made: u64,
+    exhausted: bool,
 }
 
 impl RecordBuffer {
-    fn new(reader: Box<dyn PcapReaderIterator + Send>, input: Arc<InputState>, capacity: usize) -> RecordBuffer {
-        RecordBuffer { reader, input, capacity, pending_consume: 0 }
+    fn new(stream: Box<dyn Read + Send>, input: Arc<InputState>, capacity: usize) -> RecordBuffer {
+        RecordBuffer {
+            stream,
+            input,
+            block: SharedBlock::new(capacity),
+            start: 0,
+            end: 0,
+            offset: 0,
+            pending_consume: 0,
+            retired: VecDeque::new(),
+            blocks_made: 1,
+            exhausted: false,
+        }
     }
 
     /// Offset of the current record in the decompressed stream.
     fn offset(&self) -> u64 {
-        self.reader.consumed() as u64
+        self.offset
+    }
+
+    fn capacity(&self) -> usize {
+        self.block.len()
+    }
+
+    /// The current block, if it is of the standard size (see [`FileSource::next_frame_in_block`]).
+    fn shareable_block(&self) -> Option<&SharedBlock> {
+        (self.block.len() == INITIAL_BUFFER_LEN).then_some(&self.block)
+    }
+
+    /// The buffered bytes, from the current record on.
+    fn data(&self) -> &[u8] {
+        self.block.bytes().get(self.start..self.end).unwrap_or_default()
+    }
+
+    fn consume(&mut self, len: usize) {
+        let len = len.min(self.end - self.start);
+        self.start += len;
+        self.offset += len as u64;
+    }
+
+    /// Steps past the record handed out last.
+    fn consume_pending(&mut self) {
+        let len = std::mem::take(&mut self.pending_consume);
+        self.consume(len);
     }
 
     /// Steps past the previous record and makes sure the whole next one is in the buffer.
@@ -248,11 +310,10 @@ impl RecordBuffer {
         &mut self,
         frame: impl Fn(&[u8]) -> Result<Option<(usize, H)>, CaptureErrorKind>,
     ) -> Result<Option<H>, CaptureErrorKind> {
-        self.reader.consume_noshift(std::mem::take(&mut self.pending_consume));
+        self.consume_pending();
         loop {
-            let data = self.reader.data();
-            let available = data.len();
-            match frame(data)? {
+            let available = self.end - self.start;
+            match frame(self.data())? {
                 Some((len, header)) if len <= available => {
                     self.pending_consume = len;
                     return Ok(Some(header));
@@ -260,12 +321,89 @@ impl RecordBuffer {
                 Some((len, _)) => self.grow_towards(len, available),
                 None => {}
             }
-            if self.reader.reader_exhausted() {
+            if !self.refill()? {
                 return if available == 0 { Ok(None) } else { Err(CaptureErrorKind::Truncated) };
             }
-            if self.reader.refill().is_err() {
-                return Err(self.input.take_read_error());
+        }
+    }
+
+    /// Reads until `len` bytes are buffered; `false` when the stream ends first.
+    fn fill_to(&mut self, len: usize) -> Result<bool, CaptureErrorKind> {
+        while self.end - self.start < len {
+            if !self.refill()? {
+                return Ok(false);
             }
+        }
+        Ok(true)
+    }
+
+    /// Reads more of the stream after the buffered bytes, once; `false` at its end.
+    fn refill(&mut self) -> Result<bool, CaptureErrorKind> {
+        if self.exhausted {
+            return Ok(false);
+        }
+        self.make_room(self.capacity());
+        loop {
+            let space = self.block.exclusive().and_then(|bytes| bytes.get_mut(self.end..)).unwrap_or_default();
+            match self.stream.read(space) {
+                Ok(0) => {
+                    self.exhausted = true;
+                    return Ok(false);
+                }
+                Ok(read) => {
+                    self.end += read;
+                    return Ok(true);
+                }
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(io_failure(error)),
+            }
+        }
+    }
+
+    /// Moves the buffered bytes to the start of a block of at least `capacity` bytes that nobody
+    /// else holds: the current one when it is free and large enough, else a retired or new one.
+    fn make_room(&mut self, capacity: usize) {
+        let buffered = self.start..self.end;
+        let len = buffered.len();
+        match self.block.exclusive() {
+            Some(bytes) if bytes.len() >= capacity => bytes.copy_within(buffered, 0),
+            _ => {
+                let mut fresh = self.free_block(capacity);
+                if let (Some(to), Some(from)) =
+                    (fresh.exclusive().and_then(|bytes| bytes.get_mut(..len)), self.block.bytes().get(buffered))
+                {
+                    to.copy_from_slice(from);
+                }
+                let old = std::mem::replace(&mut self.block, fresh);
+                self.retire(old);
+            }
+        }
+        self.start = 0;
+        self.end = len;
+    }
+
+    /// The oldest retired block if every holder is done with it and it is large enough (holders
+    /// let go in about the order blocks were read), else a new block.
+    fn free_block(&mut self, capacity: usize) -> SharedBlock {
+        if let Some(oldest) = self.retired.front_mut() {
+            if oldest.len() >= capacity && oldest.exclusive().is_some() {
+                if let Some(block) = self.retired.pop_front() {
+                    return block;
+                }
+            }
+        }
+        self.blocks_made += 1;
+        SharedBlock::new(capacity)
+    }
+
+    /// Keeps a block that workers may still hold, for reuse; past [`RETIRED_BLOCKS_KEPT`] the
+    /// oldest is let go (it is freed when its last holder is done).
+    fn retire(&mut self, block: SharedBlock) {
+        if block.len() == self.capacity() {
+            self.retired.push_back(block);
+        }
+        if self.retired.len() > RETIRED_BLOCKS_KEPT {
+            self.retired.pop_front();
         }
     }
 
@@ -273,10 +411,11 @@ impl RecordBuffer {
     /// doubling only once the buffer is full: a record header claiming far more bytes than the
     /// file holds then costs the memory of the bytes really there, not of the claim.
     fn grow_towards(&mut self, len: usize, available: usize) {
-        if len > self.capacity && available >= self.capacity {
-            let capacity = self.capacity.saturating_mul(2).min(len.next_power_of_two()).min(MAX_RECORD_LEN);
-            self.reader.grow(capacity);
-            self.capacity = capacity;
+        let capacity = self.capacity();
+        if len > capacity && available >= capacity {
+            let grown = capacity.saturating_mul(2).min(len.next_power_of_two()).min(MAX_RECORD_LEN);
+            self.retired.clear();
+            self.make_room(grown);
         }
     }
 }
@@ -334,20 +473,22 @@ fn open_legacy(
     stream: Box<dyn Read + Send>,
     input: Arc<InputState>,
 ) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
-    let stream = InputReader::new(stream, Arc::clone(&input), LEGACY_HEADER_LEN);
-    let mut reader =
-        LegacyPcapReader::new(INITIAL_BUFFER_LEN, stream).map_err(|e| header_failure(&e, &input, "file header"))?;
-    let (header_len, layout) = match reader.next() {
-        Ok((len, PcapBlockOwned::LegacyHeader(header))) => (len, LegacyLayout::new(&header)),
-        _ => return Err(CaptureErrorKind::Corrupt("invalid file header".into())),
+    let mut buffer = RecordBuffer::new(stream, input, INITIAL_BUFFER_LEN);
+    if !buffer.fill_to(LEGACY_HEADER_LEN)? {
+        return Err(CaptureErrorKind::Truncated);
+    }
+    let layout = match parse_pcap_header(buffer.data()) {
+        Ok((_, header)) => LegacyLayout::new(&header),
+        // Never format the parser error itself: it carries file bytes.
+        Err(_) => return Err(CaptureErrorKind::Corrupt("invalid file header".into())),
     };
-    reader.consume(header_len);
-    let buffer = RecordBuffer::new(Box::new(reader), input, INITIAL_BUFFER_LEN);
+    buffer.consume(LEGACY_HEADER_LEN);
     Ok((buffer, Layout::Legacy(layout)))
 }
 
-/// Opens a pcapng stream whose first bytes are `sniffed`. The first Section Header Block stays in
-/// the buffer, to be read like any later one.
+/// Opens a pcapng stream whose first bytes are `sniffed`. The first Section Header Block is
+/// checked here, so that a file that is no capture fails to open, and stays in the buffer, to be
+/// read like any later one.
 fn open_ng(
     stream: Box<dyn Read + Send>,
     input: Arc<InputState>,
@@ -355,21 +496,17 @@ fn open_ng(
 ) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
     let section = ng_block_header(sniffed, false)?.ok_or(CaptureErrorKind::Truncated)?;
     let capacity = INITIAL_BUFFER_LEN.max(section.len.next_power_of_two());
-    let stream = InputReader::new(stream, Arc::clone(&input), section.len);
-    let reader = PcapNGReader::new(capacity, stream).map_err(|e| header_failure(&e, &input, "section header block"))?;
-    let layout = Layout::Ng(NgSection { big_endian: section.big_endian, interfaces: Vec::new() });
-    Ok((RecordBuffer::new(Box::new(reader), input, capacity), layout))
-}
-
-/// Maps a failure to read the first header. The reader's first read waited for the whole header,
-/// so "incomplete" means the file ends inside it.
-fn header_failure(error: &PcapError<&[u8]>, input: &InputState, what: &str) -> CaptureErrorKind {
-    match error {
-        PcapError::Eof | PcapError::UnexpectedEof | PcapError::Incomplete(_) => CaptureErrorKind::Truncated,
-        PcapError::ReadError => input.take_read_error(),
-        // Never format the parser error itself: it carries file bytes.
-        _ => CaptureErrorKind::Corrupt(format!("invalid {what}")),
+    let mut buffer = RecordBuffer::new(stream, input, capacity);
+    if !buffer.fill_to(section.len)? {
+        return Err(CaptureErrorKind::Truncated);
     }
+    // Now that the block is buffered whole, its trailer is checked too.
+    ng_block_header(buffer.data(), false)?;
+    if parse_sectionheaderblock(buffer.data()).is_err() {
+        return Err(CaptureErrorKind::Corrupt("invalid section header block".into()));
+    }
+    let layout = Layout::Ng(NgSection { big_endian: section.big_endian, interfaces: Vec::new() });
+    Ok((buffer, layout))
 }
 
 /// How records are laid out, per container format.
@@ -523,35 +660,38 @@ fn ng_block_header(data: &[u8], section_big_endian: bool) -> Result<Option<NgBlo
 }
 
 impl NgSection {
-    /// Decodes the buffered block at the reader's position.
+    /// Decodes the block at the start of `data` (buffered whole).
     fn decode_block(
         &mut self,
-        reader: &mut dyn PcapReaderIterator,
+        data: &[u8],
         block: NgBlockHeader,
         last_ts: Timestamp,
     ) -> Result<RecordOutcome, CaptureErrorKind> {
         match block.block_type {
             SHB_MAGIC => {
-                let big_endian = match reader.next() {
-                    Ok((_, PcapBlockOwned::NG(Block::SectionHeader(shb)))) => shb.big_endian(),
-                    _ => return Err(CaptureErrorKind::Corrupt("invalid section header block".into())),
+                let big_endian = match parse_sectionheaderblock(data) {
+                    Ok((_, shb)) => shb.big_endian(),
+                    Err(_) => return Err(CaptureErrorKind::Corrupt("invalid section header block".into())),
                 };
                 self.big_endian = big_endian;
                 self.interfaces.clear();
                 Ok(RecordOutcome::Metadata)
             }
             IDB_MAGIC => {
-                let (interface, warning) = match reader.next() {
-                    Ok((_, PcapBlockOwned::NG(Block::InterfaceDescription(idb)))) => {
-                        Interface::from_idb(&idb, self.big_endian)
-                    }
-                    _ => return Err(CaptureErrorKind::Corrupt("invalid interface description block".into())),
+                let parsed = if self.big_endian {
+                    parse_interfacedescriptionblock_be(data)
+                } else {
+                    parse_interfacedescriptionblock_le(data)
+                };
+                let (interface, warning) = match parsed {
+                    Ok((_, idb)) => Interface::from_idb(&idb, self.big_endian),
+                    Err(_) => return Err(CaptureErrorKind::Corrupt("invalid interface description block".into())),
                 };
                 self.interfaces.push(interface);
                 Ok(warning.map_or(RecordOutcome::Metadata, RecordOutcome::Warning))
             }
             EPB_MAGIC | PB_MAGIC | SPB_MAGIC => {
-                let bytes = reader.data().get(..block.len).unwrap_or_default();
+                let bytes = data.get(..block.len).unwrap_or_default();
                 self.decode_packet(bytes, block, last_ts)
             }
             block_type if NON_PACKET_BLOCKS.contains(&block_type) => Ok(RecordOutcome::Metadata),
@@ -715,21 +855,10 @@ fn io_failure(error: io::Error) -> CaptureErrorKind {
     }
 }
 
-/// What the reader chain reports back to the source: pcap-parser owns the chain and turns every
-/// I/O error into a bare `ReadError`.
+/// What the reader chain tells the source: how far into the file itself it is, for progress.
 #[derive(Default)]
 struct InputState {
     compressed_bytes: AtomicU64,
-    read_error: Mutex<Option<io::Error>>,
-}
-
-impl InputState {
-    fn take_read_error(&self) -> CaptureErrorKind {
-        match self.read_error.lock().ok().and_then(|mut slot| slot.take()) {
-            Some(error) => io_failure(error),
-            None => CaptureErrorKind::Io(io::Error::other("read failed")),
-        }
-    }
 }
 
 /// Counts the bytes read from the file itself, before any decompression.
@@ -743,46 +872,5 @@ impl Read for CountingReader {
         let n = self.inner.read(buf)?;
         self.input.compressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
-    }
-}
-
-/// The (decompressed) stream as pcap-parser sees it: retries interrupted reads, keeps I/O errors
-/// for the source, and makes the first read wait for the whole file header, because pcap-parser
-/// gives up on a header that its first read did not complete. Later reads return what is there,
-/// so a capture piped in live is processed as it arrives.
-struct InputReader {
-    inner: Box<dyn Read + Send>,
-    input: Arc<InputState>,
-    first_read_min: usize,
-}
-
-impl InputReader {
-    fn new(inner: Box<dyn Read + Send>, input: Arc<InputState>, first_read_min: usize) -> InputReader {
-        InputReader { inner, input, first_read_min }
-    }
-}
-
-impl Read for InputReader {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let wanted = std::mem::take(&mut self.first_read_min).clamp(1, buf.len().max(1));
-        let mut filled = 0;
-        while filled < wanted {
-            let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) else {
-                break;
-            };
-            match self.inner.read(rest) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => {
-                    let kind = error.kind();
-                    if let Ok(mut slot) = self.input.read_error.lock() {
-                        *slot = Some(error);
-                    }
-                    return Err(kind.into());
-                }
-            }
-        }
-        Ok(filled)
     }
 }

@@ -2,13 +2,16 @@
 //! feature, network interfaces through libpcap.
 //!
 //! A source hands out borrowed [`Frame`]s: the bytes stay in the reader's buffer and only the TCP
-//! payloads the later stages keep are ever copied.
+//! payloads the later stages keep are ever copied. A file's buffer is a [`SharedBlock`], which a
+//! threaded run shares with its workers instead of copying the payloads it sends them.
 
+mod block;
 mod file;
 #[cfg(feature = "live")]
 pub mod live;
 mod timestamp;
 
+pub use block::SharedBlock;
 pub use file::{CaptureError, CaptureErrorKind, FileSource};
 pub use timestamp::Timestamp;
 

@@ -12,7 +12,7 @@ use std::ops::Range;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::alert::Event;
-use crate::capture::Timestamp;
+use crate::capture::{SharedBlock, Timestamp};
 use crate::decode::{TcpFlags, TcpPacket, VlanStack};
 use crate::flow::FlowKey;
 
@@ -20,13 +20,15 @@ use crate::flow::FlowKey;
 const TICK_PERIOD_SECS: u64 = 1;
 /// A batch goes out when it holds this many jobs...
 pub const BATCH_JOBS: usize = 1024;
-/// ...or this many payload bytes. Large batches amortise the queue's synchronisation and the
+/// ...or this many payload bytes... Large batches amortise the queue's synchronisation and the
 /// threads' wake-ups; the bytes bound what a worker's queue can hold (see [`Queues`]).
 pub const BATCH_BYTES: usize = 256 * 1024;
+/// ...or when its payloads lie in this many read blocks: this bounds the blocks a worker's queue
+/// keeps from reuse (a sparse worker's batch would otherwise hold one block per segment).
+pub const BATCH_BLOCKS: usize = 2;
 
-/// A TCP segment on its way from the capture thread to a worker, its payload copied into its
-/// batch's buffer (the capture buffer it was decoded from is reused for the next frame). No
-/// `Debug`: it leads to payload bytes.
+/// A TCP segment on its way from the capture thread to a worker. No `Debug`: it leads to payload
+/// bytes.
 pub struct Segment {
     ts: Timestamp,
     src: IpAddr,
@@ -39,8 +41,18 @@ pub struct Segment {
     window: u16,
     vlan: VlanStack,
     tunnel: u64,
-    payload: Range<usize>,
+    payload: Payload,
     payload_missing: u32,
+}
+
+/// Where a segment's payload is. Reading files, it stays in the block it was read into, which the
+/// batch holds; otherwise (live capture reuses its buffer for the next frame; payloads rebuilt
+/// from IP fragments live in the decoder) it is copied into the batch's own buffer.
+enum Payload {
+    /// `range` of the batch's block number `block`.
+    InBlock { block: usize, range: Range<usize> },
+    /// `range` of the batch's buffer.
+    Copied(Range<usize>),
 }
 
 impl Segment {
@@ -62,21 +74,42 @@ pub enum Job {
     },
 }
 
-/// Jobs for one worker, with the payloads of their segments in one buffer: a batch costs no
-/// allocation per segment, and its buffers are handed back to the capture side for reuse.
+/// Jobs for one worker, with the blocks their payloads lie in or the payloads themselves in one
+/// buffer: a batch costs no allocation per segment, and its buffers are handed back to the
+/// capture side for reuse.
 pub struct Batch {
     jobs: Vec<Job>,
-    payloads: Vec<u8>,
+    /// Payload bytes the jobs refer to, wherever they lie.
+    payload_bytes: usize,
+    blocks: Vec<SharedBlock>,
+    copied: Vec<u8>,
 }
 
 impl Batch {
-    fn with_capacity() -> Batch {
-        Batch { jobs: Vec::with_capacity(BATCH_JOBS), payloads: Vec::with_capacity(BATCH_BYTES) }
+    fn new() -> Batch {
+        Batch { jobs: Vec::with_capacity(BATCH_JOBS), payload_bytes: 0, blocks: Vec::new(), copied: Vec::new() }
     }
 
-    fn push_segment(&mut self, index: u64, packet: &TcpPacket<'_>, ts: Timestamp) {
-        let start = self.payloads.len();
-        self.payloads.extend_from_slice(packet.payload);
+    /// Adds a segment whose payload lies in `block` when it is given and holds the payload, else
+    /// copies the payload.
+    fn push_segment(&mut self, index: u64, packet: &TcpPacket<'_>, ts: Timestamp, block: Option<&SharedBlock>) {
+        self.payload_bytes += packet.payload.len();
+        let in_block = block
+            .filter(|_| !packet.payload.is_empty())
+            .and_then(|block| Some((block, block.range_of(packet.payload)?)));
+        let payload = match in_block {
+            Some((block, range)) => {
+                if !self.blocks.last().is_some_and(|last| last.is(block)) {
+                    self.blocks.push(block.clone());
+                }
+                Payload::InBlock { block: self.blocks.len() - 1, range }
+            }
+            None => {
+                let start = self.copied.len();
+                self.copied.extend_from_slice(packet.payload);
+                Payload::Copied(start..self.copied.len())
+            }
+        };
         let segment = Segment {
             ts,
             src: packet.src,
@@ -89,14 +122,14 @@ impl Batch {
             window: packet.window,
             vlan: packet.vlan,
             tunnel: packet.tunnel,
-            payload: start..self.payloads.len(),
+            payload,
             payload_missing: packet.payload_missing,
         };
         self.jobs.push(Job::Segment { index, segment });
     }
 
     fn is_full(&self) -> bool {
-        self.jobs.len() >= BATCH_JOBS || self.payloads.len() >= BATCH_BYTES
+        self.jobs.len() >= BATCH_JOBS || self.payload_bytes >= BATCH_BYTES || self.blocks.len() >= BATCH_BLOCKS
     }
 
     fn is_empty(&self) -> bool {
@@ -107,10 +140,12 @@ impl Batch {
         self.jobs.iter().filter(|job| matches!(job, Job::Segment { .. })).count()
     }
 
-    /// Empties the batch, keeping its buffers.
+    /// Empties the batch, keeping its buffers and letting go of the blocks.
     pub fn clear(&mut self) {
         self.jobs.clear();
-        self.payloads.clear();
+        self.payload_bytes = 0;
+        self.blocks.clear();
+        self.copied.clear();
     }
 
     pub fn jobs(&self) -> &[Job] {
@@ -130,7 +165,12 @@ impl Batch {
             window: segment.window,
             vlan: segment.vlan,
             tunnel: segment.tunnel,
-            payload: self.payloads.get(segment.payload.clone()).unwrap_or_default(),
+            payload: match &segment.payload {
+                Payload::InBlock { block, range } => {
+                    self.blocks.get(*block).and_then(|block| block.bytes().get(range.clone())).unwrap_or_default()
+                }
+                Payload::Copied(range) => self.copied.get(range.clone()).unwrap_or_default(),
+            },
             payload_missing: segment.payload_missing,
         }
     }
@@ -262,7 +302,7 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Every flow goes to a worker behind `queues`.
     pub fn new(queues: Queues, policy: QueuePolicy) -> Self {
-        let batches = queues.workers.iter().map(|_| Batch::with_capacity()).collect();
+        let batches = queues.workers.iter().map(|_| Batch::new()).collect();
         Dispatcher {
             queues,
             batches,
@@ -280,14 +320,21 @@ impl Dispatcher {
         Dispatcher { local_share: true, ..Dispatcher::new(queues, policy) }
     }
 
-    /// One captured frame, with its TCP segment if it had one. Returns whether time ticked.
+    /// One captured frame, with its TCP segment if it had one, its payload to be copied. Returns
+    /// whether time ticked.
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
     pub fn frame(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>) -> Result<bool, Disconnected> {
-        self.route(ts, packet).map(|routed| routed.ticked)
+        self.route(ts, packet, None).map(|routed| routed.ticked)
     }
 
-    /// [`frame`](Self::frame), telling where the segment went.
-    pub fn route(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>) -> Result<Routed, Disconnected> {
+    /// [`frame`](Self::frame) for a frame read into `block`, which the segment's batch then holds
+    /// instead of a copy of its payload; tells where the segment went.
+    pub fn route(
+        &mut self,
+        ts: Timestamp,
+        packet: Option<&TcpPacket<'_>>,
+        block: Option<&SharedBlock>,
+    ) -> Result<Routed, Disconnected> {
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1);
         let ticked = self.clock.tick_due(ts);
@@ -306,7 +353,7 @@ impl Dispatcher {
             };
             let full = match remote.and_then(|worker| self.batches.get_mut(worker)) {
                 Some(batch) => {
-                    batch.push_segment(index, packet, ts);
+                    batch.push_segment(index, packet, ts, block);
                     batch.is_full()
                 }
                 None => {
@@ -356,7 +403,7 @@ impl Dispatcher {
         let (Some(batch), Some(queue)) = (self.batches.get_mut(worker), self.queues.workers.get(worker)) else {
             return Ok(());
         };
-        let spare = self.queues.spare.try_recv().unwrap_or_else(|_| Batch::with_capacity());
+        let spare = self.queues.spare.try_recv().unwrap_or_else(|_| Batch::new());
         let batch = std::mem::replace(batch, spare);
         match self.policy {
             QueuePolicy::Block => queue.send(batch).map_err(|_| Disconnected),
@@ -465,10 +512,10 @@ mod tests {
             let mut local = 0u32;
             for port in 1..=flows {
                 let forward = TcpPacket { src_port: port, ..packet };
-                let routed = dispatcher.route(data.ts, Some(&forward)).unwrap();
+                let routed = dispatcher.route(data.ts, Some(&forward), None).unwrap();
                 let reply = TcpPacket { src: forward.dst, dst: forward.src, src_port: 110, dst_port: port, ..packet };
                 assert_eq!(
-                    dispatcher.route(data.ts, Some(&reply)).unwrap().local,
+                    dispatcher.route(data.ts, Some(&reply), None).unwrap().local,
                     routed.local,
                     "one flow, one thread"
                 );
@@ -481,6 +528,84 @@ mod tests {
                 "{workers} worker(s): {local} local flows, {expected} expected"
             );
         }
+    }
+
+    /// Segments of frames read from a file travel as places in the shared read blocks, a batch
+    /// holding at most `BATCH_BLOCKS` of them, and come out with the bytes that were read.
+    #[test]
+    fn segments_read_from_a_file_travel_in_their_blocks_without_copies() {
+        let chunk: Vec<u8> = (0..1_000u32).map(|i| (i % 251) as u8).collect();
+        let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 143));
+        conversation.handshake();
+        for _ in 0..3_000 {
+            conversation.client(&chunk);
+        }
+        let capture = crate::pcapwriter::write_pcap(Vec::new(), &conversation.frames().unwrap()).unwrap();
+        let mut source =
+            crate::capture::FileSource::from_reader("test".into(), Box::new(std::io::Cursor::new(capture))).unwrap();
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let mut dispatcher = Dispatcher::new(queues(vec![sender]), QueuePolicy::Block);
+        let mut decoder = Decoder::new();
+        let mut blocks_seen: Vec<SharedBlock> = Vec::new();
+        while let Some((frame, block)) = source.next_frame_in_block().unwrap() {
+            let block = block.expect("shared");
+            if !blocks_seen.iter().any(|seen| seen.is(block)) {
+                blocks_seen.push(block.clone());
+            }
+            match decoder.decode(&frame) {
+                Decoded::Tcp(packet) => dispatcher.route(frame.ts, Some(&packet), Some(block)).unwrap(),
+                Decoded::Skipped(_) => dispatcher.route(frame.ts, None, Some(block)).unwrap(),
+            };
+        }
+        assert!(blocks_seen.len() >= 3, "the capture spans several blocks");
+        dispatcher.flush().unwrap();
+        drop(dispatcher);
+        let mut stream = Vec::new();
+        for batch in receiver.iter() {
+            assert!(batch.copied.is_empty(), "no payload was copied");
+            assert!(batch.blocks.len() <= BATCH_BLOCKS);
+            for job in batch.jobs() {
+                if let Job::Segment { segment, .. } = job {
+                    stream.extend_from_slice(batch.packet(segment).payload);
+                }
+            }
+        }
+        assert_eq!(stream, chunk.repeat(3_000));
+
+        // A sparse worker's batch goes out as soon as its payloads span two blocks.
+        let mut sparse = Batch::new();
+        let first = blocks_seen[0].bytes().get(1_000..1_100).unwrap();
+        let packet = TcpPacket { payload: first, ..decoded_data_packet(&frames()) };
+        sparse.push_segment(0, &packet, Timestamp::default(), Some(&blocks_seen[0]));
+        sparse.push_segment(1, &packet, Timestamp::default(), Some(&blocks_seen[0]));
+        assert!(!sparse.is_full());
+        let second = TcpPacket { payload: blocks_seen[1].bytes().get(..100).unwrap(), ..packet };
+        sparse.push_segment(2, &second, Timestamp::default(), Some(&blocks_seen[1]));
+        assert!(sparse.is_full());
+        assert_eq!(sparse.packet(segment_of(&sparse, 2)).payload, second.payload);
+        // A payload that is not in the block given (rebuilt from fragments) is copied.
+        let rebuilt = b"LOGIN".to_vec();
+        sparse.push_segment(3, &TcpPacket { payload: &rebuilt, ..packet }, Timestamp::default(), Some(&blocks_seen[1]));
+        assert_eq!(sparse.copied, rebuilt);
+        assert_eq!(sparse.packet(segment_of(&sparse, 3)).payload, b"LOGIN");
+    }
+
+    fn segment_of(batch: &Batch, wanted: u64) -> &Segment {
+        batch
+            .jobs()
+            .iter()
+            .find_map(|job| match job {
+                Job::Segment { index, segment } if *index == wanted => Some(segment),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    fn decoded_data_packet(frames: &[crate::pcapwriter::CapturedFrame]) -> TcpPacket<'static> {
+        let data = frames.iter().find(|f| f.data.len() > 60).unwrap().as_frame();
+        let mut decoder = Decoder::new();
+        let Decoded::Tcp(packet) = decoder.decode(&data) else { panic!("not tcp") };
+        TcpPacket { payload: &[], ..packet }
     }
 
     #[test]

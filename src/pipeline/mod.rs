@@ -9,13 +9,15 @@
 //!                         sharded by flow
 //! ```
 //!
-//! A capture thread decodes each frame, copies the TCP segments (only those) into batches (one
-//! payload buffer per batch, reused) and sends them to the worker the flow's symmetric hash
-//! names, so that both directions of a connection meet in one flow table without locks. When
+//! A capture thread decodes each frame, puts the TCP segments (only those) into batches and sends
+//! them to the worker the flow's symmetric hash names, so that both directions of a connection
+//! meet in one flow table without locks. Reading files, a batch holds the read blocks its
+//! payloads lie in rather than copies of them ([`crate::capture::SharedBlock`]); live capture
+//! copies the payloads (one buffer per batch, reused), since libpcap reuses its buffer. When
 //! packet time enters a new second, every worker gets a tick so that idle workers expire flows on
 //! packet time too. The output thread alone owns the sinks. Reading files, the capture thread is
 //! a worker as well: it keeps a share of the flows (a third of a worker thread's, since it also
-//! reads and decodes everything) and analyses them without copying.
+//! reads and decodes everything) and analyses them in place.
 //!
 //! Files never lose a packet: a full queue makes the reader wait. Their output is put back into
 //! the order a single engine produces (by frame, flow and production order), so `read` writes the
@@ -42,7 +44,7 @@ use std::thread::{Scope, ScopedJoinHandle};
 use crossbeam_channel::Sender;
 
 use crate::alert::{Event, StatsEvent};
-use crate::capture::{CaptureError, FileSource, Timestamp};
+use crate::capture::{CaptureError, FileSource, SharedBlock, Timestamp};
 use crate::decode::{DecodeStats, Decoded, Decoder, TcpPacket};
 use crate::flow::FlowLimits;
 use crate::output::Sink;
@@ -174,7 +176,7 @@ pub fn read_files_with_progress(
             progress: progress.as_deref_mut(),
             shared: &shared,
         };
-        reader.read_all(paths, &mut report, |ts, packet| inline.frame(ts, packet))?;
+        reader.read_all(paths, &mut report, |ts, packet, _| inline.frame(ts, packet))?;
         inline.finish()?;
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
@@ -194,8 +196,8 @@ pub fn read_files_with_progress(
         // The workers being gone means the output failed: `finish` reports why.
         let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared: &shared };
         let _ = reader
-            .read_all(paths, &mut report, |ts, packet| {
-                let routed = dispatcher.route(ts, packet)?;
+            .read_all(paths, &mut report, |ts, packet, block| {
+                let routed = dispatcher.route(ts, packet, block)?;
                 if routed.ticked {
                     local.tick(routed.index, ts);
                 }
@@ -249,7 +251,7 @@ impl Reader<'_, '_> {
         mut self,
         paths: &[PathBuf],
         report: &mut RunReport,
-        mut feed: impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
+        mut feed: impl FnMut(Timestamp, Option<&TcpPacket<'_>>, Option<&SharedBlock>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut bytes_of_finished_files = 0;
         for path in paths {
@@ -283,14 +285,14 @@ impl Reader<'_, '_> {
         &mut self,
         source: &mut FileSource,
         bytes_before: u64,
-        feed: &mut impl FnMut(Timestamp, Option<&TcpPacket<'_>>) -> Result<(), E>,
+        feed: &mut impl FnMut(Timestamp, Option<&TcpPacket<'_>>, Option<&SharedBlock>) -> Result<(), E>,
     ) -> Result<Result<(), CaptureError>, E> {
         loop {
             if self.counters.frames.is_multiple_of(PROGRESS_EVERY) {
                 self.show_progress(source, bytes_before);
             }
-            let frame = match source.next_frame() {
-                Ok(Some(frame)) => frame,
+            let (frame, block) = match source.next_frame_in_block() {
+                Ok(Some(next)) => next,
                 Ok(None) => return Ok(Ok(())),
                 Err(error) => return Ok(Err(error)),
             };
@@ -298,8 +300,8 @@ impl Reader<'_, '_> {
             self.counters.bytes += frame.data.len() as u64;
             self.counters.last_ts = self.counters.last_ts.max(frame.ts);
             match self.decoder.decode(&frame) {
-                Decoded::Tcp(packet) => feed(frame.ts, Some(&packet))?,
-                Decoded::Skipped(_) => feed(frame.ts, None)?,
+                Decoded::Tcp(packet) => feed(frame.ts, Some(&packet), block)?,
+                Decoded::Skipped(_) => feed(frame.ts, None, block)?,
             }
         }
     }

@@ -616,7 +616,7 @@ fn a_record_claiming_more_than_the_file_holds_costs_no_memory() {
     let (frames, error) = read_all(&mut source);
     assert_eq!(frames.len(), 1);
     assert!(matches!(error.map(|e| e.kind), Some(CaptureErrorKind::Truncated)));
-    assert_eq!(source.buffer.capacity, INITIAL_BUFFER_LEN, "the buffer did not grow for the claim");
+    assert_eq!(source.buffer.capacity(), INITIAL_BUFFER_LEN, "the buffer did not grow for the claim");
 }
 
 #[test]
@@ -676,6 +676,71 @@ fn grows_the_buffer_for_a_record_larger_than_it() {
     ng.section(false).interface(1, &[]).epb(0, 1, jumbo.len() as u32, &jumbo);
     let (frames, _) = read_ok(ng.take());
     assert_eq!(frames, vec![got(Timestamp(1_000), LinkType::ETHERNET, jumbo.len() as u32, &jumbo)]);
+}
+
+/// A classic pcap of `records` frames of `len` bytes, each filled with its own number.
+fn numbered_records(records: u32, len: usize) -> Vec<u8> {
+    let mut file = PcapFile::new(false, false, 1);
+    for n in 0..records {
+        let data: Vec<u8> = n.to_le_bytes().iter().cycle().take(len).copied().collect();
+        file.record(n, 0, len as u32, &data);
+    }
+    file.bytes
+}
+
+/// Workers hold slices of the blocks frames were read into: reading on must never write into a
+/// block somebody holds.
+#[test]
+fn bytes_held_from_a_shared_block_never_change_while_reading_goes_on() {
+    let records = (5 * INITIAL_BUFFER_LEN / 1_000) as u32;
+    let mut source = open_bytes(numbered_records(records, 1_000)).expect("capture opens");
+    let mut held = Vec::new();
+    let mut frames = 0;
+    while let Some((frame, block)) = source.next_frame_in_block().expect("reads") {
+        let block = block.expect("blocks of the standard size are shared");
+        if frames % 97 == 0 {
+            let range = block.range_of(frame.data).expect("a frame lies in its block");
+            held.push((block.clone(), range, frame.data.to_vec()));
+        }
+        frames += 1;
+    }
+    assert_eq!(frames, records);
+    assert!(source.buffer.blocks_made >= 5, "held blocks made reading go on in new ones");
+    for (block, range, bytes) in &held {
+        assert_eq!(&block.bytes()[range.clone()], bytes.as_slice());
+    }
+}
+
+/// A holder that lets go after a while (a worker done with its batch) gives the block back: the
+/// reader settles on a few blocks however long the file.
+#[test]
+fn blocks_come_back_once_their_holders_let_go() {
+    let records = (16 * INITIAL_BUFFER_LEN / 1_000) as u32;
+    let mut source = open_bytes(numbered_records(records, 1_000)).expect("capture opens");
+    let mut holding: std::collections::VecDeque<SharedBlock> = std::collections::VecDeque::new();
+    while let Some((_, block)) = source.next_frame_in_block().expect("reads") {
+        let block = block.expect("shared");
+        if !holding.back().is_some_and(|last| last.is(block)) {
+            holding.push_back(block.clone());
+        }
+        if holding.len() > 2 {
+            holding.pop_front();
+        }
+    }
+    assert!(source.buffer.blocks_made <= 4, "{} blocks for a 16-block file", source.buffer.blocks_made);
+}
+
+#[test]
+fn a_buffer_grown_for_a_jumbo_record_is_not_shared() {
+    let jumbo = payload(INITIAL_BUFFER_LEN + 5, 1);
+    let mut file = PcapFile::new(false, false, 1);
+    file.record(1, 0, 60, &[1; 60]).record(2, 0, jumbo.len() as u32, &jumbo).record(3, 0, 1, &[3]);
+    let mut source = open_bytes(file.bytes).expect("capture opens");
+    let mut shared = Vec::new();
+    while let Some((_, block)) = source.next_frame_in_block().expect("reads") {
+        shared.push(block.is_some());
+    }
+    assert_eq!(shared, [true, false, false]);
 }
 
 #[test]
