@@ -6,14 +6,13 @@
 //! worker its symmetric hash names, and every worker gets every tick, in capture order.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use std::net::IpAddr;
 use std::ops::Range;
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::alert::Event;
 use crate::capture::{SharedBlock, Timestamp};
-use crate::decode::{TcpFlags, TcpPacket, VlanStack};
+use crate::decode::TcpPacket;
 use crate::flow::FlowKey;
 
 /// Packet time ticks (idle flows are looked for) when it enters a new second.
@@ -31,18 +30,9 @@ pub const BATCH_BLOCKS: usize = 2;
 /// bytes.
 pub struct Segment {
     ts: Timestamp,
-    src: IpAddr,
-    dst: IpAddr,
-    src_port: u16,
-    dst_port: u16,
-    seq: u32,
-    ack: u32,
-    flags: TcpFlags,
-    window: u16,
-    vlan: VlanStack,
-    tunnel: u64,
+    /// The decoded packet, its payload left out (see `payload`).
+    headers: TcpPacket<'static>,
     payload: Payload,
-    payload_missing: u32,
 }
 
 /// Where a segment's payload is. Reading files, it stays in the block it was read into, which the
@@ -110,21 +100,7 @@ impl Batch {
                 Payload::Copied(start..self.copied.len())
             }
         };
-        let segment = Segment {
-            ts,
-            src: packet.src,
-            dst: packet.dst,
-            src_port: packet.src_port,
-            dst_port: packet.dst_port,
-            seq: packet.seq,
-            ack: packet.ack,
-            flags: packet.flags,
-            window: packet.window,
-            vlan: packet.vlan,
-            tunnel: packet.tunnel,
-            payload,
-            payload_missing: packet.payload_missing,
-        };
+        let segment = Segment { ts, headers: TcpPacket { payload: &[], ..*packet }, payload };
         self.jobs.push(Job::Segment { index, segment });
     }
 
@@ -152,27 +128,15 @@ impl Batch {
         &self.jobs
     }
 
-    /// A segment of this batch as the decoder produced it, borrowing the batch's buffer.
+    /// A segment of this batch as the decoder produced it, its payload borrowed from the batch.
     pub fn packet(&self, segment: &Segment) -> TcpPacket<'_> {
-        TcpPacket {
-            src: segment.src,
-            dst: segment.dst,
-            src_port: segment.src_port,
-            dst_port: segment.dst_port,
-            seq: segment.seq,
-            ack: segment.ack,
-            flags: segment.flags,
-            window: segment.window,
-            vlan: segment.vlan,
-            tunnel: segment.tunnel,
-            payload: match &segment.payload {
-                Payload::InBlock { block, range } => {
-                    self.blocks.get(*block).and_then(|block| block.bytes().get(range.clone())).unwrap_or_default()
-                }
-                Payload::Copied(range) => self.copied.get(range.clone()).unwrap_or_default(),
-            },
-            payload_missing: segment.payload_missing,
-        }
+        let payload = match &segment.payload {
+            Payload::InBlock { block, range } => {
+                self.blocks.get(*block).and_then(|block| block.bytes().get(range.clone())).unwrap_or_default()
+            }
+            Payload::Copied(range) => self.copied.get(range.clone()).unwrap_or_default(),
+        };
+        TcpPacket { payload, ..segment.headers }
     }
 }
 
