@@ -7,11 +7,12 @@
 //! which the fuzzer reports like a crash. The `encode_*` functions write inputs in the harnesses'
 //! formats, for seed corpora and tests.
 
-use std::collections::HashMap;
-use std::io::Cursor;
+use std::collections::{HashMap, VecDeque};
+use std::io::{Cursor, Read};
+use std::ops::Range;
 use std::time::Duration;
 
-use credwatch::capture::{FileSource, Frame, LinkType, Timestamp};
+use credwatch::capture::{FileSource, Frame, LinkType, SharedBlock, Timestamp};
 use credwatch::decode::{Decoded, Decoder, DefragLimits};
 use credwatch::flow::{seq, FlowLimits, ReassemblyLimits, ReassemblyStats, Side, StreamChunk, StreamReassembler};
 use credwatch::pipeline::Engine;
@@ -21,17 +22,61 @@ use credwatch::proto::{Ctx, ProtoConfig, ProtoStats, ServerLines, Session};
 /// that decompress to a lot).
 const MAX_FRAMES: usize = 10_000;
 
+/// The capture harness reads at most this many bytes at a time, so that refills happen within
+/// small inputs, and with them the reader moving to another block while frames are held.
+const READ_CHUNK: usize = 509;
+/// Frames the capture harness holds at a time, as a worker's batches hold their blocks.
+const FRAMES_HELD: usize = 3;
+
+/// A capture handed over in chunks of at most [`READ_CHUNK`] bytes.
+struct Chunked(Cursor<Vec<u8>>);
+
+impl Read for Chunked {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let len = buf.len().min(READ_CHUNK);
+        self.0.read(&mut buf[..len])
+    }
+}
+
+/// A frame's bytes held through its block, and a copy to check them against.
+struct HeldFrame {
+    block: SharedBlock,
+    range: Range<usize>,
+    copy: Vec<u8>,
+}
+
+impl HeldFrame {
+    /// Panics (a finding) when the reader wrote into the block while it was held.
+    fn check(&self) {
+        assert!(
+            self.block.bytes().get(self.range.clone()) == Some(self.copy.as_slice()),
+            "a held block was written to"
+        );
+    }
+}
+
 /// Capture-file reader, then decoder and engine: the whole offline pipeline on a file's bytes.
+/// Frames are held for a while through their read block (as threaded runs do), and must not
+/// change meanwhile.
 pub fn capture_file(data: &[u8]) {
-    let Ok(mut source) = FileSource::from_reader("fuzz-input".into(), Box::new(Cursor::new(data.to_vec()))) else {
+    let Ok(mut source) = FileSource::from_reader("fuzz-input".into(), Box::new(Chunked(Cursor::new(data.to_vec()))))
+    else {
         return;
     };
     let mut decoder = Decoder::new();
     let mut engine = Engine::new(small_flow_limits(), small_proto_config());
     let mut events = Vec::new();
     let mut second = 0;
+    let mut held = VecDeque::new();
     for _ in 0..MAX_FRAMES {
-        let Ok(Some(frame)) = source.next_frame() else { break };
+        let Ok(Some((frame, block))) = source.next_frame_in_block() else { break };
+        if let Some(block) = block.filter(|_| !frame.data.is_empty()) {
+            let range = block.range_of(frame.data).expect("a frame lies in the block it was read into");
+            held.push_back(HeldFrame { block: block.clone(), range, copy: frame.data.to_vec() });
+            if held.len() > FRAMES_HELD {
+                held.pop_front().iter().for_each(HeldFrame::check);
+            }
+        }
         // Flows expire on packet time, once per second of it, as the pipeline does.
         if frame.ts.secs() != second {
             second = frame.ts.secs();
@@ -43,6 +88,7 @@ pub fn capture_file(data: &[u8]) {
         events.clear();
     }
     engine.finish(&mut events);
+    held.iter().for_each(HeldFrame::check);
 }
 
 /// Link types the decode harness picks from with the input's first byte: every supported one,
