@@ -135,17 +135,27 @@ echo
 mail=${capture[mail-heavy]}
 if "$credwatch" read --help 2>/dev/null | grep -q -- '--threads'; then
     cat "$mail" >/dev/null
-    : >"$scratch/t1" && : >"$scratch/t2"
+    one=("$credwatch" read --threads 1 --format json "$mail")
+    : >"$scratch/t1" && : >"$scratch/t2" && : >"$scratch/tpair"
     for round in $(seq "$rounds"); do
-        if [ $((round % 2)) -eq 1 ]; then order="1 2"; else order="2 1"; fi
+        if [ $((round % 2)) -eq 1 ]; then order="1 2 pair"; else order="pair 2 1"; fi
         for threads in $order; do
-            measure /dev/null "$credwatch" read --threads "$threads" --format json "$mail" >>"$scratch/t$threads"
+            if [ "$threads" = pair ]; then
+                # Two one-thread runs at once: what the machine's two cores give when both work.
+                measure /dev/null bash -c '"$@" >/dev/null & "$@" >/dev/null; wait' pair "${one[@]}" >>"$scratch/tpair"
+            else
+                measure /dev/null "$credwatch" read --threads "$threads" --format json "$mail" >>"$scratch/t$threads"
+            fi
         done
     done
     t1=$(awk '{ print $3 }' "$scratch/t1" | median)
     t2=$(awk '{ print $3 }' "$scratch/t2" | median)
     printf 'threads    mail-heavy wall time: --threads 1 %sms, --threads 2 %sms, ratio %.2fx, paired %sx (target ≤0.6x)\n' \
         "$t1" "$t2" "$(echo "$t2 $t1" | awk '{ print $1 / $2 }')" "$(paired "$scratch/t1" "$scratch/t2" wall)"
+    pair=$(paired "$scratch/t1" "$scratch/tpair" wall)
+    printf '           two --threads 1 runs at once take %sx the wall time of one (paired): the cores slow each\n' "$pair"
+    printf '           other down, and a perfect split over two threads would take at least %.2fx\n' \
+        "$(echo "$pair" | awk '{ print $1 / 2 }')"
 else
     echo "threads    skipped: this credwatch has no --threads option (the threaded pipeline has not landed)"
 fi

@@ -20,12 +20,8 @@ impl SharedBlock {
         SharedBlock(Arc::new(vec![0; len]))
     }
 
-    pub fn len(&self) -> usize {
+    pub(super) fn len(&self) -> usize {
         self.0.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
     }
 
     pub fn bytes(&self) -> &[u8] {
