@@ -153,7 +153,6 @@ impl FileSource {
             Ok(Some(packet)) => Ok(Some((self.frame_at(packet), self.buffer.shareable_block()))),
             Ok(None) => {
                 self.finished = true;
-                tracing::debug!(file = %self.name, blocks = self.buffer.blocks_made, "read to the end");
                 Ok(None)
             }
             Err(kind) => {
@@ -166,6 +165,12 @@ impl FileSource {
     /// The name given to the source (the path as the user wrote it, or `-`).
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// Read blocks allocated so far: a few in all when the blocks shared with workers come back
+    /// (see [`next_frame_in_block`](Self::next_frame_in_block)), one when none are shared.
+    pub fn blocks_made(&self) -> u64 {
+        self.buffer.blocks_made
     }
 
     /// Compressed bytes consumed so far from the underlying file (for progress reporting).
@@ -249,8 +254,8 @@ struct RecordBuffer {
     pending_consume: usize,
     /// Blocks read before the current one, oldest first, to be reused once free.
     retired: VecDeque<SharedBlock>,
-    /// Blocks allocated so far (logged at the end: a number growing with the file means blocks
-    /// are not coming back).
+    /// Blocks allocated so far (a number growing with the file would mean blocks are not coming
+    /// back).
     blocks_made: u64,
     exhausted: bool,
 }

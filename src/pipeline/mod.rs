@@ -129,6 +129,9 @@ pub struct RunReport {
     pub anomalies: u64,
     pub decode: DecodeStats,
     pub engine: EngineStats,
+    /// The most read blocks one file needed (a threaded run shares them with its workers; the
+    /// README's memory bounds say how many at most).
+    pub read_blocks: u64,
     /// The closing stats report (as logged, and written when asked).
     pub stats: StatsEvent,
 }
@@ -268,6 +271,7 @@ impl Reader<'_, '_> {
             tracing::info!(file = source.name(), "reading");
             let outcome = self.read_one(&mut source, bytes_of_finished_files, &mut feed)?;
             bytes_of_finished_files += source.bytes_read();
+            report.read_blocks = report.read_blocks.max(source.blocks_made());
             report.files_read += 1;
             if let Err(error) = outcome {
                 self.clear_progress();

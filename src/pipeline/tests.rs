@@ -184,3 +184,24 @@ fn an_output_failure_ends_the_run_with_its_error() {
         assert_eq!(error.kind(), io::ErrorKind::BrokenPipe, "{threads} threads");
     }
 }
+
+/// Worker threads hold the read blocks their segments point into, and hand them back: a threaded
+/// run of a capture larger than the README's bound (9 + 12 blocks per worker thread) stays within
+/// it, and a run on one thread needs one block.
+#[test]
+fn a_threaded_run_keeps_its_read_blocks_within_the_bound() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blocks.pcap");
+    let config = crate::gen::GenConfig { kind: crate::gen::TrafficKind::MailHeavy, size: 32 << 20, seed: 3 };
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    crate::gen::generate(&config, "blocks.pcap", file).unwrap().0.into_inner().unwrap().sync_all().unwrap();
+    let blocks_in_file = std::fs::metadata(&path).unwrap().len() >> 20;
+    let (single, single_report) = run(&path, 1, DEFAULT_QUEUE_SEGMENTS, false);
+    assert_eq!(single_report.read_blocks, 1);
+    let (threaded, report) = run(&path, 2, DEFAULT_QUEUE_SEGMENTS, false);
+    assert_eq!(threaded.lines, single.lines);
+    let bound = 9 + 12;
+    assert!(blocks_in_file > bound, "the capture spans more blocks ({blocks_in_file}) than the bound");
+    assert!(report.read_blocks > 1, "the workers held blocks: reading went on in others");
+    assert!(report.read_blocks <= bound, "{} blocks for {blocks_in_file} MiB", report.read_blocks);
+}
