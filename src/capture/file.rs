@@ -371,7 +371,12 @@ impl RecordBuffer {
         let buffered = self.start..self.end;
         let len = buffered.len();
         match self.block.exclusive() {
-            Some(bytes) if bytes.len() >= capacity => bytes.copy_within(buffered, 0),
+            // Already at the start (a record being gathered over many reads): nothing to move.
+            Some(bytes) if bytes.len() >= capacity => {
+                if buffered.start > 0 {
+                    bytes.copy_within(buffered, 0);
+                }
+            }
             _ => {
                 let mut fresh = self.free_block(capacity);
                 if let (Some(to), Some(from)) =
