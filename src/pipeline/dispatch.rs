@@ -142,7 +142,8 @@ impl Batch {
 
 /// The capture side's ends of the workers' queues: one bounded queue per worker, and the batches
 /// the workers are done with, to reuse. A worker's queue holds at most its capacity in batches,
-/// each at most [`BATCH_JOBS`] jobs and [`BATCH_BYTES`] of payload plus one segment.
+/// each at most [`BATCH_JOBS`] jobs and [`BATCH_BYTES`] of payload plus one segment, its payloads
+/// copied or in at most [`BATCH_BLOCKS`] read blocks.
 #[derive(Clone)]
 pub struct Queues {
     pub workers: Vec<Sender<Batch>>,
