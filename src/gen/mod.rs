@@ -5,7 +5,7 @@
 //! * **mixed** enterprise traffic, about 1.7 % of its bytes mail (TLS, HTTP, SMB-like bulk, SSH,
 //!   FTP, DNS over UDP, implicit-TLS mail; a quarter IPv6, a quarter in VLANs);
 //! * **mail-heavy** traffic: thousands of concurrent POP3, IMAP and SMTP sessions with every login
-//!   variation [`mail`] knows (SASL forms, literals, lower case, split, reordered and retransmitted
+//!   variation `mail` knows (SASL forms, literals, lower case, split, reordered and retransmitted
 //!   segments, STARTTLS) and decoy login text inside message bodies;
 //! * **many flows**: SYN probes, short sessions and connections that never close, about a million
 //!   per gigabyte, with real logins among them.

@@ -39,7 +39,7 @@ pub struct ServerReport {
     pub unknown_outcomes: u64,
     /// Distinct user names as reported (masked, hashed or full, per policy).
     pub users: usize,
-    /// Those names, sorted, at most [`MAX_LISTED_USERS`] of them (`users` is the full count).
+    /// Those names, sorted, at most `MAX_LISTED_USERS` (50) of them (`users` is the full count).
     pub user_names: Vec<String>,
     /// Distinct client addresses.
     pub clients: usize,
