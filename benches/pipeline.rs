@@ -17,7 +17,7 @@ use credwatch::flow::{
 use credwatch::gen::{generate, GenConfig, TrafficKind};
 use credwatch::pcapwriter::{CapturedFrame, Conversation};
 use credwatch::pipeline::Engine;
-use credwatch::proto::{Ctx, ProtoConfig, ProtoStats, ServerLines, Session};
+use credwatch::proto::{CtxParts, ProtoConfig, ProtoEvent, Session};
 
 /// One data segment each way of a mid-stream connection, in the given VLANs.
 fn frames(client: IpAddr, server: IpAddr, vlans: &[u16]) -> Vec<CapturedFrame> {
@@ -202,30 +202,24 @@ fn sessions() -> [(&'static str, u16, Script); 4] {
 }
 
 fn bench_sessions(c: &mut Criterion) {
-    let config = ProtoConfig::default();
     let mut group = c.benchmark_group("session");
     group.throughput(Throughput::Elements(1));
     for (name, port, script) in sessions() {
         group.bench_function(name, |b| {
-            let mut events = Vec::new();
-            let mut stats = ProtoStats::default();
-            // Shared by the iterations, as an engine shares it between flows.
-            let mut server_lines = ServerLines::default();
+            // Shared by the iterations (server lines included, as an engine shares them between
+            // flows).
+            let mut parts = CtxParts::default();
             b.iter(|| {
-                let mut ctx = Ctx {
-                    ts: Timestamp::default(),
-                    config: &config,
-                    events: &mut events,
-                    stats: &mut stats,
-                    server_lines: &mut server_lines,
-                };
-                let mut session = Session::new(Side::Hi, true, port, &config);
+                let mut session = Session::new(Side::Hi, true, port, &parts.config);
+                let mut ctx = parts.ctx(Timestamp::default());
                 for (from_client, data) in &script {
                     let side = if *from_client { Side::Hi } else { Side::Lo };
                     session.on_data(side, data, &mut ctx);
                 }
-                assert_eq!(events.len(), 1, "{name}: one credential");
-                events.clear();
+                // The login's credential, and the record of the session that ended with it.
+                let credentials = parts.events.iter().filter(|event| matches!(event, ProtoEvent::Credential(_)));
+                assert_eq!(credentials.count(), 1, "{name}: one credential");
+                parts.events.clear();
             })
         });
     }

@@ -16,7 +16,7 @@ use credwatch::capture::{FileSource, Frame, LinkType, SharedBlock, Timestamp};
 use credwatch::decode::{Decoded, Decoder, DefragLimits};
 use credwatch::flow::{seq, FlowLimits, ReassemblyLimits, ReassemblyStats, Side, StreamChunk, StreamReassembler};
 use credwatch::pipeline::Engine;
-use credwatch::proto::{Ctx, ProtoConfig, ProtoStats, ServerLines, Session};
+use credwatch::proto::{CtxParts, ProtoConfig, Session};
 
 /// Frames a capture may hold at most before the harness stops reading (keeps runs fast on inputs
 /// that decompress to a lot).
@@ -315,22 +315,13 @@ const GAP_RECORD: u8 = 0xff;
 /// is the side, its value the gap length. Otherwise bit 7 is the side (0: client, 1: server) and
 /// bits 0–6 the chunk length (a short chunk takes what is left).
 pub fn session(target: SessionTarget, data: &[u8]) {
-    let config = small_proto_config();
-    let mut events = Vec::new();
-    let mut stats = ProtoStats::default();
-    let mut server_lines = ServerLines::default();
-    let mut session = Session::new(Side::Lo, true, target.server_port(), &config);
+    let mut parts = CtxParts { config: small_proto_config(), ..CtxParts::default() };
+    let mut session = Session::new(Side::Lo, true, target.server_port(), &parts.config);
     let mut rest = data;
     let mut tick = 0;
     while let [header, tail @ ..] = rest {
         tick += 1;
-        let mut ctx = Ctx {
-            ts: Timestamp::from_secs_nanos(1_700_000_000, tick),
-            config: &config,
-            events: &mut events,
-            stats: &mut stats,
-            server_lines: &mut server_lines,
-        };
+        let mut ctx = parts.ctx(Timestamp::from_secs_nanos(1_700_000_000, tick));
         if *header == GAP_RECORD {
             let Some((&gap, tail)) = tail.split_first() else { break };
             session.on_gap(if gap & 1 == 0 { Side::Lo } else { Side::Hi }, u64::from(gap), &mut ctx);
@@ -341,16 +332,9 @@ pub fn session(target: SessionTarget, data: &[u8]) {
         let (chunk, tail) = tail.split_at(usize::from(header & 0x7f).min(tail.len()));
         session.on_data(side, chunk, &mut ctx);
         rest = tail;
-        assert!(session.buffered() <= 2 * (config.max_line + 1), "framers hold more than a line each");
+        assert!(session.buffered() <= 2 * (parts.config.max_line + 1), "framers hold more than a line each");
     }
-    let mut ctx = Ctx {
-        ts: Timestamp::from_secs_nanos(1_700_000_001, 0),
-        config: &config,
-        events: &mut events,
-        stats: &mut stats,
-        server_lines: &mut server_lines,
-    };
-    session.close(&mut ctx);
+    session.close(&mut parts.ctx(Timestamp::from_secs_nanos(1_700_000_001, 0)));
 }
 
 /// Encodes a conversation for [`session`]: `(from_server, bytes)` in order, split into records.

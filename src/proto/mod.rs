@@ -130,18 +130,18 @@ pub struct Ctx<'a> {
     pub server_lines: &'a mut ServerLines,
 }
 
-/// What a [`Ctx`] borrows, owned in one place, for tests that drive sessions by hand.
-#[cfg(test)]
+/// What a [`Ctx`] borrows, owned in one place, for tests, fuzz harnesses and benchmarks that
+/// drive sessions by hand (the engine keeps these parts apart, beside its flow table).
 #[derive(Default)]
-pub(crate) struct CtxParts {
+pub struct CtxParts {
     pub config: ProtoConfig,
     pub events: Vec<ProtoEvent>,
     pub stats: ProtoStats,
     pub server_lines: ServerLines,
 }
 
-#[cfg(test)]
 impl CtxParts {
+    /// A context at time `ts` borrowing these parts.
     pub fn ctx(&mut self, ts: Timestamp) -> Ctx<'_> {
         Ctx {
             ts,
