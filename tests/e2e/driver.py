@@ -15,6 +15,7 @@ import argparse
 import dataclasses
 import grp
 import imaplib
+import itertools
 import json
 import os
 import poplib
@@ -27,9 +28,29 @@ import sys
 import time
 
 TIMEOUT = 20
-# curl connections are pinned to client ports from here on; run.sh moves the client namespace's
-# ephemeral range above them.
-FIRST_CURL_PORT = 40000
+# Every connection the driver makes is pinned to a client port of its own, counting up from here,
+# so that each row names its connection exactly: the kernel hands an ephemeral port out again once
+# the connection that had it is closed, and two rows then named one connection (seen: poplib got
+# port 57000 in two scenarios of one run). run.sh moves the client namespace's ephemeral range,
+# which only fetchmail still uses, above these ports.
+FIRST_CLIENT_PORT = 40000
+_client_ports = itertools.count(FIRST_CLIENT_PORT)
+_create_connection = socket.create_connection
+
+
+def next_client_port():
+    return next(_client_ports)
+
+
+def pinned_create_connection(address, timeout=socket._GLOBAL_DEFAULT_TIMEOUT, source_address=None,
+                             **kwargs):
+    """socket.create_connection from the next client port (poplib, imaplib and smtplib call it)."""
+    if source_address is None:
+        source_address = ("", next_client_port())
+    return _create_connection(address, timeout, source_address, **kwargs)
+
+
+socket.create_connection = pinned_create_connection
 MAIL_FROM = "sender@e2e.test"
 MAIL_TO = "rcpt@example.test"
 MESSAGE = (
@@ -114,7 +135,6 @@ class Driver:
         self.v4 = Endpoint(4, args.server_v4, args.client_v4)
         self.v6 = Endpoint(6, args.server_v6, args.client_v6)
         self.rows = []
-        self.next_curl_port = FIRST_CURL_PORT
         self.fetchmail_runs = 0
         self.file = ""
         self.scenario = ""
@@ -295,12 +315,11 @@ class Driver:
              ssl_reqd=False):
         """One curl login; auth is curl's AUTH= login option (+APOP, PLAIN, LOGIN, CRAM-MD5).
 
-        The client port is pinned with --local-port so the row names the connection exactly.
+        The client port is pinned with --local-port, like every connection of the driver's own.
         """
         protocol = scheme.rstrip("s")
         implicit_tls = scheme.endswith("s")
-        client_port = self.next_curl_port
-        self.next_curl_port += 1
+        client_port = next_client_port()
         command = ["curl", "-sS", "-k", "--max-time", str(TIMEOUT), "--local-port",
                    str(client_port), "--user", f"{account.name}:{account.password}",
                    "--login-options", f"AUTH={auth}", "-o", os.devnull]

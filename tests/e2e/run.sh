@@ -122,7 +122,8 @@ setup_network() {
     add_namespace_pair
     in_server ip -6 addr add "$SERVER_V6/$PREFIX_V6" dev "$VETH_SERVER" nodad
     in_client ip -6 addr add "$CLIENT_V6/$PREFIX_V6" dev "$VETH_CLIENT" nodad
-    # curl's pinned client ports (driver.py) sit below this ephemeral range, so they never collide.
+    # The driver's pinned client ports sit below this ephemeral range (fetchmail's), so they never
+    # collide.
     in_client sh -c 'echo "50000 59999" >/proc/sys/net/ipv4/ip_local_port_range'
 }
 
