@@ -23,8 +23,16 @@ pub type KeyedMap<K, V> = HashMap<K, V, KeyedHasher>;
 pub type KeyedSet<K> = HashSet<K, KeyedHasher>;
 
 /// foldhash with a random seed of its own (see the module documentation).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct KeyedHasher(SeedableRandomState);
+
+impl std::fmt::Debug for KeyedHasher {
+    /// The seed is what keeps an attacker from crafting collisions: never printed (foldhash's own
+    /// `Debug` prints it).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("KeyedHasher(..)")
+    }
+}
 
 impl Default for KeyedHasher {
     fn default() -> Self {
@@ -56,5 +64,11 @@ mod tests {
         let hasher = KeyedHasher::default();
         assert_eq!(hasher.hash_one(String::from("a")), hasher.hash_one("a"));
         assert_ne!(hasher.hash_one("a"), hasher.hash_one("b"));
+    }
+
+    #[test]
+    fn debug_output_never_shows_the_seed() {
+        let map: KeyedMap<u8, u8> = KeyedMap::default();
+        assert_eq!(format!("{:?}", map.hasher()), "KeyedHasher(..)");
     }
 }

@@ -175,7 +175,7 @@ impl FileSource {
 
     /// Compressed bytes consumed so far from the underlying file (for progress reporting).
     pub fn bytes_read(&self) -> u64 {
-        self.buffer.input.compressed_bytes.load(Ordering::Relaxed)
+        self.buffer.compressed_bytes.load(Ordering::Relaxed)
     }
 
     fn frame_at(&self, packet: PacketLocation) -> Frame<'_> {
@@ -243,7 +243,7 @@ impl FileSource {
 /// done with it, else a new one. A block nobody else holds is reused in place, as a plain buffer.
 struct RecordBuffer {
     stream: Box<dyn Read + Send>,
-    input: Arc<InputState>,
+    compressed_bytes: ByteCount,
     block: SharedBlock,
     start: usize,
     end: usize,
@@ -261,10 +261,10 @@ struct RecordBuffer {
 }
 
 impl RecordBuffer {
-    fn new(stream: Box<dyn Read + Send>, input: Arc<InputState>, capacity: usize) -> RecordBuffer {
+    fn new(stream: Box<dyn Read + Send>, compressed_bytes: ByteCount, capacity: usize) -> RecordBuffer {
         RecordBuffer {
             stream,
-            input,
+            compressed_bytes,
             block: SharedBlock::new(capacity),
             start: 0,
             end: 0,
@@ -432,8 +432,8 @@ impl RecordBuffer {
 
 /// Sniffs gzip, then the capture format, and reads the file header.
 fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
-    let input = Arc::new(InputState::default());
-    let SniffedStream { stream, head, head_len } = decompressed_stream(raw, &input)?;
+    let compressed_bytes = ByteCount::default();
+    let SniffedStream { stream, head, head_len } = decompressed_stream(raw, &compressed_bytes)?;
     let sniffed = head.get(..head_len).unwrap_or_default();
     if sniffed.is_empty() {
         return Err(CaptureErrorKind::Empty);
@@ -445,9 +445,9 @@ fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), Cap
     };
     let magic_le = u32::from_le_bytes(magic);
     if LEGACY_MAGICS.contains(&magic_le) {
-        open_legacy(stream, input)
+        open_legacy(stream, compressed_bytes)
     } else if magic_le == SHB_MAGIC {
-        open_ng(stream, input, sniffed)
+        open_ng(stream, compressed_bytes, sniffed)
     } else {
         Err(CaptureErrorKind::UnknownFormat(magic))
     }
@@ -462,8 +462,11 @@ struct SniffedStream {
     head_len: usize,
 }
 
-fn decompressed_stream(raw: Box<dyn Read + Send>, input: &Arc<InputState>) -> Result<SniffedStream, CaptureErrorKind> {
-    let mut compressed = CountingReader { inner: raw, input: Arc::clone(input) };
+fn decompressed_stream(
+    raw: Box<dyn Read + Send>,
+    compressed_bytes: &ByteCount,
+) -> Result<SniffedStream, CaptureErrorKind> {
+    let mut compressed = CountingReader { inner: raw, compressed_bytes: Arc::clone(compressed_bytes) };
     let mut head = [0u8; SNIFF_LEN];
     let head_len = read_up_to(&mut compressed, &mut head)?;
     let already_read = Cursor::new(head).take(head_len as u64);
@@ -481,9 +484,9 @@ fn decompressed_stream(raw: Box<dyn Read + Send>, input: &Arc<InputState>) -> Re
 
 fn open_legacy(
     stream: Box<dyn Read + Send>,
-    input: Arc<InputState>,
+    compressed_bytes: ByteCount,
 ) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
-    let mut buffer = RecordBuffer::new(stream, input, INITIAL_BUFFER_LEN);
+    let mut buffer = RecordBuffer::new(stream, compressed_bytes, INITIAL_BUFFER_LEN);
     if !buffer.fill_to(LEGACY_HEADER_LEN)? {
         return Err(CaptureErrorKind::Truncated);
     }
@@ -501,12 +504,12 @@ fn open_legacy(
 /// read like any later one.
 fn open_ng(
     stream: Box<dyn Read + Send>,
-    input: Arc<InputState>,
+    compressed_bytes: ByteCount,
     sniffed: &[u8],
 ) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
     let section = ng_block_header(sniffed, false)?.ok_or(CaptureErrorKind::Truncated)?;
     let capacity = INITIAL_BUFFER_LEN.max(section.len.next_power_of_two());
-    let mut buffer = RecordBuffer::new(stream, input, capacity);
+    let mut buffer = RecordBuffer::new(stream, compressed_bytes, capacity);
     if !buffer.fill_to(section.len)? {
         return Err(CaptureErrorKind::Truncated);
     }
@@ -865,22 +868,20 @@ fn io_failure(error: io::Error) -> CaptureErrorKind {
     }
 }
 
-/// What the reader chain tells the source: how far into the file itself it is, for progress.
-#[derive(Default)]
-struct InputState {
-    compressed_bytes: AtomicU64,
-}
+/// Bytes read from the file itself, before any decompression (for progress), counted by the
+/// reader chain and read by the source.
+type ByteCount = Arc<AtomicU64>;
 
 /// Counts the bytes read from the file itself, before any decompression.
 struct CountingReader {
     inner: Box<dyn Read + Send>,
-    input: Arc<InputState>,
+    compressed_bytes: ByteCount,
 }
 
 impl Read for CountingReader {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
-        self.input.compressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
+        self.compressed_bytes.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
     }
 }
