@@ -158,25 +158,31 @@ impl Record<'_> {
 pub struct Encoder {
     pub format: Format,
     pub observer: Arc<Observer>,
+    /// Native JSON: the server objects of recent alerts, written once per server.
+    servers: alert_json::ServerObjects,
 }
 
 impl Encoder {
+    pub fn new(format: Format, observer: Arc<Observer>) -> Encoder {
+        Encoder { format, observer, servers: alert_json::ServerObjects::default() }
+    }
+
     /// The record's line; empty for what has no line in this format (session records, which are
     /// internal, and postures in text, which `credwatch posture` tabulates instead).
-    pub fn encode(&self, record: Record<'_>) -> Vec<u8> {
+    pub fn encode(&mut self, record: Record<'_>) -> Vec<u8> {
         let mut line = Vec::new();
         self.encode_into(record, &mut line);
         line
     }
 
     /// [`encode`](Self::encode), appending to `line` (a buffer reused from record to record).
-    pub fn encode_into(&self, record: Record<'_>, line: &mut Vec<u8>) {
+    pub fn encode_into(&mut self, record: Record<'_>, line: &mut Vec<u8>) {
         if matches!(record, Record::Event(Event::Session(_))) {
             return;
         }
         let start = line.len();
         let encoded = match self.format {
-            Format::Json => native_json(record, line),
+            Format::Json => native_json(record, &mut self.servers, line),
             Format::Ecs => serde_json::to_writer(&mut *line, &ecs::document(record, &self.observer)),
             Format::Text => {
                 line.extend_from_slice(text::line(record, &text::PLAIN).as_bytes());
@@ -190,10 +196,14 @@ impl Encoder {
     }
 }
 
-fn native_json(record: Record<'_>, line: &mut Vec<u8>) -> serde_json::Result<()> {
+fn native_json(
+    record: Record<'_>,
+    servers: &mut alert_json::ServerObjects,
+    line: &mut Vec<u8>,
+) -> serde_json::Result<()> {
     match record {
         Record::Event(Event::Credential(alert)) => {
-            alert_json::write_credential_alert(alert, line);
+            alert_json::write_credential_alert(alert, servers, line);
             Ok(())
         }
         Record::Event(Event::Anomaly(alert)) => serde_json::to_writer(line, alert),
@@ -219,7 +229,7 @@ pub type JsonSink<W> = LineSink<W>;
 impl<W: Write> LineSink<W> {
     /// Native JSON lines.
     pub fn new(out: W) -> Self {
-        LineSink::with_encoder(out, Encoder { format: Format::Json, observer: Arc::new(Observer::default()) })
+        LineSink::with_encoder(out, Encoder::new(Format::Json, Arc::new(Observer::default())))
     }
 
     pub fn with_encoder(out: W, encoder: Encoder) -> Self {
@@ -293,7 +303,7 @@ impl Outputs {
         for spec in specs {
             let fallback = if spec.destination == Destination::Stdout { Format::Text } else { Format::Json };
             let format = spec.format.or(default_format).unwrap_or(fallback);
-            let encoder = Encoder { format, observer: Arc::clone(&observer) };
+            let encoder = Encoder::new(format, Arc::clone(&observer));
             match &spec.destination {
                 Destination::Stdout => {
                     let Some(out) = stdout.take() else {
@@ -410,7 +420,7 @@ mod tests {
         }
         let mut outputs = Outputs::default();
         outputs.push(Box::new(JsonSink::new(Shared(shared.clone()))));
-        let ecs = Encoder { format: Format::Ecs, observer: Arc::new(Observer::default()) };
+        let ecs = Encoder::new(Format::Ecs, Arc::new(Observer::default()));
         outputs.push(Box::new(LineSink::with_encoder(Shared(shared.clone()), ecs)));
         outputs.event(&sample_alert()).unwrap();
         outputs.finish(&[]).unwrap();

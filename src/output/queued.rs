@@ -129,7 +129,7 @@ impl QueuedSink {
     fn push(&mut self, record: Record<'_>) {
         let Some(sender) = &self.sender else { return };
         let message = match &self.syslog {
-            Some(header) => header.message(record, &self.encoder),
+            Some(header) => header.message(record, &mut self.encoder),
             None => self.encoder.encode(record),
         };
         match sender.try_send(message) {
@@ -457,7 +457,7 @@ mod tests {
     use crate::output::{Format, Observer};
 
     fn encoder(format: Format) -> Encoder {
-        Encoder { format, observer: Arc::new(Observer { hostname: "sensor1".to_string() }) }
+        Encoder::new(format, Arc::new(Observer { hostname: "sensor1".to_string() }))
     }
 
     /// A sink as `Outputs::open` makes it: the spec's format, else `default`.

@@ -60,7 +60,7 @@ impl Header {
     }
 
     /// The full message for one record.
-    pub fn message(&self, record: Record<'_>, encoder: &Encoder) -> Vec<u8> {
+    pub fn message(&self, record: Record<'_>, encoder: &mut Encoder) -> Vec<u8> {
         let pri = u16::from(self.facility.code()) * 8 + u16::from(severity(&record));
         let timestamp = header_field(&record.timestamp(), 32);
         let msgid = header_field(record.event_type(), 32);
@@ -100,9 +100,9 @@ mod tests {
     #[test]
     fn message_has_the_rfc5424_header_then_the_record() {
         let header = Header { facility: Facility::default(), hostname: "sensor1".to_string(), procid: 77 };
-        let encoder = Encoder { format: Format::Json, observer: Arc::new(Observer::default()) };
+        let mut encoder = Encoder::new(Format::Json, Arc::new(Observer::default()));
         let event = sample_alert();
-        let message = String::from_utf8(header.message(Record::Event(&event), &encoder)).unwrap();
+        let message = String::from_utf8(header.message(Record::Event(&event), &mut encoder)).unwrap();
         let expected_header =
             "<131>1 2026-11-27T09:00:00.039000Z sensor1 credwatch 77 cleartext_credential - {\"timestamp\":";
         assert!(message.starts_with(expected_header), "{message}");
