@@ -67,7 +67,10 @@ measure() {
         { print ms($1), ms($2), wall, rss }'
 }
 
-median() { sort -n | awk '{ v[NR] = $1 } END { print (NR % 2) ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2) }'; }
+# The median of the numbers on standard input, printed with FORMAT (default: a whole number).
+median() {
+    sort -g | awk -v format="${1:-%d}" '{ v[NR] = $1 } END { printf format, (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 # The median of the rounds' own ratios: column $3 of file $2 over column $3 of file $1, line by
 # line (a round's two runs are back to back, so a slow minute of the machine slows both).
@@ -76,8 +79,7 @@ paired() {
     local field=$3
     paste -d' ' "$1" "$2" | awk -v field="$field" '
         function value(offset) { return field == "cpu" ? $(offset + 1) + $(offset + 2) : $(offset + 3) }
-        value(0) > 0 { print value(4) / value(0) }' | sort -g |
-        awk '{ v[NR] = $1 } END { printf "%.2f", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+        value(0) > 0 { print value(4) / value(0) }' | median %.2f
 }
 
 echo "warming the page cache…" >&2

@@ -466,10 +466,7 @@ mod tests {
 
     #[test]
     fn the_reading_thread_keeps_one_slot_against_each_workers_three() {
-        let frames = frames();
-        let data = frames.iter().find(|f| f.data.len() > 60).unwrap().as_frame();
-        let mut decoder = Decoder::new();
-        let Decoded::Tcp(packet) = decoder.decode(&data) else { panic!("not tcp") };
+        let (ts, packet) = data_packet();
         for workers in [1usize, 3] {
             let (senders, _receivers): (Vec<_>, Vec<_>) = (0..workers).map(|_| crossbeam_channel::unbounded()).unzip();
             let mut dispatcher = Dispatcher::with_local_share(queues(senders), QueuePolicy::Block);
@@ -477,10 +474,10 @@ mod tests {
             let mut local = 0u32;
             for port in 1..=flows {
                 let forward = TcpPacket { src_port: port, ..packet };
-                let routed = dispatcher.route(data.ts, Some(&forward), None).unwrap();
+                let routed = dispatcher.route(ts, Some(&forward), None).unwrap();
                 let reply = TcpPacket { src: forward.dst, dst: forward.src, src_port: 110, dst_port: port, ..packet };
                 assert_eq!(
-                    dispatcher.route(data.ts, Some(&reply), None).unwrap().local,
+                    dispatcher.route(ts, Some(&reply), None).unwrap().local,
                     routed.local,
                     "one flow, one thread"
                 );
@@ -540,7 +537,7 @@ mod tests {
         // A sparse worker's batch goes out as soon as its payloads span two blocks.
         let mut sparse = Batch::new();
         let first = blocks_seen[0].bytes().get(1_000..1_100).unwrap();
-        let packet = TcpPacket { payload: first, ..decoded_data_packet(&frames()) };
+        let packet = TcpPacket { payload: first, ..data_packet().1 };
         sparse.push_segment(0, &packet, Timestamp::default(), Some(&blocks_seen[0]));
         sparse.push_segment(1, &packet, Timestamp::default(), Some(&blocks_seen[0]));
         assert!(!sparse.is_full());
@@ -566,25 +563,24 @@ mod tests {
             .unwrap()
     }
 
-    fn decoded_data_packet(frames: &[crate::pcapwriter::CapturedFrame]) -> TcpPacket<'static> {
+    /// The time and headers (payload left out) of the first frame of [`frames`] carrying data.
+    fn data_packet() -> (Timestamp, TcpPacket<'static>) {
+        let frames = frames();
         let data = frames.iter().find(|f| f.data.len() > 60).unwrap().as_frame();
         let mut decoder = Decoder::new();
         let Decoded::Tcp(packet) = decoder.decode(&data) else { panic!("not tcp") };
-        TcpPacket { payload: &[], ..packet }
+        (data.ts, TcpPacket { payload: &[], ..packet })
     }
 
     #[test]
     fn a_batch_goes_out_when_its_payload_bytes_reach_the_limit() {
         let (sender, receiver) = crossbeam_channel::unbounded();
         let mut dispatcher = Dispatcher::new(queues(vec![sender]), QueuePolicy::Block);
-        let mut decoder = Decoder::new();
-        let frames = frames();
-        let data = frames.iter().find(|f| f.data.len() > 60).unwrap().as_frame();
-        let Decoded::Tcp(packet) = decoder.decode(&data) else { panic!("not tcp") };
+        let (ts, packet) = data_packet();
         let big = vec![b'x'; 64 * 1024];
         let big = TcpPacket { payload: &big, ..packet };
         for _ in 0..BATCH_BYTES / big.payload.len() {
-            dispatcher.frame(data.ts, Some(&big)).unwrap();
+            dispatcher.frame(ts, Some(&big)).unwrap();
         }
         let batch = receiver.try_recv().expect("a full batch was sent");
         assert_eq!(batch.jobs().len(), BATCH_BYTES / big.payload.len());
@@ -595,18 +591,15 @@ mod tests {
     fn a_full_queue_drops_and_counts_in_live_mode() {
         let (sender, receiver) = crossbeam_channel::bounded(1);
         let mut dispatcher = Dispatcher::new(queues(vec![sender]), QueuePolicy::Drop);
-        let mut decoder = Decoder::new();
-        let frames = frames();
-        let data = frames.iter().find(|f| f.data.len() > 60).unwrap().as_frame();
-        let Decoded::Tcp(packet) = decoder.decode(&data) else { panic!("not tcp") };
+        let (ts, packet) = data_packet();
         for _ in 0..BATCH_JOBS * 3 {
-            dispatcher.frame(data.ts, Some(&packet)).unwrap();
+            dispatcher.frame(ts, Some(&packet)).unwrap();
         }
         assert_eq!(dispatcher.queue_drops, 2 * BATCH_JOBS as u64);
         assert_eq!(receiver.len(), 1);
         drop(receiver);
         for _ in 0..BATCH_JOBS {
-            if dispatcher.frame(data.ts, Some(&packet)).is_err() {
+            if dispatcher.frame(ts, Some(&packet)).is_err() {
                 return;
             }
         }
