@@ -163,6 +163,7 @@ pub struct Encoder {
 }
 
 impl Encoder {
+    /// Lines in `format`; `observer` names the sensor in ECS documents.
     pub fn new(format: Format, observer: Arc<Observer>) -> Encoder {
         Encoder { format, observer, servers: alert_json::ServerObjects::default() }
     }
