@@ -5,9 +5,10 @@
 //! string escaped byte by byte. Here fields go out in order and a string that needs no escape
 //! (nearly all of them; checked eight bytes at a time) is copied whole: 4 % less CPU on
 //! mail-heavy traffic. A key and its punctuation are one copy, and a server's object, the same
-//! for all its flows, is written once and copied after ([`ServerObjects`]). The `Serialize` implementations in [`crate::alert`] stay the definition of
-//! the format: a test holds this writer to them, byte for byte, on alerts of every shape, so a
-//! field added there and not here fails it.
+//! for all its flows, is written once and copied after ([`ServerObjects`]). The `Serialize`
+//! implementations in [`crate::alert`] stay the definition of the format: a test holds this
+//! writer to them, byte for byte, on alerts of every shape, so a field added there and not here
+//! fails it.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::fmt::Write;
