@@ -128,7 +128,28 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
             }
             conversation.fin(Side::Client).frames().unwrap()
         })
+        .chain(std::iter::once(two_greetings_one_server()))
         .collect()
+}
+
+/// Two logins to one server whose greeting changed in between (a restart, an upgrade): the JSON
+/// encoder must not write the first connection's server object for the second.
+fn two_greetings_one_server() -> Vec<CapturedFrame> {
+    let login = |greeting: &[u8], client_port| {
+        Conversation::new((CLIENT, client_port), (SERVER, 110))
+            .handshake()
+            .server(greeting)
+            .client(b"USER alice\r\n")
+            .server(b"+OK\r\n")
+            .client(b"PASS pw-alice\r\n")
+            .server(b"+OK\r\n")
+            .fin(Side::Client)
+            .frames()
+            .unwrap()
+    };
+    let mut frames = login(b"+OK Dovecot ready.\r\n", 41_000);
+    frames.extend(login(b"+OK Cyrus POP3 v3 ready\r\n", 41_001));
+    frames
 }
 
 /// Segments of one direction, for the reassembly target: in order, reversed, and overlapping.

@@ -3,18 +3,22 @@
 //! kept in `tests/regressions/` replays through exactly the code that found it.
 //!
 //! Each harness takes arbitrary bytes and must never panic; the reassembly harness also checks the
-//! reassembler against a simple model (first copy wins, bounded memory) and panics on a mismatch,
-//! which the fuzzer reports like a crash. The `encode_*` functions write inputs in the harnesses'
+//! reassembler against a simple model (first copy wins, bounded memory), and the capture harness
+//! the encoded events (JSON that parses, remembered server objects equal to fresh ones), and they
+//! panic on a mismatch, which the fuzzer reports like a crash. The `encode_*` functions write inputs in the harnesses'
 //! formats, for seed corpora and tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Cursor, Read};
 use std::ops::Range;
+use std::sync::Arc;
 use std::time::Duration;
 
+use credwatch::alert::Event;
 use credwatch::capture::{FileSource, Frame, LinkType, SharedBlock, Timestamp};
 use credwatch::decode::{Decoded, Decoder, DefragLimits};
 use credwatch::flow::{seq, FlowLimits, ReassemblyLimits, ReassemblyStats, Side, StreamChunk, StreamReassembler};
+use credwatch::output::{Encoder, Format, Observer, Record};
 use credwatch::pipeline::Engine;
 use credwatch::proto::{CtxParts, ProtoConfig, Session};
 
@@ -55,9 +59,40 @@ impl HeldFrame {
     }
 }
 
-/// Capture-file reader, then decoder and engine: the whole offline pipeline on a file's bytes.
-/// Frames are held for a while through their read block (as threaded runs do), and must not
-/// change meanwhile.
+/// Every format's encoder, one of each for the whole input (as a run keeps them), so that the
+/// JSON encoder's remembered server objects meet servers as odd as the input makes them.
+struct Encoders {
+    json: Encoder,
+    ecs: Encoder,
+    text: Encoder,
+}
+
+impl Encoders {
+    fn new() -> Encoders {
+        let encoder = |format| Encoder::new(format, Arc::new(Observer { hostname: "fuzz".to_string() }));
+        Encoders { json: encoder(Format::Json), ecs: encoder(Format::Ecs), text: encoder(Format::Text) }
+    }
+
+    /// Encodes every event in every format: JSON and ECS lines must parse, and a JSON line must
+    /// be what an encoder remembering nothing writes.
+    fn encode_all(&mut self, events: &[Event]) {
+        for event in events {
+            let record = Record::Event(event);
+            let json = self.json.encode(record);
+            let afresh = Encoders::new().json.encode(record);
+            assert!(json == afresh, "a remembered server object differs from one written afresh");
+            let ecs = self.ecs.encode(record);
+            for line in [&json, &ecs].into_iter().filter(|line| !line.is_empty()) {
+                assert!(serde_json::from_slice::<serde_json::Value>(line).is_ok(), "an encoded line is not JSON");
+            }
+            self.text.encode(record);
+        }
+    }
+}
+
+/// Capture-file reader, then decoder and engine, then the output encoders: the whole offline
+/// pipeline on a file's bytes. Frames are held for a while through their read block (as threaded
+/// runs do), and must not change meanwhile.
 pub fn capture_file(data: &[u8]) {
     let Ok(mut source) = FileSource::from_reader("fuzz-input".into(), Box::new(Chunked(Cursor::new(data.to_vec()))))
     else {
@@ -66,6 +101,7 @@ pub fn capture_file(data: &[u8]) {
     let mut decoder = Decoder::new();
     let mut engine = Engine::new(small_flow_limits(), small_proto_config());
     let mut events = Vec::new();
+    let mut encoders = Encoders::new();
     let mut second = 0;
     let mut held = VecDeque::new();
     for _ in 0..MAX_FRAMES {
@@ -85,9 +121,11 @@ pub fn capture_file(data: &[u8]) {
         if let Decoded::Tcp(packet) = decoder.decode(&frame) {
             engine.process(&packet, frame.ts, &mut events);
         }
+        encoders.encode_all(&events);
         events.clear();
     }
     engine.finish(&mut events);
+    encoders.encode_all(&events);
     held.iter().for_each(HeldFrame::check);
 }
 
