@@ -2,11 +2,11 @@
 //! crate's regression tests (`tests/regressions.rs` includes this file), so that a crashing input
 //! kept in `tests/regressions/` replays through exactly the code that found it.
 //!
-//! Each harness takes arbitrary bytes and must never panic; the reassembly harness also checks the
+//! Each harness takes arbitrary bytes and must never panic. The reassembly harness also checks the
 //! reassembler against a simple model (first copy wins, bounded memory), and the capture harness
-//! the encoded events (JSON that parses, remembered server objects equal to fresh ones), and they
-//! panic on a mismatch, which the fuzzer reports like a crash. The `encode_*` functions write inputs in the harnesses'
-//! formats, for seed corpora and tests.
+//! the encoded events (JSON that parses, remembered server objects equal to fresh ones); both
+//! panic on a mismatch, which the fuzzer reports like a crash. The `encode_*` functions write
+//! inputs in the harnesses' formats, for seed corpora and tests.
 
 use std::collections::{HashMap, VecDeque};
 use std::io::{Cursor, Read};
@@ -69,7 +69,6 @@ struct Encoders {
 
 impl Encoders {
     fn new() -> Encoders {
-        let encoder = |format| Encoder::new(format, Arc::new(Observer { hostname: "fuzz".to_string() }));
         Encoders { json: encoder(Format::Json), ecs: encoder(Format::Ecs), text: encoder(Format::Text) }
     }
 
@@ -79,7 +78,7 @@ impl Encoders {
         for event in events {
             let record = Record::Event(event);
             let json = self.json.encode(record);
-            let afresh = Encoders::new().json.encode(record);
+            let afresh = encoder(Format::Json).encode(record);
             assert!(json == afresh, "a remembered server object differs from one written afresh");
             let ecs = self.ecs.encode(record);
             for line in [&json, &ecs].into_iter().filter(|line| !line.is_empty()) {
@@ -88,6 +87,10 @@ impl Encoders {
             self.text.encode(record);
         }
     }
+}
+
+fn encoder(format: Format) -> Encoder {
+    Encoder::new(format, Arc::new(Observer { hostname: "fuzz".to_string() }))
 }
 
 /// Capture-file reader, then decoder and engine, then the output encoders: the whole offline
