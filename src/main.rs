@@ -42,7 +42,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&error) {
                 return ExitCode::SUCCESS;
             }
-            tracing::error!("{error:#}");
+            // Once, and whatever the log filter: the run's last word.
             eprintln!("credwatch: {error:#}");
             ExitCode::from(EXIT_FATAL)
         }

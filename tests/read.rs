@@ -72,7 +72,9 @@ fn missing_files_and_bad_flags_have_their_own_statuses() {
     assert_eq!(bad_flag.status.code(), Some(2));
     let no_key = common::credwatch(&["read", "--usernames", "hashed", demo().to_str().unwrap()], &[]);
     assert_eq!(no_key.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&no_key.stderr).contains("needs a key"));
+    let said = String::from_utf8_lossy(&no_key.stderr);
+    assert_eq!(said.matches("needs a key").count(), 1, "a fatal error is said once: {said}");
+    assert!(said.starts_with("credwatch: "), "{said}");
 }
 
 #[test]
