@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust, with apt, when it is missing: the real-server beds
 # (tests/e2e/run.sh, tests/e2e/live.sh), libpcap for the `live` feature, Chromium for the HTML
-# report test, and systemd's `systemd-analyze` for the check of the unit in contrib/.
+# report test, and systemd's `systemd-analyze` and strace for the checks of the unit in contrib/.
 #
 # Noninteractive: postfix is preseeded to "No configuration" (the bed writes its own config into a
 # temp dir), and while apt runs, services are kept from starting so that no system-wide Dovecot or
@@ -9,7 +9,7 @@
 # install attempt fails (stale or empty package lists).
 set -euo pipefail
 
-packages=(dovecot-imapd dovecot-pop3d postfix tcpdump curl fetchmail python3 openssl iproute2 libpcap-dev chromium systemd)
+packages=(dovecot-imapd dovecot-pop3d postfix tcpdump curl fetchmail python3 openssl iproute2 libpcap-dev chromium systemd strace)
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-deps.sh: must run as root (apt-get install)" >&2
