@@ -75,6 +75,12 @@ fn missing_files_and_bad_flags_have_their_own_statuses() {
     let said = String::from_utf8_lossy(&no_key.stderr);
     assert_eq!(said.matches("needs a key").count(), 1, "a fatal error is said once: {said}");
     assert!(said.starts_with("credwatch: "), "{said}");
+    // A directory with nothing to read is not an all-clear.
+    let empty = tempfile::tempdir().unwrap();
+    let nothing = common::credwatch(&["read", empty.path().to_str().unwrap()], &[]);
+    assert_eq!(nothing.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("holds no capture file"));
+    assert!(nothing.stdout.is_empty(), "{}", String::from_utf8_lossy(&nothing.stdout));
 }
 
 #[test]

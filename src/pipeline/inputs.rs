@@ -3,31 +3,45 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-/// A path the user named that cannot be used at all.
+/// The paths the user named give nothing to read.
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {source}")]
-pub struct InputError {
-    pub path: String,
-    pub source: std::io::Error,
+pub enum InputError {
+    /// A directory that cannot be listed.
+    #[error("{path}: {source}")]
+    Unreadable { path: String, source: std::io::Error },
+    /// Only directories were named, and they hold no capture file: reporting "no credential" for
+    /// them would read as an all-clear.
+    #[error("nothing to read: {0} holds no capture file (pcap, pcapng, or either gzip-compressed)")]
+    NoCaptures(String),
 }
 
 /// Expands directories (recursively, in sorted order) into the capture files they hold, told
 /// apart by their first bytes, not their names. Files named directly are kept whatever they
-/// hold, so that a wrong one gives a clear error rather than silence.
+/// hold, so that a wrong one gives a clear error rather than silence; a directory without a
+/// capture file is warned about, and an error when it leaves nothing to read.
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
     let mut files = Vec::new();
+    let mut empty_dirs = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" || !path.is_dir() {
             files.push(path.clone());
         } else {
+            let before = files.len();
             walk(path, &mut files)?;
+            if files.len() == before {
+                tracing::warn!(directory = %path.display(), "no capture file in this directory");
+                empty_dirs.push(path.display().to_string());
+            }
         }
+    }
+    if files.is_empty() {
+        return Err(InputError::NoCaptures(empty_dirs.join(", ")));
     }
     Ok(files)
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let error = |source| InputError { path: dir.display().to_string(), source };
+    let error = |source| InputError::Unreadable { path: dir.display().to_string(), source };
     let mut entries: Vec<PathBuf> =
         std::fs::read_dir(dir).map_err(error)?.filter_map(|entry| entry.ok().map(|e| e.path())).collect();
     entries.sort();
@@ -79,5 +93,23 @@ mod tests {
             names,
             [PathBuf::from("a.dat"), PathBuf::from("b.pcap"), PathBuf::from("sub/c.gz"), PathBuf::from("notes.txt")]
         );
+    }
+
+    #[test]
+    fn directories_without_a_capture_are_an_error_only_when_nothing_is_left_to_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (empty, notes) = (dir.path().join("empty"), dir.path().join("notes"));
+        std::fs::create_dir(&empty).unwrap();
+        std::fs::create_dir(&notes).unwrap();
+        std::fs::write(notes.join("readme.txt"), b"not a capture").unwrap();
+        let error = expand_inputs(&[empty.clone(), notes.clone()]).unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, InputError::NoCaptures(_)), "{message}");
+        assert!(
+            message.contains(&*empty.to_string_lossy()) && message.contains(&*notes.to_string_lossy()),
+            "{message}"
+        );
+        let named = dir.path().join("named.pcap");
+        assert_eq!(expand_inputs(&[empty, named.clone()]).unwrap(), [named]);
     }
 }
