@@ -33,6 +33,7 @@ Exit status:
   1   fatal error (bad input list, output failure)
   2   bad command line
   3   some capture files could not be read to the end (the alerts found are still printed)
+  4   the run completed, but a file or syslog output lost records (counted on stderr)
   10  with --fail-on-alert: a cleartext credential was found (and nothing failed)";
 
 #[derive(Debug, Subcommand)]

@@ -21,6 +21,7 @@ use credwatch::progress::{Progress, TerminalProgress};
 
 const EXIT_FATAL: u8 = 1;
 const EXIT_PARTIAL: u8 = 3;
+const EXIT_UNDELIVERED: u8 = 4;
 const EXIT_ALERT: u8 = 10;
 
 fn main() -> ExitCode {
@@ -135,12 +136,15 @@ fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Resu
         sink.as_mut(),
         progress.as_mut().map(|bar| bar as &mut dyn Progress),
     )?;
+    let undelivered = sink.undelivered();
     drop(sink);
     std::io::stdout().flush().ok();
     tracing::info!(files = report.files_read, "done");
     tracing::debug!(decode = ?report.decode, flow = ?report.engine.flow, proto = ?report.engine.proto, "counters");
     Ok(if !report.file_errors.is_empty() {
         ExitCode::from(EXIT_PARTIAL)
+    } else if undelivered > 0 {
+        ExitCode::from(EXIT_UNDELIVERED)
     } else if args.fail_on_alert && report.cleartext_alerts > 0 {
         ExitCode::from(EXIT_ALERT)
     } else {

@@ -225,6 +225,10 @@ impl<S: Sink> Sink for Dedup<S> {
     fn reopen(&mut self) -> io::Result<()> {
         self.inner.reopen()
     }
+
+    fn undelivered(&self) -> u64 {
+        self.inner.undelivered()
+    }
 }
 
 #[cfg(test)]

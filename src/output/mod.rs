@@ -75,6 +75,12 @@ pub trait Sink: Send {
     fn reopen(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// Records that never reached their destination (a queue full while it was down, or still
+    /// queued for it at the end); final once `finish` has run. Sinks that fail loudly instead
+    /// (standard output) have none.
+    fn undelivered(&self) -> u64 {
+        0
+    }
 }
 
 /// The shape of each event on the wire.
@@ -377,6 +383,11 @@ impl Sink for Outputs {
 
     fn reopen(&mut self) -> io::Result<()> {
         self.each(|sink| sink.reopen())
+    }
+
+    fn undelivered(&self) -> u64 {
+        let queued = self.queued.iter().map(Sink::undelivered);
+        queued.chain(self.sinks.iter().map(|sink| sink.undelivered())).sum()
     }
 }
 

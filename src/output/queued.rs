@@ -197,6 +197,11 @@ impl Sink for QueuedSink {
         self.shared.reopen.store(true, Ordering::Relaxed);
         Ok(())
     }
+
+    fn undelivered(&self) -> u64 {
+        let stats = self.stats();
+        stats.dropped_queue_full.saturating_add(stats.lost)
+    }
 }
 
 impl Drop for QueuedSink {
