@@ -84,6 +84,24 @@ fn missing_files_and_bad_flags_have_their_own_statuses() {
 }
 
 #[test]
+fn frames_of_a_link_type_credwatch_cannot_read_are_warned_about_once() {
+    // The demo capture declared as 802.11 with radiotap headers (LINKTYPE 127): nothing in it
+    // decodes, which must not pass for an all-clear.
+    let mut capture = std::fs::read(demo()).unwrap();
+    assert_eq!(capture[2..4], [0xb2, 0xa1], "a little-endian classic pcap");
+    capture[20..24].copy_from_slice(&127u32.to_le_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let radiotap = dir.path().join("radiotap.pcap");
+    std::fs::write(&radiotap, capture).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", radiotap.to_str().unwrap()], &[]);
+    assert!(output.status.success());
+    assert!(common::of_type(&common::parse_lines(&output.stdout), "cleartext_credential").is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("cannot be decoded").count(), 1, "{stderr}");
+    assert!(stderr.contains("link_type=127"), "{stderr}");
+}
+
+#[test]
 fn fail_on_alert_is_for_scripts() {
     let found = common::credwatch(&["read", "--fail-on-alert", demo().to_str().unwrap()], &[]);
     assert_eq!(found.status.code(), Some(10));

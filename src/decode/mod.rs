@@ -196,7 +196,12 @@ impl DecodeStats {
 pub struct Decoder {
     pub stats: DecodeStats,
     defrag: Defragmenter,
+    /// Link types met that no layer here reads, each warned about once.
+    unsupported_seen: Vec<LinkType>,
 }
+
+/// Different unsupported link types warned about at most (a capture has one per interface).
+const UNSUPPORTED_WARNED: usize = 16;
 
 impl Decoder {
     pub fn new() -> Self {
@@ -205,13 +210,13 @@ impl Decoder {
 
     /// A decoder whose fragment reassembly keeps to the given limits.
     pub fn with_defrag_limits(limits: DefragLimits) -> Self {
-        Decoder { stats: DecodeStats::default(), defrag: Defragmenter::new(limits) }
+        Decoder { defrag: Defragmenter::new(limits), ..Decoder::default() }
     }
 
     /// Decodes one frame. The packet borrows the frame's bytes, or the decoder's reassembly buffer
     /// when the frame completed a fragmented datagram; hence `&'a mut self`.
     pub fn decode<'a>(&'a mut self, frame: &Frame<'a>) -> Decoded<'a> {
-        let Decoder { stats, defrag } = self;
+        let Decoder { stats, defrag, unsupported_seen } = self;
         defrag.expire(frame.ts, stats);
         if frame.link_type == LinkType::ETHERNET {
             if let Some(packet) = fast::ethernet_tcp(frame.data) {
@@ -226,10 +231,27 @@ impl Decoder {
             }
             Err(reason) => {
                 stats.count_skip(reason);
+                if reason == SkipReason::UnsupportedLinkType {
+                    warn_unsupported(unsupported_seen, frame.link_type);
+                }
                 Decoded::Skipped(reason)
             }
         }
     }
+}
+
+/// Says, once per link type, that its frames cannot be decoded: a capture of a link credwatch
+/// does not read (802.11 with radiotap headers, say) would otherwise end in a silent all-clear.
+fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
+    if seen.contains(&link_type) || seen.len() >= UNSUPPORTED_WARNED {
+        return;
+    }
+    seen.push(link_type);
+    tracing::warn!(
+        link_type = link_type.0,
+        "frames of this link type cannot be decoded, and logins in them cannot be seen (credwatch reads \
+         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, and BSD loopback)"
+    );
 }
 
 /// Peels the frame layer by layer down to TCP. At most one datagram is reassembled per frame:
