@@ -100,7 +100,7 @@ fn broken_captures() -> Vec<Broken> {
     });
 
     // Snaplen 48: every record is cut to the IP and TCP headers (and a few payload bytes); the
-    // file reads to its end, the login is not visible.
+    // file reads to its end, the login is not visible, and a warning says why.
     let options = PcapOptions { snaplen: 48, resolution: Resolution::Nanos, ..PcapOptions::new(LinkType::RAW) };
     let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
     for frame in &login {
@@ -109,7 +109,7 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "snaplen-smaller-than-packets.pcap",
         bytes: writer.into_inner().unwrap(),
-        expect: Expect { exit: 0, login_found: false, message: &[] },
+        expect: Expect { exit: 0, login_found: false, message: &["snap length"] },
     });
 
     // A record claiming 1 GiB of captured bytes after the login.

@@ -198,6 +198,8 @@ pub struct Decoder {
     defrag: Defragmenter,
     /// Link types met that no layer here reads, each warned about once.
     unsupported_seen: Vec<LinkType>,
+    /// A segment cut short by the capture's snap length was warned about.
+    cut_short_warned: bool,
 }
 
 /// Different unsupported link types warned about at most (a capture has one per interface).
@@ -216,7 +218,7 @@ impl Decoder {
     /// Decodes one frame. The packet borrows the frame's bytes, or the decoder's reassembly buffer
     /// when the frame completed a fragmented datagram; hence `&'a mut self`.
     pub fn decode<'a>(&'a mut self, frame: &Frame<'a>) -> Decoded<'a> {
-        let Decoder { stats, defrag, unsupported_seen } = self;
+        let Decoder { stats, defrag, unsupported_seen, cut_short_warned } = self;
         defrag.expire(frame.ts, stats);
         if frame.link_type == LinkType::ETHERNET {
             if let Some(packet) = fast::ethernet_tcp(frame.data) {
@@ -227,6 +229,10 @@ impl Decoder {
         match peel(frame, defrag, stats) {
             Ok(packet) => {
                 stats.tcp += 1;
+                if packet.payload_missing > 0 && !*cut_short_warned {
+                    *cut_short_warned = true;
+                    warn_cut_short(frame);
+                }
                 Decoded::Tcp(packet)
             }
             Err(reason) => {
@@ -238,6 +244,17 @@ impl Decoder {
             }
         }
     }
+}
+
+/// Says, once, that the capture's snap length cut TCP payloads short: the reassembly sees gaps
+/// where the bytes were, so logins there go unseen, and only the gap counter would tell why.
+fn warn_cut_short(frame: &Frame<'_>) {
+    tracing::warn!(
+        kept = frame.data.len(),
+        on_the_wire = frame.orig_len,
+        "frames were cut short by the capture's snap length: payload bytes are missing, and logins in \
+         them cannot be seen (capture whole frames, e.g. tcpdump -s 0)"
+    );
 }
 
 /// Says, once per link type, that its frames cannot be decoded: a capture of a link credwatch

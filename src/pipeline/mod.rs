@@ -269,7 +269,9 @@ impl Reader<'_, '_> {
                 }
             };
             tracing::info!(file = source.name(), "reading");
-            let outcome = self.read_one(&mut source, bytes_of_finished_files, &mut feed)?;
+            // What the decoder warns about while reading is told with the file's name.
+            let span = tracing::warn_span!("capture", file = source.name());
+            let outcome = span.in_scope(|| self.read_one(&mut source, bytes_of_finished_files, &mut feed))?;
             bytes_of_finished_files += source.bytes_read();
             report.read_blocks = report.read_blocks.max(source.blocks_made());
             report.files_read += 1;
