@@ -178,6 +178,13 @@ mod live {
         }
     }
 
+    /// Sends `signal` (a name: HUP, TERM…) to `pid` with the shell's own kill, which needs no
+    /// procps.
+    fn send(signal: &str, pid: &str) -> bool {
+        let status = Command::new("sh").args(["-c", r#"kill -s "$0" "$1""#, signal, pid]).status();
+        status.is_ok_and(|status| status.success())
+    }
+
     /// strace's exit status (credwatch's), or `None` if both had to be killed after ten seconds.
     fn wait_or_kill(strace: &mut std::process::Child, credwatch: &str) -> Option<std::process::ExitStatus> {
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
@@ -188,7 +195,7 @@ mod live {
             std::thread::sleep(std::time::Duration::from_millis(50));
         }
         // Hung: a tracer's death only detaches its tracee, so both are killed.
-        let _ = Command::new("kill").args(["-KILL", credwatch]).status();
+        send("KILL", credwatch);
         let _ = strace.kill();
         let _ = strace.wait();
         None
@@ -259,19 +266,22 @@ mod live {
             .spawn()
             .expect("run strace");
         let started = wait_for(&log, |log| log.contains("capture opened")).contains("capture opened");
-        let credwatch = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", traced.id()))
+        // strace's first line is credwatch's exec, after its process id.
+        let credwatch = std::fs::read_to_string(&trace)
             .unwrap_or_default()
-            .trim()
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
             .to_string();
         let login = started.then(pop3_login_on_loopback).map(|port| format!("\"dest_port\":{port}"));
         let written = login
             .as_ref()
             .map(|login| wait_for(&alerts, |alerts| alerts.lines().any(|line| line.contains(login))))
             .unwrap_or_default();
-        let signal = |name: &str| Command::new("kill").args([name, &credwatch]).status().is_ok_and(|s| s.success());
         // The unit's reload, then its stop.
-        let reloaded = signal("-HUP") && wait_for(&log, |log| log.contains("reopening outputs")).contains("reopening");
-        let stopping = signal("-TERM");
+        let reloaded =
+            send("HUP", &credwatch) && wait_for(&log, |log| log.contains("reopening outputs")).contains("reopening");
+        let stopping = send("TERM", &credwatch);
         let status = wait_or_kill(&mut traced, &credwatch);
         let log = std::fs::read_to_string(&log).unwrap_or_default();
         assert!(started, "credwatch did not start:\n{log}");
