@@ -79,7 +79,7 @@ fn missing_files_and_bad_flags_have_their_own_statuses() {
     let empty = tempfile::tempdir().unwrap();
     let nothing = common::credwatch(&["read", empty.path().to_str().unwrap()], &[]);
     assert_eq!(nothing.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&nothing.stderr).contains("holds no capture file"));
+    assert!(String::from_utf8_lossy(&nothing.stderr).contains("no capture file"));
     assert!(nothing.stdout.is_empty(), "{}", String::from_utf8_lossy(&nothing.stdout));
 }
 

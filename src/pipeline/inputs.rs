@@ -11,7 +11,7 @@ pub enum InputError {
     Unreadable { path: String, source: std::io::Error },
     /// Only directories were named, and they hold no capture file: reporting "no credential" for
     /// them would read as an all-clear.
-    #[error("nothing to read: {0} holds no capture file (pcap, pcapng, or either gzip-compressed)")]
+    #[error("nothing to read: no capture file (pcap, pcapng, or either gzip-compressed) in {0}")]
     NoCaptures(String),
 }
 
