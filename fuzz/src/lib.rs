@@ -373,7 +373,7 @@ pub fn session(target: SessionTarget, data: &[u8]) {
         let (chunk, tail) = tail.split_at(usize::from(header & 0x7f).min(tail.len()));
         session.on_data(side, chunk, &mut ctx);
         rest = tail;
-        assert!(session.buffered() <= 2 * (parts.config.max_line + 1), "framers hold more than a line each");
+        assert!(session.buffered() <= parts.config.max_session_buffered(), "a session holds more than its bound");
     }
     session.close(&mut parts.ctx(Timestamp::from_secs_nanos(1_700_000_001, 0)));
 }

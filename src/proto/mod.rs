@@ -51,6 +51,14 @@ pub struct ProtoConfig {
     pub max_literal: usize,
 }
 
+impl ProtoConfig {
+    /// Bytes one session holds at most, whatever the traffic ([`Session::buffered`]): a partial
+    /// line per direction and the arguments of one IMAP command assembled across literals.
+    pub fn max_session_buffered(&self) -> usize {
+        self.max_line.saturating_mul(2).saturating_add(imap::max_command_bytes(self))
+    }
+}
+
 impl Default for ProtoConfig {
     fn default() -> Self {
         ProtoConfig {

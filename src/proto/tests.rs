@@ -242,6 +242,64 @@ fn imap_refused_literal_does_not_swallow_the_next_command() {
     assert_eq!(summary(&events), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
 }
 
+/// A command continued line after line (each ending in a literal, empty or not) keeps at most
+/// what one command may, however long it goes on, and is then not read; the next one is.
+#[test]
+fn an_endless_imap_command_stays_within_the_session_bound() {
+    let mut parts = CtxParts::default();
+    let bound = parts.config.max_session_buffered();
+    let literal = vec![b'x'; parts.config.max_literal];
+    let mut session = Session::new(Side::Lo, true, 143, &parts.config);
+    let mut say = |side, bytes: &[u8], session: &mut Session| {
+        session.on_data(side, bytes, &mut parts.ctx(Timestamp(1)));
+        assert!(session.buffered() <= bound, "{} bytes held, bound {bound}", session.buffered());
+    };
+    say(Side::Hi, b"* OK ready\r\n", &mut session);
+    // Literal after literal: the fourth would be over the cap, and neither it nor any after is kept.
+    say(Side::Lo, b"a LOGIN ", &mut session);
+    for round in 0..8 {
+        say(Side::Lo, format!("{{{}}}\r\n", literal.len()).as_bytes(), &mut session);
+        say(Side::Lo, &literal, &mut session);
+        assert!(session.buffered() <= 3 * literal.len(), "round {round}: {} bytes held", session.buffered());
+    }
+    // Lines of empty lists, each continued by an empty literal: past the argument count.
+    say(Side::Lo, b"\r\nc ID ", &mut session);
+    for round in 0..8 {
+        say(Side::Lo, format!("{}{{0}}\r\n", "() ".repeat(1000)).as_bytes(), &mut session);
+        assert!(session.buffered() < 1024, "round {round}: {} bytes held", session.buffered());
+    }
+    say(Side::Lo, b"\r\nb LOGIN alice pw\r\n", &mut session);
+    say(Side::Hi, b"a NO too long\r\nc OK\r\nb OK\r\n", &mut session);
+    session.close(&mut parts.ctx(Timestamp(2)));
+    assert_eq!(summary(&parts.events), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+}
+
+/// The cap leaves room for the largest legitimate commands: a LOGIN with two literals at the
+/// literal limit, and ID with the 30 field-value pairs RFC 2971 allows.
+#[test]
+fn imap_login_with_two_largest_literals_and_a_full_id_are_read() {
+    let config = ProtoConfig::default();
+    let (user, password) = ("u".repeat(config.max_literal), "p".repeat(config.max_literal));
+    let fields: String = (0..30).map(|i| format!("\"k{i}\" \"v{i}\" ")).collect();
+    let events = play(
+        143,
+        &[
+            s("* OK ready\r\n"),
+            c(&format!("x ID ({fields}\"name\" \"Thunderbird\")\r\n").replace("\"k29\" \"v29\" ", "")),
+            s("x OK\r\n"),
+            c(&format!("a LOGIN {{{}}}\r\n", user.len())),
+            s("+ go\r\n"),
+            c(&format!("{user} {{{}}}\r\n", password.len())),
+            s("+ go\r\n"),
+            c(&format!("{password}\r\n")),
+            s("a OK\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("LOGIN", "u***", Outcome::Success, SecretKind::Password));
+    let client = &credentials(&events)[0].client;
+    assert_eq!(client.software.as_deref(), Some("Thunderbird"), "{client:?}");
+}
+
 #[test]
 fn imap_authenticate_with_and_without_sasl_ir_and_id() {
     let blob = b64("\0josé.müller@example.test\0pässwörd".as_bytes());
@@ -497,6 +555,28 @@ proptest! {
     fn sessions_are_total(port in prop::sample::select(vec![110u16, 143, 25, 4000]), chunks in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..200)), 0..20)) {
         let steps: Vec<Says> = chunks.into_iter().map(|(client, bytes)| if client { C(bytes) } else { S(bytes) }).collect();
         let _ = play_chunked(port, &steps, 7, false);
+    }
+
+    /// Whatever comes, a session holds no more than `max_session_buffered` (small limits, so that
+    /// generated traffic reaches them; IMAP-shaped pieces, so that literals and continued
+    /// commands come up often).
+    #[test]
+    fn sessions_stay_within_their_bound(
+        port in prop::sample::select(vec![110u16, 143, 25]),
+        pieces in prop::collection::vec((any::<bool>(), prop::sample::select(vec![
+            "* OK x\r\n", "+ go\r\n", "a LOGIN ", "b AUTHENTICATE PLAIN ", "c ID (", "\"kkkkkkkk\" ", "() ",
+            "{0}\r\n", "{9}\r\nxxxxxxxxx", "{32}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "{300}\r\n", "{3+}\r\nxxx",
+            "xxxxxxxxxx", "\r\n", "a OK\r\n", "a NO\r\n",
+        ]), 1usize..12), 0..120),
+    ) {
+        let mut parts = CtxParts { config: ProtoConfig { max_line: 64, max_literal: 32, ..ProtoConfig::default() }, ..CtxParts::default() };
+        let bound = parts.config.max_session_buffered();
+        let mut session = Session::new(Side::Lo, true, port, &parts.config);
+        for (from_server, piece, times) in pieces {
+            let side = if from_server { Side::Hi } else { Side::Lo };
+            session.on_data(side, piece.repeat(times).as_bytes(), &mut parts.ctx(Timestamp(1)));
+            prop_assert!(session.buffered() <= bound, "{} bytes held, bound {}", session.buffered(), bound);
+        }
     }
 }
 

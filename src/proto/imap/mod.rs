@@ -21,7 +21,7 @@ use super::auth::{Captured, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
-use super::{split_word, starttls_injection, Ctx, DoneReason, Reply, Role};
+use super::{split_word, starttls_injection, Ctx, DoneReason, ProtoConfig, Reply, Role};
 use crate::alert::{AppProto, Outcome, SecretKind};
 use parser::{LineEnd, Token};
 
@@ -87,10 +87,39 @@ struct Assembly {
     tag: Vec<u8>,
     command: Command,
     args: Vec<Arg>,
-    /// A literal was too large to keep: the command cannot be read.
+    /// A literal, or the arguments in all, were too large to keep: the command cannot be read.
     truncated: bool,
     /// The announced literal is being received.
     literal: Option<Zeroizing<Vec<u8>>>,
+}
+
+/// Arguments one command keeps at most: ID's 30 field-value pairs (RFC 2971) and its
+/// parentheses, with room to spare. A command continued line after line (each ending in a
+/// literal, `{0}` included) would otherwise grow without end.
+const MAX_ARGUMENTS: usize = 64;
+
+impl Assembly {
+    /// Bytes held: the arguments' strings and the literal being received.
+    fn held(&self) -> usize {
+        self.literal.as_ref().map_or(0, |literal| literal.capacity())
+            + self.args.iter().map(|arg| arg.string().map_or(0, <[u8]>::len)).sum::<usize>()
+    }
+
+    /// The command is past what one command may keep ([`max_command_bytes`], [`MAX_ARGUMENTS`]):
+    /// its arguments go (wiped), and it is no longer read.
+    fn truncate_if_over(&mut self, config: &ProtoConfig) {
+        if self.held() > max_command_bytes(config) || self.args.len() > MAX_ARGUMENTS {
+            self.args = Vec::new();
+            self.literal = None;
+            self.truncated = true;
+        }
+    }
+}
+
+/// Bytes of arguments one command keeps at most: a line's worth of atoms and quoted strings and
+/// two literals at their largest (LOGIN's user name and password).
+pub(crate) fn max_command_bytes(config: &ProtoConfig) -> usize {
+    config.max_line.saturating_add(config.max_literal.saturating_mul(2))
 }
 
 /// The literal may be a password: `Debug` shows its length only.
@@ -133,10 +162,7 @@ impl ImapSession {
 
     /// Bytes held for a command being assembled across literals.
     pub fn buffered(&self) -> usize {
-        self.assembly.as_ref().map_or(0, |assembly| {
-            assembly.literal.as_ref().map_or(0, |literal| literal.capacity())
-                + assembly.args.iter().map(|arg| arg.string().map_or(0, <[u8]>::len)).sum::<usize>()
-        })
+        self.assembly.as_ref().map_or(0, Assembly::held)
     }
 
     /// Drops the literal being collected: the command it belongs to cannot be read any more.
@@ -190,19 +216,28 @@ impl ImapSession {
             self.assembly = Some(Assembly { tag, command, args: Vec::new(), truncated: false, literal: None });
         }
         let Some(assembly) = &mut self.assembly else { return Reply::line() };
-        if assembly.command.keeps_arguments() {
-            assembly.args.extend(tokens.map(|token| match token {
+        if assembly.command.keeps_arguments() && !assembly.truncated {
+            // One past the limit at most, for `truncate_if_over` to see.
+            let room = (MAX_ARGUMENTS + 1).saturating_sub(assembly.args.len());
+            assembly.args.extend(tokens.take(room).map(|token| match token {
                 Token::Atom(atom) => Arg::String(Zeroizing::new(atom.to_vec())),
                 Token::Quoted(text) => Arg::String(Zeroizing::new(text.into_owned())),
                 Token::Nil => Arg::Nil,
                 Token::ListOpen => Arg::ListOpen,
                 Token::ListClose => Arg::ListClose,
             }));
+            assembly.truncate_if_over(ctx.config);
         }
         match tokenized.end {
             LineEnd::Literal { len, .. } => {
-                let keep = assembly.command.keeps_arguments() && len <= ctx.config.max_literal as u64;
-                if !keep {
+                let fits = usize::try_from(len).is_ok_and(|len| {
+                    len <= ctx.config.max_literal
+                        && assembly.held().saturating_add(len) <= max_command_bytes(ctx.config)
+                        && assembly.args.len() < MAX_ARGUMENTS
+                });
+                if !(assembly.command.keeps_arguments() && !assembly.truncated && fits) {
+                    // Skipped unread; what came before stays (AUTHENTICATE's mechanism), nothing
+                    // after is kept.
                     assembly.truncated = true;
                     return Reply::next(Next::Raw(len));
                 }
