@@ -114,12 +114,14 @@ impl Pop3Session {
         } else if verb.eq_ignore_ascii_case(b"PASS") {
             let password = Secret::new(argument.to_vec());
             let captured = Captured::reusable(self.user.clone(), SecretKind::Password, &password, ctx);
-            self.await_verdict(Command::Pass, PendingCredential::new("USER/PASS", captured, &self.info, ctx));
+            let pending = PendingCredential::new("USER/PASS", captured, &self.info, ctx);
+            self.await_verdict(Command::Pass, pending, ctx);
             Command::Pass
         } else if verb.eq_ignore_ascii_case(b"APOP") {
             let name = before_last_word(argument);
             let captured = Captured::challenge_response(Some(name.to_vec()));
-            self.await_verdict(Command::Apop, PendingCredential::new("APOP", captured, &self.info, ctx));
+            let pending = PendingCredential::new("APOP", captured, &self.info, ctx);
+            self.await_verdict(Command::Apop, pending, ctx);
             Command::Apop
         } else if verb.eq_ignore_ascii_case(b"AUTH") {
             if argument.is_empty() {
@@ -155,7 +157,8 @@ impl Pop3Session {
         match sasl.on_response(line, ctx) {
             SaslStep::Captured(captured) => {
                 let mechanism = sasl.mechanism().label("AUTH");
-                self.await_verdict(Command::Auth, PendingCredential::new(mechanism, captured, &self.info, ctx));
+                let pending = PendingCredential::new(mechanism, captured, &self.info, ctx);
+                self.await_verdict(Command::Auth, pending, ctx);
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}
@@ -185,7 +188,15 @@ impl Pop3Session {
         self.pending_commands.push_back(command);
     }
 
-    fn await_verdict(&mut self, command: Command, pending: PendingCredential) {
+    /// Holds a credential until the server's reply; past `max_pending_commands` of them (a
+    /// client pipelining logins the capture shows no reply to), the oldest is reported now, with
+    /// outcome unknown, rather than kept without limit.
+    fn await_verdict(&mut self, command: Command, pending: PendingCredential, ctx: &mut Ctx<'_>) {
+        if self.awaiting_verdict.len() >= ctx.config.max_pending_commands {
+            if let Some((_, oldest)) = self.awaiting_verdict.pop_front() {
+                oldest.emit(AppProto::Pop3, Outcome::Unknown, ctx);
+            }
+        }
         self.awaiting_verdict.push_back((command, pending));
     }
 

@@ -242,6 +242,30 @@ fn imap_refused_literal_does_not_swallow_the_next_command() {
     assert_eq!(summary(&events), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
 }
 
+/// Logins the capture shows no reply to (a client pipelining them, or only the client's side
+/// captured) are held up to `max_pending_commands`; past it the oldest is reported at once, with
+/// outcome unknown, so none is lost and none is kept without limit.
+#[test]
+fn credentials_awaiting_a_reply_are_bounded_and_none_is_lost() {
+    for (port, greeting, login) in
+        [(110, "+OK ready\r\n", "USER u{i}\r\nPASS pw{i}\r\n"), (143, "* OK ready\r\n", "a{i} LOGIN u{i} pw{i}\r\n")]
+    {
+        let mut parts = CtxParts::default();
+        let held = parts.config.max_pending_commands;
+        let mut session = Session::new(Side::Lo, true, port, &parts.config);
+        session.on_data(Side::Hi, greeting.as_bytes(), &mut parts.ctx(Timestamp(1)));
+        for i in 0..100 {
+            let line = login.replace("{i}", &i.to_string());
+            session.on_data(Side::Lo, line.as_bytes(), &mut parts.ctx(Timestamp(2)));
+        }
+        assert_eq!(credentials(&parts.events).len(), 100 - held, "port {port}: reported before the end");
+        assert!(credentials(&parts.events).iter().all(|c| c.outcome == Outcome::Unknown));
+        assert_eq!(credentials(&parts.events)[0].username.as_deref(), Some("u***"), "the oldest first");
+        session.close(&mut parts.ctx(Timestamp(3)));
+        assert_eq!(credentials(&parts.events).len(), 100, "port {port}: every login reported");
+    }
+}
+
 /// A command continued line after line (each ending in a literal, empty or not) keeps at most
 /// what one command may, however long it goes on, and is then not read; the next one is.
 #[test]

@@ -280,8 +280,8 @@ impl ImapSession {
                 if let (Some(user), Some(password)) = (strings.next(), strings.next()) {
                     let password = Secret::new(password.to_vec());
                     let captured = Captured::reusable(Some(user.to_vec()), SecretKind::Password, &password, ctx);
-                    self.awaiting_verdict
-                        .push_back((tag.clone(), PendingCredential::new("LOGIN", captured, &self.info, ctx)));
+                    let pending = PendingCredential::new("LOGIN", captured, &self.info, ctx);
+                    self.await_verdict(tag.clone(), pending, ctx);
                 }
             }
             Command::Authenticate => {
@@ -310,14 +310,26 @@ impl ImapSession {
         Reply::line()
     }
 
+    /// Holds a credential until its tagged reply; past `max_pending_commands` of them (a client
+    /// pipelining logins the capture shows no reply to), the oldest is reported now, with outcome
+    /// unknown, rather than kept without limit.
+    fn await_verdict(&mut self, tag: Vec<u8>, pending: PendingCredential, ctx: &mut Ctx<'_>) {
+        if self.awaiting_verdict.len() >= ctx.config.max_pending_commands {
+            if let Some((_, oldest)) = self.awaiting_verdict.pop_front() {
+                oldest.emit(AppProto::Imap, Outcome::Unknown, ctx);
+            }
+        }
+        self.awaiting_verdict.push_back((tag, pending));
+    }
+
     /// What a step of the exchange in `self.sasl` did.
     fn sasl_step(&mut self, step: SaslStep, ctx: &mut Ctx<'_>) {
         match step {
             SaslStep::Captured(captured) => {
                 if let Some((tag, sasl)) = &self.sasl {
                     let mechanism = sasl.mechanism().label("AUTHENTICATE");
-                    self.awaiting_verdict
-                        .push_back((tag.clone(), PendingCredential::new(mechanism, captured, &self.info, ctx)));
+                    let pending = PendingCredential::new(mechanism, captured, &self.info, ctx);
+                    self.await_verdict(tag.clone(), pending, ctx);
                 }
             }
             SaslStep::Cancelled => self.sasl = None,
