@@ -102,7 +102,8 @@ pub fn capture_file(data: &[u8]) {
         return;
     };
     let mut decoder = Decoder::new();
-    let mut engine = Engine::new(small_flow_limits(), small_proto_config());
+    let limits = small_flow_limits();
+    let mut engine = Engine::new(limits, small_proto_config());
     let mut events = Vec::new();
     let mut encoders = Encoders::new();
     let mut second = 0;
@@ -123,6 +124,10 @@ pub fn capture_file(data: &[u8]) {
         }
         if let Decoded::Tcp(packet) = decoder.decode(&frame) {
             engine.process(&packet, frame.ts, &mut events);
+            // The README's memory bounds, after every packet.
+            let stats = engine.stats();
+            assert!(stats.active_flows <= limits.max_flows, "more flows than the limit");
+            assert!(stats.buffered_bytes <= limits.max_buffered_total, "flows hold more than the budget");
         }
         encoders.encode_all(&events);
         events.clear();
