@@ -77,6 +77,15 @@ fn environment_file_options() -> Vec<String> {
     value.split_whitespace().map(str::to_string).collect()
 }
 
+/// The environment file's options with `interface` in place of the one it names.
+#[cfg(feature = "live")]
+fn environment_file_options_on(interface: &str) -> Vec<String> {
+    let mut options = environment_file_options();
+    let at = options.iter().position(|option| option == "-i").expect("the environment file names an interface");
+    *options.get_mut(at + 1).expect("-i has a value") = interface.to_string();
+    options
+}
+
 #[test]
 fn the_environment_file_sets_an_interface_and_the_unit_reads_it() {
     let options = environment_file_options();
@@ -93,18 +102,14 @@ mod live {
     use std::path::Path;
     use std::process::Command;
 
-    use super::{contrib, environment_file_options, on_path, read, skip_or_fail, systemd_analyze};
+    use super::{contrib, environment_file_options_on, on_path, read, skip_or_fail, systemd_analyze};
 
     #[test]
     fn live_accepts_the_options_of_the_environment_file() {
         /// No interface has this name (16 bytes, one more than Linux allows), so nothing is captured
         /// wherever the test runs.
         const NO_SUCH_INTERFACE: &str = "credwatch-none00";
-        let mut options = environment_file_options();
-        let interface =
-            options.iter().position(|option| option == "-i").expect("the environment file names an interface");
-        let name = options.get_mut(interface + 1).expect("-i has a value");
-        *name = NO_SUCH_INTERFACE.to_string();
+        let options = environment_file_options_on(NO_SUCH_INTERFACE);
         let output = Command::new(env!("CARGO_BIN_EXE_credwatch"))
             .args(["live", "-f", "json", "--allow-root"])
             .args(&options)
@@ -250,10 +255,7 @@ mod live {
         let unit = read(&contrib("credwatch.service"));
         let dir = tempfile::tempdir().expect("temp dir");
         let (trace, alerts, log) = (dir.path().join("trace"), dir.path().join("alerts"), dir.path().join("log"));
-        let mut options = environment_file_options();
-        let interface =
-            options.iter().position(|option| option == "-i").expect("the environment file names an interface");
-        *options.get_mut(interface + 1).expect("-i has a value") = "lo".to_string();
+        let options = environment_file_options_on("lo");
         // --any-port: the login below goes to a port the default filter leaves out.
         let mut traced = Command::new(strace)
             .args(["-f", "-qq", "-o"])

@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::borrow::Cow;
+use std::collections::VecDeque;
 
 use zeroize::Zeroizing;
 
@@ -52,6 +53,25 @@ pub(crate) struct PendingCredential {
     /// What the client had seen of the server when it sent the secret: the alert describes that,
     /// not the capabilities a server announces after the login.
     server: ServerInfo,
+}
+
+/// Holds a credential until the server's verdict; past `max_pending_commands` of them (a client
+/// pipelining logins the capture shows no reply to) the oldest is reported now, with outcome
+/// unknown, rather than kept without limit. `K` is what the reply is matched by (POP3's command,
+/// IMAP's tag).
+pub(crate) fn await_verdict<K>(
+    queue: &mut VecDeque<(K, PendingCredential)>,
+    key: K,
+    pending: PendingCredential,
+    proto: AppProto,
+    ctx: &mut Ctx<'_>,
+) {
+    if queue.len() >= ctx.config.max_pending_commands {
+        if let Some((_, oldest)) = queue.pop_front() {
+            oldest.emit(proto, Outcome::Unknown, ctx);
+        }
+    }
+    queue.push_back((key, pending));
 }
 
 impl PendingCredential {

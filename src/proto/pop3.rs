@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::auth::{Captured, PendingCredential, SaslExchange, SaslStep};
+use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
 use super::framing::Piece;
 use super::secret::Secret;
 use super::server::ServerInfo;
@@ -188,16 +188,8 @@ impl Pop3Session {
         self.pending_commands.push_back(command);
     }
 
-    /// Holds a credential until the server's reply; past `max_pending_commands` of them (a
-    /// client pipelining logins the capture shows no reply to), the oldest is reported now, with
-    /// outcome unknown, rather than kept without limit.
     fn await_verdict(&mut self, command: Command, pending: PendingCredential, ctx: &mut Ctx<'_>) {
-        if self.awaiting_verdict.len() >= ctx.config.max_pending_commands {
-            if let Some((_, oldest)) = self.awaiting_verdict.pop_front() {
-                oldest.emit(AppProto::Pop3, Outcome::Unknown, ctx);
-            }
-        }
-        self.awaiting_verdict.push_back((command, pending));
+        auth::await_verdict(&mut self.awaiting_verdict, command, pending, AppProto::Pop3, ctx);
     }
 
     fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 
 use zeroize::Zeroizing;
 
-use super::auth::{Captured, PendingCredential, SaslExchange, SaslStep};
+use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
@@ -310,16 +310,8 @@ impl ImapSession {
         Reply::line()
     }
 
-    /// Holds a credential until its tagged reply; past `max_pending_commands` of them (a client
-    /// pipelining logins the capture shows no reply to), the oldest is reported now, with outcome
-    /// unknown, rather than kept without limit.
     fn await_verdict(&mut self, tag: Vec<u8>, pending: PendingCredential, ctx: &mut Ctx<'_>) {
-        if self.awaiting_verdict.len() >= ctx.config.max_pending_commands {
-            if let Some((_, oldest)) = self.awaiting_verdict.pop_front() {
-                oldest.emit(AppProto::Imap, Outcome::Unknown, ctx);
-            }
-        }
-        self.awaiting_verdict.push_back((tag, pending));
+        auth::await_verdict(&mut self.awaiting_verdict, tag, pending, AppProto::Imap, ctx);
     }
 
     /// What a step of the exchange in `self.sasl` did.
