@@ -210,7 +210,7 @@ fn bench_sessions(c: &mut Criterion) {
             // flows).
             let mut parts = CtxParts::default();
             b.iter(|| {
-                let mut session = Session::new(Side::Hi, true, port, &parts.config);
+                let mut session = Session::new(Side::Hi, true, true, port, &parts.config);
                 let mut ctx = parts.ctx(Timestamp::default());
                 for (from_client, data) in &script {
                     let side = if *from_client { Side::Hi } else { Side::Lo };

@@ -240,6 +240,62 @@ fn span_duplicates_give_no_duplicate_alerts() {
 
 /// Many conversations of every kind in one capture (pcapng). Each has its own client port: some
 /// encapsulations share a tunnel context (MPLS labels are not part of it, by design).
+/// Logins on ports credwatch is not told about, each in a capture of the client's direction only
+/// (asymmetric routing): the server's greeting is out of sight, so the client's first line must
+/// tell the protocol.
+#[test]
+fn logins_captured_in_one_direction_on_unconfigured_ports_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    let sessions: [(&str, u16, &[&[u8]]); 3] = [
+        ("imap", 10_143, &[b"a1 CAPABILITY\r\n", b"a2 LOGIN alice not-a-real-password\r\n"]),
+        ("pop3", 10_110, &[b"CAPA\r\n", b"USER alice\r\n", b"PASS not-a-real-password\r\n"]),
+        ("smtp", 10_587, &[b"EHLO laptop\r\n", b"AUTH PLAIN AGFsaWNlAG5vdC1hLXJlYWwtcGFzc3dvcmQ=\r\n"]),
+    ];
+    for (proto, port, lines) in sessions {
+        let mut conversation = Conversation::new((CLIENT, 50_000), (SERVER, port));
+        conversation.handshake();
+        for line in lines {
+            conversation.client(line).server(b"+OK\r\n");
+        }
+        conversation.fin(Side::Client);
+        let one_way = conversation.frames_from(Side::Client).unwrap();
+        let path = write(dir.path(), &format!("{proto}-one-way.pcap"), &one_way);
+        for threads in [1, 2] {
+            let found = alerts(&path, threads);
+            assert_one_login(&found, port, "unknown", proto);
+            assert_eq!(found[0]["app_proto"], proto);
+            assert_eq!(found[0]["credential"]["username"], "alice", "{proto}");
+        }
+    }
+}
+
+/// The same opening to a server that the capture shows answering the handshake and then not
+/// greeting: that server is not a mail server, and the flow is not taken for one.
+#[test]
+fn a_client_speaking_first_to_a_silent_server_in_sight_is_not_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conversation = Conversation::new((CLIENT, 50_000), (SERVER, 10_143));
+    conversation.handshake().client(b"a2 LOGIN alice not-a-real-password\r\n").server(b"a2 OK\r\n").fin(Side::Client);
+    let path = write(dir.path(), "silent-server.pcap", &conversation.frames().unwrap());
+    assert_eq!(alerts(&path, 1), Vec::<Value>::new());
+}
+
+/// A connection older than the capture, on unconfigured ports, the client's port below the
+/// server's: the roles guessed from the ports are wrong until the client's first line shows them.
+#[test]
+fn a_login_in_a_connection_older_than_the_capture_is_found_on_any_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conversation = Conversation::new((CLIENT, 4_000), (SERVER, 10_143));
+    conversation
+        .client(b"a5 LOGIN alice not-a-real-password\r\n")
+        .server(b"a5 OK LOGIN completed\r\n")
+        .client(b"a6 SELECT INBOX\r\n");
+    let path = write(dir.path(), "midstream.pcap", &conversation.frames().unwrap());
+    let found = alerts(&path, 1);
+    assert_one_login(&found, 10_143, "success", "midstream");
+    assert_eq!(found[0]["midstream"], true);
+}
+
 #[test]
 fn one_thread_or_four_give_the_same_output_on_a_mixed_capture() {
     let dir = tempfile::tempdir().unwrap();

@@ -33,6 +33,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("session_pop3", |data| harness::session(SessionTarget::Pop3, data)),
     ("session_imap", |data| harness::session(SessionTarget::Imap, data)),
     ("session_smtp", |data| harness::session(SessionTarget::Smtp, data)),
+    ("session_any_port", |data| harness::session(SessionTarget::AnyPort, data)),
 ];
 
 #[test]
@@ -97,6 +98,24 @@ fn seed_conversations() -> Vec<(SessionTarget, Chunks)> {
                 (false, b"MAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nBDAT 5 LAST\r\nhello"),
             ],
         ),
+        (
+            SessionTarget::AnyPort,
+            vec![
+                (false, b"a1 CAPABILITY\r\n"),
+                (true, b"* CAPABILITY IMAP4rev1 AUTH=PLAIN\r\na1 OK\r\n"),
+                (false, b"a2 LOGIN alice pw-alice\r\n"),
+                (true, b"a2 OK\r\n"),
+            ],
+        ),
+        (
+            SessionTarget::AnyPort,
+            vec![
+                (false, b"CAPA\r\n"),
+                (true, b"+OK\r\nUSER\r\n.\r\n"),
+                (false, b"USER alice\r\nPASS pw-alice\r\n"),
+                (true, b"+OK\r\n+OK\r\n"),
+            ],
+        ),
     ]
 }
 
@@ -105,6 +124,7 @@ fn target_name(target: SessionTarget) -> &'static str {
         SessionTarget::Pop3 => "session_pop3",
         SessionTarget::Imap => "session_imap",
         SessionTarget::Smtp => "session_smtp",
+        SessionTarget::AnyPort => "session_any_port",
     }
 }
 
@@ -116,17 +136,17 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         .zip(links.iter().cycle())
         .enumerate()
         .map(|(index, ((target, chunks), link))| {
-            let port = match target {
-                SessionTarget::Pop3 => 110,
-                SessionTarget::Imap => 143,
-                SessionTarget::Smtp => 587,
-            };
-            let mut conversation = Conversation::new((CLIENT, 40_000 + index as u16), (SERVER, port));
+            let mut conversation = Conversation::new((CLIENT, 40_000 + index as u16), (SERVER, target.server_port()));
             conversation.link(*link).vlans(if *link == Link::Ethernet { &[7] } else { &[] }).handshake();
             for (from_server, bytes) in chunks {
                 conversation.send_split(if from_server { Side::Server } else { Side::Client }, bytes, &[40]);
             }
-            conversation.fin(Side::Client).frames().unwrap()
+            conversation.fin(Side::Client);
+            match target {
+                // The capture holds the client's direction only: the server's opening is missing.
+                SessionTarget::AnyPort => conversation.frames_from(Side::Client).unwrap(),
+                _ => conversation.frames().unwrap(),
+            }
         })
         .chain(std::iter::once(two_greetings_one_server()))
         .collect()

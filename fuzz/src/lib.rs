@@ -339,15 +339,23 @@ pub enum SessionTarget {
     Pop3,
     Imap,
     Smtp,
+    /// An unconfigured port whose server's SYN-ACK the capture missed: the protocol comes from
+    /// the server's greeting or from the client's first line.
+    AnyPort,
 }
 
 impl SessionTarget {
-    fn server_port(self) -> u16 {
+    pub fn server_port(self) -> u16 {
         match self {
             SessionTarget::Pop3 => 110,
             SessionTarget::Imap => 143,
             SessionTarget::Smtp => 587,
+            SessionTarget::AnyPort => 40_000,
         }
+    }
+
+    fn server_opening_seen(self) -> bool {
+        !matches!(self, SessionTarget::AnyPort)
     }
 }
 
@@ -362,7 +370,7 @@ const GAP_RECORD: u8 = 0xff;
 /// bits 0–6 the chunk length (a short chunk takes what is left).
 pub fn session(target: SessionTarget, data: &[u8]) {
     let mut parts = CtxParts { config: small_proto_config(), ..CtxParts::default() };
-    let mut session = Session::new(Side::Lo, true, target.server_port(), &parts.config);
+    let mut session = Session::new(Side::Lo, true, target.server_opening_seen(), target.server_port(), &parts.config);
     let mut rest = data;
     let mut tick = 0;
     while let [header, tail @ ..] = rest {

@@ -102,12 +102,21 @@ pub struct FlowInfo {
     pub key: FlowKey,
     /// The side that sent the SYN, when the handshake was seen.
     pub syn_from: Option<Side>,
+    /// Whether each side's SYN (or SYN-ACK) was seen, by [`Side::index`].
+    pub syn_seen: [bool; 2],
 }
 
 impl FlowInfo {
     /// The connection was open before the capture started.
     pub fn midstream(&self) -> bool {
         self.syn_from.is_none()
+    }
+
+    /// Whether `side` was seen opening its half of the connection. A side that never was (a
+    /// capture of one direction of an asymmetric route, or a connection older than the capture)
+    /// may well have spoken before, or out of sight.
+    pub fn saw_syn_from(&self, side: Side) -> bool {
+        self.syn_seen.get(side.index()).copied().unwrap_or(false)
     }
 }
 
@@ -160,6 +169,8 @@ struct Flow<A> {
     streams: Streams<A>,
     /// The side that sent the SYN, when the handshake was seen.
     syn_from: Option<Side>,
+    /// [`FlowInfo::syn_seen`].
+    syn_seen: [bool; 2],
     carried_data: bool,
     fin: [bool; 2],
     /// The handler was told of a differing overlap already (once per flow is enough to alert).
@@ -168,7 +179,7 @@ struct Flow<A> {
 
 impl<A> Flow<A> {
     fn info(&self, key: &FlowKey) -> FlowInfo {
-        FlowInfo { id: self.id, key: *key, syn_from: self.syn_from }
+        FlowInfo { id: self.id, key: *key, syn_from: self.syn_from, syn_seen: self.syn_seen }
     }
 
     /// Bytes of the flow counted in the table's total: reorder windows, compare tails and what
@@ -276,6 +287,7 @@ impl<H: FlowHandler> FlowTable<H> {
             closing: false,
             streams: Streams::Embryonic { isn: [None; 2] },
             syn_from,
+            syn_seen: [false; 2],
             carried_data: false,
             fin: [false; 2],
             overlap_reported: false,
@@ -424,8 +436,13 @@ fn step<H: FlowHandler>(
         note_close_flags(flow, side, packet);
         return;
     }
-    if flags.syn() && flow.syn_from.is_none() && !flow.carried_data {
-        flow.syn_from = Some(if flags.ack() { side.other() } else { side });
+    if flags.syn() {
+        if flow.syn_from.is_none() && !flow.carried_data {
+            flow.syn_from = Some(if flags.ack() { side.other() } else { side });
+        }
+        if let Some(seen) = flow.syn_seen.get_mut(side.index()) {
+            *seen = true;
+        }
     }
     match &mut flow.streams {
         Streams::Embryonic { isn } if flags.syn() => {

@@ -359,6 +359,16 @@ impl Conversation {
 
     /// Renders the script into frames, in scripting order, or the first scripting mistake.
     pub fn frames(&self) -> Result<Vec<CapturedFrame>, ScriptError> {
+        self.render(None)
+    }
+
+    /// Only the frames that `side` sent, as a capture of one direction holds them (asymmetric
+    /// routing sends the replies over another link, which the tap does not see).
+    pub fn frames_from(&self, side: Side) -> Result<Vec<CapturedFrame>, ScriptError> {
+        self.render(Some(side))
+    }
+
+    fn render(&self, only_from: Option<Side>) -> Result<Vec<CapturedFrame>, ScriptError> {
         if let Some(error) = &self.error {
             return Err(error.clone());
         }
@@ -366,6 +376,7 @@ impl Conversation {
         self.segments
             .iter()
             .enumerate()
+            .filter(|(_, segment)| only_from.is_none_or(|side| segment.from == side))
             .map(|(number, segment)| {
                 let number = u32::try_from(number).unwrap_or(u32::MAX);
                 let mut packet = self.ip_packet(segment)?;

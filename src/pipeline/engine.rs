@@ -43,7 +43,8 @@ impl FlowHandler for Inspector {
             (None, FlowEvent::Data(..)) => {
                 let (client, certain) = roles(info, &self.config);
                 let server_port = info.key.endpoint(client.other()).port;
-                app.insert(Session::new(client, certain, server_port, &self.config))
+                let server_opening_seen = info.saw_syn_from(client.other());
+                app.insert(Session::new(client, certain, server_opening_seen, server_port, &self.config))
             }
             (None, FlowEvent::Gap(..) | FlowEvent::Closed(_) | FlowEvent::OverlapDifferentData(_)) => {
                 return Inspect::Continue

@@ -6,6 +6,13 @@
 //! `EHLO`/`HELO`/`LHLO` (SMTP; FTP also greets with 220, and its client answers `USER`). A client
 //! that speaks first (HTTP, Redis, TLS, …) rules the flow out at its first line, so the cost of
 //! any-port detection is one line per non-mail flow.
+//!
+//! Unless the capture cannot show the greeting: when the server's SYN-ACK is not in it (a capture
+//! of one direction of an asymmetric route, or a connection opened before the capture started),
+//! the client's first line decides if it is a command that only a mail client opens with: IMAP's
+//! tagged `CAPABILITY`, `LOGIN`, `AUTHENTICATE`, `STARTTLS` or `ID`; POP3's `CAPA`, `STLS` or
+//! `APOP`; SMTP's `EHLO`, `HELO` or `LHLO`. `USER`/`PASS` (FTP's too) and `AUTH` (FTP's and
+//! Redis's too) do not.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::framing::Piece;
@@ -78,14 +85,16 @@ pub(crate) enum Verdict {
 /// Detection state of one flow.
 pub(crate) struct Detector {
     hint: Option<AppProto>,
+    /// The server's SYN-ACK was not captured: its greeting may be out of sight too.
+    greeting_may_be_unseen: bool,
     client_spoke: bool,
     /// A `220` greeting held until the client's first command tells SMTP from FTP.
     greeting_220: Option<Vec<u8>>,
 }
 
 impl Detector {
-    pub fn new(hint: Option<AppProto>) -> Self {
-        Detector { hint, client_spoke: false, greeting_220: None }
+    pub fn new(hint: Option<AppProto>, greeting_may_be_unseen: bool) -> Self {
+        Detector { hint, greeting_may_be_unseen, client_spoke: false, greeting_220: None }
     }
 
     pub fn on_piece(&mut self, role: Role, piece: &Piece<'_>, _ctx: &mut Ctx<'_>) -> Verdict {
@@ -137,9 +146,50 @@ impl Detector {
                 Verdict::NotMail
             };
         }
+        let first_line = !self.client_spoke;
         self.client_spoke = true;
+        if first_line && self.hint.is_none() && self.greeting_may_be_unseen {
+            if let Some(proto) = opening_command(line) {
+                return Verdict::Protocol { proto, replay: None };
+            }
+        }
         self.fallback()
     }
+}
+
+/// IMAP commands a client opens a session with (before or to log in).
+const IMAP_OPENING: [&[u8]; 5] = [b"CAPABILITY", b"LOGIN", b"AUTHENTICATE", b"STARTTLS", b"ID"];
+/// Characters an IMAP tag cannot hold besides controls and space (RFC 9051 `tag`).
+const NOT_IN_IMAP_TAG: &[u8] = b"(){%*\"\\+";
+
+/// The protocol of a client line that only a mail client opens a session with (see the module
+/// documentation).
+fn opening_command(line: &[u8]) -> Option<AppProto> {
+    let is_one_of = |word: &[u8], verbs: &[&[u8]]| verbs.iter().any(|verb| word.eq_ignore_ascii_case(verb));
+    let mut words = line.trim_ascii_end().split(|b| *b == b' ');
+    let first = words.next()?;
+    let second = words.next();
+    let arguments = usize::from(second.is_some()) + words.count();
+    if is_one_of(first, &[b"EHLO", b"HELO", b"LHLO"]) {
+        return Some(AppProto::Smtp);
+    }
+    let pop3 = match arguments {
+        0 => is_one_of(first, &[b"CAPA", b"STLS"]),
+        2 => first.eq_ignore_ascii_case(b"APOP"),
+        _ => false,
+    };
+    if pop3 {
+        return Some(AppProto::Pop3);
+    }
+    let is_tag = !first.is_empty() && first.iter().all(|b| b.is_ascii_graphic() && !NOT_IN_IMAP_TAG.contains(b));
+    (is_tag && second.is_some_and(|verb| is_one_of(verb, &IMAP_OPENING))).then_some(AppProto::Imap)
+}
+
+/// Whether a chunk from the presumed server is in fact a mail client's opening command (roles
+/// guessed wrong).
+pub(crate) fn looks_like_client_command(data: &[u8]) -> bool {
+    let line_end = memchr::memchr(b'\n', data).unwrap_or(data.len());
+    opening_command(data.get(..line_end).unwrap_or(data)).is_some()
 }
 
 enum Greeting {
@@ -173,9 +223,17 @@ mod tests {
     use crate::proto::CtxParts;
 
     fn verdicts(hint: Option<AppProto>, lines: &[(Role, &[u8])]) -> Vec<String> {
+        verdicts_of(Detector::new(hint, false), lines)
+    }
+
+    /// Verdicts on a flow whose server's SYN-ACK the capture does not hold.
+    fn verdicts_greeting_unseen(lines: &[(Role, &[u8])]) -> Vec<String> {
+        verdicts_of(Detector::new(None, true), lines)
+    }
+
+    fn verdicts_of(mut detector: Detector, lines: &[(Role, &[u8])]) -> Vec<String> {
         let mut parts = CtxParts::default();
         let mut ctx = parts.ctx(Default::default());
-        let mut detector = Detector::new(hint);
         lines
             .iter()
             .map(|(role, line)| match detector.on_piece(*role, &Piece::Line { line, more_follows: false }, &mut ctx) {
@@ -219,10 +277,54 @@ mod tests {
     }
 
     #[test]
+    fn a_mail_clients_opening_decides_when_the_greeting_may_be_out_of_sight() {
+        let openings: [(&[u8], &str); 9] = [
+            (b"a1 LOGIN alice hunter2", "imap"),
+            (b"A001 capability", "imap"),
+            (b"1 AUTHENTICATE PLAIN", "imap"),
+            (b"x.2 ID (\"name\" \"mutt\")", "imap"),
+            (b"CAPA", "pop3"),
+            (b"stls", "pop3"),
+            (b"APOP mrose c4c9334bac560ecc979e58001b3e22fb", "pop3"),
+            (b"EHLO client.example.test", "smtp"),
+            (b"lhlo", "smtp"),
+        ];
+        for (line, proto) in openings {
+            assert_eq!(verdicts_greeting_unseen(&[(Role::Client, line)]), [proto], "{line:?}");
+            assert_eq!(verdicts(None, &[(Role::Client, line)]), ["not mail"], "greeting in sight: {line:?}");
+        }
+        // What other protocols' clients open with, and lines that only look close.
+        let others: [&[u8]; 9] = [
+            b"USER anonymous",
+            b"AUTH hunter2",
+            b"AUTH TLS",
+            b"GET / HTTP/1.1",
+            b"* LOGIN a b",
+            b"a+ LOGIN a b",
+            b"LOGIN alice hunter2",
+            b"CAPA now",
+            b"APOP mrose",
+        ];
+        for line in others {
+            assert_eq!(verdicts_greeting_unseen(&[(Role::Client, line)]), ["not mail"], "{line:?}");
+        }
+        // The first line decides, and a server that greets still does.
+        assert_eq!(
+            verdicts_greeting_unseen(&[(Role::Client, b"PING"), (Role::Client, b"a1 LOGIN a b")]),
+            ["not mail", "not mail"]
+        );
+        assert_eq!(verdicts_greeting_unseen(&[(Role::Server, b"+OK ready")]), ["pop3"]);
+    }
+
+    #[test]
     fn greeting_shapes() {
         assert!(looks_like_greeting(b"+OK Dovecot ready.\r\n"));
         assert!(looks_like_greeting(b"220-mx.example.test ESMTP\r\n"));
         assert!(!looks_like_greeting(b"USER alice\r\n"));
         assert!(!looks_like_greeting(b"2200 x"));
+        assert!(looks_like_client_command(b"a1 LOGIN alice hunter2\r\n"));
+        assert!(looks_like_client_command(b"EHLO client\r\nAUTH PLAIN\r\n"));
+        assert!(!looks_like_client_command(b"a1 OK LOGIN completed\r\n"));
+        assert!(!looks_like_client_command(b"* CAPABILITY IMAP4rev1\r\n"));
     }
 }

@@ -248,7 +248,15 @@ impl std::fmt::Debug for Session {
 impl Session {
     /// A session for a new flow. `client` is the side that sent the SYN when `roles_certain`,
     /// else the guess from ports; `server_port` is that guess's server port.
-    pub fn new(client: Side, roles_certain: bool, server_port: u16, config: &ProtoConfig) -> Session {
+    /// `server_opening_seen`: the server's SYN-ACK was in the capture, so its greeting, if it
+    /// sent one, is too.
+    pub fn new(
+        client: Side,
+        roles_certain: bool,
+        server_opening_seen: bool,
+        server_port: u16,
+        config: &ProtoConfig,
+    ) -> Session {
         let (hint, implicit_tls) = match config.ports.classify(server_port) {
             detect::PortClass::ImplicitTls => {
                 (None, Some(ImplicitTls { proto: detect::implicit_tls_protocol(server_port) }))
@@ -256,7 +264,7 @@ impl Session {
             detect::PortClass::Hint(proto) => (Some(proto), None),
             detect::PortClass::Unknown => (None, None),
         };
-        let protocol = Protocol::Detecting(detect::Detector::new(hint));
+        let protocol = Protocol::Detecting(detect::Detector::new(hint, !server_opening_seen));
         Session {
             client,
             roles_certain,
@@ -430,10 +438,16 @@ impl Session {
         }
     }
 
-    /// Without a handshake the roles come from ports; a greeting-shaped first line from the
-    /// presumed client proves them wrong.
+    /// Without a handshake the roles come from ports; a first line that only the other role
+    /// sends (a greeting from the presumed client, a mail client's opening command from the
+    /// presumed server) proves them wrong.
     fn guess_roles_from_first_bytes(&mut self, side: Side, data: &[u8]) {
-        if side == self.client && detect::looks_like_greeting(data) {
+        let wrong = if side == self.client {
+            detect::looks_like_greeting(data)
+        } else {
+            detect::looks_like_client_command(data)
+        };
+        if wrong {
             self.client = self.client.other();
         }
     }

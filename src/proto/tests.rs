@@ -29,7 +29,7 @@ fn b64(text: &[u8]) -> String {
 /// `chunk` bytes, and returns the events.
 fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: bool) -> Vec<ProtoEvent> {
     let mut parts = CtxParts::default();
-    let mut session = Session::new(Side::Lo, roles_certain, server_port, &parts.config);
+    let mut session = Session::new(Side::Lo, roles_certain, true, server_port, &parts.config);
     for (i, step) in steps.iter().enumerate() {
         let (side, bytes) = match step {
             C(bytes) => (Side::Lo, bytes),
@@ -252,7 +252,7 @@ fn credentials_awaiting_a_reply_are_bounded_and_none_is_lost() {
     {
         let mut parts = CtxParts::default();
         let held = parts.config.max_pending_commands;
-        let mut session = Session::new(Side::Lo, true, port, &parts.config);
+        let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
         session.on_data(Side::Hi, greeting.as_bytes(), &mut parts.ctx(Timestamp(1)));
         for i in 0..100 {
             let line = login.replace("{i}", &i.to_string());
@@ -273,7 +273,7 @@ fn an_endless_imap_command_stays_within_the_session_bound() {
     let mut parts = CtxParts::default();
     let bound = parts.config.max_session_buffered();
     let literal = vec![b'x'; parts.config.max_literal];
-    let mut session = Session::new(Side::Lo, true, 143, &parts.config);
+    let mut session = Session::new(Side::Lo, true, true, 143, &parts.config);
     let mut say = |side, bytes: &[u8], session: &mut Session| {
         session.on_data(side, bytes, &mut parts.ctx(Timestamp(1)));
         assert!(session.buffered() <= bound, "{} bytes held, bound {bound}", session.buffered());
@@ -486,7 +486,7 @@ fn implicit_tls_is_never_parsed() {
 fn roles_are_corrected_by_the_greeting_when_the_handshake_was_missed() {
     // Side::Lo speaks the greeting: the port-based guess that Lo is the client was wrong.
     let mut parts = CtxParts::default();
-    let mut session = Session::new(Side::Lo, false, 40000, &parts.config);
+    let mut session = Session::new(Side::Lo, false, true, 40000, &parts.config);
     let mut ctx = parts.ctx(Timestamp(0));
     session.on_data(Side::Lo, b"+OK POP3 ready\r\n", &mut ctx);
     session.on_data(Side::Hi, b"USER alice\r\nPASS pw\r\n", &mut ctx);
@@ -595,7 +595,7 @@ proptest! {
     ) {
         let mut parts = CtxParts { config: ProtoConfig { max_line: 64, max_literal: 32, ..ProtoConfig::default() }, ..CtxParts::default() };
         let bound = parts.config.max_session_buffered();
-        let mut session = Session::new(Side::Lo, true, port, &parts.config);
+        let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
         for (from_server, piece, times) in pieces {
             let side = if from_server { Side::Hi } else { Side::Lo };
             session.on_data(side, piece.repeat(times).as_bytes(), &mut parts.ctx(Timestamp(1)));
