@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use credwatch::pcapwriter::{
-    interleave, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption, Side, TunnelEnds,
+    interleave, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption, Link, Side,
+    TunnelEnds,
 };
 use serde_json::Value;
 
@@ -240,6 +241,38 @@ fn span_duplicates_give_no_duplicate_alerts() {
 
 /// Many conversations of every kind in one capture (pcapng). Each has its own client port: some
 /// encapsulations share a tunnel context (MPLS labels are not part of it, by design).
+/// Logins over an open Wi-Fi network, captured bare (802.11) and in monitor mode (radiotap, with a
+/// frame check sequence after every frame), over IPv4 and IPv6.
+#[test]
+fn logins_over_wifi_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    for link in [Link::Wifi, Link::Radiotap] {
+        let mut frames = imap_login("alice").link(link).frames().unwrap();
+        let mut over_ipv6 = Conversation::new(
+            ("2001:db8::5".parse::<IpAddr>().unwrap(), 40_110),
+            ("2001:db8::9".parse::<IpAddr>().unwrap(), 110),
+        );
+        over_ipv6
+            .link(link)
+            .handshake()
+            .server(b"+OK POP3 ready\r\n")
+            .client(b"USER alice\r\nPASS not-a-real-password\r\n")
+            .server(b"+OK\r\n+OK logged in\r\n");
+        frames.extend(over_ipv6.frames().unwrap());
+        let path = write(dir.path(), &format!("{link:?}.pcap"), &frames);
+        for threads in [1, 2] {
+            let found = alerts(&path, threads);
+            assert_eq!(found.len(), 2, "{link:?}: {found:#?}");
+            assert_one_login(&found[..1], 143, "failure", "IMAP over 802.11");
+            assert_eq!(
+                (found[1]["app_proto"].as_str(), found[1]["dest_ip"].as_str()),
+                (Some("pop3"), Some("2001:db8::9"))
+            );
+            assert_eq!(found[1]["credential"]["outcome"], "success");
+        }
+    }
+}
+
 /// Logins on ports credwatch is not told about, each in a capture of the client's direction only
 /// (asymmetric routing): the server's greeting is out of sight, so the client's first line must
 /// tell the protocol.

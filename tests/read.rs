@@ -6,6 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
+use credwatch::pcapwriter::{write_pcap_file, Conversation, Link};
 use flate2::write::GzEncoder;
 
 fn demo() -> std::path::PathBuf {
@@ -85,20 +86,46 @@ fn missing_files_and_bad_flags_have_their_own_statuses() {
 
 #[test]
 fn frames_of_a_link_type_credwatch_cannot_read_are_warned_about_once() {
-    // The demo capture declared as 802.11 with radiotap headers (LINKTYPE 127): nothing in it
-    // decodes, which must not pass for an all-clear.
+    // The demo capture declared as Bluetooth HCI (LINKTYPE 187): nothing in it decodes, which
+    // must not pass for an all-clear.
     let mut capture = std::fs::read(demo()).unwrap();
     assert_eq!(capture[2..4], [0xb2, 0xa1], "a little-endian classic pcap");
-    capture[20..24].copy_from_slice(&127u32.to_le_bytes());
+    capture[20..24].copy_from_slice(&187u32.to_le_bytes());
     let dir = tempfile::tempdir().unwrap();
-    let radiotap = dir.path().join("radiotap.pcap");
-    std::fs::write(&radiotap, capture).unwrap();
-    let output = common::credwatch(&["read", "--format", "json", radiotap.to_str().unwrap()], &[]);
+    let bluetooth = dir.path().join("bluetooth.pcap");
+    std::fs::write(&bluetooth, capture).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", bluetooth.to_str().unwrap()], &[]);
     assert!(output.status.success());
     assert!(common::of_type(&common::parse_lines(&output.stdout), "cleartext_credential").is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.matches("cannot be decoded").count(), 1, "{stderr}");
-    assert!(stderr.contains("link_type=127"), "{stderr}");
+    assert!(stderr.contains("link_type=187"), "{stderr}");
+}
+
+#[test]
+fn encrypted_wifi_is_warned_about_once() {
+    // A monitor-mode capture of a login on a protected network: the frames' bodies are
+    // encrypted (here: marked so), which must not pass for an all-clear either.
+    let mut conversation = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
+    conversation
+        .link(Link::Radiotap)
+        .handshake()
+        .server(b"+OK POP3 ready\r\n")
+        .client(b"USER alice\r\nPASS not-a-real-password\r\n")
+        .server(b"+OK\r\n+OK\r\n");
+    let mut frames = conversation.frames().unwrap();
+    for frame in &mut frames {
+        // The radiotap header is 9 bytes; the 802.11 flags byte follows the frame control byte.
+        frame.data[10] |= 0x40;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let protected = dir.path().join("protected.pcap");
+    write_pcap_file(&protected, &frames).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", protected.to_str().unwrap()], &[]);
+    assert!(output.status.success());
+    assert!(common::of_type(&common::parse_lines(&output.stdout), "cleartext_credential").is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("encrypted").count(), 1, "{stderr}");
 }
 
 #[test]

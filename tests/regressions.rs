@@ -130,10 +130,21 @@ fn target_name(target: SessionTarget) -> &'static str {
 
 /// The same conversations as captures (for the file and decode targets).
 fn seed_captures() -> Vec<Vec<CapturedFrame>> {
-    let links = [Link::Ethernet, Link::LinuxSll, Link::LinuxSll2, Link::RawIp, Link::Null, Link::Loop];
+    let links = [
+        Link::Ethernet,
+        Link::LinuxSll,
+        Link::LinuxSll2,
+        Link::RawIp,
+        Link::Null,
+        Link::Loop,
+        Link::Wifi,
+        Link::Radiotap,
+    ];
+    // Every link, the conversations taking turns on them.
     seed_conversations()
         .into_iter()
-        .zip(links.iter().cycle())
+        .cycle()
+        .zip(links.iter())
         .enumerate()
         .map(|(index, ((target, chunks), link))| {
             let mut conversation = Conversation::new((CLIENT, 40_000 + index as u16), (SERVER, target.server_port()));

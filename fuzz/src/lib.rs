@@ -139,7 +139,7 @@ pub fn capture_file(data: &[u8]) {
 
 /// Link types the decode harness picks from with the input's first byte: every supported one,
 /// plus one it does not know.
-pub const LINK_TYPES: [LinkType; 11] = [
+pub const LINK_TYPES: [LinkType; 13] = [
     LinkType::NULL,
     LinkType::ETHERNET,
     LinkType::RAW,
@@ -150,6 +150,8 @@ pub const LINK_TYPES: [LinkType; 11] = [
     LinkType::LINUX_SLL2,
     LinkType::RAW_BSD12,
     LinkType::RAW_BSD14,
+    LinkType::IEEE802_11,
+    LinkType::IEEE802_11_RADIOTAP,
     LinkType(147),
 ];
 

@@ -31,6 +31,10 @@ impl LinkType {
     pub const IPV4: LinkType = LinkType(228);
     pub const IPV6: LinkType = LinkType(229);
     pub const LINUX_SLL2: LinkType = LinkType(276);
+    /// 802.11 (Wi-Fi) frames without a radio header.
+    pub const IEEE802_11: LinkType = LinkType(105);
+    /// 802.11 frames behind a radiotap header (monitor mode on Linux and macOS).
+    pub const IEEE802_11_RADIOTAP: LinkType = LinkType(127);
     /// Some old captures store raw IP under the DLT_RAW values of BSD (12 and 14).
     pub const RAW_BSD12: LinkType = LinkType(12);
     pub const RAW_BSD14: LinkType = LinkType(14);

@@ -1,10 +1,11 @@
-//! Link layers (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback), VLAN tags and MPLS label
-//! stacks, down to the IP packet they carry.
+//! Link layers (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11 through
+//! [`super::wifi`]), VLAN tags and MPLS label stacks, down to the IP packet they carry.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use etherparse::{Ethernet2HeaderSlice, SingleVlanHeaderSlice};
 
 use super::tunnel::{TunnelContext, TunnelKind};
+use super::wifi;
 use super::SkipReason;
 use crate::capture::LinkType;
 
@@ -78,6 +79,8 @@ pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>,
             let family = data.first_chunk::<4>().ok_or(SkipReason::Truncated)?;
             loopback(u32::from_be_bytes(*family)).map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
         }
+        LinkType::IEEE802_11 => wifi::ieee802_11(data),
+        LinkType::IEEE802_11_RADIOTAP => wifi::radiotap(data),
         _ => Err(SkipReason::UnsupportedLinkType),
     }
 }

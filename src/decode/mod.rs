@@ -1,4 +1,4 @@
-//! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback), VLAN tags,
+//! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11), VLAN tags,
 //! tunnels, IPv4/IPv6 (with extension headers) down to TCP, without copying.
 //!
 //! Data problems are not errors: a frame that is not TCP, or is cut short, is [`Decoded::Skipped`]
@@ -28,6 +28,7 @@ mod fast;
 mod ip;
 mod link;
 mod tunnel;
+mod wifi;
 
 #[cfg(test)]
 mod tests;
@@ -149,6 +150,8 @@ pub enum SkipReason {
     /// that could not be kept (memory bound, or a fragment inside a reassembled datagram).
     IpFragment,
     TunnelTooDeep,
+    /// An 802.11 frame whose body is encrypted (WEP, WPA): nothing in it can be read.
+    Encrypted,
 }
 
 #[derive(Debug)]
@@ -168,6 +171,7 @@ pub struct DecodeStats {
     pub malformed: u64,
     pub ip_fragments: u64,
     pub tunnel_too_deep: u64,
+    pub encrypted: u64,
     /// Datagrams completed from their fragments.
     pub fragments_reassembled: u64,
     /// Incomplete datagrams dropped to stay within [`DefragLimits`] (count, bytes or holes).
@@ -186,6 +190,7 @@ impl DecodeStats {
             SkipReason::Malformed => &mut self.malformed,
             SkipReason::IpFragment => &mut self.ip_fragments,
             SkipReason::TunnelTooDeep => &mut self.tunnel_too_deep,
+            SkipReason::Encrypted => &mut self.encrypted,
         };
         *counter += 1;
     }
@@ -200,6 +205,8 @@ pub struct Decoder {
     unsupported_seen: Vec<LinkType>,
     /// A segment cut short by the capture's snap length was warned about.
     cut_short_warned: bool,
+    /// An encrypted 802.11 frame was warned about.
+    encrypted_warned: bool,
 }
 
 /// Different unsupported link types warned about at most (a capture has one per interface).
@@ -218,7 +225,7 @@ impl Decoder {
     /// Decodes one frame. The packet borrows the frame's bytes, or the decoder's reassembly buffer
     /// when the frame completed a fragmented datagram; hence `&'a mut self`.
     pub fn decode<'a>(&'a mut self, frame: &Frame<'a>) -> Decoded<'a> {
-        let Decoder { stats, defrag, unsupported_seen, cut_short_warned } = self;
+        let Decoder { stats, defrag, unsupported_seen, cut_short_warned, encrypted_warned } = self;
         defrag.expire(frame.ts, stats);
         if frame.link_type == LinkType::ETHERNET {
             if let Some(packet) = fast::ethernet_tcp(frame.data) {
@@ -240,6 +247,10 @@ impl Decoder {
                 if reason == SkipReason::UnsupportedLinkType {
                     warn_unsupported(unsupported_seen, frame.link_type);
                 }
+                if reason == SkipReason::Encrypted && !*encrypted_warned {
+                    *encrypted_warned = true;
+                    warn_encrypted();
+                }
                 Decoded::Skipped(reason)
             }
         }
@@ -257,8 +268,17 @@ fn warn_cut_short(frame: &Frame<'_>) {
     );
 }
 
+/// Says, once, that 802.11 frames are encrypted: a capture of a protected network would otherwise
+/// end in a silent all-clear.
+fn warn_encrypted() {
+    tracing::warn!(
+        "802.11 frames are encrypted (WEP or WPA): logins in them cannot be seen (decrypt the capture \
+         first, e.g. with Wireshark's decryption keys or airdecap-ng)"
+    );
+}
+
 /// Says, once per link type, that its frames cannot be decoded: a capture of a link credwatch
-/// does not read (802.11 with radiotap headers, say) would otherwise end in a silent all-clear.
+/// does not read (802.15.4, say) would otherwise end in a silent all-clear.
 fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
     if seen.contains(&link_type) || seen.len() >= UNSUPPORTED_WARNED {
         return;
@@ -267,7 +287,7 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
     tracing::warn!(
         link_type = link_type.0,
         "frames of this link type cannot be decoded, and logins in them cannot be seen (credwatch reads \
-         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, and BSD loopback)"
+         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, and 802.11 bare or with radiotap)"
     );
 }
 

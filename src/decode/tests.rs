@@ -254,6 +254,40 @@ fn linux_sll2(protocol: u16, inner: &[u8]) -> Vec<u8> {
     out
 }
 
+/// An 802.11 frame: frame control (`control`, `flags`), duration, three addresses, sequence
+/// control, the fourth address when both DS flags are set, then `fields` (QoS and HT control)
+/// and `body`.
+fn wifi_frame(control: u8, flags: u8, fields: &[u8], body: &[u8]) -> Vec<u8> {
+    let mut out = vec![control, flags, 0, 0];
+    for last in 1..=3 {
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, last]);
+    }
+    out.extend_from_slice(&[0x10, 0]);
+    if flags & 0x03 == 0x03 {
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, 4]);
+    }
+    out.extend_from_slice(fields);
+    out.extend_from_slice(body);
+    out
+}
+
+/// An RFC 1042 LLC/SNAP header (`oui_last` 0xf8: 802.1H bridge tunnel) and what follows it.
+fn snap(oui_last: u8, ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0xaa, 0xaa, 0x03, 0, 0, oui_last];
+    out.extend_from_slice(&ether_type.to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+/// A radiotap header with one field, the flags, saying a frame check sequence ends the frame;
+/// then `frame` and that sequence.
+fn radiotap(frame: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 9, 0, 0x02, 0, 0, 0, 0x10];
+    out.extend_from_slice(frame);
+    out.extend_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+    out
+}
+
 fn with_prefix(prefix: [u8; 4], inner: &[u8]) -> Vec<u8> {
     let mut out = prefix.to_vec();
     out.extend_from_slice(inner);
@@ -463,6 +497,62 @@ fn openbsd_loop_is_big_endian() {
     let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
     assert_eq!(decode_tcp(LinkType::LOOP, &with_prefix(2u32.to_be_bytes(), &v4)).payload, LINE);
     assert_eq!(decode(LinkType::LOOP, &with_prefix(2u32.to_le_bytes(), &v4)), Err(SkipReason::NotIp));
+}
+
+#[test]
+fn wifi_data_frames_bare_and_behind_radiotap() {
+    let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let v6 = snap(0, 0x86dd, &ipv6_tcp(CLIENT6, SERVER6, LINE));
+    let frames = [
+        // Station to access point, and back.
+        wifi_frame(0x08, 0x01, &[], &v4),
+        wifi_frame(0x08, 0x02, &[], &v6),
+        // QoS data; with an HT control field; between access points (four addresses).
+        wifi_frame(0x88, 0x01, &[0x05, 0], &v4),
+        wifi_frame(0x88, 0x81, &[0x05, 0, 1, 2, 3, 4], &v6),
+        wifi_frame(0x88, 0x03, &[0x05, 0], &v4),
+        // A retry, and the 802.1H bridge-tunnel encapsulation.
+        wifi_frame(0x08, 0x09, &[], &snap(0xf8, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE))),
+    ];
+    for frame in &frames {
+        assert_eq!(decode_tcp(LinkType::IEEE802_11, frame).payload, LINE);
+        assert_eq!(decode_tcp(LinkType::IEEE802_11_RADIOTAP, &radiotap(frame)).payload, LINE);
+    }
+    assert_eq!(decode_tcp(LinkType::IEEE802_11, &frames[1]).src, IpAddr::from(CLIENT6));
+}
+
+#[test]
+fn wifi_frames_without_a_packet_to_read() {
+    let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let mut decoder = Decoder::new();
+    let protected = wifi_frame(0x88, 0x41, &[0, 0], &v4);
+    assert_eq!(decode_at(&mut decoder, LinkType::IEEE802_11, &protected, 0), Err(SkipReason::Encrypted));
+    assert_eq!(
+        decode_at(&mut decoder, LinkType::IEEE802_11_RADIOTAP, &radiotap(&protected), 0),
+        Err(SkipReason::Encrypted)
+    );
+    assert_eq!(decoder.stats.encrypted, 2);
+    let not_ip = [
+        wifi_frame(0x80, 0, &[], &v4),                                   // a beacon (management)
+        wifi_frame(0xd4, 0, &[], &[]),                                   // an ACK (control)
+        wifi_frame(0x48, 0x01, &[], &[]),                                // null data
+        wifi_frame(0x88, 0x01, &[0x80, 0], &v4),                         // an A-MSDU aggregate
+        wifi_frame(0x08, 0x01, &[], &[0x42, 0x42, 0x03, 0, 0, 0, 0, 0]), // spanning tree LLC
+        wifi_frame(0x08, 0x01, &[], &snap(0, 0x0806, &[0; 28])),         // ARP
+    ];
+    for frame in &not_ip {
+        assert_eq!(decode(LinkType::IEEE802_11, frame), Err(SkipReason::NotIp), "{frame:02x?}");
+    }
+    assert_eq!(decode(LinkType::IEEE802_11, &wifi_frame(0x09, 0x01, &[], &v4)), Err(SkipReason::Malformed));
+    let mut radiotap_v1 = radiotap(&wifi_frame(0x08, 0x01, &[], &v4));
+    radiotap_v1[0] = 1;
+    assert_eq!(decode(LinkType::IEEE802_11_RADIOTAP, &radiotap_v1), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::IEEE802_11_RADIOTAP, &[0, 0, 200, 0, 0, 0, 0, 0]), Err(SkipReason::Truncated));
+    let full = radiotap(&wifi_frame(0x88, 0x83, &[0x05, 0, 1, 2, 3, 4], &v4));
+    for len in 0..full.len() {
+        let _ = decode_at(&mut decoder, LinkType::IEEE802_11_RADIOTAP, &full[..len], 0);
+    }
+    assert!(decoder.stats.truncated > 0);
 }
 
 #[test]
@@ -961,6 +1051,7 @@ fn outcomes(stats: &DecodeStats) -> u64 {
         + stats.malformed
         + stats.ip_fragments
         + stats.tunnel_too_deep
+        + stats.encrypted
 }
 
 #[test]

@@ -1,5 +1,5 @@
 //! Link-layer headers in front of a scripted packet: Ethernet (with a VLAN stack), Linux cooked
-//! capture v1 and v2, raw IP, and the BSD loopback headers.
+//! capture v1 and v2, raw IP, the BSD loopback headers, and 802.11 (bare or with radiotap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use etherparse::{
@@ -28,6 +28,13 @@ pub enum Link {
     Null,
     /// OpenBSD loopback: a 4-byte address family, big-endian (OpenBSD's AF_INET6 is 24).
     Loop,
+    /// 802.11 data frames of an open network, as a station's traffic through its access point
+    /// (the server's MAC standing for the access point's): the client's frames QoS data to the
+    /// distribution system, the server's plain data from it, each with an LLC/SNAP header.
+    Wifi,
+    /// [`Link::Wifi`] frames behind a radiotap header whose flags say a frame check sequence
+    /// (the real CRC-32) ends each frame, as monitor mode captures them.
+    Radiotap,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -39,6 +46,15 @@ const AF_INET6_DARWIN: u32 = 30;
 const AF_INET6_OPENBSD: u32 = 24;
 /// Interface index written in SLL2 headers.
 const SLL2_INTERFACE_INDEX: u32 = 2;
+/// Radiotap version 0, length 9, one field present (flags), the flags: FCS at the end.
+const RADIOTAP_WITH_FCS: [u8; 9] = [0, 0, 9, 0, 0x02, 0, 0, 0, 0x10];
+/// 802.11 frame control: QoS data and data (type 2, subtypes 8 and 0).
+const WIFI_QOS_DATA: u8 = 0x88;
+const WIFI_DATA: u8 = 0x08;
+const WIFI_TO_DS: u8 = 0x01;
+const WIFI_FROM_DS: u8 = 0x02;
+/// RFC 1042 LLC/SNAP header, before the ethertype.
+const LLC_SNAP: [u8; 6] = [0xaa, 0xaa, 0x03, 0, 0, 0];
 
 impl Link {
     pub fn link_type(self) -> LinkType {
@@ -49,6 +65,8 @@ impl Link {
             Link::RawIp => LinkType::RAW,
             Link::Null => LinkType::NULL,
             Link::Loop => LinkType::LOOP,
+            Link::Wifi => LinkType::IEEE802_11,
+            Link::Radiotap => LinkType::IEEE802_11_RADIOTAP,
         }
     }
 
@@ -59,7 +77,9 @@ impl Link {
             return Err(ScriptError::VlanNeedsEthernet);
         }
         let (source, destination) = macs.oriented(from);
-        let mut frame = Vec::with_capacity(packet.bytes.len().saturating_add(32));
+        let mut frame = Vec::with_capacity(packet.bytes.len().saturating_add(48));
+        // Where the frame that a frame check sequence covers starts, when one ends it.
+        let mut checked_from = None;
         match self {
             Link::Ethernet => {
                 let ether_type = ether_type(packet.kind, "Ethernet")?;
@@ -98,10 +118,49 @@ impl Link {
                 let family = if ip_only(packet.kind, "OpenBSD LOOP")? { AF_INET6_OPENBSD } else { AF_INET };
                 frame.extend_from_slice(&family.to_be_bytes());
             }
+            Link::Wifi | Link::Radiotap => {
+                let ether_type = ether_type(packet.kind, "802.11")?;
+                if self == Link::Radiotap {
+                    frame.extend_from_slice(&RADIOTAP_WITH_FCS);
+                    checked_from = Some(frame.len());
+                }
+                push_wifi(&mut frame, from, macs, ether_type);
+            }
         }
         frame.extend_from_slice(&packet.bytes);
+        if let Some(start) = checked_from {
+            let mut crc = flate2::Crc::new();
+            crc.update(frame.get(start..).unwrap_or_default());
+            frame.extend_from_slice(&crc.sum().to_le_bytes());
+        }
         Ok(frame)
     }
+}
+
+/// Appends an 802.11 data frame's header and LLC/SNAP header (see [`Link::Wifi`]).
+fn push_wifi(frame: &mut Vec<u8>, from: Side, macs: Macs, ether_type: u16) {
+    let access_point = macs.server;
+    let (source, destination) = macs.oriented(from);
+    match from {
+        // To the distribution system: receiver (the access point), transmitter, destination.
+        Side::Client => {
+            frame.extend_from_slice(&[WIFI_QOS_DATA, WIFI_TO_DS, 0, 0]);
+            for address in [access_point, source, destination] {
+                frame.extend_from_slice(&address);
+            }
+            frame.extend_from_slice(&[0, 0, 0, 0]);
+        }
+        // From it: receiver, transmitter (the access point), source.
+        Side::Server => {
+            frame.extend_from_slice(&[WIFI_DATA, WIFI_FROM_DS, 0, 0]);
+            for address in [destination, access_point, source] {
+                frame.extend_from_slice(&address);
+            }
+            frame.extend_from_slice(&[0, 0]);
+        }
+    }
+    frame.extend_from_slice(&LLC_SNAP);
+    frame.extend_from_slice(&ether_type.to_be_bytes());
 }
 
 /// The MAC addresses of the two ends of a conversation.
@@ -309,11 +368,54 @@ mod tests {
         }
     }
 
+    /// The IP packet's TCP payload, the IP packet starting at `offset`.
+    fn payload_at(frame: &CapturedFrame, offset: usize, end: usize) -> Vec<u8> {
+        let packet = etherparse::SlicedPacket::from_ip(&frame.data[offset..end]).unwrap();
+        let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport else { panic!("no TCP") };
+        tcp.payload().to_vec()
+    }
+
+    /// CRC-32 (IEEE 802.3, reflected), bit by bit: the frame check sequence of 802.11 too.
+    fn crc32(bytes: &[u8]) -> u32 {
+        !bytes.iter().fold(u32::MAX, |crc, byte| {
+            (0..8).fold(crc ^ u32::from(*byte), |crc, _| if crc & 1 == 1 { crc >> 1 ^ 0xEDB8_8320 } else { crc >> 1 })
+        })
+    }
+
+    #[test]
+    fn wifi_frames_go_through_the_access_point_with_llc_snap() {
+        assert_eq!(crc32(b"123456789"), 0xCBF4_3926, "the check value of CRC-32");
+        let frames = exchange(Link::Wifi, false, &[]);
+        assert_eq!(frames[0].link_type, LinkType::IEEE802_11);
+        let to_ap = &frames[0].data;
+        assert_eq!(to_ap[..2], [0x88, 0x01], "QoS data, to the distribution system");
+        assert_eq!([&to_ap[4..10], &to_ap[10..16], &to_ap[16..22]], [SERVER_MAC, CLIENT_MAC, SERVER_MAC]);
+        assert_eq!(to_ap[26..34], [0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        assert_eq!(payload_at(&frames[0], 34, to_ap.len()), b"CAPA\r\n");
+        let from_ap = &frames[1].data;
+        assert_eq!(from_ap[..2], [0x08, 0x02], "data, from the distribution system");
+        assert_eq!([&from_ap[4..10], &from_ap[10..16], &from_ap[16..22]], [CLIENT_MAC, SERVER_MAC, SERVER_MAC]);
+        assert_eq!(from_ap[24..32], [0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
+        assert_eq!(payload_at(&frames[1], 32, from_ap.len()), b"+OK\r\n");
+
+        let monitored = exchange(Link::Radiotap, true, &[]);
+        assert_eq!(monitored[0].link_type, LinkType::IEEE802_11_RADIOTAP);
+        for frame in &monitored {
+            let data = &frame.data;
+            assert_eq!(data[..9], RADIOTAP_WITH_FCS);
+            let (covered, fcs) = data[9..].split_at(data.len() - 9 - 4);
+            assert_eq!(fcs, crc32(covered).to_le_bytes());
+            assert_eq!(covered[0] & 0x0c, 0x08, "the covered bytes start with a data frame's control");
+        }
+        assert_eq!(payload_at(&monitored[0], 9 + 34, monitored[0].data.len() - 4), b"CAPA\r\n");
+    }
+
     #[test]
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
-        for link in [Link::Ethernet, Link::LinuxSll, Link::LinuxSll2, Link::RawIp, Link::Null, Link::Loop] {
+        let links = [Link::Ethernet, Link::LinuxSll, Link::LinuxSll2, Link::RawIp, Link::Null, Link::Loop, Link::Wifi];
+        for link in links {
             assert!(matches!(
                 link.frame(&frame, Side::Client, macs, &[]),
                 Err(ScriptError::CannotCarry { kind: PacketKind::Ethernet, .. })

@@ -228,6 +228,7 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
         malformed,
         ip_fragments,
         tunnel_too_deep,
+        encrypted,
         fragments_reassembled,
         fragments_evicted,
         fragments_timed_out,
@@ -240,6 +241,7 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
     total.malformed += malformed;
     total.ip_fragments += ip_fragments;
     total.tunnel_too_deep += tunnel_too_deep;
+    total.encrypted += encrypted;
     total.fragments_reassembled += fragments_reassembled;
     total.fragments_evicted += fragments_evicted;
     total.fragments_timed_out += fragments_timed_out;

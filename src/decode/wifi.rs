@@ -1,0 +1,90 @@
+//! 802.11 (Wi-Fi) data frames, bare or behind a radiotap header (monitor-mode captures), down to
+//! the ethertype of their LLC/SNAP header. What an open network carries (or what a capture
+//! decrypted by the capturing tool holds) is read; protected frames are encrypted, and counted.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use super::link::{be_u16, Layer};
+use super::SkipReason;
+
+/// Radiotap: version (0), padding, then the header's whole length, little-endian.
+const RADIOTAP_VERSION: u8 = 0;
+const RADIOTAP_LENGTH_OFFSET: usize = 2;
+
+/// Frame control, first byte: protocol version (bits 0–1, always 0), type (bits 2–3), subtype.
+const FRAME_TYPE_DATA: u8 = 2;
+/// Data subtypes with this bit carry no data (null function, CF-Ack/Poll without data).
+const SUBTYPE_NO_DATA: u8 = 0x04;
+/// Data subtypes with this bit have a QoS control field.
+const SUBTYPE_QOS: u8 = 0x08;
+/// Frame control, second byte.
+const FLAG_TO_DS: u8 = 0x01;
+const FLAG_FROM_DS: u8 = 0x02;
+const FLAG_PROTECTED: u8 = 0x40;
+/// With QoS, an HT/VHT control field follows the QoS control.
+const FLAG_ORDER: u8 = 0x80;
+/// QoS control, first byte: the body is an aggregate of several subframes (A-MSDU).
+const QOS_AMSDU_PRESENT: u8 = 0x80;
+
+/// Frame control, duration, three addresses and sequence control.
+const MAC_HEADER_LEN: usize = 24;
+/// The fourth address, in frames between access points (to and from the distribution system).
+const ADDRESS_LEN: usize = 6;
+const QOS_CONTROL_LEN: usize = 2;
+const HT_CONTROL_LEN: usize = 4;
+/// LLC/SNAP before the ethertype: RFC 1042 encapsulation, or 802.1H bridge tunnel.
+const SNAP_HEADERS: [[u8; 6]; 2] = [[0xaa, 0xaa, 0x03, 0, 0, 0], [0xaa, 0xaa, 0x03, 0, 0, 0xf8]];
+const SNAP_LEN: usize = 6;
+
+/// An 802.11 frame behind a radiotap header, whose own length field says where the frame starts.
+/// A frame check sequence at the end (radiotap's flags may say so) is left in place: the IP
+/// header's length stops before it.
+pub(super) fn radiotap(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let version = *data.first().ok_or(SkipReason::Truncated)?;
+    if version != RADIOTAP_VERSION {
+        return Err(SkipReason::Malformed);
+    }
+    let length = data
+        .get(RADIOTAP_LENGTH_OFFSET..)
+        .and_then(|rest| rest.first_chunk::<2>())
+        .map(|bytes| usize::from(u16::from_le_bytes(*bytes)))
+        .ok_or(SkipReason::Truncated)?;
+    ieee802_11(data.get(length..).ok_or(SkipReason::Truncated)?)
+}
+
+/// An 802.11 frame: a data frame's body, through its LLC/SNAP header, to the ethertype it names.
+/// Management and control frames, data frames without a body and aggregates (A-MSDU, several
+/// packets in one frame) carry no IP packet read here.
+pub(super) fn ieee802_11(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let [control, flags] = *data.first_chunk::<2>().ok_or(SkipReason::Truncated)?;
+    if control & 0x03 != 0 {
+        return Err(SkipReason::Malformed);
+    }
+    let subtype = control >> 4;
+    if (control >> 2) & 0x03 != FRAME_TYPE_DATA || subtype & SUBTYPE_NO_DATA != 0 {
+        return Err(SkipReason::NotIp);
+    }
+    if flags & FLAG_PROTECTED != 0 {
+        return Err(SkipReason::Encrypted);
+    }
+    let mut header_len = MAC_HEADER_LEN;
+    if flags & FLAG_TO_DS != 0 && flags & FLAG_FROM_DS != 0 {
+        header_len += ADDRESS_LEN;
+    }
+    if subtype & SUBTYPE_QOS != 0 {
+        let qos = *data.get(header_len).ok_or(SkipReason::Truncated)?;
+        if qos & QOS_AMSDU_PRESENT != 0 {
+            return Err(SkipReason::NotIp);
+        }
+        header_len += QOS_CONTROL_LEN;
+        if flags & FLAG_ORDER != 0 {
+            header_len += HT_CONTROL_LEN;
+        }
+    }
+    let body = data.get(header_len..).ok_or(SkipReason::Truncated)?;
+    let snap = body.first_chunk::<SNAP_LEN>().ok_or(SkipReason::Truncated)?;
+    if !SNAP_HEADERS.contains(snap) {
+        return Err(SkipReason::NotIp);
+    }
+    let ether_type = be_u16(body, SNAP_LEN).ok_or(SkipReason::Truncated)?;
+    Ok(Layer::EtherType(ether_type, body.get(SNAP_LEN + 2..).unwrap_or_default()))
+}
