@@ -121,6 +121,8 @@ fn encapsulations() -> Vec<(&'static str, Vec<u16>, Vec<Encap>)> {
             }],
         ),
         ("VXLAN in QinQ", vec![100, 200], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }]),
+        ("PPPoE", vec![], vec![Encap::Pppoe { session: 0x1234 }]),
+        ("PPPoE in 802.1Q", vec![7], vec![Encap::Pppoe { session: 1 }]),
     ]
 }
 
@@ -140,8 +142,10 @@ fn a_login_inside_each_encapsulation_gives_one_alert_with_the_inner_endpoints() 
             let path = write(dir.path(), "tunnel.pcap", &wrapped(login, &vlans, &encaps));
             let alerts = alerts(&path, 2);
             assert_one_login(&alerts, port, outcome, name);
-            if encaps.is_empty() {
-                assert_eq!(alerts[0]["vlan"], serde_json::json!(vlans), "{name}");
+            // PPPoE is a session on the same link, not a tunnel: the link's tags are the flow's.
+            if encaps.iter().all(|encap| matches!(encap, Encap::Pppoe { .. })) {
+                let expected = if vlans.is_empty() { Value::Null } else { serde_json::json!(vlans) };
+                assert_eq!(alerts[0]["vlan"], expected, "{name}");
             } else {
                 assert!(alerts[0].get("vlan").is_none(), "{name}: tags outside a tunnel are not the inner flow's");
             }

@@ -15,7 +15,7 @@ use std::path::Path;
 use credwatch::capture::{FileSource, LinkType};
 use credwatch::decode::{Decoded, Decoder};
 use credwatch::flow::FlowKey;
-use credwatch::pcapwriter::{write_pcap, write_pcapng, CapturedFrame, Conversation, Link, Side};
+use credwatch::pcapwriter::{write_pcap, write_pcapng, CapturedFrame, Conversation, Encap, Link, Side};
 use harness::SessionTarget;
 use support::*;
 
@@ -159,8 +159,22 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
                 _ => conversation.frames().unwrap(),
             }
         })
-        .chain(std::iter::once(two_greetings_one_server()))
+        .chain([two_greetings_one_server(), login_over_pppoe()])
         .collect()
+}
+
+/// A login on a DSL link: PPPoE inside a VLAN.
+fn login_over_pppoe() -> Vec<CapturedFrame> {
+    Conversation::new((CLIENT, 42_000), (SERVER, 143))
+        .vlans(&[35])
+        .encap(Encap::Pppoe { session: 0x0101 })
+        .handshake()
+        .server(b"* OK ready\r\n")
+        .client(b"a1 LOGIN alice pw-alice\r\n")
+        .server(b"a1 OK\r\n")
+        .fin(Side::Client)
+        .frames()
+        .unwrap()
 }
 
 /// Two logins to one server whose greeting changed in between (a restart, an upgrade): the JSON

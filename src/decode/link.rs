@@ -1,5 +1,6 @@
 //! Link layers (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11 through
-//! [`super::wifi`]), VLAN tags and MPLS label stacks, down to the IP packet they carry.
+//! [`super::wifi`]), VLAN tags, MPLS label stacks and PPPoE sessions, down to the IP packet they
+//! carry.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use etherparse::{Ethernet2HeaderSlice, SingleVlanHeaderSlice};
@@ -17,6 +18,16 @@ pub(super) const ETHERTYPE_QINQ: u16 = 0x88a8;
 const ETHERTYPE_QINQ_LEGACY: [u16; 3] = [0x9100, 0x9200, 0x9300];
 const ETHERTYPE_MPLS_UNICAST: u16 = 0x8847;
 const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
+const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+
+/// PPPoE session header (RFC 2516): version and type (1, 1), code (0: session data), session
+/// id, length; then the PPP protocol number.
+const PPPOE_HEADER_LEN: usize = 6;
+const PPPOE_VERSION_TYPE: u8 = 0x11;
+const PPPOE_SESSION_DATA: u8 = 0x00;
+const PPP_PROTOCOL_LEN: usize = 2;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
 
 const LINUX_SLL_HEADER_LEN: usize = 16;
 const LINUX_SLL_PROTOCOL_OFFSET: usize = 14;
@@ -113,8 +124,24 @@ pub(super) fn ether_type<'a>(
         ETHERTYPE_VLAN | ETHERTYPE_QINQ => vlan_tag(data, context),
         tag if ETHERTYPE_QINQ_LEGACY.contains(&tag) => vlan_tag(data, context),
         ETHERTYPE_MPLS_UNICAST | ETHERTYPE_MPLS_MULTICAST => mpls(data, context),
+        ETHERTYPE_PPPOE_SESSION => pppoe_session(data),
         _ => Err(SkipReason::NotIp),
     }
+}
+
+/// A PPPoE session frame (DSL links): the IP packet its PPP payload carries. PPP's own control
+/// traffic (LCP, the authentication protocols, IPCP) is not IP. The IP header's length, not
+/// PPPoE's, says where the packet ends (after it, Ethernet may pad).
+fn pppoe_session(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let [version_type, code] = *data.first_chunk::<2>().ok_or(SkipReason::Truncated)?;
+    if version_type != PPPOE_VERSION_TYPE || code != PPPOE_SESSION_DATA {
+        return Err(SkipReason::Malformed);
+    }
+    let protocol = be_u16(data, PPPOE_HEADER_LEN).ok_or(SkipReason::Truncated)?;
+    if protocol != PPP_IPV4 && protocol != PPP_IPV6 {
+        return Err(SkipReason::NotIp);
+    }
+    Ok(Layer::Ip(data.get(PPPOE_HEADER_LEN + PPP_PROTOCOL_LEN..).unwrap_or_default()))
 }
 
 fn vlan_tag<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {

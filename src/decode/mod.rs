@@ -1,5 +1,5 @@
-//! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11), VLAN tags,
-//! tunnels, IPv4/IPv6 (with extension headers) down to TCP, without copying.
+//! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11),
+//! VLAN tags, PPPoE, tunnels, IPv4/IPv6 (with extension headers) down to TCP, without copying.
 //!
 //! Data problems are not errors: a frame that is not TCP, or is cut short, is [`Decoded::Skipped`]
 //! with a reason that is counted.

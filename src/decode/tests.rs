@@ -499,6 +499,41 @@ fn openbsd_loop_is_big_endian() {
     assert_eq!(decode(LinkType::LOOP, &with_prefix(2u32.to_le_bytes(), &v4)), Err(SkipReason::NotIp));
 }
 
+/// A PPPoE session header (session 0x0101) and PPP protocol number before `inner`.
+fn pppoe(code: u8, protocol: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x11, code, 0x01, 0x01];
+    out.extend_from_slice(&u16::try_from(inner.len() + 2).unwrap().to_be_bytes());
+    out.extend_from_slice(&protocol.to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+#[test]
+fn pppoe_sessions_carry_ip() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &ethernet(0x8864, &pppoe(0, 0x0021, &v4))).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &ethernet(0x8864, &pppoe(0, 0x0057, &v6))).src, IpAddr::from(CLIENT6));
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &tagged(&[(0x8100, 7)], 0x8864, &pppoe(0, 0x0021, &v4))).vlan, [7]);
+    // Ethernet's padding after a short packet is left out by the IP length.
+    let mut padded = ethernet(0x8864, &pppoe(0, 0x0021, &v4));
+    padded.extend_from_slice(&[0; 12]);
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &padded).payload, LINE);
+    // PPP's link control and authentication (PAP) are not IP; other codes and versions are not
+    // session data.
+    for protocol in [0xc021, 0xc023, 0x8021] {
+        assert_eq!(
+            decode(LinkType::ETHERNET, &ethernet(0x8864, &pppoe(0, protocol, &[0; 20]))),
+            Err(SkipReason::NotIp)
+        );
+    }
+    assert_eq!(decode(LinkType::ETHERNET, &ethernet(0x8864, &pppoe(0x09, 0x0021, &v4))), Err(SkipReason::Malformed));
+    let mut version_two = pppoe(0, 0x0021, &v4);
+    version_two[0] = 0x21;
+    assert_eq!(decode(LinkType::ETHERNET, &ethernet(0x8864, &version_two)), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::ETHERNET, &ethernet(0x8864, &[0x11, 0, 1, 1, 0])), Err(SkipReason::Truncated));
+}
+
 #[test]
 fn wifi_data_frames_bare_and_behind_radiotap() {
     let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));

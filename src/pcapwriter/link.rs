@@ -216,6 +216,7 @@ fn ether_type(kind: PacketKind, link: &'static str) -> Result<u16, ScriptError> 
         PacketKind::Ipv4 => Ok(0x0800),
         PacketKind::Ipv6 => Ok(0x86DD),
         PacketKind::Mpls => Ok(0x8847),
+        PacketKind::Pppoe => Ok(0x8864),
         PacketKind::Ethernet => Err(ScriptError::CannotCarry { layer: link, kind }),
     }
 }
@@ -225,7 +226,9 @@ fn ip_only(kind: PacketKind, link: &'static str) -> Result<bool, ScriptError> {
     match kind {
         PacketKind::Ipv4 => Ok(false),
         PacketKind::Ipv6 => Ok(true),
-        PacketKind::Ethernet | PacketKind::Mpls => Err(ScriptError::CannotCarry { layer: link, kind }),
+        PacketKind::Ethernet | PacketKind::Mpls | PacketKind::Pppoe => {
+            Err(ScriptError::CannotCarry { layer: link, kind })
+        }
     }
 }
 

@@ -22,6 +22,8 @@ pub enum PacketKind {
     Ethernet,
     /// An MPLS label stack followed by an IP packet.
     Mpls,
+    /// A PPPoE session header and PPP protocol number followed by an IP packet.
+    Pppoe,
 }
 
 impl PacketKind {
@@ -32,6 +34,7 @@ impl PacketKind {
             PacketKind::Ipv6 => 0x86DD,
             PacketKind::Ethernet => TRANSPARENT_ETHERNET_BRIDGING,
             PacketKind::Mpls => 0x8847,
+            PacketKind::Pppoe => PPPOE_SESSION,
         }
     }
 }
@@ -103,6 +106,9 @@ pub enum Encap {
     Mpls { labels: Vec<u32> },
     /// IPv4 (protocol 4) or IPv6 (protocol 41) inside IP.
     IpInIp { ends: TunnelEnds },
+    /// A PPPoE session (RFC 2516) with the given id; carries IP, announced by its PPP protocol
+    /// number (0x0021 IPv4, 0x0057 IPv6), as on a DSL link.
+    Pppoe { session: u16 },
 }
 
 pub const VXLAN_PORT: u16 = 4789;
@@ -110,6 +116,11 @@ pub const GENEVE_PORT: u16 = 6081;
 const ERSPAN_II_PROTOCOL: u16 = 0x88BE;
 const ERSPAN_III_PROTOCOL: u16 = 0x22EB;
 const TRANSPARENT_ETHERNET_BRIDGING: u16 = 0x6558;
+const PPPOE_SESSION: u16 = 0x8864;
+/// PPPoE version 1, type 1; code 0 for session data.
+const PPPOE_VERSION_TYPE: u8 = 0x11;
+const PPP_IPV4: u16 = 0x0021;
+const PPP_IPV6: u16 = 0x0057;
 /// UDP tunnels pick their source port from a flow hash; a fixed one keeps captures reproducible.
 const TUNNEL_SOURCE_PORT: u16 = 49152;
 const TTL: u8 = 64;
@@ -195,6 +206,24 @@ impl Encap {
                 }
                 bytes.extend_from_slice(&inner.bytes);
                 Ok(Packet { kind: PacketKind::Mpls, bytes })
+            }
+            Encap::Pppoe { session } => {
+                let protocol = match inner.kind {
+                    PacketKind::Ipv4 => PPP_IPV4,
+                    PacketKind::Ipv6 => PPP_IPV6,
+                    kind => return Err(cannot_carry("PPPoE", kind)),
+                };
+                // The length counts the PPP payload: the protocol number and the packet.
+                let length = inner.bytes.len().saturating_add(2);
+                let length = u16::try_from(length)
+                    .map_err(|_| ScriptError::OutOfRange { field: "PPPoE length", value: length as u64 })?;
+                let mut bytes = Vec::with_capacity(usize::from(length).saturating_add(6));
+                bytes.extend_from_slice(&[PPPOE_VERSION_TYPE, 0]);
+                bytes.extend_from_slice(&session.to_be_bytes());
+                bytes.extend_from_slice(&length.to_be_bytes());
+                bytes.extend_from_slice(&protocol.to_be_bytes());
+                bytes.extend_from_slice(&inner.bytes);
+                Ok(Packet { kind: PacketKind::Pppoe, bytes })
             }
             Encap::IpInIp { ends } => {
                 let protocol = match inner.kind {
@@ -488,6 +517,20 @@ mod tests {
         assert_eq!((flags >> 4) & 0x3F, 0x3F, "hardware id");
         assert_eq!(flags & 0xFC0F, 0, "P, frame type, D, granularity, O all zero");
         assert_inner_tcp(SlicedPacket::from_ethernet(&gre[20..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+    }
+
+    #[test]
+    fn pppoe_session_header_announces_ip() {
+        let frames = wrapped(&[Encap::Pppoe { session: 0xBEEF }]);
+        let data = &frames[0].data;
+        assert_eq!(u16_at(data, 12), 0x8864);
+        assert_eq!(data[14..16], [0x11, 0x00], "version 1, type 1, session data");
+        assert_eq!(u16_at(data, 16), 0xBEEF);
+        assert_eq!(usize::from(u16_at(data, 18)), data.len() - 20, "the PPP payload's length");
+        assert_eq!(u16_at(data, 20), 0x0021, "PPP protocol: IPv4");
+        assert_inner_tcp(SlicedPacket::from_ip(&data[22..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+        let pppoe_in_mpls = wrap_error(&[Encap::Pppoe { session: 1 }, Encap::Mpls { labels: vec![16] }]);
+        assert_eq!(pppoe_in_mpls, ScriptError::CannotCarry { layer: "MPLS", kind: PacketKind::Pppoe });
     }
 
     #[test]
