@@ -10,7 +10,7 @@ set -euo pipefail
 seconds="${1:-45}"
 fuzz_dir="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(dirname "$fuzz_dir")"
-targets=(capture_file decode_frames reassembly session_pop3 session_imap session_smtp session_any_port)
+targets=(capture_file decode_frames reassembly session_pop3 session_imap session_smtp session_managesieve session_any_port)
 
 if ! cargo fuzz --version >/dev/null 2>&1; then
     cargo install cargo-fuzz --locked

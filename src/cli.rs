@@ -12,8 +12,8 @@ use credwatch::output::{self, OutputSpec};
 use credwatch::pipeline::{RunConfig, DEFAULT_QUEUE_SEGMENTS};
 use credwatch::proto::{PortMap, ProtoConfig};
 
-/// Find mail logins (POP3, IMAP, SMTP) whose passwords cross the network in clear, and name the
-/// servers that accepted them. Passwords are never shown.
+/// Find mail logins (POP3, IMAP, SMTP, ManageSieve) whose passwords cross the network in clear,
+/// and name the servers that accepted them. Passwords are never shown.
 #[derive(Debug, Parser)]
 #[command(name = "credwatch", version, propagate_version = true, after_help = EXIT_STATUS_HELP)]
 pub struct Cli {
@@ -45,8 +45,8 @@ pub enum Command {
     Read(ReadArgs),
     /// List every mail server seen and its TLS posture, most exposed first
     ///
-    /// Every POP3, IMAP and SMTP server in the captures (logins or not): whether it offers and
-    /// requires TLS, with the evidence. Takes the same inputs and options as `read`;
+    /// Every POP3, IMAP, SMTP and ManageSieve server in the captures (logins or not): whether it
+    /// offers and requires TLS, with the evidence. Takes the same inputs and options as `read`;
     /// `--format json` prints `server_posture` events.
     Posture(ReadArgs),
     /// Watch network interfaces live until SIGINT or SIGTERM
@@ -263,6 +263,9 @@ pub struct PortArgs {
     /// SMTP ports.
     #[arg(long, value_delimiter = ',', default_value = "25,587,2525", value_name = "PORTS")]
     pub smtp_ports: Vec<u16>,
+    /// ManageSieve ports (mail filters, logged into with the mailbox's password).
+    #[arg(long, value_delimiter = ',', default_value = "4190", value_name = "PORTS")]
+    pub sieve_ports: Vec<u16>,
     /// Implicit-TLS ports (IMAPS, POP3S, SMTPS): counted as protected, never parsed.
     #[arg(long, value_delimiter = ',', default_value = "993,995,465", value_name = "PORTS")]
     pub tls_ports: Vec<u16>,
@@ -337,6 +340,7 @@ impl AnalysisArgs {
             pop3: self.ports.pop3_ports.clone(),
             imap: self.ports.imap_ports.clone(),
             smtp: self.ports.smtp_ports.clone(),
+            managesieve: self.ports.sieve_ports.clone(),
             implicit_tls: self.ports.tls_ports.clone(),
         };
         let mut flow = FlowLimits {

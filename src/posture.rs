@@ -362,7 +362,8 @@ fn plaintext_mechanisms(proto: AppProto, capabilities: &Capabilities, login_disa
         let words: Vec<&str> = capability.split([' ', '=']).collect();
         match (proto, words.as_slice()) {
             (AppProto::Pop3, ["USER"]) => found.push("USER".to_string()),
-            (AppProto::Pop3, ["SASL", mechanisms @ ..]) | (AppProto::Smtp, ["AUTH", mechanisms @ ..]) => found
+            (AppProto::Pop3 | AppProto::ManageSieve, ["SASL", mechanisms @ ..])
+            | (AppProto::Smtp, ["AUTH", mechanisms @ ..]) => found
                 .extend(mechanisms.iter().filter(|m| matches!(**m, "PLAIN" | "LOGIN")).map(|m| format!("AUTH {m}"))),
             (AppProto::Imap, ["AUTH", mechanism]) if matches!(*mechanism, "PLAIN" | "LOGIN") => {
                 found.push(format!("AUTH={mechanism}"))

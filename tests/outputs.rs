@@ -70,6 +70,40 @@ fn every_ecs_line_matches_the_ecs_schema() {
     assert!(kinds.contains("alert") && kinds.contains("state") && kinds.contains("metric"), "{kinds:?}");
 }
 
+/// A ManageSieve login (a protocol none of the fixtures or corpora holds), written by the pcap
+/// writer: its alert, server report and posture match both schemas.
+#[test]
+fn a_managesieve_login_matches_both_schemas() {
+    let mut conversation = credwatch::pcapwriter::Conversation::new(([10, 3, 0, 5], 40_190), ([10, 3, 0, 9], 4190));
+    conversation
+        .handshake()
+        .server(b"\"IMPLEMENTATION\" \"Cyrus timsieved v3.4.5\"\r\n\"SASL\" \"PLAIN\"\r\n\"STARTTLS\"\r\nOK\r\n")
+        .client(b"AUTHENTICATE \"PLAIN\" \"AGFsaWNlAG5vdC1hLXJlYWwtcGFzc3dvcmQ=\"\r\n")
+        .server(b"OK\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("managesieve.pcap");
+    credwatch::pcapwriter::write_pcap_file(&capture, &conversation.frames().unwrap()).unwrap();
+
+    let native = schema("events.schema.json");
+    let lines = run_json(&capture, &["--stats"]);
+    for line in &lines {
+        assert_valid(&native, line, "managesieve");
+    }
+    let alert = lines.iter().find(|line| line["event_type"] == "cleartext_credential").expect("an alert");
+    assert_eq!(alert["app_proto"], "managesieve");
+    assert_eq!(alert["credential"]["mechanism"], "AUTHENTICATE PLAIN");
+    assert_eq!(alert["server"]["software"], "Cyrus");
+    assert_eq!(alert["remediation"], "client_skipped_starttls");
+    assert!(lines.iter().any(|line| line["event_type"] == "server_posture" && line["app_proto"] == "managesieve"));
+
+    let ecs = schema("ecs.schema.json");
+    let documents = run_json(&capture, &["--output", "stdout,format=ecs"]);
+    for document in &documents {
+        assert_valid(&ecs, document, "managesieve (ECS)");
+    }
+    assert!(documents.iter().any(|document| document["network"]["protocol"] == "managesieve"));
+}
+
 #[test]
 fn schema_rejects_what_the_contract_forbids() {
     let validator = schema("events.schema.json");

@@ -33,6 +33,7 @@ const TARGETS: &[(&str, Harness)] = &[
     ("session_pop3", |data| harness::session(SessionTarget::Pop3, data)),
     ("session_imap", |data| harness::session(SessionTarget::Imap, data)),
     ("session_smtp", |data| harness::session(SessionTarget::Smtp, data)),
+    ("session_managesieve", |data| harness::session(SessionTarget::ManageSieve, data)),
     ("session_any_port", |data| harness::session(SessionTarget::AnyPort, data)),
 ];
 
@@ -99,6 +100,23 @@ fn seed_conversations() -> Vec<(SessionTarget, Chunks)> {
             ],
         ),
         (
+            SessionTarget::ManageSieve,
+            vec![
+                (
+                    true,
+                    b"\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\n\"SASL\" \"PLAIN LOGIN\"\r\n\"STARTTLS\"\r\nOK\r\n",
+                ),
+                (false, b"PUTSCRIPT \"s\" {9+}\r\nkeep;\r\n\r\n"),
+                (true, b"OK\r\n"),
+                (false, b"AUTHENTICATE \"LOGIN\"\r\n"),
+                (true, b"{12}\r\nVXNlcm5hbWU6\r\n"),
+                (false, b"\"YWxpY2U=\"\r\n"),
+                (true, b"\"UGFzc3dvcmQ6\"\r\n"),
+                (false, b"{12+}\r\ncHctYWxpY2U=\r\n"),
+                (true, b"OK\r\n"),
+            ],
+        ),
+        (
             SessionTarget::AnyPort,
             vec![
                 (false, b"a1 CAPABILITY\r\n"),
@@ -124,6 +142,7 @@ fn target_name(target: SessionTarget) -> &'static str {
         SessionTarget::Pop3 => "session_pop3",
         SessionTarget::Imap => "session_imap",
         SessionTarget::Smtp => "session_smtp",
+        SessionTarget::ManageSieve => "session_managesieve",
         SessionTarget::AnyPort => "session_any_port",
     }
 }

@@ -341,6 +341,7 @@ pub enum SessionTarget {
     Pop3,
     Imap,
     Smtp,
+    ManageSieve,
     /// An unconfigured port whose server's SYN-ACK the capture missed: the protocol comes from
     /// the server's greeting or from the client's first line.
     AnyPort,
@@ -352,6 +353,7 @@ impl SessionTarget {
             SessionTarget::Pop3 => 110,
             SessionTarget::Imap => 143,
             SessionTarget::Smtp => 587,
+            SessionTarget::ManageSieve => 4190,
             SessionTarget::AnyPort => 40_000,
         }
     }

@@ -30,6 +30,8 @@ pub enum AppProto {
     Pop3,
     Imap,
     Smtp,
+    /// ManageSieve (RFC 5804): mail filters, logged into with the mailbox's password.
+    ManageSieve,
 }
 
 impl AppProto {
@@ -38,6 +40,7 @@ impl AppProto {
             AppProto::Pop3 => "pop3",
             AppProto::Imap => "imap",
             AppProto::Smtp => "smtp",
+            AppProto::ManageSieve => "managesieve",
         }
     }
 }

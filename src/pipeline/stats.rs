@@ -193,6 +193,7 @@ fn add_proto(total: &mut ProtoStats, more: &ProtoStats) {
         sessions_pop3,
         sessions_imap,
         sessions_smtp,
+        sessions_managesieve,
         not_mail,
         tls_flows,
         starttls_upgrades,
@@ -206,6 +207,7 @@ fn add_proto(total: &mut ProtoStats, more: &ProtoStats) {
     total.sessions_pop3 += sessions_pop3;
     total.sessions_imap += sessions_imap;
     total.sessions_smtp += sessions_smtp;
+    total.sessions_managesieve += sessions_managesieve;
     total.not_mail += not_mail;
     total.tls_flows += tls_flows;
     total.starttls_upgrades += starttls_upgrades;

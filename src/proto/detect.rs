@@ -2,17 +2,18 @@
 //!
 //! Ports are hints, not limits: a flow on a configured port starts as that protocol, but a
 //! greeting of another shape wins. On other ports a flow must prove itself with the server
-//! speaking first: `+OK` (POP3), `* OK`/`* PREAUTH` (IMAP), or `220` followed by the client's
-//! `EHLO`/`HELO`/`LHLO` (SMTP; FTP also greets with 220, and its client answers `USER`). A client
-//! that speaks first (HTTP, Redis, TLS, …) rules the flow out at its first line, so the cost of
-//! any-port detection is one line per non-mail flow.
+//! speaking first: `+OK` (POP3), `* OK`/`* PREAUTH` (IMAP), a capability list starting with a
+//! quoted capability name such as `"IMPLEMENTATION"` (ManageSieve), or `220` followed by the
+//! client's `EHLO`/`HELO`/`LHLO` (SMTP; FTP also greets with 220, and its client answers `USER`).
+//! A client that speaks first (HTTP, Redis, TLS, …) rules the flow out at its first line, so the
+//! cost of any-port detection is one line per non-mail flow.
 //!
 //! Unless the capture cannot show the greeting: when the server's SYN-ACK is not in it (a capture
 //! of one direction of an asymmetric route, or a connection opened before the capture started),
 //! the client's first line decides if it is a command that only a mail client opens with: IMAP's
 //! tagged `CAPABILITY`, `LOGIN`, `AUTHENTICATE`, `STARTTLS` or `ID`; POP3's `CAPA`, `STLS` or
-//! `APOP`; SMTP's `EHLO`, `HELO` or `LHLO`. `USER`/`PASS` (FTP's too) and `AUTH` (FTP's and
-//! Redis's too) do not.
+//! `APOP`; SMTP's `EHLO`, `HELO` or `LHLO`; ManageSieve's `AUTHENTICATE "mechanism"` or a bare
+//! `CAPABILITY`. `USER`/`PASS` (FTP's too) and `AUTH` (FTP's and Redis's too) do not.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::framing::Piece;
@@ -25,12 +26,19 @@ pub struct PortMap {
     pub pop3: Vec<u16>,
     pub imap: Vec<u16>,
     pub smtp: Vec<u16>,
+    pub managesieve: Vec<u16>,
     pub implicit_tls: Vec<u16>,
 }
 
 impl Default for PortMap {
     fn default() -> Self {
-        PortMap { pop3: vec![110], imap: vec![143], smtp: vec![25, 587, 2525], implicit_tls: vec![993, 995, 465] }
+        PortMap {
+            pop3: vec![110],
+            imap: vec![143],
+            smtp: vec![25, 587, 2525],
+            managesieve: vec![4190],
+            implicit_tls: vec![993, 995, 465],
+        }
     }
 }
 
@@ -48,6 +56,8 @@ impl PortMap {
             PortClass::Hint(AppProto::Imap)
         } else if self.smtp.contains(&port) {
             PortClass::Hint(AppProto::Smtp)
+        } else if self.managesieve.contains(&port) {
+            PortClass::Hint(AppProto::ManageSieve)
         } else if self.implicit_tls.contains(&port) {
             PortClass::ImplicitTls
         } else {
@@ -126,6 +136,7 @@ impl Detector {
         match greeting_kind(line) {
             Some(Greeting::Pop3) => Verdict::Protocol { proto: AppProto::Pop3, replay: None },
             Some(Greeting::Imap) => Verdict::Protocol { proto: AppProto::Imap, replay: None },
+            Some(Greeting::ManageSieve) => Verdict::Protocol { proto: AppProto::ManageSieve, replay: None },
             Some(Greeting::Code220) if self.hint == Some(AppProto::Smtp) => {
                 Verdict::Protocol { proto: AppProto::Smtp, replay: None }
             }
@@ -173,6 +184,12 @@ fn opening_command(line: &[u8]) -> Option<AppProto> {
     if is_one_of(first, &[b"EHLO", b"HELO", b"LHLO"]) {
         return Some(AppProto::Smtp);
     }
+    // ManageSieve names its mechanism as a string, which no IMAP client does.
+    let sieve_authenticate =
+        first.eq_ignore_ascii_case(b"AUTHENTICATE") && second.is_some_and(|s| s.starts_with(b"\""));
+    if sieve_authenticate || (first.eq_ignore_ascii_case(b"CAPABILITY") && arguments == 0) {
+        return Some(AppProto::ManageSieve);
+    }
     let pop3 = match arguments {
         0 => is_one_of(first, &[b"CAPA", b"STLS"]),
         2 => first.eq_ignore_ascii_case(b"APOP"),
@@ -195,7 +212,19 @@ pub(crate) fn looks_like_client_command(data: &[u8]) -> bool {
 enum Greeting {
     Pop3,
     Imap,
+    ManageSieve,
     Code220,
+}
+
+/// Capabilities a ManageSieve server's greeting lists, each line a quoted name (RFC 5804 §1.7).
+const MANAGESIEVE_CAPABILITIES: [&[u8]; 9] =
+    [b"IMPLEMENTATION", b"SASL", b"SIEVE", b"STARTTLS", b"VERSION", b"NOTIFY", b"MAXREDIRECTS", b"LANGUAGE", b"OWNER"];
+
+/// `"NAME"` of a ManageSieve capability at the start of a line.
+fn is_managesieve_capability(line: &[u8]) -> bool {
+    let Some(quoted) = line.strip_prefix(b"\"") else { return false };
+    let name = quoted.split(|b| *b == b'"').next().unwrap_or_default();
+    quoted.len() > name.len() && MANAGESIEVE_CAPABILITIES.iter().any(|known| name.eq_ignore_ascii_case(known))
 }
 
 fn greeting_kind(line: &[u8]) -> Option<Greeting> {
@@ -206,6 +235,8 @@ fn greeting_kind(line: &[u8]) -> Option<Greeting> {
         Some(Greeting::Imap)
     } else if line.starts_with(b"220") && matches!(line.get(3), None | Some(b' ' | b'-' | b'\r')) {
         Some(Greeting::Code220)
+    } else if is_managesieve_capability(line) {
+        Some(Greeting::ManageSieve)
     } else {
         None
     }
@@ -250,6 +281,13 @@ mod tests {
     fn greetings_decide_on_any_port() {
         assert_eq!(verdicts(None, &[(Role::Server, b"+OK POP3 ready")]), ["pop3"]);
         assert_eq!(verdicts(None, &[(Role::Server, b"* OK [CAPABILITY IMAP4rev1] hi")]), ["imap"]);
+        assert_eq!(
+            verdicts(None, &[(Role::Server, b"\"IMPLEMENTATION\" \"Cyrus timsieved v2.4.17\"")]),
+            ["managesieve"]
+        );
+        assert_eq!(verdicts(None, &[(Role::Server, b"\"SASL\" \"PLAIN\"")]), ["managesieve"]);
+        assert_eq!(verdicts(None, &[(Role::Server, b"\"HELLO\" \"world\"")]), ["not mail"]);
+        assert_eq!(verdicts(None, &[(Role::Server, b"\"SIEVE")]), ["not mail"]);
         assert_eq!(verdicts(Some(AppProto::Pop3), &[(Role::Server, b"* OK IMAP on the POP3 port")]), ["imap"]);
         assert_eq!(
             verdicts(None, &[(Role::Server, b"220 mx ESMTP"), (Role::Client, b"EHLO client")]),
@@ -278,7 +316,7 @@ mod tests {
 
     #[test]
     fn a_mail_clients_opening_decides_when_the_greeting_may_be_out_of_sight() {
-        let openings: [(&[u8], &str); 9] = [
+        let openings: [(&[u8], &str); 11] = [
             (b"a1 LOGIN alice hunter2", "imap"),
             (b"A001 capability", "imap"),
             (b"1 AUTHENTICATE PLAIN", "imap"),
@@ -288,13 +326,15 @@ mod tests {
             (b"APOP mrose c4c9334bac560ecc979e58001b3e22fb", "pop3"),
             (b"EHLO client.example.test", "smtp"),
             (b"lhlo", "smtp"),
+            (b"AUTHENTICATE \"PLAIN\" \"AGFsaWNlAGh1bnRlcjI=\"", "managesieve"),
+            (b"CAPABILITY", "managesieve"),
         ];
         for (line, proto) in openings {
             assert_eq!(verdicts_greeting_unseen(&[(Role::Client, line)]), [proto], "{line:?}");
             assert_eq!(verdicts(None, &[(Role::Client, line)]), ["not mail"], "greeting in sight: {line:?}");
         }
         // What other protocols' clients open with, and lines that only look close.
-        let others: [&[u8]; 9] = [
+        let others: [&[u8]; 10] = [
             b"USER anonymous",
             b"AUTH hunter2",
             b"AUTH TLS",
@@ -304,6 +344,7 @@ mod tests {
             b"LOGIN alice hunter2",
             b"CAPA now",
             b"APOP mrose",
+            b"AUTHENTICATE PLAIN",
         ];
         for line in others {
             assert_eq!(verdicts_greeting_unseen(&[(Role::Client, line)]), ["not mail"], "{line:?}");

@@ -15,6 +15,7 @@ mod auth;
 mod detect;
 pub mod framing;
 mod imap;
+mod managesieve;
 mod pop3;
 pub mod sasl;
 pub mod secret;
@@ -118,6 +119,7 @@ pub struct ProtoStats {
     pub sessions_pop3: u64,
     pub sessions_imap: u64,
     pub sessions_smtp: u64,
+    pub sessions_managesieve: u64,
     pub not_mail: u64,
     pub tls_flows: u64,
     pub starttls_upgrades: u64,
@@ -191,6 +193,7 @@ enum Protocol {
     Pop3(pop3::Pop3Session),
     Imap(imap::ImapSession),
     Smtp(smtp::SmtpSession),
+    ManageSieve(managesieve::ManageSieveSession),
     Done(DoneReason),
 }
 
@@ -286,6 +289,7 @@ impl Session {
             Protocol::Pop3(_) => Some(AppProto::Pop3),
             Protocol::Imap(_) => Some(AppProto::Imap),
             Protocol::Smtp(_) => Some(AppProto::Smtp),
+            Protocol::ManageSieve(_) => Some(AppProto::ManageSieve),
             Protocol::Detecting(_) | Protocol::Done(_) => None,
         }
     }
@@ -302,6 +306,7 @@ impl Session {
     pub fn buffered(&self) -> usize {
         let assembling = match &self.protocol {
             Protocol::Imap(session) => session.buffered(),
+            Protocol::ManageSieve(session) => session.buffered(),
             _ => 0,
         };
         self.framers.iter().map(LineFramer::buffered).sum::<usize>() + assembling
@@ -313,8 +318,10 @@ impl Session {
         for framer in &mut self.framers {
             framer.gap(0);
         }
-        if let Protocol::Imap(session) = &mut self.protocol {
-            session.shed();
+        match &mut self.protocol {
+            Protocol::Imap(session) => session.shed(),
+            Protocol::ManageSieve(session) => session.shed(),
+            _ => {}
         }
     }
 
@@ -387,6 +394,7 @@ impl Session {
             Protocol::Pop3(session) => session.on_gap(role),
             Protocol::Imap(session) => session.on_gap(role),
             Protocol::Smtp(session) => session.on_gap(role),
+            Protocol::ManageSieve(session) => session.on_gap(role),
             Protocol::Detecting(_) | Protocol::Done(_) => {}
         }
     }
@@ -411,6 +419,10 @@ impl Session {
             Protocol::Smtp(session) => {
                 session.flush(ctx);
                 (AppProto::Smtp, session.info())
+            }
+            Protocol::ManageSieve(session) => {
+                session.flush(ctx);
+                (AppProto::ManageSieve, session.info())
             }
             Protocol::Detecting(_) | Protocol::Done(_) => return,
         };
@@ -458,6 +470,7 @@ impl Session {
             AppProto::Pop3 => stats.sessions_pop3 += 1,
             AppProto::Imap => stats.sessions_imap += 1,
             AppProto::Smtp => stats.sessions_smtp += 1,
+            AppProto::ManageSieve => stats.sessions_managesieve += 1,
         }
     }
 }
@@ -476,6 +489,7 @@ fn dispatch(protocol: &mut Protocol, role: Role, piece: Piece<'_>, ctx: &mut Ctx
                     AppProto::Pop3 => Protocol::Pop3(pop3::Pop3Session::default()),
                     AppProto::Imap => Protocol::Imap(imap::ImapSession::default()),
                     AppProto::Smtp => Protocol::Smtp(smtp::SmtpSession::default()),
+                    AppProto::ManageSieve => Protocol::ManageSieve(managesieve::ManageSieveSession::default()),
                 };
                 if let Some(greeting) = replay {
                     let reply = dispatch_to(
@@ -503,6 +517,7 @@ fn dispatch_to(protocol: &mut Protocol, role: Role, piece: Piece<'_>, ctx: &mut 
         Protocol::Pop3(session) => session.on_piece(role, piece, ctx),
         Protocol::Imap(session) => session.on_piece(role, piece, ctx),
         Protocol::Smtp(session) => session.on_piece(role, piece, ctx),
+        Protocol::ManageSieve(session) => session.on_piece(role, piece, ctx),
         Protocol::Detecting(_) => Reply::line(),
         Protocol::Done(reason) => Reply::done(*reason),
     }

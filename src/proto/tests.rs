@@ -544,6 +544,91 @@ fn secrets_never_appear_in_debug_output() {
     }
 }
 
+/// A Dovecot (Pigeonhole) ManageSieve greeting.
+const SIEVE_GREETING: &str = "\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\n\"SIEVE\" \"fileinto reject envelope\"\r\n\
+    \"NOTIFY\" \"mailto\"\r\n\"SASL\" \"PLAIN LOGIN\"\r\n\"STARTTLS\"\r\n\"VERSION\" \"1.0\"\r\nOK \"Dovecot ready.\"\r\n";
+
+#[test]
+fn managesieve_authenticate_with_an_initial_response_quoted_or_literal() {
+    let blob = b64(b"\0jane@example.test\0Sunny Day 2024");
+    let events = play(
+        4190,
+        &[
+            s(SIEVE_GREETING),
+            C(format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n").into_bytes()),
+            s("OK \"Logged in.\"\r\n"),
+        ],
+    );
+    assert_eq!(
+        summary(&events),
+        one("AUTHENTICATE PLAIN", "j***@example.test", Outcome::Success, SecretKind::Password)
+    );
+    let alert = credentials(&events)[0];
+    assert_eq!(alert.app_proto, AppProto::ManageSieve);
+    assert_eq!(alert.server.software.as_deref(), Some("Dovecot"));
+    assert_eq!(alert.server.greeting.as_deref(), Some("\"IMPLEMENTATION\" \"Dovecot Pigeonhole\""));
+    assert_eq!(alert.server.starttls_offered, Some(true));
+    assert_eq!(alert.remediation, Remediation::ClientSkippedStarttls);
+    assert!(alert.server.capabilities.iter().any(|c| c == "SASL PLAIN LOGIN"), "{:?}", alert.server.capabilities);
+
+    // RFC 5804's example: the initial response as a non-synchronising literal, refused.
+    let events = play(
+        4190,
+        &[
+            s(SIEVE_GREETING),
+            C(format!("Authenticate \"PLAIN\" {{{}+}}\r\n{blob}\r\n", blob.len()).into_bytes()),
+            s("NO \"Authentication failed.\"\r\n"),
+        ],
+    );
+    assert_eq!(
+        summary(&events),
+        one("AUTHENTICATE PLAIN", "j***@example.test", Outcome::Failure, SecretKind::Password)
+    );
+}
+
+fn managesieve_login_steps() -> Vec<Says> {
+    vec![
+        s(SIEVE_GREETING),
+        c("AUTHENTICATE \"LOGIN\"\r\n"),
+        s("{12}\r\nVXNlcm5hbWU6\r\n"),
+        C(format!("\"{}\"\r\n", b64(b"gurpartap@patriots.in")).into_bytes()),
+        s("\"UGFzc3dvcmQ6\"\r\n"),
+        C(format!("{{16+}}\r\n{}\r\n", b64(b"punjab@123")).into_bytes()),
+        s("OK\r\n"),
+    ]
+}
+
+#[test]
+fn managesieve_sasl_steps_as_strings_and_literals() {
+    let events = play(4190, &managesieve_login_steps());
+    assert_eq!(summary(&events), one("AUTHENTICATE LOGIN", "g***@patriots.in", Outcome::Success, SecretKind::Password));
+}
+
+#[test]
+fn managesieve_scripts_starttls_and_cancels_are_not_logins() {
+    let blob = b64(b"\0jane@example.test\0Sunny Day 2024");
+    let script = format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n");
+    let events = play(
+        4190,
+        &[
+            s(SIEVE_GREETING),
+            C(format!("PUTSCRIPT \"notes\" {{{}+}}\r\n{script}\r\n", script.len()).into_bytes()),
+            s("OK\r\n"),
+            c("AUTHENTICATE \"PLAIN\"\r\n"),
+            s("\"\"\r\n"),
+            c("\"*\"\r\n"),
+            s("NO \"Cancelled\"\r\n"),
+            c("LOGOUT\r\n"),
+        ],
+    );
+    assert!(credentials(&events).is_empty(), "{:?}", summary(&events));
+    let events = play(
+        4190,
+        &[s(SIEVE_GREETING), c("STARTTLS\r\n"), s("OK \"Begin TLS negotiation now.\"\r\n"), C(script.into_bytes())],
+    );
+    assert!(credentials(&events).is_empty());
+}
+
 fn transcripts() -> Vec<(u16, Vec<Says>)> {
     let blob = b64(b"\0digitalinvestigator@networksims.com\0napier123");
     vec![
@@ -561,13 +646,14 @@ fn transcripts() -> Vec<(u16, Vec<Says>)> {
             ],
         ),
         (110, vec![s("+OK\r\n"), C(format!("AUTH PLAIN {blob}\r\n").into_bytes()), s("+OK\r\n")]),
+        (4190, managesieve_login_steps()),
     ]
 }
 
 proptest! {
     /// Any split of a conversation into chunks, down to one byte each, reports the same.
     #[test]
-    fn any_split_same_events(chunk in 1usize..64, which in 0usize..5) {
+    fn any_split_same_events(chunk in 1usize..64, which in 0usize..6) {
         let (port, steps) = transcripts().swap_remove(which);
         let whole: Vec<_> = summary(&play(port, &steps));
         let split: Vec<_> = summary(&play_chunked(port, &steps, chunk, true));
@@ -576,7 +662,7 @@ proptest! {
 
     /// Sessions take any bytes from either side without panicking.
     #[test]
-    fn sessions_are_total(port in prop::sample::select(vec![110u16, 143, 25, 4000]), chunks in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..200)), 0..20)) {
+    fn sessions_are_total(port in prop::sample::select(vec![110u16, 143, 25, 4190, 4000]), chunks in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..200)), 0..20)) {
         let steps: Vec<Says> = chunks.into_iter().map(|(client, bytes)| if client { C(bytes) } else { S(bytes) }).collect();
         let _ = play_chunked(port, &steps, 7, false);
     }
@@ -586,7 +672,7 @@ proptest! {
     /// commands come up often).
     #[test]
     fn sessions_stay_within_their_bound(
-        port in prop::sample::select(vec![110u16, 143, 25]),
+        port in prop::sample::select(vec![110u16, 143, 25, 4190]),
         pieces in prop::collection::vec((any::<bool>(), prop::sample::select(vec![
             "* OK x\r\n", "+ go\r\n", "a LOGIN ", "b AUTHENTICATE PLAIN ", "c ID (", "\"kkkkkkkk\" ", "() ",
             "{0}\r\n", "{9}\r\nxxxxxxxxx", "{32}\r\nxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx", "{300}\r\n", "{3+}\r\nxxx",
@@ -622,7 +708,16 @@ fn sessions_mid_login_debug_without_secrets() {
     framer.feed(b"PASS Canary-Secret-2", &mut |_| framing::Next::Line);
     let piece = framing::Piece::Line { line: b"PASS Canary-Secret-3", more_follows: false };
     let token = imap_tokens_debug(b"a LOGIN alice Canary-Secret-4");
-    for debug in [format!("{imap:?}"), format!("{framer:?}"), format!("{piece:?}"), token] {
+    let mut sieve = managesieve::ManageSieveSession::default();
+    let blob = b64(b"\0alice\0Canary-Secret-5");
+    sieve.on_piece(Role::Server, framing::Piece::Line { line: b"OK", more_follows: false }, &mut ctx);
+    let authenticate = format!("AUTHENTICATE \"PLAIN\" {{{}+}}", blob.len());
+    sieve.on_piece(Role::Client, framing::Piece::Line { line: authenticate.as_bytes(), more_follows: false }, &mut ctx);
+    sieve.on_piece(Role::Client, framing::Piece::Raw { data: &blob.as_bytes()[..12], last: false }, &mut ctx);
+    assert!(sieve.buffered() > 0, "the literal is being held");
+    let sieve = format!("{sieve:?}");
+    assert!(!sieve.contains(&blob[..12]), "{sieve}");
+    for debug in [format!("{imap:?}"), format!("{framer:?}"), format!("{piece:?}"), token, sieve] {
         assert!(!debug.contains("Canary-Secret"), "{debug}");
     }
 }

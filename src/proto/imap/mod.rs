@@ -5,7 +5,7 @@
 //! the command's tag, so pipelined commands need no ordering.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-mod parser;
+pub(super) mod parser;
 
 /// The tokens of a line, for tests elsewhere in `proto` that check their `Debug` output.
 #[cfg(test)]

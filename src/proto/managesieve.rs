@@ -1,0 +1,365 @@
+//! ManageSieve (RFC 5804): how mail clients and webmail manage a user's Sieve filters on the mail
+//! server (port 4190). Its logins use the mailbox's own password.
+//!
+//! The server speaks first, with capability lines (`"IMPLEMENTATION" "…"`, `"SASL" "PLAIN
+//! LOGIN"`, `"STARTTLS"`, …) ended by `OK`. The client logs in with `AUTHENTICATE "mechanism"`
+//! and an optional initial response; each later SASL step is a string on a line of its own, both
+//! ways. Strings are quoted or literals (`{n+}` from the client, `{n}` from the server, the bytes
+//! after the line). `OK`, `NO` or `BYE` answers each command, in order.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use std::collections::VecDeque;
+
+use zeroize::Zeroizing;
+
+use super::auth::{PendingCredential, SaslExchange, SaslStep};
+use super::framing::{Next, Piece};
+use super::imap::parser::{tokenize, LineEnd, Token};
+use super::server::ServerInfo;
+use super::{starttls_injection, Ctx, DoneReason, Reply, Role};
+use crate::alert::{AppProto, Outcome};
+
+/// Unknown commands in a row after which the flow is taken for something else.
+const MAX_UNKNOWN_COMMANDS: u32 = 8;
+
+/// Commands of RFC 5804 besides AUTHENTICATE, STARTTLS and CAPABILITY.
+const KNOWN_COMMANDS: [&[u8]; 12] = [
+    b"LOGOUT",
+    b"NOOP",
+    b"HAVESPACE",
+    b"PUTSCRIPT",
+    b"LISTSCRIPTS",
+    b"SETACTIVE",
+    b"GETSCRIPT",
+    b"DELETESCRIPT",
+    b"RENAMESCRIPT",
+    b"CHECKSCRIPT",
+    b"UNAUTHENTICATE",
+    b"XDEBUG",
+];
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Command {
+    Authenticate,
+    StartTls,
+    Capability,
+    Other,
+}
+
+/// What the bytes of a literal being read are.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LiteralUse {
+    /// A client's SASL response (or AUTHENTICATE's initial response).
+    SaslResponse,
+    /// A server's SASL challenge.
+    SaslChallenge,
+    /// Anything else (a script): skipped.
+    Skipped,
+}
+
+/// A literal being read: its use and its bytes so far (SASL data: wiped when dropped).
+struct Literal {
+    role: Role,
+    usage: LiteralUse,
+    bytes: Zeroizing<Vec<u8>>,
+}
+
+/// Literals may hold SASL data: `Debug` shows what they are for and their length only.
+impl std::fmt::Debug for Literal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Literal")
+            .field("role", &self.role)
+            .field("usage", &self.usage)
+            .field("len", &self.bytes.len())
+            .finish()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct ManageSieveSession {
+    info: ServerInfo,
+    /// The greeting's capability lines are over (its `OK` came, or the client spoke).
+    greeting_over: bool,
+    /// A capability list (greeting or CAPABILITY response) is being read.
+    listing_capabilities: bool,
+    /// STARTTLS was asked for and not yet answered: what the client sends meanwhile is meant for
+    /// TLS (or is an injection attempt), not a cleartext login.
+    starttls_pending: bool,
+    pending: VecDeque<Command>,
+    sasl: Option<SaslExchange>,
+    awaiting_verdict: Option<PendingCredential>,
+    literal: Option<Literal>,
+    unknown_in_a_row: u32,
+}
+
+/// A status response's verdict.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Ok,
+    No,
+    Bye,
+}
+
+fn status_of(first_word: &[u8]) -> Option<Status> {
+    if first_word.eq_ignore_ascii_case(b"OK") {
+        Some(Status::Ok)
+    } else if first_word.eq_ignore_ascii_case(b"NO") {
+        Some(Status::No)
+    } else if first_word.eq_ignore_ascii_case(b"BYE") {
+        Some(Status::Bye)
+    } else {
+        None
+    }
+}
+
+/// The bytes a literal announced at the end of a line may fill, if it is to be read at all.
+fn literal_len(end: LineEnd) -> Option<u64> {
+    match end {
+        LineEnd::Literal { len, .. } => Some(len),
+        LineEnd::Complete => None,
+    }
+}
+
+impl ManageSieveSession {
+    pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
+        match piece {
+            Piece::Line { line, more_follows } => match role {
+                Role::Client => self.on_client_line(line, more_follows, ctx),
+                Role::Server => self.on_server_line(line, ctx),
+            },
+            Piece::Raw { data, last } => {
+                self.on_literal_bytes(role, data, last, ctx);
+                Reply::line()
+            }
+            Piece::Overflow => Reply::line(),
+        }
+    }
+
+    pub fn on_gap(&mut self, role: Role) {
+        if self.literal.as_ref().is_some_and(|literal| literal.role == role) {
+            self.literal = None;
+        }
+    }
+
+    pub fn info(&self) -> &ServerInfo {
+        &self.info
+    }
+
+    /// Bytes held for a literal being read.
+    pub fn buffered(&self) -> usize {
+        self.literal.as_ref().map_or(0, |literal| literal.bytes.len())
+    }
+
+    /// Memory is short: the literal being read goes, as if its bytes were lost.
+    pub fn shed(&mut self) {
+        self.literal = None;
+    }
+
+    pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(pending) = self.awaiting_verdict.take() {
+            pending.emit(AppProto::ManageSieve, Outcome::Unknown, ctx);
+        }
+    }
+
+    /// Reads the literal a line announced: its bytes are kept for SASL, else skipped.
+    fn read_literal(&mut self, role: Role, usage: LiteralUse, len: u64, ctx: &Ctx<'_>) -> Reply {
+        let kept = usage != LiteralUse::Skipped && len <= ctx.config.max_literal as u64;
+        let usage = if kept { usage } else { LiteralUse::Skipped };
+        self.literal = Some(Literal { role, usage, bytes: Zeroizing::new(Vec::new()) });
+        Reply::next(Next::Raw(len))
+    }
+
+    fn on_literal_bytes(&mut self, role: Role, data: &[u8], last: bool, ctx: &mut Ctx<'_>) {
+        let Some(literal) = self.literal.as_mut().filter(|literal| literal.role == role) else { return };
+        if literal.usage != LiteralUse::Skipped {
+            literal.bytes.extend_from_slice(data);
+        }
+        if !last {
+            return;
+        }
+        let Some(literal) = self.literal.take() else { return };
+        match literal.usage {
+            LiteralUse::SaslResponse => self.sasl_response(&literal.bytes, ctx),
+            LiteralUse::SaslChallenge => {
+                if let Some(sasl) = &mut self.sasl {
+                    sasl.on_challenge(&literal.bytes);
+                }
+            }
+            LiteralUse::Skipped => {}
+        }
+    }
+
+    fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
+        self.greeting_over = true;
+        self.listing_capabilities = false;
+        if self.starttls_pending || line.is_empty() {
+            // The end of a line that a literal interrupted, or bytes meant for TLS.
+            return Reply::line();
+        }
+        let Ok(tokenized) = tokenize(line) else {
+            return self.unknown_command();
+        };
+        let mut tokens = tokenized.tokens.iter();
+        let literal = literal_len(tokenized.end);
+        if self.sasl.is_some() && self.pending.back() == Some(&Command::Authenticate) {
+            // A SASL step: one string, quoted or a literal.
+            match (tokens.next(), literal) {
+                (None, Some(len)) => return self.read_literal(Role::Client, LiteralUse::SaslResponse, len, ctx),
+                (Some(Token::Quoted(response)), _) => self.sasl_response(response, ctx),
+                _ => {}
+            }
+            return Reply::line();
+        }
+        let Some(Token::Atom(verb)) = tokens.next() else {
+            return self.unknown_command();
+        };
+        let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
+        let command = if is(b"AUTHENTICATE") {
+            let mechanism = tokens.next().and_then(Token::string).unwrap_or_default();
+            self.sasl = Some(SaslExchange::new(mechanism));
+            self.push(Command::Authenticate, ctx);
+            match (tokens.next(), literal) {
+                (Some(Token::Quoted(response)), _) => self.sasl_response(response, ctx),
+                (None, Some(len)) => return self.read_literal(Role::Client, LiteralUse::SaslResponse, len, ctx),
+                _ => {}
+            }
+            return Reply::line();
+        } else if is(b"STARTTLS") {
+            if more_follows {
+                starttls_injection(AppProto::ManageSieve, ctx);
+            }
+            self.starttls_pending = true;
+            Command::StartTls
+        } else if is(b"CAPABILITY") {
+            Command::Capability
+        } else if KNOWN_COMMANDS.iter().any(|known| is(known)) {
+            Command::Other
+        } else {
+            return self.unknown_command();
+        };
+        self.unknown_in_a_row = 0;
+        self.push(command, ctx);
+        match literal {
+            Some(len) => self.read_literal(Role::Client, LiteralUse::Skipped, len, ctx),
+            None => Reply::line(),
+        }
+    }
+
+    fn unknown_command(&mut self) -> Reply {
+        self.unknown_in_a_row += 1;
+        if self.unknown_in_a_row > MAX_UNKNOWN_COMMANDS {
+            return Reply::done(DoneReason::NotMail);
+        }
+        Reply::line()
+    }
+
+    fn push(&mut self, command: Command, ctx: &mut Ctx<'_>) {
+        if self.pending.len() >= ctx.config.max_pending_commands {
+            self.pending.pop_front();
+            ctx.stats.pending_dropped += 1;
+        }
+        self.pending.push_back(command);
+    }
+
+    fn sasl_response(&mut self, response: &[u8], ctx: &mut Ctx<'_>) {
+        let Some(sasl) = &mut self.sasl else { return };
+        match sasl.on_response(response, ctx) {
+            SaslStep::Captured(captured) => {
+                let mechanism = sasl.mechanism().label("AUTHENTICATE");
+                self.awaiting_verdict = Some(PendingCredential::new(mechanism, captured, &self.info, ctx));
+            }
+            SaslStep::Cancelled => self.sasl = None,
+            SaslStep::Continue | SaslStep::Malformed => {}
+        }
+    }
+
+    fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        let Ok(tokenized) = tokenize(line) else {
+            return Reply::line();
+        };
+        let literal = literal_len(tokenized.end);
+        let mut tokens = tokenized.tokens.iter();
+        match tokens.next() {
+            Some(Token::Atom(word)) => match status_of(word) {
+                Some(status) => self.on_status(status, ctx),
+                None => Reply::line(),
+            },
+            Some(Token::Quoted(text))
+                if self.sasl.is_some() && self.pending.front() == Some(&Command::Authenticate) =>
+            {
+                if let Some(sasl) = &mut self.sasl {
+                    sasl.on_challenge(text);
+                }
+                Reply::line()
+            }
+            Some(Token::Quoted(name)) if !self.greeting_over || self.pending.front() == Some(&Command::Capability) => {
+                self.on_capability(line, name, tokens.next().and_then(Token::string), ctx);
+                Reply::line()
+            }
+            None if literal.is_some() => {
+                let usage = if self.sasl.is_some() { LiteralUse::SaslChallenge } else { LiteralUse::Skipped };
+                self.read_literal(Role::Server, usage, literal.unwrap_or_default(), ctx)
+            }
+            _ => Reply::line(),
+        }
+    }
+
+    /// One line of a capability list: `"NAME"` and, for most, a quoted value.
+    fn on_capability(&mut self, line: &[u8], name: &[u8], value: Option<&[u8]>, ctx: &mut Ctx<'_>) {
+        if !self.listing_capabilities {
+            self.listing_capabilities = true;
+            self.info.begin_capabilities(false);
+        }
+        if name.eq_ignore_ascii_case(b"IMPLEMENTATION") && self.info.greeting.is_none() {
+            // The server's name for itself: what a greeting line is for the other protocols.
+            self.info.set_greeting(line, false, ctx.server_lines);
+        }
+        match value.filter(|value| !value.is_empty()) {
+            Some(value) => self.info.add_capability(&[name, b" ", value].concat()),
+            None => self.info.add_capability(name),
+        }
+    }
+
+    fn on_status(&mut self, status: Status, ctx: &mut Ctx<'_>) -> Reply {
+        self.listing_capabilities = false;
+        if !self.greeting_over {
+            self.greeting_over = true;
+            return Reply::line();
+        }
+        match self.pending.pop_front() {
+            Some(Command::Authenticate) => {
+                self.sasl = None;
+                if let Some(pending) = self.awaiting_verdict.take() {
+                    let outcome = if status == Status::Ok { Outcome::Success } else { Outcome::Failure };
+                    pending.emit(AppProto::ManageSieve, outcome, ctx);
+                }
+                if status == Status::Ok {
+                    return Reply::done(DoneReason::Authenticated);
+                }
+            }
+            Some(Command::StartTls) if status == Status::Ok => {
+                ctx.stats.starttls_upgrades += 1;
+                return Reply::done(DoneReason::Tls);
+            }
+            Some(Command::StartTls) => {
+                self.info.starttls_refused = true;
+                self.starttls_pending = false;
+            }
+            Some(Command::Capability | Command::Other) | None => {}
+        }
+        Reply::line()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_words_in_any_case() {
+        assert_eq!(status_of(b"ok"), Some(Status::Ok));
+        assert_eq!(status_of(b"No"), Some(Status::No));
+        assert_eq!(status_of(b"BYE"), Some(Status::Bye));
+        assert_eq!(status_of(b"OKAY"), None);
+    }
+}
