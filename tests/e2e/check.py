@@ -33,14 +33,18 @@ import pcapfile
 
 WEAK_MECHANISMS = {"APOP", "SASL-CRAM-MD5"}
 # What the bed configures the servers to say in their greetings (run.sh).
-GREETING_TEXT = {"pop3": "Dovecot e2e ready.", "imap": "Dovecot e2e ready.", "smtp": "ESMTP e2e"}
+# ManageSieve has no greeting line: credwatch reports its IMPLEMENTATION capability instead.
+GREETING_TEXT = {"pop3": "Dovecot e2e ready.", "imap": "Dovecot e2e ready.", "smtp": "ESMTP e2e",
+                 "managesieve": "Dovecot e2e Pigeonhole"}
 # How each server advertises STARTTLS in clear: CAPA reply, CAPABILITY list, EHLO reply.
 STARTTLS_ADVERTISED = {"pop3": (b"\r\nSTLS\r\n",), "imap": (b" STARTTLS",),
-                       "smtp": (b"250-STARTTLS\r\n", b"250 STARTTLS\r\n")}
+                       "smtp": (b"250-STARTTLS\r\n", b"250 STARTTLS\r\n"),
+                       "managesieve": (b'\r\n"STARTTLS"\r\n',)}
 # Whether a capability list crossed in clear at all: without one, starttls_offered is null.
 CAPABILITIES_SEEN = {"pop3": lambda client, server: b"CAPA\r\n" in client.upper(),
                      "imap": lambda client, server: b"CAPABILITY" in server.upper(),
-                     "smtp": lambda client, server: b"EHLO" in client.upper()}
+                     "smtp": lambda client, server: b"EHLO" in client.upper(),
+                     "managesieve": lambda client, server: b'"IMPLEMENTATION"' in server.upper()}
 CREDENTIAL_EVENTS = ("cleartext_credential", "weak_credential")
 TIMESTAMP_SLACK = 1.0
 
@@ -51,7 +55,7 @@ def expected_mechanism(row):
     if mechanism == "IMAP-LOGIN":
         return "LOGIN"
     if mechanism.startswith("SASL-"):
-        verb = "AUTHENTICATE" if protocol == "imap" else "AUTH"
+        verb = "AUTHENTICATE" if protocol in ("imap", "managesieve") else "AUTH"
         return f"{verb} {mechanism.removeprefix('SASL-')}"
     return mechanism
 

@@ -6,12 +6,14 @@ accounts below, plaintext so that APOP and CRAM-MD5 work) and one Maildir per ac
 
 `driver.py run --dir WORK --out ROWS ...` runs inside the client namespace: every scenario makes
 one TCP connection and one login attempt, with Python's poplib/imaplib/smtplib, curl, fetchmail
-or a small raw-socket IMAP client (for literals, LITERAL+ and ID), and writes one JSON row per
+or a small raw-socket IMAP client (for literals, LITERAL+ and ID) or ManageSieve client (Python
+has none), and writes one JSON row per
 attempt in the format of the corpus's truth.jsonl (see fixtures/e2e/README.md). `server_log` is
 left empty here: crosscheck.py fills it from the servers' logs, and also fills the client port of
 fetchmail's connections, which fetchmail does not report.
 """
 import argparse
+import base64
 import dataclasses
 import grp
 import imaplib
@@ -275,6 +277,52 @@ class Driver:
                     client="python3-socket", client_port=client_port, outcome=outcome,
                     imap_literal=literal, note="ID command before LOGIN" if send_id else "")
 
+    # -- ManageSieve --------------------------------------------------------------------------
+
+    def managesieve_raw(self, ep, port, account, mechanism="PLAIN", form="quoted", starttls=False,
+                        expect="success"):
+        """A ManageSieve (RFC 5804) login over a raw socket: Python has no client for it.
+
+        form "quoted": PLAIN's initial response as a quoted string; "literal": as a
+        non-synchronising literal {n+}; "steps": no initial response, each SASL step answered on a
+        line of its own (LOGIN: user name, then password, as quoted strings).
+        """
+        with socket.create_connection((ep.server_ip, port), timeout=TIMEOUT) as raw:
+            client_port = raw.getsockname()[1]
+            sock, reader = raw, raw.makefile("rb")
+            read_sieve_status(reader)
+            if starttls:
+                sock.sendall(b"STARTTLS\r\n")
+                if not read_sieve_status(reader).startswith(b"OK"):
+                    raise BedError("ManageSieve STARTTLS refused")
+                sock = unverified_tls().wrap_socket(raw)
+                reader = sock.makefile("rb")
+                read_sieve_status(reader)
+            if mechanism == "PLAIN" and form in ("quoted", "literal"):
+                blob = base64.b64encode(plain_blob(account))
+                if form == "quoted":
+                    sock.sendall(b'AUTHENTICATE "PLAIN" "' + blob + b'"\r\n')
+                else:
+                    sock.sendall(b'AUTHENTICATE "PLAIN" {%d+}\r\n' % len(blob) + blob + b"\r\n")
+                status = read_sieve_status(reader)
+            elif mechanism == "PLAIN" and form == "steps":
+                sock.sendall(b'AUTHENTICATE "PLAIN"\r\n')
+                status = sieve_sasl(reader, sock, lambda _challenge: plain_blob(account))
+            elif mechanism == "LOGIN":
+                sock.sendall(b'AUTHENTICATE "LOGIN"\r\n')
+                answers = {b"username:": account.name.encode(), b"password:": account.password.encode()}
+                status = sieve_sasl(reader, sock, lambda challenge: answers[challenge.lower()])
+            else:
+                raise BedError(f"unknown ManageSieve login {mechanism} {form}")
+            outcome = "success" if status.startswith(b"OK") else "failure"
+            sock.sendall(b"LOGOUT\r\n")
+            read_sieve_status(reader)
+        check_outcome(outcome, expect)
+        self.record(ep, port, protocol="managesieve", mechanism="SASL-" + mechanism, account=account,
+                    client="python3-socket", client_port=client_port, outcome=outcome,
+                    tls=starttls, starttls=starttls, sasl_ir=mechanism == "PLAIN" and form != "steps",
+                    note=f"initial response as a {form} string" if mechanism == "PLAIN" else "")
+
     # -- SMTP ---------------------------------------------------------------------------------
 
     def smtplib(self, ep, port, account, mechanism, initial_response, expect="success",
@@ -485,6 +533,16 @@ class Driver:
         self.smtplib(v4, 25, INTRUDER, "LOGIN", initial_response=False, expect="failure")
         self.curl(v4, "smtp", 587, wrong(RAFA), "LOGIN", expect="failure")
 
+        self.group("managesieve.pcap", "managesieve")
+        self.managesieve_raw(v4, 4190, NADIA, "PLAIN", "quoted")
+        self.managesieve_raw(v4, 4190, OLEK, "PLAIN", "literal")
+        self.managesieve_raw(v4, 4190, ZOE, "PLAIN", "steps")
+        self.managesieve_raw(v4, 4190, RAFA, "LOGIN")
+        self.managesieve_raw(v4, 4190, wrong(PAT), "PLAIN", "quoted", expect="failure")
+        self.managesieve_raw(v4, 4190, VERA, "PLAIN", "literal", starttls=True)
+        self.managesieve_raw(v4, 14190, OYSTEIN, "PLAIN", "literal")
+        self.managesieve_raw(v6, 4190, NADIA, "LOGIN")
+
         self.group("nonstandard-ports.pcap", "nonstandard-ports")
         self.poplib(v4, 1110, NADIA)
         self.curl(v4, "pop3", 1110, OLEK, "PLAIN")
@@ -526,6 +584,41 @@ def read_tagged(reader, tag):
             raise BedError("IMAP server closed the connection")
         if line.startswith(tag + b" "):
             return line
+
+
+def is_sieve_status(line):
+    return line.split(b" ", 1)[0].rstrip(b"\r\n").upper() in (b"OK", b"NO", b"BYE")
+
+
+def read_sieve_status(reader):
+    """Reads a ManageSieve response (capability lines, say) up to its OK/NO/BYE line."""
+    while True:
+        line = reader.readline()
+        if not line:
+            raise BedError("ManageSieve server closed the connection")
+        if is_sieve_status(line):
+            return line
+
+
+def sieve_sasl(reader, sock, answer):
+    """Answers the server's SASL challenges (quoted strings or {n} literals of base64) with
+    `answer(decoded challenge)`, quoted, until the OK/NO/BYE line, which is returned."""
+    while True:
+        line = reader.readline()
+        if not line:
+            raise BedError("ManageSieve server closed the connection")
+        if is_sieve_status(line):
+            return line
+        text = line.rstrip(b"\r\n")
+        if text.startswith(b"{"):
+            text = reader.read(int(text.strip(b"{}+")))
+            reader.readline()
+        elif text.startswith(b'"') and text.endswith(b'"'):
+            text = text[1:-1]
+        else:
+            raise BedError(f"unexpected ManageSieve line during SASL: {line!r}")
+        response = base64.b64encode(answer(base64.b64decode(text)))
+        sock.sendall(b'"' + response + b'"\r\n')
 
 
 def dovecot_escape(name):

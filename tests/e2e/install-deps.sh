@@ -9,7 +9,7 @@
 # install attempt fails (stale or empty package lists).
 set -euo pipefail
 
-packages=(dovecot-imapd dovecot-pop3d postfix tcpdump curl fetchmail python3 openssl iproute2 libpcap-dev chromium systemd strace)
+packages=(dovecot-imapd dovecot-pop3d dovecot-managesieved postfix tcpdump curl fetchmail python3 openssl iproute2 libpcap-dev chromium systemd strace)
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-deps.sh: must run as root (apt-get install)" >&2

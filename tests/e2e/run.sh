@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The real-server test bed: real Dovecot (POP3/IMAP) and Postfix (SMTP AUTH through Dovecot SASL)
-# in one network namespace, real clients (poplib, imaplib, smtplib, curl, fetchmail, a small raw
-# IMAP client) in another, tcpdump on the client side of the veth pair that joins them. The
-# scenario rows the driver writes are cross-checked against the servers' own logs and against the
-# capture, then credwatch is run on the capture and every alert is checked against the rows.
+# The real-server test bed: real Dovecot (POP3/IMAP/ManageSieve) and Postfix (SMTP AUTH through
+# Dovecot SASL) in one network namespace, real clients (poplib, imaplib, smtplib, curl, fetchmail,
+# small raw IMAP and ManageSieve clients) in another, tcpdump on the client side of the veth pair
+# that joins them. The scenario rows the driver writes are cross-checked against the servers' own
+# logs and against the capture, then credwatch is run on the capture and every alert is checked
+# against the rows.
 #
 # Usage: run.sh [--bin PATH] [--keep DIR] [--no-check] [--preflight]
 #   --bin PATH    credwatch binary (default: $CREDWATCH_BIN, else target/debug/credwatch)
@@ -52,6 +53,9 @@ preflight() {
     done
     if [[ ! -e /usr/lib/dovecot/imap-login || ! -e /usr/lib/dovecot/pop3-login ]]; then
         missing+=("dovecot-imapd/dovecot-pop3d")
+    fi
+    if [[ ! -e /usr/lib/dovecot/managesieve-login ]]; then
+        missing+=("dovecot-managesieved")
     fi
     if [[ ${#missing[@]} -gt 0 ]]; then
         echo "missing: ${missing[*]} (install them with tests/e2e/install-deps.sh)"
@@ -146,9 +150,10 @@ state_dir = $d/state
 log_path = $WORK/logs/dovecot.log
 info_log_path = $WORK/logs/dovecot.log
 log_timestamp = "%Y-%m-%d %H:%M:%S "
-protocols = imap pop3
+protocols = imap pop3 sieve
 listen = $SERVER_V4, $SERVER_V6
 login_greeting = Dovecot e2e ready.
+managesieve_implementation_string = Dovecot e2e Pigeonhole
 login_log_format_elements = user=<%u> method=%m rip=%r rport=%{rport} lip=%l lport=%{lport} mpid=%e %c session=<%{session}>
 ssl = yes
 ssl_cert = <$WORK/tls/cert.pem
@@ -192,6 +197,14 @@ service pop3-login {
   }
   inet_listener pop3_nonstandard {
     port = 1110
+  }
+}
+service managesieve-login {
+  inet_listener sieve {
+    port = 4190
+  }
+  inet_listener sieve_nonstandard {
+    port = 14190
   }
 }
 service auth {
@@ -293,7 +306,7 @@ start_servers() {
     in_server postfix -c "$WORK/postfix/conf" check || die "postfix check failed"
     in_server postfix -c "$WORK/postfix/conf" start
     in_server dovecot -c "$WORK/dovecot/dovecot.conf"
-    wait_for_ports 25 587 2525 465 110 995 1110 143 993 10143
+    wait_for_ports 25 587 2525 465 110 995 1110 143 993 10143 4190 14190
 }
 
 start_tcpdump() {
