@@ -87,8 +87,10 @@ pub(crate) struct ManageSieveSession {
     starttls_pending: bool,
     pending: VecDeque<Command>,
     sasl: Option<SaslExchange>,
-    awaiting_verdict: Option<PendingCredential>,
-    literal: Option<Literal>,
+    /// This and the literal are boxed: they are rare, and every inspected flow's box holds the
+    /// largest of the sessions (SMTP's is, and stays so).
+    awaiting_verdict: Option<Box<PendingCredential>>,
+    literal: Option<Box<Literal>>,
     unknown_in_a_row: u32,
 }
 
@@ -165,7 +167,7 @@ impl ManageSieveSession {
     fn read_literal(&mut self, role: Role, usage: LiteralUse, len: u64, ctx: &Ctx<'_>) -> Reply {
         let kept = usage != LiteralUse::Skipped && len <= ctx.config.max_literal as u64;
         let usage = if kept { usage } else { LiteralUse::Skipped };
-        self.literal = Some(Literal { role, usage, bytes: Zeroizing::new(Vec::new()) });
+        self.literal = Some(Box::new(Literal { role, usage, bytes: Zeroizing::new(Vec::new()) }));
         Reply::next(Next::Raw(len))
     }
 
@@ -266,7 +268,7 @@ impl ManageSieveSession {
         match sasl.on_response(response, ctx) {
             SaslStep::Captured(captured) => {
                 let mechanism = sasl.mechanism().label("AUTHENTICATE");
-                self.awaiting_verdict = Some(PendingCredential::new(mechanism, captured, &self.info, ctx));
+                self.awaiting_verdict = Some(Box::new(PendingCredential::new(mechanism, captured, &self.info, ctx)));
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}

@@ -629,6 +629,15 @@ fn managesieve_scripts_starttls_and_cancels_are_not_logins() {
     assert!(credentials(&events).is_empty());
 }
 
+#[test]
+fn a_session_stays_within_the_inspection_boxs_share() {
+    // Every inspected flow's box holds a session as large as the largest protocol's: a protocol
+    // that grows it costs every flow (rare state, such as a credential awaiting its verdict or a
+    // literal being read, goes behind a box of its own).
+    let size = std::mem::size_of::<Session>();
+    assert!(size <= 512, "a session takes {size} bytes");
+}
+
 fn transcripts() -> Vec<(u16, Vec<Says>)> {
     let blob = b64(b"\0digitalinvestigator@networksims.com\0napier123");
     vec![
