@@ -290,33 +290,33 @@ class Driver:
         with socket.create_connection((ep.server_ip, port), timeout=TIMEOUT) as raw:
             client_port = raw.getsockname()[1]
             sock, reader = raw, raw.makefile("rb")
-            read_sieve_status(reader)
+            read_sieve_response(reader)
             if starttls:
                 sock.sendall(b"STARTTLS\r\n")
-                if not read_sieve_status(reader).startswith(b"OK"):
+                if not read_sieve_response(reader).startswith(b"OK"):
                     raise BedError("ManageSieve STARTTLS refused")
                 sock = unverified_tls().wrap_socket(raw)
                 reader = sock.makefile("rb")
-                read_sieve_status(reader)
+                read_sieve_response(reader)
             if mechanism == "PLAIN" and form in ("quoted", "literal"):
                 blob = base64.b64encode(plain_blob(account))
                 if form == "quoted":
                     sock.sendall(b'AUTHENTICATE "PLAIN" "' + blob + b'"\r\n')
                 else:
                     sock.sendall(b'AUTHENTICATE "PLAIN" {%d+}\r\n' % len(blob) + blob + b"\r\n")
-                status = read_sieve_status(reader)
+                status = read_sieve_response(reader)
             elif mechanism == "PLAIN" and form == "steps":
                 sock.sendall(b'AUTHENTICATE "PLAIN"\r\n')
-                status = sieve_sasl(reader, sock, lambda _challenge: plain_blob(account))
+                status = read_sieve_response(reader, sock, lambda _challenge: plain_blob(account))
             elif mechanism == "LOGIN":
                 sock.sendall(b'AUTHENTICATE "LOGIN"\r\n')
                 answers = {b"username:": account.name.encode(), b"password:": account.password.encode()}
-                status = sieve_sasl(reader, sock, lambda challenge: answers[challenge.lower()])
+                status = read_sieve_response(reader, sock, lambda challenge: answers[challenge.lower()])
             else:
                 raise BedError(f"unknown ManageSieve login {mechanism} {form}")
             outcome = "success" if status.startswith(b"OK") else "failure"
             sock.sendall(b"LOGOUT\r\n")
-            read_sieve_status(reader)
+            read_sieve_response(reader)
         check_outcome(outcome, expect)
         self.record(ep, port, protocol="managesieve", mechanism="SASL-" + mechanism, account=account,
                     client="python3-socket", client_port=client_port, outcome=outcome,
@@ -590,25 +590,18 @@ def is_sieve_status(line):
     return line.split(b" ", 1)[0].rstrip(b"\r\n").upper() in (b"OK", b"NO", b"BYE")
 
 
-def read_sieve_status(reader):
-    """Reads a ManageSieve response (capability lines, say) up to its OK/NO/BYE line."""
+def read_sieve_response(reader, sock=None, answer=None):
+    """Reads a ManageSieve response up to its OK/NO/BYE line, which is returned. Lines before it
+    are capability lines, or, with `answer`, SASL challenges (quoted strings or {n} literals of
+    base64), each answered with `answer(decoded challenge)`, base64-encoded and quoted."""
     while True:
         line = reader.readline()
         if not line:
             raise BedError("ManageSieve server closed the connection")
         if is_sieve_status(line):
             return line
-
-
-def sieve_sasl(reader, sock, answer):
-    """Answers the server's SASL challenges (quoted strings or {n} literals of base64) with
-    `answer(decoded challenge)`, quoted, until the OK/NO/BYE line, which is returned."""
-    while True:
-        line = reader.readline()
-        if not line:
-            raise BedError("ManageSieve server closed the connection")
-        if is_sieve_status(line):
-            return line
+        if answer is None:
+            continue
         text = line.rstrip(b"\r\n")
         if text.startswith(b"{"):
             text = reader.read(int(text.strip(b"{}+")))
