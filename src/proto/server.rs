@@ -88,6 +88,12 @@ struct CapabilityFacts {
 
 impl ServerLines {
     fn greeting(&mut self, line: &[u8], hostname_first: bool) -> GreetingFacts {
+        if let Some(repeating) = without_apop_challenge(line) {
+            // The challenge is new on every connection and names neither software nor a host
+            // name: the facts are the rest's, which repeats; the text is the whole line.
+            let facts = self.greeting(repeating, hostname_first);
+            return GreetingFacts { greeting: with_printable(line, |text| Arc::from(text)), ..facts };
+        }
         let work_out = || {
             with_printable(line, |text| GreetingFacts {
                 greeting: Arc::from(text),
@@ -115,6 +121,16 @@ impl ServerLines {
             }
         })
     }
+}
+
+/// `line` without the APOP challenge that ends it (RFC 1939 §7: a message id such as
+/// `<1896.697170952@dbc.mit.edu>`), if it has one.
+fn without_apop_challenge(line: &[u8]) -> Option<&[u8]> {
+    let line = line.trim_ascii_end();
+    let start = memchr::memrchr(b'<', line)?;
+    let challenge = line.get(start..)?;
+    let is_challenge = challenge.ends_with(b">") && challenge.contains(&b'@') && !challenge.contains(&b' ');
+    is_challenge.then(|| line.get(..start).unwrap_or_default().trim_ascii_end())
 }
 
 /// Facts worked out from lines of one kind, remembered for the lines that come back. A line is
@@ -429,11 +445,11 @@ mod tests {
         other_protocol.set_greeting(line, false, &mut known);
         assert_eq!(other_protocol.hostname.as_deref(), Some("mx.example.test"));
 
-        // Lines unique to their connection are worked out and not remembered.
+        // Lines unique to their connection (a time, say) are worked out and not remembered.
         for n in 0..3 * SIGHTINGS_KEPT {
             let mut info = ServerInfo::default();
-            info.set_greeting(format!("+OK ready <{n}.1@host.example.test>").as_bytes(), false, &mut known);
-            assert!(info.greeting.as_deref().is_some_and(|g| g.ends_with(&format!("<{n}.1@host.example.test>"))));
+            info.set_greeting(format!("+OK ready, session {n}").as_bytes(), false, &mut known);
+            assert!(info.greeting.as_deref().is_some_and(|g| g.ends_with(&format!("session {n}"))));
         }
         assert_eq!(known.greetings.iter().map(|lines| lines.known.len()).sum::<usize>(), 1, "the SMTP line only");
         assert!(known.greetings.iter().all(|lines| lines.seen_once.len() <= SIGHTINGS_KEPT));
@@ -447,6 +463,30 @@ mod tests {
             }
         }
         assert!(known.greetings.iter().all(|lines| (1..=LINES_KEPT).contains(&lines.known.len())));
+    }
+
+    #[test]
+    fn an_apop_challenge_leaves_the_rest_of_the_greeting_shared() {
+        let mut known = ServerLines::default();
+        let greetings: Vec<ServerInfo> = (0..3)
+            .map(|n| {
+                let mut info = ServerInfo::default();
+                let line = format!("+OK Dovecot ready. <{n}.1@mail.example.test>");
+                info.set_greeting(line.as_bytes(), false, &mut known);
+                assert_eq!(info.greeting.as_deref(), Some(line.as_str()), "the text is the whole line");
+                info
+            })
+            .collect();
+        assert!(greetings.iter().all(|info| info.software.as_deref() == Some("Dovecot")));
+        let [_, second, third] = &greetings[..] else { panic!("three greetings") };
+        assert!(second.software.as_ref().zip(third.software.as_ref()).is_some_and(|(a, b)| Arc::ptr_eq(a, b)));
+        assert_eq!(known.greetings.iter().map(|lines| lines.known.len()).sum::<usize>(), 1, "the line without it");
+        // A challenge names no software, even when its host does.
+        let mut info = ServerInfo::default();
+        info.set_greeting(b"+OK POP3 ready <1896.697170952@mail.dovecot.example>", false, &mut known);
+        assert_eq!(info.software, None);
+        assert_eq!(without_apop_challenge(b"+OK ready <a b@c>"), None, "a message id has no space");
+        assert_eq!(without_apop_challenge(b"+OK <ready>"), None, "nor is it without an @");
     }
 
     #[test]
