@@ -23,7 +23,7 @@ use crate::alert::{AppProto, Outcome};
 const MAX_UNKNOWN_COMMANDS: u32 = 8;
 
 /// Commands of RFC 5804 besides AUTHENTICATE, STARTTLS and CAPABILITY.
-const KNOWN_COMMANDS: [&[u8]; 12] = [
+const KNOWN_COMMANDS: [&[u8]; 11] = [
     b"LOGOUT",
     b"NOOP",
     b"HAVESPACE",
@@ -35,7 +35,6 @@ const KNOWN_COMMANDS: [&[u8]; 12] = [
     b"RENAMESCRIPT",
     b"CHECKSCRIPT",
     b"UNAUTHENTICATE",
-    b"XDEBUG",
 ];
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
