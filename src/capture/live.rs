@@ -206,11 +206,12 @@ fn link_type_of(capture: &Capture<Active>) -> LinkType {
     LinkType(u32::try_from(capture.get_datalink().0).unwrap_or(u32::MAX))
 }
 
-/// The carriers of the mirror encapsulations the decoder peels: VXLAN and GENEVE (UDP 4789,
-/// 6081), GRE and ERSPAN (IP protocol 47), IP-in-IP (4, 41) and MPLS (EtherType 0x8847). Their
+/// The carriers of the mirror encapsulations the decoder peels: VXLAN and GENEVE (UDP 4789 and
+/// Linux's 8472, 6081), GRE and ERSPAN (IP protocol 47), IP-in-IP (4, 41) and MPLS (EtherType 0x8847). Their
 /// inner packets cannot be filtered by port in BPF (libpcap's `mpls` keyword, for one, cannot be
 /// combined with `vlan`), so the carriers are let through whole.
-const TUNNEL_CARRIERS: &str = "udp port 4789 or udp port 6081 or ip proto 47 or ip6 proto 47 or ip proto 4 \
+const TUNNEL_CARRIERS: &str =
+    "udp port 4789 or udp port 8472 or udp port 6081 or ip proto 47 or ip6 proto 47 or ip proto 4 \
     or ip proto 41 or ip6 proto 4 or ip6 proto 41 or ether proto 0x8847";
 
 /// The default BPF filter. With `any_port`, every TCP segment (mail protocols are recognised on
@@ -318,6 +319,12 @@ mod tests {
             assert!(!passes(&filter, ethernet, &login(80, Link::Ethernet, vlans, &[])), "web, {name}");
         }
         assert!(!passes(&filter, ethernet, &login(993, Link::Ethernet, &[], &[])));
+        // VXLAN on Linux's default port (8472): the same frames with the outer UDP port changed.
+        let mut on_linux_port = login(110, Link::Ethernet, &[], &vxlan);
+        for frame in &mut on_linux_port {
+            frame.data[36..38].copy_from_slice(&8472u16.to_be_bytes());
+        }
+        assert!(passes(&filter, ethernet, &on_linux_port));
         // PPPoE needs a filter of its own (libpcap's `pppoes`, like `vlan`, shifts the offsets of
         // everything after it, so it cannot join the default one): docs/deployment.md gives it.
         let login_over_pppoe = login(110, Link::Ethernet, &[], &pppoe);

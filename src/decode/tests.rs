@@ -793,6 +793,20 @@ fn vxlan_with_inner_vlan() {
 }
 
 #[test]
+fn vxlan_on_the_linux_port_needs_its_vni_flag() {
+    let over = |port, payload: &[u8]| ethernet(0x0800, &ipv4_outer(17, TUNNEL_A, TUNNEL_B, &udp(port, payload)));
+    let vxlan_frame = vxlan(42, &inner_frame());
+    let linux = decode_tcp(LinkType::ETHERNET, &over(8472, &vxlan_frame));
+    assert_inner(&linux);
+    assert_eq!(linux.tunnel, decode_tcp(LinkType::ETHERNET, &over(4789, &vxlan_frame)).tunnel, "one VNI, one tunnel");
+    // Other traffic on 8472 (no VNI flag), or nothing at all, is not a tunnel.
+    let mut flagless = vxlan_frame.clone();
+    flagless[0] = 0;
+    assert_eq!(decode(LinkType::ETHERNET, &over(8472, &flagless)), Err(SkipReason::NotTcp));
+    assert_eq!(decode(LinkType::ETHERNET, &over(8472, &[])), Err(SkipReason::NotTcp));
+}
+
+#[test]
 fn geneve_by_protocol_type() {
     let ip_inner = geneve(7, 0x0800, 2, &ipv4_tcp(CLIENT, SERVER, LINE));
     let ethernet_inner = geneve(7, 0x6558, 0, &inner_frame());

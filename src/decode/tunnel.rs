@@ -33,6 +33,12 @@ const ERSPAN_SESSION_ID_MASK: u16 = 0x03ff;
 const ERSPAN_III_OPTIONAL_SUBHEADER: u16 = 0x0001;
 
 const VXLAN_PORT: u16 = 4789;
+/// The Linux kernel's VXLAN port before IANA assigned 4789, still its default when none is
+/// given (`ip link add … type vxlan` without `dstport`), and flannel's.
+const VXLAN_LINUX_PORT: u16 = 8472;
+/// VXLAN flags: the VNI is valid (RFC 7348 §5). Required on the Linux port, which other UDP
+/// traffic may use too.
+const VXLAN_FLAG_VNI: u8 = 0x08;
 const VXLAN_HEADER_LEN: usize = 8;
 const GENEVE_PORT: u16 = 6081;
 const GENEVE_HEADER_LEN: usize = 8;
@@ -179,7 +185,7 @@ fn erspan<'a>(
     Ok(Layer::Ethernet(frame))
 }
 
-/// UDP: only the tunnel ports lead on (VXLAN, GENEVE); anything else is not TCP.
+/// UDP: only the tunnel ports lead on (VXLAN on 4789 and 8472, GENEVE); anything else is not TCP.
 pub(super) fn udp<'a>(outer: &IpPacket<'a>, context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
     let header = UdpHeaderSlice::from_slice(outer.payload).map_err(|_| SkipReason::Truncated)?;
     // Trust the UDP length only when it is consistent with what the capture holds.
@@ -189,7 +195,8 @@ pub(super) fn udp<'a>(outer: &IpPacket<'a>, context: &mut TunnelContext) -> Resu
     };
     let data = outer.payload.get(UDP_HEADER_LEN..end).unwrap_or_default();
     match header.destination_port() {
-        VXLAN_PORT => {
+        VXLAN_LINUX_PORT if data.first().is_none_or(|flags| flags & VXLAN_FLAG_VNI == 0) => Err(SkipReason::NotTcp),
+        VXLAN_PORT | VXLAN_LINUX_PORT => {
             let vni = be_u32(data, 4).ok_or(SkipReason::Truncated)? >> 8;
             let frame = data.get(VXLAN_HEADER_LEN..).ok_or(SkipReason::Truncated)?;
             context.enter(TunnelKind::Vxlan, outer, vni)?;
