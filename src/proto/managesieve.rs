@@ -280,26 +280,27 @@ impl ManageSieveSession {
         };
         let literal = literal_len(tokenized.end);
         let mut tokens = tokenized.tokens.iter();
-        match tokens.next() {
-            Some(Token::Atom(word)) => match status_of(word) {
+        // A string answers AUTHENTICATE while it is the command awaiting its reply.
+        let in_sasl = self.sasl.is_some() && self.pending.front() == Some(&Command::Authenticate);
+        let listing = !self.greeting_over || self.pending.front() == Some(&Command::Capability);
+        match (tokens.next(), literal) {
+            (Some(Token::Atom(word)), _) => match status_of(word) {
                 Some(status) => self.on_status(status, ctx),
                 None => Reply::line(),
             },
-            Some(Token::Quoted(text))
-                if self.sasl.is_some() && self.pending.front() == Some(&Command::Authenticate) =>
-            {
+            (Some(Token::Quoted(challenge)), _) if in_sasl => {
                 if let Some(sasl) = &mut self.sasl {
-                    sasl.on_challenge(text);
+                    sasl.on_challenge(challenge);
                 }
                 Reply::line()
             }
-            Some(Token::Quoted(name)) if !self.greeting_over || self.pending.front() == Some(&Command::Capability) => {
+            (Some(Token::Quoted(name)), _) if listing => {
                 self.on_capability(line, name, tokens.next().and_then(Token::string), ctx);
                 Reply::line()
             }
-            None if literal.is_some() => {
-                let usage = if self.sasl.is_some() { LiteralUse::SaslChallenge } else { LiteralUse::Skipped };
-                self.read_literal(Role::Server, usage, literal.unwrap_or_default(), ctx)
+            (None, Some(len)) => {
+                let usage = if in_sasl { LiteralUse::SaslChallenge } else { LiteralUse::Skipped };
+                self.read_literal(Role::Server, usage, len, ctx)
             }
             _ => Reply::line(),
         }
