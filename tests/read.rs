@@ -115,8 +115,9 @@ fn encrypted_wifi_is_warned_about_once() {
         .server(b"+OK\r\n+OK\r\n");
     let mut frames = conversation.frames().unwrap();
     for frame in &mut frames {
-        // The radiotap header is 9 bytes; the 802.11 flags byte follows the frame control byte.
-        frame.data[10] |= 0x40;
+        // The writer's radiotap header is 33 bytes; the 802.11 flags byte follows the frame
+        // control byte.
+        frame.data[RADIOTAP_LEN + 1] |= 0x40;
     }
     let dir = tempfile::tempdir().unwrap();
     let protected = dir.path().join("protected.pcap");
@@ -126,6 +127,44 @@ fn encrypted_wifi_is_warned_about_once() {
     assert!(common::of_type(&common::parse_lines(&output.stdout), "cleartext_credential").is_empty());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.matches("encrypted").count(), 1, "{stderr}");
+}
+
+/// Length of the radiotap header the pcap writer puts before 802.11 frames, and where its flags
+/// field lies (after two presence bitmaps, padding and the 8-byte TSF timer).
+const RADIOTAP_LEN: usize = 33;
+const RADIOTAP_FLAGS_AT: usize = 24;
+
+#[test]
+fn wifi_frames_that_failed_their_frame_check_are_left_out() {
+    // A monitor-mode receiver caught the login line corrupted (radiotap flags it: bad FCS), then
+    // the station's retry. Taken as data, the corrupted copy would come first into the stream:
+    // no login, and a false "overlap with different bytes" anomaly.
+    let mut conversation = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
+    conversation
+        .link(Link::Radiotap)
+        .handshake()
+        .server(b"+OK POP3 ready\r\n")
+        .client(b"USER alice\r\n")
+        .server(b"+OK\r\n")
+        .client(b"PASS not-a-real-password\r\n")
+        .server(b"+OK logged in\r\n");
+    let mut frames = conversation.frames().unwrap();
+    let pass = frames.iter().position(|frame| frame.data.windows(5).any(|w| w == b"PASS ")).unwrap();
+    let mut corrupted = frames[pass].clone();
+    corrupted.data[RADIOTAP_FLAGS_AT] |= 0x40;
+    let verb = corrupted.data.windows(5).position(|w| w == b"PASS ").unwrap();
+    corrupted.data[verb + 2] ^= 0x10;
+    frames.insert(pass, corrupted);
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("monitor.pcap");
+    write_pcap_file(&capture, &frames).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", capture.to_str().unwrap()], &[]);
+    assert!(output.status.success());
+    let events = common::parse_lines(&output.stdout);
+    let logins = common::of_type(&events, "cleartext_credential");
+    assert_eq!(logins.len(), 1, "{events:?}");
+    assert_eq!(logins[0]["credential"]["outcome"], "success");
+    assert!(common::of_type(&events, "anomaly").is_empty(), "{events:?}");
 }
 
 #[test]

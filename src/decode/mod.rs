@@ -152,6 +152,9 @@ pub enum SkipReason {
     TunnelTooDeep,
     /// An 802.11 frame whose body is encrypted (WEP, WPA): nothing in it can be read.
     Encrypted,
+    /// The capture marks the frame as failing its frame check sequence (radiotap's bad-FCS
+    /// flag): its bytes are not what was sent.
+    FailedFrameCheck,
 }
 
 #[derive(Debug)]
@@ -172,6 +175,7 @@ pub struct DecodeStats {
     pub ip_fragments: u64,
     pub tunnel_too_deep: u64,
     pub encrypted: u64,
+    pub failed_frame_check: u64,
     /// Datagrams completed from their fragments.
     pub fragments_reassembled: u64,
     /// Incomplete datagrams dropped to stay within [`DefragLimits`] (count, bytes or holes).
@@ -191,6 +195,7 @@ impl DecodeStats {
             SkipReason::IpFragment => &mut self.ip_fragments,
             SkipReason::TunnelTooDeep => &mut self.tunnel_too_deep,
             SkipReason::Encrypted => &mut self.encrypted,
+            SkipReason::FailedFrameCheck => &mut self.failed_frame_check,
         };
         *counter += 1;
     }

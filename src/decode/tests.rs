@@ -590,6 +590,61 @@ fn wifi_frames_without_a_packet_to_read() {
     assert!(decoder.stats.truncated > 0);
 }
 
+/// A radiotap header with the TSF timer (so the flags lie after padding and 8 bytes), `extra`
+/// presence bitmaps after the first, and `flags`; then `frame`.
+fn radiotap_with(flags: u8, extra_bitmaps: usize, frame: &[u8]) -> Vec<u8> {
+    let mut out = vec![0, 0, 0, 0];
+    let chained = |last: bool| if last { 0u32 } else { 1 << 31 };
+    out.extend_from_slice(&(0x03 | chained(extra_bitmaps == 0)).to_le_bytes());
+    for n in 0..extra_bitmaps {
+        out.extend_from_slice(&chained(n + 1 == extra_bitmaps).to_le_bytes());
+    }
+    out.resize(out.len().next_multiple_of(8), 0);
+    out.extend_from_slice(&1_000_000u64.to_le_bytes());
+    out.push(flags);
+    let len = u16::try_from(out.len()).unwrap();
+    out[2..4].copy_from_slice(&len.to_le_bytes());
+    out.extend_from_slice(frame);
+    out
+}
+
+#[test]
+fn radiotap_flags_after_the_tsf_timer_are_read() {
+    let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let qos = wifi_frame(0x88, 0x01, &[0x05, 0], &v4);
+    for extra in 0..3 {
+        assert_eq!(decode_tcp(LinkType::IEEE802_11_RADIOTAP, &radiotap_with(0, extra, &qos)).payload, LINE);
+    }
+    // A frame that failed its frame check is counted, not decoded.
+    let mut decoder = Decoder::new();
+    for extra in 0..3 {
+        assert_eq!(
+            decode_at(&mut decoder, LinkType::IEEE802_11_RADIOTAP, &radiotap_with(0x40, extra, &qos), 0),
+            Err(SkipReason::FailedFrameCheck)
+        );
+    }
+    assert_eq!(decoder.stats.failed_frame_check, 3);
+    // Radiotap says the 802.11 header is padded to a multiple of 4 bytes: the QoS header's 26
+    // bytes are followed by 2 bytes of padding; headers already aligned get none.
+    let mut padded = wifi_frame(0x88, 0x01, &[0x05, 0], &[]);
+    padded.extend_from_slice(&[0, 0]);
+    padded.extend_from_slice(&v4);
+    assert_eq!(decode_tcp(LinkType::IEEE802_11_RADIOTAP, &radiotap_with(0x20, 0, &padded)).payload, LINE);
+    assert_eq!(decode(LinkType::IEEE802_11_RADIOTAP, &radiotap_with(0, 0, &padded)), Err(SkipReason::NotIp));
+    let plain = wifi_frame(0x08, 0x01, &[], &v4);
+    assert_eq!(decode_tcp(LinkType::IEEE802_11_RADIOTAP, &radiotap_with(0x20, 1, &plain)).payload, LINE);
+    // Flags said present but past the header's end, or bitmaps running past it: malformed.
+    let mut short = radiotap_with(0, 0, &qos);
+    short[2] = 16;
+    assert_eq!(decode(LinkType::IEEE802_11_RADIOTAP, &short), Err(SkipReason::Malformed));
+    let endless = [0, 0, 12, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+    assert_eq!(decode(LinkType::IEEE802_11_RADIOTAP, &endless), Err(SkipReason::Malformed));
+    // No flags field at all: nothing set.
+    let mut no_flags = vec![0, 0, 8, 0, 0, 0, 0, 0];
+    no_flags.extend_from_slice(&plain);
+    assert_eq!(decode_tcp(LinkType::IEEE802_11_RADIOTAP, &no_flags).payload, LINE);
+}
+
 #[test]
 fn unsupported_link_type_is_counted() {
     let mut decoder = Decoder::new();
@@ -1101,6 +1156,7 @@ fn outcomes(stats: &DecodeStats) -> u64 {
         + stats.ip_fragments
         + stats.tunnel_too_deep
         + stats.encrypted
+        + stats.failed_frame_check
 }
 
 #[test]

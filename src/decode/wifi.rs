@@ -6,9 +6,24 @@
 use super::link::{be_u16, Layer};
 use super::SkipReason;
 
-/// Radiotap: version (0), padding, then the header's whole length, little-endian.
+/// Radiotap: version (0), padding, then the header's whole length, little-endian, then the
+/// bitmaps of the fields present (32 bits each, little-endian; bit 31 says another follows).
 const RADIOTAP_VERSION: u8 = 0;
 const RADIOTAP_LENGTH_OFFSET: usize = 2;
+const RADIOTAP_PRESENT_OFFSET: usize = 4;
+const PRESENT_WORD_LEN: usize = 4;
+const PRESENT_EXTENDED: u32 = 1 << 31;
+/// The fields in the first bitmap that come before the flags, in this order: the TSF timer
+/// (64 bits, aligned on 8 bytes from the header's start), then the flags (one byte).
+const PRESENT_TSFT: u32 = 1 << 0;
+const PRESENT_FLAGS: u32 = 1 << 1;
+const TSFT_LEN: usize = 8;
+/// Radiotap flags: padding after the 802.11 header up to a multiple of 4 bytes (Atheros and
+/// others); the frame failed its frame check (its bytes are not what was sent).
+const RADIOTAP_DATA_PAD: u8 = 0x20;
+const RADIOTAP_BAD_FCS: u8 = 0x40;
+/// Body alignment when radiotap says the 802.11 header is padded.
+const DATA_PAD_ALIGN: usize = 4;
 
 /// Frame control, first byte: protocol version (bits 0–1, always 0), type (bits 2–3), subtype.
 const FRAME_TYPE_DATA: u8 = 2;
@@ -36,6 +51,8 @@ const SNAP_HEADERS: [[u8; 6]; 2] = [[0xaa, 0xaa, 0x03, 0, 0, 0], [0xaa, 0xaa, 0x
 const SNAP_LEN: usize = 6;
 
 /// An 802.11 frame behind a radiotap header, whose own length field says where the frame starts.
+/// A frame that failed its frame check is skipped: a receiver corrupted it, the sender will
+/// send it again, and its bytes would otherwise take the place of the good copy in the stream.
 /// A frame check sequence at the end (radiotap's flags may say so) is left in place: the IP
 /// header's length stops before it.
 pub(super) fn radiotap(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
@@ -48,13 +65,51 @@ pub(super) fn radiotap(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
         .and_then(|rest| rest.first_chunk::<2>())
         .map(|bytes| usize::from(u16::from_le_bytes(*bytes)))
         .ok_or(SkipReason::Truncated)?;
-    ieee802_11(data.get(length..).ok_or(SkipReason::Truncated)?)
+    let header = data.get(..length).ok_or(SkipReason::Truncated)?;
+    let flags = radiotap_flags(header)?;
+    if flags & RADIOTAP_BAD_FCS != 0 {
+        return Err(SkipReason::FailedFrameCheck);
+    }
+    let frame = data.get(length..).ok_or(SkipReason::Truncated)?;
+    data_frame(frame, flags & RADIOTAP_DATA_PAD != 0)
+}
+
+/// The radiotap flags field, or none set when the header has none.
+fn radiotap_flags(header: &[u8]) -> Result<u8, SkipReason> {
+    let present_word = |offset: usize| {
+        header
+            .get(offset..)
+            .and_then(|rest| rest.first_chunk::<PRESENT_WORD_LEN>())
+            .map(|bytes| u32::from_le_bytes(*bytes))
+    };
+    let present = present_word(RADIOTAP_PRESENT_OFFSET).ok_or(SkipReason::Malformed)?;
+    if present & PRESENT_FLAGS == 0 {
+        return Ok(0);
+    }
+    // The fields start after the last bitmap.
+    let mut offset = RADIOTAP_PRESENT_OFFSET;
+    let mut word = present;
+    while word & PRESENT_EXTENDED != 0 {
+        offset += PRESENT_WORD_LEN;
+        word = present_word(offset).ok_or(SkipReason::Malformed)?;
+    }
+    offset += PRESENT_WORD_LEN;
+    if present & PRESENT_TSFT != 0 {
+        offset = offset.next_multiple_of(TSFT_LEN) + TSFT_LEN;
+    }
+    header.get(offset).copied().ok_or(SkipReason::Malformed)
 }
 
 /// An 802.11 frame: a data frame's body, through its LLC/SNAP header, to the ethertype it names.
 /// Management and control frames, data frames without a body and aggregates (A-MSDU, several
 /// packets in one frame) carry no IP packet read here.
 pub(super) fn ieee802_11(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    data_frame(data, false)
+}
+
+/// [`ieee802_11`], the body starting at the next multiple of 4 bytes when the capture padded the
+/// header (`padded`, a radiotap flag).
+fn data_frame(data: &[u8], padded: bool) -> Result<Layer<'_>, SkipReason> {
     let [control, flags] = *data.first_chunk::<2>().ok_or(SkipReason::Truncated)?;
     if control & 0x03 != 0 {
         return Err(SkipReason::Malformed);
@@ -79,6 +134,9 @@ pub(super) fn ieee802_11(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
         if flags & FLAG_ORDER != 0 {
             header_len += HT_CONTROL_LEN;
         }
+    }
+    if padded {
+        header_len = header_len.next_multiple_of(DATA_PAD_ALIGN);
     }
     let body = data.get(header_len..).ok_or(SkipReason::Truncated)?;
     let snap = body.first_chunk::<SNAP_LEN>().ok_or(SkipReason::Truncated)?;

@@ -46,8 +46,22 @@ const AF_INET6_DARWIN: u32 = 30;
 const AF_INET6_OPENBSD: u32 = 24;
 /// Interface index written in SLL2 headers.
 const SLL2_INTERFACE_INDEX: u32 = 2;
-/// Radiotap version 0, length 9, one field present (flags), the flags: FCS at the end.
-const RADIOTAP_WITH_FCS: [u8; 9] = [0, 0, 9, 0, 0x02, 0, 0, 0, 0x10];
+/// A radiotap header as Linux's mac80211 writes one in monitor mode: version 0, length 33, two
+/// presence bitmaps (the first: TSF timer, flags, rate, channel, signal, and another radiotap
+/// bitmap follows; the second: a chain's signal and antenna), padding to align the TSF timer on 8
+/// bytes, then the fields; the flags say a frame check sequence ends the frame.
+const RADIOTAP_HEADER: [u8; 33] = [
+    0, 0, 33, 0, // version, padding, length
+    0x2f, 0, 0, 0xa0, // TSFT, flags, rate, channel, dBm signal; radiotap bitmap next; extended
+    0x20, 0x08, 0, 0, // dBm signal, antenna
+    0, 0, 0, 0, // padding to the TSF timer's alignment
+    0x40, 0x42, 0x0f, 0, 0, 0, 0, 0,    // TSF timer (µs)
+    0x10, // flags: FCS at the end
+    0x0c, // rate: 6 Mb/s
+    0x85, 0x09, 0xc0, 0x00, // channel: 2437 MHz, 2 GHz OFDM
+    0xd8, // signal: -40 dBm
+    0xd7, 0x00, // chain 0: -41 dBm, antenna 0
+];
 /// 802.11 frame control: QoS data and data (type 2, subtypes 8 and 0).
 const WIFI_QOS_DATA: u8 = 0x88;
 const WIFI_DATA: u8 = 0x08;
@@ -121,7 +135,7 @@ impl Link {
             Link::Wifi | Link::Radiotap => {
                 let ether_type = ether_type(packet.kind, "802.11")?;
                 if self == Link::Radiotap {
-                    frame.extend_from_slice(&RADIOTAP_WITH_FCS);
+                    frame.extend_from_slice(&RADIOTAP_HEADER);
                     checked_from = Some(frame.len());
                 }
                 push_wifi(&mut frame, from, macs, ether_type);
@@ -405,12 +419,12 @@ mod tests {
         assert_eq!(monitored[0].link_type, LinkType::IEEE802_11_RADIOTAP);
         for frame in &monitored {
             let data = &frame.data;
-            assert_eq!(data[..9], RADIOTAP_WITH_FCS);
-            let (covered, fcs) = data[9..].split_at(data.len() - 9 - 4);
+            assert_eq!(data[..33], RADIOTAP_HEADER);
+            let (covered, fcs) = data[33..].split_at(data.len() - 33 - 4);
             assert_eq!(fcs, crc32(covered).to_le_bytes());
             assert_eq!(covered[0] & 0x0c, 0x08, "the covered bytes start with a data frame's control");
         }
-        assert_eq!(payload_at(&monitored[0], 9 + 34, monitored[0].data.len() - 4), b"CAPA\r\n");
+        assert_eq!(payload_at(&monitored[0], 33 + 34, monitored[0].data.len() - 4), b"CAPA\r\n");
     }
 
     #[test]

@@ -231,6 +231,7 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
         ip_fragments,
         tunnel_too_deep,
         encrypted,
+        failed_frame_check,
         fragments_reassembled,
         fragments_evicted,
         fragments_timed_out,
@@ -244,6 +245,7 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
     total.ip_fragments += ip_fragments;
     total.tunnel_too_deep += tunnel_too_deep;
     total.encrypted += encrypted;
+    total.failed_frame_check += failed_frame_check;
     total.fragments_reassembled += fragments_reassembled;
     total.fragments_evicted += fragments_evicted;
     total.fragments_timed_out += fragments_timed_out;
