@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use credwatch::pcapwriter::{write_pcap_file, Conversation, Link};
+use credwatch::pcapwriter::{write_pcap_file, Conversation, Link, Side};
 use flate2::write::GzEncoder;
 
 fn demo() -> std::path::PathBuf {
@@ -165,6 +165,35 @@ fn wifi_frames_that_failed_their_frame_check_are_left_out() {
     assert_eq!(logins.len(), 1, "{events:?}");
     assert_eq!(logins[0]["credential"]["outcome"], "success");
     assert!(common::of_type(&events, "anomaly").is_empty(), "{events:?}");
+}
+
+#[test]
+fn logins_in_wifi_aggregates_are_found() {
+    // A station bundles its login, sent in three segments, into one A-MSDU frame, and the access
+    // point its replies: every packet of an aggregate counts, with one thread or two.
+    let mut conversation = Conversation::new(([10, 1, 0, 5], 40_143), ([10, 1, 0, 9], 143));
+    conversation
+        .link(Link::Radiotap)
+        .handshake()
+        .server(b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n")
+        .send_split(Side::Client, b"a1 LOGIN alice not-a-real-password\r\n", &[3, 6, 27])
+        .aggregate_last()
+        .send_split(Side::Server, b"a1 OK LOGIN completed\r\n* BYE\r\n", &[23, 7])
+        .aggregate_last();
+    let frames = conversation.frames().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("aggregates.pcap");
+    write_pcap_file(&capture, &frames).unwrap();
+    for threads in ["1", "2"] {
+        let output =
+            common::credwatch(&["read", "--format", "json", "--threads", threads, capture.to_str().unwrap()], &[]);
+        assert!(output.status.success());
+        let events = common::parse_lines(&output.stdout);
+        let logins = common::of_type(&events, "cleartext_credential");
+        assert_eq!(logins.len(), 1, "threads {threads}: {events:?}");
+        assert_eq!(logins[0]["credential"]["mechanism"], "LOGIN");
+        assert_eq!(logins[0]["credential"]["outcome"], "success");
+    }
 }
 
 #[test]

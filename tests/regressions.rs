@@ -178,8 +178,24 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
                 _ => conversation.frames().unwrap(),
             }
         })
-        .chain([two_greetings_one_server(), login_over_pppoe()])
+        .chain([two_greetings_one_server(), login_over_pppoe(), login_in_wifi_aggregates()])
         .collect()
+}
+
+/// A login monitored on an open Wi-Fi network, both sides bundling their segments into 802.11
+/// aggregates (A-MSDU).
+fn login_in_wifi_aggregates() -> Vec<CapturedFrame> {
+    Conversation::new((CLIENT, 42_500), (SERVER, 110))
+        .link(Link::Radiotap)
+        .handshake()
+        .server(b"+OK ready\r\n")
+        .send_split(Side::Client, b"USER alice\r\nPASS pw-alice\r\n", &[12, 5, 9])
+        .aggregate_last()
+        .send_split(Side::Server, b"+OK\r\n+OK\r\n", &[5, 5])
+        .aggregate_last()
+        .fin(Side::Client)
+        .frames()
+        .unwrap()
 }
 
 /// A login on a DSL link: PPPoE inside a VLAN.

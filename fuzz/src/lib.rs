@@ -122,12 +122,17 @@ pub fn capture_file(data: &[u8]) {
             second = frame.ts.secs();
             engine.expire(frame.ts, &mut events);
         }
-        if let Decoded::Tcp(packet) = decoder.decode(&frame) {
-            engine.process(&packet, frame.ts, &mut events);
-            // The README's memory bounds, after every packet.
-            let stats = engine.stats();
-            assert!(stats.active_flows <= limits.max_flows, "more flows than the limit");
-            assert!(stats.buffered_bytes <= limits.max_buffered_total, "flows hold more than the budget");
+        // Every packet of the frame (several in an 802.11 aggregate).
+        let mut decoded = Some(decoder.decode(&frame));
+        while let Some(packet) = decoded {
+            if let Decoded::Tcp(packet) = packet {
+                engine.process(&packet, frame.ts, &mut events);
+                // The README's memory bounds, after every packet.
+                let stats = engine.stats();
+                assert!(stats.active_flows <= limits.max_flows, "more flows than the limit");
+                assert!(stats.buffered_bytes <= limits.max_buffered_total, "flows hold more than the budget");
+            }
+            decoded = decoder.decode_next(&frame);
         }
         encoders.encode_all(&events);
         events.clear();
@@ -174,8 +179,17 @@ pub fn decode_frames(data: &[u8]) {
             orig_len: u32::try_from(frame.len()).unwrap_or(u32::MAX),
             data: frame,
         };
-        if let Decoded::Tcp(packet) = decoder.decode(&frame) {
-            assert!(packet.payload.len() <= frame.data.len() || decoder.stats.fragments_reassembled > 0);
+        // An aggregate's subframes each take at least their 14-byte header: the packets of a frame
+        // are bounded by its length.
+        let mut packets = 0;
+        let mut decoded = Some(decoder.decode(&frame));
+        while let Some(packet) = decoded {
+            packets += 1;
+            assert!(packets <= frame.data.len() / 14 + 1, "more packets than the frame can hold");
+            if let Decoded::Tcp(packet) = packet {
+                assert!(packet.payload.len() <= frame.data.len() || decoder.stats.fragments_reassembled > 0);
+            }
+            decoded = decoder.decode_next(&frame);
         }
     }
 }

@@ -51,6 +51,9 @@ pub(super) enum Layer<'a> {
     EtherType(u16, &'a [u8]),
     /// An IPv4 or IPv6 packet.
     Ip(&'a [u8]),
+    /// The subframes of an 802.11 aggregate (A-MSDU), each a packet of its own, from the one to
+    /// read next to the frame's end.
+    Aggregate(&'a [u8]),
 }
 
 /// Reads a big-endian u16 at `offset`, if the data is long enough.

@@ -212,6 +212,9 @@ pub struct Decoder {
     cut_short_warned: bool,
     /// An encrypted 802.11 frame was warned about.
     encrypted_warned: bool,
+    /// Where the subframes of the latest frame not read yet start, when it was an aggregate
+    /// (802.11 A-MSDU) of several packets (see [`Decoder::decode_next`]).
+    aggregate_rest: Option<usize>,
 }
 
 /// Different unsupported link types warned about at most (a capture has one per interface).
@@ -227,18 +230,40 @@ impl Decoder {
         Decoder { defrag: Defragmenter::new(limits), ..Decoder::default() }
     }
 
-    /// Decodes one frame. The packet borrows the frame's bytes, or the decoder's reassembly buffer
-    /// when the frame completed a fragmented datagram; hence `&'a mut self`.
+    /// Decodes one frame, or the first packet of an aggregate (see [`decode_next`](Self::decode_next)).
+    /// The packet borrows the frame's bytes, or the decoder's reassembly buffer when the frame
+    /// completed a fragmented datagram; hence `&'a mut self`.
     pub fn decode<'a>(&'a mut self, frame: &Frame<'a>) -> Decoded<'a> {
-        let Decoder { stats, defrag, unsupported_seen, cut_short_warned, encrypted_warned } = self;
-        defrag.expire(frame.ts, stats);
+        self.aggregate_rest = None;
+        self.defrag.expire(frame.ts, &mut self.stats);
         if frame.link_type == LinkType::ETHERNET {
             if let Some(packet) = fast::ethernet_tcp(frame.data) {
-                stats.tcp += 1;
+                self.stats.tcp += 1;
                 return Decoded::Tcp(packet);
             }
         }
-        match peel(frame, defrag, stats) {
+        let first = link::first_layer(frame.link_type, frame.data);
+        self.peel_from(frame, first)
+    }
+
+    /// The next packet of the frame [`decode`](Self::decode) was given last, when that frame was
+    /// an aggregate of several (802.11 A-MSDU); `None` once all were decoded. Call it until then
+    /// after `decode`, with the same frame.
+    #[inline]
+    pub fn decode_next<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Decoded<'a>> {
+        let offset = self.aggregate_rest.take()?;
+        Some(self.decode_subframes(frame, offset))
+    }
+
+    /// The aggregate's subframes from `offset` in the frame on.
+    fn decode_subframes<'a>(&'a mut self, frame: &Frame<'a>, offset: usize) -> Decoded<'a> {
+        let rest = frame.data.get(offset..).ok_or(SkipReason::Truncated);
+        self.peel_from(frame, rest.map(Layer::Aggregate))
+    }
+
+    fn peel_from<'a>(&'a mut self, frame: &Frame<'a>, first: Result<Layer<'a>, SkipReason>) -> Decoded<'a> {
+        let Decoder { stats, defrag, unsupported_seen, cut_short_warned, encrypted_warned, aggregate_rest } = self;
+        match first.and_then(|layer| peel(frame, layer, defrag, stats, aggregate_rest)) {
             Ok(packet) => {
                 stats.tcp += 1;
                 if packet.payload_missing > 0 && !*cut_short_warned {
@@ -299,16 +324,26 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
 /// Peels the frame layer by layer down to TCP. At most one datagram is reassembled per frame:
 /// the reassembly pool is taken out of its `Option` when used, which also lets the reassembled
 /// bytes borrow it for `'a`.
+/// An aggregate's first subframe is peeled, and where the others start is left in
+/// `aggregate_rest` (an offset in the frame).
 fn peel<'a>(
     frame: &Frame<'a>,
+    mut layer: Layer<'a>,
     defrag: &'a mut Defragmenter,
     stats: &mut DecodeStats,
+    aggregate_rest: &mut Option<usize>,
 ) -> Result<TcpPacket<'a>, SkipReason> {
     let mut defrag = Some(defrag);
     let mut context = TunnelContext::default();
-    let mut layer = link::first_layer(frame.link_type, frame.data)?;
     loop {
         let ip_bytes = match layer {
+            Layer::Aggregate(subframes) => {
+                let (msdu, rest) = wifi::split_subframe(subframes)?;
+                // The subframes are the frame's tail: their offset is what precedes them.
+                *aggregate_rest = (!rest.is_empty()).then(|| frame.data.len().saturating_sub(rest.len()));
+                layer = wifi::llc_snap(msdu)?;
+                continue;
+            }
             Layer::Ethernet(bytes) => {
                 layer = link::ethernet(bytes)?;
                 continue;

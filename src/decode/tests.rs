@@ -72,7 +72,9 @@ fn decode_at(decoder: &mut Decoder, link_type: LinkType, data: &[u8], secs: u64)
 fn general_walk(data: &[u8]) -> Result<Seen, SkipReason> {
     let mut defrag = Defragmenter::default();
     let mut stats = DecodeStats::default();
-    peel(&frame_at(LinkType::ETHERNET, data, 0), &mut defrag, &mut stats).map(|packet| seen(&packet))
+    let mut aggregate_rest = None;
+    peel(&frame_at(LinkType::ETHERNET, data, 0), Layer::Ethernet(data), &mut defrag, &mut stats, &mut aggregate_rest)
+        .map(|packet| seen(&packet))
 }
 
 /// The fast path answers only where the general walk finds TCP, and then with the same packet.
@@ -571,7 +573,6 @@ fn wifi_frames_without_a_packet_to_read() {
         wifi_frame(0x80, 0, &[], &v4),                                   // a beacon (management)
         wifi_frame(0xd4, 0, &[], &[]),                                   // an ACK (control)
         wifi_frame(0x48, 0x01, &[], &[]),                                // null data
-        wifi_frame(0x88, 0x01, &[0x80, 0], &v4),                         // an A-MSDU aggregate
         wifi_frame(0x08, 0x01, &[], &[0x42, 0x42, 0x03, 0, 0, 0, 0, 0]), // spanning tree LLC
         wifi_frame(0x08, 0x01, &[], &snap(0, 0x0806, &[0; 28])),         // ARP
     ];
@@ -643,6 +644,71 @@ fn radiotap_flags_after_the_tsf_timer_are_read() {
     let mut no_flags = vec![0, 0, 8, 0, 0, 0, 0, 0];
     no_flags.extend_from_slice(&plain);
     assert_eq!(decode_tcp(LinkType::IEEE802_11_RADIOTAP, &no_flags).payload, LINE);
+}
+
+/// An A-MSDU body: each packet in a subframe with addresses and its length, padded to 4 bytes
+/// but the last.
+fn amsdu(msdus: &[&[u8]]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (n, msdu) in msdus.iter().enumerate() {
+        if n > 0 {
+            out.resize(out.len().next_multiple_of(4), 0);
+        }
+        out.extend_from_slice(&[0x02, 0, 0, 0, 0, 2, 0x02, 0, 0, 0, 0, 1]);
+        out.extend_from_slice(&u16::try_from(msdu.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(msdu);
+    }
+    out
+}
+
+/// Every packet of one frame: `decode`, then `decode_next` until it says there is no more.
+fn decode_all(decoder: &mut Decoder, link_type: LinkType, data: &[u8]) -> Vec<Result<Seen, SkipReason>> {
+    let frame = frame_at(link_type, data, 0);
+    let seen = |decoded: Decoded<'_>| match decoded {
+        Decoded::Tcp(packet) => Ok(seen(&packet)),
+        Decoded::Skipped(reason) => Err(reason),
+    };
+    let mut all = vec![seen(decoder.decode(&frame))];
+    while let Some(decoded) = decoder.decode_next(&frame) {
+        all.push(seen(decoded));
+    }
+    all
+}
+
+#[test]
+fn wifi_aggregates_yield_every_packet_they_hold() {
+    let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let arp = snap(0, 0x0806, &[0; 28]);
+    let v6 = snap(0, 0x86dd, &ipv6_tcp(CLIENT6, SERVER6, LINE));
+    let body = amsdu(&[&v4, &arp, &v6]);
+    let mut decoder = Decoder::new();
+    for (link_type, frame) in [
+        (LinkType::IEEE802_11, wifi_frame(0x88, 0x01, &[0x80, 0], &body)),
+        // Behind radiotap with a frame check sequence after the last subframe; between access
+        // points (four addresses).
+        (LinkType::IEEE802_11_RADIOTAP, radiotap(&wifi_frame(0x88, 0x03, &[0x80, 0], &body))),
+    ] {
+        let all = decode_all(&mut decoder, link_type, &frame);
+        assert_eq!(all.len(), 3, "{all:?}");
+        assert_eq!(all[0].as_ref().unwrap().src, IpAddr::from(CLIENT));
+        assert_eq!(all[1], Err(SkipReason::NotIp));
+        assert_eq!(all[2].as_ref().unwrap().src, IpAddr::from(CLIENT6));
+        assert!(all.iter().flatten().all(|seen| seen.payload == LINE));
+    }
+    assert_eq!(decoder.stats.tcp, 4);
+    // The next frame starts afresh: nothing is left of the aggregate before it.
+    assert_eq!(decode_all(&mut decoder, LinkType::IEEE802_11, &wifi_frame(0x08, 0x01, &[], &v4)).len(), 1);
+    // A subframe longer than what is left ends the aggregate there.
+    let mut cut = wifi_frame(0x88, 0x01, &[0x80, 0], &amsdu(&[&v4, &v6]));
+    cut.truncate(cut.len() - 10);
+    let all = decode_all(&mut decoder, LinkType::IEEE802_11, &cut);
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[1], Err(SkipReason::Truncated));
+    // Cut anywhere, an aggregate never panics and always ends.
+    let whole = wifi_frame(0x88, 0x01, &[0x80, 0], &body);
+    for len in 0..whole.len() {
+        assert!(decode_all(&mut decoder, LinkType::IEEE802_11, &whole[..len]).len() <= 3);
+    }
 }
 
 #[test]

@@ -39,6 +39,12 @@ const FLAG_PROTECTED: u8 = 0x40;
 const FLAG_ORDER: u8 = 0x80;
 /// QoS control, first byte: the body is an aggregate of several subframes (A-MSDU).
 const QOS_AMSDU_PRESENT: u8 = 0x80;
+/// An A-MSDU subframe: destination and source addresses, the length of what follows
+/// (big-endian), then an LLC/SNAP header and its packet; subframes but the last are padded to a
+/// multiple of 4 bytes.
+const SUBFRAME_HEADER_LEN: usize = 14;
+const SUBFRAME_LENGTH_OFFSET: usize = 12;
+const SUBFRAME_ALIGN: usize = 4;
 
 /// Frame control, duration, three addresses and sequence control.
 const MAC_HEADER_LEN: usize = 24;
@@ -100,9 +106,9 @@ fn radiotap_flags(header: &[u8]) -> Result<u8, SkipReason> {
     header.get(offset).copied().ok_or(SkipReason::Malformed)
 }
 
-/// An 802.11 frame: a data frame's body, through its LLC/SNAP header, to the ethertype it names.
-/// Management and control frames, data frames without a body and aggregates (A-MSDU, several
-/// packets in one frame) carry no IP packet read here.
+/// An 802.11 frame: a data frame's body, through its LLC/SNAP header, to the ethertype it names,
+/// or the subframes of an aggregate (A-MSDU: several packets in one frame). Management and
+/// control frames and data frames without a body carry no IP packet.
 pub(super) fn ieee802_11(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
     data_frame(data, false)
 }
@@ -122,14 +128,12 @@ fn data_frame(data: &[u8], padded: bool) -> Result<Layer<'_>, SkipReason> {
         return Err(SkipReason::Encrypted);
     }
     let mut header_len = MAC_HEADER_LEN;
+    let mut aggregate = false;
     if flags & FLAG_TO_DS != 0 && flags & FLAG_FROM_DS != 0 {
         header_len += ADDRESS_LEN;
     }
     if subtype & SUBTYPE_QOS != 0 {
-        let qos = *data.get(header_len).ok_or(SkipReason::Truncated)?;
-        if qos & QOS_AMSDU_PRESENT != 0 {
-            return Err(SkipReason::NotIp);
-        }
+        aggregate = *data.get(header_len).ok_or(SkipReason::Truncated)? & QOS_AMSDU_PRESENT != 0;
         header_len += QOS_CONTROL_LEN;
         if flags & FLAG_ORDER != 0 {
             header_len += HT_CONTROL_LEN;
@@ -139,6 +143,25 @@ fn data_frame(data: &[u8], padded: bool) -> Result<Layer<'_>, SkipReason> {
         header_len = header_len.next_multiple_of(DATA_PAD_ALIGN);
     }
     let body = data.get(header_len..).ok_or(SkipReason::Truncated)?;
+    if aggregate {
+        return Ok(Layer::Aggregate(body));
+    }
+    llc_snap(body)
+}
+
+/// The first subframe of an aggregate: its packet (behind an LLC/SNAP header), and the
+/// subframes after it (empty when it was the last: what follows is too short for a subframe,
+/// such as a frame check sequence).
+pub(super) fn split_subframe(subframes: &[u8]) -> Result<(&[u8], &[u8]), SkipReason> {
+    let length = usize::from(be_u16(subframes, SUBFRAME_LENGTH_OFFSET).ok_or(SkipReason::Truncated)?);
+    let end = SUBFRAME_HEADER_LEN + length;
+    let msdu = subframes.get(SUBFRAME_HEADER_LEN..end).ok_or(SkipReason::Truncated)?;
+    let rest = subframes.get(end.next_multiple_of(SUBFRAME_ALIGN)..).unwrap_or_default();
+    Ok((msdu, if rest.len() < SUBFRAME_HEADER_LEN { &[] } else { rest }))
+}
+
+/// An LLC/SNAP header, to the ethertype it names.
+pub(super) fn llc_snap(body: &[u8]) -> Result<Layer<'_>, SkipReason> {
     let snap = body.first_chunk::<SNAP_LEN>().ok_or(SkipReason::Truncated)?;
     if !SNAP_HEADERS.contains(snap) {
         return Err(SkipReason::NotIp);

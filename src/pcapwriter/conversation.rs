@@ -49,6 +49,8 @@ pub enum ScriptError {
     CannotCarry { layer: &'static str, kind: PacketKind },
     #[error("VLAN tags need the Ethernet link layer")]
     VlanNeedsEthernet,
+    #[error("aggregates (A-MSDU) need an 802.11 link layer")]
+    AggregateNeedsWifi,
     #[error("cannot build a packet: {0}")]
     Build(String),
 }
@@ -87,6 +89,8 @@ struct Segment {
     ack: u32,
     flags: Flags,
     payload: Vec<u8>,
+    /// Segments of one aggregate share its number and go out in one frame.
+    aggregate: Option<usize>,
 }
 
 impl fmt::Debug for Segment {
@@ -349,6 +353,17 @@ impl Conversation {
         self
     }
 
+    /// Sends the last data call's segments in one 802.11 aggregate frame (A-MSDU), at the time of
+    /// the first: a Wi-Fi station or access point bundling a burst. Needs [`Link::Wifi`] or
+    /// [`Link::Radiotap`] when rendered.
+    pub fn aggregate_last(&mut self) -> &mut Self {
+        let group = self.last_batch.start;
+        if let Some(batch) = self.segments.get_mut(self.last_batch.clone()) {
+            batch.iter_mut().for_each(|segment| segment.aggregate = Some(group));
+        }
+        self
+    }
+
     /// The sequence number `side` will use for its next byte.
     pub fn next_seq(&self, side: Side) -> u32 {
         match side {
@@ -373,20 +388,43 @@ impl Conversation {
             return Err(error.clone());
         }
         let link_type = self.link.link_type();
-        self.segments
-            .iter()
-            .enumerate()
-            .filter(|(_, segment)| only_from.is_none_or(|side| segment.from == side))
-            .map(|(number, segment)| {
-                let number = u32::try_from(number).unwrap_or(u32::MAX);
-                let mut packet = self.ip_packet(segment)?;
-                for step in &self.encaps {
-                    packet = step.wrap(packet, segment.from, number)?;
+        let mut frames: Vec<CapturedFrame> = Vec::new();
+        let mut aggregate: Option<(usize, Side, Timestamp, Vec<Packet>)> = None;
+        for (number, segment) in self.segments.iter().enumerate() {
+            if only_from.is_some_and(|side| segment.from != side) {
+                continue;
+            }
+            let number = u32::try_from(number).unwrap_or(u32::MAX);
+            let mut packet = self.ip_packet(segment)?;
+            for step in &self.encaps {
+                packet = step.wrap(packet, segment.from, number)?;
+            }
+            if aggregate.as_ref().is_some_and(|(group, ..)| segment.aggregate != Some(*group)) {
+                frames.extend(self.aggregate_frame(aggregate.take())?);
+            }
+            match (segment.aggregate, &mut aggregate) {
+                (Some(_), Some((.., packets))) => packets.push(packet),
+                (Some(group), None) => aggregate = Some((group, segment.from, segment.ts, vec![packet])),
+                (None, _) => {
+                    let data = self.link.frame(&packet, segment.from, self.macs, &self.vlans)?;
+                    frames.push(CapturedFrame { ts: segment.ts, link_type, data });
                 }
-                let data = self.link.frame(&packet, segment.from, self.macs, &self.vlans)?;
-                Ok(CapturedFrame { ts: segment.ts, link_type, data })
-            })
-            .collect()
+            }
+        }
+        frames.extend(self.aggregate_frame(aggregate)?);
+        Ok(frames)
+    }
+
+    /// The frame of an aggregate's packets, when there is one.
+    fn aggregate_frame(
+        &self,
+        aggregate: Option<(usize, Side, Timestamp, Vec<Packet>)>,
+    ) -> Result<Option<CapturedFrame>, ScriptError> {
+        let Some((_, from, ts, packets)) = aggregate else {
+            return Ok(None);
+        };
+        let data = self.link.aggregate_frame(&packets, from, self.macs)?;
+        Ok(Some(CapturedFrame { ts, link_type: self.link.link_type(), data }))
     }
 
     fn ip_packet(&self, segment: &Segment) -> Result<Packet, ScriptError> {
@@ -413,7 +451,7 @@ impl Conversation {
     }
 
     fn push(&mut self, from: Side, seq: u32, ack: u32, flags: Flags, payload: Vec<u8>) {
-        self.segments.push(Segment { ts: self.clock, from, seq, ack, flags, payload });
+        self.segments.push(Segment { ts: self.clock, from, seq, ack, flags, payload, aggregate: None });
         self.clock = self.clock.saturating_add(self.step);
     }
 

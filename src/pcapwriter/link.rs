@@ -67,6 +67,9 @@ const WIFI_QOS_DATA: u8 = 0x88;
 const WIFI_DATA: u8 = 0x08;
 const WIFI_TO_DS: u8 = 0x01;
 const WIFI_FROM_DS: u8 = 0x02;
+/// QoS control, first byte: the body is an aggregate (A-MSDU), whose subframes are aligned on 4.
+const QOS_AMSDU: u8 = 0x80;
+const AMSDU_ALIGN: usize = 4;
 /// RFC 1042 LLC/SNAP header, before the ethertype.
 const LLC_SNAP: [u8; 6] = [0xaa, 0xaa, 0x03, 0, 0, 0];
 
@@ -138,43 +141,86 @@ impl Link {
                     frame.extend_from_slice(&RADIOTAP_HEADER);
                     checked_from = Some(frame.len());
                 }
-                push_wifi(&mut frame, from, macs, ether_type);
+                push_wifi_header(&mut frame, from, macs, false);
+                frame.extend_from_slice(&LLC_SNAP);
+                frame.extend_from_slice(&ether_type.to_be_bytes());
             }
         }
         frame.extend_from_slice(&packet.bytes);
         if let Some(start) = checked_from {
-            let mut crc = flate2::Crc::new();
-            crc.update(frame.get(start..).unwrap_or_default());
-            frame.extend_from_slice(&crc.sum().to_le_bytes());
+            push_fcs(&mut frame, start);
+        }
+        Ok(frame)
+    }
+
+    /// One 802.11 frame carrying all of `packets`, sent by `from`: an aggregate (A-MSDU), QoS
+    /// data whose body holds one subframe per packet, as stations and access points send bursts
+    /// of small packets. Only the Wi-Fi links carry aggregates.
+    pub(super) fn aggregate_frame(self, packets: &[Packet], from: Side, macs: Macs) -> Result<Vec<u8>, ScriptError> {
+        if !matches!(self, Link::Wifi | Link::Radiotap) {
+            return Err(ScriptError::AggregateNeedsWifi);
+        }
+        let mut frame = Vec::new();
+        let mut checked_from = None;
+        if self == Link::Radiotap {
+            frame.extend_from_slice(&RADIOTAP_HEADER);
+            checked_from = Some(frame.len());
+        }
+        push_wifi_header(&mut frame, from, macs, true);
+        let body_start = frame.len();
+        let (source, destination) = macs.oriented(from);
+        for (number, packet) in packets.iter().enumerate() {
+            let ether_type = ether_type(packet.kind, "802.11")?;
+            if number > 0 {
+                // Every subframe but the last is padded to a multiple of 4 bytes.
+                let padded = (frame.len() - body_start).next_multiple_of(AMSDU_ALIGN);
+                frame.resize(body_start + padded, 0);
+            }
+            let length = LLC_SNAP.len() + 2 + packet.bytes.len();
+            let length = u16::try_from(length)
+                .map_err(|_| ScriptError::OutOfRange { field: "A-MSDU subframe length", value: length as u64 })?;
+            frame.extend_from_slice(&destination);
+            frame.extend_from_slice(&source);
+            frame.extend_from_slice(&length.to_be_bytes());
+            frame.extend_from_slice(&LLC_SNAP);
+            frame.extend_from_slice(&ether_type.to_be_bytes());
+            frame.extend_from_slice(&packet.bytes);
+        }
+        if let Some(start) = checked_from {
+            push_fcs(&mut frame, start);
         }
         Ok(frame)
     }
 }
 
-/// Appends an 802.11 data frame's header and LLC/SNAP header (see [`Link::Wifi`]).
-fn push_wifi(frame: &mut Vec<u8>, from: Side, macs: Macs, ether_type: u16) {
+/// Appends the CRC-32 of the frame from `start` on: the frame check sequence.
+fn push_fcs(frame: &mut Vec<u8>, start: usize) {
+    let mut crc = flate2::Crc::new();
+    crc.update(frame.get(start..).unwrap_or_default());
+    frame.extend_from_slice(&crc.sum().to_le_bytes());
+}
+
+/// Appends an 802.11 data frame's header (see [`Link::Wifi`]); an aggregate's is QoS data with
+/// the A-MSDU bit, whichever side sends it.
+fn push_wifi_header(frame: &mut Vec<u8>, from: Side, macs: Macs, aggregate: bool) {
     let access_point = macs.server;
     let (source, destination) = macs.oriented(from);
-    match from {
+    let qos = from == Side::Client || aggregate;
+    let (direction, addresses) = match from {
         // To the distribution system: receiver (the access point), transmitter, destination.
-        Side::Client => {
-            frame.extend_from_slice(&[WIFI_QOS_DATA, WIFI_TO_DS, 0, 0]);
-            for address in [access_point, source, destination] {
-                frame.extend_from_slice(&address);
-            }
-            frame.extend_from_slice(&[0, 0, 0, 0]);
-        }
+        Side::Client => (WIFI_TO_DS, [access_point, source, destination]),
         // From it: receiver, transmitter (the access point), source.
-        Side::Server => {
-            frame.extend_from_slice(&[WIFI_DATA, WIFI_FROM_DS, 0, 0]);
-            for address in [destination, access_point, source] {
-                frame.extend_from_slice(&address);
-            }
-            frame.extend_from_slice(&[0, 0]);
-        }
+        Side::Server => (WIFI_FROM_DS, [destination, access_point, source]),
+    };
+    frame.extend_from_slice(&[if qos { WIFI_QOS_DATA } else { WIFI_DATA }, direction, 0, 0]);
+    for address in addresses {
+        frame.extend_from_slice(&address);
     }
-    frame.extend_from_slice(&LLC_SNAP);
-    frame.extend_from_slice(&ether_type.to_be_bytes());
+    // Sequence control, then the QoS control (its first byte's top bit: A-MSDU).
+    frame.extend_from_slice(&[0, 0]);
+    if qos {
+        frame.extend_from_slice(&[if aggregate { QOS_AMSDU } else { 0 }, 0]);
+    }
 }
 
 /// The MAC addresses of the two ends of a conversation.
@@ -441,6 +487,42 @@ mod tests {
         let mpls = Packet { kind: PacketKind::Mpls, bytes: vec![0; 4] };
         assert!(link_frame_ok(Link::Ethernet, &mpls));
         assert!(!link_frame_ok(Link::RawIp, &mpls));
+    }
+
+    #[test]
+    fn aggregates_put_a_burst_in_one_wifi_frame() {
+        use crate::decode::{Decoded, Decoder};
+        for link in [Link::Wifi, Link::Radiotap] {
+            let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 110));
+            conversation
+                .link(link)
+                .client(b"CAPA\r\n")
+                .send_split(Side::Server, b"+OK\r\nUSER\r\n.\r\n", &[5, 6, 3])
+                .aggregate_last()
+                .client(b"QUIT\r\n");
+            let frames = conversation.frames().unwrap();
+            assert_eq!(frames.len(), 3, "the three server segments share a frame");
+            let mut decoder = Decoder::new();
+            let mut payloads = Vec::new();
+            for frame in &frames {
+                let frame = frame.as_frame();
+                let mut decoded = Some(decoder.decode(&frame));
+                while let Some(packet) = decoded {
+                    let Decoded::Tcp(packet) = packet else { panic!("not TCP: {packet:?}") };
+                    payloads.push(packet.payload.to_vec());
+                    decoded = decoder.decode_next(&frame);
+                }
+            }
+            let expected: [&[u8]; 5] = [b"CAPA\r\n", b"+OK\r\n", b"USER\r\n", b".\r\n", b"QUIT\r\n"];
+            assert_eq!(payloads, expected);
+            let aggregate = &frames[1].data;
+            let header = if link == Link::Radiotap { RADIOTAP_HEADER.len() } else { 0 };
+            assert_eq!(aggregate[header..header + 2], [WIFI_QOS_DATA, WIFI_FROM_DS]);
+            assert_eq!(aggregate[header + 24], QOS_AMSDU, "the QoS control says A-MSDU");
+        }
+        let mut on_ethernet = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 110));
+        on_ethernet.client(b"CAPA\r\n").aggregate_last();
+        assert!(matches!(on_ethernet.frames(), Err(ScriptError::AggregateNeedsWifi)));
     }
 
     fn link_frame_ok(link: Link, packet: &Packet) -> bool {

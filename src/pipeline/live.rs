@@ -132,10 +132,17 @@ fn capture(id: usize, mut source: LiveSource, mut dispatcher: Dispatcher, shared
                 counters.frames += 1;
                 counters.bytes += frame.data.len() as u64;
                 counters.last_ts = counters.last_ts.max(frame.ts);
-                match decoder.decode(&frame) {
+                let mut outcome = match decoder.decode(&frame) {
                     Decoded::Tcp(packet) => dispatcher.frame(frame.ts, Some(&packet)),
                     Decoded::Skipped(_) => dispatcher.frame(frame.ts, None),
+                };
+                // The other packets of an aggregate frame (802.11 A-MSDU).
+                while let (Ok(ticked), Some(decoded)) = (outcome, decoder.decode_next(&frame)) {
+                    if let Decoded::Tcp(packet) = decoded {
+                        outcome = dispatcher.frame(frame.ts, Some(&packet)).map(|now| ticked || now);
+                    }
                 }
+                outcome
             }
             Ok(None) => dispatcher.idle(wall_clock()),
             Err(error) => {

@@ -309,6 +309,12 @@ impl Reader<'_, '_> {
                 Decoded::Tcp(packet) => feed(frame.ts, Some(&packet), block)?,
                 Decoded::Skipped(_) => feed(frame.ts, None, block)?,
             }
+            // The other packets of an aggregate frame (802.11 A-MSDU).
+            while let Some(decoded) = self.decoder.decode_next(&frame) {
+                if let Decoded::Tcp(packet) = decoded {
+                    feed(frame.ts, Some(&packet), block)?;
+                }
+            }
         }
     }
 
