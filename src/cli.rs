@@ -221,6 +221,12 @@ pub struct AnalysisArgs {
     /// accounts without revealing it (needs a key).
     #[arg(long)]
     pub fingerprint_secrets: bool,
+    /// Tell connections apart by addresses and ports alone, whatever their VLAN tags: for SPAN
+    /// ports that see a connection's two directions with different tags (each would be half a
+    /// connection), or the two routed copies of it on two VLANs (each login reported twice).
+    /// Alerts then carry no `vlan` field.
+    #[arg(long)]
+    pub ignore_vlans: bool,
     #[command(flatten)]
     pub ports: PortArgs,
     #[command(flatten)]
@@ -352,7 +358,7 @@ impl AnalysisArgs {
         flow.reassembly.max_buffered = self.limits.max_buffered_per_flow;
         let proto =
             ProtoConfig { ports, policy, inspection_depth: self.limits.inspection_depth, ..ProtoConfig::default() };
-        Ok(RunConfig { flow, proto, ..RunConfig::default() })
+        Ok(RunConfig { flow, proto, ignore_vlans: self.ignore_vlans, ..RunConfig::default() })
     }
 
     fn key(&self) -> anyhow::Result<Option<Vec<u8>>> {

@@ -197,6 +197,62 @@ fn logins_in_wifi_aggregates_are_found() {
 }
 
 #[test]
+fn ignore_vlans_joins_what_a_span_port_saw_with_two_tags() {
+    // A SPAN port on a router's two VLANs. One connection shows its client's packets tagged 10
+    // and its server's tagged 20; another is copied whole on both VLANs.
+    let login = |port| {
+        let mut conversation = Conversation::new(([10, 1, 0, 5], port), ([10, 1, 0, 9], 110));
+        conversation
+            .handshake()
+            .server(b"+OK POP3 ready\r\n")
+            .client(b"USER alice\r\n")
+            .server(b"+OK\r\n")
+            .client(b"PASS not-a-real-password\r\n")
+            .server(b"+OK logged in\r\n")
+            .fin(Side::Client);
+        conversation
+    };
+    let mut asymmetric = login(40_001);
+    let mut frames = asymmetric.vlans(&[10]).frames_from(Side::Client).unwrap();
+    frames.extend(asymmetric.vlans(&[20]).frames_from(Side::Server).unwrap());
+    frames.sort_by_key(|frame| frame.ts);
+    let mut copied = login(40_002);
+    let (on_10, on_20) = (copied.vlans(&[10]).frames().unwrap(), copied.vlans(&[20]).frames().unwrap());
+    for (first, second) in on_10.into_iter().zip(on_20) {
+        let mut second = second;
+        second.ts = second.ts.saturating_add(std::time::Duration::from_micros(50));
+        frames.extend([first, second]);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("span.pcap");
+    write_pcap_file(&capture, &frames).unwrap();
+    let path = capture.to_str().unwrap();
+
+    let by_port = |events: &[serde_json::Value], port: u64| {
+        common::of_type(events, "cleartext_credential").into_iter().filter(|alert| alert["src_port"] == port).count()
+    };
+    let tagged = common::parse_lines(&common::credwatch(&["read", "--format", "json", path], &[]).stdout);
+    assert_eq!(by_port(&tagged, 40_002), 2, "one login per copy: {tagged:?}");
+    let half = common::of_type(&tagged, "cleartext_credential").into_iter().find(|alert| alert["src_port"] == 40_001);
+    assert_eq!(half.unwrap()["credential"]["outcome"], "unknown", "the server's half is another flow");
+
+    for threads in ["1", "2"] {
+        let output =
+            common::credwatch(&["read", "--format", "json", "--ignore-vlans", "--threads", threads, path], &[]);
+        assert!(output.status.success());
+        let events = common::parse_lines(&output.stdout);
+        let logins = common::of_type(&events, "cleartext_credential");
+        assert_eq!(logins.len(), 2, "{events:?}");
+        for login in &logins {
+            assert_eq!(login["credential"]["outcome"], "success", "{login}");
+            assert_eq!(login["server"]["greeting"], "+OK POP3 ready");
+            assert!(login.get("vlan").is_none());
+        }
+        assert!(common::of_type(&events, "anomaly").is_empty(), "{events:?}");
+    }
+}
+
+#[test]
 fn fail_on_alert_is_for_scripts() {
     let found = common::credwatch(&["read", "--fail-on-alert", demo().to_str().unwrap()], &[]);
     assert_eq!(found.status.code(), Some(10));

@@ -215,6 +215,8 @@ pub struct Decoder {
     /// Where the subframes of the latest frame not read yet start, when it was an aggregate
     /// (802.11 A-MSDU) of several packets (see [`Decoder::decode_next`]).
     aggregate_rest: Option<usize>,
+    /// Packets come out without their VLAN ids (see [`Decoder::ignoring_vlans`]).
+    ignore_vlans: bool,
 }
 
 /// Different unsupported link types warned about at most (a capture has one per interface).
@@ -223,6 +225,13 @@ const UNSUPPORTED_WARNED: usize = 16;
 impl Decoder {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Packets come out without VLAN ids, so that flows are told apart by addresses, ports and
+    /// tunnels alone: a SPAN port may see a connection's two directions, or two routed copies
+    /// of it, with different tags.
+    pub fn ignoring_vlans(self, ignore: bool) -> Self {
+        Decoder { ignore_vlans: ignore, ..self }
     }
 
     /// A decoder whose fragment reassembly keeps to the given limits.
@@ -237,8 +246,11 @@ impl Decoder {
         self.aggregate_rest = None;
         self.defrag.expire(frame.ts, &mut self.stats);
         if frame.link_type == LinkType::ETHERNET {
-            if let Some(packet) = fast::ethernet_tcp(frame.data) {
+            if let Some(mut packet) = fast::ethernet_tcp(frame.data) {
                 self.stats.tcp += 1;
+                if self.ignore_vlans {
+                    packet.vlan = VlanStack::default();
+                }
                 return Decoded::Tcp(packet);
             }
         }
@@ -262,10 +274,21 @@ impl Decoder {
     }
 
     fn peel_from<'a>(&'a mut self, frame: &Frame<'a>, first: Result<Layer<'a>, SkipReason>) -> Decoded<'a> {
-        let Decoder { stats, defrag, unsupported_seen, cut_short_warned, encrypted_warned, aggregate_rest } = self;
+        let Decoder {
+            stats,
+            defrag,
+            unsupported_seen,
+            cut_short_warned,
+            encrypted_warned,
+            aggregate_rest,
+            ignore_vlans,
+        } = self;
         match first.and_then(|layer| peel(frame, layer, defrag, stats, aggregate_rest)) {
-            Ok(packet) => {
+            Ok(mut packet) => {
                 stats.tcp += 1;
+                if *ignore_vlans {
+                    packet.vlan = VlanStack::default();
+                }
                 if packet.payload_missing > 0 && !*cut_short_warned {
                     *cut_short_warned = true;
                     warn_cut_short(frame);

@@ -454,6 +454,37 @@ fn stacked_tags_keep_the_first_four() {
 }
 
 #[test]
+fn vlans_can_be_ignored_on_every_path() {
+    let frames = [
+        // One tag and two (the fast path), five (the general walk), and an inner tag behind VXLAN.
+        tagged(&[(0x8100, 10)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE)),
+        tagged(&[(0x88a8, 100), (0x8100, 200)], 0x86dd, &ipv6_tcp(CLIENT6, SERVER6, LINE)),
+        tagged(
+            &[(0x9100, 1), (0x88a8, 2), (0x8100, 3), (0x8100, 4), (0x8100, 5)],
+            0x0800,
+            &ipv4_tcp(CLIENT, SERVER, LINE),
+        ),
+        ethernet(
+            0x0800,
+            &ipv4_outer(
+                17,
+                TUNNEL_A,
+                TUNNEL_B,
+                &udp(4789, &vxlan(5000, &tagged(&[(0x8100, 33)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE)))),
+            ),
+        ),
+    ];
+    let mut ignoring = Decoder::new().ignoring_vlans(true);
+    for frame in &frames {
+        let tagged = decode_tcp(LinkType::ETHERNET, frame);
+        assert!(!tagged.vlan.is_empty());
+        let untagged = decode_at(&mut ignoring, LinkType::ETHERNET, frame, 0).unwrap();
+        assert!(untagged.vlan.is_empty(), "{frame:02x?}");
+        assert_eq!(untagged, Seen { vlan: Vec::new(), ..tagged }, "only the tags go");
+    }
+}
+
+#[test]
 fn linux_cooked_v1_and_v2() {
     let packet = ipv4_tcp(CLIENT, SERVER, LINE);
     assert_eq!(decode_tcp(LinkType::LINUX_SLL, &linux_sll(0x0800, &packet)).payload, LINE);

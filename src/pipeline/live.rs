@@ -63,11 +63,12 @@ pub fn run(
         let mut captures = Vec::new();
         for (id, source) in sources.into_iter().enumerate() {
             let dispatcher = Dispatcher::new(queues.clone(), QueuePolicy::Drop);
+            let decoder = Decoder::new().ignoring_vlans(config.ignore_vlans);
             let (shared, stop) = (&shared, &control.stop);
             let name = format!("capture-{}", source.interface());
             let spawned = std::thread::Builder::new()
                 .name(name)
-                .spawn_scoped(scope, move || capture(id, source, dispatcher, shared, stop));
+                .spawn_scoped(scope, move || capture(id, source, decoder, dispatcher, shared, stop));
             match spawned {
                 Ok(handle) => captures.push(handle),
                 Err(error) => {
@@ -120,8 +121,14 @@ fn wall_clock() -> Timestamp {
 }
 
 /// One interface's capture thread.
-fn capture(id: usize, mut source: LiveSource, mut dispatcher: Dispatcher, shared: &SharedStats, stop: &AtomicBool) {
-    let mut decoder = Decoder::new();
+fn capture(
+    id: usize,
+    mut source: LiveSource,
+    mut decoder: Decoder,
+    mut dispatcher: Dispatcher,
+    shared: &SharedStats,
+    stop: &AtomicBool,
+) {
     let mut counters = CaptureCounters { name: source.interface().to_string(), ..CaptureCounters::default() };
     let mut backoff = MIN_BACKOFF;
     let mut last_publish = Instant::now();

@@ -81,6 +81,8 @@ pub struct RunConfig {
     pub queue_segments: usize,
     /// Write the closing stats as a `stats` event (live capture always writes them).
     pub stats_event: bool,
+    /// Tell flows apart without their VLAN ids ([`Decoder::ignoring_vlans`]).
+    pub ignore_vlans: bool,
 }
 
 impl Default for RunConfig {
@@ -91,6 +93,7 @@ impl Default for RunConfig {
             threads: 1,
             queue_segments: DEFAULT_QUEUE_SEGMENTS,
             stats_event: false,
+            ignore_vlans: false,
         }
     }
 }
@@ -164,7 +167,7 @@ pub fn read_files_with_progress(
     let shared = SharedStats::new(["files".to_string()], config.workers());
     let mut report = RunReport::default();
     let mut counters = CaptureCounters { name: "files".to_string(), ..CaptureCounters::default() };
-    let mut decoder = Decoder::new();
+    let mut decoder = Decoder::new().ignoring_vlans(config.ignore_vlans);
     if config.workers() == 1 {
         let mut inline = Inline {
             engine: Engine::new(config.flow, config.proto.clone()),
