@@ -4,9 +4,11 @@
 //! # Threads
 //!
 //! ```text
-//! capture+decode ──batches──▶ worker 0..N (engine) ──events──▶ output (sinks, summary)
-//!      (one per source)   bounded queues,          bounded queue
-//!                         sharded by flow
+//! live:   capture+decode ──batches──▶ worker 0..N (engine) ──events──▶ output (sinks, summary)
+//!         (one per interface)  bounded queues,        bounded queue
+//!                              sharded by flow
+//!
+//! files:  read+decode+engine (share 0) ──batches──▶ worker 1 (engine, sinks) ◀──events── 2..N
 //! ```
 //!
 //! A capture thread decodes each frame, puts the TCP segments (only those) into batches and sends
@@ -15,9 +17,11 @@
 //! payloads lie in rather than copies of them ([`crate::capture::SharedBlock`]); live capture
 //! copies the payloads (one buffer per batch, reused), since libpcap reuses its buffer. When
 //! packet time enters a new second, every worker gets a tick so that idle workers expire flows on
-//! packet time too. The output thread alone owns the sinks. Reading files, the capture thread is
-//! a worker as well: it keeps a share of the flows (a third of a worker thread's, since it also
-//! reads and decodes everything) and analyses them in place.
+//! packet time too. One thread alone owns the sinks: live, an output thread; reading files, the
+//! first worker thread, which writes between its batches (on two cores, a third thread for the
+//! output only took turns with the other two). Reading files, the capture thread is a worker as
+//! well: it keeps a share of the flows (a third of a worker thread's, since it also reads and
+//! decodes everything) and analyses them in place.
 //!
 //! Files never lose a packet: a full queue makes the reader wait. Their output is put back into
 //! the order a single engine produces (by frame, flow and production order), so `read` writes the
@@ -51,10 +55,10 @@ use crate::output::Sink;
 use crate::progress::{Progress, ReadProgress};
 use crate::proto::ProtoConfig;
 
-use dispatch::{sort_by_flow, Clock, Disconnected, Dispatcher, QueuePolicy, Queues, BATCH_JOBS};
+use dispatch::{sort_by_flow, Batch, Clock, Disconnected, Dispatcher, QueuePolicy, Queues, BATCH_JOBS};
 pub use engine::{Engine, EngineStats};
 pub use inputs::{expand_inputs, InputError};
-use output::{Output, OutputMode, OutputMsg};
+use output::{Output, OutputMode, OutputMsg, Writer};
 use stats::{CaptureCounters, SharedStats};
 use worker::Shard;
 
@@ -63,10 +67,11 @@ pub const DEFAULT_QUEUE_SEGMENTS: usize = 65_536;
 /// Batches each worker's queue holds when reading files: enough to keep the worker busy while the
 /// reader fills the next; a deeper queue only costs memory, since the reader waits anyway.
 const FILE_QUEUE_BATCHES: usize = 4;
-/// Frames between two reports of the reading thread's own worker to the output thread (which
+/// Frames between two reports of the reading thread's own worker to the writing worker (which
 /// holds other workers' events until every worker is past them).
 const LOCAL_PUBLISH_EVERY: u64 = 1024;
-/// Event batches the output queue holds before workers wait for it.
+/// Event batches the output queue holds before workers wait for it (live).
+#[cfg_attr(not(feature = "live"), allow(dead_code))]
 const OUTPUT_QUEUE: usize = 1024;
 
 /// Everything a run needs, resolved from the command line.
@@ -194,12 +199,14 @@ pub fn read_files_with_progress(
     let mode = OutputMode { workers: config.workers(), ordered: true, flush_when_idle: false };
     std::thread::scope(|scope| {
         // The reading thread is a worker too: it keeps one share of the flows, the other
-        // `threads - 1` shares go to worker threads.
+        // `threads - 1` shares go to worker threads, the first of which writes.
         let depth = config.queue_batches().min(FILE_QUEUE_BATCHES);
-        let (threads, queues) = Threads::start(scope, config, 1, depth, sink, &shared, mode)?;
-        let mut local = threads.local_shard(config, &shared);
+        let FileWorkers { writing, others, queues, events } =
+            start_file_workers(scope, config, depth, sink, &shared, mode)?;
+        let engine = Engine::new(config.worker_limits(), config.proto.clone());
+        let mut local = Shard::new(0, engine, Some(events), &shared, true);
         let mut dispatcher = Dispatcher::with_local_share(queues, QueuePolicy::Block);
-        // The workers being gone means the output failed: `finish` reports why.
+        // The workers being gone means the output failed: joining the writer says why.
         let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared: &shared };
         let _ = reader
             .read_all(paths, &mut report, |ts, packet, block| {
@@ -221,9 +228,102 @@ pub fn read_files_with_progress(
         local.finish();
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
-        let stats = threads.finish(&shared, counters.last_ts, false, config.stats_event)?;
+        for worker in others {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        let mut writer = match writing.join() {
+            Ok(writer) => writer?,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        let mut stats = writer.output.stats(shared.event(counters.last_ts, true, false), config.stats_event)?;
+        stats.alerts = writer.finish()?;
         Ok(report.completed(&shared, stats))
     })
+}
+
+/// What [`start_file_workers`] starts.
+struct FileWorkers<'scope, 'env> {
+    /// Worker 1, which writes; joined, it returns the writer.
+    writing: ScopedJoinHandle<'scope, std::io::Result<Writer<'env>>>,
+    others: Vec<ScopedJoinHandle<'scope, ()>>,
+    /// Every worker's queue, worker 1's first.
+    queues: Queues,
+    /// Where the other workers and the reading thread's own share send their events.
+    events: Sender<OutputMsg>,
+}
+
+/// Worker threads, and the queues that feed them.
+struct Workers<'scope> {
+    threads: Vec<ScopedJoinHandle<'scope, ()>>,
+    queues: Vec<Sender<Batch>>,
+}
+
+/// Which worker threads to start: numbered from `first` to the configured count, each with a
+/// queue of `queue_batches` batches, reporting their progress even without events when
+/// `ordered` (file runs).
+#[derive(Clone, Copy)]
+struct WorkerPlan {
+    first: usize,
+    queue_batches: usize,
+    ordered: bool,
+}
+
+/// The worker threads of a file run, numbered from 1 (0 is the reading thread's own share),
+/// each with a queue of `queue_batches` batches. Worker 1 also writes (see
+/// [`worker::run_writing`]): on two cores, a third thread for the output only took turns with the
+/// other two, at a cost. The others' events go to it over an unbounded queue, so that nobody waits
+/// for it but at the end.
+fn start_file_workers<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    config: &'env RunConfig,
+    queue_batches: usize,
+    sink: &'env mut dyn Sink,
+    shared: &'env SharedStats,
+    mode: OutputMode,
+) -> Result<FileWorkers<'scope, 'env>, RunError> {
+    let (events, others) = crossbeam_channel::unbounded();
+    let (spare, spares) = crossbeam_channel::unbounded();
+    let (queue, batches) = crossbeam_channel::bounded(queue_batches);
+    let shard = Shard::new(1, Engine::new(config.worker_limits(), config.proto.clone()), None, shared, true);
+    let writer = Writer::new(sink, mode, shared);
+    let writer_spare = spare.clone();
+    let writing = std::thread::Builder::new()
+        .name("worker-1".to_string())
+        .spawn_scoped(scope, move || worker::run_writing(shard, batches, writer_spare, writer, others))
+        .map_err(RunError::Thread)?;
+    let plan = WorkerPlan { first: 2, queue_batches, ordered: true };
+    let Workers { threads: others, queues } = start_workers(scope, config, plan, &events, &spare, shared)?;
+    // The queues go to the capture side alone: the workers finish when it drops them.
+    let queues = Queues { workers: [queue].into_iter().chain(queues).collect(), spare: spares };
+    Ok(FileWorkers { writing, others, queues, events })
+}
+
+/// Starts the worker threads of `plan`, sending their events to `events` and their emptied
+/// batches to `spare` (they finish when every copy of their queues is dropped).
+fn start_workers<'scope, 'env>(
+    scope: &'scope Scope<'scope, 'env>,
+    config: &'env RunConfig,
+    plan: WorkerPlan,
+    events: &Sender<OutputMsg>,
+    spare: &Sender<Batch>,
+    shared: &'env SharedStats,
+) -> Result<Workers<'scope>, RunError> {
+    let mut workers = Workers { threads: Vec::new(), queues: Vec::new() };
+    for id in plan.first..config.workers() {
+        let (queue, batches) = crossbeam_channel::bounded(plan.queue_batches);
+        workers.queues.push(queue);
+        let engine = Engine::new(config.worker_limits(), config.proto.clone());
+        let shard = Shard::new(id, engine, Some(events.clone()), shared, plan.ordered);
+        let spare = spare.clone();
+        // On failure the threads started so far end as their queues are dropped.
+        let worker = std::thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn_scoped(scope, move || worker::run(shard, batches, spare));
+        workers.threads.push(worker.map_err(RunError::Thread)?);
+    }
+    Ok(workers)
 }
 
 impl RunReport {
@@ -379,18 +479,20 @@ impl Inline<'_> {
     }
 }
 
-/// The workers and the output thread of a threaded run.
+/// The workers and the output thread of a live run.
+#[cfg_attr(not(feature = "live"), allow(dead_code))]
 struct Threads<'scope> {
     output: Sender<OutputMsg>,
     workers: Vec<ScopedJoinHandle<'scope, ()>>,
     writer: ScopedJoinHandle<'scope, std::io::Result<crate::alert::AlertCounts>>,
 }
 
+#[cfg_attr(not(feature = "live"), allow(dead_code))]
 impl<'scope> Threads<'scope> {
-    /// Starts the output thread and the worker threads, numbered from `first_worker` (lower
-    /// numbers are the capture side's own, see [`Threads::local_shard`]) to the configured count,
-    /// each with a queue of `queue_batches` batches; returns them with the workers' queues, to be
-    /// handed to the capture side (the workers finish when every copy of them is dropped).
+    /// Starts the output thread and the worker threads, numbered from `first_worker` to the
+    /// configured count, each with a queue of `queue_batches` batches; returns them with the
+    /// workers' queues, to be handed to the capture side (the workers finish when every copy of
+    /// them is dropped).
     fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         config: &'env RunConfig,
@@ -406,27 +508,9 @@ impl<'scope> Threads<'scope> {
             .spawn_scoped(scope, move || output::run(output_queue, sink, mode, shared))
             .map_err(RunError::Thread)?;
         let (spare, spares) = crossbeam_channel::unbounded();
-        let mut queues = Queues { workers: Vec::new(), spare: spares };
-        let mut workers = Vec::new();
-        for id in first_worker..config.workers() {
-            let (queue, batches) = crossbeam_channel::bounded(queue_batches);
-            queues.workers.push(queue);
-            let engine = Engine::new(config.worker_limits(), config.proto.clone());
-            let shard = Shard::new(id, engine, output.clone(), shared, mode.ordered);
-            let spare = spare.clone();
-            // On failure the threads started so far end as their queues are dropped.
-            let worker = std::thread::Builder::new()
-                .name(format!("worker-{id}"))
-                .spawn_scoped(scope, move || worker::run(shard, batches, spare));
-            workers.push(worker.map_err(RunError::Thread)?);
-        }
-        Ok((Threads { output, workers, writer }, queues))
-    }
-
-    /// Worker 0 for the capture thread to run itself (file runs).
-    fn local_shard<'s>(&self, config: &RunConfig, shared: &'s SharedStats) -> Shard<'s> {
-        let engine = Engine::new(config.worker_limits(), config.proto.clone());
-        Shard::new(0, engine, self.output.clone(), shared, true)
+        let plan = WorkerPlan { first: first_worker, queue_batches, ordered: mode.ordered };
+        let Workers { threads: workers, queues } = start_workers(scope, config, plan, &output, &spare, shared)?;
+        Ok((Threads { output, workers, writer }, Queues { workers: queues, spare: spares }))
     }
 
     /// Waits for the workers (the capture side must have dropped its queues), has the output

@@ -1,6 +1,6 @@
 //! The output side: the one place that owns the sinks, counts what was written and builds the
-//! closing summary of servers. In the threaded pipeline it runs on its own thread; file runs put
-//! the workers' events back into the single-engine order before writing them.
+//! closing summary of servers. Live, it runs on a thread of its own; a threaded file run has its
+//! first worker thread write, putting the workers' events back into the single-engine order.
 
 use std::collections::BTreeMap;
 use std::io;
@@ -15,7 +15,7 @@ use crate::posture::PostureTracker;
 use super::dispatch::{Order, END_OF_INPUT};
 use super::stats::{self, SharedStats};
 
-/// What the workers and the control thread send the output thread.
+/// What the workers and the control thread send the writer.
 pub enum OutputMsg {
     /// Events of one batch, and the worker's progress: it will send nothing more below
     /// `done_below` (a frame index).
@@ -123,7 +123,7 @@ impl<'s> Output<'s> {
     }
 }
 
-/// How the output thread writes.
+/// How the writer writes.
 #[derive(Clone, Copy, Debug)]
 pub struct OutputMode {
     pub workers: usize,
@@ -167,6 +167,61 @@ impl Reorder {
     }
 }
 
+/// An [`Output`] fed by the workers' messages: in the single-engine order (file runs) or as they
+/// come (live).
+pub struct Writer<'s> {
+    pub output: Output<'s>,
+    /// File runs: holds each worker's events until every worker is past them.
+    reorder: Option<Reorder>,
+    shared: &'s SharedStats,
+}
+
+impl<'s> Writer<'s> {
+    pub fn new(sink: &'s mut dyn Sink, mode: OutputMode, shared: &'s SharedStats) -> Self {
+        Writer {
+            output: Output::new(sink, !mode.ordered),
+            reorder: mode.ordered.then(|| Reorder::new(mode.workers)),
+            shared,
+        }
+    }
+
+    /// Acts on one message: writes what it makes ready, logs or writes stats, reopens, ticks.
+    pub fn take(&mut self, message: OutputMsg) -> io::Result<()> {
+        match message {
+            OutputMsg::Events { worker, events, done_below } => {
+                let ready = match &mut self.reorder {
+                    Some(reorder) => reorder.add(worker, events, done_below),
+                    None => events.into_iter().map(|(_, event)| event).collect(),
+                };
+                for event in &ready {
+                    self.output.event(event)?;
+                }
+                self.shared.publish_alerts(&self.output.counts);
+            }
+            OutputMsg::Stats { stats, write } => drop(self.output.stats(*stats, write)?),
+            OutputMsg::Reopen => {
+                tracing::info!("reopening outputs");
+                self.output.sink.reopen()?;
+            }
+            OutputMsg::Tick(now) => self.output.sink.tick(now)?,
+            OutputMsg::Inventory => self.output.inventory()?,
+        }
+        Ok(())
+    }
+
+    /// Every sender is gone: what is still held, then the closing summary. Returns the counts of
+    /// what was written.
+    pub fn finish(mut self) -> io::Result<AlertCounts> {
+        if let Some(reorder) = &mut self.reorder {
+            for event in &reorder.drain() {
+                self.output.event(event)?;
+            }
+        }
+        self.output.finish()?;
+        Ok(self.output.counts)
+    }
+}
+
 /// The output thread: writes until every sender is gone, then the summary. Returns the counts of
 /// what it wrote.
 pub fn run(
@@ -175,14 +230,13 @@ pub fn run(
     mode: OutputMode,
     shared: &SharedStats,
 ) -> io::Result<AlertCounts> {
-    let mut output = Output::new(sink, !mode.ordered);
-    let mut reorder = Reorder::new(mode.workers);
+    let mut writer = Writer::new(sink, mode, shared);
     loop {
         let message = match receiver.try_recv() {
             Ok(message) => message,
             Err(_) => {
                 if mode.flush_when_idle {
-                    output.sink.flush()?;
+                    writer.output.sink.flush()?;
                 }
                 match receiver.recv() {
                     Ok(message) => message,
@@ -190,32 +244,9 @@ pub fn run(
                 }
             }
         };
-        match message {
-            OutputMsg::Events { worker, events, done_below } => {
-                let ready = if mode.ordered {
-                    reorder.add(worker, events, done_below)
-                } else {
-                    events.into_iter().map(|(_, event)| event).collect()
-                };
-                for event in &ready {
-                    output.event(event)?;
-                }
-                shared.publish_alerts(&output.counts);
-            }
-            OutputMsg::Stats { stats, write } => drop(output.stats(*stats, write)?),
-            OutputMsg::Reopen => {
-                tracing::info!("reopening outputs");
-                output.sink.reopen()?;
-            }
-            OutputMsg::Tick(now) => output.sink.tick(now)?,
-            OutputMsg::Inventory => output.inventory()?,
-        }
+        writer.take(message)?;
     }
-    for event in &reorder.drain() {
-        output.event(event)?;
-    }
-    output.finish()?;
-    Ok(output.counts)
+    writer.finish()
 }
 
 #[cfg(test)]
