@@ -2,7 +2,6 @@
 //! closing summary of servers. Live, it runs on a thread of its own; a threaded file run has its
 //! first worker thread write, putting the workers' events back into the single-engine order.
 
-use std::collections::BTreeMap;
 use std::io;
 
 use crossbeam_channel::Receiver;
@@ -136,34 +135,45 @@ pub struct OutputMode {
 
 /// Holds events until every worker has moved past their frame.
 struct Reorder {
-    pending: BTreeMap<Order, Event>,
+    /// Few at a time (a worker is at most a few batches behind another): a vector sorted when
+    /// some are due costs less than a tree kept sorted.
+    pending: Vec<(Order, Event)>,
     done_below: Vec<u64>,
 }
 
 impl Reorder {
     fn new(workers: usize) -> Self {
-        Reorder { pending: BTreeMap::new(), done_below: vec![0; workers] }
+        Reorder { pending: Vec::new(), done_below: vec![0; workers] }
     }
 
-    /// Takes a worker's events; returns those no later event can precede any more.
-    fn add(&mut self, worker: usize, events: Vec<(Order, Event)>, done_below: u64) -> Vec<Event> {
+    /// Takes a worker's events; returns those no later event can precede any more, in order.
+    fn add(
+        &mut self,
+        worker: usize,
+        events: Vec<(Order, Event)>,
+        done_below: u64,
+    ) -> std::vec::Drain<'_, (Order, Event)> {
         self.pending.extend(events);
         if let Some(progress) = self.done_below.get_mut(worker) {
             *progress = (*progress).max(done_below);
         }
         let safe_below = self.done_below.iter().copied().min().unwrap_or(END_OF_INPUT);
-        if safe_below == END_OF_INPUT {
-            return self.drain();
-        }
         let first_held =
             Order { index: safe_below, phase: super::dispatch::Phase::Expiry, flow_id: 0, worker: 0, serial: 0 };
-        let held = self.pending.split_off(&first_held);
-        std::mem::replace(&mut self.pending, held).into_values().collect()
+        let due = |order: &Order| safe_below == END_OF_INPUT || *order < first_held;
+        let ready = if self.pending.iter().any(|(order, _)| due(order)) {
+            self.pending.sort_unstable_by_key(|(order, _)| *order);
+            self.pending.partition_point(|(order, _)| due(order))
+        } else {
+            0
+        };
+        self.pending.drain(..ready)
     }
 
     /// Everything left, in order (all workers are done).
-    fn drain(&mut self) -> Vec<Event> {
-        std::mem::take(&mut self.pending).into_values().collect()
+    fn drain(&mut self) -> std::vec::Drain<'_, (Order, Event)> {
+        self.pending.sort_unstable_by_key(|(order, _)| *order);
+        self.pending.drain(..)
     }
 }
 
@@ -189,12 +199,17 @@ impl<'s> Writer<'s> {
     pub fn take(&mut self, message: OutputMsg) -> io::Result<()> {
         match message {
             OutputMsg::Events { worker, events, done_below } => {
-                let ready = match &mut self.reorder {
-                    Some(reorder) => reorder.add(worker, events, done_below),
-                    None => events.into_iter().map(|(_, event)| event).collect(),
-                };
-                for event in &ready {
-                    self.output.event(event)?;
+                match &mut self.reorder {
+                    Some(reorder) => {
+                        for (_, event) in reorder.add(worker, events, done_below) {
+                            self.output.event(&event)?;
+                        }
+                    }
+                    None => {
+                        for (_, event) in events {
+                            self.output.event(&event)?;
+                        }
+                    }
                 }
                 self.shared.publish_alerts(&self.output.counts);
             }
@@ -213,8 +228,8 @@ impl<'s> Writer<'s> {
     /// what was written.
     pub fn finish(mut self) -> io::Result<AlertCounts> {
         if let Some(reorder) = &mut self.reorder {
-            for event in &reorder.drain() {
-                self.output.event(event)?;
+            for (_, event) in reorder.drain() {
+                self.output.event(&event)?;
             }
         }
         self.output.finish()?;
@@ -262,10 +277,9 @@ mod tests {
         Order { index, phase, flow_id, worker, serial }
     }
 
-    fn packets(events: &[Event]) -> Vec<u64> {
+    fn packets(events: impl Iterator<Item = (Order, Event)>) -> Vec<u64> {
         events
-            .iter()
-            .map(|event| match event {
+            .map(|(_, event)| match event {
                 Event::Stats(stats) => stats.packets,
                 _ => u64::MAX,
             })
@@ -275,7 +289,7 @@ mod tests {
     #[test]
     fn events_wait_until_every_worker_has_passed_their_frame() {
         let mut reorder = Reorder::new(2);
-        let first = reorder.add(1, vec![(order(5, Phase::Packet, 9, 1, 0), stats_event(5))], 6);
+        let first = packets(reorder.add(1, vec![(order(5, Phase::Packet, 9, 1, 0), stats_event(5))], 6));
         assert!(first.is_empty(), "worker 0 may still send events of frames below 6");
         let second = reorder.add(
             0,
@@ -285,12 +299,12 @@ mod tests {
             ],
             8,
         );
-        assert_eq!(packets(&second), [4, 5], "expiry before the frame's own events; frame 7 is held");
+        assert_eq!(packets(second), [4, 5], "expiry before the frame's own events; frame 7 is held");
         let end = reorder.add(1, vec![(order(END_OF_INPUT, Phase::Expiry, 2, 1, 3), stats_event(99))], END_OF_INPUT);
-        assert_eq!(packets(&end), [7]);
+        assert_eq!(packets(end), [7]);
         let last = reorder.add(0, vec![(order(END_OF_INPUT, Phase::Expiry, 1, 0, 4), stats_event(98))], END_OF_INPUT);
-        assert_eq!(packets(&last), [98, 99], "once every worker is done, everything goes, by flow");
-        assert!(reorder.drain().is_empty());
+        assert_eq!(packets(last), [98, 99], "once every worker is done, everything goes, by flow");
+        assert_eq!(reorder.drain().len(), 0);
     }
 
     /// Counts what the output thread asks of its sink.

@@ -150,12 +150,21 @@ impl<'s> Shard<'s> {
         self.done_below = END_OF_INPUT;
     }
 
+    /// Tags the engine's latest events with their place in the canonical order (most steps have
+    /// none: that case is kept to a check).
+    #[inline]
     fn tag(&mut self, index: u64, phase: Phase) {
+        if !self.scratch.is_empty() {
+            self.tag_events(index, phase);
+        }
+        self.done_up_to(index);
+    }
+
+    fn tag_events(&mut self, index: u64, phase: Phase) {
         for event in self.scratch.drain(..) {
             self.serial += 1;
             let order = Order { index, phase, flow_id: flow_id_of(&event), worker: self.id, serial: self.serial };
             self.events.push((order, event));
         }
-        self.done_up_to(index);
     }
 }
