@@ -347,6 +347,7 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
 /// Peels the frame layer by layer down to TCP. At most one datagram is reassembled per frame:
 /// the reassembly pool is taken out of its `Option` when used, which also lets the reassembled
 /// bytes borrow it for `'a`.
+///
 /// An aggregate's first subframe is peeled, and where the others start is left in
 /// `aggregate_rest` (an offset in the frame).
 fn peel<'a>(

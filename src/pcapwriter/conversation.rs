@@ -107,6 +107,14 @@ impl fmt::Debug for Segment {
     }
 }
 
+/// The packets of an aggregate being rendered: their group, sender and time (the first one's).
+struct Aggregate {
+    group: usize,
+    from: Side,
+    ts: Timestamp,
+    packets: Vec<Packet>,
+}
+
 /// Scripts one TCP connection into frames.
 ///
 /// Every scripted segment takes the current time, then the clock moves on by [`Self::step`].
@@ -389,7 +397,7 @@ impl Conversation {
         }
         let link_type = self.link.link_type();
         let mut frames: Vec<CapturedFrame> = Vec::new();
-        let mut aggregate: Option<(usize, Side, Timestamp, Vec<Packet>)> = None;
+        let mut aggregate: Option<Aggregate> = None;
         for (number, segment) in self.segments.iter().enumerate() {
             if only_from.is_some_and(|side| segment.from != side) {
                 continue;
@@ -399,12 +407,14 @@ impl Conversation {
             for step in &self.encaps {
                 packet = step.wrap(packet, segment.from, number)?;
             }
-            if aggregate.as_ref().is_some_and(|(group, ..)| segment.aggregate != Some(*group)) {
+            if aggregate.as_ref().is_some_and(|open| segment.aggregate != Some(open.group)) {
                 frames.extend(self.aggregate_frame(aggregate.take())?);
             }
             match (segment.aggregate, &mut aggregate) {
-                (Some(_), Some((.., packets))) => packets.push(packet),
-                (Some(group), None) => aggregate = Some((group, segment.from, segment.ts, vec![packet])),
+                (Some(_), Some(open)) => open.packets.push(packet),
+                (Some(group), None) => {
+                    aggregate = Some(Aggregate { group, from: segment.from, ts: segment.ts, packets: vec![packet] })
+                }
                 (None, _) => {
                     let data = self.link.frame(&packet, segment.from, self.macs, &self.vlans)?;
                     frames.push(CapturedFrame { ts: segment.ts, link_type, data });
@@ -416,14 +426,11 @@ impl Conversation {
     }
 
     /// The frame of an aggregate's packets, when there is one.
-    fn aggregate_frame(
-        &self,
-        aggregate: Option<(usize, Side, Timestamp, Vec<Packet>)>,
-    ) -> Result<Option<CapturedFrame>, ScriptError> {
-        let Some((_, from, ts, packets)) = aggregate else {
+    fn aggregate_frame(&self, aggregate: Option<Aggregate>) -> Result<Option<CapturedFrame>, ScriptError> {
+        let Some(Aggregate { from, ts, packets, .. }) = aggregate else {
             return Ok(None);
         };
-        let data = self.link.aggregate_frame(&packets, from, self.macs)?;
+        let data = self.link.aggregate_frame(&packets, from, self.macs, &self.vlans)?;
         Ok(Some(CapturedFrame { ts, link_type: self.link.link_type(), data }))
     }
 

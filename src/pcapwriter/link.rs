@@ -156,9 +156,18 @@ impl Link {
     /// One 802.11 frame carrying all of `packets`, sent by `from`: an aggregate (A-MSDU), QoS
     /// data whose body holds one subframe per packet, as stations and access points send bursts
     /// of small packets. Only the Wi-Fi links carry aggregates.
-    pub(super) fn aggregate_frame(self, packets: &[Packet], from: Side, macs: Macs) -> Result<Vec<u8>, ScriptError> {
+    pub(super) fn aggregate_frame(
+        self,
+        packets: &[Packet],
+        from: Side,
+        macs: Macs,
+        vlans: &[u16],
+    ) -> Result<Vec<u8>, ScriptError> {
         if !matches!(self, Link::Wifi | Link::Radiotap) {
             return Err(ScriptError::AggregateNeedsWifi);
+        }
+        if !vlans.is_empty() {
+            return Err(ScriptError::VlanNeedsEthernet);
         }
         let mut frame = Vec::new();
         let mut checked_from = None;

@@ -59,7 +59,7 @@ pub fn run(
     let shared = SharedStats::new(sources.iter().map(|s| s.interface().to_string()), config.workers());
     let mode = OutputMode { workers: config.workers(), ordered: false, flush_when_idle: true };
     let stats = std::thread::scope(|scope| {
-        let (threads, queues) = Threads::start(scope, config, 0, config.queue_batches(), sink, &shared, mode)?;
+        let (threads, queues) = Threads::start(scope, config, config.queue_batches(), sink, &shared, mode)?;
         let mut captures = Vec::new();
         for (id, source) in sources.into_iter().enumerate() {
             let dispatcher = Dispatcher::new(queues.clone(), QueuePolicy::Drop);
@@ -109,7 +109,7 @@ pub fn run(
                 std::panic::resume_unwind(panic);
             }
         }
-        threads.finish(&shared, wall_clock(), true, true)
+        threads.finish(&shared, wall_clock())
     })?;
     let report = RunReport::default();
     Ok(report.completed(&shared, stats))

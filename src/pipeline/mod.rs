@@ -489,14 +489,12 @@ struct Threads<'scope> {
 
 #[cfg_attr(not(feature = "live"), allow(dead_code))]
 impl<'scope> Threads<'scope> {
-    /// Starts the output thread and the worker threads, numbered from `first_worker` to the
-    /// configured count, each with a queue of `queue_batches` batches; returns them with the
-    /// workers' queues, to be handed to the capture side (the workers finish when every copy of
-    /// them is dropped).
+    /// Starts the output thread and the worker threads, each with a queue of `queue_batches`
+    /// batches; returns them with the workers' queues, to be handed to the capture threads (the
+    /// workers finish when every copy of them is dropped).
     fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         config: &'env RunConfig,
-        first_worker: usize,
         queue_batches: usize,
         sink: &'env mut dyn Sink,
         shared: &'env SharedStats,
@@ -508,29 +506,23 @@ impl<'scope> Threads<'scope> {
             .spawn_scoped(scope, move || output::run(output_queue, sink, mode, shared))
             .map_err(RunError::Thread)?;
         let (spare, spares) = crossbeam_channel::unbounded();
-        let plan = WorkerPlan { first: first_worker, queue_batches, ordered: mode.ordered };
+        let plan = WorkerPlan { first: 0, queue_batches, ordered: mode.ordered };
         let Workers { threads: workers, queues } = start_workers(scope, config, plan, &output, &spare, shared)?;
         Ok((Threads { output, workers, writer }, Queues { workers: queues, spare: spares }))
     }
 
     /// Waits for the workers (the capture side must have dropped its queues), has the output
-    /// thread log the closing stats (and write them when `write_stats`), waits for it and returns
-    /// those stats.
-    fn finish(
-        self,
-        shared: &SharedStats,
-        now: Timestamp,
-        per_interface: bool,
-        write_stats: bool,
-    ) -> Result<StatsEvent, RunError> {
+    /// thread log and write the closing stats (per interface), waits for it and returns those
+    /// stats.
+    fn finish(self, shared: &SharedStats, now: Timestamp) -> Result<StatsEvent, RunError> {
         for worker in self.workers {
             if let Err(panic) = worker.join() {
                 std::panic::resume_unwind(panic);
             }
         }
-        let mut stats = shared.event(now, true, per_interface);
+        let mut stats = shared.event(now, true, true);
         // If the output thread is gone, joining it below says why.
-        let _ = self.output.send(OutputMsg::Stats { stats: Box::new(stats.clone()), write: write_stats });
+        let _ = self.output.send(OutputMsg::Stats { stats: Box::new(stats.clone()), write: true });
         drop(self.output);
         match self.writer.join() {
             Ok(counts) => stats.alerts = counts?,
