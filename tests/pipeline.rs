@@ -245,12 +245,12 @@ fn span_duplicates_give_no_duplicate_alerts() {
 
 /// Many conversations of every kind in one capture (pcapng). Each has its own client port: some
 /// encapsulations share a tunnel context (MPLS labels are not part of it, by design).
-/// Logins over an open Wi-Fi network, captured bare (802.11) and in monitor mode (radiotap, with a
-/// frame check sequence after every frame), over IPv4 and IPv6.
+/// Logins over an open Wi-Fi network, captured bare (802.11) and in monitor mode (radiotap or PPI,
+/// with a frame check sequence after every frame), over IPv4 and IPv6.
 #[test]
 fn logins_over_wifi_are_found() {
     let dir = tempfile::tempdir().unwrap();
-    for link in [Link::Wifi, Link::Radiotap] {
+    for link in [Link::Wifi, Link::Radiotap, Link::Ppi] {
         let mut frames = imap_login("alice").link(link).frames().unwrap();
         let mut over_ipv6 = Conversation::new(
             ("2001:db8::5".parse::<IpAddr>().unwrap(), 40_110),

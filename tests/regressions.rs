@@ -158,6 +158,7 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         Link::Loop,
         Link::Wifi,
         Link::Radiotap,
+        Link::Ppi,
     ];
     // Every link, the conversations taking turns on them.
     seed_conversations()

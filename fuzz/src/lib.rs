@@ -144,7 +144,7 @@ pub fn capture_file(data: &[u8]) {
 
 /// Link types the decode harness picks from with the input's first byte: every supported one,
 /// plus one it does not know.
-pub const LINK_TYPES: [LinkType; 13] = [
+pub const LINK_TYPES: [LinkType; 16] = [
     LinkType::NULL,
     LinkType::ETHERNET,
     LinkType::RAW,
@@ -157,6 +157,9 @@ pub const LINK_TYPES: [LinkType; 13] = [
     LinkType::RAW_BSD14,
     LinkType::IEEE802_11,
     LinkType::IEEE802_11_RADIOTAP,
+    LinkType::IEEE802_11_PRISM,
+    LinkType::IEEE802_11_AVS,
+    LinkType::PPI,
     LinkType(147),
 ];
 

@@ -35,6 +35,12 @@ impl LinkType {
     pub const IEEE802_11: LinkType = LinkType(105);
     /// 802.11 frames behind a radiotap header (monitor mode on Linux and macOS).
     pub const IEEE802_11_RADIOTAP: LinkType = LinkType(127);
+    /// 802.11 frames behind a Prism monitoring header (old Linux drivers), or an AVS one.
+    pub const IEEE802_11_PRISM: LinkType = LinkType(119);
+    /// 802.11 frames behind an AVS monitoring header.
+    pub const IEEE802_11_AVS: LinkType = LinkType(163);
+    /// Per-Packet Information header (AirPcap, Kismet) before a frame of the type it names.
+    pub const PPI: LinkType = LinkType(192);
     /// Some old captures store raw IP under the DLT_RAW values of BSD (12 and 14).
     pub const RAW_BSD12: LinkType = LinkType(12);
     pub const RAW_BSD14: LinkType = LinkType(14);

@@ -95,6 +95,13 @@ pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>,
         }
         LinkType::IEEE802_11 => wifi::ieee802_11(data),
         LinkType::IEEE802_11_RADIOTAP => wifi::radiotap(data),
+        LinkType::IEEE802_11_PRISM => wifi::ieee802_11(wifi::after_prism_or_avs(data)?),
+        LinkType::IEEE802_11_AVS => wifi::ieee802_11(wifi::after_avs(data)?),
+        LinkType::PPI => match wifi::after_ppi(data)? {
+            // A PPI header names the frame's own type: never another PPI header.
+            (LinkType::PPI, _) => Err(SkipReason::Malformed),
+            (inner, frame) => first_layer(inner, frame),
+        },
         _ => Err(SkipReason::UnsupportedLinkType),
     }
 }

@@ -340,7 +340,8 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
     tracing::warn!(
         link_type = link_type.0,
         "frames of this link type cannot be decoded, and logins in them cannot be seen (credwatch reads \
-         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, and 802.11 bare or with radiotap)"
+         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, and 802.11 bare or behind \
+         radiotap, PPI, Prism or AVS headers)"
     );
 }
 

@@ -742,6 +742,80 @@ fn wifi_aggregates_yield_every_packet_they_hold() {
     }
 }
 
+/// A PPI header (`aligned`: fields on multiples of 4) with an odd-sized field of another type,
+/// then an 802.11-Common field with `common_flags`, before a frame of `link_type`.
+fn ppi(aligned: bool, common_flags: u16, link_type: u32, frame: &[u8]) -> Vec<u8> {
+    let mut fields = vec![0x07, 0x00, 3, 0, 1, 2, 3];
+    if aligned {
+        fields.push(0);
+    }
+    let mut common = vec![0; 20];
+    common[8..10].copy_from_slice(&common_flags.to_le_bytes());
+    fields.extend_from_slice(&[2, 0, 20, 0]);
+    fields.extend_from_slice(&common);
+    let mut out = vec![0, u8::from(aligned)];
+    out.extend_from_slice(&u16::try_from(8 + fields.len()).unwrap().to_le_bytes());
+    out.extend_from_slice(&link_type.to_le_bytes());
+    out.extend_from_slice(&fields);
+    out.extend_from_slice(frame);
+    out
+}
+
+/// A Prism monitoring header (144 bytes, its length in the given byte order) before `frame`.
+fn prism(big_endian: bool, frame: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; 144];
+    out[0..4].copy_from_slice(&0x44u32.to_le_bytes());
+    let length = if big_endian { 144u32.to_be_bytes() } else { 144u32.to_le_bytes() };
+    out[4..8].copy_from_slice(&length);
+    out[8..13].copy_from_slice(b"wlan0");
+    out.extend_from_slice(frame);
+    out
+}
+
+/// An AVS monitoring header (version 1, 64 bytes) before `frame`.
+fn avs(frame: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; 64];
+    out[0..4].copy_from_slice(&0x8021_1001u32.to_be_bytes());
+    out[4..8].copy_from_slice(&64u32.to_be_bytes());
+    out.extend_from_slice(frame);
+    out
+}
+
+#[test]
+fn older_wifi_monitoring_headers_are_read() {
+    let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let wifi = wifi_frame(0x08, 0x01, &[], &v4);
+    let frames = [
+        (LinkType::PPI, ppi(false, 0x0001, 105, &wifi)),
+        (LinkType::PPI, ppi(true, 0, 105, &wifi)),
+        (LinkType::PPI, ppi(false, 0, 1, &ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE)))),
+        (LinkType::IEEE802_11_PRISM, prism(false, &wifi)),
+        (LinkType::IEEE802_11_PRISM, prism(true, &wifi)),
+        (LinkType::IEEE802_11_PRISM, avs(&wifi)),
+        (LinkType::IEEE802_11_AVS, avs(&wifi)),
+    ];
+    for (link_type, frame) in &frames {
+        assert_eq!(decode_tcp(*link_type, frame).payload, LINE, "{link_type:?}");
+    }
+    let mut decoder = Decoder::new();
+    for aligned in [false, true] {
+        assert_eq!(
+            decode_at(&mut decoder, LinkType::PPI, &ppi(aligned, 0x0005, 105, &wifi), 0),
+            Err(SkipReason::FailedFrameCheck)
+        );
+    }
+    assert_eq!(decoder.stats.failed_frame_check, 2);
+    assert_eq!(decode(LinkType::PPI, &ppi(false, 0, 192, &ppi(false, 0, 105, &wifi))), Err(SkipReason::Malformed));
+    let mut bad_magic = avs(&wifi);
+    bad_magic[0] = 0x90;
+    assert_eq!(decode(LinkType::IEEE802_11_AVS, &bad_magic), Err(SkipReason::Malformed));
+    for (link_type, frame) in &frames {
+        for len in 0..frame.len() {
+            let _ = decode_at(&mut decoder, *link_type, &frame[..len], 0);
+        }
+    }
+}
+
 #[test]
 fn unsupported_link_type_is_counted() {
     let mut decoder = Decoder::new();

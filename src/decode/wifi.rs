@@ -3,8 +3,9 @@
 //! decrypted by the capturing tool holds) is read; protected frames are encrypted, and counted.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use super::link::{be_u16, Layer};
+use super::link::{be_u16, be_u32, Layer};
 use super::SkipReason;
+use crate::capture::LinkType;
 
 /// Radiotap: version (0), padding, then the header's whole length, little-endian, then the
 /// bitmaps of the fields present (32 bits each, little-endian; bit 31 says another follows).
@@ -24,6 +25,31 @@ const RADIOTAP_DATA_PAD: u8 = 0x20;
 const RADIOTAP_BAD_FCS: u8 = 0x40;
 /// Body alignment when radiotap says the 802.11 header is padded.
 const DATA_PAD_ALIGN: usize = 4;
+
+/// AVS monitoring header: a big-endian version whose top 20 bits are 0x80211, then the header's
+/// length (big-endian).
+const AVS_MAGIC_MASK: u32 = 0xFFFF_F000;
+const AVS_MAGIC: u32 = 0x8021_1000;
+const AVS_LENGTH_OFFSET: usize = 4;
+/// Prism monitoring header: a message code, then the header's length in the capturing host's
+/// byte order (144 bytes as the drivers write it).
+const PRISM_LENGTH_OFFSET: usize = 4;
+/// Per-Packet Information header: version (0), flags, length (little-endian, fields included),
+/// then the link type of the frame after it (little-endian); fields follow, each a type and a
+/// length (little-endian) and its data.
+const PPI_VERSION: u8 = 0;
+const PPI_LENGTH_OFFSET: usize = 2;
+const PPI_LINK_TYPE_OFFSET: usize = 4;
+const PPI_HEADER_LEN: usize = 8;
+const PPI_FIELD_HEADER_LEN: usize = 4;
+/// PPI flags: every field starts on a multiple of 4 bytes.
+const PPI_FLAG_ALIGNED: u8 = 0x01;
+const PPI_ALIGN: usize = 4;
+/// The 802.11-Common field, and in its data the flags (little-endian) saying the frame failed
+/// its frame check.
+const PPI_80211_COMMON: u16 = 2;
+const PPI_COMMON_FLAGS_OFFSET: usize = 8;
+const PPI_FLAG_BAD_FCS: u16 = 0x0004;
 
 /// Frame control, first byte: protocol version (bits 0–1, always 0), type (bits 2–3), subtype.
 const FRAME_TYPE_DATA: u8 = 2;
@@ -78,6 +104,76 @@ pub(super) fn radiotap(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
     }
     let frame = data.get(length..).ok_or(SkipReason::Truncated)?;
     data_frame(frame, flags & RADIOTAP_DATA_PAD != 0)
+}
+
+/// The 802.11 frame after an AVS header (its own length says where).
+pub(super) fn after_avs(data: &[u8]) -> Result<&[u8], SkipReason> {
+    let magic = be_u32(data, 0).ok_or(SkipReason::Truncated)?;
+    if magic & AVS_MAGIC_MASK != AVS_MAGIC {
+        return Err(SkipReason::Malformed);
+    }
+    let length = be_u32(data, AVS_LENGTH_OFFSET).ok_or(SkipReason::Truncated)?;
+    data.get(usize::try_from(length).map_err(|_| SkipReason::Malformed)?..).ok_or(SkipReason::Truncated)
+}
+
+/// The 802.11 frame after a Prism header, or after an AVS one, which captures of this link type
+/// may hold too (told apart by the AVS magic number). The Prism header's length is in the
+/// capturing host's byte order: the reading that falls within the frame is taken.
+pub(super) fn after_prism_or_avs(data: &[u8]) -> Result<&[u8], SkipReason> {
+    let first = be_u32(data, 0).ok_or(SkipReason::Truncated)?;
+    if first & AVS_MAGIC_MASK == AVS_MAGIC {
+        return after_avs(data);
+    }
+    let bytes = data
+        .get(PRISM_LENGTH_OFFSET..)
+        .and_then(|rest| rest.first_chunk::<4>())
+        .copied()
+        .ok_or(SkipReason::Truncated)?;
+    [u32::from_le_bytes(bytes), u32::from_be_bytes(bytes)]
+        .into_iter()
+        .filter_map(|length| usize::try_from(length).ok())
+        .filter(|length| *length >= PRISM_LENGTH_OFFSET + 4)
+        .find_map(|length| data.get(length..))
+        .ok_or(SkipReason::Malformed)
+}
+
+/// The link type and bytes of the frame after a PPI header. A frame its 802.11-Common field says
+/// failed the frame check is skipped, as with radiotap.
+pub(super) fn after_ppi(data: &[u8]) -> Result<(LinkType, &[u8]), SkipReason> {
+    let version = *data.first().ok_or(SkipReason::Truncated)?;
+    if version != PPI_VERSION {
+        return Err(SkipReason::Malformed);
+    }
+    let length = data
+        .get(PPI_LENGTH_OFFSET..)
+        .and_then(|rest| rest.first_chunk::<2>())
+        .map(|bytes| usize::from(u16::from_le_bytes(*bytes)))
+        .ok_or(SkipReason::Truncated)?;
+    let link_type = data
+        .get(PPI_LINK_TYPE_OFFSET..)
+        .and_then(|rest| rest.first_chunk::<4>())
+        .map(|bytes| LinkType(u32::from_le_bytes(*bytes)))
+        .ok_or(SkipReason::Truncated)?;
+    let header = data.get(..length).ok_or(SkipReason::Truncated)?;
+    let aligned = data.get(1).is_some_and(|flags| flags & PPI_FLAG_ALIGNED != 0);
+    let mut fields = header.get(PPI_HEADER_LEN..).ok_or(SkipReason::Malformed)?;
+    while let (Some(field_type), Some(field_len)) = (le_u16(fields, 0), le_u16(fields, 2)) {
+        let end = PPI_FIELD_HEADER_LEN + usize::from(field_len);
+        let field = fields.get(PPI_FIELD_HEADER_LEN..end).ok_or(SkipReason::Malformed)?;
+        if field_type == PPI_80211_COMMON
+            && le_u16(field, PPI_COMMON_FLAGS_OFFSET).is_some_and(|flags| flags & PPI_FLAG_BAD_FCS != 0)
+        {
+            return Err(SkipReason::FailedFrameCheck);
+        }
+        let next = if aligned { end.next_multiple_of(PPI_ALIGN) } else { end };
+        fields = fields.get(next..).unwrap_or_default();
+    }
+    Ok((link_type, data.get(length..).unwrap_or_default()))
+}
+
+/// Reads a little-endian u16 at `offset`, if the data is long enough.
+fn le_u16(data: &[u8], offset: usize) -> Option<u16> {
+    data.get(offset..)?.first_chunk::<2>().map(|bytes| u16::from_le_bytes(*bytes))
 }
 
 /// The radiotap flags field, or none set when the header has none.

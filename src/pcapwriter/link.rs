@@ -35,6 +35,9 @@ pub enum Link {
     /// [`Link::Wifi`] frames behind a radiotap header whose flags say a frame check sequence
     /// (the real CRC-32) ends each frame, as monitor mode captures them.
     Radiotap,
+    /// [`Link::Wifi`] frames behind a PPI header with an 802.11-Common field saying a frame
+    /// check sequence ends each frame, as AirPcap and Kismet capture them.
+    Ppi,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -67,6 +70,19 @@ const WIFI_QOS_DATA: u8 = 0x88;
 const WIFI_DATA: u8 = 0x08;
 const WIFI_TO_DS: u8 = 0x01;
 const WIFI_FROM_DS: u8 = 0x02;
+/// A PPI header: version 0, no flags, length 32, link type 105 (802.11), then one 802.11-Common
+/// field (type 2, 20 bytes): TSF timer, flags (a frame check sequence ends the frame), rate,
+/// channel 2437 MHz (2 GHz OFDM), no hopping, signal -40 dBm, noise -95 dBm.
+const PPI_HEADER: [u8; 32] = [
+    0, 0, 32, 0, 105, 0, 0, 0, // version, flags, length, link type
+    2, 0, 20, 0, // 802.11-Common, its length
+    0x40, 0x42, 0x0f, 0, 0, 0, 0, 0, // TSF timer
+    0x01, 0x00, // flags: FCS present
+    0x0c, 0x00, // rate: 6 Mb/s (in 500 kb/s)
+    0x85, 0x09, 0xc0, 0x00, // channel
+    0, 0, // hopping set and pattern
+    0xd8, 0xa1, // signal, noise
+];
 /// QoS control, first byte: the body is an aggregate (A-MSDU), whose subframes are aligned on 4.
 const QOS_AMSDU: u8 = 0x80;
 const AMSDU_ALIGN: usize = 4;
@@ -84,6 +100,7 @@ impl Link {
             Link::Loop => LinkType::LOOP,
             Link::Wifi => LinkType::IEEE802_11,
             Link::Radiotap => LinkType::IEEE802_11_RADIOTAP,
+            Link::Ppi => LinkType::PPI,
         }
     }
 
@@ -135,12 +152,9 @@ impl Link {
                 let family = if ip_only(packet.kind, "OpenBSD LOOP")? { AF_INET6_OPENBSD } else { AF_INET };
                 frame.extend_from_slice(&family.to_be_bytes());
             }
-            Link::Wifi | Link::Radiotap => {
+            Link::Wifi | Link::Radiotap | Link::Ppi => {
                 let ether_type = ether_type(packet.kind, "802.11")?;
-                if self == Link::Radiotap {
-                    frame.extend_from_slice(&RADIOTAP_HEADER);
-                    checked_from = Some(frame.len());
-                }
+                checked_from = self.push_monitor_header(&mut frame);
                 push_wifi_header(&mut frame, from, macs, false);
                 frame.extend_from_slice(&LLC_SNAP);
                 frame.extend_from_slice(&ether_type.to_be_bytes());
@@ -163,18 +177,14 @@ impl Link {
         macs: Macs,
         vlans: &[u16],
     ) -> Result<Vec<u8>, ScriptError> {
-        if !matches!(self, Link::Wifi | Link::Radiotap) {
+        if !matches!(self, Link::Wifi | Link::Radiotap | Link::Ppi) {
             return Err(ScriptError::AggregateNeedsWifi);
         }
         if !vlans.is_empty() {
             return Err(ScriptError::VlanNeedsEthernet);
         }
         let mut frame = Vec::new();
-        let mut checked_from = None;
-        if self == Link::Radiotap {
-            frame.extend_from_slice(&RADIOTAP_HEADER);
-            checked_from = Some(frame.len());
-        }
+        let checked_from = self.push_monitor_header(&mut frame);
         push_wifi_header(&mut frame, from, macs, true);
         let body_start = frame.len();
         let (source, destination) = macs.oriented(from);
@@ -199,6 +209,19 @@ impl Link {
             push_fcs(&mut frame, start);
         }
         Ok(frame)
+    }
+}
+
+impl Link {
+    /// Appends the monitoring header of the Wi-Fi links that have one; returns where the 802.11
+    /// frame, which a frame check sequence then ends, starts.
+    fn push_monitor_header(self, frame: &mut Vec<u8>) -> Option<usize> {
+        match self {
+            Link::Radiotap => frame.extend_from_slice(&RADIOTAP_HEADER),
+            Link::Ppi => frame.extend_from_slice(&PPI_HEADER),
+            _ => return None,
+        }
+        Some(frame.len())
     }
 }
 
@@ -480,6 +503,16 @@ mod tests {
             assert_eq!(covered[0] & 0x0c, 0x08, "the covered bytes start with a data frame's control");
         }
         assert_eq!(payload_at(&monitored[0], 33 + 34, monitored[0].data.len() - 4), b"CAPA\r\n");
+
+        let ppi = exchange(Link::Ppi, false, &[]);
+        assert_eq!(ppi[0].link_type, LinkType::PPI);
+        for frame in &ppi {
+            let data = &frame.data;
+            assert_eq!(data[..32], PPI_HEADER);
+            let (covered, fcs) = data[32..].split_at(data.len() - 32 - 4);
+            assert_eq!(fcs, crc32(covered).to_le_bytes());
+        }
+        assert_eq!(payload_at(&ppi[0], 32 + 34, ppi[0].data.len() - 4), b"CAPA\r\n");
     }
 
     #[test]
@@ -501,7 +534,7 @@ mod tests {
     #[test]
     fn aggregates_put_a_burst_in_one_wifi_frame() {
         use crate::decode::{Decoded, Decoder};
-        for link in [Link::Wifi, Link::Radiotap] {
+        for link in [Link::Wifi, Link::Radiotap, Link::Ppi] {
             let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 110));
             conversation
                 .link(link)
@@ -525,7 +558,11 @@ mod tests {
             let expected: [&[u8]; 5] = [b"CAPA\r\n", b"+OK\r\n", b"USER\r\n", b".\r\n", b"QUIT\r\n"];
             assert_eq!(payloads, expected);
             let aggregate = &frames[1].data;
-            let header = if link == Link::Radiotap { RADIOTAP_HEADER.len() } else { 0 };
+            let header = match link {
+                Link::Radiotap => RADIOTAP_HEADER.len(),
+                Link::Ppi => PPI_HEADER.len(),
+                _ => 0,
+            };
             assert_eq!(aggregate[header..header + 2], [WIFI_QOS_DATA, WIFI_FROM_DS]);
             assert_eq!(aggregate[header + 24], QOS_AMSDU, "the QoS control says A-MSDU");
         }
