@@ -214,6 +214,10 @@ const TUNNEL_CARRIERS: &str =
     "udp port 4789 or udp port 8472 or udp port 6081 or ip proto 47 or ip6 proto 47 or ip proto 4 \
     or ip proto 41 or ip6 proto 4 or ip6 proto 41 or ether proto 0x8847";
 
+/// Link types of 802.11 monitor interfaces, bare or behind a radio header (but PPI).
+const WIFI_MONITOR_LINKS: [LinkType; 4] =
+    [LinkType::IEEE802_11, LinkType::IEEE802_11_RADIOTAP, LinkType::IEEE802_11_PRISM, LinkType::IEEE802_11_AVS];
+
 /// The default BPF filter. With `any_port`, every TCP segment (mail protocols are recognised on
 /// any port by their greetings, at the cost of copying all TCP to the workers); otherwise the
 /// configured mail ports (implicit-TLS ports are left out: they are never parsed). The tunnel
@@ -221,7 +225,18 @@ const TUNNEL_CARRIERS: &str =
 /// plain `tcp port 110` reads the EtherType at a fixed offset and misses them. The VLAN part is
 /// nested because each `vlan` keyword shifts the offsets for the rest of the expression; libpcap
 /// has no `vlan` keyword for other link types (such as the Linux cooked headers of `-i any`).
+/// On an 802.11 monitor interface every data frame goes through: a filter on ports reads the
+/// LLC/SNAP header where a lone packet has it, and so drops aggregates (A-MSDU), several packets
+/// in one frame; beacons and other management and control frames stay out. Behind PPI headers,
+/// whose inner link type libpcap cannot know when it compiles, every frame goes through (an
+/// empty filter).
 pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> String {
+    if link_type == LinkType::PPI {
+        return String::new();
+    }
+    if WIFI_MONITOR_LINKS.contains(&link_type) {
+        return "type data".to_string();
+    }
     let mut all: Vec<u16> =
         ports.pop3.iter().chain(&ports.imap).chain(&ports.smtp).chain(&ports.managesieve).copied().collect();
     all.sort_unstable();
@@ -242,7 +257,7 @@ pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> Stri
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pcapwriter::{CapturedFrame, Conversation, Encap, Link, TunnelEnds};
+    use crate::pcapwriter::{CapturedFrame, Conversation, Encap, Link, Side, TunnelEnds};
 
     fn mail_ports() -> PortMap {
         PortMap {
@@ -331,6 +346,36 @@ mod tests {
         assert!(!passes(&filter, ethernet, &login_over_pppoe));
         assert!(passes("pppoes and (tcp port 110 or tcp port 143)", ethernet, &login_over_pppoe));
         assert!(passes(&default_filter(&mail_ports(), true), ethernet, &login(80, Link::Ethernet, &[10], &[])));
+    }
+
+    #[test]
+    fn the_filter_of_wifi_monitor_captures_passes_data_frames_aggregates_included() {
+        // A beacon: management, not data.
+        let beacon = CapturedFrame {
+            ts: Timestamp(0),
+            link_type: LinkType::IEEE802_11,
+            data: [&[0x80u8, 0][..], &[0; 34]].concat(),
+        };
+        for (link, link_type) in [
+            (Link::Wifi, LinkType::IEEE802_11),
+            (Link::Radiotap, LinkType::IEEE802_11_RADIOTAP),
+            (Link::Ppi, LinkType::PPI),
+        ] {
+            let dlt = pcap::Linktype(i32::try_from(link_type.0).unwrap());
+            let filter = mail_filter(&mail_ports(), false, link_type);
+            assert_eq!(filter.is_empty(), link == Link::Ppi, "PPI, and only PPI, goes unfiltered");
+            assert!(passes(&filter, dlt, &login(110, link, &[], &[])), "{link:?}");
+            let mut aggregated = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], 110));
+            aggregated
+                .link(link)
+                .handshake()
+                .send_split(Side::Client, b"USER a\r\nPASS b\r\n", &[8, 8])
+                .aggregate_last();
+            assert!(passes(&filter, dlt, &aggregated.frames().unwrap()), "{link:?}: an A-MSDU");
+            if link == Link::Wifi {
+                assert!(!passes(&filter, dlt, std::slice::from_ref(&beacon)));
+            }
+        }
     }
 
     #[test]
