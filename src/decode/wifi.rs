@@ -92,11 +92,7 @@ pub(super) fn radiotap(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
     if version != RADIOTAP_VERSION {
         return Err(SkipReason::Malformed);
     }
-    let length = data
-        .get(RADIOTAP_LENGTH_OFFSET..)
-        .and_then(|rest| rest.first_chunk::<2>())
-        .map(|bytes| usize::from(u16::from_le_bytes(*bytes)))
-        .ok_or(SkipReason::Truncated)?;
+    let length = usize::from(le_u16(data, RADIOTAP_LENGTH_OFFSET).ok_or(SkipReason::Truncated)?);
     let header = data.get(..length).ok_or(SkipReason::Truncated)?;
     let flags = radiotap_flags(header)?;
     if flags & RADIOTAP_BAD_FCS != 0 {
@@ -144,11 +140,7 @@ pub(super) fn after_ppi(data: &[u8]) -> Result<(LinkType, &[u8]), SkipReason> {
     if version != PPI_VERSION {
         return Err(SkipReason::Malformed);
     }
-    let length = data
-        .get(PPI_LENGTH_OFFSET..)
-        .and_then(|rest| rest.first_chunk::<2>())
-        .map(|bytes| usize::from(u16::from_le_bytes(*bytes)))
-        .ok_or(SkipReason::Truncated)?;
+    let length = usize::from(le_u16(data, PPI_LENGTH_OFFSET).ok_or(SkipReason::Truncated)?);
     let link_type = data
         .get(PPI_LINK_TYPE_OFFSET..)
         .and_then(|rest| rest.first_chunk::<4>())

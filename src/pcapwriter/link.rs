@@ -156,15 +156,11 @@ impl Link {
                 let ether_type = ether_type(packet.kind, "802.11")?;
                 checked_from = self.push_monitor_header(&mut frame);
                 push_wifi_header(&mut frame, from, macs, false);
-                frame.extend_from_slice(&LLC_SNAP);
-                frame.extend_from_slice(&ether_type.to_be_bytes());
+                push_llc_snap(&mut frame, ether_type);
             }
         }
         frame.extend_from_slice(&packet.bytes);
-        if let Some(start) = checked_from {
-            push_fcs(&mut frame, start);
-        }
-        Ok(frame)
+        Ok(with_fcs(frame, checked_from))
     }
 
     /// One 802.11 frame carrying all of `packets`, sent by `from`: an aggregate (A-MSDU), QoS
@@ -201,14 +197,10 @@ impl Link {
             frame.extend_from_slice(&destination);
             frame.extend_from_slice(&source);
             frame.extend_from_slice(&length.to_be_bytes());
-            frame.extend_from_slice(&LLC_SNAP);
-            frame.extend_from_slice(&ether_type.to_be_bytes());
+            push_llc_snap(&mut frame, ether_type);
             frame.extend_from_slice(&packet.bytes);
         }
-        if let Some(start) = checked_from {
-            push_fcs(&mut frame, start);
-        }
-        Ok(frame)
+        Ok(with_fcs(frame, checked_from))
     }
 }
 
@@ -225,11 +217,21 @@ impl Link {
     }
 }
 
-/// Appends the CRC-32 of the frame from `start` on: the frame check sequence.
-fn push_fcs(frame: &mut Vec<u8>, start: usize) {
-    let mut crc = flate2::Crc::new();
-    crc.update(frame.get(start..).unwrap_or_default());
-    frame.extend_from_slice(&crc.sum().to_le_bytes());
+/// The frame with, when `checked_from` says where the 802.11 frame starts, the CRC-32 of the
+/// frame from there on appended: its frame check sequence.
+fn with_fcs(mut frame: Vec<u8>, checked_from: Option<usize>) -> Vec<u8> {
+    if let Some(start) = checked_from {
+        let mut crc = flate2::Crc::new();
+        crc.update(frame.get(start..).unwrap_or_default());
+        frame.extend_from_slice(&crc.sum().to_le_bytes());
+    }
+    frame
+}
+
+/// Appends an RFC 1042 LLC/SNAP header announcing `ether_type`.
+fn push_llc_snap(frame: &mut Vec<u8>, ether_type: u16) {
+    frame.extend_from_slice(&LLC_SNAP);
+    frame.extend_from_slice(&ether_type.to_be_bytes());
 }
 
 /// Appends an 802.11 data frame's header (see [`Link::Wifi`]); an aggregate's is QoS data with
@@ -493,26 +495,22 @@ mod tests {
         assert_eq!(from_ap[24..32], [0xaa, 0xaa, 0x03, 0, 0, 0, 0x08, 0x00]);
         assert_eq!(payload_at(&frames[1], 32, from_ap.len()), b"+OK\r\n");
 
-        let monitored = exchange(Link::Radiotap, true, &[]);
-        assert_eq!(monitored[0].link_type, LinkType::IEEE802_11_RADIOTAP);
-        for frame in &monitored {
-            let data = &frame.data;
-            assert_eq!(data[..33], RADIOTAP_HEADER);
-            let (covered, fcs) = data[33..].split_at(data.len() - 33 - 4);
-            assert_eq!(fcs, crc32(covered).to_le_bytes());
-            assert_eq!(covered[0] & 0x0c, 0x08, "the covered bytes start with a data frame's control");
+        let monitors: [(Link, &[u8], LinkType); 2] = [
+            (Link::Radiotap, &RADIOTAP_HEADER, LinkType::IEEE802_11_RADIOTAP),
+            (Link::Ppi, &PPI_HEADER, LinkType::PPI),
+        ];
+        for (link, header, link_type) in monitors {
+            let monitored = exchange(link, link == Link::Radiotap, &[]);
+            assert_eq!(monitored[0].link_type, link_type);
+            for frame in &monitored {
+                let data = &frame.data;
+                assert_eq!(&data[..header.len()], header);
+                let (covered, fcs) = data[header.len()..].split_at(data.len() - header.len() - 4);
+                assert_eq!(fcs, crc32(covered).to_le_bytes(), "{link:?}");
+                assert_eq!(covered[0] & 0x0c, 0x08, "the covered bytes start with a data frame's control");
+            }
+            assert_eq!(payload_at(&monitored[0], header.len() + 34, monitored[0].data.len() - 4), b"CAPA\r\n");
         }
-        assert_eq!(payload_at(&monitored[0], 33 + 34, monitored[0].data.len() - 4), b"CAPA\r\n");
-
-        let ppi = exchange(Link::Ppi, false, &[]);
-        assert_eq!(ppi[0].link_type, LinkType::PPI);
-        for frame in &ppi {
-            let data = &frame.data;
-            assert_eq!(data[..32], PPI_HEADER);
-            let (covered, fcs) = data[32..].split_at(data.len() - 32 - 4);
-            assert_eq!(fcs, crc32(covered).to_le_bytes());
-        }
-        assert_eq!(payload_at(&ppi[0], 32 + 34, ppi[0].data.len() - 4), b"CAPA\r\n");
     }
 
     #[test]
