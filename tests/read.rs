@@ -6,7 +6,7 @@ mod common;
 use std::io::Write;
 use std::process::{Command, Stdio};
 
-use credwatch::pcapwriter::{write_pcap_file, Conversation, Link, Side};
+use credwatch::pcapwriter::{write_pcap_file, CapturedFrame, Conversation, Link, Side};
 use flate2::write::GzEncoder;
 
 fn demo() -> std::path::PathBuf {
@@ -97,6 +97,26 @@ fn frames_of_a_link_type_credwatch_cannot_read_are_warned_about_once() {
     let output = common::credwatch(&["read", "--format", "json", bluetooth.to_str().unwrap()], &[]);
     assert!(output.status.success());
     assert!(common::of_type(&common::parse_lines(&output.stdout), "cleartext_credential").is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("cannot be decoded").count(), 1, "{stderr}");
+    assert!(stderr.contains("link_type=187"), "{stderr}");
+
+    // The same frames behind PPI headers naming Bluetooth: the warning names what is inside.
+    let frames: Vec<CapturedFrame> = credwatch::capture::FileSource::open(&demo())
+        .map(|mut source| {
+            let mut frames = Vec::new();
+            while let Ok(Some(frame)) = source.next_frame() {
+                let mut data = vec![0, 0, 8, 0];
+                data.extend_from_slice(&187u32.to_le_bytes());
+                data.extend_from_slice(frame.data);
+                frames.push(CapturedFrame { ts: frame.ts, link_type: credwatch::capture::LinkType::PPI, data });
+            }
+            frames
+        })
+        .unwrap();
+    let behind_ppi = dir.path().join("ppi.pcap");
+    write_pcap_file(&behind_ppi, &frames).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", behind_ppi.to_str().unwrap()], &[]);
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(stderr.matches("cannot be decoded").count(), 1, "{stderr}");
     assert!(stderr.contains("link_type=187"), "{stderr}");

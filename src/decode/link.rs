@@ -106,6 +106,15 @@ pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>,
     }
 }
 
+/// The link type a frame's packet is actually framed in: behind a PPI header, the one it names.
+/// For messages about a type credwatch does not read.
+pub(super) fn innermost_link_type(link_type: LinkType, data: &[u8]) -> LinkType {
+    match link_type {
+        LinkType::PPI => wifi::after_ppi(data).map_or(link_type, |(inner, _)| inner),
+        _ => link_type,
+    }
+}
+
 /// Accepts the BSD loopback address families of IPv4 and IPv6 (the IP version nibble tells which).
 fn loopback(family: u32) -> Result<(), SkipReason> {
     if family == AF_INET || AF_INET6.contains(&family) {

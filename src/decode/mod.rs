@@ -298,7 +298,7 @@ impl Decoder {
             Err(reason) => {
                 stats.count_skip(reason);
                 if reason == SkipReason::UnsupportedLinkType {
-                    warn_unsupported(unsupported_seen, frame.link_type);
+                    warn_unsupported(unsupported_seen, link::innermost_link_type(frame.link_type, frame.data));
                 }
                 if reason == SkipReason::Encrypted && !*encrypted_warned {
                     *encrypted_warned = true;
