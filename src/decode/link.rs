@@ -66,6 +66,17 @@ pub(super) fn be_u32(data: &[u8], offset: usize) -> Option<u32> {
     data.get(offset..)?.first_chunk::<4>().map(|bytes| u32::from_be_bytes(*bytes))
 }
 
+/// Reads a little-endian u16 at `offset`, if the data is long enough (radio headers are
+/// little-endian).
+pub(super) fn le_u16(data: &[u8], offset: usize) -> Option<u16> {
+    data.get(offset..)?.first_chunk::<2>().map(|bytes| u16::from_le_bytes(*bytes))
+}
+
+/// Reads a little-endian u32 at `offset`, if the data is long enough.
+pub(super) fn le_u32(data: &[u8], offset: usize) -> Option<u32> {
+    data.get(offset..)?.first_chunk::<4>().map(|bytes| u32::from_le_bytes(*bytes))
+}
+
 /// The first layer inside a frame of the given link type.
 pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>, SkipReason> {
     match link_type {

@@ -3,7 +3,7 @@
 //! decrypted by the capturing tool holds) is read; protected frames are encrypted, and counted.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use super::link::{be_u16, be_u32, Layer};
+use super::link::{be_u16, be_u32, le_u16, le_u32, Layer};
 use super::SkipReason;
 use crate::capture::LinkType;
 
@@ -120,12 +120,8 @@ pub(super) fn after_prism_or_avs(data: &[u8]) -> Result<&[u8], SkipReason> {
     if first & AVS_MAGIC_MASK == AVS_MAGIC {
         return after_avs(data);
     }
-    let bytes = data
-        .get(PRISM_LENGTH_OFFSET..)
-        .and_then(|rest| rest.first_chunk::<4>())
-        .copied()
-        .ok_or(SkipReason::Truncated)?;
-    [u32::from_le_bytes(bytes), u32::from_be_bytes(bytes)]
+    let little = le_u32(data, PRISM_LENGTH_OFFSET).ok_or(SkipReason::Truncated)?;
+    [little, little.swap_bytes()]
         .into_iter()
         .filter_map(|length| usize::try_from(length).ok())
         .filter(|length| *length >= PRISM_LENGTH_OFFSET + 4)
@@ -141,11 +137,7 @@ pub(super) fn after_ppi(data: &[u8]) -> Result<(LinkType, &[u8]), SkipReason> {
         return Err(SkipReason::Malformed);
     }
     let length = usize::from(le_u16(data, PPI_LENGTH_OFFSET).ok_or(SkipReason::Truncated)?);
-    let link_type = data
-        .get(PPI_LINK_TYPE_OFFSET..)
-        .and_then(|rest| rest.first_chunk::<4>())
-        .map(|bytes| LinkType(u32::from_le_bytes(*bytes)))
-        .ok_or(SkipReason::Truncated)?;
+    let link_type = LinkType(le_u32(data, PPI_LINK_TYPE_OFFSET).ok_or(SkipReason::Truncated)?);
     let header = data.get(..length).ok_or(SkipReason::Truncated)?;
     let aligned = data.get(1).is_some_and(|flags| flags & PPI_FLAG_ALIGNED != 0);
     let mut fields = header.get(PPI_HEADER_LEN..).ok_or(SkipReason::Malformed)?;
@@ -163,20 +155,9 @@ pub(super) fn after_ppi(data: &[u8]) -> Result<(LinkType, &[u8]), SkipReason> {
     Ok((link_type, data.get(length..).unwrap_or_default()))
 }
 
-/// Reads a little-endian u16 at `offset`, if the data is long enough.
-fn le_u16(data: &[u8], offset: usize) -> Option<u16> {
-    data.get(offset..)?.first_chunk::<2>().map(|bytes| u16::from_le_bytes(*bytes))
-}
-
 /// The radiotap flags field, or none set when the header has none.
 fn radiotap_flags(header: &[u8]) -> Result<u8, SkipReason> {
-    let present_word = |offset: usize| {
-        header
-            .get(offset..)
-            .and_then(|rest| rest.first_chunk::<PRESENT_WORD_LEN>())
-            .map(|bytes| u32::from_le_bytes(*bytes))
-    };
-    let present = present_word(RADIOTAP_PRESENT_OFFSET).ok_or(SkipReason::Malformed)?;
+    let present = le_u32(header, RADIOTAP_PRESENT_OFFSET).ok_or(SkipReason::Malformed)?;
     if present & PRESENT_FLAGS == 0 {
         return Ok(0);
     }
@@ -185,7 +166,7 @@ fn radiotap_flags(header: &[u8]) -> Result<u8, SkipReason> {
     let mut word = present;
     while word & PRESENT_EXTENDED != 0 {
         offset += PRESENT_WORD_LEN;
-        word = present_word(offset).ok_or(SkipReason::Malformed)?;
+        word = le_u32(header, offset).ok_or(SkipReason::Malformed)?;
     }
     offset += PRESENT_WORD_LEN;
     if present & PRESENT_TSFT != 0 {
