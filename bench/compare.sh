@@ -2,10 +2,12 @@
 # Times credwatch against tcpdump (and tshark when installed) on three generated captures and
 # checks credwatch's recall against the generator's ground truth. See bench/README.md.
 #
-#   bench/compare.sh [SIZE] [--rounds N] [--dir DIR] [--seed N]
+#   bench/compare.sh [SIZE] [--rounds N] [--dir DIR] [--seed N] [--binary PATH]
 #
 # SIZE defaults to 1GB per capture (binary units: 100MB, 1GB). Captures are generated once per
-# size and seed into DIR (default target/bench-captures) and reused. Installs nothing: tcpdump
+# size and seed into DIR (default target/bench-captures) and reused. --binary times that credwatch
+# (e.g. the profile-guided build of contrib/build-pgo.sh) instead of the plain release build,
+# which is built and timed otherwise. Installs nothing: tcpdump
 # (Debian/Ubuntu package `tcpdump`) and GNU time (`/usr/bin/time`, package `time`) must be there;
 # tshark is optional.
 set -euo pipefail
@@ -13,6 +15,7 @@ set -euo pipefail
 size=1GB
 rounds=5
 seed=1
+binary=
 repo=$(cd "$(dirname "$0")/.." && pwd)
 dir=$repo/target/bench-captures
 while [ $# -gt 0 ]; do
@@ -20,7 +23,8 @@ while [ $# -gt 0 ]; do
         --rounds) rounds=$2; shift 2 ;;
         --dir) dir=$2; shift 2 ;;
         --seed) seed=$2; shift 2 ;;
-        -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+        --binary) binary=$2; shift 2 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) size=$1; shift ;;
     esac
 done
@@ -34,10 +38,16 @@ for tool in tcpdump /usr/bin/time; do
 done
 have_tshark=$(command -v tshark >/dev/null && echo yes || echo no)
 
-echo "building credwatch (release)…" >&2
-(cd "$repo" && cargo build --release --quiet --bins)
-credwatch=$repo/target/release/credwatch
 gen=$repo/target/release/credwatch-gen
+if [ -n "$binary" ]; then
+    credwatch=$(realpath "$binary")
+    echo "building the capture generator (release)…" >&2
+    (cd "$repo" && cargo build --release --quiet --bin credwatch-gen)
+else
+    credwatch=$repo/target/release/credwatch
+    echo "building credwatch (release)…" >&2
+    (cd "$repo" && cargo build --release --quiet --bins)
+fi
 
 mkdir -p "$dir"
 scratch=$(mktemp -d)
@@ -88,7 +98,7 @@ for kind in "${kinds[@]}"; do cat "${capture[$kind]}" >/dev/null; done
 cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
 echo "machine: $(nproc) CPUs, $cpu_model; $(uname -sr)"
 echo "tools:   $("$credwatch" --version), $(tcpdump --version 2>&1 | head -1)$([ "$have_tshark" = yes ] && echo ", $(tshark --version | head -1)")"
-echo "command: bench/compare.sh $size --rounds $rounds --seed $seed"
+echo "command: bench/compare.sh $size --rounds $rounds --seed $seed${binary:+ --binary $binary}"
 echo "timing:  CPU = user+sys, median of $rounds alternating rounds; credwatch read --format json FILE >/dev/null"
 echo "         vs tcpdump -nr FILE -w /dev/null '$filter'"
 echo "         (ratio: of the medians; paired: median of each round's own ratio; recall scored on"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs beyond Rust, with apt, when it is missing: the real-server beds
 # (tests/e2e/run.sh, tests/e2e/live.sh), libpcap for the `live` feature, Chromium for the HTML
-# report test, and systemd's `systemd-analyze` and strace for the checks of the unit in contrib/.
+# report test, systemd's `systemd-analyze` and strace for the checks of the unit in contrib/, and
+# the llvm-profdata of rustc's LLVM version for contrib/build-pgo.sh (when the distribution has it).
 #
 # Noninteractive: postfix is preseeded to "No configuration" (the bed writes its own config into a
 # temp dir), and while apt runs, services are kept from starting so that no system-wide Dovecot or
@@ -10,6 +11,10 @@
 set -euo pipefail
 
 packages=(dovecot-imapd dovecot-pop3d dovecot-managesieved postfix tcpdump curl fetchmail python3 openssl iproute2 libpcap-dev chromium systemd strace)
+llvm_major=$(rustc -vV 2>/dev/null | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
+if [[ -n $llvm_major ]] && apt-cache show "llvm-$llvm_major" >/dev/null 2>&1; then
+    packages+=("llvm-$llvm_major")
+fi
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-deps.sh: must run as root (apt-get install)" >&2
