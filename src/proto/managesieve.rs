@@ -48,6 +48,8 @@ enum Command {
 /// What the bytes of a literal being read are.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum LiteralUse {
+    /// The mechanism name of an AUTHENTICATE command (any string may be a literal).
+    Mechanism,
     /// A client's SASL response (or AUTHENTICATE's initial response).
     SaslResponse,
     /// A server's SASL challenge.
@@ -180,6 +182,9 @@ impl ManageSieveSession {
         }
         let Some(literal) = self.literal.take() else { return };
         match literal.usage {
+            // The rest of the AUTHENTICATE line, which may hold the initial response, comes as
+            // the next line and is read as a SASL step.
+            LiteralUse::Mechanism => self.sasl = Some(SaslExchange::new(&literal.bytes)),
             LiteralUse::SaslResponse => self.sasl_response(&literal.bytes, ctx),
             LiteralUse::SaslChallenge => {
                 if let Some(sasl) = &mut self.sasl {
@@ -216,9 +221,15 @@ impl ManageSieveSession {
         };
         let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
         let command = if is(b"AUTHENTICATE") {
-            let mechanism = tokens.next().and_then(Token::string).unwrap_or_default();
-            self.sasl = Some(SaslExchange::new(mechanism));
             self.push(Command::Authenticate, ctx);
+            let Some(mechanism) = tokens.next() else {
+                self.sasl = None;
+                return match literal {
+                    Some(len) => self.read_literal(Role::Client, LiteralUse::Mechanism, len, ctx),
+                    None => Reply::line(),
+                };
+            };
+            self.sasl = Some(SaslExchange::new(mechanism.string().unwrap_or_default()));
             match (tokens.next(), literal) {
                 (Some(Token::Quoted(response)), _) => self.sasl_response(response, ctx),
                 (None, Some(len)) => return self.read_literal(Role::Client, LiteralUse::SaslResponse, len, ctx),

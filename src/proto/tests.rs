@@ -586,6 +586,38 @@ fn managesieve_authenticate_with_an_initial_response_quoted_or_literal() {
     );
 }
 
+#[test]
+fn managesieve_mechanism_names_sent_as_literals() {
+    // RFC 5804 lets every string be a literal, the mechanism name too; the rest of the line
+    // then holds the initial response, quoted or a literal of its own, or nothing.
+    let blob = b64(b"\0jane@example.test\0Sunny Day 2024");
+    let lines = [
+        format!("AUTHENTICATE {{5+}}\r\nPLAIN \"{blob}\"\r\n"),
+        format!("AUTHENTICATE {{5+}}\r\nplain {{{}+}}\r\n{blob}\r\n", blob.len()),
+    ];
+    for line in lines {
+        let events = play(4190, &[s(SIEVE_GREETING), C(line.clone().into_bytes()), s("OK\r\n")]);
+        assert_eq!(
+            summary(&events),
+            one("AUTHENTICATE PLAIN", "j***@example.test", Outcome::Success, SecretKind::Password),
+            "{line:?}"
+        );
+    }
+    let steps = [
+        s(SIEVE_GREETING),
+        c("AUTHENTICATE {5+}\r\nLOGIN\r\n"),
+        s("\"VXNlcm5hbWU6\"\r\n"),
+        C(format!("\"{}\"\r\n", b64(b"gurpartap@patriots.in")).into_bytes()),
+        s("\"UGFzc3dvcmQ6\"\r\n"),
+        C(format!("\"{}\"\r\n", b64(b"punjab@123")).into_bytes()),
+        s("NO\r\n"),
+    ];
+    assert_eq!(
+        summary(&play(4190, &steps)),
+        one("AUTHENTICATE LOGIN", "g***@patriots.in", Outcome::Failure, SecretKind::Password)
+    );
+}
+
 fn managesieve_login_steps() -> Vec<Says> {
     vec![
         s(SIEVE_GREETING),
