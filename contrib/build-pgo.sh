@@ -2,7 +2,7 @@
 # Builds credwatch with profile-guided optimisation (PGO): an instrumented build reads generated
 # training captures (the three kinds of bench/compare.sh, another seed) and the bundled
 # fixtures, and the release build is then laid out and inlined after what that run executed.
-# Same behaviour, same output; 10-20 % less CPU per capture (bench/README.md, "Profile-guided
+# Same behaviour, same output; 11-16 % less CPU per capture (bench/README.md, "Profile-guided
 # build"). For deployments at line rate; the plain `cargo build --release` needs Rust only.
 #
 #   contrib/build-pgo.sh [--out PATH] [--training-size SIZE] [-- CARGO_BUILD_ARGS...]
