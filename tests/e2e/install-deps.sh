@@ -12,9 +12,13 @@ set -euo pipefail
 
 packages=(dovecot-imapd dovecot-pop3d dovecot-managesieved postfix tcpdump curl fetchmail python3 openssl iproute2 libpcap-dev chromium systemd strace)
 llvm_major=$(rustc -vV 2>/dev/null | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
-if [[ -n $llvm_major ]] && apt-cache show "llvm-$llvm_major" >/dev/null 2>&1; then
-    packages+=("llvm-$llvm_major")
-fi
+llvm_package=${llvm_major:+llvm-$llvm_major}
+
+# The LLVM package, when the package lists know it and it is not installed yet.
+llvm_missing() {
+    [[ -n $llvm_package ]] && apt-cache show "$llvm_package" >/dev/null 2>&1 &&
+        ! dpkg-query -W -f='${Status}' "$llvm_package" 2>/dev/null | grep -q 'install ok installed'
+}
 
 if [[ $(id -u) -ne 0 ]]; then
     echo "install-deps.sh: must run as root (apt-get install)" >&2
@@ -27,6 +31,9 @@ for pkg in "${packages[@]}"; do
         missing+=("$pkg")
     fi
 done
+if llvm_missing; then
+    missing+=("$llvm_package")
+fi
 if [[ ${#missing[@]} -eq 0 ]]; then
     echo "install-deps.sh: all packages present"
     exit 0
@@ -59,6 +66,10 @@ apt_install() {
 if ! apt_install; then
     echo "install-deps.sh: install failed, running apt-get update and retrying"
     apt-get update -q
+    # Fresh package lists may know the LLVM package the stale ones did not.
+    if llvm_missing && [[ ! " ${missing[*]} " == *" $llvm_package "* ]]; then
+        missing+=("$llvm_package")
+    fi
     apt_install
 fi
 echo "install-deps.sh: done"
