@@ -62,11 +62,19 @@ log "llvm-profdata: $profdata"
 work=$repo/target/pgo
 rm -rf "$work/profiles" "$work/discarded" "$work/training"
 mkdir -p "$work/profiles" "$work/discarded" "$work/training"
-# The extra flags apply to the target only (not to build scripts) because --target is given.
-flags=${RUSTFLAGS:-}
+# RUSTFLAGS (split on spaces, as cargo does) plus one flag, as CARGO_ENCODED_RUSTFLAGS: the
+# flag's path may hold spaces. They apply to the target only, not build scripts: --target is given.
+rustflags_with() {
+    local flag joined="" user_flags=()
+    read -ra user_flags <<<"${RUSTFLAGS:-}"
+    for flag in "${user_flags[@]}"; do
+        joined+=$flag$'\x1f'
+    done
+    printf '%s' "$joined$1"
+}
 
 log "instrumented build"
-RUSTFLAGS="$flags -Cprofile-generate=$work/profiles" cargo build --release --locked --quiet \
+CARGO_ENCODED_RUSTFLAGS=$(rustflags_with "-Cprofile-generate=$work/profiles") cargo build --release --locked --quiet \
     --target "$host" --target-dir "$work/instrumented" --bins "${cargo_args[@]}"
 instrumented=$work/instrumented/$host/release
 
@@ -96,7 +104,7 @@ unset LLVM_PROFILE_FILE
 "$profdata" merge -o "$work/credwatch.profdata" "$work/profiles"
 
 log "optimised build"
-RUSTFLAGS="$flags -Cprofile-use=$work/credwatch.profdata" cargo build --release --locked --quiet \
+CARGO_ENCODED_RUSTFLAGS=$(rustflags_with "-Cprofile-use=$work/credwatch.profdata") cargo build --release --locked --quiet \
     --target "$host" --target-dir "$work/optimized" --bin credwatch "${cargo_args[@]}"
 mkdir -p "$(dirname "$out")"
 cp "$work/optimized/$host/release/credwatch" "$out"
