@@ -809,6 +809,13 @@ fn older_wifi_monitoring_headers_are_read() {
     let mut bad_magic = avs(&wifi);
     bad_magic[0] = 0x90;
     assert_eq!(decode(LinkType::IEEE802_11_AVS, &bad_magic), Err(SkipReason::Malformed));
+    // A Prism header cut short is a truncated frame; a length no frame has in either byte order,
+    // a malformed one.
+    let prism_header = prism(false, &wifi);
+    assert_eq!(decode(LinkType::IEEE802_11_PRISM, &prism_header[..100]), Err(SkipReason::Truncated));
+    let mut bad_length = prism_header;
+    bad_length[4..8].copy_from_slice(&0x0101_0101u32.to_le_bytes());
+    assert_eq!(decode(LinkType::IEEE802_11_PRISM, &bad_length), Err(SkipReason::Malformed));
     for (link_type, frame) in &frames {
         for len in 0..frame.len() {
             let _ = decode_at(&mut decoder, *link_type, &frame[..len], 0);

@@ -34,6 +34,9 @@ const AVS_LENGTH_OFFSET: usize = 4;
 /// Prism monitoring header: a message code, then the header's length in the capturing host's
 /// byte order (144 bytes as the drivers write it).
 const PRISM_LENGTH_OFFSET: usize = 4;
+/// A header length no captured frame exceeds: a Prism length beyond the frame but within this
+/// is a truncated frame, one beyond it in both byte orders a malformed header.
+const PRISM_LENGTH_MAX: usize = 65_535;
 /// Per-Packet Information header: version (0), flags, length (little-endian, fields included),
 /// then the link type of the frame after it (little-endian); fields follow, each a type and a
 /// length (little-endian) and its data.
@@ -114,19 +117,21 @@ pub(super) fn after_avs(data: &[u8]) -> Result<&[u8], SkipReason> {
 
 /// The 802.11 frame after a Prism header, or after an AVS one, which captures of this link type
 /// may hold too (told apart by the AVS magic number). The Prism header's length is in the
-/// capturing host's byte order: the reading that falls within the frame is taken.
+/// capturing host's byte order: the reading that falls within the frame is taken; a frame too
+/// short for either plausible reading is truncated.
 pub(super) fn after_prism_or_avs(data: &[u8]) -> Result<&[u8], SkipReason> {
     let first = be_u32(data, 0).ok_or(SkipReason::Truncated)?;
     if first & AVS_MAGIC_MASK == AVS_MAGIC {
         return after_avs(data);
     }
     let little = le_u32(data, PRISM_LENGTH_OFFSET).ok_or(SkipReason::Truncated)?;
-    [little, little.swap_bytes()]
-        .into_iter()
-        .filter_map(|length| usize::try_from(length).ok())
-        .filter(|length| *length >= PRISM_LENGTH_OFFSET + 4)
-        .find_map(|length| data.get(length..))
-        .ok_or(SkipReason::Malformed)
+    let plausible = [little, little.swap_bytes()].map(|length| {
+        usize::try_from(length).ok().filter(|length| (PRISM_LENGTH_OFFSET + 4..=PRISM_LENGTH_MAX).contains(length))
+    });
+    if plausible.iter().all(Option::is_none) {
+        return Err(SkipReason::Malformed);
+    }
+    plausible.into_iter().flatten().find_map(|length| data.get(length..)).ok_or(SkipReason::Truncated)
 }
 
 /// The link type and bytes of the frame after a PPI header. A frame its 802.11-Common field says
