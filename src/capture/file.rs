@@ -134,20 +134,22 @@ impl FileSource {
         if self.finished {
             return Ok(None);
         }
-        // The common case, a classic pcap record already buffered whole, without the general
-        // loop (which reads, grows the buffer and reports errors).
-        if let Layout::Legacy(legacy) = &self.layout {
-            self.buffer.consume_pending();
-            let data = self.buffer.data();
-            let buffered = data
+        // The common cases, a classic pcap record or a pcapng Enhanced Packet Block already
+        // buffered whole, without the general loop (which reads, grows the buffer, walks every
+        // kind of block and reports errors and warnings, reading the record again).
+        self.buffer.consume_pending();
+        let data = self.buffer.data();
+        let buffered = match &self.layout {
+            Layout::Legacy(legacy) => data
                 .get(..legacy.record_header_len)
                 .and_then(|header| legacy.frame_record(header).ok().flatten())
-                .filter(|(len, _)| *len <= data.len());
-            if let Some((len, packet)) = buffered {
-                self.buffer.pending_consume = len;
-                self.last_ts = packet.ts;
-                return Ok(Some((self.frame_at(packet), self.buffer.shareable_block())));
-            }
+                .filter(|(len, _)| *len <= data.len()),
+            Layout::Ng(section) => section.enhanced_packet(data),
+        };
+        if let Some((len, packet)) = buffered {
+            self.buffer.pending_consume = len;
+            self.last_ts = packet.ts;
+            return Ok(Some((self.frame_at(packet), self.buffer.shareable_block())));
         }
         match self.next_packet() {
             Ok(Some(packet)) => Ok(Some((self.frame_at(packet), self.buffer.shareable_block()))),
@@ -537,6 +539,7 @@ enum RecordOutcome {
 }
 
 /// A packet found in the buffer: `data` is the range of its bytes in the reader's buffer.
+#[cfg_attr(test, derive(Debug, PartialEq))]
 struct PacketLocation {
     ts: Timestamp,
     link_type: LinkType,
@@ -710,6 +713,32 @@ impl NgSection {
             block_type if NON_PACKET_BLOCKS.contains(&block_type) => Ok(RecordOutcome::Metadata),
             block_type => Ok(RecordOutcome::Warning(Warning::UnknownBlock(block_type))),
         }
+    }
+
+    /// Length and packet of the Enhanced Packet Block starting `data`, when it is buffered whole,
+    /// well formed and of a declared interface: a few field reads for the usual pcapng record,
+    /// where [`ng_block_header`] and [`decode_packet`](Self::decode_packet) take three times the
+    /// instructions. Anything else is left to them.
+    fn enhanced_packet(&self, data: &[u8]) -> Option<(usize, PacketLocation)> {
+        let field = |at| read_u32(data, at, self.big_endian);
+        if field(0)? != EPB_MAGIC {
+            return None;
+        }
+        let len = usize::try_from(field(4)?).ok().filter(|len| (32..=MAX_RECORD_LEN).contains(len) && len % 4 == 0)?;
+        if usize::try_from(field(len - 4)?).ok()? != len {
+            return None;
+        }
+        // The packet bytes follow the 28-byte header and end before the trailing length.
+        let data_end = usize::try_from(field(20)?).ok()?.checked_add(28).filter(|end| *end <= len - 4)?;
+        let interface = self.interfaces.get(usize::try_from(field(8)?).ok()?)?;
+        let ticks = (u64::from(field(12)?) << 32) | u64::from(field(16)?);
+        let packet = PacketLocation {
+            ts: interface.clock.timestamp(ticks),
+            link_type: interface.link_type,
+            orig_len: field(24)?,
+            data: 28..data_end,
+        };
+        Some((len, packet))
     }
 
     /// Decodes an Enhanced, Simple or obsolete Packet Block held whole in `bytes`.

@@ -396,6 +396,58 @@ fn invalid_tsresol_falls_back_to_microseconds_with_a_warning() {
     assert_eq!(warnings, 1);
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(2048))]
+
+    /// The Enhanced Packet Block fast path of `next_frame` finds a packet exactly when the
+    /// general block walk would find one in a block buffered whole, and the same one: any
+    /// byte order, interface (declared or not), timestamp, claimed length, cut or flipped byte.
+    #[test]
+    fn the_enhanced_packet_fast_path_agrees_with_the_block_walk(
+        big_endian in any::<bool>(),
+        declared in 0usize..=3,
+        interface in prop_oneof![3 => 0u32..2, 1 => 0u32..4],
+        ticks in any::<u64>(),
+        data_len in 0usize..48,
+        caplen_change in prop_oneof![Just(0i64), -8i64..24],
+        orig_len in any::<u32>(),
+        flip in proptest::option::of((0usize..96, 1u8..=255)),
+        cut in prop_oneof![3 => Just(0usize), 1 => 1usize..8],
+    ) {
+        let mut file = PcapNgFile { big_endian, ..PcapNgFile::default() };
+        let caplen = u32::try_from(data_len as i64 + caplen_change).unwrap_or(u32::MAX);
+        let mut bytes = file.epb_claiming(interface, ticks, caplen, orig_len, &payload(data_len, 7)).take();
+        if let Some((at, value)) = flip {
+            if let Some(byte) = bytes.get_mut(at) {
+                *byte ^= value;
+            }
+        }
+        bytes.truncate(bytes.len().saturating_sub(cut));
+        let clocks = [TickScale::MICROSECONDS, TickScale::NanosPerTick(1), TickScale::TicksPerSec(1 << 20)];
+        let interfaces = clocks
+            .iter()
+            .take(declared)
+            .enumerate()
+            .map(|(n, scale)| Interface {
+                link_type: LinkType(n as u32 + 1),
+                clock: Clock { scale: *scale, offset_nanos: n as i64 * 7 },
+            })
+            .collect();
+        let section = NgSection { big_endian, interfaces };
+
+        let walked = match ng_block_header(&bytes, big_endian) {
+            Ok(Some(block)) if block.block_type == EPB_MAGIC && block.len <= bytes.len() => {
+                match section.decode_packet(&bytes[..block.len], block, Timestamp(0)) {
+                    Ok(RecordOutcome::Packet(packet)) => Some((block.len, packet)),
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        prop_assert_eq!(section.enhanced_packet(&bytes), walked);
+    }
+}
+
 #[test]
 fn tick_scales_follow_if_tsresol() {
     assert_eq!(TickScale::from_tsresol(6), Some(TickScale::NanosPerTick(1_000)));
