@@ -75,6 +75,9 @@ const LEGACY_HEADER_LEN: usize = 24;
 const LEGACY_MAGICS: [u32; 5] = [0xa1b2_c3d4, 0xd4c3_b2a1, 0xa1b2_3c4d, 0x4d3c_b2a1, 0xa1b2_cd34];
 /// The obsolete pcapng Packet Block, which pcap-parser has no constant for.
 const PB_MAGIC: u32 = 0x0000_0002;
+/// An Enhanced (or obsolete) Packet Block's bytes before its packet data: type, length,
+/// interface, timestamp, captured and original lengths.
+const PACKET_BLOCK_HEADER_LEN: usize = 28;
 /// pcapng blocks that carry no packets and are skipped without a warning.
 const NON_PACKET_BLOCKS: [u32; 7] = [NRB_MAGIC, ISB_MAGIC, SJE_MAGIC, DSB_MAGIC, CB_MAGIC, DCB_MAGIC, PIB_MAGIC];
 /// The link-type bits of a classic pcap header; the upper bits carry FCS information (libpcap's
@@ -728,15 +731,16 @@ impl NgSection {
         if usize::try_from(field(len - 4)?).ok()? != len {
             return None;
         }
-        // The packet bytes follow the 28-byte header and end before the trailing length.
-        let data_end = usize::try_from(field(20)?).ok()?.checked_add(28).filter(|end| *end <= len - 4)?;
+        // The packet bytes follow the header and end before the trailing length.
+        let data_end =
+            usize::try_from(field(20)?).ok()?.checked_add(PACKET_BLOCK_HEADER_LEN).filter(|end| *end <= len - 4)?;
         let interface = self.interfaces.get(usize::try_from(field(8)?).ok()?)?;
         let ticks = (u64::from(field(12)?) << 32) | u64::from(field(16)?);
         let packet = PacketLocation {
             ts: interface.clock.timestamp(ticks),
             link_type: interface.link_type,
             orig_len: field(24)?,
-            data: 28..data_end,
+            data: PACKET_BLOCK_HEADER_LEN..data_end,
         };
         Some((len, packet))
     }
@@ -773,7 +777,7 @@ impl NgSection {
                 field(8)?
             };
             let ticks = (u64::from(field(12)?) << 32) | u64::from(field(16)?);
-            (interface_id, Some(ticks), field(24)?, field(20)?, 28)
+            (interface_id, Some(ticks), field(24)?, field(20)?, PACKET_BLOCK_HEADER_LEN)
         };
         let data_end = usize::try_from(caplen).ok().and_then(|caplen| caplen.checked_add(data_start));
         let data = match data_end {
