@@ -520,6 +520,23 @@ fn truncated_gzip_stream_is_a_truncated_capture() {
 }
 
 #[test]
+fn a_gzip_member_failing_its_checksum_is_an_error_after_its_frames() {
+    let mut file = PcapFile::new(false, false, 1);
+    for i in 0..20u32 {
+        file.record(i, 0, 64, &payload(64, i as u8));
+    }
+    let mut compressed = gzip(&file.bytes);
+    // The member ends with the CRC-32 of the data, then its length.
+    let crc_at = compressed.len() - 8;
+    compressed[crc_at] ^= 0x01;
+    let mut source = open_bytes(compressed).expect("the header is intact");
+    let (frames, error) = read_all(&mut source);
+    assert_eq!(frames.len(), 20, "the data itself inflates");
+    let error = error.expect("a checksum mismatch is an error");
+    assert!(matches!(error.kind, CaptureErrorKind::Io(_)), "{error}");
+}
+
+#[test]
 fn reports_a_truncated_record_with_its_offset() {
     let mut file = PcapFile::new(false, false, 1);
     file.record(1, 0, 30, &payload(30, 0)).record(2, 0, 30, &payload(30, 1));
