@@ -10,6 +10,7 @@ mod support;
 #[path = "../fuzz/src/lib.rs"]
 mod harness;
 
+use std::io::Write;
 use std::path::Path;
 
 use credwatch::capture::{FileSource, LinkType};
@@ -255,7 +256,12 @@ fn seeds() -> Vec<(&'static str, Vec<u8>)> {
         seeds.push((target_name(target), harness::encode_session(&chunks)));
     }
     for frames in seed_captures() {
-        seeds.push(("capture_file", write_pcap(Vec::new(), &frames).unwrap()));
+        let pcap = write_pcap(Vec::new(), &frames).unwrap();
+        // Compressed too, so that the fuzzer reaches the inflater from the start.
+        let mut gzip = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gzip.write_all(&pcap).unwrap();
+        seeds.push(("capture_file", gzip.finish().unwrap()));
+        seeds.push(("capture_file", pcap));
         seeds.push(("capture_file", write_pcapng(Vec::new(), &frames).unwrap()));
         let link_type = frames.first().map_or(LinkType::ETHERNET, |frame| frame.link_type);
         let bytes: Vec<&[u8]> = frames.iter().map(|frame| frame.data.as_slice()).collect();
