@@ -504,13 +504,18 @@ fn reads_gzip_compressed_captures_of_several_members() {
     assert_eq!(frames, expected);
 }
 
-#[test]
-fn truncated_gzip_stream_is_a_truncated_capture() {
+/// A gzip-compressed classic pcap of `count` records of 64 bytes.
+fn gzipped_records(count: u32) -> Vec<u8> {
     let mut file = PcapFile::new(false, false, 1);
-    for i in 0..200u32 {
+    for i in 0..count {
         file.record(i, 0, 64, &payload(64, i as u8));
     }
-    let mut compressed = gzip(&file.bytes);
+    gzip(&file.bytes)
+}
+
+#[test]
+fn truncated_gzip_stream_is_a_truncated_capture() {
+    let mut compressed = gzipped_records(200);
     compressed.truncate(compressed.len() / 2);
     let mut source = open_bytes(compressed).expect("the header is intact");
     let (frames, error) = read_all(&mut source);
@@ -521,11 +526,7 @@ fn truncated_gzip_stream_is_a_truncated_capture() {
 
 #[test]
 fn a_gzip_member_failing_its_checksum_is_an_error_after_its_frames() {
-    let mut file = PcapFile::new(false, false, 1);
-    for i in 0..20u32 {
-        file.record(i, 0, 64, &payload(64, i as u8));
-    }
-    let mut compressed = gzip(&file.bytes);
+    let mut compressed = gzipped_records(20);
     // The member ends with the CRC-32 of the data, then its length.
     let crc_at = compressed.len() - 8;
     compressed[crc_at] ^= 0x01;
