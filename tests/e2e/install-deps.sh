@@ -14,10 +14,13 @@ packages=(dovecot-imapd dovecot-pop3d dovecot-managesieved postfix tcpdump curl 
 llvm_major=$(rustc -vV 2>/dev/null | sed -n 's/^LLVM version: \([0-9]*\).*/\1/p')
 llvm_package=${llvm_major:+llvm-$llvm_major}
 
+installed() {
+    dpkg-query -W -f='${Status}' "$1" 2>/dev/null | grep -q 'install ok installed'
+}
+
 # The LLVM package, when the package lists know it and it is not installed yet.
 llvm_missing() {
-    [[ -n $llvm_package ]] && apt-cache show "$llvm_package" >/dev/null 2>&1 &&
-        ! dpkg-query -W -f='${Status}' "$llvm_package" 2>/dev/null | grep -q 'install ok installed'
+    [[ -n $llvm_package ]] && apt-cache show "$llvm_package" >/dev/null 2>&1 && ! installed "$llvm_package"
 }
 
 if [[ $(id -u) -ne 0 ]]; then
@@ -27,7 +30,7 @@ fi
 
 missing=()
 for pkg in "${packages[@]}"; do
-    if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q 'install ok installed'; then
+    if ! installed "$pkg"; then
         missing+=("$pkg")
     fi
 done
