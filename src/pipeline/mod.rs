@@ -20,7 +20,7 @@
 //! packet time too. One thread alone owns the sinks: live, an output thread; reading files, the
 //! first worker thread, which writes between its batches (on two cores, a third thread for the
 //! output only took turns with the other two). Reading files, the capture thread is a worker as
-//! well: it keeps a share of the flows (a third of a worker thread's, since it also reads and
+//! well: it keeps a share of the flows (two fifths of a worker thread's, since it also reads and
 //! decodes everything) and analyses them in place.
 //!
 //! Files never lose a packet: a full queue makes the reader wait. Their output is put back into
@@ -30,7 +30,8 @@
 //! queue drops the batch and counts it (see the `live` module).
 //!
 //! Flows carry over from one file to the next, so a capture rotated into several files reads as
-//! one. The flow limits are split evenly between workers.
+//! one. The flow limits are split between the threads in the proportions of their shares of the
+//! flows.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 mod dispatch;
@@ -55,7 +56,7 @@ use crate::output::Sink;
 use crate::progress::{Progress, ReadProgress};
 use crate::proto::ProtoConfig;
 
-use dispatch::{sort_by_flow, Batch, Clock, Disconnected, Dispatcher, QueuePolicy, Queues, BATCH_JOBS};
+use dispatch::{sort_by_flow, Batch, Clock, Disconnected, Dispatcher, QueuePolicy, Queues, Share, BATCH_JOBS};
 pub use engine::{Engine, EngineStats};
 pub use inputs::{expand_inputs, InputError};
 use output::{Output, OutputMode, OutputMsg, Writer};
@@ -108,12 +109,11 @@ impl RunConfig {
         self.threads.max(1)
     }
 
-    /// One worker's share of the flow limits.
-    fn worker_limits(&self) -> FlowLimits {
-        let workers = self.workers();
+    /// The flow limits of a thread with `share` of the flows.
+    fn shard_limits(&self, share: Share) -> FlowLimits {
         FlowLimits {
-            max_flows: (self.flow.max_flows / workers).max(1),
-            max_buffered_total: self.flow.max_buffered_total / workers,
+            max_flows: share.of(self.flow.max_flows).max(1),
+            max_buffered_total: share.of(self.flow.max_buffered_total),
             ..self.flow
         }
     }
@@ -201,9 +201,12 @@ pub fn read_files_with_progress(
         // The reading thread is a worker too: it keeps one share of the flows, the other
         // `threads - 1` shares go to worker threads, the first of which writes.
         let depth = config.queue_batches().min(FILE_QUEUE_BATCHES);
+        let (local_share, worker_share) = Share::file_run(config.workers() - 1);
+        let plan =
+            WorkerPlan { first: 1, queue_batches: depth, ordered: true, limits: config.shard_limits(worker_share) };
         let FileWorkers { writing, others, queues, events } =
-            start_file_workers(scope, config, depth, sink, &shared, mode)?;
-        let engine = Engine::new(config.worker_limits(), config.proto.clone());
+            start_file_workers(scope, config, plan, sink, &shared, mode)?;
+        let engine = Engine::new(config.shard_limits(local_share), config.proto.clone());
         let mut local = Shard::new(0, engine, Some(events), &shared, true);
         let mut dispatcher = Dispatcher::with_local_share(queues, QueuePolicy::Block);
         // The workers being gone means the output failed: joining the writer says why.
@@ -261,39 +264,40 @@ struct Workers<'scope> {
 }
 
 /// Which worker threads to start: numbered from `first` to the configured count, each with a
-/// queue of `queue_batches` batches, reporting their progress even without events when
-/// `ordered` (file runs).
+/// queue of `queue_batches` batches and an engine of `limits`, reporting their progress even
+/// without events when `ordered` (file runs).
 #[derive(Clone, Copy)]
 struct WorkerPlan {
     first: usize,
     queue_batches: usize,
     ordered: bool,
+    limits: FlowLimits,
 }
 
-/// The worker threads of a file run, numbered from 1 (0 is the reading thread's own share),
-/// each with a queue of `queue_batches` batches. Worker 1 also writes (see
+/// The worker threads of a file run, numbered from `plan.first` (1: 0 is the reading thread's
+/// own share). Worker 1 also writes (see
 /// [`worker::run_writing`]): on two cores, a third thread for the output only took turns with the
 /// other two, at a cost. The others' events go to it over an unbounded queue, so that nobody waits
 /// for it but at the end.
 fn start_file_workers<'scope, 'env>(
     scope: &'scope Scope<'scope, 'env>,
     config: &'env RunConfig,
-    queue_batches: usize,
+    plan: WorkerPlan,
     sink: &'env mut dyn Sink,
     shared: &'env SharedStats,
     mode: OutputMode,
 ) -> Result<FileWorkers<'scope, 'env>, RunError> {
     let (events, others) = crossbeam_channel::unbounded();
     let (spare, spares) = crossbeam_channel::unbounded();
-    let (queue, batches) = crossbeam_channel::bounded(queue_batches);
-    let shard = Shard::new(1, Engine::new(config.worker_limits(), config.proto.clone()), None, shared, true);
+    let (queue, batches) = crossbeam_channel::bounded(plan.queue_batches);
+    let shard = Shard::new(plan.first, Engine::new(plan.limits, config.proto.clone()), None, shared, true);
     let writer = Writer::new(sink, mode, shared);
     let writer_spare = spare.clone();
     let writing = std::thread::Builder::new()
-        .name("worker-1".to_string())
+        .name(format!("worker-{}", plan.first))
         .spawn_scoped(scope, move || worker::run_writing(shard, batches, writer_spare, writer, others))
         .map_err(RunError::Thread)?;
-    let plan = WorkerPlan { first: 2, queue_batches, ordered: true };
+    let plan = WorkerPlan { first: plan.first + 1, ..plan };
     let Workers { threads: others, queues } = start_workers(scope, config, plan, &events, &spare, shared)?;
     // The queues go to the capture side alone: the workers finish when it drops them.
     let queues = Queues { workers: [queue].into_iter().chain(queues).collect(), spare: spares };
@@ -314,7 +318,7 @@ fn start_workers<'scope, 'env>(
     for id in plan.first..config.workers() {
         let (queue, batches) = crossbeam_channel::bounded(plan.queue_batches);
         workers.queues.push(queue);
-        let engine = Engine::new(config.worker_limits(), config.proto.clone());
+        let engine = Engine::new(plan.limits, config.proto.clone());
         let shard = Shard::new(id, engine, Some(events.clone()), shared, plan.ordered);
         let spare = spare.clone();
         // On failure the threads started so far end as their queues are dropped.
@@ -506,7 +510,8 @@ impl<'scope> Threads<'scope> {
             .spawn_scoped(scope, move || output::run(output_queue, sink, mode, shared))
             .map_err(RunError::Thread)?;
         let (spare, spares) = crossbeam_channel::unbounded();
-        let plan = WorkerPlan { first: 0, queue_batches, ordered: mode.ordered };
+        let limits = config.shard_limits(Share::even(config.workers()));
+        let plan = WorkerPlan { first: 0, queue_batches, ordered: mode.ordered, limits };
         let Workers { threads: workers, queues } = start_workers(scope, config, plan, &output, &spare, shared)?;
         Ok((Threads { output, workers, writer }, Queues { workers: queues, spare: spares }))
     }

@@ -195,7 +195,7 @@ fn a_threaded_run_keeps_its_read_blocks_within_the_bound() {
     let config = crate::gen::GenConfig { kind: crate::gen::TrafficKind::MailHeavy, size: 32 << 20, seed: 3 };
     let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
     crate::gen::generate(&config, "blocks.pcap", file).unwrap().0.into_inner().unwrap().sync_all().unwrap();
-    let blocks_in_file = std::fs::metadata(&path).unwrap().len() >> 20;
+    let blocks_in_file = std::fs::metadata(&path).unwrap().len() / crate::capture::INITIAL_BUFFER_LEN as u64;
     let (single, single_report) = run(&path, 1, DEFAULT_QUEUE_SEGMENTS, false);
     assert_eq!(single_report.read_blocks, 1);
     let (threaded, report) = run(&path, 2, DEFAULT_QUEUE_SEGMENTS, false);
@@ -203,5 +203,47 @@ fn a_threaded_run_keeps_its_read_blocks_within_the_bound() {
     let bound = 9 + 12;
     assert!(blocks_in_file > bound, "the capture spans more blocks ({blocks_in_file}) than the bound");
     assert!(report.read_blocks > 1, "the workers held blocks: reading went on in others");
-    assert!(report.read_blocks <= bound, "{} blocks for {blocks_in_file} MiB", report.read_blocks);
+    assert!(report.read_blocks <= bound, "{} blocks for a file of {blocks_in_file}", report.read_blocks);
+}
+
+/// The flow limits are split between the threads as the flows are (the reading thread keeps a
+/// smaller share): under pressure, each table fills as one engine's would, and a threaded run
+/// evicts about as many flows as one thread.
+#[test]
+fn a_threaded_run_under_flow_pressure_evicts_as_one_thread_would() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("flows.pcap");
+    let config = crate::gen::GenConfig { kind: crate::gen::TrafficKind::ManyFlows, size: 8 << 20, seed: 5 };
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    crate::gen::generate(&config, "flows.pcap", file).unwrap().0.into_inner().unwrap().sync_all().unwrap();
+    let evicted = |threads| {
+        let flow = FlowLimits { max_flows: 4096, ..FlowLimits::default() };
+        let config = RunConfig { threads, flow, ..RunConfig::default() };
+        let report = read_files(std::slice::from_ref(&path), &config, &mut Collect::default()).unwrap();
+        report.engine.flow.flows_evicted
+    };
+    let single = evicted(1);
+    assert!(single > 1_000, "the capture puts the table under pressure ({single} evicted)");
+    for threads in [2, 3] {
+        let threaded = evicted(threads);
+        assert!(threaded.abs_diff(single) * 10 < single, "{threads} threads evicted {threaded}, one {single}");
+    }
+}
+
+#[test]
+fn the_flow_limits_are_split_in_the_proportions_of_the_shares() {
+    let (local, worker) = Share::file_run(2);
+    let config = RunConfig {
+        flow: FlowLimits { max_flows: 120_000, max_buffered_total: usize::MAX, ..FlowLimits::default() },
+        ..RunConfig::default()
+    };
+    let (local, worker) = (config.shard_limits(local), config.shard_limits(worker));
+    assert_eq!(local.max_flows * 5, worker.max_flows * 2, "two slots against five");
+    assert!(local.max_flows + 2 * worker.max_flows <= 120_000);
+    assert!(local.max_flows + 2 * worker.max_flows > 119_990);
+    let buffered = |limits: FlowLimits| limits.max_buffered_total as u128;
+    assert!(buffered(local) + 2 * buffered(worker) <= usize::MAX as u128, "no overflow, no more than the total");
+    assert!(buffered(local) > usize::MAX as u128 * 2 / 12 - 12);
+    let even = config.shard_limits(Share::even(3));
+    assert_eq!(even.max_flows, 40_000);
 }
