@@ -515,7 +515,8 @@ mod tests {
                 );
                 local += u32::from(routed.local);
             }
-            let expected = f64::from(flows) * LOCAL_SLOTS as f64 / (WORKER_SLOTS * workers + LOCAL_SLOTS) as f64;
+            // The share the flow limits are split by (see `Share`) is the share routed.
+            let expected = Share::file_run(workers).0.of(usize::from(flows)) as f64;
             let share = f64::from(local);
             assert!(
                 (share - expected).abs() < expected * 0.1,
