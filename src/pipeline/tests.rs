@@ -185,16 +185,23 @@ fn an_output_failure_ends_the_run_with_its_error() {
     }
 }
 
+/// A capture of `size` bytes of generated `kind` traffic, written in `dir`.
+fn generated(dir: &tempfile::TempDir, kind: crate::gen::TrafficKind, size: u64, seed: u64) -> std::path::PathBuf {
+    let name = format!("{}.pcap", kind.name());
+    let path = dir.path().join(&name);
+    let config = crate::gen::GenConfig { kind, size, seed };
+    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
+    crate::gen::generate(&config, &name, file).unwrap().0.into_inner().unwrap().sync_all().unwrap();
+    path
+}
+
 /// Worker threads hold the read blocks their segments point into, and hand them back: a threaded
 /// run of a capture larger than the README's bound (9 + 12 blocks per worker thread) stays within
 /// it, and a run on one thread needs one block.
 #[test]
 fn a_threaded_run_keeps_its_read_blocks_within_the_bound() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("blocks.pcap");
-    let config = crate::gen::GenConfig { kind: crate::gen::TrafficKind::MailHeavy, size: 32 << 20, seed: 3 };
-    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    crate::gen::generate(&config, "blocks.pcap", file).unwrap().0.into_inner().unwrap().sync_all().unwrap();
+    let path = generated(&dir, crate::gen::TrafficKind::MailHeavy, 32 << 20, 3);
     let blocks_in_file = std::fs::metadata(&path).unwrap().len() / crate::capture::INITIAL_BUFFER_LEN as u64;
     let (single, single_report) = run(&path, 1, DEFAULT_QUEUE_SEGMENTS, false);
     assert_eq!(single_report.read_blocks, 1);
@@ -212,10 +219,7 @@ fn a_threaded_run_keeps_its_read_blocks_within_the_bound() {
 #[test]
 fn a_threaded_run_under_flow_pressure_evicts_as_one_thread_would() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("flows.pcap");
-    let config = crate::gen::GenConfig { kind: crate::gen::TrafficKind::ManyFlows, size: 8 << 20, seed: 5 };
-    let file = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    crate::gen::generate(&config, "flows.pcap", file).unwrap().0.into_inner().unwrap().sync_all().unwrap();
+    let path = generated(&dir, crate::gen::TrafficKind::ManyFlows, 8 << 20, 5);
     let evicted = |threads| {
         let flow = FlowLimits { max_flows: 4096, ..FlowLimits::default() };
         let config = RunConfig { threads, flow, ..RunConfig::default() };
