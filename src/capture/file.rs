@@ -64,7 +64,7 @@ pub enum CaptureErrorKind {
 /// Starting size of the read buffer: large enough that a read call costs little per packet,
 /// small enough to stay in a core's L2 cache (1 MiB here) next to the flow state while its
 /// packets are decoded and analysed: 1 MiB reads swept the whole L2 each time (3–5 % more CPU on
-/// every kind of traffic, measured).
+/// mixed and mail-heavy traffic, measured).
 pub const INITIAL_BUFFER_LEN: usize = 256 << 10;
 /// Longest record (classic pcap record or pcapng block) accepted; anything longer is corruption.
 const MAX_RECORD_LEN: usize = 256 << 20;
