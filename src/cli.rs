@@ -115,8 +115,9 @@ pub struct ReadArgs {
     /// Worker threads analysing flows. With 1 (the default: the least CPU time per file)
     /// everything runs on the calling thread without queues or copies; with more, the reading
     /// thread keeps a share of the flows and worker threads take the rest, the first of them
-    /// writing (on two cores, 2 take about 0.6x the wall time on mail-heavy traffic; see
-    /// bench/README.md). The output is the same whatever the number.
+    /// writing (on two cores, 2 take about 0.6-0.7x the wall time on mail-heavy traffic; see
+    /// bench/README.md). The output is the same whatever the number, unless the flow table
+    /// fills (--max-flows): which flows are evicted may then differ.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
     /// Also write the closing counters as a `stats` event (they are always logged with -v).
