@@ -65,7 +65,7 @@ pub enum CaptureErrorKind {
 /// small enough to stay in a core's L2 cache (1 MiB here) next to the flow state while its
 /// packets are decoded and analysed: 1 MiB reads swept the whole L2 each time (3–5 % more CPU on
 /// mixed and mail-heavy traffic, measured).
-pub const INITIAL_BUFFER_LEN: usize = 256 << 10;
+pub(crate) const INITIAL_BUFFER_LEN: usize = 256 << 10;
 /// Longest record (classic pcap record or pcapng block) accepted; anything longer is corruption.
 const MAX_RECORD_LEN: usize = 256 << 20;
 const NANOS_PER_SEC: u64 = 1_000_000_000;

@@ -12,7 +12,9 @@ pub mod live;
 mod timestamp;
 
 pub use block::SharedBlock;
-pub use file::{CaptureError, CaptureErrorKind, FileSource, INITIAL_BUFFER_LEN};
+#[cfg(test)]
+pub(crate) use file::INITIAL_BUFFER_LEN;
+pub use file::{CaptureError, CaptureErrorKind, FileSource};
 pub use timestamp::Timestamp;
 
 /// A link-layer header type, as numbered by the tcpdump.org LINKTYPE registry.

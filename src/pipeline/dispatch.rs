@@ -340,11 +340,10 @@ impl Dispatcher {
         if let Some(packet) = packet {
             let hash = FlowKey::route_hash(packet);
             let remote = if self.local_share {
-                // The capture thread also reads, decodes and routes every frame: its share is
-                // LOCAL_SLOTS of WORKER_SLOTS * N + LOCAL_SLOTS, which evens out the threads' loads.
-                shard(hash, WORKER_SLOTS * self.batches.len() + LOCAL_SLOTS)
-                    .checked_sub(LOCAL_SLOTS)
-                    .map(|slot| slot / WORKER_SLOTS)
+                // The capture thread also reads, decodes and routes every frame: it keeps fewer
+                // slots than a worker thread, which evens out the threads' loads.
+                let (local, worker) = Share::file_run(self.batches.len());
+                shard(hash, local.total).checked_sub(local.slots).map(|slot| slot / worker.slots)
             } else {
                 Some(shard(hash, self.batches.len()))
             };
