@@ -92,8 +92,13 @@ paired() {
         value(0) > 0 { print value(4) / value(0) }' | median %.2f
 }
 
-echo "warming the page cache…" >&2
-for kind in "${kinds[@]}"; do cat "${capture[$kind]}" >/dev/null; done
+# Reads FILE into the page cache, untimed, before every timed run: the captures are meant to be
+# read from memory, and this machine reclaims page cache that has not been read for a few
+# seconds on its own (a DAMON `pageout` scheme), so that a run could otherwise read some of its
+# file from disk (seen as a few hundred KiB of block input in about one run in six).
+warm() {
+    cat "$1" >/dev/null
+}
 
 cpu_model=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
 echo "machine: $(nproc) CPUs, $cpu_model; $(uname -sr)"
@@ -109,13 +114,11 @@ printf '%-11s %9s %12s %14s %7s %7s %7s %11s %12s  %s\n' capture size tcpdump_cp
 declare -A target=([mixed]=0.8 [mail-heavy]=1.5 [many-flows]=3.0)
 for kind in "${kinds[@]}"; do
     file=${capture[$kind]}
-    # Again before each capture's rounds: the kernel may have let the pages of a capture go
-    # while the others were read (this machine reclaims cold page cache on its own).
-    cat "$file" >/dev/null
     : >"$scratch/td" && : >"$scratch/cw"
     for round in $(seq "$rounds"); do
         if [ $((round % 2)) -eq 1 ]; then order="td cw"; else order="cw td"; fi
         for tool in $order; do
+            warm "$file"
             if [ "$tool" = td ]; then
                 measure /dev/null tcpdump -nr "$file" -w /dev/null "$filter" >>"$scratch/td"
             else
@@ -137,6 +140,7 @@ for kind in "${kinds[@]}"; do
         "$(paired "$scratch/td" "$scratch/cw" cpu)" "≤${target[$kind]}" \
         "$(echo "$cw_wall $td_wall" | awk '{ print $1 / $2 }')" $((cw_rss >> 10)) "$recall"
     if [ "$have_tshark" = yes ]; then
+        warm "$file"
         ts=$(measure /dev/null tshark -n -r "$file" -Y 'pop or imap' | awk '{ print $1 + $2 }')
         printf '%-11s %9s %12s  tshark -Y "pop or imap": %sms CPU (one round), %.2fx credwatch\n' "" "" "" "$ts" \
             "$(echo "$ts $cw_cpu" | awk '{ print $1 / $2 }')"
@@ -146,12 +150,12 @@ done
 echo
 mail=${capture[mail-heavy]}
 if "$credwatch" read --help 2>/dev/null | grep -q -- '--threads'; then
-    cat "$mail" >/dev/null
     one=("$credwatch" read --threads 1 --format json "$mail")
     : >"$scratch/t1" && : >"$scratch/t2" && : >"$scratch/tpair"
     for round in $(seq "$rounds"); do
         if [ $((round % 2)) -eq 1 ]; then order="1 2 pair"; else order="pair 2 1"; fi
         for threads in $order; do
+            warm "$mail"
             if [ "$threads" = pair ]; then
                 # Two one-thread runs at once: what the machine's two cores give when both work.
                 measure /dev/null bash -c '"$@" >/dev/null & "$@" >/dev/null; wait' pair "${one[@]}" >>"$scratch/tpair"
