@@ -285,8 +285,9 @@ pub struct Routed {
 pub struct Dispatcher {
     queues: Queues,
     batches: Vec<Batch>,
-    /// The capture thread keeps the first share of the flows (shard 0) for a worker of its own.
-    local_share: bool,
+    /// The capture thread keeps the first share of the flows (shard 0) for a worker of its own:
+    /// its share and each worker thread's, worked out once for the run.
+    local_share: Option<(Share, Share)>,
     policy: QueuePolicy,
     clock: Clock,
     next_index: u64,
@@ -301,7 +302,7 @@ impl Dispatcher {
         Dispatcher {
             queues,
             batches,
-            local_share: false,
+            local_share: None,
             policy,
             clock: Clock::default(),
             next_index: 0,
@@ -312,7 +313,8 @@ impl Dispatcher {
     /// The capture thread works too: a share of the flows stays with it (see [`Routed::local`]),
     /// and it expires them on the ticks [`route`](Self::route) reports.
     pub fn with_local_share(queues: Queues, policy: QueuePolicy) -> Self {
-        Dispatcher { local_share: true, ..Dispatcher::new(queues, policy) }
+        let local_share = Some(Share::file_run(queues.workers.len()));
+        Dispatcher { local_share, ..Dispatcher::new(queues, policy) }
     }
 
     /// One captured frame, with its TCP segment if it had one, its payload to be copied. Returns
@@ -339,13 +341,13 @@ impl Dispatcher {
         let mut local = false;
         if let Some(packet) = packet {
             let hash = FlowKey::route_hash(packet);
-            let remote = if self.local_share {
+            let remote = match self.local_share {
                 // The capture thread also reads, decodes and routes every frame: it keeps fewer
                 // slots than a worker thread, which evens out the threads' loads.
-                let (local, worker) = Share::file_run(self.batches.len());
-                shard(hash, local.total).checked_sub(local.slots).map(|slot| slot / worker.slots)
-            } else {
-                Some(shard(hash, self.batches.len()))
+                Some((local, worker)) => {
+                    shard(hash, local.total).checked_sub(local.slots).map(|slot| slot / worker.slots)
+                }
+                None => Some(shard(hash, self.batches.len())),
             };
             let full = match remote.and_then(|worker| self.batches.get_mut(worker)) {
                 Some(batch) => {

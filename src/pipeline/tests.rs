@@ -210,7 +210,7 @@ fn a_threaded_run_keeps_its_read_blocks_within_the_bound() {
     let bound = 9 + 12;
     assert!(blocks_in_file > bound, "the capture spans more blocks ({blocks_in_file}) than the bound");
     assert!(report.read_blocks > 1, "the workers held blocks: reading went on in others");
-    assert!(report.read_blocks <= bound, "{} blocks for a file of {blocks_in_file}", report.read_blocks);
+    assert!(report.read_blocks <= bound, "{} blocks held for a file of {blocks_in_file} blocks", report.read_blocks);
 }
 
 /// The flow limits are split between the threads as the flows are (the reading thread keeps a
