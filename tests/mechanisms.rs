@@ -24,10 +24,17 @@ use Step::{Client, Server};
 
 /// Writes one TCP session to a capture and returns credwatch's events for it.
 fn run(server_port: u16, steps: &[Step<'_>], extra_args: &[&str]) -> Vec<Value> {
+    run_from(true, server_port, steps, extra_args)
+}
+
+/// [`run`], with the connection's handshake in the capture or not (picked up mid-session).
+fn run_from(handshake: bool, server_port: u16, steps: &[Step<'_>], extra_args: &[&str]) -> Vec<Value> {
     let client: SocketAddr = ([192, 0, 2, 50], 40_000).into();
     let server: SocketAddr = ([198, 51, 100, 50], server_port).into();
     let mut conversation = Conversation::new(client, server);
-    conversation.handshake();
+    if handshake {
+        conversation.handshake();
+    }
     for step in steps {
         match step {
             Client(bytes) => conversation.client(bytes),
@@ -398,10 +405,20 @@ fn implicit_tls_ports_are_not_parsed() {
 #[test]
 fn ports_can_be_configured() {
     let steps = [Client(b"USER alice\r\n"), Server(b"+OK\r\n"), Client(b"PASS Canary-Pass-8\r\n"), Server(b"+OK\r\n")];
-    // Without a greeting (as if picked up mid-session) only a configured port is analysed.
-    assert!(run(2110, &steps, &[]).is_empty());
-    let configured = run(2110, &steps, &["--pop3-ports", "110,2110"]);
+    // Picked up mid-session, without the greeting, only a configured port is analysed.
+    assert!(run_from(false, 2110, &steps, &[]).is_empty());
+    let configured = run_from(false, 2110, &steps, &["--pop3-ports", "110,2110"]);
     assert_eq!(credentials(&configured), expect("cleartext_credential", "USER/PASS", "alice", "success", "password"));
+    // With the handshake in sight, the server's first words are its greeting, whatever the
+    // client said before them: a POP3 greeting on any port.
+    let early = [
+        Client(b"USER alice\r\nPASS Canary-Pass-8\r\n"),
+        Server(b"+OK POP3 ready\r\n+OK\r\n-ERR [AUTH] Authentication failed\r\n"),
+    ];
+    assert_eq!(
+        credentials(&run(2110, &early, &[])),
+        expect("cleartext_credential", "USER/PASS", "alice", "failure", "password")
+    );
 }
 
 #[test]

@@ -359,8 +359,9 @@ pub enum SessionTarget {
     Imap,
     Smtp,
     ManageSieve,
-    /// An unconfigured port whose server's SYN-ACK the capture missed: the protocol comes from
-    /// the server's greeting or from the client's first line.
+    /// An unconfigured port: the protocol comes from the server's greeting or, when the capture
+    /// missed the server's SYN-ACK (inputs of odd length), from the client's first line; with
+    /// the SYN-ACK in sight, a client talking first may be held for the greeting.
     AnyPort,
 }
 
@@ -375,8 +376,8 @@ impl SessionTarget {
         }
     }
 
-    fn server_opening_seen(self) -> bool {
-        !matches!(self, SessionTarget::AnyPort)
+    fn server_opening_seen(self, data: &[u8]) -> bool {
+        !matches!(self, SessionTarget::AnyPort) || data.len().is_multiple_of(2)
     }
 }
 
@@ -391,7 +392,8 @@ const GAP_RECORD: u8 = 0xff;
 /// bits 0–6 the chunk length (a short chunk takes what is left).
 pub fn session(target: SessionTarget, data: &[u8]) {
     let mut parts = CtxParts { config: small_proto_config(), ..CtxParts::default() };
-    let mut session = Session::new(Side::Lo, true, target.server_opening_seen(), target.server_port(), &parts.config);
+    let mut session =
+        Session::new(Side::Lo, true, target.server_opening_seen(data), target.server_port(), &parts.config);
     let mut rest = data;
     let mut tick = 0;
     while let [header, tail @ ..] = rest {

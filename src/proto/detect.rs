@@ -6,7 +6,10 @@
 //! quoted capability name such as `"IMPLEMENTATION"` (ManageSieve), or `220` followed by the
 //! client's `EHLO`/`HELO`/`LHLO` (SMTP; FTP also greets with 220, and its client answers `USER`).
 //! A client that speaks first (HTTP, Redis, TLS, …) rules the flow out at its first line, so the
-//! cost of any-port detection is one line per non-mail flow.
+//! cost of any-port detection is one line per non-mail flow. Unless its first words may be a mail
+//! client's, talking before the greeting while the server's opening is in the capture: the
+//! session then holds them until the greeting is over (see
+//! [`Detector::may_be_mail_client_first_words`]), and the detector sees them after it.
 //!
 //! Unless the capture cannot show the greeting: when the server's SYN-ACK is not in it (a capture
 //! of one direction of an asymmetric route, or a connection opened before the capture started),
@@ -84,11 +87,11 @@ pub(crate) fn implicit_tls_protocol(port: u16) -> Option<AppProto> {
 pub(crate) enum Verdict {
     Undecided,
     NotMail,
-    /// The flow speaks `proto`; `replay` is a server line held back during detection that the
-    /// protocol session must see first.
+    /// The flow speaks `proto`; `replay` holds the server lines held back during detection,
+    /// which the protocol session must see first.
     Protocol {
         proto: AppProto,
-        replay: Option<Vec<u8>>,
+        replay: Vec<Vec<u8>>,
     },
 }
 
@@ -98,13 +101,58 @@ pub(crate) struct Detector {
     /// The server's SYN-ACK was not captured: its greeting may be out of sight too.
     greeting_may_be_unseen: bool,
     client_spoke: bool,
-    /// A `220` greeting held until the client's first command tells SMTP from FTP.
-    greeting_220: Option<Vec<u8>>,
+    /// The lines of a `220` greeting, held until the client's first command tells SMTP from FTP
+    /// (at most [`HELD_GREETING_LINES`]: the first ones and the latest).
+    greeting_220: Vec<Vec<u8>>,
+    /// The held greeting's last line (`220 `, not `220-`) has come.
+    greeting_220_over: bool,
 }
+
+/// Lines of a multi-line `220` greeting kept for the SMTP session (real ones have a few).
+const HELD_GREETING_LINES: usize = 8;
+
+/// A client's first word without a space or line end after it yet, this short and printable,
+/// may still be a verb or an IMAP tag (see [`Detector::may_be_mail_client_first_words`]).
+const PARTIAL_WORD: usize = 32;
+
+/// The verbs [`opening_command`] takes as a line's first word, and `USER`.
+const FIRST_VERBS: [&[u8]; 9] =
+    [b"EHLO", b"HELO", b"LHLO", b"AUTHENTICATE", b"CAPABILITY", b"CAPA", b"STLS", b"APOP", b"USER"];
 
 impl Detector {
     pub fn new(hint: Option<AppProto>, greeting_may_be_unseen: bool) -> Self {
-        Detector { hint, greeting_may_be_unseen, client_spoke: false, greeting_220: None }
+        Detector {
+            hint,
+            greeting_may_be_unseen,
+            client_spoke: false,
+            greeting_220: Vec::new(),
+            greeting_220_over: false,
+        }
+    }
+
+    /// Whether what the server said so far is a whole greeting that waits for the client's
+    /// first command to decide (a `220`, SMTP or FTP).
+    pub fn greeting_over(&self) -> bool {
+        self.greeting_220_over
+    }
+
+    /// Whether a client's first bytes, sent before any byte of a server whose opening is in the
+    /// capture, may be a mail client talking before the greeting (a pipelining client, a spam
+    /// bot that does not wait, or a capture whose two directions are skewed): the session then
+    /// holds them until the greeting has decided. On a configured port anything may be;
+    /// elsewhere an opening command of the module documentation or `USER` (IRC's clients open
+    /// with it too: their servers do not greet like mail servers), or the start of a line too
+    /// short to tell. Not `AUTH`: Redis's client opens with it and its server answers `+OK`.
+    pub fn may_be_mail_client_first_words(&self, data: &[u8]) -> bool {
+        if self.hint.is_some() {
+            return true;
+        }
+        let Some(line_end) = memchr::memchr(b'\n', data) else {
+            return may_start_a_mail_opening(data);
+        };
+        let line = data.get(..line_end).unwrap_or(data);
+        let verb = line.trim_ascii().split(|b| *b == b' ').next().unwrap_or_default();
+        opening_command(line).is_some() || verb.eq_ignore_ascii_case(b"USER")
     }
 
     pub fn on_piece(&mut self, role: Role, piece: &Piece<'_>, _ctx: &mut Ctx<'_>) -> Verdict {
@@ -120,39 +168,53 @@ impl Detector {
 
     fn fallback(&self) -> Verdict {
         match self.hint {
-            Some(proto) => Verdict::Protocol { proto, replay: None },
+            Some(proto) => Verdict::Protocol { proto, replay: Vec::new() },
             None => Verdict::NotMail,
         }
     }
 
     fn on_server_line(&mut self, line: &[u8]) -> Verdict {
-        if self.greeting_220.is_some() {
+        if !self.greeting_220.is_empty() {
             // Further lines of a multi-line 220 greeting.
+            if !self.greeting_220_over {
+                self.hold_220_line(line);
+            }
             return Verdict::Undecided;
         }
         if self.client_spoke {
             return self.fallback();
         }
         match greeting_kind(line) {
-            Some(Greeting::Pop3) => Verdict::Protocol { proto: AppProto::Pop3, replay: None },
-            Some(Greeting::Imap) => Verdict::Protocol { proto: AppProto::Imap, replay: None },
-            Some(Greeting::ManageSieve) => Verdict::Protocol { proto: AppProto::ManageSieve, replay: None },
+            Some(Greeting::Pop3) => Verdict::Protocol { proto: AppProto::Pop3, replay: Vec::new() },
+            Some(Greeting::Imap) => Verdict::Protocol { proto: AppProto::Imap, replay: Vec::new() },
+            Some(Greeting::ManageSieve) => Verdict::Protocol { proto: AppProto::ManageSieve, replay: Vec::new() },
             Some(Greeting::Code220) if self.hint == Some(AppProto::Smtp) => {
-                Verdict::Protocol { proto: AppProto::Smtp, replay: None }
+                Verdict::Protocol { proto: AppProto::Smtp, replay: Vec::new() }
             }
             Some(Greeting::Code220) => {
-                self.greeting_220 = Some(line.to_vec());
+                self.hold_220_line(line);
                 Verdict::Undecided
             }
             None => self.fallback(),
         }
     }
 
+    /// Keeps a line of a `220` greeting: the first ones, and the latest in the last place.
+    fn hold_220_line(&mut self, line: &[u8]) {
+        self.greeting_220_over = line.get(3) != Some(&b'-');
+        if self.greeting_220.len() == HELD_GREETING_LINES {
+            self.greeting_220.pop();
+        }
+        self.greeting_220.push(line.to_vec());
+    }
+
     fn on_client_line(&mut self, line: &[u8]) -> Verdict {
-        if let Some(greeting) = self.greeting_220.take() {
+        if !self.greeting_220.is_empty() {
+            let greeting = std::mem::take(&mut self.greeting_220);
+            self.greeting_220_over = false;
             let verb = line.split(|b| *b == b' ').next().unwrap_or(line);
             return if [&b"EHLO"[..], b"HELO", b"LHLO"].iter().any(|v| verb.eq_ignore_ascii_case(v)) {
-                Verdict::Protocol { proto: AppProto::Smtp, replay: Some(greeting) }
+                Verdict::Protocol { proto: AppProto::Smtp, replay: greeting }
             } else {
                 Verdict::NotMail
             };
@@ -161,7 +223,7 @@ impl Detector {
         self.client_spoke = true;
         if first_line && self.hint.is_none() && self.greeting_may_be_unseen {
             if let Some(proto) = opening_command(line) {
-                return Verdict::Protocol { proto, replay: None };
+                return Verdict::Protocol { proto, replay: Vec::new() };
             }
         }
         self.fallback()
@@ -200,6 +262,29 @@ fn opening_command(line: &[u8]) -> Option<AppProto> {
     }
     let is_tag = !first.is_empty() && first.iter().all(|b| b.is_ascii_graphic() && !NOT_IN_IMAP_TAG.contains(b));
     (is_tag && second.is_some_and(|verb| is_one_of(verb, &IMAP_OPENING))).then_some(AppProto::Imap)
+}
+
+/// Whether the start of a client's first line, its end not come yet, may become an opening
+/// command or `USER`: a first word still coming, a verb that opens one, or an IMAP tag and a
+/// verb that is or may become one.
+fn may_start_a_mail_opening(start: &[u8]) -> bool {
+    let starts_with =
+        |word: &[u8], verb: &[u8]| verb.get(..word.len()).is_some_and(|head| head.eq_ignore_ascii_case(word));
+    let mut words = start.split(|b| *b == b' ');
+    let first = words.next().unwrap_or_default();
+    let Some(second) = words.next() else {
+        return first.len() <= PARTIAL_WORD && first.iter().all(u8::is_ascii_graphic);
+    };
+    let second_complete = words.next().is_some();
+    let is_tag = !first.is_empty() && first.iter().all(|b| b.is_ascii_graphic() && !NOT_IN_IMAP_TAG.contains(b));
+    let imap_verb = IMAP_OPENING.iter().any(|verb| {
+        if second_complete {
+            second.eq_ignore_ascii_case(verb)
+        } else {
+            starts_with(second, verb)
+        }
+    });
+    FIRST_VERBS.iter().any(|verb| first.eq_ignore_ascii_case(verb)) || (is_tag && imap_verb)
 }
 
 /// Whether a chunk from the presumed server is in fact a mail client's opening command (roles
@@ -271,7 +356,7 @@ mod tests {
                 Verdict::Undecided => "undecided".to_string(),
                 Verdict::NotMail => "not mail".to_string(),
                 Verdict::Protocol { proto, replay } => {
-                    format!("{}{}", proto.name(), if replay.is_some() { "+replay" } else { "" })
+                    format!("{}{}", proto.name(), if replay.is_empty() { "" } else { "+replay" })
                 }
             })
             .collect()

@@ -199,7 +199,7 @@ const FIRST_PARTIAL_CAPACITY: usize = 128;
 /// at most `max_line` (unless it needs more), and the old one is wiped before it is freed: a
 /// plain reallocation would leave a copy of a partial password behind, and growing from the
 /// first piece's size took a reallocation for nearly every split line.
-fn append(partial: &mut Vec<u8>, bytes: &[u8], max_line: usize) {
+pub(super) fn append(partial: &mut Vec<u8>, bytes: &[u8], max_line: usize) {
     let needed = partial.len() + bytes.len();
     if needed > partial.capacity() {
         let capacity = partial.capacity().saturating_mul(2).max(FIRST_PARTIAL_CAPACITY).min(max_line).max(needed);
@@ -214,7 +214,7 @@ fn append(partial: &mut Vec<u8>, bytes: &[u8], max_line: usize) {
 /// Empties a partial line, overwriting the bytes it held first. Every byte past the length was
 /// wiped this way before (or never written), so the spare capacity needs no second pass: a
 /// framer that once held a long line does not pay for it at every line after.
-fn wipe(partial: &mut Vec<u8>) {
+pub(super) fn wipe(partial: &mut Vec<u8>) {
     // Most calls find nothing to wipe; zeroize would still call memset (behind its barrier).
     if !partial.is_empty() {
         partial.as_mut_slice().zeroize();

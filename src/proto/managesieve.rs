@@ -148,6 +148,11 @@ impl ManageSieveSession {
         &self.info
     }
 
+    /// The greeting's capability list has ended with its status line.
+    pub fn greeting_over(&self) -> bool {
+        self.greeting_over
+    }
+
     /// Bytes held for a literal being read.
     pub fn buffered(&self) -> usize {
         self.literal.as_ref().map_or(0, |literal| literal.bytes.len())

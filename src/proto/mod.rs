@@ -197,6 +197,28 @@ enum Protocol {
     Done(DoneReason),
 }
 
+impl Protocol {
+    /// Whether the client's first bytes may be a mail client's, talking before the greeting.
+    fn client_may_talk_first(&self, data: &[u8]) -> bool {
+        match self {
+            Protocol::Detecting(detector) => detector.may_be_mail_client_first_words(data),
+            _ => false,
+        }
+    }
+
+    /// Whether the server's greeting is over, so that the client's held bytes may be read.
+    fn greeting_over(&self) -> bool {
+        match self {
+            Protocol::Detecting(detector) => detector.greeting_over(),
+            Protocol::Pop3(session) => session.greeting_over(),
+            Protocol::Imap(session) => session.greeting_over(),
+            Protocol::Smtp(session) => session.greeting_over(),
+            Protocol::ManageSieve(session) => session.greeting_over(),
+            Protocol::Done(_) => true,
+        }
+    }
+}
+
 /// What a protocol session asks of the framers after a piece.
 pub(crate) struct Reply {
     pub next: Next,
@@ -230,6 +252,27 @@ pub struct Session {
     inspected: u64,
     /// The server port is an implicit-TLS port: whatever comes is TLS.
     implicit_tls: Option<ImplicitTls>,
+    /// The client's first bytes may still be held for the greeting: the server's opening is in
+    /// the capture and neither side has sent data yet.
+    may_hold: bool,
+    /// The client's bytes that came before the server's greeting was over, not framed yet (at
+    /// most `max_line`, held instead of a partial line in the client's framer): framed once the
+    /// greeting is, so that the session sees them in the order the server did (see
+    /// [`Session::on_data`]).
+    early_client: Option<Box<HeldBytes>>,
+}
+
+/// Bytes held back, behind one pointer in the session: rarely any, and every inspected flow has
+/// a session (see `a_session_stays_within_the_inspection_boxs_share`). They may hold a password:
+/// no `Debug`, and wiped as a partial line is, when they outgrow their allocation and when
+/// dropped.
+#[derive(Default)]
+struct HeldBytes(Vec<u8>);
+
+impl Drop for HeldBytes {
+    fn drop(&mut self) {
+        framing::wipe(&mut self.0);
+    }
 }
 
 /// An implicit-TLS port and the protocol it conventionally carries.
@@ -275,7 +318,9 @@ impl Session {
             framers: [LineFramer::new(config.max_line), LineFramer::new(config.max_line)],
             seen_data: [false, false],
             inspected: 0,
+            may_hold: roles_certain && server_opening_seen && implicit_tls.is_none(),
             implicit_tls,
+            early_client: None,
         }
     }
 
@@ -309,7 +354,9 @@ impl Session {
             Protocol::ManageSieve(session) => session.buffered(),
             _ => 0,
         };
-        self.framers.iter().map(LineFramer::buffered).sum::<usize>() + assembling
+        self.framers.iter().map(LineFramer::buffered).sum::<usize>()
+            + assembling
+            + self.early_client.as_ref().map_or(0, |held| held.0.len())
     }
 
     /// Memory is short: drop partial lines and a literal being assembled, as if bytes were lost
@@ -318,6 +365,7 @@ impl Session {
         for framer in &mut self.framers {
             framer.gap(0);
         }
+        self.early_client = None;
         match &mut self.protocol {
             Protocol::Imap(session) => session.shed(),
             Protocol::ManageSieve(session) => session.shed(),
@@ -326,6 +374,14 @@ impl Session {
     }
 
     /// Reassembled bytes from one side of the flow.
+    ///
+    /// A client may talk before the server's greeting (a pipelining client, a spam bot that does
+    /// not wait), and a capture of the two directions taken apart may show it doing so. Read in
+    /// that order, the greeting would answer the client's first command and every reply after it
+    /// the command before its own: a rejected password reported accepted, and on a port that is
+    /// not configured, the flow not recognised at all. When the server's opening is in the
+    /// capture, client bytes that come first and may be a mail client's are therefore held (up to
+    /// `max_line`) until the greeting is over, then read.
     pub fn on_data(&mut self, side: Side, data: &[u8], ctx: &mut Ctx<'_>) {
         if self.done_reason().is_some() || data.is_empty() {
             return;
@@ -352,7 +408,44 @@ impl Session {
             self.guess_roles_from_first_bytes(side, data);
         }
         self.inspected = self.inspected.saturating_add(data.len() as u64);
-        let Session { client, protocol, framers, .. } = self;
+        let from_client = side == self.client;
+        let may_hold = std::mem::take(&mut self.may_hold);
+        if from_client && (self.early_client.is_some() || (may_hold && self.protocol.client_may_talk_first(data))) {
+            let held = self.early_client.as_ref().map_or(0, |held| held.0.len());
+            if held.saturating_add(data.len()) <= ctx.config.max_line {
+                framing::append(&mut self.early_client.get_or_insert_default().0, data, ctx.config.max_line);
+                return;
+            }
+            // Too much before the greeting to be a mail client waiting for it: read in capture
+            // order after all.
+            self.release_early_client(ctx);
+            if self.done_reason().is_some() {
+                return;
+            }
+        }
+        self.read(side, data, ctx);
+        if !from_client && self.done_reason().is_none() && self.early_client.is_some() && self.protocol.greeting_over()
+        {
+            // The greeting ended with this data's last line.
+            self.release_early_client(ctx);
+        }
+        if self.done_reason().is_none() && self.inspected > ctx.config.inspection_depth {
+            ctx.stats.depth_exceeded += 1;
+            self.finish(DoneReason::DepthExceeded, ctx);
+        }
+    }
+
+    /// Reads the client's held bytes (the greeting is over, or will not come).
+    fn release_early_client(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(held) = self.early_client.take().filter(|_| self.done_reason().is_none()) {
+            self.read(self.client, &held.0, ctx);
+        }
+    }
+
+    /// Frames one side's bytes and hands the pieces to the protocol, with the client's held
+    /// bytes read right after the piece that ends the greeting.
+    fn read(&mut self, side: Side, data: &[u8], ctx: &mut Ctx<'_>) {
+        let Session { client, protocol, framers, early_client, .. } = self;
         let role = if side == *client { Role::Client } else { Role::Server };
         let [lo, hi] = framers;
         let (framer, other_framer) = match side {
@@ -370,22 +463,45 @@ impl Session {
                 done = Some(reason);
                 return Next::Stop;
             }
-            reply.next
+            let mut next = reply.next;
+            if role == Role::Server && early_client.is_some() && protocol.greeting_over() {
+                // The client's held bytes, read now: the server's next lines answer them.
+                if let Some(next) = other_next.take() {
+                    other_framer.set_next(next);
+                }
+                let held = early_client.take().unwrap_or_default();
+                other_framer.feed(&held.0, &mut |piece| {
+                    let reply = dispatch(protocol, Role::Client, piece, ctx);
+                    if let Some(other) = reply.other {
+                        next = other;
+                    }
+                    if let Some(reason) = reply.done {
+                        done = Some(reason);
+                        return Next::Stop;
+                    }
+                    reply.next
+                });
+                if done.is_some() {
+                    return Next::Stop;
+                }
+            }
+            next
         });
         if let Some(next) = other_next {
             other_framer.set_next(next);
         }
         if let Some(reason) = done {
             self.finish(reason, ctx);
-        } else if self.inspected > ctx.config.inspection_depth {
-            ctx.stats.depth_exceeded += 1;
-            self.finish(DoneReason::DepthExceeded, ctx);
         }
     }
 
     /// Bytes were lost on one side.
     pub fn on_gap(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
         ctx.stats.gaps += 1;
+        // Whatever the client said before the gap comes before it; past a gap in the server's
+        // bytes, the greeting may be what was lost.
+        self.may_hold = false;
+        self.release_early_client(ctx);
         if let Some(framer) = self.framers.get_mut(side.index()) {
             framer.gap(len);
         }
@@ -402,6 +518,7 @@ impl Session {
     /// The flow ended (FIN, RST, timeout, eviction or end of input): credentials still waiting for
     /// their outcome are reported as `unknown`.
     pub fn close(&mut self, ctx: &mut Ctx<'_>) {
+        self.release_early_client(ctx);
         self.end(None, ctx);
     }
 
@@ -445,6 +562,7 @@ impl Session {
         }
         self.end(Some(reason), ctx);
         self.protocol = Protocol::Done(reason);
+        self.early_client = None;
         for framer in &mut self.framers {
             framer.set_next(Next::Stop);
         }
@@ -491,11 +609,11 @@ fn dispatch(protocol: &mut Protocol, role: Role, piece: Piece<'_>, ctx: &mut Ctx
                     AppProto::Smtp => Protocol::Smtp(smtp::SmtpSession::default()),
                     AppProto::ManageSieve => Protocol::ManageSieve(managesieve::ManageSieveSession::default()),
                 };
-                if let Some(greeting) = replay {
+                for greeting in &replay {
                     let reply = dispatch_to(
                         &mut session,
                         Role::Server,
-                        Piece::Line { line: &greeting, more_follows: false },
+                        Piece::Line { line: greeting, more_follows: false },
                         ctx,
                     );
                     if reply.done.is_some() {

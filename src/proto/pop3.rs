@@ -87,11 +87,16 @@ impl Pop3Session {
         }
     }
 
-    /// The flow ended: report what still waits for a verdict.
     pub fn info(&self) -> &ServerInfo {
         &self.info
     }
 
+    /// The greeting has come (see [`Session::greeting_over`](super::Session)).
+    pub fn greeting_over(&self) -> bool {
+        self.greeting_seen
+    }
+
+    /// The flow ended: report what still waits for a verdict.
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
@@ -194,12 +199,18 @@ impl Pop3Session {
 
     fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         if let Some(body_of) = self.in_body {
-            if line == b"." {
-                self.in_body = None;
-            } else if body_of == Command::Capa {
-                self.info.add_capability(line);
+            // No capability is named like a status line (RFC 2449): one in a listing means the
+            // session lost track of which reply answers what; the listing is over.
+            let lost_track = body_of == Command::Capa && matches!(status_of(line), Some(Status::Ok | Status::Err));
+            if !lost_track {
+                if line == b"." {
+                    self.in_body = None;
+                } else if body_of == Command::Capa {
+                    self.info.add_capability(line);
+                }
+                return Reply::line();
             }
-            return Reply::line();
+            self.in_body = None;
         }
         let Some(status) = status_of(line) else {
             return Reply::line();

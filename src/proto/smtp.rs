@@ -73,6 +73,11 @@ impl SmtpSession {
         &self.info
     }
 
+    /// The greeting has come to its last line (a `220-` line announces more).
+    pub fn greeting_over(&self) -> bool {
+        self.greeting_seen && self.reply_line == 0
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);

@@ -118,6 +118,25 @@ fn pop3_outcome_unknown_when_the_flow_ends_first() {
 }
 
 #[test]
+fn pop3_a_status_line_ends_a_capability_listing_that_lost_its_end() {
+    let events = play(
+        110,
+        &[
+            s("+OK ready\r\n"),
+            c("CAPA\r\n"),
+            s("+OK\r\nUSER\r\nTOP\r\n"),
+            c("USER carol\r\n"),
+            s("+OK\r\n"),
+            c("PASS pw\r\n"),
+            s("-ERR [AUTH] no\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("USER/PASS", "c***", Outcome::Failure, SecretKind::Password));
+    let Some(ProtoEvent::SessionEnd(record)) = events.last() else { panic!("{events:?}") };
+    assert_eq!(record.server.capabilities.iter().collect::<Vec<_>>(), ["USER", "TOP"]);
+}
+
+#[test]
 fn pop3_apop_is_weak_not_cleartext() {
     let events = play(
         110,
@@ -471,6 +490,98 @@ fn any_port_needs_a_mail_greeting() {
     );
 }
 
+/// Clients that talk before the greeting (or captures whose two directions are skewed), each
+/// shown its server's greeting first, then its own words, then the replies.
+fn early_talkers() -> Vec<(u16, Vec<Says>)> {
+    let blob = b64(b"\0alice\0hunter2");
+    vec![
+        (110, vec![c("USER alice\r\n"), s("+OK ready\r\n"), s("+OK\r\n"), c("PASS hunter2\r\n"), s("-ERR bad\r\n")]),
+        (2110, vec![c("USER alice\r\nPASS hunter2\r\n"), s("+OK ready\r\n+OK\r\n-ERR bad\r\n")]),
+        (2143, vec![c("a LOGIN alice hunter2\r\n"), s("* OK ready\r\na NO bad\r\n")]),
+        (
+            10025,
+            vec![
+                C(format!("EHLO x\r\nAUTH PLAIN {blob}\r\n").into_bytes()),
+                s("220-mx.example.test ESMTP\r\n220 ready\r\n250-mx.example.test\r\n250 AUTH PLAIN\r\n535 no\r\n"),
+            ],
+        ),
+        (
+            2190,
+            vec![
+                C(format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n").into_bytes()),
+                s("\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\nOK \"ready\"\r\nNO \"bad\"\r\n"),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn a_client_talking_before_the_greeting_is_read_after_it() {
+    let expected = [
+        ("USER/PASS", "+OK ready"),
+        ("USER/PASS", "+OK ready"),
+        ("LOGIN", "* OK ready"),
+        ("AUTH PLAIN", "220-mx.example.test ESMTP"),
+        ("AUTHENTICATE PLAIN", "\"IMPLEMENTATION\" \"Dovecot Pigeonhole\""),
+    ];
+    for ((port, steps), (mechanism, greeting)) in early_talkers().into_iter().zip(expected) {
+        let events = play(port, &steps);
+        assert_eq!(summary(&events), one(mechanism, "a***", Outcome::Failure, SecretKind::Password), "port {port}");
+        assert_eq!(credentials(&events)[0].server.greeting.as_deref(), Some(greeting), "port {port}");
+        if port == 10025 {
+            let Some(ProtoEvent::SessionEnd(record)) = events.last() else { panic!("{events:?}") };
+            assert!(record.server.capabilities.contains("AUTH PLAIN"), "the EHLO reply, after the whole greeting");
+        }
+    }
+}
+
+#[test]
+fn a_client_talking_first_is_held_only_while_it_may_be_a_mail_client() {
+    let not_mail = |port: u16, first: &[u8]| {
+        let mut parts = CtxParts::default();
+        let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
+        session.on_data(Side::Lo, first, &mut parts.ctx(Timestamp(0)));
+        parts.stats.not_mail == 1 && session.buffered() == 0
+    };
+    assert!(not_mail(8080, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"), "HTTP is let go at its first line");
+    assert!(not_mail(6379, b"AUTH hunter2\r\n"), "Redis's AUTH is not held for a +OK");
+    assert!(!not_mail(2110, b"USER al"), "the start of a line may become a command");
+
+    // A hold ends when the flow does, the server's side has a gap, or it grows past a line.
+    let mut parts = CtxParts::default();
+    let mut session = Session::new(Side::Lo, true, true, 110, &parts.config);
+    session.on_data(Side::Lo, b"USER alice\r\nPASS hunter2\r\n", &mut parts.ctx(Timestamp(0)));
+    assert!(credentials(&parts.events).is_empty(), "held for the greeting");
+    assert!(!format!("{session:?}").contains("hunter2"), "held bytes are not printed");
+    session.close(&mut parts.ctx(Timestamp(1)));
+    assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
+
+    let mut parts = CtxParts::default();
+    let mut session = Session::new(Side::Lo, true, true, 110, &parts.config);
+    session.on_data(Side::Lo, b"USER alice\r\nPASS hunter2\r\n", &mut parts.ctx(Timestamp(0)));
+    session.on_gap(Side::Hi, 100, &mut parts.ctx(Timestamp(1)));
+    assert!(session.buffered() == 0, "the greeting may be what was lost: read the client's words now");
+    session.on_data(Side::Hi, b" greeting tail\r\n+OK\r\n+OK\r\n", &mut parts.ctx(Timestamp(2)));
+    assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
+
+    let mut parts = CtxParts::default();
+    let max_line = parts.config.max_line;
+    let mut session = Session::new(Side::Lo, true, true, 110, &parts.config);
+    session.on_data(Side::Lo, b"USER alice\r\nPASS hunter2\r\n", &mut parts.ctx(Timestamp(0)));
+    session.on_data(Side::Lo, format!("NOOP{}\r\n", " ".repeat(max_line)).as_bytes(), &mut parts.ctx(Timestamp(1)));
+    assert_eq!(session.buffered(), 0, "more than a line is not held");
+    session.close(&mut parts.ctx(Timestamp(2)));
+    assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
+
+    // Without the server's opening in the capture, nothing is held: the greeting may never come.
+    let mut parts = CtxParts::default();
+    let mut session = Session::new(Side::Lo, true, false, 110, &parts.config);
+    session.on_data(Side::Lo, b"USER alice\r\nPASS hunter2\r\n", &mut parts.ctx(Timestamp(0)));
+    assert_eq!(session.buffered(), 0);
+    session.close(&mut parts.ctx(Timestamp(1)));
+    assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
+}
+
 #[test]
 fn implicit_tls_is_never_parsed() {
     let events = play(995, &[s("+OK\r\n"), c("USER a\r\n"), s("+OK\r\n"), c("PASS b\r\n"), s("+OK\r\n")]);
@@ -689,12 +800,15 @@ fn transcripts() -> Vec<(u16, Vec<Says>)> {
         (110, vec![s("+OK\r\n"), C(format!("AUTH PLAIN {blob}\r\n").into_bytes()), s("+OK\r\n")]),
         (4190, managesieve_login_steps()),
     ]
+    .into_iter()
+    .chain(early_talkers())
+    .collect()
 }
 
 proptest! {
     /// Any split of a conversation into chunks, down to one byte each, reports the same.
     #[test]
-    fn any_split_same_events(chunk in 1usize..64, which in 0usize..6) {
+    fn any_split_same_events(chunk in 1usize..64, which in 0usize..11) {
         let (port, steps) = transcripts().swap_remove(which);
         let whole: Vec<_> = summary(&play(port, &steps));
         let split: Vec<_> = summary(&play_chunked(port, &steps, chunk, true));
@@ -703,9 +817,9 @@ proptest! {
 
     /// Sessions take any bytes from either side without panicking.
     #[test]
-    fn sessions_are_total(port in prop::sample::select(vec![110u16, 143, 25, 4190, 4000]), chunks in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..200)), 0..20)) {
+    fn sessions_are_total(port in prop::sample::select(vec![110u16, 143, 25, 4190, 4000]), roles_certain in any::<bool>(), chunks in prop::collection::vec((any::<bool>(), prop::collection::vec(any::<u8>(), 0..200)), 0..20)) {
         let steps: Vec<Says> = chunks.into_iter().map(|(client, bytes)| if client { C(bytes) } else { S(bytes) }).collect();
-        let _ = play_chunked(port, &steps, 7, false);
+        let _ = play_chunked(port, &steps, 7, roles_certain);
     }
 
     /// Whatever comes, a session holds no more than `max_session_buffered` (small limits, so that

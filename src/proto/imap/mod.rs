@@ -184,6 +184,11 @@ impl ImapSession {
         &self.info
     }
 
+    /// The untagged greeting has come.
+    pub fn greeting_over(&self) -> bool {
+        self.greeting_seen
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
