@@ -19,8 +19,11 @@ fn b64(bytes: &[u8]) -> String {
 enum Step<'a> {
     Client(&'a [u8]),
     Server(&'a [u8]),
+    /// The previous step's segments reached the capture this many segments early (the capture's
+    /// two directions merged out of order).
+    CapturedEarly(usize),
 }
-use Step::{Client, Server};
+use Step::{CapturedEarly, Client, Server};
 
 /// Writes one TCP session to a capture and returns credwatch's events for it.
 fn run(server_port: u16, steps: &[Step<'_>], extra_args: &[&str]) -> Vec<Value> {
@@ -39,6 +42,7 @@ fn run_from(handshake: bool, server_port: u16, steps: &[Step<'_>], extra_args: &
         match step {
             Client(bytes) => conversation.client(bytes),
             Server(bytes) => conversation.server(bytes),
+            CapturedEarly(segments) => conversation.captured_early(*segments),
         };
     }
     conversation.fin(Side::Client);
@@ -419,6 +423,47 @@ fn ports_can_be_configured() {
         credentials(&run(2110, &early, &[])),
         expect("cleartext_credential", "USER/PASS", "alice", "failure", "password")
     );
+}
+
+#[test]
+fn a_capture_whose_directions_are_out_of_order_is_read_in_the_order_spoken() {
+    // The server's side reaches the capture late: the client's USER before the greeting.
+    let greeting_late = [
+        Server(POP3_GREETING),
+        Client(b"USER alice\r\n"),
+        CapturedEarly(1),
+        Server(b"+OK\r\n"),
+        Client(b"PASS Canary-Pass-9\r\n"),
+        Server(b"-ERR [AUTH] Authentication failed\r\n"),
+    ];
+    // The client's side reaches it late: each reply before the command it answers.
+    let replies_early = [
+        Server(POP3_GREETING),
+        Client(b"USER alice\r\n"),
+        Server(b"+OK\r\n"),
+        CapturedEarly(1),
+        Client(b"PASS Canary-Pass-9\r\n"),
+        Server(b"-ERR [AUTH] Authentication failed\r\n"),
+        CapturedEarly(1),
+    ];
+    for (steps, waits) in [(&greeting_late[..], 1), (&replies_early, 2)] {
+        let events = run(110, steps, &["--stats"]);
+        assert_eq!(credentials(&events), expect("cleartext_credential", "USER/PASS", "alice", "failure", "password"));
+        let alert = events.iter().find(|e| e["event_type"] == "cleartext_credential").unwrap();
+        assert_eq!(alert["server"]["greeting"], "+OK POP3 server ready");
+        let [stats] = common::of_type(&events, "stats")[..] else { panic!("{events:?}") };
+        assert_eq!(stats["segments_waited"], waits, "the skew is reported");
+    }
+    let in_order = [
+        Server(POP3_GREETING),
+        Client(b"USER alice\r\n"),
+        Server(b"+OK\r\n"),
+        Client(b"PASS Canary-Pass-9\r\n"),
+        Server(b"-ERR [AUTH] Authentication failed\r\n"),
+    ];
+    let events = run(110, &in_order, &["--stats"]);
+    let [stats] = common::of_type(&events, "stats")[..] else { panic!("{events:?}") };
+    assert_eq!(stats["segments_waited"], 0, "a capture in order waits for nothing");
 }
 
 #[test]

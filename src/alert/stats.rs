@@ -31,6 +31,9 @@ pub struct StatsEvent {
     pub reassembly_bytes: u64,
     /// Holes the reassemblers gave up waiting for (lost or dropped packets).
     pub gaps: u64,
+    /// Data segments that waited for bytes of the other direction captured after them: a
+    /// capture whose two directions are merged out of order.
+    pub segments_waited: u64,
     pub alerts: AlertCounts,
     /// Per-interface capture counters (live mode).
     #[serde(skip_serializing_if = "Vec::is_empty")]

@@ -230,7 +230,8 @@ impl StreamReassembler {
 
     /// Adds a segment and delivers every byte that became contiguous, in order. Without a
     /// prior `on_syn`/`start_at`, the first segment with payload starts the stream at its own
-    /// sequence number.
+    /// sequence number. Inlined: the flow table's step calls it for nearly every data packet.
+    #[inline(always)]
     pub fn on_segment(
         &mut self,
         seq: u32,
@@ -333,7 +334,9 @@ impl StreamReassembler {
     }
 
     /// Delivers or stores the new bytes of a segment already compared with what is held, forcing
-    /// gaps until it fits within the limits.
+    /// gaps until it fits within the limits. Inlined into [`on_segment`](Self::on_segment), for the
+    /// same reason.
+    #[inline(always)]
     fn insert(
         &mut self,
         mut start: u64,

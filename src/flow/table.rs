@@ -5,10 +5,12 @@
 //! and tells the table when it has seen enough, after which the flow keeps only its TCP state.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use super::key::{FlowKey, Side};
 use super::reassembly::{ReassemblyLimits, ReassemblyStats, StreamChunk, StreamReassembler};
+use super::seq;
 use crate::capture::Timestamp;
 use crate::decode::TcpPacket;
 use crate::keyed_hash::KeyedMap;
@@ -61,6 +63,9 @@ pub struct FlowStats {
     pub memcap_sheds: u64,
     /// Packets for a flow not inspected any more (authentication over, TLS, not mail).
     pub packets_bypassed: u64,
+    /// Data segments that acknowledged bytes of the other direction the capture had not shown
+    /// yet, and waited for them (a capture whose two directions are merged out of order).
+    pub segments_waited: u64,
     pub reassembly: ReassemblyStats,
 }
 
@@ -155,7 +160,58 @@ struct Inspection<A> {
     /// Bytes held besides the reorder windows (compare tails, the handler's partial lines), as
     /// last counted into the table's total.
     held: usize,
+    /// How far each side's packets reached in sequence space as captured (the end of their
+    /// payloads, bytes the snap length cut off and FINs included), by [`Side::index`]: what an
+    /// acknowledgement from the other side may cover without the capture being behind.
+    shown: [Option<u32>; 2],
+    waiting: Option<Box<Waiting>>,
 }
+
+impl<A> Inspection<A> {
+    /// `side`'s packets reached sequence number `end`. A packet far beyond (injected, or another
+    /// connection's) does not move it.
+    fn show(&mut self, side: Side, end: u32) {
+        if let Some(shown) = self.shown.get_mut(side.index()) {
+            if shown.is_none_or(|shown| (1..=SHOWN_LEAP).contains(&seq::diff(end, shown))) {
+                *shown = Some(end);
+            }
+        }
+    }
+
+    /// Whether `side`'s packets have reached sequence number `seq` (true when nothing is known of
+    /// that side: there is nothing to wait for).
+    fn has_shown(&self, side: Side, seq: u32) -> bool {
+        self.shown.get(side.index()).copied().flatten().is_none_or(|shown| !seq::before(shown, seq))
+    }
+}
+
+/// Furthest a side's packets may move [`Inspection::shown`] at once: a gigabyte of lost capture.
+const SHOWN_LEAP: i64 = 1 << 30;
+
+/// Data segments of one side that acknowledge bytes of the other side the capture has not shown
+/// yet: they were sent after those bytes. A capture whose two directions were taken apart and
+/// merged (the two ports of a TAP, two taps, a bond of two capture cards) can show a reply
+/// before the command it answers, or a client's command before the greeting; read in that order,
+/// replies answer the wrong commands. The first such segment starts the queue, and its side's
+/// later segments join it (a side's segments stay in order); each goes in, in order, once the
+/// other side's bytes reached what it acknowledged (or one of its packets went past them: they
+/// were lost), or the flow ends. Bounded: past [`WAITING_SEGMENTS`] segments or the flow's
+/// reorder budget, everything goes in at once, as without waiting.
+struct Waiting {
+    side: Side,
+    segments: VecDeque<WaitingSegment>,
+    bytes: usize,
+}
+
+struct WaitingSegment {
+    seq: u32,
+    /// The acknowledgement number: the other side's bytes before it come first.
+    after: u32,
+    payload: Vec<u8>,
+}
+
+/// Segments a flow keeps waiting for the other side at most: a skew of a few round trips.
+const WAITING_SEGMENTS: usize = 32;
 
 /// One table entry. Kept small (the key lives beside it in the table, the buffers behind a box)
 /// because every packet of a capture reads one entry at random: the smaller the entries, the
@@ -175,6 +231,9 @@ struct Flow<A> {
     fin: [bool; 2],
     /// The handler was told of a differing overlap already (once per flow is enough to alert).
     overlap_reported: bool,
+    /// A segment waits for the other side (see [`Waiting`]): kept beside the box so that the
+    /// other side's pure ACKs can check for it without reading the box.
+    waiting: bool,
 }
 
 impl<A> Flow<A> {
@@ -187,7 +246,9 @@ impl<A> Flow<A> {
     fn counted_bytes(&self) -> usize {
         match &self.streams {
             Streams::Inspecting(inspection) => {
-                inspection.streams.iter().map(StreamReassembler::buffered_bytes).sum::<usize>() + inspection.held
+                inspection.streams.iter().map(StreamReassembler::buffered_bytes).sum::<usize>()
+                    + inspection.held
+                    + inspection.waiting.as_ref().map_or(0, |waiting| waiting.bytes)
             }
             Streams::Embryonic { .. } | Streams::Bypassed => 0,
         }
@@ -291,6 +352,7 @@ impl<H: FlowHandler> FlowTable<H> {
             carried_data: false,
             fin: [false; 2],
             overlap_reported: false,
+            waiting: false,
         };
         let flow = self.flows.entry(key).or_insert(flow);
         self.stats.flows_created += 1;
@@ -343,8 +405,17 @@ impl<H: FlowHandler> FlowTable<H> {
     /// A flow taken out of the table: what its streams still buffer is delivered, then the
     /// handler hears it closed (if it was still inspecting it).
     fn end(&mut self, key: &FlowKey, mut flow: Flow<H::App>, reason: CloseReason, handler: &mut H) {
-        self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
         let (info, ts) = (flow.info(key), flow.last_seen);
+        if let Streams::Inspecting(inspection) = &mut flow.streams {
+            if let Some(side) = inspection.waiting.as_ref().map(|waiting| waiting.side) {
+                // What they waited for will not come: they go in with their side's stream.
+                let mut budget =
+                    Budget { limits: &self.limits, buffered_total: &mut self.buffered_total, stats: &mut self.stats };
+                let overlap_reported = &mut flow.overlap_reported;
+                release_due(inspection, side.other(), true, &info, ts, handler, &mut budget, overlap_reported);
+            }
+        }
+        self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
         if let Streams::Inspecting(inspection) = &mut flow.streams {
             let Inspection { streams, app, .. } = &mut **inspection;
             for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
@@ -450,10 +521,30 @@ fn step<H: FlowHandler>(
                 isn.get_or_insert(packet.seq);
             }
         }
-        Streams::Inspecting(inspection) if flags.syn() => stream_of(&mut inspection.streams, side).on_syn(packet.seq),
+        Streams::Inspecting(inspection) if flags.syn() => {
+            stream_of(&mut inspection.streams, side).on_syn(packet.seq);
+            if inspection.shown.get(side.index()).is_some_and(Option::is_none) {
+                inspection.show(side, packet.seq.wrapping_add(1));
+            }
+        }
         _ => {}
     }
     if packet.payload.is_empty() {
+        if flow.waiting || flags.fin() {
+            let info = flow.info(key);
+            if let Streams::Inspecting(inspection) = &mut flow.streams {
+                inspection.show(side, packet.seq.wrapping_add(u32::from(flags.fin())));
+                if flow.waiting {
+                    let inspect =
+                        release_due(inspection, side, false, &info, ts, handler, budget, &mut flow.overlap_reported);
+                    flow.waiting = inspection.waiting.is_some();
+                    let Inspection { streams, app, held, .. } = &mut **inspection;
+                    account_held(streams, held, app, handler, budget);
+                    finish_step(flow, side, packet, inspect, budget);
+                    return;
+                }
+            }
+        }
         note_close_flags(flow, side, packet);
         return;
     }
@@ -467,25 +558,122 @@ fn step<H: FlowHandler>(
             }
         }
         let app = handler.open(&info);
-        flow.streams = Streams::Inspecting(Box::new(Inspection { streams, app, held: 0 }));
+        let shown = isn.map(|isn| isn.map(|isn| isn.wrapping_add(1)));
+        flow.streams = Streams::Inspecting(Box::new(Inspection { streams, app, held: 0, shown, waiting: None }));
     }
     let Streams::Inspecting(inspection) = &mut flow.streams else { return };
-    let Inspection { streams, app, held } = &mut **inspection;
+    let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
+    let end = seq
+        .wrapping_add(packet.payload.len() as u32)
+        .wrapping_add(packet.payload_missing)
+        .wrapping_add(u32::from(flags.fin()));
+    inspection.show(side, end);
+    let acknowledges_unseen = flags.ack() && !inspection.has_shown(side.other(), packet.ack);
+    let inspect = if flow.waiting || acknowledges_unseen {
+        step_out_of_order(inspection, &info, side, seq, packet, ts, handler, budget, &mut flow.overlap_reported)
+    } else {
+        reassemble(inspection, &info, side, seq, packet.payload, ts, handler, budget, &mut flow.overlap_reported)
+    };
+    flow.waiting = inspection.waiting.is_some();
+    let Inspection { streams, app, held, .. } = &mut **inspection;
+    account_held(streams, held, app, handler, budget);
+    finish_step(flow, side, packet, inspect, budget);
+}
+
+/// The close flags, then, when the handler has seen enough, the flow keeps only its TCP state.
+#[inline(always)]
+fn finish_step<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, inspect: Inspect, budget: &mut Budget<'_>) {
+    note_close_flags(flow, side, packet);
+    if inspect == Inspect::Stop {
+        *budget.buffered_total = budget.buffered_total.saturating_sub(flow.counted_bytes());
+        flow.streams = Streams::Bypassed;
+        flow.waiting = false;
+    }
+}
+
+/// A data segment when the capture shows the two directions out of order (see [`Waiting`]): one
+/// that acknowledges bytes of the other side not seen yet, or any while segments wait.
+#[allow(clippy::too_many_arguments)]
+#[cold]
+fn step_out_of_order<H: FlowHandler>(
+    inspection: &mut Inspection<H::App>,
+    info: &FlowInfo,
+    side: Side,
+    seq: u32,
+    packet: &TcpPacket<'_>,
+    ts: Timestamp,
+    handler: &mut H,
+    budget: &mut Budget<'_>,
+    overlap_reported: &mut bool,
+) -> Inspect {
+    let payload = packet.payload;
+    match inspection.waiting.as_deref_mut() {
+        Some(waiting) if waiting.side == side => {
+            // A side's segments stay in order: this one waits behind the others.
+            let after = match waiting.segments.back() {
+                Some(last) if !packet.flags.ack() => last.after,
+                _ => packet.ack,
+            };
+            waiting.bytes += payload.len();
+            *budget.buffered_total += payload.len();
+            waiting.segments.push_back(WaitingSegment { seq, after, payload: payload.to_vec() });
+            if waiting.segments.len() > WAITING_SEGMENTS || waiting.bytes > budget.limits.reassembly.max_buffered {
+                return release_due(inspection, side.other(), true, info, ts, handler, budget, overlap_reported);
+            }
+            Inspect::Continue
+        }
+        Some(_) => {
+            // The other side waits: this may be what it waits for.
+            let inspect = reassemble(inspection, info, side, seq, payload, ts, handler, budget, overlap_reported);
+            if inspect == Inspect::Stop {
+                return inspect;
+            }
+            release_due(inspection, side, false, info, ts, handler, budget, overlap_reported)
+        }
+        None if budget.buffered_total.saturating_add(payload.len()) <= budget.limits.max_buffered_total => {
+            budget.stats.segments_waited += 1;
+            *budget.buffered_total += payload.len();
+            let segment = WaitingSegment { seq, after: packet.ack, payload: payload.to_vec() };
+            let waiting = Waiting { side, segments: VecDeque::from([segment]), bytes: payload.len() };
+            inspection.waiting = Some(Box::new(waiting));
+            Inspect::Continue
+        }
+        // No room to wait: in capture order, as if nothing were out of order.
+        None => reassemble(inspection, info, side, seq, payload, ts, handler, budget, overlap_reported),
+    }
+}
+
+/// Hands a segment of `side` to its reassembler and the handler what becomes contiguous, within
+/// the global budget; tells whether the handler wants more. Inlined: this is the path of nearly
+/// every data packet (the others are rare).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn reassemble<H: FlowHandler>(
+    inspection: &mut Inspection<H::App>,
+    info: &FlowInfo,
+    side: Side,
+    seq: u32,
+    payload: &[u8],
+    ts: Timestamp,
+    handler: &mut H,
+    budget: &mut Budget<'_>,
+    overlap_reported: &mut bool,
+) -> Inspect {
+    let Inspection { streams, app, .. } = inspection;
     let stream = stream_of(streams, side);
     let mut inspect = Inspect::Continue;
     let before = stream.buffered_bytes();
     let stats = &mut *budget.stats;
     let differing_before = stats.reassembly.overlaps_differing;
-    let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
-    stream.on_segment(seq, packet.payload, &budget.limits.reassembly, &mut stats.reassembly, &mut |chunk| {
+    stream.on_segment(seq, payload, &budget.limits.reassembly, &mut stats.reassembly, &mut |chunk| {
         if inspect == Inspect::Continue {
-            inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
+            inspect = handler.event(info, app, chunk_event(side, chunk), ts);
         }
     });
-    if stats.reassembly.overlaps_differing > differing_before && !flow.overlap_reported {
-        flow.overlap_reported = true;
+    if stats.reassembly.overlaps_differing > differing_before && !*overlap_reported {
+        *overlap_reported = true;
         if inspect == Inspect::Continue {
-            inspect = handler.event(&info, app, FlowEvent::OverlapDifferentData(side), ts);
+            inspect = handler.event(info, app, FlowEvent::OverlapDifferentData(side), ts);
         }
     }
     let after = stream.buffered_bytes();
@@ -495,18 +683,57 @@ fn step<H: FlowHandler>(
         stats.memcap_skips += 1;
         stream.flush(&mut stats.reassembly, &mut |chunk| {
             if inspect == Inspect::Continue {
-                inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
+                inspect = handler.event(info, app, chunk_event(side, chunk), ts);
             }
         });
         *budget.buffered_total = budget.buffered_total.saturating_sub(after);
     }
-    account_held(streams, held, app, handler, budget);
-    note_close_flags(flow, side, packet);
-    if inspect == Inspect::Stop {
-        // Everything the handler wanted is seen: the flow keeps only its TCP state.
-        *budget.buffered_total = budget.buffered_total.saturating_sub(flow.counted_bytes());
-        flow.streams = Streams::Bypassed;
+    inspect
+}
+
+/// The other side's waiting segments that may go in, in order: those whose acknowledged bytes
+/// `side`'s packets have reached (brought, or gone past: the capture lost them), or every one
+/// (`all`: the queue is over its bounds, or the flow ends).
+#[allow(clippy::too_many_arguments)]
+#[cold]
+fn release_due<H: FlowHandler>(
+    inspection: &mut Inspection<H::App>,
+    side: Side,
+    all: bool,
+    info: &FlowInfo,
+    ts: Timestamp,
+    handler: &mut H,
+    budget: &mut Budget<'_>,
+    overlap_reported: &mut bool,
+) -> Inspect {
+    let mut inspect = Inspect::Continue;
+    while inspect == Inspect::Continue {
+        let waiting = inspection.waiting.as_ref().filter(|waiting| waiting.side != side);
+        let Some(front) = waiting.and_then(|waiting| waiting.segments.front()) else { break };
+        if !all && !inspection.has_shown(side, front.after) {
+            break;
+        }
+        let Some(waiting) = inspection.waiting.as_deref_mut() else { break };
+        let Some(segment) = waiting.segments.pop_front() else { break };
+        waiting.bytes = waiting.bytes.saturating_sub(segment.payload.len());
+        let waiting_side = waiting.side;
+        if waiting.segments.is_empty() {
+            inspection.waiting = None;
+        }
+        *budget.buffered_total = budget.buffered_total.saturating_sub(segment.payload.len());
+        inspect = reassemble(
+            inspection,
+            info,
+            waiting_side,
+            segment.seq,
+            &segment.payload,
+            ts,
+            handler,
+            budget,
+            overlap_reported,
+        );
     }
+    inspect
 }
 
 fn stream_of(streams: &mut [StreamReassembler; 2], side: Side) -> &mut StreamReassembler {
@@ -519,7 +746,8 @@ fn stream_of(streams: &mut [StreamReassembler; 2], side: Side) -> &mut StreamRea
 
 /// Counts what a flow holds besides its reorder windows into the global budget; past the budget
 /// the flow sheds it (its partial line is lost, as after a gap), so that a flood of flows that
-/// never finish a line stays within `max_buffered_total` too.
+/// never finish a line stays within `max_buffered_total` too. Inlined: every data packet ends here.
+#[inline(always)]
 fn account_held<H: FlowHandler>(
     streams: &mut [StreamReassembler; 2],
     counted: &mut usize,
@@ -752,6 +980,120 @@ mod tests {
         assert_eq!(table.buffered_bytes(), 0, "closing flows gives their bytes back");
     }
 
+    /// Records the bytes it hears, in order, by side.
+    #[derive(Default)]
+    struct Recorder {
+        heard: Vec<(Side, Vec<u8>)>,
+    }
+
+    impl FlowHandler for Recorder {
+        type App = ();
+        fn open(&mut self, _info: &FlowInfo) {}
+        fn event(&mut self, _info: &FlowInfo, _app: &mut (), event: FlowEvent<'_>, _ts: Timestamp) -> Inspect {
+            if let FlowEvent::Data(side, data) = event {
+                self.heard.push((side, data.to_vec()));
+            }
+            Inspect::Continue
+        }
+    }
+
+    const PSH_ACK: u8 = TcpFlags::PSH | TcpFlags::ACK;
+
+    /// A packet of client port 40000's connection, acknowledging `ack`.
+    fn acking(from_client: bool, flags: u8, seq: u32, ack: u32, payload: &[u8]) -> TcpPacket<'_> {
+        TcpPacket { ack, payload, ..packet(40_000, from_client, flags, seq, b"") }
+    }
+
+    /// The handshake (client ISN 100, server ISN 500) and the server's greeting, 7 bytes from 501.
+    fn greeted(table: &mut FlowTable<Recorder>, handler: &mut Recorder) {
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), handler);
+        table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), handler);
+        table.process(&acking(true, ACK, 101, 501, b""), at(0), handler);
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), handler);
+    }
+
+    fn heard(handler: &Recorder) -> Vec<&[u8]> {
+        handler.heard.iter().map(|(_, data)| data.as_slice()).collect()
+    }
+
+    #[test]
+    fn a_segment_acknowledging_bytes_not_captured_yet_waits_for_them() {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        greeted(&mut table, &mut handler);
+        let tails = table.buffered_bytes();
+        // The reply to USER, captured before USER (its ACK covers USER's 8 bytes).
+        table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
+        assert_eq!(heard(&handler), [b"hello\r\n"]);
+        assert_eq!(table.buffered_bytes(), tails + 5, "the waiting bytes count in the budget");
+        table.process(&acking(true, PSH_ACK, 101, 508, b"USER a\r\n"), at(1), &mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n"]);
+        assert_eq!(table.stats.segments_waited, 1);
+        assert_eq!(table.buffered_bytes(), tails + 8 + 5, "only compare tails are left");
+        // In capture order, nothing waits, not even after bytes the snap length cut off.
+        table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(2), &mut handler);
+        let cut = TcpPacket { payload_missing: 20, ..acking(false, PSH_ACK, 513, 117, b"-ERR\r\n") };
+        table.process(&cut, at(2), &mut handler);
+        table.process(&acking(true, PSH_ACK, 117, 539, b"QUIT\r\n"), at(2), &mut handler);
+        assert_eq!(heard(&handler)[3..], [&b"PASS b\r\n"[..], b"-ERR\r\n", b"QUIT\r\n"]);
+        assert_eq!(table.stats.segments_waited, 1);
+    }
+
+    #[test]
+    fn a_direction_captured_late_is_read_in_the_order_the_conversation_happened() {
+        // The client's segments reach the capture a whole exchange late: both replies come first.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        greeted(&mut table, &mut handler);
+        table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 513, 117, b"-ERR\r\n"), at(1), &mut handler);
+        table.process(&acking(true, PSH_ACK, 101, 508, b"USER a\r\n"), at(1), &mut handler);
+        table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(1), &mut handler);
+        let spoken = [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"];
+        assert_eq!(heard(&handler), spoken);
+        assert_eq!(table.stats.segments_waited, 1, "one wait, the second reply joined it");
+    }
+
+    #[test]
+    fn what_waits_is_bounded() {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        greeted(&mut table, &mut handler);
+        // Replies acknowledging client bytes that never come: past the bound they all go in.
+        let mut seq = 508;
+        for _ in 0..=WAITING_SEGMENTS {
+            table.process(&acking(false, PSH_ACK, seq, 109, b"+OK\r\n"), at(1), &mut handler);
+            seq += 5;
+        }
+        assert_eq!(heard(&handler).len(), 1 + WAITING_SEGMENTS + 1);
+        let Some(Flow { streams: Streams::Inspecting(inspection), .. }) = table.flows.values().next() else {
+            panic!("the flow is inspected")
+        };
+        assert!(inspection.waiting.is_none());
+    }
+
+    #[test]
+    fn a_waiting_segment_goes_in_when_its_bytes_are_lost_or_the_flow_ends() {
+        // The client's USER never captured: its next packet, past USER, lets the reply in.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        greeted(&mut table, &mut handler);
+        table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
+        table.process(&acking(true, ACK, 109, 513, b""), at(1), &mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n"]);
+
+        // Nothing more from the client: the reply goes in when the flow ends.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        greeted(&mut table, &mut handler);
+        table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 513, 109, b"+OK again\r\n"), at(1), &mut handler);
+        assert_eq!(heard(&handler), [b"hello\r\n"], "the server's next segment queues behind it");
+        table.close_all(&mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n", b"+OK again\r\n"]);
+        assert_eq!(table.buffered_bytes(), 0);
+    }
+
     #[test]
     fn a_table_entry_fits_in_two_cache_lines() {
         // Every packet reads one entry at random: growing it past 128 bytes costs every packet.
@@ -901,7 +1243,7 @@ mod tests {
     /// One step of a random run: a packet of one of a few connections, or an expiry pass.
     #[derive(Clone, Debug)]
     enum Step {
-        Packet { port: u16, from_client: bool, flags: u8, seq: u32, data: bool, millis: u64 },
+        Packet { port: u16, from_client: bool, flags: u8, seq: u32, ack: u32, data: bool, millis: u64 },
         Expire { millis: u64 },
     }
 
@@ -932,8 +1274,8 @@ mod tests {
     fn arb_step() -> impl Strategy<Value = Step> {
         let flags = prop::sample::select(vec![SYN, SYN | ACK, ACK, FIN_ACK, TcpFlags::RST, TcpFlags::RST | ACK]);
         prop_oneof![
-            8 => (1u16..7, any::<bool>(), flags, 0u32..64, any::<bool>(), 0u64..1_500).prop_map(
-                |(port, from_client, flags, seq, data, millis)| Step::Packet { port, from_client, flags, seq, data, millis }
+            8 => (1u16..7, any::<bool>(), flags, 0u32..64, 0u32..64, any::<bool>(), 0u64..1_500).prop_map(
+                |(port, from_client, flags, seq, ack, data, millis)| Step::Packet { port, from_client, flags, seq, ack, data, millis }
             ),
             1 => (0u64..4_000).prop_map(|millis| Step::Expire { millis }),
         ]
@@ -951,10 +1293,11 @@ mod tests {
             let mut now = Timestamp::from_secs_nanos(1_000, 0);
             for step in steps {
                 match step {
-                    Step::Packet { port, from_client, flags, seq, data, millis } => {
+                    Step::Packet { port, from_client, flags, seq, ack, data, millis } => {
                         now = now.saturating_add(Duration::from_millis(millis));
                         let payload: &'static [u8] = if data { b"A1 LOGIN" } else { b"" };
-                        table.process(&packet(port, from_client, flags, seq, payload), now, &mut handler);
+                        let packet = TcpPacket { ack, ..packet(port, from_client, flags, seq, payload) };
+                        table.process(&packet, now, &mut handler);
                     }
                     Step::Expire { millis } => {
                         now = now.saturating_add(Duration::from_millis(millis));
@@ -977,6 +1320,52 @@ mod tests {
             table.close_all(&mut handler);
             prop_assert!(table.is_empty());
             prop_assert_eq!(table.buffered_bytes(), 0);
+        }
+
+        /// A conversation whose two directions reach the capture merged in any order (each in its
+        /// own order) is heard in the order it was spoken: every message acknowledges the ones
+        /// before it.
+        #[test]
+        fn a_conversation_merged_in_any_order_is_heard_as_spoken(
+            messages in prop::collection::vec((1usize..40, 1usize..4), 1..12),
+            server_first in any::<bool>(),
+            merge in prop::collection::vec(any::<bool>(), 0..80),
+        ) {
+            let texts: Vec<Vec<u8>> =
+                messages.iter().enumerate().map(|(n, (len, _))| vec![b'a' + (n % 26) as u8; *len]).collect();
+            let (mut next, mut spoken) = ([1_001u32, 5_001u32], Vec::new());
+            let mut segments: [Vec<TcpPacket<'_>>; 2] = [Vec::new(), Vec::new()];
+            for (n, (text, (len, pieces))) in texts.iter().zip(&messages).enumerate() {
+                let from = usize::from((n % 2 == 0) == server_first);
+                for piece in text.chunks(len.div_ceil(*pieces)) {
+                    let from_client = from == 0;
+                    let ack = next[1 - from];
+                    segments[from].push(acking(from_client, PSH_ACK, next[from], ack, piece));
+                    next[from] += piece.len() as u32;
+                }
+                spoken.push((from == 0, text.clone()));
+            }
+            let mut table = FlowTable::new(FlowLimits::default());
+            let mut handler = Recorder::default();
+            table.process(&acking(true, SYN, 1_000, 0, b""), at(0), &mut handler);
+            table.process(&acking(false, SYN | ACK, 5_000, 1_001, b""), at(0), &mut handler);
+            let [mut client, mut server] = segments.map(|side| side.into_iter().peekable());
+            let mut choices = merge.into_iter();
+            while client.peek().is_some() || server.peek().is_some() {
+                let take_client = server.peek().is_none() || (client.peek().is_some() && choices.next().unwrap_or(true));
+                let packet = if take_client { client.next() } else { server.next() };
+                table.process(&packet.unwrap(), at(1), &mut handler);
+            }
+            table.close_all(&mut handler);
+            let client_side = FlowKey::of(&acking(true, ACK, 0, 0, b"")).1;
+            let mut heard: Vec<(bool, Vec<u8>)> = Vec::new();
+            for (side, data) in &handler.heard {
+                match heard.last_mut() {
+                    Some((from_client, text)) if *from_client == (*side == client_side) => text.extend_from_slice(data),
+                    _ => heard.push((*side == client_side, data.clone())),
+                }
+            }
+            prop_assert_eq!(heard, spoken);
         }
     }
 }

@@ -331,6 +331,26 @@ impl Conversation {
         self
     }
 
+    /// Moves the last data call's segments `earlier` segments back in the capture (capture times
+    /// stay in order), as a capture of the two directions merged out of order shows a reply
+    /// before the command it answers.
+    pub fn captured_early(&mut self, earlier: usize) -> &mut Self {
+        let batch = self.last_batch.clone();
+        let Some(start) = batch.start.checked_sub(earlier) else {
+            return self.no_such_segment(earlier);
+        };
+        let Some(moved) = self.segments.get_mut(start..batch.end) else {
+            return self.no_such_segment(earlier);
+        };
+        let stamps: Vec<Timestamp> = moved.iter().map(|segment| segment.ts).collect();
+        moved.rotate_right(batch.len());
+        for (segment, ts) in moved.iter_mut().zip(stamps) {
+            segment.ts = ts;
+        }
+        self.last_batch = start..start + batch.len();
+        self
+    }
+
     /// Removes segment `index` of the last data call, leaving a hole in the stream.
     pub fn drop_last(&mut self, index: usize) -> &mut Self {
         let Some(position) = self.batch_index(index) else {
@@ -605,6 +625,30 @@ mod tests {
         let frames = pop3().send_split(Side::Client, b"abcd", &[1]).swap_last(0, 2).frames().unwrap();
         assert_eq!(payloads(&segments(&frames)), vec![&b"c"[..], b"b", b"a", b"d"]);
         assert!(frames.windows(2).all(|pair| pair[0].ts < pair[1].ts));
+    }
+
+    #[test]
+    fn a_reply_captured_early_keeps_its_numbers_and_time_stays_in_order() {
+        let frames = pop3()
+            .isns(100, 5000)
+            .handshake()
+            .server(b"+OK\r\n")
+            .client(b"USER a\r\n")
+            .server(b"+OK\r\n")
+            .captured_early(1)
+            .frames()
+            .unwrap();
+        let (c, s) = (CLIENT_PORT, 110);
+        assert_eq!(
+            segments(&frames)[3..],
+            [
+                seg(s, 5001, Some(101), "AP", b"+OK\r\n"),
+                seg(s, 5006, Some(109), "AP", b"+OK\r\n"),
+                seg(c, 101, Some(5006), "AP", b"USER a\r\n"),
+            ]
+        );
+        assert!(frames.windows(2).all(|pair| pair[0].ts < pair[1].ts));
+        assert!(pop3().client(b"x").captured_early(1).frames().is_err(), "nothing before it to pass");
     }
 
     #[test]

@@ -114,6 +114,7 @@ impl SharedStats {
             flows_timed_out: engine.flow.flows_timed_out,
             reassembly_bytes: engine.buffered_bytes as u64,
             gaps: engine.flow.reassembly.gaps,
+            segments_waited: engine.flow.segments_waited,
             alerts: AlertCounts::default(),
             interfaces: if per_interface {
                 captures
@@ -155,6 +156,7 @@ fn add_flow(total: &mut FlowStats, more: &FlowStats) {
         memcap_skips,
         memcap_sheds,
         packets_bypassed,
+        segments_waited,
         reassembly,
     } = more;
     total.flows_created += flows_created;
@@ -164,6 +166,7 @@ fn add_flow(total: &mut FlowStats, more: &FlowStats) {
     total.memcap_skips += memcap_skips;
     total.memcap_sheds += memcap_sheds;
     total.packets_bypassed += packets_bypassed;
+    total.segments_waited += segments_waited;
     add_reassembly(&mut total.reassembly, reassembly);
 }
 
@@ -265,6 +268,7 @@ pub fn log(stats: &StatsEvent) {
         flows_evicted = stats.flows_evicted,
         reassembly_bytes = stats.reassembly_bytes,
         gaps = stats.gaps,
+        segments_waited = stats.segments_waited,
         cleartext = stats.alerts.cleartext_credential,
         weak = stats.alerts.weak_credential,
         anomalies = stats.alerts.anomaly,

@@ -26,6 +26,9 @@ pub enum Next {
     Raw(u64),
     /// Nothing more from this direction is of interest.
     Stop,
+    /// Lines, but not before the caller has read the other direction: [`LineFramer::feed`]
+    /// returns the bytes after this piece, unread.
+    Pause,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,7 +96,7 @@ impl LineFramer {
     /// Switch mode from outside a callback (e.g. a literal the server refused will never come).
     pub fn set_next(&mut self, next: Next) {
         self.mode = match next {
-            Next::Line => Mode::Line,
+            Next::Line | Next::Pause => Mode::Line,
             Next::Raw(0) => Mode::Line,
             Next::Raw(n) => Mode::Raw(n),
             Next::Stop => Mode::Stopped,
@@ -129,11 +132,13 @@ impl LineFramer {
     }
 
     /// Frames `data`, calling `on_piece` for every piece; the callback's answer sets the mode for
-    /// the bytes that follow.
-    pub fn feed(&mut self, mut data: &[u8], on_piece: &mut dyn FnMut(Piece<'_>) -> Next) {
+    /// the bytes that follow. Returns what a [`Next::Pause`] left unread (nothing otherwise).
+    /// Inlined: a session frames every chunk of every inspected flow.
+    #[inline(always)]
+    pub fn feed<'d>(&mut self, mut data: &'d [u8], on_piece: &mut dyn FnMut(Piece<'_>) -> Next) -> &'d [u8] {
         while !data.is_empty() {
             match self.mode {
-                Mode::Stopped => return,
+                Mode::Stopped => return &[],
                 Mode::Raw(remaining) => {
                     let take = usize::try_from(remaining).unwrap_or(usize::MAX).min(data.len());
                     let (raw, rest) = data.split_at(take);
@@ -143,12 +148,15 @@ impl LineFramer {
                     let next = on_piece(Piece::Raw { data: raw, last: left == 0 });
                     if left == 0 {
                         self.set_next(next);
+                        if next == Next::Pause {
+                            return data;
+                        }
                     }
                 }
                 Mode::Line => {
                     let Some(eol) = memchr::memchr(b'\n', data) else {
                         self.keep_partial(data, on_piece);
-                        return;
+                        return &[];
                     };
                     let (head, rest) = data.split_at(eol);
                     data = rest.get(1..).unwrap_or(&[]);
@@ -169,9 +177,13 @@ impl LineFramer {
                         next
                     };
                     self.set_next(next);
+                    if next == Next::Pause {
+                        return data;
+                    }
                 }
             }
         }
+        &[]
     }
 
     fn keep_partial(&mut self, data: &[u8], on_piece: &mut dyn FnMut(Piece<'_>) -> Next) {

@@ -423,7 +423,10 @@ impl Session {
                 return;
             }
         }
-        self.read(side, data, ctx);
+        let rest = self.frame(side, data, ctx);
+        if !rest.is_empty() {
+            self.read_after_greeting(side, rest, ctx);
+        }
         if !from_client && self.done_reason().is_none() && self.early_client.is_some() && self.protocol.greeting_over()
         {
             // The greeting ended with this data's last line.
@@ -438,15 +441,25 @@ impl Session {
     /// Reads the client's held bytes (the greeting is over, or will not come).
     fn release_early_client(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(held) = self.early_client.take().filter(|_| self.done_reason().is_none()) {
-            self.read(self.client, &held.0, ctx);
+            self.frame(self.client, &held.0, ctx);
         }
     }
 
-    /// Frames one side's bytes and hands the pieces to the protocol, with the client's held
-    /// bytes read right after the piece that ends the greeting.
-    fn read(&mut self, side: Side, data: &[u8], ctx: &mut Ctx<'_>) {
+    /// The greeting ended before the server's `rest`: the client's held bytes are read first.
+    #[cold]
+    fn read_after_greeting(&mut self, server: Side, rest: &[u8], ctx: &mut Ctx<'_>) {
+        self.release_early_client(ctx);
+        self.frame(server, rest, ctx);
+    }
+
+    /// Frames one side's bytes and hands the pieces to the protocol. Returns what is left unread
+    /// when the greeting ended while client bytes are held. Inlined: called for every chunk of
+    /// every inspected flow (the other calls are rare).
+    #[inline(always)]
+    fn frame<'d>(&mut self, side: Side, data: &'d [u8], ctx: &mut Ctx<'_>) -> &'d [u8] {
         let Session { client, protocol, framers, early_client, .. } = self;
         let role = if side == *client { Role::Client } else { Role::Server };
+        let pause_after_greeting = role == Role::Server && early_client.is_some();
         let [lo, hi] = framers;
         let (framer, other_framer) = match side {
             Side::Lo => (lo, hi),
@@ -454,7 +467,7 @@ impl Session {
         };
         let mut other_next = None;
         let mut done = None;
-        framer.feed(data, &mut |piece| {
+        let rest = framer.feed(data, &mut |piece| {
             let reply = dispatch(protocol, role, piece, ctx);
             if reply.other.is_some() {
                 other_next = reply.other;
@@ -463,36 +476,19 @@ impl Session {
                 done = Some(reason);
                 return Next::Stop;
             }
-            let mut next = reply.next;
-            if role == Role::Server && early_client.is_some() && protocol.greeting_over() {
-                // The client's held bytes, read now: the server's next lines answer them.
-                if let Some(next) = other_next.take() {
-                    other_framer.set_next(next);
-                }
-                let held = early_client.take().unwrap_or_default();
-                other_framer.feed(&held.0, &mut |piece| {
-                    let reply = dispatch(protocol, Role::Client, piece, ctx);
-                    if let Some(other) = reply.other {
-                        next = other;
-                    }
-                    if let Some(reason) = reply.done {
-                        done = Some(reason);
-                        return Next::Stop;
-                    }
-                    reply.next
-                });
-                if done.is_some() {
-                    return Next::Stop;
-                }
+            if pause_after_greeting && reply.next == Next::Line && protocol.greeting_over() {
+                return Next::Pause;
             }
-            next
+            reply.next
         });
         if let Some(next) = other_next {
             other_framer.set_next(next);
         }
         if let Some(reason) = done {
             self.finish(reason, ctx);
+            return &[];
         }
+        rest
     }
 
     /// Bytes were lost on one side.
