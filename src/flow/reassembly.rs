@@ -272,6 +272,23 @@ impl StreamReassembler {
         self.insert(start, payload, limits, stats, deliver);
     }
 
+    /// The `missing` bytes from `seq` were on the wire but the capture's snap length cut them off:
+    /// when the stream has delivered up to `seq`, they are given up now, as a gap, instead of
+    /// holding back every later byte until the hole is given up at a limit or at close.
+    pub fn cut_off(
+        &mut self,
+        seq: u32,
+        missing: u32,
+        limits: &ReassemblyLimits,
+        stats: &mut ReassemblyStats,
+        deliver: &mut dyn FnMut(StreamChunk<'_>),
+    ) {
+        if missing > 0 && self.next_seq() == Some(seq) {
+            let limit = self.next_offset.saturating_add(u64::from(missing));
+            self.give_up_first_hole(limit, limits.compare_tail, stats, deliver);
+        }
+    }
+
     /// Delivers whatever is still buffered (with gaps for the holes), at close. No gap is
     /// reported after the last buffered byte: nothing says more was sent.
     pub fn flush(&mut self, stats: &mut ReassemblyStats, deliver: &mut dyn FnMut(StreamChunk<'_>)) {

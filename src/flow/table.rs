@@ -160,33 +160,19 @@ struct Inspection<A> {
     /// Bytes held besides the reorder windows (compare tails, the handler's partial lines), as
     /// last counted into the table's total.
     held: usize,
-    /// How far each side's packets reached in sequence space as captured (the end of their
-    /// payloads, bytes the snap length cut off and FINs included), by [`Side::index`]: what an
-    /// acknowledgement from the other side may cover without the capture being behind.
-    shown: [Option<u32>; 2],
     waiting: Option<Box<Waiting>>,
 }
 
 impl<A> Inspection<A> {
-    /// `side`'s packets reached sequence number `end`. A packet far beyond (injected, or another
-    /// connection's) does not move it.
-    fn show(&mut self, side: Side, end: u32) {
-        if let Some(shown) = self.shown.get_mut(side.index()) {
-            if shown.is_none_or(|shown| (1..=SHOWN_LEAP).contains(&seq::diff(end, shown))) {
-                *shown = Some(end);
-            }
-        }
-    }
-
-    /// Whether `side`'s packets have reached sequence number `seq` (true when nothing is known of
-    /// that side: there is nothing to wait for).
-    fn has_shown(&self, side: Side, seq: u32) -> bool {
-        self.shown.get(side.index()).copied().flatten().is_none_or(|shown| !seq::before(shown, seq))
+    /// Whether `side`'s stream has delivered (or given up as gaps) the bytes before `seq`, its FIN
+    /// after them counted when `fin`: what an acknowledgement from the other side may cover
+    /// without the handler hearing of it before those bytes. True until the stream starts:
+    /// nothing is known to wait for.
+    fn has_delivered(&self, side: Side, seq: u32, fin: bool) -> bool {
+        let next = self.streams.get(side.index()).and_then(StreamReassembler::next_seq);
+        next.is_none_or(|next| !seq::before(next.wrapping_add(u32::from(fin)), seq))
     }
 }
-
-/// Furthest a side's packets may move [`Inspection::shown`] at once: a gigabyte of lost capture.
-const SHOWN_LEAP: i64 = 1 << 30;
 
 /// Data segments of one side that acknowledge bytes of the other side the capture has not shown
 /// yet: they were sent after those bytes. A capture whose two directions were taken apart and
@@ -208,6 +194,17 @@ struct WaitingSegment {
     /// The acknowledgement number: the other side's bytes before it come first.
     after: u32,
     payload: Vec<u8>,
+    missing: u32,
+}
+
+impl WaitingSegment {
+    fn new(segment: &SegmentIn<'_>, after: u32) -> Self {
+        WaitingSegment { seq: segment.seq, after, payload: segment.payload.to_vec(), missing: segment.missing }
+    }
+
+    fn as_segment(&self) -> SegmentIn<'_> {
+        SegmentIn { seq: self.seq, payload: &self.payload, missing: self.missing }
+    }
 }
 
 /// Segments a flow keeps waiting for the other side at most: a skew of a few round trips.
@@ -405,28 +402,40 @@ impl<H: FlowHandler> FlowTable<H> {
     /// A flow taken out of the table: what its streams still buffer is delivered, then the
     /// handler hears it closed (if it was still inspecting it).
     fn end(&mut self, key: &FlowKey, mut flow: Flow<H::App>, reason: CloseReason, handler: &mut H) {
+        self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
         let (info, ts) = (flow.info(key), flow.last_seen);
         if let Streams::Inspecting(inspection) = &mut flow.streams {
-            if let Some(side) = inspection.waiting.as_ref().map(|waiting| waiting.side) {
-                // What they waited for will not come: they go in with their side's stream.
-                let mut budget =
-                    Budget { limits: &self.limits, buffered_total: &mut self.buffered_total, stats: &mut self.stats };
-                let overlap_reported = &mut flow.overlap_reported;
-                release_due(inspection, side.other(), true, &info, ts, handler, &mut budget, overlap_reported);
-            }
-        }
-        self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
-        if let Streams::Inspecting(inspection) = &mut flow.streams {
-            let Inspection { streams, app, .. } = &mut **inspection;
-            for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
+            // A side whose segments wait for the other's bytes goes last: those bytes first, as
+            // far as they came, then the segments that waited for them.
+            let last = inspection.waiting.as_ref().map_or(Side::Hi, |waiting| waiting.side);
+            for side in [last.other(), last] {
+                if side == last && inspection.waiting.is_some() {
+                    // The flow's bytes left the budget above: what the release moves is not counted.
+                    let mut uncounted = 0;
+                    let mut budget =
+                        Budget { limits: &self.limits, buffered_total: &mut uncounted, stats: &mut self.stats };
+                    let overlap_reported = &mut flow.overlap_reported;
+                    release_due(
+                        inspection,
+                        last.other(),
+                        true,
+                        true,
+                        &info,
+                        ts,
+                        handler,
+                        &mut budget,
+                        overlap_reported,
+                    );
+                }
+                let Inspection { streams, app, .. } = &mut **inspection;
                 let mut inspect = Inspect::Continue;
-                stream.flush(&mut self.stats.reassembly, &mut |chunk| {
+                stream_of(streams, side).flush(&mut self.stats.reassembly, &mut |chunk| {
                     if inspect == Inspect::Continue {
                         inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
                     }
                 });
             }
-            handler.event(&info, app, FlowEvent::Closed(reason), ts);
+            handler.event(&info, &mut inspection.app, FlowEvent::Closed(reason), ts);
         }
         match reason {
             CloseReason::Evicted => self.stats.flows_evicted += 1,
@@ -521,28 +530,21 @@ fn step<H: FlowHandler>(
                 isn.get_or_insert(packet.seq);
             }
         }
-        Streams::Inspecting(inspection) if flags.syn() => {
-            stream_of(&mut inspection.streams, side).on_syn(packet.seq);
-            if inspection.shown.get(side.index()).is_some_and(Option::is_none) {
-                inspection.show(side, packet.seq.wrapping_add(1));
-            }
-        }
+        Streams::Inspecting(inspection) if flags.syn() => stream_of(&mut inspection.streams, side).on_syn(packet.seq),
         _ => {}
     }
     if packet.payload.is_empty() {
-        if flow.waiting || flags.fin() {
+        if flow.waiting && flags.fin() {
+            // Segments of the other side may have waited for this FIN.
             let info = flow.info(key);
             if let Streams::Inspecting(inspection) = &mut flow.streams {
-                inspection.show(side, packet.seq.wrapping_add(u32::from(flags.fin())));
-                if flow.waiting {
-                    let inspect =
-                        release_due(inspection, side, false, &info, ts, handler, budget, &mut flow.overlap_reported);
-                    flow.waiting = inspection.waiting.is_some();
-                    let Inspection { streams, app, held, .. } = &mut **inspection;
-                    account_held(streams, held, app, handler, budget);
-                    finish_step(flow, side, packet, inspect, budget);
-                    return;
-                }
+                let overlap_reported = &mut flow.overlap_reported;
+                let inspect = release_due(inspection, side, true, false, &info, ts, handler, budget, overlap_reported);
+                flow.waiting = inspection.waiting.is_some();
+                let Inspection { streams, app, held, .. } = &mut **inspection;
+                account_held(streams, held, app, handler, budget);
+                finish_step(flow, side, packet, inspect, budget);
+                return;
             }
         }
         note_close_flags(flow, side, packet);
@@ -558,21 +560,30 @@ fn step<H: FlowHandler>(
             }
         }
         let app = handler.open(&info);
-        let shown = isn.map(|isn| isn.map(|isn| isn.wrapping_add(1)));
-        flow.streams = Streams::Inspecting(Box::new(Inspection { streams, app, held: 0, shown, waiting: None }));
+        flow.streams = Streams::Inspecting(Box::new(Inspection { streams, app, held: 0, waiting: None }));
     }
     let Streams::Inspecting(inspection) = &mut flow.streams else { return };
     let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
-    let end = seq
-        .wrapping_add(packet.payload.len() as u32)
-        .wrapping_add(packet.payload_missing)
-        .wrapping_add(u32::from(flags.fin()));
-    inspection.show(side, end);
-    let acknowledges_unseen = flags.ack() && !inspection.has_shown(side.other(), packet.ack);
-    let inspect = if flow.waiting || acknowledges_unseen {
-        step_out_of_order(inspection, &info, side, seq, packet, ts, handler, budget, &mut flow.overlap_reported)
+    let fins = flow.fin;
+    let other_fin = fins.get(side.other().index()).copied().unwrap_or(false);
+    let acknowledges_undelivered = flags.ack() && !inspection.has_delivered(side.other(), packet.ack, other_fin);
+    let segment = SegmentIn { seq, payload: packet.payload, missing: packet.payload_missing };
+    let inspect = if flow.waiting || acknowledges_undelivered {
+        let fin = flags.fin() || fins.get(side.index()).copied().unwrap_or(false);
+        step_out_of_order(
+            inspection,
+            &info,
+            side,
+            segment,
+            packet,
+            fin,
+            ts,
+            handler,
+            budget,
+            &mut flow.overlap_reported,
+        )
     } else {
-        reassemble(inspection, &info, side, seq, packet.payload, ts, handler, budget, &mut flow.overlap_reported)
+        reassemble(inspection, &info, side, segment, ts, handler, budget, &mut flow.overlap_reported)
     };
     flow.waiting = inspection.waiting.is_some();
     let Inspection { streams, app, held, .. } = &mut **inspection;
@@ -592,21 +603,23 @@ fn finish_step<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, inspec
 }
 
 /// A data segment when the capture shows the two directions out of order (see [`Waiting`]): one
-/// that acknowledges bytes of the other side not seen yet, or any while segments wait.
+/// that acknowledges bytes of the other side not delivered yet, or any while segments wait.
+/// `fin`: this side's FIN was seen (with this packet or before).
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn step_out_of_order<H: FlowHandler>(
     inspection: &mut Inspection<H::App>,
     info: &FlowInfo,
     side: Side,
-    seq: u32,
+    segment: SegmentIn<'_>,
     packet: &TcpPacket<'_>,
+    fin: bool,
     ts: Timestamp,
     handler: &mut H,
     budget: &mut Budget<'_>,
     overlap_reported: &mut bool,
 ) -> Inspect {
-    let payload = packet.payload;
+    let len = segment.payload.len();
     match inspection.waiting.as_deref_mut() {
         Some(waiting) if waiting.side == side => {
             // A side's segments stay in order: this one waits behind the others.
@@ -614,33 +627,40 @@ fn step_out_of_order<H: FlowHandler>(
                 Some(last) if !packet.flags.ack() => last.after,
                 _ => packet.ack,
             };
-            waiting.bytes += payload.len();
-            *budget.buffered_total += payload.len();
-            waiting.segments.push_back(WaitingSegment { seq, after, payload: payload.to_vec() });
+            waiting.bytes += len;
+            *budget.buffered_total += len;
+            waiting.segments.push_back(WaitingSegment::new(&segment, after));
             if waiting.segments.len() > WAITING_SEGMENTS || waiting.bytes > budget.limits.reassembly.max_buffered {
-                return release_due(inspection, side.other(), true, info, ts, handler, budget, overlap_reported);
+                return release_due(inspection, side.other(), false, true, info, ts, handler, budget, overlap_reported);
             }
             Inspect::Continue
         }
         Some(_) => {
             // The other side waits: this may be what it waits for.
-            let inspect = reassemble(inspection, info, side, seq, payload, ts, handler, budget, overlap_reported);
+            let inspect = reassemble(inspection, info, side, segment, ts, handler, budget, overlap_reported);
             if inspect == Inspect::Stop {
                 return inspect;
             }
-            release_due(inspection, side, false, info, ts, handler, budget, overlap_reported)
+            release_due(inspection, side, fin, false, info, ts, handler, budget, overlap_reported)
         }
-        None if budget.buffered_total.saturating_add(payload.len()) <= budget.limits.max_buffered_total => {
+        None if budget.buffered_total.saturating_add(len) <= budget.limits.max_buffered_total => {
             budget.stats.segments_waited += 1;
-            *budget.buffered_total += payload.len();
-            let segment = WaitingSegment { seq, after: packet.ack, payload: payload.to_vec() };
-            let waiting = Waiting { side, segments: VecDeque::from([segment]), bytes: payload.len() };
-            inspection.waiting = Some(Box::new(waiting));
+            *budget.buffered_total += len;
+            let segments = VecDeque::from([WaitingSegment::new(&segment, packet.ack)]);
+            inspection.waiting = Some(Box::new(Waiting { side, segments, bytes: len }));
             Inspect::Continue
         }
         // No room to wait: in capture order, as if nothing were out of order.
-        None => reassemble(inspection, info, side, seq, payload, ts, handler, budget, overlap_reported),
+        None => reassemble(inspection, info, side, segment, ts, handler, budget, overlap_reported),
     }
+}
+
+/// A data segment on its way to a reassembler.
+struct SegmentIn<'p> {
+    seq: u32,
+    payload: &'p [u8],
+    /// Bytes the snap length cut off after the payload.
+    missing: u32,
 }
 
 /// Hands a segment of `side` to its reassembler and the handler what becomes contiguous, within
@@ -652,8 +672,7 @@ fn reassemble<H: FlowHandler>(
     inspection: &mut Inspection<H::App>,
     info: &FlowInfo,
     side: Side,
-    seq: u32,
-    payload: &[u8],
+    segment: SegmentIn<'_>,
     ts: Timestamp,
     handler: &mut H,
     budget: &mut Budget<'_>,
@@ -665,11 +684,15 @@ fn reassemble<H: FlowHandler>(
     let before = stream.buffered_bytes();
     let stats = &mut *budget.stats;
     let differing_before = stats.reassembly.overlaps_differing;
-    stream.on_segment(seq, payload, &budget.limits.reassembly, &mut stats.reassembly, &mut |chunk| {
+    let limits = &budget.limits.reassembly;
+    let mut deliver = |chunk: StreamChunk<'_>| {
         if inspect == Inspect::Continue {
             inspect = handler.event(info, app, chunk_event(side, chunk), ts);
         }
-    });
+    };
+    stream.on_segment(segment.seq, segment.payload, limits, &mut stats.reassembly, &mut deliver);
+    let kept_end = segment.seq.wrapping_add(segment.payload.len() as u32);
+    stream.cut_off(kept_end, segment.missing, limits, &mut stats.reassembly, &mut deliver);
     if stats.reassembly.overlaps_differing > differing_before && !*overlap_reported {
         *overlap_reported = true;
         if inspect == Inspect::Continue {
@@ -692,13 +715,14 @@ fn reassemble<H: FlowHandler>(
 }
 
 /// The other side's waiting segments that may go in, in order: those whose acknowledged bytes
-/// `side`'s packets have reached (brought, or gone past: the capture lost them), or every one
-/// (`all`: the queue is over its bounds, or the flow ends).
+/// `side`'s stream has delivered (its FIN counted when `fin`), or every one (`all`: the queue is
+/// over its bounds, or the flow ends).
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn release_due<H: FlowHandler>(
     inspection: &mut Inspection<H::App>,
     side: Side,
+    fin: bool,
     all: bool,
     info: &FlowInfo,
     ts: Timestamp,
@@ -710,7 +734,7 @@ fn release_due<H: FlowHandler>(
     while inspect == Inspect::Continue {
         let waiting = inspection.waiting.as_ref().filter(|waiting| waiting.side != side);
         let Some(front) = waiting.and_then(|waiting| waiting.segments.front()) else { break };
-        if !all && !inspection.has_shown(side, front.after) {
+        if !all && !inspection.has_delivered(side, front.after, fin) {
             break;
         }
         let Some(waiting) = inspection.waiting.as_deref_mut() else { break };
@@ -721,17 +745,8 @@ fn release_due<H: FlowHandler>(
             inspection.waiting = None;
         }
         *budget.buffered_total = budget.buffered_total.saturating_sub(segment.payload.len());
-        inspect = reassemble(
-            inspection,
-            info,
-            waiting_side,
-            segment.seq,
-            &segment.payload,
-            ts,
-            handler,
-            budget,
-            overlap_reported,
-        );
+        inspect =
+            reassemble(inspection, info, waiting_side, segment.as_segment(), ts, handler, budget, overlap_reported);
     }
     inspect
 }
@@ -1073,16 +1088,19 @@ mod tests {
     }
 
     #[test]
-    fn a_waiting_segment_goes_in_when_its_bytes_are_lost_or_the_flow_ends() {
-        // The client's USER never captured: its next packet, past USER, lets the reply in.
+    fn a_waiting_segment_goes_in_when_the_flow_ends_after_the_bytes_that_came() {
+        // The client's USER never captured: its PASS waits behind the hole, the reply to USER
+        // behind it; at the end the client's bytes go first, then the reply.
         let mut table = FlowTable::new(FlowLimits::default());
         let mut handler = Recorder::default();
         greeted(&mut table, &mut handler);
         table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
-        table.process(&acking(true, ACK, 109, 513, b""), at(1), &mut handler);
-        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n"]);
+        table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(1), &mut handler);
+        assert_eq!(heard(&handler), [b"hello\r\n"]);
+        table.close_all(&mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"PASS b\r\n", b"+OK\r\n"]);
 
-        // Nothing more from the client: the reply goes in when the flow ends.
+        // Nothing more from the client: the replies go in, in order, when the flow ends.
         let mut table = FlowTable::new(FlowLimits::default());
         let mut handler = Recorder::default();
         greeted(&mut table, &mut handler);
@@ -1092,6 +1110,31 @@ mod tests {
         table.close_all(&mut handler);
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n", b"+OK again\r\n"]);
         assert_eq!(table.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_reply_waits_for_the_command_bytes_still_in_a_hole() {
+        // USER's two segments captured in reverse, the reply between them: the reply's ACK is
+        // past every client byte the capture has shown, but not past what was delivered.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        greeted(&mut table, &mut handler);
+        table.process(&acking(true, PSH_ACK, 105, 508, b" a\r\n"), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
+        table.process(&acking(true, ACK, 101, 508, b"USER"), at(1), &mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER", b" a\r\n", b"+OK\r\n"]);
+    }
+
+    #[test]
+    fn bytes_the_snap_length_cut_off_are_a_gap_at_once() {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        greeted(&mut table, &mut handler);
+        let cut = TcpPacket { payload_missing: 6, ..acking(true, PSH_ACK, 101, 508, b"PA") };
+        table.process(&cut, at(1), &mut handler);
+        table.process(&acking(true, PSH_ACK, 109, 508, b"QUIT\r\n"), at(1), &mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"PA", b"QUIT\r\n"], "not held behind a hole");
+        assert_eq!(table.stats.reassembly.gaps, 1);
     }
 
     #[test]
