@@ -31,8 +31,8 @@ pub struct StatsEvent {
     pub reassembly_bytes: u64,
     /// Holes the reassemblers gave up waiting for (lost or dropped packets).
     pub gaps: u64,
-    /// Data segments that waited for bytes of the other direction captured after them: a
-    /// capture whose two directions are merged out of order.
+    /// Data segments that waited for bytes of the other direction captured after them (a capture
+    /// whose two directions are merged out of order) or lost.
     pub segments_waited: u64,
     pub alerts: AlertCounts,
     /// Per-interface capture counters (live mode).

@@ -63,8 +63,8 @@ pub struct FlowStats {
     pub memcap_sheds: u64,
     /// Packets for a flow not inspected any more (authentication over, TLS, not mail).
     pub packets_bypassed: u64,
-    /// Data segments that acknowledged bytes of the other direction the capture had not shown
-    /// yet, and waited for them (a capture whose two directions are merged out of order).
+    /// Data segments that acknowledged bytes of the other direction not delivered yet (captured
+    /// later, or lost), and waited for them.
     pub segments_waited: u64,
     pub reassembly: ReassemblyStats,
 }
@@ -174,15 +174,15 @@ impl<A> Inspection<A> {
     }
 }
 
-/// Data segments of one side that acknowledge bytes of the other side the capture has not shown
-/// yet: they were sent after those bytes. A capture whose two directions were taken apart and
-/// merged (the two ports of a TAP, two taps, a bond of two capture cards) can show a reply
-/// before the command it answers, or a client's command before the greeting; read in that order,
-/// replies answer the wrong commands. The first such segment starts the queue, and its side's
-/// later segments join it (a side's segments stay in order); each goes in, in order, once the
-/// other side's bytes reached what it acknowledged (or one of its packets went past them: they
-/// were lost), or the flow ends. Bounded: past [`WAITING_SEGMENTS`] segments or the flow's
-/// reorder budget, everything goes in at once, as without waiting.
+/// Data segments of one side that acknowledge bytes of the other side not delivered yet: they
+/// were sent after those bytes. A capture whose two directions were taken apart and merged (the
+/// two ports of a TAP, two taps, a bond of two capture cards) can show a reply before the
+/// command it answers, or a client's command before the greeting; read in that order, replies
+/// answer the wrong commands. The first such segment starts the queue, and its side's later
+/// segments join it (a side's segments stay in order); each goes in, in order, once the other
+/// side's stream has delivered what it acknowledged (or given it up as a gap), or when the flow
+/// ends, after the other side's last bytes. Bounded: past [`WAITING_SEGMENTS`] segments or the
+/// flow's reorder budget, everything goes in at once, as without waiting.
 struct Waiting {
     side: Side,
     segments: VecDeque<WaitingSegment>,
