@@ -1,6 +1,7 @@
 //! Scripted mail sessions with planted logins: POP3, IMAP and SMTP, each in the variations a
 //! detector must cope with (SASL forms, IMAP literals, lower-case commands, split, reordered and
-//! retransmitted segments, STARTTLS), and mail bodies full of login-shaped decoy text.
+//! retransmitted segments, replies captured before their commands, STARTTLS), and mail bodies
+//! full of login-shaped decoy text.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
 use base64::Engine as _;
@@ -244,6 +245,19 @@ fn outcome(rng: &mut Rng) -> bool {
     rng.percent(85)
 }
 
+/// Sends the server's verdict on a login; sometimes the capture shows it before the last segment
+/// of the credential it answers (the two directions merged out of order, as by two TAP ports).
+/// Returns the scenario's suffix.
+fn verdict(conv: &mut Conversation, rng: &mut Rng, reply: &[u8]) -> &'static str {
+    conv.server(reply);
+    if rng.percent(4) {
+        conv.captured_early(1);
+        "-reply-early"
+    } else {
+        ""
+    }
+}
+
 fn pop3(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes) -> Planted {
     let stamp = rng.below(1 << 40);
     conv.server(&line(&format!("+OK Dovecot ready. <{stamp}.1@mail.example.test>")));
@@ -253,7 +267,7 @@ fn pop3(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
     }
     let (user, password) = credentials(rng);
     let success = outcome(rng);
-    let verdict: &[u8] = if success { b"+OK Logged in.\r\n" } else { b"-ERR [AUTH] Authentication failed.\r\n" };
+    let verdict_line: &[u8] = if success { b"+OK Logged in.\r\n" } else { b"-ERR [AUTH] Authentication failed.\r\n" };
     let mut planted = Planted {
         protocol: "pop3",
         mechanism: "USER/PASS",
@@ -309,8 +323,8 @@ fn pop3(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
             tricky(conv, rng, &line(&format!("{} {password}", style.verb("PASS"))));
         }
     }
-    conv.server(verdict);
-    planted.scenario = format!("pop3-{}", planted.mechanism.to_ascii_lowercase());
+    let skew = verdict(conv, rng, verdict_line);
+    planted.scenario = format!("pop3-{}{skew}", planted.mechanism.to_ascii_lowercase());
     if success {
         let messages = rng.size(1, bodies.max_messages.max(1));
         conv.client(&line(&style.verb("STAT")));
@@ -337,7 +351,7 @@ fn imap(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
     let (user, password) = credentials(rng);
     let success = outcome(rng);
     let tag = format!("a{:03}", rng.below(1000));
-    let verdict = if success {
+    let verdict_line = if success {
         line(&format!("{tag} OK [CAPABILITY IMAP4rev1] Logged in"))
     } else {
         line(&format!("{tag} NO [AUTHENTICATIONFAILED] Authentication failed."))
@@ -407,8 +421,8 @@ fn imap(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
             tricky(conv, rng, &line(&format!("{tag} {login} {user} {password}")));
         }
     }
-    conv.server(&verdict);
-    planted.scenario = format!("imap-{}", planted.mechanism.to_ascii_lowercase());
+    let skew = verdict(conv, rng, &verdict_line);
+    planted.scenario = format!("imap-{}{skew}", planted.mechanism.to_ascii_lowercase());
     if success {
         conv.client(&line(&format!("b1 {} INBOX", style.verb("SELECT"))));
         conv.server(b"* 12 EXISTS\r\n* 0 RECENT\r\nb1 OK [READ-WRITE] Select completed.\r\n");
@@ -436,7 +450,7 @@ fn smtp(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
     );
     let (user, password) = credentials(rng);
     let success = outcome(rng);
-    let verdict: &[u8] = if success {
+    let verdict_line: &[u8] = if success {
         b"235 2.7.0 Authentication successful\r\n"
     } else {
         b"535 5.7.8 Error: authentication failed\r\n"
@@ -498,8 +512,8 @@ fn smtp(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
             return None;
         }
     }
-    conv.server(verdict);
-    planted.scenario = format!("smtp-{}", planted.mechanism.to_ascii_lowercase());
+    let skew = verdict(conv, rng, verdict_line);
+    planted.scenario = format!("smtp-{}{skew}", planted.mechanism.to_ascii_lowercase());
     if success {
         smtp_messages(conv, rng, style, bodies);
     }
