@@ -289,6 +289,28 @@ impl StreamReassembler {
         }
     }
 
+    /// Gives up waiting for the bytes before sequence number `seq`, which the other side
+    /// acknowledged (so they were sent): what is buffered before it is delivered, the holes
+    /// before it become gaps. Nothing happens for a `seq` behind the stream or further ahead than
+    /// `max_ahead`.
+    pub fn flush_before(
+        &mut self,
+        seq: u32,
+        limits: &ReassemblyLimits,
+        stats: &mut ReassemblyStats,
+        deliver: &mut dyn FnMut(StreamChunk<'_>),
+    ) {
+        let Some(next) = self.next_seq() else { return };
+        let ahead = seq::diff(seq, next);
+        if ahead <= 0 || ahead > i64::from(limits.max_ahead) {
+            return;
+        }
+        let limit = self.next_offset.saturating_add(ahead.unsigned_abs());
+        while self.next_offset < limit {
+            self.give_up_first_hole(limit, limits.compare_tail, stats, deliver);
+        }
+    }
+
     /// Delivers whatever is still buffered (with gaps for the holes), at close. No gap is
     /// reported after the last buffered byte: nothing says more was sent.
     pub fn flush(&mut self, stats: &mut ReassemblyStats, deliver: &mut dyn FnMut(StreamChunk<'_>)) {

@@ -174,19 +174,30 @@ impl<A> Inspection<A> {
     }
 }
 
-/// Data segments of one side that acknowledge bytes of the other side not delivered yet: they
-/// were sent after those bytes. A capture whose two directions were taken apart and merged (the
-/// two ports of a TAP, two taps, a bond of two capture cards) can show a reply before the
-/// command it answers, or a client's command before the greeting; read in that order, replies
-/// answer the wrong commands. The first such segment starts the queue, and its side's later
-/// segments join it (a side's segments stay in order); each goes in, in order, once the other
-/// side's stream has delivered what it acknowledged (or given it up as a gap), or when the flow
-/// ends, after the other side's last bytes. Bounded: past [`WAITING_SEGMENTS`] segments or the
-/// flow's reorder budget, everything goes in at once, as without waiting.
+/// Data segments that acknowledge bytes of the other side not delivered yet: they were sent after
+/// those bytes. A capture whose two directions were taken apart and merged (the two ports of a
+/// TAP, two taps, a bond of two capture cards) can show a reply before the command it answers,
+/// or a client's command before the greeting; read in that order, replies answer the wrong
+/// commands. Such a segment waits in its side's queue, and so do its side's later segments (a
+/// side's segments stay in order); each goes in, in order, once the other side's stream has
+/// delivered what it acknowledged. Bytes the capture lost keep them waiting until the flow ends
+/// or the queues pass their bounds ([`WAITING_SEGMENTS`], the flow's reorder budget): then they
+/// go in one by one in the order they were sent, the lost bytes given up as gaps just before
+/// the segments that acknowledged them.
 struct Waiting {
-    side: Side,
-    segments: VecDeque<WaitingSegment>,
+    /// By [`Side::index`].
+    queues: [VecDeque<WaitingSegment>; 2],
     bytes: usize,
+}
+
+impl Waiting {
+    fn queue(&self, side: Side) -> Option<&VecDeque<WaitingSegment>> {
+        self.queues.get(side.index())
+    }
+
+    fn segments(&self) -> usize {
+        self.queues.iter().map(VecDeque::len).sum()
+    }
 }
 
 struct WaitingSegment {
@@ -207,7 +218,8 @@ impl WaitingSegment {
     }
 }
 
-/// Segments a flow keeps waiting for the other side at most: a skew of a few round trips.
+/// Segments a flow keeps waiting for the other side at most (both sides): a skew of a few round
+/// trips.
 const WAITING_SEGMENTS: usize = 32;
 
 /// One table entry. Kept small (the key lives beside it in the table, the buffers behind a box)
@@ -405,37 +417,25 @@ impl<H: FlowHandler> FlowTable<H> {
         self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
         let (info, ts) = (flow.info(key), flow.last_seen);
         if let Streams::Inspecting(inspection) = &mut flow.streams {
-            // A side whose segments wait for the other's bytes goes last: those bytes first, as
-            // far as they came, then the segments that waited for them.
-            let last = inspection.waiting.as_ref().map_or(Side::Hi, |waiting| waiting.side);
-            for side in [last.other(), last] {
-                if side == last && inspection.waiting.is_some() {
-                    // The flow's bytes left the budget above: what the release moves is not counted.
-                    let mut uncounted = 0;
-                    let mut budget =
-                        Budget { limits: &self.limits, buffered_total: &mut uncounted, stats: &mut self.stats };
-                    let overlap_reported = &mut flow.overlap_reported;
-                    release_due(
-                        inspection,
-                        last.other(),
-                        true,
-                        true,
-                        &info,
-                        ts,
-                        handler,
-                        &mut budget,
-                        overlap_reported,
-                    );
-                }
-                let Inspection { streams, app, .. } = &mut **inspection;
+            if inspection.waiting.is_some() {
+                // What they waited for will not all come: they go in between the other side's
+                // bytes, as far as the capture shows where.
+                let mut uncounted = 0; // the flow's bytes left the budget above
+                let mut budget =
+                    Budget { limits: &self.limits, buffered_total: &mut uncounted, stats: &mut self.stats };
+                let overlap_reported = &mut flow.overlap_reported;
+                release_due(inspection, flow.fin, true, &info, ts, handler, &mut budget, overlap_reported);
+            }
+            let Inspection { streams, app, .. } = &mut **inspection;
+            for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
                 let mut inspect = Inspect::Continue;
-                stream_of(streams, side).flush(&mut self.stats.reassembly, &mut |chunk| {
+                stream.flush(&mut self.stats.reassembly, &mut |chunk| {
                     if inspect == Inspect::Continue {
                         inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
                     }
                 });
             }
-            handler.event(&info, &mut inspection.app, FlowEvent::Closed(reason), ts);
+            handler.event(&info, app, FlowEvent::Closed(reason), ts);
         }
         match reason {
             CloseReason::Evicted => self.stats.flows_evicted += 1,
@@ -539,7 +539,11 @@ fn step<H: FlowHandler>(
             let info = flow.info(key);
             if let Streams::Inspecting(inspection) = &mut flow.streams {
                 let overlap_reported = &mut flow.overlap_reported;
-                let inspect = release_due(inspection, side, true, false, &info, ts, handler, budget, overlap_reported);
+                let mut fins = flow.fin;
+                if let Some(fin) = fins.get_mut(side.index()) {
+                    *fin = true;
+                }
+                let inspect = release_due(inspection, fins, false, &info, ts, handler, budget, overlap_reported);
                 flow.waiting = inspection.waiting.is_some();
                 let Inspection { streams, app, held, .. } = &mut **inspection;
                 account_held(streams, held, app, handler, budget);
@@ -569,14 +573,17 @@ fn step<H: FlowHandler>(
     let acknowledges_undelivered = flags.ack() && !inspection.has_delivered(side.other(), packet.ack, other_fin);
     let segment = SegmentIn { seq, payload: packet.payload, missing: packet.payload_missing };
     let inspect = if flow.waiting || acknowledges_undelivered {
-        let fin = flags.fin() || fins.get(side.index()).copied().unwrap_or(false);
+        let mut fins = fins;
+        if let Some(fin) = fins.get_mut(side.index()) {
+            *fin |= flags.fin();
+        }
         step_out_of_order(
             inspection,
             &info,
             side,
             segment,
             packet,
-            fin,
+            fins,
             ts,
             handler,
             budget,
@@ -604,7 +611,7 @@ fn finish_step<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, inspec
 
 /// A data segment when the capture shows the two directions out of order (see [`Waiting`]): one
 /// that acknowledges bytes of the other side not delivered yet, or any while segments wait.
-/// `fin`: this side's FIN was seen (with this packet or before).
+/// `fins`: the FINs seen, this packet's included.
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn step_out_of_order<H: FlowHandler>(
@@ -613,46 +620,41 @@ fn step_out_of_order<H: FlowHandler>(
     side: Side,
     segment: SegmentIn<'_>,
     packet: &TcpPacket<'_>,
-    fin: bool,
+    fins: [bool; 2],
     ts: Timestamp,
     handler: &mut H,
     budget: &mut Budget<'_>,
     overlap_reported: &mut bool,
 ) -> Inspect {
     let len = segment.payload.len();
-    match inspection.waiting.as_deref_mut() {
-        Some(waiting) if waiting.side == side => {
-            // A side's segments stay in order: this one waits behind the others.
-            let after = match waiting.segments.back() {
-                Some(last) if !packet.flags.ack() => last.after,
-                _ => packet.ack,
-            };
-            waiting.bytes += len;
-            *budget.buffered_total += len;
-            waiting.segments.push_back(WaitingSegment::new(&segment, after));
-            if waiting.segments.len() > WAITING_SEGMENTS || waiting.bytes > budget.limits.reassembly.max_buffered {
-                return release_due(inspection, side.other(), false, true, info, ts, handler, budget, overlap_reported);
-            }
-            Inspect::Continue
+    let other_fin = fins.get(side.other().index()).copied().unwrap_or(false);
+    let own_queue = inspection.waiting.as_ref().and_then(|waiting| waiting.queue(side)).and_then(VecDeque::back);
+    let waits =
+        own_queue.is_some() || (packet.flags.ack() && !inspection.has_delivered(side.other(), packet.ack, other_fin));
+    let fits = budget.buffered_total.saturating_add(len) <= budget.limits.max_buffered_total;
+    if !(waits && (fits || own_queue.is_some())) {
+        // In order (or no room to wait): in it goes, and what waited for it may follow.
+        let inspect = reassemble(inspection, info, side, segment, ts, handler, budget, overlap_reported);
+        if inspect == Inspect::Stop {
+            return inspect;
         }
-        Some(_) => {
-            // The other side waits: this may be what it waits for.
-            let inspect = reassemble(inspection, info, side, segment, ts, handler, budget, overlap_reported);
-            if inspect == Inspect::Stop {
-                return inspect;
-            }
-            release_due(inspection, side, fin, false, info, ts, handler, budget, overlap_reported)
-        }
-        None if budget.buffered_total.saturating_add(len) <= budget.limits.max_buffered_total => {
-            budget.stats.segments_waited += 1;
-            *budget.buffered_total += len;
-            let segments = VecDeque::from([WaitingSegment::new(&segment, packet.ack)]);
-            inspection.waiting = Some(Box::new(Waiting { side, segments, bytes: len }));
-            Inspect::Continue
-        }
-        // No room to wait: in capture order, as if nothing were out of order.
-        None => reassemble(inspection, info, side, segment, ts, handler, budget, overlap_reported),
+        return release_due(inspection, fins, false, info, ts, handler, budget, overlap_reported);
     }
+    // A side's segments stay in order: a segment behind waiting ones waits too, for at least as
+    // much (acknowledgement numbers do not go back).
+    let after = match own_queue {
+        Some(last) if !packet.flags.ack() || seq::before(packet.ack, last.after) => last.after,
+        _ => packet.ack,
+    };
+    budget.stats.segments_waited += 1;
+    *budget.buffered_total += len;
+    let waiting = inspection.waiting.get_or_insert_with(|| Box::new(Waiting { queues: Default::default(), bytes: 0 }));
+    waiting.bytes += len;
+    if let Some(queue) = waiting.queues.get_mut(side.index()) {
+        queue.push_back(WaitingSegment::new(&segment, after));
+    }
+    let over = waiting.segments() > WAITING_SEGMENTS || waiting.bytes > budget.limits.reassembly.max_buffered;
+    release_due(inspection, fins, over, info, ts, handler, budget, overlap_reported)
 }
 
 /// A data segment on its way to a reassembler.
@@ -714,15 +716,16 @@ fn reassemble<H: FlowHandler>(
     inspect
 }
 
-/// The other side's waiting segments that may go in, in order: those whose acknowledged bytes
-/// `side`'s stream has delivered (its FIN counted when `fin`), or every one (`all`: the queue is
-/// over its bounds, or the flow ends).
+/// Lets in the waiting segments whose acknowledged bytes the other side's stream has delivered
+/// (its FIN counted by `fins`), in order, until none is left that may. With `all` (the queues are
+/// over their bounds, or the flow ends) none is left waiting: a segment held up by bytes that
+/// did not come goes in after the other side's stream gives them up as gaps, the one sent first
+/// first (the one that does not wait for the other queue's head).
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn release_due<H: FlowHandler>(
     inspection: &mut Inspection<H::App>,
-    side: Side,
-    fin: bool,
+    fins: [bool; 2],
     all: bool,
     info: &FlowInfo,
     ts: Timestamp,
@@ -732,21 +735,54 @@ fn release_due<H: FlowHandler>(
 ) -> Inspect {
     let mut inspect = Inspect::Continue;
     while inspect == Inspect::Continue {
-        let waiting = inspection.waiting.as_ref().filter(|waiting| waiting.side != side);
-        let Some(front) = waiting.and_then(|waiting| waiting.segments.front()) else { break };
-        if !all && !inspection.has_delivered(side, front.after, fin) {
-            break;
-        }
+        let Some(waiting) = inspection.waiting.as_deref() else { break };
+        let front = |side: Side| waiting.queue(side).and_then(VecDeque::front);
+        let due = [Side::Lo, Side::Hi].into_iter().find(|side| {
+            let fin = fins.get(side.other().index()).copied().unwrap_or(false);
+            front(*side).is_some_and(|front| inspection.has_delivered(side.other(), front.after, fin))
+        });
+        let forced = match due {
+            Some(side) => Some((side, false)),
+            // Not held up by the other queue's head (its bytes come after what it acknowledged),
+            // so by bytes the capture lost.
+            None if all => [Side::Lo, Side::Hi]
+                .into_iter()
+                .filter(|side| front(*side).is_some())
+                .min_by_key(|side| {
+                    let after = front(*side).map(|front| front.after);
+                    let blocked =
+                        front(side.other()).zip(after).is_some_and(|(other, after)| seq::before(other.seq, after));
+                    (blocked, side.index())
+                })
+                .map(|side| (side, true)),
+            None => None,
+        };
+        let Some((side, give_up)) = forced else { break };
         let Some(waiting) = inspection.waiting.as_deref_mut() else { break };
-        let Some(segment) = waiting.segments.pop_front() else { break };
+        let Some(segment) = waiting.queues.get_mut(side.index()).and_then(VecDeque::pop_front) else { break };
         waiting.bytes = waiting.bytes.saturating_sub(segment.payload.len());
-        let waiting_side = waiting.side;
-        if waiting.segments.is_empty() {
+        if waiting.segments() == 0 {
             inspection.waiting = None;
         }
         *budget.buffered_total = budget.buffered_total.saturating_sub(segment.payload.len());
-        inspect =
-            reassemble(inspection, info, waiting_side, segment.as_segment(), ts, handler, budget, overlap_reported);
+        if give_up {
+            let Inspection { streams, app, .. } = &mut *inspection;
+            let awaited = side.other();
+            let mut deliver = |chunk: StreamChunk<'_>| {
+                if inspect == Inspect::Continue {
+                    inspect = handler.event(info, app, chunk_event(awaited, chunk), ts);
+                }
+            };
+            let stream = stream_of(streams, awaited);
+            let before = stream.buffered_bytes();
+            stream.flush_before(segment.after, &budget.limits.reassembly, &mut budget.stats.reassembly, &mut deliver);
+            let gone = before.saturating_sub(stream.buffered_bytes());
+            *budget.buffered_total = budget.buffered_total.saturating_sub(gone);
+            if inspect == Inspect::Stop {
+                break;
+            }
+        }
+        inspect = reassemble(inspection, info, side, segment.as_segment(), ts, handler, budget, overlap_reported);
     }
     inspect
 }
@@ -1066,7 +1102,7 @@ mod tests {
         table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(1), &mut handler);
         let spoken = [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"];
         assert_eq!(heard(&handler), spoken);
-        assert_eq!(table.stats.segments_waited, 1, "one wait, the second reply joined it");
+        assert_eq!(table.stats.segments_waited, 2, "both replies waited");
     }
 
     #[test]
@@ -1089,16 +1125,19 @@ mod tests {
 
     #[test]
     fn a_waiting_segment_goes_in_when_the_flow_ends_after_the_bytes_that_came() {
-        // The client's USER never captured: its PASS waits behind the hole, the reply to USER
-        // behind it; at the end the client's bytes go first, then the reply.
+        // The client's USER never captured: the reply to it waits for it, and PASS, sent after
+        // the reply, waits for the reply. At the end USER is given up (a gap), then the reply
+        // and PASS go in, in the order they were sent.
         let mut table = FlowTable::new(FlowLimits::default());
         let mut handler = Recorder::default();
         greeted(&mut table, &mut handler);
         table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
         table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(1), &mut handler);
         assert_eq!(heard(&handler), [b"hello\r\n"]);
+        let gaps = table.stats.reassembly.gaps;
         table.close_all(&mut handler);
-        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"PASS b\r\n", b"+OK\r\n"]);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n", b"PASS b\r\n"]);
+        assert_eq!(table.stats.reassembly.gaps, gaps + 1, "USER's bytes, given up");
 
         // Nothing more from the client: the replies go in, in order, when the flow ends.
         let mut table = FlowTable::new(FlowLimits::default());
@@ -1110,6 +1149,25 @@ mod tests {
         table.close_all(&mut handler);
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n", b"+OK again\r\n"]);
         assert_eq!(table.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn after_a_lost_segment_the_conversation_keeps_its_order_at_the_end() {
+        // The greeting's second segment never captured: everything after it waits, then goes
+        // in as it was sent, the lost bytes a gap.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
+        table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hel"), at(0), &mut handler);
+        table.process(&acking(true, PSH_ACK, 101, 508, b"USER a\r\n"), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
+        table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 513, 117, b"-ERR\r\n"), at(1), &mut handler);
+        assert_eq!(heard(&handler), [b"hel"]);
+        table.close_all(&mut handler);
+        let spoken = [&b"hel"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"];
+        assert_eq!(heard(&handler), spoken);
     }
 
     #[test]
