@@ -1055,12 +1055,27 @@ mod tests {
         TcpPacket { ack, payload, ..packet(40_000, from_client, flags, seq, b"") }
     }
 
-    /// The handshake (client ISN 100, server ISN 500) and the server's greeting, 7 bytes from 501.
-    fn greeted(table: &mut FlowTable<Recorder>, handler: &mut Recorder) {
-        table.process(&acking(true, SYN, 100, 0, b""), at(0), handler);
-        table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), handler);
-        table.process(&acking(true, ACK, 101, 501, b""), at(0), handler);
-        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), handler);
+    /// A table that saw the handshake (client ISN 100, server ISN 500) and the server's greeting,
+    /// 7 bytes from 501, and the handler that heard it.
+    fn greeted() -> (FlowTable<Recorder>, Recorder) {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
+        table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
+        table.process(&acking(true, ACK, 101, 501, b""), at(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), &mut handler);
+        (table, handler)
+    }
+
+    /// USER, its reply, PASS and its reply, after [`greeted`]'s greeting, each acknowledging what
+    /// the other side sent before it.
+    fn login() -> [TcpPacket<'static>; 4] {
+        [
+            acking(true, PSH_ACK, 101, 508, b"USER a\r\n"),
+            acking(false, PSH_ACK, 508, 109, b"+OK\r\n"),
+            acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"),
+            acking(false, PSH_ACK, 513, 117, b"-ERR\r\n"),
+        ]
     }
 
     fn heard(handler: &Recorder) -> Vec<&[u8]> {
@@ -1069,9 +1084,7 @@ mod tests {
 
     #[test]
     fn a_segment_acknowledging_bytes_not_captured_yet_waits_for_them() {
-        let mut table = FlowTable::new(FlowLimits::default());
-        let mut handler = Recorder::default();
-        greeted(&mut table, &mut handler);
+        let (mut table, mut handler) = greeted();
         let tails = table.buffered_bytes();
         // The reply to USER, captured before USER (its ACK covers USER's 8 bytes).
         table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
@@ -1093,13 +1106,11 @@ mod tests {
     #[test]
     fn a_direction_captured_late_is_read_in_the_order_the_conversation_happened() {
         // The client's segments reach the capture a whole exchange late: both replies come first.
-        let mut table = FlowTable::new(FlowLimits::default());
-        let mut handler = Recorder::default();
-        greeted(&mut table, &mut handler);
-        table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
-        table.process(&acking(false, PSH_ACK, 513, 117, b"-ERR\r\n"), at(1), &mut handler);
-        table.process(&acking(true, PSH_ACK, 101, 508, b"USER a\r\n"), at(1), &mut handler);
-        table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(1), &mut handler);
+        let (mut table, mut handler) = greeted();
+        let [user, ok, pass, err] = login();
+        for packet in [ok, err, user, pass] {
+            table.process(&packet, at(1), &mut handler);
+        }
         let spoken = [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"];
         assert_eq!(heard(&handler), spoken);
         assert_eq!(table.stats.segments_waited, 2, "both replies waited");
@@ -1107,9 +1118,7 @@ mod tests {
 
     #[test]
     fn what_waits_is_bounded() {
-        let mut table = FlowTable::new(FlowLimits::default());
-        let mut handler = Recorder::default();
-        greeted(&mut table, &mut handler);
+        let (mut table, mut handler) = greeted();
         // Replies acknowledging client bytes that never come: past the bound they all go in.
         let mut seq = 508;
         for _ in 0..=WAITING_SEGMENTS {
@@ -1128,9 +1137,7 @@ mod tests {
         // The client's USER never captured: the reply to it waits for it, and PASS, sent after
         // the reply, waits for the reply. At the end USER is given up (a gap), then the reply
         // and PASS go in, in the order they were sent.
-        let mut table = FlowTable::new(FlowLimits::default());
-        let mut handler = Recorder::default();
-        greeted(&mut table, &mut handler);
+        let (mut table, mut handler) = greeted();
         table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
         table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(1), &mut handler);
         assert_eq!(heard(&handler), [b"hello\r\n"]);
@@ -1140,9 +1147,7 @@ mod tests {
         assert_eq!(table.stats.reassembly.gaps, gaps + 1, "USER's bytes, given up");
 
         // Nothing more from the client: the replies go in, in order, when the flow ends.
-        let mut table = FlowTable::new(FlowLimits::default());
-        let mut handler = Recorder::default();
-        greeted(&mut table, &mut handler);
+        let (mut table, mut handler) = greeted();
         table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
         table.process(&acking(false, PSH_ACK, 513, 109, b"+OK again\r\n"), at(1), &mut handler);
         assert_eq!(heard(&handler), [b"hello\r\n"], "the server's next segment queues behind it");
@@ -1160,10 +1165,9 @@ mod tests {
         table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
         table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
         table.process(&acking(false, PSH_ACK, 501, 101, b"hel"), at(0), &mut handler);
-        table.process(&acking(true, PSH_ACK, 101, 508, b"USER a\r\n"), at(1), &mut handler);
-        table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
-        table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r\n"), at(1), &mut handler);
-        table.process(&acking(false, PSH_ACK, 513, 117, b"-ERR\r\n"), at(1), &mut handler);
+        for packet in login() {
+            table.process(&packet, at(1), &mut handler);
+        }
         assert_eq!(heard(&handler), [b"hel"]);
         table.close_all(&mut handler);
         let spoken = [&b"hel"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"];
@@ -1174,9 +1178,7 @@ mod tests {
     fn a_reply_waits_for_the_command_bytes_still_in_a_hole() {
         // USER's two segments captured in reverse, the reply between them: the reply's ACK is
         // past every client byte the capture has shown, but not past what was delivered.
-        let mut table = FlowTable::new(FlowLimits::default());
-        let mut handler = Recorder::default();
-        greeted(&mut table, &mut handler);
+        let (mut table, mut handler) = greeted();
         table.process(&acking(true, PSH_ACK, 105, 508, b" a\r\n"), at(1), &mut handler);
         table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
         table.process(&acking(true, ACK, 101, 508, b"USER"), at(1), &mut handler);
@@ -1185,9 +1187,7 @@ mod tests {
 
     #[test]
     fn bytes_the_snap_length_cut_off_are_a_gap_at_once() {
-        let mut table = FlowTable::new(FlowLimits::default());
-        let mut handler = Recorder::default();
-        greeted(&mut table, &mut handler);
+        let (mut table, mut handler) = greeted();
         let cut = TcpPacket { payload_missing: 6, ..acking(true, PSH_ACK, 101, 508, b"PA") };
         table.process(&cut, at(1), &mut handler);
         table.process(&acking(true, PSH_ACK, 109, 508, b"QUIT\r\n"), at(1), &mut handler);
