@@ -206,17 +206,25 @@ struct WaitingSegment {
     after: u32,
     payload: Vec<u8>,
     missing: u32,
+    /// Packet time when it started waiting.
+    since: Timestamp,
 }
 
 impl WaitingSegment {
-    fn new(segment: &SegmentIn<'_>, after: u32) -> Self {
-        WaitingSegment { seq: segment.seq, after, payload: segment.payload.to_vec(), missing: segment.missing }
+    fn new(segment: &SegmentIn<'_>, after: u32, since: Timestamp) -> Self {
+        let payload = segment.payload.to_vec();
+        WaitingSegment { seq: segment.seq, after, payload, missing: segment.missing, since }
     }
 
     fn as_segment(&self) -> SegmentIn<'_> {
         SegmentIn { seq: self.seq, payload: &self.payload, missing: self.missing }
     }
 }
+
+/// Packet time a segment waits at most: the directions of a merged capture are apart by
+/// microseconds to milliseconds; bytes that have not come after this long were lost, and a flow
+/// that goes quiet after a loss must not hold its alerts back for its lifetime.
+const WAIT_PATIENCE: Duration = Duration::from_secs(1);
 
 /// Segments a flow keeps waiting for the other side at most (both sides): a skew of a few round
 /// trips.
@@ -534,8 +542,8 @@ fn step<H: FlowHandler>(
         _ => {}
     }
     if packet.payload.is_empty() {
-        if flow.waiting && flags.fin() {
-            // Segments of the other side may have waited for this FIN.
+        if flow.waiting {
+            // Segments of the other side may have waited for this FIN, or long enough.
             let info = flow.info(key);
             if let Streams::Inspecting(inspection) = &mut flow.streams {
                 let overlap_reported = &mut flow.overlap_reported;
@@ -651,7 +659,7 @@ fn step_out_of_order<H: FlowHandler>(
     let waiting = inspection.waiting.get_or_insert_with(|| Box::new(Waiting { queues: Default::default(), bytes: 0 }));
     waiting.bytes += len;
     if let Some(queue) = waiting.queues.get_mut(side.index()) {
-        queue.push_back(WaitingSegment::new(&segment, after));
+        queue.push_back(WaitingSegment::new(&segment, after, ts));
     }
     let over = waiting.segments() > WAITING_SEGMENTS || waiting.bytes > budget.limits.reassembly.max_buffered;
     release_due(inspection, fins, over, info, ts, handler, budget, overlap_reported)
@@ -718,9 +726,10 @@ fn reassemble<H: FlowHandler>(
 
 /// Lets in the waiting segments whose acknowledged bytes the other side's stream has delivered
 /// (its FIN counted by `fins`), in order, until none is left that may. With `all` (the queues are
-/// over their bounds, or the flow ends) none is left waiting: a segment held up by bytes that
-/// did not come goes in after the other side's stream gives them up as gaps, the one sent first
-/// first (the one that does not wait for the other queue's head).
+/// over their bounds, or the flow ends), or once a head has waited [`WAIT_PATIENCE`] by `ts`,
+/// a segment held up by bytes that did not come goes in after the other side's stream gives
+/// them up as gaps, the one sent first first (the one that does not wait for the other queue's
+/// head).
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn release_due<H: FlowHandler>(
@@ -741,11 +750,12 @@ fn release_due<H: FlowHandler>(
             let fin = fins.get(side.other().index()).copied().unwrap_or(false);
             front(*side).is_some_and(|front| inspection.has_delivered(side.other(), front.after, fin))
         });
+        let impatient = |side: Side| front(side).is_some_and(|front| ts.saturating_since(front.since) > WAIT_PATIENCE);
         let forced = match due {
             Some(side) => Some((side, false)),
             // Not held up by the other queue's head (its bytes come after what it acknowledged),
             // so by bytes the capture lost.
-            None if all => [Side::Lo, Side::Hi]
+            None if all || impatient(Side::Lo) || impatient(Side::Hi) => [Side::Lo, Side::Hi]
                 .into_iter()
                 .filter(|side| front(*side).is_some())
                 .min_by_key(|side| {
@@ -1154,6 +1164,21 @@ mod tests {
         table.close_all(&mut handler);
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n", b"+OK again\r\n"]);
         assert_eq!(table.buffered_bytes(), 0);
+    }
+
+    #[test]
+    fn a_segment_waits_for_lost_bytes_a_second_of_packet_time_at_most() {
+        // USER never captured; the reply to it waits, and goes in at the client's first packet a
+        // second later (a keepalive), USER's bytes given up first.
+        let (mut table, mut handler) = greeted();
+        let [_, ok, ..] = login();
+        table.process(&ok, at(1), &mut handler);
+        table.process(&acking(true, ACK, 108, 513, b""), at(1), &mut handler);
+        assert_eq!(heard(&handler), [b"hello\r\n"], "not before its time");
+        let gaps = table.stats.reassembly.gaps;
+        table.process(&acking(true, ACK, 108, 513, b""), at(3), &mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n"]);
+        assert_eq!(table.stats.reassembly.gaps, gaps + 1);
     }
 
     #[test]
