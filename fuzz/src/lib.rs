@@ -233,7 +233,9 @@ pub const TIGHT_REASSEMBLY: ReassemblyLimits = ReassemblyLimits {
 /// Input: byte 0 picks the limits (even: [`TIGHT_REASSEMBLY`], odd: the defaults), bytes 1–4 are
 /// the initial sequence number (little-endian, so wraparound is reachable); then records of a
 /// flag byte, a `u16` offset from that ISN and a `u8` length, followed by the payload. Flag bit 0
-/// sends a SYN first, bit 1 flushes after the segment.
+/// sends a SYN first, bit 1 flushes after the segment, bit 2 says the snap length cut `length`
+/// more bytes off it ([`StreamReassembler::cut_off`]), bit 3 gives up the bytes up to `length`
+/// past it ([`StreamReassembler::flush_before`]).
 ///
 /// The model: the byte delivered at a stream offset is the first copy of that offset received
 /// (segments the reassembler counted as dropped out of window do not count); gaps and data together advance the stream
@@ -262,6 +264,16 @@ pub fn reassembly(data: &[u8]) {
         reassembler.on_segment(seq, payload, &limits, &mut stats, &mut |chunk| delivered.push(owned(chunk)));
         if stats.dropped_out_of_window == dropped_before {
             model.receive(next_seq, seq, payload);
+        }
+        let end = seq.wrapping_add(payload.len() as u32);
+        if flags & 4 != 0 {
+            // The snap length cut `len` more bytes off this segment.
+            reassembler.cut_off(end, u32::from(*len), &limits, &mut stats, &mut |chunk| delivered.push(owned(chunk)));
+        }
+        if flags & 8 != 0 {
+            // The other side acknowledged `len` bytes past this segment, and they are given up.
+            let acknowledged = end.wrapping_add(u32::from(*len));
+            reassembler.flush_before(acknowledged, &limits, &mut stats, &mut |chunk| delivered.push(owned(chunk)));
         }
         if flags & 2 != 0 {
             reassembler.flush(&mut stats, &mut |chunk| delivered.push(owned(chunk)));
@@ -302,7 +314,8 @@ impl FirstCopyModel {
         }
         let next_seq = next_seq.unwrap_or(seq);
         let ahead = seq::diff(seq, next_seq);
-        let origin = *self.origin.get_or_insert(next_seq);
+        // Gaps may come before any segment is taken (bytes given up before the first arrived).
+        let origin = *self.origin.get_or_insert(next_seq.wrapping_sub(self.next_offset as u32));
         assert_eq!(origin.wrapping_add(self.next_offset as u32), next_seq, "model and reassembler disagree");
         for (index, byte) in payload.iter().enumerate() {
             let Some(offset) = (self.next_offset as i64).checked_add(ahead + index as i64) else { continue };
