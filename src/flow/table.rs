@@ -187,7 +187,6 @@ impl<A> Inspection<A> {
 struct Waiting {
     /// By [`Side::index`].
     queues: [VecDeque<WaitingSegment>; 2],
-    bytes: usize,
 }
 
 impl Waiting {
@@ -197,6 +196,11 @@ impl Waiting {
 
     fn segments(&self) -> usize {
         self.queues.iter().map(VecDeque::len).sum()
+    }
+
+    /// Payload bytes waiting (at most 32 segments to sum).
+    fn bytes(&self) -> usize {
+        self.queues.iter().flatten().map(|segment| segment.payload.len()).sum()
     }
 }
 
@@ -265,7 +269,7 @@ impl<A> Flow<A> {
             Streams::Inspecting(inspection) => {
                 inspection.streams.iter().map(StreamReassembler::buffered_bytes).sum::<usize>()
                     + inspection.held
-                    + inspection.waiting.as_ref().map_or(0, |waiting| waiting.bytes)
+                    + inspection.waiting.as_ref().map_or(0, |waiting| waiting.bytes())
             }
             Streams::Embryonic { .. } | Streams::Bypassed => 0,
         }
@@ -547,10 +551,7 @@ fn step<H: FlowHandler>(
             let info = flow.info(key);
             if let Streams::Inspecting(inspection) = &mut flow.streams {
                 let overlap_reported = &mut flow.overlap_reported;
-                let mut fins = flow.fin;
-                if let Some(fin) = fins.get_mut(side.index()) {
-                    *fin = true;
-                }
+                let fins = fins_with(flow.fin, side, flags.fin());
                 let inspect = release_due(inspection, fins, false, &info, ts, handler, budget, overlap_reported);
                 flow.waiting = inspection.waiting.is_some();
                 let Inspection { streams, app, held, .. } = &mut **inspection;
@@ -581,10 +582,7 @@ fn step<H: FlowHandler>(
     let acknowledges_undelivered = flags.ack() && !inspection.has_delivered(side.other(), packet.ack, other_fin);
     let segment = SegmentIn { seq, payload: packet.payload, missing: packet.payload_missing };
     let inspect = if flow.waiting || acknowledges_undelivered {
-        let mut fins = fins;
-        if let Some(fin) = fins.get_mut(side.index()) {
-            *fin |= flags.fin();
-        }
+        let fins = fins_with(fins, side, flags.fin());
         step_out_of_order(
             inspection,
             &info,
@@ -604,6 +602,14 @@ fn step<H: FlowHandler>(
     let Inspection { streams, app, held, .. } = &mut **inspection;
     account_held(streams, held, app, handler, budget);
     finish_step(flow, side, packet, inspect, budget);
+}
+
+/// The FINs seen by side, with `side`'s counted when this packet carries one.
+fn fins_with(mut fins: [bool; 2], side: Side, fin: bool) -> [bool; 2] {
+    if let Some(seen) = fins.get_mut(side.index()) {
+        *seen |= fin;
+    }
+    fins
 }
 
 /// The close flags, then, when the handler has seen enough, the flow keeps only its TCP state.
@@ -656,12 +662,11 @@ fn step_out_of_order<H: FlowHandler>(
     };
     budget.stats.segments_waited += 1;
     *budget.buffered_total += len;
-    let waiting = inspection.waiting.get_or_insert_with(|| Box::new(Waiting { queues: Default::default(), bytes: 0 }));
-    waiting.bytes += len;
+    let waiting = inspection.waiting.get_or_insert_with(|| Box::new(Waiting { queues: Default::default() }));
     if let Some(queue) = waiting.queues.get_mut(side.index()) {
         queue.push_back(WaitingSegment::new(&segment, after, ts));
     }
-    let over = waiting.segments() > WAITING_SEGMENTS || waiting.bytes > budget.limits.reassembly.max_buffered;
+    let over = waiting.segments() > WAITING_SEGMENTS || waiting.bytes() > budget.limits.reassembly.max_buffered;
     release_due(inspection, fins, over, info, ts, handler, budget, overlap_reported)
 }
 
@@ -770,7 +775,6 @@ fn release_due<H: FlowHandler>(
         let Some((side, give_up)) = forced else { break };
         let Some(waiting) = inspection.waiting.as_deref_mut() else { break };
         let Some(segment) = waiting.queues.get_mut(side.index()).and_then(VecDeque::pop_front) else { break };
-        waiting.bytes = waiting.bytes.saturating_sub(segment.payload.len());
         if waiting.segments() == 0 {
             inspection.waiting = None;
         }

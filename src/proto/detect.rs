@@ -104,8 +104,6 @@ pub(crate) struct Detector {
     /// The lines of a `220` greeting, held until the client's first command tells SMTP from FTP
     /// (at most [`HELD_GREETING_LINES`]: the first ones and the latest).
     greeting_220: Vec<Vec<u8>>,
-    /// The held greeting's last line (`220 `, not `220-`) has come.
-    greeting_220_over: bool,
 }
 
 /// Lines of a multi-line `220` greeting kept for the SMTP session (real ones have a few).
@@ -121,19 +119,13 @@ const FIRST_VERBS: [&[u8]; 9] =
 
 impl Detector {
     pub fn new(hint: Option<AppProto>, greeting_may_be_unseen: bool) -> Self {
-        Detector {
-            hint,
-            greeting_may_be_unseen,
-            client_spoke: false,
-            greeting_220: Vec::new(),
-            greeting_220_over: false,
-        }
+        Detector { hint, greeting_may_be_unseen, client_spoke: false, greeting_220: Vec::new() }
     }
 
     /// Whether what the server said so far is a whole greeting that waits for the client's
     /// first command to decide (a `220`, SMTP or FTP).
     pub fn greeting_over(&self) -> bool {
-        self.greeting_220_over
+        self.greeting_220.last().is_some_and(|line| line.get(3) != Some(&b'-'))
     }
 
     /// Whether a client's first bytes, sent before any byte of a server whose opening is in the
@@ -176,7 +168,7 @@ impl Detector {
     fn on_server_line(&mut self, line: &[u8]) -> Verdict {
         if !self.greeting_220.is_empty() {
             // Further lines of a multi-line 220 greeting.
-            if !self.greeting_220_over {
+            if !self.greeting_over() {
                 self.hold_220_line(line);
             }
             return Verdict::Undecided;
@@ -201,7 +193,6 @@ impl Detector {
 
     /// Keeps a line of a `220` greeting: the first ones, and the latest in the last place.
     fn hold_220_line(&mut self, line: &[u8]) {
-        self.greeting_220_over = line.get(3) != Some(&b'-');
         if self.greeting_220.len() == HELD_GREETING_LINES {
             self.greeting_220.pop();
         }
@@ -211,7 +202,6 @@ impl Detector {
     fn on_client_line(&mut self, line: &[u8]) -> Verdict {
         if !self.greeting_220.is_empty() {
             let greeting = std::mem::take(&mut self.greeting_220);
-            self.greeting_220_over = false;
             let verb = line.split(|b| *b == b' ').next().unwrap_or(line);
             return if [&b"EHLO"[..], b"HELO", b"LHLO"].iter().any(|v| verb.eq_ignore_ascii_case(v)) {
                 Verdict::Protocol { proto: AppProto::Smtp, replay: greeting }
@@ -234,6 +224,11 @@ impl Detector {
 const IMAP_OPENING: [&[u8]; 5] = [b"CAPABILITY", b"LOGIN", b"AUTHENTICATE", b"STARTTLS", b"ID"];
 /// Characters an IMAP tag cannot hold besides controls and space (RFC 9051 `tag`).
 const NOT_IN_IMAP_TAG: &[u8] = b"(){%*\"\\+";
+
+/// Whether a word can be an IMAP tag.
+fn is_imap_tag(word: &[u8]) -> bool {
+    !word.is_empty() && word.iter().all(|b| b.is_ascii_graphic() && !NOT_IN_IMAP_TAG.contains(b))
+}
 
 /// The protocol of a client line that only a mail client opens a session with (see the module
 /// documentation).
@@ -260,7 +255,7 @@ fn opening_command(line: &[u8]) -> Option<AppProto> {
     if pop3 {
         return Some(AppProto::Pop3);
     }
-    let is_tag = !first.is_empty() && first.iter().all(|b| b.is_ascii_graphic() && !NOT_IN_IMAP_TAG.contains(b));
+    let is_tag = is_imap_tag(first);
     (is_tag && second.is_some_and(|verb| is_one_of(verb, &IMAP_OPENING))).then_some(AppProto::Imap)
 }
 
@@ -276,7 +271,7 @@ fn may_start_a_mail_opening(start: &[u8]) -> bool {
         return first.len() <= PARTIAL_WORD && first.iter().all(u8::is_ascii_graphic);
     };
     let second_complete = words.next().is_some();
-    let is_tag = !first.is_empty() && first.iter().all(|b| b.is_ascii_graphic() && !NOT_IN_IMAP_TAG.contains(b));
+    let is_tag = is_imap_tag(first);
     let imap_verb = IMAP_OPENING.iter().any(|verb| {
         if second_complete {
             second.eq_ignore_ascii_case(verb)
