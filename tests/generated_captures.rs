@@ -7,10 +7,11 @@ use std::fs::File;
 use std::io::BufWriter;
 use std::process::Command;
 
-use credwatch::gen::truth::score;
+use credwatch::gen::truth::{score, TruthRow};
 use credwatch::gen::{generate, GenConfig, TrafficKind};
 
-fn check(kind: TrafficKind, size: u64, min_alerts: usize) {
+/// Generates, reads and scores one capture; returns its truth.
+fn check(kind: TrafficKind, size: u64, min_alerts: usize) -> Vec<TruthRow> {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("{}.pcap", kind.name());
     let path = dir.path().join(&name);
@@ -27,6 +28,7 @@ fn check(kind: TrafficKind, size: u64, min_alerts: usize) {
     for row in &report.truth {
         assert!(!String::from_utf8_lossy(&output.stderr).contains(&row.password), "a password reached the log");
     }
+    report.truth
 }
 
 #[test]
@@ -36,7 +38,11 @@ fn mixed_traffic_every_login_found_nothing_else() {
 
 #[test]
 fn mail_heavy_traffic_every_login_found_nothing_else() {
-    check(TrafficKind::MailHeavy, 3 << 20, 100);
+    let truth = check(TrafficKind::MailHeavy, 3 << 20, 100);
+    // The directions' timing skews must be in the sample, or the check above proved nothing of them.
+    for skew in ["-client-early", "-reply-early"] {
+        assert!(truth.iter().any(|row| row.scenario.contains(skew)), "no {skew} session planted");
+    }
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Scripted mail sessions with planted logins: POP3, IMAP and SMTP, each in the variations a
 //! detector must cope with (SASL forms, IMAP literals, lower-case commands, split, reordered and
-//! retransmitted segments, replies captured before their commands, STARTTLS), and mail bodies
+//! retransmitted segments, replies captured before their commands, clients that talk before the
+//! greeting, STARTTLS), and mail bodies
 //! full of login-shaped decoy text.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -23,6 +24,8 @@ pub struct Planted {
     pub sasl_ir: bool,
     pub imap_literal: &'static str,
     pub scenario: String,
+    /// The server's greeting line as the alert must name it (no line end).
+    pub greeting: String,
 }
 
 /// Mail protocols, by their usual server port.
@@ -258,11 +261,26 @@ fn verdict(conv: &mut Conversation, rng: &mut Rng, reply: &[u8]) -> &'static str
     }
 }
 
+/// Sometimes the client does not wait for the greeting: its first command, just scripted, goes
+/// out before it (a pipelining client, a bot; Postfix's postscreen calls it pregreet). Returns
+/// the scenario's suffix.
+fn maybe_spoken_early(conv: &mut Conversation, rng: &mut Rng) -> &'static str {
+    if rng.percent(3) {
+        conv.spoken_early(1);
+        "-client-early"
+    } else {
+        ""
+    }
+}
+
 fn pop3(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes) -> Planted {
     let stamp = rng.below(1 << 40);
-    conv.server(&line(&format!("+OK Dovecot ready. <{stamp}.1@mail.example.test>")));
+    let greeting = line(&format!("+OK Dovecot ready. <{stamp}.1@mail.example.test>"));
+    conv.server(&greeting);
+    let mut early = "";
     if rng.percent(50) {
         conv.client(&line(&style.verb("CAPA")));
+        early = maybe_spoken_early(conv, rng);
         conv.server(b"+OK\r\nCAPA\r\nTOP\r\nUIDL\r\nUSER\r\nSASL PLAIN LOGIN XOAUTH2\r\nSTLS\r\n.\r\n");
     }
     let (user, password) = credentials(rng);
@@ -279,6 +297,7 @@ fn pop3(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         sasl_ir: false,
         imap_literal: "",
         scenario: String::new(),
+        greeting: String::from_utf8_lossy(greeting.trim_ascii_end()).into_owned(),
     };
     match rng.below(8) {
         0 => {
@@ -324,7 +343,7 @@ fn pop3(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         }
     }
     let skew = verdict(conv, rng, verdict_line);
-    planted.scenario = format!("pop3-{}{skew}", planted.mechanism.to_ascii_lowercase());
+    planted.scenario = format!("pop3-{}{early}{skew}", planted.mechanism.to_ascii_lowercase());
     if success {
         let messages = rng.size(1, bodies.max_messages.max(1));
         conv.client(&line(&style.verb("STAT")));
@@ -345,9 +364,9 @@ fn pop3(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
 }
 
 fn imap(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes) -> Planted {
-    conv.server(
-        b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ STARTTLS AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2] Dovecot ready.\r\n",
-    );
+    let greeting: &[u8] =
+        b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ STARTTLS AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2] Dovecot ready.\r\n";
+    conv.server(greeting);
     let (user, password) = credentials(rng);
     let success = outcome(rng);
     let tag = format!("a{:03}", rng.below(1000));
@@ -367,9 +386,11 @@ fn imap(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         sasl_ir: false,
         imap_literal: "",
         scenario: String::new(),
+        greeting: String::from_utf8_lossy(greeting.trim_ascii_end()).into_owned(),
     };
     let login = style.verb("LOGIN");
     let authenticate = style.verb("AUTHENTICATE");
+    let mut early = "";
     match rng.below(9) {
         0 => {
             planted.mechanism = "SASL-PLAIN";
@@ -419,10 +440,11 @@ fn imap(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         }
         _ => {
             tricky(conv, rng, &line(&format!("{tag} {login} {user} {password}")));
+            early = maybe_spoken_early(conv, rng);
         }
     }
     let skew = verdict(conv, rng, &verdict_line);
-    planted.scenario = format!("imap-{}{skew}", planted.mechanism.to_ascii_lowercase());
+    planted.scenario = format!("imap-{}{early}{skew}", planted.mechanism.to_ascii_lowercase());
     if success {
         conv.client(&line(&format!("b1 {} INBOX", style.verb("SELECT"))));
         conv.server(b"* 12 EXISTS\r\n* 0 RECENT\r\nb1 OK [READ-WRITE] Select completed.\r\n");
@@ -442,8 +464,10 @@ fn imap(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
 }
 
 fn smtp(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes) -> Option<Planted> {
-    conv.server(b"220 mx.example.test ESMTP Postfix\r\n");
+    let greeting: &[u8] = b"220 mx.example.test ESMTP Postfix\r\n";
+    conv.server(greeting);
     conv.client(&line(&format!("{} client.example.test", style.verb("EHLO"))));
+    let early = maybe_spoken_early(conv, rng);
     conv.server(
         b"250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-STARTTLS\r\n\
           250-AUTH PLAIN LOGIN XOAUTH2\r\n250 8BITMIME\r\n",
@@ -466,6 +490,7 @@ fn smtp(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         sasl_ir: false,
         imap_literal: "",
         scenario: String::new(),
+        greeting: String::from_utf8_lossy(greeting.trim_ascii_end()).into_owned(),
     };
     let auth = style.verb("AUTH");
     match rng.below(7) {
@@ -513,7 +538,7 @@ fn smtp(conv: &mut Conversation, rng: &mut Rng, style: Style, bodies: BodySizes)
         }
     }
     let skew = verdict(conv, rng, verdict_line);
-    planted.scenario = format!("smtp-{}{skew}", planted.mechanism.to_ascii_lowercase());
+    planted.scenario = format!("smtp-{}{early}{skew}", planted.mechanism.to_ascii_lowercase());
     if success {
         smtp_messages(conv, rng, style, bodies);
     }

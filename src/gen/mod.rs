@@ -404,6 +404,7 @@ impl<W: Write> Generator<W> {
             client: "credwatch-gen".to_string(),
             scenario: planted.scenario,
             note: String::new(),
+            server_greeting: planted.greeting,
         }
     }
 }

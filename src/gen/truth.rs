@@ -32,6 +32,10 @@ pub struct TruthRow {
     pub client: String,
     pub scenario: String,
     pub note: String,
+    /// The server's greeting line the alert must carry: a client that talks first must not
+    /// have its server named by a reply. Absent from truth files that predate it.
+    #[serde(default)]
+    pub server_greeting: String,
 }
 
 impl TruthRow {
@@ -95,7 +99,8 @@ pub struct Score {
     /// Cleartext-credential alerts on a connection where none was expected, plus repeated alerts
     /// on one expected connection.
     pub false_alerts: usize,
-    /// Matched alerts whose protocol, mechanism, outcome or server differ from the truth.
+    /// Matched alerts whose protocol, mechanism, outcome or server (address, port, greeting)
+    /// differ from the truth.
     pub field_errors: usize,
     /// Lines of the output that were not JSON alerts.
     pub unreadable_lines: usize,
@@ -184,8 +189,9 @@ pub fn score(rows: &[TruthRow], file: &str, alerts: impl BufRead) -> io::Result<
             ("outcome", text(&alert, "/credential/outcome"), row.outcome.clone()),
             ("server.ip", text(&alert, "/server/ip").to_ascii_lowercase(), row.server_ip.to_ascii_lowercase()),
             ("server.port", port(&alert, "/server/port").to_string(), row.server_port.to_string()),
+            ("server.greeting", text(&alert, "/server/greeting"), row.server_greeting.clone()),
         ] {
-            if got != want {
+            if got != want && !(field == "server.greeting" && want.is_empty()) {
                 score.field_errors += 1;
                 score.problem(format!("{field} is {got:?}, expected {want:?} on {connection:?}"));
             }
@@ -234,6 +240,7 @@ mod tests {
             client: "test".into(),
             scenario: "s".into(),
             note: String::new(),
+            server_greeting: String::new(),
         }
     }
 
@@ -283,6 +290,24 @@ mod tests {
         assert_eq!(result.to_string(), "recall 2/3, false 2, field errors 1, leaks 1");
         let clean = score(&rows, "other.pcap", "".as_bytes()).unwrap();
         assert!(clean.is_perfect() && clean.expected == 0);
+    }
+
+    #[test]
+    fn a_greeting_in_the_truth_must_be_the_alerts() {
+        let mut greeted = row(1, true);
+        greeted.server_greeting = "* OK ready".into();
+        let with_greeting = |greeting: &str| {
+            let mut alert: serde_json::Value = serde_json::from_str(&alert(1, "AUTHENTICATE PLAIN")).unwrap();
+            alert["server"]["greeting"] = greeting.into();
+            alert.to_string()
+        };
+        let right = score(std::slice::from_ref(&greeted), "a.pcap", with_greeting("* OK ready").as_bytes()).unwrap();
+        assert!(right.is_perfect());
+        let wrong = score(&[greeted], "a.pcap", with_greeting("* OK [CAPABILITY X]").as_bytes()).unwrap();
+        assert_eq!(wrong.field_errors, 1);
+        assert!(wrong.problems.iter().any(|p| p.starts_with("server.greeting")));
+        let untold = score(&[row(1, true)], "a.pcap", with_greeting("anything").as_bytes()).unwrap();
+        assert!(untold.is_perfect(), "rows without a greeting do not check it");
     }
 
     #[test]

@@ -351,6 +351,28 @@ impl Conversation {
         self
     }
 
+    /// Moves the last data call's segments `earlier` segments back, as [`Self::captured_early`]
+    /// does, and makes them sent there too: they acknowledge none of the bytes they now come
+    /// before, as a client that talks before the server's greeting (a pipelining client, a bot
+    /// that does not wait) sends them.
+    pub fn spoken_early(&mut self, earlier: usize) -> &mut Self {
+        self.captured_early(earlier);
+        let moved = self.last_batch.clone();
+        let passed = moved.end..moved.end.saturating_add(earlier);
+        let Some(from) = self.segments.get(moved.start).map(|segment| segment.from) else {
+            return self;
+        };
+        let first_passed_from_peer = self
+            .segments
+            .get(passed)
+            .and_then(|passed| passed.iter().find(|segment| segment.from == from.peer()))
+            .map(|segment| segment.seq);
+        if let (Some(ack), Some(moved)) = (first_passed_from_peer, self.segments.get_mut(moved)) {
+            moved.iter_mut().for_each(|segment| segment.ack = ack);
+        }
+        self
+    }
+
     /// Removes segment `index` of the last data call, leaving a hole in the stream.
     pub fn drop_last(&mut self, index: usize) -> &mut Self {
         let Some(position) = self.batch_index(index) else {
@@ -649,6 +671,30 @@ mod tests {
         );
         assert!(frames.windows(2).all(|pair| pair[0].ts < pair[1].ts));
         assert!(pop3().client(b"x").captured_early(1).frames().is_err(), "nothing before it to pass");
+    }
+
+    #[test]
+    fn a_command_spoken_early_acknowledges_none_of_the_greeting() {
+        let frames = pop3()
+            .isns(100, 5000)
+            .handshake()
+            .server(b"+OK\r\n")
+            .client(b"CAPA\r\n")
+            .spoken_early(1)
+            .server(b"+OK\r\n")
+            .frames()
+            .unwrap();
+        let (c, s) = (CLIENT_PORT, 110);
+        assert_eq!(
+            segments(&frames)[3..],
+            [
+                seg(c, 101, Some(5001), "AP", b"CAPA\r\n"),
+                seg(s, 5001, Some(101), "AP", b"+OK\r\n"),
+                seg(s, 5006, Some(107), "AP", b"+OK\r\n"),
+            ]
+        );
+        assert!(frames.windows(2).all(|pair| pair[0].ts < pair[1].ts));
+        assert!(pop3().client(b"x").spoken_early(1).frames().is_err(), "nothing before it to pass");
     }
 
     #[test]
