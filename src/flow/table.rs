@@ -178,12 +178,14 @@ impl<A> Inspection<A> {
 /// those bytes. A capture whose two directions were taken apart and merged (the two ports of a
 /// TAP, two taps, a bond of two capture cards) can show a reply before the command it answers,
 /// or a client's command before the greeting; read in that order, replies answer the wrong
-/// commands. Such a segment waits in its side's queue, and so do its side's later segments (a
-/// side's segments stay in order); each goes in, in order, once the other side's stream has
-/// delivered what it acknowledged. Bytes the capture lost keep them waiting until the flow ends
-/// or the queues pass their bounds ([`WAITING_SEGMENTS`], the flow's reorder budget): then they
-/// go in one by one in the order they were sent, the lost bytes given up as gaps just before
-/// the segments that acknowledged them.
+/// commands. Such a segment waits in its side's queue (in capture order) until the other side's
+/// stream has delivered what it acknowledged; a side's other segments do not wait behind it
+/// unless they must themselves (the reassembler puts a side's bytes in order: a command whose
+/// first segment was captured after its second, or after the reply to the command before it,
+/// must not be held up by it). Bytes the capture lost keep segments waiting for a second of packet
+/// time, until the flow ends or until the queues pass their bounds ([`WAITING_SEGMENTS`], the
+/// flow's reorder budget): then they go in one by one in the order they were sent, the lost bytes
+/// given up as gaps just before the segments that acknowledged them.
 struct Waiting {
     /// By [`Side::index`].
     queues: [VecDeque<WaitingSegment>; 2],
@@ -536,13 +538,25 @@ fn step<H: FlowHandler>(
             *seen = true;
         }
     }
+    // A SYN-ACK also tells where the peer's stream starts: its SYN may come later in the capture
+    // (the directions taken apart) or not at all, and what the server says must wait for the
+    // client's bytes it acknowledges.
+    let peer_isn = (flags.syn() && flags.ack()).then(|| packet.ack.wrapping_sub(1));
     match &mut flow.streams {
         Streams::Embryonic { isn } if flags.syn() => {
             if let Some(isn) = isn.get_mut(side.index()) {
                 isn.get_or_insert(packet.seq);
             }
+            if let (Some(peer_isn), Some(isn)) = (peer_isn, isn.get_mut(side.other().index())) {
+                isn.get_or_insert(peer_isn);
+            }
         }
-        Streams::Inspecting(inspection) if flags.syn() => stream_of(&mut inspection.streams, side).on_syn(packet.seq),
+        Streams::Inspecting(inspection) if flags.syn() => {
+            stream_of(&mut inspection.streams, side).on_syn(packet.seq);
+            if let Some(peer_isn) = peer_isn {
+                stream_of(&mut inspection.streams, side.other()).on_syn(peer_isn);
+            }
+        }
         _ => {}
     }
     if packet.payload.is_empty() {
@@ -624,8 +638,8 @@ fn finish_step<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, inspec
 }
 
 /// A data segment when the capture shows the two directions out of order (see [`Waiting`]): one
-/// that acknowledges bytes of the other side not delivered yet, or any while segments wait.
-/// `fins`: the FINs seen, this packet's included.
+/// that acknowledges bytes of the other side not delivered yet waits, any other goes in, and
+/// then whatever waited for it. `fins`: the FINs seen, this packet's included.
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn step_out_of_order<H: FlowHandler>(
@@ -642,24 +656,17 @@ fn step_out_of_order<H: FlowHandler>(
 ) -> Inspect {
     let len = segment.payload.len();
     let other_fin = fins.get(side.other().index()).copied().unwrap_or(false);
-    let own_queue = inspection.waiting.as_ref().and_then(|waiting| waiting.queue(side)).and_then(VecDeque::back);
-    let waits =
-        own_queue.is_some() || (packet.flags.ack() && !inspection.has_delivered(side.other(), packet.ack, other_fin));
+    let waits = packet.flags.ack() && !inspection.has_delivered(side.other(), packet.ack, other_fin);
     let fits = budget.buffered_total.saturating_add(len) <= budget.limits.max_buffered_total;
-    if !(waits && (fits || own_queue.is_some())) {
-        // In order (or no room to wait): in it goes, and what waited for it may follow.
+    if !(waits && fits) {
+        // Nothing to wait for (or no room to wait): in it goes, and what waited for it may follow.
         let inspect = reassemble(inspection, info, side, segment, ts, handler, budget, overlap_reported);
         if inspect == Inspect::Stop {
             return inspect;
         }
         return release_due(inspection, fins, false, info, ts, handler, budget, overlap_reported);
     }
-    // A side's segments stay in order: a segment behind waiting ones waits too, for at least as
-    // much (acknowledgement numbers do not go back).
-    let after = match own_queue {
-        Some(last) if !packet.flags.ack() || seq::before(packet.ack, last.after) => last.after,
-        _ => packet.ack,
-    };
+    let after = packet.ack;
     budget.stats.segments_waited += 1;
     *budget.buffered_total += len;
     let waiting = inspection.waiting.get_or_insert_with(|| Box::new(Waiting { queues: Default::default() }));
@@ -730,11 +737,10 @@ fn reassemble<H: FlowHandler>(
 }
 
 /// Lets in the waiting segments whose acknowledged bytes the other side's stream has delivered
-/// (its FIN counted by `fins`), in order, until none is left that may. With `all` (the queues are
-/// over their bounds, or the flow ends), or once a head has waited [`WAIT_PATIENCE`] by `ts`,
-/// a segment held up by bytes that did not come goes in after the other side's stream gives
-/// them up as gaps, the one sent first first (the one that does not wait for the other queue's
-/// head).
+/// (its FIN counted by `fins`), the earliest captured first, until none is left that may. With
+/// `all` (the queues are over their bounds, or the flow ends), or once a segment has waited
+/// [`WAIT_PATIENCE`] by `ts`, a segment held up by bytes that did not come goes in after the other
+/// side's stream gives them up as gaps (see [`next_to_release`]).
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn release_due<H: FlowHandler>(
@@ -749,32 +755,9 @@ fn release_due<H: FlowHandler>(
 ) -> Inspect {
     let mut inspect = Inspect::Continue;
     while inspect == Inspect::Continue {
-        let Some(waiting) = inspection.waiting.as_deref() else { break };
-        let front = |side: Side| waiting.queue(side).and_then(VecDeque::front);
-        let due = [Side::Lo, Side::Hi].into_iter().find(|side| {
-            let fin = fins.get(side.other().index()).copied().unwrap_or(false);
-            front(*side).is_some_and(|front| inspection.has_delivered(side.other(), front.after, fin))
-        });
-        let impatient = |side: Side| front(side).is_some_and(|front| ts.saturating_since(front.since) > WAIT_PATIENCE);
-        let forced = match due {
-            Some(side) => Some((side, false)),
-            // Not held up by the other queue's head (its bytes come after what it acknowledged),
-            // so by bytes the capture lost.
-            None if all || impatient(Side::Lo) || impatient(Side::Hi) => [Side::Lo, Side::Hi]
-                .into_iter()
-                .filter(|side| front(*side).is_some())
-                .min_by_key(|side| {
-                    let after = front(*side).map(|front| front.after);
-                    let blocked =
-                        front(side.other()).zip(after).is_some_and(|(other, after)| seq::before(other.seq, after));
-                    (blocked, side.index())
-                })
-                .map(|side| (side, true)),
-            None => None,
-        };
-        let Some((side, give_up)) = forced else { break };
+        let Some((side, index, give_up)) = next_to_release(inspection, fins, all, ts) else { break };
         let Some(waiting) = inspection.waiting.as_deref_mut() else { break };
-        let Some(segment) = waiting.queues.get_mut(side.index()).and_then(VecDeque::pop_front) else { break };
+        let Some(segment) = waiting.queues.get_mut(side.index()).and_then(|queue| queue.remove(index)) else { break };
         if waiting.segments() == 0 {
             inspection.waiting = None;
         }
@@ -799,6 +782,47 @@ fn release_due<H: FlowHandler>(
         inspect = reassemble(inspection, info, side, segment.as_segment(), ts, handler, budget, overlap_reported);
     }
     inspect
+}
+
+/// The waiting segment to let in next (its side, its place in the side's queue), and whether the
+/// bytes it waits for are to be given up first; `None` while every one may still wait.
+fn next_to_release<A>(
+    inspection: &Inspection<A>,
+    fins: [bool; 2],
+    all: bool,
+    ts: Timestamp,
+) -> Option<(Side, usize, bool)> {
+    let waiting = inspection.waiting.as_deref()?;
+    let queued = || {
+        [Side::Lo, Side::Hi].into_iter().flat_map(|side| {
+            waiting.queue(side).into_iter().flatten().enumerate().map(move |(index, segment)| (side, index, segment))
+        })
+    };
+    let delivered = |side: Side, seq: u32, with_fin: bool| {
+        inspection.has_delivered(side, seq, with_fin && fins.get(side.index()).copied().unwrap_or(false))
+    };
+    let due = queued()
+        .filter(|(side, _, segment)| delivered(side.other(), segment.after, true))
+        .min_by_key(|(side, index, segment)| (segment.since, side.index(), *index));
+    if let Some((side, index, _)) = due {
+        return Some((side, index, false));
+    }
+    if !all && !queued().any(|(_, _, segment)| ts.saturating_since(segment.since) > WAIT_PATIENCE) {
+        return None;
+    }
+    // Held up by bytes the capture lost. The one sent first goes first: it does not wait for
+    // bytes that wait in the other queue (acknowledgements follow what was received).
+    let awaits_queued_bytes = |side: Side, after: u32| {
+        waiting.queue(side.other()).into_iter().flatten().any(|other| {
+            let end = other.seq.wrapping_add(other.payload.len() as u32);
+            seq::before(other.seq, after) && !delivered(side.other(), end, false)
+        })
+    };
+    queued()
+        .min_by_key(|(side, index, segment)| {
+            (awaits_queued_bytes(*side, segment.after), segment.since, side.index(), *index)
+        })
+        .map(|(side, index, _)| (side, index, true))
 }
 
 fn stream_of(streams: &mut [StreamReassembler; 2], side: Side) -> &mut StreamReassembler {
@@ -1131,6 +1155,53 @@ mod tests {
     }
 
     #[test]
+    fn a_login_captured_in_any_order_is_heard_as_spoken() {
+        // Both directions out of order, and each direction's own segments too (USER captured
+        // after PASS, the replies swapped): each of the 24 orders is heard as spoken, nothing lost.
+        let spoken = [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"];
+        let mut orders: Vec<Vec<usize>> = vec![vec![]];
+        for _ in 0..4 {
+            let mut longer = Vec::new();
+            for order in &orders {
+                for next in (0..4).filter(|i| !order.contains(i)) {
+                    longer.push([order.as_slice(), &[next]].concat());
+                }
+            }
+            orders = longer;
+        }
+        assert_eq!(orders.len(), 24);
+        for order in orders {
+            let (mut table, mut handler) = greeted();
+            let login = login();
+            for &i in &order {
+                table.process(&login[i], at(1), &mut handler);
+            }
+            assert_eq!(heard(&handler), spoken, "captured in the order {order:?}");
+            assert_eq!(table.stats.reassembly.gaps, 0, "captured in the order {order:?}");
+        }
+    }
+
+    #[test]
+    fn the_servers_direction_captured_first_waits_for_the_clients() {
+        // Two taps, one per direction, their files read one after the other: the server's whole
+        // side first. Its SYN-ACK tells where the client's stream starts, so the replies wait
+        // for the commands they acknowledge.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        let [user, ok, pass, err] = login();
+        table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), &mut handler);
+        table.process(&ok, at(1), &mut handler);
+        table.process(&err, at(1), &mut handler);
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
+        table.process(&acking(true, ACK, 101, 501, b""), at(0), &mut handler);
+        table.process(&user, at(1), &mut handler);
+        table.process(&pass, at(1), &mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"]);
+        assert_eq!(table.stats.reassembly.gaps, 0);
+    }
+
+    #[test]
     fn what_waits_is_bounded() {
         let (mut table, mut handler) = greeted();
         // Replies acknowledging client bytes that never come: past the bound they all go in.
@@ -1164,7 +1235,7 @@ mod tests {
         let (mut table, mut handler) = greeted();
         table.process(&acking(false, PSH_ACK, 508, 109, b"+OK\r\n"), at(1), &mut handler);
         table.process(&acking(false, PSH_ACK, 513, 109, b"+OK again\r\n"), at(1), &mut handler);
-        assert_eq!(heard(&handler), [b"hello\r\n"], "the server's next segment queues behind it");
+        assert_eq!(heard(&handler), [b"hello\r\n"], "the server's next segment waits for USER too");
         table.close_all(&mut handler);
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"+OK\r\n", b"+OK again\r\n"]);
         assert_eq!(table.buffered_bytes(), 0);
