@@ -226,6 +226,21 @@ fn imap_login_every_astring_form() {
     }
 }
 
+/// `NIL` is special only where IMAP's grammar says `nstring`; LOGIN's user name and password are
+/// astrings, and servers take `nil` there as the three letters.
+#[test]
+fn imap_login_takes_nil_as_a_user_name_or_password() {
+    for (login, verdict, user, outcome, password_length) in [
+        ("a1 LOGIN yuri NIL\r\n", "a1 NO [AUTHENTICATIONFAILED] failed\r\n", "y***", Outcome::Failure, 3),
+        ("a1 LOGIN nil \"pw-1234\"\r\n", "a1 OK Logged in\r\n", "n***", Outcome::Success, 7),
+        ("nil LOGIN Nil nIL\r\n", "nil OK Logged in\r\n", "N***", Outcome::Success, 3),
+    ] {
+        let events = play(143, &[s("* OK [CAPABILITY IMAP4rev1] ready\r\n"), c(login), s(verdict)]);
+        assert_eq!(summary(&events), one("LOGIN", user, outcome, SecretKind::Password), "user {user}");
+        assert_eq!(credentials(&events)[0].secret_length, Some(password_length), "user {user}");
+    }
+}
+
 #[test]
 fn imap_synchronising_literal_waits_for_continuation() {
     let events = play(

@@ -213,7 +213,7 @@ impl ImapSession {
         };
         let mut tokens = tokenized.tokens.into_iter();
         if self.assembly.is_none() {
-            let tag = tokens.next().and_then(|t| t.string().map(<[u8]>::to_vec)).unwrap_or_default();
+            let tag = tokens.next().and_then(|t| t.astring().map(<[u8]>::to_vec)).unwrap_or_default();
             let command = tokens.next().and_then(|t| t.string().map(Command::of)).unwrap_or(Command::Other);
             if command == Command::StartTls && more_follows {
                 starttls_injection(AppProto::Imap, ctx);
@@ -224,10 +224,13 @@ impl ImapSession {
         if assembly.command.keeps_arguments() && !assembly.truncated {
             // One past the limit at most, for `truncate_if_over` to see.
             let room = (MAX_ARGUMENTS + 1).saturating_sub(assembly.args.len());
+            // LOGIN's user name and password are astrings: `NIL` there is a name or a password.
+            let nil_is_a_string = assembly.command == Command::Login;
             assembly.args.extend(tokens.take(room).map(|token| match token {
                 Token::Atom(atom) => Arg::String(Zeroizing::new(atom.to_vec())),
                 Token::Quoted(text) => Arg::String(Zeroizing::new(text.into_owned())),
-                Token::Nil => Arg::Nil,
+                Token::Nil(atom) if nil_is_a_string => Arg::String(Zeroizing::new(atom.to_vec())),
+                Token::Nil(_) => Arg::Nil,
                 Token::ListOpen => Arg::ListOpen,
                 Token::ListClose => Arg::ListClose,
             }));

@@ -13,7 +13,9 @@ pub enum Token<'a> {
     Atom(&'a [u8]),
     /// A quoted string, unescaped.
     Quoted(Cow<'a, [u8]>),
-    Nil,
+    /// The atom `NIL` in any case, as sent: nothing where the grammar expects an `nstring`, the
+    /// string itself where it expects an `astring` (a user name or password may be `nil`).
+    Nil(&'a [u8]),
     ListOpen,
     ListClose,
 }
@@ -24,7 +26,7 @@ impl std::fmt::Debug for Token<'_> {
         match self {
             Token::Atom(atom) => write!(f, "Atom(len={})", atom.len()),
             Token::Quoted(text) => write!(f, "Quoted(len={})", text.len()),
-            Token::Nil => f.write_str("Nil"),
+            Token::Nil(_) => f.write_str("Nil"),
             Token::ListOpen => f.write_str("ListOpen"),
             Token::ListClose => f.write_str("ListClose"),
         }
@@ -32,12 +34,21 @@ impl std::fmt::Debug for Token<'_> {
 }
 
 impl Token<'_> {
-    /// The value of an astring/nstring token (atom or quoted), if it is one.
+    /// The value of an nstring token (atom or quoted), if it is one: `NIL` is none.
     pub fn string(&self) -> Option<&[u8]> {
         match self {
             Token::Atom(atom) => Some(atom),
             Token::Quoted(text) => Some(text),
-            Token::Nil | Token::ListOpen | Token::ListClose => None,
+            Token::Nil(_) | Token::ListOpen | Token::ListClose => None,
+        }
+    }
+
+    /// The value of an astring token (RFC 3501 §9: `NIL` is special only in an `nstring`, so
+    /// here it is the three letters as sent).
+    pub fn astring(&self) -> Option<&[u8]> {
+        match self {
+            Token::Nil(atom) => Some(atom),
+            other => other.string(),
         }
     }
 }
@@ -110,7 +121,7 @@ fn scan<'a>(line: &'a [u8], mut on_token: impl FnMut(Token<'a>)) -> Result<LineE
             }
             _ => {
                 let (atom, after) = atom(rest);
-                on_token(if atom.eq_ignore_ascii_case(b"NIL") { Token::Nil } else { Token::Atom(atom) });
+                on_token(if atom.eq_ignore_ascii_case(b"NIL") { Token::Nil(atom) } else { Token::Atom(atom) });
                 rest = after;
             }
         }
@@ -224,8 +235,17 @@ mod tests {
     fn lists_and_nil() {
         let t = tokenize(br#"i ID ("name" "Thunderbird" "version" NIL)"#).unwrap();
         assert_eq!(t.tokens.get(2), Some(&Token::ListOpen));
-        assert_eq!(t.tokens.get(6), Some(&Token::Nil));
+        assert_eq!(t.tokens.get(6), Some(&Token::Nil(b"NIL")));
         assert_eq!(t.tokens.last(), Some(&Token::ListClose));
+    }
+
+    #[test]
+    fn nil_is_nothing_as_an_nstring_and_itself_as_an_astring() {
+        let t = tokenize(br#"a1 LOGIN nil NIL "NIL""#).unwrap();
+        let nstrings: Vec<_> = t.tokens.iter().map(Token::string).collect();
+        assert_eq!(nstrings, [Some(&b"a1"[..]), Some(b"LOGIN"), None, None, Some(b"NIL")]);
+        let astrings: Vec<_> = t.tokens.iter().map(Token::astring).collect();
+        assert_eq!(astrings, [Some(&b"a1"[..]), Some(b"LOGIN"), Some(b"nil"), Some(b"NIL"), Some(b"NIL")]);
     }
 
     #[test]
