@@ -314,6 +314,56 @@ fn a_refused_starttls_then_a_login_is_starttls_failed() {
     assert_eq!(events[0]["remediation"], "starttls_failed");
 }
 
+/// POP3 and SMTP servers split a command's words on any run of blanks (Postfix's
+/// `smtpd_token.c`), so `AUTH  PLAIN` and `AUTH<TAB>PLAIN` log in like `AUTH PLAIN`. A POP3
+/// password is still the rest of the line after one separator; a user name is reported without
+/// blanks at its ends.
+#[test]
+fn command_words_may_be_separated_by_runs_of_blanks() {
+    let plain = |user: &str| b64(format!("\0{user}\0Canary-Pass-7").as_bytes());
+    for (line, user) in [
+        (format!("AUTH  PLAIN {}\r\n", plain("al")), "al"),
+        (format!("AUTH\tPLAIN\t{}\r\n", plain("ed")), "ed"),
+        (format!("auth plain  {} \r\n", plain("bo")), "bo"),
+    ] {
+        let events = run(
+            587,
+            &[
+                Server(SMTP_GREETING),
+                Client(b"EHLO\tme\r\n"),
+                Server(EHLO_REPLY),
+                Client(line.as_bytes()),
+                Server(b"235 2.7.0 ok\r\n"),
+            ],
+            &[],
+        );
+        assert_eq!(credentials(&events), expect("cleartext_credential", "AUTH PLAIN", user, "success", "password"));
+        assert_eq!(
+            events[0]["server"]["capabilities"][0],
+            "AUTH PLAIN LOGIN XOAUTH2 OAUTHBEARER CRAM-MD5 DIGEST-MD5 NTLM"
+        );
+    }
+    let pop3 = run(
+        110,
+        &[Server(POP3_GREETING), Client(format!("AUTH \t PLAIN {}\r\n", plain("di")).as_bytes()), Server(b"+OK\r\n")],
+        &[],
+    );
+    assert_eq!(credentials(&pop3), expect("cleartext_credential", "AUTH PLAIN", "di", "success", "password"));
+    let pop3 = run(
+        110,
+        &[
+            Server(POP3_GREETING),
+            Client(b"USER  sue  \r\n"),
+            Server(b"+OK\r\n"),
+            Client(b"PASS  Canary Pass 8\r\n"),
+            Server(b"-ERR [AUTH] failed\r\n"),
+        ],
+        &[],
+    );
+    assert_eq!(credentials(&pop3), expect("cleartext_credential", "USER/PASS", "sue", "failure", "password"));
+    assert_eq!(pop3[0]["credential"]["secret_length"], 14, "the blank after the first is the password's");
+}
+
 #[test]
 fn commands_pipelined_behind_starttls_are_an_anomaly_not_a_credential() {
     let events = run(

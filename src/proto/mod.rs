@@ -638,12 +638,38 @@ fn dispatch_to(protocol: &mut Protocol, role: Role, piece: Piece<'_>, ctx: &mut 
 }
 
 /// Splits a line at its first space: a verb (or tag) and the rest, spaces included (passwords
-/// and some user names contain spaces).
+/// and some user names contain spaces). For IMAP, whose grammar and servers take exactly one
+/// space; POP3 and SMTP commands go through [`split_command_word`].
 pub(crate) fn split_word(line: &[u8]) -> (&[u8], &[u8]) {
     match memchr::memchr(b' ', line) {
         Some(space) => (line.get(..space).unwrap_or(line), line.get(space + 1..).unwrap_or(&[])),
         None => (line, &[]),
     }
+}
+
+/// Splits a POP3 or SMTP command line at its first run of blanks (spaces or tabs): the first word
+/// and the rest, inner blanks included. Servers skip any run of white space between words
+/// (Postfix's `smtpd_token.c`), so they run `AUTH  PLAIN` and `AUTH\tPLAIN` as any other.
+pub(crate) fn split_command_word(line: &[u8]) -> (&[u8], &[u8]) {
+    let (word, after) = split_verb(line);
+    (word, skip_blanks(after))
+}
+
+/// The first word of a command line (up to a space or tab) and what follows it, the blanks that
+/// separate them included.
+pub(crate) fn split_verb(line: &[u8]) -> (&[u8], &[u8]) {
+    let end = line.iter().position(|byte| is_blank(*byte)).unwrap_or(line.len());
+    line.split_at(end)
+}
+
+/// `bytes` without the blanks it starts with.
+pub(crate) fn skip_blanks(bytes: &[u8]) -> &[u8] {
+    let start = bytes.iter().position(|byte| !is_blank(*byte)).unwrap_or(bytes.len());
+    bytes.get(start..).unwrap_or(&[])
+}
+
+pub(crate) fn is_blank(byte: u8) -> bool {
+    byte == b' ' || byte == b'\t'
 }
 
 /// Cleartext commands pipelined behind STARTTLS in the same segment: a server that buffers them

@@ -11,7 +11,7 @@ use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
 use super::framing::Piece;
 use super::secret::Secret;
 use super::server::ServerInfo;
-use super::{split_word, starttls_injection, Ctx, DoneReason, Reply, Role};
+use super::{is_blank, skip_blanks, split_command_word, split_verb, starttls_injection, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome, SecretKind};
 
 /// Unknown commands in a row after which the flow is taken for something else.
@@ -112,18 +112,24 @@ impl Pop3Session {
             self.sasl_response(line, ctx);
             return Reply::line();
         }
-        let (verb, argument) = split_word(line);
+        let (verb, after_verb) = split_verb(line);
+        let argument = skip_blanks(after_verb);
         let command = if verb.eq_ignore_ascii_case(b"USER") {
-            self.user = Some(argument.to_vec());
+            // Servers take the rest of the line as the name (Dovecot), and may match it against
+            // their accounts ignoring blanks at its ends; reported without them, it is the
+            // account the help desk knows, and the same one every time.
+            self.user = Some(argument.trim_ascii_end().to_vec());
             Command::User
         } else if verb.eq_ignore_ascii_case(b"PASS") {
-            let password = Secret::new(argument.to_vec());
+            // The password is the rest of the line after the one separator, blanks included, as
+            // the server takes it.
+            let password = Secret::new(after_verb.get(1..).unwrap_or_default().to_vec());
             let captured = Captured::reusable(self.user.clone(), SecretKind::Password, &password, ctx);
             let pending = PendingCredential::new("USER/PASS", captured, &self.info, ctx);
             self.await_verdict(Command::Pass, pending, ctx);
             Command::Pass
         } else if verb.eq_ignore_ascii_case(b"APOP") {
-            let name = before_last_word(argument);
+            let name = before_last_word(argument.trim_ascii_end()).trim_ascii_end();
             let captured = Captured::challenge_response(Some(name.to_vec()));
             let pending = PendingCredential::new("APOP", captured, &self.info, ctx);
             self.await_verdict(Command::Apop, pending, ctx);
@@ -132,7 +138,7 @@ impl Pop3Session {
             if argument.is_empty() {
                 Command::Other { multiline: true }
             } else {
-                let (mechanism, initial_response) = split_word(argument);
+                let (mechanism, initial_response) = split_command_word(argument);
                 self.sasl = Some(SaslExchange::new(mechanism));
                 if !initial_response.is_empty() {
                     self.sasl_response(initial_response, ctx);
@@ -260,7 +266,7 @@ impl Pop3Session {
     }
 }
 
-/// Everything before the last space (`APOP name digest`: the name may hold spaces).
+/// Everything before the last blank (`APOP name digest`: the name may hold spaces).
 fn before_last_word(argument: &[u8]) -> &[u8] {
-    memchr::memrchr(b' ', argument).and_then(|space| argument.get(..space)).unwrap_or(argument)
+    argument.iter().rposition(|byte| is_blank(*byte)).and_then(|space| argument.get(..space)).unwrap_or(argument)
 }

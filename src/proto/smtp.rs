@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use super::auth::{PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::server::ServerInfo;
-use super::{split_word, starttls_injection, Ctx, DoneReason, Reply, Role};
+use super::{split_command_word, starttls_injection, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
 
 /// Unknown commands in a row after which the flow is taken for something else.
@@ -100,13 +100,13 @@ impl SmtpSession {
             self.sasl_step(step, ctx);
             return Reply::line();
         }
-        let (verb, argument) = split_word(line);
+        let (verb, argument) = split_command_word(line);
         let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
         let mut next = Next::Line;
         let command = if is(b"EHLO") || is(b"HELO") || is(b"LHLO") {
             Command::Ehlo
         } else if is(b"AUTH") {
-            let (mechanism, initial_response) = split_word(argument);
+            let (mechanism, initial_response) = split_command_word(argument);
             let mut sasl = SaslExchange::new(mechanism);
             let step = (!initial_response.is_empty()).then(|| sasl.on_response(initial_response, ctx));
             self.sasl = Some(sasl);
@@ -124,7 +124,7 @@ impl SmtpSession {
             self.in_data = true;
             Command::Data
         } else if is(b"BDAT") {
-            let size = split_word(argument).0;
+            let size = split_command_word(argument).0;
             let size = std::str::from_utf8(size).ok().and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
             next = Next::Raw(size);
             Command::Other
