@@ -347,7 +347,7 @@ mod tests {
         let mut ctx = parts.ctx(Default::default());
         lines
             .iter()
-            .map(|(role, line)| match detector.on_piece(*role, &Piece::Line { line, more_follows: false }, &mut ctx) {
+            .map(|(role, line)| match detector.on_piece(*role, &Piece::Line { line }, &mut ctx) {
                 Verdict::Undecided => "undecided".to_string(),
                 Verdict::NotMail => "not mail".to_string(),
                 Verdict::Protocol { proto, replay } => {

@@ -9,9 +9,8 @@ use zeroize::Zeroize;
 
 /// What the framer hands to a session.
 pub enum Piece<'a> {
-    /// A complete line without its CRLF (a bare LF also ends a line). `more_follows` is true when
-    /// the same chunk of stream held bytes after this line (used to spot STARTTLS injection).
-    Line { line: &'a [u8], more_follows: bool },
+    /// A complete line without its CRLF (a bare LF also ends a line).
+    Line { line: &'a [u8] },
     /// Part of a raw run the session asked for; `last` marks its final part.
     Raw { data: &'a [u8], last: bool },
     /// A line exceeded the limit and was dropped.
@@ -53,9 +52,7 @@ pub struct LineFramer {
 impl std::fmt::Debug for Piece<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            Piece::Line { line, more_follows } => {
-                f.debug_struct("Line").field("len", &line.len()).field("more_follows", more_follows).finish()
-            }
+            Piece::Line { line } => f.debug_struct("Line").field("len", &line.len()).finish(),
             Piece::Raw { data, last } => f.debug_struct("Raw").field("len", &data.len()).field("last", last).finish(),
             Piece::Overflow => f.write_str("Overflow"),
         }
@@ -164,15 +161,14 @@ impl LineFramer {
                         self.skipping_to_eol = false;
                         continue;
                     }
-                    let more_follows = !data.is_empty();
                     let next = if self.partial.is_empty() {
-                        on_piece(Piece::Line { line: trim_cr(head), more_follows })
+                        on_piece(Piece::Line { line: trim_cr(head) })
                     } else if self.partial.len() + head.len() > self.max_line {
                         wipe(&mut self.partial);
                         on_piece(Piece::Overflow)
                     } else {
                         append(&mut self.partial, head, self.max_line);
-                        let next = on_piece(Piece::Line { line: trim_cr(&self.partial), more_follows });
+                        let next = on_piece(Piece::Line { line: trim_cr(&self.partial) });
                         wipe(&mut self.partial);
                         next
                     };
@@ -244,7 +240,7 @@ mod tests {
 
     #[derive(Debug, PartialEq)]
     enum Got {
-        Line(Vec<u8>, bool),
+        Line(Vec<u8>),
         Raw(Vec<u8>, bool),
         Overflow,
     }
@@ -254,7 +250,7 @@ mod tests {
         for chunk in chunks {
             framer.feed(chunk, &mut |piece| {
                 let item = match piece {
-                    Piece::Line { line, more_follows } => Got::Line(line.to_vec(), more_follows),
+                    Piece::Line { line } => Got::Line(line.to_vec()),
                     Piece::Raw { data, last } => Got::Raw(data.to_vec(), last),
                     Piece::Overflow => Got::Overflow,
                 };
@@ -270,7 +266,7 @@ mod tests {
     fn joins_lines_split_anywhere() {
         let mut framer = LineFramer::new(100);
         let got = run(&mut framer, &[b"US", b"ER a", b"lice\r", b"\nPASS x\r\nQU"], |_| Next::Line);
-        assert_eq!(got, vec![Got::Line(b"USER alice".to_vec(), true), Got::Line(b"PASS x".to_vec(), true)]);
+        assert_eq!(got, vec![Got::Line(b"USER alice".to_vec()), Got::Line(b"PASS x".to_vec())]);
         assert_eq!(framer.buffered(), 2);
     }
 
@@ -286,7 +282,7 @@ mod tests {
         }
         assert_eq!(capacities, [FIRST_PARTIAL_CAPACITY, 256, 512, 1000]);
         let got = run(&mut framer, &[b"b\r\n"], |_| Next::Line);
-        assert_eq!(got, [Got::Line([&[b'a'; 900][..], b"b"].concat(), false)]);
+        assert_eq!(got, [Got::Line([&[b'a'; 900][..], b"b"].concat())]);
         assert_eq!(framer.buffered(), 0, "the line was wiped once framed");
 
         let mut small = LineFramer::new(50);
@@ -298,26 +294,23 @@ mod tests {
     fn bare_lf_ends_a_line_and_empty_lines_are_kept() {
         let mut framer = LineFramer::new(100);
         let got = run(&mut framer, &[b"a\n\r\nb\n"], |_| Next::Line);
-        assert_eq!(
-            got,
-            vec![Got::Line(b"a".to_vec(), true), Got::Line(b"".to_vec(), true), Got::Line(b"b".to_vec(), false)]
-        );
+        assert_eq!(got, vec![Got::Line(b"a".to_vec()), Got::Line(b"".to_vec()), Got::Line(b"b".to_vec())]);
     }
 
     #[test]
     fn raw_runs_cross_chunks_then_lines_resume() {
         let mut framer = LineFramer::new(100);
         let got = run(&mut framer, &[b"a LOGIN {5}\r\nab", b"c\r\n", b"de rest\r\n"], |item| match item {
-            Got::Line(line, _) if line.ends_with(b"{5}") => Next::Raw(5),
+            Got::Line(line) if line.ends_with(b"{5}") => Next::Raw(5),
             _ => Next::Line,
         });
         assert_eq!(
             got,
             vec![
-                Got::Line(b"a LOGIN {5}".to_vec(), true),
+                Got::Line(b"a LOGIN {5}".to_vec()),
                 Got::Raw(b"ab".to_vec(), false),
                 Got::Raw(b"c\r\n".to_vec(), true),
-                Got::Line(b"de rest".to_vec(), false),
+                Got::Line(b"de rest".to_vec()),
             ]
         );
     }
@@ -326,9 +319,9 @@ mod tests {
     fn overlong_lines_are_dropped_and_framing_recovers() {
         let mut framer = LineFramer::new(8);
         let got = run(&mut framer, &[b"0123456", b"789abc", b"def\r\nok\r\n"], |_| Next::Line);
-        assert_eq!(got, vec![Got::Overflow, Got::Line(b"ok".to_vec(), false)]);
+        assert_eq!(got, vec![Got::Overflow, Got::Line(b"ok".to_vec())]);
         let got = run(&mut framer, &[b"0123456789\r\nok\r\n"], |_| Next::Line);
-        assert_eq!(got, vec![Got::Line(b"0123456789".to_vec(), true), Got::Line(b"ok".to_vec(), false)]);
+        assert_eq!(got, vec![Got::Line(b"0123456789".to_vec()), Got::Line(b"ok".to_vec())]);
     }
 
     #[test]
@@ -337,7 +330,7 @@ mod tests {
         run(&mut framer, &[b"PASS sec"], |_| Next::Line);
         framer.gap(10);
         let got = run(&mut framer, &[b"ret\r\nNOOP\r\n"], |_| Next::Line);
-        assert_eq!(got, vec![Got::Line(b"NOOP".to_vec(), false)]);
+        assert_eq!(got, vec![Got::Line(b"NOOP".to_vec())]);
     }
 
     #[test]
@@ -347,14 +340,14 @@ mod tests {
         framer.gap(4);
         assert_eq!(framer.raw_remaining(), Some(6));
         let got = run(&mut framer, &[b"123456x\r\n"], |_| Next::Line);
-        assert_eq!(got, vec![Got::Raw(b"123456".to_vec(), true), Got::Line(b"x".to_vec(), false)]);
+        assert_eq!(got, vec![Got::Raw(b"123456".to_vec(), true), Got::Line(b"x".to_vec())]);
     }
 
     #[test]
     fn stop_ignores_everything_after() {
         let mut framer = LineFramer::new(100);
         let got = run(&mut framer, &[b"STLS\r\n\x16\x03\x01junk\r\n"], |_| Next::Stop);
-        assert_eq!(got, vec![Got::Line(b"STLS".to_vec(), true)]);
+        assert_eq!(got, vec![Got::Line(b"STLS".to_vec())]);
         assert!(framer.is_stopped());
     }
 }

@@ -16,7 +16,7 @@ use super::auth::{PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::imap::parser::{tokenize, LineEnd, Token};
 use super::server::ServerInfo;
-use super::{starttls_injection, Ctx, DoneReason, Reply, Role};
+use super::{Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
 
 /// Unknown commands in a row after which the flow is taken for something else.
@@ -83,8 +83,9 @@ pub(crate) struct ManageSieveSession {
     greeting_over: bool,
     /// A capability list (greeting or CAPABILITY response) is being read.
     listing_capabilities: bool,
-    /// STARTTLS was asked for and not yet answered: what the client sends meanwhile is meant for
-    /// TLS (or is an injection attempt), not a cleartext login.
+    /// STARTTLS was asked for and not yet answered: the session holds what the client sends
+    /// meanwhile (see [`Session::on_data`](super::Session)); lines that reach it all the same (past
+    /// the hold's bound) are dropped.
     starttls_pending: bool,
     pending: VecDeque<Command>,
     sasl: Option<SaslExchange>,
@@ -126,8 +127,8 @@ fn literal_len(end: LineEnd) -> Option<u64> {
 impl ManageSieveSession {
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
         match piece {
-            Piece::Line { line, more_follows } => match role {
-                Role::Client => self.on_client_line(line, more_follows, ctx),
+            Piece::Line { line } => match role {
+                Role::Client => self.on_client_line(line, ctx),
                 Role::Server => self.on_server_line(line, ctx),
             },
             Piece::Raw { data, last } => {
@@ -151,6 +152,11 @@ impl ManageSieveSession {
     /// The greeting's capability list has ended with its status line.
     pub fn greeting_over(&self) -> bool {
         self.greeting_over
+    }
+
+    /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.
+    pub fn awaiting_starttls_reply(&self) -> bool {
+        self.starttls_pending
     }
 
     /// Bytes held for a literal being read.
@@ -200,7 +206,7 @@ impl ManageSieveSession {
         }
     }
 
-    fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
+    fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.greeting_over = true;
         self.listing_capabilities = false;
         if self.starttls_pending || line.is_empty() {
@@ -242,9 +248,6 @@ impl ManageSieveSession {
             }
             return Reply::line();
         } else if is(b"STARTTLS") {
-            if more_follows {
-                starttls_injection(AppProto::ManageSieve, ctx);
-            }
             self.starttls_pending = true;
             Command::StartTls
         } else if is(b"CAPABILITY") {
@@ -256,6 +259,10 @@ impl ManageSieveSession {
         };
         self.unknown_in_a_row = 0;
         self.push(command, ctx);
+        if command == Command::StartTls {
+            // What follows waits for the answer (held by the caller).
+            return Reply::next(Next::Pause);
+        }
         match literal {
             Some(len) => self.read_literal(Role::Client, LiteralUse::Skipped, len, ctx),
             None => Reply::line(),

@@ -206,6 +206,23 @@ impl Protocol {
         }
     }
 
+    /// Whether the client's bytes wait for the server's answer before they are read: STARTTLS
+    /// awaits it (refused, they are commands in clear; accepted, an injection).
+    fn client_waits_for_server(&self) -> bool {
+        match self {
+            Protocol::Pop3(session) => session.awaiting_starttls_reply(),
+            Protocol::Imap(session) => session.awaiting_starttls_reply(),
+            Protocol::Smtp(session) => session.awaiting_starttls_reply(),
+            Protocol::ManageSieve(session) => session.awaiting_starttls_reply(),
+            Protocol::Detecting(_) | Protocol::Done(_) => false,
+        }
+    }
+
+    /// Whether the client's held bytes may be read now.
+    fn reads_client(&self) -> bool {
+        self.greeting_over() && !self.client_waits_for_server()
+    }
+
     /// Whether the server's greeting is over, so that the client's held bytes may be read.
     fn greeting_over(&self) -> bool {
         match self {
@@ -255,10 +272,10 @@ pub struct Session {
     /// The client's first bytes may still be held for the greeting: the server's opening is in
     /// the capture and neither side has sent data yet.
     may_hold: bool,
-    /// The client's bytes that came before the server's greeting was over, not framed yet (at
-    /// most `max_line`, held instead of a partial line in the client's framer): framed once the
-    /// greeting is, so that the session sees them in the order the server did (see
-    /// [`Session::on_data`]).
+    /// The client's bytes that came before the server's greeting was over, or after STARTTLS
+    /// before its answer, not framed yet (at most `max_line`, held instead of a partial line in
+    /// the client's framer): framed once the server lets the client speak, so that the session
+    /// sees them in the order the server did (see [`Session::on_data`]).
     early_client: Option<Box<HeldBytes>>,
 }
 
@@ -382,6 +399,10 @@ impl Session {
     /// not configured, the flow not recognised at all. When the server's opening is in the
     /// capture, client bytes that come first and may be a mail client's are therefore held (up to
     /// `max_line`) until the greeting is over, then read.
+    ///
+    /// Likewise a client that does not wait for the answer to STARTTLS: what it sends before the
+    /// answer is held, and read once the server refused TLS (it ran those commands in clear); if
+    /// the server accepted, they were injected into what it took for TLS (an anomaly).
     pub fn on_data(&mut self, side: Side, data: &[u8], ctx: &mut Ctx<'_>) {
         if self.done_reason().is_some() || data.is_empty() {
             return;
@@ -410,27 +431,32 @@ impl Session {
         self.inspected = self.inspected.saturating_add(data.len() as u64);
         let from_client = side == self.client;
         let may_hold = std::mem::take(&mut self.may_hold);
-        if from_client && (self.early_client.is_some() || (may_hold && self.protocol.client_may_talk_first(data))) {
+        if from_client
+            && (self.early_client.is_some()
+                || self.protocol.client_waits_for_server()
+                || (may_hold && self.protocol.client_may_talk_first(data)))
+        {
             let held = self.early_client.as_ref().map_or(0, |held| held.0.len());
             if held.saturating_add(data.len()) <= ctx.config.max_line {
-                framing::append(&mut self.early_client.get_or_insert_default().0, data, ctx.config.max_line);
+                self.hold_client(data, ctx);
                 return;
             }
-            // Too much before the greeting to be a mail client waiting for it: read in capture
-            // order after all.
+            // Too much to be a mail client waiting for the server: read in capture order after
+            // all.
             self.release_early_client(ctx);
-            if self.done_reason().is_some() {
-                return;
+            self.read_client_in_capture_order(data, ctx);
+        } else {
+            let rest = self.frame(side, data, ctx);
+            if from_client {
+                // The client's line asked to wait for the server's answer (STARTTLS).
+                self.hold_client(rest, ctx);
+            } else {
+                self.read_after_greeting(side, rest, ctx);
             }
         }
-        let rest = self.frame(side, data, ctx);
-        if !rest.is_empty() {
-            self.read_after_greeting(side, rest, ctx);
-        }
-        if !from_client && self.done_reason().is_none() && self.early_client.is_some() && self.protocol.greeting_over()
-        {
-            // The greeting ended with this data's last line.
-            self.release_early_client(ctx);
+        if !from_client && self.done_reason().is_none() && self.early_client.is_some() && self.protocol.reads_client() {
+            // The server let the client speak with this data's last line.
+            self.resume_client(ctx);
         }
         if self.done_reason().is_none() && self.inspected > ctx.config.inspection_depth {
             ctx.stats.depth_exceeded += 1;
@@ -438,18 +464,45 @@ impl Session {
         }
     }
 
-    /// Reads the client's held bytes (the greeting is over, or will not come).
-    fn release_early_client(&mut self, ctx: &mut Ctx<'_>) {
-        if let Some(held) = self.early_client.take().filter(|_| self.done_reason().is_none()) {
-            self.frame(self.client, &held.0, ctx);
+    /// Holds client bytes until the server lets the client speak.
+    fn hold_client(&mut self, data: &[u8], ctx: &Ctx<'_>) {
+        if !data.is_empty() && self.done_reason().is_none() {
+            framing::append(&mut self.early_client.get_or_insert_default().0, data, ctx.config.max_line);
         }
     }
 
-    /// The greeting ended before the server's `rest`: the client's held bytes are read first.
-    #[cold]
-    fn read_after_greeting(&mut self, server: Side, rest: &[u8], ctx: &mut Ctx<'_>) {
-        self.release_early_client(ctx);
-        self.frame(server, rest, ctx);
+    /// Reads the client's held bytes in the order they came, whatever they ask for (the server's
+    /// answer is lost, will not come, or more came than a client waiting for it sends).
+    fn release_early_client(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(held) = self.early_client.take() {
+            self.read_client_in_capture_order(&held.0, ctx);
+        }
+    }
+
+    /// Frames client bytes, not stopping where a line asks to wait for the server.
+    fn read_client_in_capture_order(&mut self, mut data: &[u8], ctx: &mut Ctx<'_>) {
+        while !data.is_empty() && self.done_reason().is_none() {
+            data = self.frame(self.client, data, ctx);
+        }
+    }
+
+    /// The server let the client speak: its held bytes are read, up to a line that asks to wait
+    /// for the server again (a STARTTLS among them); the rest stays held.
+    fn resume_client(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(held) = self.early_client.take().filter(|_| self.done_reason().is_none()) {
+            let rest = self.frame(self.client, &held.0, ctx);
+            self.hold_client(rest, ctx);
+        }
+    }
+
+    /// The server let the client speak before its `rest`: the client's held bytes are read
+    /// first, and the server's after them, pausing again wherever the server lets the client
+    /// speak.
+    fn read_after_greeting(&mut self, server: Side, mut rest: &[u8], ctx: &mut Ctx<'_>) {
+        while !rest.is_empty() && self.done_reason().is_none() {
+            self.resume_client(ctx);
+            rest = self.frame(server, rest, ctx);
+        }
     }
 
     /// Frames one side's bytes and hands the pieces to the protocol. Returns what is left unread
@@ -459,7 +512,7 @@ impl Session {
     fn frame<'d>(&mut self, side: Side, data: &'d [u8], ctx: &mut Ctx<'_>) -> &'d [u8] {
         let Session { client, protocol, framers, early_client, .. } = self;
         let role = if side == *client { Role::Client } else { Role::Server };
-        let pause_after_greeting = role == Role::Server && early_client.is_some();
+        let client_held = role == Role::Server && early_client.is_some();
         let [lo, hi] = framers;
         let (framer, other_framer) = match side {
             Side::Lo => (lo, hi),
@@ -476,7 +529,7 @@ impl Session {
                 done = Some(reason);
                 return Next::Stop;
             }
-            if pause_after_greeting && reply.next == Next::Line && protocol.greeting_over() {
+            if client_held && reply.next == Next::Line && protocol.reads_client() {
                 return Next::Pause;
             }
             reply.next
@@ -485,10 +538,22 @@ impl Session {
             other_framer.set_next(next);
         }
         if let Some(reason) = done {
+            if reason == DoneReason::Tls {
+                self.report_injection(ctx);
+            }
             self.finish(reason, ctx);
             return &[];
         }
         rest
+    }
+
+    /// The server accepted STARTTLS: cleartext the client sent before that answer was meant to
+    /// run as if it came over TLS (CVE-2011-0411 and its kin).
+    fn report_injection(&self, ctx: &mut Ctx<'_>) {
+        let injected = self.early_client.as_ref().is_some_and(|held| !held.0.is_empty() && !looks_like_tls(&held.0));
+        if let Some(proto) = self.app_proto().filter(|_| injected) {
+            starttls_injection(proto, ctx);
+        }
     }
 
     /// Bytes were lost on one side.
@@ -606,12 +671,7 @@ fn dispatch(protocol: &mut Protocol, role: Role, piece: Piece<'_>, ctx: &mut Ctx
                     AppProto::ManageSieve => Protocol::ManageSieve(managesieve::ManageSieveSession::default()),
                 };
                 for greeting in &replay {
-                    let reply = dispatch_to(
-                        &mut session,
-                        Role::Server,
-                        Piece::Line { line: greeting, more_follows: false },
-                        ctx,
-                    );
+                    let reply = dispatch_to(&mut session, Role::Server, Piece::Line { line: greeting }, ctx);
                     if reply.done.is_some() {
                         *protocol = session;
                         return reply;
@@ -672,14 +732,14 @@ pub(crate) fn is_blank(byte: u8) -> bool {
     byte == b' ' || byte == b'\t'
 }
 
-/// Cleartext commands pipelined behind STARTTLS in the same segment: a server that buffers them
-/// would run them as if they came over TLS (CVE-2011-0411 and its kin).
-pub(crate) fn starttls_injection(proto: AppProto, ctx: &mut Ctx<'_>) {
+/// Cleartext commands sent behind STARTTLS before the server accepted it: a server that buffers
+/// them would run them as if they came over TLS (CVE-2011-0411 and its kin).
+fn starttls_injection(proto: AppProto, ctx: &mut Ctx<'_>) {
     ctx.events.push(ProtoEvent::Anomaly {
         ts: ctx.ts,
         app_proto: Some(proto),
         kind: AnomalyKind::StarttlsCommandInjection,
-        detail: "cleartext data followed the STARTTLS command in the same segment".into(),
+        detail: "cleartext data followed the STARTTLS command before the server accepted it".into(),
     });
 }
 

@@ -8,10 +8,10 @@
 use std::collections::VecDeque;
 
 use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
-use super::framing::Piece;
+use super::framing::{Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
-use super::{is_blank, skip_blanks, split_command_word, split_verb, starttls_injection, Ctx, DoneReason, Reply, Role};
+use super::{is_blank, skip_blanks, split_command_word, split_verb, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome, SecretKind};
 
 /// Unknown commands in a row after which the flow is taken for something else.
@@ -57,8 +57,9 @@ pub(crate) struct Pop3Session {
     info: ServerInfo,
     greeting_seen: bool,
     client_spoke: bool,
-    /// STARTTLS was asked for and not yet answered: what the client sends meanwhile is meant for
-    /// TLS (or is an injection attempt), not a cleartext login.
+    /// STARTTLS was asked for and not yet answered: the session holds what the client sends
+    /// meanwhile (see [`Session::on_data`](super::Session)); lines that reach it all the same (past
+    /// the hold's bound) are dropped.
     starttls_pending: bool,
     pending_commands: VecDeque<Command>,
     /// Inside a multi-line reply body (until the `.` line), and whether it is a CAPA list.
@@ -72,11 +73,11 @@ pub(crate) struct Pop3Session {
 
 impl Pop3Session {
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
-        let Piece::Line { line, more_follows } = piece else {
+        let Piece::Line { line } = piece else {
             return Reply::line();
         };
         match role {
-            Role::Client => self.on_client_line(line, more_follows, ctx),
+            Role::Client => self.on_client_line(line, ctx),
             Role::Server => self.on_server_line(line, ctx),
         }
     }
@@ -96,6 +97,11 @@ impl Pop3Session {
         self.greeting_seen
     }
 
+    /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.
+    pub fn awaiting_starttls_reply(&self) -> bool {
+        self.starttls_pending
+    }
+
     /// The flow ended: report what still waits for a verdict.
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
@@ -103,7 +109,7 @@ impl Pop3Session {
         }
     }
 
-    fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
+    fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
         if self.starttls_pending {
             return Reply::line();
@@ -146,9 +152,6 @@ impl Pop3Session {
                 Command::Auth
             }
         } else if verb.eq_ignore_ascii_case(b"STLS") {
-            if more_follows {
-                starttls_injection(AppProto::Pop3, ctx);
-            }
             self.starttls_pending = true;
             Command::Stls
         } else if verb.eq_ignore_ascii_case(b"CAPA") {
@@ -159,6 +162,10 @@ impl Pop3Session {
         self.push_command(command, ctx);
         if self.unknown_in_a_row > MAX_UNKNOWN_COMMANDS {
             return Reply::done(DoneReason::NotMail);
+        }
+        if command == Command::Stls {
+            // What follows waits for the answer (held by the caller).
+            return Reply::next(Next::Pause);
         }
         Reply::line()
     }

@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use super::auth::{PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::server::ServerInfo;
-use super::{split_command_word, starttls_injection, Ctx, DoneReason, Reply, Role};
+use super::{split_command_word, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
 
 /// Unknown commands in a row after which the flow is taken for something else.
@@ -41,8 +41,9 @@ pub(crate) struct SmtpSession {
     info: ServerInfo,
     greeting_seen: bool,
     client_spoke: bool,
-    /// STARTTLS was asked for and not yet answered: what the client sends meanwhile is meant for
-    /// TLS (or is an injection attempt), not a cleartext login.
+    /// STARTTLS was asked for and not yet answered: the session holds what the client sends
+    /// meanwhile (see [`Session::on_data`](super::Session)); lines that reach it all the same (past
+    /// the hold's bound) are dropped.
     starttls_pending: bool,
     pending: VecDeque<Command>,
     /// Lines of the current multi-line reply seen so far.
@@ -57,7 +58,7 @@ pub(crate) struct SmtpSession {
 impl SmtpSession {
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
         match (role, piece) {
-            (Role::Client, Piece::Line { line, more_follows }) => self.on_client_line(line, more_follows, ctx),
+            (Role::Client, Piece::Line { line }) => self.on_client_line(line, ctx),
             (Role::Server, Piece::Line { line, .. }) => self.on_server_line(line, ctx),
             (_, Piece::Raw { .. } | Piece::Overflow) => Reply::line(),
         }
@@ -78,13 +79,18 @@ impl SmtpSession {
         self.greeting_seen && self.reply_line == 0
     }
 
+    /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.
+    pub fn awaiting_starttls_reply(&self) -> bool {
+        self.starttls_pending
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
         }
     }
 
-    fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
+    fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
         if self.starttls_pending {
             return Reply::line();
@@ -115,10 +121,9 @@ impl SmtpSession {
             }
             Command::Auth
         } else if is(b"STARTTLS") {
-            if more_follows {
-                starttls_injection(AppProto::Smtp, ctx);
-            }
             self.starttls_pending = true;
+            // What follows waits for the answer (held by the caller).
+            next = Next::Pause;
             Command::StartTls
         } else if is(b"DATA") {
             self.in_data = true;

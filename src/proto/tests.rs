@@ -210,6 +210,99 @@ fn pop3_refused_stls_then_login_is_starttls_failed() {
     assert_eq!(credentials(&events)[0].remediation, Remediation::StarttlsFailed);
 }
 
+/// A client that does not wait for the answer to STARTTLS, on each protocol: its login, in the
+/// same segment as STARTTLS or not, then the server's refusal and its verdict on the login.
+fn logins_behind_starttls(blob: &str) -> Vec<(u16, Vec<Says>)> {
+    vec![
+        (
+            143,
+            vec![
+                s("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] ready\r\n"),
+                c("a1 STARTTLS\r\n"),
+                c("a2 LOGIN cid hunter2\r\n"),
+                s("a1 NO TLS unavailable\r\na2 OK Logged in\r\n"),
+            ],
+        ),
+        (
+            143,
+            vec![
+                s("* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] ready\r\n"),
+                c("a1 STARTTLS\r\na2 LOGIN cid hunter2\r\n"),
+                s("a1 BAD STARTTLS not available\r\na2 OK Logged in\r\n"),
+            ],
+        ),
+        (
+            110,
+            vec![
+                s("+OK ready\r\n"),
+                c("STLS\r\n"),
+                c("USER cid\r\nPASS hunter2\r\n"),
+                s("-ERR TLS not available\r\n+OK\r\n+OK Logged in.\r\n"),
+            ],
+        ),
+        (
+            587,
+            vec![
+                s("220 mx ESMTP Postfix\r\n"),
+                c("EHLO c\r\n"),
+                s("250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n"),
+                c("STARTTLS\r\n"),
+                C(format!("AUTH PLAIN {blob}\r\n").into_bytes()),
+                s("454 4.7.0 TLS not available\r\n235 2.7.0 Authentication successful\r\n"),
+            ],
+        ),
+        (
+            4190,
+            vec![
+                s("\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\n\"SASL\" \"PLAIN\"\r\n\"STARTTLS\"\r\nOK\r\n"),
+                c("STARTTLS\r\n"),
+                C(format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n").into_bytes()),
+                s("NO \"TLS unavailable\"\r\nOK \"Logged in.\"\r\n"),
+            ],
+        ),
+    ]
+}
+
+/// What a client sends before the answer to STARTTLS is read once the server refused TLS: it ran
+/// those commands in clear.
+#[test]
+fn a_login_sent_before_a_refused_starttls_answer_is_reported() {
+    for (port, steps) in logins_behind_starttls(&b64(b"\0cid\0hunter2")) {
+        let events = play(port, &steps);
+        let mechanism = match port {
+            143 => "LOGIN",
+            110 => "USER/PASS",
+            587 => "AUTH PLAIN",
+            _ => "AUTHENTICATE PLAIN",
+        };
+        assert_eq!(summary(&events), one(mechanism, "c***", Outcome::Success, SecretKind::Password), "port {port}");
+        assert_eq!(credentials(&events)[0].remediation, Remediation::StarttlsFailed, "port {port}");
+        assert!(!events.iter().any(|e| matches!(e, ProtoEvent::Anomaly { .. })), "port {port}: refused, not injected");
+    }
+}
+
+/// The same words answered by an accepted STARTTLS were injected into what the server took for
+/// TLS: an anomaly, never a credential, whether they came in STARTTLS's segment or later. The
+/// client's TLS handshake itself is not one.
+#[test]
+fn words_sent_before_an_accepted_starttls_answer_are_an_injection() {
+    let accepted = ["a1 OK Begin TLS\r\n", "a1 OK Begin TLS\r\n", "+OK Begin TLS\r\n", "220 2.0.0 Ready\r\n", "OK\r\n"];
+    for ((port, mut steps), accept) in logins_behind_starttls(&b64(b"\0cid\0hunter2")).into_iter().zip(accepted) {
+        if let Some(S(reply)) = steps.last_mut() {
+            *reply = accept.as_bytes().to_vec();
+        }
+        let events = play(port, &steps);
+        assert!(credentials(&events).is_empty(), "port {port}");
+        let injections = events
+            .iter()
+            .filter(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::StarttlsCommandInjection, .. }));
+        assert_eq!(injections.count(), 1, "port {port}");
+    }
+    let client_hello = vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3];
+    let events = play(110, &[s("+OK\r\n"), c("STLS\r\n"), C(client_hello), s("+OK Begin TLS\r\n")]);
+    assert!(events.iter().all(|e| matches!(e, ProtoEvent::SessionEnd(_))), "{events:?}");
+}
+
 #[test]
 fn imap_login_every_astring_form() {
     for (login, user) in [
@@ -817,13 +910,14 @@ fn transcripts() -> Vec<(u16, Vec<Says>)> {
     ]
     .into_iter()
     .chain(early_talkers())
+    .chain(logins_behind_starttls(&blob))
     .collect()
 }
 
 proptest! {
     /// Any split of a conversation into chunks, down to one byte each, reports the same.
     #[test]
-    fn any_split_same_events(chunk in 1usize..64, which in 0usize..11) {
+    fn any_split_same_events(chunk in 1usize..64, which in 0usize..16) {
         let (port, steps) = transcripts().swap_remove(which);
         let whole: Vec<_> = summary(&play(port, &steps));
         let split: Vec<_> = summary(&play_chunked(port, &steps, chunk, true));
@@ -867,22 +961,18 @@ fn sessions_mid_login_debug_without_secrets() {
     let mut parts = CtxParts::default();
     let mut ctx = parts.ctx(Timestamp(0));
     let mut imap = imap::ImapSession::default();
-    imap.on_piece(Role::Server, framing::Piece::Line { line: b"* OK hi", more_follows: false }, &mut ctx);
-    imap.on_piece(
-        Role::Client,
-        framing::Piece::Line { line: b"a LOGIN \"Canary-User\" {20}", more_follows: false },
-        &mut ctx,
-    );
+    imap.on_piece(Role::Server, framing::Piece::Line { line: b"* OK hi" }, &mut ctx);
+    imap.on_piece(Role::Client, framing::Piece::Line { line: b"a LOGIN \"Canary-User\" {20}" }, &mut ctx);
     imap.on_piece(Role::Client, framing::Piece::Raw { data: b"Canary-Secret-", last: false }, &mut ctx);
     let mut framer = framing::LineFramer::new(100);
     framer.feed(b"PASS Canary-Secret-2", &mut |_| framing::Next::Line);
-    let piece = framing::Piece::Line { line: b"PASS Canary-Secret-3", more_follows: false };
+    let piece = framing::Piece::Line { line: b"PASS Canary-Secret-3" };
     let token = imap_tokens_debug(b"a LOGIN alice Canary-Secret-4");
     let mut sieve = managesieve::ManageSieveSession::default();
     let blob = b64(b"\0alice\0Canary-Secret-5");
-    sieve.on_piece(Role::Server, framing::Piece::Line { line: b"OK", more_follows: false }, &mut ctx);
+    sieve.on_piece(Role::Server, framing::Piece::Line { line: b"OK" }, &mut ctx);
     let authenticate = format!("AUTHENTICATE \"PLAIN\" {{{}+}}", blob.len());
-    sieve.on_piece(Role::Client, framing::Piece::Line { line: authenticate.as_bytes(), more_follows: false }, &mut ctx);
+    sieve.on_piece(Role::Client, framing::Piece::Line { line: authenticate.as_bytes() }, &mut ctx);
     sieve.on_piece(Role::Client, framing::Piece::Raw { data: &blob.as_bytes()[..12], last: false }, &mut ctx);
     assert!(sieve.buffered() > 0, "the literal is being held");
     let sieve = format!("{sieve:?}");

@@ -21,7 +21,7 @@ use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
-use super::{split_word, starttls_injection, Ctx, DoneReason, ProtoConfig, Reply, Role};
+use super::{split_word, Ctx, DoneReason, ProtoConfig, Reply, Role};
 use crate::alert::{AppProto, Outcome, SecretKind};
 use parser::{LineEnd, Token};
 
@@ -139,8 +139,9 @@ pub(crate) struct ImapSession {
     info: ServerInfo,
     greeting_seen: bool,
     client_spoke: bool,
-    /// STARTTLS was asked for and not yet answered: what the client sends meanwhile is meant for
-    /// TLS (or is an injection attempt), not a cleartext login.
+    /// STARTTLS was asked for and not yet answered: the session holds what the client sends
+    /// meanwhile (see [`Session::on_data`](crate::proto::Session)); lines that reach it all the same (past
+    /// the hold's bound) are dropped.
     starttls_pending: bool,
     assembly: Option<Assembly>,
     /// Tags of commands whose tagged reply matters.
@@ -153,7 +154,7 @@ pub(crate) struct ImapSession {
 impl ImapSession {
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
         match (role, piece) {
-            (Role::Client, Piece::Line { line, more_follows }) => self.on_client_line(line, more_follows, ctx),
+            (Role::Client, Piece::Line { line }) => self.on_client_line(line, ctx),
             (Role::Client, Piece::Raw { data, last }) => self.on_client_literal(data, last),
             (Role::Server, Piece::Line { line, .. }) => self.on_server_line(line, ctx),
             (Role::Server, Piece::Raw { .. }) | (_, Piece::Overflow) => Reply::line(),
@@ -189,13 +190,18 @@ impl ImapSession {
         self.greeting_seen
     }
 
+    /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.
+    pub fn awaiting_starttls_reply(&self) -> bool {
+        self.starttls_pending
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
         }
     }
 
-    fn on_client_line(&mut self, line: &[u8], more_follows: bool, ctx: &mut Ctx<'_>) -> Reply {
+    fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
         if self.starttls_pending {
             return Reply::line();
@@ -215,9 +221,6 @@ impl ImapSession {
         if self.assembly.is_none() {
             let tag = tokens.next().and_then(|t| t.astring().map(<[u8]>::to_vec)).unwrap_or_default();
             let command = tokens.next().and_then(|t| t.string().map(Command::of)).unwrap_or(Command::Other);
-            if command == Command::StartTls && more_follows {
-                starttls_injection(AppProto::Imap, ctx);
-            }
             self.assembly = Some(Assembly { tag, command, args: Vec::new(), truncated: false, literal: None });
         }
         let Some(assembly) = &mut self.assembly else { return Reply::line() };
@@ -314,6 +317,10 @@ impl ImapSession {
                 ctx.stats.pending_dropped += 1;
             }
             self.pending.push_back((tag, command));
+        }
+        if self.starttls_pending {
+            // What follows waits for the answer (held by the caller).
+            return Reply::next(Next::Pause);
         }
         Reply::line()
     }
