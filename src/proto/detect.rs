@@ -128,6 +128,12 @@ impl Detector {
         self.greeting_220.last().is_some_and(|line| line.get(3) != Some(&b'-'))
     }
 
+    /// Whether a `220-` greeting has begun and its last line has not come: the client's first
+    /// command, which decides, waits for its end.
+    pub fn greeting_in_progress(&self) -> bool {
+        !self.greeting_220.is_empty() && !self.greeting_over()
+    }
+
     /// Whether a client's first bytes, sent before any byte of a server whose opening is in the
     /// capture, may be a mail client talking before the greeting (a pipelining client, a spam
     /// bot that does not wait, or a capture whose two directions are skewed): the session then

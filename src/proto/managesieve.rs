@@ -154,6 +154,12 @@ impl ManageSieveSession {
         self.greeting_over
     }
 
+    /// The greeting's capability list has begun and its status line has not come: the client's
+    /// words wait for its end (see [`Session::on_data`](super::Session)).
+    pub fn greeting_in_progress(&self) -> bool {
+        !self.greeting_over && self.listing_capabilities
+    }
+
     /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.
     pub fn awaiting_starttls_reply(&self) -> bool {
         self.starttls_pending

@@ -206,15 +206,18 @@ impl Protocol {
         }
     }
 
-    /// Whether the client's bytes wait for the server's answer before they are read: STARTTLS
-    /// awaits it (refused, they are commands in clear; accepted, an injection).
+    /// Whether the client's bytes wait for the server before they are read: a multi-line
+    /// greeting has begun (read before it ends, the client's first command would take the rest
+    /// of the greeting for its reply, and every later command the reply before its own), or
+    /// STARTTLS awaits its answer (refused, they are commands in clear; accepted, an injection).
     fn client_waits_for_server(&self) -> bool {
         match self {
+            Protocol::Detecting(detector) => detector.greeting_in_progress(),
             Protocol::Pop3(session) => session.awaiting_starttls_reply(),
             Protocol::Imap(session) => session.awaiting_starttls_reply(),
-            Protocol::Smtp(session) => session.awaiting_starttls_reply(),
-            Protocol::ManageSieve(session) => session.awaiting_starttls_reply(),
-            Protocol::Detecting(_) | Protocol::Done(_) => false,
+            Protocol::Smtp(session) => session.greeting_in_progress() || session.awaiting_starttls_reply(),
+            Protocol::ManageSieve(session) => session.greeting_in_progress() || session.awaiting_starttls_reply(),
+            Protocol::Done(_) => false,
         }
     }
 

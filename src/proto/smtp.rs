@@ -36,10 +36,20 @@ fn parse_reply(line: &[u8]) -> Option<(u16, bool, &[u8])> {
     Some((code, continues, line.get(4..).unwrap_or(&[])))
 }
 
+/// How far the server's greeting has come.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Greeting {
+    #[default]
+    Awaited,
+    /// Its first line said more follow (`220-`) and its last line has not come.
+    Open,
+    Over,
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct SmtpSession {
     info: ServerInfo,
-    greeting_seen: bool,
+    greeting: Greeting,
     client_spoke: bool,
     /// STARTTLS was asked for and not yet answered: the session holds what the client sends
     /// meanwhile (see [`Session::on_data`](super::Session)); lines that reach it all the same (past
@@ -67,6 +77,9 @@ impl SmtpSession {
     pub fn on_gap(&mut self, role: Role) {
         if role == Role::Server {
             self.reply_line = 0;
+            if self.greeting == Greeting::Open {
+                self.greeting = Greeting::Over;
+            }
         }
     }
 
@@ -76,7 +89,13 @@ impl SmtpSession {
 
     /// The greeting has come to its last line (a `220-` line announces more).
     pub fn greeting_over(&self) -> bool {
-        self.greeting_seen && self.reply_line == 0
+        self.greeting == Greeting::Over
+    }
+
+    /// The greeting has begun and more of its lines are to come: the client's words wait for its
+    /// end (see [`Session::on_data`](super::Session)).
+    pub fn greeting_in_progress(&self) -> bool {
+        self.greeting == Greeting::Open
     }
 
     /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.
@@ -185,10 +204,20 @@ impl SmtpSession {
         };
         let first_of_reply = self.reply_line == 0;
         self.reply_line = if continues { self.reply_line + 1 } else { 0 };
-        if !self.greeting_seen && !self.client_spoke {
-            if first_of_reply {
-                self.greeting_seen = true;
+        let greeting_line = match self.greeting {
+            Greeting::Open => true,
+            Greeting::Awaited => !self.client_spoke,
+            Greeting::Over => false,
+        };
+        if greeting_line {
+            // The greeting is one reply to its last line (RFC 5321 §4.2), whatever the client
+            // said meanwhile.
+            if first_of_reply && self.greeting == Greeting::Awaited {
                 self.info.set_greeting(line, true, ctx.server_lines);
+                self.greeting = Greeting::Open;
+            }
+            if self.greeting == Greeting::Open && !continues {
+                self.greeting = Greeting::Over;
             }
             return Reply::line();
         }

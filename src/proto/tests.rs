@@ -643,6 +643,51 @@ fn a_client_talking_before_the_greeting_is_read_after_it() {
     }
 }
 
+/// Clients that talk while a multi-line greeting is still coming (a `220-` line, ManageSieve's
+/// capability lines before `OK`), then the rest of the greeting, then the replies.
+fn mid_greeting_talkers() -> Vec<(u16, Vec<Says>)> {
+    let blob = b64(b"\0alice\0hunter2");
+    let smtp = |port| {
+        (
+            port,
+            vec![
+                s("220-mx.example.test ESMTP Postfix\r\n"),
+                C(format!("EHLO bot\r\nAUTH PLAIN {blob}\r\n").into_bytes()),
+                s("220 mx.example.test ESMTP Postfix\r\n250-mx.example.test\r\n250 AUTH PLAIN\r\n"),
+                s("235 2.7.0 Authentication successful\r\n"),
+            ],
+        )
+    };
+    vec![
+        smtp(25),
+        smtp(10025),
+        (
+            4190,
+            vec![
+                s("\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\n"),
+                C(format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n").into_bytes()),
+                s("\"SASL\" \"PLAIN LOGIN\"\r\n\"VERSION\" \"1.0\"\r\nOK \"Dovecot ready.\"\r\n"),
+                s("NO \"Authentication failed.\"\r\n"),
+            ],
+        ),
+    ]
+}
+
+/// What a client says while a multi-line greeting is still coming is read after the greeting's
+/// last line, so that each reply answers its own command.
+#[test]
+fn a_client_talking_during_a_multi_line_greeting_is_read_after_it() {
+    let expected =
+        [("AUTH PLAIN", Outcome::Success), ("AUTH PLAIN", Outcome::Success), ("AUTHENTICATE PLAIN", Outcome::Failure)];
+    for ((port, steps), (mechanism, outcome)) in mid_greeting_talkers().into_iter().zip(expected) {
+        let events = play(port, &steps);
+        assert_eq!(summary(&events), one(mechanism, "a***", outcome, SecretKind::Password), "port {port}");
+        let Some(ProtoEvent::SessionEnd(record)) = events.last() else { panic!("{events:?}") };
+        let capability = if port == 4190 { "SASL PLAIN LOGIN" } else { "AUTH PLAIN" };
+        assert!(record.server.capabilities.contains(capability), "port {port}: the whole greeting, then the replies");
+    }
+}
+
 #[test]
 fn a_client_talking_first_is_held_only_while_it_may_be_a_mail_client() {
     let not_mail = |port: u16, first: &[u8]| {
@@ -911,13 +956,14 @@ fn transcripts() -> Vec<(u16, Vec<Says>)> {
     .into_iter()
     .chain(early_talkers())
     .chain(logins_behind_starttls(&blob))
+    .chain(mid_greeting_talkers())
     .collect()
 }
 
 proptest! {
     /// Any split of a conversation into chunks, down to one byte each, reports the same.
     #[test]
-    fn any_split_same_events(chunk in 1usize..64, which in 0usize..16) {
+    fn any_split_same_events(chunk in 1usize..64, which in 0usize..19) {
         let (port, steps) = transcripts().swap_remove(which);
         let whole: Vec<_> = summary(&play(port, &steps));
         let split: Vec<_> = summary(&play_chunked(port, &steps, chunk, true));
