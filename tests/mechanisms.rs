@@ -22,8 +22,10 @@ enum Step<'a> {
     /// The previous step's segments reached the capture this many segments early (the capture's
     /// two directions merged out of order).
     CapturedEarly(usize),
+    /// The capture lost the previous step's segment.
+    Lost,
 }
-use Step::{CapturedEarly, Client, Server};
+use Step::{CapturedEarly, Client, Lost, Server};
 
 /// Writes one TCP session to a capture and returns credwatch's events for it.
 fn run(server_port: u16, steps: &[Step<'_>], extra_args: &[&str]) -> Vec<Value> {
@@ -43,6 +45,7 @@ fn run_from(handshake: bool, server_port: u16, steps: &[Step<'_>], extra_args: &
             Client(bytes) => conversation.client(bytes),
             Server(bytes) => conversation.server(bytes),
             CapturedEarly(segments) => conversation.captured_early(*segments),
+            Lost => conversation.drop_last(0),
         };
     }
     conversation.fin(Side::Client);
@@ -362,6 +365,43 @@ fn command_words_may_be_separated_by_runs_of_blanks() {
     );
     assert_eq!(credentials(&pop3), expect("cleartext_credential", "USER/PASS", "sue", "failure", "password"));
     assert_eq!(pop3[0]["credential"]["secret_length"], 14, "the blank after the first is the password's");
+}
+
+/// A capture that lost a client segment of whole lines reads the login right after it, as a
+/// capture starting there would; one that lost the DATA command still skips the message the
+/// server's 354 announced.
+#[test]
+fn a_lost_segment_hides_neither_the_next_login_nor_message_data() {
+    let imap = run(
+        143,
+        &[
+            Server(IMAP_GREETING),
+            Client(b"a0 CAPABILITY\r\n"),
+            Lost,
+            Client(b"a1 LOGIN alice Canary-Pass-9\r\n"),
+            Server(b"* CAPABILITY IMAP4rev1\r\na0 OK\r\na1 OK\r\n"),
+        ],
+        &[],
+    );
+    assert_eq!(credentials(&imap), expect("cleartext_credential", "LOGIN", "alice", "success", "password"));
+    let decoy = format!("AUTH PLAIN {}\r\n", b64(b"\0lol\0Canary-Decoy-1"));
+    let smtp = run(
+        25,
+        &[
+            Server(SMTP_GREETING),
+            Client(b"EHLO c\r\n"),
+            Server(b"250 mx.example.test\r\n"),
+            Client(b"MAIL FROM:<a@example.test>\r\n"),
+            Server(b"250 ok\r\n"),
+            Client(b"DATA\r\n"),
+            Lost,
+            Server(b"354 go ahead\r\n"),
+            Client(format!("Subject: x\r\n\r\n{decoy}.\r\n").as_bytes()),
+            Server(b"250 queued\r\n"),
+        ],
+        &[],
+    );
+    assert!(credentials(&smtp).is_empty(), "{:?}", credentials(&smtp));
 }
 
 #[test]

@@ -232,7 +232,7 @@ const IMAP_OPENING: [&[u8]; 5] = [b"CAPABILITY", b"LOGIN", b"AUTHENTICATE", b"ST
 const NOT_IN_IMAP_TAG: &[u8] = b"(){%*\"\\+";
 
 /// Whether a word can be an IMAP tag.
-fn is_imap_tag(word: &[u8]) -> bool {
+pub(crate) fn is_imap_tag(word: &[u8]) -> bool {
     !word.is_empty() && word.iter().all(|b| b.is_ascii_graphic() && !NOT_IN_IMAP_TAG.contains(b))
 }
 

@@ -44,8 +44,11 @@ pub struct LineFramer {
     partial: Vec<u8>,
     max_line: usize,
     mode: Mode,
-    /// Dropping the rest of an overlong line, or resynchronising after a gap.
+    /// Dropping the rest of an overlong line, or of a line a gap cut.
     skipping_to_eol: bool,
+    /// A gap came where no line was being assembled: the next line may be whole, or the tail of
+    /// one the gap cut. It is framed, and the session decides ([`LineFramer::after_gap`]).
+    after_gap: bool,
 }
 
 /// Lines may hold passwords: `Debug` shows lengths, never bytes.
@@ -66,6 +69,7 @@ impl std::fmt::Debug for LineFramer {
             .field("max_line", &self.max_line)
             .field("mode", &self.mode)
             .field("skipping_to_eol", &self.skipping_to_eol)
+            .field("after_gap", &self.after_gap)
             .finish()
     }
 }
@@ -78,7 +82,7 @@ impl Drop for LineFramer {
 
 impl LineFramer {
     pub fn new(max_line: usize) -> Self {
-        LineFramer { partial: Vec::new(), max_line, mode: Mode::Line, skipping_to_eol: false }
+        LineFramer { partial: Vec::new(), max_line, mode: Mode::Line, skipping_to_eol: false, after_gap: false }
     }
 
     /// Bytes held for a partial line (for memory accounting).
@@ -111,21 +115,33 @@ impl LineFramer {
         }
     }
 
-    /// Bytes were lost. A raw run absorbs the gap; in line mode the partial line is dropped and
-    /// the framer resynchronises on the next line end.
+    /// Bytes were lost. A raw run absorbs the gap; past its end, and in line mode when part of
+    /// a line was held, the partial line is dropped and the framer resynchronises on the next
+    /// line end. A gap between two lines keeps the next one: its first line is framed as any,
+    /// marked [`LineFramer::after_gap`] (a lost segment that held whole lines hides none of the
+    /// lines after it).
     pub fn gap(&mut self, len: u64) {
         match self.mode {
             Mode::Raw(n) if len < n => self.mode = Mode::Raw(n - len),
             Mode::Raw(_) => {
                 self.mode = Mode::Line;
                 self.skipping_to_eol = true;
+                self.after_gap = false;
             }
+            Mode::Line if self.partial.is_empty() && !self.skipping_to_eol => self.after_gap = true,
             Mode::Line => {
                 wipe(&mut self.partial);
                 self.skipping_to_eol = true;
+                self.after_gap = false;
             }
             Mode::Stopped => {}
         }
+    }
+
+    /// The next line (or overflow) is the first after a gap that fell between lines: it may be
+    /// the tail of a line the gap cut, for the session to judge by its looks.
+    pub fn after_gap(&self) -> bool {
+        self.after_gap
     }
 
     /// Frames `data`, calling `on_piece` for every piece; the callback's answer sets the mode for
@@ -161,6 +177,7 @@ impl LineFramer {
                         self.skipping_to_eol = false;
                         continue;
                     }
+                    self.after_gap = false;
                     let next = if self.partial.is_empty() {
                         on_piece(Piece::Line { line: trim_cr(head) })
                     } else if self.partial.len() + head.len() > self.max_line {
@@ -189,6 +206,7 @@ impl LineFramer {
         if self.partial.len() + data.len() > self.max_line {
             wipe(&mut self.partial);
             self.skipping_to_eol = true;
+            self.after_gap = false;
             let next = on_piece(Piece::Overflow);
             if next == Next::Stop {
                 self.set_next(next);
@@ -330,6 +348,23 @@ mod tests {
         run(&mut framer, &[b"PASS sec"], |_| Next::Line);
         framer.gap(10);
         let got = run(&mut framer, &[b"ret\r\nNOOP\r\n"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Line(b"NOOP".to_vec())]);
+    }
+
+    #[test]
+    fn a_gap_between_lines_keeps_the_next_line_and_marks_it() {
+        let mut framer = LineFramer::new(100);
+        run(&mut framer, &[b"CAPA\r\n"], |_| Next::Line);
+        framer.gap(6);
+        assert!(framer.after_gap());
+        let got = run(&mut framer, &[b"USER al", b"ice\r\n"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Line(b"USER alice".to_vec())]);
+        assert!(!framer.after_gap(), "only the first line after the gap is marked");
+        framer.gap(6);
+        run(&mut framer, &[b"NO"], |_| Next::Line);
+        framer.gap(6);
+        assert!(!framer.after_gap(), "part of a line was held: the gap cut it");
+        let got = run(&mut framer, &[b"tail\r\nNOOP\r\n"], |_| Next::Line);
         assert_eq!(got, vec![Got::Line(b"NOOP".to_vec())]);
     }
 

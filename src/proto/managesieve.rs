@@ -175,6 +175,24 @@ impl ManageSieveSession {
         self.literal = None;
     }
 
+    /// Whether the client's `line` would be read as a command it knows: not inside a SASL
+    /// exchange or while STARTTLS's answer is awaited (the first line after a gap, see
+    /// [`Session`](super::Session)).
+    pub fn takes_as_command(&self, line: &[u8]) -> bool {
+        let in_sasl = self.sasl.is_some() && self.pending.back() == Some(&Command::Authenticate);
+        let verb = tokenize(line).ok().and_then(|tokenized| match tokenized.tokens.first() {
+            Some(Token::Atom(verb)) => Some(*verb),
+            _ => None,
+        });
+        let known = |verb: &[u8]| {
+            [&b"AUTHENTICATE"[..], b"STARTTLS", b"CAPABILITY"]
+                .iter()
+                .chain(&KNOWN_COMMANDS)
+                .any(|known| verb.eq_ignore_ascii_case(known))
+        };
+        !in_sasl && !self.starttls_pending && verb.is_some_and(known)
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::ManageSieve, Outcome::Unknown, ctx);

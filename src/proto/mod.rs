@@ -221,6 +221,23 @@ impl Protocol {
         }
     }
 
+    /// Whether the first line after a gap that fell between lines is read: from the client, when
+    /// it looks like a command the session would take in its state (not inside a SASL exchange,
+    /// message data or a literal, which the framer counts through a gap); else it may be the tail
+    /// of a line the gap cut, and is dropped.
+    fn reads_line_after_gap(&self, role: Role, line: &[u8]) -> bool {
+        if role == Role::Server {
+            return false;
+        }
+        match self {
+            Protocol::Pop3(session) => session.takes_as_command(line),
+            Protocol::Imap(session) => session.takes_as_command(line),
+            Protocol::Smtp(session) => session.takes_as_command(line),
+            Protocol::ManageSieve(session) => session.takes_as_command(line),
+            Protocol::Detecting(_) | Protocol::Done(_) => false,
+        }
+    }
+
     /// Whether the client's held bytes may be read now.
     fn reads_client(&self) -> bool {
         self.greeting_over() && !self.client_waits_for_server()
@@ -523,7 +540,15 @@ impl Session {
         };
         let mut other_next = None;
         let mut done = None;
+        let mut first_after_gap = framer.after_gap();
         let rest = framer.feed(data, &mut |piece| {
+            if std::mem::take(&mut first_after_gap) {
+                if let Piece::Line { line } = piece {
+                    if !protocol.reads_line_after_gap(role, line) {
+                        return Next::Line;
+                    }
+                }
+            }
             let reply = dispatch(protocol, role, piece, ctx);
             if reply.other.is_some() {
                 other_next = reply.other;

@@ -17,6 +17,13 @@ use crate::alert::{AppProto, Outcome, SecretKind};
 /// Unknown commands in a row after which the flow is taken for something else.
 const MAX_UNKNOWN_COMMANDS: u32 = 8;
 
+/// Commands the session does not act on, but knows for a mail client's.
+const OTHER_COMMANDS: [&[u8]; 12] =
+    [b"QUIT", b"STAT", b"LIST", b"RETR", b"DELE", b"NOOP", b"RSET", b"TOP", b"UIDL", b"UTF8", b"LANG", b"XTND"];
+
+/// The commands it acts on.
+const READ_COMMANDS: [&[u8]; 6] = [b"USER", b"PASS", b"APOP", b"AUTH", b"STLS", b"CAPA"];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Command {
     User,
@@ -102,6 +109,16 @@ impl Pop3Session {
         self.starttls_pending
     }
 
+    /// Whether the client's `line` would be read as a command it knows: not inside a SASL
+    /// exchange or while STARTTLS's answer is awaited (the first line after a gap, see
+    /// [`Session`](super::Session)).
+    pub fn takes_as_command(&self, line: &[u8]) -> bool {
+        let verb = split_verb(line).0;
+        self.sasl.is_none()
+            && !self.starttls_pending
+            && READ_COMMANDS.iter().chain(&OTHER_COMMANDS).any(|known| verb.eq_ignore_ascii_case(known))
+    }
+
     /// The flow ended: report what still waits for a verdict.
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
@@ -184,10 +201,7 @@ impl Pop3Session {
     }
 
     fn other_command(&mut self, verb: &[u8], argument: &[u8]) -> Command {
-        const KNOWN: &[&[u8]] = &[
-            b"QUIT", b"STAT", b"LIST", b"RETR", b"DELE", b"NOOP", b"RSET", b"TOP", b"UIDL", b"UTF8", b"LANG", b"XTND",
-        ];
-        if KNOWN.iter().any(|known| verb.eq_ignore_ascii_case(known)) {
+        if OTHER_COMMANDS.iter().any(|known| verb.eq_ignore_ascii_case(known)) {
             self.unknown_in_a_row = 0;
         } else {
             self.unknown_in_a_row += 1;

@@ -16,6 +16,13 @@ use crate::alert::{AppProto, Outcome};
 /// Unknown commands in a row after which the flow is taken for something else.
 const MAX_UNKNOWN_COMMANDS: u32 = 8;
 
+/// Commands the session does not act on, but knows for a mail client's.
+const OTHER_COMMANDS: [&[u8]; 11] =
+    [b"MAIL", b"RCPT", b"RSET", b"NOOP", b"QUIT", b"VRFY", b"EXPN", b"HELP", b"ETRN", b"XCLIENT", b"XFORWARD"];
+
+/// The commands it acts on.
+const READ_COMMANDS: [&[u8]; 7] = [b"EHLO", b"HELO", b"LHLO", b"AUTH", b"STARTTLS", b"DATA", b"BDAT"];
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Command {
     Ehlo,
@@ -103,6 +110,17 @@ impl SmtpSession {
         self.starttls_pending
     }
 
+    /// Whether the client's `line` would be read as a command it knows: not while message data,
+    /// a SASL exchange or STARTTLS's answer is awaited (the first line after a gap, see
+    /// [`Session`](super::Session)).
+    pub fn takes_as_command(&self, line: &[u8]) -> bool {
+        let verb = split_command_word(line).0;
+        !self.in_data
+            && self.sasl.is_none()
+            && !self.starttls_pending
+            && READ_COMMANDS.iter().chain(&OTHER_COMMANDS).any(|known| verb.eq_ignore_ascii_case(known))
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
@@ -153,20 +171,7 @@ impl SmtpSession {
             next = Next::Raw(size);
             Command::Other
         } else {
-            const KNOWN: &[&[u8]] = &[
-                b"MAIL",
-                b"RCPT",
-                b"RSET",
-                b"NOOP",
-                b"QUIT",
-                b"VRFY",
-                b"EXPN",
-                b"HELP",
-                b"ETRN",
-                b"XCLIENT",
-                b"XFORWARD",
-            ];
-            if KNOWN.iter().any(|known| is(known)) {
+            if OTHER_COMMANDS.iter().any(|known| is(known)) {
                 self.unknown_in_a_row = 0;
             } else {
                 self.unknown_in_a_row += 1;
@@ -240,6 +245,12 @@ impl SmtpSession {
                 return Reply::line();
             }
             (Some(Command::Data), 354) => return Reply::line(),
+            (_, 354) => {
+                // Only DATA is answered so: its line was lost (a gap), and what the client sends
+                // now is message data, never commands.
+                self.in_data = true;
+                return Reply::line();
+            }
             _ => {}
         }
         self.pending.pop_front();

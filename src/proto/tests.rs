@@ -7,13 +7,15 @@ use proptest::prelude::*;
 use super::*;
 use crate::alert::{AnomalyKind, Outcome, SecretKind};
 
-/// One step of a conversation: who speaks and what.
+/// One step of a conversation: who speaks and what (or how many of the client's bytes the
+/// capture lost).
 #[derive(Clone, Debug)]
 enum Says {
     C(Vec<u8>),
     S(Vec<u8>),
+    ClientLost(u64),
 }
-use Says::{C, S};
+use Says::{ClientLost, C, S};
 
 fn c(text: &str) -> Says {
     C(text.as_bytes().to_vec())
@@ -34,6 +36,10 @@ fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: b
         let (side, bytes) = match step {
             C(bytes) => (Side::Lo, bytes),
             S(bytes) => (Side::Hi, bytes),
+            ClientLost(len) => {
+                session.on_gap(Side::Lo, *len, &mut parts.ctx(Timestamp(i as u64)));
+                continue;
+            }
         };
         for piece in bytes.chunks(chunk.max(1)) {
             let mut ctx = parts.ctx(Timestamp(i as u64));
@@ -733,6 +739,108 @@ fn a_client_talking_first_is_held_only_while_it_may_be_a_mail_client() {
     assert_eq!(session.buffered(), 0);
     session.close(&mut parts.ctx(Timestamp(1)));
     assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
+}
+
+/// A lost client segment that held whole lines hides none of the lines after it: the first line
+/// after the gap is read when it looks like a command of the session's state, as a capture that
+/// starts there would be. (Where replies come in order, POP3's and SMTP's, the reply to the lost
+/// command takes the place of the next one's: these transcripts leave it out.)
+#[test]
+fn a_login_right_after_a_lost_segment_is_read() {
+    let blob = b64(b"\0alice\0hunter2");
+    for (port, steps, mechanism, user) in [
+        (
+            143,
+            vec![
+                s("* OK ready\r\n"),
+                ClientLost(14),
+                c("a1 LOGIN alice hunter2\r\n"),
+                s("* CAPABILITY IMAP4rev1\r\na0 OK\r\na1 OK\r\n"),
+            ],
+            "LOGIN",
+            Some("a***"),
+        ),
+        (110, vec![s("+OK ready\r\n"), ClientLost(12), c("PASS hunter2\r\n"), s("+OK\r\n+OK\r\n")], "USER/PASS", None),
+        (
+            587,
+            vec![
+                s("220 mx ESMTP\r\n"),
+                ClientLost(8),
+                C(format!("AUTH PLAIN {blob}\r\n").into_bytes()),
+                s("235 ok\r\n"),
+            ],
+            "AUTH PLAIN",
+            Some("a***"),
+        ),
+        (
+            4190,
+            vec![
+                s(SIEVE_GREETING),
+                ClientLost(12),
+                C(format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n").into_bytes()),
+                s("OK\r\nOK\r\n"),
+            ],
+            "AUTHENTICATE PLAIN",
+            Some("a***"),
+        ),
+    ] {
+        let events = play(port, &steps);
+        let expected = vec![(mechanism.to_string(), user.map(str::to_string), Outcome::Success, SecretKind::Password)];
+        assert_eq!(summary(&events), expected, "port {port}");
+    }
+}
+
+/// What follows a gap and does not look like a command, or comes where the client sends data,
+/// is never read as one: message data (the gap inside it, or the lost segment the DATA command
+/// itself, answered by the server's 354), a literal, or the tail of a line the gap cut.
+#[test]
+fn data_after_a_gap_is_never_a_login() {
+    let blob = b64(b"\0lol\0Canary-Decoy-1");
+    let decoy = format!("AUTH PLAIN {blob}\r\na1 LOGIN mallory Canary-Decoy-2\r\nPASS Canary-Decoy-3\r\n");
+    for (port, steps) in [
+        (
+            25,
+            vec![
+                s("220 mx ESMTP\r\n"),
+                c("EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\nDATA\r\n"),
+                s("250 mx\r\n250 ok\r\n250 ok\r\n354 go ahead\r\n"),
+                c("Subject: x\r\n\r\n"),
+                ClientLost(100),
+                C(format!("{decoy}.\r\n").into_bytes()),
+                s("250 queued\r\n"),
+            ],
+        ),
+        (
+            25,
+            vec![
+                s("220 mx ESMTP\r\n"),
+                c("EHLO c\r\nMAIL FROM:<a@b>\r\nRCPT TO:<c@d>\r\n"),
+                s("250 mx\r\n250 ok\r\n250 ok\r\n"),
+                ClientLost(6),
+                s("354 go ahead\r\n"),
+                C(format!("Subject: x\r\n\r\n{decoy}.\r\n").into_bytes()),
+                s("250 queued\r\n"),
+            ],
+        ),
+        (
+            143,
+            vec![
+                s("* OK ready\r\n"),
+                C(format!("a5 APPEND INBOX {{{}+}}\r\nSubject: notes\r\n\r\n", 16 + 100 + decoy.len()).into_bytes()),
+                ClientLost(100),
+                C(decoy.clone().into_bytes()),
+                s("a5 OK\r\n"),
+            ],
+        ),
+        (
+            143,
+            vec![s("* OK ready\r\n"), c("a0 NOOP\r\nnote: "), ClientLost(20), c("a1 LOGIN mallory Canary-Decoy-2\r\n")],
+        ),
+        (110, vec![s("+OK ready\r\n"), c("NOOP\r\nnote: "), ClientLost(20), c("PASS Canary-Decoy-3\r\n")]),
+    ] {
+        let events = play(port, &steps);
+        assert!(credentials(&events).is_empty(), "port {port}: {:?}", summary(&events));
+    }
 }
 
 #[test]

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use zeroize::Zeroizing;
 
 use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
+use super::detect::is_imap_tag;
 use super::framing::{Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
@@ -92,6 +93,49 @@ struct Assembly {
     /// The announced literal is being received.
     literal: Option<Zeroizing<Vec<u8>>>,
 }
+
+/// Commands of IMAP4rev1, IMAP4rev2 and common extensions: a line after a gap that starts with a
+/// tag and one of them is taken for a command.
+const COMMANDS: [&[u8]; 38] = [
+    b"CAPABILITY",
+    b"NOOP",
+    b"LOGOUT",
+    b"STARTTLS",
+    b"AUTHENTICATE",
+    b"LOGIN",
+    b"ID",
+    b"ENABLE",
+    b"SELECT",
+    b"EXAMINE",
+    b"CREATE",
+    b"DELETE",
+    b"RENAME",
+    b"SUBSCRIBE",
+    b"UNSUBSCRIBE",
+    b"LIST",
+    b"LSUB",
+    b"NAMESPACE",
+    b"STATUS",
+    b"APPEND",
+    b"IDLE",
+    b"CHECK",
+    b"CLOSE",
+    b"UNSELECT",
+    b"EXPUNGE",
+    b"SEARCH",
+    b"FETCH",
+    b"STORE",
+    b"COPY",
+    b"MOVE",
+    b"UID",
+    b"GETQUOTA",
+    b"GETQUOTAROOT",
+    b"GETACL",
+    b"MYRIGHTS",
+    b"GETMETADATA",
+    b"COMPRESS",
+    b"UNAUTHENTICATE",
+];
 
 /// Arguments one command keeps at most: ID's 30 field-value pairs (RFC 2971) and its
 /// parentheses, with room to spare. A command continued line after line (each ending in a
@@ -193,6 +237,22 @@ impl ImapSession {
     /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.
     pub fn awaiting_starttls_reply(&self) -> bool {
         self.starttls_pending
+    }
+
+    /// Whether the client's `line` would be read as a new command, a tag and a command IMAP
+    /// knows: not while a command is assembled across literals, a SASL exchange or STARTTLS's
+    /// answer is awaited (the first line after a gap, see [`Session`](super::super::Session)).
+    pub fn takes_as_command(&self, line: &[u8]) -> bool {
+        if self.assembly.is_some() || self.sasl.is_some() || self.starttls_pending {
+            return false;
+        }
+        let Ok(tokenized) = parser::tokenize(line) else { return false };
+        let mut tokens = tokenized.tokens.iter();
+        tokens.next().and_then(Token::astring).is_some_and(is_imap_tag)
+            && tokens
+                .next()
+                .and_then(Token::string)
+                .is_some_and(|name| COMMANDS.iter().any(|c| name.eq_ignore_ascii_case(c)))
     }
 
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
