@@ -133,6 +133,8 @@ pub(crate) struct SaslExchange {
     login_user: Option<Vec<u8>>,
     login_prompt: LoginPrompt,
     captured: bool,
+    /// Server bytes were lost since the last challenge: the verdict may have been among them.
+    server_gap: bool,
 }
 
 impl SaslExchange {
@@ -142,6 +144,7 @@ impl SaslExchange {
             login_user: None,
             login_prompt: LoginPrompt::None,
             captured: false,
+            server_gap: false,
         }
     }
 
@@ -149,9 +152,11 @@ impl SaslExchange {
         &self.mechanism
     }
 
-    /// A server challenge (the base64 text after `+ ` or `334 `). Only LOGIN's prompts matter:
-    /// they tell whether the next response is the user name or the password.
+    /// A server challenge (the base64 text after `+ ` or `334 `): the exchange goes on, whatever
+    /// server bytes were lost before it. For LOGIN, the prompt tells whether the next response is
+    /// the user name or the password.
     pub fn on_challenge(&mut self, text: &[u8]) {
+        self.server_gap = false;
         if self.mechanism != Mechanism::Login {
             return;
         }
@@ -164,6 +169,26 @@ impl SaslExchange {
         } else {
             LoginPrompt::None
         };
+    }
+
+    /// Bytes of the server's side were lost: they may have held the verdict.
+    pub fn on_server_gap(&mut self) {
+        self.server_gap = true;
+    }
+
+    /// Whether the credential is complete and server bytes were lost since: a client that sends
+    /// anything now has had its verdict (a further step would have followed a challenge).
+    pub fn verdict_may_be_lost(&self) -> bool {
+        self.server_gap && self.captured
+    }
+
+    /// Whether a client line is the next step of this exchange, or a command that shows it over
+    /// (its verdict lost with server bytes, or never captured). A line with a space is never a
+    /// step; once server bytes were lost, neither is anything after a complete credential, nor a
+    /// bare POP3/SMTP command.
+    pub fn continues_with(&self, line: &[u8]) -> bool {
+        let lost = self.server_gap && (self.captured || sasl::is_bare_command(line));
+        !lost && sasl::may_be_response(line)
     }
 
     /// A client response line (base64, `=` for empty, `*` to cancel).
@@ -260,8 +285,10 @@ impl SaslExchange {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::proto::CtxParts;
+    use crate::proto::framing::Piece;
+    use crate::proto::{CtxParts, DoneReason, Role};
     use base64::Engine;
+    use Role::{Client as C, Server as S};
 
     fn b64(bytes: &[u8]) -> Vec<u8> {
         base64::engine::general_purpose::STANDARD.encode(bytes).into_bytes()
@@ -342,5 +369,76 @@ mod tests {
             ["ChallengeResponse user=tim len=None"]
         );
         assert_eq!(run("SCRAM-SHA-256", &[(None, &b64(b"n,,n=user,r=abc"))]), ["continue"]);
+    }
+
+    /// Plays lines on a POP3 session (no framer: a gap loses nothing but what it says), `None`
+    /// for a gap in the server's bytes, and returns `(mechanism, outcome)` of each credential
+    /// and whether the session stopped as logged in.
+    fn pop3(lines: &[(Role, Option<&[u8]>)]) -> (Vec<(String, Outcome)>, bool) {
+        let mut parts = CtxParts::default();
+        let mut ctx = parts.ctx(Timestamp(0));
+        let mut session = crate::proto::pop3::Pop3Session::default();
+        let mut logged_in = false;
+        for (role, line) in lines {
+            match line {
+                Some(line) => {
+                    let reply = session.on_piece(*role, Piece::Line { line, more_follows: false }, &mut ctx);
+                    logged_in |= reply.done == Some(DoneReason::Authenticated);
+                }
+                None => session.on_gap(*role),
+            }
+        }
+        session.flush(&mut ctx);
+        let credentials = parts
+            .events
+            .iter()
+            .filter_map(|event| match event {
+                ProtoEvent::Credential(c) => Some((c.mechanism.to_string(), c.outcome)),
+                _ => None,
+            })
+            .collect();
+        (credentials, logged_in)
+    }
+
+    #[test]
+    fn after_a_server_gap_a_bare_command_ends_the_exchange() {
+        let response = b64(b"kerberos-ap-req");
+        let before_gap =
+            [(S, Some(&b"+OK ready"[..])), (C, Some(b"AUTH GSSAPI")), (S, Some(b"+ ")), (C, Some(&response))];
+        // The verdict is lost: CAPA's `+OK` answers CAPA, not AUTH, and the login after it counts.
+        let lost_verdict = [
+            (S, None),
+            (C, Some(&b"CAPA"[..])),
+            (S, Some(b"+OK")),
+            (S, Some(b"USER")),
+            (S, Some(b".")),
+            (C, Some(b"USER alice")),
+            (S, Some(b"+OK")),
+            (C, Some(b"PASS pw")),
+            (S, Some(b"-ERR no")),
+        ];
+        let (credentials, logged_in) = pop3(&[&before_gap[..], &lost_verdict].concat());
+        assert_eq!(credentials, [("USER/PASS".to_string(), Outcome::Failure)]);
+        assert!(!logged_in, "CAPA's reply was taken for the AUTH verdict");
+        // Without a gap, the same word is a SASL response (valid base64), as before.
+        let no_gap = [(C, Some(&b"CAPA"[..])), (S, Some(b"+OK"))];
+        assert!(pop3(&[&before_gap[..], &no_gap].concat()).1);
+    }
+
+    #[test]
+    fn after_a_server_gap_a_complete_credential_waits_for_no_more_steps() {
+        let blob = b64(b"\0alice\0pw");
+        let start = [(S, Some(&b"+OK ready"[..])), (C, Some(b"AUTH PLAIN")), (S, Some(b"+ ")), (C, Some(&blob))];
+        // The verdict lost, the client's next line (base64-shaped or not) is a command.
+        let lost = [(S, None), (C, Some(&b"NOOP"[..])), (S, Some(b"+OK"))];
+        let (credentials, logged_in) = pop3(&[&start[..], &lost].concat());
+        assert_eq!(credentials, [("AUTH PLAIN".to_string(), Outcome::Unknown)]);
+        assert!(!logged_in);
+        // A verdict that does come after the gap, before the client speaks, still counts.
+        let late = [(S, None), (S, Some(&b"+OK"[..]))];
+        assert_eq!(pop3(&[&start[..], &late].concat()), (vec![("AUTH PLAIN".to_string(), Outcome::Success)], true));
+        // A challenge after the gap shows the exchange going on: its response is a step.
+        let challenge = [(S, None), (S, Some(&b"+ "[..])), (C, Some(b"AQ==")), (S, Some(b"-ERR no"))];
+        assert_eq!(pop3(&[&start[..], &challenge].concat()).0, [("AUTH PLAIN".to_string(), Outcome::Failure)]);
     }
 }

@@ -143,6 +143,11 @@ impl ManageSieveSession {
         if self.literal.as_ref().is_some_and(|literal| literal.role == role) {
             self.literal = None;
         }
+        if role == Role::Server {
+            if let Some(sasl) = &mut self.sasl {
+                sasl.on_server_gap();
+            }
+        }
     }
 
     pub fn info(&self) -> &ServerInfo {
@@ -242,14 +247,18 @@ impl ManageSieveSession {
         };
         let mut tokens = tokenized.tokens.iter();
         let literal = literal_len(tokenized.end);
-        if self.sasl.is_some() && self.pending.back() == Some(&Command::Authenticate) {
-            // A SASL step: one string, quoted or a literal.
-            match (tokens.next(), literal) {
-                (None, Some(len)) => return self.read_literal(Role::Client, LiteralUse::SaslResponse, len, ctx),
-                (Some(Token::Quoted(response)), _) => self.sasl_response(response, ctx),
-                _ => {}
+        if let Some(sasl) = self.sasl.as_ref().filter(|_| self.pending.back() == Some(&Command::Authenticate)) {
+            // A SASL step is one string, quoted or a literal; a command starts with an atom.
+            let command = matches!(tokenized.tokens.first(), Some(Token::Atom(_)));
+            if !command && !sasl.verdict_may_be_lost() {
+                match (tokens.next(), literal) {
+                    (None, Some(len)) => return self.read_literal(Role::Client, LiteralUse::SaslResponse, len, ctx),
+                    (Some(Token::Quoted(response)), _) => self.sasl_response(response, ctx),
+                    _ => {}
+                }
+                return Reply::line();
             }
-            return Reply::line();
+            self.end_sasl_without_verdict(ctx);
         }
         let Some(Token::Atom(verb)) = tokens.next() else {
             return self.unknown_command();
@@ -318,6 +327,19 @@ impl ManageSieveSession {
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}
+        }
+    }
+
+    /// The exchange is over but its verdict will not be seen (lost, or never captured, as the
+    /// client's next command shows): its credential is reported with outcome unknown, and
+    /// AUTHENTICATE leaves the reply queue so that the next status answers its own command.
+    fn end_sasl_without_verdict(&mut self, ctx: &mut Ctx<'_>) {
+        self.sasl = None;
+        if let Some(pending) = self.awaiting_verdict.take() {
+            pending.emit(AppProto::ManageSieve, Outcome::Unknown, ctx);
+        }
+        if let Some(i) = self.pending.iter().rposition(|command| *command == Command::Authenticate) {
+            self.pending.remove(i);
         }
     }
 

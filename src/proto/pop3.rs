@@ -92,6 +92,9 @@ impl Pop3Session {
     pub fn on_gap(&mut self, role: Role) {
         if role == Role::Server {
             self.in_body = None;
+            if let Some(sasl) = &mut self.sasl {
+                sasl.on_server_gap();
+            }
         }
     }
 
@@ -131,9 +134,12 @@ impl Pop3Session {
         if self.starttls_pending {
             return Reply::line();
         }
-        if self.sasl.is_some() {
-            self.sasl_response(line, ctx);
-            return Reply::line();
+        if let Some(sasl) = &self.sasl {
+            if sasl.continues_with(line) {
+                self.sasl_response(line, ctx);
+                return Reply::line();
+            }
+            self.end_sasl_without_verdict(ctx);
         }
         let (verb, after_verb) = split_verb(line);
         let argument = skip_blanks(after_verb);
@@ -197,6 +203,21 @@ impl Pop3Session {
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}
+        }
+    }
+
+    /// The exchange is over but its verdict will not be seen (lost, or never captured, as the
+    /// client's next command shows): its credential is reported with outcome unknown, and AUTH
+    /// leaves the reply queue so that the next status line answers the command it belongs to.
+    fn end_sasl_without_verdict(&mut self, ctx: &mut Ctx<'_>) {
+        self.sasl = None;
+        if let Some(auth) = self.awaiting_verdict.iter().rposition(|(command, _)| *command == Command::Auth) {
+            if let Some((_, pending)) = self.awaiting_verdict.remove(auth) {
+                pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
+            }
+        }
+        if let Some(auth) = self.pending_commands.iter().rposition(|command| *command == Command::Auth) {
+            self.pending_commands.remove(auth);
         }
     }
 

@@ -64,6 +64,25 @@ pub fn decode_base64(text: &[u8]) -> Result<Vec<u8>, SaslError> {
     CLIENT_BASE64.decode(text).map_err(|_| SaslError::BadBase64)
 }
 
+/// Whether a client line can be a SASL response: one base64 string (or `=`, or the `*` that
+/// cancels), so no space inside. A line with a space is a command (`AUTH PLAIN …`, `USER alice`,
+/// IMAP's `tag COMMAND …`), which a client sends only once the exchange is over.
+pub fn may_be_response(line: &[u8]) -> bool {
+    !line.trim_ascii().contains(&b' ')
+}
+
+/// POP3 and SMTP commands sent without an argument.
+const BARE_COMMANDS: &[&[u8]] =
+    &[b"QUIT", b"CAPA", b"STLS", b"STARTTLS", b"NOOP", b"RSET", b"STAT", b"LIST", b"UIDL", b"DATA", b"HELP", b"AUTH"];
+
+/// Whether a client line is a POP3 or SMTP command that takes no argument (any case). Each is
+/// valid base64 too, so a session takes one for a command only once the server's verdict may
+/// have been lost.
+pub fn is_bare_command(line: &[u8]) -> bool {
+    let line = line.trim_ascii();
+    BARE_COMMANDS.iter().any(|command| line.eq_ignore_ascii_case(command))
+}
+
 /// Longest mechanism name kept from the wire; registered names are at most 20 characters
 /// (RFC 4422), and the bound keeps a hostile client from bloating alerts.
 const MAX_MECHANISM_NAME_CHARS: usize = 40;
@@ -479,6 +498,28 @@ mod tests {
             assert_eq!(decode_base64(bad), Err(SaslError::BadBase64), "{bad:?}");
         }
         assert_eq!(SaslError::BadBase64.to_string(), "SASL response is not valid base64");
+    }
+
+    // ---- response or command ----
+
+    #[test]
+    fn a_line_with_a_space_is_never_a_response() {
+        for response in [&b"dGlt"[..], b"=", b"*", b"", b" dGltMQ== \r", b"QUIT"] {
+            assert!(may_be_response(response), "{response:?}");
+        }
+        for command in [&b"b LOGIN alice pw"[..], b"USER alice", b"AUTH PLAIN dGlt", b"a1 NOOP"] {
+            assert!(!may_be_response(command), "{command:?}");
+        }
+    }
+
+    #[test]
+    fn bare_commands_in_any_case_and_nothing_else() {
+        for command in [&b"QUIT"[..], b"capa", b"Stls", b"STARTTLS\r", b" noop "] {
+            assert!(is_bare_command(command), "{command:?}");
+        }
+        for other in [&b"dGlt"[..], b"=", b"*", b"QUITS", b"USER alice", b""] {
+            assert!(!is_bare_command(other), "{other:?}");
+        }
     }
 
     // ---- mechanisms ----

@@ -87,6 +87,9 @@ impl SmtpSession {
             if self.greeting == Greeting::Open {
                 self.greeting = Greeting::Over;
             }
+            if let Some(sasl) = &mut self.sasl {
+                sasl.on_server_gap();
+            }
         }
     }
 
@@ -139,9 +142,12 @@ impl SmtpSession {
             return Reply::line();
         }
         if let Some(sasl) = &mut self.sasl {
-            let step = sasl.on_response(line, ctx);
-            self.sasl_step(step, ctx);
-            return Reply::line();
+            if sasl.continues_with(line) {
+                let step = sasl.on_response(line, ctx);
+                self.sasl_step(step, ctx);
+                return Reply::line();
+            }
+            self.end_sasl_without_verdict(ctx);
         }
         let (verb, argument) = split_command_word(line);
         let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
@@ -200,6 +206,19 @@ impl SmtpSession {
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}
+        }
+    }
+
+    /// The exchange is over but its verdict will not be seen (lost, or never captured, as the
+    /// client's next command shows): the credential is reported with outcome unknown, and AUTH
+    /// leaves the reply queue so that the next reply answers the command it belongs to.
+    fn end_sasl_without_verdict(&mut self, ctx: &mut Ctx<'_>) {
+        self.sasl = None;
+        if let Some(pending) = self.awaiting_verdict.take() {
+            pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
+        }
+        if let Some(auth) = self.pending.iter().rposition(|command| *command == Command::Auth) {
+            self.pending.remove(auth);
         }
     }
 

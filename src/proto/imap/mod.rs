@@ -220,8 +220,13 @@ impl ImapSession {
     }
 
     pub fn on_gap(&mut self, role: Role) {
-        if role == Role::Client {
-            self.assembly = None;
+        match role {
+            Role::Client => self.assembly = None,
+            Role::Server => {
+                if let Some((_, sasl)) = &mut self.sasl {
+                    sasl.on_server_gap();
+                }
+            }
         }
     }
 
@@ -268,9 +273,12 @@ impl ImapSession {
         }
         if self.assembly.is_none() {
             if let Some((_, sasl)) = &mut self.sasl {
-                let step = sasl.on_response(line, ctx);
-                self.sasl_step(step, ctx);
-                return Reply::line();
+                if sasl.continues_with(line) {
+                    let step = sasl.on_response(line, ctx);
+                    self.sasl_step(step, ctx);
+                    return Reply::line();
+                }
+                self.end_sasl_without_verdict(ctx);
             }
         }
         let Ok(tokenized) = parser::tokenize(line) else {
@@ -401,6 +409,20 @@ impl ImapSession {
             }
             SaslStep::Cancelled => self.sasl = None,
             SaslStep::Continue | SaslStep::Malformed => {}
+        }
+    }
+
+    /// The exchange is over but its tagged verdict will not be seen (lost, or never captured, as
+    /// the client's next command shows): its credential is reported with outcome unknown.
+    fn end_sasl_without_verdict(&mut self, ctx: &mut Ctx<'_>) {
+        let Some((tag, _)) = self.sasl.take() else { return };
+        if let Some(i) = self.awaiting_verdict.iter().position(|(t, _)| *t == tag) {
+            if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
+                pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
+            }
+        }
+        if let Some(i) = self.pending.iter().position(|(t, _)| *t == tag) {
+            self.pending.remove(i);
         }
     }
 
