@@ -106,6 +106,19 @@ fn planted_logins(dir: &Path) -> (Vec<PathBuf>, Vec<Planted>) {
         false,
     );
     add(
+        587,
+        &|c, p| {
+            // A password prompt that says "user": the password must not become the user name.
+            c.server(b"220 mx ESMTP\r\n").client(b"EHLO me\r\n").server(b"250 AUTH LOGIN\r\n");
+            c.client(format!("AUTH LOGIN {}\r\n", b64(&p.user)).as_bytes());
+            c.server(format!("334 {}\r\n", b64("Enter user secret:")).as_bytes());
+            c.client(format!("{}\r\n", b64(&p.secret)).as_bytes());
+            c.server(format!("334 {}\r\n", b64("Confirm:")).as_bytes());
+            c.client(format!("{}\r\n", b64(&p.secret)).as_bytes()).server(b"235 ok\r\n");
+        },
+        true,
+    );
+    add(
         25,
         &|c, p| {
             let blob = b64(&format!("{}\0{}\0{}", p.user, p.user, p.secret));

@@ -4,6 +4,9 @@
 //! written by the repo's pcap writer; after a loss, the client's next command acknowledges the
 //! lost bytes and waits for them, so the scripts pause before the server answers it, as a live
 //! capture's clock would (the waiting segment goes in first, after the gap).
+//!
+//! And LOGIN exchanges whose prompts mislead: the reported user name is the first response,
+//! never the password.
 
 mod common;
 
@@ -261,5 +264,69 @@ fn an_exchange_goes_on_past_a_lost_challenge_and_split_responses() {
             &[(mechanism, "alice", "success")],
             false,
         );
+    }
+}
+
+/// LOGIN prompts from a hostile or odd server, in turn for the user name and the password: as
+/// base64 (`true`) or raw.
+const HOSTILE_PROMPTS: &[(&str, &str, bool)] = &[
+    ("Password:", "Username:", true),
+    ("Username:", "Username:", true),
+    ("Password:", "Password:", true),
+    ("", "", true),
+    ("Enter user:", "Enter user secret:", true),
+    ("Enter user secret:", "Confirm:", false),
+];
+
+/// A LOGIN exchange on `port` answered by position (user name, then password), as Outlook and
+/// Thunderbird do, whatever the prompts say; with `initial`, the user name is the initial
+/// response and only the password is prompted for.
+fn login_steps(port: u16, prompts: (&str, &str, bool), initial: bool) -> Vec<String> {
+    let (first, second, encoded) = prompts;
+    let prompt = |text: &str| if encoded { b64(text.as_bytes()) } else { text.to_string() };
+    let (user, password) = (b64(b"alice"), b64(SECRET.as_bytes()));
+    let (greeting, start, challenge, verdict): (&str, String, fn(String) -> String, &str) = match port {
+        143 => (IMAP_GREETING, "a AUTHENTICATE LOGIN".into(), |p| format!("+ {p}\r\n"), "a OK\r\n"),
+        110 => (POP3_GREETING, "AUTH LOGIN".into(), |p| format!("+ {p}\r\n"), "+OK\r\n"),
+        4190 => (SIEVE_GREETING, "AUTHENTICATE \"LOGIN\"".into(), |p| format!("\"{p}\"\r\n"), "OK\r\n"),
+        _ => (SMTP_GREETING, "AUTH LOGIN".into(), |p| format!("334 {p}\r\n"), "235 2.7.0 ok\r\n"),
+    };
+    let response = |text: &str| if port == 4190 { format!("\"{text}\"\r\n") } else { format!("{text}\r\n") };
+    let mut steps = vec![greeting.to_string()];
+    if initial {
+        let ir = if port == 4190 { format!(" \"{user}\"") } else { format!(" {user}") };
+        steps.extend([format!("{start}{ir}\r\n"), challenge(prompt(first)), response(&password)]);
+    } else {
+        steps.extend([format!("{start}\r\n"), challenge(prompt(first)), response(&user)]);
+        steps.extend([challenge(prompt(second)), response(&password)]);
+    }
+    // A client that answers a further prompt with the password again changes nothing.
+    steps.extend([challenge(prompt(second)), response(&password), verdict.to_string()]);
+    steps
+}
+
+#[test]
+fn login_reports_the_first_response_as_the_user_whatever_the_prompts_say() {
+    for (port, mechanism) in
+        [(25, "AUTH LOGIN"), (143, "AUTHENTICATE LOGIN"), (110, "AUTH LOGIN"), (4190, "AUTHENTICATE LOGIN")]
+    {
+        for &prompts in HOSTILE_PROMPTS {
+            for initial in [false, true] {
+                let texts = login_steps(port, prompts, initial);
+                // Server and client take turns, the server first.
+                let steps: Vec<Step<'_>> = texts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, text)| if i % 2 == 0 { Server(text) } else { Client(text) })
+                    .collect();
+                check(port, &steps, &[(mechanism, "alice", "success")], false);
+                // Masking keeps what follows the last `@`: the default output names the first
+                // response only (a password shown as a user name would show its tail).
+                let (events, text) = run(port, &steps, &[]);
+                let users: Vec<String> = credentials(&events).into_iter().map(|(_, user, _)| user).collect();
+                assert_eq!(users, ["a***"], "port {port}, prompts {prompts:?}, initial {initial}");
+                assert!(!text.contains("SECRET"), "a part of the secret appears in the masked output");
+            }
+        }
     }
 }

@@ -117,32 +117,39 @@ pub(crate) enum SaslStep {
     Malformed,
 }
 
-/// Which LOGIN step the server's last prompt asked for.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum LoginPrompt {
-    None,
-    Username,
-    Password,
-}
-
 /// One SASL exchange (RFC 4422) on any of the three protocols.
-#[derive(Debug)]
 pub(crate) struct SaslExchange {
     mechanism: Mechanism,
-    /// LOGIN: the user name from the first step.
+    /// Client responses so far, malformed ones included: LOGIN tells its user name from its
+    /// password by position alone.
+    responses: u8,
+    /// LOGIN: the user name, from the first response.
     login_user: Option<Vec<u8>>,
-    login_prompt: LoginPrompt,
     captured: bool,
     /// Server bytes were lost since the last challenge: the verdict may have been among them.
     server_gap: bool,
+}
+
+/// LOGIN's first response is shown by its length only: it is meant to be the user name, but a
+/// misbehaving client may have put anything there.
+impl std::fmt::Debug for SaslExchange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SaslExchange")
+            .field("mechanism", &self.mechanism)
+            .field("responses", &self.responses)
+            .field("login_user_len", &self.login_user.as_ref().map(Vec::len))
+            .field("captured", &self.captured)
+            .field("server_gap", &self.server_gap)
+            .finish()
+    }
 }
 
 impl SaslExchange {
     pub fn new(mechanism_name: &[u8]) -> Self {
         SaslExchange {
             mechanism: Mechanism::from_name(mechanism_name),
+            responses: 0,
             login_user: None,
-            login_prompt: LoginPrompt::None,
             captured: false,
             server_gap: false,
         }
@@ -152,23 +159,10 @@ impl SaslExchange {
         &self.mechanism
     }
 
-    /// A server challenge (the base64 text after `+ ` or `334 `): the exchange goes on, whatever
-    /// server bytes were lost before it. For LOGIN, the prompt tells whether the next response is
-    /// the user name or the password.
-    pub fn on_challenge(&mut self, text: &[u8]) {
+    /// A server challenge (`+ …`, `334 …`): the exchange goes on, whatever server bytes were lost
+    /// before it. Its text is not read: LOGIN's prompts do not decide which response is which.
+    pub fn on_challenge(&mut self) {
         self.server_gap = false;
-        if self.mechanism != Mechanism::Login {
-            return;
-        }
-        let decoded = sasl::decode_base64(text).unwrap_or_else(|_| text.to_vec());
-        let lower = decoded.to_ascii_lowercase();
-        self.login_prompt = if lower.windows(4).any(|w| w == b"pass") {
-            LoginPrompt::Password
-        } else if lower.windows(4).any(|w| w == b"user") {
-            LoginPrompt::Username
-        } else {
-            LoginPrompt::None
-        };
     }
 
     /// Bytes of the server's side were lost: they may have held the verdict.
@@ -197,6 +191,8 @@ impl SaslExchange {
         if line == b"*" {
             return SaslStep::Cancelled;
         }
+        let position = self.responses;
+        self.responses = self.responses.saturating_add(1);
         let Ok(decoded) = sasl::decode_base64(line).map(Zeroizing::new) else {
             ctx.stats.malformed_sasl += 1;
             return SaslStep::Malformed;
@@ -204,7 +200,7 @@ impl SaslExchange {
         if self.captured {
             return SaslStep::Continue;
         }
-        let step = self.step(&decoded, ctx);
+        let step = self.step(&decoded, position, ctx);
         if matches!(step, SaslStep::Captured(_)) {
             self.captured = true;
         } else if matches!(step, SaslStep::Malformed) {
@@ -213,7 +209,7 @@ impl SaslExchange {
         step
     }
 
-    fn step(&mut self, decoded: &[u8], ctx: &Ctx<'_>) -> SaslStep {
+    fn step(&mut self, decoded: &[u8], position: u8, ctx: &Ctx<'_>) -> SaslStep {
         match &self.mechanism {
             Mechanism::Plain if decoded.is_empty() => SaslStep::Continue,
             Mechanism::Plain => match sasl::parse_plain(decoded) {
@@ -225,7 +221,7 @@ impl SaslExchange {
                 )),
                 None => SaslStep::Malformed,
             },
-            Mechanism::Login => self.login_step(decoded, ctx),
+            Mechanism::Login => self.login_step(decoded, position, ctx),
             Mechanism::XOAuth2 if decoded.is_empty() => SaslStep::Continue,
             Mechanism::XOAuth2 => match sasl::parse_xoauth2(decoded) {
                 Some((user, token)) => {
@@ -263,21 +259,22 @@ impl SaslExchange {
         }
     }
 
-    /// LOGIN: two bare base64 strings; the prompts (when they say anything) give their order,
-    /// else the user name comes first.
-    fn login_step(&mut self, decoded: &[u8], ctx: &Ctx<'_>) -> SaslStep {
-        let is_password = match self.login_prompt {
-            LoginPrompt::Password => true,
-            LoginPrompt::Username => false,
-            LoginPrompt::None => self.login_user.is_some(),
-        };
-        self.login_prompt = LoginPrompt::None;
-        if is_password {
-            let password = Secret::new(decoded.to_vec());
-            SaslStep::Captured(Captured::reusable(self.login_user.take(), SecretKind::Password, &password, ctx))
-        } else {
-            self.login_user = Some(decoded.to_vec());
-            SaslStep::Continue
+    /// LOGIN (draft-murchison-sasl-login): the first response is the user name, the second the
+    /// password; an initial response is the first. Clients answer by position, whatever the
+    /// prompts say, so only the position counts: no prompt text can make the password the
+    /// reported user name, and no response after the first is ever kept as one. Later ones are
+    /// ignored.
+    fn login_step(&mut self, decoded: &[u8], position: u8, ctx: &Ctx<'_>) -> SaslStep {
+        match position {
+            0 => {
+                self.login_user = Some(decoded.to_vec());
+                SaslStep::Continue
+            }
+            1 => {
+                let password = Secret::new(decoded.to_vec());
+                SaslStep::Captured(Captured::reusable(self.login_user.take(), SecretKind::Password, &password, ctx))
+            }
+            _ => SaslStep::Continue,
         }
     }
 }
@@ -301,8 +298,8 @@ mod tests {
         challenges_and_responses
             .iter()
             .map(|(challenge, response)| {
-                if let Some(challenge) = challenge {
-                    exchange.on_challenge(challenge);
+                if challenge.is_some() {
+                    exchange.on_challenge();
                 }
                 match exchange.on_response(response, &mut ctx) {
                     SaslStep::Continue => "continue".to_string(),
@@ -329,21 +326,34 @@ mod tests {
     }
 
     #[test]
-    fn login_follows_prompts_in_either_order() {
-        let user_prompt = b64(b"Username:");
-        let pass_prompt = b64(b"Password:");
+    fn login_takes_the_user_name_first_and_the_password_second() {
+        let (user, password) = (b64(b"alice"), b64(b"Zq9@SECRET-7731"));
+        let expected = ["continue", "Password user=alice len=Some(15)"];
+        assert_eq!(run("LOGIN", &[(Some(b""), &user), (Some(b""), &password)]), expected);
+        // An initial response is the first; responses after the password change nothing.
+        assert_eq!(run("LOGIN", &[(None, &user), (Some(b""), &password), (Some(b""), &password)])[..2], expected);
+        assert_eq!(run("LOGIN", &[(None, &user), (Some(b""), &password), (Some(b""), &user)])[2], "continue");
+    }
+
+    #[test]
+    fn login_never_takes_a_later_response_for_the_user_name() {
+        // The first response is not base64: it still was the user name's turn, so the next
+        // one is the password, reported with no user name.
+        let password = b64(b"Zq9@SECRET-7731");
         assert_eq!(
-            run("LOGIN", &[(Some(&user_prompt), &b64(b"alice")), (Some(&pass_prompt), &b64(b"secret"))]),
-            ["continue", "Password user=alice len=Some(6)"]
+            run("LOGIN", &[(None, b"alice!"), (None, &password), (None, &password)]),
+            ["malformed", "Password user=- len=Some(15)", "continue"]
         );
-        assert_eq!(
-            run("LOGIN", &[(Some(&pass_prompt), &b64(b"secret")), (Some(&user_prompt), &b64(b"alice"))])[0],
-            "Password user=- len=Some(6)"
-        );
-        assert_eq!(
-            run("LOGIN", &[(None, &b64(b"carol")), (None, &b64(b"pw"))]),
-            ["continue", "Password user=carol len=Some(2)"]
-        );
+    }
+
+    #[test]
+    fn a_login_exchange_debug_shows_no_response() {
+        let mut parts = CtxParts::default();
+        let mut exchange = SaslExchange::new(b"LOGIN");
+        exchange.on_response(&b64(b"Canary-First-Response"), &mut parts.ctx(Timestamp(0)));
+        let debug = format!("{exchange:?}");
+        assert!(debug.contains("login_user_len: Some(21)"));
+        assert!(!debug.contains("Canary"), "the first response appears in Debug");
     }
 
     #[test]
@@ -382,7 +392,7 @@ mod tests {
         for (role, line) in lines {
             match line {
                 Some(line) => {
-                    let reply = session.on_piece(*role, Piece::Line { line, more_follows: false }, &mut ctx);
+                    let reply = session.on_piece(*role, Piece::Line { line }, &mut ctx);
                     logged_in |= reply.done == Some(DoneReason::Authenticated);
                 }
                 None => session.on_gap(*role),

@@ -52,7 +52,7 @@ enum LiteralUse {
     Mechanism,
     /// A client's SASL response (or AUTHENTICATE's initial response).
     SaslResponse,
-    /// A server's SASL challenge.
+    /// A server's SASL challenge: only its end matters (the exchange goes on).
     SaslChallenge,
     /// Anything else (a script): skipped.
     Skipped,
@@ -214,7 +214,7 @@ impl ManageSieveSession {
 
     fn on_literal_bytes(&mut self, role: Role, data: &[u8], last: bool, ctx: &mut Ctx<'_>) {
         let Some(literal) = self.literal.as_mut().filter(|literal| literal.role == role) else { return };
-        if literal.usage != LiteralUse::Skipped {
+        if matches!(literal.usage, LiteralUse::Mechanism | LiteralUse::SaslResponse) {
             literal.bytes.extend_from_slice(data);
         }
         if !last {
@@ -228,7 +228,7 @@ impl ManageSieveSession {
             LiteralUse::SaslResponse => self.sasl_response(&literal.bytes, ctx),
             LiteralUse::SaslChallenge => {
                 if let Some(sasl) = &mut self.sasl {
-                    sasl.on_challenge(&literal.bytes);
+                    sasl.on_challenge();
                 }
             }
             LiteralUse::Skipped => {}
@@ -357,9 +357,9 @@ impl ManageSieveSession {
                 Some(status) => self.on_status(status, ctx),
                 None => Reply::line(),
             },
-            (Some(Token::Quoted(challenge)), _) if in_sasl => {
+            (Some(Token::Quoted(_)), _) if in_sasl => {
                 if let Some(sasl) = &mut self.sasl {
-                    sasl.on_challenge(challenge);
+                    sasl.on_challenge();
                 }
                 Reply::line()
             }

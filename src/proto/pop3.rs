@@ -270,7 +270,7 @@ impl Pop3Session {
         }
         if let Status::Continue = status {
             if let Some(sasl) = &mut self.sasl {
-                sasl.on_challenge(line.get(2..).unwrap_or(&[]));
+                sasl.on_challenge();
             }
             return Reply::line();
         }

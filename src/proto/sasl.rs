@@ -21,11 +21,12 @@
 //! # LOGIN
 //!
 //! The LOGIN mechanism has no structure to parse: each step is one base64 string. The server's
-//! challenges are usually the base64 of `Username:` and `Password:`, but servers differ: some ask
-//! in the other order, some send an empty challenge with no prompt text at all, and the client may
-//! send the user name as an initial response before any challenge. A session therefore decodes the
-//! prompt when there is one to learn which answer is which, and otherwise takes the first response
-//! as the user name and the second as the password.
+//! challenges are usually the base64 of `Username:` and `Password:`, but servers differ in their
+//! prompts, and clients (Outlook, Thunderbird) answer by position, not by prompt text: the first
+//! response (the initial response, when the client sends one) is the user name, the second the
+//! password (draft-murchison-sasl-login). A session therefore goes by position alone; reading
+//! the prompts would let a prompt such as `Enter user secret:` make the password the reported
+//! user name.
 //! Decoding each step is [`decode_base64`] alone.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 

@@ -259,7 +259,7 @@ impl SmtpSession {
         match (front, code) {
             (Some(Command::Auth), 334) => {
                 if let Some(sasl) = &mut self.sasl {
-                    sasl.on_challenge(text);
+                    sasl.on_challenge();
                 }
                 return Reply::line();
             }

@@ -459,7 +459,7 @@ impl ImapSession {
             }
         } else if tag == b"+" {
             if let Some((_, sasl)) = &mut self.sasl {
-                sasl.on_challenge(rest);
+                sasl.on_challenge();
             }
         } else if !tag.is_empty() {
             return self.on_tagged(tag, status, text, ctx);
