@@ -253,3 +253,51 @@ fn an_unreachable_syslog_server_does_not_stop_the_run_but_sets_the_exit_status()
         assert!(stderr.contains("did not reach"), "the loss is reported: {stderr}");
     }
 }
+
+/// An SMTP AUTH PLAIN login whose authentication identity carries a line break, escape
+/// sequences and a forged alert line after its `@`, the part masking keeps.
+fn forged_line_login(dir: &Path) -> PathBuf {
+    use base64::Engine as _;
+    let authcid = "x@corp.test\n2026-05-28T20:26:40.009999Z  CLEARTEXT  smtp  AUTH PLAIN  v***  success  \
+                   10.9.9.9:5555 -> 10.0.0.2:25  forged\x1b[2K\x1b[1A\r";
+    let blob = base64::engine::general_purpose::STANDARD.encode(format!("\0{authcid}\0not-a-real-password"));
+    let mut conversation = credwatch::pcapwriter::Conversation::new(([10, 0, 0, 1], 40_000), ([10, 0, 0, 2], 587));
+    conversation.handshake().server(b"220 mx ESMTP\r\n").client(b"EHLO me\r\n").server(b"250 AUTH PLAIN\r\n");
+    conversation.client(format!("AUTH PLAIN {blob}\r\n").as_bytes()).server(b"235 ok\r\n");
+    let capture = dir.join("forged-line.pcap");
+    credwatch::pcapwriter::write_pcap_file(&capture, &conversation.frames().unwrap()).unwrap();
+    capture
+}
+
+/// Whether a human-readable output holds one alert line and no raw control character.
+fn assert_one_inert_alert_line(text: &str, origin: &str) {
+    let alert_lines = text.lines().filter(|line| line.split_whitespace().nth(1) == Some("CLEARTEXT")).count();
+    assert_eq!(alert_lines, 1, "{origin}: {text:?}");
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{origin}: {text:?}");
+    assert!(text.contains("x***@corp.test\\x0a2026"), "{origin}: the line break shows escaped: {text:?}");
+}
+
+#[test]
+fn a_user_name_cannot_forge_lines_in_text_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = forged_line_login(dir.path());
+    let capture = capture.to_str().unwrap();
+    let output = common::credwatch(&["read", capture], &[]);
+    assert!(output.status.success());
+    assert_one_inert_alert_line(&String::from_utf8(output.stdout).unwrap(), "stdout");
+
+    let file = dir.path().join("alerts.txt");
+    let spec = format!("file:{},format=text", file.display());
+    let output = common::credwatch(&["read", "-o", &spec, capture], &[]);
+    assert!(output.status.success());
+    assert_one_inert_alert_line(&std::fs::read_to_string(&file).unwrap(), "text file");
+
+    let output = common::credwatch(&["read", "--usernames", "full", capture], &[]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(
+        text.lines().filter(|line| line.split_whitespace().nth(1) == Some("CLEARTEXT")).count(),
+        1,
+        "full names: {text:?}"
+    );
+    assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "full names: {text:?}");
+}

@@ -50,20 +50,24 @@ pub(crate) fn keyed_hex(key: &[u8], data: &[u8]) -> String {
     digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
 }
 
+/// Masks the raw name, before any escaping: what is kept is the first character (or, when the
+/// name does not start with a UTF-8 character, its first byte) and what follows the last `@`.
+/// Masking the escaped text instead would let a name that starts with a literal `\x` keep three
+/// more characters, whatever they are.
 fn mask(raw: &[u8]) -> String {
-    let text = escape_non_utf8(raw);
-    let (local, domain) = match text.rfind('@') {
-        Some(at) => text.split_at(at),
-        None => (&*text, ""),
+    let (local, domain) = match raw.iter().rposition(|&byte| byte == b'@') {
+        Some(at) => raw.split_at(at),
+        None => (raw, &[][..]),
     };
-    // The first character, or the first escaped byte (`\xNN`); built without `format!`, which
-    // costs more than the rest of an alert's user name.
-    let kept = if local.starts_with("\\x") { 4 } else { 1 };
-    let first = local.char_indices().nth(kept).map_or(local, |(end, _)| local.get(..end).unwrap_or(local));
+    let first_len =
+        local.utf8_chunks().next().map_or(0, |chunk| chunk.valid().chars().next().map_or(1, char::len_utf8));
+    let first = escape_non_utf8(local.get(..first_len).unwrap_or_default());
+    let domain = escape_non_utf8(domain);
+    // Built without `format!`, which costs more than the rest of an alert's user name.
     let mut masked = String::with_capacity(first.len() + 3 + domain.len());
-    masked.push_str(first);
+    masked.push_str(&first);
     masked.push_str("***");
-    masked.push_str(domain);
+    masked.push_str(&domain);
     masked
 }
 
@@ -108,6 +112,13 @@ mod tests {
         let policy = RedactionPolicy { username: UsernamePolicy::Full, fingerprint_key: None };
         assert_eq!(policy.render_username(b"ab\xffc"), "ab\\xffc");
         assert_eq!(masked(b"\xfebc"), "\\xfe***");
+        assert_eq!(masked(b"\xe2\x82x@\xff.test"), "\\xe2***@\\xff.test", "a cut UTF-8 sequence keeps one byte");
+    }
+
+    #[test]
+    fn masking_keeps_one_character_of_the_raw_name_whatever_it_looks_like_escaped() {
+        assert_eq!(masked(b"\\x\x1b[2Kalice"), "\\***", "a literal \\x does not widen what is kept");
+        assert_eq!(masked(b"\\xab-secret"), "\\***");
     }
 
     #[test]

@@ -18,6 +18,7 @@
 mod alert_json;
 mod dedup;
 mod ecs;
+mod for_people;
 mod html;
 mod posture_table;
 mod queued;

@@ -3,6 +3,7 @@
 
 use std::io::{self, Write};
 
+use super::for_people::{escaped, escaped_or_empty};
 use super::{RepeatSummary, ServerReport, Sink};
 use crate::alert::Event;
 use crate::posture::{PostureClass, ServerPosture};
@@ -88,13 +89,60 @@ impl<W: Write + Send> Sink for PostureTable<W> {
                 std::net::SocketAddr::new(server.ip, server.port).to_string(),
                 starttls,
                 if server.login_disabled { "yes" } else { "no" },
-                server.plaintext_mechanisms.join(","),
+                escaped(&server.plaintext_mechanisms.join(",")),
                 server.sessions,
                 server.sessions_tls,
                 server.cleartext_logins,
-                server.software.as_deref().or(server.greeting.as_deref()).unwrap_or(""),
+                escaped_or_empty(server.software.as_deref().or(server.greeting.as_deref())),
             )?;
         }
         self.out.flush()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::alert::AppProto;
+    use crate::posture::PostureClass;
+
+    /// A server whose greeting and mechanism names carry `text`.
+    pub(crate) fn posture_showing(text: &str) -> ServerPosture {
+        ServerPosture {
+            timestamp: "2026-11-27T09:00:00.039000Z".into(),
+            event_type: "server_posture",
+            app_proto: AppProto::Imap,
+            ip: "198.51.100.6".parse().unwrap(),
+            port: 143,
+            class: PostureClass::NoTls,
+            remediation: PostureClass::NoTls.remediation(),
+            greeting: Some(format!("* OK {text}").into()),
+            software: None,
+            hostname: None,
+            starttls_offered: Some(false),
+            login_disabled: false,
+            plaintext_mechanisms: vec![format!("AUTH={text}")],
+            implicit_tls_ports: Vec::new(),
+            sessions: 1,
+            sessions_tls: 0,
+            cleartext_logins: 1,
+            distinct_users: 1,
+            truncated: false,
+            evidence: Vec::new(),
+            first_seen: "2026-11-27T09:00:00.039000Z".into(),
+            last_seen: "2026-11-27T09:00:00.039000Z".into(),
+            schema_version: 1,
+        }
+    }
+
+    #[test]
+    fn the_table_escapes_what_servers_said() {
+        let mut table = PostureTable::new(Vec::new());
+        table.posture(&posture_showing("x\x1b[2J\ny")).unwrap();
+        table.finish(&[]).unwrap();
+        let text = String::from_utf8(table.out).unwrap();
+        assert_eq!(text.lines().count(), 3, "headline, header, one server: {text:?}");
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("AUTH=x\\x1b[2J\\x0ay") && text.contains("* OK x\\x1b[2J\\x0ay"), "{text:?}");
     }
 }

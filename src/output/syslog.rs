@@ -111,6 +111,17 @@ mod tests {
     }
 
     #[test]
+    fn text_messages_are_one_line_without_control_characters() {
+        let header = Header { facility: Facility::default(), hostname: "sensor1".to_string(), procid: 77 };
+        let mut encoder = Encoder::new(Format::Text, Arc::new(Observer::default()));
+        let event = crate::output::text::tests::hostile_alert();
+        let message = String::from_utf8(header.message(Record::Event(&event), &mut encoder)).unwrap();
+        // No structured data (`-`): the SD-PARAM escapes of `"`, `\` and `]` do not apply to MSG.
+        assert!(message.starts_with("<131>1 2026-11-27T09:00:00.039000Z sensor1 credwatch 77 cleartext_credential - "));
+        assert!(!message.chars().any(char::is_control), "{message:?}");
+    }
+
+    #[test]
     fn unfit_header_values_become_nil() {
         assert_eq!(Header::new(Facility::default(), "my host").hostname, "-");
         assert_eq!(Header::new(Facility::default(), "").hostname, "-");

@@ -2,9 +2,11 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::SocketAddr;
 
+use super::for_people::{escaped, escaped_or_empty};
 use super::{Record, RepeatSummary, ServerReport, Sink};
 use crate::alert::{CredentialAlert, Event, EventType, Outcome, Remediation};
 use crate::capture::Timestamp;
@@ -48,7 +50,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             p.medium,
             p.reset,
             alert.anomaly.kind,
-            alert.anomaly.detail,
+            escaped(&alert.anomaly.detail),
             SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
             SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
         ),
@@ -77,7 +79,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             server.shown(server.clients),
             starttls_word(server.starttls_offered),
             remediation_word(server.remediation),
-            server.software.as_deref().or(server.greeting.as_deref()).unwrap_or(""),
+            escaped_or_empty(server.software.as_deref().or(server.greeting.as_deref())),
         ),
         Record::Posture(posture) => format!(
             "{}  POSTURE    {:<4}  {}  class={} starttls={} sessions={} tls={} cleartext_logins={}  {}",
@@ -89,7 +91,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             posture.sessions,
             posture.sessions_tls,
             posture.cleartext_logins,
-            posture.software.as_deref().or(posture.greeting.as_deref()).unwrap_or(""),
+            escaped_or_empty(posture.software.as_deref().or(posture.greeting.as_deref())),
         ),
         Record::Event(Event::Stats(stats)) => format!(
             "{}  {}STATS{}      packets {} bytes {} drops kernel {} interface {} queue {}  flows {} evicted {}  gaps {}  alerts {}/{}/{}",
@@ -153,12 +155,12 @@ fn credential_line(
         reset = p.reset,
         dim = p.dim,
         proto = view.proto,
-        mech = view.mechanism,
-        user = view.username.unwrap_or("(unseen)"),
+        mech = escaped(view.mechanism),
+        user = view.username.map_or(Cow::Borrowed("(unseen)"), escaped),
         outcome = view.outcome.name(),
         client = view.client,
         server = view.server,
-        greeting = view.greeting.unwrap_or(""),
+        greeting = escaped_or_empty(view.greeting),
     )
 }
 
@@ -212,7 +214,7 @@ impl<W: Write + Send> Sink for TextSink<W> {
             let address = SocketAddr::new(server.ip, server.port).to_string();
             let starttls = starttls_word(server.starttls_offered);
             let remediation = remediation_word(server.remediation);
-            let identity = server.software.as_deref().or(server.greeting.as_deref()).unwrap_or("");
+            let identity = escaped_or_empty(server.software.as_deref().or(server.greeting.as_deref()));
             writeln!(
                 self.out,
                 "  {:<5} {:<40} {:>9} {:>5} {:>5} {:>7}  {:<9} {:<24} {}",
@@ -291,6 +293,29 @@ pub(crate) mod tests {
         assert!(text.starts_with("2026-11-27T09:00:00.039000Z  CLEARTEXT  pop3  USER/PASS"), "{text}");
         assert!(text.contains("a***") && text.contains("192.0.2.10:50110 -> 198.51.100.5:110"));
         assert!(!text.contains('\x1b'));
+    }
+
+    /// An alert whose user name, mechanism and greeting carry what a hostile client or server
+    /// would put there to forge lines or drive the terminal.
+    pub(crate) fn hostile_alert() -> Event {
+        let mut event = sample_alert();
+        if let Event::Credential(alert) = &mut event {
+            alert.credential.username = Some("\x1b[2K\r@corp.test\n2026-11-27T09:00:00Z  CLEARTEXT  fake".into());
+            alert.credential.mechanism = "AUTH X\x1b]0;title\x07".into();
+            alert.server.greeting = Some("+OK \u{9b}31m ready\r".into());
+        }
+        event
+    }
+
+    #[test]
+    fn wire_strings_cannot_break_the_line_or_reach_the_terminal_raw() {
+        let mut sink = TextSink::new(Vec::new(), false);
+        sink.event(&hostile_alert()).unwrap();
+        let text = String::from_utf8(sink.out).unwrap();
+        assert_eq!(text.matches('\n').count(), 1, "one record, one line: {text:?}");
+        assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
+        assert!(text.contains("\\x1b[2K\\x0d@corp.test\\x0a2026"), "{text:?}");
+        assert!(text.contains("AUTH X\\x1b]0;title\\x07") && text.contains("+OK \\x9b31m ready\\x0d"), "{text:?}");
     }
 
     #[test]
