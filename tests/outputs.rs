@@ -301,3 +301,35 @@ fn a_user_name_cannot_forge_lines_in_text_outputs() {
     );
     assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "full names: {text:?}");
 }
+
+/// Whether `c` is one of the invisible characters a greeting or user name below carries.
+fn is_planted_invisible(c: char) -> bool {
+    matches!(c, '\u{202e}' | '\u{2028}' | '\u{2029}' | '\u{feff}')
+}
+
+#[test]
+fn format_characters_and_separators_show_escaped_in_every_output_for_people() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conversation = credwatch::pcapwriter::Conversation::new(([10, 0, 0, 1], 40_007), ([10, 0, 0, 2], 110));
+    conversation.handshake().server("+OK \u{202e}ydaer\u{2028}\u{2029}\u{feff} POP3\r\n".as_bytes());
+    conversation.client("USER \u{202e}moc.tset@ecila\r\n".as_bytes()).server(b"+OK\r\n");
+    conversation.client(b"PASS not-a-real-password\r\n").server(b"+OK\r\n");
+    let capture = dir.path().join("format-characters.pcap");
+    credwatch::pcapwriter::write_pcap_file(&capture, &conversation.frames().unwrap()).unwrap();
+    let capture = capture.to_str().unwrap();
+    let html = dir.path().join("report.html");
+
+    for args in
+        [&["read"][..], &["read", "--usernames", "full"], &["posture"], &["report", "--html", html.to_str().unwrap()]]
+    {
+        let output = common::credwatch(&[args, &[capture]].concat(), &[]);
+        assert!(output.status.success(), "{args:?}");
+        let text = if args[0] == "report" {
+            std::fs::read_to_string(&html).unwrap()
+        } else {
+            String::from_utf8(output.stdout).unwrap()
+        };
+        assert!(!text.chars().any(is_planted_invisible), "{args:?}: {text:?}");
+        assert!(text.contains("+OK \\u{202e}ydaer\\u{2028}\\u{2029}\\u{feff} POP3"), "{args:?}: {text:?}");
+    }
+}

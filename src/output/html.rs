@@ -19,6 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
+use super::for_people::is_format_or_separator;
 use super::{RepeatSummary, ServerReport, Sink};
 use crate::alert::{AnomalyAlert, AppProto, Event, EventType, Remediation};
 use crate::capture::Timestamp;
@@ -128,7 +129,9 @@ impl<W: Write + Send> Sink for HtmlReport<W> {
 }
 
 /// Escapes text for HTML element content and quoted attribute values. Control characters (which
-/// HTML forbids or a browser may hide) are shown as `\u{..}`, and noncharacters as U+FFFD.
+/// HTML forbids or a browser may hide) and invisible format characters and separators (a
+/// right-to-left override would make a name or greeting read backwards) are shown as `\u{..}`,
+/// and noncharacters as U+FFFD.
 fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
@@ -139,7 +142,7 @@ fn escape(text: &str) -> String {
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&#39;"),
             '\t' | '\n' => escaped.push(c),
-            c if c.is_control() => {
+            c if c.is_control() || is_format_or_separator(c) => {
                 let _ = write!(escaped, "\\u{{{:04x}}}", u32::from(c));
             }
             c if is_noncharacter(c) => escaped.push('\u{fffd}'),
@@ -816,6 +819,12 @@ mod tests {
         assert_eq!(escape("tab\tok\nline"), "tab\tok\nline");
         assert_eq!(escape("x\u{fdd0}\u{ffff}y"), "x\u{fffd}\u{fffd}y");
         assert_eq!(escape("Dovecot ready. é 日本"), "Dovecot ready. é 日本");
+    }
+
+    #[test]
+    fn escape_shows_format_characters_and_separators() {
+        assert_eq!(escape("a\u{202e}gpj.exe"), "a\\u{202e}gpj.exe");
+        assert_eq!(escape("\u{feff}x\u{2028}y\u{2029}\u{200d}"), "\\u{feff}x\\u{2028}y\\u{2029}\\u{200d}");
     }
 
     #[test]

@@ -107,7 +107,7 @@ mod tests {
     use crate::posture::PostureClass;
 
     /// A server whose greeting and mechanism names carry `text`.
-    pub(crate) fn posture_showing(text: &str) -> ServerPosture {
+    fn posture_showing(text: &str) -> ServerPosture {
         ServerPosture {
             timestamp: "2026-11-27T09:00:00.039000Z".into(),
             event_type: "server_posture",
@@ -144,5 +144,14 @@ mod tests {
         assert_eq!(text.lines().count(), 3, "headline, header, one server: {text:?}");
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
         assert!(text.contains("AUTH=x\\x1b[2J\\x0ay") && text.contains("* OK x\\x1b[2J\\x0ay"), "{text:?}");
+    }
+
+    #[test]
+    fn the_table_shows_format_characters_escaped() {
+        let mut table = PostureTable::new(Vec::new());
+        table.posture(&posture_showing("\u{202e}gnp\u{2029}")).unwrap();
+        table.finish(&[]).unwrap();
+        let text = String::from_utf8(table.out).unwrap();
+        assert!(text.contains("* OK \\u{202e}gnp\\u{2029}"), "{text:?}");
     }
 }

@@ -319,6 +319,18 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn invisible_format_characters_and_separators_show_escaped() {
+        let mut event = sample_alert();
+        if let Event::Credential(alert) = &mut event {
+            alert.credential.username = Some("\u{202e}***@corp.test".into());
+            alert.server.greeting = Some("+OK \u{2028}\u{2029}\u{feff} ready".into());
+        }
+        let line = line(Record::Event(&event), &PLAIN);
+        assert!(line.contains("\\u{202e}***@corp.test"), "{line:?}");
+        assert!(line.contains("+OK \\u{2028}\\u{2029}\\u{feff} ready"), "{line:?}");
+    }
+
+    #[test]
     fn colour_only_when_asked() {
         let mut sink = TextSink::new(Vec::new(), true);
         sink.event(&sample_alert()).unwrap();
