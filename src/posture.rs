@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use crate::alert::{
     AnomalyAlert, AnomalyInfo, AnomalyKind, AppProto, Capabilities, Event, EventType, Outcome, SecretKind,
-    SessionObservation, SCHEMA_VERSION,
+    SessionObservation, UserKey, SCHEMA_VERSION,
 };
 use crate::capture::Timestamp;
 use crate::keyed_hash::{KeyedMap, KeyedSet};
@@ -117,8 +117,9 @@ struct Entry {
     /// list to every session, and taking in the same list again changes nothing.
     last_capabilities: Option<(Capabilities, Option<bool>)>,
     cleartext_logins: u64,
-    /// Hashed, not ordered: looked up for every alert, only counted.
-    users: KeyedSet<String>,
+    /// Who logged in (masked names merge accounts). Hashed, not ordered: looked up for every
+    /// alert, only counted.
+    users: KeyedSet<UserKey>,
     /// A user name, mechanism or capability list was not kept: the tracker was full.
     truncated: bool,
     first_seen: Option<Timestamp>,
@@ -196,9 +197,9 @@ impl PostureTracker {
                 {
                     entry.cleartext_logins += 1;
                 }
-                if let Some(user) = alert.credential.username.as_ref().filter(|user| !entry.users.contains(*user)) {
+                if let Some(user) = alert.credential.user_identity().filter(|user| !entry.users.contains(user)) {
                     if holdings.keep_value(&mut entry.truncated) {
-                        entry.users.insert(user.clone());
+                        entry.users.insert(user);
                     }
                 }
                 Findings::default()

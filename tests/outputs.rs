@@ -333,3 +333,52 @@ fn format_characters_and_separators_show_escaped_in_every_output_for_people() {
         assert!(text.contains("+OK \\u{202e}ydaer\\u{2028}\\u{2029}\\u{feff} POP3"), "{args:?}: {text:?}");
     }
 }
+
+/// POP3 logins a minute apart to one server by `alice@`, `adam@`, `anna@corp.test` (masked alike
+/// as `a***@corp.test`), then `adam@` again.
+fn logins_masked_alike(dir: &Path) -> PathBuf {
+    let mut frames = Vec::new();
+    for (n, user) in ["alice", "adam", "anna", "adam"].into_iter().enumerate() {
+        let port = 40_000 + u16::try_from(n).unwrap();
+        let mut conversation = credwatch::pcapwriter::Conversation::new(([10, 0, 0, 1], port), ([10, 0, 0, 2], 110));
+        conversation.start_at(credwatch::capture::Timestamp::from_secs_nanos(1_795_770_000 + 60 * n as u64, 0));
+        conversation.handshake().server(b"+OK POP3 ready\r\n");
+        conversation.client(format!("USER {user}@corp.test\r\n").as_bytes()).server(b"+OK\r\n");
+        conversation.client(b"PASS not-a-real-password\r\n").server(b"+OK\r\n");
+        frames.extend(conversation.frames().unwrap());
+    }
+    let capture = dir.join("masked-alike.pcap");
+    credwatch::pcapwriter::write_pcap_file(&capture, &frames).unwrap();
+    capture
+}
+
+#[test]
+fn accounts_masked_alike_are_neither_deduplicated_together_nor_counted_as_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = logins_masked_alike(dir.path());
+    let events = run_json(&capture, &["--dedup-window", "1h"]);
+    let validator = schema("events.schema.json");
+    events.iter().for_each(|line| assert_valid(&validator, line, "masked alike"));
+    let alerts = common::of_type(&events, "cleartext_credential");
+    assert_eq!(alerts.len(), 3, "one per account: {events:#?}");
+    assert!(alerts.iter().all(|alert| alert["credential"]["username"] == "a***@corp.test"));
+    let repeats = common::of_type(&events, "repeat_summary");
+    assert_eq!(repeats.len(), 1, "adam's second login");
+    assert_eq!(repeats[0]["repeat_count"], 2);
+    let reports = common::of_type(&events, "server_report");
+    assert_eq!(reports[0]["users"], 3);
+    assert_eq!(reports[0]["user_names"], serde_json::json!(["a***@corp.test"]));
+    let postures = common::of_type(&events, "server_posture");
+    assert_eq!(postures[0]["distinct_users"], 3);
+
+    let output = common::credwatch(&["read", capture.to_str().unwrap()], &[]);
+    let text = String::from_utf8(output.stdout).unwrap();
+    let row = text.lines().find(|line| line.trim_start().starts_with("pop3  10.0.0.2:110")).unwrap();
+    assert_eq!(row.split_whitespace().nth(4), Some("3"), "the USERS column: {row}");
+
+    let html = dir.path().join("report.html");
+    let output = common::credwatch(&["report", "--html", html.to_str().unwrap(), capture.to_str().unwrap()], &[]);
+    assert!(output.status.success());
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("<td class=\"users\"><strong>3</strong>"), "the Users cell");
+}

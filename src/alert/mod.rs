@@ -18,7 +18,8 @@ use crate::capture::Timestamp;
 
 pub use community_id::{community_id_v1, CommunityId, PROTO_TCP};
 pub(crate) use redact::keyed_hex;
-pub use redact::{RedactionPolicy, UsernamePolicy};
+use redact::UserName;
+pub use redact::{RedactionPolicy, UserKey, UsernamePolicy};
 pub use stats::{AlertCounts, InterfaceStats, StatsEvent};
 
 /// Version of the JSON event contract; bumped when a field changes meaning or disappears.
@@ -158,6 +159,10 @@ pub struct Credential {
     pub secret: SecretKind,
     /// The user name after the redaction policy (masked by default); null when the capture did not show it.
     pub username: Option<String>,
+    /// Who the user name belongs to (see [`UserKey`]); `None` when the capture did not show it,
+    /// or the event was built without one. Never written out.
+    #[serde(skip)]
+    pub user_key: Option<UserKey>,
     pub outcome: Outcome,
     /// Length in bytes of the secret that crossed (not for challenge-responses).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -165,6 +170,14 @@ pub struct Credential {
     /// Keyed fingerprint of the secret (only with `--fingerprint-key`), to spot reuse without revealing it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_fingerprint: Option<String>,
+}
+
+impl Credential {
+    /// Who logged in, for deduplication and distinct-user counts: the key of the raw name, or for
+    /// an event built without one, of the name as shown.
+    pub fn user_identity(&self) -> Option<UserKey> {
+        self.user_key.or_else(|| self.username.as_deref().map(|shown| UserKey::of(UserName::Shown(shown))))
+    }
 }
 
 /// What the flow revealed about the server that accepted (or was sent) the credential.

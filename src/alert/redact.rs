@@ -2,6 +2,8 @@
 //! here at all (see [`crate::proto`]).
 
 use std::borrow::Cow;
+use std::hash::BuildHasher;
+use std::sync::OnceLock;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -36,6 +38,67 @@ impl RedactionPolicy {
             UsernamePolicy::Hashed { key } => format!("hmac-sha256:{}", keyed_hex(key, raw)),
         }
     }
+
+    /// Who the raw user name belongs to, whatever the policy shows of it.
+    pub fn user_key(&self, raw: &[u8]) -> UserKey {
+        UserKey::of(UserName::Raw(raw))
+    }
+}
+
+/// Who a user name belongs to, without naming them: a keyed digest of the raw name. Masked names
+/// merge accounts (`alice@`, `adam@` and `anna@corp.test` all show as `a***@corp.test`), so
+/// deduplication and the distinct-user counts go by this instead. Internal: never serialised,
+/// and its `Debug` shows nothing.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct UserKey([u8; 16]);
+
+impl std::fmt::Debug for UserKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UserKey(..)")
+    }
+}
+
+/// What a [`UserKey`] digests: the raw name as the wire carried it, or (for events built without
+/// one) the name as shown. Tagged, so that a raw name can never match another's shown form.
+#[derive(Clone, Copy)]
+pub(crate) enum UserName<'a> {
+    Raw(&'a [u8]),
+    Shown(&'a str),
+}
+
+impl UserKey {
+    pub(crate) fn of(name: UserName<'_>) -> UserKey {
+        let (tag, bytes) = match name {
+            UserName::Raw(raw) => (0u8, raw),
+            UserName::Shown(shown) => (1u8, shown.as_bytes()),
+        };
+        let mut digest = [0u8; 16];
+        // HMAC takes keys of any length, so this cannot fail.
+        if let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(process_key()) {
+            mac.update(&[tag]);
+            mac.update(bytes);
+            for (to, from) in digest.iter_mut().zip(mac.finalize().into_bytes()) {
+                *to = from;
+            }
+        }
+        UserKey(digest)
+    }
+}
+
+/// A random key of this process for [`UserKey`]s: they are only compared in memory, within one
+/// run, so no configured key is needed, and one nobody knows keeps a digest from being tested
+/// against guessed names. Drawn from the operating system's randomness through std's
+/// `RandomState` (a 128-bit SipHash key), the same for every thread.
+fn process_key() -> &'static [u8; 32] {
+    static KEY: OnceLock<[u8; 32]> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let random = std::hash::RandomState::new();
+        let mut key = [0u8; 32];
+        for (index, chunk) in key.chunks_mut(8).enumerate() {
+            chunk.copy_from_slice(&random.hash_one(index).to_le_bytes());
+        }
+        key
+    })
 }
 
 /// Lower-case hex of the first 8 bytes of HMAC-SHA256(key, data): short enough to read, long
@@ -119,6 +182,18 @@ mod tests {
     fn masking_keeps_one_character_of_the_raw_name_whatever_it_looks_like_escaped() {
         assert_eq!(masked(b"\\x\x1b[2Kalice"), "\\***", "a literal \\x does not widen what is kept");
         assert_eq!(masked(b"\\xab-secret"), "\\***");
+    }
+
+    #[test]
+    fn user_keys_tell_apart_the_accounts_masking_merges_and_show_nothing() {
+        let policy = RedactionPolicy::default();
+        let names: [&[u8]; 3] = [b"alice@corp.test", b"adam@corp.test", b"anna@corp.test"];
+        let keys: std::collections::BTreeSet<UserKey> = names.iter().map(|name| policy.user_key(name)).collect();
+        assert_eq!(keys.len(), 3);
+        assert!(names.iter().all(|name| masked(name) == "a***@corp.test"));
+        assert_eq!(policy.user_key(b"alice@corp.test"), policy.user_key(b"alice@corp.test"));
+        assert_ne!(UserKey::of(UserName::Raw(b"a***")), UserKey::of(UserName::Shown("a***")));
+        assert_eq!(format!("{:?}", policy.user_key(b"alice@corp.test")), "UserKey(..)");
     }
 
     #[test]

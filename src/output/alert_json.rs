@@ -421,6 +421,7 @@ mod tests {
                 mechanism: if pick(32) { "AUTHENTICATE PLAIN".into() } else { "USER/PASS".into() },
                 secret,
                 username: pick(64).then(|| "j***@exämple.test".to_string()),
+                user_key: None,
                 outcome: [Outcome::Success, Outcome::Failure, Outcome::Unknown][variant / 3 % 3],
                 secret_length: pick(128).then_some(12),
                 secret_fingerprint: pick(256).then(|| "hmac-sha256:00ff".to_string()),

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::{ServerReport, Sink};
 use crate::alert::{
     AppProto, ClientIdentity, Credential, CredentialAlert, Event, EventType, FlowMeta, Outcome, Remediation,
-    ServerIdentity, SCHEMA_VERSION,
+    ServerIdentity, UserKey, SCHEMA_VERSION,
 };
 use crate::capture::Timestamp;
 
@@ -49,13 +49,14 @@ pub struct RepeatSummary {
     pub schema_version: u32,
 }
 
-/// What makes two alerts "the same" for deduplication.
+/// What makes two alerts "the same" for deduplication. The user is who logged in, not the name
+/// as shown: masked names merge accounts.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
     server: IpAddr,
     port: u16,
     app_proto: AppProto,
-    username: Option<String>,
+    user: Option<UserKey>,
     mechanism: Cow<'static, str>,
     outcome: Outcome,
 }
@@ -66,7 +67,7 @@ impl Key {
             server: alert.flow.dest_ip,
             port: alert.flow.dest_port,
             app_proto: alert.app_proto,
-            username: alert.credential.username.clone(),
+            user: alert.credential.user_identity(),
             mechanism: alert.credential.mechanism.clone(),
             outcome: alert.credential.outcome,
         }
@@ -272,6 +273,31 @@ mod tests {
             alert.flow.src_port = 40_000 + u16::try_from(seconds % 1000).unwrap();
         }
         event
+    }
+
+    /// A login by the account `raw`, shown masked as the default policy shows it.
+    fn masked_login_at(seconds: u64, raw: &[u8]) -> Event {
+        let policy = crate::alert::RedactionPolicy::default();
+        let mut event = login_at(seconds, &policy.render_username(raw));
+        if let Event::Credential(alert) = &mut event {
+            alert.credential.user_key = Some(policy.user_key(raw));
+        }
+        event
+    }
+
+    #[test]
+    fn accounts_masked_alike_are_not_merged() {
+        let mut dedup = Dedup::new(Recorder::default(), Duration::from_secs(3600));
+        for (second, raw) in [(0, &b"alice@corp.test"[..]), (60, b"adam@corp.test"), (120, b"anna@corp.test")] {
+            dedup.event(&masked_login_at(second, raw)).unwrap();
+        }
+        dedup.event(&masked_login_at(180, b"adam@corp.test")).unwrap();
+        dedup.finish(&[]).unwrap();
+        let recorder = dedup.into_inner();
+        assert_eq!(recorder.alerts.len(), 3, "one alert per account");
+        let [repeat] = recorder.repeats.as_slice() else { panic!("one summary, adam's") };
+        assert_eq!((repeat.repeat_count, repeat.first_seen), (2, recorder.alerts[1]));
+        assert!(!format!("{repeat:?}").contains("adam"), "Debug shows the masked name and no key");
     }
 
     #[test]

@@ -20,6 +20,7 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::for_people::is_format_or_separator;
+use super::summary::MAX_LISTED_USERS;
 use super::{RepeatSummary, ServerReport, Sink};
 use crate::alert::{AnomalyAlert, AppProto, Event, EventType, Remediation};
 use crate::capture::Timestamp;
@@ -376,9 +377,9 @@ impl<W: Write> Page<'_, W> {
             if !server.user_names.is_empty() {
                 let names: Vec<String> = server.user_names.iter().map(|name| escape(name)).collect();
                 write!(html, "<span class=\"names mono\">{}", names.join(", "))?;
-                let unlisted = server.users.saturating_sub(server.user_names.len());
-                if unlisted > 0 {
-                    write!(html, " and {unlisted} more")?;
+                // Accounts masked alike share a name, so the count cannot say how many are unlisted.
+                if server.user_names.len() >= MAX_LISTED_USERS {
+                    html.push_str(" and more");
                 }
                 html.push_str("</span>");
             }

@@ -9,9 +9,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, SCHEMA_VERSION};
+use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, UserKey, SCHEMA_VERSION};
 use crate::capture::Timestamp;
-use crate::keyed_hash::{KeyedMap, KeyedSet};
+use crate::keyed_hash::KeyedMap;
 use crate::tracker_limits::{Holdings, TrackerLimits};
 
 /// How many user names a report lists, so that one busy server does not make a huge event.
@@ -39,7 +39,8 @@ pub struct ServerReport {
     pub unknown_outcomes: u64,
     /// Distinct user names as reported (masked, hashed or full, per policy).
     pub users: usize,
-    /// Those names, sorted, at most `MAX_LISTED_USERS` (50) of them (`users` is the full count).
+    /// Their names as shown, sorted, each once (accounts masked alike share one), at most
+    /// `MAX_LISTED_USERS` (50) of them (`users` is the full count).
     pub user_names: Vec<String>,
     /// Distinct client addresses.
     pub clients: usize,
@@ -64,8 +65,9 @@ struct Entry {
     successes: u64,
     failures: u64,
     unknown_outcomes: u64,
-    /// Hashed, not ordered: looked up for every alert, sorted once per report.
-    users: KeyedSet<String>,
+    /// Each account seen (by who logged in: masked names merge accounts) with its name as
+    /// shown. Hashed, not ordered: looked up for every alert, sorted once per report.
+    users: KeyedMap<UserKey, String>,
     clients: BTreeSet<IpAddr>,
     mechanisms: BTreeSet<String>,
     /// A user name, client or mechanism was not kept: the tracker was full.
@@ -85,10 +87,10 @@ impl ServerReport {
     }
 }
 
-/// The first [`MAX_LISTED_USERS`] names in sorted order.
-fn first_names(users: &KeyedSet<String>) -> Vec<String> {
-    let mut names: Vec<&String> = users.iter().collect();
-    names.sort_unstable();
+/// The first [`MAX_LISTED_USERS`] names as shown, in sorted order, each once: accounts masked
+/// alike share one (`users` counts them apart).
+fn first_names(users: &KeyedMap<UserKey, String>) -> Vec<String> {
+    let names: BTreeSet<&String> = users.values().collect();
     names.into_iter().take(MAX_LISTED_USERS).cloned().collect()
 }
 
@@ -142,9 +144,9 @@ impl ServerSummary {
             Outcome::Unknown => entry.unknown_outcomes += 1,
         }
         // Looked up before copied: most alerts repeat a user and a mechanism already counted.
-        if let Some(user) = alert.credential.username.as_ref().filter(|user| !entry.users.contains(*user)) {
-            if holdings.keep_value(&mut entry.truncated) {
-                entry.users.insert(user.clone());
+        if let (Some(user), Some(name)) = (alert.credential.user_identity(), &alert.credential.username) {
+            if !entry.users.contains_key(&user) && holdings.keep_value(&mut entry.truncated) {
+                entry.users.insert(user, name.clone());
             }
         }
         if !entry.clients.contains(&alert.flow.src_ip) && holdings.keep_value(&mut entry.truncated) {
@@ -224,6 +226,22 @@ mod tests {
         assert_eq!(report.remediation, Remediation::ServerOffersNoTls);
         assert_eq!(report.software.as_deref(), Some("Dovecot"));
         assert_eq!(report.starttls_offered, Some(false));
+    }
+
+    #[test]
+    fn accounts_masked_alike_count_as_distinct_users() {
+        let policy = crate::alert::RedactionPolicy::default();
+        let mut summary = ServerSummary::default();
+        for raw in [&b"alice@corp.test"[..], b"adam@corp.test", b"anna@corp.test", b"adam@corp.test"] {
+            let mut event = login(&policy.render_username(raw), "192.0.2.1", Outcome::Success, "2026-11-27T09:00:00Z");
+            if let Event::Credential(alert) = &mut event {
+                alert.credential.user_key = Some(policy.user_key(raw));
+            }
+            summary.add(&event);
+        }
+        let [report] = summary.reports().try_into().unwrap();
+        assert_eq!(report.users, 3);
+        assert_eq!(report.user_names, ["a***@corp.test"], "names as shown, each once");
     }
 
     /// The servers are kept in a hash map: the list must not depend on its order.

@@ -265,6 +265,7 @@ pub(crate) mod tests {
                 mechanism: "USER/PASS".into(),
                 secret: SecretKind::Password,
                 username: Some("a***".to_string()),
+                user_key: None,
                 outcome: Outcome::Success,
                 secret_length: Some(16),
                 secret_fingerprint: None,

@@ -143,6 +143,7 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
                     mechanism: credential.mechanism,
                     secret: credential.secret,
                     username: credential.username,
+                    user_key: credential.user_key,
                     outcome: credential.outcome,
                     secret_length: credential.secret_length,
                     secret_fingerprint: credential.secret_fingerprint,

@@ -88,12 +88,14 @@ impl PendingCredential {
     pub fn emit(self, proto: AppProto, outcome: Outcome, ctx: &mut Ctx<'_>) {
         let info = &self.server;
         let username = self.captured.user.as_deref().map(|user| ctx.config.policy.render_username(user));
+        let user_key = self.captured.user.as_deref().map(|user| ctx.config.policy.user_key(user));
         ctx.events.push(ProtoEvent::Credential(CredentialEvent {
             ts: self.ts,
             app_proto: proto,
             mechanism: self.mechanism,
             secret: self.captured.kind,
             username,
+            user_key,
             outcome,
             secret_length: self.captured.secret_length,
             secret_fingerprint: self.captured.fingerprint,

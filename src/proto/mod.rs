@@ -27,7 +27,7 @@ mod tests;
 use std::borrow::Cow;
 
 use crate::alert::{
-    AnomalyKind, AppProto, ClientIdentity, Outcome, RedactionPolicy, Remediation, SecretKind, ServerIdentity,
+    AnomalyKind, AppProto, ClientIdentity, Outcome, RedactionPolicy, Remediation, SecretKind, ServerIdentity, UserKey,
 };
 use crate::capture::Timestamp;
 use crate::flow::Side;
@@ -81,6 +81,8 @@ pub struct CredentialEvent {
     pub mechanism: Cow<'static, str>,
     pub secret: SecretKind,
     pub username: Option<String>,
+    /// Who the user name belongs to: tells apart accounts the masked name merges.
+    pub user_key: Option<UserKey>,
     pub outcome: Outcome,
     pub secret_length: Option<usize>,
     pub secret_fingerprint: Option<String>,
