@@ -29,12 +29,15 @@ pub struct Cli {
 
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
-  0   the run completed (whether or not credentials were found)
+  0   the run completed (whether or not credentials were found), or standard output, the only
+      output, was closed by its reader (`| head`) and the run stopped there
   1   fatal error (bad input list, output failure)
   2   bad command line
   3   some capture files could not be read to the end (the alerts found are still printed)
-  4   the run completed, but a file or syslog output lost records (counted on stderr)
-  10  with --fail-on-alert: a cleartext credential was found (and nothing failed)";
+  4   the run completed, but a file or syslog output lost records, or standard output was
+      closed by its reader while other outputs went on (counted on stderr)
+  10  with --fail-on-alert: a cleartext credential was found (and nothing failed; also when
+      standard output, the only output, was closed after one was found)";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {

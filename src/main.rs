@@ -130,12 +130,26 @@ fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Resu
         && (analysis.outputs.is_empty() || analysis.outputs.iter().any(|spec| spec.destination == Destination::Stdout));
     let mut progress =
         if progress_allowed && !alerts_on_terminal { TerminalProgress::on_stderr(input_size(&paths)) } else { None };
-    let report = pipeline::read_files_with_progress(
+    let run = pipeline::read_files_with_progress(
         &paths,
         &config,
         sink.as_mut(),
         progress.as_mut().map(|bar| bar as &mut dyn Progress),
-    )?;
+    );
+    let report = match run {
+        Ok(report) => report,
+        // Standard output, the only output, was closed by its reader (`| head`): stop quietly, as
+        // Unix tools do, still telling `--fail-on-alert` what was found by then.
+        Err(RunError::OutputClosed { cleartext_alerts }) => {
+            drop(sink);
+            return Ok(if args.fail_on_alert && cleartext_alerts > 0 {
+                ExitCode::from(EXIT_ALERT)
+            } else {
+                ExitCode::SUCCESS
+            });
+        }
+        Err(error) => return Err(error.into()),
+    };
     let undelivered = sink.undelivered();
     drop(sink);
     std::io::stdout().flush().ok();
@@ -237,5 +251,6 @@ fn is_broken_pipe(error: &anyhow::Error) -> bool {
     error.chain().any(|cause| {
         cause.downcast_ref::<std::io::Error>().is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
             || matches!(cause.downcast_ref::<RunError>(), Some(RunError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe)
+            || matches!(cause.downcast_ref::<RunError>(), Some(RunError::OutputClosed { .. }))
     })
 }

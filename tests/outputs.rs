@@ -382,3 +382,63 @@ fn accounts_masked_alike_are_neither_deduplicated_together_nor_counted_as_one() 
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("<td class=\"users\"><strong>3</strong>"), "the Users cell");
 }
+
+/// A capture of many POP3 logins: its JSON lines far outgrow a pipe's buffer and stdout's.
+fn many_logins(dir: &Path) -> PathBuf {
+    let mut frames = Vec::new();
+    for n in 0..1500u16 {
+        let mut conversation =
+            credwatch::pcapwriter::Conversation::new(([10, 0, 1, 1], 20_000 + n), ([10, 0, 0, 2], 110));
+        conversation.handshake().server(b"+OK POP3 ready\r\n");
+        conversation.client(format!("USER user{n}\r\n").as_bytes()).server(b"+OK\r\n");
+        conversation.client(b"PASS not-a-real-password\r\n").server(b"+OK\r\n");
+        frames.extend(conversation.frames().unwrap());
+    }
+    let capture = dir.join("many.pcap");
+    credwatch::pcapwriter::write_pcap_file(&capture, &frames).unwrap();
+    capture
+}
+
+/// Runs credwatch with `args`, its standard output read by a reader that takes 100 bytes and
+/// closes the pipe; returns the exit status and standard error.
+fn with_early_closing_reader(args: &[&str]) -> (Option<i32>, String) {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut head = [0u8; 100];
+    stdout.read_exact(&mut head).unwrap();
+    drop(stdout);
+    let output = child.wait_with_output().unwrap();
+    (output.status.code(), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
+#[test]
+fn a_closed_stdout_stops_a_run_alone_and_spares_the_other_outputs() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = many_logins(dir.path());
+    let capture = capture.to_str().unwrap();
+
+    let file = dir.path().join("alerts.json");
+    let spec = format!("file:{}", file.display());
+    let (status, stderr) =
+        with_early_closing_reader(&["read", "--fail-on-alert", "-f", "json", "-o", "stdout", "-o", &spec, capture]);
+    assert_eq!(status, Some(4), "stdout lost records while the file got them: {stderr}");
+    assert!(stderr.contains("standard output was closed by its reader"), "{stderr}");
+    let lines = common::parse_lines(&std::fs::read(&file).unwrap());
+    assert_eq!(common::of_type(&lines, "cleartext_credential").len(), 1500, "the file got every alert");
+
+    let (status, stderr) = with_early_closing_reader(&["read", "--fail-on-alert", "-f", "json", capture]);
+    assert_eq!(status, Some(10), "alone, stdout stops the run; alerts were found: {stderr}");
+    assert!(stderr.is_empty(), "quietly: {stderr}");
+    let (status, stderr) = with_early_closing_reader(&["read", "-f", "json", capture]);
+    assert_eq!(status, Some(0), "{stderr}");
+    let (status, stderr) = with_early_closing_reader(&["read", "--threads", "2", "-f", "json", capture]);
+    assert_eq!(status, Some(0), "{stderr}");
+}

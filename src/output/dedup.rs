@@ -233,6 +233,10 @@ impl<S: Sink> Sink for Dedup<S> {
     fn undelivered(&self) -> u64 {
         self.inner.undelivered()
     }
+
+    fn is_open(&self) -> bool {
+        self.inner.is_open()
+    }
 }
 
 #[cfg(test)]

@@ -23,6 +23,7 @@ mod html;
 mod posture_table;
 mod queued;
 mod spec;
+mod stdout;
 mod summary;
 mod syslog;
 pub(crate) mod text;
@@ -41,6 +42,7 @@ pub use html::HtmlReport;
 pub use posture_table::PostureTable;
 pub use queued::{QueuedSink, SinkStats};
 pub use spec::{Destination, OutputSpec};
+pub use stdout::StdoutSink;
 pub use summary::{ServerReport, ServerSummary};
 pub use syslog::Facility;
 pub use text::TextSink;
@@ -76,11 +78,16 @@ pub trait Sink: Send {
     fn reopen(&mut self) -> io::Result<()> {
         Ok(())
     }
-    /// Records that never reached their destination (a queue full while it was down, or still
-    /// queued for it at the end); final once `finish` has run. Sinks that fail loudly instead
-    /// (standard output) have none.
+    /// Records that never reached their destination (a queue full while it was down, still
+    /// queued for it at the end, or written after standard output's reader went away); final
+    /// once `finish` has run.
     fn undelivered(&self) -> u64 {
         0
+    }
+    /// Whether anything still reads what this sink writes: false once standard output's reader
+    /// has gone and no other destination is left behind it. The pipeline stops reading then.
+    fn is_open(&self) -> bool {
+        true
     }
 }
 
@@ -285,8 +292,8 @@ impl<W: Write + Send> Sink for LineSink<W> {
 }
 
 /// Every sink the user asked for, fed in turn. A queued sink (file, syslog) never fails here: it
-/// counts its own trouble. Standard output failing (e.g. a closed pipe) stops the run, as a
-/// command line tool should.
+/// counts its own trouble. Standard output closed by its reader ([`StdoutSink`]) is counted too,
+/// and the others go on; only when none is left open is the whole closed (the run stops).
 #[derive(Default)]
 pub struct Outputs {
     sinks: Vec<Box<dyn Sink + Send>>,
@@ -318,8 +325,10 @@ impl Outputs {
                         return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdout named twice in --output"));
                     };
                     outputs.sinks.push(match format {
-                        Format::Text => Box::new(TextSink::new(out, colour)),
-                        Format::Json | Format::Ecs => Box::new(LineSink::with_encoder(out, encoder)),
+                        Format::Text => Box::new(StdoutSink::new(TextSink::new(out, colour), format)),
+                        Format::Json | Format::Ecs => {
+                            Box::new(StdoutSink::new(LineSink::with_encoder(out, encoder), format))
+                        }
                     });
                 }
                 Destination::File(_) | Destination::SyslogUdp(_) | Destination::SyslogTcp(_) => {
@@ -371,7 +380,16 @@ impl Sink for Outputs {
     }
 
     fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
-        self.each(|sink| sink.finish(servers))
+        self.each(|sink| sink.finish(servers))?;
+        // Said only when the run went on for other outputs: alone, a closed pipe ends it quietly.
+        let missed: u64 = self.sinks.iter().filter(|sink| !sink.is_open()).map(|sink| sink.undelivered()).sum();
+        if missed > 0 && self.is_open() {
+            tracing::warn!(
+                lost = missed,
+                "standard output was closed by its reader: these records did not reach it (the other outputs got them)"
+            );
+        }
+        Ok(())
     }
 
     fn tick(&mut self, now: Timestamp) -> io::Result<()> {
@@ -389,6 +407,12 @@ impl Sink for Outputs {
     fn undelivered(&self) -> u64 {
         let queued = self.queued.iter().map(Sink::undelivered);
         queued.chain(self.sinks.iter().map(|sink| sink.undelivered())).sum()
+    }
+
+    /// Open while any sink is (queued sinks always are); an empty set has nothing to close.
+    fn is_open(&self) -> bool {
+        let no_sinks = self.sinks.is_empty() && self.queued.is_empty();
+        no_sinks || !self.queued.is_empty() || self.sinks.iter().any(|sink| sink.is_open())
     }
 }
 

@@ -149,6 +149,11 @@ pub struct RunReport {
 pub enum RunError {
     #[error("cannot write output: {0}")]
     Output(#[from] std::io::Error),
+    /// Every output's reader went away (standard output, the only one, was a pipe its reader
+    /// closed): the run stopped early, as Unix tools do. Carries the cleartext credentials found
+    /// by then, for `--fail-on-alert`.
+    #[error("standard output was closed by its reader")]
+    OutputClosed { cleartext_alerts: u64 },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -192,8 +197,11 @@ pub fn read_files_with_progress(
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
         shared.publish_worker(0, inline.engine.stats());
-        let stats = inline.output.stats(shared.event(counters.last_ts, true, false), config.stats_event)?;
-        inline.output.finish()?;
+        let output = &mut inline.output;
+        let stats = output
+            .stats(shared.event(counters.last_ts, true, false), config.stats_event)
+            .map_err(|error| output.stopped(error))?;
+        output.finish().map_err(|error| output.stopped(error))?;
         return Ok(report.completed(&shared, stats));
     }
     let mode = OutputMode { workers: config.workers(), ordered: true, flush_when_idle: false };
@@ -240,7 +248,10 @@ pub fn read_files_with_progress(
             Ok(writer) => writer?,
             Err(panic) => std::panic::resume_unwind(panic),
         };
-        let mut stats = writer.output.stats(shared.event(counters.last_ts, true, false), config.stats_event)?;
+        let output = &mut writer.output;
+        let mut stats = output
+            .stats(shared.event(counters.last_ts, true, false), config.stats_event)
+            .map_err(|error| output.stopped(error))?;
         stats.alerts = writer.finish()?;
         Ok(report.completed(&shared, stats))
     })
@@ -249,7 +260,7 @@ pub fn read_files_with_progress(
 /// What [`start_file_workers`] starts.
 struct FileWorkers<'scope, 'env> {
     /// Worker 1, which writes; joined, it returns the writer.
-    writing: ScopedJoinHandle<'scope, std::io::Result<Writer<'env>>>,
+    writing: ScopedJoinHandle<'scope, Result<Writer<'env>, RunError>>,
     others: Vec<ScopedJoinHandle<'scope, ()>>,
     /// Every worker's queue, worker 1's first.
     queues: Queues,
@@ -471,7 +482,7 @@ impl Inline<'_> {
         }
         sort_by_flow(&mut self.events);
         for event in self.events.drain(..) {
-            self.output.event(&event)?;
+            self.output.event(&event).map_err(|error| self.output.stopped(error))?;
         }
         self.shared.publish_alerts(&self.output.counts);
         Ok(())
@@ -488,7 +499,7 @@ impl Inline<'_> {
 struct Threads<'scope> {
     output: Sender<OutputMsg>,
     workers: Vec<ScopedJoinHandle<'scope, ()>>,
-    writer: ScopedJoinHandle<'scope, std::io::Result<crate::alert::AlertCounts>>,
+    writer: ScopedJoinHandle<'scope, Result<crate::alert::AlertCounts, RunError>>,
 }
 
 #[cfg_attr(not(feature = "live"), allow(dead_code))]

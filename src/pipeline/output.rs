@@ -13,6 +13,7 @@ use crate::posture::PostureTracker;
 
 use super::dispatch::{Order, END_OF_INPUT};
 use super::stats::{self, SharedStats};
+use super::RunError;
 
 /// What the workers and the control thread send the writer.
 pub enum OutputMsg {
@@ -66,7 +67,28 @@ impl<'s> Output<'s> {
         for posture in &findings.changed {
             self.sink.posture(posture)?;
         }
-        Ok(())
+        self.still_read()
+    }
+
+    /// A closed pipe when no output is read any more (standard output's reader went away and
+    /// nothing else is left), so that the run stops.
+    fn still_read(&self) -> io::Result<()> {
+        if self.sink.is_open() {
+            Ok(())
+        } else {
+            Err(io::ErrorKind::BrokenPipe.into())
+        }
+    }
+
+    /// What a failed write means for the run: a closed pipe (standard output's reader gone, and
+    /// no other output left open) stops it early, with the cleartext credentials found by then
+    /// (the one being written counted); any other failure is an output error.
+    pub fn stopped(&self, error: io::Error) -> RunError {
+        if error.kind() == io::ErrorKind::BrokenPipe {
+            RunError::OutputClosed { cleartext_alerts: self.counts.cleartext_credential }
+        } else {
+            RunError::Output(error)
+        }
     }
 
     /// Counts and writes one event (session records, the posture's raw material, are never written).
@@ -118,7 +140,8 @@ impl<'s> Output<'s> {
             self.sink.posture(&posture)?;
         }
         self.sink.finish(&self.summary.reports())?;
-        self.sink.flush()
+        self.sink.flush()?;
+        self.still_read()
     }
 }
 
@@ -196,7 +219,11 @@ impl<'s> Writer<'s> {
     }
 
     /// Acts on one message: writes what it makes ready, logs or writes stats, reopens, ticks.
-    pub fn take(&mut self, message: OutputMsg) -> io::Result<()> {
+    pub fn take(&mut self, message: OutputMsg) -> Result<(), RunError> {
+        self.act_on(message).map_err(|error| self.output.stopped(error))
+    }
+
+    fn act_on(&mut self, message: OutputMsg) -> io::Result<()> {
         match message {
             OutputMsg::Events { worker, events, done_below } => {
                 match &mut self.reorder {
@@ -226,14 +253,18 @@ impl<'s> Writer<'s> {
 
     /// Every sender is gone: what is still held, then the closing summary. Returns the counts of
     /// what was written.
-    pub fn finish(mut self) -> io::Result<AlertCounts> {
+    pub fn finish(mut self) -> Result<AlertCounts, RunError> {
+        self.drain_and_finish().map_err(|error| self.output.stopped(error))?;
+        Ok(self.output.counts)
+    }
+
+    fn drain_and_finish(&mut self) -> io::Result<()> {
         if let Some(reorder) = &mut self.reorder {
             for (_, event) in reorder.drain() {
                 self.output.event(&event)?;
             }
         }
-        self.output.finish()?;
-        Ok(self.output.counts)
+        self.output.finish()
     }
 }
 
@@ -244,14 +275,14 @@ pub fn run(
     sink: &mut dyn Sink,
     mode: OutputMode,
     shared: &SharedStats,
-) -> io::Result<AlertCounts> {
+) -> Result<AlertCounts, RunError> {
     let mut writer = Writer::new(sink, mode, shared);
     loop {
         let message = match receiver.try_recv() {
             Ok(message) => message,
             Err(_) => {
                 if mode.flush_when_idle {
-                    writer.output.sink.flush()?;
+                    writer.output.sink.flush().map_err(|error| writer.output.stopped(error))?;
                 }
                 match receiver.recv() {
                     Ok(message) => message,

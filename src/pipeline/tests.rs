@@ -155,20 +155,20 @@ fn a_missing_file_is_reported_and_the_others_are_read() {
     assert_eq!(sink.lines.len(), 1);
 }
 
-/// A sink that fails: the run must stop with the error, not hang on full queues.
-struct Broken;
+/// A sink that fails with `kind`: the run must stop with the error, not hang on full queues.
+struct Broken(io::ErrorKind);
 
 impl Sink for Broken {
     fn event(&mut self, _: &Event) -> io::Result<()> {
-        Err(io::ErrorKind::BrokenPipe.into())
+        Err(self.0.into())
     }
 
     fn repeat(&mut self, _: &RepeatSummary) -> io::Result<()> {
-        Err(io::ErrorKind::BrokenPipe.into())
+        Err(self.0.into())
     }
 
     fn finish(&mut self, _: &[ServerReport]) -> io::Result<()> {
-        Err(io::ErrorKind::BrokenPipe.into())
+        Err(self.0.into())
     }
 }
 
@@ -179,9 +179,25 @@ fn an_output_failure_ends_the_run_with_its_error() {
     write_pcap_file(&path, &workload(60)).unwrap();
     for threads in [1, 4] {
         let config = RunConfig { threads, queue_segments: 1, ..RunConfig::default() };
-        let error = read_files(std::slice::from_ref(&path), &config, &mut Broken).unwrap_err();
+        let error =
+            read_files(std::slice::from_ref(&path), &config, &mut Broken(io::ErrorKind::StorageFull)).unwrap_err();
         let RunError::Output(error) = error else { panic!("not an output error: {error}") };
-        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe, "{threads} threads");
+        assert_eq!(error.kind(), io::ErrorKind::StorageFull, "{threads} threads");
+    }
+}
+
+/// A closed pipe is the reader going away: the run stops, saying what it had found by then.
+#[test]
+fn a_closed_pipe_stops_the_run_with_the_cleartext_found_so_far() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.pcap");
+    write_pcap_file(&path, &workload(60)).unwrap();
+    for threads in [1, 4] {
+        let config = RunConfig { threads, queue_segments: 1, ..RunConfig::default() };
+        let error =
+            read_files(std::slice::from_ref(&path), &config, &mut Broken(io::ErrorKind::BrokenPipe)).unwrap_err();
+        let RunError::OutputClosed { cleartext_alerts } = error else { panic!("not a closed output: {error}") };
+        assert_eq!(cleartext_alerts, 1, "{threads} threads: the alert whose write found the pipe closed");
     }
 }
 

@@ -3,7 +3,7 @@
 //! thread, which writes too (file runs). It runs on a thread of its own, or (file runs) on the
 //! capture thread for the capture thread's own share of the flows.
 
-use std::io;
+use super::RunError;
 
 use crossbeam_channel::{Receiver, Sender};
 
@@ -38,7 +38,7 @@ pub fn run_writing<'s>(
     spare: Sender<Batch>,
     mut writer: Writer<'s>,
     others: Receiver<OutputMsg>,
-) -> io::Result<Writer<'s>> {
+) -> Result<Writer<'s>, RunError> {
     for batch in batches {
         shard.work_through(batch, &spare);
         if let Some(message) = shard.report() {
