@@ -222,6 +222,11 @@ impl StreamReassembler {
         }
     }
 
+    /// Sequence number of the stream's first byte, once the stream has started.
+    pub fn first_seq(&self) -> Option<u32> {
+        self.origin
+    }
+
     /// Sequence number of the next byte to deliver, once the stream has started.
     pub fn next_seq(&self) -> Option<u32> {
         // Truncation is the point: sequence numbers are offsets modulo 2^32.

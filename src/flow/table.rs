@@ -77,6 +77,8 @@ pub enum CloseReason {
     Timeout,
     Evicted,
     EndOfInput,
+    /// A SYN started another connection on the port pair before this one's end was captured.
+    Reused,
 }
 
 /// What the table tells its handler about a flow.
@@ -332,10 +334,12 @@ impl<H: FlowHandler> FlowTable<H> {
     pub fn process(&mut self, packet: &TcpPacket<'_>, ts: Timestamp, handler: &mut H) {
         let (key, side) = FlowKey::of(packet);
         let flags = packet.flags;
-        // A new SYN on a finished connection: the port pair was reused.
+        // A new SYN on a finished connection, or one that cannot be this connection's: the port
+        // pair was reused.
         let new_connection = flags.syn() && !flags.ack();
         if let Some(flow) = self.flows.get_mut(&key) {
-            if !(new_connection && flow.closing) {
+            let ends = new_connection && (flow.closing || starts_another_connection(flow, side, packet.seq));
+            if !ends {
                 let mut budget =
                     Budget { limits: &self.limits, buffered_total: &mut self.buffered_total, stats: &mut self.stats };
                 step(flow, &key, side, packet, ts, handler, &mut budget);
@@ -346,7 +350,8 @@ impl<H: FlowHandler> FlowTable<H> {
                 }
                 return;
             }
-            self.close(&key, CloseReason::Fin, handler);
+            let reason = if flow.closing { CloseReason::Fin } else { CloseReason::Reused };
+            self.close(&key, reason, handler);
         } else if let Some(last_seen) = self.closed.get_mut(&key) {
             if !new_connection {
                 *last_seen = (*last_seen).max(ts);
@@ -453,7 +458,7 @@ impl<H: FlowHandler> FlowTable<H> {
         }
         match reason {
             CloseReason::Evicted => self.stats.flows_evicted += 1,
-            CloseReason::Fin | CloseReason::Reset => self.stats.flows_closed += 1,
+            CloseReason::Fin | CloseReason::Reset | CloseReason::Reused => self.stats.flows_closed += 1,
             CloseReason::Timeout | CloseReason::EndOfInput => {}
         }
     }
@@ -871,8 +876,56 @@ fn note_close_flags<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>) {
             *fin = true;
         }
     }
-    if packet.flags.rst() || flow.fin.iter().all(|fin| *fin) {
+    if (packet.flags.rst() && resets_this_connection(flow, side, packet.seq)) || flow.fin.iter().all(|fin| *fin) {
         flow.closing = true;
+    }
+}
+
+/// How far from where a side's stream stands a sequence number may be and still belong to it:
+/// bytes in flight that the capture missed, far more than a mail exchange keeps in flight.
+const SEQ_SLACK: u32 = 1 << 20;
+
+/// Whether `seq` lies within [`SEQ_SLACK`] of `reference`, either way.
+fn near(seq: u32, reference: u32) -> bool {
+    seq.wrapping_sub(reference) <= SEQ_SLACK || reference.wrapping_sub(seq) <= SEQ_SLACK
+}
+
+/// Where `side`'s stream stands: its next byte, or the one after its SYN; `None` when nothing of
+/// it was seen (or the flow keeps no streams).
+fn stream_position<A>(flow: &Flow<A>, side: Side) -> Option<u32> {
+    match &flow.streams {
+        Streams::Embryonic { isn } => isn.get(side.index()).copied().flatten().map(|isn| isn.wrapping_add(1)),
+        Streams::Inspecting(inspection) => inspection.streams.get(side.index()).and_then(StreamReassembler::next_seq),
+        Streams::Bypassed => None,
+    }
+}
+
+/// A RST ends the connection only if its sequence number is near where the sender's stream
+/// stands: the endpoints ignore one far outside the window (RFC 5961), and so must a reader of
+/// the capture (a stale reset of an earlier connection on the port pair, a middlebox's guess),
+/// or the login after it is read as a new connection without its greeting.
+fn resets_this_connection<A>(flow: &Flow<A>, side: Side, seq: u32) -> bool {
+    stream_position(flow, side).is_none_or(|position| near(seq, position))
+}
+
+/// A SYN (no ACK) from `side` on a flow that is not closing starts another connection on the same
+/// port pair when it cannot be this one's: the capture missed the old connection's end (a FIN or
+/// RST lost, a client that died and reused its port), as Wireshark's "TCP port numbers reused".
+/// A retransmitted SYN carries the flow's initial sequence number; one captured behind its
+/// connection's first data (the directions merged out of order) lies just before that data (a
+/// new connection whose random initial number falls there, one in 4 096, is missed). A flow no
+/// longer inspected keeps no sequence numbers: a SYN after its data and its own SYN is
+/// another connection (a SYN is retransmitted only before the handshake completes).
+fn starts_another_connection<A>(flow: &Flow<A>, side: Side, syn_seq: u32) -> bool {
+    let first = syn_seq.wrapping_add(1);
+    match &flow.streams {
+        Streams::Embryonic { isn } => isn.get(side.index()).copied().flatten().is_some_and(|isn| isn != syn_seq),
+        Streams::Inspecting(inspection) => inspection
+            .streams
+            .get(side.index())
+            .and_then(StreamReassembler::first_seq)
+            .is_some_and(|start| !near(first, start) || seq::before(start, first)),
+        Streams::Bypassed => flow.carried_data && flow.syn_seen.get(side.index()).copied().unwrap_or(false),
     }
 }
 
@@ -1199,6 +1252,49 @@ mod tests {
         table.process(&pass, at(1), &mut handler);
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"]);
         assert_eq!(table.stats.reassembly.gaps, 0);
+    }
+
+    #[test]
+    fn a_syn_that_cannot_be_this_connections_starts_another() {
+        // The old connection's FIN and RST never captured: a SYN with another initial sequence
+        // number ends it and starts the next one, whose greeting and login are heard.
+        let (mut table, mut handler) = greeted();
+        table.process(&login()[0], at(1), &mut handler);
+        table.process(&acking(true, SYN, 100, 0, b""), at(1), &mut handler);
+        assert_eq!(table.stats.flows_created, 1, "a retransmitted SYN is the same connection");
+        table.process(&acking(true, SYN, 900_000, 0, b""), at(5), &mut handler);
+        table.process(&acking(false, SYN | ACK, 70_000, 900_001, b""), at(5), &mut handler);
+        table.process(&acking(false, PSH_ACK, 70_001, 900_001, b"again\r\n"), at(5), &mut handler);
+        assert_eq!((table.stats.flows_created, table.stats.flows_closed), (2, 1));
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"again\r\n"]);
+
+        // A connection captured from its middle, its SYN captured behind its first data: the same
+        // connection.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), &mut handler);
+        table.process(&acking(true, PSH_ACK, 101, 508, b"USER a\r\n"), at(0), &mut handler);
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
+        assert_eq!(table.stats.flows_created, 1);
+    }
+
+    #[test]
+    fn a_reset_far_from_the_senders_stream_is_ignored() {
+        // A stale or guessed RST, outside any window: the endpoints go on, and so does the flow.
+        let (mut table, mut handler) = greeted();
+        table.process(&acking(false, TcpFlags::RST, 508 + 10_000_000, 0, b""), at(1), &mut handler);
+        table.expire(at(4), &mut handler);
+        for packet in login() {
+            table.process(&packet, at(4), &mut handler);
+        }
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"]);
+        assert_eq!(table.stats.flows_created, 1);
+
+        // One where the sender's stream stands closes it.
+        let (mut table, mut handler) = greeted();
+        table.process(&acking(false, TcpFlags::RST, 508, 0, b""), at(1), &mut handler);
+        let Some(flow) = table.flows.values().next() else { panic!("the flow is kept for its stragglers") };
+        assert!(flow.closing);
     }
 
     #[test]
