@@ -42,6 +42,7 @@ enum Command {
     Authenticate,
     StartTls,
     Capability,
+    Unauthenticate,
     Other,
 }
 
@@ -94,6 +95,12 @@ pub(crate) struct ManageSieveSession {
     awaiting_verdict: Option<Box<PendingCredential>>,
     literal: Option<Box<Literal>>,
     unknown_in_a_row: u32,
+    /// The server listed UNAUTHENTICATE (RFC 5804 §2.14.1): a client logged in may return to the
+    /// unauthenticated state and log in again, so a login does not end the session.
+    unauthenticate_offered: bool,
+    /// A login succeeded and the session goes on, for UNAUTHENTICATE and the logins after it.
+    /// Capabilities listed now describe the logged-in session, not the server's posture.
+    logged_in: bool,
 }
 
 /// A status response's verdict.
@@ -285,6 +292,8 @@ impl ManageSieveSession {
             Command::StartTls
         } else if is(b"CAPABILITY") {
             Command::Capability
+        } else if is(b"UNAUTHENTICATE") {
+            Command::Unauthenticate
         } else if KNOWN_COMMANDS.iter().any(|known| is(known)) {
             Command::Other
         } else {
@@ -377,6 +386,10 @@ impl ManageSieveSession {
 
     /// One line of a capability list: `"NAME"` and, for most, a quoted value.
     fn on_capability(&mut self, line: &[u8], name: &[u8], value: Option<&[u8]>, ctx: &mut Ctx<'_>) {
+        self.unauthenticate_offered |= name.eq_ignore_ascii_case(b"UNAUTHENTICATE");
+        if self.logged_in {
+            return;
+        }
         if !self.listing_capabilities {
             self.listing_capabilities = true;
             self.info.begin_capabilities(false);
@@ -405,9 +418,16 @@ impl ManageSieveSession {
                     pending.emit(AppProto::ManageSieve, outcome, ctx);
                 }
                 if status == Status::Ok {
-                    return Reply::done(DoneReason::Authenticated);
+                    if !self.unauthenticate_offered {
+                        return Reply::done(DoneReason::Authenticated);
+                    }
+                    // The same connection may log in again after UNAUTHENTICATE: followed on,
+                    // within the inspection depth as any other.
+                    ctx.stats.authenticated += 1;
+                    self.logged_in = true;
                 }
             }
+            Some(Command::Unauthenticate) if status == Status::Ok => self.logged_in = false,
             Some(Command::StartTls) if status == Status::Ok => {
                 ctx.stats.starttls_upgrades += 1;
                 return Reply::done(DoneReason::Tls);
@@ -416,7 +436,7 @@ impl ManageSieveSession {
                 self.info.starttls_refused = true;
                 self.starttls_pending = false;
             }
-            Some(Command::Capability | Command::Other) | None => {}
+            Some(Command::Capability | Command::Unauthenticate | Command::Other) | None => {}
         }
         Reply::line()
     }

@@ -517,6 +517,100 @@ fn imap_preauth_has_nothing_to_report() {
     assert!(credentials(&events).is_empty());
 }
 
+/// An administrative client reusing one connection for two accounts (RFC 8437, RFC 5804
+/// §2.14.1): the server offered UNAUTHENTICATE, so the first login does not end the session.
+fn logins_around_unauthenticate() -> Vec<(u16, Vec<Says>)> {
+    let plain = |user: &str, password: &str| b64(format!("\0{user}\0{password}").as_bytes());
+    vec![
+        (
+            143,
+            vec![
+                s("* OK [CAPABILITY IMAP4rev1 UNAUTHENTICATE AUTH=PLAIN] Cyrus IMAP ready\r\n"),
+                c("a1 LOGIN dan Fake-Pass-3\r\n"),
+                s("a1 OK [CAPABILITY IMAP4rev1 UNAUTHENTICATE X-LOGGED-IN] Logged in\r\n"),
+                c("a2 SELECT INBOX\r\n"),
+                s("* 1 EXISTS\r\na2 OK done\r\n"),
+                c("a3 UNAUTHENTICATE\r\n"),
+                s("a3 OK Unauthenticated\r\n"),
+                c("a4 LOGIN eve Fake-Pass-4\r\n"),
+                s("a4 NO [AUTHENTICATIONFAILED] wrong\r\n"),
+            ],
+        ),
+        (
+            4190,
+            vec![
+                s("\"IMPLEMENTATION\" \"Cyrus timsieved v3.6.1\"\r\n\"SASL\" \"PLAIN\"\r\n\"UNAUTHENTICATE\"\r\nOK\r\n"),
+                C(format!("AUTHENTICATE \"PLAIN\" \"{}\"\r\n", plain("ken", "Fake-Pass-1")).into_bytes()),
+                s("OK\r\n"),
+                c("CAPABILITY\r\n"),
+                s("\"IMPLEMENTATION\" \"Cyrus timsieved v3.6.1\"\r\n\"OWNER\" \"ken\"\r\n\"UNAUTHENTICATE\"\r\nOK\r\n"),
+                c("UNAUTHENTICATE\r\n"),
+                s("OK\r\n"),
+                C(format!("AUTHENTICATE \"PLAIN\" \"{}\"\r\n", plain("lee", "Fake-Pass-2")).into_bytes()),
+                s("NO\r\n"),
+            ],
+        ),
+    ]
+}
+
+/// The record a session left when it ended.
+fn session_record(events: &[ProtoEvent]) -> &SessionRecord {
+    let mut records = events.iter().filter_map(|event| match event {
+        ProtoEvent::SessionEnd(record) => Some(record),
+        ProtoEvent::Credential(_) | ProtoEvent::Anomaly { .. } => None,
+    });
+    records.next().unwrap()
+}
+
+#[test]
+fn a_second_login_after_unauthenticate_is_reported() {
+    let [(imap_port, imap), (sieve_port, sieve)] = logins_around_unauthenticate().try_into().unwrap();
+    let events = play(imap_port, &imap);
+    let expected = [
+        ("LOGIN".to_string(), Some("d***".to_string()), Outcome::Success, SecretKind::Password),
+        ("LOGIN".to_string(), Some("e***".to_string()), Outcome::Failure, SecretKind::Password),
+    ];
+    assert_eq!(summary(&events), expected);
+    // Capabilities listed once logged in are not the server's posture.
+    let record = session_record(&events);
+    assert!(!record.server.capabilities.iter().any(|c| c == "X-LOGGED-IN"), "{:?}", record.server.capabilities);
+
+    let events = play(sieve_port, &sieve);
+    let expected = [
+        ("AUTHENTICATE PLAIN".to_string(), Some("k***".to_string()), Outcome::Success, SecretKind::Password),
+        ("AUTHENTICATE PLAIN".to_string(), Some("l***".to_string()), Outcome::Failure, SecretKind::Password),
+    ];
+    assert_eq!(summary(&events), expected);
+    let record = session_record(&events);
+    assert!(!record.server.capabilities.iter().any(|c| c.starts_with("OWNER")), "{:?}", record.server.capabilities);
+}
+
+/// Without UNAUTHENTICATE on offer, a login still ends the session: logged-in traffic is not read.
+#[test]
+fn a_login_ends_the_session_unless_unauthenticate_was_offered() {
+    for (port, steps) in logins_around_unauthenticate() {
+        let steps: Vec<Says> = steps
+            .into_iter()
+            .map(|step| match step {
+                S(bytes) => S(String::from_utf8(bytes).unwrap().replace("UNAUTHENTICATE", "X-OTHER").into_bytes()),
+                other => other,
+            })
+            .collect();
+        let mut parts = CtxParts::default();
+        let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
+        for step in &steps[..3] {
+            let (side, bytes) = match step {
+                C(bytes) => (Side::Lo, bytes),
+                S(bytes) => (Side::Hi, bytes),
+                ClientLost(_) => unreachable!(),
+            };
+            session.on_data(side, bytes, &mut parts.ctx(Timestamp(1)));
+        }
+        assert_eq!(session.done_reason(), Some(DoneReason::Authenticated), "port {port}");
+        assert_eq!(summary(&play(port, &steps)).len(), 1, "port {port}");
+    }
+}
+
 fn smtp_auth_login() -> Vec<Says> {
     vec![
         s("220 mx.example.test ESMTP Postfix (Debian/GNU)\r\n"),
@@ -1065,13 +1159,14 @@ fn transcripts() -> Vec<(u16, Vec<Says>)> {
     .chain(early_talkers())
     .chain(logins_behind_starttls(&blob))
     .chain(mid_greeting_talkers())
+    .chain(logins_around_unauthenticate())
     .collect()
 }
 
 proptest! {
     /// Any split of a conversation into chunks, down to one byte each, reports the same.
     #[test]
-    fn any_split_same_events(chunk in 1usize..64, which in 0usize..19) {
+    fn any_split_same_events(chunk in 1usize..64, which in 0usize..21) {
         let (port, steps) = transcripts().swap_remove(which);
         let whole: Vec<_> = summary(&play(port, &steps));
         let split: Vec<_> = summary(&play_chunked(port, &steps, chunk, true));

@@ -34,6 +34,7 @@ enum Command {
     StartTls,
     Id,
     Capability,
+    Unauthenticate,
     Other,
 }
 
@@ -45,6 +46,7 @@ impl Command {
             (b"STARTTLS", Command::StartTls),
             (b"ID", Command::Id),
             (b"CAPABILITY", Command::Capability),
+            (b"UNAUTHENTICATE", Command::Unauthenticate),
         ];
         NAMES.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)).map_or(Command::Other, |(_, c)| *c)
     }
@@ -193,6 +195,17 @@ pub(crate) struct ImapSession {
     awaiting_verdict: VecDeque<(Vec<u8>, PendingCredential)>,
     /// AUTHENTICATE in progress (its tag): client lines are SASL responses until its tagged reply.
     sasl: Option<(Vec<u8>, SaslExchange)>,
+    /// The server listed UNAUTHENTICATE (RFC 8437) in a capability list: a client logged in may
+    /// return to the not-authenticated state and log in again, so a login does not end the session.
+    unauthenticate_offered: bool,
+    /// A login succeeded and the session goes on, for UNAUTHENTICATE and the logins after it.
+    /// Capabilities listed now describe the logged-in session, not the server's posture.
+    logged_in: bool,
+}
+
+/// Whether a capability list (words separated by spaces) holds UNAUTHENTICATE.
+fn lists_unauthenticate(list: &[u8]) -> bool {
+    list.split(|byte| *byte == b' ').any(|word| word.eq_ignore_ascii_case(b"UNAUTHENTICATE"))
 }
 
 impl ImapSession {
@@ -377,7 +390,7 @@ impl ImapSession {
             }
             Command::Id => self.client_id(&args),
             Command::StartTls => self.starttls_pending = true,
-            Command::Login | Command::Capability | Command::Other => {}
+            Command::Login | Command::Capability | Command::Unauthenticate | Command::Other => {}
         }
         if command != Command::Other {
             if self.pending.len() >= ctx.config.max_pending_commands {
@@ -467,6 +480,18 @@ impl ImapSession {
         Reply::next(next)
     }
 
+    /// A login succeeded: the session is over, unless the server
+    /// offered UNAUTHENTICATE, after which the same connection may log in again. Then `None`,
+    /// and the session goes on (within the inspection depth, as any other).
+    fn logged_in(&mut self, ctx: &mut Ctx<'_>) -> Option<Reply> {
+        if !self.unauthenticate_offered {
+            return Some(Reply::done(DoneReason::Authenticated));
+        }
+        ctx.stats.authenticated += 1;
+        self.logged_in = true;
+        None
+    }
+
     fn on_untagged(&mut self, status: &[u8], text: &[u8], line: &[u8], ctx: &mut Ctx<'_>) {
         let first_line = !self.greeting_seen && !self.client_spoke;
         if first_line {
@@ -485,10 +510,12 @@ impl ImapSession {
         }
     }
 
-    /// A capability list. Those sent while a login awaits its verdict describe the session after
-    /// it (servers announce post-login capabilities with it) and are not the server's posture.
+    /// A capability list. Those sent while a login awaits its verdict or after it describe the
+    /// session after it (servers announce post-login capabilities with it) and are not the
+    /// server's posture; UNAUTHENTICATE counts wherever it is listed.
     fn capabilities(&mut self, list: &[u8], ctx: &mut Ctx<'_>) {
-        if !self.awaiting_verdict.is_empty() || self.sasl.is_some() {
+        self.unauthenticate_offered |= lists_unauthenticate(list);
+        if !self.awaiting_verdict.is_empty() || self.sasl.is_some() || self.logged_in {
             return;
         }
         self.info.set_imap_capabilities(list, ctx.server_lines);
@@ -517,16 +544,25 @@ impl ImapSession {
                 pending.emit(AppProto::Imap, outcome, ctx);
             }
         }
-        // Capabilities announced with a login's verdict describe the session after it.
+        // Capabilities announced with a login's verdict describe the session after it: only
+        // UNAUTHENTICATE is taken from them.
         let login = matches!(command, Some(Command::Login | Command::Authenticate));
-        if let Some(code) = parser::response_code(text).filter(|_| !login) {
+        if let Some(code) = parser::response_code(text) {
             let (name, list) = split_word(code);
             if name.eq_ignore_ascii_case(b"CAPABILITY") {
-                self.capabilities(list, ctx);
+                if login {
+                    self.unauthenticate_offered |= lists_unauthenticate(list);
+                } else {
+                    self.capabilities(list, ctx);
+                }
             }
         }
         match command {
-            Some(Command::Login | Command::Authenticate) if ok => Reply::done(DoneReason::Authenticated),
+            Some(Command::Login | Command::Authenticate) if ok => self.logged_in(ctx).unwrap_or(reply),
+            Some(Command::Unauthenticate) if ok => {
+                self.logged_in = false;
+                reply
+            }
             Some(Command::StartTls) if ok => {
                 ctx.stats.starttls_upgrades += 1;
                 Reply::done(DoneReason::Tls)
