@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use zeroize::Zeroizing;
 
 use credwatch::alert::{RedactionPolicy, UsernamePolicy};
 use credwatch::flow::FlowLimits;
@@ -365,15 +366,16 @@ impl AnalysisArgs {
         Ok(RunConfig { flow, proto, ignore_vlans: self.ignore_vlans, ..RunConfig::default() })
     }
 
-    fn key(&self) -> anyhow::Result<Option<Vec<u8>>> {
+    /// The key, wiped from memory when dropped (the untrimmed copy read too).
+    fn key(&self) -> anyhow::Result<Option<Zeroizing<Vec<u8>>>> {
         let key = match &self.key_file {
-            Some(path) => {
-                Some(std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?)
-            }
-            None => std::env::var_os("CREDWATCH_KEY").map(|k| k.into_encoded_bytes()),
+            Some(path) => Some(Zeroizing::new(
+                std::fs::read(path).with_context(|| format!("cannot read key file {}", path.display()))?,
+            )),
+            None => std::env::var_os("CREDWATCH_KEY").map(|k| Zeroizing::new(k.into_encoded_bytes())),
         };
-        let key = key.map(|k| k.trim_ascii().to_vec());
-        if key.as_ref().is_some_and(Vec::is_empty) {
+        let key = key.map(|k| Zeroizing::new(k.trim_ascii().to_vec()));
+        if key.as_ref().is_some_and(|key| key.is_empty()) {
             bail!("the key is empty");
         }
         Ok(key)

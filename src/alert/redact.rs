@@ -7,9 +7,12 @@ use std::sync::OnceLock;
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+use zeroize::Zeroizing;
 
-/// How user names appear in events.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// How user names appear in events. Its `Debug` never shows the key: the configuration is
+/// printed in logs and panics, and with the key anyone could test guessed names against a
+/// hashed one.
+#[derive(Clone, Default, PartialEq, Eq)]
 pub enum UsernamePolicy {
     /// First character and any `@domain`: `b***@example.test` (the default).
     #[default]
@@ -17,15 +20,35 @@ pub enum UsernamePolicy {
     /// In full, for teams allowed to see them.
     Full,
     /// A keyed HMAC-SHA256, so the same user can be followed across alerts without being named.
-    Hashed { key: Vec<u8> },
+    Hashed { key: Zeroizing<Vec<u8>> },
 }
 
-/// Everything the protocol layer needs to redact what it reports.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+impl std::fmt::Debug for UsernamePolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UsernamePolicy::Masked => f.write_str("Masked"),
+            UsernamePolicy::Full => f.write_str("Full"),
+            UsernamePolicy::Hashed { .. } => f.write_str("Hashed { key: .. }"),
+        }
+    }
+}
+
+/// Everything the protocol layer needs to redact what it reports. Its `Debug` tells whether a
+/// fingerprint key is set, never the key (see [`UsernamePolicy`]).
+#[derive(Clone, Default, PartialEq, Eq)]
 pub struct RedactionPolicy {
     pub username: UsernamePolicy,
     /// When set, alerts carry a keyed fingerprint of each secret (never the secret).
-    pub fingerprint_key: Option<Vec<u8>>,
+    pub fingerprint_key: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for RedactionPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RedactionPolicy")
+            .field("username", &self.username)
+            .field("fingerprint_key", &self.fingerprint_key.as_ref().map(|_| ".."))
+            .finish()
+    }
 }
 
 impl RedactionPolicy {
@@ -198,12 +221,27 @@ mod tests {
 
     #[test]
     fn hashing_is_keyed_and_stable() {
-        let a = RedactionPolicy { username: UsernamePolicy::Hashed { key: b"k1".to_vec() }, fingerprint_key: None };
-        let b = RedactionPolicy { username: UsernamePolicy::Hashed { key: b"k2".to_vec() }, fingerprint_key: None };
+        let a =
+            RedactionPolicy { username: UsernamePolicy::Hashed { key: b"k1".to_vec().into() }, fingerprint_key: None };
+        let b =
+            RedactionPolicy { username: UsernamePolicy::Hashed { key: b"k2".to_vec().into() }, fingerprint_key: None };
         let first = a.render_username(b"alice");
         assert_eq!(first, a.render_username(b"alice"));
         assert_ne!(first, b.render_username(b"alice"));
         assert!(first.starts_with("hmac-sha256:") && first.len() == "hmac-sha256:".len() + 16);
         assert!(!first.contains("alice"));
+    }
+
+    #[test]
+    fn debug_shows_the_policy_without_its_keys() {
+        let key = || b"Canary-Key-0123456789".to_vec().into();
+        let policy = RedactionPolicy { username: UsernamePolicy::Hashed { key: key() }, fingerprint_key: Some(key()) };
+        // Compared, never printed: on failure the message would show the key.
+        let expected = "RedactionPolicy { username: Hashed { key: .. }, fingerprint_key: Some(\"..\") }";
+        assert!(format!("{policy:?}") == expected, "the policy's Debug is not {expected}");
+        assert_eq!(
+            format!("{:?}", RedactionPolicy::default()),
+            "RedactionPolicy { username: Masked, fingerprint_key: None }"
+        );
     }
 }

@@ -17,10 +17,35 @@ use super::{CredentialEvent, Ctx, ProtoEvent};
 use crate::alert::{AppProto, Outcome, SecretKind};
 use crate::capture::Timestamp;
 
-/// A credential whose secret was complete, reduced to what may be reported.
+/// A user name as the client sent it, before the redaction policy: its `Debug` shows its length
+/// only, since a raw name must not reach a log or panic message in masked mode.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub(crate) struct RawUser(Vec<u8>);
+
+impl From<Vec<u8>> for RawUser {
+    fn from(bytes: Vec<u8>) -> Self {
+        RawUser(bytes)
+    }
+}
+
+impl std::ops::Deref for RawUser {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for RawUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RawUser(len={})", self.0.len())
+    }
+}
+
+/// A credential whose secret was complete, reduced to what may be reported (no secret is
+/// left in it; the user name is a [`RawUser`]).
 #[derive(Debug)]
 pub(crate) struct Captured {
-    pub user: Option<Vec<u8>>,
+    pub user: Option<RawUser>,
     pub kind: SecretKind,
     pub secret_length: Option<usize>,
     pub fingerprint: Option<String>,
@@ -29,17 +54,22 @@ pub(crate) struct Captured {
 impl Captured {
     /// Reduces a reusable secret (password or token) to its length and optional fingerprint;
     /// the secret itself is wiped when it goes out of scope.
-    pub fn reusable(user: Option<Vec<u8>>, kind: SecretKind, secret: &Secret, ctx: &Ctx<'_>) -> Captured {
+    pub fn reusable(user: Option<impl Into<RawUser>>, kind: SecretKind, secret: &Secret, ctx: &Ctx<'_>) -> Captured {
         Captured {
-            user,
+            user: user.map(Into::into),
             kind,
             secret_length: Some(secret.len()),
             fingerprint: ctx.config.policy.fingerprint_key.as_deref().map(|key| secret.fingerprint(key)),
         }
     }
 
-    pub fn challenge_response(user: Option<Vec<u8>>) -> Captured {
-        Captured { user, kind: SecretKind::ChallengeResponse, secret_length: None, fingerprint: None }
+    pub fn challenge_response(user: Option<impl Into<RawUser>>) -> Captured {
+        Captured {
+            user: user.map(Into::into),
+            kind: SecretKind::ChallengeResponse,
+            secret_length: None,
+            fingerprint: None,
+        }
     }
 }
 

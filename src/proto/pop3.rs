@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
+use super::auth::{self, Captured, PendingCredential, RawUser, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
@@ -71,7 +71,7 @@ pub(crate) struct Pop3Session {
     pending_commands: VecDeque<Command>,
     /// Inside a multi-line reply body (until the `.` line), and whether it is a CAPA list.
     in_body: Option<Command>,
-    user: Option<Vec<u8>>,
+    user: Option<RawUser>,
     /// An AUTH exchange in progress: client lines are SASL responses until its status line.
     sasl: Option<SaslExchange>,
     awaiting_verdict: VecDeque<(Command, PendingCredential)>,
@@ -147,7 +147,7 @@ impl Pop3Session {
             // Servers take the rest of the line as the name (Dovecot), and may match it against
             // their accounts ignoring blanks at its ends; reported without them, it is the
             // account the help desk knows, and the same one every time.
-            self.user = Some(argument.trim_ascii_end().to_vec());
+            self.user = Some(argument.trim_ascii_end().to_vec().into());
             Command::User
         } else if verb.eq_ignore_ascii_case(b"PASS") {
             // The password is the rest of the line after the one separator, blanks included, as

@@ -186,14 +186,23 @@ pub enum Exposure {
 /// The separator of XOAUTH2 and OAUTHBEARER key/value pairs (`^A`).
 const CTRL_A: u8 = 0x01;
 
-/// An RFC 4616 PLAIN message.
-#[derive(Debug)]
+/// An RFC 4616 PLAIN message. Its `Debug` shows lengths only: the identities are raw user names.
 pub struct PlainCredential {
     /// Authorization identity: the user to act as; empty when the same as `authcid`.
     pub authzid: Vec<u8>,
     /// Authentication identity: the user whose password this is, the one to report.
     pub authcid: Vec<u8>,
     pub password: Secret,
+}
+
+impl std::fmt::Debug for PlainCredential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PlainCredential")
+            .field("authzid_len", &self.authzid.len())
+            .field("authcid_len", &self.authcid.len())
+            .field("password", &self.password)
+            .finish()
+    }
 }
 
 /// Parses a decoded PLAIN message: `authzid NUL authcid NUL passwd`.
@@ -324,8 +333,9 @@ fn directive_value(text: &[u8]) -> Option<(Vec<u8>, &[u8])> {
     (rest.is_empty() || rest.starts_with(b",")).then_some((value, rest))
 }
 
-/// An NTLM message (MS-NLMP) carried by the SASL NTLM mechanism.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// An NTLM message (MS-NLMP) carried by the SASL NTLM mechanism. Its `Debug` shows the
+/// lengths of the names only: they are a raw account.
+#[derive(Clone, PartialEq, Eq)]
 pub enum NtlmMessage {
     /// Type 1, from the client.
     Negotiate,
@@ -336,6 +346,22 @@ pub enum NtlmMessage {
     Authenticate { user: Vec<u8>, domain: Vec<u8>, workstation: Vec<u8> },
     /// Not an NTLM message, or one whose fields point outside it.
     Invalid,
+}
+
+impl std::fmt::Debug for NtlmMessage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            NtlmMessage::Negotiate => f.write_str("Negotiate"),
+            NtlmMessage::Challenge => f.write_str("Challenge"),
+            NtlmMessage::Authenticate { user, domain, workstation } => f
+                .debug_struct("Authenticate")
+                .field("user_len", &user.len())
+                .field("domain_len", &domain.len())
+                .field("workstation_len", &workstation.len())
+                .finish(),
+            NtlmMessage::Invalid => f.write_str("Invalid"),
+        }
+    }
 }
 
 const NTLMSSP_SIGNATURE: &[u8] = b"NTLMSSP\0";

@@ -1231,6 +1231,55 @@ fn sessions_mid_login_debug_without_secrets() {
     }
 }
 
+/// A session holding a raw user name (POP3's `USER` waiting for `PASS`, credentials waiting for
+/// their verdict) and the SASL messages that carry one show neither it nor the password in
+/// their `Debug` output: in masked mode a raw name must not reach a log or a panic message.
+#[test]
+fn raw_user_names_stay_out_of_debug_output() {
+    let mut parts = CtxParts::default();
+    let mut ctx = parts.ctx(Timestamp(0));
+    let mut pop3_user = pop3::Pop3Session::default();
+    pop3_user.on_piece(Role::Server, framing::Piece::Line { line: b"+OK" }, &mut ctx);
+    pop3_user.on_piece(Role::Client, framing::Piece::Line { line: b"USER Canary-User-1" }, &mut ctx);
+    let mut pop3_pass = pop3::Pop3Session::default();
+    for (role, line) in [
+        (Role::Server, &b"+OK"[..]),
+        (Role::Client, b"USER Canary-User-2"),
+        (Role::Server, b"+OK"),
+        (Role::Client, b"PASS Canary-Secret-2"),
+    ] {
+        pop3_pass.on_piece(role, framing::Piece::Line { line }, &mut ctx);
+    }
+    let mut imap = imap::ImapSession::default();
+    imap.on_piece(Role::Server, framing::Piece::Line { line: b"* OK hi" }, &mut ctx);
+    imap.on_piece(Role::Client, framing::Piece::Line { line: b"a LOGIN Canary-User-3 Canary-Secret-3" }, &mut ctx);
+    let mut sasl = auth::SaslExchange::new(b"PLAIN");
+    let step = sasl.on_response(b64(b"\0Canary-User-4\0Canary-Secret-4").as_bytes(), &mut ctx);
+    let plain = sasl::parse_plain(b"Canary-User-5\0Canary-User-6\0Canary-Secret-5");
+    let ntlm = sasl::NtlmMessage::Authenticate {
+        user: b"Canary-User-7".to_vec(),
+        domain: b"Canary-User-8".to_vec(),
+        workstation: b"Canary-User-9".to_vec(),
+    };
+    let debugs = [
+        ("POP3 after USER", format!("{pop3_user:?}")),
+        ("POP3 awaiting its verdict", format!("{pop3_pass:?}")),
+        ("IMAP awaiting its verdict", format!("{imap:?}")),
+        ("a captured SASL step", format!("{step:?}")),
+        ("a PLAIN message", format!("{plain:?}")),
+        ("an NTLM message", format!("{ntlm:?}")),
+    ];
+    // As text, and as the numbers a derived `Debug` prints bytes as.
+    let canary_bytes = format!("{:?}", b"Canary").replace(['[', ']'], "");
+    for (what, debug) in debugs {
+        assert!(debug.contains("len"), "{what}: lengths are shown");
+        assert!(
+            !debug.contains("Canary") && !debug.contains(&canary_bytes),
+            "{what}: a raw user name or password shows in Debug"
+        );
+    }
+}
+
 fn imap_tokens_debug(line: &[u8]) -> String {
     format!("{:?}", imap::parser_tokens(line))
 }
