@@ -311,17 +311,26 @@ fn words_sent_before_an_accepted_starttls_answer_are_an_injection() {
 
 #[test]
 fn imap_login_every_astring_form() {
-    for (login, user) in [
+    // Failures name the form by its index and length: the lines hold passwords.
+    for (form, (login, user)) in [
         ("a1 LOGIN alice s3cret\r\n", "a***"),
         ("a1 login \"bob@example.test\" \"b0b says \\\"hi\\\" \\\\o/\"\r\n", "b***@example.test"),
         ("a1 LOGIN {5}\r\nalice {8+}\r\ntrick{7}\r\n", "a***"),
         ("a1 LOGIN \"alice\" \"trick{7}\"\r\n", "a***"),
-    ] {
+    ]
+    .into_iter()
+    .enumerate()
+    {
         let events = play(
             143,
             &[s("* OK [CAPABILITY IMAP4rev1 STARTTLS LOGINDISABLED] ready\r\n"), c(login), s("a1 OK done\r\n")],
         );
-        assert_eq!(summary(&events), one("LOGIN", user, Outcome::Success, SecretKind::Password), "{login:?}");
+        assert_eq!(
+            summary(&events),
+            one("LOGIN", user, Outcome::Success, SecretKind::Password),
+            "form {form} ({} bytes)",
+            login.len()
+        );
     }
 }
 
@@ -1061,12 +1070,12 @@ fn managesieve_mechanism_names_sent_as_literals() {
         format!("AUTHENTICATE {{5+}}\r\nPLAIN \"{blob}\"\r\n"),
         format!("AUTHENTICATE {{5+}}\r\nplain {{{}+}}\r\n{blob}\r\n", blob.len()),
     ];
-    for line in lines {
-        let events = play(4190, &[s(SIEVE_GREETING), C(line.clone().into_bytes()), s("OK\r\n")]);
+    for (form, line) in lines.into_iter().enumerate() {
+        let events = play(4190, &[s(SIEVE_GREETING), C(line.into_bytes()), s("OK\r\n")]);
         assert_eq!(
             summary(&events),
             one("AUTHENTICATE PLAIN", "j***@example.test", Outcome::Success, SecretKind::Password),
-            "{line:?}"
+            "form {form}"
         );
     }
     let steps = [
@@ -1225,9 +1234,10 @@ fn sessions_mid_login_debug_without_secrets() {
     sieve.on_piece(Role::Client, framing::Piece::Raw { data: &blob.as_bytes()[..12], last: false }, &mut ctx);
     assert!(sieve.buffered() > 0, "the literal is being held");
     let sieve = format!("{sieve:?}");
-    assert!(!sieve.contains(&blob[..12]), "{sieve}");
-    for debug in [format!("{imap:?}"), format!("{framer:?}"), format!("{piece:?}"), token, sieve] {
-        assert!(!debug.contains("Canary-Secret"), "{debug}");
+    assert!(!sieve.contains(&blob[..12]), "ManageSieve's literal shows in Debug");
+    let debugs = [("IMAP", format!("{imap:?}")), ("framer", format!("{framer:?}")), ("piece", format!("{piece:?}"))];
+    for (what, debug) in debugs.into_iter().chain([("token", token), ("ManageSieve", sieve)]) {
+        assert!(!debug.contains("Canary-Secret"), "{what}: a password shows in Debug");
     }
 }
 
