@@ -53,8 +53,10 @@ pub enum CaptureErrorKind {
     Io(#[from] std::io::Error),
     #[error("file is empty, not a capture")]
     Empty,
-    #[error("not a pcap or pcapng capture (first bytes {0:02x?})")]
-    UnknownFormat([u8; 4]),
+    /// The first bytes are no capture's magic number. They are not kept, nor shown: a file that
+    /// is not a capture may start with anything, a password included.
+    #[error("not a pcap or pcapng capture, gzip-compressed or not: unknown magic number")]
+    UnknownFormat,
     #[error("file ends inside a record (truncated capture)")]
     Truncated,
     #[error("corrupt capture: {0}")]
@@ -447,9 +449,7 @@ fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), Cap
         return Err(CaptureErrorKind::Empty);
     }
     let Some(&magic) = sniffed.first_chunk::<4>() else {
-        let mut padded = [0u8; 4];
-        padded.iter_mut().zip(sniffed).for_each(|(to, from)| *to = *from);
-        return Err(CaptureErrorKind::UnknownFormat(padded));
+        return Err(CaptureErrorKind::UnknownFormat);
     };
     let magic_le = u32::from_le_bytes(magic);
     if LEGACY_MAGICS.contains(&magic_le) {
@@ -457,7 +457,7 @@ fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), Cap
     } else if magic_le == SHB_MAGIC {
         open_ng(stream, compressed_bytes, sniffed)
     } else {
-        Err(CaptureErrorKind::UnknownFormat(magic))
+        Err(CaptureErrorKind::UnknownFormat)
     }
 }
 

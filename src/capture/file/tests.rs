@@ -615,11 +615,11 @@ fn a_cut_inside_the_file_header_is_reported_when_opening() {
 #[test]
 fn rejects_what_is_not_a_capture() {
     let error = open_bytes(b"GET / HTTP/1.1\r\n".to_vec()).err().expect("text is not a capture");
-    assert!(matches!(error.kind, CaptureErrorKind::UnknownFormat(magic) if &magic == b"GET "), "{error}");
+    assert!(matches!(error.kind, CaptureErrorKind::UnknownFormat), "{error}");
     assert_eq!(error.file, NAME);
 
     let error = open_bytes(vec![0xd4, 0xc3]).err().expect("two bytes are not a capture");
-    assert!(matches!(error.kind, CaptureErrorKind::UnknownFormat([0xd4, 0xc3, 0, 0])), "{error}");
+    assert!(matches!(error.kind, CaptureErrorKind::UnknownFormat), "{error}");
 
     // The magic decides, not the name: a pcap called .pcapng is still read as pcap.
     let mut file = PcapFile::new(false, false, 1);
@@ -631,7 +631,27 @@ fn rejects_what_is_not_a_capture() {
 
     // A gzip stream holding something else.
     let error = open_bytes(gzip(b"just some text")).err().expect("not a capture");
-    assert!(matches!(error.kind, CaptureErrorKind::UnknownFormat(magic) if &magic == b"just"), "{error}");
+    assert!(matches!(error.kind, CaptureErrorKind::UnknownFormat), "{error}");
+}
+
+/// A file that is not a capture may start with a secret (a saved transcript, a password
+/// file): the error says what was expected and shows none of its bytes, in any form.
+#[test]
+fn an_unknown_format_shows_none_of_the_files_bytes() {
+    for bytes in [&b"PASS hunter2\r\n"[..], b"PA", b"\x1f\x8bPASS"] {
+        let contents = if bytes.starts_with(&[0x1f, 0x8b]) { gzip(b"PASS hunter2") } else { bytes.to_vec() };
+        let error = open_bytes(contents).err().expect("not a capture");
+        let shown = format!("{error} {error:?}");
+        let expected = shown.contains("unknown magic number") && shown.contains("not a pcap or pcapng capture");
+        assert!(expected, "the error says what was expected");
+        // As text, and as the numbers and hex that `Debug` and `{:02x?}` print bytes as.
+        let as_list = |text: String| text.replace(['[', ']'], "");
+        let forms =
+            ["PA".to_string(), as_list(format!("{:?}", b"PA")), as_list(format!("{:02x?}", b"PA")), "5041".into()];
+        for leak in forms {
+            assert!(!shown.contains(&leak), "the error shows the file's first bytes");
+        }
+    }
 }
 
 #[test]
