@@ -238,6 +238,11 @@ pub struct AnalysisArgs {
     pub limits: LimitArgs,
 }
 
+/// Shortest key accepted for `--usernames hashed` and `--fingerprint-secrets`: 128 bits, so that
+/// whoever reads the alerts cannot find the key by brute force and then test guessed user names
+/// or passwords against the hashes and fingerprints.
+pub const MIN_KEY_LEN: usize = 16;
+
 /// A duration as a number and a unit: `90s`, `10m`, `1h`, `1d`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
@@ -375,8 +380,11 @@ impl AnalysisArgs {
             None => std::env::var_os("CREDWATCH_KEY").map(|k| Zeroizing::new(k.into_encoded_bytes())),
         };
         let key = key.map(|k| Zeroizing::new(k.trim_ascii().to_vec()));
-        if key.as_ref().is_some_and(|key| key.is_empty()) {
-            bail!("the key is empty");
+        if let Some(len) = key.as_ref().map(|key| key.len()).filter(|len| *len < MIN_KEY_LEN) {
+            bail!(
+                "the key is {len} bytes long, too short to keep hashed user names and fingerprints from being \
+                 guessed: use at least {MIN_KEY_LEN} random bytes (e.g. `head -c 32 /dev/urandom > KEYFILE`)"
+            );
         }
         Ok(key)
     }
@@ -461,6 +469,26 @@ mod tests {
             assert!(read.run_config().is_err());
         }
         assert!(parse(&["read"]).is_err());
+    }
+
+    #[test]
+    fn keys_shorter_than_16_bytes_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let run = |key: &[u8]| {
+            let path = dir.path().join("key");
+            std::fs::write(&path, key).unwrap();
+            let path = path.to_str().unwrap().to_string();
+            read_args(&["read", "--usernames", "hashed", "--fingerprint-secrets", "--key-file", &path, "x"])
+                .run_config()
+        };
+        for short in [&b"k"[..], b"fifteen-bytes-k", b"  fifteen-bytes-k\n"] {
+            let Err(error) = run(short) else { panic!("a short key is refused") };
+            let error = error.to_string();
+            assert!(error.contains("at least 16"), "the error names the minimum");
+            assert!(!error.contains("fifteen"), "the error shows the key");
+        }
+        let config = run(b"sixteen-bytes-ky\n").unwrap();
+        assert_eq!(config.proto.policy.fingerprint_key.as_deref().map(Vec::len), Some(16));
     }
 
     #[test]

@@ -320,7 +320,7 @@ fn usernames_can_be_shown_or_hashed_with_a_key() {
     assert_eq!(full[0]["credential"]["username"], "alice");
     let dir = tempfile::tempdir().unwrap();
     let key = dir.path().join("key");
-    std::fs::write(&key, b"a secret key\n").unwrap();
+    std::fs::write(&key, b"a secret key for the tests\n").unwrap();
     let hashed = common::read_json(
         &[&demo()],
         &["--usernames", "hashed", "--key-file", key.to_str().unwrap(), "--fingerprint-secrets"],
