@@ -287,19 +287,44 @@ pub struct PortArgs {
     pub tls_ports: Vec<u16>,
 }
 
+/// The least each limit may be set to. Below these a run does not fail: it silently misses logins
+/// (flows evicted or let go before their login, lines shed for lack of memory) and reports "no
+/// credential" all the same, so such values are refused as a bad command line instead.
+pub const MIN_MAX_FLOWS: usize = 64;
+/// A line (16 KiB): a greeting, a capability list and a login fit in a few of them.
+pub const MIN_INSPECTION_DEPTH: usize = 16 * 1024;
+/// A line's worth, so that one reordered line can wait for the segment before it.
+pub const MIN_MAX_BUFFERED_PER_FLOW: usize = 16 * 1024;
+/// What a few flows hold at once at the default per-flow limit: a partial line each way, an
+/// IMAP command's literals and out-of-order bytes both ways (about 208 KiB per flow), with room
+/// for the share of each thread.
+pub const MIN_MAX_BUFFERED_TOTAL: usize = 1024 * 1024;
+
+/// A number of at least `MIN`, or a message saying why less would blind the run.
+fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
+    let value: usize = text.parse().map_err(|_| format!("{text:?}: expected a whole number"))?;
+    if value < MIN {
+        return Err(format!("{value} is below the minimum of {MIN}: less would silently miss logins"));
+    }
+    Ok(value)
+}
+
 #[derive(Debug, Args)]
 pub struct LimitArgs {
-    /// Flows tracked at once; past it the least recently seen are evicted (and counted).
-    #[arg(long, default_value_t = FlowLimits::default().max_flows, value_name = "N")]
+    /// Flows tracked at once (at least 64); past it the least recently seen are evicted (and
+    /// counted).
+    #[arg(long, default_value_t = FlowLimits::default().max_flows, value_name = "N", value_parser = at_least::<MIN_MAX_FLOWS>)]
     pub max_flows: usize,
-    /// Bytes of each flow inspected before it is let go, if no login came by then.
-    #[arg(long, default_value_t = ProtoConfig::default().inspection_depth, value_name = "BYTES")]
-    pub inspection_depth: u64,
-    /// Out-of-order bytes buffered per flow direction.
-    #[arg(long, default_value_t = FlowLimits::default().reassembly.max_buffered, value_name = "BYTES")]
+    /// Bytes of each flow inspected before it is let go, if no login came by then (at least
+    /// 16384).
+    #[arg(long, default_value_t = ProtoConfig::default().inspection_depth as usize, value_name = "BYTES", value_parser = at_least::<MIN_INSPECTION_DEPTH>)]
+    pub inspection_depth: usize,
+    /// Out-of-order bytes buffered per flow direction (at least 16384).
+    #[arg(long, default_value_t = FlowLimits::default().reassembly.max_buffered, value_name = "BYTES", value_parser = at_least::<MIN_MAX_BUFFERED_PER_FLOW>)]
     pub max_buffered_per_flow: usize,
-    /// Out-of-order bytes buffered across all flows.
-    #[arg(long, default_value_t = FlowLimits::default().max_buffered_total, value_name = "BYTES")]
+    /// Bytes buffered across all flows: out-of-order bytes, partial lines, literals (at least
+    /// 1048576).
+    #[arg(long, default_value_t = FlowLimits::default().max_buffered_total, value_name = "BYTES", value_parser = at_least::<MIN_MAX_BUFFERED_TOTAL>)]
     pub max_buffered_total: usize,
     /// Seconds without packets after which a flow is closed (on capture time).
     #[arg(long, default_value_t = FlowLimits::default().idle_timeout.as_secs(), value_name = "SECONDS")]
@@ -360,14 +385,18 @@ impl AnalysisArgs {
             implicit_tls: self.ports.tls_ports.clone(),
         };
         let mut flow = FlowLimits {
-            max_flows: self.limits.max_flows.max(1),
+            max_flows: self.limits.max_flows,
             max_buffered_total: self.limits.max_buffered_total,
             idle_timeout: Duration::from_secs(self.limits.idle_timeout),
             ..FlowLimits::default()
         };
         flow.reassembly.max_buffered = self.limits.max_buffered_per_flow;
-        let proto =
-            ProtoConfig { ports, policy, inspection_depth: self.limits.inspection_depth, ..ProtoConfig::default() };
+        let proto = ProtoConfig {
+            ports,
+            policy,
+            inspection_depth: self.limits.inspection_depth as u64,
+            ..ProtoConfig::default()
+        };
         Ok(RunConfig { flow, proto, ignore_vlans: self.ignore_vlans, ..RunConfig::default() })
     }
 
@@ -420,13 +449,38 @@ mod tests {
     #[test]
     fn ports_and_limits_parse() {
         let read =
-            read_args(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "10", "--threads", "4", "x"]);
+            read_args(&["read", "-f", "json", "--pop3-ports", "110,1110", "--max-flows", "100", "--threads", "4", "x"]);
         let config = read.run_config().unwrap();
         assert_eq!(config.proto.ports.pop3, [110, 1110]);
-        assert_eq!(config.flow.max_flows, 10);
+        assert_eq!(config.flow.max_flows, 100);
         assert_eq!(config.threads, 4);
         assert!(parse(&["read", "--pop3-ports", "70000", "x"]).is_err());
         assert!(parse(&["read", "--threads", "0", "x"]).is_err());
+    }
+
+    /// Limits so small that the run would silently miss logins are a bad command line (exit
+    /// status 2), named with their minimum; the minimums themselves are accepted.
+    #[test]
+    fn limits_below_their_minimum_are_refused() {
+        let limits = [
+            ("--max-buffered-total", MIN_MAX_BUFFERED_TOTAL),
+            ("--max-buffered-per-flow", MIN_MAX_BUFFERED_PER_FLOW),
+            ("--max-flows", MIN_MAX_FLOWS),
+            ("--inspection-depth", MIN_INSPECTION_DEPTH),
+        ];
+        for (option, min) in limits {
+            for too_small in [0, min / 2, min - 1] {
+                let error = parse(&["read", option, &too_small.to_string(), "x"]).expect_err(option);
+                assert_eq!(error.exit_code(), 2, "{option} {too_small}");
+                assert!(error.to_string().contains(&format!("minimum of {min}")), "{option} {too_small}");
+            }
+            let read = read_args(&["read", option, &min.to_string(), "x"]);
+            assert!(read.run_config().is_ok(), "{option} {min}");
+        }
+        let config = read_args(&["read", "--max-buffered-total", "1048576", "--inspection-depth", "20000", "x"])
+            .run_config()
+            .unwrap();
+        assert_eq!((config.flow.max_buffered_total, config.proto.inspection_depth), (1_048_576, 20_000));
     }
 
     #[test]
