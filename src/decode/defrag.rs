@@ -178,8 +178,8 @@ impl Defragmenter {
         self.buffered_bytes = self.buffered_bytes.saturating_sub(freed);
     }
 
-    /// Adds a fragment. Returns the datagram's payload once it is complete, `None` while it is
-    /// not; an error when the fragment is malformed or cannot be kept.
+    /// Adds a fragment. Returns whether the datagram is complete (its payload is then
+    /// [`completed`](Self::completed)); an error when the fragment is malformed or cannot be kept.
     pub fn insert(
         &mut self,
         key: DatagramKey,
@@ -187,7 +187,7 @@ impl Defragmenter {
         payload: &[u8],
         now: Timestamp,
         stats: &mut DecodeStats,
-    ) -> Result<Option<&[u8]>, SkipReason> {
+    ) -> Result<bool, SkipReason> {
         let payload_len = u32::try_from(payload.len()).map_err(|_| SkipReason::Malformed)?;
         let end = fragment.offset.saturating_add(payload_len);
         let misaligned = fragment.more && (payload.is_empty() || !payload.len().is_multiple_of(FRAGMENT_UNIT));
@@ -230,13 +230,29 @@ impl Defragmenter {
             return Err(SkipReason::IpFragment);
         }
         if !datagram.is_complete() {
-            return Ok(None);
+            return Ok(false);
         }
         if let Some(done) = self.remove(&key) {
             self.completed = done.data;
             stats.fragments_reassembled += 1;
         }
-        Ok(Some(&self.completed))
+        Ok(true)
+    }
+
+    /// The payload of the datagram completed last.
+    pub fn completed(&self) -> &[u8] {
+        &self.completed
+    }
+
+    /// Moves the completed datagram out, so that a fragment it carries can be added to the pool
+    /// while its bytes stay valid; give it back with [`restore_completed`](Self::restore_completed)
+    /// when it carries no fragment. At most two completed datagrams exist at once.
+    pub fn take_completed(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.completed)
+    }
+
+    pub fn restore_completed(&mut self, datagram: Vec<u8>) {
+        self.completed = datagram;
     }
 
     /// Ensures the datagram of `key` can exist and grow to `end` bytes within the limits, by

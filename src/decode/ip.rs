@@ -52,6 +52,19 @@ impl IpPacket<'_> {
     fn is_ipv6(&self) -> bool {
         self.src.is_ipv6()
     }
+
+    /// The header fields alone, without borrowing the payload: what [`reassembled`] needs of a
+    /// datagram's fragment after the fragment's bytes are gone.
+    pub fn addressing(&self) -> IpPacket<'static> {
+        IpPacket {
+            src: self.src,
+            dst: self.dst,
+            protocol: self.protocol,
+            payload: &[],
+            missing: self.missing,
+            fragment: self.fragment,
+        }
+    }
 }
 
 /// Whether a packet of this protocol can lead to TCP: TCP itself, a tunnel we peel, or an

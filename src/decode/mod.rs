@@ -18,9 +18,10 @@
 //!
 //! # Fragments
 //!
-//! IPv4 and IPv6 fragments are reassembled (`defrag`) within fixed memory; the reassembled
-//! datagram lives in the decoder, which is why [`Decoder::decode`] borrows the decoder for as long
-//! as the returned packet lives.
+//! IPv4 and IPv6 fragments are reassembled (`defrag`) within fixed memory, at every IP layer of a
+//! frame (inner fragments inside a tunnel whose packets are fragmented again outside, as Wireshark
+//! reassembles them); the reassembled datagram lives in the decoder, which is why
+//! [`Decoder::decode`] borrows the decoder for as long as the returned packet lives.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 mod defrag;
@@ -147,7 +148,7 @@ pub enum SkipReason {
     Truncated,
     Malformed,
     /// A fragment of an IP datagram that is not complete yet (it is kept for reassembly), or one
-    /// that could not be kept (memory bound, or a fragment inside a reassembled datagram).
+    /// that could not be kept (memory bound).
     IpFragment,
     TunnelTooDeep,
     /// An 802.11 frame whose body is encrypted (WEP, WPA): nothing in it can be read.
@@ -345,21 +346,74 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
     );
 }
 
-/// Peels the frame layer by layer down to TCP. At most one datagram is reassembled per frame:
-/// the reassembly pool is taken out of its `Option` when used, which also lets the reassembled
-/// bytes borrow it for `'a`.
+/// Peels the frame layer by layer down to TCP, reassembling fragments at every IP layer met (a
+/// tunnel's inner packets may be fragmented, and so may the outer packets carrying each piece).
+///
+/// Frames without fragments take [`peel_layers`] alone, borrowing the frame. A completed datagram
+/// lives in the pool's completed buffer; when it holds a fragment itself, the buffer is moved out
+/// (not copied) while that fragment is added, so that its bytes stay valid, and peeling restarts
+/// on the newly completed datagram. Each round enters a tunnel before it meets another IP layer,
+/// so [`MAX_ENCAPSULATIONS`] bounds the rounds.
 ///
 /// An aggregate's first subframe is peeled, and where the others start is left in
 /// `aggregate_rest` (an offset in the frame).
 fn peel<'a>(
     frame: &Frame<'a>,
-    mut layer: Layer<'a>,
+    layer: Layer<'a>,
     defrag: &'a mut Defragmenter,
     stats: &mut DecodeStats,
     aggregate_rest: &mut Option<usize>,
 ) -> Result<TcpPacket<'a>, SkipReason> {
-    let mut defrag = Some(defrag);
     let mut context = TunnelContext::default();
+    let (fragment_packet, fragment) = match peel_layers(frame, layer, &mut context, aggregate_rest)? {
+        Peeled::Tcp(packet) => return Ok(packet),
+        Peeled::Fragment(packet, fragment) => (packet, fragment),
+    };
+    let key = DatagramKey::new(&fragment_packet, fragment, &context);
+    if !defrag.insert(key, fragment, fragment_packet.payload, frame.ts, stats)? {
+        return Err(SkipReason::IpFragment);
+    }
+    let mut header = fragment_packet.addressing();
+    loop {
+        let outer = defrag.take_completed();
+        let entered = context;
+        match peel_datagram(frame, &header, &outer, &mut context, aggregate_rest)? {
+            Peeled::Tcp(_) => {
+                // Peel it again below, borrowing the pool for `'a` this time.
+                defrag.restore_completed(outer);
+                context = entered;
+                break;
+            }
+            Peeled::Fragment(packet, fragment) => {
+                let key = DatagramKey::new(&packet, fragment, &context);
+                if !defrag.insert(key, fragment, packet.payload, frame.ts, stats)? {
+                    return Err(SkipReason::IpFragment);
+                }
+                header = packet.addressing();
+            }
+        }
+    }
+    match peel_datagram(frame, &header, defrag.completed(), &mut context, aggregate_rest)? {
+        Peeled::Tcp(packet) => Ok(packet),
+        // Peeling the same bytes in the same context ends the same way as above.
+        Peeled::Fragment(..) => Err(SkipReason::IpFragment),
+    }
+}
+
+/// Where a run of layers ended.
+enum Peeled<'b> {
+    Tcp(TcpPacket<'b>),
+    /// A fragment (held whole by the capture), to add to its datagram before peeling goes on.
+    Fragment(IpPacket<'b>, ip::Fragment),
+}
+
+/// Peels layers until TCP or an IP fragment.
+fn peel_layers<'b>(
+    frame: &Frame<'_>,
+    mut layer: Layer<'b>,
+    context: &mut TunnelContext,
+    aggregate_rest: &mut Option<usize>,
+) -> Result<Peeled<'b>, SkipReason> {
     loop {
         let ip_bytes = match layer {
             Layer::Aggregate(subframes) => {
@@ -374,12 +428,12 @@ fn peel<'a>(
                 continue;
             }
             Layer::EtherType(ether_type, bytes) => {
-                layer = link::ether_type(ether_type, bytes, &mut context)?;
+                layer = link::ether_type(ether_type, bytes, context)?;
                 continue;
             }
             Layer::Ip(bytes) => bytes,
         };
-        let mut packet = ip::parse(ip_bytes)?;
+        let packet = ip::parse(ip_bytes)?;
         if !ip::may_carry_tcp(packet.protocol) {
             return Err(SkipReason::NotTcp);
         }
@@ -387,20 +441,45 @@ fn peel<'a>(
             if packet.missing > 0 {
                 return Err(SkipReason::Truncated);
             }
-            let pool = defrag.take().ok_or(SkipReason::IpFragment)?;
-            let key = DatagramKey::new(&packet, fragment, &context);
-            let datagram =
-                pool.insert(key, fragment, packet.payload, frame.ts, stats)?.ok_or(SkipReason::IpFragment)?;
-            packet = ip::reassembled(&packet, datagram)?;
+            return Ok(Peeled::Fragment(packet, fragment));
         }
-        layer = match packet.protocol {
-            ip::TCP => return tcp(&packet, &context),
-            ip::UDP => tunnel::udp(&packet, &mut context)?,
-            ip::GRE => tunnel::gre(&packet, &mut context)?,
-            ip::IPV4_IN_IP | ip::IPV6_IN_IP => tunnel::ip_in_ip(&packet, &mut context)?,
-            _ => return Err(SkipReason::NotTcp),
+        layer = match above_ip(&packet, context)? {
+            Above::Tcp(tcp) => return Ok(Peeled::Tcp(tcp)),
+            Above::Tunnel(inner) => inner,
         };
     }
+}
+
+/// Peels a reassembled datagram, whose IP header was `header`'s, on from its payload.
+fn peel_datagram<'b>(
+    frame: &Frame<'_>,
+    header: &IpPacket<'_>,
+    datagram: &'b [u8],
+    context: &mut TunnelContext,
+    aggregate_rest: &mut Option<usize>,
+) -> Result<Peeled<'b>, SkipReason> {
+    let packet = ip::reassembled(header, datagram)?;
+    match above_ip(&packet, context)? {
+        Above::Tcp(tcp) => Ok(Peeled::Tcp(tcp)),
+        Above::Tunnel(inner) => peel_layers(frame, inner, context, aggregate_rest),
+    }
+}
+
+/// What an unfragmented IP packet carries.
+enum Above<'b> {
+    Tcp(TcpPacket<'b>),
+    /// The inner layer of a tunnel (entered in the context).
+    Tunnel(Layer<'b>),
+}
+
+fn above_ip<'b>(packet: &IpPacket<'b>, context: &mut TunnelContext) -> Result<Above<'b>, SkipReason> {
+    Ok(Above::Tunnel(match packet.protocol {
+        ip::TCP => return tcp(packet, context).map(Above::Tcp),
+        ip::UDP => tunnel::udp(packet, context)?,
+        ip::GRE => tunnel::gre(packet, context)?,
+        ip::IPV4_IN_IP | ip::IPV6_IN_IP => tunnel::ip_in_ip(packet, context)?,
+        _ => return Err(SkipReason::NotTcp),
+    }))
 }
 
 /// Reads the TCP header; the payload is whatever of the segment the capture holds.

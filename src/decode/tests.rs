@@ -11,6 +11,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::capture::{LinkType, Timestamp};
+use crate::pcapwriter::{Conversation, Encap, TunnelEnds};
 
 const CLIENT: [u8; 4] = [10, 0, 0, 1];
 const SERVER: [u8; 4] = [10, 0, 0, 2];
@@ -1175,6 +1176,55 @@ fn fragmented_tunnel_outer_is_reassembled_then_peeled() {
     let seen = results.last().unwrap().as_ref().unwrap();
     assert_eq!(seen.payload, long_line(200));
     assert_ne!(seen.tunnel, 0);
+}
+
+/// The client's `PASS` line of a POP3 login written by the capture writer with `encaps`
+/// (innermost first), and what decoding every frame gave.
+fn decode_conversation(encaps: &[Encap], client: IpAddr, server: IpAddr) -> (Vec<u8>, Decoder, Vec<Seen>) {
+    let line = [b"PASS ".as_slice(), &long_line(120), b"\r\n"].concat();
+    let mut conversation = Conversation::new((client, CLIENT_PORT), (server, 110));
+    for step in encaps {
+        conversation.encap(step.clone());
+    }
+    let frames = conversation.handshake().server(b"+OK\r\n").client(&line).frames().unwrap();
+    let mut decoder = Decoder::new();
+    let mut seen_packets = Vec::new();
+    for frame in &frames {
+        if let Decoded::Tcp(packet) = decoder.decode(&frame.as_frame()) {
+            seen_packets.push(seen(&packet));
+        }
+    }
+    (line, decoder, seen_packets)
+}
+
+#[test]
+fn fragments_inside_a_tunnel_fragmented_again_outside_are_reassembled_at_both_layers() {
+    let ends = TunnelEnds::new(TUNNEL_A, TUNNEL_B);
+    let gre = Encap::Gre { ends, key: None, sequence: false, checksum: false };
+    // Every outer packet (at least 44 bytes of GRE payload) leaves in fragments of 40 bytes.
+    let encaps = [Encap::Fragment { size: 64 }, gre, Encap::Fragment { size: 40 }];
+    let (line, decoder, seen) = decode_conversation(&encaps, CLIENT.into(), SERVER.into());
+    let login = seen.iter().find(|packet| !packet.payload.is_empty() && packet.dst_port == 110).unwrap();
+    assert_eq!(login.payload, line);
+    assert_ne!(login.tunnel, 0);
+    // Handshake and greeting: 4 outer datagrams; the login: 3 outer ones, then the inner one.
+    assert_eq!(decoder.stats.fragments_reassembled, 4 + 3 + 1);
+    assert_eq!(decoder.stats.tcp, 5, "handshake, greeting and login all decoded");
+    assert!(decoder.defrag.pending.is_empty());
+}
+
+#[test]
+fn ipv6_fragments_inside_ip_in_ip_fragmented_again_outside_are_reassembled() {
+    let ends = TunnelEnds::new(TUNNEL_A, TUNNEL_C);
+    let encaps = [Encap::Fragment { size: 56 }, Encap::IpInIp { ends }, Encap::Fragment { size: 40 }];
+    let (line, decoder, seen) = decode_conversation(&encaps, CLIENT6.into(), SERVER6.into());
+    let login = seen.iter().find(|packet| !packet.payload.is_empty() && packet.dst_port == 110).unwrap();
+    assert_eq!((login.payload.as_slice(), login.dst), (line.as_slice(), IpAddr::from(SERVER6)));
+    // Every outer packet is fragmented: handshake and greeting 4, the login's 3 inner fragments 3,
+    // then the inner datagram.
+    assert_eq!(decoder.stats.fragments_reassembled, 4 + 3 + 1);
+    assert_eq!(decoder.stats.tcp, 5);
+    assert!(decoder.defrag.pending.is_empty());
 }
 
 #[test]

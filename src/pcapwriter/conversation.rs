@@ -445,21 +445,27 @@ impl Conversation {
                 continue;
             }
             let number = u32::try_from(number).unwrap_or(u32::MAX);
-            let mut packet = self.ip_packet(segment)?;
+            let mut packets = vec![self.ip_packet(segment)?];
             for step in &self.encaps {
-                packet = step.wrap(packet, segment.from, number)?;
+                let mut wrapped = Vec::with_capacity(packets.len());
+                for packet in packets {
+                    wrapped.extend(step.wrap(packet, segment.from, number)?);
+                }
+                packets = wrapped;
             }
             if aggregate.as_ref().is_some_and(|open| segment.aggregate != Some(open.group)) {
                 frames.extend(self.aggregate_frame(aggregate.take())?);
             }
-            match (segment.aggregate, &mut aggregate) {
-                (Some(_), Some(open)) => open.packets.push(packet),
-                (Some(group), None) => {
-                    aggregate = Some(Aggregate { group, from: segment.from, ts: segment.ts, packets: vec![packet] })
-                }
-                (None, _) => {
-                    let data = self.link.frame(&packet, segment.from, self.macs, &self.vlans)?;
-                    frames.push(CapturedFrame { ts: segment.ts, link_type, data });
+            for packet in packets {
+                match (segment.aggregate, &mut aggregate) {
+                    (Some(_), Some(open)) => open.packets.push(packet),
+                    (Some(group), None) => {
+                        aggregate = Some(Aggregate { group, from: segment.from, ts: segment.ts, packets: vec![packet] })
+                    }
+                    (None, _) => {
+                        let data = self.link.frame(&packet, segment.from, self.macs, &self.vlans)?;
+                        frames.push(CapturedFrame { ts: segment.ts, link_type, data });
+                    }
                 }
             }
         }

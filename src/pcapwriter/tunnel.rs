@@ -2,14 +2,18 @@
 //! packet; a conversation applies its steps innermost first. Header layouts follow VXLAN (RFC 7348),
 //! GENEVE (RFC 8926), GRE (RFC 2784 with the key and sequence extensions of RFC 2890), ERSPAN
 //! types II and III (draft-foschiano-erspan, as Wireshark dissects them), MPLS (RFC 3032) and
-//! IP-in-IP (protocols 4 and 41).
+//! IP-in-IP (protocols 4 and 41). [`Encap::Fragment`] is not a tunnel but IP fragmentation
+//! (RFC 791, RFC 8200 §4.5), a step that turns one packet into several.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::fmt;
 use std::net::{IpAddr, Ipv6Addr};
 
 use etherparse::checksum::Sum16BitWords;
-use etherparse::{IpHeaders, IpNumber, PacketBuilder, PacketBuilderStep};
+use etherparse::{
+    IpFragOffset, IpHeaders, IpNumber, Ipv4HeaderSlice, Ipv6FragmentHeader, Ipv6Header, Ipv6HeaderSlice, PacketBuilder,
+    PacketBuilderStep,
+};
 
 use super::conversation::{ScriptError, Side};
 use super::link::{push_ethernet, Macs};
@@ -109,6 +113,11 @@ pub enum Encap {
     /// A PPPoE session (RFC 2516) with the given id; carries IP, announced by its PPP protocol
     /// number (0x0021 IPv4, 0x0057 IPv6), as on a DSL link.
     Pppoe { session: u16 },
+    /// IP fragmentation of the packet so far (IPv4, or IPv6 without extension headers): a payload
+    /// longer than `size` bytes leaves as fragments of `size` bytes (rounded down to a multiple of
+    /// 8), in order, each a frame of its own; the identification is the packet's number. Placed
+    /// both inside and outside a tunnel, it fragments the inner packets and then each outer one.
+    Fragment { size: u16 },
 }
 
 pub const VXLAN_PORT: u16 = 4789;
@@ -128,9 +137,11 @@ const INNER_MACS: Macs = Macs { client: [0x02, 0, 0, 0, 0x01, 0x01], server: [0x
 
 impl Encap {
     /// Wraps `inner`, sent by `from`; `number` is the packet's index in its conversation (used as
-    /// GRE sequence number).
-    pub fn wrap(&self, inner: Packet, from: Side, number: u32) -> Result<Packet, ScriptError> {
-        match self {
+    /// GRE sequence number and fragment identification). One packet comes out, or several for
+    /// [`Encap::Fragment`].
+    pub fn wrap(&self, inner: Packet, from: Side, number: u32) -> Result<Vec<Packet>, ScriptError> {
+        let packet = match self {
+            Encap::Fragment { size } => return fragment(inner, *size, number),
             Encap::Ethernet => {
                 let (source, destination) = INNER_MACS.oriented(from);
                 let mut bytes = Vec::with_capacity(inner.bytes.len().saturating_add(14));
@@ -233,8 +244,72 @@ impl Encap {
                 };
                 outer_ip(*ends, from, protocol, &inner.bytes)
             }
-        }
+        };
+        packet.map(|packet| vec![packet])
     }
+}
+
+/// The fragments of an IP packet whose payload exceeds `size` bytes, or the packet itself.
+fn fragment(inner: Packet, size: u16, number: u32) -> Result<Vec<Packet>, ScriptError> {
+    let chunk = usize::from(size) / 8 * 8;
+    if chunk == 0 {
+        return Err(ScriptError::OutOfRange { field: "fragment size", value: size.into() });
+    }
+    let build = |e: etherparse::err::ValueTooBigError<usize>| ScriptError::Build(e.to_string());
+    let malformed = |e: &dyn fmt::Display| ScriptError::Build(e.to_string());
+    let mut packets = Vec::new();
+    match inner.kind {
+        PacketKind::Ipv4 => {
+            let slice = Ipv4HeaderSlice::from_slice(&inner.bytes).map_err(|e| malformed(&e))?;
+            let header_len = slice.slice().len();
+            let payload = inner.bytes.get(header_len..usize::from(slice.total_len())).unwrap_or_default();
+            if payload.len() <= chunk {
+                return Ok(vec![inner]);
+            }
+            let mut header = slice.to_header();
+            header.identification = (number & 0xffff) as u16;
+            for (index, piece) in payload.chunks(chunk).enumerate() {
+                let offset = index * chunk;
+                header.fragment_offset = fragment_offset(offset)?;
+                header.more_fragments = offset + piece.len() < payload.len();
+                header.set_payload_len(piece.len()).map_err(build)?;
+                header.header_checksum = header.calc_header_checksum();
+                let mut bytes = header.to_bytes().to_vec();
+                bytes.extend_from_slice(piece);
+                packets.push(Packet { kind: PacketKind::Ipv4, bytes });
+            }
+        }
+        PacketKind::Ipv6 => {
+            let slice = Ipv6HeaderSlice::from_slice(&inner.bytes).map_err(|e| malformed(&e))?;
+            let payload = inner.bytes.get(Ipv6Header::LEN..).unwrap_or_default();
+            if payload.len() <= chunk {
+                return Ok(vec![inner]);
+            }
+            let mut header = slice.to_header();
+            let next_header = header.next_header;
+            header.next_header = IpNumber::IPV6_FRAGMENTATION_HEADER;
+            for (index, piece) in payload.chunks(chunk).enumerate() {
+                let offset = index * chunk;
+                let more = offset + piece.len() < payload.len();
+                let fragment_header = Ipv6FragmentHeader::new(next_header, fragment_offset(offset)?, more, number);
+                header.set_payload_length(piece.len() + Ipv6FragmentHeader::LEN).map_err(build)?;
+                let mut bytes = header.to_bytes().to_vec();
+                bytes.extend_from_slice(&fragment_header.to_bytes());
+                bytes.extend_from_slice(piece);
+                packets.push(Packet { kind: PacketKind::Ipv6, bytes });
+            }
+        }
+        kind => return Err(cannot_carry("IP fragmentation", kind)),
+    }
+    Ok(packets)
+}
+
+/// The fragment offset field (units of 8 bytes) for a byte offset.
+fn fragment_offset(offset: usize) -> Result<IpFragOffset, ScriptError> {
+    u16::try_from(offset / 8)
+        .ok()
+        .and_then(|units| IpFragOffset::try_new(units).ok())
+        .ok_or(ScriptError::OutOfRange { field: "fragment offset", value: offset as u64 })
 }
 
 /// A packet builder for `source` → `destination`, IPv6 with mapped addresses if the families differ.
@@ -573,6 +648,60 @@ mod tests {
         assert_inner_tcp(SlicedPacket::from_ip(&inner).unwrap(), 40000, b"x");
     }
 
+    /// The payload of each IPv4 fragment with its offset and more-fragments flag.
+    fn ipv4_pieces(frames: &[CapturedFrame]) -> Vec<(u16, bool, Vec<u8>)> {
+        frames
+            .iter()
+            .map(|frame| {
+                let (header, payload) = etherparse::Ipv4Header::from_slice(&frame.data[14..]).unwrap();
+                assert_eq!(header.header_checksum, header.calc_header_checksum());
+                let len = header.total_len as usize - header.header_len();
+                (header.fragment_offset.byte_offset(), header.more_fragments, payload[..len].to_vec())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn fragmentation_splits_ipv4_into_aligned_pieces() {
+        let whole = wrapped(&[]);
+        let frames = wrapped(&[Encap::Fragment { size: 20 }]);
+        // Client: 20 TCP + 13 payload bytes = 33 → 16 + 16 + 1; server: 20 + 6 = 26 → 16 + 10.
+        let pieces = ipv4_pieces(&frames);
+        let layout: Vec<(u16, bool, usize)> = pieces.iter().map(|(at, more, data)| (*at, *more, data.len())).collect();
+        assert_eq!(layout, [(0, true, 16), (16, true, 16), (32, false, 1), (0, true, 16), (16, false, 10)]);
+        let client: Vec<u8> = pieces[..3].iter().flat_map(|(_, _, data)| data.clone()).collect();
+        assert_eq!(client, whole[0].data[34..]);
+        let ids: Vec<u16> = frames
+            .iter()
+            .map(|f| etherparse::Ipv4Header::from_slice(&f.data[14..]).unwrap().0.identification)
+            .collect();
+        assert_eq!(ids, [0, 0, 0, 1, 1], "the packet's number");
+        assert_eq!(wrapped(&[Encap::Fragment { size: 1500 }]), whole, "short packets are left whole");
+    }
+
+    #[test]
+    fn fragmentation_inserts_an_ipv6_fragment_header() {
+        let mut conversation = Conversation::new(
+            ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], CLIENT_PORT),
+            ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2], 143),
+        );
+        conversation.encap(Encap::Fragment { size: 24 });
+        let frames = conversation.client(b"a LOGIN u p\r\n").frames().unwrap();
+        assert_eq!(frames.len(), 2);
+        let mut data = Vec::new();
+        for (index, frame) in frames.iter().enumerate() {
+            let (header, rest) = Ipv6Header::from_slice(&frame.data[14..]).unwrap();
+            assert_eq!(header.next_header, IpNumber::IPV6_FRAGMENTATION_HEADER);
+            let (fragment, piece) = Ipv6FragmentHeader::from_slice(rest).unwrap();
+            assert_eq!(usize::from(header.payload_length), 8 + piece.len());
+            assert_eq!((fragment.next_header, fragment.more_fragments), (IpNumber::TCP, index == 0));
+            assert_eq!(usize::from(fragment.fragment_offset.byte_offset()), data.len());
+            data.extend_from_slice(piece);
+        }
+        let tcp = etherparse::TcpSlice::from_slice(&data).unwrap();
+        assert_eq!(tcp.payload(), b"a LOGIN u p\r\n");
+    }
+
     #[test]
     fn mismatched_payloads_and_oversized_fields_are_refused() {
         use PacketKind::{Ethernet, Ipv4, Mpls};
@@ -599,5 +728,7 @@ mod tests {
         let odd_option = GeneveOption { class: 0, option_type: 0, data: vec![0; 3] };
         let geneve = Encap::Geneve { ends: ends(), vni: 0, options: vec![odd_option] };
         assert_eq!(wrap_error(&[geneve]), range("GENEVE option length", 3));
+        assert_eq!(wrap_error(&[Encap::Fragment { size: 7 }]), range("fragment size", 7));
+        assert_eq!(wrap_error(&[Encap::Ethernet, Encap::Fragment { size: 8 }]), carry("IP fragmentation", Ethernet));
     }
 }
