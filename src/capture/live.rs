@@ -206,13 +206,13 @@ fn link_type_of(capture: &Capture<Active>) -> LinkType {
     LinkType(u32::try_from(capture.get_datalink().0).unwrap_or(u32::MAX))
 }
 
-/// The carriers of the mirror encapsulations the decoder peels: VXLAN and GENEVE (UDP 4789 and
-/// Linux's 8472, 6081), GRE and ERSPAN (IP protocol 47), IP-in-IP (4, 41) and MPLS (EtherType 0x8847). Their
-/// inner packets cannot be filtered by port in BPF (libpcap's `mpls` keyword, for one, cannot be
-/// combined with `vlan`), so the carriers are let through whole.
+/// The carriers of the encapsulations the decoder peels: VXLAN and GENEVE (UDP 4789 and Linux's
+/// 8472, 6081), Teredo (UDP 3544), GRE and ERSPAN (IP protocol 47), IP-in-IP (4, 41) and MPLS
+/// (EtherType 0x8847). Their inner packets cannot be filtered by port in BPF (libpcap's `mpls`
+/// keyword, for one, cannot be combined with `vlan`), so the carriers are let through whole.
 const TUNNEL_CARRIERS: &str =
-    "udp port 4789 or udp port 8472 or udp port 6081 or ip proto 47 or ip6 proto 47 or ip proto 4 \
-    or ip proto 41 or ip6 proto 4 or ip6 proto 41 or ether proto 0x8847";
+    "udp port 4789 or udp port 8472 or udp port 6081 or udp port 3544 or ip proto 47 or ip6 proto 47 \
+    or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41 or ether proto 0x8847";
 
 /// Link types of 802.11 monitor interfaces, bare or behind a radio header (but PPI).
 const WIFI_MONITOR_LINKS: [LinkType; 4] =
@@ -334,6 +334,11 @@ mod tests {
             assert!(!passes(&filter, ethernet, &login(80, Link::Ethernet, vlans, &[])), "web, {name}");
         }
         assert!(!passes(&filter, ethernet, &login(993, Link::Ethernet, &[], &[])));
+        // Teredo: IPv6 in UDP 3544, whose ports BPF cannot see either.
+        let mut teredo =
+            Conversation::new(([0x2001, 0, 0, 0, 0, 0, 0, 1], 40000), ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2], 110));
+        teredo.encap(Encap::Teredo { ends, indicators: false }).handshake().client(b"USER a\r\n");
+        assert!(passes(&filter, ethernet, &teredo.frames().unwrap()), "Teredo");
         // VXLAN on Linux's default port (8472): the same frames with the outer UDP port changed.
         let mut on_linux_port = login(110, Link::Ethernet, &[], &vxlan);
         for frame in &mut on_linux_port {

@@ -44,7 +44,7 @@ use ip::IpPacket;
 use link::Layer;
 use tunnel::TunnelContext;
 
-/// Encapsulation layers (MPLS stack, GRE, ERSPAN, VXLAN, GENEVE, IP-in-IP) peeled before a frame
+/// Encapsulation layers (MPLS stack, GRE, ERSPAN, VXLAN, GENEVE, Teredo, IP-in-IP) peeled before a frame
 /// is given up as [`SkipReason::TunnelTooDeep`].
 pub const MAX_ENCAPSULATIONS: u8 = 8;
 

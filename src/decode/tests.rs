@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::capture::{LinkType, Timestamp};
-use crate::pcapwriter::{Conversation, Encap, TunnelEnds};
+use crate::pcapwriter::{CapturedFrame, Conversation, Encap, TunnelEnds, TEREDO_PORT};
 
 const CLIENT: [u8; 4] = [10, 0, 0, 1];
 const SERVER: [u8; 4] = [10, 0, 0, 2];
@@ -1074,6 +1074,55 @@ fn same_inner_addresses_in_different_tunnels_do_not_mix() {
 }
 
 #[test]
+fn teredo_carries_a_pop3_login_with_or_without_indicators() {
+    let ends = TunnelEnds::new(TUNNEL_A, TUNNEL_B);
+    let (line, _, plain) = decode_conversation(&[], CLIENT6.into(), SERVER6.into());
+    let (_, _, in_ip) = decode_conversation(&[Encap::IpInIp { ends }], CLIENT6.into(), SERVER6.into());
+    for indicators in [false, true] {
+        let (_, decoder, seen) =
+            decode_conversation(&[Encap::Teredo { ends, indicators }], CLIENT6.into(), SERVER6.into());
+        assert_eq!(decoder.stats.tcp, 5, "handshake, greeting and login, indicators: {indicators}");
+        let login = login_of(&seen).unwrap();
+        assert_eq!((login.payload.as_slice(), login.src), (line.as_slice(), IpAddr::from(CLIENT6)));
+        assert!(seen.iter().all(|packet| packet.tunnel == login.tunnel), "both directions in one tunnel");
+        assert_ne!(login.tunnel, 0);
+        assert_ne!(login.tunnel, login_of(&plain).unwrap().tunnel, "never mixed with the same flow outside");
+        assert_ne!(login.tunnel, login_of(&in_ip).unwrap().tunnel, "nor with 6in4 between the same hosts");
+    }
+}
+
+#[test]
+fn other_traffic_on_the_teredo_port_is_not_a_tunnel() {
+    let ends = TunnelEnds::new(TUNNEL_A, TUNNEL_B);
+    let login = |encap: Encap, client: IpAddr, server: IpAddr| {
+        let mut conversation = Conversation::new((client, CLIENT_PORT), (server, 110));
+        conversation.encap(encap).handshake().client(b"PASS secret\r\n").frames().unwrap()
+    };
+    // An IPv4 packet as the payload of UDP 3544: not IPv6.
+    let frames = login(Encap::Udp { ends, port: TEREDO_PORT }, CLIENT.into(), SERVER.into());
+    let (decoder, seen) = decode_frames(&frames);
+    assert!(seen.is_empty());
+    assert_eq!(decoder.stats.not_tcp, frames.len() as u64);
+    // IPv6 whose length is not what the datagram holds.
+    let mut frames = login(Encap::Teredo { ends, indicators: false }, CLIENT6.into(), SERVER6.into());
+    for frame in &mut frames {
+        let payload_length = 14 + 20 + 8 + 4;
+        frame.data[payload_length + 1] ^= 0x08;
+    }
+    let (decoder, seen) = decode_frames(&frames);
+    assert!(seen.is_empty());
+    assert_eq!(decoder.stats.not_tcp, frames.len() as u64);
+    // Authentication indicator lengths running past the datagram.
+    let mut frames = login(Encap::Teredo { ends, indicators: true }, CLIENT6.into(), SERVER6.into());
+    for frame in &mut frames {
+        frame.data[14 + 20 + 8 + 2] = 0xff;
+    }
+    let (decoder, seen) = decode_frames(&frames);
+    assert!(seen.is_empty());
+    assert_eq!(decoder.stats.not_tcp, frames.len() as u64);
+}
+
+#[test]
 fn outer_vlan_is_folded_into_the_tunnel() {
     let tunnel = ipv4_outer(4, TUNNEL_A, TUNNEL_B, &ipv4_tcp(CLIENT, SERVER, LINE));
     let on_vlan = |id| decode_tcp(LinkType::ETHERNET, &tagged(&[(0x8100, id)], 0x0800, &tunnel));
@@ -1187,14 +1236,25 @@ fn decode_conversation(encaps: &[Encap], client: IpAddr, server: IpAddr) -> (Vec
         conversation.encap(step.clone());
     }
     let frames = conversation.handshake().server(b"+OK\r\n").client(&line).frames().unwrap();
+    let (decoder, seen_packets) = decode_frames(&frames);
+    (line, decoder, seen_packets)
+}
+
+/// The TCP packets the frames decode to, and the decoder's counters.
+fn decode_frames(frames: &[CapturedFrame]) -> (Decoder, Vec<Seen>) {
     let mut decoder = Decoder::new();
     let mut seen_packets = Vec::new();
-    for frame in &frames {
+    for frame in frames {
         if let Decoded::Tcp(packet) = decoder.decode(&frame.as_frame()) {
             seen_packets.push(seen(&packet));
         }
     }
-    (line, decoder, seen_packets)
+    (decoder, seen_packets)
+}
+
+/// The login line among decoded packets.
+fn login_of(seen: &[Seen]) -> Option<&Seen> {
+    seen.iter().find(|packet| !packet.payload.is_empty() && packet.dst_port == 110)
 }
 
 #[test]
@@ -1204,7 +1264,7 @@ fn fragments_inside_a_tunnel_fragmented_again_outside_are_reassembled_at_both_la
     // Every outer packet (at least 44 bytes of GRE payload) leaves in fragments of 40 bytes.
     let encaps = [Encap::Fragment { size: 64 }, gre, Encap::Fragment { size: 40 }];
     let (line, decoder, seen) = decode_conversation(&encaps, CLIENT.into(), SERVER.into());
-    let login = seen.iter().find(|packet| !packet.payload.is_empty() && packet.dst_port == 110).unwrap();
+    let login = login_of(&seen).unwrap();
     assert_eq!(login.payload, line);
     assert_ne!(login.tunnel, 0);
     // Handshake and greeting: 4 outer datagrams; the login: 3 outer ones, then the inner one.
@@ -1218,7 +1278,7 @@ fn ipv6_fragments_inside_ip_in_ip_fragmented_again_outside_are_reassembled() {
     let ends = TunnelEnds::new(TUNNEL_A, TUNNEL_C);
     let encaps = [Encap::Fragment { size: 56 }, Encap::IpInIp { ends }, Encap::Fragment { size: 40 }];
     let (line, decoder, seen) = decode_conversation(&encaps, CLIENT6.into(), SERVER6.into());
-    let login = seen.iter().find(|packet| !packet.payload.is_empty() && packet.dst_port == 110).unwrap();
+    let login = login_of(&seen).unwrap();
     assert_eq!((login.payload.as_slice(), login.dst), (line.as_slice(), IpAddr::from(SERVER6)));
     // Every outer packet is fragmented: handshake and greeting 4, the login's 3 inner fragments 3,
     // then the inner datagram.

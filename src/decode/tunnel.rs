@@ -1,5 +1,5 @@
 //! Tunnels carried by IP: GRE (with transparent Ethernet and ERSPAN types I, II and III), VXLAN,
-//! GENEVE and IP-in-IP; and the context that keeps the flows of different tunnels apart.
+//! GENEVE, Teredo and IP-in-IP; and the context that keeps the flows of different tunnels apart.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::hash::{Hash, Hasher};
@@ -44,6 +44,16 @@ const GENEVE_PORT: u16 = 6081;
 const GENEVE_HEADER_LEN: usize = 8;
 const GENEVE_OPTION_UNIT: usize = 4;
 const UDP_HEADER_LEN: usize = 8;
+/// Teredo (RFC 4380): IPv6 in UDP, with the server or relay on port 3544 (either end).
+const TEREDO_PORT: u16 = 3544;
+/// Indicator types that may precede the IPv6 packet (RFC 4380 §5.1.1): authentication, then origin.
+const TEREDO_AUTHENTICATION: u16 = 0x0001;
+const TEREDO_ORIGIN: u16 = 0x0000;
+/// Indicator type, client identifier length, authentication value length (then both values), and
+/// after them an 8-byte nonce and a confirmation byte.
+const TEREDO_AUTHENTICATION_FIXED_LEN: usize = 4 + 8 + 1;
+const TEREDO_ORIGIN_LEN: usize = 8;
+const IPV6_HEADER_LEN: usize = 40;
 
 /// The kinds of encapsulation whose context is folded into [`TunnelContext::tunnel`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -53,6 +63,7 @@ pub(super) enum TunnelKind {
     Erspan,
     Vxlan,
     Geneve,
+    Teredo,
     IpInIp,
 }
 
@@ -185,7 +196,8 @@ fn erspan<'a>(
     Ok(Layer::Ethernet(frame))
 }
 
-/// UDP: only the tunnel ports lead on (VXLAN on 4789 and 8472, GENEVE); anything else is not TCP.
+/// UDP: only the tunnel ports lead on (VXLAN on 4789 and 8472, GENEVE, Teredo); anything else is
+/// not TCP.
 pub(super) fn udp<'a>(outer: &IpPacket<'a>, context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
     let header = UdpHeaderSlice::from_slice(outer.payload).map_err(|_| SkipReason::Truncated)?;
     // Trust the UDP length only when it is consistent with what the capture holds.
@@ -203,8 +215,40 @@ pub(super) fn udp<'a>(outer: &IpPacket<'a>, context: &mut TunnelContext) -> Resu
             Ok(Layer::Ethernet(frame))
         }
         GENEVE_PORT => geneve(data, outer, context),
+        TEREDO_PORT => teredo(data, header.length(), outer, context),
+        _ if header.source_port() == TEREDO_PORT => teredo(data, header.length(), outer, context),
         _ => Err(SkipReason::NotTcp),
     }
+}
+
+/// Teredo: optional authentication and origin indicators, then an IPv6 packet. Other traffic on
+/// port 3544 is told apart as Wireshark's heuristic does: the packet must say version 6 and its
+/// length must be what is left of the datagram on the wire (`udp_len`, the UDP length field, so
+/// that a frame cut by the snaplen still passes); anything else is not a tunnel, hence not TCP.
+fn teredo<'a>(
+    data: &'a [u8],
+    udp_len: u16,
+    outer: &IpPacket<'_>,
+    context: &mut TunnelContext,
+) -> Result<Layer<'a>, SkipReason> {
+    let mut offset = 0;
+    if be_u16(data, offset) == Some(TEREDO_AUTHENTICATION) {
+        let lengths = data.get(offset + 2..offset + 4).ok_or(SkipReason::NotTcp)?;
+        let values: usize = lengths.iter().map(|len| usize::from(*len)).sum();
+        offset += TEREDO_AUTHENTICATION_FIXED_LEN + values;
+    }
+    if be_u16(data, offset) == Some(TEREDO_ORIGIN) {
+        offset += TEREDO_ORIGIN_LEN;
+    }
+    let inner = data.get(offset..).ok_or(SkipReason::NotTcp)?;
+    let is_ipv6 = inner.first().is_some_and(|byte| byte >> 4 == 6);
+    let on_the_wire = usize::from(udp_len).checked_sub(UDP_HEADER_LEN + offset);
+    let declared = be_u16(inner, 4).map(|payload_len| IPV6_HEADER_LEN + usize::from(payload_len));
+    if !is_ipv6 || on_the_wire.is_none() || on_the_wire != declared {
+        return Err(SkipReason::NotTcp);
+    }
+    context.enter(TunnelKind::Teredo, outer, 0)?;
+    Ok(Layer::Ip(inner))
 }
 
 /// GENEVE (RFC 8926): an 8-byte header plus options, then a frame named by an ethertype.

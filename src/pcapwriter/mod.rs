@@ -40,7 +40,7 @@ pub use conversation::{Conversation, ScriptError, Side};
 pub use link::Link;
 pub use pcap::{ByteOrder, PcapOptions, PcapWriter, Resolution, DEFAULT_SNAPLEN};
 pub use pcapng::PcapngWriter;
-pub use tunnel::{Encap, GeneveOption, Packet, PacketKind, TunnelEnds, GENEVE_PORT, VXLAN_PORT};
+pub use tunnel::{Encap, GeneveOption, Packet, PacketKind, TunnelEnds, GENEVE_PORT, TEREDO_PORT, VXLAN_PORT};
 
 use crate::capture::{Frame, LinkType, Timestamp};
 

@@ -113,6 +113,14 @@ pub enum Encap {
     /// A PPPoE session (RFC 2516) with the given id; carries IP, announced by its PPP protocol
     /// number (0x0021 IPv4, 0x0057 IPv6), as on a DSL link.
     Pppoe { session: u16 },
+    /// Teredo (RFC 4380): IPv6 in UDP between `client_side` port 49152 and `server_side` (the
+    /// relay) port 3544. With `indicators`, each packet starts with an authentication indicator
+    /// (no client identifier or value, nonce 0) and an origin indicator (the client side's address
+    /// and port, obfuscated).
+    Teredo { ends: TunnelEnds, indicators: bool },
+    /// The packet as the bare payload of a UDP datagram to `port` (both ways): other traffic on a
+    /// tunnel's port.
+    Udp { ends: TunnelEnds, port: u16 },
     /// IP fragmentation of the packet so far (IPv4, or IPv6 without extension headers): a payload
     /// longer than `size` bytes leaves as fragments of `size` bytes (rounded down to a multiple of
     /// 8), in order, each a frame of its own; the identification is the packet's number. Placed
@@ -122,6 +130,7 @@ pub enum Encap {
 
 pub const VXLAN_PORT: u16 = 4789;
 pub const GENEVE_PORT: u16 = 6081;
+pub const TEREDO_PORT: u16 = 3544;
 const ERSPAN_II_PROTOCOL: u16 = 0x88BE;
 const ERSPAN_III_PROTOCOL: u16 = 0x22EB;
 const TRANSPARENT_ETHERNET_BRIDGING: u16 = 0x6558;
@@ -236,6 +245,32 @@ impl Encap {
                 bytes.extend_from_slice(&inner.bytes);
                 Ok(Packet { kind: PacketKind::Pppoe, bytes })
             }
+            Encap::Teredo { ends, indicators } => {
+                if inner.kind != PacketKind::Ipv6 {
+                    return Err(cannot_carry("Teredo", inner.kind));
+                }
+                let mut payload = Vec::with_capacity(inner.bytes.len().saturating_add(21));
+                if *indicators {
+                    // Authentication: type, client id length 0, value length 0, nonce, confirmation.
+                    payload.extend_from_slice(&[0, 1, 0, 0]);
+                    payload.extend_from_slice(&[0; 9]);
+                    // Origin: type, then port and IPv4 address, each bit inverted.
+                    let origin = match ends.client_side {
+                        IpAddr::V4(address) => address.octets(),
+                        IpAddr::V6(_) => [0; 4],
+                    };
+                    payload.extend_from_slice(&[0, 0]);
+                    payload.extend_from_slice(&(!TUNNEL_SOURCE_PORT).to_be_bytes());
+                    payload.extend(origin.iter().map(|byte| !byte));
+                }
+                payload.extend_from_slice(&inner.bytes);
+                let (source_port, destination_port) = match from {
+                    Side::Client => (TUNNEL_SOURCE_PORT, TEREDO_PORT),
+                    Side::Server => (TEREDO_PORT, TUNNEL_SOURCE_PORT),
+                };
+                outer_udp_ports(*ends, from, source_port, destination_port, &payload)
+            }
+            Encap::Udp { ends, port } => outer_udp_ports(*ends, from, *port, *port, &inner.bytes),
             Encap::IpInIp { ends } => {
                 let protocol = match inner.kind {
                     PacketKind::Ipv4 => IpNumber::IPV4,
@@ -340,9 +375,19 @@ fn outer_ip(ends: TunnelEnds, from: Side, protocol: IpNumber, payload: &[u8]) ->
 }
 
 fn outer_udp(ends: TunnelEnds, from: Side, destination_port: u16, payload: &[u8]) -> Result<Packet, ScriptError> {
+    outer_udp_ports(ends, from, TUNNEL_SOURCE_PORT, destination_port, payload)
+}
+
+fn outer_udp_ports(
+    ends: TunnelEnds,
+    from: Side,
+    source_port: u16,
+    destination_port: u16,
+    payload: &[u8],
+) -> Result<Packet, ScriptError> {
     let (source, destination) = ends.oriented(from);
     let (builder, kind) = ip_builder(source, destination);
-    let builder = builder.udp(TUNNEL_SOURCE_PORT, destination_port);
+    let builder = builder.udp(source_port, destination_port);
     let mut bytes = Vec::with_capacity(builder.size(payload.len()));
     builder.write_to_vec(&mut bytes, payload).map_err(|e| ScriptError::Build(e.to_string()))?;
     Ok(Packet { kind, bytes })
@@ -700,6 +745,43 @@ mod tests {
         }
         let tcp = etherparse::TcpSlice::from_slice(&data).unwrap();
         assert_eq!(tcp.payload(), b"a LOGIN u p\r\n");
+    }
+
+    #[test]
+    fn teredo_carries_ipv6_over_udp_3544_with_optional_indicators() {
+        let mut conversation =
+            Conversation::new(([0x2001, 0, 0, 0, 0, 0, 0, 1], CLIENT_PORT), ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2], 110));
+        conversation.encap(Encap::Teredo { ends: ends(), indicators: false });
+        let frames = conversation.client(b"USER u\r\n").server(b"+OK\r\n").frames().unwrap();
+        let (_, _, protocol, udp) = outer_ipv4(&frames[0]);
+        assert_eq!((protocol, u16_at(&udp, 0), u16_at(&udp, 2)), (IpNumber::UDP, 49152, TEREDO_PORT));
+        let inner = SlicedPacket::from_ip(&udp[8..]).unwrap();
+        assert_inner_tcp(inner, CLIENT_PORT, b"USER u\r\n");
+        let (_, _, _, udp) = outer_ipv4(&frames[1]);
+        assert_eq!((u16_at(&udp, 0), u16_at(&udp, 2)), (TEREDO_PORT, 49152), "the relay answers from 3544");
+
+        let mut conversation =
+            Conversation::new(([0x2001, 0, 0, 0, 0, 0, 0, 1], CLIENT_PORT), ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2], 110));
+        conversation.encap(Encap::Teredo { ends: ends(), indicators: true });
+        let frames = conversation.client(b"USER u\r\n").frames().unwrap();
+        let (_, _, _, udp) = outer_ipv4(&frames[0]);
+        assert_eq!(&udp[8..12], &[0, 1, 0, 0], "authentication indicator, empty id and value");
+        assert_eq!(u16_at(&udp, 21), 0, "origin indicator");
+        assert_eq!(!u16_at(&udp, 23), 49152);
+        assert_eq!(udp[25..29].iter().map(|byte| !byte).collect::<Vec<_>>(), [192, 0, 2, 1]);
+        assert_inner_tcp(SlicedPacket::from_ip(&udp[29..]).unwrap(), CLIENT_PORT, b"USER u\r\n");
+        assert_eq!(
+            wrap_error(&[Encap::Teredo { ends: ends(), indicators: false }]),
+            cannot_carry("Teredo", PacketKind::Ipv4)
+        );
+    }
+
+    #[test]
+    fn bare_udp_carries_the_packet_as_it_is() {
+        let frames = wrapped(&[Encap::Udp { ends: ends(), port: TEREDO_PORT }]);
+        let (_, _, _, udp) = outer_ipv4(&frames[1]);
+        assert_eq!((u16_at(&udp, 0), u16_at(&udp, 2)), (TEREDO_PORT, TEREDO_PORT));
+        assert_inner_tcp(SlicedPacket::from_ip(&udp[8..]).unwrap(), 143, b"a OK\r\n");
     }
 
     #[test]
