@@ -2,7 +2,8 @@
 //!
 //! A datagram is keyed by its addresses, identification and protocol plus the VLAN and tunnel
 //! context it was seen in. Bytes already received win over later overlapping ones (an overlap
-//! cannot rewrite what was seen first). Limits: a number of datagrams in progress, a total of
+//! cannot rewrite what was seen first); an overlap whose bytes differ is counted, as the TCP
+//! reassembler counts its own: a receiver that keeps the last copy would read something else. Limits: a number of datagrams in progress, a total of
 //! buffered bytes, a number of disjoint received ranges per datagram (fragments at every other
 //! offset would otherwise grow the bookkeeping without bound), and an age measured on packet time
 //! from the first fragment. Eviction drops the datagram whose first fragment is oldest.
@@ -85,10 +86,12 @@ impl Datagram {
         self.len.is_some_and(|len| self.received.as_slice() == [(0, len)])
     }
 
-    /// Copies the parts of `[offset, end)` not received yet, then records the range.
-    fn fill(&mut self, offset: u32, payload: &[u8]) {
+    /// Copies the parts of `[offset, end)` not received yet, then records the range. Returns
+    /// whether a part received before differs from what `payload` says of it.
+    fn fill(&mut self, offset: u32, payload: &[u8]) -> bool {
         let end = offset.saturating_add(u32::try_from(payload.len()).unwrap_or(u32::MAX));
         let mut cursor = offset;
+        let mut differs = false;
         for &(start, stop) in &self.received {
             if stop <= cursor {
                 continue;
@@ -99,12 +102,14 @@ impl Datagram {
             if start > cursor {
                 copy_range(&mut self.data, payload, offset, cursor, start);
             }
+            differs |= !same_range(&self.data, payload, offset, start.max(cursor), stop.min(end));
             cursor = cursor.max(stop);
         }
         if cursor < end {
             copy_range(&mut self.data, payload, offset, cursor, end);
         }
         self.record(offset, end);
+        differs
     }
 
     /// Merges `[start, end)` into the sorted range list.
@@ -126,6 +131,16 @@ fn copy_range(data: &mut [u8], payload: &[u8], offset: u32, from: u32, to: u32) 
     let source = from.saturating_sub(offset) as usize..to.saturating_sub(offset) as usize;
     if let (Some(target), Some(source)) = (data.get_mut(from as usize..to as usize), payload.get(source)) {
         target.copy_from_slice(source);
+    }
+}
+
+/// Whether `payload` (starting at datagram offset `offset`) holds the same bytes as `data` for
+/// datagram offsets `[from, to)`.
+fn same_range(data: &[u8], payload: &[u8], offset: u32, from: u32, to: u32) -> bool {
+    let source = from.saturating_sub(offset) as usize..to.saturating_sub(offset) as usize;
+    match (data.get(from as usize..to as usize), payload.get(source)) {
+        (Some(held), Some(new)) => held == new,
+        _ => true,
     }
 }
 
@@ -221,8 +236,8 @@ impl Defragmenter {
             datagram.data.resize(wanted, 0);
         }
         let kept = payload.get(..end.saturating_sub(fragment.offset) as usize).unwrap_or_default();
-        if !kept.is_empty() {
-            datagram.fill(fragment.offset, kept);
+        if !kept.is_empty() && datagram.fill(fragment.offset, kept) {
+            stats.fragment_overlaps_differing += 1;
         }
         if datagram.received.len() > limits.max_ranges {
             self.remove(&key);

@@ -183,6 +183,9 @@ pub struct DecodeStats {
     pub fragments_evicted: u64,
     /// Incomplete datagrams dropped because their first fragment is older than the timeout.
     pub fragments_timed_out: u64,
+    /// Fragments overlapping bytes already received with different ones (the first copy is
+    /// kept): the IP counterpart of the TCP reassembler's `overlaps_differing`.
+    pub fragment_overlaps_differing: u64,
 }
 
 impl DecodeStats {
@@ -213,6 +216,8 @@ pub struct Decoder {
     cut_short_warned: bool,
     /// An encrypted 802.11 frame was warned about.
     encrypted_warned: bool,
+    /// IP fragments overlapping with different bytes were warned about.
+    fragment_overlap_warned: bool,
     /// Where the subframes of the latest frame not read yet start, when it was an aggregate
     /// (802.11 A-MSDU) of several packets (see [`Decoder::decode_next`]).
     aggregate_rest: Option<usize>,
@@ -281,10 +286,16 @@ impl Decoder {
             unsupported_seen,
             cut_short_warned,
             encrypted_warned,
+            fragment_overlap_warned,
             aggregate_rest,
             ignore_vlans,
         } = self;
-        match first.and_then(|layer| peel(frame, layer, defrag, stats, aggregate_rest)) {
+        let result = first.and_then(|layer| peel(frame, layer, defrag, stats, aggregate_rest));
+        if stats.fragment_overlaps_differing > 0 && !*fragment_overlap_warned {
+            *fragment_overlap_warned = true;
+            warn_fragment_overlap();
+        }
+        match result {
             Ok(mut packet) => {
                 stats.tcp += 1;
                 if *ignore_vlans {
@@ -319,6 +330,16 @@ fn warn_cut_short(frame: &Frame<'_>) {
         on_the_wire = frame.orig_len,
         "frames were cut short by the capture's snap length: payload bytes are missing, and logins in \
          them cannot be seen (capture whole frames, e.g. tcpdump -s 0)"
+    );
+}
+
+/// Says, once, that IP fragments overlapped with different bytes: a sender does not do that, an
+/// evasion attempt (or a broken middlebox) does, and only a counter would tell otherwise. The
+/// first copy was kept, as the TCP reassembler keeps its own.
+fn warn_fragment_overlap() {
+    tracing::warn!(
+        "IP fragments overlapped with different bytes (an evasion trick, or broken equipment): the first \
+         copy was kept"
     );
 }
 

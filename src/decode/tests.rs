@@ -11,7 +11,7 @@ use proptest::prelude::*;
 
 use super::*;
 use crate::capture::{LinkType, Timestamp};
-use crate::pcapwriter::{CapturedFrame, Conversation, Encap, TunnelEnds, TEREDO_PORT};
+use crate::pcapwriter::{CapturedFrame, Conversation, Encap, Link, TunnelEnds, TEREDO_PORT};
 
 const CLIENT: [u8; 4] = [10, 0, 0, 1];
 const SERVER: [u8; 4] = [10, 0, 0, 2];
@@ -1198,6 +1198,24 @@ fn ipv4_overlapping_fragment_cannot_rewrite_earlier_bytes() {
     let results = feed(&mut decoder, &sequence, 0);
     let seen = results.iter().find_map(|result| result.as_ref().ok()).unwrap();
     assert_eq!(seen.payload, line);
+}
+
+#[test]
+fn overlapping_fragments_with_different_bytes_are_counted_and_the_first_copy_kept() {
+    let line = [b"PASS ".as_slice(), &long_line(60), b"\r\n"].concat();
+    let mut conversation = Conversation::new((IpAddr::from(CLIENT), CLIENT_PORT), (IpAddr::from(SERVER), 110));
+    conversation.link(Link::RawIp).encap(Encap::Fragment { size: 32 }).client(&line);
+    let mut frames = conversation.frames().unwrap();
+    assert_eq!(frames.len(), 3);
+    // A copy of the middle fragment, identical; then one whose last byte differs.
+    let same = frames[1].clone();
+    let mut forged = frames[1].clone();
+    *forged.data.last_mut().unwrap() ^= 0x20;
+    frames.splice(2..2, [same, forged]);
+    let (decoder, seen) = decode_frames(&frames);
+    assert_eq!(login_of(&seen).unwrap().payload, line, "the first copy wins");
+    assert_eq!(decoder.stats.fragment_overlaps_differing, 1, "the identical copy is no evasion");
+    assert_eq!(decoder.stats.fragments_reassembled, 1);
 }
 
 #[test]

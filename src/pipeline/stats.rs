@@ -238,6 +238,7 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
         fragments_reassembled,
         fragments_evicted,
         fragments_timed_out,
+        fragment_overlaps_differing,
     } = more;
     total.tcp += tcp;
     total.unsupported_link_type += unsupported_link_type;
@@ -252,6 +253,7 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
     total.fragments_reassembled += fragments_reassembled;
     total.fragments_evicted += fragments_evicted;
     total.fragments_timed_out += fragments_timed_out;
+    total.fragment_overlaps_differing += fragment_overlaps_differing;
 }
 
 /// The tracing line every stats report also goes to (stderr, journald).
