@@ -3,6 +3,8 @@
 
 use serde::Serialize;
 
+use crate::decode::DecodeStats;
+
 /// Counters of a whole run (all interfaces, all workers), cumulative since it started.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct StatsEvent {
@@ -15,7 +17,7 @@ pub struct StatsEvent {
     /// Frames captured and their bytes (as captured, after the snaplen).
     pub packets: u64,
     pub bytes: u64,
-    /// Frames that decoded to a TCP segment (the rest is counted by decode reason in the logs).
+    /// Frames that decoded to a TCP segment (the rest is counted by reason in `decode`).
     pub tcp_segments: u64,
     /// Dropped by the kernel because the capture buffer was full (pcap `ps_drop`).
     pub kernel_drops: u64,
@@ -34,6 +36,10 @@ pub struct StatsEvent {
     /// Data segments that waited for bytes of the other direction captured after them (a capture
     /// whose two directions are merged out of order) or lost.
     pub segments_waited: u64,
+    /// What decoding skipped, by reason, and what fragment reassembly and tunnels did: a capture
+    /// that decodes to nothing (malformed, cut short, an unread link type) must not pass for a
+    /// quiet one.
+    pub decode: DecodeStats,
     pub alerts: AlertCounts,
     /// Per-interface capture counters (live mode).
     #[serde(skip_serializing_if = "Vec::is_empty")]

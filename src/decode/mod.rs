@@ -164,10 +164,15 @@ pub enum Decoded<'a> {
     Skipped(SkipReason),
 }
 
-/// Counters for everything decoding produced or skipped.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+/// Counters for everything decoding produced or skipped; the `stats` event's `decode` object
+/// (but `tcp`, which is its `tcp_segments`).
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DecodeStats {
+    #[serde(skip)]
     pub tcp: u64,
+    /// TCP segments that came out of a tunnel (GRE, ERSPAN, VXLAN, GENEVE, Teredo, IP-in-IP or an
+    /// MPLS pseudowire; MPLS labels alone are no tunnel).
+    pub tunnelled_tcp: u64,
     pub unsupported_link_type: u64,
     pub not_ip: u64,
     pub not_tcp: u64,
@@ -298,6 +303,9 @@ impl Decoder {
         match result {
             Ok(mut packet) => {
                 stats.tcp += 1;
+                if packet.tunnel != 0 {
+                    stats.tunnelled_tcp += 1;
+                }
                 if *ignore_vlans {
                     packet.vlan = VlanStack::default();
                 }
@@ -339,7 +347,7 @@ fn warn_cut_short(frame: &Frame<'_>) {
 fn warn_fragment_overlap() {
     tracing::warn!(
         "IP fragments overlapped with different bytes (an evasion trick, or broken equipment): the first \
-         copy was kept"
+         copy was kept; the stats event counts them in decode.fragment_overlaps_differing"
     );
 }
 

@@ -1082,6 +1082,7 @@ fn teredo_carries_a_pop3_login_with_or_without_indicators() {
         let (_, decoder, seen) =
             decode_conversation(&[Encap::Teredo { ends, indicators }], CLIENT6.into(), SERVER6.into());
         assert_eq!(decoder.stats.tcp, 5, "handshake, greeting and login, indicators: {indicators}");
+        assert_eq!(decoder.stats.tunnelled_tcp, 5);
         let login = login_of(&seen).unwrap();
         assert_eq!((login.payload.as_slice(), login.src), (line.as_slice(), IpAddr::from(CLIENT6)));
         assert!(seen.iter().all(|packet| packet.tunnel == login.tunnel), "both directions in one tunnel");

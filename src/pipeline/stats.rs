@@ -98,6 +98,10 @@ impl SharedStats {
         let captures = self.captures();
         let engine = self.engine();
         let sum = |field: fn(&CaptureCounters) -> u64| captures.iter().map(field).sum::<u64>();
+        let mut decode = DecodeStats::default();
+        for capture in &captures {
+            add_decode(&mut decode, &capture.decode);
+        }
         StatsEvent {
             timestamp: timestamp.rfc3339_micros(),
             event_type: "stats",
@@ -115,6 +119,7 @@ impl SharedStats {
             reassembly_bytes: engine.buffered_bytes as u64,
             gaps: engine.flow.reassembly.gaps,
             segments_waited: engine.flow.segments_waited,
+            decode,
             alerts: AlertCounts::default(),
             interfaces: if per_interface {
                 captures
@@ -226,6 +231,7 @@ fn add_proto(total: &mut ProtoStats, more: &ProtoStats) {
 pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
     let DecodeStats {
         tcp,
+        tunnelled_tcp,
         unsupported_link_type,
         not_ip,
         not_tcp,
@@ -241,6 +247,7 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
         fragment_overlaps_differing,
     } = more;
     total.tcp += tcp;
+    total.tunnelled_tcp += tunnelled_tcp;
     total.unsupported_link_type += unsupported_link_type;
     total.not_ip += not_ip;
     total.not_tcp += not_tcp;
@@ -290,6 +297,7 @@ mod tests {
             bytes: frames * 100,
             kernel_drops: drops,
             queue_drops: 1,
+            decode: DecodeStats { malformed: drops, fragments_reassembled: 1, ..DecodeStats::default() },
             ..CaptureCounters::default()
         };
         shared.publish_capture(0, &CaptureCounters { name: "eth0".into(), ..capture(10, 2) });
@@ -307,6 +315,10 @@ mod tests {
         assert_eq!(json["event_type"], "stats");
         assert_eq!(json["final"], true);
         assert_eq!(json["alerts"]["cleartext_credential"], 0);
+        assert_eq!(
+            (json["decode"]["malformed"].as_u64(), json["decode"]["fragments_reassembled"].as_u64()),
+            (Some(5), Some(2))
+        );
         assert!(shared.event(Timestamp(0), false, false).interfaces.is_empty());
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::*;
 use crate::alert::Outcome;
 use crate::output::{RepeatSummary, ServerReport};
-use crate::pcapwriter::{interleave, write_pcap_file, CapturedFrame, Conversation, Side};
+use crate::pcapwriter::{interleave, write_pcap_file, CapturedFrame, Conversation, Encap, Side};
 
 /// Keeps what the pipeline wrote, as JSON lines.
 #[derive(Default)]
@@ -139,6 +139,33 @@ fn the_closing_stats_are_written_only_when_asked_and_count_what_was_written() {
         assert_eq!(stats.timestamp, frames.iter().map(|f| f.ts).max().unwrap().rfc3339_micros());
         assert_eq!(report.stats, **stats);
         assert_eq!(loud.lines.len(), quiet.lines.len() + 1);
+    }
+}
+
+#[test]
+fn the_closing_stats_count_what_decoding_skipped_and_reassembled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("decode.pcap");
+    // A login whose PASS line alone is long enough to cross in two fragments, and whose greeting
+    // frame is corrupt (IP version 5).
+    let mut conversation = Conversation::new(([10, 9, 0, 1], 40_009), ([10, 9, 0, 2], 110));
+    conversation.encap(Encap::Fragment { size: 32 });
+    conversation.handshake().server(b"+OK ready\r\n").client(b"USER alice\r\n").server(b"+OK\r\n");
+    conversation.client(b"PASS a-password-long-enough-to-fragment\r\n").server(b"+OK in\r\n");
+    let mut frames = conversation.frames().unwrap();
+    assert_eq!(frames.len(), 3 + 5 + 1);
+    frames[3].data[14] = 0x55;
+    write_pcap_file(&path, &frames).unwrap();
+    for threads in [1, 2] {
+        let (collected, _) = run(&path, threads, DEFAULT_QUEUE_SEGMENTS, true);
+        let Some(Event::Stats(stats)) = collected.events.last() else { panic!("no stats: {:?}", collected.lines) };
+        let decode = &stats.decode;
+        assert_eq!((decode.malformed, decode.fragments_reassembled, decode.ip_fragments), (1, 1, 1), "{decode:?}");
+        assert_eq!(stats.tcp_segments, frames.len() as u64 - 2);
+        let line: serde_json::Value = serde_json::from_str(collected.lines.last().unwrap()).unwrap();
+        assert_eq!(line["decode"]["malformed"], 1);
+        assert_eq!(line["decode"]["fragments_reassembled"], 1);
+        assert!(line["decode"].get("tcp").is_none(), "tcp_segments says it");
     }
 }
 
