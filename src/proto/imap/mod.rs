@@ -203,9 +203,17 @@ pub(crate) struct ImapSession {
     logged_in: bool,
 }
 
-/// Whether a capability list (words separated by spaces) holds UNAUTHENTICATE.
+/// Whether a capability list (words separated by spaces) holds UNAUTHENTICATE. Every capability
+/// response is asked, so the words looked at are only those starting with a `U`.
 fn lists_unauthenticate(list: &[u8]) -> bool {
-    list.split(|byte| *byte == b' ').any(|word| word.eq_ignore_ascii_case(b"UNAUTHENTICATE"))
+    const NAME: &[u8] = b"UNAUTHENTICATE";
+    memchr::memchr2_iter(b'U', b'u', list).any(|start| {
+        let word_start = start.checked_sub(1).is_none_or(|before| list.get(before) == Some(&b' '));
+        let end = start + NAME.len();
+        word_start
+            && list.get(start..end).is_some_and(|word| word.eq_ignore_ascii_case(NAME))
+            && matches!(list.get(end), None | Some(b' '))
+    })
 }
 
 impl ImapSession {
@@ -574,5 +582,20 @@ impl ImapSession {
             }
             _ => reply,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::lists_unauthenticate;
+
+    #[test]
+    fn unauthenticate_is_found_as_a_whole_word_in_any_case() {
+        assert!(lists_unauthenticate(b"IMAP4rev1 AUTH=PLAIN UNAUTHENTICATE"));
+        assert!(lists_unauthenticate(b"unauthenticate IMAP4rev1"));
+        assert!(lists_unauthenticate(b"UnAuthenticate"));
+        assert!(!lists_unauthenticate(b"IMAP4rev1 XUNAUTHENTICATE UNAUTHENTICATEX AUTH=PLAIN"));
+        assert!(!lists_unauthenticate(b"UNAUTHENTICAT"));
+        assert!(!lists_unauthenticate(b""));
     }
 }
