@@ -330,3 +330,70 @@ fn login_reports_the_first_response_as_the_user_whatever_the_prompts_say() {
         }
     }
 }
+
+#[test]
+fn a_command_pipelined_behind_a_complete_credential_leaves_it_its_verdict() {
+    // RFC 2920 and RFC 2449 let a client send its next command without waiting: the replies come
+    // in order, the verdict first.
+    let plain = format!("AUTH PLAIN {}\r\n", plain_blob());
+    check(
+        587,
+        &[
+            Server(SMTP_GREETING),
+            Client("EHLO c\r\n"),
+            Server("250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n"),
+            Client(&format!("{plain}MAIL FROM:<a@example.test>\r\n")),
+            Server("535 5.7.8 failed\r\n503 5.5.1 auth first\r\n"),
+        ],
+        &[("AUTH PLAIN", "alice", "failure")],
+        false,
+    );
+    check(
+        110,
+        &[
+            Server(POP3_GREETING),
+            Client(&format!("{plain}STAT\r\n")),
+            Server("-ERR [AUTH] failed\r\n-ERR not logged in\r\n"),
+        ],
+        &[("AUTH PLAIN", "alice", "failure")],
+        false,
+    );
+}
+
+#[test]
+fn a_verdict_lost_with_commands_pipelined_behind_it_is_unknown_not_theirs() {
+    // The verdict lost, the replies to the pipelined commands must not pass for it (the framer
+    // drops the line right after a gap, which it may have cut: the next one is the test).
+    let plain = format!("AUTH PLAIN {}\r\n", plain_blob());
+    let (events, _) = run(
+        587,
+        &[
+            Server(SMTP_GREETING),
+            Client("EHLO c\r\n"),
+            Server("250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN\r\n"),
+            Client(&format!("{plain}MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\n")),
+            ServerLost("535 5.7.8 failed\r\n"),
+            Pause,
+            Server("250 2.1.0 ok\r\n250 2.1.5 ok\r\n"),
+        ],
+        &["--show-usernames"],
+    );
+    assert_eq!(credentials(&events), logins(&[("AUTH PLAIN", "alice", "unknown")]));
+    let pass = format!("PASS {SECRET}\r\n");
+    let (events, _) = run(
+        110,
+        &[
+            Server(POP3_GREETING),
+            Client(&format!("{plain}USER alice\r\n")),
+            ServerLost("-ERR [AUTH] failed\r\n"),
+            Pause,
+            Server("+OK\r\n+OK\r\n"),
+            Client(&pass),
+            Server("+OK logged in\r\n"),
+        ],
+        &["--show-usernames"],
+    );
+    let found = credentials(&events);
+    assert_eq!(found.first(), logins(&[("AUTH PLAIN", "alice", "unknown")]).first());
+    assert_eq!(found.get(1).map(|(m, u, _)| (m.as_str(), u.as_str())), Some(("USER/PASS", "alice")));
+}

@@ -191,6 +191,11 @@ impl SaslExchange {
         &self.mechanism
     }
 
+    /// The credential is complete: only the verdict is left to come.
+    pub fn credential_complete(&self) -> bool {
+        self.captured
+    }
+
     /// A server challenge (`+ …`, `334 …`): the exchange goes on, whatever server bytes were lost
     /// before it. Its text is not read: LOGIN's prompts do not decide which response is which.
     pub fn on_challenge(&mut self) {

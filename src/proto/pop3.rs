@@ -15,7 +15,7 @@ use super::{is_blank, skip_blanks, split_command_word, split_verb, Ctx, DoneReas
 use crate::alert::{AppProto, Outcome, SecretKind};
 
 /// Unknown commands in a row after which the flow is taken for something else.
-const MAX_UNKNOWN_COMMANDS: u32 = 8;
+const MAX_UNKNOWN_COMMANDS: u8 = 8;
 
 /// Commands the session does not act on, but knows for a mail client's.
 const OTHER_COMMANDS: [&[u8]; 12] =
@@ -75,7 +75,11 @@ pub(crate) struct Pop3Session {
     /// An AUTH exchange in progress: client lines are SASL responses until its status line.
     sasl: Option<SaslExchange>,
     awaiting_verdict: VecDeque<(Command, PendingCredential)>,
-    unknown_in_a_row: u32,
+    /// Server bytes were lost while an AUTH awaited its verdict with commands pipelined behind
+    /// it: the verdict may have been among them, and the next status line may answer one of
+    /// those commands, so the credential is reported unknown before anything else is read.
+    verdict_lost: bool,
+    unknown_in_a_row: u8,
 }
 
 impl Pop3Session {
@@ -95,6 +99,16 @@ impl Pop3Session {
             if let Some(sasl) = &mut self.sasl {
                 sasl.on_server_gap();
             }
+            let auth = self.pending_commands.iter().rposition(|command| *command == Command::Auth);
+            let awaited = self.awaiting_verdict.iter().any(|(command, _)| *command == Command::Auth);
+            self.verdict_lost |= awaited && auth.is_some_and(|auth| auth + 1 < self.pending_commands.len());
+        }
+    }
+
+    /// See `verdict_lost`.
+    fn give_up_lost_verdict(&mut self, ctx: &mut Ctx<'_>) {
+        if std::mem::take(&mut self.verdict_lost) {
+            self.end_sasl_without_verdict(ctx);
         }
     }
 
@@ -131,6 +145,7 @@ impl Pop3Session {
 
     fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
+        self.give_up_lost_verdict(ctx);
         if self.starttls_pending {
             return Reply::line();
         }
@@ -139,7 +154,13 @@ impl Pop3Session {
                 self.sasl_response(line, ctx);
                 return Reply::line();
             }
-            self.end_sasl_without_verdict(ctx);
+            if sasl.credential_complete() && !sasl.verdict_may_be_lost() {
+                // A command pipelined behind a complete credential (RFC 2449 PIPELINING): the
+                // verdict comes first, in order, unless server bytes are lost before it.
+                self.sasl = None;
+            } else {
+                self.end_sasl_without_verdict(ctx);
+            }
         }
         let (verb, after_verb) = split_verb(line);
         let argument = skip_blanks(after_verb);
@@ -225,7 +246,7 @@ impl Pop3Session {
         if OTHER_COMMANDS.iter().any(|known| verb.eq_ignore_ascii_case(known)) {
             self.unknown_in_a_row = 0;
         } else {
-            self.unknown_in_a_row += 1;
+            self.unknown_in_a_row = self.unknown_in_a_row.saturating_add(1);
         }
         let multiline = verb.eq_ignore_ascii_case(b"RETR")
             || verb.eq_ignore_ascii_case(b"TOP")
@@ -246,6 +267,7 @@ impl Pop3Session {
     }
 
     fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        self.give_up_lost_verdict(ctx);
         if let Some(body_of) = self.in_body {
             // No capability is named like a status line (RFC 2449): one in a listing means the
             // session lost track of which reply answers what; the listing is over.

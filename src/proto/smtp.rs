@@ -14,7 +14,7 @@ use super::{split_command_word, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
 
 /// Unknown commands in a row after which the flow is taken for something else.
-const MAX_UNKNOWN_COMMANDS: u32 = 8;
+const MAX_UNKNOWN_COMMANDS: u8 = 8;
 
 /// Commands the session does not act on, but knows for a mail client's.
 const OTHER_COMMANDS: [&[u8]; 11] =
@@ -67,9 +67,13 @@ pub(crate) struct SmtpSession {
     reply_line: usize,
     sasl: Option<SaslExchange>,
     awaiting_verdict: Option<PendingCredential>,
+    /// Server bytes were lost while a credential awaited its verdict with commands pipelined
+    /// behind it: the verdict may have been among them, and the next reply may answer one of
+    /// those commands, so the credential is reported unknown before anything else is read.
+    verdict_lost: bool,
     /// The client is sending message data (after DATA, until the lone `.`).
     in_data: bool,
-    unknown_in_a_row: u32,
+    unknown_in_a_row: u8,
 }
 
 impl SmtpSession {
@@ -90,7 +94,16 @@ impl SmtpSession {
             if let Some(sasl) = &mut self.sasl {
                 sasl.on_server_gap();
             }
+            self.verdict_lost |= self.awaiting_verdict.is_some() && self.commands_follow_auth();
         }
+    }
+
+    /// Commands were sent after the AUTH still awaiting its verdict (pipelined, RFC 2920).
+    fn commands_follow_auth(&self) -> bool {
+        self.pending
+            .iter()
+            .rposition(|command| *command == Command::Auth)
+            .is_some_and(|auth| auth + 1 < self.pending.len())
     }
 
     pub fn info(&self) -> &ServerInfo {
@@ -132,6 +145,7 @@ impl SmtpSession {
 
     fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
+        self.give_up_lost_verdict(ctx);
         if self.starttls_pending {
             return Reply::line();
         }
@@ -147,6 +161,15 @@ impl SmtpSession {
                 self.sasl_step(step, ctx);
                 return Reply::line();
             }
+            if sasl.credential_complete() && !sasl.verdict_may_be_lost() && !starts_with_auth(line) {
+                // A command pipelined behind a complete credential: the verdict comes first, in
+                // order, unless server bytes are lost before it (see `on_gap`).
+                self.sasl = None;
+            } else {
+                self.end_sasl_without_verdict(ctx);
+            }
+        } else if self.awaiting_verdict.is_some() && starts_with_auth(line) {
+            // Another AUTH before the last one's verdict: a client waits for it, so it was lost.
             self.end_sasl_without_verdict(ctx);
         }
         let (verb, argument) = split_command_word(line);
@@ -180,7 +203,7 @@ impl SmtpSession {
             if OTHER_COMMANDS.iter().any(|known| is(known)) {
                 self.unknown_in_a_row = 0;
             } else {
-                self.unknown_in_a_row += 1;
+                self.unknown_in_a_row = self.unknown_in_a_row.saturating_add(1);
             }
             Command::Other
         };
@@ -222,7 +245,15 @@ impl SmtpSession {
         }
     }
 
+    /// See `verdict_lost`.
+    fn give_up_lost_verdict(&mut self, ctx: &mut Ctx<'_>) {
+        if std::mem::take(&mut self.verdict_lost) {
+            self.end_sasl_without_verdict(ctx);
+        }
+    }
+
     fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        self.give_up_lost_verdict(ctx);
         let Some((code, continues, text)) = parse_reply(line) else {
             return Reply::line();
         };
@@ -298,6 +329,12 @@ impl SmtpSession {
         }
         Reply::line()
     }
+}
+
+/// Whether a client line is an AUTH command (which a client sends only after the last one's
+/// verdict).
+fn starts_with_auth(line: &[u8]) -> bool {
+    split_command_word(line).0.eq_ignore_ascii_case(b"AUTH")
 }
 
 #[cfg(test)]
