@@ -252,6 +252,12 @@ impl StreamReassembler {
         let origin = *self.origin.get_or_insert(seq);
         let next_seq = origin.wrapping_add(self.next_offset as u32);
         let ahead = seq::diff(seq, next_seq);
+        if ahead == -1 && payload.len() == 1 {
+            // A keepalive probe (RFC 9293 §3.8.4): the byte before the next, which BSD and
+            // Windows stacks fill with garbage rather than the byte they sent. Not an overlap.
+            stats.retransmissions += 1;
+            return;
+        }
         if ahead > i64::from(limits.max_ahead) {
             stats.dropped_out_of_window += len_u64(payload.len());
             return;
@@ -855,6 +861,17 @@ mod tests {
         h.seg(at(4), b"ef");
         assert_eq!(h.stats.overlaps_differing, 1, "same bytes are no evasion");
         assert_eq!(h.stats.retransmissions, 1);
+    }
+
+    #[test]
+    fn a_keepalive_with_a_garbage_byte_is_no_differing_overlap() {
+        let mut h = started(ReassemblyLimits::default());
+        h.seg(at(0), b"abc");
+        h.seg(at(2), b"\0");
+        assert_eq!((h.stats.overlaps_differing, h.stats.retransmissions), (0, 1));
+        h.seg(at(1), b"\0");
+        assert_eq!(h.stats.overlaps_differing, 1, "a byte further back is no keepalive");
+        assert_eq!(h.take(), [data(b"abc")]);
     }
 
     #[test]
