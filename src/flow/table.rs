@@ -486,23 +486,25 @@ impl<H: FlowHandler> FlowTable<H> {
         let limits = self.limits;
         self.swept_at = Some(now);
         let flows = self.flows.len();
-        let mut ages: Vec<(Timestamp, u64)> = self
+        let mut ages: Vec<(EvictionClass, Timestamp, u64)> = self
             .flows
             .values()
             .filter(|flow| !timed_out(flow, now, &limits))
-            .map(|flow| (flow.last_seen, flow.id))
+            .map(|flow| (flow.eviction_class(), flow.last_seen, flow.id))
             .collect();
-        // Live flows go too, the least recently seen first, when timed-out ones are not enough.
+        // Live flows go too when timed-out ones are not enough: those that cost least to lose
+        // first, the least recently seen first among them.
         let to_evict = (flows / 8).max(1).saturating_sub(flows - ages.len());
         let cutoff = match to_evict.checked_sub(1) {
             Some(nth) if nth < ages.len() => Some(*ages.select_nth_unstable(nth).1),
             _ => None,
         };
-        drop(ages); // Up to 16 bytes per flow: gone before the flows' ends are reported.
+        drop(ages); // Up to 24 bytes per flow: gone before the flows' ends are reported.
         let leaving: Vec<(FlowKey, Flow<H::App>)> = self
             .flows
             .extract_if(|_, flow| {
-                timed_out(flow, now, &limits) || cutoff.is_some_and(|cutoff| (flow.last_seen, flow.id) <= cutoff)
+                timed_out(flow, now, &limits)
+                    || cutoff.is_some_and(|cutoff| (flow.eviction_class(), flow.last_seen, flow.id) <= cutoff)
             })
             .collect();
         for (key, flow) in leaving {
@@ -512,6 +514,26 @@ impl<H: FlowHandler> FlowTable<H> {
             } else {
                 self.end(&key, flow, CloseReason::Evicted, handler);
             }
+        }
+    }
+}
+
+/// What losing a flow to eviction costs, least first: one that never carried data (a SYN flood's)
+/// loses nothing yet; one no longer inspected is read again from its middle if it goes on; one
+/// being inspected loses the login it may be in the middle of.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum EvictionClass {
+    Embryonic,
+    Bypassed,
+    Inspecting,
+}
+
+impl<A> Flow<A> {
+    fn eviction_class(&self) -> EvictionClass {
+        match self.streams {
+            Streams::Embryonic { .. } => EvictionClass::Embryonic,
+            Streams::Bypassed => EvictionClass::Bypassed,
+            Streams::Inspecting(_) => EvictionClass::Inspecting,
         }
     }
 }
@@ -1295,6 +1317,25 @@ mod tests {
         table.process(&acking(false, TcpFlags::RST, 508, 0, b""), at(1), &mut handler);
         let Some(flow) = table.flows.values().next() else { panic!("the flow is kept for its stragglers") };
         assert!(flow.closing);
+    }
+
+    #[test]
+    fn a_full_table_evicts_flows_without_data_before_a_login_in_progress() {
+        // A SYN flood fills the table while a login is half done: the flood's flows go first,
+        // however recent, and the login goes on.
+        let limits = FlowLimits { max_flows: 16, ..FlowLimits::default() };
+        let mut table = FlowTable::new(limits);
+        let mut handler = Recorder::default();
+        for packet in [acking(false, PSH_ACK, 501, 101, b"hello\r\n"), login()[0]] {
+            table.process(&packet, at(0), &mut handler);
+        }
+        for port in 0..200u16 {
+            table.process(&packet(41_000 + port, true, SYN, 7, b""), at(1), &mut handler);
+        }
+        assert!(table.stats.flows_evicted > 0);
+        table.process(&login()[1], at(2), &mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n"]);
+        assert_eq!(table.stats.flows_created, 201, "the login's flow was never evicted");
     }
 
     #[test]
