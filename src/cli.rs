@@ -311,8 +311,8 @@ fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
 
 #[derive(Debug, Args)]
 pub struct LimitArgs {
-    /// Flows tracked at once (at least 64); past it the least recently seen are evicted (and
-    /// counted).
+    /// Flows tracked at once (at least 64); past it flows are evicted (and counted): those that
+    /// never carried data first, logins in progress last, the least recently seen first in each.
     #[arg(long, default_value_t = FlowLimits::default().max_flows, value_name = "N", value_parser = at_least::<MIN_MAX_FLOWS>)]
     pub max_flows: usize,
     /// Bytes of each flow inspected before it is let go, if no login came by then (at least

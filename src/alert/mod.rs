@@ -478,7 +478,8 @@ pub struct AnomalyInfo {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum AnomalyKind {
-    /// Cleartext commands pipelined behind STARTTLS in the same segment (CVE-2011-0411 pattern).
+    /// Cleartext commands sent behind STARTTLS before the server accepted it (CVE-2011-0411
+    /// pattern).
     StarttlsCommandInjection,
     /// Retransmitted bytes that differ from the first copy: a detector could be fooled.
     OverlapDifferentData,

@@ -21,7 +21,8 @@ pub const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
 /// Bounds and timeouts of the flow table.
 #[derive(Clone, Copy, Debug)]
 pub struct FlowLimits {
-    /// Flows tracked at once; past it the least recently seen are evicted.
+    /// Flows tracked at once; past it flows are evicted, those that cost least to lose first (see
+    /// `EvictionClass`), the least recently seen first among them.
     pub max_flows: usize,
     /// Bytes buffered across all flows: out-of-order data, partial lines and literals, and the
     /// tails kept to compare retransmissions. Past it the flow that overflows drops its partial
@@ -464,9 +465,9 @@ impl<H: FlowHandler> FlowTable<H> {
     }
 
     /// Keeps the table under its flow limit: first closed flows waiting for stragglers (all of
-    /// them: nothing is inspected there any more), then what has timed out, then the least
-    /// recently seen of the rest, up to an eighth of the table in all (amortised O(1) per new flow,
-    /// whatever the flood). One pass over the table finds what has timed out and the age (with
+    /// them: nothing is inspected there any more), then what has timed out, then the rest by
+    /// [`EvictionClass`], the least recently seen first in each, up to an eighth of the table in
+    /// all (amortised O(1) per new flow, whatever the flood). One pass over the table finds what has timed out and the age (with
     /// the flow id to break ties) of the newest live flow to evict, a second takes them out:
     /// under a flood this runs about every eighth of the table's size. The choice depends only
     /// on what the table holds, never on the order the map keeps it in (which changes with the

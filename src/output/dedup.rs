@@ -75,6 +75,9 @@ impl Key {
 }
 
 struct Window {
+    /// The window's place in the order windows opened: ties of time are broken by it, never by
+    /// the key, whose user digest changes from run to run.
+    opened: u64,
     closes_at: Timestamp,
     count: u64,
     first_seen: Timestamp,
@@ -109,15 +112,18 @@ pub struct Dedup<S: Sink> {
     inner: S,
     window: Duration,
     open: HashMap<Key, Window>,
-    /// Open windows by closing time, to close them in order without scanning.
-    closing: BTreeSet<(Timestamp, Key)>,
+    /// Open windows by closing time (then opening order), to close them in order without
+    /// scanning.
+    closing: BTreeSet<(Timestamp, u64, Key)>,
+    /// Windows opened so far.
+    opened: u64,
     /// Latest event time seen: time only moves forward here, even when captures are not sorted.
     now: Timestamp,
 }
 
 impl<S: Sink> Dedup<S> {
     pub fn new(inner: S, window: Duration) -> Self {
-        Dedup { inner, window, open: HashMap::new(), closing: BTreeSet::new(), now: Timestamp(0) }
+        Dedup { inner, window, open: HashMap::new(), closing: BTreeSet::new(), opened: 0, now: Timestamp(0) }
     }
 
     pub fn into_inner(self) -> S {
@@ -127,11 +133,11 @@ impl<S: Sink> Dedup<S> {
     /// Closes the windows that ended by `now`, reporting those that saw repeats.
     fn close_until(&mut self, now: Timestamp) -> io::Result<()> {
         self.now = self.now.max(now);
-        while let Some((closes_at, _)) = self.closing.first() {
+        while let Some((closes_at, ..)) = self.closing.first() {
             if *closes_at > self.now {
                 break;
             }
-            if let Some((_, key)) = self.closing.pop_first() {
+            if let Some((_, _, key)) = self.closing.pop_first() {
                 self.close(&key)?;
             }
         }
@@ -160,23 +166,23 @@ impl<S: Sink> Dedup<S> {
         }
         if self.open.len() < MAX_TRACKED {
             let closes_at = at.saturating_add(self.window);
-            self.closing.insert((closes_at, key.clone()));
+            let opened = self.opened;
+            self.opened += 1;
+            self.closing.insert((closes_at, opened, key.clone()));
             self.open.insert(
                 key,
-                Window { closes_at, count: 1, first_seen: at, last_seen: at, last: Box::new(alert.clone()) },
+                Window { opened, closes_at, count: 1, first_seen: at, last_seen: at, last: Box::new(alert.clone()) },
             );
         }
         self.inner.event(event)
     }
 
-    /// Closes every window, in the order they opened (windows opened at the same instant, by
-    /// key: the map's own order changes from run to run).
+    /// Closes every window, in the order they opened (the map's own order changes from run to
+    /// run).
     fn close_all(&mut self) -> io::Result<()> {
         let mut windows: Vec<(Key, Window)> = self.open.drain().collect();
         self.closing.clear();
-        windows.sort_by(|(a_key, a), (b_key, b)| {
-            (a.first_seen, a.closes_at, a_key).cmp(&(b.first_seen, b.closes_at, b_key))
-        });
+        windows.sort_by_key(|(_, window)| (window.first_seen, window.closes_at, window.opened));
         for (_, window) in windows {
             if window.count > 1 {
                 self.inner.repeat(&window.summary())?;
@@ -302,6 +308,27 @@ mod tests {
         let [repeat] = recorder.repeats.as_slice() else { panic!("one summary, adam's") };
         assert_eq!((repeat.repeat_count, repeat.first_seen), (2, recorder.alerts[1]));
         assert!(!format!("{repeat:?}").contains("adam"), "Debug shows the masked name and no key");
+    }
+
+    #[test]
+    fn windows_opened_at_one_instant_close_in_the_order_they_opened() {
+        // Twenty accounts' first logins at the same second, each repeated later: the summaries
+        // come in the order the windows opened, not by the accounts' digests (random per run).
+        let mut dedup = Dedup::new(Recorder::default(), Duration::from_secs(3600));
+        let names: Vec<Vec<u8>> = (0..20).map(|i| format!("user{i}@corp.test").into_bytes()).collect();
+        for name in &names {
+            dedup.event(&masked_login_at(0, name)).unwrap();
+        }
+        for (i, name) in (0u64..).zip(&names) {
+            dedup.event(&masked_login_at(100 + i, name)).unwrap();
+        }
+        dedup.finish(&[]).unwrap();
+        let recorder = dedup.into_inner();
+        let last_seen: Vec<Timestamp> = recorder.repeats.iter().map(|repeat| repeat.last_seen).collect();
+        let mut sorted = last_seen.clone();
+        sorted.sort();
+        assert_eq!(last_seen.len(), 20);
+        assert_eq!(last_seen, sorted);
     }
 
     #[test]

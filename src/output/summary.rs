@@ -37,7 +37,7 @@ pub struct ServerReport {
     pub failures: u64,
     /// Logins whose outcome the capture did not show.
     pub unknown_outcomes: u64,
-    /// Distinct user names as reported (masked, hashed or full, per policy).
+    /// Distinct accounts (by [`UserKey`], not by the name as shown: masked names may merge).
     pub users: usize,
     /// Their names as shown, sorted, each once (accounts masked alike share one), at most
     /// `MAX_LISTED_USERS` (50) of them (`users` is the full count).

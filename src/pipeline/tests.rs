@@ -199,15 +199,23 @@ impl Sink for Broken {
     }
 }
 
-#[test]
-fn an_output_failure_ends_the_run_with_its_error() {
+/// The error of a run over a small workload whose output fails with `kind`, with 1 and 4 threads.
+fn runs_failing_with(kind: io::ErrorKind) -> Vec<(usize, RunError)> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.pcap");
     write_pcap_file(&path, &workload(60)).unwrap();
-    for threads in [1, 4] {
-        let config = RunConfig { threads, queue_segments: 1, ..RunConfig::default() };
-        let error =
-            read_files(std::slice::from_ref(&path), &config, &mut Broken(io::ErrorKind::StorageFull)).unwrap_err();
+    [1, 4]
+        .into_iter()
+        .map(|threads| {
+            let config = RunConfig { threads, queue_segments: 1, ..RunConfig::default() };
+            (threads, read_files(std::slice::from_ref(&path), &config, &mut Broken(kind)).unwrap_err())
+        })
+        .collect()
+}
+
+#[test]
+fn an_output_failure_ends_the_run_with_its_error() {
+    for (threads, error) in runs_failing_with(io::ErrorKind::StorageFull) {
         let RunError::Output(error) = error else { panic!("not an output error: {error}") };
         assert_eq!(error.kind(), io::ErrorKind::StorageFull, "{threads} threads");
     }
@@ -216,13 +224,7 @@ fn an_output_failure_ends_the_run_with_its_error() {
 /// A closed pipe is the reader going away: the run stops, saying what it had found by then.
 #[test]
 fn a_closed_pipe_stops_the_run_with_the_cleartext_found_so_far() {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("broken.pcap");
-    write_pcap_file(&path, &workload(60)).unwrap();
-    for threads in [1, 4] {
-        let config = RunConfig { threads, queue_segments: 1, ..RunConfig::default() };
-        let error =
-            read_files(std::slice::from_ref(&path), &config, &mut Broken(io::ErrorKind::BrokenPipe)).unwrap_err();
+    for (threads, error) in runs_failing_with(io::ErrorKind::BrokenPipe) {
         let RunError::OutputClosed { cleartext_alerts } = error else { panic!("not a closed output: {error}") };
         assert_eq!(cleartext_alerts, 1, "{threads} threads: the alert whose write found the pipe closed");
     }
