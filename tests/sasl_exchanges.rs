@@ -349,6 +349,16 @@ fn a_command_pipelined_behind_a_complete_credential_leaves_it_its_verdict() {
         false,
     );
     check(
+        143,
+        &[
+            Server(IMAP_GREETING),
+            Client(&format!("a AUTHENTICATE PLAIN {}\r\nb SELECT INBOX\r\n", plain_blob())),
+            Server("a OK logged in\r\nb OK selected\r\n"),
+        ],
+        &[("AUTHENTICATE PLAIN", "alice", "success")],
+        false,
+    );
+    check(
         110,
         &[
             Server(POP3_GREETING),

@@ -299,7 +299,12 @@ impl ImapSession {
                     self.sasl_step(step, ctx);
                     return Reply::line();
                 }
-                self.end_sasl_without_verdict(ctx);
+                if sasl.credential_complete() && !sasl.verdict_may_be_lost() {
+                    // A command sent behind a complete credential: its tagged verdict still comes.
+                    self.sasl = None;
+                } else {
+                    self.end_sasl_without_verdict(ctx);
+                }
             }
         }
         let Ok(tokenized) = parser::tokenize(line) else {
