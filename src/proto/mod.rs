@@ -458,15 +458,9 @@ impl Session {
                 || self.protocol.client_waits_for_server()
                 || (may_hold && self.protocol.client_may_talk_first(data)))
         {
-            let held = self.early_client.as_ref().map_or(0, |held| held.0.len());
-            if held.saturating_add(data.len()) <= ctx.config.max_line {
-                self.hold_client(data, ctx);
+            if self.hold_client(data, ctx) {
                 return;
             }
-            // Too much to be a mail client waiting for the server: read in capture order after
-            // all.
-            self.release_early_client(ctx);
-            self.read_client_in_capture_order(data, ctx);
         } else {
             let rest = self.frame(side, data, ctx);
             if from_client {
@@ -486,11 +480,21 @@ impl Session {
         }
     }
 
-    /// Holds client bytes until the server lets the client speak.
-    fn hold_client(&mut self, data: &[u8], ctx: &Ctx<'_>) {
-        if !data.is_empty() && self.done_reason().is_none() {
-            framing::append(&mut self.early_client.get_or_insert_default().0, data, ctx.config.max_line);
+    /// Holds client bytes until the server lets the client speak, up to `max_line` in all; past
+    /// that, too much came to be a mail client waiting for the server, and everything is read in
+    /// capture order after all. Returns whether the bytes are held.
+    fn hold_client(&mut self, data: &[u8], ctx: &mut Ctx<'_>) -> bool {
+        if data.is_empty() || self.done_reason().is_some() {
+            return false;
         }
+        let held = self.early_client.as_ref().map_or(0, |held| held.0.len());
+        if held.saturating_add(data.len()) <= ctx.config.max_line {
+            framing::append(&mut self.early_client.get_or_insert_default().0, data, ctx.config.max_line);
+            return true;
+        }
+        self.release_early_client(ctx);
+        self.read_client_in_capture_order(data, ctx);
+        false
     }
 
     /// Reads the client's held bytes in the order they came, whatever they ask for (the server's

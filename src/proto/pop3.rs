@@ -116,9 +116,10 @@ impl Pop3Session {
         &self.info
     }
 
-    /// The greeting has come (see [`Session::greeting_over`](super::Session)).
+    /// The greeting has come, or the client spoke first and no later line is taken for it (a
+    /// capture that missed the greeting): see [`Session::greeting_over`](super::Session).
     pub fn greeting_over(&self) -> bool {
-        self.greeting_seen
+        self.greeting_seen || self.client_spoke
     }
 
     /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.

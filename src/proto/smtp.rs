@@ -110,9 +110,10 @@ impl SmtpSession {
         &self.info
     }
 
-    /// The greeting has come to its last line (a `220-` line announces more).
+    /// The greeting has come to its last line (a `220-` line announces more), or the client
+    /// spoke before any of it and no later line is taken for it (a capture that missed it).
     pub fn greeting_over(&self) -> bool {
-        self.greeting == Greeting::Over
+        self.greeting == Greeting::Over || (self.greeting == Greeting::Awaited && self.client_spoke)
     }
 
     /// The greeting has begun and more of its lines are to come: the client's words wait for its

@@ -30,8 +30,13 @@ fn b64(text: &[u8]) -> String {
 /// Plays a transcript on a session whose client is `Side::Lo`, cutting each step into chunks of
 /// `chunk` bytes, and returns the events.
 fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: bool) -> Vec<ProtoEvent> {
-    let mut parts = CtxParts::default();
-    let mut session = Session::new(Side::Lo, roles_certain, true, server_port, &parts.config);
+    let parts = CtxParts::default();
+    let session = Session::new(Side::Lo, roles_certain, true, server_port, &parts.config);
+    play_on(session, parts, steps, chunk)
+}
+
+/// Plays a transcript on the given session, as [`play_chunked`] does.
+fn play_on(mut session: Session, mut parts: CtxParts, steps: &[Says], chunk: usize) -> Vec<ProtoEvent> {
     for (i, step) in steps.iter().enumerate() {
         let (side, bytes) = match step {
             C(bytes) => (Side::Lo, bytes),
@@ -307,6 +312,44 @@ fn words_sent_before_an_accepted_starttls_answer_are_an_injection() {
     let client_hello = vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3];
     let events = play(110, &[s("+OK\r\n"), c("STLS\r\n"), C(client_hello), s("+OK Begin TLS\r\n")]);
     assert!(events.iter().all(|e| matches!(e, ProtoEvent::SessionEnd(_))), "{events:?}");
+}
+
+/// A capture that missed the greeting (it starts mid-flow) still reads what the client sent
+/// before a refused STARTTLS answer: the client spoke, so no later line is the greeting, and the
+/// held words are read once the refusal came, not at the flow's end after every reply.
+#[test]
+fn a_login_behind_a_refused_starttls_is_read_in_a_capture_without_the_greeting() {
+    for (port, steps) in logins_behind_starttls(&b64(b"\0cid\0hunter2")) {
+        let parts = CtxParts::default();
+        let session = Session::new(Side::Lo, true, false, port, &parts.config);
+        let events = play_on(session, parts, steps.get(1..).unwrap_or_default(), usize::MAX);
+        let outcomes: Vec<Outcome> = credentials(&events).iter().map(|c| c.outcome).collect();
+        assert_eq!(outcomes, [Outcome::Success], "port {port}");
+        assert_eq!(credentials(&events)[0].remediation, Remediation::StarttlsFailed, "port {port}");
+    }
+}
+
+/// A client that goes on talking behind STARTTLS in the same segment, past what a client waiting
+/// for the answer sends, has no more than a line held: the rest is read in capture order.
+#[test]
+fn words_behind_starttls_are_held_up_to_a_line() {
+    for (port, steps) in logins_behind_starttls(&b64(b"\0cid\0hunter2")) {
+        let mut parts = CtxParts::default();
+        let max_line = parts.config.max_line;
+        let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
+        let mut client_words = Vec::new();
+        for step in &steps {
+            match step {
+                C(bytes) => client_words.extend_from_slice(bytes),
+                S(bytes) if client_words.is_empty() => session.on_data(Side::Hi, bytes, &mut parts.ctx(Timestamp(0))),
+                S(_) | ClientLost(_) => {}
+            }
+        }
+        client_words.extend(b"NOOP\r\n".repeat(max_line / 6 + 1));
+        session.on_data(Side::Lo, &client_words, &mut parts.ctx(Timestamp(1)));
+        assert!(session.buffered() <= max_line, "port {port}: {} bytes held", session.buffered());
+        assert!(session.done_reason().is_none(), "port {port}");
+    }
 }
 
 #[test]

@@ -255,9 +255,10 @@ impl ImapSession {
         &self.info
     }
 
-    /// The untagged greeting has come.
+    /// The untagged greeting has come, or the client spoke first and no later line is taken for
+    /// it (a capture that missed the greeting).
     pub fn greeting_over(&self) -> bool {
-        self.greeting_seen
+        self.greeting_seen || self.client_spoke
     }
 
     /// STARTTLS awaits its answer: the client's next bytes are read after it, if at all.
