@@ -20,7 +20,6 @@ use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
 use super::for_people::is_format_or_separator;
-use super::summary::MAX_LISTED_USERS;
 use super::{RepeatSummary, ServerReport, Sink};
 use crate::alert::{AnomalyAlert, AppProto, Event, EventType, Remediation};
 use crate::capture::Timestamp;
@@ -378,7 +377,7 @@ impl<W: Write> Page<'_, W> {
                 let names: Vec<String> = server.user_names.iter().map(|name| escape(name)).collect();
                 write!(html, "<span class=\"names mono\">{}", names.join(", "))?;
                 // Accounts masked alike share a name, so the count cannot say how many are unlisted.
-                if server.user_names.len() >= MAX_LISTED_USERS {
+                if server.more_user_names {
                     html.push_str(" and more");
                 }
                 html.push_str("</span>");
@@ -878,6 +877,17 @@ mod tests {
         let svg = page.split("<svg").nth(1).unwrap().split("</svg>").next().unwrap();
         assert_eq!(svg.matches("<g class=\"bar\">").count(), 3);
         assert!(svg.contains("09:00:01 UTC, 1 s: 1 cleartext, 0 weak"));
+    }
+
+    /// "and more" follows the listed names only when some were left out.
+    #[test]
+    fn and_more_only_past_the_listed_names() {
+        let names = |count: usize| -> Vec<Event> {
+            (0..count).map(|n| alert_at("2026-11-27T09:00:00.000000Z", &format!("u{n:03}***"), "+OK")).collect()
+        };
+        let listed = crate::output::summary::MAX_LISTED_USERS;
+        assert!(!render(&names(listed), &[]).contains("and more"));
+        assert!(render(&names(listed + 1), &[]).contains(" and more</span>"));
     }
 
     #[test]

@@ -42,6 +42,9 @@ pub struct ServerReport {
     /// Their names as shown, sorted, each once (accounts masked alike share one), at most
     /// `MAX_LISTED_USERS` (50) of them (`users` is the full count).
     pub user_names: Vec<String>,
+    /// More names were shown than `user_names` lists.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub more_user_names: bool,
     /// Distinct client addresses.
     pub clients: usize,
     pub mechanisms: Vec<String>,
@@ -88,10 +91,11 @@ impl ServerReport {
 }
 
 /// The first [`MAX_LISTED_USERS`] names as shown, in sorted order, each once: accounts masked
-/// alike share one (`users` counts them apart).
-fn first_names(users: &KeyedMap<UserKey, String>) -> Vec<String> {
+/// alike share one (`users` counts them apart); and whether there were more.
+fn first_names(users: &KeyedMap<UserKey, String>) -> (Vec<String>, bool) {
     let names: BTreeSet<&String> = users.values().collect();
-    names.into_iter().take(MAX_LISTED_USERS).cloned().collect()
+    let more = names.len() > MAX_LISTED_USERS;
+    (names.into_iter().take(MAX_LISTED_USERS).cloned().collect(), more)
 }
 
 /// Accumulates the per-server summary over a run, within [`TrackerLimits`].
@@ -165,28 +169,32 @@ impl ServerSummary {
         let mut reports: Vec<ServerReport> = self
             .servers
             .iter()
-            .map(|((app_proto, ip, port), entry)| ServerReport {
-                event_type: "server_report",
-                app_proto: *app_proto,
-                ip: *ip,
-                port: *port,
-                greeting: entry.greeting.clone(),
-                software: entry.software.clone(),
-                starttls_offered: entry.starttls_offered,
-                remediation: entry.remediation.unwrap_or(Remediation::Unknown),
-                cleartext: entry.cleartext,
-                weak: entry.weak,
-                successes: entry.successes,
-                failures: entry.failures,
-                unknown_outcomes: entry.unknown_outcomes,
-                users: entry.users.len(),
-                user_names: first_names(&entry.users),
-                clients: entry.clients.len(),
-                mechanisms: entry.mechanisms.iter().cloned().collect(),
-                truncated: entry.truncated,
-                first_seen: entry.first_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
-                last_seen: entry.last_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
-                schema_version: SCHEMA_VERSION,
+            .map(|((app_proto, ip, port), entry)| {
+                let (user_names, more_user_names) = first_names(&entry.users);
+                ServerReport {
+                    event_type: "server_report",
+                    app_proto: *app_proto,
+                    ip: *ip,
+                    port: *port,
+                    greeting: entry.greeting.clone(),
+                    software: entry.software.clone(),
+                    starttls_offered: entry.starttls_offered,
+                    remediation: entry.remediation.unwrap_or(Remediation::Unknown),
+                    cleartext: entry.cleartext,
+                    weak: entry.weak,
+                    successes: entry.successes,
+                    failures: entry.failures,
+                    unknown_outcomes: entry.unknown_outcomes,
+                    users: entry.users.len(),
+                    user_names,
+                    more_user_names,
+                    clients: entry.clients.len(),
+                    mechanisms: entry.mechanisms.iter().cloned().collect(),
+                    truncated: entry.truncated,
+                    first_seen: entry.first_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
+                    last_seen: entry.last_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
+                    schema_version: SCHEMA_VERSION,
+                }
             })
             .collect();
         reports.sort_by_key(|r| (std::cmp::Reverse((r.cleartext, r.users, r.weak)), r.app_proto, r.ip, r.port));
@@ -268,6 +276,18 @@ mod tests {
     }
 
     #[test]
+    fn exactly_as_many_names_as_listed_are_not_more() {
+        let mut summary = ServerSummary::default();
+        for n in 0..MAX_LISTED_USERS {
+            summary.add(&login(&format!("u{n:03}***"), "192.0.2.1", Outcome::Success, "2026-11-27T09:00:00.000000Z"));
+        }
+        let report = &summary.reports()[0];
+        assert_eq!(report.user_names.len(), MAX_LISTED_USERS);
+        assert!(!report.more_user_names);
+        assert!(!serde_json::to_string(report).unwrap().contains("more_user_names"));
+    }
+
+    #[test]
     fn user_names_are_capped_but_counted() {
         let mut summary = ServerSummary::default();
         for n in 0..MAX_LISTED_USERS + 10 {
@@ -276,6 +296,7 @@ mod tests {
         let report = &summary.reports()[0];
         assert_eq!(report.users, MAX_LISTED_USERS + 10);
         assert_eq!(report.user_names.len(), MAX_LISTED_USERS);
+        assert!(report.more_user_names);
         assert!(!report.truncated);
         assert!(!serde_json::to_string(report).unwrap().contains("truncated"));
     }
