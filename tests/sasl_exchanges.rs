@@ -368,6 +368,16 @@ fn a_command_pipelined_behind_a_complete_credential_leaves_it_its_verdict() {
         &[("AUTH PLAIN", "alice", "failure")],
         false,
     );
+    check(
+        4190,
+        &[
+            Server(SIEVE_GREETING),
+            Client(&format!("AUTHENTICATE \"PLAIN\" \"{}\"\r\nLISTSCRIPTS\r\n", plain_blob())),
+            Server("NO \"Authentication failed\"\r\nNO \"Not logged in\"\r\n"),
+        ],
+        &[("AUTHENTICATE PLAIN", "alice", "failure")],
+        false,
+    );
 }
 
 #[test]
@@ -406,4 +416,33 @@ fn a_verdict_lost_with_commands_pipelined_behind_it_is_unknown_not_theirs() {
     let found = credentials(&events);
     assert_eq!(found.first(), logins(&[("AUTH PLAIN", "alice", "unknown")]).first());
     assert_eq!(found.get(1).map(|(m, u, _)| (m.as_str(), u.as_str())), Some(("USER/PASS", "alice")));
+    let (events, _) = run(
+        4190,
+        &[
+            Server(SIEVE_GREETING),
+            Client(&format!("AUTHENTICATE \"PLAIN\" \"{}\"\r\nLISTSCRIPTS\r\nHAVESPACE \"s\" 1\r\n", plain_blob())),
+            ServerLost("NO \"Authentication failed\"\r\n"),
+            Pause,
+            Server("NO \"Not logged in\"\r\nOK\r\n"),
+        ],
+        &["--show-usernames"],
+    );
+    assert_eq!(credentials(&events), logins(&[("AUTHENTICATE PLAIN", "alice", "unknown")]));
+}
+
+/// A second AUTHENTICATE while the first one's credential still awaits its verdict (a capture
+/// that missed the server's replies): both credentials are reported, neither takes the other's
+/// place.
+#[test]
+fn a_second_authenticate_before_a_verdict_reports_both() {
+    let authenticate = format!("AUTHENTICATE \"PLAIN\" \"{}\"\r\n", plain_blob());
+    let (events, _) = run(
+        4190,
+        &[Server(SIEVE_GREETING), Client(&authenticate), Client("LISTSCRIPTS\r\n"), Client(&authenticate)],
+        &["--show-usernames"],
+    );
+    assert_eq!(
+        credentials(&events),
+        logins(&[("AUTHENTICATE PLAIN", "alice", "unknown"), ("AUTHENTICATE PLAIN", "alice", "unknown")])
+    );
 }

@@ -1,4 +1,4 @@
-//! Authentication bookkeeping shared by POP3, IMAP and SMTP: the SASL exchange state machine, and
+//! Authentication bookkeeping shared by the mail protocols: the SASL exchange state machine, and
 //! credentials waiting for the server's verdict.
 //!
 //! Secrets are reduced here, at the moment they are complete, to what may leave this module:
@@ -70,6 +70,35 @@ impl Captured {
             secret_length: None,
             fingerprint: None,
         }
+    }
+}
+
+/// Server bytes were lost while a credential awaited its verdict with commands pipelined behind
+/// it, where replies come in the order of the commands (POP3, SMTP, ManageSieve): the verdict may
+/// have been among the lost bytes, and the next reply may answer one of those commands, so the
+/// credential is reported unknown before anything else is read.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LostVerdict(bool);
+
+impl LostVerdict {
+    /// Server bytes were lost: notes whether a credential's verdict may have been among them.
+    /// `awaiting`: a credential awaits the verdict to `auth`, the last such command in `pending`.
+    pub fn on_server_gap<C: PartialEq>(&mut self, awaiting: bool, pending: &VecDeque<C>, auth: &C) {
+        let followed = pending.iter().rposition(|command| command == auth).is_some_and(|at| at + 1 < pending.len());
+        self.0 |= awaiting && followed;
+    }
+
+    /// Whether the verdict was lost; asked once, before the next line is read.
+    pub fn take(&mut self) -> bool {
+        std::mem::take(&mut self.0)
+    }
+}
+
+/// Takes the last `auth` command out of a queue of commands awaiting their replies in order: its
+/// verdict will not be seen, and the next reply answers the command it belongs to.
+pub(crate) fn forget_last<C: PartialEq>(pending: &mut VecDeque<C>, auth: &C) {
+    if let Some(at) = pending.iter().rposition(|command| command == auth) {
+        pending.remove(at);
     }
 }
 
@@ -191,9 +220,10 @@ impl SaslExchange {
         &self.mechanism
     }
 
-    /// The credential is complete: only the verdict is left to come.
-    pub fn credential_complete(&self) -> bool {
-        self.captured
+    /// The credential is complete and no server byte was lost since: a command the client sends
+    /// now was sent behind it without waiting (pipelined), and the verdict still comes.
+    pub fn verdict_still_comes(&self) -> bool {
+        self.captured && !self.server_gap
     }
 
     /// A server challenge (`+ …`, `334 …`): the exchange goes on, whatever server bytes were lost

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use zeroize::Zeroizing;
 
-use super::auth::{PendingCredential, SaslExchange, SaslStep};
+use super::auth::{self, LostVerdict, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::imap::parser::{tokenize, LineEnd, Token};
 use super::server::ServerInfo;
@@ -93,6 +93,7 @@ pub(crate) struct ManageSieveSession {
     /// This and the literal are boxed: they are rare, and every inspected flow's box holds the
     /// largest of the sessions (SMTP's is, and stays so).
     awaiting_verdict: Option<Box<PendingCredential>>,
+    verdict_lost: LostVerdict,
     literal: Option<Box<Literal>>,
     unknown_in_a_row: u32,
     /// The server listed UNAUTHENTICATE (RFC 5804 §2.14.1): a client logged in may return to the
@@ -154,6 +155,14 @@ impl ManageSieveSession {
             if let Some(sasl) = &mut self.sasl {
                 sasl.on_server_gap();
             }
+            self.verdict_lost.on_server_gap(self.awaiting_verdict.is_some(), &self.pending, &Command::Authenticate);
+        }
+    }
+
+    /// See [`LostVerdict`].
+    fn give_up_lost_verdict(&mut self, ctx: &mut Ctx<'_>) {
+        if self.verdict_lost.take() {
+            self.end_sasl_without_verdict(ctx);
         }
     }
 
@@ -243,6 +252,7 @@ impl ManageSieveSession {
     }
 
     fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        self.give_up_lost_verdict(ctx);
         self.greeting_over = true;
         self.listing_capabilities = false;
         if self.starttls_pending || line.is_empty() {
@@ -265,6 +275,16 @@ impl ManageSieveSession {
                 }
                 return Reply::line();
             }
+            if sasl.verdict_still_comes() && !starts_with_authenticate(&tokenized.tokens) {
+                // A command sent behind a complete credential: replies come in order, the verdict
+                // first, unless server bytes are lost before it (see `on_gap`).
+                self.sasl = None;
+            } else {
+                self.end_sasl_without_verdict(ctx);
+            }
+        } else if self.awaiting_verdict.is_some() && starts_with_authenticate(&tokenized.tokens) {
+            // Another AUTHENTICATE before the last one's verdict: a client waits for it, so it
+            // was lost.
             self.end_sasl_without_verdict(ctx);
         }
         let Some(Token::Atom(verb)) = tokens.next() else {
@@ -347,12 +367,11 @@ impl ManageSieveSession {
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::ManageSieve, Outcome::Unknown, ctx);
         }
-        if let Some(i) = self.pending.iter().rposition(|command| *command == Command::Authenticate) {
-            self.pending.remove(i);
-        }
+        auth::forget_last(&mut self.pending, &Command::Authenticate);
     }
 
     fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        self.give_up_lost_verdict(ctx);
         let Ok(tokenized) = tokenize(line) else {
             return Reply::line();
         };
@@ -440,6 +459,12 @@ impl ManageSieveSession {
         }
         Reply::line()
     }
+}
+
+/// Whether a client line's tokens are an AUTHENTICATE command (which a client sends only after
+/// the last one's verdict).
+fn starts_with_authenticate(tokens: &[Token<'_>]) -> bool {
+    matches!(tokens.first(), Some(Token::Atom(verb)) if verb.eq_ignore_ascii_case(b"AUTHENTICATE"))
 }
 
 #[cfg(test)]

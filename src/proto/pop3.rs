@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::auth::{self, Captured, PendingCredential, RawUser, SaslExchange, SaslStep};
+use super::auth::{self, Captured, LostVerdict, PendingCredential, RawUser, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
@@ -75,10 +75,7 @@ pub(crate) struct Pop3Session {
     /// An AUTH exchange in progress: client lines are SASL responses until its status line.
     sasl: Option<SaslExchange>,
     awaiting_verdict: VecDeque<(Command, PendingCredential)>,
-    /// Server bytes were lost while an AUTH awaited its verdict with commands pipelined behind
-    /// it: the verdict may have been among them, and the next status line may answer one of
-    /// those commands, so the credential is reported unknown before anything else is read.
-    verdict_lost: bool,
+    verdict_lost: LostVerdict,
     unknown_in_a_row: u8,
 }
 
@@ -99,15 +96,14 @@ impl Pop3Session {
             if let Some(sasl) = &mut self.sasl {
                 sasl.on_server_gap();
             }
-            let auth = self.pending_commands.iter().rposition(|command| *command == Command::Auth);
             let awaited = self.awaiting_verdict.iter().any(|(command, _)| *command == Command::Auth);
-            self.verdict_lost |= awaited && auth.is_some_and(|auth| auth + 1 < self.pending_commands.len());
+            self.verdict_lost.on_server_gap(awaited, &self.pending_commands, &Command::Auth);
         }
     }
 
-    /// See `verdict_lost`.
+    /// See [`LostVerdict`].
     fn give_up_lost_verdict(&mut self, ctx: &mut Ctx<'_>) {
-        if std::mem::take(&mut self.verdict_lost) {
+        if self.verdict_lost.take() {
             self.end_sasl_without_verdict(ctx);
         }
     }
@@ -155,7 +151,7 @@ impl Pop3Session {
                 self.sasl_response(line, ctx);
                 return Reply::line();
             }
-            if sasl.credential_complete() && !sasl.verdict_may_be_lost() {
+            if sasl.verdict_still_comes() {
                 // A command pipelined behind a complete credential (RFC 2449 PIPELINING): the
                 // verdict comes first, in order, unless server bytes are lost before it.
                 self.sasl = None;
@@ -238,9 +234,7 @@ impl Pop3Session {
                 pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
             }
         }
-        if let Some(auth) = self.pending_commands.iter().rposition(|command| *command == Command::Auth) {
-            self.pending_commands.remove(auth);
-        }
+        auth::forget_last(&mut self.pending_commands, &Command::Auth);
     }
 
     fn other_command(&mut self, verb: &[u8], argument: &[u8]) -> Command {

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::auth::{PendingCredential, SaslExchange, SaslStep};
+use super::auth::{self, LostVerdict, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::server::ServerInfo;
 use super::{split_command_word, Ctx, DoneReason, Reply, Role};
@@ -67,10 +67,7 @@ pub(crate) struct SmtpSession {
     reply_line: usize,
     sasl: Option<SaslExchange>,
     awaiting_verdict: Option<PendingCredential>,
-    /// Server bytes were lost while a credential awaited its verdict with commands pipelined
-    /// behind it: the verdict may have been among them, and the next reply may answer one of
-    /// those commands, so the credential is reported unknown before anything else is read.
-    verdict_lost: bool,
+    verdict_lost: LostVerdict,
     /// The client is sending message data (after DATA, until the lone `.`).
     in_data: bool,
     unknown_in_a_row: u8,
@@ -94,16 +91,8 @@ impl SmtpSession {
             if let Some(sasl) = &mut self.sasl {
                 sasl.on_server_gap();
             }
-            self.verdict_lost |= self.awaiting_verdict.is_some() && self.commands_follow_auth();
+            self.verdict_lost.on_server_gap(self.awaiting_verdict.is_some(), &self.pending, &Command::Auth);
         }
-    }
-
-    /// Commands were sent after the AUTH still awaiting its verdict (pipelined, RFC 2920).
-    fn commands_follow_auth(&self) -> bool {
-        self.pending
-            .iter()
-            .rposition(|command| *command == Command::Auth)
-            .is_some_and(|auth| auth + 1 < self.pending.len())
     }
 
     pub fn info(&self) -> &ServerInfo {
@@ -162,7 +151,7 @@ impl SmtpSession {
                 self.sasl_step(step, ctx);
                 return Reply::line();
             }
-            if sasl.credential_complete() && !sasl.verdict_may_be_lost() && !starts_with_auth(line) {
+            if sasl.verdict_still_comes() && !starts_with_auth(line) {
                 // A command pipelined behind a complete credential: the verdict comes first, in
                 // order, unless server bytes are lost before it (see `on_gap`).
                 self.sasl = None;
@@ -241,14 +230,12 @@ impl SmtpSession {
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
         }
-        if let Some(auth) = self.pending.iter().rposition(|command| *command == Command::Auth) {
-            self.pending.remove(auth);
-        }
+        auth::forget_last(&mut self.pending, &Command::Auth);
     }
 
-    /// See `verdict_lost`.
+    /// See [`LostVerdict`].
     fn give_up_lost_verdict(&mut self, ctx: &mut Ctx<'_>) {
-        if std::mem::take(&mut self.verdict_lost) {
+        if self.verdict_lost.take() {
             self.end_sasl_without_verdict(ctx);
         }
     }

@@ -300,7 +300,7 @@ impl ImapSession {
                     self.sasl_step(step, ctx);
                     return Reply::line();
                 }
-                if sasl.credential_complete() && !sasl.verdict_may_be_lost() {
+                if sasl.verdict_still_comes() {
                     // A command sent behind a complete credential: its tagged verdict still comes.
                     self.sasl = None;
                 } else {
