@@ -406,7 +406,7 @@ fn binary_under_a_syn_flood_stays_small_and_finds_the_login() {
     credwatch::pcapwriter::write_pcap_file(&path, &frames).unwrap();
 
     let child = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch"))
-        .args(["read", "-v", "--format", "json", "--max-flows", "1000", "--show-usernames"])
+        .args(["read", "-v", "--format", "json", "--stats", "--max-flows", "1000", "--show-usernames"])
         .arg(&path)
         .env_remove("RUST_LOG")
         .stdout(std::process::Stdio::piped())
@@ -425,6 +425,11 @@ fn binary_under_a_syn_flood_stays_small_and_finds_the_login() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no eviction count in {stderr}"));
     assert!(evicted >= u64::from(SYNS) - 1000 - 1, "evicted {evicted}");
+    assert_eq!(stderr.matches("memory bounds let data go").count(), 1, "warned once: {stderr}");
+    let stats = stdout.lines().find(|line| line.contains("\"event_type\":\"stats\"")).expect("a stats event");
+    let stats: serde_json::Value = serde_json::from_str(stats).unwrap();
+    assert_eq!(stats["flows_evicted"], evicted);
+    assert_eq!(stats["limits"]["buffer_sheds"], 0, "SYNs hold no bytes");
     if let Some(peak_kib) = peak_kib {
         assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB");
     }

@@ -43,6 +43,20 @@ fn stdin_gzip_and_directories_give_the_same_alerts() {
     assert_eq!(from_dir, direct);
 }
 
+/// A capture well within every bound reads without a word on stderr: warnings are for runs that
+/// lost something.
+#[test]
+fn a_capture_within_the_bounds_reads_without_warnings() {
+    let output = common::credwatch(&["read", "--format", "json", "--stats", demo().to_str().unwrap()], &[]);
+    assert!(output.status.success());
+    assert_eq!(String::from_utf8_lossy(&output.stderr), "");
+    let events = common::parse_lines(&output.stdout);
+    let stats = common::of_type(&events, "stats");
+    let limits = &stats.first().expect("a stats event")["limits"];
+    assert_eq!(limits["buffer_sheds"], 0);
+    assert_eq!(limits["overlong_lines"], 0);
+}
+
 #[test]
 fn a_broken_file_is_named_and_the_others_are_still_read() {
     let dir = tempfile::tempdir().unwrap();

@@ -40,11 +40,31 @@ pub struct StatsEvent {
     /// that decodes to nothing (malformed, cut short, an unread link type) must not pass for a
     /// quiet one.
     pub decode: DecodeStats,
+    pub limits: LimitStats,
     pub alerts: AlertCounts,
     /// Per-interface capture counters (live mode).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceStats>,
     pub schema_version: u32,
+}
+
+/// What the bounds on memory and parsing let go, beside `flows_evicted` and the decode counters:
+/// a login in what they count may be missed, or its outcome unknown.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct LimitStats {
+    /// Times the global buffer budget (`--max-buffered-total`) made a flow drop its partial lines
+    /// and retransmission-compare tails.
+    pub buffer_sheds: u64,
+    /// Times the global buffer budget made a flow skip ahead past bytes it held out of order.
+    pub buffer_skips: u64,
+    /// Bytes dropped because they lay too far ahead of their stream (injected or stray data).
+    pub out_of_window_bytes: u64,
+    /// Lines longer than the line limit, dropped.
+    pub overlong_lines: u64,
+    /// Commands awaiting a reply dropped past the per-session limit.
+    pub pending_dropped: u64,
+    /// Sessions let go at `--inspection-depth` without a login.
+    pub depth_exceeded: u64,
 }
 
 /// Events written so far, by event type.

@@ -43,6 +43,8 @@ pub struct Output<'s> {
     /// at the end).
     posture_changes: bool,
     pub counts: AlertCounts,
+    /// The warning that memory bounds let data go was logged (once a run).
+    bounds_warned: bool,
 }
 
 impl<'s> Output<'s> {
@@ -53,6 +55,7 @@ impl<'s> Output<'s> {
             posture: PostureTracker::default(),
             posture_changes,
             counts: AlertCounts::default(),
+            bounds_warned: false,
         }
     }
 
@@ -110,6 +113,10 @@ impl<'s> Output<'s> {
     pub fn stats(&mut self, mut stats: StatsEvent, write: bool) -> io::Result<StatsEvent> {
         stats.alerts = self.counts;
         stats::log(&stats);
+        if !self.bounds_warned && stats::bounds_let_data_go(&stats) {
+            self.bounds_warned = true;
+            stats::warn_bounds_let_data_go(&stats);
+        }
         if write {
             self.sink.event(&Event::Stats(Box::new(stats.clone())))?;
         }

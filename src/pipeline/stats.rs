@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::alert::{AlertCounts, InterfaceStats, StatsEvent, SCHEMA_VERSION};
+use crate::alert::{AlertCounts, InterfaceStats, LimitStats, StatsEvent, SCHEMA_VERSION};
 use crate::capture::Timestamp;
 use crate::decode::DecodeStats;
 use crate::flow::{FlowStats, ReassemblyStats};
@@ -119,6 +119,14 @@ impl SharedStats {
             reassembly_bytes: engine.buffered_bytes as u64,
             gaps: engine.flow.reassembly.gaps,
             segments_waited: engine.flow.segments_waited,
+            limits: LimitStats {
+                buffer_sheds: engine.flow.memcap_sheds,
+                buffer_skips: engine.flow.memcap_skips,
+                out_of_window_bytes: engine.flow.reassembly.dropped_out_of_window,
+                overlong_lines: engine.proto.overlong_lines,
+                pending_dropped: engine.proto.pending_dropped,
+                depth_exceeded: engine.proto.depth_exceeded,
+            },
             decode,
             alerts: AlertCounts::default(),
             interfaces: if per_interface {
@@ -263,6 +271,30 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
     total.fragment_overlaps_differing += fragment_overlaps_differing;
 }
 
+/// Whether the memory bounds let data go that may have held logins: flows evicted, held bytes
+/// shed or skipped for the global budget, fragmented datagrams dropped. (A line past its limit,
+/// or a session let go at the inspection depth, is the parser's bound, met by ordinary traffic.)
+pub fn bounds_let_data_go(stats: &StatsEvent) -> bool {
+    stats.flows_evicted > 0
+        || stats.limits.buffer_sheds > 0
+        || stats.limits.buffer_skips > 0
+        || stats.decode.fragments_evicted > 0
+}
+
+/// Says that the memory bounds let data go, and which bound to raise: a run that met them would
+/// otherwise read as complete (a flood meets them by design: the bound holds, the warning says
+/// what it cost).
+pub fn warn_bounds_let_data_go(stats: &StatsEvent) {
+    tracing::warn!(
+        flows_evicted = stats.flows_evicted,
+        buffer_sheds = stats.limits.buffer_sheds,
+        buffer_skips = stats.limits.buffer_skips,
+        fragments_evicted = stats.decode.fragments_evicted,
+        "memory bounds let data go: logins in it may be missed or their outcome unknown (raise --max-flows \
+         for flows_evicted, --max-buffered-total for buffer_sheds and buffer_skips; the stats event counts them)"
+    );
+}
+
 /// The tracing line every stats report also goes to (stderr, journald).
 pub fn log(stats: &StatsEvent) {
     tracing::info!(
@@ -305,12 +337,18 @@ mod tests {
         let mut worker = EngineStats { active_flows: 3, buffered_bytes: 7, ..EngineStats::default() };
         worker.flow.flows_evicted = 2;
         worker.flow.reassembly.gaps = 4;
+        worker.flow.memcap_sheds = 5;
+        worker.flow.reassembly.dropped_out_of_window = 6;
+        worker.proto.pending_dropped = 1;
         shared.publish_worker(0, worker.clone());
         shared.publish_worker(1, worker);
         let event = shared.event(Timestamp::from_secs_nanos(1, 0), true, true);
         assert_eq!((event.packets, event.bytes, event.kernel_drops, event.queue_drops), (15, 1500, 5, 2));
         assert_eq!((event.flows_active, event.flows_evicted, event.gaps, event.reassembly_bytes), (6, 4, 8, 14));
         assert_eq!(event.interfaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["eth0", "eth1"]);
+        let limits = event.limits;
+        assert_eq!((limits.buffer_sheds, limits.out_of_window_bytes, limits.pending_dropped), (10, 12, 2));
+        assert!(bounds_let_data_go(&event));
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["event_type"], "stats");
         assert_eq!(json["final"], true);
