@@ -194,6 +194,21 @@ pub struct DecodeStats {
 }
 
 impl DecodeStats {
+    /// Frames that may have carried TCP but could not be read (cut short, malformed, of a link
+    /// type not read, encrypted, failing their check, nested too deep): what a capture hides.
+    pub fn unreadable(&self) -> u64 {
+        [
+            self.truncated,
+            self.malformed,
+            self.unsupported_link_type,
+            self.encrypted,
+            self.failed_frame_check,
+            self.tunnel_too_deep,
+        ]
+        .iter()
+        .fold(0u64, |sum, count| sum.saturating_add(*count))
+    }
+
     fn count_skip(&mut self, reason: SkipReason) {
         let counter = match reason {
             SkipReason::UnsupportedLinkType => &mut self.unsupported_link_type,

@@ -94,18 +94,20 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             escaped_or_empty(posture.software.as_deref().or(posture.greeting.as_deref())),
         ),
         Record::Event(Event::Stats(stats)) => format!(
-            "{}  {}STATS{}      packets {} bytes {} drops kernel {} interface {} queue {}  flows {} evicted {}  gaps {}  alerts {}/{}/{}",
+            "{}  {}STATS{}      packets {} bytes {} undecoded {} drops kernel {} interface {} queue {}  flows {} evicted {}  gaps {} shed {}  alerts {}/{}/{}",
             stats.timestamp,
             p.dim,
             p.reset,
             stats.packets,
             stats.bytes,
+            stats.decode.unreadable(),
             stats.kernel_drops,
             stats.interface_drops,
             stats.queue_drops,
             stats.flows_active,
             stats.flows_evicted,
             stats.gaps,
+            stats.limits.buffer_sheds.saturating_add(stats.limits.buffer_skips),
             stats.alerts.cleartext_credential,
             stats.alerts.weak_credential,
             stats.alerts.anomaly,
@@ -306,6 +308,21 @@ pub(crate) mod tests {
             alert.server.greeting = Some("+OK \u{9b}31m ready\r".into());
         }
         event
+    }
+
+    /// The closing counters in one line, with what a person needs to tell "quiet" from "blind":
+    /// frames that could not be read, and bytes the memory bounds let go.
+    #[test]
+    fn stats_line_shows_drops_unreadable_frames_and_sheds() {
+        let mut stats = crate::alert::StatsEvent { packets: 10, flows_evicted: 2, ..Default::default() };
+        stats.decode.truncated = 3;
+        stats.decode.encrypted = 1;
+        stats.decode.not_ip = 7;
+        stats.limits.buffer_sheds = 4;
+        stats.limits.buffer_skips = 1;
+        let line = line(Record::Event(&Event::Stats(Box::new(stats))), &PLAIN);
+        assert!(line.contains("packets 10 bytes 0 undecoded 4 drops"), "not_ip is no loss: {line}");
+        assert!(line.contains("evicted 2  gaps 0 shed 5  alerts 0/0/0"), "{line}");
     }
 
     #[test]
