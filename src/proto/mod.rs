@@ -225,18 +225,18 @@ impl Protocol {
 
     /// Whether the first line after a gap that fell between lines is read: from the client, when
     /// it looks like a command the session would take in its state (not inside a SASL exchange,
-    /// message data or a literal, which the framer counts through a gap); else it may be the tail
-    /// of a line the gap cut, and is dropped.
+    /// message data or a literal, which the framer counts through a gap); from an IMAP server, a
+    /// tagged status answering a command in flight (a verdict); else it may be the tail of a line
+    /// the gap cut, and is dropped.
     fn reads_line_after_gap(&self, role: Role, line: &[u8]) -> bool {
-        if role == Role::Server {
-            return false;
-        }
-        match self {
-            Protocol::Pop3(session) => session.takes_as_command(line),
-            Protocol::Imap(session) => session.takes_as_command(line),
-            Protocol::Smtp(session) => session.takes_as_command(line),
-            Protocol::ManageSieve(session) => session.takes_as_command(line),
-            Protocol::Detecting(_) | Protocol::Done(_) => false,
+        match (self, role) {
+            (Protocol::Imap(session), Role::Server) => session.takes_as_reply(line),
+            (_, Role::Server) => false,
+            (Protocol::Pop3(session), Role::Client) => session.takes_as_command(line),
+            (Protocol::Imap(session), Role::Client) => session.takes_as_command(line),
+            (Protocol::Smtp(session), Role::Client) => session.takes_as_command(line),
+            (Protocol::ManageSieve(session), Role::Client) => session.takes_as_command(line),
+            (Protocol::Detecting(_) | Protocol::Done(_), Role::Client) => false,
         }
     }
 

@@ -14,8 +14,9 @@ enum Says {
     C(Vec<u8>),
     S(Vec<u8>),
     ClientLost(u64),
+    ServerLost(u64),
 }
-use Says::{ClientLost, C, S};
+use Says::{ClientLost, ServerLost, C, S};
 
 fn c(text: &str) -> Says {
     C(text.as_bytes().to_vec())
@@ -43,6 +44,10 @@ fn play_on(mut session: Session, mut parts: CtxParts, steps: &[Says], chunk: usi
             S(bytes) => (Side::Hi, bytes),
             ClientLost(len) => {
                 session.on_gap(Side::Lo, *len, &mut parts.ctx(Timestamp(i as u64)));
+                continue;
+            }
+            ServerLost(len) => {
+                session.on_gap(Side::Hi, *len, &mut parts.ctx(Timestamp(i as u64)));
                 continue;
             }
         };
@@ -342,7 +347,7 @@ fn words_behind_starttls_are_held_up_to_a_line() {
             match step {
                 C(bytes) => client_words.extend_from_slice(bytes),
                 S(bytes) if client_words.is_empty() => session.on_data(Side::Hi, bytes, &mut parts.ctx(Timestamp(0))),
-                S(_) | ClientLost(_) => {}
+                S(_) | ClientLost(_) | ServerLost(_) => {}
             }
         }
         client_words.extend(b"NOOP\r\n".repeat(max_line / 6 + 1));
@@ -654,7 +659,7 @@ fn a_login_ends_the_session_unless_unauthenticate_was_offered() {
             let (side, bytes) = match step {
                 C(bytes) => (Side::Lo, bytes),
                 S(bytes) => (Side::Hi, bytes),
-                ClientLost(_) => unreachable!(),
+                ClientLost(_) | ServerLost(_) => unreachable!(),
             };
             session.on_data(side, bytes, &mut parts.ctx(Timestamp(1)));
         }
@@ -934,6 +939,35 @@ fn a_login_right_after_a_lost_segment_is_read() {
         let expected = vec![(mechanism.to_string(), user.map(str::to_string), Outcome::Success, SecretKind::Password)];
         assert_eq!(summary(&events), expected, "port {port}");
     }
+}
+
+/// An IMAP server's tagged verdict right after lost server lines is read: it names the command it
+/// answers, so it cannot be the cut tail of a lost line. Anything else first after the gap is
+/// dropped, as it may be such a tail (here a status for a tag never sent).
+#[test]
+fn an_imap_verdict_right_after_lost_server_lines_is_read() {
+    let login = |after_gap: &str| {
+        play(
+            143,
+            &[s("* OK ready\r\n"), c("a1 LOGIN alice hunter2\r\n"), ServerLost(40), S(after_gap.as_bytes().to_vec())],
+        )
+    };
+    assert_eq!(
+        summary(&login("a1 OK LOGIN completed\r\n")),
+        one("LOGIN", "a***", Outcome::Success, SecretKind::Password)
+    );
+    assert_eq!(
+        summary(&login("a1 no [AUTHENTICATIONFAILED] bad\r\n")),
+        one("LOGIN", "a***", Outcome::Failure, SecretKind::Password)
+    );
+    assert_eq!(
+        summary(&login("1 OK done\r\na1 NO [AUTHENTICATIONFAILED] bad\r\n")),
+        one("LOGIN", "a***", Outcome::Failure, SecretKind::Password)
+    );
+    assert_eq!(
+        summary(&login("b1 OK LOGIN completed\r\n")),
+        one("LOGIN", "a***", Outcome::Unknown, SecretKind::Password)
+    );
 }
 
 /// What follows a gap and does not look like a command, or comes where the client sends data,

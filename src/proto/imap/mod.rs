@@ -282,6 +282,15 @@ impl ImapSession {
                 .is_some_and(|name| COMMANDS.iter().any(|c| name.eq_ignore_ascii_case(c)))
     }
 
+    /// Whether a server line is a tagged status answering a command in flight: read even as the
+    /// first line after a gap, which it cannot be the cut tail of (it names its command).
+    pub fn takes_as_reply(&self, line: &[u8]) -> bool {
+        let (tag, rest) = split_word(line);
+        let status = split_word(rest).0;
+        [b"OK".as_slice(), b"NO", b"BAD"].iter().any(|word| status.eq_ignore_ascii_case(word))
+            && self.pending.iter().any(|(pending, _)| pending.as_slice() == tag)
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
