@@ -22,16 +22,22 @@ pub fn escaped(text: &str) -> Cow<'_, str> {
     }
     let mut out = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        // Writing to a String cannot fail.
-        if c.is_control() {
-            let _ = write!(out, "\\x{:02x}", u32::from(c));
-        } else if is_format_or_separator(c) {
-            let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
-        } else {
-            out.push(c);
-        }
+        push_shown(&mut out, c);
     }
     Cow::Owned(out)
+}
+
+/// Appends `c` as [`escaped`] shows it: the one form of the escapes, for outputs that escape
+/// more of their own (HTML's markup characters).
+pub fn push_shown(out: &mut String, c: char) {
+    // Writing to a String cannot fail.
+    if c.is_control() {
+        let _ = write!(out, "\\x{:02x}", u32::from(c));
+    } else if is_format_or_separator(c) {
+        let _ = write!(out, "\\u{{{:04x}}}", u32::from(c));
+    } else {
+        out.push(c);
+    }
 }
 
 /// Optional text (a greeting, software, …), empty when absent.
@@ -46,7 +52,7 @@ fn needs_escape(c: char) -> bool {
 /// Unicode's format characters (general category Cf, as of Unicode 16) and its line and paragraph
 /// separators (Zl, Zp): invisible, yet they reorder, hide or break the text around them. The
 /// standard library has no category lookup, and these ranges change rarely.
-pub fn is_format_or_separator(c: char) -> bool {
+fn is_format_or_separator(c: char) -> bool {
     const RANGES: [(u32, u32); 21] = [
         (0x00ad, 0x00ad),
         (0x0600, 0x0605),

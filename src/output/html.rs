@@ -19,7 +19,7 @@ use std::net::{IpAddr, SocketAddr};
 use base64::Engine as _;
 use sha2::{Digest, Sha256};
 
-use super::for_people::is_format_or_separator;
+use super::for_people::push_shown;
 use super::{RepeatSummary, ServerReport, Sink};
 use crate::alert::{AnomalyAlert, AppProto, Event, EventType, Remediation};
 use crate::capture::Timestamp;
@@ -142,11 +142,8 @@ fn escape(text: &str) -> String {
             '"' => escaped.push_str("&quot;"),
             '\'' => escaped.push_str("&#39;"),
             '\t' | '\n' => escaped.push(c),
-            c if c.is_control() || is_format_or_separator(c) => {
-                let _ = write!(escaped, "\\u{{{:04x}}}", u32::from(c));
-            }
             c if is_noncharacter(c) => escaped.push('\u{fffd}'),
-            c => escaped.push(c),
+            c => push_shown(&mut escaped, c),
         }
     }
     escaped
@@ -815,7 +812,7 @@ mod tests {
             escape(HOSTILE),
             "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(2)&gt;&quot;&#39;&amp;"
         );
-        assert_eq!(escape("a\u{0}b\u{1b}[31m\u{7f}"), "a\\u{0000}b\\u{001b}[31m\\u{007f}");
+        assert_eq!(escape("a\u{0}b\u{1b}[31m\u{7f}"), "a\\x00b\\x1b[31m\\x7f");
         assert_eq!(escape("tab\tok\nline"), "tab\tok\nline");
         assert_eq!(escape("x\u{fdd0}\u{ffff}y"), "x\u{fffd}\u{fffd}y");
         assert_eq!(escape("Dovecot ready. é 日本"), "Dovecot ready. é 日本");
