@@ -282,7 +282,8 @@ pub struct PortArgs {
     /// ManageSieve ports (mail filters, logged into with the mailbox's password).
     #[arg(long, value_delimiter = ',', default_value = "4190", value_name = "PORTS")]
     pub sieve_ports: Vec<u16>,
-    /// Implicit-TLS ports (IMAPS, POP3S, SMTPS): counted as protected, never parsed.
+    /// Implicit-TLS ports (IMAPS, POP3S, SMTPS): counted as protected when the flow starts with
+    /// TLS; mail in clear there is read and flagged.
     #[arg(long, value_delimiter = ',', default_value = "993,995,465", value_name = "PORTS")]
     pub tls_ports: Vec<u16>,
 }

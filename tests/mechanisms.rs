@@ -479,8 +479,15 @@ fn mail_servers_on_odd_ports_are_found() {
 }
 
 #[test]
-fn implicit_tls_ports_are_not_parsed() {
-    let events = run(
+fn implicit_tls_is_not_parsed_and_cleartext_there_is_flagged() {
+    let client_hello = [0x16, 0x03, 0x01, 0x00, 0x05, 0x01, 0x00, 0x00, 0x01, 0x03];
+    let tls = run(995, &[Client(&client_hello), Server(&[0x16, 0x03, 0x03, 0x00, 0x02, 0x02, 0x00])], &[]);
+    assert!(credentials(&tls).is_empty());
+    let [posture] = common::of_type(&tls, "server_posture")[..] else { panic!("{tls:?}") };
+    assert_eq!((posture["class"].as_str(), posture["sessions_tls"].as_u64()), (Some("tls_required"), Some(1)));
+
+    // The same port spoken in clear: the login crossed the network in clear all the same.
+    let clear = run(
         995,
         &[
             Server(POP3_GREETING),
@@ -491,9 +498,14 @@ fn implicit_tls_ports_are_not_parsed() {
         ],
         &[],
     );
-    assert!(credentials(&events).is_empty());
-    let [posture] = common::of_type(&events, "server_posture")[..] else { panic!("{events:?}") };
-    assert_eq!((posture["class"].as_str(), posture["sessions_tls"].as_u64()), (Some("tls_required"), Some(1)));
+    assert_eq!(credentials(&clear), expect("cleartext_credential", "USER/PASS", "alice", "success", "password"));
+    let anomalies = common::of_type(&clear, "anomaly");
+    let kinds: Vec<_> = anomalies.iter().map(|a| a["anomaly"]["kind"].as_str()).collect();
+    assert_eq!(kinds, [Some("cleartext_on_tls_port")]);
+    assert_eq!(anomalies[0]["dest_port"], 995);
+    let [posture] = common::of_type(&clear, "server_posture")[..] else { panic!("{clear:?}") };
+    assert_ne!(posture["class"], "tls_required");
+    assert_eq!(posture["sessions_tls"], 0);
 }
 
 #[test]

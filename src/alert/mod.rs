@@ -488,6 +488,8 @@ pub enum AnomalyKind {
     /// A server seen offering STARTTLS in some sessions and not in others: something between
     /// client and server may strip it.
     StarttlsStripping,
+    /// A mail session in clear on an implicit-TLS port (993, 995, 465 or `--tls-ports`).
+    CleartextOnTlsPort,
 }
 
 /// What one mail session showed of its server, logins or not: internal material for the server

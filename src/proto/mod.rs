@@ -289,7 +289,8 @@ pub struct Session {
     framers: [LineFramer; 2],
     seen_data: [bool; 2],
     inspected: u64,
-    /// The server port is an implicit-TLS port: whatever comes is TLS.
+    /// The server port is an implicit-TLS port: what comes is TLS, unless the flow's first bytes
+    /// are not.
     implicit_tls: Option<ImplicitTls>,
     /// The client's first bytes may still be held for the greeting: the server's opening is in
     /// the capture and neither side has sent data yet.
@@ -318,6 +319,9 @@ impl Drop for HeldBytes {
 #[derive(Clone, Copy, Debug)]
 struct ImplicitTls {
     proto: Option<AppProto>,
+    /// The flow's first bytes were no TLS record: it is parsed as any other, and a mail session
+    /// found in it is reported as an anomaly when it ends.
+    cleartext: bool,
 }
 
 impl std::fmt::Debug for Session {
@@ -344,7 +348,10 @@ impl Session {
     ) -> Session {
         let (hint, implicit_tls) = match config.ports.classify(server_port) {
             detect::PortClass::ImplicitTls => {
-                (None, Some(ImplicitTls { proto: detect::implicit_tls_protocol(server_port) }))
+                // No hint: cleartext there must show itself mail (a greeting, a mail client's
+                // opening command), as on any port not configured, so that TLS picked up in the
+                // middle of a record is not taken for it.
+                (None, Some(ImplicitTls { proto: detect::implicit_tls_protocol(server_port), cleartext: false }))
             }
             detect::PortClass::Hint(proto) => (Some(proto), None),
             detect::PortClass::Unknown => (None, None),
@@ -357,7 +364,7 @@ impl Session {
             framers: [LineFramer::new(config.max_line), LineFramer::new(config.max_line)],
             seen_data: [false, false],
             inspected: 0,
-            may_hold: roles_certain && server_opening_seen && implicit_tls.is_none(),
+            may_hold: roles_certain && server_opening_seen,
             implicit_tls,
             early_client: None,
         }
@@ -434,7 +441,12 @@ impl Session {
         if let Some(seen) = self.seen_data.get_mut(side.index()) {
             *seen = true;
         }
-        if self.implicit_tls.is_some() || (first_from_side && looks_like_tls(data)) {
+        if let Some(tls) = self.implicit_tls.as_mut().filter(|_| first_in_flow) {
+            // Cleartext on a port meant for TLS: a server or client misconfigured (or a capture of
+            // decrypted traffic). Read as on any port, so that a login there is not missed.
+            tls.cleartext = !looks_like_tls_record(data);
+        }
+        if self.implicit_tls.is_some_and(|tls| !tls.cleartext) || (first_from_side && looks_like_tls(data)) {
             ctx.stats.tls_flows += 1;
             ctx.events.push(ProtoEvent::SessionEnd(SessionRecord {
                 ts: ctx.ts,
@@ -638,6 +650,9 @@ impl Session {
             }
             Protocol::Detecting(_) | Protocol::Done(_) => return,
         };
+        if self.implicit_tls.take().is_some() {
+            cleartext_on_tls_port(proto, ctx);
+        }
         ctx.events.push(ProtoEvent::SessionEnd(SessionRecord {
             ts: ctx.ts,
             app_proto: Some(proto),
@@ -775,6 +790,27 @@ fn starttls_injection(proto: AppProto, ctx: &mut Ctx<'_>) {
         kind: AnomalyKind::StarttlsCommandInjection,
         detail: "cleartext data followed the STARTTLS command before the server accepted it".into(),
     });
+}
+
+/// A mail session in clear on an implicit-TLS port: every login in it crossed the network in
+/// clear, where the port promised TLS (or the capture is of decrypted traffic, which this says).
+fn cleartext_on_tls_port(proto: AppProto, ctx: &mut Ctx<'_>) {
+    ctx.events.push(ProtoEvent::Anomaly {
+        ts: ctx.ts,
+        app_proto: Some(proto),
+        kind: AnomalyKind::CleartextOnTlsPort,
+        detail: format!(
+            "{} in clear on a port for implicit TLS (a misconfigured server or client, or a capture of decrypted traffic)",
+            proto.name()
+        ),
+    });
+}
+
+/// Any TLS record header (change cipher spec, alert, handshake, application data; TLS 1.0–1.3)
+/// or an SSLv2-style hello: what a flow on an implicit-TLS port starts with, even when the capture
+/// picked it up after its handshake.
+fn looks_like_tls_record(data: &[u8]) -> bool {
+    matches!(data, [0x14..=0x17, 0x03, minor, ..] if *minor <= 0x04) || looks_like_tls(data)
 }
 
 /// A TLS record header (handshake, TLS 1.0–1.3) or an SSLv2-style hello.

@@ -1024,14 +1024,67 @@ fn data_after_a_gap_is_never_a_login() {
 }
 
 #[test]
-fn implicit_tls_is_never_parsed() {
-    let events = play(995, &[s("+OK\r\n"), c("USER a\r\n"), s("+OK\r\n"), c("PASS b\r\n"), s("+OK\r\n")]);
+fn tls_is_never_parsed() {
+    let client_hello = vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3];
+    let events = play(995, &[C(client_hello.clone()), c("USER a\r\n"), s("+OK\r\n"), c("PASS b\r\n"), s("+OK\r\n")]);
     assert!(credentials(&events).is_empty());
     let [ProtoEvent::SessionEnd(record)] = events.as_slice() else { panic!("{events:?}") };
     assert!(record.implicit_tls);
     assert_eq!(record.app_proto, Some(AppProto::Pop3));
-    let tls_on_110 = play(110, &[C(vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3]), c("USER a\r\nPASS b\r\n")]);
+    let tls_on_110 = play(110, &[C(client_hello), c("USER a\r\nPASS b\r\n")]);
     assert!(credentials(&tls_on_110).is_empty());
+    // Picked up after its handshake, an implicit-TLS flow starts with an application data record.
+    let midstream = play(993, &[S(vec![0x17, 0x03, 0x03, 0x00, 0x20, 9, 9]), c("a LOGIN x y\r\n")]);
+    assert!(matches!(midstream.as_slice(), [ProtoEvent::SessionEnd(record)] if record.implicit_tls), "{midstream:?}");
+}
+
+/// A server that speaks POP3, IMAP or SMTP in clear on an implicit-TLS port lets passwords
+/// cross in clear where the port promised TLS: the logins are reported, with an anomaly saying
+/// where they came from, and the session is no implicit TLS for the server's posture.
+#[test]
+fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
+    for (port, steps, mechanism) in [
+        (
+            995,
+            vec![s("+OK ready\r\n"), c("USER alice\r\n"), s("+OK\r\n"), c("PASS hunter2\r\n"), s("+OK\r\n")],
+            "USER/PASS",
+        ),
+        (993, vec![s("* OK ready\r\n"), c("a1 LOGIN alice hunter2\r\n"), s("a1 OK done\r\n")], "LOGIN"),
+        (
+            465,
+            vec![
+                s("220 mx ESMTP\r\n"),
+                c("EHLO c\r\n"),
+                s("250 AUTH PLAIN\r\n"),
+                C(format!("AUTH PLAIN {}\r\n", b64(b"\0alice\0hunter2")).into_bytes()),
+                s("235 ok\r\n"),
+            ],
+            "AUTH PLAIN",
+        ),
+    ] {
+        let events = play(port, &steps);
+        assert_eq!(summary(&events), one(mechanism, "a***", Outcome::Success, SecretKind::Password), "port {port}");
+        let flagged: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, detail, .. } => Some(detail.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(flagged.len(), 1, "port {port}: {events:?}");
+        assert!(flagged[0].contains("in clear on a port for implicit TLS"), "{}", flagged[0]);
+        let records: Vec<_> = events
+            .iter()
+            .filter_map(|e| match e {
+                ProtoEvent::SessionEnd(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        assert!(matches!(records.as_slice(), [record] if !record.implicit_tls), "port {port}");
+    }
+    // Bytes that are neither TLS nor mail raise nothing.
+    let noise = play(993, &[C(b"\x01\x02garbage\r\n".repeat(20))]);
+    assert!(noise.is_empty(), "{noise:?}");
 }
 
 #[test]
