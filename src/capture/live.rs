@@ -220,7 +220,8 @@ const WIFI_MONITOR_LINKS: [LinkType; 4] =
 
 /// The default BPF filter. With `any_port`, every TCP segment (mail protocols are recognised on
 /// any port by their greetings, at the cost of copying all TCP to the workers); otherwise the
-/// configured mail ports (implicit-TLS ports are left out: they are never parsed). The tunnel
+/// configured mail ports, implicit-TLS ones included (a session in clear there is a finding, and
+/// TLS there is the posture's evidence; a TLS flow is let go at its first bytes). The tunnel
 /// carriers are always let through. On Ethernet, 802.1Q and QinQ frames are included too: a
 /// plain `tcp port 110` reads the EtherType at a fixed offset and misses them. The VLAN part is
 /// nested because each `vlan` keyword shifts the offsets for the rest of the expression; libpcap
@@ -237,8 +238,15 @@ pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> Stri
     if WIFI_MONITOR_LINKS.contains(&link_type) {
         return "type data".to_string();
     }
-    let mut all: Vec<u16> =
-        ports.pop3.iter().chain(&ports.imap).chain(&ports.smtp).chain(&ports.managesieve).copied().collect();
+    let mut all: Vec<u16> = ports
+        .pop3
+        .iter()
+        .chain(&ports.imap)
+        .chain(&ports.smtp)
+        .chain(&ports.managesieve)
+        .chain(&ports.implicit_tls)
+        .copied()
+        .collect();
     all.sort_unstable();
     all.dedup();
     let tcp = if any_port || all.is_empty() {
@@ -283,18 +291,17 @@ mod tests {
     }
 
     #[test]
-    fn the_default_filter_lists_the_mail_ports_once_and_skips_implicit_tls() {
+    fn the_default_filter_lists_the_mail_ports_once_implicit_tls_included() {
         let filter = default_filter(&mail_ports(), false);
         assert!(filter.starts_with(
-            "(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587 or tcp port 4190) or udp port 4789"
+            "(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587 or tcp port 993 or tcp port 4190) or udp port 4789"
         ));
         assert!(filter.contains(" or (vlan and ((tcp port 25 "));
-        assert!(!filter.contains("993"));
         assert!(default_filter(&mail_ports(), true).starts_with("(tcp) or udp port 4789"));
         assert_eq!(
             mail_filter(&mail_ports(), false, LinkType::LINUX_SLL),
             format!(
-                "(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587 or tcp port 4190) or {TUNNEL_CARRIERS}"
+                "(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587 or tcp port 993 or tcp port 4190) or {TUNNEL_CARRIERS}"
             )
         );
         let expression = Filter::Expression("host 192.0.2.1".into());
@@ -333,7 +340,10 @@ mod tests {
             assert!(passes(&filter, ethernet, &login(110, Link::Ethernet, vlans, encaps)), "{name}");
             assert!(!passes(&filter, ethernet, &login(80, Link::Ethernet, vlans, &[])), "web, {name}");
         }
-        assert!(!passes(&filter, ethernet, &login(993, Link::Ethernet, &[], &[])));
+        assert!(
+            passes(&filter, ethernet, &login(993, Link::Ethernet, &[], &[])),
+            "implicit TLS, or mail in clear there"
+        );
         // Teredo: IPv6 in UDP 3544, whose ports BPF cannot see either.
         let mut teredo =
             Conversation::new(([0x2001, 0, 0, 0, 0, 0, 0, 1], 40000), ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2], 110));

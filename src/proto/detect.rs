@@ -23,7 +23,8 @@ use super::framing::Piece;
 use super::{Ctx, Role};
 use crate::alert::AppProto;
 
-/// Configured ports for each protocol, and the implicit-TLS ports that are never parsed.
+/// Configured ports for each protocol, and the implicit-TLS ports (parsed only when a flow there
+/// starts in clear).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortMap {
     pub pop3: Vec<u16>,
