@@ -213,13 +213,23 @@ impl Protocol {
     /// of the greeting for its reply, and every later command the reply before its own), or
     /// STARTTLS awaits its answer (refused, they are commands in clear; accepted, an injection).
     fn client_waits_for_server(&self) -> bool {
-        match self {
+        let greeting_in_progress = match self {
             Protocol::Detecting(detector) => detector.greeting_in_progress(),
+            Protocol::Smtp(session) => session.greeting_in_progress(),
+            Protocol::ManageSieve(session) => session.greeting_in_progress(),
+            Protocol::Pop3(_) | Protocol::Imap(_) | Protocol::Done(_) => false,
+        };
+        greeting_in_progress || self.awaiting_starttls_reply()
+    }
+
+    /// Whether STARTTLS was asked for and awaits its answer.
+    fn awaiting_starttls_reply(&self) -> bool {
+        match self {
             Protocol::Pop3(session) => session.awaiting_starttls_reply(),
             Protocol::Imap(session) => session.awaiting_starttls_reply(),
-            Protocol::Smtp(session) => session.greeting_in_progress() || session.awaiting_starttls_reply(),
-            Protocol::ManageSieve(session) => session.greeting_in_progress() || session.awaiting_starttls_reply(),
-            Protocol::Done(_) => false,
+            Protocol::Smtp(session) => session.awaiting_starttls_reply(),
+            Protocol::ManageSieve(session) => session.awaiting_starttls_reply(),
+            Protocol::Detecting(_) | Protocol::Done(_) => false,
         }
     }
 
@@ -307,11 +317,16 @@ pub struct Session {
 /// no `Debug`, and wiped as a partial line is, when they outgrow their allocation and when
 /// dropped.
 #[derive(Default)]
-struct HeldBytes(Vec<u8>);
+struct HeldBytes {
+    bytes: Vec<u8>,
+    /// Bytes that came after these while STARTTLS awaited its answer, past the bound: not kept,
+    /// a gap where they were once the held bytes are read.
+    dropped: u64,
+}
 
 impl Drop for HeldBytes {
     fn drop(&mut self) {
-        framing::wipe(&mut self.0);
+        framing::wipe(&mut self.bytes);
     }
 }
 
@@ -402,7 +417,7 @@ impl Session {
         };
         self.framers.iter().map(LineFramer::buffered).sum::<usize>()
             + assembling
-            + self.early_client.as_ref().map_or(0, |held| held.0.len())
+            + self.early_client.as_ref().map_or(0, |held| held.bytes.len())
     }
 
     /// Memory is short: drop partial lines and a literal being assembled, as if bytes were lost
@@ -443,19 +458,30 @@ impl Session {
         }
         if let Some(tls) = self.implicit_tls.as_mut().filter(|_| first_in_flow) {
             // Cleartext on a port meant for TLS: a server or client misconfigured (or a capture of
-            // decrypted traffic). Read as on any port, so that a login there is not missed.
-            tls.cleartext = !looks_like_tls_record(data);
+            // decrypted traffic). Read as on any port, so that a login there is not missed. With
+            // the handshake in sight these are the flow's first bytes, which TLS starts with a
+            // record; picked up midstream they may be the middle of one, so only what looks like
+            // mail counts.
+            let mail =
+                self.roles_certain || detect::looks_like_greeting(data) || detect::looks_like_client_command(data);
+            tls.cleartext = mail && !looks_like_tls_record(data);
         }
         if self.implicit_tls.is_some_and(|tls| !tls.cleartext) || (first_from_side && looks_like_tls(data)) {
             ctx.stats.tls_flows += 1;
-            ctx.events.push(ProtoEvent::SessionEnd(SessionRecord {
-                ts: ctx.ts,
-                app_proto: self.implicit_tls.and_then(|tls| tls.proto).or(self.app_proto()),
-                server: ServerIdentity::default(),
-                upgraded_to_tls: false,
-                implicit_tls: true,
-                starttls_refused: false,
-            }));
+            if self.app_proto().is_some() {
+                // TLS after a session in clear began, without STARTTLS (a client set up for
+                // implicit TLS meeting a server in clear): the session ends, no upgrade.
+                self.end(None, ctx);
+            } else {
+                ctx.events.push(ProtoEvent::SessionEnd(SessionRecord {
+                    ts: ctx.ts,
+                    app_proto: self.implicit_tls.and_then(|tls| tls.proto),
+                    server: ServerIdentity::default(),
+                    upgraded_to_tls: false,
+                    implicit_tls: true,
+                    starttls_refused: false,
+                }));
+            }
             self.finish(DoneReason::Tls, ctx);
             return;
         }
@@ -492,16 +518,31 @@ impl Session {
         }
     }
 
-    /// Holds client bytes until the server lets the client speak, up to `max_line` in all; past
-    /// that, too much came to be a mail client waiting for the server, and everything is read in
-    /// capture order after all. Returns whether the bytes are held.
+    /// Holds client bytes until the server lets the client speak, up to `max_line` in all.
+    /// Returns whether the bytes are held (or, past the bound behind STARTTLS, dropped).
+    ///
+    /// Past the bound before the greeting's end, too much came to be a mail client waiting for
+    /// it, and everything is read in capture order after all. Behind STARTTLS, what the session
+    /// would read now it could only throw away (the answer decides whether it was cleartext at
+    /// all): the first `max_line` bytes stay held, so that a login among them is read after a
+    /// refusal and an acceptance still reports the injection, and the rest is dropped, a gap
+    /// where it was.
     fn hold_client(&mut self, data: &[u8], ctx: &mut Ctx<'_>) -> bool {
         if data.is_empty() || self.done_reason().is_some() {
             return false;
         }
-        let held = self.early_client.as_ref().map_or(0, |held| held.0.len());
-        if held.saturating_add(data.len()) <= ctx.config.max_line {
-            framing::append(&mut self.early_client.get_or_insert_default().0, data, ctx.config.max_line);
+        let max_line = ctx.config.max_line;
+        let held = self.early_client.as_ref().map_or(0, |held| held.bytes.len());
+        if held.saturating_add(data.len()) <= max_line {
+            framing::append(&mut self.early_client.get_or_insert_default().bytes, data, max_line);
+            return true;
+        }
+        if self.protocol.awaiting_starttls_reply() {
+            let room = max_line.saturating_sub(held).min(data.len());
+            let (kept, dropped) = data.split_at(room);
+            let held = self.early_client.get_or_insert_default();
+            framing::append(&mut held.bytes, kept, max_line);
+            held.dropped = held.dropped.saturating_add(dropped.len() as u64);
             return true;
         }
         self.release_early_client(ctx);
@@ -513,7 +554,8 @@ impl Session {
     /// answer is lost, will not come, or more came than a client waiting for it sends).
     fn release_early_client(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(held) = self.early_client.take() {
-            self.read_client_in_capture_order(&held.0, ctx);
+            self.read_client_in_capture_order(&held.bytes, ctx);
+            self.lose(self.client, held.dropped, ctx);
         }
     }
 
@@ -528,8 +570,14 @@ impl Session {
     /// for the server again (a STARTTLS among them); the rest stays held.
     fn resume_client(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(held) = self.early_client.take().filter(|_| self.done_reason().is_none()) {
-            let rest = self.frame(self.client, &held.0, ctx);
-            self.hold_client(rest, ctx);
+            let rest = self.frame(self.client, &held.bytes, ctx);
+            if self.hold_client(rest, ctx) {
+                if let Some(still) = &mut self.early_client {
+                    still.dropped = still.dropped.saturating_add(held.dropped);
+                }
+            } else {
+                self.lose(self.client, held.dropped, ctx);
+            }
         }
     }
 
@@ -596,7 +644,8 @@ impl Session {
     /// The server accepted STARTTLS: cleartext the client sent before that answer was meant to
     /// run as if it came over TLS (CVE-2011-0411 and its kin).
     fn report_injection(&self, ctx: &mut Ctx<'_>) {
-        let injected = self.early_client.as_ref().is_some_and(|held| !held.0.is_empty() && !looks_like_tls(&held.0));
+        let injected =
+            self.early_client.as_ref().is_some_and(|held| !held.bytes.is_empty() && !looks_like_tls(&held.bytes));
         if let Some(proto) = self.app_proto().filter(|_| injected) {
             starttls_injection(proto, ctx);
         }
@@ -604,11 +653,19 @@ impl Session {
 
     /// Bytes were lost on one side.
     pub fn on_gap(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
-        ctx.stats.gaps += 1;
         // Whatever the client said before the gap comes before it; past a gap in the server's
         // bytes, the greeting may be what was lost.
         self.may_hold = false;
         self.release_early_client(ctx);
+        self.lose(side, len, ctx);
+    }
+
+    /// `len` bytes of one side will not be read (`0`: none; nothing happens).
+    fn lose(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
+        if len == 0 {
+            return;
+        }
+        ctx.stats.gaps += 1;
         if let Some(framer) = self.framers.get_mut(side.index()) {
             framer.gap(len);
         }

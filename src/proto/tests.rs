@@ -335,25 +335,54 @@ fn a_login_behind_a_refused_starttls_is_read_in_a_capture_without_the_greeting()
 }
 
 /// A client that goes on talking behind STARTTLS in the same segment, past what a client waiting
-/// for the answer sends, has no more than a line held: the rest is read in capture order.
+/// for the answer sends, has no more than a line held (the rest dropped): the login among the
+/// held bytes is still read after a refusal, and an acceptance still reports the injection.
 #[test]
 fn words_behind_starttls_are_held_up_to_a_line() {
-    for (port, steps) in logins_behind_starttls(&b64(b"\0cid\0hunter2")) {
+    // Three long commands: past the hold's bound, within the commands a session keeps pending.
+    let filler = format!("NOOP {}\r\n", "x".repeat(ProtoConfig::default().max_line / 3)).repeat(3);
+    let accepted = ["a1 OK Begin TLS\r\n", "a1 OK Begin TLS\r\n", "+OK Begin TLS\r\n", "220 2.0.0 Ready\r\n", "OK\r\n"];
+    for ((port, steps), accept) in logins_behind_starttls(&b64(b"\0cid\0hunter2")).into_iter().zip(accepted) {
+        // The STARTTLS line, the login and the filler in one segment.
+        let mut merged: Vec<Says> = Vec::new();
+        for step in steps {
+            match (merged.last_mut(), step) {
+                (Some(C(before)), C(bytes)) => before.extend_from_slice(&bytes),
+                (_, step) => merged.push(step),
+            }
+        }
+        let starttls = merged.iter().rposition(|step| matches!(step, C(_))).unwrap();
+        if let Some(C(bytes)) = merged.get_mut(starttls) {
+            bytes.extend_from_slice(filler.as_bytes());
+        }
         let mut parts = CtxParts::default();
         let max_line = parts.config.max_line;
         let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
-        let mut client_words = Vec::new();
-        for step in &steps {
-            match step {
-                C(bytes) => client_words.extend_from_slice(bytes),
-                S(bytes) if client_words.is_empty() => session.on_data(Side::Hi, bytes, &mut parts.ctx(Timestamp(0))),
-                S(_) | ClientLost(_) | ServerLost(_) => {}
-            }
+        for step in &merged[..=starttls] {
+            let (side, bytes) = match step {
+                C(bytes) => (Side::Lo, bytes),
+                S(bytes) => (Side::Hi, bytes),
+                ClientLost(_) | ServerLost(_) => unreachable!(),
+            };
+            session.on_data(side, bytes, &mut parts.ctx(Timestamp(1)));
         }
-        client_words.extend(b"NOOP\r\n".repeat(max_line / 6 + 1));
-        session.on_data(Side::Lo, &client_words, &mut parts.ctx(Timestamp(1)));
         assert!(session.buffered() <= max_line, "port {port}: {} bytes held", session.buffered());
-        assert!(session.done_reason().is_none(), "port {port}");
+
+        let refused = play(port, &merged);
+        let expected = credentials(&play(port, &logins_behind_starttls(&b64(b"\0cid\0hunter2"))[0].1)).len();
+        assert_eq!(expected, 1);
+        let found: Vec<Outcome> = credentials(&refused).iter().map(|c| c.outcome).collect();
+        assert_eq!(found, [Outcome::Success], "port {port}: the login behind the refused STARTTLS");
+
+        if let Some(S(reply)) = merged.last_mut() {
+            *reply = accept.as_bytes().to_vec();
+        }
+        let injected = play(port, &merged);
+        assert!(credentials(&injected).is_empty(), "port {port}");
+        let injections = injected
+            .iter()
+            .filter(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::StarttlsCommandInjection, .. }));
+        assert_eq!(injections.count(), 1, "port {port}: padding past the hold hides no injection");
     }
 }
 
@@ -1085,6 +1114,22 @@ fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
     // Bytes that are neither TLS nor mail raise nothing.
     let noise = play(993, &[C(b"\x01\x02garbage\r\n".repeat(20))]);
     assert!(noise.is_empty(), "{noise:?}");
+    // Picked up in the middle of a TLS record (no handshake in sight): still TLS.
+    let mid_record = play_chunked(993, &[S(vec![0x8f, 0x20, 0x41, 0x9c, 0x0d, 0x0a, 0x33])], usize::MAX, false);
+    assert!(matches!(mid_record.as_slice(), [ProtoEvent::SessionEnd(record)] if record.implicit_tls), "{mid_record:?}");
+    // A client set up for implicit TLS meeting a server that greets in clear: one session, in
+    // clear (flagged), which ended without an upgrade.
+    let client_hello = vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3];
+    let mismatch = play(995, &[s("+OK ready\r\n"), C(client_hello)]);
+    let records: Vec<_> = mismatch
+        .iter()
+        .filter_map(|e| match e {
+            ProtoEvent::SessionEnd(r) => Some(r),
+            _ => None,
+        })
+        .collect();
+    assert!(matches!(records.as_slice(), [record] if !record.implicit_tls && !record.upgraded_to_tls), "{mismatch:?}");
+    assert!(mismatch.iter().any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, .. })));
 }
 
 #[test]
