@@ -52,6 +52,9 @@ pub struct StatsEvent {
 /// a login in what they count may be missed, or its outcome unknown.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct LimitStats {
+    /// Flows evicted (`--max-flows`) while being inspected: a login in progress there is lost.
+    /// (`flows_evicted` counts every eviction, of flows without data and settled ones too.)
+    pub inspected_flows_evicted: u64,
     /// Times the global buffer budget (`--max-buffered-total`) made a flow drop its partial lines
     /// and retransmission-compare tails.
     pub buffer_sheds: u64,

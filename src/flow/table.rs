@@ -58,6 +58,9 @@ pub struct FlowStats {
     pub flows_closed: u64,
     pub flows_timed_out: u64,
     pub flows_evicted: u64,
+    /// Of those, flows evicted while being inspected: a login in progress there is lost (the
+    /// others carried no data yet, or were settled).
+    pub inspected_evicted: u64,
     /// Times the global buffer budget forced a flow to skip ahead.
     pub memcap_skips: u64,
     /// Times the global buffer budget made a flow drop its partial lines and compare tails.
@@ -436,6 +439,9 @@ impl<H: FlowHandler> FlowTable<H> {
     fn end(&mut self, key: &FlowKey, mut flow: Flow<H::App>, reason: CloseReason, handler: &mut H) {
         self.buffered_total = self.buffered_total.saturating_sub(flow.counted_bytes());
         let (info, ts) = (flow.info(key), flow.last_seen);
+        if reason == CloseReason::Evicted && flow.eviction_class() == EvictionClass::Inspecting {
+            self.stats.inspected_evicted += 1;
+        }
         if let Streams::Inspecting(inspection) = &mut flow.streams {
             if inspection.waiting.is_some() {
                 // What they waited for will not all come: they go in between the other side's

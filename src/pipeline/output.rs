@@ -43,8 +43,8 @@ pub struct Output<'s> {
     /// at the end).
     posture_changes: bool,
     pub counts: AlertCounts,
-    /// The warning that memory bounds let data go was logged (once a run).
-    bounds_warned: bool,
+    /// What the memory bounds had let go at the last warning about it (0: no warning yet).
+    loss_warned: u64,
 }
 
 impl<'s> Output<'s> {
@@ -55,7 +55,7 @@ impl<'s> Output<'s> {
             posture: PostureTracker::default(),
             posture_changes,
             counts: AlertCounts::default(),
-            bounds_warned: false,
+            loss_warned: 0,
         }
     }
 
@@ -113,8 +113,9 @@ impl<'s> Output<'s> {
     pub fn stats(&mut self, mut stats: StatsEvent, write: bool) -> io::Result<StatsEvent> {
         stats.alerts = self.counts;
         stats::log(&stats);
-        if !self.bounds_warned && stats::bounds_let_data_go(&stats) {
-            self.bounds_warned = true;
+        let loss = stats::bounds_loss(&stats);
+        if stats::loss_worth_warning(loss, self.loss_warned) {
+            self.loss_warned = loss;
             stats::warn_bounds_let_data_go(&stats);
         }
         if write {

@@ -120,6 +120,7 @@ impl SharedStats {
             gaps: engine.flow.reassembly.gaps,
             segments_waited: engine.flow.segments_waited,
             limits: LimitStats {
+                inspected_flows_evicted: engine.flow.inspected_evicted,
                 buffer_sheds: engine.flow.memcap_sheds,
                 buffer_skips: engine.flow.memcap_skips,
                 out_of_window_bytes: engine.flow.reassembly.dropped_out_of_window,
@@ -166,6 +167,7 @@ fn add_flow(total: &mut FlowStats, more: &FlowStats) {
         flows_closed,
         flows_timed_out,
         flows_evicted,
+        inspected_evicted,
         memcap_skips,
         memcap_sheds,
         packets_bypassed,
@@ -176,6 +178,7 @@ fn add_flow(total: &mut FlowStats, more: &FlowStats) {
     total.flows_closed += flows_closed;
     total.flows_timed_out += flows_timed_out;
     total.flows_evicted += flows_evicted;
+    total.inspected_evicted += inspected_evicted;
     total.memcap_skips += memcap_skips;
     total.memcap_sheds += memcap_sheds;
     total.packets_bypassed += packets_bypassed;
@@ -271,14 +274,26 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
     total.fragment_overlaps_differing += fragment_overlaps_differing;
 }
 
-/// Whether the memory bounds let data go that may have held logins: flows evicted, held bytes
-/// shed or skipped for the global budget, fragmented datagrams dropped. (A line past its limit,
-/// or a session let go at the inspection depth, is the parser's bound, met by ordinary traffic.)
-pub fn bounds_let_data_go(stats: &StatsEvent) -> bool {
-    stats.flows_evicted > 0
-        || stats.limits.buffer_sheds > 0
-        || stats.limits.buffer_skips > 0
-        || stats.decode.fragments_evicted > 0
+/// What the memory bounds let go that may have held logins: flows evicted while being inspected,
+/// held bytes shed or skipped for the global budget, fragmented datagrams dropped. (Flows evicted
+/// before they carried data or after they were settled lose nothing; a line past its limit, or a
+/// session let go at the inspection depth, is the parser's bound, met by ordinary traffic.)
+pub fn bounds_loss(stats: &StatsEvent) -> u64 {
+    [
+        stats.limits.inspected_flows_evicted,
+        stats.limits.buffer_sheds,
+        stats.limits.buffer_skips,
+        stats.decode.fragments_evicted,
+    ]
+    .iter()
+    .fold(0u64, |sum, count| sum.saturating_add(*count))
+}
+
+/// Whether a stats report with `loss` (see [`bounds_loss`]) warns, the last warning having come at
+/// `last_warned` (0: none yet): at the first loss, then each time it doubled, so that a daemon
+/// running for days says so again when it keeps losing, without a line per report.
+pub fn loss_worth_warning(loss: u64, last_warned: u64) -> bool {
+    loss > 0 && loss >= last_warned.saturating_mul(2)
 }
 
 /// Says that the memory bounds let data go, and which bound to raise: a run that met them would
@@ -286,12 +301,13 @@ pub fn bounds_let_data_go(stats: &StatsEvent) -> bool {
 /// what it cost).
 pub fn warn_bounds_let_data_go(stats: &StatsEvent) {
     tracing::warn!(
-        flows_evicted = stats.flows_evicted,
+        inspected_flows_evicted = stats.limits.inspected_flows_evicted,
         buffer_sheds = stats.limits.buffer_sheds,
         buffer_skips = stats.limits.buffer_skips,
         fragments_evicted = stats.decode.fragments_evicted,
         "memory bounds let data go: logins in it may be missed or their outcome unknown (raise --max-flows \
-         for flows_evicted, --max-buffered-total for buffer_sheds and buffer_skips; the stats event counts them)"
+         for inspected_flows_evicted, --max-buffered-total for buffer_sheds and buffer_skips; the stats event \
+         counts them)"
     );
 }
 
@@ -322,6 +338,22 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_loss_warns_at_first_then_each_time_it_doubled() {
+        let mut last = 0;
+        let warned: Vec<u64> = [0, 0, 3, 4, 5, 6, 11, 12, 12, 30]
+            .into_iter()
+            .filter(|&loss| {
+                let warn = loss_worth_warning(loss, last);
+                if warn {
+                    last = loss;
+                }
+                warn
+            })
+            .collect();
+        assert_eq!(warned, [3, 6, 12, 30]);
+    }
+
+    #[test]
     fn the_event_sums_every_source_and_worker() {
         let shared = SharedStats::new(["eth0".to_string(), "eth1".to_string()], 2);
         let capture = |frames, drops| CaptureCounters {
@@ -348,7 +380,7 @@ mod tests {
         assert_eq!(event.interfaces.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["eth0", "eth1"]);
         let limits = event.limits;
         assert_eq!((limits.buffer_sheds, limits.out_of_window_bytes, limits.pending_dropped), (10, 12, 2));
-        assert!(bounds_let_data_go(&event));
+        assert_eq!(bounds_loss(&event), 10, "sheds lose data; evictions of settled flows do not");
         let json = serde_json::to_value(&event).unwrap();
         assert_eq!(json["event_type"], "stats");
         assert_eq!(json["final"], true);
