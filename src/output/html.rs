@@ -130,8 +130,8 @@ impl<W: Write + Send> Sink for HtmlReport<W> {
 
 /// Escapes text for HTML element content and quoted attribute values. Control characters (which
 /// HTML forbids or a browser may hide) and invisible format characters and separators (a
-/// right-to-left override would make a name or greeting read backwards) are shown as `\u{..}`,
-/// and noncharacters as U+FFFD.
+/// right-to-left override would make a name or greeting read backwards) are shown as the text
+/// outputs show them (`\xNN`, `\u{..}`), and noncharacters as U+FFFD.
 fn escape(text: &str) -> String {
     let mut escaped = String::with_capacity(text.len());
     for c in text.chars() {
