@@ -39,9 +39,10 @@ fn mixed_traffic_every_login_found_nothing_else() {
 #[test]
 fn mail_heavy_traffic_every_login_found_nothing_else() {
     let truth = check(TrafficKind::MailHeavy, 3 << 20, 100);
-    // The directions' timing skews must be in the sample, or the check above proved nothing of them.
-    for skew in ["-client-early", "-reply-early"] {
-        assert!(truth.iter().any(|row| row.scenario.contains(skew)), "no {skew} session planted");
+    // The directions' timing skews and the sessions in clear on implicit-TLS ports must be in the
+    // sample, or the check above proved nothing of them.
+    for scenario in ["-client-early", "-reply-early", "-on-tls-port"] {
+        assert!(truth.iter().any(|row| row.scenario.contains(scenario)), "no {scenario} session planted");
     }
 }
 

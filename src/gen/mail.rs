@@ -1,7 +1,7 @@
 //! Scripted mail sessions with planted logins: POP3, IMAP and SMTP, each in the variations a
 //! detector must cope with (SASL forms, IMAP literals, lower-case commands, split, reordered and
 //! retransmitted segments, replies captured before their commands, clients that talk before the
-//! greeting, STARTTLS), and mail bodies
+//! greeting, STARTTLS, cleartext on implicit-TLS ports), and mail bodies
 //! full of login-shaped decoy text.
 
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -37,13 +37,27 @@ pub enum MailProtocol {
 }
 
 impl MailProtocol {
-    /// The standard cleartext port; SMTP submission uses 587 or 25.
+    /// The standard cleartext port; SMTP submission uses 587 or 25. Now and then the protocol's
+    /// implicit-TLS port, spoken in clear all the same (a misconfigured server: passwords in clear
+    /// where clients expect TLS).
     pub fn port(self, rng: &mut Rng) -> u16 {
+        if rng.percent(2) {
+            return self.implicit_tls_port();
+        }
         match self {
             MailProtocol::Pop3 => 110,
             MailProtocol::Imap => 143,
             MailProtocol::Smtp if rng.percent(50) => 587,
             MailProtocol::Smtp => 25,
+        }
+    }
+
+    /// The port for the protocol over implicit TLS (RFC 8314).
+    pub fn implicit_tls_port(self) -> u16 {
+        match self {
+            MailProtocol::Pop3 => 995,
+            MailProtocol::Imap => 993,
+            MailProtocol::Smtp => 465,
         }
     }
 }

@@ -357,7 +357,10 @@ impl<W: Write> Generator<W> {
         let mut rng = self.rng.fork();
         let planted = mail::script_session(&mut conv, protocol, &mut rng, bodies);
         let frames = conv.frames()?;
-        if let Some(planted) = planted {
+        if let Some(mut planted) = planted {
+            if port == protocol.implicit_tls_port() {
+                planted.scenario.push_str("-on-tls-port");
+            }
             self.report.truth.push(self.truth_row(planted, ends));
         }
         self.schedule(frames, true)
