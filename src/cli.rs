@@ -267,25 +267,42 @@ fn default_threads() -> u16 {
 }
 
 /// Ports are hints, not limits: mail protocols are also recognised on other ports by their
-/// greetings.
+/// greetings. Each list is comma-separated; `none` (or an empty value) names no port.
 #[derive(Debug, Args)]
 pub struct PortArgs {
     /// POP3 ports.
-    #[arg(long, value_delimiter = ',', default_value = "110", value_name = "PORTS")]
-    pub pop3_ports: Vec<u16>,
+    #[arg(long, value_parser = port_list, default_value = "110", value_name = "PORTS")]
+    pub pop3_ports: PortList,
     /// IMAP ports.
-    #[arg(long, value_delimiter = ',', default_value = "143", value_name = "PORTS")]
-    pub imap_ports: Vec<u16>,
+    #[arg(long, value_parser = port_list, default_value = "143", value_name = "PORTS")]
+    pub imap_ports: PortList,
     /// SMTP ports.
-    #[arg(long, value_delimiter = ',', default_value = "25,587,2525", value_name = "PORTS")]
-    pub smtp_ports: Vec<u16>,
+    #[arg(long, value_parser = port_list, default_value = "25,587,2525", value_name = "PORTS")]
+    pub smtp_ports: PortList,
     /// ManageSieve ports (mail filters, logged into with the mailbox's password).
-    #[arg(long, value_delimiter = ',', default_value = "4190", value_name = "PORTS")]
-    pub sieve_ports: Vec<u16>,
+    #[arg(long, value_parser = port_list, default_value = "4190", value_name = "PORTS")]
+    pub sieve_ports: PortList,
     /// Implicit-TLS ports (IMAPS, POP3S, SMTPS): counted as protected when the flow starts with
-    /// TLS; mail in clear there is read and flagged.
-    #[arg(long, value_delimiter = ',', default_value = "993,995,465", value_name = "PORTS")]
-    pub tls_ports: Vec<u16>,
+    /// TLS; mail in clear there is read and flagged (`none`: no port is one, and live capture
+    /// leaves them out of its filter).
+    #[arg(long, value_parser = port_list, default_value = "993,995,465", value_name = "PORTS")]
+    pub tls_ports: PortList,
+}
+
+/// A list of ports given on the command line.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PortList(pub Vec<u16>);
+
+/// `110,1110`, or `none` or nothing for no port (so that a default list can be emptied).
+fn port_list(text: &str) -> Result<PortList, String> {
+    let text = text.trim();
+    if text.is_empty() || text.eq_ignore_ascii_case("none") {
+        return Ok(PortList::default());
+    }
+    text.split(',')
+        .map(|port| port.trim().parse::<u16>().map_err(|_| format!("{port:?} is not a port (0-65535)")))
+        .collect::<Result<Vec<u16>, String>>()
+        .map(PortList)
 }
 
 /// The least each limit may be set to. Below these a run does not fail: it silently misses logins
@@ -379,11 +396,11 @@ impl AnalysisArgs {
         }
         let policy = RedactionPolicy { username, fingerprint_key: if self.fingerprint_secrets { key } else { None } };
         let ports = PortMap {
-            pop3: self.ports.pop3_ports.clone(),
-            imap: self.ports.imap_ports.clone(),
-            smtp: self.ports.smtp_ports.clone(),
-            managesieve: self.ports.sieve_ports.clone(),
-            implicit_tls: self.ports.tls_ports.clone(),
+            pop3: self.ports.pop3_ports.0.clone(),
+            imap: self.ports.imap_ports.0.clone(),
+            smtp: self.ports.smtp_ports.0.clone(),
+            managesieve: self.ports.sieve_ports.0.clone(),
+            implicit_tls: self.ports.tls_ports.0.clone(),
         };
         let mut flow = FlowLimits {
             max_flows: self.limits.max_flows,
@@ -456,6 +473,11 @@ mod tests {
         assert_eq!(config.flow.max_flows, 100);
         assert_eq!(config.threads, 4);
         assert!(parse(&["read", "--pop3-ports", "70000", "x"]).is_err());
+        assert!(parse(&["read", "--pop3-ports", "110,,", "x"]).is_err());
+        for none in ["", "none", "NONE"] {
+            let config = read_args(&["read", "--tls-ports", none, "x"]).run_config().unwrap();
+            assert!(config.proto.ports.implicit_tls.is_empty(), "{none:?}");
+        }
         assert!(parse(&["read", "--threads", "0", "x"]).is_err());
     }
 

@@ -297,6 +297,8 @@ mod tests {
             "(tcp port 25 or tcp port 110 or tcp port 143 or tcp port 587 or tcp port 993 or tcp port 4190) or udp port 4789"
         ));
         assert!(filter.contains(" or (vlan and ((tcp port 25 "));
+        let without_tls = PortMap { implicit_tls: Vec::new(), ..mail_ports() };
+        assert!(!default_filter(&without_tls, false).contains("993"), "--tls-ports none leaves them out");
         assert!(default_filter(&mail_ports(), true).starts_with("(tcp) or udp port 4789"));
         assert_eq!(
             mail_filter(&mail_ports(), false, LinkType::LINUX_SLL),
