@@ -10,8 +10,8 @@ use std::process::Command;
 use credwatch::gen::truth::{score, TruthRow};
 use credwatch::gen::{generate, GenConfig, TrafficKind};
 
-/// Generates, reads and scores one capture; returns its truth.
-fn check(kind: TrafficKind, size: u64, min_alerts: usize) -> Vec<TruthRow> {
+/// Generates, reads and scores one capture; returns its truth and credwatch's events.
+fn check(kind: TrafficKind, size: u64, min_alerts: usize) -> (Vec<TruthRow>, Vec<serde_json::Value>) {
     let dir = tempfile::tempdir().unwrap();
     let name = format!("{}.pcap", kind.name());
     let path = dir.path().join(&name);
@@ -28,25 +28,37 @@ fn check(kind: TrafficKind, size: u64, min_alerts: usize) -> Vec<TruthRow> {
     for row in &report.truth {
         assert!(!String::from_utf8_lossy(&output.stderr).contains(&row.password), "a password reached the log");
     }
-    report.truth
+    let events = output.stdout.split(|b| *b == b'\n').filter(|line| !line.is_empty());
+    (report.truth, events.map(|line| serde_json::from_slice(line).unwrap()).collect())
 }
 
 #[test]
 fn mixed_traffic_every_login_found_nothing_else() {
-    check(TrafficKind::Mixed, 8 << 20, 2);
+    let _ = check(TrafficKind::Mixed, 8 << 20, 2);
 }
 
 #[test]
 fn mail_heavy_traffic_every_login_found_nothing_else() {
-    let truth = check(TrafficKind::MailHeavy, 3 << 20, 100);
-    // The directions' timing skews and the sessions in clear on implicit-TLS ports must be in the
+    let (truth, events) = check(TrafficKind::MailHeavy, 3 << 20, 100);
+    // The directions' timing skews and the logins in clear on implicit-TLS ports must be in the
     // sample, or the check above proved nothing of them.
     for scenario in ["-client-early", "-reply-early", "-on-tls-port"] {
-        assert!(truth.iter().any(|row| row.scenario.contains(scenario)), "no {scenario} session planted");
+        let planted = truth.iter().any(|row| row.scenario.contains(scenario) && row.expect_alert);
+        assert!(planted, "no {scenario} login planted");
+    }
+    // Each session in clear on an implicit-TLS port is flagged as such, on its own connection.
+    for row in truth.iter().filter(|row| row.scenario.contains("-on-tls-port")) {
+        let flagged = events.iter().any(|event| {
+            event["anomaly"]["kind"] == "cleartext_on_tls_port"
+                && event["src_ip"] == row.client_ip.as_str()
+                && event["src_port"] == row.client_port
+                && event["dest_port"] == row.server_port
+        });
+        assert!(flagged, "{}:{} -> {}: not flagged", row.client_ip, row.client_port, row.server_port);
     }
 }
 
 #[test]
 fn many_flows_every_login_found_nothing_else() {
-    check(TrafficKind::ManyFlows, 3 << 20, 15);
+    let _ = check(TrafficKind::ManyFlows, 3 << 20, 15);
 }

@@ -94,7 +94,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             escaped_or_empty(posture.software.as_deref().or(posture.greeting.as_deref())),
         ),
         Record::Event(Event::Stats(stats)) => format!(
-            "{}  {}STATS{}      packets {} bytes {} undecoded {} drops kernel {} interface {} queue {}  flows {} evicted {}  gaps {} shed {}  alerts {}/{}/{}",
+            "{}  {}STATS{}      packets {} bytes {} undecoded {} drops kernel {} interface {} queue {}  flows {} evicted {} ({} inspecting)  gaps {} shed {}  alerts {}/{}/{}",
             stats.timestamp,
             p.dim,
             p.reset,
@@ -106,6 +106,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             stats.queue_drops,
             stats.flows_active,
             stats.flows_evicted,
+            stats.limits.inspected_flows_evicted,
             stats.gaps,
             stats.limits.buffer_sheds.saturating_add(stats.limits.buffer_skips),
             stats.alerts.cleartext_credential,
@@ -320,9 +321,10 @@ pub(crate) mod tests {
         stats.decode.not_ip = 7;
         stats.limits.buffer_sheds = 4;
         stats.limits.buffer_skips = 1;
+        stats.limits.inspected_flows_evicted = 1;
         let line = line(Record::Event(&Event::Stats(Box::new(stats))), &PLAIN);
         assert!(line.contains("packets 10 bytes 0 undecoded 4 drops"), "not_ip is no loss: {line}");
-        assert!(line.contains("evicted 2  gaps 0 shed 5  alerts 0/0/0"), "{line}");
+        assert!(line.contains("evicted 2 (1 inspecting)  gaps 0 shed 5  alerts 0/0/0"), "{line}");
     }
 
     #[test]

@@ -123,6 +123,12 @@ impl Detector {
         Detector { hint, greeting_may_be_unseen, client_spoke: false, greeting_220: Vec::new() }
     }
 
+    /// Takes the flow for `proto` as a configured port's would be (the flow on an implicit-TLS
+    /// port started in clear: it speaks that port's protocol).
+    pub fn assume(&mut self, proto: Option<AppProto>) {
+        self.hint = self.hint.or(proto);
+    }
+
     /// Whether what the server said so far is a whole greeting that waits for the client's
     /// first command to decide (a `220`, SMTP or FTP).
     pub fn greeting_over(&self) -> bool {

@@ -458,13 +458,14 @@ impl Session {
         }
         if let Some(tls) = self.implicit_tls.as_mut().filter(|_| first_in_flow) {
             // Cleartext on a port meant for TLS: a server or client misconfigured (or a capture of
-            // decrypted traffic). Read as on any port, so that a login there is not missed. With
-            // the handshake in sight these are the flow's first bytes, which TLS starts with a
-            // record; picked up midstream they may be the middle of one, so only what looks like
-            // mail counts.
-            let mail =
-                self.roles_certain || detect::looks_like_greeting(data) || detect::looks_like_client_command(data);
-            tls.cleartext = mail && !looks_like_tls_record(data);
+            // decrypted traffic). Read as the port's protocol, so that a login there is not
+            // missed. TLS starts with a record header, and its records hold ciphertext, so text is
+            // no TLS, whether the capture shows the flow's first bytes or picked it up midstream
+            // (or lost its first segment).
+            tls.cleartext = looks_like_text(data);
+            if let (true, Protocol::Detecting(detector)) = (tls.cleartext, &mut self.protocol) {
+                detector.assume(tls.proto);
+            }
         }
         if self.implicit_tls.is_some_and(|tls| !tls.cleartext) || (first_from_side && looks_like_tls(data)) {
             ctx.stats.tls_flows += 1;
@@ -472,7 +473,7 @@ impl Session {
                 // TLS after a session in clear began, without STARTTLS (a client set up for
                 // implicit TLS meeting a server in clear): the session ends, no upgrade.
                 self.end(None, ctx);
-            } else {
+            } else if !self.implicit_tls.is_some_and(|tls| tls.cleartext) {
                 ctx.events.push(ProtoEvent::SessionEnd(SessionRecord {
                     ts: ctx.ts,
                     app_proto: self.implicit_tls.and_then(|tls| tls.proto),
@@ -863,11 +864,12 @@ fn cleartext_on_tls_port(proto: AppProto, ctx: &mut Ctx<'_>) {
     });
 }
 
-/// Any TLS record header (change cipher spec, alert, handshake, application data; TLS 1.0–1.3)
-/// or an SSLv2-style hello: what a flow on an implicit-TLS port starts with, even when the capture
-/// picked it up after its handshake.
-fn looks_like_tls_record(data: &[u8]) -> bool {
-    matches!(data, [0x14..=0x17, 0x03, minor, ..] if *minor <= 0x04) || looks_like_tls(data)
+/// Whether bytes read as the lines of a text protocol: their start (up to 64 bytes) printable
+/// ASCII, blanks and line ends only. A TLS record header is not (its first byte is a control),
+/// nor, but by a chance of about 10^-27, are 64 bytes of ciphertext.
+fn looks_like_text(data: &[u8]) -> bool {
+    !data.is_empty()
+        && data.iter().take(64).all(|byte| byte.is_ascii_graphic() || matches!(byte, b' ' | b'\t' | b'\r' | b'\n'))
 }
 
 /// A TLS record header (handshake, TLS 1.0–1.3) or an SSLv2-style hello.

@@ -1111,25 +1111,41 @@ fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
             .collect();
         assert!(matches!(records.as_slice(), [record] if !record.implicit_tls), "port {port}");
     }
-    // Bytes that are neither TLS nor mail raise nothing.
+    // Bytes that are not text are no session in clear: TLS, as the port says.
     let noise = play(993, &[C(b"\x01\x02garbage\r\n".repeat(20))]);
-    assert!(noise.is_empty(), "{noise:?}");
+    assert!(matches!(noise.as_slice(), [ProtoEvent::SessionEnd(record)] if record.implicit_tls), "{noise:?}");
     // Picked up in the middle of a TLS record (no handshake in sight): still TLS.
     let mid_record = play_chunked(993, &[S(vec![0x8f, 0x20, 0x41, 0x9c, 0x0d, 0x0a, 0x33])], usize::MAX, false);
     assert!(matches!(mid_record.as_slice(), [ProtoEvent::SessionEnd(record)] if record.implicit_tls), "{mid_record:?}");
     // A client set up for implicit TLS meeting a server that greets in clear: one session, in
-    // clear (flagged), which ended without an upgrade.
+    // clear (flagged), which ended without an upgrade; SMTP's 220 as well as the others.
     let client_hello = vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3];
-    let mismatch = play(995, &[s("+OK ready\r\n"), C(client_hello)]);
-    let records: Vec<_> = mismatch
-        .iter()
-        .filter_map(|e| match e {
-            ProtoEvent::SessionEnd(r) => Some(r),
-            _ => None,
-        })
-        .collect();
-    assert!(matches!(records.as_slice(), [record] if !record.implicit_tls && !record.upgraded_to_tls), "{mismatch:?}");
-    assert!(mismatch.iter().any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, .. })));
+    for (port, greeting) in [(995, "+OK ready\r\n"), (993, "* OK ready\r\n"), (465, "220 mx ESMTP\r\n")] {
+        let mismatch = play(port, &[s(greeting), C(client_hello.clone())]);
+        let records: Vec<_> = mismatch
+            .iter()
+            .filter_map(|e| match e {
+                ProtoEvent::SessionEnd(r) => Some(r),
+                _ => None,
+            })
+            .collect();
+        let one_session_in_clear =
+            matches!(records.as_slice(), [r] if !r.implicit_tls && !r.upgraded_to_tls && r.app_proto.is_some());
+        assert!(one_session_in_clear, "port {port}: {mismatch:?}");
+        let flagged =
+            mismatch.iter().any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, .. }));
+        assert!(flagged, "port {port}");
+    }
+    // Picked up in the middle of a session in clear (no handshake in sight, no greeting): its
+    // login is read all the same.
+    let midstream = play_chunked(
+        993,
+        &[S(b"* 3 FETCH (FLAGS (\\Seen))\r\n".to_vec()), c("a5 LOGIN alice hunter2\r\n"), s("a5 OK done\r\n")],
+        usize::MAX,
+        false,
+    );
+    assert_eq!(summary(&midstream), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+    assert!(midstream.iter().any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, .. })));
 }
 
 #[test]
