@@ -334,8 +334,8 @@ impl Drop for HeldBytes {
 #[derive(Clone, Copy, Debug)]
 struct ImplicitTls {
     proto: Option<AppProto>,
-    /// The flow's first bytes were no TLS record: it is parsed as any other, and a mail session
-    /// found in it is reported as an anomaly when it ends.
+    /// The flow's first bytes were text, not TLS: it is read as the port's protocol, and a mail
+    /// session found in it is reported as an anomaly when it ends.
     cleartext: bool,
 }
 
@@ -363,9 +363,8 @@ impl Session {
     ) -> Session {
         let (hint, implicit_tls) = match config.ports.classify(server_port) {
             detect::PortClass::ImplicitTls => {
-                // No hint: cleartext there must show itself mail (a greeting, a mail client's
-                // opening command), as on any port not configured, so that TLS picked up in the
-                // middle of a record is not taken for it.
+                // No hint yet: the port's protocol is assumed once the flow's first bytes show it
+                // in clear (see `on_data`).
                 (None, Some(ImplicitTls { proto: detect::implicit_tls_protocol(server_port), cleartext: false }))
             }
             detect::PortClass::Hint(proto) => (Some(proto), None),
@@ -865,11 +864,13 @@ fn cleartext_on_tls_port(proto: AppProto, ctx: &mut Ctx<'_>) {
 }
 
 /// Whether bytes read as the lines of a text protocol: their start (up to 64 bytes) printable
-/// ASCII, blanks and line ends only. A TLS record header is not (its first byte is a control),
-/// nor, but by a chance of about 10^-27, are 64 bytes of ciphertext.
+/// ASCII, blanks and line ends only, and either a line end in it or at least 16 bytes. A TLS
+/// record header is not text (its first byte is a control), and ciphertext passes by chance only:
+/// 16 bytes of it about once in 5 million, 64 bytes about once in 10^27.
 fn looks_like_text(data: &[u8]) -> bool {
-    !data.is_empty()
-        && data.iter().take(64).all(|byte| byte.is_ascii_graphic() || matches!(byte, b' ' | b'\t' | b'\r' | b'\n'))
+    let start = data.get(..64).unwrap_or(data);
+    let text = start.iter().all(|byte| byte.is_ascii_graphic() || matches!(byte, b' ' | b'\t' | b'\r' | b'\n'));
+    text && (start.len() >= 16 || start.contains(&b'\n'))
 }
 
 /// A TLS record header (handshake, TLS 1.0–1.3) or an SSLv2-style hello.

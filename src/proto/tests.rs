@@ -1114,9 +1114,12 @@ fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
     // Bytes that are not text are no session in clear: TLS, as the port says.
     let noise = play(993, &[C(b"\x01\x02garbage\r\n".repeat(20))]);
     assert!(matches!(noise.as_slice(), [ProtoEvent::SessionEnd(record)] if record.implicit_tls), "{noise:?}");
-    // Picked up in the middle of a TLS record (no handshake in sight): still TLS.
-    let mid_record = play_chunked(993, &[S(vec![0x8f, 0x20, 0x41, 0x9c, 0x0d, 0x0a, 0x33])], usize::MAX, false);
-    assert!(matches!(mid_record.as_slice(), [ProtoEvent::SessionEnd(record)] if record.implicit_tls), "{mid_record:?}");
+    // Picked up in the middle of a TLS record (no handshake in sight): still TLS, even when a few
+    // bytes of ciphertext happen to be printable.
+    for mid_record in [vec![0x8f, 0x20, 0x41, 0x9c, 0x0d, 0x0a, 0x33], b"k7#Qz".to_vec()] {
+        let events = play_chunked(993, &[S(mid_record)], usize::MAX, false);
+        assert!(matches!(events.as_slice(), [ProtoEvent::SessionEnd(record)] if record.implicit_tls), "{events:?}");
+    }
     // A client set up for implicit TLS meeting a server that greets in clear: one session, in
     // clear (flagged), which ended without an upgrade; SMTP's 220 as well as the others.
     let client_hello = vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3];
