@@ -457,12 +457,16 @@ impl Session {
         }
         if let Some(tls) = self.implicit_tls.as_mut().filter(|_| first_in_flow) {
             // Cleartext on a port meant for TLS: a server or client misconfigured (or a capture of
-            // decrypted traffic). Read as the port's protocol, so that a login there is not
-            // missed. TLS starts with a record header, and its records hold ciphertext, so text is
-            // no TLS, whether the capture shows the flow's first bytes or picked it up midstream
-            // (or lost its first segment).
-            tls.cleartext = looks_like_text(data);
-            if let (true, Protocol::Detecting(detector)) = (tls.cleartext, &mut self.protocol) {
+            // decrypted traffic), read so that a login there is not missed. With the handshake in
+            // sight these are the flow's first bytes, and TLS's first byte is a record type (or
+            // an SSLv2 hello's length, high bit set), whatever the segment sizes; picked up
+            // midstream, they may be anywhere in a record, and only text is taken for clear.
+            tls.cleartext = if self.roles_certain { !starts_like_tls(data) } else { looks_like_text(data) };
+            // A line only a mail server or client opens with also names the protocol the port
+            // carries (SMTP's 220 waits for EHLO otherwise); anything else in clear must show
+            // itself mail as on a port not configured, so a scanner's probe is no session.
+            let opens_mail = detect::looks_like_greeting(data) || detect::looks_like_client_command(data);
+            if let (true, true, Protocol::Detecting(detector)) = (tls.cleartext, opens_mail, &mut self.protocol) {
                 detector.assume(tls.proto);
             }
         }
@@ -472,7 +476,13 @@ impl Session {
                 // TLS after a session in clear began, without STARTTLS (a client set up for
                 // implicit TLS meeting a server in clear): the session ends, no upgrade.
                 self.end(None, ctx);
-            } else if !self.implicit_tls.is_some_and(|tls| tls.cleartext) {
+            } else if let Some(tls) = self.implicit_tls.filter(|tls| tls.cleartext) {
+                // A greeting in clear still waiting for the client's first command to name its
+                // protocol (`220`, SMTP or FTP) when TLS came instead: flagged, no session.
+                if let (Some(proto), true) = (tls.proto, self.protocol.greeting_over()) {
+                    cleartext_on_tls_port(proto, ctx);
+                }
+            } else {
                 ctx.events.push(ProtoEvent::SessionEnd(SessionRecord {
                     ts: ctx.ts,
                     app_proto: self.implicit_tls.and_then(|tls| tls.proto),
@@ -863,14 +873,24 @@ fn cleartext_on_tls_port(proto: AppProto, ctx: &mut Ctx<'_>) {
     });
 }
 
-/// Whether bytes read as the lines of a text protocol: their start (up to 64 bytes) printable
-/// ASCII, blanks and line ends only, and either a line end in it or at least 16 bytes. A TLS
-/// record header is not text (its first byte is a control), and ciphertext passes by chance only:
-/// 16 bytes of it about once in 5 million, 64 bytes about once in 10^27.
+/// Whether a flow's first byte is TLS's: a record type (change cipher spec, alert, handshake,
+/// application data) or an SSLv2 hello's length, high bit set. No text protocol starts so.
+fn starts_like_tls(data: &[u8]) -> bool {
+    data.first().is_some_and(|first| matches!(first, 0x14..=0x17) || first & 0x80 != 0)
+}
+
+/// Whether bytes read as the lines of a text protocol: their start (up to 64 bytes) UTF-8 without
+/// controls but blanks and line ends (a character cut at the end aside), and either a line end in
+/// it or at least 16 bytes. Ciphertext passes by chance only: 16 bytes of it far less than once
+/// in 5 million, 64 bytes about never.
 fn looks_like_text(data: &[u8]) -> bool {
     let start = data.get(..64).unwrap_or(data);
-    let text = start.iter().all(|byte| byte.is_ascii_graphic() || matches!(byte, b' ' | b'\t' | b'\r' | b'\n'));
-    text && (start.len() >= 16 || start.contains(&b'\n'))
+    let utf8 = match std::str::from_utf8(start) {
+        Ok(_) => true,
+        Err(error) => error.error_len().is_none(),
+    };
+    let no_controls = start.iter().all(|byte| !byte.is_ascii_control() || matches!(byte, b'\t' | b'\r' | b'\n'));
+    utf8 && no_controls && (start.len() >= 16 || start.contains(&b'\n'))
 }
 
 /// A TLS record header (handshake, TLS 1.0–1.3) or an SSLv2-style hello.

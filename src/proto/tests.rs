@@ -1111,9 +1111,19 @@ fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
             .collect();
         assert!(matches!(records.as_slice(), [record] if !record.implicit_tls), "port {port}");
     }
-    // Bytes that are not text are no session in clear: TLS, as the port says.
-    let noise = play(993, &[C(b"\x01\x02garbage\r\n".repeat(20))]);
-    assert!(matches!(noise.as_slice(), [ProtoEvent::SessionEnd(record)] if record.implicit_tls), "{noise:?}");
+    // With the handshake in sight, bytes that are neither TLS nor mail (a scanner's probe, a
+    // banner, garbage) are no session, and raise nothing.
+    let tls_alert = vec![0x15, 0x03, 0x03, 0x00, 0x02, 0x02, 0x28];
+    for probe in [C(b"\x01\x02garbage\r\n".repeat(20)), c("GET / HTTP/1.0\r\n\r\n"), s("SSH-2.0-OpenSSH_9.6\r\n")] {
+        let events = play(993, &[probe, S(tls_alert.clone())]);
+        assert!(events.is_empty(), "{events:?}");
+    }
+    // A greeting in clear cut into one-byte segments, or in UTF-8, is still one.
+    let pop3 = [s("+OK Serveur prêt\r\n"), c("USER alice\r\n"), s("+OK\r\n"), c("PASS hunter2\r\n"), s("+OK\r\n")];
+    for chunk in [1, 5, usize::MAX] {
+        let events = play_chunked(995, &pop3, chunk, true);
+        assert_eq!(summary(&events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password), "chunk {chunk}");
+    }
     // Picked up in the middle of a TLS record (no handshake in sight): still TLS, even when a few
     // bytes of ciphertext happen to be printable.
     for mid_record in [vec![0x8f, 0x20, 0x41, 0x9c, 0x0d, 0x0a, 0x33], b"k7#Qz".to_vec()] {
@@ -1139,14 +1149,11 @@ fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
             mismatch.iter().any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, .. }));
         assert!(flagged, "port {port}");
     }
-    // Picked up in the middle of a session in clear (no handshake in sight, no greeting): its
-    // login is read all the same.
-    let midstream = play_chunked(
-        993,
-        &[S(b"* 3 FETCH (FLAGS (\\Seen))\r\n".to_vec()), c("a5 LOGIN alice hunter2\r\n"), s("a5 OK done\r\n")],
-        usize::MAX,
-        false,
-    );
+    // Picked up in the middle of a session in clear (no handshake in sight, no greeting): a
+    // login opening the capture is read all the same.
+    let parts = CtxParts::default();
+    let session = Session::new(Side::Lo, false, false, 993, &parts.config);
+    let midstream = play_on(session, parts, &[c("a5 LOGIN alice hunter2\r\n"), s("a5 OK done\r\n")], usize::MAX);
     assert_eq!(summary(&midstream), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
     assert!(midstream.iter().any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, .. })));
 }
@@ -1363,7 +1370,17 @@ fn transcripts() -> Vec<(u16, Vec<Says>)> {
     .chain(logins_behind_starttls(&blob))
     .chain(mid_greeting_talkers())
     .chain(logins_around_unauthenticate())
+    .chain(logins_in_clear_on_tls_ports())
     .collect()
+}
+
+/// Logins in clear on the implicit-TLS ports, each opening as its protocol does.
+fn logins_in_clear_on_tls_ports() -> Vec<(u16, Vec<Says>)> {
+    vec![
+        (995, pop3_user_pass()),
+        (993, vec![s("* OK ready\r\n"), c("a1 LOGIN alice hunter2\r\n"), s("a1 OK\r\n")]),
+        (465, smtp_auth_login()),
+    ]
 }
 
 proptest! {
