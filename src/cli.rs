@@ -267,31 +267,37 @@ fn default_threads() -> u16 {
 }
 
 /// Ports are hints, not limits: mail protocols are also recognised on other ports by their
-/// greetings. Each list is comma-separated; `none` (or an empty value) names no port.
+/// greetings. Each list is comma-separated; `none` (or an empty value) names no port; an option
+/// given twice adds its lists up.
 #[derive(Debug, Args)]
 pub struct PortArgs {
     /// POP3 ports.
     #[arg(long, value_parser = port_list, default_value = "110", value_name = "PORTS")]
-    pub pop3_ports: PortList,
+    pub pop3_ports: Vec<PortList>,
     /// IMAP ports.
     #[arg(long, value_parser = port_list, default_value = "143", value_name = "PORTS")]
-    pub imap_ports: PortList,
+    pub imap_ports: Vec<PortList>,
     /// SMTP ports.
     #[arg(long, value_parser = port_list, default_value = "25,587,2525", value_name = "PORTS")]
-    pub smtp_ports: PortList,
+    pub smtp_ports: Vec<PortList>,
     /// ManageSieve ports (mail filters, logged into with the mailbox's password).
     #[arg(long, value_parser = port_list, default_value = "4190", value_name = "PORTS")]
-    pub sieve_ports: PortList,
+    pub sieve_ports: Vec<PortList>,
     /// Implicit-TLS ports (IMAPS, POP3S, SMTPS): counted as protected when the flow starts with
     /// TLS; mail in clear there is read and flagged (`none`: no port is one, and live capture
     /// leaves them out of its filter).
     #[arg(long, value_parser = port_list, default_value = "993,995,465", value_name = "PORTS")]
-    pub tls_ports: PortList,
+    pub tls_ports: Vec<PortList>,
 }
 
 /// A list of ports given on the command line.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PortList(pub Vec<u16>);
+
+/// The ports of an option given once or more.
+fn all_ports(lists: &[PortList]) -> Vec<u16> {
+    lists.iter().flat_map(|list| list.0.iter().copied()).collect()
+}
 
 /// `110,1110`, or `none` or nothing for no port (so that a default list can be emptied).
 fn port_list(text: &str) -> Result<PortList, String> {
@@ -300,7 +306,10 @@ fn port_list(text: &str) -> Result<PortList, String> {
         return Ok(PortList::default());
     }
     text.split(',')
-        .map(|port| port.trim().parse::<u16>().map_err(|_| format!("{port:?} is not a port (0-65535)")))
+        .map(|port| match port.trim() {
+            "" => Err("an empty entry between commas".to_string()),
+            port => port.parse::<u16>().map_err(|_| format!("{port:?} is not a port (0-65535)")),
+        })
         .collect::<Result<Vec<u16>, String>>()
         .map(PortList)
 }
@@ -396,11 +405,11 @@ impl AnalysisArgs {
         }
         let policy = RedactionPolicy { username, fingerprint_key: if self.fingerprint_secrets { key } else { None } };
         let ports = PortMap {
-            pop3: self.ports.pop3_ports.0.clone(),
-            imap: self.ports.imap_ports.0.clone(),
-            smtp: self.ports.smtp_ports.0.clone(),
-            managesieve: self.ports.sieve_ports.0.clone(),
-            implicit_tls: self.ports.tls_ports.0.clone(),
+            pop3: all_ports(&self.ports.pop3_ports),
+            imap: all_ports(&self.ports.imap_ports),
+            smtp: all_ports(&self.ports.smtp_ports),
+            managesieve: all_ports(&self.ports.sieve_ports),
+            implicit_tls: all_ports(&self.ports.tls_ports),
         };
         let mut flow = FlowLimits {
             max_flows: self.limits.max_flows,
@@ -474,6 +483,8 @@ mod tests {
         assert_eq!(config.threads, 4);
         assert!(parse(&["read", "--pop3-ports", "70000", "x"]).is_err());
         assert!(parse(&["read", "--pop3-ports", "110,,", "x"]).is_err());
+        let twice = read_args(&["read", "--pop3-ports", "110", "--pop3-ports", "1110,2110", "x"]);
+        assert_eq!(twice.run_config().unwrap().proto.ports.pop3, [110, 1110, 2110], "given twice, added up");
         for none in ["", "none", "NONE"] {
             let config = read_args(&["read", "--tls-ports", none, "x"]).run_config().unwrap();
             assert!(config.proto.ports.implicit_tls.is_empty(), "{none:?}");
