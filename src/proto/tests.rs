@@ -38,6 +38,14 @@ fn play_chunked(server_port: u16, steps: &[Says], chunk: usize, roles_certain: b
 
 /// Plays a transcript on the given session, as [`play_chunked`] does.
 fn play_on(mut session: Session, mut parts: CtxParts, steps: &[Says], chunk: usize) -> Vec<ProtoEvent> {
+    feed(&mut session, &mut parts, steps, chunk);
+    session.close(&mut parts.ctx(Timestamp(999)));
+    parts.events
+}
+
+/// Hands a transcript's steps to a session, each cut into chunks of `chunk` bytes, leaving the
+/// flow open.
+fn feed(session: &mut Session, parts: &mut CtxParts, steps: &[Says], chunk: usize) {
     for (i, step) in steps.iter().enumerate() {
         let (side, bytes) = match step {
             C(bytes) => (Side::Lo, bytes),
@@ -56,8 +64,6 @@ fn play_on(mut session: Session, mut parts: CtxParts, steps: &[Says], chunk: usi
             session.on_data(side, piece, &mut ctx);
         }
     }
-    session.close(&mut parts.ctx(Timestamp(999)));
-    parts.events
 }
 
 fn play(server_port: u16, steps: &[Says]) -> Vec<ProtoEvent> {
@@ -358,14 +364,7 @@ fn words_behind_starttls_are_held_up_to_a_line() {
         let mut parts = CtxParts::default();
         let max_line = parts.config.max_line;
         let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
-        for step in &merged[..=starttls] {
-            let (side, bytes) = match step {
-                C(bytes) => (Side::Lo, bytes),
-                S(bytes) => (Side::Hi, bytes),
-                ClientLost(_) | ServerLost(_) => unreachable!(),
-            };
-            session.on_data(side, bytes, &mut parts.ctx(Timestamp(1)));
-        }
+        feed(&mut session, &mut parts, &merged[..=starttls], usize::MAX);
         assert!(session.buffered() <= max_line, "port {port}: {} bytes held", session.buffered());
 
         let refused = play(port, &merged);
@@ -639,13 +638,20 @@ fn logins_around_unauthenticate() -> Vec<(u16, Vec<Says>)> {
     ]
 }
 
+/// The records sessions left when they ended.
+fn session_records(events: &[ProtoEvent]) -> Vec<&SessionRecord> {
+    events
+        .iter()
+        .filter_map(|event| match event {
+            ProtoEvent::SessionEnd(record) => Some(record),
+            ProtoEvent::Credential(_) | ProtoEvent::Anomaly { .. } => None,
+        })
+        .collect()
+}
+
 /// The record a session left when it ended.
 fn session_record(events: &[ProtoEvent]) -> &SessionRecord {
-    let mut records = events.iter().filter_map(|event| match event {
-        ProtoEvent::SessionEnd(record) => Some(record),
-        ProtoEvent::Credential(_) | ProtoEvent::Anomaly { .. } => None,
-    });
-    records.next().unwrap()
+    session_records(events).first().copied().unwrap()
 }
 
 #[test]
@@ -684,14 +690,7 @@ fn a_login_ends_the_session_unless_unauthenticate_was_offered() {
             .collect();
         let mut parts = CtxParts::default();
         let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
-        for step in &steps[..3] {
-            let (side, bytes) = match step {
-                C(bytes) => (Side::Lo, bytes),
-                S(bytes) => (Side::Hi, bytes),
-                ClientLost(_) | ServerLost(_) => unreachable!(),
-            };
-            session.on_data(side, bytes, &mut parts.ctx(Timestamp(1)));
-        }
+        feed(&mut session, &mut parts, &steps[..3], usize::MAX);
         assert_eq!(session.done_reason(), Some(DoneReason::Authenticated), "port {port}");
         assert_eq!(summary(&play(port, &steps)).len(), 1, "port {port}");
     }
@@ -1102,13 +1101,7 @@ fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
             .collect();
         assert_eq!(flagged.len(), 1, "port {port}: {events:?}");
         assert!(flagged[0].contains("in clear on a port for implicit TLS"), "{}", flagged[0]);
-        let records: Vec<_> = events
-            .iter()
-            .filter_map(|e| match e {
-                ProtoEvent::SessionEnd(r) => Some(r),
-                _ => None,
-            })
-            .collect();
+        let records = session_records(&events);
         assert!(matches!(records.as_slice(), [record] if !record.implicit_tls), "port {port}");
     }
     // With the handshake in sight, bytes that are neither TLS nor mail (a scanner's probe, a
@@ -1135,13 +1128,7 @@ fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
     let client_hello = vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3];
     for (port, greeting) in [(995, "+OK ready\r\n"), (993, "* OK ready\r\n"), (465, "220 mx ESMTP\r\n")] {
         let mismatch = play(port, &[s(greeting), C(client_hello.clone())]);
-        let records: Vec<_> = mismatch
-            .iter()
-            .filter_map(|e| match e {
-                ProtoEvent::SessionEnd(r) => Some(r),
-                _ => None,
-            })
-            .collect();
+        let records = session_records(&mismatch);
         let one_session_in_clear =
             matches!(records.as_slice(), [r] if !r.implicit_tls && !r.upgraded_to_tls && r.app_proto.is_some());
         assert!(one_session_in_clear, "port {port}: {mismatch:?}");
