@@ -1,8 +1,9 @@
 //! The shared corpora (`../shared/corpus`): real servers and clients, and captures from other
-//! projects' test suites, with ground truth. Every login whose secret crossed in clear gives
-//! exactly one `cleartext_credential` on its connection with the right fields; every
-//! challenge-response login one `weak_credential`; nothing else alerts; no password is printed.
-//! Skipped (with a message) when the corpus is absent.
+//! projects' test suites, with ground truth; and the repository's own real-server captures
+//! (`fixtures/e2e`). Every login whose secret crossed in clear gives exactly one
+//! `cleartext_credential` on its connection with the right fields; every challenge-response login
+//! one `weak_credential`; nothing else alerts; no password is printed. The shared corpora are
+//! skipped (with a message) when absent.
 
 mod common;
 
@@ -50,7 +51,7 @@ fn mechanism(row: &Value) -> String {
 }
 
 fn is_challenge_response(mechanism: &str) -> bool {
-    ["APOP", "CRAM-MD5", "DIGEST-MD5", "NTLM"].iter().any(|m| mechanism.ends_with(m))
+    ["APOP", "CRAM-MD5", "DIGEST-MD5", "NTLM"].iter().any(|m| mechanism.ends_with(m)) || mechanism.contains(" SCRAM-")
 }
 
 /// Every form in which a row's secret could leak.
@@ -67,8 +68,13 @@ fn secret_forms(row: &Value) -> Vec<String> {
 }
 
 fn check_corpus(sub: &str) {
-    let Some(dir) = common::shared_corpus(sub) else { return };
-    let rows = truth(&dir);
+    if let Some(dir) = common::shared_corpus(sub) {
+        check_dir(&dir);
+    }
+}
+
+fn check_dir(dir: &Path) {
+    let rows = truth(dir);
     let mut by_file: BTreeMap<String, Vec<&Value>> = BTreeMap::new();
     for row in &rows {
         by_file.entry(row["file"].as_str().unwrap().to_string()).or_default().push(row);
@@ -154,6 +160,13 @@ fn real_servers_and_clients() {
 #[test]
 fn public_test_suites() {
     check_corpus("public");
+}
+
+/// The real-server captures kept in the repository (`fixtures/e2e`), checked the same way
+/// without the shared corpus.
+#[test]
+fn repository_real_server_captures() {
+    check_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/e2e"));
 }
 
 /// Every capture of the corpora reads to its end: real-world files must not trip the reader.

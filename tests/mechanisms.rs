@@ -244,22 +244,105 @@ fn challenge_responses_are_weak_not_cleartext() {
     assert_eq!(credentials(&cram), expect("weak_credential", "AUTH CRAM-MD5", "tim", "success", "challenge_response"));
 }
 
+/// SCRAM's client-final message holds a proof that, with the server's salt and iteration count,
+/// lets a password be guessed offline (RFC 5802 section 9): weak, like CRAM-MD5, on every protocol.
 #[test]
-fn mechanisms_that_expose_nothing_raise_nothing() {
-    let scram = run(
+fn scram_in_clear_is_weak() {
+    let client_first = format!("{}\r\n", b64(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO"));
+    let server_first = b64(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+    let client_final = format!(
+        "{}\r\n",
+        b64(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    );
+    let server_final = b64(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+
+    let imap = run(
         143,
         &[
             Server(IMAP_GREETING),
             Client(b"s AUTHENTICATE SCRAM-SHA-256\r\n"),
             Server(b"+ \r\n"),
-            Client(format!("{}\r\n", b64(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO")).as_bytes()),
-            Server(format!("+ {}\r\n", b64(b"r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")).as_bytes()),
-            Client(format!("{}\r\n", b64(b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")).as_bytes()),
+            Client(client_first.as_bytes()),
+            Server(format!("+ {server_first}\r\n").as_bytes()),
+            Client(client_final.as_bytes()),
+            Server(format!("+ {server_final}\r\n").as_bytes()),
+            Client(b"\r\n"),
             Server(b"s OK\r\n"),
         ],
         &[],
     );
-    assert!(credentials(&scram).is_empty());
+    assert_eq!(
+        credentials(&imap),
+        expect("weak_credential", "AUTHENTICATE SCRAM-SHA-256", "user", "success", "challenge_response")
+    );
+
+    let smtp = run(
+        587,
+        &[
+            Server(SMTP_GREETING),
+            Client(b"EHLO me\r\n"),
+            Server(EHLO_REPLY),
+            Client(format!("AUTH SCRAM-SHA-1 {client_first}").as_bytes()),
+            Server(format!("334 {server_first}\r\n").as_bytes()),
+            Client(client_final.as_bytes()),
+            Server(b"535 5.7.8 Authentication failed\r\n"),
+        ],
+        &[],
+    );
+    assert_eq!(
+        credentials(&smtp),
+        expect("weak_credential", "AUTH SCRAM-SHA-1", "user", "failure", "challenge_response")
+    );
+
+    let pop3 = run(
+        110,
+        &[
+            Server(POP3_GREETING),
+            Client(b"AUTH SCRAM-SHA-256\r\n"),
+            Server(b"+ \r\n"),
+            Client(client_first.as_bytes()),
+            Server(format!("+ {server_first}\r\n").as_bytes()),
+            Client(client_final.as_bytes()),
+            Server(format!("+OK {server_final}\r\n").as_bytes()),
+        ],
+        &[],
+    );
+    assert_eq!(
+        credentials(&pop3),
+        expect("weak_credential", "AUTH SCRAM-SHA-256", "user", "success", "challenge_response")
+    );
+
+    let client_first_quoted = b64(b"n,,n=user,r=rOprNGfwEbeRWgbNEkqO");
+    let managesieve = run(
+        4190,
+        &[
+            Server(b"\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\n\"SASL\" \"SCRAM-SHA-256\"\r\nOK \"ready\"\r\n"),
+            Client(format!("AUTHENTICATE \"SCRAM-SHA-256\" \"{client_first_quoted}\"\r\n").as_bytes()),
+            Server(format!("\"{server_first}\"\r\n").as_bytes()),
+            Client(format!("\"{}\"\r\n", client_final.trim_end()).as_bytes()),
+            Server(format!("OK (SASL \"{server_final}\")\r\n").as_bytes()),
+        ],
+        &[],
+    );
+    assert_eq!(
+        credentials(&managesieve),
+        expect("weak_credential", "AUTHENTICATE SCRAM-SHA-256", "user", "success", "challenge_response")
+    );
+
+    let refused_before_the_proof = run(
+        143,
+        &[
+            Server(IMAP_GREETING),
+            Client(format!("s AUTHENTICATE SCRAM-SHA-256 {client_first}").as_bytes()),
+            Server(b"s NO unknown user\r\n"),
+        ],
+        &[],
+    );
+    assert!(credentials(&refused_before_the_proof).is_empty(), "no proof crossed, nothing to crack");
+}
+
+#[test]
+fn mechanisms_that_expose_nothing_raise_nothing() {
     let external = run(
         587,
         &[

@@ -73,7 +73,8 @@ pub enum SecretKind {
     Password,
     /// A bearer token (OAuth 2): as good as a password while it is valid.
     Token,
-    /// A challenge-response an observer can attack offline (APOP, CRAM-MD5, DIGEST-MD5, NTLM).
+    /// A challenge-response an observer can attack offline (APOP, CRAM-MD5, DIGEST-MD5, NTLM,
+    /// SCRAM).
     ChallengeResponse,
 }
 

@@ -184,21 +184,21 @@ pub(crate) struct SaslExchange {
     /// Client responses so far, malformed ones included: LOGIN tells its user name from its
     /// password by position alone.
     responses: u8,
-    /// LOGIN: the user name, from the first response.
-    login_user: Option<Vec<u8>>,
+    /// The user name from an early response: LOGIN's first, SCRAM's client-first message.
+    early_user: Option<Vec<u8>>,
     captured: bool,
     /// Server bytes were lost since the last challenge: the verdict may have been among them.
     server_gap: bool,
 }
 
-/// LOGIN's first response is shown by its length only: it is meant to be the user name, but a
-/// misbehaving client may have put anything there.
+/// The early user name is shown by its length only: LOGIN's first response is meant to be the
+/// user name, but a misbehaving client may have put anything there.
 impl std::fmt::Debug for SaslExchange {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SaslExchange")
             .field("mechanism", &self.mechanism)
             .field("responses", &self.responses)
-            .field("login_user_len", &self.login_user.as_ref().map(Vec::len))
+            .field("early_user_len", &self.early_user.as_ref().map(Vec::len))
             .field("captured", &self.captured)
             .field("server_gap", &self.server_gap)
             .finish()
@@ -210,7 +210,7 @@ impl SaslExchange {
         SaslExchange {
             mechanism: Mechanism::from_name(mechanism_name),
             responses: 0,
-            login_user: None,
+            early_user: None,
             captured: false,
             server_gap: false,
         }
@@ -318,11 +318,26 @@ impl SaslExchange {
                 NtlmMessage::Negotiate | NtlmMessage::Challenge => SaslStep::Continue,
                 NtlmMessage::Invalid => SaslStep::Malformed,
             },
-            Mechanism::Scram(_)
-            | Mechanism::GssApi
-            | Mechanism::External
-            | Mechanism::Anonymous
-            | Mechanism::Other(_) => SaslStep::Continue,
+            Mechanism::Scram(_) => self.scram_step(decoded),
+            Mechanism::GssApi | Mechanism::External | Mechanism::Anonymous | Mechanism::Other(_) => SaslStep::Continue,
+        }
+    }
+
+    /// SCRAM (RFC 5802): the client-first message names the user, the client-final message's
+    /// proof completes what an offline guesser needs (with the server-first message's salt and
+    /// iteration count). Taken by shape rather than position: an empty response may come first
+    /// (to an empty challenge) or last (to the server-final message).
+    fn scram_step(&mut self, decoded: &[u8]) -> SaslStep {
+        if sasl::is_scram_client_final(decoded) {
+            return SaslStep::Captured(Captured::challenge_response(self.early_user.take()));
+        }
+        match sasl::parse_scram_client_first(decoded) {
+            Some(user) => {
+                self.early_user = Some(user);
+                SaslStep::Continue
+            }
+            None if decoded.is_empty() => SaslStep::Continue,
+            None => SaslStep::Malformed,
         }
     }
 
@@ -334,12 +349,12 @@ impl SaslExchange {
     fn login_step(&mut self, decoded: &[u8], position: u8, ctx: &Ctx<'_>) -> SaslStep {
         match position {
             0 => {
-                self.login_user = Some(decoded.to_vec());
+                self.early_user = Some(decoded.to_vec());
                 SaslStep::Continue
             }
             1 => {
                 let password = Secret::new(decoded.to_vec());
-                SaslStep::Captured(Captured::reusable(self.login_user.take(), SecretKind::Password, &password, ctx))
+                SaslStep::Captured(Captured::reusable(self.early_user.take(), SecretKind::Password, &password, ctx))
             }
             _ => SaslStep::Continue,
         }
@@ -419,7 +434,7 @@ mod tests {
         let mut exchange = SaslExchange::new(b"LOGIN");
         exchange.on_response(&b64(b"Canary-First-Response"), &mut parts.ctx(Timestamp(0)));
         let debug = format!("{exchange:?}");
-        assert!(debug.contains("login_user_len: Some(21)"));
+        assert!(debug.contains("early_user_len: Some(21)"));
         assert!(!debug.contains("Canary"), "the first response appears in Debug");
     }
 
@@ -445,7 +460,28 @@ mod tests {
             ),
             ["ChallengeResponse user=tim len=None"]
         );
-        assert_eq!(run("SCRAM-SHA-256", &[(None, &b64(b"n,,n=user,r=abc"))]), ["continue"]);
+    }
+
+    #[test]
+    fn scram_reports_the_client_first_user_at_the_proof() {
+        let server_first = b64(b"r=abcdef,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096");
+        let server_final = b64(b"v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4=");
+        assert_eq!(
+            run(
+                "SCRAM-SHA-256",
+                &[
+                    (Some(b""), b""),
+                    (None, &b64(b"n,,n=u=2Cser,r=abc")),
+                    (Some(&server_first), &b64(b"c=biws,r=abcdef,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")),
+                    (Some(&server_final), b""),
+                ]
+            ),
+            ["continue", "continue", "ChallengeResponse user=u,ser len=None", "continue"]
+        );
+        assert_eq!(
+            run("SCRAM-SHA-1", &[(None, &b64(b"n,,n=user,r=abc")), (None, &b64(b"not a scram message"))]),
+            ["continue", "malformed"]
+        );
     }
 
     /// Plays lines on a POP3 session (no framer: a gap loses nothing but what it says), `None`

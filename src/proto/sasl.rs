@@ -163,8 +163,8 @@ impl Mechanism {
         match self {
             Self::Plain | Self::Login => Exposure::Password,
             Self::XOAuth2 | Self::OAuthBearer => Exposure::Token,
-            Self::CramMd5 | Self::DigestMd5 | Self::Ntlm => Exposure::ChallengeResponse,
-            Self::Scram(_) | Self::GssApi | Self::External | Self::Anonymous | Self::Other(_) => Exposure::None,
+            Self::CramMd5 | Self::DigestMd5 | Self::Ntlm | Self::Scram(_) => Exposure::ChallengeResponse,
+            Self::GssApi | Self::External | Self::Anonymous | Self::Other(_) => Exposure::None,
         }
     }
 }
@@ -177,9 +177,10 @@ pub enum Exposure {
     /// A bearer token, as good as a password until it expires (XOAUTH2, OAUTHBEARER).
     Token,
     /// A challenge and its response, from which the password can be cracked offline
-    /// (CRAM-MD5, DIGEST-MD5, NTLM).
+    /// (CRAM-MD5, DIGEST-MD5, NTLM; SCRAM too, RFC 5802 section 9, slowed by the server's
+    /// iteration count).
     ChallengeResponse,
-    /// Nothing reusable or crackable, or an unknown mechanism (SCRAM, GSSAPI, EXTERNAL, ANONYMOUS).
+    /// Nothing reusable or crackable, or an unknown mechanism (GSSAPI, EXTERNAL, ANONYMOUS).
     None,
 }
 
@@ -263,6 +264,21 @@ pub fn parse_scram_client_first(decoded: &[u8]) -> Option<Vec<u8>> {
         first = attributes.next()?;
     }
     first.strip_prefix(b"n=").map(decode_saslname)
+}
+
+/// Whether a decoded SCRAM message is a client-final message (RFC 5802), `c=…,r=…[,…],p=proof`:
+/// with the salt and iteration count the server sent before it, its proof lets a password be
+/// guessed offline.
+pub fn is_scram_client_final(decoded: &[u8]) -> bool {
+    let mut attributes = decoded.split(|&byte| byte == b',');
+    let starts_with_binding = attributes.next().is_some_and(|first| first.starts_with(b"c="));
+    let nonce_follows = attributes.next().is_some_and(|second| second.starts_with(b"r="));
+    let ends_with_proof = decoded
+        .rsplit(|&byte| byte == b',')
+        .next()
+        .and_then(|last| last.strip_prefix(b"p="))
+        .is_some_and(|proof| !proof.is_empty());
+    starts_with_binding && nonce_follows && ends_with_proof
 }
 
 /// Parses a decoded CRAM-MD5 response (RFC 2195), `user SP digest`, into the user: everything before
@@ -581,10 +597,10 @@ mod tests {
         let sha1 = Mechanism::from_name(b"scram-sha-1");
         assert_eq!(sha1, Mechanism::Scram("SCRAM-SHA-1".to_owned()));
         assert_eq!(sha1.name(), "SCRAM-SHA-1");
-        assert_eq!(sha1.exposure(), Exposure::None);
+        assert_eq!(sha1.exposure(), Exposure::ChallengeResponse);
         let plus = Mechanism::from_name(b" SCRAM-SHA-256-PLUS\r\n");
         assert_eq!(plus.name(), "SCRAM-SHA-256-PLUS");
-        assert_eq!(plus.exposure(), Exposure::None);
+        assert_eq!(plus.exposure(), Exposure::ChallengeResponse);
     }
 
     #[test]
@@ -736,6 +752,28 @@ mod tests {
         assert!(parse_scram_client_first(b"n,,r=abc,n=user").is_none());
         assert!(parse_scram_client_first(b"n=user,r=abc").is_none());
         assert!(parse_scram_client_first(b"q,,n=user,r=abc").is_none());
+    }
+
+    #[test]
+    fn scram_client_final_carries_a_proof() {
+        // RFC 7677 section 3 (SCRAM-SHA-256) and RFC 5802 section 5 (SCRAM-SHA-1).
+        assert!(is_scram_client_final(
+            b"c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ="
+        ));
+        assert!(is_scram_client_final(
+            b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
+        ));
+        assert!(is_scram_client_final(b"c=biws,r=abc,x=extension,p=cHJvb2Y="));
+    }
+
+    #[test]
+    fn scram_other_messages_are_no_client_final() {
+        assert!(!is_scram_client_final(b"n,,n=user,r=abc"));
+        assert!(!is_scram_client_final(b"c=biws,r=abc"));
+        assert!(!is_scram_client_final(b"c=biws,r=abc,p="));
+        assert!(!is_scram_client_final(b"r=abc,c=biws,p=cHJvb2Y="));
+        assert!(!is_scram_client_final(b"c=biws,p=cHJvb2Y="));
+        assert!(!is_scram_client_final(b""));
     }
 
     // ---- CRAM-MD5 ----
@@ -949,6 +987,7 @@ mod tests {
         let _ = parse_xoauth2(bytes);
         let _ = parse_oauthbearer(bytes);
         let _ = parse_scram_client_first(bytes);
+        let _ = is_scram_client_final(bytes);
         let _ = parse_cram_md5_response(bytes);
         let _ = parse_digest_md5_response(bytes);
         let _ = parse_ntlm(bytes);

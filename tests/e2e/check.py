@@ -9,7 +9,7 @@ else target/debug/credwatch) runs as `RUST_LOG=trace credwatch read --format jso
 
 Per row, on its exact connection (src = client, dest = server):
 * password in clear: exactly one `cleartext_credential` alert, and no other alert;
-* APOP / CRAM-MD5 in clear: exactly one `weak_credential` alert (secret "challenge_response");
+* APOP / CRAM-MD5 / SCRAM in clear: exactly one `weak_credential` alert (secret "challenge_response");
 * TLS, implicit or after STARTTLS/STLS: no alert at all;
 and the alert's app_proto, mechanism, outcome, masked user name, server ip/port/greeting,
 starttls_offered (what the server advertised in clear), timestamp (within the connection) agree.
@@ -31,7 +31,7 @@ import sys
 
 import pcapfile
 
-WEAK_MECHANISMS = {"APOP", "SASL-CRAM-MD5"}
+WEAK_MECHANISMS = {"APOP", "SASL-CRAM-MD5", "SASL-SCRAM-SHA-256"}
 # What the bed configures the servers to say in their greetings (run.sh).
 # ManageSieve has no greeting line: credwatch reports its IMPLEMENTATION capability instead.
 GREETING_TEXT = {"pop3": "Dovecot e2e ready.", "imap": "Dovecot e2e ready.", "smtp": "ESMTP e2e",

@@ -16,6 +16,8 @@ import argparse
 import base64
 import dataclasses
 import grp
+import hashlib
+import hmac
 import imaplib
 import itertools
 import json
@@ -117,6 +119,35 @@ def plain_blob(account):
     return f"\0{account.name}\0{account.password}".encode()
 
 
+class ScramSha256:
+    """A SCRAM-SHA-256 client (RFC 5802, RFC 7677) as an imaplib authentication object: imaplib
+    has none. Called with each server challenge, decoded; returns the response to encode."""
+
+    def __init__(self, account):
+        self.password = account.password.encode()
+        name = account.name.replace("=", "=3D").replace(",", "=2C")
+        self.client_first_bare = f"n={name},r={base64.b64encode(os.urandom(18)).decode()}"
+        self.sent_first = False
+
+    def __call__(self, challenge):
+        if not self.sent_first:
+            self.sent_first = True
+            return f"n,,{self.client_first_bare}".encode()
+        if challenge.startswith((b"v=", b"e=")):
+            return b""
+        server_first = challenge.decode()
+        attributes = dict(item.split("=", 1) for item in server_first.split(","))
+        salted = hashlib.pbkdf2_hmac("sha256", self.password, base64.b64decode(attributes["s"]),
+                                     int(attributes["i"]))
+        client_key = hmac.new(salted, b"Client Key", "sha256").digest()
+        stored_key = hashlib.sha256(client_key).digest()
+        without_proof = f"c=biws,r={attributes['r']}"
+        auth_message = f"{self.client_first_bare},{server_first},{without_proof}".encode()
+        signature = hmac.new(stored_key, auth_message, "sha256").digest()
+        proof = bytes(key ^ sig for key, sig in zip(client_key, signature))
+        return f"{without_proof},p={base64.b64encode(proof).decode()}".encode()
+
+
 @dataclasses.dataclass
 class Endpoint:
     """Server and client address of one IP family."""
@@ -145,7 +176,7 @@ class Driver:
 
     def record(self, ep, port, *, protocol, mechanism, account, client, client_port, outcome,
                tls=False, starttls=False, sasl_ir=False, imap_literal="", note=""):
-        in_clear = not tls and mechanism not in ("APOP", "SASL-CRAM-MD5")
+        in_clear = not tls and mechanism not in ("APOP", "SASL-CRAM-MD5", "SASL-SCRAM-SHA-256")
         self.rows.append({
             "file": self.file,
             "protocol": protocol,
@@ -207,7 +238,8 @@ class Driver:
 
     def imaplib(self, ep, port, account, mode="login", expect="success", starttls=False,
                 implicit_tls=False):
-        """mode: login, plain (AUTHENTICATE PLAIN), login-sasl (AUTHENTICATE LOGIN), cram-md5."""
+        """mode: login, plain (AUTHENTICATE PLAIN), login-sasl (AUTHENTICATE LOGIN), cram-md5,
+        scram-sha-256."""
         if implicit_tls:
             client = imaplib.IMAP4_SSL(ep.server_ip, port, ssl_context=unverified_tls(),
                                        timeout=TIMEOUT)
@@ -217,7 +249,7 @@ class Driver:
         if starttls:
             client.starttls(ssl_context=unverified_tls())
         mechanism = {"login": "IMAP-LOGIN", "plain": "SASL-PLAIN", "login-sasl": "SASL-LOGIN",
-                     "cram-md5": "SASL-CRAM-MD5"}[mode]
+                     "cram-md5": "SASL-CRAM-MD5", "scram-sha-256": "SASL-SCRAM-SHA-256"}[mode]
         try:
             if mode == "login":
                 client.login(imap_astring(account.name), account.password)
@@ -228,6 +260,8 @@ class Driver:
                     "LOGIN",
                     lambda challenge: account.name if b"user" in challenge.lower()
                     else account.password)
+            elif mode == "scram-sha-256":
+                client.authenticate("SCRAM-SHA-256", ScramSha256(account))
             else:
                 client.login_cram_md5(account.name, account.password)
             client.select("INBOX", readonly=True)
@@ -499,6 +533,10 @@ class Driver:
         self.imaplib(v4, 143, NADIA, "cram-md5")
         self.curl(v4, "imap", 143, OLEK, "CRAM-MD5")
         self.imaplib(v4, 143, wrong(RAFA), "cram-md5", expect="failure")
+
+        self.group("imap-scram.pcap", "imap-scram")
+        self.imaplib(v4, 143, NADIA, "scram-sha-256")
+        self.imaplib(v6, 143, wrong(OLEK), "scram-sha-256", expect="failure")
 
         self.group("imap-tls.pcap", "imap-tls")
         self.imaplib(v4, 143, NADIA, starttls=True)

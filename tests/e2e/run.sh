@@ -160,7 +160,7 @@ ssl_cert = <$WORK/tls/cert.pem
 ssl_key = <$WORK/tls/key.pem
 $dh
 disable_plaintext_auth = no
-auth_mechanisms = plain login cram-md5 apop
+auth_mechanisms = plain login cram-md5 scram-sha-256 apop
 auth_username_chars =
 auth_username_format = %u
 auth_failure_delay = 0
