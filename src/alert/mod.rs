@@ -493,6 +493,29 @@ pub enum AnomalyKind {
     CleartextOnTlsPort,
 }
 
+impl AnomalyKind {
+    /// Every kind, for tests that hold names and serde to one another.
+    #[cfg(test)]
+    const ALL: [AnomalyKind; 5] = [
+        AnomalyKind::StarttlsCommandInjection,
+        AnomalyKind::OverlapDifferentData,
+        AnomalyKind::MalformedSasl,
+        AnomalyKind::StarttlsStripping,
+        AnomalyKind::CleartextOnTlsPort,
+    ];
+
+    /// The kind as JSON and ECS write it, for the outputs made for people.
+    pub fn name(self) -> &'static str {
+        match self {
+            AnomalyKind::StarttlsCommandInjection => "starttls_command_injection",
+            AnomalyKind::OverlapDifferentData => "overlap_different_data",
+            AnomalyKind::MalformedSasl => "malformed_sasl",
+            AnomalyKind::StarttlsStripping => "starttls_stripping",
+            AnomalyKind::CleartextOnTlsPort => "cleartext_on_tls_port",
+        }
+    }
+}
+
 /// What one mail session showed of its server, logins or not: internal material for the server
 /// inventory, not printed as such.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -531,6 +554,13 @@ impl Event {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn anomaly_kinds_are_named_as_serde_writes_them() {
+        for kind in AnomalyKind::ALL {
+            assert_eq!(serde_json::to_value(kind).ok(), Some(serde_json::Value::from(kind.name())));
+        }
+    }
 
     #[test]
     fn capabilities_are_upper_cased_once_each_and_shared_until_changed() {

@@ -505,14 +505,12 @@ impl<W: Write> Page<'_, W> {
              <th>Server</th><th>Detail</th></tr></thead>\n<tbody>\n",
         );
         for alert in &report.anomalies {
-            let kind = serde_json::to_value(alert.anomaly.kind).ok();
-            let kind = kind.as_ref().and_then(|v| v.as_str()).unwrap_or("anomaly");
             writeln!(
                 html,
                 "<tr><td class=\"when\">{}</td><td><span class=\"badge amber\">{}</span></td><td class=\"mono\">{}</td>\
                  <td class=\"mono\">{}</td><td>{}</td></tr>",
                 short_time(&alert.timestamp.rfc3339_micros()),
-                escape(kind),
+                escape(alert.anomaly.kind.name()),
                 SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
                 SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
                 escape(&alert.anomaly.detail),

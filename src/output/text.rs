@@ -45,11 +45,11 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             credential_line(alert.timestamp, label, alert.event_type, &CredentialView::of(alert), p)
         }
         Record::Event(Event::Anomaly(alert)) => format!(
-            "{}  {}ANOMALY{}    {:?}: {}  {} -> {}",
+            "{}  {}ANOMALY{}    {}: {}  {} -> {}",
             alert.timestamp,
             p.medium,
             p.reset,
-            alert.anomaly.kind,
+            alert.anomaly.kind.name(),
             escaped(&alert.anomaly.detail),
             SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
             SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
@@ -301,6 +301,27 @@ pub(crate) mod tests {
 
     /// An alert whose user name, mechanism and greeting carry what a hostile client or server
     /// would put there to forge lines or drive the terminal.
+    #[test]
+    fn anomaly_line_names_the_kind_as_json_does() {
+        let Event::Credential(alert) = sample_alert() else { unreachable!() };
+        let anomaly = Event::Anomaly(Box::new(crate::alert::AnomalyAlert {
+            timestamp: alert.timestamp,
+            event_type: EventType::Anomaly,
+            severity: "low",
+            flow: alert.flow.clone(),
+            app_proto: Some(AppProto::Pop3),
+            anomaly: crate::alert::AnomalyInfo {
+                kind: crate::alert::AnomalyKind::CleartextOnTlsPort,
+                detail: "pop3 in clear on 995".into(),
+            },
+            schema_version: SCHEMA_VERSION,
+        }));
+        let mut sink = TextSink::new(Vec::new(), false);
+        sink.event(&anomaly).unwrap();
+        let text = String::from_utf8(sink.out).unwrap();
+        assert!(text.contains("ANOMALY    cleartext_on_tls_port: pop3 in clear on 995  192.0.2.10:50110"), "{text}");
+    }
+
     pub(crate) fn hostile_alert() -> Event {
         let mut event = sample_alert();
         if let Event::Credential(alert) = &mut event {
