@@ -51,7 +51,9 @@ pub enum Command {
     ///
     /// Every POP3, IMAP, SMTP and ManageSieve server in the captures (logins or not): whether it
     /// offers and requires TLS, with the evidence. Takes the same inputs and options as `read`;
-    /// `--format json` prints `server_posture` events.
+    /// its outputs carry postures only: text on standard output is a table, every other output
+    /// one `server_posture` record per server (`--format json` or `ecs`, `--output`), after the
+    /// `stats` event with `--stats`.
     Posture(ReadArgs),
     /// Watch network interfaces live until SIGINT or SIGTERM
     ///

@@ -15,7 +15,10 @@ use clap::Parser;
 use tracing_subscriber::EnvFilter;
 
 use cli::{AnalysisArgs, Cli, Command, Format, LiveArgs, ReadArgs};
-use credwatch::output::{Dedup, Destination, HtmlReport, Observer, OutputSpec, Outputs, PostureTable, Sink};
+use credwatch::output::{
+    Dedup, Destination, Format as OutputFormat, HtmlReport, Observer, OutputSpec, Outputs, PostureOnly, PostureTable,
+    Sink,
+};
 use credwatch::pipeline::{self, RunError};
 use credwatch::progress::{Progress, TerminalProgress};
 
@@ -92,6 +95,34 @@ fn sinks(
     })
 }
 
+/// `posture`'s outputs: the table for people where text goes to standard output, each server's
+/// `server_posture` record on every other `--output` (JSON, ECS or a text line).
+fn posture_sinks(analysis: &AnalysisArgs) -> anyhow::Result<Box<dyn Sink>> {
+    let specs = if analysis.outputs.is_empty() { vec![OutputSpec::stdout(None)] } else { analysis.outputs.clone() };
+    let is_table = |spec: &OutputSpec| {
+        spec.destination == Destination::Stdout
+            && spec.format.or(analysis.format.map(Format::output_format)).unwrap_or(OutputFormat::Text)
+                == OutputFormat::Text
+    };
+    let (table, records): (Vec<OutputSpec>, Vec<OutputSpec>) = specs.into_iter().partition(is_table);
+    let mut outputs = Outputs::default();
+    if !table.is_empty() {
+        outputs.push(Box::new(PostureTable::new(stdout())));
+    }
+    if !records.is_empty() {
+        // Text on standard output is the table: no colour to decide for these.
+        let sinks = Outputs::open(
+            &records,
+            analysis.format.map(Format::output_format),
+            std::sync::Arc::new(Observer::local()),
+            stdout(),
+            false,
+        )?;
+        outputs.push(Box::new(PostureOnly::new(sinks)));
+    }
+    Ok(Box::new(outputs))
+}
+
 /// What a run over the file pipeline produces.
 #[derive(Clone, Copy)]
 enum Mode<'a> {
@@ -109,10 +140,7 @@ fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Resu
     let paths = pipeline::expand_inputs(&args.paths)?;
     let analysis = &args.analysis;
     let mut sink: Box<dyn Sink> = match mode {
-        Mode::Posture => match analysis.format {
-            Some(Format::Json) => Box::new(PostureTable::json(stdout())),
-            _ => Box::new(PostureTable::new(stdout())),
-        },
+        Mode::Posture => posture_sinks(analysis)?,
         Mode::Read => sinks(analysis, vec![OutputSpec::stdout(None)], analysis.dedup_window)?,
         Mode::Report(html) => {
             let file = std::fs::File::create(html).with_context(|| format!("cannot create {}", html.display()))?;

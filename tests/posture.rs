@@ -159,3 +159,27 @@ fn the_text_inventory_leads_with_the_count_of_exposed_servers() {
     assert!(text.contains("no_tls        pop3  198.51.100.92:110"), "{text}");
     assert!(!text.contains("Posture-Pass-2"));
 }
+
+/// `posture` honours `--output` and `--format` as `read` does, writing postures only: the table
+/// stays for text on standard output, every other output gets one record per server.
+#[test]
+fn posture_records_go_to_every_output_in_its_format() {
+    let demo = common::repo_path("fixtures/demo.pcap");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("inventory.jsonl");
+    let file_spec = format!("file:{}", file.display());
+    let output =
+        common::credwatch(&["posture", "--stats", "-o", "stdout", "-o", &file_spec, demo.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let table = String::from_utf8(output.stdout).unwrap();
+    assert!(table.starts_with("4 mail server(s) seen; 3 accept passwords without TLS."), "{table}");
+
+    let written = common::parse_lines(&std::fs::read(&file).unwrap());
+    let kinds: Vec<&str> = written.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["stats", "server_posture", "server_posture", "server_posture", "server_posture"]);
+
+    let ecs = common::credwatch(&["posture", "--format", "ecs", demo.to_str().unwrap()], &[]);
+    let documents = common::parse_lines(&ecs.stdout);
+    assert_eq!(documents.len(), 4);
+    assert!(documents.iter().all(|d| d["credwatch"]["event_type"] == "server_posture"), "{documents:?}");
+}

@@ -39,7 +39,7 @@ use crate::posture::ServerPosture;
 pub use dedup::{Dedup, RepeatSummary};
 pub use ecs::{Observer, ECS_VERSION};
 pub use html::HtmlReport;
-pub use posture_table::PostureTable;
+pub use posture_table::{PostureOnly, PostureTable};
 pub use queued::{QueuedSink, SinkStats};
 pub use spec::{Destination, OutputSpec};
 pub use stdout::StdoutSink;

@@ -100,6 +100,56 @@ impl<W: Write + Send> Sink for PostureTable<W> {
     }
 }
 
+/// The outputs of `credwatch posture` other than its table: each server's posture (and the
+/// closing `stats` event when asked for), nothing about logins.
+pub struct PostureOnly<S> {
+    inner: S,
+}
+
+impl<S: Sink> PostureOnly<S> {
+    pub fn new(inner: S) -> Self {
+        PostureOnly { inner }
+    }
+}
+
+impl<S: Sink> Sink for PostureOnly<S> {
+    fn event(&mut self, event: &Event) -> io::Result<()> {
+        match event {
+            Event::Stats(_) => self.inner.event(event),
+            Event::Credential(_) | Event::Anomaly(_) | Event::Session(_) => Ok(()),
+        }
+    }
+
+    fn repeat(&mut self, _summary: &RepeatSummary) -> io::Result<()> {
+        Ok(())
+    }
+
+    fn posture(&mut self, posture: &ServerPosture) -> io::Result<()> {
+        self.inner.posture(posture)
+    }
+
+    /// The servers that exposed credentials are `read`'s closing report, not a posture.
+    fn finish(&mut self, _servers: &[ServerReport]) -> io::Result<()> {
+        self.inner.finish(&[])
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+
+    fn reopen(&mut self) -> io::Result<()> {
+        self.inner.reopen()
+    }
+
+    fn undelivered(&self) -> u64 {
+        self.inner.undelivered()
+    }
+
+    fn is_open(&self) -> bool {
+        self.inner.is_open()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
