@@ -202,6 +202,63 @@ fn wifi_frames_that_failed_their_frame_check_are_left_out() {
 }
 
 #[test]
+fn wifi_frames_failing_their_check_in_numbers_are_warned_about_once() {
+    // A driver that marks every frame's FCS as bad (or a receiver out of range): nothing can be
+    // read, which must not pass for an all-clear. One bad frame among good ones (the test above)
+    // is a radio's everyday noise and raises no warning.
+    let mut conversation = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
+    conversation
+        .link(Link::Radiotap)
+        .handshake()
+        .server(b"+OK POP3 ready\r\n")
+        .client(b"USER alice\r\n")
+        .server(b"+OK\r\n")
+        .client(b"PASS not-a-real-password\r\n")
+        .server(b"+OK\r\n")
+        .client(b"STAT\r\n")
+        .server(b"+OK 0 0\r\n")
+        .client(b"QUIT\r\n")
+        .server(b"+OK bye\r\n");
+    let mut frames = conversation.frames().unwrap();
+    assert!(frames.len() >= 10);
+    for frame in &mut frames {
+        frame.data[RADIOTAP_FLAGS_AT] |= 0x40;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("bad-fcs.pcap");
+    write_pcap_file(&capture, &frames).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", capture.to_str().unwrap()], &[]);
+    assert!(output.status.success());
+    assert!(common::of_type(&common::parse_lines(&output.stdout), "cleartext_credential").is_empty());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("fail their frame check").count(), 1, "{stderr}");
+
+    let one_bad = dir.path().join("one-bad.pcap");
+    let mut frames = conversation.frames().unwrap();
+    frames[3].data[RADIOTAP_FLAGS_AT] |= 0x40;
+    write_pcap_file(&one_bad, &frames).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", one_bad.to_str().unwrap()], &[]);
+    assert!(!String::from_utf8_lossy(&output.stderr).contains("frame check"));
+}
+
+#[test]
+fn packets_nested_deeper_than_followed_are_warned_about_once() {
+    let mut conversation = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
+    conversation.server(b"+OK POP3 ready\r\n").client(b"USER alice\r\nPASS not-a-real-password\r\n");
+    let ends = credwatch::pcapwriter::TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 2]);
+    for _ in 0..=credwatch::decode::MAX_ENCAPSULATIONS {
+        conversation.encap(credwatch::pcapwriter::Encap::IpInIp { ends });
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("deep.pcap");
+    write_pcap_file(&capture, &conversation.frames().unwrap()).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", capture.to_str().unwrap()], &[]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("more tunnel or encapsulation layers").count(), 1, "{stderr}");
+}
+
+#[test]
 fn logins_in_wifi_aggregates_are_found() {
     // A station bundles its login, sent in three segments, into one A-MSDU frame, and the access
     // point its replies: every packet of an aggregate counts, with one thread or two.

@@ -209,6 +209,13 @@ impl DecodeStats {
         .fold(0u64, |sum, count| sum.saturating_add(*count))
     }
 
+    /// Every frame skipped, whatever the reason (a frame that is no TCP segment included).
+    fn skipped(&self) -> u64 {
+        [self.unreadable(), self.not_ip, self.not_tcp, self.ip_fragments]
+            .iter()
+            .fold(0u64, |sum, count| sum.saturating_add(*count))
+    }
+
     fn count_skip(&mut self, reason: SkipReason) {
         let counter = match reason {
             SkipReason::UnsupportedLinkType => &mut self.unsupported_link_type,
@@ -234,8 +241,9 @@ pub struct Decoder {
     unsupported_seen: Vec<LinkType>,
     /// A segment cut short by the capture's snap length was warned about.
     cut_short_warned: bool,
-    /// An encrypted 802.11 frame was warned about.
-    encrypted_warned: bool,
+    /// Skips that hide logins and were warned about (encrypted 802.11 frames, frames failing
+    /// their check, tunnels nested too deep), each once.
+    skips_warned: Vec<SkipReason>,
     /// IP fragments overlapping with different bytes were warned about.
     fragment_overlap_warned: bool,
     /// Where the subframes of the latest frame not read yet start, when it was an aggregate
@@ -305,7 +313,7 @@ impl Decoder {
             defrag,
             unsupported_seen,
             cut_short_warned,
-            encrypted_warned,
+            skips_warned,
             fragment_overlap_warned,
             aggregate_rest,
             ignore_vlans,
@@ -335,9 +343,8 @@ impl Decoder {
                 if reason == SkipReason::UnsupportedLinkType {
                     warn_unsupported(unsupported_seen, link::innermost_link_type(frame.link_type, frame.data));
                 }
-                if reason == SkipReason::Encrypted && !*encrypted_warned {
-                    *encrypted_warned = true;
-                    warn_encrypted();
+                if !skips_warned.contains(&reason) && warn_skips(reason, stats) {
+                    skips_warned.push(reason);
                 }
                 Decoded::Skipped(reason)
             }
@@ -366,13 +373,47 @@ fn warn_fragment_overlap() {
     );
 }
 
-/// Says, once, that 802.11 frames are encrypted: a capture of a protected network would otherwise
-/// end in a silent all-clear.
-fn warn_encrypted() {
-    tracing::warn!(
-        "802.11 frames are encrypted (WEP or WPA): logins in them cannot be seen (decrypt the capture \
-         first, e.g. with Wireshark's decryption keys or airdecap-ng)"
-    );
+/// Frames failing their frame check are warned about once they are this many and at least a
+/// tenth of the frames: a few are a radio's everyday noise (the sender's retry carries the bytes).
+const FAILED_CHECKS_WORTH_WARNING: u64 = 8;
+
+/// Says, once per reason, that skipped frames hide what the capture holds, where that would
+/// otherwise end in a silent all-clear: encrypted 802.11 frames (a protected network), frames
+/// failing their check in numbers, tunnels nested deeper than followed. Returns whether it
+/// warned (frames failing their check are warned about only once they are many).
+fn warn_skips(reason: SkipReason, stats: &DecodeStats) -> bool {
+    match reason {
+        SkipReason::Encrypted => tracing::warn!(
+            "802.11 frames are encrypted (WEP or WPA): logins in them cannot be seen (decrypt the capture \
+             first, e.g. with Wireshark's decryption keys or airdecap-ng)"
+        ),
+        SkipReason::FailedFrameCheck => {
+            let frames = stats.tcp.saturating_add(stats.skipped());
+            let many = stats.failed_frame_check >= FAILED_CHECKS_WORTH_WARNING
+                && stats.failed_frame_check.saturating_mul(10) >= frames;
+            if !many {
+                return false;
+            }
+            tracing::warn!(
+                failed = stats.failed_frame_check,
+                frames,
+                "many 802.11 frames fail their frame check (bad FCS) and are skipped: logins in them cannot be \
+                 seen (poor reception, or a driver marking good frames bad)"
+            );
+        }
+        SkipReason::TunnelTooDeep => tracing::warn!(
+            max_layers = MAX_ENCAPSULATIONS,
+            "packets nested in more tunnel or encapsulation layers than credwatch follows are skipped: \
+             logins in them cannot be seen (the stats event counts them in decode.tunnel_too_deep)"
+        ),
+        SkipReason::UnsupportedLinkType
+        | SkipReason::NotIp
+        | SkipReason::NotTcp
+        | SkipReason::Truncated
+        | SkipReason::Malformed
+        | SkipReason::IpFragment => return false,
+    }
+    true
 }
 
 /// Says, once per link type, that its frames cannot be decoded: a capture of a link credwatch
