@@ -126,7 +126,7 @@ pub struct ReadArgs {
     /// fills (--max-flows): which flows are evicted may then differ.
     #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
-    /// Also write the closing counters as a `stats` event (they are always logged with -v).
+    /// Also write the closing counters as a `stats` event (-v logs them in one line).
     #[arg(long)]
     pub stats: bool,
     #[command(flatten)]

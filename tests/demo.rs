@@ -186,3 +186,50 @@ fn demo_reports_each_login_once() {
         assert!(!text.contains(secret));
     }
 }
+
+/// Every field a JSON example in the documentation shows for a demo alert is what `read` prints
+/// for that connection (ECS examples: all but the sensor's host name), so that the examples
+/// stay true, `flow_id` included.
+#[test]
+fn documented_examples_match_the_demo() {
+    let demo = common::repo_path("fixtures/demo.pcap");
+    let native = common::read_json(&[&demo], &[]);
+    let output = common::credwatch(&["read", "--format", "ecs", demo.to_str().unwrap()], &[]);
+    let ecs = common::parse_lines(&output.stdout);
+    let mut checked = 0;
+    for doc in ["README.md", "docs/outputs.md"] {
+        let text = std::fs::read_to_string(common::repo_path(doc)).unwrap();
+        for block in text.split("```json\n").skip(1).filter_map(|rest| rest.split("```").next()) {
+            let Ok(example) = serde_json::from_str::<serde_json::Value>(block) else { continue };
+            // The same record: of the same type, on the same connection (or, for a server's
+            // report, of the same server).
+            let identity = |event: &serde_json::Value| {
+                let native = [&event["event_type"], &event["src_port"], &event["ip"], &event["port"]];
+                let ecs = [&event["credwatch"]["event_type"], &event["source"]["port"]];
+                format!("{native:?} {ecs:?}")
+            };
+            let actual = if example.get("credwatch").is_some() { &ecs } else { &native };
+            let Some(event) = actual.iter().find(|event| identity(event) == identity(&example)) else {
+                panic!("{doc}: no demo record for the example {}", identity(&example));
+            };
+            assert_shown_fields_match(doc, &example, event, "");
+            checked += 1;
+        }
+    }
+    assert!(checked >= 3, "the examples were found ({checked})");
+}
+
+fn assert_shown_fields_match(doc: &str, example: &serde_json::Value, actual: &serde_json::Value, path: &str) {
+    match example {
+        serde_json::Value::Object(fields) => {
+            for (name, value) in fields {
+                let path = format!("{path}.{name}");
+                if path == ".observer.hostname" {
+                    continue;
+                }
+                assert_shown_fields_match(doc, value, &actual[name.as_str()], &path);
+            }
+        }
+        shown => assert_eq!(shown, actual, "{doc}: {path} differs from what the demo prints"),
+    }
+}

@@ -155,6 +155,18 @@ fn a_polling_client_raises_one_alert_and_one_repeat_summary_with_a_window() {
     assert_eq!(report["user_names"], serde_json::json!([alert["credential"]["username"]]));
 }
 
+/// The example of docs/outputs.md, on the repository's own capture of fetchmail polling.
+#[test]
+fn the_documented_dedup_example_holds() {
+    let capture = common::repo_path("fixtures/e2e/pop3-polling.pcap");
+    assert_eq!(common::of_type(&run_json(&capture, &[]), "cleartext_credential").len(), 3);
+    let events = run_json(&capture, &["--dedup-window", "10m"]);
+    assert_eq!(common::of_type(&events, "cleartext_credential").len(), 1);
+    let repeats = common::of_type(&events, "repeat_summary");
+    assert_eq!(repeats.len(), 1);
+    assert_eq!(repeats[0]["repeat_count"], 3);
+}
+
 #[test]
 fn a_short_window_closes_between_polls() {
     let Some(capture) = polling() else { return };

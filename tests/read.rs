@@ -409,3 +409,25 @@ fn text_output_reads_as_a_report() {
     assert!(text.contains("4 server(s) exposed credentials"));
     assert!(!text.contains('\x1b'), "no colour when not a terminal");
 }
+
+/// README (Memory bounds): `-v` logs every bound's counter at exit, by the stats event's names.
+#[test]
+fn verbose_logs_the_closing_counters_with_every_limit() {
+    let output = common::credwatch(&["-v", "read", demo().to_str().unwrap()], &[]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr.lines().find(|line| line.contains("final_report=true")).expect("a closing stats line");
+    for counter in [
+        "packets=75",
+        "undecoded=0",
+        "inspected_flows_evicted=0",
+        "buffer_sheds=0",
+        "buffer_skips=0",
+        "out_of_window_bytes=0",
+        "overlong_lines=0",
+        "pending_dropped=0",
+        "depth_exceeded=0",
+        "cleartext=4",
+    ] {
+        assert!(line.contains(counter), "{counter} missing: {line}");
+    }
+}

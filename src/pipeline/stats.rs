@@ -311,7 +311,9 @@ pub fn warn_bounds_let_data_go(stats: &StatsEvent) {
     );
 }
 
-/// The tracing line every stats report also goes to (stderr, journald).
+/// The tracing line every stats report also goes to (stderr, journald): the counters of the
+/// `stats` event, the decode counters summed as `undecoded` (frames that may have held TCP but
+/// could not be read), the limits each by name.
 pub fn log(stats: &StatsEvent) {
     tracing::info!(
         final_report = stats.is_final,
@@ -326,6 +328,14 @@ pub fn log(stats: &StatsEvent) {
         reassembly_bytes = stats.reassembly_bytes,
         gaps = stats.gaps,
         segments_waited = stats.segments_waited,
+        undecoded = stats.decode.unreadable(),
+        inspected_flows_evicted = stats.limits.inspected_flows_evicted,
+        buffer_sheds = stats.limits.buffer_sheds,
+        buffer_skips = stats.limits.buffer_skips,
+        out_of_window_bytes = stats.limits.out_of_window_bytes,
+        overlong_lines = stats.limits.overlong_lines,
+        pending_dropped = stats.limits.pending_dropped,
+        depth_exceeded = stats.limits.depth_exceeded,
         cleartext = stats.alerts.cleartext_credential,
         weak = stats.alerts.weak_credential,
         anomalies = stats.alerts.anomaly,
