@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{bail, Context};
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
 use credwatch::alert::{RedactionPolicy, UsernamePolicy};
@@ -26,6 +26,29 @@ pub struct Cli {
     pub quiet: bool,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// Checks what clap's attributes cannot express; an error is a bad command line (exit 2).
+    pub fn check(&self) -> Result<(), clap::Error> {
+        let analysis = match &self.command {
+            Command::Read(read) | Command::Posture(read) => &read.analysis,
+            Command::Report(report) => &report.read.analysis,
+            Command::Live(live) => &live.analysis,
+        };
+        for (index, spec) in analysis.outputs.iter().enumerate() {
+            if analysis.outputs.iter().skip(index + 1).any(|other| other.destination == spec.destination) {
+                return Err(Cli::command().error(
+                    clap::error::ErrorKind::ArgumentConflict,
+                    format!(
+                        "--output names {} twice: each destination takes one format (records would be written twice)",
+                        spec.destination
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 pub const EXIT_STATUS_HELP: &str = "\
@@ -329,6 +352,10 @@ pub const MIN_MAX_BUFFERED_PER_FLOW: usize = 16 * 1024;
 /// for the share of each thread.
 pub const MIN_MAX_BUFFERED_TOTAL: usize = 1024 * 1024;
 
+/// Half a minute of silence: a person typing a password at a prompt, a client waiting on a slow
+/// server; less would close flows between a greeting and its login.
+pub const MIN_IDLE_TIMEOUT_SECS: usize = 30;
+
 /// A number of at least `MIN`, or a message saying why less would blind the run.
 fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
     let value: usize = text.parse().map_err(|_| format!("{text:?}: expected a whole number"))?;
@@ -355,9 +382,9 @@ pub struct LimitArgs {
     /// 1048576).
     #[arg(long, default_value_t = FlowLimits::default().max_buffered_total, value_name = "BYTES", value_parser = at_least::<MIN_MAX_BUFFERED_TOTAL>)]
     pub max_buffered_total: usize,
-    /// Seconds without packets after which a flow is closed (on capture time).
-    #[arg(long, default_value_t = FlowLimits::default().idle_timeout.as_secs(), value_name = "SECONDS")]
-    pub idle_timeout: u64,
+    /// Seconds without packets after which a flow is closed (on capture time; at least 30).
+    #[arg(long, default_value_t = FlowLimits::default().idle_timeout.as_secs() as usize, value_name = "SECONDS", value_parser = at_least::<MIN_IDLE_TIMEOUT_SECS>)]
+    pub idle_timeout: usize,
 }
 
 impl ReadArgs {
@@ -416,7 +443,7 @@ impl AnalysisArgs {
         let mut flow = FlowLimits {
             max_flows: self.limits.max_flows,
             max_buffered_total: self.limits.max_buffered_total,
-            idle_timeout: Duration::from_secs(self.limits.idle_timeout),
+            idle_timeout: Duration::from_secs(u64::try_from(self.limits.idle_timeout).unwrap_or(u64::MAX)),
             ..FlowLimits::default()
         };
         flow.reassembly.max_buffered = self.limits.max_buffered_per_flow;
@@ -503,6 +530,7 @@ mod tests {
             ("--max-buffered-per-flow", MIN_MAX_BUFFERED_PER_FLOW),
             ("--max-flows", MIN_MAX_FLOWS),
             ("--inspection-depth", MIN_INSPECTION_DEPTH),
+            ("--idle-timeout", MIN_IDLE_TIMEOUT_SECS),
         ];
         for (option, min) in limits {
             for too_small in [0, min / 2, min - 1] {
@@ -517,6 +545,25 @@ mod tests {
             .run_config()
             .unwrap();
         assert_eq!((config.flow.max_buffered_total, config.proto.inspection_depth), (1_048_576, 20_000));
+    }
+
+    /// One destination named twice would get every record twice (or, for stdout, fail at
+    /// start-up as a fatal error): a bad command line instead, whatever the formats.
+    #[test]
+    fn a_destination_named_twice_is_refused() {
+        for (first, second) in
+            [("stdout", "-"), ("file:a.json", "file:a.json,format=ecs"), ("syslog+udp://h:514", "syslog+udp://h:514")]
+        {
+            for command in ["read", "posture", "live"] {
+                let mut args = vec![command, "-o", first, "-o", second];
+                args.extend(if command == "live" { ["-i", "eth0"] } else { ["x", "--threads=1"] });
+                let error = parse(&args).unwrap().check().expect_err(second);
+                assert_eq!(error.exit_code(), 2);
+                assert!(error.to_string().contains("twice"), "{error}");
+            }
+        }
+        let distinct = parse(&["read", "-o", "stdout", "-o", "file:a.json", "-o", "file:b.json", "x"]).unwrap();
+        assert!(distinct.check().is_ok());
     }
 
     #[test]

@@ -29,6 +29,9 @@ const EXIT_ALERT: u8 = 10;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Err(error) = cli.check() {
+        error.exit();
+    }
     // A daemon's log is its only voice: live capture logs at info (stats, interface trouble).
     let daemon = matches!(cli.command, Command::Live(_));
     init_logging(cli.verbose, cli.quiet, daemon);

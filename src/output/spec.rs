@@ -26,6 +26,18 @@ pub enum Destination {
     SyslogTcp(String),
 }
 
+/// As `--output` names it.
+impl fmt::Display for Destination {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Destination::Stdout => f.write_str("stdout"),
+            Destination::File(path) => write!(f, "file:{}", path.display()),
+            Destination::SyslogUdp(address) => write!(f, "syslog+udp://{address}"),
+            Destination::SyslogTcp(address) => write!(f, "syslog+tcp://{address}"),
+        }
+    }
+}
+
 /// One `--output` value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OutputSpec {
