@@ -31,11 +31,23 @@ pub struct Cli {
 impl Cli {
     /// Checks what clap's attributes cannot express; an error is a bad command line (exit 2).
     pub fn check(&self) -> Result<(), clap::Error> {
-        let analysis = match &self.command {
-            Command::Read(read) | Command::Posture(read) => &read.analysis,
-            Command::Report(report) => &report.read.analysis,
-            Command::Live(live) => &live.analysis,
+        let (analysis, threads) = match &self.command {
+            Command::Read(read) | Command::Posture(read) => (&read.analysis, read.threads),
+            Command::Report(report) => (&report.read.analysis, report.read.threads),
+            Command::Live(live) => (&live.analysis, live.threads),
         };
+        // Each thread gets its share of the budget: the minimum holds for each share.
+        let needed = MIN_MAX_BUFFERED_TOTAL.saturating_mul(usize::from(threads));
+        if analysis.limits.max_buffered_total < needed {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ValueValidation,
+                format!(
+                    "--max-buffered-total {} is split between {threads} threads, less than the minimum of \
+                     {MIN_MAX_BUFFERED_TOTAL} each: raise it to at least {needed} or use fewer threads",
+                    analysis.limits.max_buffered_total
+                ),
+            ));
+        }
         for (index, spec) in analysis.outputs.iter().enumerate() {
             if analysis.outputs.iter().skip(index + 1).any(|other| other.destination == spec.destination) {
                 return Err(Cli::command().error(
@@ -183,8 +195,8 @@ pub struct LiveArgs {
     /// Hand each packet over at once instead of in blocks (lower latency, more CPU).
     #[arg(long)]
     pub immediate: bool,
-    /// Worker threads analysing flows (default: the cores available); each interface also has a
-    /// capture thread, and there is one output thread.
+    /// Worker threads analysing flows (default: the cores available, up to 64); each interface
+    /// also has a capture thread, and there is one output thread.
     #[arg(long, default_value_t = default_threads(), value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
     /// Segments each worker's queue holds; past it the capture drops (counted as queue_drops).
@@ -287,8 +299,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// Live workers by default: one per core, up to 64 (each gets its share of the default buffer
+/// budget, which covers 128 threads' minimum).
+const MAX_DEFAULT_THREADS: u16 = 64;
+
 fn default_threads() -> u16 {
-    std::thread::available_parallelism().map_or(1, |n| u16::try_from(n.get()).unwrap_or(1024).min(1024))
+    std::thread::available_parallelism()
+        .map_or(1, |n| u16::try_from(n.get()).unwrap_or(MAX_DEFAULT_THREADS).min(MAX_DEFAULT_THREADS))
 }
 
 /// Ports are hints, not limits: mail protocols are also recognised on other ports by their
@@ -564,6 +581,23 @@ mod tests {
         }
         let distinct = parse(&["read", "-o", "stdout", "-o", "file:a.json", "-o", "file:b.json", "x"]).unwrap();
         assert!(distinct.check().is_ok());
+    }
+
+    /// The buffer budget is split between the threads, and each share must meet the minimum, or
+    /// every thread would shed what it holds (seen: 1024 threads on 1 MiB found no login).
+    #[test]
+    fn the_buffer_budget_must_cover_every_threads_minimum() {
+        let one_mib = MIN_MAX_BUFFERED_TOTAL.to_string();
+        let two_mib = (2 * MIN_MAX_BUFFERED_TOTAL).to_string();
+        let error = parse(&["read", "--threads", "3", "--max-buffered-total", &two_mib, "x"]).unwrap().check();
+        let error = error.expect_err("two shares of a minimum for three threads");
+        assert_eq!(error.exit_code(), 2);
+        assert!(error.to_string().contains(&format!("at least {}", 3 * MIN_MAX_BUFFERED_TOTAL)), "{error}");
+        assert!(parse(&["read", "--threads", "2", "--max-buffered-total", &two_mib, "x"]).unwrap().check().is_ok());
+        assert!(parse(&["read", "--max-buffered-total", &one_mib, "x"]).unwrap().check().is_ok());
+        let live = parse(&["live", "-i", "eth0", "--threads", "1024", "--max-buffered-total", &two_mib]).unwrap();
+        assert!(live.check().is_err());
+        assert!(parse(&["live", "-i", "eth0", "--threads", "128"]).unwrap().check().is_ok(), "the default budget");
     }
 
     #[test]
