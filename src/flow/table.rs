@@ -943,8 +943,10 @@ fn resets_this_connection<A>(flow: &Flow<A>, side: Side, seq: u32) -> bool {
 /// A retransmitted SYN carries the flow's initial sequence number; one captured behind its
 /// connection's first data (the directions merged out of order) lies just before that data (a
 /// new connection whose random initial number falls there, one in 4 096, is missed). A flow no
-/// longer inspected keeps no sequence numbers: a SYN after its data and its own SYN is
-/// another connection (a SYN is retransmitted only before the handshake completes).
+/// longer inspected keeps no sequence numbers: a SYN after its data is another connection (a
+/// SYN is retransmitted only before the handshake completes), its own SYN seen or not (a flow
+/// picked up midstream, whose client reconnects from the same port, would otherwise swallow
+/// the new connection until it idled out).
 fn starts_another_connection<A>(flow: &Flow<A>, side: Side, syn_seq: u32) -> bool {
     let first = syn_seq.wrapping_add(1);
     match &flow.streams {
@@ -954,7 +956,7 @@ fn starts_another_connection<A>(flow: &Flow<A>, side: Side, syn_seq: u32) -> boo
             .get(side.index())
             .and_then(StreamReassembler::first_seq)
             .is_some_and(|start| !near(first, start) || seq::before(start, first)),
-        Streams::Bypassed => flow.carried_data && flow.syn_seen.get(side.index()).copied().unwrap_or(false),
+        Streams::Bypassed => flow.carried_data,
     }
 }
 
@@ -1470,6 +1472,20 @@ mod tests {
         table.process(&packet(40_000, true, ACK, 7_001, b"GET /"), at(6), &mut handler);
         assert_eq!(table.stats.flows_closed, 1);
         assert!(handler.closed.is_empty(), "a handler that stopped hears nothing more of the flow");
+        assert_eq!((table.stats.flows_created, handler.data_events), (2, 2));
+    }
+
+    #[test]
+    fn a_syn_after_a_midstream_flow_no_longer_inspected_starts_another_connection() {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = StopAtData::default();
+        // Picked up midstream (no SYN seen), inspected, then let go; its end never captured.
+        table.process(&packet(40_000, true, ACK, 100, b"a1 LOGIN"), at(0), &mut handler);
+        table.process(&packet(40_000, true, ACK, 108, b" more"), at(1), &mut handler);
+        assert_eq!(handler.data_events, 1);
+        // The client reconnects from the same port: a new connection, inspected from its start.
+        table.process(&packet(40_000, true, SYN, 9_000, b""), at(2), &mut handler);
+        table.process(&packet(40_000, true, ACK, 9_001, b"a1 LOGIN"), at(2), &mut handler);
         assert_eq!((table.stats.flows_created, handler.data_events), (2, 2));
     }
 
