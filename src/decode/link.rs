@@ -36,6 +36,8 @@ const NULL_HEADER_LEN: usize = 4;
 const MPLS_ENTRY_LEN: usize = 4;
 const MPLS_BOTTOM_OF_STACK: u8 = 0x01;
 const PSEUDOWIRE_CONTROL_WORD_LEN: usize = 4;
+/// An Ethernet frame's destination and source addresses, before its ethertype.
+const ETHERNET_ADDRESSES_LEN: usize = 12;
 
 /// BSD address families: AF_INET is 2 everywhere, AF_INET6 is 24 (NetBSD, OpenBSD), 28 (FreeBSD)
 /// or 30 (macOS).
@@ -182,8 +184,10 @@ fn vlan_tag<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>
 }
 
 /// An MPLS label stack (one encapsulation layer however many labels). Below the bottom label the
-/// version nibble tells IPv4 and IPv6 apart; a zero nibble is a pseudowire control word followed
-/// by an Ethernet frame, a new layer 2 domain whose VLAN tags are kept apart from the outer ones.
+/// version nibble tells IPv4 and IPv6 apart; anything else is an Ethernet pseudowire (RFC 4448),
+/// a new layer 2 domain whose VLAN tags are kept apart from the outer ones, without its optional
+/// control word when the frame there carries an ethertype read here, else after it (a zero
+/// nibble), as Wireshark's heuristic guesses.
 fn mpls<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
     context.descend()?;
     let mut rest = data;
@@ -194,14 +198,39 @@ fn mpls<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, Sk
             break;
         }
     }
-    match rest.first().map(|byte| byte >> 4) {
-        None => Err(SkipReason::Truncated),
-        Some(4 | 6) => Ok(Layer::Ip(rest)),
-        Some(0) => {
-            context.fold(TunnelKind::MplsPseudowire, None, 0);
-            let frame = rest.get(PSEUDOWIRE_CONTROL_WORD_LEN..).ok_or(SkipReason::Truncated)?;
-            Ok(Layer::Ethernet(frame))
-        }
-        Some(_) => Err(SkipReason::NotIp),
+    let nibble = rest.first().map(|byte| byte >> 4);
+    if matches!(nibble, Some(4 | 6)) {
+        return Ok(Layer::Ip(rest));
     }
+    // Read without a control word, a frame with one shows its source address where the
+    // ethertype would be, which names a known ethertype only by chance; read with one, a
+    // VLAN-tagged frame without shows its inner ethertype there every time: so the frame as it
+    // stands is tried first.
+    let frame = match nibble {
+        None => return Err(SkipReason::Truncated),
+        Some(_) if carries_known_ether_type(rest) => rest,
+        Some(0) => rest.get(PSEUDOWIRE_CONTROL_WORD_LEN..).ok_or(SkipReason::Truncated)?,
+        Some(_) => return Err(SkipReason::NotIp),
+    };
+    context.fold(TunnelKind::MplsPseudowire, None, 0);
+    Ok(Layer::Ethernet(frame))
+}
+
+/// Whether an Ethernet frame's ethertype is one [`ether_type`] reads (or ARP, which a pseudowire
+/// carries as well): how a pseudowire's frame is told from its control word.
+fn carries_known_ether_type(frame: &[u8]) -> bool {
+    const ETHERTYPE_ARP: u16 = 0x0806;
+    be_u16(frame, ETHERNET_ADDRESSES_LEN).is_some_and(|ether_type| {
+        matches!(
+            ether_type,
+            ETHERTYPE_IPV4
+                | ETHERTYPE_IPV6
+                | ETHERTYPE_VLAN
+                | ETHERTYPE_QINQ
+                | ETHERTYPE_MPLS_UNICAST
+                | ETHERTYPE_MPLS_MULTICAST
+                | ETHERTYPE_PPPOE_SESSION
+                | ETHERTYPE_ARP
+        ) || ETHERTYPE_QINQ_LEGACY.contains(&ether_type)
+    })
 }

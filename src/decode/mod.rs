@@ -57,8 +57,13 @@ pub struct VlanStack {
 
 impl VlanStack {
     /// Appends an id; ids past the fourth are ignored (and the stack still tells flows apart
-    /// by the first four).
+    /// by the first four), and so is id 0.
     pub fn push(&mut self, id: u16) {
+        // VLAN id 0 is a priority tag (802.1Q): the frame is on the port's own VLAN, as if
+        // untagged; one direction of a connection tagged so must not split it from the other.
+        if id & 0x0fff == 0 {
+            return;
+        }
         if let Some(slot) = self.ids.get_mut(usize::from(self.len)) {
             *slot = id & 0x0fff;
             self.len += 1;

@@ -956,6 +956,36 @@ fn mpls_pseudowire_with_control_word() {
 }
 
 #[test]
+fn mpls_pseudowire_without_control_word() {
+    // RFC 4448 makes the control word optional. A frame whose destination address starts with a
+    // zero nibble (Intel's 00:1b:21) must not be taken for one; nor any other address for IP.
+    for first_bytes in [[0x00, 0x1b], [0x0a, 0x00], [0xa4, 0xbb], [0x02, 0x00]] {
+        let mut inner = tagged(&[(0x8100, 30)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+        inner[..2].copy_from_slice(&first_bytes);
+        let frame = ethernet(0x8847, &mpls(&[16], &inner));
+        let seen = decode_tcp(LinkType::ETHERNET, &frame);
+        assert_inner(&seen);
+        assert_eq!(seen.vlan, [30], "{first_bytes:02x?}");
+    }
+    let not_ethernet = ethernet(0x8847, &mpls(&[16], &[0xa0; 40]));
+    assert_eq!(decode(LinkType::ETHERNET, &not_ethernet), Err(SkipReason::NotIp));
+}
+
+#[test]
+fn vlan_id_zero_is_a_priority_tag_not_a_vlan() {
+    // 802.1Q priority tagging (VID 0, priority bits set or not): the frame is on the port's own
+    // VLAN, so one direction tagged so and the other untagged is one connection.
+    for tag in [0x0000, 0xa000] {
+        let frame = tagged(&[(0x8100, tag)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+        let seen = decode_tcp(LinkType::ETHERNET, &frame);
+        assert!(seen.vlan.is_empty(), "{tag:#x}: {:?}", seen.vlan);
+        assert_eq!(seen.payload, LINE);
+    }
+    let inner_priority = tagged(&[(0x88a8, 7), (0x8100, 0)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &inner_priority).vlan, [7]);
+}
+
+#[test]
 fn gre_carrying_ip_with_optional_fields() {
     let inner = ipv4_tcp(CLIENT, SERVER, LINE);
     let plain = decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &gre(0, 0x0800, &[], &inner)));
