@@ -579,10 +579,23 @@ fn step<H: FlowHandler>(
     match &mut flow.streams {
         Streams::Embryonic { isn } if flags.syn() => {
             if let Some(isn) = isn.get_mut(side.index()) {
-                isn.get_or_insert(packet.seq);
+                // A SYN-ACK's own number outranks one read from the handshake's last ACK.
+                if flags.ack() {
+                    *isn = Some(packet.seq);
+                } else {
+                    isn.get_or_insert(packet.seq);
+                }
             }
             if let (Some(peer_isn), Some(isn)) = (peer_isn, isn.get_mut(side.other().index())) {
                 isn.get_or_insert(peer_isn);
+            }
+        }
+        // The handshake's last ACK, captured before the SYN-ACK (two taps whose clocks are a
+        // few milliseconds apart), tells where the server's stream starts: the client's first
+        // command then waits for the greeting it acknowledges instead of going in before it.
+        Streams::Embryonic { isn } if flags.ack() && packet.payload.is_empty() && flow.syn_from == Some(side) => {
+            if let Some(peer @ None) = isn.get_mut(side.other().index()) {
+                *peer = Some(packet.ack.wrapping_sub(1));
             }
         }
         Streams::Inspecting(inspection) if flags.syn() => {
@@ -1223,6 +1236,29 @@ mod tests {
         table.process(&acking(true, PSH_ACK, 117, 539, b"QUIT\r\n"), at(2), &mut handler);
         assert_eq!(heard(&handler)[3..], [&b"PASS b\r\n"[..], b"-ERR\r\n", b"QUIT\r\n"]);
         assert_eq!(table.stats.segments_waited, 1);
+    }
+
+    #[test]
+    fn a_server_side_captured_late_from_its_syn_ack_on_still_greets_first() {
+        // Two taps a few milliseconds apart: the client's whole side, its handshake ACK and its
+        // first command included, is in the capture before the server's SYN-ACK and greeting.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
+        table.process(&acking(true, ACK, 101, 501, b""), at(0), &mut handler);
+        table.process(&acking(true, PSH_ACK, 101, 508, b"USER a\r\n"), at(0), &mut handler);
+        table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
+        assert!(heard(&handler).is_empty(), "USER waits for the greeting it acknowledges");
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), &mut handler);
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n"]);
+        // The SYN-ACK's own number outranks the one read from the ACK.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
+        table.process(&acking(true, ACK, 101, 9_001, b""), at(0), &mut handler);
+        table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), &mut handler);
+        assert_eq!(heard(&handler), [b"hello\r\n"]);
     }
 
     #[test]
