@@ -35,3 +35,24 @@ pub mod posture;
 pub mod progress;
 pub mod proto;
 pub mod tracker_limits;
+
+#[cfg(test)]
+mod tests {
+    /// Printed as the command prints a fatal error (`{:#}`: the message, then each `source()`),
+    /// every error says its cause once: a message holding its cause must not also return it as
+    /// its source.
+    #[test]
+    fn errors_say_their_cause_once() {
+        let cause = || std::io::Error::other("disk on fire");
+        let errors: [anyhow::Error; 4] = [
+            crate::pipeline::RunError::Output(cause()).into(),
+            crate::pipeline::InputError::Unreadable { path: "dir".into(), error: cause() }.into(),
+            crate::capture::CaptureErrorKind::Io(cause()).into(),
+            crate::gen::GenError::Io(cause()).into(),
+        ];
+        for error in errors {
+            let said = format!("{error:#}");
+            assert_eq!(said.matches("disk on fire").count(), 1, "{said}");
+        }
+    }
+}

@@ -98,6 +98,16 @@ fn report_writes_nothing_on_stdout_unless_outputs_are_named() {
     assert_eq!(missing.status.code(), Some(1), "an unwritable page is a fatal error");
 }
 
+/// A page that cannot be written is a fatal error whose cause is said once.
+#[test]
+fn a_page_that_cannot_be_written_says_why_once() {
+    let demo = common::repo_path("fixtures/demo.pcap");
+    let full = common::credwatch(&["report", "--html", "/dev/full", demo.to_str().unwrap()], &[]);
+    assert_eq!(full.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&full.stderr);
+    assert_eq!(stderr.matches("No space left on device").count(), 1, "{stderr}");
+}
+
 #[test]
 fn dedup_does_not_thin_the_chart() {
     let Some(corpus) = common::shared_corpus("real") else { return };

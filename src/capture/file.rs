@@ -47,10 +47,12 @@ pub struct CaptureError {
     pub kind: CaptureErrorKind,
 }
 
+/// Each message holds its cause, which is therefore not also its `source()`: an error-chain
+/// printer would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureErrorKind {
     #[error("cannot read: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     #[error("file is empty, not a capture")]
     Empty,
     /// The first bytes are no capture's magic number. They are not kept, nor shown: a file that

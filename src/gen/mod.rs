@@ -80,13 +80,20 @@ pub struct GenReport {
     pub truth: Vec<TruthRow>,
 }
 
-/// Why generation failed.
+/// Why generation failed. Each message holds its cause, which is therefore not also its
+/// `source()`: an error-chain printer would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum GenError {
     #[error("cannot write the capture: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
     #[error("generator bug: {0}")]
     Script(String),
+}
+
+impl From<io::Error> for GenError {
+    fn from(error: io::Error) -> Self {
+        GenError::Io(error)
+    }
 }
 
 impl From<ScriptError> for GenError {

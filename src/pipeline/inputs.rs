@@ -6,9 +6,11 @@ use std::path::{Path, PathBuf};
 /// The paths the user named give nothing to read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// A directory that cannot be listed.
-    #[error("{path}: {source}")]
-    Unreadable { path: String, source: std::io::Error },
+    /// A directory that cannot be listed. The message holds the cause, which is therefore not
+    /// also its `source()` (a field named `source` would be): an error-chain printer would say it
+    /// twice.
+    #[error("{path}: {error}")]
+    Unreadable { path: String, error: std::io::Error },
     /// Only directories were named, and they hold no capture file: reporting "no credential" for
     /// them would read as an all-clear.
     #[error("nothing to read: no capture file (pcap, pcapng, or either gzip-compressed) in {0}")]
@@ -41,7 +43,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
 }
 
 fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let error = |source| InputError::Unreadable { path: dir.display().to_string(), source };
+    let error = |error| InputError::Unreadable { path: dir.display().to_string(), error };
     let mut entries: Vec<PathBuf> =
         std::fs::read_dir(dir).map_err(error)?.filter_map(|entry| entry.ok().map(|e| e.path())).collect();
     entries.sort();

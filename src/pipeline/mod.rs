@@ -144,11 +144,12 @@ pub struct RunReport {
     pub stats: StatsEvent,
 }
 
-/// An error that stops the whole run (the outputs failed).
+/// An error that stops the whole run (the outputs failed). Each message holds its cause, which is
+/// therefore not also its `source()`: an error-chain printer would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error("cannot write output: {0}")]
-    Output(#[from] std::io::Error),
+    Output(std::io::Error),
     /// Every output's reader went away (standard output, the only one, was a pipe its reader
     /// closed): the run stopped early, as Unix tools do. Carries the cleartext credentials found
     /// by then, for `--fail-on-alert`.
@@ -545,6 +546,12 @@ impl<'scope> Threads<'scope> {
             Err(panic) => std::panic::resume_unwind(panic),
         }
         Ok(stats)
+    }
+}
+
+impl From<std::io::Error> for RunError {
+    fn from(error: std::io::Error) -> Self {
+        RunError::Output(error)
     }
 }
 
