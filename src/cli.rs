@@ -69,7 +69,8 @@ Exit status:
       output, was closed by its reader (`| head`) and the run stopped there
   1   fatal error (bad input list, output failure)
   2   bad command line
-  3   some capture files could not be read to the end (the alerts found are still printed)
+  3   some capture files could not be read to the end, or, in a directory, opened or listed
+      (the alerts found are still printed)
   4   the run completed, but a file or syslog output lost records, or standard output was
       closed by its reader while other outputs went on (counted on stderr)
   10  with --fail-on-alert: a cleartext credential was found (and nothing failed; also when

@@ -46,7 +46,7 @@ mod tests {
         let cause = || std::io::Error::other("disk on fire");
         let errors: [anyhow::Error; 4] = [
             crate::pipeline::RunError::Output(cause()).into(),
-            crate::pipeline::InputError::Unreadable { path: "dir".into(), error: cause() }.into(),
+            crate::pipeline::UnreadableInput::Directory { path: "dir".into(), error: cause() }.into(),
             crate::capture::CaptureErrorKind::Io(cause()).into(),
             crate::gen::GenError::Io(cause()).into(),
         ];

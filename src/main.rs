@@ -6,7 +6,7 @@ mod cli;
 mod privileges;
 
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -19,7 +19,7 @@ use credwatch::output::{
     Dedup, Destination, Format as OutputFormat, HtmlReport, Observer, OutputSpec, Outputs, PostureOnly, PostureTable,
     Sink,
 };
-use credwatch::pipeline::{self, RunError};
+use credwatch::pipeline::{self, Input, RunError};
 use credwatch::progress::{Progress, TerminalProgress};
 
 const EXIT_FATAL: u8 = 1;
@@ -140,18 +140,18 @@ enum Mode<'a> {
 /// Runs `read`, `posture` or `report` over the same pipeline.
 fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Result<ExitCode> {
     let config = args.run_config()?;
-    let paths = pipeline::expand_inputs(&args.paths)?;
+    let inputs = pipeline::expand_inputs(&args.paths)?;
     let analysis = &args.analysis;
     let mut sink: Box<dyn Sink> = match mode {
         Mode::Posture => posture_sinks(analysis)?,
         Mode::Read => sinks(analysis, vec![OutputSpec::stdout(None)], analysis.dedup_window)?,
         Mode::Report(html) => {
             let file = std::fs::File::create(html).with_context(|| format!("cannot create {}", html.display()))?;
-            let inputs = paths.iter().map(|path| path.display().to_string()).collect();
+            let names = inputs.iter().map(|input| input.path().display().to_string()).collect();
             let mut both = Outputs::default();
             both.push(sinks(analysis, Vec::new(), analysis.dedup_window)?);
             // Beside the deduplication, not behind it: the chart counts every alert.
-            both.push(Box::new(HtmlReport::new(std::io::BufWriter::new(file), inputs)));
+            both.push(Box::new(HtmlReport::new(std::io::BufWriter::new(file), names)));
             Box::new(both)
         }
     };
@@ -160,13 +160,9 @@ fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Resu
         && std::io::stdout().is_terminal()
         && (analysis.outputs.is_empty() || analysis.outputs.iter().any(|spec| spec.destination == Destination::Stdout));
     let mut progress =
-        if progress_allowed && !alerts_on_terminal { TerminalProgress::on_stderr(input_size(&paths)) } else { None };
-    let run = pipeline::read_files_with_progress(
-        &paths,
-        &config,
-        sink.as_mut(),
-        progress.as_mut().map(|bar| bar as &mut dyn Progress),
-    );
+        if progress_allowed && !alerts_on_terminal { TerminalProgress::on_stderr(input_size(&inputs)) } else { None };
+    let run =
+        pipeline::read_inputs(&inputs, &config, sink.as_mut(), progress.as_mut().map(|bar| bar as &mut dyn Progress));
     let report = match run {
         Ok(report) => report,
         // Standard output, the only output, was closed by its reader (`| head`): stop quietly, as
@@ -271,10 +267,14 @@ fn install_signal_handlers(control: &credwatch::pipeline::live::Control) -> anyh
 }
 
 /// Total bytes of the inputs, for the progress bar; `None` when unknown (standard input).
-fn input_size(paths: &[PathBuf]) -> Option<u64> {
-    paths
+fn input_size(inputs: &[Input]) -> Option<u64> {
+    inputs
         .iter()
-        .map(|path| if path.as_os_str() == "-" { None } else { std::fs::metadata(path).ok().map(|m| m.len()) })
+        .map(|input| match input {
+            Input::Capture(path) if path.as_os_str() == "-" => None,
+            Input::Capture(path) => std::fs::metadata(path).ok().map(|m| m.len()),
+            Input::Unreadable(_) => Some(0),
+        })
         .sum()
 }
 

@@ -17,7 +17,7 @@ pub struct ReadProgress<'a> {
     pub alerts: u64,
 }
 
-/// Receives the progress of a read (see `pipeline::read_files_with_progress`).
+/// Receives the progress of a read (see `pipeline::read_inputs`).
 pub trait Progress {
     /// Called every few thousand frames and at the end of each file.
     fn update(&mut self, progress: &ReadProgress<'_>);

@@ -383,7 +383,7 @@ fn one_thread_or_four_give_the_same_output_on_every_corpus_file() {
     let files = credwatch::pipeline::expand_inputs(&dirs).unwrap();
     assert!(!files.is_empty(), "no captures in {dirs:?}");
     let mut alerts_seen = 0;
-    for file in &files {
+    for file in files.iter().map(credwatch::pipeline::Input::path) {
         let one = read_json(file, 1);
         alerts_seen += one.lines().filter(|line| line.contains("_credential\"")).count();
         assert_eq!(read_json(file, 4), one, "{}", file.display());

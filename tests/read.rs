@@ -98,6 +98,42 @@ fn missing_files_and_bad_flags_have_their_own_statuses() {
     assert!(nothing.stdout.is_empty(), "{}", String::from_utf8_lossy(&nothing.stdout));
 }
 
+/// A capture in a directory that cannot be opened, and a directory that cannot be listed, are
+/// reported like a named file that cannot be opened (exit 3, each named once, its cause said
+/// once), and the other captures are still read; so is a named directory that cannot be listed.
+#[test]
+fn what_a_directory_holds_that_cannot_be_read_is_reported() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |path: &std::path::Path, mode| std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode));
+    let top = tempfile::tempdir().unwrap();
+    mode(top.path(), 0o755).unwrap();
+    let dir = top.path().join("captures");
+    let (locked_file, locked_dir) = (dir.join("b.pcap"), dir.join("sub"));
+    std::fs::create_dir_all(&locked_dir).unwrap();
+    std::fs::copy(demo(), dir.join("a.pcap")).unwrap();
+    std::fs::copy(demo(), &locked_file).unwrap();
+    std::fs::copy(demo(), locked_dir.join("c.pcap")).unwrap();
+    mode(&locked_file, 0o000).unwrap();
+    mode(&locked_dir, 0o000).unwrap();
+
+    let output = common::credwatch_unprivileged(&["read", "--format", "json", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert_eq!(alerts(&common::parse_lines(&output.stdout)), 4, "a.pcap is read: {stderr}");
+    for (path, said) in [(&locked_file, "cannot open"), (&locked_dir, "cannot list this directory")] {
+        let line = stderr.lines().find(|line| line.contains(path.to_str().unwrap())).unwrap_or_default();
+        assert!(line.contains(said), "{}: {stderr}", path.display());
+        assert_eq!(line.matches("Permission denied").count(), 1, "{stderr}");
+    }
+    assert_eq!(stderr.lines().count(), 2, "{stderr}");
+
+    let named = common::credwatch_unprivileged(&["read", "--format", "json", locked_dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&named.stderr);
+    assert_eq!(named.status.code(), Some(3), "as a named file that cannot be opened: {stderr}");
+    assert!(stderr.contains("cannot list this directory"), "{stderr}");
+    mode(&locked_dir, 0o755).unwrap();
+}
+
 #[test]
 fn frames_of_a_link_type_credwatch_cannot_read_are_warned_about_once() {
     // The demo capture declared as Bluetooth HCI (LINKTYPE 187): nothing in it decodes, which

@@ -3,16 +3,49 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
+/// One entry of the list of inputs, in reading order.
+#[derive(Debug)]
+pub enum Input {
+    /// A file to read as a capture: named on the command line, whatever it holds (`-` is standard
+    /// input), or found in a directory and starting like a capture.
+    Capture(PathBuf),
+    /// Something found in a directory that could not be listed or opened. It is reported in its
+    /// place, as a named file that cannot be opened is: a capture credwatch cannot read must
+    /// never pass for an all-clear.
+    Unreadable(UnreadableInput),
+}
+
+impl Input {
+    /// The path named or found, readable or not (to list what a run was given).
+    pub fn path(&self) -> &Path {
+        match self {
+            Input::Capture(path) => path,
+            Input::Unreadable(
+                UnreadableInput::Directory { path, .. }
+                | UnreadableInput::Open { path, .. }
+                | UnreadableInput::Read { path, .. },
+            ) => path,
+        }
+    }
+}
+
+/// A directory or file met while expanding a directory that could not be looked into.
+#[derive(Debug, thiserror::Error)]
+pub enum UnreadableInput {
+    #[error("{path}: cannot list this directory: {error}")]
+    Directory { path: PathBuf, error: std::io::Error },
+    /// A file that could not be opened, or read to tell whether it is a capture.
+    #[error("{path}: cannot open: {error}")]
+    Open { path: PathBuf, error: std::io::Error },
+    #[error("{path}: cannot read: {error}")]
+    Read { path: PathBuf, error: std::io::Error },
+}
+
 /// The paths the user named give nothing to read.
 #[derive(Debug, thiserror::Error)]
 pub enum InputError {
-    /// A directory that cannot be listed. The message holds the cause, which is therefore not
-    /// also its `source()` (a field named `source` would be): an error-chain printer would say it
-    /// twice.
-    #[error("{path}: {error}")]
-    Unreadable { path: String, error: std::io::Error },
-    /// Only directories were named, and they hold no capture file: reporting "no credential" for
-    /// them would read as an all-clear.
+    /// Only directories were named, and they hold no capture file (nor anything that could not
+    /// be looked into): reporting "no credential" for them would read as an all-clear.
     #[error("nothing to read: no capture file (pcap, pcapng, or either gzip-compressed) in {0}")]
     NoCaptures(String),
 }
@@ -20,59 +53,80 @@ pub enum InputError {
 /// Expands directories (recursively, in sorted order) into the capture files they hold, told
 /// apart by their first bytes, not their names. Files named directly are kept whatever they
 /// hold, so that a wrong one gives a clear error rather than silence; a directory without a
-/// capture file is warned about, and an error when it leaves nothing to read.
-pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<PathBuf>, InputError> {
-    let mut files = Vec::new();
+/// capture file is warned about, and an error when it leaves nothing to read. What a directory
+/// holds that cannot be listed or opened is kept in its place, to be reported as the run reads.
+pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
+    let mut inputs = Vec::new();
     let mut empty_dirs = Vec::new();
     for path in paths {
         if path.as_os_str() == "-" || !path.is_dir() {
-            files.push(path.clone());
+            inputs.push(Input::Capture(path.clone()));
         } else {
-            let before = files.len();
-            walk(path, &mut files)?;
-            if files.len() == before {
+            let before = inputs.len();
+            walk(path, &mut inputs);
+            if inputs.len() == before {
                 tracing::warn!(directory = %path.display(), "no capture file in this directory");
                 empty_dirs.push(path.display().to_string());
             }
         }
     }
-    if files.is_empty() {
+    if inputs.is_empty() {
         return Err(InputError::NoCaptures(empty_dirs.join(", ")));
     }
-    Ok(files)
+    Ok(inputs)
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>) -> Result<(), InputError> {
-    let error = |error| InputError::Unreadable { path: dir.display().to_string(), error };
-    let mut entries: Vec<PathBuf> =
-        std::fs::read_dir(dir).map_err(error)?.filter_map(|entry| entry.ok().map(|e| e.path())).collect();
+fn walk(dir: &Path, inputs: &mut Vec<Input>) {
+    let unlistable = |error| Input::Unreadable(UnreadableInput::Directory { path: dir.to_path_buf(), error });
+    let listing = match std::fs::read_dir(dir) {
+        Ok(listing) => listing,
+        Err(error) => return inputs.push(unlistable(error)),
+    };
+    let mut entries = Vec::new();
+    for entry in listing {
+        match entry {
+            Ok(entry) => entries.push(entry.path()),
+            // What was listed before is still read.
+            Err(error) => {
+                inputs.push(unlistable(error));
+                break;
+            }
+        }
+    }
     entries.sort();
     for entry in entries {
         if entry.is_dir() {
-            walk(&entry, files)?;
-        } else if starts_like_a_capture(&entry) {
-            files.push(entry);
-        } else {
-            tracing::debug!(path = %entry.display(), "skipped: not a capture file");
+            walk(&entry, inputs);
+            continue;
+        }
+        match starts_like_a_capture(&entry) {
+            Ok(true) => inputs.push(Input::Capture(entry)),
+            Ok(false) => tracing::debug!(path = %entry.display(), "skipped: not a capture file"),
+            Err(error) => inputs.push(Input::Unreadable(error)),
         }
     }
-    Ok(())
 }
 
-/// pcap (either byte order, micro- or nanosecond), pcapng, or gzip.
-fn starts_like_a_capture(path: &Path) -> bool {
+/// Whether the file at `path` starts like a capture: pcap (either byte order, micro- or
+/// nanosecond), pcapng, or gzip. A file too short to hold a magic number is none of them.
+fn starts_like_a_capture(path: &Path) -> Result<bool, UnreadableInput> {
+    let mut file =
+        std::fs::File::open(path).map_err(|error| UnreadableInput::Open { path: path.to_path_buf(), error })?;
     let mut magic = [0u8; 4];
-    let read = std::fs::File::open(path).and_then(|mut file| file.read_exact(&mut magic));
-    read.is_ok()
-        && matches!(
-            magic,
-            [0xd4, 0xc3, 0xb2, 0xa1]
-                | [0xa1, 0xb2, 0xc3, 0xd4]
-                | [0x4d, 0x3c, 0xb2, 0xa1]
-                | [0xa1, 0xb2, 0x3c, 0x4d]
-                | [0x0a, 0x0d, 0x0d, 0x0a]
-                | [0x1f, 0x8b, _, _]
-        )
+    match file.read_exact(&mut magic) {
+        Ok(()) => {}
+        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(error) => return Err(UnreadableInput::Read { path: path.to_path_buf(), error }),
+    }
+    Ok(matches!(
+        magic,
+        [0xd4, 0xc3, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0xc3, 0xd4]
+            | [0x4d, 0x3c, 0xb2, 0xa1]
+            | [0xa1, 0xb2, 0x3c, 0x4d]
+            | [0x0a, 0x0d, 0x0d, 0x0a]
+            | [0x1f, 0x8b, _, _]
+    ))
 }
 
 #[cfg(test)]
@@ -90,7 +144,7 @@ mod tests {
         std::fs::write(sub.join("c.gz"), [0x1f, 0x8b, 8, 0]).unwrap();
         let named = dir.path().join("notes.txt");
         let files = expand_inputs(&[dir.path().to_path_buf(), named.clone()]).unwrap();
-        let names: Vec<_> = files.iter().map(|f| f.strip_prefix(dir.path()).unwrap().to_path_buf()).collect();
+        let names: Vec<_> = files.iter().map(|f| f.path().strip_prefix(dir.path()).unwrap().to_path_buf()).collect();
         assert_eq!(
             names,
             [PathBuf::from("a.dat"), PathBuf::from("b.pcap"), PathBuf::from("sub/c.gz"), PathBuf::from("notes.txt")]
@@ -112,6 +166,7 @@ mod tests {
             "{message}"
         );
         let named = dir.path().join("named.pcap");
-        assert_eq!(expand_inputs(&[empty, named.clone()]).unwrap(), [named]);
+        let inputs = expand_inputs(&[empty, named.clone()]).unwrap();
+        assert!(matches!(&inputs[..], [Input::Capture(path)] if *path == named), "{inputs:?}");
     }
 }

@@ -58,7 +58,7 @@ use crate::proto::ProtoConfig;
 
 use dispatch::{sort_by_flow, Batch, Clock, Disconnected, Dispatcher, QueuePolicy, Queues, Share, BATCH_JOBS};
 pub use engine::{Engine, EngineStats};
-pub use inputs::{expand_inputs, InputError};
+pub use inputs::{expand_inputs, Input, InputError, UnreadableInput};
 use output::{Output, OutputMode, OutputMsg, Writer};
 use stats::{CaptureCounters, SharedStats};
 use worker::Shard;
@@ -162,15 +162,18 @@ pub enum RunError {
 /// Reads capture files one after another. A file that cannot be read (or not to its end) is
 /// reported and the run goes on with the next; what it held up to the error is kept.
 pub fn read_files(paths: &[PathBuf], config: &RunConfig, sink: &mut dyn Sink) -> Result<RunReport, RunError> {
-    read_files_with_progress(paths, config, sink, None)
+    let inputs: Vec<Input> = paths.iter().cloned().map(Input::Capture).collect();
+    read_inputs(&inputs, config, sink, None)
 }
 
 /// Frames between two progress updates: often enough for a smooth bar, rare enough to cost nothing.
 const PROGRESS_EVERY: u64 = 4096;
 
-/// [`read_files`], telling `progress` how far it got every few thousand frames.
-pub fn read_files_with_progress(
-    paths: &[PathBuf],
+/// [`read_files`] over the inputs [`expand_inputs`] found (those that could not be looked into are
+/// reported in their place, as files that cannot be opened), telling `progress` how far it got
+/// every few thousand frames.
+pub fn read_inputs(
+    inputs: &[Input],
     config: &RunConfig,
     sink: &mut dyn Sink,
     mut progress: Option<&mut dyn Progress>,
@@ -193,7 +196,7 @@ pub fn read_files_with_progress(
             progress: progress.as_deref_mut(),
             shared: &shared,
         };
-        reader.read_all(paths, &mut report, |ts, packet, _| inline.frame(ts, packet))?;
+        reader.read_all(inputs, &mut report, |ts, packet, _| inline.frame(ts, packet))?;
         inline.finish()?;
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
@@ -221,7 +224,7 @@ pub fn read_files_with_progress(
         // The workers being gone means the output failed: joining the writer says why.
         let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared: &shared };
         let _ = reader
-            .read_all(paths, &mut report, |ts, packet, block| {
+            .read_all(inputs, &mut report, |ts, packet, block| {
                 let routed = dispatcher.route(ts, packet, block)?;
                 if routed.ticked {
                     local.tick(routed.index, ts);
@@ -371,19 +374,23 @@ impl Reader<'_, '_> {
     /// Reads every file into `feed`; stops early only when `feed` fails.
     fn read_all<E>(
         mut self,
-        paths: &[PathBuf],
+        inputs: &[Input],
         report: &mut RunReport,
         mut feed: impl FnMut(Timestamp, Option<&TcpPacket<'_>>, Option<&SharedBlock>) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut bytes_of_finished_files = 0;
-        for path in paths {
-            let mut source = match FileSource::open(path) {
+        for input in inputs {
+            let opened = match input {
+                Input::Capture(path) => FileSource::open(path).map_err(|error| error.to_string()),
+                Input::Unreadable(error) => Err(error.to_string()),
+            };
+            let mut source = match opened {
                 Ok(source) => source,
                 Err(error) => {
                     report.files_read += 1;
                     self.clear_progress();
                     tracing::error!("{error}");
-                    report.file_errors.push(error.to_string());
+                    report.file_errors.push(error);
                     continue;
                 }
             };

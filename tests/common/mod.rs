@@ -29,6 +29,22 @@ pub fn credwatch(args: &[&str], env: &[(&str, &str)]) -> Output {
     command.output().expect("credwatch runs")
 }
 
+/// Runs `credwatch` as a user file permissions apply to: as root (which reads whatever it likes)
+/// it runs as `nobody`. Whatever it reads must be open to others then (a temporary directory is
+/// not: make it so).
+pub fn credwatch_unprivileged(args: &[&str]) -> Output {
+    use std::os::unix::fs::MetadataExt;
+    use std::os::unix::process::CommandExt;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_credwatch"));
+    command.args(args).env_remove("RUST_LOG").env("NO_COLOR", "1");
+    let probe = tempfile::tempfile().expect("a temporary file");
+    if probe.metadata().expect("its metadata").uid() == 0 {
+        const NOBODY: u32 = 65_534;
+        command.uid(NOBODY).gid(NOBODY);
+    }
+    command.output().expect("credwatch runs")
+}
+
 /// The JSON objects of `credwatch read --format json` on the given paths (exit status checked).
 pub fn read_json(paths: &[&Path], extra: &[&str]) -> Vec<serde_json::Value> {
     let mut args = vec!["read", "--format", "json"];
