@@ -1,6 +1,8 @@
 //! Turning what the user named (files, directories, `-`) into the list of captures to read.
 
+use std::collections::HashSet;
 use std::io::Read;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// One entry of the list of inputs, in reading order.
@@ -63,7 +65,11 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
             inputs.push(Input::Capture(path.clone()));
         } else {
             let before = inputs.len();
-            walk(path, &mut inputs);
+            let mut seen = Seen::default();
+            if let Ok(metadata) = std::fs::metadata(path) {
+                seen.dirs.insert(identity(&metadata));
+            }
+            walk(path, &mut seen, &mut inputs);
             if inputs.len() == before {
                 tracing::warn!(directory = %path.display(), "no capture file in this directory");
                 empty_dirs.push(path.display().to_string());
@@ -76,7 +82,23 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     Ok(inputs)
 }
 
-fn walk(dir: &Path, inputs: &mut Vec<Input>) {
+/// The files and directories one directory expansion has met, by identity (device and inode), so
+/// that none is read twice: a `latest.pcap` link beside the capture it names would double its
+/// alerts, and a bind mount can make a loop.
+#[derive(Default)]
+struct Seen {
+    files: HashSet<(u64, u64)>,
+    dirs: HashSet<(u64, u64)>,
+}
+
+fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
+    (metadata.dev(), metadata.ino())
+}
+
+/// Expands `dir` as `find` would without `-L`, but following symbolic links to files: links to
+/// directories are not followed (`self -> .` or `up -> ..` would loop), and only regular files
+/// are opened (opening a FIFO would wait for a writer, forever).
+fn walk(dir: &Path, seen: &mut Seen, inputs: &mut Vec<Input>) {
     let unlistable = |error| Input::Unreadable(UnreadableInput::Directory { path: dir.to_path_buf(), error });
     let listing = match std::fs::read_dir(dir) {
         Ok(listing) => listing,
@@ -85,7 +107,7 @@ fn walk(dir: &Path, inputs: &mut Vec<Input>) {
     let mut entries = Vec::new();
     for entry in listing {
         match entry {
-            Ok(entry) => entries.push(entry.path()),
+            Ok(entry) => entries.push((entry.path(), entry.file_type().is_ok_and(|kind| kind.is_symlink()))),
             // What was listed before is still read.
             Err(error) => {
                 inputs.push(unlistable(error));
@@ -94,15 +116,37 @@ fn walk(dir: &Path, inputs: &mut Vec<Input>) {
         }
     }
     entries.sort();
-    for entry in entries {
-        if entry.is_dir() {
-            walk(&entry, inputs);
-            continue;
-        }
-        match starts_like_a_capture(&entry) {
-            Ok(true) => inputs.push(Input::Capture(entry)),
-            Ok(false) => tracing::debug!(path = %entry.display(), "skipped: not a capture file"),
-            Err(error) => inputs.push(Input::Unreadable(error)),
+    for (path, is_link) in entries {
+        let metadata = match std::fs::metadata(&path) {
+            Ok(metadata) => metadata,
+            // Gone since the listing (rotated away), or a link to nothing: no capture to miss.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                tracing::debug!(path = %path.display(), "skipped: no longer there, or a link to nothing");
+                continue;
+            }
+            Err(error) => {
+                inputs.push(Input::Unreadable(UnreadableInput::Open { path, error }));
+                continue;
+            }
+        };
+        if metadata.is_dir() {
+            if is_link {
+                tracing::debug!(path = %path.display(), "skipped: symbolic links to directories are not followed");
+            } else if seen.dirs.insert(identity(&metadata)) {
+                walk(&path, seen, inputs);
+            } else {
+                tracing::debug!(path = %path.display(), "skipped: a directory already expanded");
+            }
+        } else if !metadata.is_file() {
+            tracing::debug!(path = %path.display(), "skipped: not a regular file (FIFO, socket or device)");
+        } else if !seen.files.insert(identity(&metadata)) {
+            tracing::debug!(path = %path.display(), "skipped: the same file as one already kept");
+        } else {
+            match starts_like_a_capture(&path) {
+                Ok(true) => inputs.push(Input::Capture(path)),
+                Ok(false) => tracing::debug!(path = %path.display(), "skipped: not a capture file"),
+                Err(error) => inputs.push(Input::Unreadable(error)),
+            }
         }
     }
 }
@@ -168,5 +212,61 @@ mod tests {
         let named = dir.path().join("named.pcap");
         let inputs = expand_inputs(&[empty, named.clone()]).unwrap();
         assert!(matches!(&inputs[..], [Input::Capture(path)] if *path == named), "{inputs:?}");
+    }
+
+    /// Expands `dir` on another thread, failing the test if it takes more than a few seconds.
+    fn expand_within_seconds(dir: &Path) -> Vec<Input> {
+        let (done, result) = std::sync::mpsc::channel();
+        let named = [dir.to_path_buf()];
+        std::thread::spawn(move || done.send(expand_inputs(&named)));
+        result.recv_timeout(std::time::Duration::from_secs(5)).expect("the expansion hung").unwrap()
+    }
+
+    fn relative(inputs: &[Input], dir: &Path) -> Vec<String> {
+        inputs.iter().map(|input| input.path().strip_prefix(dir).unwrap().display().to_string()).collect()
+    }
+
+    /// Links to directories are not followed (`self -> .` read the same capture again and again,
+    /// `up -> ..` never ended), a file reached twice (a rotation's `latest.pcap` link, a hard
+    /// link) is read once under its first name, and what is not a regular file is never opened:
+    /// a FIFO would wait for a writer forever.
+    #[test]
+    fn a_directory_expands_to_each_regular_file_once_without_following_directory_links() {
+        use std::os::unix::fs::symlink;
+        let top = tempfile::tempdir().unwrap();
+        let dir = top.path().join("captures");
+        let sub = dir.join("sub");
+        std::fs::create_dir_all(&sub).unwrap();
+        let pcap = [0xd4, 0xc3, 0xb2, 0xa1, 0, 0];
+        std::fs::write(dir.join("cap-0001.pcap"), pcap).unwrap();
+        std::fs::write(sub.join("other.pcap"), pcap).unwrap();
+        symlink("cap-0001.pcap", dir.join("latest.pcap")).unwrap();
+        std::fs::hard_link(dir.join("cap-0001.pcap"), dir.join("hard.pcap")).unwrap();
+        symlink("sub/other.pcap", dir.join("a-link.pcap")).unwrap();
+        symlink(".", dir.join("self")).unwrap();
+        symlink("..", dir.join("up")).unwrap();
+        symlink("sub", dir.join("sub-link")).unwrap();
+        symlink("gone.pcap", dir.join("dangling.pcap")).unwrap();
+        let fifo = std::process::Command::new("mkfifo").arg(dir.join("fifo.pcap")).status().unwrap();
+        assert!(fifo.success());
+        let _socket = std::os::unix::net::UnixListener::bind(dir.join("socket.pcap")).unwrap();
+
+        let inputs = expand_within_seconds(&dir);
+        assert_eq!(relative(&inputs, &dir), ["a-link.pcap", "cap-0001.pcap"], "{inputs:?}");
+    }
+
+    /// A link that cannot be followed (a loop) may hide a capture: it is reported, as a file that
+    /// cannot be opened is, not skipped.
+    #[test]
+    fn a_link_that_cannot_be_followed_is_reported() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        symlink("b.pcap", dir.path().join("a.pcap")).unwrap();
+        symlink("a.pcap", dir.path().join("b.pcap")).unwrap();
+        let inputs = expand_within_seconds(dir.path());
+        assert!(
+            matches!(&inputs[..], [Input::Unreadable(UnreadableInput::Open { .. }), Input::Unreadable(_)]),
+            "{inputs:?}"
+        );
     }
 }
