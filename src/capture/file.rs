@@ -442,6 +442,42 @@ impl RecordBuffer {
     }
 }
 
+/// Compressed bytes read at most to see the first bytes of a gzip file's data when searching a
+/// directory: far more than a gzip header with its file name and comment takes, and little to
+/// read for every gzip file of a directory.
+const GZIP_SNIFF_LIMIT: u64 = 64 << 10;
+
+/// Whether `stream` starts like a capture, as [`FileSource`] would tell (for the search of
+/// directories, which keeps only captures): a capture's magic number, or gzip data starting with
+/// one. A gzip stream whose first bytes cannot be decompressed (corrupt, cut, or a header past
+/// [`GZIP_SNIFF_LIMIT`]) counts as a capture: reading it says what is wrong, where leaving it out
+/// could hide a capture. Errors are those of reading `stream` for its first four bytes; a stream
+/// shorter than that is no capture.
+pub(crate) fn starts_like_a_capture(mut stream: impl Read) -> io::Result<bool> {
+    let mut magic = [0u8; 4];
+    match stream.read_exact(&mut magic) {
+        Ok(()) => {}
+        Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(error) => return Err(error),
+    }
+    if !magic.starts_with(&GZIP_MAGIC) {
+        return Ok(is_capture_magic(magic));
+    }
+    let mut decompressed = MultiGzDecoder::new(Cursor::new(magic).chain(stream.take(GZIP_SNIFF_LIMIT)));
+    let mut data = [0u8; 4];
+    Ok(match read_up_to(&mut decompressed, &mut data) {
+        Ok(4) => is_capture_magic(data),
+        // Less than four bytes of data, the stream complete: no capture.
+        Ok(_) => false,
+        Err(_) => true,
+    })
+}
+
+fn is_capture_magic(magic: [u8; 4]) -> bool {
+    let magic = u32::from_le_bytes(magic);
+    LEGACY_MAGICS.contains(&magic) || magic == SHB_MAGIC
+}
+
 /// Sniffs gzip, then the capture format, and reads the file header.
 fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
     let compressed_bytes = ByteCount::default();

@@ -12,6 +12,7 @@ pub mod live;
 mod timestamp;
 
 pub use block::SharedBlock;
+pub(crate) use file::starts_like_a_capture;
 #[cfg(test)]
 pub(crate) use file::INITIAL_BUFFER_LEN;
 pub use file::{CaptureError, CaptureErrorKind, FileSource};

@@ -1,7 +1,6 @@
 //! Turning what the user named (files, directories, `-`) into the list of captures to read.
 
 use std::collections::HashSet;
-use std::io::Read;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
@@ -151,26 +150,11 @@ fn walk(dir: &Path, seen: &mut Seen, inputs: &mut Vec<Input>) {
     }
 }
 
-/// Whether the file at `path` starts like a capture: pcap (either byte order, micro- or
-/// nanosecond), pcapng, or gzip. A file too short to hold a magic number is none of them.
+/// Whether the file at `path` starts like a capture (see [`crate::capture::starts_like_a_capture`]).
 fn starts_like_a_capture(path: &Path) -> Result<bool, UnreadableInput> {
-    let mut file =
-        std::fs::File::open(path).map_err(|error| UnreadableInput::Open { path: path.to_path_buf(), error })?;
-    let mut magic = [0u8; 4];
-    match file.read_exact(&mut magic) {
-        Ok(()) => {}
-        Err(error) if error.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-        Err(error) => return Err(UnreadableInput::Read { path: path.to_path_buf(), error }),
-    }
-    Ok(matches!(
-        magic,
-        [0xd4, 0xc3, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0xc3, 0xd4]
-            | [0x4d, 0x3c, 0xb2, 0xa1]
-            | [0xa1, 0xb2, 0x3c, 0x4d]
-            | [0x0a, 0x0d, 0x0d, 0x0a]
-            | [0x1f, 0x8b, _, _]
-    ))
+    let file = std::fs::File::open(path).map_err(|error| UnreadableInput::Open { path: path.to_path_buf(), error })?;
+    crate::capture::starts_like_a_capture(file)
+        .map_err(|error| UnreadableInput::Read { path: path.to_path_buf(), error })
 }
 
 #[cfg(test)]
@@ -268,5 +252,32 @@ mod tests {
             matches!(&inputs[..], [Input::Unreadable(UnreadableInput::Open { .. }), Input::Unreadable(_)]),
             "{inputs:?}"
         );
+    }
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        use std::io::Write;
+        let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        encoder.write_all(data).unwrap();
+        encoder.finish().unwrap()
+    }
+
+    /// A gzip file found in a directory is kept when its data starts like a capture, as an
+    /// uncompressed file is: `notes.txt.gz` is no capture. One whose data cannot be seen (a cut
+    /// stream) is kept, for reading it to say what is wrong. Named, any file is read.
+    #[test]
+    fn a_gzip_file_in_a_directory_is_kept_when_its_data_starts_like_a_capture() {
+        let dir = tempfile::tempdir().unwrap();
+        let pcap = [0xd4, 0xc3, 0xb2, 0xa1, 2, 0, 4, 0];
+        std::fs::write(dir.path().join("capture.pcap.gz"), gzip(&pcap)).unwrap();
+        std::fs::write(dir.path().join("capture.pcapng.gz"), gzip(&[0x0a, 0x0d, 0x0d, 0x0a, 0, 0])).unwrap();
+        std::fs::write(dir.path().join("cut.pcap.gz"), &gzip(&pcap)[..12]).unwrap();
+        std::fs::write(dir.path().join("notes.txt.gz"), gzip(b"PASS hunter2 is not a capture")).unwrap();
+        std::fs::write(dir.path().join("short.gz"), gzip(&pcap[..3])).unwrap();
+        std::fs::write(dir.path().join("empty.gz"), gzip(&[])).unwrap();
+        let inputs = expand_within_seconds(dir.path());
+        assert_eq!(relative(&inputs, dir.path()), ["capture.pcap.gz", "capture.pcapng.gz", "cut.pcap.gz"]);
+        let named = dir.path().join("notes.txt.gz");
+        let inputs = expand_inputs(std::slice::from_ref(&named)).unwrap();
+        assert!(matches!(&inputs[..], [Input::Capture(path)] if *path == named), "{inputs:?}");
     }
 }
