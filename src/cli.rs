@@ -66,11 +66,12 @@ impl Cli {
 pub const EXIT_STATUS_HELP: &str = "\
 Exit status:
   0   the run completed (whether or not credentials were found), or standard output, the only
-      output, was closed by its reader (`| head`) and the run stopped there
+      output, was closed by its reader (`| head`) and the run stopped there (nothing having
+      failed by then)
   1   fatal error (bad input list, output failure)
   2   bad command line
   3   some capture files could not be read to the end, or, in a directory, opened or listed
-      (the alerts found are still printed)
+      (the alerts found are still printed; also when standard output was closed after that)
   4   the run completed, but a file or syslog output lost records, or standard output was
       closed by its reader while other outputs went on (counted on stderr)
   10  with --fail-on-alert: a cleartext credential was found (and nothing failed; also when

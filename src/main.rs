@@ -166,14 +166,11 @@ fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Resu
     let report = match run {
         Ok(report) => report,
         // Standard output, the only output, was closed by its reader (`| head`): stop quietly, as
-        // Unix tools do, still telling `--fail-on-alert` what was found by then.
-        Err(RunError::OutputClosed { cleartext_alerts }) => {
+        // Unix tools do, still telling what had failed and, for `--fail-on-alert`, what was found
+        // by then. What standard output missed is no loss then: its reader asked for no more.
+        Err(RunError::OutputClosed { cleartext_alerts, unread_files }) => {
             drop(sink);
-            return Ok(if args.fail_on_alert && cleartext_alerts > 0 {
-                ExitCode::from(EXIT_ALERT)
-            } else {
-                ExitCode::SUCCESS
-            });
+            return Ok(exit_status(unread_files, 0, args.fail_on_alert && cleartext_alerts > 0));
         }
         Err(error) => return Err(error.into()),
     };
@@ -182,15 +179,21 @@ fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Resu
     std::io::stdout().flush().ok();
     tracing::info!(files = report.files_read, "done");
     tracing::debug!(decode = ?report.decode, flow = ?report.engine.flow, proto = ?report.engine.proto, "counters");
-    Ok(if !report.file_errors.is_empty() {
+    Ok(exit_status(report.file_errors.len(), undelivered, args.fail_on_alert && report.cleartext_alerts > 0))
+}
+
+/// The exit status of a run that read what it could: when several apply, the lowest wins (as
+/// `--help` says).
+fn exit_status(unread_files: usize, undelivered: u64, alert: bool) -> ExitCode {
+    if unread_files > 0 {
         ExitCode::from(EXIT_PARTIAL)
     } else if undelivered > 0 {
         ExitCode::from(EXIT_UNDELIVERED)
-    } else if args.fail_on_alert && report.cleartext_alerts > 0 {
+    } else if alert {
         ExitCode::from(EXIT_ALERT)
     } else {
         ExitCode::SUCCESS
-    })
+    }
 }
 
 #[cfg(not(feature = "live"))]

@@ -391,6 +391,70 @@ fn fail_on_alert_is_for_scripts() {
     assert!(String::from_utf8_lossy(&nothing.stdout).contains("No credential crossed in clear."));
 }
 
+/// A capture of `logins` POP3 logins, one after another: JSON lines enough to fill a pipe.
+fn many_logins(path: &std::path::Path, logins: u16) {
+    let mut frames = Vec::new();
+    for i in 0..logins {
+        let mut conversation = Conversation::new(([10, 2, 0, 1], 20_000 + i), ([10, 2, 0, 2], 110));
+        conversation
+            .start_at(credwatch::capture::Timestamp::from_secs_nanos(1_700_000_000 + u64::from(i), 0))
+            .handshake()
+            .server(b"+OK POP3 ready\r\n")
+            .client(b"USER alice\r\n")
+            .server(b"+OK\r\n")
+            .client(b"PASS not-a-real-password\r\n")
+            .server(b"+OK logged in\r\n");
+        frames.extend(conversation.frames().unwrap());
+    }
+    write_pcap_file(path, &frames).unwrap();
+}
+
+/// Runs credwatch, reads one line of its standard output and closes it, as `| head -1` does;
+/// returns its exit status.
+fn status_closed_after_one_line(args: &[&str]) -> Option<i32> {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(args)
+        .env_remove("RUST_LOG")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.contains("cleartext_credential"), "{line}");
+    drop(stdout);
+    child.wait().unwrap().code()
+}
+
+/// Standard output closed by its reader (`| head -1`) stops the run quietly, but the status
+/// still follows the documented rule: files that failed before make it 3, whatever was found;
+/// else a cleartext credential found makes it 10 with `--fail-on-alert`; else 0.
+#[test]
+fn a_closed_standard_output_still_tells_the_files_that_failed() {
+    let dir = tempfile::tempdir().unwrap();
+    let big = dir.path().join("big.pcap");
+    many_logins(&big, 500);
+    let big = big.to_str().unwrap();
+    let truncated = common::repo_path("fixtures/broken/truncated-record.pcap");
+    let cases: [(&[&str], i32); 6] = [
+        (&[big], 0),
+        (&["--fail-on-alert", big], 10),
+        (&["/nonexistent.pcap", big], 3),
+        (&["--fail-on-alert", "/nonexistent.pcap", big], 3),
+        (&[truncated.to_str().unwrap(), big], 3),
+        (&["--fail-on-alert", truncated.to_str().unwrap(), big], 3),
+    ];
+    for threads in ["1", "2"] {
+        for (inputs, expected) in &cases {
+            let mut args = vec!["read", "--format", "json", "--threads", threads];
+            args.extend_from_slice(inputs);
+            assert_eq!(status_closed_after_one_line(&args), Some(*expected), "{args:?}");
+        }
+    }
+}
+
 #[test]
 fn json_output_is_only_json_objects_with_the_contract_fields() {
     let events = common::read_json(&[&demo()], &[]);

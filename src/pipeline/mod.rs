@@ -152,9 +152,10 @@ pub enum RunError {
     Output(std::io::Error),
     /// Every output's reader went away (standard output, the only one, was a pipe its reader
     /// closed): the run stopped early, as Unix tools do. Carries the cleartext credentials found
-    /// by then, for `--fail-on-alert`.
+    /// by then, for `--fail-on-alert`, and the files that had failed by then, which the exit
+    /// status must still tell.
     #[error("standard output was closed by its reader")]
-    OutputClosed { cleartext_alerts: u64 },
+    OutputClosed { cleartext_alerts: u64, unread_files: usize },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
 }
@@ -176,10 +177,28 @@ pub fn read_inputs(
     inputs: &[Input],
     config: &RunConfig,
     sink: &mut dyn Sink,
-    mut progress: Option<&mut dyn Progress>,
+    progress: Option<&mut dyn Progress>,
 ) -> Result<RunReport, RunError> {
     let shared = SharedStats::new(["files".to_string()], config.workers());
     let mut report = RunReport::default();
+    match read_into(inputs, config, sink, progress, &shared, &mut report) {
+        Ok(stats) => Ok(report.completed(&shared, stats)),
+        Err(RunError::OutputClosed { cleartext_alerts, .. }) => {
+            Err(RunError::OutputClosed { cleartext_alerts, unread_files: report.file_errors.len() })
+        }
+        Err(error) => Err(error),
+    }
+}
+
+/// [`read_inputs`] into `report`, returning the closing stats.
+fn read_into(
+    inputs: &[Input],
+    config: &RunConfig,
+    sink: &mut dyn Sink,
+    mut progress: Option<&mut dyn Progress>,
+    shared: &SharedStats,
+    report: &mut RunReport,
+) -> Result<StatsEvent, RunError> {
     let mut counters = CaptureCounters { name: "files".to_string(), ..CaptureCounters::default() };
     let mut decoder = Decoder::new().ignoring_vlans(config.ignore_vlans);
     if config.workers() == 1 {
@@ -188,15 +207,11 @@ pub fn read_inputs(
             clock: Clock::default(),
             output: Output::new(sink, false),
             events: Vec::new(),
-            shared: &shared,
+            shared,
         };
-        let reader = Reader {
-            decoder: &mut decoder,
-            counters: &mut counters,
-            progress: progress.as_deref_mut(),
-            shared: &shared,
-        };
-        reader.read_all(inputs, &mut report, |ts, packet, _| inline.frame(ts, packet))?;
+        let reader =
+            Reader { decoder: &mut decoder, counters: &mut counters, progress: progress.as_deref_mut(), shared };
+        reader.read_all(inputs, report, |ts, packet, _| inline.frame(ts, packet))?;
         inline.finish()?;
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
@@ -206,7 +221,7 @@ pub fn read_inputs(
             .stats(shared.event(counters.last_ts, true, false), config.stats_event)
             .map_err(|error| output.stopped(error))?;
         output.finish().map_err(|error| output.stopped(error))?;
-        return Ok(report.completed(&shared, stats));
+        return Ok(stats);
     }
     let mode = OutputMode { workers: config.workers(), ordered: true, flush_when_idle: false };
     std::thread::scope(|scope| {
@@ -217,14 +232,14 @@ pub fn read_inputs(
         let plan =
             WorkerPlan { first: 1, queue_batches: depth, ordered: true, limits: config.shard_limits(worker_share) };
         let FileWorkers { writing, others, queues, events } =
-            start_file_workers(scope, config, plan, sink, &shared, mode)?;
+            start_file_workers(scope, config, plan, sink, shared, mode)?;
         let engine = Engine::new(config.shard_limits(local_share), config.proto.clone());
-        let mut local = Shard::new(0, engine, Some(events), &shared, true);
+        let mut local = Shard::new(0, engine, Some(events), shared, true);
         let mut dispatcher = Dispatcher::with_local_share(queues, QueuePolicy::Block);
         // The workers being gone means the output failed: joining the writer says why.
-        let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared: &shared };
+        let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared };
         let _ = reader
-            .read_all(inputs, &mut report, |ts, packet, block| {
+            .read_all(inputs, report, |ts, packet, block| {
                 let routed = dispatcher.route(ts, packet, block)?;
                 if routed.ticked {
                     local.tick(routed.index, ts);
@@ -257,7 +272,7 @@ pub fn read_inputs(
             .stats(shared.event(counters.last_ts, true, false), config.stats_event)
             .map_err(|error| output.stopped(error))?;
         stats.alerts = writer.finish()?;
-        Ok(report.completed(&shared, stats))
+        Ok(stats)
     })
 }
 

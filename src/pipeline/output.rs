@@ -85,10 +85,11 @@ impl<'s> Output<'s> {
 
     /// What a failed write means for the run: a closed pipe (standard output's reader gone, and
     /// no other output left open) stops it early, with the cleartext credentials found by then
-    /// (the one being written counted); any other failure is an output error.
+    /// (the one being written counted; the files that failed are counted by the reading side,
+    /// which fills them in); any other failure is an output error.
     pub fn stopped(&self, error: io::Error) -> RunError {
         if error.kind() == io::ErrorKind::BrokenPipe {
-            RunError::OutputClosed { cleartext_alerts: self.counts.cleartext_credential }
+            RunError::OutputClosed { cleartext_alerts: self.counts.cleartext_credential, unread_files: 0 }
         } else {
             RunError::Output(error)
         }

@@ -199,16 +199,18 @@ impl Sink for Broken {
     }
 }
 
-/// The error of a run over a small workload whose output fails with `kind`, with 1 and 4 threads.
+/// The error of a run over a missing file, then a small workload, whose output fails with `kind`,
+/// with 1 and 4 threads.
 fn runs_failing_with(kind: io::ErrorKind) -> Vec<(usize, RunError)> {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.pcap");
     write_pcap_file(&path, &workload(60)).unwrap();
+    let paths = [dir.path().join("absent.pcap"), path];
     [1, 4]
         .into_iter()
         .map(|threads| {
             let config = RunConfig { threads, queue_segments: 1, ..RunConfig::default() };
-            (threads, read_files(std::slice::from_ref(&path), &config, &mut Broken(kind)).unwrap_err())
+            (threads, read_files(&paths, &config, &mut Broken(kind)).unwrap_err())
         })
         .collect()
 }
@@ -221,12 +223,16 @@ fn an_output_failure_ends_the_run_with_its_error() {
     }
 }
 
-/// A closed pipe is the reader going away: the run stops, saying what it had found by then.
+/// A closed pipe is the reader going away: the run stops, saying what it had found by then, and
+/// which files had failed by then (the exit status must still tell).
 #[test]
-fn a_closed_pipe_stops_the_run_with_the_cleartext_found_so_far() {
+fn a_closed_pipe_stops_the_run_with_the_cleartext_found_and_the_files_failed_so_far() {
     for (threads, error) in runs_failing_with(io::ErrorKind::BrokenPipe) {
-        let RunError::OutputClosed { cleartext_alerts } = error else { panic!("not a closed output: {error}") };
+        let RunError::OutputClosed { cleartext_alerts, unread_files } = error else {
+            panic!("not a closed output: {error}")
+        };
         assert_eq!(cleartext_alerts, 1, "{threads} threads: the alert whose write found the pipe closed");
+        assert_eq!(unread_files, 1, "{threads} threads: the missing file");
     }
 }
 
