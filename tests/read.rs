@@ -83,6 +83,15 @@ fn missing_files_and_bad_flags_have_their_own_statuses() {
     let missing = common::credwatch(&["read", "/nonexistent/capture.pcap"], &[]);
     assert_eq!(missing.status.code(), Some(3));
     assert!(String::from_utf8_lossy(&missing.stderr).contains("/nonexistent/capture.pcap"));
+    // What the text summary says must not read as an all-clear, whatever thread reads.
+    for threads in ["1", "2"] {
+        let missing = common::credwatch(&["read", "--threads", threads, "/nonexistent/capture.pcap"], &[]);
+        assert_eq!(
+            String::from_utf8_lossy(&missing.stdout),
+            "No credential crossed in clear in what could be read: 1 file could not be read to its end (see the \
+             errors above).\n"
+        );
+    }
     let bad_flag = common::credwatch(&["read", "--format", "xml", "x.pcap"], &[]);
     assert_eq!(bad_flag.status.code(), Some(2));
     let no_key = common::credwatch(&["read", "--usernames", "hashed", demo().to_str().unwrap()], &[]);

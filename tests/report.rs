@@ -98,6 +98,27 @@ fn report_writes_nothing_on_stdout_unless_outputs_are_named() {
     assert_eq!(missing.status.code(), Some(1), "an unwritable page is a fatal error");
 }
 
+/// A page over inputs that could not all be read says so first, naming them: it is mailed around
+/// without the exit status.
+#[test]
+fn a_page_over_inputs_that_could_not_be_read_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let html = dir.path().join("report.html");
+    let demo = common::repo_path("fixtures/demo.pcap");
+    for inputs in [&["/nonexistent.pcap"][..], &["/nonexistent.pcap", demo.to_str().unwrap()]] {
+        let mut args = vec!["report", "--html", html.to_str().unwrap()];
+        args.extend_from_slice(inputs);
+        let output = common::credwatch(&args, &[]);
+        assert_eq!(output.status.code(), Some(3));
+        let page = std::fs::read_to_string(&html).unwrap();
+        let main = page.split("<main>").nth(1).unwrap();
+        assert!(main.starts_with("\n<section id=\"unread\""), "{main}");
+        assert!(main.contains("Incomplete: 1 file could not be read to its end"), "{main}");
+        assert!(main.contains("/nonexistent.pcap: "), "{main}");
+        assert!(!page.contains("No credential crossed the network in clear."), "{page}");
+    }
+}
+
 /// A page that cannot be written is a fatal error whose cause is said once.
 #[test]
 fn a_page_that_cannot_be_written_says_why_once() {

@@ -218,9 +218,9 @@ impl<S: Sink> Sink for Dedup<S> {
         self.inner.posture(posture)
     }
 
-    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         self.close_all()?;
-        self.inner.finish(servers)
+        self.inner.finish(servers, unread)
     }
 
     fn tick(&mut self, now: Timestamp) -> io::Result<()> {
@@ -269,7 +269,7 @@ mod tests {
             self.repeats.push(summary.clone());
             Ok(())
         }
-        fn finish(&mut self, _servers: &[ServerReport]) -> io::Result<()> {
+        fn finish(&mut self, _servers: &[ServerReport], _unread: &[String]) -> io::Result<()> {
             self.finished = true;
             Ok(())
         }
@@ -302,7 +302,7 @@ mod tests {
             dedup.event(&masked_login_at(second, raw)).unwrap();
         }
         dedup.event(&masked_login_at(180, b"adam@corp.test")).unwrap();
-        dedup.finish(&[]).unwrap();
+        dedup.finish(&[], &[]).unwrap();
         let recorder = dedup.into_inner();
         assert_eq!(recorder.alerts.len(), 3, "one alert per account");
         let [repeat] = recorder.repeats.as_slice() else { panic!("one summary, adam's") };
@@ -322,7 +322,7 @@ mod tests {
         for (i, name) in (0u64..).zip(&names) {
             dedup.event(&masked_login_at(100 + i, name)).unwrap();
         }
-        dedup.finish(&[]).unwrap();
+        dedup.finish(&[], &[]).unwrap();
         let recorder = dedup.into_inner();
         let last_seen: Vec<Timestamp> = recorder.repeats.iter().map(|repeat| repeat.last_seen).collect();
         let mut sorted = last_seen.clone();
@@ -339,7 +339,7 @@ mod tests {
         }
         assert_eq!(dedup.inner.alerts.len(), 1);
         assert!(dedup.inner.repeats.is_empty());
-        dedup.finish(&[]).unwrap();
+        dedup.finish(&[], &[]).unwrap();
         let recorder = dedup.into_inner();
         assert!(recorder.finished);
         let [summary] = recorder.repeats.as_slice() else { panic!("one summary expected") };
@@ -362,7 +362,7 @@ mod tests {
         assert_eq!(dedup.inner.repeats[0].repeat_count, 2);
         dedup.tick(Timestamp::from_secs_nanos(1_795_770_000 + 1400, 0)).unwrap();
         assert_eq!(dedup.inner.repeats.len(), 1, "a window without repeats closes silently");
-        dedup.finish(&[]).unwrap();
+        dedup.finish(&[], &[]).unwrap();
         assert_eq!(dedup.inner.repeats.len(), 1);
     }
 
@@ -376,7 +376,7 @@ mod tests {
                 dedup.event(&login_at(0, &format!("u{user:02}***"))).unwrap();
                 dedup.event(&login_at(60, &format!("u{user:02}***"))).unwrap();
             }
-            dedup.finish(&[]).unwrap();
+            dedup.finish(&[], &[]).unwrap();
             dedup.into_inner().repeats.iter().map(|summary| summary.credential.username.clone()).collect::<Vec<_>>()
         };
         let first = summaries();
@@ -398,7 +398,7 @@ mod tests {
         dedup.event(&failed).unwrap();
         dedup.event(&login_at(3, "a***")).unwrap();
         assert_eq!(dedup.inner.alerts.len(), 3);
-        dedup.finish(&[]).unwrap();
+        dedup.finish(&[], &[]).unwrap();
         assert_eq!(dedup.inner.repeats.len(), 1);
         assert_eq!(dedup.inner.repeats[0].credential.username.as_deref(), Some("a***"));
     }

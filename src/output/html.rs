@@ -29,6 +29,8 @@ use crate::posture::{PostureClass, ServerPosture};
 pub const MAX_LISTED_ANOMALIES: usize = 200;
 /// Input names listed in the page header; past this they are only counted.
 const MAX_LISTED_INPUTS: usize = 6;
+/// Errors of inputs that could not be read listed on the page; past this they are only counted.
+const MAX_LISTED_UNREAD: usize = 20;
 /// Greetings longer than this are cut on the page (the full text is in the cell's tooltip).
 const GREETING_SHOWN_CHARS: usize = 72;
 /// At most this many bars in the exposure chart: the bucket width grows to fit.
@@ -118,9 +120,9 @@ impl<W: Write + Send> Sink for HtmlReport<W> {
         Ok(())
     }
 
-    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         let mut page = String::with_capacity(64 * 1024);
-        Page { report: self, servers }
+        Page { report: self, servers, unread }
             .write(&mut page)
             .map_err(|_| io::Error::other("cannot format the HTML report"))?;
         self.out.write_all(page.as_bytes())?;
@@ -178,6 +180,9 @@ h2 { margin: 0 0 4px; font-size: 17px; font-weight: 600; }
 .card.red { border-left-color: var(--red); } .card.red .value { color: var(--red); }
 .card.amber { border-left-color: var(--amber-bar); } .card.amber .value { color: var(--amber); }
 .card.green { border-left-color: var(--green); } .card.green .value { color: var(--green); }
+section.unread { border-left: 5px solid var(--red); background: var(--red-bg); }
+section.unread h2 { color: var(--red); }
+section.unread ul { margin: 0; padding-left: 18px; }
 table { width: 100%; border-collapse: collapse; font-size: 13px; }
 th { text-align: left; font-weight: 600; color: var(--muted); font-size: 12px; text-transform: uppercase;
   letter-spacing: .4px; border-bottom: 2px solid var(--line); padding: 8px 10px; white-space: nowrap; }
@@ -226,6 +231,8 @@ fn content_security_policy() -> String {
 struct Page<'a, W: Write> {
     report: &'a HtmlReport<W>,
     servers: &'a [ServerReport],
+    /// The errors of the inputs that could not be read to their end.
+    unread: &'a [String],
 }
 
 impl<W: Write> Page<'_, W> {
@@ -241,6 +248,7 @@ impl<W: Write> Page<'_, W> {
         )?;
         self.header(html)?;
         html.push_str("<main>\n");
+        self.unread_section(html)?;
         self.cards(html)?;
         self.chart_section(html)?;
         self.server_section(html)?;
@@ -279,12 +287,46 @@ impl<W: Write> Page<'_, W> {
         Ok(())
     }
 
+    /// First on the page when inputs could not be read: the page is mailed around without the
+    /// exit status, and its figures must not pass for all there was.
+    fn unread_section(&self, html: &mut String) -> fmt::Result {
+        if self.unread.is_empty() {
+            return Ok(());
+        }
+        write!(
+            html,
+            "<section id=\"unread\" class=\"unread\">\n<h2>Incomplete: {}</h2>\n<p class=\"lead\">The figures \
+             below count only what could be read: credentials in the rest were not looked for.</p>\n<ul>\n",
+            super::text::unread_words(self.unread.len())
+        )?;
+        for error in self.unread.iter().take(MAX_LISTED_UNREAD) {
+            writeln!(html, "<li class=\"mono\">{}</li>", escape(error))?;
+        }
+        let more = self.unread.len().saturating_sub(MAX_LISTED_UNREAD);
+        if more > 0 {
+            writeln!(html, "<li>and {more} more</li>")?;
+        }
+        html.push_str("</ul>\n</section>\n");
+        Ok(())
+    }
+
+    /// " in what could be read" when inputs could not be read, after words saying "none".
+    fn of_what_was_read(&self) -> &'static str {
+        if self.unread.is_empty() {
+            ""
+        } else {
+            " in what could be read"
+        }
+    }
+
     fn cards(&self, html: &mut String) -> fmt::Result {
         let totals = self.report.totals;
         let accounts: usize = self.servers.iter().map(|s| s.users).sum();
         let postures = &self.report.postures;
         let accepting = postures.iter().filter(|p| p.accepts_passwords_in_clear()).count();
-        let colour = |n: u64, alarm: &'static str| if n > 0 { alarm } else { "green" };
+        // Nothing found is no all-clear when inputs could not be read.
+        let clear = if self.unread.is_empty() { "green" } else { "grey" };
+        let colour = |n: u64, alarm: &'static str| if n > 0 { alarm } else { clear };
         html.push_str("<div class=\"cards\">\n");
         let cards = [
             (colour(totals.cleartext, "red"), totals.cleartext.to_string(), "passwords and tokens seen in clear"),
@@ -314,7 +356,8 @@ impl<W: Write> Page<'_, W> {
     fn chart_section(&self, html: &mut String) -> fmt::Result {
         html.push_str("<section id=\"timeline\">\n<h2>Exposures over time</h2>\n");
         let Some(chart) = Chart::of(&self.report.timeline) else {
-            html.push_str("<p class=\"empty\">No credential crossed the network in clear.</p>\n</section>\n");
+            let read = self.of_what_was_read();
+            write!(html, "<p class=\"empty\">No credential crossed the network in clear{read}.</p>\n</section>\n")?;
             return Ok(());
         };
         html.push_str(
@@ -335,7 +378,8 @@ impl<W: Write> Page<'_, W> {
     fn server_section(&self, html: &mut String) -> fmt::Result {
         html.push_str("<section id=\"servers\">\n<h2>Servers that exposed credentials</h2>\n");
         if self.servers.is_empty() {
-            html.push_str("<p class=\"empty\">No server received a credential in clear.</p>\n</section>\n");
+            let read = self.of_what_was_read();
+            write!(html, "<p class=\"empty\">No server received a credential in clear{read}.</p>\n</section>\n")?;
             return Ok(());
         }
         html.push_str(
@@ -405,7 +449,8 @@ impl<W: Write> Page<'_, W> {
         let postures = &self.report.postures;
         html.push_str("<section id=\"posture\">\n<h2>TLS posture of every mail server</h2>\n");
         if postures.is_empty() {
-            html.push_str("<p class=\"empty\">No POP3, IMAP or SMTP server seen.</p>\n</section>\n");
+            let read = self.of_what_was_read();
+            write!(html, "<p class=\"empty\">No POP3, IMAP or SMTP server seen{read}.</p>\n</section>\n")?;
             return Ok(());
         }
         let accepting = postures.iter().filter(|p| p.accepts_passwords_in_clear()).count();
@@ -789,6 +834,11 @@ mod tests {
 
     /// Renders a page from events the way the pipeline feeds a sink.
     fn render(events: &[Event], inputs: &[&str]) -> String {
+        render_after_errors(events, inputs, &[])
+    }
+
+    /// [`render`], some inputs having failed with these errors.
+    fn render_after_errors(events: &[Event], inputs: &[&str], unread: &[String]) -> String {
         let mut summary = ServerSummary::default();
         let mut posture = PostureTracker::default();
         let mut report = HtmlReport::new(Vec::new(), inputs.iter().map(|s| s.to_string()).collect());
@@ -800,7 +850,7 @@ mod tests {
         for server in posture.snapshot() {
             report.posture(&server).unwrap();
         }
-        report.finish(&summary.reports()).unwrap();
+        report.finish(&summary.reports(), unread).unwrap();
         String::from_utf8(report.out).unwrap()
     }
 
@@ -891,6 +941,26 @@ mod tests {
         assert!(page.contains("No credential crossed the network in clear."));
         assert!(page.contains("No server received a credential in clear."));
         assert!(!page.contains("<svg"));
+        assert!(!page.contains("Incomplete") && page.contains("card green"));
+    }
+
+    /// Inputs that could not be read are said first, with their errors (escaped: they hold file
+    /// names), and nothing on the page reads as an all-clear: the page travels without the exit
+    /// status.
+    #[test]
+    fn a_run_whose_inputs_could_not_all_be_read_says_so_first() {
+        let unread = ["a.pcap: cannot open: No such file or directory (os error 2)".to_string(), "<b>.pcap: x".into()];
+        let page = render_after_errors(&[], &["a.pcap", "<b>.pcap"], &unread);
+        let main = page.split("<main>").nth(1).unwrap();
+        assert!(main.starts_with("\n<section id=\"unread\""), "{main}");
+        assert!(main.contains("<h2>Incomplete: 2 files could not be read to their end</h2>"), "{main}");
+        assert!(main.contains("<li class=\"mono\">a.pcap: cannot open: No such file or directory (os error 2)</li>"));
+        assert!(main.contains("&lt;b&gt;.pcap: x") && !main.contains("<b>"));
+        assert!(page.contains("No credential crossed the network in clear in what could be read."));
+        assert!(page.contains("No server received a credential in clear in what could be read."));
+        assert!(!page.contains("card green"), "no green all-clear");
+        let one = render_after_errors(&[alert_at("2026-11-27T09:00:00.000000Z", "a***", "+OK")], &[], &unread[..1]);
+        assert!(one.contains("<h2>Incomplete: 1 file could not be read to its end</h2>"));
     }
 
     #[test]

@@ -63,8 +63,10 @@ pub trait Sink: Send {
     fn server_report(&mut self, _report: &ServerReport) -> io::Result<()> {
         Ok(())
     }
-    /// End of the run: the servers that exposed credentials, most exposed first.
-    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()>;
+    /// End of the run: the servers that exposed credentials, most exposed first, and the errors
+    /// of the inputs that could not be read to their end (one message per file, naming it), for
+    /// summaries people read not to pass for an all-clear then.
+    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()>;
     /// Event time moved on (live capture calls this periodically, so dedup windows close even
     /// when no new event arrives).
     fn tick(&mut self, _now: Timestamp) -> io::Result<()> {
@@ -279,7 +281,8 @@ impl<W: Write + Send> Sink for LineSink<W> {
         self.write(Record::Server(report))
     }
 
-    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+    /// Lines for machines: the errors were logged, and the exit status tells them.
+    fn finish(&mut self, servers: &[ServerReport], _unread: &[String]) -> io::Result<()> {
         for server in servers {
             self.write(Record::Server(server))?;
         }
@@ -379,8 +382,8 @@ impl Sink for Outputs {
         self.each(|sink| sink.server_report(report))
     }
 
-    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
-        self.each(|sink| sink.finish(servers))?;
+    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+        self.each(|sink| sink.finish(servers, unread))?;
         // Said only when the run went on for other outputs: alone, a closed pipe ends it quietly.
         let missed: u64 = self.sinks.iter().filter(|sink| !sink.is_open()).map(|sink| sink.undelivered()).sum();
         if missed > 0 && self.is_open() {
@@ -460,7 +463,7 @@ mod tests {
         let ecs = Encoder::new(Format::Ecs, Arc::new(Observer::default()));
         outputs.push(Box::new(LineSink::with_encoder(Shared(shared.clone()), ecs)));
         outputs.event(&sample_alert()).unwrap();
-        outputs.finish(&[]).unwrap();
+        outputs.finish(&[], &[]).unwrap();
         let written = String::from_utf8(shared.lock().unwrap().clone()).unwrap();
         let lines: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);

@@ -40,7 +40,7 @@ impl<W: Write + Send> Sink for PostureTable<W> {
         Ok(())
     }
 
-    fn finish(&mut self, _servers: &[ServerReport]) -> io::Result<()> {
+    fn finish(&mut self, _servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         if self.json {
             for server in &self.servers {
                 serde_json::to_writer(&mut self.out, server)?;
@@ -59,6 +59,13 @@ impl<W: Write + Send> Sink for PostureTable<W> {
             count(PostureClass::TlsRequired),
             count(PostureClass::Unknown),
         )?;
+        if !unread.is_empty() {
+            writeln!(
+                self.out,
+                "Only what could be read is counted: {} (see the errors above).",
+                super::text::unread_words(unread.len())
+            )?;
+        }
         if self.servers.is_empty() {
             return self.out.flush();
         }
@@ -129,8 +136,8 @@ impl<S: Sink> Sink for PostureOnly<S> {
     }
 
     /// The servers that exposed credentials are `read`'s closing report, not a posture.
-    fn finish(&mut self, _servers: &[ServerReport]) -> io::Result<()> {
-        self.inner.finish(&[])
+    fn finish(&mut self, _servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+        self.inner.finish(&[], unread)
     }
 
     fn flush(&mut self) -> io::Result<()> {
@@ -189,7 +196,7 @@ mod tests {
     fn the_table_escapes_what_servers_said() {
         let mut table = PostureTable::new(Vec::new());
         table.posture(&posture_showing("x\x1b[2J\ny")).unwrap();
-        table.finish(&[]).unwrap();
+        table.finish(&[], &[]).unwrap();
         let text = String::from_utf8(table.out).unwrap();
         assert_eq!(text.lines().count(), 3, "headline, header, one server: {text:?}");
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
@@ -197,10 +204,19 @@ mod tests {
     }
 
     #[test]
+    fn the_headline_says_when_inputs_could_not_be_read() {
+        let mut table = PostureTable::new(Vec::new());
+        table.finish(&[], &["a.pcap: cannot open".to_string()]).unwrap();
+        let text = String::from_utf8(table.out).unwrap();
+        assert!(text.starts_with("0 mail server(s) seen;"), "{text}");
+        assert!(text.contains("\nOnly what could be read is counted: 1 file could not be read to its end"), "{text}");
+    }
+
+    #[test]
     fn the_table_shows_format_characters_escaped() {
         let mut table = PostureTable::new(Vec::new());
         table.posture(&posture_showing("\u{202e}gnp\u{2029}")).unwrap();
-        table.finish(&[]).unwrap();
+        table.finish(&[], &[]).unwrap();
         let text = String::from_utf8(table.out).unwrap();
         assert!(text.contains("* OK \\u{202e}gnp\\u{2029}"), "{text:?}");
     }

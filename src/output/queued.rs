@@ -185,7 +185,8 @@ impl Sink for QueuedSink {
         Ok(())
     }
 
-    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+    /// Records for machines: the errors were logged, and the exit status tells them.
+    fn finish(&mut self, servers: &[ServerReport], _unread: &[String]) -> io::Result<()> {
         for server in servers {
             self.push(Record::Server(server));
         }
@@ -504,7 +505,7 @@ mod tests {
         sink.reopen().unwrap();
         sink.event(&sample_alert()).unwrap();
         sink.event(&sample_alert()).unwrap();
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         let old = lines(&rotated);
         assert_eq!(old.len(), 2);
         assert_eq!(old[0]["kept"], true);
@@ -525,7 +526,7 @@ mod tests {
             sink.event(&sample_alert()).unwrap();
         }
         let started = Instant::now();
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         assert!(started.elapsed() < Duration::from_secs(5));
         let stats = sink.stats();
         assert!(stats.errors >= 1, "{stats:?}");
@@ -545,7 +546,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let mut sink = sink(&format!("syslog+udp://{address},format=ecs,facility=auth"), Format::Json);
         sink.event(&sample_alert()).unwrap();
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         let mut datagram = vec![0u8; 65_536];
         let len = listener.recv(&mut datagram).unwrap();
         let message = std::str::from_utf8(&datagram[..len]).unwrap();
@@ -581,7 +582,7 @@ mod tests {
         let mut sink = sink(&format!("syslog+tcp://{address}"), Format::Json);
         sink.event(&sample_alert()).unwrap();
         sink.event(&sample_alert()).unwrap();
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         drop(sink);
         let frames = server.join().unwrap();
         assert_eq!(frames.len(), 2);
@@ -603,7 +604,7 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_millis(500), "the caller must never wait for the server");
         assert!(eventually(|| sink.stats().errors >= 2), "retries expected: {:?}", sink.stats());
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
         let stats = sink.stats();
         assert_eq!((stats.written, stats.lost), (0, 3), "{stats:?}");
@@ -621,7 +622,7 @@ mod tests {
         let listener = TcpListener::bind(address).unwrap();
         let server = std::thread::spawn(move || read_frames(listener.accept().unwrap().0));
         assert!(eventually(|| sink.stats().written == 2), "{:?}", sink.stats());
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         drop(sink);
         assert_eq!(server.join().unwrap().len(), 2);
     }
@@ -643,7 +644,7 @@ mod tests {
             sink.event(&sample_alert()).unwrap();
         }
         assert!(started.elapsed() < Duration::from_millis(500));
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         let stats = sink.stats();
         assert_eq!(stats.written, 0);
         assert_eq!(stats.dropped_queue_full + stats.lost, 20, "{stats:?}");

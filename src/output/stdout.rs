@@ -60,9 +60,9 @@ impl<S: Sink> Sink for StdoutSink<S> {
         self.pass(1, |inner| inner.server_report(report))
     }
 
-    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         let records = u64::try_from(servers.len()).unwrap_or(u64::MAX);
-        self.pass(records, |inner| inner.finish(servers))
+        self.pass(records, |inner| inner.finish(servers, unread))
     }
 
     fn tick(&mut self, now: Timestamp) -> io::Result<()> {
@@ -121,7 +121,7 @@ mod tests {
         closed.store(true, Ordering::Relaxed);
         sink.event(&alert).unwrap();
         sink.event(&alert).unwrap();
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         assert!(!sink.is_open());
         assert_eq!(sink.undelivered(), 2, "the two alerts after the first; the empty summary has no record");
     }

@@ -167,6 +167,15 @@ fn credential_line(
     )
 }
 
+/// How many inputs could not be read to their end, for the closing summaries people read: what
+/// they say must not pass for all there was (they are mailed and pasted without the exit status).
+pub(super) fn unread_words(count: usize) -> String {
+    match count {
+        1 => "1 file could not be read to its end".to_string(),
+        count => format!("{count} files could not be read to their end"),
+    }
+}
+
 fn starttls_word(offered: Option<bool>) -> &'static str {
     match offered {
         Some(true) => "offered",
@@ -195,9 +204,17 @@ impl<W: Write + Send> Sink for TextSink<W> {
         writeln!(self.out, "{}", line(Record::Server(report), self.palette))
     }
 
-    fn finish(&mut self, servers: &[ServerReport]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         if servers.is_empty() {
-            writeln!(self.out, "No credential crossed in clear.")?;
+            if unread.is_empty() {
+                writeln!(self.out, "No credential crossed in clear.")?;
+            } else {
+                writeln!(
+                    self.out,
+                    "No credential crossed in clear in what could be read: {} (see the errors above).",
+                    unread_words(unread.len())
+                )?;
+            }
             return self.out.flush();
         }
         let in_clear = servers.iter().filter(|s| s.cleartext > 0).count();
@@ -230,6 +247,13 @@ impl<W: Write + Send> Sink for TextSink<W> {
                 starttls,
                 remediation,
                 identity
+            )?;
+        }
+        if !unread.is_empty() {
+            writeln!(
+                self.out,
+                "Only what could be read is counted: {} (see the errors above).",
+                unread_words(unread.len())
             )?;
         }
         self.out.flush()
@@ -369,6 +393,32 @@ pub(crate) mod tests {
         let line = line(Record::Event(&event), &PLAIN);
         assert!(line.contains("\\u{202e}***@corp.test"), "{line:?}");
         assert!(line.contains("+OK \\u{2028}\\u{2029}\\u{feff} ready"), "{line:?}");
+    }
+
+    /// The closing words never read as an all-clear when inputs could not be read.
+    #[test]
+    fn the_summary_says_when_inputs_could_not_be_read() {
+        let summary = |servers: &[ServerReport], unread: &[String]| {
+            let mut sink = TextSink::new(Vec::new(), false);
+            sink.finish(servers, unread).unwrap();
+            String::from_utf8(sink.out).unwrap()
+        };
+        assert_eq!(summary(&[], &[]), "No credential crossed in clear.\n");
+        let unread = ["a.pcap: cannot open".to_string()];
+        assert_eq!(
+            summary(&[], &unread),
+            "No credential crossed in clear in what could be read: 1 file could not be read to its end (see the \
+             errors above).\n"
+        );
+        let mut servers = crate::output::ServerSummary::default();
+        servers.add(&sample_alert());
+        let text = summary(&servers.reports(), &[unread[0].clone(), unread[0].clone()]);
+        assert!(text.contains("1 server(s) exposed credentials"), "{text}");
+        let last = text.lines().last().unwrap();
+        assert_eq!(
+            last,
+            "Only what could be read is counted: 2 files could not be read to their end (see the errors above)."
+        );
     }
 
     #[test]

@@ -220,7 +220,7 @@ fn read_into(
         let stats = output
             .stats(shared.event(counters.last_ts, true, false), config.stats_event)
             .map_err(|error| output.stopped(error))?;
-        output.finish().map_err(|error| output.stopped(error))?;
+        output.finish(&report.file_errors).map_err(|error| output.stopped(error))?;
         return Ok(stats);
     }
     let mode = OutputMode { workers: config.workers(), ordered: true, flush_when_idle: false };
@@ -271,7 +271,7 @@ fn read_into(
         let mut stats = output
             .stats(shared.event(counters.last_ts, true, false), config.stats_event)
             .map_err(|error| output.stopped(error))?;
-        stats.alerts = writer.finish()?;
+        stats.alerts = writer.finish(&report.file_errors)?;
         Ok(stats)
     })
 }

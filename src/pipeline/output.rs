@@ -136,8 +136,9 @@ impl<'s> Output<'s> {
         Ok(())
     }
 
-    /// End of the run: every server's posture, the summary of servers, and everything flushed.
-    pub fn finish(&mut self) -> io::Result<()> {
+    /// End of the run: every server's posture, the summary of servers (with the errors of the
+    /// inputs that could not be read to their end), and everything flushed.
+    pub fn finish(&mut self, unread: &[String]) -> io::Result<()> {
         if self.summary.untracked_alerts() > 0 || self.posture.untracked_events() > 0 {
             tracing::warn!(
                 summary_alerts = self.summary.untracked_alerts(),
@@ -148,7 +149,7 @@ impl<'s> Output<'s> {
         for posture in self.posture.snapshot() {
             self.sink.posture(&posture)?;
         }
-        self.sink.finish(&self.summary.reports())?;
+        self.sink.finish(&self.summary.reports(), unread)?;
         self.sink.flush()?;
         self.still_read()
     }
@@ -260,20 +261,20 @@ impl<'s> Writer<'s> {
         Ok(())
     }
 
-    /// Every sender is gone: what is still held, then the closing summary. Returns the counts of
-    /// what was written.
-    pub fn finish(mut self) -> Result<AlertCounts, RunError> {
-        self.drain_and_finish().map_err(|error| self.output.stopped(error))?;
+    /// Every sender is gone: what is still held, then the closing summary (with the errors of
+    /// the inputs that could not be read to their end). Returns the counts of what was written.
+    pub fn finish(mut self, unread: &[String]) -> Result<AlertCounts, RunError> {
+        self.drain_and_finish(unread).map_err(|error| self.output.stopped(error))?;
         Ok(self.output.counts)
     }
 
-    fn drain_and_finish(&mut self) -> io::Result<()> {
+    fn drain_and_finish(&mut self, unread: &[String]) -> io::Result<()> {
         if let Some(reorder) = &mut self.reorder {
             for (_, event) in reorder.drain() {
                 self.output.event(&event)?;
             }
         }
-        self.output.finish()
+        self.output.finish(unread)
     }
 }
 
@@ -301,7 +302,8 @@ pub fn run(
         };
         writer.take(message)?;
     }
-    writer.finish()
+    // Interfaces have no files to fail.
+    writer.finish(&[])
 }
 
 #[cfg(test)]
@@ -367,7 +369,7 @@ mod tests {
         fn repeat(&mut self, _: &crate::output::RepeatSummary) -> io::Result<()> {
             Ok(())
         }
-        fn finish(&mut self, _: &[crate::output::ServerReport]) -> io::Result<()> {
+        fn finish(&mut self, _: &[crate::output::ServerReport], _: &[String]) -> io::Result<()> {
             self.finished = true;
             Ok(())
         }
