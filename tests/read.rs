@@ -43,6 +43,20 @@ fn stdin_gzip_and_directories_give_the_same_alerts() {
     assert_eq!(from_dir, direct);
 }
 
+/// Standard input is named so in errors.
+#[test]
+fn standard_input_is_named_so() {
+    let empty = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(["read", "-"])
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert_eq!(empty.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&empty.stderr);
+    assert!(stderr.contains("standard input: empty, not a capture"), "{stderr}");
+}
+
 /// A capture well within every bound reads without a word on stderr: warnings are for runs that
 /// lost something.
 #[test]

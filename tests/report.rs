@@ -379,7 +379,7 @@ fn progress_is_drawn_on_a_terminal_and_cleared() {
         )
     };
     let Some(shown) = on_a_terminal(&slow_read("")) else { return };
-    assert!(shown.starts_with("\r- "), "a line redrawn in place, named after the input: {shown:?}");
+    assert!(shown.starts_with("\rstandard input "), "a line redrawn in place, named after the input: {shown:?}");
     assert!(shown.contains("MiB/s  1 alert\x1b[K"), "rate and alerts so far: {shown:?}");
     assert!(shown.ends_with("\r\x1b[K"), "cleared at the end: {shown:?}");
     assert!(!shown.contains("Progress-Secret-1"));

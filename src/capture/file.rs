@@ -36,31 +36,57 @@ use super::{Frame, LinkType, SharedBlock, Timestamp};
 #[cfg(test)]
 mod tests;
 
-/// Why a capture file could not be read (further), with the file and byte offset it happened at.
-///
-/// The offset is the start of the record being read, counted in the decompressed stream.
-#[derive(Debug, thiserror::Error)]
-#[error("{file}: at byte offset {offset}: {kind}")]
+/// Why a capture file could not be read (further): the file, where, and what went wrong.
+#[derive(Debug)]
 pub struct CaptureError {
     pub file: String,
-    pub offset: u64,
+    /// Where the record being read starts; `None` when opening the file or reading its header
+    /// failed, where an offset would tell nothing.
+    pub offset: Option<u64>,
+    /// The file is gzip-compressed: the offset counts bytes of its decompressed data (where
+    /// `zcat file | tcpdump -r -` would be), not of the file.
+    pub compressed: bool,
     pub kind: CaptureErrorKind,
 }
+
+impl fmt::Display for CaptureError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file)?;
+        match self.offset {
+            Some(offset) if self.compressed => write!(f, "at byte offset {offset} of the decompressed data: ")?,
+            Some(offset) => write!(f, "at byte offset {offset}: ")?,
+            None => {}
+        }
+        write!(f, "{}", self.kind)
+    }
+}
+
+impl std::error::Error for CaptureError {}
 
 /// Each message holds its cause, which is therefore not also its `source()`: an error-chain
 /// printer would say it twice.
 #[derive(Debug, thiserror::Error)]
 pub enum CaptureErrorKind {
+    #[error("cannot open: {0}")]
+    Open(std::io::Error),
     #[error("cannot read: {0}")]
     Io(std::io::Error),
-    #[error("file is empty, not a capture")]
+    #[error("empty, not a capture")]
     Empty,
     /// The first bytes are no capture's magic number. They are not kept, nor shown: a file that
     /// is not a capture may start with anything, a password included.
     #[error("not a pcap or pcapng capture, gzip-compressed or not: unknown magic number")]
     UnknownFormat,
+    /// The file (or its decompressed data) ends before its file header (pcap) or first section
+    /// header (pcapng) does.
+    #[error("the file header is cut short (truncated capture)")]
+    HeaderCut,
     #[error("file ends inside a record (truncated capture)")]
     Truncated,
+    /// A gzip file's compressed data ends before its end marker: the file was cut (a copy or
+    /// compression that did not finish), whatever the offset in its data says.
+    #[error("the compressed data ends early (truncated gzip file)")]
+    CompressedCut,
     #[error("corrupt capture: {0}")]
     Corrupt(String),
 }
@@ -73,6 +99,8 @@ pub(crate) const INITIAL_BUFFER_LEN: usize = 256 << 10;
 /// Longest record (classic pcap record or pcapng block) accepted; anything longer is corruption.
 const MAX_RECORD_LEN: usize = 256 << 20;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// What standard input (`-`) is called in errors and logs: "-: file is empty" said little.
+const STDIN_NAME: &str = "standard input";
 /// Enough leading bytes to tell the format and, for pcapng, the first block's length.
 const SNIFF_LEN: usize = 12;
 const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -108,15 +136,17 @@ pub struct FileSource {
 }
 
 impl FileSource {
-    /// Opens `path` (`-` reads standard input).
+    /// Opens `path` (`-` reads standard input, named so in errors and logs).
     pub fn open(path: &Path) -> Result<FileSource, CaptureError> {
-        let name = path.to_string_lossy().into_owned();
         if path.as_os_str() == "-" {
-            return Self::from_reader(name, Box::new(io::stdin()));
+            return Self::from_reader(STDIN_NAME.to_string(), Box::new(io::stdin()));
         }
+        let name = path.to_string_lossy().into_owned();
         match File::open(path) {
             Ok(file) => Self::from_reader(name, Box::new(file)),
-            Err(error) => Err(CaptureError { file: name, offset: 0, kind: CaptureErrorKind::Io(error) }),
+            Err(error) => {
+                Err(CaptureError { file: name, offset: None, compressed: false, kind: CaptureErrorKind::Open(error) })
+            }
         }
     }
 
@@ -126,7 +156,7 @@ impl FileSource {
             Ok((buffer, layout)) => {
                 Ok(FileSource { name, buffer, layout, last_ts: Timestamp::default(), warnings: 0, finished: false })
             }
-            Err(kind) => Err(CaptureError { file: name, offset: 0, kind }),
+            Err(kind) => Err(CaptureError { file: name, offset: None, compressed: false, kind }),
         }
     }
 
@@ -169,12 +199,17 @@ impl FileSource {
             }
             Err(kind) => {
                 self.finished = true;
-                Err(CaptureError { file: self.name.clone(), offset: self.buffer.offset(), kind })
+                Err(CaptureError {
+                    file: self.name.clone(),
+                    offset: Some(self.buffer.offset()),
+                    compressed: self.buffer.compressed,
+                    kind,
+                })
             }
         }
     }
 
-    /// The name given to the source (the path as the user wrote it, or `-`).
+    /// The name given to the source (the path as the user wrote it, or "standard input").
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -270,12 +305,16 @@ struct RecordBuffer {
     /// back).
     blocks_made: u64,
     exhausted: bool,
+    /// The stream is decompressed gzip: offsets count its data, and its ending early is the
+    /// compressed file's being cut.
+    compressed: bool,
 }
 
 impl RecordBuffer {
-    fn new(stream: Box<dyn Read + Send>, compressed_bytes: ByteCount, capacity: usize) -> RecordBuffer {
+    fn new(stream: SniffedStream, compressed_bytes: ByteCount, capacity: usize) -> RecordBuffer {
         RecordBuffer {
-            stream,
+            stream: stream.stream,
+            compressed: stream.compressed,
             compressed_bytes,
             block: SharedBlock::new(capacity),
             start: 0,
@@ -372,7 +411,7 @@ impl RecordBuffer {
                     return Ok(true);
                 }
                 Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(io_failure(error)),
+                Err(error) => return Err(io_failure(error, self.compressed)),
             }
         }
     }
@@ -481,7 +520,8 @@ fn is_capture_magic(magic: [u8; 4]) -> bool {
 /// Sniffs gzip, then the capture format, and reads the file header.
 fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
     let compressed_bytes = ByteCount::default();
-    let SniffedStream { stream, head, head_len } = decompressed_stream(raw, &compressed_bytes)?;
+    let stream = decompressed_stream(raw, &compressed_bytes)?;
+    let (head, head_len) = (stream.head, stream.head_len);
     let sniffed = head.get(..head_len).unwrap_or_default();
     if sniffed.is_empty() {
         return Err(CaptureErrorKind::Empty);
@@ -493,7 +533,7 @@ fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), Cap
     if LEGACY_MAGICS.contains(&magic_le) {
         open_legacy(stream, compressed_bytes)
     } else if magic_le == SHB_MAGIC {
-        open_ng(stream, compressed_bytes, sniffed)
+        open_ng(stream, compressed_bytes, &head, head_len)
     } else {
         Err(CaptureErrorKind::UnknownFormat)
     }
@@ -506,6 +546,8 @@ struct SniffedStream {
     /// The first `SNIFF_LEN` bytes, or fewer (`head_len`) when the stream is that short.
     head: [u8; SNIFF_LEN],
     head_len: usize,
+    /// `stream` is decompressed gzip.
+    compressed: bool,
 }
 
 fn decompressed_stream(
@@ -514,27 +556,24 @@ fn decompressed_stream(
 ) -> Result<SniffedStream, CaptureErrorKind> {
     let mut compressed = CountingReader { inner: raw, compressed_bytes: Arc::clone(compressed_bytes) };
     let mut head = [0u8; SNIFF_LEN];
-    let head_len = read_up_to(&mut compressed, &mut head)?;
+    let head_len = read_up_to(&mut compressed, &mut head).map_err(|error| io_failure(error, false))?;
     let already_read = Cursor::new(head).take(head_len as u64);
     if !head.starts_with(&GZIP_MAGIC) {
         let stream = Box::new(already_read.chain(compressed));
-        return Ok(SniffedStream { stream, head, head_len });
+        return Ok(SniffedStream { stream, head, head_len, compressed: false });
     }
     let mut decompressed = MultiGzDecoder::new(already_read.chain(compressed));
     let mut head = [0u8; SNIFF_LEN];
-    let head_len = read_up_to(&mut decompressed, &mut head)?;
+    let head_len = read_up_to(&mut decompressed, &mut head).map_err(|error| io_failure(error, true))?;
     let already_read = Cursor::new(head).take(head_len as u64);
     let stream = Box::new(already_read.chain(decompressed));
-    Ok(SniffedStream { stream, head, head_len })
+    Ok(SniffedStream { stream, head, head_len, compressed: true })
 }
 
-fn open_legacy(
-    stream: Box<dyn Read + Send>,
-    compressed_bytes: ByteCount,
-) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
+fn open_legacy(stream: SniffedStream, compressed_bytes: ByteCount) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
     let mut buffer = RecordBuffer::new(stream, compressed_bytes, INITIAL_BUFFER_LEN);
     if !buffer.fill_to(LEGACY_HEADER_LEN)? {
-        return Err(CaptureErrorKind::Truncated);
+        return Err(CaptureErrorKind::HeaderCut);
     }
     let layout = match parse_pcap_header(buffer.data()) {
         Ok((_, header)) => LegacyLayout::new(&header),
@@ -545,19 +584,21 @@ fn open_legacy(
     Ok((buffer, Layout::Legacy(layout)))
 }
 
-/// Opens a pcapng stream whose first bytes are `sniffed`. The first Section Header Block is
-/// checked here, so that a file that is no capture fails to open, and stays in the buffer, to be
-/// read like any later one.
+/// Opens a pcapng stream whose first `head_len` bytes are `head`. The first Section Header Block
+/// is checked here, so that a file that is no capture fails to open, and stays in the buffer, to
+/// be read like any later one.
 fn open_ng(
-    stream: Box<dyn Read + Send>,
+    stream: SniffedStream,
     compressed_bytes: ByteCount,
-    sniffed: &[u8],
+    head: &[u8; SNIFF_LEN],
+    head_len: usize,
 ) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
-    let section = ng_block_header(sniffed, false)?.ok_or(CaptureErrorKind::Truncated)?;
+    let sniffed = head.get(..head_len).unwrap_or_default();
+    let section = ng_block_header(sniffed, false)?.ok_or(CaptureErrorKind::HeaderCut)?;
     let capacity = INITIAL_BUFFER_LEN.max(section.len.next_power_of_two());
     let mut buffer = RecordBuffer::new(stream, compressed_bytes, capacity);
     if !buffer.fill_to(section.len)? {
-        return Err(CaptureErrorKind::Truncated);
+        return Err(CaptureErrorKind::HeaderCut);
     }
     // Now that the block is buffered whole, its trailer is checked too.
     ng_block_header(buffer.data(), false)?;
@@ -920,25 +961,26 @@ fn read_u16(data: &[u8], at: usize, big_endian: bool) -> Option<u16> {
 }
 
 /// Reads until `buf` is full or the stream ends; returns how much was read.
-fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> Result<usize, CaptureErrorKind> {
+fn read_up_to(reader: &mut impl Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut filled = 0;
     while let Some(rest) = buf.get_mut(filled..).filter(|rest| !rest.is_empty()) {
         match reader.read(rest) {
             Ok(0) => break,
             Ok(n) => filled += n,
             Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(io_failure(error)),
+            Err(error) => return Err(error),
         }
     }
     Ok(filled)
 }
 
-/// A gzip stream that stops early reports `UnexpectedEof`: that is a truncated capture.
-fn io_failure(error: io::Error) -> CaptureErrorKind {
-    if error.kind() == io::ErrorKind::UnexpectedEof {
-        CaptureErrorKind::Truncated
-    } else {
-        CaptureErrorKind::Io(error)
+/// A gzip stream that stops early reports `UnexpectedEof`: its file was cut. (Another reader
+/// saying so has ended inside a record.)
+fn io_failure(error: io::Error, compressed: bool) -> CaptureErrorKind {
+    match error.kind() {
+        io::ErrorKind::UnexpectedEof if compressed => CaptureErrorKind::CompressedCut,
+        io::ErrorKind::UnexpectedEof => CaptureErrorKind::Truncated,
+        _ => CaptureErrorKind::Io(error),
     }
 }
 

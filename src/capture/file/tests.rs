@@ -513,6 +513,8 @@ fn gzipped_records(count: u32) -> Vec<u8> {
     gzip(&file.bytes)
 }
 
+/// A gzip file cut short is said to be one, at the offset of the record being read in its
+/// decompressed data (said so: it is no offset in the file).
 #[test]
 fn truncated_gzip_stream_is_a_truncated_capture() {
     let mut compressed = gzipped_records(200);
@@ -521,7 +523,35 @@ fn truncated_gzip_stream_is_a_truncated_capture() {
     let (frames, error) = read_all(&mut source);
     assert!(!frames.is_empty() && frames.len() < 200);
     let error = error.expect("a truncated stream is an error");
-    assert!(matches!(error.kind, CaptureErrorKind::Truncated), "{error}");
+    assert!(matches!(error.kind, CaptureErrorKind::CompressedCut), "{error}");
+    let record = 24 + frames.len() as u64 * (16 + 64);
+    assert_eq!(error.offset, Some(record));
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "test.cap: at byte offset {record} of the decompressed data: the compressed data ends early (truncated \
+             gzip file)"
+        )
+    );
+    // Cut within its first bytes: no offset to give.
+    let error = open_bytes(gzipped_records(1)[..10].to_vec()).err().expect("a gzip header alone is an error");
+    assert_eq!(error.to_string(), "test.cap: the compressed data ends early (truncated gzip file)");
+}
+
+/// A whole gzip stream whose data is a capture cut inside a record: a truncated capture, at an
+/// offset of the decompressed data.
+#[test]
+fn a_gzip_of_a_truncated_capture_is_a_truncated_capture() {
+    let mut file = PcapFile::new(false, false, 1);
+    file.record(1, 0, 30, &payload(30, 0)).record(2, 0, 30, &payload(30, 1));
+    let cut = &file.bytes[..file.bytes.len() - 5];
+    let mut source = open_bytes(gzip(cut)).expect("capture opens");
+    let (_, error) = read_all(&mut source);
+    let error = error.expect("truncation is an error");
+    assert_eq!(
+        error.to_string(),
+        "test.cap: at byte offset 70 of the decompressed data: file ends inside a record (truncated capture)"
+    );
 }
 
 #[test]
@@ -548,7 +578,7 @@ fn reports_a_truncated_record_with_its_offset() {
     assert_eq!(frames, vec![got(secs_micros(1, 0), LinkType::ETHERNET, 30, &payload(30, 0))]);
     let error = error.expect("truncation is an error");
     assert!(matches!(error.kind, CaptureErrorKind::Truncated));
-    assert_eq!(error.offset, 24 + 16 + 30);
+    assert_eq!(error.offset, Some(24 + 16 + 30));
     assert_eq!(error.file, NAME);
     assert_eq!(error.to_string(), "test.cap: at byte offset 70: file ends inside a record (truncated capture)");
 }
@@ -568,7 +598,7 @@ fn check_every_truncation(bytes: &[u8], header_len: usize, record_ends: &[usize]
                 assert!(!at_boundary, "cut at {cut} is a clean end: {error}");
                 assert!(matches!(error.kind, CaptureErrorKind::Truncated), "cut at {cut}: {error}");
                 let record_start = record_ends.iter().copied().filter(|&end| end <= cut).max().unwrap_or(header_len);
-                assert_eq!(error.offset, record_start as u64, "cut at {cut}");
+                assert_eq!(error.offset, Some(record_start as u64), "cut at {cut}");
             }
         }
     }
@@ -596,20 +626,24 @@ fn every_truncation_of_a_pcapng_is_reported() {
     check_every_truncation(&ng.bytes, header_len, &ends);
 }
 
+/// A cut file header is said to be one, without a record offset (there is no record).
 #[test]
 fn a_cut_inside_the_file_header_is_reported_when_opening() {
     let file = PcapFile::new(false, false, 1);
     for cut in 4..24 {
         let error = open_bytes(file.bytes[..cut].to_vec()).err().expect("an incomplete header is an error");
-        assert!(matches!(error.kind, CaptureErrorKind::Truncated), "cut at {cut}: {error}");
-        assert_eq!(error.offset, 0);
+        assert!(matches!(error.kind, CaptureErrorKind::HeaderCut), "cut at {cut}: {error}");
+        assert_eq!(error.to_string(), "test.cap: the file header is cut short (truncated capture)");
     }
     let mut ng = PcapNgFile::default();
     let shb = ng.section(false).take();
     for cut in 4..shb.len() {
         let error = open_bytes(shb[..cut].to_vec()).err().expect("an incomplete section header is an error");
-        assert!(matches!(error.kind, CaptureErrorKind::Truncated), "cut at {cut}: {error}");
+        assert!(matches!(error.kind, CaptureErrorKind::HeaderCut), "cut at {cut}: {error}");
     }
+    // Decompressed data as short, from a whole gzip stream.
+    let error = open_bytes(gzip(&file.bytes[..20])).err().expect("an incomplete header is an error");
+    assert!(matches!(error.kind, CaptureErrorKind::HeaderCut), "{error}");
 }
 
 #[test]
@@ -686,7 +720,7 @@ fn expect_corrupt_after_one_frame(bytes: Vec<u8>, offset: u64) {
     assert_eq!(frames.len(), 1);
     let error = error.expect("corruption is an error");
     assert!(matches!(error.kind, CaptureErrorKind::Corrupt(_)), "{error}");
-    assert_eq!(error.offset, offset, "{error}");
+    assert_eq!(error.offset, Some(offset), "{error}");
 }
 
 #[test]
@@ -873,7 +907,7 @@ fn a_read_error_names_the_cause_and_ends_the_source() {
     assert_eq!(frames.len(), 1);
     let error = error.expect("the read error surfaces");
     assert!(matches!(&error.kind, CaptureErrorKind::Io(io) if io.to_string() == "disk on fire"), "{error}");
-    assert_eq!(error.offset, 24 + 46);
+    assert_eq!(error.offset, Some(24 + 46));
 }
 
 #[test]
@@ -892,8 +926,13 @@ fn opens_files_by_path_and_counts_bytes_read() {
 
     let missing = dir.path().join("missing.pcap");
     let error = FileSource::open(&missing).err().expect("missing file");
-    assert!(matches!(error.kind, CaptureErrorKind::Io(_)));
+    assert!(matches!(error.kind, CaptureErrorKind::Open(_)));
     assert_eq!(error.file, missing.to_string_lossy());
+    // Nothing was read: no offset.
+    assert_eq!(
+        error.to_string(),
+        format!("{}: cannot open: No such file or directory (os error 2)", missing.display())
+    );
 }
 
 #[test]
