@@ -59,6 +59,18 @@ impl Cli {
                 ));
             }
         }
+        // Standard input named twice: its second reading would find it empty.
+        let paths: &[PathBuf] = match &self.command {
+            Command::Read(read) | Command::Posture(read) => &read.paths,
+            Command::Report(report) => &report.read.paths,
+            Command::Live(_) => &[],
+        };
+        if paths.iter().filter(|path| path.as_os_str() == "-").count() > 1 {
+            return Err(Cli::command().error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "standard input (`-`) is named more than once: it can be read only once",
+            ));
+        }
         Ok(())
     }
 }
@@ -538,6 +550,17 @@ mod tests {
             assert!(config.proto.ports.implicit_tls.is_empty(), "{none:?}");
         }
         assert!(parse(&["read", "--threads", "0", "x"]).is_err());
+    }
+
+    #[test]
+    fn standard_input_can_be_named_once() {
+        assert!(parse(&["read", "-", "a.pcap"]).unwrap().check().is_ok());
+        for command in [&["read"][..], &["posture"], &["report", "--html", "r.html"]] {
+            let args = [command, &["-", "a.pcap", "-"]].concat();
+            let error = parse(&args).unwrap().check().expect_err("- twice");
+            assert_eq!(error.exit_code(), 2, "{args:?}");
+            assert!(error.to_string().contains("standard input (`-`) is named more than once"), "{error}");
+        }
     }
 
     /// Limits so small that the run would silently miss logins are a bad command line (exit

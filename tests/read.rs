@@ -43,9 +43,10 @@ fn stdin_gzip_and_directories_give_the_same_alerts() {
     assert_eq!(from_dir, direct);
 }
 
-/// Standard input is named so in errors.
+/// Standard input is named so in errors, and can be named once only: a second reading would find
+/// it empty.
 #[test]
-fn standard_input_is_named_so() {
+fn standard_input_is_named_so_and_read_once() {
     let empty = Command::new(env!("CARGO_BIN_EXE_credwatch"))
         .args(["read", "-"])
         .env_remove("RUST_LOG")
@@ -55,6 +56,10 @@ fn standard_input_is_named_so() {
     assert_eq!(empty.status.code(), Some(3));
     let stderr = String::from_utf8_lossy(&empty.stderr);
     assert!(stderr.contains("standard input: empty, not a capture"), "{stderr}");
+    let twice = common::credwatch(&["read", "-", demo().to_str().unwrap(), "-"], &[]);
+    assert_eq!(twice.status.code(), Some(2), "a bad command line");
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("standard input (`-`) is named more than once"));
+    assert!(twice.stdout.is_empty());
 }
 
 /// A capture well within every bound reads without a word on stderr: warnings are for runs that
