@@ -151,7 +151,8 @@ fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Resu
             let mut both = Outputs::default();
             both.push(sinks(analysis, Vec::new(), analysis.dedup_window)?);
             // Beside the deduplication, not behind it: the chart counts every alert.
-            both.push(Box::new(HtmlReport::new(std::io::BufWriter::new(file), names)));
+            let page = NamedWriter { inner: std::io::BufWriter::new(file), name: html.display().to_string() };
+            both.push(Box::new(HtmlReport::new(page, names)));
             Box::new(both)
         }
     };
@@ -267,6 +268,29 @@ fn install_signal_handlers(control: &credwatch::pipeline::live::Control) -> anyh
     }
     flag::register(SIGHUP, control.reopen.clone())?;
     Ok(())
+}
+
+/// A writer whose errors name its file: "cannot write output: No space left on device" did not say
+/// which output failed.
+struct NamedWriter<W: Write> {
+    inner: W,
+    name: String,
+}
+
+impl<W: Write> NamedWriter<W> {
+    fn named(&self, error: std::io::Error) -> std::io::Error {
+        std::io::Error::new(error.kind(), format!("{}: {error}", self.name))
+    }
+}
+
+impl<W: Write> Write for NamedWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).map_err(|error| self.named(error))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|error| self.named(error))
+    }
 }
 
 /// Total bytes of the inputs, for the progress bar; `None` when unknown (standard input).
