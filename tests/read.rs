@@ -201,6 +201,32 @@ fn frames_of_a_link_type_credwatch_cannot_read_are_warned_about_once() {
 }
 
 #[test]
+fn a_capture_of_frames_that_are_not_ip_is_warned_about() {
+    // The demo's frames behind an ethertype credwatch does not read (a vendor tag, VN-Tag's
+    // 0x8926): nothing decodes, which must not pass for an all-clear.
+    let frames: Vec<CapturedFrame> = credwatch::capture::FileSource::open(&demo())
+        .map(|mut source| {
+            let mut frames = Vec::new();
+            while let Ok(Some(frame)) = source.next_frame() {
+                let mut data = frame.data.to_vec();
+                data[12..14].copy_from_slice(&0x8926u16.to_be_bytes());
+                frames.push(CapturedFrame { ts: frame.ts, link_type: frame.link_type, data });
+            }
+            frames
+        })
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let tagged = dir.path().join("vn-tag.pcap");
+    write_pcap_file(&tagged, &frames).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", tagged.to_str().unwrap()], &[]);
+    assert!(output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stderr.matches("most frames were not IP").count(), 1, "{stderr}");
+    let demo_run = common::credwatch(&["read", "--format", "json", demo().to_str().unwrap()], &[]);
+    assert!(!String::from_utf8_lossy(&demo_run.stderr).contains("not IP"));
+}
+
+#[test]
 fn encrypted_wifi_is_warned_about_once() {
     // A monitor-mode capture of a login on a protected network: the frames' bodies are
     // encrypted (here: marked so), which must not pass for an all-clear either.

@@ -114,6 +114,7 @@ impl<'s> Output<'s> {
     pub fn stats(&mut self, mut stats: StatsEvent, write: bool) -> io::Result<StatsEvent> {
         stats.alerts = self.counts;
         stats::log(&stats);
+        stats::warn_if_nothing_was_ip(&stats);
         let loss = stats::bounds_loss(&stats);
         if stats::loss_worth_warning(loss, self.loss_warned) {
             self.loss_warned = loss;

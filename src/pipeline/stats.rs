@@ -311,6 +311,20 @@ pub fn warn_bounds_let_data_go(stats: &StatsEvent) {
     );
 }
 
+/// Says, at the end of a run, that most frames were not IP and none held TCP: the capture may
+/// carry its IP in an encapsulation credwatch does not read (a vendor tag, a tunnel not peeled),
+/// which would otherwise end in a silent all-clear.
+pub fn warn_if_nothing_was_ip(stats: &StatsEvent) {
+    if stats.is_final && stats.tcp_segments == 0 && stats.decode.not_ip > stats.packets / 2 {
+        tracing::warn!(
+            frames = stats.packets,
+            not_ip = stats.decode.not_ip,
+            "no TCP segment was found, and most frames were not IP: they may carry it in an encapsulation \
+             credwatch does not read (Wireshark shows what they are)"
+        );
+    }
+}
+
 /// The tracing line every stats report also goes to (stderr, journald): the counters of the
 /// `stats` event, the decode counters summed as `undecoded` (frames that may have held TCP but
 /// could not be read), the limits each by name.
