@@ -208,14 +208,20 @@ impl<S: Sink> Sink for Dedup<S> {
         self.inner.repeat(summary)
     }
 
-    /// Postures come at the end of a run: repeats held back until then go out first.
     fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
         self.inner.server_report(report)
     }
 
+    /// Passes through: live capture reports postures as they change and in its periodic
+    /// inventory, which must not cut the windows short (only `end_of_events` does, at the end).
     fn posture(&mut self, posture: &crate::posture::ServerPosture) -> io::Result<()> {
-        self.close_all()?;
         self.inner.posture(posture)
+    }
+
+    /// The end of a run: the repeats held back go out before the closing postures.
+    fn end_of_events(&mut self) -> io::Result<()> {
+        self.close_all()?;
+        self.inner.end_of_events()
     }
 
     fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
@@ -255,6 +261,7 @@ mod tests {
     struct Recorder {
         alerts: Vec<Timestamp>,
         repeats: Vec<RepeatSummary>,
+        postures: usize,
         finished: bool,
     }
 
@@ -267,6 +274,10 @@ mod tests {
         }
         fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
             self.repeats.push(summary.clone());
+            Ok(())
+        }
+        fn posture(&mut self, _posture: &crate::posture::ServerPosture) -> io::Result<()> {
+            self.postures += 1;
             Ok(())
         }
         fn finish(&mut self, _servers: &[ServerReport], _unread: &[String]) -> io::Result<()> {
@@ -349,6 +360,26 @@ mod tests {
         assert_eq!(summary.timestamp, summary.last_seen);
         assert_eq!(summary.flow.src_port, 40_240);
         assert_eq!(summary.repeated_event_type, EventType::CleartextCredential);
+    }
+
+    #[test]
+    fn a_posture_between_two_logins_leaves_their_window_open() {
+        // Live capture reports a posture whenever a server is first seen or changes, and all of
+        // them in its periodic inventory: the dedup windows must not close then.
+        let mut dedup = Dedup::new(Recorder::default(), Duration::from_secs(3600));
+        dedup.event(&login_at(0, "f***")).unwrap();
+        dedup.posture(&some_posture()).unwrap();
+        dedup.event(&login_at(60, "f***")).unwrap();
+        assert_eq!((dedup.inner.alerts.len(), dedup.inner.repeats.len(), dedup.inner.postures), (1, 0, 1));
+        dedup.end_of_events().unwrap();
+        let [repeat] = dedup.inner.repeats.as_slice() else { panic!("one summary at the end") };
+        assert_eq!(repeat.repeat_count, 2);
+    }
+
+    fn some_posture() -> crate::posture::ServerPosture {
+        let mut tracker = crate::posture::PostureTracker::default();
+        tracker.observe(&login_at(0, "f***"), false);
+        tracker.snapshot().pop().unwrap()
     }
 
     #[test]

@@ -63,6 +63,11 @@ pub trait Sink: Send {
     fn server_report(&mut self, _report: &ServerReport) -> io::Result<()> {
         Ok(())
     }
+    /// The run's last event is in, and its closing postures and summary come next: what a sink
+    /// holds back ([`Dedup`]'s repeats) goes out now, so that it precedes them.
+    fn end_of_events(&mut self) -> io::Result<()> {
+        Ok(())
+    }
     /// End of the run: the servers that exposed credentials, most exposed first, and the errors
     /// of the inputs that could not be read to their end (one message per file, naming it), for
     /// summaries people read not to pass for an all-clear then.
@@ -380,6 +385,10 @@ impl Sink for Outputs {
 
     fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
         self.each(|sink| sink.server_report(report))
+    }
+
+    fn end_of_events(&mut self) -> io::Result<()> {
+        self.each(|sink| sink.end_of_events())
     }
 
     fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {

@@ -60,6 +60,10 @@ impl<S: Sink> Sink for StdoutSink<S> {
         self.pass(1, |inner| inner.server_report(report))
     }
 
+    fn end_of_events(&mut self) -> io::Result<()> {
+        self.pass(0, Sink::end_of_events)
+    }
+
     fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         let records = u64::try_from(servers.len()).unwrap_or(u64::MAX);
         self.pass(records, |inner| inner.finish(servers, unread))

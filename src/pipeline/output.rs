@@ -137,8 +137,9 @@ impl<'s> Output<'s> {
         Ok(())
     }
 
-    /// End of the run: every server's posture, the summary of servers (with the errors of the
-    /// inputs that could not be read to their end), and everything flushed.
+    /// End of the run: what the sinks held back, every server's posture, the summary of servers
+    /// (with the errors of the inputs that could not be read to their end), and everything
+    /// flushed.
     pub fn finish(&mut self, unread: &[String]) -> io::Result<()> {
         if self.summary.untracked_alerts() > 0 || self.posture.untracked_events() > 0 {
             tracing::warn!(
@@ -147,6 +148,7 @@ impl<'s> Output<'s> {
                 "events of servers past the trackers' limit were left out of the server summary and posture"
             );
         }
+        self.sink.end_of_events()?;
         for posture in self.posture.snapshot() {
             self.sink.posture(&posture)?;
         }
@@ -350,9 +352,10 @@ mod tests {
         assert_eq!(reorder.drain().len(), 0);
     }
 
-    /// Counts what the output thread asks of its sink.
+    /// Counts what the output thread asks of its sink, and logs the records in order.
     #[derive(Default)]
     struct Probe {
+        log: Vec<&'static str>,
         events: usize,
         reopened: usize,
         flushed: usize,
@@ -365,9 +368,11 @@ mod tests {
     impl Sink for Probe {
         fn event(&mut self, _: &Event) -> io::Result<()> {
             self.events += 1;
+            self.log.push("event");
             Ok(())
         }
         fn repeat(&mut self, _: &crate::output::RepeatSummary) -> io::Result<()> {
+            self.log.push("repeat");
             Ok(())
         }
         fn finish(&mut self, _: &[crate::output::ServerReport], _: &[String]) -> io::Result<()> {
@@ -388,6 +393,7 @@ mod tests {
         }
         fn posture(&mut self, _: &crate::posture::ServerPosture) -> io::Result<()> {
             self.postures += 1;
+            self.log.push("posture");
             Ok(())
         }
         fn tick(&mut self, _: Timestamp) -> io::Result<()> {
@@ -422,6 +428,22 @@ mod tests {
         assert_eq!(probe.reports, 2, "the exposed server, once per inventory");
         assert_eq!(probe.ticks, 1);
         assert!(probe.finished);
+    }
+
+    #[test]
+    fn live_inventories_leave_dedup_windows_open_and_the_repeats_precede_the_closing_postures() {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        let alert = crate::output::text::tests::sample_alert();
+        let events = |serial| vec![(order(serial, Phase::Packet, 1, 0, serial), alert.clone())];
+        sender.send(OutputMsg::Events { worker: 0, events: events(1), done_below: 2 }).unwrap();
+        sender.send(OutputMsg::Inventory).unwrap();
+        sender.send(OutputMsg::Events { worker: 0, events: events(2), done_below: 3 }).unwrap();
+        drop(sender);
+        let mut dedup = crate::output::Dedup::new(Probe::default(), std::time::Duration::from_secs(3600));
+        let mode = OutputMode { workers: 1, ordered: false, flush_when_idle: false };
+        run(receiver, &mut dedup, mode, &SharedStats::new([], 1)).unwrap();
+        let log = dedup.into_inner().log;
+        assert_eq!(log, ["event", "posture", "repeat", "posture"], "one alert, its repeat before the closing posture");
     }
 
     #[test]
