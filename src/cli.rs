@@ -10,7 +10,7 @@ use zeroize::Zeroizing;
 use credwatch::alert::{RedactionPolicy, UsernamePolicy};
 use credwatch::flow::FlowLimits;
 use credwatch::output::{self, OutputSpec};
-use credwatch::pipeline::{RunConfig, DEFAULT_QUEUE_SEGMENTS};
+use credwatch::pipeline::{RunConfig, DEFAULT_QUEUE_SEGMENTS, MAX_QUEUE_SEGMENTS};
 use credwatch::proto::{PortMap, ProtoConfig};
 
 /// Find mail logins (POP3, IMAP, SMTP, ManageSieve) whose passwords cross the network in clear,
@@ -213,8 +213,9 @@ pub struct LiveArgs {
     /// also has a capture thread, and there is one output thread.
     #[arg(long, default_value_t = default_threads(), value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: u16,
-    /// Segments each worker's queue holds; past it the capture drops (counted as queue_drops).
-    #[arg(long, default_value_t = DEFAULT_QUEUE_SEGMENTS, value_name = "N")]
+    /// Segments each worker's queue holds (1 to 1048576); past it the capture drops (counted as
+    /// queue_drops).
+    #[arg(long, default_value_t = DEFAULT_QUEUE_SEGMENTS, value_name = "N", value_parser = queue_size)]
     pub queue_size: usize,
     /// Seconds between `stats` events (and log lines); 0: only at exit.
     #[arg(long, default_value_t = 60, value_name = "SECONDS")]
@@ -387,6 +388,16 @@ pub const MIN_MAX_BUFFERED_TOTAL: usize = 1024 * 1024;
 /// server; less would close flows between a greeting and its login.
 pub const MIN_IDLE_TIMEOUT_SECS: usize = 30;
 
+/// A queue size from 1 to [`MAX_QUEUE_SEGMENTS`]: a huge one would have the queues allocated or
+/// filled past any memory the host has.
+fn queue_size(text: &str) -> Result<usize, String> {
+    let value: usize = text.parse().map_err(|_| format!("{text:?}: expected a whole number"))?;
+    if !(1..=MAX_QUEUE_SEGMENTS).contains(&value) {
+        return Err(format!("{value} is not between 1 and the maximum of {MAX_QUEUE_SEGMENTS} segments"));
+    }
+    Ok(value)
+}
+
 /// A number of at least `MIN`, or a message saying why less would blind the run.
 fn at_least<const MIN: usize>(text: &str) -> Result<usize, String> {
     let value: usize = text.parse().map_err(|_| format!("{text:?}: expected a whole number"))?;
@@ -441,7 +452,7 @@ impl LiveArgs {
     pub fn run_config(&self) -> anyhow::Result<RunConfig> {
         Ok(RunConfig {
             threads: self.threads.into(),
-            queue_segments: self.queue_size.max(1),
+            queue_segments: self.queue_size,
             stats_event: true,
             ..self.analysis.run_config()?
         })
@@ -719,9 +730,29 @@ mod tests {
         assert_eq!(live.dedup_window(), Some(LIVE_DEDUP_WINDOW));
         let config = live.run_config().unwrap();
         assert_eq!((config.threads, config.stats_event), (2, true));
+        assert_eq!(live.queue_size, DEFAULT_QUEUE_SEGMENTS);
         assert!(parse(&["live"]).is_err(), "an interface is required");
         assert!(parse(&["live", "-i", "x", "--any-port", "--filter", "tcp"]).is_err());
         assert!(parse(&["live", "-i", "x", "--group", "g"]).is_err(), "--group goes with --user");
+    }
+
+    /// A huge `--queue-size` would have crossbeam allocate (or the queues fill) past any memory:
+    /// a bad command line (exit status 2), named with the maximum.
+    #[test]
+    fn the_queue_size_is_bounded() {
+        let queue_size = |value: &str| match parse(&["live", "-i", "x", "--queue-size", value]) {
+            Ok(Cli { command: Command::Live(live), .. }) => Ok(live.run_config().unwrap().queue_segments),
+            Ok(_) => panic!("not live"),
+            Err(error) => Err(error),
+        };
+        assert_eq!(queue_size(&MAX_QUEUE_SEGMENTS.to_string()).unwrap(), MAX_QUEUE_SEGMENTS);
+        assert_eq!(queue_size("1").unwrap(), 1);
+        for too_big in [MAX_QUEUE_SEGMENTS + 1, usize::MAX] {
+            let error = queue_size(&too_big.to_string()).expect_err("too big");
+            assert_eq!(error.exit_code(), 2);
+            assert!(error.to_string().contains(&MAX_QUEUE_SEGMENTS.to_string()), "{error}");
+        }
+        assert_eq!(queue_size("0").expect_err("empty queues").exit_code(), 2);
     }
 
     #[test]

@@ -65,6 +65,11 @@ use worker::Shard;
 
 /// Segments each worker's queue holds by default: about a second of a busy mail SPAN per worker.
 pub const DEFAULT_QUEUE_SEGMENTS: usize = 65_536;
+/// The most `--queue-size` may ask for: 16 times the default, whose full queue may hold up to
+/// about 360 MiB per worker (1,024 batches of at most 256 KiB of payload plus their segments'
+/// headers). More would only hide analysis that cannot keep up, at the cost of memory the queues
+/// keep once filled.
+pub const MAX_QUEUE_SEGMENTS: usize = 16 * DEFAULT_QUEUE_SEGMENTS;
 /// Batches each worker's queue holds when reading files: enough to keep the worker busy while the
 /// reader fills the next; a deeper queue only costs memory, since the reader waits anyway.
 const FILE_QUEUE_BATCHES: usize = 4;
