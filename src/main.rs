@@ -209,7 +209,7 @@ fn live(_: &LiveArgs) -> anyhow::Result<ExitCode> {
 fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     use std::time::Duration;
 
-    use credwatch::capture::live::{Filter, LiveOptions, LiveSource};
+    use credwatch::capture::live::{Filter, LiveErrorKind, LiveOptions, LiveSource};
     use credwatch::pipeline::live::{Control, Intervals};
 
     let config = args.run_config()?;
@@ -238,7 +238,17 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|interface| LiveSource::open(interface, &options))
         .collect::<Result<Vec<_>, _>>()
-        .context("cannot open the capture (it needs root, or CAP_NET_RAW and CAP_NET_ADMIN)")?;
+        .map_err(|error| {
+            // The privileges hint only where privileges are the cause: not for a missing
+            // interface or a bad filter.
+            let context = match error.kind {
+                LiveErrorKind::PermissionDenied => {
+                    "cannot open the capture (it needs root, or CAP_NET_RAW and CAP_NET_ADMIN)"
+                }
+                LiveErrorKind::Other => "cannot open the capture",
+            };
+            anyhow::Error::new(error).context(context)
+        })?;
     if let Some(user) = &args.user {
         privileges::drop_to(user, args.group.as_deref())?;
     }

@@ -58,6 +58,32 @@ impl Filter {
 pub struct LiveError {
     pub interface: String,
     pub message: String,
+    pub kind: LiveErrorKind,
+}
+
+/// What a [`LiveError`] calls for: only a refusal is fixed by privileges, so only it says so.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LiveErrorKind {
+    /// The process may not open a packet socket or set the interface's modes (it lacks
+    /// `CAP_NET_RAW`/`CAP_NET_ADMIN`).
+    PermissionDenied,
+    /// Anything else: no such interface, an interface down, a bad filter, a read failing.
+    Other,
+}
+
+impl LiveError {
+    /// An error of libpcap's about `interface`, its kind told by its text: the pcap crate keeps
+    /// only the message of pcap_activate's status (`socket: Operation not permitted`,
+    /// `You don't have permission to capture on that device`).
+    fn from_pcap(interface: &str, message: String) -> LiveError {
+        let lower = message.to_ascii_lowercase();
+        let kind = if lower.contains("not permitted") || lower.contains("permission") {
+            LiveErrorKind::PermissionDenied
+        } else {
+            LiveErrorKind::Other
+        };
+        LiveError { interface: interface.to_string(), message, kind }
+    }
 }
 
 /// Kernel and interface drops since the source was first opened.
@@ -141,7 +167,7 @@ impl LiveSource {
                 let _ = poll(&mut fds, timeout);
                 Ok(None)
             }
-            Err(error) => Err(LiveError { interface: interface.clone(), message: error.to_string() }),
+            Err(error) => Err(LiveError::from_pcap(interface, error.to_string())),
         }
     }
 
@@ -175,7 +201,7 @@ impl LiveSource {
 
 /// An open, filtered, non-blocking handle and a duplicate of its descriptor to wait on.
 fn activate(interface: &str, options: &LiveOptions) -> Result<(Capture<Active>, OwnedFd), LiveError> {
-    let error = |error: pcap::Error| LiveError { interface: interface.to_string(), message: error.to_string() };
+    let error = |error: pcap::Error| LiveError::from_pcap(interface, error.to_string());
     let timeout_ms = i32::try_from(options.read_timeout.as_millis()).unwrap_or(i32::MAX).max(1);
     let mut inactive = Capture::from_device(interface)
         .map_err(error)?
@@ -192,11 +218,13 @@ fn activate(interface: &str, options: &LiveOptions) -> Result<(Capture<Active>, 
         capture.filter(&filter, true).map_err(|e| LiveError {
             interface: interface.to_string(),
             message: format!("bad filter {filter:?}: {e}"),
+            kind: LiveErrorKind::Other,
         })?;
     }
     let readiness = capture.as_fd().try_clone_to_owned().map_err(|e| LiveError {
         interface: interface.to_string(),
         message: format!("cannot duplicate the capture descriptor: {e}"),
+        kind: LiveErrorKind::Other,
     })?;
     tracing::info!(interface, filter, "capture opened");
     Ok((capture, readiness))
@@ -288,6 +316,18 @@ mod tests {
 
     fn default_filter(ports: &PortMap, any_port: bool) -> String {
         mail_filter(ports, any_port, LinkType::ETHERNET)
+    }
+
+    #[test]
+    fn only_libpcap_refusals_are_permission_errors() {
+        for (message, kind) in [
+            ("libpcap error: socket: Operation not permitted", LiveErrorKind::PermissionDenied),
+            ("You don't have permission to capture on that device", LiveErrorKind::PermissionDenied),
+            ("libpcap error: No such device exists", LiveErrorKind::Other),
+            ("libpcap error: That device is not up", LiveErrorKind::Other),
+        ] {
+            assert_eq!(LiveError::from_pcap("eth1", message.to_string()).kind, kind, "{message}");
+        }
     }
 
     #[test]
