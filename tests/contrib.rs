@@ -95,6 +95,15 @@ fn the_environment_file_sets_an_interface_and_the_unit_reads_it() {
     assert!(unit.lines().any(|line| line.ends_with(" $CREDWATCH_OPTIONS")), "the unit passes the options on");
 }
 
+/// A core dump of the running sensor could hold passwords from its payload buffers
+/// (docs/security.md): the unit allows none.
+#[test]
+fn the_unit_allows_no_core_dump() {
+    let unit = read(&contrib("credwatch.service"));
+    let limits: Vec<&str> = unit.lines().filter_map(|line| line.strip_prefix("LimitCORE=")).collect();
+    assert_eq!(limits, ["0"]);
+}
+
 /// What needs the `live` feature: the binary's `live` command.
 #[cfg(feature = "live")]
 mod live {
