@@ -84,8 +84,9 @@ Exit status:
   2   bad command line
   3   some capture files could not be read to the end, or, in a directory, opened or listed
       (the alerts found are still printed; also when standard output was closed after that)
-  4   the run completed, but a file or syslog output lost records, or standard output was
-      closed by its reader while other outputs went on (counted on stderr)
+  4   the run completed (live: stopped cleanly), but a file or syslog output lost records, or
+      standard output was closed by its reader while other outputs went on (counted on stderr
+      and in the stats events)
   10  with --fail-on-alert: a cleartext credential was found (and nothing failed; also when
       standard output, the only output, was closed after one was found)";
 

@@ -259,10 +259,12 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     let intervals = Intervals { stats: interval(args.stats_interval), inventory: interval(args.report_interval) };
     let mut sink = sinks(&args.analysis, vec![OutputSpec::stdout(None)], args.dedup_window())?;
     let report = pipeline::live::run(sources, &config, intervals, &control, sink.as_mut())?;
+    let undelivered = sink.undelivered();
     drop(sink);
     std::io::stdout().flush().ok();
-    tracing::info!(cleartext = report.cleartext_alerts, "stopped");
-    Ok(ExitCode::SUCCESS)
+    tracing::info!(cleartext = report.cleartext_alerts, undelivered, "stopped");
+    // As for `read`: a supervisor must learn that records never reached the SIEM.
+    Ok(if undelivered > 0 { ExitCode::from(EXIT_UNDELIVERED) } else { ExitCode::SUCCESS })
 }
 
 /// SIGINT/SIGTERM ask for a clean stop (a second one exits at once), SIGHUP for reopening the

@@ -8,6 +8,7 @@
 #![cfg(all(target_os = "linux", feature = "live"))]
 
 use std::process::{Command, Output};
+use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_credwatch");
 
@@ -84,4 +85,110 @@ fn a_capture_that_cannot_open_says_why_and_names_privileges_only_when_they_are_t
     let said = stderr(&unprivileged);
     assert_eq!(unprivileged.status.code(), Some(1), "{said}");
     assert!(said.contains("cannot open the capture") && said.contains(PRIVILEGES_HINT), "{said}");
+}
+
+/// A `credwatch live` running in a namespace of its own, its standard output and error in files.
+struct Running {
+    child: std::process::Child,
+    dir: tempfile::TempDir,
+}
+
+impl Running {
+    /// Starts `credwatch ARGS` in its own namespace, standard output to `stdout` (a file of the
+    /// run's directory unless given), and waits until it captures.
+    fn start(args: &[&str], stdout: Option<std::fs::File>) -> Running {
+        let dir = tempfile::tempdir().unwrap();
+        let stdout = stdout.unwrap_or_else(|| std::fs::File::create(dir.path().join("stdout")).unwrap());
+        let child = in_own_namespace(args)
+            .stdout(stdout)
+            .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let running = Running { child, dir };
+        let opened = running.wait_for("stderr", |log| log.contains("capture opened") || log.contains("credwatch: "));
+        assert!(opened.contains("capture opened"), "credwatch did not start: {opened}");
+        running
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.path().join(name)).unwrap_or_default()
+    }
+
+    /// Waits up to 20 s for `done` to hold of the file's text; returns the text.
+    fn wait_for(&self, name: &str, done: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let text = self.read(name);
+            if done(&text) || Instant::now() > deadline {
+                return text;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM (unshare and sh exec'd credwatch: the child is credwatch itself).
+    fn terminate(&self) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("sh").args(["-c", r#"kill -s TERM "$0""#, &pid]).status().unwrap();
+        assert!(sent.success());
+    }
+
+    /// The exit status, or `None` if it had to be killed after `within`.
+    fn exit_status(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        None
+    }
+}
+
+fn json_lines(text: &str) -> Vec<serde_json::Value> {
+    text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect()
+}
+
+fn events_schema() -> jsonschema::Validator {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/schema/events.schema.json");
+    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
+}
+
+/// An output that loses records shows it in the periodic `stats` events while the run goes on,
+/// and in the exit status (4, as `read` does) after a clean stop.
+#[test]
+fn records_an_output_lost_show_in_the_stats_and_the_exit_status() {
+    if !prerequisites() {
+        return;
+    }
+    // /dev/full takes the file open and fails every write.
+    let args = ["live", "--allow-root", "-i", "lo", "-f", "json", "--stats-interval", "1", "-o", "stdout"];
+    let mut credwatch = Running::start(&[&args[..], &["-o", "file:/dev/full"]].concat(), None);
+    let lost_shows = |text: &str| {
+        json_lines(text).iter().any(|event| {
+            event["event_type"] == "stats"
+                && event["outputs"].as_array().is_some_and(|outputs| {
+                    outputs.iter().any(|output| output["name"] == "file:/dev/full" && output["lost"].as_u64() > Some(0))
+                })
+        })
+    };
+    let during = credwatch.wait_for("stdout", lost_shows);
+    credwatch.terminate();
+    let status = credwatch.exit_status(Duration::from_secs(20));
+    let (stdout, stderr) = (credwatch.read("stdout"), credwatch.read("stderr"));
+    assert!(lost_shows(&during), "no periodic stats told of the lost records: {during}\n{stderr}");
+    let schema = events_schema();
+    for event in json_lines(&stdout) {
+        let errors: Vec<String> = schema.iter_errors(&event).map(|e| e.to_string()).collect();
+        assert!(errors.is_empty(), "{event}: {errors:?}");
+    }
+    let last = json_lines(&stdout).into_iter().rfind(|event| event["event_type"] == "stats").unwrap();
+    let stdout_counters = last["outputs"].as_array().unwrap().iter().find(|output| output["name"] == "stdout");
+    assert_eq!(stdout_counters.map(|counters| &counters["lost"]), Some(&0.into()), "{last}");
+    assert!(stderr.contains("outputs_undelivered="), "the stats log line counts them too: {stderr}");
+    assert_eq!(status, Some(4), "{stderr}");
 }

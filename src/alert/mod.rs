@@ -20,7 +20,7 @@ pub use community_id::{community_id_v1, CommunityId, PROTO_TCP};
 pub(crate) use redact::keyed_hex;
 use redact::UserName;
 pub use redact::{RedactionPolicy, UserKey, UsernamePolicy};
-pub use stats::{AlertCounts, InterfaceStats, LimitStats, StatsEvent};
+pub use stats::{worth_warning_again, AlertCounts, InterfaceStats, LimitStats, OutputStats, StatsEvent};
 
 /// Version of the JSON event contract; bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;

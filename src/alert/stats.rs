@@ -45,7 +45,44 @@ pub struct StatsEvent {
     /// Per-interface capture counters (live mode).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub interfaces: Vec<InterfaceStats>,
+    /// What each output did with the records handed to it, so that records lost on the way to a
+    /// SIEM show while the run goes on, not only in its exit status.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<OutputStats>,
     pub schema_version: u32,
+}
+
+impl StatsEvent {
+    /// Records the outputs lost so far: dropped for a full queue, lost to a failure, or not read.
+    pub fn undelivered(&self) -> u64 {
+        self.outputs
+            .iter()
+            .fold(0u64, |sum, output| sum.saturating_add(output.dropped_queue_full).saturating_add(output.lost))
+    }
+}
+
+/// Counters of one output (`--output`), cumulative since the start.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct OutputStats {
+    /// The output as named on the command line (`stdout`, `file:PATH`, `syslog+tcp://HOST:PORT`).
+    pub name: String,
+    /// Records delivered: written to the file or sent on the socket (standard output: handed to
+    /// it).
+    pub written: u64,
+    /// Records dropped because the output's queue was full (its destination down or too slow).
+    pub dropped_queue_full: u64,
+    /// Records lost to a failure: a file batch whose write failed, what was still queued at exit
+    /// while the destination was down, or what standard output's reader did not take.
+    pub lost: u64,
+    /// Failed attempts to write, open or connect (each retried after a backoff).
+    pub errors: u64,
+}
+
+/// Whether a counter of losses at `count` is worth a warning, the last one having come at
+/// `last_warned` (0: none yet): at the first loss, then each time it doubled, so that a daemon
+/// running for days says so again when it keeps losing, without a line per loss.
+pub fn worth_warning_again(count: u64, last_warned: u64) -> bool {
+    count > 0 && count >= last_warned.saturating_mul(2)
 }
 
 /// What the bounds on memory and parsing let go, beside `flows_evicted` and the decode counters:
@@ -89,4 +126,25 @@ pub struct InterfaceStats {
     pub queue_drops: u64,
     /// Times the capture failed (interface down, device gone) and was retried.
     pub capture_errors: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_loss_warns_at_first_then_each_time_it_doubled() {
+        let mut last = 0;
+        let warned: Vec<u64> = [0, 0, 3, 4, 5, 6, 11, 12, 12, 30]
+            .into_iter()
+            .filter(|&loss| {
+                let warn = worth_warning_again(loss, last);
+                if warn {
+                    last = loss;
+                }
+                warn
+            })
+            .collect();
+        assert_eq!(warned, [3, 6, 12, 30]);
+    }
 }

@@ -246,6 +246,10 @@ impl<S: Sink> Sink for Dedup<S> {
         self.inner.undelivered()
     }
 
+    fn output_stats(&self, into: &mut Vec<crate::alert::OutputStats>) {
+        self.inner.output_stats(into);
+    }
+
     fn is_open(&self) -> bool {
         self.inner.is_open()
     }

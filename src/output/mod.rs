@@ -32,7 +32,7 @@ use std::borrow::Cow;
 use std::io::{self, Write};
 use std::sync::Arc;
 
-use crate::alert::Event;
+use crate::alert::{Event, OutputStats};
 use crate::capture::Timestamp;
 use crate::posture::ServerPosture;
 
@@ -91,6 +91,8 @@ pub trait Sink: Send {
     fn undelivered(&self) -> u64 {
         0
     }
+    /// Adds the counters of each output behind this sink to `into`, for the `stats` event.
+    fn output_stats(&self, _into: &mut Vec<OutputStats>) {}
     /// Whether anything still reads what this sink writes: false once standard output's reader
     /// has gone and no other destination is left behind it. The pipeline stops reading then.
     fn is_open(&self) -> bool {
@@ -354,11 +356,6 @@ impl Outputs {
         self.sinks.push(sink);
     }
 
-    /// Counters of the file and syslog sinks, named by their spec.
-    pub fn stats(&self) -> Vec<(String, SinkStats)> {
-        self.queued.iter().map(|sink| (sink.name().to_string(), sink.stats())).collect()
-    }
-
     fn each(&mut self, mut call: impl FnMut(&mut dyn Sink) -> io::Result<()>) -> io::Result<()> {
         for sink in &mut self.queued {
             call(sink)?;
@@ -419,6 +416,11 @@ impl Sink for Outputs {
     fn undelivered(&self) -> u64 {
         let queued = self.queued.iter().map(Sink::undelivered);
         queued.chain(self.sinks.iter().map(|sink| sink.undelivered())).sum()
+    }
+
+    fn output_stats(&self, into: &mut Vec<OutputStats>) {
+        self.queued.iter().for_each(|sink| sink.output_stats(into));
+        self.sinks.iter().for_each(|sink| sink.output_stats(into));
     }
 
     /// Open while any sink is (queued sinks always are); an empty set has nothing to close.

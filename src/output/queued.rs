@@ -22,7 +22,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
 
 use super::syslog::Header;
 use super::{Destination, Encoder, OutputSpec, Record, RepeatSummary, ServerReport, Sink};
-use crate::alert::Event;
+use crate::alert::{worth_warning_again, Event, OutputStats};
 use crate::posture::ServerPosture;
 
 /// Records a sink holds while its destination is slow or down (about 10 MB of typical alerts).
@@ -82,6 +82,8 @@ pub struct QueuedSink {
     sender: Option<Sender<Vec<u8>>>,
     shared: Arc<Shared>,
     worker: Option<JoinHandle<()>>,
+    /// Records dropped for a full queue at the last warning about it (0: none yet).
+    drops_warned: u64,
 }
 
 impl QueuedSink {
@@ -113,9 +115,9 @@ impl QueuedSink {
     ) -> io::Result<QueuedSink> {
         let (sender, receiver) = crossbeam_channel::bounded(capacity);
         let shared = Arc::new(Shared::default());
-        let worker = Worker { name: name.clone(), transport, receiver, shared: Arc::clone(&shared) };
+        let worker = Worker { name: name.clone(), transport, receiver, shared: Arc::clone(&shared), lost_warned: 0 };
         let worker = std::thread::Builder::new().name("credwatch-output".to_string()).spawn(move || worker.run())?;
-        Ok(QueuedSink { name, encoder, syslog, sender: Some(sender), shared, worker: Some(worker) })
+        Ok(QueuedSink { name, encoder, syslog, sender: Some(sender), shared, worker: Some(worker), drops_warned: 0 })
     }
 
     pub fn name(&self) -> &str {
@@ -135,8 +137,11 @@ impl QueuedSink {
         match sender.try_send(message) {
             Ok(()) => {}
             Err(TrySendError::Full(_)) => {
-                if self.shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed) == 0 {
-                    tracing::warn!(sink = %self.name, capacity = QUEUE_CAPACITY, "output queue full: dropping records");
+                let dropped = self.shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+                // Again each time the drops doubled: a destination down for days keeps saying so.
+                if worth_warning_again(dropped, self.drops_warned) {
+                    self.drops_warned = dropped;
+                    tracing::warn!(sink = %self.name, dropped, "output queue full: dropping records");
                 }
             }
             Err(TrySendError::Disconnected(_)) => {
@@ -203,6 +208,11 @@ impl Sink for QueuedSink {
         let stats = self.stats();
         stats.dropped_queue_full.saturating_add(stats.lost)
     }
+
+    fn output_stats(&self, into: &mut Vec<OutputStats>) {
+        let SinkStats { written, dropped_queue_full, lost, errors } = self.stats();
+        into.push(OutputStats { name: self.name.clone(), written, dropped_queue_full, lost, errors });
+    }
 }
 
 impl Drop for QueuedSink {
@@ -234,6 +244,8 @@ struct Worker {
     transport: Box<dyn Transport>,
     receiver: Receiver<Vec<u8>>,
     shared: Arc<Shared>,
+    /// Records lost at the last warning about it (0: none yet).
+    lost_warned: u64,
 }
 
 impl Worker {
@@ -294,8 +306,12 @@ impl Worker {
     fn flush(&mut self) {
         if let Err((error, lost)) = self.transport.flush() {
             self.shared.errors.fetch_add(1, Ordering::Relaxed);
-            self.shared.lost.fetch_add(lost, Ordering::Relaxed);
-            tracing::warn!(sink = %self.name, %error, lost, "output write failed");
+            let lost_so_far = self.shared.lost.fetch_add(lost, Ordering::Relaxed).saturating_add(lost);
+            // A full disk fails every flush, once a second: said again each time the loss doubled.
+            if worth_warning_again(lost_so_far, self.lost_warned) {
+                self.lost_warned = lost_so_far;
+                tracing::warn!(sink = %self.name, %error, lost, lost_so_far, "output write failed");
+            }
             self.transport.close();
         }
     }
@@ -649,5 +665,56 @@ mod tests {
         assert_eq!(stats.written, 0);
         assert_eq!(stats.dropped_queue_full + stats.lost, 20, "{stats:?}");
         assert!(stats.dropped_queue_full >= 15, "{stats:?}");
+        let mut counters = Vec::new();
+        sink.output_stats(&mut counters);
+        let [counters] = counters.as_slice() else { panic!("one output") };
+        assert_eq!((counters.name.as_str(), counters.dropped_queue_full), ("stuck", stats.dropped_queue_full));
+    }
+
+    /// A log line for each time the drops doubled: a destination down for days keeps saying so,
+    /// without a line per record.
+    #[test]
+    fn a_full_queue_warns_again_each_time_its_drops_doubled() {
+        /// A destination that takes nothing, ever.
+        struct Stuck;
+        impl Transport for Stuck {
+            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
+            }
+            fn close(&mut self) {}
+        }
+        /// The log, as text.
+        #[derive(Clone, Default)]
+        struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl Write for Log {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let mut sink =
+            QueuedSink::with_transport("stuck".to_string(), Box::new(Stuck), encoder(Format::Json), None, 1).unwrap();
+        tracing::subscriber::with_default(subscriber, || {
+            for _ in 0..70 {
+                sink.event(&sample_alert()).unwrap();
+            }
+        });
+        let dropped = sink.stats().dropped_queue_full;
+        sink.finish(&[]).unwrap();
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let warned: Vec<u64> = log
+            .lines()
+            .filter(|line| line.contains("output queue full"))
+            .map(|line| line.split("dropped=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap())
+            .collect();
+        // 68 or 69 drops: the queue holds one record, the thread may have taken another.
+        assert!(dropped >= 68, "{dropped}");
+        assert_eq!(warned, [1, 2, 4, 8, 16, 32, 64], "{log}");
     }
 }

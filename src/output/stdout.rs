@@ -9,7 +9,7 @@
 use std::io;
 
 use super::{Format, RepeatSummary, ServerReport, Sink};
-use crate::alert::Event;
+use crate::alert::{Event, OutputStats};
 use crate::capture::Timestamp;
 use crate::posture::ServerPosture;
 
@@ -19,13 +19,15 @@ pub struct StdoutSink<S: Sink> {
     /// Postures are written in JSON and ECS, not in text: what counts as lost.
     writes_postures: bool,
     closed: bool,
+    /// Records handed to standard output.
+    written: u64,
     /// Records that did not reach the reader, from the write that found the pipe closed on.
     lost: u64,
 }
 
 impl<S: Sink> StdoutSink<S> {
     pub fn new(inner: S, format: Format) -> Self {
-        StdoutSink { inner, writes_postures: format != Format::Text, closed: false, lost: 0 }
+        StdoutSink { inner, writes_postures: format != Format::Text, closed: false, written: 0, lost: 0 }
     }
 
     /// Passes `records` records to the inner sink with `write`, unless the pipe is closed; a
@@ -34,7 +36,11 @@ impl<S: Sink> StdoutSink<S> {
         if !self.closed {
             match write(&mut self.inner) {
                 Err(error) if error.kind() == io::ErrorKind::BrokenPipe => self.closed = true,
-                other => return other,
+                Ok(()) => {
+                    self.written = self.written.saturating_add(records);
+                    return Ok(());
+                }
+                Err(error) => return Err(error),
             }
         }
         self.lost = self.lost.saturating_add(records);
@@ -85,6 +91,15 @@ impl<S: Sink> Sink for StdoutSink<S> {
         self.lost
     }
 
+    fn output_stats(&self, into: &mut Vec<OutputStats>) {
+        into.push(OutputStats {
+            name: "stdout".to_string(),
+            written: self.written,
+            lost: self.lost,
+            ..OutputStats::default()
+        });
+    }
+
     fn is_open(&self) -> bool {
         !self.closed
     }
@@ -128,6 +143,9 @@ mod tests {
         sink.finish(&[], &[]).unwrap();
         assert!(!sink.is_open());
         assert_eq!(sink.undelivered(), 2, "the two alerts after the first; the empty summary has no record");
+        let mut stats = Vec::new();
+        sink.output_stats(&mut stats);
+        assert_eq!(stats, [OutputStats { name: "stdout".into(), written: 1, lost: 2, ..OutputStats::default() }]);
     }
 
     /// Any other failure is still an error.

@@ -94,7 +94,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             escaped_or_empty(posture.software.as_deref().or(posture.greeting.as_deref())),
         ),
         Record::Event(Event::Stats(stats)) => format!(
-            "{}  {}STATS{}      packets {} bytes {} undecoded {} drops kernel {} interface {} queue {}  flows {} evicted {} ({} inspecting)  gaps {} shed {}  alerts {}/{}/{}",
+            "{}  {}STATS{}      packets {} bytes {} undecoded {} drops kernel {} interface {} queue {}  flows {} evicted {} ({} inspecting)  gaps {} shed {}  alerts {}/{}/{}  undelivered {}",
             stats.timestamp,
             p.dim,
             p.reset,
@@ -112,6 +112,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             stats.alerts.cleartext_credential,
             stats.alerts.weak_credential,
             stats.alerts.anomaly,
+            stats.undelivered(),
         ),
         Record::Event(Event::Session(_)) => String::new(),
     }
@@ -367,9 +368,18 @@ pub(crate) mod tests {
         stats.limits.buffer_sheds = 4;
         stats.limits.buffer_skips = 1;
         stats.limits.inspected_flows_evicted = 1;
+        let output = |name: &str, dropped_queue_full, lost| crate::alert::OutputStats {
+            name: name.into(),
+            written: 9,
+            dropped_queue_full,
+            lost,
+            errors: 1,
+        };
+        stats.outputs = vec![output("stdout", 0, 1), output("syslog+tcp://192.0.2.9:601", 5, 2)];
         let line = line(Record::Event(&Event::Stats(Box::new(stats))), &PLAIN);
         assert!(line.contains("packets 10 bytes 0 undecoded 4 drops"), "not_ip is no loss: {line}");
         assert!(line.contains("evicted 2 (1 inspecting)  gaps 0 shed 5  alerts 0/0/0"), "{line}");
+        assert!(line.ends_with("  undelivered 8"), "what the outputs dropped or lost: {line}");
     }
 
     #[test]

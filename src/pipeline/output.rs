@@ -6,7 +6,7 @@ use std::io;
 
 use crossbeam_channel::Receiver;
 
-use crate::alert::{AlertCounts, Event, EventType, StatsEvent};
+use crate::alert::{worth_warning_again, AlertCounts, Event, EventType, StatsEvent};
 use crate::capture::Timestamp;
 use crate::output::{ServerSummary, Sink};
 use crate::posture::PostureTracker;
@@ -109,14 +109,16 @@ impl<'s> Output<'s> {
         self.sink.event(event)
     }
 
-    /// Logs a stats report with this output's alert counts, and writes it when asked; returns
-    /// it completed.
+    /// Logs a stats report with this output's alert counts and the sinks' counters, and writes
+    /// it when asked; returns it completed.
     pub fn stats(&mut self, mut stats: StatsEvent, write: bool) -> io::Result<StatsEvent> {
         stats.alerts = self.counts;
+        stats.outputs.clear();
+        self.sink.output_stats(&mut stats.outputs);
         stats::log(&stats);
         stats::warn_if_nothing_was_ip(&stats);
         let loss = stats::bounds_loss(&stats);
-        if stats::loss_worth_warning(loss, self.loss_warned) {
+        if worth_warning_again(loss, self.loss_warned) {
             self.loss_warned = loss;
             stats::warn_bounds_let_data_go(&stats);
         }

@@ -146,6 +146,7 @@ impl SharedStats {
             } else {
                 Vec::new()
             },
+            outputs: Vec::new(),
             schema_version: SCHEMA_VERSION,
         }
     }
@@ -289,13 +290,6 @@ pub fn bounds_loss(stats: &StatsEvent) -> u64 {
     .fold(0u64, |sum, count| sum.saturating_add(*count))
 }
 
-/// Whether a stats report with `loss` (see [`bounds_loss`]) warns, the last warning having come at
-/// `last_warned` (0: none yet): at the first loss, then each time it doubled, so that a daemon
-/// running for days says so again when it keeps losing, without a line per report.
-pub fn loss_worth_warning(loss: u64, last_warned: u64) -> bool {
-    loss > 0 && loss >= last_warned.saturating_mul(2)
-}
-
 /// Says that the memory bounds let data go, and which bound to raise: a run that met them would
 /// otherwise read as complete (a flood meets them by design: the bound holds, the warning says
 /// what it cost).
@@ -353,6 +347,7 @@ pub fn log(stats: &StatsEvent) {
         cleartext = stats.alerts.cleartext_credential,
         weak = stats.alerts.weak_credential,
         anomalies = stats.alerts.anomaly,
+        outputs_undelivered = stats.undelivered(),
         "stats"
     );
 }
@@ -360,22 +355,6 @@ pub fn log(stats: &StatsEvent) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_loss_warns_at_first_then_each_time_it_doubled() {
-        let mut last = 0;
-        let warned: Vec<u64> = [0, 0, 3, 4, 5, 6, 11, 12, 12, 30]
-            .into_iter()
-            .filter(|&loss| {
-                let warn = loss_worth_warning(loss, last);
-                if warn {
-                    last = loss;
-                }
-                warn
-            })
-            .collect();
-        assert_eq!(warned, [3, 6, 12, 30]);
-    }
 
     #[test]
     fn the_event_sums_every_source_and_worker() {
