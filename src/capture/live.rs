@@ -93,6 +93,18 @@ pub struct Drops {
     pub interface: u64,
 }
 
+/// What the live pipeline asks of an interface: [`LiveSource`], or a scripted one in its tests
+/// (failures, reopens and panics cannot be had from a real interface at will).
+pub trait FrameSource: Send {
+    fn interface(&self) -> &str;
+    /// The next frame, or `None` when none came within the read timeout.
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError>;
+    /// Opens the interface again with the same settings.
+    fn reopen(&mut self) -> Result<(), LiveError>;
+    /// Kernel and interface drops since the source was first opened.
+    fn drops(&mut self) -> Drops;
+}
+
 /// One interface being captured.
 ///
 /// The handle is non-blocking and waited for with `poll` on a duplicate of its descriptor:
@@ -136,16 +148,18 @@ impl LiveSource {
         })
     }
 
-    pub fn interface(&self) -> &str {
-        &self.interface
-    }
-
     pub fn link_type(&self) -> LinkType {
         self.link_type
     }
+}
+
+impl FrameSource for LiveSource {
+    fn interface(&self) -> &str {
+        &self.interface
+    }
 
     /// The next frame, or `None` when the read timeout passed without one (or a signal came).
-    pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
+    fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
         let interface = &self.interface;
         let (readiness, timeout) = (&self.readiness, self.options.read_timeout);
         match self.capture.next_packet() {
@@ -172,7 +186,7 @@ impl LiveSource {
     }
 
     /// Drops since the source was first opened (reading libpcap's counters).
-    pub fn drops(&mut self) -> Drops {
+    fn drops(&mut self) -> Drops {
         if let Ok(stat) = self.capture.stats() {
             self.current.kernel += u64::from(stat.dropped.wrapping_sub(self.last.dropped));
             self.current.interface += u64::from(stat.if_dropped.wrapping_sub(self.last.if_dropped));
@@ -186,7 +200,7 @@ impl LiveSource {
 
     /// Opens the interface again with the same settings (after it went down or away). On failure
     /// the old handle stays, and may recover by itself when the interface comes back up.
-    pub fn reopen(&mut self) -> Result<(), LiveError> {
+    fn reopen(&mut self) -> Result<(), LiveError> {
         let (capture, readiness) = activate(&self.interface, &self.options)?;
         let drops = self.drops();
         self.earlier = drops;

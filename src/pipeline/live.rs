@@ -4,13 +4,16 @@
 //! Capture never waits for analysis: when a worker's queue is full the batch is dropped and
 //! counted (`queue_drops`), because a capture thread that waits only moves the loss into the
 //! kernel buffer, where it is blind to flows. A failing interface (down, removed) is logged and
-//! retried with backoff; the run goes on with the others.
+//! retried with backoff; the run goes on with the others. A capture thread that ends before the
+//! run stops (it panicked) ends the run with an error: a sensor blind on one interface must not
+//! pass for a healthy one, and a supervisor restarts it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::capture::live::LiveSource;
+use crate::capture::live::FrameSource;
 use crate::capture::Timestamp;
 use crate::decode::{Decoded, Decoder};
 use crate::output::Sink;
@@ -28,7 +31,8 @@ const POLL: Duration = Duration::from_millis(100);
 /// How often the outputs learn the time (dedup windows close on it).
 const TICK: Duration = Duration::from_secs(1);
 
-/// Flags set from outside the run (signal handlers).
+/// Flags set from outside the run (signal handlers); the run never sets them itself, so that a
+/// signal after the run ended on its own is still the first one.
 #[derive(Clone, Debug, Default)]
 pub struct Control {
     /// SIGINT/SIGTERM: stop capturing, drain, flush, report, return.
@@ -48,9 +52,10 @@ pub struct Intervals {
 
 /// Captures until `control.stop` is set, then drains the queues, closes every flow (pending
 /// credentials come out with outcome `unknown`), writes the final stats and the summary. Stats
-/// and the inventory are also written at their `intervals`.
-pub fn run(
-    sources: Vec<LiveSource>,
+/// and the inventory are also written at their `intervals`. A capture thread that cannot start,
+/// or ends before the stop, ends the run the same way, then with an error.
+pub fn run<S: FrameSource>(
+    sources: Vec<S>,
     config: &RunConfig,
     intervals: Intervals,
     control: &Control,
@@ -58,61 +63,101 @@ pub fn run(
 ) -> Result<RunReport, RunError> {
     let shared = SharedStats::new(sources.iter().map(|s| s.interface().to_string()), config.workers());
     let mode = OutputMode { workers: config.workers(), ordered: false, flush_when_idle: true };
+    // The run's own stop, for its threads: set on a signal, or when a thread failed.
+    let halt = AtomicBool::new(false);
     let stats = std::thread::scope(|scope| {
         let (threads, queues) = Threads::start(scope, config, config.queue_batches(), sink, &shared, mode)?;
         let mut captures = Vec::new();
+        let mut failure = None;
         for (id, source) in sources.into_iter().enumerate() {
             let dispatcher = Dispatcher::new(queues.clone(), QueuePolicy::Drop);
             let decoder = Decoder::new().ignoring_vlans(config.ignore_vlans);
-            let (shared, stop) = (&shared, &control.stop);
-            let name = format!("capture-{}", source.interface());
+            let interface = source.interface().to_string();
+            let (shared, halt) = (&shared, &halt);
             let spawned = std::thread::Builder::new()
-                .name(name)
-                .spawn_scoped(scope, move || capture(id, source, decoder, dispatcher, shared, stop));
+                .name(format!("capture-{interface}"))
+                .spawn_scoped(scope, move || capture(id, source, decoder, dispatcher, shared, halt));
             match spawned {
-                Ok(handle) => captures.push(handle),
+                Ok(handle) => captures.push(CaptureThread { interface, handle }),
                 Err(error) => {
-                    tracing::error!("cannot start a capture thread: {error}");
-                    control.stop.store(true, Ordering::SeqCst);
+                    failure = Some(RunError::Thread(error));
+                    break;
                 }
             }
         }
         drop(queues);
-        // `None`: no periodic reports (an interval too long to add to a clock).
-        let mut next_report = Instant::now().checked_add(intervals.stats);
-        let mut next_inventory = Instant::now().checked_add(intervals.inventory);
-        let mut next_tick = Instant::now();
-        while !control.stop.load(Ordering::SeqCst) && captures.iter().any(|c| !c.is_finished()) {
-            std::thread::sleep(POLL);
-            if control.reopen.swap(false, Ordering::SeqCst) {
-                let _ = threads.output.send(OutputMsg::Reopen);
-            }
-            let now = Instant::now();
-            if now >= next_tick {
-                next_tick = now + TICK;
-                let _ = threads.output.send(OutputMsg::Tick(wall_clock()));
-            }
-            if let Some(due) = next_report.filter(|due| now >= *due) {
-                next_report = due.checked_add(intervals.stats);
-                let stats = Box::new(shared.event(wall_clock(), false, true));
-                let _ = threads.output.send(OutputMsg::Stats { stats, write: true });
-            }
-            if let Some(due) = next_inventory.filter(|due| now >= *due) {
-                next_inventory = due.checked_add(intervals.inventory);
-                let _ = threads.output.send(OutputMsg::Inventory);
-            }
-        }
+        let ended =
+            if failure.is_none() { control_loop(&threads, &captures, intervals, control, &shared) } else { None };
         tracing::info!("stopping: draining the queues");
-        control.stop.store(true, Ordering::SeqCst);
-        for handle in captures {
-            if let Err(panic) = handle.join() {
-                std::panic::resume_unwind(panic);
+        halt.store(true, Ordering::SeqCst);
+        for capture in captures {
+            if let Err(panic) = capture.handle.join() {
+                let reason = panic_message(panic.as_ref());
+                failure.get_or_insert(RunError::Capture { interface: capture.interface, reason });
             }
         }
-        threads.finish(&shared, wall_clock())
+        // An output that failed is the cause of whatever else stopped: its error comes first.
+        let stats = threads.finish(&shared, wall_clock())?;
+        let ended = ended.map(|interface| RunError::Capture { interface, reason: "it stopped".to_string() });
+        failure.or(ended).map_or(Ok(stats), Err)
     })?;
     let report = RunReport::default();
     Ok(report.completed(&shared, stats))
+}
+
+/// A running capture thread and its interface.
+struct CaptureThread<'scope> {
+    interface: String,
+    handle: ScopedJoinHandle<'scope, ()>,
+}
+
+/// Sends the periodic messages and SIGHUP's reopen to the output thread until a signal asks for
+/// the stop (`None`) or a capture thread ended before it (its interface).
+fn control_loop(
+    threads: &Threads<'_>,
+    captures: &[CaptureThread<'_>],
+    intervals: Intervals,
+    control: &Control,
+    shared: &SharedStats,
+) -> Option<String> {
+    // `None`: no periodic reports (an interval too long to add to a clock).
+    let mut next_report = Instant::now().checked_add(intervals.stats);
+    let mut next_inventory = Instant::now().checked_add(intervals.inventory);
+    let mut next_tick = Instant::now();
+    while !control.stop.load(Ordering::SeqCst) {
+        if let Some(ended) = captures.iter().find(|capture| capture.handle.is_finished()) {
+            tracing::error!(interface = ended.interface, "a capture thread ended: stopping the run");
+            return Some(ended.interface.clone());
+        }
+        std::thread::sleep(POLL);
+        if control.reopen.swap(false, Ordering::SeqCst) {
+            let _ = threads.output.send(OutputMsg::Reopen);
+        }
+        let now = Instant::now();
+        if now >= next_tick {
+            next_tick = now + TICK;
+            let _ = threads.output.send(OutputMsg::Tick(wall_clock()));
+        }
+        if let Some(due) = next_report.filter(|due| now >= *due) {
+            next_report = due.checked_add(intervals.stats);
+            let stats = Box::new(shared.event(wall_clock(), false, true));
+            let _ = threads.output.send(OutputMsg::Stats { stats, write: true });
+        }
+        if let Some(due) = next_inventory.filter(|due| now >= *due) {
+            next_inventory = due.checked_add(intervals.inventory);
+            let _ = threads.output.send(OutputMsg::Inventory);
+        }
+    }
+    None
+}
+
+/// What a panicking thread said (a `&str` or a `String` for `panic!` with a message).
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    match (panic.downcast_ref::<&str>(), panic.downcast_ref::<String>()) {
+        (Some(message), _) => format!("panicked: {message}"),
+        (None, Some(message)) => format!("panicked: {message}"),
+        (None, None) => "panicked".to_string(),
+    }
 }
 
 fn wall_clock() -> Timestamp {
@@ -120,19 +165,19 @@ fn wall_clock() -> Timestamp {
     Timestamp::from_secs_nanos(since_epoch.as_secs(), since_epoch.subsec_nanos())
 }
 
-/// One interface's capture thread.
+/// One interface's capture thread, until `halt`.
 fn capture(
     id: usize,
-    mut source: LiveSource,
+    mut source: impl FrameSource,
     mut decoder: Decoder,
     mut dispatcher: Dispatcher,
     shared: &SharedStats,
-    stop: &AtomicBool,
+    halt: &AtomicBool,
 ) {
     let mut counters = CaptureCounters { name: source.interface().to_string(), ..CaptureCounters::default() };
     let mut backoff = MIN_BACKOFF;
     let mut last_publish = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    while !halt.load(Ordering::Relaxed) {
         let outcome = match source.next_frame() {
             Ok(Some(frame)) => {
                 backoff = MIN_BACKOFF;
@@ -155,7 +200,7 @@ fn capture(
             Err(error) => {
                 counters.capture_errors += 1;
                 tracing::warn!("capture failed: {error}; retrying in {}s", backoff.as_secs());
-                sleep_unless_stopped(backoff, stop);
+                sleep_unless_stopped(backoff, halt);
                 backoff = (backoff * 2).min(MAX_BACKOFF);
                 match source.reopen() {
                     Ok(()) => tracing::info!(interface = source.interface(), "capture reopened"),
@@ -180,7 +225,7 @@ fn capture(
 
 fn publish(
     id: usize,
-    source: &mut LiveSource,
+    source: &mut impl FrameSource,
     decoder: &Decoder,
     counters: &mut CaptureCounters,
     dispatcher: &Dispatcher,
@@ -200,3 +245,6 @@ fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
         std::thread::sleep(POLL);
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -163,6 +163,9 @@ pub enum RunError {
     OutputClosed { cleartext_alerts: u64, unread_files: usize },
     #[error("cannot start a thread: {0}")]
     Thread(std::io::Error),
+    /// Live: an interface's capture thread ended before the run was asked to stop.
+    #[error("the capture of {interface} failed: {reason}")]
+    Capture { interface: String, reason: String },
 }
 
 /// Reads capture files one after another. A file that cannot be read (or not to its end) is
