@@ -192,3 +192,19 @@ fn records_an_output_lost_show_in_the_stats_and_the_exit_status() {
     assert!(stderr.contains("outputs_undelivered="), "the stats log line counts them too: {stderr}");
     assert_eq!(status, Some(4), "{stderr}");
 }
+
+/// Standard output failing for good (a full disk under systemd's `StandardOutput=append:`) ends
+/// the run at once with status 1, for `Restart=on-failure`, instead of capturing into nowhere.
+#[test]
+fn a_failing_standard_output_ends_the_run_with_status_1() {
+    if !prerequisites() {
+        return;
+    }
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
+    let args = ["live", "--allow-root", "-i", "lo", "-f", "json", "--stats-interval", "1"];
+    let mut credwatch = Running::start(&args, Some(full));
+    let status = credwatch.exit_status(Duration::from_secs(20));
+    let stderr = credwatch.read("stderr");
+    assert_eq!(status, Some(1), "without a signal, once the first stats event could not be written: {stderr}");
+    assert!(stderr.contains("cannot write output: No space left on device"), "{stderr}");
+}

@@ -5,8 +5,9 @@
 //! counted (`queue_drops`), because a capture thread that waits only moves the loss into the
 //! kernel buffer, where it is blind to flows. A failing interface (down, removed) is logged and
 //! retried with backoff; the run goes on with the others. A capture thread that ends before the
-//! run stops (it panicked) ends the run with an error: a sensor blind on one interface must not
-//! pass for a healthy one, and a supervisor restarts it.
+//! run stops (it panicked), or the output thread (an output failed: disk full), ends the run
+//! with an error: a sensor blind on one interface, or writing nowhere, must not pass for a
+//! healthy one, and a supervisor restarts it.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -53,7 +54,8 @@ pub struct Intervals {
 /// Captures until `control.stop` is set, then drains the queues, closes every flow (pending
 /// credentials come out with outcome `unknown`), writes the final stats and the summary. Stats
 /// and the inventory are also written at their `intervals`. A capture thread that cannot start,
-/// or ends before the stop, ends the run the same way, then with an error.
+/// or ends before the stop, ends the run the same way, then with an error; so does the output
+/// thread ending (with its error).
 pub fn run<S: FrameSource>(
     sources: Vec<S>,
     config: &RunConfig,
@@ -86,8 +88,10 @@ pub fn run<S: FrameSource>(
             }
         }
         drop(queues);
-        let ended =
-            if failure.is_none() { control_loop(&threads, &captures, intervals, control, &shared) } else { None };
+        let ended = match failure {
+            None => control_loop(&threads, &captures, intervals, control, &shared),
+            Some(_) => Ended::Stop,
+        };
         tracing::info!("stopping: draining the queues");
         halt.store(true, Ordering::SeqCst);
         for capture in captures {
@@ -98,7 +102,12 @@ pub fn run<S: FrameSource>(
         }
         // An output that failed is the cause of whatever else stopped: its error comes first.
         let stats = threads.finish(&shared, wall_clock())?;
-        let ended = ended.map(|interface| RunError::Capture { interface, reason: "it stopped".to_string() });
+        let ended = match ended {
+            Ended::Stop => None,
+            Ended::Capture(interface) => Some(RunError::Capture { interface, reason: "it stopped".to_string() }),
+            // Its error was returned above: an output thread only ends early on one.
+            Ended::Output => Some(RunError::from(Disconnected)),
+        };
         failure.or(ended).map_or(Ok(stats), Err)
     })?;
     let report = RunReport::default();
@@ -111,23 +120,37 @@ struct CaptureThread<'scope> {
     handle: ScopedJoinHandle<'scope, ()>,
 }
 
+/// Why the control loop returned.
+enum Ended {
+    /// A signal asked for the stop.
+    Stop,
+    /// This interface's capture thread ended first.
+    Capture(String),
+    /// The output thread ended first (an output failed).
+    Output,
+}
+
 /// Sends the periodic messages and SIGHUP's reopen to the output thread until a signal asks for
-/// the stop (`None`) or a capture thread ended before it (its interface).
+/// the stop or a thread ended before it.
 fn control_loop(
     threads: &Threads<'_>,
     captures: &[CaptureThread<'_>],
     intervals: Intervals,
     control: &Control,
     shared: &SharedStats,
-) -> Option<String> {
+) -> Ended {
     // `None`: no periodic reports (an interval too long to add to a clock).
     let mut next_report = Instant::now().checked_add(intervals.stats);
     let mut next_inventory = Instant::now().checked_add(intervals.inventory);
     let mut next_tick = Instant::now();
     while !control.stop.load(Ordering::SeqCst) {
+        if threads.writer.is_finished() {
+            tracing::error!("the output thread ended: stopping the run");
+            return Ended::Output;
+        }
         if let Some(ended) = captures.iter().find(|capture| capture.handle.is_finished()) {
             tracing::error!(interface = ended.interface, "a capture thread ended: stopping the run");
-            return Some(ended.interface.clone());
+            return Ended::Capture(ended.interface.clone());
         }
         std::thread::sleep(POLL);
         if control.reopen.swap(false, Ordering::SeqCst) {
@@ -148,7 +171,7 @@ fn control_loop(
             let _ = threads.output.send(OutputMsg::Inventory);
         }
     }
-    None
+    Ended::Stop
 }
 
 /// What a panicking thread said (a `&str` or a `String` for `panic!` with a message).

@@ -56,14 +56,19 @@ impl FrameSource for Scripted {
     }
 }
 
-/// A sink that keeps the event types it was given.
+/// A sink that keeps the event types it was given, and fails when told to.
 #[derive(Default)]
 struct Recorder {
     events: Arc<Mutex<Vec<String>>>,
+    /// Every event fails with this.
+    fail: Option<io::ErrorKind>,
 }
 
 impl Sink for Recorder {
     fn event(&mut self, event: &Event) -> io::Result<()> {
+        if let Some(kind) = self.fail {
+            return Err(kind.into());
+        }
         let name = match event {
             Event::Credential(alert) => alert.event_type.name(),
             Event::Anomaly(_) => "anomaly",
@@ -120,4 +125,20 @@ fn a_capture_thread_that_panics_ends_the_run_with_an_error_and_leaves_the_signal
         None => panic!("the run went on without the broken interface's capture"),
     }
     assert!(!control.stop.load(Ordering::SeqCst), "a SIGTERM now must count as the first (a clean stop)");
+}
+
+#[test]
+fn a_failed_output_ends_the_run_promptly_with_its_error() {
+    // The first stats event finds the disk full: the output thread ends, and with it the run,
+    // though the capture would go on for ever.
+    let sink = Recorder { fail: Some(io::ErrorKind::StorageFull), ..Recorder::default() };
+    let intervals = Intervals { stats: Duration::from_millis(100), inventory: Duration::MAX };
+    let control = Control::default();
+    let quiet = Scripted::new("quiet0", Vec::new());
+    match run_within(vec![quiet], sink, intervals, &control, Duration::from_secs(10)) {
+        Some(Err(RunError::Output(error))) => assert_eq!(error.kind(), io::ErrorKind::StorageFull),
+        Some(other) => panic!("expected the output's error, got {other:?}"),
+        None => panic!("the run went on with its output gone"),
+    }
+    assert!(!control.stop.load(Ordering::SeqCst));
 }
