@@ -19,6 +19,8 @@ use crate::capture::Timestamp;
 use crate::decode::{Decoded, Decoder};
 use crate::output::Sink;
 
+use crossbeam_channel::{Sender, TrySendError};
+
 use super::dispatch::{Disconnected, Dispatcher, QueuePolicy};
 use super::output::{OutputMode, OutputMsg};
 use super::stats::{CaptureCounters, SharedStats};
@@ -31,6 +33,8 @@ const MAX_BACKOFF: Duration = Duration::from_secs(60);
 const POLL: Duration = Duration::from_millis(100);
 /// How often the outputs learn the time (dedup windows close on it).
 const TICK: Duration = Duration::from_secs(1);
+/// Messages the output thread's queue holds before workers wait for it.
+const OUTPUT_QUEUE: usize = 1024;
 
 /// Flags set from outside the run (signal handlers); the run never sets them itself, so that a
 /// signal after the run ended on its own is still the first one.
@@ -63,12 +67,36 @@ pub fn run<S: FrameSource>(
     control: &Control,
     sink: &mut dyn Sink,
 ) -> Result<RunReport, RunError> {
+    run_tuned(sources, config, intervals, control, sink, Tuning::default())
+}
+
+/// Sizes that the tests shrink, to fill a queue or wait out a backoff in little time.
+#[derive(Clone, Copy, Debug)]
+struct Tuning {
+    output_queue: usize,
+}
+
+impl Default for Tuning {
+    fn default() -> Self {
+        Tuning { output_queue: OUTPUT_QUEUE }
+    }
+}
+
+fn run_tuned<S: FrameSource>(
+    sources: Vec<S>,
+    config: &RunConfig,
+    intervals: Intervals,
+    control: &Control,
+    sink: &mut dyn Sink,
+    tuning: Tuning,
+) -> Result<RunReport, RunError> {
     let shared = SharedStats::new(sources.iter().map(|s| s.interface().to_string()), config.workers());
     let mode = OutputMode { workers: config.workers(), ordered: false, flush_when_idle: true };
     // The run's own stop, for its threads: set on a signal, or when a thread failed.
     let halt = AtomicBool::new(false);
     let stats = std::thread::scope(|scope| {
-        let (threads, queues) = Threads::start(scope, config, config.queue_batches(), sink, &shared, mode)?;
+        let queue_sizes = (config.queue_batches(), tuning.output_queue);
+        let (threads, queues) = Threads::start(scope, config, queue_sizes, sink, &shared, mode)?;
         let mut captures = Vec::new();
         let mut failure = None;
         for (id, source) in sources.into_iter().enumerate() {
@@ -131,7 +159,10 @@ enum Ended {
 }
 
 /// Sends the periodic messages and SIGHUP's reopen to the output thread until a signal asks for
-/// the stop or a thread ended before it.
+/// the stop or a thread ended before it. It never waits for the output thread, however far
+/// behind: a message that finds its queue full is offered again at the next round (a late tick
+/// or stats report costs nothing, the stats being cumulative), and meanwhile the loop keeps
+/// watching the signals and the threads.
 fn control_loop(
     threads: &Threads<'_>,
     captures: &[CaptureThread<'_>],
@@ -143,6 +174,7 @@ fn control_loop(
     let mut next_report = Instant::now().checked_add(intervals.stats);
     let mut next_inventory = Instant::now().checked_add(intervals.inventory);
     let mut next_tick = Instant::now();
+    let mut reopen = false;
     while !control.stop.load(Ordering::SeqCst) {
         if threads.writer.is_finished() {
             tracing::error!("the output thread ended: stopping the run");
@@ -153,25 +185,40 @@ fn control_loop(
             return Ended::Capture(ended.interface.clone());
         }
         std::thread::sleep(POLL);
-        if control.reopen.swap(false, Ordering::SeqCst) {
-            let _ = threads.output.send(OutputMsg::Reopen);
+        reopen |= control.reopen.swap(false, Ordering::SeqCst);
+        if reopen {
+            reopen = !offer(&threads.output, OutputMsg::Reopen);
         }
         let now = Instant::now();
-        if now >= next_tick {
+        if now >= next_tick && offer(&threads.output, OutputMsg::Tick(wall_clock())) {
             next_tick = now + TICK;
-            let _ = threads.output.send(OutputMsg::Tick(wall_clock()));
         }
         if let Some(due) = next_report.filter(|due| now >= *due) {
-            next_report = due.checked_add(intervals.stats);
             let stats = Box::new(shared.event(wall_clock(), false, true));
-            let _ = threads.output.send(OutputMsg::Stats { stats, write: true });
+            if offer(&threads.output, OutputMsg::Stats { stats, write: true }) {
+                next_report = following(due, intervals.stats, now);
+            }
         }
         if let Some(due) = next_inventory.filter(|due| now >= *due) {
-            next_inventory = due.checked_add(intervals.inventory);
-            let _ = threads.output.send(OutputMsg::Inventory);
+            if offer(&threads.output, OutputMsg::Inventory) {
+                next_inventory = following(due, intervals.inventory, now);
+            }
         }
     }
     Ended::Stop
+}
+
+/// Hands `message` to the output thread unless its queue is full (`false`: offer it again later).
+/// An output thread that is gone takes it too: the loop notices at its next round.
+fn offer(output: &Sender<OutputMsg>, message: OutputMsg) -> bool {
+    !matches!(output.try_send(message), Err(TrySendError::Full(_)))
+}
+
+/// When a report due at `due` and sent at `now` is due again: one `every` later, or, if it was
+/// held back past that, one `every` after it went (no burst of reports to catch up). `None`: too
+/// far to count.
+fn following(due: Instant, every: Duration, now: Instant) -> Option<Instant> {
+    due.checked_add(every).filter(|next| *next > now).or_else(|| now.checked_add(every))
 }
 
 /// What a panicking thread said (a `&str` or a `String` for `panic!` with a message).

@@ -76,9 +76,6 @@ const FILE_QUEUE_BATCHES: usize = 4;
 /// Frames between two reports of the reading thread's own worker to the writing worker (which
 /// holds other workers' events until every worker is past them).
 const LOCAL_PUBLISH_EVERY: u64 = 1024;
-/// Event batches the output queue holds before workers wait for it (live).
-#[cfg_attr(not(feature = "live"), allow(dead_code))]
-const OUTPUT_QUEUE: usize = 1024;
 
 /// Everything a run needs, resolved from the command line.
 #[derive(Clone, Debug)]
@@ -535,18 +532,19 @@ struct Threads<'scope> {
 
 #[cfg_attr(not(feature = "live"), allow(dead_code))]
 impl<'scope> Threads<'scope> {
-    /// Starts the output thread and the worker threads, each with a queue of `queue_batches`
-    /// batches; returns them with the workers' queues, to be handed to the capture threads (the
-    /// workers finish when every copy of them is dropped).
+    /// Starts the output thread, behind a queue of `output_queue` messages, and the worker
+    /// threads, each with a queue of `queue_batches` batches; returns them with the workers'
+    /// queues, to be handed to the capture threads (the workers finish when every copy of them is
+    /// dropped).
     fn start<'env>(
         scope: &'scope Scope<'scope, 'env>,
         config: &'env RunConfig,
-        queue_batches: usize,
+        (queue_batches, output_queue): (usize, usize),
         sink: &'env mut dyn Sink,
         shared: &'env SharedStats,
         mode: OutputMode,
     ) -> Result<(Self, Queues), RunError> {
-        let (output, output_queue) = crossbeam_channel::bounded(OUTPUT_QUEUE);
+        let (output, output_queue) = crossbeam_channel::bounded(output_queue);
         let writer = std::thread::Builder::new()
             .name("output".to_string())
             .spawn_scoped(scope, move || output::run(output_queue, sink, mode, shared))

@@ -22,11 +22,19 @@ enum Step {
 struct Scripted {
     name: String,
     steps: VecDeque<Step>,
+    /// Set when the source is dropped: its capture thread has ended.
+    gone: Arc<AtomicBool>,
 }
 
 impl Scripted {
     fn new(name: &str, steps: Vec<Step>) -> Scripted {
-        Scripted { name: name.to_string(), steps: steps.into() }
+        Scripted { name: name.to_string(), steps: steps.into(), gone: Arc::default() }
+    }
+}
+
+impl Drop for Scripted {
+    fn drop(&mut self) {
+        self.gone.store(true, Ordering::SeqCst);
     }
 }
 
@@ -56,12 +64,14 @@ impl FrameSource for Scripted {
     }
 }
 
-/// A sink that keeps the event types it was given, and fails when told to.
+/// A sink that keeps the event types it was given, and fails or stalls when told to.
 #[derive(Default)]
 struct Recorder {
     events: Arc<Mutex<Vec<String>>>,
     /// Every event fails with this.
     fail: Option<io::ErrorKind>,
+    /// Each tick waits for this to close (an output stuck on a slow destination).
+    stall: Option<crossbeam_channel::Receiver<()>>,
 }
 
 impl Sink for Recorder {
@@ -84,30 +94,56 @@ impl Sink for Recorder {
     fn finish(&mut self, _: &[ServerReport]) -> io::Result<()> {
         Ok(())
     }
+    fn tick(&mut self, _: Timestamp) -> io::Result<()> {
+        if let Some(stall) = &self.stall {
+            let _ = stall.recv();
+        }
+        Ok(())
+    }
 }
 
 const NO_REPORTS: Intervals = Intervals { stats: Duration::MAX, inventory: Duration::MAX };
 
-/// Runs `sources` on a thread of its own; the result, or `None` if the run was still going after
-/// `within` (it is then asked to stop, as a signal would).
-fn run_within(
+/// Runs `sources` on a thread of its own; the result comes on the receiver.
+fn start(
     sources: Vec<Scripted>,
     mut sink: Recorder,
     intervals: Intervals,
     control: &Control,
-    within: Duration,
-) -> Option<Result<RunReport, RunError>> {
+    tuning: Tuning,
+) -> crossbeam_channel::Receiver<Result<RunReport, RunError>> {
     let (done, result) = crossbeam_channel::bounded(1);
-    let thread_control = control.clone();
+    let control = control.clone();
     std::thread::spawn(move || {
         let config = RunConfig { threads: 1, ..RunConfig::default() };
-        let _ = done.send(run(sources, &config, intervals, &thread_control, &mut sink));
+        let _ = done.send(run_tuned(sources, &config, intervals, &control, &mut sink, tuning));
     });
-    let outcome = result.recv_timeout(within).ok();
+    result
+}
+
+/// Runs `sources`; the result, or `None` if the run was still going after `within` (it is then
+/// asked to stop, as a signal would).
+fn run_within(
+    sources: Vec<Scripted>,
+    sink: Recorder,
+    intervals: Intervals,
+    control: &Control,
+    within: Duration,
+) -> Option<Result<RunReport, RunError>> {
+    let outcome = start(sources, sink, intervals, control, Tuning::default()).recv_timeout(within).ok();
     if outcome.is_none() {
         control.stop.store(true, Ordering::SeqCst);
     }
     outcome
+}
+
+/// Waits up to `within` for `flag`.
+fn eventually(flag: &AtomicBool, within: Duration) -> bool {
+    let until = Instant::now() + within;
+    while !flag.load(Ordering::SeqCst) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    flag.load(Ordering::SeqCst)
 }
 
 #[test]
@@ -141,4 +177,24 @@ fn a_failed_output_ends_the_run_promptly_with_its_error() {
         None => panic!("the run went on with its output gone"),
     }
     assert!(!control.stop.load(Ordering::SeqCst));
+}
+
+#[test]
+fn the_control_loop_keeps_watching_the_threads_while_the_output_is_stuck() {
+    // The output thread hangs in its first tick and its queue (two messages) fills with stats;
+    // a capture thread then fails. The loop must notice and stop the others, although it cannot
+    // hand the output anything.
+    let (unstick, stall) = crossbeam_channel::bounded(0);
+    let sink = Recorder { stall: Some(stall), ..Recorder::default() };
+    let quiet = Scripted::new("quiet0", Vec::new());
+    let quiet_gone = Arc::clone(&quiet.gone);
+    let broken = Scripted::new("broken0", vec![Step::Wait(Duration::from_millis(800)), Step::Panic]);
+    let intervals = Intervals { stats: Duration::from_millis(1), inventory: Duration::MAX };
+    let control = Control::default();
+    let result = start(vec![quiet, broken], sink, intervals, &control, Tuning { output_queue: 2 });
+    let noticed = eventually(&quiet_gone, Duration::from_secs(5));
+    drop(unstick);
+    let outcome = result.recv_timeout(Duration::from_secs(10));
+    assert!(noticed, "the other capture thread was still running: the loop was waiting for the output");
+    assert!(matches!(outcome, Ok(Err(RunError::Capture { .. }))), "{outcome:?}");
 }
