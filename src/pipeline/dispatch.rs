@@ -8,7 +8,9 @@
 
 use std::ops::Range;
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use std::time::Instant;
+
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use crate::alert::Event;
 use crate::capture::{SharedBlock, Timestamp};
@@ -389,31 +391,52 @@ impl Dispatcher {
 
     /// Sends every non-empty batch.
     pub fn flush(&mut self) -> Result<(), Disconnected> {
+        self.flush_waiting_until(None)
+    }
+
+    /// Sends every non-empty batch, waiting for room until `deadline` whatever the policy: at the
+    /// end of a live capture the workers are draining their queues, and the last batches must not
+    /// be dropped for the moment they take. What finds no room by then is dropped and counted.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub fn flush_until(&mut self, deadline: Instant) -> Result<(), Disconnected> {
+        self.flush_waiting_until(Some(deadline))
+    }
+
+    fn flush_waiting_until(&mut self, deadline: Option<Instant>) -> Result<(), Disconnected> {
         for worker in 0..self.batches.len() {
             if self.batches.get(worker).is_some_and(|batch| !batch.is_empty()) {
-                self.send(worker)?;
+                self.send_waiting_until(worker, deadline)?;
             }
         }
         Ok(())
     }
 
     fn send(&mut self, worker: usize) -> Result<(), Disconnected> {
+        self.send_waiting_until(worker, None)
+    }
+
+    /// Sends a worker's batch as the policy says, or waiting until `deadline` when there is one.
+    fn send_waiting_until(&mut self, worker: usize, deadline: Option<Instant>) -> Result<(), Disconnected> {
         let (Some(batch), Some(queue)) = (self.batches.get_mut(worker), self.queues.workers.get(worker)) else {
             return Ok(());
         };
         let spare = self.queues.spare.try_recv().unwrap_or_else(|_| Batch::new());
         let batch = std::mem::replace(batch, spare);
-        match self.policy {
-            QueuePolicy::Block => queue.send(batch).map_err(|_| Disconnected),
-            QueuePolicy::Drop => match queue.try_send(batch) {
-                Ok(()) => Ok(()),
-                Err(TrySendError::Full(batch)) => {
-                    self.queue_drops = self.queue_drops.saturating_add(batch.segments() as u64);
-                    Ok(())
-                }
-                Err(TrySendError::Disconnected(_)) => Err(Disconnected),
+        let unsent = match (self.policy, deadline) {
+            (QueuePolicy::Block, _) => return queue.send(batch).map_err(|_| Disconnected),
+            (QueuePolicy::Drop, Some(deadline)) => match queue.send_deadline(batch, deadline) {
+                Ok(()) => return Ok(()),
+                Err(SendTimeoutError::Timeout(batch)) => batch,
+                Err(SendTimeoutError::Disconnected(_)) => return Err(Disconnected),
             },
-        }
+            (QueuePolicy::Drop, None) => match queue.try_send(batch) {
+                Ok(()) => return Ok(()),
+                Err(TrySendError::Full(batch)) => batch,
+                Err(TrySendError::Disconnected(_)) => return Err(Disconnected),
+            },
+        };
+        self.queue_drops = self.queue_drops.saturating_add(unsent.segments() as u64);
+        Ok(())
     }
 }
 

@@ -35,6 +35,9 @@ const POLL: Duration = Duration::from_millis(100);
 const TICK: Duration = Duration::from_secs(1);
 /// Messages the output thread's queue holds before workers wait for it.
 const OUTPUT_QUEUE: usize = 1024;
+/// How long a capture thread's last batches may wait for room in the workers' queues at the stop
+/// (the workers drain them meanwhile); within systemd's stop timeout with room to spare.
+const STOP_FLUSH_WAIT: Duration = Duration::from_secs(5);
 
 /// Flags set from outside the run (signal handlers); the run never sets them itself, so that a
 /// signal after the run ended on its own is still the first one.
@@ -289,7 +292,7 @@ fn capture(
         }
     }
     // The workers drain what is queued once every capture thread has dropped its dispatcher.
-    let _ = dispatcher.flush();
+    let _ = dispatcher.flush_until(Instant::now() + STOP_FLUSH_WAIT);
     publish(id, &mut source, &decoder, &mut counters, &dispatcher, shared);
 }
 

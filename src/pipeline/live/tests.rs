@@ -10,9 +10,12 @@ use crate::alert::Event;
 use crate::capture::live::{Drops, LiveError};
 use crate::capture::Frame;
 use crate::output::{RepeatSummary, ServerReport};
+use crate::pcapwriter::{CapturedFrame, Conversation};
+use crate::pipeline::dispatch::{Job, Queues};
 
 /// What a scripted interface does at a read.
 enum Step {
+    Frame(CapturedFrame),
     /// No frame for this long (a quiet read timeout).
     Wait(Duration),
     Panic,
@@ -22,13 +25,22 @@ enum Step {
 struct Scripted {
     name: String,
     steps: VecDeque<Step>,
+    current: Option<CapturedFrame>,
+    /// Set as the last step is handed out (a stop that comes right after it).
+    halt_when_done: Option<Arc<AtomicBool>>,
     /// Set when the source is dropped: its capture thread has ended.
     gone: Arc<AtomicBool>,
 }
 
 impl Scripted {
     fn new(name: &str, steps: Vec<Step>) -> Scripted {
-        Scripted { name: name.to_string(), steps: steps.into(), gone: Arc::default() }
+        Scripted {
+            name: name.to_string(),
+            steps: steps.into(),
+            current: None,
+            halt_when_done: None,
+            gone: Arc::default(),
+        }
     }
 }
 
@@ -48,7 +60,12 @@ impl FrameSource for Scripted {
             std::thread::sleep(duration);
             Ok(None)
         };
-        match self.steps.pop_front() {
+        let step = self.steps.pop_front();
+        if let (true, Some(halt)) = (self.steps.is_empty(), &self.halt_when_done) {
+            halt.store(true, Ordering::SeqCst);
+        }
+        match step {
+            Some(Step::Frame(frame)) => Ok(Some(self.current.insert(frame).as_frame())),
             Some(Step::Wait(duration)) => wait(duration),
             Some(Step::Panic) => panic!("scripted failure of {}", self.name),
             None => wait(Duration::from_millis(5)),
@@ -197,4 +214,42 @@ fn the_control_loop_keeps_watching_the_threads_while_the_output_is_stuck() {
     let outcome = result.recv_timeout(Duration::from_secs(10));
     assert!(noticed, "the other capture thread was still running: the loop was waiting for the output");
     assert!(matches!(outcome, Ok(Err(RunError::Capture { .. }))), "{outcome:?}");
+}
+
+/// A frame of a POP3 client's `USER` command (one TCP segment with payload).
+fn login_segment(client_port: u16) -> CapturedFrame {
+    let mut conversation = Conversation::new(([10, 0, 0, 1], client_port), ([10, 0, 0, 2], 110));
+    conversation.handshake().client(b"USER a\r\n");
+    conversation.frames().unwrap().pop().unwrap()
+}
+
+#[test]
+fn the_last_batch_waits_for_room_at_the_stop_instead_of_being_dropped() {
+    let (queue, batches) = crossbeam_channel::bounded(1);
+    let (_spare, spare) = crossbeam_channel::unbounded();
+    let queues = Queues { workers: vec![queue], spare };
+    // The worker's queue is full when the stop comes: it takes the batch there only after a while.
+    let mut filler = Dispatcher::new(queues.clone(), QueuePolicy::Block);
+    let first = login_segment(40_000);
+    let mut decoder = Decoder::new();
+    let Decoded::Tcp(packet) = decoder.decode(&first.as_frame()) else { panic!("a TCP segment") };
+    filler.frame(first.ts, Some(&packet)).unwrap();
+    filler.flush().unwrap();
+    let worker = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(300));
+        let segments = |batch: crate::pipeline::dispatch::Batch| {
+            batch.jobs().iter().filter(|job| matches!(job, Job::Segment { .. })).count()
+        };
+        [
+            batches.recv_timeout(Duration::from_secs(5)).map(segments),
+            batches.recv_timeout(Duration::from_secs(5)).map(segments),
+        ]
+    });
+    let halt = Arc::new(AtomicBool::new(false));
+    let mut source = Scripted::new("eth0", vec![Step::Frame(login_segment(40_001))]);
+    source.halt_when_done = Some(Arc::clone(&halt));
+    let shared = SharedStats::new(["eth0".to_string()], 1);
+    capture(0, source, Decoder::new(), Dispatcher::new(queues, QueuePolicy::Drop), &shared, &halt);
+    assert_eq!(worker.join().unwrap(), [Ok(1), Ok(1)], "the worker got both segments");
+    assert_eq!(shared.captures()[0].queue_drops, 0);
 }
