@@ -2,18 +2,23 @@
 //!
 //! A [`LiveSource`] is opened with root or `CAP_NET_RAW`/`CAP_NET_ADMIN`, before privileges are
 //! dropped; it keeps its settings so that it can be reopened when the interface goes away and
-//! comes back. Kernel and interface drop counters survive a reopen (they are accumulated here,
+//! comes back. A handle whose interface was deleted gets nothing more, not even an error, whatever
+//! comes later under the same name: the source notices it by the interface's index and fails, so
+//! that it is reopened. Kernel and interface drop counters survive a reopen (they are accumulated here,
 //! since libpcap's restart from zero with each handle).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use pcap::{Active, Capture, Stat};
 
 use super::{Frame, LinkType, Timestamp};
 use crate::proto::PortMap;
+
+/// How often a quiet handle checks that its interface is still the one it opened.
+const INDEX_CHECK: Duration = Duration::from_secs(5);
 
 /// How an interface is opened: the options a tcpdump user expects.
 #[derive(Clone, Debug)]
@@ -101,6 +106,10 @@ pub trait FrameSource: Send {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError>;
     /// Opens the interface again with the same settings.
     fn reopen(&mut self) -> Result<(), LiveError>;
+    /// Whether the interface is still the one the handle was opened on, neither deleted nor
+    /// replaced by another of its name: frames still buffered from before a deletion do not
+    /// mean that it came back.
+    fn still_attached(&self) -> bool;
     /// Kernel and interface drops since the source was first opened.
     fn drops(&mut self) -> Drops;
 }
@@ -117,6 +126,10 @@ pub struct LiveSource {
     /// The same socket as `capture`'s, for `poll` while the handle is borrowed by a frame.
     readiness: OwnedFd,
     link_type: LinkType,
+    /// The interface's index when the handle was opened (0: unknown, or `any`: not checked).
+    index: u32,
+    /// When the index was last checked.
+    index_checked: Instant,
     /// Drops of the handles closed before this one.
     earlier: Drops,
     /// The current handle's last counters (u32 in libpcap: wrapping differences are taken).
@@ -142,6 +155,8 @@ impl LiveSource {
             capture,
             readiness,
             link_type,
+            index: index_of(interface),
+            index_checked: Instant::now(),
             earlier: Drops::default(),
             last: Stat { received: 0, dropped: 0, if_dropped: 0 },
             current: Drops::default(),
@@ -162,6 +177,7 @@ impl FrameSource for LiveSource {
     fn next_frame(&mut self) -> Result<Option<Frame<'_>>, LiveError> {
         let interface = &self.interface;
         let (readiness, timeout) = (&self.readiness, self.options.read_timeout);
+        let (index, index_checked) = (self.index, &mut self.index_checked);
         match self.capture.next_packet() {
             Ok(packet) => {
                 let secs = u64::try_from(packet.header.ts.tv_sec).unwrap_or(0);
@@ -174,6 +190,16 @@ impl FrameSource for LiveSource {
                 }))
             }
             Err(pcap::Error::TimeoutExpired) => {
+                if index != 0 && index_checked.elapsed() >= INDEX_CHECK {
+                    *index_checked = Instant::now();
+                    if index_of(interface) != index {
+                        return Err(LiveError {
+                            interface: interface.clone(),
+                            message: "the interface was removed (or replaced by another of that name)".to_string(),
+                            kind: LiveErrorKind::Other,
+                        });
+                    }
+                }
                 let timeout = PollTimeout::try_from(timeout).unwrap_or(PollTimeout::MAX);
                 let mut fds = [PollFd::new(readiness.as_fd(), PollFlags::POLLIN)];
                 // An interrupted wait (EINTR: a signal) is a timeout like any other; an error
@@ -183,6 +209,10 @@ impl FrameSource for LiveSource {
             }
             Err(error) => Err(LiveError::from_pcap(interface, error.to_string())),
         }
+    }
+
+    fn still_attached(&self) -> bool {
+        self.index == 0 || index_of(&self.interface) == self.index
     }
 
     /// Drops since the source was first opened (reading libpcap's counters).
@@ -209,6 +239,7 @@ impl FrameSource for LiveSource {
         self.link_type = link_type_of(&capture);
         self.capture = capture;
         self.readiness = readiness;
+        self.index = index_of(&self.interface);
         Ok(())
     }
 }
@@ -242,6 +273,11 @@ fn activate(interface: &str, options: &LiveOptions) -> Result<(Capture<Active>, 
     })?;
     tracing::info!(interface, filter, "capture opened");
     Ok((capture, readiness))
+}
+
+/// The interface's index in this network namespace; 0 when it has none (`any`, or gone).
+fn index_of(interface: &str) -> u32 {
+    nix::net::if_::if_nametoindex(interface).unwrap_or(0)
 }
 
 fn link_type_of(capture: &Capture<Active>) -> LinkType {

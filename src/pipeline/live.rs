@@ -3,8 +3,9 @@
 //!
 //! Capture never waits for analysis: when a worker's queue is full the batch is dropped and
 //! counted (`queue_drops`), because a capture thread that waits only moves the loss into the
-//! kernel buffer, where it is blind to flows. A failing interface (down, removed) is logged and
-//! retried with backoff; the run goes on with the others. A capture thread that ends before the
+//! kernel buffer, where it is blind to flows. A failing interface (down, removed, replaced) is
+//! logged and reopened with backoff until it is back (or its old handle comes back to life: a link
+//! that went down and up); the run goes on with the others. A capture thread that ends before the
 //! run stops (it panicked), or the output thread (an output failed: disk full), ends the run
 //! with an error: a sensor blind on one interface, or writing nowhere, must not pass for a
 //! healthy one, and a supervisor restarts it.
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::thread::ScopedJoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::capture::live::FrameSource;
+use crate::capture::live::{FrameSource, LiveError, LiveErrorKind};
 use crate::capture::Timestamp;
 use crate::decode::{Decoded, Decoder};
 use crate::output::Sink;
@@ -26,9 +27,12 @@ use super::output::{OutputMode, OutputMsg};
 use super::stats::{CaptureCounters, SharedStats};
 use super::{RunConfig, RunError, RunReport, Threads};
 
-/// First wait before retrying a failed interface; doubled up to [`MAX_BACKOFF`].
+/// First wait before reopening a failed interface; doubled up to [`MAX_BACKOFF`], so that an
+/// interface deleted and created anew is captured again at most half a minute after it is back.
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
-const MAX_BACKOFF: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// An interface that stays away is warned about at its first failed reopen, then this often.
+const WARN_AGAIN: Duration = Duration::from_secs(600);
 /// How often the control loop looks at the flags, and capture threads publish their counters.
 const POLL: Duration = Duration::from_millis(100);
 /// How often the outputs learn the time (dedup windows close on it).
@@ -77,12 +81,20 @@ pub fn run<S: FrameSource>(
 #[derive(Clone, Copy, Debug)]
 struct Tuning {
     output_queue: usize,
+    backoff: Backoff,
 }
 
 impl Default for Tuning {
     fn default() -> Self {
-        Tuning { output_queue: OUTPUT_QUEUE }
+        Tuning { output_queue: OUTPUT_QUEUE, backoff: Backoff { first: MIN_BACKOFF, max: MAX_BACKOFF } }
     }
+}
+
+/// Waits between tries to reopen a failed interface: `first`, doubled up to `max`.
+#[derive(Clone, Copy, Debug)]
+struct Backoff {
+    first: Duration,
+    max: Duration,
 }
 
 fn run_tuned<S: FrameSource>(
@@ -107,9 +119,10 @@ fn run_tuned<S: FrameSource>(
             let decoder = Decoder::new().ignoring_vlans(config.ignore_vlans);
             let interface = source.interface().to_string();
             let (shared, halt) = (&shared, &halt);
-            let spawned = std::thread::Builder::new()
-                .name(format!("capture-{interface}"))
-                .spawn_scoped(scope, move || capture(id, source, decoder, dispatcher, shared, halt));
+            let spawned =
+                std::thread::Builder::new().name(format!("capture-{interface}")).spawn_scoped(scope, move || {
+                    capture(id, source, decoder, dispatcher, shared, halt, tuning.backoff);
+                });
             match spawned {
                 Ok(handle) => captures.push(CaptureThread { interface, handle }),
                 Err(error) => {
@@ -238,7 +251,48 @@ fn wall_clock() -> Timestamp {
     Timestamp::from_secs_nanos(since_epoch.as_secs(), since_epoch.subsec_nanos())
 }
 
-/// One interface's capture thread, until `halt`.
+/// An interface whose capture failed, being reopened.
+struct Reopening {
+    next_try: Instant,
+    /// The wait after the next try, should it fail.
+    backoff: Duration,
+    /// When a failed try was last logged as a warning.
+    warned: Option<Instant>,
+}
+
+impl Reopening {
+    fn new(backoff: Backoff) -> Reopening {
+        Reopening { next_try: Instant::now() + backoff.first, backoff: backoff.first, warned: None }
+    }
+
+    /// A try failed: the next one comes after a longer wait. Said as a warning the first time and
+    /// every [`WARN_AGAIN`], at debug level otherwise, so that an interface gone for days neither
+    /// floods the log nor goes quiet.
+    fn failed(&mut self, error: &LiveError, max: Duration) {
+        self.backoff = (self.backoff * 2).min(max);
+        self.next_try = Instant::now() + self.backoff;
+        let retry = self.backoff.as_secs_f64();
+        if self.warned.is_none_or(|at| at.elapsed() >= WARN_AGAIN) {
+            self.warned = Some(Instant::now());
+            let hint = match error.kind {
+                LiveErrorKind::PermissionDenied => {
+                    " (reopening needs CAP_NET_RAW and CAP_NET_ADMIN, which a run that dropped root with --user has \
+                     given up: see docs/deployment.md)"
+                }
+                LiveErrorKind::Other => "",
+            };
+            tracing::warn!(
+                "cannot reopen the capture yet: {error}{hint}; trying again in {retry}s, then at most every {}s",
+                max.as_secs()
+            );
+        } else {
+            tracing::debug!("cannot reopen the capture yet: {error}; trying again in {retry}s");
+        }
+    }
+}
+
+/// One interface's capture thread, until `halt`. After a failure the interface is reopened with
+/// `backoff` until that succeeds, or the old handle delivers again on the same interface.
 fn capture(
     id: usize,
     mut source: impl FrameSource,
@@ -246,14 +300,24 @@ fn capture(
     mut dispatcher: Dispatcher,
     shared: &SharedStats,
     halt: &AtomicBool,
+    backoff: Backoff,
 ) {
     let mut counters = CaptureCounters { name: source.interface().to_string(), ..CaptureCounters::default() };
-    let mut backoff = MIN_BACKOFF;
+    let mut reopening: Option<Reopening> = None;
     let mut last_publish = Instant::now();
     while !halt.load(Ordering::Relaxed) {
+        if reopening.as_ref().is_some_and(|pending| Instant::now() >= pending.next_try) {
+            match (source.reopen(), &mut reopening) {
+                (Ok(()), _) => {
+                    tracing::info!(interface = source.interface(), "capture reopened");
+                    reopening = None;
+                }
+                (Err(error), Some(pending)) => pending.failed(&error, backoff.max),
+                (Err(_), None) => {}
+            }
+        }
         let outcome = match source.next_frame() {
             Ok(Some(frame)) => {
-                backoff = MIN_BACKOFF;
                 counters.frames += 1;
                 counters.bytes += frame.data.len() as u64;
                 counters.last_ts = counters.last_ts.max(frame.ts);
@@ -267,19 +331,28 @@ fn capture(
                         outcome = dispatcher.frame(frame.ts, Some(&packet)).map(|now| ticked || now);
                     }
                 }
+                if reopening.is_some() && source.still_attached() {
+                    // The old handle works again: the link went down and came back up.
+                    tracing::info!(interface = counters.name, "capture recovered");
+                    reopening = None;
+                }
                 outcome
             }
             Ok(None) => dispatcher.idle(wall_clock()),
             Err(error) => {
-                counters.capture_errors += 1;
-                tracing::warn!("capture failed: {error}; retrying in {}s", backoff.as_secs());
-                sleep_unless_stopped(backoff, halt);
-                backoff = (backoff * 2).min(MAX_BACKOFF);
-                match source.reopen() {
-                    Ok(()) => tracing::info!(interface = source.interface(), "capture reopened"),
-                    Err(error) => tracing::warn!("cannot reopen the capture yet: {error}"),
-                }
-                Ok(false)
+                let pending = match &mut reopening {
+                    Some(pending) => pending,
+                    None => {
+                        counters.capture_errors += 1;
+                        let first = backoff.first.as_secs_f64();
+                        tracing::warn!("capture failed: {error}; reopening it in {first}s");
+                        reopening.insert(Reopening::new(backoff))
+                    }
+                };
+                // A handle that fails at every read is not read in a loop: wait for the next try
+                // (a second at a time, so that the workers still get their ticks).
+                sleep_unless_stopped(pending.next_try.saturating_duration_since(Instant::now()).min(TICK), halt);
+                dispatcher.idle(wall_clock())
             }
         };
         match outcome {

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Live-capture bed: a real Dovecot (POP3 + IMAP, STARTTLS with a throw-away self-signed
 # certificate) in one network namespace, real clients (Python's poplib/imaplib, curl) in another,
-# a veth pair between them, and `credwatch live` capturing on the server's end of the veth. Once
-# the clients are done, credwatch gets SIGTERM; its stdout, stderr and exit status are left in
-# OUT_DIR for tests/live_e2e.rs to check.
+# a veth pair between them, and two `credwatch live` capturing on the server's end of the veth:
+# one started as root that drops to nobody (--user), one started as nobody with only
+# CAP_NET_RAW and CAP_NET_ADMIN, as the systemd unit runs it ("caps"). Between the clients' rounds
+# the veth goes down and up, then is deleted and created anew. Once the clients are done, both get
+# SIGTERM; their stdout, stderr and exit status are left in OUT_DIR (the caps instance's with a
+# `caps-` prefix) for tests/live_e2e.rs to check.
 #
 # Usage: live.sh --bin PATH --out OUT_DIR [--preflight]
 # Exit status: 0 the bed ran (whatever credwatch did: see OUT_DIR); 77 prerequisites missing
@@ -27,7 +30,7 @@ while [[ $# -gt 0 ]]; do
         --bin) binary=$2; shift 2 ;;
         --out) out_dir=$2; shift 2 ;;
         --preflight) preflight_only=1; shift ;;
-        -h|--help) sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "live.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -41,7 +44,7 @@ preflight() {
         return 1
     fi
     local missing=() cmd
-    for cmd in ip dovecot curl python3 openssl ss; do
+    for cmd in ip dovecot curl python3 openssl ss setpriv; do
         PATH=$PATH:/usr/sbin:/sbin command -v "$cmd" >/dev/null || missing+=("$cmd")
     done
     if [[ ! -e /usr/lib/dovecot/imap-login || ! -e /usr/lib/dovecot/pop3-login ]]; then
@@ -51,7 +54,7 @@ preflight() {
         missing+=("libpcap")
     fi
     if [[ ${#missing[@]} -gt 0 ]]; then
-        echo "missing: ${missing[*]} (apt-get install iproute2 dovecot-imapd dovecot-pop3d curl python3 openssl libpcap-dev)"
+        echo "missing: ${missing[*]} (apt-get install iproute2 dovecot-imapd dovecot-pop3d curl python3 openssl libpcap-dev util-linux)"
         return 1
     fi
     local user
@@ -81,6 +84,7 @@ readonly WORK
 chmod 755 "$WORK"
 created_namespaces=()
 credwatch_pid=
+caps_pid=
 dovecot_pid_file=$WORK/dovecot/run/master.pid
 
 # shellcheck source=tests/e2e/netns.sh
@@ -91,7 +95,7 @@ cleanup() {
     local status=$?
     trap - EXIT INT TERM
     set +e
-    stop_pids "$credwatch_pid" "$(pid_from_file "$dovecot_pid_file")"
+    stop_pids "$credwatch_pid" "$caps_pid" "$(pid_from_file "$dovecot_pid_file")"
     remove_namespaces
     rm -rf "$WORK"
     exit "$status"
@@ -160,40 +164,62 @@ EOF
     die "Dovecot did not listen on 110 and 143: $(cat "$WORK/dovecot.log" 2>/dev/null)"
 }
 
-start_credwatch() {
-    log "starting credwatch live on $VETH_SERVER"
-    # Started directly (not through in_server) so that $! is credwatch's own pid. The output
-    # files are opened here, as root, before credwatch drops to nobody.
-    ip netns exec "$NS_SERVER" "$binary" live -i "$VETH_SERVER" -f json --show-usernames \
-        --user nobody --threads 2 --stats-interval 1 \
-        >"$out_dir/stdout.jsonl" 2>"$out_dir/stderr.log" &
-    credwatch_pid=$!
+readonly CREDWATCH_ARGS=(live -i "$VETH_SERVER" -f json --show-usernames --threads 2 --stats-interval 1)
+
+# Waits until the log FILE says TEXT, while process PID runs.
+wait_for_log() {
+    local file=$1 text=$2 pid=$3
     for _ in $(seq 100); do
-        grep -qs "dropped root" "$out_dir/stderr.log" && return 0
-        kill -0 "$credwatch_pid" 2>/dev/null || break
+        grep -qs "$text" "$file" && return 0
+        kill -0 "$pid" 2>/dev/null || break
         sleep 0.1
     done
-    die "credwatch did not start: $(cat "$out_dir/stderr.log")"
+    die "credwatch did not start: $(cat "$file")"
+}
+
+start_credwatch() {
+    local nobody_uid nobody_gid caps=net_raw,+net_admin
+    nobody_uid=$(id -u nobody)
+    nobody_gid=$(id -g nobody)
+    log "starting credwatch live on $VETH_SERVER, as root dropping to nobody and as nobody with capabilities"
+    # Started directly (not through in_server) so that $! is credwatch's own pid (ip netns exec and
+    # setpriv exec it). The output files are opened here, as root, before credwatch drops to nobody.
+    ip netns exec "$NS_SERVER" "$binary" "${CREDWATCH_ARGS[@]}" --user nobody \
+        >"$out_dir/stdout.jsonl" 2>"$out_dir/stderr.log" &
+    credwatch_pid=$!
+    ip netns exec "$NS_SERVER" setpriv --reuid="$nobody_uid" --regid="$nobody_gid" --clear-groups \
+        --inh-caps=-all,+$caps --ambient-caps=-all,+$caps --bounding-set=-all,+$caps \
+        "$binary" "${CREDWATCH_ARGS[@]}" >"$out_dir/caps-stdout.jsonl" 2>"$out_dir/caps-stderr.log" &
+    caps_pid=$!
+    wait_for_log "$out_dir/stderr.log" "dropped root" "$credwatch_pid"
+    wait_for_log "$out_dir/caps-stderr.log" "capture opened" "$caps_pid"
+}
+
+# SIGTERM to credwatch PID; its exit status goes to OUT_DIR/FILE.
+stop_one() {
+    local pid=$1 file=$2 status=0
+    log "SIGTERM to credwatch ($pid)"
+    kill -TERM "$pid"
+    for _ in $(seq 300); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.1
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        log "credwatch did not stop within 30 s of SIGTERM"
+        kill -KILL "$pid"
+    fi
+    wait "$pid" || status=$?
+    echo "$status" >"$out_dir/$file"
+    log "credwatch ($pid) exited with $status"
 }
 
 stop_credwatch() {
     # Let the last segments through the capture's read timeout before stopping.
     sleep 1.5
-    log "SIGTERM to credwatch ($credwatch_pid)"
-    kill -TERM "$credwatch_pid"
-    local status=0
-    for _ in $(seq 300); do
-        kill -0 "$credwatch_pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$credwatch_pid" 2>/dev/null; then
-        log "credwatch did not stop within 30 s of SIGTERM"
-        kill -KILL "$credwatch_pid"
-    fi
-    wait "$credwatch_pid" || status=$?
+    stop_one "$credwatch_pid" exit_status
     credwatch_pid=
-    echo "$status" >"$out_dir/exit_status"
-    log "credwatch exited with $status"
+    stop_one "$caps_pid" caps-exit_status
+    caps_pid=
 }
 
 setup_network
@@ -213,4 +239,20 @@ for _ in $(seq 50); do
 done
 in_client python3 -B "$HERE/live_clients.py" --server "$SERVER_V4" --after-link-flap >>"$out_dir/clients.log" 2>&1 ||
     die "the client after the link flap failed: $(cat "$out_dir/clients.log")"
+# The captured interface is deleted, and created anew under its name a few seconds later: the old
+# handles get nothing more. The caps instance must reopen it; the --user one cannot (reopening
+# needs the capabilities it gave up) and must say why.
+reopened=$(grep -c "capture reopened" "$out_dir/caps-stderr.log" || true)
+log "deleting $VETH_SERVER, creating it anew 3 s later"
+in_server ip link del "$VETH_SERVER"
+sleep 3
+add_veth_pair
+for _ in $(seq 450); do
+    [[ $(grep -c "capture reopened" "$out_dir/caps-stderr.log" || true) -gt $reopened ]] && break
+    sleep 0.1
+done
+[[ $(grep -c "capture reopened" "$out_dir/caps-stderr.log" || true) -gt $reopened ]] ||
+    die "credwatch (caps) did not reopen the re-created $VETH_SERVER within 45 s: $(cat "$out_dir/caps-stderr.log")"
+in_client python3 -B "$HERE/live_clients.py" --server "$SERVER_V4" --after-recreation >>"$out_dir/clients.log" 2>&1 ||
+    die "the client after the re-creation failed: $(cat "$out_dir/clients.log")"
 stop_credwatch

@@ -70,10 +70,15 @@ def main():
     parser.add_argument("--server", required=True)
     parser.add_argument("--after-link-flap", action="store_true",
                         help="only the login made after the capture interface went down and up")
+    parser.add_argument("--after-recreation", action="store_true",
+                        help="only the login made after the capture interface was deleted and created anew")
     args = parser.parse_args()
     server = args.server
     if args.after_link_flap:
         scenarios = [("imaplib LOGIN, carol, accepted, after the link flap", lambda: imap(server, *CAROL))]
+        return run(scenarios)
+    if args.after_recreation:
+        scenarios = [("poplib USER/PASS, carol, accepted, after the re-creation", lambda: pop3(server, *CAROL))]
         return run(scenarios)
     scenarios = [
         ("poplib USER/PASS, alice, accepted", lambda: pop3(server, *ALICE)),

@@ -46,9 +46,14 @@ add_namespace_pair() {
     created_namespaces+=("$NS_SERVER")
     ip netns add "$NS_CLIENT"
     created_namespaces+=("$NS_CLIENT")
-    ip link add "$VETH_SERVER" netns "$NS_SERVER" type veth peer name "$VETH_CLIENT" netns "$NS_CLIENT"
     in_server ip link set lo up
     in_client ip link set lo up
+    add_veth_pair
+}
+
+# The veth pair between the namespaces, with its addresses, links up (again, after a deletion).
+add_veth_pair() {
+    ip link add "$VETH_SERVER" netns "$NS_SERVER" type veth peer name "$VETH_CLIENT" netns "$NS_CLIENT"
     in_server ip addr add "$SERVER_V4/$PREFIX_V4" dev "$VETH_SERVER"
     in_client ip addr add "$CLIENT_V4/$PREFIX_V4" dev "$VETH_CLIENT"
     in_server ip link set "$VETH_SERVER" up

@@ -3,11 +3,12 @@
 
 use std::collections::VecDeque;
 use std::io;
+use std::sync::atomic::AtomicUsize;
 use std::sync::Mutex;
 
 use super::*;
 use crate::alert::Event;
-use crate::capture::live::{Drops, LiveError};
+use crate::capture::live::{Drops, LiveError, LiveErrorKind};
 use crate::capture::Frame;
 use crate::output::{RepeatSummary, ServerReport};
 use crate::pcapwriter::{CapturedFrame, Conversation};
@@ -18,6 +19,7 @@ enum Step {
     Frame(CapturedFrame),
     /// No frame for this long (a quiet read timeout).
     Wait(Duration),
+    Fail,
     Panic,
 }
 
@@ -26,6 +28,12 @@ struct Scripted {
     name: String,
     steps: VecDeque<Step>,
     current: Option<CapturedFrame>,
+    /// What a reopen does: fail this many times, then succeed and follow `after_reopen`.
+    reopen_failures: usize,
+    after_reopen: Vec<Step>,
+    reopens: Arc<AtomicUsize>,
+    /// What `still_attached` says.
+    attached: bool,
     /// Set as the last step is handed out (a stop that comes right after it).
     halt_when_done: Option<Arc<AtomicBool>>,
     /// Set when the source is dropped: its capture thread has ended.
@@ -38,6 +46,10 @@ impl Scripted {
             name: name.to_string(),
             steps: steps.into(),
             current: None,
+            reopen_failures: 0,
+            after_reopen: Vec::new(),
+            reopens: Arc::default(),
+            attached: true,
             halt_when_done: None,
             gone: Arc::default(),
         }
@@ -67,13 +79,32 @@ impl FrameSource for Scripted {
         match step {
             Some(Step::Frame(frame)) => Ok(Some(self.current.insert(frame).as_frame())),
             Some(Step::Wait(duration)) => wait(duration),
+            Some(Step::Fail) => Err(LiveError {
+                interface: self.name.clone(),
+                message: "The interface went down".to_string(),
+                kind: LiveErrorKind::Other,
+            }),
             Some(Step::Panic) => panic!("scripted failure of {}", self.name),
             None => wait(Duration::from_millis(5)),
         }
     }
 
     fn reopen(&mut self) -> Result<(), LiveError> {
+        self.reopens.fetch_add(1, Ordering::SeqCst);
+        if self.reopen_failures > 0 {
+            self.reopen_failures -= 1;
+            return Err(LiveError {
+                interface: self.name.clone(),
+                message: "No such device exists".to_string(),
+                kind: LiveErrorKind::Other,
+            });
+        }
+        self.steps = std::mem::take(&mut self.after_reopen).into();
         Ok(())
+    }
+
+    fn still_attached(&self) -> bool {
+        self.attached
     }
 
     fn drops(&mut self) -> Drops {
@@ -208,7 +239,7 @@ fn the_control_loop_keeps_watching_the_threads_while_the_output_is_stuck() {
     let broken = Scripted::new("broken0", vec![Step::Wait(Duration::from_millis(800)), Step::Panic]);
     let intervals = Intervals { stats: Duration::from_millis(1), inventory: Duration::MAX };
     let control = Control::default();
-    let result = start(vec![quiet, broken], sink, intervals, &control, Tuning { output_queue: 2 });
+    let result = start(vec![quiet, broken], sink, intervals, &control, Tuning { output_queue: 2, ..Tuning::default() });
     let noticed = eventually(&quiet_gone, Duration::from_secs(5));
     drop(unstick);
     let outcome = result.recv_timeout(Duration::from_secs(10));
@@ -249,7 +280,86 @@ fn the_last_batch_waits_for_room_at_the_stop_instead_of_being_dropped() {
     let mut source = Scripted::new("eth0", vec![Step::Frame(login_segment(40_001))]);
     source.halt_when_done = Some(Arc::clone(&halt));
     let shared = SharedStats::new(["eth0".to_string()], 1);
-    capture(0, source, Decoder::new(), Dispatcher::new(queues, QueuePolicy::Drop), &shared, &halt);
+    let dispatcher = Dispatcher::new(queues, QueuePolicy::Drop);
+    capture(0, source, Decoder::new(), dispatcher, &shared, &halt, Tuning::default().backoff);
     assert_eq!(worker.join().unwrap(), [Ok(1), Ok(1)], "the worker got both segments");
     assert_eq!(shared.captures()[0].queue_drops, 0);
+}
+
+/// Backoff short enough for a test to go through several tries.
+const QUICK: Tuning = Tuning {
+    output_queue: OUTPUT_QUEUE,
+    backoff: Backoff { first: Duration::from_millis(20), max: Duration::from_millis(40) },
+};
+
+/// A POP3 login in clear, server replies included.
+fn login_frames() -> Vec<Step> {
+    let mut conversation = Conversation::new(([10, 0, 0, 1], 40_000), ([10, 0, 0, 2], 110));
+    conversation.handshake().server(b"+OK POP3 ready\r\n");
+    conversation.client(b"USER carol\r\n").server(b"+OK\r\n");
+    conversation.client(b"PASS not-a-real-one\r\n").server(b"+OK logged in\r\n");
+    conversation.frames().unwrap().into_iter().map(Step::Frame).collect()
+}
+
+/// Runs `source` until `done` holds of the recorded events and its reopen count (or 10 s
+/// passed), then stops it as a signal would; returns the events and the count.
+fn run_until(source: Scripted, done: impl Fn(&[String], usize) -> bool) -> (Vec<String>, usize) {
+    let sink = Recorder::default();
+    let events = Arc::clone(&sink.events);
+    let reopens = Arc::clone(&source.reopens);
+    let control = Control::default();
+    let result = start(vec![source], sink, NO_REPORTS, &control, QUICK);
+    let until = Instant::now() + Duration::from_secs(10);
+    while !done(&events.lock().unwrap(), reopens.load(Ordering::SeqCst)) && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    control.stop.store(true, Ordering::SeqCst);
+    let outcome = result.recv_timeout(Duration::from_secs(10));
+    assert!(matches!(outcome, Ok(Ok(_))), "{outcome:?}");
+    let events = events.lock().unwrap().clone();
+    (events, reopens.load(Ordering::SeqCst))
+}
+
+#[test]
+fn a_failed_interface_is_reopened_until_it_is_back() {
+    // Deleted, then created anew after a while: the first tries find no such device, and the old
+    // handle stays silent for good. The capture must keep trying until a reopen succeeds.
+    let mut source = Scripted::new("veth0", vec![Step::Fail]);
+    source.reopen_failures = 3;
+    source.after_reopen = login_frames();
+    let (events, reopens) = run_until(source, |events, _| events.iter().any(|event| event == "cleartext_credential"));
+    assert_eq!(reopens, 4, "three failed tries, then one that worked");
+    assert_eq!(events.iter().filter(|event| *event == "cleartext_credential").count(), 1, "{events:?}");
+}
+
+#[test]
+fn an_old_handle_that_delivers_again_ends_the_reopening() {
+    // A link that went down and came back up: the old handle delivers again (under --user the
+    // reopens themselves never work). The tries stop there.
+    let mut steps = vec![Step::Fail, Step::Wait(Duration::from_millis(100))];
+    steps.extend(login_frames());
+    let mut source = Scripted::new("eth1", steps);
+    source.reopen_failures = usize::MAX;
+    let alerted = std::cell::Cell::new(None);
+    let (events, reopens) = run_until(source, |events, _| {
+        if events.iter().any(|event| event == "cleartext_credential") {
+            alerted.set(alerted.get().or(Some(Instant::now())));
+        }
+        // Left running a second after the login went through.
+        alerted.get().is_some_and(|at| at.elapsed() > Duration::from_secs(1))
+    });
+    assert!(alerted.get().is_some(), "{events:?}");
+    assert!((1..=5).contains(&reopens), "a try or two while the link was down, none after: {reopens}");
+}
+
+#[test]
+fn frames_left_in_a_deleted_interfaces_buffer_do_not_end_the_reopening() {
+    // libpcap says "The interface disappeared", then hands out what its ring still held: the
+    // interface is not back for that.
+    let mut source = Scripted::new("veth0", vec![Step::Fail, Step::Frame(login_segment(40_002))]);
+    source.attached = false;
+    source.reopen_failures = 2;
+    source.after_reopen = login_frames();
+    let (events, reopens) = run_until(source, |events, _| events.iter().any(|event| event == "cleartext_credential"));
+    assert_eq!(reopens, 3, "{events:?}");
 }
