@@ -27,7 +27,8 @@
 //! the order a single engine produces (by frame, flow and production order), so `read` writes the
 //! same lines in the same order whatever `--threads` says. With one thread, `read` runs
 //! everything on the calling thread, without queues or copies. Live capture never waits: a full
-//! queue drops the batch and counts it (see the `live` module).
+//! queue drops the batch and counts it (see the `live` module), but for its last batches at the
+//! stop, which wait a few seconds for room.
 //!
 //! Flows carry over from one file to the next, so a capture rotated into several files reads as
 //! one. The flow limits are split between the threads in the proportions of their shares of the
