@@ -706,7 +706,7 @@ mod tests {
             }
         });
         let dropped = sink.stats().dropped_queue_full;
-        sink.finish(&[]).unwrap();
+        sink.finish(&[], &[]).unwrap();
         let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
         let warned: Vec<u64> = log
             .lines()
