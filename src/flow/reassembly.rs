@@ -222,6 +222,19 @@ impl StreamReassembler {
         }
     }
 
+    /// Whether the stream has a start but neither delivered nor holds a byte.
+    pub fn is_untouched(&self) -> bool {
+        self.next_offset == 0 && self.buffered_bytes() == 0
+    }
+
+    /// Forgets a start that no byte followed (see [`is_untouched`](Self::is_untouched)), so that
+    /// the stream starts again at its first segment, or not at all; ignored otherwise.
+    pub fn forget_start(&mut self) {
+        if self.is_untouched() {
+            self.origin = None;
+        }
+    }
+
     /// Sequence number of the stream's first byte, once the stream has started.
     pub fn first_seq(&self) -> Option<u32> {
         self.origin

@@ -818,6 +818,12 @@ fn release_due<H: FlowHandler>(
                 }
             };
             let stream = stream_of(streams, awaited);
+            if !info.saw_syn_from(awaited) && stream.is_untouched() {
+                // Its start was read from the handshake's last ACK and it never sent a byte: a
+                // capture of one direction (an asymmetric route) lost nothing, and nothing is to
+                // wait for that side again.
+                stream.forget_start();
+            }
             let before = stream.buffered_bytes();
             stream.flush_before(segment.after, &budget.limits.reassembly, &mut budget.stats.reassembly, &mut deliver);
             let gone = before.saturating_sub(stream.buffered_bytes());
@@ -1259,6 +1265,25 @@ mod tests {
         table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
         table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), &mut handler);
         assert_eq!(heard(&handler), [b"hello\r\n"]);
+    }
+
+    #[test]
+    fn a_capture_of_the_client_side_alone_loses_nothing_waiting_for_the_server() {
+        // An asymmetric route: the server's packets never reach the capture. The handshake's last
+        // ACK gives the server's stream a start, but no byte of it ever comes: the client's
+        // commands wait their patience out once, then go in without a gap, and nothing waits
+        // again.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
+        table.process(&acking(true, ACK, 101, 501, b""), at(0), &mut handler);
+        table.process(&acking(true, PSH_ACK, 101, 530, b"USER a\r\n"), at(0), &mut handler);
+        table.process(&acking(true, PSH_ACK, 109, 540, b"PASS b\r\n"), at(2), &mut handler);
+        table.process(&acking(true, PSH_ACK, 117, 550, b"STAT\r\n"), at(3), &mut handler);
+        table.process(&acking(true, FIN_ACK, 123, 560, b""), at(3), &mut handler);
+        assert_eq!(heard(&handler), [&b"USER a\r\n"[..], b"PASS b\r\n", b"STAT\r\n"]);
+        assert_eq!(table.stats.reassembly.gaps, 0);
+        assert_eq!(table.stats.segments_waited, 2, "USER, and PASS queued behind it");
     }
 
     #[test]
