@@ -202,35 +202,51 @@ fn mpls<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, Sk
     if matches!(nibble, Some(4 | 6)) {
         return Ok(Layer::Ip(rest));
     }
-    // Read without a control word, a frame with one shows its source address where the
-    // ethertype would be, which names a known ethertype only by chance; read with one, a
-    // VLAN-tagged frame without shows its inner ethertype there every time: so the frame as it
-    // stands is tried first.
+    // Read without a control word, a frame with one shows bytes of its source address where
+    // the ethertype would be; read with one, a VLAN-tagged frame without shows its inner
+    // ethertype there. Behind a zero nibble, the frame as it stands is taken only when what
+    // follows its ethertype fits it too.
     let frame = match nibble {
         None => return Err(SkipReason::Truncated),
-        Some(_) if carries_known_ether_type(rest) => rest,
+        Some(0) if carries_known_ether_type(rest) && body_fits_ether_type(rest) => rest,
         Some(0) => rest.get(PSEUDOWIRE_CONTROL_WORD_LEN..).ok_or(SkipReason::Truncated)?,
+        Some(_) if carries_known_ether_type(rest) => rest,
         Some(_) => return Err(SkipReason::NotIp),
     };
     context.fold(TunnelKind::MplsPseudowire, None, 0);
     Ok(Layer::Ethernet(frame))
 }
 
+/// Whether what follows an Ethernet frame's ethertype is what it announces: an IP header of
+/// that version, or a VLAN tag followed by a known ethertype (others are taken on trust).
+fn body_fits_ether_type(frame: &[u8]) -> bool {
+    let body = frame.get(ETHERNET_ADDRESSES_LEN + 2..).unwrap_or_default();
+    let version = body.first().map(|byte| byte >> 4);
+    match be_u16(frame, ETHERNET_ADDRESSES_LEN) {
+        Some(ETHERTYPE_IPV4) => version == Some(4),
+        Some(ETHERTYPE_IPV6) => version == Some(6),
+        Some(ETHERTYPE_VLAN | ETHERTYPE_QINQ) => be_u16(body, 2).is_some_and(is_known_ether_type),
+        _ => true,
+    }
+}
+
 /// Whether an Ethernet frame's ethertype is one [`ether_type`] reads (or ARP, which a pseudowire
 /// carries as well): how a pseudowire's frame is told from its control word.
 fn carries_known_ether_type(frame: &[u8]) -> bool {
+    be_u16(frame, ETHERNET_ADDRESSES_LEN).is_some_and(is_known_ether_type)
+}
+
+fn is_known_ether_type(ether_type: u16) -> bool {
     const ETHERTYPE_ARP: u16 = 0x0806;
-    be_u16(frame, ETHERNET_ADDRESSES_LEN).is_some_and(|ether_type| {
-        matches!(
-            ether_type,
-            ETHERTYPE_IPV4
-                | ETHERTYPE_IPV6
-                | ETHERTYPE_VLAN
-                | ETHERTYPE_QINQ
-                | ETHERTYPE_MPLS_UNICAST
-                | ETHERTYPE_MPLS_MULTICAST
-                | ETHERTYPE_PPPOE_SESSION
-                | ETHERTYPE_ARP
-        ) || ETHERTYPE_QINQ_LEGACY.contains(&ether_type)
-    })
+    matches!(
+        ether_type,
+        ETHERTYPE_IPV4
+            | ETHERTYPE_IPV6
+            | ETHERTYPE_VLAN
+            | ETHERTYPE_QINQ
+            | ETHERTYPE_MPLS_UNICAST
+            | ETHERTYPE_MPLS_MULTICAST
+            | ETHERTYPE_PPPOE_SESSION
+            | ETHERTYPE_ARP
+    ) || ETHERTYPE_QINQ_LEGACY.contains(&ether_type)
 }

@@ -953,6 +953,12 @@ fn mpls_pseudowire_with_control_word() {
     let seen = decode_tcp(LinkType::ETHERNET, &frame);
     assert_inner(&seen);
     assert_eq!(seen.vlan, [30]);
+    // A source address whose third and fourth bytes read as an ethertype (00:60:08:00:…) where
+    // a frame without control word has its own: what follows does not fit, the word is there.
+    let mut from_08_00 = ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    from_08_00[6..12].copy_from_slice(&[0x00, 0x60, 0x08, 0x00, 0x12, 0x34]);
+    let frame = ethernet(0x8847, &mpls(&[16], &with_prefix([0; 4], &from_08_00)));
+    assert_inner(&decode_tcp(LinkType::ETHERNET, &frame));
 }
 
 #[test]
