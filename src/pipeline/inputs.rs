@@ -64,7 +64,7 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
             inputs.push(Input::Capture(path.clone()));
         } else {
             let before = inputs.len();
-            let mut seen = Seen::default();
+            let mut seen = Seen { root: std::fs::canonicalize(path).ok(), ..Seen::default() };
             if let Ok(metadata) = std::fs::metadata(path) {
                 seen.dirs.insert(identity(&metadata));
             }
@@ -83,20 +83,23 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
 
 /// The files and directories one directory expansion has met, by identity (device and inode), so
 /// that none is read twice: a `latest.pcap` link beside the capture it names would double its
-/// alerts, and a bind mount can make a loop.
+/// alerts, and a link or bind mount can make a loop.
 #[derive(Default)]
 struct Seen {
     files: HashSet<(u64, u64)>,
     dirs: HashSet<(u64, u64)>,
+    /// The named directory, resolved: a link leading to it or above it (`up -> ..`) is not
+    /// followed, since it would read what was not named.
+    root: Option<PathBuf>,
 }
 
 fn identity(metadata: &std::fs::Metadata) -> (u64, u64) {
     (metadata.dev(), metadata.ino())
 }
 
-/// Expands `dir` as `find` would without `-L`, but following symbolic links to files: links to
-/// directories are not followed (`self -> .` or `up -> ..` would loop), and only regular files
-/// are opened (opening a FIFO would wait for a writer, forever).
+/// Expands `dir` as `find -L` would, each directory and file once (`self -> .` would loop), but
+/// for links leading back up to the named directory or above it (`up -> ..` would read what
+/// was not named), and opening only regular files (a FIFO would wait for a writer, forever).
 fn walk(dir: &Path, seen: &mut Seen, inputs: &mut Vec<Input>) {
     let unlistable = |error| Input::Unreadable(UnreadableInput::Directory { path: dir.to_path_buf(), error });
     let listing = match std::fs::read_dir(dir) {
@@ -129,8 +132,8 @@ fn walk(dir: &Path, seen: &mut Seen, inputs: &mut Vec<Input>) {
             }
         };
         if metadata.is_dir() {
-            if is_link {
-                tracing::debug!(path = %path.display(), "skipped: symbolic links to directories are not followed");
+            if is_link && leads_up(&path, seen.root.as_deref()) {
+                tracing::debug!(path = %path.display(), "skipped: a link to the named directory or above it");
             } else if seen.dirs.insert(identity(&metadata)) {
                 walk(&path, seen, inputs);
             } else {
@@ -147,6 +150,14 @@ fn walk(dir: &Path, seen: &mut Seen, inputs: &mut Vec<Input>) {
                 Err(error) => inputs.push(Input::Unreadable(error)),
             }
         }
+    }
+}
+
+/// Whether the directory a link at `path` leads to holds the named directory `root`.
+fn leads_up(path: &Path, root: Option<&Path>) -> bool {
+    match (std::fs::canonicalize(path), root) {
+        (Ok(target), Some(root)) => root.starts_with(target),
+        _ => true,
     }
 }
 
@@ -210,12 +221,13 @@ mod tests {
         inputs.iter().map(|input| input.path().strip_prefix(dir).unwrap().display().to_string()).collect()
     }
 
-    /// Links to directories are not followed (`self -> .` read the same capture again and again,
-    /// `up -> ..` never ended), a file reached twice (a rotation's `latest.pcap` link, a hard
-    /// link) is read once under its first name, and what is not a regular file is never opened:
-    /// a FIFO would wait for a writer forever.
+    /// Links to directories are followed, each directory once (`self -> .` read the same
+    /// capture again and again), but never back up above the named directory (`up -> ..` never
+    /// ended); a file reached twice (a rotation's `latest.pcap` link, a hard link) is read once
+    /// under its first name, and what is not a regular file is never opened: a FIFO would wait
+    /// for a writer forever.
     #[test]
-    fn a_directory_expands_to_each_regular_file_once_without_following_directory_links() {
+    fn a_directory_expands_to_each_regular_file_and_directory_once() {
         use std::os::unix::fs::symlink;
         let top = tempfile::tempdir().unwrap();
         let dir = top.path().join("captures");
@@ -235,8 +247,15 @@ mod tests {
         assert!(fifo.success());
         let _socket = std::os::unix::net::UnixListener::bind(dir.join("socket.pcap")).unwrap();
 
+        // A sibling directory reached by a link (a rotation's `today -> ../2026-12-01`) is read.
+        let elsewhere = top.path().join("2026-12-01");
+        std::fs::create_dir(&elsewhere).unwrap();
+        std::fs::write(elsewhere.join("day.pcap"), pcap).unwrap();
+        symlink("../2026-12-01", dir.join("today")).unwrap();
+        std::fs::write(top.path().join("not-named.pcap"), pcap).unwrap();
+
         let inputs = expand_within_seconds(&dir);
-        assert_eq!(relative(&inputs, &dir), ["a-link.pcap", "cap-0001.pcap"], "{inputs:?}");
+        assert_eq!(relative(&inputs, &dir), ["a-link.pcap", "cap-0001.pcap", "today/day.pcap"], "{inputs:?}");
     }
 
     /// A link that cannot be followed (a loop) may hide a capture: it is reported, as a file that
