@@ -177,6 +177,11 @@ fn posture_records_go_to_every_output_in_its_format() {
     let written = common::parse_lines(&std::fs::read(&file).unwrap());
     let kinds: Vec<&str> = written.iter().map(|e| e["event_type"].as_str().unwrap()).collect();
     assert_eq!(kinds, ["stats", "server_posture", "server_posture", "server_posture", "server_posture"]);
+    let outputs = written[0]["outputs"].as_array().expect("the stats event counts the outputs");
+    assert!(
+        outputs.iter().any(|o| o["name"].as_str().is_some_and(|name| name.contains("inventory.jsonl"))),
+        "{outputs:?}"
+    );
 
     let ecs = common::credwatch(&["posture", "--format", "ecs", demo.to_str().unwrap()], &[]);
     let documents = common::parse_lines(&ecs.stdout);

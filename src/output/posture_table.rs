@@ -5,24 +5,18 @@ use std::io::{self, Write};
 
 use super::for_people::{escaped, escaped_or_empty};
 use super::{RepeatSummary, ServerReport, Sink};
-use crate::alert::Event;
+use crate::alert::{Event, OutputStats};
 use crate::posture::{PostureClass, ServerPosture};
 
 pub struct PostureTable<W: Write> {
     out: W,
     servers: Vec<ServerPosture>,
-    json: bool,
 }
 
 impl<W: Write> PostureTable<W> {
     /// The table for people.
     pub fn new(out: W) -> Self {
-        PostureTable { out, servers: Vec::new(), json: false }
-    }
-
-    /// One `server_posture` object per line, and nothing else.
-    pub fn json(out: W) -> Self {
-        PostureTable { out, servers: Vec::new(), json: true }
+        PostureTable { out, servers: Vec::new() }
     }
 }
 
@@ -41,13 +35,6 @@ impl<W: Write + Send> Sink for PostureTable<W> {
     }
 
     fn finish(&mut self, _servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
-        if self.json {
-            for server in &self.servers {
-                serde_json::to_writer(&mut self.out, server)?;
-                self.out.write_all(b"\n")?;
-            }
-            return self.out.flush();
-        }
         let count = |class| self.servers.iter().filter(|s| s.class == class).count();
         let accepting = self.servers.iter().filter(|s| s.accepts_passwords_in_clear()).count();
         writeln!(
@@ -135,6 +122,10 @@ impl<S: Sink> Sink for PostureOnly<S> {
         self.inner.posture(posture)
     }
 
+    fn end_of_events(&mut self) -> io::Result<()> {
+        self.inner.end_of_events()
+    }
+
     /// The servers that exposed credentials are `read`'s closing report, not a posture.
     fn finish(&mut self, _servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         self.inner.finish(&[], unread)
@@ -154,6 +145,10 @@ impl<S: Sink> Sink for PostureOnly<S> {
 
     fn is_open(&self) -> bool {
         self.inner.is_open()
+    }
+
+    fn output_stats(&self, into: &mut Vec<OutputStats>) {
+        self.inner.output_stats(into);
     }
 }
 
