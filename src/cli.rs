@@ -34,9 +34,10 @@ impl Cli {
         let (analysis, threads) = match &self.command {
             Command::Read(read) | Command::Posture(read) => (&read.analysis, read.threads),
             Command::Report(report) => (&report.read.analysis, report.read.threads),
-            Command::Live(live) => (&live.analysis, live.threads),
+            Command::Live(live) => (&live.analysis, live.threads()),
         };
-        // Each thread gets its share of the budget: the minimum holds for each share.
+        // Each thread gets about its share of the budget (reading files, the reading thread a
+        // smaller one): the minimum holds for the average share.
         let needed = MIN_MAX_BUFFERED_TOTAL.saturating_mul(usize::from(threads));
         if analysis.limits.max_buffered_total < needed {
             return Err(Cli::command().error(
@@ -210,10 +211,11 @@ pub struct LiveArgs {
     /// Hand each packet over at once instead of in blocks (lower latency, more CPU).
     #[arg(long)]
     pub immediate: bool,
-    /// Worker threads analysing flows (default: the cores available, up to 64); each interface
-    /// also has a capture thread, and there is one output thread.
-    #[arg(long, default_value_t = default_threads(), value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
-    pub threads: u16,
+    /// Worker threads analysing flows (default: the cores available, up to 64 and to one per
+    /// MiB of --max-buffered-total); each interface also has a capture thread, and there is
+    /// one output thread.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
     /// Segments each worker's queue holds (1 to 1048576); past it the capture drops (counted as
     /// queue_drops).
     #[arg(long, default_value_t = DEFAULT_QUEUE_SEGMENTS, value_name = "N", value_parser = queue_size)]
@@ -448,11 +450,20 @@ impl LiveArgs {
         (!self.no_dedup).then(|| self.analysis.dedup_window.unwrap_or(LIVE_DEDUP_WINDOW))
     }
 
+    /// The workers asked for, or by default one per core (up to 64) that the buffer budget
+    /// gives its minimum share: a default never makes a command line bad.
+    pub fn threads(&self) -> u16 {
+        self.threads.unwrap_or_else(|| {
+            let budget = self.analysis.limits.max_buffered_total / MIN_MAX_BUFFERED_TOTAL;
+            default_threads().min(u16::try_from(budget).unwrap_or(u16::MAX)).max(1)
+        })
+    }
+
     /// The run configuration these flags ask for (only builds with the `live` feature use it).
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
     pub fn run_config(&self) -> anyhow::Result<RunConfig> {
         Ok(RunConfig {
-            threads: self.threads.into(),
+            threads: self.threads().into(),
             queue_segments: self.queue_size,
             stats_event: true,
             ..self.analysis.run_config()?
@@ -635,6 +646,11 @@ mod tests {
         let live = parse(&["live", "-i", "eth0", "--threads", "1024", "--max-buffered-total", &two_mib]).unwrap();
         assert!(live.check().is_err());
         assert!(parse(&["live", "-i", "eth0", "--threads", "128"]).unwrap().check().is_ok(), "the default budget");
+        // Left to its default, the thread count fits the budget instead of making it refused.
+        let small = parse(&["live", "-i", "eth0", "--max-buffered-total", &two_mib]).unwrap();
+        assert!(small.check().is_ok());
+        let Command::Live(live) = &small.command else { unreachable!() };
+        assert!((1..=2).contains(&live.threads()), "{}", live.threads());
     }
 
     #[test]

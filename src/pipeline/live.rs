@@ -306,14 +306,13 @@ fn capture(
     let mut reopening: Option<Reopening> = None;
     let mut last_publish = Instant::now();
     while !halt.load(Ordering::Relaxed) {
-        if reopening.as_ref().is_some_and(|pending| Instant::now() >= pending.next_try) {
-            match (source.reopen(), &mut reopening) {
-                (Ok(()), _) => {
+        if let Some(pending) = reopening.as_mut().filter(|pending| Instant::now() >= pending.next_try) {
+            match source.reopen() {
+                Ok(()) => {
                     tracing::info!(interface = source.interface(), "capture reopened");
                     reopening = None;
                 }
-                (Err(error), Some(pending)) => pending.failed(&error, backoff.max),
-                (Err(_), None) => {}
+                Err(error) => pending.failed(&error, backoff.max),
             }
         }
         let outcome = match source.next_frame() {
