@@ -258,11 +258,9 @@ fn encrypted_wifi_is_warned_about_once() {
 const RADIOTAP_LEN: usize = 33;
 const RADIOTAP_FLAGS_AT: usize = 24;
 
-#[test]
-fn wifi_frames_that_failed_their_frame_check_are_left_out() {
-    // A monitor-mode receiver caught the login line corrupted (radiotap flags it: bad FCS), then
-    // the station's retry. Taken as data, the corrupted copy would come first into the stream:
-    // no login, and a false "overlap with different bytes" anomaly.
+/// A POP3 login caught in monitor mode (802.11 behind radiotap), then `more` lines, client and
+/// server in turn.
+fn monitor_mode_login(more: &[&[u8]]) -> Vec<CapturedFrame> {
     let mut conversation = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
     conversation
         .link(Link::Radiotap)
@@ -272,7 +270,22 @@ fn wifi_frames_that_failed_their_frame_check_are_left_out() {
         .server(b"+OK\r\n")
         .client(b"PASS not-a-real-password\r\n")
         .server(b"+OK logged in\r\n");
-    let mut frames = conversation.frames().unwrap();
+    for (turn, line) in more.iter().enumerate() {
+        if turn % 2 == 0 {
+            conversation.client(line);
+        } else {
+            conversation.server(line);
+        }
+    }
+    conversation.frames().unwrap()
+}
+
+#[test]
+fn wifi_frames_that_failed_their_frame_check_are_left_out() {
+    // A monitor-mode receiver caught the login line corrupted (radiotap flags it: bad FCS), then
+    // the station's retry. Taken as data, the corrupted copy would come first into the stream:
+    // no login, and a false "overlap with different bytes" anomaly.
+    let mut frames = monitor_mode_login(&[]);
     let pass = frames.iter().position(|frame| frame.data.windows(5).any(|w| w == b"PASS ")).unwrap();
     let mut corrupted = frames[pass].clone();
     corrupted.data[RADIOTAP_FLAGS_AT] |= 0x40;
@@ -296,20 +309,8 @@ fn wifi_frames_failing_their_check_in_numbers_are_warned_about_once() {
     // A driver that marks every frame's FCS as bad (or a receiver out of range): nothing can be
     // read, which must not pass for an all-clear. One bad frame among good ones (the test above)
     // is a radio's everyday noise and raises no warning.
-    let mut conversation = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
-    conversation
-        .link(Link::Radiotap)
-        .handshake()
-        .server(b"+OK POP3 ready\r\n")
-        .client(b"USER alice\r\n")
-        .server(b"+OK\r\n")
-        .client(b"PASS not-a-real-password\r\n")
-        .server(b"+OK\r\n")
-        .client(b"STAT\r\n")
-        .server(b"+OK 0 0\r\n")
-        .client(b"QUIT\r\n")
-        .server(b"+OK bye\r\n");
-    let mut frames = conversation.frames().unwrap();
+    let login = monitor_mode_login(&[b"STAT\r\n", b"+OK 0 0\r\n", b"QUIT\r\n", b"+OK bye\r\n"]);
+    let mut frames = login.clone();
     assert!(frames.len() >= 10);
     for frame in &mut frames {
         frame.data[RADIOTAP_FLAGS_AT] |= 0x40;
@@ -324,7 +325,7 @@ fn wifi_frames_failing_their_check_in_numbers_are_warned_about_once() {
     assert_eq!(stderr.matches("fail their frame check").count(), 1, "{stderr}");
 
     let one_bad = dir.path().join("one-bad.pcap");
-    let mut frames = conversation.frames().unwrap();
+    let mut frames = login;
     frames[3].data[RADIOTAP_FLAGS_AT] |= 0x40;
     write_pcap_file(&one_bad, &frames).unwrap();
     let output = common::credwatch(&["read", "--format", "json", one_bad.to_str().unwrap()], &[]);
