@@ -450,7 +450,7 @@ impl<H: FlowHandler> FlowTable<H> {
                 let mut budget =
                     Budget { limits: &self.limits, buffered_total: &mut uncounted, stats: &mut self.stats };
                 let overlap_reported = &mut flow.overlap_reported;
-                release_due(inspection, flow.fin, true, &info, ts, handler, &mut budget, overlap_reported);
+                release_due(inspection, flow.fin, true, None, &info, ts, handler, &mut budget, overlap_reported);
             }
             let Inspection { streams, app, .. } = &mut **inspection;
             for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
@@ -613,7 +613,9 @@ fn step<H: FlowHandler>(
             if let Streams::Inspecting(inspection) = &mut flow.streams {
                 let overlap_reported = &mut flow.overlap_reported;
                 let fins = fins_with(flow.fin, side, flags.fin());
-                let inspect = release_due(inspection, fins, false, &info, ts, handler, budget, overlap_reported);
+                let sending = Sending::of(side, packet);
+                let inspect =
+                    release_due(inspection, fins, false, sending, &info, ts, handler, budget, overlap_reported);
                 flow.waiting = inspection.waiting.is_some();
                 let Inspection { streams, app, held, .. } = &mut **inspection;
                 account_held(streams, held, app, handler, budget);
@@ -711,7 +713,8 @@ fn step_out_of_order<H: FlowHandler>(
         if inspect == Inspect::Stop {
             return inspect;
         }
-        return release_due(inspection, fins, false, info, ts, handler, budget, overlap_reported);
+        let sending = Sending::of(side, packet);
+        return release_due(inspection, fins, false, sending, info, ts, handler, budget, overlap_reported);
     }
     let after = packet.ack;
     budget.stats.segments_waited += 1;
@@ -721,7 +724,27 @@ fn step_out_of_order<H: FlowHandler>(
         queue.push_back(WaitingSegment::new(&segment, after, ts));
     }
     let over = waiting.segments() > WAITING_SEGMENTS || waiting.bytes() > budget.limits.reassembly.max_buffered;
-    release_due(inspection, fins, over, info, ts, handler, budget, overlap_reported)
+    release_due(inspection, fins, over, Sending::of(side, packet), info, ts, handler, budget, overlap_reported)
+}
+
+/// A side seen sending from `seq` on (a SYN or bytes, not a bare ACK or keepalive): segments
+/// waiting for its bytes before `seq` go on waiting, those bytes being on their way (a direction
+/// captured seconds late), not lost.
+#[derive(Clone, Copy)]
+struct Sending {
+    side: Side,
+    seq: u32,
+}
+
+impl Sending {
+    fn of(side: Side, packet: &TcpPacket<'_>) -> Option<Sending> {
+        (packet.flags.syn() || !packet.payload.is_empty()).then_some(Sending { side, seq: packet.seq })
+    }
+
+    /// Whether the bytes a segment of `side` waits for, before `after`, are on their way.
+    fn brings(&self, side: Side, after: u32) -> bool {
+        self.side == side.other() && seq::before(self.seq, after)
+    }
 }
 
 /// A data segment on its way to a reassembler.
@@ -786,14 +809,16 @@ fn reassemble<H: FlowHandler>(
 /// Lets in the waiting segments whose acknowledged bytes the other side's stream has delivered
 /// (its FIN counted by `fins`), the earliest captured first, until none is left that may. With
 /// `all` (the queues are over their bounds, or the flow ends), or once a segment has waited
-/// [`WAIT_PATIENCE`] by `ts`, a segment held up by bytes that did not come goes in after the other
-/// side's stream gives them up as gaps (see [`next_to_release`]).
+/// [`WAIT_PATIENCE`] by `ts` (and no packet `sending` shows its bytes coming), a segment held up
+/// by bytes that did not come goes in after the other side's stream gives them up as gaps (see
+/// [`next_to_release`]).
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn release_due<H: FlowHandler>(
     inspection: &mut Inspection<H::App>,
     fins: [bool; 2],
     all: bool,
+    sending: Option<Sending>,
     info: &FlowInfo,
     ts: Timestamp,
     handler: &mut H,
@@ -802,7 +827,7 @@ fn release_due<H: FlowHandler>(
 ) -> Inspect {
     let mut inspect = Inspect::Continue;
     while inspect == Inspect::Continue {
-        let Some((side, index, give_up)) = next_to_release(inspection, fins, all, ts) else { break };
+        let Some((side, index, give_up)) = next_to_release(inspection, fins, all, sending, ts) else { break };
         let Some(waiting) = inspection.waiting.as_deref_mut() else { break };
         let Some(segment) = waiting.queues.get_mut(side.index()).and_then(|queue| queue.remove(index)) else { break };
         if waiting.segments() == 0 {
@@ -843,6 +868,7 @@ fn next_to_release<A>(
     inspection: &Inspection<A>,
     fins: [bool; 2],
     all: bool,
+    sending: Option<Sending>,
     ts: Timestamp,
 ) -> Option<(Side, usize, bool)> {
     let waiting = inspection.waiting.as_deref()?;
@@ -860,7 +886,15 @@ fn next_to_release<A>(
     if let Some((side, index, _)) = due {
         return Some((side, index, false));
     }
-    if !all && !queued().any(|(_, _, segment)| ts.saturating_since(segment.since) > WAIT_PATIENCE) {
+    // Bytes seen coming are not given up for lost (see [`Sending`]); the other side's packets,
+    // the bounds and the flow's end do give them up.
+    let may_give_up = |side: Side, segment: &WaitingSegment| {
+        all || !sending.is_some_and(|sending| sending.brings(side, segment.after))
+    };
+    if !all
+        && !queued()
+            .any(|(side, _, segment)| may_give_up(side, segment) && ts.saturating_since(segment.since) > WAIT_PATIENCE)
+    {
         return None;
     }
     // Held up by bytes the capture lost. The one sent first goes first: it does not wait for
@@ -872,6 +906,7 @@ fn next_to_release<A>(
         })
     };
     queued()
+        .filter(|(side, _, segment)| may_give_up(*side, segment))
         .min_by_key(|(side, index, segment)| {
             (awaits_queued_bytes(*side, segment.after), segment.since, side.index(), *index)
         })
@@ -1265,6 +1300,29 @@ mod tests {
         table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
         table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(0), &mut handler);
         assert_eq!(heard(&handler), [b"hello\r\n"]);
+    }
+
+    #[test]
+    fn a_server_side_captured_seconds_late_loses_nothing() {
+        // Two taps two seconds apart: the client's whole short session first, then the server's,
+        // its SYN-ACK included. The server's packets show it alive: nothing waiting for it is
+        // given up before its bytes come.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        let late = |secs: u64| Timestamp::from_secs_nanos(1_002 + secs, 0);
+        table.process(&acking(true, SYN, 100, 0, b""), at(0), &mut handler);
+        table.process(&acking(true, ACK, 101, 501, b""), at(0), &mut handler);
+        for packet in login().into_iter().step_by(2) {
+            table.process(&packet, at(0), &mut handler);
+        }
+        table.process(&acking(false, SYN | ACK, 500, 101, b""), late(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), late(0), &mut handler);
+        for packet in login().into_iter().skip(1).step_by(2) {
+            table.process(&packet, late(0), &mut handler);
+        }
+        let spoken = [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"];
+        assert_eq!(heard(&handler), spoken);
+        assert_eq!(table.stats.reassembly.gaps, 0);
     }
 
     #[test]
