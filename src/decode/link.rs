@@ -19,6 +19,8 @@ const ETHERTYPE_QINQ_LEGACY: [u16; 3] = [0x9100, 0x9200, 0x9300];
 const ETHERTYPE_MPLS_UNICAST: u16 = 0x8847;
 const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
+/// Read only to tell a pseudowire's frame from its control word.
+const ETHERTYPE_ARP: u16 = 0x0806;
 
 /// PPPoE session header (RFC 2516): version and type (1, 1), code (0: session data), session
 /// id, length; then the PPP protocol number.
@@ -218,14 +220,20 @@ fn mpls<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, Sk
 }
 
 /// Whether what follows an Ethernet frame's ethertype is what it announces: an IP header of
-/// that version, or a VLAN tag followed by a known ethertype (others are taken on trust).
+/// that version, a VLAN tag followed by a known ethertype, an Ethernet/IPv4 ARP header, a PPPoE
+/// session header (MPLS labels are taken on trust).
 fn body_fits_ether_type(frame: &[u8]) -> bool {
+    const ARP_ETHERNET_IPV4: [u8; 4] = [0x00, 0x01, 0x08, 0x00];
     let body = frame.get(ETHERNET_ADDRESSES_LEN + 2..).unwrap_or_default();
     let version = body.first().map(|byte| byte >> 4);
     match be_u16(frame, ETHERNET_ADDRESSES_LEN) {
         Some(ETHERTYPE_IPV4) => version == Some(4),
         Some(ETHERTYPE_IPV6) => version == Some(6),
-        Some(ETHERTYPE_VLAN | ETHERTYPE_QINQ) => be_u16(body, 2).is_some_and(is_known_ether_type),
+        Some(ETHERTYPE_ARP) => body.starts_with(&ARP_ETHERNET_IPV4),
+        Some(ETHERTYPE_PPPOE_SESSION) => body.starts_with(&[PPPOE_VERSION_TYPE, PPPOE_SESSION_DATA]),
+        Some(tag) if tag == ETHERTYPE_VLAN || tag == ETHERTYPE_QINQ || ETHERTYPE_QINQ_LEGACY.contains(&tag) => {
+            be_u16(body, 2).is_some_and(is_known_ether_type)
+        }
         _ => true,
     }
 }
@@ -237,7 +245,6 @@ fn carries_known_ether_type(frame: &[u8]) -> bool {
 }
 
 fn is_known_ether_type(ether_type: u16) -> bool {
-    const ETHERTYPE_ARP: u16 = 0x0806;
     matches!(
         ether_type,
         ETHERTYPE_IPV4

@@ -955,10 +955,14 @@ fn mpls_pseudowire_with_control_word() {
     assert_eq!(seen.vlan, [30]);
     // A source address whose third and fourth bytes read as an ethertype (00:60:08:00:…) where
     // a frame without control word has its own: what follows does not fit, the word is there.
-    let mut from_08_00 = ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
-    from_08_00[6..12].copy_from_slice(&[0x00, 0x60, 0x08, 0x00, 0x12, 0x34]);
-    let frame = ethernet(0x8847, &mpls(&[16], &with_prefix([0; 4], &from_08_00)));
-    assert_inner(&decode_tcp(LinkType::ETHERNET, &frame));
+    for source in
+        [[0x00, 0x60, 0x08, 0x00, 0x12, 0x34], [0x00, 0x60, 0x08, 0x06, 0x12, 0x34], [0x00, 0x60, 0x88, 0x64, 0, 1]]
+    {
+        let mut inner = ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+        inner[6..12].copy_from_slice(&source);
+        let frame = ethernet(0x8847, &mpls(&[16], &with_prefix([0; 4], &inner)));
+        assert_inner(&decode_tcp(LinkType::ETHERNET, &frame));
+    }
 }
 
 #[test]
