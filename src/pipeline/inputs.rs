@@ -59,14 +59,19 @@ pub enum InputError {
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     let mut inputs = Vec::new();
     let mut empty_dirs = Vec::new();
+    // One for every directory named: `read caps caps/sub` reads sub's captures once.
+    let mut seen = Seen::default();
     for path in paths {
         if path.as_os_str() == "-" || !path.is_dir() {
             inputs.push(Input::Capture(path.clone()));
         } else {
             let before = inputs.len();
-            let mut seen = Seen { root: std::fs::canonicalize(path).ok(), ..Seen::default() };
+            seen.root = std::fs::canonicalize(path).ok();
             if let Ok(metadata) = std::fs::metadata(path) {
-                seen.dirs.insert(identity(&metadata));
+                if !seen.dirs.insert(identity(&metadata)) {
+                    tracing::debug!(directory = %path.display(), "skipped: a directory already expanded");
+                    continue;
+                }
             }
             walk(path, &mut seen, &mut inputs);
             if inputs.len() == before {
@@ -81,15 +86,15 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     Ok(inputs)
 }
 
-/// The files and directories one directory expansion has met, by identity (device and inode), so
-/// that none is read twice: a `latest.pcap` link beside the capture it names would double its
-/// alerts, and a link or bind mount can make a loop.
+/// The files and directories the expansion of the named directories has met, by identity
+/// (device and inode), so that none is read twice: a `latest.pcap` link beside the capture it
+/// names would double its alerts, and a link or bind mount can make a loop.
 #[derive(Default)]
 struct Seen {
     files: HashSet<(u64, u64)>,
     dirs: HashSet<(u64, u64)>,
-    /// The named directory, resolved: a link leading to it or above it (`up -> ..`) is not
-    /// followed, since it would read what was not named.
+    /// The named directory being expanded, resolved: a link leading to it or above it
+    /// (`up -> ..`) is not followed, since it would read what was not named.
     root: Option<PathBuf>,
 }
 
@@ -132,12 +137,13 @@ fn walk(dir: &Path, seen: &mut Seen, inputs: &mut Vec<Input>) {
             }
         };
         if metadata.is_dir() {
-            if is_link && leads_up(&path, seen.root.as_deref()) {
-                tracing::debug!(path = %path.display(), "skipped: a link to the named directory or above it");
-            } else if seen.dirs.insert(identity(&metadata)) {
-                walk(&path, seen, inputs);
-            } else {
-                tracing::debug!(path = %path.display(), "skipped: a directory already expanded");
+            match is_link.then(|| leads_up(&path, seen.root.as_deref())) {
+                Some(Err(error)) => inputs.push(Input::Unreadable(UnreadableInput::Open { path, error })),
+                Some(Ok(true)) => {
+                    tracing::debug!(path = %path.display(), "skipped: a link to the named directory or above it");
+                }
+                _ if seen.dirs.insert(identity(&metadata)) => walk(&path, seen, inputs),
+                _ => tracing::debug!(path = %path.display(), "skipped: a directory already expanded"),
             }
         } else if !metadata.is_file() {
             tracing::debug!(path = %path.display(), "skipped: not a regular file (FIFO, socket or device)");
@@ -153,12 +159,13 @@ fn walk(dir: &Path, seen: &mut Seen, inputs: &mut Vec<Input>) {
     }
 }
 
-/// Whether the directory a link at `path` leads to holds the named directory `root`.
-fn leads_up(path: &Path, root: Option<&Path>) -> bool {
-    match (std::fs::canonicalize(path), root) {
-        (Ok(target), Some(root)) => root.starts_with(target),
-        _ => true,
-    }
+/// Whether the directory a link at `path` leads to holds the named directory `root`; a link that
+/// cannot be resolved is an error, reported in its place (it may hide captures).
+fn leads_up(path: &Path, root: Option<&Path>) -> std::io::Result<bool> {
+    let target = std::fs::canonicalize(path)?;
+    // The named directory unresolved, its ancestors are unknown: links are followed, each
+    // directory still once.
+    Ok(root.is_some_and(|root| root.starts_with(target)))
 }
 
 /// Whether the file at `path` starts like a capture (see [`crate::capture::starts_like_a_capture`]).
@@ -256,6 +263,21 @@ mod tests {
 
         let inputs = expand_within_seconds(&dir);
         assert_eq!(relative(&inputs, &dir), ["a-link.pcap", "cap-0001.pcap", "today/day.pcap"], "{inputs:?}");
+    }
+
+    /// A directory named twice, or inside another one named, is read once.
+    #[test]
+    fn directories_named_twice_or_nested_are_read_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("sub");
+        std::fs::create_dir(&sub).unwrap();
+        std::fs::write(sub.join("a.pcap"), [0xd4, 0xc3, 0xb2, 0xa1, 0, 0]).unwrap();
+        for named in
+            [vec![dir.path().to_path_buf(), sub.clone()], vec![sub.clone(), dir.path().to_path_buf(), sub.clone()]]
+        {
+            let inputs = expand_inputs(&named).unwrap();
+            assert_eq!(inputs.len(), 1, "{named:?}: {inputs:?}");
+        }
     }
 
     /// A link that cannot be followed (a loop) may hide a capture: it is reported, as a file that
