@@ -341,11 +341,14 @@ struct FileTransport {
     file: Option<File>,
     buffer: Vec<u8>,
     lines: u64,
+    /// A write failed, maybe partway through a line: the next batch starts on a line of its own,
+    /// so that its first record is not glued to the torn one.
+    torn: bool,
 }
 
 impl FileTransport {
     fn open(path: PathBuf) -> io::Result<FileTransport> {
-        let mut transport = FileTransport { path, file: None, buffer: Vec::new(), lines: 0 };
+        let mut transport = FileTransport { path, file: None, buffer: Vec::new(), lines: 0, torn: false };
         transport.ensure_open()?;
         Ok(transport)
     }
@@ -377,8 +380,13 @@ impl Transport for FileTransport {
         }
         let lines = std::mem::take(&mut self.lines);
         let buffer = std::mem::take(&mut self.buffer);
+        let torn = self.torn;
         let file = self.ensure_open().map_err(|error| (error, lines))?;
-        file.write_all(&buffer).and_then(|()| file.flush()).map_err(|error| (error, lines))
+        let written = (if torn { file.write_all(b"\n") } else { Ok(()) })
+            .and_then(|()| file.write_all(&buffer))
+            .and_then(|()| file.flush());
+        self.torn = written.is_err();
+        written.map_err(|error| (error, lines))
     }
 
     fn close(&mut self) {
@@ -536,6 +544,27 @@ mod tests {
         assert_eq!(new.len(), 2);
         assert!(new.iter().all(|line| line["credential"]["mechanism"] == "USER/PASS"));
         assert_eq!(sink.stats(), SinkStats { written: 3, ..SinkStats::default() });
+    }
+
+    /// After a write that failed (maybe partway through a line), the next batch starts on a line
+    /// of its own: a reader of the file loses the torn record, not the next one too.
+    #[test]
+    fn a_batch_after_a_failed_write_starts_a_new_line() {
+        if !std::path::Path::new("/dev/full").exists() {
+            return;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("alerts.jsonl");
+        let mut transport = FileTransport::open(path.clone()).unwrap();
+        transport.file = Some(OpenOptions::new().write(true).open("/dev/full").unwrap());
+        transport.send(b"{\"lost\":1}").unwrap();
+        assert!(transport.flush().is_err());
+        transport.close();
+        transport.send(b"{\"kept\":2}").unwrap();
+        transport.flush().unwrap();
+        transport.send(b"{\"kept\":3}").unwrap();
+        transport.flush().unwrap();
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), "\n{\"kept\":2}\n{\"kept\":3}\n");
     }
 
     #[test]
