@@ -17,6 +17,17 @@ fn alerts(events: &[serde_json::Value]) -> usize {
     common::of_type(events, "cleartext_credential").len()
 }
 
+/// Writes `frames` to a capture, reads it as JSON and returns its cleartext alerts and what it
+/// said on stderr, having checked that the run succeeded.
+fn read_frames(frames: &[CapturedFrame]) -> (usize, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("capture.pcap");
+    write_pcap_file(&capture, frames).unwrap();
+    let output = common::credwatch(&["read", "--format", "json", capture.to_str().unwrap()], &[]);
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    (alerts(&common::parse_lines(&output.stdout)), String::from_utf8_lossy(&output.stderr).into_owned())
+}
+
 #[test]
 fn stdin_gzip_and_directories_give_the_same_alerts() {
     let direct = common::read_json(&[&demo()], &[]);
@@ -215,12 +226,7 @@ fn a_capture_of_frames_that_are_not_ip_is_warned_about() {
             frames
         })
         .unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let tagged = dir.path().join("vn-tag.pcap");
-    write_pcap_file(&tagged, &frames).unwrap();
-    let output = common::credwatch(&["read", "--format", "json", tagged.to_str().unwrap()], &[]);
-    assert!(output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = read_frames(&frames);
     assert_eq!(stderr.matches("most frames were not IP").count(), 1, "{stderr}");
     let demo_run = common::credwatch(&["read", "--format", "json", demo().to_str().unwrap()], &[]);
     assert!(!String::from_utf8_lossy(&demo_run.stderr).contains("not IP"));
@@ -243,13 +249,8 @@ fn encrypted_wifi_is_warned_about_once() {
         // control byte.
         frame.data[RADIOTAP_LEN + 1] |= 0x40;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let protected = dir.path().join("protected.pcap");
-    write_pcap_file(&protected, &frames).unwrap();
-    let output = common::credwatch(&["read", "--format", "json", protected.to_str().unwrap()], &[]);
-    assert!(output.status.success());
-    assert!(common::of_type(&common::parse_lines(&output.stdout), "cleartext_credential").is_empty());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (logins, stderr) = read_frames(&frames);
+    assert_eq!(logins, 0);
     assert_eq!(stderr.matches("encrypted").count(), 1, "{stderr}");
 }
 
@@ -315,21 +316,14 @@ fn wifi_frames_failing_their_check_in_numbers_are_warned_about_once() {
     for frame in &mut frames {
         frame.data[RADIOTAP_FLAGS_AT] |= 0x40;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("bad-fcs.pcap");
-    write_pcap_file(&capture, &frames).unwrap();
-    let output = common::credwatch(&["read", "--format", "json", capture.to_str().unwrap()], &[]);
-    assert!(output.status.success());
-    assert!(common::of_type(&common::parse_lines(&output.stdout), "cleartext_credential").is_empty());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (logins, stderr) = read_frames(&frames);
+    assert_eq!(logins, 0);
     assert_eq!(stderr.matches("fail their frame check").count(), 1, "{stderr}");
 
-    let one_bad = dir.path().join("one-bad.pcap");
     let mut frames = login;
     frames[3].data[RADIOTAP_FLAGS_AT] |= 0x40;
-    write_pcap_file(&one_bad, &frames).unwrap();
-    let output = common::credwatch(&["read", "--format", "json", one_bad.to_str().unwrap()], &[]);
-    assert!(!String::from_utf8_lossy(&output.stderr).contains("frame check"));
+    let (_, stderr) = read_frames(&frames);
+    assert!(!stderr.contains("frame check"), "{stderr}");
 }
 
 #[test]
@@ -340,12 +334,7 @@ fn packets_nested_deeper_than_followed_are_warned_about_once() {
     for _ in 0..=credwatch::decode::MAX_ENCAPSULATIONS {
         conversation.encap(credwatch::pcapwriter::Encap::IpInIp { ends });
     }
-    let dir = tempfile::tempdir().unwrap();
-    let capture = dir.path().join("deep.pcap");
-    write_pcap_file(&capture, &conversation.frames().unwrap()).unwrap();
-    let output = common::credwatch(&["read", "--format", "json", capture.to_str().unwrap()], &[]);
-    assert!(output.status.success());
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let (_, stderr) = read_frames(&conversation.frames().unwrap());
     assert_eq!(stderr.matches("more tunnel or encapsulation layers").count(), 1, "{stderr}");
 }
 
