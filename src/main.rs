@@ -85,17 +85,17 @@ fn sinks(
 ) -> anyhow::Result<Box<dyn Sink>> {
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let specs = if analysis.outputs.is_empty() { default_specs } else { analysis.outputs.clone() };
-    let outputs = Outputs::open(
-        &specs,
-        analysis.format.map(Format::output_format),
-        std::sync::Arc::new(Observer::local()),
-        stdout(),
-        colour,
-    )?;
+    let outputs = open_outputs(analysis, &specs, colour)?;
     Ok(match dedup_window {
         Some(window) => Box::new(Dedup::new(outputs, window)),
         None => Box::new(outputs),
     })
+}
+
+/// The sinks `specs` name, in `--format` unless they name their own.
+fn open_outputs(analysis: &AnalysisArgs, specs: &[OutputSpec], colour: bool) -> std::io::Result<Outputs> {
+    let observer = std::sync::Arc::new(Observer::local());
+    Outputs::open(specs, analysis.format.map(Format::output_format), observer, stdout(), colour)
 }
 
 /// `posture`'s outputs: the table for people where text goes to standard output, each server's
@@ -104,8 +104,7 @@ fn posture_sinks(analysis: &AnalysisArgs) -> anyhow::Result<Box<dyn Sink>> {
     let specs = if analysis.outputs.is_empty() { vec![OutputSpec::stdout(None)] } else { analysis.outputs.clone() };
     let is_table = |spec: &OutputSpec| {
         spec.destination == Destination::Stdout
-            && spec.format.or(analysis.format.map(Format::output_format)).unwrap_or(OutputFormat::Text)
-                == OutputFormat::Text
+            && spec.format_or(analysis.format.map(Format::output_format)) == OutputFormat::Text
     };
     let (table, records): (Vec<OutputSpec>, Vec<OutputSpec>) = specs.into_iter().partition(is_table);
     let mut outputs = Outputs::default();
@@ -114,13 +113,7 @@ fn posture_sinks(analysis: &AnalysisArgs) -> anyhow::Result<Box<dyn Sink>> {
     }
     if !records.is_empty() {
         // Text on standard output is the table: no colour to decide for these.
-        let sinks = Outputs::open(
-            &records,
-            analysis.format.map(Format::output_format),
-            std::sync::Arc::new(Observer::local()),
-            stdout(),
-            false,
-        )?;
+        let sinks = open_outputs(analysis, &records, false)?;
         outputs.push(Box::new(PostureOnly::new(sinks)));
     }
     Ok(Box::new(outputs))

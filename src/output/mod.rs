@@ -326,8 +326,7 @@ impl Outputs {
         let mut outputs = Outputs::default();
         let mut stdout = Some(stdout);
         for spec in specs {
-            let fallback = if spec.destination == Destination::Stdout { Format::Text } else { Format::Json };
-            let format = spec.format.or(default_format).unwrap_or(fallback);
+            let format = spec.format_or(default_format);
             let encoder = Encoder::new(format, Arc::clone(&observer));
             match &spec.destination {
                 Destination::Stdout => {

@@ -52,6 +52,13 @@ impl OutputSpec {
         OutputSpec { destination: Destination::Stdout, format, facility: Facility::default() }
     }
 
+    /// The format this output writes: its own `format=`, else `default_format` (`--format`),
+    /// else text on standard output and JSON elsewhere.
+    pub fn format_or(&self, default_format: Option<Format>) -> Format {
+        let fallback = if self.destination == Destination::Stdout { Format::Text } else { Format::Json };
+        self.format.or(default_format).unwrap_or(fallback)
+    }
+
     /// Parses one `--output` value (the error says what is wrong, for clap to print).
     pub fn parse(text: &str) -> Result<OutputSpec, String> {
         let mut rest = text;
