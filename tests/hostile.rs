@@ -487,6 +487,106 @@ fn peak_rss_kib_while_running(pid: u32) -> Option<u64> {
     peak
 }
 
+// ---- clocks ----
+
+/// Capture time at the start of the clock tests.
+const T0: u64 = 1_600_000_000;
+
+/// A SYN from another client at `secs` seconds into the capture: a frame that only moves time.
+fn syn_at(client_port: u16, secs: u64) -> CapturedFrame {
+    let mut probe = Conversation::new((CLIENT, client_port), ([10, 0, 0, 9], 80));
+    probe.link(Link::RawIp).start_at(Timestamp::from_secs_nanos(T0 + secs, 0)).handshake();
+    probe.frames().unwrap().swap_remove(0)
+}
+
+/// A POP3 login from port 40 000 starting at T0, a second apart, with `glitch` in between its USER
+/// and its PASS.
+fn login_around(glitch: CapturedFrame) -> Vec<CapturedFrame> {
+    let mut login = Conversation::new((CLIENT, 40_000), (SERVER, 110));
+    login.link(Link::RawIp).start_at(Timestamp::from_secs_nanos(T0, 0)).step(Duration::from_secs(1));
+    login.handshake().server(b"+OK POP3 ready\r\n").client(b"USER alice\r\n").server(b"+OK\r\n");
+    let mut frames = login.frames().unwrap();
+    let after_user = frames.len();
+    login.client(b"PASS pw-alice\r\n").server(b"+OK logged in\r\n");
+    let mut rest = login.frames().unwrap().split_off(after_user);
+    frames.push(glitch);
+    frames.append(&mut rest);
+    frames
+}
+
+#[test]
+fn a_frame_stamped_years_ahead_ends_no_flow() {
+    const TEN_YEARS: u64 = 10 * 365 * 86_400;
+    for threads in [1, 2] {
+        let mut config = full_usernames();
+        config.threads = threads;
+        let (events, report) = run_frames(&login_around(syn_at(50_000, TEN_YEARS)), &config);
+        assert_eq!(logins(&events), [pop3_success("alice", 8)], "threads {threads}");
+        let greeting = events.iter().find_map(|event| match event {
+            credwatch::alert::Event::Credential(alert) => alert.server.greeting.clone(),
+            _ => None,
+        });
+        assert_eq!(greeting.as_deref(), Some("+OK POP3 ready"), "threads {threads}");
+        assert_eq!(report.engine.flow.flows_timed_out, 0, "threads {threads}");
+    }
+}
+
+/// After a frame stamped far ahead, idle flows still time out as the capture's own time goes on.
+#[test]
+fn flows_still_time_out_after_a_frame_stamped_far_ahead() {
+    let mut background = Conversation::new((CLIENT, 45_000), ([10, 0, 0, 9], 80));
+    background.link(Link::RawIp).start_at(Timestamp::from_secs_nanos(T0, 500_000_000));
+    background.step(Duration::from_secs(5)).handshake();
+    for _ in 0..150 {
+        background.client(b"x");
+    }
+    // The glitch comes while the login is in progress; a probe later is left unanswered.
+    let mut login = login_around(syn_at(50_000, 1_000_000));
+    let glitch = login.iter().position(|frame| frame.ts.secs() > T0 + 3600).unwrap();
+    let glitch_frame = login.remove(glitch);
+    let glitch_after = login[glitch - 1].ts;
+    let mut frames =
+        credwatch::pcapwriter::interleave([login, background.frames().unwrap(), vec![syn_at(50_001, 100)]]);
+    let glitch_at = frames.iter().position(|frame| frame.ts > glitch_after).unwrap();
+    frames.insert(glitch_at, glitch_frame);
+    for threads in [1, 2] {
+        let mut config = full_usernames();
+        config.threads = threads;
+        let (events, report) = run_frames(&frames, &config);
+        assert_eq!(logins(&events), [pop3_success("alice", 8)], "threads {threads}");
+        // The login (idle after its last reply) and the probe (never answered) timed out.
+        assert_eq!(report.engine.flow.flows_timed_out, 2, "threads {threads}");
+    }
+}
+
+/// Files named in the wrong order: time goes back at the second, and its flows still time out.
+#[test]
+fn flows_still_time_out_in_a_file_older_than_the_one_before() {
+    let mut later = Conversation::new((CLIENT, 40_000), (SERVER, 110));
+    later.link(Link::RawIp).start_at(Timestamp::from_secs_nanos(T0 + 86_400, 0)).step(Duration::from_secs(1));
+    later.handshake().server(b"+OK POP3 ready\r\n").client(b"USER alice\r\n").server(b"+OK\r\n");
+    later.client(b"PASS pw-alice\r\n").server(b"+OK logged in\r\n");
+    let mut background = Conversation::new((CLIENT, 45_000), ([10, 0, 0, 9], 80));
+    background.link(Link::RawIp).start_at(Timestamp::from_secs_nanos(T0, 500_000_000));
+    background.step(Duration::from_secs(5)).handshake();
+    for _ in 0..30 {
+        background.client(b"x");
+    }
+    let earlier = credwatch::pcapwriter::interleave([background.frames().unwrap(), vec![syn_at(50_001, 10)]]);
+    let dir = tempfile::tempdir().unwrap();
+    let paths = [dir.path().join("tuesday.pcap"), dir.path().join("monday.pcap")];
+    credwatch::pcapwriter::write_pcap_file(&paths[0], &later.frames().unwrap()).unwrap();
+    credwatch::pcapwriter::write_pcap_file(&paths[1], &earlier).unwrap();
+    for threads in [1, 2] {
+        let mut config = full_usernames();
+        config.threads = threads;
+        let mut sink = Collect::default();
+        let report = credwatch::pipeline::read_files(&paths, &config, &mut sink).unwrap();
+        assert_eq!(logins(&sink.0), [pop3_success("alice", 8)], "threads {threads}");
+        assert_eq!(report.engine.flow.flows_timed_out, 1, "the unanswered probe, threads {threads}");
+    }
+}
+
 // ---- property tests ----
 
 /// How a test splits, reorders, duplicates and overlaps one message's segments.

@@ -339,6 +339,31 @@ fn packets_nested_deeper_than_followed_are_warned_about_once() {
 }
 
 #[test]
+fn frames_stamped_far_from_their_neighbours_are_warned_about_once() {
+    let mut conversation = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
+    conversation.handshake().server(b"+OK POP3 ready\r\n").client(b"USER alice\r\nPASS not-a-real-password\r\n");
+    conversation.server(b"+OK\r\n");
+    let mut frames = conversation.frames().unwrap();
+    let glitch = |frame: &CapturedFrame, days: u64| CapturedFrame {
+        ts: frame.ts.saturating_add(std::time::Duration::from_secs(days * 86_400)),
+        ..frame.clone()
+    };
+    let (one, two) = (glitch(&frames[1], 4_000), glitch(&frames[3], 1));
+    frames.insert(2, one);
+    frames.insert(5, two);
+    let (found, stderr) = read_frames(&frames);
+    assert_eq!(found, 1);
+    assert_eq!(stderr.matches("clock glitches").count(), 1, "{stderr}");
+    // A capture whose time jumps for good (a gap) is no glitch.
+    let mut gap = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
+    gap.handshake().wait(std::time::Duration::from_secs(3_600)).server(b"+OK POP3 ready\r\n");
+    gap.client(b"USER alice\r\nPASS not-a-real-password\r\n").server(b"+OK\r\n");
+    let (found, stderr) = read_frames(&gap.frames().unwrap());
+    assert_eq!(found, 1);
+    assert!(!stderr.contains("clock glitches"), "{stderr}");
+}
+
+#[test]
 fn logins_in_wifi_aggregates_are_found() {
     // A station bundles its login, sent in three segments, into one A-MSDU frame, and the access
     // point its replies: every packet of an aggregate counts, with one thread or two.

@@ -174,9 +174,11 @@ impl Defragmenter {
     }
 
     /// Drops datagrams whose first fragment is older than the timeout (checked at most once per
-    /// [`SWEEP_INTERVAL`] of packet time).
+    /// [`SWEEP_INTERVAL`] of packet time; a sweep stamped later than `now`, by a frame stamped far
+    /// ahead or a file read before an older one, does not count).
     pub fn expire(&mut self, now: Timestamp, stats: &mut DecodeStats) {
-        if self.pending.is_empty() || now.saturating_since(self.last_sweep) < SWEEP_INTERVAL {
+        let swept_lately = self.last_sweep <= now && now.saturating_since(self.last_sweep) < SWEEP_INTERVAL;
+        if self.pending.is_empty() || swept_lately {
             return;
         }
         self.last_sweep = now;

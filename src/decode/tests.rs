@@ -1370,6 +1370,16 @@ fn fragment_reassembly_times_out_on_packet_time() {
 }
 
 #[test]
+fn fragment_reassembly_still_times_out_after_a_frame_stamped_far_ahead() {
+    let first_of = |id| ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), id, 64).swap_remove(0);
+    let mut decoder = Decoder::new();
+    for (id, secs) in [(6, 0), (7, 1_000_000_000), (8, 40), (9, 80)] {
+        assert_eq!(decode_at(&mut decoder, LinkType::RAW, &first_of(id), secs), Err(SkipReason::IpFragment));
+    }
+    assert_eq!(decoder.stats.fragments_timed_out, 2, "at the glitch, then on the capture's time");
+}
+
+#[test]
 fn fragment_memory_is_bounded() {
     let limits = DefragLimits { max_datagrams: 3, max_bytes: 700, ..DefragLimits::default() };
     let mut decoder = Decoder::with_defrag_limits(limits);

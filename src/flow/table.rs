@@ -303,6 +303,9 @@ pub struct FlowTable<H: FlowHandler> {
     closed: KeyedMap<FlowKey, Timestamp>,
     /// When the latest pass over the whole table looked for timed-out flows.
     swept_at: Option<Timestamp>,
+    /// Packet time as the caller's latest [`expire`](Self::expire) said: what `make_room` measures
+    /// idleness by, since one packet's own timestamp may be a glitch years ahead.
+    now: Option<Timestamp>,
     limits: FlowLimits,
     buffered_total: usize,
     pub stats: FlowStats,
@@ -314,6 +317,7 @@ impl<H: FlowHandler> FlowTable<H> {
             flows: KeyedMap::default(),
             closed: KeyedMap::default(),
             swept_at: None,
+            now: None,
             limits,
             buffered_total: 0,
             stats: FlowStats::default(),
@@ -395,9 +399,11 @@ impl<H: FlowHandler> FlowTable<H> {
 
     /// Ends flows whose time is up, on packet time. A pass over the table made less than
     /// [`SWEEP_INTERVAL`] ago (by `make_room` under a flood) counts as done: flows may outlive
-    /// their timeout by that much, and a flood costs one pass per interval, not two.
+    /// their timeout by that much, and a flood costs one pass per interval, not two. A pass made
+    /// later than `now` does not count: time was taken back (a file older than the one before).
     pub fn expire(&mut self, now: Timestamp, handler: &mut H) {
-        if self.swept_at.is_some_and(|at| now.saturating_since(at) < SWEEP_INTERVAL) {
+        self.now = Some(now);
+        if self.swept_at.is_some_and(|at| at <= now && now.saturating_since(at) < SWEEP_INTERVAL) {
             return;
         }
         self.swept_at = Some(now);
@@ -477,11 +483,13 @@ impl<H: FlowHandler> FlowTable<H> {
     /// the flow id to break ties) of the newest live flow to evict, a second takes them out:
     /// under a flood this runs about every eighth of the table's size. The choice depends only
     /// on what the table holds, never on the order the map keeps it in (which changes with the
-    /// map's seed from run to run), so a capture read twice evicts the same flows.
-    fn make_room(&mut self, now: Timestamp, handler: &mut H) {
+    /// map's seed from run to run), so a capture read twice evicts the same flows. Idleness is
+    /// measured on the table's time, not on the new packet's.
+    fn make_room(&mut self, packet_ts: Timestamp, handler: &mut H) {
         if self.len() < self.limits.max_flows {
             return;
         }
+        let now = self.now.unwrap_or(packet_ts);
         if !self.closed.is_empty() {
             self.expire_closed(now);
             self.stats.flows_evicted += self.closed.len() as u64;
@@ -1658,6 +1666,20 @@ mod tests {
         let (survivor, _) = FlowKey::of(&packet(999, true, SYN, 1, b""));
         let (newest, _) = FlowKey::of(&packet(1_999, true, SYN, 1, b""));
         assert!(table.flows.contains_key(&survivor) && table.flows.contains_key(&newest));
+    }
+
+    #[test]
+    fn a_packet_stamped_years_ahead_into_a_full_table_times_out_nothing() {
+        let limits = FlowLimits { max_flows: 16, ..FlowLimits::default() };
+        let mut table = FlowTable::new(limits);
+        let mut handler = StopAtData::default();
+        for port in 0..16 {
+            table.process(&packet(1_000 + port, true, SYN, 1, b""), at(0), &mut handler);
+        }
+        table.expire(at(1), &mut handler);
+        table.process(&packet(5_000, true, SYN, 1, b""), at(300_000_000), &mut handler);
+        assert_eq!(table.stats.flows_timed_out, 0, "idle on the table's time, not the glitch's");
+        assert_eq!((table.stats.flows_evicted, table.len()), (2, 15));
     }
 
     #[test]

@@ -191,24 +191,82 @@ pub fn sort_by_flow(events: &mut [Event]) {
     events.sort_by_key(flow_id_of);
 }
 
+/// A frame stamped further than this from the capture's time is a jump (see [`Clock`]).
+const JUMP_SECS: u64 = 60;
+/// Frames in a row beyond the capture's time, on the same side, that make a jump its time.
+const JUMP_FRAMES: usize = 3;
+
 /// Decides when packet time ticks: whenever a timestamp enters a later period than any before.
 /// Out-of-order timestamps (captures are not always sorted) never move time back.
+///
+/// A frame stamped more than [`JUMP_SECS`] away from the capture's time moves nothing on its
+/// own: one corrupt record or a tap's clock glitch years ahead would otherwise time out every flow
+/// at once, then stop time until the capture caught up. Time jumps when [`JUMP_FRAMES`] frames in
+/// a row lie beyond on the same side (a gap in the capture, files read out of order, a clock
+/// stepped), to the one of them nearest the time it leaves, so that glitches among them count
+/// for nothing.
 #[derive(Debug, Default)]
 pub struct Clock {
     period: Option<u64>,
+    /// The latest frames stamped beyond the capture's time, in a row on one side.
+    beyond: Option<Beyond>,
+    /// Whether frames that moved nothing were warned about.
+    glitch_warned: bool,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Beyond {
+    ahead: bool,
+    frames: usize,
+    /// The frames' timestamp nearest the capture's time.
+    nearest: Timestamp,
 }
 
 impl Clock {
-    /// Whether `ts` makes time tick; the first timestamp only starts the clock (there is nothing
-    /// to expire yet).
-    pub fn tick_due(&mut self, ts: Timestamp) -> bool {
+    /// The time flows are to be expired at if `ts` makes time tick; the first timestamp only starts
+    /// the clock (there is nothing to expire yet).
+    pub fn tick_due(&mut self, ts: Timestamp) -> Option<Timestamp> {
         let period = ts.secs() / TICK_PERIOD_SECS;
-        match self.period {
-            Some(current) if period <= current => false,
-            started => {
-                self.period = Some(period);
-                started.is_some()
+        let Some(current) = self.period else {
+            self.period = Some(period);
+            return None;
+        };
+        if period.abs_diff(current) <= JUMP_SECS / TICK_PERIOD_SECS {
+            if self.beyond.take().is_some() {
+                self.glitch_skipped();
             }
+            return (period > current).then(|| {
+                self.period = Some(period);
+                ts
+            });
+        }
+        let ahead = period > current;
+        let run = match self.beyond {
+            Some(run) if run.ahead == ahead => Beyond {
+                ahead,
+                frames: run.frames + 1,
+                nearest: if ahead { run.nearest.min(ts) } else { run.nearest.max(ts) },
+            },
+            _ => Beyond { ahead, frames: 1, nearest: ts },
+        };
+        if run.frames < JUMP_FRAMES {
+            self.beyond = Some(run);
+            return None;
+        }
+        self.beyond = None;
+        tracing::debug!(from = current * TICK_PERIOD_SECS, to = run.nearest.secs(), "capture time jumped");
+        self.period = Some(run.nearest.secs() / TICK_PERIOD_SECS);
+        Some(run.nearest)
+    }
+
+    fn glitch_skipped(&mut self) {
+        if !std::mem::replace(&mut self.glitch_warned, true) {
+            tracing::warn!(
+                max_secs = JUMP_SECS,
+                "frames stamped far from the capture's time, with their neighbours close to it, were taken as \
+                 clock glitches: flows time out on the neighbours' time (their alerts still carry the frames' own \
+                 timestamps)"
+            );
         }
     }
 }
@@ -277,8 +335,8 @@ pub struct Disconnected;
 pub struct Routed {
     /// The frame's index in the capture.
     pub index: u64,
-    /// Packet time ticked at this frame (before its segment).
-    pub ticked: bool,
+    /// Packet time ticked at this frame (before its segment), to this time.
+    pub tick: Option<Timestamp>,
     /// The segment belongs to the capture thread's own share of the flows.
     pub local: bool,
 }
@@ -323,7 +381,7 @@ impl Dispatcher {
     /// whether time ticked.
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
     pub fn frame(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>) -> Result<bool, Disconnected> {
-        self.route(ts, packet, None).map(|routed| routed.ticked)
+        self.route(ts, packet, None).map(|routed| routed.tick.is_some())
     }
 
     /// [`frame`](Self::frame) for a frame read into `block`, which the segment's batch then holds
@@ -336,9 +394,9 @@ impl Dispatcher {
     ) -> Result<Routed, Disconnected> {
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1);
-        let ticked = self.clock.tick_due(ts);
-        if ticked {
-            self.tick(index, ts)?;
+        let tick = self.clock.tick_due(ts);
+        if let Some(now) = tick {
+            self.tick(index, now)?;
         }
         let mut local = false;
         if let Some(packet) = packet {
@@ -365,20 +423,19 @@ impl Dispatcher {
                 self.send(worker)?;
             }
         }
-        Ok(Routed { index, ticked, local })
+        Ok(Routed { index, tick, local })
     }
 
     #[cfg_attr(not(feature = "live"), allow(dead_code))]
     /// The capture is idle at wall-clock time `now` (live mode): let time tick if due, and hand
     /// the workers what is waiting so that alerts are not held back. Returns whether time ticked.
     pub fn idle(&mut self, now: Timestamp) -> Result<bool, Disconnected> {
-        let ticked = self.clock.tick_due(now);
-        if ticked {
-            self.tick(self.next_index, now)?;
-        } else {
-            self.flush()?;
+        let tick = self.clock.tick_due(now);
+        match tick {
+            Some(now) => self.tick(self.next_index, now)?,
+            None => self.flush()?,
         }
-        Ok(ticked)
+        Ok(tick.is_some())
     }
 
     /// Every worker gets the tick, then every batch goes out so that all workers move on together.
@@ -453,12 +510,48 @@ mod tests {
     #[test]
     fn the_clock_ticks_once_per_new_second_and_never_backwards() {
         let mut clock = Clock::default();
-        assert!(!clock.tick_due(secs(100)), "the first timestamp starts the clock");
-        assert!(!clock.tick_due(Timestamp::from_secs_nanos(100, 900_000_000)));
-        assert!(clock.tick_due(secs(101)));
-        assert!(!clock.tick_due(secs(99)), "an older timestamp does not tick");
-        assert!(!clock.tick_due(secs(101)));
-        assert!(clock.tick_due(secs(105)));
+        assert_eq!(clock.tick_due(secs(100)), None, "the first timestamp starts the clock");
+        assert_eq!(clock.tick_due(Timestamp::from_secs_nanos(100, 900_000_000)), None);
+        assert_eq!(clock.tick_due(secs(101)), Some(secs(101)));
+        assert_eq!(clock.tick_due(secs(99)), None, "an older timestamp does not tick");
+        assert_eq!(clock.tick_due(secs(101)), None);
+        assert_eq!(clock.tick_due(secs(160)), Some(secs(160)), "a minute's gap is no jump");
+    }
+
+    #[test]
+    fn a_glitch_alone_moves_no_time_either_way() {
+        let mut clock = Clock::default();
+        clock.tick_due(secs(1_000));
+        for glitch in [secs(1_000_000_000), secs(0), Timestamp(u64::MAX)] {
+            assert_eq!(clock.tick_due(glitch), None);
+            assert_eq!(clock.tick_due(glitch), None, "two glitches in a row are not enough");
+            assert_eq!(clock.tick_due(secs(1_000)), None);
+        }
+        assert_eq!(clock.tick_due(secs(1_001)), Some(secs(1_001)), "time goes on from where it was");
+    }
+
+    #[test]
+    fn three_frames_beyond_make_a_jump_to_the_nearest_of_them() {
+        let mut clock = Clock::default();
+        clock.tick_due(secs(1_000));
+        // A gap in the capture, with a glitch among the frames after it.
+        assert_eq!(clock.tick_due(secs(5_000)), None);
+        assert_eq!(clock.tick_due(secs(9_000_000)), None);
+        assert_eq!(clock.tick_due(secs(5_001)), Some(secs(5_000)));
+        assert_eq!(clock.tick_due(secs(5_002)), Some(secs(5_002)), "ticking on from the new time");
+        // A file read after a later one.
+        assert_eq!(clock.tick_due(secs(300)), None);
+        assert_eq!(clock.tick_due(secs(301)), None);
+        assert_eq!(clock.tick_due(secs(302)), Some(secs(302)), "back to the latest of them");
+        assert_eq!(clock.tick_due(secs(303)), Some(secs(303)));
+    }
+
+    #[test]
+    fn sparse_frames_move_time_every_third_frame() {
+        let mut clock = Clock::default();
+        clock.tick_due(secs(0));
+        let ticks: Vec<Option<Timestamp>> = (1..=6).map(|n| clock.tick_due(secs(n * 600))).collect();
+        assert_eq!(ticks, [None, None, Some(secs(600)), None, None, Some(secs(2_400))]);
     }
 
     #[test]

@@ -247,8 +247,8 @@ fn read_into(
         let _ = reader
             .read_all(inputs, report, |ts, packet, block| {
                 let routed = dispatcher.route(ts, packet, block)?;
-                if routed.ticked {
-                    local.tick(routed.index, ts);
+                if let Some(now) = routed.tick {
+                    local.tick(routed.index, now);
                 }
                 match packet {
                     Some(packet) if routed.local => local.segment(routed.index, packet, ts),
@@ -494,8 +494,8 @@ struct Inline<'s> {
 
 impl Inline<'_> {
     fn frame(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>) -> Result<(), RunError> {
-        if self.clock.tick_due(ts) {
-            self.engine.expire(ts, &mut self.events);
+        if let Some(now) = self.clock.tick_due(ts) {
+            self.engine.expire(now, &mut self.events);
             self.emit()?;
         }
         if let Some(packet) = packet {

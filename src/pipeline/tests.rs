@@ -135,7 +135,9 @@ fn the_closing_stats_are_written_only_when_asked_and_count_what_was_written() {
         assert!(stats.is_final);
         assert_eq!(stats.packets, frames.len() as u64);
         assert_eq!(stats.alerts.cleartext_credential, 8);
-        assert_eq!(stats.flows_created, 8 + 2, "the two sessions that idled out come back mid-stream");
+        // Two sessions go quiet for 700 s; their QUITs, the capture's last two frames, are too few
+        // to move time that far (three in a row are needed): each goes on in its flow.
+        assert_eq!(stats.flows_created, 8);
         assert_eq!(stats.timestamp, frames.iter().map(|f| f.ts).max().unwrap().rfc3339_micros());
         assert_eq!(report.stats, **stats);
         assert_eq!(loud.lines.len(), quiet.lines.len() + 1);
