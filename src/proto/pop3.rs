@@ -311,7 +311,7 @@ impl Pop3Session {
             _ => {}
         }
         if let Some(command @ (Command::Pass | Command::Apop | Command::Auth)) = command {
-            let outcome = if ok { Outcome::Success } else { Outcome::Failure };
+            let outcome = if ok || maildrop_in_use(line) { Outcome::Success } else { Outcome::Failure };
             if let Some(position) = self.awaiting_verdict.iter().position(|(c, _)| *c == command) {
                 if let Some((_, pending)) = self.awaiting_verdict.remove(position) {
                     pending.emit(AppProto::Pop3, outcome, ctx);
@@ -323,6 +323,17 @@ impl Pop3Session {
         }
         Reply::line()
     }
+}
+
+/// `-ERR [IN-USE]` (or a code below it, `[IN-USE/...]`): RFC 2449 section 8.1.2, "the
+/// authentication was successful, but the user's maildrop is currently in use". The secret was
+/// right, which is what the outcome tells.
+fn maildrop_in_use(line: &[u8]) -> bool {
+    let Some(code) = line.get(4..).map(<[u8]>::trim_ascii_start).and_then(|rest| rest.strip_prefix(b"[")) else {
+        return false;
+    };
+    let end = code.iter().position(|byte| matches!(byte, b']' | b'/')).unwrap_or(code.len());
+    code.get(..end).is_some_and(|name| name.eq_ignore_ascii_case(b"IN-USE"))
 }
 
 /// Everything before the last blank (`APOP name digest`: the name may hold spaces).

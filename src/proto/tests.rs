@@ -134,6 +134,32 @@ fn pop3_failure_lowercase_and_pipelined() {
 }
 
 #[test]
+fn pop3_maildrop_in_use_means_the_secret_was_right() {
+    for (reply, outcome) in [
+        ("-ERR [IN-USE] Couldn't open INBOX: Mailbox is locked\r\n", Outcome::Success),
+        ("-err [in-use/lock] busy\r\n", Outcome::Success),
+        ("-ERR [SYS/TEMP] try later\r\n", Outcome::Failure),
+        ("-ERR [IN-USER] no\r\n", Outcome::Failure),
+        ("-ERR IN-USE\r\n", Outcome::Failure),
+    ] {
+        let events = play(110, &[s("+OK ready\r\n"), c("USER carol\r\n"), s("+OK\r\n"), c("PASS pw\r\n"), s(reply)]);
+        assert_eq!(summary(&events), one("USER/PASS", "c***", outcome, SecretKind::Password), "{reply}");
+    }
+    // Still in the authorization state: a second try is read too.
+    let events = play(
+        110,
+        &[
+            s("+OK ready\r\n"),
+            c("USER carol\r\nPASS pw\r\n"),
+            s("+OK\r\n-ERR [IN-USE] locked\r\n"),
+            c("USER dave\r\nPASS pw2\r\n"),
+            s("+OK\r\n+OK in\r\n"),
+        ],
+    );
+    assert_eq!(credentials(&events).len(), 2);
+}
+
+#[test]
 fn pop3_outcome_unknown_when_the_flow_ends_first() {
     let events = play(110, &[s("+OK ready\r\n"), c("USER carol\r\n"), s("+OK\r\n"), c("PASS pw\r\n")]);
     assert_eq!(summary(&events), one("USER/PASS", "c***", Outcome::Unknown, SecretKind::Password));
@@ -407,6 +433,23 @@ fn imap_login_every_astring_form() {
             "form {form} ({} bytes)",
             login.len()
         );
+    }
+}
+
+#[test]
+fn imap_authorization_refused_after_authentication_means_the_secret_was_right() {
+    let plain = "AGFsaWNlAHNlY3JldA=="; // base64 of "\0alice\0secret"
+    for (verdict, outcome) in [
+        ("a1 NO [AUTHORIZATIONFAILED] not allowed to act as bob\r\n", Outcome::Success),
+        ("a1 no [authorizationfailed]\r\n", Outcome::Success),
+        ("a1 NO [AUTHENTICATIONFAILED] failed\r\n", Outcome::Failure),
+        ("a1 BAD [AUTHORIZATIONFAILED] odd\r\n", Outcome::Failure),
+        ("a1 NO AUTHORIZATIONFAILED\r\n", Outcome::Failure),
+    ] {
+        let events = play(143, &[s("* OK ready\r\n"), c(&format!("a1 AUTHENTICATE PLAIN {plain}\r\n")), s(verdict)]);
+        let alerts = credentials(&events);
+        assert_eq!(alerts.len(), 1, "{verdict}");
+        assert_eq!(alerts[0].outcome, outcome, "{verdict}");
     }
 }
 

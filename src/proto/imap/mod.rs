@@ -561,7 +561,8 @@ impl ImapSession {
         }
         let command =
             self.pending.iter().position(|(t, _)| t == tag).and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
-        let outcome = if ok { Outcome::Success } else { Outcome::Failure };
+        let outcome =
+            if ok || secret_taken_but_not_authorized(status, text) { Outcome::Success } else { Outcome::Failure };
         if let Some(i) = self.awaiting_verdict.iter().position(|(t, _)| t == tag) {
             if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
                 pending.emit(AppProto::Imap, outcome, ctx);
@@ -598,6 +599,15 @@ impl ImapSession {
             _ => reply,
         }
     }
+}
+
+/// `NO [AUTHORIZATIONFAILED]`: RFC 5530 section 3, "authentication succeeded in using the
+/// authentication identity, but the server cannot or will not allow [it] to act as the requested
+/// authorization identity". The secret was right, which is what the outcome tells.
+fn secret_taken_but_not_authorized(status: &[u8], text: &[u8]) -> bool {
+    status.eq_ignore_ascii_case(b"NO")
+        && parser::response_code(text)
+            .is_some_and(|code| split_word(code).0.eq_ignore_ascii_case(b"AUTHORIZATIONFAILED"))
 }
 
 #[cfg(test)]
