@@ -17,7 +17,7 @@ use tracing_subscriber::EnvFilter;
 use cli::{AnalysisArgs, Cli, Command, Format, LiveArgs, ReadArgs};
 use credwatch::output::{
     Dedup, Destination, Format as OutputFormat, HtmlReport, Observer, OutputSpec, Outputs, PostureOnly, PostureTable,
-    Sink,
+    Sink, WhenFull,
 };
 use credwatch::pipeline::{self, Input, RunError};
 use credwatch::progress::{Progress, TerminalProgress};
@@ -82,10 +82,11 @@ fn sinks(
     analysis: &AnalysisArgs,
     default_specs: Vec<OutputSpec>,
     dedup_window: Option<std::time::Duration>,
+    when_full: WhenFull,
 ) -> anyhow::Result<Box<dyn Sink>> {
     let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
     let specs = if analysis.outputs.is_empty() { default_specs } else { analysis.outputs.clone() };
-    let outputs = open_outputs(analysis, &specs, colour)?;
+    let outputs = open_outputs(analysis, &specs, colour, when_full)?;
     Ok(match dedup_window {
         Some(window) => Box::new(Dedup::new(outputs, window)),
         None => Box::new(outputs),
@@ -93,9 +94,14 @@ fn sinks(
 }
 
 /// The sinks `specs` name, in `--format` unless they name their own.
-fn open_outputs(analysis: &AnalysisArgs, specs: &[OutputSpec], colour: bool) -> std::io::Result<Outputs> {
+fn open_outputs(
+    analysis: &AnalysisArgs,
+    specs: &[OutputSpec],
+    colour: bool,
+    when_full: WhenFull,
+) -> std::io::Result<Outputs> {
     let observer = std::sync::Arc::new(Observer::local());
-    Outputs::open(specs, analysis.format.map(Format::output_format), observer, stdout(), colour)
+    Outputs::open(specs, analysis.format.map(Format::output_format), observer, stdout(), colour, when_full)
 }
 
 /// `posture`'s outputs: the table for people where text goes to standard output, each server's
@@ -113,7 +119,7 @@ fn posture_sinks(analysis: &AnalysisArgs) -> anyhow::Result<Box<dyn Sink>> {
     }
     if !records.is_empty() {
         // Text on standard output is the table: no colour to decide for these.
-        let sinks = open_outputs(analysis, &records, false)?;
+        let sinks = open_outputs(analysis, &records, false, WhenFull::Wait)?;
         outputs.push(Box::new(PostureOnly::new(sinks)));
     }
     Ok(Box::new(outputs))
@@ -137,12 +143,12 @@ fn read(args: &ReadArgs, mode: Mode<'_>, progress_allowed: bool) -> anyhow::Resu
     let analysis = &args.analysis;
     let mut sink: Box<dyn Sink> = match mode {
         Mode::Posture => posture_sinks(analysis)?,
-        Mode::Read => sinks(analysis, vec![OutputSpec::stdout(None)], analysis.dedup_window)?,
+        Mode::Read => sinks(analysis, vec![OutputSpec::stdout(None)], analysis.dedup_window, WhenFull::Wait)?,
         Mode::Report(html) => {
             let file = std::fs::File::create(html).with_context(|| format!("cannot create {}", html.display()))?;
             let names = inputs.iter().map(|input| input.path().display().to_string()).collect();
             let mut both = Outputs::default();
-            both.push(sinks(analysis, Vec::new(), analysis.dedup_window)?);
+            both.push(sinks(analysis, Vec::new(), analysis.dedup_window, WhenFull::Wait)?);
             // Beside the deduplication, not behind it: the chart counts every alert.
             let page = NamedWriter { inner: std::io::BufWriter::new(file), name: html.display().to_string() };
             both.push(Box::new(HtmlReport::new(page, names)));
@@ -250,7 +256,7 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         secs => Duration::from_secs(secs),
     };
     let intervals = Intervals { stats: interval(args.stats_interval), inventory: interval(args.report_interval) };
-    let mut sink = sinks(&args.analysis, vec![OutputSpec::stdout(None)], args.dedup_window())?;
+    let mut sink = sinks(&args.analysis, vec![OutputSpec::stdout(None)], args.dedup_window(), WhenFull::Drop)?;
     let report = pipeline::live::run(sources, &config, intervals, &control, sink.as_mut())?;
     let undelivered = sink.undelivered();
     drop(sink);

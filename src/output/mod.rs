@@ -40,7 +40,7 @@ pub use dedup::{Dedup, RepeatSummary};
 pub use ecs::{Observer, ECS_VERSION};
 pub use html::HtmlReport;
 pub use posture_table::{PostureOnly, PostureTable};
-pub use queued::{QueuedSink, SinkStats};
+pub use queued::{QueuedSink, SinkStats, WhenFull};
 pub use spec::{Destination, OutputSpec};
 pub use stdout::StdoutSink;
 pub use summary::{ServerReport, ServerSummary};
@@ -313,7 +313,8 @@ pub struct Outputs {
 impl Outputs {
     /// Opens every sink the specs name. A spec without `format=` takes `default_format`, or when
     /// that is unset text on standard output and JSON elsewhere. `stdout` is the writer for a
-    /// `stdout` spec; `colour` says whether text on it may be colourised. Network and file sinks start their threads here;
+    /// `stdout` spec; `colour` says whether text on it may be colourised; `when_full` what file and
+    /// syslog sinks do with a record that finds their queue full. Network and file sinks start their threads here;
     /// nothing connects or opens a file yet, so a destination down at start-up is retried like one
     /// that fails later.
     pub fn open<W: Write + Send + 'static>(
@@ -322,6 +323,7 @@ impl Outputs {
         observer: Arc<Observer>,
         stdout: W,
         colour: bool,
+        when_full: WhenFull,
     ) -> io::Result<Outputs> {
         let mut outputs = Outputs::default();
         let mut stdout = Some(stdout);
@@ -341,7 +343,7 @@ impl Outputs {
                     });
                 }
                 Destination::File(_) | Destination::SyslogUdp(_) | Destination::SyslogTcp(_) => {
-                    let sink = QueuedSink::start(spec, encoder)
+                    let sink = QueuedSink::start(spec, encoder, when_full)
                         .map_err(|error| io::Error::new(error.kind(), format!("{spec}: {error}")))?;
                     outputs.queued.push(sink)
                 }
@@ -484,7 +486,7 @@ mod tests {
     #[test]
     fn stdout_cannot_be_named_twice() {
         let specs = [OutputSpec::stdout(None), OutputSpec::stdout(Some(Format::Ecs))];
-        let opened = Outputs::open(&specs, None, Arc::new(Observer::default()), Vec::new(), false);
+        let opened = Outputs::open(&specs, None, Arc::new(Observer::default()), Vec::new(), false, WhenFull::Drop);
         assert!(opened.is_err());
     }
 }

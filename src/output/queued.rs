@@ -1,10 +1,12 @@
 //! Sinks that write from a thread of their own: files and syslog.
 //!
-//! The pipeline encodes each record and hands it to a bounded queue without waiting; the sink's
-//! thread delivers it. When the destination fails (server down, disk full), the thread keeps the
-//! message, retries with exponential backoff (0.1 s up to 30 s) and counts the errors; meanwhile
-//! the queue fills, and once it is full new records are dropped and counted rather than letting
-//! the sensor stall. At exit the thread gets one more try; what it still cannot deliver is
+//! The pipeline encodes each record and hands it to a bounded queue; the sink's thread delivers
+//! it. When the destination fails (server down, disk full), the thread keeps the message, retries
+//! with exponential backoff (0.1 s up to 30 s) and counts the errors; meanwhile the queue fills,
+//! and once it is full new records are dropped and counted rather than letting the sensor stall.
+//! A full queue in front of a destination that delivers is a burst (the closing inventory of tens
+//! of thousands of servers): reading files, the record waits for room ([`WhenFull::Wait`]); live,
+//! it is dropped and counted all the same ([`WhenFull::Drop`]: the capture never waits). At exit the thread gets one more try; what it still cannot deliver is
 //! dropped and counted. Files are written in batches, flushed at least every second and at exit.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
@@ -18,7 +20,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
 
 use super::syslog::Header;
 use super::{Destination, Encoder, OutputSpec, Record, RepeatSummary, ServerReport, Sink};
@@ -38,6 +40,19 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
 /// Largest UDP payload over IPv4; longer messages are truncated, as RFC 5426 allows.
 const MAX_DATAGRAM: usize = 65_507;
+
+/// What a queued sink does with a record that finds its queue full.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WhenFull {
+    /// Wait for room while the destination delivers (reading files: a burst loses nothing); drop
+    /// when it is failing, as it may stay down for long.
+    Wait,
+    /// Drop and count the record (live capture: the output thread never stalls the sensor).
+    Drop,
+}
+
+/// How long a record waiting for room sleeps between looks at whether the destination failed.
+const ROOM_POLL: Duration = Duration::from_millis(50);
 
 /// What a queued sink did so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -62,6 +77,8 @@ struct Shared {
     errors: AtomicU64,
     closing: AtomicBool,
     reopen: AtomicBool,
+    /// The destination's latest attempt failed (records waiting for room give up).
+    failing: AtomicBool,
 }
 
 impl Shared {
@@ -85,12 +102,13 @@ pub struct QueuedSink {
     worker: Option<JoinHandle<()>>,
     /// Records dropped for a full queue at the last warning about it (0: none yet).
     drops_warned: u64,
+    when_full: WhenFull,
 }
 
 impl QueuedSink {
     /// Starts the sink for a file or syslog destination. A file that cannot be opened is an error
     /// here (most likely a wrong path); a syslog server that is down is not (it is retried).
-    pub fn start(spec: &OutputSpec, encoder: Encoder) -> io::Result<QueuedSink> {
+    pub fn start(spec: &OutputSpec, encoder: Encoder, when_full: WhenFull) -> io::Result<QueuedSink> {
         let header = Header::new(spec.facility, &encoder.observer.hostname);
         let (transport, syslog): (Box<dyn Transport>, _) = match &spec.destination {
             Destination::File(path) => (Box::new(FileTransport::open(path.clone())?), None),
@@ -104,7 +122,7 @@ impl QueuedSink {
                 return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdout is not a queued sink"));
             }
         };
-        QueuedSink::with_transport(spec.to_string(), transport, encoder, syslog, QUEUE_CAPACITY)
+        QueuedSink::with_transport(spec.to_string(), transport, encoder, syslog, QUEUE_CAPACITY, when_full)
     }
 
     fn with_transport(
@@ -113,12 +131,22 @@ impl QueuedSink {
         encoder: Encoder,
         syslog: Option<Header>,
         capacity: usize,
+        when_full: WhenFull,
     ) -> io::Result<QueuedSink> {
         let (sender, receiver) = crossbeam_channel::bounded(capacity);
         let shared = Arc::new(Shared::default());
         let worker = Worker { name: name.clone(), transport, receiver, shared: Arc::clone(&shared), lost_warned: 0 };
         let worker = std::thread::Builder::new().name("credwatch-output".to_string()).spawn(move || worker.run())?;
-        Ok(QueuedSink { name, encoder, syslog, sender: Some(sender), shared, worker: Some(worker), drops_warned: 0 })
+        Ok(QueuedSink {
+            name,
+            encoder,
+            syslog,
+            sender: Some(sender),
+            shared,
+            worker: Some(worker),
+            drops_warned: 0,
+            when_full,
+        })
     }
 
     pub fn name(&self) -> &str {
@@ -135,19 +163,31 @@ impl QueuedSink {
             Some(header) => header.message(record, &mut self.encoder),
             None => self.encoder.encode(record),
         };
-        match sender.try_send(message) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_)) => {
-                let dropped = self.shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-                // Again each time the drops doubled: a destination down for days keeps saying so.
-                if worth_warning_again(dropped, self.drops_warned) {
-                    self.drops_warned = dropped;
-                    tracing::warn!(sink = %self.name, dropped, "output queue full: dropping records");
-                }
-            }
+        let mut message = match sender.try_send(message) {
+            Ok(()) => return,
+            Err(TrySendError::Full(message)) => message,
             Err(TrySendError::Disconnected(_)) => {
                 self.shared.lost.fetch_add(1, Ordering::Relaxed);
+                return;
             }
+        };
+        if self.when_full == WhenFull::Wait {
+            while !self.shared.failing.load(Ordering::Relaxed) {
+                match sender.send_timeout(message, ROOM_POLL) {
+                    Ok(()) => return,
+                    Err(SendTimeoutError::Timeout(back)) => message = back,
+                    Err(SendTimeoutError::Disconnected(_)) => {
+                        self.shared.lost.fetch_add(1, Ordering::Relaxed);
+                        return;
+                    }
+                }
+            }
+        }
+        let dropped = self.shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        // Again each time the drops doubled: a destination down for days keeps saying so.
+        if worth_warning_again(dropped, self.drops_warned) {
+            self.drops_warned = dropped;
+            tracing::warn!(sink = %self.name, dropped, "output queue full: dropping records");
         }
     }
 
@@ -267,6 +307,7 @@ impl Worker {
                         if failing {
                             tracing::info!(sink = %self.name, "output recovered");
                             failing = false;
+                            self.shared.failing.store(false, Ordering::Relaxed);
                         }
                         backoff = BACKOFF_FIRST;
                     }
@@ -275,6 +316,7 @@ impl Worker {
                         if !failing {
                             tracing::warn!(sink = %self.name, %error, "output failing; retrying with backoff");
                             failing = true;
+                            self.shared.failing.store(true, Ordering::Relaxed);
                         }
                         self.transport.close();
                         if self.shared.closing.load(Ordering::Relaxed) {
@@ -499,7 +541,7 @@ mod tests {
     /// A sink as `Outputs::open` makes it: the spec's format, else `default`.
     fn sink(spec: &str, default: Format) -> QueuedSink {
         let spec = OutputSpec::parse(spec).unwrap();
-        QueuedSink::start(&spec, encoder(spec.format.unwrap_or(default))).unwrap()
+        QueuedSink::start(&spec, encoder(spec.format.unwrap_or(default)), WhenFull::Drop).unwrap()
     }
 
     /// Waits (a few seconds at most) until `done` holds.
@@ -587,7 +629,7 @@ mod tests {
     #[test]
     fn a_missing_directory_is_refused_at_start() {
         let spec = OutputSpec::parse("file:/nonexistent-credwatch-dir/x.json").unwrap();
-        assert!(QueuedSink::start(&spec, encoder(Format::Json)).is_err());
+        assert!(QueuedSink::start(&spec, encoder(Format::Json), WhenFull::Drop).is_err());
     }
 
     #[test]
@@ -688,8 +730,15 @@ mod tests {
             }
             fn close(&mut self) {}
         }
-        let mut sink =
-            QueuedSink::with_transport("stuck".to_string(), Box::new(Stuck), encoder(Format::Json), None, 4).unwrap();
+        let mut sink = QueuedSink::with_transport(
+            "stuck".to_string(),
+            Box::new(Stuck),
+            encoder(Format::Json),
+            None,
+            4,
+            WhenFull::Drop,
+        )
+        .unwrap();
         let started = Instant::now();
         for _ in 0..20 {
             sink.event(&sample_alert()).unwrap();
@@ -704,6 +753,66 @@ mod tests {
         sink.output_stats(&mut counters);
         let [counters] = counters.as_slice() else { panic!("one output") };
         assert_eq!((counters.name.as_str(), counters.dropped_queue_full), ("stuck", stats.dropped_queue_full));
+    }
+
+    /// A destination slower than the records come: reading files, they wait for room instead of
+    /// being dropped; live, they are dropped.
+    #[test]
+    fn a_full_queue_waits_for_a_destination_that_delivers_when_told_to() {
+        /// Takes a record every millisecond.
+        struct Slow(Arc<AtomicU64>);
+        impl Transport for Slow {
+            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+                std::thread::sleep(Duration::from_millis(1));
+                self.0.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            fn close(&mut self) {}
+        }
+        for (when_full, all_delivered) in [(WhenFull::Wait, true), (WhenFull::Drop, false)] {
+            let delivered = Arc::new(AtomicU64::new(0));
+            let transport = Box::new(Slow(Arc::clone(&delivered)));
+            let mut sink =
+                QueuedSink::with_transport("slow".to_string(), transport, encoder(Format::Json), None, 4, when_full)
+                    .unwrap();
+            for _ in 0..100 {
+                sink.event(&sample_alert()).unwrap();
+            }
+            sink.finish(&[], &[]).unwrap();
+            let stats = sink.stats();
+            assert_eq!(stats.written + stats.dropped_queue_full, 100, "{when_full:?}: {stats:?}");
+            assert_eq!(stats.dropped_queue_full == 0, all_delivered, "{when_full:?}: {stats:?}");
+            assert_eq!(delivered.load(Ordering::Relaxed), stats.written);
+        }
+    }
+
+    /// Waiting for room ends when the destination fails: it may stay down for long.
+    #[test]
+    fn records_waiting_for_room_give_up_when_the_destination_fails() {
+        struct Stuck;
+        impl Transport for Stuck {
+            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
+            }
+            fn close(&mut self) {}
+        }
+        let mut sink = QueuedSink::with_transport(
+            "stuck".to_string(),
+            Box::new(Stuck),
+            encoder(Format::Json),
+            None,
+            4,
+            WhenFull::Wait,
+        )
+        .unwrap();
+        let started = Instant::now();
+        for _ in 0..20 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        sink.finish(&[], &[]).unwrap();
+        let stats = sink.stats();
+        assert_eq!((stats.written, stats.dropped_queue_full + stats.lost), (0, 20), "{stats:?}");
     }
 
     /// A log line for each time the drops doubled: a destination down for days keeps saying so,
@@ -733,8 +842,15 @@ mod tests {
         let log = Log::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-        let mut sink =
-            QueuedSink::with_transport("stuck".to_string(), Box::new(Stuck), encoder(Format::Json), None, 1).unwrap();
+        let mut sink = QueuedSink::with_transport(
+            "stuck".to_string(),
+            Box::new(Stuck),
+            encoder(Format::Json),
+            None,
+            1,
+            WhenFull::Drop,
+        )
+        .unwrap();
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..70 {
                 sink.event(&sample_alert()).unwrap();
