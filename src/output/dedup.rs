@@ -224,6 +224,10 @@ impl<S: Sink> Sink for Dedup<S> {
         self.inner.end_of_events()
     }
 
+    fn room(&self) -> usize {
+        self.inner.room()
+    }
+
     fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         self.close_all()?;
         self.inner.finish(servers, unread)

@@ -81,6 +81,11 @@ pub trait Sink: Send {
     fn flush(&mut self) -> io::Result<()> {
         Ok(())
     }
+    /// How many more records this sink takes now without dropping any (a queued sink's free
+    /// slots, less those kept for alerts): the live server inventory goes out no faster.
+    fn room(&self) -> usize {
+        usize::MAX
+    }
     /// Reopens output files (after log rotation; the live pipeline calls this on SIGHUP).
     fn reopen(&mut self) -> io::Result<()> {
         Ok(())
@@ -373,6 +378,11 @@ impl Sink for Outputs {
         self.each(|sink| sink.event(event))
     }
 
+    fn room(&self) -> usize {
+        let queued = self.queued.iter().map(|sink| sink.room());
+        queued.chain(self.sinks.iter().map(|sink| sink.room())).min().unwrap_or(usize::MAX)
+    }
+
     fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
         self.each(|sink| sink.repeat(summary))
     }
@@ -435,6 +445,35 @@ impl Sink for Outputs {
 mod tests {
     use super::*;
     use crate::output::text::tests::sample_alert;
+
+    /// A sink with room for so many records.
+    struct Room(usize);
+
+    impl Sink for Room {
+        fn event(&mut self, _: &Event) -> io::Result<()> {
+            Ok(())
+        }
+        fn repeat(&mut self, _: &RepeatSummary) -> io::Result<()> {
+            Ok(())
+        }
+        fn finish(&mut self, _: &[ServerReport], _: &[String]) -> io::Result<()> {
+            Ok(())
+        }
+        fn room(&self) -> usize {
+            self.0
+        }
+    }
+
+    #[test]
+    fn the_room_of_several_sinks_is_the_least_of_theirs_through_every_wrapper() {
+        let mut outputs = Outputs::default();
+        assert_eq!(outputs.room(), usize::MAX);
+        outputs.push(Box::new(Room(7)));
+        outputs.push(Box::new(Dedup::new(Room(5), std::time::Duration::from_secs(60))));
+        assert_eq!(outputs.room(), 5);
+        outputs.push(Box::new(PostureOnly::new(Room(3))));
+        assert_eq!(outputs.room(), 3);
+    }
 
     #[test]
     fn native_json_line_keeps_the_contract_and_adds_community_id() {

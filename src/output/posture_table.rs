@@ -126,6 +126,10 @@ impl<S: Sink> Sink for PostureOnly<S> {
         self.inner.end_of_events()
     }
 
+    fn room(&self) -> usize {
+        self.inner.room()
+    }
+
     /// The servers that exposed credentials are `read`'s closing report, not a posture.
     fn finish(&mut self, _servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
         self.inner.finish(&[], unread)

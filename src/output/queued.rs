@@ -51,6 +51,9 @@ pub enum WhenFull {
     Drop,
 }
 
+/// [`Sink::room`] keeps one slot in this many of the queue for alerts: the live inventory never
+/// fills them.
+const ALERTS_KEEP_ONE_SLOT_IN: usize = 10;
 /// How long a record waiting for room sleeps between looks at whether the destination failed.
 const ROOM_POLL: Duration = Duration::from_millis(50);
 
@@ -229,6 +232,18 @@ impl Sink for QueuedSink {
     fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
         self.push(Record::Server(report));
         Ok(())
+    }
+
+    /// The capture is over: the closing postures and summary wait for room (see [`WhenFull`]).
+    fn end_of_events(&mut self) -> io::Result<()> {
+        self.when_full = WhenFull::Wait;
+        Ok(())
+    }
+
+    fn room(&self) -> usize {
+        let Some(sender) = &self.sender else { return 0 };
+        let capacity = sender.capacity().unwrap_or(usize::MAX);
+        capacity.saturating_sub(sender.len()).saturating_sub(capacity / ALERTS_KEEP_ONE_SLOT_IN)
     }
 
     /// Records for machines: the errors were logged, and the exit status tells them.
@@ -769,12 +784,18 @@ mod tests {
             }
             fn close(&mut self) {}
         }
-        for (when_full, all_delivered) in [(WhenFull::Wait, true), (WhenFull::Drop, false)] {
+        // Live, the closing records wait too: the capture is over.
+        for (when_full, events_over, all_delivered) in
+            [(WhenFull::Wait, false, true), (WhenFull::Drop, false, false), (WhenFull::Drop, true, true)]
+        {
             let delivered = Arc::new(AtomicU64::new(0));
             let transport = Box::new(Slow(Arc::clone(&delivered)));
             let mut sink =
                 QueuedSink::with_transport("slow".to_string(), transport, encoder(Format::Json), None, 4, when_full)
                     .unwrap();
+            if events_over {
+                sink.end_of_events().unwrap();
+            }
             for _ in 0..100 {
                 sink.event(&sample_alert()).unwrap();
             }
@@ -784,6 +805,38 @@ mod tests {
             assert_eq!(stats.dropped_queue_full == 0, all_delivered, "{when_full:?}: {stats:?}");
             assert_eq!(delivered.load(Ordering::Relaxed), stats.written);
         }
+    }
+
+    #[test]
+    fn room_is_what_the_queue_can_take_less_a_tenth_kept_for_alerts() {
+        struct Stuck;
+        impl Transport for Stuck {
+            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
+            }
+            fn close(&mut self) {}
+        }
+        let mut sink = QueuedSink::with_transport(
+            "stuck".to_string(),
+            Box::new(Stuck),
+            encoder(Format::Json),
+            None,
+            20,
+            WhenFull::Drop,
+        )
+        .unwrap();
+        assert_eq!(sink.room(), 18);
+        for _ in 0..10 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        // The thread holds one record for its retries, or is about to take it.
+        assert!((8..=9).contains(&sink.room()), "{}", sink.room());
+        for _ in 0..20 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        assert_eq!(sink.room(), 0);
+        sink.finish(&[], &[]).unwrap();
+        assert_eq!(sink.room(), 0, "closed");
     }
 
     /// Waiting for room ends when the destination fails: it may stay down for long.

@@ -2,14 +2,15 @@
 //! closing summary of servers. Live, it runs on a thread of its own; a threaded file run has its
 //! first worker thread write, putting the workers' events back into the single-engine order.
 
+use std::collections::VecDeque;
 use std::io;
 
 use crossbeam_channel::Receiver;
 
 use crate::alert::{worth_warning_again, AlertCounts, Event, EventType, StatsEvent};
 use crate::capture::Timestamp;
-use crate::output::{ServerSummary, Sink};
-use crate::posture::PostureTracker;
+use crate::output::{ServerReport, ServerSummary, Sink};
+use crate::posture::{PostureTracker, ServerPosture};
 
 use super::dispatch::{Order, END_OF_INPUT};
 use super::stats::{self, SharedStats};
@@ -45,6 +46,15 @@ pub struct Output<'s> {
     pub counts: AlertCounts,
     /// What the memory bounds had let go at the last warning about it (0: no warning yet).
     loss_warned: u64,
+    /// Live: inventory records not written yet. They go out as fast as the sinks have room (see
+    /// [`Sink::room`]): an inventory of tens of thousands of servers at once would overflow a
+    /// file or syslog queue, and drop alerts with it.
+    inventory_backlog: VecDeque<InventoryRecord>,
+}
+
+enum InventoryRecord {
+    Server(ServerReport),
+    Posture(ServerPosture),
 }
 
 impl<'s> Output<'s> {
@@ -56,6 +66,7 @@ impl<'s> Output<'s> {
             posture_changes,
             counts: AlertCounts::default(),
             loss_warned: 0,
+            inventory_backlog: VecDeque::new(),
         }
     }
 
@@ -128,13 +139,30 @@ impl<'s> Output<'s> {
         Ok(stats)
     }
 
-    /// The inventory so far: one `server_report` per exposed server, one posture per server.
+    /// The inventory so far: one `server_report` per exposed server, one posture per server, out
+    /// as the sinks have room. A new one replaces what the last one still had to write.
     fn inventory(&mut self) -> io::Result<()> {
-        for report in self.summary.reports() {
-            self.sink.server_report(&report)?;
+        if !self.inventory_backlog.is_empty() {
+            tracing::warn!(
+                left = self.inventory_backlog.len(),
+                "the last server inventory was not written out in full before the next one (an output too slow or \
+                 down); the next one replaces it"
+            );
         }
-        for posture in self.posture.snapshot() {
-            self.sink.posture(&posture)?;
+        self.inventory_backlog = (self.summary.reports().into_iter().map(InventoryRecord::Server))
+            .chain(self.posture.snapshot().into_iter().map(InventoryRecord::Posture))
+            .collect();
+        self.write_inventory()
+    }
+
+    /// Writes as much of the inventory as the sinks have room for.
+    fn write_inventory(&mut self) -> io::Result<()> {
+        let room = self.sink.room().min(self.inventory_backlog.len());
+        for record in self.inventory_backlog.drain(..room) {
+            match record {
+                InventoryRecord::Server(report) => self.sink.server_report(&report)?,
+                InventoryRecord::Posture(posture) => self.sink.posture(&posture)?,
+            }
         }
         Ok(())
     }
@@ -150,6 +178,8 @@ impl<'s> Output<'s> {
                 "events of servers past the trackers' limit were left out of the server summary and posture"
             );
         }
+        // The closing postures and summary replace what an inventory still had to write.
+        self.inventory_backlog.clear();
         self.sink.end_of_events()?;
         for posture in self.posture.snapshot() {
             self.sink.posture(&posture)?;
@@ -260,7 +290,10 @@ impl<'s> Writer<'s> {
                 tracing::info!("reopening outputs");
                 self.output.sink.reopen()?;
             }
-            OutputMsg::Tick(now) => self.output.sink.tick(now)?,
+            OutputMsg::Tick(now) => {
+                self.output.sink.tick(now)?;
+                self.output.write_inventory()?;
+            }
             OutputMsg::Inventory => self.output.inventory()?,
         }
         Ok(())
@@ -365,6 +398,8 @@ mod tests {
         reports: usize,
         postures: usize,
         ticks: usize,
+        /// What [`Sink::room`] says (no limit when `None`).
+        room: Option<usize>,
     }
 
     impl Sink for Probe {
@@ -402,6 +437,50 @@ mod tests {
             self.ticks += 1;
             Ok(())
         }
+        fn room(&self) -> usize {
+            self.room.unwrap_or(usize::MAX)
+        }
+    }
+
+    /// Three exposed servers, then `messages`; the sink has room for four records at a time.
+    /// Returns the server reports and the postures written.
+    fn inventory_with_room_for_four(messages: &[OutputMsg]) -> (usize, usize) {
+        let (sender, receiver) = crossbeam_channel::unbounded();
+        for (n, serial) in (1..=3u8).zip(0..) {
+            let mut alert = crate::output::text::tests::sample_alert();
+            if let Event::Credential(alert) = &mut alert {
+                alert.flow.dest_ip = std::net::IpAddr::from([192, 0, 2, n]);
+            }
+            let events = vec![(order(serial, Phase::Packet, serial, 0, serial), alert)];
+            sender.send(OutputMsg::Events { worker: 0, events, done_below: serial + 1 }).unwrap();
+        }
+        for message in messages {
+            let copy = match message {
+                OutputMsg::Inventory => OutputMsg::Inventory,
+                OutputMsg::Tick(now) => OutputMsg::Tick(*now),
+                _ => unreachable!("inventories and ticks only"),
+            };
+            sender.send(copy).unwrap();
+        }
+        drop(sender);
+        let mut probe = Probe { room: Some(4), ..Probe::default() };
+        let mode = OutputMode { workers: 1, ordered: false, flush_when_idle: false };
+        run(receiver, &mut probe, mode, &SharedStats::new([], 1)).unwrap();
+        (probe.reports, probe.postures)
+    }
+
+    #[test]
+    fn live_inventories_go_out_as_the_sinks_have_room() {
+        let closing = 3;
+        // Room for three reports and one posture, then the run ends: the rest is replaced by the
+        // closing postures.
+        assert_eq!(inventory_with_room_for_four(&[OutputMsg::Inventory]), (3, 1 + closing));
+        // A tick later, the other two postures.
+        let tick = OutputMsg::Tick(Timestamp(1));
+        assert_eq!(inventory_with_room_for_four(&[OutputMsg::Inventory, tick]), (3, 3 + closing));
+        // A new inventory replaces what the last one still had to write.
+        let messages = [OutputMsg::Inventory, OutputMsg::Inventory, OutputMsg::Tick(Timestamp(1))];
+        assert_eq!(inventory_with_room_for_four(&messages), (3 + 3, 1 + 3 + closing));
     }
 
     #[test]
