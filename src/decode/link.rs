@@ -1,6 +1,7 @@
 //! Link layers (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11 through
-//! [`super::wifi`]), VLAN tags, MPLS label stacks and PPPoE sessions, down to the IP packet they
-//! carry.
+//! [`super::wifi`]), VLAN tags, port extender tags (VN-Tag, E-tag), 802.1ah backbone service
+//! tags, MPLS label stacks, PPPoE sessions and the PPP frames they (and L2TP, PPTP) carry, down to
+//! the IP packet they carry.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use etherparse::{Ethernet2HeaderSlice, SingleVlanHeaderSlice};
@@ -16,18 +17,37 @@ pub(super) const ETHERTYPE_VLAN: u16 = 0x8100;
 pub(super) const ETHERTYPE_QINQ: u16 = 0x88a8;
 /// Pre-standard QinQ tag protocol ids some switches still send.
 const ETHERTYPE_QINQ_LEGACY: [u16; 3] = [0x9100, 0x9200, 0x9300];
-const ETHERTYPE_MPLS_UNICAST: u16 = 0x8847;
+pub(super) const ETHERTYPE_MPLS_UNICAST: u16 = 0x8847;
 const ETHERTYPE_MPLS_MULTICAST: u16 = 0x8848;
 const ETHERTYPE_PPPOE_SESSION: u16 = 0x8864;
 /// Read only to tell a pseudowire's frame from its control word.
 const ETHERTYPE_ARP: u16 = 0x0806;
+/// Cisco's VN-Tag (the pre-standard 802.1Qbh port extension, as Wireshark's packet-vntag.c reads
+/// it): direction, pointer, destination and source virtual interfaces in 4 bytes, then the
+/// frame's EtherType.
+const ETHERTYPE_VN_TAG: u16 = 0x8926;
+const VN_TAG_LEN: usize = 4;
+/// IEEE 802.1BR E-TAG (port extension): 6 bytes of tag control information (priority, ingress
+/// and egress E-CIDs), then the frame's EtherType.
+const ETHERTYPE_E_TAG: u16 = 0x893f;
+const E_TAG_LEN: usize = 6;
+/// IEEE 802.1ah provider backbone bridging (802.1Q §9.7): the I-TAG's 4 bytes of tag control
+/// information, whose low 24 bits are the service instance id (I-SID), then the customer frame
+/// from its destination address on.
+const ETHERTYPE_PBB_I_TAG: u16 = 0x88e7;
+const PBB_I_TAG_LEN: usize = 4;
+const PBB_I_SID_MASK: u32 = 0x00ff_ffff;
 
 /// PPPoE session header (RFC 2516): version and type (1, 1), code (0: session data), session
 /// id, length; then the PPP protocol number.
 const PPPOE_HEADER_LEN: usize = 6;
 const PPPOE_VERSION_TYPE: u8 = 0x11;
 const PPPOE_SESSION_DATA: u8 = 0x00;
+/// PPP's address and control fields in HDLC-like framing (RFC 1662 §3.1), left out of frames
+/// when address-and-control-field compression was negotiated (RFC 1661 §6.6).
+const PPP_ADDRESS_CONTROL: [u8; 2] = [0xff, 0x03];
 const PPP_PROTOCOL_LEN: usize = 2;
+const PPP_COMPRESSED_PROTOCOL_LEN: usize = 1;
 const PPP_IPV4: u16 = 0x0021;
 const PPP_IPV6: u16 = 0x0057;
 
@@ -147,7 +167,8 @@ pub(super) fn ethernet(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
     Ok(Layer::EtherType(header.ether_type().0, rest))
 }
 
-/// What an ethertype leads to: a VLAN tag (recorded), an MPLS label stack, or IP.
+/// What an ethertype leads to: a VLAN tag (recorded), a port extender or backbone service tag,
+/// an MPLS label stack, a PPPoE session, or IP.
 pub(super) fn ether_type<'a>(
     ether_type: u16,
     data: &'a [u8],
@@ -159,8 +180,31 @@ pub(super) fn ether_type<'a>(
         tag if ETHERTYPE_QINQ_LEGACY.contains(&tag) => vlan_tag(data, context),
         ETHERTYPE_MPLS_UNICAST | ETHERTYPE_MPLS_MULTICAST => mpls(data, context),
         ETHERTYPE_PPPOE_SESSION => pppoe_session(data),
+        ETHERTYPE_VN_TAG => port_extender_tag(data, VN_TAG_LEN, context),
+        ETHERTYPE_E_TAG => port_extender_tag(data, E_TAG_LEN, context),
+        ETHERTYPE_PBB_I_TAG => backbone_service(data, context),
         _ => Err(SkipReason::NotIp),
     }
+}
+
+/// A port extender's tag (VN-Tag, E-tag) and the EtherType after it. Its ids name the virtual
+/// port a frame enters or leaves by, different in each direction, so they are not kept: the
+/// frame stays in its VLANs.
+fn port_extender_tag<'a>(data: &'a [u8], tag_len: usize, context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
+    let ether_type = be_u16(data, tag_len).ok_or(SkipReason::Truncated)?;
+    context.descend()?;
+    Ok(Layer::EtherType(ether_type, data.get(tag_len + 2..).unwrap_or_default()))
+}
+
+/// An 802.1ah I-TAG and the customer frame it carries: a layer 2 domain of its own, whose VLAN
+/// tags are kept apart from the backbone's, told apart by its service instance id (the same both
+/// ways).
+fn backbone_service<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
+    let service_instance = be_u32(data, 0).ok_or(SkipReason::Truncated)? & PBB_I_SID_MASK;
+    let customer_frame = data.get(PBB_I_TAG_LEN..).unwrap_or_default();
+    context.descend()?;
+    context.fold(TunnelKind::BackboneService, None, service_instance);
+    Ok(Layer::Ethernet(customer_frame))
 }
 
 /// A PPPoE session frame (DSL links): the IP packet its PPP payload carries. PPP's own control
@@ -171,11 +215,25 @@ fn pppoe_session(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
     if version_type != PPPOE_VERSION_TYPE || code != PPPOE_SESSION_DATA {
         return Err(SkipReason::Malformed);
     }
-    let protocol = be_u16(data, PPPOE_HEADER_LEN).ok_or(SkipReason::Truncated)?;
+    ppp(data.get(PPPOE_HEADER_LEN..).ok_or(SkipReason::Truncated)?)
+}
+
+/// The IP packet of a PPP frame (RFC 1661 §2), with or without its address and control fields,
+/// its protocol field two bytes or, when protocol-field compression was negotiated (§6.5), one:
+/// protocol numbers' first byte is even and their last odd, so an odd first byte is a whole
+/// compressed field. PPP's control protocols, and compressed or encrypted (MPPE) data, are not IP.
+pub(super) fn ppp(frame: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let frame = frame.strip_prefix(&PPP_ADDRESS_CONTROL).unwrap_or(frame);
+    let first = *frame.first().ok_or(SkipReason::Truncated)?;
+    let (protocol, protocol_len) = if first & 1 == 1 {
+        (u16::from(first), PPP_COMPRESSED_PROTOCOL_LEN)
+    } else {
+        (be_u16(frame, 0).ok_or(SkipReason::Truncated)?, PPP_PROTOCOL_LEN)
+    };
     if protocol != PPP_IPV4 && protocol != PPP_IPV6 {
         return Err(SkipReason::NotIp);
     }
-    Ok(Layer::Ip(data.get(PPPOE_HEADER_LEN + PPP_PROTOCOL_LEN..).unwrap_or_default()))
+    Ok(Layer::Ip(frame.get(protocol_len..).unwrap_or_default()))
 }
 
 fn vlan_tag<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {

@@ -11,10 +11,12 @@
 //!
 //! [`TcpPacket::vlan`] holds the VLAN tags of the innermost frame. When a tunnel is entered, the
 //! tags seen so far are folded into [`TcpPacket::tunnel`] together with the tunnel's own context
-//! (outer addresses, in an order that is the same for both directions, plus the VXLAN/GENEVE VNI,
-//! GRE key or ERSPAN session id), and the stack starts empty for the inner frame. MPLS labels are
-//! not folded in: a connection's two directions travel on different label-switched paths, so
-//! labels would split it in two.
+//! (outer addresses, in an order that is the same for both directions, plus the VXLAN,
+//! VXLAN-GPE or GENEVE VNI, GRE key, ERSPAN session id or 802.1ah I-SID), and the stack starts
+//! empty for the inner frame. MPLS labels are not folded in: a connection's two directions travel
+//! on different label-switched paths, so labels would split it in two. Nor are GTP-U TEIDs, L2TP
+//! tunnel and session ids, PPTP call ids or port extender (VN-Tag, E-tag) ids, for the same
+//! reason: each packet carries the id its recipient chose, different each way.
 //!
 //! # Fragments
 //!
@@ -44,8 +46,9 @@ use ip::IpPacket;
 use link::Layer;
 use tunnel::TunnelContext;
 
-/// Encapsulation layers (MPLS stack, GRE, ERSPAN, VXLAN, GENEVE, Teredo, IP-in-IP) peeled before a frame
-/// is given up as [`SkipReason::TunnelTooDeep`].
+/// Encapsulation layers (MPLS stack, GRE, PPTP, ERSPAN, VXLAN, VXLAN-GPE, GENEVE, Teredo, GTP-U,
+/// L2TP, TZSP, MPLS in UDP, IP-in-IP, VN-Tag, E-tag, 802.1ah I-TAG) peeled before a frame is given
+/// up as [`SkipReason::TunnelTooDeep`].
 pub const MAX_ENCAPSULATIONS: u8 = 8;
 
 /// The VLAN ids a frame carried, outermost first (802.1Q, QinQ and deeper stacks, up to four).
@@ -175,8 +178,9 @@ pub enum Decoded<'a> {
 pub struct DecodeStats {
     #[serde(skip)]
     pub tcp: u64,
-    /// TCP segments that came out of a tunnel (GRE, ERSPAN, VXLAN, GENEVE, Teredo, IP-in-IP or an
-    /// MPLS pseudowire; MPLS labels alone are no tunnel).
+    /// TCP segments that came out of a tunnel (GRE, PPTP, ERSPAN, VXLAN, VXLAN-GPE, GENEVE,
+    /// Teredo, GTP-U, L2TP, TZSP, MPLS in UDP, IP-in-IP, an 802.1ah backbone service or an MPLS
+    /// pseudowire; MPLS labels, VN-Tags and E-tags alone are no tunnel).
     pub tunnelled_tcp: u64,
     pub unsupported_link_type: u64,
     pub not_ip: u64,

@@ -1019,12 +1019,6 @@ fn gre_with_source_routes() {
 }
 
 #[test]
-fn gre_version_one_is_not_ip() {
-    let packet = gre(0x2001, 0x880b, &[0], &[0xff, 0x03, 0, 0x21]);
-    assert_eq!(decode(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &packet)), Err(SkipReason::NotIp));
-}
-
-#[test]
 fn gre_transparent_ethernet_records_inner_vlan() {
     let inner = tagged(&[(0x8100, 12)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
     let frame = gre_over(TUNNEL_A, TUNNEL_B, &gre(GRE_KEY, 0x6558, &[1], &inner));
@@ -1190,6 +1184,404 @@ fn tunnel_depth_is_capped() {
     let mixed_too_deep = ethernet(0x8847, &mpls(&[16], &mixed[14..]));
     assert_eq!(decode_at(&mut decoder, LinkType::ETHERNET, &mixed_too_deep, 0), Err(SkipReason::TunnelTooDeep));
     assert_eq!(decoder.stats.tunnel_too_deep, 2);
+}
+
+// ---- newer tunnels: GTP-U, L2TP, PPTP, TZSP, VXLAN-GPE, MPLS in UDP, port extender and backbone tags ----
+
+fn udp_ports(source_port: u16, destination_port: u16, inner: &[u8]) -> Vec<u8> {
+    let mut datagram = udp(destination_port, inner);
+    datagram[..2].copy_from_slice(&source_port.to_be_bytes());
+    datagram
+}
+
+/// An Ethernet frame carrying a UDP datagram between the tunnel ends `src` and `dst`.
+fn over_udp(src: [u8; 4], dst: [u8; 4], destination_port: u16, payload: &[u8]) -> Vec<u8> {
+    ethernet(0x0800, &ipv4_outer(17, src, dst, &udp(destination_port, payload)))
+}
+
+/// A GTP-U header: `flags` (version 1, PT set, plus E/S/PN), message type, length, TEID, then the
+/// optional 4-byte field when E, S or PN is set (`next_type` its last byte), the extension
+/// headers as given (each already framed) and `inner`.
+fn gtp_u(flags: u8, message_type: u8, teid: u32, next_type: u8, extensions: &[u8], inner: &[u8]) -> Vec<u8> {
+    let mut body = Vec::new();
+    if flags & 0x07 != 0 {
+        body.extend_from_slice(&[0x12, 0x34, 0, next_type]);
+    }
+    body.extend_from_slice(extensions);
+    body.extend_from_slice(inner);
+    let mut out = vec![flags, message_type];
+    out.extend_from_slice(&u16::try_from(body.len()).unwrap().to_be_bytes());
+    out.extend_from_slice(&teid.to_be_bytes());
+    out.extend_from_slice(&body);
+    out
+}
+
+/// A GTP-U extension header of `units` 4-octet units whose content is filler, then `next_type`.
+fn gtp_extension(units: u8, next_type: u8) -> Vec<u8> {
+    let mut out = vec![units];
+    out.extend(std::iter::repeat_n(0xee, usize::from(units) * 4 - 2));
+    out.push(next_type);
+    out
+}
+
+#[test]
+fn gtp_u_optional_fields_and_extension_header_chain() {
+    let inner = ipv4_tcp(CLIENT, SERVER, LINE);
+    let over = |gtp: &[u8]| over_udp(TUNNEL_A, TUNNEL_B, 2152, gtp);
+    let plain = decode_tcp(LinkType::ETHERNET, &over(&gtp_u(0x30, 0xff, 7, 0, &[], &inner)));
+    assert_inner(&plain);
+    // S or PN alone: the optional field is there, its next-extension byte not read (E is clear).
+    for flags in [0x32, 0x31] {
+        assert_inner(&decode_tcp(LinkType::ETHERNET, &over(&gtp_u(flags, 0xff, 7, 0x85, &[], &inner))));
+    }
+    // E: a PDU session container, then a two-unit header, then none.
+    let chain = [gtp_extension(1, 0x40), gtp_extension(2, 0)].concat();
+    let chained = decode_tcp(LinkType::ETHERNET, &over(&gtp_u(0x34, 0xff, 7, 0x85, &chain, &inner)));
+    assert_inner(&chained);
+    assert_eq!(chained.tunnel, plain.tunnel, "the extension headers are no part of the tunnel");
+    let v6 = decode_tcp(LinkType::ETHERNET, &over(&gtp_u(0x30, 0xff, 7, 0, &[], &ipv6_tcp(CLIENT6, SERVER6, LINE))));
+    assert_eq!(v6.src, IpAddr::from(CLIENT6));
+
+    let zero_length = [gtp_extension(1, 0x85), vec![0, 0, 0, 0]].concat();
+    let endless: Vec<u8> = (0..17).flat_map(|_| gtp_extension(1, 0x85)).collect();
+    let cases: [(Vec<u8>, SkipReason); 9] = [
+        (gtp_u(0x34, 0xff, 7, 0x85, &zero_length, &inner), SkipReason::Malformed),
+        (gtp_u(0x34, 0xff, 7, 0x85, &endless, &inner), SkipReason::Malformed),
+        (gtp_u(0x34, 0xff, 7, 0x85, &gtp_extension(1, 0x85), &[]), SkipReason::Truncated),
+        (gtp_u(0x34, 0xff, 7, 0x85, &[3, 0, 0], &[]), SkipReason::Truncated),
+        // Echo request, end marker: no user packet.
+        (gtp_u(0x32, 0x01, 0, 0, &[], &[]), SkipReason::NotTcp),
+        (gtp_u(0x30, 0xfe, 7, 0, &[], &[]), SkipReason::NotTcp),
+        // Version 2, and GTP' (protocol type 0).
+        (gtp_u(0x50, 0xff, 7, 0, &[], &inner), SkipReason::Malformed),
+        (gtp_u(0x20, 0xff, 7, 0, &[], &inner), SkipReason::Malformed),
+        // An Ethernet PDU session: no IP header.
+        (gtp_u(0x30, 0xff, 7, 0, &[], &inner_frame()), SkipReason::NotIp),
+    ];
+    for (index, (gtp, reason)) in cases.iter().enumerate() {
+        assert_eq!(decode(LinkType::ETHERNET, &over(gtp)), Err(*reason), "case {index}");
+    }
+}
+
+#[test]
+fn gtp_u_directions_share_a_tunnel_whatever_their_teids() {
+    let inner = ipv4_tcp(CLIENT, SERVER, LINE);
+    let via = |src, dst, teid| {
+        decode_tcp(LinkType::ETHERNET, &over_udp(src, dst, 2152, &gtp_u(0x30, 0xff, teid, 0, &[], &inner))).tunnel
+    };
+    // Uplink on the core's TEID, downlink on the radio end's: one tunnel.
+    assert_eq!(via(TUNNEL_A, TUNNEL_B, 0x100), via(TUNNEL_B, TUNNEL_A, 0x200));
+    assert_ne!(via(TUNNEL_A, TUNNEL_B, 0x100), via(TUNNEL_A, TUNNEL_C, 0x100), "other endpoints, another tunnel");
+    let gre_ip = gre(0, 0x0800, &[], &inner);
+    let over_gre = decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &gre_ip)).tunnel;
+    assert_ne!(via(TUNNEL_A, TUNNEL_B, 0x100), over_gre, "GTP-U and GRE between the same hosts");
+}
+
+/// An L2TPv2 data message: `flags` (version 2 added), the length when L is set, tunnel 0x0101 and
+/// session 0x0202, Ns/Nr when S is set, the offset size and `padding` bytes when O is set, then
+/// `ppp`.
+fn l2tp(flags: u16, padding: u16, ppp: &[u8]) -> Vec<u8> {
+    let mut out = (flags | 2).to_be_bytes().to_vec();
+    if flags & 0x4000 != 0 {
+        out.extend_from_slice(&[0, 0]);
+    }
+    out.extend_from_slice(&[1, 1, 2, 2]);
+    if flags & 0x0800 != 0 {
+        out.extend_from_slice(&[0, 5, 0, 6]);
+    }
+    if flags & 0x0200 != 0 {
+        out.extend_from_slice(&padding.to_be_bytes());
+        out.extend(std::iter::repeat_n(0xaa, usize::from(padding)));
+    }
+    out.extend_from_slice(ppp);
+    if flags & 0x4000 != 0 {
+        let len = u16::try_from(out.len()).unwrap().to_be_bytes();
+        out[2..4].copy_from_slice(&len);
+    }
+    out
+}
+
+/// A PPP frame: with the address and control fields or not, then `protocol` as given.
+fn ppp(address_control: bool, protocol: &[u8], inner: &[u8]) -> Vec<u8> {
+    let mut out = if address_control { vec![0xff, 0x03] } else { Vec::new() };
+    out.extend_from_slice(protocol);
+    out.extend_from_slice(inner);
+    out
+}
+
+#[test]
+fn l2tp_optional_fields_and_offset_padding() {
+    let inner = ipv4_tcp(CLIENT, SERVER, LINE);
+    let over = |message: &[u8]| over_udp(TUNNEL_A, TUNNEL_B, 1701, message);
+    let frame = ppp(true, &[0x00, 0x21], &inner);
+    let mut tunnels = Vec::new();
+    // None, each of L, S and O (with and without padding), all of them.
+    for (flags, padding) in [(0, 0), (0x4000, 0), (0x0800, 0), (0x0200, 0), (0x0200, 5), (0x4a00, 3)] {
+        let seen = decode_tcp(LinkType::ETHERNET, &over(&l2tp(flags, padding, &frame)));
+        assert_inner(&seen);
+        tunnels.push(seen.tunnel);
+    }
+    assert!(tunnels.windows(2).all(|pair| pair[0] == pair[1]), "header fields are no part of the tunnel");
+    // The end that accepted the tunnel answering from 1701 to another port.
+    let reply = ethernet(0x0800, &ipv4_outer(17, TUNNEL_B, TUNNEL_A, &udp_ports(1701, 50_000, &l2tp(0, 0, &frame))));
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &reply).tunnel, tunnels[0], "both directions, one tunnel");
+
+    let mut version_three = l2tp(0, 0, &frame);
+    version_three[1] = 0x03;
+    let cases: [(Vec<u8>, SkipReason); 5] = [
+        (l2tp(0x8000 | 0x4800, 0, &[0, 8, 0, 0]), SkipReason::NotTcp),
+        (version_three, SkipReason::NotTcp),
+        (l2tp(0x0200, 40, &[])[..12].to_vec(), SkipReason::Truncated),
+        (l2tp(0x0800, 0, &[])[..8].to_vec(), SkipReason::Truncated),
+        (l2tp(0, 0, &ppp(true, &[0xc0, 0x21], &[1, 1, 0, 4])), SkipReason::NotIp),
+    ];
+    for (index, (message, reason)) in cases.iter().enumerate() {
+        assert_eq!(decode(LinkType::ETHERNET, &over(message)), Err(*reason), "case {index}");
+    }
+}
+
+#[test]
+fn ppp_address_control_and_protocol_field_compression() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let over = |frame: &[u8]| over_udp(TUNNEL_A, TUNNEL_B, 1701, &l2tp(0, 0, frame));
+    for address_control in [true, false] {
+        for protocol in [&[0x00, 0x21][..], &[0x21]] {
+            assert_inner(&decode_tcp(LinkType::ETHERNET, &over(&ppp(address_control, protocol, &v4))));
+        }
+        for protocol in [&[0x00, 0x57][..], &[0x57]] {
+            let seen = decode_tcp(LinkType::ETHERNET, &over(&ppp(address_control, protocol, &v6)));
+            assert_eq!(seen.src, IpAddr::from(CLIENT6));
+        }
+        // LCP, CHAP, compressed datagrams (CCP, MPPE), compressed IPX: not IP.
+        for protocol in [&[0xc0, 0x21][..], &[0xc2, 0x23], &[0x00, 0xfd], &[0x2b]] {
+            let frame = ppp(address_control, protocol, &v4);
+            assert_eq!(decode(LinkType::ETHERNET, &over(&frame)), Err(SkipReason::NotIp), "{protocol:02x?}");
+        }
+        assert_eq!(decode(LinkType::ETHERNET, &over(&ppp(address_control, &[], &[]))), Err(SkipReason::Truncated));
+    }
+    assert_eq!(decode(LinkType::ETHERNET, &over(&[0x00])), Err(SkipReason::Truncated), "half a protocol field");
+    // PPPoE's PPP is read the same way.
+    let compressed = [&[0x11, 0, 1, 1, 0, 0, 0x21][..], &v4].concat();
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &ethernet(0x8864, &compressed)).payload, LINE);
+}
+
+/// PPTP's enhanced GRE flags: K (always), S, A; version 1.
+const PPTP_KEY: u16 = 0x2001;
+const PPTP_SEQUENCE: u16 = 0x1000;
+const PPTP_ACKNOWLEDGMENT: u16 = 0x0080;
+
+/// Enhanced GRE with `flags`, the key word (payload length, `call_id`), the sequence and
+/// acknowledgment numbers its flags announce, then `payload`.
+fn pptp(flags: u16, call_id: u16, payload: &[u8]) -> Vec<u8> {
+    let mut fields = vec![u32::from(u16::try_from(payload.len()).unwrap()) << 16 | u32::from(call_id)];
+    if flags & PPTP_SEQUENCE != 0 {
+        fields.push(41);
+    }
+    if flags & PPTP_ACKNOWLEDGMENT != 0 {
+        fields.push(40);
+    }
+    gre(flags, 0x880b, &fields, payload)
+}
+
+#[test]
+fn pptp_enhanced_gre_carries_ppp() {
+    let frame = ppp(true, &[0x00, 0x21], &ipv4_tcp(CLIENT, SERVER, LINE));
+    let mut tunnels = Vec::new();
+    for (flags, call_id, src, dst) in [
+        (PPTP_KEY | PPTP_SEQUENCE, 0x4001, TUNNEL_A, TUNNEL_B),
+        (PPTP_KEY | PPTP_SEQUENCE | PPTP_ACKNOWLEDGMENT, 0x8002, TUNNEL_B, TUNNEL_A),
+        (PPTP_KEY | PPTP_ACKNOWLEDGMENT, 0x8002, TUNNEL_B, TUNNEL_A),
+    ] {
+        let seen = decode_tcp(LinkType::ETHERNET, &gre_over(src, dst, &pptp(flags, call_id, &frame)));
+        assert_inner(&seen);
+        tunnels.push(seen.tunnel);
+    }
+    assert!(tunnels.windows(2).all(|pair| pair[0] == pair[1]), "call ids differ each way: one tunnel");
+    let compressed = ppp(false, &[0x21], &ipv4_tcp(CLIENT, SERVER, LINE));
+    assert_inner(&decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &pptp(PPTP_KEY, 1, &compressed))));
+    // The payload length ends the PPP frame: bytes after it are not read.
+    let mut trailing = pptp(PPTP_KEY, 1, &frame);
+    trailing.extend_from_slice(&[0xde; 8]);
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &trailing)).payload, LINE);
+
+    let mut no_key = pptp(PPTP_KEY | PPTP_SEQUENCE, 1, &frame);
+    no_key[0] &= !0x20;
+    let mut with_checksum = pptp(PPTP_KEY, 1, &frame);
+    with_checksum[0] |= 0x80;
+    let cases: [(Vec<u8>, SkipReason); 6] = [
+        // An acknowledgment alone.
+        (pptp(PPTP_KEY | PPTP_ACKNOWLEDGMENT, 1, &[]), SkipReason::NotTcp),
+        (no_key, SkipReason::Malformed),
+        (with_checksum, SkipReason::Malformed),
+        (gre(PPTP_KEY, 0x0800, &[20 << 16], &ipv4_tcp(CLIENT, SERVER, LINE)), SkipReason::NotIp),
+        (gre(0x2002, 0x880b, &[20 << 16], &frame), SkipReason::NotIp),
+        (pptp(PPTP_KEY | PPTP_SEQUENCE, 1, &ppp(true, &[0x00, 0xfd], &[0x90; 20])), SkipReason::NotIp),
+    ];
+    for (index, (packet, reason)) in cases.iter().enumerate() {
+        assert_eq!(decode(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, packet)), Err(*reason), "case {index}");
+    }
+    let cut = pptp(PPTP_KEY | PPTP_SEQUENCE | PPTP_ACKNOWLEDGMENT, 1, &frame);
+    assert_eq!(decode(LinkType::ETHERNET, &gre_over(TUNNEL_A, TUNNEL_B, &cut[..14])), Err(SkipReason::Truncated));
+}
+
+/// A TZSP header (version 1, `packet_type`, `encapsulation`), `tags` as given, then `frame`.
+fn tzsp(packet_type: u8, encapsulation: u16, tags: &[u8], frame: &[u8]) -> Vec<u8> {
+    let mut out = vec![1, packet_type];
+    out.extend_from_slice(&encapsulation.to_be_bytes());
+    out.extend_from_slice(tags);
+    out.extend_from_slice(frame);
+    out
+}
+
+#[test]
+fn tzsp_tags_until_the_end_tag() {
+    let over = |payload: &[u8]| over_udp(TUNNEL_A, TUNNEL_B, 37008, payload);
+    let frame = tagged(&[(0x8100, 44)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let end_only = decode_tcp(LinkType::ETHERNET, &over(&tzsp(0, 1, &[1], &frame)));
+    assert_inner(&end_only);
+    assert_eq!(end_only.vlan, [44], "the mirrored frame's own tags");
+    // Padding, a signal strength (1 byte), an RX frame length (2), padding, END; and transmitted.
+    let tags = [0, 10, 1, 0xc4, 41, 2, 0x01, 0x00, 0, 0, 1];
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &over(&tzsp(0, 1, &tags, &frame))).tunnel, end_only.tunnel);
+    assert_inner(&decode_tcp(LinkType::ETHERNET, &over(&tzsp(1, 1, &[0, 1], &frame))));
+
+    let mut version_two = tzsp(0, 1, &[1], &frame);
+    version_two[0] = 2;
+    let cases: [(Vec<u8>, SkipReason); 6] = [
+        (tzsp(0, 1, &[41, 200, 0], &[]), SkipReason::Truncated),
+        (tzsp(0, 1, &[0, 0, 0], &[]), SkipReason::Truncated),
+        (tzsp(0, 1, &[], &[]), SkipReason::Truncated),
+        // A keepalive; 802.11 frames.
+        (tzsp(4, 1, &[1], &[]), SkipReason::NotTcp),
+        (tzsp(0, 18, &[1], &frame), SkipReason::NotTcp),
+        (version_two, SkipReason::Malformed),
+    ];
+    for (index, (payload, reason)) in cases.iter().enumerate() {
+        assert_eq!(decode(LinkType::ETHERNET, &over(payload)), Err(*reason), "case {index}");
+    }
+}
+
+fn vxlan_gpe(flags: u8, next_protocol: u8, vni: u32, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![flags, 0, 0, next_protocol];
+    out.extend_from_slice(&(vni << 8).to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+#[test]
+fn vxlan_gpe_by_next_protocol() {
+    let over = |payload: &[u8]| over_udp(TUNNEL_A, TUNNEL_B, 4790, payload);
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let inners = [
+        (0x01, v4.clone()),
+        (0x02, ipv6_tcp(CLIENT6, SERVER6, LINE)),
+        (0x03, inner_frame()),
+        (0x05, mpls(&[16, 17], &v4)),
+    ];
+    let mut tunnels = Vec::new();
+    for (next_protocol, inner) in inners {
+        let seen = decode_tcp(LinkType::ETHERNET, &over(&vxlan_gpe(0x0c, next_protocol, 77, &inner)));
+        assert_eq!(seen.payload, LINE, "next protocol {next_protocol}");
+        tunnels.push(seen.tunnel);
+    }
+    assert!(tunnels.windows(2).all(|pair| pair[0] == pair[1]), "one VNI, one tunnel");
+    let other_vni = decode_tcp(LinkType::ETHERNET, &over(&vxlan_gpe(0x0c, 0x01, 78, &v4)));
+    assert_ne!(other_vni.tunnel, tunnels[0]);
+    let as_vxlan = decode_tcp(LinkType::ETHERNET, &over_udp(TUNNEL_A, TUNNEL_B, 4789, &vxlan(77, &inner_frame())));
+    assert_ne!(as_vxlan.tunnel, tunnels[0], "VXLAN and VXLAN-GPE with one VNI");
+
+    let cases: [(Vec<u8>, SkipReason); 5] = [
+        // NSH.
+        (vxlan_gpe(0x0c, 0x04, 77, &v4), SkipReason::NotTcp),
+        (vxlan_gpe(0x1c, 0x01, 77, &v4), SkipReason::Malformed),
+        (vxlan_gpe(0x08, 0x01, 77, &v4), SkipReason::Malformed),
+        (vxlan_gpe(0x0c, 0x01, 77, &[])[..6].to_vec(), SkipReason::Truncated),
+        (vec![0x0c, 0], SkipReason::Truncated),
+    ];
+    for (index, (payload, reason)) in cases.iter().enumerate() {
+        assert_eq!(decode(LinkType::ETHERNET, &over(payload)), Err(*reason), "case {index}");
+    }
+}
+
+#[test]
+fn mpls_in_udp_reads_the_label_stack() {
+    let over = |src, dst, payload: &[u8]| over_udp(src, dst, 6635, payload);
+    let to_ip =
+        decode_tcp(LinkType::ETHERNET, &over(TUNNEL_A, TUNNEL_B, &mpls(&[16, 17], &ipv4_tcp(CLIENT, SERVER, LINE))));
+    assert_inner(&to_ip);
+    let pseudowire = over(TUNNEL_A, TUNNEL_B, &mpls(&[16], &with_prefix([0; 4], &inner_frame())));
+    assert_inner(&decode_tcp(LinkType::ETHERNET, &pseudowire));
+    let elsewhere =
+        decode_tcp(LinkType::ETHERNET, &over(TUNNEL_A, TUNNEL_C, &mpls(&[16], &ipv4_tcp(CLIENT, SERVER, LINE))));
+    assert_ne!(elsewhere.tunnel, to_ip.tunnel);
+    assert_eq!(decode(LinkType::ETHERNET, &over(TUNNEL_A, TUNNEL_B, &[0, 1, 0x01])), Err(SkipReason::Truncated));
+}
+
+/// An Ethernet frame whose header is followed by `tag_protocol`, `tag` and what it tags.
+fn tag_then(tag_protocol: u16, tag: &[u8], ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let mut body = tag.to_vec();
+    body.extend_from_slice(&ether_type.to_be_bytes());
+    body.extend_from_slice(inner);
+    ethernet(tag_protocol, &body)
+}
+
+#[test]
+fn port_extender_tags_keep_the_frame_in_its_vlans() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    // A VN-Tag up (source vif 5) and down (destination vif 9): ids that differ each way.
+    let up = decode_tcp(LinkType::ETHERNET, &tag_then(0x8926, &[0, 0, 0, 5], 0x0800, &v4));
+    let down = decode_tcp(LinkType::ETHERNET, &tag_then(0x8926, &[0x80, 9, 0, 0], 0x0800, &v4));
+    assert_eq!((up.tunnel, down.tunnel, up.payload.as_slice()), (0, 0, LINE));
+    let e_tag = decode_tcp(LinkType::ETHERNET, &tag_then(0x893f, &[0, 3, 0, 0, 0, 0], 0x0800, &v4));
+    assert_eq!((e_tag.tunnel, e_tag.payload.as_slice()), (0, LINE));
+    // VLAN tags before and after the tag are the frame's.
+    let mut vlan_after = 12u16.to_be_bytes().to_vec();
+    vlan_after.extend_from_slice(&0x0800u16.to_be_bytes());
+    vlan_after.extend_from_slice(&v4);
+    let inner = tag_then(0x893f, &[0; 6], 0x8100, &vlan_after);
+    let frame = tagged(&[(0x8100, 11)], 0x893f, &inner[14..]);
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &frame).vlan, [11, 12]);
+    for (tag_protocol, whole_tag) in [(0x8926, 4), (0x893f, 6)] {
+        let cut = tag_then(tag_protocol, &vec![0; whole_tag], 0x0800, &[]);
+        assert_eq!(decode(LinkType::ETHERNET, &cut[..cut.len() - 1]), Err(SkipReason::Truncated));
+    }
+}
+
+#[test]
+fn backbone_service_instances_are_layer_2_domains_of_their_own() {
+    // B-VLAN 100, I-SID 0x123456, then the customer frame with its C-VLAN 30.
+    let customer = tagged(&[(0x8100, 30)], 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let service = |isid: u32, b_vlan| {
+        let body = [&isid.to_be_bytes()[..], &customer].concat();
+        decode_tcp(LinkType::ETHERNET, &tagged(&[(0x88a8, b_vlan)], 0x88e7, &body))
+    };
+    let first = service(0x0012_3456, 100);
+    assert_inner(&first);
+    assert_eq!(first.vlan, [30], "the customer's tags, not the backbone's");
+    assert_ne!(first.tunnel, service(0x0012_3457, 100).tunnel, "another service instance");
+    assert_ne!(first.tunnel, service(0x0012_3456, 101).tunnel, "another backbone VLAN");
+    assert_eq!(first.tunnel, service(0xe012_3456, 100).tunnel, "priority bits are no part of the I-SID");
+    assert_eq!(decode(LinkType::ETHERNET, &ethernet(0x88e7, &[0, 0, 1])), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn each_newer_layer_counts_towards_the_depth_limit() {
+    let max = usize::from(MAX_ENCAPSULATIONS);
+    let in_gtp = |inner: Vec<u8>| ipv4_outer(17, TUNNEL_A, TUNNEL_B, &udp(2152, &gtp_u(0x30, 0xff, 1, 0, &[], &inner)));
+    let nested = |depth| (0..depth).fold(ipv4_tcp(CLIENT, SERVER, LINE), |inner, _| in_gtp(inner));
+    assert_inner(&decode_tcp(LinkType::RAW, &nested(max)));
+    assert_eq!(decode(LinkType::RAW, &nested(max + 1)), Err(SkipReason::TunnelTooDeep));
+    let vn_tags = |count| {
+        let (mut ether_type, mut body) = (0x0800u16, ipv4_tcp(CLIENT, SERVER, LINE));
+        for _ in 0..count {
+            body = [&[0, 0, 0, 1][..], &ether_type.to_be_bytes(), &body].concat();
+            ether_type = 0x8926;
+        }
+        ethernet(ether_type, &body)
+    };
+    assert_eq!(decode_tcp(LinkType::ETHERNET, &vn_tags(max)).payload, LINE);
+    assert_eq!(decode(LinkType::ETHERNET, &vn_tags(max + 1)), Err(SkipReason::TunnelTooDeep));
 }
 
 // ---- fragments ----
@@ -1474,6 +1866,27 @@ fn corpus() -> Vec<(LinkType, Vec<u8>)> {
         (LinkType::RAW, ipv6_outer(17, &udp(6081, &geneve(9, 0x6558, 1, &inner)))),
         (LinkType::RAW, ipv4_outer(41, TUNNEL_A, TUNNEL_B, &v6)),
         (LinkType::RAW, ipv6_outer(0, &ipv6_extension(51, &auth_header(6, &tcp_segment(LINE))))),
+        (
+            LinkType::ETHERNET,
+            over_udp(TUNNEL_A, TUNNEL_B, 2152, &gtp_u(0x34, 0xff, 1, 0x85, &gtp_extension(1, 0), &v4)),
+        ),
+        (LinkType::ETHERNET, over_udp(TUNNEL_A, TUNNEL_B, 1701, &l2tp(0x4a00, 2, &ppp(true, &[0x00, 0x21], &v4)))),
+        (LinkType::ETHERNET, over_udp(TUNNEL_A, TUNNEL_B, 1701, &l2tp(0, 0, &ppp(false, &[0x57], &v6)))),
+        (
+            LinkType::ETHERNET,
+            gre_over(
+                TUNNEL_A,
+                TUNNEL_B,
+                &pptp(PPTP_KEY | PPTP_SEQUENCE | PPTP_ACKNOWLEDGMENT, 1, &ppp(true, &[0x00, 0x21], &v4)),
+            ),
+        ),
+        (LinkType::ETHERNET, over_udp(TUNNEL_A, TUNNEL_B, 37008, &tzsp(0, 1, &[0, 41, 2, 0, 60, 1], &inner))),
+        (LinkType::ETHERNET, over_udp(TUNNEL_A, TUNNEL_B, 4790, &vxlan_gpe(0x0c, 0x03, 9, &inner))),
+        (LinkType::ETHERNET, over_udp(TUNNEL_A, TUNNEL_B, 4790, &vxlan_gpe(0x0c, 0x05, 9, &mpls(&[16], &v4)))),
+        (LinkType::ETHERNET, over_udp(TUNNEL_A, TUNNEL_B, 6635, &mpls(&[16, 17], &v6))),
+        (LinkType::ETHERNET, tag_then(0x8926, &[0, 0, 0, 5], 0x0800, &v4)),
+        (LinkType::ETHERNET, tag_then(0x893f, &[0, 3, 0, 0, 0, 0], 0x86dd, &v6)),
+        (LinkType::ETHERNET, ethernet(0x88e7, &[&[0, 0x12, 0x34, 0x56][..], &inner].concat())),
     ];
     let fragmented = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
     let fragmented6 = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &long_line(100)), 1, 64);
