@@ -311,6 +311,9 @@ fn ether_type(kind: PacketKind, link: &'static str) -> Result<u16, ScriptError> 
         PacketKind::Ipv6 => Ok(0x86DD),
         PacketKind::Mpls => Ok(0x8847),
         PacketKind::Pppoe => Ok(0x8864),
+        PacketKind::VnTagged => Ok(0x8926),
+        PacketKind::ETagged => Ok(0x893F),
+        PacketKind::BackboneService => Ok(0x88E7),
         PacketKind::Ethernet => Err(ScriptError::CannotCarry { layer: link, kind }),
     }
 }
@@ -320,9 +323,12 @@ fn ip_only(kind: PacketKind, link: &'static str) -> Result<bool, ScriptError> {
     match kind {
         PacketKind::Ipv4 => Ok(false),
         PacketKind::Ipv6 => Ok(true),
-        PacketKind::Ethernet | PacketKind::Mpls | PacketKind::Pppoe => {
-            Err(ScriptError::CannotCarry { layer: link, kind })
-        }
+        PacketKind::Ethernet
+        | PacketKind::Mpls
+        | PacketKind::Pppoe
+        | PacketKind::VnTagged
+        | PacketKind::ETagged
+        | PacketKind::BackboneService => Err(ScriptError::CannotCarry { layer: link, kind }),
     }
 }
 

@@ -40,7 +40,10 @@ pub use conversation::{Conversation, ScriptError, Side};
 pub use link::Link;
 pub use pcap::{ByteOrder, PcapOptions, PcapWriter, Resolution, DEFAULT_SNAPLEN};
 pub use pcapng::PcapngWriter;
-pub use tunnel::{Encap, GeneveOption, Packet, PacketKind, TunnelEnds, GENEVE_PORT, TEREDO_PORT, VXLAN_PORT};
+pub use tunnel::{
+    Encap, GeneveOption, Packet, PacketKind, TunnelEnds, GENEVE_PORT, GTP_U_PORT, L2TP_PORT, MPLS_IN_UDP_PORT,
+    TEREDO_PORT, TZSP_PORT, VXLAN_GPE_PORT, VXLAN_PORT,
+};
 
 use crate::capture::{Frame, LinkType, Timestamp};
 

@@ -1,9 +1,12 @@
 //! Tunnel encapsulations for decoder tests. Each [`Encap`] wraps a [`Packet`] into a new outer
 //! packet; a conversation applies its steps innermost first. Header layouts follow VXLAN (RFC 7348),
-//! GENEVE (RFC 8926), GRE (RFC 2784 with the key and sequence extensions of RFC 2890), ERSPAN
-//! types II and III (draft-foschiano-erspan, as Wireshark dissects them), MPLS (RFC 3032) and
-//! IP-in-IP (protocols 4 and 41). [`Encap::Fragment`] is not a tunnel but IP fragmentation
-//! (RFC 791, RFC 8200 §4.5), a step that turns one packet into several.
+//! VXLAN-GPE (draft-ietf-nvo3-vxlan-gpe §3.2), GENEVE (RFC 8926), GRE (RFC 2784 with the key and
+//! sequence extensions of RFC 2890), PPTP's enhanced GRE (RFC 2637 §4.1), ERSPAN types II and III
+//! (draft-foschiano-erspan, as Wireshark dissects them), MPLS (RFC 3032), MPLS in UDP (RFC 7510),
+//! GTP-U (3GPP TS 29.281 §5), L2TPv2 (RFC 2661 §3.1) with PPP (RFC 1661 §2, RFC 1662 §3.1), TZSP
+//! (Network Chemistry's AN001), VN-Tag, 802.1BR E-tags, 802.1ah I-TAGs (802.1Q §9.7) and IP-in-IP
+//! (protocols 4 and 41). [`Encap::Fragment`] is not a tunnel but IP fragmentation (RFC 791,
+//! RFC 8200 §4.5), a step that turns one packet into several.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::fmt;
@@ -28,6 +31,12 @@ pub enum PacketKind {
     Mpls,
     /// A PPPoE session header and PPP protocol number followed by an IP packet.
     Pppoe,
+    /// A VN-Tag followed by the EtherType of what it tags.
+    VnTagged,
+    /// An 802.1BR E-tag followed by the EtherType of what it tags.
+    ETagged,
+    /// An 802.1ah I-TAG followed by a customer's Ethernet frame.
+    BackboneService,
 }
 
 impl PacketKind {
@@ -39,6 +48,9 @@ impl PacketKind {
             PacketKind::Ethernet => TRANSPARENT_ETHERNET_BRIDGING,
             PacketKind::Mpls => 0x8847,
             PacketKind::Pppoe => PPPOE_SESSION,
+            PacketKind::VnTagged => VN_TAG,
+            PacketKind::ETagged => E_TAG,
+            PacketKind::BackboneService => PBB_I_TAG,
         }
     }
 }
@@ -121,6 +133,44 @@ pub enum Encap {
     /// The packet as the bare payload of a UDP datagram to `port` (both ways): other traffic on a
     /// tunnel's port.
     Udp { ends: TunnelEnds, port: u16 },
+    /// GTP-U (3GPP TS 29.281) over UDP port 2152: G-PDUs carrying IP between `client_side` (the
+    /// radio end: eNodeB, gNB) and `server_side` (the core's: SGW, UPF). Each end receives on a
+    /// tunnel endpoint id of its own: the client side's packets carry `uplink_teid`, the server
+    /// side's `downlink_teid`. With `extension`, the E and S flags are set, the sequence number is
+    /// the packet's number, and a PDU session container (TS 38.415) extension header precedes the
+    /// packet.
+    GtpU { ends: TunnelEnds, uplink_teid: u32, downlink_teid: u32, extension: bool },
+    /// L2TPv2 data messages (RFC 2661 §3.1) over UDP port 1701 both ways, carrying PPP with IP.
+    /// Each end names the tunnel and session by the ids (tunnel, session) it assigned: packets to
+    /// the server side carry `server_side_ids`, packets to the client side `client_side_ids`.
+    /// With `all_fields`, the L, S and O flags are set (the length, the packet's number as Ns, an
+    /// offset of 2 bytes of padding) and PPP keeps its address and control fields; without, the
+    /// header is 6 bytes and PPP is compressed (no address and control fields, a one-byte protocol
+    /// field).
+    L2tp { ends: TunnelEnds, client_side_ids: (u16, u16), server_side_ids: (u16, u16), all_fields: bool },
+    /// PPTP's enhanced GRE (RFC 2637 §4.1: GRE version 1, protocol 0x880B) carrying PPP with IP
+    /// (address and control fields, two-byte protocol field). Each packet carries its recipient's
+    /// call id: the client's `server_call_id`, the server's `client_call_id`. Every packet has a
+    /// sequence number (its number); the server's acknowledge the one before.
+    Pptp { ends: TunnelEnds, client_call_id: u16, server_call_id: u16 },
+    /// TZSP over UDP port 37008 (MikroTik's packet sniffer streaming): the sensor at `client_side`
+    /// sends every frame, whoever sent it, to the collector at `server_side`, as version 1, type 0
+    /// (received), encapsulation 1 (Ethernet); carries Ethernet. With `tags`, a padding tag and an
+    /// RX frame length tag come before the END tag.
+    Tzsp { ends: TunnelEnds, tags: bool },
+    /// VXLAN-GPE over UDP port 4790; carries IPv4, IPv6, Ethernet or MPLS, named by its
+    /// next-protocol byte.
+    VxlanGpe { ends: TunnelEnds, vni: u32 },
+    /// MPLS in UDP (RFC 7510) to port 6635; carries an MPLS label stack.
+    MplsInUdp { ends: TunnelEnds },
+    /// A VN-Tag: the client's frames go up from the port extender, from virtual interface `vif`;
+    /// the server's go down to it (the direction bit set, `vif` the destination).
+    VnTag { vif: u16 },
+    /// An 802.1BR E-tag: the client's frames carry `ecid` as ingress E-CID, the server's as E-CID.
+    ETag { ecid: u16 },
+    /// 802.1ah provider backbone bridging: an I-TAG with service instance `isid` before the
+    /// customer's frame (which it must carry), its addresses included.
+    Pbb { isid: u32 },
     /// IP fragmentation of the packet so far (IPv4, or IPv6 without extension headers): a payload
     /// longer than `size` bytes leaves as fragments of `size` bytes (rounded down to a multiple of
     /// 8), in order, each a frame of its own; the identification is the packet's number. Placed
@@ -131,6 +181,40 @@ pub enum Encap {
 pub const VXLAN_PORT: u16 = 4789;
 pub const GENEVE_PORT: u16 = 6081;
 pub const TEREDO_PORT: u16 = 3544;
+pub const GTP_U_PORT: u16 = 2152;
+pub const L2TP_PORT: u16 = 1701;
+pub const TZSP_PORT: u16 = 37008;
+pub const VXLAN_GPE_PORT: u16 = 4790;
+pub const MPLS_IN_UDP_PORT: u16 = 6635;
+/// GTP-U version 1, protocol type GTP; the E and S flags.
+const GTP_V1: u8 = 0x30;
+const GTP_EXTENSION_AND_SEQUENCE: u8 = 0x06;
+const GTP_G_PDU: u8 = 0xFF;
+/// A PDU session container (TS 29.281 §5.2.2.7): one 4-octet unit, PDU type (0 downlink, 1
+/// uplink) in the high nibble, QoS flow id 9, no more extension headers.
+const GTP_PDU_SESSION_CONTAINER: u8 = 0x85;
+const GTP_QOS_FLOW: u8 = 9;
+/// L2TPv2 flags: L, S and O; version 2.
+const L2TP_LENGTH_SEQUENCE_OFFSET: u16 = 0x4A00;
+const L2TP_VERSION_2: u16 = 0x0002;
+const L2TP_OFFSET_PADDING: u16 = 2;
+/// PPP in HDLC-like framing: address and control fields.
+const PPP_ADDRESS_CONTROL: [u8; 2] = [0xFF, 0x03];
+/// Enhanced GRE flags: K and S always, A on the server's packets; version 1.
+const PPTP_KEY_SEQUENCE: u16 = 0x3001;
+const PPTP_ACKNOWLEDGMENT: u16 = 0x0080;
+const PPTP_PPP: u16 = 0x880B;
+const TZSP_VERSION_RECEIVED_ETHERNET: [u8; 4] = [1, 0, 0, 1];
+const TZSP_PADDING: u8 = 0;
+const TZSP_END: u8 = 1;
+const TZSP_RX_FRAME_LENGTH: u8 = 41;
+/// VXLAN-GPE flags: I (VNI valid) and P (next protocol present), version 0.
+const VXLAN_GPE_FLAGS: u8 = 0x0C;
+const VN_TAG: u16 = 0x8926;
+const E_TAG: u16 = 0x893F;
+const PBB_I_TAG: u16 = 0x88E7;
+/// VN-Tag direction bit: set on frames going down to the port extender.
+const VN_TAG_TO_EXTENDER: u32 = 1 << 31;
 const ERSPAN_II_PROTOCOL: u16 = 0x88BE;
 const ERSPAN_III_PROTOCOL: u16 = 0x22EB;
 const TRANSPARENT_ETHERNET_BRIDGING: u16 = 0x6558;
@@ -271,6 +355,141 @@ impl Encap {
                 outer_udp_ports(*ends, from, source_port, destination_port, &payload)
             }
             Encap::Udp { ends, port } => outer_udp_ports(*ends, from, *port, *port, &inner.bytes),
+            Encap::GtpU { ends, uplink_teid, downlink_teid, extension } => {
+                if !matches!(inner.kind, PacketKind::Ipv4 | PacketKind::Ipv6) {
+                    return Err(cannot_carry("GTP-U", inner.kind));
+                }
+                let (teid, pdu_type) = match from {
+                    Side::Client => (uplink_teid, 1),
+                    Side::Server => (downlink_teid, 0),
+                };
+                let mut optional = Vec::new();
+                if *extension {
+                    let [_, _, sequence @ ..] = number.to_be_bytes();
+                    optional.extend_from_slice(&sequence);
+                    // N-PDU number unused, then the extension header and its successor: none.
+                    optional.extend_from_slice(&[0, GTP_PDU_SESSION_CONTAINER]);
+                    optional.extend_from_slice(&[1, pdu_type << 4, GTP_QOS_FLOW, 0]);
+                }
+                let length = optional.len().saturating_add(inner.bytes.len());
+                let length = u16::try_from(length)
+                    .map_err(|_| ScriptError::OutOfRange { field: "GTP-U length", value: length as u64 })?;
+                let flags = if *extension { GTP_V1 | GTP_EXTENSION_AND_SEQUENCE } else { GTP_V1 };
+                let mut payload = vec![flags, GTP_G_PDU];
+                payload.extend_from_slice(&length.to_be_bytes());
+                payload.extend_from_slice(&teid.to_be_bytes());
+                payload.extend_from_slice(&optional);
+                payload.extend_from_slice(&inner.bytes);
+                outer_udp(*ends, from, GTP_U_PORT, &payload)
+            }
+            Encap::L2tp { ends, client_side_ids, server_side_ids, all_fields } => {
+                let (tunnel, session) = match from {
+                    Side::Client => server_side_ids,
+                    Side::Server => client_side_ids,
+                };
+                let ppp = ppp_frame(&inner, "L2TP", !*all_fields)?;
+                let mut header = Vec::with_capacity(16);
+                if *all_fields {
+                    header.extend_from_slice(&(L2TP_LENGTH_SEQUENCE_OFFSET | L2TP_VERSION_2).to_be_bytes());
+                    let length = ppp.len().saturating_add(16);
+                    let length = u16::try_from(length)
+                        .map_err(|_| ScriptError::OutOfRange { field: "L2TP length", value: length as u64 })?;
+                    header.extend_from_slice(&length.to_be_bytes());
+                } else {
+                    header.extend_from_slice(&L2TP_VERSION_2.to_be_bytes());
+                }
+                header.extend_from_slice(&tunnel.to_be_bytes());
+                header.extend_from_slice(&session.to_be_bytes());
+                if *all_fields {
+                    // Ns (the packet's number), Nr, the offset size and its padding.
+                    let [_, _, sequence @ ..] = number.to_be_bytes();
+                    header.extend_from_slice(&sequence);
+                    header.extend_from_slice(&[0, 0]);
+                    header.extend_from_slice(&L2TP_OFFSET_PADDING.to_be_bytes());
+                    header.extend(std::iter::repeat_n(0, usize::from(L2TP_OFFSET_PADDING)));
+                }
+                header.extend_from_slice(&ppp);
+                outer_udp_ports(*ends, from, L2TP_PORT, L2TP_PORT, &header)
+            }
+            Encap::Pptp { ends, client_call_id, server_call_id } => {
+                let ppp = ppp_frame(&inner, "PPTP", false)?;
+                let payload_length = u16::try_from(ppp.len())
+                    .map_err(|_| ScriptError::OutOfRange { field: "PPTP payload length", value: ppp.len() as u64 })?;
+                let (flags, call_id) = match from {
+                    Side::Client => (PPTP_KEY_SEQUENCE, server_call_id),
+                    Side::Server => (PPTP_KEY_SEQUENCE | PPTP_ACKNOWLEDGMENT, client_call_id),
+                };
+                let mut gre = Vec::with_capacity(ppp.len().saturating_add(16));
+                gre.extend_from_slice(&flags.to_be_bytes());
+                gre.extend_from_slice(&PPTP_PPP.to_be_bytes());
+                gre.extend_from_slice(&payload_length.to_be_bytes());
+                gre.extend_from_slice(&call_id.to_be_bytes());
+                gre.extend_from_slice(&number.to_be_bytes());
+                if from == Side::Server {
+                    gre.extend_from_slice(&number.saturating_sub(1).to_be_bytes());
+                }
+                gre.extend_from_slice(&ppp);
+                outer_ip(*ends, from, IpNumber::GRE, &gre)
+            }
+            Encap::Tzsp { ends, tags } => {
+                require_ethernet(&inner, "TZSP")?;
+                let mut payload = TZSP_VERSION_RECEIVED_ETHERNET.to_vec();
+                if *tags {
+                    let frame_length = u16::try_from(inner.bytes.len()).unwrap_or(u16::MAX);
+                    payload.push(TZSP_PADDING);
+                    payload.extend_from_slice(&[TZSP_RX_FRAME_LENGTH, 2]);
+                    payload.extend_from_slice(&frame_length.to_be_bytes());
+                }
+                payload.push(TZSP_END);
+                payload.extend_from_slice(&inner.bytes);
+                outer_udp(*ends, Side::Client, TZSP_PORT, &payload)
+            }
+            Encap::VxlanGpe { ends, vni } => {
+                let next_protocol = match inner.kind {
+                    PacketKind::Ipv4 => 1,
+                    PacketKind::Ipv6 => 2,
+                    PacketKind::Ethernet => 3,
+                    PacketKind::Mpls => 5,
+                    kind => return Err(cannot_carry("VXLAN-GPE", kind)),
+                };
+                let mut payload = vec![VXLAN_GPE_FLAGS, 0, 0, next_protocol];
+                payload.extend_from_slice(&(fits(*vni, 24, "VXLAN-GPE VNI")? << 8).to_be_bytes());
+                payload.extend_from_slice(&inner.bytes);
+                outer_udp(*ends, from, VXLAN_GPE_PORT, &payload)
+            }
+            Encap::MplsInUdp { ends } => {
+                if inner.kind != PacketKind::Mpls {
+                    return Err(cannot_carry("MPLS in UDP", inner.kind));
+                }
+                outer_udp(*ends, from, MPLS_IN_UDP_PORT, &inner.bytes)
+            }
+            Encap::VnTag { vif } => {
+                // Direction, pointer 0, destination vif (14 bits), looped 0, reserved, version 0,
+                // source vif (12 bits).
+                let tag = match from {
+                    Side::Client => u32::from(fits16(*vif, 12, "VN-Tag vif")?),
+                    Side::Server => VN_TAG_TO_EXTENDER | u32::from(fits16(*vif, 12, "VN-Tag vif")?) << 16,
+                };
+                tagged(&inner, "VN-Tag", &tag.to_be_bytes(), PacketKind::VnTagged)
+            }
+            Encap::ETag { ecid } => {
+                // E-PCP and E-DEI 0, ingress E-CID base (12 bits), reserved, GRP 0, E-CID base
+                // (12 bits), both extensions 0.
+                let ecid = u64::from(fits16(*ecid, 12, "E-tag E-CID")?);
+                let tag = match from {
+                    Side::Client => ecid << 32,
+                    Side::Server => ecid << 16,
+                };
+                let [_, _, tag @ ..] = tag.to_be_bytes();
+                tagged(&inner, "E-tag", &tag, PacketKind::ETagged)
+            }
+            Encap::Pbb { isid } => {
+                require_ethernet(&inner, "802.1ah")?;
+                // I-PCP, I-DEI, UCA and reserved bits 0, then the I-SID.
+                let mut bytes = fits(*isid, 24, "802.1ah I-SID")?.to_be_bytes().to_vec();
+                bytes.extend_from_slice(&inner.bytes);
+                Ok(Packet { kind: PacketKind::BackboneService, bytes })
+            }
             Encap::IpInIp { ends } => {
                 let protocol = match inner.kind {
                     PacketKind::Ipv4 => IpNumber::IPV4,
@@ -282,6 +501,38 @@ impl Encap {
         };
         packet.map(|packet| vec![packet])
     }
+}
+
+/// A PPP frame of an IP packet: with address and control fields and a two-byte protocol field,
+/// or `compressed` (neither field, a one-byte protocol field).
+fn ppp_frame(inner: &Packet, layer: &'static str, compressed: bool) -> Result<Vec<u8>, ScriptError> {
+    let protocol = match inner.kind {
+        PacketKind::Ipv4 => PPP_IPV4,
+        PacketKind::Ipv6 => PPP_IPV6,
+        kind => return Err(cannot_carry(layer, kind)),
+    };
+    let mut frame = Vec::with_capacity(inner.bytes.len().saturating_add(4));
+    if compressed {
+        let [_, low_byte] = protocol.to_be_bytes();
+        frame.push(low_byte);
+    } else {
+        frame.extend_from_slice(&PPP_ADDRESS_CONTROL);
+        frame.extend_from_slice(&protocol.to_be_bytes());
+    }
+    frame.extend_from_slice(&inner.bytes);
+    Ok(frame)
+}
+
+/// A tag in front of a packet announced by EtherType: the tag's bytes, then that EtherType.
+fn tagged(inner: &Packet, layer: &'static str, tag: &[u8], kind: PacketKind) -> Result<Packet, ScriptError> {
+    if inner.kind == PacketKind::Ethernet {
+        return Err(cannot_carry(layer, inner.kind));
+    }
+    let mut bytes = Vec::with_capacity(inner.bytes.len().saturating_add(tag.len()).saturating_add(2));
+    bytes.extend_from_slice(tag);
+    bytes.extend_from_slice(&inner.kind.ether_type().to_be_bytes());
+    bytes.extend_from_slice(&inner.bytes);
+    Ok(Packet { kind, bytes })
 }
 
 /// The fragments of an IP packet whose payload exceeds `size` bytes, or the packet itself.
@@ -812,5 +1063,161 @@ mod tests {
         assert_eq!(wrap_error(&[geneve]), range("GENEVE option length", 3));
         assert_eq!(wrap_error(&[Encap::Fragment { size: 7 }]), range("fragment size", 7));
         assert_eq!(wrap_error(&[Encap::Ethernet, Encap::Fragment { size: 8 }]), carry("IP fragmentation", Ethernet));
+    }
+
+    #[test]
+    fn gtp_u_g_pdus_carry_each_ends_teid() {
+        let gtp =
+            |extension| Encap::GtpU { ends: ends(), uplink_teid: 0x0102_0304, downlink_teid: 0x0A0B_0C0D, extension };
+        let frames = wrapped(&[gtp(false)]);
+        for (frame, teid, src_port) in [(&frames[0], 0x0102_0304, CLIENT_PORT), (&frames[1], 0x0A0B_0C0D, 143)] {
+            let (port, header) = outer_udp(frame);
+            assert_eq!(port, GTP_U_PORT);
+            assert_eq!((header[0], header[1]), (0x30, 0xFF), "version 1, GTP, no optional field; G-PDU");
+            assert_eq!(usize::from(u16_at(&header, 2)), header.len() - 8, "length after the mandatory header");
+            assert_eq!(u32_at(&header, 4), teid, "the receiving end's TEID");
+            assert_eq!(SlicedPacket::from_ip(&header[8..]).map(|p| tcp_of(&p).src_port).unwrap(), src_port);
+        }
+        let frames = wrapped(&[gtp(true)]);
+        let (_, header) = outer_udp(&frames[1]);
+        assert_eq!(header[0], 0x36, "E and S flags");
+        assert_eq!(usize::from(u16_at(&header, 2)), header.len() - 8);
+        assert_eq!((u16_at(&header, 8), header[10], header[11]), (1, 0, 0x85), "sequence, N-PDU, next: PDU session");
+        assert_eq!(header[12..16], [1, 0x00, 9, 0], "one unit, downlink PDU type, QFI 9, no more headers");
+        assert_inner_tcp(SlicedPacket::from_ip(&header[16..]).unwrap(), 143, b"a OK\r\n");
+    }
+
+    #[test]
+    fn l2tp_data_messages_with_and_without_optional_fields() {
+        let l2tp =
+            |all_fields| Encap::L2tp { ends: ends(), client_side_ids: (1, 2), server_side_ids: (3, 4), all_fields };
+        let frames = wrapped(&[l2tp(false)]);
+        let (port, message) = outer_udp(&frames[0]);
+        assert_eq!((port, u16_at(&message, 0)), (L2TP_PORT, 0x0002), "no flag, version 2");
+        assert_eq!((u16_at(&message, 2), u16_at(&message, 4)), (3, 4), "the server side's tunnel and session");
+        assert_eq!(message[6], 0x21, "PPP without address and control, compressed protocol: IPv4");
+        assert_inner_tcp(SlicedPacket::from_ip(&message[7..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+        let (_, reply) = outer_udp(&frames[1]);
+        assert_eq!((u16_at(&reply, 2), u16_at(&reply, 4)), (1, 2), "the client side's ids");
+
+        let frames = wrapped(&[l2tp(true)]);
+        let (_, message) = outer_udp(&frames[1]);
+        assert_eq!(u16_at(&message, 0), 0x4A02, "L, S and O flags, version 2");
+        assert_eq!(usize::from(u16_at(&message, 2)), message.len(), "the message's length");
+        assert_eq!((u16_at(&message, 4), u16_at(&message, 6)), (1, 2));
+        assert_eq!((u16_at(&message, 8), u16_at(&message, 10)), (1, 0), "Ns: the packet's number; Nr");
+        assert_eq!((u16_at(&message, 12), &message[14..16]), (2, &[0, 0][..]), "offset size and padding");
+        assert_eq!(message[16..20], [0xFF, 0x03, 0x00, 0x21], "address, control, protocol IPv4");
+        assert_inner_tcp(SlicedPacket::from_ip(&message[20..]).unwrap(), 143, b"a OK\r\n");
+    }
+
+    #[test]
+    fn pptp_enhanced_gre_names_the_recipients_call() {
+        let frames = wrapped(&[Encap::Pptp { ends: ends(), client_call_id: 0x1111, server_call_id: 0x2222 }]);
+        for (number, frame) in frames.iter().enumerate() {
+            let (_, _, protocol, gre) = outer_ipv4(frame);
+            assert_eq!(protocol, IpNumber::GRE);
+            let acknowledges = number == 1;
+            let flags = if acknowledges { 0x3081 } else { 0x3001 };
+            assert_eq!((u16_at(&gre, 0), u16_at(&gre, 2)), (flags, 0x880B), "K, S (and A), version 1; PPP");
+            let call_id = if acknowledges { 0x1111 } else { 0x2222 };
+            let header_len = if acknowledges { 16 } else { 12 };
+            assert_eq!(usize::from(u16_at(&gre, 4)), gre.len() - header_len, "payload length");
+            assert_eq!((u16_at(&gre, 6), u32_at(&gre, 8)), (call_id, number as u32), "call id, sequence number");
+            if acknowledges {
+                assert_eq!(u32_at(&gre, 12), 0, "acknowledges the client's packet");
+            }
+            assert_eq!(gre[header_len..header_len + 4], [0xFF, 0x03, 0x00, 0x21]);
+            assert!(SlicedPacket::from_ip(&gre[header_len + 4..]).is_ok());
+        }
+    }
+
+    #[test]
+    fn tzsp_streams_mirrored_frames_one_way() {
+        for tags in [false, true] {
+            let frames = wrapped(&[Encap::Ethernet, Encap::Tzsp { ends: ends(), tags }]);
+            let expected_tags: &[u8] = if tags { &[0, 41, 2] } else { &[] };
+            for frame in &frames {
+                let (source, _, _, _) = outer_ipv4(frame);
+                assert_eq!(source, [192, 0, 2, 1], "always from the sensor");
+                let (port, payload) = outer_udp(frame);
+                assert_eq!((port, &payload[..4]), (TZSP_PORT, &[1, 0, 0, 1][..]), "version 1, received, Ethernet");
+                assert_eq!(&payload[4..4 + expected_tags.len()], expected_tags);
+                let end = 4 + if tags { 5 } else { 0 };
+                if tags {
+                    assert_eq!(usize::from(u16_at(&payload, 7)), payload.len() - end - 1, "the frame's length");
+                }
+                assert_eq!(payload[end], 1, "END tag");
+                assert!(SlicedPacket::from_ethernet(&payload[end + 1..]).is_ok());
+            }
+        }
+    }
+
+    #[test]
+    fn vxlan_gpe_names_its_next_protocol() {
+        let gpe = || Encap::VxlanGpe { ends: ends(), vni: 0x00AB_CDEF };
+        for (steps, next_protocol) in
+            [(vec![gpe()], 1), (vec![Encap::Ethernet, gpe()], 3), (vec![Encap::Mpls { labels: vec![16] }, gpe()], 5)]
+        {
+            let (port, header) = outer_udp(&wrapped(&steps)[0]);
+            assert_eq!(port, VXLAN_GPE_PORT);
+            assert_eq!(header[..4], [0x0C, 0, 0, next_protocol], "I and P flags, version 0");
+            assert_eq!(u32_at(&header, 4), 0xABCD_EF00);
+        }
+        let mut over_ipv6 =
+            Conversation::new(([0x2001, 0xdb8, 0, 0, 0, 0, 0, 1], 1), ([0x2001, 0xdb8, 0, 0, 0, 0, 0, 2], 2));
+        let frames = over_ipv6.encap(gpe()).client(b"x").frames().unwrap();
+        assert_eq!(outer_udp(&frames[0]).1[3], 2, "IPv6");
+    }
+
+    #[test]
+    fn mpls_in_udp_carries_the_label_stack_to_6635() {
+        let frames = wrapped(&[Encap::Mpls { labels: vec![16] }, Encap::MplsInUdp { ends: ends() }]);
+        let (port, stack) = outer_udp(&frames[0]);
+        assert_eq!((port, u32_at(&stack, 0)), (MPLS_IN_UDP_PORT, 16 << 12 | 1 << 8 | 64));
+        assert_inner_tcp(SlicedPacket::from_ip(&stack[4..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+    }
+
+    #[test]
+    fn port_extender_and_backbone_service_tags() {
+        let frames = wrapped(&[Encap::VnTag { vif: 0x123 }]);
+        let (up, down) = (&frames[0].data, &frames[1].data);
+        assert_eq!((u16_at(up, 12), u32_at(up, 14), u16_at(up, 18)), (0x8926, 0x123, 0x0800), "source vif");
+        assert_eq!(u32_at(down, 14), 0x8123_0000, "direction bit, destination vif");
+
+        let frames = wrapped(&[Encap::ETag { ecid: 0xABC }]);
+        let (up, down) = (&frames[0].data, &frames[1].data);
+        assert_eq!((u16_at(up, 12), &up[14..20], u16_at(up, 20)), (0x893F, &[0x0A, 0xBC, 0, 0, 0, 0][..], 0x0800));
+        assert_eq!(down[14..20], [0, 0, 0x0A, 0xBC, 0, 0], "E-CID");
+
+        let frames = wrapped(&[Encap::Ethernet, Encap::Pbb { isid: 0x00AB_CDEF }]);
+        let data = &frames[0].data;
+        assert_eq!((u16_at(data, 12), u32_at(data, 14)), (0x88E7, 0x00AB_CDEF), "I-TAG: the I-SID");
+        assert_inner_tcp(SlicedPacket::from_ethernet(&data[18..]).unwrap(), CLIENT_PORT, b"a LOGIN u p\r\n");
+    }
+
+    #[test]
+    fn newer_encapsulations_refuse_what_they_cannot_carry() {
+        use PacketKind::{Ethernet, Ipv4, Mpls, Pppoe};
+        let carry = |layer, kind| ScriptError::CannotCarry { layer, kind };
+        let gtp = Encap::GtpU { ends: ends(), uplink_teid: 1, downlink_teid: 2, extension: false };
+        assert_eq!(wrap_error(&[Encap::Ethernet, gtp]), carry("GTP-U", Ethernet));
+        let l2tp = Encap::L2tp { ends: ends(), client_side_ids: (1, 1), server_side_ids: (2, 2), all_fields: false };
+        assert_eq!(wrap_error(&[Encap::Mpls { labels: vec![1] }, l2tp]), carry("L2TP", Mpls));
+        let pptp = Encap::Pptp { ends: ends(), client_call_id: 1, server_call_id: 2 };
+        assert_eq!(wrap_error(&[Encap::Ethernet, pptp]), carry("PPTP", Ethernet));
+        assert_eq!(wrap_error(&[Encap::Tzsp { ends: ends(), tags: false }]), carry("TZSP", Ipv4));
+        let gpe = Encap::VxlanGpe { ends: ends(), vni: 1 };
+        assert_eq!(wrap_error(&[Encap::Pppoe { session: 1 }, gpe]), carry("VXLAN-GPE", Pppoe));
+        assert_eq!(wrap_error(&[Encap::MplsInUdp { ends: ends() }]), carry("MPLS in UDP", Ipv4));
+        assert_eq!(wrap_error(&[Encap::Ethernet, Encap::VnTag { vif: 1 }]), carry("VN-Tag", Ethernet));
+        assert_eq!(wrap_error(&[Encap::Ethernet, Encap::ETag { ecid: 1 }]), carry("E-tag", Ethernet));
+        assert_eq!(wrap_error(&[Encap::Pbb { isid: 1 }]), carry("802.1ah", Ipv4));
+        let range = |field, value| ScriptError::OutOfRange { field, value };
+        assert_eq!(wrap_error(&[Encap::VnTag { vif: 1 << 12 }]), range("VN-Tag vif", 1 << 12));
+        assert_eq!(wrap_error(&[Encap::ETag { ecid: 1 << 12 }]), range("E-tag E-CID", 1 << 12));
+        assert_eq!(wrap_error(&[Encap::Ethernet, Encap::Pbb { isid: 1 << 24 }]), range("802.1ah I-SID", 1 << 24));
+        let gpe = Encap::VxlanGpe { ends: ends(), vni: 1 << 24 };
+        assert_eq!(wrap_error(&[gpe]), range("VXLAN-GPE VNI", 1 << 24));
     }
 }
