@@ -85,6 +85,21 @@ fn ends() -> TunnelEnds {
     TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 2])
 }
 
+/// GTP-U with different TEIDs each way, as the two ends assign them.
+fn gtp_u(ends: TunnelEnds, extension: bool) -> Encap {
+    Encap::GtpU { ends, uplink_teid: 0x0100_0001, downlink_teid: 0x0200_0002, extension }
+}
+
+/// L2TP with different tunnel and session ids each way, as the two ends assign them.
+fn l2tp(ends: TunnelEnds, all_fields: bool) -> Encap {
+    Encap::L2tp { ends, client_side_ids: (11, 12), server_side_ids: (21, 22), all_fields }
+}
+
+/// PPTP with different call ids each way, as the two ends assign them.
+fn pptp(ends: TunnelEnds) -> Encap {
+    Encap::Pptp { ends, client_call_id: 0x4001, server_call_id: 0x8002 }
+}
+
 /// Every encapsulation the decoder peels, as (name, VLAN ids, steps innermost first).
 fn encapsulations() -> Vec<(&'static str, Vec<u16>, Vec<Encap>)> {
     let gre = |key| Encap::Gre { ends: ends(), key, sequence: true, checksum: false };
@@ -123,7 +138,30 @@ fn encapsulations() -> Vec<(&'static str, Vec<u16>, Vec<Encap>)> {
         ("VXLAN in QinQ", vec![100, 200], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }]),
         ("PPPoE", vec![], vec![Encap::Pppoe { session: 0x1234 }]),
         ("PPPoE in 802.1Q", vec![7], vec![Encap::Pppoe { session: 1 }]),
+        ("GTP-U", vec![], vec![gtp_u(ends(), false)]),
+        ("GTP-U with an extension header", vec![], vec![gtp_u(ends(), true)]),
+        ("L2TP, PPP compressed", vec![], vec![l2tp(ends(), false)]),
+        ("L2TP with every optional field", vec![], vec![l2tp(ends(), true)]),
+        ("PPTP", vec![], vec![pptp(ends())]),
+        ("TZSP", vec![], vec![Encap::Ethernet, Encap::Tzsp { ends: ends(), tags: false }]),
+        ("TZSP with tags", vec![], vec![Encap::Ethernet, Encap::Tzsp { ends: ends(), tags: true }]),
+        ("VXLAN-GPE carrying IP", vec![], vec![Encap::VxlanGpe { ends: ends(), vni: 5 }]),
+        ("VXLAN-GPE carrying Ethernet", vec![], vec![Encap::Ethernet, Encap::VxlanGpe { ends: ends(), vni: 5 }]),
+        (
+            "VXLAN-GPE carrying MPLS",
+            vec![],
+            vec![Encap::Mpls { labels: vec![16] }, Encap::VxlanGpe { ends: ends(), vni: 5 }],
+        ),
+        ("MPLS in UDP", vec![], vec![Encap::Mpls { labels: vec![16, 17] }, Encap::MplsInUdp { ends: ends() }]),
+        ("VN-Tag", vec![], vec![Encap::VnTag { vif: 7 }]),
+        ("E-tag in 802.1Q", vec![10], vec![Encap::ETag { ecid: 9 }]),
+        ("802.1ah in a backbone VLAN", vec![20], vec![Encap::Ethernet, Encap::Pbb { isid: 0x01_0000 }]),
     ]
+}
+
+/// Encapsulations on the link that are not tunnels: the link's VLAN tags are the flow's.
+fn same_link_domain(encap: &Encap) -> bool {
+    matches!(encap, Encap::Pppoe { .. } | Encap::VnTag { .. } | Encap::ETag { .. })
 }
 
 fn wrapped(mut conversation: Conversation, vlans: &[u16], encaps: &[Encap]) -> Vec<CapturedFrame> {
@@ -142,8 +180,9 @@ fn a_login_inside_each_encapsulation_gives_one_alert_with_the_inner_endpoints() 
             let path = write(dir.path(), "tunnel.pcap", &wrapped(login, &vlans, &encaps));
             let alerts = alerts(&path, 2);
             assert_one_login(&alerts, port, outcome, name);
-            // PPPoE is a session on the same link, not a tunnel: the link's tags are the flow's.
-            if encaps.iter().all(|encap| matches!(encap, Encap::Pppoe { .. })) {
+            // PPPoE is a session on the same link, not a tunnel, and port extender tags are tags:
+            // the link's VLAN tags are the flow's.
+            if encaps.iter().all(same_link_domain) {
                 let expected = if vlans.is_empty() { Value::Null } else { serde_json::json!(vlans) };
                 assert_eq!(alerts[0]["vlan"], expected, "{name}");
             } else {
@@ -186,6 +225,36 @@ fn the_same_inner_connection_in_two_tunnels_or_vlans_gives_two_logins() {
             (vec![], vec![Encap::IpInIp { ends: other_ends }]),
         ),
         ("tunnelled or not", (vec![], vec![]), (vec![], vec![Encap::Ethernet, Encap::Vxlan { ends: ends(), vni: 1 }])),
+        ("GTP-U endpoints", (vec![], vec![gtp_u(ends(), false)]), (vec![], vec![gtp_u(other_ends, false)])),
+        ("L2TP endpoints", (vec![], vec![l2tp(ends(), false)]), (vec![], vec![l2tp(other_ends, true)])),
+        ("PPTP endpoints", (vec![], vec![pptp(ends())]), (vec![], vec![pptp(other_ends)])),
+        (
+            "TZSP sensors",
+            (vec![], vec![Encap::Ethernet, Encap::Tzsp { ends: ends(), tags: false }]),
+            (vec![], vec![Encap::Ethernet, Encap::Tzsp { ends: other_ends, tags: false }]),
+        ),
+        (
+            "VXLAN-GPE VNIs",
+            (vec![], vec![Encap::VxlanGpe { ends: ends(), vni: 1 }]),
+            (vec![], vec![Encap::VxlanGpe { ends: ends(), vni: 2 }]),
+        ),
+        (
+            "MPLS in UDP endpoints",
+            (vec![], vec![Encap::Mpls { labels: vec![16] }, Encap::MplsInUdp { ends: ends() }]),
+            (vec![], vec![Encap::Mpls { labels: vec![16] }, Encap::MplsInUdp { ends: other_ends }]),
+        ),
+        (
+            "802.1ah I-SIDs",
+            (vec![5], vec![Encap::Ethernet, Encap::Pbb { isid: 1 }]),
+            (vec![5], vec![Encap::Ethernet, Encap::Pbb { isid: 2 }]),
+        ),
+        ("VLANs around a VN-Tag", (vec![10], vec![Encap::VnTag { vif: 1 }]), (vec![11], vec![Encap::VnTag { vif: 1 }])),
+        ("VLANs around an E-tag", (vec![10], vec![Encap::ETag { ecid: 1 }]), (vec![11], vec![Encap::ETag { ecid: 1 }])),
+        (
+            "GTP-U or L2TP between the same ends",
+            (vec![], vec![gtp_u(ends(), false)]),
+            (vec![], vec![l2tp(ends(), false)]),
+        ),
     ];
     for (name, (vlans_a, encaps_a), (vlans_b, encaps_b)) in pairs {
         // Same addresses, ports, sequence numbers and timing; only the user names differ.
@@ -200,6 +269,71 @@ fn the_same_inner_connection_in_two_tunnels_or_vlans_gives_two_logins() {
             users.sort_unstable();
             assert_eq!(users, ["alice", "bobby"], "{name}, {threads} threads: {alerts:#?}");
             assert!(alerts.iter().all(|a| a["credential"]["outcome"] == "success"), "{name}");
+        }
+    }
+}
+
+/// The `decode` counters of a `--stats` run on `path`, and how many alerts it raised.
+fn decode_stats(path: &Path) -> (Value, usize) {
+    let output = Command::new(env!("CARGO_BIN_EXE_credwatch"))
+        .args(["read", "-f", "json", "--stats"])
+        .arg(path)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "credwatch failed: {}", String::from_utf8_lossy(&output.stderr));
+    let events: Vec<Value> =
+        String::from_utf8(output.stdout).unwrap().lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+    let stats = events.iter().find(|event| event["event_type"] == "stats").expect("a stats event");
+    let alerts = events.iter().filter(|event| event["event_type"] == "cleartext_credential").count();
+    (stats["decode"].clone(), alerts)
+}
+
+/// Frames cut short inside a tunnel's header, or whose header's first byte is mangled, give no
+/// alert and no panic, and each is counted as truncated, malformed or not TCP.
+#[test]
+fn broken_headers_of_the_newer_tunnels_are_counted_not_followed() {
+    const ETHERNET_IPV4: usize = 14 + 20;
+    const ETHERNET_IPV4_UDP: usize = ETHERNET_IPV4 + 8;
+    let dir = tempfile::tempdir().unwrap();
+    // Each encapsulation with where its header starts in the frame, and whether a first byte of
+    // 0xff breaks it (an MPLS label or a port extender tag may hold anything).
+    let cases: Vec<(&str, Vec<Encap>, usize, bool)> = vec![
+        ("GTP-U", vec![gtp_u(ends(), true)], ETHERNET_IPV4_UDP, true),
+        ("L2TP", vec![l2tp(ends(), true)], ETHERNET_IPV4_UDP, true),
+        ("PPTP", vec![pptp(ends())], ETHERNET_IPV4, true),
+        ("TZSP", vec![Encap::Ethernet, Encap::Tzsp { ends: ends(), tags: true }], ETHERNET_IPV4_UDP, true),
+        ("VXLAN-GPE", vec![Encap::VxlanGpe { ends: ends(), vni: 5 }], ETHERNET_IPV4_UDP, true),
+        (
+            "MPLS in UDP",
+            vec![Encap::Mpls { labels: vec![16] }, Encap::MplsInUdp { ends: ends() }],
+            ETHERNET_IPV4_UDP,
+            false,
+        ),
+        ("VN-Tag", vec![Encap::VnTag { vif: 7 }], 14, false),
+        ("E-tag", vec![Encap::ETag { ecid: 9 }], 14, false),
+        ("802.1ah", vec![Encap::Ethernet, Encap::Pbb { isid: 3 }], 14, false),
+    ];
+    for (name, encaps, header_at, first_byte_checked) in cases {
+        let whole = wrapped(pop3_login("alice"), &[], &encaps);
+        let mut variants = vec![(
+            "cut",
+            whole
+                .iter()
+                .map(|frame| CapturedFrame { data: frame.data[..header_at + 3].to_vec(), ..frame.clone() })
+                .collect(),
+        )];
+        if first_byte_checked {
+            let mut mangled = whole.clone();
+            mangled.iter_mut().for_each(|frame| frame.data[header_at] = 0xff);
+            variants.push(("mangled", mangled));
+        }
+        for (how, frames) in variants {
+            let (decode, alerts) = decode_stats(&write(dir.path(), "broken.pcap", &frames));
+            assert_eq!(alerts, 0, "{name}, {how}");
+            let counted: u64 =
+                ["truncated", "malformed", "not_tcp"].iter().map(|key| decode[key].as_u64().unwrap()).sum();
+            assert_eq!(counted, frames.len() as u64, "{name}, {how}: {decode:#}");
+            assert_eq!(decode["tunnelled_tcp"], 0, "{name}, {how}");
         }
     }
 }

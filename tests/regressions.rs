@@ -16,7 +16,7 @@ use std::path::Path;
 use credwatch::capture::{FileSource, LinkType};
 use credwatch::decode::{Decoded, Decoder};
 use credwatch::flow::FlowKey;
-use credwatch::pcapwriter::{write_pcap, write_pcapng, CapturedFrame, Conversation, Encap, Link, Side};
+use credwatch::pcapwriter::{write_pcap, write_pcapng, CapturedFrame, Conversation, Encap, Link, Side, TunnelEnds};
 use harness::SessionTarget;
 use support::*;
 
@@ -181,6 +181,43 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
             }
         })
         .chain([two_greetings_one_server(), login_over_pppoe(), login_in_wifi_aggregates()])
+        .chain(logins_through_newer_tunnels())
+        .collect()
+}
+
+/// A login through each of the tunnels and tags added with GTP-U, so that the decode and file
+/// targets start from inputs that reach their decoders.
+fn logins_through_newer_tunnels() -> Vec<Vec<CapturedFrame>> {
+    let ends = TunnelEnds::new([192, 0, 2, 1], [192, 0, 2, 2]);
+    let encapsulations: Vec<Vec<Encap>> = vec![
+        vec![Encap::GtpU { ends, uplink_teid: 1, downlink_teid: 2, extension: true }],
+        vec![Encap::L2tp { ends, client_side_ids: (1, 2), server_side_ids: (3, 4), all_fields: true }],
+        vec![Encap::L2tp { ends, client_side_ids: (1, 2), server_side_ids: (3, 4), all_fields: false }],
+        vec![Encap::Pptp { ends, client_call_id: 1, server_call_id: 2 }],
+        vec![Encap::Ethernet, Encap::Tzsp { ends, tags: true }],
+        vec![Encap::Mpls { labels: vec![16] }, Encap::VxlanGpe { ends, vni: 5 }],
+        vec![Encap::Ethernet, Encap::VxlanGpe { ends, vni: 5 }],
+        vec![Encap::Mpls { labels: vec![16, 17] }, Encap::MplsInUdp { ends }],
+        vec![Encap::VnTag { vif: 3 }, Encap::ETag { ecid: 4 }],
+        vec![Encap::Ethernet, Encap::Pbb { isid: 0x0001_0000 }],
+    ];
+    encapsulations
+        .into_iter()
+        .enumerate()
+        .map(|(index, encaps)| {
+            let mut conversation = Conversation::new((CLIENT, 43_000 + index as u16), (SERVER, 110));
+            for encap in encaps {
+                conversation.encap(encap);
+            }
+            conversation
+                .handshake()
+                .server(b"+OK ready\r\n")
+                .client(b"USER alice\r\nPASS pw-alice\r\n")
+                .server(b"+OK\r\n+OK\r\n")
+                .fin(Side::Client)
+                .frames()
+                .unwrap()
+        })
         .collect()
 }
 
