@@ -284,13 +284,17 @@ fn link_type_of(capture: &Capture<Active>) -> LinkType {
     LinkType(u32::try_from(capture.get_datalink().0).unwrap_or(u32::MAX))
 }
 
-/// The carriers of the encapsulations the decoder peels: VXLAN and GENEVE (UDP 4789 and Linux's
-/// 8472, 6081), Teredo (UDP 3544), GRE and ERSPAN (IP protocol 47), IP-in-IP (4, 41) and MPLS
-/// (EtherType 0x8847). Their inner packets cannot be filtered by port in BPF (libpcap's `mpls`
-/// keyword, for one, cannot be combined with `vlan`), so the carriers are let through whole.
+/// The carriers of the encapsulations the decoder peels: VXLAN, VXLAN-GPE and GENEVE (UDP 4789 and
+/// Linux's 8472, 4790, 6081), Teredo (UDP 3544), GTP-U (2152), L2TP (1701), TZSP (37008), MPLS in
+/// UDP (6635), GRE, ERSPAN and PPTP (IP protocol 47), IP-in-IP (4, 41), MPLS (EtherType 0x8847),
+/// VN-Tag (0x8926), 802.1BR E-tags (0x893F) and 802.1ah I-TAGs (0x88E7). Their inner packets
+/// cannot be filtered by port in BPF (libpcap's `mpls` keyword, for one, cannot be combined with
+/// `vlan`), so the carriers are let through whole.
 const TUNNEL_CARRIERS: &str =
-    "udp port 4789 or udp port 8472 or udp port 6081 or udp port 3544 or ip proto 47 or ip6 proto 47 \
-    or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41 or ether proto 0x8847";
+    "udp port 4789 or udp port 8472 or udp port 4790 or udp port 6081 or udp port 3544 or udp port 2152 \
+    or udp port 1701 or udp port 37008 or udp port 6635 or ip proto 47 or ip6 proto 47 \
+    or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41 \
+    or ether proto 0x8847 or ether proto 0x8926 or ether proto 0x893f or ether proto 0x88e7";
 
 /// Link types of 802.11 monitor interfaces, bare or behind a radio header (but PPI).
 const WIFI_MONITOR_LINKS: [LinkType; 4] =
@@ -418,6 +422,15 @@ mod tests {
         let mpls = [Encap::Mpls { labels: vec![16, 17] }];
         let ip_in_ip = [Encap::IpInIp { ends }];
         let pppoe = [Encap::Pppoe { session: 9 }];
+        let gtp_u = [Encap::GtpU { ends, uplink_teid: 1, downlink_teid: 2, extension: true }];
+        let l2tp = [Encap::L2tp { ends, client_side_ids: (1, 2), server_side_ids: (3, 4), all_fields: false }];
+        let pptp = [Encap::Pptp { ends, client_call_id: 1, server_call_id: 2 }];
+        let tzsp = [Encap::Ethernet, Encap::Tzsp { ends, tags: false }];
+        let vxlan_gpe = [Encap::VxlanGpe { ends, vni: 7 }];
+        let mpls_in_udp = [Encap::Mpls { labels: vec![16] }, Encap::MplsInUdp { ends }];
+        let vn_tag = [Encap::VnTag { vif: 3 }];
+        let e_tag = [Encap::ETag { ecid: 3 }];
+        let backbone = [Encap::Ethernet, Encap::Pbb { isid: 3 }];
         for (name, vlans, encaps) in [
             ("plain", &[][..], &[][..]),
             ("802.1Q", &[10], &[]),
@@ -428,6 +441,15 @@ mod tests {
             ("MPLS", &[], &mpls),
             ("MPLS in a VLAN", &[5], &mpls),
             ("IP-in-IP", &[], &ip_in_ip),
+            ("GTP-U", &[], &gtp_u),
+            ("L2TP", &[], &l2tp),
+            ("PPTP", &[], &pptp),
+            ("TZSP", &[], &tzsp),
+            ("VXLAN-GPE", &[], &vxlan_gpe),
+            ("MPLS in UDP", &[], &mpls_in_udp),
+            ("VN-Tag", &[], &vn_tag),
+            ("E-tag in a VLAN", &[5], &e_tag),
+            ("802.1ah in a backbone VLAN", &[5], &backbone),
         ] {
             assert!(passes(&filter, ethernet, &login(110, Link::Ethernet, vlans, encaps)), "{name}");
             assert!(!passes(&filter, ethernet, &login(80, Link::Ethernet, vlans, &[])), "web, {name}");
