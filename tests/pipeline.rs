@@ -155,13 +155,14 @@ fn encapsulations() -> Vec<(&'static str, Vec<u16>, Vec<Encap>)> {
         ("MPLS in UDP", vec![], vec![Encap::Mpls { labels: vec![16, 17] }, Encap::MplsInUdp { ends: ends() }]),
         ("VN-Tag", vec![], vec![Encap::VnTag { vif: 7 }]),
         ("E-tag in 802.1Q", vec![10], vec![Encap::ETag { ecid: 9 }]),
+        ("Cisco MetaData", vec![], vec![Encap::CiscoMetadata { client_sgt: 10, server_sgt: 20 }]),
         ("802.1ah in a backbone VLAN", vec![20], vec![Encap::Ethernet, Encap::Pbb { isid: 0x01_0000 }]),
     ]
 }
 
 /// Encapsulations on the link that are not tunnels: the link's VLAN tags are the flow's.
 fn same_link_domain(encap: &Encap) -> bool {
-    matches!(encap, Encap::Pppoe { .. } | Encap::VnTag { .. } | Encap::ETag { .. })
+    matches!(encap, Encap::Pppoe { .. } | Encap::VnTag { .. } | Encap::ETag { .. } | Encap::CiscoMetadata { .. })
 }
 
 fn wrapped(mut conversation: Conversation, vlans: &[u16], encaps: &[Encap]) -> Vec<CapturedFrame> {
@@ -251,6 +252,11 @@ fn the_same_inner_connection_in_two_tunnels_or_vlans_gives_two_logins() {
         ("VLANs around a VN-Tag", (vec![10], vec![Encap::VnTag { vif: 1 }]), (vec![11], vec![Encap::VnTag { vif: 1 }])),
         ("VLANs around an E-tag", (vec![10], vec![Encap::ETag { ecid: 1 }]), (vec![11], vec![Encap::ETag { ecid: 1 }])),
         (
+            "VLANs around Cisco MetaData",
+            (vec![10], vec![Encap::CiscoMetadata { client_sgt: 1, server_sgt: 2 }]),
+            (vec![11], vec![Encap::CiscoMetadata { client_sgt: 1, server_sgt: 2 }]),
+        ),
+        (
             "GTP-U or L2TP between the same ends",
             (vec![], vec![gtp_u(ends(), false)]),
             (vec![], vec![l2tp(ends(), false)]),
@@ -311,6 +317,7 @@ fn broken_headers_of_the_newer_tunnels_are_counted_not_followed() {
         ),
         ("VN-Tag", vec![Encap::VnTag { vif: 7 }], 14, false),
         ("E-tag", vec![Encap::ETag { ecid: 9 }], 14, false),
+        ("Cisco MetaData", vec![Encap::CiscoMetadata { client_sgt: 1, server_sgt: 2 }], 14, false),
         ("802.1ah", vec![Encap::Ethernet, Encap::Pbb { isid: 3 }], 14, false),
     ];
     for (name, encaps, header_at, first_byte_checked) in cases {

@@ -287,14 +287,15 @@ fn link_type_of(capture: &Capture<Active>) -> LinkType {
 /// The carriers of the encapsulations the decoder peels: VXLAN, VXLAN-GPE and GENEVE (UDP 4789 and
 /// Linux's 8472, 4790, 6081), Teredo (UDP 3544), GTP-U (2152), L2TP (1701), TZSP (37008), MPLS in
 /// UDP (6635), GRE, ERSPAN and PPTP (IP protocol 47), IP-in-IP (4, 41), MPLS (EtherType 0x8847),
-/// VN-Tag (0x8926), 802.1BR E-tags (0x893F) and 802.1ah I-TAGs (0x88E7). Their inner packets
+/// VN-Tag (0x8926), 802.1BR E-tags (0x893F), Cisco MetaData (0x8909) and 802.1ah I-TAGs (0x88E7).
+/// Their inner packets
 /// cannot be filtered by port in BPF (libpcap's `mpls` keyword, for one, cannot be combined with
 /// `vlan`), so the carriers are let through whole.
 const TUNNEL_CARRIERS: &str =
     "udp port 4789 or udp port 8472 or udp port 4790 or udp port 6081 or udp port 3544 or udp port 2152 \
     or udp port 1701 or udp port 37008 or udp port 6635 or ip proto 47 or ip6 proto 47 \
     or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41 \
-    or ether proto 0x8847 or ether proto 0x8926 or ether proto 0x893f or ether proto 0x88e7";
+    or ether proto 0x8847 or ether proto 0x8926 or ether proto 0x893f or ether proto 0x8909 or ether proto 0x88e7";
 
 /// Link types of 802.11 monitor interfaces, bare or behind a radio header (but PPI).
 const WIFI_MONITOR_LINKS: [LinkType; 4] =
@@ -430,6 +431,7 @@ mod tests {
         let mpls_in_udp = [Encap::Mpls { labels: vec![16] }, Encap::MplsInUdp { ends }];
         let vn_tag = [Encap::VnTag { vif: 3 }];
         let e_tag = [Encap::ETag { ecid: 3 }];
+        let cisco_metadata = [Encap::CiscoMetadata { client_sgt: 4, server_sgt: 5 }];
         let backbone = [Encap::Ethernet, Encap::Pbb { isid: 3 }];
         for (name, vlans, encaps) in [
             ("plain", &[][..], &[][..]),
@@ -449,6 +451,7 @@ mod tests {
             ("MPLS in UDP", &[], &mpls_in_udp),
             ("VN-Tag", &[], &vn_tag),
             ("E-tag in a VLAN", &[5], &e_tag),
+            ("Cisco MetaData", &[], &cisco_metadata),
             ("802.1ah in a backbone VLAN", &[5], &backbone),
         ] {
             assert!(passes(&filter, ethernet, &login(110, Link::Ethernet, vlans, encaps)), "{name}");

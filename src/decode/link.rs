@@ -31,6 +31,11 @@ const VN_TAG_LEN: usize = 4;
 /// and egress E-CIDs), then the frame's EtherType.
 const ETHERTYPE_E_TAG: u16 = 0x893f;
 const E_TAG_LEN: usize = 6;
+/// Cisco MetaData (TrustSec inline tagging, as Wireshark's packet-cisco-metadata.c reads it):
+/// version, length, option and the source's security group tag (SGT) in 6 bytes, then the
+/// frame's EtherType.
+const ETHERTYPE_CISCO_METADATA: u16 = 0x8909;
+const CISCO_METADATA_LEN: usize = 6;
 /// IEEE 802.1ah provider backbone bridging (802.1Q §9.7): the I-TAG's 4 bytes of tag control
 /// information, whose low 24 bits are the service instance id (I-SID), then the customer frame
 /// from its destination address on.
@@ -182,14 +187,15 @@ pub(super) fn ether_type<'a>(
         ETHERTYPE_PPPOE_SESSION => pppoe_session(data),
         ETHERTYPE_VN_TAG => port_extender_tag(data, VN_TAG_LEN, context),
         ETHERTYPE_E_TAG => port_extender_tag(data, E_TAG_LEN, context),
+        ETHERTYPE_CISCO_METADATA => port_extender_tag(data, CISCO_METADATA_LEN, context),
         ETHERTYPE_PBB_I_TAG => backbone_service(data, context),
         _ => Err(SkipReason::NotIp),
     }
 }
 
-/// A port extender's tag (VN-Tag, E-tag) and the EtherType after it. Its ids name the virtual
-/// port a frame enters or leaves by, different in each direction, so they are not kept: the
-/// frame stays in its VLANs.
+/// A port extender's tag (VN-Tag, E-tag) or Cisco MetaData, and the EtherType after it. Their ids
+/// name the virtual port a frame enters or leaves by, or the sender's security group, different
+/// in each direction, so they are not kept: the frame stays in its VLANs.
 fn port_extender_tag<'a>(data: &'a [u8], tag_len: usize, context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
     let ether_type = be_u16(data, tag_len).ok_or(SkipReason::Truncated)?;
     context.descend()?;

@@ -15,7 +15,8 @@
 //! VXLAN-GPE or GENEVE VNI, GRE key, ERSPAN session id or 802.1ah I-SID), and the stack starts
 //! empty for the inner frame. MPLS labels are not folded in: a connection's two directions travel
 //! on different label-switched paths, so labels would split it in two. Nor are GTP-U TEIDs, L2TP
-//! tunnel and session ids, PPTP call ids or port extender (VN-Tag, E-tag) ids, for the same
+//! tunnel and session ids, PPTP call ids, port extender (VN-Tag, E-tag) ids or Cisco MetaData
+//! security group tags, for the same
 //! reason: each packet carries the id its recipient chose, different each way.
 //!
 //! # Fragments
@@ -47,7 +48,7 @@ use link::Layer;
 use tunnel::TunnelContext;
 
 /// Encapsulation layers (MPLS stack, GRE, PPTP, ERSPAN, VXLAN, VXLAN-GPE, GENEVE, Teredo, GTP-U,
-/// L2TP, TZSP, MPLS in UDP, IP-in-IP, VN-Tag, E-tag, 802.1ah I-TAG) peeled before a frame is given
+/// L2TP, TZSP, MPLS in UDP, IP-in-IP, VN-Tag, E-tag, Cisco MetaData, 802.1ah I-TAG) peeled before a frame is given
 /// up as [`SkipReason::TunnelTooDeep`].
 pub const MAX_ENCAPSULATIONS: u8 = 8;
 
@@ -180,7 +181,7 @@ pub struct DecodeStats {
     pub tcp: u64,
     /// TCP segments that came out of a tunnel (GRE, PPTP, ERSPAN, VXLAN, VXLAN-GPE, GENEVE,
     /// Teredo, GTP-U, L2TP, TZSP, MPLS in UDP, IP-in-IP, an 802.1ah backbone service or an MPLS
-    /// pseudowire; MPLS labels, VN-Tags and E-tags alone are no tunnel).
+    /// pseudowire; MPLS labels, VN-Tags, E-tags and Cisco MetaData alone are no tunnel).
     pub tunnelled_tcp: u64,
     pub unsupported_link_type: u64,
     pub not_ip: u64,

@@ -1542,7 +1542,10 @@ fn port_extender_tags_keep_the_frame_in_its_vlans() {
     let inner = tag_then(0x893f, &[0; 6], 0x8100, &vlan_after);
     let frame = tagged(&[(0x8100, 11)], 0x893f, &inner[14..]);
     assert_eq!(decode_tcp(LinkType::ETHERNET, &frame).vlan, [11, 12]);
-    for (tag_protocol, whole_tag) in [(0x8926, 4), (0x893f, 6)] {
+    // Cisco MetaData: version 1, length 1, the SGT option, the sender's security group 42.
+    let cmd = decode_tcp(LinkType::ETHERNET, &tag_then(0x8909, &[1, 1, 0, 1, 0, 42], 0x0800, &v4));
+    assert_eq!((cmd.tunnel, cmd.payload.as_slice()), (0, LINE));
+    for (tag_protocol, whole_tag) in [(0x8926, 4), (0x893f, 6), (0x8909, 6)] {
         let cut = tag_then(tag_protocol, &vec![0; whole_tag], 0x0800, &[]);
         assert_eq!(decode(LinkType::ETHERNET, &cut[..cut.len() - 1]), Err(SkipReason::Truncated));
     }

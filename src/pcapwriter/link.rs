@@ -313,6 +313,7 @@ fn ether_type(kind: PacketKind, link: &'static str) -> Result<u16, ScriptError> 
         PacketKind::Pppoe => Ok(0x8864),
         PacketKind::VnTagged => Ok(0x8926),
         PacketKind::ETagged => Ok(0x893F),
+        PacketKind::CiscoMetadataTagged => Ok(0x8909),
         PacketKind::BackboneService => Ok(0x88E7),
         PacketKind::Ethernet => Err(ScriptError::CannotCarry { layer: link, kind }),
     }
@@ -328,6 +329,7 @@ fn ip_only(kind: PacketKind, link: &'static str) -> Result<bool, ScriptError> {
         | PacketKind::Pppoe
         | PacketKind::VnTagged
         | PacketKind::ETagged
+        | PacketKind::CiscoMetadataTagged
         | PacketKind::BackboneService => Err(ScriptError::CannotCarry { layer: link, kind }),
     }
 }

@@ -35,6 +35,8 @@ pub enum PacketKind {
     VnTagged,
     /// An 802.1BR E-tag followed by the EtherType of what it tags.
     ETagged,
+    /// Cisco MetaData followed by the EtherType of what it tags.
+    CiscoMetadataTagged,
     /// An 802.1ah I-TAG followed by a customer's Ethernet frame.
     BackboneService,
 }
@@ -50,6 +52,7 @@ impl PacketKind {
             PacketKind::Pppoe => PPPOE_SESSION,
             PacketKind::VnTagged => VN_TAG,
             PacketKind::ETagged => E_TAG,
+            PacketKind::CiscoMetadataTagged => CISCO_METADATA,
             PacketKind::BackboneService => PBB_I_TAG,
         }
     }
@@ -168,6 +171,8 @@ pub enum Encap {
     VnTag { vif: u16 },
     /// An 802.1BR E-tag: the client's frames carry `ecid` as ingress E-CID, the server's as E-CID.
     ETag { ecid: u16 },
+    /// Cisco MetaData (TrustSec inline tagging): each side's frames carry its security group tag.
+    CiscoMetadata { client_sgt: u16, server_sgt: u16 },
     /// 802.1ah provider backbone bridging: an I-TAG with service instance `isid` before the
     /// customer's frame (which it must carry), its addresses included.
     Pbb { isid: u32 },
@@ -212,6 +217,10 @@ const TZSP_RX_FRAME_LENGTH: u8 = 41;
 const VXLAN_GPE_FLAGS: u8 = 0x0C;
 const VN_TAG: u16 = 0x8926;
 const E_TAG: u16 = 0x893F;
+const CISCO_METADATA: u16 = 0x8909;
+/// Cisco MetaData's version (1) and length (1) as switches send them, then its one option, the
+/// SGT (type 1), whose two bytes follow.
+const CISCO_METADATA_HEAD: [u8; 4] = [1, 1, 0, 1];
 const PBB_I_TAG: u16 = 0x88E7;
 /// VN-Tag direction bit: set on frames going down to the port extender.
 const VN_TAG_TO_EXTENDER: u32 = 1 << 31;
@@ -482,6 +491,14 @@ impl Encap {
                 };
                 let [_, _, tag @ ..] = tag.to_be_bytes();
                 tagged(&inner, "E-tag", &tag, PacketKind::ETagged)
+            }
+            Encap::CiscoMetadata { client_sgt, server_sgt } => {
+                let sgt = match from {
+                    Side::Client => client_sgt,
+                    Side::Server => server_sgt,
+                };
+                let tag = [&CISCO_METADATA_HEAD[..], &sgt.to_be_bytes()].concat();
+                tagged(&inner, "Cisco MetaData", &tag, PacketKind::CiscoMetadataTagged)
             }
             Encap::Pbb { isid } => {
                 require_ethernet(&inner, "802.1ah")?;
@@ -1189,6 +1206,11 @@ mod tests {
         let (up, down) = (&frames[0].data, &frames[1].data);
         assert_eq!((u16_at(up, 12), &up[14..20], u16_at(up, 20)), (0x893F, &[0x0A, 0xBC, 0, 0, 0, 0][..], 0x0800));
         assert_eq!(down[14..20], [0, 0, 0x0A, 0xBC, 0, 0], "E-CID");
+
+        let frames = wrapped(&[Encap::CiscoMetadata { client_sgt: 42, server_sgt: 7 }]);
+        let (up, down) = (&frames[0].data, &frames[1].data);
+        assert_eq!((u16_at(up, 12), &up[14..20], u16_at(up, 20)), (0x8909, &[1, 1, 0, 1, 0, 42][..], 0x0800));
+        assert_eq!(u16_at(down, 18), 7, "the server's SGT");
 
         let frames = wrapped(&[Encap::Ethernet, Encap::Pbb { isid: 0x00AB_CDEF }]);
         let data = &frames[0].data;
