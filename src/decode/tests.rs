@@ -1452,14 +1452,35 @@ fn tzsp_tags_until_the_end_tag() {
         (tzsp(0, 1, &[41, 200, 0], &[]), SkipReason::Truncated),
         (tzsp(0, 1, &[0, 0, 0], &[]), SkipReason::Truncated),
         (tzsp(0, 1, &[], &[]), SkipReason::Truncated),
-        // A keepalive; 802.11 frames.
+        // A keepalive; a token ring frame.
         (tzsp(4, 1, &[1], &[]), SkipReason::NotTcp),
-        (tzsp(0, 18, &[1], &frame), SkipReason::NotTcp),
+        (tzsp(0, 2, &[1], &frame), SkipReason::NotTcp),
         (version_two, SkipReason::Malformed),
     ];
     for (index, (payload, reason)) in cases.iter().enumerate() {
         assert_eq!(decode(LinkType::ETHERNET, &over(payload)), Err(*reason), "case {index}");
     }
+}
+
+#[test]
+fn tzsp_streams_of_wireless_sensors_and_raw_ip() {
+    let over = |payload: &[u8]| over_udp(TUNNEL_A, TUNNEL_B, 37008, payload);
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let wifi = wifi_frame(0x88, 0x01, &[0x05, 0], &snap(0, 0x0800, &v4));
+    let ethernet_tunnel = decode_tcp(LinkType::ETHERNET, &over(&tzsp(0, 1, &[1], &ethernet(0x0800, &v4)))).tunnel;
+    for (name, encapsulation, frame) in [
+        ("raw IP", 7, v4.clone()),
+        ("802.11", 18, wifi.clone()),
+        ("Prism", 119, prism(false, &wifi)),
+        ("radiotap", 126, radiotap(&wifi)),
+        ("AVS", 127, avs(&wifi)),
+    ] {
+        let packet = decode_tcp(LinkType::ETHERNET, &over(&tzsp(0, encapsulation, &[1], &frame)));
+        assert_eq!((packet.payload.as_slice(), packet.tunnel), (LINE, ethernet_tunnel), "{name}");
+    }
+    // What the sensor heard encrypted stays unread.
+    let protected = wifi_frame(0x88, 0x41, &[0x05, 0], &[0; 64]);
+    assert_eq!(decode(LinkType::ETHERNET, &over(&tzsp(0, 18, &[1], &protected))), Err(SkipReason::Encrypted));
 }
 
 fn vxlan_gpe(flags: u8, next_protocol: u8, vni: u32, inner: &[u8]) -> Vec<u8> {

@@ -15,6 +15,7 @@ use etherparse::UdpHeaderSlice;
 
 use super::ip::IpPacket;
 use super::link::{self, be_u16, be_u32, Layer, ETHERTYPE_MPLS_UNICAST};
+use super::wifi;
 use super::{SkipReason, VlanStack, MAX_ENCAPSULATIONS};
 
 const GRE_CHECKSUM_PRESENT: u16 = 0x8000;
@@ -103,14 +104,19 @@ const L2TP_OFFSET_SIZE_LEN: usize = 2;
 
 /// TZSP, the TaZmen Sniffer Protocol (Network Chemistry's application note AN001, as
 /// Wireshark's packet-tzsp.c reads it), which MikroTik's packet sniffer streams to UDP 37008:
-/// version 1, a type (0: received, 1: transmitted), the encapsulation (1: Ethernet), tagged
-/// fields up to the END tag (padding and END are one byte, the others a type, a length and
-/// that many bytes), then the frame.
+/// version 1, a type (0: received, 1: transmitted), the encapsulation (1: Ethernet, 7: raw IP,
+/// 18: 802.11, 119: Prism, 126: radiotap, 127: AVS), tagged fields up to the END tag (padding and
+/// END are one byte, the others a type, a length and that many bytes), then the frame.
 const TZSP_PORT: u16 = 37008;
 const TZSP_VERSION: u8 = 1;
 const TZSP_RECEIVED: u8 = 0;
 const TZSP_TRANSMITTED: u8 = 1;
 const TZSP_ETHERNET: u16 = 1;
+const TZSP_RAW_IP: u16 = 7;
+const TZSP_IEEE_802_11: u16 = 18;
+const TZSP_IEEE_802_11_PRISM: u16 = 119;
+const TZSP_IEEE_802_11_RADIOTAP: u16 = 126;
+const TZSP_IEEE_802_11_AVS: u16 = 127;
 const TZSP_HEADER_LEN: usize = 4;
 const TZSP_TAG_PADDING: u8 = 0;
 const TZSP_TAG_END: u8 = 1;
@@ -419,16 +425,26 @@ fn l2tp<'a>(data: &'a [u8], outer: &IpPacket<'_>, context: &mut TunnelContext) -
     Ok(inner)
 }
 
-/// TZSP: a frame a remote sensor received or sent, behind the header and its tagged fields. Other
-/// packet types (configuration, keepalive, port opener) and encapsulations (802.11 and its radio
-/// headers, token ring…) are not followed.
+/// TZSP: a frame a remote sensor received or sent, behind the header and its tagged fields:
+/// Ethernet, raw IP, or 802.11 bare or behind a Prism, radiotap or AVS header (a wireless sensor's
+/// frames, read as the capture of a monitor interface is). Other packet types (configuration,
+/// keepalive, port opener) and encapsulations (token ring, FDDI…) are not followed.
 fn tzsp<'a>(data: &'a [u8], outer: &IpPacket<'_>, context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {
     let [version, packet_type] = *data.first_chunk::<2>().ok_or(SkipReason::Truncated)?;
     if version != TZSP_VERSION {
         return Err(SkipReason::Malformed);
     }
     let encapsulation = be_u16(data, 2).ok_or(SkipReason::Truncated)?;
-    if !matches!(packet_type, TZSP_RECEIVED | TZSP_TRANSMITTED) || encapsulation != TZSP_ETHERNET {
+    let followed = matches!(
+        encapsulation,
+        TZSP_ETHERNET
+            | TZSP_RAW_IP
+            | TZSP_IEEE_802_11
+            | TZSP_IEEE_802_11_PRISM
+            | TZSP_IEEE_802_11_RADIOTAP
+            | TZSP_IEEE_802_11_AVS
+    );
+    if !matches!(packet_type, TZSP_RECEIVED | TZSP_TRANSMITTED) || !followed {
         return Err(SkipReason::NotTcp);
     }
     let mut offset = TZSP_HEADER_LEN;
@@ -444,7 +460,14 @@ fn tzsp<'a>(data: &'a [u8], outer: &IpPacket<'_>, context: &mut TunnelContext) -
     }
     let frame = data.get(offset + 1..).ok_or(SkipReason::Truncated)?;
     context.enter(TunnelKind::Tzsp, outer, 0)?;
-    Ok(Layer::Ethernet(frame))
+    match encapsulation {
+        TZSP_RAW_IP => Ok(Layer::Ip(frame)),
+        TZSP_IEEE_802_11 => wifi::ieee802_11(frame),
+        TZSP_IEEE_802_11_PRISM => wifi::ieee802_11(wifi::after_prism_or_avs(frame)?),
+        TZSP_IEEE_802_11_RADIOTAP => wifi::radiotap(frame),
+        TZSP_IEEE_802_11_AVS => wifi::ieee802_11(wifi::after_avs(frame)?),
+        _ => Ok(Layer::Ethernet(frame)),
+    }
 }
 
 /// VXLAN-GPE: VXLAN's header with a version and a next-protocol byte (present when P is set),
