@@ -287,15 +287,15 @@ fn link_type_of(capture: &Capture<Active>) -> LinkType {
 /// The carriers of the encapsulations the decoder peels: VXLAN, VXLAN-GPE and GENEVE (UDP 4789 and
 /// Linux's 8472, 4790, 6081), Teredo (UDP 3544), GTP-U (2152), L2TP (1701), TZSP (37008), MPLS in
 /// UDP (6635), GRE, ERSPAN and PPTP (IP protocol 47), IP-in-IP (4, 41), MPLS (EtherType 0x8847),
-/// VN-Tag (0x8926), 802.1BR E-tags (0x893F), Cisco MetaData (0x8909) and 802.1ah I-TAGs (0x88E7).
-/// Their inner packets
-/// cannot be filtered by port in BPF (libpcap's `mpls` keyword, for one, cannot be combined with
-/// `vlan`), so the carriers are let through whole.
+/// PPPoE sessions (0x8864), VN-Tag (0x8926), 802.1BR E-tags (0x893F), Cisco MetaData (0x8909) and
+/// 802.1ah I-TAGs (0x88E7). Their inner packets cannot be filtered by port in one expression with
+/// the VLAN branches (libpcap's `mpls` keyword cannot be combined with `vlan`, and `pppoes`, like
+/// `vlan`, shifts the offsets of everything after it), so the carriers are let through whole.
 const TUNNEL_CARRIERS: &str =
     "udp port 4789 or udp port 8472 or udp port 4790 or udp port 6081 or udp port 3544 or udp port 2152 \
     or udp port 1701 or udp port 37008 or udp port 6635 or ip proto 47 or ip6 proto 47 \
     or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41 \
-    or ether proto 0x8847 or ether proto 0x8926 or ether proto 0x893f or ether proto 0x8909 or ether proto 0x88e7";
+    or ether proto 0x8847 or ether proto 0x8864 or ether proto 0x8926 or ether proto 0x893f or ether proto 0x8909 or ether proto 0x88e7";
 
 /// Link types of 802.11 monitor interfaces, bare or behind a radio header (but PPI).
 const WIFI_MONITOR_LINKS: [LinkType; 4] =
@@ -472,11 +472,14 @@ mod tests {
             frame.data[36..38].copy_from_slice(&8472u16.to_be_bytes());
         }
         assert!(passes(&filter, ethernet, &on_linux_port));
-        // PPPoE needs a filter of its own (libpcap's `pppoes`, like `vlan`, shifts the offsets of
-        // everything after it, so it cannot join the default one): docs/deployment.md gives it.
+        // PPPoE sessions go through whole, in VLANs too; the tighter filter docs/deployment.md
+        // gives for a link that is all PPPoE keeps only their mail.
         let login_over_pppoe = login(110, Link::Ethernet, &[], &pppoe);
-        assert!(!passes(&filter, ethernet, &login_over_pppoe));
-        assert!(passes("pppoes and (tcp port 110 or tcp port 143)", ethernet, &login_over_pppoe));
+        assert!(passes(&filter, ethernet, &login_over_pppoe));
+        assert!(passes(&filter, ethernet, &login(110, Link::Ethernet, &[7], &pppoe)), "PPPoE in a VLAN");
+        let tighter = "pppoes and (tcp port 110 or tcp port 143)";
+        assert!(passes(tighter, ethernet, &login_over_pppoe));
+        assert!(!passes(tighter, ethernet, &login(80, Link::Ethernet, &[], &pppoe)));
         assert!(passes(&default_filter(&mail_ports(), true), ethernet, &login(80, Link::Ethernet, &[10], &[])));
     }
 
