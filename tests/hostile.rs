@@ -29,6 +29,25 @@ fn overlap_with_different_bytes_keeps_the_first_copy_and_raises_an_anomaly() {
     assert_eq!(report.engine.flow.reassembly.overlaps_differing, 1);
 }
 
+/// A connection picked up midway (no handshake) whose side's first captured segment is a
+/// keepalive probe: its garbage byte is not the start of that side's stream.
+#[test]
+fn a_keepalive_first_on_a_connection_picked_up_midway_hides_nothing() {
+    for keepalive_from in [Side::Client, Side::Server] {
+        let mut conversation = Conversation::new((CLIENT, 40_000), (SERVER, 110));
+        conversation.link(Link::RawIp).keepalive(keepalive_from).server(b"+OK POP3 ready\r\n");
+        conversation.keepalive(Side::Client).client(b"USER alice\r\n").server(b"+OK\r\n");
+        conversation.client(b"PASS secret-1\r\n").server(b"+OK logged in\r\n");
+        let (events, _) = run_frames(&conversation.frames().unwrap(), &full_usernames());
+        assert_eq!(logins(&events), [pop3_success("alice", 8)], "{keepalive_from:?}");
+        let greeting = events.iter().find_map(|event| match event {
+            credwatch::alert::Event::Credential(alert) => alert.server.greeting.clone(),
+            _ => None,
+        });
+        assert_eq!(greeting.as_deref(), Some("+OK POP3 ready"), "{keepalive_from:?}");
+    }
+}
+
 #[test]
 fn differing_overlaps_are_counted_each_and_reported_once_per_flow() {
     let mut conversation = Conversation::new((CLIENT, 40_000), (SERVER, 110));

@@ -262,7 +262,17 @@ impl StreamReassembler {
             return;
         }
         stats.segments += 1;
-        let origin = *self.origin.get_or_insert(seq);
+        let origin = match self.origin {
+            Some(origin) => origin,
+            // A stream picked up midway whose first segment is a lone NUL: a keepalive probe (see
+            // below) from a side that sat idle, not its first byte (mail protocols are text). The
+            // stream starts at the next segment, which follows it.
+            None if payload == [0] => {
+                stats.retransmissions += 1;
+                return;
+            }
+            None => *self.origin.insert(seq),
+        };
         let next_seq = origin.wrapping_add(self.next_offset as u32);
         let ahead = seq::diff(seq, next_seq);
         if ahead == -1 && payload.len() == 1 {
@@ -874,6 +884,20 @@ mod tests {
         h.seg(at(4), b"ef");
         assert_eq!(h.stats.overlaps_differing, 1, "same bytes are no evasion");
         assert_eq!(h.stats.retransmissions, 1);
+    }
+
+    #[test]
+    fn a_keepalive_first_does_not_start_a_stream_picked_up_midway() {
+        let mut h = Harness::new(ReassemblyLimits::default());
+        h.seg(at(9), b"\0");
+        assert_eq!((h.reassembler.first_seq(), h.stats.retransmissions), (None, 1));
+        h.seg(at(10), b"a1 LOGIN");
+        assert_eq!(h.take(), [data(b"a1 LOGIN")]);
+        // A lone byte of text does start one.
+        let mut h = Harness::new(ReassemblyLimits::default());
+        h.seg(at(9), b"a");
+        h.seg(at(10), b"1 LOGIN");
+        assert_eq!(h.take(), [data(b"a1 LOGIN")]);
     }
 
     #[test]

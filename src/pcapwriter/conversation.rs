@@ -298,6 +298,14 @@ impl Conversation {
         self
     }
 
+    /// A keepalive probe from `from` as BSD and Windows stacks send it (RFC 9293 §3.8.4): the byte
+    /// before its next one, a garbage NUL, ACK only; the stream does not move.
+    pub fn keepalive(&mut self, from: Side) -> &mut Self {
+        let peer = from.peer();
+        self.push(from, self.next_seq(from).wrapping_sub(1), self.next_seq(peer), Flags::ACK, vec![0]);
+        self
+    }
+
     /// Abortive close: one RST from `from`.
     pub fn rst(&mut self, from: Side) -> &mut Self {
         let peer = from.peer();
