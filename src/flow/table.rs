@@ -962,6 +962,14 @@ fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
 }
 
 fn note_close_flags<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>) {
+    // Bytes after a reset: the endpoints ignored it (one in the window but not where the stream
+    // stood, which RFC 5961 answers with a challenge ACK), and the flow lives on instead of
+    // ending a closing timeout after it, the rest of its login read as a connection picked up
+    // midway.
+    let only_reset = flow.closing && !flow.fin.iter().all(|fin| *fin);
+    if only_reset && !packet.payload.is_empty() && !packet.flags.rst() {
+        flow.closing = false;
+    }
     if packet.flags.fin() {
         if let Some(fin) = flow.fin.get_mut(side.index()) {
             *fin = true;
@@ -1447,6 +1455,18 @@ mod tests {
         }
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"]);
         assert_eq!(table.stats.flows_created, 1);
+
+        // One in the window that the endpoints ignore: the login goes on after it, seconds later.
+        let (mut table, mut handler) = greeted();
+        let [user, rest @ ..] = login();
+        table.process(&acking(false, TcpFlags::RST, 508 + 1_000, 0, b""), at(1), &mut handler);
+        table.process(&user, at(1), &mut handler);
+        table.expire(at(4), &mut handler);
+        for packet in rest {
+            table.process(&packet, at(4), &mut handler);
+        }
+        assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"]);
+        assert_eq!((table.stats.flows_created, table.stats.flows_timed_out), (1, 0));
 
         // One where the sender's stream stands closes it.
         let (mut table, mut handler) = greeted();
