@@ -216,8 +216,9 @@ pub struct LiveArgs {
     /// one output thread.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
-    /// Segments each worker's queue holds (1 to 1048576), in batches of up to 1024 (a batch
-    /// leaves early when the capture is idle); past it the capture drops (counted as queue_drops).
+    /// Segments each worker's queue holds (1 to 1048576), in N/1024 batches of up to 1024
+    /// segments or 256 KiB (a batch may leave before it is full); past it the capture drops
+    /// (counted as queue_drops).
     #[arg(long, default_value_t = DEFAULT_QUEUE_SEGMENTS, value_name = "N", value_parser = queue_size)]
     pub queue_size: usize,
     /// Seconds between `stats` events (and log lines); 0: only at exit.

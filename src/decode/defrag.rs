@@ -24,6 +24,9 @@ const MAX_DATAGRAM_LEN: u32 = 65_535;
 const FRAGMENT_UNIT: usize = 8;
 /// Expired datagrams are looked for at most this often (packet time).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
+/// A frame stamped more than this after the last sweep may be a clock glitch: it sweeps nothing
+/// alone (see [`Defragmenter::expire`]).
+const SWEEP_JUMP: Duration = Duration::from_secs(60);
 
 /// Bounds on the memory and time fragment reassembly may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -154,6 +157,9 @@ pub(super) struct Defragmenter {
     /// The last completed datagram, lent out by [`Defragmenter::insert`].
     completed: Vec<u8>,
     last_sweep: Timestamp,
+    /// The last sweep's time was taken from a frame stamped more than [`SWEEP_JUMP`] after the
+    /// sweep before, without sweeping (see [`Defragmenter::expire`]).
+    jumped: bool,
     arrivals: u64,
 }
 
@@ -175,13 +181,20 @@ impl Defragmenter {
 
     /// Drops datagrams whose first fragment is older than the timeout (checked at most once per
     /// [`SWEEP_INTERVAL`] of packet time; a sweep stamped later than `now`, by a frame stamped far
-    /// ahead or a file read before an older one, does not count).
+    /// ahead or a file read before an older one, does not count). One frame stamped far ahead (a
+    /// clock glitch) would time every datagram out: the first frame more than [`SWEEP_JUMP`] on
+    /// only moves the sweep's time, and the next sweeps if it is as far on (a gap in the capture).
     pub fn expire(&mut self, now: Timestamp, stats: &mut DecodeStats) {
         let swept_lately = self.last_sweep <= now && now.saturating_since(self.last_sweep) < SWEEP_INTERVAL;
         if self.pending.is_empty() || swept_lately {
             return;
         }
+        let far_on = now.saturating_since(self.last_sweep) > SWEEP_JUMP;
         self.last_sweep = now;
+        if far_on && !std::mem::replace(&mut self.jumped, true) {
+            return;
+        }
+        self.jumped = false;
         let timeout = self.limits.timeout;
         let mut freed = 0;
         self.pending.retain(|_, datagram| {

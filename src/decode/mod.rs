@@ -38,6 +38,7 @@ mod wifi;
 mod tests;
 
 use std::net::IpAddr;
+use std::ops::Range;
 
 use crate::capture::{Frame, LinkType};
 
@@ -256,11 +257,19 @@ pub struct Decoder {
     skips_warned: Vec<SkipReason>,
     /// IP fragments overlapping with different bytes were warned about.
     fragment_overlap_warned: bool,
-    /// Where the subframes of the latest frame not read yet start, when it was an aggregate
-    /// (802.11 A-MSDU) of several packets (see [`Decoder::decode_next`]).
-    aggregate_rest: Option<usize>,
+    /// The subframes of the latest frame not read yet, when it was an aggregate (802.11 A-MSDU)
+    /// of several packets (see [`Decoder::decode_next`]).
+    aggregate_rest: Option<AggregateRest>,
     /// Packets come out without their VLAN ids (see [`Decoder::ignoring_vlans`]).
     ignore_vlans: bool,
+}
+
+/// Where an aggregate's subframes not read yet lie in the frame, and the encapsulations around
+/// them (an aggregate a wireless sensor streamed through a tunnel): each is peeled from there.
+#[derive(Clone, Debug)]
+struct AggregateRest {
+    span: Range<usize>,
+    context: TunnelContext,
 }
 
 /// Different unsupported link types warned about at most (a capture has one per interface).
@@ -299,7 +308,7 @@ impl Decoder {
             }
         }
         let first = link::first_layer(frame.link_type, frame.data);
-        self.peel_from(frame, first)
+        self.peel_from(frame, first, TunnelContext::default())
     }
 
     /// The next packet of the frame [`decode`](Self::decode) was given last, when that frame was
@@ -307,17 +316,17 @@ impl Decoder {
     /// after `decode`, with the same frame.
     #[inline]
     pub fn decode_next<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Decoded<'a>> {
-        let offset = self.aggregate_rest.take()?;
-        Some(self.decode_subframes(frame, offset))
+        let AggregateRest { span, context } = self.aggregate_rest.take()?;
+        let rest = frame.data.get(span).ok_or(SkipReason::Truncated);
+        Some(self.peel_from(frame, rest.map(Layer::Aggregate), context))
     }
 
-    /// The aggregate's subframes from `offset` in the frame on.
-    fn decode_subframes<'a>(&'a mut self, frame: &Frame<'a>, offset: usize) -> Decoded<'a> {
-        let rest = frame.data.get(offset..).ok_or(SkipReason::Truncated);
-        self.peel_from(frame, rest.map(Layer::Aggregate))
-    }
-
-    fn peel_from<'a>(&'a mut self, frame: &Frame<'a>, first: Result<Layer<'a>, SkipReason>) -> Decoded<'a> {
+    fn peel_from<'a>(
+        &'a mut self,
+        frame: &Frame<'a>,
+        first: Result<Layer<'a>, SkipReason>,
+        context: TunnelContext,
+    ) -> Decoded<'a> {
         let Decoder {
             stats,
             defrag,
@@ -328,7 +337,7 @@ impl Decoder {
             aggregate_rest,
             ignore_vlans,
         } = self;
-        let result = first.and_then(|layer| peel(frame, layer, defrag, stats, aggregate_rest));
+        let result = first.and_then(|layer| peel(frame, layer, context, defrag, stats, aggregate_rest));
         if stats.fragment_overlaps_differing > 0 && !*fragment_overlap_warned {
             *fragment_overlap_warned = true;
             warn_fragment_overlap();
@@ -450,16 +459,16 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
 /// on the newly completed datagram. Each round enters a tunnel before it meets another IP layer,
 /// so [`MAX_ENCAPSULATIONS`] bounds the rounds.
 ///
-/// An aggregate's first subframe is peeled, and where the others start is left in
-/// `aggregate_rest` (an offset in the frame).
+/// An aggregate's first subframe is peeled, and where the others lie is left in
+/// `aggregate_rest`.
 fn peel<'a>(
     frame: &Frame<'a>,
     layer: Layer<'a>,
+    mut context: TunnelContext,
     defrag: &'a mut Defragmenter,
     stats: &mut DecodeStats,
-    aggregate_rest: &mut Option<usize>,
+    aggregate_rest: &mut Option<AggregateRest>,
 ) -> Result<TcpPacket<'a>, SkipReason> {
-    let mut context = TunnelContext::default();
     let (fragment_packet, fragment) = match peel_layers(frame, layer, &mut context, aggregate_rest)? {
         Peeled::Tcp(packet) => return Ok(packet),
         Peeled::Fragment(packet, fragment) => (packet, fragment),
@@ -507,14 +516,18 @@ fn peel_layers<'b>(
     frame: &Frame<'_>,
     mut layer: Layer<'b>,
     context: &mut TunnelContext,
-    aggregate_rest: &mut Option<usize>,
+    aggregate_rest: &mut Option<AggregateRest>,
 ) -> Result<Peeled<'b>, SkipReason> {
     loop {
         let ip_bytes = match layer {
             Layer::Aggregate(subframes) => {
                 let (msdu, rest) = wifi::split_subframe(subframes)?;
-                // The subframes are the frame's tail: their offset is what precedes them.
-                *aggregate_rest = (!rest.is_empty()).then(|| frame.data.len().saturating_sub(rest.len()));
+                // The others are read later from the frame. Those of an aggregate that came out
+                // of a reassembled datagram (a sensor's stream fragmented on the way) do not lie
+                // in the frame, and are not read.
+                *aggregate_rest = span_in(frame.data, rest)
+                    .filter(|span| !span.is_empty())
+                    .map(|span| AggregateRest { span, context: *context });
                 layer = wifi::llc_snap(msdu)?;
                 continue;
             }
@@ -545,13 +558,21 @@ fn peel_layers<'b>(
     }
 }
 
+/// Where `part` lies in `whole`, when it is a part of it rather than bytes elsewhere (addresses
+/// compared, nothing read through them).
+fn span_in(whole: &[u8], part: &[u8]) -> Option<Range<usize>> {
+    let start = (part.as_ptr() as usize).checked_sub(whole.as_ptr() as usize)?;
+    let end = start.checked_add(part.len())?;
+    (end <= whole.len()).then_some(start..end)
+}
+
 /// Peels a reassembled datagram, whose IP header was `header`'s, on from its payload.
 fn peel_datagram<'b>(
     frame: &Frame<'_>,
     header: &IpPacket<'_>,
     datagram: &'b [u8],
     context: &mut TunnelContext,
-    aggregate_rest: &mut Option<usize>,
+    aggregate_rest: &mut Option<AggregateRest>,
 ) -> Result<Peeled<'b>, SkipReason> {
     let packet = ip::reassembled(header, datagram)?;
     match above_ip(&packet, context)? {

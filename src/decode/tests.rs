@@ -74,7 +74,9 @@ fn general_walk(data: &[u8]) -> Result<Seen, SkipReason> {
     let mut defrag = Defragmenter::default();
     let mut stats = DecodeStats::default();
     let mut aggregate_rest = None;
-    peel(&frame_at(LinkType::ETHERNET, data, 0), Layer::Ethernet(data), &mut defrag, &mut stats, &mut aggregate_rest)
+    let frame = frame_at(LinkType::ETHERNET, data, 0);
+    let context = TunnelContext::default();
+    peel(&frame, Layer::Ethernet(data), context, &mut defrag, &mut stats, &mut aggregate_rest)
         .map(|packet| seen(&packet))
 }
 
@@ -1483,6 +1485,23 @@ fn tzsp_streams_of_wireless_sensors_and_raw_ip() {
     assert_eq!(decode(LinkType::ETHERNET, &over(&tzsp(0, 18, &[1], &protected))), Err(SkipReason::Encrypted));
 }
 
+#[test]
+fn every_packet_of_an_aggregate_a_sensor_streamed_keeps_its_tunnel() {
+    let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let v6 = snap(0, 0x86dd, &ipv6_tcp(CLIENT6, SERVER6, LINE));
+    let aggregate = wifi_frame(0x88, 0x01, &[0x80, 0], &amsdu(&[&v4, &v6, &v4]));
+    let streamed = over_udp(TUNNEL_A, TUNNEL_B, 37008, &tzsp(0, 18, &[1], &aggregate));
+    let mut decoder = Decoder::new();
+    let all = decode_all(&mut decoder, LinkType::ETHERNET, &streamed);
+    assert_eq!(all.len(), 3, "{all:?}");
+    let tunnels: Vec<u64> = all.iter().map(|packet| packet.as_ref().unwrap().tunnel).collect();
+    assert!(tunnels[0] != 0 && tunnels.iter().all(|tunnel| *tunnel == tunnels[0]), "{tunnels:?}");
+    // Trailing bytes after the datagram (an Ethernet trailer) are no subframe.
+    let mut trailed = streamed.clone();
+    trailed.extend_from_slice(&[0; 6]);
+    assert_eq!(decode_all(&mut decoder, LinkType::ETHERNET, &trailed), all);
+}
+
 fn vxlan_gpe(flags: u8, next_protocol: u8, vni: u32, inner: &[u8]) -> Vec<u8> {
     let mut out = vec![flags, 0, 0, next_protocol];
     out.extend_from_slice(&(vni << 8).to_be_bytes());
@@ -1789,10 +1808,19 @@ fn fragment_reassembly_times_out_on_packet_time() {
 fn fragment_reassembly_still_times_out_after_a_frame_stamped_far_ahead() {
     let first_of = |id| ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), id, 64).swap_remove(0);
     let mut decoder = Decoder::new();
-    for (id, secs) in [(6, 0), (7, 1_000_000_000), (8, 40), (9, 80)] {
+    for (id, secs) in [(6, 0), (7, 1_000_000_000)] {
         assert_eq!(decode_at(&mut decoder, LinkType::RAW, &first_of(id), secs), Err(SkipReason::IpFragment));
     }
-    assert_eq!(decoder.stats.fragments_timed_out, 2, "at the glitch, then on the capture's time");
+    assert_eq!(decoder.stats.fragments_timed_out, 0, "not at the glitch");
+    for (id, secs) in [(8, 40), (9, 80)] {
+        assert_eq!(decode_at(&mut decoder, LinkType::RAW, &first_of(id), secs), Err(SkipReason::IpFragment));
+    }
+    assert_eq!(decoder.stats.fragments_timed_out, 2, "on the capture's time after it");
+    // A gap in the capture: the first frame past it sweeps nothing, the next one does.
+    for (id, secs) in [(10, 10_000), (11, 10_001)] {
+        assert_eq!(decode_at(&mut decoder, LinkType::RAW, &first_of(id), secs), Err(SkipReason::IpFragment));
+    }
+    assert_eq!(decoder.stats.fragments_timed_out, 3);
 }
 
 #[test]

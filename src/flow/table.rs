@@ -499,7 +499,9 @@ impl<H: FlowHandler> FlowTable<H> {
             }
         }
         let limits = self.limits;
-        self.swept_at = Some(now);
+        // Stamped with the packet's time, within a sweep interval of the table's: a tick in the
+        // same interval then counts this pass as its own.
+        self.swept_at = Some(packet_ts.clamp(now, now.saturating_add(SWEEP_INTERVAL)));
         let flows = self.flows.len();
         let mut ages: Vec<(EvictionClass, Timestamp, u64)> = self
             .flows
@@ -1700,6 +1702,25 @@ mod tests {
         table.process(&packet(5_000, true, SYN, 1, b""), at(300_000_000), &mut handler);
         assert_eq!(table.stats.flows_timed_out, 0, "idle on the table's time, not the glitch's");
         assert_eq!((table.stats.flows_evicted, table.len()), (2, 15));
+    }
+
+    #[test]
+    fn a_pass_to_make_room_counts_for_the_tick_in_its_interval() {
+        let limits = FlowLimits { max_flows: 16, ..FlowLimits::default() };
+        let mut table = FlowTable::new(limits);
+        let mut handler = StopAtData::default();
+        table.process(&packet(999, true, ACK, 1, b"x"), at(0), &mut handler);
+        table.expire(at(600), &mut handler);
+        let half_past = Timestamp::from_secs_nanos(1_600, 500_000_000);
+        for port in 0..16 {
+            table.process(&packet(1_000 + port, true, SYN, 1, b""), half_past, &mut handler);
+        }
+        assert!(table.stats.flows_evicted > 0, "the flood made room");
+        // Port 999, idle 601 s at 601 s, waits for the next pass (a flood costs one a second).
+        table.expire(at(601), &mut handler);
+        assert_eq!(table.stats.flows_timed_out, 0);
+        table.expire(at(602), &mut handler);
+        assert_eq!(table.stats.flows_timed_out, 1);
     }
 
     #[test]

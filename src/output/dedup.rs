@@ -219,9 +219,11 @@ impl<S: Sink> Sink for Dedup<S> {
     }
 
     /// The end of a run: the repeats held back go out before the closing postures.
+    /// The outputs hear it first: the repeats held back are closing records too, and wait for
+    /// room as the others do (see [`WhenFull`](super::WhenFull)).
     fn end_of_events(&mut self) -> io::Result<()> {
-        self.close_all()?;
-        self.inner.end_of_events()
+        self.inner.end_of_events()?;
+        self.close_all()
     }
 
     fn room(&self) -> usize {
@@ -271,6 +273,9 @@ mod tests {
         repeats: Vec<RepeatSummary>,
         postures: usize,
         finished: bool,
+        /// Heard `end_of_events`, and repeats that came after it.
+        events_over: bool,
+        repeats_after_end: usize,
     }
 
     impl Sink for Recorder {
@@ -282,10 +287,15 @@ mod tests {
         }
         fn repeat(&mut self, summary: &RepeatSummary) -> io::Result<()> {
             self.repeats.push(summary.clone());
+            self.repeats_after_end += usize::from(self.events_over);
             Ok(())
         }
         fn posture(&mut self, _posture: &crate::posture::ServerPosture) -> io::Result<()> {
             self.postures += 1;
+            Ok(())
+        }
+        fn end_of_events(&mut self) -> io::Result<()> {
+            self.events_over = true;
             Ok(())
         }
         fn finish(&mut self, _servers: &[ServerReport], _unread: &[String]) -> io::Result<()> {
@@ -382,6 +392,7 @@ mod tests {
         dedup.end_of_events().unwrap();
         let [repeat] = dedup.inner.repeats.as_slice() else { panic!("one summary at the end") };
         assert_eq!(repeat.repeat_count, 2);
+        assert_eq!(dedup.inner.repeats_after_end, 1, "a closing record: the outputs heard the end first");
     }
 
     fn some_posture() -> crate::posture::ServerPosture {

@@ -54,6 +54,9 @@ pub enum WhenFull {
 /// [`Sink::room`] keeps one slot in this many of the queue for alerts: the live inventory never
 /// fills them.
 const ALERTS_KEEP_ONE_SLOT_IN: usize = 10;
+/// Live, the closing records wait for room this long at most (all of them together): a
+/// destination that delivers slowly must not hold the stop past a supervisor's patience.
+const CLOSING_WAIT: Duration = Duration::from_secs(10);
 /// How long a record waiting for room sleeps between looks at whether the destination failed.
 const ROOM_POLL: Duration = Duration::from_millis(50);
 
@@ -106,6 +109,10 @@ pub struct QueuedSink {
     /// Records dropped for a full queue at the last warning about it (0: none yet).
     drops_warned: u64,
     when_full: WhenFull,
+    /// When records stop waiting for room (live, from the end of events on).
+    wait_until: Option<Instant>,
+    /// [`CLOSING_WAIT`] (shorter in tests).
+    closing_wait: Duration,
 }
 
 impl QueuedSink {
@@ -149,6 +156,8 @@ impl QueuedSink {
             worker: Some(worker),
             drops_warned: 0,
             when_full,
+            wait_until: None,
+            closing_wait: CLOSING_WAIT,
         })
     }
 
@@ -175,7 +184,8 @@ impl QueuedSink {
             }
         };
         if self.when_full == WhenFull::Wait {
-            while !self.shared.failing.load(Ordering::Relaxed) {
+            let in_time = |until: &Option<Instant>| until.is_none_or(|until| Instant::now() < until);
+            while !self.shared.failing.load(Ordering::Relaxed) && in_time(&self.wait_until) {
                 match sender.send_timeout(message, ROOM_POLL) {
                     Ok(()) => return,
                     Err(SendTimeoutError::Timeout(back)) => message = back,
@@ -234,13 +244,22 @@ impl Sink for QueuedSink {
         Ok(())
     }
 
-    /// The capture is over: the closing postures and summary wait for room (see [`WhenFull`]).
+    /// The capture is over: the closing postures and summary wait for room (see [`WhenFull`]),
+    /// live for [`CLOSING_WAIT`] at most.
     fn end_of_events(&mut self) -> io::Result<()> {
-        self.when_full = WhenFull::Wait;
+        if self.when_full == WhenFull::Drop {
+            self.when_full = WhenFull::Wait;
+            self.wait_until = Some(Instant::now() + self.closing_wait);
+        }
         Ok(())
     }
 
+    /// A destination that is failing sets no pace: what does not fit its queue is dropped anyway,
+    /// and the other outputs go on.
     fn room(&self) -> usize {
+        if self.shared.failing.load(Ordering::Relaxed) {
+            return usize::MAX;
+        }
         let Some(sender) = &self.sender else { return 0 };
         let capacity = sender.capacity().unwrap_or(usize::MAX);
         capacity.saturating_sub(sender.len()).saturating_sub(capacity / ALERTS_KEEP_ONE_SLOT_IN)
@@ -809,6 +828,38 @@ mod tests {
 
     #[test]
     fn room_is_what_the_queue_can_take_less_a_tenth_kept_for_alerts() {
+        /// Holds each record until told to go on (or let go).
+        struct Gated(Receiver<()>);
+        impl Transport for Gated {
+            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+                let _ = self.0.recv();
+                Ok(())
+            }
+            fn close(&mut self) {}
+        }
+        let (open, gate) = crossbeam_channel::unbounded();
+        let transport = Box::new(Gated(gate));
+        let mut sink =
+            QueuedSink::with_transport("gated".to_string(), transport, encoder(Format::Json), None, 20, WhenFull::Drop)
+                .unwrap();
+        assert_eq!(sink.room(), 18);
+        for _ in 0..10 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        // The thread holds one record at the gate, or is about to take it.
+        assert!((8..=9).contains(&sink.room()), "{}", sink.room());
+        for _ in 0..20 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        assert_eq!(sink.room(), 0);
+        drop(open);
+        sink.finish(&[], &[]).unwrap();
+        assert_eq!(sink.room(), 0, "closed");
+    }
+
+    /// A destination that fails drops what does not fit: it holds no other output back.
+    #[test]
+    fn a_failing_destination_sets_no_pace() {
         struct Stuck;
         impl Transport for Stuck {
             fn send(&mut self, _message: &[u8]) -> io::Result<()> {
@@ -825,18 +876,43 @@ mod tests {
             WhenFull::Drop,
         )
         .unwrap();
-        assert_eq!(sink.room(), 18);
-        for _ in 0..10 {
+        for _ in 0..30 {
             sink.event(&sample_alert()).unwrap();
         }
-        // The thread holds one record for its retries, or is about to take it.
-        assert!((8..=9).contains(&sink.room()), "{}", sink.room());
-        for _ in 0..20 {
-            sink.event(&sample_alert()).unwrap();
-        }
-        assert_eq!(sink.room(), 0);
+        assert!(eventually(|| sink.room() == usize::MAX), "{}", sink.room());
         sink.finish(&[], &[]).unwrap();
-        assert_eq!(sink.room(), 0, "closed");
+    }
+
+    /// Live, the closing records wait for room, but not past the closing wait: a destination that
+    /// delivers slowly does not hold the stop.
+    #[test]
+    fn live_closing_records_wait_a_bounded_time() {
+        struct Slow;
+        impl Transport for Slow {
+            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+                std::thread::sleep(Duration::from_millis(50));
+                Ok(())
+            }
+            fn close(&mut self) {}
+        }
+        let mut sink = QueuedSink::with_transport(
+            "slow".to_string(),
+            Box::new(Slow),
+            encoder(Format::Json),
+            None,
+            4,
+            WhenFull::Drop,
+        )
+        .unwrap();
+        sink.closing_wait = Duration::from_millis(300);
+        sink.end_of_events().unwrap();
+        for _ in 0..60 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        sink.finish(&[], &[]).unwrap();
+        let stats = sink.stats();
+        assert_eq!(stats.written + stats.dropped_queue_full, 60, "{stats:?}");
+        assert!(stats.written >= 4 && stats.dropped_queue_full > 0, "waited, then gave up: {stats:?}");
     }
 
     /// Waiting for room ends when the destination fails: it may stay down for long.

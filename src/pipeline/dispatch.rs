@@ -220,6 +220,8 @@ struct Beyond {
     frames: usize,
     /// The frames' timestamp nearest the capture's time.
     nearest: Timestamp,
+    /// The latest frame's: the packets of one frame (an 802.11 aggregate's) count once.
+    latest: Timestamp,
 }
 
 impl Clock {
@@ -242,12 +244,14 @@ impl Clock {
         }
         let ahead = period > current;
         let run = match self.beyond {
+            Some(run) if run.ahead == ahead && run.latest == ts => return None,
             Some(run) if run.ahead == ahead => Beyond {
                 ahead,
                 frames: run.frames + 1,
                 nearest: if ahead { run.nearest.min(ts) } else { run.nearest.max(ts) },
+                latest: ts,
             },
-            _ => Beyond { ahead, frames: 1, nearest: ts },
+            _ => Beyond { ahead, frames: 1, nearest: ts, latest: ts },
         };
         if run.frames < JUMP_FRAMES {
             self.beyond = Some(run);
@@ -544,6 +548,17 @@ mod tests {
         assert_eq!(clock.tick_due(secs(301)), None);
         assert_eq!(clock.tick_due(secs(302)), Some(secs(302)), "back to the latest of them");
         assert_eq!(clock.tick_due(secs(303)), Some(secs(303)));
+    }
+
+    #[test]
+    fn the_packets_of_one_glitched_frame_count_once() {
+        let mut clock = Clock::default();
+        clock.tick_due(secs(1_000));
+        for _ in 0..5 {
+            assert_eq!(clock.tick_due(secs(9_000_000)), None, "an aggregate's packets, one timestamp");
+        }
+        assert_eq!(clock.tick_due(secs(1_000)), None);
+        assert_eq!(clock.tick_due(secs(1_001)), Some(secs(1_001)));
     }
 
     #[test]
