@@ -185,8 +185,10 @@ impl Defragmenter {
     /// clock glitch) would time every datagram out: the first frame more than [`SWEEP_JUMP`] on
     /// only moves the sweep's time, and the next sweeps if it is as far on (a gap in the capture).
     pub fn expire(&mut self, now: Timestamp, stats: &mut DecodeStats) {
-        let swept_lately = self.last_sweep <= now && now.saturating_since(self.last_sweep) < SWEEP_INTERVAL;
-        if self.pending.is_empty() || swept_lately {
+        if self.pending.is_empty() {
+            return;
+        }
+        if self.last_sweep <= now && now.saturating_since(self.last_sweep) < SWEEP_INTERVAL {
             return;
         }
         let far_on = now.saturating_since(self.last_sweep) > SWEEP_JUMP;
