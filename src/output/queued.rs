@@ -578,6 +578,54 @@ mod tests {
         QueuedSink::start(&spec, encoder(spec.format.unwrap_or(default)), WhenFull::Drop).unwrap()
     }
 
+    /// A destination that never accepts anything.
+    struct Stuck;
+
+    impl Transport for Stuck {
+        fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+            Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
+        }
+        fn close(&mut self) {}
+    }
+
+    /// A destination that takes a record every `delay`, counting them.
+    struct Slow {
+        delay: Duration,
+        delivered: Arc<AtomicU64>,
+    }
+
+    impl Slow {
+        fn every(delay: Duration) -> Slow {
+            Slow { delay, delivered: Arc::default() }
+        }
+    }
+
+    impl Transport for Slow {
+        fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+            std::thread::sleep(self.delay);
+            self.delivered.fetch_add(1, Ordering::Relaxed);
+            Ok(())
+        }
+        fn close(&mut self) {}
+    }
+
+    /// Holds each record until told to go on (or let go).
+    struct Gated(Receiver<()>);
+
+    impl Transport for Gated {
+        fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+            let _ = self.0.recv();
+            Ok(())
+        }
+        fn close(&mut self) {}
+    }
+
+    /// A JSON sink to `transport` behind a queue of `capacity` records.
+    fn queued(transport: impl Transport + 'static, capacity: usize, when_full: WhenFull) -> QueuedSink {
+        let name = "test".to_string();
+        QueuedSink::with_transport(name, Box::new(transport), encoder(Format::Json), None, capacity, when_full).unwrap()
+    }
+
     /// Waits (a few seconds at most) until `done` holds.
     fn eventually(mut done: impl FnMut() -> bool) -> bool {
         let until = Instant::now() + Duration::from_secs(5);
@@ -756,23 +804,7 @@ mod tests {
 
     #[test]
     fn a_full_queue_drops_and_counts_instead_of_blocking() {
-        /// A destination that never accepts anything.
-        struct Stuck;
-        impl Transport for Stuck {
-            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
-            }
-            fn close(&mut self) {}
-        }
-        let mut sink = QueuedSink::with_transport(
-            "stuck".to_string(),
-            Box::new(Stuck),
-            encoder(Format::Json),
-            None,
-            4,
-            WhenFull::Drop,
-        )
-        .unwrap();
+        let mut sink = queued(Stuck, 4, WhenFull::Drop);
         let started = Instant::now();
         for _ in 0..20 {
             sink.event(&sample_alert()).unwrap();
@@ -786,32 +818,20 @@ mod tests {
         let mut counters = Vec::new();
         sink.output_stats(&mut counters);
         let [counters] = counters.as_slice() else { panic!("one output") };
-        assert_eq!((counters.name.as_str(), counters.dropped_queue_full), ("stuck", stats.dropped_queue_full));
+        assert_eq!((counters.name.as_str(), counters.dropped_queue_full), ("test", stats.dropped_queue_full));
     }
 
     /// A destination slower than the records come: reading files, they wait for room instead of
     /// being dropped; live, they are dropped.
     #[test]
     fn a_full_queue_waits_for_a_destination_that_delivers_when_told_to() {
-        /// Takes a record every millisecond.
-        struct Slow(Arc<AtomicU64>);
-        impl Transport for Slow {
-            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
-                std::thread::sleep(Duration::from_millis(1));
-                self.0.fetch_add(1, Ordering::Relaxed);
-                Ok(())
-            }
-            fn close(&mut self) {}
-        }
         // Live, the closing records wait too: the capture is over.
         for (when_full, events_over, all_delivered) in
             [(WhenFull::Wait, false, true), (WhenFull::Drop, false, false), (WhenFull::Drop, true, true)]
         {
-            let delivered = Arc::new(AtomicU64::new(0));
-            let transport = Box::new(Slow(Arc::clone(&delivered)));
-            let mut sink =
-                QueuedSink::with_transport("slow".to_string(), transport, encoder(Format::Json), None, 4, when_full)
-                    .unwrap();
+            let slow = Slow::every(Duration::from_millis(1));
+            let delivered = Arc::clone(&slow.delivered);
+            let mut sink = queued(slow, 4, when_full);
             if events_over {
                 sink.end_of_events().unwrap();
             }
@@ -828,20 +848,8 @@ mod tests {
 
     #[test]
     fn room_is_what_the_queue_can_take_less_a_tenth_kept_for_alerts() {
-        /// Holds each record until told to go on (or let go).
-        struct Gated(Receiver<()>);
-        impl Transport for Gated {
-            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
-                let _ = self.0.recv();
-                Ok(())
-            }
-            fn close(&mut self) {}
-        }
         let (open, gate) = crossbeam_channel::unbounded();
-        let transport = Box::new(Gated(gate));
-        let mut sink =
-            QueuedSink::with_transport("gated".to_string(), transport, encoder(Format::Json), None, 20, WhenFull::Drop)
-                .unwrap();
+        let mut sink = queued(Gated(gate), 20, WhenFull::Drop);
         assert_eq!(sink.room(), 18);
         for _ in 0..10 {
             sink.event(&sample_alert()).unwrap();
@@ -860,22 +868,7 @@ mod tests {
     /// A destination that fails drops what does not fit: it holds no other output back.
     #[test]
     fn a_failing_destination_sets_no_pace() {
-        struct Stuck;
-        impl Transport for Stuck {
-            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
-            }
-            fn close(&mut self) {}
-        }
-        let mut sink = QueuedSink::with_transport(
-            "stuck".to_string(),
-            Box::new(Stuck),
-            encoder(Format::Json),
-            None,
-            20,
-            WhenFull::Drop,
-        )
-        .unwrap();
+        let mut sink = queued(Stuck, 20, WhenFull::Drop);
         for _ in 0..30 {
             sink.event(&sample_alert()).unwrap();
         }
@@ -887,23 +880,7 @@ mod tests {
     /// delivers slowly does not hold the stop.
     #[test]
     fn live_closing_records_wait_a_bounded_time() {
-        struct Slow;
-        impl Transport for Slow {
-            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
-                std::thread::sleep(Duration::from_millis(50));
-                Ok(())
-            }
-            fn close(&mut self) {}
-        }
-        let mut sink = QueuedSink::with_transport(
-            "slow".to_string(),
-            Box::new(Slow),
-            encoder(Format::Json),
-            None,
-            4,
-            WhenFull::Drop,
-        )
-        .unwrap();
+        let mut sink = queued(Slow::every(Duration::from_millis(50)), 4, WhenFull::Drop);
         sink.closing_wait = Duration::from_millis(300);
         sink.end_of_events().unwrap();
         for _ in 0..60 {
@@ -918,22 +895,7 @@ mod tests {
     /// Waiting for room ends when the destination fails: it may stay down for long.
     #[test]
     fn records_waiting_for_room_give_up_when_the_destination_fails() {
-        struct Stuck;
-        impl Transport for Stuck {
-            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
-            }
-            fn close(&mut self) {}
-        }
-        let mut sink = QueuedSink::with_transport(
-            "stuck".to_string(),
-            Box::new(Stuck),
-            encoder(Format::Json),
-            None,
-            4,
-            WhenFull::Wait,
-        )
-        .unwrap();
+        let mut sink = queued(Stuck, 4, WhenFull::Wait);
         let started = Instant::now();
         for _ in 0..20 {
             sink.event(&sample_alert()).unwrap();
@@ -949,13 +911,6 @@ mod tests {
     #[test]
     fn a_full_queue_warns_again_each_time_its_drops_doubled() {
         /// A destination that takes nothing, ever.
-        struct Stuck;
-        impl Transport for Stuck {
-            fn send(&mut self, _message: &[u8]) -> io::Result<()> {
-                Err(io::Error::new(io::ErrorKind::TimedOut, "stuck"))
-            }
-            fn close(&mut self) {}
-        }
         /// The log, as text.
         #[derive(Clone, Default)]
         struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
@@ -971,15 +926,7 @@ mod tests {
         let log = Log::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
-        let mut sink = QueuedSink::with_transport(
-            "stuck".to_string(),
-            Box::new(Stuck),
-            encoder(Format::Json),
-            None,
-            1,
-            WhenFull::Drop,
-        )
-        .unwrap();
+        let mut sink = queued(Stuck, 1, WhenFull::Drop);
         tracing::subscriber::with_default(subscriber, || {
             for _ in 0..70 {
                 sink.event(&sample_alert()).unwrap();

@@ -305,17 +305,11 @@ pub(super) fn push_ethernet(
     Ok(())
 }
 
+/// The EtherType a link layer announces `kind` with; a frame is no link layer's payload.
 fn ether_type(kind: PacketKind, link: &'static str) -> Result<u16, ScriptError> {
     match kind {
-        PacketKind::Ipv4 => Ok(0x0800),
-        PacketKind::Ipv6 => Ok(0x86DD),
-        PacketKind::Mpls => Ok(0x8847),
-        PacketKind::Pppoe => Ok(0x8864),
-        PacketKind::VnTagged => Ok(0x8926),
-        PacketKind::ETagged => Ok(0x893F),
-        PacketKind::CiscoMetadataTagged => Ok(0x8909),
-        PacketKind::BackboneService => Ok(0x88E7),
         PacketKind::Ethernet => Err(ScriptError::CannotCarry { layer: link, kind }),
+        kind => Ok(kind.ether_type()),
     }
 }
 

@@ -43,7 +43,7 @@ pub enum PacketKind {
 
 impl PacketKind {
     /// EtherType announcing this kind (GRE and GENEVE reuse EtherTypes as protocol types).
-    fn ether_type(self) -> u16 {
+    pub(super) fn ether_type(self) -> u16 {
         match self {
             PacketKind::Ipv4 => 0x0800,
             PacketKind::Ipv6 => 0x86DD,
