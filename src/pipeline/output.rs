@@ -444,7 +444,7 @@ mod tests {
 
     /// Three exposed servers, then `messages`; the sink has room for four records at a time.
     /// Returns the server reports and the postures written.
-    fn inventory_with_room_for_four(messages: &[OutputMsg]) -> (usize, usize) {
+    fn inventory_with_room_for_four(messages: Vec<OutputMsg>) -> (usize, usize) {
         let (sender, receiver) = crossbeam_channel::unbounded();
         for (n, serial) in (1..=3u8).zip(0..) {
             let mut alert = crate::output::text::tests::sample_alert();
@@ -455,12 +455,7 @@ mod tests {
             sender.send(OutputMsg::Events { worker: 0, events, done_below: serial + 1 }).unwrap();
         }
         for message in messages {
-            let copy = match message {
-                OutputMsg::Inventory => OutputMsg::Inventory,
-                OutputMsg::Tick(now) => OutputMsg::Tick(*now),
-                _ => unreachable!("inventories and ticks only"),
-            };
-            sender.send(copy).unwrap();
+            sender.send(message).unwrap();
         }
         drop(sender);
         let mut probe = Probe { room: Some(4), ..Probe::default() };
@@ -474,13 +469,13 @@ mod tests {
         let closing = 3;
         // Room for three reports and one posture, then the run ends: the rest is replaced by the
         // closing postures.
-        assert_eq!(inventory_with_room_for_four(&[OutputMsg::Inventory]), (3, 1 + closing));
+        assert_eq!(inventory_with_room_for_four(vec![OutputMsg::Inventory]), (3, 1 + closing));
         // A tick later, the other two postures.
         let tick = OutputMsg::Tick(Timestamp(1));
-        assert_eq!(inventory_with_room_for_four(&[OutputMsg::Inventory, tick]), (3, 3 + closing));
+        assert_eq!(inventory_with_room_for_four(vec![OutputMsg::Inventory, tick]), (3, 3 + closing));
         // A new inventory replaces what the last one still had to write.
-        let messages = [OutputMsg::Inventory, OutputMsg::Inventory, OutputMsg::Tick(Timestamp(1))];
-        assert_eq!(inventory_with_room_for_four(&messages), (3 + 3, 1 + 3 + closing));
+        let messages = vec![OutputMsg::Inventory, OutputMsg::Inventory, OutputMsg::Tick(Timestamp(1))];
+        assert_eq!(inventory_with_room_for_four(messages), (3 + 3, 1 + 3 + closing));
     }
 
     #[test]
