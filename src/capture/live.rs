@@ -295,7 +295,8 @@ const TUNNEL_CARRIERS: &str =
     "udp port 4789 or udp port 8472 or udp port 4790 or udp port 6081 or udp port 3544 or udp port 2152 \
     or udp port 1701 or udp port 37008 or udp port 6635 or ip proto 47 or ip6 proto 47 \
     or ip proto 4 or ip proto 41 or ip6 proto 4 or ip6 proto 41 \
-    or ether proto 0x8847 or ether proto 0x8864 or ether proto 0x8926 or ether proto 0x893f or ether proto 0x8909 or ether proto 0x88e7";
+    or ether proto 0x8847 or ether proto 0x8864 or ether proto 0x8926 or ether proto 0x893f \
+    or ether proto 0x8909 or ether proto 0x88e7";
 
 /// Link types of 802.11 monitor interfaces, bare or behind a radio header (but PPI).
 const WIFI_MONITOR_LINKS: [LinkType; 4] =

@@ -6,8 +6,10 @@
 //! and once it is full new records are dropped and counted rather than letting the sensor stall.
 //! A full queue in front of a destination that delivers is a burst (the closing inventory of tens
 //! of thousands of servers): reading files, the record waits for room ([`WhenFull::Wait`]); live,
-//! it is dropped and counted all the same ([`WhenFull::Drop`]: the capture never waits). At exit the thread gets one more try; what it still cannot deliver is
-//! dropped and counted. Files are written in batches, flushed at least every second and at exit.
+//! it is dropped and counted all the same ([`WhenFull::Drop`]: the capture never waits), but for
+//! the closing records, which wait a few seconds. At exit the thread gets one more try; what it
+//! still cannot deliver is dropped and counted. Files are written in batches, flushed at least
+//! every second and at exit.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
