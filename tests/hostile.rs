@@ -568,6 +568,7 @@ fn flows_still_time_out_after_a_frame_stamped_far_ahead() {
         credwatch::pcapwriter::interleave([login, background.frames().unwrap(), vec![syn_at(50_001, 100)]]);
     let glitch_at = frames.iter().position(|frame| frame.ts > glitch_after).unwrap();
     frames.insert(glitch_at, glitch_frame);
+    let mut single = Vec::new();
     for threads in [1, 2] {
         let mut config = full_usernames();
         config.threads = threads;
@@ -575,6 +576,11 @@ fn flows_still_time_out_after_a_frame_stamped_far_ahead() {
         assert_eq!(logins(&events), [pop3_success("alice", 8)], "threads {threads}");
         // The login (idle after its last reply) and the probe (never answered) timed out.
         assert_eq!(report.engine.flow.flows_timed_out, 2, "threads {threads}");
+        if threads == 1 {
+            single = events;
+        } else {
+            assert_eq!(events, single, "the same events in the same order whatever the threads");
+        }
     }
 }
 
@@ -596,6 +602,7 @@ fn flows_still_time_out_in_a_file_older_than_the_one_before() {
     let paths = [dir.path().join("tuesday.pcap"), dir.path().join("monday.pcap")];
     credwatch::pcapwriter::write_pcap_file(&paths[0], &later.frames().unwrap()).unwrap();
     credwatch::pcapwriter::write_pcap_file(&paths[1], &earlier).unwrap();
+    let mut single = Vec::new();
     for threads in [1, 2] {
         let mut config = full_usernames();
         config.threads = threads;
@@ -603,6 +610,11 @@ fn flows_still_time_out_in_a_file_older_than_the_one_before() {
         let report = credwatch::pipeline::read_files(&paths, &config, &mut sink).unwrap();
         assert_eq!(logins(&sink.0), [pop3_success("alice", 8)], "threads {threads}");
         assert_eq!(report.engine.flow.flows_timed_out, 1, "the unanswered probe, threads {threads}");
+        if threads == 1 {
+            single = sink.0;
+        } else {
+            assert_eq!(sink.0, single, "the same events in the same order whatever the threads");
+        }
     }
 }
 
