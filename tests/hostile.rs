@@ -550,6 +550,31 @@ fn a_frame_stamped_years_ahead_ends_no_flow() {
     }
 }
 
+/// An 802.11 aggregate stamped years ahead holds three packets: one frame, one glitch.
+#[test]
+fn the_packets_of_an_aggregate_stamped_years_ahead_are_one_glitch() {
+    let mut other = Conversation::new(([10, 0, 0, 7], 41_000), ([10, 0, 0, 9], 80));
+    other.link(Link::Radiotap).handshake().send_split(Side::Client, b"GET / HTTP/1.1\r\n", &[4, 4, 8]).aggregate_last();
+    let mut glitch = other.frames().unwrap().into_iter().max_by_key(|frame| frame.data.len()).unwrap();
+    glitch.ts = Timestamp::from_secs_nanos(T0 + 10 * 365 * 86_400, 0);
+    let mut login = Conversation::new((CLIENT, 40_000), (SERVER, 110));
+    login.link(Link::Radiotap).start_at(Timestamp::from_secs_nanos(T0, 0)).step(Duration::from_secs(1));
+    login.handshake().server(b"+OK POP3 ready\r\n").client(b"USER alice\r\n").server(b"+OK\r\n");
+    let mut frames = login.frames().unwrap();
+    let after_user = frames.len();
+    login.client(b"PASS pw-alice\r\n").server(b"+OK logged in\r\n");
+    let mut rest = login.frames().unwrap().split_off(after_user);
+    frames.push(glitch);
+    frames.append(&mut rest);
+    for threads in [1, 2] {
+        let mut config = full_usernames();
+        config.threads = threads;
+        let (events, report) = run_frames(&frames, &config);
+        assert_eq!(logins(&events), [pop3_success("alice", 8)], "threads {threads}");
+        assert_eq!(report.engine.flow.flows_timed_out, 0, "threads {threads}");
+    }
+}
+
 /// After a frame stamped far ahead, idle flows still time out as the capture's own time goes on.
 #[test]
 fn flows_still_time_out_after_a_frame_stamped_far_ahead() {

@@ -186,6 +186,8 @@ impl Defragmenter {
     /// only moves the sweep's time, and the next sweeps if it is as far on (a gap in the capture).
     pub fn expire(&mut self, now: Timestamp, stats: &mut DecodeStats) {
         if self.pending.is_empty() {
+            // A jump seen with nothing pending is no gap a later frame could confirm.
+            self.jumped = false;
             return;
         }
         if self.last_sweep <= now && now.saturating_since(self.last_sweep) < SWEEP_INTERVAL {

@@ -1821,6 +1821,16 @@ fn fragment_reassembly_still_times_out_after_a_frame_stamped_far_ahead() {
         assert_eq!(decode_at(&mut decoder, LinkType::RAW, &first_of(id), secs), Err(SkipReason::IpFragment));
     }
     assert_eq!(decoder.stats.fragments_timed_out, 3);
+    // A jump while nothing but a datagram about to complete was pending, then a glitch much
+    // later: the glitch alone still sweeps nothing.
+    let limits = DefragLimits { timeout: std::time::Duration::from_secs(120), ..DefragLimits::default() };
+    let mut decoder = Decoder::with_defrag_limits(limits);
+    let whole = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 12, 64);
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &whole[0], 0), Err(SkipReason::IpFragment));
+    assert!(decode_at(&mut decoder, LinkType::RAW, &whole[1], 70).is_ok(), "complete, nothing pending");
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &first_of(13), 200), Err(SkipReason::IpFragment));
+    assert_eq!(decode_at(&mut decoder, LinkType::RAW, &first_of(14), 1_000_000_000), Err(SkipReason::IpFragment));
+    assert_eq!(decoder.stats.fragments_timed_out, 0);
 }
 
 #[test]

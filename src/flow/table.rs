@@ -251,6 +251,9 @@ struct Flow<A> {
     last_seen: Timestamp,
     /// Both sides sent FIN, or one sent RST: only stragglers are left to come.
     closing: bool,
+    /// Closing for a RST near where its sender's stream stood but not there: the endpoints may
+    /// have ignored it (RFC 5961 answers one with a challenge ACK). New bytes undo the closing.
+    reset_unconfirmed: bool,
     streams: Streams<A>,
     /// The side that sent the SYN, when the handshake was seen.
     syn_from: Option<Side>,
@@ -382,6 +385,7 @@ impl<H: FlowHandler> FlowTable<H> {
             id: flow_id(&key, ts),
             last_seen: ts,
             closing: false,
+            reset_unconfirmed: false,
             streams: Streams::Embryonic { isn: [None; 2] },
             syn_from,
             syn_seen: [false; 2],
@@ -483,13 +487,14 @@ impl<H: FlowHandler> FlowTable<H> {
     /// the flow id to break ties) of the newest live flow to evict, a second takes them out:
     /// under a flood this runs about every eighth of the table's size. The choice depends only
     /// on what the table holds, never on the order the map keeps it in (which changes with the
-    /// map's seed from run to run), so a capture read twice evicts the same flows. Idleness is
-    /// measured on the table's time, not on the new packet's.
+    /// map's seed from run to run), so a capture read twice evicts the same flows.
     fn make_room(&mut self, packet_ts: Timestamp, handler: &mut H) {
         if self.len() < self.limits.max_flows {
             return;
         }
-        let now = self.now.unwrap_or(packet_ts);
+        // The packet's time, within a sweep interval of the table's: a packet stamped far off
+        // (a glitch) times nothing out, and a tick in the same interval counts this pass as its own.
+        let now = self.now.map_or(packet_ts, |now| packet_ts.clamp(now, now.saturating_add(SWEEP_INTERVAL)));
         if !self.closed.is_empty() {
             self.expire_closed(now);
             self.stats.flows_evicted += self.closed.len() as u64;
@@ -499,9 +504,7 @@ impl<H: FlowHandler> FlowTable<H> {
             }
         }
         let limits = self.limits;
-        // Stamped with the packet's time, within a sweep interval of the table's: a tick in the
-        // same interval then counts this pass as its own.
-        self.swept_at = Some(packet_ts.clamp(now, now.saturating_add(SWEEP_INTERVAL)));
+        self.swept_at = Some(now);
         let flows = self.flows.len();
         let mut ages: Vec<(EvictionClass, Timestamp, u64)> = self
             .flows
@@ -648,6 +651,7 @@ fn step<H: FlowHandler>(
         let app = handler.open(&info);
         flow.streams = Streams::Inspecting(Box::new(Inspection { streams, app, held: 0, waiting: None }));
     }
+    let standing = flow.reset_unconfirmed.then(|| stream_position(flow, side));
     let Streams::Inspecting(inspection) = &mut flow.streams else { return };
     let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
     let fins = flow.fin;
@@ -674,6 +678,12 @@ fn step<H: FlowHandler>(
     flow.waiting = inspection.waiting.is_some();
     let Inspection { streams, app, held, .. } = &mut **inspection;
     account_held(streams, held, app, handler, budget);
+    if standing.is_some_and(|standing| stream_position(flow, side) != standing) {
+        // New bytes after a reset: the endpoints ignored it, and the flow lives on instead of
+        // ending a closing timeout after it (the rest of its login read as picked up midway).
+        flow.closing = false;
+        flow.reset_unconfirmed = false;
+    }
     finish_step(flow, side, packet, inspect, budget);
 }
 
@@ -964,21 +974,25 @@ fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
 }
 
 fn note_close_flags<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>) {
-    // Bytes after a reset: the endpoints ignored it (one in the window but not where the stream
-    // stood, which RFC 5961 answers with a challenge ACK), and the flow lives on instead of
-    // ending a closing timeout after it, the rest of its login read as a connection picked up
-    // midway.
-    let only_reset = flow.closing && !flow.fin.iter().all(|fin| *fin);
-    if only_reset && !packet.payload.is_empty() && !packet.flags.rst() {
-        flow.closing = false;
-    }
     if packet.flags.fin() {
         if let Some(fin) = flow.fin.get_mut(side.index()) {
             *fin = true;
         }
     }
-    if (packet.flags.rst() && resets_this_connection(flow, side, packet.seq)) || flow.fin.iter().all(|fin| *fin) {
+    if packet.flags.rst() {
+        if let Some(standing) = reset_standing(flow, side, packet.seq) {
+            // A reset near where the stream stood leaves the flow closing for now; one there (or
+            // a flow already closing otherwise) settles it.
+            flow.reset_unconfirmed = match standing {
+                ResetStanding::There => false,
+                ResetStanding::Near => flow.reset_unconfirmed || !flow.closing,
+            };
+            flow.closing = true;
+        }
+    }
+    if flow.fin.iter().all(|fin| *fin) {
         flow.closing = true;
+        flow.reset_unconfirmed = false;
     }
 }
 
@@ -1001,12 +1015,27 @@ fn stream_position<A>(flow: &Flow<A>, side: Side) -> Option<u32> {
     }
 }
 
+/// Where a RST lies against its sender's stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum ResetStanding {
+    /// Where the stream stands (or the flow keeps no position): the endpoints take it.
+    There,
+    /// Near but not there: the endpoints may ignore it (RFC 5961's challenge ACK).
+    Near,
+}
+
 /// A RST ends the connection only if its sequence number is near where the sender's stream
 /// stands: the endpoints ignore one far outside the window (RFC 5961), and so must a reader of
 /// the capture (a stale reset of an earlier connection on the port pair, a middlebox's guess),
-/// or the login after it is read as a new connection without its greeting.
-fn resets_this_connection<A>(flow: &Flow<A>, side: Side, seq: u32) -> bool {
-    stream_position(flow, side).is_none_or(|position| near(seq, position))
+/// or the login after it is read as a new connection without its greeting. `None` for one that
+/// far.
+fn reset_standing<A>(flow: &Flow<A>, side: Side, seq: u32) -> Option<ResetStanding> {
+    match stream_position(flow, side) {
+        None => Some(ResetStanding::There),
+        Some(position) if seq == position => Some(ResetStanding::There),
+        Some(position) if near(seq, position) => Some(ResetStanding::Near),
+        Some(_) => None,
+    }
 }
 
 /// A SYN (no ACK) from `side` on a flow that is not closing starts another connection on the same
@@ -1470,11 +1499,19 @@ mod tests {
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"]);
         assert_eq!((table.stats.flows_created, table.stats.flows_timed_out), (1, 0));
 
-        // One where the sender's stream stands closes it.
+        // Near, then only a byte the capture shows again (no new one): the flow still closes.
+        let (mut table, mut handler) = greeted();
+        table.process(&acking(false, TcpFlags::RST, 508 + 1_000, 0, b""), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 501, 101, b"hello\r\n"), at(1), &mut handler);
+        assert!(table.flows.values().all(|flow| flow.closing), "a retransmission undoes nothing");
+
+        // One where the sender's stream stands closes it, whatever comes after it.
         let (mut table, mut handler) = greeted();
         table.process(&acking(false, TcpFlags::RST, 508, 0, b""), at(1), &mut handler);
         let Some(flow) = table.flows.values().next() else { panic!("the flow is kept for its stragglers") };
         assert!(flow.closing);
+        table.process(&user, at(1), &mut handler);
+        assert!(table.flows.values().all(|flow| flow.closing), "bytes that crossed the reset on the wire");
     }
 
     #[test]
@@ -1709,14 +1746,14 @@ mod tests {
         let limits = FlowLimits { max_flows: 16, ..FlowLimits::default() };
         let mut table = FlowTable::new(limits);
         let mut handler = StopAtData::default();
-        table.process(&packet(999, true, ACK, 1, b"x"), at(0), &mut handler);
+        table.process(&packet(999, true, ACK, 1, b"x"), Timestamp::from_secs_nanos(1_000, 800_000_000), &mut handler);
         table.expire(at(600), &mut handler);
         let half_past = Timestamp::from_secs_nanos(1_600, 500_000_000);
         for port in 0..16 {
             table.process(&packet(1_000 + port, true, SYN, 1, b""), half_past, &mut handler);
         }
         assert!(table.stats.flows_evicted > 0, "the flood made room");
-        // Port 999, idle 601 s at 601 s, waits for the next pass (a flood costs one a second).
+        // Port 999, idle 600.2 s at 601 s, waits for the next pass (a flood costs one a second).
         table.expire(at(601), &mut handler);
         assert_eq!(table.stats.flows_timed_out, 0);
         table.expire(at(602), &mut handler);

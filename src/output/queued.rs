@@ -87,6 +87,8 @@ struct Shared {
     reopen: AtomicBool,
     /// The destination's latest attempt failed (records waiting for room give up).
     failing: AtomicBool,
+    /// Live, the end of the closing wait: what is still queued then is given up for lost.
+    give_up_at: std::sync::OnceLock<Instant>,
 }
 
 impl Shared {
@@ -198,12 +200,24 @@ impl QueuedSink {
                 }
             }
         }
+        self.count_dropped();
+    }
+
+    /// A record dropped for a full queue: counted, and said again each time the drops doubled (a
+    /// destination down for days keeps saying so).
+    fn count_dropped(&mut self) {
         let dropped = self.shared.dropped_queue_full.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        // Again each time the drops doubled: a destination down for days keeps saying so.
         if worth_warning_again(dropped, self.drops_warned) {
             self.drops_warned = dropped;
             tracing::warn!(sink = %self.name, dropped, "output queue full: dropping records");
         }
+    }
+
+    /// Live, server records (postures, the inventory) stay out of the slots kept for alerts.
+    fn in_reserve(&self) -> bool {
+        let Some(sender) = self.sender.as_ref().filter(|_| self.when_full == WhenFull::Drop) else { return false };
+        let capacity = sender.capacity().unwrap_or(usize::MAX);
+        sender.len() >= capacity.saturating_sub(capacity / ALERTS_KEEP_ONE_SLOT_IN)
     }
 
     /// Lets the thread deliver what is queued (one last try if the destination is down) and waits
@@ -237,27 +251,38 @@ impl Sink for QueuedSink {
     }
 
     fn posture(&mut self, posture: &ServerPosture) -> io::Result<()> {
-        self.push(Record::Posture(posture));
-        Ok(())
-    }
-
-    fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
-        self.push(Record::Server(report));
-        Ok(())
-    }
-
-    /// The capture is over: the closing postures and summary wait for room (see [`WhenFull`]),
-    /// live for [`CLOSING_WAIT`] at most.
-    fn end_of_events(&mut self) -> io::Result<()> {
-        if self.when_full == WhenFull::Drop {
-            self.when_full = WhenFull::Wait;
-            self.wait_until = Some(Instant::now() + self.closing_wait);
+        if self.in_reserve() {
+            self.count_dropped();
+        } else {
+            self.push(Record::Posture(posture));
         }
         Ok(())
     }
 
-    /// A destination that is failing sets no pace: what does not fit its queue is dropped anyway,
-    /// and the other outputs go on.
+    fn server_report(&mut self, report: &ServerReport) -> io::Result<()> {
+        if self.in_reserve() {
+            self.count_dropped();
+        } else {
+            self.push(Record::Server(report));
+        }
+        Ok(())
+    }
+
+    /// The capture is over: the closing postures and summary wait for room (see [`WhenFull`]);
+    /// live, they and what is queued get a closing wait (10 s) to be delivered, no more: a
+    /// destination that delivers slowly must not hold the stop past a supervisor's patience.
+    fn end_of_events(&mut self) -> io::Result<()> {
+        if self.when_full == WhenFull::Drop {
+            let until = Instant::now() + self.closing_wait;
+            self.when_full = WhenFull::Wait;
+            self.wait_until = Some(until);
+            let _ = self.shared.give_up_at.set(until);
+        }
+        Ok(())
+    }
+
+    /// A destination that is failing sets no pace: what does not fit its queue is dropped anyway
+    /// (server records before the slots kept for alerts), and the other outputs go on.
     fn room(&self) -> usize {
         if self.shared.failing.load(Ordering::Relaxed) {
             return usize::MAX;
@@ -332,6 +357,13 @@ impl Worker {
         let mut pending: Option<Vec<u8>> = None;
         let mut last_flush = Instant::now();
         loop {
+            let backlog = pending.is_some() || !self.receiver.is_empty();
+            if backlog && self.shared.give_up_at.get().is_some_and(|at| Instant::now() >= *at) {
+                let left = u64::from(pending.is_some()) + self.receiver.try_iter().count() as u64;
+                self.shared.lost.fetch_add(left, Ordering::Relaxed);
+                self.flush();
+                return;
+            }
             if self.shared.reopen.swap(false, Ordering::Relaxed) {
                 self.flush();
                 self.transport.close();
@@ -867,6 +899,26 @@ mod tests {
         assert_eq!(sink.room(), 0, "closed");
     }
 
+    /// Live, postures and the inventory never take the slots kept for alerts.
+    #[test]
+    fn server_records_leave_a_tenth_of_the_queue_to_alerts() {
+        let mut tracker = crate::posture::PostureTracker::default();
+        tracker.observe(&sample_alert(), false);
+        let posture = tracker.snapshot().pop().unwrap();
+        let (open, gate) = crossbeam_channel::unbounded();
+        let mut sink = queued(Gated(gate), 20, WhenFull::Drop);
+        for _ in 0..30 {
+            sink.posture(&posture).unwrap();
+        }
+        let kept_out = sink.stats().dropped_queue_full;
+        assert!((11..=12).contains(&kept_out), "18 queued (one maybe at the gate), {kept_out} dropped");
+        sink.event(&sample_alert()).unwrap();
+        sink.event(&sample_alert()).unwrap();
+        assert_eq!(sink.stats().dropped_queue_full, kept_out, "the alerts found room");
+        drop(open);
+        sink.finish(&[], &[]).unwrap();
+    }
+
     /// A destination that fails drops what does not fit: it holds no other output back.
     #[test]
     fn a_failing_destination_sets_no_pace() {
@@ -882,6 +934,7 @@ mod tests {
     /// delivers slowly does not hold the stop.
     #[test]
     fn live_closing_records_wait_a_bounded_time() {
+        // A full queue: pushes wait, then give up.
         let mut sink = queued(Slow::every(Duration::from_millis(50)), 4, WhenFull::Drop);
         sink.closing_wait = Duration::from_millis(300);
         sink.end_of_events().unwrap();
@@ -890,8 +943,20 @@ mod tests {
         }
         sink.finish(&[], &[]).unwrap();
         let stats = sink.stats();
-        assert_eq!(stats.written + stats.dropped_queue_full, 60, "{stats:?}");
-        assert!(stats.written >= 4 && stats.dropped_queue_full > 0, "waited, then gave up: {stats:?}");
+        assert_eq!(stats.written + stats.dropped_queue_full + stats.lost, 60, "{stats:?}");
+        assert!(stats.written >= 4 && stats.dropped_queue_full + stats.lost > 0, "waited, then gave up: {stats:?}");
+        // A queue with room for everything: what is still queued past the wait is lost, not
+        // delivered at the destination's pace before the stop.
+        let mut sink = queued(Slow::every(Duration::from_millis(50)), 200, WhenFull::Drop);
+        sink.closing_wait = Duration::from_millis(300);
+        sink.end_of_events().unwrap();
+        for _ in 0..60 {
+            sink.event(&sample_alert()).unwrap();
+        }
+        sink.finish(&[], &[]).unwrap();
+        let stats = sink.stats();
+        assert_eq!((stats.written + stats.lost, stats.dropped_queue_full), (60, 0), "{stats:?}");
+        assert!(stats.lost > 0, "{stats:?}");
     }
 
     /// Waiting for room ends when the destination fails: it may stay down for long.
@@ -912,7 +977,6 @@ mod tests {
     /// without a line per record.
     #[test]
     fn a_full_queue_warns_again_each_time_its_drops_doubled() {
-        /// A destination that takes nothing, ever.
         /// The log, as text.
         #[derive(Clone, Default)]
         struct Log(Arc<std::sync::Mutex<Vec<u8>>>);

@@ -220,8 +220,6 @@ struct Beyond {
     frames: usize,
     /// The frames' timestamp nearest the capture's time.
     nearest: Timestamp,
-    /// The latest frame's: the packets of one frame (an 802.11 aggregate's) count once.
-    latest: Timestamp,
 }
 
 impl Clock {
@@ -253,14 +251,12 @@ impl Clock {
         }
         let ahead = period > current;
         let run = match self.beyond {
-            Some(run) if run.ahead == ahead && run.latest == ts => return None,
             Some(run) if run.ahead == ahead => Beyond {
                 ahead,
                 frames: run.frames + 1,
                 nearest: if ahead { run.nearest.min(ts) } else { run.nearest.max(ts) },
-                latest: ts,
             },
-            _ => Beyond { ahead, frames: 1, nearest: ts, latest: ts },
+            _ => Beyond { ahead, frames: 1, nearest: ts },
         };
         if run.frames < JUMP_FRAMES {
             self.beyond = Some(run);
@@ -397,6 +393,13 @@ impl Dispatcher {
         self.route(ts, packet, None).map(|routed| routed.tick.is_some())
     }
 
+    /// Another packet of the frame [`frame`](Self::frame) was given last (an 802.11 aggregate's):
+    /// packet time was read from the frame already.
+    #[cfg_attr(not(feature = "live"), allow(dead_code))]
+    pub fn frame_more(&mut self, ts: Timestamp, packet: &TcpPacket<'_>) -> Result<(), Disconnected> {
+        self.route_packet(ts, Some(packet), None, false).map(drop)
+    }
+
     /// [`frame`](Self::frame) for a frame read into `block`, which the segment's batch then holds
     /// instead of a copy of its payload; tells where the segment went.
     pub fn route(
@@ -405,9 +408,31 @@ impl Dispatcher {
         packet: Option<&TcpPacket<'_>>,
         block: Option<&SharedBlock>,
     ) -> Result<Routed, Disconnected> {
+        self.route_packet(ts, packet, block, true)
+    }
+
+    /// [`route`](Self::route) for another packet of the frame routed last (an 802.11
+    /// aggregate's): packet time was read from the frame already.
+    pub fn route_more(
+        &mut self,
+        ts: Timestamp,
+        packet: &TcpPacket<'_>,
+        block: Option<&SharedBlock>,
+    ) -> Result<Routed, Disconnected> {
+        self.route_packet(ts, Some(packet), block, false)
+    }
+
+    /// Routes a packet; `first_of_frame` says whether its frame's timestamp is new to the clock.
+    fn route_packet(
+        &mut self,
+        ts: Timestamp,
+        packet: Option<&TcpPacket<'_>>,
+        block: Option<&SharedBlock>,
+        first_of_frame: bool,
+    ) -> Result<Routed, Disconnected> {
         let index = self.next_index;
         self.next_index = self.next_index.wrapping_add(1);
-        let tick = self.clock.tick_due(ts);
+        let tick = if first_of_frame { self.clock.tick_due(ts) } else { None };
         if let Some(now) = tick {
             self.tick(index, now)?;
         }
@@ -557,17 +582,6 @@ mod tests {
         assert_eq!(clock.tick_due(secs(301)), None);
         assert_eq!(clock.tick_due(secs(302)), Some(secs(302)), "back to the latest of them");
         assert_eq!(clock.tick_due(secs(303)), Some(secs(303)));
-    }
-
-    #[test]
-    fn the_packets_of_one_glitched_frame_count_once() {
-        let mut clock = Clock::default();
-        clock.tick_due(secs(1_000));
-        for _ in 0..5 {
-            assert_eq!(clock.tick_due(secs(9_000_000)), None, "an aggregate's packets, one timestamp");
-        }
-        assert_eq!(clock.tick_due(secs(1_000)), None);
-        assert_eq!(clock.tick_due(secs(1_001)), Some(secs(1_001)));
     }
 
     #[test]

@@ -327,7 +327,7 @@ fn capture(
                 // The other packets of an aggregate frame (802.11 A-MSDU).
                 while let (Ok(ticked), Some(decoded)) = (outcome, decoder.decode_next(&frame)) {
                     if let Decoded::Tcp(packet) = decoded {
-                        outcome = dispatcher.frame(frame.ts, Some(&packet)).map(|now| ticked || now);
+                        outcome = dispatcher.frame_more(frame.ts, &packet).map(|()| ticked);
                     }
                 }
                 if reopening.is_some() && source.still_attached() {

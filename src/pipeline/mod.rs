@@ -217,7 +217,7 @@ fn read_into(
         };
         let reader =
             Reader { decoder: &mut decoder, counters: &mut counters, progress: progress.as_deref_mut(), shared };
-        reader.read_all(inputs, report, |ts, packet, _| inline.frame(ts, packet))?;
+        reader.read_all(inputs, report, |ts, packet, _, first_of_frame| inline.frame(ts, packet, first_of_frame))?;
         inline.finish()?;
         counters.decode = decoder.stats.clone();
         shared.publish_capture(0, &counters);
@@ -245,8 +245,11 @@ fn read_into(
         // The workers being gone means the output failed: joining the writer says why.
         let reader = Reader { decoder: &mut decoder, counters: &mut counters, progress, shared };
         let _ = reader
-            .read_all(inputs, report, |ts, packet, block| {
-                let routed = dispatcher.route(ts, packet, block)?;
+            .read_all(inputs, report, |ts, packet, block, first_of_frame| {
+                let routed = match packet {
+                    Some(packet) if !first_of_frame => dispatcher.route_more(ts, packet, block)?,
+                    _ => dispatcher.route(ts, packet, block)?,
+                };
                 if let Some(now) = routed.tick {
                     local.tick(routed.index, now);
                 }
@@ -392,12 +395,14 @@ struct Reader<'r, 'p> {
 }
 
 impl Reader<'_, '_> {
-    /// Reads every file into `feed`; stops early only when `feed` fails.
+    /// Reads every file into `feed`, a call per packet (or per frame that held none), saying
+    /// whether it is its frame's first (an 802.11 aggregate holds several); stops early only when
+    /// `feed` fails.
     fn read_all<E>(
         mut self,
         inputs: &[Input],
         report: &mut RunReport,
-        mut feed: impl FnMut(Timestamp, Option<&TcpPacket<'_>>, Option<&SharedBlock>) -> Result<(), E>,
+        mut feed: impl FnMut(Timestamp, Option<&TcpPacket<'_>>, Option<&SharedBlock>, bool) -> Result<(), E>,
     ) -> Result<(), E> {
         let mut bytes_of_finished_files = 0;
         for input in inputs {
@@ -438,7 +443,7 @@ impl Reader<'_, '_> {
         &mut self,
         source: &mut FileSource,
         bytes_before: u64,
-        feed: &mut impl FnMut(Timestamp, Option<&TcpPacket<'_>>, Option<&SharedBlock>) -> Result<(), E>,
+        feed: &mut impl FnMut(Timestamp, Option<&TcpPacket<'_>>, Option<&SharedBlock>, bool) -> Result<(), E>,
     ) -> Result<Result<(), CaptureError>, E> {
         loop {
             if self.counters.frames.is_multiple_of(PROGRESS_EVERY) {
@@ -453,13 +458,13 @@ impl Reader<'_, '_> {
             self.counters.bytes += frame.data.len() as u64;
             self.counters.last_ts = self.counters.last_ts.max(frame.ts);
             match self.decoder.decode(&frame) {
-                Decoded::Tcp(packet) => feed(frame.ts, Some(&packet), block)?,
-                Decoded::Skipped(_) => feed(frame.ts, None, block)?,
+                Decoded::Tcp(packet) => feed(frame.ts, Some(&packet), block, true)?,
+                Decoded::Skipped(_) => feed(frame.ts, None, block, true)?,
             }
             // The other packets of an aggregate frame (802.11 A-MSDU).
             while let Some(decoded) = self.decoder.decode_next(&frame) {
                 if let Decoded::Tcp(packet) = decoded {
-                    feed(frame.ts, Some(&packet), block)?;
+                    feed(frame.ts, Some(&packet), block, false)?;
                 }
             }
         }
@@ -493,8 +498,10 @@ struct Inline<'s> {
 }
 
 impl Inline<'_> {
-    fn frame(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>) -> Result<(), RunError> {
-        if let Some(now) = self.clock.tick_due(ts) {
+    /// One packet of a frame (or the frame, when it held none); packet time is read from its
+    /// frame's first.
+    fn frame(&mut self, ts: Timestamp, packet: Option<&TcpPacket<'_>>, first_of_frame: bool) -> Result<(), RunError> {
+        if let Some(now) = first_of_frame.then(|| self.clock.tick_due(ts)).flatten() {
             self.engine.expire(now, &mut self.events);
             self.emit()?;
         }
