@@ -1061,8 +1061,14 @@ fn starts_another_connection<A>(flow: &Flow<A>, side: Side, syn_seq: u32) -> boo
     }
 }
 
+/// How long a flow closing for a reset its endpoints may have ignored waits for bytes that would
+/// say so (a user typing a password after a middlebox's stray reset).
+const UNCONFIRMED_RESET_TIMEOUT: Duration = Duration::from_secs(30);
+
 fn timed_out<A>(flow: &Flow<A>, now: Timestamp, limits: &FlowLimits) -> bool {
-    let timeout = if flow.closing {
+    let timeout = if flow.closing && flow.reset_unconfirmed {
+        UNCONFIRMED_RESET_TIMEOUT.max(limits.closed_timeout)
+    } else if flow.closing {
         limits.closed_timeout
     } else if flow.carried_data {
         limits.idle_timeout
@@ -1487,17 +1493,18 @@ mod tests {
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"]);
         assert_eq!(table.stats.flows_created, 1);
 
-        // One in the window that the endpoints ignore: the login goes on after it, seconds later.
+        // One in the window that the endpoints ignore: the login goes on after it, seconds later
+        // (the flow waits for that longer than a closed one does).
         let (mut table, mut handler) = greeted();
-        let [user, rest @ ..] = login();
+        let [user, ..] = login();
         table.process(&acking(false, TcpFlags::RST, 508 + 1_000, 0, b""), at(1), &mut handler);
-        table.process(&user, at(1), &mut handler);
         table.expire(at(4), &mut handler);
-        for packet in rest {
+        for packet in login() {
             table.process(&packet, at(4), &mut handler);
         }
         assert_eq!(heard(&handler), [&b"hello\r\n"[..], b"USER a\r\n", b"+OK\r\n", b"PASS b\r\n", b"-ERR\r\n"]);
         assert_eq!((table.stats.flows_created, table.stats.flows_timed_out), (1, 0));
+        assert!(table.flows.values().all(|flow| !flow.closing), "the bytes after it undid the closing");
 
         // Near, then only a byte the capture shows again (no new one): the flow still closes.
         let (mut table, mut handler) = greeted();
