@@ -309,7 +309,8 @@ impl FirstCopyModel {
     /// Records the bytes of a segment the reassembler took (not dropped as too far ahead), given
     /// its next expected sequence number before the segment.
     fn receive(&mut self, next_seq: Option<u32>, seq: u32, payload: &[u8]) {
-        if payload.is_empty() {
+        // A lone NUL before any start is a keepalive probe, which starts no stream.
+        if payload.is_empty() || (next_seq.is_none() && payload == [0]) {
             return;
         }
         let next_seq = next_seq.unwrap_or(seq);
