@@ -518,11 +518,11 @@ fn syn_at(client_port: u16, secs: u64) -> CapturedFrame {
     probe.frames().unwrap().swap_remove(0)
 }
 
-/// A POP3 login from port 40 000 starting at T0, a second apart, with `glitch` in between its USER
-/// and its PASS.
-fn login_around(glitch: CapturedFrame) -> Vec<CapturedFrame> {
+/// A POP3 login on `link` from port 40 000 starting at T0, a second apart, with `glitch` in
+/// between its USER and its PASS.
+fn login_around(link: Link, glitch: CapturedFrame) -> Vec<CapturedFrame> {
     let mut login = Conversation::new((CLIENT, 40_000), (SERVER, 110));
-    login.link(Link::RawIp).start_at(Timestamp::from_secs_nanos(T0, 0)).step(Duration::from_secs(1));
+    login.link(link).start_at(Timestamp::from_secs_nanos(T0, 0)).step(Duration::from_secs(1));
     login.handshake().server(b"+OK POP3 ready\r\n").client(b"USER alice\r\n").server(b"+OK\r\n");
     let mut frames = login.frames().unwrap();
     let after_user = frames.len();
@@ -539,7 +539,7 @@ fn a_frame_stamped_years_ahead_ends_no_flow() {
     for threads in [1, 2] {
         let mut config = full_usernames();
         config.threads = threads;
-        let (events, report) = run_frames(&login_around(syn_at(50_000, TEN_YEARS)), &config);
+        let (events, report) = run_frames(&login_around(Link::RawIp, syn_at(50_000, TEN_YEARS)), &config);
         assert_eq!(logins(&events), [pop3_success("alice", 8)], "threads {threads}");
         let greeting = events.iter().find_map(|event| match event {
             credwatch::alert::Event::Credential(alert) => alert.server.greeting.clone(),
@@ -557,15 +557,7 @@ fn the_packets_of_an_aggregate_stamped_years_ahead_are_one_glitch() {
     other.link(Link::Radiotap).handshake().send_split(Side::Client, b"GET / HTTP/1.1\r\n", &[4, 4, 8]).aggregate_last();
     let mut glitch = other.frames().unwrap().into_iter().max_by_key(|frame| frame.data.len()).unwrap();
     glitch.ts = Timestamp::from_secs_nanos(T0 + 10 * 365 * 86_400, 0);
-    let mut login = Conversation::new((CLIENT, 40_000), (SERVER, 110));
-    login.link(Link::Radiotap).start_at(Timestamp::from_secs_nanos(T0, 0)).step(Duration::from_secs(1));
-    login.handshake().server(b"+OK POP3 ready\r\n").client(b"USER alice\r\n").server(b"+OK\r\n");
-    let mut frames = login.frames().unwrap();
-    let after_user = frames.len();
-    login.client(b"PASS pw-alice\r\n").server(b"+OK logged in\r\n");
-    let mut rest = login.frames().unwrap().split_off(after_user);
-    frames.push(glitch);
-    frames.append(&mut rest);
+    let frames = login_around(Link::Radiotap, glitch);
     for threads in [1, 2] {
         let mut config = full_usernames();
         config.threads = threads;
@@ -585,7 +577,7 @@ fn flows_still_time_out_after_a_frame_stamped_far_ahead() {
         background.client(b"x");
     }
     // The glitch comes while the login is in progress; a probe later is left unanswered.
-    let mut login = login_around(syn_at(50_000, 1_000_000));
+    let mut login = login_around(Link::RawIp, syn_at(50_000, 1_000_000));
     let glitch = login.iter().position(|frame| frame.ts.secs() > T0 + 3600).unwrap();
     let glitch_frame = login.remove(glitch);
     let glitch_after = login[glitch - 1].ts;

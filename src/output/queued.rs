@@ -934,27 +934,24 @@ mod tests {
     /// delivers slowly does not hold the stop.
     #[test]
     fn live_closing_records_wait_a_bounded_time() {
+        // 60 closing records to a destination taking one every 50 ms, a closing wait of 300 ms.
+        let closing = |capacity| {
+            let mut sink = queued(Slow::every(Duration::from_millis(50)), capacity, WhenFull::Drop);
+            sink.closing_wait = Duration::from_millis(300);
+            sink.end_of_events().unwrap();
+            for _ in 0..60 {
+                sink.event(&sample_alert()).unwrap();
+            }
+            sink.finish(&[], &[]).unwrap();
+            sink.stats()
+        };
         // A full queue: pushes wait, then give up.
-        let mut sink = queued(Slow::every(Duration::from_millis(50)), 4, WhenFull::Drop);
-        sink.closing_wait = Duration::from_millis(300);
-        sink.end_of_events().unwrap();
-        for _ in 0..60 {
-            sink.event(&sample_alert()).unwrap();
-        }
-        sink.finish(&[], &[]).unwrap();
-        let stats = sink.stats();
+        let stats = closing(4);
         assert_eq!(stats.written + stats.dropped_queue_full + stats.lost, 60, "{stats:?}");
         assert!(stats.written >= 4 && stats.dropped_queue_full + stats.lost > 0, "waited, then gave up: {stats:?}");
         // A queue with room for everything: what is still queued past the wait is lost, not
         // delivered at the destination's pace before the stop.
-        let mut sink = queued(Slow::every(Duration::from_millis(50)), 200, WhenFull::Drop);
-        sink.closing_wait = Duration::from_millis(300);
-        sink.end_of_events().unwrap();
-        for _ in 0..60 {
-            sink.event(&sample_alert()).unwrap();
-        }
-        sink.finish(&[], &[]).unwrap();
-        let stats = sink.stats();
+        let stats = closing(200);
         assert_eq!((stats.written + stats.lost, stats.dropped_queue_full), (60, 0), "{stats:?}");
         assert!(stats.lost > 0, "{stats:?}");
     }
