@@ -11,7 +11,7 @@ use credwatch::capture::Timestamp;
 use credwatch::decode::{TcpFlags, TcpPacket, VlanStack};
 use credwatch::flow::FlowLimits;
 use credwatch::pcapwriter::{CapturedFrame, Conversation, Link, Side};
-use credwatch::pipeline::{Engine, RunConfig};
+use credwatch::pipeline::{Engine, RunConfig, RunReport};
 use proptest::prelude::*;
 use support::*;
 
@@ -518,6 +518,18 @@ fn syn_at(client_port: u16, secs: u64) -> CapturedFrame {
     probe.frames().unwrap().swap_remove(0)
 }
 
+/// `frames` read with one thread, then with two, user names in full.
+fn on_one_and_two_threads(frames: &[CapturedFrame]) -> Vec<(usize, Vec<credwatch::alert::Event>, RunReport)> {
+    [1, 2]
+        .into_iter()
+        .map(|threads| {
+            let config = RunConfig { threads, ..full_usernames() };
+            let (events, report) = run_frames(frames, &config);
+            (threads, events, report)
+        })
+        .collect()
+}
+
 /// A POP3 login on `link` from port 40 000 starting at T0, a second apart, with `glitch` in
 /// between its USER and its PASS.
 fn login_around(link: Link, glitch: CapturedFrame) -> Vec<CapturedFrame> {
@@ -536,10 +548,7 @@ fn login_around(link: Link, glitch: CapturedFrame) -> Vec<CapturedFrame> {
 #[test]
 fn a_frame_stamped_years_ahead_ends_no_flow() {
     const TEN_YEARS: u64 = 10 * 365 * 86_400;
-    for threads in [1, 2] {
-        let mut config = full_usernames();
-        config.threads = threads;
-        let (events, report) = run_frames(&login_around(Link::RawIp, syn_at(50_000, TEN_YEARS)), &config);
+    for (threads, events, report) in on_one_and_two_threads(&login_around(Link::RawIp, syn_at(50_000, TEN_YEARS))) {
         assert_eq!(logins(&events), [pop3_success("alice", 8)], "threads {threads}");
         let greeting = events.iter().find_map(|event| match event {
             credwatch::alert::Event::Credential(alert) => alert.server.greeting.clone(),
@@ -558,10 +567,7 @@ fn the_packets_of_an_aggregate_stamped_years_ahead_are_one_glitch() {
     let mut glitch = other.frames().unwrap().into_iter().max_by_key(|frame| frame.data.len()).unwrap();
     glitch.ts = Timestamp::from_secs_nanos(T0 + 10 * 365 * 86_400, 0);
     let frames = login_around(Link::Radiotap, glitch);
-    for threads in [1, 2] {
-        let mut config = full_usernames();
-        config.threads = threads;
-        let (events, report) = run_frames(&frames, &config);
+    for (threads, events, report) in on_one_and_two_threads(&frames) {
         assert_eq!(logins(&events), [pop3_success("alice", 8)], "threads {threads}");
         assert_eq!(report.engine.flow.flows_timed_out, 0, "threads {threads}");
     }
@@ -586,10 +592,7 @@ fn flows_still_time_out_after_a_frame_stamped_far_ahead() {
     let glitch_at = frames.iter().position(|frame| frame.ts > glitch_after).unwrap();
     frames.insert(glitch_at, glitch_frame);
     let mut single = Vec::new();
-    for threads in [1, 2] {
-        let mut config = full_usernames();
-        config.threads = threads;
-        let (events, report) = run_frames(&frames, &config);
+    for (threads, events, report) in on_one_and_two_threads(&frames) {
         assert_eq!(logins(&events), [pop3_success("alice", 8)], "threads {threads}");
         // The login (idle after its last reply) and the probe (never answered) timed out.
         assert_eq!(report.engine.flow.flows_timed_out, 2, "threads {threads}");

@@ -16,7 +16,7 @@ pub(crate) use file::starts_like_a_capture;
 #[cfg(test)]
 pub(crate) use file::INITIAL_BUFFER_LEN;
 pub use file::{CaptureError, CaptureErrorKind, FileSource};
-pub use timestamp::Timestamp;
+pub use timestamp::{Timestamp, CLOCK_JUMP};
 
 /// A link-layer header type, as numbered by the tcpdump.org LINKTYPE registry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

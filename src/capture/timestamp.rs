@@ -6,6 +6,11 @@ use std::fmt;
 
 use serde::{Serialize, Serializer};
 
+/// How far a frame's timestamp may lie from the capture's time before it is taken for a jump
+/// that other frames must confirm: one corrupt record or a tap's clock glitch years ahead must
+/// not move packet time alone (the pipeline's clock, fragment reassembly's sweeps).
+pub const CLOCK_JUMP: std::time::Duration = std::time::Duration::from_secs(60);
+
 /// Nanoseconds since 1970-01-01T00:00:00Z.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Timestamp(pub u64);

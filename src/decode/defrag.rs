@@ -15,7 +15,7 @@ use std::time::Duration;
 use super::ip::{Fragment, IpPacket};
 use super::tunnel::TunnelContext;
 use super::{DecodeStats, SkipReason, VlanStack};
-use crate::capture::Timestamp;
+use crate::capture::{Timestamp, CLOCK_JUMP};
 use crate::keyed_hash::KeyedMap;
 
 /// The largest datagram payload IP can describe.
@@ -24,9 +24,6 @@ const MAX_DATAGRAM_LEN: u32 = 65_535;
 const FRAGMENT_UNIT: usize = 8;
 /// Expired datagrams are looked for at most this often (packet time).
 const SWEEP_INTERVAL: Duration = Duration::from_secs(1);
-/// A frame stamped more than this after the last sweep may be a clock glitch: it sweeps nothing
-/// alone (see [`Defragmenter::expire`]).
-const SWEEP_JUMP: Duration = Duration::from_secs(60);
 
 /// Bounds on the memory and time fragment reassembly may use.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -157,7 +154,7 @@ pub(super) struct Defragmenter {
     /// The last completed datagram, lent out by [`Defragmenter::insert`].
     completed: Vec<u8>,
     last_sweep: Timestamp,
-    /// The last sweep's time was taken from a frame stamped more than [`SWEEP_JUMP`] after the
+    /// The last sweep's time was taken from a frame stamped more than [`CLOCK_JUMP`] after the
     /// sweep before, without sweeping (see [`Defragmenter::expire`]).
     jumped: bool,
     arrivals: u64,
@@ -182,7 +179,7 @@ impl Defragmenter {
     /// Drops datagrams whose first fragment is older than the timeout (checked at most once per
     /// [`SWEEP_INTERVAL`] of packet time; a sweep stamped later than `now`, by a frame stamped far
     /// ahead or a file read before an older one, does not count). One frame stamped far ahead (a
-    /// clock glitch) would time every datagram out: the first frame more than [`SWEEP_JUMP`] on
+    /// clock glitch) would time every datagram out: the first frame more than [`CLOCK_JUMP`] on
     /// only moves the sweep's time, and the next sweeps if it is as far on (a gap in the capture).
     pub fn expire(&mut self, now: Timestamp, stats: &mut DecodeStats) {
         if self.pending.is_empty() {
@@ -193,7 +190,7 @@ impl Defragmenter {
         if self.last_sweep <= now && now.saturating_since(self.last_sweep) < SWEEP_INTERVAL {
             return;
         }
-        let far_on = now.saturating_since(self.last_sweep) > SWEEP_JUMP;
+        let far_on = now.saturating_since(self.last_sweep) > CLOCK_JUMP;
         self.last_sweep = now;
         if far_on && !std::mem::replace(&mut self.jumped, true) {
             return;

@@ -215,9 +215,14 @@ impl QueuedSink {
 
     /// Live, server records (postures, the inventory) stay out of the slots kept for alerts.
     fn in_reserve(&self) -> bool {
-        let Some(sender) = self.sender.as_ref().filter(|_| self.when_full == WhenFull::Drop) else { return false };
+        self.when_full == WhenFull::Drop && self.sender.is_some() && self.free_beyond_reserve() == 0
+    }
+
+    /// Free slots of the queue beyond those kept for alerts (none once closed).
+    fn free_beyond_reserve(&self) -> usize {
+        let Some(sender) = &self.sender else { return 0 };
         let capacity = sender.capacity().unwrap_or(usize::MAX);
-        sender.len() >= capacity.saturating_sub(capacity / ALERTS_KEEP_ONE_SLOT_IN)
+        capacity.saturating_sub(sender.len()).saturating_sub(capacity / ALERTS_KEEP_ONE_SLOT_IN)
     }
 
     /// Lets the thread deliver what is queued (one last try if the destination is down) and waits
@@ -287,9 +292,7 @@ impl Sink for QueuedSink {
         if self.shared.failing.load(Ordering::Relaxed) {
             return usize::MAX;
         }
-        let Some(sender) = &self.sender else { return 0 };
-        let capacity = sender.capacity().unwrap_or(usize::MAX);
-        capacity.saturating_sub(sender.len()).saturating_sub(capacity / ALERTS_KEEP_ONE_SLOT_IN)
+        self.free_beyond_reserve()
     }
 
     /// Records for machines: the errors were logged, and the exit status tells them.

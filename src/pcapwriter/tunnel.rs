@@ -321,11 +321,7 @@ impl Encap {
                 Ok(Packet { kind: PacketKind::Mpls, bytes })
             }
             Encap::Pppoe { session } => {
-                let protocol = match inner.kind {
-                    PacketKind::Ipv4 => PPP_IPV4,
-                    PacketKind::Ipv6 => PPP_IPV6,
-                    kind => return Err(cannot_carry("PPPoE", kind)),
-                };
+                let protocol = ppp_protocol(&inner, "PPPoE")?;
                 // The length counts the PPP payload: the protocol number and the packet.
                 let length = inner.bytes.len().saturating_add(2);
                 let length = u16::try_from(length)
@@ -523,11 +519,7 @@ impl Encap {
 /// A PPP frame of an IP packet: with address and control fields and a two-byte protocol field,
 /// or `compressed` (neither field, a one-byte protocol field).
 fn ppp_frame(inner: &Packet, layer: &'static str, compressed: bool) -> Result<Vec<u8>, ScriptError> {
-    let protocol = match inner.kind {
-        PacketKind::Ipv4 => PPP_IPV4,
-        PacketKind::Ipv6 => PPP_IPV6,
-        kind => return Err(cannot_carry(layer, kind)),
-    };
+    let protocol = ppp_protocol(inner, layer)?;
     let mut frame = Vec::with_capacity(inner.bytes.len().saturating_add(4));
     if compressed {
         let [_, low_byte] = protocol.to_be_bytes();
@@ -538,6 +530,15 @@ fn ppp_frame(inner: &Packet, layer: &'static str, compressed: bool) -> Result<Ve
     }
     frame.extend_from_slice(&inner.bytes);
     Ok(frame)
+}
+
+/// The PPP protocol number of an IP packet; `layer` cannot carry anything else.
+fn ppp_protocol(inner: &Packet, layer: &'static str) -> Result<u16, ScriptError> {
+    match inner.kind {
+        PacketKind::Ipv4 => Ok(PPP_IPV4),
+        PacketKind::Ipv6 => Ok(PPP_IPV6),
+        kind => Err(cannot_carry(layer, kind)),
+    }
 }
 
 /// A tag in front of a packet announced by EtherType: the tag's bytes, then that EtherType.

@@ -13,7 +13,7 @@ use std::time::Instant;
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 
 use crate::alert::Event;
-use crate::capture::{SharedBlock, Timestamp};
+use crate::capture::{SharedBlock, Timestamp, CLOCK_JUMP};
 use crate::decode::TcpPacket;
 use crate::flow::FlowKey;
 
@@ -191,15 +191,13 @@ pub fn sort_by_flow(events: &mut [Event]) {
     events.sort_by_key(flow_id_of);
 }
 
-/// A frame stamped further than this from the capture's time is a jump (see [`Clock`]).
-const JUMP_SECS: u64 = 60;
 /// Frames in a row beyond the capture's time, on the same side, that make a jump its time.
 const JUMP_FRAMES: usize = 3;
 
 /// Decides when packet time ticks: whenever a timestamp enters a later period than any before.
 /// Out-of-order timestamps (captures are not always sorted) never move time back.
 ///
-/// A frame stamped more than [`JUMP_SECS`] away from the capture's time moves nothing on its
+/// A frame stamped more than [`CLOCK_JUMP`] away from the capture's time moves nothing on its
 /// own: one corrupt record or a tap's clock glitch years ahead would otherwise time out every flow
 /// at once, then stop time until the capture caught up. Time jumps when [`JUMP_FRAMES`] frames in
 /// a row lie beyond on the same side (a gap in the capture, files read out of order, a clock
@@ -240,7 +238,7 @@ impl Clock {
             self.period = Some(period);
             return None;
         };
-        if period.abs_diff(current) <= JUMP_SECS / TICK_PERIOD_SECS {
+        if period.abs_diff(current) <= CLOCK_JUMP.as_secs() / TICK_PERIOD_SECS {
             if self.beyond.take().is_some() {
                 self.glitch_skipped();
             }
@@ -271,7 +269,7 @@ impl Clock {
     fn glitch_skipped(&mut self) {
         if !std::mem::replace(&mut self.glitch_warned, true) {
             tracing::warn!(
-                max_secs = JUMP_SECS,
+                max_secs = CLOCK_JUMP.as_secs(),
                 "frames stamped far from the capture's time, with their neighbours close to it, were taken as \
                  clock glitches: flows time out on the neighbours' time (their alerts still carry the frames' own \
                  timestamps)"
