@@ -284,8 +284,9 @@ fn mpls<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, Sk
 }
 
 /// Whether what follows an Ethernet frame's ethertype is what it announces: an IP header of
-/// that version, a VLAN tag followed by a known ethertype, an Ethernet/IPv4 ARP header, a PPPoE
-/// session header (MPLS labels are taken on trust).
+/// that version, a VLAN, port extender or Cisco MetaData tag followed by a known ethertype, a
+/// backbone service tag followed by a customer frame with one, an Ethernet/IPv4 ARP header, a
+/// PPPoE session header (MPLS labels are taken on trust).
 fn body_fits_ether_type(frame: &[u8]) -> bool {
     const ARP_ETHERNET_IPV4: [u8; 4] = [0x00, 0x01, 0x08, 0x00];
     let body = frame.get(ETHERNET_ADDRESSES_LEN + 2..).unwrap_or_default();
@@ -297,6 +298,12 @@ fn body_fits_ether_type(frame: &[u8]) -> bool {
         Some(ETHERTYPE_PPPOE_SESSION) => body.starts_with(&[PPPOE_VERSION_TYPE, PPPOE_SESSION_DATA]),
         Some(tag) if tag == ETHERTYPE_VLAN || tag == ETHERTYPE_QINQ || ETHERTYPE_QINQ_LEGACY.contains(&tag) => {
             be_u16(body, 2).is_some_and(is_known_ether_type)
+        }
+        Some(ETHERTYPE_VN_TAG) => be_u16(body, VN_TAG_LEN).is_some_and(is_known_ether_type),
+        Some(ETHERTYPE_E_TAG) => be_u16(body, E_TAG_LEN).is_some_and(is_known_ether_type),
+        Some(ETHERTYPE_CISCO_METADATA) => be_u16(body, CISCO_METADATA_LEN).is_some_and(is_known_ether_type),
+        Some(ETHERTYPE_PBB_I_TAG) => {
+            be_u16(body, PBB_I_TAG_LEN + ETHERNET_ADDRESSES_LEN).is_some_and(is_known_ether_type)
         }
         _ => true,
     }
@@ -319,5 +326,9 @@ fn is_known_ether_type(ether_type: u16) -> bool {
             | ETHERTYPE_MPLS_MULTICAST
             | ETHERTYPE_PPPOE_SESSION
             | ETHERTYPE_ARP
+            | ETHERTYPE_VN_TAG
+            | ETHERTYPE_E_TAG
+            | ETHERTYPE_CISCO_METADATA
+            | ETHERTYPE_PBB_I_TAG
     ) || ETHERTYPE_QINQ_LEGACY.contains(&ether_type)
 }

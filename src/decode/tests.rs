@@ -984,6 +984,33 @@ fn mpls_pseudowire_without_control_word() {
 }
 
 #[test]
+fn mpls_pseudowire_frames_with_port_extender_and_backbone_tags() {
+    // Frames whose destination address starts with a nibble other than zero: without a control
+    // word, only their ethertype says they are frames at all.
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let customer = ethernet(0x0800, &v4);
+    let frames = [
+        tag_then(0x8926, &[0, 0, 0, 5], 0x0800, &v4),
+        tag_then(0x893f, &[0, 3, 0, 0, 0, 0], 0x0800, &v4),
+        tag_then(0x8909, &[1, 1, 0, 1, 0, 42], 0x0800, &v4),
+        ethernet(0x88e7, &[&[0, 0x12, 0x34, 0x56][..], &customer].concat()),
+    ];
+    for mut inner in frames {
+        let tag_protocol = [inner[12], inner[13]];
+        inner[0] = 0xa4;
+        let frame = ethernet(0x8847, &mpls(&[16], &inner));
+        assert_eq!(decode_tcp(LinkType::ETHERNET, &frame).payload, LINE, "{tag_protocol:02x?}");
+        // Behind a zero nibble with a control word, the tagged frame is still read whole.
+        inner[0] = 0x00;
+        let with_word = ethernet(0x8847, &mpls(&[16], &with_prefix([0; 4], &inner)));
+        assert_eq!(decode_tcp(LinkType::ETHERNET, &with_word).payload, LINE, "{tag_protocol:02x?}");
+        // Without one, the frame fits its tag and is taken as it stands.
+        let without_word = ethernet(0x8847, &mpls(&[16], &inner));
+        assert_eq!(decode_tcp(LinkType::ETHERNET, &without_word).payload, LINE, "{tag_protocol:02x?}");
+    }
+}
+
+#[test]
 fn vlan_id_zero_is_a_priority_tag_not_a_vlan() {
     // 802.1Q priority tagging (VID 0, priority bits set or not): the frame is on the port's own
     // VLAN, so one direction tagged so and the other untagged is one connection.
