@@ -248,15 +248,7 @@ impl DecodeStats {
 pub struct Decoder {
     pub stats: DecodeStats,
     defrag: Defragmenter,
-    /// Link types met that no layer here reads, each warned about once.
-    unsupported_seen: Vec<LinkType>,
-    /// A segment cut short by the capture's snap length was warned about.
-    cut_short_warned: bool,
-    /// Skips that hide logins and were warned about (encrypted 802.11 frames, frames failing
-    /// their check, tunnels nested too deep), each once.
-    skips_warned: Vec<SkipReason>,
-    /// IP fragments overlapping with different bytes were warned about.
-    fragment_overlap_warned: bool,
+    warned: Warned,
     /// The subframes of the latest frame not read yet, when it was an aggregate (802.11 A-MSDU)
     /// of several packets (see [`Decoder::decode_next`]).
     aggregate_rest: Option<AggregateRest>,
@@ -264,12 +256,36 @@ pub struct Decoder {
     ignore_vlans: bool,
 }
 
-/// Where an aggregate's subframes not read yet lie in the frame, and the encapsulations around
-/// them (an aggregate a wireless sensor streamed through a tunnel): each is peeled from there.
+/// What was warned about already: each kind of problem once.
+#[derive(Debug, Default)]
+struct Warned {
+    /// Link types met that no layer here reads, each warned about once.
+    unsupported: Vec<LinkType>,
+    /// A segment cut short by the capture's snap length.
+    cut_short: bool,
+    /// Skips that hide logins (encrypted 802.11 frames, frames failing their check, tunnels
+    /// nested too deep), each once.
+    skips: Vec<SkipReason>,
+    /// IP fragments overlapping with different bytes.
+    fragment_overlap: bool,
+}
+
+/// Where an aggregate's subframes not read yet lie, and the encapsulations around them (an
+/// aggregate a wireless sensor streamed through a tunnel): each is peeled from there.
 #[derive(Clone, Debug)]
 struct AggregateRest {
     span: Range<usize>,
+    lies_in: LiesIn,
     context: TunnelContext,
+}
+
+/// The bytes an aggregate's rest is a span of.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LiesIn {
+    Frame,
+    /// The datagram the defragmenter completed last: a sensor's stream, its datagrams larger than
+    /// a link's MTU, fragmented on the way.
+    Datagram,
 }
 
 /// Different unsupported link types warned about at most (a capture has one per interface).
@@ -316,9 +332,14 @@ impl Decoder {
     /// after `decode`, with the same frame.
     #[inline]
     pub fn decode_next<'a>(&'a mut self, frame: &Frame<'a>) -> Option<Decoded<'a>> {
-        let AggregateRest { span, context } = self.aggregate_rest.take()?;
-        let rest = frame.data.get(span).ok_or(SkipReason::Truncated);
-        Some(self.peel_from(frame, rest.map(Layer::Aggregate), context))
+        let AggregateRest { span, lies_in, context } = self.aggregate_rest.take()?;
+        Some(match lies_in {
+            LiesIn::Frame => {
+                let rest = frame.data.get(span).ok_or(SkipReason::Truncated);
+                self.peel_from(frame, rest.map(Layer::Aggregate), context)
+            }
+            LiesIn::Datagram => self.peel_rest_of_datagram(frame, span, context),
+        })
     }
 
     fn peel_from<'a>(
@@ -327,19 +348,43 @@ impl Decoder {
         first: Result<Layer<'a>, SkipReason>,
         context: TunnelContext,
     ) -> Decoded<'a> {
-        let Decoder {
-            stats,
-            defrag,
-            unsupported_seen,
-            cut_short_warned,
-            skips_warned,
-            fragment_overlap_warned,
-            aggregate_rest,
-            ignore_vlans,
-        } = self;
+        let Decoder { stats, defrag, warned, aggregate_rest, ignore_vlans } = self;
         let result = first.and_then(|layer| peel(frame, layer, context, defrag, stats, aggregate_rest));
-        if stats.fragment_overlaps_differing > 0 && !*fragment_overlap_warned {
-            *fragment_overlap_warned = true;
+        warned.conclude(result, frame, stats, *ignore_vlans)
+    }
+
+    /// Peels the next subframes of an aggregate that lay in a reassembled datagram. The datagram
+    /// stays where it is, borrowed: a subframe that is itself an IP fragment is not added to the
+    /// pool (that would need the buffer moved out, as [`peel`] does), and is skipped.
+    fn peel_rest_of_datagram<'a>(
+        &'a mut self,
+        frame: &Frame<'a>,
+        span: Range<usize>,
+        mut context: TunnelContext,
+    ) -> Decoded<'a> {
+        let Decoder { stats, defrag, warned, aggregate_rest, ignore_vlans } = self;
+        let datagram: &'a [u8] = defrag.completed();
+        let result = datagram.get(span).ok_or(SkipReason::Truncated).and_then(|rest| {
+            match peel_layers(frame, Layer::Aggregate(rest), Some(datagram), &mut context, aggregate_rest)? {
+                Peeled::Tcp(packet) => Ok(packet),
+                Peeled::Fragment(..) => Err(SkipReason::IpFragment),
+            }
+        });
+        warned.conclude(result, frame, stats, *ignore_vlans)
+    }
+}
+
+impl Warned {
+    /// Counts what peeling a packet came to, warning about what hides logins (once each).
+    fn conclude<'a>(
+        &mut self,
+        result: Result<TcpPacket<'a>, SkipReason>,
+        frame: &Frame<'_>,
+        stats: &mut DecodeStats,
+        ignore_vlans: bool,
+    ) -> Decoded<'a> {
+        if stats.fragment_overlaps_differing > 0 && !self.fragment_overlap {
+            self.fragment_overlap = true;
             warn_fragment_overlap();
         }
         match result {
@@ -348,11 +393,11 @@ impl Decoder {
                 if packet.tunnel != 0 {
                     stats.tunnelled_tcp += 1;
                 }
-                if *ignore_vlans {
+                if ignore_vlans {
                     packet.vlan = VlanStack::default();
                 }
-                if packet.payload_missing > 0 && !*cut_short_warned {
-                    *cut_short_warned = true;
+                if packet.payload_missing > 0 && !self.cut_short {
+                    self.cut_short = true;
                     warn_cut_short(frame);
                 }
                 Decoded::Tcp(packet)
@@ -360,10 +405,10 @@ impl Decoder {
             Err(reason) => {
                 stats.count_skip(reason);
                 if reason == SkipReason::UnsupportedLinkType {
-                    warn_unsupported(unsupported_seen, link::innermost_link_type(frame.link_type, frame.data));
+                    warn_unsupported(&mut self.unsupported, link::innermost_link_type(frame.link_type, frame.data));
                 }
-                if !skips_warned.contains(&reason) && warn_skips(reason, stats) {
-                    skips_warned.push(reason);
+                if !self.skips.contains(&reason) && warn_skips(reason, stats) {
+                    self.skips.push(reason);
                 }
                 Decoded::Skipped(reason)
             }
@@ -469,7 +514,7 @@ fn peel<'a>(
     stats: &mut DecodeStats,
     aggregate_rest: &mut Option<AggregateRest>,
 ) -> Result<TcpPacket<'a>, SkipReason> {
-    let (fragment_packet, fragment) = match peel_layers(frame, layer, &mut context, aggregate_rest)? {
+    let (fragment_packet, fragment) = match peel_layers(frame, layer, None, &mut context, aggregate_rest)? {
         Peeled::Tcp(packet) => return Ok(packet),
         Peeled::Fragment(packet, fragment) => (packet, fragment),
     };
@@ -489,6 +534,10 @@ fn peel<'a>(
                 break;
             }
             Peeled::Fragment(packet, fragment) => {
+                // The datagram goes: a rest of an aggregate it held goes with it.
+                if aggregate_rest.as_ref().is_some_and(|rest| rest.lies_in == LiesIn::Datagram) {
+                    *aggregate_rest = None;
+                }
                 let key = DatagramKey::new(&packet, fragment, &context);
                 if !defrag.insert(key, fragment, packet.payload, frame.ts, stats)? {
                     return Err(SkipReason::IpFragment);
@@ -511,10 +560,12 @@ enum Peeled<'b> {
     Fragment(IpPacket<'b>, ip::Fragment),
 }
 
-/// Peels layers until TCP or an IP fragment.
+/// Peels layers until TCP or an IP fragment; `layer` lies in the frame, or in `datagram` when one
+/// is given (the defragmenter's completed datagram).
 fn peel_layers<'b>(
     frame: &Frame<'_>,
     mut layer: Layer<'b>,
+    datagram: Option<&[u8]>,
     context: &mut TunnelContext,
     aggregate_rest: &mut Option<AggregateRest>,
 ) -> Result<Peeled<'b>, SkipReason> {
@@ -522,12 +573,16 @@ fn peel_layers<'b>(
         let ip_bytes = match layer {
             Layer::Aggregate(subframes) => {
                 let (msdu, rest) = wifi::split_subframe(subframes)?;
-                // The others are read later from the frame. Those of an aggregate that came out
-                // of a reassembled datagram (a sensor's stream fragmented on the way) do not lie
-                // in the frame, and are not read.
-                *aggregate_rest = span_in(frame.data, rest)
-                    .filter(|span| !span.is_empty())
-                    .map(|span| AggregateRest { span, context: *context });
+                // The others are read later from where they lie.
+                let (whole, lies_in) = match datagram {
+                    Some(datagram) => (datagram, LiesIn::Datagram),
+                    None => (frame.data, LiesIn::Frame),
+                };
+                *aggregate_rest = span_in(whole, rest).filter(|span| !span.is_empty()).map(|span| AggregateRest {
+                    span,
+                    lies_in,
+                    context: *context,
+                });
                 layer = wifi::llc_snap(msdu)?;
                 continue;
             }
@@ -577,7 +632,7 @@ fn peel_datagram<'b>(
     let packet = ip::reassembled(header, datagram)?;
     match above_ip(&packet, context)? {
         Above::Tcp(tcp) => Ok(Peeled::Tcp(tcp)),
-        Above::Tunnel(inner) => peel_layers(frame, inner, context, aggregate_rest),
+        Above::Tunnel(inner) => peel_layers(frame, inner, Some(datagram), context, aggregate_rest),
     }
 }
 

@@ -1529,6 +1529,35 @@ fn every_packet_of_an_aggregate_a_sensor_streamed_keeps_its_tunnel() {
     assert_eq!(decode_all(&mut decoder, LinkType::ETHERNET, &trailed), all);
 }
 
+#[test]
+fn every_packet_of_an_aggregate_streamed_in_fragments_is_read() {
+    // A sensor's stream of aggregates (several KiB each) crosses a link of a smaller MTU: every
+    // datagram arrives in IP fragments, and the subframes lie in the reassembled one.
+    let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let v6 = snap(0, 0x86dd, &ipv6_tcp(CLIENT6, SERVER6, LINE));
+    let aggregate = wifi_frame(0x88, 0x01, &[0x80, 0], &amsdu(&[&v4, &v6, &v4]));
+    let datagram = ipv4_outer(17, TUNNEL_A, TUNNEL_B, &udp(37008, &tzsp(0, 18, &[1], &aggregate)));
+    let fragments: Vec<Vec<u8>> =
+        ipv4_fragments(&datagram, 7, 96).iter().map(|fragment| ethernet(0x0800, fragment)).collect();
+    let (last, before) = fragments.split_last().unwrap();
+    let mut decoder = Decoder::new();
+    for fragment in before {
+        assert_eq!(decode_all(&mut decoder, LinkType::ETHERNET, fragment), [Err(SkipReason::IpFragment)]);
+    }
+    let all = decode_all(&mut decoder, LinkType::ETHERNET, last);
+    assert_eq!(all.len(), 3, "{all:?}");
+    let sources: Vec<IpAddr> = all.iter().map(|packet| packet.as_ref().unwrap().src).collect();
+    assert_eq!(sources, [IpAddr::from(CLIENT), IpAddr::from(CLIENT6), IpAddr::from(CLIENT)]);
+    let tunnels: Vec<u64> = all.iter().map(|packet| packet.as_ref().unwrap().tunnel).collect();
+    assert!(tunnels[0] != 0 && tunnels.iter().all(|tunnel| *tunnel == tunnels[0]), "{tunnels:?}");
+    assert!(all.iter().all(|packet| packet.as_ref().unwrap().payload == LINE));
+    // The next frame starts afresh.
+    assert_eq!(
+        decode_all(&mut decoder, LinkType::ETHERNET, &ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE))).len(),
+        1
+    );
+}
+
 fn vxlan_gpe(flags: u8, next_protocol: u8, vni: u32, inner: &[u8]) -> Vec<u8> {
     let mut out = vec![flags, 0, 0, next_protocol];
     out.extend_from_slice(&(vni << 8).to_be_bytes());
