@@ -160,6 +160,10 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         Link::Wifi,
         Link::Radiotap,
         Link::Ppi,
+        Link::Ppp,
+        Link::PppHdlc,
+        Link::PppEther,
+        Link::CiscoHdlc,
     ];
     // Every link, the conversations taking turns on them.
     seed_conversations()

@@ -47,6 +47,14 @@ impl LinkType {
     /// Some old captures store raw IP under the DLT_RAW values of BSD (12 and 14).
     pub const RAW_BSD12: LinkType = LinkType(12);
     pub const RAW_BSD14: LinkType = LinkType(14);
+    /// PPP (RFC 1661), with or without the address and control fields of HDLC-like framing.
+    pub const PPP: LinkType = LinkType(9);
+    /// PPP in HDLC-like framing (RFC 1662), or Cisco HDLC, told apart by the first byte.
+    pub const PPP_HDLC: LinkType = LinkType(50);
+    /// PPPoE session frames (RFC 2516) without their Ethernet header (NetBSD's pppoe(4)).
+    pub const PPP_ETHER: LinkType = LinkType(51);
+    /// Cisco HDLC (RFC 1547 §4.3.1): address, control, then an EtherType.
+    pub const C_HDLC: LinkType = LinkType(104);
 }
 
 /// One captured frame, borrowed from the source's buffer.

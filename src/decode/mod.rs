@@ -1,5 +1,6 @@
-//! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11),
-//! VLAN tags, PPPoE, tunnels, IPv4/IPv6 (with extension headers) down to TCP, without copying.
+//! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, PPP, Cisco
+//! HDLC, 802.11), VLAN tags, PPPoE, tunnels, IPv4/IPv6 (with extension headers) down to TCP,
+//! without copying.
 //!
 //! Data problems are not errors: a frame that is not TCP, or is cut short, is [`Decoded::Skipped`]
 //! with a reason that is counted.
@@ -445,8 +446,8 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
     tracing::warn!(
         link_type = link_type.0,
         "frames of this link type cannot be decoded, and logins in them cannot be seen (credwatch reads \
-         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, and 802.11 bare or behind \
-         radiotap, PPI, Prism or AVS headers)"
+         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, PPP, PPPoE, Cisco HDLC, \
+         and 802.11 bare or behind radiotap, PPI, Prism or AVS headers)"
     );
 }
 

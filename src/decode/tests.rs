@@ -570,6 +570,60 @@ fn pppoe_sessions_carry_ip() {
     assert_eq!(decode(LinkType::ETHERNET, &ethernet(0x8864, &[0x11, 0, 1, 1, 0])), Err(SkipReason::Truncated));
 }
 
+/// A Cisco HDLC frame (unicast address, control 0) announcing `ether_type`.
+fn cisco_hdlc(ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x0f, 0x00];
+    out.extend_from_slice(&ether_type.to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+#[test]
+fn ppp_links_with_and_without_hdlc_framing_and_compression() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    for frame in [ppp(true, &[0x00, 0x21], &v4), ppp(false, &[0x00, 0x21], &v4), ppp(false, &[0x21], &v4)] {
+        assert_eq!(decode_tcp(LinkType::PPP, &frame).payload, LINE, "{:02x?}", &frame[..4]);
+    }
+    assert_eq!(decode_tcp(LinkType::PPP, &ppp(true, &[0x57], &v6)).src, IpAddr::from(CLIENT6));
+    assert_eq!(decode_tcp(LinkType::PPP_HDLC, &ppp(true, &[0x00, 0x21], &v4)).payload, LINE);
+    // LCP and IPCP are PPP's own traffic; an empty frame is cut short.
+    for protocol in [[0xc0, 0x21], [0x80, 0x21]] {
+        assert_eq!(decode(LinkType::PPP, &ppp(true, &protocol, &[0; 20])), Err(SkipReason::NotIp));
+    }
+    assert_eq!(decode(LinkType::PPP, &[]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::PPP, &[0xff, 0x03, 0x00]), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn cisco_hdlc_alone_or_in_a_ppp_hdlc_capture() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    for link_type in [LinkType::C_HDLC, LinkType::PPP_HDLC] {
+        assert_eq!(decode_tcp(link_type, &cisco_hdlc(0x0800, &v4)).payload, LINE);
+        assert_eq!(decode_tcp(link_type, &cisco_hdlc(0x86dd, &v6)).dst, IpAddr::from(SERVER6));
+        assert_eq!(decode_tcp(link_type, &cisco_hdlc(0x8847, &mpls(&[16], &v4))).payload, LINE, "MPLS");
+        let mut broadcast = cisco_hdlc(0x0800, &v4);
+        broadcast[0] = 0x8f;
+        assert_eq!(decode_tcp(link_type, &broadcast).payload, LINE);
+        // SLARP keepalives are not IP; another address is no Cisco HDLC (nor PPP).
+        assert_eq!(decode(link_type, &cisco_hdlc(0x8035, &[0; 20])), Err(SkipReason::NotIp));
+        let mut unknown_address = cisco_hdlc(0x0800, &v4);
+        unknown_address[0] = 0x03;
+        assert_eq!(decode(link_type, &unknown_address), Err(SkipReason::Malformed));
+        assert_eq!(decode(link_type, &[0x0f, 0x00, 0x08]), Err(SkipReason::Truncated));
+    }
+}
+
+#[test]
+fn ppp_ether_captures_start_with_the_pppoe_header() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    assert_eq!(decode_tcp(LinkType::PPP_ETHER, &pppoe(0, 0x0021, &v4)).payload, LINE);
+    assert_eq!(decode(LinkType::PPP_ETHER, &pppoe(0, 0xc021, &[0; 20])), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::PPP_ETHER, &pppoe(0x09, 0x0021, &v4)), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::PPP_ETHER, &[0x11]), Err(SkipReason::Truncated));
+}
+
 #[test]
 fn wifi_data_frames_bare_and_behind_radiotap() {
     let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
@@ -1949,6 +2003,11 @@ fn corpus() -> Vec<(LinkType, Vec<u8>)> {
         (LinkType::ETHERNET, tag_then(0x8926, &[0, 0, 0, 5], 0x0800, &v4)),
         (LinkType::ETHERNET, tag_then(0x893f, &[0, 3, 0, 0, 0, 0], 0x86dd, &v6)),
         (LinkType::ETHERNET, ethernet(0x88e7, &[&[0, 0x12, 0x34, 0x56][..], &inner].concat())),
+        (LinkType::PPP, ppp(false, &[0x21], &v4)),
+        (LinkType::PPP_HDLC, ppp(true, &[0x00, 0x57], &v6)),
+        (LinkType::PPP_HDLC, cisco_hdlc(0x0800, &v4)),
+        (LinkType::PPP_ETHER, pppoe(0, 0x0021, &v4)),
+        (LinkType::C_HDLC, cisco_hdlc(0x8847, &mpls(&[16], &v6))),
     ];
     let fragmented = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
     let fragmented6 = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &long_line(100)), 1, 64);
@@ -2041,7 +2100,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(
         data in proptest::collection::vec(any::<u8>(), 0..200),
-        link in prop::sample::select(vec![0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276]),
+        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 276]),
     ) {
         let mut decoder = Decoder::new();
         let _ = decode_at(&mut decoder, LinkType(link), &data, 0);

@@ -1,5 +1,6 @@
 //! Link-layer headers in front of a scripted packet: Ethernet (with a VLAN stack), Linux cooked
-//! capture v1 and v2, raw IP, the BSD loopback headers, and 802.11 (bare or with radiotap).
+//! capture v1 and v2, raw IP, the BSD loopback headers, PPP (RFC 1661, RFC 1662 §3.1, PPPoE as
+//! RFC 2516 §4), Cisco HDLC (RFC 1547 §4.3.1), and 802.11 (bare or with radiotap).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use etherparse::{
@@ -8,7 +9,7 @@ use etherparse::{
 };
 
 use super::conversation::{ScriptError, Side};
-use super::tunnel::{Packet, PacketKind};
+use super::tunnel::{ppp_frame, pppoe_session, Packet, PacketKind};
 use crate::capture::LinkType;
 
 /// The link layer a conversation is captured on.
@@ -38,6 +39,18 @@ pub enum Link {
     /// [`Link::Wifi`] frames behind a PPI header with an 802.11-Common field saying a frame
     /// check sequence ends each frame, as AirPcap and Kismet capture them.
     Ppi,
+    /// PPP on a serial or dial-up link (LINKTYPE_PPP), each end having negotiated compression
+    /// for what it receives: the client's frames in full (address, control, two-byte protocol),
+    /// the server's without address and control and with a one-byte protocol (RFC 1661 §6.5,
+    /// §6.6).
+    Ppp,
+    /// PPP in HDLC-like framing (LINKTYPE_PPP_HDLC): address, control, two-byte protocol.
+    PppHdlc,
+    /// PPPoE session frames without their Ethernet header (LINKTYPE_PPP_ETHER), as NetBSD's
+    /// pppoe(4) interface captures them.
+    PppEther,
+    /// Cisco HDLC (LINKTYPE_C_HDLC): unicast address, control, then the EtherType.
+    CiscoHdlc,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -83,6 +96,10 @@ const PPI_HEADER: [u8; 32] = [
     0, 0, // hopping set and pattern
     0xd8, 0xa1, // signal, noise
 ];
+/// The PPPoE session id of [`Link::PppEther`] frames.
+const PPPOE_SESSION_ID: u16 = 0x0101;
+/// Cisco HDLC's unicast address and its control byte.
+const CISCO_HDLC_UNICAST: [u8; 2] = [0x0F, 0x00];
 /// QoS control, first byte: the body is an aggregate (A-MSDU), whose subframes are aligned on 4.
 const QOS_AMSDU: u8 = 0x80;
 const AMSDU_ALIGN: usize = 4;
@@ -101,6 +118,10 @@ impl Link {
             Link::Wifi => LinkType::IEEE802_11,
             Link::Radiotap => LinkType::IEEE802_11_RADIOTAP,
             Link::Ppi => LinkType::PPI,
+            Link::Ppp => LinkType::PPP,
+            Link::PppHdlc => LinkType::PPP_HDLC,
+            Link::PppEther => LinkType::PPP_ETHER,
+            Link::CiscoHdlc => LinkType::C_HDLC,
         }
     }
 
@@ -157,6 +178,14 @@ impl Link {
                 checked_from = self.push_monitor_header(&mut frame);
                 push_wifi_header(&mut frame, from, macs, false);
                 push_llc_snap(&mut frame, ether_type);
+            }
+            Link::Ppp => return ppp_frame(packet, "PPP", from == Side::Server),
+            Link::PppHdlc => return ppp_frame(packet, "PPP in HDLC-like framing", false),
+            Link::PppEther => return pppoe_session(PPPOE_SESSION_ID, packet),
+            Link::CiscoHdlc => {
+                let ether_type = ether_type(packet.kind, "Cisco HDLC")?;
+                frame.extend_from_slice(&CISCO_HDLC_UNICAST);
+                frame.extend_from_slice(&ether_type.to_be_bytes());
             }
         }
         frame.extend_from_slice(&packet.bytes);
@@ -516,10 +545,53 @@ mod tests {
     }
 
     #[test]
+    fn ppp_links_frame_ip_as_rfc_1661_and_1662_say() {
+        for (ipv6, protocol) in [(false, 0x21u8), (true, 0x57)] {
+            let ppp = exchange(Link::Ppp, ipv6, &[]);
+            assert_eq!(ppp[0].link_type, LinkType::PPP);
+            assert_eq!(ppp[0].data[..4], [0xFF, 0x03, 0x00, protocol], "the client's frames in full");
+            assert_eq!(ppp[1].data[..1], [protocol], "the server's compressed: no address, control, one byte");
+            assert_eq!(payload_at(&ppp[0], 4, ppp[0].data.len()), b"CAPA\r\n");
+            assert_eq!(payload_at(&ppp[1], 1, ppp[1].data.len()), b"+OK\r\n");
+
+            let hdlc = exchange(Link::PppHdlc, ipv6, &[]);
+            assert_eq!(hdlc[1].link_type, LinkType::PPP_HDLC);
+            assert_eq!(hdlc[1].data[..4], [0xFF, 0x03, 0x00, protocol]);
+            assert_eq!(payload_at(&hdlc[1], 4, hdlc[1].data.len()), b"+OK\r\n");
+
+            let pppoe = exchange(Link::PppEther, ipv6, &[]);
+            assert_eq!(pppoe[0].link_type, LinkType::PPP_ETHER);
+            let data = &pppoe[0].data;
+            assert_eq!(data[..4], [0x11, 0x00, 0x01, 0x01], "version, type, session data, session id");
+            assert_eq!(usize::from(u16::from_be_bytes([data[4], data[5]])), data.len() - 6, "the PPP payload's length");
+            assert_eq!(data[6..8], [0x00, protocol]);
+            assert_eq!(payload_at(&pppoe[0], 8, data.len()), b"CAPA\r\n");
+
+            let cisco = exchange(Link::CiscoHdlc, ipv6, &[]);
+            assert_eq!(cisco[0].link_type, LinkType::C_HDLC);
+            let ether_type: [u8; 2] = if ipv6 { [0x86, 0xDD] } else { [0x08, 0x00] };
+            assert_eq!(cisco[0].data[..4], [0x0F, 0x00, ether_type[0], ether_type[1]], "unicast, control 0, type");
+            assert_eq!(payload_at(&cisco[1], 4, cisco[1].data.len()), b"+OK\r\n");
+        }
+    }
+
+    #[test]
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
-        let links = [Link::Ethernet, Link::LinuxSll, Link::LinuxSll2, Link::RawIp, Link::Null, Link::Loop, Link::Wifi];
+        let links = [
+            Link::Ethernet,
+            Link::LinuxSll,
+            Link::LinuxSll2,
+            Link::RawIp,
+            Link::Null,
+            Link::Loop,
+            Link::Wifi,
+            Link::Ppp,
+            Link::PppHdlc,
+            Link::PppEther,
+            Link::CiscoHdlc,
+        ];
         for link in links {
             assert!(matches!(
                 link.frame(&frame, Side::Client, macs, &[]),
