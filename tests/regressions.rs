@@ -164,6 +164,7 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         Link::PppHdlc,
         Link::PppEther,
         Link::CiscoHdlc,
+        Link::Nflog,
     ];
     // Every link, the conversations taking turns on them.
     seed_conversations()

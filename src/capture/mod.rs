@@ -55,6 +55,8 @@ impl LinkType {
     pub const PPP_ETHER: LinkType = LinkType(51);
     /// Cisco HDLC (RFC 1547 §4.3.1): address, control, then an EtherType.
     pub const C_HDLC: LinkType = LinkType(104);
+    /// Linux netfilter's NFLOG: a family, then attributes, the packet one of them.
+    pub const NFLOG: LinkType = LinkType(239);
 }
 
 /// One captured frame, borrowed from the source's buffer.

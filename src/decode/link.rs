@@ -6,6 +6,7 @@
 
 use etherparse::{Ethernet2HeaderSlice, SingleVlanHeaderSlice};
 
+use super::capture_headers;
 use super::tunnel::{TunnelContext, TunnelKind};
 use super::wifi;
 use super::SkipReason;
@@ -147,6 +148,7 @@ pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>,
         },
         LinkType::PPP_ETHER => pppoe_session(data),
         LinkType::C_HDLC => cisco_hdlc(data),
+        LinkType::NFLOG => capture_headers::nflog(data),
         LinkType::IEEE802_11 => wifi::ieee802_11(data),
         LinkType::IEEE802_11_RADIOTAP => wifi::radiotap(data),
         LinkType::IEEE802_11_PRISM => wifi::ieee802_11(wifi::after_prism_or_avs(data)?),

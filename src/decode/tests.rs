@@ -624,6 +624,61 @@ fn ppp_ether_captures_start_with_the_pppoe_header() {
     assert_eq!(decode(LinkType::PPP_ETHER, &[0x11]), Err(SkipReason::Truncated));
 }
 
+/// An NFLOG record of `family` with the attributes given as (type, value), their lengths and
+/// types in either byte order, each padded to a multiple of 4 bytes.
+fn nflog(big_endian: bool, family: u8, attributes: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut out = vec![family, 0, 0, 1];
+    for (tlv_type, value) in attributes {
+        let length = u16::try_from(4 + value.len()).unwrap();
+        let (length, tlv_type) = if big_endian {
+            (length.to_be_bytes(), tlv_type.to_be_bytes())
+        } else {
+            (length.to_le_bytes(), tlv_type.to_le_bytes())
+        };
+        out.extend_from_slice(&length);
+        out.extend_from_slice(&tlv_type);
+        out.extend_from_slice(value);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+    out
+}
+
+#[test]
+fn nflog_records_in_either_byte_order() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let prefix: &[u8] = b"in\0";
+    for big_endian in [false, true] {
+        let record = nflog(big_endian, 2, &[(1, &[8, 0, 1, 0]), (10, prefix), (9, &v4)]);
+        assert_eq!(decode_tcp(LinkType::NFLOG, &record).payload, LINE, "big-endian: {big_endian}");
+        let record6 = nflog(big_endian, 10, &[(10, prefix), (9, &v6)]);
+        assert_eq!(decode_tcp(LinkType::NFLOG, &record6).src, IpAddr::from(CLIENT6));
+        // An attribute of type 0 says nothing of the byte order: the next one does.
+        let unspecified = nflog(big_endian, 2, &[(0, &[0; 4]), (9, &v4)]);
+        assert_eq!(decode_tcp(LinkType::NFLOG, &unspecified).payload, LINE);
+    }
+    // Cut by the snap length inside the packet: what there is of it.
+    let record = nflog(false, 2, &[(9, &v4)]);
+    let cut = decode_tcp(LinkType::NFLOG, &record[..8 + v4.len() - 5]);
+    assert_eq!((cut.payload.as_slice(), cut.missing), (&LINE[..LINE.len() - 5], 5));
+}
+
+#[test]
+fn nflog_records_without_an_ip_packet() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    // Logged with a copy range of 0 (no payload attribute); a bridge family record.
+    assert_eq!(decode(LinkType::NFLOG, &nflog(false, 2, &[(1, &[8, 0, 1, 0]), (10, b"x\0")])), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::NFLOG, &nflog(false, 7, &[(9, &v4)])), Err(SkipReason::NotIp));
+    // An attribute shorter than its own header; attributes cut short before the packet.
+    let mut short = nflog(false, 2, &[(1, &[8, 0, 1, 0]), (10, b"x\0"), (9, &v4)]);
+    short[12] = 2;
+    assert_eq!(decode(LinkType::NFLOG, &short), Err(SkipReason::Malformed));
+    let record = nflog(false, 2, &[(10, b"a longer prefix\0"), (9, &v4)]);
+    assert_eq!(decode(LinkType::NFLOG, &record[..10]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::NFLOG, &record[..22]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::NFLOG, &[]), Err(SkipReason::Truncated));
+}
+
 #[test]
 fn wifi_data_frames_bare_and_behind_radiotap() {
     let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
@@ -2008,6 +2063,8 @@ fn corpus() -> Vec<(LinkType, Vec<u8>)> {
         (LinkType::PPP_HDLC, cisco_hdlc(0x0800, &v4)),
         (LinkType::PPP_ETHER, pppoe(0, 0x0021, &v4)),
         (LinkType::C_HDLC, cisco_hdlc(0x8847, &mpls(&[16], &v6))),
+        (LinkType::NFLOG, nflog(false, 2, &[(1, &[8, 0, 1, 0]), (10, b"mail\0"), (9, &v4)])),
+        (LinkType::NFLOG, nflog(true, 10, &[(9, &v6)])),
     ];
     let fragmented = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
     let fragmented6 = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &long_line(100)), 1, 64);
@@ -2100,7 +2157,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(
         data in proptest::collection::vec(any::<u8>(), 0..200),
-        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 276]),
+        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 239, 276]),
     ) {
         let mut decoder = Decoder::new();
         let _ = decode_at(&mut decoder, LinkType(link), &data, 0);

@@ -1,6 +1,7 @@
 //! Link-layer headers in front of a scripted packet: Ethernet (with a VLAN stack), Linux cooked
 //! capture v1 and v2, raw IP, the BSD loopback headers, PPP (RFC 1661, RFC 1662 §3.1, PPPoE as
-//! RFC 2516 §4), Cisco HDLC (RFC 1547 §4.3.1), and 802.11 (bare or with radiotap).
+//! RFC 2516 §4), Cisco HDLC (RFC 1547 §4.3.1), 802.11 (bare or with radiotap), and the headers
+//! of [`super::capture_headers`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use etherparse::{
@@ -8,6 +9,7 @@ use etherparse::{
     SingleVlanHeader, VlanId, VlanPcp,
 };
 
+use super::capture_headers::push_nflog;
 use super::conversation::{ScriptError, Side};
 use super::tunnel::{ppp_frame, pppoe_session, Packet, PacketKind};
 use crate::capture::LinkType;
@@ -51,6 +53,9 @@ pub enum Link {
     PppEther,
     /// Cisco HDLC (LINKTYPE_C_HDLC): unicast address, control, then the EtherType.
     CiscoHdlc,
+    /// Packets an iptables NFLOG rule on the client host logs (LINKTYPE_NFLOG), from a
+    /// little-endian host: the server's coming in, the client's going out.
+    Nflog,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -122,6 +127,7 @@ impl Link {
             Link::PppHdlc => LinkType::PPP_HDLC,
             Link::PppEther => LinkType::PPP_ETHER,
             Link::CiscoHdlc => LinkType::C_HDLC,
+            Link::Nflog => LinkType::NFLOG,
         }
     }
 
@@ -186,6 +192,10 @@ impl Link {
                 let ether_type = ether_type(packet.kind, "Cisco HDLC")?;
                 frame.extend_from_slice(&CISCO_HDLC_UNICAST);
                 frame.extend_from_slice(&ether_type.to_be_bytes());
+            }
+            Link::Nflog => {
+                push_nflog(&mut frame, &packet.bytes, ip_only(packet.kind, "NFLOG")?, from)?;
+                return Ok(frame);
             }
         }
         frame.extend_from_slice(&packet.bytes);
@@ -575,6 +585,44 @@ mod tests {
         }
     }
 
+    /// The attributes of an NFLOG record as (type, value), read little-endian, each checked to
+    /// start on a multiple of 4 bytes.
+    fn nflog_attributes(data: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut attributes = Vec::new();
+        let mut offset = 4;
+        while offset < data.len() {
+            assert_eq!(offset % 4, 0, "attributes are aligned on 4 bytes");
+            let length = usize::from(u16::from_le_bytes([data[offset], data[offset + 1]]));
+            let tlv_type = u16::from_le_bytes([data[offset + 2], data[offset + 3]]);
+            attributes.push((tlv_type, data[offset + 4..offset + length].to_vec()));
+            offset = (offset + length).next_multiple_of(4);
+        }
+        assert_eq!(offset, data.len(), "the last attribute ends the record, padded");
+        attributes
+    }
+
+    #[test]
+    fn nflog_records_hold_the_packet_in_their_last_attribute() {
+        for (ipv6, family, protocol) in [(false, 2u8, [0x08, 0x00]), (true, 10, [0x86, 0xDD])] {
+            let frames = exchange(Link::Nflog, ipv6, &[]);
+            assert_eq!(frames[0].link_type, LinkType::NFLOG);
+            for (frame, hook, interface, payload) in
+                [(&frames[0], 3, 5, &b"CAPA\r\n"[..]), (&frames[1], 1, 4, &b"+OK\r\n"[..])]
+            {
+                assert_eq!(frame.data[..4], [family, 0, 0, 5], "family, version 0, group 5 big-endian");
+                let attributes = nflog_attributes(&frame.data);
+                let types: Vec<u16> = attributes.iter().map(|(tlv_type, _)| *tlv_type).collect();
+                assert_eq!(types, [1, 10, interface, 9], "header, prefix, interface, payload");
+                assert_eq!(attributes[0].1, [protocol[0], protocol[1], hook, 0], "hardware protocol, hook");
+                assert_eq!(attributes[1].1, b"mail\0");
+                assert_eq!(attributes[2].1, 2u32.to_be_bytes());
+                let packet = etherparse::SlicedPacket::from_ip(&attributes[3].1).unwrap();
+                let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport else { panic!("no TCP") };
+                assert_eq!(tcp.payload(), payload);
+            }
+        }
+    }
+
     #[test]
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
@@ -591,6 +639,7 @@ mod tests {
             Link::PppHdlc,
             Link::PppEther,
             Link::CiscoHdlc,
+            Link::Nflog,
         ];
         for link in links {
             assert!(matches!(

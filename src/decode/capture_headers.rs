@@ -1,0 +1,76 @@
+//! Headers a capturing system puts before the packet it logged: Linux netfilter's NFLOG.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
+
+use super::link::{be_u16, le_u16, Layer};
+use super::SkipReason;
+
+/// NFLOG (tcpdump.org's LINKTYPE_NFLOG, libpcap's pcap/nflog.h): the address family (Linux's
+/// AF_ values), a version and a resource id, then type-length-value attributes to the end of the
+/// frame, each starting on a multiple of 4 bytes, their length (header included) and type in the
+/// byte order of the capturing host.
+const NFLOG_HEADER_LEN: usize = 4;
+const NFLOG_AF_INET: u8 = 2;
+const NFLOG_AF_INET6: u8 = 10;
+const NFLOG_TLV_HEADER_LEN: usize = 4;
+const NFLOG_TLV_ALIGN: usize = 4;
+/// The top bit of a type says the attribute nests others.
+const NFLOG_TLV_TYPE_MASK: u16 = 0x7fff;
+/// NFULA_PAYLOAD: the packet, from its network header on.
+const NFULA_PAYLOAD: u16 = 9;
+/// Attribute types are small numbers (nfnetlink_log.h): read in the wrong byte order, one is a
+/// multiple of 256.
+const NFLOG_TLV_TYPES_END: u16 = 0x100;
+
+/// Reads a `u16` in one byte order at an offset.
+type ReadU16 = fn(&[u8], usize) -> Option<u16>;
+
+/// The IP packet an NFLOG frame carries in its payload attribute. The attributes' byte order is
+/// the capturing host's, which the frame does not state: as Wireshark does, the order in which
+/// the first attribute of a type other than 0 has a type below 256 is taken. A frame without a
+/// payload (logged with a copy range of 0), or of another family (bridge, ARP), carries no IP.
+pub(super) fn nflog(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let family = *data.first().ok_or(SkipReason::Truncated)?;
+    if family != NFLOG_AF_INET && family != NFLOG_AF_INET6 {
+        return Err(SkipReason::NotIp);
+    }
+    let read: ReadU16 = if nflog_order_is(data, be_u16) || !nflog_order_is(data, le_u16) { be_u16 } else { le_u16 };
+    let mut offset = NFLOG_HEADER_LEN;
+    while offset < data.len() {
+        let (Some(length), Some(tlv_type)) = (read(data, offset), read(data, offset + 2)) else {
+            return Err(SkipReason::Truncated);
+        };
+        let length = usize::from(length);
+        if length < NFLOG_TLV_HEADER_LEN {
+            return Err(SkipReason::Malformed);
+        }
+        let end = offset + length;
+        if tlv_type & NFLOG_TLV_TYPE_MASK == NFULA_PAYLOAD {
+            // A snap length may have cut the packet: the IP layer tells what is missing.
+            let value = data.get(offset + NFLOG_TLV_HEADER_LEN..).unwrap_or_default();
+            return Ok(Layer::Ip(data.get(offset + NFLOG_TLV_HEADER_LEN..end).unwrap_or(value)));
+        }
+        if end > data.len() {
+            return Err(SkipReason::Truncated);
+        }
+        offset = end.next_multiple_of(NFLOG_TLV_ALIGN);
+    }
+    Err(SkipReason::NotIp)
+}
+
+/// Whether `read` is the byte order of an NFLOG frame's attributes (Wireshark's test): walking
+/// them, the first whose type is not 0 has a type below 256, and none before it is shorter than
+/// its header.
+fn nflog_order_is(data: &[u8], read: ReadU16) -> bool {
+    let mut offset = NFLOG_HEADER_LEN;
+    while let (Some(length), Some(tlv_type)) = (read(data, offset), read(data, offset + 2)) {
+        let tlv_type = tlv_type & NFLOG_TLV_TYPE_MASK;
+        if usize::from(length) < NFLOG_TLV_HEADER_LEN || tlv_type >= NFLOG_TLV_TYPES_END {
+            return false;
+        }
+        if tlv_type != 0 {
+            return true;
+        }
+        offset = (offset + usize::from(length)).next_multiple_of(NFLOG_TLV_ALIGN);
+    }
+    false
+}
