@@ -426,11 +426,11 @@ fn logins_over_wifi_are_found() {
 }
 
 /// Logins in the captures other systems write: PPP links (framed, compressed, over PPPoE), Cisco
-/// HDLC, and Linux firewall logs (NFLOG).
+/// HDLC, Linux firewall logs (NFLOG), and macOS's per-process captures (PKTAP).
 #[test]
 fn logins_in_captures_of_other_link_types_are_found() {
     let dir = tempfile::tempdir().unwrap();
-    for link in [Link::Ppp, Link::PppHdlc, Link::PppEther, Link::CiscoHdlc, Link::Nflog] {
+    for link in [Link::Ppp, Link::PppHdlc, Link::PppEther, Link::CiscoHdlc, Link::Nflog, Link::Pktap] {
         assert_logins_found_on(dir.path(), link);
     }
 }

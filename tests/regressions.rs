@@ -165,6 +165,7 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         Link::PppEther,
         Link::CiscoHdlc,
         Link::Nflog,
+        Link::Pktap,
     ];
     // Every link, the conversations taking turns on them.
     seed_conversations()

@@ -57,6 +57,8 @@ impl LinkType {
     pub const C_HDLC: LinkType = LinkType(104);
     /// Linux netfilter's NFLOG: a family, then attributes, the packet one of them.
     pub const NFLOG: LinkType = LinkType(239);
+    /// Apple's PKTAP header (macOS `pktap` interface) before a frame of the type it names.
+    pub const PKTAP: LinkType = LinkType(258);
 }
 
 /// One captured frame, borrowed from the source's buffer.

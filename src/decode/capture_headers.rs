@@ -1,8 +1,10 @@
-//! Headers a capturing system puts before the packet it logged: Linux netfilter's NFLOG.
+//! Headers a capturing system puts before the packet it logged: Linux netfilter's NFLOG, Apple's
+//! PKTAP.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use super::link::{be_u16, le_u16, Layer};
+use super::link::{be_u16, le_u16, le_u32, Layer};
 use super::SkipReason;
+use crate::capture::LinkType;
 
 /// NFLOG (tcpdump.org's LINKTYPE_NFLOG, libpcap's pcap/nflog.h): the address family (Linux's
 /// AF_ values), a version and a resource id, then type-length-value attributes to the end of the
@@ -20,6 +22,15 @@ const NFULA_PAYLOAD: u16 = 9;
 /// Attribute types are small numbers (nfnetlink_log.h): read in the wrong byte order, one is a
 /// multiple of 256.
 const NFLOG_TLV_TYPES_END: u16 = 0x100;
+
+/// PKTAP (tcpdump.org's LINKTYPE_PKTAP, Apple's bsd/net/pktap.h), little-endian as every Apple
+/// host writes it: the header's length (at least version 1's 108 bytes; later versions append
+/// fields), the record type, then the DLT of the frame after the header.
+const PKTAP_MIN_HEADER_LEN: u32 = 108;
+const PKTAP_RECORD_TYPE_OFFSET: usize = 4;
+const PKTAP_DLT_OFFSET: usize = 8;
+/// The record type saying a frame follows the header.
+const PKTAP_RECORD_PACKET: u32 = 1;
 
 /// Reads a `u16` in one byte order at an offset.
 type ReadU16 = fn(&[u8], usize) -> Option<u16>;
@@ -73,4 +84,22 @@ fn nflog_order_is(data: &[u8], read: ReadU16) -> bool {
         offset = (offset + usize::from(length)).next_multiple_of(NFLOG_TLV_ALIGN);
     }
     false
+}
+
+/// The link type and bytes of the frame after a PKTAP header (macOS's `pktap` interface, which
+/// names each packet's interface and process). Its DLT value is the capturing host's; those that
+/// differ from the LINKTYPE of the same header (raw IP's 12 and 14) are read as raw IP already.
+/// A record without a frame carries no IP.
+pub(super) fn after_pktap(data: &[u8]) -> Result<(LinkType, &[u8]), SkipReason> {
+    let length = le_u32(data, 0).ok_or(SkipReason::Truncated)?;
+    if length < PKTAP_MIN_HEADER_LEN {
+        return Err(SkipReason::Malformed);
+    }
+    let record_type = le_u32(data, PKTAP_RECORD_TYPE_OFFSET).ok_or(SkipReason::Truncated)?;
+    let dlt = le_u32(data, PKTAP_DLT_OFFSET).ok_or(SkipReason::Truncated)?;
+    let frame = data.get(usize::try_from(length).map_err(|_| SkipReason::Malformed)?..).ok_or(SkipReason::Truncated)?;
+    if record_type != PKTAP_RECORD_PACKET {
+        return Err(SkipReason::NotIp);
+    }
+    Ok((LinkType(dlt), frame))
 }

@@ -153,20 +153,27 @@ pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>,
         LinkType::IEEE802_11_RADIOTAP => wifi::radiotap(data),
         LinkType::IEEE802_11_PRISM => wifi::ieee802_11(wifi::after_prism_or_avs(data)?),
         LinkType::IEEE802_11_AVS => wifi::ieee802_11(wifi::after_avs(data)?),
-        LinkType::PPI => match wifi::after_ppi(data)? {
-            // A PPI header names the frame's own type: never another PPI header.
-            (LinkType::PPI, _) => Err(SkipReason::Malformed),
-            (inner, frame) => first_layer(inner, frame),
-        },
+        LinkType::PPI => wifi::after_ppi(data).and_then(|(inner, frame)| named_by_header(inner, frame)),
+        LinkType::PKTAP => capture_headers::after_pktap(data).and_then(|(inner, frame)| named_by_header(inner, frame)),
         _ => Err(SkipReason::UnsupportedLinkType),
     }
 }
 
-/// The link type a frame's packet is actually framed in: behind a PPI header, the one it names.
-/// For messages about a type credwatch does not read.
+/// The first layer of a frame whose type a capture header (PPI, PKTAP) names: the frame's own
+/// type, never another such header, so that headers cannot nest.
+fn named_by_header(link_type: LinkType, frame: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    if matches!(link_type, LinkType::PPI | LinkType::PKTAP) {
+        return Err(SkipReason::Malformed);
+    }
+    first_layer(link_type, frame)
+}
+
+/// The link type a frame's packet is actually framed in: behind a PPI or PKTAP header, the one it
+/// names. For messages about a type credwatch does not read.
 pub(super) fn innermost_link_type(link_type: LinkType, data: &[u8]) -> LinkType {
     match link_type {
         LinkType::PPI => wifi::after_ppi(data).map_or(link_type, |(inner, _)| inner),
+        LinkType::PKTAP => capture_headers::after_pktap(data).map_or(link_type, |(inner, _)| inner),
         _ => link_type,
     }
 }

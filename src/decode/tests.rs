@@ -679,6 +679,59 @@ fn nflog_records_without_an_ip_packet() {
     assert_eq!(decode(LinkType::NFLOG, &[]), Err(SkipReason::Truncated));
 }
 
+/// A PKTAP header of `length` bytes (little-endian fields, the rest zero) with a record type and
+/// the DLT of `frame`, which follows it.
+fn pktap(length: u32, record_type: u32, dlt: u32, frame: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; length as usize];
+    out[0..4].copy_from_slice(&length.to_le_bytes());
+    out[4..8].copy_from_slice(&record_type.to_le_bytes());
+    out[8..12].copy_from_slice(&dlt.to_le_bytes());
+    out.extend_from_slice(frame);
+    out
+}
+
+#[test]
+fn pktap_headers_lead_to_the_frame_they_name() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let frames = [
+        pktap(108, 1, 1, &ethernet(0x0800, &v4)),
+        pktap(156, 1, 1, &ethernet(0x0800, &v4)),
+        pktap(108, 1, 12, &v4),
+        pktap(108, 1, 0, &with_prefix(30u32.to_le_bytes(), &ipv6_tcp(CLIENT6, SERVER6, LINE))),
+    ];
+    for frame in &frames {
+        assert_eq!(decode_tcp(LinkType::PKTAP, frame).payload, LINE);
+    }
+    // No frame after the header; a header shorter than version 1's, or cut short.
+    assert_eq!(decode(LinkType::PKTAP, &pktap(108, 0, 1, &[])), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::PKTAP, &pktap(104, 1, 1, &ethernet(0x0800, &v4))), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::PKTAP, &frames[1][..150]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::PKTAP, &frames[1][..10]), Err(SkipReason::Truncated));
+    // A frame of a type not read is named by its own type.
+    let mut decoder = Decoder::new();
+    let bluetooth = pktap(108, 1, 187, &[0; 20]);
+    assert_eq!(decode_at(&mut decoder, LinkType::PKTAP, &bluetooth, 0), Err(SkipReason::UnsupportedLinkType));
+    assert_eq!(link::innermost_link_type(LinkType::PKTAP, &bluetooth), LinkType(187));
+}
+
+#[test]
+fn capture_headers_never_nest() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let inner = pktap(108, 1, 1, &ethernet(0x0800, &v4));
+    assert_eq!(decode(LinkType::PKTAP, &pktap(108, 1, 258, &inner)), Err(SkipReason::Malformed));
+    assert_eq!(
+        decode(LinkType::PKTAP, &pktap(108, 1, 192, &ppi(false, 0, 1, &ethernet(0x0800, &v4)))),
+        Err(SkipReason::Malformed)
+    );
+    assert_eq!(decode(LinkType::PPI, &ppi(false, 0, 258, &inner)), Err(SkipReason::Malformed));
+    // Alternating headers as deep as a frame allows end at the second, whatever the depth.
+    let mut deep = ethernet(0x0800, &v4);
+    for level in 0..=2000 {
+        deep = if level % 2 == 0 { pktap(108, 1, 192, &deep) } else { ppi(false, 0, 258, &deep) };
+    }
+    assert_eq!(decode(LinkType::PKTAP, &deep), Err(SkipReason::Malformed));
+}
+
 #[test]
 fn wifi_data_frames_bare_and_behind_radiotap() {
     let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
@@ -2065,6 +2118,7 @@ fn corpus() -> Vec<(LinkType, Vec<u8>)> {
         (LinkType::C_HDLC, cisco_hdlc(0x8847, &mpls(&[16], &v6))),
         (LinkType::NFLOG, nflog(false, 2, &[(1, &[8, 0, 1, 0]), (10, b"mail\0"), (9, &v4)])),
         (LinkType::NFLOG, nflog(true, 10, &[(9, &v6)])),
+        (LinkType::PKTAP, pktap(156, 1, 1, &ethernet(0x0800, &v4))),
     ];
     let fragmented = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
     let fragmented6 = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &long_line(100)), 1, 64);
@@ -2157,7 +2211,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(
         data in proptest::collection::vec(any::<u8>(), 0..200),
-        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 239, 276]),
+        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 239, 258, 276]),
     ) {
         let mut decoder = Decoder::new();
         let _ = decode_at(&mut decoder, LinkType(link), &data, 0);

@@ -1,5 +1,6 @@
 //! Headers capturing systems put before a packet they log, written from their specifications:
-//! Linux netfilter's NFLOG (tcpdump.org's LINKTYPE_NFLOG, the kernel's nfnetlink_log.h).
+//! Linux netfilter's NFLOG (tcpdump.org's LINKTYPE_NFLOG, the kernel's nfnetlink_log.h) and
+//! Apple's PKTAP (LINKTYPE_PKTAP, xnu's bsd/net/pktap.h).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::conversation::{ScriptError, Side};
@@ -54,4 +55,69 @@ fn push_nflog_tlv(frame: &mut Vec<u8>, tlv_type: u16, value: &[u8]) -> Result<()
     frame.extend_from_slice(value);
     frame.resize(frame.len().next_multiple_of(NFLOG_TLV_ALIGN), 0);
     Ok(())
+}
+
+/// The PKTAP header macOS writes today: version 1's 108 bytes, then the flow id, IP protocol,
+/// time stamp and the process's UUIDs.
+const PKTAP_HEADER_LEN: u32 = 156;
+const PKTAP_RECORD_PACKET: u32 = 1;
+/// DLT_EN10MB: the frame after the header is Ethernet.
+const DLT_EN10MB: u32 = 1;
+const PKTAP_INTERFACE: &[u8] = b"en0";
+const PKTAP_IFNAME_LEN: usize = 24;
+/// Direction flags (PTH_FLAG_DIR_IN, PTH_FLAG_DIR_OUT).
+const PTH_FLAG_DIR_IN: u32 = 0x01;
+const PTH_FLAG_DIR_OUT: u32 = 0x02;
+/// macOS's protocol families for IPv4 and IPv6.
+const DARWIN_PF_INET: u32 = 2;
+const DARWIN_PF_INET6: u32 = 30;
+const ETHERNET_HEADER_LEN: u32 = 14;
+/// The mail client the packets belong to, by process id and command name (MAXCOMLEN + 1 bytes,
+/// padded to 20).
+const PKTAP_PID: u32 = 4242;
+const PKTAP_COMMAND: &[u8] = b"Mail";
+const PKTAP_COMMAND_LEN: usize = 20;
+/// IFT_ETHER, en0's interface type, and its unit number.
+const IFT_ETHER: u16 = 6;
+const PKTAP_FLOW_ID: u32 = 0x0001_2345;
+const IPPROTO_TCP: u32 = 6;
+const PKTAP_UUID: [u8; 16] = [0x5a; 16];
+
+/// Appends the PKTAP header macOS's `pktap` interface puts before an Ethernet frame of an IP
+/// packet (`ipv6` or not) that the mail client on the capturing host sent (`from` the client) or
+/// received: every field little-endian, as Apple hosts write them.
+pub(super) fn push_pktap(frame: &mut Vec<u8>, ipv6: bool, from: Side) {
+    frame.extend_from_slice(&PKTAP_HEADER_LEN.to_le_bytes());
+    frame.extend_from_slice(&PKTAP_RECORD_PACKET.to_le_bytes());
+    frame.extend_from_slice(&DLT_EN10MB.to_le_bytes());
+    push_padded(frame, PKTAP_INTERFACE, PKTAP_IFNAME_LEN);
+    let direction = match from {
+        Side::Client => PTH_FLAG_DIR_OUT,
+        Side::Server => PTH_FLAG_DIR_IN,
+    };
+    frame.extend_from_slice(&direction.to_le_bytes());
+    frame.extend_from_slice(&(if ipv6 { DARWIN_PF_INET6 } else { DARWIN_PF_INET }).to_le_bytes());
+    frame.extend_from_slice(&ETHERNET_HEADER_LEN.to_le_bytes());
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&PKTAP_PID.to_le_bytes());
+    push_padded(frame, PKTAP_COMMAND, PKTAP_COMMAND_LEN);
+    // Service class 0 (best effort), interface type and unit.
+    frame.extend_from_slice(&0u32.to_le_bytes());
+    frame.extend_from_slice(&IFT_ETHER.to_le_bytes());
+    frame.extend_from_slice(&0u16.to_le_bytes());
+    frame.extend_from_slice(&PKTAP_PID.to_le_bytes());
+    push_padded(frame, PKTAP_COMMAND, PKTAP_COMMAND_LEN);
+    frame.extend_from_slice(&PKTAP_FLOW_ID.to_le_bytes());
+    frame.extend_from_slice(&IPPROTO_TCP.to_le_bytes());
+    // The time stamp (seconds, microseconds) is left 0, as for packets not tied to a flow yet.
+    frame.extend_from_slice(&[0; 8]);
+    frame.extend_from_slice(&PKTAP_UUID);
+    frame.extend_from_slice(&PKTAP_UUID);
+}
+
+/// Appends `text` NUL-padded to `len` bytes.
+fn push_padded(frame: &mut Vec<u8>, text: &[u8], len: usize) {
+    let end = frame.len() + len;
+    frame.extend_from_slice(text);
+    frame.resize(end, 0);
 }

@@ -9,7 +9,7 @@ use etherparse::{
     SingleVlanHeader, VlanId, VlanPcp,
 };
 
-use super::capture_headers::push_nflog;
+use super::capture_headers::{push_nflog, push_pktap};
 use super::conversation::{ScriptError, Side};
 use super::tunnel::{ppp_frame, pppoe_session, Packet, PacketKind};
 use crate::capture::LinkType;
@@ -56,6 +56,9 @@ pub enum Link {
     /// Packets an iptables NFLOG rule on the client host logs (LINKTYPE_NFLOG), from a
     /// little-endian host: the server's coming in, the client's going out.
     Nflog,
+    /// Ethernet frames behind the PKTAP header of macOS's `pktap` interface, on the client host
+    /// (LINKTYPE_PKTAP).
+    Pktap,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -128,6 +131,7 @@ impl Link {
             Link::PppEther => LinkType::PPP_ETHER,
             Link::CiscoHdlc => LinkType::C_HDLC,
             Link::Nflog => LinkType::NFLOG,
+            Link::Pktap => LinkType::PKTAP,
         }
     }
 
@@ -196,6 +200,10 @@ impl Link {
             Link::Nflog => {
                 push_nflog(&mut frame, &packet.bytes, ip_only(packet.kind, "NFLOG")?, from)?;
                 return Ok(frame);
+            }
+            Link::Pktap => {
+                push_pktap(&mut frame, ip_only(packet.kind, "PKTAP")?, from);
+                push_ethernet(&mut frame, source, destination, &[], ether_type(packet.kind, "PKTAP")?)?;
             }
         }
         frame.extend_from_slice(&packet.bytes);
@@ -624,6 +632,34 @@ mod tests {
     }
 
     #[test]
+    fn pktap_headers_name_the_ethernet_frame_after_them() {
+        let u32_at = |data: &[u8], offset: usize| u32::from_le_bytes(data[offset..offset + 4].try_into().unwrap());
+        for (ipv6, family) in [(false, 2), (true, 30)] {
+            let frames = exchange(Link::Pktap, ipv6, &[]);
+            assert_eq!(frames[0].link_type, LinkType::PKTAP);
+            for (frame, direction, macs) in
+                [(&frames[0], 2, (CLIENT_MAC, SERVER_MAC)), (&frames[1], 1, (SERVER_MAC, CLIENT_MAC))]
+            {
+                let data = &frame.data;
+                let length = u32_at(data, 0) as usize;
+                assert_eq!(length, 156, "version 1's 108 bytes and the fields macOS appends");
+                assert_eq!((u32_at(data, 4), u32_at(data, 8)), (1, 1), "a packet follows, DLT_EN10MB");
+                assert_eq!(&data[12..36], b"en0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+                assert_eq!((u32_at(data, 36), u32_at(data, 40)), (direction, family), "flags, protocol family");
+                assert_eq!(u32_at(data, 44), 14, "the link-layer header's length");
+                assert_eq!(&data[56..60], b"Mail", "the command name");
+                let packet = etherparse::SlicedPacket::from_ethernet(&data[length..]).unwrap();
+                let Some(LinkSlice::Ethernet2(ethernet)) = &packet.link else { panic!("no Ethernet") };
+                assert_eq!((ethernet.source(), ethernet.destination()), macs);
+            }
+            assert_eq!(
+                tcp_of(&etherparse::SlicedPacket::from_ethernet(&frames[1].data[156..]).unwrap()).payload,
+                b"+OK\r\n"
+            );
+        }
+    }
+
+    #[test]
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
@@ -640,6 +676,7 @@ mod tests {
             Link::PppEther,
             Link::CiscoHdlc,
             Link::Nflog,
+            Link::Pktap,
         ];
         for link in links {
             assert!(matches!(
