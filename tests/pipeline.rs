@@ -426,11 +426,22 @@ fn logins_over_wifi_are_found() {
 }
 
 /// Logins in the captures other systems write: PPP links (framed, compressed, over PPPoE), Cisco
-/// HDLC, Linux firewall logs (NFLOG), and macOS's per-process captures (PKTAP).
+/// HDLC, firewall logs (Linux's NFLOG, the BSDs' pflog), macOS's per-process captures (PKTAP),
+/// OpenBSD's IPsec interface (enc) and Solaris's ipnet.
 #[test]
 fn logins_in_captures_of_other_link_types_are_found() {
     let dir = tempfile::tempdir().unwrap();
-    for link in [Link::Ppp, Link::PppHdlc, Link::PppEther, Link::CiscoHdlc, Link::Nflog, Link::Pktap] {
+    for link in [
+        Link::Ppp,
+        Link::PppHdlc,
+        Link::PppEther,
+        Link::CiscoHdlc,
+        Link::Nflog,
+        Link::Pktap,
+        Link::Pflog,
+        Link::Enc,
+        Link::Ipnet,
+    ] {
         assert_logins_found_on(dir.path(), link);
     }
 }

@@ -166,6 +166,9 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         Link::CiscoHdlc,
         Link::Nflog,
         Link::Pktap,
+        Link::Pflog,
+        Link::Enc,
+        Link::Ipnet,
     ];
     // Every link, the conversations taking turns on them.
     seed_conversations()

@@ -55,6 +55,13 @@ impl LinkType {
     pub const PPP_ETHER: LinkType = LinkType(51);
     /// Cisco HDLC (RFC 1547 §4.3.1): address, control, then an EtherType.
     pub const C_HDLC: LinkType = LinkType(104);
+    /// OpenBSD's enc(4): IPsec traffic before encryption or after decryption, behind a family,
+    /// an SPI and flags.
+    pub const ENC: LinkType = LinkType(109);
+    /// pf's log (pflog(4) on the BSDs and macOS): the rule's verdict, then the packet.
+    pub const PFLOG: LinkType = LinkType(117);
+    /// Solaris and illumos ipnet: a header with the IP family, then the packet.
+    pub const IPNET: LinkType = LinkType(226);
     /// Linux netfilter's NFLOG: a family, then attributes, the packet one of them.
     pub const NFLOG: LinkType = LinkType(239);
     /// Apple's PKTAP header (macOS `pktap` interface) before a frame of the type it names.

@@ -1,8 +1,8 @@
 //! Headers a capturing system puts before the packet it logged: Linux netfilter's NFLOG, Apple's
-//! PKTAP.
+//! PKTAP, the BSDs' pflog and enc, Solaris's ipnet.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use super::link::{be_u16, le_u16, le_u32, Layer};
+use super::link::{be_u16, bsd_ip_family, le_u16, le_u32, Layer};
 use super::SkipReason;
 use crate::capture::LinkType;
 
@@ -31,6 +31,22 @@ const PKTAP_RECORD_TYPE_OFFSET: usize = 4;
 const PKTAP_DLT_OFFSET: usize = 8;
 /// The record type saying a frame follows the header.
 const PKTAP_RECORD_PACKET: u32 = 1;
+
+/// pflog (tcpdump.org's LINKTYPE_PFLOG, the BSDs' net/if_pflog.h): the header's length in its
+/// first byte, padded to a multiple of 4 bytes before the packet, then the packet's address
+/// family in one byte. 45 bytes is the shortest header any pf wrote.
+const PFLOG_MIN_LENGTH: u8 = 45;
+const PFLOG_ALIGN: usize = 4;
+const PFLOG_FAMILY_OFFSET: usize = 1;
+/// enc (tcpdump.org's LINKTYPE_ENC, OpenBSD's net/if_enc.h): the address family in the capturing
+/// host's byte order, the SPI, flags.
+const ENC_HEADER_LEN: usize = 12;
+/// ipnet (tcpdump.org's LINKTYPE_IPNET, libpcap's pcap/ipnet.h): version, Solaris's address
+/// family, hook, packet length, interface indexes and zones, 24 bytes in all.
+const IPNET_HEADER_LEN: usize = 24;
+const IPNET_FAMILY_OFFSET: usize = 1;
+const IPNET_AF_INET: u8 = 2;
+const IPNET_AF_INET6: u8 = 26;
 
 /// Reads a `u16` in one byte order at an offset.
 type ReadU16 = fn(&[u8], usize) -> Option<u16>;
@@ -102,4 +118,35 @@ pub(super) fn after_pktap(data: &[u8]) -> Result<(LinkType, &[u8]), SkipReason> 
         return Err(SkipReason::NotIp);
     }
     Ok((LinkType(dlt), frame))
+}
+
+/// The packet a pf rule logged (pflog). The address families are those of the BSD that logged it.
+pub(super) fn pflog(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let length = *data.first().ok_or(SkipReason::Truncated)?;
+    if length < PFLOG_MIN_LENGTH {
+        return Err(SkipReason::Malformed);
+    }
+    let family = *data.get(PFLOG_FAMILY_OFFSET).ok_or(SkipReason::Truncated)?;
+    let packet = data.get(usize::from(length).next_multiple_of(PFLOG_ALIGN)..).ok_or(SkipReason::Truncated)?;
+    bsd_ip_family(u32::from(family)).map(|()| Layer::Ip(packet))
+}
+
+/// The packet of an IPsec security association as OpenBSD's enc interface shows it: in clear,
+/// before encryption or after decryption. Its family is in the capturing host's byte order:
+/// both are tried, as for BSD loopback.
+pub(super) fn enc(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let family = data.first_chunk::<4>().ok_or(SkipReason::Truncated)?;
+    let packet = data.get(ENC_HEADER_LEN..).ok_or(SkipReason::Truncated)?;
+    bsd_ip_family(u32::from_le_bytes(*family))
+        .or_else(|_| bsd_ip_family(u32::from_be_bytes(*family)))
+        .map(|()| Layer::Ip(packet))
+}
+
+/// The packet behind a Solaris ipnet header, whose family says IPv4 or IPv6.
+pub(super) fn ipnet(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let packet = data.get(IPNET_HEADER_LEN..).ok_or(SkipReason::Truncated)?;
+    match data.get(IPNET_FAMILY_OFFSET) {
+        Some(&(IPNET_AF_INET | IPNET_AF_INET6)) => Ok(Layer::Ip(packet)),
+        _ => Err(SkipReason::NotIp),
+    }
 }

@@ -132,13 +132,14 @@ pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>,
         LinkType::NULL => {
             let family = data.first_chunk::<4>().ok_or(SkipReason::Truncated)?;
             // The byte order is the capturing machine's, unknown here: try both.
-            loopback(u32::from_le_bytes(*family))
-                .or_else(|_| loopback(u32::from_be_bytes(*family)))
+            bsd_ip_family(u32::from_le_bytes(*family))
+                .or_else(|_| bsd_ip_family(u32::from_be_bytes(*family)))
                 .map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
         }
         LinkType::LOOP => {
             let family = data.first_chunk::<4>().ok_or(SkipReason::Truncated)?;
-            loopback(u32::from_be_bytes(*family)).map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
+            bsd_ip_family(u32::from_be_bytes(*family))
+                .map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
         }
         LinkType::PPP => ppp(data),
         LinkType::PPP_HDLC => match *data.first().ok_or(SkipReason::Truncated)? {
@@ -149,6 +150,9 @@ pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>,
         LinkType::PPP_ETHER => pppoe_session(data),
         LinkType::C_HDLC => cisco_hdlc(data),
         LinkType::NFLOG => capture_headers::nflog(data),
+        LinkType::PFLOG => capture_headers::pflog(data),
+        LinkType::ENC => capture_headers::enc(data),
+        LinkType::IPNET => capture_headers::ipnet(data),
         LinkType::IEEE802_11 => wifi::ieee802_11(data),
         LinkType::IEEE802_11_RADIOTAP => wifi::radiotap(data),
         LinkType::IEEE802_11_PRISM => wifi::ieee802_11(wifi::after_prism_or_avs(data)?),
@@ -178,8 +182,9 @@ pub(super) fn innermost_link_type(link_type: LinkType, data: &[u8]) -> LinkType 
     }
 }
 
-/// Accepts the BSD loopback address families of IPv4 and IPv6 (the IP version nibble tells which).
-fn loopback(family: u32) -> Result<(), SkipReason> {
+/// Accepts the BSD address families of IPv4 and IPv6 (the IP version nibble tells which), as
+/// loopback, pflog and enc headers give them.
+pub(super) fn bsd_ip_family(family: u32) -> Result<(), SkipReason> {
     if family == AF_INET || AF_INET6.contains(&family) {
         Ok(())
     } else {

@@ -1,6 +1,6 @@
 //! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, PPP, Cisco
-//! HDLC, 802.11, and the headers capturing systems put first: NFLOG, PKTAP), VLAN tags, PPPoE,
-//! tunnels, IPv4/IPv6 (with extension headers) down to TCP, without copying.
+//! HDLC, 802.11, and the headers capturing systems put first: NFLOG, PKTAP, pflog, enc, ipnet),
+//! VLAN tags, PPPoE, tunnels, IPv4/IPv6 (with extension headers) down to TCP, without copying.
 //!
 //! Data problems are not errors: a frame that is not TCP, or is cut short, is [`Decoded::Skipped`]
 //! with a reason that is counted.
@@ -448,7 +448,7 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
         link_type = link_type.0,
         "frames of this link type cannot be decoded, and logins in them cannot be seen (credwatch reads \
          Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, PPP, PPPoE, Cisco HDLC, \
-         NFLOG, PKTAP, and 802.11 bare or behind radiotap, PPI, Prism or AVS headers)"
+         NFLOG, PKTAP, pflog, enc, ipnet, and 802.11 bare or behind radiotap, PPI, Prism or AVS headers)"
     );
 }
 

@@ -732,6 +732,63 @@ fn capture_headers_never_nest() {
     assert_eq!(decode(LinkType::PKTAP, &deep), Err(SkipReason::Malformed));
 }
 
+/// A pflog header whose length byte says `length` (padded to a multiple of 4 bytes, the rest
+/// zero) and whose family is `family`, before `packet`.
+fn pflog(length: u8, family: u8, packet: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; usize::from(length).next_multiple_of(4)];
+    out[0] = length;
+    out[1] = family;
+    out.extend_from_slice(packet);
+    out
+}
+
+#[test]
+fn pflog_headers_padded_to_4_bytes_before_the_packet() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    // NetBSD's and macOS's 61 bytes (padded to 64), FreeBSD's 69 (72), OpenBSD's 100; IPv6 as
+    // each BSD numbers it.
+    for length in [61, 69, 100] {
+        assert_eq!(decode_tcp(LinkType::PFLOG, &pflog(length, 2, &v4)).payload, LINE, "{length}");
+        for family in [24, 28, 30] {
+            assert_eq!(decode_tcp(LinkType::PFLOG, &pflog(length, family, &v6)).src, IpAddr::from(CLIENT6));
+        }
+    }
+    assert_eq!(decode(LinkType::PFLOG, &pflog(61, 17, &v4)), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::PFLOG, &pflog(44, 2, &v4)), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::PFLOG, &pflog(61, 2, &v4)[..62]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::PFLOG, &[]), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn enc_headers_in_either_byte_order() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let enc = |family: [u8; 4], packet: &[u8]| [&family[..], &[0x10, 0, 0, 1, 0, 0x0c, 0, 0], packet].concat();
+    assert_eq!(decode_tcp(LinkType::ENC, &enc(2u32.to_le_bytes(), &v4)).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::ENC, &enc(2u32.to_be_bytes(), &v4)).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::ENC, &enc(24u32.to_be_bytes(), &v6)).dst, IpAddr::from(SERVER6));
+    assert_eq!(decode(LinkType::ENC, &enc(7u32.to_le_bytes(), &v4)), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::ENC, &enc(2u32.to_le_bytes(), &[])[..11]), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn ipnet_headers_name_the_solaris_family() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let ipnet = |family: u8, packet: &[u8]| {
+        let mut out = vec![2, family, 0, 1];
+        out.extend_from_slice(&u32::try_from(packet.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(&[0; 16]);
+        out.extend_from_slice(packet);
+        out
+    };
+    assert_eq!(decode_tcp(LinkType::IPNET, &ipnet(2, &v4)).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::IPNET, &ipnet(26, &v6)).src, IpAddr::from(CLIENT6));
+    assert_eq!(decode(LinkType::IPNET, &ipnet(10, &v6)), Err(SkipReason::NotIp), "Linux's AF_INET6 is not Solaris's");
+    assert_eq!(decode(LinkType::IPNET, &ipnet(2, &v4)[..23]), Err(SkipReason::Truncated));
+}
+
 #[test]
 fn wifi_data_frames_bare_and_behind_radiotap() {
     let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
@@ -2119,6 +2176,9 @@ fn corpus() -> Vec<(LinkType, Vec<u8>)> {
         (LinkType::NFLOG, nflog(false, 2, &[(1, &[8, 0, 1, 0]), (10, b"mail\0"), (9, &v4)])),
         (LinkType::NFLOG, nflog(true, 10, &[(9, &v6)])),
         (LinkType::PKTAP, pktap(156, 1, 1, &ethernet(0x0800, &v4))),
+        (LinkType::PFLOG, pflog(61, 24, &v6)),
+        (LinkType::ENC, [&2u32.to_le_bytes()[..], &[0; 8], &v4].concat()),
+        (LinkType::IPNET, [&[2, 2, 0, 0][..], &[0; 20], &v4].concat()),
     ];
     let fragmented = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
     let fragmented6 = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &long_line(100)), 1, 64);
@@ -2211,7 +2271,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(
         data in proptest::collection::vec(any::<u8>(), 0..200),
-        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 113, 228, 229, 239, 258, 276]),
+        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 109, 113, 117, 226, 228, 229, 239, 258, 276]),
     ) {
         let mut decoder = Decoder::new();
         let _ = decode_at(&mut decoder, LinkType(link), &data, 0);

@@ -1,6 +1,8 @@
 //! Headers capturing systems put before a packet they log, written from their specifications:
-//! Linux netfilter's NFLOG (tcpdump.org's LINKTYPE_NFLOG, the kernel's nfnetlink_log.h) and
-//! Apple's PKTAP (LINKTYPE_PKTAP, xnu's bsd/net/pktap.h).
+//! Linux netfilter's NFLOG (tcpdump.org's LINKTYPE_NFLOG, the kernel's nfnetlink_log.h), Apple's
+//! PKTAP (LINKTYPE_PKTAP, xnu's bsd/net/pktap.h), pf's log (LINKTYPE_PFLOG, NetBSD's
+//! net/if_pflog.h), OpenBSD's enc (LINKTYPE_ENC, net/if_enc.h) and Solaris's ipnet
+//! (LINKTYPE_IPNET, libpcap's pcap/ipnet.h).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::conversation::{ScriptError, Side};
@@ -120,4 +122,96 @@ fn push_padded(frame: &mut Vec<u8>, text: &[u8], len: usize) {
     let end = frame.len() + len;
     frame.extend_from_slice(text);
     frame.resize(end, 0);
+}
+
+/// The BSDs' address families: AF_INET, and NetBSD's and OpenBSD's AF_INET6.
+const BSD_AF_INET: u8 = 2;
+const BSD_AF_INET6: u8 = 24;
+/// struct pfloghdr as NetBSD (and OpenBSD before 4.8, and macOS) write it: its length field
+/// says 61 bytes (the fields before the padding), then 3 bytes pad it to a multiple of 4.
+const PFLOG_LENGTH: u8 = 61;
+const PFLOG_PADDED_LEN: usize = 64;
+/// Verdict pass (PF_PASS), reason match (PFRES_MATCH); directions PF_IN and PF_OUT.
+const PF_PASS: u8 = 0;
+const PFRES_MATCH: u8 = 0;
+const PF_IN: u8 = 1;
+const PF_OUT: u8 = 2;
+const PFLOG_INTERFACE: &[u8] = b"wm0";
+const PFLOG_NAME_LEN: usize = 16;
+/// The rule that logged the packet (`pass log proto tcp to port { 110 143 }`, rule 3 of the main
+/// ruleset: no subrule, -1).
+const PFLOG_RULE: u32 = 3;
+const PFLOG_NO_SUBRULE: u32 = u32::MAX;
+/// Neither a socket's user nor process is known for a packet pf logs on its way (-1).
+const PFLOG_UNKNOWN_ID: u32 = u32::MAX;
+
+/// Appends the pflog header pf puts before a packet (`ipv6` or not) it passed and logged on the
+/// client host, as a little-endian NetBSD host writes it: rule numbers big-endian, the socket's
+/// and the rule's user and process ids in host order.
+pub(super) fn push_pflog(frame: &mut Vec<u8>, ipv6: bool, from: Side) {
+    let start = frame.len();
+    let family = if ipv6 { BSD_AF_INET6 } else { BSD_AF_INET };
+    frame.extend_from_slice(&[PFLOG_LENGTH, family, PF_PASS, PFRES_MATCH]);
+    push_padded(frame, PFLOG_INTERFACE, PFLOG_NAME_LEN);
+    push_padded(frame, b"", PFLOG_NAME_LEN);
+    frame.extend_from_slice(&PFLOG_RULE.to_be_bytes());
+    frame.extend_from_slice(&PFLOG_NO_SUBRULE.to_be_bytes());
+    for _ in 0..4 {
+        frame.extend_from_slice(&PFLOG_UNKNOWN_ID.to_le_bytes());
+    }
+    frame.push(match from {
+        Side::Client => PF_OUT,
+        Side::Server => PF_IN,
+    });
+    frame.resize(start + PFLOG_PADDED_LEN, 0);
+}
+
+/// enc's flags (OpenBSD's M_CONF and M_AUTH): the packet was encrypted and authenticated (ESP
+/// with authentication), as IPsec in transport mode sends it.
+const ENC_CONFIDENTIAL_AUTHENTIC: u32 = 0x0400 | 0x0800;
+/// Each direction has its security association, named by the SPI its recipient chose.
+const ENC_CLIENT_SPI: u32 = 0x1000_0001;
+const ENC_SERVER_SPI: u32 = 0x2000_0002;
+
+/// Appends the header OpenBSD's enc interface puts before an IPsec packet (`ipv6` or not) in
+/// clear, from a little-endian host: family and flags in host order, the SPI big-endian.
+pub(super) fn push_enc(frame: &mut Vec<u8>, ipv6: bool, from: Side) {
+    let family = if ipv6 { BSD_AF_INET6 } else { BSD_AF_INET };
+    frame.extend_from_slice(&u32::from(family).to_le_bytes());
+    let spi = match from {
+        Side::Client => ENC_CLIENT_SPI,
+        Side::Server => ENC_SERVER_SPI,
+    };
+    frame.extend_from_slice(&spi.to_be_bytes());
+    frame.extend_from_slice(&ENC_CONFIDENTIAL_AUTHENTIC.to_le_bytes());
+}
+
+/// ipnet: header version 2, Solaris's AF_INET and AF_INET6, hook types for a packet received
+/// from and sent to another machine.
+const IPNET_VERSION: u8 = 2;
+const SOLARIS_AF_INET: u8 = 2;
+const SOLARIS_AF_INET6: u8 = 26;
+const IPNET_INBOUND: u16 = 0;
+const IPNET_OUTBOUND: u16 = 1;
+const IPNET_INTERFACE_INDEX: u32 = 2;
+/// The global zone, both ends' (no group interface: 0).
+const GLOBAL_ZONE: u32 = 0;
+
+/// Appends the ipnet header Solaris's /dev/ipnet puts before an IP packet of `packet_len` bytes
+/// (`ipv6` or not) on the client host; its fields are big-endian.
+pub(super) fn push_ipnet(frame: &mut Vec<u8>, packet_len: usize, ipv6: bool, from: Side) -> Result<(), ScriptError> {
+    let family = if ipv6 { SOLARIS_AF_INET6 } else { SOLARIS_AF_INET };
+    frame.extend_from_slice(&[IPNET_VERSION, family]);
+    let hook = match from {
+        Side::Client => IPNET_OUTBOUND,
+        Side::Server => IPNET_INBOUND,
+    };
+    frame.extend_from_slice(&hook.to_be_bytes());
+    let length = u32::try_from(packet_len)
+        .map_err(|_| ScriptError::OutOfRange { field: "ipnet packet length", value: packet_len as u64 })?;
+    frame.extend_from_slice(&length.to_be_bytes());
+    for field in [IPNET_INTERFACE_INDEX, 0, GLOBAL_ZONE, GLOBAL_ZONE] {
+        frame.extend_from_slice(&field.to_be_bytes());
+    }
+    Ok(())
 }

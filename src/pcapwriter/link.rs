@@ -9,7 +9,7 @@ use etherparse::{
     SingleVlanHeader, VlanId, VlanPcp,
 };
 
-use super::capture_headers::{push_nflog, push_pktap};
+use super::capture_headers::{push_enc, push_ipnet, push_nflog, push_pflog, push_pktap};
 use super::conversation::{ScriptError, Side};
 use super::tunnel::{ppp_frame, pppoe_session, Packet, PacketKind};
 use crate::capture::LinkType;
@@ -59,6 +59,12 @@ pub enum Link {
     /// Ethernet frames behind the PKTAP header of macOS's `pktap` interface, on the client host
     /// (LINKTYPE_PKTAP).
     Pktap,
+    /// Packets pf passed and logged on the client host, a NetBSD one (LINKTYPE_PFLOG).
+    Pflog,
+    /// IPsec traffic in clear on the client host's enc interface, an OpenBSD one (LINKTYPE_ENC).
+    Enc,
+    /// The client host's IP traffic seen through Solaris's /dev/ipnet (LINKTYPE_IPNET).
+    Ipnet,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -132,6 +138,9 @@ impl Link {
             Link::CiscoHdlc => LinkType::C_HDLC,
             Link::Nflog => LinkType::NFLOG,
             Link::Pktap => LinkType::PKTAP,
+            Link::Pflog => LinkType::PFLOG,
+            Link::Enc => LinkType::ENC,
+            Link::Ipnet => LinkType::IPNET,
         }
     }
 
@@ -205,6 +214,9 @@ impl Link {
                 push_pktap(&mut frame, ip_only(packet.kind, "PKTAP")?, from);
                 push_ethernet(&mut frame, source, destination, &[], ether_type(packet.kind, "PKTAP")?)?;
             }
+            Link::Pflog => push_pflog(&mut frame, ip_only(packet.kind, "pflog")?, from),
+            Link::Enc => push_enc(&mut frame, ip_only(packet.kind, "enc")?, from),
+            Link::Ipnet => push_ipnet(&mut frame, packet.bytes.len(), ip_only(packet.kind, "ipnet")?, from)?,
         }
         frame.extend_from_slice(&packet.bytes);
         Ok(with_fcs(frame, checked_from))
@@ -660,6 +672,43 @@ mod tests {
     }
 
     #[test]
+    fn bsd_and_solaris_log_headers_sit_before_the_packet() {
+        for (ipv6, bsd_family, solaris_family) in [(false, 2u8, 2u8), (true, 24, 26)] {
+            let pflog = exchange(Link::Pflog, ipv6, &[]);
+            assert_eq!(pflog[0].link_type, LinkType::PFLOG);
+            for (frame, direction) in [(&pflog[0], 2), (&pflog[1], 1)] {
+                let data = &frame.data;
+                assert_eq!(data[..4], [61, bsd_family, 0, 0], "length, family, pass, match");
+                assert_eq!(&data[4..8], b"wm0\0");
+                assert_eq!(data[36..44], [0, 0, 0, 3, 0xFF, 0xFF, 0xFF, 0xFF], "rule 3, no subrule");
+                assert_eq!(data[60], direction, "out, or in");
+                assert_eq!(data[61..64], [0; 3], "padded to a multiple of 4");
+            }
+            assert_eq!(payload_at(&pflog[0], 64, pflog[0].data.len()), b"CAPA\r\n");
+
+            let enc = exchange(Link::Enc, ipv6, &[]);
+            assert_eq!(enc[1].link_type, LinkType::ENC);
+            assert_eq!(enc[0].data[..12], [bsd_family, 0, 0, 0, 0x10, 0, 0, 1, 0, 0x0C, 0, 0], "family, SPI, flags");
+            assert_eq!(enc[1].data[4..8], [0x20, 0, 0, 2], "the other direction's SPI");
+            assert_eq!(payload_at(&enc[1], 12, enc[1].data.len()), b"+OK\r\n");
+
+            let ipnet = exchange(Link::Ipnet, ipv6, &[]);
+            assert_eq!(ipnet[0].link_type, LinkType::IPNET);
+            for (frame, hook) in [(&ipnet[0], 1), (&ipnet[1], 0)] {
+                let data = &frame.data;
+                assert_eq!(data[..4], [2, solaris_family, 0, hook], "version, family, hook");
+                assert_eq!(
+                    u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize,
+                    data.len() - 24,
+                    "packet length"
+                );
+                assert_eq!(data[8..24], [0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "interface, group, zones");
+            }
+            assert_eq!(payload_at(&ipnet[0], 24, ipnet[0].data.len()), b"CAPA\r\n");
+        }
+    }
+
+    #[test]
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
@@ -677,6 +726,9 @@ mod tests {
             Link::CiscoHdlc,
             Link::Nflog,
             Link::Pktap,
+            Link::Pflog,
+            Link::Enc,
+            Link::Ipnet,
         ];
         for link in links {
             assert!(matches!(
