@@ -169,6 +169,8 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         Link::Pflog,
         Link::Enc,
         Link::Ipnet,
+        Link::NetAnalyzer,
+        Link::NetAnalyzerTransparent,
     ];
     // Every link, the conversations taking turns on them.
     seed_conversations()

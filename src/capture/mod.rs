@@ -64,6 +64,10 @@ impl LinkType {
     pub const IPNET: LinkType = LinkType(226);
     /// Linux netfilter's NFLOG: a family, then attributes, the packet one of them.
     pub const NFLOG: LinkType = LinkType(239);
+    /// Hilscher netANALYZER taps: a 4-byte header, then Ethernet with its FCS.
+    pub const NETANALYZER: LinkType = LinkType(240);
+    /// netANALYZER in transparent mode: the header, then Ethernet from its preamble to its FCS.
+    pub const NETANALYZER_TRANSPARENT: LinkType = LinkType(241);
     /// Apple's PKTAP header (macOS `pktap` interface) before a frame of the type it names.
     pub const PKTAP: LinkType = LinkType(258);
 }

@@ -1,5 +1,5 @@
 //! Headers a capturing system puts before the packet it logged: Linux netfilter's NFLOG, Apple's
-//! PKTAP, the BSDs' pflog and enc, Solaris's ipnet.
+//! PKTAP, the BSDs' pflog and enc, Solaris's ipnet, Hilscher's netANALYZER.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::link::{be_u16, bsd_ip_family, le_u16, le_u32, Layer};
@@ -47,6 +47,21 @@ const IPNET_HEADER_LEN: usize = 24;
 const IPNET_FAMILY_OFFSET: usize = 1;
 const IPNET_AF_INET: u8 = 2;
 const IPNET_AF_INET6: u8 = 26;
+
+/// netANALYZER (tcpdump.org's LINKTYPE_NETANALYZER and LINKTYPE_NETANALYZER_TRANSPARENT, as
+/// Wireshark's packet-netanalyzer.c reads them): a little-endian 32-bit header (error flags in the
+/// low byte, then a GPIO event flag, the transparent mode flag, a 4-bit version, the port and the
+/// frame's length), then an Ethernet frame with its frame check sequence, behind its preamble and
+/// start frame delimiter in transparent mode.
+const NETANALYZER_HEADER_LEN: usize = 4;
+const NETANALYZER_GPIO_EVENT: u32 = 0x100;
+const NETANALYZER_VERSION_SHIFT: u32 = 10;
+const NETANALYZER_VERSION_MASK: u32 = 0xf;
+const NETANALYZER_VERSION: u32 = 1;
+/// The errors saying the frame's bytes are not what was sent: MII RX_ER, alignment, FCS.
+const NETANALYZER_DAMAGED: u32 = 0x01 | 0x02 | 0x04;
+const PREAMBLE_OCTET: u8 = 0x55;
+const START_FRAME_DELIMITER: u8 = 0xd5;
 
 /// Reads a `u16` in one byte order at an offset.
 type ReadU16 = fn(&[u8], usize) -> Option<u16>;
@@ -148,5 +163,31 @@ pub(super) fn ipnet(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
     match data.get(IPNET_FAMILY_OFFSET) {
         Some(&(IPNET_AF_INET | IPNET_AF_INET6)) => Ok(Layer::Ip(packet)),
         _ => Err(SkipReason::NotIp),
+    }
+}
+
+/// The Ethernet frame a netANALYZER tap captured (`transparent`: with its preamble and start frame
+/// delimiter, the preamble as long as it was on the wire). A GPIO event carries no frame; a frame
+/// received with errors is not what was sent, and is skipped as failing its frame check. Its
+/// frame check sequence is left in place: the IP header's length stops before it.
+pub(super) fn netanalyzer(data: &[u8], transparent: bool) -> Result<Layer<'_>, SkipReason> {
+    let header = le_u32(data, 0).ok_or(SkipReason::Truncated)?;
+    if header & NETANALYZER_GPIO_EVENT != 0 {
+        return Err(SkipReason::NotIp);
+    }
+    if (header >> NETANALYZER_VERSION_SHIFT) & NETANALYZER_VERSION_MASK != NETANALYZER_VERSION {
+        return Err(SkipReason::Malformed);
+    }
+    if header & NETANALYZER_DAMAGED != 0 {
+        return Err(SkipReason::FailedFrameCheck);
+    }
+    let frame = data.get(NETANALYZER_HEADER_LEN..).unwrap_or_default();
+    if !transparent {
+        return Ok(Layer::Ethernet(frame));
+    }
+    let delimiter = frame.iter().position(|byte| *byte != PREAMBLE_OCTET).ok_or(SkipReason::Truncated)?;
+    match frame.get(delimiter..) {
+        Some([START_FRAME_DELIMITER, ethernet @ ..]) => Ok(Layer::Ethernet(ethernet)),
+        _ => Err(SkipReason::Malformed),
     }
 }

@@ -789,6 +789,54 @@ fn ipnet_headers_name_the_solaris_family() {
     assert_eq!(decode(LinkType::IPNET, &ipnet(2, &v4)[..23]), Err(SkipReason::Truncated));
 }
 
+/// A netANALYZER header (version 1, `flags` or'ed in) before `ethernet`, behind a preamble of
+/// `preamble` octets and the start frame delimiter in transparent mode, and a frame check
+/// sequence (not checked: zeros).
+fn netanalyzer(flags: u32, transparent: bool, preamble: usize, ethernet: &[u8]) -> Vec<u8> {
+    let mode = if transparent { 0x200 } else { 0 };
+    let mut out = (flags | mode | 1 << 10 | u32::try_from(ethernet.len() + 4).unwrap() << 16).to_le_bytes().to_vec();
+    if transparent {
+        out.extend(std::iter::repeat_n(0x55, preamble));
+        out.push(0xd5);
+    }
+    out.extend_from_slice(ethernet);
+    out.extend_from_slice(&[0; 4]);
+    out
+}
+
+#[test]
+fn netanalyzer_frames_plain_and_transparent() {
+    let frame = ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    assert_eq!(decode_tcp(LinkType::NETANALYZER, &netanalyzer(0, false, 0, &frame)).payload, LINE);
+    // The preamble is as long as it was on the wire (the header flags one not 7 bytes long).
+    for preamble in [7, 6, 8] {
+        let flags = if preamble == 7 { 0 } else { 0xc0 };
+        let captured = netanalyzer(flags, true, preamble, &frame);
+        assert_eq!(decode_tcp(LinkType::NETANALYZER_TRANSPARENT, &captured).payload, LINE, "{preamble}");
+    }
+    let mut no_delimiter = netanalyzer(0, true, 7, &frame);
+    no_delimiter[11] = 0x5d;
+    assert_eq!(decode(LinkType::NETANALYZER_TRANSPARENT, &no_delimiter), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::NETANALYZER_TRANSPARENT, &no_delimiter[..11]), Err(SkipReason::Truncated));
+    for link_type in [LinkType::NETANALYZER, LinkType::NETANALYZER_TRANSPARENT] {
+        let transparent = link_type == LinkType::NETANALYZER_TRANSPARENT;
+        // A GPIO event is no frame; another header version is not read.
+        assert_eq!(decode(link_type, &netanalyzer(0x100, transparent, 7, &[0; 20])), Err(SkipReason::NotIp));
+        let mut version_two = netanalyzer(0, transparent, 7, &frame);
+        version_two[1] ^= 0x0c;
+        assert_eq!(decode(link_type, &version_two), Err(SkipReason::Malformed));
+        assert_eq!(decode(link_type, &[0, 4, 0]), Err(SkipReason::Truncated));
+        // Frames received with errors are not what was sent; a frame too long is merely cut.
+        let mut decoder = Decoder::new();
+        for flags in [0x01, 0x02, 0x04] {
+            let damaged = netanalyzer(flags, transparent, 7, &frame);
+            assert_eq!(decode_at(&mut decoder, link_type, &damaged, 0), Err(SkipReason::FailedFrameCheck));
+        }
+        assert_eq!(decoder.stats.failed_frame_check, 3);
+        assert_eq!(decode_tcp(link_type, &netanalyzer(0x08, transparent, 7, &frame)).payload, LINE);
+    }
+}
+
 #[test]
 fn wifi_data_frames_bare_and_behind_radiotap() {
     let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
@@ -2179,6 +2227,8 @@ fn corpus() -> Vec<(LinkType, Vec<u8>)> {
         (LinkType::PFLOG, pflog(61, 24, &v6)),
         (LinkType::ENC, [&2u32.to_le_bytes()[..], &[0; 8], &v4].concat()),
         (LinkType::IPNET, [&[2, 2, 0, 0][..], &[0; 20], &v4].concat()),
+        (LinkType::NETANALYZER, netanalyzer(0, false, 0, &ethernet(0x86dd, &v6))),
+        (LinkType::NETANALYZER_TRANSPARENT, netanalyzer(0, true, 7, &ethernet(0x0800, &v4))),
     ];
     let fragmented = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
     let fragmented6 = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &long_line(100)), 1, 64);
@@ -2271,7 +2321,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(
         data in proptest::collection::vec(any::<u8>(), 0..200),
-        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 109, 113, 117, 226, 228, 229, 239, 258, 276]),
+        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 109, 113, 117, 226, 228, 229, 239, 240, 241, 258, 276]),
     ) {
         let mut decoder = Decoder::new();
         let _ = decode_at(&mut decoder, LinkType(link), &data, 0);

@@ -1,8 +1,9 @@
 //! Headers capturing systems put before a packet they log, written from their specifications:
 //! Linux netfilter's NFLOG (tcpdump.org's LINKTYPE_NFLOG, the kernel's nfnetlink_log.h), Apple's
 //! PKTAP (LINKTYPE_PKTAP, xnu's bsd/net/pktap.h), pf's log (LINKTYPE_PFLOG, NetBSD's
-//! net/if_pflog.h), OpenBSD's enc (LINKTYPE_ENC, net/if_enc.h) and Solaris's ipnet
-//! (LINKTYPE_IPNET, libpcap's pcap/ipnet.h).
+//! net/if_pflog.h), OpenBSD's enc (LINKTYPE_ENC, net/if_enc.h), Solaris's ipnet
+//! (LINKTYPE_IPNET, libpcap's pcap/ipnet.h) and Hilscher's netANALYZER (LINKTYPE_NETANALYZER and
+//! LINKTYPE_NETANALYZER_TRANSPARENT).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::conversation::{ScriptError, Side};
@@ -213,5 +214,42 @@ pub(super) fn push_ipnet(frame: &mut Vec<u8>, packet_len: usize, ipv6: bool, fro
     for field in [IPNET_INTERFACE_INDEX, 0, GLOBAL_ZONE, GLOBAL_ZONE] {
         frame.extend_from_slice(&field.to_be_bytes());
     }
+    Ok(())
+}
+
+/// netANALYZER's header: version 1 (bits 10 to 13), the transparent mode flag, the capture port
+/// (bits 14 and 15) and the frame's length (bits 16 to 27); no error flags.
+const NETANALYZER_VERSION_1: u32 = 1 << 10;
+const NETANALYZER_TRANSPARENT_MODE: u32 = 1 << 9;
+const NETANALYZER_PORT_SHIFT: u32 = 14;
+const NETANALYZER_LENGTH_SHIFT: u32 = 16;
+const NETANALYZER_LENGTH_MAX: usize = 0x0fff;
+/// An Ethernet frame's preamble (seven 0x55 octets) and start frame delimiter.
+const PREAMBLE_AND_SFD: [u8; 8] = [0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0xD5];
+
+/// Appends the netANALYZER header (little-endian) and `ethernet`, a whole Ethernet frame with its
+/// frame check sequence, behind its preamble and start frame delimiter when `transparent`. The
+/// tap captures each direction on its own port: the client's on port 0, the server's on port 1.
+pub(super) fn push_netanalyzer(
+    frame: &mut Vec<u8>,
+    ethernet: &[u8],
+    transparent: bool,
+    from: Side,
+) -> Result<(), ScriptError> {
+    if ethernet.len() > NETANALYZER_LENGTH_MAX {
+        return Err(ScriptError::OutOfRange { field: "netANALYZER frame length", value: ethernet.len() as u64 });
+    }
+    let port: u32 = match from {
+        Side::Client => 0,
+        Side::Server => 1,
+    };
+    let mode = if transparent { NETANALYZER_TRANSPARENT_MODE } else { 0 };
+    let length = u32::try_from(ethernet.len()).unwrap_or(0);
+    let header = NETANALYZER_VERSION_1 | mode | port << NETANALYZER_PORT_SHIFT | length << NETANALYZER_LENGTH_SHIFT;
+    frame.extend_from_slice(&header.to_le_bytes());
+    if transparent {
+        frame.extend_from_slice(&PREAMBLE_AND_SFD);
+    }
+    frame.extend_from_slice(ethernet);
     Ok(())
 }

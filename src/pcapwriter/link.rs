@@ -9,7 +9,7 @@ use etherparse::{
     SingleVlanHeader, VlanId, VlanPcp,
 };
 
-use super::capture_headers::{push_enc, push_ipnet, push_nflog, push_pflog, push_pktap};
+use super::capture_headers::{push_enc, push_ipnet, push_netanalyzer, push_nflog, push_pflog, push_pktap};
 use super::conversation::{ScriptError, Side};
 use super::tunnel::{ppp_frame, pppoe_session, Packet, PacketKind};
 use crate::capture::LinkType;
@@ -65,6 +65,13 @@ pub enum Link {
     Enc,
     /// The client host's IP traffic seen through Solaris's /dev/ipnet (LINKTYPE_IPNET).
     Ipnet,
+    /// Ethernet frames, padded to the minimum frame size and ended by their frame check
+    /// sequence, as a netANALYZER tap captures each direction on a port of its own
+    /// (LINKTYPE_NETANALYZER).
+    NetAnalyzer,
+    /// [`Link::NetAnalyzer`] frames in transparent mode, from their preamble on
+    /// (LINKTYPE_NETANALYZER_TRANSPARENT).
+    NetAnalyzerTransparent,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -114,6 +121,9 @@ const PPI_HEADER: [u8; 32] = [
 const PPPOE_SESSION_ID: u16 = 0x0101;
 /// Cisco HDLC's unicast address and its control byte.
 const CISCO_HDLC_UNICAST: [u8; 2] = [0x0F, 0x00];
+/// The shortest Ethernet frame, its frame check sequence included, and that sequence's length.
+const ETHERNET_MIN_FRAME: usize = 64;
+const ETHERNET_FCS_LEN: usize = 4;
 /// QoS control, first byte: the body is an aggregate (A-MSDU), whose subframes are aligned on 4.
 const QOS_AMSDU: u8 = 0x80;
 const AMSDU_ALIGN: usize = 4;
@@ -141,6 +151,8 @@ impl Link {
             Link::Pflog => LinkType::PFLOG,
             Link::Enc => LinkType::ENC,
             Link::Ipnet => LinkType::IPNET,
+            Link::NetAnalyzer => LinkType::NETANALYZER,
+            Link::NetAnalyzerTransparent => LinkType::NETANALYZER_TRANSPARENT,
         }
     }
 
@@ -217,6 +229,11 @@ impl Link {
             Link::Pflog => push_pflog(&mut frame, ip_only(packet.kind, "pflog")?, from),
             Link::Enc => push_enc(&mut frame, ip_only(packet.kind, "enc")?, from),
             Link::Ipnet => push_ipnet(&mut frame, packet.bytes.len(), ip_only(packet.kind, "ipnet")?, from)?,
+            Link::NetAnalyzer | Link::NetAnalyzerTransparent => {
+                let ethernet = ethernet_with_fcs(packet, source, destination, "netANALYZER")?;
+                push_netanalyzer(&mut frame, &ethernet, self == Link::NetAnalyzerTransparent, from)?;
+                return Ok(frame);
+            }
         }
         frame.extend_from_slice(&packet.bytes);
         Ok(with_fcs(frame, checked_from))
@@ -285,6 +302,21 @@ fn with_fcs(mut frame: Vec<u8>, checked_from: Option<usize>) -> Vec<u8> {
         frame.extend_from_slice(&crc.sum().to_le_bytes());
     }
     frame
+}
+
+/// An Ethernet frame as it was on the wire: `packet` behind an Ethernet header, padded to the
+/// minimum frame size (64 bytes with the frame check sequence), then its frame check sequence.
+fn ethernet_with_fcs(
+    packet: &Packet,
+    source: [u8; 6],
+    destination: [u8; 6],
+    link: &'static str,
+) -> Result<Vec<u8>, ScriptError> {
+    let mut ethernet = Vec::with_capacity(packet.bytes.len().saturating_add(18).max(ETHERNET_MIN_FRAME));
+    push_ethernet(&mut ethernet, source, destination, &[], ether_type(packet.kind, link)?)?;
+    ethernet.extend_from_slice(&packet.bytes);
+    ethernet.resize(ethernet.len().max(ETHERNET_MIN_FRAME - ETHERNET_FCS_LEN), 0);
+    Ok(with_fcs(ethernet, Some(0)))
 }
 
 /// Appends an RFC 1042 LLC/SNAP header announcing `ether_type`.
@@ -709,6 +741,38 @@ mod tests {
     }
 
     #[test]
+    fn netanalyzer_frames_are_whole_ethernet_frames_with_their_fcs() {
+        for (link, link_type, transparent) in [
+            (Link::NetAnalyzer, LinkType::NETANALYZER, false),
+            (Link::NetAnalyzerTransparent, LinkType::NETANALYZER_TRANSPARENT, true),
+        ] {
+            let frames = exchange(link, false, &[]);
+            assert_eq!(frames[0].link_type, link_type);
+            for (frame, port) in [(&frames[0], 0), (&frames[1], 1)] {
+                let header = u32::from_le_bytes(frame.data[..4].try_into().unwrap());
+                assert_eq!(header & 0xff, 0, "no errors");
+                assert_eq!(header & 0x100, 0, "no GPIO event");
+                assert_eq!(header & 0x200 != 0, transparent, "transparent mode");
+                assert_eq!((header >> 10) & 0xf, 1, "version 1");
+                assert_eq!((header >> 14) & 0x3, port, "each direction on its port");
+                let start = if transparent { 4 + 8 } else { 4 };
+                if transparent {
+                    assert_eq!(frame.data[4..12], [0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0xD5], "preamble, SFD");
+                }
+                let ethernet = &frame.data[start..];
+                assert_eq!((header >> 16) as usize & 0xfff, ethernet.len(), "the frame's length, its FCS included");
+                assert!(ethernet.len() >= 64, "padded to the minimum frame size");
+                let (covered, fcs) = ethernet.split_at(ethernet.len() - 4);
+                assert_eq!(fcs, crc32(covered).to_le_bytes());
+            }
+            assert_eq!(
+                payload_at(&frames[0], if transparent { 12 } else { 4 } + 14, frames[0].data.len()),
+                b"CAPA\r\n"
+            );
+        }
+    }
+
+    #[test]
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
@@ -729,6 +793,8 @@ mod tests {
             Link::Pflog,
             Link::Enc,
             Link::Ipnet,
+            Link::NetAnalyzer,
+            Link::NetAnalyzerTransparent,
         ];
         for link in links {
             assert!(matches!(
