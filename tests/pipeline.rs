@@ -428,7 +428,7 @@ fn logins_over_wifi_are_found() {
 /// Logins in the captures other systems write: PPP links (framed, compressed, over PPPoE), Cisco
 /// HDLC, firewall logs (Linux's NFLOG, the BSDs' pflog), macOS's per-process captures (PKTAP),
 /// OpenBSD's IPsec interface (enc), Solaris's ipnet, and netANALYZER taps (with every frame's FCS,
-/// from its preamble on in transparent mode).
+/// from its preamble on in transparent mode), and Endace ERF records (Ethernet, IP).
 #[test]
 fn logins_in_captures_of_other_link_types_are_found() {
     let dir = tempfile::tempdir().unwrap();
@@ -444,6 +444,8 @@ fn logins_in_captures_of_other_link_types_are_found() {
         Link::Ipnet,
         Link::NetAnalyzer,
         Link::NetAnalyzerTransparent,
+        Link::Erf,
+        Link::ErfIp,
     ] {
         assert_logins_found_on(dir.path(), link);
     }

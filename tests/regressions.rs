@@ -171,6 +171,8 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         Link::Ipnet,
         Link::NetAnalyzer,
         Link::NetAnalyzerTransparent,
+        Link::Erf,
+        Link::ErfIp,
     ];
     // Every link, the conversations taking turns on them.
     seed_conversations()

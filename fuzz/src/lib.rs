@@ -145,7 +145,7 @@ pub fn capture_file(data: &[u8]) {
 /// Link types the decode harness picks from with the input's first byte: every supported one,
 /// plus one it does not know (those added later come after it, so that a kept input keeps its
 /// link type).
-pub const LINK_TYPES: [LinkType; 27] = [
+pub const LINK_TYPES: [LinkType; 28] = [
     LinkType::NULL,
     LinkType::ETHERNET,
     LinkType::RAW,
@@ -173,6 +173,7 @@ pub const LINK_TYPES: [LinkType; 27] = [
     LinkType::IPNET,
     LinkType::NETANALYZER,
     LinkType::NETANALYZER_TRANSPARENT,
+    LinkType::ERF,
 ];
 
 /// Frame decoding: byte 0 selects the link type ([`LINK_TYPES`]), then frames follow, each a

@@ -55,6 +55,8 @@ impl LinkType {
     pub const PPP_ETHER: LinkType = LinkType(51);
     /// Cisco HDLC (RFC 1547 §4.3.1): address, control, then an EtherType.
     pub const C_HDLC: LinkType = LinkType(104);
+    /// Endace ERF records (DAG cards): a record header, then Ethernet, IPv4 or IPv6 among others.
+    pub const ERF: LinkType = LinkType(197);
     /// OpenBSD's enc(4): IPsec traffic before encryption or after decryption, behind a family,
     /// an SPI and flags.
     pub const ENC: LinkType = LinkType(109);

@@ -1,5 +1,5 @@
 //! Headers a capturing system puts before the packet it logged: Linux netfilter's NFLOG, Apple's
-//! PKTAP, the BSDs' pflog and enc, Solaris's ipnet, Hilscher's netANALYZER.
+//! PKTAP, the BSDs' pflog and enc, Solaris's ipnet, Hilscher's netANALYZER, Endace's ERF.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::link::{be_u16, bsd_ip_family, le_u16, le_u32, Layer};
@@ -62,6 +62,26 @@ const NETANALYZER_VERSION: u32 = 1;
 const NETANALYZER_DAMAGED: u32 = 0x01 | 0x02 | 0x04;
 const PREAMBLE_OCTET: u8 = 0x55;
 const START_FRAME_DELIMITER: u8 = 0xd5;
+
+/// ERF (Endace's Extensible Record Format, one record per frame under tcpdump.org's LINKTYPE_ERF,
+/// as Wireshark's pcap-common.c reads it): a 16-byte header (a little-endian time stamp, the
+/// record type, flags, then the big-endian record length, loss counter or colour, and wire
+/// length), 8-byte extension headers while the top bit of the type, then of each extension
+/// header's first byte, says another follows, then the record's payload.
+const ERF_HEADER_LEN: usize = 16;
+const ERF_TYPE_OFFSET: usize = 8;
+const ERF_EXTENSION_FOLLOWS: u8 = 0x80;
+const ERF_EXTENSION_LEN: usize = 8;
+const ERF_TYPE_MASK: u8 = 0x7f;
+/// Ethernet records, plain and with colour or hash information in the loss counter (ERF types
+/// ETH, COLOR_ETH, DSM_COLOR_ETH, COLOR_HASH_ETH): a 2-byte subheader (offset, padding) comes
+/// before the frame.
+const ERF_TYPES_ETHERNET: [u8; 4] = [2, 11, 16, 20];
+const ERF_ETHERNET_SUBHEADER_LEN: usize = 2;
+const ERF_TYPE_IPV4: u8 = 22;
+const ERF_TYPE_IPV6: u8 = 23;
+/// Flags: an error in the received data, present on the wire.
+const ERF_FLAG_RX_ERROR: u8 = 0x10;
 
 /// Reads a `u16` in one byte order at an offset.
 type ReadU16 = fn(&[u8], usize) -> Option<u16>;
@@ -190,4 +210,34 @@ pub(super) fn netanalyzer(data: &[u8], transparent: bool) -> Result<Layer<'_>, S
         Some([START_FRAME_DELIMITER, ethernet @ ..]) => Ok(Layer::Ethernet(ethernet)),
         _ => Err(SkipReason::Malformed),
     }
+}
+
+/// The frame or packet of an ERF record (Endace DAG cards): Ethernet, with its frame check
+/// sequence when the card kept it, or IPv4 or IPv6. What follows the packet (the frame check
+/// sequence, the padding of a record shorter than the card's snap length) is left in place: the
+/// IP header's length stops before it. A record received with an error on the wire is skipped
+/// as failing its frame check; other record types (ATM, HDLC, InfiniBand, padding, metadata) are
+/// not read.
+pub(super) fn erf(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    if data.len() < ERF_HEADER_LEN {
+        return Err(SkipReason::Truncated);
+    }
+    let [record_type, flags] =
+        *data.get(ERF_TYPE_OFFSET..).and_then(<[u8]>::first_chunk).ok_or(SkipReason::Truncated)?;
+    if flags & ERF_FLAG_RX_ERROR != 0 {
+        return Err(SkipReason::FailedFrameCheck);
+    }
+    let mut offset = ERF_HEADER_LEN;
+    let mut extension = record_type;
+    while extension & ERF_EXTENSION_FOLLOWS != 0 {
+        extension = *data.get(offset).ok_or(SkipReason::Truncated)?;
+        offset += ERF_EXTENSION_LEN;
+    }
+    let (offset, ethernet) = match record_type & ERF_TYPE_MASK {
+        ethernet if ERF_TYPES_ETHERNET.contains(&ethernet) => (offset + ERF_ETHERNET_SUBHEADER_LEN, true),
+        ERF_TYPE_IPV4 | ERF_TYPE_IPV6 => (offset, false),
+        _ => return Err(SkipReason::NotIp),
+    };
+    let payload = data.get(offset..).ok_or(SkipReason::Truncated)?;
+    Ok(if ethernet { Layer::Ethernet(payload) } else { Layer::Ip(payload) })
 }

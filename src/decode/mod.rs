@@ -1,6 +1,6 @@
 //! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, PPP, Cisco
 //! HDLC, 802.11, and the headers capturing systems put first: NFLOG, PKTAP, pflog, enc, ipnet,
-//! netANALYZER), VLAN tags, PPPoE, tunnels, IPv4/IPv6 (with extension headers) down to TCP,
+//! netANALYZER, ERF), VLAN tags, PPPoE, tunnels, IPv4/IPv6 (with extension headers) down to TCP,
 //! without copying.
 //!
 //! Data problems are not errors: a frame that is not TCP, or is cut short, is [`Decoded::Skipped`]
@@ -167,8 +167,8 @@ pub enum SkipReason {
     /// An 802.11 frame whose body is encrypted (WEP, WPA): nothing in it can be read.
     Encrypted,
     /// The capture marks the frame as failing its frame check sequence or received with errors
-    /// (radiotap's and PPI's bad-FCS flags, netANALYZER's error flags): its bytes are not what
-    /// was sent.
+    /// (radiotap's and PPI's bad-FCS flags, netANALYZER's error flags, ERF's RX error): its bytes
+    /// are not what was sent.
     FailedFrameCheck,
 }
 
@@ -451,8 +451,8 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
         link_type = link_type.0,
         "frames of this link type cannot be decoded, and logins in them cannot be seen (credwatch reads \
          Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, PPP, PPPoE, Cisco HDLC, \
-         NFLOG, PKTAP, pflog, enc, ipnet, netANALYZER, and 802.11 bare or behind radiotap, PPI, Prism or AVS \
-         headers)"
+         NFLOG, PKTAP, pflog, enc, ipnet, netANALYZER, ERF, and 802.11 bare or behind radiotap, PPI, Prism \
+         or AVS headers)"
     );
 }
 

@@ -2,11 +2,13 @@
 //! Linux netfilter's NFLOG (tcpdump.org's LINKTYPE_NFLOG, the kernel's nfnetlink_log.h), Apple's
 //! PKTAP (LINKTYPE_PKTAP, xnu's bsd/net/pktap.h), pf's log (LINKTYPE_PFLOG, NetBSD's
 //! net/if_pflog.h), OpenBSD's enc (LINKTYPE_ENC, net/if_enc.h), Solaris's ipnet
-//! (LINKTYPE_IPNET, libpcap's pcap/ipnet.h) and Hilscher's netANALYZER (LINKTYPE_NETANALYZER and
-//! LINKTYPE_NETANALYZER_TRANSPARENT).
+//! (LINKTYPE_IPNET, libpcap's pcap/ipnet.h), Hilscher's netANALYZER (LINKTYPE_NETANALYZER and
+//! LINKTYPE_NETANALYZER_TRANSPARENT) and Endace's ERF (LINKTYPE_ERF, the ERF records of the DAG
+//! cards' manuals, with Wireshark's erf_record.h for the extension headers).
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::conversation::{ScriptError, Side};
+use crate::capture::Timestamp;
 
 /// Linux address families, as NFLOG's header gives them.
 const LINUX_AF_INET: u8 = 2;
@@ -251,5 +253,77 @@ pub(super) fn push_netanalyzer(
         frame.extend_from_slice(&PREAMBLE_AND_SFD);
     }
     frame.extend_from_slice(ethernet);
+    Ok(())
+}
+
+/// What an ERF record holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ErfRecord {
+    /// An Ethernet frame with its frame check sequence (ERF type ETH).
+    Ethernet,
+    Ipv4,
+    Ipv6,
+}
+
+const ERF_TYPE_ETH: u8 = 2;
+const ERF_TYPE_IPV4: u8 = 22;
+const ERF_TYPE_IPV6: u8 = 23;
+/// The type's top bit, and an extension header's first bit: another extension header follows.
+const ERF_EXTENSION_FOLLOWS: u8 = 0x80;
+/// Flags: varying length records (not padded to the snap length); the capture port in the low
+/// two bits.
+const ERF_FLAG_VARYING_LENGTH: u8 = 0x04;
+const ERF_HEADER_LEN: usize = 16;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Extension headers (types as in Wireshark's erf_record.h): the host id (type 17: source id,
+/// then a 48-bit host id), then the flow id (type 16: source id, hash type, stack type, then a
+/// 32-bit flow hash).
+const ERF_EXT_HOST_ID: [u8; 8] = [17 | ERF_EXTENSION_FOLLOWS, 1, 0x02, 0x00, 0x5e, 0x10, 0x00, 0x01];
+const ERF_EXT_FLOW_ID: [u8; 8] = [16, 1, 1, 0, 0x12, 0x34, 0x56, 0x78];
+/// The Ethernet subheader: offset and padding, both 0.
+const ERF_ETHERNET_SUBHEADER: [u8; 2] = [0, 0];
+
+/// Appends an ERF record of `payload` captured at `ts` by a DAG card tapping the link, the
+/// client's traffic on port 0 and the server's on port 1: the header (time stamp little-endian,
+/// the other fields big-endian), the client's two extension headers on Ethernet records, the
+/// Ethernet subheader, then the payload. Records are of varying length, not padded.
+pub(super) fn push_erf(
+    frame: &mut Vec<u8>,
+    record: ErfRecord,
+    payload: &[u8],
+    ts: Timestamp,
+    from: Side,
+) -> Result<(), ScriptError> {
+    let extensions: &[[u8; 8]] = match (record, from) {
+        (ErfRecord::Ethernet, Side::Client) => &[ERF_EXT_HOST_ID, ERF_EXT_FLOW_ID],
+        _ => &[],
+    };
+    let (record_type, subheader): (u8, &[u8]) = match record {
+        ErfRecord::Ethernet => (ERF_TYPE_ETH, &ERF_ETHERNET_SUBHEADER),
+        ErfRecord::Ipv4 => (ERF_TYPE_IPV4, &[]),
+        ErfRecord::Ipv6 => (ERF_TYPE_IPV6, &[]),
+    };
+    let record_type = if extensions.is_empty() { record_type } else { record_type | ERF_EXTENSION_FOLLOWS };
+    let port = match from {
+        Side::Client => 0,
+        Side::Server => 1,
+    };
+    let record_len = ERF_HEADER_LEN + extensions.len() * 8 + subheader.len() + payload.len();
+    let too_long = |field, value: usize| ScriptError::OutOfRange { field, value: value as u64 };
+    let record_len = u16::try_from(record_len).map_err(|_| too_long("ERF record length", record_len))?;
+    let wire_len = u16::try_from(payload.len()).map_err(|_| too_long("ERF wire length", payload.len()))?;
+    // The time stamp: seconds in the high 32 bits, the binary fraction of a second in the low.
+    let fraction = ((ts.as_nanos() % NANOS_PER_SEC) << 32) / NANOS_PER_SEC;
+    frame.extend_from_slice(&(ts.secs() << 32 | fraction).to_le_bytes());
+    frame.extend_from_slice(&[record_type, ERF_FLAG_VARYING_LENGTH | port]);
+    frame.extend_from_slice(&record_len.to_be_bytes());
+    // No record lost before this one.
+    frame.extend_from_slice(&0u16.to_be_bytes());
+    frame.extend_from_slice(&wire_len.to_be_bytes());
+    for extension in extensions {
+        frame.extend_from_slice(extension);
+    }
+    frame.extend_from_slice(subheader);
+    frame.extend_from_slice(payload);
     Ok(())
 }

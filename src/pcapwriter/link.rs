@@ -9,10 +9,12 @@ use etherparse::{
     SingleVlanHeader, VlanId, VlanPcp,
 };
 
-use super::capture_headers::{push_enc, push_ipnet, push_netanalyzer, push_nflog, push_pflog, push_pktap};
+use super::capture_headers::{
+    push_enc, push_erf, push_ipnet, push_netanalyzer, push_nflog, push_pflog, push_pktap, ErfRecord,
+};
 use super::conversation::{ScriptError, Side};
 use super::tunnel::{ppp_frame, pppoe_session, Packet, PacketKind};
-use crate::capture::LinkType;
+use crate::capture::{LinkType, Timestamp};
 
 /// The link layer a conversation is captured on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -72,6 +74,12 @@ pub enum Link {
     /// [`Link::NetAnalyzer`] frames in transparent mode, from their preamble on
     /// (LINKTYPE_NETANALYZER_TRANSPARENT).
     NetAnalyzerTransparent,
+    /// ERF Ethernet records of an Endace DAG card tapping the link, each direction on a port of
+    /// its own, with the frame check sequence; the client's records carry two extension headers
+    /// (LINKTYPE_ERF).
+    Erf,
+    /// ERF IPv4 and IPv6 records (a card capturing packets without their link layer).
+    ErfIp,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -153,12 +161,21 @@ impl Link {
             Link::Ipnet => LinkType::IPNET,
             Link::NetAnalyzer => LinkType::NETANALYZER,
             Link::NetAnalyzerTransparent => LinkType::NETANALYZER_TRANSPARENT,
+            Link::Erf | Link::ErfIp => LinkType::ERF,
         }
     }
 
     /// Puts this link's header in front of `packet`, sent by `from` (which picks the source MAC
-    /// and, for cooked captures, the packet type as seen on the client host).
-    pub(super) fn frame(self, packet: &Packet, from: Side, macs: Macs, vlans: &[u16]) -> Result<Vec<u8>, ScriptError> {
+    /// and, for cooked captures, the packet type as seen on the client host) and captured at `ts`
+    /// (which headers with a time stamp of their own repeat).
+    pub(super) fn frame(
+        self,
+        packet: &Packet,
+        from: Side,
+        ts: Timestamp,
+        macs: Macs,
+        vlans: &[u16],
+    ) -> Result<Vec<u8>, ScriptError> {
         if !vlans.is_empty() && self != Link::Ethernet {
             return Err(ScriptError::VlanNeedsEthernet);
         }
@@ -232,6 +249,16 @@ impl Link {
             Link::NetAnalyzer | Link::NetAnalyzerTransparent => {
                 let ethernet = ethernet_with_fcs(packet, source, destination, "netANALYZER")?;
                 push_netanalyzer(&mut frame, &ethernet, self == Link::NetAnalyzerTransparent, from)?;
+                return Ok(frame);
+            }
+            Link::Erf => {
+                let ethernet = ethernet_with_fcs(packet, source, destination, "ERF")?;
+                push_erf(&mut frame, ErfRecord::Ethernet, &ethernet, ts, from)?;
+                return Ok(frame);
+            }
+            Link::ErfIp => {
+                let record = if ip_only(packet.kind, "ERF")? { ErfRecord::Ipv6 } else { ErfRecord::Ipv4 };
+                push_erf(&mut frame, record, &packet.bytes, ts, from)?;
                 return Ok(frame);
             }
         }
@@ -773,6 +800,39 @@ mod tests {
     }
 
     #[test]
+    fn erf_records_carry_ethernet_or_ip_behind_their_headers() {
+        let be16 = |data: &[u8], offset: usize| usize::from(u16::from_be_bytes([data[offset], data[offset + 1]]));
+        let frames = exchange(Link::Erf, false, &[]);
+        assert_eq!(frames[0].link_type, LinkType::ERF);
+        for (frame, record_type, port, extensions) in [(&frames[0], 0x82, 0, 2), (&frames[1], 0x02, 1, 0)] {
+            let data = &frame.data;
+            let stamp = u64::from_le_bytes(data[..8].try_into().unwrap());
+            assert_eq!(stamp >> 32, frame.ts.secs(), "seconds in the high half");
+            let nanos = ((stamp & 0xffff_ffff) * 1_000_000_000) >> 32;
+            assert!(frame.ts.as_nanos() % 1_000_000_000 - nanos <= 1, "the binary fraction of the second");
+            assert_eq!(data[8..10], [record_type, 0x04 | port], "Ethernet, extension headers; varying length, port");
+            assert_eq!(be16(data, 10), data.len(), "the record's length");
+            assert_eq!(be16(data, 12), 0, "no loss");
+            let start = 16 + 8 * extensions;
+            if extensions == 2 {
+                assert_eq!((data[16], data[24]), (0x80 | 17, 16), "host id, another follows; flow id, the last");
+            }
+            assert_eq!(data[start..start + 2], [0, 0], "the Ethernet subheader");
+            let ethernet = &data[start + 2..];
+            assert_eq!(be16(data, 14), ethernet.len(), "the wire length, the frame check sequence included");
+            let (covered, fcs) = ethernet.split_at(ethernet.len() - 4);
+            assert_eq!(fcs, crc32(covered).to_le_bytes());
+        }
+        assert_eq!(payload_at(&frames[0], 16 + 16 + 2 + 14, frames[0].data.len()), b"CAPA\r\n");
+        for (ipv6, record_type) in [(false, 22), (true, 23)] {
+            let records = exchange(Link::ErfIp, ipv6, &[]);
+            assert_eq!(records[1].data[8..10], [record_type, 0x04 | 1]);
+            assert_eq!(be16(&records[1].data, 14), records[1].data.len() - 16, "the packet's length");
+            assert_eq!(payload_at(&records[1], 16, records[1].data.len()), b"+OK\r\n");
+        }
+    }
+
+    #[test]
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
@@ -795,10 +855,12 @@ mod tests {
             Link::Ipnet,
             Link::NetAnalyzer,
             Link::NetAnalyzerTransparent,
+            Link::Erf,
+            Link::ErfIp,
         ];
         for link in links {
             assert!(matches!(
-                link.frame(&frame, Side::Client, macs, &[]),
+                link.frame(&frame, Side::Client, Timestamp(0), macs, &[]),
                 Err(ScriptError::CannotCarry { kind: PacketKind::Ethernet, .. })
             ));
         }
@@ -849,6 +911,6 @@ mod tests {
 
     fn link_frame_ok(link: Link, packet: &Packet) -> bool {
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
-        link.frame(packet, Side::Client, macs, &[]).is_ok()
+        link.frame(packet, Side::Client, Timestamp(0), macs, &[]).is_ok()
     }
 }
