@@ -656,6 +656,10 @@ fn nflog_records_in_either_byte_order() {
         // An attribute of type 0 says nothing of the byte order: the next one does.
         let unspecified = nflog(big_endian, 2, &[(0, &[0; 4]), (9, &v4)]);
         assert_eq!(decode_tcp(LinkType::NFLOG, &unspecified).payload, LINE);
+        // A type's top bit says it nests attributes, and is no part of the type (as Wireshark
+        // reads it).
+        let flagged = nflog(big_endian, 2, &[(1, &[8, 0, 1, 0]), (0x8009, &v4)]);
+        assert_eq!(decode_tcp(LinkType::NFLOG, &flagged).payload, LINE);
     }
     // Cut by the snap length inside the packet: what there is of it.
     let record = nflog(false, 2, &[(9, &v4)]);
@@ -820,8 +824,8 @@ fn netanalyzer_frames_plain_and_transparent() {
     assert_eq!(decode(LinkType::NETANALYZER_TRANSPARENT, &no_delimiter[..11]), Err(SkipReason::Truncated));
     for link_type in [LinkType::NETANALYZER, LinkType::NETANALYZER_TRANSPARENT] {
         let transparent = link_type == LinkType::NETANALYZER_TRANSPARENT;
-        // A GPIO event is no frame; another header version is not read.
-        assert_eq!(decode(link_type, &netanalyzer(0x100, transparent, 7, &[0; 20])), Err(SkipReason::NotIp));
+        // A GPIO event is no frame, whatever its bytes; another header version is not read.
+        assert_eq!(decode(link_type, &netanalyzer(0x100, transparent, 7, &frame)), Err(SkipReason::NotIp));
         let mut version_two = netanalyzer(0, transparent, 7, &frame);
         version_two[1] ^= 0x0c;
         assert_eq!(decode(link_type, &version_two), Err(SkipReason::Malformed));
