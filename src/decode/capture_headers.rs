@@ -69,7 +69,6 @@ const START_FRAME_DELIMITER: u8 = 0xd5;
 /// length), 8-byte extension headers while the top bit of the type, then of each extension
 /// header's first byte, says another follows, then the record's payload.
 const ERF_HEADER_LEN: usize = 16;
-const ERF_TYPE_OFFSET: usize = 8;
 const ERF_EXTENSION_FOLLOWS: u8 = 0x80;
 const ERF_EXTENSION_LEN: usize = 8;
 const ERF_TYPE_MASK: u8 = 0x7f;
@@ -91,7 +90,7 @@ type ReadU16 = fn(&[u8], usize) -> Option<u16>;
 /// the first attribute of a type other than 0 has a type below 256 is taken. A frame without a
 /// payload (logged with a copy range of 0), or of another family (bridge, ARP), carries no IP.
 pub(super) fn nflog(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
-    let family = *data.first().ok_or(SkipReason::Truncated)?;
+    let [family, ..] = *data.first_chunk::<NFLOG_HEADER_LEN>().ok_or(SkipReason::Truncated)?;
     if family != NFLOG_AF_INET && family != NFLOG_AF_INET6 {
         return Err(SkipReason::NotIp);
     }
@@ -219,11 +218,8 @@ pub(super) fn netanalyzer(data: &[u8], transparent: bool) -> Result<Layer<'_>, S
 /// as failing its frame check; other record types (ATM, HDLC, InfiniBand, padding, metadata) are
 /// not read.
 pub(super) fn erf(data: &[u8]) -> Result<Layer<'_>, SkipReason> {
-    if data.len() < ERF_HEADER_LEN {
-        return Err(SkipReason::Truncated);
-    }
-    let [record_type, flags] =
-        *data.get(ERF_TYPE_OFFSET..).and_then(<[u8]>::first_chunk).ok_or(SkipReason::Truncated)?;
+    let [_, _, _, _, _, _, _, _, record_type, flags, ..] =
+        *data.first_chunk::<ERF_HEADER_LEN>().ok_or(SkipReason::Truncated)?;
     if flags & ERF_FLAG_RX_ERROR != 0 {
         return Err(SkipReason::FailedFrameCheck);
     }

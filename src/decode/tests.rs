@@ -680,7 +680,7 @@ fn nflog_records_without_an_ip_packet() {
     let record = nflog(false, 2, &[(10, b"a longer prefix\0"), (9, &v4)]);
     assert_eq!(decode(LinkType::NFLOG, &record[..10]), Err(SkipReason::Truncated));
     assert_eq!(decode(LinkType::NFLOG, &record[..22]), Err(SkipReason::Truncated));
-    assert_eq!(decode(LinkType::NFLOG, &[]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::NFLOG, &[2, 0]), Err(SkipReason::Truncated));
 }
 
 /// A PKTAP header of `length` bytes (little-endian fields, the rest zero) with a record type and
