@@ -386,35 +386,68 @@ fn span_duplicates_give_no_duplicate_alerts() {
 
 /// Many conversations of every kind in one capture (pcapng). Each has its own client port: some
 /// encapsulations share a tunnel context (MPLS labels are not part of it, by design).
+/// An IMAP login over IPv4 and a POP3 one over IPv6, both captured on `link`, give their two
+/// alerts, with one thread or two.
+fn assert_logins_found_on(dir: &Path, link: Link) {
+    let mut frames = imap_login("alice").link(link).frames().unwrap();
+    let mut over_ipv6 = Conversation::new(
+        ("2001:db8::5".parse::<IpAddr>().unwrap(), 40_110),
+        ("2001:db8::9".parse::<IpAddr>().unwrap(), 110),
+    );
+    over_ipv6
+        .link(link)
+        .handshake()
+        .server(b"+OK POP3 ready\r\n")
+        .client(b"USER alice\r\nPASS not-a-real-password\r\n")
+        .server(b"+OK\r\n+OK logged in\r\n");
+    frames.extend(over_ipv6.frames().unwrap());
+    let path = write(dir, &format!("{link:?}.pcap"), &frames);
+    for threads in [1, 2] {
+        let found = alerts(&path, threads);
+        assert_eq!(found.len(), 2, "{link:?}: {found:#?}");
+        assert_one_login(&found[..1], 143, "failure", &format!("IMAP over {link:?}"));
+        assert_eq!(
+            (found[1]["app_proto"].as_str(), found[1]["dest_ip"].as_str()),
+            (Some("pop3"), Some("2001:db8::9")),
+            "{link:?}"
+        );
+        assert_eq!(found[1]["credential"]["outcome"], "success", "{link:?}");
+    }
+}
+
 /// Logins over an open Wi-Fi network, captured bare (802.11) and in monitor mode (radiotap or PPI,
 /// with a frame check sequence after every frame), over IPv4 and IPv6.
 #[test]
 fn logins_over_wifi_are_found() {
     let dir = tempfile::tempdir().unwrap();
     for link in [Link::Wifi, Link::Radiotap, Link::Ppi] {
-        let mut frames = imap_login("alice").link(link).frames().unwrap();
-        let mut over_ipv6 = Conversation::new(
-            ("2001:db8::5".parse::<IpAddr>().unwrap(), 40_110),
-            ("2001:db8::9".parse::<IpAddr>().unwrap(), 110),
-        );
-        over_ipv6
-            .link(link)
-            .handshake()
-            .server(b"+OK POP3 ready\r\n")
-            .client(b"USER alice\r\nPASS not-a-real-password\r\n")
-            .server(b"+OK\r\n+OK logged in\r\n");
-        frames.extend(over_ipv6.frames().unwrap());
-        let path = write(dir.path(), &format!("{link:?}.pcap"), &frames);
-        for threads in [1, 2] {
-            let found = alerts(&path, threads);
-            assert_eq!(found.len(), 2, "{link:?}: {found:#?}");
-            assert_one_login(&found[..1], 143, "failure", "IMAP over 802.11");
-            assert_eq!(
-                (found[1]["app_proto"].as_str(), found[1]["dest_ip"].as_str()),
-                (Some("pop3"), Some("2001:db8::9"))
-            );
-            assert_eq!(found[1]["credential"]["outcome"], "success");
-        }
+        assert_logins_found_on(dir.path(), link);
+    }
+}
+
+/// Logins in the captures other systems write: PPP links (framed, compressed, over PPPoE), Cisco
+/// HDLC, firewall logs (Linux's NFLOG, the BSDs' pflog), macOS's per-process captures (PKTAP),
+/// OpenBSD's IPsec interface (enc), Solaris's ipnet, and netANALYZER taps (with every frame's FCS,
+/// from its preamble on in transparent mode), and Endace ERF records (Ethernet, IP).
+#[test]
+fn logins_in_captures_of_other_link_types_are_found() {
+    let dir = tempfile::tempdir().unwrap();
+    for link in [
+        Link::Ppp,
+        Link::PppHdlc,
+        Link::PppEther,
+        Link::CiscoHdlc,
+        Link::Nflog,
+        Link::Pktap,
+        Link::Pflog,
+        Link::Enc,
+        Link::Ipnet,
+        Link::NetAnalyzer,
+        Link::NetAnalyzerTransparent,
+        Link::Erf,
+        Link::ErfIp,
+    ] {
+        assert_logins_found_on(dir.path(), link);
     }
 }
 

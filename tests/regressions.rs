@@ -160,6 +160,19 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
         Link::Wifi,
         Link::Radiotap,
         Link::Ppi,
+        Link::Ppp,
+        Link::PppHdlc,
+        Link::PppEther,
+        Link::CiscoHdlc,
+        Link::Nflog,
+        Link::Pktap,
+        Link::Pflog,
+        Link::Enc,
+        Link::Ipnet,
+        Link::NetAnalyzer,
+        Link::NetAnalyzerTransparent,
+        Link::Erf,
+        Link::ErfIp,
     ];
     // Every link, the conversations taking turns on them.
     seed_conversations()

@@ -143,8 +143,9 @@ pub fn capture_file(data: &[u8]) {
 }
 
 /// Link types the decode harness picks from with the input's first byte: every supported one,
-/// plus one it does not know.
-pub const LINK_TYPES: [LinkType; 16] = [
+/// plus one it does not know (those added later come after it, so that a kept input keeps its
+/// link type).
+pub const LINK_TYPES: [LinkType; 28] = [
     LinkType::NULL,
     LinkType::ETHERNET,
     LinkType::RAW,
@@ -161,6 +162,18 @@ pub const LINK_TYPES: [LinkType; 16] = [
     LinkType::IEEE802_11_AVS,
     LinkType::PPI,
     LinkType(147),
+    LinkType::PPP,
+    LinkType::PPP_HDLC,
+    LinkType::PPP_ETHER,
+    LinkType::C_HDLC,
+    LinkType::NFLOG,
+    LinkType::PKTAP,
+    LinkType::PFLOG,
+    LinkType::ENC,
+    LinkType::IPNET,
+    LinkType::NETANALYZER,
+    LinkType::NETANALYZER_TRANSPARENT,
+    LinkType::ERF,
 ];
 
 /// Frame decoding: byte 0 selects the link type ([`LINK_TYPES`]), then frames follow, each a

@@ -298,6 +298,11 @@ const TUNNEL_CARRIERS: &str =
     or ether proto 0x8847 or ether proto 0x8864 or ether proto 0x8926 or ether proto 0x893f \
     or ether proto 0x8909 or ether proto 0x88e7";
 
+/// Link types libpcap compiles no filter for: behind a PPI header the frame's type is not known
+/// when it compiles, and it has none for NFLOG, ERF and PKTAP headers ("filtering not
+/// implemented").
+const UNFILTERED_LINKS: [LinkType; 4] = [LinkType::PPI, LinkType::NFLOG, LinkType::ERF, LinkType::PKTAP];
+
 /// Link types of 802.11 monitor interfaces, bare or behind a radio header (but PPI).
 const WIFI_MONITOR_LINKS: [LinkType; 4] =
     [LinkType::IEEE802_11, LinkType::IEEE802_11_RADIOTAP, LinkType::IEEE802_11_PRISM, LinkType::IEEE802_11_AVS];
@@ -312,11 +317,11 @@ const WIFI_MONITOR_LINKS: [LinkType; 4] =
 /// has no `vlan` keyword for other link types (such as the Linux cooked headers of `-i any`).
 /// On an 802.11 monitor interface every data frame goes through: a filter on ports reads the
 /// LLC/SNAP header where a lone packet has it, and so drops aggregates (A-MSDU), several packets
-/// in one frame; beacons and other management and control frames stay out. Behind PPI headers,
-/// whose inner link type libpcap cannot know when it compiles, every frame goes through (an
-/// empty filter).
+/// in one frame; beacons and other management and control frames stay out. Where libpcap
+/// compiles no filter (PPI, NFLOG, ERF, PKTAP), every frame goes through (an empty filter),
+/// rather than the capture failing to open.
 pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> String {
-    if link_type == LinkType::PPI {
+    if UNFILTERED_LINKS.contains(&link_type) {
         return String::new();
     }
     if WIFI_MONITOR_LINKS.contains(&link_type) {
@@ -511,6 +516,41 @@ mod tests {
             if link == Link::Wifi {
                 assert!(!passes(&filter, dlt, std::slice::from_ref(&beacon)));
             }
+        }
+    }
+
+    #[test]
+    fn the_filter_of_every_other_link_type_read_compiles_or_is_left_out() {
+        // On Linux these link types' DLT values are their LINKTYPE values.
+        let filtered = [
+            Link::Ppp,
+            Link::PppHdlc,
+            Link::PppEther,
+            Link::CiscoHdlc,
+            Link::Enc,
+            Link::Pflog,
+            Link::Ipnet,
+            Link::NetAnalyzer,
+            Link::NetAnalyzerTransparent,
+        ];
+        for link in filtered {
+            let link_type = link.link_type();
+            let dlt = pcap::Linktype(i32::try_from(link_type.0).unwrap());
+            let filter = mail_filter(&mail_ports(), false, link_type);
+            // libpcap's PPP filter expects the address and control fields, which only the
+            // client's frames here carry (the server's are compressed).
+            let client = |server_port| {
+                let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], server_port));
+                conversation.link(link).handshake().client(b"USER a\r\n").frames_from(Side::Client).unwrap()
+            };
+            assert!(passes(&filter, dlt, &client(110)), "{link:?}");
+            assert!(!passes(&filter, dlt, &client(80)), "{link:?}");
+        }
+        for (link, dlt) in [(Link::Nflog, 239), (Link::Erf, 197), (Link::Pktap, 258)] {
+            let filter = mail_filter(&mail_ports(), false, link.link_type());
+            assert_eq!(filter, "", "{link:?}");
+            let refused = Capture::dead(pcap::Linktype(dlt)).unwrap().compile("tcp port 110", true);
+            assert!(refused.is_err(), "{link:?}: libpcap compiles filters for it now");
         }
     }
 

@@ -47,6 +47,31 @@ impl LinkType {
     /// Some old captures store raw IP under the DLT_RAW values of BSD (12 and 14).
     pub const RAW_BSD12: LinkType = LinkType(12);
     pub const RAW_BSD14: LinkType = LinkType(14);
+    /// PPP (RFC 1661), with or without the address and control fields of HDLC-like framing.
+    pub const PPP: LinkType = LinkType(9);
+    /// PPP in HDLC-like framing (RFC 1662), or Cisco HDLC, told apart by the first byte.
+    pub const PPP_HDLC: LinkType = LinkType(50);
+    /// PPPoE session frames (RFC 2516) without their Ethernet header (NetBSD's pppoe(4)).
+    pub const PPP_ETHER: LinkType = LinkType(51);
+    /// Cisco HDLC (RFC 1547 §4.3.1): address, control, then an EtherType.
+    pub const C_HDLC: LinkType = LinkType(104);
+    /// Endace ERF records (DAG cards): a record header, then Ethernet, IPv4 or IPv6 among others.
+    pub const ERF: LinkType = LinkType(197);
+    /// OpenBSD's enc(4): IPsec traffic before encryption or after decryption, behind a family,
+    /// an SPI and flags.
+    pub const ENC: LinkType = LinkType(109);
+    /// pf's log (pflog(4) on the BSDs and macOS): the rule's verdict, then the packet.
+    pub const PFLOG: LinkType = LinkType(117);
+    /// Solaris and illumos ipnet: a header with the IP family, then the packet.
+    pub const IPNET: LinkType = LinkType(226);
+    /// Linux netfilter's NFLOG: a family, then attributes, the packet one of them.
+    pub const NFLOG: LinkType = LinkType(239);
+    /// Hilscher netANALYZER taps: a 4-byte header, then Ethernet with its FCS.
+    pub const NETANALYZER: LinkType = LinkType(240);
+    /// netANALYZER in transparent mode: the header, then Ethernet from its preamble to its FCS.
+    pub const NETANALYZER_TRANSPARENT: LinkType = LinkType(241);
+    /// Apple's PKTAP header (macOS `pktap` interface) before a frame of the type it names.
+    pub const PKTAP: LinkType = LinkType(258);
 }
 
 /// One captured frame, borrowed from the source's buffer.

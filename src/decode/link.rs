@@ -1,11 +1,12 @@
-//! Link layers (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11 through
-//! [`super::wifi`]), VLAN tags, port extender tags (VN-Tag, E-tag), 802.1ah backbone service
-//! tags, MPLS label stacks, PPPoE sessions and the PPP frames they (and L2TP, PPTP) carry, down to
-//! the IP packet they carry.
+//! Link layers (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, PPP and Cisco HDLC, 802.11
+//! through [`super::wifi`]), VLAN tags, port extender tags (VN-Tag, E-tag), 802.1ah backbone
+//! service tags, MPLS label stacks, PPPoE sessions and the PPP frames they (and L2TP, PPTP, PPP
+//! links) carry, down to the IP packet they carry.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use etherparse::{Ethernet2HeaderSlice, SingleVlanHeaderSlice};
 
+use super::capture_headers;
 use super::tunnel::{TunnelContext, TunnelKind};
 use super::wifi;
 use super::SkipReason;
@@ -55,6 +56,12 @@ const PPP_PROTOCOL_LEN: usize = 2;
 const PPP_COMPRESSED_PROTOCOL_LEN: usize = 1;
 const PPP_IPV4: u16 = 0x0021;
 const PPP_IPV6: u16 = 0x0057;
+/// Cisco HDLC (RFC 1547 §4.3.1): an address (unicast or broadcast), a control byte, then the
+/// EtherType of what follows. A PPP_HDLC capture's first byte tells it from PPP's 0xff address.
+const CISCO_HDLC_ADDRESSES: [u8; 2] = [0x0f, 0x8f];
+const CISCO_HDLC_PROTOCOL_OFFSET: usize = 2;
+const CISCO_HDLC_HEADER_LEN: usize = 4;
+const PPP_ALL_STATIONS: u8 = 0xff;
 
 const LINUX_SLL_HEADER_LEN: usize = 16;
 const LINUX_SLL_PROTOCOL_OFFSET: usize = 14;
@@ -125,38 +132,62 @@ pub(super) fn first_layer(link_type: LinkType, data: &[u8]) -> Result<Layer<'_>,
         LinkType::NULL => {
             let family = data.first_chunk::<4>().ok_or(SkipReason::Truncated)?;
             // The byte order is the capturing machine's, unknown here: try both.
-            loopback(u32::from_le_bytes(*family))
-                .or_else(|_| loopback(u32::from_be_bytes(*family)))
+            bsd_ip_family(u32::from_le_bytes(*family))
+                .or_else(|_| bsd_ip_family(u32::from_be_bytes(*family)))
                 .map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
         }
         LinkType::LOOP => {
             let family = data.first_chunk::<4>().ok_or(SkipReason::Truncated)?;
-            loopback(u32::from_be_bytes(*family)).map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
+            bsd_ip_family(u32::from_be_bytes(*family))
+                .map(|()| Layer::Ip(data.get(NULL_HEADER_LEN..).unwrap_or_default()))
         }
+        LinkType::PPP => ppp(data),
+        LinkType::PPP_HDLC => match *data.first().ok_or(SkipReason::Truncated)? {
+            PPP_ALL_STATIONS => ppp(data),
+            address if CISCO_HDLC_ADDRESSES.contains(&address) => cisco_hdlc(data),
+            _ => Err(SkipReason::Malformed),
+        },
+        LinkType::PPP_ETHER => pppoe_session(data),
+        LinkType::C_HDLC => cisco_hdlc(data),
+        LinkType::NFLOG => capture_headers::nflog(data),
+        LinkType::PFLOG => capture_headers::pflog(data),
+        LinkType::ENC => capture_headers::enc(data),
+        LinkType::IPNET => capture_headers::ipnet(data),
+        LinkType::NETANALYZER => capture_headers::netanalyzer(data, false),
+        LinkType::NETANALYZER_TRANSPARENT => capture_headers::netanalyzer(data, true),
+        LinkType::ERF => capture_headers::erf(data),
         LinkType::IEEE802_11 => wifi::ieee802_11(data),
         LinkType::IEEE802_11_RADIOTAP => wifi::radiotap(data),
         LinkType::IEEE802_11_PRISM => wifi::ieee802_11(wifi::after_prism_or_avs(data)?),
         LinkType::IEEE802_11_AVS => wifi::ieee802_11(wifi::after_avs(data)?),
-        LinkType::PPI => match wifi::after_ppi(data)? {
-            // A PPI header names the frame's own type: never another PPI header.
-            (LinkType::PPI, _) => Err(SkipReason::Malformed),
-            (inner, frame) => first_layer(inner, frame),
-        },
+        LinkType::PPI => wifi::after_ppi(data).and_then(|(inner, frame)| named_by_header(inner, frame)),
+        LinkType::PKTAP => capture_headers::after_pktap(data).and_then(|(inner, frame)| named_by_header(inner, frame)),
         _ => Err(SkipReason::UnsupportedLinkType),
     }
 }
 
-/// The link type a frame's packet is actually framed in: behind a PPI header, the one it names.
-/// For messages about a type credwatch does not read.
+/// The first layer of a frame whose type a capture header (PPI, PKTAP) names: the frame's own
+/// type, never another such header, so that headers cannot nest.
+fn named_by_header(link_type: LinkType, frame: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    if matches!(link_type, LinkType::PPI | LinkType::PKTAP) {
+        return Err(SkipReason::Malformed);
+    }
+    first_layer(link_type, frame)
+}
+
+/// The link type a frame's packet is actually framed in: behind a PPI or PKTAP header, the one it
+/// names. For messages about a type credwatch does not read.
 pub(super) fn innermost_link_type(link_type: LinkType, data: &[u8]) -> LinkType {
     match link_type {
         LinkType::PPI => wifi::after_ppi(data).map_or(link_type, |(inner, _)| inner),
+        LinkType::PKTAP => capture_headers::after_pktap(data).map_or(link_type, |(inner, _)| inner),
         _ => link_type,
     }
 }
 
-/// Accepts the BSD loopback address families of IPv4 and IPv6 (the IP version nibble tells which).
-fn loopback(family: u32) -> Result<(), SkipReason> {
+/// Accepts the BSD address families of IPv4 and IPv6 (the IP version nibble tells which), as
+/// loopback, pflog and enc headers give them.
+pub(super) fn bsd_ip_family(family: u32) -> Result<(), SkipReason> {
     if family == AF_INET || AF_INET6.contains(&family) {
         Ok(())
     } else {
@@ -240,6 +271,17 @@ pub(super) fn ppp(frame: &[u8]) -> Result<Layer<'_>, SkipReason> {
         return Err(SkipReason::NotIp);
     }
     Ok(Layer::Ip(frame.get(protocol_len..).unwrap_or_default()))
+}
+
+/// A Cisco HDLC frame: the EtherType after its address and control bytes says what it carries
+/// (IP, MPLS; SLARP and CDP are not IP).
+fn cisco_hdlc(frame: &[u8]) -> Result<Layer<'_>, SkipReason> {
+    let address = *frame.first().ok_or(SkipReason::Truncated)?;
+    if !CISCO_HDLC_ADDRESSES.contains(&address) {
+        return Err(SkipReason::Malformed);
+    }
+    let protocol = be_u16(frame, CISCO_HDLC_PROTOCOL_OFFSET).ok_or(SkipReason::Truncated)?;
+    Ok(Layer::EtherType(protocol, frame.get(CISCO_HDLC_HEADER_LEN..).unwrap_or_default()))
 }
 
 fn vlan_tag<'a>(data: &'a [u8], context: &mut TunnelContext) -> Result<Layer<'a>, SkipReason> {

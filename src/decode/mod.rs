@@ -1,5 +1,7 @@
-//! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, 802.11),
-//! VLAN tags, PPPoE, tunnels, IPv4/IPv6 (with extension headers) down to TCP, without copying.
+//! Frame decoding: link layer (Ethernet, Linux cooked v1/v2, raw IP, BSD loopback, PPP, Cisco
+//! HDLC, 802.11, and the headers capturing systems put first: NFLOG, PKTAP, pflog, enc, ipnet,
+//! netANALYZER, ERF), VLAN tags, PPPoE, tunnels, IPv4/IPv6 (with extension headers) down to TCP,
+//! without copying.
 //!
 //! Data problems are not errors: a frame that is not TCP, or is cut short, is [`Decoded::Skipped`]
 //! with a reason that is counted.
@@ -27,6 +29,7 @@
 //! [`Decoder::decode`] borrows the decoder for as long as the returned packet lives.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+mod capture_headers;
 mod defrag;
 mod fast;
 mod ip;
@@ -163,8 +166,9 @@ pub enum SkipReason {
     TunnelTooDeep,
     /// An 802.11 frame whose body is encrypted (WEP, WPA): nothing in it can be read.
     Encrypted,
-    /// The capture marks the frame as failing its frame check sequence (radiotap's bad-FCS
-    /// flag): its bytes are not what was sent.
+    /// The capture marks the frame as failing its frame check sequence or received with errors
+    /// (radiotap's and PPI's bad-FCS flags, netANALYZER's error flags, ERF's RX error): its bytes
+    /// are not what was sent.
     FailedFrameCheck,
 }
 
@@ -438,7 +442,8 @@ fn warn_fragment_overlap() {
 }
 
 /// Frames failing their frame check are warned about once they are this many and at least a
-/// tenth of the frames: a few are a radio's everyday noise (the sender's retry carries the bytes).
+/// tenth of the frames: a few are a radio's everyday noise (the sender's retry carries the bytes),
+/// or a wire's.
 const FAILED_CHECKS_WORTH_WARNING: u64 = 8;
 
 /// Says, once per reason, that skipped frames hide what the capture holds, where that would
@@ -461,8 +466,8 @@ fn warn_skips(reason: SkipReason, stats: &DecodeStats) -> bool {
             tracing::warn!(
                 failed = stats.failed_frame_check,
                 frames,
-                "many 802.11 frames fail their frame check (bad FCS) and are skipped: logins in them cannot be \
-                 seen (poor reception, or a driver marking good frames bad)"
+                "many frames fail their frame check (bad FCS, or received with errors) and are skipped: logins \
+                 in them cannot be seen (poor radio reception, a faulty link, or a driver marking good frames bad)"
             );
         }
         SkipReason::TunnelTooDeep => tracing::warn!(
@@ -490,8 +495,9 @@ fn warn_unsupported(seen: &mut Vec<LinkType>, link_type: LinkType) {
     tracing::warn!(
         link_type = link_type.0,
         "frames of this link type cannot be decoded, and logins in them cannot be seen (credwatch reads \
-         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, and 802.11 bare or behind \
-         radiotap, PPI, Prism or AVS headers)"
+         Ethernet, Linux cooked v1 and v2, raw IPv4 and IPv6, BSD loopback, PPP, PPPoE, Cisco HDLC, \
+         NFLOG, PKTAP, pflog, enc, ipnet, netANALYZER, ERF, and 802.11 bare or behind radiotap, PPI, Prism \
+         or AVS headers)"
     );
 }
 

@@ -570,6 +570,336 @@ fn pppoe_sessions_carry_ip() {
     assert_eq!(decode(LinkType::ETHERNET, &ethernet(0x8864, &[0x11, 0, 1, 1, 0])), Err(SkipReason::Truncated));
 }
 
+/// A Cisco HDLC frame (unicast address, control 0) announcing `ether_type`.
+fn cisco_hdlc(ether_type: u16, inner: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x0f, 0x00];
+    out.extend_from_slice(&ether_type.to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+#[test]
+fn ppp_links_with_and_without_hdlc_framing_and_compression() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    for frame in [ppp(true, &[0x00, 0x21], &v4), ppp(false, &[0x00, 0x21], &v4), ppp(false, &[0x21], &v4)] {
+        assert_eq!(decode_tcp(LinkType::PPP, &frame).payload, LINE, "{:02x?}", &frame[..4]);
+    }
+    assert_eq!(decode_tcp(LinkType::PPP, &ppp(true, &[0x57], &v6)).src, IpAddr::from(CLIENT6));
+    assert_eq!(decode_tcp(LinkType::PPP_HDLC, &ppp(true, &[0x00, 0x21], &v4)).payload, LINE);
+    // LCP and IPCP are PPP's own traffic; an empty frame is cut short.
+    for protocol in [[0xc0, 0x21], [0x80, 0x21]] {
+        assert_eq!(decode(LinkType::PPP, &ppp(true, &protocol, &[0; 20])), Err(SkipReason::NotIp));
+    }
+    assert_eq!(decode(LinkType::PPP, &[]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::PPP, &[0xff, 0x03, 0x00]), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn cisco_hdlc_alone_or_in_a_ppp_hdlc_capture() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    for link_type in [LinkType::C_HDLC, LinkType::PPP_HDLC] {
+        assert_eq!(decode_tcp(link_type, &cisco_hdlc(0x0800, &v4)).payload, LINE);
+        assert_eq!(decode_tcp(link_type, &cisco_hdlc(0x86dd, &v6)).dst, IpAddr::from(SERVER6));
+        assert_eq!(decode_tcp(link_type, &cisco_hdlc(0x8847, &mpls(&[16], &v4))).payload, LINE, "MPLS");
+        let mut broadcast = cisco_hdlc(0x0800, &v4);
+        broadcast[0] = 0x8f;
+        assert_eq!(decode_tcp(link_type, &broadcast).payload, LINE);
+        // SLARP keepalives are not IP; another address is no Cisco HDLC (nor PPP).
+        assert_eq!(decode(link_type, &cisco_hdlc(0x8035, &[0; 20])), Err(SkipReason::NotIp));
+        let mut unknown_address = cisco_hdlc(0x0800, &v4);
+        unknown_address[0] = 0x03;
+        assert_eq!(decode(link_type, &unknown_address), Err(SkipReason::Malformed));
+        assert_eq!(decode(link_type, &[0x0f, 0x00, 0x08]), Err(SkipReason::Truncated));
+    }
+}
+
+#[test]
+fn ppp_ether_captures_start_with_the_pppoe_header() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    assert_eq!(decode_tcp(LinkType::PPP_ETHER, &pppoe(0, 0x0021, &v4)).payload, LINE);
+    assert_eq!(decode(LinkType::PPP_ETHER, &pppoe(0, 0xc021, &[0; 20])), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::PPP_ETHER, &pppoe(0x09, 0x0021, &v4)), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::PPP_ETHER, &[0x11]), Err(SkipReason::Truncated));
+}
+
+/// An NFLOG record of `family` with the attributes given as (type, value), their lengths and
+/// types in either byte order, each padded to a multiple of 4 bytes.
+fn nflog(big_endian: bool, family: u8, attributes: &[(u16, &[u8])]) -> Vec<u8> {
+    let mut out = vec![family, 0, 0, 1];
+    for (tlv_type, value) in attributes {
+        let length = u16::try_from(4 + value.len()).unwrap();
+        let (length, tlv_type) = if big_endian {
+            (length.to_be_bytes(), tlv_type.to_be_bytes())
+        } else {
+            (length.to_le_bytes(), tlv_type.to_le_bytes())
+        };
+        out.extend_from_slice(&length);
+        out.extend_from_slice(&tlv_type);
+        out.extend_from_slice(value);
+        out.resize(out.len().next_multiple_of(4), 0);
+    }
+    out
+}
+
+#[test]
+fn nflog_records_in_either_byte_order() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let prefix: &[u8] = b"in\0";
+    for big_endian in [false, true] {
+        let record = nflog(big_endian, 2, &[(1, &[8, 0, 1, 0]), (10, prefix), (9, &v4)]);
+        assert_eq!(decode_tcp(LinkType::NFLOG, &record).payload, LINE, "big-endian: {big_endian}");
+        let record6 = nflog(big_endian, 10, &[(10, prefix), (9, &v6)]);
+        assert_eq!(decode_tcp(LinkType::NFLOG, &record6).src, IpAddr::from(CLIENT6));
+        // An attribute of type 0 says nothing of the byte order: the next one does.
+        let unspecified = nflog(big_endian, 2, &[(0, &[0; 4]), (9, &v4)]);
+        assert_eq!(decode_tcp(LinkType::NFLOG, &unspecified).payload, LINE);
+        // A type's top bit says it nests attributes, and is no part of the type (as Wireshark
+        // reads it).
+        let flagged = nflog(big_endian, 2, &[(1, &[8, 0, 1, 0]), (0x8009, &v4)]);
+        assert_eq!(decode_tcp(LinkType::NFLOG, &flagged).payload, LINE);
+    }
+    // Cut by the snap length inside the packet: what there is of it.
+    let record = nflog(false, 2, &[(9, &v4)]);
+    let cut = decode_tcp(LinkType::NFLOG, &record[..8 + v4.len() - 5]);
+    assert_eq!((cut.payload.as_slice(), cut.missing), (&LINE[..LINE.len() - 5], 5));
+}
+
+#[test]
+fn nflog_records_without_an_ip_packet() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    // Logged with a copy range of 0 (no payload attribute); a bridge family record.
+    assert_eq!(decode(LinkType::NFLOG, &nflog(false, 2, &[(1, &[8, 0, 1, 0]), (10, b"x\0")])), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::NFLOG, &nflog(false, 7, &[(9, &v4)])), Err(SkipReason::NotIp));
+    // An attribute shorter than its own header; attributes cut short before the packet.
+    let mut short = nflog(false, 2, &[(1, &[8, 0, 1, 0]), (10, b"x\0"), (9, &v4)]);
+    short[12] = 2;
+    assert_eq!(decode(LinkType::NFLOG, &short), Err(SkipReason::Malformed));
+    let record = nflog(false, 2, &[(10, b"a longer prefix\0"), (9, &v4)]);
+    assert_eq!(decode(LinkType::NFLOG, &record[..10]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::NFLOG, &record[..22]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::NFLOG, &[2, 0]), Err(SkipReason::Truncated));
+}
+
+/// A PKTAP header of `length` bytes (little-endian fields, the rest zero) with a record type and
+/// the DLT of `frame`, which follows it.
+fn pktap(length: u32, record_type: u32, dlt: u32, frame: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; length as usize];
+    out[0..4].copy_from_slice(&length.to_le_bytes());
+    out[4..8].copy_from_slice(&record_type.to_le_bytes());
+    out[8..12].copy_from_slice(&dlt.to_le_bytes());
+    out.extend_from_slice(frame);
+    out
+}
+
+#[test]
+fn pktap_headers_lead_to_the_frame_they_name() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let frames = [
+        pktap(108, 1, 1, &ethernet(0x0800, &v4)),
+        pktap(156, 1, 1, &ethernet(0x0800, &v4)),
+        pktap(108, 1, 12, &v4),
+        pktap(108, 1, 0, &with_prefix(30u32.to_le_bytes(), &ipv6_tcp(CLIENT6, SERVER6, LINE))),
+    ];
+    for frame in &frames {
+        assert_eq!(decode_tcp(LinkType::PKTAP, frame).payload, LINE);
+    }
+    // No frame after the header; a header shorter than version 1's, or cut short.
+    assert_eq!(decode(LinkType::PKTAP, &pktap(108, 0, 1, &[])), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::PKTAP, &pktap(104, 1, 1, &ethernet(0x0800, &v4))), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::PKTAP, &frames[1][..150]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::PKTAP, &frames[1][..10]), Err(SkipReason::Truncated));
+    // A frame of a type not read is named by its own type.
+    let mut decoder = Decoder::new();
+    let bluetooth = pktap(108, 1, 187, &[0; 20]);
+    assert_eq!(decode_at(&mut decoder, LinkType::PKTAP, &bluetooth, 0), Err(SkipReason::UnsupportedLinkType));
+    assert_eq!(link::innermost_link_type(LinkType::PKTAP, &bluetooth), LinkType(187));
+}
+
+#[test]
+fn capture_headers_never_nest() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let inner = pktap(108, 1, 1, &ethernet(0x0800, &v4));
+    assert_eq!(decode(LinkType::PKTAP, &pktap(108, 1, 258, &inner)), Err(SkipReason::Malformed));
+    assert_eq!(
+        decode(LinkType::PKTAP, &pktap(108, 1, 192, &ppi(false, 0, 1, &ethernet(0x0800, &v4)))),
+        Err(SkipReason::Malformed)
+    );
+    assert_eq!(decode(LinkType::PPI, &ppi(false, 0, 258, &inner)), Err(SkipReason::Malformed));
+    // Alternating headers as deep as a frame allows end at the second, whatever the depth.
+    let mut deep = ethernet(0x0800, &v4);
+    for level in 0..=2000 {
+        deep = if level % 2 == 0 { pktap(108, 1, 192, &deep) } else { ppi(false, 0, 258, &deep) };
+    }
+    assert_eq!(decode(LinkType::PKTAP, &deep), Err(SkipReason::Malformed));
+}
+
+/// A pflog header whose length byte says `length` (padded to a multiple of 4 bytes, the rest
+/// zero) and whose family is `family`, before `packet`.
+fn pflog(length: u8, family: u8, packet: &[u8]) -> Vec<u8> {
+    let mut out = vec![0; usize::from(length).next_multiple_of(4)];
+    out[0] = length;
+    out[1] = family;
+    out.extend_from_slice(packet);
+    out
+}
+
+#[test]
+fn pflog_headers_padded_to_4_bytes_before_the_packet() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    // NetBSD's and macOS's 61 bytes (padded to 64), FreeBSD's 69 (72), OpenBSD's 100; IPv6 as
+    // each BSD numbers it.
+    for length in [61, 69, 100] {
+        assert_eq!(decode_tcp(LinkType::PFLOG, &pflog(length, 2, &v4)).payload, LINE, "{length}");
+        for family in [24, 28, 30] {
+            assert_eq!(decode_tcp(LinkType::PFLOG, &pflog(length, family, &v6)).src, IpAddr::from(CLIENT6));
+        }
+    }
+    assert_eq!(decode(LinkType::PFLOG, &pflog(61, 17, &v4)), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::PFLOG, &pflog(44, 2, &v4)), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::PFLOG, &pflog(61, 2, &v4)[..62]), Err(SkipReason::Truncated));
+    assert_eq!(decode(LinkType::PFLOG, &[]), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn enc_headers_in_either_byte_order() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let enc = |family: [u8; 4], packet: &[u8]| [&family[..], &[0x10, 0, 0, 1, 0, 0x0c, 0, 0], packet].concat();
+    assert_eq!(decode_tcp(LinkType::ENC, &enc(2u32.to_le_bytes(), &v4)).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::ENC, &enc(2u32.to_be_bytes(), &v4)).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::ENC, &enc(24u32.to_be_bytes(), &v6)).dst, IpAddr::from(SERVER6));
+    assert_eq!(decode(LinkType::ENC, &enc(7u32.to_le_bytes(), &v4)), Err(SkipReason::NotIp));
+    assert_eq!(decode(LinkType::ENC, &enc(2u32.to_le_bytes(), &[])[..11]), Err(SkipReason::Truncated));
+}
+
+#[test]
+fn ipnet_headers_name_the_solaris_family() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let ipnet = |family: u8, packet: &[u8]| {
+        let mut out = vec![2, family, 0, 1];
+        out.extend_from_slice(&u32::try_from(packet.len()).unwrap().to_be_bytes());
+        out.extend_from_slice(&[0; 16]);
+        out.extend_from_slice(packet);
+        out
+    };
+    assert_eq!(decode_tcp(LinkType::IPNET, &ipnet(2, &v4)).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::IPNET, &ipnet(26, &v6)).src, IpAddr::from(CLIENT6));
+    assert_eq!(decode(LinkType::IPNET, &ipnet(10, &v6)), Err(SkipReason::NotIp), "Linux's AF_INET6 is not Solaris's");
+    assert_eq!(decode(LinkType::IPNET, &ipnet(2, &v4)[..23]), Err(SkipReason::Truncated));
+}
+
+/// A netANALYZER header (version 1, `flags` or'ed in) before `ethernet`, behind a preamble of
+/// `preamble` octets and the start frame delimiter in transparent mode, and a frame check
+/// sequence (not checked: zeros).
+fn netanalyzer(flags: u32, transparent: bool, preamble: usize, ethernet: &[u8]) -> Vec<u8> {
+    let mode = if transparent { 0x200 } else { 0 };
+    let mut out = (flags | mode | 1 << 10 | u32::try_from(ethernet.len() + 4).unwrap() << 16).to_le_bytes().to_vec();
+    if transparent {
+        out.extend(std::iter::repeat_n(0x55, preamble));
+        out.push(0xd5);
+    }
+    out.extend_from_slice(ethernet);
+    out.extend_from_slice(&[0; 4]);
+    out
+}
+
+#[test]
+fn netanalyzer_frames_plain_and_transparent() {
+    let frame = ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    assert_eq!(decode_tcp(LinkType::NETANALYZER, &netanalyzer(0, false, 0, &frame)).payload, LINE);
+    // The preamble is as long as it was on the wire (the header flags one not 7 bytes long).
+    for preamble in [7, 6, 8] {
+        let flags = if preamble == 7 { 0 } else { 0xc0 };
+        let captured = netanalyzer(flags, true, preamble, &frame);
+        assert_eq!(decode_tcp(LinkType::NETANALYZER_TRANSPARENT, &captured).payload, LINE, "{preamble}");
+    }
+    let mut no_delimiter = netanalyzer(0, true, 7, &frame);
+    no_delimiter[11] = 0x5d;
+    assert_eq!(decode(LinkType::NETANALYZER_TRANSPARENT, &no_delimiter), Err(SkipReason::Malformed));
+    assert_eq!(decode(LinkType::NETANALYZER_TRANSPARENT, &no_delimiter[..11]), Err(SkipReason::Truncated));
+    for link_type in [LinkType::NETANALYZER, LinkType::NETANALYZER_TRANSPARENT] {
+        let transparent = link_type == LinkType::NETANALYZER_TRANSPARENT;
+        // A GPIO event is no frame, whatever its bytes; another header version is not read.
+        assert_eq!(decode(link_type, &netanalyzer(0x100, transparent, 7, &frame)), Err(SkipReason::NotIp));
+        let mut version_two = netanalyzer(0, transparent, 7, &frame);
+        version_two[1] ^= 0x0c;
+        assert_eq!(decode(link_type, &version_two), Err(SkipReason::Malformed));
+        assert_eq!(decode(link_type, &[0, 4, 0]), Err(SkipReason::Truncated));
+        // Frames received with errors are not what was sent; a frame too long is merely cut.
+        let mut decoder = Decoder::new();
+        for flags in [0x01, 0x02, 0x04] {
+            let damaged = netanalyzer(flags, transparent, 7, &frame);
+            assert_eq!(decode_at(&mut decoder, link_type, &damaged, 0), Err(SkipReason::FailedFrameCheck));
+        }
+        assert_eq!(decoder.stats.failed_frame_check, 3);
+        assert_eq!(decode_tcp(link_type, &netanalyzer(0x08, transparent, 7, &frame)).payload, LINE);
+    }
+}
+
+/// An ERF record of `record_type` with `flags`, `extensions` extension headers (chained by their
+/// first bit), the Ethernet subheader when the type is an Ethernet one, then `payload`.
+fn erf(record_type: u8, flags: u8, extensions: usize, payload: &[u8]) -> Vec<u8> {
+    let ethernet = [2, 11, 16, 20].contains(&record_type);
+    let chained = if extensions > 0 { 0x80 } else { 0 };
+    let mut out = vec![0; 8];
+    out.extend_from_slice(&[record_type | chained, flags]);
+    let length = 16 + 8 * extensions + if ethernet { 2 } else { 0 } + payload.len();
+    out.extend_from_slice(&u16::try_from(length).unwrap().to_be_bytes());
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(&u16::try_from(payload.len()).unwrap().to_be_bytes());
+    for number in 0..extensions {
+        let more = if number + 1 < extensions { 0x80 } else { 0 };
+        out.extend_from_slice(&[16 | more, 1, 2, 3, 4, 5, 6, 7]);
+    }
+    if ethernet {
+        out.extend_from_slice(&[0, 0]);
+    }
+    out.extend_from_slice(payload);
+    out
+}
+
+#[test]
+fn erf_records_of_ethernet_and_ip() {
+    let v4 = ipv4_tcp(CLIENT, SERVER, LINE);
+    let v6 = ipv6_tcp(CLIENT6, SERVER6, LINE);
+    let frame = ethernet(0x0800, &v4);
+    for record_type in [2, 11, 16, 20] {
+        for extensions in [0, 1, 3] {
+            let record = erf(record_type, 0x04, extensions, &frame);
+            assert_eq!(decode_tcp(LinkType::ERF, &record).payload, LINE, "type {record_type}, {extensions}");
+        }
+    }
+    assert_eq!(decode_tcp(LinkType::ERF, &erf(22, 0x04, 1, &v4)).payload, LINE);
+    assert_eq!(decode_tcp(LinkType::ERF, &erf(23, 0x04, 0, &v6)).src, IpAddr::from(CLIENT6));
+    // A record padded to the card's snap length: the IP length leaves the padding out.
+    let padded = erf(2, 0, 0, &[frame.as_slice(), &[0; 40]].concat());
+    assert_eq!(decode_tcp(LinkType::ERF, &padded).payload, LINE);
+    // An error in the card's data stream (not on the wire) leaves the bytes as they were.
+    assert_eq!(decode_tcp(LinkType::ERF, &erf(2, 0x20, 0, &frame)).payload, LINE);
+}
+
+#[test]
+fn erf_records_without_a_packet_read_here() {
+    let frame = ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
+    let mut decoder = Decoder::new();
+    assert_eq!(decode_at(&mut decoder, LinkType::ERF, &erf(2, 0x10, 1, &frame), 0), Err(SkipReason::FailedFrameCheck));
+    assert_eq!(decoder.stats.failed_frame_check, 1);
+    // PoS HDLC, ATM, metadata and padding records.
+    for record_type in [1, 3, 27, 48] {
+        assert_eq!(decode(LinkType::ERF, &erf(record_type, 0, 0, &[0; 40])), Err(SkipReason::NotIp), "{record_type}");
+    }
+    // Cut in the header, in the extension headers, before the Ethernet subheader ends.
+    let record = erf(2, 0, 2, &frame);
+    for len in [15, 20, 33] {
+        assert_eq!(decode(LinkType::ERF, &record[..len]), Err(SkipReason::Truncated), "{len}");
+    }
+}
+
 #[test]
 fn wifi_data_frames_bare_and_behind_radiotap() {
     let v4 = snap(0, 0x0800, &ipv4_tcp(CLIENT, SERVER, LINE));
@@ -2005,6 +2335,21 @@ fn corpus() -> Vec<(LinkType, Vec<u8>)> {
         (LinkType::ETHERNET, tag_then(0x8926, &[0, 0, 0, 5], 0x0800, &v4)),
         (LinkType::ETHERNET, tag_then(0x893f, &[0, 3, 0, 0, 0, 0], 0x86dd, &v6)),
         (LinkType::ETHERNET, ethernet(0x88e7, &[&[0, 0x12, 0x34, 0x56][..], &inner].concat())),
+        (LinkType::PPP, ppp(false, &[0x21], &v4)),
+        (LinkType::PPP_HDLC, ppp(true, &[0x00, 0x57], &v6)),
+        (LinkType::PPP_HDLC, cisco_hdlc(0x0800, &v4)),
+        (LinkType::PPP_ETHER, pppoe(0, 0x0021, &v4)),
+        (LinkType::C_HDLC, cisco_hdlc(0x8847, &mpls(&[16], &v6))),
+        (LinkType::NFLOG, nflog(false, 2, &[(1, &[8, 0, 1, 0]), (10, b"mail\0"), (9, &v4)])),
+        (LinkType::NFLOG, nflog(true, 10, &[(9, &v6)])),
+        (LinkType::PKTAP, pktap(156, 1, 1, &ethernet(0x0800, &v4))),
+        (LinkType::PFLOG, pflog(61, 24, &v6)),
+        (LinkType::ENC, [&2u32.to_le_bytes()[..], &[0; 8], &v4].concat()),
+        (LinkType::IPNET, [&[2, 2, 0, 0][..], &[0; 20], &v4].concat()),
+        (LinkType::NETANALYZER, netanalyzer(0, false, 0, &ethernet(0x86dd, &v6))),
+        (LinkType::NETANALYZER_TRANSPARENT, netanalyzer(0, true, 7, &ethernet(0x0800, &v4))),
+        (LinkType::ERF, erf(2, 0x04, 2, &ethernet(0x0800, &v4))),
+        (LinkType::ERF, erf(23, 0x04, 0, &v6)),
     ];
     let fragmented = ipv4_fragments(&ipv4_tcp(CLIENT, SERVER, &long_line(100)), 1, 64);
     let fragmented6 = ipv6_fragments(&ipv6_tcp(CLIENT6, SERVER6, &long_line(100)), 1, 64);
@@ -2097,7 +2442,7 @@ proptest! {
     #[test]
     fn random_bytes_never_panic(
         data in proptest::collection::vec(any::<u8>(), 0..200),
-        link in prop::sample::select(vec![0u32, 1, 12, 14, 101, 108, 113, 228, 229, 276]),
+        link in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 51, 101, 104, 108, 109, 113, 117, 197, 226, 228, 229, 239, 240, 241, 258, 276]),
     ) {
         let mut decoder = Decoder::new();
         let _ = decode_at(&mut decoder, LinkType(link), &data, 0);

@@ -471,7 +471,7 @@ impl Conversation {
                         aggregate = Some(Aggregate { group, from: segment.from, ts: segment.ts, packets: vec![packet] })
                     }
                     (None, _) => {
-                        let data = self.link.frame(&packet, segment.from, self.macs, &self.vlans)?;
+                        let data = self.link.frame(&packet, segment.from, segment.ts, self.macs, &self.vlans)?;
                         frames.push(CapturedFrame { ts: segment.ts, link_type, data });
                     }
                 }

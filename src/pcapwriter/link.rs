@@ -1,5 +1,7 @@
 //! Link-layer headers in front of a scripted packet: Ethernet (with a VLAN stack), Linux cooked
-//! capture v1 and v2, raw IP, the BSD loopback headers, and 802.11 (bare or with radiotap).
+//! capture v1 and v2, raw IP, the BSD loopback headers, PPP (RFC 1661, RFC 1662 §3.1, PPPoE as
+//! RFC 2516 §4), Cisco HDLC (RFC 1547 §4.3.1), 802.11 (bare or with radiotap), and the headers
+//! of [`super::capture_headers`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use etherparse::{
@@ -7,9 +9,12 @@ use etherparse::{
     SingleVlanHeader, VlanId, VlanPcp,
 };
 
+use super::capture_headers::{
+    push_enc, push_erf, push_ipnet, push_netanalyzer, push_nflog, push_pflog, push_pktap, ErfRecord,
+};
 use super::conversation::{ScriptError, Side};
-use super::tunnel::{Packet, PacketKind};
-use crate::capture::LinkType;
+use super::tunnel::{ppp_frame, pppoe_session, Packet, PacketKind};
+use crate::capture::{LinkType, Timestamp};
 
 /// The link layer a conversation is captured on.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -38,6 +43,43 @@ pub enum Link {
     /// [`Link::Wifi`] frames behind a PPI header with an 802.11-Common field saying a frame
     /// check sequence ends each frame, as AirPcap and Kismet capture them.
     Ppi,
+    /// PPP on a serial or dial-up link (LINKTYPE_PPP), each end having negotiated compression
+    /// for what it receives: the client's frames in full (address, control, two-byte protocol),
+    /// the server's without address and control and with a one-byte protocol (RFC 1661 §6.5,
+    /// §6.6).
+    Ppp,
+    /// PPP in HDLC-like framing (LINKTYPE_PPP_HDLC): address, control, two-byte protocol.
+    PppHdlc,
+    /// PPPoE session frames without their Ethernet header (LINKTYPE_PPP_ETHER), as NetBSD's
+    /// pppoe(4) interface captures them.
+    PppEther,
+    /// Cisco HDLC (LINKTYPE_C_HDLC): unicast address, control, then the EtherType.
+    CiscoHdlc,
+    /// Packets an iptables NFLOG rule on the client host logs (LINKTYPE_NFLOG), from a
+    /// little-endian host: the server's coming in, the client's going out.
+    Nflog,
+    /// Ethernet frames behind the PKTAP header of macOS's `pktap` interface, on the client host
+    /// (LINKTYPE_PKTAP).
+    Pktap,
+    /// Packets pf passed and logged on the client host, a NetBSD one (LINKTYPE_PFLOG).
+    Pflog,
+    /// IPsec traffic in clear on the client host's enc interface, an OpenBSD one (LINKTYPE_ENC).
+    Enc,
+    /// The client host's IP traffic seen through Solaris's /dev/ipnet (LINKTYPE_IPNET).
+    Ipnet,
+    /// Ethernet frames, padded to the minimum frame size and ended by their frame check
+    /// sequence, as a netANALYZER tap captures each direction on a port of its own
+    /// (LINKTYPE_NETANALYZER).
+    NetAnalyzer,
+    /// [`Link::NetAnalyzer`] frames in transparent mode, from their preamble on
+    /// (LINKTYPE_NETANALYZER_TRANSPARENT).
+    NetAnalyzerTransparent,
+    /// ERF Ethernet records of an Endace DAG card tapping the link, each direction on a port of
+    /// its own, with the frame check sequence; the client's records carry two extension headers
+    /// (LINKTYPE_ERF).
+    Erf,
+    /// ERF IPv4 and IPv6 records (a card capturing packets without their link layer).
+    ErfIp,
 }
 
 /// 802.1Q tag protocol id, used for a single tag and for the inner tags of a stack.
@@ -83,6 +125,13 @@ const PPI_HEADER: [u8; 32] = [
     0, 0, // hopping set and pattern
     0xd8, 0xa1, // signal, noise
 ];
+/// The PPPoE session id of [`Link::PppEther`] frames.
+const PPPOE_SESSION_ID: u16 = 0x0101;
+/// Cisco HDLC's unicast address and its control byte.
+const CISCO_HDLC_UNICAST: [u8; 2] = [0x0F, 0x00];
+/// The shortest Ethernet frame, its frame check sequence included, and that sequence's length.
+const ETHERNET_MIN_FRAME: usize = 64;
+const ETHERNET_FCS_LEN: usize = 4;
 /// QoS control, first byte: the body is an aggregate (A-MSDU), whose subframes are aligned on 4.
 const QOS_AMSDU: u8 = 0x80;
 const AMSDU_ALIGN: usize = 4;
@@ -101,12 +150,32 @@ impl Link {
             Link::Wifi => LinkType::IEEE802_11,
             Link::Radiotap => LinkType::IEEE802_11_RADIOTAP,
             Link::Ppi => LinkType::PPI,
+            Link::Ppp => LinkType::PPP,
+            Link::PppHdlc => LinkType::PPP_HDLC,
+            Link::PppEther => LinkType::PPP_ETHER,
+            Link::CiscoHdlc => LinkType::C_HDLC,
+            Link::Nflog => LinkType::NFLOG,
+            Link::Pktap => LinkType::PKTAP,
+            Link::Pflog => LinkType::PFLOG,
+            Link::Enc => LinkType::ENC,
+            Link::Ipnet => LinkType::IPNET,
+            Link::NetAnalyzer => LinkType::NETANALYZER,
+            Link::NetAnalyzerTransparent => LinkType::NETANALYZER_TRANSPARENT,
+            Link::Erf | Link::ErfIp => LinkType::ERF,
         }
     }
 
     /// Puts this link's header in front of `packet`, sent by `from` (which picks the source MAC
-    /// and, for cooked captures, the packet type as seen on the client host).
-    pub(super) fn frame(self, packet: &Packet, from: Side, macs: Macs, vlans: &[u16]) -> Result<Vec<u8>, ScriptError> {
+    /// and, for cooked captures, the packet type as seen on the client host) and captured at `ts`
+    /// (which headers with a time stamp of their own repeat).
+    pub(super) fn frame(
+        self,
+        packet: &Packet,
+        from: Side,
+        ts: Timestamp,
+        macs: Macs,
+        vlans: &[u16],
+    ) -> Result<Vec<u8>, ScriptError> {
         if !vlans.is_empty() && self != Link::Ethernet {
             return Err(ScriptError::VlanNeedsEthernet);
         }
@@ -157,6 +226,40 @@ impl Link {
                 checked_from = self.push_monitor_header(&mut frame);
                 push_wifi_header(&mut frame, from, macs, false);
                 push_llc_snap(&mut frame, ether_type);
+            }
+            Link::Ppp => return ppp_frame(packet, "PPP", from == Side::Server),
+            Link::PppHdlc => return ppp_frame(packet, "PPP in HDLC-like framing", false),
+            Link::PppEther => return pppoe_session(PPPOE_SESSION_ID, packet),
+            Link::CiscoHdlc => {
+                let ether_type = ether_type(packet.kind, "Cisco HDLC")?;
+                frame.extend_from_slice(&CISCO_HDLC_UNICAST);
+                frame.extend_from_slice(&ether_type.to_be_bytes());
+            }
+            Link::Nflog => {
+                push_nflog(&mut frame, &packet.bytes, ip_only(packet.kind, "NFLOG")?, from)?;
+                return Ok(frame);
+            }
+            Link::Pktap => {
+                push_pktap(&mut frame, ip_only(packet.kind, "PKTAP")?, from);
+                push_ethernet(&mut frame, source, destination, &[], ether_type(packet.kind, "PKTAP")?)?;
+            }
+            Link::Pflog => push_pflog(&mut frame, ip_only(packet.kind, "pflog")?, from),
+            Link::Enc => push_enc(&mut frame, ip_only(packet.kind, "enc")?, from),
+            Link::Ipnet => push_ipnet(&mut frame, packet.bytes.len(), ip_only(packet.kind, "ipnet")?, from)?,
+            Link::NetAnalyzer | Link::NetAnalyzerTransparent => {
+                let ethernet = ethernet_with_fcs(packet, source, destination, "netANALYZER")?;
+                push_netanalyzer(&mut frame, &ethernet, self == Link::NetAnalyzerTransparent, from)?;
+                return Ok(frame);
+            }
+            Link::Erf => {
+                let ethernet = ethernet_with_fcs(packet, source, destination, "ERF")?;
+                push_erf(&mut frame, ErfRecord::Ethernet, &ethernet, ts, from)?;
+                return Ok(frame);
+            }
+            Link::ErfIp => {
+                let record = if ip_only(packet.kind, "ERF")? { ErfRecord::Ipv6 } else { ErfRecord::Ipv4 };
+                push_erf(&mut frame, record, &packet.bytes, ts, from)?;
+                return Ok(frame);
             }
         }
         frame.extend_from_slice(&packet.bytes);
@@ -226,6 +329,21 @@ fn with_fcs(mut frame: Vec<u8>, checked_from: Option<usize>) -> Vec<u8> {
         frame.extend_from_slice(&crc.sum().to_le_bytes());
     }
     frame
+}
+
+/// An Ethernet frame as it was on the wire: `packet` behind an Ethernet header, padded to the
+/// minimum frame size (64 bytes with the frame check sequence), then its frame check sequence.
+fn ethernet_with_fcs(
+    packet: &Packet,
+    source: [u8; 6],
+    destination: [u8; 6],
+    link: &'static str,
+) -> Result<Vec<u8>, ScriptError> {
+    let mut ethernet = Vec::with_capacity(packet.bytes.len().saturating_add(18).max(ETHERNET_MIN_FRAME));
+    push_ethernet(&mut ethernet, source, destination, &[], ether_type(packet.kind, link)?)?;
+    ethernet.extend_from_slice(&packet.bytes);
+    ethernet.resize(ethernet.len().max(ETHERNET_MIN_FRAME - ETHERNET_FCS_LEN), 0);
+    Ok(with_fcs(ethernet, Some(0)))
 }
 
 /// Appends an RFC 1042 LLC/SNAP header announcing `ether_type`.
@@ -516,13 +634,233 @@ mod tests {
     }
 
     #[test]
+    fn ppp_links_frame_ip_as_rfc_1661_and_1662_say() {
+        for (ipv6, protocol) in [(false, 0x21u8), (true, 0x57)] {
+            let ppp = exchange(Link::Ppp, ipv6, &[]);
+            assert_eq!(ppp[0].link_type, LinkType::PPP);
+            assert_eq!(ppp[0].data[..4], [0xFF, 0x03, 0x00, protocol], "the client's frames in full");
+            assert_eq!(ppp[1].data[..1], [protocol], "the server's compressed: no address, control, one byte");
+            assert_eq!(payload_at(&ppp[0], 4, ppp[0].data.len()), b"CAPA\r\n");
+            assert_eq!(payload_at(&ppp[1], 1, ppp[1].data.len()), b"+OK\r\n");
+
+            let hdlc = exchange(Link::PppHdlc, ipv6, &[]);
+            assert_eq!(hdlc[1].link_type, LinkType::PPP_HDLC);
+            assert_eq!(hdlc[1].data[..4], [0xFF, 0x03, 0x00, protocol]);
+            assert_eq!(payload_at(&hdlc[1], 4, hdlc[1].data.len()), b"+OK\r\n");
+
+            let pppoe = exchange(Link::PppEther, ipv6, &[]);
+            assert_eq!(pppoe[0].link_type, LinkType::PPP_ETHER);
+            let data = &pppoe[0].data;
+            assert_eq!(data[..4], [0x11, 0x00, 0x01, 0x01], "version, type, session data, session id");
+            assert_eq!(usize::from(u16::from_be_bytes([data[4], data[5]])), data.len() - 6, "the PPP payload's length");
+            assert_eq!(data[6..8], [0x00, protocol]);
+            assert_eq!(payload_at(&pppoe[0], 8, data.len()), b"CAPA\r\n");
+
+            let cisco = exchange(Link::CiscoHdlc, ipv6, &[]);
+            assert_eq!(cisco[0].link_type, LinkType::C_HDLC);
+            let ether_type: [u8; 2] = if ipv6 { [0x86, 0xDD] } else { [0x08, 0x00] };
+            assert_eq!(cisco[0].data[..4], [0x0F, 0x00, ether_type[0], ether_type[1]], "unicast, control 0, type");
+            assert_eq!(payload_at(&cisco[1], 4, cisco[1].data.len()), b"+OK\r\n");
+        }
+    }
+
+    /// The attributes of an NFLOG record as (type, value), read little-endian, each checked to
+    /// start on a multiple of 4 bytes.
+    fn nflog_attributes(data: &[u8]) -> Vec<(u16, Vec<u8>)> {
+        let mut attributes = Vec::new();
+        let mut offset = 4;
+        while offset < data.len() {
+            assert_eq!(offset % 4, 0, "attributes are aligned on 4 bytes");
+            let length = usize::from(u16::from_le_bytes([data[offset], data[offset + 1]]));
+            let tlv_type = u16::from_le_bytes([data[offset + 2], data[offset + 3]]);
+            attributes.push((tlv_type, data[offset + 4..offset + length].to_vec()));
+            offset = (offset + length).next_multiple_of(4);
+        }
+        assert_eq!(offset, data.len(), "the last attribute ends the record, padded");
+        attributes
+    }
+
+    #[test]
+    fn nflog_records_hold_the_packet_in_their_last_attribute() {
+        for (ipv6, family, protocol) in [(false, 2u8, [0x08, 0x00]), (true, 10, [0x86, 0xDD])] {
+            let frames = exchange(Link::Nflog, ipv6, &[]);
+            assert_eq!(frames[0].link_type, LinkType::NFLOG);
+            for (frame, hook, interface, payload) in
+                [(&frames[0], 3, 5, &b"CAPA\r\n"[..]), (&frames[1], 1, 4, &b"+OK\r\n"[..])]
+            {
+                assert_eq!(frame.data[..4], [family, 0, 0, 5], "family, version 0, group 5 big-endian");
+                let attributes = nflog_attributes(&frame.data);
+                let types: Vec<u16> = attributes.iter().map(|(tlv_type, _)| *tlv_type).collect();
+                assert_eq!(types, [1, 10, interface, 9], "header, prefix, interface, payload");
+                assert_eq!(attributes[0].1, [protocol[0], protocol[1], hook, 0], "hardware protocol, hook");
+                assert_eq!(attributes[1].1, b"mail\0");
+                assert_eq!(attributes[2].1, 2u32.to_be_bytes());
+                let packet = etherparse::SlicedPacket::from_ip(&attributes[3].1).unwrap();
+                let Some(etherparse::TransportSlice::Tcp(tcp)) = packet.transport else { panic!("no TCP") };
+                assert_eq!(tcp.payload(), payload);
+            }
+        }
+    }
+
+    #[test]
+    fn pktap_headers_name_the_ethernet_frame_after_them() {
+        let u32_at = |data: &[u8], offset: usize| u32::from_le_bytes(data[offset..offset + 4].try_into().unwrap());
+        for (ipv6, family) in [(false, 2), (true, 30)] {
+            let frames = exchange(Link::Pktap, ipv6, &[]);
+            assert_eq!(frames[0].link_type, LinkType::PKTAP);
+            for (frame, direction, macs) in
+                [(&frames[0], 2, (CLIENT_MAC, SERVER_MAC)), (&frames[1], 1, (SERVER_MAC, CLIENT_MAC))]
+            {
+                let data = &frame.data;
+                let length = u32_at(data, 0) as usize;
+                assert_eq!(length, 156, "version 1's 108 bytes and the fields macOS appends");
+                assert_eq!((u32_at(data, 4), u32_at(data, 8)), (1, 1), "a packet follows, DLT_EN10MB");
+                assert_eq!(&data[12..36], b"en0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0");
+                assert_eq!((u32_at(data, 36), u32_at(data, 40)), (direction, family), "flags, protocol family");
+                assert_eq!(u32_at(data, 44), 14, "the link-layer header's length");
+                assert_eq!(&data[56..60], b"Mail", "the command name");
+                let packet = etherparse::SlicedPacket::from_ethernet(&data[length..]).unwrap();
+                let Some(LinkSlice::Ethernet2(ethernet)) = &packet.link else { panic!("no Ethernet") };
+                assert_eq!((ethernet.source(), ethernet.destination()), macs);
+            }
+            assert_eq!(
+                tcp_of(&etherparse::SlicedPacket::from_ethernet(&frames[1].data[156..]).unwrap()).payload,
+                b"+OK\r\n"
+            );
+        }
+    }
+
+    #[test]
+    fn bsd_and_solaris_log_headers_sit_before_the_packet() {
+        for (ipv6, bsd_family, solaris_family) in [(false, 2u8, 2u8), (true, 24, 26)] {
+            let pflog = exchange(Link::Pflog, ipv6, &[]);
+            assert_eq!(pflog[0].link_type, LinkType::PFLOG);
+            for (frame, direction) in [(&pflog[0], 2), (&pflog[1], 1)] {
+                let data = &frame.data;
+                assert_eq!(data[..4], [61, bsd_family, 0, 0], "length, family, pass, match");
+                assert_eq!(&data[4..8], b"wm0\0");
+                assert_eq!(data[36..44], [0, 0, 0, 3, 0xFF, 0xFF, 0xFF, 0xFF], "rule 3, no subrule");
+                assert_eq!(data[60], direction, "out, or in");
+                assert_eq!(data[61..64], [0; 3], "padded to a multiple of 4");
+            }
+            assert_eq!(payload_at(&pflog[0], 64, pflog[0].data.len()), b"CAPA\r\n");
+
+            let enc = exchange(Link::Enc, ipv6, &[]);
+            assert_eq!(enc[1].link_type, LinkType::ENC);
+            assert_eq!(enc[0].data[..12], [bsd_family, 0, 0, 0, 0x10, 0, 0, 1, 0, 0x0C, 0, 0], "family, SPI, flags");
+            assert_eq!(enc[1].data[4..8], [0x20, 0, 0, 2], "the other direction's SPI");
+            assert_eq!(payload_at(&enc[1], 12, enc[1].data.len()), b"+OK\r\n");
+
+            let ipnet = exchange(Link::Ipnet, ipv6, &[]);
+            assert_eq!(ipnet[0].link_type, LinkType::IPNET);
+            for (frame, hook) in [(&ipnet[0], 1), (&ipnet[1], 0)] {
+                let data = &frame.data;
+                assert_eq!(data[..4], [2, solaris_family, 0, hook], "version, family, hook");
+                assert_eq!(
+                    u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize,
+                    data.len() - 24,
+                    "packet length"
+                );
+                assert_eq!(data[8..24], [0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0], "interface, group, zones");
+            }
+            assert_eq!(payload_at(&ipnet[0], 24, ipnet[0].data.len()), b"CAPA\r\n");
+        }
+    }
+
+    #[test]
+    fn netanalyzer_frames_are_whole_ethernet_frames_with_their_fcs() {
+        for (link, link_type, transparent) in [
+            (Link::NetAnalyzer, LinkType::NETANALYZER, false),
+            (Link::NetAnalyzerTransparent, LinkType::NETANALYZER_TRANSPARENT, true),
+        ] {
+            let frames = exchange(link, false, &[]);
+            assert_eq!(frames[0].link_type, link_type);
+            for (frame, port) in [(&frames[0], 0), (&frames[1], 1)] {
+                let header = u32::from_le_bytes(frame.data[..4].try_into().unwrap());
+                assert_eq!(header & 0xff, 0, "no errors");
+                assert_eq!(header & 0x100, 0, "no GPIO event");
+                assert_eq!(header & 0x200 != 0, transparent, "transparent mode");
+                assert_eq!((header >> 10) & 0xf, 1, "version 1");
+                assert_eq!((header >> 14) & 0x3, port, "each direction on its port");
+                let start = if transparent { 4 + 8 } else { 4 };
+                if transparent {
+                    assert_eq!(frame.data[4..12], [0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0x55, 0xD5], "preamble, SFD");
+                }
+                let ethernet = &frame.data[start..];
+                assert_eq!((header >> 16) as usize & 0xfff, ethernet.len(), "the frame's length, its FCS included");
+                assert!(ethernet.len() >= 64, "padded to the minimum frame size");
+                let (covered, fcs) = ethernet.split_at(ethernet.len() - 4);
+                assert_eq!(fcs, crc32(covered).to_le_bytes());
+            }
+            assert_eq!(
+                payload_at(&frames[0], if transparent { 12 } else { 4 } + 14, frames[0].data.len()),
+                b"CAPA\r\n"
+            );
+        }
+    }
+
+    #[test]
+    fn erf_records_carry_ethernet_or_ip_behind_their_headers() {
+        let be16 = |data: &[u8], offset: usize| usize::from(u16::from_be_bytes([data[offset], data[offset + 1]]));
+        let frames = exchange(Link::Erf, false, &[]);
+        assert_eq!(frames[0].link_type, LinkType::ERF);
+        for (frame, record_type, port, extensions) in [(&frames[0], 0x82, 0, 2), (&frames[1], 0x02, 1, 0)] {
+            let data = &frame.data;
+            let stamp = u64::from_le_bytes(data[..8].try_into().unwrap());
+            assert_eq!(stamp >> 32, frame.ts.secs(), "seconds in the high half");
+            let nanos = ((stamp & 0xffff_ffff) * 1_000_000_000) >> 32;
+            assert!(frame.ts.as_nanos() % 1_000_000_000 - nanos <= 1, "the binary fraction of the second");
+            assert_eq!(data[8..10], [record_type, 0x04 | port], "Ethernet, extension headers; varying length, port");
+            assert_eq!(be16(data, 10), data.len(), "the record's length");
+            assert_eq!(be16(data, 12), 0, "no loss");
+            let start = 16 + 8 * extensions;
+            if extensions == 2 {
+                assert_eq!((data[16], data[24]), (0x80 | 17, 16), "host id, another follows; flow id, the last");
+            }
+            assert_eq!(data[start..start + 2], [0, 0], "the Ethernet subheader");
+            let ethernet = &data[start + 2..];
+            assert_eq!(be16(data, 14), ethernet.len(), "the wire length, the frame check sequence included");
+            let (covered, fcs) = ethernet.split_at(ethernet.len() - 4);
+            assert_eq!(fcs, crc32(covered).to_le_bytes());
+        }
+        assert_eq!(payload_at(&frames[0], 16 + 16 + 2 + 14, frames[0].data.len()), b"CAPA\r\n");
+        for (ipv6, record_type) in [(false, 22), (true, 23)] {
+            let records = exchange(Link::ErfIp, ipv6, &[]);
+            assert_eq!(records[1].data[8..10], [record_type, 0x04 | 1]);
+            assert_eq!(be16(&records[1].data, 14), records[1].data.len() - 16, "the packet's length");
+            assert_eq!(payload_at(&records[1], 16, records[1].data.len()), b"+OK\r\n");
+        }
+    }
+
+    #[test]
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
-        let links = [Link::Ethernet, Link::LinuxSll, Link::LinuxSll2, Link::RawIp, Link::Null, Link::Loop, Link::Wifi];
+        let links = [
+            Link::Ethernet,
+            Link::LinuxSll,
+            Link::LinuxSll2,
+            Link::RawIp,
+            Link::Null,
+            Link::Loop,
+            Link::Wifi,
+            Link::Ppp,
+            Link::PppHdlc,
+            Link::PppEther,
+            Link::CiscoHdlc,
+            Link::Nflog,
+            Link::Pktap,
+            Link::Pflog,
+            Link::Enc,
+            Link::Ipnet,
+            Link::NetAnalyzer,
+            Link::NetAnalyzerTransparent,
+            Link::Erf,
+            Link::ErfIp,
+        ];
         for link in links {
             assert!(matches!(
-                link.frame(&frame, Side::Client, macs, &[]),
+                link.frame(&frame, Side::Client, Timestamp(0), macs, &[]),
                 Err(ScriptError::CannotCarry { kind: PacketKind::Ethernet, .. })
             ));
         }
@@ -573,6 +911,6 @@ mod tests {
 
     fn link_frame_ok(link: Link, packet: &Packet) -> bool {
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
-        link.frame(packet, Side::Client, macs, &[]).is_ok()
+        link.frame(packet, Side::Client, Timestamp(0), macs, &[]).is_ok()
     }
 }

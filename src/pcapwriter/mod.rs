@@ -25,6 +25,7 @@
 //! ```
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+mod capture_headers;
 mod conversation;
 mod link;
 mod pcap;

@@ -320,20 +320,7 @@ impl Encap {
                 bytes.extend_from_slice(&inner.bytes);
                 Ok(Packet { kind: PacketKind::Mpls, bytes })
             }
-            Encap::Pppoe { session } => {
-                let protocol = ppp_protocol(&inner, "PPPoE")?;
-                // The length counts the PPP payload: the protocol number and the packet.
-                let length = inner.bytes.len().saturating_add(2);
-                let length = u16::try_from(length)
-                    .map_err(|_| ScriptError::OutOfRange { field: "PPPoE length", value: length as u64 })?;
-                let mut bytes = Vec::with_capacity(usize::from(length).saturating_add(6));
-                bytes.extend_from_slice(&[PPPOE_VERSION_TYPE, 0]);
-                bytes.extend_from_slice(&session.to_be_bytes());
-                bytes.extend_from_slice(&length.to_be_bytes());
-                bytes.extend_from_slice(&protocol.to_be_bytes());
-                bytes.extend_from_slice(&inner.bytes);
-                Ok(Packet { kind: PacketKind::Pppoe, bytes })
-            }
+            Encap::Pppoe { session } => Ok(Packet { kind: PacketKind::Pppoe, bytes: pppoe_session(*session, &inner)? }),
             Encap::Teredo { ends, indicators } => {
                 if inner.kind != PacketKind::Ipv6 {
                     return Err(cannot_carry("Teredo", inner.kind));
@@ -516,9 +503,25 @@ impl Encap {
     }
 }
 
+/// A PPPoE session header (RFC 2516 §4) and the PPP protocol number before an IP packet.
+pub(super) fn pppoe_session(session: u16, inner: &Packet) -> Result<Vec<u8>, ScriptError> {
+    let protocol = ppp_protocol(inner, "PPPoE")?;
+    // The length counts the PPP payload: the protocol number and the packet.
+    let length = inner.bytes.len().saturating_add(2);
+    let length =
+        u16::try_from(length).map_err(|_| ScriptError::OutOfRange { field: "PPPoE length", value: length as u64 })?;
+    let mut bytes = Vec::with_capacity(usize::from(length).saturating_add(6));
+    bytes.extend_from_slice(&[PPPOE_VERSION_TYPE, 0]);
+    bytes.extend_from_slice(&session.to_be_bytes());
+    bytes.extend_from_slice(&length.to_be_bytes());
+    bytes.extend_from_slice(&protocol.to_be_bytes());
+    bytes.extend_from_slice(&inner.bytes);
+    Ok(bytes)
+}
+
 /// A PPP frame of an IP packet: with address and control fields and a two-byte protocol field,
 /// or `compressed` (neither field, a one-byte protocol field).
-fn ppp_frame(inner: &Packet, layer: &'static str, compressed: bool) -> Result<Vec<u8>, ScriptError> {
+pub(super) fn ppp_frame(inner: &Packet, layer: &'static str, compressed: bool) -> Result<Vec<u8>, ScriptError> {
     let protocol = ppp_protocol(inner, layer)?;
     let mut frame = Vec::with_capacity(inner.bytes.len().saturating_add(4));
     if compressed {
