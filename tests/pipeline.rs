@@ -480,6 +480,50 @@ fn logins_captured_in_one_direction_on_unconfigured_ports_are_found() {
     }
 }
 
+/// The server's greeting is sent and lost by the capture (the client's acknowledgements show it
+/// came): what follows reads as if it had been seen. On a port that is not configured, the
+/// client's opening command tells the protocol; on any port, the first reply after the loss is
+/// the first command's, not a greeting, so each verdict lands on its own command.
+#[test]
+fn logins_after_a_greeting_the_capture_lost_are_found_with_their_verdicts() {
+    let dir = tempfile::tempdir().unwrap();
+    let imap: &[(&[u8], &[u8])] = &[(b"a1 LOGIN alice not-a-real-password\r\n", b"a1 OK LOGIN completed\r\n")];
+    let pop3: &[(&[u8], &[u8])] = &[(b"USER alice\r\n", b"+OK\r\n"), (b"PASS not-a-real-password\r\n", b"+OK in\r\n")];
+    let smtp: &[(&[u8], &[u8])] = &[
+        (b"EHLO laptop\r\n", b"250-mx.example.test\r\n250 AUTH PLAIN\r\n"),
+        (b"AUTH PLAIN AGFsaWNlAG5vdC1hLXJlYWwtcGFzc3dvcmQ=\r\n", b"235 2.7.0 ok\r\n"),
+    ];
+    let sessions = [
+        ("imap", 143, b"* OK ready\r\n".as_slice(), imap),
+        ("imap", 10_143, b"* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN] ready\r\n", imap),
+        ("pop3", 110, b"+OK POP3 ready\r\n", pop3),
+        ("smtp", 2_526, b"220 mx.example.test ESMTP\r\n", smtp),
+        ("smtp", 587, b"220 mx.example.test ESMTP\r\n", smtp),
+    ];
+    for (proto, port, greeting, exchanges) in sessions {
+        let mut conversation = Conversation::new((CLIENT, 50_000), (SERVER, port));
+        conversation.handshake().server(greeting).drop_last(0);
+        for (command, reply) in exchanges {
+            conversation.client(command).server(reply);
+        }
+        conversation.fin(Side::Client);
+        let path = write(dir.path(), &format!("{proto}-{port}-greeting-lost.pcap"), &conversation.frames().unwrap());
+        for threads in [1, 2] {
+            let found = alerts(&path, threads);
+            assert_one_login(&found, port, "success", &format!("{proto} on {port}"));
+            assert_eq!(found[0]["app_proto"], proto);
+            assert_eq!(found[0]["server"]["greeting"], Value::Null, "no reply taken for the greeting");
+            if proto == "smtp" {
+                assert_eq!(
+                    found[0]["server"]["capabilities"],
+                    serde_json::json!(["AUTH PLAIN"]),
+                    "the whole EHLO reply"
+                );
+            }
+        }
+    }
+}
+
 /// The same opening to a server that the capture shows answering the handshake and then not
 /// greeting: that server is not a mail server, and the flow is not taken for one.
 #[test]

@@ -40,15 +40,15 @@ impl FlowHandler for Inspector {
         };
         let session = match (app.as_mut(), &event) {
             (Some(session), _) => session,
-            (None, FlowEvent::Data(..)) => {
+            // A gap before any data (the server's greeting lost) matters to the session: it
+            // starts with it.
+            (None, FlowEvent::Data(..) | FlowEvent::Gap(..)) => {
                 let (client, certain) = roles(info, &self.config);
                 let server_port = info.key.endpoint(client.other()).port;
                 let server_opening_seen = info.saw_syn_from(client.other());
                 app.insert(Session::new(client, certain, server_opening_seen, server_port, &self.config))
             }
-            (None, FlowEvent::Gap(..) | FlowEvent::Closed(_) | FlowEvent::OverlapDifferentData(_)) => {
-                return Inspect::Continue
-            }
+            (None, FlowEvent::Closed(_) | FlowEvent::OverlapDifferentData(_)) => return Inspect::Continue,
         };
         match event {
             FlowEvent::Data(side, data) => session.on_data(side, data, &mut ctx),

@@ -123,6 +123,11 @@ impl Detector {
         Detector { hint, greeting_may_be_unseen, client_spoke: false, greeting_220: Vec::new() }
     }
 
+    /// The server's first bytes were lost: its greeting, if it sent one, is out of sight.
+    pub fn greeting_lost(&mut self) {
+        self.greeting_may_be_unseen = true;
+    }
+
     /// Takes the flow for `proto` as a configured port's would be (the flow on an implicit-TLS
     /// port started in clear: it speaks that port's protocol).
     pub fn assume(&mut self, proto: Option<AppProto>) {

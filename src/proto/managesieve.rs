@@ -124,6 +124,12 @@ fn status_of(first_word: &[u8]) -> Option<Status> {
     }
 }
 
+/// Whether a server line is a response (`OK`, `NO` or `BYE`, then a space or its end).
+pub(crate) fn is_status_line(line: &[u8]) -> bool {
+    let word = line.split(|byte| *byte == b' ').next().unwrap_or(line);
+    status_of(word).is_some()
+}
+
 /// The bytes a literal announced at the end of a line may fill, if it is to be read at all.
 fn literal_len(end: LineEnd) -> Option<u64> {
     match end {

@@ -236,12 +236,17 @@ impl Protocol {
     /// Whether the first line after a gap that fell between lines is read: from the client, when
     /// it looks like a command the session would take in its state (not inside a SASL exchange,
     /// message data or a literal, which the framer counts through a gap); from an IMAP server, a
-    /// tagged status answering a command in flight (a verdict); else it may be the tail of a line
-    /// the gap cut, and is dropped.
-    fn reads_line_after_gap(&self, role: Role, line: &[u8]) -> bool {
+    /// tagged status answering a command in flight (a verdict); from any server whose first bytes
+    /// were lost (`server_start_lost`), a status or reply line of its protocol: those bytes held
+    /// the greeting, a whole reply sent before the client spoke, and servers write their replies
+    /// in whole lines. Else it may be the tail of a line the gap cut, and is dropped.
+    fn reads_line_after_gap(&self, role: Role, line: &[u8], server_start_lost: bool) -> bool {
         match (self, role) {
             (Protocol::Imap(session), Role::Server) => session.takes_as_reply(line),
-            (_, Role::Server) => false,
+            (Protocol::Pop3(_), Role::Server) => server_start_lost && pop3::is_status_line(line),
+            (Protocol::Smtp(_), Role::Server) => server_start_lost && smtp::is_reply_line(line),
+            (Protocol::ManageSieve(_), Role::Server) => server_start_lost && managesieve::is_status_line(line),
+            (Protocol::Detecting(_) | Protocol::Done(_), Role::Server) => false,
             (Protocol::Pop3(session), Role::Client) => session.takes_as_command(line),
             (Protocol::Imap(session), Role::Client) => session.takes_as_command(line),
             (Protocol::Smtp(session), Role::Client) => session.takes_as_command(line),
@@ -298,6 +303,9 @@ pub struct Session {
     /// Framers by flow side (not by role, so a role swap needs no re-framing).
     framers: [LineFramer; 2],
     seen_data: [bool; 2],
+    /// The server's first bytes were lost (its greeting, which the client's acknowledgements
+    /// showed sent): until the server's next line is read, it is the first after that loss.
+    server_start_lost: bool,
     inspected: u64,
     /// The server port is an implicit-TLS port: what comes is TLS, unless the flow's first bytes
     /// are not.
@@ -377,6 +385,7 @@ impl Session {
             protocol,
             framers: [LineFramer::new(config.max_line), LineFramer::new(config.max_line)],
             seen_data: [false, false],
+            server_start_lost: false,
             inspected: 0,
             may_hold: roles_certain && server_opening_seen,
             implicit_tls,
@@ -606,7 +615,7 @@ impl Session {
     /// every inspected flow (the other calls are rare).
     #[inline(always)]
     fn frame<'d>(&mut self, side: Side, data: &'d [u8], ctx: &mut Ctx<'_>) -> &'d [u8] {
-        let Session { client, protocol, framers, early_client, .. } = self;
+        let Session { client, protocol, framers, early_client, server_start_lost, .. } = self;
         let role = if side == *client { Role::Client } else { Role::Server };
         let client_held = role == Role::Server && early_client.is_some();
         let [lo, hi] = framers;
@@ -618,9 +627,10 @@ impl Session {
         let mut done = None;
         let mut first_after_gap = framer.after_gap();
         let rest = framer.feed(data, &mut |piece| {
+            let start_lost = role == Role::Server && std::mem::take(server_start_lost);
             if std::mem::take(&mut first_after_gap) {
                 if let Piece::Line { line } = piece {
-                    if !protocol.reads_line_after_gap(role, line) {
+                    if !protocol.reads_line_after_gap(role, line, start_lost) {
                         return Next::Line;
                     }
                 }
@@ -663,6 +673,16 @@ impl Session {
 
     /// Bytes were lost on one side.
     pub fn on_gap(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
+        let seen = self.seen_data.get(side.index()).copied().unwrap_or(true);
+        if len > 0 && side != self.client && !seen {
+            // The server's first bytes, sent before the client spoke (its acknowledgements said
+            // so, or the bytes would still be awaited): the greeting is what was lost, and the
+            // client's opening tells the protocol as when the handshake is out of sight.
+            self.server_start_lost = true;
+            if let Protocol::Detecting(detector) = &mut self.protocol {
+                detector.greeting_lost();
+            }
+        }
         // Whatever the client said before the gap comes before it; past a gap in the server's
         // bytes, the greeting may be what was lost.
         self.may_hold = false;

@@ -59,6 +59,12 @@ fn status_of(line: &[u8]) -> Option<Status> {
     }
 }
 
+/// Whether a server line is a positive or negative status (not a SASL challenge, which only
+/// follows a command).
+pub(crate) fn is_status_line(line: &[u8]) -> bool {
+    matches!(status_of(line), Some(Status::Ok | Status::Err))
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct Pop3Session {
     info: ServerInfo,

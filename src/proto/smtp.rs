@@ -43,6 +43,11 @@ fn parse_reply(line: &[u8]) -> Option<(u16, bool, &[u8])> {
     Some((code, continues, line.get(4..).unwrap_or(&[])))
 }
 
+/// Whether a server line is a reply line: a code, then a space, a hyphen or its end.
+pub(crate) fn is_reply_line(line: &[u8]) -> bool {
+    parse_reply(line).is_some() && matches!(line.get(3), None | Some(b' ' | b'-'))
+}
+
 /// How far the server's greeting has come.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Greeting {
