@@ -432,21 +432,7 @@ fn logins_over_wifi_are_found() {
 #[test]
 fn logins_in_captures_of_other_link_types_are_found() {
     let dir = tempfile::tempdir().unwrap();
-    for link in [
-        Link::Ppp,
-        Link::PppHdlc,
-        Link::PppEther,
-        Link::CiscoHdlc,
-        Link::Nflog,
-        Link::Pktap,
-        Link::Pflog,
-        Link::Enc,
-        Link::Ipnet,
-        Link::NetAnalyzer,
-        Link::NetAnalyzerTransparent,
-        Link::Erf,
-        Link::ErfIp,
-    ] {
+    for link in Link::SERIAL_AND_CAPTURE_HEADERS {
         assert_logins_found_on(dir.path(), link);
     }
 }

@@ -150,35 +150,11 @@ fn target_name(target: SessionTarget) -> &'static str {
 
 /// The same conversations as captures (for the file and decode targets).
 fn seed_captures() -> Vec<Vec<CapturedFrame>> {
-    let links = [
-        Link::Ethernet,
-        Link::LinuxSll,
-        Link::LinuxSll2,
-        Link::RawIp,
-        Link::Null,
-        Link::Loop,
-        Link::Wifi,
-        Link::Radiotap,
-        Link::Ppi,
-        Link::Ppp,
-        Link::PppHdlc,
-        Link::PppEther,
-        Link::CiscoHdlc,
-        Link::Nflog,
-        Link::Pktap,
-        Link::Pflog,
-        Link::Enc,
-        Link::Ipnet,
-        Link::NetAnalyzer,
-        Link::NetAnalyzerTransparent,
-        Link::Erf,
-        Link::ErfIp,
-    ];
     // Every link, the conversations taking turns on them.
     seed_conversations()
         .into_iter()
         .cycle()
-        .zip(links.iter())
+        .zip(Link::ALL.iter())
         .enumerate()
         .map(|(index, ((target, chunks), link))| {
             let mut conversation = Conversation::new((CLIENT, 40_000 + index as u16), (SERVER, target.server_port()));

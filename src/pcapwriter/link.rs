@@ -139,6 +139,50 @@ const AMSDU_ALIGN: usize = 4;
 const LLC_SNAP: [u8; 6] = [0xaa, 0xaa, 0x03, 0, 0, 0];
 
 impl Link {
+    /// Serial framings (PPP, Cisco HDLC) and the headers capturing systems put before a packet
+    /// (NFLOG, PKTAP, pflog, enc, ipnet, netANALYZER, ERF).
+    pub const SERIAL_AND_CAPTURE_HEADERS: [Link; 13] = [
+        Link::Ppp,
+        Link::PppHdlc,
+        Link::PppEther,
+        Link::CiscoHdlc,
+        Link::Nflog,
+        Link::Pktap,
+        Link::Pflog,
+        Link::Enc,
+        Link::Ipnet,
+        Link::NetAnalyzer,
+        Link::NetAnalyzerTransparent,
+        Link::Erf,
+        Link::ErfIp,
+    ];
+
+    /// Every link the writer frames.
+    pub const ALL: [Link; 22] = [
+        Link::Ethernet,
+        Link::LinuxSll,
+        Link::LinuxSll2,
+        Link::RawIp,
+        Link::Null,
+        Link::Loop,
+        Link::Wifi,
+        Link::Radiotap,
+        Link::Ppi,
+        Link::Ppp,
+        Link::PppHdlc,
+        Link::PppEther,
+        Link::CiscoHdlc,
+        Link::Nflog,
+        Link::Pktap,
+        Link::Pflog,
+        Link::Enc,
+        Link::Ipnet,
+        Link::NetAnalyzer,
+        Link::NetAnalyzerTransparent,
+        Link::Erf,
+        Link::ErfIp,
+    ];
+
     pub fn link_type(self) -> LinkType {
         match self {
             Link::Ethernet => LinkType::ETHERNET,
@@ -836,29 +880,7 @@ mod tests {
     fn links_refuse_what_they_cannot_carry() {
         let frame = Packet { kind: PacketKind::Ethernet, bytes: vec![0; 14] };
         let macs = Macs { client: CLIENT_MAC, server: SERVER_MAC };
-        let links = [
-            Link::Ethernet,
-            Link::LinuxSll,
-            Link::LinuxSll2,
-            Link::RawIp,
-            Link::Null,
-            Link::Loop,
-            Link::Wifi,
-            Link::Ppp,
-            Link::PppHdlc,
-            Link::PppEther,
-            Link::CiscoHdlc,
-            Link::Nflog,
-            Link::Pktap,
-            Link::Pflog,
-            Link::Enc,
-            Link::Ipnet,
-            Link::NetAnalyzer,
-            Link::NetAnalyzerTransparent,
-            Link::Erf,
-            Link::ErfIp,
-        ];
-        for link in links {
+        for link in Link::ALL {
             assert!(matches!(
                 link.frame(&frame, Side::Client, Timestamp(0), macs, &[]),
                 Err(ScriptError::CannotCarry { kind: PacketKind::Ethernet, .. })
