@@ -510,6 +510,58 @@ fn logins_after_a_greeting_the_capture_lost_are_found_with_their_verdicts() {
     }
 }
 
+/// A client that does not wait for the greeting, whose server's first segment (greeting and the
+/// answers to those commands) the capture lost: the lost bytes hold verdicts, so the next reply
+/// is not taken for the first command's (it would call a refused password accepted).
+#[test]
+fn replies_lost_with_the_greeting_of_a_client_that_did_not_wait_are_not_guessed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conversation = Conversation::new((CLIENT, 50_000), (SERVER, 110));
+    conversation.handshake().client(b"USER alice\r\nPASS not-a-real-password\r\n");
+    conversation.server(b"+OK POP3 ready\r\n+OK\r\n-ERR [AUTH] bad\r\n").drop_last(0);
+    conversation.client(b"USER bob\r\nPASS not-a-real-password-2\r\n").server(b"+OK\r\n+OK logged in\r\n");
+    conversation.fin(Side::Client);
+    let path = write(dir.path(), "impatient-client.pcap", &conversation.frames().unwrap());
+    let outcomes: Vec<(String, String)> = alerts(&path, 1)
+        .iter()
+        .map(|alert| (alert["credential"]["username"].to_string(), alert["credential"]["outcome"].to_string()))
+        .collect();
+    assert!(!outcomes.contains(&("\"alice\"".into(), "\"success\"".into())), "{outcomes:?}");
+    assert_eq!(outcomes.len(), 2, "{outcomes:?}");
+}
+
+/// The capture lost the client's first segment (and with both directions, the greeting): the
+/// line after it still opens the session, on a configured port and, one direction captured, as
+/// the opening that tells the protocol.
+#[test]
+fn a_login_after_the_clients_lost_first_segment_is_found() {
+    let dir = tempfile::tempdir().unwrap();
+    // Protocol, port, the greeting, the client's lost first line, its login and the verdict.
+    type Script = (&'static str, u16, &'static [u8], &'static [u8], &'static [u8], &'static [u8]);
+    let sessions: [Script; 3] = [
+        ("imap", 143, b"* OK ready\r\n", b"a1 CAPABILITY\r\n", b"a2 LOGIN alice not-a-real-password\r\n", b"a2 OK\r\n"),
+        ("imap", 10_143, b"* OK ready\r\n", b"a1 ID NIL\r\n", b"a2 LOGIN alice not-a-real-password\r\n", b"a2 OK\r\n"),
+        (
+            "smtp",
+            587,
+            b"220 mx ESMTP\r\n",
+            b"EHLO laptop\r\n",
+            b"AUTH PLAIN AGFsaWNlAG5vdC1hLXJlYWwtcGFzc3dvcmQ=\r\n",
+            b"235 ok\r\n",
+        ),
+    ];
+    for (proto, port, greeting, lost, login, verdict) in sessions {
+        let mut conversation = Conversation::new((CLIENT, 50_000), (SERVER, port));
+        conversation.handshake().server(greeting).drop_last(0).client(lost).drop_last(0);
+        conversation.client(login).server(verdict).fin(Side::Client);
+        let both = write(dir.path(), &format!("{proto}-{port}.pcap"), &conversation.frames().unwrap());
+        assert_one_login(&alerts(&both, 1), port, "success", &format!("{proto} on {port}"));
+        let one_way = conversation.frames_from(Side::Client).unwrap();
+        let one_way = write(dir.path(), &format!("{proto}-{port}-one-way.pcap"), &one_way);
+        assert_one_login(&alerts(&one_way, 1), port, "unknown", &format!("{proto} on {port}, one way"));
+    }
+}
+
 /// The same opening to a server that the capture shows answering the handshake and then not
 /// greeting: that server is not a mail server, and the flow is not taken for one.
 #[test]

@@ -142,9 +142,9 @@ pub fn capture_file(data: &[u8]) {
     held.iter().for_each(HeldFrame::check);
 }
 
-/// Link types the decode harness picks from with the input's first byte: every supported one,
-/// plus one it does not know (those added later come after it, so that a kept input keeps its
-/// link type).
+/// Link types the decode harness picks from with the input's first byte (modulo their number):
+/// every supported one, plus one it does not know. Those added later come after it, so that a
+/// kept input whose first byte was below the number then keeps its link type.
 pub const LINK_TYPES: [LinkType; 28] = [
     LinkType::NULL,
     LinkType::ETHERNET,

@@ -300,8 +300,11 @@ const TUNNEL_CARRIERS: &str =
 
 /// Link types libpcap compiles no filter for: behind a PPI header the frame's type is not known
 /// when it compiles, and it has none for NFLOG, ERF and PKTAP headers ("filtering not
-/// implemented").
-const UNFILTERED_LINKS: [LinkType; 4] = [LinkType::PPI, LinkType::NFLOG, LinkType::ERF, LinkType::PKTAP];
+/// implemented"). Nor any that would pass what is read: its PPP filters expect the address,
+/// control and two-byte protocol fields, so they drop frames whose end negotiated compressing
+/// them, and, on PPP in HDLC framing, Cisco HDLC frames.
+const UNFILTERED_LINKS: [LinkType; 6] =
+    [LinkType::PPI, LinkType::NFLOG, LinkType::ERF, LinkType::PKTAP, LinkType::PPP, LinkType::PPP_HDLC];
 
 /// Link types of 802.11 monitor interfaces, bare or behind a radio header (but PPI).
 const WIFI_MONITOR_LINKS: [LinkType; 4] =
@@ -319,7 +322,8 @@ const WIFI_MONITOR_LINKS: [LinkType; 4] =
 /// LLC/SNAP header where a lone packet has it, and so drops aggregates (A-MSDU), several packets
 /// in one frame; beacons and other management and control frames stay out. Where libpcap
 /// compiles no filter (PPI, NFLOG, ERF, PKTAP), every frame goes through (an empty filter),
-/// rather than the capture failing to open.
+/// rather than the capture failing to open; so it does on PPP links, whose libpcap filters drop
+/// frames read here.
 pub fn mail_filter(ports: &PortMap, any_port: bool, link_type: LinkType) -> String {
     if UNFILTERED_LINKS.contains(&link_type) {
         return String::new();
@@ -523,8 +527,6 @@ mod tests {
     fn the_filter_of_every_other_link_type_read_compiles_or_is_left_out() {
         // On Linux these link types' DLT values are their LINKTYPE values.
         let filtered = [
-            Link::Ppp,
-            Link::PppHdlc,
             Link::PppEther,
             Link::CiscoHdlc,
             Link::Enc,
@@ -533,18 +535,29 @@ mod tests {
             Link::NetAnalyzer,
             Link::NetAnalyzerTransparent,
         ];
+        let frames_from = |link, side, server_port| {
+            let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], server_port));
+            conversation.link(link).handshake().client(b"USER a\r\n").server(b"+OK\r\n").frames_from(side).unwrap()
+        };
         for link in filtered {
             let link_type = link.link_type();
             let dlt = pcap::Linktype(i32::try_from(link_type.0).unwrap());
             let filter = mail_filter(&mail_ports(), false, link_type);
-            // libpcap's PPP filter expects the address and control fields, which only the
-            // client's frames here carry (the server's are compressed).
-            let client = |server_port| {
-                let mut conversation = Conversation::new(([10, 0, 0, 1], 40000), ([10, 0, 0, 2], server_port));
-                conversation.link(link).handshake().client(b"USER a\r\n").frames_from(Side::Client).unwrap()
-            };
-            assert!(passes(&filter, dlt, &client(110)), "{link:?}");
-            assert!(!passes(&filter, dlt, &client(80)), "{link:?}");
+            for side in [Side::Client, Side::Server] {
+                assert!(passes(&filter, dlt, &frames_from(link, side, 110)), "{link:?} {side:?}");
+                assert!(!passes(&filter, dlt, &frames_from(link, side, 80)), "{link:?} {side:?}");
+            }
+        }
+        // libpcap's PPP filters drop what is read there: the server's frames, their fields
+        // compressed, and Cisco HDLC frames in a PPP-in-HDLC capture.
+        for (link, dropped) in
+            [(Link::Ppp, (Link::Ppp, Side::Server)), (Link::PppHdlc, (Link::CiscoHdlc, Side::Client))]
+        {
+            let dlt = pcap::Linktype(i32::try_from(link.link_type().0).unwrap());
+            assert_eq!(mail_filter(&mail_ports(), false, link.link_type()), "", "{link:?}");
+            assert!(passes("tcp port 110", dlt, &frames_from(link, Side::Client, 110)), "{link:?}");
+            let (framing, side) = dropped;
+            assert!(!passes("tcp port 110", dlt, &frames_from(framing, side, 110)), "{link:?}: libpcap reads them now");
         }
         for (link, dlt) in [(Link::Nflog, 239), (Link::Erf, 197), (Link::Pktap, 258)] {
             let filter = mail_filter(&mail_ports(), false, link.link_type());

@@ -532,7 +532,15 @@ fn peel<'a>(
     loop {
         let outer = defrag.take_completed();
         let entered = context;
-        match peel_datagram(frame, &header, &outer, &mut context, aggregate_rest)? {
+        let peeled = match peel_datagram(frame, &header, &outer, &mut context, aggregate_rest) {
+            Ok(peeled) => peeled,
+            Err(reason) => {
+                // The datagram stays: an aggregate's next packets may lie in it.
+                defrag.restore_completed(outer);
+                return Err(reason);
+            }
+        };
+        match peeled {
             Peeled::Tcp(_) => {
                 // Peel it again below, borrowing the pool for `'a` this time.
                 defrag.restore_completed(outer);

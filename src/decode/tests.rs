@@ -1886,6 +1886,20 @@ fn every_packet_of_an_aggregate_streamed_in_fragments_is_read() {
         decode_all(&mut decoder, LinkType::ETHERNET, &ethernet(0x0800, &ipv4_tcp(CLIENT, SERVER, LINE))).len(),
         1
     );
+    // A first packet that is no TCP segment leaves the others to read.
+    let arp = snap(0, 0x0806, &[0; 28]);
+    let aggregate = wifi_frame(0x88, 0x01, &[0x80, 0], &amsdu(&[&arp, &v4, &v6]));
+    let datagram = ipv4_outer(17, TUNNEL_A, TUNNEL_B, &udp(37008, &tzsp(0, 18, &[1], &aggregate)));
+    let fragments: Vec<Vec<u8>> =
+        ipv4_fragments(&datagram, 8, 96).iter().map(|fragment| ethernet(0x0800, fragment)).collect();
+    let (last, before) = fragments.split_last().unwrap();
+    for fragment in before {
+        decode_all(&mut decoder, LinkType::ETHERNET, fragment);
+    }
+    let all = decode_all(&mut decoder, LinkType::ETHERNET, last);
+    assert_eq!(all.len(), 3, "{all:?}");
+    assert_eq!(all[0], Err(SkipReason::NotIp));
+    assert!(all[1..].iter().all(|packet| packet.as_ref().is_ok_and(|packet| packet.payload == LINE)), "{all:?}");
 }
 
 fn vxlan_gpe(flags: u8, next_protocol: u8, vni: u32, inner: &[u8]) -> Vec<u8> {

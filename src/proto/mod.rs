@@ -303,8 +303,9 @@ pub struct Session {
     /// Framers by flow side (not by role, so a role swap needs no re-framing).
     framers: [LineFramer; 2],
     seen_data: [bool; 2],
-    /// The server's first bytes were lost (its greeting, which the client's acknowledgements
-    /// showed sent): until the server's next line is read, it is the first after that loss.
+    /// The server's first bytes were lost before the client spoke (its greeting, which the
+    /// client's acknowledgements showed sent): until the server's next line is read, it is the
+    /// first after that loss.
     server_start_lost: bool,
     inspected: u64,
     /// The server port is an implicit-TLS port: what comes is TLS, unless the flow's first bytes
@@ -673,12 +674,21 @@ impl Session {
 
     /// Bytes were lost on one side.
     pub fn on_gap(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
-        let seen = self.seen_data.get(side.index()).copied().unwrap_or(true);
-        if len > 0 && side != self.client && !seen {
-            // The server's first bytes, sent before the client spoke (its acknowledgements said
-            // so, or the bytes would still be awaited): the greeting is what was lost, and the
-            // client's opening tells the protocol as when the handshake is out of sight.
-            self.server_start_lost = true;
+        let seen = |session: &Session, side: Side| session.seen_data.get(side.index()).copied().unwrap_or(true);
+        let first_bytes = len > 0 && !seen(self, side);
+        let detecting = matches!(self.protocol, Protocol::Detecting(_));
+        if first_bytes && detecting && (side == self.client || !self.roles_certain) {
+            // The client's first bytes, or a side's whose role is a guess: what comes next
+            // starts a line as far as anything can tell, and it may be the opening that decides
+            // the protocol.
+            ctx.stats.gaps += 1;
+            return;
+        }
+        if first_bytes && side != self.client && self.roles_certain {
+            // The server's first bytes, the greeting: the client's opening tells the protocol as
+            // when the handshake is out of sight. Sent before the client spoke (it has not), they
+            // are the greeting alone, a whole reply, and the next line starts one.
+            self.server_start_lost = !seen(self, self.client);
             if let Protocol::Detecting(detector) = &mut self.protocol {
                 detector.greeting_lost();
             }
