@@ -154,11 +154,11 @@ fn seed_captures() -> Vec<Vec<CapturedFrame>> {
     seed_conversations()
         .into_iter()
         .cycle()
-        .zip(Link::ALL.iter())
+        .zip(Link::all())
         .enumerate()
         .map(|(index, ((target, chunks), link))| {
             let mut conversation = Conversation::new((CLIENT, 40_000 + index as u16), (SERVER, target.server_port()));
-            conversation.link(*link).vlans(if *link == Link::Ethernet { &[7] } else { &[] }).handshake();
+            conversation.link(link).vlans(if link == Link::Ethernet { &[7] } else { &[] }).handshake();
             for (from_server, bytes) in chunks {
                 conversation.send_split(if from_server { Side::Server } else { Side::Client }, bytes, &[40]);
             }
