@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use super::conversation::{ScriptError, Side};
+use super::link::{AF_INET, AF_INET6_DARWIN};
 use crate::capture::Timestamp;
 
 /// Linux address families, as NFLOG's header gives them.
@@ -73,9 +74,6 @@ const PKTAP_IFNAME_LEN: usize = 24;
 /// Direction flags (PTH_FLAG_DIR_IN, PTH_FLAG_DIR_OUT).
 const PTH_FLAG_DIR_IN: u32 = 0x01;
 const PTH_FLAG_DIR_OUT: u32 = 0x02;
-/// macOS's protocol families for IPv4 and IPv6.
-const DARWIN_PF_INET: u32 = 2;
-const DARWIN_PF_INET6: u32 = 30;
 const ETHERNET_HEADER_LEN: u32 = 14;
 /// The mail client the packets belong to, by process id and command name (MAXCOMLEN + 1 bytes,
 /// padded to 20).
@@ -101,7 +99,7 @@ pub(super) fn push_pktap(frame: &mut Vec<u8>, ipv6: bool, from: Side) {
         Side::Server => PTH_FLAG_DIR_IN,
     };
     frame.extend_from_slice(&direction.to_le_bytes());
-    frame.extend_from_slice(&(if ipv6 { DARWIN_PF_INET6 } else { DARWIN_PF_INET }).to_le_bytes());
+    frame.extend_from_slice(&(if ipv6 { AF_INET6_DARWIN } else { AF_INET }).to_le_bytes());
     frame.extend_from_slice(&ETHERNET_HEADER_LEN.to_le_bytes());
     frame.extend_from_slice(&0u32.to_le_bytes());
     frame.extend_from_slice(&PKTAP_PID.to_le_bytes());

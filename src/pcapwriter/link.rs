@@ -86,8 +86,8 @@ pub enum Link {
 const TPID_8021Q: u16 = 0x8100;
 /// 802.1ad (QinQ) tag protocol id, used for the outer tag of a stack.
 const TPID_8021AD: u16 = 0x88A8;
-const AF_INET: u32 = 2;
-const AF_INET6_DARWIN: u32 = 30;
+pub(super) const AF_INET: u32 = 2;
+pub(super) const AF_INET6_DARWIN: u32 = 30;
 const AF_INET6_OPENBSD: u32 = 24;
 /// Interface index written in SLL2 headers.
 const SLL2_INTERFACE_INDEX: u32 = 2;
