@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use credwatch::pcapwriter::{
-    interleave, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption, Link, Side,
-    TunnelEnds,
+    interleave, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption, Link,
+    PcapOptions, PcapWriter, Side, TunnelEnds,
 };
 use serde_json::Value;
 
@@ -587,6 +587,102 @@ fn a_login_in_a_connection_older_than_the_capture_is_found_on_any_port() {
     let found = alerts(&path, 1);
     assert_one_login(&found, 10_143, "success", "midstream");
     assert_eq!(found[0]["midstream"], true);
+}
+
+/// A command (empty for none) and the server's reply.
+type Exchange = (&'static [u8], Vec<u8>);
+
+/// Logins in a capture cut by a snap length of 128 bytes, as captures kept for long often are:
+/// every segment loses what lies past its first 74 payload bytes, so each long reply (an EHLO or
+/// CAPA list, an IMAP greeting or verdict with its capabilities) loses its end. Verdicts are at
+/// the replies' starts, and each lands on its own command; the lists that lost their ends claim no
+/// absent STARTTLS, which the whole capture shows offered.
+#[test]
+fn logins_in_a_capture_cut_by_a_snap_length_keep_their_verdicts_and_claim_no_absent_starttls() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp_capabilities: &[u8] =
+        b"250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY\r\n250-ETRN\r\n250-STARTTLS\r\n\
+          250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n";
+    let imap_capabilities = "IMAP4rev1 SASL-IR LOGIN-REFERRALS ID ENABLE IDLE LITERAL+ STARTTLS AUTH=PLAIN";
+    let sessions: [(&str, u16, Vec<Exchange>); 3] = [
+        (
+            "smtp",
+            587,
+            vec![
+                (b"", b"220 mx.example.test ESMTP\r\n".to_vec()),
+                (b"EHLO laptop\r\n", smtp_capabilities.to_vec()),
+                (
+                    b"AUTH PLAIN AGFsaWNlAG5vdC1hLXJlYWwtcGFzc3dvcmQ=\r\n",
+                    b"235 2.7.0 Authentication successful\r\n".to_vec(),
+                ),
+                (b"QUIT\r\n", b"221 2.0.0 Bye\r\n".to_vec()),
+            ],
+        ),
+        (
+            "pop3",
+            110,
+            vec![
+                (b"", b"+OK POP3 ready\r\n".to_vec()),
+                (
+                    b"CAPA\r\n",
+                    b"+OK Capability list follows\r\nTOP\r\nUSER\r\nRESP-CODES\r\nPIPELINING\r\nUIDL\r\nSTLS\r\n.\r\n"
+                        .to_vec(),
+                ),
+                (b"USER alice\r\n", b"+OK\r\n".to_vec()),
+                (
+                    b"PASS not-a-real-password\r\n",
+                    b"+OK Logged in, and the mailbox holds far more than a snap length\r\n".to_vec(),
+                ),
+                (b"QUIT\r\n", b"+OK Logging out.\r\n".to_vec()),
+            ],
+        ),
+        (
+            "imap",
+            143,
+            vec![
+                (b"", format!("* OK [CAPABILITY {imap_capabilities}] ready\r\n").into_bytes()),
+                (
+                    b"a1 LOGIN alice not-a-real-password\r\n",
+                    format!("a1 OK [CAPABILITY {imap_capabilities} SORT] Logged in\r\n").into_bytes(),
+                ),
+                (b"a2 LOGOUT\r\n", b"* BYE\r\na2 OK Logout completed.\r\n".to_vec()),
+            ],
+        ),
+    ];
+    for (proto, port, exchanges) in sessions {
+        let mut conversation = Conversation::new((CLIENT, 50_000), (SERVER, port));
+        conversation.handshake();
+        for (command, reply) in &exchanges {
+            if !command.is_empty() {
+                conversation.client(command);
+            }
+            conversation.server(reply);
+        }
+        conversation.fin(Side::Client);
+        let frames = conversation.frames().unwrap();
+        let whole = write(dir.path(), &format!("{proto}-whole.pcap"), &frames);
+        let options = PcapOptions { snaplen: 128, ..PcapOptions::new(frames[0].link_type) };
+        let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
+        for frame in &frames {
+            writer.write_frame(frame).unwrap();
+        }
+        let cut = dir.path().join(format!("{proto}-snaplen-128.pcap"));
+        std::fs::write(&cut, writer.into_inner().unwrap()).unwrap();
+        for (path, starttls) in [(&whole, Value::Bool(true)), (&cut, Value::Null)] {
+            for threads in [1, 2] {
+                let what = format!("{proto} in {}, {threads} thread(s)", path.display());
+                let events: Vec<Value> =
+                    read_json(path, threads).lines().map(|line| serde_json::from_str(line).unwrap()).collect();
+                let found: Vec<Value> =
+                    events.iter().filter(|event| event["event_type"] == "cleartext_credential").cloned().collect();
+                assert_one_login(&found, port, "success", &what);
+                assert_eq!(found[0]["server"]["starttls_offered"], starttls, "{what}");
+                let posture = events.iter().find(|event| event["event_type"] == "server_posture").unwrap();
+                assert_eq!(posture["starttls_offered"], starttls, "{what}");
+                assert!(events.iter().all(|event| event["event_type"] != "anomaly"), "{what}: {events:#?}");
+            }
+        }
+    }
 }
 
 #[test]

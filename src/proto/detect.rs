@@ -167,13 +167,31 @@ impl Detector {
 
     pub fn on_piece(&mut self, role: Role, piece: &Piece<'_>, _ctx: &mut Ctx<'_>) -> Verdict {
         let line = match piece {
-            Piece::Line { line, .. } => *line,
+            Piece::Line { line } => *line,
+            Piece::Cut { line } => return self.on_cut_line(role, line),
             Piece::Raw { .. } | Piece::Overflow => return self.fallback(),
         };
         match role {
             Role::Server => self.on_server_line(line),
             Role::Client => self.on_client_line(line),
         }
+    }
+
+    /// A line whose end was lost decides only as a greeting that names its protocol at its start
+    /// (a `220` only on SMTP's ports: elsewhere its lines are held whole, to tell SMTP apart);
+    /// anything else waits for the next line, as if the cut line had been lost whole.
+    fn on_cut_line(&self, role: Role, line: &[u8]) -> Verdict {
+        if role == Role::Client || self.client_spoke || !self.greeting_220.is_empty() {
+            return Verdict::Undecided;
+        }
+        let proto = match greeting_kind(line) {
+            Some(Greeting::Pop3) => AppProto::Pop3,
+            Some(Greeting::Imap) => AppProto::Imap,
+            Some(Greeting::ManageSieve) => AppProto::ManageSieve,
+            Some(Greeting::Code220) if self.hint == Some(AppProto::Smtp) => AppProto::Smtp,
+            Some(Greeting::Code220) | None => return Verdict::Undecided,
+        };
+        Verdict::Protocol { proto, replay: Vec::new() }
     }
 
     fn fallback(&self) -> Verdict {

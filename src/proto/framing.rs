@@ -13,6 +13,9 @@ pub enum Piece<'a> {
     Line { line: &'a [u8] },
     /// Part of a raw run the session asked for; `last` marks its final part.
     Raw { data: &'a [u8], last: bool },
+    /// The start of a line whose end was lost (a gap came before its line end): a capture's snap
+    /// length cuts every segment longer than it so, and a lost segment any line it held part of.
+    Cut { line: &'a [u8] },
     /// A line exceeded the limit and was dropped.
     Overflow,
 }
@@ -56,6 +59,7 @@ impl std::fmt::Debug for Piece<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Piece::Line { line } => f.debug_struct("Line").field("len", &line.len()).finish(),
+            Piece::Cut { line } => f.debug_struct("Cut").field("len", &line.len()).finish(),
             Piece::Raw { data, last } => f.debug_struct("Raw").field("len", &data.len()).field("last", last).finish(),
             Piece::Overflow => f.write_str("Overflow"),
         }
@@ -142,6 +146,22 @@ impl LineFramer {
     /// the tail of a line the gap cut, for the session to judge by its looks.
     pub fn after_gap(&self) -> bool {
         self.after_gap
+    }
+
+    /// Bytes are about to be lost ([`LineFramer::gap`]) while part of a line is held: that start
+    /// of a cut line goes to `on_piece` as a [`Piece::Cut`], then is wiped. With `judge_next`, the
+    /// first line after the gap is framed and marked as after a gap between lines (for the
+    /// session to judge: a new line, or the cut line's tail); without, it is skipped as the tail.
+    /// Returns whether a line was cut.
+    pub fn cut(&mut self, judge_next: bool, on_piece: &mut dyn FnMut(Piece<'_>) -> Next) -> bool {
+        if self.mode != Mode::Line || self.partial.is_empty() || self.skipping_to_eol {
+            return false;
+        }
+        let next = on_piece(Piece::Cut { line: trim_cr(&self.partial) });
+        wipe(&mut self.partial);
+        self.set_next(next);
+        self.skipping_to_eol = self.mode == Mode::Line && !judge_next;
+        true
     }
 
     /// Frames `data`, calling `on_piece` for every piece; the callback's answer sets the mode for
@@ -248,6 +268,12 @@ pub(super) fn wipe(partial: &mut Vec<u8>) {
     }
 }
 
+/// What a cut line holds whole: the words before its last blank (the last may be cut short).
+pub(super) fn whole_words(cut: &[u8]) -> &[u8] {
+    let end = cut.iter().rposition(|byte| matches!(byte, b' ' | b'\t')).unwrap_or(0);
+    cut.get(..end).unwrap_or_default().trim_ascii_end()
+}
+
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
 }
@@ -260,18 +286,24 @@ mod tests {
     enum Got {
         Line(Vec<u8>),
         Raw(Vec<u8>, bool),
+        Cut(Vec<u8>),
         Overflow,
+    }
+
+    fn record(piece: Piece<'_>) -> Got {
+        match piece {
+            Piece::Line { line } => Got::Line(line.to_vec()),
+            Piece::Raw { data, last } => Got::Raw(data.to_vec(), last),
+            Piece::Cut { line } => Got::Cut(line.to_vec()),
+            Piece::Overflow => Got::Overflow,
+        }
     }
 
     fn run(framer: &mut LineFramer, chunks: &[&[u8]], mut answer: impl FnMut(&Got) -> Next) -> Vec<Got> {
         let mut got = Vec::new();
         for chunk in chunks {
             framer.feed(chunk, &mut |piece| {
-                let item = match piece {
-                    Piece::Line { line } => Got::Line(line.to_vec()),
-                    Piece::Raw { data, last } => Got::Raw(data.to_vec(), last),
-                    Piece::Overflow => Got::Overflow,
-                };
+                let item = record(piece);
                 let next = answer(&item);
                 got.push(item);
                 next
@@ -366,6 +398,52 @@ mod tests {
         assert!(!framer.after_gap(), "part of a line was held: the gap cut it");
         let got = run(&mut framer, &[b"tail\r\nNOOP\r\n"], |_| Next::Line);
         assert_eq!(got, vec![Got::Line(b"NOOP".to_vec())]);
+    }
+
+    /// A gap that cuts a line hands its start over; the line after the gap is framed and marked
+    /// when the session judges it, skipped as the cut line's tail when it does not.
+    #[test]
+    fn a_line_cut_by_a_gap_is_handed_over_and_the_next_line_judged_or_skipped() {
+        for judge_next in [true, false] {
+            let mut framer = LineFramer::new(100);
+            run(&mut framer, &[b"+OK\r\n250-SIZE 1024\r\n250-STAR"], |_| Next::Line);
+            let mut cut = Vec::new();
+            assert!(framer.cut(judge_next, &mut |piece| {
+                cut.push(record(piece));
+                Next::Line
+            }));
+            assert_eq!(cut, [Got::Cut(b"250-STAR".to_vec())]);
+            assert_eq!(framer.buffered(), 0, "the cut line was wiped");
+            framer.gap(30);
+            assert_eq!(framer.after_gap(), judge_next);
+            let got = run(&mut framer, &[b"235 ok\r\n221 bye\r\n"], |_| Next::Line);
+            let mut expected = vec![Got::Line(b"221 bye".to_vec())];
+            if judge_next {
+                expected.insert(0, Got::Line(b"235 ok".to_vec()));
+            }
+            assert_eq!(got, expected, "judge_next {judge_next}");
+        }
+    }
+
+    /// Nothing is cut between lines, inside a raw run or while skipping an overlong line's rest;
+    /// a cut whose answer stops the framer stops it.
+    #[test]
+    fn only_a_held_line_start_is_cut() {
+        let mut never = |_: Piece<'_>| -> Next { panic!("nothing to cut") };
+        let mut framer = LineFramer::new(8);
+        run(&mut framer, &[b"CAPA\r\n"], |_| Next::Line);
+        assert!(!framer.cut(true, &mut never));
+        framer.set_next(Next::Raw(10));
+        run(&mut framer, &[b"1234"], |_| Next::Line);
+        assert!(!framer.cut(true, &mut never));
+        framer.set_next(Next::Line);
+        run(&mut framer, &[b"0123456789"], |_| Next::Line);
+        assert!(!framer.cut(true, &mut never));
+
+        let mut framer = LineFramer::new(100);
+        run(&mut framer, &[b"+OK Begin TLS"], |_| Next::Line);
+        assert!(framer.cut(true, &mut |_| Next::Stop));
+        assert!(framer.is_stopped());
     }
 
     #[test]

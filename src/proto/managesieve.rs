@@ -16,7 +16,7 @@ use super::auth::{self, LostVerdict, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::imap::parser::{tokenize, LineEnd, Token};
 use super::server::ServerInfo;
-use super::{Ctx, DoneReason, Reply, Role};
+use super::{split_word, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
 
 /// Unknown commands in a row after which the flow is taken for something else.
@@ -145,6 +145,10 @@ impl ManageSieveSession {
                 Role::Client => self.on_client_line(line, ctx),
                 Role::Server => self.on_server_line(line, ctx),
             },
+            Piece::Cut { line } => match role {
+                Role::Client => Reply::line(),
+                Role::Server => self.on_cut_server_line(line, ctx),
+            },
             Piece::Raw { data, last } => {
                 self.on_literal_bytes(role, data, last, ctx);
                 Reply::line()
@@ -158,6 +162,9 @@ impl ManageSieveSession {
             self.literal = None;
         }
         if role == Role::Server {
+            if self.listing_capabilities {
+                self.info.capabilities_cut();
+            }
             if let Some(sasl) = &mut self.sasl {
                 sasl.on_server_gap();
             }
@@ -406,6 +413,16 @@ impl ManageSieveSession {
                 self.read_literal(Role::Server, usage, len, ctx)
             }
             _ => Reply::line(),
+        }
+    }
+
+    /// A server line whose end was lost: a status response's verdict is its first word; anything
+    /// else (a capability, a challenge) may be cut short and is not read.
+    fn on_cut_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        self.give_up_lost_verdict(ctx);
+        match status_of(split_word(line).0) {
+            Some(status) => self.on_status(status, ctx),
+            None => Reply::line(),
         }
     }
 

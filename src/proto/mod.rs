@@ -236,16 +236,18 @@ impl Protocol {
     /// Whether the first line after a gap that fell between lines is read: from the client, when
     /// it looks like a command the session would take in its state (not inside a SASL exchange,
     /// message data or a literal, which the framer counts through a gap); from an IMAP server, a
-    /// tagged status answering a command in flight (a verdict); from any server whose first bytes
-    /// were lost (`server_start_lost`), a status or reply line of its protocol: those bytes held
-    /// the greeting, a whole reply sent before the client spoke, and servers write their replies
-    /// in whole lines. Else it may be the tail of a line the gap cut, and is dropped.
-    fn reads_line_after_gap(&self, role: Role, line: &[u8], server_start_lost: bool) -> bool {
+    /// tagged status answering a command in flight (a verdict); from any server whose next line
+    /// starts one as far as can be told (`resumes_at_line`: its first bytes were lost, the
+    /// greeting, a whole reply sent before the client spoke, or the gap cut a line whose start was
+    /// read), a status or reply line of its protocol: servers write their replies in whole lines,
+    /// and a cut line's tail seldom looks like one. Else it may be the tail of a line the gap
+    /// cut, and is dropped.
+    fn reads_line_after_gap(&self, role: Role, line: &[u8], resumes_at_line: bool) -> bool {
         match (self, role) {
             (Protocol::Imap(session), Role::Server) => session.takes_as_reply(line),
-            (Protocol::Pop3(_), Role::Server) => server_start_lost && pop3::is_status_line(line),
-            (Protocol::Smtp(_), Role::Server) => server_start_lost && smtp::is_reply_line(line),
-            (Protocol::ManageSieve(_), Role::Server) => server_start_lost && managesieve::is_status_line(line),
+            (Protocol::Pop3(_), Role::Server) => resumes_at_line && pop3::is_status_line(line),
+            (Protocol::Smtp(_), Role::Server) => resumes_at_line && smtp::is_reply_line(line),
+            (Protocol::ManageSieve(_), Role::Server) => resumes_at_line && managesieve::is_status_line(line),
             (Protocol::Detecting(_) | Protocol::Done(_), Role::Server) => false,
             (Protocol::Pop3(session), Role::Client) => session.takes_as_command(line),
             (Protocol::Imap(session), Role::Client) => session.takes_as_command(line),
@@ -303,10 +305,11 @@ pub struct Session {
     /// Framers by flow side (not by role, so a role swap needs no re-framing).
     framers: [LineFramer; 2],
     seen_data: [bool; 2],
-    /// The server's first bytes were lost before the client spoke (its greeting, which the
-    /// client's acknowledgements showed sent): until the server's next line is read, it is the
-    /// first after that loss.
-    server_start_lost: bool,
+    /// The server's next line, the first after a gap, starts a line as far as can be told: the
+    /// server's first bytes were lost before the client spoke (its greeting, which the client's
+    /// acknowledgements showed sent, a whole reply), or the gap cut a line whose start was read.
+    /// Until the server's next line is read.
+    server_resumes_at_line: bool,
     inspected: u64,
     /// The server port is an implicit-TLS port: what comes is TLS, unless the flow's first bytes
     /// are not.
@@ -386,7 +389,7 @@ impl Session {
             protocol,
             framers: [LineFramer::new(config.max_line), LineFramer::new(config.max_line)],
             seen_data: [false, false],
-            server_start_lost: false,
+            server_resumes_at_line: false,
             inspected: 0,
             may_hold: roles_certain && server_opening_seen,
             implicit_tls,
@@ -616,7 +619,7 @@ impl Session {
     /// every inspected flow (the other calls are rare).
     #[inline(always)]
     fn frame<'d>(&mut self, side: Side, data: &'d [u8], ctx: &mut Ctx<'_>) -> &'d [u8] {
-        let Session { client, protocol, framers, early_client, server_start_lost, .. } = self;
+        let Session { client, protocol, framers, early_client, server_resumes_at_line, .. } = self;
         let role = if side == *client { Role::Client } else { Role::Server };
         let client_held = role == Role::Server && early_client.is_some();
         let [lo, hi] = framers;
@@ -628,10 +631,10 @@ impl Session {
         let mut done = None;
         let mut first_after_gap = framer.after_gap();
         let rest = framer.feed(data, &mut |piece| {
-            let start_lost = role == Role::Server && std::mem::take(server_start_lost);
+            let resumes_at_line = role == Role::Server && std::mem::take(server_resumes_at_line);
             if std::mem::take(&mut first_after_gap) {
                 if let Piece::Line { line } = piece {
-                    if !protocol.reads_line_after_gap(role, line, start_lost) {
+                    if !protocol.reads_line_after_gap(role, line, resumes_at_line) {
                         return Next::Line;
                     }
                 }
@@ -653,13 +656,19 @@ impl Session {
             other_framer.set_next(next);
         }
         if let Some(reason) = done {
-            if reason == DoneReason::Tls {
-                self.report_injection(ctx);
-            }
-            self.finish(reason, ctx);
+            self.finish_as(reason, ctx);
             return &[];
         }
         rest
+    }
+
+    /// The protocol said the session is over: an accepted STARTTLS reports what the client sent
+    /// ahead of its answer, then the session finishes.
+    fn finish_as(&mut self, reason: DoneReason, ctx: &mut Ctx<'_>) {
+        if reason == DoneReason::Tls {
+            self.report_injection(ctx);
+        }
+        self.finish(reason, ctx);
     }
 
     /// The server accepted STARTTLS: cleartext the client sent before that answer was meant to
@@ -688,7 +697,7 @@ impl Session {
             // The server's first bytes, the greeting: the client's opening tells the protocol as
             // when the handshake is out of sight. Sent before the client spoke (it has not), they
             // are the greeting alone, a whole reply, and the next line starts one.
-            self.server_start_lost = !seen(self, self.client);
+            self.server_resumes_at_line = !seen(self, self.client);
             if let Protocol::Detecting(detector) = &mut self.protocol {
                 detector.greeting_lost();
             }
@@ -700,17 +709,44 @@ impl Session {
         self.lose(side, len, ctx);
     }
 
-    /// `len` bytes of one side will not be read (`0`: none; nothing happens).
+    /// `len` bytes of one side will not be read (`0`: none; nothing happens). A line they cut is
+    /// read as far as it came ([`Piece::Cut`]): a status or reply line's verdict is at its start.
+    /// After the server's cut line, its next line is read when it looks like a status or reply
+    /// line (a tail of the cut line seldom does); after the client's, it is skipped as the tail:
+    /// a command there may be the rest of a line such as a mail body's.
     fn lose(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
         if len == 0 {
             return;
         }
         ctx.stats.gaps += 1;
-        if let Some(framer) = self.framers.get_mut(side.index()) {
-            framer.gap(len);
-        }
         let role = if side == self.client { Role::Client } else { Role::Server };
-        match &mut self.protocol {
+        let Session { protocol, framers, server_resumes_at_line, .. } = self;
+        let [lo, hi] = framers;
+        let (framer, other_framer) = match side {
+            Side::Lo => (lo, hi),
+            Side::Hi => (hi, lo),
+        };
+        let mut other_next = None;
+        let mut done = None;
+        let cut = framer.cut(role == Role::Server, &mut |piece| {
+            let reply = dispatch(protocol, role, piece, ctx);
+            other_next = reply.other.or(other_next);
+            if let Some(reason) = reply.done {
+                done = Some(reason);
+                return Next::Stop;
+            }
+            reply.next
+        });
+        if let Some(next) = other_next {
+            other_framer.set_next(next);
+        }
+        if let Some(reason) = done {
+            self.finish_as(reason, ctx);
+            return;
+        }
+        *server_resumes_at_line |= cut && role == Role::Server;
+        framer.gap(len);
+        match protocol {
             Protocol::Pop3(session) => session.on_gap(role),
             Protocol::Imap(session) => session.on_gap(role),
             Protocol::Smtp(session) => session.on_gap(role),

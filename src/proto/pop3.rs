@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use super::auth::{self, Captured, LostVerdict, PendingCredential, RawUser, SaslExchange, SaslStep};
-use super::framing::{Next, Piece};
+use super::framing::{whole_words, Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
 use super::{is_blank, skip_blanks, split_command_word, split_verb, Ctx, DoneReason, Reply, Role};
@@ -87,17 +87,19 @@ pub(crate) struct Pop3Session {
 
 impl Pop3Session {
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
-        let Piece::Line { line } = piece else {
-            return Reply::line();
-        };
-        match role {
-            Role::Client => self.on_client_line(line, ctx),
-            Role::Server => self.on_server_line(line, ctx),
+        match (role, piece) {
+            (Role::Client, Piece::Line { line }) => self.on_client_line(line, ctx),
+            (Role::Server, Piece::Line { line }) => self.on_server_line(line, false, ctx),
+            (Role::Server, Piece::Cut { line }) => self.on_server_line(line, true, ctx),
+            (_, Piece::Raw { .. } | Piece::Cut { .. } | Piece::Overflow) => Reply::line(),
         }
     }
 
     pub fn on_gap(&mut self, role: Role) {
         if role == Role::Server {
+            if self.in_body == Some(Command::Capa) {
+                self.info.capabilities_cut();
+            }
             self.in_body = None;
             if let Some(sasl) = &mut self.sasl {
                 sasl.on_server_gap();
@@ -267,7 +269,9 @@ impl Pop3Session {
         auth::await_verdict(&mut self.awaiting_verdict, command, pending, AppProto::Pop3, ctx);
     }
 
-    fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+    /// A server line; `cut` when its end was lost (its status is still at its start, but a
+    /// capability it lists may be cut short).
+    fn on_server_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.give_up_lost_verdict(ctx);
         if let Some(body_of) = self.in_body {
             // No capability is named like a status line (RFC 2449): one in a listing means the
@@ -276,7 +280,7 @@ impl Pop3Session {
             if !lost_track {
                 if line == b"." {
                     self.in_body = None;
-                } else if body_of == Command::Capa {
+                } else if body_of == Command::Capa && !cut {
                     self.info.add_capability(line);
                 }
                 return Reply::line();
@@ -288,7 +292,7 @@ impl Pop3Session {
         };
         if !self.greeting_seen && !self.client_spoke {
             self.greeting_seen = true;
-            self.info.set_greeting(line, false, ctx.server_lines);
+            self.info.set_greeting(if cut { whole_words(line) } else { line }, false, ctx.server_lines);
             return Reply::line();
         }
         if let Status::Continue = status {

@@ -185,6 +185,8 @@ pub struct ServerInfo {
     /// The client asked for STARTTLS and the server refused.
     pub starttls_refused: bool,
     pub client_software: Option<Arc<str>>,
+    /// The capability list being read lost part of itself (see [`ServerInfo::capabilities_cut`]).
+    capabilities_cut: bool,
 }
 
 impl ServerInfo {
@@ -203,6 +205,16 @@ impl ServerInfo {
         self.capabilities.clear();
         self.starttls_offered = Some(false);
         self.login_disabled = imap.then_some(false);
+        self.capabilities_cut = false;
+    }
+
+    /// The capability list being read lost bytes (a gap, a snap length): what it does not name
+    /// may have been among them, so an absence is unknown, before and after the loss; a STARTTLS
+    /// or LOGINDISABLED it names still counts.
+    pub fn capabilities_cut(&mut self) {
+        self.starttls_offered = self.starttls_offered.filter(|offered| *offered);
+        self.login_disabled = self.login_disabled.filter(|disabled| *disabled);
+        self.capabilities_cut = true;
     }
 
     /// An IMAP capability list (its words separated by spaces): it replaces any earlier one.
@@ -211,6 +223,7 @@ impl ServerInfo {
         self.capabilities = facts.capabilities;
         self.starttls_offered = facts.starttls_offered;
         self.login_disabled = facts.login_disabled;
+        self.capabilities_cut = false;
     }
 
     /// One capability (a CAPA line, an IMAP capability atom, an EHLO keyword line).
@@ -222,7 +235,7 @@ impl ServerInfo {
             } else if keyword.eq_ignore_ascii_case("LOGINDISABLED") {
                 self.login_disabled = Some(true);
             }
-            if self.starttls_offered.is_none() {
+            if self.starttls_offered.is_none() && !self.capabilities_cut {
                 self.starttls_offered = Some(false);
             }
             if self.capabilities.len() < MAX_CAPABILITIES {

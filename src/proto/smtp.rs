@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use super::auth::{self, LostVerdict, PendingCredential, SaslExchange, SaslStep};
-use super::framing::{Next, Piece};
+use super::framing::{whole_words, Next, Piece};
 use super::server::ServerInfo;
 use super::{split_command_word, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
@@ -70,6 +70,9 @@ pub(crate) struct SmtpSession {
     pending: VecDeque<Command>,
     /// Lines of the current multi-line reply seen so far.
     reply_line: usize,
+    /// The EHLO reply being read lost lines to a gap: the lines after it add to its list (the
+    /// first of them is no new reply's first line).
+    ehlo_reply_cut: bool,
     sasl: Option<SaslExchange>,
     awaiting_verdict: Option<PendingCredential>,
     verdict_lost: LostVerdict,
@@ -82,13 +85,18 @@ impl SmtpSession {
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
         match (role, piece) {
             (Role::Client, Piece::Line { line }) => self.on_client_line(line, ctx),
-            (Role::Server, Piece::Line { line, .. }) => self.on_server_line(line, ctx),
-            (_, Piece::Raw { .. } | Piece::Overflow) => Reply::line(),
+            (Role::Server, Piece::Line { line }) => self.on_server_line(line, false, ctx),
+            (Role::Server, Piece::Cut { line }) => self.on_server_line(line, true, ctx),
+            (_, Piece::Raw { .. } | Piece::Cut { .. } | Piece::Overflow) => Reply::line(),
         }
     }
 
     pub fn on_gap(&mut self, role: Role) {
         if role == Role::Server {
+            if self.reply_line > 0 && self.pending.front() == Some(&Command::Ehlo) {
+                self.info.capabilities_cut();
+                self.ehlo_reply_cut = true;
+            }
             self.reply_line = 0;
             if self.greeting == Greeting::Open {
                 self.greeting = Greeting::Over;
@@ -245,11 +253,15 @@ impl SmtpSession {
         }
     }
 
-    fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+    /// A server line; `cut` when its end was lost. A cut line ends its reply: servers write a
+    /// reply at once, so what the cut took is the rest of it (its code is the reply's), and the
+    /// next line after the gap starts the next reply.
+    fn on_server_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.give_up_lost_verdict(ctx);
         let Some((code, continues, text)) = parse_reply(line) else {
             return Reply::line();
         };
+        let continues = continues && !cut;
         let first_of_reply = self.reply_line == 0;
         self.reply_line = if continues { self.reply_line + 1 } else { 0 };
         let greeting_line = match self.greeting {
@@ -261,7 +273,7 @@ impl SmtpSession {
             // The greeting is one reply to its last line (RFC 5321 §4.2), whatever the client
             // said meanwhile.
             if first_of_reply && self.greeting == Greeting::Awaited {
-                self.info.set_greeting(line, true, ctx.server_lines);
+                self.info.set_greeting(if cut { whole_words(line) } else { line }, true, ctx.server_lines);
                 self.greeting = Greeting::Open;
             }
             if self.greeting == Greeting::Open && !continues {
@@ -270,11 +282,14 @@ impl SmtpSession {
             return Reply::line();
         }
         let front = self.pending.front().copied();
-        if front == Some(Command::Ehlo) {
-            if first_of_reply && code == 250 {
+        if front == Some(Command::Ehlo) && code == 250 {
+            if first_of_reply && !self.ehlo_reply_cut {
                 self.info.begin_capabilities(false);
-            } else if code == 250 {
+            } else if !cut {
                 self.info.add_capability(text);
+            }
+            if cut {
+                self.info.capabilities_cut();
             }
         }
         if continues {
@@ -297,6 +312,7 @@ impl SmtpSession {
             _ => {}
         }
         self.pending.pop_front();
+        self.ehlo_reply_cut = false;
         let positive = (200..400).contains(&code);
         match front {
             Some(Command::Auth) => {

@@ -1094,6 +1094,103 @@ fn data_after_a_gap_is_never_a_login() {
     }
 }
 
+/// Server lines whose ends a capture lost (a snap length cuts every segment longer than it, a lost
+/// segment the line it held part of), each followed by the gap: a status or reply line's verdict
+/// is at its start, the next status line after the cut is the next reply's, a greeting keeps its
+/// whole words, and a capability list that lost its end claims nothing it may have named.
+#[test]
+fn lines_cut_by_a_gap_keep_their_verdicts_and_claim_no_missing_capability() {
+    let blob = b64(b"\0alice\0hunter2");
+    let cases: Vec<(u16, Vec<Says>, &str, &str)> = vec![
+        (
+            587,
+            vec![
+                s("220 mx.example.test ESMTP Postfix\r\n"),
+                c("EHLO laptop\r\n"),
+                s("250-mx.example.test\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-VRFY"),
+                ServerLost(40),
+                C(format!("AUTH PLAIN {blob}\r\n").into_bytes()),
+                s("235 2.7.0 Authentication successful\r\n"),
+                c("QUIT\r\n"),
+                s("221 2.0.0 Bye\r\n"),
+            ],
+            "AUTH PLAIN",
+            "220 mx.example.test ESMTP Postfix",
+        ),
+        (
+            110,
+            vec![
+                s("+OK Dovecot ready. <1896.697170952@dbc.mtview.ca.us"),
+                ServerLost(3),
+                c("CAPA\r\n"),
+                s("+OK\r\nUSER\r\nSASL PLAIN\r\nUID"),
+                ServerLost(16),
+                c("USER alice\r\n"),
+                s("+OK\r\n"),
+                c("PASS hunter2\r\n"),
+                s("+OK Logged in, and a greeting too long for the snap"),
+                ServerLost(30),
+            ],
+            "USER/PASS",
+            "+OK Dovecot ready.",
+        ),
+        (
+            143,
+            vec![
+                s("* OK [CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+ STAR"),
+                ServerLost(50),
+                c("a1 LOGIN alice hunter2\r\n"),
+                s("a1 OK [CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE SORT SORT=DISPLAY THRE"),
+                ServerLost(100),
+            ],
+            "LOGIN",
+            "* OK [CAPABILITY IMAP4rev1 SASL-IR ID ENABLE IDLE LITERAL+",
+        ),
+        (
+            4190,
+            vec![
+                s(SIEVE_GREETING),
+                C(format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n").into_bytes()),
+                s("OK \"Logged in, and a message too long for the sn"),
+                ServerLost(10),
+            ],
+            "AUTHENTICATE PLAIN",
+            "\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"",
+        ),
+    ];
+    for (port, steps, mechanism, greeting) in cases {
+        let events = play(port, &steps);
+        assert_eq!(summary(&events), one(mechanism, "a***", Outcome::Success, SecretKind::Password), "port {port}");
+        let server = &session_record(&events).server;
+        assert_eq!(server.greeting.as_deref(), Some(greeting), "port {port}");
+        if port != 4190 {
+            assert_eq!(server.starttls_offered, None, "port {port}: STARTTLS may have been in the lost bytes");
+        }
+        assert!(server.capabilities.iter().all(|c| !["VRFY", "UID"].contains(&c)), "port {port}: cut capability");
+    }
+}
+
+/// A capability list whose middle was lost keeps what it named before and after the loss, and
+/// claims no absence, not even once its end comes.
+#[test]
+fn a_capability_list_with_a_lost_middle_claims_no_absence() {
+    let events = play(
+        25,
+        &[
+            s("220 mx.example.test ESMTP\r\n"),
+            c("EHLO laptop\r\n"),
+            s("250-mx.example.test\r\n250-PIPELINING\r\n"),
+            ServerLost(14),
+            s("250-SIZE 1024\r\n250 8BITMIME\r\n"),
+            c("QUIT\r\n"),
+            s("221 bye\r\n"),
+        ],
+    );
+    let server = &session_record(&events).server;
+    assert_eq!(server.starttls_offered, None);
+    assert_eq!(server.capabilities.iter().collect::<Vec<_>>(), ["PIPELINING", "8BITMIME"]);
+}
+
 #[test]
 fn tls_is_never_parsed() {
     let client_hello = vec![0x16, 0x03, 0x01, 0x00, 0x10, 1, 2, 3];

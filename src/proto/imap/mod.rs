@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
 use super::detect::is_imap_tag;
-use super::framing::{Next, Piece};
+use super::framing::{whole_words, Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
 use super::{split_word, Ctx, DoneReason, ProtoConfig, Reply, Role};
@@ -221,8 +221,11 @@ impl ImapSession {
         match (role, piece) {
             (Role::Client, Piece::Line { line }) => self.on_client_line(line, ctx),
             (Role::Client, Piece::Raw { data, last }) => self.on_client_literal(data, last),
-            (Role::Server, Piece::Line { line, .. }) => self.on_server_line(line, ctx),
-            (Role::Server, Piece::Raw { .. }) | (_, Piece::Overflow) => Reply::line(),
+            (Role::Server, Piece::Line { line }) => self.on_server_line(line, false, ctx),
+            (Role::Server, Piece::Cut { line }) => self.on_server_line(line, true, ctx),
+            (Role::Server, Piece::Raw { .. }) | (Role::Client, Piece::Cut { .. }) | (_, Piece::Overflow) => {
+                Reply::line()
+            }
         }
     }
 
@@ -480,16 +483,22 @@ impl ImapSession {
         self.info.set_client_software(&software);
     }
 
-    fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+    /// A server line; `cut` when its end was lost: its tag and status are at its start, but a
+    /// capability list in it may be cut short, and a literal it ended with is not known.
+    fn on_server_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         let next = match parser::line_end(line) {
-            Ok(LineEnd::Literal { len, .. }) if len > 0 => Next::Raw(len),
+            Ok(LineEnd::Literal { len, .. }) if len > 0 && !cut => Next::Raw(len),
             _ => Next::Line,
         };
         let (tag, rest) = split_word(line);
         let (status, text) = split_word(rest);
         if tag == b"*" {
             let greeting = !self.greeting_seen && !self.client_spoke;
-            self.on_untagged(status, text, line, ctx);
+            if cut {
+                self.on_cut_untagged(line, ctx);
+            } else {
+                self.on_untagged(status, text, line, ctx);
+            }
             if greeting && status.eq_ignore_ascii_case(b"PREAUTH") {
                 return Reply::done(DoneReason::Authenticated);
             }
@@ -530,6 +539,15 @@ impl ImapSession {
                     self.capabilities(list, ctx);
                 }
             }
+        }
+    }
+
+    /// An untagged line whose end was lost: a greeting is seen (its whole words kept), a
+    /// capability list it held is not read (what it lost may be what matters).
+    fn on_cut_untagged(&mut self, line: &[u8], ctx: &mut Ctx<'_>) {
+        if !self.greeting_seen && !self.client_spoke {
+            self.greeting_seen = true;
+            self.info.set_greeting(whole_words(line), false, ctx.server_lines);
         }
     }
 
