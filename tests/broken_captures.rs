@@ -114,6 +114,20 @@ fn broken_captures() -> Vec<Broken> {
         expect: Expect { exit: 0, login_found: false, message: &["snap length"] },
     });
 
+    // Snaplen 36: every record is cut inside its TCP header (tcpdump's old default of 68 bytes
+    // does that to Ethernet frames whose segments carry options); nothing can be read, and a
+    // warning says why instead of a silent all-clear.
+    let options = PcapOptions { snaplen: 36, resolution: Resolution::Nanos, ..PcapOptions::new(LinkType::RAW) };
+    let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
+    for frame in &login {
+        writer.write_frame(frame).unwrap();
+    }
+    captures.push(Broken {
+        name: "snaplen-inside-the-headers.pcap",
+        bytes: writer.into_inner().unwrap(),
+        expect: Expect { exit: 0, login_found: false, message: &["snap length before the end of their headers"] },
+    });
+
     // A record claiming 1 GiB of captured bytes after the login.
     let mut huge_caplen = full.clone();
     let last_record = whole.len();

@@ -267,6 +267,8 @@ struct Warned {
     unsupported: Vec<LinkType>,
     /// A segment cut short by the capture's snap length.
     cut_short: bool,
+    /// A frame cut by the capture's snap length before the end of its headers.
+    cut_in_headers: bool,
     /// Skips that hide logins (encrypted 802.11 frames, frames failing their check, tunnels
     /// nested too deep), each once.
     skips: Vec<SkipReason>,
@@ -408,6 +410,11 @@ impl Warned {
             }
             Err(reason) => {
                 stats.count_skip(reason);
+                let cut = frame.data.len() < usize::try_from(frame.orig_len).unwrap_or(usize::MAX);
+                if reason == SkipReason::Truncated && cut && !self.cut_in_headers {
+                    self.cut_in_headers = true;
+                    warn_cut_in_headers(frame);
+                }
                 if reason == SkipReason::UnsupportedLinkType {
                     warn_unsupported(&mut self.unsupported, link::innermost_link_type(frame.link_type, frame.data));
                 }
@@ -428,6 +435,19 @@ fn warn_cut_short(frame: &Frame<'_>) {
         on_the_wire = frame.orig_len,
         "frames were cut short by the capture's snap length: payload bytes are missing, and logins in \
          them cannot be seen (capture whole frames, e.g. tcpdump -s 0)"
+    );
+}
+
+/// Says, once, that the capture's snap length cut frames before the end of their headers: they
+/// cannot be read at all, and a capture made so (tcpdump's old default of 68 bytes cuts the TCP
+/// options of most segments) would otherwise end in a silent all-clear.
+fn warn_cut_in_headers(frame: &Frame<'_>) {
+    tracing::warn!(
+        kept = frame.data.len(),
+        on_the_wire = frame.orig_len,
+        "frames were cut by the capture's snap length before the end of their headers: they cannot be read, \
+         nor logins in them (the stats event counts them in decode.truncated; capture whole frames, e.g. \
+         tcpdump -s 0)"
     );
 }
 
