@@ -23,6 +23,8 @@ struct Expect {
     exit: i32,
     /// The alice login comes before the damage (or survives it) and must be reported.
     login_found: bool,
+    /// The damage cut the login's lines: it is reported partial (its user name cut short).
+    partial: bool,
     /// Words the stderr message must contain (besides the file name).
     message: &'static [&'static str],
 }
@@ -85,24 +87,25 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "truncated-record.pcap",
         bytes: full[..full.len() - 10].to_vec(),
-        expect: Expect { exit: 3, login_found: true, message: &["offset", "truncated"] },
+        expect: Expect { exit: 3, login_found: true, partial: false, message: &["offset", "truncated"] },
     });
     // Errors opening a file have no record, hence no offset, to name.
     captures.push(Broken {
         name: "truncated-header.pcap",
         bytes: whole[..14].to_vec(),
-        expect: Expect { exit: 3, login_found: false, message: &["the file header is cut short"] },
+        expect: Expect { exit: 3, login_found: false, partial: false, message: &["the file header is cut short"] },
     });
     let mut bad_magic = whole.clone();
     bad_magic[..4].copy_from_slice(b"PCAP");
     captures.push(Broken {
         name: "bad-magic.pcap",
         bytes: bad_magic,
-        expect: Expect { exit: 3, login_found: false, message: &["not a pcap"] },
+        expect: Expect { exit: 3, login_found: false, partial: false, message: &["not a pcap"] },
     });
 
-    // Snaplen 48: every record is cut to the IP and TCP headers (and a few payload bytes); the
-    // file reads to its end, the login is not visible, and a warning says why.
+    // Snaplen 48: every record is cut to the IP and TCP headers and 8 payload bytes; the file
+    // reads to its end, the login is a partial one (its user name cut short, the password's
+    // start too), and a warning says why.
     let options = PcapOptions { snaplen: 48, resolution: Resolution::Nanos, ..PcapOptions::new(LinkType::RAW) };
     let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
     for frame in &login {
@@ -111,7 +114,7 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "snaplen-smaller-than-packets.pcap",
         bytes: writer.into_inner().unwrap(),
-        expect: Expect { exit: 0, login_found: false, message: &["snap length"] },
+        expect: Expect { exit: 0, login_found: false, partial: true, message: &["snap length"] },
     });
 
     // Snaplen 36: every record is cut inside its TCP header (tcpdump's old default of 68 bytes
@@ -125,7 +128,12 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "snaplen-inside-the-headers.pcap",
         bytes: writer.into_inner().unwrap(),
-        expect: Expect { exit: 0, login_found: false, message: &["snap length before the end of their headers"] },
+        expect: Expect {
+            exit: 0,
+            login_found: false,
+            partial: false,
+            message: &["snap length before the end of their headers"],
+        },
     });
 
     // A record claiming 1 GiB of captured bytes after the login.
@@ -135,7 +143,7 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "caplen-larger-than-buffer.pcap",
         bytes: huge_caplen,
-        expect: Expect { exit: 3, login_found: true, message: &["offset", "corrupt"] },
+        expect: Expect { exit: 3, login_found: true, partial: false, message: &["offset", "corrupt"] },
     });
 
     // pcapng: a block whose length is not a multiple of 4, after the login.
@@ -144,7 +152,7 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "pcapng-bad-block-length.pcapng",
         bytes: bad_length,
-        expect: Expect { exit: 3, login_found: true, message: &["offset", "corrupt"] },
+        expect: Expect { exit: 3, login_found: true, partial: false, message: &["offset", "corrupt"] },
     });
     // pcapng: a block shorter than a block header.
     let mut short_block = pcapng_of(&login);
@@ -152,7 +160,7 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "pcapng-block-too-short.pcapng",
         bytes: short_block,
-        expect: Expect { exit: 3, login_found: true, message: &["offset", "corrupt"] },
+        expect: Expect { exit: 3, login_found: true, partial: false, message: &["offset", "corrupt"] },
     });
     // pcapng: an unknown block type between the packets is skipped with a warning.
     let (first, second) = login.split_at(4);
@@ -162,7 +170,7 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "pcapng-unknown-block.pcapng",
         bytes: unknown,
-        expect: Expect { exit: 0, login_found: true, message: &["offset", "unknown type"] },
+        expect: Expect { exit: 0, login_found: true, partial: false, message: &["offset", "unknown type"] },
     });
     // pcapng: a section without an interface description (its packets are skipped with a
     // warning), then a well-formed section holding the login.
@@ -172,7 +180,12 @@ fn broken_captures() -> Vec<Broken> {
     captures.push(Broken {
         name: "pcapng-section-without-interface.pcapng",
         bytes: no_interface,
-        expect: Expect { exit: 0, login_found: true, message: &["offset", "undeclared pcapng interface"] },
+        expect: Expect {
+            exit: 0,
+            login_found: true,
+            partial: false,
+            message: &["offset", "undeclared pcapng interface"],
+        },
     });
     captures
 }
@@ -204,6 +217,7 @@ fn each_broken_capture_is_reported_and_what_it_held_is_kept() {
         assert_eq!(output.status.code(), Some(broken.expect.exit), "{context}");
         assert!(!stderr.contains("panicked"), "{context}");
         assert_eq!(stdout.contains("\"username\":\"alice\""), broken.expect.login_found, "{context}");
+        assert_eq!(stdout.contains("\"partial\":true"), broken.expect.partial, "{context}");
         if !broken.expect.message.is_empty() {
             assert!(stderr.contains(broken.name), "the message names the file: {context}");
         }

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use credwatch::pcapwriter::{write_pcap_file, write_pcapng_file, Conversation, Link, Side};
+use credwatch::pcapwriter::{write_pcap_file, write_pcapng_file, Conversation, Link, PcapOptions, PcapWriter, Side};
 use support::*;
 
 /// Commands and output formats to try. `{out}` stands for a file in a fresh
@@ -33,8 +33,9 @@ struct Planted {
 }
 
 /// Strings that would betray `planted`: the secret itself, its base64, and the base64 of the SASL
-/// PLAIN and XOAUTH2 messages that carry it.
-fn needles(planted: &Planted) -> Vec<String> {
+/// PLAIN and XOAUTH2 messages that carry it; with `cut`, also their starts (a snap length's cut
+/// leaves a secret's start in the capture, as a partial credential).
+fn needles(planted: &Planted, cut: bool) -> Vec<String> {
     let (user, secret) = (&planted.user, &planted.secret);
     let blobs = [
         format!("\0{user}\0{secret}"),
@@ -43,14 +44,28 @@ fn needles(planted: &Planted) -> Vec<String> {
     ];
     let mut needles = vec![secret.clone(), STANDARD.encode(secret)];
     needles.extend(blobs.iter().map(|blob| STANDARD.encode(blob)));
+    if cut {
+        let starts: Vec<String> = needles.iter().map(|needle| needle.chars().take(PLANTED_START).collect()).collect();
+        needles.extend(starts);
+    }
     needles
 }
 
+/// The start of a planted secret that is its own (`Canary-S`), and of the base64 texts that carry
+/// one, searched for in the output of captures that cut them.
+const PLANTED_START: usize = 8;
+
+/// Snap lengths the planted logins are also written with: each cuts some of their lines in the
+/// user name, in the secret or in the SASL blob.
+const SNAP_LENGTHS: [u32; 3] = [70, 100, 120];
+
 /// Logins the canary captures plant, one per mechanism that carries a reusable secret.
-fn planted_logins(dir: &Path) -> (Vec<PathBuf>, Vec<Planted>) {
+/// The files whole, the same cut by [`SNAP_LENGTHS`] (under `cut/`), and the logins.
+fn planted_logins(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<Planted>) {
     let b64 = |text: &str| STANDARD.encode(text);
     let plant = |n: usize| Planted { user: format!("canary{n}@example.test"), secret: format!("Canary-Secret-{n}-x9") };
     let mut files = Vec::new();
+    let mut cut_files = Vec::new();
     let mut planted = Vec::new();
     let mut add = |port: u16, script: &dyn Fn(&mut Conversation, &Planted), pcapng: bool| {
         let login = plant(planted.len());
@@ -66,6 +81,17 @@ fn planted_logins(dir: &Path) -> (Vec<PathBuf>, Vec<Planted>) {
             write_pcap_file(&path, &frames).unwrap();
         }
         files.push(path);
+        for snaplen in SNAP_LENGTHS {
+            let options = PcapOptions { snaplen, ..PcapOptions::new(frames[0].link_type) };
+            let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
+            for frame in &frames {
+                writer.write_frame(frame).unwrap();
+            }
+            let cut = dir.join("cut").join(format!("canary-{}-snaplen-{snaplen}.pcap", planted.len()));
+            std::fs::create_dir_all(cut.parent().unwrap()).unwrap();
+            std::fs::write(&cut, writer.into_inner().unwrap()).unwrap();
+            cut_files.push(cut);
+        }
         planted.push(login);
     };
     add(
@@ -135,7 +161,7 @@ fn planted_logins(dir: &Path) -> (Vec<PathBuf>, Vec<Planted>) {
         },
         false,
     );
-    (files, planted)
+    (files, cut_files, planted)
 }
 
 /// Passwords of the shared corpus's ground truth (`truth.jsonl` rows that name one).
@@ -152,10 +178,12 @@ fn corpus_logins(corpus: &Path) -> Vec<Planted> {
     logins
 }
 
-/// Runs every format over `files` and fails on any needle in what the run printed or wrote.
-fn assert_no_leak(files: &[PathBuf], logins: &[Planted]) {
+/// Runs every format over `files` and fails on any needle in what the run printed or wrote;
+/// `cut`: the files cut the secrets, so their starts are needles too.
+fn assert_no_leak(files: &[PathBuf], logins: &[Planted], cut: bool) {
     // Very short secrets would match by chance (and the corpus has none); every planted one is long.
-    let needles: Vec<String> = logins.iter().flat_map(needles).filter(|needle| needle.len() >= 6).collect();
+    let needles: Vec<String> =
+        logins.iter().flat_map(|login| needles(login, cut)).filter(|needle| needle.len() >= 6).collect();
     assert!(!needles.is_empty());
     for format in FORMATS {
         let out_dir = tempfile::tempdir().unwrap();
@@ -183,12 +211,18 @@ fn assert_no_leak(files: &[PathBuf], logins: &[Planted]) {
 #[test]
 fn planted_secrets_never_appear_in_any_output() {
     let dir = tempfile::tempdir().unwrap();
-    let (files, logins) = planted_logins(dir.path());
+    let (files, cut_files, logins) = planted_logins(dir.path());
     // The alerts are there (so the canary is not passing by seeing nothing).
-    let output = credwatch(&["read", "--format", "json", dir.path().to_str().unwrap()], None);
+    let mut args = vec!["read", "--format", "json"];
+    args.extend(files.iter().map(|file| file.to_str().unwrap()));
+    let output = credwatch(&args, None);
     let alerts = String::from_utf8_lossy(&output.stdout).matches("\"cleartext_credential\"").count();
     assert_eq!(alerts, logins.len(), "{}", String::from_utf8_lossy(&output.stdout));
-    assert_no_leak(&files, &logins);
+    let output = credwatch(&["read", "--format", "json", dir.path().join("cut").to_str().unwrap()], None);
+    let partial = String::from_utf8_lossy(&output.stdout).matches("\"partial\":true").count();
+    assert!(partial >= logins.len(), "cut lines give partial credentials: {}", String::from_utf8_lossy(&output.stdout));
+    assert_no_leak(&files, &logins, false);
+    assert_no_leak(&cut_files, &logins, true);
 }
 
 #[test]
@@ -196,7 +230,7 @@ fn broken_fixture_secret_never_appears() {
     let files = captures_under(&repo().join("fixtures"));
     assert!(files.len() >= 9);
     let planted = Planted { user: "alice".into(), secret: "broken-fixture-pw".into() };
-    assert_no_leak(&files, &[planted]);
+    assert_no_leak(&files, &[planted], false);
 }
 
 #[test]
@@ -208,7 +242,7 @@ fn corpus_secrets_never_appear() {
     let logins = corpus_logins(&corpus);
     let files = captures_under(&corpus);
     assert!(!logins.is_empty() && !files.is_empty());
-    assert_no_leak(&files, &logins);
+    assert_no_leak(&files, &logins, false);
 }
 
 #[test]

@@ -685,6 +685,39 @@ fn logins_in_a_capture_cut_by_a_snap_length_keep_their_verdicts_and_claim_no_abs
     }
 }
 
+/// Client lines a snap length of 128 bytes cut, read from the file through the reassembly: an
+/// IMAP `ID` cut short does not hide the `LOGIN` after it, and that `LOGIN`, cut in its password,
+/// is a partial credential (its user name whole, no secret length), whatever the thread count.
+#[test]
+fn a_login_cut_by_a_snap_length_is_a_partial_credential() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut conversation = Conversation::new((CLIENT, 50_000), (SERVER, 143));
+    conversation
+        .handshake()
+        .server(b"* OK [CAPABILITY IMAP4rev1 ID AUTH=PLAIN] ready\r\n")
+        .client(b"a1 ID (\"name\" \"Thunderbird\" \"version\" \"128.5.0\" \"os\" \"Linux\" \"vendor\" \"Mozilla\")\r\n")
+        .server(b"* ID NIL\r\na1 OK ID completed\r\n")
+        .client(b"a2 LOGIN alice \"not-a-real-password, long enough to pass the snap length of this capture\"\r\n")
+        .server(b"a2 OK Logged in\r\n")
+        .fin(Side::Client);
+    let frames = conversation.frames().unwrap();
+    let options = PcapOptions { snaplen: 128, ..PcapOptions::new(frames[0].link_type) };
+    let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
+    for frame in &frames {
+        writer.write_frame(frame).unwrap();
+    }
+    let path = dir.path().join("imap-snaplen-128.pcap");
+    std::fs::write(&path, writer.into_inner().unwrap()).unwrap();
+    for threads in [1, 2] {
+        let found = alerts(&path, threads);
+        assert_one_login(&found, 143, "success", &format!("{threads} thread(s)"));
+        let credential = &found[0]["credential"];
+        assert_eq!((&credential["username"], &credential["partial"]), (&Value::from("alice"), &Value::Bool(true)));
+        assert_eq!(credential["secret_length"], Value::Null);
+        assert_eq!(found[0]["client"]["software"], Value::Null, "the cut ID is not read");
+    }
+}
+
 #[test]
 fn one_thread_or_four_give_the_same_output_on_a_mixed_capture() {
     let dir = tempfile::tempdir().unwrap();

@@ -304,7 +304,7 @@ enum Delivered {
 fn owned(chunk: StreamChunk<'_>) -> Delivered {
     match chunk {
         StreamChunk::Data(bytes) => Delivered::Data(bytes.to_vec()),
-        StreamChunk::Gap(len) => Delivered::Gap(len),
+        StreamChunk::Gap(len) | StreamChunk::CutOff(len) => Delivered::Gap(len),
     }
 }
 
@@ -415,7 +415,8 @@ const GAP_RECORD: u8 = 0xff;
 /// either direction, then closed.
 ///
 /// Input: records of one header byte, then data. Header `0xff` is a gap: the next byte's low bit
-/// is the side, its value the gap length. Otherwise bit 7 is the side (0: client, 1: server) and
+/// is the side, its second bit whether a snap length cut the bytes off (else they were lost),
+/// its value the gap length. Otherwise bit 7 is the side (0: client, 1: server) and
 /// bits 0–6 the chunk length (a short chunk takes what is left).
 pub fn session(target: SessionTarget, data: &[u8]) {
     let mut parts = CtxParts { config: small_proto_config(), ..CtxParts::default() };
@@ -428,7 +429,12 @@ pub fn session(target: SessionTarget, data: &[u8]) {
         let mut ctx = parts.ctx(Timestamp::from_secs_nanos(1_700_000_000, tick));
         if *header == GAP_RECORD {
             let Some((&gap, tail)) = tail.split_first() else { break };
-            session.on_gap(if gap & 1 == 0 { Side::Lo } else { Side::Hi }, u64::from(gap), &mut ctx);
+            let side = if gap & 1 == 0 { Side::Lo } else { Side::Hi };
+            if gap & 2 == 0 {
+                session.on_gap(side, u64::from(gap), &mut ctx);
+            } else {
+                session.on_cut_off(side, u64::from(gap), &mut ctx);
+            }
             rest = tail;
             continue;
         }

@@ -171,6 +171,11 @@ pub struct Credential {
     /// Keyed fingerprint of the secret (only with `--fingerprint-key`), to spot reuse without revealing it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_fingerprint: Option<String>,
+    /// The capture holds only the start of the line that carried the credential (a snap length or
+    /// a loss cut it): it crossed in clear whole, but the user name may be cut short, and the
+    /// secret's length and fingerprint are not known.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
 }
 
 impl Credential {

@@ -143,6 +143,9 @@ pub struct ReassemblyStats {
 pub enum StreamChunk<'a> {
     Data(&'a [u8]),
     Gap(u64),
+    /// Bytes the capture's snap length cut off the end of the segment whose captured bytes came
+    /// last: the next bytes are the next segment's.
+    CutOff(u64),
 }
 
 /// Prints the length of data, never its content.
@@ -151,6 +154,7 @@ impl fmt::Debug for StreamChunk<'_> {
         match self {
             StreamChunk::Data(bytes) => f.debug_struct("Data").field("len", &bytes.len()).finish(),
             StreamChunk::Gap(len) => f.debug_tuple("Gap").field(len).finish(),
+            StreamChunk::CutOff(len) => f.debug_tuple("CutOff").field(len).finish(),
         }
     }
 }
@@ -319,7 +323,7 @@ impl StreamReassembler {
     ) {
         if missing > 0 && self.next_seq() == Some(seq) {
             let limit = self.next_offset.saturating_add(u64::from(missing));
-            self.give_up_first_hole(limit, limits.compare_tail, stats, deliver);
+            self.give_up_first_hole(limit, limits.compare_tail, true, stats, deliver);
         }
     }
 
@@ -341,7 +345,7 @@ impl StreamReassembler {
         }
         let limit = self.next_offset.saturating_add(ahead.unsigned_abs());
         while self.next_offset < limit {
-            self.give_up_first_hole(limit, limits.compare_tail, stats, deliver);
+            self.give_up_first_hole(limit, limits.compare_tail, false, stats, deliver);
         }
     }
 
@@ -349,7 +353,7 @@ impl StreamReassembler {
     /// reported after the last buffered byte: nothing says more was sent.
     pub fn flush(&mut self, stats: &mut ReassemblyStats, deliver: &mut dyn FnMut(StreamChunk<'_>)) {
         while !self.runs.is_empty() {
-            self.give_up_first_hole(u64::MAX, 0, stats, deliver);
+            self.give_up_first_hole(u64::MAX, 0, false, stats, deliver);
         }
     }
 
@@ -444,7 +448,7 @@ impl StreamReassembler {
                 self.store(start, payload, limits);
                 return;
             }
-            self.give_up_first_hole(start, limits.compare_tail, stats, deliver);
+            self.give_up_first_hole(start, limits.compare_tail, false, stats, deliver);
         }
     }
 
@@ -500,11 +504,12 @@ impl StreamReassembler {
     }
 
     /// Gives up the first hole: a gap up to the first run, or up to `limit` if that comes
-    /// first, then delivers the run if it became contiguous.
+    /// first (`cut_off`: the snap length's cut), then delivers the run if it became contiguous.
     fn give_up_first_hole(
         &mut self,
         limit: u64,
         tail_cap: usize,
+        cut_off: bool,
         stats: &mut ReassemblyStats,
         deliver: &mut dyn FnMut(StreamChunk<'_>),
     ) {
@@ -515,7 +520,7 @@ impl StreamReassembler {
         self.tail.clear();
         stats.gaps += 1;
         stats.gap_bytes += len;
-        deliver(StreamChunk::Gap(len));
+        deliver(if cut_off { StreamChunk::CutOff(len) } else { StreamChunk::Gap(len) });
         self.deliver_ready(tail_cap, stats, deliver);
     }
 
@@ -665,7 +670,7 @@ mod tests {
                     _ => out.push(Out::Data(bytes.to_vec())),
                 }
             }
-            StreamChunk::Gap(len) => {
+            StreamChunk::Gap(len) | StreamChunk::CutOff(len) => {
                 assert!(len > 0, "empty Gap delivered");
                 out.push(Out::Gap(len));
             }

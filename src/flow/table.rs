@@ -90,6 +90,9 @@ pub enum CloseReason {
 pub enum FlowEvent<'a> {
     Data(Side, &'a [u8]),
     Gap(Side, u64),
+    /// A gap of bytes the capture's snap length cut off the end of the last segment (see
+    /// [`StreamChunk::CutOff`]).
+    CutOff(Side, u64),
     /// A segment from this side overlapped bytes already held with different content (the first
     /// copy was kept). Told once per flow, the first time; every one is counted in
     /// [`ReassemblyStats::overlaps_differing`].
@@ -970,6 +973,7 @@ fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
     match chunk {
         StreamChunk::Data(data) => FlowEvent::Data(side, data),
         StreamChunk::Gap(len) => FlowEvent::Gap(side, len),
+        StreamChunk::CutOff(len) => FlowEvent::CutOff(side, len),
     }
 }
 
@@ -1112,7 +1116,7 @@ mod tests {
                     self.closed.push(reason);
                     Inspect::Continue
                 }
-                FlowEvent::Gap(..) | FlowEvent::OverlapDifferentData(_) => Inspect::Continue,
+                FlowEvent::Gap(..) | FlowEvent::CutOff(..) | FlowEvent::OverlapDifferentData(_) => Inspect::Continue,
             }
         }
     }

@@ -59,6 +59,9 @@ pub fn write_credential_alert(alert: &CredentialAlert, servers: &mut ServerObjec
     if let Some(fingerprint) = &credential.secret_fingerprint {
         inner.key(key!("secret_fingerprint")).string(fingerprint);
     }
+    if credential.partial {
+        inner.key(key!("partial")).raw("true");
+    }
     inner.close();
 
     servers.write(&alert.server, object.key(key!("server")));
@@ -425,6 +428,7 @@ mod tests {
                 outcome: [Outcome::Success, Outcome::Failure, Outcome::Unknown][variant / 3 % 3],
                 secret_length: pick(128).then_some(12),
                 secret_fingerprint: pick(256).then(|| "hmac-sha256:00ff".to_string()),
+                partial: pick(512),
             },
             server: ServerIdentity {
                 ip: pick(512).then(|| "192.0.2.25".parse().unwrap()),

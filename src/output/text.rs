@@ -59,6 +59,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
                 proto: summary.app_proto.name(),
                 mechanism: &summary.credential.mechanism,
                 username: summary.credential.username.as_deref(),
+                partial: summary.credential.partial,
                 outcome: summary.credential.outcome,
                 client: SocketAddr::new(summary.flow.src_ip, summary.flow.src_port),
                 server: SocketAddr::new(summary.flow.dest_ip, summary.flow.dest_port),
@@ -123,6 +124,8 @@ struct CredentialView<'a> {
     proto: &'static str,
     mechanism: &'a str,
     username: Option<&'a str>,
+    /// The capture cut the line that carried it.
+    partial: bool,
     outcome: Outcome,
     client: SocketAddr,
     server: SocketAddr,
@@ -135,6 +138,7 @@ impl<'a> CredentialView<'a> {
             proto: alert.app_proto.name(),
             mechanism: &alert.credential.mechanism,
             username: alert.credential.username.as_deref(),
+            partial: alert.credential.partial,
             outcome: alert.credential.outcome,
             client: SocketAddr::new(alert.flow.src_ip, alert.flow.src_port),
             server: SocketAddr::new(alert.flow.dest_ip, alert.flow.dest_port),
@@ -154,12 +158,13 @@ fn credential_line(
         EventType::CleartextCredential => p.high,
         _ => p.medium,
     };
+    let mechanism = escaped(view.mechanism);
     format!(
         "{timestamp}  {colour}{label}{reset}  {proto:<4}  {mech:<20} {user:<24} {outcome:<7}  {client} -> {server}  {dim}{greeting}{reset}",
         reset = p.reset,
         dim = p.dim,
         proto = view.proto,
-        mech = escaped(view.mechanism),
+        mech = if view.partial { Cow::Owned(format!("{mechanism} (partial)")) } else { mechanism },
         user = view.username.map_or(Cow::Borrowed("(unseen)"), escaped),
         outcome = view.outcome.name(),
         client = view.client,
@@ -297,6 +302,7 @@ pub(crate) mod tests {
                 outcome: Outcome::Success,
                 secret_length: Some(16),
                 secret_fingerprint: None,
+                partial: false,
             },
             server: ServerIdentity {
                 ip: Some(server_ip),
@@ -322,6 +328,18 @@ pub(crate) mod tests {
         assert!(text.starts_with("2026-11-27T09:00:00.039000Z  CLEARTEXT  pop3  USER/PASS"), "{text}");
         assert!(text.contains("a***") && text.contains("192.0.2.10:50110 -> 198.51.100.5:110"));
         assert!(!text.contains('\x1b'));
+    }
+
+    #[test]
+    fn a_partial_credential_says_so_beside_its_mechanism() {
+        let mut event = sample_alert();
+        if let Event::Credential(alert) = &mut event {
+            alert.credential.partial = true;
+        }
+        let mut sink = TextSink::new(Vec::new(), false);
+        sink.event(&event).unwrap();
+        let text = String::from_utf8(sink.out).unwrap();
+        assert!(text.contains("  USER/PASS (partial)  "), "{text}");
     }
 
     /// An alert whose user name, mechanism and greeting carry what a hostile client or server

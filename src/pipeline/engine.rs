@@ -33,6 +33,7 @@ impl FlowHandler for Inspector {
         }
         let mut ctx = Ctx {
             ts,
+            line_cut: false,
             config: &self.config,
             events: &mut self.scratch,
             stats: &mut self.stats,
@@ -42,7 +43,7 @@ impl FlowHandler for Inspector {
             (Some(session), _) => session,
             // A gap before any data (the server's greeting lost) matters to the session: it
             // starts with it.
-            (None, FlowEvent::Data(..) | FlowEvent::Gap(..)) => {
+            (None, FlowEvent::Data(..) | FlowEvent::Gap(..) | FlowEvent::CutOff(..)) => {
                 let (client, certain) = roles(info, &self.config);
                 let server_port = info.key.endpoint(client.other()).port;
                 let server_opening_seen = info.saw_syn_from(client.other());
@@ -53,6 +54,7 @@ impl FlowHandler for Inspector {
         match event {
             FlowEvent::Data(side, data) => session.on_data(side, data, &mut ctx),
             FlowEvent::Gap(side, len) => session.on_gap(side, len, &mut ctx),
+            FlowEvent::CutOff(side, len) => session.on_cut_off(side, len, &mut ctx),
             FlowEvent::Closed(_) => session.close(&mut ctx),
             FlowEvent::OverlapDifferentData(_) => {}
         }
@@ -147,6 +149,7 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
                     outcome: credential.outcome,
                     secret_length: credential.secret_length,
                     secret_fingerprint: credential.secret_fingerprint,
+                    partial: credential.partial,
                 },
                 server,
                 client: credential.client,

@@ -49,17 +49,29 @@ pub(crate) struct Captured {
     pub kind: SecretKind,
     pub secret_length: Option<usize>,
     pub fingerprint: Option<String>,
+    /// Only the start of it was captured (see [`crate::alert::Credential::partial`]).
+    pub partial: bool,
 }
 
 impl Captured {
     /// Reduces a reusable secret (password or token) to its length and optional fingerprint;
-    /// the secret itself is wiped when it goes out of scope.
+    /// the secret itself is wiped when it goes out of scope. From a cut line ([`Ctx::line_cut`])
+    /// the secret is only its start: the credential is partial, its length and fingerprint
+    /// unknown.
     pub fn reusable(user: Option<impl Into<RawUser>>, kind: SecretKind, secret: &Secret, ctx: &Ctx<'_>) -> Captured {
+        let whole = !ctx.line_cut;
         Captured {
             user: user.map(Into::into),
             kind,
-            secret_length: Some(secret.len()),
-            fingerprint: ctx.config.policy.fingerprint_key.as_deref().map(|key| secret.fingerprint(key)),
+            secret_length: whole.then(|| secret.len()),
+            fingerprint: ctx
+                .config
+                .policy
+                .fingerprint_key
+                .as_deref()
+                .filter(|_| whole)
+                .map(|key| secret.fingerprint(key)),
+            partial: !whole,
         }
     }
 
@@ -69,6 +81,7 @@ impl Captured {
             kind: SecretKind::ChallengeResponse,
             secret_length: None,
             fingerprint: None,
+            partial: false,
         }
     }
 }
@@ -158,6 +171,7 @@ impl PendingCredential {
             outcome,
             secret_length: self.captured.secret_length,
             secret_fingerprint: self.captured.fingerprint,
+            partial: self.captured.partial,
             server: info.identity(),
             client: info.client_identity(),
             remediation: info.remediation(outcome),
@@ -186,6 +200,8 @@ pub(crate) struct SaslExchange {
     responses: u8,
     /// The user name from an early response: LOGIN's first, SCRAM's client-first message.
     early_user: Option<Vec<u8>>,
+    /// That response's line lost its end: the user name may be cut short.
+    early_user_cut: bool,
     captured: bool,
     /// Server bytes were lost since the last challenge: the verdict may have been among them.
     server_gap: bool,
@@ -199,6 +215,7 @@ impl std::fmt::Debug for SaslExchange {
             .field("mechanism", &self.mechanism)
             .field("responses", &self.responses)
             .field("early_user_len", &self.early_user.as_ref().map(Vec::len))
+            .field("early_user_cut", &self.early_user_cut)
             .field("captured", &self.captured)
             .field("server_gap", &self.server_gap)
             .finish()
@@ -211,6 +228,7 @@ impl SaslExchange {
             mechanism: Mechanism::from_name(mechanism_name),
             responses: 0,
             early_user: None,
+            early_user_cut: false,
             captured: false,
             server_gap: false,
         }
@@ -252,7 +270,9 @@ impl SaslExchange {
         !lost && sasl::may_be_response(line)
     }
 
-    /// A client response line (base64, `=` for empty, `*` to cancel).
+    /// A client response line (base64, `=` for empty, `*` to cancel). From a cut line
+    /// ([`Ctx::line_cut`]) what decodes of its start is read, and what does not parse is taken
+    /// for the cut, not for a malformed response.
     pub fn on_response(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> SaslStep {
         let line = line.trim_ascii();
         if line == b"*" {
@@ -260,14 +280,21 @@ impl SaslExchange {
         }
         let position = self.responses;
         self.responses = self.responses.saturating_add(1);
-        let Ok(decoded) = sasl::decode_base64(line).map(Zeroizing::new) else {
+        let text = if ctx.line_cut { sasl::whole_base64_groups(line) } else { line };
+        let Ok(decoded) = sasl::decode_base64(text).map(Zeroizing::new) else {
+            if ctx.line_cut {
+                return SaslStep::Continue;
+            }
             ctx.stats.malformed_sasl += 1;
             return SaslStep::Malformed;
         };
         if self.captured {
             return SaslStep::Continue;
         }
-        let step = self.step(&decoded, position, ctx);
+        let step = match self.step(&decoded, position, ctx) {
+            SaslStep::Malformed if ctx.line_cut => SaslStep::Continue,
+            step => step,
+        };
         if matches!(step, SaslStep::Captured(_)) {
             self.captured = true;
         } else if matches!(step, SaslStep::Malformed) {
@@ -279,7 +306,9 @@ impl SaslExchange {
     fn step(&mut self, decoded: &[u8], position: u8, ctx: &Ctx<'_>) -> SaslStep {
         match &self.mechanism {
             Mechanism::Plain if decoded.is_empty() => SaslStep::Continue,
-            Mechanism::Plain => match sasl::parse_plain(decoded) {
+            Mechanism::Plain => match sasl::parse_plain(decoded)
+                .or_else(|| ctx.line_cut.then(|| sasl::parse_plain_start(decoded)).flatten())
+            {
                 Some(plain) => SaslStep::Captured(Captured::reusable(
                     Some(plain.authcid),
                     SecretKind::Password,
@@ -318,7 +347,7 @@ impl SaslExchange {
                 NtlmMessage::Negotiate | NtlmMessage::Challenge => SaslStep::Continue,
                 NtlmMessage::Invalid => SaslStep::Malformed,
             },
-            Mechanism::Scram(_) => self.scram_step(decoded),
+            Mechanism::Scram(_) => self.scram_step(decoded, ctx),
             Mechanism::GssApi | Mechanism::External | Mechanism::Anonymous | Mechanism::Other(_) => SaslStep::Continue,
         }
     }
@@ -327,13 +356,16 @@ impl SaslExchange {
     /// proof completes what an offline guesser needs (with the server-first message's salt and
     /// iteration count). Taken by shape rather than position: an empty response may come first
     /// (to an empty challenge) or last (to the server-final message).
-    fn scram_step(&mut self, decoded: &[u8]) -> SaslStep {
+    fn scram_step(&mut self, decoded: &[u8], ctx: &Ctx<'_>) -> SaslStep {
         if sasl::is_scram_client_final(decoded) {
-            return SaslStep::Captured(Captured::challenge_response(self.early_user.take()));
+            let mut captured = Captured::challenge_response(self.early_user.take());
+            captured.partial = self.early_user_cut;
+            return SaslStep::Captured(captured);
         }
         match sasl::parse_scram_client_first(decoded) {
             Some(user) => {
                 self.early_user = Some(user);
+                self.early_user_cut = ctx.line_cut;
                 SaslStep::Continue
             }
             None if decoded.is_empty() => SaslStep::Continue,
@@ -349,12 +381,16 @@ impl SaslExchange {
     fn login_step(&mut self, decoded: &[u8], position: u8, ctx: &Ctx<'_>) -> SaslStep {
         match position {
             0 => {
-                self.early_user = Some(decoded.to_vec());
+                // A cut before anything decodes shows no user name, not an empty one.
+                self.early_user = (!decoded.is_empty() || !ctx.line_cut).then(|| decoded.to_vec());
+                self.early_user_cut = ctx.line_cut;
                 SaslStep::Continue
             }
             1 => {
                 let password = Secret::new(decoded.to_vec());
-                SaslStep::Captured(Captured::reusable(self.early_user.take(), SecretKind::Password, &password, ctx))
+                let mut captured = Captured::reusable(self.early_user.take(), SecretKind::Password, &password, ctx);
+                captured.partial |= self.early_user_cut;
+                SaslStep::Captured(captured)
             }
             _ => SaslStep::Continue,
         }

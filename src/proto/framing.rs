@@ -149,19 +149,30 @@ impl LineFramer {
     }
 
     /// Bytes are about to be lost ([`LineFramer::gap`]) while part of a line is held: that start
-    /// of a cut line goes to `on_piece` as a [`Piece::Cut`], then is wiped. With `judge_next`, the
-    /// first line after the gap is framed and marked as after a gap between lines (for the
-    /// session to judge: a new line, or the cut line's tail); without, it is skipped as the tail.
+    /// of a cut line goes to `on_piece` as a [`Piece::Cut`], then is wiped. The first line after
+    /// the gap is then framed and marked as after a gap between lines, for the session to judge
+    /// (a new line, or the cut line's tail), unless [`LineFramer::skip_cut_tail`] says to skip it.
     /// Returns whether a line was cut.
-    pub fn cut(&mut self, judge_next: bool, on_piece: &mut dyn FnMut(Piece<'_>) -> Next) -> bool {
+    pub fn cut(&mut self, on_piece: &mut dyn FnMut(Piece<'_>) -> Next) -> bool {
         if self.mode != Mode::Line || self.partial.is_empty() || self.skipping_to_eol {
             return false;
         }
         let next = on_piece(Piece::Cut { line: trim_cr(&self.partial) });
         wipe(&mut self.partial);
         self.set_next(next);
-        self.skipping_to_eol = self.mode == Mode::Line && !judge_next;
         true
+    }
+
+    /// The first line after the cut is taken for the cut line's tail: skipped to its line end.
+    pub fn skip_cut_tail(&mut self) {
+        if self.mode == Mode::Line {
+            self.skipping_to_eol = true;
+        }
+    }
+
+    /// The first line after the gap is taken for a new one, read as any (not judged).
+    pub fn resume_at_line(&mut self) {
+        self.after_gap = false;
     }
 
     /// Frames `data`, calling `on_piece` for every piece; the callback's answer sets the mode for
@@ -408,10 +419,13 @@ mod tests {
             let mut framer = LineFramer::new(100);
             run(&mut framer, &[b"+OK\r\n250-SIZE 1024\r\n250-STAR"], |_| Next::Line);
             let mut cut = Vec::new();
-            assert!(framer.cut(judge_next, &mut |piece| {
+            assert!(framer.cut(&mut |piece| {
                 cut.push(record(piece));
                 Next::Line
             }));
+            if !judge_next {
+                framer.skip_cut_tail();
+            }
             assert_eq!(cut, [Got::Cut(b"250-STAR".to_vec())]);
             assert_eq!(framer.buffered(), 0, "the cut line was wiped");
             framer.gap(30);
@@ -432,17 +446,17 @@ mod tests {
         let mut never = |_: Piece<'_>| -> Next { panic!("nothing to cut") };
         let mut framer = LineFramer::new(8);
         run(&mut framer, &[b"CAPA\r\n"], |_| Next::Line);
-        assert!(!framer.cut(true, &mut never));
+        assert!(!framer.cut(&mut never));
         framer.set_next(Next::Raw(10));
         run(&mut framer, &[b"1234"], |_| Next::Line);
-        assert!(!framer.cut(true, &mut never));
+        assert!(!framer.cut(&mut never));
         framer.set_next(Next::Line);
         run(&mut framer, &[b"0123456789"], |_| Next::Line);
-        assert!(!framer.cut(true, &mut never));
+        assert!(!framer.cut(&mut never));
 
         let mut framer = LineFramer::new(100);
         run(&mut framer, &[b"+OK Begin TLS"], |_| Next::Line);
-        assert!(framer.cut(true, &mut |_| Next::Stop));
+        assert!(framer.cut(&mut |_| Next::Stop));
         assert!(framer.is_stopped());
     }
 

@@ -14,7 +14,7 @@ use zeroize::Zeroizing;
 
 use super::auth::{self, LostVerdict, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
-use super::imap::parser::{tokenize, LineEnd, Token};
+use super::imap::parser::{tokenize, tokenize_cut, LineEnd, Token, Tokenized};
 use super::server::ServerInfo;
 use super::{split_word, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
@@ -142,11 +142,11 @@ impl ManageSieveSession {
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
         match piece {
             Piece::Line { line } => match role {
-                Role::Client => self.on_client_line(line, ctx),
+                Role::Client => self.on_client_line(line, false, ctx),
                 Role::Server => self.on_server_line(line, ctx),
             },
             Piece::Cut { line } => match role {
-                Role::Client => Reply::line(),
+                Role::Client => self.on_cut_client_line(line, ctx),
                 Role::Server => self.on_cut_server_line(line, ctx),
             },
             Piece::Raw { data, last } => {
@@ -264,7 +264,25 @@ impl ManageSieveSession {
         }
     }
 
-    fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+    /// Whether a client line whose end was lost is read: `AUTHENTICATE` with an argument, a SASL
+    /// response (see [`Session::lose`](super::Session)).
+    pub fn reads_cut_line(&self, line: &[u8]) -> bool {
+        let (name, arguments) = split_word(line);
+        let authenticate = name.eq_ignore_ascii_case(b"AUTHENTICATE") && !arguments.is_empty();
+        let in_sasl = self.sasl.is_some() && self.pending.back() == Some(&Command::Authenticate);
+        !self.starttls_pending && (authenticate || (in_sasl && line.starts_with(b"\"")))
+    }
+
+    /// A client line whose end was lost: a credential in it is partial.
+    fn on_cut_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        if !self.reads_cut_line(line) {
+            return Reply::line();
+        }
+        self.on_client_line(line, true, ctx)
+    }
+
+    /// A client line; `cut` when its end was lost (see [`ManageSieveSession::on_cut_client_line`]).
+    fn on_client_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.give_up_lost_verdict(ctx);
         self.greeting_over = true;
         self.listing_capabilities = false;
@@ -272,8 +290,13 @@ impl ManageSieveSession {
             // The end of a line that a literal interrupted, or bytes meant for TLS.
             return Reply::line();
         }
-        let Ok(tokenized) = tokenize(line) else {
-            return self.unknown_command();
+        let tokenized = if cut {
+            Tokenized { tokens: tokenize_cut(line), end: LineEnd::Complete }
+        } else {
+            let Ok(tokenized) = tokenize(line) else {
+                return self.unknown_command();
+            };
+            tokenized
         };
         let mut tokens = tokenized.tokens.iter();
         let literal = literal_len(tokenized.end);

@@ -86,6 +86,8 @@ pub struct CredentialEvent {
     pub outcome: Outcome,
     pub secret_length: Option<usize>,
     pub secret_fingerprint: Option<String>,
+    /// See [`crate::alert::Credential::partial`].
+    pub partial: bool,
     pub server: ServerIdentity,
     pub client: ClientIdentity,
     pub remediation: Remediation,
@@ -136,6 +138,8 @@ pub struct ProtoStats {
 /// What one call into a session may produce, and the context it needs.
 pub struct Ctx<'a> {
     pub ts: Timestamp,
+    /// The client line being read lost its end ([`Piece::Cut`]): a credential in it is partial.
+    pub line_cut: bool,
     pub config: &'a ProtoConfig,
     pub events: &'a mut Vec<ProtoEvent>,
     pub stats: &'a mut ProtoStats,
@@ -157,6 +161,7 @@ impl CtxParts {
     pub fn ctx(&mut self, ts: Timestamp) -> Ctx<'_> {
         Ctx {
             ts,
+            line_cut: false,
             config: &self.config,
             events: &mut self.events,
             stats: &mut self.stats,
@@ -254,6 +259,19 @@ impl Protocol {
             (Protocol::Smtp(session), Role::Client) => session.takes_as_command(line),
             (Protocol::ManageSieve(session), Role::Client) => session.takes_as_command(line),
             (Protocol::Detecting(_) | Protocol::Done(_), Role::Client) => false,
+        }
+    }
+
+    /// Whether the start of a client line whose end was lost is read: it carries a credential
+    /// (the session's login commands and SASL responses), partial. Anything else may be cut
+    /// anywhere, even in its command name, and is left as if lost whole.
+    fn reads_cut_client_line(&self, line: &[u8]) -> bool {
+        match self {
+            Protocol::Pop3(session) => session.reads_cut_line(line),
+            Protocol::Imap(session) => session.reads_cut_line(line),
+            Protocol::Smtp(session) => session.reads_cut_line(line),
+            Protocol::ManageSieve(session) => session.reads_cut_line(line),
+            Protocol::Detecting(_) | Protocol::Done(_) => false,
         }
     }
 
@@ -578,7 +596,7 @@ impl Session {
     fn release_early_client(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(held) = self.early_client.take() {
             self.read_client_in_capture_order(&held.bytes, ctx);
-            self.lose(self.client, held.dropped, ctx);
+            self.lose(self.client, held.dropped, false, ctx);
         }
     }
 
@@ -599,7 +617,7 @@ impl Session {
                     still.dropped = still.dropped.saturating_add(held.dropped);
                 }
             } else {
-                self.lose(self.client, held.dropped, ctx);
+                self.lose(self.client, held.dropped, false, ctx);
             }
         }
     }
@@ -683,6 +701,17 @@ impl Session {
 
     /// Bytes were lost on one side.
     pub fn on_gap(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
+        self.on_loss(side, len, false, ctx);
+    }
+
+    /// The capture's snap length cut `len` bytes off the end of one side's last segment: the next
+    /// bytes start the next segment.
+    pub fn on_cut_off(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
+        self.on_loss(side, len, true, ctx);
+    }
+
+    /// Bytes were lost on one side; `cut_off` when a snap length cut them off a segment's end.
+    fn on_loss(&mut self, side: Side, len: u64, cut_off: bool, ctx: &mut Ctx<'_>) {
         let seen = |session: &Session, side: Side| session.seen_data.get(side.index()).copied().unwrap_or(true);
         let first_bytes = len > 0 && !seen(self, side);
         let detecting = matches!(self.protocol, Protocol::Detecting(_));
@@ -706,15 +735,19 @@ impl Session {
         // bytes, the greeting may be what was lost.
         self.may_hold = false;
         self.release_early_client(ctx);
-        self.lose(side, len, ctx);
+        self.lose(side, len, cut_off, ctx);
     }
 
     /// `len` bytes of one side will not be read (`0`: none; nothing happens). A line they cut is
-    /// read as far as it came ([`Piece::Cut`]): a status or reply line's verdict is at its start.
-    /// After the server's cut line, its next line is read when it looks like a status or reply
-    /// line (a tail of the cut line seldom does); after the client's, it is skipped as the tail:
-    /// a command there may be the rest of a line such as a mail body's.
-    fn lose(&mut self, side: Side, len: u64, ctx: &mut Ctx<'_>) {
+    /// read as far as it came ([`Piece::Cut`]): a status or reply line's verdict is at its start,
+    /// a client's credential as far as it came. After the server's cut line, its next line is
+    /// read when it looks like a status or reply line (a tail of the cut line seldom does); after
+    /// a client's credential, as any line (a client writes a command or a SASL response at once,
+    /// so the next segment starts the next line); after any other client line, when a snap
+    /// length cut it (`cut_off`), the next line is read when it looks like a command (the next
+    /// segment's start), and when lost segments did, it is skipped as the tail: a command there
+    /// may be the rest of a line such as a mail body's.
+    fn lose(&mut self, side: Side, len: u64, cut_off: bool, ctx: &mut Ctx<'_>) {
         if len == 0 {
             return;
         }
@@ -728,8 +761,14 @@ impl Session {
         };
         let mut other_next = None;
         let mut done = None;
-        let cut = framer.cut(role == Role::Server, &mut |piece| {
+        let mut credential_cut = false;
+        let cut = framer.cut(&mut |piece| {
+            if let (Role::Client, Piece::Cut { line }) = (role, &piece) {
+                credential_cut = protocol.reads_cut_client_line(line);
+            }
+            ctx.line_cut = role == Role::Client;
             let reply = dispatch(protocol, role, piece, ctx);
+            ctx.line_cut = false;
             other_next = reply.other.or(other_next);
             if let Some(reason) = reply.done {
                 done = Some(reason);
@@ -737,6 +776,9 @@ impl Session {
             }
             reply.next
         });
+        if cut && role == Role::Client && !credential_cut && !cut_off {
+            framer.skip_cut_tail();
+        }
         if let Some(next) = other_next {
             other_framer.set_next(next);
         }
@@ -746,6 +788,9 @@ impl Session {
         }
         *server_resumes_at_line |= cut && role == Role::Server;
         framer.gap(len);
+        if credential_cut {
+            framer.resume_at_line();
+        }
         match protocol {
             Protocol::Pop3(session) => session.on_gap(role),
             Protocol::Imap(session) => session.on_gap(role),

@@ -78,6 +78,8 @@ pub(crate) struct Pop3Session {
     /// Inside a multi-line reply body (until the `.` line), and whether it is a CAPA list.
     in_body: Option<Command>,
     user: Option<RawUser>,
+    /// The user name is the start of a `USER` line whose end was lost.
+    user_cut: bool,
     /// An AUTH exchange in progress: client lines are SASL responses until its status line.
     sasl: Option<SaslExchange>,
     awaiting_verdict: VecDeque<(Command, PendingCredential)>,
@@ -91,7 +93,8 @@ impl Pop3Session {
             (Role::Client, Piece::Line { line }) => self.on_client_line(line, ctx),
             (Role::Server, Piece::Line { line }) => self.on_server_line(line, false, ctx),
             (Role::Server, Piece::Cut { line }) => self.on_server_line(line, true, ctx),
-            (_, Piece::Raw { .. } | Piece::Cut { .. } | Piece::Overflow) => Reply::line(),
+            (Role::Client, Piece::Cut { line }) => self.on_cut_client_line(line, ctx),
+            (_, Piece::Raw { .. } | Piece::Overflow) => Reply::line(),
         }
     }
 
@@ -148,6 +151,23 @@ impl Pop3Session {
         }
     }
 
+    /// Whether a client line whose end was lost is read: `USER`, `PASS`, `AUTH` with its
+    /// mechanism, a SASL response (see [`Session::lose`](super::Session)).
+    pub fn reads_cut_line(&self, line: &[u8]) -> bool {
+        let (verb, after_verb) = split_verb(line);
+        let credential = ["USER", "PASS", "AUTH"].iter().any(|name| verb.eq_ignore_ascii_case(name.as_bytes()));
+        let sasl_response = self.sasl.as_ref().is_some_and(|sasl| sasl.continues_with(line));
+        !self.starttls_pending && ((credential && !after_verb.is_empty()) || sasl_response)
+    }
+
+    /// A client line whose end was lost: a credential in it is partial.
+    fn on_cut_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        if !self.reads_cut_line(line) {
+            return Reply::line();
+        }
+        self.on_client_line(line, ctx)
+    }
+
     fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
         self.give_up_lost_verdict(ctx);
@@ -174,12 +194,14 @@ impl Pop3Session {
             // their accounts ignoring blanks at its ends; reported without them, it is the
             // account the help desk knows, and the same one every time.
             self.user = Some(argument.trim_ascii_end().to_vec().into());
+            self.user_cut = ctx.line_cut;
             Command::User
         } else if verb.eq_ignore_ascii_case(b"PASS") {
             // The password is the rest of the line after the one separator, blanks included, as
             // the server takes it.
             let password = Secret::new(after_verb.get(1..).unwrap_or_default().to_vec());
-            let captured = Captured::reusable(self.user.clone(), SecretKind::Password, &password, ctx);
+            let mut captured = Captured::reusable(self.user.clone(), SecretKind::Password, &password, ctx);
+            captured.partial |= self.user_cut;
             let pending = PendingCredential::new("USER/PASS", captured, &self.info, ctx);
             self.await_verdict(Command::Pass, pending, ctx);
             Command::Pass

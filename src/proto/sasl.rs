@@ -225,6 +225,30 @@ pub fn parse_plain(decoded: &[u8]) -> Option<PlainCredential> {
     })
 }
 
+/// Parses the start of a decoded PLAIN message whose end a capture lost: what there is of the
+/// authentication identity and of the password (nothing, when the cut came before it).
+pub fn parse_plain_start(decoded: &[u8]) -> Option<PlainCredential> {
+    let mut fields = decoded.splitn(3, |&byte| byte == 0);
+    let authzid = fields.next()?;
+    let authcid = fields.next()?;
+    let password = fields.next().unwrap_or_default();
+    if password.contains(&0) {
+        return None;
+    }
+    Some(PlainCredential {
+        authzid: authzid.to_vec(),
+        authcid: authcid.to_vec(),
+        password: Secret::new(password.to_vec()),
+    })
+}
+
+/// The start of a base64 text whose end a capture lost, in whole groups of four characters:
+/// what decodes of it.
+pub fn whole_base64_groups(text: &[u8]) -> &[u8] {
+    let text = text.trim_ascii();
+    text.get(..text.len() - text.len() % 4).unwrap_or_default()
+}
+
 /// Parses a decoded XOAUTH2 message, `user=` user `^A` `auth=Bearer ` token `^A^A`, into the user
 /// and the token.
 ///

@@ -87,7 +87,8 @@ impl SmtpSession {
             (Role::Client, Piece::Line { line }) => self.on_client_line(line, ctx),
             (Role::Server, Piece::Line { line }) => self.on_server_line(line, false, ctx),
             (Role::Server, Piece::Cut { line }) => self.on_server_line(line, true, ctx),
-            (_, Piece::Raw { .. } | Piece::Cut { .. } | Piece::Overflow) => Reply::line(),
+            (Role::Client, Piece::Cut { line }) => self.on_cut_client_line(line, ctx),
+            (_, Piece::Raw { .. } | Piece::Overflow) => Reply::line(),
         }
     }
 
@@ -144,6 +145,23 @@ impl SmtpSession {
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
         }
+    }
+
+    /// Whether a client line whose end was lost is read: `AUTH` with its mechanism, a SASL
+    /// response, never message data (see [`Session::lose`](super::Session)).
+    pub fn reads_cut_line(&self, line: &[u8]) -> bool {
+        let (verb, argument) = split_command_word(line);
+        let auth = verb.eq_ignore_ascii_case(b"AUTH") && !argument.is_empty();
+        let sasl_response = self.sasl.as_ref().is_some_and(|sasl| sasl.continues_with(line));
+        !self.in_data && !self.starttls_pending && (auth || sasl_response)
+    }
+
+    /// A client line whose end was lost: a credential in it is partial.
+    fn on_cut_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        if !self.reads_cut_line(line) {
+            return Reply::line();
+        }
+        self.on_client_line(line, ctx)
     }
 
     fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {

@@ -7,16 +7,17 @@ use proptest::prelude::*;
 use super::*;
 use crate::alert::{AnomalyKind, Outcome, SecretKind};
 
-/// One step of a conversation: who speaks and what (or how many of the client's bytes the
-/// capture lost).
+/// One step of a conversation: who speaks and what (or how many of a side's bytes the capture
+/// lost, or its snap length cut off the end of the segment before).
 #[derive(Clone, Debug)]
 enum Says {
     C(Vec<u8>),
     S(Vec<u8>),
     ClientLost(u64),
     ServerLost(u64),
+    ClientCutOff(u64),
 }
-use Says::{ClientLost, ServerLost, C, S};
+use Says::{ClientCutOff, ClientLost, ServerLost, C, S};
 
 fn c(text: &str) -> Says {
     C(text.as_bytes().to_vec())
@@ -56,6 +57,10 @@ fn feed(session: &mut Session, parts: &mut CtxParts, steps: &[Says], chunk: usiz
             }
             ServerLost(len) => {
                 session.on_gap(Side::Hi, *len, &mut parts.ctx(Timestamp(i as u64)));
+                continue;
+            }
+            ClientCutOff(len) => {
+                session.on_cut_off(Side::Lo, *len, &mut parts.ctx(Timestamp(i as u64)));
                 continue;
             }
         };
@@ -1168,6 +1173,131 @@ fn lines_cut_by_a_gap_keep_their_verdicts_and_claim_no_missing_capability() {
         }
         assert!(server.capabilities.iter().all(|c| !["VRFY", "UID"].contains(&c)), "port {port}: cut capability");
     }
+}
+
+/// Client lines a snap length cut: a login command or SASL response is a partial credential (its
+/// user name and secret as far as they came; the secret's length only when it was whole), the
+/// client's next line is read, and so is the command after another line the cut took.
+#[test]
+fn client_lines_cut_by_a_snap_length_are_partial_credentials() {
+    let plain = b64(b"\0alice\0hunter2-and-more");
+    // Port, transcript, mechanism, masked user name, secret length.
+    type Case = (u16, Vec<Says>, &'static str, &'static str, Option<usize>);
+    let cases: Vec<Case> = vec![
+        (
+            110,
+            vec![
+                s("+OK ready\r\n"),
+                c("USER alice\r\n"),
+                s("+OK\r\n"),
+                c("PASS hunter2-and"),
+                ClientCutOff(9),
+                s("+OK Logged in.\r\n"),
+            ],
+            "USER/PASS",
+            "a***",
+            None,
+        ),
+        (
+            110,
+            vec![
+                s("+OK ready\r\n"),
+                c("USER alice@exa"),
+                ClientCutOff(10),
+                s("+OK\r\n"),
+                c("PASS hunter2\r\n"),
+                s("+OK Logged in.\r\n"),
+            ],
+            "USER/PASS",
+            "a***@exa",
+            Some(7),
+        ),
+        (
+            143,
+            vec![
+                s("* OK ready\r\n"),
+                c("a0 ID (\"name\" \"Thunder"),
+                ClientCutOff(30),
+                s("* ID NIL\r\na0 OK\r\n"),
+                c("a1 LOGIN alice \"hunter2 and"),
+                ClientCutOff(12),
+                s("a1 OK done\r\n"),
+            ],
+            "LOGIN",
+            "a***",
+            None,
+        ),
+        (
+            587,
+            vec![
+                s("220 mx ESMTP\r\n"),
+                c("EHLO laptop\r\n"),
+                s("250 AUTH PLAIN LOGIN\r\n"),
+                C(format!("AUTH PLAIN {}", &plain[..20]).into_bytes()),
+                ClientCutOff(20),
+                s("235 2.7.0 ok\r\n"),
+            ],
+            "AUTH PLAIN",
+            "a***",
+            None,
+        ),
+        (
+            587,
+            vec![
+                s("220 mx ESMTP\r\n"),
+                c("EHLO laptop\r\n"),
+                s("250 AUTH PLAIN LOGIN\r\n"),
+                c("AUTH LOGIN\r\n"),
+                s("334 VXNlcm5hbWU6\r\n"),
+                C(b64(b"alice@example.test").as_bytes()[..12].to_vec()),
+                ClientCutOff(14),
+                s("334 UGFzc3dvcmQ6\r\n"),
+                C(format!("{}\r\n", b64(b"hunter2")).into_bytes()),
+                s("235 2.7.0 ok\r\n"),
+            ],
+            "AUTH LOGIN",
+            "a***@exa",
+            Some(7),
+        ),
+        (
+            4190,
+            vec![
+                s(SIEVE_GREETING),
+                C(format!("AUTHENTICATE \"PLAIN\" \"{}", &plain[..20]).into_bytes()),
+                ClientCutOff(22),
+                s("OK\r\n"),
+            ],
+            "AUTHENTICATE PLAIN",
+            "a***",
+            None,
+        ),
+    ];
+    for (port, steps, mechanism, user, secret_length) in cases {
+        let events = play(port, &steps);
+        assert_eq!(summary(&events), one(mechanism, user, Outcome::Success, SecretKind::Password), "port {port}");
+        let credential = credentials(&events)[0];
+        assert!(credential.partial, "port {port}");
+        assert_eq!(credential.secret_length, secret_length, "port {port}");
+        assert_eq!(credential.secret_fingerprint, None, "port {port}");
+    }
+}
+
+/// A client line that lost its end to lost segments, not a snap length, is no credential unless
+/// it is a login command: the line after it may be its tail, and is not read as a command.
+#[test]
+fn the_line_after_a_client_line_lost_segments_cut_is_not_read() {
+    let events = play(
+        143,
+        &[s("* OK ready\r\n"), c("a0 NOOP note: "), ClientLost(20), c("a1 LOGIN mallory Canary-Decoy-2\r\n")],
+    );
+    assert!(credentials(&events).is_empty(), "{:?}", summary(&events));
+    let events =
+        play(143, &[s("* OK ready\r\n"), c("a0 NOOP note: "), ClientCutOff(20), c("a1 LOGIN alice hunter2\r\n")]);
+    assert_eq!(
+        summary(&events),
+        one("LOGIN", "a***", Outcome::Unknown, SecretKind::Password),
+        "after a snap length's cut"
+    );
 }
 
 /// A capability list whose middle was lost keeps what it named before and after the loss, and

@@ -24,7 +24,7 @@ use super::secret::Secret;
 use super::server::ServerInfo;
 use super::{split_word, Ctx, DoneReason, ProtoConfig, Reply, Role};
 use crate::alert::{AppProto, Outcome, SecretKind};
-use parser::{LineEnd, Token};
+use parser::{LineEnd, Token, Tokenized};
 
 /// Commands whose arguments the session reads; the others are only followed for their literals.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -219,13 +219,12 @@ fn lists_unauthenticate(list: &[u8]) -> bool {
 impl ImapSession {
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
         match (role, piece) {
-            (Role::Client, Piece::Line { line }) => self.on_client_line(line, ctx),
+            (Role::Client, Piece::Line { line }) => self.on_client_line(line, false, ctx),
+            (Role::Client, Piece::Cut { line }) => self.on_cut_client_line(line, ctx),
             (Role::Client, Piece::Raw { data, last }) => self.on_client_literal(data, last),
             (Role::Server, Piece::Line { line }) => self.on_server_line(line, false, ctx),
             (Role::Server, Piece::Cut { line }) => self.on_server_line(line, true, ctx),
-            (Role::Server, Piece::Raw { .. }) | (Role::Client, Piece::Cut { .. }) | (_, Piece::Overflow) => {
-                Reply::line()
-            }
+            (Role::Server, Piece::Raw { .. }) | (_, Piece::Overflow) => Reply::line(),
         }
     }
 
@@ -300,7 +299,34 @@ impl ImapSession {
         }
     }
 
-    fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+    /// Whether a client line whose end was lost is read: `LOGIN` or `AUTHENTICATE` with an
+    /// argument, begun on this line or before a literal, a SASL response (see
+    /// [`Session::lose`](super::super::Session)).
+    pub fn reads_cut_line(&self, line: &[u8]) -> bool {
+        let logs_in = |command: Command| matches!(command, Command::Login | Command::Authenticate);
+        let credential = match &self.assembly {
+            Some(assembly) => logs_in(assembly.command),
+            None => {
+                let (_tag, rest) = split_word(line);
+                let (name, arguments) = split_word(rest);
+                logs_in(Command::of(name)) && !arguments.is_empty()
+            }
+        };
+        let sasl_response =
+            self.assembly.is_none() && self.sasl.as_ref().is_some_and(|(_, sasl)| sasl.continues_with(line));
+        !self.starttls_pending && (credential || sasl_response)
+    }
+
+    /// A client line whose end was lost: a credential in it is partial.
+    fn on_cut_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        if !self.reads_cut_line(line) {
+            return Reply::line();
+        }
+        self.on_client_line(line, true, ctx)
+    }
+
+    /// A client line; `cut` when its end was lost (see [`ImapSession::on_cut_client_line`]).
+    fn on_client_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
         if self.starttls_pending {
             return Reply::line();
@@ -320,9 +346,14 @@ impl ImapSession {
                 }
             }
         }
-        let Ok(tokenized) = parser::tokenize(line) else {
-            self.assembly = None;
-            return Reply::line();
+        let tokenized = if cut {
+            Tokenized { tokens: parser::tokenize_cut(line), end: LineEnd::Complete }
+        } else {
+            let Ok(tokenized) = parser::tokenize(line) else {
+                self.assembly = None;
+                return Reply::line();
+            };
+            tokenized
         };
         let mut tokens = tokenized.tokens.into_iter();
         if self.assembly.is_none() {
@@ -395,7 +426,10 @@ impl ImapSession {
         match command {
             Command::Login if !truncated => {
                 let mut strings = args.iter().filter_map(Arg::string);
-                if let (Some(user), Some(password)) = (strings.next(), strings.next()) {
+                let user = strings.next();
+                // Cut before the password: it was sent, and none of it captured.
+                let password = strings.next().or_else(|| ctx.line_cut.then_some(&[][..]));
+                if let (Some(user), Some(password)) = (user, password) {
                     let password = Secret::new(password.to_vec());
                     let captured = Captured::reusable(Some(user.to_vec()), SecretKind::Password, &password, ctx);
                     let pending = PendingCredential::new("LOGIN", captured, &self.info, ctx);

@@ -79,18 +79,29 @@ pub enum TokenizeError {
 pub fn tokenize(line: &[u8]) -> Result<Tokenized<'_>, TokenizeError> {
     // A client command is a tag, a verb and a few arguments: room for them in one allocation.
     let mut tokens = Vec::with_capacity(8);
-    let end = scan(line, |token| tokens.push(token))?;
+    let end = scan(line, false, |token| tokens.push(token))?;
     Ok(Tokenized { tokens, end })
+}
+
+/// Splits the start of a line whose end a capture lost into tokens: a quoted string it ends
+/// inside is what there is of it, and the line is taken to end there (a literal it announced,
+/// if any, lies past the cut).
+pub fn tokenize_cut(line: &[u8]) -> Vec<Token<'_>> {
+    let mut tokens = Vec::with_capacity(8);
+    // Nothing fails when cut: an unterminated quote is the end of the text.
+    let _complete = scan(line, true, |token| tokens.push(token));
+    tokens
 }
 
 /// How a line ends, without keeping its tokens (server lines are only followed for their
 /// literals).
 pub fn line_end(line: &[u8]) -> Result<LineEnd, TokenizeError> {
-    scan(line, drop)
+    scan(line, false, drop)
 }
 
-/// Walks the tokens of one line, handing each to `on_token`, and tells how the line ends.
-fn scan<'a>(line: &'a [u8], mut on_token: impl FnMut(Token<'a>)) -> Result<LineEnd, TokenizeError> {
+/// Walks the tokens of one line, handing each to `on_token`, and tells how the line ends; `cut`:
+/// the line lost its end, and a quoted string left open is what there is of it.
+fn scan<'a>(line: &'a [u8], cut: bool, mut on_token: impl FnMut(Token<'a>)) -> Result<LineEnd, TokenizeError> {
     let mut rest = line;
     loop {
         rest = rest.trim_ascii_start();
@@ -107,7 +118,7 @@ fn scan<'a>(line: &'a [u8], mut on_token: impl FnMut(Token<'a>)) -> Result<LineE
                 rest = rest.get(1..).unwrap_or(&[]);
             }
             b'"' => {
-                let (text, after) = quoted(rest.get(1..).unwrap_or(&[]))?;
+                let (text, after) = quoted(rest.get(1..).unwrap_or(&[]), cut)?;
                 on_token(Token::Quoted(text));
                 rest = after;
             }
@@ -140,8 +151,9 @@ fn atom(text: &[u8]) -> (&[u8], &[u8]) {
     (text.get(..end).unwrap_or(text), text.get(end..).unwrap_or(&[]))
 }
 
-/// The body of a quoted string (after the opening quote): its unescaped text and what follows.
-fn quoted(text: &[u8]) -> Result<(Cow<'_, [u8]>, &[u8]), TokenizeError> {
+/// The body of a quoted string (after the opening quote): its unescaped text and what follows;
+/// `cut`: a string left open ends with the text.
+fn quoted(text: &[u8], cut: bool) -> Result<(Cow<'_, [u8]>, &[u8]), TokenizeError> {
     let mut owned: Option<Vec<u8>> = None;
     let mut i = 0;
     while let Some(&byte) = text.get(i) {
@@ -167,6 +179,13 @@ fn quoted(text: &[u8]) -> Result<(Cow<'_, [u8]>, &[u8]), TokenizeError> {
                 i += 1;
             }
         }
+    }
+    if cut {
+        let value = match owned {
+            Some(buf) => Cow::Owned(buf),
+            None => Cow::Borrowed(text),
+        };
+        return Ok((value, &[]));
     }
     Err(TokenizeError::UnterminatedQuote)
 }
