@@ -1046,6 +1046,36 @@ fn an_imap_verdict_right_after_lost_server_lines_is_read() {
     );
 }
 
+/// An IMAP login whose verdict the capture lost is shown accepted by a command only a logged-in
+/// client may send, accepted after it (a server answers the login first); refused, or sent before
+/// the login, such a command shows nothing.
+#[test]
+fn an_imap_login_whose_verdict_was_lost_is_shown_accepted_by_a_later_command() {
+    let login = |after: &[Says]| {
+        let mut steps = vec![s("* OK ready\r\n"), c("a1 LOGIN alice hunter2\r\n"), ServerLost(40)];
+        steps.extend_from_slice(after);
+        play(143, &steps)
+    };
+    let accepted = login(&[c("a2 SELECT INBOX\r\n"), s("* 1 EXISTS\r\na2 OK [READ-WRITE] SELECT completed\r\n")]);
+    assert_eq!(summary(&accepted), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+    let pipelined = login(&[c("a2 uid fetch 1:* (FLAGS)\r\n"), s("a2 OK done\r\n")]);
+    assert_eq!(summary(&pipelined), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+    let refused = login(&[c("a2 SELECT INBOX\r\n"), s("a2 BAD not logged in\r\n")]);
+    assert_eq!(summary(&refused), one("LOGIN", "a***", Outcome::Unknown, SecretKind::Password));
+    let not_logged_in = login(&[c("a2 NOOP\r\n"), s("a2 OK\r\n")]);
+    assert_eq!(summary(&not_logged_in), one("LOGIN", "a***", Outcome::Unknown, SecretKind::Password));
+    let before = play(
+        143,
+        &[
+            s("* OK ready\r\n"),
+            c("a0 LIST \"\" \"*\"\r\na1 LOGIN alice hunter2\r\n"),
+            ServerLost(40),
+            s("a0 OK listed\r\n"),
+        ],
+    );
+    assert_eq!(summary(&before), one("LOGIN", "a***", Outcome::Unknown, SecretKind::Password));
+}
+
 /// What follows a gap and does not look like a command, or comes where the client sends data,
 /// is never read as one: message data (the gap inside it, or the lost segment the DATA command
 /// itself, answered by the server's 354), a literal, or the tail of a line the gap cut.

@@ -35,6 +35,9 @@ enum Command {
     Id,
     Capability,
     Unauthenticate,
+    /// A command a server runs only for a logged-in client (the authenticated and selected
+    /// states of RFC 9051): one it accepts shows the logins sent before it accepted.
+    LoggedIn,
     Other,
 }
 
@@ -47,6 +50,28 @@ impl Command {
             (b"ID", Command::Id),
             (b"CAPABILITY", Command::Capability),
             (b"UNAUTHENTICATE", Command::Unauthenticate),
+            (b"SELECT", Command::LoggedIn),
+            (b"EXAMINE", Command::LoggedIn),
+            (b"CREATE", Command::LoggedIn),
+            (b"DELETE", Command::LoggedIn),
+            (b"RENAME", Command::LoggedIn),
+            (b"SUBSCRIBE", Command::LoggedIn),
+            (b"UNSUBSCRIBE", Command::LoggedIn),
+            (b"LIST", Command::LoggedIn),
+            (b"LSUB", Command::LoggedIn),
+            (b"NAMESPACE", Command::LoggedIn),
+            (b"STATUS", Command::LoggedIn),
+            (b"APPEND", Command::LoggedIn),
+            (b"IDLE", Command::LoggedIn),
+            (b"CLOSE", Command::LoggedIn),
+            (b"UNSELECT", Command::LoggedIn),
+            (b"EXPUNGE", Command::LoggedIn),
+            (b"SEARCH", Command::LoggedIn),
+            (b"FETCH", Command::LoggedIn),
+            (b"STORE", Command::LoggedIn),
+            (b"COPY", Command::LoggedIn),
+            (b"MOVE", Command::LoggedIn),
+            (b"UID", Command::LoggedIn),
         ];
         NAMES.iter().find(|(n, _)| name.eq_ignore_ascii_case(n)).map_or(Command::Other, |(_, c)| *c)
     }
@@ -450,9 +475,15 @@ impl ImapSession {
             }
             Command::Id => self.client_id(&args),
             Command::StartTls => self.starttls_pending = true,
-            Command::Login | Command::Capability | Command::Unauthenticate | Command::Other => {}
+            Command::Login | Command::Capability | Command::Unauthenticate | Command::LoggedIn | Command::Other => {}
         }
-        if command != Command::Other {
+        // A logged-in client's command matters only while a login's verdict is awaited.
+        let tracked = match command {
+            Command::Other => false,
+            Command::LoggedIn => !self.awaiting_verdict.is_empty(),
+            _ => true,
+        };
+        if tracked {
             if self.pending.len() >= ctx.config.max_pending_commands {
                 self.pending.pop_front();
                 ctx.stats.pending_dropped += 1;
@@ -546,6 +577,33 @@ impl ImapSession {
         Reply::next(next)
     }
 
+    /// A command only a logged-in client may send, the `position`th awaiting its reply, was
+    /// accepted: the logins sent before it, whose verdicts the capture lost (a server answers a
+    /// login before it runs a command sent after it), were accepted. Returns whether there were
+    /// any.
+    fn accepted_before(&mut self, position: usize, ctx: &mut Ctx<'_>) -> bool {
+        let earlier: Vec<Vec<u8>> = self
+            .pending
+            .iter()
+            .take(position)
+            .filter(|(sent, command)| {
+                matches!(command, Command::Login | Command::Authenticate)
+                    && self.awaiting_verdict.iter().any(|(tag, _)| tag == sent)
+            })
+            .map(|(sent, _)| sent.clone())
+            .collect();
+        for tag in &earlier {
+            self.pending.retain(|(sent, _)| sent != tag);
+            self.sasl = self.sasl.take().filter(|(sasl_tag, _)| sasl_tag != tag);
+            while let Some(i) = self.awaiting_verdict.iter().position(|(awaiting, _)| awaiting == tag) {
+                if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
+                    pending.emit(AppProto::Imap, Outcome::Success, ctx);
+                }
+            }
+        }
+        !earlier.is_empty()
+    }
+
     /// A login succeeded: the session is over, unless the server
     /// offered UNAUTHENTICATE, after which the same connection may log in again. Then `None`,
     /// and the session goes on (within the inspection depth, as any other).
@@ -611,8 +669,13 @@ impl ImapSession {
         if self.sasl.as_ref().is_some_and(|(t, _)| t == tag) {
             self.sasl = None;
         }
-        let command =
-            self.pending.iter().position(|(t, _)| t == tag).and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
+        let position = self.pending.iter().position(|(t, _)| t == tag);
+        let command = position.and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
+        if let (true, Some(Command::LoggedIn), Some(position)) = (ok, command, position) {
+            if self.accepted_before(position, ctx) {
+                return self.logged_in(ctx).unwrap_or(reply);
+            }
+        }
         let outcome =
             if ok || secret_taken_but_not_authorized(status, text) { Outcome::Success } else { Outcome::Failure };
         if let Some(i) = self.awaiting_verdict.iter().position(|(t, _)| t == tag) {
