@@ -313,6 +313,15 @@ impl Reply {
     }
 }
 
+/// What a loss did to the line it fell in (see [`Session::read_cut_line`]).
+#[derive(Clone, Copy, Debug, Default)]
+struct Cut {
+    /// A line was held, and the loss cut it.
+    happened: bool,
+    /// It was the client's, and carried a credential.
+    credential: bool,
+}
+
 /// One flow's application-layer state: detection, then a POP3, IMAP or SMTP session.
 pub struct Session {
     /// Which side of the flow key is the client. Certain when the handshake was seen; otherwise
@@ -596,7 +605,7 @@ impl Session {
     fn release_early_client(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(held) = self.early_client.take() {
             self.read_client_in_capture_order(&held.bytes, ctx);
-            self.lose(self.client, held.dropped, false, ctx);
+            self.lose(self.client, held.dropped, Cut::default(), false, ctx);
         }
     }
 
@@ -617,7 +626,7 @@ impl Session {
                     still.dropped = still.dropped.saturating_add(held.dropped);
                 }
             } else {
-                self.lose(self.client, held.dropped, false, ctx);
+                self.lose(self.client, held.dropped, Cut::default(), false, ctx);
             }
         }
     }
@@ -731,27 +740,29 @@ impl Session {
                 detector.greeting_lost();
             }
         }
-        // Whatever the client said before the gap comes before it; past a gap in the server's
-        // bytes, the greeting may be what was lost.
-        self.may_hold = false;
-        self.release_early_client(ctx);
-        self.lose(side, len, cut_off, ctx);
-    }
-
-    /// `len` bytes of one side will not be read (`0`: none; nothing happens). A line they cut is
-    /// read as far as it came ([`Piece::Cut`]): a status or reply line's verdict is at its start,
-    /// a client's credential as far as it came. After the server's cut line, its next line is
-    /// read when it looks like a status or reply line (a tail of the cut line seldom does); after
-    /// a client's credential, as any line (a client writes a command or a SASL response at once,
-    /// so the next segment starts the next line); after any other client line, when a snap
-    /// length cut it (`cut_off`), the next line is read when it looks like a command (the next
-    /// segment's start), and when lost segments did, it is skipped as the tail: a command there
-    /// may be the rest of a line such as a mail body's.
-    fn lose(&mut self, side: Side, len: u64, cut_off: bool, ctx: &mut Ctx<'_>) {
         if len == 0 {
             return;
         }
-        ctx.stats.gaps += 1;
+        // A server line the loss cut is read first: the client's held bytes may wait for it (a
+        // greeting, STARTTLS's answer). Then whatever the client said before the gap comes before
+        // it; past a gap in the server's bytes, the greeting may be what was lost.
+        let server_cut = if side == self.client { Cut::default() } else { self.read_cut_line(side, ctx) };
+        if self.done_reason().is_some() {
+            return;
+        }
+        self.may_hold = false;
+        self.release_early_client(ctx);
+        let cut = if side == self.client { self.read_cut_line(side, ctx) } else { server_cut };
+        if self.done_reason().is_none() {
+            self.lose(side, len, cut, cut_off, ctx);
+        }
+    }
+
+    /// Reads the line the loss on `side` cut, as far as it came ([`Piece::Cut`]): a server's
+    /// status or reply line gives its verdict, which is at its start; a client's login command or
+    /// SASL response is a credential as far as it came. A server's line held as the first after an
+    /// earlier gap is read only if the session would read it whole there.
+    fn read_cut_line(&mut self, side: Side, ctx: &mut Ctx<'_>) -> Cut {
         let role = if side == self.client { Role::Client } else { Role::Server };
         let Session { protocol, framers, server_resumes_at_line, .. } = self;
         let [lo, hi] = framers;
@@ -759,12 +770,22 @@ impl Session {
             Side::Lo => (lo, hi),
             Side::Hi => (hi, lo),
         };
+        let first_after_gap = framer.after_gap();
         let mut other_next = None;
         let mut done = None;
-        let mut credential_cut = false;
-        let cut = framer.cut(&mut |piece| {
-            if let (Role::Client, Piece::Cut { line }) = (role, &piece) {
-                credential_cut = protocol.reads_cut_client_line(line);
+        let mut credential = false;
+        let happened = framer.cut(&mut |piece| {
+            if let Piece::Cut { line } = &piece {
+                if role == Role::Server {
+                    // The cut line is the server's next line: it consumes what the flag says of it.
+                    let resumes_at_line = std::mem::take(server_resumes_at_line);
+                    if first_after_gap && !protocol.reads_line_after_gap(role, line, resumes_at_line) {
+                        return Next::Line;
+                    }
+                }
+                // A client's cut line is read only as a credential, judged by its looks as the
+                // first line after a gap is.
+                credential = role == Role::Client && protocol.reads_cut_client_line(line);
             }
             ctx.line_cut = role == Role::Client;
             let reply = dispatch(protocol, role, piece, ctx);
@@ -776,22 +797,39 @@ impl Session {
             }
             reply.next
         });
-        if cut && role == Role::Client && !credential_cut && !cut_off {
-            framer.skip_cut_tail();
-        }
         if let Some(next) = other_next {
             other_framer.set_next(next);
         }
         if let Some(reason) = done {
             self.finish_as(reason, ctx);
+        }
+        Cut { happened, credential }
+    }
+
+    /// `len` bytes of one side will not be read, after the line they cut, if any, was read
+    /// ([`Session::read_cut_line`]). After the server's cut line, its next line is read when it
+    /// looks like a status or reply line (a tail of the cut line seldom does); after a client's
+    /// credential, as any line (a client writes a command or a SASL response at once, so the next
+    /// segment starts the next line); after any other client line, when a snap length cut it
+    /// (`cut_off`), the next line is read when it looks like a command (the next segment's
+    /// start), and when lost segments did, it is skipped as the tail: a command there may be the
+    /// rest of a line such as a mail body's.
+    fn lose(&mut self, side: Side, len: u64, cut: Cut, cut_off: bool, ctx: &mut Ctx<'_>) {
+        if len == 0 {
             return;
         }
-        *server_resumes_at_line |= cut && role == Role::Server;
+        ctx.stats.gaps += 1;
+        let role = if side == self.client { Role::Client } else { Role::Server };
+        let Some(framer) = self.framers.get_mut(side.index()) else { return };
+        if cut.happened && role == Role::Client && !cut.credential && !cut_off {
+            framer.skip_cut_tail();
+        }
+        self.server_resumes_at_line |= cut.happened && role == Role::Server;
         framer.gap(len);
-        if credential_cut {
+        if cut.credential {
             framer.resume_at_line();
         }
-        match protocol {
+        match &mut self.protocol {
             Protocol::Pop3(session) => session.on_gap(role),
             Protocol::Imap(session) => session.on_gap(role),
             Protocol::Smtp(session) => session.on_gap(role),

@@ -16,8 +16,9 @@ enum Says {
     ClientLost(u64),
     ServerLost(u64),
     ClientCutOff(u64),
+    ServerCutOff(u64),
 }
-use Says::{ClientCutOff, ClientLost, ServerLost, C, S};
+use Says::{ClientCutOff, ClientLost, ServerCutOff, ServerLost, C, S};
 
 fn c(text: &str) -> Says {
     C(text.as_bytes().to_vec())
@@ -61,6 +62,10 @@ fn feed(session: &mut Session, parts: &mut CtxParts, steps: &[Says], chunk: usiz
             }
             ClientCutOff(len) => {
                 session.on_cut_off(Side::Lo, *len, &mut parts.ctx(Timestamp(i as u64)));
+                continue;
+            }
+            ServerCutOff(len) => {
+                session.on_cut_off(Side::Hi, *len, &mut parts.ctx(Timestamp(i as u64)));
                 continue;
             }
         };
@@ -1328,6 +1333,39 @@ fn the_line_after_a_client_line_lost_segments_cut_is_not_read() {
         one("LOGIN", "a***", Outcome::Unknown, SecretKind::Password),
         "after a snap length's cut"
     );
+}
+
+/// A server line a snap length cut while the client's words wait for it (a client that spoke
+/// before the greeting, or behind STARTTLS) is read before them: the cut greeting answers no
+/// command, and the cut STARTTLS answer decides what the held words were.
+#[test]
+fn a_cut_server_line_is_read_before_the_client_words_waiting_for_it() {
+    let early = play(
+        110,
+        &[
+            c("USER alice\r\nPASS hunter2\r\n"),
+            S(b"+OK Dovecot re".to_vec()),
+            ServerCutOff(10),
+            s("+OK\r\n-ERR [AUTH] Authentication failed.\r\n"),
+        ],
+    );
+    assert_eq!(summary(&early), one("USER/PASS", "a***", Outcome::Failure, SecretKind::Password));
+    let behind_starttls = [s("+OK ready\r\n"), c("STLS\r\nUSER alice\r\nPASS hunter2\r\n")];
+    let accepted =
+        play(110, &[behind_starttls.to_vec(), vec![S(b"+OK Begin TLS nego".to_vec()), ServerCutOff(9)]].concat());
+    assert!(credentials(&accepted).is_empty(), "{:?}", summary(&accepted));
+    let injection =
+        |e: &ProtoEvent| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::StarttlsCommandInjection, .. });
+    assert_eq!(accepted.iter().filter(|e| injection(e)).count(), 1);
+    let refused = play(
+        110,
+        &[
+            behind_starttls.to_vec(),
+            vec![S(b"-ERR TLS not avail".to_vec()), ServerCutOff(9), s("+OK\r\n+OK Logged in.\r\n")],
+        ]
+        .concat(),
+    );
+    assert_eq!(summary(&refused), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
 }
 
 /// A capability list whose middle was lost keeps what it named before and after the loss, and
