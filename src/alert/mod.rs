@@ -172,8 +172,8 @@ pub struct Credential {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_fingerprint: Option<String>,
     /// The capture holds only the start of the line that carried the credential (a snap length or
-    /// a loss cut it): it crossed in clear whole, but the user name may be cut short, and the
-    /// secret's length and fingerprint are not known.
+    /// a loss cut it): it crossed in clear whole, but the user name or the secret may be cut
+    /// short; the secret's length and fingerprint are given only when the secret was whole.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
 }

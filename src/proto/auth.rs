@@ -293,6 +293,11 @@ impl SaslExchange {
         }
         let step = match self.step(&decoded, position, ctx) {
             SaslStep::Malformed if ctx.line_cut => SaslStep::Continue,
+            // A challenge-response cut short too: what an observer holds is partial.
+            SaslStep::Captured(mut captured) if ctx.line_cut => {
+                captured.partial = true;
+                SaslStep::Captured(captured)
+            }
             step => step,
         };
         if matches!(step, SaslStep::Captured(_)) {

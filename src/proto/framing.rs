@@ -279,6 +279,14 @@ pub(super) fn wipe(partial: &mut Vec<u8>) {
     }
 }
 
+/// Whether the text after a negative status, in a line whose end was lost, may have lost a
+/// response code that would change its meaning (POP3's `[IN-USE]`, IMAP's
+/// `[AUTHORIZATIONFAILED]`): the cut came before any text, or inside a bracket.
+pub(super) fn response_code_may_be_cut(text: &[u8]) -> bool {
+    let text = text.trim_ascii_start();
+    text.is_empty() || (text.starts_with(b"[") && !text.contains(&b']'))
+}
+
 /// What a cut line holds whole: the words before its last blank (the last may be cut short).
 pub(super) fn whole_words(cut: &[u8]) -> &[u8] {
     let end = cut.iter().rposition(|byte| matches!(byte, b' ' | b'\t')).unwrap_or(0);

@@ -264,11 +264,12 @@ impl ManageSieveSession {
         }
     }
 
-    /// Whether a client line whose end was lost is read: `AUTHENTICATE` with an argument, a SASL
-    /// response (see [`Session::lose`](super::Session)).
+    /// Whether a client line whose end was lost is read: `AUTHENTICATE` with its initial response
+    /// begun (cut before it, the line may or may not have held one, and LOGIN's responses would
+    /// be taken one for the other), a SASL response (see [`Session::lose`](super::Session)).
     pub fn reads_cut_line(&self, line: &[u8]) -> bool {
         let (name, arguments) = split_word(line);
-        let authenticate = name.eq_ignore_ascii_case(b"AUTHENTICATE") && !arguments.is_empty();
+        let authenticate = name.eq_ignore_ascii_case(b"AUTHENTICATE") && !split_word(arguments).1.is_empty();
         let in_sasl = self.sasl.is_some() && self.pending.back() == Some(&Command::Authenticate);
         !self.starttls_pending && (authenticate || (in_sasl && line.starts_with(b"\"")))
     }

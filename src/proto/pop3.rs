@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use super::auth::{self, Captured, LostVerdict, PendingCredential, RawUser, SaslExchange, SaslStep};
-use super::framing::{whole_words, Next, Piece};
+use super::framing::{response_code_may_be_cut, Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
 use super::{is_blank, skip_blanks, split_command_word, split_verb, Ctx, DoneReason, Reply, Role};
@@ -151,13 +151,20 @@ impl Pop3Session {
         }
     }
 
-    /// Whether a client line whose end was lost is read: `USER`, `PASS`, `AUTH` with its
-    /// mechanism, a SASL response (see [`Session::lose`](super::Session)).
+    /// Whether a client line whose end was lost is read: `USER` or `PASS` with their argument
+    /// begun, `AUTH` with its initial response begun (cut before it, the line may or may not
+    /// have held one, and LOGIN's responses would be taken one for the other), a SASL response
+    /// (see [`Session::lose`](super::Session)).
     pub fn reads_cut_line(&self, line: &[u8]) -> bool {
         let (verb, after_verb) = split_verb(line);
-        let credential = ["USER", "PASS", "AUTH"].iter().any(|name| verb.eq_ignore_ascii_case(name.as_bytes()));
+        let argument = skip_blanks(after_verb);
+        let credential = if verb.eq_ignore_ascii_case(b"AUTH") {
+            !split_command_word(argument).1.is_empty()
+        } else {
+            (verb.eq_ignore_ascii_case(b"USER") || verb.eq_ignore_ascii_case(b"PASS")) && !after_verb.is_empty()
+        };
         let sasl_response = self.sasl.as_ref().is_some_and(|sasl| sasl.continues_with(line));
-        !self.starttls_pending && ((credential && !after_verb.is_empty()) || sasl_response)
+        !self.starttls_pending && (credential || sasl_response)
     }
 
     /// A client line whose end was lost: a credential in it is partial.
@@ -294,6 +301,10 @@ impl Pop3Session {
     /// A server line; `cut` when its end was lost (its status is still at its start, but a
     /// capability it lists may be cut short).
     fn on_server_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
+        if cut && line == b"+" {
+            // `+OK` or a SASL challenge: the cut leaves no telling.
+            return Reply::line();
+        }
         self.give_up_lost_verdict(ctx);
         if let Some(body_of) = self.in_body {
             // No capability is named like a status line (RFC 2449): one in a listing means the
@@ -314,7 +325,11 @@ impl Pop3Session {
         };
         if !self.greeting_seen && !self.client_spoke {
             self.greeting_seen = true;
-            self.info.set_greeting(if cut { whole_words(line) } else { line }, false, ctx.server_lines);
+            if cut {
+                self.info.set_cut_greeting(line, false, ctx.server_lines);
+            } else {
+                self.info.set_greeting(line, false, ctx.server_lines);
+            }
             return Reply::line();
         }
         if let Status::Continue = status {
@@ -343,7 +358,13 @@ impl Pop3Session {
             _ => {}
         }
         if let Some(command @ (Command::Pass | Command::Apop | Command::Auth)) = command {
-            let outcome = if ok || maildrop_in_use(line) { Outcome::Success } else { Outcome::Failure };
+            let outcome = if ok || maildrop_in_use(line) {
+                Outcome::Success
+            } else if cut && response_code_may_be_cut(line.get(4..).unwrap_or_default()) {
+                Outcome::Unknown
+            } else {
+                Outcome::Failure
+            };
             if let Some(position) = self.awaiting_verdict.iter().position(|(c, _)| *c == command) {
                 if let Some((_, pending)) = self.awaiting_verdict.remove(position) {
                     pending.emit(AppProto::Pop3, outcome, ctx);

@@ -8,6 +8,7 @@ use std::sync::{Arc, LazyLock};
 
 use aho_corasick::AhoCorasick;
 
+use super::framing::whole_words;
 use crate::alert::{Capabilities, ClientIdentity, Outcome, Remediation, ServerIdentity};
 use crate::keyed_hash::{KeyedMap, KeyedSet};
 
@@ -197,6 +198,14 @@ impl ServerInfo {
         self.greeting = Some(facts.greeting);
         self.software = facts.software;
         self.hostname = facts.hostname;
+    }
+
+    /// Records the server's first line from a line whose end was lost: its whole words, if any.
+    pub fn set_cut_greeting(&mut self, line: &[u8], hostname_first: bool, known: &mut ServerLines) {
+        let words = whole_words(line);
+        if !words.is_empty() {
+            self.set_greeting(words, hostname_first, known);
+        }
     }
 
     /// A new capability list starts: it replaces any earlier one. Only IMAP has LOGINDISABLED,

@@ -8,7 +8,7 @@
 use std::collections::VecDeque;
 
 use super::auth::{self, LostVerdict, PendingCredential, SaslExchange, SaslStep};
-use super::framing::{whole_words, Next, Piece};
+use super::framing::{Next, Piece};
 use super::server::ServerInfo;
 use super::{split_command_word, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
@@ -70,8 +70,8 @@ pub(crate) struct SmtpSession {
     pending: VecDeque<Command>,
     /// Lines of the current multi-line reply seen so far.
     reply_line: usize,
-    /// The EHLO reply being read lost lines to a gap: the lines after it add to its list (the
-    /// first of them is no new reply's first line).
+    /// The EHLO reply awaited or being read lost lines to a gap: the lines after it add to its
+    /// list (the first of them may be no reply's first line).
     ehlo_reply_cut: bool,
     sasl: Option<SaslExchange>,
     awaiting_verdict: Option<PendingCredential>,
@@ -94,7 +94,9 @@ impl SmtpSession {
 
     pub fn on_gap(&mut self, role: Role) {
         if role == Role::Server {
-            if self.reply_line > 0 && self.pending.front() == Some(&Command::Ehlo) {
+            if self.pending.front() == Some(&Command::Ehlo) {
+                // The EHLO reply lost lines, its first ones perhaps: what it names after the gap
+                // adds to what it named before, and absences are unknown.
                 self.info.capabilities_cut();
                 self.ehlo_reply_cut = true;
             }
@@ -147,11 +149,13 @@ impl SmtpSession {
         }
     }
 
-    /// Whether a client line whose end was lost is read: `AUTH` with its mechanism, a SASL
-    /// response, never message data (see [`Session::lose`](super::Session)).
+    /// Whether a client line whose end was lost is read: `AUTH` with its initial response begun
+    /// (cut before it, the line may or may not have held one, and LOGIN's responses would be
+    /// taken one for the other), a SASL response, never message data (see
+    /// [`Session::lose`](super::Session)).
     pub fn reads_cut_line(&self, line: &[u8]) -> bool {
         let (verb, argument) = split_command_word(line);
-        let auth = verb.eq_ignore_ascii_case(b"AUTH") && !argument.is_empty();
+        let auth = verb.eq_ignore_ascii_case(b"AUTH") && !split_command_word(argument).1.is_empty();
         let sasl_response = self.sasl.as_ref().is_some_and(|sasl| sasl.continues_with(line));
         !self.in_data && !self.starttls_pending && (auth || sasl_response)
     }
@@ -291,7 +295,11 @@ impl SmtpSession {
             // The greeting is one reply to its last line (RFC 5321 §4.2), whatever the client
             // said meanwhile.
             if first_of_reply && self.greeting == Greeting::Awaited {
-                self.info.set_greeting(if cut { whole_words(line) } else { line }, true, ctx.server_lines);
+                if cut {
+                    self.info.set_cut_greeting(line, true, ctx.server_lines);
+                } else {
+                    self.info.set_greeting(line, true, ctx.server_lines);
+                }
                 self.greeting = Greeting::Open;
             }
             if self.greeting == Greeting::Open && !continues {

@@ -1368,10 +1368,174 @@ fn a_cut_server_line_is_read_before_the_client_words_waiting_for_it() {
     assert_eq!(summary(&refused), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
 }
 
-/// A capability list whose middle was lost keeps what it named before and after the loss, and
-/// claims no absence, not even once its end comes.
+/// What a cut line leaves undecided stays so: a negative verdict cut before its response code
+/// (POP3's `[IN-USE]` and IMAP's `[AUTHORIZATIONFAILED]` would make it a right secret) is
+/// `unknown`, one whose text shows no code is a failure; an `AUTH` cut before its initial
+/// response starts nothing (the line may or may not have held one, and LOGIN's responses would
+/// be taken one for the other); a challenge-response cut short is partial.
 #[test]
-fn a_capability_list_with_a_lost_middle_claims_no_absence() {
+fn what_a_cut_line_leaves_undecided_stays_undecided() {
+    let pop3 = |verdict: &str| {
+        play(
+            110,
+            &[
+                s("+OK ready\r\n"),
+                c("USER alice\r\n"),
+                s("+OK\r\n"),
+                c("PASS hunter2\r\n"),
+                S(verdict.as_bytes().to_vec()),
+                ServerCutOff(20),
+            ],
+        )
+    };
+    assert_eq!(summary(&pop3("-ERR [IN-US")), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
+    assert_eq!(summary(&pop3("-ERR ")), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
+    assert_eq!(
+        summary(&pop3("-ERR [AUTH] Authentica")),
+        one("USER/PASS", "a***", Outcome::Failure, SecretKind::Password)
+    );
+    assert_eq!(
+        summary(&pop3("-ERR Authentication fa")),
+        one("USER/PASS", "a***", Outcome::Failure, SecretKind::Password)
+    );
+    let imap = |verdict: &str| {
+        play(
+            143,
+            &[s("* OK ready\r\n"), c("a1 LOGIN alice hunter2\r\n"), S(verdict.as_bytes().to_vec()), ServerCutOff(20)],
+        )
+    };
+    assert_eq!(summary(&imap("a1 NO [AUTHORIZ")), one("LOGIN", "a***", Outcome::Unknown, SecretKind::Password));
+    assert_eq!(
+        summary(&imap("a1 NO [AUTHENTICATIONFAILED] Au")),
+        one("LOGIN", "a***", Outcome::Failure, SecretKind::Password)
+    );
+
+    let hidden_initial_response = play(
+        587,
+        &[
+            s("220 mx ESMTP\r\n"),
+            c("EHLO laptop\r\n"),
+            s("250 AUTH LOGIN\r\n"),
+            C(b"AUTH LOGIN".to_vec()),
+            ClientCutOff(10),
+            s("334 UGFzc3dvcmQ6\r\n"),
+            C(format!("{}\r\n", b64(b"hunter2")).into_bytes()),
+            s("235 ok\r\n"),
+        ],
+    );
+    assert!(credentials(&hidden_initial_response).is_empty(), "{:?}", summary(&hidden_initial_response));
+
+    let client_first = b64(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL");
+    let server_first = b64(b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096");
+    let client_final = b64(b"c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts=");
+    let scram = play(
+        143,
+        &[
+            s("* OK ready\r\n"),
+            C(format!("a1 AUTHENTICATE SCRAM-SHA-1 {client_first}\r\n").into_bytes()),
+            S(format!("+ {server_first}\r\n").into_bytes()),
+            C(client_final.as_bytes()[..client_final.len() - 8].to_vec()),
+            ClientCutOff(10),
+            s("a1 OK done\r\n"),
+        ],
+    );
+    assert_eq!(
+        summary(&scram),
+        one("AUTHENTICATE SCRAM-SHA-1", "a***", Outcome::Success, SecretKind::ChallengeResponse)
+    );
+    assert!(credentials(&scram)[0].partial, "the proof was cut");
+}
+
+/// An IMAP APPEND whose line a snap length cut lost the message literal it announced: the
+/// client's lines after it are message text, never logins, until the server answers it.
+#[test]
+fn message_text_after_a_cut_append_is_never_a_login() {
+    let blob = b64(b"\0lol\0Canary-Decoy-1");
+    let events = play(
+        143,
+        &[
+            s("* OK ready\r\n"),
+            c("a4 LOGIN alice hunter2\r\n"),
+            s("a4 OK [CAPABILITY IMAP4rev1 UNAUTHENTICATE] done\r\n"),
+            c("a5 APPEND INBOX (\\Seen) {3"),
+            ClientCutOff(20),
+            c("a1 LOGIN mallory Canary-Decoy-2\r\n"),
+            C(format!("a2 AUTHENTICATE PLAIN {blob}").into_bytes()),
+            ClientCutOff(30),
+            c("x LOGIN ceo Canary-Dec"),
+            ClientCutOff(30),
+            s("a5 OK APPEND completed\r\n"),
+            c("a6 UNAUTHENTICATE\r\n"),
+            s("a6 OK\r\n"),
+            c("a7 LOGIN bob hunter3\r\n"),
+            s("a7 NO bad\r\n"),
+        ],
+    );
+    let expected = vec![
+        ("LOGIN".to_string(), Some("a***".to_string()), Outcome::Success, SecretKind::Password),
+        ("LOGIN".to_string(), Some("b***".to_string()), Outcome::Failure, SecretKind::Password),
+    ];
+    assert_eq!(summary(&events), expected);
+}
+
+/// A cut `AUTH` or `AUTHENTICATE` line is read only once its initial response has begun: cut at
+/// or in its mechanism, it may have held one or not, and LOGIN's next response would be taken for
+/// the user name when it is the password.
+#[test]
+fn a_cut_auth_line_is_read_only_with_its_initial_response_begun() {
+    let pop3 = pop3::Pop3Session::default();
+    for (line, read) in [(&b"AUTH LOGIN"[..], false), (b"AUTH LOGIN dX", true), (b"PASS h", true), (b"PAS", false)] {
+        assert_eq!(pop3.reads_cut_line(line), read, "pop3 {}", String::from_utf8_lossy(line));
+    }
+    let smtp = smtp::SmtpSession::default();
+    for (line, read) in [(&b"AUTH PLAIN "[..], false), (b"AUTH PLAIN AG", true), (b"MAIL FROM:<a@", false)] {
+        assert_eq!(smtp.reads_cut_line(line), read, "smtp {}", String::from_utf8_lossy(line));
+    }
+    let imap = imap::ImapSession::default();
+    for (line, read) in [
+        (&b"a1 AUTHENTICATE LOGIN"[..], false),
+        (b"a1 AUTHENTICATE LOGIN dX", true),
+        (b"a1 LOGIN al", true),
+        (b"a1 SELECT IN", false),
+    ] {
+        assert_eq!(imap.reads_cut_line(line), read, "imap {}", String::from_utf8_lossy(line));
+    }
+    let sieve = managesieve::ManageSieveSession::default();
+    for (line, read) in [(&b"AUTHENTICATE \"PLAIN\""[..], false), (b"AUTHENTICATE \"PLAIN\" \"AG", true)] {
+        assert_eq!(sieve.reads_cut_line(line), read, "managesieve {}", String::from_utf8_lossy(line));
+    }
+}
+
+/// An IMAP capability list in a cut line is read up to its last whole word: STARTTLS named
+/// before the cut counts, an absence does not; a greeting cut before its first blank is none.
+#[test]
+fn an_imap_capability_list_in_a_cut_line_counts_what_it_named() {
+    for (before, cut, starttls, listed) in [
+        (vec![], "* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PL", Some(true), ["IMAP4REV1", "STARTTLS"]),
+        (vec![], "* OK [CAPABILITY IMAP4rev1 AUTH=PLAIN STAR", None, ["IMAP4REV1", "AUTH=PLAIN"]),
+        (
+            vec![s("* OK ready\r\n"), c("a0 CAPABILITY\r\n")],
+            "* CAPABILITY IMAP4rev1 STARTTLS LOGINDIS",
+            Some(true),
+            ["IMAP4REV1", "STARTTLS"],
+        ),
+    ] {
+        let mut steps = before;
+        steps.extend([S(cut.as_bytes().to_vec()), ServerCutOff(30), c("a1 LOGIN alice hunter2\r\n"), s("a1 OK\r\n")]);
+        let events = play(143, &steps);
+        let credential = credentials(&events)[0];
+        assert_eq!(credential.server.starttls_offered, starttls, "{cut}");
+        assert_eq!(credential.server.login_disabled, None, "{cut}: LOGINDISABLED may have been cut");
+        assert_eq!(credential.server.capabilities.iter().collect::<Vec<_>>(), listed, "{cut}: no cut word");
+    }
+    let events = play(110, &[S(b"+OKready".to_vec()), ServerCutOff(30), c("USER alice\r\n"), s("+OK\r\n")]);
+    assert_eq!(session_record(&events).server.greeting, None);
+}
+
+/// A capability list whose middle or start was lost keeps what it named before and after the
+/// loss, and claims no absence, not even once its end comes.
+#[test]
+fn a_capability_list_with_a_lost_middle_or_start_claims_no_absence() {
     let events = play(
         25,
         &[
@@ -1387,6 +1551,19 @@ fn a_capability_list_with_a_lost_middle_claims_no_absence() {
     let server = &session_record(&events).server;
     assert_eq!(server.starttls_offered, None);
     assert_eq!(server.capabilities.iter().collect::<Vec<_>>(), ["PIPELINING", "8BITMIME"]);
+
+    let start_lost = play(
+        25,
+        &[
+            s("220 mx.example.test ESMTP\r\n"),
+            c("EHLO laptop\r\n"),
+            ServerLost(40),
+            s("250-SIZE 1024\r\n250 8BITMIME\r\n"),
+            c("QUIT\r\n"),
+            s("221 bye\r\n"),
+        ],
+    );
+    assert_eq!(session_record(&start_lost).server.starttls_offered, None, "the list's start was lost");
 }
 
 #[test]

@@ -19,7 +19,7 @@ use zeroize::Zeroizing;
 
 use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
 use super::detect::is_imap_tag;
-use super::framing::{whole_words, Next, Piece};
+use super::framing::{response_code_may_be_cut, whole_words, Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
 use super::{split_word, Ctx, DoneReason, ProtoConfig, Reply, Role};
@@ -226,6 +226,9 @@ pub(crate) struct ImapSession {
     /// A login succeeded and the session goes on, for UNAUTHENTICATE and the logins after it.
     /// Capabilities listed now describe the logged-in session, not the server's posture.
     logged_in: bool,
+    /// The tag of an `APPEND` whose line a gap cut with the message literal it announced: the
+    /// client's lines are message text until the server answers it.
+    message_unread: Option<Vec<u8>>,
 }
 
 /// Whether a capability list (words separated by spaces) holds UNAUTHENTICATE. Every capability
@@ -297,7 +300,7 @@ impl ImapSession {
     /// knows: not while a command is assembled across literals, a SASL exchange or STARTTLS's
     /// answer is awaited (the first line after a gap, see [`Session`](super::super::Session)).
     pub fn takes_as_command(&self, line: &[u8]) -> bool {
-        if self.assembly.is_some() || self.sasl.is_some() || self.starttls_pending {
+        if self.assembly.is_some() || self.sasl.is_some() || self.starttls_pending || self.message_unread.is_some() {
             return false;
         }
         let Ok(tokenized) = parser::tokenize(line) else { return false };
@@ -324,9 +327,10 @@ impl ImapSession {
         }
     }
 
-    /// Whether a client line whose end was lost is read: `LOGIN` or `AUTHENTICATE` with an
-    /// argument, begun on this line or before a literal, a SASL response (see
-    /// [`Session::lose`](super::super::Session)).
+    /// Whether a client line whose end was lost is read: `LOGIN` with its user name begun,
+    /// `AUTHENTICATE` with its initial response begun (cut before it, the line may or may not
+    /// have held one, and LOGIN's responses would be taken one for the other), either continued
+    /// after a literal, a SASL response (see [`Session::lose`](super::super::Session)).
     pub fn reads_cut_line(&self, line: &[u8]) -> bool {
         let logs_in = |command: Command| matches!(command, Command::Login | Command::Authenticate);
         let credential = match &self.assembly {
@@ -334,17 +338,27 @@ impl ImapSession {
             None => {
                 let (_tag, rest) = split_word(line);
                 let (name, arguments) = split_word(rest);
-                logs_in(Command::of(name)) && !arguments.is_empty()
+                match Command::of(name) {
+                    Command::Login => !arguments.is_empty(),
+                    Command::Authenticate => !split_word(arguments).1.is_empty(),
+                    _ => false,
+                }
             }
         };
         let sasl_response =
             self.assembly.is_none() && self.sasl.as_ref().is_some_and(|(_, sasl)| sasl.continues_with(line));
-        !self.starttls_pending && (credential || sasl_response)
+        !self.starttls_pending && self.message_unread.is_none() && (credential || sasl_response)
     }
 
     /// A client line whose end was lost: a credential in it is partial.
     fn on_cut_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         if !self.reads_cut_line(line) {
+            let (tag, rest) = split_word(line);
+            if self.assembly.is_none() && split_word(rest).0.eq_ignore_ascii_case(b"APPEND") {
+                // The literal it announced, a message, was cut off with it: what follows is
+                // message text, never commands, until the server answers it.
+                self.message_unread = Some(tag.to_vec());
+            }
             return Reply::line();
         }
         self.on_client_line(line, true, ctx)
@@ -353,7 +367,7 @@ impl ImapSession {
     /// A client line; `cut` when its end was lost (see [`ImapSession::on_cut_client_line`]).
     fn on_client_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
-        if self.starttls_pending {
+        if self.starttls_pending || self.message_unread.is_some() {
             return Reply::line();
         }
         if self.assembly.is_none() {
@@ -560,7 +574,7 @@ impl ImapSession {
         if tag == b"*" {
             let greeting = !self.greeting_seen && !self.client_spoke;
             if cut {
-                self.on_cut_untagged(line, ctx);
+                self.on_cut_untagged(status, text, line, ctx);
             } else {
                 self.on_untagged(status, text, line, ctx);
             }
@@ -572,7 +586,7 @@ impl ImapSession {
                 sasl.on_challenge();
             }
         } else if !tag.is_empty() {
-            return self.on_tagged(tag, status, text, ctx);
+            return self.on_tagged(tag, status, text, cut, ctx);
         }
         Reply::next(next)
     }
@@ -623,43 +637,70 @@ impl ImapSession {
             self.info.set_greeting(line, false, ctx.server_lines);
         }
         if status.eq_ignore_ascii_case(b"CAPABILITY") {
-            self.capabilities(text, ctx);
+            self.capabilities(text, false, ctx);
         } else if status.eq_ignore_ascii_case(b"OK") {
             if let Some(code) = parser::response_code(text) {
                 let (name, list) = split_word(code);
                 if name.eq_ignore_ascii_case(b"CAPABILITY") {
-                    self.capabilities(list, ctx);
+                    self.capabilities(list, false, ctx);
                 }
             }
         }
     }
 
     /// An untagged line whose end was lost: a greeting is seen (its whole words kept), a
-    /// capability list it held is not read (what it lost may be what matters).
-    fn on_cut_untagged(&mut self, line: &[u8], ctx: &mut Ctx<'_>) {
+    /// capability list it held is read up to its last whole word, and claims no absence (what it
+    /// lost may be what matters).
+    fn on_cut_untagged(&mut self, status: &[u8], text: &[u8], line: &[u8], ctx: &mut Ctx<'_>) {
         if !self.greeting_seen && !self.client_spoke {
             self.greeting_seen = true;
-            self.info.set_greeting(whole_words(line), false, ctx.server_lines);
+            self.info.set_cut_greeting(line, false, ctx.server_lines);
+        }
+        if status.eq_ignore_ascii_case(b"CAPABILITY") {
+            self.capabilities(whole_words(text), true, ctx);
+        } else if status.eq_ignore_ascii_case(b"OK") {
+            match parser::response_code(text) {
+                Some(code) => {
+                    let (name, list) = split_word(code);
+                    if name.eq_ignore_ascii_case(b"CAPABILITY") {
+                        self.capabilities(list, false, ctx);
+                    }
+                }
+                None => {
+                    let (name, list) = split_word(text.strip_prefix(b"[").unwrap_or_default());
+                    if name.eq_ignore_ascii_case(b"CAPABILITY") {
+                        self.capabilities(whole_words(list), true, ctx);
+                    }
+                }
+            }
         }
     }
 
     /// A capability list. Those sent while a login awaits its verdict or after it describe the
     /// session after it (servers announce post-login capabilities with it) and are not the
     /// server's posture; UNAUTHENTICATE counts wherever it is listed.
-    fn capabilities(&mut self, list: &[u8], ctx: &mut Ctx<'_>) {
+    /// `cut`: the list lost its end (see [`ServerInfo::capabilities_cut`]).
+    fn capabilities(&mut self, list: &[u8], cut: bool, ctx: &mut Ctx<'_>) {
         self.unauthenticate_offered |= lists_unauthenticate(list);
         if !self.awaiting_verdict.is_empty() || self.sasl.is_some() || self.logged_in {
             return;
         }
         self.info.set_imap_capabilities(list, ctx.server_lines);
+        if cut {
+            self.info.capabilities_cut();
+        }
     }
 
-    fn on_tagged(&mut self, tag: &[u8], status: &[u8], text: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+    /// A tagged status; `cut` when its line's end was lost.
+    fn on_tagged(&mut self, tag: &[u8], status: &[u8], text: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         let ok = status.eq_ignore_ascii_case(b"OK");
         if !ok && !status.eq_ignore_ascii_case(b"NO") && !status.eq_ignore_ascii_case(b"BAD") {
             return Reply::line();
         }
         let mut reply = Reply::line();
+        if self.message_unread.as_deref() == Some(tag) {
+            self.message_unread = None;
+        }
         // The server finished a command whose literal is still awaited: it refused it, and the
         // client will not send it.
         if self.assembly.as_ref().is_some_and(|a| a.tag == tag) {
@@ -676,8 +717,13 @@ impl ImapSession {
                 return self.logged_in(ctx).unwrap_or(reply);
             }
         }
-        let outcome =
-            if ok || secret_taken_but_not_authorized(status, text) { Outcome::Success } else { Outcome::Failure };
+        let outcome = if ok || secret_taken_but_not_authorized(status, text) {
+            Outcome::Success
+        } else if cut && response_code_may_be_cut(text) {
+            Outcome::Unknown
+        } else {
+            Outcome::Failure
+        };
         if let Some(i) = self.awaiting_verdict.iter().position(|(t, _)| t == tag) {
             if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
                 pending.emit(AppProto::Imap, outcome, ctx);
@@ -692,7 +738,7 @@ impl ImapSession {
                 if login {
                     self.unauthenticate_offered |= lists_unauthenticate(list);
                 } else {
-                    self.capabilities(list, ctx);
+                    self.capabilities(list, false, ctx);
                 }
             }
         }
