@@ -740,21 +740,25 @@ impl Session {
                 detector.greeting_lost();
             }
         }
-        if len == 0 {
-            return;
-        }
         // A server line the loss cut is read first: the client's held bytes may wait for it (a
         // greeting, STARTTLS's answer). Then whatever the client said before the gap comes before
         // it; past a gap in the server's bytes, the greeting may be what was lost.
-        let server_cut = if side == self.client { Cut::default() } else { self.read_cut_line(side, ctx) };
-        if self.done_reason().is_some() {
-            return;
+        let lost = len > 0;
+        let server_cut = if side == self.client || !lost { Cut::default() } else { self.read_cut_line(side, ctx) };
+        if self.done_reason().is_none() {
+            self.may_hold = false;
+            self.release_early_client(ctx);
         }
-        self.may_hold = false;
-        self.release_early_client(ctx);
-        let cut = if side == self.client { self.read_cut_line(side, ctx) } else { server_cut };
+        let cut = if side == self.client && lost && self.done_reason().is_none() {
+            self.read_cut_line(side, ctx)
+        } else {
+            server_cut
+        };
         if self.done_reason().is_none() {
             self.lose(side, len, cut, cut_off, ctx);
+        } else if lost {
+            // The cut line ended the session: the loss after it still counts.
+            ctx.stats.gaps += 1;
         }
     }
 

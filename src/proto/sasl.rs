@@ -211,27 +211,25 @@ impl std::fmt::Debug for PlainCredential {
 /// Empty fields are accepted: whether they are valid is for the server to judge, and the attempt
 /// crossed the wire either way. A third NUL makes the message ambiguous and returns `None`.
 pub fn parse_plain(decoded: &[u8]) -> Option<PlainCredential> {
-    let mut fields = decoded.splitn(3, |&byte| byte == 0);
-    let authzid = fields.next()?;
-    let authcid = fields.next()?;
-    let password = fields.next()?;
-    if password.contains(&0) {
-        return None;
-    }
-    Some(PlainCredential {
-        authzid: authzid.to_vec(),
-        authcid: authcid.to_vec(),
-        password: Secret::new(password.to_vec()),
-    })
+    plain_fields(decoded, false)
 }
 
 /// Parses the start of a decoded PLAIN message whose end a capture lost: what there is of the
 /// authentication identity and of the password (nothing, when the cut came before it).
 pub fn parse_plain_start(decoded: &[u8]) -> Option<PlainCredential> {
+    plain_fields(decoded, true)
+}
+
+/// The fields of a PLAIN message; `cut`: the password may be missing, lost with the message's end.
+fn plain_fields(decoded: &[u8], cut: bool) -> Option<PlainCredential> {
     let mut fields = decoded.splitn(3, |&byte| byte == 0);
     let authzid = fields.next()?;
     let authcid = fields.next()?;
-    let password = fields.next().unwrap_or_default();
+    let password = match fields.next() {
+        Some(password) => password,
+        None if cut => &[],
+        None => return None,
+    };
     if password.contains(&0) {
         return None;
     }
@@ -666,6 +664,21 @@ mod tests {
         assert!(parse_plain(b"tim").is_none());
         assert!(parse_plain(b"\0tim").is_none());
         assert!(parse_plain(b"\0tim\0pass\0extra").is_none());
+    }
+
+    /// The start of a message a capture cut: the password may be missing or begun; the base64
+    /// is read in whole groups of four.
+    #[test]
+    fn plain_start_takes_what_a_cut_left() {
+        let decoded = decode_base64(whole_base64_groups(b"AHRpbQB0YW5zdG")).unwrap();
+        let credential = parse_plain_start(&decoded).unwrap();
+        assert_eq!((credential.authcid.as_slice(), credential.password.is_empty()), (&b"tim"[..], false));
+        assert!(holds(&credential.password, b"tans"));
+        let credential = parse_plain_start(b"\0ti").unwrap();
+        assert_eq!((credential.authcid.as_slice(), credential.password.is_empty()), (&b"ti"[..], true));
+        assert!(parse_plain_start(b"tim").is_none(), "no authentication identity begun");
+        assert!(parse_plain_start(b"\0tim\0pa\0ss").is_none());
+        assert_eq!(whole_base64_groups(b" AHRpbQB "), b"AHRp");
     }
 
     #[test]
