@@ -10,7 +10,7 @@ mod support;
 
 use credwatch::capture::{LinkType, Timestamp};
 use credwatch::pcapwriter::{
-    write_pcap, ByteOrder, CapturedFrame, PcapOptions, PcapWriter, PcapngWriter, Resolution, DEFAULT_SNAPLEN,
+    write_pcap, write_pcap_cut, ByteOrder, CapturedFrame, PcapngWriter, Resolution, DEFAULT_SNAPLEN,
 };
 use support::*;
 
@@ -106,28 +106,18 @@ fn broken_captures() -> Vec<Broken> {
     // Snaplen 48: every record is cut to the IP and TCP headers and 8 payload bytes; the file
     // reads to its end, the login is a partial one (its user name cut short, the password's
     // start too), and a warning says why.
-    let options = PcapOptions { snaplen: 48, resolution: Resolution::Nanos, ..PcapOptions::new(LinkType::RAW) };
-    let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
-    for frame in &login {
-        writer.write_frame(frame).unwrap();
-    }
     captures.push(Broken {
         name: "snaplen-smaller-than-packets.pcap",
-        bytes: writer.into_inner().unwrap(),
+        bytes: write_pcap_cut(Vec::new(), &login, 48).unwrap(),
         expect: Expect { exit: 0, login_found: false, partial: true, message: &["snap length"] },
     });
 
     // Snaplen 36: every record is cut inside its TCP header (tcpdump's old default of 68 bytes
     // does that to Ethernet frames whose segments carry options); nothing can be read, and a
     // warning says why instead of a silent all-clear.
-    let options = PcapOptions { snaplen: 36, resolution: Resolution::Nanos, ..PcapOptions::new(LinkType::RAW) };
-    let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
-    for frame in &login {
-        writer.write_frame(frame).unwrap();
-    }
     captures.push(Broken {
         name: "snaplen-inside-the-headers.pcap",
-        bytes: writer.into_inner().unwrap(),
+        bytes: write_pcap_cut(Vec::new(), &login, 36).unwrap(),
         expect: Expect {
             exit: 0,
             login_found: false,

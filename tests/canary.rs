@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine as _;
-use credwatch::pcapwriter::{write_pcap_file, write_pcapng_file, Conversation, Link, PcapOptions, PcapWriter, Side};
+use credwatch::pcapwriter::{write_pcap_cut, write_pcap_file, write_pcapng_file, Conversation, Link, Side};
 use support::*;
 
 /// Commands and output formats to try. `{out}` stands for a file in a fresh
@@ -82,14 +82,9 @@ fn planted_logins(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<Planted>) {
         }
         files.push(path);
         for snaplen in SNAP_LENGTHS {
-            let options = PcapOptions { snaplen, ..PcapOptions::new(frames[0].link_type) };
-            let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
-            for frame in &frames {
-                writer.write_frame(frame).unwrap();
-            }
             let cut = dir.join("cut").join(format!("canary-{}-snaplen-{snaplen}.pcap", planted.len()));
             std::fs::create_dir_all(cut.parent().unwrap()).unwrap();
-            std::fs::write(&cut, writer.into_inner().unwrap()).unwrap();
+            std::fs::write(&cut, write_pcap_cut(Vec::new(), &frames, snaplen).unwrap()).unwrap();
             cut_files.push(cut);
         }
         planted.push(login);

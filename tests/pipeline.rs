@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use credwatch::pcapwriter::{
-    interleave, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption, Link,
-    PcapOptions, PcapWriter, Side, TunnelEnds,
+    interleave, write_pcap_cut, write_pcap_file, write_pcapng_file, CapturedFrame, Conversation, Encap, GeneveOption,
+    Link, Side, TunnelEnds,
 };
 use serde_json::Value;
 
@@ -661,13 +661,8 @@ fn logins_in_a_capture_cut_by_a_snap_length_keep_their_verdicts_and_claim_no_abs
         conversation.fin(Side::Client);
         let frames = conversation.frames().unwrap();
         let whole = write(dir.path(), &format!("{proto}-whole.pcap"), &frames);
-        let options = PcapOptions { snaplen: 128, ..PcapOptions::new(frames[0].link_type) };
-        let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
-        for frame in &frames {
-            writer.write_frame(frame).unwrap();
-        }
         let cut = dir.path().join(format!("{proto}-snaplen-128.pcap"));
-        std::fs::write(&cut, writer.into_inner().unwrap()).unwrap();
+        std::fs::write(&cut, write_pcap_cut(Vec::new(), &frames, 128).unwrap()).unwrap();
         for (path, starttls) in [(&whole, Value::Bool(true)), (&cut, Value::Null)] {
             for threads in [1, 2] {
                 let what = format!("{proto} in {}, {threads} thread(s)", path.display());
@@ -700,14 +695,8 @@ fn a_login_cut_by_a_snap_length_is_a_partial_credential() {
         .client(b"a2 LOGIN alice \"not-a-real-password, long enough to pass the snap length of this capture\"\r\n")
         .server(b"a2 OK Logged in\r\n")
         .fin(Side::Client);
-    let frames = conversation.frames().unwrap();
-    let options = PcapOptions { snaplen: 128, ..PcapOptions::new(frames[0].link_type) };
-    let mut writer = PcapWriter::new(Vec::new(), options).unwrap();
-    for frame in &frames {
-        writer.write_frame(frame).unwrap();
-    }
     let path = dir.path().join("imap-snaplen-128.pcap");
-    std::fs::write(&path, writer.into_inner().unwrap()).unwrap();
+    std::fs::write(&path, write_pcap_cut(Vec::new(), &conversation.frames().unwrap(), 128).unwrap()).unwrap();
     for threads in [1, 2] {
         let found = alerts(&path, threads);
         assert_one_login(&found, 143, "success", &format!("{threads} thread(s)"));

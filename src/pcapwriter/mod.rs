@@ -90,8 +90,14 @@ pub fn interleave(conversations: impl IntoIterator<Item = Vec<CapturedFrame>>) -
 /// Writes `frames` as a nanosecond, little-endian pcap file with the link type of the first frame
 /// (Ethernet if there is none); frames of another link type are refused, since pcap has only one.
 pub fn write_pcap<W: Write>(out: W, frames: &[CapturedFrame]) -> io::Result<W> {
+    write_pcap_cut(out, frames, DEFAULT_SNAPLEN)
+}
+
+/// [`write_pcap`] with every record cut to `snaplen` bytes, as `tcpdump -s` writes them: a
+/// capture that lost the ends of long frames.
+pub fn write_pcap_cut<W: Write>(out: W, frames: &[CapturedFrame], snaplen: u32) -> io::Result<W> {
     let link_type = frames.first().map_or(LinkType::ETHERNET, |frame| frame.link_type);
-    let options = PcapOptions { resolution: Resolution::Nanos, ..PcapOptions::new(link_type) };
+    let options = PcapOptions { resolution: Resolution::Nanos, snaplen, ..PcapOptions::new(link_type) };
     let mut writer = PcapWriter::new(out, options)?;
     for frame in frames {
         writer.write_frame(frame)?;
