@@ -313,6 +313,37 @@ impl Reply {
     }
 }
 
+/// The framer of one side and the other side's.
+fn this_and_other(framers: &mut [LineFramer; 2], side: Side) -> (&mut LineFramer, &mut LineFramer) {
+    let [lo, hi] = framers;
+    match side {
+        Side::Lo => (lo, hi),
+        Side::Hi => (hi, lo),
+    }
+}
+
+/// What the protocol's replies to the pieces of one side asked beyond that side's next mode:
+/// the other side's next mode, and the session's end.
+#[derive(Default)]
+struct Asked {
+    other: Option<Next>,
+    done: Option<DoneReason>,
+}
+
+impl Asked {
+    /// Notes a reply; returns the framer's next mode (none once the session ends).
+    fn note(&mut self, reply: Reply) -> Next {
+        if reply.other.is_some() {
+            self.other = reply.other;
+        }
+        if let Some(reason) = reply.done {
+            self.done = Some(reason);
+            return Next::Stop;
+        }
+        reply.next
+    }
+}
+
 /// What a loss did to the line it fell in (see [`Session::read_cut_line`]).
 #[derive(Clone, Copy, Debug, Default)]
 struct Cut {
@@ -649,13 +680,8 @@ impl Session {
         let Session { client, protocol, framers, early_client, server_resumes_at_line, .. } = self;
         let role = if side == *client { Role::Client } else { Role::Server };
         let client_held = role == Role::Server && early_client.is_some();
-        let [lo, hi] = framers;
-        let (framer, other_framer) = match side {
-            Side::Lo => (lo, hi),
-            Side::Hi => (hi, lo),
-        };
-        let mut other_next = None;
-        let mut done = None;
+        let (framer, other_framer) = this_and_other(framers, side);
+        let mut asked = Asked::default();
         let mut first_after_gap = framer.after_gap();
         let rest = framer.feed(data, &mut |piece| {
             let resumes_at_line = role == Role::Server && std::mem::take(server_resumes_at_line);
@@ -666,23 +692,16 @@ impl Session {
                     }
                 }
             }
-            let reply = dispatch(protocol, role, piece, ctx);
-            if reply.other.is_some() {
-                other_next = reply.other;
-            }
-            if let Some(reason) = reply.done {
-                done = Some(reason);
-                return Next::Stop;
-            }
-            if client_held && reply.next == Next::Line && protocol.reads_client() {
+            let next = asked.note(dispatch(protocol, role, piece, ctx));
+            if client_held && next == Next::Line && protocol.reads_client() {
                 return Next::Pause;
             }
-            reply.next
+            next
         });
-        if let Some(next) = other_next {
+        if let Some(next) = asked.other {
             other_framer.set_next(next);
         }
-        if let Some(reason) = done {
+        if let Some(reason) = asked.done {
             self.finish_as(reason, ctx);
             return &[];
         }
@@ -769,14 +788,9 @@ impl Session {
     fn read_cut_line(&mut self, side: Side, ctx: &mut Ctx<'_>) -> Cut {
         let role = if side == self.client { Role::Client } else { Role::Server };
         let Session { protocol, framers, server_resumes_at_line, .. } = self;
-        let [lo, hi] = framers;
-        let (framer, other_framer) = match side {
-            Side::Lo => (lo, hi),
-            Side::Hi => (hi, lo),
-        };
+        let (framer, other_framer) = this_and_other(framers, side);
         let first_after_gap = framer.after_gap();
-        let mut other_next = None;
-        let mut done = None;
+        let mut asked = Asked::default();
         let mut credential = false;
         let happened = framer.cut(&mut |piece| {
             if let Piece::Cut { line } = &piece {
@@ -794,17 +808,12 @@ impl Session {
             ctx.line_cut = role == Role::Client;
             let reply = dispatch(protocol, role, piece, ctx);
             ctx.line_cut = false;
-            other_next = reply.other.or(other_next);
-            if let Some(reason) = reply.done {
-                done = Some(reason);
-                return Next::Stop;
-            }
-            reply.next
+            asked.note(reply)
         });
-        if let Some(next) = other_next {
+        if let Some(next) = asked.other {
             other_framer.set_next(next);
         }
-        if let Some(reason) = done {
+        if let Some(reason) = asked.done {
             self.finish_as(reason, ctx);
         }
         Cut { happened, credential }
