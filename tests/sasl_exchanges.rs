@@ -1,21 +1,16 @@
 //! SASL exchanges whose end the capture does not show: the server's verdict lost (a gap) or never
 //! captured. The exchange must end there, its credential reported with outcome `unknown`, and
-//! every later command read as a command, so that no later login goes unreported. Captures are
-//! written by the repo's pcap writer; after a loss, the client's next command acknowledges the
-//! lost bytes and waits for them, so the scripts pause before the server answers it, as a live
-//! capture's clock would (the waiting segment goes in first, after the gap).
+//! every later command read as a command, so that no later login goes unreported. Sessions are
+//! scripted ([`common::script`]).
 //!
 //! And LOGIN exchanges whose prompts mislead: the reported user name is the first response,
 //! never the password.
 
 mod common;
 
-use std::net::SocketAddr;
-use std::time::Duration;
-
 use base64::Engine as _;
-use credwatch::pcapwriter::{write_pcap_file, Conversation, Side};
-use serde_json::Value;
+use common::script::Step::{Client, ClientSplit, Pause, Server, ServerLost};
+use common::script::{credentials, logins, run, Step};
 
 const SECRET: &str = "Zq9@SECRET-7731";
 
@@ -23,79 +18,11 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-/// One step of a scripted session.
-enum Step<'a> {
-    Client(&'a str),
-    Server(&'a str),
-    /// Server data whose every segment the capture lost.
-    ServerLost(&'a str),
-    /// Client data in segments of this many bytes.
-    ClientSplit(&'a str, usize),
-    /// Two seconds without a packet: segments held for lost bytes are let in by then.
-    Pause,
-}
-use Step::{Client, ClientSplit, Pause, Server, ServerLost};
-
-/// Writes one TCP session to a capture and returns what credwatch printed for it, as JSON lines
-/// and as raw text.
-fn run(server_port: u16, steps: &[Step<'_>], extra_args: &[&str]) -> (Vec<Value>, String) {
-    let client: SocketAddr = ([192, 0, 2, 60], 40_100).into();
-    let server: SocketAddr = ([198, 51, 100, 60], server_port).into();
-    let mut conversation = Conversation::new(client, server);
-    conversation.handshake().acknowledge_data(true);
-    for step in steps {
-        match step {
-            Client(text) => conversation.client(text.as_bytes()),
-            Server(text) => conversation.server(text.as_bytes()),
-            ServerLost(text) => conversation.server(text.as_bytes()).drop_last(0),
-            ClientSplit(text, size) => conversation.send_split(Side::Client, text.as_bytes(), &[*size]),
-            Pause => conversation.wait(Duration::from_secs(2)),
-        };
-    }
-    conversation.fin(Side::Client);
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("session.pcap");
-    write_pcap_file(&path, &conversation.frames().unwrap()).unwrap();
-    let mut args = vec!["read", "--format", "json"];
-    args.extend_from_slice(extra_args);
-    args.push(path.to_str().unwrap());
-    let output = common::credwatch(&args, &[]);
-    assert!(output.status.success(), "credwatch exit status {:?}", output.status);
-    let text = String::from_utf8_lossy(&output.stdout).into_owned();
-    (common::parse_lines(&output.stdout), text)
-}
-
-/// `(mechanism, user, outcome)` of each credential event, in order.
-fn credentials(events: &[Value]) -> Vec<(String, String, String)> {
-    let text = |v: &Value| v.as_str().unwrap_or("null").to_string();
-    events
-        .iter()
-        .filter(|e| e["event_type"] == "cleartext_credential" || e["event_type"] == "weak_credential")
-        .map(|e| {
-            let credential = &e["credential"];
-            (text(&credential["mechanism"]), text(&credential["username"]), text(&credential["outcome"]))
-        })
-        .collect()
-}
-
-fn logins(expected: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
-    expected.iter().map(|(m, u, o)| (m.to_string(), u.to_string(), o.to_string())).collect()
-}
-
 /// Runs `steps` with full user names and checks the credentials, and that the secret (nor its
-/// base64) is nowhere in the output (checked without printing it). After a gap the line framer
-/// drops the first server line, as it cannot tell whether the gap ended at a line's end: when
-/// `after_gap`, the last credential's outcome is not checked.
-fn check(server_port: u16, steps: &[Step<'_>], expected: &[(&str, &str, &str)], after_gap: bool) {
+/// base64) is nowhere in the output (checked without printing it).
+fn check(server_port: u16, steps: &[Step<'_>], expected: &[(&str, &str, &str)]) {
     let (events, text) = run(server_port, steps, &["--show-usernames"]);
-    let mut found = credentials(&events);
-    let mut expected = logins(expected);
-    if after_gap {
-        for last in [found.last_mut(), expected.last_mut()].into_iter().flatten() {
-            last.2.clear();
-        }
-    }
-    assert_eq!(found, expected);
+    assert_eq!(credentials(&events), logins(expected));
     assert!(!text.contains(SECRET) && !text.contains(&b64(SECRET.as_bytes())), "the secret appears in the output");
 }
 
@@ -117,7 +44,7 @@ fn plain_blob() -> String {
 fn imap_a_lost_tagged_verdict_does_not_hide_the_next_login() {
     let login = imap_login();
     let gssapi = format!("{}\r\n", b64(b"kerberos-ap-req"));
-    for (verdict, after_gap) in [(ServerLost("a NO GSSAPI failed\r\n"), true), (Server(""), false)] {
+    for verdict in [ServerLost("a NO GSSAPI failed\r\n"), Server("")] {
         check(
             143,
             &[
@@ -131,7 +58,6 @@ fn imap_a_lost_tagged_verdict_does_not_hide_the_next_login() {
                 Server("b OK logged in\r\n"),
             ],
             &[("LOGIN", "alice", "success")],
-            after_gap,
         );
     }
     // A credential completed in the exchange is reported, outcome unknown, and the next one too.
@@ -149,7 +75,6 @@ fn imap_a_lost_tagged_verdict_does_not_hide_the_next_login() {
             Server("b OK logged in\r\n"),
         ],
         &[("AUTHENTICATE PLAIN", "alice", "unknown"), ("LOGIN", "alice", "success")],
-        true,
     );
 }
 
@@ -157,7 +82,7 @@ fn imap_a_lost_tagged_verdict_does_not_hide_the_next_login() {
 fn pop3_a_lost_auth_verdict_does_not_take_the_next_reply() {
     let pass = format!("PASS {SECRET}\r\n");
     let gssapi = format!("{}\r\n", b64(b"kerberos-ap-req"));
-    for (verdict, after_gap) in [(ServerLost("-ERR failed\r\n"), true), (Server(""), false)] {
+    for verdict in [ServerLost("-ERR failed\r\n"), Server("")] {
         check(
             110,
             &[
@@ -173,7 +98,6 @@ fn pop3_a_lost_auth_verdict_does_not_take_the_next_reply() {
                 Server("+OK logged in\r\n"),
             ],
             &[("USER/PASS", "alice", "success")],
-            after_gap,
         );
     }
 }
@@ -183,7 +107,7 @@ fn smtp_a_lost_auth_verdict_does_not_hide_the_next_auth() {
     let plain = format!("AUTH PLAIN {}\r\n", plain_blob());
     let user = format!("{}\r\n", b64(b"alice"));
     let wrong = format!("{}\r\n", b64(b"wrong-pass"));
-    for (verdict, after_gap) in [(ServerLost("535 5.7.8 failed\r\n"), true), (Server(""), false)] {
+    for verdict in [ServerLost("535 5.7.8 failed\r\n"), Server("")] {
         check(
             587,
             &[
@@ -201,7 +125,6 @@ fn smtp_a_lost_auth_verdict_does_not_hide_the_next_auth() {
                 Server("235 2.7.0 ok\r\n"),
             ],
             &[("AUTH LOGIN", "alice", "unknown"), ("AUTH PLAIN", "alice", "success")],
-            after_gap,
         );
     }
 }
@@ -210,7 +133,7 @@ fn smtp_a_lost_auth_verdict_does_not_hide_the_next_auth() {
 fn managesieve_a_lost_verdict_does_not_hide_the_next_authenticate() {
     let plain = format!("AUTHENTICATE \"PLAIN\" \"{}\"\r\n", plain_blob());
     let wrong = format!("\"{}\"\r\n", b64(b"\0alice\0wrong-pass"));
-    for (verdict, after_gap) in [(ServerLost("NO \"failed\"\r\n"), true), (Server(""), false)] {
+    for verdict in [ServerLost("NO \"failed\"\r\n"), Server("")] {
         check(
             4190,
             &[
@@ -224,7 +147,6 @@ fn managesieve_a_lost_verdict_does_not_hide_the_next_authenticate() {
                 Server("OK \"Logged in.\"\r\n"),
             ],
             &[("AUTHENTICATE PLAIN", "alice", "unknown"), ("AUTHENTICATE PLAIN", "alice", "success")],
-            after_gap,
         );
     }
 }
@@ -249,7 +171,6 @@ fn an_exchange_goes_on_past_a_lost_challenge_and_split_responses() {
             Server("235 2.7.0 ok\r\n"),
         ],
         &[("AUTH LOGIN", "alice", "success")],
-        false,
     );
     // Responses cut into small segments, the verdict after them.
     let blob = format!("{}\r\n", plain_blob());
@@ -262,7 +183,6 @@ fn an_exchange_goes_on_past_a_lost_challenge_and_split_responses() {
             port,
             &[Server(greeting), Client(start), Server(challenge), ClientSplit(&blob, 3), Server(verdict)],
             &[(mechanism, "alice", "success")],
-            false,
         );
     }
 }
@@ -319,7 +239,7 @@ fn login_reports_the_first_response_as_the_user_whatever_the_prompts_say() {
                     .enumerate()
                     .map(|(i, text)| if i % 2 == 0 { Server(text) } else { Client(text) })
                     .collect();
-                check(port, &steps, &[(mechanism, "alice", "success")], false);
+                check(port, &steps, &[(mechanism, "alice", "success")]);
                 // Masking keeps what follows the last `@`: the default output names the first
                 // response only (a password shown as a user name would show its tail).
                 let (events, text) = run(port, &steps, &[]);
@@ -346,7 +266,6 @@ fn a_command_pipelined_behind_a_complete_credential_leaves_it_its_verdict() {
             Server("535 5.7.8 failed\r\n503 5.5.1 auth first\r\n"),
         ],
         &[("AUTH PLAIN", "alice", "failure")],
-        false,
     );
     check(
         143,
@@ -356,7 +275,6 @@ fn a_command_pipelined_behind_a_complete_credential_leaves_it_its_verdict() {
             Server("a OK logged in\r\nb OK selected\r\n"),
         ],
         &[("AUTHENTICATE PLAIN", "alice", "success")],
-        false,
     );
     check(
         110,
@@ -366,7 +284,6 @@ fn a_command_pipelined_behind_a_complete_credential_leaves_it_its_verdict() {
             Server("-ERR [AUTH] failed\r\n-ERR not logged in\r\n"),
         ],
         &[("AUTH PLAIN", "alice", "failure")],
-        false,
     );
     check(
         4190,
@@ -376,7 +293,6 @@ fn a_command_pipelined_behind_a_complete_credential_leaves_it_its_verdict() {
             Server("NO \"Authentication failed\"\r\nNO \"Not logged in\"\r\n"),
         ],
         &[("AUTHENTICATE PLAIN", "alice", "failure")],
-        false,
     );
 }
 

@@ -6,6 +6,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
 use std::collections::VecDeque;
+use std::fmt;
 use std::time::Duration;
 
 use super::key::{FlowKey, Side};
@@ -86,9 +87,16 @@ pub enum CloseReason {
 }
 
 /// What the table tells its handler about a flow.
-#[derive(Debug)]
 pub enum FlowEvent<'a> {
-    Data(Side, &'a [u8]),
+    /// Bytes of one side, in order.
+    Data {
+        side: Side,
+        bytes: &'a [u8],
+        /// The segment that brought them acknowledged exactly the bytes of the other side
+        /// delivered or given up as lost before them: its sender had received all of them and no
+        /// more. A client that speaks after a reply the capture lost shows so that it had it.
+        acked_all: bool,
+    },
     Gap(Side, u64),
     /// A gap of bytes the capture's snap length cut off the end of the last segment (see
     /// [`StreamChunk::CutOff`]).
@@ -98,6 +106,24 @@ pub enum FlowEvent<'a> {
     /// [`ReassemblyStats::overlaps_differing`].
     OverlapDifferentData(Side),
     Closed(CloseReason),
+}
+
+/// Prints the length of data, never its content.
+impl fmt::Debug for FlowEvent<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FlowEvent::Data { side, bytes, acked_all } => f
+                .debug_struct("Data")
+                .field("side", side)
+                .field("len", &bytes.len())
+                .field("acked_all", acked_all)
+                .finish(),
+            FlowEvent::Gap(side, len) => f.debug_tuple("Gap").field(side).field(len).finish(),
+            FlowEvent::CutOff(side, len) => f.debug_tuple("CutOff").field(side).field(len).finish(),
+            FlowEvent::OverlapDifferentData(side) => f.debug_tuple("OverlapDifferentData").field(side).finish(),
+            FlowEvent::Closed(reason) => f.debug_tuple("Closed").field(reason).finish(),
+        }
+    }
 }
 
 /// What the handler tells the table back.
@@ -170,16 +196,48 @@ struct Inspection<A> {
     /// last counted into the table's total.
     held: usize,
     waiting: Option<Box<Waiting>>,
+    /// The sequence number each side's FIN takes, once seen: an acknowledgement one past it
+    /// covers the FIN, not a byte still to come.
+    fin_at: [Option<u32>; 2],
 }
 
 impl<A> Inspection<A> {
+    fn new(streams: [StreamReassembler; 2], app: A, fins: [bool; 2]) -> Self {
+        // A FIN seen before any data lies where the stream starts.
+        let fin_at = [0, 1].map(|index| {
+            let start = streams.get(index).and_then(StreamReassembler::next_seq);
+            start.filter(|_| fins.get(index).copied().unwrap_or(false))
+        });
+        Inspection { streams, app, held: 0, waiting: None, fin_at }
+    }
+
+    /// Notes where a FIN of `side` lies.
+    fn note_fin(&mut self, side: Side, packet: &TcpPacket<'_>) {
+        if packet.flags.fin() {
+            let len = packet.payload.len() as u32 + packet.payload_missing + u32::from(packet.flags.syn());
+            if let Some(fin_at) = self.fin_at.get_mut(side.index()) {
+                *fin_at = Some(packet.seq.wrapping_add(len));
+            }
+        }
+    }
+
+    /// Whether an acknowledgement of `ack` covers exactly what `side`'s stream has delivered (or
+    /// given up as gaps), its FIN counted when it lies right after. Exactly: one further covers
+    /// bytes still to come (out of order, or lost and not given up yet), which may hold replies.
+    fn acknowledges_exactly(&self, side: Side, ack: u32) -> bool {
+        let Some(next) = self.streams.get(side.index()).and_then(StreamReassembler::next_seq) else { return false };
+        let fin = self.fin_at.get(side.index()).copied().flatten() == Some(next);
+        ack == next || (fin && ack == next.wrapping_add(1))
+    }
+
     /// Whether `side`'s stream has delivered (or given up as gaps) the bytes before `seq`, its FIN
-    /// after them counted when `fin`: what an acknowledgement from the other side may cover
-    /// without the handler hearing of it before those bytes. True until the stream starts:
-    /// nothing is known to wait for.
-    fn has_delivered(&self, side: Side, seq: u32, fin: bool) -> bool {
-        let next = self.streams.get(side.index()).and_then(StreamReassembler::next_seq);
-        next.is_none_or(|next| !seq::before(next.wrapping_add(u32::from(fin)), seq))
+    /// counted when `with_fin` and it lies right after them: what an acknowledgement from the
+    /// other side may cover without the handler hearing of it before those bytes. True until the
+    /// stream starts: nothing is known to wait for.
+    fn has_delivered(&self, side: Side, seq: u32, with_fin: bool) -> bool {
+        let Some(next) = self.streams.get(side.index()).and_then(StreamReassembler::next_seq) else { return true };
+        let fin = with_fin && self.fin_at.get(side.index()).copied().flatten() == Some(next);
+        !seq::before(next.wrapping_add(u32::from(fin)), seq)
     }
 }
 
@@ -232,7 +290,7 @@ impl WaitingSegment {
     }
 
     fn as_segment(&self) -> SegmentIn<'_> {
-        SegmentIn { seq: self.seq, payload: &self.payload, missing: self.missing }
+        SegmentIn { seq: self.seq, ack: Some(self.after), payload: &self.payload, missing: self.missing }
     }
 }
 
@@ -463,14 +521,14 @@ impl<H: FlowHandler> FlowTable<H> {
                 let mut budget =
                     Budget { limits: &self.limits, buffered_total: &mut uncounted, stats: &mut self.stats };
                 let overlap_reported = &mut flow.overlap_reported;
-                release_due(inspection, flow.fin, true, None, &info, ts, handler, &mut budget, overlap_reported);
+                release_due(inspection, true, None, &info, ts, handler, &mut budget, overlap_reported);
             }
             let Inspection { streams, app, .. } = &mut **inspection;
             for (side, stream) in [Side::Lo, Side::Hi].into_iter().zip(streams.iter_mut()) {
                 let mut inspect = Inspect::Continue;
                 stream.flush(&mut self.stats.reassembly, &mut |chunk| {
                     if inspect == Inspect::Continue {
-                        inspect = handler.event(&info, app, chunk_event(side, chunk), ts);
+                        inspect = handler.event(&info, app, chunk_event(side, chunk, false), ts);
                     }
                 });
             }
@@ -623,15 +681,16 @@ fn step<H: FlowHandler>(
         _ => {}
     }
     if packet.payload.is_empty() {
+        if let (true, Streams::Inspecting(inspection)) = (flags.fin(), &mut flow.streams) {
+            inspection.note_fin(side, packet);
+        }
         if flow.waiting {
             // Segments of the other side may have waited for this FIN, or long enough.
             let info = flow.info(key);
             if let Streams::Inspecting(inspection) = &mut flow.streams {
                 let overlap_reported = &mut flow.overlap_reported;
-                let fins = fins_with(flow.fin, side, flags.fin());
                 let sending = Sending::of(side, packet);
-                let inspect =
-                    release_due(inspection, fins, false, sending, &info, ts, handler, budget, overlap_reported);
+                let inspect = release_due(inspection, false, sending, &info, ts, handler, budget, overlap_reported);
                 flow.waiting = inspection.waiting.is_some();
                 let Inspection { streams, app, held, .. } = &mut **inspection;
                 account_held(streams, held, app, handler, budget);
@@ -652,29 +711,17 @@ fn step<H: FlowHandler>(
             }
         }
         let app = handler.open(&info);
-        flow.streams = Streams::Inspecting(Box::new(Inspection { streams, app, held: 0, waiting: None }));
+        flow.streams = Streams::Inspecting(Box::new(Inspection::new(streams, app, flow.fin)));
     }
     let standing = flow.reset_unconfirmed.then(|| stream_position(flow, side));
     let Streams::Inspecting(inspection) = &mut flow.streams else { return };
     let seq = if flags.syn() { packet.seq.wrapping_add(1) } else { packet.seq };
-    let fins = flow.fin;
-    let other_fin = fins.get(side.other().index()).copied().unwrap_or(false);
-    let acknowledges_undelivered = flags.ack() && !inspection.has_delivered(side.other(), packet.ack, other_fin);
-    let segment = SegmentIn { seq, payload: packet.payload, missing: packet.payload_missing };
+    inspection.note_fin(side, packet);
+    let acknowledges_undelivered = flags.ack() && !inspection.has_delivered(side.other(), packet.ack, true);
+    let ack = flags.ack().then_some(packet.ack);
+    let segment = SegmentIn { seq, ack, payload: packet.payload, missing: packet.payload_missing };
     let inspect = if flow.waiting || acknowledges_undelivered {
-        let fins = fins_with(fins, side, flags.fin());
-        step_out_of_order(
-            inspection,
-            &info,
-            side,
-            segment,
-            packet,
-            fins,
-            ts,
-            handler,
-            budget,
-            &mut flow.overlap_reported,
-        )
+        step_out_of_order(inspection, &info, side, segment, packet, ts, handler, budget, &mut flow.overlap_reported)
     } else {
         reassemble(inspection, &info, side, segment, ts, handler, budget, &mut flow.overlap_reported)
     };
@@ -690,14 +737,6 @@ fn step<H: FlowHandler>(
     finish_step(flow, side, packet, inspect, budget);
 }
 
-/// The FINs seen by side, with `side`'s counted when this packet carries one.
-fn fins_with(mut fins: [bool; 2], side: Side, fin: bool) -> [bool; 2] {
-    if let Some(seen) = fins.get_mut(side.index()) {
-        *seen |= fin;
-    }
-    fins
-}
-
 /// The close flags, then, when the handler has seen enough, the flow keeps only its TCP state.
 #[inline(always)]
 fn finish_step<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, inspect: Inspect, budget: &mut Budget<'_>) {
@@ -711,7 +750,7 @@ fn finish_step<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, inspec
 
 /// A data segment when the capture shows the two directions out of order (see [`Waiting`]): one
 /// that acknowledges bytes of the other side not delivered yet waits, any other goes in, and
-/// then whatever waited for it. `fins`: the FINs seen, this packet's included.
+/// then whatever waited for it.
 #[allow(clippy::too_many_arguments)]
 #[cold]
 fn step_out_of_order<H: FlowHandler>(
@@ -720,15 +759,13 @@ fn step_out_of_order<H: FlowHandler>(
     side: Side,
     segment: SegmentIn<'_>,
     packet: &TcpPacket<'_>,
-    fins: [bool; 2],
     ts: Timestamp,
     handler: &mut H,
     budget: &mut Budget<'_>,
     overlap_reported: &mut bool,
 ) -> Inspect {
     let len = segment.payload.len();
-    let other_fin = fins.get(side.other().index()).copied().unwrap_or(false);
-    let waits = packet.flags.ack() && !inspection.has_delivered(side.other(), packet.ack, other_fin);
+    let waits = packet.flags.ack() && !inspection.has_delivered(side.other(), packet.ack, true);
     let fits = budget.buffered_total.saturating_add(len) <= budget.limits.max_buffered_total;
     if !(waits && fits) {
         // Nothing to wait for (or no room to wait): in it goes, and what waited for it may follow.
@@ -737,7 +774,7 @@ fn step_out_of_order<H: FlowHandler>(
             return inspect;
         }
         let sending = Sending::of(side, packet);
-        return release_due(inspection, fins, false, sending, info, ts, handler, budget, overlap_reported);
+        return release_due(inspection, false, sending, info, ts, handler, budget, overlap_reported);
     }
     let after = packet.ack;
     budget.stats.segments_waited += 1;
@@ -747,7 +784,7 @@ fn step_out_of_order<H: FlowHandler>(
         queue.push_back(WaitingSegment::new(&segment, after, ts));
     }
     let over = waiting.segments() > WAITING_SEGMENTS || waiting.bytes() > budget.limits.reassembly.max_buffered;
-    release_due(inspection, fins, over, Sending::of(side, packet), info, ts, handler, budget, overlap_reported)
+    release_due(inspection, over, Sending::of(side, packet), info, ts, handler, budget, overlap_reported)
 }
 
 /// A side seen sending from `seq` on (a SYN or bytes, not a bare ACK or keepalive): segments
@@ -773,6 +810,8 @@ impl Sending {
 /// A data segment on its way to a reassembler.
 struct SegmentIn<'p> {
     seq: u32,
+    /// The acknowledgement number, when the ACK flag is set.
+    ack: Option<u32>,
     payload: &'p [u8],
     /// Bytes the snap length cut off after the payload.
     missing: u32,
@@ -793,6 +832,9 @@ fn reassemble<H: FlowHandler>(
     budget: &mut Budget<'_>,
     overlap_reported: &mut bool,
 ) -> Inspect {
+    // Buffered bytes this segment delivers behind its own take its acknowledgement: sent (or sent
+    // again) before any reply to them, it covers none.
+    let acked_all = segment.ack.is_some_and(|ack| inspection.acknowledges_exactly(side.other(), ack));
     let Inspection { streams, app, .. } = inspection;
     let stream = stream_of(streams, side);
     let mut inspect = Inspect::Continue;
@@ -802,7 +844,7 @@ fn reassemble<H: FlowHandler>(
     let limits = &budget.limits.reassembly;
     let mut deliver = |chunk: StreamChunk<'_>| {
         if inspect == Inspect::Continue {
-            inspect = handler.event(info, app, chunk_event(side, chunk), ts);
+            inspect = handler.event(info, app, chunk_event(side, chunk, acked_all), ts);
         }
     };
     stream.on_segment(segment.seq, segment.payload, limits, &mut stats.reassembly, &mut deliver);
@@ -821,7 +863,7 @@ fn reassemble<H: FlowHandler>(
         stats.memcap_skips += 1;
         stream.flush(&mut stats.reassembly, &mut |chunk| {
             if inspect == Inspect::Continue {
-                inspect = handler.event(info, app, chunk_event(side, chunk), ts);
+                inspect = handler.event(info, app, chunk_event(side, chunk, false), ts);
             }
         });
         *budget.buffered_total = budget.buffered_total.saturating_sub(after);
@@ -830,7 +872,7 @@ fn reassemble<H: FlowHandler>(
 }
 
 /// Lets in the waiting segments whose acknowledged bytes the other side's stream has delivered
-/// (its FIN counted by `fins`), the earliest captured first, until none is left that may. With
+/// (its FIN counted), the earliest captured first, until none is left that may. With
 /// `all` (the queues are over their bounds, or the flow ends), or once a segment has waited
 /// [`WAIT_PATIENCE`] by `ts` (and no packet `sending` shows its bytes coming), a segment held up
 /// by bytes that did not come goes in after the other side's stream gives them up as gaps (see
@@ -839,7 +881,6 @@ fn reassemble<H: FlowHandler>(
 #[cold]
 fn release_due<H: FlowHandler>(
     inspection: &mut Inspection<H::App>,
-    fins: [bool; 2],
     all: bool,
     sending: Option<Sending>,
     info: &FlowInfo,
@@ -850,7 +891,7 @@ fn release_due<H: FlowHandler>(
 ) -> Inspect {
     let mut inspect = Inspect::Continue;
     while inspect == Inspect::Continue {
-        let Some((side, index, give_up)) = next_to_release(inspection, fins, all, sending, ts) else { break };
+        let Some((side, index, give_up)) = next_to_release(inspection, all, sending, ts) else { break };
         let Some(waiting) = inspection.waiting.as_deref_mut() else { break };
         let Some(segment) = waiting.queues.get_mut(side.index()).and_then(|queue| queue.remove(index)) else { break };
         if waiting.segments() == 0 {
@@ -862,7 +903,7 @@ fn release_due<H: FlowHandler>(
             let awaited = side.other();
             let mut deliver = |chunk: StreamChunk<'_>| {
                 if inspect == Inspect::Continue {
-                    inspect = handler.event(info, app, chunk_event(awaited, chunk), ts);
+                    inspect = handler.event(info, app, chunk_event(awaited, chunk, false), ts);
                 }
             };
             let stream = stream_of(streams, awaited);
@@ -889,7 +930,6 @@ fn release_due<H: FlowHandler>(
 /// bytes it waits for are to be given up first; `None` while every one may still wait.
 fn next_to_release<A>(
     inspection: &Inspection<A>,
-    fins: [bool; 2],
     all: bool,
     sending: Option<Sending>,
     ts: Timestamp,
@@ -900,9 +940,7 @@ fn next_to_release<A>(
             waiting.queue(side).into_iter().flatten().enumerate().map(move |(index, segment)| (side, index, segment))
         })
     };
-    let delivered = |side: Side, seq: u32, with_fin: bool| {
-        inspection.has_delivered(side, seq, with_fin && fins.get(side.index()).copied().unwrap_or(false))
-    };
+    let delivered = |side: Side, seq: u32, with_fin: bool| inspection.has_delivered(side, seq, with_fin);
     let due = queued()
         .filter(|(side, _, segment)| delivered(side.other(), segment.after, true))
         .min_by_key(|(side, index, segment)| (segment.since, side.index(), *index));
@@ -969,9 +1007,10 @@ fn account_held<H: FlowHandler>(
     *counted = held;
 }
 
-fn chunk_event(side: Side, chunk: StreamChunk<'_>) -> FlowEvent<'_> {
+/// The event for a chunk of `side`'s stream; `acked_all` as in [`FlowEvent::Data`].
+fn chunk_event(side: Side, chunk: StreamChunk<'_>, acked_all: bool) -> FlowEvent<'_> {
     match chunk {
-        StreamChunk::Data(data) => FlowEvent::Data(side, data),
+        StreamChunk::Data(bytes) => FlowEvent::Data { side, bytes, acked_all },
         StreamChunk::Gap(len) => FlowEvent::Gap(side, len),
         StreamChunk::CutOff(len) => FlowEvent::CutOff(side, len),
     }
@@ -1108,7 +1147,7 @@ mod tests {
         fn open(&mut self, _info: &FlowInfo) {}
         fn event(&mut self, _info: &FlowInfo, _app: &mut (), event: FlowEvent<'_>, _ts: Timestamp) -> Inspect {
             match event {
-                FlowEvent::Data(..) => {
+                FlowEvent::Data { .. } => {
                     self.data_events += 1;
                     Inspect::Stop
                 }
@@ -1221,8 +1260,8 @@ mod tests {
             Vec::new()
         }
         fn event(&mut self, _info: &FlowInfo, app: &mut Vec<u8>, event: FlowEvent<'_>, _ts: Timestamp) -> Inspect {
-            if let FlowEvent::Data(_, data) = event {
-                app.extend_from_slice(data);
+            if let FlowEvent::Data { bytes, .. } = event {
+                app.extend_from_slice(bytes);
             }
             Inspect::Continue
         }
@@ -1264,18 +1303,29 @@ mod tests {
         assert_eq!(table.buffered_bytes(), 0, "closing flows gives their bytes back");
     }
 
-    /// Records the bytes it hears, in order, by side.
+    /// Records the bytes it hears, in order, by side, and the gaps among them.
     #[derive(Default)]
     struct Recorder {
         heard: Vec<(Side, Vec<u8>)>,
+        /// Every data and gap event as text: `C:` or `S:` and the bytes with whether their segment
+        /// acknowledged all of the other side (`+`) or not (`-`); `C gap N`, `S gap N`.
+        timeline: Vec<String>,
     }
 
     impl FlowHandler for Recorder {
         type App = ();
         fn open(&mut self, _info: &FlowInfo) {}
         fn event(&mut self, _info: &FlowInfo, _app: &mut (), event: FlowEvent<'_>, _ts: Timestamp) -> Inspect {
-            if let FlowEvent::Data(side, data) = event {
-                self.heard.push((side, data.to_vec()));
+            let who = |side: Side| if side == Side::Lo { "C" } else { "S" };
+            match event {
+                FlowEvent::Data { side, bytes, acked_all } => {
+                    self.heard.push((side, bytes.to_vec()));
+                    let acked = if acked_all { '+' } else { '-' };
+                    let text = String::from_utf8_lossy(bytes);
+                    self.timeline.push(format!("{}{acked}{}", who(side), text.trim_end()));
+                }
+                FlowEvent::Gap(side, len) => self.timeline.push(format!("{} gap {len}", who(side))),
+                _ => {}
             }
             Inspect::Continue
         }
@@ -1334,6 +1384,52 @@ mod tests {
         table.process(&acking(true, PSH_ACK, 117, 539, b"QUIT\r\n"), at(2), &mut handler);
         assert_eq!(heard(&handler)[3..], [&b"PASS b\r\n"[..], b"-ERR\r\n", b"QUIT\r\n"]);
         assert_eq!(table.stats.segments_waited, 1);
+    }
+
+    #[test]
+    fn data_tells_whether_its_segment_acknowledged_exactly_the_other_sides_bytes() {
+        // In order, each segment acknowledges all the other side sent: its sender had it all.
+        let (mut table, mut handler) = greeted();
+        for packet in login() {
+            table.process(&packet, at(1), &mut handler);
+        }
+        assert_eq!(handler.timeline[1..], ["C+USER a", "S++OK", "C+PASS b", "S+-ERR"]);
+        // A command sent before the reply before it came (pipelined) acknowledges less.
+        table.process(&acking(true, PSH_ACK, 117, 513, b"QUIT\r\n"), at(1), &mut handler);
+        assert_eq!(handler.timeline.last().map(String::as_str), Some("C-QUIT"));
+        // A reply the capture lost: the next command, which acknowledged it, waits for it, goes in
+        // after its gap, and shows its sender had received it.
+        let (mut table, mut handler) = greeted();
+        let [user, _lost_reply, pass, _] = login();
+        table.process(&user, at(1), &mut handler);
+        table.process(&pass, at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 513, 117, b"+OK in\r\n"), at(1), &mut handler);
+        table.process(&acking(true, PSH_ACK, 117, 521, b"STAT\r\n"), at(3), &mut handler);
+        assert_eq!(handler.timeline[1..], ["C+USER a", "S gap 5", "C+PASS b", "S++OK in", "C+STAT"]);
+    }
+
+    #[test]
+    fn a_fin_beyond_bytes_the_capture_lost_does_not_stand_for_them() {
+        // PASS's line end is lost; the reply acknowledges it, and the client's FIN comes after it.
+        // The FIN does not cover the lost byte: the reply goes in after its gap, not before it.
+        let (mut table, mut handler) = greeted();
+        let [user, ok, _, _] = login();
+        table.process(&user, at(1), &mut handler);
+        table.process(&ok, at(1), &mut handler);
+        table.process(&acking(true, PSH_ACK, 109, 513, b"PASS b\r"), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 513, 117, b"-ERR\r\n"), at(1), &mut handler);
+        table.process(&acking(true, FIN_ACK, 117, 519, b""), at(1), &mut handler);
+        table.process(&acking(false, FIN_ACK, 519, 118, b""), at(1), &mut handler);
+        table.process(&acking(true, ACK, 118, 520, b""), at(1), &mut handler);
+        table.close_all(&mut handler);
+        assert_eq!(handler.timeline[3..], ["C+PASS b", "C gap 1", "S+-ERR"]);
+        // A FIN right after the bytes delivered is what an acknowledgement one past them covers:
+        // the reply to a QUIT sent with its FIN goes in at once.
+        let (mut table, mut handler) = greeted();
+        table.process(&acking(true, FIN_ACK | PSH_ACK, 101, 508, b"QUIT\r\n"), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 508, 108, b"+OK bye\r\n"), at(1), &mut handler);
+        assert_eq!(handler.timeline[1..], ["C+QUIT", "S++OK bye"]);
+        assert_eq!(table.stats.segments_waited, 0);
     }
 
     #[test]
@@ -1849,9 +1945,9 @@ mod tests {
         }
         fn event(&mut self, info: &FlowInfo, app: &mut Vec<u8>, event: FlowEvent<'_>, _ts: Timestamp) -> Inspect {
             match event {
-                FlowEvent::Data(_, _) if info.key.lo.port % 2 == 1 => Inspect::Stop,
-                FlowEvent::Data(_, data) => {
-                    app.extend_from_slice(data);
+                FlowEvent::Data { .. } if info.key.lo.port % 2 == 1 => Inspect::Stop,
+                FlowEvent::Data { bytes, .. } => {
+                    app.extend_from_slice(bytes);
                     Inspect::Continue
                 }
                 _ => Inspect::Continue,

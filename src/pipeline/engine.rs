@@ -34,6 +34,7 @@ impl FlowHandler for Inspector {
         let mut ctx = Ctx {
             ts,
             line_cut: false,
+            acked_all: false,
             config: &self.config,
             events: &mut self.scratch,
             stats: &mut self.stats,
@@ -43,7 +44,7 @@ impl FlowHandler for Inspector {
             (Some(session), _) => session,
             // A gap before any data (the server's greeting lost) matters to the session: it
             // starts with it.
-            (None, FlowEvent::Data(..) | FlowEvent::Gap(..) | FlowEvent::CutOff(..)) => {
+            (None, FlowEvent::Data { .. } | FlowEvent::Gap(..) | FlowEvent::CutOff(..)) => {
                 let (client, certain) = roles(info, &self.config);
                 let server_port = info.key.endpoint(client.other()).port;
                 let server_opening_seen = info.saw_syn_from(client.other());
@@ -52,7 +53,10 @@ impl FlowHandler for Inspector {
             (None, FlowEvent::Closed(_) | FlowEvent::OverlapDifferentData(_)) => return Inspect::Continue,
         };
         match event {
-            FlowEvent::Data(side, data) => session.on_data(side, data, &mut ctx),
+            FlowEvent::Data { side, bytes, acked_all } => {
+                ctx.acked_all = acked_all;
+                session.on_data(side, bytes, &mut ctx);
+            }
             FlowEvent::Gap(side, len) => session.on_gap(side, len, &mut ctx),
             FlowEvent::CutOff(side, len) => session.on_cut_off(side, len, &mut ctx),
             FlowEvent::Closed(_) => session.close(&mut ctx),

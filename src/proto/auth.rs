@@ -107,6 +107,28 @@ impl LostVerdict {
     }
 }
 
+/// Server bytes were lost after the client's last command was read. A client sends its next
+/// command once it has the replies to its last ones: when that command shows the client had
+/// received exactly the server's bytes so far, the lost ones included ([`Ctx::acked_all`]), the
+/// replies its earlier commands still await were among them, or among lines after them that did
+/// not read as replies, and will not come. The next reply is then the new command's: without
+/// this, every reply after a lost one answers the command before its own (a refused password
+/// reported accepted, and the other way round). A client pipelining its next command before the
+/// replies to the last ones (having received nothing more) is the exception this cannot tell.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LostReplies(bool);
+
+impl LostReplies {
+    pub fn on_server_gap(&mut self) {
+        self.0 = true;
+    }
+
+    /// A client command is about to be read: whether the replies awaited before it were lost.
+    pub fn take(&mut self, ctx: &Ctx<'_>) -> bool {
+        std::mem::take(&mut self.0) && ctx.acked_all
+    }
+}
+
 /// Takes the last `auth` command out of a queue of commands awaiting their replies in order: its
 /// verdict will not be seen, and the next reply answers the command it belongs to.
 pub(crate) fn forget_last<C: PartialEq>(pending: &mut VecDeque<C>, auth: &C) {

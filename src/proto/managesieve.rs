@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 
 use zeroize::Zeroizing;
 
-use super::auth::{self, LostVerdict, PendingCredential, SaslExchange, SaslStep};
+use super::auth::{self, LostReplies, LostVerdict, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::imap::parser::{tokenize, tokenize_cut, LineEnd, Token, Tokenized};
 use super::server::ServerInfo;
@@ -91,9 +91,10 @@ pub(crate) struct ManageSieveSession {
     pending: VecDeque<Command>,
     sasl: Option<SaslExchange>,
     /// This and the literal are boxed: they are rare, and every inspected flow's box holds the
-    /// largest of the sessions (SMTP's is, and stays so).
+    /// largest of the sessions (IMAP's is).
     awaiting_verdict: Option<Box<PendingCredential>>,
     verdict_lost: LostVerdict,
+    replies_lost: LostReplies,
     literal: Option<Box<Literal>>,
     unknown_in_a_row: u32,
     /// The server listed UNAUTHENTICATE (RFC 5804 §2.14.1): a client logged in may return to the
@@ -169,6 +170,21 @@ impl ManageSieveSession {
                 sasl.on_server_gap();
             }
             self.verdict_lost.on_server_gap(self.awaiting_verdict.is_some(), &self.pending, &Command::Authenticate);
+            self.replies_lost.on_server_gap();
+        }
+    }
+
+    /// The replies every command still awaits were lost ([`LostReplies`]): a credential among
+    /// them is reported with outcome unknown, a capability list lost says nothing of what is
+    /// absent.
+    fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
+        if self.pending.contains(&Command::Capability) {
+            self.info.capabilities_cut();
+        }
+        self.pending.clear();
+        self.sasl = None;
+        if let Some(pending) = self.awaiting_verdict.take() {
+            pending.emit(AppProto::ManageSieve, Outcome::Unknown, ctx);
         }
     }
 
@@ -323,6 +339,9 @@ impl ManageSieveSession {
             // Another AUTHENTICATE before the last one's verdict: a client waits for it, so it
             // was lost.
             self.end_sasl_without_verdict(ctx);
+        }
+        if self.replies_lost.take(ctx) {
+            self.forget_replies(ctx);
         }
         let Some(Token::Atom(verb)) = tokens.next() else {
             return self.unknown_command();

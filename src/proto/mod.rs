@@ -140,6 +140,12 @@ pub struct Ctx<'a> {
     pub ts: Timestamp,
     /// The client line being read lost its end ([`Piece::Cut`]): a credential in it is partial.
     pub line_cut: bool,
+    /// The bytes being read came in a segment that acknowledged exactly the other side's bytes
+    /// delivered or lost before them ([`FlowEvent::Data`](crate::flow::FlowEvent)). Set by the
+    /// caller of [`Session::on_data`], which keeps it for the client bytes it reads as they came
+    /// (not those it held for a server's line), so that a protocol reading a client's command
+    /// knows whether the client had received every reply sent before it.
+    pub acked_all: bool,
     pub config: &'a ProtoConfig,
     pub events: &'a mut Vec<ProtoEvent>,
     pub stats: &'a mut ProtoStats,
@@ -162,6 +168,7 @@ impl CtxParts {
         Ctx {
             ts,
             line_cut: false,
+            acked_all: false,
             config: &self.config,
             events: &mut self.events,
             stats: &mut self.stats,
@@ -368,6 +375,9 @@ pub struct Session {
     /// acknowledgements showed sent, a whole reply), or the gap cut a line whose start was read.
     /// Until the server's next line is read.
     server_resumes_at_line: bool,
+    /// The client's bytes read last came in a segment that acknowledged all the server's bytes
+    /// ([`Ctx::acked_all`]): a line of theirs that a loss cuts was sent so.
+    client_acked_all: bool,
     inspected: u64,
     /// The server port is an implicit-TLS port: what comes is TLS, unless the flow's first bytes
     /// are not.
@@ -448,6 +458,7 @@ impl Session {
             framers: [LineFramer::new(config.max_line), LineFramer::new(config.max_line)],
             seen_data: [false, false],
             server_resumes_at_line: false,
+            client_acked_all: false,
             inspected: 0,
             may_hold: roles_certain && server_opening_seen,
             implicit_tls,
@@ -518,6 +529,7 @@ impl Session {
     /// answer is held, and read once the server refused TLS (it ran those commands in clear); if
     /// the server accepted, they were injected into what it took for TLS (an anomaly).
     pub fn on_data(&mut self, side: Side, data: &[u8], ctx: &mut Ctx<'_>) {
+        let acked_all = std::mem::take(&mut ctx.acked_all);
         if self.done_reason().is_some() || data.is_empty() {
             return;
         }
@@ -577,11 +589,20 @@ impl Session {
                 || self.protocol.client_waits_for_server()
                 || (may_hold && self.protocol.client_may_talk_first(data)))
         {
+            self.client_acked_all = false;
             if self.hold_client(data, ctx) {
                 return;
             }
         } else {
+            if from_client && acked_all {
+                self.client_had_all_server_bytes();
+            }
+            if from_client {
+                self.client_acked_all = acked_all;
+            }
+            ctx.acked_all = from_client && acked_all;
             let rest = self.frame(side, data, ctx);
+            ctx.acked_all = false;
             if from_client {
                 // The client's line asked to wait for the server's answer (STARTTLS).
                 self.hold_client(rest, ctx);
@@ -596,6 +617,16 @@ impl Session {
         if self.done_reason().is_none() && self.inspected > ctx.config.inspection_depth {
             ctx.stats.depth_exceeded += 1;
             self.finish(DoneReason::DepthExceeded, ctx);
+        }
+    }
+
+    /// The client spoke having received exactly the server's bytes so far ([`Ctx::acked_all`]):
+    /// if they ended with a gap, the server's next line starts one. A client speaks after a
+    /// whole reply, so what it had received ended at a line's end.
+    fn client_had_all_server_bytes(&mut self) {
+        let server = self.framers.get(self.client.other().index());
+        if server.is_some_and(|framer| framer.after_gap() && framer.buffered() == 0) {
+            self.server_resumes_at_line = true;
         }
     }
 
@@ -787,7 +818,7 @@ impl Session {
     /// earlier gap is read only if the session would read it whole there.
     fn read_cut_line(&mut self, side: Side, ctx: &mut Ctx<'_>) -> Cut {
         let role = if side == self.client { Role::Client } else { Role::Server };
-        let Session { protocol, framers, server_resumes_at_line, .. } = self;
+        let Session { protocol, framers, server_resumes_at_line, client_acked_all, .. } = self;
         let (framer, other_framer) = this_and_other(framers, side);
         let first_after_gap = framer.after_gap();
         let mut asked = Asked::default();
@@ -806,8 +837,10 @@ impl Session {
                 credential = role == Role::Client && protocol.reads_cut_client_line(line);
             }
             ctx.line_cut = role == Role::Client;
+            ctx.acked_all = role == Role::Client && *client_acked_all;
             let reply = dispatch(protocol, role, piece, ctx);
             ctx.line_cut = false;
+            ctx.acked_all = false;
             asked.note(reply)
         });
         if let Some(next) = asked.other {

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::auth::{self, Captured, LostVerdict, PendingCredential, RawUser, SaslExchange, SaslStep};
+use super::auth::{self, Captured, LostReplies, LostVerdict, PendingCredential, RawUser, SaslExchange, SaslStep};
 use super::framing::{response_code_may_be_cut, Next, Piece};
 use super::secret::Secret;
 use super::server::ServerInfo;
@@ -84,6 +84,7 @@ pub(crate) struct Pop3Session {
     sasl: Option<SaslExchange>,
     awaiting_verdict: VecDeque<(Command, PendingCredential)>,
     verdict_lost: LostVerdict,
+    replies_lost: LostReplies,
     unknown_in_a_row: u8,
 }
 
@@ -109,6 +110,20 @@ impl Pop3Session {
             }
             let awaited = self.awaiting_verdict.iter().any(|(command, _)| *command == Command::Auth);
             self.verdict_lost.on_server_gap(awaited, &self.pending_commands, &Command::Auth);
+            self.replies_lost.on_server_gap();
+        }
+    }
+
+    /// The replies every command still awaits were lost ([`LostReplies`]): credentials among them
+    /// are reported with outcome unknown, a capability list lost says nothing of what is absent.
+    fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
+        if self.pending_commands.contains(&Command::Capa) {
+            self.info.capabilities_cut();
+        }
+        self.pending_commands.clear();
+        self.sasl = None;
+        while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
+            pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
         }
     }
 
@@ -193,6 +208,9 @@ impl Pop3Session {
             } else {
                 self.end_sasl_without_verdict(ctx);
             }
+        }
+        if self.replies_lost.take(ctx) {
+            self.forget_replies(ctx);
         }
         let (verb, after_verb) = split_verb(line);
         let argument = skip_blanks(after_verb);

@@ -7,7 +7,7 @@
 
 use std::collections::VecDeque;
 
-use super::auth::{self, LostVerdict, PendingCredential, SaslExchange, SaslStep};
+use super::auth::{self, LostReplies, LostVerdict, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::server::ServerInfo;
 use super::{split_command_word, Ctx, DoneReason, Reply, Role};
@@ -68,14 +68,16 @@ pub(crate) struct SmtpSession {
     /// the hold's bound) are dropped.
     starttls_pending: bool,
     pending: VecDeque<Command>,
-    /// Lines of the current multi-line reply seen so far.
-    reply_line: usize,
+    /// A multi-line reply has begun: its last line so far said more follow.
+    reply_continues: bool,
     /// The EHLO reply awaited or being read lost lines to a gap: the lines after it add to its
     /// list (the first of them may be no reply's first line).
     ehlo_reply_cut: bool,
     sasl: Option<SaslExchange>,
-    awaiting_verdict: Option<PendingCredential>,
+    /// Boxed: rare, and every inspected flow's box holds the largest of the sessions.
+    awaiting_verdict: Option<Box<PendingCredential>>,
     verdict_lost: LostVerdict,
+    replies_lost: LostReplies,
     /// The client is sending message data (after DATA, until the lone `.`).
     in_data: bool,
     unknown_in_a_row: u8,
@@ -100,7 +102,7 @@ impl SmtpSession {
                 self.info.capabilities_cut();
                 self.ehlo_reply_cut = true;
             }
-            self.reply_line = 0;
+            self.reply_continues = false;
             if self.greeting == Greeting::Open {
                 self.greeting = Greeting::Over;
             }
@@ -108,6 +110,22 @@ impl SmtpSession {
                 sasl.on_server_gap();
             }
             self.verdict_lost.on_server_gap(self.awaiting_verdict.is_some(), &self.pending, &Command::Auth);
+            self.replies_lost.on_server_gap();
+        }
+    }
+
+    /// The replies every command still awaits were lost ([`LostReplies`]): a credential among
+    /// them is reported with outcome unknown, an EHLO reply lost says nothing of what is absent.
+    fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
+        if self.pending.contains(&Command::Ehlo) {
+            self.info.capabilities_cut();
+        }
+        self.pending.clear();
+        self.reply_continues = false;
+        self.ehlo_reply_cut = false;
+        self.sasl = None;
+        if let Some(pending) = self.awaiting_verdict.take() {
+            pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
         }
     }
 
@@ -197,6 +215,9 @@ impl SmtpSession {
             // Another AUTH before the last one's verdict: a client waits for it, so it was lost.
             self.end_sasl_without_verdict(ctx);
         }
+        if self.replies_lost.take(ctx) {
+            self.forget_replies(ctx);
+        }
         let (verb, argument) = split_command_word(line);
         let is = |name: &[u8]| verb.eq_ignore_ascii_case(name);
         let mut next = Next::Line;
@@ -249,7 +270,8 @@ impl SmtpSession {
             SaslStep::Captured(captured) => {
                 if let Some(sasl) = &self.sasl {
                     let mechanism = sasl.mechanism().label("AUTH");
-                    self.awaiting_verdict = Some(PendingCredential::new(mechanism, captured, &self.info, ctx));
+                    self.awaiting_verdict =
+                        Some(Box::new(PendingCredential::new(mechanism, captured, &self.info, ctx)));
                 }
             }
             SaslStep::Cancelled => self.sasl = None,
@@ -284,8 +306,8 @@ impl SmtpSession {
             return Reply::line();
         };
         let continues = continues && !cut;
-        let first_of_reply = self.reply_line == 0;
-        self.reply_line = if continues { self.reply_line + 1 } else { 0 };
+        let first_of_reply = !self.reply_continues;
+        self.reply_continues = continues;
         let greeting_line = match self.greeting {
             Greeting::Open => true,
             Greeting::Awaited => !self.client_spoke,

@@ -12,13 +12,15 @@ use crate::alert::{AnomalyKind, Outcome, SecretKind};
 #[derive(Clone, Debug)]
 enum Says {
     C(Vec<u8>),
+    /// Client bytes in a segment that acknowledged every server byte so far ([`Ctx::acked_all`]).
+    CAcked(Vec<u8>),
     S(Vec<u8>),
     ClientLost(u64),
     ServerLost(u64),
     ClientCutOff(u64),
     ServerCutOff(u64),
 }
-use Says::{ClientCutOff, ClientLost, ServerCutOff, ServerLost, C, S};
+use Says::{CAcked, ClientCutOff, ClientLost, ServerCutOff, ServerLost, C, S};
 
 fn c(text: &str) -> Says {
     C(text.as_bytes().to_vec())
@@ -50,7 +52,7 @@ fn play_on(mut session: Session, mut parts: CtxParts, steps: &[Says], chunk: usi
 fn feed(session: &mut Session, parts: &mut CtxParts, steps: &[Says], chunk: usize) {
     for (i, step) in steps.iter().enumerate() {
         let (side, bytes) = match step {
-            C(bytes) => (Side::Lo, bytes),
+            C(bytes) | CAcked(bytes) => (Side::Lo, bytes),
             S(bytes) => (Side::Hi, bytes),
             ClientLost(len) => {
                 session.on_gap(Side::Lo, *len, &mut parts.ctx(Timestamp(i as u64)));
@@ -71,6 +73,7 @@ fn feed(session: &mut Session, parts: &mut CtxParts, steps: &[Says], chunk: usiz
         };
         for piece in bytes.chunks(chunk.max(1)) {
             let mut ctx = parts.ctx(Timestamp(i as u64));
+            ctx.acked_all = matches!(step, CAcked(_));
             session.on_data(side, piece, &mut ctx);
         }
     }
@@ -1049,6 +1052,84 @@ fn an_imap_verdict_right_after_lost_server_lines_is_read() {
         summary(&login("b1 OK LOGIN completed\r\n")),
         one("LOGIN", "a***", Outcome::Unknown, SecretKind::Password)
     );
+}
+
+fn acked(text: &str) -> Says {
+    CAcked(text.as_bytes().to_vec())
+}
+
+/// Replies the capture lost after a command (POP3, SMTP and ManageSieve answer in command order):
+/// the client's next command, sent having received every server byte, the lost ones included,
+/// shows they answered the commands before it, and the reply after it is its own. Sent without
+/// having received them (a client pipelining), it shows nothing, and nothing is guessed.
+#[test]
+fn replies_lost_before_a_command_sent_after_them_answer_none_after_it() {
+    let blob = b64(b"\0alice\0hunter2");
+    let sessions = |login: fn(&str) -> Says| {
+        [
+            (110, vec![s("+OK ready\r\n"), c("USER alice\r\n"), ServerLost(5), login("PASS hunter2\r\n")], "-ERR bad"),
+            (
+                587,
+                vec![s("220 mx ESMTP\r\n"), c("EHLO x\r\n"), ServerLost(40), login(&format!("AUTH PLAIN {blob}\r\n"))],
+                "535 5.7.8 bad",
+            ),
+            (
+                4190,
+                vec![
+                    s(SIEVE_GREETING),
+                    c("CAPABILITY\r\n"),
+                    ServerLost(60),
+                    login(&format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n")),
+                ],
+                "NO \"bad\"",
+            ),
+        ]
+    };
+    for (login, outcome) in [(acked as fn(&str) -> Says, Outcome::Failure), (c, Outcome::Unknown)] {
+        for (port, mut steps, refusal) in sessions(login) {
+            steps.push(S(format!("{refusal}\r\n").into_bytes()));
+            let found = summary(&play(port, &steps));
+            assert_eq!(found.iter().map(|login| login.2).collect::<Vec<_>>(), [outcome], "port {port}: {found:?}");
+        }
+    }
+}
+
+/// A login command whose end a loss cut, sent having received every server byte: the reply lost
+/// before it answered the command before it, and the verdict after it is the login's.
+#[test]
+fn a_cut_login_sent_after_lost_replies_takes_its_own_verdict() {
+    let blob = b64(b"\0alice\0hunter2");
+    for (login, outcome) in [(acked as fn(&str) -> Says, Outcome::Success), (c, Outcome::Unknown)] {
+        let steps = [
+            s("220 mx ESMTP\r\n"),
+            c("EHLO x\r\n"),
+            ServerLost(40),
+            login(&format!("AUTH PLAIN {blob}")),
+            ClientLost(2),
+            s("235 2.7.0 ok\r\n"),
+        ];
+        let events = play(587, &steps);
+        assert_eq!(summary(&events), one("AUTH PLAIN", "a***", outcome, SecretKind::Password));
+        assert!(credentials(&events).iter().all(|login| login.partial));
+    }
+}
+
+/// A capability list the capture lost says nothing of what the server lacks, and the reply after
+/// it, to the next command, is not read as the list.
+#[test]
+fn a_lost_capability_list_claims_no_absence_and_takes_no_later_reply() {
+    let steps = [
+        s("+OK ready\r\n"),
+        c("CAPA\r\n"),
+        ServerLost(30),
+        acked("USER alice\r\n"),
+        s("+OK\r\n"),
+        c("PASS hunter2\r\n"),
+        s("+OK logged in\r\n"),
+    ];
+    let events = play(110, &steps);
+    assert_eq!(summary(&events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
+    assert_eq!(credentials(&events).first().map(|login| login.server.starttls_offered), Some(None));
 }
 
 /// An IMAP login whose verdict the capture lost is shown accepted by a command only a logged-in
