@@ -139,3 +139,29 @@ fn smtp_an_auth_line_whose_end_was_lost_takes_its_own_verdict() {
         assert_eq!(alert["credential"]["partial"], true);
     }
 }
+
+/// The verdict of a POP3 login lost, a mailbox command accepted after it shows it accepted: a
+/// server answers STAT only once a login was.
+#[test]
+fn pop3_a_login_whose_verdict_was_lost_is_shown_accepted_by_stat() {
+    let response = format!("{}\r\n", plain_blob());
+    for (after, outcome) in [(Server("+OK 2 320\r\n"), "success"), (Server("-ERR [SYS/TEMP] try later\r\n"), "unknown")]
+    {
+        let (found, _) = read(
+            110,
+            &[
+                Server("+OK POP3 ready\r\n"),
+                Client("AUTH PLAIN\r\n"),
+                Server("+ \r\n"),
+                Client(&response),
+                ServerLost("+OK Logged in.\r\n"),
+                Client("STAT\r\n"),
+                Pause,
+                after,
+                Client("QUIT\r\n"),
+                Server("+OK Logging out.\r\n"),
+            ],
+        );
+        assert_eq!(found, logins(&[("AUTH PLAIN", "alice", outcome)]));
+    }
+}

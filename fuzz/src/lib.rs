@@ -417,13 +417,16 @@ const GAP_RECORD: u8 = 0xff;
 /// Input: records of one header byte, then data. Header `0xff` is a gap: the next byte's low bit
 /// is the side, its second bit whether a snap length cut the bytes off (else they were lost),
 /// its value the gap length. Otherwise bit 7 is the side (0: client, 1: server) and
-/// bits 0–6 the chunk length (a short chunk takes what is left).
+/// bits 0–6 the chunk length (a short chunk takes what is left). A client chunk right after a
+/// server record came in a segment that acknowledged every server byte (`Ctx::acked_all`), as a
+/// client's answer to what the server said does.
 pub fn session(target: SessionTarget, data: &[u8]) {
     let mut parts = CtxParts { config: small_proto_config(), ..CtxParts::default() };
     let mut session =
         Session::new(Side::Lo, true, target.server_opening_seen(data), target.server_port(), &parts.config);
     let mut rest = data;
     let mut tick = 0;
+    let mut server_spoke_last = false;
     while let [header, tail @ ..] = rest {
         tick += 1;
         let mut ctx = parts.ctx(Timestamp::from_secs_nanos(1_700_000_000, tick));
@@ -435,11 +438,14 @@ pub fn session(target: SessionTarget, data: &[u8]) {
             } else {
                 session.on_cut_off(side, u64::from(gap), &mut ctx);
             }
+            server_spoke_last = side == Side::Hi;
             rest = tail;
             continue;
         }
         let side = if header & 0x80 == 0 { Side::Lo } else { Side::Hi };
         let (chunk, tail) = tail.split_at(usize::from(header & 0x7f).min(tail.len()));
+        ctx.acked_all = side == Side::Lo && server_spoke_last;
+        server_spoke_last = side == Side::Hi;
         session.on_data(side, chunk, &mut ctx);
         rest = tail;
         assert!(session.buffered() <= parts.config.max_session_buffered(), "a session holds more than its bound");

@@ -214,7 +214,10 @@ impl<A> Inspection<A> {
     /// Notes where a FIN of `side` lies.
     fn note_fin(&mut self, side: Side, packet: &TcpPacket<'_>) {
         if packet.flags.fin() {
-            let len = packet.payload.len() as u32 + packet.payload_missing + u32::from(packet.flags.syn());
+            // Sequence space wraps: so does this sum, whatever a corrupt capture claims is missing.
+            let len = (packet.payload.len() as u32)
+                .wrapping_add(packet.payload_missing)
+                .wrapping_add(u32::from(packet.flags.syn()));
             if let Some(fin_at) = self.fin_at.get_mut(side.index()) {
                 *fin_at = Some(packet.seq.wrapping_add(len));
             }

@@ -32,11 +32,29 @@ enum Command {
     Auth,
     Stls,
     Capa,
+    /// `STAT`, `LIST`, `RETR`, `UIDL`, `TOP` or `DELE`: a mailbox's, which a server accepts only
+    /// once a login was (RFC 1939's TRANSACTION state); `multiline` as for `Other`.
+    Mailbox {
+        multiline: bool,
+    },
     /// Any other command; `multiline` when a positive reply carries a body.
     Other {
         multiline: bool,
     },
 }
+
+impl Command {
+    /// Whether a positive reply carries a body.
+    fn multiline(self) -> bool {
+        matches!(self, Command::Mailbox { multiline: true } | Command::Other { multiline: true })
+    }
+}
+
+/// Commands that log in.
+const LOGIN_COMMANDS: [&[u8]; 4] = [b"USER", b"PASS", b"APOP", b"AUTH"];
+
+/// Commands of a mailbox (see [`Command::Mailbox`]).
+const MAILBOX_COMMANDS: [&[u8]; 6] = [b"STAT", b"LIST", b"RETR", b"UIDL", b"TOP", b"DELE"];
 
 #[derive(Debug)]
 enum Status {
@@ -85,6 +103,9 @@ pub(crate) struct Pop3Session {
     awaiting_verdict: VecDeque<(Command, PendingCredential)>,
     verdict_lost: LostVerdict,
     replies_lost: LostReplies,
+    /// The last credential whose verdict the capture lost ([`Pop3Session::forget_replies`]): a
+    /// mailbox command accepted after it shows it accepted; anything else leaves it unknown.
+    verdict_unseen: Option<Box<PendingCredential>>,
     unknown_in_a_row: u8,
 }
 
@@ -115,16 +136,35 @@ impl Pop3Session {
     }
 
     /// The replies every command still awaits were lost ([`LostReplies`]): credentials among them
-    /// are reported with outcome unknown, a capability list lost says nothing of what is absent.
+    /// are reported with outcome unknown, but the last, which a mailbox command accepted next
+    /// shows accepted; a capability list lost says nothing of what is absent.
     fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
         if self.pending_commands.contains(&Command::Capa) {
             self.info.capabilities_cut();
         }
         self.pending_commands.clear();
         self.sasl = None;
+        let last = self.awaiting_verdict.pop_back();
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
         }
+        if let Some((_, pending)) = last {
+            if let Some(older) = self.verdict_unseen.replace(Box::new(pending)) {
+                older.emit(AppProto::Pop3, Outcome::Unknown, ctx);
+            }
+        }
+    }
+
+    /// What a command after a credential whose verdict was lost shows of it: accepted, a mailbox
+    /// command says the login was (`true`); anything else, nothing, and it is reported unknown.
+    fn settle_unseen_verdict(&mut self, accepted: bool, ctx: &mut Ctx<'_>) -> Option<Reply> {
+        let pending = self.verdict_unseen.take()?;
+        if accepted {
+            pending.emit(AppProto::Pop3, Outcome::Success, ctx);
+            return Some(Reply::done(DoneReason::Authenticated));
+        }
+        pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
+        None
     }
 
     /// See [`LostVerdict`].
@@ -161,6 +201,7 @@ impl Pop3Session {
 
     /// The flow ended: report what still waits for a verdict.
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
+        self.settle_unseen_verdict(false, ctx);
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
         }
@@ -196,11 +237,15 @@ impl Pop3Session {
         if self.starttls_pending {
             return Reply::line();
         }
+        if self.sasl.as_ref().is_some_and(|sasl| sasl.continues_with(line)) {
+            self.sasl_response(line, ctx);
+            return Reply::line();
+        }
+        // A command: an exchange before it is over (its verdict lost with the replies, if so).
+        if self.replies_lost.take(ctx) {
+            self.forget_replies(ctx);
+        }
         if let Some(sasl) = &self.sasl {
-            if sasl.continues_with(line) {
-                self.sasl_response(line, ctx);
-                return Reply::line();
-            }
             if sasl.verdict_still_comes() {
                 // A command pipelined behind a complete credential (RFC 2449 PIPELINING): the
                 // verdict comes first, in order, unless server bytes are lost before it.
@@ -209,11 +254,12 @@ impl Pop3Session {
                 self.end_sasl_without_verdict(ctx);
             }
         }
-        if self.replies_lost.take(ctx) {
-            self.forget_replies(ctx);
-        }
         let (verb, after_verb) = split_verb(line);
         let argument = skip_blanks(after_verb);
+        if LOGIN_COMMANDS.iter().any(|login| verb.eq_ignore_ascii_case(login)) {
+            // Logging in again, the client shows nothing of the last login's verdict.
+            self.settle_unseen_verdict(false, ctx);
+        }
         let command = if verb.eq_ignore_ascii_case(b"USER") {
             // Servers take the rest of the line as the name (Dovecot), and may match it against
             // their accounts ignoring blanks at its ends; reported without them, it is the
@@ -301,7 +347,11 @@ impl Pop3Session {
         let multiline = verb.eq_ignore_ascii_case(b"RETR")
             || verb.eq_ignore_ascii_case(b"TOP")
             || ((verb.eq_ignore_ascii_case(b"LIST") || verb.eq_ignore_ascii_case(b"UIDL")) && argument.is_empty());
-        Command::Other { multiline }
+        if MAILBOX_COMMANDS.iter().any(|mailbox| verb.eq_ignore_ascii_case(mailbox)) {
+            Command::Mailbox { multiline }
+        } else {
+            Command::Other { multiline }
+        }
     }
 
     fn push_command(&mut self, command: Command, ctx: &mut Ctx<'_>) {
@@ -363,7 +413,12 @@ impl Pop3Session {
                 self.info.begin_capabilities(false);
                 self.in_body = Some(Command::Capa);
             }
-            Some(Command::Other { multiline: true }) if ok => self.in_body = command,
+            Some(Command::Mailbox { .. }) if self.verdict_unseen.is_some() => {
+                if let Some(done) = self.settle_unseen_verdict(ok, ctx) {
+                    return done;
+                }
+            }
+            Some(other) if ok && other.multiline() => self.in_body = command,
             Some(Command::Stls) if ok => {
                 ctx.stats.starttls_upgrades += 1;
                 return Reply::done(DoneReason::Tls);

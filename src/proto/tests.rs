@@ -1114,6 +1114,32 @@ fn a_cut_login_sent_after_lost_replies_takes_its_own_verdict() {
     }
 }
 
+/// A POP3 login whose verdict the capture lost is shown accepted by a mailbox command accepted
+/// after it (a server answers STAT, LIST, RETR… only once a login was); refused, or followed by
+/// another login or nothing, it shows nothing.
+#[test]
+fn a_pop3_login_whose_verdict_was_lost_is_shown_accepted_by_a_mailbox_command() {
+    let blob = b64(b"\0alice\0hunter2");
+    let logins = [
+        vec![s("+OK ready\r\n"), c("USER alice\r\n"), s("+OK\r\n"), c("PASS hunter2\r\n")],
+        vec![s("+OK ready\r\n"), c("AUTH PLAIN\r\n"), s("+ \r\n"), C(format!("{blob}\r\n").into_bytes())],
+    ];
+    let after: [(&[Says], Outcome); 5] = [
+        (&[acked("STAT\r\n"), s("+OK 2 320\r\n")], Outcome::Success),
+        (&[acked("NOOP\r\n"), s("+OK\r\n"), c("LIST\r\n"), s("+OK 2 messages\r\n1 120\r\n.\r\n")], Outcome::Success),
+        (&[acked("STAT\r\n"), s("-ERR not now\r\n")], Outcome::Unknown),
+        (&[acked("QUIT\r\n"), s("+OK bye\r\n")], Outcome::Unknown),
+        (&[acked("USER bob\r\n"), s("+OK\r\n"), c("STAT\r\n"), s("+OK 2 320\r\n")], Outcome::Unknown),
+    ];
+    for login in &logins {
+        for (next, outcome) in &after {
+            let steps: Vec<Says> = login.iter().cloned().chain([ServerLost(16)]).chain(next.iter().cloned()).collect();
+            let found = summary(&play(110, &steps));
+            assert_eq!(found.iter().map(|login| login.2).collect::<Vec<_>>(), [*outcome], "{steps:?}");
+        }
+    }
+}
+
 /// A capability list the capture lost says nothing of what the server lacks, and the reply after
 /// it, to the next command, is not read as the list.
 #[test]
