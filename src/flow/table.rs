@@ -196,8 +196,9 @@ struct Inspection<A> {
     /// last counted into the table's total.
     held: usize,
     waiting: Option<Box<Waiting>>,
-    /// The sequence number each side's FIN takes, once seen: an acknowledgement one past it
-    /// covers the FIN, not a byte still to come.
+    /// The sequence number each side's FIN takes, as its latest FIN not behind the bytes the
+    /// stream delivered says: an acknowledgement one past it covers the FIN, not a byte still to
+    /// come.
     fin_at: [Option<u32>; 2],
 }
 
@@ -211,16 +212,23 @@ impl<A> Inspection<A> {
         Inspection { streams, app, held: 0, waiting: None, fin_at }
     }
 
-    /// Notes where a FIN of `side` lies.
+    /// Notes where a FIN of `side` lies; one behind the bytes its stream delivered is stale or
+    /// forged (bytes after it were sent), and ignored.
     fn note_fin(&mut self, side: Side, packet: &TcpPacket<'_>) {
-        if packet.flags.fin() {
-            // Sequence space wraps: so does this sum, whatever a corrupt capture claims is missing.
-            let len = (packet.payload.len() as u32)
-                .wrapping_add(packet.payload_missing)
-                .wrapping_add(u32::from(packet.flags.syn()));
-            if let Some(fin_at) = self.fin_at.get_mut(side.index()) {
-                *fin_at = Some(packet.seq.wrapping_add(len));
-            }
+        if !packet.flags.fin() {
+            return;
+        }
+        // Sequence space wraps: so does this sum, whatever a corrupt capture claims is missing.
+        let len = (packet.payload.len() as u32)
+            .wrapping_add(packet.payload_missing)
+            .wrapping_add(u32::from(packet.flags.syn()));
+        let at = packet.seq.wrapping_add(len);
+        let next = self.streams.get(side.index()).and_then(StreamReassembler::next_seq);
+        if next.is_some_and(|next| seq::before(at, next)) {
+            return;
+        }
+        if let Some(fin_at) = self.fin_at.get_mut(side.index()) {
+            *fin_at = Some(at);
         }
     }
 
@@ -836,7 +844,8 @@ fn reassemble<H: FlowHandler>(
     overlap_reported: &mut bool,
 ) -> Inspect {
     // Buffered bytes this segment delivers behind its own take its acknowledgement: sent (or sent
-    // again) before any reply to them, it covers none.
+    // again) before any reply to them, it covers none (but for a retransmission sent needlessly
+    // after a reply came, which a capture seldom holds).
     let acked_all = segment.ack.is_some_and(|ack| inspection.acknowledges_exactly(side.other(), ack));
     let Inspection { streams, app, .. } = inspection;
     let stream = stream_of(streams, side);
@@ -1430,6 +1439,14 @@ mod tests {
         // the reply to a QUIT sent with its FIN goes in at once.
         let (mut table, mut handler) = greeted();
         table.process(&acking(true, FIN_ACK | PSH_ACK, 101, 508, b"QUIT\r\n"), at(1), &mut handler);
+        table.process(&acking(false, PSH_ACK, 508, 108, b"+OK bye\r\n"), at(1), &mut handler);
+        assert_eq!(handler.timeline[1..], ["C+QUIT", "S++OK bye"]);
+        assert_eq!(table.stats.segments_waited, 0);
+        // A stale or forged FIN behind the bytes delivered does not move where the FIN lies.
+        let (mut table, mut handler) = greeted();
+        table.process(&acking(true, PSH_ACK, 101, 508, b"QUIT\r\n"), at(1), &mut handler);
+        table.process(&acking(true, FIN_ACK, 107, 508, b""), at(1), &mut handler);
+        table.process(&acking(true, FIN_ACK, 103, 508, b""), at(1), &mut handler);
         table.process(&acking(false, PSH_ACK, 508, 108, b"+OK bye\r\n"), at(1), &mut handler);
         assert_eq!(handler.timeline[1..], ["C+QUIT", "S++OK bye"]);
         assert_eq!(table.stats.segments_waited, 0);

@@ -107,14 +107,18 @@ impl LostVerdict {
     }
 }
 
-/// Server bytes were lost after the client's last command was read. A client sends its next
-/// command once it has the replies to its last ones: when that command shows the client had
-/// received exactly the server's bytes so far, the lost ones included ([`Ctx::acked_all`]), the
-/// replies its earlier commands still await were among them, or among lines after them that did
-/// not read as replies, and will not come. The next reply is then the new command's: without
-/// this, every reply after a lost one answers the command before its own (a refused password
-/// reported accepted, and the other way round). A client pipelining its next command before the
-/// replies to the last ones (having received nothing more) is the exception this cannot tell.
+/// Server bytes were lost after the client's last line was read. A client that waits for each
+/// reply sends its next command once it has the reply to its last one: when the client's first
+/// line after the loss is a command, sent having received exactly the server's bytes so far, the
+/// lost ones included ([`Ctx::acked_all`]), and one command awaited its reply, that reply was
+/// among them (or among lines after them that did not read as replies) and will not come. The
+/// next reply is then the new command's: without this, every reply after a lost one answers the
+/// command before its own (a refused password reported accepted, and the other way round).
+///
+/// More commands awaiting replies show a client pipelining: it may have received some of their
+/// replies and not the others, which are still to come, so nothing is told from it. Nor from a
+/// first line that is no command (message data after a lost `354`, a SASL response after a lost
+/// challenge: the lost reply was not the final one).
 #[derive(Clone, Copy, Debug, Default)]
 pub(crate) struct LostReplies(bool);
 
@@ -123,10 +127,20 @@ impl LostReplies {
         self.0 = true;
     }
 
-    /// A client command is about to be read: whether the replies awaited before it were lost.
-    pub fn take(&mut self, ctx: &Ctx<'_>) -> bool {
-        std::mem::take(&mut self.0) && ctx.acked_all
+    /// The client's first line after the loss is being read, `awaiting` commands awaiting their
+    /// replies: whether, if it is a command, the one reply awaited was lost.
+    pub fn take(&mut self, awaiting: usize, ctx: &Ctx<'_>) -> bool {
+        std::mem::take(&mut self.0) && ctx.acked_all && awaiting == 1
     }
+}
+
+/// The replies the `pending` commands await were lost ([`LostReplies`]): the queue empties, and
+/// a capability list among them (asked by `listing`) says nothing of what the server lacks.
+pub(crate) fn forget_pending<C: PartialEq>(pending: &mut VecDeque<C>, listing: &C, info: &mut ServerInfo) {
+    if pending.contains(listing) {
+        info.capabilities_cut();
+    }
+    pending.clear();
 }
 
 /// Takes the last `auth` command out of a queue of commands awaiting their replies in order: its

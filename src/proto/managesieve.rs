@@ -178,10 +178,7 @@ impl ManageSieveSession {
     /// them is reported with outcome unknown, a capability list lost says nothing of what is
     /// absent.
     fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
-        if self.pending.contains(&Command::Capability) {
-            self.info.capabilities_cut();
-        }
-        self.pending.clear();
+        auth::forget_pending(&mut self.pending, &Command::Capability, &mut self.info);
         self.sasl = None;
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::ManageSieve, Outcome::Unknown, ctx);
@@ -193,6 +190,11 @@ impl ManageSieveSession {
         if self.verdict_lost.take() {
             self.end_sasl_without_verdict(ctx);
         }
+    }
+
+    /// Commands awaiting their replies.
+    pub fn replies_awaited(&self) -> usize {
+        self.pending.len()
     }
 
     pub fn info(&self) -> &ServerInfo {
@@ -301,6 +303,7 @@ impl ManageSieveSession {
     /// A client line; `cut` when its end was lost (see [`ManageSieveSession::on_cut_client_line`]).
     fn on_client_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.give_up_lost_verdict(ctx);
+        let replies_lost = self.replies_lost.take(self.pending.len(), ctx);
         self.greeting_over = true;
         self.listing_capabilities = false;
         if self.starttls_pending || line.is_empty() {
@@ -340,7 +343,7 @@ impl ManageSieveSession {
             // was lost.
             self.end_sasl_without_verdict(ctx);
         }
-        if self.replies_lost.take(ctx) {
+        if replies_lost {
             self.forget_replies(ctx);
         }
         let Some(Token::Atom(verb)) = tokens.next() else {

@@ -234,6 +234,18 @@ impl Protocol {
         greeting_in_progress || self.awaiting_starttls_reply()
     }
 
+    /// Whether at most one command awaits its reply: the server's next reply, whatever its place,
+    /// cannot answer a command after the one it answers (see [`auth::LostReplies`]).
+    fn awaits_at_most_one_reply(&self) -> bool {
+        match self {
+            Protocol::Pop3(session) => session.replies_awaited() <= 1,
+            Protocol::Smtp(session) => session.replies_awaited() <= 1,
+            Protocol::ManageSieve(session) => session.replies_awaited() <= 1,
+            // Tags place IMAP's replies.
+            Protocol::Imap(_) | Protocol::Detecting(_) | Protocol::Done(_) => true,
+        }
+    }
+
     /// Whether STARTTLS was asked for and awaits its answer.
     fn awaiting_starttls_reply(&self) -> bool {
         match self {
@@ -622,10 +634,14 @@ impl Session {
 
     /// The client spoke having received exactly the server's bytes so far ([`Ctx::acked_all`]):
     /// if they ended with a gap, the server's next line starts one. A client speaks after a
-    /// whole reply, so what it had received ended at a line's end.
+    /// whole reply, so what it had received ended at a line's end. The line is read only while
+    /// at most one command awaits its reply: with more (a client pipelining), the lost bytes may
+    /// have held some of their replies, and the line may answer a later command than the first.
     fn client_had_all_server_bytes(&mut self) {
         let server = self.framers.get(self.client.other().index());
-        if server.is_some_and(|framer| framer.after_gap() && framer.buffered() == 0) {
+        if server.is_some_and(|framer| framer.after_gap() && framer.buffered() == 0)
+            && self.protocol.awaits_at_most_one_reply()
+        {
             self.server_resumes_at_line = true;
         }
     }

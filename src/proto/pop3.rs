@@ -139,10 +139,7 @@ impl Pop3Session {
     /// are reported with outcome unknown, but the last, which a mailbox command accepted next
     /// shows accepted; a capability list lost says nothing of what is absent.
     fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
-        if self.pending_commands.contains(&Command::Capa) {
-            self.info.capabilities_cut();
-        }
-        self.pending_commands.clear();
+        auth::forget_pending(&mut self.pending_commands, &Command::Capa, &mut self.info);
         self.sasl = None;
         let last = self.awaiting_verdict.pop_back();
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
@@ -155,8 +152,9 @@ impl Pop3Session {
         }
     }
 
-    /// What a command after a credential whose verdict was lost shows of it: accepted, a mailbox
-    /// command says the login was (`true`); anything else, nothing, and it is reported unknown.
+    /// Reports the credential whose verdict was lost, if any, by what a later command showed: a
+    /// mailbox command `accepted` says the login was (the session is then over); anything else
+    /// says nothing, and it is reported unknown.
     fn settle_unseen_verdict(&mut self, accepted: bool, ctx: &mut Ctx<'_>) -> Option<Reply> {
         let pending = self.verdict_unseen.take()?;
         if accepted {
@@ -165,6 +163,11 @@ impl Pop3Session {
         }
         pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
         None
+    }
+
+    /// Commands awaiting their replies.
+    pub fn replies_awaited(&self) -> usize {
+        self.pending_commands.len()
     }
 
     /// See [`LostVerdict`].
@@ -234,6 +237,7 @@ impl Pop3Session {
     fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
         self.give_up_lost_verdict(ctx);
+        let replies_lost = self.replies_lost.take(self.pending_commands.len(), ctx);
         if self.starttls_pending {
             return Reply::line();
         }
@@ -242,7 +246,7 @@ impl Pop3Session {
             return Reply::line();
         }
         // A command: an exchange before it is over (its verdict lost with the replies, if so).
-        if self.replies_lost.take(ctx) {
+        if replies_lost {
             self.forget_replies(ctx);
         }
         if let Some(sasl) = &self.sasl {
@@ -257,7 +261,8 @@ impl Pop3Session {
         let (verb, after_verb) = split_verb(line);
         let argument = skip_blanks(after_verb);
         if LOGIN_COMMANDS.iter().any(|login| verb.eq_ignore_ascii_case(login)) {
-            // Logging in again, the client shows nothing of the last login's verdict.
+            // Logging in again (or asking how), the client shows nothing of the last login's
+            // verdict.
             self.settle_unseen_verdict(false, ctx);
         }
         let command = if verb.eq_ignore_ascii_case(b"USER") {

@@ -117,16 +117,18 @@ impl SmtpSession {
     /// The replies every command still awaits were lost ([`LostReplies`]): a credential among
     /// them is reported with outcome unknown, an EHLO reply lost says nothing of what is absent.
     fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
-        if self.pending.contains(&Command::Ehlo) {
-            self.info.capabilities_cut();
-        }
-        self.pending.clear();
+        auth::forget_pending(&mut self.pending, &Command::Ehlo, &mut self.info);
         self.reply_continues = false;
         self.ehlo_reply_cut = false;
         self.sasl = None;
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
         }
+    }
+
+    /// Commands awaiting their replies.
+    pub fn replies_awaited(&self) -> usize {
+        self.pending.len()
     }
 
     pub fn info(&self) -> &ServerInfo {
@@ -189,6 +191,7 @@ impl SmtpSession {
     fn on_client_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
         self.give_up_lost_verdict(ctx);
+        let replies_lost = self.replies_lost.take(self.pending.len(), ctx);
         if self.starttls_pending {
             return Reply::line();
         }
@@ -215,7 +218,7 @@ impl SmtpSession {
             // Another AUTH before the last one's verdict: a client waits for it, so it was lost.
             self.end_sasl_without_verdict(ctx);
         }
-        if self.replies_lost.take(ctx) {
+        if replies_lost {
             self.forget_replies(ctx);
         }
         let (verb, argument) = split_command_word(line);

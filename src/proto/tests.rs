@@ -1094,6 +1094,40 @@ fn replies_lost_before_a_command_sent_after_them_answer_none_after_it() {
     }
 }
 
+/// A client pipelining shows nothing by acknowledging the lost bytes: more commands awaited
+/// replies, and the later ones' may be still to come (here USER's, written after PASS came); nor
+/// does a first line after the loss that is no command (message data after a lost `354`, whose
+/// DATA still awaits its final reply).
+#[test]
+fn lost_replies_of_a_pipelining_client_are_not_guessed() {
+    let events = play(
+        110,
+        &[
+            s("+OK ready\r\n"),
+            c("CAPA\r\nUSER alice\r\n"),
+            ServerLost(29),
+            acked("PASS hunter2\r\n"),
+            s("+OK\r\n-ERR [AUTH] bad\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
+    let blob = b64(b"\0alice\0hunter2");
+    let events = play(
+        587,
+        &[
+            s("220 mx ESMTP\r\n"),
+            c("EHLO x\r\n"),
+            s("250-mx\r\n250 PIPELINING\r\n"),
+            c("MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\n"),
+            s("250 ok\r\n250 ok\r\n"),
+            ServerLost(14),
+            CAcked(format!("Subject: hi\r\n\r\nhello\r\n.\r\nAUTH PLAIN {blob}\r\n").into_bytes()),
+            s("250 2.0.0 queued\r\n235 2.7.0 ok\r\n"),
+        ],
+    );
+    assert_eq!(summary(&events), one("AUTH PLAIN", "a***", Outcome::Success, SecretKind::Password));
+}
+
 /// A login command whose end a loss cut, sent having received every server byte: the reply lost
 /// before it answered the command before it, and the verdict after it is the login's.
 #[test]
