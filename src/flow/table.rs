@@ -232,13 +232,19 @@ impl<A> Inspection<A> {
         }
     }
 
+    /// Where `side`'s stream stands: its next byte's sequence number, and whether its FIN lies
+    /// there (an acknowledgement one past it then covers the FIN, not a byte). `None` until the
+    /// stream starts.
+    fn standing(&self, side: Side) -> Option<(u32, bool)> {
+        let next = self.streams.get(side.index()).and_then(StreamReassembler::next_seq)?;
+        Some((next, self.fin_at.get(side.index()).copied().flatten() == Some(next)))
+    }
+
     /// Whether an acknowledgement of `ack` covers exactly what `side`'s stream has delivered (or
     /// given up as gaps), its FIN counted when it lies right after. Exactly: one further covers
     /// bytes still to come (out of order, or lost and not given up yet), which may hold replies.
     fn acknowledges_exactly(&self, side: Side, ack: u32) -> bool {
-        let Some(next) = self.streams.get(side.index()).and_then(StreamReassembler::next_seq) else { return false };
-        let fin = self.fin_at.get(side.index()).copied().flatten() == Some(next);
-        ack == next || (fin && ack == next.wrapping_add(1))
+        self.standing(side).is_some_and(|(next, fin)| ack == next || (fin && ack == next.wrapping_add(1)))
     }
 
     /// Whether `side`'s stream has delivered (or given up as gaps) the bytes before `seq`, its FIN
@@ -246,9 +252,7 @@ impl<A> Inspection<A> {
     /// other side may cover without the handler hearing of it before those bytes. True until the
     /// stream starts: nothing is known to wait for.
     fn has_delivered(&self, side: Side, seq: u32, with_fin: bool) -> bool {
-        let Some(next) = self.streams.get(side.index()).and_then(StreamReassembler::next_seq) else { return true };
-        let fin = with_fin && self.fin_at.get(side.index()).copied().flatten() == Some(next);
-        !seq::before(next.wrapping_add(u32::from(fin)), seq)
+        self.standing(side).is_none_or(|(next, fin)| !seq::before(next.wrapping_add(u32::from(with_fin && fin)), seq))
     }
 }
 
