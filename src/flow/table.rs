@@ -910,6 +910,7 @@ fn release_due<H: FlowHandler>(
         let Some((side, index, give_up)) = next_to_release(inspection, all, sending, ts) else { break };
         let Some(waiting) = inspection.waiting.as_deref_mut() else { break };
         let Some(segment) = waiting.queues.get_mut(side.index()).and_then(|queue| queue.remove(index)) else { break };
+        let awaited_sends = waiting.queue(side.other()).is_some_and(|queue| !queue.is_empty());
         if waiting.segments() == 0 {
             inspection.waiting = None;
         }
@@ -923,10 +924,11 @@ fn release_due<H: FlowHandler>(
                 }
             };
             let stream = stream_of(streams, awaited);
-            if !info.saw_syn_from(awaited) && stream.is_untouched() {
-                // Its start was read from the handshake's last ACK and it never sent a byte: a
-                // capture of one direction (an asymmetric route) lost nothing, and nothing is to
-                // wait for that side again.
+            if !info.saw_syn_from(awaited) && !awaited_sends && stream.is_untouched() {
+                // Its start was read from the handshake (its SYN lost) and it never sent a byte:
+                // a capture of one direction (an asymmetric route) lost nothing, and nothing is
+                // to wait for that side again. A side with segments waiting does send: the bytes
+                // before them were lost, a gap to report.
                 stream.forget_start();
             }
             let before = stream.buffered_bytes();
@@ -1519,6 +1521,24 @@ mod tests {
         assert_eq!(heard(&handler), [&b"USER a\r\n"[..], b"PASS b\r\n", b"STAT\r\n"]);
         assert_eq!(table.stats.reassembly.gaps, 0);
         assert_eq!(table.stats.segments_waited, 2, "USER, and PASS queued behind it");
+    }
+
+    #[test]
+    fn a_client_whose_syn_and_first_command_were_lost_shows_the_gap_and_keeps_its_order() {
+        // The client's SYN and EHLO were lost; the SYN-ACK says where its stream starts. The
+        // server's EHLO reply waits for the lost command, AUTH for that reply, and AUTH's verdict
+        // (captured before AUTH) for AUTH: the lost command is a gap, and AUTH goes in before
+        // its verdict, not after it.
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = Recorder::default();
+        table.process(&acking(false, SYN | ACK, 500, 101, b""), at(0), &mut handler);
+        table.process(&acking(true, ACK, 101, 501, b""), at(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 501, 101, b"220 mx\r\n"), at(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 509, 109, b"250 mx\r\n"), at(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 517, 121, b"235 ok\r\n"), at(0), &mut handler);
+        table.process(&acking(true, PSH_ACK, 109, 517, b"AUTH PLAIN\r\n"), at(0), &mut handler);
+        table.process(&acking(true, PSH_ACK, 121, 525, b"QUIT\r\n"), at(2), &mut handler);
+        assert_eq!(handler.timeline, ["S+220 mx", "C gap 8", "S+250 mx", "C+AUTH PLAIN", "S+235 ok", "C+QUIT"]);
     }
 
     #[test]

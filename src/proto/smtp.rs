@@ -369,8 +369,7 @@ impl SmtpSession {
             Some(Command::Auth) => {
                 self.sasl = None;
                 if let Some(pending) = self.awaiting_verdict.take() {
-                    let outcome = if code == 235 { Outcome::Success } else { Outcome::Failure };
-                    pending.emit(AppProto::Smtp, outcome, ctx);
+                    pending.emit(AppProto::Smtp, auth_verdict(code), ctx);
                 }
                 if code == 235 {
                     return Reply::done(DoneReason::Authenticated);
@@ -388,6 +387,17 @@ impl SmtpSession {
             _ => {}
         }
         Reply::line()
+    }
+}
+
+/// What a reply taken for AUTH's says of the login. RFC 4954 accepts with 235 alone and refuses
+/// with 4xx and 5xx; any other code is another command's reply (AUTH's verdict and the command
+/// after it both lost by the capture), which tells nothing of the login.
+fn auth_verdict(code: u16) -> Outcome {
+    match code {
+        235 => Outcome::Success,
+        400..=599 => Outcome::Failure,
+        _ => Outcome::Unknown,
     }
 }
 

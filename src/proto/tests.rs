@@ -1174,6 +1174,33 @@ fn a_pop3_login_whose_verdict_was_lost_is_shown_accepted_by_a_mailbox_command() 
     }
 }
 
+/// An SMTP login's verdict is a 235 or a refusal: when the capture lost both the verdict and the
+/// command after it, that command's `250` is not taken for a refusal.
+#[test]
+fn an_smtp_reply_that_cannot_be_auths_tells_nothing_of_the_login() {
+    let blob = b64(b"\0alice\0hunter2");
+    let cases: [(&[Says], Outcome); 4] = [
+        (&[ServerLost(37), ClientLost(28), s("250 2.1.0 Ok\r\n")], Outcome::Unknown),
+        (&[s("235 2.7.0 Authentication successful\r\n")], Outcome::Success),
+        (&[s("535 5.7.8 Authentication credentials invalid\r\n")], Outcome::Failure),
+        (&[s("454 4.7.0 Temporary authentication failure\r\n")], Outcome::Failure),
+    ];
+    for (reply, outcome) in cases {
+        let steps: Vec<Says> = [
+            s("220 mx ESMTP\r\n"),
+            c("EHLO x\r\n"),
+            s("250-mx\r\n250 AUTH PLAIN\r\n"),
+            C(format!("AUTH PLAIN {blob}\r\n").into_bytes()),
+        ]
+        .into_iter()
+        .chain(reply.iter().cloned())
+        .chain([c("RCPT TO:<b@example.test>\r\n"), s("250 2.1.5 Ok\r\n")])
+        .collect();
+        let found = summary(&play(587, &steps));
+        assert_eq!(found.iter().map(|login| login.2).collect::<Vec<_>>(), [outcome], "{steps:?}");
+    }
+}
+
 /// A capability list the capture lost says nothing of what the server lacks, and the reply after
 /// it, to the next command, is not read as the list.
 #[test]
