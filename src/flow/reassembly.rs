@@ -250,6 +250,14 @@ impl StreamReassembler {
         self.origin.map(|origin| origin.wrapping_add(self.next_offset as u32))
     }
 
+    /// Sequence number of the first byte held behind a hole, if any: where the bytes delivered
+    /// after the hole's gap start.
+    pub fn first_held_seq(&self) -> Option<u32> {
+        let run = self.runs.first()?;
+        // Truncation is the point, as in `next_seq`.
+        Some(self.origin?.wrapping_add(run.start as u32))
+    }
+
     /// Adds a segment and delivers every byte that became contiguous, in order. Without a
     /// prior `on_syn`/`start_at`, the first segment with payload starts the stream at its own
     /// sequence number. Inlined: the flow table's step calls it for nearly every data packet.

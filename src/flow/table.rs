@@ -200,6 +200,10 @@ struct Inspection<A> {
     /// stream delivered says: an acknowledgement one past it covers the FIN, not a byte still to
     /// come.
     fin_at: [Option<u32>; 2],
+    /// Each side's segment that starts the bytes it holds behind a hole, as `(seq, ack)`: the
+    /// reassembler keeps bytes, not segments, and the acknowledgement tells, once the hole is
+    /// given up, whether the first line after it was sent having every byte of the other side.
+    held_acks: [Option<(u32, u32)>; 2],
 }
 
 impl<A> Inspection<A> {
@@ -209,7 +213,18 @@ impl<A> Inspection<A> {
             let start = streams.get(index).and_then(StreamReassembler::next_seq);
             start.filter(|_| fins.get(index).copied().unwrap_or(false))
         });
-        Inspection { streams, app, held: 0, waiting: None, fin_at }
+        Inspection { streams, app, held: 0, waiting: None, fin_at, held_acks: [None; 2] }
+    }
+
+    /// Whether the segment that starts the bytes `side` holds behind a hole acknowledged exactly
+    /// what the other side has delivered (see [`acknowledges_exactly`](Self::acknowledges_exactly)).
+    fn held_bytes_acknowledge_exactly(&self, side: Side) -> bool {
+        let first_held = self.streams.get(side.index()).and_then(StreamReassembler::first_held_seq);
+        self.held_acks
+            .get(side.index())
+            .copied()
+            .flatten()
+            .is_some_and(|(seq, ack)| first_held == Some(seq) && self.acknowledges_exactly(side.other(), ack))
     }
 
     /// Notes where a FIN of `side` lies; one behind the bytes its stream delivered is stale or
@@ -851,7 +866,7 @@ fn reassemble<H: FlowHandler>(
     // again) before any reply to them, it covers none (but for a retransmission sent needlessly
     // after a reply came, which a capture seldom holds).
     let acked_all = segment.ack.is_some_and(|ack| inspection.acknowledges_exactly(side.other(), ack));
-    let Inspection { streams, app, .. } = inspection;
+    let Inspection { streams, app, held_acks, .. } = inspection;
     let stream = stream_of(streams, side);
     let mut inspect = Inspect::Continue;
     let before = stream.buffered_bytes();
@@ -866,6 +881,11 @@ fn reassemble<H: FlowHandler>(
     stream.on_segment(segment.seq, segment.payload, limits, &mut stats.reassembly, &mut deliver);
     let kept_end = segment.seq.wrapping_add(segment.payload.len() as u32);
     stream.cut_off(kept_end, segment.missing, limits, &mut stats.reassembly, &mut deliver);
+    if let (Some(ack), Some(held_ack)) = (segment.ack, held_acks.get_mut(side.index())) {
+        if stream.first_held_seq() == Some(segment.seq) {
+            *held_ack = Some((segment.seq, ack));
+        }
+    }
     if stats.reassembly.overlaps_differing > differing_before && !*overlap_reported {
         *overlap_reported = true;
         if inspect == Inspect::Continue {
@@ -916,11 +936,15 @@ fn release_due<H: FlowHandler>(
         }
         *budget.buffered_total = budget.buffered_total.saturating_sub(segment.payload.len());
         if give_up {
-            let Inspection { streams, app, .. } = &mut *inspection;
             let awaited = side.other();
+            // The first bytes after the gap are the held segment's: they take its
+            // acknowledgement (a line sent having the other side's every byte, lost ones too).
+            let mut held_acked = inspection.held_bytes_acknowledge_exactly(awaited);
+            let Inspection { streams, app, .. } = &mut *inspection;
             let mut deliver = |chunk: StreamChunk<'_>| {
+                let acked_all = matches!(chunk, StreamChunk::Data(_)) && std::mem::take(&mut held_acked);
                 if inspect == Inspect::Continue {
-                    inspect = handler.event(info, app, chunk_event(awaited, chunk, false), ts);
+                    inspect = handler.event(info, app, chunk_event(awaited, chunk, acked_all), ts);
                 }
             };
             let stream = stream_of(streams, awaited);
@@ -1521,6 +1545,18 @@ mod tests {
         assert_eq!(heard(&handler), [&b"USER a\r\n"[..], b"PASS b\r\n", b"STAT\r\n"]);
         assert_eq!(table.stats.reassembly.gaps, 0);
         assert_eq!(table.stats.segments_waited, 2, "USER, and PASS queued behind it");
+    }
+
+    #[test]
+    fn bytes_held_behind_a_lost_segment_keep_their_acknowledgement_when_it_is_given_up() {
+        // USER was lost; PASS, sent having the greeting, waits behind it in its own stream. The
+        // server's reply acknowledges PASS and waits for it: when the lost bytes are given up,
+        // PASS goes in with its own acknowledgement, which covered every server byte.
+        let (mut table, mut handler) = greeted();
+        table.process(&acking(true, PSH_ACK, 109, 508, b"PASS b\r\n"), at(0), &mut handler);
+        table.process(&acking(false, PSH_ACK, 508, 117, b"-ERR\r\n"), at(0), &mut handler);
+        table.process(&acking(true, PSH_ACK, 117, 514, b"QUIT\r\n"), at(2), &mut handler);
+        assert_eq!(handler.timeline[1..], ["C gap 8", "C+PASS b", "S+-ERR", "C+QUIT"]);
     }
 
     #[test]

@@ -119,18 +119,44 @@ impl LostVerdict {
 /// replies and not the others, which are still to come, so nothing is told from it. Nor from a
 /// first line that is no command (message data after a lost `354`, a SASL response after a lost
 /// challenge: the lost reply was not the final one).
+///
+/// The client's next command may be lost too: client bytes lost whole after a complete
+/// credential (no line of its exchange is still to come) are a command sent after the verdict,
+/// or pipelined behind the credential. When server bytes were lost as well before the server's
+/// next line, that line cannot be told the verdict: it may answer the lost command, the verdict
+/// among the lost bytes (read as the verdict, it would report a refused password accepted).
 #[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct LostReplies(bool);
+pub(crate) struct LostReplies {
+    /// Server bytes were lost since the client's last line.
+    server: bool,
+    /// A command of the client was lost since the server's last line, a credential awaiting its
+    /// verdict.
+    client_command: bool,
+}
 
 impl LostReplies {
     pub fn on_server_gap(&mut self) {
-        self.0 = true;
+        self.server = true;
+    }
+
+    /// Client bytes were lost between lines while a complete credential awaited its verdict.
+    pub fn on_client_command_lost(&mut self) {
+        self.client_command = true;
     }
 
     /// The client's first line after the loss is being read, `awaiting` commands awaiting their
     /// replies: whether, if it is a command, the one reply awaited was lost.
     pub fn take(&mut self, awaiting: usize, ctx: &Ctx<'_>) -> bool {
-        std::mem::take(&mut self.0) && ctx.acked_all && awaiting == 1
+        std::mem::take(self).server && ctx.acked_all && awaiting == 1
+    }
+
+    /// A server line is being read, `awaiting` commands awaiting their replies: whether the one
+    /// reply awaited may have been lost with the client's command after it, so that this line
+    /// tells nothing of it.
+    pub fn lost_with_next_command(&mut self, awaiting: usize) -> bool {
+        let lost = self.server && std::mem::take(&mut self.client_command) && awaiting == 1;
+        self.server &= !lost;
+        lost
     }
 }
 
@@ -289,6 +315,12 @@ impl SaslExchange {
     /// Bytes of the server's side were lost: they may have held the verdict.
     pub fn on_server_gap(&mut self) {
         self.server_gap = true;
+    }
+
+    /// Whether the credential is complete: no line of the exchange is still to come from the
+    /// client, unless a challenge asks for one.
+    pub fn credential_complete(&self) -> bool {
+        self.captured
     }
 
     /// Whether the credential is complete and server bytes were lost since: a client that sends

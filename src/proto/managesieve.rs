@@ -174,6 +174,14 @@ impl ManageSieveSession {
         }
     }
 
+    /// Client bytes were lost between lines: see [`LostReplies`].
+    pub fn on_client_lost_between_lines(&mut self) {
+        let complete = self.sasl.as_ref().is_none_or(SaslExchange::credential_complete);
+        if self.awaiting_verdict.is_some() && complete {
+            self.replies_lost.on_client_command_lost();
+        }
+    }
+
     /// The replies every command still awaits were lost ([`LostReplies`]): a credential among
     /// them is reported with outcome unknown, a capability list lost says nothing of what is
     /// absent.
@@ -431,6 +439,9 @@ impl ManageSieveSession {
 
     fn on_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.give_up_lost_verdict(ctx);
+        if self.replies_lost.lost_with_next_command(self.pending.len()) {
+            self.forget_replies(ctx);
+        }
         let Ok(tokenized) = tokenize(line) else {
             return Reply::line();
         };

@@ -789,6 +789,12 @@ impl Session {
     fn on_loss(&mut self, side: Side, len: u64, cut_off: bool, ctx: &mut Ctx<'_>) {
         let seen = |session: &Session, side: Side| session.seen_data.get(side.index()).copied().unwrap_or(true);
         let first_bytes = len > 0 && !seen(self, side);
+        if len > 0 && side != self.client {
+            // Where the server's bytes stood (a line's end, as a client that had them all showed)
+            // tells nothing of where they resume after more were lost: the lost bytes may end
+            // inside a line.
+            self.server_resumes_at_line = false;
+        }
         let detecting = matches!(self.protocol, Protocol::Detecting(_));
         if first_bytes && detecting && (side == self.client || !self.roles_certain) {
             // The client's first bytes, or a side's whose role is a guess: what comes next
@@ -897,6 +903,15 @@ impl Session {
             Protocol::Smtp(session) => session.on_gap(role),
             Protocol::ManageSieve(session) => session.on_gap(role),
             Protocol::Detecting(_) | Protocol::Done(_) => {}
+        }
+        if role == Role::Client && !cut.happened {
+            match &mut self.protocol {
+                Protocol::Pop3(session) => session.on_client_lost_between_lines(),
+                Protocol::Smtp(session) => session.on_client_lost_between_lines(),
+                Protocol::ManageSieve(session) => session.on_client_lost_between_lines(),
+                // Tags place IMAP's replies.
+                Protocol::Imap(_) | Protocol::Detecting(_) | Protocol::Done(_) => {}
+            }
         }
     }
 

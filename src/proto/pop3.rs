@@ -135,6 +135,14 @@ impl Pop3Session {
         }
     }
 
+    /// Client bytes were lost between lines: see [`LostReplies`].
+    pub fn on_client_lost_between_lines(&mut self) {
+        let complete = self.sasl.as_ref().is_none_or(SaslExchange::credential_complete);
+        if !self.awaiting_verdict.is_empty() && complete {
+            self.replies_lost.on_client_command_lost();
+        }
+    }
+
     /// The replies every command still awaits were lost ([`LostReplies`]): credentials among them
     /// are reported with outcome unknown, but the last, which a mailbox command accepted next
     /// shows accepted; a capability list lost says nothing of what is absent.
@@ -379,6 +387,9 @@ impl Pop3Session {
             return Reply::line();
         }
         self.give_up_lost_verdict(ctx);
+        if self.replies_lost.lost_with_next_command(self.pending_commands.len()) {
+            self.forget_replies(ctx);
+        }
         if let Some(body_of) = self.in_body {
             // No capability is named like a status line (RFC 2449): one in a listing means the
             // session lost track of which reply answers what; the listing is over.

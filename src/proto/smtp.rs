@@ -114,6 +114,14 @@ impl SmtpSession {
         }
     }
 
+    /// Client bytes were lost between lines: see [`LostReplies`].
+    pub fn on_client_lost_between_lines(&mut self) {
+        let complete = self.sasl.as_ref().is_none_or(SaslExchange::credential_complete);
+        if self.awaiting_verdict.is_some() && complete && !self.in_data {
+            self.replies_lost.on_client_command_lost();
+        }
+    }
+
     /// The replies every command still awaits were lost ([`LostReplies`]): a credential among
     /// them is reported with outcome unknown, an EHLO reply lost says nothing of what is absent.
     fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
@@ -305,6 +313,9 @@ impl SmtpSession {
     /// next line after the gap starts the next reply.
     fn on_server_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.give_up_lost_verdict(ctx);
+        if self.replies_lost.lost_with_next_command(self.pending.len()) {
+            self.forget_replies(ctx);
+        }
         let Some((code, continues, text)) = parse_reply(line) else {
             return Reply::line();
         };

@@ -1094,6 +1094,98 @@ fn replies_lost_before_a_command_sent_after_them_answer_none_after_it() {
     }
 }
 
+/// A login's verdict lost together with the client's next command: no later server line is read
+/// as the verdict, whichever loss came first (here a message body's line that reads as one, the
+/// lost command a `RETR`). A command lost with no server byte lost was sent behind the login: the
+/// verdict still comes, first.
+#[test]
+fn a_verdict_lost_with_the_command_after_it_is_taken_from_no_later_line() {
+    let blob = b64(b"\0alice\0hunter2");
+    let logins: [(u16, Vec<Says>, &str, &str); 5] = [
+        (
+            110,
+            vec![s("+OK ready\r\n"), c("USER alice\r\n"), s("+OK\r\n"), c("PASS hunter2\r\n")],
+            "-ERR bad",
+            "+OK Logged in.",
+        ),
+        (
+            110,
+            vec![
+                s("+OK ready\r\n"),
+                c("AUTH LOGIN\r\n"),
+                s("+ VXNlcm5hbWU6\r\n"),
+                C(format!("{}\r\n", b64(b"alice")).into_bytes()),
+                s("+ UGFzc3dvcmQ6\r\n"),
+                C(format!("{}\r\n", b64(b"hunter2")).into_bytes()),
+            ],
+            "-ERR bad",
+            "+OK Logged in.",
+        ),
+        (
+            587,
+            vec![
+                s("220 mx ESMTP\r\n"),
+                c("EHLO x\r\n"),
+                s("250 mx\r\n"),
+                C(format!("AUTH PLAIN {blob}\r\n").into_bytes()),
+            ],
+            "535 5.7.8 bad",
+            "235 2.7.0 Authentication successful",
+        ),
+        (
+            4190,
+            vec![s(SIEVE_GREETING), C(format!("AUTHENTICATE \"PLAIN\" \"{blob}\"\r\n").into_bytes())],
+            "NO \"bad\"",
+            "OK \"Logged in.\"",
+        ),
+        (
+            4190,
+            vec![
+                s(SIEVE_GREETING),
+                c("AUTHENTICATE \"LOGIN\"\r\n"),
+                S(format!("\"{}\"\r\n", b64(b"Username:")).into_bytes()),
+                C(format!("\"{}\"\r\n", b64(b"alice")).into_bytes()),
+                S(format!("\"{}\"\r\n", b64(b"Password:")).into_bytes()),
+                C(format!("\"{}\"\r\n", b64(b"hunter2")).into_bytes()),
+            ],
+            "NO \"bad\"",
+            "OK \"Logged in.\"",
+        ),
+    ];
+    for (port, login, refusal, accepting) in &logins {
+        // The server's bytes after the loss: a line's tail (dropped: the loss may have cut it),
+        // then a line that reads as an acceptance.
+        let after_loss = S(format!("the quarterly report\r\n{accepting}\r\n").into_bytes());
+        let losses: [(Vec<Says>, Outcome); 3] = [
+            (vec![ServerLost(40), ClientLost(8), after_loss.clone()], Outcome::Unknown),
+            (vec![ClientLost(8), ServerLost(40), after_loss], Outcome::Unknown),
+            (vec![ClientLost(8), S(format!("{refusal}\r\n").into_bytes())], Outcome::Failure),
+        ];
+        for (lost, outcome) in losses {
+            let steps: Vec<Says> = login.iter().cloned().chain(lost).collect();
+            let found = summary(&play(*port, &steps));
+            assert_eq!(found.iter().map(|login| login.2).collect::<Vec<_>>(), [outcome], "port {port}: {steps:?}");
+        }
+    }
+}
+
+/// Where the server's bytes stood before a loss (a line's end: the client had them all) says
+/// nothing of where they resume after another: the line after it may be a tail, and one that
+/// reads as a status is not taken for the verdict.
+#[test]
+fn the_line_after_a_second_server_loss_is_not_read_as_a_verdict() {
+    let steps = [
+        s("+OK ready\r\n"),
+        c("USER alice\r\n"),
+        ServerLost(5),
+        acked("PASS hunter2\r\n"),
+        ServerLost(30),
+        s("+OK but this is the tail of a line\r\n"),
+    ];
+    let found = summary(&play(110, &steps));
+    assert_eq!(found, one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
+}
+
 /// A client pipelining shows nothing by acknowledging the lost bytes: more commands awaited
 /// replies, and the later ones' may be still to come (here USER's, written after PASS came); nor
 /// does a first line after the loss that is no command (message data after a lost `354`, whose
