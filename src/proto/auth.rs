@@ -267,6 +267,26 @@ pub(crate) struct SaslExchange {
     captured: bool,
     /// Server bytes were lost since the last challenge: the verdict may have been among them.
     server_gap: bool,
+    /// The command that began the exchange was lost: its mechanism is told by what it carries
+    /// (see [`SaslExchange::after_lost_command`]).
+    inferred: Option<InferredLogin>,
+    /// The exchange began unseen and no response came yet, nor was a client byte lost since:
+    /// the client's lost bytes before the challenge ended with the lost command's line, and the
+    /// next line is the first response, whole.
+    first_response_next: bool,
+}
+
+/// Where an exchange whose command was lost stands, as far as LOGIN goes: its prompts name their
+/// step, and a response to a lost prompt is the one after the last.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum InferredLogin {
+    /// No LOGIN prompt seen: only a self-describing response (PLAIN, XOAUTH2) is read.
+    Unknown,
+    /// `Username:` was asked: the next response names the user (not kept: the command is lost,
+    /// so its position is not known, and a password must never be shown as a user name).
+    User,
+    /// `Password:` was asked, or the response after the user name is next.
+    Password,
 }
 
 /// The early user name is shown by its length only: LOGIN's first response is meant to be the
@@ -280,6 +300,8 @@ impl std::fmt::Debug for SaslExchange {
             .field("early_user_cut", &self.early_user_cut)
             .field("captured", &self.captured)
             .field("server_gap", &self.server_gap)
+            .field("inferred", &self.inferred)
+            .field("first_response_next", &self.first_response_next)
             .finish()
     }
 }
@@ -293,6 +315,39 @@ impl SaslExchange {
             early_user_cut: false,
             captured: false,
             server_gap: false,
+            inferred: None,
+            first_response_next: false,
+        }
+    }
+
+    /// An exchange shown by a challenge to a command the capture lost (`AUTH` and its mechanism
+    /// with it). A Wireshark user still reads such an exchange: a PLAIN or XOAUTH2 response says
+    /// what it holds, and LOGIN's prompts (`Username:`, `Password:`, base64 in the challenge)
+    /// say which response is the password. The user name of LOGIN is not kept.
+    pub fn after_lost_command() -> Self {
+        SaslExchange { inferred: Some(InferredLogin::Unknown), first_response_next: true, ..SaslExchange::new(b"") }
+    }
+
+    /// Whether `line`, the client's first after lost bytes, is read: the first response of an
+    /// exchange whose command was among them (the challenge answered that whole line).
+    pub fn takes_first_line_after_gap(&self, line: &[u8]) -> bool {
+        self.first_response_next && self.continues_with(line)
+    }
+
+    /// Client bytes were lost: a line after them may be a tail.
+    pub fn on_client_gap(&mut self) {
+        self.first_response_next = false;
+    }
+
+    /// The text of a challenge (base64), for an exchange whose command was lost: LOGIN's prompts
+    /// tell which step comes.
+    pub fn on_prompt(&mut self, text: &[u8]) {
+        let Some(inferred) = &mut self.inferred else { return };
+        let Ok(prompt) = sasl::decode_base64(text.trim_ascii()) else { return };
+        match sasl::login_prompt(&prompt) {
+            Some(sasl::LoginPrompt::User) => *inferred = InferredLogin::User,
+            Some(sasl::LoginPrompt::Password) => *inferred = InferredLogin::Password,
+            None => {}
         }
     }
 
@@ -348,6 +403,7 @@ impl SaslExchange {
         }
         let position = self.responses;
         self.responses = self.responses.saturating_add(1);
+        self.first_response_next = false;
         let text = if ctx.line_cut { sasl::whole_base64_groups(line) } else { line };
         let Ok(decoded) = sasl::decode_base64(text).map(Zeroizing::new) else {
             if ctx.line_cut {
@@ -377,6 +433,9 @@ impl SaslExchange {
     }
 
     fn step(&mut self, decoded: &[u8], position: u8, ctx: &Ctx<'_>) -> SaslStep {
+        if let Some(inferred) = self.inferred {
+            return self.inferred_step(inferred, decoded, ctx);
+        }
         match &self.mechanism {
             Mechanism::Plain if decoded.is_empty() => SaslStep::Continue,
             Mechanism::Plain => match sasl::parse_plain(decoded)
@@ -422,6 +481,36 @@ impl SaslExchange {
             },
             Mechanism::Scram(_) => self.scram_step(decoded, ctx),
             Mechanism::GssApi | Mechanism::External | Mechanism::Anonymous | Mechanism::Other(_) => SaslStep::Continue,
+        }
+    }
+
+    /// A response in an exchange whose command was lost: a PLAIN or XOAUTH2 message by its
+    /// shape, else LOGIN's password where the prompts place it.
+    fn inferred_step(&mut self, inferred: InferredLogin, decoded: &[u8], ctx: &Ctx<'_>) -> SaslStep {
+        if let Some(plain) = sasl::parse_plain(decoded) {
+            self.mechanism = Mechanism::Plain;
+            return SaslStep::Captured(Captured::reusable(
+                Some(plain.authcid),
+                SecretKind::Password,
+                &plain.password,
+                ctx,
+            ));
+        }
+        if let Some((user, token)) = sasl::parse_xoauth2(decoded) {
+            self.mechanism = Mechanism::XOAuth2;
+            return SaslStep::Captured(Captured::reusable(Some(user), SecretKind::Token, &token, ctx));
+        }
+        match inferred {
+            InferredLogin::Unknown => SaslStep::Continue,
+            InferredLogin::User => {
+                self.inferred = Some(InferredLogin::Password);
+                SaslStep::Continue
+            }
+            InferredLogin::Password => {
+                self.mechanism = Mechanism::Login;
+                let password = Secret::new(decoded.to_vec());
+                SaslStep::Captured(Captured::reusable(None::<Vec<u8>>, SecretKind::Password, &password, ctx))
+            }
         }
     }
 

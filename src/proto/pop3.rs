@@ -121,6 +121,9 @@ impl Pop3Session {
     }
 
     pub fn on_gap(&mut self, role: Role) {
+        if let (Role::Client, Some(sasl)) = (role, &mut self.sasl) {
+            sasl.on_client_gap();
+        }
         if role == Role::Server {
             if self.in_body == Some(Command::Capa) {
                 self.info.capabilities_cut();
@@ -205,9 +208,10 @@ impl Pop3Session {
     /// [`Session`](super::Session)).
     pub fn takes_as_command(&self, line: &[u8]) -> bool {
         let verb = split_verb(line).0;
-        self.sasl.is_none()
+        let command = self.sasl.is_none()
             && !self.starttls_pending
-            && READ_COMMANDS.iter().chain(&OTHER_COMMANDS).any(|known| verb.eq_ignore_ascii_case(known))
+            && READ_COMMANDS.iter().chain(&OTHER_COMMANDS).any(|known| verb.eq_ignore_ascii_case(known));
+        command || self.sasl.as_ref().is_some_and(|sasl| sasl.takes_first_line_after_gap(line))
     }
 
     /// The flow ended: report what still waits for a verdict.
@@ -338,6 +342,16 @@ impl Pop3Session {
         }
     }
 
+    /// A challenge answered an AUTH the capture lost: the exchange is read from its responses
+    /// ([`SaslExchange::after_lost_command`]), and the commands before it had their replies.
+    fn begin_exchange_after_lost_command(&mut self, ctx: &mut Ctx<'_>) {
+        self.in_body = None;
+        self.forget_replies(ctx);
+        self.settle_unseen_verdict(false, ctx);
+        self.sasl = Some(SaslExchange::after_lost_command());
+        self.pending_commands.push_back(Command::Auth);
+    }
+
     /// The exchange is over but its verdict will not be seen (lost, or never captured, as the
     /// client's next command shows): its credential is reported with outcome unknown, and AUTH
     /// leaves the reply queue so that the next status line answers the command it belongs to.
@@ -417,8 +431,14 @@ impl Pop3Session {
             return Reply::line();
         }
         if let Status::Continue = status {
+            if self.sasl.is_none() && !self.pending_commands.contains(&Command::Auth) {
+                // Only AUTH is answered so: its line was lost (a gap), and the replies to the
+                // commands before it with it.
+                self.begin_exchange_after_lost_command(ctx);
+            }
             if let Some(sasl) = &mut self.sasl {
                 sasl.on_challenge();
+                sasl.on_prompt(line.get(2..).unwrap_or_default());
             }
             return Reply::line();
         }

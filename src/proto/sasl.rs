@@ -184,6 +184,27 @@ pub enum Exposure {
     None,
 }
 
+/// A LOGIN mechanism prompt (draft-murchison-sasl-login): servers ask `Username:` and then
+/// `Password:`, in these words or close to them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LoginPrompt {
+    User,
+    Password,
+}
+
+/// Which LOGIN prompt a decoded challenge is, if any: `Username:`, `User Name`, `Password:`…, in
+/// any case, a trailing colon or NUL allowed.
+pub fn login_prompt(decoded: &[u8]) -> Option<LoginPrompt> {
+    let text = decoded.strip_suffix(b"\0").unwrap_or(decoded).trim_ascii();
+    let text = text.strip_suffix(b":").unwrap_or(text).trim_ascii();
+    let words: Vec<u8> = text.iter().filter(|byte| **byte != b' ').map(u8::to_ascii_lowercase).collect();
+    match words.as_slice() {
+        b"username" | b"user" => Some(LoginPrompt::User),
+        b"password" => Some(LoginPrompt::Password),
+        _ => None,
+    }
+}
+
 /// The separator of XOAUTH2 and OAUTHBEARER key/value pairs (`^A`).
 const CTRL_A: u8 = 0x01;
 

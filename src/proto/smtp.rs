@@ -95,6 +95,9 @@ impl SmtpSession {
     }
 
     pub fn on_gap(&mut self, role: Role) {
+        if let (Role::Client, Some(sasl)) = (role, &mut self.sasl) {
+            sasl.on_client_gap();
+        }
         if role == Role::Server {
             if self.pending.front() == Some(&Command::Ehlo) {
                 // The EHLO reply lost lines, its first ones perhaps: what it names after the gap
@@ -120,6 +123,16 @@ impl SmtpSession {
         if self.awaiting_verdict.is_some() && complete && !self.in_data {
             self.replies_lost.on_client_command_lost();
         }
+    }
+
+    /// A challenge answered an AUTH the capture lost: the exchange is read from its responses
+    /// ([`SaslExchange::after_lost_command`]), and the commands before it had their replies.
+    fn begin_exchange_after_lost_command(&mut self, ctx: &mut Ctx<'_>) {
+        self.end_sasl_without_verdict(ctx);
+        auth::forget_pending(&mut self.pending, &Command::Ehlo, &mut self.info);
+        self.ehlo_reply_cut = false;
+        self.sasl = Some(SaslExchange::after_lost_command());
+        self.pending.push_back(Command::Auth);
     }
 
     /// The replies every command still awaits were lost ([`LostReplies`]): a credential among
@@ -165,10 +178,11 @@ impl SmtpSession {
     /// [`Session`](super::Session)).
     pub fn takes_as_command(&self, line: &[u8]) -> bool {
         let verb = split_command_word(line).0;
-        !self.in_data
+        let command = !self.in_data
             && self.sasl.is_none()
             && !self.starttls_pending
-            && READ_COMMANDS.iter().chain(&OTHER_COMMANDS).any(|known| verb.eq_ignore_ascii_case(known))
+            && READ_COMMANDS.iter().chain(&OTHER_COMMANDS).any(|known| verb.eq_ignore_ascii_case(known));
+        command || self.sasl.as_ref().is_some_and(|sasl| sasl.takes_first_line_after_gap(line))
     }
 
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
@@ -361,6 +375,16 @@ impl SmtpSession {
             (Some(Command::Auth), 334) => {
                 if let Some(sasl) = &mut self.sasl {
                     sasl.on_challenge();
+                    sasl.on_prompt(text);
+                }
+                return Reply::line();
+            }
+            (_, 334) => {
+                // Only AUTH is answered so: its line was lost (a gap), and the replies to the
+                // commands before it with it.
+                self.begin_exchange_after_lost_command(ctx);
+                if let Some(sasl) = &mut self.sasl {
+                    sasl.on_prompt(text);
                 }
                 return Reply::line();
             }

@@ -1186,6 +1186,76 @@ fn the_line_after_a_second_server_loss_is_not_read_as_a_verdict() {
     assert_eq!(found, one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
 }
 
+/// An exchange whose AUTH line the capture lost (and the commands before it, and their replies)
+/// is read from the challenge on: a PLAIN or XOAUTH2 response says what it holds, LOGIN's
+/// `Password:` prompt says which response is the password (its user name is not kept: the
+/// command's position unknown, a password must never be shown as one), and the verdict is
+/// AUTH's.
+#[test]
+fn an_exchange_whose_command_was_lost_is_read_from_its_challenge() {
+    let plain = b64(b"\0alice\0hunter2");
+    let xoauth2 = b64(b"user=alice\x01auth=Bearer ya29.token\x01\x01");
+    let login = |challenge: &str, prompt: &str| -> Vec<Says> {
+        vec![
+            S(format!("{challenge}{}\r\n", b64(b"Username:")).into_bytes()),
+            C(format!("{}\r\n", b64(b"alice")).into_bytes()),
+            S(format!("{challenge}{}\r\n", b64(prompt.as_bytes())).into_bytes()),
+            C(format!("{}\r\n", b64(b"hunter2")).into_bytes()),
+        ]
+    };
+    let cases: Vec<(u16, Vec<Says>, &str, Option<&str>)> = vec![
+        (587, login("334 ", "Password:"), "AUTH LOGIN", None),
+        (110, login("+ ", "Password:"), "AUTH LOGIN", None),
+        (587, vec![s("334 \r\n"), C(format!("{plain}\r\n").into_bytes())], "AUTH PLAIN", Some("a***")),
+        (110, vec![s("+ \r\n"), C(format!("{plain}\r\n").into_bytes())], "AUTH PLAIN", Some("a***")),
+        (110, vec![s("+ \r\n"), C(format!("{xoauth2}\r\n").into_bytes())], "AUTH XOAUTH2", Some("a***")),
+        // The prompt after the user name lost: the response after it is the next by position.
+        (
+            587,
+            vec![
+                s(&format!("334 {}\r\n", b64(b"Username:"))),
+                C(format!("{}\r\n", b64(b"alice")).into_bytes()),
+                ServerLost(18),
+                acked(&format!("{}\r\n", b64(b"hunter2"))),
+            ],
+            "AUTH LOGIN",
+            None,
+        ),
+    ];
+    for (port, exchange, mechanism, user) in cases {
+        let kind = if mechanism == "AUTH XOAUTH2" { SecretKind::Token } else { SecretKind::Password };
+        let (opening, verdict): (Vec<Says>, &str) = match port {
+            110 => (vec![s("+OK ready\r\n"), c("CAPA\r\n"), ClientLost(12)], "+OK Logged in.\r\n"),
+            _ => (vec![s("220 mx ESMTP\r\n"), ClientLost(21)], "235 2.7.0 Authentication successful\r\n"),
+        };
+        let steps: Vec<Says> = opening.into_iter().chain(exchange).chain([s(verdict)]).collect();
+        let found = summary(&play(port, &steps));
+        let expected = vec![(mechanism.to_string(), user.map(str::to_string), Outcome::Success, kind)];
+        assert_eq!(found, expected, "port {port}: {steps:?}");
+    }
+}
+
+/// The first line after lost client bytes is read as the first response of an exchange whose
+/// command was lost only when no client byte was lost since its challenge: after a later loss
+/// the line may be a response's tail, and is not taken for the password.
+#[test]
+fn a_response_tail_after_a_later_loss_is_not_taken_for_a_password() {
+    let user_then_password = vec![
+        s(&format!("334 {}\r\n", b64(b"Username:"))),
+        C(format!("{}\r\n", b64(b"alice")).into_bytes()),
+        s(&format!("334 {}\r\n", b64(b"Password:"))),
+    ];
+    let password_only = vec![s(&format!("334 {}\r\n", b64(b"Password:")))];
+    for exchange in [user_then_password, password_only] {
+        let steps: Vec<Says> = [s("220 mx ESMTP\r\n"), ClientLost(12)]
+            .into_iter()
+            .chain(exchange)
+            .chain([ClientLost(6), c("1vY3hhTW12\r\n"), s("235 2.7.0 Authentication successful\r\n")])
+            .collect();
+        assert_eq!(summary(&play(587, &steps)), [], "{steps:?}");
+    }
+}
+
 /// A client pipelining shows nothing by acknowledging the lost bytes: more commands awaited
 /// replies, and the later ones' may be still to come (here USER's, written after PASS came); nor
 /// does a first line after the loss that is no command (message data after a lost `354`, whose
@@ -1631,8 +1701,9 @@ fn a_cut_server_line_is_read_before_the_client_words_waiting_for_it() {
 /// What a cut line leaves undecided stays so: a negative verdict cut before its response code
 /// (POP3's `[IN-USE]` and IMAP's `[AUTHORIZATIONFAILED]` would make it a right secret) is
 /// `unknown`, one whose text shows no code is a failure; an `AUTH` cut before its initial
-/// response starts nothing (the line may or may not have held one, and LOGIN's responses would
-/// be taken one for the other); a challenge-response cut short is partial.
+/// response is not read (the line may or may not have held one, and LOGIN's responses would be
+/// taken one for the other by position), but a `Password:` prompt after it tells which response
+/// is the password, reported with no user name; a challenge-response cut short is partial.
 #[test]
 fn what_a_cut_line_leaves_undecided_stays_undecided() {
     let pop3 = |verdict: &str| {
@@ -1683,7 +1754,10 @@ fn what_a_cut_line_leaves_undecided_stays_undecided() {
             s("235 ok\r\n"),
         ],
     );
-    assert!(credentials(&hidden_initial_response).is_empty(), "{:?}", summary(&hidden_initial_response));
+    assert_eq!(
+        summary(&hidden_initial_response),
+        [("AUTH LOGIN".to_string(), None, Outcome::Success, SecretKind::Password)]
+    );
 
     let client_first = b64(b"n,,n=alice,r=fyko+d2lbbFgONRv9qkxdawL");
     let server_first = b64(b"r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096");
