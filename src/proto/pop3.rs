@@ -205,7 +205,8 @@ impl Pop3Session {
 
     /// Whether the client's `line` would be read as a command it knows: not inside a SASL
     /// exchange or while STARTTLS's answer is awaited (the first line after a gap, see
-    /// [`Session`](super::Session)).
+    /// [`Session`](super::Session)); in an exchange whose command was lost, its first response
+    /// (see [`SaslExchange::takes_first_line_after_gap`]).
     pub fn takes_as_command(&self, line: &[u8]) -> bool {
         let verb = split_verb(line).0;
         let command = self.sasl.is_none()

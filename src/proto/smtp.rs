@@ -175,7 +175,8 @@ impl SmtpSession {
 
     /// Whether the client's `line` would be read as a command it knows: not while message data,
     /// a SASL exchange or STARTTLS's answer is awaited (the first line after a gap, see
-    /// [`Session`](super::Session)).
+    /// [`Session`](super::Session)); in an exchange whose command was lost, its first response
+    /// (see [`SaslExchange::takes_first_line_after_gap`]).
     pub fn takes_as_command(&self, line: &[u8]) -> bool {
         let verb = split_command_word(line).0;
         let command = !self.in_data

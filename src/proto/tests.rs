@@ -1204,11 +1204,13 @@ fn an_exchange_whose_command_was_lost_is_read_from_its_challenge() {
         ]
     };
     let cases: Vec<(u16, Vec<Says>, &str, Option<&str>)> = vec![
-        (587, login("334 ", "Password:"), "AUTH LOGIN", None),
-        (110, login("+ ", "Password:"), "AUTH LOGIN", None),
-        (587, vec![s("334 \r\n"), C(format!("{plain}\r\n").into_bytes())], "AUTH PLAIN", Some("a***")),
-        (110, vec![s("+ \r\n"), C(format!("{plain}\r\n").into_bytes())], "AUTH PLAIN", Some("a***")),
-        (110, vec![s("+ \r\n"), C(format!("{xoauth2}\r\n").into_bytes())], "AUTH XOAUTH2", Some("a***")),
+        (587, login("334 ", "Password:"), "LOGIN", None),
+        (110, login("+ ", "Password:"), "LOGIN", None),
+        (143, login("+ ", "Password:"), "LOGIN", None),
+        (587, vec![s("334 \r\n"), C(format!("{plain}\r\n").into_bytes())], "PLAIN", Some("a***")),
+        (110, vec![s("+ \r\n"), C(format!("{plain}\r\n").into_bytes())], "PLAIN", Some("a***")),
+        (143, vec![s("+ \r\n"), C(format!("{plain}\r\n").into_bytes())], "PLAIN", Some("a***")),
+        (110, vec![s("+ \r\n"), C(format!("{xoauth2}\r\n").into_bytes())], "XOAUTH2", Some("a***")),
         // The prompt after the user name lost: the response after it is the next by position.
         (
             587,
@@ -1218,21 +1220,51 @@ fn an_exchange_whose_command_was_lost_is_read_from_its_challenge() {
                 ServerLost(18),
                 acked(&format!("{}\r\n", b64(b"hunter2"))),
             ],
-            "AUTH LOGIN",
+            "LOGIN",
             None,
         ),
     ];
     for (port, exchange, mechanism, user) in cases {
-        let kind = if mechanism == "AUTH XOAUTH2" { SecretKind::Token } else { SecretKind::Password };
-        let (opening, verdict): (Vec<Says>, &str) = match port {
-            110 => (vec![s("+OK ready\r\n"), c("CAPA\r\n"), ClientLost(12)], "+OK Logged in.\r\n"),
-            _ => (vec![s("220 mx ESMTP\r\n"), ClientLost(21)], "235 2.7.0 Authentication successful\r\n"),
+        let kind = if mechanism == "XOAUTH2" { SecretKind::Token } else { SecretKind::Password };
+        let (opening, verb, verdict): (Vec<Says>, &str, &str) = match port {
+            110 => (vec![s("+OK ready\r\n"), c("CAPA\r\n"), ClientLost(12)], "AUTH", "+OK Logged in.\r\n"),
+            143 => (
+                vec![
+                    s("* OK ready\r\n"),
+                    c("a1 CAPABILITY\r\n"),
+                    s("* CAPABILITY IMAP4rev1\r\na1 OK done\r\n"),
+                    ClientLost(25),
+                ],
+                "AUTHENTICATE",
+                "a2 OK Logged in\r\n",
+            ),
+            _ => (vec![s("220 mx ESMTP\r\n"), ClientLost(21)], "AUTH", "235 2.7.0 Authentication successful\r\n"),
         };
         let steps: Vec<Says> = opening.into_iter().chain(exchange).chain([s(verdict)]).collect();
         let found = summary(&play(port, &steps));
-        let expected = vec![(mechanism.to_string(), user.map(str::to_string), Outcome::Success, kind)];
+        let expected = vec![(format!("{verb} {mechanism}"), user.map(str::to_string), Outcome::Success, kind)];
         assert_eq!(found, expected, "port {port}: {steps:?}");
     }
+}
+
+/// IMAP's continuation request also answers a literal: one for a lost `LOGIN` line's literal
+/// leaves its bytes unread (nothing says what they are), and one while a logged-in command is in
+/// flight (`IDLE`, `APPEND`) begins no exchange.
+#[test]
+fn an_imap_continuation_for_a_lost_literal_or_idle_begins_no_exchange() {
+    let lost_login = [s("* OK ready\r\n"), ClientLost(20), s("+ OK\r\n"), c("hunter2\r\n"), s("a1 OK Logged in\r\n")];
+    assert_eq!(summary(&play(143, &lost_login)), []);
+    let plain = b64(b"\0alice\0hunter2");
+    let idle = [
+        s("* OK ready\r\n"),
+        c("a1 LOGIN alice hunter2\r\n"),
+        ServerLost(20),
+        c("a2 IDLE\r\n"),
+        s("* 3 EXISTS\r\n+ idling\r\n"),
+        C(format!("{plain}\r\n").into_bytes()),
+        s("a2 OK done\r\n"),
+    ];
+    assert_eq!(summary(&play(143, &idle)), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
 }
 
 /// The first line after lost client bytes is read as the first response of an exchange whose

@@ -272,7 +272,12 @@ impl ImapSession {
 
     pub fn on_gap(&mut self, role: Role) {
         match role {
-            Role::Client => self.assembly = None,
+            Role::Client => {
+                self.assembly = None;
+                if let Some((_, sasl)) = &mut self.sasl {
+                    sasl.on_client_gap();
+                }
+            }
             Role::Server => {
                 if let Some((_, sasl)) = &mut self.sasl {
                     sasl.on_server_gap();
@@ -298,9 +303,14 @@ impl ImapSession {
 
     /// Whether the client's `line` would be read as a new command, a tag and a command IMAP
     /// knows: not while a command is assembled across literals, a SASL exchange or STARTTLS's
-    /// answer is awaited (the first line after a gap, see [`Session`](super::super::Session)).
+    /// answer is awaited (the first line after a gap, see [`Session`](super::super::Session));
+    /// in an exchange whose command was lost, its first response (see
+    /// [`SaslExchange::takes_first_line_after_gap`]).
     pub fn takes_as_command(&self, line: &[u8]) -> bool {
-        if self.assembly.is_some() || self.sasl.is_some() || self.starttls_pending || self.message_unread.is_some() {
+        if let Some((_, sasl)) = &self.sasl {
+            return sasl.takes_first_line_after_gap(line);
+        }
+        if self.assembly.is_some() || self.starttls_pending || self.message_unread.is_some() {
             return false;
         }
         let Ok(tokenized) = parser::tokenize(line) else { return false };
@@ -582,13 +592,66 @@ impl ImapSession {
                 return Reply::done(DoneReason::Authenticated);
             }
         } else if tag == b"+" {
+            if self.continuation_answers_a_lost_command() {
+                self.begin_exchange_after_lost_command(ctx);
+            }
             if let Some((_, sasl)) = &mut self.sasl {
                 sasl.on_challenge();
+                sasl.on_prompt(rest);
             }
         } else if !tag.is_empty() {
             return self.on_tagged(tag, status, text, cut, ctx);
         }
         Reply::next(next)
+    }
+
+    /// Whether a continuation request answers nothing the capture holds: no exchange, literal or
+    /// message is awaited, and no command in flight takes one (`IDLE`, `APPEND`: logged-in
+    /// commands). It then answers an `AUTHENTICATE` the capture lost, or a lost command's
+    /// literal.
+    fn continuation_answers_a_lost_command(&self) -> bool {
+        self.sasl.is_none()
+            && self.assembly.is_none()
+            && self.message_unread.is_none()
+            && !self.logged_in
+            && !self.pending.iter().any(|(_, command)| *command == Command::LoggedIn)
+    }
+
+    /// An `AUTHENTICATE` the capture lost: the exchange is read from its responses
+    /// ([`SaslExchange::after_lost_command`]); its tag is the first tagged reply's that answers
+    /// no command in flight (an empty tag until then).
+    fn begin_exchange_after_lost_command(&mut self, ctx: &mut Ctx<'_>) {
+        self.flush_orphan(ctx);
+        self.sasl = Some((Vec::new(), SaslExchange::after_lost_command()));
+        self.pending.push_back((Vec::new(), Command::Authenticate));
+    }
+
+    /// An earlier exchange whose command was lost, never answered: its credential is unknown.
+    fn flush_orphan(&mut self, ctx: &mut Ctx<'_>) {
+        if let Some(i) = self.awaiting_verdict.iter().position(|(tag, _)| tag.is_empty()) {
+            if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
+                pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
+            }
+        }
+        self.pending.retain(|(tag, _)| !tag.is_empty());
+    }
+
+    /// A tagged reply: if it answers no command in flight and an exchange whose command was lost
+    /// awaits its verdict, this is that command's tag.
+    fn adopt_tag(&mut self, tag: &[u8]) {
+        if self.pending.iter().any(|(pending, _)| pending.as_slice() == tag) {
+            return;
+        }
+        let orphan = |pending: &mut Vec<u8>| {
+            if pending.is_empty() {
+                *pending = tag.to_vec();
+            }
+        };
+        self.pending.iter_mut().for_each(|(pending, _)| orphan(pending));
+        self.awaiting_verdict.iter_mut().for_each(|(pending, _)| orphan(pending));
+        if let Some((pending, _)) = &mut self.sasl {
+            orphan(pending);
+        }
     }
 
     /// A command only a logged-in client may send, the `position`th awaiting its reply, was
@@ -697,6 +760,7 @@ impl ImapSession {
         if !ok && !status.eq_ignore_ascii_case(b"NO") && !status.eq_ignore_ascii_case(b"BAD") {
             return Reply::line();
         }
+        self.adopt_tag(tag);
         let mut reply = Reply::line();
         if self.message_unread.as_deref() == Some(tag) {
             self.message_unread = None;
