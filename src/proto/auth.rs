@@ -270,9 +270,10 @@ pub(crate) struct SaslExchange {
     /// The command that began the exchange was lost: its mechanism is told by what it carries
     /// (see [`SaslExchange::after_lost_command`]).
     inferred: Option<InferredLogin>,
-    /// The exchange began unseen and no response came yet, nor was a client byte lost since:
-    /// the client's lost bytes before the challenge ended with the lost command's line, and the
-    /// next line is the first response, whole.
+    /// The client's next line after lost bytes is a response, whole: the exchange began unseen
+    /// and no response came yet, nor was a client byte lost since (the lost bytes before the
+    /// challenge ended with the lost command's line); or LOGIN lost its user name response whole
+    /// (a loss between lines where it was due), and the next line is the password.
     first_response_next: bool,
 }
 
@@ -329,14 +330,33 @@ impl SaslExchange {
     }
 
     /// Whether `line`, the client's first after lost bytes, is read: the first response of an
-    /// exchange whose command was among them (the challenge answered that whole line).
+    /// exchange whose command was among them (the challenge answered that whole line), or
+    /// LOGIN's password after its user name response was lost.
     pub fn takes_first_line_after_gap(&self, line: &[u8]) -> bool {
         self.first_response_next && self.continues_with(line)
     }
 
-    /// Client bytes were lost: a line after them may be a tail.
+    /// Client bytes were lost between lines: a line after them may be a tail, but where LOGIN's
+    /// user name was due, they held it (the client sends nothing else then, and a loss of both
+    /// responses leaves a command next, which no response looks like): the next response is the
+    /// password, reported with no user name.
     pub fn on_client_gap(&mut self) {
         self.first_response_next = false;
+        if self.captured {
+            return;
+        }
+        let user_due = match self.inferred {
+            Some(InferredLogin::User) => true,
+            Some(InferredLogin::Unknown | InferredLogin::Password) => false,
+            None => self.mechanism == Mechanism::Login && self.responses == 0,
+        };
+        if user_due {
+            self.responses = 1;
+            if self.inferred.is_some() {
+                self.inferred = Some(InferredLogin::Password);
+            }
+            self.first_response_next = true;
+        }
     }
 
     /// The text of a challenge (base64), for an exchange whose command was lost: LOGIN's prompts

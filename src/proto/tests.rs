@@ -1267,6 +1267,35 @@ fn an_imap_continuation_for_a_lost_literal_or_idle_begins_no_exchange() {
     assert_eq!(summary(&play(143, &idle)), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
 }
 
+/// LOGIN's user name response lost whole: the next response is the password (the client sends
+/// nothing else meanwhile), reported with no user name, whether the `Password:` prompt was
+/// captured or not, and whether the command was.
+#[test]
+fn a_login_exchange_that_lost_its_user_name_still_shows_its_password() {
+    let password = || acked(&format!("{}\r\n", b64(b"hunter2")));
+    for (port, verb) in [(110, "AUTH"), (587, "AUTH"), (143, "AUTHENTICATE")] {
+        let (challenge, opening, command, verdict) = match port {
+            110 => ("+ ", "+OK ready\r\n", "AUTH LOGIN\r\n", "+OK Logged in.\r\n"),
+            587 => ("334 ", "220 mx ESMTP\r\n", "AUTH LOGIN\r\n", "235 2.7.0 Authentication successful\r\n"),
+            _ => ("+ ", "* OK ready\r\n", "a1 AUTHENTICATE LOGIN\r\n", "a1 OK Logged in\r\n"),
+        };
+        let user_prompt = s(&format!("{challenge}{}\r\n", b64(b"Username:")));
+        let password_prompt = s(&format!("{challenge}{}\r\n", b64(b"Password:")));
+        let prompt_len = format!("{challenge}{}\r\n", b64(b"Password:")).len() as u64;
+        let variants: [Vec<Says>; 3] = [
+            vec![c(command), user_prompt.clone(), ClientLost(10), password_prompt.clone(), password()],
+            vec![c(command), user_prompt.clone(), ClientLost(10), ServerLost(prompt_len), password()],
+            vec![ClientLost(command.len() as u64), user_prompt, ClientLost(10), password_prompt, password()],
+        ];
+        for exchange in variants {
+            let steps: Vec<Says> = [s(opening)].into_iter().chain(exchange).chain([s(verdict)]).collect();
+            let found = summary(&play(port, &steps));
+            let expected = [(format!("{verb} LOGIN"), None, Outcome::Success, SecretKind::Password)];
+            assert_eq!(found, expected, "port {port}: {steps:?}");
+        }
+    }
+}
+
 /// The first line after lost client bytes is read as the first response of an exchange whose
 /// command was lost only when no client byte was lost since its challenge: after a later loss
 /// the line may be a response's tail, and is not taken for the password.
