@@ -560,6 +560,21 @@ mod tests {
         secret.len() == expected.len() && secret.fingerprint(KEY) == Secret::new(expected.to_vec()).fingerprint(KEY)
     }
 
+    // ---- LOGIN prompts ----
+
+    #[test]
+    fn login_prompts_are_told_in_the_words_servers_use() {
+        for prompt in [&b"Username:"[..], b"username", b"User Name\0", b" USER: "] {
+            assert_eq!(login_prompt(prompt), Some(LoginPrompt::User), "{prompt:?}");
+        }
+        for prompt in [&b"Password:"[..], b"password", b"Password\0", b"PASSWORD :"] {
+            assert_eq!(login_prompt(prompt), Some(LoginPrompt::Password), "{prompt:?}");
+        }
+        for prompt in [&b""[..], b"OK", b"Ready for literal", b"Passwords:", b"Username: Password:", b"\0"] {
+            assert_eq!(login_prompt(prompt), None, "{prompt:?}");
+        }
+    }
+
     // ---- base64 ----
 
     #[test]
