@@ -273,8 +273,11 @@ pub(crate) struct SaslExchange {
     /// The client's next line after lost bytes is a response, whole: the exchange began unseen
     /// and no response came yet, nor was a client byte lost since (the lost bytes before the
     /// challenge ended with the lost command's line); or LOGIN lost its user name response whole
-    /// (a loss between lines where it was due), and the next line is the password.
+    /// (see `user_lost`), and the next line is the password.
     first_response_next: bool,
+    /// Client bytes were lost between lines where LOGIN's user name response was due, and no
+    /// challenge came since: whether they end where that response did is not known yet.
+    user_lost: bool,
 }
 
 /// Where an exchange whose command was lost stands, as far as LOGIN goes: its prompts name their
@@ -303,6 +306,7 @@ impl std::fmt::Debug for SaslExchange {
             .field("server_gap", &self.server_gap)
             .field("inferred", &self.inferred)
             .field("first_response_next", &self.first_response_next)
+            .field("user_lost", &self.user_lost)
             .finish()
     }
 }
@@ -318,6 +322,7 @@ impl SaslExchange {
             server_gap: false,
             inferred: None,
             first_response_next: false,
+            user_lost: false,
         }
     }
 
@@ -336,27 +341,17 @@ impl SaslExchange {
         self.first_response_next && self.continues_with(line)
     }
 
-    /// Client bytes were lost between lines: a line after them may be a tail, but where LOGIN's
-    /// user name was due, they held it (the client sends nothing else then, and a loss of both
-    /// responses leaves a command next, which no response looks like): the next response is the
-    /// password, reported with no user name.
+    /// Client bytes were lost between lines: a line after them may be a tail. Where LOGIN's user
+    /// name was due, they began with it (the client sends nothing else then); a challenge after
+    /// them shows it whole (see [`on_challenge`](Self::on_challenge)).
     pub fn on_client_gap(&mut self) {
         self.first_response_next = false;
-        if self.captured {
-            return;
-        }
-        let user_due = match self.inferred {
-            Some(InferredLogin::User) => true,
-            Some(InferredLogin::Unknown | InferredLogin::Password) => false,
-            None => self.mechanism == Mechanism::Login && self.responses == 0,
-        };
-        if user_due {
-            self.responses = 1;
-            if self.inferred.is_some() {
-                self.inferred = Some(InferredLogin::Password);
-            }
-            self.first_response_next = true;
-        }
+        self.user_lost = !self.captured
+            && match self.inferred {
+                Some(InferredLogin::User) => true,
+                Some(InferredLogin::Unknown | InferredLogin::Password) => false,
+                None => self.mechanism == Mechanism::Login && self.responses == 0,
+            };
     }
 
     /// The text of a challenge (base64), for an exchange whose command was lost: LOGIN's prompts
@@ -385,6 +380,17 @@ impl SaslExchange {
     /// before it. Its text is not read: LOGIN's prompts do not decide which response is which.
     pub fn on_challenge(&mut self) {
         self.server_gap = false;
+        if std::mem::take(&mut self.user_lost) {
+            // The server asks again having had the lost bytes up to its acknowledgement (the
+            // flow gives them up to there): they were LOGIN's user name response, whole, and the
+            // next line is the password's response, whole. A loss after the challenge would be
+            // a gap of its own.
+            self.responses = 1;
+            if self.inferred.is_some() {
+                self.inferred = Some(InferredLogin::Password);
+            }
+            self.first_response_next = true;
+        }
     }
 
     /// Bytes of the server's side were lost: they may have held the verdict.

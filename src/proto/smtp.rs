@@ -48,6 +48,13 @@ pub(crate) fn is_reply_line(line: &[u8]) -> bool {
     parse_reply(line).is_some() && matches!(line.get(3), None | Some(b' ' | b'-'))
 }
 
+/// Whether a server line is the `354` that lets message data in. Read even as the first line
+/// after lost server bytes, where a line may be a cut line's tail: only DATA is answered so, and
+/// missing it would read the message, and any `AUTH` line it quotes, as commands.
+pub(crate) fn is_data_go_ahead(line: &[u8]) -> bool {
+    line.starts_with(b"354") && matches!(line.get(3), None | Some(b' '))
+}
+
 /// How far the server's greeting has come.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Greeting {
@@ -263,7 +270,10 @@ impl SmtpSession {
             // What follows waits for the answer (held by the caller).
             next = Next::Pause;
             Command::StartTls
-        } else if is(b"DATA") {
+        } else if is(b"DATA") || is_header_field(line) {
+            // A message's header field where a command was due: DATA and its `354` were lost
+            // (or the capture began inside the message), and what follows up to the `.` line is
+            // message data, whatever `AUTH` lines it quotes; the final reply is DATA's.
             self.in_data = true;
             Command::Data
         } else if is(b"BDAT") {
@@ -437,6 +447,16 @@ fn auth_verdict(code: u16) -> Outcome {
     }
 }
 
+/// Whether a line is a message header field (RFC 5322 section 2.2: a field name, then a colon;
+/// names are letters, digits and hyphens in practice): no SMTP command looks so, `MAIL FROM:`
+/// and `RCPT TO:` having a space before their colon.
+fn is_header_field(line: &[u8]) -> bool {
+    let name = line.split(|byte| *byte == b':').next().unwrap_or_default();
+    name.len() < line.len()
+        && (1..=76).contains(&name.len())
+        && name.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-')
+}
+
 /// Whether a client line is an AUTH command (which a client sends only after the last one's
 /// verdict).
 fn starts_with_auth(line: &[u8]) -> bool {
@@ -446,6 +466,16 @@ fn starts_with_auth(line: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_fields_are_told_from_commands() {
+        for line in [&b"From: someone@example.test"[..], b"Subject:", b"X-Mailer: x", b"Message-ID:<a@b>"] {
+            assert!(is_header_field(line), "{line:?}");
+        }
+        for line in [&b"MAIL FROM:<a@example.test>"[..], b"RCPT TO:<b@example.test>", b"AUTH PLAIN AGE=", b"", b":x"] {
+            assert!(!is_header_field(line), "{line:?}");
+        }
+    }
 
     #[test]
     fn reply_lines() {

@@ -1268,8 +1268,10 @@ fn an_imap_continuation_for_a_lost_literal_or_idle_begins_no_exchange() {
 }
 
 /// LOGIN's user name response lost whole: the next response is the password (the client sends
-/// nothing else meanwhile), reported with no user name, whether the `Password:` prompt was
-/// captured or not, and whether the command was.
+/// nothing else meanwhile), reported with no user name, whether the command was captured or not.
+/// The `Password:` prompt shows the loss ended where the user name did (the server asked having
+/// it); with the prompt lost too, the loss may have taken the password's start, and nothing is
+/// read.
 #[test]
 fn a_login_exchange_that_lost_its_user_name_still_shows_its_password() {
     let password = || acked(&format!("{}\r\n", b64(b"hunter2")));
@@ -1282,18 +1284,72 @@ fn a_login_exchange_that_lost_its_user_name_still_shows_its_password() {
         let user_prompt = s(&format!("{challenge}{}\r\n", b64(b"Username:")));
         let password_prompt = s(&format!("{challenge}{}\r\n", b64(b"Password:")));
         let prompt_len = format!("{challenge}{}\r\n", b64(b"Password:")).len() as u64;
-        let variants: [Vec<Says>; 3] = [
-            vec![c(command), user_prompt.clone(), ClientLost(10), password_prompt.clone(), password()],
-            vec![c(command), user_prompt.clone(), ClientLost(10), ServerLost(prompt_len), password()],
-            vec![ClientLost(command.len() as u64), user_prompt, ClientLost(10), password_prompt, password()],
+        let found = [(format!("{verb} LOGIN"), None, Outcome::Success, SecretKind::Password)];
+        let variants: [(Vec<Says>, &[_]); 3] = [
+            (vec![c(command), user_prompt.clone(), ClientLost(10), password_prompt.clone(), password()], &found),
+            (
+                vec![
+                    ClientLost(command.len() as u64),
+                    user_prompt.clone(),
+                    ClientLost(10),
+                    password_prompt,
+                    password(),
+                ],
+                &found,
+            ),
+            (vec![c(command), user_prompt, ClientLost(10), ServerLost(prompt_len), password()], &[]),
         ];
-        for exchange in variants {
+        for (exchange, expected) in variants {
             let steps: Vec<Says> = [s(opening)].into_iter().chain(exchange).chain([s(verdict)]).collect();
-            let found = summary(&play(port, &steps));
-            let expected = [(format!("{verb} LOGIN"), None, Outcome::Success, SecretKind::Password)];
-            assert_eq!(found, expected, "port {port}: {steps:?}");
+            assert_eq!(summary(&play(port, &steps)), expected, "port {port}: {steps:?}");
         }
     }
+}
+
+/// A message whose `DATA` and `354` the capture lost shows itself by its header: the lines after
+/// it are message data, so an `AUTH` line a mail quotes is no login, and the command after the
+/// `.` line is read.
+#[test]
+fn a_message_whose_data_command_was_lost_is_not_read_as_commands() {
+    let blob = b64(b"\0alice\0hunter2");
+    let steps = [
+        s("220 mx ESMTP\r\n"),
+        c("EHLO x\r\n"),
+        s("250 mx\r\n"),
+        c("MAIL FROM:<a@example.test>\r\n"),
+        s("250 2.1.0 Ok\r\n"),
+        c("RCPT TO:<b@example.test>\r\n"),
+        s("250 2.1.5 Ok\r\n"),
+        ClientLost(6),
+        ServerLost(37),
+        CAcked(format!("From: a@example.test\r\nSubject: notes\r\n\r\nAUTH PLAIN {blob}\r\n.\r\n").into_bytes()),
+        s("250 2.0.0 Ok: queued\r\n"),
+        C(format!("AUTH PLAIN {blob}\r\n").into_bytes()),
+        s("235 2.7.0 Authentication successful\r\n"),
+    ];
+    assert_eq!(summary(&play(25, &steps)), one("AUTH PLAIN", "a***", Outcome::Success, SecretKind::Password));
+}
+
+/// A `354` after lost server bytes lets message data in even where the line after a loss is
+/// otherwise not read (it may be a tail): the message a client sends then, its header lost too,
+/// is not read as commands.
+#[test]
+fn a_data_go_ahead_after_a_loss_is_read() {
+    let blob = b64(b"\0alice\0hunter2");
+    let steps = [
+        s("220 mx ESMTP\r\n"),
+        c("EHLO x\r\n"),
+        s("250 mx\r\n"),
+        c("MAIL FROM:<a@example.test>\r\n"),
+        ServerLost(14),
+        c("RCPT TO:<b@example.test>\r\n"),
+        ServerLost(14),
+        s("354 End data with <CR><LF>.<CR><LF>\r\n"),
+        ClientLost(300),
+        C(format!("quarterly report\r\nAUTH PLAIN {blob}\r\n.\r\n").into_bytes()),
+        s("250 2.0.0 Ok: queued\r\n"),
+    ];
+    assert_eq!(summary(&play(25, &steps)), []);
 }
 
 /// The first line after lost client bytes is read as the first response of an exchange whose
