@@ -154,7 +154,8 @@ impl LostReplies {
     /// reply awaited may have been lost with the client's command after it, so that this line
     /// tells nothing of it.
     pub fn lost_with_next_command(&mut self, awaiting: usize) -> bool {
-        let lost = self.server && std::mem::take(&mut self.client_command) && awaiting == 1;
+        let client_command = std::mem::take(&mut self.client_command);
+        let lost = self.server && client_command && awaiting == 1;
         self.server &= !lost;
         lost
     }
