@@ -197,11 +197,17 @@ pub enum LoginPrompt {
 pub fn login_prompt(decoded: &[u8]) -> Option<LoginPrompt> {
     let text = decoded.strip_suffix(b"\0").unwrap_or(decoded).trim_ascii();
     let text = text.strip_suffix(b":").unwrap_or(text).trim_ascii();
-    let words: Vec<u8> = text.iter().filter(|byte| **byte != b' ').map(u8::to_ascii_lowercase).collect();
-    match words.as_slice() {
-        b"username" | b"user" => Some(LoginPrompt::User),
-        b"password" => Some(LoginPrompt::Password),
-        _ => None,
+    // Compared as it is read, spaces left out and case ignored: no copy of the challenge.
+    let is = |word: &[u8]| {
+        let letters = text.iter().filter(|byte| **byte != b' ').map(u8::to_ascii_lowercase);
+        letters.eq(word.iter().copied())
+    };
+    if is(b"username") || is(b"user") {
+        Some(LoginPrompt::User)
+    } else if is(b"password") {
+        Some(LoginPrompt::Password)
+    } else {
+        None
     }
 }
 
