@@ -171,9 +171,10 @@ pub struct Credential {
     /// Keyed fingerprint of the secret (only with `--fingerprint-key`), to spot reuse without revealing it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub secret_fingerprint: Option<String>,
-    /// The capture holds only the start of the line that carried the credential (a snap length or
-    /// a loss cut it): it crossed in clear whole, but the user name or the secret may be cut
-    /// short; the secret's length and fingerprint are given only when the secret was whole.
+    /// The capture holds only part of the line that carried the credential (a snap length or a
+    /// loss cut it, or lost bytes inside an IMAP literal): it crossed in clear whole, but the user
+    /// name or the secret may be cut short; the secret's length and fingerprint are given only
+    /// when the secret was whole.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
 }

@@ -75,6 +75,12 @@ impl Captured {
         }
     }
 
+    /// A reusable secret that crossed in clear whole but that the capture holds only part of
+    /// (lost bytes inside an IMAP literal): partial, its length and fingerprint unknown.
+    pub fn partly_lost(user: Option<impl Into<RawUser>>, kind: SecretKind) -> Captured {
+        Captured { user: user.map(Into::into), kind, secret_length: None, fingerprint: None, partial: true }
+    }
+
     pub fn challenge_response(user: Option<impl Into<RawUser>>) -> Captured {
         Captured {
             user: user.map(Into::into),

@@ -358,6 +358,20 @@ fn greeting_kind(line: &[u8]) -> Option<Greeting> {
     }
 }
 
+/// Whether a client's first chunk on an implicit-TLS port, in clear, opens with a login command
+/// of the protocol the port carries: POP3's `USER` or `AUTH` on 995, SMTP's `AUTH` on 465. Their
+/// clients send it first when the capture lost the greeting (and the `EHLO`); elsewhere these
+/// verbs are FTP's or Redis's too, but no such client talks to the port of POP3 or SMTP over TLS.
+pub(crate) fn opens_login_of(proto: Option<AppProto>, data: &[u8]) -> bool {
+    let verb = data.split(|b| matches!(b, b' ' | b'\r' | b'\n')).next().unwrap_or_default();
+    let verbs: &[&[u8]] = match proto {
+        Some(AppProto::Pop3) => &[b"USER", b"AUTH"],
+        Some(AppProto::Smtp) => &[b"AUTH"],
+        Some(AppProto::Imap | AppProto::ManageSieve) | None => &[],
+    };
+    verbs.iter().any(|known| verb.eq_ignore_ascii_case(known))
+}
+
 /// Whether a chunk from the presumed client is in fact a server greeting (roles guessed wrong).
 pub(crate) fn looks_like_greeting(data: &[u8]) -> bool {
     let line_end = memchr::memchr(b'\n', data).unwrap_or(data.len());

@@ -119,14 +119,16 @@ impl LineFramer {
         }
     }
 
-    /// Bytes were lost. A raw run absorbs the gap; past its end, and in line mode when part of
-    /// a line was held, the partial line is dropped and the framer resynchronises on the next
-    /// line end. A gap between two lines keeps the next one: its first line is framed as any,
-    /// marked [`LineFramer::after_gap`] (a lost segment that held whole lines hides none of the
-    /// lines after it).
+    /// Bytes were lost. A raw run absorbs the gap, and one that ends where the gap does goes
+    /// back to lines (the line it was announced in goes on after it); past its end, and in line
+    /// mode when part of a line was held, the partial line is dropped and the framer
+    /// resynchronises on the next line end. A gap between two lines keeps the next one: its
+    /// first line is framed as any, marked [`LineFramer::after_gap`] (a lost segment that held
+    /// whole lines hides none of the lines after it).
     pub fn gap(&mut self, len: u64) {
         match self.mode {
             Mode::Raw(n) if len < n => self.mode = Mode::Raw(n - len),
+            Mode::Raw(n) if len == n => self.mode = Mode::Line,
             Mode::Raw(_) => {
                 self.mode = Mode::Line;
                 self.skipping_to_eol = true;
@@ -476,6 +478,18 @@ mod tests {
         assert_eq!(framer.raw_remaining(), Some(6));
         let got = run(&mut framer, &[b"123456x\r\n"], |_| Next::Line);
         assert_eq!(got, vec![Got::Raw(b"123456".to_vec(), true), Got::Line(b"x".to_vec())]);
+        // A gap that ends where the run does: the line the run was announced in goes on.
+        framer.set_next(Next::Raw(10));
+        framer.gap(10);
+        assert_eq!(framer.raw_remaining(), None);
+        let got = run(&mut framer, &[b" rest\r\nnext\r\n"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Line(b" rest".to_vec()), Got::Line(b"next".to_vec())]);
+        assert!(!framer.after_gap());
+        // Past its end: where the next line starts is not known, the rest of this one is skipped.
+        framer.set_next(Next::Raw(10));
+        framer.gap(11);
+        let got = run(&mut framer, &[b"est\r\nnext\r\n"], |_| Next::Line);
+        assert_eq!(got, vec![Got::Line(b"next".to_vec())]);
     }
 
     #[test]

@@ -561,9 +561,12 @@ impl Session {
             // midstream, they may be anywhere in a record, and only text is taken for clear.
             tls.cleartext = if self.roles_certain { !starts_like_tls(data) } else { looks_like_text(data) };
             // A line only a mail server or client opens with also names the protocol the port
-            // carries (SMTP's 220 waits for EHLO otherwise); anything else in clear must show
+            // carries (SMTP's 220 waits for EHLO otherwise), as does a login command of that
+            // protocol from its client (the greeting lost); anything else in clear must show
             // itself mail as on a port not configured, so a scanner's probe is no session.
-            let opens_mail = detect::looks_like_greeting(data) || detect::looks_like_client_command(data);
+            let opens_mail = detect::looks_like_greeting(data)
+                || detect::looks_like_client_command(data)
+                || (side == self.client && self.roles_certain && detect::opens_login_of(tls.proto, data));
             if let (true, true, Protocol::Detecting(detector)) = (tls.cleartext, opens_mail, &mut self.protocol) {
                 detector.assume(tls.proto);
             }
@@ -896,18 +899,23 @@ impl Session {
             framer.skip_cut_tail();
         }
         self.server_resumes_at_line |= cut.happened && role == Role::Server;
+        // Lost inside a literal whose length was announced: the framer counts the lost bytes
+        // through it, and the command it belongs to goes on after it.
+        let in_literal = role == Role::Client && framer.raw_remaining().is_some_and(|remaining| len <= remaining);
+        let literal_ends = framer.raw_remaining() == Some(len);
         framer.gap(len);
         if cut.credential {
             framer.resume_at_line();
         }
         match &mut self.protocol {
             Protocol::Pop3(session) => session.on_gap(role),
+            Protocol::Imap(session) if in_literal => session.on_client_gap_in_literal(literal_ends),
             Protocol::Imap(session) => session.on_gap(role),
             Protocol::Smtp(session) => session.on_gap(role),
             Protocol::ManageSieve(session) => session.on_gap(role),
             Protocol::Detecting(_) | Protocol::Done(_) => {}
         }
-        if role == Role::Client && !cut.happened {
+        if role == Role::Client && !cut.happened && !in_literal {
             match &mut self.protocol {
                 Protocol::Pop3(session) => session.on_client_lost_between_lines(),
                 Protocol::Smtp(session) => session.on_client_lost_between_lines(),

@@ -1267,6 +1267,66 @@ fn an_imap_continuation_for_a_lost_literal_or_idle_begins_no_exchange() {
     assert_eq!(summary(&play(143, &idle)), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
 }
 
+/// Bytes lost inside a LOGIN literal whose length was announced: the literal's end is known, so
+/// the command is read on after it. A user name that lost bytes leaves the password whole, with
+/// no user name; a password that lost bytes is reported partial, its length and fingerprint
+/// unknown; a loss that runs past the literal's end leaves the command unread, as before.
+#[test]
+fn a_loss_inside_an_imap_literal_leaves_the_rest_of_the_login_readable() {
+    let greeting = || s("* OK [CAPABILITY IMAP4rev1 LITERAL+] ready\r\n");
+    /// The masked user name and whether the password is partial, when a login is reported.
+    type Found = Option<(Option<&'static str>, bool)>;
+    let cases: [(Vec<Says>, Found); 6] = [
+        // The user name's literal lost its middle, then LITERAL+ for the password.
+        (vec![c("a1 LOGIN {5+}\r\nal"), ClientLost(2), c("e {7+}\r\nhunter2\r\n")], Some((None, false))),
+        // Lost up to the literal's end: the line goes on right after it.
+        (vec![c("a1 LOGIN {5}\r\n"), s("+ OK\r\n"), c("al"), ClientLost(3), c(" hunter2\r\n")], Some((None, false))),
+        // The whole literal lost, its announcement seen.
+        (vec![c("a1 LOGIN {5}\r\n"), s("+ OK\r\n"), ClientLost(5), c(" \"hunter2\"\r\n")], Some((None, false))),
+        // The password's literal lost bytes: partial.
+        (
+            vec![c("a1 LOGIN alice {7}\r\n"), s("+ OK\r\n"), c("hun"), ClientLost(2), c("r2\r\n")],
+            Some((Some("a***"), true)),
+        ),
+        (vec![c("a1 LOGIN alice {7+}\r\nhun"), ClientLost(4), c("\r\n")], Some((Some("a***"), true))),
+        // Past the literal's end: where the line goes on is not known.
+        (vec![c("a1 LOGIN {5}\r\n"), s("+ OK\r\n"), c("al"), ClientLost(9), c("\r\n")], None),
+    ];
+    for (i, (steps, expected)) in cases.into_iter().enumerate() {
+        let transcript = [vec![greeting()], steps, vec![s("a1 OK Logged in\r\n"), c("a2 SELECT INBOX\r\n")]].concat();
+        let events = play(143, &transcript);
+        let logins = credentials(&events);
+        match expected {
+            Some((user, partial)) => {
+                let [login] = logins.as_slice() else { panic!("case {i}: {events:?}") };
+                assert_eq!(
+                    (login.mechanism.to_string(), login.outcome),
+                    ("LOGIN".to_string(), Outcome::Success),
+                    "case {i}"
+                );
+                assert_eq!(login.username.as_deref(), user, "case {i}");
+                assert_eq!(login.partial, partial, "case {i}");
+                assert_eq!(login.secret_length, (!partial).then_some(7), "case {i}");
+            }
+            None => assert!(logins.is_empty(), "case {i}: {events:?}"),
+        }
+    }
+    // Another command's literal that lost bytes: the command's line is read to its end, and the
+    // line after it is a command again.
+    let id = [
+        greeting(),
+        c("a1 ID (\"name\" {11}\r\n"),
+        s("+ OK\r\n"),
+        c("Thund"),
+        ClientLost(3),
+        c("ird)\r\n"),
+        s("a1 OK\r\n"),
+        c("a2 LOGIN alice hunter2\r\n"),
+        s("a2 OK Logged in\r\n"),
+    ];
+    assert_eq!(summary(&play(143, &id)), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+}
+
 /// LOGIN's user name response lost whole: the next response is the password (the client sends
 /// nothing else meanwhile), reported with no user name, whether the command was captured or not.
 /// The `Password:` prompt shows the loss ended where the user name did (the server asked having
@@ -2109,6 +2169,30 @@ fn cleartext_on_an_implicit_tls_port_is_read_and_flagged() {
     let midstream = play_on(session, parts, &[c("a5 LOGIN alice hunter2\r\n"), s("a5 OK done\r\n")], usize::MAX);
     assert_eq!(summary(&midstream), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
     assert!(midstream.iter().any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, .. })));
+}
+
+/// The greeting in clear lost (and SMTP's EHLO with it), the client's first line is a login
+/// command of the port's protocol: POP3's `USER` or `AUTH` names POP3 on 995 and SMTP's `AUTH`
+/// names SMTP on 465, as `EHLO` or a tagged `LOGIN` would; where they may be another
+/// protocol's (FTP's `USER`), they are not read.
+#[test]
+fn a_login_on_a_tls_port_whose_greeting_was_lost_is_read() {
+    let plain = format!("AUTH PLAIN {}\r\n", b64(b"\0alice\0hunter2"));
+    for (port, steps, mechanism) in [
+        (995, vec![c("USER alice\r\n"), s("+OK\r\n"), c("PASS hunter2\r\n"), s("+OK\r\n")], "USER/PASS"),
+        (995, vec![C(plain.clone().into_bytes()), s("+OK Logged in.\r\n")], "AUTH PLAIN"),
+        (465, vec![ClientLost(8), C(plain.clone().into_bytes()), s("235 ok\r\n")], "AUTH PLAIN"),
+    ] {
+        let lost_greeting = [vec![ServerLost(30)], steps].concat();
+        let events = play(port, &lost_greeting);
+        assert_eq!(summary(&events), one(mechanism, "a***", Outcome::Success, SecretKind::Password), "port {port}");
+        let flagged =
+            events.iter().any(|e| matches!(e, ProtoEvent::Anomaly { kind: AnomalyKind::CleartextOnTlsPort, .. }));
+        assert!(flagged, "port {port}: {events:?}");
+    }
+    let on_ftp_port =
+        play(990, &[ServerLost(30), c("USER alice\r\n"), s("331 ok\r\n"), c("PASS hunter2\r\n"), s("230 ok\r\n")]);
+    assert!(on_ftp_port.is_empty(), "{on_ftp_port:?}");
 }
 
 #[test]

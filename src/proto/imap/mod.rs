@@ -84,6 +84,8 @@ impl Command {
 /// One argument of an assembled command; wiped on drop since LOGIN's second one is a password.
 enum Arg {
     String(Zeroizing<Vec<u8>>),
+    /// A literal string the capture lost part of: it was sent, its bytes are not known.
+    Lost,
     Nil,
     ListOpen,
     ListClose,
@@ -94,6 +96,7 @@ impl std::fmt::Debug for Arg {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Arg::String(bytes) => write!(f, "String(len={})", bytes.len()),
+            Arg::Lost => f.write_str("Lost"),
             Arg::Nil => f.write_str("Nil"),
             Arg::ListOpen => f.write_str("ListOpen"),
             Arg::ListClose => f.write_str("ListClose"),
@@ -105,7 +108,7 @@ impl Arg {
     fn string(&self) -> Option<&[u8]> {
         match self {
             Arg::String(bytes) => Some(bytes),
-            Arg::Nil | Arg::ListOpen | Arg::ListClose => None,
+            Arg::Lost | Arg::Nil | Arg::ListOpen | Arg::ListClose => None,
         }
     }
 }
@@ -119,6 +122,8 @@ struct Assembly {
     truncated: bool,
     /// The announced literal is being received.
     literal: Option<Zeroizing<Vec<u8>>>,
+    /// Bytes of that literal were lost: it is kept as [`Arg::Lost`], its received bytes are not.
+    literal_holed: bool,
 }
 
 /// Commands of IMAP4rev1, IMAP4rev2 and common extensions: a line after a gap that starts with a
@@ -408,7 +413,14 @@ impl ImapSession {
         if self.assembly.is_none() {
             let tag = tokens.next().and_then(|t| t.astring().map(<[u8]>::to_vec)).unwrap_or_default();
             let command = tokens.next().and_then(|t| t.string().map(Command::of)).unwrap_or(Command::Other);
-            self.assembly = Some(Assembly { tag, command, args: Vec::new(), truncated: false, literal: None });
+            self.assembly = Some(Assembly {
+                tag,
+                command,
+                args: Vec::new(),
+                truncated: false,
+                literal: None,
+                literal_holed: false,
+            });
         }
         let Some(assembly) = &mut self.assembly else { return Reply::line() };
         if assembly.command.keeps_arguments() && !assembly.truncated {
@@ -445,6 +457,7 @@ impl ImapSession {
                     return Reply::line();
                 }
                 assembly.literal = Some(Zeroizing::new(Vec::with_capacity(len as usize)));
+                assembly.literal_holed = false;
                 Reply::next(Next::Raw(len))
             }
             LineEnd::Complete => {
@@ -458,29 +471,60 @@ impl ImapSession {
 
     fn on_client_literal(&mut self, data: &[u8], last: bool) -> Reply {
         if let Some(assembly) = &mut self.assembly {
-            if let Some(literal) = &mut assembly.literal {
+            if let Some(literal) = assembly.literal.as_mut().filter(|_| !assembly.literal_holed) {
                 literal.extend_from_slice(data);
             }
             if last {
                 if let Some(literal) = assembly.literal.take() {
-                    assembly.args.push(Arg::String(literal));
+                    assembly.args.push(if assembly.literal_holed { Arg::Lost } else { Arg::String(literal) });
                 }
             }
         }
         Reply::line()
     }
 
+    /// Client bytes were lost inside a literal whose length the command announced: the framer
+    /// counts them through it (`literal_ends`: up to its end), and the command goes on after it,
+    /// its tag and what follows the literal read. In LOGIN the literal is an argument whose
+    /// bytes are unknown, so that the other one keeps its place (a password after a user name
+    /// cut by the loss is read whole); another command's arguments are not read.
+    pub fn on_client_gap_in_literal(&mut self, literal_ends: bool) {
+        let Some(assembly) = &mut self.assembly else { return self.on_gap(Role::Client) };
+        match &mut assembly.literal {
+            Some(literal) if assembly.command == Command::Login && !assembly.truncated => {
+                *literal = Zeroizing::new(Vec::new());
+                assembly.literal_holed = true;
+            }
+            _ => {
+                assembly.literal = None;
+                assembly.truncated = true;
+            }
+        }
+        if literal_ends {
+            self.on_client_literal(&[], true);
+        }
+    }
+
     fn execute(&mut self, assembly: Assembly, ctx: &mut Ctx<'_>) -> Reply {
         let Assembly { tag, command, args, truncated, .. } = assembly;
         match command {
             Command::Login if !truncated => {
-                let mut strings = args.iter().filter_map(Arg::string);
-                let user = strings.next();
-                // Cut before the password: it was sent, and none of it captured.
-                let password = strings.next().or_else(|| ctx.line_cut.then_some(&[][..]));
-                if let (Some(user), Some(password)) = (user, password) {
-                    let password = Secret::new(password.to_vec());
-                    let captured = Captured::reusable(Some(user.to_vec()), SecretKind::Password, &password, ctx);
+                let mut strings = args.iter().filter(|arg| matches!(arg, Arg::String(_) | Arg::Lost));
+                let (user, password) = (strings.next(), strings.next());
+                let user = user.map(|user| user.string().map(<[u8]>::to_vec));
+                let captured = match (user, password) {
+                    (Some(user), Some(Arg::Lost)) => Some(Captured::partly_lost(user, SecretKind::Password)),
+                    (Some(user), Some(password)) => {
+                        let password = Secret::new(password.string().unwrap_or_default().to_vec());
+                        Some(Captured::reusable(user, SecretKind::Password, &password, ctx))
+                    }
+                    // Cut before the password: it was sent, and none of it captured.
+                    (Some(user), None) if ctx.line_cut => {
+                        Some(Captured::reusable(user, SecretKind::Password, &Secret::new(Vec::new()), ctx))
+                    }
+                    _ => None,
+                };
+                if let Some(captured) = captured {
                     let pending = PendingCredential::new("LOGIN", captured, &self.info, ctx);
                     self.await_verdict(tag.clone(), pending, ctx);
                 }
