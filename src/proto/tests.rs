@@ -1247,13 +1247,10 @@ fn an_exchange_whose_command_was_lost_is_read_from_its_challenge() {
     }
 }
 
-/// IMAP's continuation request also answers a literal: one for a lost `LOGIN` line's literal
-/// leaves its bytes unread (nothing says what they are), and one while a logged-in command is in
+/// IMAP's continuation request also answers a literal: one while a logged-in command is in
 /// flight (`IDLE`, `APPEND`) begins no exchange.
 #[test]
-fn an_imap_continuation_for_a_lost_literal_or_idle_begins_no_exchange() {
-    let lost_login = [s("* OK ready\r\n"), ClientLost(20), s("+ OK\r\n"), c("hunter2\r\n"), s("a1 OK Logged in\r\n")];
-    assert_eq!(summary(&play(143, &lost_login)), []);
+fn an_imap_continuation_while_idle_begins_no_exchange() {
     let plain = b64(b"\0alice\0hunter2");
     let idle = [
         s("* OK ready\r\n"),
@@ -1265,6 +1262,49 @@ fn an_imap_continuation_for_a_lost_literal_or_idle_begins_no_exchange() {
         s("a2 OK done\r\n"),
     ];
     assert_eq!(summary(&play(143, &idle)), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+}
+
+/// A `LOGIN` line lost whole, its literal announced: the server's go-ahead (a continuation whose
+/// text is no base64 challenge) shows the client's next line to be that literal and the rest of
+/// the command. A line announcing a second literal carried the user name, and the password
+/// follows whole; a line that ends the command holds the password, where in it is not known
+/// (partial, no user name). `ID`'s list, an empty continuation (SASL's) or a client loss after
+/// the go-ahead report nothing.
+#[test]
+fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
+    let failed = || s("a7 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
+    /// The masked user name, the outcome and the secret's length, when a login is reported.
+    type Found = Option<(Option<&'static str>, Outcome, Option<usize>)>;
+    let cases: [(Vec<Says>, Found); 7] = [
+        (vec![s("+ OK\r\n"), c("hunter2\r\n"), s("a7 OK Logged in\r\n")], Some((None, Outcome::Success, None))),
+        (
+            vec![s("+ Ready for literal data\r\n"), c("alice {7}\r\n"), s("+ OK\r\n"), c("hunter2\r\n"), failed()],
+            Some((Some("a***"), Outcome::Failure, Some(7))),
+        ),
+        (
+            vec![s("+ go ahead\r\n"), c("alice {7+}\r\nhunter2\r\n"), s("a7 OK Logged in\r\n")],
+            Some((Some("a***"), Outcome::Success, Some(7))),
+        ),
+        (vec![s("+ OK\r\n"), c("Thunderbird)\r\n"), s("a7 OK\r\n")], None),
+        (vec![s("+ \r\n"), c("hunter2\r\n"), s("a7 OK Logged in\r\n")], None),
+        (vec![s("+ OK\r\n"), ClientLost(4), c("er2\r\n"), s("a7 OK Logged in\r\n")], None),
+        // Refused before its literal came: the next line is a command again.
+        (vec![s("+ OK\r\n"), s("a7 BAD too long\r\n"), c("a8 LOGOUT\r\n")], None),
+    ];
+    for (i, (steps, expected)) in cases.into_iter().enumerate() {
+        let transcript = [vec![s("* OK ready\r\n"), ClientLost(20)], steps, vec![c("a9 SELECT INBOX\r\n")]].concat();
+        let events = play(143, &transcript);
+        let logins = credentials(&events);
+        match expected {
+            Some((user, outcome, secret_length)) => {
+                let [login] = logins.as_slice() else { panic!("case {i}: {events:?}") };
+                assert_eq!(login.mechanism.to_string(), "LOGIN", "case {i}");
+                assert_eq!((login.username.as_deref(), login.outcome), (user, outcome), "case {i}");
+                assert_eq!((login.secret_length, login.partial), (secret_length, secret_length.is_none()), "case {i}");
+            }
+            None => assert!(logins.is_empty(), "case {i}: {events:?}"),
+        }
+    }
 }
 
 /// Bytes lost inside a LOGIN literal whose length was announced: the literal's end is known, so
@@ -2484,8 +2524,19 @@ fn sessions_mid_login_debug_without_secrets() {
     assert!(sieve.buffered() > 0, "the literal is being held");
     let sieve = format!("{sieve:?}");
     assert!(!sieve.contains(&blob[..12]), "ManageSieve's literal shows in Debug");
+    // A lost LOGIN read from its literal's go-ahead, its user name kept and its password begun.
+    let mut lost_login = imap::ImapSession::default();
+    lost_login.on_piece(Role::Server, framing::Piece::Line { line: b"* OK hi" }, &mut ctx);
+    lost_login.on_gap(Role::Client);
+    lost_login.on_piece(Role::Server, framing::Piece::Line { line: b"+ OK" }, &mut ctx);
+    lost_login.on_piece(Role::Client, framing::Piece::Line { line: b"Canary-User-7 {20}" }, &mut ctx);
+    lost_login.on_piece(Role::Client, framing::Piece::Raw { data: b"Canary-Secret-", last: false }, &mut ctx);
+    assert!(lost_login.buffered() > 0, "the lost login's password is being held");
+    let lost_login = format!("{lost_login:?}");
+    assert!(!lost_login.contains("Canary-User"), "a lost login's user name shows in Debug");
     let debugs = [("IMAP", format!("{imap:?}")), ("framer", format!("{framer:?}")), ("piece", format!("{piece:?}"))];
-    for (what, debug) in debugs.into_iter().chain([("token", token), ("ManageSieve", sieve)]) {
+    let more = [("token", token), ("ManageSieve", sieve), ("lost IMAP login", lost_login)];
+    for (what, debug) in debugs.into_iter().chain(more) {
         assert!(!debug.contains("Canary-Secret"), "{what}: a password shows in Debug");
     }
 }

@@ -210,6 +210,52 @@ impl std::fmt::Debug for Assembly {
     }
 }
 
+/// A `LOGIN` whose line the capture lost, a literal announced at its end: the server's go-ahead
+/// (a continuation that is no SASL challenge) shows the client's next bytes to be that literal
+/// and the rest of the command.
+enum LostLogin {
+    /// The client's next line: the literal, then the rest of the command.
+    Line,
+    /// That line ended announcing a second literal, LOGIN's password; `user`: the user name's
+    /// literal before it.
+    Password { user: Zeroizing<Vec<u8>>, password: Zeroizing<Vec<u8>> },
+    /// The password came whole; the command ends with the next line, empty.
+    End { user: Zeroizing<Vec<u8>>, password: Zeroizing<Vec<u8>> },
+}
+
+impl LostLogin {
+    fn held(&self) -> usize {
+        match self {
+            LostLogin::Line => 0,
+            LostLogin::Password { user, password } | LostLogin::End { user, password } => user.len() + password.len(),
+        }
+    }
+}
+
+/// The user name and password are shown by their lengths only.
+impl std::fmt::Debug for LostLogin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LostLogin::Line => f.write_str("Line"),
+            LostLogin::Password { user, password } | LostLogin::End { user, password } => f
+                .debug_struct(if matches!(self, LostLogin::End { .. }) { "End" } else { "Password" })
+                .field("user_len", &user.len())
+                .field("password_len", &password.len())
+                .finish(),
+        }
+    }
+}
+
+/// Whether a continuation's text (after `+ `) answers a literal rather than asking a SASL step,
+/// whose challenges are base64 with its padding (RFC 9051 `continue-req`, RFC 4648): `+ OK`,
+/// `+ go ahead`, `+ Ready for literal data`. An empty one (PLAIN's first challenge, or a terse
+/// server's go-ahead) is taken for SASL's.
+fn is_literal_go_ahead(text: &[u8]) -> bool {
+    use base64::Engine;
+    let text = text.trim_ascii();
+    !text.is_empty() && base64::engine::general_purpose::STANDARD.decode(text).is_err()
+}
+
 #[derive(Debug, Default)]
 pub(crate) struct ImapSession {
     info: ServerInfo,
@@ -234,6 +280,9 @@ pub(crate) struct ImapSession {
     /// The tag of an `APPEND` whose line a gap cut with the message literal it announced: the
     /// client's lines are message text until the server answers it.
     message_unread: Option<Vec<u8>>,
+    /// A `LOGIN` the capture lost, its literal answered by the server's go-ahead (rare: boxed, so
+    /// that every session does not carry its room).
+    lost_login: Option<Box<LostLogin>>,
 }
 
 /// Whether a capability list (words separated by spaces) holds UNAUTHENTICATE. Every capability
@@ -263,7 +312,7 @@ impl ImapSession {
 
     /// Bytes held for a command being assembled across literals.
     pub fn buffered(&self) -> usize {
-        self.assembly.as_ref().map_or(0, Assembly::held)
+        self.assembly.as_ref().map_or(0, Assembly::held) + self.lost_login.as_deref().map_or(0, LostLogin::held)
     }
 
     /// Drops the literal being collected: the command it belongs to cannot be read any more.
@@ -273,12 +322,14 @@ impl ImapSession {
             assembly.args.clear();
             assembly.truncated = true;
         }
+        self.lost_login = None;
     }
 
     pub fn on_gap(&mut self, role: Role) {
         match role {
             Role::Client => {
                 self.assembly = None;
+                self.lost_login = None;
                 if let Some((_, sasl)) = &mut self.sasl {
                     sasl.on_client_gap();
                 }
@@ -312,6 +363,9 @@ impl ImapSession {
     /// in an exchange whose command was lost, its first response (see
     /// [`SaslExchange::takes_first_line_after_gap`]).
     pub fn takes_as_command(&self, line: &[u8]) -> bool {
+        if matches!(self.lost_login.as_deref(), Some(LostLogin::Line)) {
+            return true;
+        }
         if let Some((_, sasl)) = &self.sasl {
             return sasl.takes_first_line_after_gap(line);
         }
@@ -384,6 +438,9 @@ impl ImapSession {
         self.client_spoke = true;
         if self.starttls_pending || self.message_unread.is_some() {
             return Reply::line();
+        }
+        if let Some(lost) = self.lost_login.take() {
+            return self.on_lost_login_line(*lost, line, ctx);
         }
         if self.assembly.is_none() {
             if let Some((_, sasl)) = &mut self.sasl {
@@ -470,6 +527,15 @@ impl ImapSession {
     }
 
     fn on_client_literal(&mut self, data: &[u8], last: bool) -> Reply {
+        if let Some(lost) = self.lost_login.as_deref_mut() {
+            if let LostLogin::Password { user, password } = lost {
+                password.extend_from_slice(data);
+                if last {
+                    *lost = LostLogin::End { user: std::mem::take(user), password: std::mem::take(password) };
+                }
+                return Reply::line();
+            }
+        }
         if let Some(assembly) = &mut self.assembly {
             if let Some(literal) = assembly.literal.as_mut().filter(|_| !assembly.literal_holed) {
                 literal.extend_from_slice(data);
@@ -481,6 +547,41 @@ impl ImapSession {
             }
         }
         Reply::line()
+    }
+
+    /// The client's line after the go-ahead to a lost `LOGIN`'s literal: that literal, then the
+    /// rest of the command. Ending with another literal's announcement, it was the user name, and
+    /// the password follows whole; ending the command, the password is in it, where is not known
+    /// (the literal may be the password, or the user name before it): partial. A line ending a
+    /// list is `ID`'s, no login.
+    fn on_lost_login_line(&mut self, lost: LostLogin, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
+        match lost {
+            LostLogin::Line => match parser::trailing_literal(line) {
+                Some((user, len)) => {
+                    let fits = usize::try_from(len).is_ok_and(|len| len <= ctx.config.max_literal);
+                    if fits && len > 0 && user.len() <= ctx.config.max_literal {
+                        let (user, password) = (Zeroizing::new(user.to_vec()), Zeroizing::new(Vec::new()));
+                        self.lost_login = Some(Box::new(LostLogin::Password { user, password }));
+                    }
+                    return Reply::next(Next::Raw(len));
+                }
+                None if line.ends_with(b")") => {}
+                None => self.await_lost_login(Captured::partly_lost(None::<Vec<u8>>, SecretKind::Password), ctx),
+            },
+            LostLogin::End { user, password } if line.is_empty() => {
+                let password = Secret::new(password.to_vec());
+                let captured = Captured::reusable(Some(user.to_vec()), SecretKind::Password, &password, ctx);
+                self.await_lost_login(captured, ctx);
+            }
+            LostLogin::Password { .. } | LostLogin::End { .. } => {}
+        }
+        Reply::line()
+    }
+
+    /// A lost `LOGIN`'s credential awaits the verdict to the tag the server's reply will name.
+    fn await_lost_login(&mut self, captured: Captured, ctx: &mut Ctx<'_>) {
+        let pending = PendingCredential::new("LOGIN", captured, &self.info, ctx);
+        self.await_verdict(Vec::new(), pending, ctx);
     }
 
     /// Client bytes were lost inside a literal whose length the command announced: the framer
@@ -637,7 +738,11 @@ impl ImapSession {
             }
         } else if tag == b"+" {
             if self.continuation_answers_a_lost_command() {
-                self.begin_exchange_after_lost_command(ctx);
+                if is_literal_go_ahead(rest) {
+                    self.begin_lost_login(ctx);
+                } else {
+                    self.begin_exchange_after_lost_command(ctx);
+                }
             }
             if let Some((_, sasl)) = &mut self.sasl {
                 sasl.on_challenge();
@@ -656,6 +761,7 @@ impl ImapSession {
     fn continuation_answers_a_lost_command(&self) -> bool {
         self.sasl.is_none()
             && self.assembly.is_none()
+            && self.lost_login.is_none()
             && self.message_unread.is_none()
             && !self.logged_in
             && !self.pending.iter().any(|(_, command)| *command == Command::LoggedIn)
@@ -668,6 +774,15 @@ impl ImapSession {
         self.flush_orphan(ctx);
         self.sasl = Some((Vec::new(), SaslExchange::after_lost_command()));
         self.pending.push_back((Vec::new(), Command::Authenticate));
+    }
+
+    /// A `LOGIN` the capture lost, its literal's go-ahead seen: read from the client's next line
+    /// ([`ImapSession::on_lost_login_line`]), its tag the first tagged reply's that answers no
+    /// command in flight.
+    fn begin_lost_login(&mut self, ctx: &mut Ctx<'_>) {
+        self.flush_orphan(ctx);
+        self.lost_login = Some(Box::new(LostLogin::Line));
+        self.pending.push_back((Vec::new(), Command::Login));
     }
 
     /// An earlier exchange whose command was lost, never answered: its credential is unknown.
@@ -820,6 +935,10 @@ impl ImapSession {
         }
         let position = self.pending.iter().position(|(t, _)| t == tag);
         let command = position.and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
+        if command == Some(Command::Login) {
+            // A lost LOGIN answered before its line ended: the server refused what it had.
+            self.lost_login = None;
+        }
         if let (true, Some(Command::LoggedIn), Some(position)) = (ok, command, position) {
             if self.accepted_before(position, ctx) {
                 return self.logged_in(ctx).unwrap_or(reply);

@@ -204,6 +204,17 @@ fn literal_marker(text: &[u8]) -> Option<LineEnd> {
     Some(LineEnd::Literal { len, synchronizing })
 }
 
+/// A literal announced at the end of a line of unknown shape (what a lost command's literal
+/// left of its line): the bytes before the announcement and its space, and the literal's length.
+pub fn trailing_literal(line: &[u8]) -> Option<(&[u8], u64)> {
+    let start = memchr::memrchr(b'{', line)?;
+    let before = line.get(..start)?.strip_suffix(b" ")?;
+    match literal_marker(line.get(start..)?)? {
+        LineEnd::Literal { len, .. } => Some((before, len)),
+        LineEnd::Complete => None,
+    }
+}
+
 /// The response code of a status response, e.g. `CAPABILITY IMAP4rev1 STARTTLS` from
 /// `OK [CAPABILITY IMAP4rev1 STARTTLS] ready`.
 pub fn response_code(text: &[u8]) -> Option<&[u8]> {
@@ -248,6 +259,16 @@ mod tests {
             tokenize(b"a LOGIN {4294967296}").unwrap().end,
             LineEnd::Literal { len: 4_294_967_296, synchronizing: true }
         );
+    }
+
+    #[test]
+    fn a_trailing_literal_follows_a_space() {
+        assert_eq!(trailing_literal(b"alice {7}"), Some((&b"alice"[..], 7)));
+        assert_eq!(trailing_literal(b"al{ce {12+}"), Some((&b"al{ce"[..], 12)));
+        assert_eq!(trailing_literal(b" {3}"), Some((&b""[..], 3)));
+        for none in [&b"alice{7}"[..], b"alice {7} ", b"alice {x}", b"alice", b"{7}"] {
+            assert_eq!(trailing_literal(none), None);
+        }
     }
 
     #[test]
