@@ -1268,14 +1268,14 @@ fn an_imap_continuation_while_idle_begins_no_exchange() {
 /// text is no base64 challenge) shows the client's next line to be that literal and the rest of
 /// the command. A line announcing a second literal carried the user name, and the password
 /// follows whole; a line that ends the command holds the password, where in it is not known
-/// (partial, no user name). `ID`'s list, an empty continuation (SASL's) or a client loss after
-/// the go-ahead report nothing.
+/// (partial, no user name), also when the line's end was lost. `ID`'s list, an empty
+/// continuation (SASL's) or a client loss that may have taken the line's start report nothing.
 #[test]
 fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
     let failed = || s("a7 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
     /// The masked user name, the outcome and the secret's length, when a login is reported.
     type Found = Option<(Option<&'static str>, Outcome, Option<usize>)>;
-    let cases: [(Vec<Says>, Found); 7] = [
+    let cases: [(Vec<Says>, Found); 10] = [
         (vec![s("+ OK\r\n"), c("hunter2\r\n"), s("a7 OK Logged in\r\n")], Some((None, Outcome::Success, None))),
         (
             vec![s("+ Ready for literal data\r\n"), c("alice {7}\r\n"), s("+ OK\r\n"), c("hunter2\r\n"), failed()],
@@ -1290,6 +1290,21 @@ fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
         (vec![s("+ OK\r\n"), ClientLost(4), c("er2\r\n"), s("a7 OK Logged in\r\n")], None),
         // Refused before its literal came: the next line is a command again.
         (vec![s("+ OK\r\n"), s("a7 BAD too long\r\n"), c("a8 LOGOUT\r\n")], None),
+        // The line's end lost, and the verdict: a later mailbox command accepted shows it.
+        (
+            vec![s("+ OK\r\n"), c("hunter2"), ClientLost(2), c("b1 SELECT INBOX\r\n"), s("b1 OK done\r\n")],
+            Some((None, Outcome::Success, None)),
+        ),
+        // The verdict lost: the reply to a command seen after it, or to one lost after it, is
+        // not taken for it.
+        (
+            vec![s("+ OK\r\n"), c("hunter2\r\n"), c("z1 LOGOUT\r\n"), s("* BYE\r\nz1 OK Logout completed.\r\n")],
+            Some((None, Outcome::Unknown, None)),
+        ),
+        (
+            vec![s("+ OK\r\n"), c("hunter2\r\n"), ClientLost(11), s("* BYE\r\nz1 OK Logout completed.\r\n")],
+            Some((None, Outcome::Unknown, None)),
+        ),
     ];
     for (i, (steps, expected)) in cases.into_iter().enumerate() {
         let transcript = [vec![s("* OK ready\r\n"), ClientLost(20)], steps, vec![c("a9 SELECT INBOX\r\n")]].concat();

@@ -283,6 +283,10 @@ pub(crate) struct ImapSession {
     /// A `LOGIN` the capture lost, its literal answered by the server's go-ahead (rare: boxed, so
     /// that every session does not carry its room).
     lost_login: Option<Box<LostLogin>>,
+    /// Client bytes were lost after the credential of a command the capture lost: a tagged reply
+    /// to no command in flight may answer a command lost with them, and is not taken for that
+    /// credential's verdict (see [`ImapSession::adopt_tag`]).
+    orphan_verdict_unknown: bool,
 }
 
 /// Whether a capability list (words separated by spaces) holds UNAUTHENTICATE. Every capability
@@ -330,6 +334,7 @@ impl ImapSession {
             Role::Client => {
                 self.assembly = None;
                 self.lost_login = None;
+                self.orphan_verdict_unknown |= self.awaiting_verdict.iter().any(|(tag, _)| tag.is_empty());
                 if let Some((_, sasl)) = &mut self.sasl {
                     sasl.on_client_gap();
                 }
@@ -399,7 +404,8 @@ impl ImapSession {
     /// Whether a client line whose end was lost is read: `LOGIN` with its user name begun,
     /// `AUTHENTICATE` with its initial response begun (cut before it, the line may or may not
     /// have held one, and LOGIN's responses would be taken one for the other), either continued
-    /// after a literal, a SASL response (see [`Session::lose`](super::super::Session)).
+    /// after a literal, a SASL response, a lost `LOGIN`'s literal after its go-ahead (see
+    /// [`Session::lose`](super::super::Session)).
     pub fn reads_cut_line(&self, line: &[u8]) -> bool {
         let logs_in = |command: Command| matches!(command, Command::Login | Command::Authenticate);
         let credential = match &self.assembly {
@@ -416,7 +422,8 @@ impl ImapSession {
         };
         let sasl_response =
             self.assembly.is_none() && self.sasl.as_ref().is_some_and(|(_, sasl)| sasl.continues_with(line));
-        !self.starttls_pending && self.message_unread.is_none() && (credential || sasl_response)
+        let lost_login = matches!(self.lost_login.as_deref(), Some(LostLogin::Line));
+        !self.starttls_pending && self.message_unread.is_none() && (credential || sasl_response || lost_login)
     }
 
     /// A client line whose end was lost: a credential in it is partial.
@@ -646,9 +653,10 @@ impl ImapSession {
             Command::StartTls => self.starttls_pending = true,
             Command::Login | Command::Capability | Command::Unauthenticate | Command::LoggedIn | Command::Other => {}
         }
-        // A logged-in client's command matters only while a login's verdict is awaited.
+        // A logged-in client's command matters only while a login's verdict is awaited; any
+        // command while a lost command's tag is to be adopted, whose reply is no lost one's.
         let tracked = match command {
-            Command::Other => false,
+            Command::Other => self.pending.iter().any(|(pending, _)| pending.is_empty()),
             Command::LoggedIn => !self.awaiting_verdict.is_empty(),
             _ => true,
         };
@@ -787,6 +795,7 @@ impl ImapSession {
 
     /// An earlier exchange whose command was lost, never answered: its credential is unknown.
     fn flush_orphan(&mut self, ctx: &mut Ctx<'_>) {
+        self.orphan_verdict_unknown = false;
         if let Some(i) = self.awaiting_verdict.iter().position(|(tag, _)| tag.is_empty()) {
             if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
                 pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
@@ -796,9 +805,10 @@ impl ImapSession {
     }
 
     /// A tagged reply: if it answers no command in flight and an exchange whose command was lost
-    /// awaits its verdict, this is that command's tag.
+    /// awaits its verdict, this is that command's tag (unless client bytes were lost since its
+    /// credential: the reply may answer a command lost with them).
     fn adopt_tag(&mut self, tag: &[u8]) {
-        if self.pending.iter().any(|(pending, _)| pending.as_slice() == tag) {
+        if self.orphan_verdict_unknown || self.pending.iter().any(|(pending, _)| pending.as_slice() == tag) {
             return;
         }
         let orphan = |pending: &mut Vec<u8>| {
