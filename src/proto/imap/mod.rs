@@ -656,7 +656,7 @@ impl ImapSession {
         // A logged-in client's command matters only while a login's verdict is awaited; any
         // command while a lost command's tag is to be adopted, whose reply is no lost one's.
         let tracked = match command {
-            Command::Other => self.pending.iter().any(|(pending, _)| pending.is_empty()),
+            Command::Other => !tag.is_empty() && self.pending.iter().any(|(pending, _)| pending.is_empty()),
             Command::LoggedIn => !self.awaiting_verdict.is_empty(),
             _ => true,
         };
