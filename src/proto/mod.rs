@@ -909,7 +909,7 @@ impl Session {
         }
         match &mut self.protocol {
             Protocol::Pop3(session) => session.on_gap(role),
-            Protocol::Imap(session) if in_literal => session.on_client_gap_in_literal(literal_ends),
+            Protocol::Imap(session) if in_literal => session.on_client_gap_in_literal(literal_ends, ctx),
             Protocol::Imap(session) => session.on_gap(role),
             Protocol::Smtp(session) => session.on_gap(role),
             Protocol::ManageSieve(session) => session.on_gap(role),

@@ -1267,7 +1267,7 @@ fn an_imap_continuation_while_idle_begins_no_exchange() {
 /// A `LOGIN` line lost whole, its literal announced: the server's go-ahead (a continuation whose
 /// text is no base64 challenge) shows the client's next line to be that literal and the rest of
 /// the command. A line announcing a second literal carried the user name, and the password
-/// follows whole; a line that ends the command holds the password, where in it is not known
+/// follows whole (partial when it lost bytes); a line that ends the command holds the password, where in it is not known
 /// (partial, no user name), also when the line's end was lost. `ID`'s list, an empty
 /// continuation (SASL's) or a client loss that may have taken the line's start report nothing.
 #[test]
@@ -1275,7 +1275,7 @@ fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
     let failed = || s("a7 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
     /// The masked user name, the outcome and the secret's length, when a login is reported.
     type Found = Option<(Option<&'static str>, Outcome, Option<usize>)>;
-    let cases: [(Vec<Says>, Found); 10] = [
+    let cases: [(Vec<Says>, Found); 11] = [
         (vec![s("+ OK\r\n"), c("hunter2\r\n"), s("a7 OK Logged in\r\n")], Some((None, Outcome::Success, None))),
         (
             vec![s("+ Ready for literal data\r\n"), c("alice {7}\r\n"), s("+ OK\r\n"), c("hunter2\r\n"), failed()],
@@ -1304,6 +1304,11 @@ fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
         (
             vec![s("+ OK\r\n"), c("hunter2\r\n"), ClientLost(11), s("* BYE\r\nz1 OK Logout completed.\r\n")],
             Some((None, Outcome::Unknown, None)),
+        ),
+        // The password's literal lost bytes: partial, the user name kept.
+        (
+            vec![s("+ OK\r\n"), c("alice {7+}\r\nhun"), ClientLost(2), c("r2\r\n"), s("a7 OK Logged in\r\n")],
+            Some((Some("a***"), Outcome::Success, None)),
         ),
     ];
     for (i, (steps, expected)) in cases.into_iter().enumerate() {

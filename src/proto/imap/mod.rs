@@ -595,8 +595,14 @@ impl ImapSession {
     /// counts them through it (`literal_ends`: up to its end), and the command goes on after it,
     /// its tag and what follows the literal read. In LOGIN the literal is an argument whose
     /// bytes are unknown, so that the other one keeps its place (a password after a user name
-    /// cut by the loss is read whole); another command's arguments are not read.
-    pub fn on_client_gap_in_literal(&mut self, literal_ends: bool) {
+    /// cut by the loss is read whole); another command's arguments are not read. A lost
+    /// `LOGIN`'s password literal that lost bytes is reported partial.
+    pub fn on_client_gap_in_literal(&mut self, literal_ends: bool, ctx: &mut Ctx<'_>) {
+        if let Some(LostLogin::Password { user, .. }) = self.lost_login.as_deref() {
+            let captured = Captured::partly_lost(Some(user.to_vec()), SecretKind::Password);
+            self.lost_login = None;
+            return self.await_lost_login(captured, ctx);
+        }
         let Some(assembly) = &mut self.assembly else { return self.on_gap(Role::Client) };
         match &mut assembly.literal {
             Some(literal) if assembly.command == Command::Login && !assembly.truncated => {
