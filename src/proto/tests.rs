@@ -1269,7 +1269,8 @@ fn an_imap_continuation_while_idle_begins_no_exchange() {
 /// the command. A line announcing a second literal carried the user name, and the password
 /// follows whole (partial when it lost bytes); a line that ends the command holds the password, where in it is not known
 /// (partial, no user name), also when the line's end was lost. `ID`'s list, an empty
-/// continuation (SASL's) or a client loss that may have taken the line's start report nothing.
+/// continuation (SASL's), a client loss that may have taken the line's start, or a session
+/// picked up midstream (an `APPEND`'s go-ahead, past a login) report nothing.
 #[test]
 fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
     let failed = || s("a7 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
@@ -1325,6 +1326,12 @@ fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
             None => assert!(logins.is_empty(), "case {i}: {events:?}"),
         }
     }
+    // Picked up midstream (no greeting): the go-ahead may be an APPEND's, past a login.
+    let parts = CtxParts::default();
+    let session = Session::new(Side::Lo, false, false, 143, &parts.config);
+    let append = [ClientLost(30), s("+ Ready for literal data\r\n"), c("Subject: hi\r\n"), s("a5 OK APPEND done\r\n")];
+    let midstream = play_on(session, parts, &append, usize::MAX);
+    assert!(credentials(&midstream).is_empty(), "{midstream:?}");
 }
 
 /// Bytes lost inside a LOGIN literal whose length was announced: the literal's end is known, so

@@ -752,10 +752,13 @@ impl ImapSession {
             }
         } else if tag == b"+" {
             if self.continuation_answers_a_lost_command() {
-                if is_literal_go_ahead(rest) {
-                    self.begin_lost_login(ctx);
-                } else {
+                if !is_literal_go_ahead(rest) {
                     self.begin_exchange_after_lost_command(ctx);
+                } else if self.greeting_seen {
+                    // Known to be before any login (the greeting seen, no login since), where a
+                    // literal is LOGIN's or ID's; a capture picked up midstream may be past one,
+                    // where it may be an APPEND's message.
+                    self.begin_lost_login(ctx);
                 }
             }
             if let Some((_, sasl)) = &mut self.sasl {
