@@ -1326,6 +1326,22 @@ fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
             None => assert!(logins.is_empty(), "case {i}: {events:?}"),
         }
     }
+    // A lost `ID` answered: no login is taken for done, and the client's next one is read.
+    let id = vec![
+        s("* OK ready\r\n"),
+        ClientLost(20),
+        s("+ OK\r\n"),
+        c("Thunderbird)\r\n"),
+        s("a7 OK ID completed\r\n"),
+        c("a8 LOGIN alice hunter2\r\n"),
+        s("a8 OK Logged in\r\n"),
+    ];
+    assert_eq!(summary(&play(143, &id)), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+    // The same with an empty go-ahead, read as a lost AUTHENTICATE's first challenge.
+    let mut id_empty_go_ahead = id.clone();
+    id_empty_go_ahead[2] = s("+ \r\n");
+    let events = play(143, &id_empty_go_ahead);
+    assert_eq!(summary(&events), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
     // Picked up midstream (no greeting): the go-ahead may be an APPEND's, past a login.
     let parts = CtxParts::default();
     let session = Session::new(Side::Lo, false, false, 143, &parts.config);

@@ -586,9 +586,11 @@ impl ImapSession {
     }
 
     /// A lost `LOGIN`'s credential awaits the verdict to the tag the server's reply will name.
+    /// Only now is the command known to be a login (not `ID`), and tracked as one.
     fn await_lost_login(&mut self, captured: Captured, ctx: &mut Ctx<'_>) {
         let pending = PendingCredential::new("LOGIN", captured, &self.info, ctx);
         self.await_verdict(Vec::new(), pending, ctx);
+        self.pending.push_back((Vec::new(), Command::Login));
     }
 
     /// Client bytes were lost inside a literal whose length the command announced: the framer
@@ -691,7 +693,13 @@ impl ImapSession {
                 if let Some((tag, sasl)) = &self.sasl {
                     let mechanism = sasl.mechanism().label("AUTHENTICATE");
                     let pending = PendingCredential::new(mechanism, captured, &self.info, ctx);
+                    let orphan = tag.is_empty();
                     self.await_verdict(tag.clone(), pending, ctx);
+                    if orphan {
+                        // A lost command is known to be a login only by its credential: its tag
+                        // is tracked from here on (see `begin_exchange_after_lost_command`).
+                        self.pending.push_back((Vec::new(), Command::Authenticate));
+                    }
                 }
             }
             SaslStep::Cancelled => self.sasl = None,
@@ -786,11 +794,12 @@ impl ImapSession {
 
     /// An `AUTHENTICATE` the capture lost: the exchange is read from its responses
     /// ([`SaslExchange::after_lost_command`]); its tag is the first tagged reply's that answers
-    /// no command in flight (an empty tag until then).
+    /// no command in flight (an empty tag until then). The command is tracked as a login only
+    /// once a credential shows it one: an empty continuation may also answer an `ID`'s literal,
+    /// whose `OK` must not end the session as a login's would.
     fn begin_exchange_after_lost_command(&mut self, ctx: &mut Ctx<'_>) {
         self.flush_orphan(ctx);
         self.sasl = Some((Vec::new(), SaslExchange::after_lost_command()));
-        self.pending.push_back((Vec::new(), Command::Authenticate));
     }
 
     /// A `LOGIN` the capture lost, its literal's go-ahead seen: read from the client's next line
@@ -799,7 +808,6 @@ impl ImapSession {
     fn begin_lost_login(&mut self, ctx: &mut Ctx<'_>) {
         self.flush_orphan(ctx);
         self.lost_login = Some(Box::new(LostLogin::Line));
-        self.pending.push_back((Vec::new(), Command::Login));
     }
 
     /// An earlier exchange whose command was lost, never answered: its credential is unknown.
@@ -954,8 +962,9 @@ impl ImapSession {
         }
         let position = self.pending.iter().position(|(t, _)| t == tag);
         let command = position.and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
-        if command == Some(Command::Login) {
-            // A lost LOGIN answered before its line ended: the server refused what it had.
+        if command.is_none() || command == Some(Command::Login) {
+            // A lost command answered before its line ended (the server refused what it had),
+            // or after it (an `ID`'s): its literal is not awaited any more.
             self.lost_login = None;
         }
         if let (true, Some(Command::LoggedIn), Some(position)) = (ok, command, position) {
