@@ -101,6 +101,8 @@ pub(crate) struct Detector {
     hint: Option<AppProto>,
     /// The server's SYN-ACK was not captured: its greeting may be out of sight too.
     greeting_may_be_unseen: bool,
+    /// The server's SYN-ACK was captured: the session is seen from its start (before any login).
+    connection_start_seen: bool,
     client_spoke: bool,
     /// The lines of a `220` greeting, held until the client's first command tells SMTP from FTP
     /// (at most [`HELD_GREETING_LINES`]: the first ones and the latest).
@@ -120,7 +122,18 @@ const FIRST_VERBS: [&[u8]; 9] =
 
 impl Detector {
     pub fn new(hint: Option<AppProto>, greeting_may_be_unseen: bool) -> Self {
-        Detector { hint, greeting_may_be_unseen, client_spoke: false, greeting_220: Vec::new() }
+        Detector {
+            hint,
+            greeting_may_be_unseen,
+            connection_start_seen: !greeting_may_be_unseen,
+            client_spoke: false,
+            greeting_220: Vec::new(),
+        }
+    }
+
+    /// Whether the capture holds the connection's start (see `connection_start_seen`).
+    pub fn connection_start_seen(&self) -> bool {
+        self.connection_start_seen
     }
 
     /// The server's first bytes were lost: its greeting, if it sent one, is out of sight.

@@ -1019,7 +1019,7 @@ fn dispatch(protocol: &mut Protocol, role: Role, piece: Piece<'_>, ctx: &mut Ctx
                 Session::count_protocol(proto, ctx.stats);
                 let mut session = match proto {
                     AppProto::Pop3 => Protocol::Pop3(pop3::Pop3Session::default()),
-                    AppProto::Imap => Protocol::Imap(imap::ImapSession::default()),
+                    AppProto::Imap => Protocol::Imap(imap::ImapSession::new(detector.connection_start_seen())),
                     AppProto::Smtp => Protocol::Smtp(smtp::SmtpSession::default()),
                     AppProto::ManageSieve => Protocol::ManageSieve(managesieve::ManageSieveSession::default()),
                 };

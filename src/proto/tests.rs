@@ -1342,6 +1342,23 @@ fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
     id_empty_go_ahead[2] = s("+ \r\n");
     let events = play(143, &id_empty_go_ahead);
     assert_eq!(summary(&events), one("LOGIN", "a***", Outcome::Success, SecretKind::Password));
+    // The greeting lost, the handshake seen: still before any login; picked up midstream (no
+    // handshake), the go-ahead may be an APPEND's, past a login.
+    let greeting_lost = [
+        ServerLost(30),
+        c("a1 CAPABILITY\r\n"),
+        s("* CAPABILITY IMAP4rev1\r\na1 OK done\r\n"),
+        ClientLost(20),
+        s("+ OK\r\n"),
+        c("hunter2\r\n"),
+        s("a7 OK Logged in\r\n"),
+    ];
+    let events = play(143, &greeting_lost);
+    assert_eq!(summary(&events), [("LOGIN".to_string(), None, Outcome::Success, SecretKind::Password)]);
+    let parts = CtxParts::default();
+    let session = Session::new(Side::Lo, false, false, 143, &parts.config);
+    let midstream = play_on(session, parts, &greeting_lost, usize::MAX);
+    assert!(credentials(&midstream).is_empty(), "{midstream:?}");
     // Picked up midstream (no greeting): the go-ahead may be an APPEND's, past a login.
     let parts = CtxParts::default();
     let session = Session::new(Side::Lo, false, false, 143, &parts.config);

@@ -283,6 +283,9 @@ pub(crate) struct ImapSession {
     /// A `LOGIN` the capture lost, its literal answered by the server's go-ahead (rare: boxed, so
     /// that every session does not carry its room).
     lost_login: Option<Box<LostLogin>>,
+    /// The capture holds the connection's start: the session began before any login, as when its
+    /// greeting was seen.
+    connection_start_seen: bool,
     /// Client bytes were lost after the credential of a command the capture lost: a tagged reply
     /// to no command in flight may answer a command lost with them, and is not taken for that
     /// credential's verdict (see [`ImapSession::adopt_tag`]).
@@ -303,6 +306,11 @@ fn lists_unauthenticate(list: &[u8]) -> bool {
 }
 
 impl ImapSession {
+    /// A session; `connection_start_seen`: the capture holds the connection's handshake.
+    pub fn new(connection_start_seen: bool) -> Self {
+        ImapSession { connection_start_seen, ..ImapSession::default() }
+    }
+
     pub fn on_piece(&mut self, role: Role, piece: Piece<'_>, ctx: &mut Ctx<'_>) -> Reply {
         match (role, piece) {
             (Role::Client, Piece::Line { line }) => self.on_client_line(line, false, ctx),
@@ -762,10 +770,10 @@ impl ImapSession {
             if self.continuation_answers_a_lost_command() {
                 if !is_literal_go_ahead(rest) {
                     self.begin_exchange_after_lost_command(ctx);
-                } else if self.greeting_seen {
-                    // Known to be before any login (the greeting seen, no login since), where a
-                    // literal is LOGIN's or ID's; a capture picked up midstream may be past one,
-                    // where it may be an APPEND's message.
+                } else if self.greeting_seen || self.connection_start_seen {
+                    // Known to be before any login (the greeting or the handshake seen, no login
+                    // since), where a literal is LOGIN's or ID's; a capture picked up midstream
+                    // may be past one, where it may be an APPEND's message.
                     self.begin_lost_login(ctx);
                 }
             }
