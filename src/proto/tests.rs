@@ -1267,10 +1267,10 @@ fn an_imap_continuation_while_idle_begins_no_exchange() {
 /// A `LOGIN` line lost whole, its literal announced: the server's go-ahead (a continuation whose
 /// text is no base64 challenge) shows the client's next line to be that literal and the rest of
 /// the command. A line announcing a second literal carried the user name, and the password
-/// follows whole (partial when it lost bytes); a line that ends the command holds the password, where in it is not known
-/// (partial, no user name), also when the line's end was lost. `ID`'s list, an empty
-/// continuation (SASL's), a client loss that may have taken the line's start, or a session
-/// picked up midstream (an `APPEND`'s go-ahead, past a login) report nothing.
+/// follows whole (partial when it lost bytes); a line that ends the command holds the password,
+/// where in it is not known (partial, no user name), also when the line's end was lost. `ID`'s
+/// list, an empty continuation (SASL's), a client loss that may have taken the line's start, or
+/// a session picked up midstream (an `APPEND`'s go-ahead, past a login) report nothing.
 #[test]
 fn a_lost_login_line_is_read_from_its_literal_after_the_go_ahead() {
     let failed = || s("a7 NO [AUTHENTICATIONFAILED] Authentication failed.\r\n");
