@@ -153,7 +153,7 @@ impl Format {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum UsernameMode {
-    /// First character and domain: b***@example.test.
+    /// First character and domain, when it is a host name: b***@example.test.
     Masked,
     /// In full, for teams allowed to see them.
     Full,

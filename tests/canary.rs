@@ -256,3 +256,39 @@ fn help_shows_no_secret_and_no_key() {
         assert!(!text.contains(&STANDARD.encode("canary-key-material-42")), "{args:?}");
     }
 }
+
+/// People type their password into the user name field, or after the name on the same line: the
+/// user name then holds a secret, which masking must hide as well (but for the first character)
+/// wherever user names are shown masked. `--show-usernames` shows them as asked.
+#[test]
+fn a_password_typed_as_the_user_name_stays_masked() {
+    let dir = tempfile::tempdir().unwrap();
+    let typed = ["Canary@Typed-Secret-1!", "alice@corp.test Canary-Typed-Secret-2"];
+    let mut files = Vec::new();
+    for (n, user) in typed.iter().enumerate() {
+        let mut conversation = Conversation::new((CLIENT, 40_110 + n as u16), (SERVER, 110));
+        conversation.link(Link::Ethernet).handshake();
+        conversation.server(b"+OK ready\r\n").client(format!("USER {user}\r\n").as_bytes()).server(b"+OK\r\n");
+        conversation.client(b"PASS Canary-Typed-Secret-3\r\n").server(b"-ERR [AUTH] failed\r\n");
+        conversation.fin(Side::Client);
+        let path = dir.path().join(format!("typed-{n}.pcap"));
+        write_pcap_file(&path, &conversation.frames().unwrap()).unwrap();
+        files.push(path.to_str().unwrap().to_owned());
+    }
+    let json = credwatch(
+        &[&["read", "--format", "json"][..], &files.iter().map(String::as_str).collect::<Vec<_>>()].concat(),
+        None,
+    );
+    let json = String::from_utf8_lossy(&json.stdout);
+    assert_eq!(json.matches("\"username\":\"C***\"").count(), 1, "{json}");
+    assert_eq!(json.matches("\"username\":\"a***\"").count(), 1, "{json}");
+    for format in [&["read", "--format", "text"][..], &["read", "--format", "ecs"], &["posture", "--format", "text"]] {
+        let mut args = format.to_vec();
+        args.extend(files.iter().map(String::as_str));
+        let output = credwatch(&args, Some("trace"));
+        let text = String::from_utf8_lossy(&[output.stdout, output.stderr].concat()).into_owned();
+        for secret in ["Typed-Secret-1", "Canary-Typed-Secret-2", "Canary-Typed-Secret-3", "corp.test"] {
+            assert!(!text.contains(secret), "{format:?}: {secret}");
+        }
+    }
+}

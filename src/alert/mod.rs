@@ -17,8 +17,8 @@ use serde::{Serialize, Serializer};
 use crate::capture::Timestamp;
 
 pub use community_id::{community_id_v1, CommunityId, PROTO_TCP};
-pub(crate) use redact::keyed_hex;
 use redact::UserName;
+pub(crate) use redact::{keyed_hex, looks_like_hostname};
 pub use redact::{RedactionPolicy, UserKey, UsernamePolicy};
 pub use stats::{worth_warning_again, AlertCounts, InterfaceStats, LimitStats, OutputStats, StatsEvent};
 

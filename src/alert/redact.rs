@@ -115,13 +115,16 @@ pub(crate) fn keyed_hex(key: &[u8], data: &[u8]) -> String {
 }
 
 /// Masks the raw name, before any escaping: what is kept is the first character (or, when the
-/// name does not start with a UTF-8 character, its first byte) and what follows the last `@`.
-/// Masking the escaped text instead would let a name that starts with a literal `\x` keep three
-/// more characters, whatever they are.
+/// name does not start with a UTF-8 character, its first byte) and what follows the last `@` when
+/// it is a host name. Anything else after an `@` is masked too: people type passwords into the
+/// user name field (`P@ssw0rd!`), or the password after the name (`USER alice@corp.test
+/// hunter2`), and the text after the `@` is then part of a secret. Masking the escaped text
+/// instead would let a name that starts with a literal `\x` keep three more characters, whatever
+/// they are.
 fn mask(raw: &[u8]) -> String {
     let (local, domain) = match raw.iter().rposition(|&byte| byte == b'@') {
-        Some(at) => raw.split_at(at),
-        None => (raw, &[][..]),
+        Some(at) if raw.get(at + 1..).is_some_and(looks_like_hostname) => raw.split_at(at),
+        _ => (raw, &[][..]),
     };
     let first_len =
         local.utf8_chunks().next().map_or(0, |chunk| chunk.valid().chars().next().map_or(1, char::len_utf8));
@@ -133,6 +136,18 @@ fn mask(raw: &[u8]) -> String {
     masked.push_str("***");
     masked.push_str(&domain);
     masked
+}
+
+/// A DNS host name: dot-separated labels of ASCII letters, digits and hyphens, at least two, 253
+/// bytes at most (a trailing dot aside), a letter somewhere (an address or a number is not one).
+pub(crate) fn looks_like_hostname(token: &[u8]) -> bool {
+    let token = token.strip_suffix(b".").unwrap_or(token);
+    token.contains(&b'.')
+        && token.len() <= 253
+        && token
+            .split(|byte| *byte == b'.')
+            .all(|label| !label.is_empty() && label.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-'))
+        && token.iter().any(u8::is_ascii_alphabetic)
 }
 
 /// Valid UTF-8 passes through (borrowed: the usual case costs no copy); each invalid byte
@@ -169,6 +184,24 @@ mod tests {
         assert_eq!(masked(b"a@b@c.test"), "a***@c.test");
         assert_eq!(masked("élise@example.test".as_bytes()), "é***@example.test");
         assert_eq!(masked(b"@example.test"), "***@example.test");
+        assert_eq!(masked(b"bob@mail.example.test."), "b***@mail.example.test.");
+    }
+
+    /// What follows an `@` is shown only when it is a host name: a password typed as the user
+    /// name, or after it on the same line, is masked whole but for its first character.
+    #[test]
+    fn text_after_an_at_that_is_no_host_name_is_masked() {
+        assert_eq!(masked(b"P@ssw0rd!"), "P***");
+        assert_eq!(masked(b"s3cr3t@2024"), "s***");
+        assert_eq!(masked(b"Summer@2024.01"), "S***", "numbers are no host name");
+        assert_eq!(masked(b"alice@corp.test hunter2"), "a***");
+        assert_eq!(masked(b"alice@corp..test"), "a***");
+        assert_eq!(masked(b"alice@"), "a***");
+        assert_eq!(masked(b"alice@localhost"), "a***", "a single label is no host name to show");
+        assert_eq!(masked("bob@exämple.test".as_bytes()), "b***");
+        assert_eq!(masked(format!("bob@{}.test", "a".repeat(250)).as_bytes()), "b***");
+        assert_eq!(masked(b"a@b@c.test"), "a***@c.test");
+        assert_eq!(masked(b"a@c.test@pass word"), "a***");
     }
 
     #[test]
@@ -176,7 +209,8 @@ mod tests {
         let policy = RedactionPolicy { username: UsernamePolicy::Full, fingerprint_key: None };
         assert_eq!(policy.render_username(b"ab\xffc"), "ab\\xffc");
         assert_eq!(masked(b"\xfebc"), "\\xfe***");
-        assert_eq!(masked(b"\xe2\x82x@\xff.test"), "\\xe2***@\\xff.test", "a cut UTF-8 sequence keeps one byte");
+        assert_eq!(masked(b"\xe2\x82x@example.test"), "\\xe2***@example.test", "a cut UTF-8 sequence keeps one byte");
+        assert_eq!(masked(b"bob@\xff.test"), "b***", "no host name");
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::{Arc, LazyLock};
 use aho_corasick::AhoCorasick;
 
 use super::framing::whole_words;
-use crate::alert::{Capabilities, ClientIdentity, Outcome, Remediation, ServerIdentity};
+use crate::alert::{looks_like_hostname, Capabilities, ClientIdentity, Outcome, Remediation, ServerIdentity};
 use crate::keyed_hash::{KeyedMap, KeyedSet};
 
 /// Longest greeting or identity string kept (longer ones are cut, marked with `…`).
@@ -365,7 +365,7 @@ fn hostname_in(text: &str, hostname_first: bool) -> Option<&str> {
         let after_code =
             text.get(4..).filter(|_| text.get(..3).is_some_and(|c| c.bytes().all(|b| b.is_ascii_digit())))?;
         let first = first_word(after_code)?.trim_matches(hostname_punctuation);
-        return looks_like_hostname(first).then_some(first);
+        return looks_like_hostname(first.as_bytes()).then_some(first);
     }
     if text.is_ascii() {
         first_hostname(text.split_ascii_whitespace())
@@ -382,7 +382,7 @@ fn first_hostname<'t>(words: impl Iterator<Item = &'t str>) -> Option<&'t str> {
     words
         .filter(|word| word.contains('.'))
         .map(|word| word.trim_matches(hostname_punctuation))
-        .find(|word| looks_like_hostname(word))
+        .find(|word| looks_like_hostname(word.as_bytes()))
 }
 
 /// The first word of `text`. Text for people is ASCII nearly always, and has no control bytes
@@ -394,16 +394,6 @@ fn first_word(text: &str) -> Option<&str> {
     } else {
         text.split_whitespace().next()
     }
-}
-
-fn looks_like_hostname(token: &str) -> bool {
-    let token = token.trim_end_matches('.').as_bytes();
-    token.contains(&b'.')
-        && token.len() <= 253
-        && token
-            .split(|byte| *byte == b'.')
-            .all(|label| !label.is_empty() && label.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-'))
-        && token.iter().any(u8::is_ascii_alphabetic)
 }
 
 #[cfg(test)]
