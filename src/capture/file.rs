@@ -99,6 +99,10 @@ pub(crate) const INITIAL_BUFFER_LEN: usize = 256 << 10;
 /// Longest record (classic pcap record or pcapng block) accepted; anything longer is corruption.
 const MAX_RECORD_LEN: usize = 256 << 20;
 const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Interfaces one pcapng section may declare. Capturing systems declare one per interface they
+/// listen on (a few, hundreds at most); each costs memory for the section's whole reading, and a
+/// compressed file of nothing but minimal declarations would otherwise grow it without end.
+const MAX_INTERFACES: usize = 65_536;
 /// What standard input (`-`) is called in errors and logs: "-: file is empty" said little.
 const STDIN_NAME: &str = "standard input";
 /// Enough leading bytes to tell the format and, for pcapng, the first block's length.
@@ -788,6 +792,11 @@ impl NgSection {
                     Ok((_, idb)) => Interface::from_idb(&idb, self.big_endian),
                     Err(_) => return Err(CaptureErrorKind::Corrupt("invalid interface description block".into())),
                 };
+                if self.interfaces.len() >= MAX_INTERFACES {
+                    return Err(CaptureErrorKind::Corrupt(format!(
+                        "more than {MAX_INTERFACES} interfaces declared in one section"
+                    )));
+                }
                 self.interfaces.push(interface);
                 Ok(warning.map_or(RecordOutcome::Metadata, RecordOutcome::Warning))
             }

@@ -714,6 +714,29 @@ fn a_capture_without_packets_ends_cleanly() {
     assert_eq!(read_ok(ng.take()), (Vec::new(), 0));
 }
 
+/// A section declaring interfaces without end (a compressed file of nothing else grows memory
+/// a thousand times faster than it is read) is corrupt past the limit; one within it reads.
+#[test]
+fn a_section_declaring_too_many_interfaces_is_corrupt() {
+    let mut ng = PcapNgFile::default();
+    ng.section(false);
+    for _ in 0..MAX_INTERFACES {
+        ng.interface(1, &[]);
+    }
+    ng.epb(MAX_INTERFACES as u32 - 1, 0, 4, b"data");
+    let within = ng.take();
+    assert_eq!(read_ok(within.clone()).0.len(), 1);
+    let mut ng = PcapNgFile::default();
+    let mut bytes = within;
+    bytes.extend_from_slice(&ng.interface(1, &[]).take());
+    let mut source = open_bytes(bytes).expect("capture opens");
+    let (frames, error) = read_all(&mut source);
+    assert_eq!(frames.len(), 1);
+    let error = error.expect("too many interfaces");
+    assert!(matches!(error.kind, CaptureErrorKind::Corrupt(_)), "{error}");
+    assert!(error.to_string().contains("more than 65536 interfaces"), "{error}");
+}
+
 fn expect_corrupt_after_one_frame(bytes: Vec<u8>, offset: u64) {
     let mut source = open_bytes(bytes).expect("capture opens");
     let (frames, error) = read_all(&mut source);
