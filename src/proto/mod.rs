@@ -26,6 +26,8 @@ mod tests;
 
 use std::borrow::Cow;
 
+use zeroize::Zeroize as _;
+
 use crate::alert::{
     AnomalyKind, AppProto, ClientIdentity, Outcome, RedactionPolicy, Remediation, SecretKind, ServerIdentity, UserKey,
 };
@@ -409,14 +411,38 @@ pub struct Session {
 
 /// Bytes held back, behind one pointer in the session: rarely any, and every inspected flow has
 /// a session (see `a_session_stays_within_the_inspection_boxs_share`). They may hold a password:
-/// no `Debug`, and wiped as a partial line is, when they outgrow their allocation and when
-/// dropped.
+/// no `Debug`, and wiped as a partial line is, when they outgrow their allocation, when bytes
+/// read move down and when dropped.
 #[derive(Default)]
 struct HeldBytes {
     bytes: Vec<u8>,
+    /// The start of the bytes not read yet. Each answer to a STARTTLS lets the session read the
+    /// held bytes up to the next one: they are read where they lie, so that a client pipelining
+    /// thousands of STARTTLS a server refuses costs a pass over its bytes, not one per answer.
+    read: usize,
     /// Bytes that came after these while STARTTLS awaited its answer, past the bound: not kept,
     /// a gap where they were once the held bytes are read.
     dropped: u64,
+}
+
+impl HeldBytes {
+    fn unread(&self) -> &[u8] {
+        self.bytes.get(self.read..).unwrap_or_default()
+    }
+
+    /// Moves the unread bytes to the start, wiping the bytes they leave, before more are added.
+    fn drop_read(&mut self) {
+        if self.read == 0 {
+            return;
+        }
+        let unread = self.bytes.len().saturating_sub(self.read);
+        self.bytes.copy_within(self.read.., 0);
+        if let Some(left) = self.bytes.get_mut(unread..) {
+            left.zeroize();
+        }
+        self.bytes.truncate(unread);
+        self.read = 0;
+    }
 }
 
 impl Drop for HeldBytes {
@@ -666,15 +692,18 @@ impl Session {
             return false;
         }
         let max_line = ctx.config.max_line;
-        let held = self.early_client.as_ref().map_or(0, |held| held.bytes.len());
+        let held = self.early_client.as_ref().map_or(0, |held| held.unread().len());
         if held.saturating_add(data.len()) <= max_line {
-            framing::append(&mut self.early_client.get_or_insert_default().bytes, data, max_line);
+            let held = self.early_client.get_or_insert_default();
+            held.drop_read();
+            framing::append(&mut held.bytes, data, max_line);
             return true;
         }
         if self.protocol.awaiting_starttls_reply() {
             let room = max_line.saturating_sub(held).min(data.len());
             let (kept, dropped) = data.split_at(room);
             let held = self.early_client.get_or_insert_default();
+            held.drop_read();
             framing::append(&mut held.bytes, kept, max_line);
             held.dropped = held.dropped.saturating_add(dropped.len() as u64);
             return true;
@@ -688,7 +717,7 @@ impl Session {
     /// answer is lost, will not come, or more came than a client waiting for it sends).
     fn release_early_client(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(held) = self.early_client.take() {
-            self.read_client_in_capture_order(&held.bytes, ctx);
+            self.read_client_in_capture_order(held.unread(), ctx);
             self.lose(self.client, held.dropped, Cut::default(), false, ctx);
         }
     }
@@ -701,14 +730,13 @@ impl Session {
     }
 
     /// The server let the client speak: its held bytes are read, up to a line that asks to wait
-    /// for the server again (a STARTTLS among them); the rest stays held.
+    /// for the server again (a STARTTLS among them); the rest stays held, where it lies.
     fn resume_client(&mut self, ctx: &mut Ctx<'_>) {
-        if let Some(held) = self.early_client.take().filter(|_| self.done_reason().is_none()) {
-            let rest = self.frame(self.client, &held.bytes, ctx);
-            if self.hold_client(rest, ctx) {
-                if let Some(still) = &mut self.early_client {
-                    still.dropped = still.dropped.saturating_add(held.dropped);
-                }
+        if let Some(mut held) = self.early_client.take().filter(|_| self.done_reason().is_none()) {
+            let unread = self.frame(self.client, held.unread(), ctx).len();
+            held.read = held.bytes.len().saturating_sub(unread);
+            if unread > 0 && self.done_reason().is_none() {
+                self.early_client = Some(held);
             } else {
                 self.lose(self.client, held.dropped, Cut::default(), false, ctx);
             }
@@ -774,7 +802,7 @@ impl Session {
     /// run as if it came over TLS (CVE-2011-0411 and its kin).
     fn report_injection(&self, ctx: &mut Ctx<'_>) {
         let injected =
-            self.early_client.as_ref().is_some_and(|held| !held.bytes.is_empty() && !looks_like_tls(&held.bytes));
+            self.early_client.as_ref().is_some_and(|held| !held.unread().is_empty() && !looks_like_tls(held.unread()));
         if let Some(proto) = self.app_proto().filter(|_| injected) {
             starttls_injection(proto, ctx);
         }

@@ -379,6 +379,37 @@ fn a_login_behind_a_refused_starttls_is_read_in_a_capture_without_the_greeting()
     }
 }
 
+/// A client pipelining many STARTTLS in one segment, each refused in a reply of its own, then its
+/// login: every refusal lets the session read the held bytes up to the next STARTTLS, where they
+/// lie (not copied again for each answer), and the login behind them is read once, whole.
+#[test]
+fn a_login_behind_many_refused_starttls_is_read_once() {
+    const REFUSALS: usize = 1_000;
+    let cases: [(u16, &str, &str, &str, &str); 3] = [
+        (110, "+OK ready\r\n", "STLS\r\n", "-ERR no TLS\r\n", "USER cid\r\nPASS hunter2\r\n"),
+        (587, "220 mx ESMTP\r\n", "STARTTLS\r\n", "454 4.7.0 no TLS\r\n", "AUTH PLAIN AGNpZABodW50ZXIy\r\n"),
+        (143, "* OK ready\r\n", "t STARTTLS\r\n", "t NO no TLS\r\n", "a LOGIN cid hunter2\r\n"),
+    ];
+    for (port, greeting, starttls, refusal, login) in cases {
+        let mut steps = vec![s(greeting)];
+        if port == 587 {
+            steps.extend([c("EHLO c\r\n"), s("250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN\r\n")]);
+        }
+        steps.push(C(format!("{}{login}", starttls.repeat(REFUSALS)).into_bytes()));
+        steps.extend(std::iter::repeat_n(s(refusal), REFUSALS));
+        let verdict = match port {
+            110 => "+OK\r\n+OK Logged in.\r\n",
+            587 => "235 2.7.0 ok\r\n",
+            _ => "a OK Logged in\r\n",
+        };
+        steps.push(s(verdict));
+        let events = play(port, &steps);
+        let found: Vec<(Outcome, Remediation)> =
+            credentials(&events).iter().map(|credential| (credential.outcome, credential.remediation)).collect();
+        assert_eq!(found, [(Outcome::Success, Remediation::StarttlsFailed)], "port {port}");
+    }
+}
+
 /// A client that goes on talking behind STARTTLS in the same segment, past what a client waiting
 /// for the answer sends, has no more than a line held (the rest dropped): the login among the
 /// held bytes is still read after a refusal, and an acceptance still reports the injection.
