@@ -102,6 +102,9 @@ impl UserKey {
     }
 }
 
+/// Characters of a [`keyed_hex`] text.
+pub(crate) const KEYED_HEX_LEN: usize = 16;
+
 /// Lower-case hex of the first 8 bytes of HMAC-SHA256(key, data): short enough to read, long
 /// enough to tell values apart, and useless as a dictionary oracle without the key.
 pub(crate) fn keyed_hex(key: &[u8], data: &[u8]) -> String {
@@ -111,7 +114,7 @@ pub(crate) fn keyed_hex(key: &[u8], data: &[u8]) -> String {
     };
     mac.update(data);
     let digest = mac.finalize().into_bytes();
-    digest.iter().take(8).map(|b| format!("{b:02x}")).collect()
+    digest.iter().take(KEYED_HEX_LEN / 2).map(|b| format!("{b:02x}")).collect()
 }
 
 /// Masks the raw name, before any escaping: what is kept is the first character (or, when the

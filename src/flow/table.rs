@@ -171,8 +171,9 @@ pub trait FlowHandler {
     fn buffered(&self, _app: &Self::App) -> usize {
         0
     }
-    /// Memory is short: drop what the flow holds (partial lines, literals), as after a gap.
-    fn shed(&mut self, _app: &mut Self::App) {}
+    /// Memory is short: drop what the flow holds (partial lines, literals), as after a gap, and
+    /// say now what it held for later (credentials awaiting verdicts).
+    fn shed(&mut self, _info: &FlowInfo, _app: &mut Self::App, _ts: Timestamp) {}
 }
 
 /// How far a flow's reassembly got.
@@ -723,7 +724,7 @@ fn step<H: FlowHandler>(
                 let inspect = release_due(inspection, false, sending, &info, ts, handler, budget, overlap_reported);
                 flow.waiting = inspection.waiting.is_some();
                 let Inspection { streams, app, held, .. } = &mut **inspection;
-                account_held(streams, held, app, handler, budget);
+                account_held(streams, held, app, handler, budget, &info, ts);
                 finish_step(flow, side, packet, inspect, budget);
                 return;
             }
@@ -757,7 +758,7 @@ fn step<H: FlowHandler>(
     };
     flow.waiting = inspection.waiting.is_some();
     let Inspection { streams, app, held, .. } = &mut **inspection;
-    account_held(streams, held, app, handler, budget);
+    account_held(streams, held, app, handler, budget, &info, ts);
     if standing.is_some_and(|standing| stream_position(flow, side) != standing) {
         // New bytes after a reset: the endpoints ignored it, and the flow lives on instead of
         // ending a closing timeout after it (the rest of its login read as picked up midway).
@@ -1034,6 +1035,8 @@ fn account_held<H: FlowHandler>(
     app: &mut H::App,
     handler: &mut H,
     budget: &mut Budget<'_>,
+    info: &FlowInfo,
+    ts: Timestamp,
 ) {
     let tails =
         |streams: &[StreamReassembler; 2]| streams.iter().map(StreamReassembler::compare_tail_bytes).sum::<usize>();
@@ -1041,7 +1044,7 @@ fn account_held<H: FlowHandler>(
     let total = &mut *budget.buffered_total;
     if held > 0 && total.saturating_sub(*counted).saturating_add(held) > budget.limits.max_buffered_total {
         budget.stats.memcap_sheds += 1;
-        handler.shed(app);
+        handler.shed(info, app, ts);
         streams.iter_mut().for_each(StreamReassembler::release_compare_tail);
         held = tails(streams) + handler.buffered(app);
     }
@@ -1310,7 +1313,7 @@ mod tests {
         fn buffered(&self, app: &Vec<u8>) -> usize {
             app.len()
         }
-        fn shed(&mut self, app: &mut Vec<u8>) {
+        fn shed(&mut self, _info: &FlowInfo, app: &mut Vec<u8>, _ts: Timestamp) {
             self.sheds += 1;
             app.clear();
         }

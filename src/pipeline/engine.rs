@@ -80,9 +80,21 @@ impl FlowHandler for Inspector {
         app.as_ref().map_or(0, |session| session.buffered())
     }
 
-    fn shed(&mut self, app: &mut Self::App) {
-        if let Some(session) = app {
-            session.shed();
+    fn shed(&mut self, info: &FlowInfo, app: &mut Self::App, ts: Timestamp) {
+        let Some(session) = app else { return };
+        let mut ctx = Ctx {
+            ts,
+            line_cut: false,
+            acked_all: false,
+            config: &self.config,
+            events: &mut self.scratch,
+            stats: &mut self.stats,
+            server_lines: &mut self.server_lines,
+        };
+        session.shed(&mut ctx);
+        let client = session.client();
+        for proto_event in self.scratch.drain(..) {
+            self.events.push(to_event(proto_event, info, client));
         }
     }
 }

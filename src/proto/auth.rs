@@ -14,13 +14,25 @@ use super::sasl::{self, Mechanism, NtlmMessage};
 use super::secret::Secret;
 use super::server::ServerInfo;
 use super::{CredentialEvent, Ctx, ProtoEvent};
-use crate::alert::{AppProto, Outcome, SecretKind};
+use crate::alert::{AppProto, Outcome, SecretKind, KEYED_HEX_LEN};
 use crate::capture::Timestamp;
 
 /// A user name as the client sent it, before the redaction policy: its `Debug` shows its length
 /// only, since a raw name must not reach a log or panic message in masked mode.
 #[derive(Clone, Default, PartialEq, Eq)]
 pub(crate) struct RawUser(Vec<u8>);
+
+/// The longest user name kept, in bytes: a mail address has at most 254 (RFC 5321's path limit,
+/// less its brackets). A credential is held until its verdict, 32 of them a session, so what a
+/// client names is kept within this; a longer "name" is no account and is not reported.
+pub(crate) const MAX_USER_NAME: usize = 256;
+
+impl RawUser {
+    /// The name, unless it is longer than any account's ([`MAX_USER_NAME`]).
+    pub fn kept(name: impl Into<RawUser>) -> Option<RawUser> {
+        Some(name.into()).filter(|name| name.0.len() <= MAX_USER_NAME)
+    }
+}
 
 impl From<Vec<u8>> for RawUser {
     fn from(bytes: Vec<u8>) -> Self {
@@ -61,7 +73,7 @@ impl Captured {
     pub fn reusable(user: Option<impl Into<RawUser>>, kind: SecretKind, secret: &Secret, ctx: &Ctx<'_>) -> Captured {
         let whole = !ctx.line_cut;
         Captured {
-            user: user.map(Into::into),
+            user: user.and_then(RawUser::kept),
             kind,
             secret_length: whole.then(|| secret.len()),
             fingerprint: ctx
@@ -78,12 +90,12 @@ impl Captured {
     /// A reusable secret that crossed in clear whole but that the capture holds only part of
     /// (lost bytes inside an IMAP literal): partial, its length and fingerprint unknown.
     pub fn partly_lost(user: Option<impl Into<RawUser>>, kind: SecretKind) -> Captured {
-        Captured { user: user.map(Into::into), kind, secret_length: None, fingerprint: None, partial: true }
+        Captured { user: user.and_then(RawUser::kept), kind, secret_length: None, fingerprint: None, partial: true }
     }
 
     pub fn challenge_response(user: Option<impl Into<RawUser>>) -> Captured {
         Captured {
-            user: user.map(Into::into),
+            user: user.and_then(RawUser::kept),
             kind: SecretKind::ChallengeResponse,
             secret_length: None,
             fingerprint: None,
@@ -196,6 +208,29 @@ pub(crate) struct PendingCredential {
     server: ServerInfo,
 }
 
+/// The most memory one credential awaiting its verdict under a key of `key_bytes` holds, as
+/// [`awaiting_bytes`] counts it: its place in the queue, the longest user name kept and a
+/// fingerprint's hex.
+pub(crate) const fn max_awaiting_bytes<K>(key_bytes: usize) -> usize {
+    std::mem::size_of::<(K, PendingCredential)>() + key_bytes + MAX_USER_NAME + KEYED_HEX_LEN
+}
+
+/// Memory a queue of credentials awaiting their verdicts holds (a session keeps up to 32), for
+/// the flows' global budget: its places, allocated or not, and what the credentials and their
+/// keys (`key_bytes`) hold.
+pub(crate) fn awaiting_bytes<K>(queue: &VecDeque<(K, PendingCredential)>, key_bytes: impl Fn(&K) -> usize) -> usize {
+    let places = queue.capacity() * std::mem::size_of::<(K, PendingCredential)>();
+    places + queue.iter().map(|(key, pending)| key_bytes(key) + pending.heap_bytes()).sum::<usize>()
+}
+
+/// Memory is short: the credentials awaiting their verdicts are reported now, outcome unknown,
+/// and their queue's memory is freed.
+pub(crate) fn shed_awaiting<K>(queue: &mut VecDeque<(K, PendingCredential)>, proto: AppProto, ctx: &mut Ctx<'_>) {
+    for (_, pending) in std::mem::take(queue) {
+        pending.emit(proto, Outcome::Unknown, ctx);
+    }
+}
+
 /// Holds a credential until the server's verdict; past `max_pending_commands` of them (a client
 /// pipelining logins the capture shows no reply to) the oldest is reported now, with outcome
 /// unknown, rather than kept without limit. `K` is what the reply is matched by (POP3's command,
@@ -223,6 +258,11 @@ impl PendingCredential {
         ctx: &Ctx<'_>,
     ) -> Self {
         PendingCredential { ts: ctx.ts, mechanism: mechanism.into(), captured, server: server.clone() }
+    }
+
+    /// Memory the credential holds besides its own size: the user name and the fingerprint.
+    fn heap_bytes(&self) -> usize {
+        self.captured.user.as_deref().map_or(0, <[u8]>::len) + self.captured.fingerprint.as_ref().map_or(0, String::len)
     }
 
     /// Reports the credential with its outcome.

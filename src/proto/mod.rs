@@ -56,9 +56,11 @@ pub struct ProtoConfig {
 
 impl ProtoConfig {
     /// Bytes one session holds at most, whatever the traffic ([`Session::buffered`]): a partial
-    /// line per direction and the arguments of one IMAP command assembled across literals.
+    /// line per direction, the arguments of one IMAP command assembled across literals, and the
+    /// commands and credentials awaiting a reply.
     pub fn max_session_buffered(&self) -> usize {
-        self.max_line.saturating_mul(2).saturating_add(imap::max_command_bytes(self))
+        let awaiting = imap::ImapSession::max_awaiting_bytes(self.max_pending_commands);
+        self.max_line.saturating_mul(2).saturating_add(imap::max_command_bytes(self)).saturating_add(awaiting)
     }
 }
 
@@ -530,9 +532,11 @@ impl Session {
         }
     }
 
-    /// Bytes the session holds (partial lines), for memory accounting.
+    /// Bytes the session holds (partial lines, literals, credentials awaiting their verdicts),
+    /// for memory accounting.
     pub fn buffered(&self) -> usize {
         let assembling = match &self.protocol {
+            Protocol::Pop3(session) => session.buffered(),
             Protocol::Imap(session) => session.buffered(),
             Protocol::ManageSieve(session) => session.buffered(),
             _ => 0,
@@ -543,14 +547,16 @@ impl Session {
     }
 
     /// Memory is short: drop partial lines and a literal being assembled, as if bytes were lost
-    /// (parsing resumes at the next line).
-    pub fn shed(&mut self) {
+    /// (parsing resumes at the next line), and report the credentials awaiting their verdicts
+    /// now, outcome unknown.
+    pub fn shed(&mut self, ctx: &mut Ctx<'_>) {
         for framer in &mut self.framers {
             framer.gap(0);
         }
         self.early_client = None;
         match &mut self.protocol {
-            Protocol::Imap(session) => session.shed(),
+            Protocol::Pop3(session) => session.shed(ctx),
+            Protocol::Imap(session) => session.shed(ctx),
             Protocol::ManageSieve(session) => session.shed(),
             _ => {}
         }

@@ -216,6 +216,16 @@ impl Pop3Session {
     }
 
     /// The flow ended: report what still waits for a verdict.
+    /// Bytes the credentials awaiting their verdicts hold, for memory accounting.
+    pub fn buffered(&self) -> usize {
+        auth::awaiting_bytes(&self.awaiting_verdict, |_| 0)
+    }
+
+    /// Memory is short: the credentials awaiting their verdicts are reported now, outcome unknown.
+    pub fn shed(&mut self, ctx: &mut Ctx<'_>) {
+        auth::shed_awaiting(&mut self.awaiting_verdict, AppProto::Pop3, ctx);
+    }
+
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
         self.settle_unseen_verdict(false, ctx);
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
@@ -282,7 +292,7 @@ impl Pop3Session {
             // Servers take the rest of the line as the name (Dovecot), and may match it against
             // their accounts ignoring blanks at its ends; reported without them, it is the
             // account the help desk knows, and the same one every time.
-            self.user = Some(argument.trim_ascii_end().to_vec().into());
+            self.user = RawUser::kept(argument.trim_ascii_end().to_vec());
             self.user_cut = ctx.line_cut;
             Command::User
         } else if verb.eq_ignore_ascii_case(b"PASS") {

@@ -435,7 +435,8 @@ fn words_behind_starttls_are_held_up_to_a_line() {
         let max_line = parts.config.max_line;
         let mut session = Session::new(Side::Lo, true, true, port, &parts.config);
         feed(&mut session, &mut parts, &merged[..=starttls], usize::MAX);
-        assert!(session.buffered() <= max_line, "port {port}: {} bytes held", session.buffered());
+        let held = session.early_client.as_ref().map_or(0, |held| held.bytes.len());
+        assert!(held <= max_line, "port {port}: {held} bytes held");
 
         let refused = play(port, &merged);
         let expected = credentials(&play(port, &logins_behind_starttls(&b64(b"\0cid\0hunter2"))[0].1)).len();
@@ -604,7 +605,8 @@ fn an_endless_imap_command_stays_within_the_session_bound() {
 }
 
 /// The cap leaves room for the largest legitimate commands: a LOGIN with two literals at the
-/// literal limit, and ID with the 30 field-value pairs RFC 2971 allows.
+/// literal limit, and ID with the 30 field-value pairs RFC 2971 allows. (A user name that long is
+/// no account: the credential is reported without it.)
 #[test]
 fn imap_login_with_two_largest_literals_and_a_full_id_are_read() {
     let config = ProtoConfig::default();
@@ -624,7 +626,8 @@ fn imap_login_with_two_largest_literals_and_a_full_id_are_read() {
             s("a OK\r\n"),
         ],
     );
-    assert_eq!(summary(&events), one("LOGIN", "u***", Outcome::Success, SecretKind::Password));
+    assert_eq!(summary(&events), [("LOGIN".to_string(), None, Outcome::Success, SecretKind::Password)]);
+    assert_eq!(credentials(&events)[0].secret_length, Some(config.max_literal));
     let client = &credentials(&events)[0].client;
     assert_eq!(client.software.as_deref(), Some("Thunderbird"), "{client:?}");
 }
@@ -985,7 +988,7 @@ fn a_client_talking_first_is_held_only_while_it_may_be_a_mail_client() {
     let mut session = Session::new(Side::Lo, true, true, 110, &parts.config);
     session.on_data(Side::Lo, b"USER alice\r\nPASS hunter2\r\n", &mut parts.ctx(Timestamp(0)));
     session.on_gap(Side::Hi, 100, &mut parts.ctx(Timestamp(1)));
-    assert!(session.buffered() == 0, "the greeting may be what was lost: read the client's words now");
+    assert!(session.early_client.is_none(), "the greeting may be what was lost: read the client's words now");
     session.on_data(Side::Hi, b" greeting tail\r\n+OK\r\n+OK\r\n", &mut parts.ctx(Timestamp(2)));
     assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Success, SecretKind::Password));
 
@@ -994,7 +997,7 @@ fn a_client_talking_first_is_held_only_while_it_may_be_a_mail_client() {
     let mut session = Session::new(Side::Lo, true, true, 110, &parts.config);
     session.on_data(Side::Lo, b"USER alice\r\nPASS hunter2\r\n", &mut parts.ctx(Timestamp(0)));
     session.on_data(Side::Lo, format!("NOOP{}\r\n", " ".repeat(max_line)).as_bytes(), &mut parts.ctx(Timestamp(1)));
-    assert_eq!(session.buffered(), 0, "more than a line is not held");
+    assert!(session.early_client.is_none(), "more than a line is not held");
     session.close(&mut parts.ctx(Timestamp(2)));
     assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
 
@@ -1002,7 +1005,7 @@ fn a_client_talking_first_is_held_only_while_it_may_be_a_mail_client() {
     let mut parts = CtxParts::default();
     let mut session = Session::new(Side::Lo, true, false, 110, &parts.config);
     session.on_data(Side::Lo, b"USER alice\r\nPASS hunter2\r\n", &mut parts.ctx(Timestamp(0)));
-    assert_eq!(session.buffered(), 0);
+    assert!(session.early_client.is_none());
     session.close(&mut parts.ctx(Timestamp(1)));
     assert_eq!(summary(&parts.events), one("USER/PASS", "a***", Outcome::Unknown, SecretKind::Password));
 }
@@ -2683,4 +2686,51 @@ fn raw_user_names_stay_out_of_debug_output() {
 
 fn imap_tokens_debug(line: &[u8]) -> String {
     format!("{:?}", imap::parser_tokens(line))
+}
+
+/// A credential is held until its verdict, up to 32 a session: what it keeps of the user name is
+/// bounded. A name of an address's length is reported; a longer one is no account, and the
+/// credential is reported without it, on every protocol and mechanism.
+#[test]
+fn user_names_longer_than_any_address_are_not_kept() {
+    for (len, shown) in [(auth::MAX_USER_NAME, Some("u***")), (auth::MAX_USER_NAME + 1, None)] {
+        let user = "u".repeat(len);
+        let plain = b64(format!("\0{user}\0hunter2").as_bytes());
+        let cases = [
+            (
+                110,
+                vec![s("+OK\r\n"), C(format!("USER {user}\r\nPASS hunter2\r\n").into_bytes()), s("+OK\r\n+OK in\r\n")],
+            ),
+            (143, vec![s("* OK\r\n"), C(format!("a LOGIN {user} hunter2\r\n").into_bytes()), s("a OK in\r\n")]),
+            (587, vec![s("220 mx\r\n"), C(format!("AUTH PLAIN {plain}\r\n").into_bytes()), s("235 ok\r\n")]),
+        ];
+        for (port, steps) in cases {
+            let events = play(port, &steps);
+            let users: Vec<Option<&str>> = credentials(&events).iter().map(|c| c.username.as_deref()).collect();
+            assert_eq!(users, [shown], "port {port}, a name of {len} bytes");
+            assert_eq!(credentials(&events)[0].outcome, Outcome::Success, "port {port}");
+        }
+    }
+}
+
+/// A session keeps the tags of the commands awaiting a reply: a login under a tag longer than
+/// any client's is reported at once, outcome unknown, its command not tracked.
+#[test]
+fn a_login_under_an_overlong_tag_is_reported_at_once() {
+    for (tag_len, outcome) in [(64, Outcome::Success), (65, Outcome::Unknown)] {
+        let tag = "t".repeat(tag_len);
+        let steps = [
+            s("* OK ready\r\n"),
+            C(format!("{tag} LOGIN cid hunter2\r\n").into_bytes()),
+            C(format!("{tag} SELECT INBOX\r\n").into_bytes()),
+            S(format!("{tag} OK Logged in\r\n{tag} OK selected\r\n").into_bytes()),
+        ];
+        let mut parts = CtxParts::default();
+        let mut session = Session::new(Side::Lo, true, true, 143, &parts.config);
+        feed(&mut session, &mut parts, &steps[..2], usize::MAX);
+        let reported_before_the_reply = credentials(&parts.events).len();
+        assert_eq!(reported_before_the_reply, usize::from(outcome == Outcome::Unknown), "tag of {tag_len}");
+        let events = play(143, &steps);
+        assert_eq!(summary(&events), one("LOGIN", "c***", outcome, SecretKind::Password), "tag of {tag_len}");
+    }
 }

@@ -174,6 +174,12 @@ const COMMANDS: [&[u8]; 38] = [
 /// literal, `{0}` included) would otherwise grow without end.
 const MAX_ARGUMENTS: usize = 64;
 
+/// The longest tag whose command is tracked until its reply, in bytes. Clients number their
+/// commands (`a1`, `A0001`); a session keeps up to 32 tags twice over (commands and credentials
+/// awaiting a reply), so a tag as long as a line would make each flow hold half a megabyte. A
+/// login under a longer tag is reported at once, outcome unknown.
+const MAX_TRACKED_TAG: usize = 64;
+
 impl Assembly {
     /// Bytes held: the arguments' strings and the literal being received.
     fn held(&self) -> usize {
@@ -324,17 +330,34 @@ impl ImapSession {
 
     /// Bytes held for a command being assembled across literals.
     pub fn buffered(&self) -> usize {
-        self.assembly.as_ref().map_or(0, Assembly::held) + self.lost_login.as_deref().map_or(0, LostLogin::held)
+        let commands = self.pending.capacity() * std::mem::size_of::<(Vec<u8>, Command)>()
+            + self.pending.iter().map(|(tag, _)| tag.len()).sum::<usize>();
+        self.assembly.as_ref().map_or(0, Assembly::held)
+            + self.lost_login.as_deref().map_or(0, LostLogin::held)
+            + commands
+            + auth::awaiting_bytes(&self.awaiting_verdict, Vec::len)
     }
 
-    /// Drops the literal being collected: the command it belongs to cannot be read any more.
-    pub fn shed(&mut self) {
+    /// The most [`buffered`](Self::buffered) counts for the commands and credentials awaiting a
+    /// reply, `max_pending` of each (their queues' places grow by doubling).
+    pub fn max_awaiting_bytes(max_pending: usize) -> usize {
+        let command = std::mem::size_of::<(Vec<u8>, Command)>() + MAX_TRACKED_TAG;
+        let places = max_pending.checked_next_power_of_two().unwrap_or(max_pending);
+        places.saturating_mul(command + auth::max_awaiting_bytes::<Vec<u8>>(MAX_TRACKED_TAG))
+    }
+
+    /// Drops the literal being collected (the command it belongs to cannot be read any more) and
+    /// the tags of commands awaiting a reply; the credentials awaiting their verdicts are
+    /// reported now, outcome unknown.
+    pub fn shed(&mut self, ctx: &mut Ctx<'_>) {
         if let Some(assembly) = &mut self.assembly {
             assembly.literal = None;
             assembly.args.clear();
             assembly.truncated = true;
         }
         self.lost_login = None;
+        self.pending = VecDeque::new();
+        auth::shed_awaiting(&mut self.awaiting_verdict, AppProto::Imap, ctx);
     }
 
     pub fn on_gap(&mut self, role: Role) {
@@ -598,7 +621,7 @@ impl ImapSession {
     fn await_lost_login(&mut self, captured: Captured, ctx: &mut Ctx<'_>) {
         let pending = PendingCredential::new("LOGIN", captured, &self.info, ctx);
         self.await_verdict(Vec::new(), pending, ctx);
-        self.pending.push_back((Vec::new(), Command::Login));
+        self.track(Vec::new(), Command::Login, ctx);
     }
 
     /// Client bytes were lost inside a literal whose length the command announced: the framer
@@ -676,12 +699,8 @@ impl ImapSession {
             Command::LoggedIn => !self.awaiting_verdict.is_empty(),
             _ => true,
         };
-        if tracked {
-            if self.pending.len() >= ctx.config.max_pending_commands {
-                self.pending.pop_front();
-                ctx.stats.pending_dropped += 1;
-            }
-            self.pending.push_back((tag, command));
+        if tracked && tag.len() <= MAX_TRACKED_TAG {
+            self.track(tag, command, ctx);
         }
         if self.starttls_pending {
             // What follows waits for the answer (held by the caller).
@@ -690,7 +709,20 @@ impl ImapSession {
         Reply::line()
     }
 
+    /// The command awaits its reply, tracked by its tag: the oldest goes past the limit.
+    fn track(&mut self, tag: Vec<u8>, command: Command, ctx: &mut Ctx<'_>) {
+        if self.pending.len() >= ctx.config.max_pending_commands {
+            self.pending.pop_front();
+            ctx.stats.pending_dropped += 1;
+        }
+        self.pending.push_back((tag, command));
+    }
+
     fn await_verdict(&mut self, tag: Vec<u8>, pending: PendingCredential, ctx: &mut Ctx<'_>) {
+        if tag.len() > MAX_TRACKED_TAG {
+            pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
+            return;
+        }
         auth::await_verdict(&mut self.awaiting_verdict, tag, pending, AppProto::Imap, ctx);
     }
 
@@ -706,7 +738,7 @@ impl ImapSession {
                     if orphan {
                         // A lost command is known to be a login only by its credential: its tag
                         // is tracked from here on (see `begin_exchange_after_lost_command`).
-                        self.pending.push_back((Vec::new(), Command::Authenticate));
+                        self.track(Vec::new(), Command::Authenticate, ctx);
                     }
                 }
             }
