@@ -260,6 +260,14 @@ impl PendingCredential {
         PendingCredential { ts: ctx.ts, mechanism: mechanism.into(), captured, server: server.clone() }
     }
 
+    /// The server's reply to a command the client sent before the credential, without waiting for
+    /// it (pipelining, or Exim's PIPECONNECT sending `EHLO` and `AUTH` before the greeting), came
+    /// after the credential was read: the alert describes the server as that reply shows it (its
+    /// capabilities, STARTTLS offered), as it would had the client waited.
+    pub fn server_replied(&mut self, server: &ServerInfo) {
+        self.server = server.clone();
+    }
+
     /// Memory the credential holds besides its own size: the user name and the fingerprint.
     fn heap_bytes(&self) -> usize {
         self.captured.user.as_deref().map_or(0, <[u8]>::len) + self.captured.fingerprint.as_ref().map_or(0, String::len)

@@ -422,6 +422,13 @@ impl Pop3Session {
             if !lost_track {
                 if line == b"." {
                     self.in_body = None;
+                    if body_of == Command::Capa {
+                        // Replies come in the order of the commands: credentials awaiting their
+                        // verdicts now were sent behind this CAPA.
+                        for (_, pending) in &mut self.awaiting_verdict {
+                            pending.server_replied(&self.info);
+                        }
+                    }
                 } else if body_of == Command::Capa && !cut {
                     self.info.add_capability(line);
                 }

@@ -382,6 +382,13 @@ impl SmtpSession {
         if continues {
             return Reply::line();
         }
+        if front == Some(Command::Ehlo) {
+            // Replies come in the order of the commands: a credential awaiting its verdict now
+            // was sent behind this EHLO.
+            if let Some(pending) = &mut self.awaiting_verdict {
+                pending.server_replied(&self.info);
+            }
+        }
         match (front, code) {
             (Some(Command::Auth), 334) => {
                 if let Some(sasl) = &mut self.sasl {

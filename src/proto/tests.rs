@@ -2734,3 +2734,41 @@ fn a_login_under_an_overlong_tag_is_reported_at_once() {
         assert_eq!(summary(&events), one("LOGIN", "c***", outcome, SecretKind::Password), "tag of {tag_len}");
     }
 }
+
+/// A client that sends its login behind a capability request without waiting for the reply (Exim
+/// as a client with PIPECONNECT sends `EHLO` and `AUTH` before the greeting; a POP3 client
+/// pipelining `CAPA`): the alert describes the server as that reply shows it, STARTTLS offered
+/// and skipped, as when the client waits.
+#[test]
+fn a_login_pipelined_behind_the_capability_request_is_described_by_its_reply() {
+    let blob = b64(b"\0bob@example.test\0hunter2");
+    let cases = [
+        (
+            587,
+            "AUTH PLAIN",
+            vec![
+                C(format!("EHLO client.example.test\r\nAUTH PLAIN {blob}\r\n").into_bytes()),
+                s("220 mx.example.test ESMTP Exim 4.96\r\n"),
+                s("250-mx.example.test Hello\r\n250-PIPECONNECT\r\n250-AUTH PLAIN LOGIN\r\n250 STARTTLS\r\n"),
+                s("235 Authentication succeeded\r\n"),
+            ],
+        ),
+        (
+            110,
+            "USER/PASS",
+            vec![
+                s("+OK ready\r\n"),
+                c("CAPA\r\nUSER bob@example.test\r\nPASS hunter2\r\n"),
+                s("+OK\r\nSTLS\r\nUSER\r\nPIPELINING\r\n.\r\n+OK\r\n+OK Logged in.\r\n"),
+            ],
+        ),
+    ];
+    for (port, mechanism, steps) in cases {
+        let events = play(port, &steps);
+        assert_eq!(summary(&events), one(mechanism, "b***@example.test", Outcome::Success, SecretKind::Password));
+        let credential = credentials(&events)[0];
+        assert_eq!(credential.server.starttls_offered, Some(true), "port {port}");
+        assert!(!credential.server.capabilities.is_empty(), "port {port}");
+        assert_eq!(credential.remediation, Remediation::ClientSkippedStarttls, "port {port}");
+    }
+}
