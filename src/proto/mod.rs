@@ -829,7 +829,11 @@ impl Session {
     fn on_loss(&mut self, side: Side, len: u64, cut_off: bool, ctx: &mut Ctx<'_>) {
         let seen = |session: &Session, side: Side| session.seen_data.get(side.index()).copied().unwrap_or(true);
         let first_bytes = len > 0 && !seen(self, side);
-        if len > 0 && side != self.client {
+        let lost = len > 0;
+        // A server line the loss cut is read first, while what is known of where it started
+        // holds: the client's held bytes may wait for it (a greeting, STARTTLS's answer).
+        let server_cut = if side == self.client || !lost { Cut::default() } else { self.read_cut_line(side, ctx) };
+        if lost && side != self.client {
             // Where the server's bytes stood (a line's end, as a client that had them all showed)
             // tells nothing of where they resume after more were lost: the lost bytes may end
             // inside a line.
@@ -852,11 +856,8 @@ impl Session {
                 detector.greeting_lost();
             }
         }
-        // A server line the loss cut is read first: the client's held bytes may wait for it (a
-        // greeting, STARTTLS's answer). Then whatever the client said before the gap comes before
-        // it; past a gap in the server's bytes, the greeting may be what was lost.
-        let lost = len > 0;
-        let server_cut = if side == self.client || !lost { Cut::default() } else { self.read_cut_line(side, ctx) };
+        // Whatever the client said before the gap comes after the server's cut line; past a
+        // gap in the server's bytes, the greeting may be what was lost.
         if self.done_reason().is_none() {
             self.may_hold = false;
             self.release_early_client(ctx);

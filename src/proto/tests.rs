@@ -2772,3 +2772,38 @@ fn a_login_pipelined_behind_the_capability_request_is_described_by_its_reply() {
         assert_eq!(credential.remediation, Remediation::ClientSkippedStarttls, "port {port}");
     }
 }
+
+/// A snap length that cut the EHLO reply took its last line: the next reply, with a code only
+/// AUTH gives (RFC 4954), is AUTH's verdict, whether whole or cut itself (as by tcpdump -s 96 on
+/// Postfix's `235 2.7.0 Authentication successful`), not the EHLO's, which left AUTH to take the
+/// next command's reply for its own.
+#[test]
+fn an_auth_verdict_after_an_ehlo_reply_cut_short_is_auth_s() {
+    let blob = b64(b"\0carol@example.test\0hunter2");
+    for (verdict, outcome) in [
+        ("235 2.7.0 Authentication successful", Outcome::Success),
+        ("535 5.7.8 Error: authentication failed: another step", Outcome::Failure),
+    ] {
+        for verdict_cut in [false, true] {
+            let mut steps = vec![
+                s("220 pf.example.test ESMTP Postfix\r\n"),
+                c("EHLO vm\r\n"),
+                s("250-pf.example.test\r\n250-PIPEL"),
+                ServerCutOff(120),
+                // The client had every byte the server sent (its acknowledgement says so): the
+                // server's next line starts a reply.
+                CAcked(format!("AUTH PLAIN {}", &blob[..20]).into_bytes()),
+                ClientCutOff((blob.len() - 20 + 2) as u64),
+            ];
+            if verdict_cut {
+                steps.extend([S(verdict.as_bytes()[..30].to_vec()), ServerCutOff(verdict.len() as u64 - 28)]);
+            } else {
+                steps.push(S(format!("{verdict}\r\n").into_bytes()));
+            }
+            steps.extend([c("MAIL FROM:<carol@example.test>\r\n"), s("250 2.1.0 Ok\r\n")]);
+            let events = play(25, &steps);
+            let found: Vec<Outcome> = credentials(&events).iter().map(|credential| credential.outcome).collect();
+            assert_eq!(found, [outcome], "{verdict}, cut: {verdict_cut}");
+        }
+    }
+}
