@@ -174,6 +174,24 @@ impl ManageSieveSession {
         }
     }
 
+    /// Client bytes were lost inside a literal whose length the command announced (a snap length
+    /// cut it, say): a SASL response there is read as far as it came, as a line whose end was
+    /// lost (a partial credential); the rest of the literal is skipped. `literal_ends`: the loss
+    /// took the literal's last bytes.
+    pub fn on_client_gap_in_literal(&mut self, literal_ends: bool, ctx: &mut Ctx<'_>) {
+        let Some(literal) = self.literal.as_mut().filter(|literal| literal.role == Role::Client) else { return };
+        let usage = std::mem::replace(&mut literal.usage, LiteralUse::Skipped);
+        let response = std::mem::take(&mut literal.bytes);
+        if literal_ends {
+            self.literal = None;
+        }
+        if usage == LiteralUse::SaslResponse {
+            ctx.line_cut = true;
+            self.sasl_response(&response, ctx);
+            ctx.line_cut = false;
+        }
+    }
+
     /// Client bytes were lost between lines: see [`LostReplies`].
     pub fn on_client_lost_between_lines(&mut self) {
         let complete = self.sasl.as_ref().is_none_or(SaslExchange::credential_complete);

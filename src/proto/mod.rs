@@ -935,9 +935,11 @@ impl Session {
         }
         self.server_resumes_at_line |= cut.happened && role == Role::Server;
         // Lost inside a literal whose length was announced: the framer counts the lost bytes
-        // through it, and the command it belongs to goes on after it.
-        let in_literal = role == Role::Client && framer.raw_remaining().is_some_and(|remaining| len <= remaining);
-        let literal_ends = framer.raw_remaining() == Some(len);
+        // through it, and the command it belongs to goes on after it. A loss that starts inside
+        // one cut it short (a snap length's, say).
+        let literal_left = framer.raw_remaining().filter(|_| role == Role::Client);
+        let in_literal = literal_left.is_some_and(|left| len <= left);
+        let literal_ends = literal_left == Some(len);
         framer.gap(len);
         if cut.credential {
             framer.resume_at_line();
@@ -947,6 +949,9 @@ impl Session {
             Protocol::Imap(session) if in_literal => session.on_client_gap_in_literal(literal_ends, ctx),
             Protocol::Imap(session) => session.on_gap(role),
             Protocol::Smtp(session) => session.on_gap(role),
+            Protocol::ManageSieve(session) if literal_left.is_some() => {
+                session.on_client_gap_in_literal(!in_literal || literal_ends, ctx);
+            }
             Protocol::ManageSieve(session) => session.on_gap(role),
             Protocol::Detecting(_) | Protocol::Done(_) => {}
         }

@@ -2807,3 +2807,33 @@ fn an_auth_verdict_after_an_ehlo_reply_cut_short_is_auth_s() {
         }
     }
 }
+
+/// A ManageSieve SASL response sent as a literal whose end a snap length cut (sieve-connect sends
+/// `AUTHENTICATE "PLAIN" {52+}` and the message on the next line) is read as far as it came, as
+/// a cut line is: a partial credential with the user name it holds whole. The rest of the
+/// literal, when it comes after a loss inside it, is skipped.
+#[test]
+fn a_managesieve_sasl_literal_cut_short_is_a_partial_credential() {
+    let blob = b64(b"\0carol@example.test\0Sunny Day 2024");
+    for (kept, lost_then_rest) in [(30, false), (30, true), (8, false)] {
+        let mut steps = vec![
+            s(SIEVE_GREETING),
+            C(format!("AUTHENTICATE \"PLAIN\" {{{}+}}\r\n", blob.len()).into_bytes()),
+            C(blob.as_bytes()[..kept].to_vec()),
+        ];
+        let lost = if lost_then_rest { 4 } else { blob.len() - kept + 2 };
+        steps.push(ClientCutOff(lost as u64));
+        if lost_then_rest {
+            steps.push(C(format!("{}\r\n", &blob[kept + 4..]).into_bytes()));
+        }
+        steps.push(s("OK \"Logged in.\"\r\n"));
+        let events = play(4190, &steps);
+        let user = if kept == 30 { "c***@example.test" } else { "c***" };
+        assert_eq!(
+            summary(&events),
+            one("AUTHENTICATE PLAIN", user, Outcome::Success, SecretKind::Password),
+            "{kept} bytes kept, rest after the loss: {lost_then_rest}"
+        );
+        assert!(credentials(&events)[0].partial);
+    }
+}
