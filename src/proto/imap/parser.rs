@@ -126,6 +126,10 @@ fn scan<'a>(line: &'a [u8], cut: bool, mut on_token: impl FnMut(Token<'a>)) -> R
                 if let Some(end) = literal_marker(rest) {
                     return Ok(end);
                 }
+                if cut && is_literal_marker_start(rest) {
+                    // A literal's announcement the cut went through: no argument of its own.
+                    return Ok(LineEnd::Complete);
+                }
                 let (atom, after) = atom(rest);
                 on_token(Token::Atom(atom));
                 rest = after;
@@ -188,6 +192,14 @@ fn quoted(text: &[u8], cut: bool) -> Result<(Cow<'_, [u8]>, &[u8]), TokenizeErro
         return Ok((value, &[]));
     }
     Err(TokenizeError::UnterminatedQuote)
+}
+
+/// The start of `{digits}` or `{digits+}` as the last thing on a line whose end was lost (`{`,
+/// `{16`, `{16+`).
+fn is_literal_marker_start(text: &[u8]) -> bool {
+    let inner = text.strip_prefix(b"{").unwrap_or(text);
+    let digits = inner.strip_suffix(b"+").unwrap_or(inner);
+    digits.len() <= 19 && digits.iter().all(u8::is_ascii_digit)
 }
 
 /// `{digits}` or `{digits+}` as the last thing on the line.
@@ -259,6 +271,19 @@ mod tests {
             tokenize(b"a LOGIN {4294967296}").unwrap().end,
             LineEnd::Literal { len: 4_294_967_296, synchronizing: true }
         );
+    }
+
+    /// A cut line that ends inside a literal's announcement (a snap length cut `a1 LOGIN {16}`
+    /// after `{1`) has no argument there: the literal lies past the cut.
+    #[test]
+    fn a_cut_line_ending_inside_a_literal_announcement_has_no_argument_there() {
+        let cut_strings =
+            |line| tokenize_cut(line).iter().filter_map(|t| t.string().map(<[u8]>::to_vec)).collect::<Vec<_>>();
+        for line in [&b"a1 LOGIN {1"[..], b"a1 LOGIN {", b"a1 LOGIN {16+", b"a1 LOGIN {16}"] {
+            assert_eq!(cut_strings(line), [&b"a1"[..], b"LOGIN"], "{}", String::from_utf8_lossy(line));
+        }
+        assert_eq!(cut_strings(b"a1 LOGIN bob {1"), [&b"a1"[..], b"LOGIN", b"bob"]);
+        assert_eq!(cut_strings(b"a1 LOGIN {bo"), [&b"a1"[..], b"LOGIN", b"{bo"], "no announcement");
     }
 
     #[test]
