@@ -8,50 +8,20 @@
 //!
 //! This is the only test in its binary, so the process's memory is this test's.
 
-use std::net::IpAddr;
+mod memory;
 
 use credwatch::alert::{Event, Outcome};
 use credwatch::capture::Timestamp;
-use credwatch::decode::{TcpFlags, TcpPacket, VlanStack};
+use credwatch::decode::TcpFlags;
 use credwatch::flow::FlowLimits;
 use credwatch::pipeline::Engine;
 use credwatch::proto::ProtoConfig;
+use memory::{kib, packet, PER_FLOW_FIXED, SLACK};
 
 const FLOWS: u32 = 50_000;
 const MAX_FLOWS: usize = 10_000;
 const BUDGET: usize = 4 << 20;
 const PASSWORDS: usize = 32;
-/// As in `memory_bounds.rs`: a live flow besides what the budget counts, and allocator slack.
-const PER_FLOW_FIXED: u64 = 2 * 1024;
-const SLACK: u64 = 8 * 1024 * 1024;
-
-fn kib(field: &str) -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|line| line.starts_with(field)).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
-fn packet(client: u32, from_client: bool, flags: u8, seq: u32, payload: &[u8]) -> TcpPacket<'_> {
-    let [_, b, c, d] = client.to_be_bytes();
-    let client_ip = IpAddr::from([10, b, c, d]);
-    let server_ip = IpAddr::from([172, 16, 0, 1]);
-    let (src, dst, src_port, dst_port) =
-        if from_client { (client_ip, server_ip, 40_000, 110) } else { (server_ip, client_ip, 110, 40_000) };
-    TcpPacket {
-        src,
-        dst,
-        src_port,
-        dst_port,
-        seq,
-        ack: 0,
-        flags: TcpFlags(flags),
-        window: 0,
-        vlan: VlanStack::default(),
-        tunnel: 0,
-        payload,
-        payload_missing: 0,
-    }
-}
 
 #[test]
 fn credentials_awaiting_verdicts_stay_within_the_global_budget() {

@@ -328,7 +328,8 @@ impl ImapSession {
         }
     }
 
-    /// Bytes held for a command being assembled across literals.
+    /// Bytes held: a command being assembled across literals, a lost `LOGIN`'s, and the commands
+    /// and credentials awaiting a reply.
     pub fn buffered(&self) -> usize {
         let commands = self.pending.capacity() * std::mem::size_of::<(Vec<u8>, Command)>()
             + self.pending.iter().map(|(tag, _)| tag.len()).sum::<usize>();
