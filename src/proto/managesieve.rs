@@ -337,7 +337,7 @@ impl ManageSieveSession {
             return Reply::line();
         }
         let tokenized = if cut {
-            Tokenized { tokens: tokenize_cut(line), end: LineEnd::Complete }
+            Tokenized { tokens: tokenize_cut(line).0, end: LineEnd::Complete }
         } else {
             let Ok(tokenized) = tokenize(line) else {
                 return self.unknown_command();

@@ -2837,3 +2837,36 @@ fn a_managesieve_sasl_literal_cut_short_is_a_partial_credential() {
         assert!(credentials(&events)[0].partial);
     }
 }
+
+/// nginx's mail proxy logs into its IMAP backend with synchronising literals; a snap length cuts
+/// each of the client's segments (`a0001 LOGIN {16}`, the user name's literal with the password's
+/// announcement, the password's literal) wherever it falls: one login, with the user name only
+/// when its literal came whole, never a piece of an announcement for one, and the literals after
+/// the cut never read as another, lost, login.
+#[test]
+fn a_login_by_literals_under_any_snap_length_is_one_login() {
+    let client = ["a0001 LOGIN {16}\r\n", "bob@example.test {16}\r\n", "Sunny-Day-2024!!\r\n"];
+    for keep in 1..=24 {
+        let mut steps = vec![s("* OK [CAPABILITY IMAP4rev1] Courier-IMAP ready.\r\n")];
+        for (i, segment) in client.iter().enumerate() {
+            let kept = keep.min(segment.len());
+            steps.push(C(segment.as_bytes()[..kept].to_vec()));
+            if kept < segment.len() {
+                steps.push(ClientCutOff((segment.len() - kept) as u64));
+            }
+            if i < 2 {
+                steps.push(s("+ OK\r\n"));
+            }
+        }
+        steps.push(s("a0001 OK LOGIN Ok.\r\n"));
+        let events = play(143, &steps);
+        let found: Vec<(Outcome, Option<&str>)> =
+            credentials(&events).iter().map(|c| (c.outcome, c.username.as_deref())).collect();
+        assert_eq!(found.len(), 1, "{keep} bytes kept: {found:?}");
+        // Cut before `{`, the command is not seen; its reply is then not known to be the login's
+        // (client bytes were lost after its password began).
+        let outcome = if keep < "a0001 LOGIN {".len() { Outcome::Unknown } else { Outcome::Success };
+        assert_eq!(found[0].0, outcome, "{keep} bytes kept");
+        assert!(matches!(found[0].1, None | Some("b***@example.test")), "{keep} bytes kept: {found:?}");
+    }
+}

@@ -283,9 +283,13 @@ pub(crate) struct ImapSession {
     /// A login succeeded and the session goes on, for UNAUTHENTICATE and the logins after it.
     /// Capabilities listed now describe the logged-in session, not the server's posture.
     logged_in: bool,
-    /// The tag of an `APPEND` whose line a gap cut with the message literal it announced: the
-    /// client's lines are message text until the server answers it.
+    /// The tag of a command whose line a gap cut with a literal it announced (an `APPEND`'s
+    /// message, a `LOGIN`'s password; empty when the command was lost): the client's lines are
+    /// that literal until the server answers it.
     message_unread: Option<Vec<u8>>,
+    /// The line read for a lost `LOGIN` was cut: the command may go on past the cut with
+    /// another literal, which a go-ahead before the client's next line shows.
+    lost_login_cut: bool,
     /// A `LOGIN` the capture lost, its literal answered by the server's go-ahead (rare: boxed, so
     /// that every session does not carry its room).
     lost_login: Option<Box<LostLogin>>,
@@ -475,6 +479,7 @@ impl ImapSession {
     /// A client line; `cut` when its end was lost (see [`ImapSession::on_cut_client_line`]).
     fn on_client_line(&mut self, line: &[u8], cut: bool, ctx: &mut Ctx<'_>) -> Reply {
         self.client_spoke = true;
+        self.lost_login_cut = false;
         if self.starttls_pending || self.message_unread.is_some() {
             return Reply::line();
         }
@@ -496,8 +501,11 @@ impl ImapSession {
                 }
             }
         }
+        let mut literal_past_cut = false;
         let tokenized = if cut {
-            Tokenized { tokens: parser::tokenize_cut(line), end: LineEnd::Complete }
+            let (tokens, announced) = parser::tokenize_cut(line);
+            literal_past_cut = announced;
+            Tokenized { tokens, end: LineEnd::Complete }
         } else {
             let Ok(tokenized) = parser::tokenize(line) else {
                 self.assembly = None;
@@ -558,11 +566,39 @@ impl ImapSession {
             }
             LineEnd::Complete => {
                 if let Some(assembly) = self.assembly.take() {
+                    if literal_past_cut && assembly.command == Command::Login {
+                        return self.login_cut_at_a_literal(assembly, ctx);
+                    }
                     return self.execute(assembly, ctx);
                 }
                 Reply::line()
             }
         }
+    }
+
+    /// A `LOGIN` line cut inside or after the announcement of a literal, which comes past the
+    /// cut: its password crossed in clear, in that literal or the next. It is reported as a line
+    /// cut before its password is (partial, with the user name when that came whole), and the
+    /// client's lines are that literal until the server answers the command (its go-ahead is no
+    /// lost command's).
+    fn login_cut_at_a_literal(&mut self, assembly: Assembly, ctx: &mut Ctx<'_>) -> Reply {
+        let tag = assembly.tag.clone();
+        let user_whole = assembly.args.iter().any(|arg| matches!(arg, Arg::String(_) | Arg::Lost));
+        let reply = if user_whole {
+            self.execute(assembly, ctx)
+        } else {
+            let pending = PendingCredential::new(
+                "LOGIN",
+                Captured::partly_lost(None::<Vec<u8>>, SecretKind::Password),
+                &self.info,
+                ctx,
+            );
+            self.await_verdict(tag.clone(), pending, ctx);
+            self.track(tag.clone(), Command::Login, ctx);
+            Reply::line()
+        };
+        self.message_unread = Some(tag);
+        reply
     }
 
     fn on_client_literal(&mut self, data: &[u8], last: bool) -> Reply {
@@ -605,7 +641,10 @@ impl ImapSession {
                     return Reply::next(Next::Raw(len));
                 }
                 None if line.ends_with(b")") => {}
-                None => self.await_lost_login(Captured::partly_lost(None::<Vec<u8>>, SecretKind::Password), ctx),
+                None => {
+                    self.await_lost_login(Captured::partly_lost(None::<Vec<u8>>, SecretKind::Password), ctx);
+                    self.lost_login_cut = ctx.line_cut;
+                }
             },
             LostLogin::End { user, password } if line.is_empty() => {
                 let password = Secret::new(password.to_vec());
@@ -800,7 +839,12 @@ impl ImapSession {
                 return Reply::done(DoneReason::Authenticated);
             }
         } else if tag == b"+" {
-            if self.continuation_answers_a_lost_command() {
+            if std::mem::take(&mut self.lost_login_cut) {
+                // The lost LOGIN's line announced another literal past its cut (the password's,
+                // after the user name's): the client's lines are that literal until the server
+                // answers.
+                self.message_unread = Some(Vec::new());
+            } else if self.continuation_answers_a_lost_command() {
                 if !is_literal_go_ahead(rest) {
                     self.begin_exchange_after_lost_command(ctx);
                 } else if self.greeting_seen || self.connection_start_seen {
@@ -989,7 +1033,8 @@ impl ImapSession {
         }
         self.adopt_tag(tag);
         let mut reply = Reply::line();
-        if self.message_unread.as_deref() == Some(tag) {
+        if self.message_unread.as_deref().is_some_and(|unread| unread.is_empty() || unread == tag) {
+            // An empty tag is a lost command's: the first tagged reply is most likely its.
             self.message_unread = None;
         }
         // The server finished a command whose literal is still awaited: it refused it, and the

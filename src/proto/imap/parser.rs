@@ -84,13 +84,13 @@ pub fn tokenize(line: &[u8]) -> Result<Tokenized<'_>, TokenizeError> {
 }
 
 /// Splits the start of a line whose end a capture lost into tokens: a quoted string it ends
-/// inside is what there is of it, and the line is taken to end there (a literal it announced,
-/// if any, lies past the cut).
-pub fn tokenize_cut(line: &[u8]) -> Vec<Token<'_>> {
+/// inside is what there is of it, and the line is taken to end there. Also tells whether it
+/// ends announcing a literal, whole or cut (`{16}`, `{1`): the literal lies past the cut.
+pub fn tokenize_cut(line: &[u8]) -> (Vec<Token<'_>>, bool) {
     let mut tokens = Vec::with_capacity(8);
     // Nothing fails when cut: an unterminated quote is the end of the text.
-    let _complete = scan(line, true, |token| tokens.push(token));
-    tokens
+    let end = scan(line, true, |token| tokens.push(token));
+    (tokens, matches!(end, Ok(LineEnd::Literal { .. })))
 }
 
 /// How a line ends, without keeping its tokens (server lines are only followed for their
@@ -127,8 +127,9 @@ fn scan<'a>(line: &'a [u8], cut: bool, mut on_token: impl FnMut(Token<'a>)) -> R
                     return Ok(end);
                 }
                 if cut && is_literal_marker_start(rest) {
-                    // A literal's announcement the cut went through: no argument of its own.
-                    return Ok(LineEnd::Complete);
+                    // A literal's announcement the cut went through: no argument of its own,
+                    // and a literal of a length not known.
+                    return Ok(LineEnd::Literal { len: 0, synchronizing: true });
                 }
                 let (atom, after) = atom(rest);
                 on_token(Token::Atom(atom));
@@ -277,13 +278,25 @@ mod tests {
     /// after `{1`) has no argument there: the literal lies past the cut.
     #[test]
     fn a_cut_line_ending_inside_a_literal_announcement_has_no_argument_there() {
-        let cut_strings =
-            |line| tokenize_cut(line).iter().filter_map(|t| t.string().map(<[u8]>::to_vec)).collect::<Vec<_>>();
+        let cut_strings = |line| {
+            let (tokens, announced) = tokenize_cut(line);
+            (tokens.iter().filter_map(|t| t.string().map(<[u8]>::to_vec)).collect::<Vec<_>>(), announced)
+        };
         for line in [&b"a1 LOGIN {1"[..], b"a1 LOGIN {", b"a1 LOGIN {16+", b"a1 LOGIN {16}"] {
-            assert_eq!(cut_strings(line), [&b"a1"[..], b"LOGIN"], "{}", String::from_utf8_lossy(line));
+            assert_eq!(
+                cut_strings(line),
+                (vec![b"a1".to_vec(), b"LOGIN".to_vec()], true),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
         }
-        assert_eq!(cut_strings(b"a1 LOGIN bob {1"), [&b"a1"[..], b"LOGIN", b"bob"]);
-        assert_eq!(cut_strings(b"a1 LOGIN {bo"), [&b"a1"[..], b"LOGIN", b"{bo"], "no announcement");
+        assert_eq!(cut_strings(b"a1 LOGIN bob {1"), (vec![b"a1".to_vec(), b"LOGIN".to_vec(), b"bob".to_vec()], true));
+        let no_announcement = vec![b"a1".to_vec(), b"LOGIN".to_vec(), b"{bo".to_vec()];
+        assert_eq!(cut_strings(b"a1 LOGIN {bo"), (no_announcement, false));
+        assert_eq!(
+            cut_strings(b"a1 LOGIN bob pass"),
+            (vec![b"a1".to_vec(), b"LOGIN".to_vec(), b"bob".to_vec(), b"pass".to_vec()], false)
+        );
     }
 
     #[test]
