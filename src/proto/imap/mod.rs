@@ -594,7 +594,9 @@ impl ImapSession {
                 ctx,
             );
             self.await_verdict(tag.clone(), pending, ctx);
-            self.track(tag.clone(), Command::Login, ctx);
+            if tag.len() <= MAX_TRACKED_TAG {
+                self.track(tag.clone(), Command::Login, ctx);
+            }
             Reply::line()
         };
         self.message_unread = Some(tag);
