@@ -50,7 +50,11 @@ preflight() {
     if [[ ! -e /usr/lib/dovecot/imap-login || ! -e /usr/lib/dovecot/pop3-login ]]; then
         missing+=("dovecot-imapd/dovecot-pop3d")
     fi
-    if ! ldconfig -p 2>/dev/null | grep -q 'libpcap\.so'; then
+    # Read whole before searching: `grep -q` stops at the first match, and under pipefail the
+    # SIGPIPE that ldconfig may then get while still writing made libpcap look missing.
+    local libraries
+    libraries=$(ldconfig -p 2>/dev/null || true)
+    if [[ $libraries != *libpcap.so* ]]; then
         missing+=("libpcap")
     fi
     if [[ ${#missing[@]} -gt 0 ]]; then
