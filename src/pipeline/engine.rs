@@ -31,15 +31,6 @@ impl FlowHandler for Inspector {
             self.report_overlap(info, app.as_ref(), side, ts);
             return Inspect::Continue;
         }
-        let mut ctx = Ctx {
-            ts,
-            line_cut: false,
-            acked_all: false,
-            config: &self.config,
-            events: &mut self.scratch,
-            stats: &mut self.stats,
-            server_lines: &mut self.server_lines,
-        };
         let session = match (app.as_mut(), &event) {
             (Some(session), _) => session,
             // A gap before any data (the server's greeting lost) matters to the session: it
@@ -52,6 +43,7 @@ impl FlowHandler for Inspector {
             }
             (None, FlowEvent::Closed(_) | FlowEvent::OverlapDifferentData(_)) => return Inspect::Continue,
         };
+        let mut ctx = self.ctx(ts);
         match event {
             FlowEvent::Data { side, bytes, acked_all } => {
                 ctx.acked_all = acked_all;
@@ -62,11 +54,8 @@ impl FlowHandler for Inspector {
             FlowEvent::Closed(_) => session.close(&mut ctx),
             FlowEvent::OverlapDifferentData(_) => {}
         }
-        let client = session.client();
         let done = session.done_reason().is_some();
-        for proto_event in self.scratch.drain(..) {
-            self.events.push(to_event(proto_event, info, client));
-        }
+        self.publish(info, session.client());
         if done {
             // Everything the session had to say is said: the flow keeps only its TCP state.
             *app = None;
@@ -82,7 +71,16 @@ impl FlowHandler for Inspector {
 
     fn shed(&mut self, info: &FlowInfo, app: &mut Self::App, ts: Timestamp) {
         let Some(session) = app else { return };
-        let mut ctx = Ctx {
+        session.shed(&mut self.ctx(ts));
+        self.publish(info, session.client());
+    }
+}
+
+impl Inspector {
+    /// What a session needs to hear a flow's event at `ts`; its events go to the scratch list
+    /// until [`Inspector::publish`].
+    fn ctx(&mut self, ts: Timestamp) -> Ctx<'_> {
+        Ctx {
             ts,
             line_cut: false,
             acked_all: false,
@@ -90,16 +88,16 @@ impl FlowHandler for Inspector {
             events: &mut self.scratch,
             stats: &mut self.stats,
             server_lines: &mut self.server_lines,
-        };
-        session.shed(&mut ctx);
-        let client = session.client();
+        }
+    }
+
+    /// The session's events become the flow's: its endpoints named client and server.
+    fn publish(&mut self, info: &FlowInfo, client: Side) {
         for proto_event in self.scratch.drain(..) {
             self.events.push(to_event(proto_event, info, client));
         }
     }
-}
 
-impl Inspector {
     /// Overlapping segments with different bytes: the first copy was kept, but an endpoint may
     /// have kept the other, so a detector must not be fooled silently. Raised even before the
     /// protocol is known (the overlap may come before any byte was delivered).

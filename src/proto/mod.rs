@@ -950,7 +950,7 @@ impl Session {
             Protocol::Imap(session) => session.on_gap(role),
             Protocol::Smtp(session) => session.on_gap(role),
             Protocol::ManageSieve(session) if literal_left.is_some() => {
-                session.on_client_gap_in_literal(!in_literal || literal_ends, ctx);
+                session.on_client_gap_in_literal(literal_left.is_some_and(|left| len >= left), ctx);
             }
             Protocol::ManageSieve(session) => session.on_gap(role),
             Protocol::Detecting(_) | Protocol::Done(_) => {}
