@@ -333,6 +333,11 @@ pub(crate) struct SaslExchange {
     /// Client bytes were lost between lines where LOGIN's user name response was due, and no
     /// challenge came since: whether they end where that response did is not known yet.
     user_lost: bool,
+    /// A client line came after that loss, no challenge between: the user name's end if the
+    /// `Password:` prompt comes next; the password, or its end, if server bytes are lost (the
+    /// prompt among them) and the verdict comes next (see
+    /// [`password_before_verdict`](Self::password_before_verdict)). Nothing of it is kept.
+    line_after_lost_user: bool,
 }
 
 /// Where an exchange whose command was lost stands, as far as LOGIN goes: its prompts name their
@@ -362,6 +367,7 @@ impl std::fmt::Debug for SaslExchange {
             .field("inferred", &self.inferred)
             .field("first_response_next", &self.first_response_next)
             .field("user_lost", &self.user_lost)
+            .field("line_after_lost_user", &self.line_after_lost_user)
             .finish()
     }
 }
@@ -378,6 +384,7 @@ impl SaslExchange {
             inferred: None,
             first_response_next: false,
             user_lost: false,
+            line_after_lost_user: false,
         }
     }
 
@@ -390,10 +397,11 @@ impl SaslExchange {
     }
 
     /// Whether `line`, the client's first after lost bytes, is read: the first response of an
-    /// exchange whose command was among them (the challenge answered that whole line), or
-    /// LOGIN's password after its user name response was lost.
+    /// exchange whose command was among them (the challenge answered that whole line), LOGIN's
+    /// password after its user name response was lost, or a line where that response was due
+    /// (see `line_after_lost_user`).
     pub fn takes_first_line_after_gap(&self, line: &[u8]) -> bool {
-        self.first_response_next && self.continues_with(line)
+        (self.first_response_next || self.user_lost) && self.continues_with(line)
     }
 
     /// Client bytes were lost between lines: a line after them may be a tail. Where LOGIN's user
@@ -401,6 +409,7 @@ impl SaslExchange {
     /// them shows it whole (see [`on_challenge`](Self::on_challenge)).
     pub fn on_client_gap(&mut self) {
         self.first_response_next = false;
+        self.line_after_lost_user = false;
         self.user_lost = !self.captured
             && match self.inferred {
                 Some(InferredLogin::User) => true,
@@ -435,6 +444,7 @@ impl SaslExchange {
     /// before it. Its text is not read: LOGIN's prompts do not decide which response is which.
     pub fn on_challenge(&mut self) {
         self.server_gap = false;
+        self.line_after_lost_user = false;
         if std::mem::take(&mut self.user_lost) {
             // The server asks again having had the lost bytes up to its acknowledgement (the
             // flow gives them up to there): they were LOGIN's user name response, whole, and the
@@ -451,6 +461,20 @@ impl SaslExchange {
     /// Bytes of the server's side were lost: they may have held the verdict.
     pub fn on_server_gap(&mut self) {
         self.server_gap = true;
+    }
+
+    /// The server's final reply to the exchange came (not a challenge). When a client line
+    /// followed the loss of LOGIN's user name response and server bytes were lost after it was
+    /// asked for, the lost bytes held the `Password:` prompt (the client answers nothing else),
+    /// so that line was the password or its end, the response the verdict answers: it crossed
+    /// in clear, and is reported partial (where it began is not known), with no user name.
+    pub fn password_before_verdict(&mut self) -> Option<Captured> {
+        if !(self.line_after_lost_user && self.server_gap) || self.captured {
+            return None;
+        }
+        self.captured = true;
+        self.mechanism = Mechanism::Login;
+        Some(Captured::partly_lost(None::<Vec<u8>>, SecretKind::Password))
     }
 
     /// Whether the credential is complete: no line of the exchange is still to come from the
@@ -481,6 +505,19 @@ impl SaslExchange {
         let line = line.trim_ascii();
         if line == b"*" {
             return SaslStep::Cancelled;
+        }
+        if self.user_lost && !self.captured {
+            if !std::mem::replace(&mut self.line_after_lost_user, true) || !self.server_gap {
+                return SaslStep::Continue;
+            }
+            // A second line with no challenge between, the prompt lost with server bytes: the
+            // first was the user name's end, this one is the password's response, whole.
+            self.user_lost = false;
+            self.line_after_lost_user = false;
+            self.responses = 1;
+            if self.inferred.is_some() {
+                self.inferred = Some(InferredLogin::Password);
+            }
         }
         let position = self.responses;
         self.responses = self.responses.saturating_add(1);

@@ -151,7 +151,7 @@ impl Pop3Session {
     /// shows accepted; a capability list lost says nothing of what is absent.
     fn forget_replies(&mut self, ctx: &mut Ctx<'_>) {
         auth::forget_pending(&mut self.pending_commands, &Command::Capa, &mut self.info);
-        self.sasl = None;
+        self.end_sasl(ctx);
         let last = self.awaiting_verdict.pop_back();
         while let Some((_, pending)) = self.awaiting_verdict.pop_front() {
             pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
@@ -367,13 +367,23 @@ impl Pop3Session {
     /// client's next command shows): its credential is reported with outcome unknown, and AUTH
     /// leaves the reply queue so that the next status line answers the command it belongs to.
     fn end_sasl_without_verdict(&mut self, ctx: &mut Ctx<'_>) {
-        self.sasl = None;
+        self.end_sasl(ctx);
         if let Some(auth) = self.awaiting_verdict.iter().rposition(|(command, _)| *command == Command::Auth) {
             if let Some((_, pending)) = self.awaiting_verdict.remove(auth) {
                 pending.emit(AppProto::Pop3, Outcome::Unknown, ctx);
             }
         }
         auth::forget_last(&mut self.pending_commands, &Command::Auth);
+    }
+
+    /// The exchange in `self.sasl` is over: a password the capture lost the start of awaits
+    /// the verdict like any credential (see [`SaslExchange::password_before_verdict`]).
+    fn end_sasl(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(mut sasl) = self.sasl.take() else { return };
+        if let Some(captured) = sasl.password_before_verdict() {
+            let pending = PendingCredential::new(sasl.mechanism().label("AUTH"), captured, &self.info, ctx);
+            self.await_verdict(Command::Auth, pending, ctx);
+        }
     }
 
     fn other_command(&mut self, verb: &[u8], argument: &[u8]) -> Command {
@@ -481,7 +491,7 @@ impl Pop3Session {
                 self.info.starttls_refused = true;
                 self.starttls_pending = false;
             }
-            Some(Command::Auth) => self.sasl = None,
+            Some(Command::Auth) => self.end_sasl(ctx),
             _ => {}
         }
         if let Some(command @ (Command::Pass | Command::Apop | Command::Auth)) = command {

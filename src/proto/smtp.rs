@@ -148,7 +148,7 @@ impl SmtpSession {
         auth::forget_pending(&mut self.pending, &Command::Ehlo, &mut self.info);
         self.reply_continues = false;
         self.ehlo_reply_cut = false;
-        self.sasl = None;
+        self.end_sasl(ctx);
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
         }
@@ -319,11 +319,21 @@ impl SmtpSession {
     /// client's next command shows): the credential is reported with outcome unknown, and AUTH
     /// leaves the reply queue so that the next reply answers the command it belongs to.
     fn end_sasl_without_verdict(&mut self, ctx: &mut Ctx<'_>) {
-        self.sasl = None;
+        self.end_sasl(ctx);
         if let Some(pending) = self.awaiting_verdict.take() {
             pending.emit(AppProto::Smtp, Outcome::Unknown, ctx);
         }
         auth::forget_last(&mut self.pending, &Command::Auth);
+    }
+
+    /// The exchange in `self.sasl` is over: a password the capture lost the start of awaits
+    /// the verdict like any credential (see [`SaslExchange::password_before_verdict`]).
+    fn end_sasl(&mut self, ctx: &mut Ctx<'_>) {
+        let Some(mut sasl) = self.sasl.take() else { return };
+        if let Some(captured) = sasl.password_before_verdict() {
+            let mechanism = sasl.mechanism().label("AUTH");
+            self.awaiting_verdict = Some(Box::new(PendingCredential::new(mechanism, captured, &self.info, ctx)));
+        }
     }
 
     /// See [`LostVerdict`].
@@ -420,7 +430,7 @@ impl SmtpSession {
         let positive = (200..400).contains(&code);
         match front {
             Some(Command::Auth) => {
-                self.sasl = None;
+                self.end_sasl(ctx);
                 if let Some(pending) = self.awaiting_verdict.take() {
                     pending.emit(AppProto::Smtp, auth_verdict(code), ctx);
                 }

@@ -1464,8 +1464,8 @@ fn a_loss_inside_an_imap_literal_leaves_the_rest_of_the_login_readable() {
 /// LOGIN's user name response lost whole: the next response is the password (the client sends
 /// nothing else meanwhile), reported with no user name, whether the command was captured or not.
 /// The `Password:` prompt shows the loss ended where the user name did (the server asked having
-/// it); with the prompt lost too, the loss may have taken the password's start, and nothing is
-/// read.
+/// it). With the prompt lost too, the line before the verdict is the response it answers: the
+/// password, or its end if the loss took its start, reported partial.
 #[test]
 fn a_login_exchange_that_lost_its_user_name_still_shows_its_password() {
     let password = || acked(&format!("{}\r\n", b64(b"hunter2")));
@@ -1478,25 +1478,117 @@ fn a_login_exchange_that_lost_its_user_name_still_shows_its_password() {
         let user_prompt = s(&format!("{challenge}{}\r\n", b64(b"Username:")));
         let password_prompt = s(&format!("{challenge}{}\r\n", b64(b"Password:")));
         let prompt_len = format!("{challenge}{}\r\n", b64(b"Password:")).len() as u64;
-        let found = [(format!("{verb} LOGIN"), None, Outcome::Success, SecretKind::Password)];
-        let variants: [(Vec<Says>, &[_]); 3] = [
-            (vec![c(command), user_prompt.clone(), ClientLost(10), password_prompt.clone(), password()], &found),
+        let mechanism = format!("{verb} LOGIN");
+        // (partial, secret length); no user name is shown
+        let whole = (false, Some(7));
+        let password_or_its_end = (true, None);
+        let variants: [(Vec<Says>, _); 4] = [
+            (vec![c(command), user_prompt.clone(), ClientLost(10), password_prompt.clone(), password()], whole),
             (
                 vec![
                     ClientLost(command.len() as u64),
                     user_prompt.clone(),
                     ClientLost(10),
-                    password_prompt,
+                    password_prompt.clone(),
                     password(),
                 ],
-                &found,
+                whole,
             ),
-            (vec![c(command), user_prompt, ClientLost(10), ServerLost(prompt_len), password()], &[]),
+            (
+                vec![c(command), user_prompt.clone(), ClientLost(10), ServerLost(prompt_len), password()],
+                password_or_its_end,
+            ),
+            (
+                vec![
+                    ClientLost(command.len() as u64),
+                    user_prompt.clone(),
+                    ClientLost(10),
+                    ServerLost(prompt_len),
+                    password(),
+                ],
+                password_or_its_end,
+            ),
         ];
-        for (exchange, expected) in variants {
+        for (exchange, (partial, length)) in variants {
             let steps: Vec<Says> = [s(opening)].into_iter().chain(exchange).chain([s(verdict)]).collect();
-            assert_eq!(summary(&play(port, &steps)), expected, "port {port}: {steps:?}");
+            let events = play(port, &steps);
+            let logins = credentials(&events);
+            assert_eq!(
+                summary(&events),
+                [(mechanism.clone(), None, Outcome::Success, SecretKind::Password)],
+                "port {port}: {steps:?}"
+            );
+            assert_eq!(
+                logins.first().map(|login| (login.partial, login.secret_length)),
+                Some((partial, length)),
+                "port {port}: {steps:?}"
+            );
         }
+    }
+}
+
+/// A loss that cut LOGIN's user name line, its end read: with the `Password:` prompt lost as
+/// well, the next line is the password whole; a verdict right after the user name's end (a
+/// server refusing the name) shows no password crossed.
+#[test]
+fn a_login_exchange_that_lost_its_user_name_start_and_prompt_reads_the_next_line() {
+    let user_end = || c("2U=\r\n");
+    for (port, verb) in [(110, "AUTH"), (587, "AUTH"), (143, "AUTHENTICATE")] {
+        let (challenge, opening, command, verdict, refusal) = match port {
+            110 => ("+ ", "+OK ready\r\n", "AUTH LOGIN\r\n", "+OK Logged in.\r\n", "-ERR no\r\n"),
+            587 => ("334 ", "220 mx ESMTP\r\n", "AUTH LOGIN\r\n", "235 2.7.0 ok\r\n", "535 5.7.8 no\r\n"),
+            _ => ("+ ", "* OK ready\r\n", "a1 AUTHENTICATE LOGIN\r\n", "a1 OK Logged in\r\n", "a1 NO no\r\n"),
+        };
+        let prompt = |text: &[u8]| s(&format!("{challenge}{}\r\n", b64(text)));
+        let prompt_len = format!("{challenge}{}\r\n", b64(b"Password:")).len() as u64;
+        let start = [s(opening), c(command), prompt(b"Username:"), ClientLost(6), user_end()];
+        let password = acked(&format!("{}\r\n", b64(b"hunter2")));
+        let prompt_lost: Vec<Says> =
+            start.iter().cloned().chain([ServerLost(prompt_len), password.clone(), s(verdict)]).collect();
+        let events = play(port, &prompt_lost);
+        let found = [(format!("{verb} LOGIN"), None, Outcome::Success, SecretKind::Password)];
+        assert_eq!(summary(&events), found, "port {port}");
+        assert_eq!(
+            credentials(&events).first().map(|login| (login.partial, login.secret_length)),
+            Some((false, Some(7)))
+        );
+        let prompt_seen: Vec<Says> =
+            start.iter().cloned().chain([prompt(b"Password:"), password, s(verdict)]).collect();
+        assert_eq!(summary(&play(port, &prompt_seen)), found, "port {port}");
+        let refused: Vec<Says> = start.iter().cloned().chain([s(refusal)]).collect();
+        assert_eq!(summary(&play(port, &refused)), [], "port {port}");
+    }
+}
+
+/// The password's line after the lost user name and prompt, its verdict lost too: the client's
+/// next command shows the exchange over, and the password crossed: accepted where that command
+/// needs a login and replies come in order (POP3's `STAT`), else unknown (as for any SASL
+/// exchange whose verdict was lost).
+#[test]
+fn a_password_after_a_lost_prompt_is_reported_when_the_verdict_is_lost_too() {
+    for (port, verb, outcome) in
+        [(110, "AUTH", Outcome::Success), (587, "AUTH", Outcome::Unknown), (143, "AUTHENTICATE", Outcome::Unknown)]
+    {
+        let (challenge, opening, command, next, reply) = match port {
+            110 => ("+ ", "+OK ready\r\n", "AUTH LOGIN\r\n", "STAT\r\n", "+OK 1 120\r\n"),
+            587 => ("334 ", "220 mx ESMTP\r\n", "AUTH LOGIN\r\n", "MAIL FROM:<a@example.test>\r\n", "250 Ok\r\n"),
+            _ => ("+ ", "* OK ready\r\n", "a1 AUTHENTICATE LOGIN\r\n", "a2 SELECT INBOX\r\n", "a2 OK done\r\n"),
+        };
+        let steps = [
+            s(opening),
+            c(command),
+            s(&format!("{challenge}{}\r\n", b64(b"Username:"))),
+            ClientLost(10),
+            ServerLost(18),
+            acked(&format!("{}\r\n", b64(b"hunter2"))),
+            ServerLost(30),
+            acked(next),
+            s(reply),
+        ];
+        let events = play(port, &steps);
+        let expected = [(format!("{verb} LOGIN"), None, outcome, SecretKind::Password)];
+        assert_eq!(summary(&events), expected, "port {port}");
+        assert!(credentials(&events).iter().all(|login| login.partial), "port {port}");
     }
 }
 

@@ -423,12 +423,16 @@ impl ImapSession {
     }
 
     /// Whether a server line is a tagged status answering a command in flight: read even as the
-    /// first line after a gap, which it cannot be the cut tail of (it names its command).
+    /// first line after a gap, which it cannot be the cut tail of (it names its command). An
+    /// exchange whose `AUTHENTICATE` the capture lost takes the first tagged status for its
+    /// verdict, whatever its tag.
     pub fn takes_as_reply(&self, line: &[u8]) -> bool {
         let (tag, rest) = split_word(line);
         let status = split_word(rest).0;
+        let orphan_exchange = self.sasl.as_ref().is_some_and(|(sasl_tag, _)| sasl_tag.is_empty());
         [b"OK".as_slice(), b"NO", b"BAD"].iter().any(|word| status.eq_ignore_ascii_case(word))
-            && self.pending.iter().any(|(pending, _)| pending.as_slice() == tag)
+            && (self.pending.iter().any(|(pending, _)| pending.as_slice() == tag)
+                || (orphan_exchange && is_imap_tag(tag)))
     }
 
     pub fn flush(&mut self, ctx: &mut Ctx<'_>) {
@@ -789,10 +793,22 @@ impl ImapSession {
         }
     }
 
+    /// The exchange in `self.sasl` is over: returns its tag. A password the capture lost the
+    /// start of awaits the verdict to it like any credential (see
+    /// [`SaslExchange::password_before_verdict`]).
+    fn end_sasl(&mut self, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
+        let (tag, mut sasl) = self.sasl.take()?;
+        if let Some(captured) = sasl.password_before_verdict() {
+            let pending = PendingCredential::new(sasl.mechanism().label("AUTHENTICATE"), captured, &self.info, ctx);
+            self.await_verdict(tag.clone(), pending, ctx);
+        }
+        Some(tag)
+    }
+
     /// The exchange is over but its tagged verdict will not be seen (lost, or never captured, as
     /// the client's next command shows): its credential is reported with outcome unknown.
     fn end_sasl_without_verdict(&mut self, ctx: &mut Ctx<'_>) {
-        let Some((tag, _)) = self.sasl.take() else { return };
+        let Some(tag) = self.end_sasl(ctx) else { return };
         if let Some(i) = self.awaiting_verdict.iter().position(|(t, _)| *t == tag) {
             if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
                 pending.emit(AppProto::Imap, Outcome::Unknown, ctx);
@@ -1046,7 +1062,7 @@ impl ImapSession {
             reply.other = Some(Next::Line);
         }
         if self.sasl.as_ref().is_some_and(|(t, _)| t == tag) {
-            self.sasl = None;
+            self.end_sasl(ctx);
         }
         let position = self.pending.iter().position(|(t, _)| t == tag);
         let command = position.and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
