@@ -268,15 +268,17 @@ impl Protocol {
     /// starts one as far as can be told (`resumes_at_line`: its first bytes were lost, the
     /// greeting, a whole reply sent before the client spoke, or the gap cut a line whose start was
     /// read), a status or reply line of its protocol: servers write their replies in whole lines,
-    /// and a cut line's tail seldom looks like one; from an SMTP server, its `354` in any case
-    /// (see [`smtp::is_data_go_ahead`]). Else it may be the tail of a line the gap cut, and is
-    /// dropped.
+    /// and a cut line's tail seldom looks like one; from an SMTP server, its `354` and `334` in
+    /// any case (see [`smtp::is_data_go_ahead`], [`smtp::is_auth_challenge`]). Else it may be the
+    /// tail of a line the gap cut, and is dropped.
     fn reads_line_after_gap(&self, role: Role, line: &[u8], resumes_at_line: bool) -> bool {
         match (self, role) {
             (Protocol::Imap(session), Role::Server) => session.takes_as_reply(line),
             (Protocol::Pop3(_), Role::Server) => resumes_at_line && pop3::is_status_line(line),
             (Protocol::Smtp(_), Role::Server) => {
-                (resumes_at_line && smtp::is_reply_line(line)) || smtp::is_data_go_ahead(line)
+                (resumes_at_line && smtp::is_reply_line(line))
+                    || smtp::is_data_go_ahead(line)
+                    || smtp::is_auth_challenge(line)
             }
             (Protocol::ManageSieve(_), Role::Server) => resumes_at_line && managesieve::is_status_line(line),
             (Protocol::Detecting(_) | Protocol::Done(_), Role::Server) => false,

@@ -55,6 +55,14 @@ pub(crate) fn is_data_go_ahead(line: &[u8]) -> bool {
     line.starts_with(b"354") && matches!(line.get(3), None | Some(b' '))
 }
 
+/// Whether a server line is a `334` challenge. Read even as the first line after lost server
+/// bytes: only AUTH is answered so, and a cut line's tail that begins with the code, a space and
+/// a challenge is far-fetched, where missing it leaves an exchange whose command was lost (with
+/// the replies before it) unread.
+pub(crate) fn is_auth_challenge(line: &[u8]) -> bool {
+    line.starts_with(b"334") && matches!(line.get(3), None | Some(b' '))
+}
+
 /// How far the server's greeting has come.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 enum Greeting {

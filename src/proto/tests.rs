@@ -2962,3 +2962,24 @@ fn a_login_by_literals_under_any_snap_length_is_one_login() {
         assert!(matches!(found[0].1, None | Some("b***@example.test")), "{keep} bytes kept: {found:?}");
     }
 }
+
+/// An `AUTH LOGIN` carrying the user name, lost with the `EHLO` reply before it: the `334`
+/// prompt after the loss is read (only AUTH is answered so), and its `Password:` places the
+/// password.
+#[test]
+fn a_prompt_after_lost_replies_begins_the_exchange() {
+    let ehlo_reply = "250-mx\r\n250-PIPELINING\r\n250 AUTH PLAIN LOGIN\r\n";
+    let command = format!("AUTH LOGIN {}\r\n", b64(b"alice"));
+    let steps = [
+        s("220 mx ESMTP\r\n"),
+        c("EHLO x\r\n"),
+        ServerLost(ehlo_reply.len() as u64),
+        ClientLost(command.len() as u64),
+        s(&format!("334 {}\r\n", b64(b"Password:"))),
+        acked(&format!("{}\r\n", b64(b"hunter2"))),
+        s("235 2.7.0 Authentication successful\r\n"),
+    ];
+    let events = play(587, &steps);
+    assert_eq!(summary(&events), [("AUTH LOGIN".to_string(), None, Outcome::Success, SecretKind::Password)]);
+    assert_eq!(credentials(&events).first().map(|login| (login.partial, login.secret_length)), Some((false, Some(7))));
+}
