@@ -111,6 +111,19 @@ impl LineFramer {
         }
     }
 
+    /// The other side answered a line this side sent, waiting for the answer before it went on (a
+    /// literal's go-ahead, the refusal of the command that announced one): this side's next
+    /// bytes start what the answer asked for, and a cut line's tail being skipped ended within
+    /// lost bytes (the two directions are read in the order spoken: every byte the answer
+    /// acknowledged was read, or lost, before it).
+    pub fn answered(&mut self, next: Next) {
+        self.set_next(next);
+        if self.mode == Mode::Line {
+            self.skipping_to_eol = false;
+            self.after_gap = false;
+        }
+    }
+
     /// Raw bytes still expected, if a raw run is in progress.
     pub fn raw_remaining(&self) -> Option<u64> {
         match self.mode {

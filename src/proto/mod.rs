@@ -324,7 +324,9 @@ impl Protocol {
 /// What a protocol session asks of the framers after a piece.
 pub(crate) struct Reply {
     pub next: Next,
-    /// Change the other direction's framer too (e.g. a refused IMAP literal will not come).
+    /// Change the other direction's framer too, as an answer to what it sent (see
+    /// [`LineFramer::answered`]: a refused IMAP literal will not come, a lost LOGIN's literal
+    /// comes next).
     pub other: Option<Next>,
     pub done: Option<DoneReason>,
 }
@@ -788,7 +790,7 @@ impl Session {
             next
         });
         if let Some(next) = asked.other {
-            other_framer.set_next(next);
+            other_framer.answered(next);
         }
         if let Some(reason) = asked.done {
             self.finish_as(reason, ctx);
@@ -909,7 +911,7 @@ impl Session {
             asked.note(reply)
         });
         if let Some(next) = asked.other {
-            other_framer.set_next(next);
+            other_framer.answered(next);
         }
         if let Some(reason) = asked.done {
             self.finish_as(reason, ctx);

@@ -2983,3 +2983,22 @@ fn a_prompt_after_lost_replies_begins_the_exchange() {
     assert_eq!(summary(&events), [("AUTH LOGIN".to_string(), None, Outcome::Success, SecretKind::Password)]);
     assert_eq!(credentials(&events).first().map(|login| (login.partial, login.secret_length)), Some((false, Some(7))));
 }
+
+/// A loss from inside LOGIN's user name literal past the line's end (the password's literal
+/// announced there): the server's go-ahead for that literal shows the client's line ended within
+/// the lost bytes, so the next line is not the cut line's tail but the password's literal.
+#[test]
+fn a_go_ahead_after_a_loss_past_a_literal_ends_the_cut_line() {
+    let steps = [
+        s("* OK [CAPABILITY IMAP4rev1] ready\r\n"),
+        c("a1 LOGIN {5}\r\n"),
+        s("+ go ahead\r\n"),
+        c("al"),
+        ClientLost(9),
+        s("+ go ahead\r\n"),
+        acked("hunter2\r\n"),
+        s("a1 OK Logged in\r\n"),
+    ];
+    let events = play(143, &steps);
+    assert_eq!(summary(&events), [("LOGIN".to_string(), None, Outcome::Success, SecretKind::Password)]);
+}

@@ -870,6 +870,9 @@ impl ImapSession {
                     // since), where a literal is LOGIN's or ID's; a capture picked up midstream
                     // may be past one, where it may be an APPEND's message.
                     self.begin_lost_login(ctx);
+                    // The server had the line that announced the literal whole: the client's
+                    // next bytes are the literal, not the tail of a line a loss cut.
+                    return Reply { next, other: Some(Next::Line), done: None };
                 }
             }
             if let Some((_, sasl)) = &mut self.sasl {
