@@ -4,7 +4,9 @@
 //! Built from the session records every mail session leaves ([`Event::Session`]) and from the
 //! credential alerts. Classes:
 //! * `tls_required`: LOGINDISABLED advertised, or STARTTLS offered and no plaintext mechanism
-//!   before it (and no cleartext login seen), or implicit TLS;
+//!   before it (and no cleartext login seen), or implicit TLS, or logins in clear refused with a
+//!   demand for TLS (IMAP's `[PRIVACYREQUIRED]`, SMTP's `538`, `-ERR TLS required`) and none
+//!   accepted;
 //! * `tls_optional`: STARTTLS offered, but plaintext mechanisms advertised or a cleartext login seen;
 //! * `no_tls`: capability lists seen, none offering STARTTLS;
 //! * `unknown`: no capability list seen (e.g. POP3 clients that never send CAPA).
@@ -117,6 +119,8 @@ struct Entry {
     /// list to every session, and taking in the same list again changes nothing.
     last_capabilities: Option<(Capabilities, Option<bool>)>,
     cleartext_logins: u64,
+    /// Sessions in which a login in clear was refused with a demand for TLS.
+    sessions_refusing_for_tls: u64,
     /// Who logged in (masked names merge accounts). Hashed, not ordered: looked up for every
     /// alert, only counted.
     users: KeyedSet<UserKey>,
@@ -255,6 +259,9 @@ impl PostureTracker {
             None => {}
         }
         entry.login_disabled |= server.login_disabled == Some(true);
+        if session.login_refused_for_tls {
+            entry.sessions_refusing_for_tls += 1;
+        }
         let capabilities = (server.capabilities.clone(), server.login_disabled);
         if !server.capabilities.is_empty() && entry.last_capabilities.as_ref() != Some(&capabilities) {
             let line = server.capabilities.to_line();
@@ -297,6 +304,12 @@ impl PostureTracker {
         ));
         if entry.cleartext_logins > 0 {
             evidence.push(format!("{} cleartext login(s) accepted or unanswered", entry.cleartext_logins));
+        }
+        if entry.sessions_refusing_for_tls > 0 {
+            evidence.push(format!(
+                "{} session(s) refused a cleartext login asking for TLS",
+                entry.sessions_refusing_for_tls
+            ));
         }
         ServerPosture {
             timestamp: text_of(entry.last_seen),
@@ -342,10 +355,14 @@ fn classify(entry: &Entry) -> PostureClass {
     if entry.implicit {
         return PostureClass::TlsRequired;
     }
+    // Refusing logins in clear for want of TLS, and accepting none, the server requires TLS
+    // whatever mechanisms its lists name.
+    let refuses_clear = entry.sessions_refusing_for_tls > 0 && entry.cleartext_logins == 0;
     match offered(entry) {
-        None if entry.login_disabled => PostureClass::TlsRequired,
+        None if entry.login_disabled || refuses_clear => PostureClass::TlsRequired,
         None => PostureClass::Unknown,
         Some(false) => PostureClass::NoTls,
+        Some(true) if refuses_clear => PostureClass::TlsRequired,
         Some(true) if entry.cleartext_logins > 0 || !entry.plaintext.is_empty() => PostureClass::TlsOptional,
         Some(true) => PostureClass::TlsRequired,
     }
@@ -426,6 +443,7 @@ mod tests {
             upgraded_to_tls: upgraded,
             implicit_tls: false,
             starttls_refused: false,
+            login_refused_for_tls: false,
         }))
     }
 

@@ -188,3 +188,73 @@ fn posture_records_go_to_every_output_in_its_format() {
     assert_eq!(documents.len(), 4);
     assert!(documents.iter().all(|d| d["credwatch"]["event_type"] == "server_posture"), "{documents:?}");
 }
+
+/// Servers that list plaintext mechanisms before TLS but refuse logins in clear asking for it
+/// (Courier's POP3 with `POP3_TLS_REQUIRED`, Dovecot's IMAP `[PRIVACYREQUIRED]`, SMTP's `538`)
+/// require TLS; one that accepts a login in clear as well does not.
+#[test]
+fn servers_refusing_logins_in_clear_for_tls_require_it() {
+    let ip = [198, 51, 100, 91];
+    let pop3 = session(
+        (ip, 110).into(),
+        50011,
+        0,
+        &[
+            (S, b"+OK Hello there.\r\n"),
+            (C, b"CAPA\r\n"),
+            (S, b"+OK Here's what I can do:\r\nSTLS\r\nTOP\r\nUSER\r\nSASL LOGIN\r\nIMPLEMENTATION Courier Mail Server\r\n.\r\n"),
+            (C, b"USER alice\r\n"),
+            (S, b"-ERR TLS required to log in.\r\n"),
+            (C, b"QUIT\r\n"),
+            (S, b"+OK Better luck next time.\r\n"),
+        ],
+    );
+    let imap = session(
+        (ip, 143).into(),
+        50012,
+        1,
+        &[
+            (S, b"* OK [CAPABILITY IMAP4rev1 STARTTLS AUTH=PLAIN] ready\r\n"),
+            (C, b"a LOGIN alice Posture-Pass-2\r\n"),
+            (S, b"* BAD [ALERT] Plaintext authentication not allowed without SSL/TLS\r\n"),
+            (S, b"a NO [PRIVACYREQUIRED] Plaintext authentication disallowed on non-secure (SSL/TLS) connections.\r\n"),
+        ],
+    );
+    let smtp = session(
+        (ip, 587).into(),
+        50013,
+        2,
+        &[
+            (S, b"220 mx ESMTP\r\n"),
+            (C, b"EHLO me\r\n"),
+            (S, b"250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"),
+            (C, b"AUTH PLAIN AGFsaWNlAFBvc3R1cmUtUGFzcy0z\r\n"),
+            (S, b"538 5.7.11 Encryption required for requested authentication mechanism\r\n"),
+        ],
+    );
+    let accepting_too = session(
+        (ip, 587).into(),
+        50014,
+        3,
+        &[
+            (S, b"220 mx ESMTP\r\n"),
+            (C, b"EHLO me\r\n"),
+            (S, b"250-mx\r\n250-STARTTLS\r\n250 AUTH PLAIN LOGIN\r\n"),
+            (C, b"AUTH PLAIN AGFsaWNlAFBvc3R1cmUtUGFzcy0z\r\n"),
+            (S, b"235 2.7.0 Authentication successful\r\n"),
+        ],
+    );
+    let (events, _) = posture(interleave([pop3.clone(), imap.clone(), smtp.clone()]));
+    for port in [110, 143, 587] {
+        let server = find(&events, port);
+        assert_eq!(server["class"], "tls_required", "port {port}: {server}");
+        let evidence = server["evidence"].as_array().unwrap();
+        assert!(
+            evidence.iter().any(|line| line == "1 session(s) refused a cleartext login asking for TLS"),
+            "{server}"
+        );
+    }
+    let (events, _) = posture(interleave([pop3, imap, smtp, accepting_too]));
+    assert_eq!(find(&events, 587)["class"], "tls_optional");
+    assert_eq!(find(&events, 110)["class"], "tls_required");
+}

@@ -533,6 +533,8 @@ pub struct SessionObservation {
     pub upgraded_to_tls: bool,
     pub implicit_tls: bool,
     pub starttls_refused: bool,
+    /// A login in clear was refused with a demand for TLS.
+    pub login_refused_for_tls: bool,
 }
 
 /// Every event the pipeline hands to the outputs.

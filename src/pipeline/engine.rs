@@ -183,6 +183,7 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
                 upgraded_to_tls: record.upgraded_to_tls,
                 implicit_tls: record.implicit_tls,
                 starttls_refused: record.starttls_refused,
+                login_refused_for_tls: record.login_refused_for_tls,
             }))
         }
         ProtoEvent::Anomaly { ts, app_proto, kind, detail } => {

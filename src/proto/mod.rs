@@ -110,6 +110,8 @@ pub struct SessionRecord {
     /// The session was TLS from its first byte.
     pub implicit_tls: bool,
     pub starttls_refused: bool,
+    /// A login in clear was refused with a demand for TLS ([`server::demands_tls`]).
+    pub login_refused_for_tls: bool,
 }
 
 /// What a session reports. Not boxed: these pass through a reused buffer on their way to becoming
@@ -627,6 +629,7 @@ impl Session {
                     upgraded_to_tls: false,
                     implicit_tls: true,
                     starttls_refused: false,
+                    login_refused_for_tls: false,
                 }));
             }
             self.finish(DoneReason::Tls, ctx);
@@ -1008,6 +1011,7 @@ impl Session {
             upgraded_to_tls: reason == Some(DoneReason::Tls),
             implicit_tls: false,
             starttls_refused: info.starttls_refused,
+            login_refused_for_tls: info.login_refused_for_tls,
         }));
         self.protocol = Protocol::Done(reason.unwrap_or(DoneReason::Closed));
     }

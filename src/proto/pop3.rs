@@ -10,7 +10,7 @@ use std::collections::VecDeque;
 use super::auth::{self, Captured, LostReplies, LostVerdict, PendingCredential, RawUser, SaslExchange, SaslStep};
 use super::framing::{response_code_may_be_cut, Next, Piece};
 use super::secret::Secret;
-use super::server::ServerInfo;
+use super::server::{demands_tls, ServerInfo};
 use super::{is_blank, skip_blanks, split_command_word, split_verb, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome, SecretKind};
 
@@ -472,6 +472,9 @@ impl Pop3Session {
         }
         let ok = matches!(status, Status::Ok);
         let command = self.pending_commands.pop_front();
+        if !ok && matches!(command, Some(Command::User | Command::Pass | Command::Auth)) && demands_tls(line) {
+            self.info.login_refused_for_tls = true;
+        }
         match command {
             Some(Command::Capa) if ok => {
                 self.info.begin_capabilities(false);

@@ -174,6 +174,14 @@ impl<V: Clone> LineFacts<V> {
     }
 }
 
+/// Whether the text of a refused login asks for TLS: IMAP's `[PRIVACYREQUIRED]` (RFC 5530), or
+/// words servers use for it (`-ERR TLS required`, Dovecot's `Plaintext authentication disallowed
+/// on non-secure (SSL/TLS) connections`, Postfix's `Must issue a STARTTLS command first`).
+pub fn demands_tls(text: &[u8]) -> bool {
+    const WORDS: [&[u8]; 4] = [b"PRIVACYREQUIRED", b"TLS", b"SSL", b"ENCRYPT"];
+    WORDS.iter().any(|word| text.windows(word.len()).any(|window| window.eq_ignore_ascii_case(word)))
+}
+
 /// Server facts accumulated over one flow.
 #[derive(Clone, Debug, Default)]
 pub struct ServerInfo {
@@ -185,6 +193,9 @@ pub struct ServerInfo {
     pub login_disabled: Option<bool>,
     /// The client asked for STARTTLS and the server refused.
     pub starttls_refused: bool,
+    /// A login in clear was refused with a demand for TLS (see [`demands_tls`]): the server
+    /// requires it, whatever mechanisms it lists (Courier's POP3 lists `USER` and refuses it).
+    pub login_refused_for_tls: bool,
     pub client_software: Option<Arc<str>>,
     /// The capability list being read lost part of itself (see [`ServerInfo::capabilities_cut`]).
     capabilities_cut: bool,

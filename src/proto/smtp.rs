@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 
 use super::auth::{self, LostReplies, LostVerdict, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
-use super::server::ServerInfo;
+use super::server::{demands_tls, ServerInfo};
 use super::{split_command_word, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
 
@@ -438,6 +438,11 @@ impl SmtpSession {
         let positive = (200..400).contains(&code);
         match front {
             Some(Command::Auth) => {
+                // RFC 4954's `538 5.7.11 Encryption required for requested authentication
+                // mechanism`, or a refusal that says as much.
+                if code == 538 || (!positive && demands_tls(text)) {
+                    self.info.login_refused_for_tls = true;
+                }
                 self.end_sasl(ctx);
                 if let Some(pending) = self.awaiting_verdict.take() {
                     pending.emit(AppProto::Smtp, auth_verdict(code), ctx);

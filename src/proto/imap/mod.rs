@@ -21,7 +21,7 @@ use super::auth::{self, Captured, PendingCredential, SaslExchange, SaslStep};
 use super::detect::is_imap_tag;
 use super::framing::{response_code_may_be_cut, whole_words, Next, Piece};
 use super::secret::Secret;
-use super::server::ServerInfo;
+use super::server::{demands_tls, ServerInfo};
 use super::{split_word, Ctx, DoneReason, ProtoConfig, Reply, Role};
 use crate::alert::{AppProto, Outcome, SecretKind};
 use parser::{LineEnd, Token, Tokenized};
@@ -1069,6 +1069,9 @@ impl ImapSession {
         }
         let position = self.pending.iter().position(|(t, _)| t == tag);
         let command = position.and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
+        if !ok && matches!(command, Some(Command::Login | Command::Authenticate)) && demands_tls(text) {
+            self.info.login_refused_for_tls = true;
+        }
         if command.is_none() || command == Some(Command::Login) {
             // A lost command answered before its line ended (the server refused what it had),
             // or after it (an `ID`'s): its literal is not awaited any more.
