@@ -271,7 +271,8 @@ impl Segments {
         self.now
     }
 
-    /// A data segment, from the server when `from_server`, continuing its direction's stream.
+    /// A data segment, from the server when `from_server`, continuing its direction's stream and
+    /// acknowledging the other's.
     fn packet<'a>(&mut self, payload: Option<&'a [u8]>, from_server: bool) -> TcpPacket<'a> {
         let payload = payload.unwrap_or_default();
         let (client, server) = (IpAddr::from(CLIENT), IpAddr::from(SERVER));
@@ -289,7 +290,7 @@ impl Segments {
             src_port,
             dst_port,
             seq,
-            ack: 0,
+            ack: if from_server { self.client_seq } else { self.server_seq },
             flags: TcpFlags(TcpFlags::ACK | TcpFlags::PSH),
             window: 65_535,
             vlan: VlanStack::default(),

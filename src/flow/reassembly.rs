@@ -171,6 +171,9 @@ struct Run {
 pub struct StreamReassembler {
     /// Sequence number of stream offset 0; `None` until the stream starts.
     origin: Option<u32>,
+    /// `origin` was read from the peer's acknowledgement, not from a SYN, and no byte came yet
+    /// (see [`starts_by`](Self::starts_by)).
+    origin_tentative: bool,
     /// Stream offset of the next byte to deliver: bytes delivered plus bytes given up as gaps.
     next_offset: u64,
     /// Reorder window starting at `next_offset` (invariants 1, 3, 4).
@@ -188,6 +191,7 @@ impl fmt::Debug for StreamReassembler {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("StreamReassembler")
             .field("origin", &self.origin)
+            .field("origin_tentative", &self.origin_tentative)
             .field("next_offset", &self.next_offset)
             .field("window_len", &self.window.len())
             .field("runs", &self.runs)
@@ -214,6 +218,10 @@ impl StreamReassembler {
     /// (a retransmitted SYN, or one reordered behind data); a new connection on the same
     /// addresses needs a new reassembler.
     pub fn on_syn(&mut self, seq: u32) {
+        if self.origin_tentative && self.is_untouched() {
+            self.origin = None;
+            self.origin_tentative = false;
+        }
         self.start_at(seq.wrapping_add(1));
     }
 
@@ -223,6 +231,21 @@ impl StreamReassembler {
     pub fn start_at(&mut self, seq: u32) {
         if self.origin.is_none() {
             self.origin = Some(seq);
+        }
+    }
+
+    /// The peer acknowledged the stream up to `seq` before any byte of it was captured (a flow
+    /// picked up without its handshake): the stream starts there for now, so that what the peer
+    /// acknowledged past it waits for those bytes and a first segment captured after later ones
+    /// (a line sent in segments that the capture reordered) leaves a hole to fill. Tentatively:
+    /// a first segment starting before it (bytes the peer had, their segments captured after its
+    /// acknowledgement, as when the directions of a tap are merged out of order) or too far past
+    /// it to be taken at once starts the stream itself, and so does a SYN. Ignored once the
+    /// stream has started.
+    pub fn starts_by(&mut self, seq: u32) {
+        if self.origin.is_none() {
+            self.origin = Some(seq);
+            self.origin_tentative = true;
         }
     }
 
@@ -236,6 +259,7 @@ impl StreamReassembler {
     pub fn forget_start(&mut self) {
         if self.is_untouched() {
             self.origin = None;
+            self.origin_tentative = false;
         }
     }
 
@@ -260,7 +284,8 @@ impl StreamReassembler {
 
     /// Adds a segment and delivers every byte that became contiguous, in order. Without a
     /// prior `on_syn`/`start_at`, the first segment with payload starts the stream at its own
-    /// sequence number. Inlined: the flow table's step calls it for nearly every data packet.
+    /// sequence number, or where the peer had acknowledged it (see [`starts_by`](Self::starts_by)).
+    /// Inlined: the flow table's step calls it for nearly every data packet.
     #[inline(always)]
     pub fn on_segment(
         &mut self,
@@ -286,12 +311,19 @@ impl StreamReassembler {
             None => *self.origin.insert(seq),
         };
         let next_seq = origin.wrapping_add(self.next_offset as u32);
-        let ahead = seq::diff(seq, next_seq);
+        let mut ahead = seq::diff(seq, next_seq);
         if ahead == -1 && payload.len() == 1 {
             // A keepalive probe (RFC 9293 §3.8.4): the byte before the next, which BSD and
             // Windows stacks fill with garbage rather than the byte they sent. Not an overlap.
             stats.retransmissions += 1;
             return;
+        }
+        if std::mem::take(&mut self.origin_tentative) && !(0..=i64::from(limits.max_ahead_unconfirmed)).contains(&ahead)
+        {
+            // The first segment is not where the peer's acknowledgement placed the start, nor a
+            // hole of reordered bytes after it: it starts the stream (see `starts_by`).
+            self.origin = Some(seq);
+            ahead = 0;
         }
         if ahead > i64::from(limits.max_ahead) {
             stats.dropped_out_of_window += len_u64(payload.len());
@@ -1044,6 +1076,51 @@ mod tests {
         assert_eq!(h.take(), []);
         h.seg(777, b"abc");
         assert_eq!(h.take(), [data(b"abcd")]);
+    }
+
+    /// A flow picked up without its handshake, the peer's acknowledgement read first: a line
+    /// whose segments the capture reversed is put together, whatever segment comes first.
+    #[test]
+    fn a_start_the_peer_acknowledged_holds_segments_captured_before_the_first() {
+        let mut h = Harness::new(ReassemblyLimits::default());
+        h.reassembler.starts_by(777);
+        h.seg(787, b"LOGIN\r\n");
+        h.seg(782, b"b pw ");
+        assert_eq!(h.take(), []);
+        h.seg(777, b"a1 bo");
+        assert_eq!(h.take(), [data(b"a1 bob pw LOGIN\r\n")]);
+        assert_eq!(h.stats.gaps, 0);
+    }
+
+    /// The acknowledgement is only a guess at the start: bytes before it (the peer had them, their
+    /// segment captured after its acknowledgement), bytes too far past it, or a SYN start the
+    /// stream instead; a keepalive probe does not.
+    #[test]
+    fn a_start_the_peer_acknowledged_gives_way() {
+        let mut h = Harness::new(ReassemblyLimits::default());
+        h.reassembler.starts_by(777);
+        h.seg(776, &[0]);
+        h.seg(700, b"USER alice\r\n");
+        assert_eq!(h.take(), [data(b"USER alice\r\n")]);
+        assert_eq!(h.reassembler.first_seq(), Some(700));
+
+        let limits = ReassemblyLimits::default();
+        let mut far = Harness::new(limits);
+        far.reassembler.starts_by(777);
+        let beyond = 777u32.wrapping_add(limits.max_ahead_unconfirmed).wrapping_add(1);
+        far.seg(beyond, b"x");
+        assert_eq!(far.take(), [data(b"x")]);
+
+        let mut syn = Harness::new(ReassemblyLimits::default());
+        syn.reassembler.starts_by(777);
+        syn.reassembler.on_syn(899);
+        assert_eq!(syn.reassembler.first_seq(), Some(900));
+
+        let mut forgotten = Harness::new(ReassemblyLimits::default());
+        forgotten.reassembler.starts_by(777);
+        forgotten.reassembler.forget_start();
+        forgotten.seg(800, b"y");
+        assert_eq!(forgotten.take(), [data(b"y")]);
     }
 
     #[test]

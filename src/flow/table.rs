@@ -741,6 +741,11 @@ fn step<H: FlowHandler>(
                 stream.on_syn(isn);
             }
         }
+        if flags.ack() {
+            // Picked up without the other side's SYN: this acknowledgement says where its bytes
+            // go on (its first segments may come later in the capture, in any order).
+            stream_of(&mut streams, side.other()).starts_by(packet.ack);
+        }
         let app = handler.open(&info);
         flow.streams = Streams::Inspecting(Box::new(Inspection::new(streams, app, flow.fin)));
     }

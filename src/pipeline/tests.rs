@@ -304,3 +304,46 @@ fn the_flow_limits_are_split_in_the_proportions_of_the_shares() {
     let even = config.shard_limits(Share::even(3));
     assert_eq!(even.max_flows, 40_000);
 }
+
+/// Flows picked up without their handshake (the capture started later, or lost it): a login line
+/// whose segments the capture reversed is read whole, and a verdict captured before the command
+/// it answers (the two directions merged out of order) still answers that command, not the next.
+#[test]
+fn flows_picked_up_midstream_are_read_in_the_order_spoken() {
+    let mut reversed = Conversation::new(([10, 2, 0, 1], 40_001), ([10, 0, 0, 9], 143));
+    reversed.start_at(Timestamp::from_secs_nanos(START_SECS, 0));
+    reversed.server(b"* OK IMAP ready\r\n");
+    reversed.send_split(Side::Client, b"a1 LOGIN alice midstream-pw\r\n", &[9]).reverse_last();
+    reversed.server(b"a1 OK in\r\n").fin(Side::Client);
+    let mut early = Conversation::new(([10, 2, 0, 2], 40_002), ([10, 0, 0, 9], 110));
+    early.start_at(Timestamp::from_secs_nanos(START_SECS + 1, 0));
+    early.server(b"+OK ready\r\n").client(b"AUTH PLAIN AGJvYgBtaWRzdHJlYW0tcHc=\r\n");
+    early.server(b"-ERR no\r\n").captured_early(1);
+    early.client(b"QUIT\r\n").server(b"+OK bye\r\n").fin(Side::Client);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("midstream.pcap");
+    write_pcap_file(&path, &interleave([reversed.frames().unwrap(), early.frames().unwrap()])).unwrap();
+    let (sink, _) = run(&path, 1, 65_536, false);
+    let logins: Vec<(u16, Option<String>, Outcome, bool)> = sink
+        .events
+        .iter()
+        .filter_map(|event| match event {
+            Event::Credential(alert) => Some((
+                alert.flow.dest_port,
+                alert.credential.username.clone(),
+                alert.credential.outcome,
+                alert.credential.partial,
+            )),
+            _ => None,
+        })
+        .collect();
+    let expected = [
+        (143, Some("a***".to_string()), Outcome::Success, false),
+        (110, Some("b***".to_string()), Outcome::Failure, false),
+    ];
+    assert_eq!(logins, expected);
+    assert!(sink.events.iter().all(|event| match event {
+        Event::Credential(alert) => alert.flow.midstream,
+        _ => true,
+    }));
+}
