@@ -69,11 +69,17 @@ fn planted_logins(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<Planted>) {
     let mut planted = Vec::new();
     let mut add = |port: u16, script: &dyn Fn(&mut Conversation, &Planted), pcapng: bool| {
         let login = plant(planted.len());
-        let mut conversation = Conversation::new((CLIENT, 40_000 + port), (SERVER, port));
-        conversation.link(Link::Ethernet).handshake();
-        script(&mut conversation, &login);
-        conversation.fin(Side::Client);
-        let frames = conversation.frames().unwrap();
+        // Every file holds a connection of its own on the same ports: its own initial numbers
+        // (the same SYN again would be a copy of a connection read before, not a new one).
+        let connection = |variant: u32| {
+            let mut conversation = Conversation::new((CLIENT, 40_000 + port), (SERVER, port));
+            let isn = 1_000_000 * (planted.len() as u32 * 4 + variant + 1);
+            conversation.isns(isn, isn + 500_000).link(Link::Ethernet).handshake();
+            script(&mut conversation, &login);
+            conversation.fin(Side::Client);
+            conversation.frames().unwrap()
+        };
+        let frames = connection(0);
         let path = dir.join(format!("canary-{}.{}", planted.len(), if pcapng { "pcapng" } else { "pcap" }));
         if pcapng {
             write_pcapng_file(&path, &frames).unwrap();
@@ -81,10 +87,10 @@ fn planted_logins(dir: &Path) -> (Vec<PathBuf>, Vec<PathBuf>, Vec<Planted>) {
             write_pcap_file(&path, &frames).unwrap();
         }
         files.push(path);
-        for snaplen in SNAP_LENGTHS {
+        for (variant, snaplen) in (1..).zip(SNAP_LENGTHS) {
             let cut = dir.join("cut").join(format!("canary-{}-snaplen-{snaplen}.pcap", planted.len()));
             std::fs::create_dir_all(cut.parent().unwrap()).unwrap();
-            std::fs::write(&cut, write_pcap_cut(Vec::new(), &frames, snaplen).unwrap()).unwrap();
+            std::fs::write(&cut, write_pcap_cut(Vec::new(), &connection(variant), snaplen).unwrap()).unwrap();
             cut_files.push(cut);
         }
         planted.push(login);

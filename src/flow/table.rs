@@ -184,8 +184,13 @@ enum Streams<A> {
         isn: [Option<u32>; 2],
     },
     Inspecting(Box<Inspection<A>>),
-    /// Inspection stopped: the buffers are freed, the entry stays small.
-    Bypassed,
+    /// Inspection stopped: the buffers are freed, the entry stays small. It keeps the number of
+    /// the SYN that opened the flow, when seen: the same SYN captured again (a second interface or
+    /// mirror seeing the same traffic, a moment later) is no new connection, even once the flow
+    /// has closed.
+    Bypassed {
+        syn_seq: Option<u32>,
+    },
 }
 
 /// What a flow whose streams are being inspected holds: its reassembly and the handler's state,
@@ -361,6 +366,22 @@ struct Flow<A> {
 }
 
 impl<A> Flow<A> {
+    /// The SYN that opened the flow, by side and sequence number, as far as the flow still knows
+    /// it (see [`Streams::Bypassed`]).
+    fn own_syn(&self) -> Option<(Side, u32)> {
+        let side = self.syn_from?;
+        let seq = match &self.streams {
+            Streams::Embryonic { isn } => isn.get(side.index()).copied().flatten(),
+            Streams::Inspecting(inspection) => inspection
+                .streams
+                .get(side.index())
+                .and_then(StreamReassembler::first_seq)
+                .map(|first| first.wrapping_sub(1)),
+            Streams::Bypassed { syn_seq } => *syn_seq,
+        }?;
+        Some((side, seq))
+    }
+
     fn info(&self, key: &FlowKey) -> FlowInfo {
         FlowInfo { id: self.id, key: *key, syn_from: self.syn_from, syn_seen: self.syn_seen }
     }
@@ -374,7 +395,7 @@ impl<A> Flow<A> {
                     + inspection.held
                     + inspection.waiting.as_ref().map_or(0, |waiting| waiting.bytes())
             }
-            Streams::Embryonic { .. } | Streams::Bypassed => 0,
+            Streams::Embryonic { .. } | Streams::Bypassed { .. } => 0,
         }
     }
 }
@@ -386,6 +407,14 @@ struct Budget<'t> {
     stats: &'t mut FlowStats,
 }
 
+/// What a closed flow keeps while its stragglers may come.
+#[derive(Clone, Copy, Debug)]
+struct ClosedFlow {
+    last_seen: Timestamp,
+    /// Its SYN, by side and sequence number (see [`Streams::Bypassed`]).
+    syn: Option<(Side, u32)>,
+}
+
 /// All flows of one worker.
 pub struct FlowTable<H: FlowHandler> {
     /// Keyed with a secret seed: the keys come from the traffic (see [`crate::keyed_hash`]).
@@ -395,7 +424,7 @@ pub struct FlowTable<H: FlowHandler> {
     /// retransmitted FIN) do not start a new flow. Kept apart because on a busy link they
     /// outnumber the live flows several times over, and every packet looks up a live flow: in a
     /// table of live flows only, its entry is far more likely to be in the CPU caches.
-    closed: KeyedMap<FlowKey, Timestamp>,
+    closed: KeyedMap<FlowKey, ClosedFlow>,
     /// When the latest pass over the whole table looked for timed-out flows.
     swept_at: Option<Timestamp>,
     /// Packet time as the caller's latest [`expire`](Self::expire) said: what `make_room` measures
@@ -441,23 +470,25 @@ impl<H: FlowHandler> FlowTable<H> {
         // pair was reused.
         let new_connection = flags.syn() && !flags.ack();
         if let Some(flow) = self.flows.get_mut(&key) {
-            let ends = new_connection && (flow.closing || starts_another_connection(flow, side, packet.seq));
+            let ends = new_connection
+                && flow.own_syn() != Some((side, packet.seq))
+                && (flow.closing || starts_another_connection(flow, side, packet.seq));
             if !ends {
                 let mut budget =
                     Budget { limits: &self.limits, buffered_total: &mut self.buffered_total, stats: &mut self.stats };
                 step(flow, &key, side, packet, ts, handler, &mut budget);
-                if flow.closing && matches!(flow.streams, Streams::Bypassed) {
-                    let last_seen = flow.last_seen;
+                if flow.closing && matches!(flow.streams, Streams::Bypassed { .. }) {
+                    let closed = ClosedFlow { last_seen: flow.last_seen, syn: flow.own_syn() };
                     self.flows.remove(&key);
-                    self.closed.insert(key, last_seen);
+                    self.closed.insert(key, closed);
                 }
                 return;
             }
             let reason = if flow.closing { CloseReason::Fin } else { CloseReason::Reused };
             self.close(&key, reason, handler);
-        } else if let Some(last_seen) = self.closed.get_mut(&key) {
-            if !new_connection {
-                *last_seen = (*last_seen).max(ts);
+        } else if let Some(closed) = self.closed.get_mut(&key) {
+            if !new_connection || closed.syn == Some((side, packet.seq)) {
+                closed.last_seen = closed.last_seen.max(ts);
                 self.stats.packets_bypassed += 1;
                 return;
             }
@@ -517,7 +548,7 @@ impl<H: FlowHandler> FlowTable<H> {
     fn expire_closed(&mut self, now: Timestamp) {
         let before = self.closed.len();
         let timeout = self.limits.closed_timeout;
-        self.closed.retain(|_, last_seen| now.saturating_since(*last_seen) <= timeout);
+        self.closed.retain(|_, closed| now.saturating_since(closed.last_seen) <= timeout);
         self.stats.flows_timed_out += (before - self.closed.len()) as u64;
     }
 
@@ -644,7 +675,7 @@ impl<A> Flow<A> {
     fn eviction_class(&self) -> EvictionClass {
         match self.streams {
             Streams::Embryonic { .. } => EvictionClass::Embryonic,
-            Streams::Bypassed => EvictionClass::Bypassed,
+            Streams::Bypassed { .. } => EvictionClass::Bypassed,
             Streams::Inspecting(_) => EvictionClass::Inspecting,
         }
     }
@@ -662,7 +693,7 @@ fn step<H: FlowHandler>(
 ) {
     let flags = packet.flags;
     flow.last_seen = flow.last_seen.max(ts);
-    if let Streams::Bypassed = flow.streams {
+    if let Streams::Bypassed { .. } = flow.streams {
         // Most packets of a capture belong to flows no longer inspected (bulk transfers, TLS,
         // mail after the login): timestamps and close flags, done.
         budget.stats.packets_bypassed += 1;
@@ -673,6 +704,7 @@ fn step<H: FlowHandler>(
         if flow.syn_from.is_none() && !flow.carried_data {
             flow.syn_from = Some(if flags.ack() { side.other() } else { side });
         }
+
         if let Some(seen) = flow.syn_seen.get_mut(side.index()) {
             *seen = true;
         }
@@ -779,7 +811,8 @@ fn finish_step<A>(flow: &mut Flow<A>, side: Side, packet: &TcpPacket<'_>, inspec
     note_close_flags(flow, side, packet);
     if inspect == Inspect::Stop {
         *budget.buffered_total = budget.buffered_total.saturating_sub(flow.counted_bytes());
-        flow.streams = Streams::Bypassed;
+        let syn_seq = flow.own_syn().map(|(_, seq)| seq);
+        flow.streams = Streams::Bypassed { syn_seq };
         flow.waiting = false;
     }
 }
@@ -1104,7 +1137,7 @@ fn stream_position<A>(flow: &Flow<A>, side: Side) -> Option<u32> {
     match &flow.streams {
         Streams::Embryonic { isn } => isn.get(side.index()).copied().flatten().map(|isn| isn.wrapping_add(1)),
         Streams::Inspecting(inspection) => inspection.streams.get(side.index()).and_then(StreamReassembler::next_seq),
-        Streams::Bypassed => None,
+        Streams::Bypassed { .. } => None,
     }
 }
 
@@ -1150,7 +1183,7 @@ fn starts_another_connection<A>(flow: &Flow<A>, side: Side, syn_seq: u32) -> boo
             .get(side.index())
             .and_then(StreamReassembler::first_seq)
             .is_some_and(|start| !near(first, start) || seq::before(start, first)),
-        Streams::Bypassed => flow.carried_data,
+        Streams::Bypassed { .. } => flow.carried_data,
     }
 }
 
@@ -1237,6 +1270,7 @@ mod tests {
     const SYN: u8 = TcpFlags::SYN;
     const ACK: u8 = TcpFlags::ACK;
     const FIN_ACK: u8 = TcpFlags::FIN | TcpFlags::ACK;
+    const SYN_ACK: u8 = TcpFlags::SYN | TcpFlags::ACK;
 
     /// SYNs from `count` IPv6 clients to [::1]:110 whose flow keys all have the same FxHash: the
     /// second word of each client address undoes what the first did to the hasher's state.
@@ -1341,11 +1375,11 @@ mod tests {
             Streams::Inspecting(inspection) => {
                 inspection.streams.iter().map(StreamReassembler::compare_tail_bytes).sum::<usize>()
             }
-            Streams::Embryonic { .. } | Streams::Bypassed => 0,
+            Streams::Embryonic { .. } | Streams::Bypassed { .. } => 0,
         };
         let app_len = |flow: &Flow<Vec<u8>>| match &flow.streams {
             Streams::Inspecting(inspection) => inspection.app.len(),
-            Streams::Embryonic { .. } | Streams::Bypassed => 0,
+            Streams::Embryonic { .. } | Streams::Bypassed { .. } => 0,
         };
         let held: usize = table.flows.values().map(|flow| app_len(flow) + tails(flow)).sum();
         assert_eq!(table.buffered_bytes(), held);
@@ -1827,8 +1861,8 @@ mod tests {
         // Every packet reads one entry at random: growing it past 128 bytes costs every packet.
         let entry = std::mem::size_of::<(FlowKey, Flow<Vec<u8>>)>();
         assert!(entry <= 128, "{entry} bytes");
-        let closed = std::mem::size_of::<(FlowKey, Timestamp)>();
-        assert!(closed <= 72, "a closed flow keeps only its key and a time: {closed} bytes");
+        let closed = std::mem::size_of::<(FlowKey, ClosedFlow)>();
+        assert!(closed <= 80, "a closed flow keeps only its key, a time and its SYN: {closed} bytes");
     }
 
     #[test]
@@ -1853,6 +1887,33 @@ mod tests {
         table.process(&packet(40_000, true, ACK, 7_001, b"GET /"), at(6), &mut handler);
         assert_eq!(table.stats.flows_closed, 1);
         assert!(handler.closed.is_empty(), "a handler that stopped hears nothing more of the flow");
+        assert_eq!((table.stats.flows_created, handler.data_events), (2, 2));
+    }
+
+    /// The same connection captured twice, the second copy a moment later (two interfaces or
+    /// mirrors seeing the same traffic): the copy's SYN, once the flow is no longer inspected or
+    /// has closed, is the flow's own SYN again and starts nothing; another SYN does.
+    #[test]
+    fn a_copy_of_a_flows_own_syn_starts_no_new_connection() {
+        let mut table = FlowTable::new(FlowLimits::default());
+        let mut handler = StopAtData::default();
+        let play = |table: &mut FlowTable<StopAtData>, handler: &mut StopAtData, secs: u64| {
+            table.process(&packet(40_000, true, SYN, 99, b""), at(secs), handler);
+            table.process(&packet(40_000, false, SYN_ACK, 499, b""), at(secs), handler);
+            table.process(&packet(40_000, true, ACK, 100, b"GET /"), at(secs), handler);
+        };
+        play(&mut table, &mut handler, 0);
+        // The copy while the first is no longer inspected but open.
+        play(&mut table, &mut handler, 1);
+        assert_eq!((table.stats.flows_created, table.stats.flows_closed, handler.data_events), (1, 0, 1));
+        table.process(&packet(40_000, true, FIN_ACK, 105, b""), at(1), &mut handler);
+        table.process(&packet(40_000, false, FIN_ACK, 500, b""), at(1), &mut handler);
+        // The copy once the first has closed.
+        play(&mut table, &mut handler, 2);
+        assert_eq!((table.stats.flows_created, handler.data_events), (1, 1));
+        // A new connection on the same ports.
+        table.process(&packet(40_000, true, SYN, 7_000, b""), at(2), &mut handler);
+        table.process(&packet(40_000, true, ACK, 7_001, b"GET /"), at(2), &mut handler);
         assert_eq!((table.stats.flows_created, handler.data_events), (2, 2));
     }
 
