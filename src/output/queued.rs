@@ -37,6 +37,11 @@ const FLUSH_INTERVAL: Duration = Duration::from_secs(1);
 const FLUSH_BYTES: usize = 64 * 1024;
 const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// A failing destination counts as recovered once it has taken records this long without an
+/// error. One success is not enough: a datagram to a closed UDP port is accepted, and the refusal
+/// it earns (ICMP port unreachable) fails the next send, so the destination would flap between
+/// failing and recovered with every record, the backoff starting over each time.
+const RECOVERED_AFTER: Duration = Duration::from_secs(5);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
 /// A TCP server that stops reading holds the sink's thread no longer than this per message.
 const WRITE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -150,7 +155,11 @@ impl QueuedSink {
         let (sender, receiver) = crossbeam_channel::bounded(capacity);
         let shared = Arc::new(Shared::default());
         let worker = Worker { name: name.clone(), transport, receiver, shared: Arc::clone(&shared), lost_warned: 0 };
-        let worker = std::thread::Builder::new().name("credwatch-output".to_string()).spawn(move || worker.run())?;
+        // The thread logs where its creator does (a test's scoped subscriber included).
+        let dispatch = tracing::dispatcher::get_default(tracing::Dispatch::clone);
+        let worker = std::thread::Builder::new()
+            .name("credwatch-output".to_string())
+            .spawn(move || tracing::dispatcher::with_default(&dispatch, || worker.run()))?;
         Ok(QueuedSink {
             name,
             encoder,
@@ -356,7 +365,9 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let mut backoff = BACKOFF_FIRST;
-        let mut failing = false;
+        // Since when the destination has been failing, and its last error.
+        let mut failing: Option<Instant> = None;
+        let mut last_error = Instant::now();
         let mut pending: Option<Vec<u8>> = None;
         let mut last_flush = Instant::now();
         loop {
@@ -375,19 +386,24 @@ impl Worker {
                 match self.transport.send(&message) {
                     Ok(()) => {
                         self.shared.written.fetch_add(1, Ordering::Relaxed);
-                        if failing {
-                            tracing::info!(sink = %self.name, "output recovered");
-                            failing = false;
-                            self.shared.failing.store(false, Ordering::Relaxed);
+                        // Records may wait for room again; the log and the backoff wait for
+                        // the destination to prove itself (see RECOVERED_AFTER).
+                        self.shared.failing.store(false, Ordering::Relaxed);
+                        if failing.is_some() && last_error.elapsed() >= RECOVERED_AFTER {
+                            let failed_for = failing.take().map(|since| since.elapsed().as_secs());
+                            tracing::info!(sink = %self.name, failed_for_secs = failed_for, "output recovered");
                         }
-                        backoff = BACKOFF_FIRST;
+                        if failing.is_none() {
+                            backoff = BACKOFF_FIRST;
+                        }
                     }
                     Err(error) => {
                         self.shared.errors.fetch_add(1, Ordering::Relaxed);
-                        if !failing {
+                        last_error = Instant::now();
+                        self.shared.failing.store(true, Ordering::Relaxed);
+                        if failing.is_none() {
                             tracing::warn!(sink = %self.name, %error, "output failing; retrying with backoff");
-                            failing = true;
-                            self.shared.failing.store(true, Ordering::Relaxed);
+                            failing = Some(last_error);
                         }
                         self.transport.close();
                         if self.shared.closing.load(Ordering::Relaxed) {
@@ -642,6 +658,23 @@ mod tests {
             std::thread::sleep(self.delay);
             self.delivered.fetch_add(1, Ordering::Relaxed);
             Ok(())
+        }
+        fn close(&mut self) {}
+    }
+
+    /// Accepts every other record, as a UDP socket to a closed port does (the refusal of one
+    /// datagram fails the next send); counts the attempts.
+    struct Flapping {
+        attempts: Arc<AtomicU64>,
+    }
+
+    impl Transport for Flapping {
+        fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+            if self.attempts.fetch_add(1, Ordering::Relaxed).is_multiple_of(2) {
+                Err(io::Error::new(io::ErrorKind::ConnectionRefused, "refused"))
+            } else {
+                Ok(())
+            }
         }
         fn close(&mut self) {}
     }
@@ -973,22 +1006,48 @@ mod tests {
         assert_eq!((stats.written, stats.dropped_queue_full + stats.lost), (0, 20), "{stats:?}");
     }
 
+    /// A destination that refuses every other record is failing, said once: no "recovered"
+    /// between refusals, and the backoff goes on growing (five records take 0.1 + 0.2 + 0.4 +
+    /// 0.8 + 1.6 s of waiting, not five times 0.1 s).
+    #[test]
+    fn a_destination_that_flaps_is_failing_until_it_delivers_for_a_while() {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let attempts = Arc::new(AtomicU64::new(0));
+        let started = Instant::now();
+        tracing::subscriber::with_default(subscriber, || {
+            let mut sink = queued(Flapping { attempts: Arc::clone(&attempts) }, 100, WhenFull::Drop);
+            for _ in 0..5 {
+                sink.event(&sample_alert()).unwrap();
+            }
+            assert!(eventually(|| attempts.load(Ordering::Relaxed) >= 10), "{attempts:?}");
+            sink.finish(&[], &[]).unwrap();
+        });
+        assert!(started.elapsed() >= Duration::from_millis(3_000), "{:?}", started.elapsed());
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(log.matches("output failing").count(), 1, "{log}");
+        assert_eq!(log.matches("output recovered").count(), 0, "{log}");
+    }
+
     /// A log line for each time the drops doubled: a destination down for days keeps saying so,
     /// without a line per record.
+    /// The log, as text.
+    #[derive(Clone, Default)]
+    struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl Write for Log {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
     #[test]
     fn a_full_queue_warns_again_each_time_its_drops_doubled() {
-        /// The log, as text.
-        #[derive(Clone, Default)]
-        struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Log {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
         let log = Log::default();
         let writer = log.clone();
         let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
