@@ -46,6 +46,8 @@ pub struct Output<'s> {
     pub counts: AlertCounts,
     /// What the memory bounds had let go at the last warning about it (0: no warning yet).
     loss_warned: u64,
+    /// Packets the capture had lost at the last warning about it (0: no warning yet).
+    capture_loss_warned: u64,
     /// Live: inventory records not written yet. They go out as fast as the sinks have room (see
     /// [`Sink::room`]): an inventory of tens of thousands of servers at once would overflow a
     /// file or syslog queue, and drop alerts with it.
@@ -66,6 +68,7 @@ impl<'s> Output<'s> {
             posture_changes,
             counts: AlertCounts::default(),
             loss_warned: 0,
+            capture_loss_warned: 0,
             inventory_backlog: VecDeque::new(),
         }
     }
@@ -132,6 +135,11 @@ impl<'s> Output<'s> {
         if worth_warning_again(loss, self.loss_warned) {
             self.loss_warned = loss;
             stats::warn_bounds_let_data_go(&stats);
+        }
+        let capture_loss = stats::capture_loss(&stats);
+        if worth_warning_again(capture_loss, self.capture_loss_warned) {
+            self.capture_loss_warned = capture_loss;
+            stats::warn_capture_lost_packets(&stats);
         }
         if write {
             self.sink.event(&Event::Stats(Box::new(stats.clone())))?;
@@ -385,6 +393,37 @@ mod tests {
         let last = reorder.add(0, vec![(order(END_OF_INPUT, Phase::Expiry, 1, 0, 4), stats_event(98))], END_OF_INPUT);
         assert_eq!(packets(last), [98, 99], "once every worker is done, everything goes, by flow");
         assert_eq!(reorder.drain().len(), 0);
+    }
+
+    /// Packets the capture lost are warned about, again each time their count doubled: a sensor
+    /// that drops must not look quiet.
+    #[test]
+    fn capture_losses_are_warned_about_each_time_they_doubled() {
+        #[derive(Clone, Default)]
+        struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+        impl io::Write for Log {
+            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(buf);
+                Ok(buf.len())
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let mut sink = Probe::default();
+        let mut output = Output::new(&mut sink, true);
+        tracing::subscriber::with_default(subscriber, || {
+            for (kernel_drops, queue_drops) in [(0, 0), (3, 2), (5, 3), (8, 3), (20, 0)] {
+                output.stats(StatsEvent { kernel_drops, queue_drops, ..StatsEvent::default() }, false).unwrap();
+            }
+        });
+        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let warned: Vec<&str> = log.lines().filter(|line| line.contains("the capture lost packets")).collect();
+        assert_eq!(warned.len(), 2, "at 5 and at 20 (11 is not twice 5): {log}");
+        assert!(warned.iter().all(|line| line.contains("WARN")), "{log}");
     }
 
     /// Counts what the output thread asks of its sink, and logs the records in order.

@@ -305,6 +305,28 @@ pub fn warn_bounds_let_data_go(stats: &StatsEvent) {
     );
 }
 
+/// Packets a live capture lost before they were analysed: dropped by the kernel (its buffer
+/// full), by the interface, or at a worker's full queue.
+pub fn capture_loss(stats: &StatsEvent) -> u64 {
+    [stats.kernel_drops, stats.interface_drops, stats.queue_drops]
+        .iter()
+        .fold(0u64, |sum, count| sum.saturating_add(*count))
+}
+
+/// Says that the capture lost packets, and what to raise: a sensor that drops is blind to the
+/// logins in what it dropped, and the counters alone (an info line) would leave it quiet.
+pub fn warn_capture_lost_packets(stats: &StatsEvent) {
+    tracing::warn!(
+        kernel_drops = stats.kernel_drops,
+        interface_drops = stats.interface_drops,
+        queue_drops = stats.queue_drops,
+        packets = stats.packets,
+        "the capture lost packets: logins in them are missed (kernel_drops: raise --buffer-size or narrow the \
+         filter; interface_drops: the NIC's ring; queue_drops: more --threads or --queue-size; see \
+         docs/deployment.md)"
+    );
+}
+
 /// Says, at the end of a run, that most frames were not IP and none held TCP: the capture may
 /// carry its IP in an encapsulation credwatch does not read (a vendor tag, a tunnel not peeled),
 /// which would otherwise end in a silent all-clear.
