@@ -193,7 +193,9 @@ fn control_loop(
     let mut reopen = false;
     while !control.stop.load(Ordering::SeqCst) {
         if threads.writer.is_finished() {
-            tracing::error!("the output thread ended: stopping the run");
+            // It ends early only on an error, which the run returns (and a closed standard
+            // output, the only one, is a quiet stop): said here only as what the run does next.
+            tracing::info!("the output thread ended: stopping the run");
             return Ended::Output;
         }
         if let Some(ended) = captures.iter().find(|capture| capture.handle.is_finished()) {
