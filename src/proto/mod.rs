@@ -110,7 +110,8 @@ pub struct SessionRecord {
     /// The session was TLS from its first byte.
     pub implicit_tls: bool,
     pub starttls_refused: bool,
-    /// A login in clear was refused with a demand for TLS ([`server::demands_tls`]).
+    /// A login in clear was refused with a demand for TLS (IMAP's `[PRIVACYREQUIRED]`, SMTP's
+    /// `538`, a refusal naming TLS).
     pub login_refused_for_tls: bool,
 }
 

@@ -193,8 +193,9 @@ pub struct ServerInfo {
     pub login_disabled: Option<bool>,
     /// The client asked for STARTTLS and the server refused.
     pub starttls_refused: bool,
-    /// A login in clear was refused with a demand for TLS (see [`demands_tls`]): the server
-    /// requires it, whatever mechanisms it lists (Courier's POP3 lists `USER` and refuses it).
+    /// A login in clear was refused with a demand for TLS (`[PRIVACYREQUIRED]`, a reply naming
+    /// TLS): the server requires it, whatever mechanisms it lists (Courier's POP3 lists `USER`
+    /// and refuses it).
     pub login_refused_for_tls: bool,
     pub client_software: Option<Arc<str>>,
     /// The capability list being read lost part of itself (see [`ServerInfo::capabilities_cut`]).
