@@ -196,6 +196,13 @@ fn exit_status(unread_files: usize, undelivered: u64, alert: bool) -> ExitCode {
     }
 }
 
+/// Ends the run as clap ends it on a bad command line (status 2).
+#[cfg(feature = "live")]
+fn usage_error(message: impl std::fmt::Display) -> ! {
+    use clap::CommandFactory;
+    Cli::command().error(clap::error::ErrorKind::ValueValidation, message).exit()
+}
+
 #[cfg(not(feature = "live"))]
 fn live(_: &LiveArgs) -> anyhow::Result<ExitCode> {
     anyhow::bail!(
@@ -212,12 +219,25 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     use credwatch::pipeline::live::{Control, Intervals};
 
     let config = args.run_config()?;
+    // What the command line asks that cannot be done is said before anything is opened, with
+    // the status of a bad command line.
     if privileges::is_root() && args.user.is_none() && !args.allow_root {
-        anyhow::bail!(
+        usage_error(
             "refusing to analyse packets as root: pass --user NAME to drop root once the interfaces are open, \
-             run as an unprivileged user with CAP_NET_RAW and CAP_NET_ADMIN, or pass --allow-root"
+             run as an unprivileged user with CAP_NET_RAW and CAP_NET_ADMIN, or pass --allow-root",
         );
     }
+    if let Some(expression) = &args.filter {
+        if let Err(error) = credwatch::capture::live::check_filter(expression) {
+            usage_error(format!("--filter {expression:?} does not compile: {error}"));
+        }
+    }
+    let account = args
+        .user
+        .as_deref()
+        .map(|user| privileges::account(user, args.group.as_deref()))
+        .transpose()
+        .unwrap_or_else(|error| usage_error(format!("{error:#}")));
     let control = Control::default();
     install_signal_handlers(&control)?;
     let filter = match &args.filter {
@@ -248,8 +268,8 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
             };
             anyhow::Error::new(error).context(context)
         })?;
-    if let Some(user) = &args.user {
-        privileges::drop_to(user, args.group.as_deref())?;
+    if let Some(account) = &account {
+        privileges::drop_to(account)?;
     }
     let interval = |seconds| match seconds {
         0 => Duration::MAX,

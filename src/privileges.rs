@@ -2,15 +2,23 @@
 //! parsers never do.
 
 use anyhow::{bail, Context};
-use nix::unistd::{geteuid, setgid, setgroups, setuid, Group, Uid, User};
+use nix::unistd::{geteuid, setgid, setgroups, setuid, Gid, Group, Uid, User};
 
 pub fn is_root() -> bool {
     geteuid().is_root()
 }
 
-/// Switches to `user` and to `group` (the user's own group by default), with no supplementary
-/// groups; fails unless root is gone for good.
-pub fn drop_to(user: &str, group: Option<&str>) -> anyhow::Result<()> {
+/// The account `--user` and `--group` name, looked up before anything is opened: a name that is
+/// not there is a bad command line.
+pub struct Account {
+    name: String,
+    uid: Uid,
+    gid: Gid,
+}
+
+/// Looks up `user` and `group` (the user's own group by default); `user` must not be root, and
+/// switching to it needs root.
+pub fn account(user: &str, group: Option<&str>) -> anyhow::Result<Account> {
     if !is_root() {
         bail!("--user needs root (it switches from root to that user once the interfaces are open)");
     }
@@ -29,12 +37,19 @@ pub fn drop_to(user: &str, group: Option<&str>) -> anyhow::Result<()> {
     if account.uid.is_root() {
         bail!("--user {user} is root: name an unprivileged account");
     }
+    Ok(Account { name: user.to_string(), uid: account.uid, gid })
+}
+
+/// Switches to `account`, with no supplementary groups; fails unless root is gone for good.
+pub fn drop_to(account: &Account) -> anyhow::Result<()> {
+    let Account { name: user, uid, gid } = account;
+    let (uid, gid) = (*uid, *gid);
     setgroups(&[gid]).context("setgroups")?;
     setgid(gid).context("setgid")?;
-    setuid(account.uid).context("setuid")?;
+    setuid(uid).context("setuid")?;
     if setuid(Uid::from_raw(0)).is_ok() || is_root() {
         bail!("root could be regained after switching to {user}: refusing to go on");
     }
-    tracing::info!(user, uid = account.uid.as_raw(), gid = gid.as_raw(), "dropped root");
+    tracing::info!(user, uid = uid.as_raw(), gid = gid.as_raw(), "dropped root");
     Ok(())
 }

@@ -71,11 +71,22 @@ fn a_capture_that_cannot_open_says_why_and_names_privileges_only_when_they_are_t
     assert!(said.contains("cannot open the capture") && said.contains("No such device"), "{said}");
     assert!(!said.contains(PRIVILEGES_HINT), "a missing interface is no matter of privileges: {said}");
 
+    // What the command line asks that cannot be done is a bad command line (status 2), said
+    // before anything is opened: a filter that does not compile, an account that is not there,
+    // root without --user.
     let bad_filter = in_own_namespace(&["live", "--allow-root", "-i", "lo", "--filter", "tcp port"]).output().unwrap();
     let said = stderr(&bad_filter);
-    assert_eq!(bad_filter.status.code(), Some(1), "{said}");
-    assert!(said.contains("bad filter \"tcp port\""), "{said}");
+    assert_eq!(bad_filter.status.code(), Some(2), "{said}");
+    assert!(said.contains("--filter \"tcp port\" does not compile"), "{said}");
     assert!(!said.contains(PRIVILEGES_HINT), "a bad filter is no matter of privileges: {said}");
+    let no_such_user = in_own_namespace(&["live", "-i", "lo", "--user", "credwatch-nobody-here"]).output().unwrap();
+    let said = stderr(&no_such_user);
+    assert_eq!(no_such_user.status.code(), Some(2), "{said}");
+    assert!(said.contains("no such user: credwatch-nobody-here") && !said.contains("capture opened"), "{said}");
+    let as_root = in_own_namespace(&["live", "-i", "lo"]).output().unwrap();
+    let said = stderr(&as_root);
+    assert_eq!(as_root.status.code(), Some(2), "{said}");
+    assert!(said.contains("refusing to analyse packets as root"), "{said}");
 
     let unprivileged = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all", BINARY, "live", "-i", "lo"])

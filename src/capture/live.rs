@@ -47,6 +47,14 @@ pub enum Filter {
     Expression(String),
 }
 
+/// Compiles a BPF expression for Ethernet without opening an interface: a mistyped `--filter`
+/// is a bad command line, said before anything is opened (the expression is compiled again
+/// for each interface's own link type when it opens).
+pub fn check_filter(expression: &str) -> Result<(), String> {
+    let capture = Capture::dead(pcap::Linktype::ETHERNET).map_err(|error| error.to_string())?;
+    capture.compile(expression, true).map(drop).map_err(|error| error.to_string())
+}
+
 impl Filter {
     /// The BPF expression for an interface of `link_type`.
     pub fn expression(&self, link_type: LinkType) -> String {
