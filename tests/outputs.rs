@@ -104,6 +104,45 @@ fn a_managesieve_login_matches_both_schemas() {
     assert!(documents.iter().any(|document| document["network"]["protocol"] == "managesieve"));
 }
 
+/// The tables for people keep their columns when a row's protocol name (`managesieve`) or list
+/// of plaintext mechanisms (Dovecot's) is longer than most: every row's server address starts
+/// under its header.
+#[test]
+fn the_text_tables_keep_their_columns_for_long_values() {
+    let mut sieve = credwatch::pcapwriter::Conversation::new(([10, 3, 0, 5], 40_191), ([10, 3, 0, 9], 4190));
+    sieve
+        .handshake()
+        .server(b"\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\n\"SASL\" \"PLAIN LOGIN\"\r\n\"STARTTLS\"\r\nOK\r\n")
+        .client(b"AUTHENTICATE \"PLAIN\" \"AGFsaWNlAG5vdC1hLXJlYWwtcGFzc3dvcmQ=\"\r\n")
+        .server(b"OK\r\n");
+    let mut imap = credwatch::pcapwriter::Conversation::new(([10, 3, 0, 5], 40_192), ([10, 3, 0, 9], 143));
+    imap.handshake()
+        .server(b"* OK [CAPABILITY IMAP4rev1 SASL-IR LITERAL+ STARTTLS AUTH=PLAIN AUTH=LOGIN AUTH=XOAUTH2 AUTH=OAUTHBEARER] ready\r\n")
+        .client(b"a1 LOGIN alice not-a-real-password\r\n")
+        .server(b"a1 OK\r\n");
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("tables.pcap");
+    let frames = credwatch::pcapwriter::interleave([sieve.frames().unwrap(), imap.frames().unwrap()]);
+    credwatch::pcapwriter::write_pcap_file(&capture, &frames).unwrap();
+    for command in ["read", "posture"] {
+        let output = common::credwatch(&[command, "--format", "text", capture.to_str().unwrap()], &[]);
+        let text = String::from_utf8_lossy(&output.stdout).into_owned();
+        let header = text.lines().find(|line| line.contains("SERVER")).expect("a table");
+        let column = header.find("SERVER").unwrap();
+        let rows: Vec<&str> =
+            text.lines().filter(|line| line.contains("10.3.0.9:")).filter(|line| line.starts_with("  ")).collect();
+        assert_eq!(rows.len(), 2, "{text}");
+        for row in rows {
+            assert_eq!(row.find("10.3.0.9:"), Some(column), "{command}: {text}");
+            let after_mechanisms = header.find("SESSIONS").map(|at| row.get(at..at + 8));
+            assert!(
+                after_mechanisms.is_none_or(|cell| cell.is_some_and(|cell| cell.trim().parse::<u64>().is_ok())),
+                "{command}: {text}"
+            );
+        }
+    }
+}
+
 #[test]
 fn schema_rejects_what_the_contract_forbids() {
     let validator = schema("events.schema.json");

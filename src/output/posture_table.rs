@@ -56,9 +56,15 @@ impl<W: Write + Send> Sink for PostureTable<W> {
         if self.servers.is_empty() {
             return self.out.flush();
         }
+        // Columns as wide as their longest value: a protocol name (`managesieve`), a server's
+        // list of mechanisms (Dovecot's `AUTH=LOGIN,AUTH=PLAIN,LOGIN`).
+        let mechanisms: Vec<String> =
+            self.servers.iter().map(|server| escaped(&server.plaintext_mechanisms.join(",")).into_owned()).collect();
+        let proto = self.servers.iter().map(|server| server.app_proto.name().len()).fold(5, usize::max);
+        let mechanism_width = mechanisms.iter().map(|list| list.chars().count()).fold(24, usize::max);
         writeln!(
             self.out,
-            "  {:<13} {:<5} {:<40} {:<8} {:<13} {:<24} {:>8} {:>4} {:>9}  SOFTWARE / GREETING",
+            "  {:<13} {:<proto$} {:<40} {:<8} {:<13} {:<mechanism_width$} {:>8} {:>4} {:>9}  SOFTWARE / GREETING",
             "CLASS",
             "PROTO",
             "SERVER",
@@ -69,7 +75,7 @@ impl<W: Write + Send> Sink for PostureTable<W> {
             "TLS",
             "CLEARTEXT"
         )?;
-        for server in &self.servers {
+        for (server, mechanisms) in self.servers.iter().zip(&mechanisms) {
             let starttls = match server.starttls_offered {
                 Some(true) => "offered",
                 Some(false) => "no",
@@ -77,13 +83,13 @@ impl<W: Write + Send> Sink for PostureTable<W> {
             };
             writeln!(
                 self.out,
-                "  {:<13} {:<5} {:<40} {:<8} {:<13} {:<24} {:>8} {:>4} {:>9}  {}",
+                "  {:<13} {:<proto$} {:<40} {:<8} {:<13} {:<mechanism_width$} {:>8} {:>4} {:>9}  {}",
                 server.class.name(),
                 server.app_proto.name(),
                 std::net::SocketAddr::new(server.ip, server.port).to_string(),
                 starttls,
                 if server.login_disabled { "yes" } else { "no" },
-                escaped(&server.plaintext_mechanisms.join(",")),
+                mechanisms,
                 server.sessions,
                 server.sessions_tls,
                 server.cleartext_logins,

@@ -231,9 +231,11 @@ impl<W: Write + Send> Sink for TextSink<W> {
             servers.len(),
             servers.len() - in_clear
         )?;
+        // As wide as the longest protocol name listed (`managesieve`).
+        let proto = servers.iter().map(|server| server.app_proto.name().len()).fold(5, usize::max);
         writeln!(
             self.out,
-            "  {:<5} {:<40} {:>9} {:>5} {:>5} {:>7}  {:<9} {:<24} SOFTWARE / GREETING",
+            "  {:<proto$} {:<40} {:>9} {:>5} {:>5} {:>7}  {:<9} {:<24} SOFTWARE / GREETING",
             "PROTO", "SERVER", "CLEARTEXT", "WEAK", "USERS", "CLIENTS", "STARTTLS", "REMEDIATION"
         )?;
         for server in servers {
@@ -243,7 +245,7 @@ impl<W: Write + Send> Sink for TextSink<W> {
             let identity = escaped_or_empty(server.software.as_deref().or(server.greeting.as_deref()));
             writeln!(
                 self.out,
-                "  {:<5} {:<40} {:>9} {:>5} {:>5} {:>7}  {:<9} {:<24} {}",
+                "  {:<proto$} {:<40} {:>9} {:>5} {:>5} {:>7}  {:<9} {:<24} {}",
                 server.app_proto.name(),
                 address,
                 server.cleartext,
