@@ -22,6 +22,8 @@ mod for_people;
 mod html;
 mod posture_table;
 mod queued;
+#[cfg(test)]
+pub(crate) mod shared_text;
 mod spec;
 mod stdout;
 mod summary;
@@ -498,24 +500,14 @@ mod tests {
 
     #[test]
     fn outputs_fan_out_to_every_sink() {
-        let shared = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        struct Shared(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl Write for Shared {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
+        let shared = shared_text::SharedText::default();
         let mut outputs = Outputs::default();
-        outputs.push(Box::new(JsonSink::new(Shared(shared.clone()))));
+        outputs.push(Box::new(JsonSink::new(shared.clone())));
         let ecs = Encoder::new(Format::Ecs, Arc::new(Observer::default()));
-        outputs.push(Box::new(LineSink::with_encoder(Shared(shared.clone()), ecs)));
+        outputs.push(Box::new(LineSink::with_encoder(shared.clone(), ecs)));
         outputs.event(&sample_alert()).unwrap();
         outputs.finish(&[], &[]).unwrap();
-        let written = String::from_utf8(shared.lock().unwrap().clone()).unwrap();
+        let written = shared.text();
         let lines: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["event_type"], "cleartext_credential");

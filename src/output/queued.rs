@@ -618,6 +618,7 @@ mod tests {
     use std::net::TcpListener;
 
     use super::*;
+    use crate::output::shared_text::SharedText;
     use crate::output::text::tests::sample_alert;
     use crate::output::{Format, Observer};
 
@@ -1011,12 +1012,10 @@ mod tests {
     /// 0.8 + 1.6 s of waiting, not five times 0.1 s).
     #[test]
     fn a_destination_that_flaps_is_failing_until_it_delivers_for_a_while() {
-        let log = Log::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let log = SharedText::default();
         let attempts = Arc::new(AtomicU64::new(0));
         let started = Instant::now();
-        tracing::subscriber::with_default(subscriber, || {
+        log.logging(|| {
             let mut sink = queued(Flapping { attempts: Arc::clone(&attempts) }, 100, WhenFull::Drop);
             for _ in 0..5 {
                 sink.event(&sample_alert()).unwrap();
@@ -1025,41 +1024,25 @@ mod tests {
             sink.finish(&[], &[]).unwrap();
         });
         assert!(started.elapsed() >= Duration::from_millis(3_000), "{:?}", started.elapsed());
-        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let log = log.text();
         assert_eq!(log.matches("output failing").count(), 1, "{log}");
         assert_eq!(log.matches("output recovered").count(), 0, "{log}");
     }
 
     /// A log line for each time the drops doubled: a destination down for days keeps saying so,
     /// without a line per record.
-    /// The log, as text.
-    #[derive(Clone, Default)]
-    struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl Write for Log {
-        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn a_full_queue_warns_again_each_time_its_drops_doubled() {
-        let log = Log::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let log = SharedText::default();
         let mut sink = queued(Stuck, 1, WhenFull::Drop);
-        tracing::subscriber::with_default(subscriber, || {
+        log.logging(|| {
             for _ in 0..70 {
                 sink.event(&sample_alert()).unwrap();
             }
         });
         let dropped = sink.stats().dropped_queue_full;
         sink.finish(&[], &[]).unwrap();
-        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let log = log.text();
         let warned: Vec<u64> = log
             .lines()
             .filter(|line| line.contains("output queue full"))

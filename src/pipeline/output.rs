@@ -399,28 +399,15 @@ mod tests {
     /// that drops must not look quiet.
     #[test]
     fn capture_losses_are_warned_about_each_time_they_doubled() {
-        #[derive(Clone, Default)]
-        struct Log(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
-        impl io::Write for Log {
-            fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(buf);
-                Ok(buf.len())
-            }
-            fn flush(&mut self) -> io::Result<()> {
-                Ok(())
-            }
-        }
-        let log = Log::default();
-        let writer = log.clone();
-        let subscriber = tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish();
+        let log = crate::output::shared_text::SharedText::default();
         let mut sink = Probe::default();
         let mut output = Output::new(&mut sink, true);
-        tracing::subscriber::with_default(subscriber, || {
+        log.logging(|| {
             for (kernel_drops, queue_drops) in [(0, 0), (3, 2), (5, 3), (8, 3), (20, 0)] {
                 output.stats(StatsEvent { kernel_drops, queue_drops, ..StatsEvent::default() }, false).unwrap();
             }
         });
-        let log = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+        let log = log.text();
         let warned: Vec<&str> = log.lines().filter(|line| line.contains("the capture lost packets")).collect();
         assert_eq!(warned.len(), 2, "at 5 and at 20 (11 is not twice 5): {log}");
         assert!(warned.iter().all(|line| line.contains("WARN")), "{log}");
