@@ -238,6 +238,7 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         .map(|user| privileges::account(user, args.group.as_deref()))
         .transpose()
         .unwrap_or_else(|error| usage_error(format!("{error:#}")));
+    privileges::no_core_dumps()?;
     let control = Control::default();
     install_signal_handlers(&control)?;
     let filter = match &args.filter {

@@ -2,7 +2,18 @@
 //! parsers never do.
 
 use anyhow::{bail, Context};
+use nix::sys::prctl::set_dumpable;
+use nix::sys::resource::{setrlimit, Resource};
 use nix::unistd::{geteuid, setgid, setgroups, setuid, Gid, Group, Uid, User};
+
+/// Payload buffers may hold passwords in clear (docs/security.md): the process writes no core
+/// dump, whatever limits it was started with (the limit is lowered for good, hard limit too),
+/// and is not dumpable (nor traced or read through /proc by its user).
+pub fn no_core_dumps() -> anyhow::Result<()> {
+    setrlimit(Resource::RLIMIT_CORE, 0, 0).context("cannot lower the core dump limit")?;
+    set_dumpable(false).context("cannot make the process not dumpable")?;
+    Ok(())
+}
 
 pub fn is_root() -> bool {
     geteuid().is_root()

@@ -169,6 +169,22 @@ fn events_schema() -> jsonschema::Validator {
     jsonschema::options().should_validate_formats(true).build(&schema).unwrap()
 }
 
+/// Payload buffers may hold passwords: a live run writes no core dump, whatever limit it was
+/// started with (here unlimited), and cannot raise its limit again.
+#[test]
+fn a_live_run_writes_no_core_dump() {
+    if !prerequisites() {
+        return;
+    }
+    let mut credwatch = Running::start(&["live", "--allow-root", "-i", "lo"], None);
+    let limits = std::fs::read_to_string(format!("/proc/{}/limits", credwatch.child.id())).unwrap();
+    credwatch.terminate();
+    let status = credwatch.exit_status(Duration::from_secs(20));
+    let core = limits.lines().find(|line| line.starts_with("Max core file size")).unwrap();
+    assert_eq!(core.split_whitespace().skip(4).take(2).collect::<Vec<_>>(), ["0", "0"], "{limits}");
+    assert_eq!(status, Some(0), "{}", credwatch.read("stderr"));
+}
+
 /// An output that loses records shows it in the periodic `stats` events while the run goes on,
 /// and in the exit status (4, as `read` does) after a clean stop.
 #[test]
