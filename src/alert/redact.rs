@@ -123,8 +123,16 @@ pub(crate) fn keyed_hex(key: &[u8], data: &[u8]) -> String {
 /// user name field (`P@ssw0rd!`), or the password after the name (`USER alice@corp.test
 /// hunter2`), and the text after the `@` is then part of a secret. Masking the escaped text
 /// instead would let a name that starts with a literal `\x` keep three more characters, whatever
-/// they are.
+/// they are. A Windows down-level logon name (`CORP\alice`, as NTLM and Exchange logins carry
+/// it) keeps its domain the same way, when that looks like one ([`looks_like_logon_domain`]):
+/// `CORP\a***`, not `C***`.
 fn mask(raw: &[u8]) -> String {
+    let (logon_domain, raw) = match raw.iter().position(|&byte| byte == b'\\') {
+        Some(backslash) if raw.get(..backslash).is_some_and(looks_like_logon_domain) => {
+            raw.split_at(backslash.saturating_add(1))
+        }
+        _ => (&[][..], raw),
+    };
     let (local, domain) = match raw.iter().rposition(|&byte| byte == b'@') {
         Some(at) if raw.get(at + 1..).is_some_and(looks_like_hostname) => raw.split_at(at),
         _ => (raw, &[][..]),
@@ -134,7 +142,8 @@ fn mask(raw: &[u8]) -> String {
     let first = escape_non_utf8(local.get(..first_len).unwrap_or_default());
     let domain = escape_non_utf8(domain);
     // Built without `format!`, which costs more than the rest of an alert's user name.
-    let mut masked = String::with_capacity(first.len() + 3 + domain.len());
+    let mut masked = String::with_capacity(logon_domain.len() + first.len() + 3 + domain.len());
+    masked.push_str(&escape_non_utf8(logon_domain));
     masked.push_str(&first);
     masked.push_str("***");
     masked.push_str(&domain);
@@ -151,6 +160,17 @@ pub(crate) fn looks_like_hostname(token: &[u8]) -> bool {
             .split(|byte| *byte == b'.')
             .all(|label| !label.is_empty() && label.iter().all(|byte| byte.is_ascii_alphanumeric() || *byte == b'-'))
         && token.iter().any(u8::is_ascii_alphabetic)
+}
+
+/// The domain of a down-level logon name: a DNS host name, or a NetBIOS domain name as Windows
+/// writes it (1 to 15 upper-case letters, digits and hyphens, a letter among them). Upper case
+/// only, since what comes before a backslash may as well be the start of a password typed as the
+/// user name, and those mix cases.
+fn looks_like_logon_domain(prefix: &[u8]) -> bool {
+    let netbios = (1..=15).contains(&prefix.len())
+        && prefix.iter().all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || *byte == b'-')
+        && prefix.iter().any(u8::is_ascii_uppercase);
+    netbios || looks_like_hostname(prefix)
 }
 
 /// Valid UTF-8 passes through (borrowed: the usual case costs no copy); each invalid byte
@@ -205,6 +225,21 @@ mod tests {
         assert_eq!(masked(format!("bob@{}.test", "a".repeat(250)).as_bytes()), "b***");
         assert_eq!(masked(b"a@b@c.test"), "a***@c.test");
         assert_eq!(masked(b"a@c.test@pass word"), "a***");
+    }
+
+    /// `DOMAIN\user`, as NTLM reports it and Exchange users type it, keeps the domain and the
+    /// account's first character; what only might be a domain is masked as before.
+    #[test]
+    fn down_level_logon_names_keep_their_domain() {
+        assert_eq!(masked(b"PF.X2.TEST\\alice"), "PF.X2.TEST\\a***");
+        assert_eq!(masked(b"CORP\\alice"), "CORP\\a***");
+        assert_eq!(masked(b"CORP-2\\alice@corp.test"), "CORP-2\\a***@corp.test");
+        assert_eq!(masked(b"CORP\\"), "CORP\\***");
+        assert_eq!(masked(b"Winter\\2024"), "W***", "mixed case is no NetBIOS domain");
+        assert_eq!(masked(b"2024\\pass"), "2***", "a domain needs a letter");
+        assert_eq!(masked(b"ABCDEFGHIJKLMNOP\\alice"), "A***", "NetBIOS names are 15 characters at most");
+        assert_eq!(masked(b"\\alice"), "\\***");
+        assert_eq!(masked(b"a\\b\\c"), "a***");
     }
 
     #[test]
