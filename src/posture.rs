@@ -373,16 +373,22 @@ fn text_of(time: Option<Timestamp>) -> String {
     time.map(Timestamp::rfc3339_micros).unwrap_or_default()
 }
 
-/// Plaintext mechanisms a capability list offers before TLS.
+/// Plaintext mechanisms a capability list offers before TLS, named as the protocol's command
+/// sends them (as its alerts name them), but IMAP's as its capabilities do (`AUTH=PLAIN`, beside
+/// `LOGIN`).
 fn plaintext_mechanisms(proto: AppProto, capabilities: &Capabilities, login_disabled: Option<bool>) -> Vec<String> {
     let mut found = Vec::new();
+    let plaintext = |mechanisms: &[&str], command: &str| -> Vec<String> {
+        mechanisms.iter().filter(|m| matches!(**m, "PLAIN" | "LOGIN")).map(|m| format!("{command} {m}")).collect()
+    };
     for capability in capabilities.iter() {
         let words: Vec<&str> = capability.split([' ', '=']).collect();
         match (proto, words.as_slice()) {
             (AppProto::Pop3, ["USER"]) => found.push("USER".to_string()),
-            (AppProto::Pop3 | AppProto::ManageSieve, ["SASL", mechanisms @ ..])
-            | (AppProto::Smtp, ["AUTH", mechanisms @ ..]) => found
-                .extend(mechanisms.iter().filter(|m| matches!(**m, "PLAIN" | "LOGIN")).map(|m| format!("AUTH {m}"))),
+            (AppProto::Pop3, ["SASL", mechanisms @ ..]) | (AppProto::Smtp, ["AUTH", mechanisms @ ..]) => {
+                found.extend(plaintext(mechanisms, "AUTH"))
+            }
+            (AppProto::ManageSieve, ["SASL", mechanisms @ ..]) => found.extend(plaintext(mechanisms, "AUTHENTICATE")),
             (AppProto::Imap, ["AUTH", mechanism]) if matches!(*mechanism, "PLAIN" | "LOGIN") => {
                 found.push(format!("AUTH={mechanism}"))
             }

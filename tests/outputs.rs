@@ -94,7 +94,13 @@ fn a_managesieve_login_matches_both_schemas() {
     assert_eq!(alert["credential"]["mechanism"], "AUTHENTICATE PLAIN");
     assert_eq!(alert["server"]["software"], "Cyrus");
     assert_eq!(alert["remediation"], "client_skipped_starttls");
-    assert!(lines.iter().any(|line| line["event_type"] == "server_posture" && line["app_proto"] == "managesieve"));
+    let posture = lines.iter().find(|line| line["event_type"] == "server_posture").expect("a posture");
+    assert_eq!(posture["app_proto"], "managesieve");
+    assert_eq!(
+        posture["plaintext_mechanisms"],
+        serde_json::json!(["AUTHENTICATE PLAIN"]),
+        "named as its alert names it"
+    );
 
     let ecs = schema("ecs.schema.json");
     let documents = run_json(&capture, &["--output", "stdout,format=ecs"]);
