@@ -498,12 +498,14 @@ impl Pop3Session {
             _ => {}
         }
         if let Some(command @ (Command::Pass | Command::Apop | Command::Auth)) = command {
-            let outcome = if ok || maildrop_in_use(line) {
-                Outcome::Success
-            } else if cut && response_code_may_be_cut(line.get(4..).unwrap_or_default()) {
-                Outcome::Unknown
-            } else {
-                Outcome::Failure
+            let outcome = match refusal_code(line) {
+                _ if ok => Outcome::Success,
+                Some(code) if code.eq_ignore_ascii_case(b"IN-USE") => Outcome::Success,
+                Some(code) if code.eq_ignore_ascii_case(b"SYS") || code.eq_ignore_ascii_case(b"LOGIN-DELAY") => {
+                    Outcome::Unknown
+                }
+                _ if cut && response_code_may_be_cut(line.get(4..).unwrap_or_default()) => Outcome::Unknown,
+                _ => Outcome::Failure,
             };
             if let Some(position) = self.awaiting_verdict.iter().position(|(c, _)| *c == command) {
                 if let Some((_, pending)) = self.awaiting_verdict.remove(position) {
@@ -518,15 +520,18 @@ impl Pop3Session {
     }
 }
 
-/// `-ERR [IN-USE]` (or a code below it, `[IN-USE/...]`): RFC 2449 section 8.1.2, "the
-/// authentication was successful, but the user's maildrop is currently in use". The secret was
-/// right, which is what the outcome tells.
-fn maildrop_in_use(line: &[u8]) -> bool {
-    let Some(code) = line.get(4..).map(<[u8]>::trim_ascii_start).and_then(|rest| rest.strip_prefix(b"[")) else {
-        return false;
-    };
+/// The response code of a refusal (RFC 2449 section 8), its first level only (`SYS` of
+/// `[SYS/TEMP]`), for what it says of the secret:
+/// - `IN-USE`: "the authentication was successful, but the user's maildrop is currently in use"
+///   (section 8.1.2): the secret was right, which is what the outcome tells;
+/// - `SYS` (RFC 3206): the failure is the system's, not the credentials' (Dovecot's answer when
+///   its password database is down, whatever the password), and `LOGIN-DELAY` (section 8.1.1):
+///   the user logged in too recently to be let in again; neither says whether the secret was
+///   right.
+fn refusal_code(line: &[u8]) -> Option<&[u8]> {
+    let code = line.get(4..).map(<[u8]>::trim_ascii_start)?.strip_prefix(b"[")?;
     let end = code.iter().position(|byte| matches!(byte, b']' | b'/')).unwrap_or(code.len());
-    code.get(..end).is_some_and(|name| name.eq_ignore_ascii_case(b"IN-USE"))
+    code.get(..end)
 }
 
 /// Everything before the last blank (`APOP name digest`: the name may hold spaces).

@@ -467,12 +467,15 @@ impl SmtpSession {
 }
 
 /// What a reply taken for AUTH's says of the login. RFC 4954 accepts with 235 alone and refuses
-/// with 4xx and 5xx; any other code is another command's reply (AUTH's verdict and the command
-/// after it both lost by the capture), which tells nothing of the login.
+/// with 5xx (`535`: the credentials are invalid; `538`: not in clear) or 4xx, a temporary
+/// failure (`454 4.7.0 Temporary authentication failure`, Postfix's answer when its password
+/// service is down, whatever the password; `432`, a password transition needed; `421`,
+/// closing), which says nothing of the secret. Any other code is another command's reply (AUTH's
+/// verdict and the command after it both lost by the capture), which tells nothing either.
 fn auth_verdict(code: u16) -> Outcome {
     match code {
         235 => Outcome::Success,
-        400..=599 => Outcome::Failure,
+        500..=599 => Outcome::Failure,
         _ => Outcome::Unknown,
     }
 }

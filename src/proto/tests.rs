@@ -146,12 +146,20 @@ fn pop3_failure_lowercase_and_pipelined() {
     assert_eq!(summary(&events), one("USER/PASS", "b***@example.test", Outcome::Failure, SecretKind::Password));
 }
 
+/// The response code of a refusal tells what it says of the secret: right (`[IN-USE]`), wrong
+/// (`[AUTH]`, or none), or nothing (a system failure, a login too soon).
 #[test]
-fn pop3_maildrop_in_use_means_the_secret_was_right() {
+fn pop3_refusals_tell_by_their_response_code_what_they_say_of_the_secret() {
     for (reply, outcome) in [
         ("-ERR [IN-USE] Couldn't open INBOX: Mailbox is locked\r\n", Outcome::Success),
         ("-err [in-use/lock] busy\r\n", Outcome::Success),
-        ("-ERR [SYS/TEMP] try later\r\n", Outcome::Failure),
+        ("-ERR [SYS/TEMP] Temporary authentication failure. [host:2026-12-02]\r\n", Outcome::Unknown),
+        ("-ERR [SYS/PERM] Mailbox is read-only\r\n", Outcome::Unknown),
+        ("-ERR [sys] odd\r\n", Outcome::Unknown),
+        ("-ERR [LOGIN-DELAY] wait a while\r\n", Outcome::Unknown),
+        ("-ERR [AUTH] Authentication failed.\r\n", Outcome::Failure),
+        ("-ERR [SYSTEM] no\r\n", Outcome::Failure),
+        ("-ERR SYS/TEMP\r\n", Outcome::Failure),
         ("-ERR [IN-USER] no\r\n", Outcome::Failure),
         ("-ERR IN-USE\r\n", Outcome::Failure),
     ] {
@@ -481,12 +489,19 @@ fn imap_login_every_astring_form() {
     }
 }
 
+/// The response code of a `NO` tells what it says of the secret: right (authorization refused
+/// after authentication), nothing (the server's failure), or that the login was refused.
 #[test]
-fn imap_authorization_refused_after_authentication_means_the_secret_was_right() {
+fn imap_refusals_tell_by_their_response_code_what_they_say_of_the_secret() {
     let plain = "AGFsaWNlAHNlY3JldA=="; // base64 of "\0alice\0secret"
     for (verdict, outcome) in [
         ("a1 NO [AUTHORIZATIONFAILED] not allowed to act as bob\r\n", Outcome::Success),
         ("a1 no [authorizationfailed]\r\n", Outcome::Success),
+        ("a1 NO [UNAVAILABLE] Temporary authentication failure. [host:2026-12-02]\r\n", Outcome::Unknown),
+        ("a1 NO [SERVERBUG] Internal error occurred\r\n", Outcome::Unknown),
+        ("a1 NO [PRIVACYREQUIRED] Plaintext authentication disallowed\r\n", Outcome::Failure),
+        ("a1 BAD [UNAVAILABLE] odd\r\n", Outcome::Failure),
+        ("a1 NO [UNAVAILABLEX] odd\r\n", Outcome::Failure),
         ("a1 NO [AUTHENTICATIONFAILED] failed\r\n", Outcome::Failure),
         ("a1 BAD [AUTHORIZATIONFAILED] odd\r\n", Outcome::Failure),
         ("a1 NO AUTHORIZATIONFAILED\r\n", Outcome::Failure),
@@ -1740,15 +1755,19 @@ fn a_pop3_login_whose_verdict_was_lost_is_shown_accepted_by_a_mailbox_command() 
 }
 
 /// An SMTP login's verdict is a 235 or a refusal: when the capture lost both the verdict and the
-/// command after it, that command's `250` is not taken for a refusal.
+/// command after it, that command's `250` is not taken for a refusal; and a temporary refusal
+/// says nothing of the secret.
 #[test]
-fn an_smtp_reply_that_cannot_be_auths_tells_nothing_of_the_login() {
+fn an_smtp_reply_tells_of_the_login_only_what_its_code_says() {
     let blob = b64(b"\0alice\0hunter2");
-    let cases: [(&[Says], Outcome); 4] = [
+    let cases: [(&[Says], Outcome); 7] = [
         (&[ServerLost(37), ClientLost(28), s("250 2.1.0 Ok\r\n")], Outcome::Unknown),
         (&[s("235 2.7.0 Authentication successful\r\n")], Outcome::Success),
         (&[s("535 5.7.8 Authentication credentials invalid\r\n")], Outcome::Failure),
-        (&[s("454 4.7.0 Temporary authentication failure\r\n")], Outcome::Failure),
+        (&[s("554 5.7.0 Too many failed logins\r\n")], Outcome::Failure),
+        (&[s("454 4.7.0 Temporary authentication failure\r\n")], Outcome::Unknown),
+        (&[s("432 4.7.12 A password transition is needed\r\n")], Outcome::Unknown),
+        (&[s("538 5.7.11 Encryption required for requested authentication mechanism\r\n")], Outcome::Failure),
     ];
     for (reply, outcome) in cases {
         let steps: Vec<Says> = [

@@ -1082,12 +1082,14 @@ impl ImapSession {
                 return self.logged_in(ctx).unwrap_or(reply);
             }
         }
-        let outcome = if ok || secret_taken_but_not_authorized(status, text) {
-            Outcome::Success
-        } else if cut && response_code_may_be_cut(text) {
-            Outcome::Unknown
-        } else {
-            Outcome::Failure
+        let outcome = match refusal_code(status, text) {
+            _ if ok => Outcome::Success,
+            Some(code) if code.eq_ignore_ascii_case(b"AUTHORIZATIONFAILED") => Outcome::Success,
+            Some(code) if code.eq_ignore_ascii_case(b"UNAVAILABLE") || code.eq_ignore_ascii_case(b"SERVERBUG") => {
+                Outcome::Unknown
+            }
+            _ if cut && response_code_may_be_cut(text) => Outcome::Unknown,
+            _ => Outcome::Failure,
         };
         if let Some(i) = self.awaiting_verdict.iter().position(|(t, _)| t == tag) {
             if let Some((_, pending)) = self.awaiting_verdict.remove(i) {
@@ -1127,13 +1129,22 @@ impl ImapSession {
     }
 }
 
-/// `NO [AUTHORIZATIONFAILED]`: RFC 5530 section 3, "authentication succeeded in using the
-/// authentication identity, but the server cannot or will not allow [it] to act as the requested
-/// authorization identity". The secret was right, which is what the outcome tells.
-fn secret_taken_but_not_authorized(status: &[u8], text: &[u8]) -> bool {
-    status.eq_ignore_ascii_case(b"NO")
-        && parser::response_code(text)
-            .is_some_and(|code| split_word(code).0.eq_ignore_ascii_case(b"AUTHORIZATIONFAILED"))
+/// The response code of a `NO` (its name, without arguments), for what it says of the secret
+/// (RFC 5530 section 3):
+/// - `AUTHORIZATIONFAILED`: "authentication succeeded in using the authentication identity, but
+///   the server cannot or will not allow [it] to act as the requested authorization identity":
+///   the secret was right, which is what the outcome tells;
+/// - `UNAVAILABLE` ("temporary failure because a subsystem is down", Dovecot's answer when its
+///   password database is, whatever the password) and `SERVERBUG`: the server's failure, which
+///   says nothing of the secret.
+///
+/// A refusal in clear (`PRIVACYREQUIRED`) stays a failure: the server refused the login, as its
+/// posture counts it.
+fn refusal_code<'a>(status: &[u8], text: &'a [u8]) -> Option<&'a [u8]> {
+    if !status.eq_ignore_ascii_case(b"NO") {
+        return None;
+    }
+    parser::response_code(text).map(|code| split_word(code).0)
 }
 
 #[cfg(test)]
