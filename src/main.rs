@@ -287,17 +287,29 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     Ok(if undelivered > 0 { ExitCode::from(EXIT_UNDELIVERED) } else { ExitCode::SUCCESS })
 }
 
-/// SIGINT/SIGTERM ask for a clean stop (a second one exits at once), SIGHUP for reopening the
-/// outputs.
+/// SIGINT/SIGTERM ask for a clean stop; a second one exits at once, saying so (an operator, or
+/// systemd's stop timeout, cut the clean stop short, and a supervisor's log must say what that
+/// cost). SIGHUP asks for reopening the outputs. The stop signals are taken on a thread of their
+/// own, where logging is safe, not in the handler.
 #[cfg(feature = "live")]
 fn install_signal_handlers(control: &credwatch::pipeline::live::Control) -> anyhow::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     use signal_hook::flag;
-    for signal in [SIGINT, SIGTERM] {
-        // Registered first, so it sees the flag of an earlier signal before this one sets it.
-        flag::register_conditional_shutdown(signal, EXIT_FATAL.into(), control.stop.clone())?;
-        flag::register(signal, control.stop.clone())?;
-    }
+    use std::sync::atomic::Ordering;
+    let mut stop_signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])?;
+    let stop = control.stop.clone();
+    std::thread::Builder::new().name("signals".to_string()).spawn(move || {
+        for signal in stop_signals.forever() {
+            if stop.swap(true, Ordering::SeqCst) {
+                tracing::error!(
+                    signal,
+                    "a second stop signal: exiting at once, without writing what the outputs still held"
+                );
+                // `_exit`: no flush of standard output, which may be what holds the stop.
+                signal_hook::low_level::exit(EXIT_FATAL.into());
+            }
+        }
+    })?;
     flag::register(SIGHUP, control.reopen.clone())?;
     Ok(())
 }

@@ -7,7 +7,7 @@
 //! `CREDWATCH_E2E=1` (set by CI) makes it a failure.
 #![cfg(all(target_os = "linux", feature = "live"))]
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_credwatch");
@@ -107,9 +107,9 @@ struct Running {
 impl Running {
     /// Starts `credwatch ARGS` in its own namespace, standard output to `stdout` (a file of the
     /// run's directory unless given), and waits until it captures.
-    fn start(args: &[&str], stdout: Option<std::fs::File>) -> Running {
+    fn start(args: &[&str], stdout: Option<Stdio>) -> Running {
         let dir = tempfile::tempdir().unwrap();
-        let stdout = stdout.unwrap_or_else(|| std::fs::File::create(dir.path().join("stdout")).unwrap());
+        let stdout = stdout.unwrap_or_else(|| std::fs::File::create(dir.path().join("stdout")).unwrap().into());
         let child = in_own_namespace(args)
             .stdout(stdout)
             .stderr(std::fs::File::create(dir.path().join("stderr")).unwrap())
@@ -229,9 +229,39 @@ fn a_failing_standard_output_ends_the_run_with_status_1() {
     }
     let full = std::fs::OpenOptions::new().write(true).open("/dev/full").unwrap();
     let args = ["live", "--allow-root", "-i", "lo", "-f", "json", "--stats-interval", "1"];
-    let mut credwatch = Running::start(&args, Some(full));
+    let mut credwatch = Running::start(&args, Some(full.into()));
     let status = credwatch.exit_status(Duration::from_secs(20));
     let stderr = credwatch.read("stderr");
     assert_eq!(status, Some(1), "without a signal, once the first stats event could not be written: {stderr}");
     assert!(stderr.contains("cannot write output: No space left on device"), "{stderr}");
+}
+
+/// A clean stop waits for standard output, which a reader that stopped reading holds for ever: a
+/// second SIGTERM (systemd's stop timeout, or an operator) exits at once with status 1, saying
+/// what it cost.
+#[test]
+fn a_second_stop_signal_cuts_a_stuck_stop_short_and_says_so() {
+    use std::io::Write;
+    if !prerequisites() {
+        return;
+    }
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let stdout = writer.try_clone().unwrap();
+    // Fills the pipe, then blocks until the reader goes at the test's end.
+    std::thread::spawn(move || writer.write_all(&vec![b'\n'; 1 << 20]));
+    std::thread::sleep(Duration::from_millis(200));
+    let args = ["live", "--allow-root", "-i", "lo", "-f", "json", "--stats-interval", "1"];
+    let mut credwatch = Running::start(&args, Some(stdout.into()));
+    // A stats event is due after a second: the output thread is then stuck writing it.
+    std::thread::sleep(Duration::from_millis(1500));
+    credwatch.terminate();
+    std::thread::sleep(Duration::from_millis(700));
+    let waiting = credwatch.child.try_wait().unwrap().is_none();
+    assert!(waiting, "the stop did not wait for standard output: {}", credwatch.read("stderr"));
+    credwatch.terminate();
+    let status = credwatch.exit_status(Duration::from_secs(5));
+    let stderr = credwatch.read("stderr");
+    assert_eq!(status, Some(1), "{stderr}");
+    assert!(stderr.contains("a second stop signal: exiting at once, without writing"), "{stderr}");
+    drop(reader);
 }
