@@ -277,7 +277,17 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
         secs => Duration::from_secs(secs),
     };
     let intervals = Intervals { stats: interval(args.stats_interval), inventory: interval(args.report_interval) };
-    let mut sink = sinks(&args.analysis, vec![OutputSpec::stdout(None)], args.dedup_window(), WhenFull::Drop)?;
+    let mut sink = sinks(&args.analysis, vec![OutputSpec::stdout(None)], args.dedup_window(), WhenFull::Drop).map_err(
+        |error| match &account {
+            // Said because the same command run without --user opens the file.
+            Some(account) if permission_denied(&error) => error.context(format!(
+                "cannot open an output as user {} (with --user, outputs are opened once root is dropped: the file, or \
+                 its directory, must be writable by that user)",
+                account.name()
+            )),
+            _ => error,
+        },
+    )?;
     let report = pipeline::live::run(sources, &config, intervals, &control, sink.as_mut())?;
     let undelivered = sink.undelivered();
     drop(sink);
@@ -285,6 +295,15 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(cleartext = report.cleartext_alerts, undelivered, "stopped");
     // As for `read`: a supervisor must learn that records never reached the SIEM.
     Ok(if undelivered > 0 { ExitCode::from(EXIT_UNDELIVERED) } else { ExitCode::SUCCESS })
+}
+
+/// Whether an error comes of a permission the system refused.
+#[cfg(feature = "live")]
+fn permission_denied(error: &anyhow::Error) -> bool {
+    error
+        .chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 /// SIGINT/SIGTERM ask for a clean stop; a second one exits at once, saying so (an operator, or

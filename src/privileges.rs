@@ -51,6 +51,13 @@ pub fn account(user: &str, group: Option<&str>) -> anyhow::Result<Account> {
     Ok(Account { name: user.to_string(), uid: account.uid, gid })
 }
 
+impl Account {
+    /// The account's name, as `--user` gave it.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
 /// Switches to `account`, with no supplementary groups; fails unless root is gone for good.
 pub fn drop_to(account: &Account) -> anyhow::Result<()> {
     let Account { name: user, uid, gid } = account;

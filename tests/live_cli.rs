@@ -98,6 +98,30 @@ fn a_capture_that_cannot_open_says_why_and_names_privileges_only_when_they_are_t
     assert!(said.contains("cannot open the capture") && said.contains(PRIVILEGES_HINT), "{said}");
 }
 
+/// With `--user`, outputs are opened once root is dropped: a file only root may write fails with
+/// a message that says so, since the same command without `--user` would open it.
+#[test]
+fn an_output_the_user_cannot_write_names_the_user_and_why() {
+    if !prerequisites() {
+        return;
+    }
+    let nobody = std::fs::read_to_string("/etc/passwd").unwrap_or_default().lines().any(|l| l.starts_with("nobody:"));
+    if !nobody {
+        skip_or_fail("no user nobody to switch to");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = format!("file:{}", dir.path().join("alerts.jsonl").display());
+    let refused = in_own_namespace(&["live", "-i", "lo", "--user", "nobody", "-o", &file]).output().unwrap();
+    let said = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(1), "{said}");
+    assert!(
+        said.contains("cannot open an output as user nobody (with --user, outputs are opened once root is dropped"),
+        "{said}"
+    );
+    assert!(said.contains(&file) && said.contains("Permission denied"), "{said}");
+}
+
 /// A `credwatch live` running in a namespace of its own, its standard output and error in files.
 struct Running {
     child: std::process::Child,
