@@ -126,6 +126,9 @@ pub struct InterfaceStats {
     pub queue_drops: u64,
     /// Times the capture failed (interface down, device gone) and was retried.
     pub capture_errors: u64,
+    /// False while a failed capture is being reopened: the interface is blind (a deleted one
+    /// not back yet, or one that a run which dropped root with `--user` cannot reopen).
+    pub capturing: bool,
 }
 
 #[cfg(test)]

@@ -304,7 +304,8 @@ fn capture(
     halt: &AtomicBool,
     backoff: Backoff,
 ) {
-    let mut counters = CaptureCounters { name: source.interface().to_string(), ..CaptureCounters::default() };
+    let mut counters =
+        CaptureCounters { name: source.interface().to_string(), capturing: true, ..CaptureCounters::default() };
     let mut reopening: Option<Reopening> = None;
     let mut last_publish = Instant::now();
     while !halt.load(Ordering::Relaxed) {
@@ -313,6 +314,7 @@ fn capture(
                 Ok(()) => {
                     tracing::info!(interface = source.interface(), "capture reopened");
                     reopening = None;
+                    counters.capturing = true;
                 }
                 Err(error) => pending.failed(&error, backoff.max),
             }
@@ -336,6 +338,7 @@ fn capture(
                     // The old handle works again: the link went down and came back up.
                     tracing::info!(interface = counters.name, "capture recovered");
                     reopening = None;
+                    counters.capturing = true;
                 }
                 outcome
             }
@@ -345,6 +348,7 @@ fn capture(
                     Some(pending) => pending,
                     None => {
                         counters.capture_errors += 1;
+                        counters.capturing = false;
                         let first = backoff.first.as_secs_f64();
                         tracing::warn!("capture failed: {error}; reopening it in {first}s");
                         reopening.insert(Reopening::new(backoff))

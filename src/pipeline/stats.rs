@@ -26,6 +26,8 @@ pub struct CaptureCounters {
     pub interface_drops: u64,
     pub queue_drops: u64,
     pub capture_errors: u64,
+    /// False while a failed capture is being reopened.
+    pub capturing: bool,
     /// Latest packet time seen.
     pub last_ts: Timestamp,
 }
@@ -49,7 +51,7 @@ impl SharedStats {
         SharedStats {
             captures: capture_names
                 .into_iter()
-                .map(|name| Mutex::new(CaptureCounters { name, ..CaptureCounters::default() }))
+                .map(|name| Mutex::new(CaptureCounters { name, capturing: true, ..CaptureCounters::default() }))
                 .collect(),
             workers: (0..workers).map(|_| Mutex::new(EngineStats::default())).collect(),
             credentials_written: AtomicU64::new(0),
@@ -141,6 +143,7 @@ impl SharedStats {
                         interface_drops: c.interface_drops,
                         queue_drops: c.queue_drops,
                         capture_errors: c.capture_errors,
+                        capturing: c.capturing,
                     })
                     .collect()
             } else {

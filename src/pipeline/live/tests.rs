@@ -116,6 +116,8 @@ impl FrameSource for Scripted {
 #[derive(Default)]
 struct Recorder {
     events: Arc<Mutex<Vec<String>>>,
+    /// Whether each stats event said its one interface was capturing.
+    capturing: Arc<Mutex<Vec<bool>>>,
     /// Every event fails with this.
     fail: Option<io::ErrorKind>,
     /// Each tick waits for this to close (an output stuck on a slow destination).
@@ -131,7 +133,10 @@ impl Sink for Recorder {
             Event::Credential(alert) => alert.event_type.name(),
             Event::Anomaly(_) => "anomaly",
             Event::Session(_) => "session",
-            Event::Stats(_) => "stats",
+            Event::Stats(stats) => {
+                self.capturing.lock().unwrap().extend(stats.interfaces.iter().map(|interface| interface.capturing));
+                "stats"
+            }
         };
         self.events.lock().unwrap().push(name.to_string());
         Ok(())
@@ -330,6 +335,32 @@ fn a_failed_interface_is_reopened_until_it_is_back() {
     let (events, reopens) = run_until(source, |events, _| events.iter().any(|event| event == "cleartext_credential"));
     assert_eq!(reopens, 4, "three failed tries, then one that worked");
     assert_eq!(events.iter().filter(|event| *event == "cleartext_credential").count(), 1, "{events:?}");
+}
+
+/// The stats tell an interface being reopened from one that captures: a deleted interface not
+/// back yet is blind, however few errors it counts.
+#[test]
+fn the_stats_say_whether_each_interface_is_capturing() {
+    let mut source = Scripted::new("veth0", vec![Step::Wait(Duration::from_millis(300)), Step::Fail]);
+    // Blind for about half a second (tries 40 ms apart), then back.
+    source.reopen_failures = 12;
+    let sink = Recorder::default();
+    let capturing = Arc::clone(&sink.capturing);
+    let reopens = Arc::clone(&source.reopens);
+    let control = Control::default();
+    let every_50_ms = Intervals { stats: Duration::from_millis(50), inventory: Duration::MAX };
+    let result = start(vec![source], sink, every_50_ms, &control, QUICK);
+    let until = Instant::now() + Duration::from_secs(10);
+    while reopens.load(Ordering::SeqCst) < 13 && Instant::now() < until {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    control.stop.store(true, Ordering::SeqCst);
+    assert!(matches!(result.recv_timeout(Duration::from_secs(10)), Ok(Ok(_))));
+    let said = capturing.lock().unwrap().clone();
+    let first_blind = said.iter().position(|c| !c).unwrap_or_else(|| panic!("never blind: {said:?}"));
+    assert!(said.get(..first_blind).is_some_and(|before| !before.is_empty() && before.iter().all(|c| *c)), "{said:?}");
+    assert_eq!(said.last(), Some(&true), "capturing again once reopened: {said:?}");
 }
 
 #[test]
