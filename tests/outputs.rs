@@ -495,3 +495,58 @@ fn a_closed_stdout_stops_a_run_alone_and_spares_the_other_outputs() {
     let (status, stderr) = with_early_closing_reader(&["read", "--threads", "2", "-f", "json", capture]);
     assert_eq!(status, Some(0), "{stderr}");
 }
+
+/// A file output on a disk that fills up partway: the file holds whole records only, and each
+/// record is counted written or lost, never both, never neither. On a 16 KiB tmpfs in a mount
+/// namespace of its own; needs root and util-linux's `unshare` (skipped otherwise, a failure
+/// under `CREDWATCH_E2E=1`).
+#[test]
+fn a_file_output_on_a_disk_that_fills_up_holds_whole_records_and_counts_the_rest() {
+    let root = std::fs::read_to_string("/proc/self/status").is_ok_and(|status| {
+        status.lines().any(|line| line.starts_with("Uid:") && line.split_whitespace().nth(1) == Some("0"))
+    });
+    let unshare = std::process::Command::new("unshare").arg("--version").output().is_ok();
+    if !(root && unshare) {
+        let required = std::env::var("CREDWATCH_E2E").is_ok_and(|value| value == "1");
+        assert!(!required, "CREDWATCH_E2E=1 but the full-disk check needs root and unshare");
+        println!("skipped: the full-disk check needs root and util-linux's unshare");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("mail.pcap");
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_credwatch-gen"))
+        .args(["generate", "--kind", "mail-heavy", "--size", "2MB", "--seed", "3", "--out"])
+        .arg(&capture)
+        .output()
+        .unwrap();
+    assert!(generated.status.success(), "{}", String::from_utf8_lossy(&generated.stderr));
+    let all = common::read_json(&[&capture], &["--stats"]).len();
+
+    let small = dir.path().join("small");
+    let kept = dir.path().join("kept.jsonl");
+    std::fs::create_dir(&small).unwrap();
+    let script = r#"mount -t tmpfs -o size=16k credwatch-full "$1" && "$2" read --stats -f json -o "file:$1/alerts.jsonl" "$3" >/dev/null; status=$?; cp "$1/alerts.jsonl" "$4"; exit $status"#;
+    let run = std::process::Command::new("unshare")
+        .args(["--mount", "--propagation", "private", "sh", "-c", script, "sh"])
+        .arg(&small)
+        .arg(env!("CARGO_BIN_EXE_credwatch"))
+        .arg(&capture)
+        .arg(&kept)
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr).into_owned();
+    assert_eq!(run.status.code(), Some(4), "records were lost: {log}");
+    let text = std::fs::read_to_string(&kept).unwrap();
+    assert!(text.ends_with('\n'), "no torn record at the end: {text}");
+    let lines: Vec<Value> =
+        text.lines().map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"))).collect();
+    let counted = |field: &str| -> usize {
+        let closing =
+            log.lines().find(|line| line.contains("some records did not reach this output")).unwrap_or_default();
+        let value = closing.split(&format!(" {field}=")).nth(1).and_then(|rest| rest.split(' ').next());
+        value.and_then(|value| value.parse().ok()).unwrap_or_else(|| panic!("no {field} in: {log}"))
+    };
+    assert!(!lines.is_empty() && lines.len() < all, "the disk filled up partway: {} of {all}", lines.len());
+    assert_eq!(counted("written"), lines.len(), "{log}");
+    assert_eq!(counted("written") + counted("lost"), all, "{log}");
+}
