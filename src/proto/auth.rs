@@ -468,13 +468,20 @@ impl SaslExchange {
     /// asked for, the lost bytes held the `Password:` prompt (the client answers nothing else),
     /// so that line was the password or its end, the response the verdict answers: it crossed
     /// in clear, and is reported partial (where it began is not known), with no user name.
-    pub fn password_before_verdict(&mut self) -> Option<Captured> {
+    /// The credential, named after the protocol's command (`verb`), awaits the verdict like any.
+    pub fn password_before_verdict(
+        &mut self,
+        verb: &str,
+        server: &ServerInfo,
+        ctx: &Ctx<'_>,
+    ) -> Option<PendingCredential> {
         if !(self.line_after_lost_user && self.server_gap) || self.captured {
             return None;
         }
         self.captured = true;
         self.mechanism = Mechanism::Login;
-        Some(Captured::partly_lost(None::<Vec<u8>>, SecretKind::Password))
+        let captured = Captured::partly_lost(None::<Vec<u8>>, SecretKind::Password);
+        Some(PendingCredential::new(self.mechanism.label(verb), captured, server, ctx))
     }
 
     /// Whether the credential is complete: no line of the exchange is still to come from the

@@ -380,8 +380,7 @@ impl Pop3Session {
     /// the verdict like any credential (see [`SaslExchange::password_before_verdict`]).
     fn end_sasl(&mut self, ctx: &mut Ctx<'_>) {
         let Some(mut sasl) = self.sasl.take() else { return };
-        if let Some(captured) = sasl.password_before_verdict() {
-            let pending = PendingCredential::new(sasl.mechanism().label("AUTH"), captured, &self.info, ctx);
+        if let Some(pending) = sasl.password_before_verdict("AUTH", &self.info, ctx) {
             self.await_verdict(Command::Auth, pending, ctx);
         }
     }

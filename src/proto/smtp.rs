@@ -338,9 +338,8 @@ impl SmtpSession {
     /// the verdict like any credential (see [`SaslExchange::password_before_verdict`]).
     fn end_sasl(&mut self, ctx: &mut Ctx<'_>) {
         let Some(mut sasl) = self.sasl.take() else { return };
-        if let Some(captured) = sasl.password_before_verdict() {
-            let mechanism = sasl.mechanism().label("AUTH");
-            self.awaiting_verdict = Some(Box::new(PendingCredential::new(mechanism, captured, &self.info, ctx)));
+        if let Some(pending) = sasl.password_before_verdict("AUTH", &self.info, ctx) {
+            self.awaiting_verdict = Some(Box::new(pending));
         }
     }
 

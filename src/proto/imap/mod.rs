@@ -798,8 +798,7 @@ impl ImapSession {
     /// [`SaslExchange::password_before_verdict`]).
     fn end_sasl(&mut self, ctx: &mut Ctx<'_>) -> Option<Vec<u8>> {
         let (tag, mut sasl) = self.sasl.take()?;
-        if let Some(captured) = sasl.password_before_verdict() {
-            let pending = PendingCredential::new(sasl.mechanism().label("AUTHENTICATE"), captured, &self.info, ctx);
+        if let Some(pending) = sasl.password_before_verdict("AUTHENTICATE", &self.info, ctx) {
             self.await_verdict(tag.clone(), pending, ctx);
         }
         Some(tag)
