@@ -55,10 +55,14 @@ pub struct StatsEvent {
 impl StatsEvent {
     /// Records the outputs lost so far: dropped for a full queue, lost to a failure, or not read.
     pub fn undelivered(&self) -> u64 {
-        self.outputs
-            .iter()
-            .fold(0u64, |sum, output| sum.saturating_add(output.dropped_queue_full).saturating_add(output.lost))
+        saturating_sum(self.outputs.iter().flat_map(|output| [output.dropped_queue_full, output.lost]))
     }
+}
+
+/// The sum of counters, held at `u64::MAX` rather than wrapping (a total that wrapped would read
+/// as nothing lost).
+pub fn saturating_sum(counts: impl IntoIterator<Item = u64>) -> u64 {
+    counts.into_iter().fold(0, u64::saturating_add)
 }
 
 /// Counters of one output (`--output`), cumulative since the start.

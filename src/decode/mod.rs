@@ -43,6 +43,7 @@ mod tests;
 use std::net::IpAddr;
 use std::ops::Range;
 
+use crate::alert::saturating_sum;
 use crate::capture::{Frame, LinkType};
 
 pub use defrag::DefragLimits;
@@ -212,23 +213,19 @@ impl DecodeStats {
     /// Frames that may have carried TCP but could not be read (cut short, malformed, of a link
     /// type not read, encrypted, failing their check, nested too deep): what a capture hides.
     pub fn unreadable(&self) -> u64 {
-        [
+        saturating_sum([
             self.truncated,
             self.malformed,
             self.unsupported_link_type,
             self.encrypted,
             self.failed_frame_check,
             self.tunnel_too_deep,
-        ]
-        .iter()
-        .fold(0u64, |sum, count| sum.saturating_add(*count))
+        ])
     }
 
     /// Every frame skipped, whatever the reason (a frame that is no TCP segment included).
     fn skipped(&self) -> u64 {
-        [self.unreadable(), self.not_ip, self.not_tcp, self.ip_fragments]
-            .iter()
-            .fold(0u64, |sum, count| sum.saturating_add(*count))
+        saturating_sum([self.unreadable(), self.not_ip, self.not_tcp, self.ip_fragments])
     }
 
     fn count_skip(&mut self, reason: SkipReason) {

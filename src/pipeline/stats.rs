@@ -7,7 +7,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
-use crate::alert::{AlertCounts, InterfaceStats, LimitStats, StatsEvent, SCHEMA_VERSION};
+use crate::alert::{saturating_sum, AlertCounts, InterfaceStats, LimitStats, StatsEvent, SCHEMA_VERSION};
 use crate::capture::Timestamp;
 use crate::decode::DecodeStats;
 use crate::flow::{FlowStats, ReassemblyStats};
@@ -283,14 +283,12 @@ pub fn add_decode(total: &mut DecodeStats, more: &DecodeStats) {
 /// before they carried data or after they were settled lose nothing; a line past its limit, or a
 /// session let go at the inspection depth, is the parser's bound, met by ordinary traffic.)
 pub fn bounds_loss(stats: &StatsEvent) -> u64 {
-    [
+    saturating_sum([
         stats.limits.inspected_flows_evicted,
         stats.limits.buffer_sheds,
         stats.limits.buffer_skips,
         stats.decode.fragments_evicted,
-    ]
-    .iter()
-    .fold(0u64, |sum, count| sum.saturating_add(*count))
+    ])
 }
 
 /// Says that the memory bounds let data go, and which bound to raise: a run that met them would
@@ -311,9 +309,7 @@ pub fn warn_bounds_let_data_go(stats: &StatsEvent) {
 /// Packets a live capture lost before they were analysed: dropped by the kernel (its buffer
 /// full), by the interface, or at a worker's full queue.
 pub fn capture_loss(stats: &StatsEvent) -> u64 {
-    [stats.kernel_drops, stats.interface_drops, stats.queue_drops]
-        .iter()
-        .fold(0u64, |sum, count| sum.saturating_add(*count))
+    saturating_sum([stats.kernel_drops, stats.interface_drops, stats.queue_drops])
 }
 
 /// Says that the capture lost packets, and what to raise: a sensor that drops is blind to the
