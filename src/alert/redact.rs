@@ -162,15 +162,18 @@ pub(crate) fn looks_like_hostname(token: &[u8]) -> bool {
         && token.iter().any(u8::is_ascii_alphabetic)
 }
 
-/// The domain of a down-level logon name: a DNS host name, or a NetBIOS domain name as Windows
-/// writes it (1 to 15 upper-case letters, digits and hyphens, a letter among them). Upper case
-/// only, since what comes before a backslash may as well be the start of a password typed as the
-/// user name, and those mix cases.
+/// The domain of a down-level logon name as Windows writes it, in upper case: a NetBIOS name (1
+/// to 15 letters, digits and hyphens) or a DNS name whose last label is letters (`CORP`,
+/// `PF.X2.TEST`), a letter among them. Nothing else, since what comes before a backslash may as
+/// well be the start of a password typed as the user name: those mix cases, or end in digits
+/// (`Summer.2024\!x` is masked whole).
 fn looks_like_logon_domain(prefix: &[u8]) -> bool {
-    let netbios = (1..=15).contains(&prefix.len())
-        && prefix.iter().all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || *byte == b'-')
-        && prefix.iter().any(u8::is_ascii_uppercase);
-    netbios || looks_like_hostname(prefix)
+    let upper_case = prefix.iter().all(|byte| !byte.is_ascii_lowercase()) && prefix.iter().any(u8::is_ascii_uppercase);
+    let netbios = prefix.len() <= 15
+        && prefix.iter().all(|byte| byte.is_ascii_uppercase() || byte.is_ascii_digit() || *byte == b'-');
+    let top_level_is_letters =
+        prefix.rsplit(|byte| *byte == b'.').next().is_some_and(|label| label.iter().all(u8::is_ascii_alphabetic));
+    upper_case && !prefix.is_empty() && (netbios || (looks_like_hostname(prefix) && top_level_is_letters))
 }
 
 /// Valid UTF-8 passes through (borrowed: the usual case costs no copy); each invalid byte
@@ -236,6 +239,9 @@ mod tests {
         assert_eq!(masked(b"CORP-2\\alice@corp.test"), "CORP-2\\a***@corp.test");
         assert_eq!(masked(b"CORP\\"), "CORP\\***");
         assert_eq!(masked(b"Winter\\2024"), "W***", "mixed case is no NetBIOS domain");
+        assert_eq!(masked(b"Summer.2024\\!x"), "S***", "a password with a dot is no DNS domain");
+        assert_eq!(masked(b"corp.example.test\\alice"), "c***", "Windows writes domains in upper case");
+        assert_eq!(masked(b"CORP.2024\\alice"), "C***", "a DNS domain ends in letters");
         assert_eq!(masked(b"2024\\pass"), "2***", "a domain needs a letter");
         assert_eq!(masked(b"ABCDEFGHIJKLMNOP\\alice"), "A***", "NetBIOS names are 15 characters at most");
         assert_eq!(masked(b"\\alice"), "\\***");
