@@ -280,7 +280,7 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     let mut sink = sinks(&args.analysis, vec![OutputSpec::stdout(None)], args.dedup_window(), WhenFull::Drop).map_err(
         |error| match &account {
             // Said because the same command run without --user opens the file.
-            Some(account) if permission_denied(&error) => error.context(format!(
+            Some(account) if permission_denied(&error) && names_a_file(&error) => error.context(format!(
                 "cannot open an output as user {} (with --user, outputs are opened once root is dropped: the file, or \
                  its directory, must be writable by that user)",
                 account.name()
@@ -295,6 +295,13 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(cleartext = report.cleartext_alerts, undelivered, "stopped");
     // As for `read`: a supervisor must learn that records never reached the SIEM.
     Ok(if undelivered > 0 { ExitCode::from(EXIT_UNDELIVERED) } else { ExitCode::SUCCESS })
+}
+
+/// Whether an error names a file output (`file:PATH: …`, as [`NamedWriter`] and the outputs'
+/// opening say it).
+#[cfg(feature = "live")]
+fn names_a_file(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| cause.to_string().starts_with("file:"))
 }
 
 /// Whether an error comes of a permission the system refused.
@@ -320,6 +327,12 @@ fn install_signal_handlers(control: &credwatch::pipeline::live::Control) -> anyh
     std::thread::Builder::new().name("signals".to_string()).spawn(move || {
         for signal in stop_signals.forever() {
             if stop.swap(true, Ordering::SeqCst) {
+                // The log line may block on a standard error nobody reads (`2>&1 | stalled`):
+                // the exit waits for it a moment at most.
+                let _ = std::thread::Builder::new().name("exit".to_string()).spawn(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(100));
+                    signal_hook::low_level::exit(EXIT_FATAL.into());
+                });
                 tracing::error!(
                     signal,
                     "a second stop signal: exiting at once, without writing what the outputs still held"

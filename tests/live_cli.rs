@@ -288,4 +288,19 @@ fn a_second_stop_signal_cuts_a_stuck_stop_short_and_says_so() {
     assert_eq!(status, Some(1), "{stderr}");
     assert!(stderr.contains("a second stop signal: exiting at once, without writing"), "{stderr}");
     drop(reader);
+
+    // Standard error stuck as well (`2>&1 | stalled`): the second signal's log line cannot be
+    // written, and the exit does not wait for it.
+    let (reader, mut writer) = std::io::pipe().unwrap();
+    let (stdout, stderr) = (writer.try_clone().unwrap(), writer.try_clone().unwrap());
+    std::thread::spawn(move || writer.write_all(&vec![b'\n'; 1 << 20]));
+    std::thread::sleep(Duration::from_millis(200));
+    let child = in_own_namespace(&args).stdout(stdout).stderr(stderr).spawn().unwrap();
+    let mut credwatch = Running { child, dir: tempfile::tempdir().unwrap() };
+    std::thread::sleep(Duration::from_millis(1000));
+    credwatch.terminate();
+    std::thread::sleep(Duration::from_millis(300));
+    credwatch.terminate();
+    assert_eq!(credwatch.exit_status(Duration::from_secs(5)), Some(1), "a second signal exits, whatever blocks");
+    drop(reader);
 }
