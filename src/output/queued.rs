@@ -373,6 +373,9 @@ struct Worker {
     last_error: Instant,
     /// The wait before a failed message is tried again.
     backoff: Duration,
+    /// "output failing" was said for the current run of failures (a failed write of a file batch
+    /// has a warning of its own, and does not stand for a failure to open the file).
+    failing_said: bool,
 }
 
 impl Worker {
@@ -386,6 +389,7 @@ impl Worker {
             failing: None,
             last_error: Instant::now(),
             backoff: BACKOFF_FIRST,
+            failing_said: false,
         }
     }
 
@@ -416,7 +420,8 @@ impl Worker {
                     }
                     Err(error) => {
                         self.shared.failing.store(true, Ordering::Relaxed);
-                        if self.failed() {
+                        self.failed();
+                        if !std::mem::replace(&mut self.failing_said, true) {
                             tracing::warn!(sink = %self.name, %error, "output failing; retrying with backoff");
                         }
                         self.transport.close();
@@ -447,13 +452,11 @@ impl Worker {
         }
     }
 
-    /// An attempt failed; whether it is the first of a run of failures (to be said).
-    fn failed(&mut self) -> bool {
+    /// An attempt failed.
+    fn failed(&mut self) {
         self.shared.errors.fetch_add(1, Ordering::Relaxed);
         self.last_error = Instant::now();
-        let first = self.failing.is_none();
         self.failing.get_or_insert(self.last_error);
-        first
     }
 
     /// Records reached the destination. The log and the backoff wait for it to prove itself
@@ -461,6 +464,7 @@ impl Worker {
     fn delivered(&mut self) {
         if self.failing.is_some() && self.last_error.elapsed() >= RECOVERED_AFTER {
             let failed_for = self.failing.take().map(|since| since.elapsed().as_secs());
+            self.failing_said = false;
             tracing::info!(sink = %self.name, failed_for_secs = failed_for, "output recovered");
         }
         if self.failing.is_none() {
@@ -608,7 +612,6 @@ struct AppendFailure {
 /// reader of the file (a SIEM's shipper) never sees half a record, and the next batch starts
 /// where a line would.
 fn append_lines(file: &mut dyn LineFile, lines: &[u8]) -> Result<(), AppendFailure> {
-    let start = file.len().ok();
     let mut done = 0;
     while let Some(rest) = lines.get(done..).filter(|rest| !rest.is_empty()) {
         let error = match file.write(rest) {
@@ -622,8 +625,11 @@ fn append_lines(file: &mut dyn LineFile, lines: &[u8]) -> Result<(), AppendFailu
         };
         let written = lines.get(..done).unwrap_or_default();
         let whole_end = written.iter().rposition(|byte| *byte == b'\n').map_or(0, |newline| newline + 1);
+        // The file's end after the failure is the torn line's (its length before the write may
+        // have changed meanwhile: a rotation's copytruncate).
+        let torn_len = (done - whole_end) as u64;
         let torn = whole_end < done
-            && start.and_then(|start| start.checked_add(whole_end as u64)).is_none_or(|end| file.cut_to(end).is_err());
+            && file.len().ok().and_then(|end| end.checked_sub(torn_len)).is_none_or(|cut| file.cut_to(cut).is_err());
         let whole_lines = memchr::memchr_iter(b'\n', written).count() as u64;
         return Err(AppendFailure { error, whole_lines, torn });
     }
@@ -787,14 +793,20 @@ mod tests {
         fn close(&mut self) {}
     }
 
-    /// Buffers records as a file does; its flushes fail while the disk is full.
+    /// Buffers records as a file does; its flushes fail while the disk is full, its opens while
+    /// the file cannot be opened.
+    #[derive(Default)]
     struct Buffering {
         lines: u64,
         disk_full: Arc<AtomicBool>,
+        unopenable: Arc<AtomicBool>,
     }
 
     impl Transport for Buffering {
         fn send(&mut self, _message: &[u8]) -> io::Result<()> {
+            if self.unopenable.load(Ordering::Relaxed) {
+                return Err(io::Error::from(io::ErrorKind::PermissionDenied));
+            }
             self.lines += 1;
             Ok(())
         }
@@ -950,7 +962,7 @@ mod tests {
     #[test]
     fn a_file_that_failed_is_said_to_recover_once_it_takes_records_again() {
         let disk_full = Arc::new(AtomicBool::new(true));
-        let transport = Buffering { lines: 0, disk_full: Arc::clone(&disk_full) };
+        let transport = Buffering { disk_full: Arc::clone(&disk_full), ..Buffering::default() };
         let (_sender, receiver) = crossbeam_channel::bounded(1);
         let shared = Arc::new(Shared::default());
         let mut worker = Worker::new("file:test".to_string(), Box::new(transport), receiver, Arc::clone(&shared));
@@ -971,6 +983,28 @@ mod tests {
         let log = log.text();
         assert_eq!(log.matches("output recovered").count(), 1, "{log}");
         assert_eq!(shared.stats().errors, 1);
+    }
+
+    /// A file that cannot be opened again after its writes failed is said to be failing: the
+    /// write failures' own warning does not stand for it.
+    #[test]
+    fn a_file_that_cannot_be_reopened_after_failed_writes_is_said_to_be_failing() {
+        let transport = Buffering::default();
+        let (disk_full, unopenable) = (Arc::clone(&transport.disk_full), Arc::clone(&transport.unopenable));
+        disk_full.store(true, Ordering::Relaxed);
+        let log = SharedText::default();
+        log.logging(|| {
+            let mut sink = queued(transport, 100, WhenFull::Drop);
+            sink.event(&sample_alert()).unwrap();
+            assert!(eventually(|| sink.stats().errors >= 1), "the flush never failed");
+            unopenable.store(true, Ordering::Relaxed);
+            sink.event(&sample_alert()).unwrap();
+            assert!(eventually(|| sink.stats().errors >= 2), "the open never failed");
+            sink.finish(&[], &[]).unwrap();
+        });
+        let log = log.text();
+        assert_eq!(log.matches("output write failed").count(), 1, "{log}");
+        assert_eq!(log.matches("output failing").count(), 1, "{log}");
     }
 
     #[test]
