@@ -500,6 +500,8 @@ impl Pop3Session {
             let outcome = match refusal_code(line) {
                 _ if ok => Outcome::Success,
                 Some(code) if code.eq_ignore_ascii_case(b"IN-USE") => Outcome::Success,
+                // A refusal for want of TLS is one, whatever its code: the posture counts it so.
+                _ if demands_tls(line) => Outcome::Failure,
                 Some(code) if code.eq_ignore_ascii_case(b"SYS") || code.eq_ignore_ascii_case(b"LOGIN-DELAY") => {
                     Outcome::Unknown
                 }

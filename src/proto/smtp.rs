@@ -439,12 +439,13 @@ impl SmtpSession {
             Some(Command::Auth) => {
                 // RFC 4954's `538 5.7.11 Encryption required for requested authentication
                 // mechanism`, or a refusal that says as much.
-                if code == 538 || (!positive && demands_tls(text)) {
-                    self.info.login_refused_for_tls = true;
-                }
+                let refused_for_tls = code == 538 || (!positive && demands_tls(text));
+                self.info.login_refused_for_tls |= refused_for_tls;
                 self.end_sasl(ctx);
                 if let Some(pending) = self.awaiting_verdict.take() {
-                    pending.emit(AppProto::Smtp, auth_verdict(code), ctx);
+                    // A refusal for want of TLS is one, whatever its code: the posture counts it so.
+                    let outcome = if refused_for_tls { Outcome::Failure } else { auth_verdict(code) };
+                    pending.emit(AppProto::Smtp, outcome, ctx);
                 }
                 if code == 235 {
                     return Reply::done(DoneReason::Authenticated);

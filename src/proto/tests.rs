@@ -157,6 +157,7 @@ fn pop3_refusals_tell_by_their_response_code_what_they_say_of_the_secret() {
         ("-ERR [SYS/PERM] Mailbox is read-only\r\n", Outcome::Unknown),
         ("-ERR [sys] odd\r\n", Outcome::Unknown),
         ("-ERR [LOGIN-DELAY] wait a while\r\n", Outcome::Unknown),
+        ("-ERR [SYS/PERM] TLS required to log in\r\n", Outcome::Failure),
         ("-ERR [AUTH] Authentication failed.\r\n", Outcome::Failure),
         ("-ERR [SYSTEM] no\r\n", Outcome::Failure),
         ("-ERR SYS/TEMP\r\n", Outcome::Failure),
@@ -501,6 +502,12 @@ fn imap_refusals_tell_by_their_response_code_what_they_say_of_the_secret() {
         ("a1 NO [SERVERBUG] Internal error occurred\r\n", Outcome::Unknown),
         ("a1 NO [PRIVACYREQUIRED] Plaintext authentication disallowed\r\n", Outcome::Failure),
         ("a1 BAD [UNAVAILABLE] odd\r\n", Outcome::Failure),
+        (
+            "a1 NO [UNAVAILABLE] Plaintext authentication disallowed on non-secure (SSL/TLS) connections\r\n",
+            Outcome::Failure,
+        ),
+        ("a1 NO Login failed for \"[UNAVAILABLE]\"\r\n", Outcome::Failure),
+        ("a1 NO Login failed for \"[AUTHORIZATIONFAILED]\"\r\n", Outcome::Failure),
         ("a1 NO [UNAVAILABLEX] odd\r\n", Outcome::Failure),
         ("a1 NO [AUTHENTICATIONFAILED] failed\r\n", Outcome::Failure),
         ("a1 BAD [AUTHORIZATIONFAILED] odd\r\n", Outcome::Failure),
@@ -1760,12 +1767,13 @@ fn a_pop3_login_whose_verdict_was_lost_is_shown_accepted_by_a_mailbox_command() 
 #[test]
 fn an_smtp_reply_tells_of_the_login_only_what_its_code_says() {
     let blob = b64(b"\0alice\0hunter2");
-    let cases: [(&[Says], Outcome); 7] = [
+    let cases: [(&[Says], Outcome); 8] = [
         (&[ServerLost(37), ClientLost(28), s("250 2.1.0 Ok\r\n")], Outcome::Unknown),
         (&[s("235 2.7.0 Authentication successful\r\n")], Outcome::Success),
         (&[s("535 5.7.8 Authentication credentials invalid\r\n")], Outcome::Failure),
         (&[s("554 5.7.0 Too many failed logins\r\n")], Outcome::Failure),
         (&[s("454 4.7.0 Temporary authentication failure\r\n")], Outcome::Unknown),
+        (&[s("454 4.7.0 Must issue a STARTTLS command first\r\n")], Outcome::Failure),
         (&[s("432 4.7.12 A password transition is needed\r\n")], Outcome::Unknown),
         (&[s("538 5.7.11 Encryption required for requested authentication mechanism\r\n")], Outcome::Failure),
     ];

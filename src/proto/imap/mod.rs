@@ -1084,6 +1084,8 @@ impl ImapSession {
         let outcome = match refusal_code(status, text) {
             _ if ok => Outcome::Success,
             Some(code) if code.eq_ignore_ascii_case(b"AUTHORIZATIONFAILED") => Outcome::Success,
+            // A refusal for want of TLS is one, whatever its code: the posture counts it so.
+            _ if demands_tls(text) => Outcome::Failure,
             Some(code) if code.eq_ignore_ascii_case(b"UNAVAILABLE") || code.eq_ignore_ascii_case(b"SERVERBUG") => {
                 Outcome::Unknown
             }
@@ -1140,7 +1142,9 @@ impl ImapSession {
 /// A refusal in clear (`PRIVACYREQUIRED`) stays a failure: the server refused the login, as its
 /// posture counts it.
 fn refusal_code<'a>(status: &[u8], text: &'a [u8]) -> Option<&'a [u8]> {
-    if !status.eq_ignore_ascii_case(b"NO") {
+    // Right after the status (RFC 9051's resp-text): a bracket further on may be a user name
+    // the server echoes, which the client chose.
+    if !status.eq_ignore_ascii_case(b"NO") || !text.trim_ascii_start().starts_with(b"[") {
         return None;
     }
     parser::response_code(text).map(|code| split_word(code).0)
