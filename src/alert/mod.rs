@@ -20,9 +20,8 @@ pub use community_id::{community_id_v1, CommunityId, PROTO_TCP};
 use redact::UserName;
 pub(crate) use redact::{keyed_hex, looks_like_hostname, KEYED_HEX_LEN};
 pub use redact::{RedactionPolicy, UserKey, UsernamePolicy};
-pub use stats::{
-    saturating_sum, worth_warning_again, AlertCounts, InterfaceStats, LimitStats, OutputStats, StatsEvent,
-};
+pub(crate) use stats::saturating_sum;
+pub use stats::{worth_warning_again, AlertCounts, InterfaceStats, LimitStats, OutputStats, StatsEvent};
 
 /// Version of the JSON event contract; bumped when a field changes meaning or disappears.
 pub const SCHEMA_VERSION: u32 = 1;

@@ -61,7 +61,7 @@ impl StatsEvent {
 
 /// The sum of counters, held at `u64::MAX` rather than wrapping (a total that wrapped would read
 /// as nothing lost).
-pub fn saturating_sum(counts: impl IntoIterator<Item = u64>) -> u64 {
+pub(crate) fn saturating_sum(counts: impl IntoIterator<Item = u64>) -> u64 {
     counts.into_iter().fold(0, u64::saturating_add)
 }
 
@@ -138,6 +138,14 @@ pub struct InterfaceStats {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A total past `u64::MAX` stays there: wrapped, it would read as nothing lost.
+    #[test]
+    fn sums_hold_at_the_maximum() {
+        assert_eq!(saturating_sum([1, 2, 3]), 6);
+        assert_eq!(saturating_sum([u64::MAX - 1, 2, 5]), u64::MAX);
+        assert_eq!(saturating_sum([]), 0);
+    }
 
     #[test]
     fn a_loss_warns_at_first_then_each_time_it_doubled() {

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 
 use super::for_people::{escaped, escaped_or_empty};
 use super::{Record, RepeatSummary, ServerReport, Sink};
-use crate::alert::{CredentialAlert, Event, EventType, Outcome, Remediation};
+use crate::alert::{CredentialAlert, Event, EventType, InterfaceStats, Outcome, Remediation};
 use crate::capture::Timestamp;
 
 /// ANSI colours, used only when the output is a terminal and `NO_COLOR` is unset.
@@ -95,7 +95,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             escaped_or_empty(posture.software.as_deref().or(posture.greeting.as_deref())),
         ),
         Record::Event(Event::Stats(stats)) => format!(
-            "{}  {}STATS{}      packets {} bytes {} undecoded {} drops kernel {} interface {} queue {}  flows {} evicted {} ({} inspecting)  gaps {} shed {}  alerts {}/{}/{}  undelivered {}",
+            "{}  {}STATS{}      packets {} bytes {} undecoded {} drops kernel {} interface {} queue {}  flows {} evicted {} ({} inspecting)  gaps {} shed {}  alerts {}/{}/{}  undelivered {}{}",
             stats.timestamp,
             p.dim,
             p.reset,
@@ -114,6 +114,7 @@ pub(super) fn line(record: Record<'_>, p: &Palette) -> String {
             stats.alerts.weak_credential,
             stats.alerts.anomaly,
             stats.undelivered(),
+            blind_interfaces(&stats.interfaces),
         ),
         Record::Event(Event::Session(_)) => String::new(),
     }
@@ -171,6 +172,18 @@ fn credential_line(
         server = view.server,
         greeting = escaped_or_empty(view.greeting),
     )
+}
+
+/// The interfaces whose capture failed and is being reopened (`  blind eth1,eth2`), or nothing:
+/// a line that reads as quiet must not hide that it is blind.
+fn blind_interfaces(interfaces: &[InterfaceStats]) -> String {
+    let blind: Vec<&str> =
+        interfaces.iter().filter(|interface| !interface.capturing).map(|interface| interface.name.as_str()).collect();
+    if blind.is_empty() {
+        String::new()
+    } else {
+        format!("  blind {}", escaped(&blind.join(",")))
+    }
 }
 
 /// How many inputs could not be read to their end, for the closing summaries people read: what
@@ -400,6 +413,23 @@ pub(crate) mod tests {
         assert!(line.contains("packets 10 bytes 0 undecoded 4 drops"), "not_ip is no loss: {line}");
         assert!(line.contains("evicted 2 (1 inspecting)  gaps 0 shed 5  alerts 0/0/0"), "{line}");
         assert!(line.ends_with("  undelivered 8"), "what the outputs dropped or lost: {line}");
+    }
+
+    /// Live, an interface whose capture failed and is not back is named: the line would read as
+    /// quiet otherwise.
+    #[test]
+    fn stats_line_names_the_blind_interfaces() {
+        let interface =
+            |name: &str, capturing| crate::alert::InterfaceStats { name: name.into(), capturing, ..Default::default() };
+        let mut stats = crate::alert::StatsEvent {
+            interfaces: vec![interface("eth0", true), interface("eth1", false), interface("eth2", false)],
+            ..Default::default()
+        };
+        let blind = line(Record::Event(&Event::Stats(Box::new(stats.clone()))), &PLAIN);
+        assert!(blind.ends_with("  undelivered 0  blind eth1,eth2"), "{blind}");
+        stats.interfaces = vec![interface("eth0", true)];
+        let capturing = line(Record::Event(&Event::Stats(Box::new(stats))), &PLAIN);
+        assert!(capturing.ends_with("  undelivered 0"), "{capturing}");
     }
 
     #[test]
