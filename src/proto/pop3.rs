@@ -471,9 +471,9 @@ impl Pop3Session {
         }
         let ok = matches!(status, Status::Ok);
         let command = self.pending_commands.pop_front();
-        if !ok && matches!(command, Some(Command::User | Command::Pass | Command::Auth)) && demands_tls(line) {
-            self.info.login_refused_for_tls = true;
-        }
+        let refused_for_tls =
+            !ok && matches!(command, Some(Command::User | Command::Pass | Command::Auth)) && demands_tls(line);
+        self.info.login_refused_for_tls |= refused_for_tls;
         match command {
             Some(Command::Capa) if ok => {
                 self.info.begin_capabilities(false);
@@ -501,7 +501,7 @@ impl Pop3Session {
                 _ if ok => Outcome::Success,
                 Some(code) if code.eq_ignore_ascii_case(b"IN-USE") => Outcome::Success,
                 // A refusal for want of TLS is one, whatever its code: the posture counts it so.
-                _ if demands_tls(line) => Outcome::Failure,
+                _ if refused_for_tls => Outcome::Failure,
                 Some(code) if code.eq_ignore_ascii_case(b"SYS") || code.eq_ignore_ascii_case(b"LOGIN-DELAY") => {
                     Outcome::Unknown
                 }

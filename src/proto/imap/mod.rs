@@ -1068,9 +1068,9 @@ impl ImapSession {
         }
         let position = self.pending.iter().position(|(t, _)| t == tag);
         let command = position.and_then(|i| self.pending.remove(i)).map(|(_, c)| c);
-        if !ok && matches!(command, Some(Command::Login | Command::Authenticate)) && demands_tls(text) {
-            self.info.login_refused_for_tls = true;
-        }
+        let refused_for_tls =
+            !ok && matches!(command, Some(Command::Login | Command::Authenticate)) && demands_tls(text);
+        self.info.login_refused_for_tls |= refused_for_tls;
         if command.is_none() || command == Some(Command::Login) {
             // A lost command answered before its line ended (the server refused what it had),
             // or after it (an `ID`'s): its literal is not awaited any more.
@@ -1085,7 +1085,7 @@ impl ImapSession {
             _ if ok => Outcome::Success,
             Some(code) if code.eq_ignore_ascii_case(b"AUTHORIZATIONFAILED") => Outcome::Success,
             // A refusal for want of TLS is one, whatever its code: the posture counts it so.
-            _ if demands_tls(text) => Outcome::Failure,
+            _ if refused_for_tls => Outcome::Failure,
             Some(code) if code.eq_ignore_ascii_case(b"UNAVAILABLE") || code.eq_ignore_ascii_case(b"SERVERBUG") => {
                 Outcome::Unknown
             }
