@@ -125,6 +125,14 @@ fn status_of(first_word: &[u8]) -> Option<Status> {
     }
 }
 
+/// The name of a status response's code, right after the status (`NO (TRYLATER) "..."`, RFC
+/// 5804 section 1.3): up to a space, a `/` (`QUOTA/MAXSIZE`) or the closing parenthesis.
+fn response_code(line: &[u8]) -> Option<&[u8]> {
+    let code = split_word(line).1.trim_ascii_start().strip_prefix(b"(")?;
+    let end = code.iter().position(|byte| matches!(byte, b')' | b' ' | b'/')).unwrap_or(code.len());
+    code.get(..end).filter(|name| !name.is_empty())
+}
+
 /// Whether a server line is a response (`OK`, `NO` or `BYE`, then a space or its end).
 pub(crate) fn is_status_line(line: &[u8]) -> bool {
     let word = line.split(|byte| *byte == b' ').next().unwrap_or(line);
@@ -470,7 +478,7 @@ impl ManageSieveSession {
         let listing = !self.greeting_over || self.pending.front() == Some(&Command::Capability);
         match (tokens.next(), literal) {
             (Some(Token::Atom(word)), _) => match status_of(word) {
-                Some(status) => self.on_status(status, ctx),
+                Some(status) => self.on_status(status, response_code(line), ctx),
                 None => Reply::line(),
             },
             (Some(Token::Quoted(_)), _) if in_sasl => {
@@ -496,7 +504,8 @@ impl ManageSieveSession {
     fn on_cut_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.give_up_lost_verdict(ctx);
         match status_of(split_word(line).0) {
-            Some(status) => self.on_status(status, ctx),
+            // Its response code may be cut short: not read.
+            Some(status) => self.on_status(status, None, ctx),
             None => Reply::line(),
         }
     }
@@ -521,17 +530,26 @@ impl ManageSieveSession {
         }
     }
 
-    fn on_status(&mut self, status: Status, ctx: &mut Ctx<'_>) -> Reply {
+    /// A status response, with its response code's name (`TRYLATER` of `NO (TRYLATER) "..."`).
+    fn on_status(&mut self, status: Status, code: Option<&[u8]>, ctx: &mut Ctx<'_>) -> Reply {
         self.listing_capabilities = false;
         if !self.greeting_over {
             self.greeting_over = true;
             return Reply::line();
         }
+        let code_is = |name: &[u8]| status == Status::No && code.is_some_and(|code| code.eq_ignore_ascii_case(name));
         match self.pending.pop_front() {
             Some(Command::Authenticate) => {
                 self.sasl = None;
+                // RFC 5804 section 1.3: authentication refused until TLS is negotiated.
+                self.info.login_refused_for_tls |= code_is(b"ENCRYPT-NEEDED");
                 if let Some(pending) = self.awaiting_verdict.take() {
-                    let outcome = if status == Status::Ok { Outcome::Success } else { Outcome::Failure };
+                    let outcome = match status {
+                        Status::Ok => Outcome::Success,
+                        // "A temporary failure": it says nothing of the secret.
+                        _ if code_is(b"TRYLATER") => Outcome::Unknown,
+                        _ => Outcome::Failure,
+                    };
                     pending.emit(AppProto::ManageSieve, outcome, ctx);
                 }
                 if status == Status::Ok {

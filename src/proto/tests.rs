@@ -490,6 +490,34 @@ fn imap_login_every_astring_form() {
     }
 }
 
+/// ManageSieve's `NO (TRYLATER)` says nothing of the secret; `NO (ENCRYPT-NEEDED)` refuses the
+/// login in clear, which the server's posture counts.
+#[test]
+fn managesieve_refusals_tell_by_their_response_code_what_they_say_of_the_secret() {
+    let plain = b64(b"\0alice\0secret");
+    for (verdict, outcome, refused_for_tls) in [
+        ("NO (TRYLATER) \"Temporary authentication failure\"\r\n", Outcome::Unknown, false),
+        ("no (trylater)\r\n", Outcome::Unknown, false),
+        ("NO (ENCRYPT-NEEDED) \"Plaintext authentication disallowed\"\r\n", Outcome::Failure, true),
+        ("NO \"Authentication failed (TRYLATER)\"\r\n", Outcome::Failure, false),
+        ("NO (TRYLATERX)\r\n", Outcome::Failure, false),
+        ("OK (TRYLATER)\r\n", Outcome::Success, false),
+    ] {
+        let steps = [
+            s("\"IMPLEMENTATION\" \"Dovecot Pigeonhole\"\r\n\"SASL\" \"PLAIN\"\r\nOK \"ready\"\r\n"),
+            C(format!("AUTHENTICATE \"PLAIN\" \"{plain}\"\r\n").into_bytes()),
+            s(verdict),
+        ];
+        let events = play(4190, &steps);
+        let alerts = credentials(&events);
+        assert_eq!(alerts.iter().map(|alert| alert.outcome).collect::<Vec<_>>(), [outcome], "{verdict}");
+        let refused = events
+            .iter()
+            .any(|event| matches!(event, ProtoEvent::SessionEnd(session) if session.login_refused_for_tls));
+        assert_eq!(refused, refused_for_tls, "{verdict}");
+    }
+}
+
 /// The response code of a `NO` tells what it says of the secret: right (authorization refused
 /// after authentication), nothing (the server's failure), or that the login was refused.
 #[test]
