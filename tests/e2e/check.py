@@ -26,6 +26,7 @@ import datetime
 import ipaddress
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -68,10 +69,27 @@ def expected_event(row):
     return "cleartext_credential" if row["password_in_clear"] else None
 
 
+def logon_domain(prefix):
+    """A Windows logon name's domain as credwatch keeps it: upper case, a NetBIOS name or a
+    DNS name ending in letters."""
+    if not prefix or any(c.islower() for c in prefix) or not any(c.isupper() for c in prefix):
+        return False
+    if len(prefix) <= 15 and re.fullmatch(r"[A-Z0-9-]+", prefix):
+        return True
+    labels = prefix.rstrip(".").split(".")
+    return (len(labels) >= 2 and all(re.fullmatch(r"[A-Za-z0-9-]+", label) for label in labels)
+            and labels[-1].isalpha())
+
+
 def masked(username):
-    """First character, `***`, then the @domain if there is one."""
+    """A logon name's domain (`CORP\\`), its first character, `***`, then the @domain if there
+    is one."""
+    kept = ""
+    prefix, backslash, rest = username.partition("\\")
+    if backslash and logon_domain(prefix):
+        kept, username = prefix + backslash, rest
     local, at, domain = username.partition("@")
-    return (local[:1] if local else "") + "***" + (at + domain)
+    return kept + (local[:1] if local else "") + "***" + (at + domain)
 
 
 def leak_forms(row):
