@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 use super::auth::{self, LostReplies, LostVerdict, PendingCredential, SaslExchange, SaslStep};
 use super::framing::{Next, Piece};
 use super::imap::parser::{tokenize, tokenize_cut, LineEnd, Token, Tokenized};
-use super::server::ServerInfo;
+use super::server::{demands_tls, ServerInfo};
 use super::{split_word, Ctx, DoneReason, Reply, Role};
 use crate::alert::{AppProto, Outcome};
 
@@ -478,7 +478,7 @@ impl ManageSieveSession {
         let listing = !self.greeting_over || self.pending.front() == Some(&Command::Capability);
         match (tokens.next(), literal) {
             (Some(Token::Atom(word)), _) => match status_of(word) {
-                Some(status) => self.on_status(status, response_code(line), ctx),
+                Some(status) => self.on_status(status, Some(line), ctx),
                 None => Reply::line(),
             },
             (Some(Token::Quoted(_)), _) if in_sasl => {
@@ -504,7 +504,7 @@ impl ManageSieveSession {
     fn on_cut_server_line(&mut self, line: &[u8], ctx: &mut Ctx<'_>) -> Reply {
         self.give_up_lost_verdict(ctx);
         match status_of(split_word(line).0) {
-            // Its response code may be cut short: not read.
+            // Its response code and text may be cut short: not read.
             Some(status) => self.on_status(status, None, ctx),
             None => Reply::line(),
         }
@@ -530,22 +530,28 @@ impl ManageSieveSession {
         }
     }
 
-    /// A status response, with its response code's name (`TRYLATER` of `NO (TRYLATER) "..."`).
-    fn on_status(&mut self, status: Status, code: Option<&[u8]>, ctx: &mut Ctx<'_>) -> Reply {
+    /// A status response, with its whole line when that was read to its end (its response code,
+    /// `TRYLATER` of `NO (TRYLATER) "..."`, and its text tell what a refusal says).
+    fn on_status(&mut self, status: Status, line: Option<&[u8]>, ctx: &mut Ctx<'_>) -> Reply {
         self.listing_capabilities = false;
         if !self.greeting_over {
             self.greeting_over = true;
             return Reply::line();
         }
+        let code = line.and_then(response_code);
         let code_is = |name: &[u8]| status == Status::No && code.is_some_and(|code| code.eq_ignore_ascii_case(name));
         match self.pending.pop_front() {
             Some(Command::Authenticate) => {
                 self.sasl = None;
-                // RFC 5804 section 1.3: authentication refused until TLS is negotiated.
-                self.info.login_refused_for_tls |= code_is(b"ENCRYPT-NEEDED");
+                // RFC 5804 section 1.3's code for authentication refused until TLS is negotiated,
+                // or words that say so, as the other protocols' servers use them.
+                let refused_for_tls =
+                    code_is(b"ENCRYPT-NEEDED") || (status != Status::Ok && line.is_some_and(demands_tls));
+                self.info.login_refused_for_tls |= refused_for_tls;
                 if let Some(pending) = self.awaiting_verdict.take() {
                     let outcome = match status {
                         Status::Ok => Outcome::Success,
+                        _ if refused_for_tls => Outcome::Failure,
                         // "A temporary failure": it says nothing of the secret.
                         _ if code_is(b"TRYLATER") => Outcome::Unknown,
                         _ => Outcome::Failure,

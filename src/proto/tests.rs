@@ -490,8 +490,8 @@ fn imap_login_every_astring_form() {
     }
 }
 
-/// ManageSieve's `NO (TRYLATER)` says nothing of the secret; `NO (ENCRYPT-NEEDED)` refuses the
-/// login in clear, which the server's posture counts.
+/// ManageSieve's `NO (TRYLATER)` says nothing of the secret; `NO (ENCRYPT-NEEDED)`, or a text
+/// asking for TLS, refuses the login in clear, which the server's posture counts.
 #[test]
 fn managesieve_refusals_tell_by_their_response_code_what_they_say_of_the_secret() {
     let plain = b64(b"\0alice\0secret");
@@ -501,6 +501,10 @@ fn managesieve_refusals_tell_by_their_response_code_what_they_say_of_the_secret(
         ("NO (ENCRYPT-NEEDED) \"Plaintext authentication disallowed\"\r\n", Outcome::Failure, true),
         ("NO \"Authentication failed (TRYLATER)\"\r\n", Outcome::Failure, false),
         ("NO (TRYLATERX)\r\n", Outcome::Failure, false),
+        // Refused for want of TLS in words only, as Dovecot's other services say it.
+        ("NO \"Plaintext authentication disallowed on non-secure (SSL/TLS) connections\"\r\n", Outcome::Failure, true),
+        // A demand for TLS is a failure whatever its code.
+        ("NO (TRYLATER) \"TLS required\"\r\n", Outcome::Failure, true),
         ("OK (TRYLATER)\r\n", Outcome::Success, false),
     ] {
         let steps = [
