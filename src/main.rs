@@ -16,8 +16,8 @@ use tracing_subscriber::EnvFilter;
 
 use cli::{AnalysisArgs, Cli, Command, Format, LiveArgs, ReadArgs};
 use credwatch::output::{
-    Dedup, Destination, Format as OutputFormat, HtmlReport, Observer, OutputSpec, Outputs, PostureOnly, PostureTable,
-    Sink, WhenFull,
+    Dedup, Destination, Format as OutputFormat, HtmlReport, Observer, OpenError, OutputSpec, Outputs, PostureOnly,
+    PostureTable, Sink, WhenFull,
 };
 use credwatch::pipeline::{self, Input, RunError};
 use credwatch::progress::{Progress, TerminalProgress};
@@ -99,7 +99,7 @@ fn open_outputs(
     specs: &[OutputSpec],
     colour: bool,
     when_full: WhenFull,
-) -> std::io::Result<Outputs> {
+) -> Result<Outputs, OpenError> {
     let observer = std::sync::Arc::new(Observer::local());
     Outputs::open(specs, analysis.format.map(Format::output_format), observer, stdout(), colour, when_full)
 }
@@ -280,11 +280,13 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     let mut sink = sinks(&args.analysis, vec![OutputSpec::stdout(None)], args.dedup_window(), WhenFull::Drop).map_err(
         |error| match &account {
             // Said because the same command run without --user opens the file.
-            Some(account) if permission_denied(&error) && names_a_file(&error) => error.context(format!(
+            Some(account) if error.downcast_ref::<OpenError>().is_some_and(OpenError::is_file_permission_denied) => {
+                error.context(format!(
                 "cannot open an output as user {} (with --user, outputs are opened once root is dropped: the file, or \
                  its directory, must be writable by that user)",
                 account.name()
-            )),
+            ))
+            }
             _ => error,
         },
     )?;
@@ -295,22 +297,6 @@ fn live(args: &LiveArgs) -> anyhow::Result<ExitCode> {
     tracing::info!(cleartext = report.cleartext_alerts, undelivered, "stopped");
     // As for `read`: a supervisor must learn that records never reached the SIEM.
     Ok(if undelivered > 0 { ExitCode::from(EXIT_UNDELIVERED) } else { ExitCode::SUCCESS })
-}
-
-/// Whether an error names a file output (`file:PATH: …`, as [`NamedWriter`] and the outputs'
-/// opening say it).
-#[cfg(feature = "live")]
-fn names_a_file(error: &anyhow::Error) -> bool {
-    error.chain().any(|cause| cause.to_string().starts_with("file:"))
-}
-
-/// Whether an error comes of a permission the system refused.
-#[cfg(feature = "live")]
-fn permission_denied(error: &anyhow::Error) -> bool {
-    error
-        .chain()
-        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
-        .any(|io| io.kind() == std::io::ErrorKind::PermissionDenied)
 }
 
 /// SIGINT/SIGTERM ask for a clean stop; a second one exits at once, saying so (an operator, or

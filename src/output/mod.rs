@@ -308,6 +308,24 @@ impl<W: Write + Send> Sink for LineSink<W> {
     }
 }
 
+/// Why the outputs of a run could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("stdout named twice in --output")]
+    StdoutTwice,
+    /// The system's reason is part of the message, not a source of its own: it reads once.
+    #[error("{spec}: {error}")]
+    Destination { spec: OutputSpec, error: io::Error },
+}
+
+impl OpenError {
+    /// Whether a file output was refused for want of permission (the file, or its directory).
+    pub fn is_file_permission_denied(&self) -> bool {
+        matches!(self, OpenError::Destination { spec, error }
+            if matches!(spec.destination, Destination::File(_)) && error.kind() == io::ErrorKind::PermissionDenied)
+    }
+}
+
 /// Every sink the user asked for, fed in turn. A queued sink (file, syslog) never fails here: it
 /// counts its own trouble. Standard output closed by its reader ([`StdoutSink`]) is counted too,
 /// and the others go on; only when none is left open is the whole closed (the run stops).
@@ -331,7 +349,7 @@ impl Outputs {
         stdout: W,
         colour: bool,
         when_full: WhenFull,
-    ) -> io::Result<Outputs> {
+    ) -> Result<Outputs, OpenError> {
         let mut outputs = Outputs::default();
         let mut stdout = Some(stdout);
         for spec in specs {
@@ -340,7 +358,7 @@ impl Outputs {
             match &spec.destination {
                 Destination::Stdout => {
                     let Some(out) = stdout.take() else {
-                        return Err(io::Error::new(io::ErrorKind::InvalidInput, "stdout named twice in --output"));
+                        return Err(OpenError::StdoutTwice);
                     };
                     outputs.sinks.push(match format {
                         Format::Text => Box::new(StdoutSink::new(TextSink::new(out, colour), format)),
@@ -351,7 +369,7 @@ impl Outputs {
                 }
                 Destination::File(_) | Destination::SyslogUdp(_) | Destination::SyslogTcp(_) => {
                     let sink = QueuedSink::start(spec, encoder, when_full)
-                        .map_err(|error| io::Error::new(error.kind(), format!("{spec}: {error}")))?;
+                        .map_err(|error| OpenError::Destination { spec: spec.clone(), error })?;
                     outputs.queued.push(sink)
                 }
             }
@@ -518,6 +536,6 @@ mod tests {
     fn stdout_cannot_be_named_twice() {
         let specs = [OutputSpec::stdout(None), OutputSpec::stdout(Some(Format::Ecs))];
         let opened = Outputs::open(&specs, None, Arc::new(Observer::default()), Vec::new(), false, WhenFull::Drop);
-        assert!(opened.is_err());
+        assert!(matches!(opened, Err(OpenError::StdoutTwice)));
     }
 }
