@@ -566,8 +566,26 @@ fn usernames_can_be_shown_or_hashed_with_a_key() {
         &["--usernames", "hashed", "--key-file", key.to_str().unwrap(), "--fingerprint-secrets"],
     );
     let name = hashed[0]["credential"]["username"].as_str().unwrap();
-    assert!(name.starts_with("hmac-sha256:") && !name.contains("alice"));
+    // docs/security.md's recipe: the key file's bytes without the white space around them.
+    assert_eq!(
+        name,
+        format!(
+            "hmac-sha256:{}",
+            documented_digest(b"a secret key for the tests", b"credwatch user name v1", b"alice")
+        )
+    );
     assert_eq!(hashed[0]["credential"]["secret_fingerprint"].as_str().map(str::len), Some(16));
+}
+
+/// HMAC-SHA256 under HMAC-SHA256(site key, label), its first 8 bytes in hex.
+fn documented_digest(site_key: &[u8], label: &[u8], data: &[u8]) -> String {
+    use hmac::{Hmac, Mac};
+    let mac = |key: &[u8], data: &[u8]| {
+        let mut mac = Hmac::<sha2::Sha256>::new_from_slice(key).unwrap();
+        mac.update(data);
+        mac.finalize().into_bytes()
+    };
+    mac(&mac(site_key, label), data).iter().take(8).map(|byte| format!("{byte:02x}")).collect()
 }
 
 #[test]

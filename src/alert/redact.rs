@@ -58,7 +58,7 @@ impl RedactionPolicy {
         match &self.username {
             UsernamePolicy::Full => escape_non_utf8(raw).into_owned(),
             UsernamePolicy::Masked => mask(raw),
-            UsernamePolicy::Hashed { key } => format!("hmac-sha256:{}", keyed_hex(key, raw)),
+            UsernamePolicy::Hashed { key } => format!("hmac-sha256:{}", keyed_hex(key, KeyedPurpose::UserName, raw)),
         }
     }
 
@@ -105,16 +105,42 @@ impl UserKey {
 /// Characters of a [`keyed_hex`] text.
 pub(crate) const KEYED_HEX_LEN: usize = 16;
 
-/// Lower-case hex of the first 8 bytes of HMAC-SHA256(key, data): short enough to read, long
-/// enough to tell values apart, and useless as a dictionary oracle without the key.
-pub(crate) fn keyed_hex(key: &[u8], data: &[u8]) -> String {
+/// What a [`keyed_hex`] digest is for. Each purpose digests under a key of its own, derived from
+/// the site key, so that digests of different purposes cannot be compared: with one key for both,
+/// a hashed user name equal to a secret's fingerprint would show a password equal to a user name,
+/// and anyone able to send a login in clear on a watched link could test guessed passwords
+/// against the fingerprints by sending them as user names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum KeyedPurpose {
+    UserName,
+    SecretFingerprint,
+}
+
+impl KeyedPurpose {
+    /// The label its key is derived with (docs/security.md gives the recipe to reproduce it).
+    fn label(self) -> &'static [u8] {
+        match self {
+            KeyedPurpose::UserName => b"credwatch user name v1",
+            KeyedPurpose::SecretFingerprint => b"credwatch secret fingerprint v1",
+        }
+    }
+}
+
+/// Lower-case hex of the first 8 bytes of HMAC-SHA256(HMAC-SHA256(key, purpose's label), data):
+/// short enough to read, long enough to tell values apart, useless as a dictionary oracle without
+/// the key, and never comparable across purposes.
+pub(crate) fn keyed_hex(key: &[u8], purpose: KeyedPurpose, data: &[u8]) -> String {
+    let purpose_key = Zeroizing::new(hmac_sha256(key, purpose.label()));
+    hmac_sha256(purpose_key.as_slice(), data).iter().take(KEYED_HEX_LEN / 2).map(|b| format!("{b:02x}")).collect()
+}
+
+fn hmac_sha256(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC takes keys of any length (RFC 2104 hashes long ones), so this cannot fail.
     let Ok(mut mac) = Hmac::<Sha256>::new_from_slice(key) else {
-        return String::new();
+        return [0; 32];
     };
     mac.update(data);
-    let digest = mac.finalize().into_bytes();
-    digest.iter().take(KEYED_HEX_LEN / 2).map(|b| format!("{b:02x}")).collect()
+    mac.finalize().into_bytes().into()
 }
 
 /// Masks the raw name, before any escaping: what is kept is the first character (or, when the
@@ -286,6 +312,23 @@ mod tests {
         assert_ne!(first, b.render_username(b"alice"));
         assert!(first.starts_with("hmac-sha256:") && first.len() == "hmac-sha256:".len() + 16);
         assert!(!first.contains("alice"));
+    }
+
+    /// A user name that is some account's password must not hash to that password's fingerprint
+    /// under the same key (nor the other way round): the two purposes digest under keys of their
+    /// own. The value is the recipe of docs/security.md as Python's `hmac` computes it.
+    #[test]
+    fn hashed_names_cannot_be_compared_with_secret_fingerprints() {
+        let key = b"Jefe";
+        let policy =
+            RedactionPolicy { username: UsernamePolicy::Hashed { key: key.to_vec().into() }, fingerprint_key: None };
+        let name = policy.render_username(b"alice@example.test");
+        assert_eq!(name, "hmac-sha256:4363d9e365c39b44");
+        let same_bytes = b"what do ya want for nothing?";
+        let hashed = policy.render_username(same_bytes);
+        let fingerprint = crate::proto::secret::Secret::new(same_bytes.to_vec()).fingerprint(key);
+        assert_eq!(hashed, "hmac-sha256:4e5e5d9e0179ba32");
+        assert_ne!(hashed.trim_start_matches("hmac-sha256:"), fingerprint);
     }
 
     #[test]

@@ -64,13 +64,14 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// Lower-case hex of the first 8 bytes of HMAC-SHA256(`key`, secret).
+    /// A keyed digest of the secret ([`keyed_hex`](crate::alert::keyed_hex), under the key derived
+    /// from `key` for fingerprints: never comparable to a hashed user name).
     ///
     /// Equal secrets give equal fingerprints under the same key, which lets an operator spot the
     /// same password on several accounts or servers. The key keeps it from being an offline
     /// dictionary oracle: an unkeyed hash of a password is crackable.
     pub fn fingerprint(&self, key: &[u8]) -> String {
-        crate::alert::keyed_hex(key, &self.0)
+        crate::alert::keyed_hex(key, crate::alert::KeyedPurpose::SecretFingerprint, &self.0)
     }
 }
 
@@ -134,11 +135,13 @@ mod tests {
         assert_ne!(secret.fingerprint(b"key one"), other.fingerprint(b"key one"));
     }
 
+    /// The recipe docs/security.md gives, as Python's `hmac` computes it: HMAC-SHA256 under
+    /// HMAC-SHA256(key, "credwatch secret fingerprint v1"), first 8 bytes in hex (RFC 4231 test
+    /// case 2's key and data).
     #[test]
-    fn fingerprint_matches_rfc4231_hmac_prefix() {
-        // RFC 4231 test case 2: key "Jefe", data "what do ya want for nothing?".
+    fn fingerprint_follows_the_documented_recipe() {
         let secret = Secret::new(b"what do ya want for nothing?".to_vec());
-        assert_eq!(secret.fingerprint(b"Jefe"), "5bdcc146bf60754e");
+        assert_eq!(secret.fingerprint(b"Jefe"), "06bbfb4add33a8a0");
     }
 
     #[test]
