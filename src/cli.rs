@@ -262,9 +262,9 @@ pub struct AnalysisArgs {
     /// the background; what it cannot take is dropped and counted, never holding up the run.
     #[arg(short, long = "output", value_name = "SINK", value_parser = OutputSpec::parse)]
     pub outputs: Vec<OutputSpec>,
-    /// Report repeats of the same login (same server, user, mechanism and outcome) within this
-    /// window (on capture time) once, as a repeat_summary with repeat_count, first_seen and
-    /// last_seen, instead of one alert each: e.g. 10m, 1h, 1d. Off by default for `read`, so a
+    /// Report repeats of the same login (same client host, server, user, mechanism and outcome)
+    /// within this window (on capture time) once, as a repeat_summary with repeat_count,
+    /// first_seen and last_seen, instead of one alert each: e.g. 10m, 1h, 1d. Off by default for `read`, so a
     /// forensic reading shows every login; `live` defaults to 1h (`--no-dedup` turns it off).
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub dedup_window: Option<Duration>,

@@ -1,8 +1,9 @@
 //! No alert floods: a mail client polling every few minutes with a stored password raises the
-//! same alert all day. Within a window (on event time), alerts with the same server (address,
-//! port, protocol), user, mechanism and outcome are collapsed: the first goes out at once, the
-//! others are counted, and when the window closes (or at exit) one `repeat_summary` reports how
-//! many there were and when. Nothing is dropped without being counted in a summary.
+//! same alert all day. Within a window (on event time), alerts with the same client address,
+//! server (address, port, protocol), user, mechanism and outcome are collapsed: the first goes
+//! out at once, the others are counted, and when the window closes (or at exit) one
+//! `repeat_summary` reports how many there were and when. Nothing is dropped without being
+//! counted in a summary.
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
@@ -50,9 +51,12 @@ pub struct RepeatSummary {
 }
 
 /// What makes two alerts "the same" for deduplication. The user is who logged in, not the name
-/// as shown: masked names merge accounts.
+/// as shown: masked names merge accounts. The client's address is part of it: the same password
+/// used from another host (a stolen one, replayed) is an alert of its own, with the connection a
+/// SIEM joins to its other records, never a count in another host's summary.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Key {
+    client: IpAddr,
     server: IpAddr,
     port: u16,
     app_proto: AppProto,
@@ -64,6 +68,7 @@ struct Key {
 impl Key {
     fn of(alert: &CredentialAlert) -> Key {
         Key {
+            client: alert.flow.src_ip,
             server: alert.flow.dest_ip,
             port: alert.flow.dest_port,
             app_proto: alert.app_proto,
@@ -434,6 +439,30 @@ mod tests {
         for _ in 0..8 {
             assert_eq!(summaries(), first);
         }
+    }
+
+    /// A stored password polled from one host is summarised; the same login from another host
+    /// (a replay, from wherever the password was sniffed) is an alert of its own.
+    #[test]
+    fn the_same_login_from_another_client_is_an_alert_of_its_own() {
+        let mut dedup = Dedup::new(Recorder::default(), Duration::from_secs(3600));
+        let from = |seconds: u64, client: [u8; 4]| {
+            let mut event = login_at(seconds, "a***");
+            if let Event::Credential(alert) = &mut event {
+                alert.flow.src_ip = IpAddr::from(client);
+            }
+            event
+        };
+        for (second, client) in
+            [(0, [10, 0, 0, 1]), (300, [10, 0, 0, 2]), (600, [203, 0, 113, 66]), (900, [10, 0, 0, 1])]
+        {
+            dedup.event(&from(second, client)).unwrap();
+        }
+        dedup.finish(&[], &[]).unwrap();
+        let recorder = dedup.into_inner();
+        assert_eq!(recorder.alerts.len(), 3, "one alert per client host");
+        let [repeat] = recorder.repeats.as_slice() else { panic!("one summary, the first host's") };
+        assert_eq!((repeat.repeat_count, repeat.flow.src_ip), (2, IpAddr::from([10, 0, 0, 1])));
     }
 
     #[test]
