@@ -188,6 +188,30 @@ impl Credential {
     }
 }
 
+/// Upper-cases the ASCII letters of `text` but for the hex digits of its `\xNN` escapes.
+fn upper_case_outside_escapes(text: &mut str) {
+    if !text.contains('\\') {
+        return text.make_ascii_uppercase();
+    }
+    let mut at = 0;
+    while at < text.len() {
+        let escape = text
+            .as_bytes()
+            .get(at..at + 4)
+            .is_some_and(|head| head.starts_with(b"\\x") && head.iter().skip(2).all(u8::is_ascii_hexdigit));
+        if escape {
+            at += 4;
+            continue;
+        }
+        // Every byte of a character outside ASCII is left as it is; an ASCII byte is a
+        // character of its own, so this range is always on boundaries when it is ASCII.
+        if let Some(byte) = text.get_mut(at..at + 1) {
+            byte.make_ascii_uppercase();
+        }
+        at += 1;
+    }
+}
+
 /// What the flow revealed about the server that accepted (or was sent) the credential.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct ServerIdentity {
@@ -259,7 +283,8 @@ impl Capabilities {
         self.iter().any(|held| held.eq_ignore_ascii_case(capability))
     }
 
-    /// Appends `capability`, upper-cased, unless it is empty or the list holds it already. A
+    /// Appends `capability`, upper-cased but for its `\xNN` escapes (bytes the wire carried, which
+    /// stay lower-case hex as everywhere else), unless it is empty or the list holds it already. A
     /// newline in it (never in printable text) becomes a space.
     pub fn push(&mut self, capability: &str) {
         if capability.contains('\n') {
@@ -275,7 +300,7 @@ impl Capabilities {
         let start = list.text.len();
         list.text.push_str(capability);
         if let Some(appended) = list.text.get_mut(start..) {
-            appended.make_ascii_uppercase();
+            upper_case_outside_escapes(appended);
         }
         list.text.push('\n');
         list.len += 1;

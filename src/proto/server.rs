@@ -548,6 +548,20 @@ mod tests {
         assert!(known.imap_capabilities.known.len() <= LINES_KEPT);
     }
 
+    /// The bytes a server sent outside printable ASCII keep their lower-case `\xNN` escapes, as
+    /// in every other field (docs/outputs.md): `\X1B` would read back as another text.
+    #[test]
+    fn capabilities_keep_their_escapes_lower_case() {
+        let mut server = ServerInfo::default();
+        server.add_capability(b"x-\x1b[31m");
+        server.add_capability(b"x-\xff\xfe\\xab\\xyz");
+        server.add_capability("x-caf\u{e9}".as_bytes());
+        assert_eq!(
+            server.capabilities.iter().collect::<Vec<_>>(),
+            ["X-\\x1b[31M", "X-\\xff\\xfe\\xab\\XYZ", "X-CAF\u{e9}"]
+        );
+    }
+
     #[test]
     fn printable_ascii_is_kept_as_is_and_delete_is_escaped() {
         assert_eq!(printable(b" A1 ~!{}|<>@ z "), "A1 ~!{}|<>@ z");
@@ -580,6 +594,6 @@ mod tests {
         assert_eq!(info.remediation(Outcome::Success), Remediation::StarttlsFailed);
         info.add_capability(b"StartTLS");
         info.add_capability(b"x-\x01");
-        assert_eq!(info.capabilities.iter().collect::<Vec<_>>(), ["IMAP4REV1", "STARTTLS", "LOGINDISABLED", "X-\\X01"]);
+        assert_eq!(info.capabilities.iter().collect::<Vec<_>>(), ["IMAP4REV1", "STARTTLS", "LOGINDISABLED", "X-\\x01"]);
     }
 }
