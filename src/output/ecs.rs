@@ -5,7 +5,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{json, Value};
 
@@ -178,13 +178,13 @@ fn describe(view: &CredentialView<'_>) -> String {
         Outcome::Unknown => "outcome unknown",
     };
     format!(
-        "{} {} login ({outcome}) for {} from {} to {}:{}",
+        "{} {} login ({outcome}) for {} from {} to {}",
         view.app_proto.to_ascii_uppercase(),
         view.credential.mechanism,
         view.credential.username.as_deref().unwrap_or("an unseen user"),
         view.flow.src_ip,
-        view.flow.dest_ip,
-        view.flow.dest_port,
+        // `[2001:db8::6]:143`, as RFC 5952 section 6 writes an IPv6 address with a port.
+        SocketAddr::new(view.flow.dest_ip, view.flow.dest_port),
     )
 }
 
@@ -304,10 +304,9 @@ fn server_report(report: &ServerReport) -> Value {
     json!({
         "@timestamp": report.last_seen,
         "message": format!(
-            "{} server {}:{} exposed {} cleartext and {} weak credential(s) of {} user(s)",
+            "{} server {} exposed {} cleartext and {} weak credential(s) of {} user(s)",
             report.app_proto.name().to_ascii_uppercase(),
-            report.ip,
-            report.port,
+            SocketAddr::new(report.ip, report.port),
             report.cleartext,
             report.weak,
             report.shown(report.users),
@@ -362,10 +361,9 @@ fn server_posture(posture: &ServerPosture) -> Value {
     json!({
         "@timestamp": posture.last_seen,
         "message": format!(
-            "{} server {}:{} TLS posture {}: {}",
+            "{} server {} TLS posture {}: {}",
             posture.app_proto.name().to_ascii_uppercase(),
-            posture.ip,
-            posture.port,
+            SocketAddr::new(posture.ip, posture.port),
             posture.class.name(),
             posture.remediation,
         ),
@@ -465,6 +463,27 @@ mod tests {
             message,
             "Password sent in clear: POP3 USER/PASS login (success) for a*** from 192.0.2.10 to 198.51.100.5:110"
         );
+    }
+
+    /// `2001:db8::6:110` would read as another address: a port follows an IPv6 address in
+    /// brackets (RFC 5952 section 6), as the text output writes it.
+    #[test]
+    fn messages_bracket_an_ipv6_server_address() {
+        let mut event = sample_alert();
+        if let Event::Credential(alert) = &mut event {
+            alert.flow.src_ip = "2001:db8::20".parse().unwrap();
+            alert.flow.dest_ip = "2001:db8::6".parse().unwrap();
+        }
+        let doc = document(Record::Event(&event), &Observer::default());
+        assert_eq!(
+            doc["message"],
+            "Password sent in clear: POP3 USER/PASS login (success) for a*** from 2001:db8::20 to [2001:db8::6]:110"
+        );
+        let mut summary = crate::output::ServerSummary::default();
+        summary.add(&event);
+        let [report] = summary.reports().try_into().unwrap();
+        let doc = document(Record::Server(&report), &Observer::default());
+        assert!(doc["message"].as_str().unwrap().starts_with("POP3 server [2001:db8::6]:110 exposed"), "{doc}");
     }
 
     #[test]
