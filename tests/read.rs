@@ -460,6 +460,32 @@ fn fail_on_alert_is_for_scripts() {
     assert!(String::from_utf8_lossy(&nothing.stdout).contains("No credential crossed in clear."));
 }
 
+/// A run that read no packet (an empty capture, or only broken ones) dates its closing stats by
+/// when it ended, not by 1970: a SIEM files the event among the runs of that day.
+#[test]
+fn stats_of_a_run_without_packets_carry_the_time_it_ended() {
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pcap");
+    credwatch::pcapwriter::write_pcap_file(&empty, &[]).unwrap();
+    let before = std::time::SystemTime::now();
+    for threads in ["1", "2"] {
+        let output = common::credwatch(
+            &["read", "--format", "json", "--stats", "--threads", threads, empty.to_str().unwrap()],
+            &[],
+        );
+        let events = common::parse_lines(&output.stdout);
+        let [stats] = common::of_type(&events, "stats").try_into().expect("one stats event");
+        let stamp = stats["timestamp"].as_str().unwrap();
+        let stamp = credwatch::capture::Timestamp::from_rfc3339(stamp).unwrap();
+        let since_epoch = before.duration_since(std::time::UNIX_EPOCH).unwrap();
+        // Microseconds in the event: the second of `before` is enough.
+        assert!(stamp.as_nanos() / 1_000_000_000 >= since_epoch.as_secs(), "{stats}");
+    }
+    let demo_stats = common::read_json(&[&demo()], &["--stats"]);
+    let [stats] = common::of_type(&demo_stats, "stats").try_into().unwrap();
+    assert_eq!(stats["timestamp"], "2026-11-27T09:00:05.030000Z", "a run that read packets dates by its last one");
+}
+
 /// A capture of `logins` POP3 logins, one after another: JSON lines enough to fill a pipe.
 fn many_logins(path: &std::path::Path, logins: u16) {
     let mut frames = Vec::new();

@@ -20,6 +20,9 @@ pub const MAX_LISTED_USERS: usize = 50;
 /// A server and what crossed in clear to it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ServerReport {
+    /// `last_seen`, under the name every other event carries its time by (a SIEM dates events
+    /// by one field).
+    pub timestamp: String,
     pub event_type: &'static str,
     pub app_proto: AppProto,
     pub ip: IpAddr,
@@ -171,7 +174,9 @@ impl ServerSummary {
             .iter()
             .map(|((app_proto, ip, port), entry)| {
                 let (user_names, more_user_names) = first_names(&entry.users);
+                let last_seen = entry.last_seen.map(Timestamp::rfc3339_micros).unwrap_or_default();
                 ServerReport {
+                    timestamp: last_seen.clone(),
                     event_type: "server_report",
                     app_proto: *app_proto,
                     ip: *ip,
@@ -192,7 +197,7 @@ impl ServerSummary {
                     mechanisms: entry.mechanisms.iter().cloned().collect(),
                     truncated: entry.truncated,
                     first_seen: entry.first_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
-                    last_seen: entry.last_seen.map(Timestamp::rfc3339_micros).unwrap_or_default(),
+                    last_seen,
                     schema_version: SCHEMA_VERSION,
                 }
             })
@@ -231,6 +236,7 @@ mod tests {
         assert_eq!(report.user_names, ["a***", "b***"]);
         assert_eq!(report.first_seen, "2026-11-27T09:00:01.000000Z");
         assert_eq!(report.last_seen, "2026-11-27T09:00:03.000000Z");
+        assert_eq!(report.timestamp, report.last_seen);
         assert_eq!(report.remediation, Remediation::ServerOffersNoTls);
         assert_eq!(report.software.as_deref(), Some("Dovecot"));
         assert_eq!(report.starttls_offered, Some(false));

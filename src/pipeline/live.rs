@@ -13,7 +13,7 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::ScopedJoinHandle;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use crate::capture::live::{FrameSource, LiveError, LiveErrorKind};
 use crate::capture::Timestamp;
@@ -145,7 +145,7 @@ fn run_tuned<S: FrameSource>(
             }
         }
         // An output that failed is the cause of whatever else stopped: its error comes first.
-        let stats = threads.finish(&shared, wall_clock())?;
+        let stats = threads.finish(&shared, Timestamp::now())?;
         let ended = match ended {
             Ended::Stop => None,
             Ended::Capture(interface) => Some(RunError::Capture { interface, reason: "it stopped".to_string() }),
@@ -208,11 +208,11 @@ fn control_loop(
             reopen = !offer(&threads.output, OutputMsg::Reopen);
         }
         let now = Instant::now();
-        if now >= next_tick && offer(&threads.output, OutputMsg::Tick(wall_clock())) {
+        if now >= next_tick && offer(&threads.output, OutputMsg::Tick(Timestamp::now())) {
             next_tick = now + TICK;
         }
         if let Some(due) = next_report.filter(|due| now >= *due) {
-            let stats = Box::new(shared.event(wall_clock(), false, true));
+            let stats = Box::new(shared.event(Timestamp::now(), false, true));
             if offer(&threads.output, OutputMsg::Stats { stats, write: true }) {
                 next_report = following(due, intervals.stats, now);
             }
@@ -246,11 +246,6 @@ fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
         (None, Some(message)) => format!("panicked: {message}"),
         (None, None) => "panicked".to_string(),
     }
-}
-
-fn wall_clock() -> Timestamp {
-    let since_epoch = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    Timestamp::from_secs_nanos(since_epoch.as_secs(), since_epoch.subsec_nanos())
 }
 
 /// An interface whose capture failed, being reopened.
@@ -323,7 +318,7 @@ fn capture(
             Ok(Some(frame)) => {
                 counters.frames += 1;
                 counters.bytes += frame.data.len() as u64;
-                counters.last_ts = counters.last_ts.max(frame.ts);
+                counters.last_ts = counters.last_ts.max(Some(frame.ts));
                 let mut outcome = match decoder.decode(&frame) {
                     Decoded::Tcp(packet) => dispatcher.frame(frame.ts, Some(&packet)),
                     Decoded::Skipped(_) => dispatcher.frame(frame.ts, None),
@@ -342,7 +337,7 @@ fn capture(
                 }
                 outcome
             }
-            Ok(None) => dispatcher.idle(wall_clock()),
+            Ok(None) => dispatcher.idle(Timestamp::now()),
             Err(error) => {
                 let pending = match &mut reopening {
                     Some(pending) => pending,
@@ -357,7 +352,7 @@ fn capture(
                 // A handle that fails at every read is not read in a loop: wait for the next try
                 // (a second at a time, so that the workers still get their ticks).
                 sleep_unless_stopped(pending.next_try.saturating_duration_since(Instant::now()).min(TICK), halt);
-                dispatcher.idle(wall_clock())
+                dispatcher.idle(Timestamp::now())
             }
         };
         match outcome {

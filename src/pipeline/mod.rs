@@ -224,7 +224,7 @@ fn read_into(
         shared.publish_worker(0, inline.engine.stats());
         let output = &mut inline.output;
         let stats = output
-            .stats(shared.event(counters.last_ts, true, false), config.stats_event)
+            .stats(shared.event(closing_time(&counters), true, false), config.stats_event)
             .map_err(|error| output.stopped(error))?;
         output.finish(&report.file_errors).map_err(|error| output.stopped(error))?;
         return Ok(stats);
@@ -278,11 +278,18 @@ fn read_into(
         };
         let output = &mut writer.output;
         let mut stats = output
-            .stats(shared.event(counters.last_ts, true, false), config.stats_event)
+            .stats(shared.event(closing_time(&counters), true, false), config.stats_event)
             .map_err(|error| output.stopped(error))?;
         stats.alerts = writer.finish(&report.file_errors)?;
         Ok(stats)
     })
+}
+
+/// When a file run's closing `stats` event happened: its last packet's time, or, for a run that
+/// read none (empty or unreadable captures, the runs an operator most wants to see), the time it
+/// ended, not 1970.
+fn closing_time(counters: &CaptureCounters) -> Timestamp {
+    counters.last_ts.unwrap_or_else(Timestamp::now)
 }
 
 /// What [`start_file_workers`] starts.
@@ -456,7 +463,7 @@ impl Reader<'_, '_> {
             };
             self.counters.frames += 1;
             self.counters.bytes += frame.data.len() as u64;
-            self.counters.last_ts = self.counters.last_ts.max(frame.ts);
+            self.counters.last_ts = self.counters.last_ts.max(Some(frame.ts));
             match self.decoder.decode(&frame) {
                 Decoded::Tcp(packet) => feed(frame.ts, Some(&packet), block, true)?,
                 Decoded::Skipped(_) => feed(frame.ts, None, block, true)?,
