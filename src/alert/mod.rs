@@ -19,7 +19,7 @@ use crate::capture::Timestamp;
 pub use community_id::{community_id_v1, CommunityId, PROTO_TCP};
 use redact::UserName;
 pub(crate) use redact::{keyed_hex, looks_like_hostname, KeyedPurpose, KEYED_HEX_LEN};
-pub use redact::{RedactionPolicy, UserKey, UsernamePolicy};
+pub use redact::{RedactionPolicy, UserKey, UsernameForm, UsernamePolicy};
 pub(crate) use stats::saturating_sum;
 pub use stats::{worth_warning_again, AlertCounts, InterfaceStats, LimitStats, OutputStats, StatsEvent};
 
@@ -165,6 +165,9 @@ pub struct Credential {
     /// or the event was built without one. Never written out.
     #[serde(skip)]
     pub user_key: Option<UserKey>,
+    /// How `username` is written. Never written out itself.
+    #[serde(skip)]
+    pub username_form: UsernameForm,
     pub outcome: Outcome,
     /// Length in bytes of the secret that crossed (not for challenge-responses).
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -23,6 +23,16 @@ pub enum UsernamePolicy {
     Hashed { key: Zeroizing<Vec<u8>> },
 }
 
+/// How an alert's user name is written, for outputs with a field for each (ECS: `user.name` for a
+/// name, `user.hash` for a digest, neither for a mask, which different accounts share).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum UsernameForm {
+    #[default]
+    Masked,
+    Full,
+    Hashed,
+}
+
 impl std::fmt::Debug for UsernamePolicy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -59,6 +69,15 @@ impl RedactionPolicy {
             UsernamePolicy::Full => escape_non_utf8(raw).into_owned(),
             UsernamePolicy::Masked => mask(raw),
             UsernamePolicy::Hashed { key } => format!("hmac-sha256:{}", keyed_hex(key, KeyedPurpose::UserName, raw)),
+        }
+    }
+
+    /// How [`render_username`](Self::render_username) writes names.
+    pub fn username_form(&self) -> UsernameForm {
+        match &self.username {
+            UsernamePolicy::Full => UsernameForm::Full,
+            UsernamePolicy::Masked => UsernameForm::Masked,
+            UsernamePolicy::Hashed { .. } => UsernameForm::Hashed,
         }
     }
 

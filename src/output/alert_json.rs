@@ -425,6 +425,7 @@ mod tests {
                 secret,
                 username: pick(64).then(|| "j***@exämple.test".to_string()),
                 user_key: None,
+                username_form: crate::alert::UsernameForm::Masked,
                 outcome: [Outcome::Success, Outcome::Failure, Outcome::Unknown][variant / 3 % 3],
                 secret_length: pick(128).then_some(12),
                 secret_fingerprint: pick(256).then(|| "hmac-sha256:00ff".to_string()),

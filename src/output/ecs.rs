@@ -1,5 +1,5 @@
 //! Elastic Common Schema 8.x documents: the standard fields a SIEM keys on (`@timestamp`,
-//! `event.*`, `source.*`, `destination.*`, `user.name`, `network.*`, `observer.*`, `rule.*`), and
+//! `event.*`, `source.*`, `destination.*`, `user.*`, `network.*`, `observer.*`, `rule.*`), and
 //! everything ECS has no field for under the custom `credwatch.*` namespace, with the native names.
 //! Fields the event does not know are left out, never sent as null.
 
@@ -16,7 +16,7 @@ use crate::posture::ServerPosture;
 use super::{Record, RepeatSummary, ServerReport};
 use crate::alert::{
     AnomalyAlert, Credential, CredentialAlert, Event, EventType, FlowMeta, Outcome, Remediation, SecretKind,
-    ServerIdentity,
+    ServerIdentity, UsernameForm,
 };
 
 /// The ECS release whose field names these documents follow.
@@ -132,10 +132,18 @@ fn credential_document(alert: &CredentialView<'_>, event: Value, message: String
             "ruleset": "credwatch",
         }),
     );
-    fields.insert("user".to_string(), json!({ "name": username }));
+    // ECS's user fields identify one account: a name in full is `user.name`, a keyed digest
+    // `user.hash` ("to correlate information for a user in anonymized form"); a masked name,
+    // which accounts share (`a***@corp.test`), is neither: it stays under `credwatch.credential`.
+    let (name, hash) = match alert.credential.username_form {
+        UsernameForm::Full => (username, None),
+        UsernameForm::Hashed => (None, username),
+        UsernameForm::Masked => (None, None),
+    };
+    fields.insert("user".to_string(), json!({ "name": name, "hash": hash }));
     fields.insert(
         "related".to_string(),
-        json!({ "ip": [alert.flow.src_ip, alert.flow.dest_ip], "user": username.map(|u| vec![u]) }),
+        json!({ "ip": [alert.flow.src_ip, alert.flow.dest_ip], "user": name.map(|u| vec![u]) }),
     );
     // The login crossed without TLS: that is what every credential alert reports.
     fields.insert("tls".to_string(), json!({ "established": false }));
@@ -324,7 +332,12 @@ fn server_report(report: &ServerReport) -> Value {
         "server": server,
         "destination": server,
         "network": { "protocol": report.app_proto, "transport": "tcp", "type": network_type(report.ip) },
-        "related": { "ip": [report.ip], "user": (!report.user_names.is_empty()).then_some(&report.user_names) },
+        // Names in full only: masks and digests are no user names (see `credential_document`).
+        "related": {
+            "ip": [report.ip],
+            "user": (report.username_form == UsernameForm::Full && !report.user_names.is_empty())
+                .then_some(&report.user_names),
+        },
         "credwatch": {
             "event_type": report.event_type,
             "server_report": report,
@@ -434,7 +447,6 @@ mod tests {
         assert_eq!(doc["client"], doc["source"]);
         assert_eq!(doc["destination"], json!({ "ip": "198.51.100.5", "port": 110 }));
         assert_eq!(doc["server"], doc["destination"]);
-        assert_eq!(doc["user"]["name"], "a***");
         assert_eq!(doc["network"]["protocol"], "pop3");
         assert_eq!(doc["network"]["transport"], "tcp");
         assert_eq!(doc["network"]["type"], "ipv4");
@@ -450,7 +462,8 @@ mod tests {
         assert_eq!(doc["tls"]["established"], false);
         assert_eq!(doc["user_agent"]["original"], "Thunderbird 128.4");
         assert_eq!(doc["related"]["ip"], json!(["192.0.2.10", "198.51.100.5"]));
-        assert_eq!(doc["related"]["user"], json!(["a***"]));
+        assert!(doc.get("user").is_none() && doc["related"].get("user").is_none(), "a mask is no user name: {doc}");
+        assert_eq!(doc["credwatch"]["credential"]["username"], "a***");
         assert_eq!(doc["credwatch"]["credential"]["mechanism"], "USER/PASS");
         assert_eq!(doc["credwatch"]["credential"]["secret"], "password");
         assert_eq!(doc["credwatch"]["server"]["software"], "Dovecot");
@@ -463,6 +476,36 @@ mod tests {
             message,
             "Password sent in clear: POP3 USER/PASS login (success) for a*** from 192.0.2.10 to 198.51.100.5:110"
         );
+    }
+
+    /// ECS's user fields name one account: a name in full is `user.name` (and `related.user`), a
+    /// keyed digest `user.hash`; a masked name, which accounts share, is neither.
+    #[test]
+    fn user_fields_follow_how_the_name_is_written() {
+        for (form, shown, user, related) in [
+            (UsernameForm::Full, "alice", json!({ "name": "alice" }), json!(["alice"])),
+            (
+                UsernameForm::Hashed,
+                "hmac-sha256:4363d9e365c39b44",
+                json!({ "hash": "hmac-sha256:4363d9e365c39b44" }),
+                Value::Null,
+            ),
+            (UsernameForm::Masked, "a***", Value::Null, Value::Null),
+        ] {
+            let mut event = sample_alert();
+            if let Event::Credential(alert) = &mut event {
+                alert.credential.username = Some(shown.to_string());
+                alert.credential.username_form = form;
+            }
+            let doc = document(Record::Event(&event), &observer());
+            assert_eq!(doc["user"], user, "{form:?}");
+            assert_eq!(doc["related"]["user"], related, "{form:?}");
+            let mut summary = crate::output::ServerSummary::default();
+            summary.add(&event);
+            let [report] = summary.reports().try_into().unwrap();
+            let doc = document(Record::Server(&report), &observer());
+            assert_eq!(doc["related"]["user"], related, "server report, {form:?}");
+        }
     }
 
     /// `2001:db8::6:110` would read as another address: a port follows an IPv6 address in

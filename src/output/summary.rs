@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, UserKey, SCHEMA_VERSION};
+use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, UserKey, UsernameForm, SCHEMA_VERSION};
 use crate::capture::Timestamp;
 use crate::keyed_hash::KeyedMap;
 use crate::tracker_limits::{Holdings, TrackerLimits};
@@ -45,6 +45,9 @@ pub struct ServerReport {
     /// Their names as shown, sorted, each once (accounts masked alike share one), at most
     /// `MAX_LISTED_USERS` (50) of them (`users` is the full count).
     pub user_names: Vec<String>,
+    /// How `user_names` are written. Never written out itself.
+    #[serde(skip)]
+    pub username_form: UsernameForm,
     /// More names were shown than `user_names` lists.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub more_user_names: bool,
@@ -74,6 +77,8 @@ struct Entry {
     /// Each account seen (by who logged in: masked names merge accounts) with its name as
     /// shown. Hashed, not ordered: looked up for every alert, sorted once per report.
     users: KeyedMap<UserKey, String>,
+    /// How those names are written (one policy per run).
+    username_form: UsernameForm,
     clients: BTreeSet<IpAddr>,
     mechanisms: BTreeSet<String>,
     /// A user name, client or mechanism was not kept: the tracker was full.
@@ -154,6 +159,7 @@ impl ServerSummary {
         if let (Some(user), Some(name)) = (alert.credential.user_identity(), &alert.credential.username) {
             if !entry.users.contains_key(&user) && holdings.keep_value(&mut entry.truncated) {
                 entry.users.insert(user, name.clone());
+                entry.username_form = alert.credential.username_form;
             }
         }
         if !entry.clients.contains(&alert.flow.src_ip) && holdings.keep_value(&mut entry.truncated) {
@@ -192,6 +198,7 @@ impl ServerSummary {
                     unknown_outcomes: entry.unknown_outcomes,
                     users: entry.users.len(),
                     user_names,
+                    username_form: entry.username_form,
                     more_user_names,
                     clients: entry.clients.len(),
                     mechanisms: entry.mechanisms.iter().cloned().collect(),

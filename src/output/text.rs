@@ -314,6 +314,7 @@ pub(crate) mod tests {
                 secret: SecretKind::Password,
                 username: Some("a***".to_string()),
                 user_key: None,
+                username_form: crate::alert::UsernameForm::Masked,
                 outcome: Outcome::Success,
                 secret_length: Some(16),
                 secret_fingerprint: None,

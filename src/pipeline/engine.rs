@@ -160,6 +160,7 @@ fn to_event(event: ProtoEvent, info: &FlowInfo, client: Side) -> Event {
                     secret: credential.secret,
                     username: credential.username,
                     user_key: credential.user_key,
+                    username_form: credential.username_form,
                     outcome: credential.outcome,
                     secret_length: credential.secret_length,
                     secret_fingerprint: credential.secret_fingerprint,

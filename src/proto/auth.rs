@@ -285,6 +285,7 @@ impl PendingCredential {
             secret: self.captured.kind,
             username,
             user_key,
+            username_form: ctx.config.policy.username_form(),
             outcome,
             secret_length: self.captured.secret_length,
             secret_fingerprint: self.captured.fingerprint,

@@ -30,6 +30,7 @@ use zeroize::Zeroize as _;
 
 use crate::alert::{
     AnomalyKind, AppProto, ClientIdentity, Outcome, RedactionPolicy, Remediation, SecretKind, ServerIdentity, UserKey,
+    UsernameForm,
 };
 use crate::capture::Timestamp;
 use crate::flow::Side;
@@ -87,6 +88,7 @@ pub struct CredentialEvent {
     pub username: Option<String>,
     /// Who the user name belongs to: tells apart accounts the masked name merges.
     pub user_key: Option<UserKey>,
+    pub username_form: UsernameForm,
     pub outcome: Outcome,
     pub secret_length: Option<usize>,
     pub secret_fingerprint: Option<String>,
