@@ -550,3 +550,108 @@ fn a_file_output_on_a_disk_that_fills_up_holds_whole_records_and_counts_the_rest
     assert_eq!(counted("written"), lines.len(), "{log}");
     assert_eq!(counted("written") + counted("lost"), all, "{log}");
 }
+
+/// Servers and clients that send every string credwatch reports at its longest, made of bytes
+/// that are written escaped (`\x01` is four characters, five in JSON).
+fn bulky_logins(dir: &Path) -> PathBuf {
+    use base64::Engine as _;
+    let junk = |len: usize| -> Vec<u8> { (0..len).map(|i| if i % 2 == 0 { 0x01 } else { b'\\' }).collect() };
+    let mut frames = Vec::new();
+    let mut smtp = credwatch::pcapwriter::Conversation::new(([10, 0, 0, 1], 40_000), ([10, 0, 0, 2], 587));
+    // A host name as long as DNS allows (253), and more text than a greeting keeps.
+    let hostname = format!("{}.example.test", vec!["a".repeat(60); 4].join("."));
+    smtp.handshake()
+        .server(&[format!("220 {hostname} ESMTP ").as_bytes(), &junk(2000), b"\r\n"].concat())
+        .client(b"EHLO me\r\n");
+    let mut ehlo = Vec::new();
+    for i in 0..200 {
+        ehlo.extend_from_slice(format!("250-X{i:03}").as_bytes());
+        // Backslashes: each one is two bytes in JSON.
+        ehlo.extend_from_slice(&[b'\\'; 1000]);
+        ehlo.extend_from_slice(b"\r\n");
+    }
+    ehlo.extend_from_slice(b"250 AUTH PLAIN LOGIN\r\n");
+    smtp.server(&ehlo);
+    let user = junk(256);
+    let blob =
+        base64::engine::general_purpose::STANDARD.encode([b"\0".as_slice(), &user, b"\0not-a-real-password"].concat());
+    smtp.client(format!("AUTH PLAIN {blob}\r\n").as_bytes()).server(b"235 ok\r\n");
+    frames.extend(smtp.frames().unwrap());
+    let mut imap = credwatch::pcapwriter::Conversation::new(([10, 0, 0, 3], 40_001), ([10, 0, 0, 2], 143));
+    imap.handshake()
+        .server(&[b"* OK [CAPABILITY IMAP4rev1 ".as_slice(), &junk(3000), b"] ", &junk(2000), b"\r\n"].concat());
+    imap.client(&[b"a ID (\"name\" \"".as_slice(), &[0x01; 2000], b"\")\r\n"].concat());
+    imap.server(&[b"* ID (\"name\" \"".as_slice(), &junk(2000), b"\")\r\na OK\r\n"].concat());
+    imap.client(format!("b LOGIN {{{}}}\r\n", user.len()).as_bytes()).server(b"+ go\r\n");
+    imap.client(&[user.as_slice(), b" not-a-real-password\r\n"].concat()).server(b"b OK\r\n");
+    let mut late = imap.frames().unwrap();
+    for frame in &mut late {
+        frame.ts = credwatch::capture::Timestamp::from_secs_nanos(frame.ts.as_nanos() / 1_000_000_000 + 10, 0);
+    }
+    frames.extend(late);
+    let capture = dir.join("bulky.pcap");
+    credwatch::pcapwriter::write_pcap_file(&capture, &frames).unwrap();
+    capture
+}
+
+/// Receivers must take syslog messages of 480 octets and should take 2 048 (RFC 5424 section
+/// 6.1); rsyslog takes 8 KiB by default and cuts longer ones, which breaks their JSON. Whatever
+/// the traffic sends, every syslog message fits in 8 KiB, header included, and is whole: valid
+/// JSON that matches its schema, saying `shortened_for_syslog` when it had to be cut down. Files keep
+/// records whole.
+#[test]
+fn every_syslog_message_fits_8_kib_whatever_the_traffic_sends() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = bulky_logins(dir.path());
+    let capture = capture.to_str().unwrap();
+    let mut cut_down = 0;
+    for format in ["json", "ecs", "text"] {
+        for usernames in ["masked", "full"] {
+            let listener = UdpSocket::bind("127.0.0.1:0").unwrap();
+            listener.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+            let target = format!("syslog+udp://{},format={format}", listener.local_addr().unwrap());
+            let file = dir.path().join(format!("{format}-{usernames}.out"));
+            let file_output = format!("file:{},format={format}", file.display());
+            let args =
+                ["read", "--stats", "--usernames", usernames, "--output", &target, "--output", &file_output, capture];
+            let output = common::credwatch(&args, &[]);
+            assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+            let whole = std::fs::read_to_string(&file).unwrap();
+            assert!(whole.lines().count() >= 7, "two alerts, their servers' reports and postures, the stats: {whole}");
+            let longest_record = whole.lines().map(str::len).max().unwrap();
+            let mut buffer = vec![0u8; 65_536];
+            let mut shortened = 0;
+            for record in whole.lines() {
+                let len = listener.recv(&mut buffer).unwrap();
+                assert!(len <= 8192, "{format}, {usernames}: a message of {len} bytes");
+                let message = std::str::from_utf8(&buffer[..len]).unwrap();
+                let (_, body) = message.split_once(" - ").unwrap();
+                if format == "text" {
+                    assert!(body == record || body.ends_with('…'), "{format}: {body}");
+                    continue;
+                }
+                let got: Value = serde_json::from_str(body).unwrap();
+                let schema_name = if format == "ecs" { "ecs.schema.json" } else { "events.schema.json" };
+                assert_valid(&schema(schema_name), &got, "syslog");
+                let marked = if format == "ecs" {
+                    &got["credwatch"]["shortened_for_syslog"]
+                } else {
+                    &got["shortened_for_syslog"]
+                };
+                if body == record {
+                    assert!(marked.is_null(), "{body}");
+                } else {
+                    assert_eq!(marked, &Value::Bool(true), "{body}");
+                    assert!(record.len() + 200 > 8192, "only records too long are cut: {record}");
+                    shortened += 1;
+                }
+            }
+            if format != "text" && longest_record > 8192 {
+                assert!(shortened > 0, "{format}, {usernames}");
+            }
+            cut_down += shortened;
+        }
+    }
+    // ECS documents show a user name four times: in full, the capture makes them too long.
+    assert!(cut_down > 0, "the capture makes some record too long for a syslog message");
+}

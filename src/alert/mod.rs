@@ -281,6 +281,11 @@ impl Capabilities {
         self.0.as_deref().map_or(0, |list| list.len)
     }
 
+    /// Bytes of text the capabilities hold, a separator each included.
+    pub fn text_len(&self) -> usize {
+        self.text().len()
+    }
+
     /// Whether the list holds `capability`, in any case.
     pub fn contains(&self, capability: &str) -> bool {
         self.iter().any(|held| held.eq_ignore_ascii_case(capability))

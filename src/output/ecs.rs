@@ -5,6 +5,7 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
+use std::borrow::Cow;
 use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{json, Value};
@@ -179,6 +180,18 @@ struct CredentialView<'a> {
     schema_version: u32,
 }
 
+/// Characters of a user name a `message` shows: the name is whole in its own fields, and a
+/// document must fit a syslog message of 8 KiB with all of its copies.
+const MESSAGE_NAME_CHARS: usize = 64;
+
+/// `text` cut to `chars` characters, `…` marking the cut.
+fn cut(text: &str, chars: usize) -> Cow<'_, str> {
+    match text.char_indices().nth(chars) {
+        Some((end, _)) => Cow::Owned(format!("{}…", text.get(..end).unwrap_or(text))),
+        None => Cow::Borrowed(text),
+    }
+}
+
 fn describe(view: &CredentialView<'_>) -> String {
     let outcome = match view.credential.outcome {
         Outcome::Success => "success",
@@ -189,7 +202,10 @@ fn describe(view: &CredentialView<'_>) -> String {
         "{} {} login ({outcome}) for {} from {} to {}",
         view.app_proto.to_ascii_uppercase(),
         view.credential.mechanism,
-        view.credential.username.as_deref().unwrap_or("an unseen user"),
+        view.credential
+            .username
+            .as_deref()
+            .map_or(Cow::Borrowed("an unseen user"), |name| cut(name, MESSAGE_NAME_CHARS)),
         view.flow.src_ip,
         // `[2001:db8::6]:143`, as RFC 5952 section 6 writes an IPv6 address with a port.
         SocketAddr::new(view.flow.dest_ip, view.flow.dest_port),
@@ -506,6 +522,21 @@ mod tests {
             let doc = document(Record::Server(&report), &observer());
             assert_eq!(doc["related"]["user"], related, "server report, {form:?}");
         }
+    }
+
+    /// The sentence shows a long user name's start; the name is whole in its own fields.
+    #[test]
+    fn a_message_shows_the_start_of_a_long_user_name() {
+        let mut event = sample_alert();
+        let long = format!("{}@example.test", "é".repeat(100));
+        if let Event::Credential(alert) = &mut event {
+            alert.credential.username = Some(long.clone());
+            alert.credential.username_form = UsernameForm::Full;
+        }
+        let doc = document(Record::Event(&event), &observer());
+        let shown = format!("for {}… from", "é".repeat(64));
+        assert!(doc["message"].as_str().unwrap().contains(&shown), "{}", doc["message"]);
+        assert_eq!(doc["user"]["name"], long);
     }
 
     /// `2001:db8::6:110` would read as another address: a port follows an IPv6 address in

@@ -4,7 +4,20 @@
 
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic))]
 
-use super::{Encoder, Record};
+use serde_json::Value;
+
+use super::{Encoder, Format, Record};
+
+/// Longest message a syslog sink sends, header included. Receivers must take 480 octets and
+/// should take 2 048 (RFC 5424 section 6.1); rsyslog takes 8 KiB by default and cuts what is
+/// longer, which would break a JSON record in two. Records are far shorter but for what hostile
+/// traffic can make of them (a server's capability list, a user name of escaped bytes, each
+/// shown several times in an ECS document): those are fitted ([`fit`]).
+pub const MAX_MESSAGE: usize = 8192;
+
+/// Strings this short are never cut when a record is fitted: every name, code, address and
+/// timestamp of a record is shorter.
+const UNCUT_CHARS: usize = 64;
 
 /// Syslog facility (RFC 5424 table 1); PRI = facility × 8 + severity.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,9 +79,114 @@ impl Header {
         let msgid = header_field(record.event_type(), 32);
         let mut message =
             format!("<{pri}>1 {timestamp} {} credwatch {} {msgid} - ", self.hostname, self.procid).into_bytes();
+        let header_len = message.len();
         encoder.encode_into(record, &mut message);
+        if message.len() > MAX_MESSAGE {
+            let fitted = fit(message.get(header_len..).unwrap_or_default(), encoder.format, MAX_MESSAGE - header_len);
+            message.truncate(header_len);
+            message.extend_from_slice(&fitted);
+        }
         message
     }
+}
+
+/// A record's encoding cut down to `budget` bytes, still whole: a JSON record keeps every field
+/// but has its longest strings cut (`…` marks each cut) and its longest lists shortened, longest
+/// first, and says so (`"shortened_for_syslog":true`, under `credwatch` in ECS documents); a text line is
+/// cut at its end.
+fn fit(encoded: &[u8], format: Format, budget: usize) -> Vec<u8> {
+    let json = match format {
+        Format::Json | Format::Ecs => serde_json::from_slice::<Value>(encoded).ok(),
+        Format::Text => None,
+    };
+    let Some(mut record) = json else {
+        let text = String::from_utf8_lossy(encoded);
+        let mut end = budget.saturating_sub('…'.len_utf8()).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        return format!("{}…", text.get(..end).unwrap_or_default()).into_bytes();
+    };
+    let mark = match record.get_mut("credwatch").and_then(Value::as_object_mut) {
+        Some(custom) => custom,
+        None => match record.as_object_mut() {
+            Some(fields) => fields,
+            None => return encoded.to_vec(),
+        },
+    };
+    mark.insert("shortened_for_syslog".to_string(), Value::Bool(true));
+    while encoded_len(&record) > budget {
+        let Some(path) = bulkiest(&record) else { break };
+        match pointer_mut(&mut record, &path) {
+            // Each cut leaves fewer characters or items than before: the loop ends.
+            Some(Value::String(text)) => {
+                let keep = (text.chars().count() / 2).max(UNCUT_CHARS - 1);
+                let kept: String = text.chars().take(keep).collect();
+                *text = format!("{}…", kept.trim_end_matches('…'));
+            }
+            Some(Value::Array(items)) => items.truncate(items.len() / 2),
+            _ => break,
+        }
+    }
+    serde_json::to_vec(&record).unwrap_or_else(|_| encoded.to_vec())
+}
+
+fn encoded_len(value: &Value) -> usize {
+    serde_json::to_vec(value).map_or(usize::MAX, |encoded| encoded.len())
+}
+
+/// Where the bulkiest piece that can still be made smaller lies: a string longer than
+/// [`UNCUT_CHARS`] or a list of more than one item, by encoded size.
+fn bulkiest(value: &Value) -> Option<Vec<PathStep>> {
+    fn walk(value: &Value, path: &mut Vec<PathStep>, best: &mut Option<(usize, Vec<PathStep>)>) {
+        let shrinkable = match value {
+            Value::String(text) => text.chars().count() > UNCUT_CHARS,
+            Value::Array(items) => items.len() > 1,
+            _ => false,
+        };
+        if shrinkable {
+            let size = encoded_len(value);
+            if best.as_ref().is_none_or(|(largest, _)| size > *largest) {
+                *best = Some((size, path.clone()));
+            }
+        }
+        match value {
+            Value::Object(fields) => {
+                for (name, field) in fields {
+                    path.push(PathStep::Field(name.clone()));
+                    walk(field, path, best);
+                    path.pop();
+                }
+            }
+            Value::Array(items) => {
+                for (index, item) in items.iter().enumerate() {
+                    path.push(PathStep::Item(index));
+                    walk(item, path, best);
+                    path.pop();
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut best = None;
+    walk(value, &mut Vec::new(), &mut best);
+    best.map(|(_, path)| path)
+}
+
+#[derive(Clone, Debug)]
+enum PathStep {
+    Field(String),
+    Item(usize),
+}
+
+fn pointer_mut<'a>(mut value: &'a mut Value, path: &[PathStep]) -> Option<&'a mut Value> {
+    for step in path {
+        value = match step {
+            PathStep::Field(name) => value.get_mut(name.as_str())?,
+            PathStep::Item(index) => value.get_mut(*index)?,
+        };
+    }
+    Some(value)
 }
 
 /// RFC 5424 header fields are printable US-ASCII without spaces, bounded in length; anything else
@@ -84,6 +202,9 @@ fn header_field(value: &str, max_len: usize) -> String {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+
+    use proptest::prelude::*;
+    use serde_json::json;
 
     use super::*;
     use crate::output::text::tests::sample_alert;
@@ -126,5 +247,66 @@ mod tests {
         assert_eq!(Header::new(Facility::default(), "my host").hostname, "-");
         assert_eq!(Header::new(Facility::default(), "").hostname, "-");
         assert_eq!(Header::new(Facility::default(), "mx1.example.test").hostname, "mx1.example.test");
+    }
+
+    /// A record too long for a syslog message keeps every field and its short values; its
+    /// longest strings and lists give way, longest first, and it says so.
+    #[test]
+    fn a_record_too_long_is_cut_down_whole() {
+        let capabilities: Vec<String> = (0..64).map(|i| format!("X-{i:02}-{}", "\\".repeat(100))).collect();
+        let record = json!({
+            "timestamp": "2026-11-27T09:00:00.039000Z",
+            "event_type": "cleartext_credential",
+            "credential": { "username": "\u{1}".repeat(256), "mechanism": "AUTH PLAIN" },
+            "server": { "greeting": "g".repeat(300), "capabilities": capabilities },
+        });
+        let encoded = serde_json::to_vec(&record).unwrap();
+        assert!(encoded.len() > 8192);
+        let fitted = fit(&encoded, Format::Json, 1500);
+        assert!(fitted.len() <= 1500, "{}", fitted.len());
+        let fitted: Value = serde_json::from_slice(&fitted).unwrap();
+        assert_eq!(fitted["shortened_for_syslog"], true);
+        assert_eq!(fitted["timestamp"], record["timestamp"]);
+        assert_eq!(fitted["event_type"], record["event_type"]);
+        assert_eq!(fitted["credential"]["mechanism"], "AUTH PLAIN");
+        let capabilities = fitted["server"]["capabilities"].as_array().unwrap();
+        assert!(!capabilities.is_empty() && capabilities.len() < 64);
+        assert_eq!(capabilities[0].as_str().unwrap().get(..5), Some("X-00-"), "the first ones are kept");
+        let username = fitted["credential"]["username"].as_str().unwrap();
+        assert!(username.ends_with('…') && username.chars().count() <= 129, "{username:?}");
+    }
+
+    /// An ECS document says it under its own namespace; text is cut at its end.
+    #[test]
+    fn ecs_documents_and_text_lines_are_cut_down_their_own_way() {
+        let document = json!({ "message": "m".repeat(5000), "credwatch": { "event_type": "stats" } });
+        let fitted = fit(&serde_json::to_vec(&document).unwrap(), Format::Ecs, 1000);
+        let fitted: Value = serde_json::from_slice(&fitted).unwrap();
+        assert_eq!(fitted["credwatch"]["shortened_for_syslog"], true);
+        assert!(fitted.get("shortened_for_syslog").is_none());
+        let line = "é".repeat(3000);
+        let cut = fit(line.as_bytes(), Format::Text, 1001);
+        let cut = String::from_utf8(cut).unwrap();
+        assert!(cut.len() <= 1001 && cut.ends_with('…'), "{}", cut.len());
+    }
+
+    proptest! {
+        /// Whatever a record holds, fitting it ends, and with a budget above what the record's
+        /// names and short values need, it fits.
+        #[test]
+        fn fitting_ends_and_fits(
+            strings in proptest::collection::vec((0usize..3000, any::<char>()), 1..12),
+            list in proptest::collection::vec(".{0,200}", 0..80),
+        ) {
+            let mut record = serde_json::Map::new();
+            for (index, (len, c)) in strings.iter().enumerate() {
+                record.insert(format!("field{index}"), Value::String(c.to_string().repeat(*len)));
+            }
+            record.insert("list".to_string(), json!(list));
+            let encoded = serde_json::to_vec(&Value::Object(record)).unwrap();
+            let fitted = fit(&encoded, Format::Json, 8000);
+            prop_assert!(fitted.len() <= 8000, "{} bytes", fitted.len());
+            prop_assert!(serde_json::from_slice::<Value>(&fitted).is_ok());
+        }
     }
 }

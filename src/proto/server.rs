@@ -16,6 +16,10 @@ use crate::keyed_hash::{KeyedMap, KeyedSet};
 const MAX_TEXT: usize = 256;
 /// Capabilities remembered per flow.
 const MAX_CAPABILITIES: usize = 64;
+/// Bytes of capability text remembered per flow (Dovecot's IMAP list, among the longest, is about
+/// 450): alerts and postures carry the list, and each must fit a syslog message of 8 KiB, the
+/// size rsyslog takes by default, whatever a server sends.
+const MAX_CAPABILITY_TEXT: usize = 2048;
 
 /// Known mail server software, recognised in greetings: (lower-case needle, display name).
 const SOFTWARE: &[(&str, &str)] = &[
@@ -259,7 +263,9 @@ impl ServerInfo {
             if self.starttls_offered.is_none() && !self.capabilities_cut {
                 self.starttls_offered = Some(false);
             }
-            if self.capabilities.len() < MAX_CAPABILITIES {
+            if self.capabilities.len() < MAX_CAPABILITIES
+                && self.capabilities.text_len() + text.len() < MAX_CAPABILITY_TEXT
+            {
                 self.capabilities.push(text);
             }
         });
@@ -546,6 +552,20 @@ mod tests {
             assert!(second.capabilities.contains(&format!("X-N{n}")));
         }
         assert!(known.imap_capabilities.known.len() <= LINES_KEPT);
+    }
+
+    /// A server padding its capability list keeps at most 2 KiB of it: every alert carries the
+    /// list, and must fit a syslog message.
+    #[test]
+    fn capability_text_is_bounded() {
+        let mut server = ServerInfo::default();
+        for i in 0..60 {
+            server.add_capability(format!("X-{i:02}-{}", "A".repeat(200)).as_bytes());
+        }
+        server.add_capability(b"STARTTLS");
+        assert!(server.capabilities.text_len() <= MAX_CAPABILITY_TEXT);
+        assert_eq!(server.capabilities.len(), 10, "whole capabilities, as many as fit: 9 long ones, then STARTTLS");
+        assert_eq!(server.starttls_offered, Some(true), "what a capability says is read even when it is not kept");
     }
 
     /// The bytes a server sent outside printable ASCII keep their lower-case `\xNN` escapes, as
