@@ -79,33 +79,74 @@ impl Header {
         let msgid = header_field(record.event_type(), 32);
         let mut message =
             format!("<{pri}>1 {timestamp} {} credwatch {} {msgid} - ", self.hostname, self.procid).into_bytes();
-        let header_len = message.len();
-        encoder.encode_into(record, &mut message);
-        if message.len() > MAX_MESSAGE {
-            let fitted = fit(message.get(header_len..).unwrap_or_default(), encoder.format, MAX_MESSAGE - header_len);
-            message.truncate(header_len);
-            message.extend_from_slice(&fitted);
+        let budget = MAX_MESSAGE - message.len();
+        let encoded = encoder.encode(record);
+        match encoder.format {
+            // JSON escapes what is not ASCII (`\u00e9`): a message of ASCII needs no byte order
+            // mark, which receivers that parse the JSON would choke on.
+            Format::Json | Format::Ecs => {
+                let ascii = ascii_json(&encoded);
+                match ascii.len() > budget {
+                    true => message.extend_from_slice(&fit_json(&ascii, budget)),
+                    false => message.extend_from_slice(&ascii),
+                }
+            }
+            // Text for people keeps its characters: UTF-8 in MSG must start with a byte order
+            // mark (RFC 5424 section 6.4).
+            Format::Text => {
+                let mark: &[u8] = if encoded.is_ascii() { b"" } else { UTF8_BOM };
+                message.extend_from_slice(mark);
+                message.extend_from_slice(&cut_text(&encoded, budget - mark.len()));
+            }
         }
         message
     }
 }
 
-/// A record's encoding cut down to `budget` bytes, still whole: a JSON record keeps every field
-/// but has its longest strings cut (`…` marks each cut) and its longest lists shortened, longest
-/// first, and says so (`"shortened_for_syslog":true`, under `credwatch` in ECS documents); a text line is
-/// cut at its end.
-fn fit(encoded: &[u8], format: Format, budget: usize) -> Vec<u8> {
-    let json = match format {
-        Format::Json | Format::Ecs => serde_json::from_slice::<Value>(encoded).ok(),
-        Format::Text => None,
-    };
-    let Some(mut record) = json else {
-        let text = String::from_utf8_lossy(encoded);
-        let mut end = budget.saturating_sub('…'.len_utf8()).min(text.len());
-        while !text.is_char_boundary(end) {
-            end -= 1;
+/// The byte order mask that starts a MSG in UTF-8 (RFC 5424 section 6.4).
+const UTF8_BOM: &[u8] = b"\xef\xbb\xbf";
+
+/// JSON text with every character outside ASCII written as `\uXXXX` (two for those beyond the
+/// Basic Multilingual Plane): such characters only occur inside strings, where the escape means
+/// the same character.
+fn ascii_json(json: &[u8]) -> Vec<u8> {
+    if json.is_ascii() {
+        return json.to_vec();
+    }
+    let text = String::from_utf8_lossy(json);
+    let mut ascii = Vec::with_capacity(json.len() + json.len() / 2);
+    for c in text.chars() {
+        if c.is_ascii() {
+            ascii.push(c as u8);
+        } else {
+            for unit in c.encode_utf16(&mut [0; 2]) {
+                ascii.extend_from_slice(format!("\\u{unit:04x}").as_bytes());
+            }
         }
-        return format!("{}…", text.get(..end).unwrap_or_default()).into_bytes();
+    }
+    ascii
+}
+
+/// A text line cut to `budget` bytes at a character boundary, `…` marking the cut.
+fn cut_text(encoded: &[u8], budget: usize) -> Vec<u8> {
+    if encoded.len() <= budget {
+        return encoded.to_vec();
+    }
+    let text = String::from_utf8_lossy(encoded);
+    let mut end = budget.saturating_sub('…'.len_utf8()).min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", text.get(..end).unwrap_or_default()).into_bytes()
+}
+
+/// A JSON record (ASCII, [`ascii_json`]) cut down to `budget` bytes, still whole: it keeps every
+/// field but has its longest strings cut (`…` marks each cut) and its longest lists shortened,
+/// longest first, and says so (`"shortened_for_syslog":true`, under `credwatch` in ECS
+/// documents).
+fn fit_json(encoded: &[u8], budget: usize) -> Vec<u8> {
+    let Ok(mut record) = serde_json::from_slice::<Value>(encoded) else {
+        return encoded.to_vec();
     };
     let mark = match record.get_mut("credwatch").and_then(Value::as_object_mut) {
         Some(custom) => custom,
@@ -128,11 +169,13 @@ fn fit(encoded: &[u8], format: Format, budget: usize) -> Vec<u8> {
             _ => break,
         }
     }
-    serde_json::to_vec(&record).unwrap_or_else(|_| encoded.to_vec())
+    serde_json::to_vec(&record).map_or_else(|_| encoded.to_vec(), |json| ascii_json(&json))
 }
 
+/// Bytes of `value` as [`ascii_json`] writes it.
 fn encoded_len(value: &Value) -> usize {
-    serde_json::to_vec(value).map_or(usize::MAX, |encoded| encoded.len())
+    serde_json::to_string(value)
+        .map_or(usize::MAX, |json| json.chars().map(|c| if c.is_ascii() { 1 } else { 6 * c.len_utf16() }).sum())
 }
 
 /// Where the bulkiest piece that can still be made smaller lies: a string longer than
@@ -262,7 +305,7 @@ mod tests {
         });
         let encoded = serde_json::to_vec(&record).unwrap();
         assert!(encoded.len() > 8192);
-        let fitted = fit(&encoded, Format::Json, 1500);
+        let fitted = fit_json(&encoded, 1500);
         assert!(fitted.len() <= 1500, "{}", fitted.len());
         let fitted: Value = serde_json::from_slice(&fitted).unwrap();
         assert_eq!(fitted["shortened_for_syslog"], true);
@@ -276,21 +319,54 @@ mod tests {
         assert!(username.ends_with('…') && username.chars().count() <= 129, "{username:?}");
     }
 
+    /// JSON goes out in ASCII, so that no byte order mark is needed; text keeps its characters
+    /// after one (RFC 5424 section 6.4).
+    #[test]
+    fn messages_in_utf8_start_with_a_byte_order_mark_and_json_needs_none() {
+        let header = Header { facility: Facility::default(), hostname: "sensor1".to_string(), procid: 77 };
+        let mut event = sample_alert();
+        if let crate::alert::Event::Credential(alert) = &mut event {
+            alert.credential.username = Some("ø***@exämple.test 𝄞".to_string());
+        }
+        for format in [Format::Json, Format::Ecs] {
+            let mut encoder = Encoder::new(format, Arc::new(Observer::default()));
+            let message = header.message(Record::Event(&event), &mut encoder);
+            assert!(message.is_ascii(), "{format:?}");
+            let body = String::from_utf8(message).unwrap();
+            let json: Value = serde_json::from_str(body.split_once(" - ").unwrap().1).unwrap();
+            let name = if format == Format::Json {
+                &json["credential"]["username"]
+            } else {
+                &json["credwatch"]["credential"]["username"]
+            };
+            assert_eq!(name, "ø***@exämple.test 𝄞");
+        }
+        let mut encoder = Encoder::new(Format::Text, Arc::new(Observer::default()));
+        let message = header.message(Record::Event(&event), &mut encoder);
+        let (_, body) = message.split_at(message.windows(3).position(|w| w == b" - ").unwrap() + 3);
+        assert!(body.starts_with(UTF8_BOM) && String::from_utf8_lossy(body).contains("ø***@exämple.test"));
+        let plain = header.message(Record::Event(&sample_alert()), &mut encoder);
+        assert!(plain.is_ascii(), "no mark for a message in ASCII");
+    }
+
     /// An ECS document says it under its own namespace; text is cut at its end.
     #[test]
     fn ecs_documents_and_text_lines_are_cut_down_their_own_way() {
         let document = json!({ "message": "m".repeat(5000), "credwatch": { "event_type": "stats" } });
-        let fitted = fit(&serde_json::to_vec(&document).unwrap(), Format::Ecs, 1000);
+        let fitted = fit_json(&serde_json::to_vec(&document).unwrap(), 1000);
         let fitted: Value = serde_json::from_slice(&fitted).unwrap();
         assert_eq!(fitted["credwatch"]["shortened_for_syslog"], true);
         assert!(fitted.get("shortened_for_syslog").is_none());
         let line = "é".repeat(3000);
-        let cut = fit(line.as_bytes(), Format::Text, 1001);
+        let cut = cut_text(line.as_bytes(), 1001);
         let cut = String::from_utf8(cut).unwrap();
         assert!(cut.len() <= 1001 && cut.ends_with('…'), "{}", cut.len());
     }
 
     proptest! {
+        // Each case encodes records of up to 40 KB many times over.
+        #![proptest_config(ProptestConfig::with_cases(64))]
+
         /// Whatever a record holds, fitting it ends, and with a budget above what the record's
         /// names and short values need, it fits.
         #[test]
@@ -303,9 +379,13 @@ mod tests {
                 record.insert(format!("field{index}"), Value::String(c.to_string().repeat(*len)));
             }
             record.insert("list".to_string(), json!(list));
-            let encoded = serde_json::to_vec(&Value::Object(record)).unwrap();
-            let fitted = fit(&encoded, Format::Json, 8000);
+            let record = Value::Object(record);
+            let encoded = ascii_json(&serde_json::to_vec(&record).unwrap());
+            prop_assert!(encoded.is_ascii());
+            prop_assert_eq!(serde_json::from_slice::<Value>(&encoded).unwrap(), record, "escaped, the same record");
+            let fitted = fit_json(&encoded, 8000);
             prop_assert!(fitted.len() <= 8000, "{} bytes", fitted.len());
+            prop_assert!(fitted.is_ascii());
             prop_assert!(serde_json::from_slice::<Value>(&fitted).is_ok());
         }
     }
