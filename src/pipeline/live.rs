@@ -318,7 +318,7 @@ fn capture(
             Ok(Some(frame)) => {
                 counters.frames += 1;
                 counters.bytes += frame.data.len() as u64;
-                counters.last_ts = counters.last_ts.max(Some(frame.ts));
+                counters.last_ts = counters.last_ts.max(frame.ts);
                 let mut outcome = match decoder.decode(&frame) {
                     Decoded::Tcp(packet) => dispatcher.frame(frame.ts, Some(&packet)),
                     Decoded::Skipped(_) => dispatcher.frame(frame.ts, None),

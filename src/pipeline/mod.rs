@@ -289,7 +289,11 @@ fn read_into(
 /// read none (empty or unreadable captures, the runs an operator most wants to see), the time it
 /// ended, not 1970.
 fn closing_time(counters: &CaptureCounters) -> Timestamp {
-    counters.last_ts.unwrap_or_else(Timestamp::now)
+    if counters.frames == 0 {
+        Timestamp::now()
+    } else {
+        counters.last_ts
+    }
 }
 
 /// What [`start_file_workers`] starts.
@@ -463,7 +467,7 @@ impl Reader<'_, '_> {
             };
             self.counters.frames += 1;
             self.counters.bytes += frame.data.len() as u64;
-            self.counters.last_ts = self.counters.last_ts.max(Some(frame.ts));
+            self.counters.last_ts = self.counters.last_ts.max(frame.ts);
             match self.decoder.decode(&frame) {
                 Decoded::Tcp(packet) => feed(frame.ts, Some(&packet), block, true)?,
                 Decoded::Skipped(_) => feed(frame.ts, None, block, true)?,

@@ -28,8 +28,8 @@ pub struct CaptureCounters {
     pub capture_errors: u64,
     /// False while a failed capture is being reopened.
     pub capturing: bool,
-    /// Latest packet time seen; `None` before the first packet.
-    pub last_ts: Option<Timestamp>,
+    /// Latest packet time seen (meaningless while `frames` is 0).
+    pub last_ts: Timestamp,
 }
 
 /// One slot per capture source and per worker.
