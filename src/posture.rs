@@ -195,7 +195,7 @@ impl PostureTracker {
                 let key = (alert.app_proto, alert.flow.dest_ip, alert.flow.dest_port);
                 let Some(entry) = self.holdings.entry(&mut self.servers, key) else { return Findings::default() };
                 let holdings = &mut self.holdings;
-                entry.first_seen.get_or_insert(alert.timestamp);
+                entry.first_seen = Some(entry.first_seen.map_or(alert.timestamp, |first| first.min(alert.timestamp)));
                 if matches!(alert.credential.secret, SecretKind::Password | SecretKind::Token)
                     && alert.credential.outcome != Outcome::Failure
                 {
@@ -221,8 +221,10 @@ impl PostureTracker {
         let Some(proto) = session.app_proto else { return Findings::default() };
         let Some(entry) = self.holdings.entry(&mut self.servers, (proto, ip, port)) else { return Findings::default() };
         let holdings = &mut self.holdings;
-        entry.first_seen.get_or_insert(session.timestamp);
-        entry.last_seen = Some(session.timestamp);
+        // Files read out of time order, or the two halves of a connection in two files, bring
+        // sessions out of order: the earliest and the latest, not the first and the last read.
+        entry.first_seen = Some(entry.first_seen.map_or(session.timestamp, |first| first.min(session.timestamp)));
+        entry.last_seen = Some(entry.last_seen.map_or(session.timestamp, |last| last.max(session.timestamp)));
         entry.sessions += 1;
         if session.upgraded_to_tls || session.implicit_tls {
             entry.sessions_tls += 1;
@@ -451,6 +453,25 @@ mod tests {
             starttls_refused: false,
             login_refused_for_tls: false,
         }))
+    }
+
+    /// Sessions observed out of time order (files read out of order) still span from the
+    /// earliest to the latest.
+    #[test]
+    fn first_and_last_seen_are_the_earliest_and_latest() {
+        let mut tracker = PostureTracker::default();
+        for seconds in [20, 10, 30, 15] {
+            let mut event = session(110, &["USER"], Some(false), false);
+            if let Event::Session(observation) = &mut event {
+                observation.timestamp = Timestamp::from_secs_nanos(1_767_225_600 + seconds, 0);
+            }
+            tracker.observe(&event, false);
+        }
+        let [posture] = tracker.snapshot().try_into().unwrap();
+        assert_eq!(
+            (posture.first_seen.as_str(), posture.last_seen.as_str()),
+            ("2026-01-01T00:00:10.000000Z", "2026-01-01T00:00:30.000000Z")
+        );
     }
 
     /// Sessions to ever new servers, with ever new capability lists, and implicit-TLS sessions
