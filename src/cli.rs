@@ -96,7 +96,8 @@ pub enum Command {
     /// Report the logins that crossed in clear in capture files
     ///
     /// Captures are pcap or pcapng, gzip-compressed or not; `-` reads standard input; directories
-    /// are searched for captures. Files are read one after another, in the order given.
+    /// are searched for captures. Files are read one after another, in the order of their first packets' times
+    /// (as mergecap merges them), whatever order they are named or listed in.
     Read(ReadArgs),
     /// List every mail server seen and its TLS posture, most exposed first
     ///

@@ -486,6 +486,55 @@ fn stats_of_a_run_without_packets_carry_the_time_it_ended() {
     assert_eq!(stats["timestamp"], "2026-11-27T09:00:05.030000Z", "a run that read packets dates by its last one");
 }
 
+/// A capture rotated by `tcpdump -C` into `cap`, `cap1`, … `cap11`, each login spanning two
+/// files: a directory listing (or a shell's glob) sorts `cap10` before `cap2`, and the command
+/// line may name them in any order. Read in the order of their first packets, every login is
+/// whole: its user name, its outcome.
+#[test]
+fn a_rotated_capture_reads_whole_whatever_the_order_of_its_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut frames = Vec::new();
+    for i in 0..12u16 {
+        let mut conversation = Conversation::new(([10, 3, 0, 1], 30_000 + i), ([10, 3, 0, 2], 110));
+        conversation
+            .start_at(credwatch::capture::Timestamp::from_secs_nanos(1_700_000_000 + u64::from(i) * 10, 0))
+            .handshake()
+            .server(b"+OK POP3 ready\r\n")
+            .client(format!("USER user{i:02}\r\n").as_bytes())
+            .server(b"+OK\r\n")
+            .client(b"PASS not-a-real-password\r\n")
+            .server(b"+OK logged in\r\n");
+        frames.extend(conversation.frames().unwrap());
+    }
+    // Files of 7 frames: every login (9 frames) is cut by a rotation.
+    let mut files = Vec::new();
+    for (n, chunk) in frames.chunks(7).enumerate() {
+        let name = if n == 0 { "cap".to_string() } else { format!("cap{n}") };
+        let path = dir.path().join(name);
+        write_pcap_file(&path, chunk).unwrap();
+        files.push(path);
+    }
+    assert!(files.len() > 11, "names past cap10 sort before cap2 as text");
+    let reversed: Vec<&str> = files.iter().rev().map(|path| path.to_str().unwrap()).collect();
+    let directory = [dir.path().to_str().unwrap()];
+    for inputs in [&reversed[..], &directory[..]] {
+        let events =
+            common::read_json(&inputs.iter().map(std::path::Path::new).collect::<Vec<_>>(), &["--show-usernames"]);
+        let logins: Vec<(String, String)> = common::of_type(&events, "cleartext_credential")
+            .iter()
+            .map(|alert| {
+                let credential = &alert["credential"];
+                (
+                    credential["username"].as_str().unwrap_or("").to_string(),
+                    credential["outcome"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        let expected: Vec<(String, String)> = (0..12).map(|i| (format!("user{i:02}"), "success".to_string())).collect();
+        assert_eq!(logins, expected, "{inputs:?}");
+    }
+}
+
 /// A capture of `logins` POP3 logins, one after another: JSON lines enough to fill a pipe.
 fn many_logins(path: &std::path::Path, logins: u16) {
     let mut frames = Vec::new();

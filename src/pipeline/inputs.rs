@@ -4,6 +4,8 @@ use std::collections::HashSet;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use crate::capture::{FileSource, Timestamp};
+
 /// One entry of the list of inputs, in reading order.
 #[derive(Debug)]
 pub enum Input {
@@ -83,7 +85,50 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
     if inputs.is_empty() {
         return Err(InputError::NoCaptures(empty_dirs.join(", ")));
     }
-    Ok(inputs)
+    Ok(in_time_order(inputs))
+}
+
+/// The inputs with the capture files in the order of their first packet's time, as mergecap
+/// merges them: a login that spans two files of a rotated capture is only read whole when the
+/// earlier file comes first, and neither names (`cap`, `cap1`, `cap10`, `cap2` from `tcpdump -C`,
+/// sorted as text by a directory listing or a shell's glob) nor the order a user typed them in
+/// say which that is. Standard input, FIFOs (which cannot be read twice), files without a packet
+/// and what cannot be read keep their places; ties keep the order given.
+fn in_time_order(inputs: Vec<Input>) -> Vec<Input> {
+    let named: Vec<(usize, Timestamp)> = inputs
+        .iter()
+        .enumerate()
+        .filter_map(|(index, input)| match input {
+            Input::Capture(path) if path.as_os_str() != "-" && path.is_file() => {
+                first_packet_time(path).map(|first| (index, first))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut by_time = named.clone();
+    by_time.sort_by_key(|&(index, first)| (first, index));
+    if by_time == named {
+        return inputs;
+    }
+    tracing::info!("reading the capture files in the order of their first packets' times");
+    let mut slots: Vec<Option<Input>> = inputs.into_iter().map(Some).collect();
+    let moved: Vec<Option<Input>> =
+        by_time.iter().map(|&(index, _)| slots.get_mut(index).and_then(Option::take)).collect();
+    for (&(index, _), input) in named.iter().zip(moved) {
+        if let Some(slot) = slots.get_mut(index) {
+            *slot = input;
+        }
+    }
+    slots.into_iter().flatten().collect()
+}
+
+/// The time of a capture file's first packet, read without a word in the logs (the run reads it
+/// again, and says then what it has to say).
+fn first_packet_time(path: &Path) -> Option<Timestamp> {
+    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+        let mut source = FileSource::open(path).ok()?;
+        source.next_frame().ok().flatten().map(|frame| frame.ts)
+    })
 }
 
 /// The files and directories the expansion of the named directories has met, by identity
@@ -178,6 +223,27 @@ fn starts_like_a_capture(path: &Path) -> Result<bool, UnreadableInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Files in the order of their first packets; standard input and a file without a packet
+    /// keep their places.
+    #[test]
+    fn captures_are_read_in_the_order_of_their_first_packets() {
+        let dir = tempfile::tempdir().unwrap();
+        let capture = |name: &str, second: u64| {
+            let mut conversation = crate::pcapwriter::Conversation::new(([10, 0, 0, 1], 40_000), ([10, 0, 0, 2], 110));
+            conversation.start_at(Timestamp::from_secs_nanos(1_700_000_000 + second, 0)).handshake();
+            let path = dir.path().join(name);
+            crate::pcapwriter::write_pcap_file(&path, &conversation.frames().unwrap()).unwrap();
+            path
+        };
+        let (late, early, middle) = (capture("late", 30), capture("early", 10), capture("middle", 20));
+        let empty = dir.path().join("empty");
+        crate::pcapwriter::write_pcap_file(&empty, &[]).unwrap();
+        let named = [late.clone(), PathBuf::from("-"), empty.clone(), early.clone(), middle.clone()];
+        let inputs = expand_inputs(&named).unwrap();
+        let order: Vec<&Path> = inputs.iter().map(Input::path).collect();
+        assert_eq!(order, [early.as_path(), Path::new("-"), empty.as_path(), middle.as_path(), late.as_path()]);
+    }
 
     #[test]
     fn directories_expand_to_sorted_captures_only() {
