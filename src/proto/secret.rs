@@ -64,7 +64,7 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// A keyed digest of the secret ([`keyed_hex`](crate::alert::keyed_hex), under the key derived
+    /// A keyed digest of the secret (`keyed_hex`, under the key derived
     /// from `key` for fingerprints: never comparable to a hashed user name).
     ///
     /// Equal secrets give equal fingerprints under the same key, which lets an operator spot the
