@@ -133,6 +133,18 @@ fn response_code(line: &[u8]) -> Option<&[u8]> {
     code.get(..end).filter(|name| !name.is_empty())
 }
 
+/// A status response's text for people, after its status and response code: the code may carry
+/// data (`(SASL "base64…")`) whose letters say nothing.
+fn human_text(line: &[u8]) -> &[u8] {
+    let rest = split_word(line).1.trim_ascii_start();
+    match rest.strip_prefix(b"(") {
+        Some(code) => {
+            code.iter().position(|byte| *byte == b')').and_then(|end| code.get(end + 1..)).unwrap_or_default()
+        }
+        None => rest,
+    }
+}
+
 /// Whether a server line is a response (`OK`, `NO` or `BYE`, then a space or its end).
 pub(crate) fn is_status_line(line: &[u8]) -> bool {
     let word = line.split(|byte| *byte == b' ').next().unwrap_or(line);
@@ -545,8 +557,8 @@ impl ManageSieveSession {
                 self.sasl = None;
                 // RFC 5804 section 1.3's code for authentication refused until TLS is negotiated,
                 // or words that say so, as the other protocols' servers use them.
-                let refused_for_tls =
-                    code_is(b"ENCRYPT-NEEDED") || (status != Status::Ok && line.is_some_and(demands_tls));
+                let refused_for_tls = code_is(b"ENCRYPT-NEEDED")
+                    || (status != Status::Ok && line.map(human_text).is_some_and(demands_tls));
                 self.info.login_refused_for_tls |= refused_for_tls;
                 if let Some(pending) = self.awaiting_verdict.take() {
                     let outcome = match status {

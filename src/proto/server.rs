@@ -181,9 +181,25 @@ impl<V: Clone> LineFacts<V> {
 /// Whether the text of a refused login asks for TLS: IMAP's `[PRIVACYREQUIRED]` (RFC 5530), or
 /// words servers use for it (`-ERR TLS required`, Dovecot's `Plaintext authentication disallowed
 /// on non-secure (SSL/TLS) connections`, Postfix's `Must issue a STARTTLS command first`).
+/// `TLS`, `SSL` and `STARTTLS` count as words only (`SSL/TLS`, `TLSv1.2`), not inside another
+/// (a user name echoed in the refusal, `russell`, says nothing of TLS); `ENCRYPT` and
+/// `PRIVACYREQUIRED` anywhere (`encryption`, `non-encrypted`).
 pub fn demands_tls(text: &[u8]) -> bool {
-    const WORDS: [&[u8]; 4] = [b"PRIVACYREQUIRED", b"TLS", b"SSL", b"ENCRYPT"];
-    WORDS.iter().any(|word| text.windows(word.len()).any(|window| window.eq_ignore_ascii_case(word)))
+    const ANYWHERE: [&[u8]; 2] = [b"PRIVACYREQUIRED", b"ENCRYPT"];
+    const WORDS: [&[u8]; 3] = [b"TLS", b"SSL", b"STARTTLS"];
+    let places = |word: &'static [u8]| {
+        text.windows(word.len()).enumerate().filter(move |(_, window)| window.eq_ignore_ascii_case(word))
+    };
+    ANYWHERE.iter().any(|word| places(word).next().is_some())
+        || WORDS.iter().any(|word| {
+            places(word).any(|(at, _)| {
+                let before = at.checked_sub(1).and_then(|index| text.get(index));
+                let after = text.get(at + word.len()..).unwrap_or_default();
+                let version = matches!(after, [b'v' | b'V', digit, ..] if digit.is_ascii_digit());
+                !before.is_some_and(u8::is_ascii_alphabetic)
+                    && (version || !after.first().is_some_and(u8::is_ascii_alphabetic))
+            })
+        })
 }
 
 /// Server facts accumulated over one flow.
@@ -552,6 +568,27 @@ mod tests {
             assert!(second.capabilities.contains(&format!("X-N{n}")));
         }
         assert!(known.imap_capabilities.known.len() <= LINES_KEPT);
+    }
+
+    /// TLS named as a word, or encryption, asks for TLS; a user name that happens to hold the
+    /// letters does not.
+    #[test]
+    fn a_demand_for_tls_is_a_word_of_its_own() {
+        for asks in [
+            &b"Plaintext authentication disallowed on non-secure (SSL/TLS) connections."[..],
+            b"-ERR TLS required",
+            b"Must issue a STARTTLS command first",
+            b"TLSv1.2 required",
+            b"Encryption required for requested authentication mechanism",
+            b"[PRIVACYREQUIRED] Use STARTTLS",
+        ] {
+            assert!(demands_tls(asks), "{}", String::from_utf8_lossy(asks));
+        }
+        for says_nothing in
+            [&b"Authentication failed for russell"[..], b"no such user tessla", b"mailbox atlsx", b"bad password"]
+        {
+            assert!(!demands_tls(says_nothing), "{}", String::from_utf8_lossy(says_nothing));
+        }
     }
 
     /// A server padding its capability list keeps at most 2 KiB of it: every alert carries the

@@ -505,6 +505,8 @@ fn managesieve_refusals_tell_by_their_response_code_what_they_say_of_the_secret(
         ("NO \"Plaintext authentication disallowed on non-secure (SSL/TLS) connections\"\r\n", Outcome::Failure, true),
         // A demand for TLS is a failure whatever its code.
         ("NO (TRYLATER) \"TLS required\"\r\n", Outcome::Failure, true),
+        // A code's data is no text for people: its letters say nothing.
+        ("NO (SASL \"YWJj/SSL+ZGVm\") \"Authentication failed\"\r\n", Outcome::Failure, false),
         ("OK (TRYLATER)\r\n", Outcome::Success, false),
     ] {
         let steps = [
