@@ -24,7 +24,7 @@ pub(crate) use stats::saturating_sum;
 pub use stats::{worth_warning_again, AlertCounts, InterfaceStats, LimitStats, OutputStats, StatsEvent};
 
 /// Version of the JSON event contract; bumped when a field changes meaning or disappears.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]

@@ -20,7 +20,8 @@ impl Timestamp {
         Timestamp(secs.saturating_mul(1_000_000_000).saturating_add(nanos as u64))
     }
 
-    /// The system's clock: for what happens now (live), not in a capture.
+    /// The system's clock: for what happens now (live, or the end of a run that read no packet),
+    /// not in a capture.
     pub fn now() -> Self {
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Timestamp::from_secs_nanos(since_epoch.as_secs(), since_epoch.subsec_nanos())

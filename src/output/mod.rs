@@ -506,7 +506,7 @@ mod tests {
         assert_eq!(value["event_type"], "cleartext_credential");
         assert_eq!(value["src_ip"], "192.0.2.10");
         assert_eq!(value["credential"]["mechanism"], "USER/PASS");
-        assert_eq!(value["schema_version"], 1);
+        assert_eq!(value["schema_version"], 2);
         let expected = crate::alert::community_id_v1(
             0,
             ("192.0.2.10".parse().unwrap(), 50110),
@@ -530,6 +530,21 @@ mod tests {
         assert_eq!(lines.len(), 2);
         assert_eq!(lines[0]["event_type"], "cleartext_credential");
         assert_eq!(lines[1]["event"]["kind"], "alert");
+    }
+
+    /// Live's hint for `--user` is for a file the dropped account may not write, nothing else.
+    #[test]
+    fn a_file_refused_for_want_of_permission_is_told_apart() {
+        let error = |spec: &str, kind: io::ErrorKind| OpenError::Destination {
+            spec: OutputSpec::parse(spec).unwrap(),
+            error: io::Error::new(kind, "refused"),
+        };
+        assert!(error("file:/var/log/credwatch.json", io::ErrorKind::PermissionDenied).is_file_permission_denied());
+        assert!(!error("file:/var/log/credwatch.json", io::ErrorKind::NotFound).is_file_permission_denied());
+        assert!(!error("syslog+tcp://127.0.0.1:514", io::ErrorKind::PermissionDenied).is_file_permission_denied());
+        assert!(!OpenError::StdoutTwice.is_file_permission_denied());
+        let shown = error("file:/var/log/credwatch.json", io::ErrorKind::PermissionDenied).to_string();
+        assert_eq!(shown, "file:/var/log/credwatch.json: refused", "the system's reason, once");
     }
 
     #[test]

@@ -193,7 +193,7 @@ mod tests {
             evidence: Vec::new(),
             first_seen: "2026-11-27T09:00:00.039000Z".into(),
             last_seen: "2026-11-27T09:00:00.039000Z".into(),
-            schema_version: 1,
+            schema_version: crate::alert::SCHEMA_VERSION,
         }
     }
 
