@@ -486,6 +486,24 @@ fn stats_of_a_run_without_packets_carry_the_time_it_ended() {
     assert_eq!(stats["timestamp"], "2026-11-27T09:00:05.030000Z", "a run that read packets dates by its last one");
 }
 
+/// Evidence in a directory that credwatch cannot read (a capture compressed with zstd, as
+/// `tcpdump -z` may leave it, a damaged one) is an error naming it, not silence: the run exits
+/// 3 and says what to do, while the readable captures are still read.
+#[test]
+fn captures_in_a_directory_that_cannot_be_read_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(demo(), dir.path().join("a.pcap")).unwrap();
+    std::fs::write(dir.path().join("b.pcap.zst"), [0x28, 0xb5, 0x2f, 0xfd, 0x04, 0x00]).unwrap();
+    std::fs::write(dir.path().join("c.pcap"), b"\xff\xff\xff\xff damaged").unwrap();
+    let output = common::credwatch(&["read", "--format", "json", dir.path().to_str().unwrap()], &[]);
+    assert_eq!(output.status.code(), Some(3));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("b.pcap.zst") && stderr.contains("zstd -d"), "{stderr}");
+    assert!(stderr.contains("c.pcap") && stderr.contains("unknown magic number"), "{stderr}");
+    let events = common::parse_lines(&output.stdout);
+    assert!(!common::of_type(&events, "cleartext_credential").is_empty(), "the readable capture is read");
+}
+
 /// A capture rotated by `tcpdump -C` into `cap`, `cap1`, … `cap11`, each login spanning two
 /// files: a directory listing (or a shell's glob) sorts `cap10` before `cap2`, and the command
 /// line may name them in any order. Read in the order of their first packets, every login is

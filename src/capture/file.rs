@@ -77,6 +77,9 @@ pub enum CaptureErrorKind {
     /// is not a capture may start with anything, a password included.
     #[error("not a pcap or pcapng capture, gzip-compressed or not: unknown magic number")]
     UnknownFormat,
+    /// Compressed in a format credwatch does not read (gzip it does): the analyst decompresses it.
+    #[error("compressed with {}, which is not read here: decompress it first (`{}`)", .0.name(), .0.command())]
+    CompressedWith(Compression),
     /// The file (or its decompressed data) ends before its file header (pcap) or first section
     /// header (pcapng) does.
     #[error("the file header is cut short (truncated capture)")]
@@ -521,6 +524,46 @@ fn is_capture_magic(magic: [u8; 4]) -> bool {
     LEGACY_MAGICS.contains(&magic) || magic == SHB_MAGIC
 }
 
+/// Compression formats told by their magic numbers, for a clear error: `tcpdump -z` and
+/// archiving scripts compress rotated captures with any of them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Compression {
+    Bzip2,
+    Xz,
+    Zstd,
+    Lz4,
+}
+
+impl Compression {
+    fn of(head: &[u8]) -> Option<Compression> {
+        const MAGICS: [(&[u8], Compression); 4] = [
+            (b"BZh", Compression::Bzip2),
+            (&[0xfd, b'7', b'z', b'X', b'Z', 0], Compression::Xz),
+            (&[0x28, 0xb5, 0x2f, 0xfd], Compression::Zstd),
+            (&[0x04, 0x22, 0x4d, 0x18], Compression::Lz4),
+        ];
+        MAGICS.iter().find(|(magic, _)| head.starts_with(magic)).map(|(_, compression)| *compression)
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Compression::Bzip2 => "bzip2",
+            Compression::Xz => "xz",
+            Compression::Zstd => "zstd",
+            Compression::Lz4 => "lz4",
+        }
+    }
+
+    fn command(self) -> &'static str {
+        match self {
+            Compression::Bzip2 => "bunzip2 FILE",
+            Compression::Xz => "unxz FILE",
+            Compression::Zstd => "zstd -d FILE",
+            Compression::Lz4 => "lz4 -d FILE",
+        }
+    }
+}
+
 /// Sniffs gzip, then the capture format, and reads the file header.
 fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), CaptureErrorKind> {
     let compressed_bytes = ByteCount::default();
@@ -529,6 +572,9 @@ fn open_capture(raw: Box<dyn Read + Send>) -> Result<(RecordBuffer, Layout), Cap
     let sniffed = head.get(..head_len).unwrap_or_default();
     if sniffed.is_empty() {
         return Err(CaptureErrorKind::Empty);
+    }
+    if let Some(compression) = Compression::of(sniffed) {
+        return Err(CaptureErrorKind::CompressedWith(compression));
     }
     let Some(&magic) = sniffed.first_chunk::<4>() else {
         return Err(CaptureErrorKind::UnknownFormat);

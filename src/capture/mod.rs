@@ -15,7 +15,7 @@ pub use block::SharedBlock;
 pub(crate) use file::starts_like_a_capture;
 #[cfg(test)]
 pub(crate) use file::INITIAL_BUFFER_LEN;
-pub use file::{CaptureError, CaptureErrorKind, FileSource};
+pub use file::{CaptureError, CaptureErrorKind, Compression, FileSource};
 pub use timestamp::{Timestamp, CLOCK_JUMP};
 
 /// A link-layer header type, as numbered by the tcpdump.org LINKTYPE registry.

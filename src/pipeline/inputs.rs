@@ -197,6 +197,10 @@ fn walk(dir: &Path, seen: &mut Seen, inputs: &mut Vec<Input>) {
         } else {
             match starts_like_a_capture(&path) {
                 Ok(true) => inputs.push(Input::Capture(path)),
+                // Damaged, empty, or compressed in a format not read here: reading it says which,
+                // in its place, as for a file named on the command line. Silence would let a
+                // capture credwatch cannot read pass for an all-clear.
+                Ok(false) if named_like_a_capture(&path) => inputs.push(Input::Capture(path)),
                 Ok(false) => tracing::debug!(path = %path.display(), "skipped: not a capture file"),
                 Err(error) => inputs.push(Input::Unreadable(error)),
             }
@@ -213,6 +217,18 @@ fn leads_up(path: &Path, root: Option<&Path>) -> std::io::Result<bool> {
     Ok(root.is_some_and(|root| root.starts_with(target)))
 }
 
+/// Whether a file's name says it is a capture: `.pcap`, `.pcapng`, `.cap` or `.ntar`, compressed
+/// or not (`.gz`, `.bz2`, `.xz`, `.zst`, `.lz4`), in any case.
+fn named_like_a_capture(path: &Path) -> bool {
+    const CAPTURES: [&str; 4] = ["pcap", "pcapng", "cap", "ntar"];
+    const COMPRESSIONS: [&str; 5] = ["gz", "bz2", "xz", "zst", "lz4"];
+    let Some(name) = path.file_name().and_then(|name| name.to_str()) else { return false };
+    let name = name.to_ascii_lowercase();
+    let mut parts = name.rsplit('.');
+    let (Some(last), Some(before)) = (parts.next(), parts.next()) else { return false };
+    CAPTURES.contains(&last) || (COMPRESSIONS.contains(&last) && CAPTURES.contains(&before))
+}
+
 /// Whether the file at `path` starts like a capture (see [`crate::capture::starts_like_a_capture`]).
 fn starts_like_a_capture(path: &Path) -> Result<bool, UnreadableInput> {
     let file = std::fs::File::open(path).map_err(|error| UnreadableInput::Open { path: path.to_path_buf(), error })?;
@@ -223,6 +239,21 @@ fn starts_like_a_capture(path: &Path) -> Result<bool, UnreadableInput> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A file named like a capture that does not start like one (damaged, empty, compressed in
+    /// a format not read here) is kept, for the error reading it gives; other files are not.
+    #[test]
+    fn files_named_like_captures_are_kept_whatever_they_start_with() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a-damaged.pcap"), b"\0\0\0\0 not a header").unwrap();
+        std::fs::write(dir.path().join("b.pcap.zst"), [0x28, 0xb5, 0x2f, 0xfd, 0, 0]).unwrap();
+        std::fs::write(dir.path().join("c-empty.PCAPNG"), b"").unwrap();
+        std::fs::write(dir.path().join("d.tar.xz"), [0xfd, b'7', b'z', b'X', b'Z', 0]).unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
+        let inputs = expand_inputs(&[dir.path().to_path_buf()]).unwrap();
+        let names: Vec<_> = inputs.iter().map(|input| input.path().file_name().unwrap().to_owned()).collect();
+        assert_eq!(names, ["a-damaged.pcap", "b.pcap.zst", "c-empty.PCAPNG"]);
+    }
 
     /// Files in the order of their first packets; standard input and a file without a packet
     /// keep their places.

@@ -646,6 +646,22 @@ fn a_cut_inside_the_file_header_is_reported_when_opening() {
     assert!(matches!(error.kind, CaptureErrorKind::HeaderCut), "{error}");
 }
 
+/// A capture compressed in a format not read here is named, with the way to decompress it.
+#[test]
+fn names_the_compression_it_does_not_read() {
+    for (head, name, command) in [
+        (&b"BZh91AY&SY"[..], "bzip2", "bunzip2"),
+        (&[0xfd, b'7', b'z', b'X', b'Z', 0, 0, 4][..], "xz", "unxz"),
+        (&[0x28, 0xb5, 0x2f, 0xfd, 0x24, 0][..], "zstd", "zstd -d"),
+        (&[0x04, 0x22, 0x4d, 0x18, 0x64, 0x40][..], "lz4", "lz4 -d"),
+    ] {
+        let error = open_bytes(head.to_vec()).err().expect("not read");
+        assert!(matches!(error.kind, CaptureErrorKind::CompressedWith(_)), "{error}");
+        let shown = error.to_string();
+        assert!(shown.contains(name) && shown.contains(command), "{shown}");
+    }
+}
+
 #[test]
 fn rejects_what_is_not_a_capture() {
     let error = open_bytes(b"GET / HTTP/1.1\r\n".to_vec()).err().expect("text is not a capture");
