@@ -7,7 +7,7 @@ use anyhow::{bail, Context};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 use zeroize::Zeroizing;
 
-use credwatch::alert::{RedactionPolicy, UsernamePolicy};
+use credwatch::alert::{DigestKey, KeyedPurpose, RedactionPolicy, UsernamePolicy};
 use credwatch::flow::FlowLimits;
 use credwatch::output::{self, OutputSpec};
 use credwatch::pipeline::{RunConfig, DEFAULT_QUEUE_SEGMENTS, MAX_QUEUE_SEGMENTS};
@@ -481,14 +481,17 @@ impl AnalysisArgs {
             (true, _) | (false, UsernameMode::Full) => UsernamePolicy::Full,
             (false, UsernameMode::Masked) => UsernamePolicy::Masked,
             (false, UsernameMode::Hashed) => match &key {
-                Some(key) => UsernamePolicy::Hashed { key: key.clone() },
+                Some(key) => UsernamePolicy::Hashed { key: DigestKey::derive(key, KeyedPurpose::UserName) },
                 None => bail!("--usernames hashed needs a key: --key-file FILE or the CREDWATCH_KEY variable"),
             },
         };
         if self.fingerprint_secrets && key.is_none() {
             bail!("--fingerprint-secrets needs a key: --key-file FILE or the CREDWATCH_KEY variable");
         }
-        let policy = RedactionPolicy { username, fingerprint_key: if self.fingerprint_secrets { key } else { None } };
+        let fingerprint_key = key
+            .filter(|_| self.fingerprint_secrets)
+            .map(|key| DigestKey::derive(&key, KeyedPurpose::SecretFingerprint));
+        let policy = RedactionPolicy { username, fingerprint_key };
         let ports = PortMap {
             pop3: all_ports(&self.ports.pop3_ports),
             imap: all_ports(&self.ports.imap_ports),
@@ -714,7 +717,8 @@ mod tests {
             assert!(!error.contains("fifteen"), "the error shows the key");
         }
         let config = run(b"sixteen-bytes-ky\n").unwrap();
-        assert_eq!(config.proto.policy.fingerprint_key.as_deref().map(Vec::len), Some(16));
+        let trimmed = DigestKey::derive(b"sixteen-bytes-ky", KeyedPurpose::SecretFingerprint);
+        assert_eq!(config.proto.policy.fingerprint_key, Some(trimmed), "the key file's bytes, its newline trimmed");
     }
 
     #[test]

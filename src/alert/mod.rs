@@ -18,8 +18,8 @@ use crate::capture::Timestamp;
 
 pub use community_id::{community_id_v1, CommunityId, PROTO_TCP};
 use redact::UserName;
-pub(crate) use redact::{keyed_hex, looks_like_hostname, KeyedPurpose, KEYED_HEX_LEN};
-pub use redact::{RedactionPolicy, UserKey, UsernameForm, UsernamePolicy};
+pub(crate) use redact::{keyed_hex, looks_like_hostname, KEYED_HEX_LEN};
+pub use redact::{DigestKey, KeyedPurpose, RedactionPolicy, UserKey, UsernameForm, UsernamePolicy};
 pub(crate) use stats::saturating_sum;
 pub use stats::{worth_warning_again, AlertCounts, InterfaceStats, LimitStats, OutputStats, StatsEvent};
 

@@ -80,7 +80,7 @@ impl Captured {
                 .config
                 .policy
                 .fingerprint_key
-                .as_deref()
+                .as_ref()
                 .filter(|_| whole)
                 .map(|key| secret.fingerprint(key)),
             partial: !whole,

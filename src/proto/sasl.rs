@@ -562,8 +562,8 @@ mod tests {
     /// Compares a secret with its expected plaintext through the public API only: equal keyed
     /// fingerprints and equal lengths.
     fn holds(secret: &Secret, expected: &[u8]) -> bool {
-        const KEY: &[u8] = b"test key";
-        secret.len() == expected.len() && secret.fingerprint(KEY) == Secret::new(expected.to_vec()).fingerprint(KEY)
+        let key = crate::alert::DigestKey::derive(b"test key", crate::alert::KeyedPurpose::SecretFingerprint);
+        secret.len() == expected.len() && secret.fingerprint(&key) == Secret::new(expected.to_vec()).fingerprint(&key)
     }
 
     // ---- LOGIN prompts ----

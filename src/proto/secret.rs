@@ -64,14 +64,14 @@ impl Secret {
         self.0.is_empty()
     }
 
-    /// A keyed digest of the secret (`keyed_hex`, under the key derived
-    /// from `key` for fingerprints: never comparable to a hashed user name).
+    /// A keyed digest of the secret, under the key derived for fingerprints (never comparable to
+    /// a hashed user name).
     ///
     /// Equal secrets give equal fingerprints under the same key, which lets an operator spot the
     /// same password on several accounts or servers. The key keeps it from being an offline
     /// dictionary oracle: an unkeyed hash of a password is crackable.
-    pub fn fingerprint(&self, key: &[u8]) -> String {
-        crate::alert::keyed_hex(key, crate::alert::KeyedPurpose::SecretFingerprint, &self.0)
+    pub fn fingerprint(&self, key: &crate::alert::DigestKey) -> String {
+        crate::alert::keyed_hex(key, &self.0)
     }
 }
 
@@ -84,6 +84,10 @@ impl fmt::Debug for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn key(site_key: &[u8]) -> crate::alert::DigestKey {
+        crate::alert::DigestKey::derive(site_key, crate::alert::KeyedPurpose::SecretFingerprint)
+    }
 
     /// Long enough and varied enough that an accidental leak of any byte would show.
     const PASSWORD: &[u8] = b"Zq7#pW!x";
@@ -120,8 +124,8 @@ mod tests {
 
     #[test]
     fn fingerprint_is_deterministic() {
-        let first = Secret::new(PASSWORD.to_vec()).fingerprint(b"site key");
-        let second = Secret::new(PASSWORD.to_vec()).fingerprint(b"site key");
+        let first = Secret::new(PASSWORD.to_vec()).fingerprint(&key(b"site key"));
+        let second = Secret::new(PASSWORD.to_vec()).fingerprint(&key(b"site key"));
         assert_eq!(first, second);
         assert_eq!(first.len(), 16);
         assert!(first.bytes().all(|b| b.is_ascii_hexdigit() && !b.is_ascii_uppercase()));
@@ -130,9 +134,9 @@ mod tests {
     #[test]
     fn fingerprint_depends_on_key_and_secret() {
         let secret = Secret::new(PASSWORD.to_vec());
-        assert_ne!(secret.fingerprint(b"key one"), secret.fingerprint(b"key two"));
+        assert_ne!(secret.fingerprint(&key(b"key one")), secret.fingerprint(&key(b"key two")));
         let other = Secret::new(b"Zq7#pW!y".to_vec());
-        assert_ne!(secret.fingerprint(b"key one"), other.fingerprint(b"key one"));
+        assert_ne!(secret.fingerprint(&key(b"key one")), other.fingerprint(&key(b"key one")));
     }
 
     /// The recipe docs/security.md gives, as Python's `hmac` computes it: HMAC-SHA256 under
@@ -141,23 +145,23 @@ mod tests {
     #[test]
     fn fingerprint_follows_the_documented_recipe() {
         let secret = Secret::new(b"what do ya want for nothing?".to_vec());
-        assert_eq!(secret.fingerprint(b"Jefe"), "06bbfb4add33a8a0");
+        assert_eq!(secret.fingerprint(&key(b"Jefe")), "06bbfb4add33a8a0");
     }
 
     #[test]
     fn fingerprint_accepts_empty_and_long_keys() {
         let secret = Secret::new(PASSWORD.to_vec());
         let long_key = [0xaa_u8; 131];
-        assert_ne!(secret.fingerprint(b""), secret.fingerprint(&long_key));
+        assert_ne!(secret.fingerprint(&key(b"")), secret.fingerprint(&key(&long_key)));
     }
 
     #[test]
     fn fingerprint_does_not_contain_secret() {
         let hex_password = Secret::new(b"deadbeef".to_vec());
-        let fingerprint = hex_password.fingerprint(b"k");
+        let fingerprint = hex_password.fingerprint(&key(b"k"));
         assert!(!fingerprint.contains("deadbeef"));
         let hex_of_password: String = PASSWORD.iter().map(|b| format!("{b:02x}")).collect();
-        let fingerprint = Secret::new(PASSWORD.to_vec()).fingerprint(b"k");
+        let fingerprint = Secret::new(PASSWORD.to_vec()).fingerprint(&key(b"k"));
         assert!(!fingerprint.contains(&hex_of_password[..8]));
     }
 }
