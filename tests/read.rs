@@ -486,6 +486,42 @@ fn stats_of_a_run_without_packets_carry_the_time_it_ended() {
     assert_eq!(stats["timestamp"], "2026-11-27T09:00:05.030000Z", "a run that read packets dates by its last one");
 }
 
+/// A client that logs in with `USER`/`PASS` never asks for the capabilities; another session to
+/// the same server shows it offers STLS. The server's report says what its posture says: STARTTLS
+/// offered, the client skipped it.
+#[test]
+fn a_server_report_knows_what_the_servers_other_sessions_showed() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = ([10, 4, 0, 2], 110);
+    let mut careful = Conversation::new(([10, 4, 0, 1], 40_000), server);
+    careful
+        .handshake()
+        .server(b"+OK POP3 ready\r\n")
+        .client(b"CAPA\r\n")
+        .server(b"+OK\r\nUSER\r\nSTLS\r\n.\r\n")
+        .client(b"STLS\r\n")
+        .server(b"+OK Begin TLS\r\n");
+    let mut hasty = Conversation::new(([10, 4, 0, 3], 40_001), server);
+    hasty
+        .start_at(credwatch::capture::Timestamp::from_secs_nanos(1_700_000_100, 0))
+        .handshake()
+        .server(b"+OK POP3 ready\r\n")
+        .client(b"USER alice\r\n")
+        .server(b"+OK\r\n")
+        .client(b"PASS not-a-real-password\r\n")
+        .server(b"+OK logged in\r\n");
+    let capture = dir.path().join("two-clients.pcap");
+    write_pcap_file(&capture, &[careful.frames().unwrap(), hasty.frames().unwrap()].concat()).unwrap();
+    let events = common::read_json(&[&capture], &[]);
+    let [alert] = common::of_type(&events, "cleartext_credential").try_into().unwrap();
+    assert_eq!(alert["remediation"], "unknown", "the alert's own session showed nothing");
+    let [report] = common::of_type(&events, "server_report").try_into().unwrap();
+    let [posture] = common::of_type(&events, "server_posture").try_into().unwrap();
+    assert_eq!(posture["starttls_offered"], true);
+    assert_eq!(report["starttls_offered"], true);
+    assert_eq!(report["remediation"], "client_skipped_starttls");
+}
+
 /// Evidence in a directory that credwatch cannot read (a capture compressed with zstd, as
 /// `tcpdump -z` may leave it, a damaged one) is an error naming it, not silence: the run exits
 /// 3 and says what to do, while the readable captures are still read.

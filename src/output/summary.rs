@@ -12,6 +12,7 @@ use serde::Serialize;
 use crate::alert::{AppProto, Event, Outcome, Remediation, SecretKind, UserKey, UsernameForm, SCHEMA_VERSION};
 use crate::capture::Timestamp;
 use crate::keyed_hash::KeyedMap;
+use crate::posture::ServerPosture;
 use crate::tracker_limits::{Holdings, TrackerLimits};
 
 /// How many user names a report lists, so that one busy server does not make a huge event.
@@ -88,6 +89,21 @@ struct Entry {
 }
 
 impl ServerReport {
+    /// What the server's posture knows and the report's alerts did not show: whether it offers
+    /// STARTTLS, and so what to fix (the client skipped it, or the server has none).
+    pub fn complete_from(&mut self, posture: &ServerPosture) {
+        if self.starttls_offered.is_some() || posture.starttls_offered.is_none() {
+            return;
+        }
+        self.starttls_offered = posture.starttls_offered;
+        if self.remediation == Remediation::Unknown {
+            self.remediation = match posture.starttls_offered {
+                Some(true) => Remediation::ClientSkippedStarttls,
+                _ => Remediation::ServerOffersNoTls,
+            };
+        }
+    }
+
     /// The distinct counts for people: `12+` when the summary was full and there were more.
     pub fn shown(&self, count: usize) -> String {
         if self.truncated {

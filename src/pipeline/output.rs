@@ -2,7 +2,7 @@
 //! closing summary of servers. Live, it runs on a thread of its own; a threaded file run has its
 //! first worker thread write, putting the workers' events back into the single-engine order.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 
 use crossbeam_channel::Receiver;
@@ -157,10 +157,28 @@ impl<'s> Output<'s> {
                  down); the next one replaces it"
             );
         }
-        self.inventory_backlog = (self.summary.reports().into_iter().map(InventoryRecord::Server))
-            .chain(self.posture.snapshot().into_iter().map(InventoryRecord::Posture))
+        let (reports, postures) = self.reports_and_postures();
+        self.inventory_backlog = (reports.into_iter().map(InventoryRecord::Server))
+            .chain(postures.into_iter().map(InventoryRecord::Posture))
             .collect();
         self.write_inventory()
+    }
+
+    /// The exposed servers' reports and every server's posture. A report learns from the
+    /// posture what its own alerts did not show: clients that log in with `USER`/`PASS` never ask
+    /// for the capabilities, while other sessions to the same server did (see
+    /// [`ServerReport::complete_from`]), and a report and a posture of one run must not disagree.
+    fn reports_and_postures(&self) -> (Vec<ServerReport>, Vec<ServerPosture>) {
+        let postures = self.posture.snapshot();
+        let by_server: HashMap<_, &ServerPosture> =
+            postures.iter().map(|posture| ((posture.app_proto, posture.ip, posture.port), posture)).collect();
+        let mut reports = self.summary.reports();
+        for report in &mut reports {
+            if let Some(posture) = by_server.get(&(report.app_proto, report.ip, report.port)) {
+                report.complete_from(posture);
+            }
+        }
+        (reports, postures)
     }
 
     /// Writes as much of the inventory as the sinks have room for.
@@ -189,10 +207,11 @@ impl<'s> Output<'s> {
         // The closing postures and summary replace what an inventory still had to write.
         self.inventory_backlog.clear();
         self.sink.end_of_events()?;
-        for posture in self.posture.snapshot() {
-            self.sink.posture(&posture)?;
+        let (reports, postures) = self.reports_and_postures();
+        for posture in &postures {
+            self.sink.posture(posture)?;
         }
-        self.sink.finish(&self.summary.reports(), unread)?;
+        self.sink.finish(&reports, unread)?;
         self.sink.flush()?;
         self.still_read()
     }
