@@ -486,6 +486,29 @@ fn stats_of_a_run_without_packets_carry_the_time_it_ended() {
     assert_eq!(stats["timestamp"], "2026-11-27T09:00:05.030000Z", "a run that read packets dates by its last one");
 }
 
+/// Frames credwatch cannot decode (a link type it does not read) are read but not looked into:
+/// the closing words say so, even with `-q`, rather than "No credential crossed in clear".
+#[test]
+fn a_capture_that_could_not_be_decoded_is_no_all_clear() {
+    let dir = tempfile::tempdir().unwrap();
+    let capture = dir.path().join("user0.pcap");
+    let frames: Vec<CapturedFrame> = (0..13)
+        .map(|second| CapturedFrame {
+            ts: credwatch::capture::Timestamp::from_secs_nanos(1_700_000_000 + second, 0),
+            link_type: credwatch::capture::LinkType(147),
+            data: vec![0; 60],
+        })
+        .collect();
+    write_pcap_file(&capture, &frames).unwrap();
+    let output = common::credwatch(&["-q", "read", capture.to_str().unwrap()], &[]);
+    let text = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(
+        text.trim_end(),
+        "No credential crossed in clear in what could be read: 13 frames could not be decoded (see above; --stats \
+         counts the frames by kind)."
+    );
+}
+
 /// A client that logs in with `USER`/`PASS` never asks for the capabilities; another session to
 /// the same server shows it offers STLS. The server's report says what its posture says: STARTTLS
 /// offered, the client skipped it.

@@ -235,7 +235,7 @@ impl<S: Sink> Sink for Dedup<S> {
         self.inner.room()
     }
 
-    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &super::Unread) -> io::Result<()> {
         self.close_all()?;
         self.inner.finish(servers, unread)
     }
@@ -303,7 +303,7 @@ mod tests {
             self.events_over = true;
             Ok(())
         }
-        fn finish(&mut self, _servers: &[ServerReport], _unread: &[String]) -> io::Result<()> {
+        fn finish(&mut self, _servers: &[ServerReport], _unread: &crate::output::Unread) -> io::Result<()> {
             self.finished = true;
             Ok(())
         }
@@ -336,7 +336,7 @@ mod tests {
             dedup.event(&masked_login_at(second, raw)).unwrap();
         }
         dedup.event(&masked_login_at(180, b"adam@corp.test")).unwrap();
-        dedup.finish(&[], &[]).unwrap();
+        dedup.finish(&[], &crate::output::Unread::default()).unwrap();
         let recorder = dedup.into_inner();
         assert_eq!(recorder.alerts.len(), 3, "one alert per account");
         let [repeat] = recorder.repeats.as_slice() else { panic!("one summary, adam's") };
@@ -356,7 +356,7 @@ mod tests {
         for (i, name) in (0u64..).zip(&names) {
             dedup.event(&masked_login_at(100 + i, name)).unwrap();
         }
-        dedup.finish(&[], &[]).unwrap();
+        dedup.finish(&[], &crate::output::Unread::default()).unwrap();
         let recorder = dedup.into_inner();
         let last_seen: Vec<Timestamp> = recorder.repeats.iter().map(|repeat| repeat.last_seen).collect();
         let mut sorted = last_seen.clone();
@@ -373,7 +373,7 @@ mod tests {
         }
         assert_eq!(dedup.inner.alerts.len(), 1);
         assert!(dedup.inner.repeats.is_empty());
-        dedup.finish(&[], &[]).unwrap();
+        dedup.finish(&[], &crate::output::Unread::default()).unwrap();
         let recorder = dedup.into_inner();
         assert!(recorder.finished);
         let [summary] = recorder.repeats.as_slice() else { panic!("one summary expected") };
@@ -417,7 +417,7 @@ mod tests {
         assert_eq!(dedup.inner.repeats[0].repeat_count, 2);
         dedup.tick(Timestamp::from_secs_nanos(1_795_770_000 + 1400, 0)).unwrap();
         assert_eq!(dedup.inner.repeats.len(), 1, "a window without repeats closes silently");
-        dedup.finish(&[], &[]).unwrap();
+        dedup.finish(&[], &crate::output::Unread::default()).unwrap();
         assert_eq!(dedup.inner.repeats.len(), 1);
     }
 
@@ -431,7 +431,7 @@ mod tests {
                 dedup.event(&login_at(0, &format!("u{user:02}***"))).unwrap();
                 dedup.event(&login_at(60, &format!("u{user:02}***"))).unwrap();
             }
-            dedup.finish(&[], &[]).unwrap();
+            dedup.finish(&[], &crate::output::Unread::default()).unwrap();
             dedup.into_inner().repeats.iter().map(|summary| summary.credential.username.clone()).collect::<Vec<_>>()
         };
         let first = summaries();
@@ -458,7 +458,7 @@ mod tests {
         {
             dedup.event(&from(second, client)).unwrap();
         }
-        dedup.finish(&[], &[]).unwrap();
+        dedup.finish(&[], &crate::output::Unread::default()).unwrap();
         let recorder = dedup.into_inner();
         assert_eq!(recorder.alerts.len(), 3, "one alert per client host");
         let [repeat] = recorder.repeats.as_slice() else { panic!("one summary, the first host's") };
@@ -477,7 +477,7 @@ mod tests {
         dedup.event(&failed).unwrap();
         dedup.event(&login_at(3, "a***")).unwrap();
         assert_eq!(dedup.inner.alerts.len(), 3);
-        dedup.finish(&[], &[]).unwrap();
+        dedup.finish(&[], &crate::output::Unread::default()).unwrap();
         assert_eq!(dedup.inner.repeats.len(), 1);
         assert_eq!(dedup.inner.repeats[0].credential.username.as_deref(), Some("a***"));
     }

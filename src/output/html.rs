@@ -120,7 +120,7 @@ impl<W: Write + Send> Sink for HtmlReport<W> {
         Ok(())
     }
 
-    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &super::Unread) -> io::Result<()> {
         let mut page = String::with_capacity(64 * 1024);
         Page { report: self, servers, unread }
             .write(&mut page)
@@ -232,7 +232,7 @@ struct Page<'a, W: Write> {
     report: &'a HtmlReport<W>,
     servers: &'a [ServerReport],
     /// The errors of the inputs that could not be read to their end.
-    unread: &'a [String],
+    unread: &'a super::Unread,
 }
 
 impl<W: Write> Page<'_, W> {
@@ -297,14 +297,22 @@ impl<W: Write> Page<'_, W> {
             html,
             "<section id=\"unread\" class=\"unread\">\n<h2>Incomplete: {}</h2>\n<p class=\"lead\">The figures \
              below count only what could be read: credentials in the rest were not looked for.</p>\n<ul>\n",
-            super::text::unread_words(self.unread.len())
+            self.unread.words()
         )?;
-        for error in self.unread.iter().take(MAX_LISTED_UNREAD) {
+        for error in self.unread.files.iter().take(MAX_LISTED_UNREAD) {
             writeln!(html, "<li class=\"mono\">{}</li>", escape(error))?;
         }
-        let more = self.unread.len().saturating_sub(MAX_LISTED_UNREAD);
+        let more = self.unread.files.len().saturating_sub(MAX_LISTED_UNREAD);
         if more > 0 {
             writeln!(html, "<li>and {more} more</li>")?;
+        }
+        if self.unread.undecoded_frames > 0 {
+            writeln!(
+                html,
+                "<li>{} frame(s) that may have carried TCP could not be decoded: of a link type not read, \
+                 encrypted, cut short or malformed (<code>--stats</code> counts them by kind)</li>",
+                self.unread.undecoded_frames
+            )?;
         }
         html.push_str("</ul>\n</section>\n");
         Ok(())
@@ -850,7 +858,8 @@ mod tests {
         for server in posture.snapshot() {
             report.posture(&server).unwrap();
         }
-        report.finish(&summary.reports(), unread).unwrap();
+        let unread = crate::output::Unread { files: unread.to_vec(), undecoded_frames: 0 };
+        report.finish(&summary.reports(), &unread).unwrap();
         String::from_utf8(report.out).unwrap()
     }
 

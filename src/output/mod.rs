@@ -73,7 +73,7 @@ pub trait Sink: Send {
     /// End of the run: the servers that exposed credentials, most exposed first, and the errors
     /// of the inputs that could not be read to their end (one message per file, naming it), for
     /// summaries people read not to pass for an all-clear then.
-    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()>;
+    fn finish(&mut self, servers: &[ServerReport], unread: &Unread) -> io::Result<()>;
     /// Event time moved on (live capture calls this periodically, so dedup windows close even
     /// when no new event arrives).
     fn tick(&mut self, _now: Timestamp) -> io::Result<()> {
@@ -296,7 +296,7 @@ impl<W: Write + Send> Sink for LineSink<W> {
     }
 
     /// Lines for machines: the errors were logged, and the exit status tells them.
-    fn finish(&mut self, servers: &[ServerReport], _unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], _unread: &Unread) -> io::Result<()> {
         for server in servers {
             self.write(Record::Server(server))?;
         }
@@ -305,6 +305,47 @@ impl<W: Write + Send> Sink for LineSink<W> {
 
     fn flush(&mut self) -> io::Result<()> {
         self.out.flush()
+    }
+}
+
+/// What a run could not read, for the closing summaries people read: "no credential" must not
+/// pass for an all-clear when part of the traffic was not looked at (the summaries are mailed
+/// and pasted without the exit status, and `-q` hides the warnings).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Unread {
+    /// Inputs that could not be read to their end, one message each naming the file.
+    pub files: Vec<String>,
+    /// Frames read that may have held TCP but could not be decoded: of a link type not read,
+    /// encrypted (802.11), cut short, malformed, failing their check, nested too deep.
+    pub undecoded_frames: u64,
+}
+
+impl Unread {
+    pub fn is_empty(&self) -> bool {
+        self.files.is_empty() && self.undecoded_frames == 0
+    }
+
+    /// `1 file could not be read to its end, 13 frames could not be decoded`.
+    pub fn words(&self) -> String {
+        let files = match self.files.len() {
+            0 => None,
+            1 => Some("1 file could not be read to its end".to_string()),
+            count => Some(format!("{count} files could not be read to their end")),
+        };
+        let frames = match self.undecoded_frames {
+            0 => None,
+            1 => Some("1 frame could not be decoded".to_string()),
+            count => Some(format!("{count} frames could not be decoded")),
+        };
+        files.into_iter().chain(frames).collect::<Vec<_>>().join(", ")
+    }
+
+    /// Where to read more, after [`words`](Self::words).
+    pub fn see_also(&self) -> &'static str {
+        match self.undecoded_frames {
+            0 => "see the errors above",
+            _ => "see above; --stats counts the frames by kind",
+        }
     }
 }
 
@@ -419,7 +460,7 @@ impl Sink for Outputs {
         self.each(|sink| sink.end_of_events())
     }
 
-    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &Unread) -> io::Result<()> {
         self.each(|sink| sink.finish(servers, unread))?;
         // Said only when the run went on for other outputs: alone, a closed pipe ends it quietly.
         let missed: u64 = self.sinks.iter().filter(|sink| !sink.is_open()).map(|sink| sink.undelivered()).sum();
@@ -476,7 +517,7 @@ mod tests {
         fn repeat(&mut self, _: &RepeatSummary) -> io::Result<()> {
             Ok(())
         }
-        fn finish(&mut self, _: &[ServerReport], _: &[String]) -> io::Result<()> {
+        fn finish(&mut self, _: &[ServerReport], _: &Unread) -> io::Result<()> {
             Ok(())
         }
         fn room(&self) -> usize {
@@ -524,7 +565,7 @@ mod tests {
         let ecs = Encoder::new(Format::Ecs, Arc::new(Observer::default()));
         outputs.push(Box::new(LineSink::with_encoder(shared.clone(), ecs)));
         outputs.event(&sample_alert()).unwrap();
-        outputs.finish(&[], &[]).unwrap();
+        outputs.finish(&[], &crate::output::Unread::default()).unwrap();
         let written = shared.text();
         let lines: Vec<serde_json::Value> = written.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
         assert_eq!(lines.len(), 2);

@@ -34,7 +34,7 @@ impl<W: Write + Send> Sink for PostureTable<W> {
         Ok(())
     }
 
-    fn finish(&mut self, _servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, _servers: &[ServerReport], unread: &super::Unread) -> io::Result<()> {
         let count = |class| self.servers.iter().filter(|s| s.class == class).count();
         let accepting = self.servers.iter().filter(|s| s.accepts_passwords_in_clear()).count();
         writeln!(
@@ -47,11 +47,7 @@ impl<W: Write + Send> Sink for PostureTable<W> {
             count(PostureClass::Unknown),
         )?;
         if !unread.is_empty() {
-            writeln!(
-                self.out,
-                "Only what could be read is counted: {} (see the errors above).",
-                super::text::unread_words(unread.len())
-            )?;
+            writeln!(self.out, "Only what could be read is counted: {} ({}).", unread.words(), unread.see_also())?;
         }
         if self.servers.is_empty() {
             return self.out.flush();
@@ -137,7 +133,7 @@ impl<S: Sink> Sink for PostureOnly<S> {
     }
 
     /// The servers that exposed credentials are `read`'s closing report, not a posture.
-    fn finish(&mut self, _servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, _servers: &[ServerReport], unread: &super::Unread) -> io::Result<()> {
         self.inner.finish(&[], unread)
     }
 
@@ -201,7 +197,7 @@ mod tests {
     fn the_table_escapes_what_servers_said() {
         let mut table = PostureTable::new(Vec::new());
         table.posture(&posture_showing("x\x1b[2J\ny")).unwrap();
-        table.finish(&[], &[]).unwrap();
+        table.finish(&[], &crate::output::Unread::default()).unwrap();
         let text = String::from_utf8(table.out).unwrap();
         assert_eq!(text.lines().count(), 3, "headline, header, one server: {text:?}");
         assert!(!text.chars().any(|c| c.is_control() && c != '\n'), "{text:?}");
@@ -211,7 +207,9 @@ mod tests {
     #[test]
     fn the_headline_says_when_inputs_could_not_be_read() {
         let mut table = PostureTable::new(Vec::new());
-        table.finish(&[], &["a.pcap: cannot open".to_string()]).unwrap();
+        table
+            .finish(&[], &crate::output::Unread { files: vec!["a.pcap: cannot open".to_string()], undecoded_frames: 0 })
+            .unwrap();
         let text = String::from_utf8(table.out).unwrap();
         assert!(text.starts_with("0 mail server(s) seen;"), "{text}");
         assert!(text.contains("\nOnly what could be read is counted: 1 file could not be read to its end"), "{text}");
@@ -221,7 +219,7 @@ mod tests {
     fn the_table_shows_format_characters_escaped() {
         let mut table = PostureTable::new(Vec::new());
         table.posture(&posture_showing("\u{202e}gnp\u{2029}")).unwrap();
-        table.finish(&[], &[]).unwrap();
+        table.finish(&[], &crate::output::Unread::default()).unwrap();
         let text = String::from_utf8(table.out).unwrap();
         assert!(text.contains("* OK \\u{202e}gnp\\u{2029}"), "{text:?}");
     }

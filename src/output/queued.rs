@@ -307,7 +307,7 @@ impl Sink for QueuedSink {
     }
 
     /// Records for machines: the errors were logged, and the exit status tells them.
-    fn finish(&mut self, servers: &[ServerReport], _unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], _unread: &super::Unread) -> io::Result<()> {
         for server in servers {
             self.push(Record::Server(server));
         }
@@ -876,7 +876,7 @@ mod tests {
         sink.reopen().unwrap();
         sink.event(&sample_alert()).unwrap();
         sink.event(&sample_alert()).unwrap();
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         let old = lines(&rotated);
         assert_eq!(old.len(), 2);
         assert_eq!(old[0]["kept"], true);
@@ -1000,7 +1000,7 @@ mod tests {
             unopenable.store(true, Ordering::Relaxed);
             sink.event(&sample_alert()).unwrap();
             assert!(eventually(|| sink.stats().errors >= 2), "the open never failed");
-            sink.finish(&[], &[]).unwrap();
+            sink.finish(&[], &crate::output::Unread::default()).unwrap();
         });
         let log = log.text();
         assert_eq!(log.matches("output write failed").count(), 1, "{log}");
@@ -1017,7 +1017,7 @@ mod tests {
             sink.event(&sample_alert()).unwrap();
         }
         let started = Instant::now();
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         assert!(started.elapsed() < Duration::from_secs(5));
         let stats = sink.stats();
         assert!(stats.errors >= 1, "{stats:?}");
@@ -1037,7 +1037,7 @@ mod tests {
         let address = listener.local_addr().unwrap();
         let mut sink = sink(&format!("syslog+udp://{address},format=ecs,facility=auth"), Format::Json);
         sink.event(&sample_alert()).unwrap();
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         let mut datagram = vec![0u8; 65_536];
         let len = listener.recv(&mut datagram).unwrap();
         let message = std::str::from_utf8(&datagram[..len]).unwrap();
@@ -1073,7 +1073,7 @@ mod tests {
         let mut sink = sink(&format!("syslog+tcp://{address}"), Format::Json);
         sink.event(&sample_alert()).unwrap();
         sink.event(&sample_alert()).unwrap();
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         drop(sink);
         let frames = server.join().unwrap();
         assert_eq!(frames.len(), 2);
@@ -1095,7 +1095,7 @@ mod tests {
         }
         assert!(started.elapsed() < Duration::from_millis(500), "the caller must never wait for the server");
         assert!(eventually(|| sink.stats().errors >= 2), "retries expected: {:?}", sink.stats());
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         assert!(started.elapsed() < Duration::from_secs(10));
         let stats = sink.stats();
         assert_eq!((stats.written, stats.lost), (0, 3), "{stats:?}");
@@ -1113,7 +1113,7 @@ mod tests {
         let listener = TcpListener::bind(address).unwrap();
         let server = std::thread::spawn(move || read_frames(listener.accept().unwrap().0));
         assert!(eventually(|| sink.stats().written == 2), "{:?}", sink.stats());
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         drop(sink);
         assert_eq!(server.join().unwrap().len(), 2);
     }
@@ -1126,7 +1126,7 @@ mod tests {
             sink.event(&sample_alert()).unwrap();
         }
         assert!(started.elapsed() < Duration::from_millis(500));
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         let stats = sink.stats();
         assert_eq!(stats.written, 0);
         assert_eq!(stats.dropped_queue_full + stats.lost, 20, "{stats:?}");
@@ -1154,7 +1154,7 @@ mod tests {
             for _ in 0..100 {
                 sink.event(&sample_alert()).unwrap();
             }
-            sink.finish(&[], &[]).unwrap();
+            sink.finish(&[], &crate::output::Unread::default()).unwrap();
             let stats = sink.stats();
             assert_eq!(stats.written + stats.dropped_queue_full, 100, "{when_full:?}: {stats:?}");
             assert_eq!(stats.dropped_queue_full == 0, all_delivered, "{when_full:?}: {stats:?}");
@@ -1177,7 +1177,7 @@ mod tests {
         }
         assert_eq!(sink.room(), 0);
         drop(open);
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         assert_eq!(sink.room(), 0, "closed");
     }
 
@@ -1198,7 +1198,7 @@ mod tests {
         sink.event(&sample_alert()).unwrap();
         assert_eq!(sink.stats().dropped_queue_full, kept_out, "the alerts found room");
         drop(open);
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
     }
 
     /// A destination that fails drops what does not fit: it holds no other output back.
@@ -1209,7 +1209,7 @@ mod tests {
             sink.event(&sample_alert()).unwrap();
         }
         assert!(eventually(|| sink.room() == usize::MAX), "{}", sink.room());
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
     }
 
     /// Live, the closing records wait for room, but not past the closing wait: a destination that
@@ -1224,7 +1224,7 @@ mod tests {
             for _ in 0..60 {
                 sink.event(&sample_alert()).unwrap();
             }
-            sink.finish(&[], &[]).unwrap();
+            sink.finish(&[], &crate::output::Unread::default()).unwrap();
             sink.stats()
         };
         // A full queue: pushes wait, then give up.
@@ -1248,7 +1248,7 @@ mod tests {
             sink.event(&sample_alert()).unwrap();
         }
         assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         let stats = sink.stats();
         assert_eq!((stats.written, stats.dropped_queue_full + stats.lost), (0, 20), "{stats:?}");
     }
@@ -1267,7 +1267,7 @@ mod tests {
                 sink.event(&sample_alert()).unwrap();
             }
             assert!(eventually(|| attempts.load(Ordering::Relaxed) >= 10), "{attempts:?}");
-            sink.finish(&[], &[]).unwrap();
+            sink.finish(&[], &crate::output::Unread::default()).unwrap();
         });
         assert!(started.elapsed() >= Duration::from_millis(3_000), "{:?}", started.elapsed());
         let log = log.text();
@@ -1287,7 +1287,7 @@ mod tests {
             }
         });
         let dropped = sink.stats().dropped_queue_full;
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         let log = log.text();
         let warned: Vec<u64> = log
             .lines()

@@ -70,7 +70,7 @@ impl<S: Sink> Sink for StdoutSink<S> {
         self.pass(0, Sink::end_of_events)
     }
 
-    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &super::Unread) -> io::Result<()> {
         let records = u64::try_from(servers.len()).unwrap_or(u64::MAX);
         self.pass(records, |inner| inner.finish(servers, unread))
     }
@@ -140,7 +140,7 @@ mod tests {
         closed.store(true, Ordering::Relaxed);
         sink.event(&alert).unwrap();
         sink.event(&alert).unwrap();
-        sink.finish(&[], &[]).unwrap();
+        sink.finish(&[], &crate::output::Unread::default()).unwrap();
         assert!(!sink.is_open());
         assert_eq!(sink.undelivered(), 2, "the two alerts after the first; the empty summary has no record");
         let mut stats = Vec::new();

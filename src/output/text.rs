@@ -186,15 +186,6 @@ fn blind_interfaces(interfaces: &[InterfaceStats]) -> String {
     }
 }
 
-/// How many inputs could not be read to their end, for the closing summaries people read: what
-/// they say must not pass for all there was (they are mailed and pasted without the exit status).
-pub(super) fn unread_words(count: usize) -> String {
-    match count {
-        1 => "1 file could not be read to its end".to_string(),
-        count => format!("{count} files could not be read to their end"),
-    }
-}
-
 fn starttls_word(offered: Option<bool>) -> &'static str {
     match offered {
         Some(true) => "offered",
@@ -223,15 +214,16 @@ impl<W: Write + Send> Sink for TextSink<W> {
         writeln!(self.out, "{}", line(Record::Server(report), self.palette))
     }
 
-    fn finish(&mut self, servers: &[ServerReport], unread: &[String]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], unread: &super::Unread) -> io::Result<()> {
         if servers.is_empty() {
             if unread.is_empty() {
                 writeln!(self.out, "No credential crossed in clear.")?;
             } else {
                 writeln!(
                     self.out,
-                    "No credential crossed in clear in what could be read: {} (see the errors above).",
-                    unread_words(unread.len())
+                    "No credential crossed in clear in what could be read: {} ({}).",
+                    unread.words(),
+                    unread.see_also()
                 )?;
             }
             return self.out.flush();
@@ -271,11 +263,7 @@ impl<W: Write + Send> Sink for TextSink<W> {
             )?;
         }
         if !unread.is_empty() {
-            writeln!(
-                self.out,
-                "Only what could be read is counted: {} (see the errors above).",
-                unread_words(unread.len())
-            )?;
+            writeln!(self.out, "Only what could be read is counted: {} ({}).", unread.words(), unread.see_also())?;
         }
         self.out.flush()
     }
@@ -459,26 +447,33 @@ pub(crate) mod tests {
     /// The closing words never read as an all-clear when inputs could not be read.
     #[test]
     fn the_summary_says_when_inputs_could_not_be_read() {
-        let summary = |servers: &[ServerReport], unread: &[String]| {
+        let summary = |servers: &[ServerReport], files: &[String], undecoded_frames: u64| {
             let mut sink = TextSink::new(Vec::new(), false);
-            sink.finish(servers, unread).unwrap();
+            sink.finish(servers, &crate::output::Unread { files: files.to_vec(), undecoded_frames }).unwrap();
             String::from_utf8(sink.out).unwrap()
         };
-        assert_eq!(summary(&[], &[]), "No credential crossed in clear.\n");
+        assert_eq!(summary(&[], &[], 0), "No credential crossed in clear.\n");
         let unread = ["a.pcap: cannot open".to_string()];
         assert_eq!(
-            summary(&[], &unread),
+            summary(&[], &unread, 0),
             "No credential crossed in clear in what could be read: 1 file could not be read to its end (see the \
              errors above).\n"
         );
+        // Frames of a link type not read, or encrypted: read, but not looked into.
+        assert_eq!(
+            summary(&[], &[], 13),
+            "No credential crossed in clear in what could be read: 13 frames could not be decoded (see above; --stats \
+             counts the frames by kind).\n"
+        );
         let mut servers = crate::output::ServerSummary::default();
         servers.add(&sample_alert());
-        let text = summary(&servers.reports(), &[unread[0].clone(), unread[0].clone()]);
+        let text = summary(&servers.reports(), &[unread[0].clone(), unread[0].clone()], 1);
         assert!(text.contains("1 server(s) exposed credentials"), "{text}");
         let last = text.lines().last().unwrap();
         assert_eq!(
             last,
-            "Only what could be read is counted: 2 files could not be read to their end (see the errors above)."
+            "Only what could be read is counted: 2 files could not be read to their end, 1 frame could not be decoded \
+             (see above; --stats counts the frames by kind)."
         );
     }
 

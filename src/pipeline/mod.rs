@@ -53,7 +53,7 @@ use crate::alert::{Event, StatsEvent};
 use crate::capture::{CaptureError, FileSource, SharedBlock, Timestamp};
 use crate::decode::{DecodeStats, Decoded, Decoder, TcpPacket};
 use crate::flow::FlowLimits;
-use crate::output::Sink;
+use crate::output::{Sink, Unread};
 use crate::progress::{Progress, ReadProgress};
 use crate::proto::ProtoConfig;
 
@@ -226,7 +226,7 @@ fn read_into(
         let stats = output
             .stats(shared.event(closing_time(&counters), true, false), config.stats_event)
             .map_err(|error| output.stopped(error))?;
-        output.finish(&report.file_errors).map_err(|error| output.stopped(error))?;
+        output.finish(&unread(report, &stats)).map_err(|error| output.stopped(error))?;
         return Ok(stats);
     }
     let mode = OutputMode { workers: config.workers(), ordered: true, flush_when_idle: false };
@@ -280,9 +280,14 @@ fn read_into(
         let mut stats = output
             .stats(shared.event(closing_time(&counters), true, false), config.stats_event)
             .map_err(|error| output.stopped(error))?;
-        stats.alerts = writer.finish(&report.file_errors)?;
+        stats.alerts = writer.finish(&unread(report, &stats))?;
         Ok(stats)
     })
+}
+
+/// What the run could not read: the files that failed, and the frames that could not be decoded.
+fn unread(report: &RunReport, stats: &StatsEvent) -> Unread {
+    Unread { files: report.file_errors.clone(), undecoded_frames: stats.decode.unreadable() }
 }
 
 /// When a file run's closing `stats` event happened: its last packet's time, or, for a run that

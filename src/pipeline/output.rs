@@ -9,7 +9,7 @@ use crossbeam_channel::Receiver;
 
 use crate::alert::{worth_warning_again, AlertCounts, Event, EventType, StatsEvent};
 use crate::capture::Timestamp;
-use crate::output::{ServerReport, ServerSummary, Sink};
+use crate::output::{ServerReport, ServerSummary, Sink, Unread};
 use crate::posture::{PostureTracker, ServerPosture};
 
 use super::dispatch::{Order, END_OF_INPUT};
@@ -196,7 +196,7 @@ impl<'s> Output<'s> {
     /// End of the run: what the sinks held back, every server's posture, the summary of servers
     /// (with the errors of the inputs that could not be read to their end), and everything
     /// flushed.
-    pub fn finish(&mut self, unread: &[String]) -> io::Result<()> {
+    pub fn finish(&mut self, unread: &Unread) -> io::Result<()> {
         if self.summary.untracked_alerts() > 0 || self.posture.untracked_events() > 0 {
             tracing::warn!(
                 summary_alerts = self.summary.untracked_alerts(),
@@ -328,12 +328,12 @@ impl<'s> Writer<'s> {
 
     /// Every sender is gone: what is still held, then the closing summary (with the errors of
     /// the inputs that could not be read to their end). Returns the counts of what was written.
-    pub fn finish(mut self, unread: &[String]) -> Result<AlertCounts, RunError> {
+    pub fn finish(mut self, unread: &Unread) -> Result<AlertCounts, RunError> {
         self.drain_and_finish(unread).map_err(|error| self.output.stopped(error))?;
         Ok(self.output.counts)
     }
 
-    fn drain_and_finish(&mut self, unread: &[String]) -> io::Result<()> {
+    fn drain_and_finish(&mut self, unread: &Unread) -> io::Result<()> {
         if let Some(reorder) = &mut self.reorder {
             for (_, event) in reorder.drain() {
                 self.output.event(&event)?;
@@ -368,7 +368,7 @@ pub fn run(
         writer.take(message)?;
     }
     // Interfaces have no files to fail.
-    writer.finish(&[])
+    writer.finish(&Unread::default())
 }
 
 #[cfg(test)]
@@ -457,7 +457,7 @@ mod tests {
             self.log.push("repeat");
             Ok(())
         }
-        fn finish(&mut self, _: &[crate::output::ServerReport], _: &[String]) -> io::Result<()> {
+        fn finish(&mut self, _: &[crate::output::ServerReport], _: &crate::output::Unread) -> io::Result<()> {
             self.finished = true;
             Ok(())
         }

@@ -29,7 +29,7 @@ impl Sink for Collect {
         Ok(())
     }
 
-    fn finish(&mut self, servers: &[ServerReport], _: &[String]) -> io::Result<()> {
+    fn finish(&mut self, servers: &[ServerReport], _: &Unread) -> io::Result<()> {
         self.servers = servers.to_vec();
         Ok(())
     }
@@ -196,7 +196,7 @@ impl Sink for Broken {
         Err(self.0.into())
     }
 
-    fn finish(&mut self, _: &[ServerReport], _: &[String]) -> io::Result<()> {
+    fn finish(&mut self, _: &[ServerReport], _: &Unread) -> io::Result<()> {
         Err(self.0.into())
     }
 }

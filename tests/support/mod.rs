@@ -29,7 +29,7 @@ impl Sink for Collect {
         Ok(())
     }
 
-    fn finish(&mut self, _servers: &[ServerReport], _unread: &[String]) -> std::io::Result<()> {
+    fn finish(&mut self, _servers: &[ServerReport], _unread: &credwatch::output::Unread) -> std::io::Result<()> {
         Ok(())
     }
 }

@@ -144,7 +144,7 @@ impl Sink for Recorder {
     fn repeat(&mut self, _: &RepeatSummary) -> io::Result<()> {
         Ok(())
     }
-    fn finish(&mut self, _: &[ServerReport], _: &[String]) -> io::Result<()> {
+    fn finish(&mut self, _: &[ServerReport], _: &crate::output::Unread) -> io::Result<()> {
         Ok(())
     }
     fn tick(&mut self, _: Timestamp) -> io::Result<()> {
