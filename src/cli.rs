@@ -97,7 +97,7 @@ pub enum Command {
     ///
     /// Captures are pcap or pcapng, gzip-compressed or not; `-` reads standard input; directories
     /// are searched for captures. Files are read one after another, in the order of their first packets' times
-    /// (as mergecap merges them), whatever order they are named or listed in.
+    /// (the order mergecap gives them), whatever order they are named or listed in.
     Read(ReadArgs),
     /// List every mail server seen and its TLS posture, most exposed first
     ///

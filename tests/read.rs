@@ -490,8 +490,8 @@ fn a_capture_that_could_not_be_decoded_is_no_all_clear() {
     let text = String::from_utf8_lossy(&output.stdout);
     assert_eq!(
         text.trim_end(),
-        "No credential crossed in clear in what could be read: 13 frames could not be decoded (see above; --stats \
-         counts the frames by kind)."
+        "No credential crossed in clear in what could be read: 13 frames could not be decoded (of a link type not \
+         read, encrypted, or tunnelled too deep)."
     );
 }
 

@@ -223,6 +223,14 @@ impl DecodeStats {
         ])
     }
 
+    /// Frames whose contents credwatch cannot look into at all, whatever they carry: of a link
+    /// type not read, encrypted (802.11), tunnelled deeper than it follows. Each kind is warned
+    /// about when met. Unlike [`unreadable`](Self::unreadable), no everyday noise: a frame
+    /// failing its check is resent, and a malformed or cut frame is one among many.
+    pub fn not_looked_into(&self) -> u64 {
+        saturating_sum([self.unsupported_link_type, self.encrypted, self.tunnel_too_deep])
+    }
+
     /// Every frame skipped, whatever the reason (a frame that is no TCP segment included).
     fn skipped(&self) -> u64 {
         saturating_sum([self.unreadable(), self.not_ip, self.not_tcp, self.ip_fragments])

@@ -2481,3 +2481,14 @@ proptest! {
         prop_assert_eq!(outcomes(&decoder.stats), 2);
     }
 }
+
+/// What keeps a closing summary from reading as an all-clear: frames whose contents are out of
+/// reach, not a radio's resent frames or a few malformed ones among many.
+#[test]
+fn only_frames_out_of_reach_are_not_looked_into() {
+    let everyday =
+        DecodeStats { failed_frame_check: 5, malformed: 3, truncated: 2, not_tcp: 40, ..DecodeStats::default() };
+    assert_eq!(everyday.not_looked_into(), 0);
+    let hidden = DecodeStats { unsupported_link_type: 13, encrypted: 4, tunnel_too_deep: 1, ..everyday };
+    assert_eq!(hidden.not_looked_into(), 18);
+}

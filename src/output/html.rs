@@ -231,7 +231,7 @@ fn content_security_policy() -> String {
 struct Page<'a, W: Write> {
     report: &'a HtmlReport<W>,
     servers: &'a [ServerReport],
-    /// The errors of the inputs that could not be read to their end.
+    /// The errors of the inputs that could not be read to their end, the frames not decoded.
     unread: &'a super::Unread,
 }
 
@@ -309,8 +309,8 @@ impl<W: Write> Page<'_, W> {
         if self.unread.undecoded_frames > 0 {
             writeln!(
                 html,
-                "<li>{} frame(s) that may have carried TCP could not be decoded: of a link type not read, \
-                 encrypted, cut short or malformed (<code>--stats</code> counts them by kind)</li>",
+                "<li>{} frame(s) could not be decoded: of a link type not read, encrypted, or tunnelled too \
+                 deep (the warnings on standard error name the kinds)</li>",
                 self.unread.undecoded_frames
             )?;
         }

@@ -70,9 +70,9 @@ pub trait Sink: Send {
     fn end_of_events(&mut self) -> io::Result<()> {
         Ok(())
     }
-    /// End of the run: the servers that exposed credentials, most exposed first, and the errors
-    /// of the inputs that could not be read to their end (one message per file, naming it), for
-    /// summaries people read not to pass for an all-clear then.
+    /// End of the run: the servers that exposed credentials, most exposed first, and what the run
+    /// could not read (the inputs' errors, the frames not decoded), for summaries people read
+    /// not to pass for an all-clear then.
     fn finish(&mut self, servers: &[ServerReport], unread: &Unread) -> io::Result<()>;
     /// Event time moved on (live capture calls this periodically, so dedup windows close even
     /// when no new event arrives).
@@ -315,8 +315,8 @@ impl<W: Write + Send> Sink for LineSink<W> {
 pub struct Unread {
     /// Inputs that could not be read to their end, one message each naming the file.
     pub files: Vec<String>,
-    /// Frames read that may have held TCP but could not be decoded: of a link type not read,
-    /// encrypted (802.11), cut short, malformed, failing their check, nested too deep.
+    /// Frames whose contents could not be looked into at all: of a link type not read,
+    /// encrypted (802.11), tunnelled too deep.
     pub undecoded_frames: u64,
 }
 
@@ -325,7 +325,8 @@ impl Unread {
         self.files.is_empty() && self.undecoded_frames == 0
     }
 
-    /// `1 file could not be read to its end, 13 frames could not be decoded`.
+    /// `1 file could not be read to its end, 13 frames could not be decoded (of …)`: the frames'
+    /// kinds said here, since with `-q` no warning names them.
     pub fn words(&self) -> String {
         let files = match self.files.len() {
             0 => None,
@@ -334,17 +335,21 @@ impl Unread {
         };
         let frames = match self.undecoded_frames {
             0 => None,
-            1 => Some("1 frame could not be decoded".to_string()),
-            count => Some(format!("{count} frames could not be decoded")),
+            count => Some(format!(
+                "{count} frame{} could not be decoded (of a link type not read, encrypted, or tunnelled too deep)",
+                if count == 1 { "" } else { "s" }
+            )),
         };
         files.into_iter().chain(frames).collect::<Vec<_>>().join(", ")
     }
 
-    /// Where to read more, after [`words`](Self::words).
+    /// Where a summary on standard output sends its reader: the errors above, which name the
+    /// files (errors are shown even with `-q`).
     pub fn see_also(&self) -> &'static str {
-        match self.undecoded_frames {
-            0 => "see the errors above",
-            _ => "see above; --stats counts the frames by kind",
+        if self.files.is_empty() {
+            ""
+        } else {
+            " (see the errors above)"
         }
     }
 }

@@ -47,7 +47,7 @@ impl<W: Write + Send> Sink for PostureTable<W> {
             count(PostureClass::Unknown),
         )?;
         if !unread.is_empty() {
-            writeln!(self.out, "Only what could be read is counted: {} ({}).", unread.words(), unread.see_also())?;
+            writeln!(self.out, "Only what could be read is counted: {}{}.", unread.words(), unread.see_also())?;
         }
         if self.servers.is_empty() {
             return self.out.flush();
@@ -159,13 +159,13 @@ impl<S: Sink> Sink for PostureOnly<S> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::alert::AppProto;
     use crate::posture::PostureClass;
 
     /// A server whose greeting and mechanism names carry `text`.
-    fn posture_showing(text: &str) -> ServerPosture {
+    pub(crate) fn posture_showing(text: &str) -> ServerPosture {
         ServerPosture {
             timestamp: "2026-11-27T09:00:00.039000Z".into(),
             event_type: "server_posture",

@@ -90,7 +90,9 @@ struct Entry {
 
 impl ServerReport {
     /// What the server's posture knows and the report's alerts did not show: whether it offers
-    /// STARTTLS, and so what to fix (the client skipped it, or the server has none).
+    /// STARTTLS, and so what to fix (a server that said LOGINDISABLED yet took a login ignores
+    /// it; else the clients skipped STARTTLS, or the server has none). What the alerts showed
+    /// stands: a session whose STARTTLS was stripped saw none.
     pub fn complete_from(&mut self, posture: &ServerPosture) {
         if self.starttls_offered.is_some() || posture.starttls_offered.is_none() {
             return;
@@ -98,6 +100,7 @@ impl ServerReport {
         self.starttls_offered = posture.starttls_offered;
         if self.remediation == Remediation::Unknown {
             self.remediation = match posture.starttls_offered {
+                _ if posture.login_disabled && self.successes > 0 => Remediation::ServerIgnoresLogindisabled,
                 Some(true) => Remediation::ClientSkippedStarttls,
                 _ => Remediation::ServerOffersNoTls,
             };
@@ -263,6 +266,42 @@ mod tests {
         assert_eq!(report.remediation, Remediation::ServerOffersNoTls);
         assert_eq!(report.software.as_deref(), Some("Dovecot"));
         assert_eq!(report.starttls_offered, Some(false));
+    }
+
+    /// A report learns from the posture what its alerts did not show, and keeps what they did.
+    #[test]
+    fn a_report_is_completed_from_the_posture_not_overruled() {
+        let report = |starttls_offered: Option<bool>| {
+            let mut event = sample_alert();
+            if let Event::Credential(alert) = &mut event {
+                alert.server.starttls_offered = starttls_offered;
+                alert.remediation = Remediation::Unknown;
+            }
+            let mut summary = ServerSummary::default();
+            summary.add(&event);
+            summary.reports().remove(0)
+        };
+        let posture = |starttls_offered: Option<bool>, login_disabled: bool| {
+            let mut posture = crate::output::posture_table::tests::posture_showing("x");
+            posture.starttls_offered = starttls_offered;
+            posture.login_disabled = login_disabled;
+            posture
+        };
+        for (alerts_saw, posture_saw, login_disabled, offered, remediation) in [
+            (None, Some(true), false, Some(true), Remediation::ClientSkippedStarttls),
+            (None, Some(true), true, Some(true), Remediation::ServerIgnoresLogindisabled),
+            (None, Some(false), false, Some(false), Remediation::ServerOffersNoTls),
+            (None, None, false, None, Remediation::Unknown),
+            (Some(false), Some(true), false, Some(false), Remediation::Unknown),
+        ] {
+            let mut report = report(alerts_saw);
+            report.complete_from(&posture(posture_saw, login_disabled));
+            assert_eq!(
+                (report.starttls_offered, report.remediation),
+                (offered, remediation),
+                "{alerts_saw:?} {posture_saw:?}"
+            );
+        }
     }
 
     #[test]

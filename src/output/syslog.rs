@@ -213,6 +213,10 @@ fn is_wire_field(name: &str) -> bool {
     WIRE_FIELDS.contains(&name)
 }
 
+/// Objects whose fields are never the wire's, whatever their names: the rule, the sensor, the
+/// stats' interfaces and outputs (`rule.name`, `observer.hostname`, `interfaces[].name`).
+const OWN_OBJECTS: [&str; 4] = ["rule", "observer", "interfaces", "outputs"];
+
 /// The start of `text` that takes at most `max_bytes` once escaped ([`ascii_json`]), then `…`.
 fn cut_to(text: &str, max_bytes: usize) -> String {
     let mut used = 0;
@@ -251,7 +255,7 @@ fn clear_wire_values(value: &mut Value, in_wire_field: bool) {
         Value::String(text) if in_wire_field => *text = "…".to_string(),
         Value::Array(items) if in_wire_field => items.clear(),
         Value::Object(fields) => {
-            for (name, field) in fields.iter_mut() {
+            for (name, field) in fields.iter_mut().filter(|(name, _)| !OWN_OBJECTS.contains(&name.as_str())) {
                 clear_wire_values(field, is_wire_field(name));
             }
         }
@@ -286,7 +290,7 @@ fn bulkiest(value: &Value) -> Option<Vec<PathStep>> {
         }
         match value {
             Value::Object(fields) => {
-                for (name, field) in fields {
+                for (name, field) in fields.iter().filter(|(name, _)| !OWN_OBJECTS.contains(&name.as_str())) {
                     path.push(PathStep::Field(name.clone()));
                     walk(field, is_wire_field(name), path, best);
                     path.pop();
@@ -428,9 +432,11 @@ mod tests {
             "evidence": (0..200).map(|i| format!("e{i}")).collect::<Vec<_>>(),
             "greeting": "g".repeat(60),
             "plaintext_mechanisms": ["AUTH PLAIN", "AUTH LOGIN"],
+            "observer": { "hostname": "h".repeat(100) },
         });
         let fitted = fit_json(&serde_json::to_vec(&record).unwrap(), 60);
         let fitted: Value = serde_json::from_slice(&fitted).unwrap();
+        assert_eq!(fitted["observer"], record["observer"], "the sensor's own name is not the wire's");
         assert_eq!(fitted["greeting"], "…");
         assert_eq!(fitted["evidence"], json!([]));
         assert_eq!(fitted["event_type"], "server_posture");

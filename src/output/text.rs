@@ -219,12 +219,8 @@ impl<W: Write + Send> Sink for TextSink<W> {
             if unread.is_empty() {
                 writeln!(self.out, "No credential crossed in clear.")?;
             } else {
-                writeln!(
-                    self.out,
-                    "No credential crossed in clear in what could be read: {} ({}).",
-                    unread.words(),
-                    unread.see_also()
-                )?;
+                let (words, see_also) = (unread.words(), unread.see_also());
+                writeln!(self.out, "No credential crossed in clear in what could be read: {words}{see_also}.")?;
             }
             return self.out.flush();
         }
@@ -263,7 +259,7 @@ impl<W: Write + Send> Sink for TextSink<W> {
             )?;
         }
         if !unread.is_empty() {
-            writeln!(self.out, "Only what could be read is counted: {} ({}).", unread.words(), unread.see_also())?;
+            writeln!(self.out, "Only what could be read is counted: {}{}.", unread.words(), unread.see_also())?;
         }
         self.out.flush()
     }
@@ -462,8 +458,8 @@ pub(crate) mod tests {
         // Frames of a link type not read, or encrypted: read, but not looked into.
         assert_eq!(
             summary(&[], &[], 13),
-            "No credential crossed in clear in what could be read: 13 frames could not be decoded (see above; --stats \
-             counts the frames by kind).\n"
+            "No credential crossed in clear in what could be read: 13 frames could not be decoded (of a link type \
+             not read, encrypted, or tunnelled too deep).\n"
         );
         let mut servers = crate::output::ServerSummary::default();
         servers.add(&sample_alert());
@@ -473,7 +469,7 @@ pub(crate) mod tests {
         assert_eq!(
             last,
             "Only what could be read is counted: 2 files could not be read to their end, 1 frame could not be decoded \
-             (see above; --stats counts the frames by kind)."
+             (of a link type not read, encrypted, or tunnelled too deep) (see the errors above)."
         );
     }
 

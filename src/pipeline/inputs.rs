@@ -10,7 +10,7 @@ use crate::capture::{FileSource, Timestamp};
 #[derive(Debug)]
 pub enum Input {
     /// A file to read as a capture: named on the command line, whatever it holds (`-` is standard
-    /// input), or found in a directory and starting like a capture.
+    /// input), or found in a directory, starting or named like a capture.
     Capture(PathBuf),
     /// Something found in a directory that could not be listed or opened. It is reported in its
     /// place, as a named file that cannot be opened is: a capture credwatch cannot read must
@@ -53,9 +53,10 @@ pub enum InputError {
     NoCaptures(String),
 }
 
-/// Expands directories (recursively, in sorted order) into the capture files they hold, told
-/// apart by their first bytes, not their names. Files named directly are kept whatever they
-/// hold, so that a wrong one gives a clear error rather than silence; a directory without a
+/// Expands directories (recursively) into the capture files they hold, told apart by their first
+/// bytes or, for a damaged one, by their names; then puts the captures in time order
+/// (see `in_time_order`). Files named directly are kept whatever they hold, so that a wrong one
+/// gives a clear error rather than silence; a directory without a
 /// capture file is warned about, and an error when it leaves nothing to read. What a directory
 /// holds that cannot be listed or opened is kept in its place, to be reported as the run reads.
 pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
@@ -95,15 +96,16 @@ pub fn expand_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, InputError> {
 /// say which that is. Standard input, FIFOs (which cannot be read twice), files without a packet
 /// and what cannot be read keep their places; ties keep the order given.
 fn in_time_order(inputs: Vec<Input>) -> Vec<Input> {
+    let peekable = |input: &Input| matches!(input, Input::Capture(path) if path.as_os_str() != "-" && path.is_file());
+    // One file has no order to find: it is not opened twice.
+    if inputs.iter().filter(|input| peekable(input)).nth(1).is_none() {
+        return inputs;
+    }
     let named: Vec<(usize, Timestamp)> = inputs
         .iter()
         .enumerate()
-        .filter_map(|(index, input)| match input {
-            Input::Capture(path) if path.as_os_str() != "-" && path.is_file() => {
-                first_packet_time(path).map(|first| (index, first))
-            }
-            _ => None,
-        })
+        .filter(|(_, input)| peekable(input))
+        .filter_map(|(index, input)| first_packet_time(input.path()).map(|first| (index, first)))
         .collect();
     let mut by_time = named.clone();
     by_time.sort_by_key(|&(index, first)| (first, index));
@@ -217,16 +219,22 @@ fn leads_up(path: &Path, root: Option<&Path>) -> std::io::Result<bool> {
     Ok(root.is_some_and(|root| root.starts_with(target)))
 }
 
-/// Whether a file's name says it is a capture: `.pcap`, `.pcapng`, `.cap` or `.ntar`, compressed
-/// or not (`.gz`, `.bz2`, `.xz`, `.zst`, `.lz4`), in any case.
+/// Whether a file's name says it is a capture: `.pcap`, `.pcapng`, `.cap` or `.ntar`, with the
+/// number `tcpdump -C` appends (`dump.pcap12`) or a rotation's (`x.pcap.1`), compressed or not
+/// (`.gz`, `.bz2`, `.xz`, `.zst`, `.lz4`), in any case.
 fn named_like_a_capture(path: &Path) -> bool {
     const CAPTURES: [&str; 4] = ["pcap", "pcapng", "cap", "ntar"];
     const COMPRESSIONS: [&str; 5] = ["gz", "bz2", "xz", "zst", "lz4"];
     let Some(name) = path.file_name().and_then(|name| name.to_str()) else { return false };
     let name = name.to_ascii_lowercase();
-    let mut parts = name.rsplit('.');
-    let (Some(last), Some(before)) = (parts.next(), parts.next()) else { return false };
-    CAPTURES.contains(&last) || (COMPRESSIONS.contains(&last) && CAPTURES.contains(&before))
+    let mut parts: Vec<&str> = name.split('.').skip(1).collect();
+    if parts.last().is_some_and(|last| COMPRESSIONS.contains(last)) {
+        parts.pop();
+    }
+    if parts.last().is_some_and(|last| !last.is_empty() && last.bytes().all(|byte| byte.is_ascii_digit())) {
+        parts.pop();
+    }
+    parts.last().is_some_and(|last| CAPTURES.contains(&last.trim_end_matches(|c: char| c.is_ascii_digit())))
 }
 
 /// Whether the file at `path` starts like a capture (see [`crate::capture::starts_like_a_capture`]).
@@ -249,10 +257,14 @@ mod tests {
         std::fs::write(dir.path().join("b.pcap.zst"), [0x28, 0xb5, 0x2f, 0xfd, 0, 0]).unwrap();
         std::fs::write(dir.path().join("c-empty.PCAPNG"), b"").unwrap();
         std::fs::write(dir.path().join("d.tar.xz"), [0xfd, b'7', b'z', b'X', b'Z', 0]).unwrap();
+        // As tcpdump -C -z names them, and as a rotation does.
+        std::fs::write(dir.path().join("dump.pcap12.zst"), [0x28, 0xb5, 0x2f, 0xfd, 0, 0]).unwrap();
+        std::fs::write(dir.path().join("e.pcap.1"), b"\0\0").unwrap();
+        std::fs::write(dir.path().join("notes.pcapx"), b"hello").unwrap();
         std::fs::write(dir.path().join("notes.txt"), b"hello").unwrap();
         let inputs = expand_inputs(&[dir.path().to_path_buf()]).unwrap();
         let names: Vec<_> = inputs.iter().map(|input| input.path().file_name().unwrap().to_owned()).collect();
-        assert_eq!(names, ["a-damaged.pcap", "b.pcap.zst", "c-empty.PCAPNG"]);
+        assert_eq!(names, ["a-damaged.pcap", "b.pcap.zst", "c-empty.PCAPNG", "dump.pcap12.zst", "e.pcap.1"]);
     }
 
     /// Files in the order of their first packets; standard input and a file without a packet

@@ -287,7 +287,7 @@ fn read_into(
 
 /// What the run could not read: the files that failed, and the frames that could not be decoded.
 fn unread(report: &RunReport, stats: &StatsEvent) -> Unread {
-    Unread { files: report.file_errors.clone(), undecoded_frames: stats.decode.unreadable() }
+    Unread { files: report.file_errors.clone(), undecoded_frames: stats.decode.not_looked_into() }
 }
 
 /// When a file run's closing `stats` event happened: its last packet's time, or, for a run that

@@ -181,12 +181,13 @@ impl<V: Clone> LineFacts<V> {
 /// Whether the text of a refused login asks for TLS: IMAP's `[PRIVACYREQUIRED]` (RFC 5530), or
 /// words servers use for it (`-ERR TLS required`, Dovecot's `Plaintext authentication disallowed
 /// on non-secure (SSL/TLS) connections`, Postfix's `Must issue a STARTTLS command first`).
-/// `TLS`, `SSL` and `STARTTLS` count as words only (`SSL/TLS`, `TLSv1.2`), not inside another
-/// (a user name echoed in the refusal, `russell`, says nothing of TLS); `ENCRYPT` and
-/// `PRIVACYREQUIRED` anywhere (`encryption`, `non-encrypted`).
+/// `TLS`, `SSL`, `STARTTLS` and `STLS` count as words only (`SSL/TLS`, `TLSv1.2`), not inside
+/// another (a user name echoed in the refusal, `russell` or `ssl_admin`, says nothing of TLS);
+/// `ENCRYPT` and `PRIVACYREQUIRED` anywhere (`encryption`, `non-encrypted`).
 pub fn demands_tls(text: &[u8]) -> bool {
     const ANYWHERE: [&[u8]; 2] = [b"PRIVACYREQUIRED", b"ENCRYPT"];
-    const WORDS: [&[u8]; 3] = [b"TLS", b"SSL", b"STARTTLS"];
+    const WORDS: [&[u8]; 4] = [b"TLS", b"SSL", b"STARTTLS", b"STLS"];
+    let in_word = |byte: &u8| byte.is_ascii_alphabetic() || *byte == b'_';
     let places = |word: &'static [u8]| {
         text.windows(word.len()).enumerate().filter(move |(_, window)| window.eq_ignore_ascii_case(word))
     };
@@ -196,8 +197,7 @@ pub fn demands_tls(text: &[u8]) -> bool {
                 let before = at.checked_sub(1).and_then(|index| text.get(index));
                 let after = text.get(at + word.len()..).unwrap_or_default();
                 let version = matches!(after, [b'v' | b'V', digit, ..] if digit.is_ascii_digit());
-                !before.is_some_and(u8::is_ascii_alphabetic)
-                    && (version || !after.first().is_some_and(u8::is_ascii_alphabetic))
+                !before.is_some_and(in_word) && (version || !after.first().is_some_and(in_word))
             })
         })
 }
@@ -581,12 +581,18 @@ mod tests {
             b"TLSv1.2 required",
             b"Encryption required for requested authentication mechanism",
             b"[PRIVACYREQUIRED] Use STARTTLS",
+            b"-ERR use STLS first",
+            b"SSL3 or better, please",
         ] {
             assert!(demands_tls(asks), "{}", String::from_utf8_lossy(asks));
         }
-        for says_nothing in
-            [&b"Authentication failed for russell"[..], b"no such user tessla", b"mailbox atlsx", b"bad password"]
-        {
+        for says_nothing in [
+            &b"Authentication failed for russell"[..],
+            b"no such user tessla",
+            b"mailbox atlsx",
+            b"bad password",
+            b"no ssl_admin",
+        ] {
             assert!(!demands_tls(says_nothing), "{}", String::from_utf8_lossy(says_nothing));
         }
     }
