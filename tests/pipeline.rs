@@ -2,6 +2,8 @@
 //! pcap writer: mirror encapsulations, SPAN duplicates, tunnels that must not mix, and the
 //! thread count changing nothing (on written captures and on the real corpus).
 
+mod common;
+
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -38,14 +40,7 @@ fn alerts(path: &Path, threads: usize) -> Vec<Value> {
 /// A POP3 login, accepted, from CLIENT to SERVER.
 fn pop3_login(user: &str) -> Conversation {
     let mut conversation = Conversation::new((CLIENT, 40_110), (SERVER, 110));
-    conversation
-        .handshake()
-        .server(b"+OK POP3 ready\r\n")
-        .client(format!("USER {user}\r\n").as_bytes())
-        .server(b"+OK\r\n")
-        .client(b"PASS not-a-real-password\r\n")
-        .server(b"+OK logged in\r\n")
-        .fin(Side::Client);
+    common::script::pop3_login(&mut conversation, user).fin(Side::Client);
     conversation
 }
 

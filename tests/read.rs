@@ -263,7 +263,7 @@ const RADIOTAP_FLAGS_AT: usize = 24;
 /// server in turn.
 fn monitor_mode_login(more: &[&[u8]]) -> Vec<CapturedFrame> {
     let mut conversation = Conversation::new(([10, 1, 0, 5], 40_110), ([10, 1, 0, 9], 110));
-    pop3_login(conversation.link(Link::Radiotap), "alice");
+    common::script::pop3_login(conversation.link(Link::Radiotap), "alice");
     for (turn, line) in more.iter().enumerate() {
         if turn % 2 == 0 {
             conversation.client(line);
@@ -391,7 +391,7 @@ fn ignore_vlans_joins_what_a_span_port_saw_with_two_tags() {
     // and its server's tagged 20; another is copied whole on both VLANs.
     let login = |port| {
         let mut conversation = Conversation::new(([10, 1, 0, 5], port), ([10, 1, 0, 9], 110));
-        pop3_login(&mut conversation, "alice").fin(Side::Client);
+        common::script::pop3_login(&mut conversation, "alice").fin(Side::Client);
         conversation
     };
     let mut asymmetric = login(40_001);
@@ -511,7 +511,10 @@ fn a_server_report_knows_what_the_servers_other_sessions_showed() {
         .client(b"STLS\r\n")
         .server(b"+OK Begin TLS\r\n");
     let mut hasty = Conversation::new(([10, 4, 0, 3], 40_001), server);
-    pop3_login(hasty.start_at(credwatch::capture::Timestamp::from_secs_nanos(1_700_000_100, 0)), "alice");
+    common::script::pop3_login(
+        hasty.start_at(credwatch::capture::Timestamp::from_secs_nanos(1_700_000_100, 0)),
+        "alice",
+    );
     let capture = dir.path().join("two-clients.pcap");
     write_pcap_file(&capture, &[careful.frames().unwrap(), hasty.frames().unwrap()].concat()).unwrap();
     let events = common::read_json(&[&capture], &[]);
@@ -553,7 +556,7 @@ fn a_rotated_capture_reads_whole_whatever_the_order_of_its_files() {
     for i in 0..12u16 {
         let mut conversation = Conversation::new(([10, 3, 0, 1], 30_000 + i), ([10, 3, 0, 2], 110));
         let start = credwatch::capture::Timestamp::from_secs_nanos(1_700_000_000 + u64::from(i) * 10, 0);
-        pop3_login(conversation.start_at(start), &format!("user{i:02}"));
+        common::script::pop3_login(conversation.start_at(start), &format!("user{i:02}"));
         frames.extend(conversation.frames().unwrap());
     }
     // Files of 7 frames: every login (9 frames) is cut by a rotation.
@@ -585,24 +588,12 @@ fn a_rotated_capture_reads_whole_whatever_the_order_of_its_files() {
     }
 }
 
-/// A POP3 login in clear as most clients make it, from the handshake: greeting, `USER`, `PASS`,
-/// accepted.
-fn pop3_login<'c>(conversation: &'c mut Conversation, user: &str) -> &'c mut Conversation {
-    conversation
-        .handshake()
-        .server(b"+OK POP3 ready\r\n")
-        .client(format!("USER {user}\r\n").as_bytes())
-        .server(b"+OK\r\n")
-        .client(b"PASS not-a-real-password\r\n")
-        .server(b"+OK logged in\r\n")
-}
-
 /// A capture of `logins` POP3 logins, one after another: JSON lines enough to fill a pipe.
 fn many_logins(path: &std::path::Path, logins: u16) {
     let mut frames = Vec::new();
     for i in 0..logins {
         let mut conversation = Conversation::new(([10, 2, 0, 1], 20_000 + i), ([10, 2, 0, 2], 110));
-        pop3_login(
+        common::script::pop3_login(
             conversation.start_at(credwatch::capture::Timestamp::from_secs_nanos(1_700_000_000 + u64::from(i), 0)),
             "alice",
         );

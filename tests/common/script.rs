@@ -9,6 +9,18 @@ use std::time::Duration;
 use credwatch::pcapwriter::{write_pcap_file, Conversation, Side};
 use serde_json::Value;
 
+/// A POP3 login in clear as most clients make it, from the handshake: greeting, `USER`, `PASS`,
+/// accepted.
+pub fn pop3_login<'c>(conversation: &'c mut Conversation, user: &str) -> &'c mut Conversation {
+    conversation
+        .handshake()
+        .server(b"+OK POP3 ready\r\n")
+        .client(format!("USER {user}\r\n").as_bytes())
+        .server(b"+OK\r\n")
+        .client(b"PASS not-a-real-password\r\n")
+        .server(b"+OK logged in\r\n")
+}
+
 /// One step of a scripted session.
 pub enum Step<'a> {
     Client(&'a str),
