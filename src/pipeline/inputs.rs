@@ -101,12 +101,18 @@ fn in_time_order(inputs: Vec<Input>) -> Vec<Input> {
     if inputs.iter().filter(|input| peekable(input)).nth(1).is_none() {
         return inputs;
     }
-    let named: Vec<(usize, Timestamp)> = inputs
-        .iter()
-        .enumerate()
-        .filter(|(_, input)| peekable(input))
-        .filter_map(|(index, input)| first_packet_time(input.path()).map(|first| (index, first)))
-        .collect();
+    // The peeks say nothing in the logs (the run reads each file again, and says then what it has
+    // to say), under one silent subscriber for them all: each one set up rebuilds every
+    // callsite's interest.
+    let named: Vec<(usize, Timestamp)> =
+        tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
+            inputs
+                .iter()
+                .enumerate()
+                .filter(|(_, input)| peekable(input))
+                .filter_map(|(index, input)| first_packet_time(input.path()).map(|first| (index, first)))
+                .collect()
+        });
     let mut by_time = named.clone();
     by_time.sort_by_key(|&(index, first)| (first, index));
     if by_time == named {
@@ -124,13 +130,10 @@ fn in_time_order(inputs: Vec<Input>) -> Vec<Input> {
     slots.into_iter().flatten().collect()
 }
 
-/// The time of a capture file's first packet, read without a word in the logs (the run reads it
-/// again, and says then what it has to say).
+/// The time of a capture file's first packet.
 fn first_packet_time(path: &Path) -> Option<Timestamp> {
-    tracing::subscriber::with_default(tracing::subscriber::NoSubscriber::default(), || {
-        let mut source = FileSource::open(path).ok()?;
-        source.next_frame().ok().flatten().map(|frame| frame.ts)
-    })
+    let mut source = FileSource::open(path).ok()?;
+    source.next_frame().ok().flatten().map(|frame| frame.ts)
 }
 
 /// The files and directories the expansion of the named directories has met, by identity
